@@ -1,0 +1,247 @@
+//! Protocol events: what the decoders tell the detector and the outputs.
+//!
+//! Field names follow `shared/design/CONTRACT.md` §2 exactly: they are serialized as-is into the
+//! JSON-lines events, so renaming one breaks users' pipelines. Extend, never rename.
+
+use crate::flow::{Direction, FlowMeta};
+use crate::time::Timestamp;
+use serde::Serialize;
+
+/// One thing a decoder saw.
+#[derive(Debug, Clone)]
+pub struct ProtocolEvent {
+    /// Packet time of the packet that completed it.
+    pub ts: Timestamp,
+    pub flow: FlowMeta,
+    pub body: EventBody,
+}
+
+/// The payload of an event; its variant decides the EVE `event_type`.
+#[derive(Debug, Clone)]
+pub enum EventBody {
+    Dicom(DicomEvent),
+    Anomaly(Anomaly),
+}
+
+impl EventBody {
+    /// EVE `event_type`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventBody::Dicom(_) => "dicom",
+            EventBody::Anomaly(_) => "anomaly",
+        }
+    }
+}
+
+/// `dicom` events: `dicom.type` is `association` or `command`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DicomEvent {
+    Association(DicomAssociation),
+    Command(DicomCommand),
+}
+
+/// How an association ended (CONTRACT §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssociationOutcome {
+    Released,
+    Rejected,
+    Aborted,
+    Reset,
+    Closed,
+    Incomplete,
+}
+
+impl AssociationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssociationOutcome::Released => "released",
+            AssociationOutcome::Rejected => "rejected",
+            AssociationOutcome::Aborted => "aborted",
+            AssociationOutcome::Reset => "reset",
+            AssociationOutcome::Closed => "closed",
+            AssociationOutcome::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// A-ASSOCIATE-RJ fields (PS3.8 §9.3.4), numbers as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AssociationReject {
+    pub result: u8,
+    pub source: u8,
+    pub reason: u8,
+}
+
+/// A-ABORT fields (PS3.8 §9.3.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AssociationAbort {
+    pub source: u8,
+    pub reason: u8,
+}
+
+/// User Identity negotiation (PS3.7 §D.3.3.7): the type and user name, never the passcode/token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserIdentity {
+    /// `username`, `username_passcode`, `kerberos`, `saml`, `jwt` (or `unknown_<n>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Present for `username` and `username_passcode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Whether the acceptor answered the identity (A-ASSOCIATE-AC carried a User Identity
+    /// sub-item); only known when the requester asked for a positive response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_response: Option<bool>,
+}
+
+/// `dicom.type = "association"`: one per association, when it ends or the run ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct DicomAssociation {
+    pub calling_ae: String,
+    pub called_ae: String,
+    pub accepted: bool,
+    pub outcome: AssociationOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reject: Option<AssociationReject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AssociationAbort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentity>,
+    /// Accepted SOP class UIDs (abstract syntaxes of accepted presentation contexts).
+    pub abstract_syntaxes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implementation_class_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implementation_version_name: Option<String>,
+    /// Max PDU length the requester announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pdu_length: Option<u32>,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
+    /// DIMSE requests seen.
+    pub commands: u64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Extension: false when the capture began mid-association (AE titles may be empty).
+    pub request_seen: bool,
+    /// Extension: bytes lost to capture gaps inside this association.
+    pub gap_bytes: u64,
+}
+
+/// Status class of a DIMSE status (PS3.7 Annex C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusClass {
+    Success,
+    Warning,
+    Failure,
+    Cancel,
+    Pending,
+}
+
+impl StatusClass {
+    /// Classify a status code (PS3.7 §C.1–C.5).
+    pub fn of(status: u16) -> StatusClass {
+        match status {
+            0x0000 => StatusClass::Success,
+            0xFE00 => StatusClass::Cancel,
+            0xFF00 | 0xFF01 => StatusClass::Pending,
+            0x0001 | 0x0107 | 0x0116 | 0xB000..=0xBFFF => StatusClass::Warning,
+            _ => StatusClass::Failure,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusClass::Success => "success",
+            StatusClass::Warning => "warning",
+            StatusClass::Failure => "failure",
+            StatusClass::Cancel => "cancel",
+            StatusClass::Pending => "pending",
+        }
+    }
+}
+
+/// C-MOVE / C-GET sub-operation counts from the (last) response (PS3.7 §9.1.3, §9.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SubOperations {
+    pub completed: u16,
+    pub failed: u16,
+    pub warning: u16,
+    pub remaining: u16,
+}
+
+/// `dicom.type = "command"`: one per DIMSE request, emitted with its final response
+/// (or when the association ends without one: then `status` is absent).
+#[derive(Debug, Clone, Serialize)]
+pub struct DicomCommand {
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// `C-ECHO`, `C-STORE`, `C-FIND`, `C-MOVE`, `C-GET`, `N-…`, or `0x….` for unknown codes.
+    pub command: String,
+    pub message_id: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sop_class_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sop_instance_uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_destination: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_level: Option<String>,
+    pub study_instance_uids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modality: Option<String>,
+    /// e.g. `"0x0000"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_class: Option<StatusClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_operations: Option<SubOperations>,
+    /// Dataset bytes carried by the request (C-STORE) or by all responses (C-FIND matches).
+    pub dataset_bytes: u64,
+    /// `toserver`: the request went from the association requester to the acceptor;
+    /// `toclient`: e.g. C-STORE sub-operations of a C-GET flowing back to the requester.
+    pub direction: Direction,
+    /// Extension: number of responses seen (C-FIND matches are pending responses).
+    pub responses: u32,
+    pub request_time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<Timestamp>,
+}
+
+/// Malformed or unexpected traffic: counted, reported, skipped (ARCHITECTURE rule 6).
+#[derive(Debug, Clone, Serialize)]
+pub struct Anomaly {
+    /// `dicom`, `tcp`, …
+    pub proto: &'static str,
+    /// snake_case name, e.g. `dicom.pdu_too_large`.
+    pub name: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes() {
+        assert_eq!(StatusClass::of(0x0000), StatusClass::Success);
+        assert_eq!(StatusClass::of(0xFF00), StatusClass::Pending);
+        assert_eq!(StatusClass::of(0xB007), StatusClass::Warning);
+        assert_eq!(StatusClass::of(0xA801), StatusClass::Failure);
+        assert_eq!(StatusClass::of(0xFE00), StatusClass::Cancel);
+    }
+
+    #[test]
+    fn dicom_event_is_tagged_by_type() {
+        let a = AssociationAbort { source: 0, reason: 0 };
+        let v = serde_json::to_value(a).unwrap();
+        assert_eq!(v["source"], 0);
+        let o = serde_json::to_value(AssociationOutcome::Incomplete).unwrap();
+        assert_eq!(o, "incomplete");
+    }
+}
