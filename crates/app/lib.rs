@@ -1,1 +1,7 @@
-//! pacstap library
+//! pacstap as a library: the pipeline that the binary, the integration tests and the benches
+//! share, so that what the tests measure is exactly what users run.
+
+pub mod pipeline;
+pub mod progress;
+
+pub use pipeline::{replay, ReplayOptions, ReplayReport};

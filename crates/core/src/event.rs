@@ -17,7 +17,10 @@ pub struct ProtocolEvent {
 }
 
 /// The payload of an event; its variant decides the EVE `event_type`.
+///
+/// Not boxed: events are rare next to packets, and they move once, from decoder to sinks.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum EventBody {
     Dicom(DicomEvent),
     Anomaly(Anomaly),

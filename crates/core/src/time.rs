@@ -38,7 +38,9 @@ impl Timestamp {
         self.0 as f64 / 1e9
     }
 
-    /// `self + d`, saturating.
+    /// `self + d`, saturating. A method rather than `impl Add`, so the saturation is visible
+    /// at the call site.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
