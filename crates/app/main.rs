@@ -76,14 +76,18 @@ fn main() -> ExitCode {
 
 /// `pacstap replay … | head` must end quietly, as other Unix tools do.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     let events: Box<dyn Write> = if args.events == "-" {
         Box::new(io::stdout().lock())
     } else {
-        let f = std::fs::File::create(&args.events).with_context(|| format!("cannot create events file {}", args.events))?;
+        let f = std::fs::File::create(&args.events)
+            .with_context(|| format!("cannot create events file {}", args.events))?;
         Box::new(f)
     };
     let mut opts = pacstap::ReplayOptions::new(args.pcaps);
@@ -100,7 +104,12 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         eprint!("{}", report.render_summary());
     } else {
         for d in &report.damages {
-            eprintln!("pacstap: warning: {} is damaged at byte {}: {}", d.path.display(), d.offset, d.reason);
+            eprintln!(
+                "pacstap: warning: {} is damaged at byte {}: {}",
+                d.path.display(),
+                d.offset,
+                d.reason
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -65,7 +65,10 @@ impl ReplayReport {
         sections.push(SummarySection {
             title: "Input".into(),
             rows: vec![
-                ("frames".into(), format!("{} ({:.1} MB)", self.frames, self.bytes as f64 / 1e6)),
+                (
+                    "frames".into(),
+                    format!("{} ({:.1} MB)", self.frames, self.bytes as f64 / 1e6),
+                ),
                 ("capture time".into(), span),
                 (
                     "decoded".into(),
@@ -85,7 +88,10 @@ impl ReplayReport {
         sections.push(SummarySection {
             title: "TCP".into(),
             rows: vec![
-                ("flows".into(), format!("{} ({} picked up mid-stream)", f.flows_created, f.midstream_pickups)),
+                (
+                    "flows".into(),
+                    format!("{} ({} picked up mid-stream)", f.flows_created, f.midstream_pickups),
+                ),
                 ("gaps".into(), format!("{} ({} bytes lost)", f.gaps, f.gap_bytes)),
                 (
                     "reassembly".into(),

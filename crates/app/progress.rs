@@ -20,7 +20,12 @@ const EVERY: Duration = Duration::from_millis(500);
 impl Progress {
     pub fn new(enabled: bool) -> Self {
         let now = Instant::now();
-        Progress { enabled: enabled && std::io::stderr().is_terminal(), start: now, last: now, shown: false }
+        Progress {
+            enabled: enabled && std::io::stderr().is_terminal(),
+            start: now,
+            last: now,
+            shown: false,
+        }
     }
 
     /// Cheap to call often; reads the clock only when enabled.
@@ -35,7 +40,11 @@ impl Progress {
         self.last = now;
         self.shown = true;
         let secs = now.duration_since(self.start).as_secs_f64().max(1e-9);
-        let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 0.0 };
+        let pct = if total > 0 {
+            done as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
         let _ = write!(
             std::io::stderr(),
             "\r  {:.1} / {:.1} MB ({pct:.0}%)  {:.0} MB/s   ",

@@ -108,14 +108,29 @@ lab_veth() {
     lab_offloads_off "$nsb" "$devb"
 }
 
+# drop a pid that has been waited for (never signal a recycled pid later)
+lab_forget() {
+    local gone=$1 pid keep=()
+    for pid in "${LAB_PIDS[@]}"; do [[ $pid == "$gone" ]] || keep+=("$pid"); done
+    LAB_PIDS=("${keep[@]}")
+}
+
 lab_cleanup() {
-    local pid ns
+    local pid ns i alive
     for pid in "${LAB_PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
-    sleep 0.5
+    for i in $(seq 50); do          # up to 10 s for a clean shutdown (Orthanc)
+        alive=0
+        for pid in "${LAB_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.2
+    done
     for pid in "${LAB_PIDS[@]}"; do
         kill -9 "$pid" 2>/dev/null || true
+    done
+    for pid in "${LAB_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
     done
     for ns in "${LAB_NETNS[@]}"; do
         lab_ns_del "$ns"
@@ -158,6 +173,7 @@ cap_stop() {
     local pid=$1 file=$2
     kill -INT "$pid"
     wait "$pid" || true
+    lab_forget "$pid"
     local drops
     drops=$(sed -n 's/^\([0-9]*\) packets\{0,1\} dropped by kernel.*/\1/p' "$file.err")
     [[ -n $drops ]] || die "no tcpdump statistics for $file: $(cat "$file.err")"

@@ -263,6 +263,9 @@ def drop(p):
             note="stream offsets are bytes of the client->PACS TCP payload (relative seq - 1, "
                  "i.e. 0 = first payload byte after the handshake), end exclusive",
             big_instance=BIG_SOP, big_instance_data_pdvs_stream_range=[m["data_start"], m["data_end"]],
+            big_instance_data_pdus=len(m["pdu_starts"]),
+            big_instance_client_segments=sum(1 for _, sa, sb in segs
+                                             if sb > m["data_start"] and sa < m["data_end"]),
             hole_in_pdu_number=pdu_no, hole_pdu_stream_range=list(pdu_rng),
             pdus_in_client_stream=sum(1 for _ in pdus(stream)))
     raise SystemExit("big instance not found in store.pcap")

@@ -17,7 +17,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
 from pathlib import Path
 
-DECODE = ["-d", "tcp.port==4242,dicom", "-d", "tcp.port==11112,dicom"]
+# out-of-order reassembly on: without it tshark 4.0 loses a PDU now and then in
+# store-reordered.pcap (depends on where the swaps fall)
+DECODE = ["-o", "tcp.reassemble_out_of_order:TRUE", "-d", "tcp.port==4242,dicom", "-d", "tcp.port==11112,dicom"]
 # PDU types (field dicom.pdu.type), one entry per PDU, comma-aggregated per frame
 CMD_PDU = ["tshark", "-n", "-r", "{f}", *DECODE, "-T", "fields", "-E", "occurrence=a",
            "-E", "aggregator=,", "-e", "dicom.pdu.type"]

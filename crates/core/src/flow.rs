@@ -41,7 +41,13 @@ impl FlowKey {
         if self.src <= self.dst {
             (*self, true)
         } else {
-            (FlowKey { src: self.dst, dst: self.src }, false)
+            (
+                FlowKey {
+                    src: self.dst,
+                    dst: self.src,
+                },
+                false,
+            )
         }
     }
 
@@ -136,8 +142,14 @@ mod tests {
 
     #[test]
     fn canonical_key_is_direction_free() {
-        let k1 = FlowKey { src: ep(1, 5000), dst: ep(2, 104) };
-        let k2 = FlowKey { src: ep(2, 104), dst: ep(1, 5000) };
+        let k1 = FlowKey {
+            src: ep(1, 5000),
+            dst: ep(2, 104),
+        };
+        let k2 = FlowKey {
+            src: ep(2, 104),
+            dst: ep(1, 5000),
+        };
         assert_eq!(k1.canonical().0, k2.canonical().0);
         assert_ne!(k1.canonical().1, k2.canonical().1);
         assert_eq!(k1.symmetric_hash(), k2.symmetric_hash());

@@ -1,1 +1,26 @@
-//! TODO
+//! Passive bidirectional TCP reassembly: the `flow` stage of pacstap.
+//!
+//! A tap cannot ask for a retransmission and is not told what the endpoints received, so this
+//! crate rebuilds each direction of every TCP connection from whatever packets the capture holds,
+//! in whatever order they come, and says plainly where bytes are missing
+//! ([`ChunkBody::Gap`](pacstap_core::ChunkBody::Gap)) so the decoders can resynchronise instead
+//! of stalling or misparsing.
+//!
+//! - [`FlowTable`] keys connections by their canonical 4-tuple (one hash lookup per packet),
+//!   decides who the client is, keeps flows in least-recently-active order for timeouts and
+//!   eviction, and hands stream pieces to a [`StreamHandler`](pacstap_core::StreamHandler).
+//! - `reassembly::HalfStream` turns one direction's segments into an in-order byte stream:
+//!   in-order bytes go out as slices of the packet (no copy), out-of-order bytes are copied into a
+//!   bounded buffer until the hole before them fills or is declared lost.
+//!
+//! Packet time is the only clock (ARCHITECTURE rule 1); every buffer has a cap whose hits are
+//! counted in [`FlowStats`] (rule 5); sequence numbers are compared modulo 2^32 and never
+//! subtracted unchecked (rule 4), and stream offsets are `u64`, so streams longer than 4 GiB work.
+
+mod config;
+mod reassembly;
+mod table;
+
+pub use config::{FlowConfig, FlowStats};
+pub use reassembly::PIECE_OVERHEAD;
+pub use table::FlowTable;

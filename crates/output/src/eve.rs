@@ -103,7 +103,11 @@ mod tests {
         let ev = ProtocolEvent {
             ts: Timestamp::from_secs_nanos(1_795_773_601, 123_456_000),
             flow: meta(),
-            body: EventBody::Anomaly(Anomaly { proto: "dicom", name: "dicom.pdu_too_large", detail: None }),
+            body: EventBody::Anomaly(Anomaly {
+                proto: "dicom",
+                name: "dicom.pdu_too_large",
+                detail: None,
+            }),
         };
         let mut buf = Vec::new();
         {
@@ -128,7 +132,11 @@ mod tests {
         let ev = ProtocolEvent {
             ts: Timestamp(0),
             flow: meta(),
-            body: EventBody::Anomaly(Anomaly { proto: "dicom", name: "x", detail: None }),
+            body: EventBody::Anomaly(Anomaly {
+                proto: "dicom",
+                name: "x",
+                detail: None,
+            }),
         };
         let mut buf = Vec::new();
         {

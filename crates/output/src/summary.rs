@@ -155,7 +155,9 @@ impl Summary {
 
         let mut pairs: Vec<_> = self.pairs.iter().collect();
         pairs.sort_by(|a, b| {
-            (b.1.associations, b.1.commands).cmp(&(a.1.associations, a.1.commands)).then(a.0.cmp(b.0))
+            (b.1.associations, b.1.commands)
+                .cmp(&(a.1.associations, a.1.commands))
+                .then(a.0.cmp(b.0))
         });
         if !pairs.is_empty() {
             let _ = writeln!(s, "  top AE pairs (calling → called: associations, commands)");
@@ -173,7 +175,12 @@ impl Summary {
             }
         }
         if !self.users.is_empty() {
-            let users: Vec<String> = self.users.iter().take(TOP_N).map(|(u, n)| format!("{u} ({n})")).collect();
+            let users: Vec<String> = self
+                .users
+                .iter()
+                .take(TOP_N)
+                .map(|(u, n)| format!("{u} ({n})"))
+                .collect();
             let _ = writeln!(s, "  {:<22} {}", "user identities", users.join(", "));
         }
         if !self.commands.is_empty() {
@@ -196,8 +203,12 @@ impl Summary {
             self.queried.show()
         );
         if !self.move_destinations.is_empty() {
-            let d: Vec<String> =
-                self.move_destinations.iter().take(TOP_N).map(|(k, v)| format!("{} ({v})", show_ae(k))).collect();
+            let d: Vec<String> = self
+                .move_destinations
+                .iter()
+                .take(TOP_N)
+                .map(|(k, v)| format!("{} ({v})", show_ae(k)))
+                .collect();
             let _ = writeln!(s, "  {:<22} {}", "move destinations", d.join(", "));
         }
         let _ = writeln!(s, "Anomalies");

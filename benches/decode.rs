@@ -1,0 +1,117 @@
+//! Criterion benches of the per-packet stages: wire decode, TCP reassembly, DICOM decoding,
+//! and the whole replay pipeline on a bundled real capture.
+//!
+//! Run: `cargo bench --bench decode`. Throughput is reported in bytes of frames/payload, so
+//! criterion prints GB/s directly. For the end-to-end number on a large capture, and the
+//! comparison with tshark, see `benches/replay-throughput`.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pacstap_core::{CloseReason, FlowMeta, Interest, StreamChunk, StreamHandler, Timestamp};
+use pacstap_flow::{FlowConfig, FlowTable};
+use pacstap_wire::WireDecoder;
+use std::hint::black_box;
+use std::path::PathBuf;
+
+const MSS: usize = 1448;
+
+/// An Ethernet/IPv4/TCP frame carrying `payload` (checksums are not verified by a tap).
+fn frame(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + payload.len());
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let total = (20 + 20 + payload.len()) as u16;
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[10, 20, 0, 30, 10, 20, 0, 10]);
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&11112u16.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&1u32.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Counts delivered bytes; the cheapest possible consumer, so the bench measures reassembly.
+#[derive(Default)]
+struct CountingHandler {
+    bytes: u64,
+}
+
+impl StreamHandler<()> for CountingHandler {
+    fn on_chunk(&mut self, _: &mut (), _: &FlowMeta, chunk: StreamChunk<'_>) -> Interest {
+        if let pacstap_core::ChunkBody::Data(d) = chunk.body {
+            self.bytes += d.len() as u64;
+        }
+        Interest::Continue
+    }
+    fn on_flow_end(&mut self, _: (), _: &FlowMeta, _: CloseReason, _: Timestamp) {}
+}
+
+fn segments(n: usize, swap_pairs: bool) -> Vec<Vec<u8>> {
+    let payload = vec![0x5au8; MSS];
+    let mut v = vec![frame(999, 0x02, &[])];
+    let mut data: Vec<Vec<u8>> = (0..n).map(|i| frame(1000 + (i * MSS) as u32, 0x18, &payload)).collect();
+    if swap_pairs {
+        for pair in data.chunks_mut(2) {
+            pair.reverse();
+        }
+    }
+    v.extend(data);
+    v
+}
+
+fn bench_wire(c: &mut Criterion) {
+    let f = frame(1, 0x18, &[0u8; MSS]);
+    let mut g = c.benchmark_group("wire");
+    g.throughput(Throughput::Bytes(f.len() as u64));
+    g.bench_function("decode_eth_ipv4_tcp_1514", |b| {
+        let mut dec = WireDecoder::new();
+        b.iter(|| black_box(dec.decode(Timestamp(1), 1, black_box(&f)).map(|p| p.payload.len())))
+    });
+    g.finish();
+}
+
+fn bench_reassembly(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reassembly");
+    for (name, swap) in [("in_order", false), ("pairs_swapped", true)] {
+        let frames = segments(2000, swap);
+        g.throughput(Throughput::Bytes((2000 * MSS) as u64));
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (FlowTable::<()>::new(FlowConfig::default()), WireDecoder::new()),
+                |(mut table, mut dec)| {
+                    let mut h = CountingHandler::default();
+                    for f in &frames {
+                        if let Some(p) = dec.decode(Timestamp(1), 1, f) {
+                            table.process(&p, &mut h);
+                        }
+                    }
+                    black_box(h.bytes)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// The whole pipeline (capture → events) on the bundled real C-STORE capture, events discarded.
+fn bench_replay_sample(c: &mut Criterion) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcap-samples/store.pcap");
+    let Ok(meta) = std::fs::metadata(&path) else {
+        eprintln!("skipping replay bench: {} missing", path.display());
+        return;
+    };
+    let mut g = c.benchmark_group("replay");
+    g.throughput(Throughput::Bytes(meta.len()));
+    g.sample_size(20);
+    g.bench_function("store_pcap", |b| {
+        b.iter(|| {
+            let report = pacstap::replay(pacstap::ReplayOptions::new(vec![path.clone()]), false).expect("replay");
+            black_box(report.summary.associations())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_wire, bench_reassembly, bench_replay_sample);
+criterion_main!(benches);

@@ -1,0 +1,885 @@
+//! One direction of a TCP connection, rebuilt from what a passive tap saw.
+//!
+//! Positions are stream offsets (`u64`, 0 = the first byte after the SYN, or the first byte seen
+//! when the SYN was not). A sequence number is turned into an offset relative to `next`, the
+//! next offset to deliver: `next + (seq - seq_of(next))` with the difference taken modulo 2^32 as a
+//! signed 32-bit value (RFC 9293 §3.4: "all arithmetic dealing with sequence numbers must be
+//! performed modulo 2**32"). Because the reference point moves with the stream, a stream can run
+//! past 4 GiB and any number of sequence wraps; bytes more than 2^31 away from `next` alias, as
+//! they do for TCP itself.
+//!
+//! Everything below `next` has been delivered (or declared lost) and is forgotten. Bytes at `next`
+//! are delivered straight from the packet, so the common case copies nothing. Bytes beyond a hole
+//! are copied into `pieces`, a `BTreeMap` from offset to a non-overlapping piece, coalesced with
+//! its neighbours where cheap; the map is bounded by bytes and by holes, and every operation on it
+//! is logarithmic, so a flood of tiny out-of-order segments costs `O(n log n)`, not `O(n²)`.
+//!
+//! Overlaps: the first copy of a byte wins (as in Linux's out-of-order queue, and as Suricata
+//! does by default). Bytes seen again are counted as retransmitted; if they differ from the
+//! buffered copy, an overlap conflict is counted, since that is how evasion by overlapping
+//! segments shows itself.
+//!
+//! A hole is given up and reported as a gap when the receiver acknowledges bytes past it (the
+//! receiver got them, so the capture missed them: Suricata's rule, and the fastest resync), when
+//! the buffers for the direction or for all flows are full, when the direction has too many holes,
+//! and when the flow ends.
+
+use std::collections::BTreeMap;
+
+use pacstap_core::{ChunkBody, CloseReason, Interest};
+
+use crate::config::{FlowConfig, FlowStats};
+
+/// Bytes charged against the buffer caps for each buffered piece, on top of its data.
+///
+/// A B-tree slot (key and value, ~40 bytes) plus the heap block header of the piece's `Vec`
+/// (16 bytes with glibc malloc), rounded up: without it a flood of one-byte segments would hold
+/// sixty times the memory the byte caps promise.
+pub const PIECE_OVERHEAD: usize = 64;
+
+/// Signed distance from `b` to `a` in sequence space (RFC 9293 §3.4, arithmetic modulo 2^32):
+/// positive when `a` comes after `b`.
+pub(crate) fn seq_delta(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+/// What a half-stream may change outside itself: the caps it obeys and the counters it bumps
+/// (including the global buffered-bytes gauge, which the total cap is checked against).
+pub(crate) struct Budget<'a> {
+    pub cfg: &'a FlowConfig,
+    pub stats: &'a mut FlowStats,
+}
+
+/// A buffered run of bytes beyond a hole.
+#[derive(Debug)]
+enum Piece {
+    /// Captured bytes (copied out of the packet).
+    Data(Vec<u8>),
+    /// Bytes that were on the wire but cut off by the snaplen: known to be lost.
+    Lost(u64),
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Data(v) => v.len() as u64,
+            Piece::Lost(n) => *n,
+        }
+    }
+
+    /// What this piece counts against the buffer caps.
+    fn charge(&self) -> usize {
+        PIECE_OVERHEAD
+            + match self {
+                Piece::Data(v) => v.len(),
+                Piece::Lost(_) => 0,
+            }
+    }
+}
+
+/// A piece about to be buffered, still borrowing the packet.
+#[derive(Clone, Copy)]
+enum Fill<'a> {
+    Data(&'a [u8]),
+    Lost(u64),
+}
+
+impl Fill<'_> {
+    fn len(self) -> u64 {
+        match self {
+            Fill::Data(d) => d.len() as u64,
+            Fill::Lost(n) => n,
+        }
+    }
+
+    fn data_len(self) -> usize {
+        match self {
+            Fill::Data(d) => d.len(),
+            Fill::Lost(_) => 0,
+        }
+    }
+}
+
+/// One direction of a connection.
+///
+/// Invariants between calls: every buffered piece starts after `next` (a hole precedes each
+/// island); `next <= fin` when a FIN was seen; `islands` is the number of maximal runs of
+/// adjacent pieces; `charged` is the sum of the pieces' charges.
+#[derive(Debug, Default)]
+pub(crate) struct HalfStream {
+    /// Sequence number of stream offset 0 (valid when `started`).
+    base: u32,
+    started: bool,
+    /// Next offset to deliver; everything before it was delivered or reported lost.
+    next: u64,
+    pieces: BTreeMap<u64, Piece>,
+    /// Bytes charged against the caps for `pieces`.
+    charged: usize,
+    /// Separate runs of buffered pieces, i.e. holes waiting to be filled.
+    islands: usize,
+    /// Offset of the FIN (RFC 9293 §3.6: the FIN takes the sequence number after the last byte).
+    fin: Option<u64>,
+    /// `Close(Fin)` delivered.
+    closed: bool,
+    /// Highest offset the other side acknowledged (never beyond the FIN).
+    acked: u64,
+}
+
+impl HalfStream {
+    /// Offset 0 is at `seq` (the first byte after the SYN, or the first byte seen). Only while
+    /// nothing was delivered or buffered: re-basing after that would renumber the stream.
+    pub fn start_at(&mut self, seq: u32) {
+        if !self.has_data() && self.fin.is_none() {
+            self.base = seq;
+            self.started = true;
+            self.acked = 0;
+        }
+    }
+
+    /// Whether any byte was delivered or buffered.
+    pub fn has_data(&self) -> bool {
+        self.next > 0 || !self.pieces.is_empty()
+    }
+
+    /// `Close(Fin)` has been delivered for this direction.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Sequence number of `next`; `next as u32` is its value modulo 2^32, which is all that matters.
+    fn next_seq(&self) -> u32 {
+        self.base.wrapping_add(self.next as u32)
+    }
+
+    /// A segment: `len` bytes on the wire at `seq` (the sequence number of its first data byte),
+    /// of which the first `payload.len()` were captured.
+    pub fn segment<O>(&mut self, seq: u32, payload: &[u8], len: u64, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        let len = len.max(payload.len() as u64);
+        if !self.started {
+            // Picked up mid-stream: the first payload seen is offset 0.
+            self.start_at(seq);
+        }
+        let d = seq_delta(seq, self.next_seq());
+        if d == 0 && len == payload.len() as u64 && self.pieces.is_empty() && self.fin.is_none() {
+            // The fast path: in order, nothing waiting, nothing cut off. Zero copy.
+            if payload.is_empty() {
+                return Interest::Continue;
+            }
+            let at = self.next;
+            self.next = at.saturating_add(len);
+            return out(at, ChunkBody::Data(payload));
+        }
+        // Trim what lies before `next`: already delivered (or before the stream began).
+        let (skip, start) = if d < 0 {
+            (d.unsigned_abs(), self.next)
+        } else {
+            (0, self.next.saturating_add(d.unsigned_abs()))
+        };
+        if skip >= len {
+            b.stats.retransmitted_bytes += len;
+            return Interest::Continue;
+        }
+        b.stats.retransmitted_bytes += skip;
+        let mut end = start.saturating_add(len - skip);
+        if let Some(fin) = self.fin {
+            if end > fin {
+                let cut = start.max(fin);
+                b.stats.bytes_after_fin += end - cut;
+                end = cut;
+            }
+        }
+        if end <= start {
+            return Interest::Continue;
+        }
+        let data = usize::try_from(skip).ok().and_then(|s| payload.get(s..)).unwrap_or(&[]);
+        let keep = usize::try_from(end - start).unwrap_or(usize::MAX).min(data.len());
+        let data = data.get(..keep).unwrap_or(&[]);
+        self.place(start, end, data, b, out)
+    }
+
+    /// The other side acknowledged everything before `ack` (RFC 9293 §3.4: ACK = next sequence
+    /// number the receiver expects). A hole below it was received by the endpoint and missed by
+    /// the capture, so waiting for it is pointless.
+    pub fn ack<O>(&mut self, ack: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        if !self.started {
+            return Interest::Continue;
+        }
+        let d = seq_delta(ack, self.next_seq());
+        if d <= 0 {
+            return Interest::Continue;
+        }
+        let mut acked = self.next.saturating_add(d.unsigned_abs());
+        if let Some(fin) = self.fin {
+            // The FIN itself takes one sequence number; its ACK is fin + 1.
+            acked = acked.min(fin);
+        }
+        if acked <= self.acked {
+            return Interest::Continue;
+        }
+        self.acked = acked;
+        self.skip_acked_holes(b, out)
+    }
+
+    /// A FIN whose sequence number is `seq`. The first FIN wins; bytes beyond it are dropped.
+    pub fn fin<O>(&mut self, seq: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        if self.fin.is_some() {
+            return Interest::Continue;
+        }
+        if !self.started {
+            // A direction that never carried data: it is empty.
+            self.start_at(seq);
+        }
+        let d = seq_delta(seq, self.next_seq());
+        if d < 0 {
+            // A FIN before bytes already delivered contradicts the stream: ignore it.
+            return Interest::Continue;
+        }
+        let fin = self.next.saturating_add(d.unsigned_abs());
+        self.fin = Some(fin);
+        self.acked = self.acked.min(fin);
+        self.cut_after(fin, b);
+        if self.skip_acked_holes(b, out) == Interest::Ignore {
+            return Interest::Ignore;
+        }
+        self.drain(b, out)
+    }
+
+    /// The flow is ending: deliver everything buffered, holes as gaps, and `Close(Fin)` if the
+    /// FIN was seen.
+    pub fn finish<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        if self.drain(b, out) == Interest::Ignore {
+            return Interest::Ignore;
+        }
+        loop {
+            let target = match self.pieces.first_key_value() {
+                Some((&s, _)) => s,
+                None => match self.fin {
+                    Some(fin) if !self.closed => fin,
+                    _ => return Interest::Continue,
+                },
+            };
+            if self.gap_to(target, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+    }
+
+    /// Drop everything buffered (the handler lost interest, or the flow is going away).
+    pub fn clear(&mut self, b: &mut Budget<'_>) {
+        self.pieces.clear();
+        let charged = self.charged;
+        self.uncharge(charged, b);
+        self.islands = 0;
+    }
+
+    /// A segment trimmed to `[start, end)` with `start >= next`, of which `data` (captured bytes)
+    /// covers the beginning and the rest was cut off by the snaplen.
+    fn place<O>(&mut self, start: u64, end: u64, data: &[u8], b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        let mut cur = start;
+        // At the delivery point: hand bytes straight from the packet, except where a piece
+        // buffered earlier covers them (the first copy wins).
+        while cur < end && cur == self.next {
+            let first = self
+                .pieces
+                .first_key_value()
+                .map(|(&s, p)| (s, s.saturating_add(p.len())));
+            let lim = first.map_or(end, |(s, _)| s.max(cur).min(end));
+            if lim > cur {
+                if self.emit_from_packet(cur, lim, start, data, b, out) == Interest::Ignore {
+                    return Interest::Ignore;
+                }
+                cur = lim;
+            }
+            if let Some((s, e)) = first {
+                if s <= self.next {
+                    let overlap_end = e.min(end);
+                    if overlap_end > self.next {
+                        b.stats.retransmitted_bytes += overlap_end - self.next;
+                        self.count_conflict(self.next, overlap_end, start, data, b);
+                    }
+                    let Some((s, piece)) = self.pop_first(b) else { break };
+                    if self.deliver_piece(s, piece, b, out) == Interest::Ignore {
+                        return Interest::Ignore;
+                    }
+                    cur = cur.max(self.next);
+                }
+            }
+        }
+        if cur < end {
+            // Beyond a hole: keep a copy until the hole is filled or given up.
+            b.stats.out_of_order_segments += 1;
+            self.insert(cur, end, start, data, b);
+            if self.enforce_caps(b, out) == Interest::Ignore || self.skip_acked_holes(b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        self.drain(b, out)
+    }
+
+    /// Deliver `[from, to)` of the packet (`start` is the offset of `data[0]`): captured bytes as
+    /// a slice of the packet, the part the snaplen cut off as a gap.
+    fn emit_from_packet<O>(
+        &mut self,
+        from: u64,
+        to: u64,
+        start: u64,
+        data: &[u8],
+        b: &mut Budget<'_>,
+        out: &mut O,
+    ) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        let data_end = (start + data.len() as u64).max(from).min(to);
+        if data_end > from {
+            self.next = data_end;
+            if out(from, ChunkBody::Data(slice(data, start, from, data_end))) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        if to > data_end {
+            self.next = to;
+            b.stats.gaps += 1;
+            b.stats.gap_bytes += to - data_end;
+            return out(data_end, ChunkBody::Gap(to - data_end));
+        }
+        Interest::Continue
+    }
+
+    /// Buffer the parts of `[from, end)` that no piece covers yet (the first copy wins); `data`
+    /// starts at offset `start`. Overlapping bytes are counted, and compared when both are captured.
+    fn insert(&mut self, from: u64, end: u64, start: u64, data: &[u8], b: &mut Budget<'_>) {
+        let data_end = start + data.len() as u64;
+        let mut cur = from;
+        while cur < end {
+            let covering = self
+                .pieces
+                .range(..=cur)
+                .next_back()
+                .map(|(&s, p)| (s, s.saturating_add(p.len())))
+                .filter(|&(_, e)| e > cur);
+            if let Some((_, e)) = covering {
+                let overlap_end = e.min(end);
+                b.stats.retransmitted_bytes += overlap_end - cur;
+                self.count_conflict(cur, overlap_end, start, data, b);
+                cur = overlap_end;
+                continue;
+            }
+            let fill_end = self.pieces.range(cur..).next().map_or(end, |(&s, _)| s.min(end));
+            let split = data_end.max(cur).min(fill_end);
+            if split > cur {
+                self.put(cur, Fill::Data(slice(data, start, cur, split)), b);
+            }
+            if fill_end > split {
+                self.put(split, Fill::Lost(fill_end - split), b);
+            }
+            cur = fill_end;
+        }
+    }
+
+    /// Count an overlap conflict if the buffered bytes of `[from, to)` differ from the new ones
+    /// (`data` starts at `start`). Only bytes captured in both copies can be compared.
+    fn count_conflict(&self, from: u64, to: u64, start: u64, data: &[u8], b: &mut Budget<'_>) {
+        let Some((&s, Piece::Data(old))) = self.pieces.range(..=from).next_back() else {
+            return;
+        };
+        let new = slice(data, start, from, to);
+        let old = usize::try_from(from - s).ok().and_then(|i| old.get(i..)).unwrap_or(&[]);
+        let n = new.len().min(old.len());
+        if new.get(..n) != old.get(..n) {
+            b.stats.overlap_conflicts += 1;
+        }
+    }
+
+    /// Add a piece at `at` over a range no piece covers; merge it with an adjacent piece of the
+    /// same kind where that copies only the smaller side (so repeated merging stays `O(n log n)`).
+    fn put(&mut self, at: u64, fill: Fill<'_>, b: &mut Budget<'_>) {
+        let len = fill.len();
+        if len == 0 {
+            return;
+        }
+        let end = at + len;
+        let pred = self
+            .pieces
+            .range(..at)
+            .next_back()
+            .map(|(&s, p)| (s, s.saturating_add(p.len())));
+        let pred_adjacent = pred.is_some_and(|(_, e)| e == at);
+        let succ_adjacent = self.pieces.contains_key(&end);
+        // A new island, unless it touches one (or two, which it then joins).
+        self.islands += 1;
+        self.islands -= usize::from(pred_adjacent) + usize::from(succ_adjacent);
+
+        let mut key = at;
+        let mut absorbed = false;
+        if let (true, Some((ps, _))) = (pred_adjacent, pred) {
+            if let Some(p) = self.pieces.get_mut(&ps) {
+                absorbed = match (p, fill) {
+                    (Piece::Data(v), Fill::Data(d)) => {
+                        v.extend_from_slice(d);
+                        true
+                    }
+                    (Piece::Lost(n), Fill::Lost(m)) => {
+                        *n += m;
+                        true
+                    }
+                    _ => false,
+                };
+            }
+            if absorbed {
+                key = ps;
+            }
+        }
+        if absorbed {
+            self.charge(fill.data_len(), b);
+        } else {
+            let piece = match fill {
+                Fill::Data(d) => Piece::Data(d.to_vec()),
+                Fill::Lost(n) => Piece::Lost(n),
+            };
+            self.charge(piece.charge(), b);
+            self.pieces.insert(at, piece);
+        }
+        if succ_adjacent {
+            self.merge_successor(key, end, b);
+        }
+    }
+
+    /// Append the piece at `succ` to the piece at `key` (they are adjacent) when they are the same
+    /// kind and the successor is not the larger one.
+    fn merge_successor(&mut self, key: u64, succ: u64, b: &mut Budget<'_>) {
+        let mergeable = match (self.pieces.get(&key), self.pieces.get(&succ)) {
+            (Some(Piece::Data(a)), Some(Piece::Data(s))) => s.len() <= a.len(),
+            (Some(Piece::Lost(_)), Some(Piece::Lost(_))) => true,
+            _ => false,
+        };
+        if !mergeable {
+            return;
+        }
+        let Some(taken) = self.pieces.remove(&succ) else { return };
+        if let Some(p) = self.pieces.get_mut(&key) {
+            match (p, taken) {
+                (Piece::Data(a), Piece::Data(s)) => a.extend_from_slice(&s),
+                (Piece::Lost(a), Piece::Lost(s)) => *a += s,
+                _ => {}
+            }
+        }
+        self.uncharge(PIECE_OVERHEAD, b);
+    }
+
+    /// Remove the first piece, keeping the accounting right.
+    fn pop_first(&mut self, b: &mut Budget<'_>) -> Option<(u64, Piece)> {
+        let (s, p) = self.pieces.pop_first()?;
+        self.uncharge(p.charge(), b);
+        let e = s.saturating_add(p.len());
+        if !self.pieces.contains_key(&e) {
+            // That was the last piece of its island.
+            self.islands = self.islands.saturating_sub(1);
+        }
+        Some((s, p))
+    }
+
+    /// Deliver a piece that starts at or before `next`, from `next` on.
+    fn deliver_piece<O>(&mut self, s: u64, piece: Piece, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        let e = s.saturating_add(piece.len());
+        if e <= self.next {
+            return Interest::Continue;
+        }
+        let skip = self.next.saturating_sub(s);
+        let at = self.next;
+        self.next = e;
+        match piece {
+            Piece::Data(v) => {
+                let bytes = usize::try_from(skip).ok().and_then(|i| v.get(i..)).unwrap_or(&[]);
+                out(at, ChunkBody::Data(bytes))
+            }
+            Piece::Lost(n) => {
+                let n = n - skip;
+                b.stats.gaps += 1;
+                b.stats.gap_bytes += n;
+                out(at, ChunkBody::Gap(n))
+            }
+        }
+    }
+
+    /// Deliver every piece that now starts at `next`, then `Close(Fin)` if the stream reached
+    /// its FIN.
+    fn drain<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        while self.pieces.first_key_value().is_some_and(|(&s, _)| s <= self.next) {
+            let Some((s, piece)) = self.pop_first(b) else { break };
+            if self.deliver_piece(s, piece, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        if !self.closed && self.fin.is_some_and(|fin| fin <= self.next) {
+            self.closed = true;
+            return out(self.next, ChunkBody::Close(CloseReason::Fin));
+        }
+        Interest::Continue
+    }
+
+    /// Give up on the bytes between `next` and `target`: deliver a gap, then what follows.
+    fn gap_to<O>(&mut self, target: u64, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        if target > self.next {
+            let at = self.next;
+            let len = target - at;
+            self.next = target;
+            b.stats.gaps += 1;
+            b.stats.gap_bytes += len;
+            if out(at, ChunkBody::Gap(len)) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        self.drain(b, out)
+    }
+
+    /// Where the first hole ends: the first buffered piece, else the FIN.
+    fn first_hole_end(&self) -> Option<u64> {
+        match self.pieces.first_key_value() {
+            Some((&s, _)) => Some(s),
+            None => self.fin.filter(|&fin| fin > self.next),
+        }
+    }
+
+    /// Skip the holes the receiver has acknowledged past.
+    fn skip_acked_holes<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        while self.acked > self.next {
+            let Some(hole_end) = self.first_hole_end() else { break };
+            let target = hole_end.min(self.acked);
+            if target > self.next {
+                b.stats.ack_gaps += 1;
+            }
+            if self.gap_to(target, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        Interest::Continue
+    }
+
+    /// Skip holes, oldest first, until the buffers are within their caps.
+    fn enforce_caps<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        loop {
+            let over_dir = self.charged > b.cfg.max_buffered_bytes_per_dir;
+            let over_total = b.stats.buffered_bytes > b.cfg.max_buffered_bytes_total as u64;
+            let Some((&s, _)) = self.pieces.first_key_value() else {
+                return Interest::Continue;
+            };
+            if !(over_dir || over_total) {
+                break;
+            }
+            b.stats.buffer_cap_hits += 1;
+            if self.gap_to(s, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        while self.islands > b.cfg.max_holes_per_dir {
+            let Some((&s, _)) = self.pieces.first_key_value() else {
+                break;
+            };
+            b.stats.hole_cap_hits += 1;
+            if self.gap_to(s, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+        }
+        Interest::Continue
+    }
+
+    /// Drop buffered bytes at or beyond the FIN.
+    fn cut_after(&mut self, fin: u64, b: &mut Budget<'_>) {
+        let mut dropped_bytes = 0u64;
+        let mut freed = 0usize;
+        for (_, p) in self.pieces.split_off(&fin) {
+            dropped_bytes += p.len();
+            freed += p.charge();
+        }
+        if let Some((&s, p)) = self.pieces.range_mut(..fin).next_back() {
+            let keep = fin - s;
+            match p {
+                Piece::Data(v) if v.len() as u64 > keep => {
+                    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+                    dropped_bytes += (v.len() - keep) as u64;
+                    freed += v.len() - keep;
+                    v.truncate(keep);
+                }
+                Piece::Lost(n) if *n > keep => {
+                    dropped_bytes += *n - keep;
+                    *n = keep;
+                }
+                _ => {}
+            }
+        }
+        b.stats.bytes_after_fin += dropped_bytes;
+        self.uncharge(freed, b);
+        self.islands = count_islands(&self.pieces);
+    }
+
+    fn charge(&mut self, n: usize, b: &mut Budget<'_>) {
+        self.charged += n;
+        b.stats.buffered_bytes += n as u64;
+    }
+
+    fn uncharge(&mut self, n: usize, b: &mut Budget<'_>) {
+        self.charged = self.charged.saturating_sub(n);
+        b.stats.buffered_bytes = b.stats.buffered_bytes.saturating_sub(n as u64);
+    }
+
+    /// Panics if an invariant is broken (tests only).
+    #[cfg(test)]
+    pub fn check_invariants(&self) {
+        if let Some((&s, _)) = self.pieces.first_key_value() {
+            assert!(s > self.next, "piece at {s} not after next {}", self.next);
+        }
+        assert_eq!(self.islands, count_islands(&self.pieces), "islands");
+        assert_eq!(
+            self.charged,
+            self.pieces.values().map(Piece::charge).sum::<usize>(),
+            "charged"
+        );
+        if let Some(fin) = self.fin {
+            assert!(self.next <= fin);
+            assert!(self.pieces.iter().all(|(&s, p)| s + p.len() <= fin));
+        }
+        let mut last_end = 0;
+        for (&s, p) in &self.pieces {
+            assert!(p.len() > 0);
+            assert!(s >= last_end, "overlapping pieces");
+            last_end = s + p.len();
+        }
+    }
+
+    #[cfg(test)]
+    pub fn buffered_pieces(&self) -> usize {
+        self.pieces.len()
+    }
+
+    #[cfg(test)]
+    pub fn charged(&self) -> usize {
+        self.charged
+    }
+
+    #[cfg(test)]
+    pub fn islands(&self) -> usize {
+        self.islands
+    }
+}
+
+/// Maximal runs of adjacent pieces.
+fn count_islands(pieces: &BTreeMap<u64, Piece>) -> usize {
+    let mut n = 0;
+    let mut last_end = None;
+    for (&s, p) in pieces {
+        if last_end != Some(s) {
+            n += 1;
+        }
+        last_end = Some(s.saturating_add(p.len()));
+    }
+    n
+}
+
+/// The captured bytes of `[from, to)`, where `data` starts at offset `start` (empty where out of
+/// range, never a panic).
+fn slice(data: &[u8], start: u64, from: u64, to: u64) -> &[u8] {
+    let lo = usize::try_from(from.saturating_sub(start))
+        .unwrap_or(usize::MAX)
+        .min(data.len());
+    let hi = usize::try_from(to.saturating_sub(start))
+        .unwrap_or(usize::MAX)
+        .min(data.len())
+        .max(lo);
+    data.get(lo..hi).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds one half-stream and records what it delivers.
+    struct Harness {
+        cfg: FlowConfig,
+        stats: FlowStats,
+        half: HalfStream,
+        /// Delivered stream: data bytes, gaps as `-`, close as `|`.
+        text: Vec<u8>,
+        expect_offset: u64,
+    }
+
+    impl Harness {
+        fn new(cfg: FlowConfig, isn: u32) -> Self {
+            let mut half = HalfStream::default();
+            half.start_at(isn);
+            Harness {
+                cfg,
+                stats: FlowStats::default(),
+                half,
+                text: Vec::new(),
+                expect_offset: 0,
+            }
+        }
+
+        fn run(
+            &mut self,
+            f: impl FnOnce(&mut HalfStream, &mut Budget<'_>, &mut dyn FnMut(u64, ChunkBody<'_>) -> Interest),
+        ) {
+            let mut b = Budget {
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+            };
+            let text = &mut self.text;
+            let expect = &mut self.expect_offset;
+            let mut out = |at: u64, body: ChunkBody<'_>| {
+                assert_eq!(at, *expect, "chunks must be contiguous");
+                match body {
+                    ChunkBody::Data(d) => {
+                        assert!(!d.is_empty());
+                        text.extend_from_slice(d);
+                        *expect += d.len() as u64;
+                    }
+                    ChunkBody::Gap(n) => {
+                        assert!(n > 0);
+                        text.extend(vec![b'-'; n as usize]);
+                        *expect += n;
+                    }
+                    ChunkBody::Close(_) => text.push(b'|'),
+                }
+                Interest::Continue
+            };
+            f(&mut self.half, &mut b, &mut out);
+            self.half.check_invariants();
+            assert_eq!(self.stats.buffered_bytes, self.half.charged as u64);
+        }
+
+        fn seg(&mut self, seq: u32, data: &[u8]) {
+            self.run(|h, b, out| {
+                let _ = h.segment(seq, data, data.len() as u64, b, out);
+            });
+        }
+
+        fn text(&self) -> &str {
+            std::str::from_utf8(&self.text).unwrap()
+        }
+    }
+
+    #[test]
+    fn seq_delta_wraps() {
+        assert_eq!(seq_delta(5, 0xFFFF_FFFB), 10);
+        assert_eq!(seq_delta(0xFFFF_FFFB, 5), -10);
+        assert_eq!(seq_delta(0x8000_0000, 0), i64::from(i32::MIN));
+    }
+
+    #[test]
+    fn adjacent_pieces_coalesce_and_islands_are_counted() {
+        let mut h = Harness::new(FlowConfig::default(), 1000);
+        h.seg(1010, b"bbbbb");
+        h.seg(1015, b"ccccc");
+        assert_eq!(h.half.buffered_pieces(), 1, "appended to its predecessor");
+        h.seg(1030, b"eeeee");
+        assert_eq!(h.half.islands, 2);
+        h.seg(1020, b"dddddddddd");
+        assert_eq!(h.half.islands, 1, "filling between two islands joins them");
+        h.seg(1000, b"aaaaaaaaaa");
+        assert_eq!(h.text(), "aaaaaaaaaabbbbbcccccddddddddddeeeee");
+        assert_eq!(h.half.buffered_pieces(), 0);
+        assert_eq!(h.stats.buffered_bytes, 0);
+    }
+
+    #[test]
+    fn reverse_order_stays_linear_and_delivers() {
+        // Segments arriving last-first: each new piece precedes the last one. Pieces are only
+        // merged into the larger side, so this never re-copies the buffered tail.
+        let mut h = Harness::new(
+            FlowConfig {
+                max_holes_per_dir: 10_000,
+                ..FlowConfig::default()
+            },
+            0,
+        );
+        let stream: Vec<u8> = (0..2000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        for i in (1..200u32).rev() {
+            let s = (i * 10) as usize;
+            h.seg(i * 10, &stream[s..s + 10]);
+        }
+        h.seg(0, &stream[..10]);
+        assert_eq!(h.text.as_slice(), stream.as_slice());
+    }
+
+    #[test]
+    fn overlap_with_buffered_piece_keeps_first_copy() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(10, b"XXXXXXXXXX");
+        h.seg(15, b"YYYYYYYYYY"); // [15,20) differs from the buffered copy, [20,25) is new
+        assert_eq!(h.stats.overlap_conflicts, 1);
+        assert_eq!(h.stats.retransmitted_bytes, 5);
+        h.seg(0, b"0123456789");
+        assert_eq!(h.text(), "0123456789XXXXXXXXXXYYYYY");
+    }
+
+    #[test]
+    fn lost_tail_becomes_a_gap_in_place() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        // Out of order and truncated: 4 bytes captured out of 10.
+        h.run(|hs, b, out| {
+            let _ = hs.segment(10, b"abcd", 10, b, out);
+        });
+        h.seg(20, b"zz");
+        h.seg(0, b"0123456789");
+        assert_eq!(h.text(), "0123456789abcd------zz");
+        assert_eq!(h.stats.gap_bytes, 6);
+    }
+
+    #[test]
+    fn fin_cuts_buffered_bytes_beyond_it() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(5, b"56789abcde");
+        h.run(|hs, b, out| {
+            let _ = hs.fin(10, b, out);
+        });
+        assert_eq!(h.stats.bytes_after_fin, 5);
+        h.seg(0, b"01234");
+        assert_eq!(h.text(), "0123456789|");
+        assert!(h.half.is_closed());
+    }
+
+    #[test]
+    fn finish_turns_holes_into_gaps() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(3, b"ab");
+        h.seg(8, b"cd");
+        h.run(|hs, b, out| {
+            let _ = hs.fin(12, b, out);
+        });
+        h.run(|hs, b, out| {
+            let _ = hs.finish(b, out);
+        });
+        assert_eq!(h.text(), "---ab---cd--|");
+    }
+}

@@ -1,0 +1,1457 @@
+//! The flow table: which connection a packet belongs to, who its client is, and when it ends.
+//!
+//! Flows live in a slab (`Vec<Option<Flow>>` with a free list) indexed by an `ahash` map keyed by
+//! the canonical 4-tuple, so a packet of a known flow costs one hash lookup. The slab slots are
+//! threaded on a doubly-linked list in least-recently-active order; touching a flow moves it to
+//! the tail in O(1), so the idle-timeout sweep pops expired flows off the head and table-full
+//! eviction takes the head, neither ever scanning the table. Activity is stamped with the table's
+//! clock (the latest packet time seen), which keeps the list sorted even when packet times step
+//! backwards.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pacstap_core::{
+    ChunkBody, CloseReason, Direction, FlowId, FlowKey, FlowMeta, Interest, Packet, StreamChunk, StreamHandler,
+    Timestamp,
+};
+
+use crate::config::{FlowConfig, FlowStats};
+use crate::reassembly::{Budget, HalfStream};
+
+/// End of the activity list.
+const NIL: u32 = u32::MAX;
+
+/// How often (packet time) idle flows are looked for. A sweep costs only the flows it ends plus one
+/// look at the oldest, so this bounds how late a silent flow's timeout is noticed, not how much
+/// work is done. Timeouts are stamped with the time they expired, and a flow's own packet checks
+/// its timeout exactly, so the interval changes only when an idle flow's end is delivered.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most bytes a segment's snaplen-cut tail is believed to have: the IPv4 total length and the
+/// IPv6 payload length are 16-bit fields (RFC 791 §3.1, RFC 8200 §3). Jumbograms (RFC 2675) do not
+/// cross a hospital LAN, and a larger claim would let one packet declare a 4 GiB gap.
+const MAX_LOST_TAIL: u64 = 65_535;
+
+/// One connection.
+struct Flow<S> {
+    /// Canonical key (the table's map key).
+    key: FlowKey,
+    meta: FlowMeta,
+    /// The client is `key.src` (the canonical first endpoint).
+    client_first: bool,
+    /// Reassembly state, indexed by `Direction::index()`.
+    half: [HalfStream; 2],
+    /// The handler's per-flow state.
+    state: S,
+    /// Table clock when the flow last saw a packet.
+    last_active: Timestamp,
+    /// The handler returned `Interest::Ignore`: payload is no longer reassembled.
+    ignored: bool,
+    /// A FIN was seen per direction (what ends an ignored flow, whose streams are not tracked).
+    fin_seen: [bool; 2],
+    /// Sequence number of the client's SYN, to tell its retransmission from a new connection.
+    client_isn: Option<u32>,
+    /// Any packet of the flow carried payload.
+    saw_payload: bool,
+}
+
+/// Neighbours of a slab slot on the activity list (head = least recently active).
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
+/// All TCP connections a worker owns, reassembled in both directions.
+///
+/// `S` is the handler's per-flow state, created with `S::default()` when a flow starts and handed
+/// back by value in [`StreamHandler::on_flow_end`].
+pub struct FlowTable<S> {
+    cfg: FlowConfig,
+    stats: FlowStats,
+    index: HashMap<FlowKey, u32, ahash::RandomState>,
+    slots: Vec<Option<Flow<S>>>,
+    links: Vec<Link>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    /// Latest packet time seen: the only clock.
+    clock: Timestamp,
+    next_sweep: Timestamp,
+}
+
+impl<S: Default> FlowTable<S> {
+    pub fn new(cfg: FlowConfig) -> Self {
+        // The map's hasher is seeded at random per table: flow keys are chosen by whoever sends
+        // packets, and a fixed seed would let them aim collisions at one bucket.
+        let initial = cfg.max_flows.min(1024);
+        FlowTable {
+            cfg,
+            stats: FlowStats::default(),
+            index: HashMap::with_capacity_and_hasher(initial, ahash::RandomState::new()),
+            slots: Vec::with_capacity(initial),
+            links: Vec::with_capacity(initial),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            clock: Timestamp(i64::MIN),
+            next_sweep: Timestamp(i64::MIN),
+        }
+    }
+
+    /// Feed one packet (any order in time is tolerated; packet time is the only clock). Delivers
+    /// chunks and flow ends to `h`.
+    pub fn process<H: StreamHandler<S>>(&mut self, pkt: &Packet<'_>, h: &mut H) {
+        self.stats.packets += 1;
+        let captured = pkt.payload.len() as u64;
+        let cut = u64::from(pkt.wire_payload_len).saturating_sub(captured);
+        self.stats.payload_bytes += captured + cut;
+        if cut > 0 {
+            self.stats.truncated_packets += 1;
+        }
+        let len = captured + cut.min(MAX_LOST_TAIL);
+
+        if pkt.ts > self.clock {
+            self.clock = pkt.ts;
+            if self.clock >= self.next_sweep {
+                self.sweep(h);
+            }
+        }
+
+        let (key, src_first) = pkt.key.canonical();
+        let flags = pkt.tcp.flags;
+        let mut found = self.index.get(&key).copied();
+        if let Some(idx) = found {
+            // The flow's own packet notices its timeout exactly (the sweep may not have run yet):
+            // a connection idle for longer than the timeout is over, and this packet starts anew.
+            let last = self
+                .slots
+                .get(idx as usize)
+                .and_then(Option::as_ref)
+                .map(|f| f.last_active);
+            if let Some(last) = last.filter(|&l| self.clock.since(l) > self.cfg.idle_timeout) {
+                self.stats.flows_timed_out += 1;
+                self.end_flow(idx, CloseReason::Timeout, last.add(self.cfg.idle_timeout), h);
+                found = None;
+            }
+        }
+        let idx = match found {
+            Some(idx) if flags.syn() && !flags.ack() && !flags.rst() => {
+                match self.slots.get(idx as usize).and_then(Option::as_ref) {
+                    Some(flow) if starts_new_connection(flow, pkt.tcp.seq) => {
+                        // Port reuse: the old connection must have ended without the capture
+                        // seeing all of it. Closing if a FIN was seen, else how it ended is unknown.
+                        let reason = if flow.fin_seen.iter().any(|&f| f) {
+                            CloseReason::Fin
+                        } else {
+                            CloseReason::Timeout
+                        };
+                        self.stats.flows_reused += 1;
+                        self.end_flow(idx, reason, pkt.ts, h);
+                        match self.create(pkt, key, len, h) {
+                            Some(idx) => idx,
+                            None => return,
+                        }
+                    }
+                    _ => idx,
+                }
+            }
+            Some(idx) => idx,
+            None => match self.create(pkt, key, len, h) {
+                Some(idx) => idx,
+                None => return,
+            },
+        };
+        self.touch(idx);
+        self.apply(idx, pkt, src_first, len, h);
+    }
+
+    /// End of capture: deliver what can be delivered (holes become `Gap`), then
+    /// `on_flow_end(EndOfCapture)` for every flow, least recently active first.
+    pub fn flush<H: StreamHandler<S>>(&mut self, ts: Timestamp, h: &mut H) {
+        while self.head != NIL {
+            self.end_flow(self.head, CloseReason::EndOfCapture, ts, h);
+        }
+    }
+
+    pub fn stats(&self) -> &FlowStats {
+        &self.stats
+    }
+
+    pub fn active_flows(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.cfg
+    }
+
+    /// The table cap, at least one flow and within the slab's `u32` indices.
+    fn max_flows(&self) -> usize {
+        self.cfg.max_flows.clamp(1, (NIL - 1) as usize)
+    }
+
+    /// Start a flow for `pkt`, or count the packet as ignored.
+    fn create<H: StreamHandler<S>>(&mut self, pkt: &Packet<'_>, key: FlowKey, len: u64, h: &mut H) -> Option<u32> {
+        let flags = pkt.tcp.flags;
+        // A packet with neither SYN nor payload tells nothing about a connection we do not know
+        // (a bare ACK, a FIN or RST of one that already ended); a RST ends rather than starts.
+        if flags.rst() || !(flags.syn() || len > 0) {
+            self.stats.ignored_packets += 1;
+            return None;
+        }
+        if self.index.len() >= self.max_flows() {
+            self.stats.flow_table_full += 1;
+            if self.head != NIL {
+                self.stats.flows_evicted += 1;
+                self.end_flow(self.head, CloseReason::Evicted, self.clock, h);
+            }
+        }
+        let (src, dst) = (pkt.key.src, pkt.key.dst);
+        // RFC 9293 §3.5: the active opener sends SYN, the passive one answers SYN-ACK.
+        let (client, server, handshake_seen) = if flags.syn() && !flags.ack() {
+            (src, dst, true)
+        } else if flags.syn() {
+            (dst, src, true)
+        } else {
+            // Mid-stream: services listen on the lower (well-known or registered) port and
+            // clients connect from ephemeral ones, so guess the lower port is the server.
+            self.stats.midstream_pickups += 1;
+            if src.port < dst.port {
+                (dst, src, false)
+            } else {
+                (src, dst, false)
+            }
+        };
+        let flow = Flow {
+            key,
+            meta: FlowMeta {
+                id: FlowId::derive(&key, pkt.ts),
+                client,
+                server,
+                start: pkt.ts,
+                handshake_seen,
+            },
+            client_first: client == key.src,
+            half: Default::default(),
+            state: S::default(),
+            last_active: self.clock,
+            ignored: false,
+            fin_seen: [false; 2],
+            client_isn: None,
+            saw_payload: false,
+        };
+        let idx = match self.free.pop() {
+            Some(idx) => {
+                if let Some(slot) = self.slots.get_mut(idx as usize) {
+                    *slot = Some(flow);
+                }
+                idx
+            }
+            None => {
+                let idx = u32::try_from(self.slots.len()).unwrap_or(NIL);
+                self.slots.push(Some(flow));
+                self.links.push(Link { prev: NIL, next: NIL });
+                idx
+            }
+        };
+        self.index.insert(key, idx);
+        self.push_back(idx);
+        self.stats.flows_created += 1;
+        Some(idx)
+    }
+
+    /// Apply one packet to its flow.
+    fn apply<H: StreamHandler<S>>(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool, len: u64, h: &mut H) {
+        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let dir = if src_first == flow.client_first {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
+        let (own, peer) = (dir.index(), dir.reverse().index());
+        let flags = pkt.tcp.flags;
+        let seq = pkt.tcp.seq;
+        let ts = pkt.ts;
+        let mut b = Budget {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+        };
+        let Flow {
+            half,
+            state,
+            meta,
+            ignored,
+            fin_seen,
+            client_isn,
+            saw_payload,
+            ..
+        } = flow;
+
+        // RFC 9293 §3.4: the SYN occupies one sequence number, so data (TCP Fast Open's, or any
+        // later) starts at ISN + 1: stream offset 0.
+        let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
+        if flags.syn() {
+            half[own].start_at(data_seq);
+            if !flags.ack() && dir == Direction::ToServer {
+                *client_isn = Some(seq);
+            }
+            if flags.ack() && !half[peer].has_data() {
+                // A SYN-ACK acknowledges the peer's SYN: its ACK is the peer's ISN + 1, offset 0
+                // of the peer's stream, even when the SYN itself was not captured.
+                half[peer].start_at(pkt.tcp.ack);
+            }
+        }
+        let mut interest = Interest::Continue;
+        // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
+        // a gap it reveals belongs before whatever this packet carries.
+        if flags.ack() && !*ignored {
+            interest = half[peer].ack(pkt.tcp.ack, &mut b, &mut sink(h, state, meta, dir.reverse(), ts));
+        }
+        if len > 0 {
+            *saw_payload = true;
+            if !*ignored && interest == Interest::Continue {
+                interest = half[own].segment(data_seq, pkt.payload, len, &mut b, &mut sink(h, state, meta, dir, ts));
+            }
+        }
+        if flags.fin() {
+            fin_seen[own] = true;
+            if !*ignored && interest == Interest::Continue {
+                // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data.
+                let fin_seq = data_seq.wrapping_add(len as u32);
+                interest = half[own].fin(fin_seq, &mut b, &mut sink(h, state, meta, dir, ts));
+            }
+        }
+        if interest == Interest::Ignore && !*ignored {
+            *ignored = true;
+            for hs in half.iter_mut() {
+                hs.clear(&mut b);
+            }
+        }
+        let both_done = if *ignored {
+            fin_seen[0] && fin_seen[1]
+        } else {
+            half[0].is_closed() && half[1].is_closed()
+        };
+
+        // RFC 9293 §3.5.3: a RST aborts the connection in both directions at once.
+        if flags.rst() {
+            self.end_flow(idx, CloseReason::Rst, ts, h);
+        } else if both_done {
+            self.end_flow(idx, CloseReason::Fin, ts, h);
+        }
+    }
+
+    /// Remove a flow: deliver what it still holds (holes as gaps), then `on_flow_end`.
+    fn end_flow<H: StreamHandler<S>>(&mut self, idx: u32, reason: CloseReason, ts: Timestamp, h: &mut H) {
+        let Some(mut flow) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        self.unlink(idx);
+        self.free.push(idx);
+        self.index.remove(&flow.key);
+        let mut b = Budget {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+        };
+        if !flow.ignored {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Flow { half, state, meta, .. } = &mut flow;
+                if half[dir.index()].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {
+                    break;
+                }
+            }
+        }
+        for hs in flow.half.iter_mut() {
+            hs.clear(&mut b);
+        }
+        self.stats.flows_ended += 1;
+        h.on_flow_end(flow.state, &flow.meta, reason, ts);
+    }
+
+    /// End flows idle for longer than the timeout, oldest first; stop at the first that is not.
+    fn sweep<H: StreamHandler<S>>(&mut self, h: &mut H) {
+        let idle = self.cfg.idle_timeout;
+        self.next_sweep = self.clock.add(SWEEP_INTERVAL.min(idle));
+        while self.head != NIL {
+            let Some(last) = self
+                .slots
+                .get(self.head as usize)
+                .and_then(Option::as_ref)
+                .map(|f| f.last_active)
+            else {
+                break;
+            };
+            if self.clock.since(last) <= idle {
+                break;
+            }
+            self.stats.flows_timed_out += 1;
+            // Stamped with when it expired, not when the sweep noticed.
+            self.end_flow(self.head, CloseReason::Timeout, last.add(idle), h);
+        }
+    }
+
+    /// Mark a flow active now: stamp it and move it to the tail of the activity list.
+    fn touch(&mut self, idx: u32) {
+        if let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
+            flow.last_active = self.clock;
+        }
+        if idx != self.tail {
+            self.unlink(idx);
+            self.push_back(idx);
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Some(&Link { prev, next }) = self.links.get(idx as usize) else {
+            return;
+        };
+        match self.links.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => self.head = next,
+        }
+        match self.links.get_mut(next as usize) {
+            Some(n) => n.prev = prev,
+            None => self.tail = prev,
+        }
+        if let Some(l) = self.links.get_mut(idx as usize) {
+            *l = Link { prev: NIL, next: NIL };
+        }
+    }
+
+    /// Panics if the table's bookkeeping or a cap is broken (tests only).
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut n = 0;
+        let mut prev = NIL;
+        let mut cur = self.head;
+        let mut last = Timestamp(i64::MIN);
+        while cur != NIL {
+            let link = self.links[cur as usize];
+            assert_eq!(link.prev, prev, "activity list links");
+            let flow = self.slots[cur as usize].as_ref().expect("listed slot holds a flow");
+            assert!(flow.last_active >= last, "activity list sorted");
+            last = flow.last_active;
+            assert_eq!(self.index.get(&flow.key), Some(&cur));
+            for hs in &flow.half {
+                hs.check_invariants();
+                assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
+                assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
+            }
+            n += 1;
+            prev = cur;
+            cur = link.next;
+        }
+        assert_eq!(self.tail, prev);
+        assert_eq!(n, self.index.len());
+        assert!(n <= self.max_flows());
+        let charged: usize = self
+            .slots
+            .iter()
+            .flatten()
+            .flat_map(|f| f.half.iter())
+            .map(HalfStream::charged)
+            .sum();
+        assert_eq!(charged as u64, self.stats.buffered_bytes);
+        assert!(
+            self.stats.buffered_bytes <= self.cfg.max_buffered_bytes_total as u64,
+            "global cap"
+        );
+        assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
+    }
+
+    fn push_back(&mut self, idx: u32) {
+        let tail = self.tail;
+        if let Some(l) = self.links.get_mut(idx as usize) {
+            *l = Link { prev: tail, next: NIL };
+        }
+        match self.links.get_mut(tail as usize) {
+            Some(t) => t.next = idx,
+            None => self.head = idx,
+        }
+        self.tail = idx;
+    }
+}
+
+/// Whether a SYN (without ACK) for a flow in the table opens a new connection on the same ports
+/// rather than belonging to this one: the old one was closing (a FIN was seen), or it carried data
+/// and this SYN is not a retransmission of the one that opened it.
+fn starts_new_connection<S>(flow: &Flow<S>, seq: u32) -> bool {
+    flow.fin_seen.iter().any(|&f| f) || (flow.saw_payload && flow.client_isn != Some(seq))
+}
+
+/// The delivery callback of one direction: wraps a piece into a [`StreamChunk`] for the handler.
+fn sink<'a, S: 'a, H: StreamHandler<S> + 'a>(
+    h: &'a mut H,
+    state: &'a mut S,
+    meta: &'a FlowMeta,
+    dir: Direction,
+    ts: Timestamp,
+) -> impl FnMut(u64, ChunkBody<'_>) -> Interest + 'a {
+    move |offset, body| {
+        h.on_chunk(
+            state,
+            meta,
+            StreamChunk {
+                flow: meta.id,
+                dir,
+                ts,
+                offset,
+                body,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacstap_core::{Endpoint, TcpFlags, TcpHeader};
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN: u8 = TcpFlags::FIN;
+    const RST: u8 = TcpFlags::RST;
+    const PSH: u8 = TcpFlags::PSH;
+    const CISN: u32 = 1000;
+    const SISN: u32 = 5000;
+    use Direction::{ToClient, ToServer};
+
+    fn ep(host: u8, port: u16) -> Endpoint {
+        Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)), port)
+    }
+    fn client() -> Endpoint {
+        ep(1, 40000)
+    }
+    fn server() -> Endpoint {
+        ep(2, 104)
+    }
+    fn ms(t: i64) -> Timestamp {
+        Timestamp(t * 1_000_000)
+    }
+    /// Client sequence number of client stream offset `off`.
+    fn c(off: u32) -> u32 {
+        CISN.wrapping_add(1).wrapping_add(off)
+    }
+    fn s(off: u32) -> u32 {
+        SISN.wrapping_add(1).wrapping_add(off)
+    }
+
+    fn pkt_between(t: i64, src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Packet<'_> {
+        Packet {
+            ts: ms(t),
+            key: FlowKey { src, dst },
+            tcp: TcpHeader {
+                seq,
+                ack,
+                flags: TcpFlags(flags),
+                window: 65535,
+            },
+            payload,
+            wire_payload_len: payload.len() as u32,
+        }
+    }
+
+    /// A packet between `client()` and `server()`.
+    fn pkt(t: i64, to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Packet<'_> {
+        let (src, dst) = if to_server {
+            (client(), server())
+        } else {
+            (server(), client())
+        };
+        pkt_between(t, src, dst, seq, ack, flags, payload)
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Ev {
+        Data(Direction, u64, Vec<u8>),
+        Gap(Direction, u64, u64),
+        Close(Direction, u64),
+        End(CloseReason),
+    }
+
+    /// Records everything and checks that each direction's chunks are contiguous.
+    #[derive(Default)]
+    struct Rec {
+        events: Vec<(FlowId, Ev)>,
+        ends: Vec<(FlowMeta, CloseReason, Timestamp)>,
+        next: HashMap<(FlowId, Direction), u64>,
+        /// Return `Ignore` once a flow has had this many chunks.
+        ignore_after: Option<u32>,
+        data_ptrs: Vec<*const u8>,
+    }
+
+    impl StreamHandler<u32> for Rec {
+        fn on_chunk(&mut self, state: &mut u32, meta: &FlowMeta, chunk: StreamChunk<'_>) -> Interest {
+            assert_eq!(chunk.flow, meta.id);
+            let expect = self.next.entry((chunk.flow, chunk.dir)).or_insert(0);
+            assert_eq!(chunk.offset, *expect, "chunks of a direction are contiguous");
+            let ev = match chunk.body {
+                ChunkBody::Data(d) => {
+                    assert!(!d.is_empty(), "no empty data chunks");
+                    *expect += d.len() as u64;
+                    self.data_ptrs.push(d.as_ptr());
+                    Ev::Data(chunk.dir, chunk.offset, d.to_vec())
+                }
+                ChunkBody::Gap(n) => {
+                    assert!(n > 0, "no empty gaps");
+                    *expect += n;
+                    Ev::Gap(chunk.dir, chunk.offset, n)
+                }
+                ChunkBody::Close(reason) => {
+                    assert_eq!(reason, CloseReason::Fin);
+                    Ev::Close(chunk.dir, chunk.offset)
+                }
+            };
+            self.events.push((chunk.flow, ev));
+            *state += 1;
+            match self.ignore_after {
+                Some(n) if *state >= n => Interest::Ignore,
+                _ => Interest::Continue,
+            }
+        }
+
+        fn on_flow_end(&mut self, _state: u32, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
+            assert!(!self.ends.iter().any(|(m, _, _)| m.id == meta.id), "one end per flow");
+            self.events.push((meta.id, Ev::End(reason)));
+            self.ends.push((*meta, reason, ts));
+        }
+    }
+
+    impl Rec {
+        /// One direction of every flow, in delivery order: data as text, gaps as `-`, FIN as `|`.
+        fn text(&self, dir: Direction) -> String {
+            let mut out = String::new();
+            for (_, ev) in &self.events {
+                match ev {
+                    Ev::Data(d, _, bytes) if *d == dir => out.push_str(&String::from_utf8_lossy(bytes)),
+                    Ev::Gap(d, _, n) if *d == dir => out.push_str(&"-".repeat(*n as usize)),
+                    Ev::Close(d, _) if *d == dir => out.push('|'),
+                    _ => {}
+                }
+            }
+            out
+        }
+
+        fn end_reasons(&self) -> Vec<CloseReason> {
+            self.ends.iter().map(|e| e.1).collect()
+        }
+    }
+
+    fn feed(t: &mut FlowTable<u32>, rec: &mut Rec, pkts: &[Packet<'_>]) {
+        for p in pkts {
+            t.process(p, rec);
+            t.check_invariants();
+        }
+    }
+
+    fn table() -> FlowTable<u32> {
+        FlowTable::new(FlowConfig::default())
+    }
+
+    fn handshake(t: &mut FlowTable<u32>, rec: &mut Rec) {
+        feed(
+            t,
+            rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b""),
+                pkt(1, false, SISN, c(0), SYN | ACK, b""),
+                pkt(2, true, c(0), s(0), ACK, b""),
+            ],
+        );
+    }
+
+    #[test]
+    fn in_order_is_delivered_zero_copy_with_handshake_meta() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        let hello: &[u8] = b"hello ";
+        let world: &[u8] = b"world";
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK | PSH, hello),
+                pkt(4, true, c(6), s(0), ACK | PSH, world),
+                pkt(5, false, s(0), c(11), ACK | PSH, b"ok"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(rec.text(ToClient), "ok");
+        assert_eq!(
+            rec.data_ptrs[0],
+            hello.as_ptr(),
+            "in-order bytes are a slice of the packet"
+        );
+        assert_eq!(rec.data_ptrs[1], world.as_ptr());
+        assert_eq!(t.active_flows(), 1);
+        t.flush(ms(10), &mut rec);
+        let (meta, reason, ts) = rec.ends[0];
+        assert_eq!((reason, ts), (CloseReason::EndOfCapture, ms(10)));
+        assert!(meta.handshake_seen);
+        assert_eq!((meta.client, meta.server, meta.start), (client(), server(), ms(0)));
+        assert_eq!(
+            meta.id,
+            FlowId::derive(
+                &FlowKey {
+                    src: server(),
+                    dst: client()
+                },
+                ms(0)
+            )
+        );
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.flows_ended, st.midstream_pickups), (1, 1, 0));
+        assert_eq!((st.out_of_order_segments, st.gaps, st.buffered_bytes), (0, 0, 0));
+        assert_eq!((st.packets, st.payload_bytes), (6, 13));
+        assert_eq!(t.active_flows(), 0);
+    }
+
+    #[test]
+    fn segment_two_before_segment_one() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(&mut t, &mut rec, &[pkt(3, true, c(5), s(0), ACK, b"world")]);
+        assert_eq!(rec.text(ToServer), "");
+        assert!(t.stats().buffered_bytes > 0);
+        feed(&mut t, &mut rec, &[pkt(4, true, c(0), s(0), ACK, b"hello")]);
+        assert_eq!(rec.text(ToServer), "helloworld");
+        assert_eq!(t.stats().out_of_order_segments, 1);
+        assert_eq!(t.stats().buffered_bytes, 0);
+        assert_eq!(t.stats().gaps, 0);
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_counted() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"hello"),
+                pkt(4, true, c(0), s(0), ACK, b"hello"),
+                pkt(5, true, c(10), s(0), ACK, b"!!"),
+                pkt(6, true, c(10), s(0), ACK, b"!!"),
+                pkt(7, true, c(5), s(0), ACK, b"world"),
+                pkt(8, true, c(5), s(0), ACK, b"world"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "helloworld!!");
+        assert_eq!(t.stats().retransmitted_bytes, 12);
+        assert_eq!(t.stats().overlap_conflicts, 0);
+    }
+
+    #[test]
+    fn partial_retransmission_delivers_only_the_new_bytes() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"0123456789"),
+                pkt(4, true, c(5), s(0), ACK, b"56789abcde"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "0123456789abcde");
+        assert_eq!(
+            rec.events.last().map(|e| &e.1),
+            Some(&Ev::Data(ToServer, 10, b"abcde".to_vec()))
+        );
+        assert_eq!(t.stats().retransmitted_bytes, 5);
+        assert_eq!(t.stats().overlap_conflicts, 0);
+    }
+
+    #[test]
+    fn overlap_conflict_is_counted_and_the_first_copy_wins() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(10), s(0), ACK, b"XXXXXXXXXX"),
+                // Covers the hole and, differently, half of the buffered piece.
+                pkt(4, true, c(0), s(0), ACK, b"0123456789ZZZZZ"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "0123456789XXXXXXXXXX");
+        assert_eq!(t.stats().overlap_conflicts, 1);
+        assert_eq!(t.stats().retransmitted_bytes, 5);
+    }
+
+    #[test]
+    fn receiver_acking_beyond_a_hole_turns_it_into_a_gap_before_its_own_data() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"aaaa"),
+                // c(4)..c(8) never captured
+                pkt(5, true, c(8), s(0), ACK, b"cccc"),
+                pkt(6, false, s(0), c(12), ACK, b"resp"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "aaaa----cccc");
+        let tail: Vec<_> = rec.events.iter().rev().take(3).rev().map(|e| e.1.clone()).collect();
+        assert_eq!(
+            tail,
+            vec![
+                Ev::Gap(ToServer, 4, 4),
+                Ev::Data(ToServer, 8, b"cccc".to_vec()),
+                Ev::Data(ToClient, 0, b"resp".to_vec())
+            ]
+        );
+        let st = t.stats();
+        assert_eq!((st.gaps, st.gap_bytes, st.ack_gaps, st.buffered_bytes), (1, 4, 1, 0));
+    }
+
+    #[test]
+    fn ack_seen_before_the_out_of_order_segment_still_skips_the_hole() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"aaaa"),
+                pkt(4, false, s(0), c(6), ACK, b""), // the receiver has 2 bytes we did not see
+                pkt(5, true, c(8), s(0), ACK, b"cccc"),
+            ],
+        );
+        // Only the acknowledged part of the hole is given up; c(6)..c(8) may still come.
+        assert_eq!(rec.text(ToServer), "aaaa--");
+        feed(&mut t, &mut rec, &[pkt(6, true, c(6), s(0), ACK, b"bb")]);
+        assert_eq!(rec.text(ToServer), "aaaa--bbcccc");
+    }
+
+    #[test]
+    fn buffer_cap_per_direction_skips_the_oldest_hole() {
+        let piece = crate::PIECE_OVERHEAD + 100;
+        let cfg = FlowConfig {
+            max_buffered_bytes_per_dir: 2 * piece - 1,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        handshake(&mut t, &mut rec);
+        let a = [b'a'; 10];
+        let b = [b'b'; 100];
+        let d = [b'd'; 100];
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, &a),
+                pkt(4, true, c(20), s(0), ACK, &b),  // hole [10, 20)
+                pkt(5, true, c(130), s(0), ACK, &d), // hole [120, 130): over the cap
+            ],
+        );
+        let want = format!("{}{}{}", "a".repeat(10), "-".repeat(10), "b".repeat(100));
+        assert_eq!(rec.text(ToServer), want);
+        assert_eq!(t.stats().buffer_cap_hits, 1);
+        assert_eq!(t.stats().buffered_bytes, piece as u64);
+        feed(&mut t, &mut rec, &[pkt(6, true, c(120), s(0), ACK, b"0123456789")]);
+        assert_eq!(rec.text(ToServer), format!("{want}0123456789{}", "d".repeat(100)));
+    }
+
+    #[test]
+    fn global_buffer_cap_skips_a_hole_of_the_flow_that_overflowed_it() {
+        let piece = crate::PIECE_OVERHEAD + 100;
+        let cfg = FlowConfig {
+            max_buffered_bytes_total: 2 * piece - 1,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let other = ep(3, 40001);
+        let b = [b'b'; 100];
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b""),
+                pkt_between(0, other, server(), 7000, 0, SYN, b""),
+                pkt(1, true, c(10), 0, 0, &b),
+                pkt_between(2, other, server(), 7011, 0, 0, &b),
+            ],
+        );
+        assert_eq!(t.stats().buffer_cap_hits, 1);
+        assert_eq!(t.stats().buffered_bytes, piece as u64, "the first flow keeps its piece");
+        assert_eq!(rec.text(ToServer), format!("{}{}", "-".repeat(10), "b".repeat(100)));
+    }
+
+    #[test]
+    fn too_many_holes_skips_the_oldest() {
+        let cfg = FlowConfig {
+            max_holes_per_dir: 2,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(2), s(0), ACK, b"b"),
+                pkt(4, true, c(4), s(0), ACK, b"d"),
+                pkt(5, true, c(6), s(0), ACK, b"f"),
+            ],
+        );
+        assert_eq!(t.stats().hole_cap_hits, 1);
+        assert_eq!(rec.text(ToServer), "--b");
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt(6, true, c(3), s(0), ACK, b"c"), pkt(7, true, c(5), s(0), ACK, b"e")],
+        );
+        assert_eq!(rec.text(ToServer), "--bcdef");
+    }
+
+    #[test]
+    fn midstream_pickup_guesses_the_lower_port_is_the_server() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        // First packet seen goes server → client.
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, false, 777_777, 1, ACK, b"response"),
+                pkt(1, true, 1, 777_785, ACK, b"req"),
+            ],
+        );
+        assert_eq!(rec.text(ToClient), "response");
+        assert_eq!(rec.text(ToServer), "req");
+        assert_eq!(rec.events[0].1, Ev::Data(ToClient, 0, b"response".to_vec()));
+        t.flush(ms(2), &mut rec);
+        let meta = rec.ends[0].0;
+        assert!(!meta.handshake_seen);
+        assert_eq!((meta.client, meta.server), (client(), server()));
+        assert_eq!(t.stats().midstream_pickups, 1);
+    }
+
+    #[test]
+    fn midstream_pickup_with_equal_ports_takes_the_first_destination_as_server() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        let (a, b) = (ep(9, 5000), ep(8, 5000));
+        feed(&mut t, &mut rec, &[pkt_between(0, a, b, 1, 0, ACK, b"x")]);
+        t.flush(ms(1), &mut rec);
+        assert_eq!((rec.ends[0].0.client, rec.ends[0].0.server), (a, b));
+        assert_eq!(rec.events[0].1, Ev::Data(ToServer, 0, b"x".to_vec()));
+    }
+
+    #[test]
+    fn syn_ack_alone_makes_its_receiver_the_client() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, false, SISN, c(0), SYN | ACK, b""),
+                pkt(1, false, s(0), c(0), ACK, b"banner"),
+                // The client's first segment comes second: the SYN-ACK's ACK placed offset 0.
+                pkt(2, true, c(3), s(6), ACK, b"def"),
+                pkt(3, true, c(0), s(6), ACK, b"abc"),
+            ],
+        );
+        assert_eq!(rec.events[0].1, Ev::Data(ToClient, 0, b"banner".to_vec()));
+        assert_eq!(rec.text(ToServer), "abcdef");
+        t.flush(ms(2), &mut rec);
+        let meta = rec.ends[0].0;
+        assert!(meta.handshake_seen);
+        assert_eq!((meta.client, meta.server), (client(), server()));
+        assert_eq!(t.stats().midstream_pickups, 0);
+    }
+
+    #[test]
+    fn packets_without_syn_or_payload_create_no_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, 1, 1, ACK, b""),
+                pkt(1, true, 1, 1, FIN | ACK, b""),
+                pkt(2, true, 1, 1, RST, b""),
+            ],
+        );
+        assert_eq!(t.active_flows(), 0);
+        assert_eq!(t.stats().ignored_packets, 3);
+        assert_eq!(t.stats().flows_created, 0);
+        assert!(rec.events.is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_wrap_at_2_pow_32() {
+        let isn = 0xFFFF_FFF0u32;
+        let at = |off: u32| isn.wrapping_add(1).wrapping_add(off);
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, isn, 0, SYN, b""),
+                pkt(1, true, at(20), 0, ACK, b"uvwxyz"), // past the wrap, out of order
+                pkt(2, true, at(10), 0, ACK, b"klmnopqrst"), // straddles 2^32
+                pkt(3, true, at(0), 0, ACK, b"abcdefghij"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "abcdefghijklmnopqrstuvwxyz");
+    }
+
+    /// Counts bytes without keeping them (for streams of gigabytes).
+    #[derive(Default)]
+    struct Counter {
+        next: u64,
+        bytes: u64,
+        gaps: u64,
+    }
+
+    impl StreamHandler<()> for Counter {
+        fn on_chunk(&mut self, _: &mut (), _: &FlowMeta, chunk: StreamChunk<'_>) -> Interest {
+            assert_eq!(chunk.offset, self.next);
+            match chunk.body {
+                ChunkBody::Data(d) => {
+                    self.next += d.len() as u64;
+                    self.bytes += d.len() as u64;
+                }
+                ChunkBody::Gap(n) => {
+                    self.next += n;
+                    self.gaps += n;
+                }
+                ChunkBody::Close(_) => {}
+            }
+            Interest::Continue
+        }
+        fn on_flow_end(&mut self, _: (), _: &FlowMeta, _: CloseReason, _: Timestamp) {}
+    }
+
+    #[test]
+    fn streams_longer_than_4_gib_keep_counting() {
+        let mut t: FlowTable<()> = FlowTable::new(FlowConfig::default());
+        let mut h = Counter::default();
+        let seg = vec![0u8; 65_535];
+        let mut seq = 0xFFFF_0000u32;
+        let n = 65_600u64; // 65 600 × 65 535 bytes ≈ 4.0007 GiB: past 2^32 and two sequence wraps
+        for i in 0..n {
+            t.process(&pkt(i as i64, true, seq, 0, ACK, &seg), &mut h);
+            seq = seq.wrapping_add(65_535);
+        }
+        assert!(h.next > 1 << 32);
+        assert_eq!(h.bytes, n * 65_535);
+        // Out of order beyond the 4 GiB mark still lands in the right place.
+        t.process(&pkt(n as i64, true, seq.wrapping_add(10), 0, ACK, b"later"), &mut h);
+        t.process(&pkt(n as i64 + 1, true, seq, 0, ACK, b"0123456789"), &mut h);
+        assert_eq!(h.bytes, n * 65_535 + 15);
+        assert_eq!((h.gaps, t.stats().gaps), (0, 0));
+    }
+
+    #[test]
+    fn fin_in_both_directions_closes_each_and_ends_the_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK | FIN, b"bye"),
+                pkt(4, false, s(0), c(4), ACK, b"ok"),
+                pkt(5, false, s(2), c(4), ACK | FIN, b""),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "bye|");
+        assert_eq!(rec.text(ToClient), "ok|");
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+        assert_eq!(rec.ends[0].2, ms(5));
+        assert_eq!(t.active_flows(), 0);
+        // The last ACK belongs to a flow that is gone: ignored, not a new flow.
+        feed(&mut t, &mut rec, &[pkt(6, true, c(4), s(3), ACK, b"")]);
+        assert_eq!(t.active_flows(), 0);
+        assert_eq!(t.stats().ignored_packets, 1);
+    }
+
+    #[test]
+    fn fin_beyond_a_hole_waits_for_the_hole_or_the_ack() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"abcd"),
+                pkt(5, true, c(8), s(0), ACK | FIN, b"efgh"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "abcd");
+        // The server acknowledges the FIN (fin + 1): it got everything.
+        feed(&mut t, &mut rec, &[pkt(6, false, s(0), c(13), ACK | FIN, b"")]);
+        assert_eq!(rec.text(ToServer), "abcd----efgh|");
+        assert_eq!(rec.text(ToClient), "|");
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+    }
+
+    #[test]
+    fn rst_delivers_what_it_can_and_ends_the_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"ab"),
+                pkt(4, true, c(4), s(0), ACK, b"ef"),
+                pkt(5, false, s(0), c(2), RST | ACK, b""),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "ab--ef");
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Rst]);
+        assert_eq!(t.active_flows(), 0);
+        assert_eq!(t.stats().buffered_bytes, 0);
+    }
+
+    #[test]
+    fn idle_flows_time_out_by_packet_time() {
+        let cfg = FlowConfig {
+            idle_timeout: Duration::from_secs(10),
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let other = ep(3, 50000);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, 1, 0, ACK, b"a"),
+                pkt_between(500, other, server(), 1, 0, ACK, b"x"),
+                pkt(9_000, true, 3, 0, ACK, b"b"), // a gap in sequence, but the flow is alive
+                pkt_between(9_500, other, server(), 2, 0, ACK, b"y"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        // Packet time jumps (a sweep runs): nothing has been idle for more than 10 s yet.
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt_between(18_900, other, server(), 3, 0, ACK, b"z")],
+        );
+        assert!(rec.ends.is_empty(), "9.9 s idle is not enough");
+        // The client's next packet comes 10.1 s after its last: that flow is over, this starts one.
+        feed(&mut t, &mut rec, &[pkt(19_100, true, 4, 0, ACK, b"c")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout]);
+        assert_eq!(rec.ends[0].0.client, client());
+        assert_eq!(rec.ends[0].2, ms(19_000), "stamped when it expired");
+        assert_eq!(rec.text(ToServer), "axyz-bc");
+        // Before timing out, the hole was delivered as a gap.
+        assert_eq!(rec.events.iter().filter(|e| matches!(e.1, Ev::Gap(..))).count(), 1);
+        assert_eq!(t.stats().flows_created, 3);
+        // A silent flow is ended by the periodic sweep, stamped when it expired.
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt_between(29_000, ep(7, 7), server(), 1, 0, ACK, b"q")],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout; 2]);
+        assert_eq!((rec.ends[1].0.client, rec.ends[1].2), (other, ms(28_900)));
+        assert_eq!(t.stats().flows_timed_out, 2);
+        assert_eq!(t.active_flows(), 2);
+        // Time running backwards does not expire anything nor panic.
+        feed(&mut t, &mut rec, &[pkt(100, true, 9, 0, ACK, b"late")]);
+        assert_eq!(t.active_flows(), 2);
+        assert_eq!(rec.ends.len(), 2);
+    }
+
+    #[test]
+    fn flush_delivers_holes_as_gaps_and_ends_every_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        let other = ep(3, 50000);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(3), s(0), ACK, b"xyz"),
+                pkt_between(4, other, server(), 10, 0, ACK, b"other"),
+                pkt(5, false, s(0), c(0), ACK, b"hi"),
+            ],
+        );
+        t.flush(ms(100), &mut rec);
+        assert_eq!(rec.text(ToServer), "other---xyz");
+        assert_eq!(rec.end_reasons(), vec![CloseReason::EndOfCapture; 2]);
+        assert_eq!(rec.ends[0].0.client, other, "least recently active first");
+        assert_eq!(t.active_flows(), 0);
+        assert_eq!(t.stats().buffered_bytes, 0);
+    }
+
+    #[test]
+    fn full_table_evicts_the_least_recently_active_flow() {
+        let cfg = FlowConfig {
+            max_flows: 2,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let (a, b, d) = (ep(3, 50001), ep(4, 50002), ep(5, 50003));
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt_between(0, a, server(), 1, 0, ACK, b"a1"),
+                pkt_between(1, b, server(), 1, 0, ACK, b"b1"),
+                pkt_between(2, a, server(), 3, 0, ACK, b"a2"),
+                pkt_between(3, d, server(), 1, 0, ACK, b"d1"),
+            ],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Evicted]);
+        assert_eq!(rec.ends[0].0.client, b);
+        let st = t.stats();
+        assert_eq!((st.flow_table_full, st.flows_evicted, t.active_flows()), (1, 1, 2));
+    }
+
+    #[test]
+    fn ignore_stops_delivery_and_buffering_but_the_end_still_comes() {
+        let (mut t, mut rec) = (
+            table(),
+            Rec {
+                ignore_after: Some(1),
+                ..Rec::default()
+            },
+        );
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(10), s(0), ACK, b"buffered"),
+                pkt(4, true, c(0), s(0), ACK, b"first....."), // delivered, then Ignore
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "first.....");
+        assert_eq!(t.stats().buffered_bytes, 0, "buffers released");
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(30), s(0), ACK, b"ahead"),
+                pkt(6, false, s(0), c(18), ACK, b"reply"),
+                pkt(7, true, c(18), s(5), ACK | FIN, b"more"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "first.....");
+        assert_eq!(rec.text(ToClient), "");
+        assert_eq!(t.stats().buffered_bytes, 0);
+        assert_eq!(t.stats().packets, 8, "still counted");
+        assert!(rec.ends.is_empty());
+        feed(&mut t, &mut rec, &[pkt(8, false, s(5), c(23), ACK | FIN, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+    }
+
+    #[test]
+    fn syn_on_a_finished_flow_starts_a_new_one() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(&mut t, &mut rec, &[pkt(3, true, c(0), s(0), ACK | FIN, b"one")]);
+        // Half-closed; a new SYN on the same ports from a new ISN.
+        let isn2 = 90_000u32;
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(10, true, isn2, 0, SYN, b""),
+                pkt(11, false, 40_000, isn2 + 1, SYN | ACK, b""),
+                pkt(12, true, isn2 + 1, 40_001, ACK, b"two"),
+            ],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+        assert_eq!(t.active_flows(), 1);
+        assert_eq!(t.stats().flows_reused, 1);
+        let new_id = FlowId::derive(
+            &FlowKey {
+                src: client(),
+                dst: server(),
+            },
+            ms(10),
+        );
+        assert_eq!(
+            rec.events.last().cloned(),
+            Some((new_id, Ev::Data(ToServer, 0, b"two".to_vec())))
+        );
+        assert_ne!(new_id, rec.ends[0].0.id);
+    }
+
+    #[test]
+    fn retransmitted_syn_is_not_a_new_connection() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"abc"),
+                pkt(4, true, CISN, 0, SYN, b""),
+                pkt(5, true, c(3), s(0), ACK, b"def"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "abcdef");
+        assert_eq!(t.stats().flows_created, 1);
+        assert!(rec.ends.is_empty());
+    }
+
+    #[test]
+    fn snaplen_truncated_packets_deliver_captured_bytes_then_a_gap() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        let mut p = pkt(3, true, c(0), s(0), ACK, b"head");
+        p.wire_payload_len = 10;
+        feed(&mut t, &mut rec, &[p, pkt(4, true, c(10), s(0), ACK, b"next")]);
+        assert_eq!(rec.text(ToServer), "head------next");
+        let st = t.stats();
+        assert_eq!(
+            (st.truncated_packets, st.gaps, st.gap_bytes, st.payload_bytes),
+            (1, 1, 6, 14)
+        );
+        // A hostile length claim cannot declare more than one IP packet's worth lost.
+        let mut huge = pkt(5, true, c(14), s(0), ACK, b"x");
+        huge.wire_payload_len = u32::MAX;
+        feed(&mut t, &mut rec, &[huge]);
+        assert_eq!(t.stats().gap_bytes, 6 + MAX_LOST_TAIL);
+    }
+
+    /// xorshift64*: deterministic pseudo-random numbers for the randomized tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+        fn shuffle<T>(&mut self, v: &mut [T]) {
+            for i in (1..v.len()).rev() {
+                v.swap(i, self.below(i as u64 + 1) as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn random_segments_in_random_order_with_duplicates_reassemble_exactly() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for round in 0..300 {
+            let len = 1 + rng.below(3000) as usize;
+            let stream: Vec<u8> = (0..len).map(|_| b'a' + rng.below(26) as u8).collect();
+            // Half the rounds start right below a sequence wrap.
+            let isn = if round % 2 == 0 {
+                rng.next() as u32
+            } else {
+                u32::MAX - rng.below(2000) as u32
+            };
+            let at = |off: usize| isn.wrapping_add(1).wrapping_add(off as u32);
+            // Several independent segmentations: their boundaries overlap like retransmissions
+            // that were re-segmented.
+            let mut segs: Vec<(usize, usize)> = Vec::new();
+            for _ in 0..1 + rng.below(3) {
+                let mut off = 0;
+                while off < len {
+                    let n = (1 + rng.below(200) as usize).min(len - off);
+                    segs.push((off, n));
+                    off += n;
+                }
+            }
+            let dups: Vec<_> = segs.iter().filter(|_| rng.below(4) == 0).copied().collect();
+            segs.extend(dups);
+            rng.shuffle(&mut segs);
+            let fin_pos = rng.below(segs.len() as u64 + 1) as usize;
+
+            let (mut t, mut rec) = (table(), Rec::default());
+            let mut pkts = vec![pkt(0, true, isn, 0, SYN, b"")];
+            for (i, &(off, n)) in segs.iter().enumerate() {
+                if i == fin_pos {
+                    pkts.push(pkt(1, true, at(len), 0, FIN, b""));
+                }
+                pkts.push(pkt(1, true, at(off), 0, 0, &stream[off..off + n]));
+            }
+            if fin_pos == segs.len() {
+                pkts.push(pkt(1, true, at(len), 0, FIN, b""));
+            }
+            feed(&mut t, &mut rec, &pkts);
+            let want = format!("{}|", String::from_utf8_lossy(&stream));
+            assert_eq!(rec.text(ToServer), want, "round {round}");
+            let st = t.stats();
+            assert_eq!(
+                (st.gaps, st.overlap_conflicts, st.buffered_bytes),
+                (0, 0, 0),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn random_garbage_never_panics_and_keeps_the_books() {
+        let cfg = FlowConfig {
+            idle_timeout: Duration::from_secs(5),
+            max_flows: 4,
+            max_buffered_bytes_per_dir: 1000,
+            max_buffered_bytes_total: 3000,
+            max_holes_per_dir: 3,
+        };
+        let mut rng = Rng(0xDEAD_BEEF_CAFE_F00D);
+        let hosts = [ep(1, 40000), ep(2, 104), ep(3, 104), ep(4, 2575), ep(5, 40000)];
+        let bases: Vec<u32> = (0..4).map(|_| rng.next() as u32).collect();
+        let buf: Vec<u8> = (0..300).map(|_| rng.next() as u8).collect();
+        let mut t = FlowTable::new(cfg);
+        let mut rec = Rec {
+            ignore_after: None,
+            ..Rec::default()
+        };
+        let mut now = 0i64;
+        for i in 0..30_000 {
+            if i % 5000 == 4999 {
+                rec.ignore_after = if rec.ignore_after.is_some() { None } else { Some(7) };
+            }
+            now += rng.below(400) as i64 - 50; // mostly forward, sometimes back
+            let src = hosts[rng.below(hosts.len() as u64) as usize];
+            let dst = hosts[rng.below(hosts.len() as u64) as usize];
+            let near = |rng: &mut Rng, base: u32| base.wrapping_add(rng.below(4000) as u32).wrapping_sub(1000);
+            let (k1, k2) = (rng.below(4) as usize, rng.below(4) as usize);
+            let seq = match rng.below(4) {
+                0 => rng.next() as u32,
+                _ => near(&mut rng, bases[k1]),
+            };
+            let ack = match rng.below(3) {
+                0 => rng.next() as u32,
+                _ => near(&mut rng, bases[k2]),
+            };
+            let flags = (rng.next() as u8) & if rng.below(4) == 0 { 0x3F } else { ACK | PSH | FIN };
+            let start = rng.below(buf.len() as u64) as usize;
+            let n = (rng.below(200) as usize).min(buf.len() - start);
+            let mut p = pkt_between(now, src, dst, seq, ack, flags, &buf[start..start + n]);
+            p.wire_payload_len = match rng.below(10) {
+                0 => rng.next() as u32,
+                1 => n as u32 + rng.below(100) as u32,
+                2 => 0,
+                _ => n as u32,
+            };
+            t.process(&p, &mut rec);
+            t.check_invariants();
+        }
+        t.flush(ms(now), &mut rec);
+        t.check_invariants();
+        let st = t.stats();
+        assert_eq!(t.active_flows(), 0);
+        assert_eq!(st.buffered_bytes, 0);
+        assert_eq!(st.flows_created, st.flows_ended);
+        assert_eq!(rec.ends.len() as u64, st.flows_ended);
+        assert!(
+            st.flows_created > 100 && st.gaps > 0 && st.out_of_order_segments > 0,
+            "{st:?}"
+        );
+    }
+}

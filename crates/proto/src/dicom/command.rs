@@ -1,0 +1,297 @@
+//! DIMSE command sets (PS3.7 §E.1, §9.3, §10.3): a small hand scan of group 0000.
+//!
+//! A command set is always encoded in Implicit VR Little Endian (PS3.7 §6.3.1): tag group (2),
+//! element (2), value length (4), value. We read the handful of elements the tap reports and
+//! skip the rest; values are borrowed from the reassembled command buffer, never copied.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Command Field values (PS3.7 §E.1, Table E.1-1; responses have bit 15 set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommandField(pub u16);
+
+impl CommandField {
+    pub const C_STORE: u16 = 0x0001;
+    pub const C_GET: u16 = 0x0010;
+    pub const C_FIND: u16 = 0x0020;
+    pub const C_MOVE: u16 = 0x0021;
+    pub const C_ECHO: u16 = 0x0030;
+    pub const N_EVENT_REPORT: u16 = 0x0100;
+    pub const N_GET: u16 = 0x0110;
+    pub const N_SET: u16 = 0x0120;
+    pub const N_ACTION: u16 = 0x0130;
+    pub const N_CREATE: u16 = 0x0140;
+    pub const N_DELETE: u16 = 0x0150;
+    pub const C_CANCEL: u16 = 0x0FFF;
+    /// Bit 15 marks a response (e.g. C-STORE-RSP = 8001H).
+    pub const RESPONSE_BIT: u16 = 0x8000;
+
+    pub fn is_response(self) -> bool {
+        self.0 & Self::RESPONSE_BIT != 0
+    }
+
+    /// The request this is (or answers), without the response bit.
+    pub fn request(self) -> u16 {
+        self.0 & !Self::RESPONSE_BIT
+    }
+}
+
+/// Name of a command (request code; the response bit is ignored): `C-STORE`, …, or `0x1234`.
+pub fn command_name(field: u16) -> Cow<'static, str> {
+    let name = match field & !CommandField::RESPONSE_BIT {
+        CommandField::C_STORE => "C-STORE",
+        CommandField::C_GET => "C-GET",
+        CommandField::C_FIND => "C-FIND",
+        CommandField::C_MOVE => "C-MOVE",
+        CommandField::C_ECHO => "C-ECHO",
+        CommandField::N_EVENT_REPORT => "N-EVENT-REPORT",
+        CommandField::N_GET => "N-GET",
+        CommandField::N_SET => "N-SET",
+        CommandField::N_ACTION => "N-ACTION",
+        CommandField::N_CREATE => "N-CREATE",
+        CommandField::N_DELETE => "N-DELETE",
+        CommandField::C_CANCEL => "C-CANCEL",
+        _ => return Cow::Owned(format!("0x{field:04X}")),
+    };
+    Cow::Borrowed(name)
+}
+
+/// Command Data Set Type (0000,0800) value meaning "no data set" (PS3.7 §E.1: "0101H … Any
+/// other value shall indicate a Data Set is present").
+pub const NO_DATA_SET: u16 = 0x0101;
+
+/// The command elements the tap reads; string values are borrowed, untrimmed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandSet<'a> {
+    /// (0000,0100)
+    pub command_field: u16,
+    /// (0000,0110)
+    pub message_id: Option<u16>,
+    /// (0000,0120)
+    pub message_id_responded_to: Option<u16>,
+    /// (0000,0002)
+    pub affected_sop_class_uid: Option<&'a [u8]>,
+    /// (0000,0003)
+    pub requested_sop_class_uid: Option<&'a [u8]>,
+    /// (0000,1000)
+    pub affected_sop_instance_uid: Option<&'a [u8]>,
+    /// (0000,1001)
+    pub requested_sop_instance_uid: Option<&'a [u8]>,
+    /// (0000,0600)
+    pub move_destination: Option<&'a [u8]>,
+    /// (0000,0700)
+    pub priority: Option<u16>,
+    /// (0000,0800)
+    pub data_set_type: Option<u16>,
+    /// (0000,0900)
+    pub status: Option<u16>,
+    /// (0000,1020)
+    pub remaining: Option<u16>,
+    /// (0000,1021)
+    pub completed: Option<u16>,
+    /// (0000,1022)
+    pub failed: Option<u16>,
+    /// (0000,1023)
+    pub warning: Option<u16>,
+    /// (0000,1030)
+    pub move_originator_ae: Option<&'a [u8]>,
+    /// Something odd that did not stop the scan (e.g. an element outside group 0000, a
+    /// truncated last element): reported as `dicom.malformed_command`, the command still counts.
+    pub irregular: Option<MalformedCommand>,
+}
+
+impl CommandSet<'_> {
+    pub fn field(&self) -> CommandField {
+        CommandField(self.command_field)
+    }
+
+    /// A data set follows (PS3.7 §E.1, (0000,0800)). Absent counts as none.
+    pub fn has_data_set(&self) -> bool {
+        self.data_set_type.is_some_and(|t| t != NO_DATA_SET)
+    }
+
+    /// Any of the sub-operation counts (0000,1020..1023) was present.
+    pub fn has_sub_operations(&self) -> bool {
+        self.remaining.is_some() || self.completed.is_some() || self.failed.is_some() || self.warning.is_some()
+    }
+}
+
+/// Why a command set could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MalformedCommand {
+    /// An element header or value runs past the end of the command set.
+    Truncated { offset: usize },
+    /// An element outside group 0000 (PS3.7 §E.1: a command set has only group 0000).
+    WrongGroup { offset: usize, group: u16 },
+    /// Undefined length (FFFFFFFFH) is not allowed in a command set.
+    UndefinedLength { offset: usize },
+    /// No Command Field (0000,0100).
+    MissingCommandField,
+}
+
+impl fmt::Display for MalformedCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MalformedCommand::Truncated { offset } => write!(f, "element at offset {offset} is truncated"),
+            MalformedCommand::WrongGroup { offset, group } => {
+                write!(f, "element of group {group:04X} at offset {offset}")
+            }
+            MalformedCommand::UndefinedLength { offset } => write!(f, "undefined length at offset {offset}"),
+            MalformedCommand::MissingCommandField => f.write_str("no command field (0000,0100)"),
+        }
+    }
+}
+
+fn le_u16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes([
+        *b.get(at)?,
+        *b.get(at + 1)?,
+        *b.get(at + 2)?,
+        *b.get(at + 3)?,
+    ]))
+}
+
+/// Scan a complete command set. Stops at the first element it cannot trust (recorded in
+/// `irregular`); fails only when no Command Field was found before that point.
+pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand> {
+    let mut cmd = CommandSet::default();
+    let mut field = None;
+    let mut at = 0usize;
+    while at < buf.len() {
+        let (Some(group), Some(element), Some(len)) = (le_u16(buf, at), le_u16(buf, at + 2), le_u32(buf, at + 4))
+        else {
+            cmd.irregular = Some(MalformedCommand::Truncated { offset: at });
+            break;
+        };
+        if group != 0x0000 {
+            cmd.irregular = Some(MalformedCommand::WrongGroup { offset: at, group });
+            break;
+        }
+        if len == u32::MAX {
+            cmd.irregular = Some(MalformedCommand::UndefinedLength { offset: at });
+            break;
+        }
+        let start = at + 8;
+        let Some(value) = start.checked_add(len as usize).and_then(|end| buf.get(start..end)) else {
+            cmd.irregular = Some(MalformedCommand::Truncated { offset: at });
+            break;
+        };
+        let us = le_u16(value, 0);
+        match element {
+            0x0002 => cmd.affected_sop_class_uid = Some(value),
+            0x0003 => cmd.requested_sop_class_uid = Some(value),
+            0x0100 => field = us,
+            0x0110 => cmd.message_id = us,
+            0x0120 => cmd.message_id_responded_to = us,
+            0x0600 => cmd.move_destination = Some(value),
+            0x0700 => cmd.priority = us,
+            0x0800 => cmd.data_set_type = us,
+            0x0900 => cmd.status = us,
+            0x1000 => cmd.affected_sop_instance_uid = Some(value),
+            0x1001 => cmd.requested_sop_instance_uid = Some(value),
+            0x1020 => cmd.remaining = us,
+            0x1021 => cmd.completed = us,
+            0x1022 => cmd.failed = us,
+            0x1023 => cmd.warning = us,
+            0x1030 => cmd.move_originator_ae = Some(value),
+            _ => {}
+        }
+        at = start + value.len();
+    }
+    match field {
+        Some(f) => {
+            cmd.command_field = f;
+            Ok(cmd)
+        }
+        None => Err(cmd.irregular.unwrap_or(MalformedCommand::MissingCommandField)),
+    }
+}
+
+/// Command values are padded: UI with NUL, AE with spaces (PS3.5 §6.2, §9.1).
+pub fn text(value: &[u8]) -> String {
+    crate::dicom::parser::clean_text(&String::from_utf8_lossy(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dicom::testutil::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(command_name(0x0001), "C-STORE");
+        assert_eq!(command_name(0x8021), "C-MOVE");
+        assert_eq!(command_name(0x0FFF), "C-CANCEL");
+        assert_eq!(command_name(0x0150), "N-DELETE");
+        assert_eq!(command_name(0x0042), "0x0042");
+        assert!(CommandField(0x8001).is_response());
+        assert_eq!(CommandField(0x8001).request(), 1);
+    }
+
+    #[test]
+    fn parses_move_request_and_response() {
+        let rq = cmd_move_rq(7, "ARCHIVE");
+        let c = parse_command_set(&rq).unwrap();
+        assert_eq!(c.command_field, 0x0021);
+        assert_eq!(c.message_id, Some(7));
+        assert_eq!(text(c.move_destination.unwrap()), "ARCHIVE");
+        assert_eq!(text(c.affected_sop_class_uid.unwrap()), MOVE_STUDY);
+        assert!(c.has_data_set());
+        assert_eq!(c.irregular, None);
+
+        let rsp = cmd_rsp(0x8021, 7, 0x0000, Some((0, 12, 1, 2)));
+        let c = parse_command_set(&rsp).unwrap();
+        assert!(c.field().is_response());
+        assert_eq!(c.message_id_responded_to, Some(7));
+        assert_eq!(
+            (c.completed, c.failed, c.warning, c.remaining),
+            (Some(12), Some(1), Some(2), Some(0))
+        );
+        assert!(!c.has_data_set());
+    }
+
+    #[test]
+    fn irregular_commands() {
+        assert_eq!(parse_command_set(&[]), Err(MalformedCommand::MissingCommandField));
+        let rq = cmd_store_rq(3, "1.2.3.4");
+        // Cut the last element short: the fields before it still come back.
+        let c = parse_command_set(&rq[..rq.len() - 3]).unwrap();
+        assert_eq!(c.command_field, 1);
+        assert!(matches!(c.irregular, Some(MalformedCommand::Truncated { .. })));
+        // Only a truncated header.
+        assert!(parse_command_set(&rq[..5]).is_err());
+        // Undefined length.
+        let mut bad = rq.clone();
+        bad[4..8].copy_from_slice(&[0xFF; 4]);
+        assert!(matches!(
+            parse_command_set(&bad),
+            Err(MalformedCommand::UndefinedLength { offset: 0 })
+        ));
+        // Element of another group after the command field.
+        let mut other = rq.clone();
+        other.extend_from_slice(&[0x08, 0, 0x18, 0, 2, 0, 0, 0, b'1', 0]);
+        assert!(matches!(
+            parse_command_set(&other).unwrap().irregular,
+            Some(MalformedCommand::WrongGroup { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = Lcg(11);
+        for _ in 0..20_000 {
+            let n = (rng.next() % 200) as usize;
+            let mut buf: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            if buf.len() > 4 {
+                buf[0] = 0;
+                buf[1] = 0;
+            }
+            let _ = parse_command_set(&buf);
+        }
+    }
+}

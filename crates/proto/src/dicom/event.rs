@@ -1,0 +1,243 @@
+//! Building the core event structs (CONTRACT §2 `dicom`) from association / command state.
+
+use super::command::{command_name, text, CommandSet};
+use super::parser::RequestedIdentity;
+use super::state::{at, Association};
+use pacstap_core::{
+    Anomaly, AssociationAbort, AssociationOutcome, AssociationReject, DicomAssociation, DicomCommand, DicomEvent,
+    Direction, EventBody, FlowMeta, ProtocolEvent, StatusClass, SubOperations, Timestamp, UserIdentity,
+};
+
+/// The flow as the contract wants it: `src` is the association requester. When the requester
+/// is what the flow layer took for the server (it guessed wrong), swap the endpoints.
+pub(crate) fn flow_meta(meta: &FlowMeta, swapped: bool) -> FlowMeta {
+    if swapped {
+        FlowMeta {
+            client: meta.server,
+            server: meta.client,
+            ..*meta
+        }
+    } else {
+        *meta
+    }
+}
+
+pub(crate) fn anomaly_event(
+    ts: Timestamp,
+    meta: &FlowMeta,
+    swapped: bool,
+    name: &'static str,
+    detail: Option<String>,
+) -> ProtocolEvent {
+    ProtocolEvent {
+        ts,
+        flow: flow_meta(meta, swapped),
+        body: EventBody::Anomaly(Anomaly {
+            proto: "dicom",
+            name,
+            detail,
+        }),
+    }
+}
+
+/// PS3.7 §D.3.3.7.1 User-Identity-Type names (CONTRACT §2).
+pub(crate) fn identity_kind(kind: u8) -> String {
+    match kind {
+        1 => "username".into(),
+        2 => "username_passcode".into(),
+        3 => "kerberos".into(),
+        4 => "saml".into(),
+        5 => "jwt".into(),
+        n => format!("unknown_{n}"),
+    }
+}
+
+/// The contract's user identity: type and user name only (never passcode, ticket or token).
+/// `server_response` is known only when the requester asked for one and the association was
+/// accepted: then it says whether the A-ASSOCIATE-AC carried sub-item 59H (PS3.7 §D.3.3.7.2).
+pub(crate) fn user_identity(id: &RequestedIdentity, accepted: bool, response_seen: bool) -> UserIdentity {
+    UserIdentity {
+        kind: identity_kind(id.kind),
+        username: if matches!(id.kind, 1 | 2) {
+            id.username.clone()
+        } else {
+            None
+        },
+        server_response: (id.positive_response_requested && accepted).then_some(response_seen),
+    }
+}
+
+/// `"0x0000"` (CONTRACT §2).
+pub(crate) fn status_string(status: u16) -> String {
+    format!("0x{status:04X}")
+}
+
+/// A command event for a request, before any response. AE titles are filled in on emission.
+pub(crate) fn new_command(
+    cmd: &CommandSet<'_>,
+    direction: Direction,
+    ts: Timestamp,
+    context_abstract_syntax: Option<&str>,
+) -> DicomCommand {
+    let sop_class_uid = cmd
+        .affected_sop_class_uid
+        .or(cmd.requested_sop_class_uid)
+        .map(text)
+        .filter(|s| !s.is_empty())
+        .or_else(|| context_abstract_syntax.filter(|s| !s.is_empty()).map(str::to_string));
+    DicomCommand {
+        calling_ae: String::new(),
+        called_ae: String::new(),
+        command: command_name(cmd.command_field).into_owned(),
+        message_id: cmd.message_id.unwrap_or(0),
+        sop_class_uid,
+        sop_instance_uid: cmd
+            .affected_sop_instance_uid
+            .or(cmd.requested_sop_instance_uid)
+            .map(text),
+        move_destination: cmd.move_destination.map(text),
+        query_level: None,
+        study_instance_uids: Vec::new(),
+        modality: None,
+        status: None,
+        status_class: None,
+        sub_operations: None,
+        dataset_bytes: 0,
+        direction,
+        responses: 0,
+        request_time: ts,
+        response_time: None,
+    }
+}
+
+/// Fold a response into its request's event.
+pub(crate) fn apply_response(ev: &mut DicomCommand, cmd: &CommandSet<'_>, ts: Timestamp, is_final: bool) {
+    ev.responses = ev.responses.saturating_add(1);
+    ev.response_time = Some(ts);
+    if cmd.has_sub_operations() {
+        // PS3.7 §9.3.3.2 / §9.3.4.2: (0000,1020..1023); the last response's counts are final.
+        ev.sub_operations = Some(SubOperations {
+            completed: cmd.completed.unwrap_or(0),
+            failed: cmd.failed.unwrap_or(0),
+            warning: cmd.warning.unwrap_or(0),
+            remaining: cmd.remaining.unwrap_or(0),
+        });
+    }
+    if is_final {
+        ev.status = cmd.status.map(status_string);
+        ev.status_class = cmd.status.map(StatusClass::of);
+    }
+}
+
+pub(crate) fn command_event(
+    ts: Timestamp,
+    meta: &FlowMeta,
+    assoc: &Association,
+    mut ev: DicomCommand,
+) -> ProtocolEvent {
+    ev.calling_ae.clone_from(&assoc.calling_ae);
+    ev.called_ae.clone_from(&assoc.called_ae);
+    ProtocolEvent {
+        ts,
+        flow: flow_meta(meta, assoc.swapped),
+        body: EventBody::Dicom(DicomEvent::Command(ev)),
+    }
+}
+
+/// How the association ended, with the PS3.8 numbers where there are any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ending {
+    pub outcome: AssociationOutcome,
+    pub reject: Option<AssociationReject>,
+    pub abort: Option<AssociationAbort>,
+}
+
+impl Ending {
+    pub(crate) fn plain(outcome: AssociationOutcome) -> Self {
+        Ending {
+            outcome,
+            reject: None,
+            abort: None,
+        }
+    }
+}
+
+pub(crate) fn association_event(ts: Timestamp, meta: &FlowMeta, a: &Association, end: Ending) -> ProtocolEvent {
+    let mut abstract_syntaxes: Vec<String> = Vec::new();
+    for pc in a
+        .contexts
+        .iter()
+        .filter(|pc| pc.accepted && !pc.abstract_syntax.is_empty())
+    {
+        if !abstract_syntaxes.contains(&pc.abstract_syntax) {
+            abstract_syntaxes.push(pc.abstract_syntax.clone());
+        }
+    }
+    let ev = DicomAssociation {
+        calling_ae: a.calling_ae.clone(),
+        called_ae: a.called_ae.clone(),
+        accepted: a.accepted,
+        outcome: end.outcome,
+        reject: end.reject,
+        abort: end.abort,
+        user_identity: a
+            .identity
+            .as_ref()
+            .map(|id| user_identity(id, a.accepted, a.identity_response)),
+        abstract_syntaxes,
+        implementation_class_uid: a.implementation_class_uid.clone(),
+        implementation_version_name: a.implementation_version_name.clone(),
+        max_pdu_length: a.max_pdu_length,
+        bytes_toserver: *at(&a.bytes, Direction::ToServer),
+        bytes_toclient: *at(&a.bytes, Direction::ToClient),
+        commands: a.commands,
+        start: a.start,
+        end: ts,
+        request_seen: a.request_seen,
+        gap_bytes: a.gap_bytes,
+    };
+    ProtocolEvent {
+        ts,
+        flow: flow_meta(meta, a.swapped),
+        body: EventBody::Dicom(DicomEvent::Association(ev)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dicom::testutil::meta;
+
+    #[test]
+    fn identity_never_carries_secrets() {
+        let id = RequestedIdentity {
+            kind: 5,
+            positive_response_requested: true,
+            username: Some("x".into()),
+        };
+        let u = user_identity(&id, true, true);
+        assert_eq!(u.kind, "jwt");
+        assert_eq!(u.username, None);
+        assert_eq!(u.server_response, Some(true));
+        let id = RequestedIdentity {
+            kind: 2,
+            positive_response_requested: false,
+            username: Some("rad1".into()),
+        };
+        let u = user_identity(&id, true, false);
+        assert_eq!(
+            (u.kind.as_str(), u.username.as_deref(), u.server_response),
+            ("username_passcode", Some("rad1"), None)
+        );
+        assert_eq!(identity_kind(9), "unknown_9");
+    }
+
+    #[test]
+    fn swapped_meta() {
+        let m = meta(50_000, 104);
+        let s = flow_meta(&m, true);
+        assert_eq!((s.client, s.server), (m.server, m.client));
+        assert_eq!(flow_meta(&m, false), m);
+        assert_eq!(status_string(0xC001), "0xC001");
+    }
+}

@@ -1,0 +1,921 @@
+//! DICOM Upper Layer (PS3.8) and DIMSE (PS3.7) over TCP, as seen from a tap.
+//!
+//! - [`parser`]: pure PDU / PDV / control-PDU parsing (fuzz and bench entry points);
+//! - [`command`]: the group-0000 command set scan;
+//! - [`dataset`]: the stop-at-tag data set sniff;
+//! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
+//! - `state`: associations and request/response pairing;
+//! - `event`: the contract's event structs.
+
+pub mod command;
+pub mod dataset;
+mod event;
+pub mod parser;
+mod state;
+mod stream;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use command::{command_name, parse_command_set, CommandField, CommandSet, MalformedCommand};
+pub use dataset::{inflate_prefix, sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+pub use parser::{
+    find_user_identity, parse_control_pdu, parse_pdu_header, parse_pdv_header, pdv_items, plausible_pdu_header,
+    probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
+};
+
+use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, StreamChunk};
+use state::{Ctx, Session, SessionSink};
+use std::fmt;
+use stream::PduStream;
+
+/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
+pub mod anomaly {
+    /// A control PDU longer than `max_control_pdu_bytes`; skipped by its length.
+    pub const PDU_TOO_LARGE: &str = "dicom.pdu_too_large";
+    /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
+    pub const UNKNOWN_PDU_TYPE: &str = "dicom.unknown_pdu_type";
+    /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
+    pub const MALFORMED_ASSOCIATE: &str = "dicom.malformed_associate";
+    /// A-RELEASE-RQ/RP or A-ABORT that dicom-ul (strict) refused.
+    pub const MALFORMED_PDU: &str = "dicom.malformed_pdu";
+    /// A PDV item that does not fit its P-DATA-TF, or an even presentation context id.
+    pub const MALFORMED_PDV: &str = "dicom.malformed_pdv";
+    /// A command set over `max_command_bytes`.
+    pub const COMMAND_TOO_LARGE: &str = "dicom.command_too_large";
+    /// A command set that cannot be read (or was read only in part).
+    pub const MALFORMED_COMMAND: &str = "dicom.malformed_command";
+    /// A PDU that makes no sense in the association's state (e.g. a second A-ASSOCIATE-AC).
+    pub const UNEXPECTED_PDU: &str = "dicom.unexpected_pdu";
+    /// Bytes had to be skipped to find the next PDU header.
+    pub const RESYNC: &str = "dicom.resync";
+    /// A response to no known request, on an association seen whole.
+    pub const RESPONSE_WITHOUT_REQUEST: &str = "dicom.response_without_request";
+    /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
+    pub const TOO_MANY_PENDING: &str = "dicom.too_many_pending";
+}
+
+/// A flow on a DICOM port that never yields a plausible PDU within this many bytes is given up
+/// (`Interest::Ignore`). Resynchronising needs at most one maximum-length PDU to pass; real
+/// maximum PDU lengths are 16 KiB to a few MiB, so 4 MiB finds a boundary in practice.
+pub const RESYNC_GIVE_UP_BYTES: u64 = 4 << 20;
+
+/// Per-flow DICOM state, stored in the flow table (`FlowState::Dicom`).
+pub struct DicomFlow {
+    /// Indexed by the flow layer's direction (`Direction::index`).
+    streams: [PduStream; 2],
+    session: Session,
+    data_bytes: u64,
+}
+
+impl fmt::Debug for DicomFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DicomFlow")
+            .field("pdus", &self.session.pdus)
+            .field("data_bytes", &self.data_bytes)
+            .finish()
+    }
+}
+
+impl DicomFlow {
+    /// `resync`: the flow did not start with an A-ASSOCIATE-RQ; scan for PDU headers.
+    /// `probation`: only a partial RQ-looking prefix was seen on a non-DICOM port.
+    pub(crate) fn new(resync: bool, probation: bool) -> Self {
+        DicomFlow {
+            streams: [PduStream::new(resync), PduStream::new(resync)],
+            session: Session::new(probation),
+            data_bytes: 0,
+        }
+    }
+
+    /// Handle one chunk; `false` when the flow turned out not to be DICOM.
+    pub(crate) fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+        let raw = chunk.dir;
+        let max_control = ctx.cfg.max_control_pdu_bytes;
+        let stream = state::at_mut(&mut self.streams, raw);
+        match chunk.body {
+            ChunkBody::Data(data) => {
+                self.data_bytes = self.data_bytes.saturating_add(data.len() as u64);
+                let mut sink = SessionSink {
+                    session: &mut self.session,
+                    ctx,
+                    raw,
+                };
+                stream.feed(data, &mut sink, max_control);
+            }
+            ChunkBody::Gap(len) => {
+                self.session.gap(ctx, len);
+                let mut sink = SessionSink {
+                    session: &mut self.session,
+                    ctx,
+                    raw,
+                };
+                stream.gap(len, &mut sink);
+            }
+            // A half-close changes nothing for the tap; the outcome comes with the flow end.
+            ChunkBody::Close(_) => {}
+        }
+        if self.session.not_dicom {
+            return false;
+        }
+        let never_locked = self.session.pdus == 0 && self.streams.iter().any(PduStream::is_resyncing);
+        !(never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES)
+    }
+
+    /// The flow left the table: end the open association (CONTRACT §2 outcomes).
+    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+        let outcome = match reason {
+            CloseReason::Fin => AssociationOutcome::Closed,
+            CloseReason::Rst => AssociationOutcome::Reset,
+            CloseReason::Timeout | CloseReason::EndOfCapture | CloseReason::Evicted => AssociationOutcome::Incomplete,
+        };
+        self.session.flow_end(ctx, outcome);
+    }
+}
+
+/// A [`Ctx`] for one call from the analyzer.
+pub(crate) fn state_ctx<'a>(
+    cfg: &'a crate::ProtoConfig,
+    events: &'a mut Vec<pacstap_core::ProtocolEvent>,
+    stats: &'a mut crate::ProtoStats,
+    meta: &'a pacstap_core::FlowMeta,
+    ts: pacstap_core::Timestamp,
+) -> Ctx<'a> {
+    Ctx {
+        cfg,
+        events,
+        stats,
+        meta,
+        ts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::TransferSyntax;
+    use crate::ProtoConfig;
+    use pacstap_core::Direction::{self, ToClient, ToServer};
+    use pacstap_core::{
+        AssociationOutcome, CloseReason, DicomAssociation, DicomCommand, DicomEvent, EventBody, Interest,
+        ProtocolEvent, StatusClass, SubOperations,
+    };
+
+    type Conv = Vec<(Direction, Vec<u8>)>;
+
+    fn run(
+        cfg: &ProtoConfig,
+        port: u16,
+        conv: &Conv,
+        split: Option<(usize, usize)>,
+        end: CloseReason,
+    ) -> Vec<ProtocolEvent> {
+        let mut h = Harness::new(cfg.clone(), 50_000, port);
+        let base = h.ts;
+        for (i, (dir, bytes)) in conv.iter().enumerate() {
+            h.ts = base + i as i64 * 1_000_000;
+            match split {
+                Some((m, k)) if m == i => h.data_split(*dir, bytes, &[k]),
+                Some((m, 0)) if m == usize::MAX => {
+                    for b in bytes.chunks(1) {
+                        let _ = h.data(*dir, b);
+                    }
+                }
+                _ => {
+                    let _ = h.data(*dir, bytes);
+                }
+            }
+        }
+        h.ts = base + conv.len() as i64 * 1_000_000;
+        h.end(end)
+    }
+
+    /// Run the conversation whole, then with each message cut at every split point, then one
+    /// byte at a time: the events must be the same every time.
+    fn every_split(cfg: &ProtoConfig, port: u16, conv: &Conv, end: CloseReason) -> Vec<ProtocolEvent> {
+        let whole = run(cfg, port, conv, None, end);
+        let want = format!("{whole:?}");
+        for (i, (_, bytes)) in conv.iter().enumerate() {
+            for k in 1..bytes.len() {
+                let got = format!("{:?}", run(cfg, port, conv, Some((i, k)), end));
+                assert_eq!(got, want, "message {i} split at {k}");
+            }
+        }
+        let got = format!("{:?}", run(cfg, port, conv, Some((usize::MAX, 0)), end));
+        assert_eq!(got, want, "byte by byte");
+        whole
+    }
+
+    fn associations(ev: &[ProtocolEvent]) -> Vec<DicomAssociation> {
+        dicom_bodies(ev)
+            .into_iter()
+            .filter_map(|d| match d {
+                DicomEvent::Association(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn commands(ev: &[ProtocolEvent]) -> Vec<DicomCommand> {
+        dicom_bodies(ev)
+            .into_iter()
+            .filter_map(|d| match d {
+                DicomEvent::Command(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn bytes_of(conv: &Conv, dir: Direction) -> u64 {
+        conv.iter()
+            .filter(|(d, _)| *d == dir)
+            .map(|(_, b)| b.len() as u64)
+            .sum()
+    }
+
+    fn no_secrets(ev: &[ProtocolEvent]) {
+        let all = format!("{ev:?}");
+        for secret in ["s3cret", "DOE^JANE", "PATIENT-ID-42"] {
+            assert!(!all.contains(secret), "{secret} leaked");
+        }
+    }
+
+    fn store_conv() -> Conv {
+        let ds_explicit = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.100", STUDY_A, 300);
+        let ds_implicit = store_dataset(TransferSyntax::ImplicitVrLittleEndian, "1.2.3.101", STUDY_B, 200);
+        let store2 = cmd_store_rq(2, "1.2.3.100");
+        let (c1, c2) = store2.split_at(30);
+        let (d1, d2) = ds_explicit.split_at(100);
+        vec![
+            (
+                ToServer,
+                associate_rq(
+                    "MODALITY1",
+                    "PACS",
+                    &[
+                        (1, CT_STORAGE, &[EXPLICIT_LE, IMPLICIT_LE]),
+                        (3, CT_STORAGE, &[IMPLICIT_LE]),
+                        (5, VERIFICATION, &[IMPLICIT_LE]),
+                        (7, MOVE_STUDY, &[IMPLICIT_LE]),
+                    ],
+                    Some((2, "rad1", "s3cret")),
+                ),
+            ),
+            (
+                ToClient,
+                associate_ac(&[
+                    (1, 0, EXPLICIT_LE),
+                    (3, 0, IMPLICIT_LE),
+                    (5, 0, IMPLICIT_LE),
+                    (7, 3, IMPLICIT_LE),
+                ]),
+            ),
+            (ToServer, pdata(&[(5, 3, &cmd_echo_rq(1))])),
+            (ToClient, pdata(&[(5, 3, &cmd_rsp(0x8030, 1, 0x0000, None))])),
+            // Command in two fragments, data set in two fragments over two PDUs.
+            (ToServer, pdata(&[(1, 1, c1), (1, 3, c2), (1, 0, d1)])),
+            (ToServer, pdata(&[(1, 2, d2)])),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8001, 2, 0x0000, None))])),
+            (
+                ToServer,
+                pdata(&[(3, 3, &cmd_store_rq(3, "1.2.3.101")), (3, 2, &ds_implicit)]),
+            ),
+            (ToClient, pdata(&[(3, 3, &cmd_rsp(0x8001, 3, 0xB000, None))])),
+            (ToServer, release_rq()),
+            (ToClient, release_rp()),
+        ]
+    }
+
+    #[test]
+    fn store_association_at_every_split_point() {
+        let conv = store_conv();
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Fin);
+        no_secrets(&ev);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+
+        let a = associations(&ev);
+        assert_eq!(a.len(), 1);
+        let a = &a[0];
+        assert_eq!((a.calling_ae.as_str(), a.called_ae.as_str()), ("MODALITY1", "PACS"));
+        assert!(a.accepted && a.request_seen);
+        assert_eq!(a.outcome, AssociationOutcome::Released);
+        let id = a.user_identity.as_ref().unwrap();
+        assert_eq!(
+            (id.kind.as_str(), id.username.as_deref(), id.server_response),
+            ("username_passcode", Some("rad1"), Some(true))
+        );
+        assert_eq!(a.abstract_syntaxes, vec![CT_STORAGE, VERIFICATION]);
+        assert_eq!(a.implementation_class_uid.as_deref(), Some(IMPL_UID));
+        assert_eq!(a.implementation_version_name.as_deref(), Some("PACSTAP_TEST"));
+        assert_eq!(a.max_pdu_length, Some(16384));
+        assert_eq!(a.commands, 3);
+        assert_eq!(a.bytes_toserver, bytes_of(&conv, ToServer));
+        assert_eq!(a.bytes_toclient, bytes_of(&conv, ToClient));
+        assert_eq!(a.gap_bytes, 0);
+        assert!(a.end > a.start);
+
+        let c = commands(&ev);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[0].command, "C-ECHO");
+        assert_eq!(c[0].sop_class_uid.as_deref(), Some(VERIFICATION));
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        let s = &c[1];
+        assert_eq!((s.command.as_str(), s.message_id), ("C-STORE", 2));
+        assert_eq!((s.calling_ae.as_str(), s.called_ae.as_str()), ("MODALITY1", "PACS"));
+        assert_eq!(s.sop_class_uid.as_deref(), Some(CT_STORAGE));
+        assert_eq!(s.sop_instance_uid.as_deref(), Some("1.2.3.100"));
+        assert_eq!(s.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(s.modality.as_deref(), Some("CT"));
+        assert_eq!(s.status_class, Some(StatusClass::Success));
+        assert_eq!(s.direction, ToServer);
+        assert_eq!(
+            s.dataset_bytes,
+            store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.100", STUDY_A, 300).len() as u64
+        );
+        assert_eq!(s.responses, 1);
+        assert!(s.response_time.unwrap() > s.request_time);
+        let s = &c[2];
+        assert_eq!(s.study_instance_uids, vec![STUDY_B]);
+        assert_eq!(s.sop_instance_uid.as_deref(), Some("1.2.3.101"));
+        assert_eq!(
+            (s.status.as_deref(), s.status_class),
+            (Some("0xB000"), Some(StatusClass::Warning))
+        );
+
+        // Events name the requester as src.
+        let m = meta(50_000, 104);
+        assert!(ev.iter().all(|e| e.flow.client == m.client));
+    }
+
+    #[test]
+    fn stores_in_big_endian_and_deflated() {
+        for (uid, ts) in [
+            (EXPLICIT_BE, TransferSyntax::ExplicitVrBigEndian),
+            (DEFLATED, TransferSyntax::DeflatedExplicitVrLittleEndian),
+        ] {
+            let ds = store_dataset(ts, "1.2.3.9", STUDY_A, 5000);
+            let conv: Conv = vec![
+                (ToServer, associate_rq("CT1", "PACS", &[(1, CT_STORAGE, &[uid])], None)),
+                (ToClient, associate_ac(&[(1, 0, uid)])),
+                (ToServer, pdata(&[(1, 3, &cmd_store_rq(9, "1.2.3.9")), (1, 2, &ds)])),
+                (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8001, 9, 0, None))])),
+            ];
+            let ev = run(&ProtoConfig::default(), 104, &conv, None, CloseReason::Fin);
+            let c = commands(&ev);
+            assert_eq!(c[0].study_instance_uids, vec![STUDY_A], "{uid}");
+            assert_eq!(c[0].modality.as_deref(), Some("CT"));
+            assert_eq!(associations(&ev)[0].outcome, AssociationOutcome::Closed);
+            no_secrets(&ev);
+        }
+    }
+
+    #[test]
+    fn move_with_sub_operations() {
+        let ident = identifier(
+            TransferSyntax::ImplicitVrLittleEndian,
+            "STUDY",
+            &format!("{STUDY_A}\\{STUDY_B}"),
+        );
+        let conv: Conv = vec![
+            (
+                ToServer,
+                associate_rq(
+                    "WORKSTATION",
+                    "PACS",
+                    &[(1, MOVE_STUDY, &[IMPLICIT_LE])],
+                    Some((1, "rad2", "")),
+                ),
+            ),
+            (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            (
+                ToServer,
+                pdata(&[(1, 3, &cmd_move_rq(7, "EXTERNAL_AE")), (1, 2, &ident)]),
+            ),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp(0x8021, 7, 0xFF00, Some((3, 1, 0, 0))))]),
+            ),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp(0x8021, 7, 0xFF00, Some((1, 2, 0, 1))))]),
+            ),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp(0x8021, 7, 0x0000, Some((0, 3, 0, 1))))]),
+            ),
+            (ToServer, abort(0, 0)),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Rst);
+        no_secrets(&ev);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 1);
+        let m = &c[0];
+        assert_eq!(m.command, "C-MOVE");
+        assert_eq!(m.move_destination.as_deref(), Some("EXTERNAL_AE"));
+        assert_eq!(m.query_level.as_deref(), Some("STUDY"));
+        assert_eq!(m.study_instance_uids, vec![STUDY_A, STUDY_B]);
+        assert_eq!(
+            m.sub_operations,
+            Some(SubOperations {
+                completed: 3,
+                failed: 0,
+                warning: 1,
+                remaining: 0
+            })
+        );
+        assert_eq!(m.responses, 3);
+        assert_eq!(m.status.as_deref(), Some("0x0000"));
+        assert_eq!(m.dataset_bytes, ident.len() as u64);
+        let a = &associations(&ev)[0];
+        assert_eq!(a.outcome, AssociationOutcome::Aborted);
+        assert_eq!(a.abort.map(|x| (x.source, x.reason)), Some((0, 0)));
+        assert_eq!(
+            a.user_identity.as_ref().map(|u| u.username.as_deref()),
+            Some(Some("rad2"))
+        );
+    }
+
+    #[test]
+    fn get_with_store_sub_operations_to_client() {
+        let ident = identifier(TransferSyntax::ExplicitVrLittleEndian, "STUDY", STUDY_A);
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.55", STUDY_A, 64);
+        let conv: Conv = vec![
+            (
+                ToServer,
+                associate_rq(
+                    "VIEWER",
+                    "PACS",
+                    &[(1, GET_STUDY, &[EXPLICIT_LE]), (3, CT_STORAGE, &[EXPLICIT_LE])],
+                    None,
+                ),
+            ),
+            (ToClient, associate_ac(&[(1, 0, EXPLICIT_LE), (3, 0, EXPLICIT_LE)])),
+            (ToServer, pdata(&[(1, 3, &cmd_get_rq(1)), (1, 2, &ident)])),
+            // The acceptor sends the C-STORE sub-operation to the requester, message id 1 too.
+            (ToClient, pdata(&[(3, 3, &cmd_store_rq(1, "1.2.3.55")), (3, 2, &ds)])),
+            (ToServer, pdata(&[(3, 3, &cmd_rsp(0x8001, 1, 0x0000, None))])),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp(0x8010, 1, 0x0000, Some((0, 1, 0, 0))))]),
+            ),
+            (ToServer, release_rq()),
+            (ToClient, release_rp()),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Fin);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+        let c = commands(&ev);
+        assert_eq!(c.len(), 2);
+        let store = c.iter().find(|c| c.command == "C-STORE").unwrap();
+        assert_eq!(store.direction, ToClient);
+        assert_eq!(store.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(store.status_class, Some(StatusClass::Success));
+        let get = c.iter().find(|c| c.command == "C-GET").unwrap();
+        assert_eq!(get.direction, ToServer);
+        assert_eq!(get.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(get.sub_operations.map(|s| s.completed), Some(1));
+        assert_eq!(associations(&ev)[0].commands, 2);
+    }
+
+    #[test]
+    fn reject_then_new_association_on_same_flow() {
+        let rq = associate_rq("UNKNOWN_AE", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        let conv: Conv = vec![
+            (ToServer, rq.clone()),
+            (ToClient, associate_rj(1, 1, 3)),
+            (
+                ToServer,
+                associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+            ),
+            (ToClient, associate_ac(&[(1, 0, EXPLICIT_LE)])),
+            (ToServer, release_rq()),
+            (ToClient, release_rp()),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 11112, &conv, CloseReason::Fin);
+        let a = associations(&ev);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0].calling_ae, "UNKNOWN_AE");
+        assert!(!a[0].accepted);
+        assert_eq!(a[0].outcome, AssociationOutcome::Rejected);
+        assert_eq!(a[0].reject.map(|r| (r.result, r.source, r.reason)), Some((1, 1, 3)));
+        assert_eq!(a[0].bytes_toserver, rq.len() as u64);
+        assert_eq!(a[0].bytes_toclient, 10);
+        assert!(a[0].abstract_syntaxes.is_empty());
+        assert_eq!(a[1].calling_ae, "MODALITY1");
+        assert_eq!(a[1].outcome, AssociationOutcome::Released);
+        assert!(anomaly_names(&ev).is_empty());
+    }
+
+    #[test]
+    fn find_counts_matches_and_reset_ends() {
+        let ident = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", "");
+        let m1 = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
+        let m2 = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_B);
+        let conv: Conv = vec![
+            (
+                ToServer,
+                associate_rq("WS1", "PACS", &[(1, FIND_STUDY, &[IMPLICIT_LE])], None),
+            ),
+            (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            (ToServer, pdata(&[(1, 3, &cmd_find_rq(4)), (1, 2, &ident)])),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp_ds(0x8020, 4, 0xFF00, None, true)), (1, 2, &m1)]),
+            ),
+            (
+                ToClient,
+                pdata(&[(1, 3, &cmd_rsp_ds(0x8020, 4, 0xFF00, None, true)), (1, 2, &m2)]),
+            ),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8020, 4, 0x0000, None))])),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Rst);
+        no_secrets(&ev);
+        let c = &commands(&ev)[0];
+        assert_eq!(c.command, "C-FIND");
+        assert_eq!(c.responses, 3);
+        assert_eq!(c.query_level.as_deref(), Some("STUDY"));
+        assert!(c.study_instance_uids.is_empty());
+        assert_eq!(c.dataset_bytes, (ident.len() + m1.len() + m2.len()) as u64);
+        assert_eq!(associations(&ev)[0].outcome, AssociationOutcome::Reset);
+    }
+
+    #[test]
+    fn final_response_with_data_set_waits_for_it() {
+        let body = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
+        let conv: Conv = vec![
+            (
+                ToServer,
+                associate_rq("WS1", "PACS", &[(1, FIND_STUDY, &[IMPLICIT_LE])], None),
+            ),
+            (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            (ToServer, pdata(&[(1, 3, &cmd_echo_rq(9))])),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp_ds(0x8030, 9, 0x0000, None, true))])),
+            (ToClient, pdata(&[(1, 2, &body)])),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Fin);
+        let c = &commands(&ev)[0];
+        assert_eq!(c.dataset_bytes, body.len() as u64);
+        assert_eq!(c.status.as_deref(), Some("0x0000"));
+    }
+
+    #[test]
+    fn requester_on_the_flow_server_side_is_swapped() {
+        // The flow layer took the acceptor for the client: the RQ travels "to client".
+        let rq = associate_rq("MODALITY1", "PACS", &[(1, VERIFICATION, &[IMPLICIT_LE])], None);
+        let conv: Conv = vec![
+            (ToClient, rq.clone()),
+            (ToServer, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            (ToClient, pdata(&[(1, 3, &cmd_echo_rq(1))])),
+            (ToServer, pdata(&[(1, 3, &cmd_rsp(0x8030, 1, 0, None))])),
+            (ToClient, release_rq()),
+            (ToServer, release_rp()),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 5555, &conv, CloseReason::Fin);
+        let m = meta(50_000, 5555);
+        assert!(!ev.is_empty());
+        for e in &ev {
+            assert_eq!((e.flow.client, e.flow.server), (m.server, m.client));
+        }
+        let a = &associations(&ev)[0];
+        assert_eq!(a.bytes_toserver, bytes_of(&conv, ToClient));
+        assert_eq!(a.outcome, AssociationOutcome::Released);
+        let c = &commands(&ev)[0];
+        assert_eq!((c.direction, c.status_class), (ToServer, Some(StatusClass::Success)));
+    }
+
+    #[test]
+    fn mid_association_start_resyncs() {
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.7", STUDY_B, 100);
+        let mut first = vec![0x11u8; 123]; // tail of a PDU whose start was not captured
+        first.extend(pdata(&[(1, 3, &cmd_store_rq(5, "1.2.3.7")), (1, 2, &ds)]));
+        let conv: Conv = vec![
+            (ToServer, first),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8001, 5, 0, None))])),
+            (ToServer, release_rq()),
+            (ToClient, release_rp()),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &conv, CloseReason::Fin);
+        let a = &associations(&ev)[0];
+        assert!(!a.request_seen);
+        assert!(a.calling_ae.is_empty() && a.called_ae.is_empty());
+        assert_eq!(a.outcome, AssociationOutcome::Released);
+        assert_eq!(a.commands, 1);
+        let c = &commands(&ev)[0];
+        assert_eq!(c.study_instance_uids, vec![STUDY_B]);
+        assert_eq!(c.status_class, Some(StatusClass::Success));
+        assert_eq!(anomaly_names(&ev), vec!["dicom.resync"]);
+    }
+
+    #[test]
+    fn mid_association_response_first_is_not_an_anomaly() {
+        let conv: Conv = vec![
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8001, 5, 0, None))])),
+            (ToServer, pdata(&[(1, 3, &cmd_echo_rq(6))])),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8030, 6, 0, None))])),
+        ];
+        let ev = run(&ProtoConfig::default(), 104, &conv, None, CloseReason::Timeout);
+        assert!(anomaly_names(&ev).is_empty());
+        assert_eq!(commands(&ev).len(), 1);
+        assert_eq!(associations(&ev)[0].outcome, AssociationOutcome::Incomplete);
+    }
+
+    #[test]
+    fn gap_inside_data_set_and_across_pdus() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.8", STUDY_A, 10_000);
+        let p = pdata(&[(1, 3, &cmd_store_rq(2, "1.2.3.8")), (1, 2, &ds)]);
+        // Lose 4000 bytes of pixel data: the walker stays in step.
+        let _ = h.data(ToServer, &p[..3000]);
+        let _ = h.gap(ToServer, 4000);
+        let _ = h.data(ToServer, &p[7000..]);
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8001, 2, 0, None))]));
+        // Lose the end of one PDU and the start of the next: resynchronise.
+        let p3 = pdata(&[(1, 3, &cmd_store_rq(3, "1.2.3.9")), (1, 2, &ds)]);
+        let _ = h.data(ToServer, &p3[..500]);
+        let _ = h.gap(ToServer, (p3.len() - 500 + 20) as u64);
+        let echo = pdata(&[(1, 3, &cmd_echo_rq(4))]);
+        let _ = h.data(ToServer, &echo[20..]);
+        let _ = h.data(ToServer, &echo);
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8001, 3, 0, None))]));
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8030, 4, 0, None))]));
+        let _ = h.data(ToServer, &release_rq());
+        let _ = h.data(ToClient, &release_rp());
+        let ev = h.end(CloseReason::Fin);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 3, "{c:?}");
+        assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
+        assert_eq!(c[0].dataset_bytes, ds.len() as u64);
+        assert_eq!(c[0].status_class, Some(StatusClass::Success));
+        assert_eq!(c[1].message_id, 3);
+        assert_eq!(c[2].command, "C-ECHO");
+        assert_eq!(c[2].status.as_deref(), Some("0x0000"));
+        let a = &associations(&ev)[0];
+        assert_eq!(a.gap_bytes, 4000 + (p3.len() - 500 + 20) as u64);
+        assert_eq!(a.outcome, AssociationOutcome::Released);
+        assert_eq!(h.an.stats().gap_bytes, a.gap_bytes);
+        // Resynchronisation skipped the 14-byte tail of the cut echo PDU; no
+        // response_without_request once bytes were lost.
+        assert_eq!(anomaly_names(&ev), vec!["dicom.resync"]);
+    }
+
+    #[test]
+    fn pending_requests_are_emitted_when_the_association_ends() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.8", STUDY_A, 100);
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_store_rq(2, "1.2.3.8")), (1, 2, &ds)]));
+        let ev = h.end(CloseReason::EndOfCapture);
+        let c = &commands(&ev)[0];
+        assert_eq!(c.status, None);
+        assert_eq!(c.status_class, None);
+        assert_eq!(c.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(associations(&ev)[0].outcome, AssociationOutcome::Incomplete);
+    }
+
+    #[test]
+    fn limits_and_anomalies() {
+        let cfg = ProtoConfig {
+            max_pending_commands: 2,
+            max_command_bytes: 100,
+            max_anomaly_events_per_flow: 3,
+            ..ProtoConfig::default()
+        };
+        let mut h = Harness::new(cfg, 50_000, 104);
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, VERIFICATION, &[IMPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        for id in 1..=3 {
+            let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(id))]));
+        }
+        // Response to nothing on a clean association.
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8030, 99, 0, None))]));
+        // An oversized command.
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_store_rq(5, &"1.2".repeat(40)))]));
+        // A control PDU over the cap: a 300 KiB A-ASSOCIATE-AC.
+        let mut big = vec![2u8, 0];
+        big.extend_from_slice(&(300u32 << 10).to_be_bytes());
+        big.extend(vec![0u8; 300 << 10]);
+        let _ = h.data(ToClient, &big);
+        let ev = h.end(CloseReason::Fin);
+        let stats = h.an.stats();
+        for name in [
+            "dicom.too_many_pending",
+            "dicom.response_without_request",
+            "dicom.command_too_large",
+            "dicom.pdu_too_large",
+        ] {
+            assert_eq!(stats.anomalies.get(name), Some(&1), "{name}: {:?}", stats.anomalies);
+        }
+        assert_eq!(anomaly_names(&ev).len(), 3);
+        let c = commands(&ev);
+        // Echo 1 was evicted without status; 2 and 3 end with the association.
+        assert_eq!(c.iter().map(|c| c.message_id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(c.iter().all(|c| c.status.is_none()));
+        // The oversized command was never read, so it is not counted.
+        assert_eq!(associations(&ev)[0].commands, 3);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = Lcg(2026);
+        let base: Vec<u8> = store_conv().into_iter().flat_map(|(_, b)| b).collect();
+        for round in 0..400 {
+            let port = if round % 2 == 0 { 104 } else { 7000 };
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, port);
+            let mut stream: Vec<u8> = match round % 4 {
+                0 => (0..(rng.next() % 4000)).map(|_| rng.next() as u8).collect(),
+                1 => (0..(rng.next() % 4000)).map(|_| (rng.next() % 8) as u8).collect(),
+                _ => base.clone(),
+            };
+            if round % 4 >= 2 {
+                for _ in 0..(1 + rng.next() % 20) {
+                    let i = (rng.next() as usize) % stream.len();
+                    stream[i] = rng.next() as u8;
+                }
+            }
+            let mut at = 0;
+            while at < stream.len() {
+                let n = 1 + (rng.next() as usize) % 300;
+                let end = (at + n).min(stream.len());
+                let dir = if matches!(rng.next() % 3, 0) {
+                    ToClient
+                } else {
+                    ToServer
+                };
+                match rng.next() % 40 {
+                    0 => {
+                        let _ = h.gap(dir, rng.next() % 5000);
+                    }
+                    1 => {
+                        let _ = h.close(dir, CloseReason::Fin);
+                    }
+                    _ => {
+                        let _ = h.data(dir, &stream[at..end]);
+                    }
+                }
+                at = end;
+                if h.last_interest == Interest::Ignore {
+                    break;
+                }
+            }
+            let ev = h.end(CloseReason::EndOfCapture);
+            assert!(ev
+                .iter()
+                .all(|e| matches!(e.body, EventBody::Dicom(_) | EventBody::Anomaly(_))));
+            assert!(anomaly_names(&ev).len() <= 16);
+        }
+    }
+
+    #[test]
+    fn large_store_is_streamed_not_buffered() {
+        // 64 MiB of pixel data in 16 KiB PDUs, delivered in 64 KiB chunks.
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        let head = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.1", STUDY_A, 0);
+        let pixels: u32 = 64 << 20;
+        let mut ds_head = head[..head.len() - 12].to_vec();
+        ds_head.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0]);
+        ds_head.extend_from_slice(&pixels.to_le_bytes());
+        let _ = h.data(
+            ToServer,
+            &pdata(&[(1, 3, &cmd_store_rq(1, "1.2.3.1")), (1, 0, &ds_head)]),
+        );
+        let frag = 16 << 10;
+        let piece = pdata(&[(1, 0, &vec![0x5A; frag])]);
+        let chunk = piece.repeat(4);
+        let mut final_chunk = piece.repeat(3);
+        final_chunk.extend(pdata(&[(1, 2, &vec![0x5A; frag])]));
+        let n = (pixels as usize) / (4 * frag);
+        for i in 0..n {
+            let _ = h.data(ToServer, if i == n - 1 { &final_chunk } else { &chunk });
+        }
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8001, 1, 0, None))]));
+        let ev = h.end(CloseReason::Fin);
+        let c = &commands(&ev)[0];
+        assert_eq!(c.dataset_bytes, ds_head.len() as u64 + u64::from(pixels));
+        assert_eq!(c.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(c.status_class, Some(StatusClass::Success));
+        // Only the sniffed prefix (first try: 1 KiB) was ever copied.
+        assert!(h.an.stats().dataset_bytes_skipped >= u64::from(pixels) - 1024);
+    }
+
+    #[test]
+    fn identity_types_and_close_reasons() {
+        let expect = [
+            (1, "username", Some("alice")),
+            (2, "username_passcode", Some("alice")),
+            (3, "kerberos", None),
+            (4, "saml", None),
+            (5, "jwt", None),
+        ];
+        let reasons = [
+            (CloseReason::Fin, AssociationOutcome::Closed),
+            (CloseReason::Rst, AssociationOutcome::Reset),
+            (CloseReason::Timeout, AssociationOutcome::Incomplete),
+            (CloseReason::EndOfCapture, AssociationOutcome::Incomplete),
+            (CloseReason::Evicted, AssociationOutcome::Incomplete),
+        ];
+        for ((kind, name, user), (reason, outcome)) in expect.into_iter().zip(reasons) {
+            let conv: Conv = vec![
+                (
+                    ToServer,
+                    associate_rq(
+                        "SCU",
+                        "PACS",
+                        &[(1, VERIFICATION, &[IMPLICIT_LE])],
+                        Some((kind, "alice", "tok3n")),
+                    ),
+                ),
+                (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            ];
+            let ev = run(&ProtoConfig::default(), 104, &conv, None, reason);
+            assert!(!format!("{ev:?}").contains("tok3n"));
+            let a = &associations(&ev)[0];
+            let id = a.user_identity.as_ref().unwrap();
+            assert_eq!((id.kind.as_str(), id.username.as_deref()), (name, user));
+            assert_eq!(a.outcome, outcome);
+        }
+    }
+
+    #[test]
+    fn bad_traffic_becomes_named_anomalies() {
+        let mut rq = associate_rq("MODALITY1", "PACS", &[(1, VERIFICATION, &[IMPLICIT_LE])], None);
+        rq[74] = 0x99; // application context item type: dicom-ul refuses the RQ
+        let mut h = Harness::dicom();
+        let _ = h.data(ToServer, &rq);
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &[0x08, 0, 0x10, 0, 2, 0, 0, 0, 1, 2])]));
+        let _ = h.data(ToServer, &pdata(&[(2, 3, &cmd_echo_rq(1))]));
+        let _ = h.data(ToServer, &[0x09, 0, 0, 0, 0, 2, 0, 0]);
+        let _ = h.data(ToServer, &release_rq());
+        let _ = h.data(ToClient, &release_rp());
+        let ev = h.end(CloseReason::Fin);
+        assert_eq!(
+            anomaly_names(&ev),
+            vec![
+                "dicom.malformed_associate",
+                "dicom.unexpected_pdu",
+                "dicom.malformed_command",
+                "dicom.malformed_pdv",
+                "dicom.unknown_pdu_type",
+            ]
+        );
+        let a = &associations(&ev)[0];
+        // The refused RQ still names the association.
+        assert_eq!((a.calling_ae.as_str(), a.called_ae.as_str()), ("MODALITY1", "PACS"));
+        assert_eq!(a.outcome, AssociationOutcome::Released);
+        assert_eq!(commands(&ev).len(), 1);
+        assert!(ev.iter().all(|e| e.flow.client == h.meta.client));
+    }
+
+    /// `cargo test -p pacstap-proto --release -- --ignored --nocapture throughput`
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        // 1 MiB C-STOREs in 16 KiB PDUs, delivered as 1448-byte segments (MSS-sized chunks).
+        let mut msg = Vec::new();
+        for id in 0..64u16 {
+            let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.1", STUDY_A, 1 << 20);
+            msg.extend(pdata(&[(1, 3, &cmd_store_rq(id, "1.2.3.1"))]));
+            let frags: Vec<&[u8]> = ds.chunks(16 << 10).collect();
+            for (i, f) in frags.iter().enumerate() {
+                msg.extend(pdata(&[(1, if i + 1 == frags.len() { 2 } else { 0 }, f)]));
+            }
+        }
+        let rounds = 16;
+        let t = std::time::Instant::now();
+        for _ in 0..rounds {
+            for seg in msg.chunks(1448) {
+                let _ = h.data(ToServer, seg);
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let bytes = (msg.len() * rounds) as f64;
+        eprintln!(
+            "{:.0} MB/s over {:.0} MB ({} events)",
+            bytes / secs / 1e6,
+            bytes / 1e6,
+            h.out.len()
+        );
+    }
+}

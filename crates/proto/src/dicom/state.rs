@@ -1,0 +1,909 @@
+//! Association and DIMSE command tracking for one DICOM connection.
+//!
+//! The per-direction walkers (`stream.rs`) report PDUs and PDV fragments; [`Session`] turns
+//! them into associations (PS3.8 §7, state machine simplified to what a passive observer can
+//! know) and request/response pairs (PS3.7 §9.3, §10.3), and emits the contract's events.
+//!
+//! Directions: `raw` is the flow layer's direction of a chunk; an association normalises it so
+//! that `ToServer` always means "from the association requester". The two differ when the
+//! A-ASSOCIATE-RQ came from what the flow layer took for the server.
+
+use super::anomaly;
+use super::command::{parse_command_set, CommandField, CommandSet};
+use super::dataset::{sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+use super::event::{self, Ending};
+use super::parser::{
+    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, PduHeader, PduType, PdvHeader, RequestedIdentity,
+    ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
+};
+use super::stream::PduSink;
+use crate::{ProtoConfig, ProtoStats};
+use pacstap_core::{
+    AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, FlowMeta, ProtocolEvent,
+    StatusClass, Timestamp,
+};
+use std::fmt;
+
+/// First sniff attempt after this many data set bytes; then at 2×, 4×, … up to the prefix cap,
+/// so re-walking the prefix costs O(prefix) in total. 1 KiB holds (0020,000D) of most
+/// C-STORE data sets and every query identifier.
+const FIRST_SNIFF_AT: usize = 1024;
+
+/// The element of a per-direction pair for `d` (no input-driven indexing).
+pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
+    let [to_server, to_client] = pair;
+    match d {
+        Direction::ToServer => to_server,
+        Direction::ToClient => to_client,
+    }
+}
+
+pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
+    let [to_server, to_client] = pair;
+    match d {
+        Direction::ToServer => to_server,
+        Direction::ToClient => to_client,
+    }
+}
+
+/// Everything the session needs from the analyzer for one chunk.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a ProtoConfig,
+    pub events: &'a mut Vec<ProtocolEvent>,
+    pub stats: &'a mut ProtoStats,
+    pub meta: &'a FlowMeta,
+    pub ts: Timestamp,
+}
+
+impl Ctx<'_> {
+    /// Count an anomaly; emit it unless this flow already emitted its share (rule 6).
+    fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: &'static str, detail: fmt::Arguments<'_>) {
+        *self.stats.anomalies.entry(name).or_default() += 1;
+        if *emitted < self.cfg.max_anomaly_events_per_flow {
+            *emitted += 1;
+            let detail = detail.to_string();
+            let detail = (!detail.is_empty()).then_some(detail);
+            self.events
+                .push(event::anomaly_event(self.ts, self.meta, swapped, name, detail));
+        }
+    }
+}
+
+/// A presentation context as negotiated (PS3.8 §7.1.1.13).
+#[derive(Debug, Clone)]
+pub(crate) struct PresContext {
+    pub id: u8,
+    /// Empty when the RQ was not seen.
+    pub abstract_syntax: String,
+    pub accepted: bool,
+    pub ts: Option<TransferSyntax>,
+}
+
+/// One association, from its A-ASSOCIATE-RQ (or the first sign of it) to its end.
+#[derive(Debug)]
+pub(crate) struct Association {
+    /// The requester is the flow's server.
+    pub swapped: bool,
+    pub request_seen: bool,
+    pub calling_ae: String,
+    pub called_ae: String,
+    pub accepted: bool,
+    pub identity: Option<RequestedIdentity>,
+    pub identity_response: bool,
+    pub contexts: Vec<PresContext>,
+    pub implementation_class_uid: Option<String>,
+    pub implementation_version_name: Option<String>,
+    pub max_pdu_length: Option<u32>,
+    /// PDU bytes, indexed by normalised direction.
+    pub bytes: [u64; 2],
+    pub commands: u64,
+    pub start: Timestamp,
+    pub gap_bytes: u64,
+    /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
+    /// response without request an anomaly rather than an artefact of the capture.
+    pub lossless: bool,
+    /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
+    pub pending: Vec<DicomCommand>,
+}
+
+impl Association {
+    fn new(ts: Timestamp, swapped: bool) -> Self {
+        Association {
+            swapped,
+            request_seen: false,
+            calling_ae: String::new(),
+            called_ae: String::new(),
+            accepted: false,
+            identity: None,
+            identity_response: false,
+            contexts: Vec::new(),
+            implementation_class_uid: None,
+            implementation_version_name: None,
+            max_pdu_length: None,
+            bytes: [0; 2],
+            commands: 0,
+            start: ts,
+            gap_bytes: 0,
+            lossless: false,
+            pending: Vec::new(),
+        }
+    }
+
+    fn norm(&self, raw: Direction) -> Direction {
+        if self.swapped {
+            raw.reverse()
+        } else {
+            raw
+        }
+    }
+
+    fn context(&self, id: u8) -> Option<&PresContext> {
+        self.contexts.iter().find(|pc| pc.id == id)
+    }
+
+    fn pending_index(&self, key: Key) -> Option<usize> {
+        self.pending.iter().position(|p| (p.direction, p.message_id) == key)
+    }
+}
+
+/// A pending request: the direction it travelled (normalised) and its message id.
+type Key = (Direction, u16);
+
+/// What the data set following a command belongs to.
+#[derive(Debug)]
+enum Target {
+    /// A request's data set (C-STORE instance, query identifier): sniffed and counted.
+    Request(Key),
+    /// A pending response's data set (e.g. a C-FIND match): counted for its request.
+    Response(Key),
+    /// The final response's data set: its request is emitted when the data set ends.
+    Final(Box<DicomCommand>),
+    /// No known command (lost to a gap, or the capture began mid-message).
+    Orphan,
+}
+
+#[derive(Debug)]
+struct Sniffer {
+    /// Decided at the first data set fragment from its presentation context; `None` when the
+    /// context is unknown (then guessed from the bytes).
+    ts: Option<TransferSyntax>,
+    ts_set: bool,
+    prefix: Vec<u8>,
+    next_try: usize,
+}
+
+impl Sniffer {
+    fn syntax(&self, bytes: &[u8]) -> TransferSyntax {
+        self.ts.unwrap_or_else(|| TransferSyntax::guess(bytes))
+    }
+
+    /// Take data set bytes. Returns how many were copied into the prefix, and the facts once
+    /// the sniff is over (passed the stop tag, or the prefix cap reached).
+    fn feed(&mut self, bytes: &[u8], cap: usize) -> (usize, Option<DatasetFacts>) {
+        // Fast path: nothing buffered yet and this slice alone is worth a try: sniff in place.
+        if self.prefix.is_empty() && bytes.len() >= self.next_try.min(cap) {
+            let view = bytes.get(..bytes.len().min(cap)).unwrap_or_default();
+            match sniff_dataset(view, self.syntax(view), cap) {
+                Sniff::Done(f) => return (0, Some(f)),
+                Sniff::NeedMore(f) if view.len() >= cap => return (0, Some(f)),
+                Sniff::NeedMore(_) => self.next_try = view.len().saturating_mul(2).min(cap).max(1),
+            }
+        }
+        let mut kept = 0usize;
+        let mut rest = bytes;
+        loop {
+            let goal = self.next_try.min(cap);
+            let take = goal.saturating_sub(self.prefix.len()).min(rest.len());
+            self.prefix.extend_from_slice(rest.get(..take).unwrap_or_default());
+            kept += take;
+            rest = rest.get(take..).unwrap_or_default();
+            if self.prefix.len() < goal {
+                return (kept, None);
+            }
+            match sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap) {
+                Sniff::Done(f) => return (kept, Some(f)),
+                Sniff::NeedMore(f) if self.prefix.len() >= cap => return (kept, Some(f)),
+                Sniff::NeedMore(_) => self.next_try = self.next_try.saturating_mul(2).max(1),
+            }
+        }
+    }
+
+    /// The data set ended (or was cut by a gap): whatever the prefix says.
+    fn finish(&self, cap: usize) -> DatasetFacts {
+        if self.prefix.is_empty() {
+            return DatasetFacts::default();
+        }
+        sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap).facts()
+    }
+}
+
+#[derive(Debug)]
+struct DatasetProgress {
+    target: Target,
+    bytes: u64,
+    sniff: Option<Sniffer>,
+}
+
+/// Prefix buffers up to this capacity are kept for the next data set; larger ones (a sniff
+/// that needed most of the 64 KiB prefix) are freed so idle flows stay small.
+const KEEP_PREFIX_BUFFER: usize = 4 << 10;
+
+/// Message reassembly for one (raw) direction (PS3.8 §E.2: fragments of one message never
+/// interleave with another's in the same direction).
+#[derive(Debug, Default)]
+struct Assembly {
+    /// Command fragments so far (bounded by `max_command_bytes`); capacity kept between
+    /// commands so steady traffic does not allocate per PDV.
+    cmd: Vec<u8>,
+    cmd_active: bool,
+    cmd_overflow: bool,
+    cmd_context: u8,
+    ds: Option<DatasetProgress>,
+    /// Spare prefix buffer, reused across data sets.
+    pool: Vec<u8>,
+}
+
+/// Return a sniff prefix buffer to the direction's pool.
+fn recycle(pool: &mut Vec<u8>, mut prefix: Vec<u8>) {
+    if prefix.capacity() <= KEEP_PREFIX_BUFFER {
+        prefix.clear();
+        *pool = prefix;
+    }
+}
+
+/// Per-connection DICOM state.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    assoc: Option<Association>,
+    /// Indexed by raw direction.
+    msgs: [Assembly; 2],
+    /// PDU bytes seen while no association was open (the RQ itself), by raw direction.
+    loose_bytes: [u64; 2],
+    anomaly_events: u32,
+    /// Flow picked up by a partial RQ-looking prefix on a non-DICOM port: the first PDU must
+    /// turn out to be an A-ASSOCIATE-RQ or the flow is not DICOM after all.
+    pub(crate) probation: bool,
+    pub(crate) not_dicom: bool,
+    /// An association ended on this flow already (later release/abort PDUs are collisions).
+    ended_any: bool,
+    pub(crate) pdus: u64,
+}
+
+impl Session {
+    pub(crate) fn new(probation: bool) -> Self {
+        Session {
+            probation,
+            ..Session::default()
+        }
+    }
+
+    fn swapped(&self) -> bool {
+        self.assoc.as_ref().is_some_and(|a| a.swapped)
+    }
+
+    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: fmt::Arguments<'_>) {
+        let swapped = self.swapped();
+        ctx.anomaly(&mut self.anomaly_events, swapped, name, detail);
+    }
+
+    /// Bytes lost in `raw`.
+    pub(crate) fn gap(&mut self, ctx: &mut Ctx<'_>, len: u64) {
+        ctx.stats.gap_bytes += len;
+        if let Some(a) = self.assoc.as_mut() {
+            a.gap_bytes = a.gap_bytes.saturating_add(len);
+            a.lossless = false;
+        }
+    }
+
+    /// Start an association the capture did not see begin.
+    fn implicit(&mut self, ctx: &Ctx<'_>, swapped: bool) {
+        let mut a = Association::new(ctx.ts, swapped);
+        for raw in [Direction::ToServer, Direction::ToClient] {
+            let d = a.norm(raw);
+            *at_mut(&mut a.bytes, d) += std::mem::take(at_mut(&mut self.loose_bytes, raw));
+        }
+        self.assoc = Some(a);
+    }
+
+    /// End the open association (if any): flush partial data sets, emit requests still
+    /// pending without status, then the association itself.
+    pub(crate) fn end_association(&mut self, ctx: &mut Ctx<'_>, ending: Ending) {
+        for raw in [Direction::ToServer, Direction::ToClient] {
+            self.drop_partial(ctx, raw);
+        }
+        let Some(mut a) = self.assoc.take() else {
+            return;
+        };
+        for ev in std::mem::take(&mut a.pending) {
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
+        }
+        ctx.events.push(event::association_event(ctx.ts, ctx.meta, &a, ending));
+        ctx.stats.associations += 1;
+        self.ended_any = true;
+    }
+
+    /// The flow ended (PS3.8 gives no outcome for this; CONTRACT §2 does).
+    pub(crate) fn flow_end(&mut self, ctx: &mut Ctx<'_>, outcome: AssociationOutcome) {
+        self.end_association(ctx, Ending::plain(outcome));
+    }
+
+    /// Partial message state of `raw` is lost: drop the command, close the data set.
+    fn drop_partial(&mut self, ctx: &mut Ctx<'_>, raw: Direction) {
+        let m = at_mut(&mut self.msgs, raw);
+        m.cmd_active = false;
+        m.cmd.clear();
+        self.finish_dataset(ctx, raw);
+    }
+
+    // ---- control PDUs -------------------------------------------------------------------
+
+    fn control_pdu(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdu: &[u8]) {
+        let Some(parsed) = parse_control_pdu(pdu) else {
+            return;
+        };
+        let is_associate = matches!(
+            parsed.pdu,
+            ControlPdu::AssociateRq(_) | ControlPdu::AssociateAc(_) | ControlPdu::AssociateRj { .. }
+        );
+        if let Some(why) = &parsed.malformed {
+            if self.probation {
+                self.not_dicom = true;
+                return;
+            }
+            let name = if is_associate {
+                anomaly::MALFORMED_ASSOCIATE
+            } else {
+                anomaly::MALFORMED_PDU
+            };
+            self.anomaly(ctx, name, format_args!("{why}"));
+        }
+        match parsed.pdu {
+            ControlPdu::AssociateRq(rq) => self.on_associate_rq(ctx, raw, rq),
+            ControlPdu::AssociateAc(ac) => self.on_associate_ac(ctx, raw, ac),
+            ControlPdu::AssociateRj { result, source, reason } => {
+                let ending = Ending {
+                    outcome: AssociationOutcome::Rejected,
+                    reject: Some(AssociationReject { result, source, reason }),
+                    abort: None,
+                };
+                match &self.assoc {
+                    Some(a) if !a.accepted => self.end_association(ctx, ending),
+                    None if !self.ended_any => {
+                        self.implicit(ctx, raw == Direction::ToServer);
+                        self.end_association(ctx, ending);
+                    }
+                    _ => self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-RJ")),
+                }
+            }
+            ControlPdu::ReleaseRq => {
+                if self.assoc.is_none() && !self.ended_any {
+                    self.implicit(ctx, false);
+                }
+            }
+            ControlPdu::ReleaseRp => self.end_by_peer(ctx, Ending::plain(AssociationOutcome::Released)),
+            ControlPdu::Abort { source, reason } => self.end_by_peer(
+                ctx,
+                Ending {
+                    outcome: AssociationOutcome::Aborted,
+                    reject: None,
+                    abort: Some(AssociationAbort { source, reason }),
+                },
+            ),
+        }
+    }
+
+    /// A-RELEASE-RP / A-ABORT. After an association ended they are release collisions
+    /// (PS3.8 §7.2, both sides answer) or a trailing abort: nothing more to report.
+    fn end_by_peer(&mut self, ctx: &mut Ctx<'_>, ending: Ending) {
+        if self.assoc.is_none() {
+            if self.ended_any {
+                return;
+            }
+            self.implicit(ctx, false);
+        }
+        self.end_association(ctx, ending);
+    }
+
+    fn on_associate_rq(&mut self, ctx: &mut Ctx<'_>, raw: Direction, rq: AssociateRq) {
+        if self.probation {
+            self.probation = false;
+        }
+        if let Some(old) = &self.assoc {
+            // A new RQ on a connection whose association never ended (PS3.8 §9.1.1: one
+            // association per connection). If we saw the old one begin, that is a protocol
+            // violation; if not, we simply missed its end.
+            if old.request_seen {
+                self.anomaly(
+                    ctx,
+                    anomaly::UNEXPECTED_PDU,
+                    format_args!("A-ASSOCIATE-RQ inside an open association"),
+                );
+            }
+            self.end_association(ctx, Ending::plain(AssociationOutcome::Incomplete));
+        }
+        for m in &mut self.msgs {
+            m.cmd_active = false;
+            m.cmd.clear();
+            m.ds = None;
+        }
+        let mut a = Association::new(ctx.ts, raw == Direction::ToClient);
+        for r in [Direction::ToServer, Direction::ToClient] {
+            let d = a.norm(r);
+            *at_mut(&mut a.bytes, d) += std::mem::take(at_mut(&mut self.loose_bytes, r));
+        }
+        a.request_seen = true;
+        a.lossless = true;
+        a.calling_ae = rq.calling_ae;
+        a.called_ae = rq.called_ae;
+        a.identity = rq.user_identity;
+        a.implementation_class_uid = rq.implementation_class_uid;
+        a.implementation_version_name = rq.implementation_version_name;
+        a.max_pdu_length = rq.max_pdu_length;
+        a.contexts = rq
+            .contexts
+            .into_iter()
+            .map(|pc| PresContext {
+                id: pc.id,
+                abstract_syntax: pc.abstract_syntax,
+                accepted: false,
+                ts: None,
+            })
+            .collect();
+        self.assoc = Some(a);
+    }
+
+    fn on_associate_ac(&mut self, ctx: &mut Ctx<'_>, raw: Direction, ac: AssociateAc) {
+        match &self.assoc {
+            None if !self.ended_any => self.implicit(ctx, raw == Direction::ToServer),
+            Some(a) if !a.accepted => {
+                if a.request_seen && a.norm(raw) != Direction::ToClient {
+                    self.anomaly(
+                        ctx,
+                        anomaly::UNEXPECTED_PDU,
+                        format_args!("A-ASSOCIATE-AC from the requester"),
+                    );
+                }
+            }
+            _ => {
+                self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-AC"));
+                return;
+            }
+        }
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        a.accepted = true;
+        a.identity_response = ac.user_identity_response;
+        for r in ac.contexts {
+            // PS3.8 §9.3.3.2: result 0 = acceptance; the transfer syntax is only significant then.
+            let accepted = r.result == 0;
+            let ts = accepted.then(|| TransferSyntax::from_uid(&r.transfer_syntax));
+            match a.contexts.iter().position(|pc| pc.id == r.id) {
+                Some(i) => {
+                    if let Some(pc) = a.contexts.get_mut(i) {
+                        pc.accepted = accepted;
+                        pc.ts = ts;
+                    }
+                }
+                None if a.contexts.len() < MAX_PRESENTATION_CONTEXTS => a.contexts.push(PresContext {
+                    id: r.id,
+                    abstract_syntax: String::new(),
+                    accepted,
+                    ts,
+                }),
+                None => {}
+            }
+        }
+    }
+
+    // ---- P-DATA ---------------------------------------------------------------------------
+
+    fn pdv_begin(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdv: &PdvHeader) {
+        if pdv.is_command() {
+            if at_mut(&mut self.msgs, raw).ds.is_some() {
+                // The previous data set never had its last fragment.
+                self.finish_dataset(ctx, raw);
+            }
+            let m = at_mut(&mut self.msgs, raw);
+            if !m.cmd_active {
+                m.cmd.clear();
+                m.cmd_active = true;
+                m.cmd_overflow = false;
+                m.cmd_context = pdv.context_id;
+            }
+            return;
+        }
+        if at_mut(&mut self.msgs, raw).cmd_active {
+            let m = at_mut(&mut self.msgs, raw);
+            m.cmd_active = false;
+            m.cmd.clear();
+            self.anomaly(
+                ctx,
+                anomaly::MALFORMED_COMMAND,
+                format_args!("data set fragment inside a command"),
+            );
+        }
+        let ts = self
+            .assoc
+            .as_ref()
+            .and_then(|a| a.context(pdv.context_id))
+            .and_then(|pc| pc.ts);
+        let m = at_mut(&mut self.msgs, raw);
+        let ds = m.ds.get_or_insert(DatasetProgress {
+            target: Target::Orphan,
+            bytes: 0,
+            sniff: None,
+        });
+        if let Some(s) = ds.sniff.as_mut() {
+            if !s.ts_set {
+                s.ts = ts;
+                s.ts_set = true;
+            }
+        }
+    }
+
+    fn pdv_data(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdv: &PdvHeader, bytes: &[u8]) {
+        let m = at_mut(&mut self.msgs, raw);
+        if pdv.is_command() {
+            if !m.cmd_active || m.cmd_overflow {
+                return;
+            }
+            if m.cmd.len().saturating_add(bytes.len()) > ctx.cfg.max_command_bytes {
+                m.cmd_overflow = true;
+                m.cmd = Vec::new();
+                let cap = ctx.cfg.max_command_bytes;
+                self.anomaly(
+                    ctx,
+                    anomaly::COMMAND_TOO_LARGE,
+                    format_args!("command set over {cap} bytes"),
+                );
+                return;
+            }
+            m.cmd.extend_from_slice(bytes);
+            return;
+        }
+        // Data set payload: the hot path of a C-STORE. Once the sniff is over this is two
+        // additions per chunk, whatever the size of the data set.
+        let Some(ds) = m.ds.as_mut() else {
+            return;
+        };
+        ds.bytes = ds.bytes.saturating_add(bytes.len() as u64);
+        let Some(sniff) = ds.sniff.as_mut() else {
+            ctx.stats.dataset_bytes_skipped += bytes.len() as u64;
+            return;
+        };
+        let (kept, facts) = sniff.feed(bytes, ctx.cfg.dataset_prefix_bytes);
+        ctx.stats.dataset_bytes_skipped += (bytes.len() - kept.min(bytes.len())) as u64;
+        if let Some(facts) = facts {
+            if let Some(sn) = ds.sniff.take() {
+                recycle(&mut m.pool, sn.prefix);
+            }
+            let key = match ds.target {
+                Target::Request(key) => Some(key),
+                _ => None,
+            };
+            self.apply_facts(key, facts);
+        }
+    }
+
+    fn pdv_gap(&mut self, ctx: &mut Ctx<'_>, raw: Direction, len: u64) {
+        let m = at_mut(&mut self.msgs, raw);
+        let Some(ds) = m.ds.as_mut() else {
+            return;
+        };
+        ds.bytes = ds.bytes.saturating_add(len);
+        // The prefix cannot grow past a hole: sniff what we have and stop.
+        if let Some(sn) = ds.sniff.take() {
+            let facts = sn.finish(ctx.cfg.dataset_prefix_bytes);
+            recycle(&mut m.pool, sn.prefix);
+            let key = match ds.target {
+                Target::Request(key) => Some(key),
+                _ => None,
+            };
+            self.apply_facts(key, facts);
+        }
+    }
+
+    fn pdv_end(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdv: &PdvHeader) {
+        if !pdv.is_last() {
+            return;
+        }
+        if !pdv.is_command() {
+            self.finish_dataset(ctx, raw);
+            return;
+        }
+        let m = at_mut(&mut self.msgs, raw);
+        if !m.cmd_active {
+            return;
+        }
+        m.cmd_active = false;
+        if m.cmd_overflow {
+            m.cmd_overflow = false;
+            return;
+        }
+        let buf = std::mem::take(&mut m.cmd);
+        let context = m.cmd_context;
+        match parse_command_set(&buf) {
+            Ok(cmd) => {
+                if let Some(why) = cmd.irregular {
+                    self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}"));
+                }
+                self.on_command(ctx, raw, &cmd, context);
+            }
+            Err(why) => self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}")),
+        }
+        let m = at_mut(&mut self.msgs, raw);
+        m.cmd = buf;
+        m.cmd.clear();
+    }
+
+    /// Close the data set in progress in `raw`: final sniff, bytes to their command, and the
+    /// deferred emission of a final response that carried a data set.
+    fn finish_dataset(&mut self, ctx: &mut Ctx<'_>, raw: Direction) {
+        let m = at_mut(&mut self.msgs, raw);
+        let Some(mut ds) = m.ds.take() else {
+            return;
+        };
+        let key = match ds.target {
+            Target::Request(key) => Some(key),
+            _ => None,
+        };
+        if let Some(sn) = ds.sniff.take() {
+            let facts = sn.finish(ctx.cfg.dataset_prefix_bytes);
+            recycle(&mut m.pool, sn.prefix);
+            self.apply_facts(key, facts);
+        }
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        match ds.target {
+            Target::Request(key) | Target::Response(key) => {
+                if let Some(p) = a.pending_index(key).and_then(|i| a.pending.get_mut(i)) {
+                    p.dataset_bytes = p.dataset_bytes.saturating_add(ds.bytes);
+                }
+            }
+            Target::Final(mut ev) => {
+                ev.dataset_bytes = ev.dataset_bytes.saturating_add(ds.bytes);
+                ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, *ev));
+            }
+            Target::Orphan => {}
+        }
+    }
+
+    fn apply_facts(&mut self, key: Option<Key>, facts: DatasetFacts) {
+        let (Some(key), Some(a)) = (key, self.assoc.as_mut()) else {
+            return;
+        };
+        let Some(p) = a.pending_index(key).and_then(|i| a.pending.get_mut(i)) else {
+            return;
+        };
+        if !facts.study_instance_uids.is_empty() {
+            p.study_instance_uids = facts.study_instance_uids;
+        }
+        if facts.modality.is_some() {
+            p.modality = facts.modality;
+        }
+        if facts.query_level.is_some() {
+            p.query_level = facts.query_level;
+        }
+        if p.sop_instance_uid.is_none() {
+            p.sop_instance_uid = facts.sop_instance_uid;
+        }
+    }
+
+    // ---- DIMSE ----------------------------------------------------------------------------
+
+    fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+        match &self.assoc {
+            None => {
+                if self.ended_any {
+                    self.anomaly(
+                        ctx,
+                        anomaly::UNEXPECTED_PDU,
+                        format_args!("P-DATA-TF after the association ended"),
+                    );
+                }
+                self.implicit(ctx, false);
+            }
+            Some(a) if a.request_seen && !a.accepted => {
+                self.anomaly(
+                    ctx,
+                    anomaly::UNEXPECTED_PDU,
+                    format_args!("P-DATA-TF before A-ASSOCIATE-AC"),
+                );
+            }
+            Some(_) => {}
+        }
+        let field = cmd.field();
+        if field.is_response() {
+            self.on_response(ctx, raw, cmd);
+        } else {
+            self.on_request(ctx, raw, cmd, context);
+        }
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+        let cap = ctx.cfg.max_pending_commands;
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        let dir = a.norm(raw);
+        a.commands += 1;
+        ctx.stats.commands += 1;
+        let mut ev = event::new_command(
+            cmd,
+            dir,
+            ctx.ts,
+            a.context(context).map(|pc| pc.abstract_syntax.as_str()),
+        );
+        if cmd.command_field == CommandField::C_CANCEL {
+            // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels.
+            ev.message_id = cmd.message_id_responded_to.or(cmd.message_id).unwrap_or(0);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+            return;
+        }
+        let key = (dir, ev.message_id);
+        if let Some(i) = a.pending_index(key) {
+            // Message id reused before the answer: the old request will never be matched.
+            let old = a.pending.remove(i);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+        }
+        let mut evicted = false;
+        while a.pending.len() >= cap.max(1) {
+            let old = a.pending.remove(0);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+            evicted = true;
+        }
+        a.pending.push(ev);
+        if cmd.has_data_set() {
+            let m = at_mut(&mut self.msgs, raw);
+            let prefix = std::mem::take(&mut m.pool);
+            m.ds = Some(DatasetProgress {
+                target: Target::Request(key),
+                bytes: 0,
+                sniff: Some(Sniffer {
+                    ts: None,
+                    ts_set: false,
+                    prefix,
+                    next_try: FIRST_SNIFF_AT,
+                }),
+            });
+        }
+        if evicted {
+            self.anomaly(
+                ctx,
+                anomaly::TOO_MANY_PENDING,
+                format_args!("more than {cap} requests awaiting a response"),
+            );
+        }
+    }
+
+    fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>) {
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        let key = (a.norm(raw).reverse(), cmd.message_id_responded_to.unwrap_or(0));
+        // PS3.7 §C: FF00H/FF01H are pending; anything else (or no status at all) is final.
+        let is_final = !matches!(cmd.status.map(StatusClass::of), Some(StatusClass::Pending));
+        let target = match a.pending_index(key) {
+            Some(i) => {
+                if let Some(p) = a.pending.get_mut(i) {
+                    event::apply_response(p, cmd, ctx.ts, is_final);
+                }
+                if !is_final {
+                    Target::Response(key)
+                } else {
+                    let ev = a.pending.remove(i);
+                    if cmd.has_data_set() {
+                        Target::Final(Box::new(ev))
+                    } else {
+                        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                        Target::Orphan
+                    }
+                }
+            }
+            None => {
+                if a.lossless {
+                    let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
+                    self.anomaly(
+                        ctx,
+                        anomaly::RESPONSE_WITHOUT_REQUEST,
+                        format_args!("{name} response to message {id}"),
+                    );
+                }
+                Target::Orphan
+            }
+        };
+        if cmd.has_data_set() {
+            at_mut(&mut self.msgs, raw).ds = Some(DatasetProgress {
+                target,
+                bytes: 0,
+                sniff: None,
+            });
+        }
+    }
+}
+
+/// The [`PduSink`] for one direction of a [`Session`].
+pub(crate) struct SessionSink<'s, 'c> {
+    pub session: &'s mut Session,
+    pub ctx: &'s mut Ctx<'c>,
+    pub raw: Direction,
+}
+
+impl PduSink for SessionSink<'_, '_> {
+    fn pdu_header(&mut self, h: &PduHeader) -> bool {
+        let s = &mut *self.session;
+        if s.probation
+            && !(h.pdu_type == PduType::ASSOCIATE_RQ
+                && h.reserved == 0
+                && h.length as usize >= ASSOCIATE_FIXED_LEN
+                && h.length <= self.ctx.cfg.max_control_pdu_bytes)
+        {
+            s.not_dicom = true;
+            return false;
+        }
+        if s.pdus == 0 {
+            self.ctx.stats.dicom_flows += 1;
+        }
+        s.pdus += 1;
+        self.ctx.stats.pdus += 1;
+        let total = h.total_len();
+        match s.assoc.as_mut() {
+            Some(a) if h.pdu_type != PduType::ASSOCIATE_RQ => {
+                let d = a.norm(self.raw);
+                let b = at_mut(&mut a.bytes, d);
+                *b = b.saturating_add(total);
+            }
+            _ => {
+                let b = at_mut(&mut s.loose_bytes, self.raw);
+                *b = b.saturating_add(total);
+            }
+        }
+        true
+    }
+
+    fn control_pdu(&mut self, pdu: &[u8]) {
+        self.session.control_pdu(self.ctx, self.raw, pdu);
+    }
+
+    fn pdv_begin(&mut self, pdv: &PdvHeader) {
+        self.session.pdv_begin(self.ctx, self.raw, pdv);
+    }
+
+    fn pdv_data(&mut self, pdv: &PdvHeader, bytes: &[u8]) {
+        self.session.pdv_data(self.ctx, self.raw, pdv, bytes);
+    }
+
+    fn pdv_gap(&mut self, _pdv: &PdvHeader, len: u64) {
+        self.session.pdv_gap(self.ctx, self.raw, len);
+    }
+
+    fn pdv_end(&mut self, pdv: &PdvHeader) {
+        self.session.pdv_end(self.ctx, self.raw, pdv);
+    }
+
+    fn lost_sync(&mut self) {
+        self.session.drop_partial(self.ctx, self.raw);
+        if let Some(a) = self.session.assoc.as_mut() {
+            a.lossless = false;
+        }
+    }
+
+    fn resynced(&mut self, skipped: u64) {
+        if let Some(a) = self.session.assoc.as_mut() {
+            a.lossless = false;
+        }
+        if skipped > 0 {
+            self.session.anomaly(
+                self.ctx,
+                anomaly::RESYNC,
+                format_args!("skipped {skipped} bytes to the next PDU header"),
+            );
+        }
+    }
+
+    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>) {
+        self.session.anomaly(self.ctx, name, detail);
+    }
+}

@@ -1,0 +1,17 @@
+//! Stop-at-tag data set sniff in every transfer syntax, deflate included (bounded inflation).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pacstap_proto::dicom::{sniff_dataset, TransferSyntax};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, body)) = data.split_first() else { return };
+    let uid = [
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.2",
+        "1.2.840.10008.1.2.1.99",
+        "1.2.840.10008.1.2.4.50",
+    ][usize::from(sel) % 5];
+    let _ = sniff_dataset(body, TransferSyntax::from_uid(uid), 64 * 1024).facts();
+    let _ = sniff_dataset(body, TransferSyntax::guess(body), 64 * 1024).facts();
+});

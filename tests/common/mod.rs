@@ -1,0 +1,54 @@
+//! Shared helpers of the integration tests: replay a bundled sample through the real pipeline
+//! and look at its events as the JSON users get.
+
+#![allow(dead_code)]
+
+use pacstap_output::EveRecord;
+use serde_json::Value;
+use std::path::PathBuf;
+
+pub const UID_ROOT: &str = "1.2.826.0.1.3680043.10.1234";
+pub const STUDY_CT: &str = "1.2.826.0.1.3680043.10.1234.1.1";
+pub const STUDY_MR: &str = "1.2.826.0.1.3680043.10.1234.1.2";
+pub const STUDY_CR: &str = "1.2.826.0.1.3680043.10.1234.1.3";
+
+pub fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("pcap-samples")
+        .join(name)
+}
+
+/// Replays sample files and returns the report and every event as JSON (exactly the lines
+/// `pacstap replay` would write).
+pub fn replay(names: &[&str]) -> (pacstap::ReplayReport, Vec<Value>) {
+    let paths = names.iter().map(|n| sample(n)).collect();
+    let report = pacstap::replay(pacstap::ReplayOptions::new(paths), true).expect("replay");
+    let events = report
+        .events
+        .iter()
+        .map(|e| serde_json::to_value(EveRecord::new(e)).expect("json"))
+        .collect();
+    (report, events)
+}
+
+pub fn associations(events: &[Value]) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "association")
+        .map(|e| &e["dicom"])
+        .collect()
+}
+
+pub fn commands<'a>(events: &'a [Value], command: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "command" && e["dicom"]["command"] == command)
+        .map(|e| &e["dicom"])
+        .collect()
+}
+
+pub fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,129 @@
+//! Cross-check against Wireshark's DICOM dissector, run live on the same files: the number of
+//! associations requested, rejected and aborted, and of DIMSE requests by command, must match.
+//! Skipped (with a message) when tshark is not installed; `scripts/test` installs it.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    assoc_rq: u64,
+    rejected: u64,
+    aborted: u64,
+    requests: BTreeMap<String, u64>,
+}
+
+fn tshark_counts(file: &str) -> Option<Counts> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(sample(file))
+        .args([
+            "-d",
+            "tcp.port==4242,dicom",
+            "-d",
+            "tcp.port==11112,dicom",
+            "-Y",
+            "dicom",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=a",
+            "-E",
+            "aggregator=,",
+            "-e",
+            "dicom.pdu.type",
+            "-e",
+            "_ws.col.Info",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut c = Counts::default();
+    for line in text.lines() {
+        let (types, info) = line.split_once('\t').unwrap_or((line, ""));
+        for t in types.split(',') {
+            match t {
+                "0x01" => c.assoc_rq += 1,
+                "0x03" => c.rejected += 1,
+                "0x07" => c.aborted += 1,
+                _ => {}
+            }
+        }
+        // Info lists each command set in the frame, e.g. "P-DATA, C-STORE-RQ ID=1".
+        for word in info.split([' ', ',']) {
+            if let Some(cmd) = word.strip_suffix("-RQ") {
+                if cmd.starts_with("C-") || cmd.starts_with("N-") {
+                    *c.requests.entry(cmd.to_owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    Some(c)
+}
+
+fn our_counts(file: &str) -> Counts {
+    let (_, ev) = replay(&[file]);
+    let mut c = Counts::default();
+    for a in associations(&ev) {
+        if a["request_seen"] == true {
+            c.assoc_rq += 1;
+        }
+        match a["outcome"].as_str() {
+            Some("rejected") => c.rejected += 1,
+            Some("aborted") => c.aborted += 1,
+            _ => {}
+        }
+    }
+    for e in &ev {
+        if e["dicom"]["type"] == "command" {
+            *c.requests
+                .entry(e["dicom"]["command"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
+        }
+    }
+    c
+}
+
+#[test]
+fn counts_match_tshark_dicom_dissector() {
+    if Command::new("tshark").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: tshark is not installed (scripts/test installs it); no cross-check done");
+        return;
+    }
+    let files = [
+        "echo.pcap",
+        "echo-qinq.pcap",
+        "echo-sll2.pcap",
+        "reject.pcap",
+        "store.pcap",
+        "store.pcapng",
+        "store-vlan.pcap",
+        "store-ipv6.pcap",
+        "store-reordered.pcap",
+        "store-duplicated.pcap",
+        "store-dropped.pcap",
+        "store-truncated.pcap",
+        "find.pcap",
+        "move.pcap",
+        "move-midstream.pcap",
+        "get.pcap",
+        "abort.pcap",
+        "user-identity.pcap",
+    ];
+    let mut checked = 0;
+    for f in files {
+        let theirs = tshark_counts(f).expect("tshark ran");
+        let ours = our_counts(f);
+        assert!(
+            theirs.assoc_rq + theirs.requests.values().sum::<u64>() > 0,
+            "tshark decoded nothing in {f}"
+        );
+        assert_eq!(ours, theirs, "{f}: pacstap (left) vs tshark (right)");
+        checked += 1;
+    }
+    eprintln!("cross-checked {checked} samples against tshark");
+}
