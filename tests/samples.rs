@@ -269,6 +269,8 @@ fn midstream_capture_still_yields_the_move() {
         .find(|a| a["request_seen"] == false)
         .expect("mid-association pickup");
     assert_eq!(blind["commands"], 1);
+    // Commands flowed, so the association had been accepted before the capture began.
+    assert_eq!(blind["accepted"], true);
 }
 
 #[test]

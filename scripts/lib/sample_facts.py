@@ -28,7 +28,11 @@ CMD_DIMSE = ["tshark", "-n", "-r", "{f}", *DECODE, "-Y", "dicom", "-T", "pdml"]
 DIMSE_RE = re.compile(r'show="\(0000,0100\) +2 Command Field +([A-Z-]+)')
 CMD_RST = ["tshark", "-n", "-r", "{f}", "-Y", "tcp.flags.reset==1"]
 CMD_BADSUM = ["tshark", "-n", "-r", "{f}", "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
-              "-Y", "ip.checksum.status==0 || tcp.checksum.status==0"]
+              "-Y", "ip.checksum.status==0 || (tcp.checksum.status==0 && tcp.checksum!=0xffff)"]
+# Linux may emit 0xffff where the folded checksum is 0x0000 (both mean zero in one's
+# complement, RFC 1624 section 3); tshark calls that Bad. Valid on the wire: counted apart.
+CMD_FFFF = ["tshark", "-n", "-r", "{f}", "-o", "tcp.check_checksum:TRUE",
+            "-Y", "tcp.checksum.status==0 && tcp.checksum==0xffff"]
 CMD_ANALYSIS = ["tshark", "-n", "-r", "{f}", "-T", "fields", "-e", "tcp.analysis.out_of_order",
                 "-e", "tcp.analysis.retransmission", "-e", "tcp.analysis.lost_segment",
                 "-e", "tcp.analysis.ack_lost_segment"]
@@ -243,6 +247,8 @@ def facts_for(f):
     row["tcp_ack_lost_segment"] = sum(1 for x in an if len(x) > 3 and x[3])
     out, _, _ = run(CMD_BADSUM, f)
     row["bad_checksums"] = len([x for x in out.splitlines() if x.strip()])
+    out, _, _ = run(CMD_FFFF, f)
+    row["tcp_checksum_0xffff"] = len([x for x in out.splitlines() if x.strip()])
     _, err, rc = run(["tshark", "-n", "-r", "{f}", "-c", "1000000"], f)
     row["tshark_read_error"] = "cut short in the middle of a packet" if "cut short" in err else ("yes" if rc else "no")
     return row

@@ -714,6 +714,11 @@ impl Session {
             }
             Some(_) => {}
         }
+        // Picked up mid-association: a DIMSE command is only ever sent on an established
+        // association (PS3.8 §7.1.1), so it proves the A-ASSOCIATE-AC we did not see.
+        if let Some(a) = self.assoc.as_mut().filter(|a| !a.request_seen) {
+            a.accepted = true;
+        }
         let field = cmd.field();
         if field.is_response() {
             self.on_response(ctx, raw, cmd);
