@@ -3,6 +3,14 @@
 //! Field names follow `shared/design/CONTRACT.md` §2 exactly: they are serialized as-is into the
 //! JSON-lines events, so renaming one breaks users' pipelines. Extend, never rename.
 
+mod hl7;
+mod http;
+mod tls;
+
+pub use hl7::Hl7Event;
+pub use http::{DicomWeb, HttpEvent};
+pub use tls::TlsEvent;
+
 use crate::flow::{Direction, FlowMeta};
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -23,6 +31,9 @@ pub struct ProtocolEvent {
 #[allow(clippy::large_enum_variant)]
 pub enum EventBody {
     Dicom(DicomEvent),
+    Http(HttpEvent),
+    Tls(TlsEvent),
+    Hl7(Hl7Event),
     Anomaly(Anomaly),
 }
 
@@ -31,6 +42,9 @@ impl EventBody {
     pub fn event_type(&self) -> &'static str {
         match self {
             EventBody::Dicom(_) => "dicom",
+            EventBody::Http(_) => "http",
+            EventBody::Tls(_) => "tls",
+            EventBody::Hl7(_) => "hl7",
             EventBody::Anomaly(_) => "anomaly",
         }
     }

@@ -19,16 +19,18 @@ pub struct EveRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dicom: Option<&'a pacstap_core::DicomEvent>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<&'a pacstap_core::HttpEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a pacstap_core::TlsEvent>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hl7: Option<&'a pacstap_core::Hl7Event>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<&'a pacstap_core::Anomaly>,
 }
 
 impl<'a> EveRecord<'a> {
     pub fn new(ev: &'a ProtocolEvent) -> Self {
-        let (dicom, anomaly) = match &ev.body {
-            EventBody::Dicom(d) => (Some(d), None),
-            EventBody::Anomaly(a) => (None, Some(a)),
-        };
-        EveRecord {
+        let mut rec = EveRecord {
             timestamp: ev.ts,
             flow_id: ev.flow.id,
             event_type: ev.body.event_type(),
@@ -37,9 +39,20 @@ impl<'a> EveRecord<'a> {
             dest_ip: ev.flow.server.ip,
             dest_port: ev.flow.server.port,
             proto: "TCP",
-            dicom,
-            anomaly,
+            dicom: None,
+            http: None,
+            tls: None,
+            hl7: None,
+            anomaly: None,
+        };
+        match &ev.body {
+            EventBody::Dicom(d) => rec.dicom = Some(d),
+            EventBody::Http(h) => rec.http = Some(h),
+            EventBody::Tls(t) => rec.tls = Some(t),
+            EventBody::Hl7(h) => rec.hl7 = Some(h),
+            EventBody::Anomaly(a) => rec.anomaly = Some(a),
         }
+        rec
     }
 }
 

@@ -1,15 +1,28 @@
 //! Protocol decoders: probe each flow by content (the port is only a hint), dispatch it to its
 //! decoder, and collect the events they emit (ARCHITECTURE: `proto`).
 //!
-//! Today the only decoder is DICOM ([`dicom`]); HTTP, TLS and HL7 slot in as sibling modules
-//! with a probe in `Analyzer::probe` and a variant in [`FlowState`].
+//! Each protocol is a sibling module with the same shape (pure `parser`, state beside it,
+//! events): [`dicom`], [`http`] (with DICOMweb), [`tls`] (metadata only), [`hl7`] (over MLLP).
+//! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
+//! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
 
+mod ctx;
 pub mod dicom;
+pub mod hl7;
+pub mod http;
+pub mod tls;
+
+pub use ctx::Ctx;
 
 use dicom::parser::{probe_associate_rq, Plausible};
 use dicom::DicomFlow;
-use pacstap_core::{ChunkBody, CloseReason, FlowMeta, Interest, ProtocolEvent, StreamChunk, StreamHandler, Timestamp};
+use hl7::Hl7Flow;
+use http::HttpFlow;
+use pacstap_core::{
+    ChunkBody, CloseReason, Direction, FlowMeta, Interest, ProtocolEvent, StreamChunk, StreamHandler, Timestamp,
+};
 use std::collections::BTreeMap;
+use tls::TlsFlow;
 
 /// Decoder settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +50,14 @@ pub struct ProtoConfig {
     /// Anomaly events emitted per flow (all are still counted in [`ProtoStats::anomalies`]):
     /// a broken flow must not flood the event stream.
     pub max_anomaly_events_per_flow: u32,
+    /// Ports where HTTP is decoded even when the flow's first bytes were not seen. CONTRACT §3.
+    pub http_ports: Vec<u16>,
+    /// Ports where TLS metadata is tracked even without a visible ClientHello. CONTRACT §3.
+    pub tls_ports: Vec<u16>,
+    /// Ports where HL7/MLLP is decoded even when the flow's first bytes were not seen.
+    pub hl7_ports: Vec<u16>,
+    pub http: http::HttpConfig,
+    pub hl7: hl7::Hl7Config,
 }
 
 impl Default for ProtoConfig {
@@ -48,19 +69,61 @@ impl Default for ProtoConfig {
             dataset_prefix_bytes: 64 << 10,
             max_pending_commands: 256,
             max_anomaly_events_per_flow: 16,
+            http_ports: vec![80, 8042, 8080],
+            tls_ports: vec![443, 2762, 8443],
+            hl7_ports: vec![2575],
+            http: http::HttpConfig::default(),
+            hl7: hl7::Hl7Config::default(),
         }
     }
 }
 
 /// Per-flow decoder state, stored inside the flow table entry.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub enum FlowState {
-    /// No payload seen yet.
-    #[default]
-    Probing,
+    /// No decision yet: the first bytes seen so far (a few, when too short to decide).
+    Probing(ProbeBuf),
     Dicom(Box<DicomFlow>),
+    Http(Box<HttpFlow>),
+    Tls(Box<TlsFlow>),
+    Hl7(Box<Hl7Flow>),
     /// Not a protocol we decode.
     Ignored,
+}
+
+impl Default for FlowState {
+    fn default() -> Self {
+        FlowState::Probing(ProbeBuf::default())
+    }
+}
+
+/// What a protocol's content probe says of a flow's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Yes,
+    /// Consistent so far; more bytes needed to decide.
+    NeedMore,
+    No,
+}
+
+/// Bytes held while the first chunk is too short for any probe to decide. 16 bytes decide
+/// every probe here (the longest is an HTTP method token plus a space: `OPTIONS `, or TLS's
+/// 6-byte record + handshake header); a flow still undecided at 16 bytes is decided by port.
+const PROBE_BUF: usize = 16;
+
+/// The few first bytes of a flow held by [`FlowState::Probing`].
+#[derive(Debug, Default, Clone)]
+pub struct ProbeBuf {
+    bytes: [u8; PROBE_BUF],
+    len: u8,
+    dir: Option<Direction>,
+    offset: u64,
+}
+
+impl ProbeBuf {
+    fn held(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+    }
 }
 
 /// Decoder counters (for metrics and the replay summary).
@@ -83,6 +146,9 @@ pub struct ProtoStats {
     pub flows_ignored: u64,
     /// Events emitted (all kinds).
     pub events: u64,
+    pub http: http::HttpStats,
+    pub tls: tls::TlsStats,
+    pub hl7: hl7::Hl7Stats,
 }
 
 /// What the probe decided for a flow.
@@ -91,6 +157,18 @@ enum Verdict {
         resync: bool,
         probation: bool,
     },
+    /// `midstream`: decided by port, the flow's first bytes were not a protocol start.
+    Http {
+        midstream: bool,
+    },
+    Tls {
+        midstream: bool,
+    },
+    Hl7 {
+        midstream: bool,
+    },
+    /// Too short to decide: hold the bytes and wait for more.
+    Hold,
     /// Nothing to decide on yet (no payload, or a gap before any data off the DICOM ports).
     Undecided,
     NotOurs,
@@ -122,35 +200,75 @@ impl Analyzer {
         &self.stats
     }
 
-    /// Decide from the first chunk of a flow. Content wins over ports: an A-ASSOCIATE-RQ is
-    /// DICOM on any port. Probes for other protocols go before the port-hint fallbacks.
-    fn probe(&self, meta: &FlowMeta, chunk: &StreamChunk<'_>) -> Verdict {
-        let dicom_port =
-            self.cfg.dicom_ports.contains(&meta.client.port) || self.cfg.dicom_ports.contains(&meta.server.port);
-        match chunk.body {
-            ChunkBody::Data([]) | ChunkBody::Close(_) => Verdict::Undecided,
-            ChunkBody::Data(data) => match probe_associate_rq(data, self.cfg.max_control_pdu_bytes) {
-                Plausible::Yes => Verdict::Dicom {
+    /// Decide from the first bytes of a flow. Content wins over ports: an A-ASSOCIATE-RQ is
+    /// DICOM on any port, a ClientHello TLS, a request line HTTP, `<VT>MSH` HL7. Ports only
+    /// decide flows whose start was not captured. `last_chance`: no more bytes will be held.
+    fn probe(&self, meta: &FlowMeta, body: ChunkBody<'_>, last_chance: bool) -> Verdict {
+        let on = |ports: &[u16]| ports.contains(&meta.client.port) || ports.contains(&meta.server.port);
+        let dicom_port = on(&self.cfg.dicom_ports);
+        let data = match body {
+            ChunkBody::Data([]) | ChunkBody::Close(_) => return Verdict::Undecided,
+            ChunkBody::Data(data) => data,
+            ChunkBody::Gap(_) => return self.by_port(meta, Verdict::Undecided),
+        };
+        match probe_associate_rq(data, self.cfg.max_control_pdu_bytes) {
+            Plausible::Yes => {
+                return Verdict::Dicom {
                     resync: false,
                     probation: false,
-                },
-                // Fewer than 8 bytes, all consistent with an RQ: confirm on the full header.
-                Plausible::NeedMore { .. } => Verdict::Dicom {
+                }
+            }
+            // Fewer than 8 bytes, all consistent with an RQ: confirm on the full header.
+            Plausible::NeedMore { .. } => {
+                return Verdict::Dicom {
                     resync: false,
                     probation: !dicom_port,
-                },
-                // (future: HTTP / TLS / HL7 content probes here)
-                Plausible::No if dicom_port => Verdict::Dicom {
-                    resync: true,
-                    probation: false,
-                },
-                Plausible::No => Verdict::NotOurs,
-            },
-            ChunkBody::Gap(_) if dicom_port => Verdict::Dicom {
+                }
+            }
+            Plausible::No => {}
+        }
+        let probes = [tls::probe(data), http::probe(data), hl7::probe(data)];
+        match probes {
+            [Probe::Yes, ..] => return Verdict::Tls { midstream: false },
+            [_, Probe::Yes, _] => return Verdict::Http { midstream: false },
+            [_, _, Probe::Yes] => return Verdict::Hl7 { midstream: false },
+            _ => {}
+        }
+        if !last_chance && probes.contains(&Probe::NeedMore) && data.len() < PROBE_BUF {
+            return Verdict::Hold;
+        }
+        self.by_port(meta, Verdict::NotOurs)
+    }
+
+    /// The port-hint fallback, for flows whose start was not captured.
+    fn by_port(&self, meta: &FlowMeta, otherwise: Verdict) -> Verdict {
+        let on = |ports: &[u16]| ports.contains(&meta.client.port) || ports.contains(&meta.server.port);
+        if on(&self.cfg.dicom_ports) {
+            Verdict::Dicom {
                 resync: true,
                 probation: false,
-            },
-            ChunkBody::Gap(_) => Verdict::Undecided,
+            }
+        } else if on(&self.cfg.tls_ports) {
+            Verdict::Tls { midstream: true }
+        } else if on(&self.cfg.http_ports) {
+            Verdict::Http { midstream: true }
+        } else if on(&self.cfg.hl7_ports) {
+            Verdict::Hl7 { midstream: true }
+        } else {
+            otherwise
+        }
+    }
+
+    /// Feed one chunk to the flow's decoder; false when the decoder gives the flow up.
+    fn decode(&mut self, state: &mut FlowState, meta: &FlowMeta, chunk: &StreamChunk<'_>) -> bool {
+        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, chunk.ts);
+        match state {
+            FlowState::Probing(_) => true,
+            FlowState::Ignored => false,
+            FlowState::Dicom(flow) => flow.on_chunk(&mut ctx, chunk),
+            FlowState::Http(flow) => flow.on_chunk(&mut ctx, chunk),
+            FlowState::Tls(flow) => flow.on_chunk(&mut ctx, chunk),
+            FlowState::Hl7(flow) => flow.on_chunk(&mut ctx, chunk),
         }
     }
 
@@ -161,35 +279,71 @@ impl Analyzer {
 
 impl StreamHandler<FlowState> for Analyzer {
     fn on_chunk(&mut self, state: &mut FlowState, meta: &FlowMeta, chunk: StreamChunk<'_>) -> Interest {
-        if let FlowState::Probing = state {
-            match self.probe(meta, &chunk) {
-                Verdict::Dicom { resync, probation } => {
-                    *state = FlowState::Dicom(Box::new(DicomFlow::new(resync, probation)));
+        if let FlowState::Ignored = state {
+            return Interest::Ignore;
+        }
+        let before = self.events.len();
+        let mut keep = true;
+        if let FlowState::Probing(buf) = state {
+            // Bytes held from an earlier, too-short chunk are probed together with this one.
+            let mut joined = [0u8; PROBE_BUF];
+            let mut held = std::mem::take(buf);
+            let other_dir = held.dir.is_some_and(|d| d != chunk.dir);
+            let probe_body = match chunk.body {
+                ChunkBody::Data(d) if held.len > 0 && !other_dir => {
+                    let h = held.held();
+                    let n = (h.len() + d.len()).min(PROBE_BUF);
+                    joined[..h.len()].copy_from_slice(h);
+                    joined[h.len()..n].copy_from_slice(&d[..n - h.len()]);
+                    ChunkBody::Data(&joined[..n])
                 }
-                Verdict::Undecided => return Interest::Continue,
-                Verdict::NotOurs => {
-                    *state = FlowState::Ignored;
-                    self.stats.flows_ignored += 1;
-                    return Interest::Ignore;
+                ChunkBody::Data(_) if other_dir => ChunkBody::Data(held.held()),
+                body => body,
+            };
+            let verdict = self.probe(meta, probe_body, other_dir || held.len as usize >= PROBE_BUF);
+            *state = match verdict {
+                Verdict::Undecided if held.len == 0 => FlowState::default(),
+                Verdict::Hold | Verdict::Undecided => {
+                    if let ChunkBody::Data(d) = chunk.body {
+                        if held.dir.is_none() {
+                            held.dir = Some(chunk.dir);
+                            held.offset = chunk.offset;
+                        }
+                        let start = usize::from(held.len);
+                        let n = d.len().min(PROBE_BUF - start);
+                        held.bytes[start..start + n].copy_from_slice(&d[..n]);
+                        held.len += n as u8;
+                    }
+                    *state = FlowState::Probing(held);
+                    return Interest::Continue;
+                }
+                Verdict::Dicom { resync, probation } => FlowState::Dicom(Box::new(DicomFlow::new(resync, probation))),
+                Verdict::Http { midstream } => FlowState::Http(Box::new(HttpFlow::new(&self.cfg, midstream))),
+                Verdict::Tls { midstream } => FlowState::Tls(Box::new(TlsFlow::new(&self.cfg, midstream, chunk.ts))),
+                Verdict::Hl7 { midstream } => FlowState::Hl7(Box::new(Hl7Flow::new(&self.cfg, midstream))),
+                Verdict::NotOurs => FlowState::Ignored,
+            };
+            if held.len > 0 {
+                if let Some(dir) = held.dir {
+                    let replay = StreamChunk {
+                        flow: chunk.flow,
+                        dir,
+                        ts: chunk.ts,
+                        offset: held.offset,
+                        body: ChunkBody::Data(held.held()),
+                    };
+                    keep = self.decode(state, meta, &replay);
                 }
             }
         }
-        let before = self.events.len();
-        let keep = match state {
-            FlowState::Probing => true,
-            FlowState::Ignored => false,
-            FlowState::Dicom(flow) => {
-                let mut ctx = dicom::state_ctx(&self.cfg, &mut self.events, &mut self.stats, meta, chunk.ts);
-                flow.on_chunk(&mut ctx, &chunk)
-            }
-        };
+        if keep {
+            keep = self.decode(state, meta, &chunk);
+        }
         self.sync_event_count(before);
         if keep {
             Interest::Continue
         } else {
-            if !matches!(state, FlowState::Ignored) {
-                self.stats.flows_ignored += 1;
-            }
+            self.stats.flows_ignored += 1;
             *state = FlowState::Ignored;
             Interest::Ignore
         }
@@ -197,9 +351,13 @@ impl StreamHandler<FlowState> for Analyzer {
 
     fn on_flow_end(&mut self, state: FlowState, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
         let before = self.events.len();
-        if let FlowState::Dicom(mut flow) = state {
-            let mut ctx = dicom::state_ctx(&self.cfg, &mut self.events, &mut self.stats, meta, ts);
-            flow.finish(&mut ctx, reason);
+        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, ts);
+        match state {
+            FlowState::Dicom(mut flow) => flow.finish(&mut ctx, reason),
+            FlowState::Http(mut flow) => flow.finish(&mut ctx, reason),
+            FlowState::Tls(mut flow) => flow.finish(&mut ctx, reason),
+            FlowState::Hl7(mut flow) => flow.finish(&mut ctx, reason),
+            FlowState::Probing(_) | FlowState::Ignored => {}
         }
         self.sync_event_count(before);
     }
@@ -225,10 +383,13 @@ mod tests {
 
     #[test]
     fn other_protocols_off_port_are_ignored() {
-        let mut h = Harness::new(ProtoConfig::default(), 40_000, 80);
-        assert_eq!(h.data(ToServer, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Interest::Ignore);
+        let mut h = Harness::new(ProtoConfig::default(), 40_000, 2222);
+        assert_eq!(
+            h.data(ToServer, b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"),
+            Interest::Ignore
+        );
         assert!(matches!(h.st, FlowState::Ignored));
-        assert_eq!(h.data(ToClient, b"HTTP/1.1 200 OK\r\n"), Interest::Ignore);
+        assert_eq!(h.data(ToClient, b"SSH-2.0-OpenSSH_9.2p1\r\n"), Interest::Ignore);
         assert!(h.end(CloseReason::Fin).is_empty());
         assert_eq!(h.an.stats().flows_ignored, 1);
     }
@@ -237,7 +398,7 @@ mod tests {
     fn gap_before_data_off_port_waits() {
         let mut h = Harness::new(ProtoConfig::default(), 40_000, 8000);
         assert_eq!(h.gap(ToServer, 100), Interest::Continue);
-        assert!(matches!(h.st, FlowState::Probing));
+        assert!(matches!(h.st, FlowState::Probing(_)));
     }
 
     #[test]

@@ -132,23 +132,6 @@ impl DicomFlow {
     }
 }
 
-/// A [`Ctx`] for one call from the analyzer.
-pub(crate) fn state_ctx<'a>(
-    cfg: &'a crate::ProtoConfig,
-    events: &'a mut Vec<pacstap_core::ProtocolEvent>,
-    stats: &'a mut crate::ProtoStats,
-    meta: &'a pacstap_core::FlowMeta,
-    ts: pacstap_core::Timestamp,
-) -> Ctx<'a> {
-    Ctx {
-        cfg,
-        events,
-        stats,
-        meta,
-        ts,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::testutil::*;

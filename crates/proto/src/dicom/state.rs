@@ -17,10 +17,10 @@ use super::parser::{
     ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
 };
 use super::stream::PduSink;
-use crate::{ProtoConfig, ProtoStats};
+pub(crate) use crate::Ctx;
+
 use pacstap_core::{
-    AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, FlowMeta, ProtocolEvent,
-    StatusClass, Timestamp,
+    AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass, Timestamp,
 };
 use std::fmt;
 
@@ -47,14 +47,6 @@ pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
 }
 
 /// Everything the session needs from the analyzer for one chunk.
-pub(crate) struct Ctx<'a> {
-    pub cfg: &'a ProtoConfig,
-    pub events: &'a mut Vec<ProtocolEvent>,
-    pub stats: &'a mut ProtoStats,
-    pub meta: &'a FlowMeta,
-    pub ts: Timestamp,
-}
-
 impl Ctx<'_> {
     /// Count an anomaly; emit it unless this flow already emitted its share (rule 6).
     fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: &'static str, detail: fmt::Arguments<'_>) {
