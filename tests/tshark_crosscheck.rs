@@ -17,7 +17,7 @@ struct Counts {
 
 fn tshark_counts(file: &str) -> Option<Counts> {
     let out = Command::new("tshark")
-        .args(["-n", "-r"])
+        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
         .arg(sample(file))
         .args([
             "-d",
@@ -122,6 +122,14 @@ fn counts_match_tshark_dicom_dissector() {
             theirs.assoc_rq + theirs.requests.values().sum::<u64>() > 0,
             "tshark decoded nothing in {f}"
         );
+        if f == "store-dropped.pcap" {
+            // One segment inside the 1 MB data set is missing. tshark's reassembly gives up at
+            // the hole and loses the C-STORE-RQ that follows it; pacstap reports the gap and
+            // stays in step (the truth, from the capture's source store.pcap, is 8).
+            assert_eq!(ours.requests.get("C-STORE"), Some(&8), "{f}");
+            assert!(theirs.requests.get("C-STORE").copied().unwrap_or(0) <= 8, "{f}: {theirs:?}");
+            continue;
+        }
         assert_eq!(ours, theirs, "{f}: pacstap (left) vs tshark (right)");
         checked += 1;
     }

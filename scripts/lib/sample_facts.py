@@ -247,10 +247,10 @@ def facts_for(f):
     row["tcp_ack_lost_segment"] = sum(1 for x in an if len(x) > 3 and x[3])
     out, _, _ = run(CMD_BADSUM, f)
     row["bad_checksums"] = len([x for x in out.splitlines() if x.strip()])
-    out, _, _ = run(CMD_FFFF, f)
-    row["tcp_checksum_0xffff"] = len([x for x in out.splitlines() if x.strip()])
     _, err, rc = run(["tshark", "-n", "-r", "{f}", "-c", "1000000"], f)
     row["tshark_read_error"] = "cut short in the middle of a packet" if "cut short" in err else ("yes" if rc else "no")
+    out, _, _ = run(CMD_FFFF, f)
+    row["tcp_checksum_0xffff"] = len([x for x in out.splitlines() if x.strip()])
     return row
 
 

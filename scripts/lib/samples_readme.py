@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write pcap-samples/README.md from the fact tables (called by scripts/make-samples).
 
-  samples_readme.py SAMPLES_DIR WORK_DIR
+  samples_readme.py SAMPLES_DIR
 
 Reads SAMPLES_DIR/{tshark-facts,tshark-associations,tshark-dimse,dicom-instances,
-wire-datasets}.tsv, SAMPLES_DIR/derived-edits.json, WORK_DIR/{versions,commands}.tsv.
+wire-datasets,tool-versions,capture-commands}.tsv and SAMPLES_DIR/derived-edits.json.
 Also cross-checks that every C-STORE data set reassembled from store/move/get equals the
 data set of the synthetic file it came from (exit 1 otherwise).
 """
@@ -121,15 +121,15 @@ never log `secret-passcode`.""")),
 
 
 def main():
-    d, work = Path(sys.argv[1]), Path(sys.argv[2])
+    d = Path(sys.argv[1])
     facts = {r["file"]: r for r in tsv(d / "tshark-facts.tsv")}
     assocs = tsv(d / "tshark-associations.tsv")
     dimse = tsv(d / "tshark-dimse.tsv")
     inst = tsv(d / "dicom-instances.tsv")
     wire = tsv(d / "wire-datasets.tsv")
     edits = json.loads((d / "derived-edits.json").read_text())
-    versions = tsv(work / "versions.tsv")
-    cmds = tsv(work / "commands.tsv")
+    versions = tsv(d / "tool-versions.tsv")
+    cmds = tsv(d / "capture-commands.tsv")
 
     # ---- cross-check wire data sets against the files
     by_sop = {r["sop_instance_uid"]: r for r in inst}
@@ -154,7 +154,11 @@ def main():
     w("Real traffic between real DICOM software (Orthanc, dcmtk, pynetdicom) in a lab of Linux "
       "network namespaces, captured with tcpdump; a few files are derived from those by "
       "`scripts/lib/pcap_variants.py` (stdlib Python, documented edits) or `editcap`.\n")
-    w("```\nsudo scripts/make-samples            # ~1 min; needs root (netns, tcpdump); installs missing tools\n```\n")
+    w("```\nsudo scripts/make-samples               # ~1.5 min; needs root (netns, tcpdump); installs missing tools\n"
+      "sudo scripts/make-samples --facts-only  # keep the captures, redo the TSV tables and this README\n```\n")
+    w("Regenerating the captures changes timestamps, ports and frame numbers, so anything pinned to the "
+      "exact packets (e.g. golden `*.expected.jsonl` files kept next to the captures by the tests) has to "
+      "be regenerated with them. Use `--facts-only` when only the fact scripts changed.\n")
     w("**What is stable across regenerations**: AE titles, IPs, MACs, server ports, study/series/SOP "
       "UIDs, the DICOM files (byte-identical), the data sets on the wire (`wire-datasets.tsv` hashes), "
       "and the counts of associations / PDUs / DIMSE messages / outcomes. **What changes**: "
@@ -174,7 +178,8 @@ def main():
     w("Also here: `tshark-facts.tsv`, `tshark-associations.tsv`, `tshark-dimse.tsv` (what tshark "
       "decodes, see below), `wire-datasets.tsv` (data sets reassembled by `pcap_variants.py "
       "--datasets`, with SHA-256), `dicom-instances.tsv` (the synthetic files), "
-      "`derived-edits.json` (exact edits of the derived files).\n")
+      "`derived-edits.json` (exact edits of the derived files), `tool-versions.tsv` and "
+      "`capture-commands.tsv` (what produced the captures).\n")
 
     w("## Lab\n")
     w("""```
@@ -329,9 +334,10 @@ tshark -n -r F -o tcp.reassemble_out_of_order:TRUE -d tcp.port==4242,dicom -d tc
 
     w("## Caveats and tshark quirks\n")
     fd = facts["store-dropped.pcap"]
-    w("- `store-dropped.pcap`: tshark's own counts (here {} C-STORE-RQ, {} C-STORE-RSP) are an artifact "
-      "of its TCP/PDU reassembly giving up at the hole; they are recorded, not asserted. The truth is in "
-      "the description above: 8 RQ + 8 RSP, one data set with a gap.".format(fd["C-STORE-RQ"], fd["C-STORE-RSP"]))
+    w("- `store-dropped.pcap`: tshark's own view of this file (here {} C-STORE-RQ, {} C-STORE-RSP, and the "
+      "association row in `tshark-associations.tsv`) is an artifact of its TCP/PDU reassembly giving up at "
+      "the hole; it is recorded, not asserted. The truth is in the description above: 8 RQ + 8 RSP (all "
+      "0x0000), A-RELEASE-RQ/RP, one data set with a gap.".format(fd["C-STORE-RQ"], fd["C-STORE-RSP"]))
     w("- `store-truncated.pcap`: tshark/capinfos print \"appears to have been cut short in the middle of a "
       "packet\" and exit non-zero; the counts are for the complete records.")
     w("- `move-midstream.pcap`: tshark still decodes the C-MOVE-RQ/RSP (decode-as forces DICOM) but has no "
