@@ -161,9 +161,11 @@ enum Link<'a> {
 
 /// Decodes one frame without counting: the pure function behind [`WireDecoder::decode`].
 pub fn decode_frame(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
-    if let Some(d) = fast_path(ts, linktype, data) {
-        return d;
-    }
+    fast_path(ts, linktype, data).unwrap_or_else(|| general_path(ts, linktype, data))
+}
+
+/// Every link type through etherparse: the reference the fast path is tested against.
+fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
     let link = match link_payload(linktype, data) {
         Ok(l) => l,
         Err(e) => {
@@ -906,45 +908,6 @@ mod tests {
         }
         assert_eq!(outcome_sum(&d.stats), d.stats.frames);
         assert!(d.stats.tcp > 0 && d.stats.truncated > 0 && d.stats.malformed > 0);
-    }
-
-    /// The general path alone, for comparison with the fast path.
-    fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
-        let link = match link_payload(linktype, data) {
-            Ok(l) => l,
-            Err(e) => {
-                return Decoded {
-                    packet: Err(e),
-                    vlan_tagged: false,
-                }
-            }
-        };
-        let sliced = match link {
-            Link::Ethernet(frame) => match LaxSlicedPacket::from_ethernet(frame) {
-                Ok(s) => s,
-                Err(_) => {
-                    return Decoded {
-                        packet: Err(NotDecoded::Truncated),
-                        vlan_tagged: false,
-                    }
-                }
-            },
-            Link::Ip(packet) => match LaxSlicedPacket::from_ip(packet) {
-                Ok(s) => s,
-                Err(_) => {
-                    return Decoded {
-                        packet: Err(NotDecoded::Malformed),
-                        vlan_tagged: false,
-                    }
-                }
-            },
-            Link::EtherType(..) => unreachable!("not a fast-path link type"),
-        };
-        let vlan_tagged = sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
-        Decoded {
-            packet: tcp_packet(ts, &sliced),
-            vlan_tagged,
-        }
     }
 
     fn same(a: &Decoded<'_>, b: &Decoded<'_>) -> bool {
