@@ -3,10 +3,12 @@
 //! Field names follow `shared/design/CONTRACT.md` §2 exactly: they are serialized as-is into the
 //! JSON-lines events, so renaming one breaks users' pipelines. Extend, never rename.
 
+mod alert;
 mod hl7;
 mod http;
 mod tls;
 
+pub use alert::{Alert, AlertEntity, AlertEvidence, Severity};
 pub use hl7::Hl7Event;
 pub use http::{DicomWeb, HttpEvent};
 pub use tls::TlsEvent;
@@ -34,6 +36,7 @@ pub enum EventBody {
     Http(HttpEvent),
     Tls(TlsEvent),
     Hl7(Hl7Event),
+    Alert(Alert),
     Anomaly(Anomaly),
 }
 
@@ -45,6 +48,7 @@ impl EventBody {
             EventBody::Http(_) => "http",
             EventBody::Tls(_) => "tls",
             EventBody::Hl7(_) => "hl7",
+            EventBody::Alert(_) => "alert",
             EventBody::Anomaly(_) => "anomaly",
         }
     }

@@ -25,6 +25,8 @@ pub struct EveRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hl7: Option<&'a pacstap_core::Hl7Event>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<&'a pacstap_core::Alert>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<&'a pacstap_core::Anomaly>,
 }
 
@@ -43,6 +45,7 @@ impl<'a> EveRecord<'a> {
             http: None,
             tls: None,
             hl7: None,
+            alert: None,
             anomaly: None,
         };
         match &ev.body {
@@ -50,6 +53,7 @@ impl<'a> EveRecord<'a> {
             EventBody::Http(h) => rec.http = Some(h),
             EventBody::Tls(t) => rec.tls = Some(t),
             EventBody::Hl7(h) => rec.hl7 = Some(h),
+            EventBody::Alert(a) => rec.alert = Some(a),
             EventBody::Anomaly(a) => rec.anomaly = Some(a),
         }
         rec

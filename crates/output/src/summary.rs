@@ -125,7 +125,7 @@ impl Summary {
             EventBody::Anomaly(a) => {
                 *self.anomalies.entry(a.name).or_default() += 1;
             }
-            EventBody::Http(_) | EventBody::Tls(_) | EventBody::Hl7(_) => {}
+            EventBody::Http(_) | EventBody::Tls(_) | EventBody::Hl7(_) | EventBody::Alert(_) => {}
         }
     }
 
