@@ -69,7 +69,63 @@ pub struct Summary {
     move_destinations: BTreeMap<String, u64>,
     users: BTreeMap<String, u64>,
     anomalies: BTreeMap<&'static str, u64>,
+    http: Counter,
+    http_users: Counter,
+    http_auth_failures: Counter,
+    dicomweb: Counter,
+    dicomweb_studies: StudySet,
+    tls_versions: Counter,
+    tls_sni: Counter,
+    hl7_types: Counter,
+    hl7_acks: Counter,
+    alerts: Vec<AlertLine>,
+    alerts_total: u64,
 }
+
+/// A bounded tally by name: past [`MAX_AE_PAIRS`] distinct names new ones fold into `(other)`.
+#[derive(Default)]
+struct Counter(BTreeMap<String, u64>);
+
+impl Counter {
+    fn add(&mut self, key: &str) {
+        if let Some(n) = self.0.get_mut(key) {
+            *n += 1;
+        } else if self.0.len() < MAX_AE_PAIRS {
+            self.0.insert(key.to_owned(), 1);
+        } else {
+            *self.0.entry("(other)".to_owned()).or_default() += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `name (n), …` for the most frequent first.
+    fn top(&self) -> String {
+        let mut v: Vec<_> = self.0.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut parts: Vec<String> = v.iter().take(TOP_N).map(|(k, n)| format!("{k} ({n})")).collect();
+        if v.len() > TOP_N {
+            parts.push(format!("… {} more", v.len() - TOP_N));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The latest state of one incident (rule, entity), for the alerts section.
+struct AlertLine {
+    rule: String,
+    severity: &'static str,
+    entity: String,
+    count: u64,
+    studies: Vec<String>,
+    studies_total: u64,
+    summary: String,
+}
+
+/// Incidents listed in the summary; the rest are counted.
+const MAX_ALERT_LINES: usize = 1000;
 
 impl Summary {
     pub fn new() -> Self {
@@ -125,7 +181,58 @@ impl Summary {
             EventBody::Anomaly(a) => {
                 *self.anomalies.entry(a.name).or_default() += 1;
             }
-            EventBody::Http(_) | EventBody::Tls(_) | EventBody::Hl7(_) | EventBody::Alert(_) => {}
+            EventBody::Http(h) => {
+                let class = match h.status {
+                    Some(s) => format!("{}xx", s / 100),
+                    None => "no response".to_owned(),
+                };
+                self.http.add(&format!("{} {class}", h.method));
+                if let Some(u) = &h.user {
+                    self.http_users.add(u);
+                    if matches!(h.status, Some(401 | 403)) {
+                        self.http_auth_failures.add(u);
+                    }
+                }
+                if let Some(d) = &h.dicomweb {
+                    self.dicomweb.add(&d.service);
+                    if let Some(uid) = &d.study_instance_uid {
+                        self.dicomweb_studies.add(uid);
+                    }
+                }
+            }
+            EventBody::Tls(t) => {
+                self.tls_versions.add(t.version.as_deref().unwrap_or("unknown"));
+                self.tls_sni.add(t.sni.as_deref().unwrap_or("(no SNI)"));
+            }
+            EventBody::Hl7(h) => {
+                self.hl7_types.add(&h.message_type);
+                if let Some(code) = &h.ack_code {
+                    self.hl7_acks.add(code);
+                }
+            }
+            EventBody::Alert(a) => {
+                self.alerts_total += 1;
+                let entity = format!("{} {}", a.entity.kind, a.entity.id);
+                let line = AlertLine {
+                    rule: a.rule.clone(),
+                    severity: a.severity.as_str(),
+                    entity,
+                    count: a.count,
+                    studies: a.evidence.study_instance_uids.iter().take(5).cloned().collect(),
+                    studies_total: a.evidence.study_instance_uids_total,
+                    summary: a.summary.clone(),
+                };
+                // Updates of an incident replace its line: the summary shows the final scope.
+                if let Some(old) = self
+                    .alerts
+                    .iter_mut()
+                    .find(|l| l.rule == line.rule && l.entity == line.entity)
+                {
+                    *old = line;
+                } else if self.alerts.len() < MAX_ALERT_LINES {
+                    self.alerts.push(line);
+                }
+            }
         }
     }
 
@@ -212,6 +319,58 @@ impl Summary {
                 .collect();
             let _ = writeln!(s, "  {:<22} {}", "move destinations", d.join(", "));
         }
+        if !self.http.is_empty() {
+            let _ = writeln!(s, "HTTP");
+            let _ = writeln!(s, "  {:<22} {}", "transactions", self.http.top());
+            if !self.http_users.is_empty() {
+                let _ = writeln!(s, "  {:<22} {}", "users", self.http_users.top());
+            }
+            if !self.http_auth_failures.is_empty() {
+                let _ = writeln!(s, "  {:<22} {}", "401/403 by user", self.http_auth_failures.top());
+            }
+            if !self.dicomweb.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {}; distinct studies {}",
+                    "DICOMweb",
+                    self.dicomweb.top(),
+                    self.dicomweb_studies.show()
+                );
+            }
+        }
+        if !self.tls_versions.is_empty() {
+            let _ = writeln!(s, "TLS");
+            let _ = writeln!(s, "  {:<22} {}", "versions", self.tls_versions.top());
+            let _ = writeln!(s, "  {:<22} {}", "server names", self.tls_sni.top());
+        }
+        if !self.hl7_types.is_empty() {
+            let _ = writeln!(s, "HL7");
+            let _ = writeln!(s, "  {:<22} {}", "messages", self.hl7_types.top());
+            if !self.hl7_acks.is_empty() {
+                let _ = writeln!(s, "  {:<22} {}", "ACK codes", self.hl7_acks.top());
+            }
+        }
+        if self.alerts_total > 0 {
+            let _ = writeln!(
+                s,
+                "Alerts ({} incidents, {} alert events)",
+                self.alerts.len(),
+                self.alerts_total
+            );
+            for a in &self.alerts {
+                let _ = writeln!(s, "  [{}] {} — {} (count {})", a.severity, a.rule, a.entity, a.count);
+                let _ = writeln!(s, "      {}", a.summary);
+                if a.studies_total > 0 {
+                    let more = a.studies_total.saturating_sub(a.studies.len() as u64);
+                    let tail = if more > 0 {
+                        format!(" … and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(s, "      studies: {}{tail}", a.studies.join(", "));
+                }
+            }
+        }
         let _ = writeln!(s, "Anomalies");
         let total: u64 = anomaly_counts.values().sum();
         if total == 0 {
@@ -286,5 +445,61 @@ mod tests {
         assert!(text.contains("stored 2,"), "{text}");
         assert!(text.contains("MOD1 → PACS"), "{text}");
         assert!(text.contains("C-STORE              success 3"), "{text}");
+    }
+
+    #[test]
+    fn http_hl7_and_alert_sections() {
+        let mut s = Summary::new();
+        for status in [401, 401, 200] {
+            s.observe(&ev(EventBody::Http(HttpEvent {
+                method: "GET".into(),
+                url: "/dicom-web/studies/1.2.3".into(),
+                status: Some(status),
+                user: Some("rad1".into()),
+                dicomweb: Some(DicomWeb {
+                    service: "WADO-RS".into(),
+                    study_instance_uid: Some("1.2.3".into()),
+                    ..DicomWeb::default()
+                }),
+                ..HttpEvent::default()
+            })));
+        }
+        s.observe(&ev(EventBody::Hl7(Hl7Event {
+            message_type: "ACK".into(),
+            ack_code: Some("AE".into()),
+            ..Hl7Event::default()
+        })));
+        let alert = |count| Alert {
+            rule: "bulk_export".into(),
+            severity: Severity::High,
+            entity: AlertEntity {
+                kind: "user".into(),
+                id: "rad2".into(),
+            },
+            count,
+            threshold: Some(15),
+            window_seconds: Some(1800),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            summary: "rad2 exported studies".into(),
+            evidence: AlertEvidence {
+                study_instance_uids: vec!["1.2.3".into()],
+                study_instance_uids_total: count,
+                ..AlertEvidence::default()
+            },
+            response: vec![],
+            update: count > 16,
+        };
+        s.observe(&ev(EventBody::Alert(alert(16))));
+        s.observe(&ev(EventBody::Alert(alert(20))));
+        let text = s.render(&[], &BTreeMap::new());
+        assert!(text.contains("GET 4xx (2), GET 2xx (1)"), "{text}");
+        assert!(text.contains("401/403 by user        rad1 (2)"), "{text}");
+        assert!(text.contains("WADO-RS (3); distinct studies 1"), "{text}");
+        assert!(text.contains("ACK codes              AE (1)"), "{text}");
+        // One incident, shown with its final count.
+        assert!(text.contains("Alerts (1 incidents, 2 alert events)"), "{text}");
+        assert!(text.contains("[high] bulk_export — user rad2 (count 20)"), "{text}");
+        assert!(text.contains("… and 19 more"), "{text}");
     }
 }
