@@ -9,9 +9,9 @@ mod http;
 mod tls;
 
 pub use alert::{Alert, AlertEntity, AlertEvidence, Severity};
-pub use hl7::Hl7Event;
+pub use hl7::{Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord};
 pub use http::{DicomWeb, HttpEvent};
-pub use tls::TlsEvent;
+pub use tls::{TlsAlert, TlsCertificate, TlsEvent};
 
 use crate::flow::{Direction, FlowMeta};
 use crate::time::Timestamp;

@@ -252,72 +252,75 @@ impl Summary {
                 let _ = writeln!(s, "  {k:<22} {v}");
             }
         }
-        let _ = writeln!(s, "DICOM");
-        let outcomes = if self.outcomes.is_empty() {
-            String::new()
-        } else {
-            let parts: Vec<String> = self.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            format!(" ({})", parts.join(", "))
-        };
-        let _ = writeln!(s, "  {:<22} {}{}", "associations", self.associations, outcomes);
+        // Sections only for what the capture carried.
+        if self.associations > 0 || !self.commands.is_empty() {
+            let _ = writeln!(s, "DICOM");
+            let outcomes = if self.outcomes.is_empty() {
+                String::new()
+            } else {
+                let parts: Vec<String> = self.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                format!(" ({})", parts.join(", "))
+            };
+            let _ = writeln!(s, "  {:<22} {}{}", "associations", self.associations, outcomes);
 
-        let mut pairs: Vec<_> = self.pairs.iter().collect();
-        pairs.sort_by(|a, b| {
-            (b.1.associations, b.1.commands)
-                .cmp(&(a.1.associations, a.1.commands))
-                .then(a.0.cmp(b.0))
-        });
-        if !pairs.is_empty() {
-            let _ = writeln!(s, "  top AE pairs (calling → called: associations, commands)");
-            for ((calling, called), st) in pairs.iter().take(TOP_N) {
-                let _ = writeln!(
-                    s,
-                    "    {:<34} {:>6} {:>8}",
-                    format!("{} → {}", show_ae(calling), show_ae(called)),
-                    st.associations,
-                    st.commands
-                );
+            let mut pairs: Vec<_> = self.pairs.iter().collect();
+            pairs.sort_by(|a, b| {
+                (b.1.associations, b.1.commands)
+                    .cmp(&(a.1.associations, a.1.commands))
+                    .then(a.0.cmp(b.0))
+            });
+            if !pairs.is_empty() {
+                let _ = writeln!(s, "  top AE pairs (calling → called: associations, commands)");
+                for ((calling, called), st) in pairs.iter().take(TOP_N) {
+                    let _ = writeln!(
+                        s,
+                        "    {:<34} {:>6} {:>8}",
+                        format!("{} → {}", show_ae(calling), show_ae(called)),
+                        st.associations,
+                        st.commands
+                    );
+                }
+                if pairs.len() > TOP_N || self.other_pair.associations + self.other_pair.commands > 0 {
+                    let _ = writeln!(s, "    … {} more pairs", pairs.len().saturating_sub(TOP_N));
+                }
             }
-            if pairs.len() > TOP_N || self.other_pair.associations + self.other_pair.commands > 0 {
-                let _ = writeln!(s, "    … {} more pairs", pairs.len().saturating_sub(TOP_N));
+            if !self.users.is_empty() {
+                let users: Vec<String> = self
+                    .users
+                    .iter()
+                    .take(TOP_N)
+                    .map(|(u, n)| format!("{u} ({n})"))
+                    .collect();
+                let _ = writeln!(s, "  {:<22} {}", "user identities", users.join(", "));
             }
-        }
-        if !self.users.is_empty() {
-            let users: Vec<String> = self
-                .users
-                .iter()
-                .take(TOP_N)
-                .map(|(u, n)| format!("{u} ({n})"))
-                .collect();
-            let _ = writeln!(s, "  {:<22} {}", "user identities", users.join(", "));
-        }
-        if !self.commands.is_empty() {
-            let _ = writeln!(s, "  commands (by status)");
-            let mut by_cmd: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-            for ((cmd, class), n) in &self.commands {
-                by_cmd.entry(cmd.as_str()).or_default().push(format!("{class} {n}"));
+            if !self.commands.is_empty() {
+                let _ = writeln!(s, "  commands (by status)");
+                let mut by_cmd: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+                for ((cmd, class), n) in &self.commands {
+                    by_cmd.entry(cmd.as_str()).or_default().push(format!("{class} {n}"));
+                }
+                for (cmd, parts) in by_cmd {
+                    let _ = writeln!(s, "    {:<20} {}", cmd, parts.join(", "));
+                }
             }
-            for (cmd, parts) in by_cmd {
-                let _ = writeln!(s, "    {:<20} {}", cmd, parts.join(", "));
+            let _ = writeln!(
+                s,
+                "  {:<22} stored {}, moved {}, retrieved (C-GET) {}, queried {}",
+                "distinct studies",
+                self.stored.show(),
+                self.moved.show(),
+                self.retrieved.show(),
+                self.queried.show()
+            );
+            if !self.move_destinations.is_empty() {
+                let d: Vec<String> = self
+                    .move_destinations
+                    .iter()
+                    .take(TOP_N)
+                    .map(|(k, v)| format!("{} ({v})", show_ae(k)))
+                    .collect();
+                let _ = writeln!(s, "  {:<22} {}", "move destinations", d.join(", "));
             }
-        }
-        let _ = writeln!(
-            s,
-            "  {:<22} stored {}, moved {}, retrieved (C-GET) {}, queried {}",
-            "distinct studies",
-            self.stored.show(),
-            self.moved.show(),
-            self.retrieved.show(),
-            self.queried.show()
-        );
-        if !self.move_destinations.is_empty() {
-            let d: Vec<String> = self
-                .move_destinations
-                .iter()
-                .take(TOP_N)
-                .map(|(k, v)| format!("{} ({v})", show_ae(k)))
-                .collect();
-            let _ = writeln!(s, "  {:<22} {}", "move destinations", d.join(", "));
         }
         if !self.http.is_empty() {
             let _ = writeln!(s, "HTTP");

@@ -1,11 +1,12 @@
 //! `http` events (CONTRACT §2): one per request/response pair.
 
+use crate::time::Timestamp;
 use serde::Serialize;
 
 /// DICOMweb classification of a URL (PS3.18).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DicomWeb {
-    /// `QIDO-RS`, `WADO-RS`, `STOW-RS`, `WADO-URI`.
+    /// `QIDO-RS`, `WADO-RS`, `STOW-RS`, `WADO-URI` (extension: `UPS-RS` for `/workitems`).
     pub service: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub study_instance_uid: Option<String>,
@@ -13,6 +14,13 @@ pub struct DicomWeb {
     pub series_instance_uid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sop_instance_uid: Option<String>,
+    /// Extension, QIDO-RS: the level searched, `study`, `series` or `instance`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// Extension, WADO-RS: the resource retrieved past the UIDs (`metadata`, `rendered`,
+    /// `thumbnail`, `frames`, `bulkdata`, `pixeldata`); absent for the instances themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// One HTTP transaction.
@@ -21,6 +29,9 @@ pub struct HttpEvent {
     pub method: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Path and query as sent, except: values of credential-like query parameters (such as
+    /// `access_token`) and of patient-identifying QIDO keys (`PatientName`, `PatientID`, …)
+    /// are replaced by `REDACTED`, and the user info of an absolute URL is dropped.
     pub url: String,
     /// Response status; absent when no response was seen.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,8 +41,59 @@ pub struct HttpEvent {
     pub user: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Request head and body bytes on the wire (chunk framing included).
     pub request_bytes: u64,
+    /// Response head and body bytes on the wire, interim (1xx) responses included.
     pub response_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dicomweb: Option<DicomWeb>,
+    /// Extension: `HTTP/1.1` or `HTTP/1.0` (of the request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Extension: the authentication scheme the request carried, lower case (`basic`,
+    /// `bearer`, `digest`, `negotiate`, `ntlm`, … or `form` for a login form); never the credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// Extension: `Content-Type` of the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Extension: the admin action this request is (from `HttpConfig.admin_patterns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_action: Option<String>,
+    /// Extension: the sharing action this request is (from `HttpConfig.share_patterns`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_action: Option<String>,
+    /// Extension: recipients named in a share request's JSON body (`recipients`, `email`,
+    /// `to`, … read from its first 4 KiB), at most 16; for the `sharing_spike` rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub share_recipients: Vec<String>,
+    /// Extension: `X-Forwarded-For` as sent (the client behind a reverse proxy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x_forwarded_for: Option<String>,
+    /// Extension: `url` was cut at `HttpConfig.max_url_chars`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub url_truncated: bool,
+    /// Extension: when the request head was complete.
+    pub request_time: Timestamp,
+    /// Extension: when the final response head was complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_time: Option<Timestamp>,
+    /// Extension: interim (1xx) responses before the final one, e.g. `100 Continue`.
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub interim_responses: u32,
+    /// Extension: bytes of this transaction lost to capture gaps (counted in the byte totals).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub gap_bytes: u64,
+    /// Extension: the request or the response did not end where its framing said (flow ended,
+    /// gap, or cap hit); the byte counts are what was seen.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }

@@ -1,33 +1,972 @@
-//! PLACEHOLDER being replaced by the http decoder (issue 3). Until then it claims no flow.
+//! HTTP/1.x (RFC 9110, RFC 9112) and DICOMweb (PS3.18) as seen from a tap.
+//!
+//! - [`parser`]: pure pieces: probe, start lines, heads (httparse), framing, chunk-size lines,
+//!   the user of an `Authorization` header (fuzz and bench entry points);
+//! - [`url`]: request targets, normalised path segments, the URL shown in events;
+//! - [`dicomweb`]: QIDO-RS / WADO-RS / STOW-RS / WADO-URI classification and UIDs;
+//! - [`patterns`]: the admin and share action tables;
+//! - `stream`: the per-direction message walker (heads, bodies skipped by framing, gaps, resync);
+//! - `state`: request/response pairing and the `http` events.
+//!
+//! One `http` event per transaction, emitted when both its request and its response are
+//! complete, or when the flow ends (then `status` is absent if no response was seen). Bodies
+//! are never buffered, except the first 4 KiB of a login form read for its user name.
 
-use crate::{Ctx, Probe, ProtoConfig};
-use pacstap_core::{CloseReason, StreamChunk};
+pub mod dicomweb;
+pub mod parser;
+pub mod patterns;
+mod state;
+mod stream;
+pub mod url;
+
+pub use parser::probe;
+pub use patterns::{default_admin_patterns, default_share_patterns, AdminPattern};
+
+use crate::Ctx;
+use crate::ProtoConfig;
+use pacstap_core::{ChunkBody, CloseReason, StreamChunk};
+use parser::Role;
+use state::{Session, SessionSink};
+use std::fmt;
+use stream::HalfStream;
+
+/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
+pub mod anomaly {
+    /// Bytes had to be skipped to find the next start line (midstream pickup, after a gap or
+    /// broken framing).
+    pub const RESYNC: &str = "http.resync";
+    /// Bytes of the connection were lost to a capture gap.
+    pub const GAP: &str = "http.gap";
+    /// A header block (or trailer section) over `HttpConfig.max_header_bytes`.
+    pub const HEADER_TOO_LARGE: &str = "http.header_too_large";
+    /// More header fields than `parser::MAX_HEADERS`; read by the lenient scanner.
+    pub const TOO_MANY_HEADERS: &str = "http.too_many_headers";
+    /// A request head that does not parse, or whose body cannot be delimited.
+    pub const MALFORMED_REQUEST: &str = "http.malformed_request";
+    /// A response head that does not parse, or an invalid Content-Length.
+    pub const MALFORMED_RESPONSE: &str = "http.malformed_response";
+    /// A bad chunk-size line or missing CRLF after chunk data.
+    pub const MALFORMED_CHUNK: &str = "http.malformed_chunk";
+    /// Both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3: a request smuggling
+    /// indicator).
+    pub const CONFLICTING_LENGTH: &str = "http.conflicting_length";
+    /// A response when no request awaits one, on a connection whose requests were all seen.
+    pub const RESPONSE_WITHOUT_REQUEST: &str = "http.response_without_request";
+    /// More than `HttpConfig.max_pending_requests` requests awaiting responses; the oldest is
+    /// emitted without its response.
+    pub const TOO_MANY_PENDING: &str = "http.too_many_pending";
+    /// HTTP/2 with prior knowledge (RFC 9113 §3.3): not decoded; the flow is given up.
+    pub const HTTP2_UNSUPPORTED: &str = "http.http2_unsupported";
+}
+
+/// A flow that never shows an HTTP start line within this many bytes is given up. A
+/// midstream pickup may begin inside a large response body (a WADO-RS study is tens to
+/// hundreds of MiB) and the scan for the next start line is a `memchr` for `\n`, so the budget
+/// is generous: 16 MiB.
+pub const RESYNC_GIVE_UP_BYTES: u64 = 16 << 20;
 
 /// Settings of the http decoder.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HttpConfig {}
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Cap on a buffered header block (and on a trailer section). Servers refuse far less:
+    /// Apache 8 KiB per line and ~800 KiB in all, nginx 4×8 KiB, Node.js 16 KiB, Tomcat 8 KiB;
+    /// 64 KiB holds any head a server accepts (large cookies and bearer tokens included).
+    pub max_header_bytes: usize,
+    /// `url` in events is cut at this many characters and marked `url_truncated`. DICOMweb
+    /// URLs with three UIDs and a query are ~300 characters; 2048 is the classic browser limit.
+    pub max_url_chars: usize,
+    /// Requests awaiting responses per connection (pipelining depth). Browsers never pipeline,
+    /// curl and DICOMweb clients keep 1-8 in flight; 64 is far above real use.
+    pub max_pending_requests: usize,
+    /// Admin actions by method and path (first match wins): `admin_action` of the event.
+    pub admin_patterns: Vec<AdminPattern>,
+    /// Share-link creation by method and path (first match wins): `share_action` of the event.
+    pub share_patterns: Vec<AdminPattern>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_header_bytes: 64 << 10,
+            max_url_chars: 2048,
+            max_pending_requests: 64,
+            admin_patterns: default_admin_patterns(),
+            share_patterns: default_share_patterns(),
+        }
+    }
+}
 
 /// Counters of the http decoder.
 #[derive(Debug, Clone, Default)]
-pub struct HttpStats {}
-
-/// Content probe on a flow's first bytes.
-pub fn probe(_data: &[u8]) -> Probe {
-    Probe::No
+pub struct HttpStats {
+    /// Flows decoded as HTTP.
+    pub flows: u64,
+    /// Request heads read.
+    pub requests: u64,
+    /// Final response heads read.
+    pub responses: u64,
+    /// Interim (1xx) response heads read.
+    pub interim_responses: u64,
+    /// `http` events emitted.
+    pub transactions: u64,
+    /// Of which without any response.
+    pub transactions_without_response: u64,
+    /// Responses to no known request (midstream, lost requests).
+    pub orphan_responses: u64,
+    /// Wire bytes of emitted transactions.
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    /// Body bytes passed over without being kept.
+    pub body_bytes_skipped: u64,
+    /// Bytes passed over while looking for a start line.
+    pub resync_bytes_skipped: u64,
+    pub dicomweb_qido_rs: u64,
+    pub dicomweb_wado_rs: u64,
+    pub dicomweb_stow_rs: u64,
+    pub dicomweb_wado_uri: u64,
+    /// UPS-RS.
+    pub dicomweb_other: u64,
+    /// 401/403 to a request that carried credentials: failed logins.
+    pub auth_failures: u64,
+    /// 401/403 to a request without credentials (the normal first step of Basic/Digest).
+    pub auth_challenges: u64,
+    pub admin_actions: u64,
+    pub share_actions: u64,
+    /// Connections that switched protocols (101) or became a CONNECT tunnel; given up.
+    pub tunnels: u64,
+    /// HTTP/2 prior-knowledge connections; given up.
+    pub http2_flows: u64,
+    /// Flows given up without ever showing a start line.
+    pub flows_given_up: u64,
 }
 
-/// Per-flow state.
-#[derive(Debug, Default)]
-pub struct HttpFlow {}
+/// Per-flow HTTP state, stored in the flow table (`FlowState::Http`).
+pub struct HttpFlow {
+    /// Indexed by `Direction::index`: requests to the server, responses to the client.
+    streams: [HalfStream; 2],
+    session: Session,
+    data_bytes: u64,
+    counted: bool,
+}
+
+impl fmt::Debug for HttpFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFlow")
+            .field("data_bytes", &self.data_bytes)
+            .field("session", &self.session)
+            .finish()
+    }
+}
 
 impl HttpFlow {
-    pub fn new(_cfg: &ProtoConfig, _midstream: bool) -> Self {
-        HttpFlow {}
+    /// `midstream`: the connection start was not captured; both directions resynchronise.
+    pub fn new(cfg: &ProtoConfig, midstream: bool) -> Self {
+        let max = cfg.http.max_header_bytes.max(64);
+        HttpFlow {
+            streams: [
+                HalfStream::new(Role::Request, midstream, max),
+                HalfStream::new(Role::Response, midstream, max),
+            ],
+            session: Session::new(midstream),
+            data_bytes: 0,
+            counted: false,
+        }
     }
 
-    pub fn on_chunk(&mut self, _ctx: &mut Ctx<'_>, _chunk: &StreamChunk<'_>) -> bool {
-        false
+    /// Handle one chunk; `false` when the flow is given up (HTTP/2, a tunnel, or no HTTP found).
+    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+        if !self.counted {
+            self.counted = true;
+            ctx.stats.http.flows += 1;
+        }
+        let Some(stream) = self.streams.get_mut(chunk.dir.index()) else {
+            return false;
+        };
+        let mut sink = SessionSink {
+            session: &mut self.session,
+            ctx,
+        };
+        match chunk.body {
+            ChunkBody::Data(data) => {
+                self.data_bytes = self.data_bytes.saturating_add(data.len() as u64);
+                stream.feed(data, &mut sink);
+            }
+            ChunkBody::Gap(len) => {
+                sink.ctx.stats.gap_bytes += len;
+                let in_step = stream.gap(len, &mut sink);
+                if !stream.is_stopped() {
+                    let detail = if in_step {
+                        format!("{len} bytes lost inside a body, still in step")
+                    } else {
+                        format!("{len} bytes lost, resynchronising")
+                    };
+                    sink.ctx
+                        .flow_anomaly(&mut sink.session.anomalies_emitted, "http", anomaly::GAP, Some(detail));
+                }
+            }
+            // This direction ended: a response read until close is complete.
+            ChunkBody::Close(_) => stream.close(&mut sink),
+        }
+        for s in &mut self.streams {
+            ctx.stats.http.body_bytes_skipped += std::mem::take(&mut s.body_bytes);
+            ctx.stats.http.resync_bytes_skipped += std::mem::take(&mut s.resync_bytes);
+        }
+        if self.session.stop {
+            self.session.flush(ctx);
+            return false;
+        }
+        let locked = self.streams.iter().any(|s| s.locked);
+        if !locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
+            ctx.stats.http.flows_given_up += 1;
+            self.session.flush(ctx);
+            return false;
+        }
+        true
     }
 
-    pub fn finish(&mut self, _ctx: &mut Ctx<'_>, _reason: CloseReason) {}
+    /// The flow left the table: end what is in progress and emit every open transaction.
+    pub fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+        let mut sink = SessionSink {
+            session: &mut self.session,
+            ctx,
+        };
+        // A direction that saw its FIN is already closed; one still open was cut by RST,
+        // timeout, eviction or the end of the capture (`Fin` here means both FINs were seen).
+        for s in &mut self.streams {
+            s.end(&mut sink, reason == CloseReason::Fin);
+        }
+        for s in &mut self.streams {
+            ctx.stats.http.body_bytes_skipped += std::mem::take(&mut s.body_bytes);
+            ctx.stats.http.resync_bytes_skipped += std::mem::take(&mut s.resync_bytes);
+        }
+        self.session.flush(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anomaly;
+    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use crate::{FlowState, ProtoConfig};
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use pacstap_core::Direction::{self, ToClient, ToServer};
+    use pacstap_core::{CloseReason, EventBody, HttpEvent, Interest, ProtocolEvent};
+
+    const ST: &str = "1.2.826.0.1.3680043.8.1055.1.20111102150758591.92402465.76095170";
+
+    #[derive(Debug, Clone)]
+    enum Rec {
+        Data(Direction, Vec<u8>),
+        Gap(Direction, u64),
+    }
+
+    type Conv = Vec<Rec>;
+
+    /// A conversation captured on loopback (see `testdata/README.md`): records of one
+    /// direction byte (0 to the server, 1 to the client), a u32 BE length, the bytes.
+    fn load(bytes: &[u8]) -> Conv {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let [d, a, b, c, e, tail @ ..] = rest {
+            let len = u32::from_be_bytes([*a, *b, *c, *e]) as usize;
+            let dir = if *d == 0 { ToServer } else { ToClient };
+            out.push(Rec::Data(dir, tail[..len].to_vec()));
+            rest = &tail[len..];
+        }
+        out
+    }
+
+    fn keepalive() -> Conv {
+        load(include_bytes!("testdata/keepalive-basic.conv"))
+    }
+
+    fn pipelined() -> Conv {
+        load(include_bytes!("testdata/pipelined-bearer.conv"))
+    }
+
+    fn req(text: &str) -> Rec {
+        Rec::Data(ToServer, text.as_bytes().to_vec())
+    }
+
+    fn rsp(text: &str) -> Rec {
+        Rec::Data(ToClient, text.as_bytes().to_vec())
+    }
+
+    /// How a run cuts the records.
+    #[derive(Clone, Copy)]
+    enum Cut {
+        Whole,
+        /// Record `i` cut at byte `k`.
+        At(usize, usize),
+        ByteByByte,
+    }
+
+    fn run_on(cfg: &ProtoConfig, port: u16, conv: &Conv, cut: Cut, end: CloseReason) -> (Vec<ProtocolEvent>, Harness) {
+        let mut h = Harness::new(cfg.clone(), 50_000, port);
+        let base = h.ts;
+        for (i, rec) in conv.iter().enumerate() {
+            h.ts = base + i as i64 * 1_000_000;
+            match rec {
+                Rec::Gap(dir, len) => {
+                    let _ = h.gap(*dir, *len);
+                }
+                Rec::Data(dir, bytes) => match cut {
+                    Cut::At(m, k) if m == i => h.data_split(*dir, bytes, &[k]),
+                    Cut::ByteByByte => {
+                        for b in bytes.chunks(1) {
+                            let _ = h.data(*dir, b);
+                        }
+                    }
+                    _ => {
+                        let _ = h.data(*dir, bytes);
+                    }
+                },
+            }
+        }
+        h.ts = base + conv.len() as i64 * 1_000_000;
+        let ev = h.end(end);
+        (ev, h)
+    }
+
+    fn run(conv: &Conv) -> Vec<ProtocolEvent> {
+        run_on(&ProtoConfig::default(), 8042, conv, Cut::Whole, CloseReason::Fin).0
+    }
+
+    /// Whole, each record cut at every point (at most ~200 points per record: every one for
+    /// small records, evenly spread and around the ends for large ones), then byte by byte:
+    /// the same events every time.
+    fn every_split(port: u16, conv: &Conv) -> Vec<ProtocolEvent> {
+        let cfg = ProtoConfig::default();
+        let end = CloseReason::Fin;
+        let whole = run_on(&cfg, port, conv, Cut::Whole, end).0;
+        let want = format!("{whole:?}");
+        for (i, rec) in conv.iter().enumerate() {
+            let Rec::Data(_, bytes) = rec else { continue };
+            let n = bytes.len();
+            let cuts: Vec<usize> = if n <= 300 {
+                (1..n).collect()
+            } else {
+                (1..100).chain((0..50).map(|j| j * n / 50)).chain(n - 50..n).collect()
+            };
+            for k in cuts {
+                let got = format!("{:?}", run_on(&cfg, port, conv, Cut::At(i, k), end).0);
+                assert_eq!(got, want, "record {i} cut at {k}");
+            }
+        }
+        let got = format!("{:?}", run_on(&cfg, port, conv, Cut::ByteByByte, end).0);
+        assert_eq!(got, want, "byte by byte");
+        whole
+    }
+
+    fn http(ev: &[ProtocolEvent]) -> Vec<HttpEvent> {
+        ev.iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Http(h) => Some(h.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn captured_keepalive_conversation() {
+        let ev = every_split(8042, &keepalive());
+        assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 7);
+        let dump = format!("{ev:?}");
+        assert!(
+            !dump.contains("s3cr3t") && !dump.contains("wrong"),
+            "no password in events"
+        );
+
+        let q = &tx[0];
+        assert_eq!((q.method.as_str(), q.status), ("GET", Some(200)));
+        assert_eq!(
+            q.url, "/dicom-web/studies?PatientID=REDACTED&limit=10",
+            "no patient data in events"
+        );
+        assert_eq!(q.hostname.as_deref(), Some("127.0.0.1"));
+        assert_eq!((q.user.as_deref(), q.auth.as_deref()), (Some("rad1"), Some("basic")));
+        assert!(q.user_agent.as_deref().unwrap().starts_with("curl/"));
+        assert_eq!(q.protocol.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(q.content_type.as_deref(), Some("application/dicom+json"));
+        assert_eq!((q.request_bytes, q.response_bytes), (163, 140 + 66 + 67 + 20));
+        let dw = q.dicomweb.as_ref().unwrap();
+        assert_eq!((dw.service.as_str(), dw.level.as_deref()), ("QIDO-RS", Some("study")));
+        assert!(!q.incomplete);
+
+        let w = &tx[1];
+        let dw = w.dicomweb.as_ref().unwrap();
+        assert_eq!(
+            (dw.service.as_str(), dw.study_instance_uid.as_deref()),
+            ("WADO-RS", Some(ST))
+        );
+        assert_eq!((w.request_bytes, w.response_bytes), (243, 184 + 15573));
+        assert!(w.content_type.as_deref().unwrap().starts_with("multipart/related"));
+
+        let head = &tx[2];
+        assert_eq!(
+            (head.method.as_str(), head.status, head.response_bytes),
+            ("HEAD", Some(200), 184)
+        );
+        assert_eq!(head.dicomweb, None, "a HEAD exports nothing");
+
+        let stow = &tx[3];
+        assert_eq!(
+            (stow.method.as_str(), stow.status, stow.interim_responses),
+            ("POST", Some(200), 1)
+        );
+        assert_eq!(stow.dicomweb.as_ref().unwrap().service, "STOW-RS");
+        assert_eq!((stow.request_bytes, stow.response_bytes), (256 + 3000, 25 + 133 + 135));
+
+        let put = &tx[4];
+        assert_eq!(put.admin_action.as_deref(), Some("orthanc_modality_config"));
+        assert_eq!((put.url.as_str(), put.status), ("/modalities/NEWPACS", Some(200)));
+
+        let denied = &tx[5];
+        assert_eq!((denied.status, denied.user.as_deref()), (Some(401), Some("rad1")));
+        let not_modified = &tx[6];
+        assert_eq!((not_modified.status, not_modified.response_bytes), (Some(304), 97));
+        assert!(tx.iter().all(|t| t.request_time <= t.response_time.unwrap()));
+
+        let (_, h) = run_on(
+            &ProtoConfig::default(),
+            8042,
+            &keepalive(),
+            Cut::Whole,
+            CloseReason::Fin,
+        );
+        let st = &h.an.stats().http;
+        assert_eq!(
+            (
+                st.flows,
+                st.requests,
+                st.responses,
+                st.interim_responses,
+                st.transactions
+            ),
+            (1, 7, 7, 1, 7)
+        );
+        assert_eq!(
+            (st.dicomweb_qido_rs, st.dicomweb_wado_rs, st.dicomweb_stow_rs),
+            (2, 1, 1)
+        );
+        assert_eq!((st.auth_failures, st.admin_actions), (1, 1));
+        assert_eq!(st.body_bytes_skipped, 0x35 + 0x36 + 15573 + 3000 + 46 + 135 + 2 + 12);
+    }
+
+    #[test]
+    fn captured_pipelined_bearer() {
+        let ev = every_split(8042, &pipelined());
+        assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 2);
+        let jwt = include_str!("testdata/pipelined-bearer.conv.jwt").trim();
+        assert!(
+            !format!("{ev:?}").contains(jwt.split('.').nth(1).unwrap()),
+            "no token in events"
+        );
+        for t in &tx {
+            assert_eq!((t.user.as_deref(), t.auth.as_deref()), (Some("rad2"), Some("bearer")));
+            assert_eq!(t.hostname.as_deref(), Some("pacs.example.org"));
+            assert_eq!(t.user_agent.as_deref(), Some("OHIF/3.8"));
+            assert_eq!(t.status, Some(200));
+            assert_eq!(t.response_bytes, 184 + 15573);
+        }
+        assert_eq!(tx[0].dicomweb.as_ref().unwrap().resource, None);
+        assert_eq!(tx[1].dicomweb.as_ref().unwrap().resource.as_deref(), Some("metadata"));
+        assert_eq!(tx[0].request_bytes + tx[1].request_bytes, 1035);
+    }
+
+    #[test]
+    fn claimed_by_content_on_any_port() {
+        let mut h = Harness::new(ProtoConfig::default(), 40_000, 9999);
+        assert_eq!(h.data(ToServer, b"GE"), Interest::Continue);
+        assert!(matches!(h.st, FlowState::Probing(_)));
+        assert_eq!(
+            h.data(ToServer, b"T /dicom-web/studies HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Interest::Continue
+        );
+        assert!(matches!(h.st, FlowState::Http(_)));
+        let _ = h.data(ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]");
+        let tx = http(&h.end(CloseReason::Fin));
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].url, "/dicom-web/studies");
+        // A status line first is not HTTP by content.
+        let mut h = Harness::new(ProtoConfig::default(), 40_000, 9999);
+        assert_eq!(h.data(ToClient, b"HTTP/1.1 200 OK\r\n\r\n"), Interest::Ignore);
+    }
+
+    /// Cut the keepalive capture so that it starts inside the WADO-RS response body.
+    fn keepalive_from_mid_body() -> Conv {
+        let mut conv = keepalive();
+        let at = conv
+            .iter()
+            .position(|r| matches!(r, Rec::Data(ToClient, b) if b.len() == 15573))
+            .unwrap();
+        let mut tail = conv.split_off(at);
+        if let Rec::Data(_, b) = &mut tail[0] {
+            b.drain(..5000);
+        }
+        tail
+    }
+
+    #[test]
+    fn midstream_pickup_resyncs() {
+        let conv = keepalive_from_mid_body();
+        let ev = every_split(8042, &conv);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+        let tx = http(&ev);
+        let methods: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
+        assert_eq!(
+            methods,
+            [
+                ("HEAD", Some(200)),
+                ("POST", Some(200)),
+                ("PUT", Some(200)),
+                ("GET", Some(401)),
+                ("GET", Some(304))
+            ]
+        );
+        // Off the HTTP ports, a flow that does not start with a request is not claimed.
+        let (ev, _) = run_on(&ProtoConfig::default(), 9999, &conv, Cut::Whole, CloseReason::Fin);
+        assert!(ev.is_empty());
+    }
+
+    #[test]
+    fn gap_inside_a_body_stays_in_step() {
+        let mut conv = keepalive();
+        let at = conv
+            .iter()
+            .position(|r| matches!(r, Rec::Data(ToClient, b) if b.len() == 15573))
+            .unwrap();
+        let Rec::Data(_, body) = conv[at].clone() else {
+            unreachable!()
+        };
+        conv.splice(
+            at..=at,
+            [
+                Rec::Data(ToClient, body[..1000].to_vec()),
+                Rec::Gap(ToClient, 5000),
+                Rec::Data(ToClient, body[6000..].to_vec()),
+            ],
+        );
+        let ev = every_split(8042, &conv);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 7);
+        assert_eq!(
+            (tx[1].gap_bytes, tx[1].response_bytes, tx[1].incomplete),
+            (5000, 184 + 15573, false)
+        );
+        assert!(tx.iter().all(|t| t.status.is_some()));
+    }
+
+    #[test]
+    fn lost_request_leaves_an_orphan_response() {
+        // The HEAD request falls into a gap: its response (Content-Length, no body) answers
+        // nothing known, and must not swallow the responses after it.
+        let mut conv = keepalive();
+        let at = conv
+            .iter()
+            .position(|r| matches!(r, Rec::Data(ToServer, b) if b.starts_with(b"HEAD ")))
+            .unwrap();
+        let Rec::Data(_, b) = &conv[at] else { unreachable!() };
+        conv[at] = Rec::Gap(ToServer, b.len() as u64);
+        let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        let tx = http(&ev);
+        let got: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
+        assert_eq!(
+            got,
+            [
+                ("GET", Some(200)),
+                ("GET", Some(200)),
+                ("POST", Some(200)),
+                ("PUT", Some(200)),
+                ("GET", Some(401)),
+                ("GET", Some(304))
+            ]
+        );
+        assert_eq!(h.an.stats().http.orphan_responses, 1);
+    }
+
+    #[test]
+    fn lost_response_pairs_the_next_one_with_the_newest_request() {
+        let conv = vec![
+            req("GET /a HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"),
+            Rec::Gap(ToClient, 5),
+            req("GET /b HTTP/1.1\r\n\r\n"),
+            Rec::Gap(ToClient, 120),
+            req("GET /c HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let ev = run(&conv);
+        let got: Vec<_> = http(&ev)
+            .iter()
+            .map(|t| (t.url.clone(), t.status, t.incomplete))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/a".to_string(), Some(200), false),
+                ("/b".to_string(), None, true),
+                ("/c".to_string(), Some(404), false)
+            ]
+        );
+        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP, anomaly::GAP]);
+    }
+
+    #[test]
+    fn response_without_request_on_a_whole_flow() {
+        let conv = vec![
+            req("GET /a HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let ev = run(&conv);
+        assert_eq!(http(&ev).len(), 1);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::RESPONSE_WITHOUT_REQUEST]);
+    }
+
+    #[test]
+    fn flow_end_emits_what_is_pending() {
+        let conv = vec![
+            req("GET /dicom-web/studies/1.2.3 HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial"),
+        ];
+        let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Rst);
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 2);
+        assert_eq!((tx[0].status, tx[0].incomplete), (Some(200), true));
+        assert_eq!(tx[0].response_bytes, 43 + 7);
+        assert_eq!(
+            tx[0].dicomweb.as_ref().unwrap().study_instance_uid.as_deref(),
+            Some("1.2.3")
+        );
+        assert_eq!((tx[1].status, tx[1].response_bytes), (None, 0));
+    }
+
+    #[test]
+    fn response_until_close() {
+        let conv = vec![
+            req("GET /old HTTP/1.0\r\n\r\n"),
+            rsp("HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>"),
+            rsp("</html>"),
+        ];
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        for r in &conv {
+            if let Rec::Data(d, b) = r {
+                let _ = h.data(*d, b);
+            }
+        }
+        assert!(http(&h.out).is_empty());
+        let _ = h.close(ToClient, CloseReason::Fin);
+        let tx = http(&h.out);
+        assert_eq!(tx.len(), 1, "emitted when the server closes");
+        assert_eq!(
+            (tx[0].response_bytes, tx[0].incomplete, tx[0].protocol.as_deref()),
+            (57, false, Some("HTTP/1.0"))
+        );
+        // Cut by the end of the capture instead: the body may be short.
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        for r in &conv {
+            if let Rec::Data(d, b) = r {
+                let _ = h.data(*d, b);
+            }
+        }
+        let tx = http(&h.end(CloseReason::EndOfCapture));
+        assert_eq!((tx[0].status, tx[0].incomplete), (Some(200), true));
+    }
+
+    #[test]
+    fn early_response_waits_for_the_request_body() {
+        let auth = format!("Basic {}", STANDARD.encode("rad1:bad"));
+        let conv = vec![
+            req(&format!(
+                "POST /dicom-web/studies HTTP/1.1\r\nAuthorization: {auth}\r\nContent-Length: 10\r\n\r\n0123"
+            )),
+            rsp("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"),
+            req("456789"),
+        ];
+        let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            (tx[0].status, tx[0].user.as_deref(), tx[0].incomplete),
+            (Some(401), Some("rad1"), false)
+        );
+        assert_eq!(tx[0].request_bytes, conv_len(&conv, ToServer));
+        assert_eq!(h.an.stats().http.auth_failures, 1);
+    }
+
+    fn conv_len(conv: &Conv, dir: Direction) -> u64 {
+        conv.iter()
+            .map(|r| match r {
+                Rec::Data(d, b) if *d == dir => b.len() as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn login_form_user_without_password() {
+        let body = "grant_type=password&client_id=ohif&username=rad3&password=hunter2";
+        let conv = vec![
+            req(&format!(
+                "POST /realms/pacs/protocol/openid-connect/token HTTP/1.1\r\nHost: kc:8080\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )),
+            rsp("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+        ];
+        let ev = every_split(8080, &conv);
+        let tx = http(&ev);
+        assert_eq!(
+            (tx[0].user.as_deref(), tx[0].auth.as_deref(), tx[0].status),
+            (Some("rad3"), Some("form"), Some(401))
+        );
+        assert!(!format!("{ev:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn admin_share_wado_uri_and_urls() {
+        let jwt_payload = STANDARD.encode(r#"{"sub":"svc"}"#);
+        let long = "a".repeat(3000);
+        let conv = vec![
+            req("POST /admin/realms/pacs/users HTTP/1.1\r\nHost: KC.example:8443\r\nContent-Length: 2\r\n\r\n{}"),
+            rsp("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+            req("POST /api/studies/42/share HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            req(&format!(
+                "GET /wado?requestType=WADO&studyUID={ST}&objectUID=1.2.3&access_token=abc.{jwt_payload}.sig HTTP/1.1\r\n\r\n"
+            )),
+            rsp("HTTP/1.1 200 OK\r\nContent-Type: application/dicom\r\nContent-Length: 4\r\n\r\nDICM"),
+            req(&format!("GET /{long} HTTP/1.1\r\n\r\n")),
+            rsp("HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n\r\n"),
+            req("OPTIONS * HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 204 No Content\r\n\r\n"),
+        ];
+        let ev = run(&conv);
+        assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 5);
+        assert_eq!(tx[0].admin_action.as_deref(), Some("keycloak_user_create"));
+        assert_eq!(tx[0].hostname.as_deref(), Some("kc.example"));
+        assert_eq!(tx[1].share_action.as_deref(), Some("share_link_created"));
+        let dw = tx[2].dicomweb.as_ref().unwrap();
+        assert_eq!(
+            (dw.service.as_str(), dw.study_instance_uid.as_deref()),
+            ("WADO-URI", Some(ST))
+        );
+        assert!(tx[2].url.ends_with("&access_token=REDACTED"));
+        assert!(!format!("{ev:?}").contains(&jwt_payload));
+        assert!(tx[3].url_truncated);
+        assert_eq!(tx[3].url.len(), 2048);
+        assert_eq!((tx[4].url.as_str(), tx[4].status), ("*", Some(204)));
+        let (_, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let st = &h.an.stats().http;
+        assert_eq!((st.admin_actions, st.share_actions, st.dicomweb_wado_uri), (1, 1, 1));
+    }
+
+    #[test]
+    fn share_recipients_from_a_json_prefix() {
+        let body = format!(
+            r#"{{"studyInstanceUid":"{ST}","recipients":["ext1@gmail.com","ext2@example.net"],"message":"{}"}}"#,
+            "x".repeat(10_000)
+        );
+        let conv = vec![
+            req(&format!(
+                "POST /portal/api/shares HTTP/1.1\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )),
+            rsp("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let tx = http(&every_split(8080, &conv));
+        assert_eq!(tx[0].share_action.as_deref(), Some("share_link_created"));
+        assert_eq!(tx[0].share_recipients, ["ext1@gmail.com", "ext2@example.net"]);
+    }
+
+    #[test]
+    fn custom_tables() {
+        let mut cfg = ProtoConfig::default();
+        cfg.http.admin_patterns = vec![super::AdminPattern::new("GET", "/secret/**", "peek")];
+        cfg.http.share_patterns.clear();
+        let conv = vec![req(
+            "GET /secret/x/y HTTP/1.1\r\n\r\nPOST /share HTTP/1.1\r\n\r\nPUT /modalities/X HTTP/1.1\r\n\r\n",
+        )];
+        let (ev, _) = run_on(&cfg, 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let tx = http(&ev);
+        assert_eq!(tx[0].admin_action.as_deref(), Some("peek"));
+        assert_eq!(
+            (tx[1].share_action.as_deref(), tx[2].admin_action.as_deref()),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn header_cap_keeps_the_start_line() {
+        let mut cfg = ProtoConfig::default();
+        cfg.http.max_header_bytes = 1024;
+        let big = format!(
+            "GET /dicom-web/studies/{ST} HTTP/1.1\r\nCookie: {}\r\n\r\n",
+            "c".repeat(5000)
+        );
+        let conv = vec![
+            Rec::Data(ToServer, big.into_bytes()),
+            rsp("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n"),
+            req("GET /next HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let (ev, _) = run_on(&cfg, 8042, &conv, Cut::Whole, CloseReason::Fin);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 2);
+        assert_eq!((tx[0].status, tx[0].incomplete), (Some(431), true));
+        assert_eq!(tx[0].dicomweb.as_ref().unwrap().study_instance_uid.as_deref(), Some(ST));
+        assert_eq!((tx[1].url.as_str(), tx[1].status), ("/next", Some(200)));
+    }
+
+    #[test]
+    fn pipelining_cap() {
+        let mut many = String::new();
+        for i in 0..70 {
+            many.push_str(&format!("GET /r{i} HTTP/1.1\r\n\r\n"));
+        }
+        let (ev, h) = run_on(
+            &ProtoConfig::default(),
+            8042,
+            &vec![req(&many)],
+            Cut::Whole,
+            CloseReason::Fin,
+        );
+        assert_eq!(http(&ev).len(), 70);
+        assert_eq!(h.an.stats().anomalies.get(anomaly::TOO_MANY_PENDING), Some(&6));
+    }
+
+    #[test]
+    fn smuggling_and_malformed() {
+        let conv = vec![
+            req("POST /a HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            req("BREW /pot HTCPCP/1.0\r\n\r\n"),
+            req("PUT /b HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let ev = every_split(8042, &conv);
+        assert_eq!(
+            anomaly_names(&ev),
+            vec![anomaly::CONFLICTING_LENGTH, anomaly::MALFORMED_REQUEST]
+        );
+        let got: Vec<_> = http(&ev).iter().map(|t| (t.url.clone(), t.status)).collect();
+        assert_eq!(got, [("/a".to_string(), Some(200)), ("/b".to_string(), Some(200))]);
+    }
+
+    #[test]
+    fn http2_and_upgrades_are_given_up() {
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        assert_eq!(
+            h.data(ToServer, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04"),
+            Interest::Ignore
+        );
+        assert_eq!(
+            anomaly_names(&h.end(CloseReason::Fin)),
+            vec![anomaly::HTTP2_UNSUPPORTED]
+        );
+        assert_eq!(h.an.stats().http.http2_flows, 1);
+
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        let _ = h.data(
+            ToServer,
+            b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        );
+        let i = h.data(
+            ToClient,
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+        );
+        assert_eq!(i, Interest::Ignore);
+        let tx = http(&h.end(CloseReason::Fin));
+        assert_eq!((tx.len(), tx[0].status), (1, Some(101)));
+
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        let _ = h.data(
+            ToServer,
+            b"CONNECT pacs.example:443 HTTP/1.1\r\nHost: pacs.example:443\r\n\r\n",
+        );
+        assert_eq!(
+            h.data(ToClient, b"HTTP/1.1 200 Connection established\r\n\r\n"),
+            Interest::Ignore
+        );
+        let tx = http(&h.end(CloseReason::Fin));
+        assert_eq!(
+            (tx[0].hostname.as_deref(), tx[0].url.as_str()),
+            (Some("pacs.example"), "pacs.example:443")
+        );
+    }
+
+    #[test]
+    fn never_http_on_an_http_port_is_given_up() {
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
+        let junk = vec![0x5au8; 1 << 20];
+        for _ in 0..=(super::RESYNC_GIVE_UP_BYTES >> 20) {
+            if h.data(ToClient, &junk) == Interest::Ignore {
+                break;
+            }
+        }
+        assert_eq!(h.last_interest, Interest::Ignore);
+        assert_eq!(h.an.stats().http.flows_given_up, 1);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = Lcg(42);
+        let pieces: [&[u8]; 10] = [
+            b"GET / HTTP/1.1\r\n",
+            b"HTTP/1.1 200 OK\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"Content-Length: 7\r\n",
+            b"Transfer-Encoding: chunked\r\n",
+            b"\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+            b"Authorization: Basic cmFkMTpwdw==\r\n",
+            b"HEAD /dicom-web/studies/1.2 HTTP/1.1\r\n",
+            b"PRI * HTTP/2.0\r\n",
+        ];
+        for round in 0..400u64 {
+            let port = if round % 2 == 0 { 8042 } else { 9000 };
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, port);
+            if round % 3 == 0 {
+                let _ = h.data(ToServer, b"GET / HTTP/1.1\r\n");
+            }
+            for _ in 0..30 {
+                let dir = if matches!(rng.next() % 2, 0) {
+                    ToServer
+                } else {
+                    ToClient
+                };
+                let mut v: Vec<u8> = (0..rng.next() % 64).map(|_| rng.next() as u8).collect();
+                for _ in 0..rng.next() % 4 {
+                    let p = pieces[(rng.next() % pieces.len() as u64) as usize];
+                    let at = (rng.next() as usize) % (v.len() + 1);
+                    v.splice(at..at, p.iter().copied());
+                }
+                let r = rng.next() % 20;
+                let i = if r == 0 {
+                    h.gap(dir, rng.next() % 50)
+                } else if r == 1 {
+                    h.close(dir, CloseReason::Fin)
+                } else {
+                    h.data(dir, &v)
+                };
+                if i == Interest::Ignore {
+                    break;
+                }
+            }
+            for e in h.end(CloseReason::EndOfCapture) {
+                let _ = format!("{e:?}");
+            }
+        }
+    }
 }

@@ -1,0 +1,1747 @@
+//! The detector: protocol events in (packet-time order), alerts out.
+//!
+//! Per event it derives observations — a failed or successful login, an export of studies to a
+//! destination, an admin action, a share — and feeds them to per-entity windows and learned
+//! state (ARCHITECTURE "Detection semantics"):
+//!
+//! - window rules fire once when the count rises above the threshold, report updates as the
+//!   incident grows (at most one per `detect.update_interval` unless it grew by a threshold's
+//!   worth), and re-arm once the count is back at or below the threshold;
+//! - instant rules fire on the first occurrence; repeats within the rule's window are updates
+//!   of the same alert;
+//! - who exported: the association's user identity when negotiated, else the calling AE
+//!   (C-MOVE, C-GET), or the HTTP user, else the client address (WADO-RS / WADO-URI). The
+//!   user identity arrives with the association event, after the commands, so C-MOVE / C-GET
+//!   exports wait for it (at most `detect.identity_wait`, bounded per flow and in flows).
+//!
+//! Nothing here trusts event contents: names are looked up, never indexed, and every table
+//! is bounded.
+
+use crate::config::{canonical_ip, AddrMatch, Config};
+use crate::entity::{EntRef, EntityKind, EntityState, EntityTable};
+use crate::error::DetectError;
+use crate::geo::Geo;
+use crate::incident::{EvidenceCaps, Incident};
+use crate::learned::{push_capped, Learned, LearnedState, STATE_VERSION};
+use crate::rule::Rule;
+use crate::stats::DetectStats;
+use crate::text;
+use crate::window::{Added, SlidingWindow};
+use ipnet::IpNet;
+use pacstap_core::{
+    Alert, AlertEntity, AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId,
+    FlowMeta, Hl7Event, HttpEvent, ProtocolEvent, Severity, StatusClass, Timestamp, TlsEvent,
+};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+
+/// Held exports per flow before the flow is attributed to its calling AE without waiting
+/// (a C-MOVE client rarely sends more than a few dozen requests per association).
+const MAX_HELD_PER_FLOW: usize = 256;
+/// Flows remembered as attributed to their calling AE after the identity wait ran out.
+const MAX_RESOLVED_FLOWS: usize = 65_536;
+/// TLS fingerprints remembered per flow (for the device of a login on the same flow).
+const MAX_TLS_FLOWS: usize = 65_536;
+/// AE → address it answered at, for naming move destinations.
+const MAX_NODE_ADDRS: usize = 65_536;
+/// Sources (per account) or accounts (per source) of recent failed logins named in alerts.
+const FAILURE_CONTEXT: usize = 10;
+/// Housekeeping (expiring incidents, flushing held exports) runs at most once per packet-time
+/// second.
+const HOUSEKEEPING_NS: i64 = 1_000_000_000;
+
+/// Settings precomputed in nanoseconds.
+#[derive(Debug, Clone)]
+struct Params {
+    fail_span: i64,
+    lfu_win: i64,
+    lfs_win: i64,
+    lsaf_win: i64,
+    bulk_win: i64,
+    base_win: i64,
+    share_win: i64,
+    update_interval: i64,
+    identity_wait: i64,
+    learning_period: i64,
+    min_history: i64,
+    tau: f64,
+    caps: EvidenceCaps,
+    window_cap: usize,
+    max_devices: usize,
+    max_pending: usize,
+}
+
+/// Inventory and networks, indexed.
+#[derive(Debug, Default)]
+struct InventoryIndex {
+    /// AE title → addresses it may use (`Any` for `*`).
+    dicom: HashMap<String, Vec<AddrMatch>>,
+    hl7: Vec<(AddrMatch, Option<u16>)>,
+    /// User → normalised devices.
+    users: HashMap<String, Vec<String>>,
+    internal: Vec<IpNet>,
+    exempt: HashSet<String>,
+    exempt_ips: HashSet<IpAddr>,
+}
+
+/// A device key: an address in canonical form, or `ja4:…`, or a MAC as written.
+fn device_key(s: &str) -> String {
+    let t = s.trim();
+    match t.parse::<IpAddr>() {
+        Ok(ip) => canonical_ip(ip).to_string(),
+        Err(_) => t.to_ascii_lowercase(),
+    }
+}
+
+impl InventoryIndex {
+    fn new(cfg: &Config) -> Self {
+        let mut inv = InventoryIndex::default();
+        for n in &cfg.inventory.dicom {
+            inv.dicom.entry(n.ae.trim().to_string()).or_default().push(n.ip);
+        }
+        inv.hl7 = cfg.inventory.hl7.iter().map(|e| (e.ip, e.port)).collect();
+        for u in &cfg.inventory.users {
+            let devs = inv.users.entry(u.name.trim().to_string()).or_default();
+            devs.extend(u.devices.iter().map(|d| device_key(d)));
+        }
+        inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
+        for name in cfg.users.admins.iter().chain(&cfg.users.service_accounts) {
+            let t = name.trim();
+            match t.parse::<IpAddr>() {
+                Ok(ip) => {
+                    inv.exempt_ips.insert(canonical_ip(ip));
+                }
+                Err(_) => {
+                    inv.exempt.insert(t.to_string());
+                }
+            }
+        }
+        inv
+    }
+
+    fn is_internal(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.internal.iter().any(|n| n.contains(&ip))
+    }
+
+    fn is_exempt(&self, e: EntRef<'_>) -> bool {
+        match e {
+            EntRef::User(s) | EntRef::Ae(s) => self.exempt.contains(s),
+            EntRef::Ip(ip) => self.exempt_ips.contains(&canonical_ip(ip)),
+        }
+    }
+
+    /// Why a DICOM destination (AE and/or address) is unknown, if it is.
+    fn dicom_destination_unknown(&self, ae: Option<&str>, ip: Option<IpAddr>) -> Option<&'static str> {
+        if let Some(ip) = ip {
+            if !self.is_internal(ip) {
+                return Some("outside the internal networks");
+            }
+        }
+        let ae = ae?;
+        if self.dicom.is_empty() {
+            return None;
+        }
+        match self.dicom.get(ae) {
+            None => Some("not in the DICOM inventory"),
+            Some(addrs) => match ip {
+                Some(ip) if !addrs.iter().any(|a| a.matches(ip)) => Some("not at its inventory address"),
+                _ => None,
+            },
+        }
+    }
+
+    fn hl7_destination_unknown(&self, ip: IpAddr, port: Option<u16>) -> Option<&'static str> {
+        if !self.is_internal(ip) {
+            return Some("outside the internal networks");
+        }
+        if self.hl7.is_empty() {
+            return None;
+        }
+        let known = self
+            .hl7
+            .iter()
+            .any(|(a, p)| a.matches(ip) && (p.is_none() || port.is_none() || *p == port));
+        (!known).then_some("not in the HL7 inventory")
+    }
+
+    /// Explicit addresses of an inventory AE; `None` if not listed or allowed anywhere (`*`).
+    fn ae_addresses(&self, ae: &str) -> Option<Vec<String>> {
+        let addrs = self.dicom.get(ae)?;
+        let mut out = Vec::new();
+        for a in addrs {
+            match a {
+                AddrMatch::Any => return None,
+                AddrMatch::Ip(ip) => out.push(canonical_ip(*ip).to_string()),
+            }
+        }
+        Some(out)
+    }
+
+    fn ae_allowed_anywhere(&self, ae: &str) -> bool {
+        self.dicom
+            .get(ae)
+            .is_some_and(|v| v.iter().any(|a| matches!(a, AddrMatch::Any)))
+    }
+}
+
+/// A FIFO-bounded map.
+#[derive(Debug)]
+struct BoundedMap<K, V> {
+    map: HashMap<K, V, ahash::RandomState>,
+    order: VecDeque<K>,
+    cap: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
+    fn new(cap: usize) -> Self {
+        BoundedMap {
+            map: HashMap::default(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+            while self.map.len() > self.cap {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.map.remove(&old);
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    fn get<Q>(&self, k: &Q) -> Option<&V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
+        self.map.get(k)
+    }
+}
+
+/// A study in an export: its key, and its UID when there is one (a patient-level C-MOVE has
+/// none: it counts as one thing, unlisted).
+#[derive(Debug, Clone)]
+struct StudyItem {
+    key: u64,
+    uid: Option<String>,
+}
+
+/// An export waiting for its association's user identity.
+#[derive(Debug, Clone)]
+struct HeldExport {
+    ts: i64,
+    flow: FlowMeta,
+    calling_ae: Option<String>,
+    studies: Vec<StudyItem>,
+    dest: String,
+}
+
+#[derive(Debug)]
+struct PendingFlow {
+    since: i64,
+    items: Vec<HeldExport>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    flows: HashMap<FlowId, PendingFlow, ahash::RandomState>,
+    order: VecDeque<(FlowId, i64)>,
+    /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
+    /// association's exports are not split between the AE and (later) the user.
+    resolved: BoundedMap<FlowId, ()>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            flows: HashMap::default(),
+            order: VecDeque::new(),
+            resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
+        }
+    }
+}
+
+/// What a rule's count says now.
+#[derive(Debug, Clone)]
+struct Measure {
+    count: u64,
+    threshold: u64,
+    over: bool,
+    window: i64,
+    /// Replaces the incident's `extra` (e.g. the baseline sentence).
+    extra: Option<String>,
+}
+
+/// The detection engine. One per pipeline; owns all entity state.
+pub struct Detector {
+    p: Params,
+    cfg: Config,
+    inv: InventoryIndex,
+    entities: EntityTable,
+    learned: Learned,
+    pending: Pending,
+    geo: Geo,
+    stats: DetectStats,
+    now: i64,
+    last_housekeeping: i64,
+    node_addr: BoundedMap<Box<str>, IpAddr>,
+    tls_ja4: BoundedMap<FlowId, Box<str>>,
+    hasher: ahash::RandomState,
+    /// While a batch of held exports is released: incidents opened in it, reported once the
+    /// whole batch is counted (one alert with the full count, not a first alert and an update
+    /// at the same instant).
+    deferred: Option<Vec<(u32, Rule)>>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("now", &self.now)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    let t = s.trim();
+    (!t.is_empty()).then_some(t)
+}
+
+fn nanos(d: crate::config::Dur) -> i64 {
+    d.as_nanos_i64()
+}
+
+/// Whether a C-MOVE / C-GET / C-STORE moved data: success or warning, pending (final response
+/// not seen), or no response at all (the request was sent; err towards counting); a failure or
+/// cancel only if some sub-operations completed.
+fn transferred(c: &DicomCommand) -> bool {
+    match c.status_class {
+        None | Some(StatusClass::Success | StatusClass::Warning | StatusClass::Pending) => true,
+        Some(StatusClass::Failure | StatusClass::Cancel) => c
+            .sub_operations
+            .is_some_and(|s| u32::from(s.completed) + u32::from(s.warning) > 0),
+    }
+}
+
+/// Recipients of a share action. HOOK (`share_recipients`): the HTTP decoder does not expose
+/// request bodies, where share forms usually carry the recipient; until it does, recipients
+/// are read from the query string (`email`, `recipient`, `to`, `mail`).
+fn share_recipients(h: &HttpEvent) -> Vec<String> {
+    let Some((_, query)) = h.url.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| matches!(k.to_ascii_lowercase().as_str(), "email" | "recipient" | "to" | "mail"))
+        .map(|(_, v)| v.replace("%40", "@").to_ascii_lowercase())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .take(16)
+        .collect()
+}
+
+fn alert_event(
+    stats: &mut DetectStats,
+    now: i64,
+    kind: EntityKind,
+    id: &str,
+    inc: &mut Incident,
+    update: bool,
+    flow: FlowMeta,
+    out: &mut Vec<ProtocolEvent>,
+) {
+    let alert = Alert {
+        rule: inc.rule.id().to_string(),
+        severity: inc.severity,
+        entity: AlertEntity {
+            kind: kind.as_str().to_string(),
+            id: id.to_string(),
+        },
+        count: inc.peak.max(inc.count),
+        threshold: inc.threshold,
+        window_seconds: Some(u64::try_from(inc.window / 1_000_000_000).unwrap_or(0)),
+        first_seen: Timestamp(inc.first_seen),
+        last_seen: Timestamp(inc.last_seen),
+        summary: text::summary(inc, kind, id),
+        evidence: inc.evidence(),
+        response: text::response(inc, kind, id),
+        update,
+    };
+    stats.alerts.record(inc.rule, inc.severity, update);
+    inc.mark_reported(now);
+    out.push(ProtocolEvent {
+        ts: Timestamp(now),
+        flow,
+        body: EventBody::Alert(alert),
+    });
+}
+
+impl Detector {
+    /// Build a detector from a validated config and, optionally, learned state from an earlier
+    /// run. Opens the GeoIP database when one is configured.
+    pub fn new(cfg: &Config, state: Option<LearnedState>) -> Result<Self, DetectError> {
+        let r = &cfg.rules;
+        let geo = match (&cfg.geoip.database, &cfg.geoip.csv) {
+            (Some(db), _) => Geo::open_mmdb(db)?,
+            (None, Some(csv)) => Geo::open_csv(csv)?,
+            (None, None) => Geo::None,
+        };
+        let lfu_win = nanos(r.login_failures_user.window);
+        let lfs_win = nanos(r.login_failures_source.window);
+        let lsaf_win = nanos(r.login_success_after_failures.window);
+        let p = Params {
+            fail_span: lfu_win.max(lfs_win).max(lsaf_win),
+            lfu_win,
+            lfs_win,
+            lsaf_win,
+            bulk_win: nanos(r.bulk_export.window),
+            base_win: nanos(r.export_above_baseline.window),
+            share_win: nanos(r.sharing_spike.window),
+            update_interval: nanos(cfg.detect.update_interval),
+            identity_wait: nanos(cfg.detect.identity_wait),
+            learning_period: nanos(cfg.detect.learning_period),
+            min_history: nanos(r.export_above_baseline.min_history),
+            tau: (nanos(r.export_above_baseline.half_life).max(1) as f64) / std::f64::consts::LN_2,
+            caps: EvidenceCaps {
+                flows: cfg.evidence.max_flow_ids,
+                studies: cfg.evidence.max_study_uids,
+                tracked: cfg.evidence.max_tracked_per_incident.max(1),
+            },
+            window_cap: cfg.detect.max_window_items.max(2),
+            max_devices: cfg.detect.max_devices_per_entity.max(1),
+            max_pending: cfg.detect.max_pending_flows,
+        };
+        let mut learned = Learned::new(cfg.detect.max_learned_entities);
+        let mut stats = DetectStats::default();
+        if let Some(st) = &state {
+            if st.version > STATE_VERSION {
+                return Err(DetectError::StateVersion {
+                    found: st.version,
+                    supported: STATE_VERSION,
+                });
+            }
+            stats.state_entries_skipped = learned.load(st, p.max_devices);
+        }
+        Ok(Detector {
+            inv: InventoryIndex::new(cfg),
+            entities: EntityTable::new(cfg.detect.max_entities),
+            learned,
+            pending: Pending::default(),
+            geo,
+            stats,
+            now: i64::MIN,
+            last_housekeeping: i64::MIN,
+            node_addr: BoundedMap::new(MAX_NODE_ADDRS),
+            tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
+            // Fixed seeds: study keys are the same in every run, so replays are reproducible.
+            hasher: ahash::RandomState::with_seeds(
+                0x7061_6373_7461_7030,
+                0x6465_7465_6374_3031,
+                0x5354_5544_5955_4944,
+                0x0123_4567_89ab_cdef,
+            ),
+            cfg: cfg.clone(),
+            p,
+            deferred: None,
+        })
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
+    }
+
+    /// The config this detector runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Everything learned so far (devices, countries, node addresses, baselines, alerted
+    /// destinations), for [`crate::StateStore::save`].
+    pub fn learned_state(&self) -> LearnedState {
+        self.learned.to_state((self.now != i64::MIN).then_some(self.now))
+    }
+
+    fn learning(&self) -> bool {
+        match self.learned.started {
+            Some(s) => self.now < s.saturating_add(self.p.learning_period),
+            None => self.p.learning_period > 0,
+        }
+    }
+
+    fn advance(&mut self, ts: i64) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.learned.started.is_none() {
+            self.learned.started = Some(ts);
+        }
+    }
+
+    /// Feed one protocol event (packet-time order). Alerts are pushed to `out` as events with
+    /// [`EventBody::Alert`], on the flow of the event that triggered them.
+    pub fn observe(&mut self, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
+        self.stats.events += 1;
+        self.advance(ev.ts.0);
+        // Time-based closes first, so a new incident is not taken for the old one.
+        self.housekeeping(out);
+        match &ev.body {
+            EventBody::Dicom(DicomEvent::Association(a)) => self.on_association(ev, a, out),
+            EventBody::Dicom(DicomEvent::Command(c)) => self.on_command(ev, c, out),
+            EventBody::Http(h) => self.on_http(ev, h, out),
+            EventBody::Tls(t) => self.on_tls(ev, t),
+            EventBody::Hl7(m) => self.on_hl7(ev, m, out),
+            EventBody::Alert(_) | EventBody::Anomaly(_) => {}
+        }
+        self.refresh_stats();
+    }
+
+    /// Packet time advanced without an event: lets windows expire, incidents close and held
+    /// exports time out. Cheap; call per packet or per second.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<ProtocolEvent>) {
+        if now.0 > self.now {
+            self.now = now.0;
+        }
+        self.housekeeping(out);
+    }
+
+    /// End of input (replay end, shutdown): attribute every held export now (to the calling AE:
+    /// their associations never ended) and report incidents that grew since their last alert.
+    pub fn finish(&mut self, out: &mut Vec<ProtocolEvent>) {
+        let flows: Vec<FlowId> = self.pending.order.iter().map(|(f, _)| *f).collect();
+        for f in flows {
+            self.release(f, None, out);
+        }
+        self.pending.order.clear();
+        self.last_housekeeping = i64::MIN;
+        self.housekeeping(out);
+        let keys: Vec<(u32, Rule)> = self.entities.open.iter().copied().collect();
+        let now = self.now;
+        for (idx, rule) in keys {
+            let Some(s) = self.entities.slot_mut(idx) else { continue };
+            let kind = s.kind;
+            if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
+                if inc.grown() {
+                    let flow = inc.last_flow;
+                    alert_event(&mut self.stats, now, kind, &s.id, inc, true, flow, out);
+                }
+            }
+        }
+        self.refresh_stats();
+    }
+
+    fn refresh_stats(&mut self) {
+        let s = &mut self.stats;
+        s.entities_tracked = self.entities.len() as u64;
+        s.entities_evicted = self.entities.evicted;
+        s.incidents_evicted = self.entities.evicted_open_incidents;
+        s.incidents_open = self.entities.open.len() as u64;
+        s.learned_entities = self.learned.len() as u64;
+        s.learned_evicted = self.learned.evicted;
+        s.pending_flows = self.pending.flows.len() as u64;
+    }
+
+    fn housekeeping(&mut self, out: &mut Vec<ProtocolEvent>) {
+        if self.last_housekeeping != i64::MIN && self.now.saturating_sub(self.last_housekeeping) < HOUSEKEEPING_NS {
+            return;
+        }
+        self.last_housekeeping = self.now;
+        // Held exports whose association has not ended in time: attribute to the calling AE.
+        while let Some(&(fid, since)) = self.pending.order.front() {
+            if self.now.saturating_sub(since) < self.p.identity_wait {
+                break;
+            }
+            self.pending.order.pop_front();
+            if self.pending.flows.get(&fid).is_some_and(|p| p.since == since) {
+                self.stats.identity_wait_expired += 1;
+                self.pending.resolved.insert(fid, ());
+                self.release(fid, None, out);
+            }
+        }
+        self.check_open_incidents(out);
+        self.refresh_stats();
+    }
+
+    /// Re-evaluate open incidents: close those back at or below their threshold (or quiet for
+    /// their window), and report growth that waited for the update interval.
+    fn check_open_incidents(&mut self, out: &mut Vec<ProtocolEvent>) {
+        let keys: Vec<(u32, Rule)> = self.entities.open.iter().copied().collect();
+        let now = self.now;
+        for (idx, rule) in keys {
+            let measure = match self.entities.slot_mut(idx) {
+                Some(s) => {
+                    let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
+                    if m.is_none() {
+                        s.st.incidents.retain(|i| i.rule != rule);
+                    }
+                    m
+                }
+                None => None,
+            };
+            let Some(m) = measure else {
+                self.entities.open.remove(&(idx, rule));
+                continue;
+            };
+            self.apply(idx, rule, &m, None, now, &[], None, &[], out);
+        }
+    }
+
+    // ---- DICOM ----
+
+    fn on_association(&mut self, ev: &ProtocolEvent, a: &DicomAssociation, out: &mut Vec<ProtocolEvent>) {
+        let client = ev.flow.client.ip;
+        let calling = non_empty(&a.calling_ae);
+        let user = a
+            .user_identity
+            .as_ref()
+            .and_then(|u| u.username.as_deref())
+            .and_then(non_empty);
+        if a.outcome == AssociationOutcome::Rejected || (!a.accepted && a.reject.is_some()) {
+            // PS3.8 §9.3.4 A-ASSOCIATE-RJ: a failed login for the user identity (if any), the
+            // calling AE and the source address.
+            self.login_failure(user, calling, client, ev, out);
+        } else if a.accepted {
+            self.login_success(user, calling, client, ev, out);
+            let devices = self.devices_for(ev.flow.id, client);
+            if let Some(ae) = calling {
+                self.check_devices(EntRef::Ae(ae), &devices, ev, out);
+            }
+            if let Some(u) = user {
+                self.check_devices(EntRef::User(u), &devices, ev, out);
+                self.check_location(u, client, ev, out);
+            }
+            if let Some(called) = non_empty(&a.called_ae) {
+                self.node_addr.insert(called.into(), ev.flow.server.ip);
+                self.check_node(called, ev.flow.server.ip, ev, out);
+            }
+        }
+        self.release(ev.flow.id, user, out);
+    }
+
+    fn on_command(&mut self, ev: &ProtocolEvent, c: &DicomCommand, out: &mut Vec<ProtocolEvent>) {
+        if !transferred(c) {
+            return;
+        }
+        let client = ev.flow.client.ip;
+        let server = ev.flow.server.ip;
+        let calling = non_empty(&c.calling_ae);
+        match c.command.as_str() {
+            "C-MOVE" => {
+                let dest = c.move_destination.as_deref().and_then(non_empty);
+                let dest_ip = dest.and_then(|d| self.node_addr.get(d).copied());
+                let label = match (dest, dest_ip) {
+                    (Some(d), Some(ip)) => format!("AE {d} ({ip})"),
+                    (Some(d), None) => format!("AE {d}"),
+                    (None, _) => "an unnamed destination".to_string(),
+                };
+                let studies = self.studies_of(c, ev);
+                if let Some(d) = dest {
+                    if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
+                        self.unknown_destination(EntRef::Ae(d), &label, why, &studies, ev, out);
+                    }
+                }
+                self.hold_or_export(ev, calling, studies, label, out);
+            }
+            "C-GET" => {
+                // The requester receives the images: it is the destination.
+                let label = match calling {
+                    Some(ae) => format!("AE {ae} ({client})"),
+                    None => client.to_string(),
+                };
+                let studies = self.studies_of(c, ev);
+                if let Some(why) = self.inv.dicom_destination_unknown(calling, Some(client)) {
+                    let ent = calling.map_or(EntRef::Ip(client), EntRef::Ae);
+                    self.unknown_destination(ent, &label, why, &studies, ev, out);
+                }
+                self.hold_or_export(ev, calling, studies, label, out);
+            }
+            "C-STORE" => {
+                let (dest_ae, dest_ip) = match c.direction {
+                    Direction::ToServer => (non_empty(&c.called_ae), server),
+                    // C-GET sub-operations flow back to the requester.
+                    Direction::ToClient => (calling, client),
+                };
+                if c.direction == Direction::ToServer {
+                    if let Some(ae) = dest_ae {
+                        if self.node_addr.get(ae) != Some(&dest_ip) {
+                            self.node_addr.insert(ae.into(), dest_ip);
+                        }
+                    }
+                }
+                if let Some(why) = self.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
+                    let label = match dest_ae {
+                        Some(ae) => format!("AE {ae} ({dest_ip})"),
+                        None => dest_ip.to_string(),
+                    };
+                    let studies = self.studies_of(c, ev);
+                    let ent = dest_ae.map_or(EntRef::Ip(dest_ip), EntRef::Ae);
+                    self.unknown_destination(ent, &label, why, &studies, ev, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn study_key(&self, uid: &str) -> u64 {
+        self.hasher.hash_one(uid)
+    }
+
+    fn studies_of(&self, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<StudyItem> {
+        let mut v: Vec<StudyItem> = c
+            .study_instance_uids
+            .iter()
+            .filter_map(|u| non_empty(u))
+            .map(|u| StudyItem {
+                key: self.study_key(u),
+                uid: Some(u.to_string()),
+            })
+            .collect();
+        if v.is_empty() {
+            // Patient-level (or identifier-less) retrieve: one unnamed thing per request.
+            v.push(StudyItem {
+                key: self.hasher.hash_one((ev.flow.id.0, c.message_id, c.request_time.0)),
+                uid: None,
+            });
+        }
+        v
+    }
+
+    /// C-MOVE / C-GET exports wait for the association's user identity.
+    fn hold_or_export(
+        &mut self,
+        ev: &ProtocolEvent,
+        calling: Option<&str>,
+        studies: Vec<StudyItem>,
+        dest: String,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let item = HeldExport {
+            ts: ev.ts.0,
+            flow: ev.flow,
+            calling_ae: calling.map(str::to_string),
+            studies,
+            dest,
+        };
+        let fid = ev.flow.id;
+        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
+            self.export_held(item, None, out);
+            return;
+        }
+        if let Some(p) = self.pending.flows.get_mut(&fid) {
+            if p.items.len() < MAX_HELD_PER_FLOW {
+                p.items.push(item);
+                return;
+            }
+            self.stats.pending_overflow += 1;
+            self.pending.resolved.insert(fid, ());
+            self.release(fid, None, out);
+            self.export_held(item, None, out);
+            return;
+        }
+        while self.pending.flows.len() >= self.p.max_pending {
+            let Some((old, _)) = self.pending.order.pop_front() else {
+                break;
+            };
+            if self.pending.flows.contains_key(&old) {
+                self.stats.pending_overflow += 1;
+                self.pending.resolved.insert(old, ());
+                self.release(old, None, out);
+            }
+        }
+        let since = self.now;
+        self.pending.flows.insert(
+            fid,
+            PendingFlow {
+                since,
+                items: vec![item],
+            },
+        );
+        self.pending.order.push_back((fid, since));
+    }
+
+    /// Attribute a flow's held exports: to the user identity when the association carried
+    /// one, else the calling AE, else the client address.
+    fn release(&mut self, fid: FlowId, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
+        let Some(p) = self.pending.flows.remove(&fid) else {
+            return;
+        };
+        let outer = self.deferred.is_none();
+        if outer {
+            self.deferred = Some(Vec::new());
+        }
+        for item in p.items {
+            self.export_held(item, user, out);
+        }
+        if !outer {
+            return;
+        }
+        let now = self.now;
+        for (idx, rule) in self.deferred.take().unwrap_or_default() {
+            let Some(s) = self.entities.slot_mut(idx) else { continue };
+            let kind = s.kind;
+            if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
+                let flow = inc.last_flow;
+                alert_event(&mut self.stats, now, kind, &s.id, inc, false, flow, out);
+            }
+        }
+    }
+
+    fn export_held(&mut self, item: HeldExport, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
+        let ent = match (user, item.calling_ae.as_deref()) {
+            (Some(u), _) => EntRef::User(u),
+            (None, Some(ae)) => EntRef::Ae(ae),
+            (None, None) => EntRef::Ip(item.flow.client.ip),
+        };
+        let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
+        self.export(ent, &studies, &item.dest, &item.flow, item.ts, out);
+    }
+
+    // ---- exports ----
+
+    /// `ent` exported `studies` to `dest` at `ts`.
+    fn export(
+        &mut self,
+        ent: EntRef<'_>,
+        studies: &[(u64, Option<&str>)],
+        dest: &str,
+        flow: &FlowMeta,
+        ts: i64,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let bulk_on = self.cfg.rules.bulk_export.enabled;
+        let base_on = self.cfg.rules.export_above_baseline.enabled;
+        if !bulk_on && !base_on {
+            return;
+        }
+        if self.inv.is_exempt(ent) {
+            self.stats.exports_exempt += 1;
+            return;
+        }
+        let now = self.now;
+        let idx = self.entities.get_or_insert(ent, now);
+        let (kind, cap, tau) = (ent.kind(), self.p.window_cap, self.p.tau);
+        let (bulk_win, base_win) = (self.p.bulk_win, self.p.base_win);
+        let mut new_bulk = 0u64;
+        let mut new_base = 0u32;
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        if bulk_on {
+            let w =
+                s.st.bulk
+                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(bulk_win, cap)));
+            w.expire(now);
+            for &(key, uid) in studies {
+                if w.add(now, ts, key, uid, flow.id) == Added::New {
+                    new_bulk += 1;
+                }
+            }
+            self.stats.window_items_dropped += w.take_dropped();
+        }
+        if base_on {
+            let w =
+                s.st.baseline
+                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(base_win, cap)));
+            w.expire(now);
+            for &(key, uid) in studies {
+                if w.add(now, ts, key, uid, flow.id) == Added::New {
+                    new_base += 1;
+                }
+            }
+            self.stats.window_items_dropped += w.take_dropped();
+            if new_base > 0 {
+                let (k, _) = self.learned.entry(kind, &s.id, now);
+                let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
+                for _ in 0..new_base {
+                    b.add(ts, tau);
+                }
+            }
+        }
+        self.stats.studies_exported += new_bulk;
+        let bulk = if bulk_on {
+            measure_now(
+                &self.p,
+                &self.cfg,
+                &self.learned,
+                &mut s.st,
+                kind,
+                &s.id,
+                Rule::BulkExport,
+                now,
+            )
+        } else {
+            None
+        };
+        let base = if base_on {
+            measure_now(
+                &self.p,
+                &self.cfg,
+                &self.learned,
+                &mut s.st,
+                kind,
+                &s.id,
+                Rule::ExportAboveBaseline,
+                now,
+            )
+        } else {
+            None
+        };
+        for (rule, m) in [(Rule::BulkExport, bulk), (Rule::ExportAboveBaseline, base)] {
+            if let Some(m) = m {
+                self.apply(idx, rule, &m, Some(flow), ts, studies, Some(dest), &[], out);
+            }
+        }
+    }
+
+    // ---- logins ----
+
+    fn login_failure(
+        &mut self,
+        user: Option<&str>,
+        ae: Option<&str>,
+        client: IpAddr,
+        ev: &ProtocolEvent,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let r = &self.cfg.rules;
+        let per_user = r.login_failures_user.enabled || r.login_success_after_failures.enabled;
+        let per_source = r.login_failures_source.enabled || r.login_success_after_failures.enabled;
+        let client_s = canonical_ip(client).to_string();
+        let account = user.or(ae).unwrap_or("(unnamed)").to_string();
+        let mut ents: Vec<(EntRef<'_>, Rule, String)> = Vec::with_capacity(3);
+        if per_user {
+            if let Some(u) = user {
+                ents.push((EntRef::User(u), Rule::LoginFailuresUser, client_s.clone()));
+            }
+            if let Some(a) = ae {
+                ents.push((EntRef::Ae(a), Rule::LoginFailuresUser, client_s.clone()));
+            }
+        }
+        if per_source {
+            ents.push((EntRef::Ip(client), Rule::LoginFailuresSource, account));
+        }
+        let now = self.now;
+        for (ent, rule, detail) in ents {
+            let idx = self.entities.get_or_insert(ent, now);
+            let (span, cap) = (self.p.fail_span, self.p.window_cap);
+            let Some(s) = self.entities.slot_mut(idx) else { continue };
+            if !s.st.failure_context.iter().any(|c| **c == *detail) {
+                push_capped(&mut s.st.failure_context, &detail, FAILURE_CONTEXT);
+            }
+            let w =
+                s.st.failures
+                    .get_or_insert_with(|| Box::new(SlidingWindow::events(span, cap)));
+            w.expire(now);
+            w.add(now, ev.ts.0, 0, None, ev.flow.id);
+            self.stats.window_items_dropped += w.take_dropped();
+            let enabled = match rule {
+                Rule::LoginFailuresUser => self.cfg.rules.login_failures_user.enabled,
+                _ => self.cfg.rules.login_failures_source.enabled,
+            };
+            if !enabled {
+                continue;
+            }
+            let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
+            if let Some(m) = m {
+                let (det, extras): (Option<&str>, Vec<&str>) = if rule == Rule::LoginFailuresUser {
+                    (Some(detail.as_str()), Vec::new())
+                } else {
+                    (None, vec![detail.as_str()])
+                };
+                self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, &[], det, &extras, out);
+            }
+        }
+    }
+
+    fn login_success(
+        &mut self,
+        user: Option<&str>,
+        ae: Option<&str>,
+        client: IpAddr,
+        ev: &ProtocolEvent,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let rule = &self.cfg.rules.login_success_after_failures;
+        if !rule.enabled {
+            return;
+        }
+        let threshold = rule.threshold;
+        let now = self.now;
+        let cutoff = now.saturating_sub(self.p.lsaf_win);
+        let candidates: Vec<EntRef<'_>> = [user.map(EntRef::User), ae.map(EntRef::Ae), Some(EntRef::Ip(client))]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut fired: Option<(EntRef<'_>, u64, i64)> = None;
+        let mut found: Vec<u32> = Vec::new();
+        for ent in &candidates {
+            let Some(idx) = self.entities.find(*ent) else { continue };
+            found.push(idx);
+            let Some(s) = self.entities.slot_mut(idx) else { continue };
+            let Some(w) = s.st.failures.as_mut() else { continue };
+            w.expire(now);
+            let from = cutoff.max(s.st.failures_consumed);
+            let n = w.count_after(from);
+            if fired.is_none() && n > threshold {
+                let first = w.items().map(|i| i.0).find(|t| *t > from).unwrap_or(now);
+                fired = Some((*ent, n, first));
+            }
+        }
+        let Some((ent, n, first)) = fired else { return };
+        for idx in found {
+            if let Some(s) = self.entities.slot_mut(idx) {
+                s.st.failures_consumed = now;
+            }
+        }
+        let detail = canonical_ip(client).to_string();
+        let idx = self.instant(
+            Rule::LoginSuccessAfterFailures,
+            ent,
+            &detail,
+            &[],
+            &[],
+            ev,
+            Some((n, threshold)),
+            out,
+        );
+        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
+            if let Some(inc) = s.st.incident_mut(Rule::LoginSuccessAfterFailures) {
+                inc.first_seen = inc.first_seen.min(first);
+            }
+        }
+    }
+
+    /// The devices of a login on this flow: the client address, and the TLS client fingerprint
+    /// when the same flow carried a TLS handshake (JA4).
+    fn devices_for(&self, flow: FlowId, client: IpAddr) -> Vec<String> {
+        let mut v = vec![canonical_ip(client).to_string()];
+        if let Some(ja4) = self.tls_ja4.get(&flow) {
+            v.push(format!("ja4:{ja4}"));
+        }
+        v
+    }
+
+    /// `new_device`: a known user / AE logs in from a device never seen for it. Unknown
+    /// entities, and everything during the learning period, are learned silently.
+    fn check_devices(&mut self, ent: EntRef<'_>, devices: &[String], ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
+        let (kind, id) = match ent {
+            EntRef::User(u) => (EntityKind::User, u),
+            EntRef::Ae(a) => (EntityKind::Ae, a),
+            EntRef::Ip(_) => return,
+        };
+        if kind == EntityKind::Ae && self.inv.ae_allowed_anywhere(id) {
+            return;
+        }
+        let inventory: Vec<String> = match kind {
+            EntityKind::User => self.inv.users.get(id).cloned().unwrap_or_default(),
+            _ => self.inv.ae_addresses(id).unwrap_or_default(),
+        };
+        let learning = self.learning();
+        let max = self.p.max_devices;
+        let now = self.now;
+        let (k, created) = self.learned.entry(kind, id, now);
+        let known_entity = !created || !inventory.is_empty();
+        let mut new: Vec<&String> = Vec::new();
+        let mut dropped = 0;
+        for d in devices {
+            if k.devices.iter().any(|x| **x == **d) || inventory.iter().any(|x| x == d) {
+                continue;
+            }
+            // The first device of a kind (the first address, the first TLS fingerprint) is
+            // learned silently: "never seen" needs something seen before.
+            let kind_of = |x: &str| x.starts_with("ja4:");
+            let seen_kind = k.devices.iter().any(|x| kind_of(x) == kind_of(d))
+                || inventory.iter().any(|x| kind_of(x) == kind_of(d));
+            if push_capped(&mut k.devices, d, max) {
+                dropped += 1;
+            }
+            if known_entity && seen_kind && !learning {
+                new.push(d);
+            }
+        }
+        let known: Vec<String> = inventory
+            .iter()
+            .cloned()
+            .chain(k.devices.iter().map(|d| d.to_string()))
+            .filter(|d| !devices.contains(d))
+            .take(5)
+            .collect();
+        self.stats.devices_dropped += dropped;
+        if !self.cfg.rules.new_device.enabled {
+            return;
+        }
+        for d in new {
+            let extra = (!known.is_empty()).then(|| format!("known devices: {}", known.join(", ")));
+            let extras: Vec<&str> = extra.as_deref().into_iter().collect();
+            let idx = self.instant(Rule::NewDevice, ent, d, &extras, &[], ev, None, out);
+            if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
+                s.st.identity_alert = Some((now, Rule::NewDevice, d.clone()));
+            }
+        }
+    }
+
+    /// `new_location`: a user's login from a country never seen for it (GeoIP; skipped without
+    /// a database and for internal addresses).
+    fn check_location(&mut self, user: &str, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
+        if !self.geo.is_some() || self.inv.is_internal(client) {
+            return;
+        }
+        self.stats.geoip_lookups += 1;
+        let Some(country) = self.geo.country(client) else {
+            return;
+        };
+        self.stats.geoip_hits += 1;
+        let learning = self.learning();
+        let max = self.p.max_devices;
+        let now = self.now;
+        let (k, _) = self.learned.entry(EntityKind::User, user, now);
+        if k.countries.iter().any(|c| **c == *country) {
+            return;
+        }
+        let before: Vec<String> = k.countries.iter().map(|c| c.to_string()).collect();
+        if push_capped(&mut k.countries, &country, max) {
+            self.stats.devices_dropped += 1;
+        }
+        if before.is_empty() || learning || !self.cfg.rules.new_location.enabled {
+            return;
+        }
+        let detail = format!("{country} (from {})", canonical_ip(client));
+        let extra = format!("seen before: {}", before.join(", "));
+        let idx = self.instant(
+            Rule::NewLocation,
+            EntRef::User(user),
+            &detail,
+            &[&extra],
+            &[],
+            ev,
+            None,
+            out,
+        );
+        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
+            s.st.identity_alert = Some((now, Rule::NewLocation, detail));
+        }
+    }
+
+    /// DICOM node configuration visible on the wire: an AE answering associations at an
+    /// address not in the inventory and never seen for it → `admin_change`.
+    fn check_node(&mut self, called: &str, server: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
+        if self.inv.ae_allowed_anywhere(called) {
+            return;
+        }
+        let addr = canonical_ip(server).to_string();
+        let inventory = self.inv.ae_addresses(called).unwrap_or_default();
+        if inventory.contains(&addr) {
+            return;
+        }
+        let learning = self.learning();
+        let max = self.p.max_devices;
+        let now = self.now;
+        let (k, _) = self.learned.entry(EntityKind::Ae, called, now);
+        if k.nodes.iter().any(|n| **n == *addr) {
+            return;
+        }
+        let before: Vec<String> = inventory
+            .iter()
+            .cloned()
+            .chain(k.nodes.iter().map(|n| n.to_string()))
+            .collect();
+        if push_capped(&mut k.nodes, &addr, max) {
+            self.stats.devices_dropped += 1;
+        }
+        if before.is_empty() || learning || !self.cfg.rules.admin_change.enabled {
+            return;
+        }
+        let detail = format!("AE {called} now answers at {addr} (was {})", before.join(", "));
+        self.instant(Rule::AdminChange, EntRef::Ae(called), &detail, &[], &[], ev, None, out);
+    }
+
+    // ---- HTTP, TLS, HL7 ----
+
+    fn on_http(&mut self, ev: &ProtocolEvent, h: &HttpEvent, out: &mut Vec<ProtocolEvent>) {
+        let client = ev.flow.client.ip;
+        let user = h.user.as_deref().and_then(non_empty);
+        let ok = h.status.is_some_and(|s| (200..300).contains(&s));
+        let not_refused = !matches!(h.status, Some(s) if s >= 400);
+        // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
+        if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
+            self.login_failure(user, None, client, ev, out);
+        } else if ok {
+            if let Some(u) = user {
+                self.login_success(Some(u), None, client, ev, out);
+                let devices = self.devices_for(ev.flow.id, client);
+                self.check_devices(EntRef::User(u), &devices, ev, out);
+                self.check_location(u, client, ev, out);
+            }
+        }
+        let actor = user.map_or(EntRef::Ip(client), EntRef::User);
+        if let Some(action) = h.admin_action.as_deref().and_then(non_empty) {
+            if not_refused {
+                let detail = format!("{action} ({} {})", h.method, h.url);
+                self.instant(Rule::AdminChange, actor, &detail, &[], &[], ev, None, out);
+            }
+        }
+        if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
+            if not_refused {
+                self.share(actor, share, &share_recipients(h), ev, out);
+            }
+        }
+        if let Some(dw) = &h.dicomweb {
+            match dw.service.as_str() {
+                "WADO-RS" | "WADO-URI" if ok => {
+                    let studies: Vec<(u64, Option<&str>)> = match dw.study_instance_uid.as_deref().and_then(non_empty) {
+                        Some(uid) => vec![(self.study_key(uid), Some(uid))],
+                        None => vec![(self.study_key(&h.url), None)],
+                    };
+                    let dest = format!("client {}", canonical_ip(client));
+                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
+                        self.unknown_destination(EntRef::Ip(client), &dest, why, &to_items(&studies), ev, out);
+                    }
+                    self.export(actor, &studies, &dest, &ev.flow, ev.ts.0, out);
+                }
+                "STOW-RS" if ok => {
+                    let server = ev.flow.server.ip;
+                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(server)) {
+                        let studies: Vec<(u64, Option<&str>)> = dw
+                            .study_instance_uid
+                            .as_deref()
+                            .and_then(non_empty)
+                            .map(|u| vec![(self.study_key(u), Some(u))])
+                            .unwrap_or_default();
+                        let label = format!("STOW-RS server {}", ev.flow.server);
+                        self.unknown_destination(EntRef::Ip(server), &label, why, &to_items(&studies), ev, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_tls(&mut self, ev: &ProtocolEvent, t: &TlsEvent) {
+        if let Some(ja4) = t.ja4.as_deref().and_then(non_empty) {
+            if ja4.len() <= 128 {
+                self.tls_ja4.insert(ev.flow.id, ja4.into());
+            }
+        }
+    }
+
+    fn on_hl7(&mut self, ev: &ProtocolEvent, m: &Hl7Event, out: &mut Vec<ProtocolEvent>) {
+        let dir = m.direction.unwrap_or(Direction::ToServer);
+        let (sender, receiver, port) = match dir {
+            Direction::ToServer => (ev.flow.client.ip, ev.flow.server.ip, Some(ev.flow.server.port)),
+            Direction::ToClient => (ev.flow.server.ip, ev.flow.client.ip, None),
+        };
+        if let Some(adm) = &m.admin_event {
+            // HL7 v2.5 ch. 8: a master file notification changes staff / practitioner /
+            // location records.
+            let mut detail = format!("HL7 {} {}", m.message_type, adm.kind);
+            if let Some(app) = &m.sending_application {
+                detail.push_str(&format!(" from {app}"));
+            }
+            let recs: Vec<String> = adm
+                .records
+                .iter()
+                .take(3)
+                .map(|r| {
+                    format!(
+                        "{} {}",
+                        r.action.as_deref().unwrap_or(&r.event_code),
+                        r.primary_key.as_deref().unwrap_or("?")
+                    )
+                })
+                .collect();
+            if !recs.is_empty() {
+                detail.push_str(&format!(": {}", recs.join(", ")));
+                if adm.records_total as usize > recs.len() {
+                    detail.push_str(&format!(" (+{})", adm.records_total as usize - recs.len()));
+                }
+            }
+            self.instant(Rule::AdminChange, EntRef::Ip(sender), &detail, &[], &[], ev, None, out);
+        }
+        let is_ack = m.ack_code.is_some() || m.message_type.starts_with("ACK");
+        if !is_ack {
+            if let Some(why) = self.inv.hl7_destination_unknown(receiver, port) {
+                let label = match port {
+                    Some(p) => format!("HL7 receiver {}:{p}", canonical_ip(receiver)),
+                    None => format!("HL7 receiver {}", canonical_ip(receiver)),
+                };
+                self.unknown_destination(EntRef::Ip(receiver), &label, why, &[], ev, out);
+            }
+        }
+    }
+
+    // ---- rules with their own counting ----
+
+    fn share(
+        &mut self,
+        actor: EntRef<'_>,
+        action: &str,
+        recipients: &[String],
+        ev: &ProtocolEvent,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        if !self.cfg.rules.sharing_spike.enabled {
+            return;
+        }
+        let now = self.now;
+        let idx = self.entities.get_or_insert(actor, now);
+        let (cap, span) = (self.p.window_cap, self.p.share_win);
+        let keys: Vec<u64> = recipients.iter().map(|r| self.hasher.hash_one(r.as_str())).collect();
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        let w =
+            s.st.shares
+                .get_or_insert_with(|| Box::new(SlidingWindow::events(span, cap)));
+        w.expire(now);
+        w.add(now, ev.ts.0, 0, None, ev.flow.id);
+        self.stats.window_items_dropped += w.take_dropped();
+        if !recipients.is_empty() {
+            let rw =
+                s.st.recipients
+                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(span, cap)));
+            rw.expire(now);
+            for (r, k) in recipients.iter().zip(&keys) {
+                rw.add(now, ev.ts.0, *k, Some(r), ev.flow.id);
+            }
+            self.stats.window_items_dropped += rw.take_dropped();
+        }
+        let m = measure_now(
+            &self.p,
+            &self.cfg,
+            &self.learned,
+            &mut s.st,
+            s.kind,
+            &s.id,
+            Rule::SharingSpike,
+            now,
+        );
+        if let Some(m) = m {
+            let extras: Vec<&str> = recipients.iter().map(String::as_str).collect();
+            self.apply(
+                idx,
+                Rule::SharingSpike,
+                &m,
+                Some(&ev.flow),
+                ev.ts.0,
+                &[],
+                Some(action),
+                &extras,
+                out,
+            );
+        }
+    }
+
+    /// `unknown_destination`: once per destination (remembered across restarts); while its
+    /// incident is open, further transfers are updates with their studies.
+    fn unknown_destination(
+        &mut self,
+        ent: EntRef<'_>,
+        label: &str,
+        why: &str,
+        studies: &[StudyItem],
+        ev: &ProtocolEvent,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        if !self.cfg.rules.unknown_destination.enabled {
+            return;
+        }
+        let items: Vec<(u64, Option<&str>)> = studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
+        let now = self.now;
+        let open = self
+            .entities
+            .find(ent)
+            .and_then(|i| self.entities.slot(i))
+            .and_then(|s| s.st.incident(Rule::UnknownDestination))
+            .is_some_and(|i| now.saturating_sub(i.last_seen) <= i.window);
+        if !open {
+            let id = match ent {
+                EntRef::User(s) | EntRef::Ae(s) => s.to_string(),
+                EntRef::Ip(ip) => canonical_ip(ip).to_string(),
+            };
+            if !self.learned.add_destination(ent.kind(), &id, self.now) {
+                return; // alerted on before
+            }
+        }
+        self.instant(Rule::UnknownDestination, ent, label, &[why], &items, ev, None, out);
+    }
+
+    /// An instant rule's occurrence: opens an incident, or grows the open one. Returns the
+    /// entity's slot.
+    #[allow(clippy::too_many_arguments)]
+    fn instant(
+        &mut self,
+        rule: Rule,
+        ent: EntRef<'_>,
+        detail: &str,
+        extras: &[&str],
+        studies: &[(u64, Option<&str>)],
+        ev: &ProtocolEvent,
+        count: Option<(u64, u64)>,
+        out: &mut Vec<ProtocolEvent>,
+    ) -> Option<u32> {
+        let now = self.now;
+        let idx = self.entities.get_or_insert(ent, now);
+        let window = match rule {
+            Rule::NewDevice => nanos(self.cfg.rules.new_device.window),
+            Rule::NewLocation => nanos(self.cfg.rules.new_location.window),
+            Rule::AdminChange => nanos(self.cfg.rules.admin_change.window),
+            Rule::UnknownDestination => nanos(self.cfg.rules.unknown_destination.window),
+            _ => self.p.lsaf_win,
+        };
+        let occurrences = self
+            .entities
+            .slot(idx)
+            .and_then(|s| s.st.incident(rule))
+            .filter(|i| now.saturating_sub(i.last_seen) <= i.window)
+            .map_or(1, |i| i.count.saturating_add(1));
+        let (c, threshold) = match count {
+            Some((c, t)) => (c, Some(t)),
+            None => (occurrences, None),
+        };
+        let m = Measure {
+            count: c,
+            threshold: threshold.unwrap_or(0),
+            over: true,
+            window,
+            extra: None,
+        };
+        // An expired incident closes before a new one opens.
+        let stale = self
+            .entities
+            .slot(idx)
+            .and_then(|s| s.st.incident(rule))
+            .is_some_and(|i| now.saturating_sub(i.last_seen) > i.window);
+        if stale {
+            let closing = Measure {
+                over: false,
+                ..m.clone()
+            };
+            self.apply(idx, rule, &closing, None, now, &[], None, &[], out);
+        }
+        self.apply_with_threshold(
+            idx,
+            rule,
+            &m,
+            threshold,
+            Some(&ev.flow),
+            ev.ts.0,
+            studies,
+            Some(detail),
+            extras,
+            out,
+        );
+        Some(idx)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        idx: u32,
+        rule: Rule,
+        m: &Measure,
+        flow: Option<&FlowMeta>,
+        ts: i64,
+        studies: &[(u64, Option<&str>)],
+        detail: Option<&str>,
+        extras: &[&str],
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let threshold = match rule {
+            Rule::NewDevice | Rule::NewLocation | Rule::AdminChange | Rule::UnknownDestination => None,
+            _ => Some(m.threshold),
+        };
+        self.apply_with_threshold(idx, rule, m, threshold, flow, ts, studies, detail, extras, out);
+    }
+
+    /// Drive one (rule, entity) incident from a fresh measure: open it (fire), grow it (update
+    /// at a bounded rate), or close it (re-arm; a last update if it grew unreported).
+    #[allow(clippy::too_many_arguments)]
+    fn apply_with_threshold(
+        &mut self,
+        idx: u32,
+        rule: Rule,
+        m: &Measure,
+        threshold: Option<u64>,
+        flow: Option<&FlowMeta>,
+        ts: i64,
+        studies: &[(u64, Option<&str>)],
+        detail: Option<&str>,
+        extras: &[&str],
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let now = self.now;
+        let caps = self.p.caps;
+        let interval = self.p.update_interval;
+        let severity = self.severity_of(rule);
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        let kind = s.kind;
+        if let Some(pos) = s.st.incidents.iter().position(|i| i.rule == rule) {
+            let inc = &mut s.st.incidents[pos];
+            inc.set_count(m.count);
+            inc.threshold = threshold.or(inc.threshold);
+            if let Some(f) = flow {
+                inc.seen(ts);
+                inc.last_flow = *f;
+                inc.add_flow(f.id, caps);
+                for &(k, uid) in studies {
+                    if let Some(u) = uid {
+                        inc.add_study(k, u, caps);
+                    }
+                }
+                if let Some(d) = detail {
+                    inc.add_detail(d);
+                }
+                for e in extras {
+                    inc.add_extra(e);
+                }
+            }
+            if let Some(e) = &m.extra {
+                inc.extra = vec![e.clone()];
+            }
+            if !m.over {
+                let mut inc = s.st.incidents.remove(pos);
+                if inc.grown() {
+                    let f = inc.last_flow;
+                    alert_event(&mut self.stats, now, kind, &s.id, &mut inc, true, f, out);
+                }
+                self.entities.open.remove(&(idx, rule));
+            } else if inc.update_due(now, interval) && !self.deferred.as_ref().is_some_and(|d| d.contains(&(idx, rule)))
+            {
+                let f = flow.copied().unwrap_or(inc.last_flow);
+                alert_event(&mut self.stats, now, kind, &s.id, inc, true, f, out);
+            }
+            return;
+        }
+        if !m.over {
+            return;
+        }
+        let Some(flow) = flow else { return };
+        let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
+        inc.set_count(m.count);
+        // Scope from the window behind the count.
+        let cutoff = now.saturating_sub(m.window);
+        if let Some(w) = window_of(&s.st, rule) {
+            for (t, _, f) in w.items() {
+                if t > cutoff {
+                    inc.seen(t);
+                    inc.add_flow(f, caps);
+                }
+            }
+            if matches!(rule, Rule::BulkExport | Rule::ExportAboveBaseline) {
+                for (k, uid, _) in w.keyed_items() {
+                    if let Some(u) = uid {
+                        inc.add_study(k, u, caps);
+                    }
+                }
+            }
+        }
+        if rule == Rule::SharingSpike {
+            if let Some(rw) = s.st.recipients.as_deref() {
+                for (_, label, _) in rw.items() {
+                    if let Some(l) = label {
+                        inc.add_extra(l);
+                    }
+                }
+            }
+        }
+        // Failed logins: the sources (per account) or accounts (per source) seen recently.
+        if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
+            for c in &s.st.failure_context {
+                if rule == Rule::LoginFailuresUser {
+                    inc.add_detail(c);
+                } else {
+                    inc.add_extra(c);
+                }
+            }
+        }
+        inc.seen(ts);
+        inc.add_flow(flow.id, caps);
+        for &(k, uid) in studies {
+            if let Some(u) = uid {
+                inc.add_study(k, u, caps);
+            }
+        }
+        if let Some(d) = detail {
+            inc.add_detail(d);
+        }
+        for e in extras {
+            inc.add_extra(e);
+        }
+        if let Some(e) = &m.extra {
+            inc.extra = vec![e.clone()];
+        }
+        // An export right after a new device / location for the same entity is critical.
+        if rule.is_export() {
+            if let Some((t0, r0, what)) = &s.st.identity_alert {
+                if now.saturating_sub(*t0) <= m.window {
+                    inc.severity = Severity::Critical;
+                    inc.correlation = Some(format!(
+                        "follows a {} alert for {} at {} ({what})",
+                        r0.id(),
+                        text::entity_phrase(kind, &s.id),
+                        Timestamp(*t0)
+                    ));
+                }
+            }
+        }
+        match self.deferred.as_mut() {
+            Some(d) => d.push((idx, rule)),
+            None => alert_event(&mut self.stats, now, kind, &s.id, &mut inc, false, *flow, out),
+        }
+        s.st.incidents.push(inc);
+        self.entities.open.insert((idx, rule));
+    }
+
+    fn severity_of(&self, rule: Rule) -> Severity {
+        let r = &self.cfg.rules;
+        match rule {
+            Rule::LoginFailuresUser => r.login_failures_user.severity,
+            Rule::LoginFailuresSource => r.login_failures_source.severity,
+            Rule::LoginSuccessAfterFailures => r.login_success_after_failures.severity,
+            Rule::NewDevice => r.new_device.severity,
+            Rule::NewLocation => r.new_location.severity,
+            Rule::AdminChange => r.admin_change.severity,
+            Rule::BulkExport => r.bulk_export.severity,
+            Rule::ExportAboveBaseline => r.export_above_baseline.severity,
+            Rule::UnknownDestination => r.unknown_destination.severity,
+            Rule::SharingSpike => r.sharing_spike.severity,
+        }
+    }
+}
+
+fn to_items(v: &[(u64, Option<&str>)]) -> Vec<StudyItem> {
+    v.iter()
+        .map(|(k, u)| StudyItem {
+            key: *k,
+            uid: u.map(str::to_string),
+        })
+        .collect()
+}
+
+/// The window behind a rule's count.
+fn window_of(st: &EntityState, rule: Rule) -> Option<&SlidingWindow> {
+    match rule {
+        Rule::LoginFailuresUser | Rule::LoginFailuresSource | Rule::LoginSuccessAfterFailures => st.failures.as_deref(),
+        Rule::BulkExport => st.bulk.as_deref(),
+        Rule::ExportAboveBaseline => st.baseline.as_deref(),
+        Rule::SharingSpike => st.shares.as_deref(),
+        _ => None,
+    }
+}
+
+/// The rule's count for this entity now (expiring its window first). For instant rules:
+/// whether the open incident is still within its window of its last occurrence.
+#[allow(clippy::too_many_arguments)]
+fn measure_now(
+    p: &Params,
+    cfg: &Config,
+    learned: &Learned,
+    st: &mut EntityState,
+    kind: EntityKind,
+    id: &str,
+    rule: Rule,
+    now: i64,
+) -> Option<Measure> {
+    let r = &cfg.rules;
+    match rule {
+        Rule::LoginFailuresUser | Rule::LoginFailuresSource => {
+            let (t, win) = if rule == Rule::LoginFailuresUser {
+                (r.login_failures_user.threshold, p.lfu_win)
+            } else {
+                (r.login_failures_source.threshold, p.lfs_win)
+            };
+            let w = st.failures.as_mut()?;
+            w.expire(now);
+            let count = w.count_after(now.saturating_sub(win));
+            Some(Measure {
+                count,
+                threshold: t,
+                over: count > t,
+                window: win,
+                extra: None,
+            })
+        }
+        Rule::BulkExport => {
+            let w = st.bulk.as_mut()?;
+            w.expire(now);
+            let count = w.count();
+            let t = r.bulk_export.threshold;
+            Some(Measure {
+                count,
+                threshold: t,
+                over: count > t,
+                window: w.span(),
+                extra: None,
+            })
+        }
+        Rule::ExportAboveBaseline => {
+            let w = st.baseline.as_mut()?;
+            w.expire(now);
+            let count = w.count();
+            let rule = &r.export_above_baseline;
+            let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
+                Some(b) if b.history(now) >= p.min_history => {
+                    let per = b.per_window(now, p.tau, w.span());
+                    let scaled = (rule.factor * per).ceil();
+                    let limit = if scaled.is_finite() && scaled < u64::MAX as f64 {
+                        (scaled as u64).max(rule.threshold)
+                    } else {
+                        u64::MAX
+                    };
+                    let text = format!(
+                        "{:.1} × its baseline of {per:.2} per {}",
+                        rule.factor,
+                        crate::config::Dur(std::time::Duration::from_nanos(u64::try_from(w.span()).unwrap_or(0)))
+                    );
+                    (limit, Some(text))
+                }
+                // Not enough history yet: the rule may not fire.
+                _ => (u64::MAX, None),
+            };
+            Some(Measure {
+                count,
+                threshold: limit,
+                over: count > limit,
+                window: w.span(),
+                extra,
+            })
+        }
+        Rule::SharingSpike => {
+            let rule = &r.sharing_spike;
+            let w = st.shares.as_mut()?;
+            w.expire(now);
+            let count = w.count();
+            let window = w.span();
+            let rc = match st.recipients.as_mut() {
+                Some(rw) => {
+                    rw.expire(now);
+                    rw.count()
+                }
+                None => 0,
+            };
+            Some(Measure {
+                count,
+                threshold: rule.threshold,
+                over: count > rule.threshold || rc > rule.recipients_threshold,
+                window,
+                extra: None,
+            })
+        }
+        Rule::NewDevice
+        | Rule::NewLocation
+        | Rule::AdminChange
+        | Rule::UnknownDestination
+        | Rule::LoginSuccessAfterFailures => {
+            let inc = st.incident(rule)?;
+            Some(Measure {
+                count: inc.count,
+                threshold: inc.threshold.unwrap_or(0),
+                over: now.saturating_sub(inc.last_seen) <= inc.window,
+                window: inc.window,
+                extra: None,
+            })
+        }
+    }
+}

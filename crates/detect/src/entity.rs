@@ -1,0 +1,306 @@
+//! Entities (users, AEs, source / destination addresses) and their live window state.
+//!
+//! The table holds at most `max_entities`; beyond it the entity idle the longest (least
+//! recently touched, in packet-time order) is evicted and counted. Recency is kept with a
+//! queue of (slot, touch) stamps: a touch appends a stamp, eviction pops stamps until one is
+//! still current, and the queue is compacted when stale stamps outnumber live entities, so
+//! every operation is amortised O(1).
+
+use crate::incident::Incident;
+use crate::rule::Rule;
+use crate::window::SlidingWindow;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// CONTRACT §2 `entity.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityKind {
+    User,
+    Ae,
+    Ip,
+    Device,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::User => "user",
+            EntityKind::Ae => "ae",
+            EntityKind::Ip => "ip",
+            EntityKind::Device => "device",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EntityKind> {
+        match s {
+            "user" => Some(EntityKind::User),
+            "ae" => Some(EntityKind::Ae),
+            "ip" => Some(EntityKind::Ip),
+            "device" => Some(EntityKind::Device),
+            _ => None,
+        }
+    }
+}
+
+/// A borrowed entity name, for look-ups without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntRef<'a> {
+    User(&'a str),
+    Ae(&'a str),
+    Ip(IpAddr),
+}
+
+impl EntRef<'_> {
+    pub(crate) fn kind(&self) -> EntityKind {
+        match self {
+            EntRef::User(_) => EntityKind::User,
+            EntRef::Ae(_) => EntityKind::Ae,
+            EntRef::Ip(_) => EntityKind::Ip,
+        }
+    }
+}
+
+/// Live per-entity state; windows are allocated on first use.
+#[derive(Debug, Default)]
+pub(crate) struct EntityState {
+    /// Failed logins (events).
+    pub failures: Option<Box<SlidingWindow>>,
+    /// Distinct studies exported, `bulk_export` window.
+    pub bulk: Option<Box<SlidingWindow>>,
+    /// Distinct studies exported, `export_above_baseline` window.
+    pub baseline: Option<Box<SlidingWindow>>,
+    /// Share actions (events).
+    pub shares: Option<Box<SlidingWindow>>,
+    /// Distinct share recipients.
+    pub recipients: Option<Box<SlidingWindow>>,
+    /// Open incidents, at most one per rule.
+    pub incidents: Vec<Incident>,
+    /// Last `new_device` / `new_location` alert: (time, rule, what was new).
+    pub identity_alert: Option<(i64, Rule, String)>,
+    /// `login_success_after_failures` has used the failures up to this time.
+    pub failures_consumed: i64,
+    /// Recent failed logins: their sources (user / AE entities) or accounts (address entities).
+    pub failure_context: Vec<Box<str>>,
+}
+
+impl EntityState {
+    pub(crate) fn incident(&self, rule: Rule) -> Option<&Incident> {
+        self.incidents.iter().find(|i| i.rule == rule)
+    }
+
+    pub(crate) fn incident_mut(&mut self, rule: Rule) -> Option<&mut Incident> {
+        self.incidents.iter_mut().find(|i| i.rule == rule)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub kind: EntityKind,
+    pub id: Box<str>,
+    touch: u64,
+    pub last_ts: i64,
+    pub st: EntityState,
+}
+
+#[derive(Debug)]
+pub(crate) struct EntityTable {
+    users: HashMap<Box<str>, u32, ahash::RandomState>,
+    aes: HashMap<Box<str>, u32, ahash::RandomState>,
+    ips: HashMap<IpAddr, u32, ahash::RandomState>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    lru: VecDeque<(u32, u64)>,
+    clock: u64,
+    len: usize,
+    max: usize,
+    /// Open incidents, for `tick` (ordered, so output is deterministic).
+    pub open: BTreeSet<(u32, Rule)>,
+    pub evicted: u64,
+    pub evicted_open_incidents: u64,
+}
+
+impl EntityTable {
+    pub(crate) fn new(max: usize) -> Self {
+        EntityTable {
+            users: HashMap::default(),
+            aes: HashMap::default(),
+            ips: HashMap::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lru: VecDeque::new(),
+            clock: 0,
+            len: 0,
+            max: max.max(1),
+            open: BTreeSet::new(),
+            evicted: 0,
+            evicted_open_incidents: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn find(&self, e: EntRef<'_>) -> Option<u32> {
+        match e {
+            EntRef::User(s) => self.users.get(s).copied(),
+            EntRef::Ae(s) => self.aes.get(s).copied(),
+            EntRef::Ip(ip) => self.ips.get(&ip).copied(),
+        }
+    }
+
+    pub(crate) fn slot(&self, idx: u32) -> Option<&Slot> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    pub(crate) fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    /// Mark as used now.
+    pub(crate) fn touch(&mut self, idx: u32, ts: i64) {
+        let clock = self.clock;
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        slot.last_ts = slot.last_ts.max(ts);
+        // Repeated touches of the entity at the back of the queue need no new stamp.
+        if self.lru.back().is_some_and(|&(i, t)| i == idx && t == slot.touch) {
+            return;
+        }
+        self.clock += 1;
+        slot.touch = clock + 1;
+        self.lru.push_back((idx, clock + 1));
+        if self.lru.len() > 2 * self.len + 1024 {
+            let slots = &self.slots;
+            self.lru.retain(|&(i, t)| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.touch == t)
+            });
+        }
+    }
+
+    /// The entity's slot, created (evicting the idlest entity if full) when new; touched.
+    pub(crate) fn get_or_insert(&mut self, e: EntRef<'_>, ts: i64) -> u32 {
+        if let Some(idx) = self.find(e) {
+            self.touch(idx, ts);
+            return idx;
+        }
+        if self.len >= self.max {
+            self.evict_idlest();
+        }
+        let (kind, id): (EntityKind, Box<str>) = match e {
+            EntRef::User(s) => (EntityKind::User, s.into()),
+            EntRef::Ae(s) => (EntityKind::Ae, s.into()),
+            EntRef::Ip(ip) => (EntityKind::Ip, ip.to_string().into()),
+        };
+        let slot = Slot {
+            kind,
+            id: id.clone(),
+            touch: 0,
+            last_ts: ts,
+            st: EntityState::default(),
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                if let Some(s) = self.slots.get_mut(i as usize) {
+                    *s = Some(slot);
+                }
+                i
+            }
+            None => {
+                self.slots.push(Some(slot));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        match e {
+            EntRef::User(_) => self.users.insert(id, idx),
+            EntRef::Ae(_) => self.aes.insert(id, idx),
+            EntRef::Ip(ip) => self.ips.insert(ip, idx),
+        };
+        self.len += 1;
+        self.touch(idx, ts);
+        idx
+    }
+
+    fn evict_idlest(&mut self) {
+        while let Some((idx, t)) = self.lru.pop_front() {
+            let current = self.slot(idx).is_some_and(|s| s.touch == t);
+            if current {
+                self.remove(idx);
+                self.evicted += 1;
+                return;
+            }
+        }
+    }
+
+    fn remove(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        match slot.kind {
+            EntityKind::User => {
+                self.users.remove(&slot.id);
+            }
+            EntityKind::Ae => {
+                self.aes.remove(&slot.id);
+            }
+            EntityKind::Ip | EntityKind::Device => {
+                if let Ok(ip) = slot.id.parse::<IpAddr>() {
+                    self.ips.remove(&ip);
+                }
+            }
+        }
+        let open: Vec<(u32, Rule)> = self
+            .open
+            .range((idx, Rule::FIRST)..=(idx, Rule::LAST))
+            .copied()
+            .collect();
+        self.evicted_open_incidents += open.len() as u64;
+        for k in open {
+            self.open.remove(&k);
+        }
+        self.free.push(idx);
+        self.len -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_the_idlest_first() {
+        let mut t = EntityTable::new(3);
+        let a = t.get_or_insert(EntRef::User("a"), 1);
+        let _b = t.get_or_insert(EntRef::User("b"), 2);
+        let _c = t.get_or_insert(EntRef::Ae("c"), 3);
+        t.touch(a, 4);
+        t.get_or_insert(EntRef::Ip("10.0.0.1".parse().unwrap()), 5);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evicted, 1);
+        assert!(t.find(EntRef::User("b")).is_none(), "b was idle the longest");
+        assert!(t.find(EntRef::User("a")).is_some());
+        assert!(t.find(EntRef::Ae("c")).is_some());
+        assert!(t.find(EntRef::Ip("10.0.0.1".parse().unwrap())).is_some());
+    }
+
+    #[test]
+    fn stays_bounded_under_churn() {
+        let mut t = EntityTable::new(100);
+        for i in 0..10_000u32 {
+            let name = format!("u{i}");
+            let idx = t.get_or_insert(EntRef::User(&name), i64::from(i));
+            // Keep u0 hot: it must survive.
+            let hot = t.get_or_insert(EntRef::User("u0"), i64::from(i));
+            assert_ne!(idx, u32::MAX);
+            assert!(t.slot(hot).is_some());
+        }
+        assert_eq!(t.len(), 100);
+        assert!(t.find(EntRef::User("u0")).is_some());
+        assert!(t.lru.len() <= 2 * 100 + 1024 + 1);
+        assert_eq!(t.evicted, 10_000 - 100 + 1 - 1);
+    }
+}

@@ -1,0 +1,236 @@
+//! One incident per (rule, entity): opened when the rule fires, grown by later events,
+//! reported again (as `update: true`) at a bounded rate, closed (re-armed) when the count falls
+//! back to the threshold or the entity is quiet for the rule's window.
+
+use crate::rule::Rule;
+use pacstap_core::{AlertEvidence, FlowId, FlowMeta, Severity};
+use std::collections::HashSet;
+
+/// Evidence lists are capped; totals beside them count everything, exactly up to
+/// `max_tracked` distinct items per incident and approximately past it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EvidenceCaps {
+    pub flows: usize,
+    pub studies: usize,
+    pub tracked: usize,
+}
+
+/// Things named in the summary (destinations, devices, actions, sources): at most this many.
+const MAX_DETAILS: usize = 10;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Incident {
+    pub rule: Rule,
+    pub severity: Severity,
+    /// Why the severity was raised to critical.
+    pub correlation: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// The rule's current count (window count, or occurrences for instant rules).
+    pub count: u64,
+    pub threshold: Option<u64>,
+    /// Window in nanoseconds.
+    pub window: i64,
+    flows: Vec<FlowId>,
+    flow_set: HashSet<FlowId>,
+    last_added_flow: Option<FlowId>,
+    pub flows_total: u64,
+    studies: Vec<String>,
+    study_set: HashSet<u64>,
+    pub studies_total: u64,
+    pub details: Vec<String>,
+    pub details_total: u64,
+    /// A second list for rules that name two kinds of thing (e.g. sources and accounts).
+    pub extra: Vec<String>,
+    pub last_flow: FlowMeta,
+    reported_at: i64,
+    reported_count: u64,
+    reported_studies: u64,
+    reported_details: u64,
+    /// Peak count while open.
+    pub peak: u64,
+}
+
+impl Incident {
+    pub(crate) fn new(
+        rule: Rule,
+        severity: Severity,
+        ts: i64,
+        window: i64,
+        threshold: Option<u64>,
+        flow: FlowMeta,
+    ) -> Self {
+        Incident {
+            rule,
+            severity,
+            correlation: None,
+            first_seen: ts,
+            last_seen: ts,
+            count: 0,
+            threshold,
+            window,
+            flows: Vec::new(),
+            flow_set: HashSet::new(),
+            last_added_flow: None,
+            flows_total: 0,
+            studies: Vec::new(),
+            study_set: HashSet::new(),
+            studies_total: 0,
+            details: Vec::new(),
+            details_total: 0,
+            extra: Vec::new(),
+            last_flow: flow,
+            reported_at: ts,
+            reported_count: 0,
+            reported_studies: 0,
+            reported_details: 0,
+            peak: 0,
+        }
+    }
+
+    pub(crate) fn seen(&mut self, ts: i64) {
+        self.first_seen = self.first_seen.min(ts);
+        self.last_seen = self.last_seen.max(ts);
+    }
+
+    pub(crate) fn set_count(&mut self, count: u64) {
+        self.count = count;
+        self.peak = self.peak.max(count);
+    }
+
+    pub(crate) fn add_flow(&mut self, f: FlowId, caps: EvidenceCaps) {
+        if self.last_added_flow == Some(f) {
+            return;
+        }
+        self.last_added_flow = Some(f);
+        if self.flow_set.len() < caps.tracked {
+            if !self.flow_set.insert(f) {
+                return;
+            }
+        } else if self.flow_set.contains(&f) {
+            return;
+        }
+        self.flows_total += 1;
+        if self.flows.len() < caps.flows {
+            self.flows.push(f);
+        }
+    }
+
+    /// Returns whether the study is new to this incident.
+    pub(crate) fn add_study(&mut self, key: u64, uid: &str, caps: EvidenceCaps) -> bool {
+        if self.study_set.len() < caps.tracked {
+            if !self.study_set.insert(key) {
+                return false;
+            }
+        } else if self.study_set.contains(&key) {
+            return false;
+        }
+        self.studies_total += 1;
+        if self.studies.len() < caps.studies {
+            self.studies.push(uid.to_string());
+        }
+        true
+    }
+
+    pub(crate) fn add_detail(&mut self, d: &str) {
+        if self.details.iter().any(|x| x == d) {
+            return;
+        }
+        self.details_total += 1;
+        if self.details.len() < MAX_DETAILS {
+            self.details.push(d.to_string());
+        }
+    }
+
+    pub(crate) fn add_extra(&mut self, d: &str) {
+        if self.extra.len() < MAX_DETAILS && !self.extra.iter().any(|x| x == d) {
+            self.extra.push(d.to_string());
+        }
+    }
+
+    /// Something grew since the last report.
+    pub(crate) fn grown(&self) -> bool {
+        self.peak > self.reported_count
+            || self.studies_total > self.reported_studies
+            || self.details_total > self.reported_details
+    }
+
+    /// Report again now? When something grew, at most once per `interval`, or at once when the
+    /// count grew by a threshold's worth (instant rules: by 10).
+    pub(crate) fn update_due(&self, now: i64, interval: i64) -> bool {
+        if !self.grown() {
+            return false;
+        }
+        let step = self.threshold.unwrap_or(10).max(1);
+        let jumped = self.peak >= self.reported_count.saturating_add(step)
+            || self.studies_total >= self.reported_studies.saturating_add(step);
+        jumped || now.saturating_sub(self.reported_at) >= interval
+    }
+
+    pub(crate) fn mark_reported(&mut self, now: i64) {
+        self.reported_at = now;
+        self.reported_count = self.peak.max(self.count);
+        self.reported_studies = self.studies_total;
+        self.reported_details = self.details_total;
+    }
+
+    pub(crate) fn evidence(&self) -> AlertEvidence {
+        AlertEvidence {
+            flow_ids: self.flows.clone(),
+            flow_ids_total: self.flows_total,
+            study_instance_uids: self.studies.clone(),
+            study_instance_uids_total: self.studies_total,
+            pcap: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacstap_core::{Endpoint, Timestamp};
+
+    fn meta() -> FlowMeta {
+        let ep = Endpoint::new("10.0.0.1".parse().unwrap(), 1);
+        FlowMeta {
+            id: FlowId(1),
+            client: ep,
+            server: ep,
+            start: Timestamp(0),
+            handshake_seen: true,
+        }
+    }
+
+    #[test]
+    fn evidence_is_capped_with_totals() {
+        let caps = EvidenceCaps {
+            flows: 2,
+            studies: 3,
+            tracked: 100,
+        };
+        let mut i = Incident::new(Rule::BulkExport, Severity::High, 0, 10, Some(15), meta());
+        for n in 0..10u64 {
+            i.add_flow(FlowId(n % 4), caps);
+            i.add_study(n % 7, &format!("1.2.{}", n % 7), caps);
+        }
+        let e = i.evidence();
+        assert_eq!(e.flow_ids.len(), 2);
+        assert_eq!(e.flow_ids_total, 4);
+        assert_eq!(e.study_instance_uids, vec!["1.2.0", "1.2.1", "1.2.2"]);
+        assert_eq!(e.study_instance_uids_total, 7);
+    }
+
+    #[test]
+    fn updates_are_rate_limited() {
+        let mut i = Incident::new(Rule::BulkExport, Severity::High, 0, 10, Some(15), meta());
+        i.set_count(16);
+        i.mark_reported(0);
+        i.set_count(17);
+        assert!(!i.update_due(10, 60), "small growth waits for the interval");
+        assert!(i.update_due(60, 60));
+        i.set_count(31);
+        assert!(i.update_due(11, 60), "a threshold's worth reports at once");
+        i.mark_reported(11);
+        assert!(!i.update_due(1000, 60), "nothing grew");
+    }
+}

@@ -1,0 +1,96 @@
+//! Counters of the detector, for the Prometheus exporter and the replay summary. Labels are
+//! bounded: rule ids and severities only (ARCHITECTURE rule 12).
+
+use crate::rule::Rule;
+use pacstap_core::Severity;
+
+const SEVERITIES: [Severity; 4] = [Severity::Info, Severity::Warning, Severity::High, Severity::Critical];
+
+fn sev_index(s: Severity) -> usize {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::High => 2,
+        Severity::Critical => 3,
+    }
+}
+
+/// Alerts by rule and severity (first alerts and updates separately).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertCounts {
+    first: [[u64; 4]; Rule::COUNT],
+    updates: [[u64; 4]; Rule::COUNT],
+}
+
+impl AlertCounts {
+    pub(crate) fn record(&mut self, rule: Rule, sev: Severity, update: bool) {
+        let t = if update { &mut self.updates } else { &mut self.first };
+        if let Some(row) = t.get_mut(rule.index()) {
+            if let Some(c) = row.get_mut(sev_index(sev)) {
+                *c += 1;
+            }
+        }
+    }
+
+    /// New incidents (alerts with `update: false`).
+    pub fn alerts(&self, rule: Rule, sev: Severity) -> u64 {
+        self.first[rule.index()][sev_index(sev)]
+    }
+
+    /// Updates of open incidents (`update: true`).
+    pub fn updates(&self, rule: Rule, sev: Severity) -> u64 {
+        self.updates[rule.index()][sev_index(sev)]
+    }
+
+    /// Every (rule id, severity, alerts, updates) with a non-zero count.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Severity, u64, u64)> + '_ {
+        Rule::ALL.into_iter().flat_map(move |r| {
+            SEVERITIES.into_iter().filter_map(move |s| {
+                let (a, u) = (self.alerts(r, s), self.updates(r, s));
+                (a + u > 0).then_some((r.id(), s, a, u))
+            })
+        })
+    }
+
+    /// All new incidents.
+    pub fn total(&self) -> u64 {
+        self.first.iter().flatten().sum()
+    }
+}
+
+/// What the detector did and holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Protocol events observed.
+    pub events: u64,
+    pub alerts: AlertCounts,
+    /// Entities with live window state now, and evicted (idle the longest) so far.
+    pub entities_tracked: u64,
+    pub entities_evicted: u64,
+    /// Open incidents dropped because their entity was evicted.
+    pub incidents_evicted: u64,
+    /// Open incidents now.
+    pub incidents_open: u64,
+    /// Entities with learned state now, and evicted so far.
+    pub learned_entities: u64,
+    pub learned_evicted: u64,
+    /// Devices / countries / addresses forgotten at `detect.max_devices_per_entity`.
+    pub devices_dropped: u64,
+    /// Window items dropped at `detect.max_window_items` (counts saturated there).
+    pub window_items_dropped: u64,
+    /// Distinct (entity, study) exports counted.
+    pub studies_exported: u64,
+    /// Exports by admins / service accounts, not counted by the export rules.
+    pub exports_exempt: u64,
+    /// DICOM flows whose exports wait for the association's user identity.
+    pub pending_flows: u64,
+    /// Flows attributed to the calling AE after `detect.identity_wait`, and flows flushed
+    /// early at `detect.max_pending_flows` or the per-flow cap.
+    pub identity_wait_expired: u64,
+    pub pending_overflow: u64,
+    /// GeoIP look-ups made / answered with a country.
+    pub geoip_lookups: u64,
+    pub geoip_hits: u64,
+    /// Learned-state entries that could not be loaded (unknown kinds, bad numbers).
+    pub state_entries_skipped: u64,
+}

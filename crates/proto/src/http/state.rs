@@ -1,0 +1,547 @@
+//! Transactions of one HTTP connection: requests waiting for their responses (pipelining and
+//! keep-alive), pairing, byte counts, and the `http` event of each pair.
+
+use super::anomaly;
+use super::dicomweb;
+use super::parser::{
+    credentials, form_field, json_top_level_string_list, parse_request_head, parse_response_head, request_framing,
+    response_framing, Framing, RequestHead, Role, H2_PREFACE_START,
+};
+use super::patterns::find_action;
+use super::stream::{HeadOutcome, MessageSink};
+use super::url::{display_url, header_text, hostname, segments, split_target};
+use crate::Ctx;
+use pacstap_core::{EventBody, HttpEvent};
+use std::collections::VecDeque;
+
+/// Small login forms are read for their `username` field: an OAuth 2.0 password grant
+/// (RFC 6749 §4.3.2, Keycloak's `…/protocol/openid-connect/token`) or a web login form is well
+/// under 1 KiB; 4 KiB bounds the copy per flow. The password in it is never kept. The same
+/// prefix of a share request's JSON body is read for its recipients.
+pub const MAX_SNIFF: u64 = 4 << 10;
+
+/// JSON keys naming the recipients of a share (portal and viewer APIs use these spellings).
+const RECIPIENT_KEYS: &[&str] = &[
+    "recipients",
+    "recipient",
+    "emails",
+    "email",
+    "to",
+    "shareWith",
+    "share_with",
+    "invitees",
+];
+
+/// Which request bodies are read, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SniffKind {
+    /// `application/x-www-form-urlencoded` login: the `username` field.
+    Form,
+    /// JSON body of a share request: its recipients.
+    ShareJson,
+}
+
+/// Header values kept in events are cut at these many characters (User-Agent strings are
+/// 50-250 characters; 512 leaves room without letting a hostile client bloat every event).
+const MAX_USER_AGENT: usize = 512;
+const MAX_CONTENT_TYPE: usize = 256;
+const MAX_FORWARDED: usize = 256;
+
+/// A request and what is known of its response.
+#[derive(Debug)]
+struct Tx {
+    id: u64,
+    ev: HttpEvent,
+    req_done: bool,
+    /// The final (non-1xx) response head was seen.
+    final_seen: bool,
+    resp_done: bool,
+    /// Body prefix read for a login user or share recipients.
+    sniff: Option<(SniffKind, Vec<u8>)>,
+}
+
+/// Per-connection transaction state.
+#[derive(Debug, Default)]
+pub(crate) struct Session {
+    txs: VecDeque<Tx>,
+    next_id: u64,
+    /// The transaction whose request bytes are arriving.
+    cur_req: Option<u64>,
+    /// The transaction whose response bytes are arriving (`None`: an orphan response).
+    cur_resp: Option<u64>,
+    /// The response being read is interim (1xx).
+    cur_resp_interim: bool,
+    /// Response boundaries were lost: the next response answers the newest request, not the
+    /// oldest (without pipelining, the requests whose responses fell into the hole are older).
+    prefer_newest: bool,
+    /// Requests may have been missed (midstream start, request-side resync): a response without
+    /// a request is then expected, not an anomaly.
+    requests_lossy: bool,
+    pub(crate) anomalies_emitted: u32,
+    /// The connection stopped being HTTP/1.x (tunnel, HTTP/2): give the flow up.
+    pub(crate) stop: bool,
+}
+
+impl Session {
+    pub(crate) fn new(midstream: bool) -> Self {
+        Session {
+            requests_lossy: midstream,
+            ..Session::default()
+        }
+    }
+
+    fn find(&mut self, id: Option<u64>) -> Option<&mut Tx> {
+        let id = id?;
+        self.txs.iter_mut().find(|t| t.id == id)
+    }
+
+    /// Emit every transaction still open (flow end, or giving the flow up).
+    pub(crate) fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(mut tx) = self.txs.pop_front() {
+            if !(tx.req_done && tx.resp_done) {
+                tx.ev.incomplete = true;
+            }
+            emit(ctx, tx);
+        }
+        self.cur_req = None;
+        self.cur_resp = None;
+    }
+
+    /// Emit the transaction `id` if both of its messages are complete.
+    fn try_emit(&mut self, ctx: &mut Ctx<'_>, id: u64) {
+        if let Some(pos) = self.txs.iter().position(|t| t.id == id && t.req_done && t.resp_done) {
+            if let Some(tx) = self.txs.remove(pos) {
+                emit(ctx, tx);
+            }
+        }
+    }
+}
+
+/// Count and emit one transaction.
+fn emit(ctx: &mut Ctx<'_>, mut tx: Tx) {
+    finish_form(&mut tx);
+    let st = &mut ctx.stats.http;
+    st.transactions += 1;
+    st.request_bytes += tx.ev.request_bytes;
+    st.response_bytes += tx.ev.response_bytes;
+    if tx.ev.status.is_none() {
+        st.transactions_without_response += 1;
+    }
+    if let Some(dw) = &tx.ev.dicomweb {
+        match dw.service.as_str() {
+            dicomweb::service::QIDO_RS => st.dicomweb_qido_rs += 1,
+            dicomweb::service::WADO_RS => st.dicomweb_wado_rs += 1,
+            dicomweb::service::STOW_RS => st.dicomweb_stow_rs += 1,
+            dicomweb::service::WADO_URI => st.dicomweb_wado_uri += 1,
+            _ => st.dicomweb_other += 1,
+        }
+    }
+    if tx.ev.admin_action.is_some() {
+        st.admin_actions += 1;
+    }
+    if tx.ev.share_action.is_some() {
+        st.share_actions += 1;
+    }
+    if matches!(tx.ev.status, Some(401 | 403)) {
+        if tx.ev.auth.is_some() {
+            st.auth_failures += 1;
+        } else {
+            st.auth_challenges += 1;
+        }
+    }
+    ctx.emit(EventBody::Http(tx.ev));
+}
+
+/// Read what a sniffed body prefix says, then drop it (a login form holds the password).
+fn finish_form(tx: &mut Tx) {
+    match tx.sniff.take() {
+        Some((SniffKind::Form, body)) if tx.ev.user.is_none() => {
+            if let Some(user) = form_field(&body, "username") {
+                tx.ev.user = Some(user);
+                tx.ev.auth.get_or_insert_with(|| "form".into());
+            }
+        }
+        Some((SniffKind::ShareJson, body)) => {
+            tx.ev.share_recipients = json_top_level_string_list(&body, RECIPIENT_KEYS);
+        }
+        _ => {}
+    }
+}
+
+/// Whether a media type (a `Content-Type` value) is `type/subtype`, parameters ignored.
+fn media_type_is(ct: &[u8], pred: impl Fn(&str) -> bool) -> bool {
+    let ct = String::from_utf8_lossy(ct.get(..ct.len().min(256)).unwrap_or_default());
+    let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    pred(&mt)
+}
+
+/// The request side of the event: everything but status and byte counts.
+fn request_event(ctx: &Ctx<'_>, h: &RequestHead<'_>) -> HttpEvent {
+    let cfg = &ctx.cfg.http;
+    let target = split_target(h.target);
+    let segs = segments(target.path);
+    let (url, url_truncated) = display_url(h.target, cfg.max_url_chars);
+    let creds = h.fields.authorization.and_then(credentials);
+    // An absolute-form (or CONNECT authority-form) target's host wins over Host (RFC 9112 §3.2.2).
+    let host = target
+        .authority
+        .and_then(|a| hostname(a.as_bytes()))
+        .or_else(|| h.fields.host.and_then(hostname));
+    HttpEvent {
+        method: super::url::truncate_chars(h.method.to_string(), 32).0,
+        hostname: host,
+        url,
+        url_truncated,
+        user_agent: h.fields.user_agent.map(|v| header_text(v, MAX_USER_AGENT)),
+        user: creds.as_ref().and_then(|c| c.user.clone()),
+        auth: creds.map(|c| c.scheme),
+        x_forwarded_for: h.fields.x_forwarded_for.map(|v| header_text(v, MAX_FORWARDED)),
+        protocol: Some(format!("HTTP/1.{}", h.minor)),
+        dicomweb: dicomweb::classify(h.method, &segs, target.query),
+        admin_action: find_action(&cfg.admin_patterns, h.method, &segs).map(str::to_string),
+        share_action: find_action(&cfg.share_patterns, h.method, &segs).map(str::to_string),
+        request_time: ctx.ts,
+        ..HttpEvent::default()
+    }
+}
+
+/// The analyzer side of the message walkers: a session and the call's context.
+pub(crate) struct SessionSink<'s, 'c, 'a> {
+    pub(crate) session: &'s mut Session,
+    pub(crate) ctx: &'c mut Ctx<'a>,
+}
+
+impl SessionSink<'_, '_, '_> {
+    fn anomaly_detail(&mut self, name: &'static str, detail: String) {
+        self.ctx
+            .flow_anomaly(&mut self.session.anomalies_emitted, "http", name, Some(detail));
+    }
+
+    fn push_request(&mut self, ev: HttpEvent, req_done: bool) -> u64 {
+        let s = &mut *self.session;
+        let max = self.ctx.cfg.http.max_pending_requests.max(1);
+        while s.txs.len() >= max {
+            // Pipelining beyond any real client's depth: emit the oldest as it stands.
+            let Some(mut old) = s.txs.pop_front() else {
+                break;
+            };
+            old.ev.incomplete = true;
+            if s.cur_req == Some(old.id) {
+                s.cur_req = None;
+            }
+            if s.cur_resp == Some(old.id) {
+                s.cur_resp = None;
+            }
+            let detail = format!("more than {max} requests awaiting responses");
+            self.ctx.flow_anomaly(
+                &mut s.anomalies_emitted,
+                "http",
+                anomaly::TOO_MANY_PENDING,
+                Some(detail),
+            );
+            emit(self.ctx, old);
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        s.txs.push_back(Tx {
+            id,
+            ev,
+            req_done,
+            final_seen: false,
+            resp_done: false,
+            sniff: None,
+        });
+        self.ctx.stats.http.requests += 1;
+        id
+    }
+
+    fn request_head(&mut self, head: &[u8], tentative: bool) -> HeadOutcome {
+        if head.starts_with(H2_PREFACE_START) {
+            self.ctx.stats.http.http2_flows += 1;
+            self.anomaly_detail(anomaly::HTTP2_UNSUPPORTED, "HTTP/2 prior-knowledge preface".into());
+            self.session.stop = true;
+            return HeadOutcome::Stop;
+        }
+        let Some(h) = parse_request_head(head) else {
+            if !tentative {
+                self.anomaly_detail(anomaly::MALFORMED_REQUEST, "unparseable request head".into());
+            }
+            return HeadOutcome::Resync;
+        };
+        if h.too_many_headers {
+            let detail = format!("{} header fields", h.fields.count);
+            self.anomaly_detail(anomaly::TOO_MANY_HEADERS, detail);
+        }
+        let (framing, issue) = request_framing(&h.fields);
+        if let Some(name) = issue {
+            self.anomaly_detail(name, "both Transfer-Encoding and Content-Length".into());
+        }
+        let ev = request_event(self.ctx, &h);
+        let share = ev.share_action.is_some();
+        let id = self.push_request(ev, false);
+        self.session.cur_req = Some(id);
+        match framing {
+            Ok(framing) => {
+                let ct = h.fields.content_type.unwrap_or_default();
+                let sniff = match framing {
+                    Framing::Length(n)
+                        if n <= MAX_SNIFF
+                            && h.method == "POST"
+                            && h.fields.authorization.is_none()
+                            && media_type_is(ct, |m| m == "application/x-www-form-urlencoded") =>
+                    {
+                        Some(SniffKind::Form)
+                    }
+                    // A prefix of a larger JSON body still shows the recipients listed first.
+                    Framing::Length(_)
+                        if share && media_type_is(ct, |m| m == "application/json" || m.ends_with("+json")) =>
+                    {
+                        Some(SniffKind::ShareJson)
+                    }
+                    _ => None,
+                };
+                if let Some(kind) = sniff {
+                    if let Some(tx) = self.session.find(Some(id)) {
+                        tx.sniff = Some((kind, Vec::new()));
+                    }
+                }
+                HeadOutcome::Body {
+                    framing,
+                    sniff: sniff.is_some(),
+                    unsure: false,
+                }
+            }
+            Err(why) => {
+                self.anomaly_detail(anomaly::MALFORMED_REQUEST, why.into());
+                HeadOutcome::Resync
+            }
+        }
+    }
+
+    fn response_head(&mut self, head: &[u8], tentative: bool) -> HeadOutcome {
+        let Some(h) = parse_response_head(head) else {
+            if !tentative {
+                self.anomaly_detail(anomaly::MALFORMED_RESPONSE, "unparseable response head".into());
+            }
+            return HeadOutcome::Resync;
+        };
+        if h.too_many_headers {
+            let detail = format!("{} header fields", h.fields.count);
+            self.anomaly_detail(anomaly::TOO_MANY_HEADERS, detail);
+        }
+        let interim = (100..200).contains(&h.status) && h.status != 101;
+        let s = &mut *self.session;
+        // The request this answers: the oldest without a final response, or after lost
+        // response boundaries the newest (older ones lost theirs in the hole).
+        let pick = if s.prefer_newest && !interim {
+            s.txs.iter().rev().find(|t| !t.final_seen).map(|t| t.id)
+        } else {
+            s.txs.iter().find(|t| !t.final_seen).map(|t| t.id)
+        };
+        if s.prefer_newest && !interim {
+            s.prefer_newest = false;
+            if let Some(id) = pick {
+                // Older unanswered requests will get no response: close them now.
+                let mut lost = Vec::new();
+                for t in s.txs.iter_mut().filter(|t| t.id < id && !t.final_seen) {
+                    t.final_seen = true;
+                    t.resp_done = true;
+                    t.ev.incomplete = true;
+                    lost.push(t.id);
+                }
+                for l in lost {
+                    s.try_emit(self.ctx, l);
+                }
+            }
+        }
+        s.cur_resp = pick;
+        s.cur_resp_interim = interim;
+        let method = match s.find(pick) {
+            Some(tx) => {
+                if interim {
+                    tx.ev.interim_responses = tx.ev.interim_responses.saturating_add(1);
+                } else {
+                    tx.final_seen = true;
+                    tx.ev.status = Some(h.status);
+                    tx.ev.response_time = Some(self.ctx.ts);
+                    tx.ev.content_type = h.fields.content_type.map(|v| header_text(v, MAX_CONTENT_TYPE));
+                }
+                tx.ev.method.clone()
+            }
+            None => String::new(),
+        };
+        if interim {
+            self.ctx.stats.http.interim_responses += 1;
+        } else {
+            self.ctx.stats.http.responses += 1;
+        }
+        if pick.is_none() {
+            self.ctx.stats.http.orphan_responses += 1;
+            if !self.session.requests_lossy && !tentative {
+                let detail = format!("status {}", h.status);
+                self.anomaly_detail(anomaly::RESPONSE_WITHOUT_REQUEST, detail);
+            }
+        }
+        let (framing, issue) = response_framing(h.status, if method.is_empty() { "GET" } else { &method }, &h.fields);
+        if let Some(name) = issue {
+            let detail = if name == anomaly::CONFLICTING_LENGTH {
+                "both Transfer-Encoding and Content-Length"
+            } else {
+                "invalid Content-Length, read until close"
+            };
+            self.anomaly_detail(name, detail.into());
+        }
+        if framing == Framing::Tunnel {
+            self.ctx.stats.http.tunnels += 1;
+            self.session.stop = true;
+            return HeadOutcome::Stop;
+        }
+        HeadOutcome::Body {
+            framing,
+            sniff: false,
+            unsure: pick.is_none(),
+        }
+    }
+}
+
+impl MessageSink for SessionSink<'_, '_, '_> {
+    fn head(&mut self, role: Role, head: &[u8], tentative: bool) -> HeadOutcome {
+        match role {
+            Role::Request => self.request_head(head, tentative),
+            Role::Response => self.response_head(head, tentative),
+        }
+    }
+
+    fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool) {
+        if tentative {
+            return;
+        }
+        let detail = format!("header block over {} bytes", partial.len());
+        self.anomaly_detail(anomaly::HEADER_TOO_LARGE, detail);
+        // Keep what the start line says: the request still gets its event, the response
+        // still answers one. The start line is re-read from the first line alone.
+        let line_end = partial
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(partial.len(), |p| p + 1);
+        let mut first = partial.get(..line_end).unwrap_or_default().to_vec();
+        if !first.ends_with(b"\n") {
+            return;
+        }
+        first.extend_from_slice(b"\r\n");
+        match role {
+            Role::Request => {
+                if let Some(h) = parse_request_head(&first) {
+                    let mut ev = request_event(self.ctx, &h);
+                    ev.incomplete = true;
+                    let id = self.push_request(ev, false);
+                    self.session.cur_req = Some(id);
+                }
+            }
+            Role::Response => {
+                if let Some(h) = parse_response_head(&first) {
+                    if !(100..200).contains(&h.status) {
+                        let s = &mut *self.session;
+                        let pick = s.txs.iter().find(|t| !t.final_seen).map(|t| t.id);
+                        s.cur_resp = pick;
+                        s.cur_resp_interim = false;
+                        if let Some(tx) = s.find(pick) {
+                            tx.final_seen = true;
+                            tx.ev.status = Some(h.status);
+                            tx.ev.response_time = Some(self.ctx.ts);
+                            tx.ev.incomplete = true;
+                        }
+                        self.ctx.stats.http.responses += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn body_data(&mut self, role: Role, data: &[u8]) {
+        if role != Role::Request {
+            return;
+        }
+        let id = self.session.cur_req;
+        if let Some((_, buf)) = self.session.find(id).and_then(|t| t.sniff.as_mut()) {
+            let room = (MAX_SNIFF as usize).saturating_sub(buf.len());
+            buf.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        }
+    }
+
+    fn message_end(&mut self, role: Role, bytes: u64, complete: bool) {
+        let s = &mut *self.session;
+        match role {
+            Role::Request => {
+                let id = s.cur_req.take();
+                if let Some(tx) = s.find(id) {
+                    tx.ev.request_bytes = tx.ev.request_bytes.saturating_add(bytes);
+                    tx.ev.incomplete |= !complete;
+                    tx.req_done = true;
+                    finish_form(tx);
+                }
+                if let Some(id) = id {
+                    s.try_emit(self.ctx, id);
+                }
+            }
+            Role::Response => {
+                let id = s.cur_resp.take();
+                let interim = std::mem::take(&mut s.cur_resp_interim);
+                if let Some(tx) = s.find(id) {
+                    tx.ev.response_bytes = tx.ev.response_bytes.saturating_add(bytes);
+                    if !interim && tx.final_seen {
+                        tx.ev.incomplete |= !complete;
+                        tx.resp_done = true;
+                    }
+                }
+                if let Some(id) = id {
+                    s.try_emit(self.ctx, id);
+                }
+            }
+        }
+    }
+
+    fn gap_in_message(&mut self, role: Role, len: u64) {
+        let s = &mut *self.session;
+        let id = match role {
+            Role::Request => s.cur_req,
+            Role::Response => s.cur_resp,
+        };
+        if let Some(tx) = s.find(id) {
+            tx.ev.gap_bytes = tx.ev.gap_bytes.saturating_add(len);
+        }
+    }
+
+    fn lost_sync(&mut self, role: Role, _why: &'static str) {
+        match role {
+            Role::Request => {
+                self.session.requests_lossy = true;
+                self.session.cur_req = None;
+            }
+            Role::Response => {
+                self.session.prefer_newest = true;
+                self.session.cur_resp = None;
+            }
+        }
+    }
+
+    fn resynced(&mut self, role: Role, skipped: u64) {
+        let side = match role {
+            Role::Request => "request",
+            Role::Response => "response",
+        };
+        self.anomaly_detail(
+            anomaly::RESYNC,
+            format!("{side} side: skipped {skipped} bytes to the next start line"),
+        );
+        if role == Role::Response {
+            self.session.prefer_newest = true;
+        } else {
+            self.session.requests_lossy = true;
+        }
+    }
+
+    fn anomaly(&mut self, name: &'static str, detail: String) {
+        self.anomaly_detail(name, detail);
+    }
+}
