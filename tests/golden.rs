@@ -19,6 +19,11 @@ const GOLDEN: &[&str] = &[
     "user-identity.pcap",
     "store-dropped.pcap",
     "store-truncated.pcap",
+    "dicomweb.pcap",
+    "https-tls12.pcap",
+    "https-tls13.pcap",
+    "hl7-mllp.pcap",
+    "hl7-nonstandard-port.pcap",
 ];
 
 fn lines(file: &str) -> String {
