@@ -82,6 +82,17 @@ pub struct TlsCertificate {
     pub der_bytes: u64,
     /// Certificates in the chain the server sent.
     pub chain_length: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Timestamp>,
+    /// subjectAltName DNS names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
 }
 
 /// A TLS alert (RFC 8446 §6, RFC 5246 §7.2).
@@ -100,15 +111,6 @@ pub struct TlsAlert {
 // `event.rs` re-exports only `TlsEvent`; these setters build the nested records so decoders
 // need not name their types.
 impl TlsEvent {
-    /// Record the server certificate (first of the chain).
-    pub fn set_certificate(&mut self, sha256: String, der_bytes: u64, chain_length: u64) {
-        self.certificate = Some(TlsCertificate {
-            sha256,
-            der_bytes,
-            chain_length,
-        });
-    }
-
     /// Record a clear-text alert.
     pub fn set_alert(&mut self, direction: Direction, level: u8, code: u8, description: &str) {
         self.alert = Some(TlsAlert {

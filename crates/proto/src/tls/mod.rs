@@ -12,6 +12,7 @@
 pub mod fingerprint;
 pub mod parser;
 mod stream;
+
 #[cfg(test)]
 pub(crate) mod testdata;
 
@@ -193,8 +194,7 @@ impl Session {
         match parse_certificate(body) {
             Some(c) => {
                 ctx.stats.tls.certificates += 1;
-                self.event
-                    .set_certificate(hex(&c.sha256), c.der_bytes as u64, c.chain_length as u64);
+                self.event.certificate = Some(certificate_record(&c));
             }
             // An empty chain (no certificate) is legal; anything else that fails is not.
             None if body == [0, 0, 0] => {}
@@ -390,6 +390,24 @@ impl TlsFlow {
             *stats.versions.entry(version_name(v).unwrap_or("other")).or_default() += 1;
         }
         ctx.emit(EventBody::Tls(ev));
+    }
+}
+
+/// The event's view of a parsed certificate.
+fn certificate_record(c: &CertificateSummary) -> pacstap_core::TlsCertificate {
+    let time = |secs: Option<i64>| {
+        secs.and_then(|s| u64::try_from(s).ok())
+            .map(|s| pacstap_core::Timestamp::from_secs_nanos(s, 0))
+    };
+    pacstap_core::TlsCertificate {
+        sha256: hex(&c.sha256),
+        der_bytes: c.der_bytes as u64,
+        chain_length: c.chain_length as u64,
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        not_before: time(c.not_before),
+        not_after: time(c.not_after),
+        dns_names: c.dns_names.clone(),
     }
 }
 

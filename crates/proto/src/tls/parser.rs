@@ -311,6 +311,32 @@ pub struct CertificateSummary {
     pub sha256: [u8; 32],
     pub der_bytes: usize,
     pub chain_length: usize,
+    /// From the X.509 body (RFC 5280 §4.1) when it parses; a tap still reports the fingerprint
+    /// of a certificate it cannot read.
+    pub subject: Option<String>,
+    pub issuer: Option<String>,
+    /// Validity bounds, seconds since the Unix epoch.
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    /// subjectAltName dNSName entries (at most [`MAX_SAN_NAMES`]).
+    pub dns_names: Vec<String>,
+}
+
+/// SAN names kept per certificate: enough to see what a portal claims to be, bounded against
+/// certificates listing thousands of names.
+pub const MAX_SAN_NAMES: usize = 16;
+/// Characters kept of a subject or issuer DN (RFC 4514 text); real ones are under 200.
+const MAX_DN_CHARS: usize = 256;
+
+fn capped(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
 }
 
 /// The extension blocks of a hello: `(type, whole extension including its 4-byte header)` in
@@ -417,11 +443,35 @@ pub fn parse_certificate(body: &[u8]) -> Option<CertificateSummary> {
         return None;
     };
     let first = c.cert_chain.first()?;
-    Some(CertificateSummary {
+    let mut summary = CertificateSummary {
         sha256: Sha256::digest(first.data).into(),
         der_bytes: first.data.len(),
         chain_length: c.cert_chain.len(),
-    })
+        subject: None,
+        issuer: None,
+        not_before: None,
+        not_after: None,
+        dns_names: Vec::new(),
+    };
+    if let Ok((_, x509)) = x509_parser::parse_x509_certificate(first.data) {
+        summary.subject = Some(capped(x509.subject().to_string(), MAX_DN_CHARS));
+        summary.issuer = Some(capped(x509.issuer().to_string(), MAX_DN_CHARS));
+        summary.not_before = Some(x509.validity().not_before.timestamp());
+        summary.not_after = Some(x509.validity().not_after.timestamp());
+        if let Ok(Some(san)) = x509.subject_alternative_name() {
+            summary.dns_names = san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(capped((*d).to_owned(), MAX_DN_CHARS)),
+                    _ => None,
+                })
+                .take(MAX_SAN_NAMES)
+                .collect();
+        }
+    }
+    Some(summary)
 }
 
 /// Lowercase hex.
