@@ -108,3 +108,80 @@ fn bad_usage_exits_2() {
     );
     assert_eq!(pacstap().arg("frobnicate").output().unwrap().status.code(), Some(2));
 }
+
+#[test]
+fn config_check_prints_effective_settings_or_names_the_bad_key() {
+    let dir = std::env::temp_dir().join(format!("pacstap-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[rules.bulk_export]\nthreshold = 40\n").unwrap();
+    let r = pacstap().args(["config", "check"]).arg(&good).output().unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(out.contains("threshold = 40"), "{out}");
+    // Defaults are printed too: the seed threshold of another rule.
+    assert!(out.contains("[rules.login_failures_user]"), "{out}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[networks]\ninternal = [\"10.0.0.0/8\"]\n\n[rules.bulk_export]\nthreshhold = 40\n",
+    )
+    .unwrap();
+    let r = pacstap().args(["config", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("threshhold") && err.contains("line 5"), "{err}");
+    // The same config given to replay is bad usage too, before any input is read.
+    let r = pacstap()
+        .args(["replay", "--config"])
+        .arg(&bad)
+        .arg(sample("echo.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn evidence_dir_gets_a_private_pcap_per_incident() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("pacstap-evidence-cli-{}", std::process::id()));
+    let r = pacstap()
+        .args(["replay", "-q", "--alerts-only", "--evidence-dir"])
+        .arg(&dir)
+        .arg(sample("dicomweb.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let admin = alerts
+        .iter()
+        .find(|a| a["alert"]["rule"] == "admin_change")
+        .expect("admin_change alert");
+    let pcap = admin["alert"]["evidence"]["pcap"]
+        .as_str()
+        .expect("evidence pcap named in the alert");
+    let meta = std::fs::metadata(pcap).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    // The PUT and the DELETE connections, and nothing else of the capture's 13 flows.
+    use pacstap_capture::PacketSource;
+    let mut src = pacstap_capture::PcapFileSource::open(std::path::Path::new(pcap)).unwrap();
+    let mut wire = pacstap_wire::WireDecoder::new();
+    let mut client_ports = std::collections::BTreeSet::new();
+    while let Some(f) = src.next_frame() {
+        if let Some(p) = wire.decode(f.ts, f.linktype, f.data) {
+            client_ports.insert(if p.key.src.port == 8042 {
+                p.key.dst.port
+            } else {
+                p.key.src.port
+            });
+        }
+    }
+    let ports = client_ports;
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -86,7 +86,10 @@ fn tls12_metadata_and_ja3() {
     assert!(t["bytes_toclient"].as_u64().unwrap() > 204_800, "{t}");
     assert_eq!(tls[0]["dest_port"], 443);
     // TLS 1.2 sends the certificate in the clear.
-    assert_eq!(t["certificate"]["subject"], "O=pacstap synthetic lab, CN=pacs.example.test");
+    assert_eq!(
+        t["certificate"]["subject"],
+        "O=pacstap synthetic lab, CN=pacs.example.test"
+    );
     assert_eq!(strs(&t["certificate"]["dns_names"]), vec!["pacs.example.test"]);
 }
 

@@ -11,13 +11,17 @@ use std::process::ExitCode;
     name = "pacstap",
     version,
     about = "Passive network-tap analyzer for hospital imaging networks",
-    long_about = "pacstap reads packets from a SPAN / mirror port or from pcap files, reassembles TCP, \
-decodes DICOM associations and DIMSE commands (C-STORE, C-MOVE, C-GET, C-FIND, C-ECHO), and writes \
-one JSON event per line in Suricata's EVE layout.\n\n\
+    long_about = "pacstap reads pcap / pcapng files (captures of a SPAN / mirror port), reassembles TCP, \
+decodes DICOM associations and DIMSE commands (C-STORE, C-MOVE, C-GET, C-FIND, C-ECHO), DICOMweb / HTTP, \
+TLS metadata and HL7 over MLLP, raises alerts for the PACS security checklist (login failures, new devices, \
+admin changes, bulk exports, unknown destinations, sharing spikes), and writes one JSON event per line in \
+Suricata's EVE layout.\n\n\
 Examples:\n  \
 pacstap replay capture.pcap                       events to stdout, summary on stderr\n  \
 pacstap replay --events out.jsonl day1.pcapng day2.pcap   several files, merged by time\n  \
-pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'"
+pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap   only the alerts, with your inventory\n  \
+pacstap config check site.toml                    validate a config, print effective settings"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +36,20 @@ enum Command {
     /// part-way is decoded up to the damage and reported; exit status 1 only when an input
     /// cannot be read at all.
     Replay(ReplayArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a TOML config and print the effective settings (defaults included).
+    ///
+    /// Exit status 0 when valid; 2 with a message naming the key and line when not.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -48,6 +66,21 @@ struct ReplayArgs {
     #[arg(long)]
     alerts_only: bool,
 
+    /// TOML config (networks, inventory, users, rule thresholds, ports); without it the
+    /// built-in defaults (the checklist's seed thresholds) apply. See `pacstap config check`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where learned state (known devices, baselines, alerted destinations) persists between
+    /// runs. Without it every replay starts fresh and keeps nothing.
+    #[arg(long, value_name = "PATH")]
+    state: Option<PathBuf>,
+
+    /// For each alert, write the packets of the flows behind it as a pcap in DIR (mode 0600;
+    /// headers always, payload up to `[evidence] max_payload_bytes_per_flow`).
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
+
     /// Do not print the summary on stderr at the end.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -61,6 +94,16 @@ struct ReplayArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Config(ConfigCommand::Check { file }) => match pacstap_detect::Config::load(&file) {
+            Ok(cfg) => {
+                print!("{}", cfg.render_effective());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pacstap: {}: {e}", file.display());
+                ExitCode::from(2)
+            }
+        },
         Command::Replay(args) => match run_replay(args) {
             Ok(code) => code,
             Err(e) => {
@@ -83,6 +126,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    // A bad config is bad usage (exit 2), checked before any input is read.
+    let config = match &args.config {
+        Some(path) => match pacstap_detect::Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("pacstap: {}: {e}", path.display());
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => pacstap_detect::Config::default(),
+    };
     let events: Box<dyn Write> = if args.events == "-" {
         Box::new(io::stdout().lock())
     } else {
@@ -90,7 +144,9 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot create events file {}", args.events))?;
         Box::new(f)
     };
-    let mut opts = pacstap::ReplayOptions::new(args.pcaps);
+    let mut opts = pacstap::ReplayOptions::new(args.pcaps).with_config(config);
+    opts.state = args.state;
+    opts.evidence_dir = args.evidence_dir;
     opts.events = Some(events);
     opts.alerts_only = args.alerts_only;
     opts.progress = true;

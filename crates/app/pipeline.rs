@@ -1,4 +1,4 @@
-//! The replay pipeline: capture → wire → flow → proto → output, on one thread.
+//! The replay pipeline: capture → wire → flow → proto → detect → output, on one thread.
 //!
 //! Live capture (later) runs the same stages behind channels; keeping the per-packet step in
 //! one function ([`Pipeline::packet`]) is what makes replay and live give the same events.
@@ -6,11 +6,14 @@
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use pacstap_capture::{Damage, MergedSource, PacketSource};
+use pacstap_core::{EventBody, FlowId, FlowMeta};
 use pacstap_core::{ProtocolEvent, Timestamp};
+use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
-use pacstap_output::{JsonLinesSink, Summary, SummarySection};
+use pacstap_output::{EvidencePlan, JsonLinesSink, Summary, SummarySection};
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -23,6 +26,12 @@ pub struct ReplayOptions {
     pub progress: bool,
     pub flow: FlowConfig,
     pub proto: ProtoConfig,
+    /// Detection settings (CONTRACT §3); the decoders' port hints are taken from it.
+    pub config: Config,
+    /// Where learned state persists (`--state`); `None`: start fresh, keep nothing.
+    pub state: Option<PathBuf>,
+    /// Where each alert's evidence pcap goes (`--evidence-dir`).
+    pub evidence_dir: Option<PathBuf>,
 }
 
 impl ReplayOptions {
@@ -34,7 +43,20 @@ impl ReplayOptions {
             progress: false,
             flow: FlowConfig::default(),
             proto: ProtoConfig::default(),
+            config: Config::default(),
+            state: None,
+            evidence_dir: None,
         }
+    }
+
+    /// Use `config` for detection and for the decoders' port hints (CONTRACT §3 `[ports]`).
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.proto.dicom_ports = config.ports.dicom.clone();
+        self.proto.http_ports = config.ports.http.clone();
+        self.proto.tls_ports = config.ports.tls.clone();
+        self.proto.hl7_ports = config.ports.hl7.clone();
+        self.config = config;
+        self
     }
 }
 
@@ -49,6 +71,11 @@ pub struct ReplayReport {
     pub wire: pacstap_wire::WireStats,
     pub flow: pacstap_flow::FlowStats,
     pub proto: pacstap_proto::ProtoStats,
+    pub detect: pacstap_detect::DetectStats,
+    /// Problems with the state file that did not stop the run (e.g. a corrupt file set aside).
+    pub state_warnings: Vec<String>,
+    /// Evidence pcaps written (`--evidence-dir`).
+    pub evidence_files: Vec<PathBuf>,
     pub summary: Summary,
     /// Every event, when collected (tests); empty otherwise.
     pub events: Vec<ProtocolEvent>,
@@ -110,6 +137,9 @@ impl ReplayReport {
             ],
         });
         let mut text = self.summary.render(&sections, &self.proto.anomalies);
+        for w in &self.state_warnings {
+            text.push_str(&format!("WARNING: {w}\n"));
+        }
         for d in &self.damages {
             text.push_str(&format!(
                 "WARNING: {} is damaged at byte {}: {} (read up to there)\n",
@@ -131,6 +161,23 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
     let mut wire = WireDecoder::new();
     let mut flows: FlowTable<FlowState> = FlowTable::new(opts.flow.clone());
     let mut analyzer = Analyzer::new(opts.proto.clone());
+    let mut state_warnings = Vec::new();
+    let (store, learned) = match &opts.state {
+        Some(path) => {
+            let (store, learned, warning) = StateStore::open(path).context("opening the state file")?;
+            state_warnings.extend(warning);
+            (Some(store), learned)
+        }
+        None => (None, None),
+    };
+    let mut detector = Detector::new(&opts.config, learned).context("starting detection")?;
+    // Events of one packet, then the alerts they caused: reused, so no allocation per packet.
+    let mut batch: Vec<ProtocolEvent> = Vec::new();
+    let mut alerts: Vec<ProtocolEvent> = Vec::new();
+    let mut next_tick = i64::MIN;
+    let mut evidence = opts.evidence_dir.as_deref().map(EvidencePlan::new);
+    let mut recent = RecentFlows::default();
+    let mut first_linktype = None;
     let mut sink = opts.events.take().map(|w| JsonLinesSink::new(w, opts.alerts_only));
     let mut summary = Summary::new();
     let mut progress = Progress::new(opts.progress);
@@ -157,21 +204,45 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
         bytes += frame.data.len() as u64;
         if first_ts.is_none() {
             first_ts = Some(frame.ts);
+            first_linktype = Some(frame.linktype);
         }
         last_ts = Some(last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
         if let Some(pkt) = wire.decode(frame.ts, frame.linktype, frame.data) {
             flows.process(&pkt, &mut analyzer);
-            for ev in analyzer.drain_events() {
-                emit(ev, &mut sink)?;
-            }
+            batch.extend(analyzer.drain_events());
+        }
+        // Windows expire by packet time even when no event comes (once per second of it).
+        if frame.ts.0 >= next_tick {
+            next_tick = frame.ts.0.saturating_add(1_000_000_000);
+            detector.tick(frame.ts, &mut alerts);
+        }
+        for ev in batch.drain(..) {
+            detector.observe(&ev, &mut alerts);
+            recent.insert(ev.flow);
+            emit(ev, &mut sink)?;
+        }
+        for mut alert in alerts.drain(..) {
+            plan_evidence(evidence.as_mut(), &recent, &mut alert);
+            emit(alert, &mut sink)?;
         }
         if frames % 65_536 == 0 {
             progress.update(source.bytes_consumed(), total_len);
         }
     }
     flows.flush(last_ts.unwrap_or_default(), &mut analyzer);
-    for ev in analyzer.drain_events() {
+    batch.extend(analyzer.drain_events());
+    for ev in batch.drain(..) {
+        detector.observe(&ev, &mut alerts);
+        recent.insert(ev.flow);
         emit(ev, &mut sink)?;
+    }
+    detector.finish(&mut alerts);
+    for mut alert in alerts.drain(..) {
+        plan_evidence(evidence.as_mut(), &recent, &mut alert);
+        emit(alert, &mut sink)?;
+    }
+    if let Some(store) = &store {
+        store.save(&detector.learned_state()).context("saving learned state")?;
     }
     progress.finish();
     let events_written = match sink.as_mut() {
@@ -180,6 +251,14 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
             s.written()
         }
         None => 0,
+    };
+    let evidence_files = match &evidence {
+        Some(plan) if !plan.is_empty() => {
+            let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
+            write_evidence(&opts.pcaps, plan, first_linktype.unwrap_or(1), max_payload)?;
+            plan.files().to_vec()
+        }
+        _ => Vec::new(),
     };
     Ok(ReplayReport {
         frames,
@@ -191,7 +270,56 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
         wire: wire.stats.clone(),
         flow: flows.stats().clone(),
         proto: analyzer.stats().clone(),
+        detect: detector.stats().clone(),
+        state_warnings,
+        evidence_files,
         summary,
         events: collected,
     })
+}
+
+/// Flow ids of recent events → their endpoints, so an alert's evidence can name the packets.
+/// Two generations of at most [`RECENT_FLOWS`] each: bounded, O(1), and an alert's flows are
+/// nearly always among the last few thousand that produced events.
+#[derive(Default)]
+struct RecentFlows {
+    current: HashMap<FlowId, FlowMeta>,
+    previous: HashMap<FlowId, FlowMeta>,
+}
+
+const RECENT_FLOWS: usize = 1 << 16;
+
+impl RecentFlows {
+    fn insert(&mut self, meta: FlowMeta) {
+        if self.current.len() >= RECENT_FLOWS && !self.current.contains_key(&meta.id) {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(meta.id, meta);
+    }
+
+    fn get(&self, id: FlowId) -> Option<FlowMeta> {
+        self.current.get(&id).or_else(|| self.previous.get(&id)).copied()
+    }
+}
+
+/// Register an alert's flows for its evidence pcap and name the file in the alert.
+fn plan_evidence(plan: Option<&mut EvidencePlan>, recent: &RecentFlows, ev: &mut ProtocolEvent) {
+    if let (Some(plan), EventBody::Alert(alert)) = (plan, &mut ev.body) {
+        alert.evidence.pcap = plan.add(alert, |id| recent.get(id)).map(|p| p.display().to_string());
+    }
+}
+
+/// Second pass over the input: copy the packets of alerted flows into their evidence files.
+fn write_evidence(pcaps: &[PathBuf], plan: &EvidencePlan, linktype: u32, max_payload: u64) -> Result<()> {
+    let mut source = MergedSource::open(pcaps)?;
+    let mut writer = plan.writer(linktype, max_payload).context("creating evidence files")?;
+    let mut wire = WireDecoder::new();
+    while let Some(frame) = source.next_frame() {
+        if let Some(pkt) = wire.decode(frame.ts, frame.linktype, frame.data) {
+            writer
+                .frame(frame.ts, frame.linktype, frame.data, &pkt.key, pkt.payload.len())
+                .context("writing evidence")?;
+        }
+    }
+    writer.finish().context("writing evidence")
 }

@@ -18,11 +18,11 @@
 //! is bounded.
 
 use crate::config::{canonical_ip, AddrMatch, Config};
-use crate::entity::{EntRef, EntityKind, EntityState, EntityTable};
+use crate::entity::{Ctx, EntRef, EntityKind, EntityState, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
 use crate::incident::{EvidenceCaps, Incident};
-use crate::learned::{push_capped, Learned, LearnedState, STATE_VERSION};
+use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
 use crate::rule::Rule;
 use crate::stats::DetectStats;
 use crate::text;
@@ -46,6 +46,9 @@ const MAX_TLS_FLOWS: usize = 65_536;
 const MAX_NODE_ADDRS: usize = 65_536;
 /// Sources (per account) or accounts (per source) of recent failed logins named in alerts.
 const FAILURE_CONTEXT: usize = 10;
+/// A login from the address last checked for that user / AE within this long skips the
+/// device check (and its learned-state look-up).
+const DEVICE_RECHECK_NS: i64 = 60_000_000_000;
 /// Housekeeping (expiring incidents, flushing held exports) runs at most once per packet-time
 /// second.
 const HOUSEKEEPING_NS: i64 = 1_000_000_000;
@@ -77,20 +80,11 @@ struct InventoryIndex {
     /// AE title → addresses it may use (`Any` for `*`).
     dicom: HashMap<String, Vec<AddrMatch>>,
     hl7: Vec<(AddrMatch, Option<u16>)>,
-    /// User → normalised devices.
-    users: HashMap<String, Vec<String>>,
+    /// User → devices.
+    users: HashMap<String, Vec<Device>>,
     internal: Vec<IpNet>,
     exempt: HashSet<String>,
     exempt_ips: HashSet<IpAddr>,
-}
-
-/// A device key: an address in canonical form, or `ja4:…`, or a MAC as written.
-fn device_key(s: &str) -> String {
-    let t = s.trim();
-    match t.parse::<IpAddr>() {
-        Ok(ip) => canonical_ip(ip).to_string(),
-        Err(_) => t.to_ascii_lowercase(),
-    }
 }
 
 impl InventoryIndex {
@@ -102,7 +96,7 @@ impl InventoryIndex {
         inv.hl7 = cfg.inventory.hl7.iter().map(|e| (e.ip, e.port)).collect();
         for u in &cfg.inventory.users {
             let devs = inv.users.entry(u.name.trim().to_string()).or_default();
-            devs.extend(u.devices.iter().map(|d| device_key(d)));
+            devs.extend(u.devices.iter().map(|d| Device::parse(d)));
         }
         inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
         for name in cfg.users.admins.iter().chain(&cfg.users.service_accounts) {
@@ -164,25 +158,6 @@ impl InventoryIndex {
             .any(|(a, p)| a.matches(ip) && (p.is_none() || port.is_none() || *p == port));
         (!known).then_some("not in the HL7 inventory")
     }
-
-    /// Explicit addresses of an inventory AE; `None` if not listed or allowed anywhere (`*`).
-    fn ae_addresses(&self, ae: &str) -> Option<Vec<String>> {
-        let addrs = self.dicom.get(ae)?;
-        let mut out = Vec::new();
-        for a in addrs {
-            match a {
-                AddrMatch::Any => return None,
-                AddrMatch::Ip(ip) => out.push(canonical_ip(*ip).to_string()),
-            }
-        }
-        Some(out)
-    }
-
-    fn ae_allowed_anywhere(&self, ae: &str) -> bool {
-        self.dicom
-            .get(ae)
-            .is_some_and(|v| v.iter().any(|a| matches!(a, AddrMatch::Any)))
-    }
 }
 
 /// A FIFO-bounded map.
@@ -231,6 +206,73 @@ impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
 struct StudyItem {
     key: u64,
     uid: Option<String>,
+}
+
+/// Something an alert names (a source, a destination), rendered only when an alert needs it.
+#[derive(Debug, Clone, Copy)]
+enum Detail<'a> {
+    Text(&'a str),
+    Addr(IpAddr),
+    Client(IpAddr),
+}
+
+impl Detail<'_> {
+    fn render(self) -> String {
+        match self {
+            Detail::Text(s) => s.to_string(),
+            Detail::Addr(ip) => canonical_ip(ip).to_string(),
+            Detail::Client(ip) => format!("client {}", canonical_ip(ip)),
+        }
+    }
+}
+
+/// The inventory's devices for a user or AE.
+#[derive(Debug, Clone, Copy)]
+enum InvDevices<'a> {
+    None,
+    User(&'a [Device]),
+    Ae(&'a [AddrMatch]),
+}
+
+impl InvDevices<'_> {
+    fn contains(&self, d: &Device) -> bool {
+        match (self, d) {
+            (InvDevices::None, _) => false,
+            (InvDevices::User(v), _) => v.contains(d),
+            (InvDevices::Ae(v), Device::Ip(ip)) => v.iter().any(|a| a.matches(*ip)),
+            (InvDevices::Ae(_), Device::Key(_)) => false,
+        }
+    }
+
+    fn has_kind(&self, fingerprint: bool) -> bool {
+        match self {
+            InvDevices::None => false,
+            InvDevices::User(v) => v.iter().any(|d| d.is_fingerprint() == fingerprint),
+            InvDevices::Ae(v) => !fingerprint && !v.is_empty(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            InvDevices::None => true,
+            InvDevices::User(v) => v.is_empty(),
+            InvDevices::Ae(v) => v.is_empty(),
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        match self {
+            InvDevices::None => Vec::new(),
+            InvDevices::User(v) => v.iter().map(|d| d.to_string()).collect(),
+            InvDevices::Ae(v) => v
+                .iter()
+                .filter_map(|a| match a {
+                    AddrMatch::Ip(ip) => Some(canonical_ip(*ip).to_string()),
+                    AddrMatch::Any => None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An export waiting for its association's user identity.
@@ -291,7 +333,7 @@ pub struct Detector {
     stats: DetectStats,
     now: i64,
     last_housekeeping: i64,
-    node_addr: BoundedMap<Box<str>, IpAddr>,
+    node_addr: BoundedMap<crate::name::Name, IpAddr>,
     tls_ja4: BoundedMap<FlowId, Box<str>>,
     hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
@@ -608,16 +650,17 @@ impl Detector {
             self.login_failure(user, calling, client, ev, out);
         } else if a.accepted {
             self.login_success(user, calling, client, ev, out);
-            let devices = self.devices_for(ev.flow.id, client);
             if let Some(ae) = calling {
-                self.check_devices(EntRef::Ae(ae), &devices, ev, out);
+                self.check_devices(EntRef::Ae(ae), client, ev, out);
             }
             if let Some(u) = user {
-                self.check_devices(EntRef::User(u), &devices, ev, out);
+                self.check_devices(EntRef::User(u), client, ev, out);
                 self.check_location(u, client, ev, out);
             }
             if let Some(called) = non_empty(&a.called_ae) {
-                self.node_addr.insert(called.into(), ev.flow.server.ip);
+                if self.node_addr.get(called) != Some(&ev.flow.server.ip) {
+                    self.node_addr.insert(crate::name::Name::new(called), ev.flow.server.ip);
+                }
                 self.check_node(called, ev.flow.server.ip, ev, out);
             }
         }
@@ -670,7 +713,7 @@ impl Detector {
                 if c.direction == Direction::ToServer {
                     if let Some(ae) = dest_ae {
                         if self.node_addr.get(ae) != Some(&dest_ip) {
-                            self.node_addr.insert(ae.into(), dest_ip);
+                            self.node_addr.insert(crate::name::Name::new(ae), dest_ip);
                         }
                     }
                 }
@@ -799,7 +842,7 @@ impl Detector {
             (None, None) => EntRef::Ip(item.flow.client.ip),
         };
         let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        self.export(ent, &studies, &item.dest, &item.flow, item.ts, out);
+        self.export(ent, &studies, Detail::Text(&item.dest), &item.flow, item.ts, out);
     }
 
     // ---- exports ----
@@ -809,7 +852,7 @@ impl Detector {
         &mut self,
         ent: EntRef<'_>,
         studies: &[(u64, Option<&str>)],
-        dest: &str,
+        dest: Detail<'_>,
         flow: &FlowMeta,
         ts: i64,
         out: &mut Vec<ProtocolEvent>,
@@ -831,9 +874,7 @@ impl Detector {
         let mut new_base = 0u32;
         let Some(s) = self.entities.slot_mut(idx) else { return };
         if bulk_on {
-            let w =
-                s.st.bulk
-                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(bulk_win, cap)));
+            let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
             w.expire(now);
             for &(key, uid) in studies {
                 if w.add(now, ts, key, uid, flow.id) == Added::New {
@@ -845,7 +886,7 @@ impl Detector {
         if base_on {
             let w =
                 s.st.baseline
-                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(base_win, cap)));
+                    .get_or_insert_with(|| SlidingWindow::distinct(base_win, cap));
             w.expire(now);
             for &(key, uid) in studies {
                 if w.add(now, ts, key, uid, flow.id) == Added::New {
@@ -854,10 +895,11 @@ impl Detector {
             }
             self.stats.window_items_dropped += w.take_dropped();
             if new_base > 0 {
-                let (k, _) = self.learned.entry(kind, &s.id, now);
-                let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
-                for _ in 0..new_base {
-                    b.add(ts, tau);
+                if let Some((k, _)) = self.learned.entry(kind, &s.id, now) {
+                    let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
+                    for _ in 0..new_base {
+                        b.add(ts, tau);
+                    }
                 }
             }
         }
@@ -910,31 +952,37 @@ impl Detector {
         let r = &self.cfg.rules;
         let per_user = r.login_failures_user.enabled || r.login_success_after_failures.enabled;
         let per_source = r.login_failures_source.enabled || r.login_success_after_failures.enabled;
-        let client_s = canonical_ip(client).to_string();
-        let account = user.or(ae).unwrap_or("(unnamed)").to_string();
-        let mut ents: Vec<(EntRef<'_>, Rule, String)> = Vec::with_capacity(3);
-        if per_user {
-            if let Some(u) = user {
-                ents.push((EntRef::User(u), Rule::LoginFailuresUser, client_s.clone()));
-            }
-            if let Some(a) = ae {
-                ents.push((EntRef::Ae(a), Rule::LoginFailuresUser, client_s.clone()));
-            }
-        }
-        if per_source {
-            ents.push((EntRef::Ip(client), Rule::LoginFailuresSource, account));
-        }
+        let account = user.or(ae).unwrap_or("(unnamed)");
+        let client = canonical_ip(client);
+        let ents = [
+            user.filter(|_| per_user)
+                .map(|u| (EntRef::User(u), Rule::LoginFailuresUser)),
+            ae.filter(|_| per_user)
+                .map(|a| (EntRef::Ae(a), Rule::LoginFailuresUser)),
+            per_source.then_some((EntRef::Ip(client), Rule::LoginFailuresSource)),
+        ];
         let now = self.now;
-        for (ent, rule, detail) in ents {
+        for (ent, rule) in ents.into_iter().flatten() {
             let idx = self.entities.get_or_insert(ent, now);
             let (span, cap) = (self.p.fail_span, self.p.window_cap);
             let Some(s) = self.entities.slot_mut(idx) else { continue };
-            if !s.st.failure_context.iter().any(|c| **c == *detail) {
-                push_capped(&mut s.st.failure_context, &detail, FAILURE_CONTEXT);
+            // What the alert will name: sources of an account's failures, accounts of a source's.
+            let known_ctx = match rule {
+                Rule::LoginFailuresUser => s.st.failure_context.iter().any(|c| *c == Ctx::Ip(client)),
+                _ => {
+                    s.st.failure_context
+                        .iter()
+                        .any(|c| matches!(c, Ctx::Name(n) if **n == *account))
+                }
+            };
+            if !known_ctx {
+                let c = match rule {
+                    Rule::LoginFailuresUser => Ctx::Ip(client),
+                    _ => Ctx::Name(account.into()),
+                };
+                push_capped(&mut s.st.failure_context, c, FAILURE_CONTEXT);
             }
-            let w =
-                s.st.failures
-                    .get_or_insert_with(|| Box::new(SlidingWindow::events(span, cap)));
+            let w = s.st.failures.get_or_insert_with(|| SlidingWindow::events(span, cap));
             w.expire(now);
             w.add(now, ev.ts.0, 0, None, ev.flow.id);
             self.stats.window_items_dropped += w.take_dropped();
@@ -947,12 +995,21 @@ impl Detector {
             }
             let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
             if let Some(m) = m {
-                let (det, extras): (Option<&str>, Vec<&str>) = if rule == Rule::LoginFailuresUser {
-                    (Some(detail.as_str()), Vec::new())
+                if rule == Rule::LoginFailuresUser {
+                    self.apply(
+                        idx,
+                        rule,
+                        &m,
+                        Some(&ev.flow),
+                        ev.ts.0,
+                        &[],
+                        Some(Detail::Addr(client)),
+                        &[],
+                        out,
+                    );
                 } else {
-                    (None, vec![detail.as_str()])
-                };
-                self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, &[], det, &extras, out);
+                    self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, &[], None, &[account], out);
+                }
             }
         }
     }
@@ -972,27 +1029,25 @@ impl Detector {
         let threshold = rule.threshold;
         let now = self.now;
         let cutoff = now.saturating_sub(self.p.lsaf_win);
-        let candidates: Vec<EntRef<'_>> = [user.map(EntRef::User), ae.map(EntRef::Ae), Some(EntRef::Ip(client))]
-            .into_iter()
-            .flatten()
-            .collect();
+        let candidates = [user.map(EntRef::User), ae.map(EntRef::Ae), Some(EntRef::Ip(client))];
+        let mut found: [Option<u32>; 3] = [None; 3];
         let mut fired: Option<(EntRef<'_>, u64, i64)> = None;
-        let mut found: Vec<u32> = Vec::new();
-        for ent in &candidates {
+        for (i, ent) in candidates.iter().enumerate() {
+            let Some(ent) = ent else { continue };
             let Some(idx) = self.entities.find(*ent) else { continue };
-            found.push(idx);
+            found[i] = Some(idx);
             let Some(s) = self.entities.slot_mut(idx) else { continue };
             let Some(w) = s.st.failures.as_mut() else { continue };
             w.expire(now);
             let from = cutoff.max(s.st.failures_consumed);
             let n = w.count_after(from);
             if fired.is_none() && n > threshold {
-                let first = w.items().map(|i| i.0).find(|t| *t > from).unwrap_or(now);
+                let first = w.items().iter().map(|i| i.ts).find(|t| *t > from).unwrap_or(now);
                 fired = Some((*ent, n, first));
             }
         }
         let Some((ent, n, first)) = fired else { return };
-        for idx in found {
+        for idx in found.into_iter().flatten() {
             if let Some(s) = self.entities.slot_mut(idx) {
                 s.st.failures_consumed = now;
             }
@@ -1015,71 +1070,80 @@ impl Detector {
         }
     }
 
-    /// The devices of a login on this flow: the client address, and the TLS client fingerprint
-    /// when the same flow carried a TLS handshake (JA4).
-    fn devices_for(&self, flow: FlowId, client: IpAddr) -> Vec<String> {
-        let mut v = vec![canonical_ip(client).to_string()];
-        if let Some(ja4) = self.tls_ja4.get(&flow) {
-            v.push(format!("ja4:{ja4}"));
-        }
-        v
-    }
-
-    /// `new_device`: a known user / AE logs in from a device never seen for it. Unknown
-    /// entities, and everything during the learning period, are learned silently.
-    fn check_devices(&mut self, ent: EntRef<'_>, devices: &[String], ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
+    /// `new_device`: a known user / AE logs in from a device never seen for it: its address,
+    /// or the TLS client fingerprint (JA4) of the same flow. Unknown entities, the first device
+    /// of each kind, and everything during the learning period are learned silently.
+    fn check_devices(&mut self, ent: EntRef<'_>, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
         let (kind, id) = match ent {
             EntRef::User(u) => (EntityKind::User, u),
             EntRef::Ae(a) => (EntityKind::Ae, a),
             EntRef::Ip(_) => return,
         };
-        if kind == EntityKind::Ae && self.inv.ae_allowed_anywhere(id) {
-            return;
-        }
-        let inventory: Vec<String> = match kind {
-            EntityKind::User => self.inv.users.get(id).cloned().unwrap_or_default(),
-            _ => self.inv.ae_addresses(id).unwrap_or_default(),
+        let inv = match kind {
+            EntityKind::User => self.inv.users.get(id).map_or(InvDevices::None, |v| InvDevices::User(v)),
+            _ => match self.inv.dicom.get(id) {
+                None => InvDevices::None,
+                // `ip = "*"`: this AE may be anywhere.
+                Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
+                Some(a) => InvDevices::Ae(a),
+            },
         };
+        let client = canonical_ip(client);
+        let addr = Device::Ip(client);
+        let print = self
+            .tls_ja4
+            .get(&ev.flow.id)
+            .map(|j| Device::Key(format!("ja4:{j}").into()));
+        let now = self.now;
+        // Fast path: the same address checked less than a minute ago.
+        let slot = self.entities.find(ent);
+        if print.is_none() {
+            if let Some((ip, t)) = slot.and_then(|i| self.entities.slot(i)).and_then(|s| s.st.device_ok) {
+                if ip == client && now.saturating_sub(t) < DEVICE_RECHECK_NS {
+                    return;
+                }
+            }
+        }
+        if let Some(s) = slot.and_then(|i| self.entities.slot_mut(i)) {
+            s.st.device_ok = Some((client, now));
+        }
         let learning = self.learning();
         let max = self.p.max_devices;
-        let now = self.now;
-        let (k, created) = self.learned.entry(kind, id, now);
-        let known_entity = !created || !inventory.is_empty();
-        let mut new: Vec<&String> = Vec::new();
-        let mut dropped = 0;
-        for d in devices {
-            if k.devices.iter().any(|x| **x == **d) || inventory.iter().any(|x| x == d) {
+        let Some((k, created)) = self.learned.entry(kind, id, now) else {
+            return;
+        };
+        let known_entity = !created || !inv.is_empty();
+        let mut new: Vec<Device> = Vec::new();
+        for d in [Some(addr), print].into_iter().flatten() {
+            if k.devices.contains(&d) || inv.contains(&d) {
                 continue;
             }
-            // The first device of a kind (the first address, the first TLS fingerprint) is
-            // learned silently: "never seen" needs something seen before.
-            let kind_of = |x: &str| x.starts_with("ja4:");
-            let seen_kind = k.devices.iter().any(|x| kind_of(x) == kind_of(d))
-                || inventory.iter().any(|x| kind_of(x) == kind_of(d));
-            if push_capped(&mut k.devices, d, max) {
-                dropped += 1;
+            let fp = d.is_fingerprint();
+            let seen_kind = k.devices.iter().any(|x| x.is_fingerprint() == fp) || inv.has_kind(fp);
+            let fire = known_entity && seen_kind && !learning;
+            if push_capped(&mut k.devices, d.clone(), max) {
+                self.stats.devices_dropped += 1;
             }
-            if known_entity && seen_kind && !learning {
+            if fire {
                 new.push(d);
             }
         }
-        let known: Vec<String> = inventory
-            .iter()
-            .cloned()
-            .chain(k.devices.iter().map(|d| d.to_string()))
-            .filter(|d| !devices.contains(d))
-            .take(5)
-            .collect();
-        self.stats.devices_dropped += dropped;
-        if !self.cfg.rules.new_device.enabled {
+        if new.is_empty() || !self.cfg.rules.new_device.enabled {
             return;
         }
+        let known: Vec<String> = inv
+            .names()
+            .into_iter()
+            .chain(k.devices.iter().filter(|d| !new.contains(d)).map(|d| d.to_string()))
+            .take(5)
+            .collect();
+        let extra = (!known.is_empty()).then(|| format!("known devices: {}", known.join(", ")));
         for d in new {
-            let extra = (!known.is_empty()).then(|| format!("known devices: {}", known.join(", ")));
+            let name = d.to_string();
             let extras: Vec<&str> = extra.as_deref().into_iter().collect();
-            let idx = self.instant(Rule::NewDevice, ent, d, &extras, &[], ev, None, out);
+            let idx = self.instant(Rule::NewDevice, ent, &name, &extras, &[], ev, None, out);
             if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-                s.st.identity_alert = Some((now, Rule::NewDevice, d.clone()));
+                s.st.identity_alert = Some((now, Rule::NewDevice, name));
             }
         }
     }
@@ -1098,12 +1162,14 @@ impl Detector {
         let learning = self.learning();
         let max = self.p.max_devices;
         let now = self.now;
-        let (k, _) = self.learned.entry(EntityKind::User, user, now);
+        let Some((k, _)) = self.learned.entry(EntityKind::User, user, now) else {
+            return;
+        };
         if k.countries.iter().any(|c| **c == *country) {
             return;
         }
         let before: Vec<String> = k.countries.iter().map(|c| c.to_string()).collect();
-        if push_capped(&mut k.countries, &country, max) {
+        if push_capped(&mut k.countries, country.as_str().into(), max) {
             self.stats.devices_dropped += 1;
         }
         if before.is_empty() || learning || !self.cfg.rules.new_location.enabled {
@@ -1129,27 +1195,30 @@ impl Detector {
     /// DICOM node configuration visible on the wire: an AE answering associations at an
     /// address not in the inventory and never seen for it → `admin_change`.
     fn check_node(&mut self, called: &str, server: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        if self.inv.ae_allowed_anywhere(called) {
-            return;
-        }
-        let addr = canonical_ip(server).to_string();
-        let inventory = self.inv.ae_addresses(called).unwrap_or_default();
-        if inventory.contains(&addr) {
+        let addr = canonical_ip(server);
+        let inv: &[AddrMatch] = match self.inv.dicom.get(called) {
+            Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
+            Some(a) => a,
+            None => &[],
+        };
+        if inv.iter().any(|a| a.matches(addr)) {
             return;
         }
         let learning = self.learning();
         let max = self.p.max_devices;
         let now = self.now;
-        let (k, _) = self.learned.entry(EntityKind::Ae, called, now);
-        if k.nodes.iter().any(|n| **n == *addr) {
+        let Some((k, _)) = self.learned.entry(EntityKind::Ae, called, now) else {
+            return;
+        };
+        if k.nodes.contains(&addr) {
             return;
         }
-        let before: Vec<String> = inventory
-            .iter()
-            .cloned()
+        let before: Vec<String> = InvDevices::Ae(inv)
+            .names()
+            .into_iter()
             .chain(k.nodes.iter().map(|n| n.to_string()))
             .collect();
-        if push_capped(&mut k.nodes, &addr, max) {
+        if push_capped(&mut k.nodes, addr, max) {
             self.stats.devices_dropped += 1;
         }
         if before.is_empty() || learning || !self.cfg.rules.admin_change.enabled {
@@ -1172,8 +1241,7 @@ impl Detector {
         } else if ok {
             if let Some(u) = user {
                 self.login_success(Some(u), None, client, ev, out);
-                let devices = self.devices_for(ev.flow.id, client);
-                self.check_devices(EntRef::User(u), &devices, ev, out);
+                self.check_devices(EntRef::User(u), client, ev, out);
                 self.check_location(u, client, ev, out);
             }
         }
@@ -1192,15 +1260,15 @@ impl Detector {
         if let Some(dw) = &h.dicomweb {
             match dw.service.as_str() {
                 "WADO-RS" | "WADO-URI" if ok => {
-                    let studies: Vec<(u64, Option<&str>)> = match dw.study_instance_uid.as_deref().and_then(non_empty) {
-                        Some(uid) => vec![(self.study_key(uid), Some(uid))],
-                        None => vec![(self.study_key(&h.url), None)],
+                    let studies: [(u64, Option<&str>); 1] = match dw.study_instance_uid.as_deref().and_then(non_empty) {
+                        Some(uid) => [(self.study_key(uid), Some(uid))],
+                        None => [(self.study_key(&h.url), None)],
                     };
-                    let dest = format!("client {}", canonical_ip(client));
                     if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
+                        let dest = Detail::Client(client).render();
                         self.unknown_destination(EntRef::Ip(client), &dest, why, &to_items(&studies), ev, out);
                     }
-                    self.export(actor, &studies, &dest, &ev.flow, ev.ts.0, out);
+                    self.export(actor, &studies, Detail::Client(client), &ev.flow, ev.ts.0, out);
                 }
                 "STOW-RS" if ok => {
                     let server = ev.flow.server.ip;
@@ -1326,7 +1394,7 @@ impl Detector {
                 Some(&ev.flow),
                 ev.ts.0,
                 &[],
-                Some(action),
+                Some(Detail::Text(action)),
                 &extras,
                 out,
             );
@@ -1428,7 +1496,7 @@ impl Detector {
             Some(&ev.flow),
             ev.ts.0,
             studies,
-            Some(detail),
+            Some(Detail::Text(detail)),
             extras,
             out,
         );
@@ -1444,7 +1512,7 @@ impl Detector {
         flow: Option<&FlowMeta>,
         ts: i64,
         studies: &[(u64, Option<&str>)],
-        detail: Option<&str>,
+        detail: Option<Detail<'_>>,
         extras: &[&str],
         out: &mut Vec<ProtocolEvent>,
     ) {
@@ -1467,7 +1535,7 @@ impl Detector {
         flow: Option<&FlowMeta>,
         ts: i64,
         studies: &[(u64, Option<&str>)],
-        detail: Option<&str>,
+        detail: Option<Detail<'_>>,
         extras: &[&str],
         out: &mut Vec<ProtocolEvent>,
     ) {
@@ -1491,7 +1559,7 @@ impl Detector {
                     }
                 }
                 if let Some(d) = detail {
-                    inc.add_detail(d);
+                    inc.add_detail(&d.render());
                 }
                 for e in extras {
                     inc.add_extra(e);
@@ -1523,24 +1591,21 @@ impl Detector {
         // Scope from the window behind the count.
         let cutoff = now.saturating_sub(m.window);
         if let Some(w) = window_of(&s.st, rule) {
-            for (t, _, f) in w.items() {
-                if t > cutoff {
-                    inc.seen(t);
-                    inc.add_flow(f, caps);
+            let export = matches!(rule, Rule::BulkExport | Rule::ExportAboveBaseline);
+            for item in w.items() {
+                if item.ts > cutoff {
+                    inc.seen(item.ts);
+                    inc.add_flow(item.flow, caps);
                 }
-            }
-            if matches!(rule, Rule::BulkExport | Rule::ExportAboveBaseline) {
-                for (k, uid, _) in w.keyed_items() {
-                    if let Some(u) = uid {
-                        inc.add_study(k, u, caps);
-                    }
+                if let (true, Some(u)) = (export, item.label) {
+                    inc.add_study(item.key, u, caps);
                 }
             }
         }
         if rule == Rule::SharingSpike {
             if let Some(rw) = s.st.recipients.as_deref() {
-                for (_, label, _) in rw.items() {
-                    if let Some(l) = label {
+                for item in rw.items() {
+                    if let Some(l) = item.label {
                         inc.add_extra(l);
                     }
                 }
@@ -1549,10 +1614,11 @@ impl Detector {
         // Failed logins: the sources (per account) or accounts (per source) seen recently.
         if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
             for c in &s.st.failure_context {
+                let c = c.to_string();
                 if rule == Rule::LoginFailuresUser {
-                    inc.add_detail(c);
+                    inc.add_detail(&c);
                 } else {
-                    inc.add_extra(c);
+                    inc.add_extra(&c);
                 }
             }
         }
@@ -1564,7 +1630,7 @@ impl Detector {
             }
         }
         if let Some(d) = detail {
-            inc.add_detail(d);
+            inc.add_detail(&d.render());
         }
         for e in extras {
             inc.add_extra(e);
@@ -1623,9 +1689,9 @@ fn to_items(v: &[(u64, Option<&str>)]) -> Vec<StudyItem> {
 /// The window behind a rule's count.
 fn window_of(st: &EntityState, rule: Rule) -> Option<&SlidingWindow> {
     match rule {
-        Rule::LoginFailuresUser | Rule::LoginFailuresSource | Rule::LoginSuccessAfterFailures => st.failures.as_deref(),
-        Rule::BulkExport => st.bulk.as_deref(),
-        Rule::ExportAboveBaseline => st.baseline.as_deref(),
+        Rule::LoginFailuresUser | Rule::LoginFailuresSource | Rule::LoginSuccessAfterFailures => st.failures.as_ref(),
+        Rule::BulkExport => st.bulk.as_ref(),
+        Rule::ExportAboveBaseline => st.baseline.as_ref(),
         Rule::SharingSpike => st.shares.as_deref(),
         _ => None,
     }
@@ -1681,6 +1747,16 @@ fn measure_now(
             w.expire(now);
             let count = w.count();
             let rule = &r.export_above_baseline;
+            if count <= rule.threshold {
+                // Below the floor the baseline cannot matter: skip the look-up.
+                return Some(Measure {
+                    count,
+                    threshold: rule.threshold,
+                    over: false,
+                    window: w.span(),
+                    extra: None,
+                });
+            }
             let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
                 Some(b) if b.history(now) >= p.min_history => {
                     let per = b.per_window(now, p.tau, w.span());

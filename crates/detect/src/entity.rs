@@ -7,8 +7,10 @@
 //! every operation is amortised O(1).
 
 use crate::incident::Incident;
+use crate::name::Name;
 use crate::rule::Rule;
 use crate::window::SlidingWindow;
+use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
@@ -63,12 +65,12 @@ impl EntRef<'_> {
 /// Live per-entity state; windows are allocated on first use.
 #[derive(Debug, Default)]
 pub(crate) struct EntityState {
-    /// Failed logins (events).
-    pub failures: Option<Box<SlidingWindow>>,
+    /// Failed logins (events). Inline: the windows used on the hot path cost no extra miss.
+    pub failures: Option<SlidingWindow>,
     /// Distinct studies exported, `bulk_export` window.
-    pub bulk: Option<Box<SlidingWindow>>,
+    pub bulk: Option<SlidingWindow>,
     /// Distinct studies exported, `export_above_baseline` window.
-    pub baseline: Option<Box<SlidingWindow>>,
+    pub baseline: Option<SlidingWindow>,
     /// Share actions (events).
     pub shares: Option<Box<SlidingWindow>>,
     /// Distinct share recipients.
@@ -80,7 +82,26 @@ pub(crate) struct EntityState {
     /// `login_success_after_failures` has used the failures up to this time.
     pub failures_consumed: i64,
     /// Recent failed logins: their sources (user / AE entities) or accounts (address entities).
-    pub failure_context: Vec<Box<str>>,
+    pub failure_context: Vec<Ctx>,
+    /// The address this user / AE last logged in from, checked against its devices at this
+    /// time: a repeat within a minute skips the learned-state look-up.
+    pub device_ok: Option<(IpAddr, i64)>,
+}
+
+/// A source address or an account name, kept without formatting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ctx {
+    Ip(IpAddr),
+    Name(Box<str>),
+}
+
+impl std::fmt::Display for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ctx::Ip(ip) => write!(f, "{ip}"),
+            Ctx::Name(n) => f.write_str(n),
+        }
+    }
 }
 
 impl EntityState {
@@ -96,16 +117,29 @@ impl EntityState {
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub kind: EntityKind,
-    pub id: Box<str>,
+    pub id: Name,
+    /// For address entities, the address itself (compared without formatting).
+    ip: Option<IpAddr>,
     touch: u64,
     pub last_ts: i64,
     pub st: EntityState,
 }
 
+impl Slot {
+    /// Whether this is the entity `e`.
+    fn is(&self, e: EntRef<'_>) -> bool {
+        match e {
+            EntRef::User(s) => self.kind == EntityKind::User && *self.id == *s,
+            EntRef::Ae(s) => self.kind == EntityKind::Ae && *self.id == *s,
+            EntRef::Ip(ip) => self.ip == Some(ip),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct EntityTable {
-    users: HashMap<Box<str>, u32, ahash::RandomState>,
-    aes: HashMap<Box<str>, u32, ahash::RandomState>,
+    users: HashMap<Name, u32, ahash::RandomState>,
+    aes: HashMap<Name, u32, ahash::RandomState>,
     ips: HashMap<IpAddr, u32, ahash::RandomState>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
@@ -115,6 +149,8 @@ pub(crate) struct EntityTable {
     max: usize,
     /// Open incidents, for `tick` (ordered, so output is deterministic).
     pub open: BTreeSet<(u32, Rule)>,
+    /// The last entity found: one event usually looks the same entity up several times.
+    last: Cell<Option<u32>>,
     pub evicted: u64,
     pub evicted_open_incidents: u64,
 }
@@ -132,6 +168,7 @@ impl EntityTable {
             len: 0,
             max: max.max(1),
             open: BTreeSet::new(),
+            last: Cell::new(None),
             evicted: 0,
             evicted_open_incidents: 0,
         }
@@ -142,11 +179,20 @@ impl EntityTable {
     }
 
     pub(crate) fn find(&self, e: EntRef<'_>) -> Option<u32> {
-        match e {
+        if let Some(idx) = self.last.get() {
+            if self.slot(idx).is_some_and(|s| s.is(e)) {
+                return Some(idx);
+            }
+        }
+        let found = match e {
             EntRef::User(s) => self.users.get(s).copied(),
             EntRef::Ae(s) => self.aes.get(s).copied(),
             EntRef::Ip(ip) => self.ips.get(&ip).copied(),
+        };
+        if found.is_some() {
+            self.last.set(found);
         }
+        found
     }
 
     pub(crate) fn slot(&self, idx: u32) -> Option<&Slot> {
@@ -191,13 +237,17 @@ impl EntityTable {
         if self.len >= self.max {
             self.evict_idlest();
         }
-        let (kind, id): (EntityKind, Box<str>) = match e {
-            EntRef::User(s) => (EntityKind::User, s.into()),
-            EntRef::Ae(s) => (EntityKind::Ae, s.into()),
-            EntRef::Ip(ip) => (EntityKind::Ip, ip.to_string().into()),
+        let (kind, id): (EntityKind, Name) = match e {
+            EntRef::User(s) => (EntityKind::User, Name::new(s)),
+            EntRef::Ae(s) => (EntityKind::Ae, Name::new(s)),
+            EntRef::Ip(ip) => (EntityKind::Ip, Name::new(&ip.to_string())),
         };
         let slot = Slot {
             kind,
+            ip: match e {
+                EntRef::Ip(ip) => Some(ip),
+                _ => None,
+            },
             id: id.clone(),
             touch: 0,
             last_ts: ts,
@@ -222,6 +272,7 @@ impl EntityTable {
         };
         self.len += 1;
         self.touch(idx, ts);
+        self.last.set(Some(idx));
         idx
     }
 
@@ -240,6 +291,9 @@ impl EntityTable {
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
+        if self.last.get() == Some(idx) {
+            self.last.set(None);
+        }
         match slot.kind {
             EntityKind::User => {
                 self.users.remove(&slot.id);

@@ -4,9 +4,13 @@
 //! [`LearnedState`] is the serialized, versioned form; [`Learned`] the run-time one (hash maps,
 //! bounded by `detect.max_learned_entities`, oldest-idle evicted first and counted).
 
+use crate::config::canonical_ip;
 use crate::entity::EntityKind;
+use crate::name::Name;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
 
 /// Version of the [`LearnedState`] layout written by this build.
 pub const STATE_VERSION: u32 = 1;
@@ -134,23 +138,55 @@ pub struct LearnedDestination {
     pub first_seen_ns: i64,
 }
 
+/// A device a login came from: an address (compared without formatting), or a key such as
+/// `ja4:<fingerprint>` or a MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Device {
+    Ip(IpAddr),
+    Key(Box<str>),
+}
+
+impl Device {
+    pub(crate) fn parse(s: &str) -> Device {
+        let t = s.trim();
+        match t.parse::<IpAddr>() {
+            Ok(ip) => Device::Ip(canonical_ip(ip)),
+            Err(_) => Device::Key(t.to_ascii_lowercase().into()),
+        }
+    }
+
+    /// TLS fingerprints and addresses are different kinds of device.
+    pub(crate) fn is_fingerprint(&self) -> bool {
+        matches!(self, Device::Key(k) if k.starts_with("ja4:"))
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Ip(ip) => write!(f, "{ip}"),
+            Device::Key(k) => f.write_str(k),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Known {
     pub last_seen: i64,
-    pub devices: Vec<Box<str>>,
+    pub devices: Vec<Device>,
     pub countries: Vec<Box<str>>,
-    pub nodes: Vec<Box<str>>,
+    pub nodes: Vec<IpAddr>,
     pub baseline: Option<Baseline>,
 }
 
 /// Push to a capped list, dropping the oldest entry when full; returns whether one was dropped.
-pub(crate) fn push_capped(v: &mut Vec<Box<str>>, item: &str, cap: usize) -> bool {
+pub(crate) fn push_capped<T>(v: &mut Vec<T>, item: T, cap: usize) -> bool {
     let mut dropped = false;
     while v.len() >= cap.max(1) {
         v.remove(0);
         dropped = true;
     }
-    v.push(item.into());
+    v.push(item);
     dropped
 }
 
@@ -162,12 +198,26 @@ fn kind_index(k: EntityKind) -> usize {
     }
 }
 
-const KINDS: [EntityKind; 3] = [EntityKind::User, EntityKind::Ae, EntityKind::Ip];
+#[derive(Debug)]
+struct LearnedSlot {
+    kind: EntityKind,
+    id: Name,
+    touch: u64,
+    k: Known,
+}
 
+/// Learned entities in a slab, indexed per kind, evicted least-recently-used first: a touch
+/// stamps the slot and queues (slot, stamp); eviction pops stamps until one is current; the
+/// queue is compacted when stale stamps outnumber live entities (amortised O(1)).
 #[derive(Debug)]
 pub(crate) struct Learned {
     pub started: Option<i64>,
-    maps: [HashMap<Box<str>, Known, ahash::RandomState>; 3],
+    index: [HashMap<Name, u32, ahash::RandomState>; 3],
+    slots: Vec<Option<LearnedSlot>>,
+    free: Vec<u32>,
+    lru: std::collections::VecDeque<(u32, u64)>,
+    clock: u64,
+    len: usize,
     pub destinations: HashMap<(EntityKind, Box<str>), i64, ahash::RandomState>,
     max: usize,
     pub evicted: u64,
@@ -177,7 +227,12 @@ impl Learned {
     pub(crate) fn new(max: usize) -> Self {
         Learned {
             started: None,
-            maps: Default::default(),
+            index: Default::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lru: std::collections::VecDeque::new(),
+            clock: 0,
+            len: 0,
             destinations: HashMap::default(),
             max: max.max(1),
             evicted: 0,
@@ -185,42 +240,93 @@ impl Learned {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.maps.iter().map(HashMap::len).sum()
+        self.len
     }
 
     pub(crate) fn get(&self, kind: EntityKind, id: &str) -> Option<&Known> {
-        self.maps.get(kind_index(kind)).and_then(|m| m.get(id))
+        let idx = *self.index.get(kind_index(kind))?.get(id)?;
+        self.slots.get(idx as usize)?.as_ref().map(|s| &s.k)
     }
 
-    /// The entity's record, created if new (evicting the idlest 1% when full). The flag says
-    /// whether it was created.
-    pub(crate) fn entry(&mut self, kind: EntityKind, id: &str, now: i64) -> (&mut Known, bool) {
-        let ki = kind_index(kind);
-        let exists = self.maps.get(ki).is_some_and(|m| m.contains_key(id));
-        if !exists && self.len() >= self.max {
-            self.evict_idlest();
+    fn touch(&mut self, idx: u32) {
+        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if self.lru.back().is_some_and(|&(i, t)| i == idx && t == slot.touch) {
+            return;
         }
-        let map = &mut self.maps[ki % 3];
-        let created = !exists;
-        let k = map.entry(id.into()).or_default();
-        k.last_seen = k.last_seen.max(now);
-        (k, created)
+        self.clock += 1;
+        slot.touch = self.clock;
+        self.lru.push_back((idx, self.clock));
+        if self.lru.len() > 2 * self.len + 1024 {
+            let slots = &self.slots;
+            self.lru.retain(|&(i, t)| {
+                slots
+                    .get(i as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| s.touch == t)
+            });
+        }
     }
 
-    /// Evict the idlest ~1% of entities in one pass (amortises the sort).
     fn evict_idlest(&mut self) {
-        let mut all: Vec<(i64, usize, Box<str>)> = Vec::with_capacity(self.len());
-        for (i, m) in self.maps.iter().enumerate() {
-            all.extend(m.iter().map(|(k, v)| (v.last_seen, i, k.clone())));
-        }
-        let n = (all.len() / 100).max(1);
-        all.sort_unstable();
-        for (_, i, k) in all.into_iter().take(n) {
-            if let Some(m) = self.maps.get_mut(i) {
-                m.remove(&k);
+        while let Some((idx, t)) = self.lru.pop_front() {
+            let current = self
+                .slots
+                .get(idx as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| s.touch == t);
+            if !current {
+                continue;
+            }
+            if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
+                if let Some(m) = self.index.get_mut(kind_index(slot.kind)) {
+                    m.remove(&slot.id);
+                }
+                self.free.push(idx);
+                self.len -= 1;
                 self.evicted += 1;
             }
+            return;
         }
+    }
+
+    /// The entity's record, created if new (evicting the least recently used one when full),
+    /// and marked used. The flag says whether it was created. Allocates only when it creates.
+    pub(crate) fn entry(&mut self, kind: EntityKind, id: &str, now: i64) -> Option<(&mut Known, bool)> {
+        let ki = kind_index(kind);
+        let existing = self.index.get(ki)?.get(id).copied();
+        let (idx, created) = match existing {
+            Some(idx) => (idx, false),
+            None => {
+                if self.len >= self.max {
+                    self.evict_idlest();
+                }
+                let slot = LearnedSlot {
+                    kind,
+                    id: Name::new(id),
+                    touch: 0,
+                    k: Known::default(),
+                };
+                let idx = match self.free.pop() {
+                    Some(i) => {
+                        *self.slots.get_mut(i as usize)? = Some(slot);
+                        i
+                    }
+                    None => {
+                        self.slots.push(Some(slot));
+                        u32::try_from(self.slots.len() - 1).ok()?
+                    }
+                };
+                self.index.get_mut(ki)?.insert(Name::new(id), idx);
+                self.len += 1;
+                (idx, true)
+            }
+        };
+        self.touch(idx);
+        let k = &mut self.slots.get_mut(idx as usize)?.as_mut()?.k;
+        k.last_seen = k.last_seen.max(now);
+        Some((k, created))
     }
 
     /// Record an alerted destination; false if it was already known.
@@ -244,13 +350,14 @@ impl Learned {
 
     pub(crate) fn to_state(&self, last_packet: Option<i64>) -> LearnedState {
         let mut entities = Vec::with_capacity(self.len());
-        for (kind, m) in KINDS.iter().zip(self.maps.iter()) {
-            for (id, k) in m {
+        for slot in self.slots.iter().flatten() {
+            let k = &slot.k;
+            {
                 entities.push(LearnedEntity {
-                    kind: kind.as_str().to_string(),
-                    id: id.to_string(),
+                    kind: slot.kind.as_str().to_string(),
+                    id: slot.id.to_string(),
                     last_seen_ns: k.last_seen,
-                    devices: k.devices.iter().map(|s| s.to_string()).collect(),
+                    devices: k.devices.iter().map(|d| d.to_string()).collect(),
                     countries: k.countries.iter().map(|s| s.to_string()).collect(),
                     node_addresses: k.nodes.iter().map(|s| s.to_string()).collect(),
                     baseline: k.baseline,
@@ -281,25 +388,36 @@ impl Learned {
     pub(crate) fn load(&mut self, st: &LearnedState, max_devices: usize) -> u64 {
         let mut skipped = 0;
         self.started = st.learning_started_ns;
-        for e in &st.entities {
+        // Oldest first, so the least recently seen are evicted first.
+        let mut order: Vec<&LearnedEntity> = st.entities.iter().collect();
+        order.sort_by_key(|e| e.last_seen_ns);
+        for e in order {
             let Some(kind) = EntityKind::parse(&e.kind) else {
                 skipped += 1;
                 continue;
             };
-            let (k, _) = self.entry(kind, &e.id, e.last_seen_ns);
+            let Some((k, _)) = self.entry(kind, &e.id, e.last_seen_ns) else {
+                skipped += 1;
+                continue;
+            };
             for d in &e.devices {
-                if !k.devices.iter().any(|x| **x == **d) {
+                let d = Device::parse(d);
+                if !k.devices.contains(&d) {
                     push_capped(&mut k.devices, d, max_devices);
                 }
             }
             for c in &e.countries {
                 if !k.countries.iter().any(|x| **x == **c) {
-                    push_capped(&mut k.countries, c, max_devices);
+                    push_capped(&mut k.countries, c.as_str().into(), max_devices);
                 }
             }
             for n in &e.node_addresses {
-                if !k.nodes.iter().any(|x| **x == **n) {
-                    push_capped(&mut k.nodes, n, max_devices);
+                match n.parse::<IpAddr>() {
+                    Ok(ip) if !k.nodes.contains(&canonical_ip(ip)) => {
+                        push_capped(&mut k.nodes, canonical_ip(ip), max_devices);
+                    }
+                    Ok(_) => {}
+                    Err(_) => skipped += 1,
                 }
             }
             if let Some(b) = e.baseline {
@@ -374,9 +492,11 @@ mod tests {
     fn state_round_trips() {
         let mut l = Learned::new(100);
         l.started = Some(5);
-        let (k, created) = l.entry(EntityKind::Ae, "WS1", 10);
+        let (k, created) = l.entry(EntityKind::Ae, "WS1", 10).unwrap();
         assert!(created);
-        push_capped(&mut k.devices, "10.0.0.1", 4);
+        push_capped(&mut k.devices, Device::parse("10.0.0.1"), 4);
+        push_capped(&mut k.devices, Device::parse("ja4:T13"), 4);
+        push_capped(&mut k.nodes, "10.0.0.2".parse().unwrap(), 4);
         k.baseline = Some(Baseline::new(3));
         l.add_destination(EntityKind::Ae, "EVIL", 7);
         let st = l.to_state(Some(11));

@@ -16,6 +16,7 @@ mod error;
 mod geo;
 mod incident;
 mod learned;
+mod name;
 mod rule;
 mod state;
 mod stats;

@@ -9,6 +9,13 @@
 //! Items normally arrive in time order (packet time); an item that arrives late (held for an
 //! association's user identity, or reordered by the pipeline) is inserted at its place, and one
 //! already older than the window is ignored.
+//!
+//! Most windows hold a handful of items (a user's studies of the last half hour, an account's
+//! failed logins), and with 10^5 entities every separate allocation is a cache miss. So a
+//! window starts *small*: one vector sorted by time, scanned linearly. Past `SMALL` items it
+//! becomes *indexed*: a time-ordered deque plus a key → latest-sighting map, where a
+//! re-sighting appends a new entry and leaves the old one stale (skipped, and compacted away
+//! when stale entries outnumber live ones). Both give the same counts.
 
 use pacstap_core::FlowId;
 use std::collections::{HashMap, VecDeque};
@@ -20,8 +27,29 @@ pub(crate) enum Added {
     New,
     /// A key already live in the window: its latest sighting moved (or stayed) — count unchanged.
     Repeat,
-    /// Older than the window: ignored.
+    /// Older than the window (or than everything kept at the cap): ignored.
     Expired,
+}
+
+/// Items a small window holds before it becomes indexed: 16 × 40 bytes is ten cache lines,
+/// scanned faster than a hash probe costs in misses.
+const SMALL: usize = 16;
+
+/// A live item, as handed out for evidence.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowItem<'a> {
+    pub ts: i64,
+    pub key: u64,
+    pub label: Option<&'a str>,
+    pub flow: FlowId,
+}
+
+#[derive(Debug, Clone)]
+struct SmallItem {
+    ts: i64,
+    key: u64,
+    flow: FlowId,
+    label: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,18 +67,31 @@ struct Live {
     label: Option<Box<str>>,
 }
 
+/// The indexed representation.
+#[derive(Debug, Clone, Default)]
+struct Big {
+    /// Sorted by `ts`. In distinct mode an entry is live only if the index points at its `seq`;
+    /// in events mode every entry is live.
+    entries: VecDeque<Entry>,
+    /// Distinct mode: key → its live (latest) sighting.
+    index: HashMap<u64, Live, FixedState>,
+    next_seq: u64,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct SlidingWindow {
     span: i64,
     cap: usize,
     distinct: bool,
-    /// Sorted by `ts`. In distinct mode an entry is live only if the index points at its `seq`.
-    entries: VecDeque<Entry>,
-    /// Distinct mode: key → its live (latest) sighting.
-    index: HashMap<u64, Live, FixedState>,
-    next_seq: u64,
-    /// Items dropped at the cap (saturation).
-    pub dropped: u64,
+    /// Small mode: live items sorted by `ts` (ties in arrival order).
+    small: Vec<SmallItem>,
+    /// Indexed mode, once more than `SMALL` items were live at once.
+    big: Option<Box<Big>>,
+    /// Items dropped at the cap (saturation), since the last `take_dropped`.
+    dropped: u64,
+    /// Time of the first entry (`i64::MAX` when empty), so `expire` on a window with nothing
+    /// to expire reads no heap memory.
+    front_ts: i64,
 }
 
 /// A fixed hasher for keys that are already hashes: deterministic and cheap.
@@ -86,6 +127,123 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
+impl Big {
+    fn live(&self, distinct: bool, e: &Entry) -> bool {
+        !distinct || self.index.get(&e.key).is_some_and(|l| l.seq == e.seq)
+    }
+
+    fn count(&self, distinct: bool) -> usize {
+        if distinct {
+            self.index.len()
+        } else {
+            self.entries.len()
+        }
+    }
+
+    /// Remove the index entry if `e` is its live sighting; whether it was live.
+    fn unlink(&mut self, distinct: bool, e: &Entry) -> bool {
+        if !distinct {
+            return true;
+        }
+        if self.index.get(&e.key).is_some_and(|l| l.seq == e.seq) {
+            self.index.remove(&e.key);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expire(&mut self, distinct: bool, cutoff: i64) {
+        while self.entries.front().is_some_and(|e| e.ts <= cutoff) {
+            if let Some(e) = self.entries.pop_front() {
+                self.unlink(distinct, &e);
+            }
+        }
+    }
+
+    fn oldest_live_ts(&self, distinct: bool) -> Option<i64> {
+        self.entries.iter().find(|e| self.live(distinct, e)).map(|e| e.ts)
+    }
+
+    /// Drop the oldest live item; true if one was dropped.
+    fn drop_oldest(&mut self, distinct: bool) -> bool {
+        while let Some(e) = self.entries.pop_front() {
+            if self.unlink(distinct, &e) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn insert_entry(&mut self, e: Entry) {
+        if self.entries.back().map_or(true, |b| b.ts <= e.ts) {
+            self.entries.push_back(e);
+        } else {
+            let at = self.entries.partition_point(|x| x.ts <= e.ts);
+            self.entries.insert(at, e);
+        }
+    }
+
+    fn add(
+        &mut self,
+        cap: usize,
+        distinct: bool,
+        ts: i64,
+        key: u64,
+        label: Option<&str>,
+        flow: FlowId,
+        dropped: &mut u64,
+    ) -> Added {
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut added = Added::New;
+        if distinct {
+            let at_cap = self.index.len() >= cap;
+            let oldest = if at_cap { self.oldest_live_ts(distinct) } else { None };
+            match self.index.get_mut(&key) {
+                Some(live) if live.ts >= ts => return Added::Repeat,
+                Some(live) => {
+                    live.seq = seq;
+                    live.ts = ts;
+                    added = Added::Repeat;
+                }
+                None => {
+                    if oldest.is_some_and(|o| ts < o) {
+                        *dropped += 1;
+                        return Added::Expired;
+                    }
+                    self.index.insert(
+                        key,
+                        Live {
+                            seq,
+                            ts,
+                            label: label.map(Box::from),
+                        },
+                    );
+                }
+            }
+        } else if self.entries.len() >= cap && self.entries.front().is_some_and(|f| ts < f.ts) {
+            *dropped += 1;
+            return Added::Expired;
+        }
+        self.insert_entry(Entry { ts, seq, key, flow });
+        if added == Added::New {
+            while self.count(distinct) > cap {
+                if !self.drop_oldest(distinct) {
+                    break;
+                }
+                *dropped += 1;
+            }
+        }
+        if distinct && self.entries.len() > 2 * self.index.len() + 32 {
+            let index = &self.index;
+            self.entries
+                .retain(|e| index.get(&e.key).is_some_and(|l| l.seq == e.seq));
+        }
+        added
+    }
+}
+
 impl SlidingWindow {
     /// Count every event.
     pub(crate) fn events(span_nanos: i64, cap: usize) -> Self {
@@ -102,11 +260,18 @@ impl SlidingWindow {
             span: span.max(1),
             cap: cap.max(1),
             distinct,
-            entries: VecDeque::new(),
-            index: HashMap::with_hasher(FixedState),
-            next_seq: 0,
+            small: Vec::new(),
+            big: None,
             dropped: 0,
+            front_ts: i64::MAX,
         }
+    }
+
+    fn refresh_front(&mut self) {
+        self.front_ts = match &self.big {
+            None => self.small.first().map_or(i64::MAX, |i| i.ts),
+            Some(b) => b.entries.front().map_or(i64::MAX, |e| e.ts),
+        };
     }
 
     /// Items dropped at the cap since the last call (for the detector's counters).
@@ -124,150 +289,160 @@ impl SlidingWindow {
 
     /// Live items (call [`SlidingWindow::expire`] first).
     pub(crate) fn count(&self) -> u64 {
-        if self.distinct {
-            self.index.len() as u64
-        } else {
-            self.entries.len() as u64
+        match &self.big {
+            Some(b) => b.count(self.distinct) as u64,
+            None => self.small.len() as u64,
         }
     }
 
-    /// Events mode: live items newer than `cutoff` (a shorter window over the same items).
+    /// Live items newer than `cutoff` (a shorter window over the same items).
     pub(crate) fn count_after(&self, cutoff: i64) -> u64 {
-        if self.distinct {
-            return self.live_entries().filter(|e| e.ts > cutoff).count() as u64;
+        match &self.big {
+            None => (self.small.len() - self.small.partition_point(|i| i.ts <= cutoff)) as u64,
+            Some(b) if !self.distinct => (b.entries.len() - b.entries.partition_point(|e| e.ts <= cutoff)) as u64,
+            Some(b) => b.entries.iter().filter(|e| e.ts > cutoff && b.live(true, e)).count() as u64,
         }
-        let i = self.entries.partition_point(|e| e.ts <= cutoff);
-        (self.entries.len() - i) as u64
     }
 
     /// Drop what fell out of `(now - span, now]`.
     pub(crate) fn expire(&mut self, now: i64) {
         let cutoff = self.cutoff(now);
-        while self.entries.front().is_some_and(|e| e.ts <= cutoff) {
-            if let Some(e) = self.entries.pop_front() {
-                self.unlink(&e);
+        if self.front_ts > cutoff {
+            return;
+        }
+        match &mut self.big {
+            None => {
+                let n = self.small.partition_point(|i| i.ts <= cutoff);
+                if n > 0 {
+                    self.small.drain(..n);
+                }
+            }
+            Some(b) => {
+                b.expire(self.distinct, cutoff);
+                if b.count(self.distinct) == 0 {
+                    // Back to small: frees the index and deque.
+                    self.big = None;
+                }
             }
         }
-    }
-
-    /// Remove the index entry if `e` is its live sighting.
-    fn unlink(&mut self, e: &Entry) -> bool {
-        if !self.distinct {
-            return true;
-        }
-        if self.index.get(&e.key).is_some_and(|l| l.seq == e.seq) {
-            self.index.remove(&e.key);
-            true
-        } else {
-            false
-        }
+        self.refresh_front();
     }
 
     /// Add a sighting at `ts` (with `now` the newest packet time). `key` identifies the thing
     /// in distinct mode (ignored in events mode); `label` is kept for evidence.
     pub(crate) fn add(&mut self, now: i64, ts: i64, key: u64, label: Option<&str>, flow: FlowId) -> Added {
-        let cutoff = self.cutoff(now);
-        if ts <= cutoff {
+        if ts <= self.cutoff(now) {
             return Added::Expired;
         }
-        let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        let (cap, distinct) = (self.cap, self.distinct);
+        if let Some(b) = &mut self.big {
+            let r = b.add(cap, distinct, ts, key, label, flow, &mut self.dropped);
+            self.refresh_front();
+            return r;
+        }
+        let mut item = SmallItem {
+            ts,
+            key,
+            flow,
+            label: None,
+        };
         let mut added = Added::New;
-        if self.distinct {
-            match self.index.get_mut(&key) {
-                Some(live) if live.ts >= ts => return Added::Repeat,
-                Some(live) => {
-                    live.seq = seq;
-                    live.ts = ts;
-                    added = Added::Repeat;
+        if distinct {
+            if let Some(pos) = self.small.iter().position(|i| i.key == key) {
+                if self.small.get(pos).is_some_and(|i| i.ts >= ts) {
+                    return Added::Repeat;
                 }
-                None => {
-                    if self.index.len() >= self.cap && self.oldest_live_ts().is_some_and(|o| ts < o) {
-                        // Older than every item kept at the cap: it would be dropped at once.
-                        self.dropped += 1;
-                        return Added::Expired;
-                    }
-                    self.index.insert(
-                        key,
-                        Live {
-                            seq,
-                            ts,
-                            label: label.map(Box::from),
-                        },
-                    );
-                }
+                // Re-sighted later: move it to its new place in time.
+                let old = self.small.remove(pos);
+                item.label = old.label;
+                added = Added::Repeat;
             }
-        } else if self.entries.len() >= self.cap && self.entries.front().is_some_and(|f| ts < f.ts) {
-            self.dropped += 1;
-            return Added::Expired;
-        }
-        let entry = Entry { ts, seq, key, flow };
-        if self.entries.back().map_or(true, |b| b.ts <= ts) {
-            self.entries.push_back(entry);
-        } else {
-            let at = self.entries.partition_point(|e| e.ts <= ts);
-            self.entries.insert(at, entry);
         }
         if added == Added::New {
-            while self.count() > self.cap as u64 {
-                self.drop_oldest();
+            if self.small.len() >= cap {
+                if self.small.first().is_some_and(|f| ts < f.ts) {
+                    self.dropped += 1;
+                    return Added::Expired;
+                }
+                self.small.remove(0);
+                self.dropped += 1;
             }
+            item.label = label.map(Box::from);
         }
-        if self.distinct && self.entries.len() > 2 * self.index.len() + 32 {
-            self.compact();
+        let at = self.small.partition_point(|i| i.ts <= ts);
+        self.small.insert(at, item);
+        if self.small.len() > SMALL {
+            self.grow();
         }
+        self.refresh_front();
         added
     }
 
-    fn drop_oldest(&mut self) {
-        while let Some(e) = self.entries.pop_front() {
-            if self.unlink(&e) {
-                self.dropped += 1;
-                return;
+    /// Small → indexed.
+    fn grow(&mut self) {
+        let mut big = Big::default();
+        for item in self.small.drain(..) {
+            let seq = big.next_seq;
+            big.next_seq += 1;
+            if self.distinct {
+                big.index.insert(
+                    item.key,
+                    Live {
+                        seq,
+                        ts: item.ts,
+                        label: item.label,
+                    },
+                );
             }
+            big.entries.push_back(Entry {
+                ts: item.ts,
+                seq,
+                key: item.key,
+                flow: item.flow,
+            });
         }
-    }
-
-    fn compact(&mut self) {
-        let index = &self.index;
-        self.entries
-            .retain(|e| index.get(&e.key).is_some_and(|l| l.seq == e.seq));
-    }
-
-    fn live_entries(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.entries
-            .iter()
-            .filter(move |e| !self.distinct || self.index.get(&e.key).is_some_and(|l| l.seq == e.seq))
-    }
-
-    fn oldest_live_ts(&self) -> Option<i64> {
-        self.live_entries().next().map(|e| e.ts)
+        self.small = Vec::new();
+        self.big = Some(Box::new(big));
     }
 
     /// Time of the oldest live item.
     #[cfg(test)]
     pub(crate) fn first_ts(&self) -> Option<i64> {
-        self.oldest_live_ts()
+        match &self.big {
+            None => self.small.first().map(|i| i.ts),
+            Some(b) => b.oldest_live_ts(self.distinct),
+        }
     }
 
-    /// Live items oldest first: (time, label, flow).
-    pub(crate) fn items(&self) -> impl Iterator<Item = (i64, Option<&str>, FlowId)> + '_ {
-        self.live_entries().map(move |e| {
-            let label = if self.distinct {
-                self.index.get(&e.key).and_then(|l| l.label.as_deref())
-            } else {
-                None
-            };
-            (e.ts, label, e.flow)
-        })
-    }
-
-    /// Live keys (distinct mode) with their labels, oldest first.
-    pub(crate) fn keyed_items(&self) -> impl Iterator<Item = (u64, Option<&str>, FlowId)> + '_ {
-        self.live_entries().map(move |e| {
-            let label = self.index.get(&e.key).and_then(|l| l.label.as_deref());
-            (e.key, label, e.flow)
-        })
+    /// Live items, oldest first.
+    pub(crate) fn items(&self) -> Vec<WindowItem<'_>> {
+        match &self.big {
+            None => self
+                .small
+                .iter()
+                .map(|i| WindowItem {
+                    ts: i.ts,
+                    key: i.key,
+                    label: i.label.as_deref(),
+                    flow: i.flow,
+                })
+                .collect(),
+            Some(b) => b
+                .entries
+                .iter()
+                .filter(|e| b.live(self.distinct, e))
+                .map(|e| WindowItem {
+                    ts: e.ts,
+                    key: e.key,
+                    label: if self.distinct {
+                        b.index.get(&e.key).and_then(|l| l.label.as_deref())
+                    } else {
+                        None
+                    },
+                    flow: e.flow,
+                })
+                .collect(),
+        }
     }
 }
 
@@ -290,19 +465,36 @@ mod tests {
         assert_eq!(w.count(), 2);
         w.expire(110);
         assert_eq!(w.count(), 1);
-        assert_eq!(w.items().map(|i| i.1).collect::<Vec<_>>(), vec![Some("b")]);
+        assert_eq!(w.items().iter().map(|i| i.label).collect::<Vec<_>>(), vec![Some("b")]);
         assert_eq!(w.add(200, 50, 3, None, F), Added::Expired);
     }
 
     #[test]
     fn saturates_at_cap_keeping_the_newest() {
-        let mut w = SlidingWindow::events(1000, 3);
-        for t in 0..10 {
-            w.add(t, t, 0, None, F);
+        for cap in [3, 30] {
+            let mut w = SlidingWindow::events(1000, cap);
+            for t in 0..100 {
+                w.add(t, t, 0, None, F);
+            }
+            assert_eq!(w.count(), cap as u64);
+            assert_eq!(w.take_dropped(), 100 - cap as u64);
+            assert_eq!(w.first_ts(), Some(100 - cap as i64));
         }
-        assert_eq!(w.count(), 3);
-        assert_eq!(w.dropped, 7);
-        assert_eq!(w.first_ts(), Some(7));
+    }
+
+    #[test]
+    fn grows_indexed_and_shrinks_back() {
+        let mut w = SlidingWindow::distinct(100, 512);
+        for k in 0..40u64 {
+            w.add(k as i64, k as i64, k, Some("s"), F);
+        }
+        assert!(w.big.is_some());
+        assert_eq!(w.count(), 40);
+        assert_eq!(w.add(41, 41, 3, None, F), Added::Repeat);
+        assert_eq!(w.items().last().map(|i| i.key), Some(3));
+        w.expire(500);
+        assert_eq!(w.count(), 0);
+        assert!(w.big.is_none());
     }
 
     #[test]
@@ -340,9 +532,9 @@ mod tests {
         /// including late (out-of-order) arrivals and saturation at the cap.
         #[test]
         fn matches_naive_recount(
-            steps in prop::collection::vec((0i64..40, -30i64..=0, 0u64..12), 1..200),
-            span in 1i64..120,
-            cap in 1usize..16,
+            steps in prop::collection::vec((0i64..40, -30i64..=0, 0u64..48), 1..300),
+            span in 1i64..400,
+            cap in 1usize..40,
             distinct in any::<bool>(),
         ) {
             let mut w = if distinct { SlidingWindow::distinct(span, cap) } else { SlidingWindow::events(span, cap) };

@@ -8,7 +8,9 @@
 //! themselves carry packet time only.
 
 mod eve;
+mod evidence;
 mod summary;
 
 pub use eve::{EveRecord, JsonLinesSink};
+pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
 pub use summary::{Summary, SummarySection};

@@ -1,0 +1,295 @@
+//! Evidence pcaps (`--evidence-dir`): for each alert, the packets of the flows behind it, in a
+//! file Wireshark opens, readable only by its owner (mode 0600: the payload is patient data).
+//!
+//! Replay writes them in a second pass over the input: during the first pass an alert only
+//! registers which flows it names ([`EvidencePlan::add`]); then the files are written from the
+//! original packets. Memory stays bounded by the number of alerted flows, never by traffic.
+
+use pacstap_core::{Alert, FlowKey, FlowMeta, Timestamp};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Incidents with an evidence file; past this, alerts still fire but get no pcap (counted).
+/// Each open file costs a descriptor and a write buffer.
+pub const MAX_EVIDENCE_FILES: usize = 256;
+
+/// Which flows go into which evidence file.
+#[derive(Debug, Default)]
+pub struct EvidencePlan {
+    dir: PathBuf,
+    /// File index by incident (rule, entity kind, entity id).
+    incidents: HashMap<(String, String, String), usize>,
+    files: Vec<PathBuf>,
+    /// Canonical flow key → (file, the flow's first packet time), for the second pass.
+    flows: HashMap<FlowKey, Vec<(usize, Timestamp)>>,
+    /// Alerts that got no file because of [`MAX_EVIDENCE_FILES`].
+    pub dropped_incidents: u64,
+}
+
+impl EvidencePlan {
+    pub fn new(dir: &Path) -> Self {
+        EvidencePlan {
+            dir: dir.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Register an alert: returns the evidence file path to put in `alert.evidence.pcap`.
+    /// `flow` resolves a flow id of the alert's evidence to its endpoints (None: unknown).
+    pub fn add(&mut self, alert: &Alert, flow: impl Fn(pacstap_core::FlowId) -> Option<FlowMeta>) -> Option<PathBuf> {
+        let key = (alert.rule.clone(), alert.entity.kind.clone(), alert.entity.id.clone());
+        let idx = match self.incidents.get(&key) {
+            Some(&i) => i,
+            None => {
+                if self.files.len() >= MAX_EVIDENCE_FILES {
+                    self.dropped_incidents += 1;
+                    return None;
+                }
+                let name = format!(
+                    "{}-{}-{}-{}.pcap",
+                    alert.first_seen.as_micros(),
+                    alert.rule,
+                    alert.entity.kind,
+                    sanitize(&alert.entity.id)
+                );
+                self.files.push(self.dir.join(name));
+                self.incidents.insert(key, self.files.len() - 1);
+                self.files.len() - 1
+            }
+        };
+        for id in &alert.evidence.flow_ids {
+            if let Some(meta) = flow(*id) {
+                let (k, _) = FlowKey {
+                    src: meta.client,
+                    dst: meta.server,
+                }
+                .canonical();
+                let entry = self.flows.entry(k).or_default();
+                if !entry.iter().any(|(f, start)| *f == idx && *start == meta.start) {
+                    entry.push((idx, meta.start));
+                }
+            }
+        }
+        self.files.get(idx).cloned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The files this plan will write.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Open the evidence files for the second pass.
+    pub fn writer(&self, linktype: u32, max_payload_per_flow: u64) -> io::Result<EvidenceWriter<'_>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut outs = Vec::with_capacity(self.files.len());
+        for path in &self.files {
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)?;
+            let mut w = BufWriter::new(f);
+            write_pcap_header(&mut w, linktype)?;
+            outs.push(w);
+        }
+        Ok(EvidenceWriter {
+            plan: self,
+            outs,
+            linktype,
+            max_payload_per_flow,
+            payload_written: HashMap::new(),
+            skipped_linktype: 0,
+        })
+    }
+}
+
+/// Writes frames of planned flows to their evidence files.
+pub struct EvidenceWriter<'p> {
+    plan: &'p EvidencePlan,
+    outs: Vec<BufWriter<File>>,
+    linktype: u32,
+    max_payload_per_flow: u64,
+    payload_written: HashMap<(usize, FlowKey), u64>,
+    /// Frames of another link type than the files' (a legacy pcap holds one).
+    pub skipped_linktype: u64,
+}
+
+impl EvidenceWriter<'_> {
+    /// Offer one frame: `key` is its packet's flow key, `payload_len` its TCP payload length
+    /// (the last bytes of the frame). Headers are always written; payload only within the
+    /// per-flow budget.
+    pub fn frame(
+        &mut self,
+        ts: Timestamp,
+        linktype: u32,
+        data: &[u8],
+        key: &FlowKey,
+        payload_len: usize,
+    ) -> io::Result<()> {
+        let (k, _) = key.canonical();
+        let Some(targets) = self.plan.flows.get(&k) else {
+            return Ok(());
+        };
+        if linktype != self.linktype {
+            self.skipped_linktype += 1;
+            return Ok(());
+        }
+        let headers = data.len().saturating_sub(payload_len);
+        for &(file, start) in targets {
+            // A flow id names one connection; an earlier one on the same ports is not it.
+            if ts < start {
+                continue;
+            }
+            let used = self.payload_written.entry((file, k)).or_default();
+            let room = self.max_payload_per_flow.saturating_sub(*used);
+            let take = (payload_len as u64).min(room) as usize;
+            *used += take as u64;
+            let Some(bytes) = data.get(..headers + take) else {
+                continue;
+            };
+            if let Some(out) = self.outs.get_mut(file) {
+                write_record(out, ts, bytes, data.len())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<()> {
+        for o in &mut self.outs {
+            o.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps file names portable: AE titles and user names may hold anything.
+fn sanitize(id: &str) -> String {
+    let s: String = id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "_".into()
+    } else {
+        s
+    }
+}
+
+/// Legacy pcap global header, microsecond timestamps, little endian (pcap-savefile(5)).
+fn write_pcap_header(w: &mut impl Write, linktype: u32) -> io::Result<()> {
+    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    w.write_all(&2u16.to_le_bytes())?;
+    w.write_all(&4u16.to_le_bytes())?;
+    w.write_all(&0i32.to_le_bytes())?;
+    w.write_all(&0u32.to_le_bytes())?;
+    w.write_all(&262_144u32.to_le_bytes())?;
+    w.write_all(&linktype.to_le_bytes())
+}
+
+fn write_record(w: &mut impl Write, ts: Timestamp, bytes: &[u8], orig_len: usize) -> io::Result<()> {
+    let us = ts.as_micros().max(0);
+    w.write_all(&((us / 1_000_000) as u32).to_le_bytes())?;
+    w.write_all(&((us % 1_000_000) as u32).to_le_bytes())?;
+    w.write_all(&(bytes.len() as u32).to_le_bytes())?;
+    w.write_all(&(orig_len as u32).to_le_bytes())?;
+    w.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacstap_core::*;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn meta(port: u16, start: i64) -> FlowMeta {
+        FlowMeta {
+            id: FlowId(port as u64),
+            client: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port),
+            server: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 104),
+            start: Timestamp(start),
+            handshake_seen: true,
+        }
+    }
+
+    fn alert(flows: &[u64]) -> Alert {
+        Alert {
+            rule: "bulk_export".into(),
+            severity: Severity::High,
+            entity: AlertEntity {
+                kind: "ae".into(),
+                id: "WORK/STATION 1".into(),
+            },
+            count: 16,
+            threshold: Some(15),
+            window_seconds: Some(1800),
+            first_seen: Timestamp(1_000_000),
+            last_seen: Timestamp(2_000_000),
+            summary: String::new(),
+            evidence: AlertEvidence {
+                flow_ids: flows.iter().map(|f| FlowId(*f)).collect(),
+                ..Default::default()
+            },
+            response: vec![],
+            update: false,
+        }
+    }
+
+    #[test]
+    fn writes_only_the_alerted_flow_with_capped_payload_and_mode_0600() {
+        let dir = std::env::temp_dir().join(format!("pacstap-evidence-{}", std::process::id()));
+        let mut plan = EvidencePlan::new(&dir);
+        let path = plan
+            .add(&alert(&[5000]), |id| (id.0 == 5000).then(|| meta(5000, 10)))
+            .unwrap();
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .ends_with("bulk_export-ae-WORK_STATION_1.pcap"));
+        // An update of the same incident reuses the file.
+        assert_eq!(plan.add(&alert(&[5000]), |_| None), Some(path.clone()));
+        let mut w = plan.writer(1, 100).unwrap();
+        let m = meta(5000, 10);
+        let to_server = FlowKey {
+            src: m.client,
+            dst: m.server,
+        };
+        let to_client = FlowKey {
+            src: m.server,
+            dst: m.client,
+        };
+        let other = FlowKey {
+            src: meta(6000, 0).client,
+            dst: m.server,
+        };
+        let frame = vec![0u8; 54 + 80];
+        w.frame(Timestamp(5), 1, &frame, &to_server, 80).unwrap(); // before the flow began
+        w.frame(Timestamp(20), 1, &frame, &to_server, 80).unwrap();
+        w.frame(Timestamp(30), 1, &frame, &to_client, 80).unwrap(); // 20 bytes of budget left
+        w.frame(Timestamp(40), 1, &frame, &other, 80).unwrap();
+        w.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        // Header + (16 + 54 + 80) + (16 + 54 + 20).
+        assert_eq!(bytes.len(), 24 + 150 + 90);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

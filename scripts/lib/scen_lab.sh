@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Namespace lab for scripts/make-scenarios (sourced AFTER lab.sh, whose log/die/lab_*/cap_* it uses).
+#
+# Same addressing as the lab of scripts/make-samples (10.20.0.0/24, PACS 10.20.0.10, storescp
+# 10.20.0.20, clients 10.20.0.30, MTU 1500, every offload off, IPv6 off, fixed MACs and permanent
+# neighbour entries, tap = bridge port pacs0), but in namespaces with their OWN names (prefix
+# `pts-`), so a concurrent run of make-samples / make-samples-web (prefix `pt-`) cannot delete
+# them, and with three more hosts:
+#   pts-mod2 10.20.0.31   a second client machine (the "new device")
+#   pts-rtr  10.20.0.50   the routing engine (service account AE ROUTER1)
+#   pts-ext  198.51.100.7 an "external" receiver (TEST-NET-2, RFC 5737) plugged into the SAME
+#            bridge: pts-pacs reaches it through an on-link /32 route, pts-ext reaches the lab
+#            through an on-link route to 10.20.0.0/24. Nothing is routed anywhere else: no
+#            namespace has a default route or a link outside pts-sw.
+
+SC_NS=pts
+SC_HOSTS=(pacs ws mod mod2 rtr ext)
+declare -gA SC_IP=([pacs]=10.20.0.10 [ws]=10.20.0.20 [mod]=10.20.0.30 [mod2]=10.20.0.31
+    [rtr]=10.20.0.50 [ext]=198.51.100.7)
+declare -gA SC_MAC=([pacs]=02:00:0a:14:00:0a [ws]=02:00:0a:14:00:14 [mod]=02:00:0a:14:00:1e
+    [mod2]=02:00:0a:14:00:1f [rtr]=02:00:0a:14:00:32 [ext]=02:00:c6:33:64:07)
+
+# scen_lab_build: pts-sw (bridge br0) + one namespace per host, port <host>0 on br0
+scen_lab_build() {
+    local h o
+    lab_ns_add "$SC_NS-sw"
+    ip -n "$SC_NS-sw" link add br0 type bridge stp_state 0 forward_delay 0
+    ip -n "$SC_NS-sw" link set br0 up
+    for h in "${SC_HOSTS[@]}"; do
+        lab_ns_add "$SC_NS-$h"
+        lab_veth "$SC_NS-$h" eth0 "$SC_NS-sw" "${h}0" 1500
+        ip -n "$SC_NS-$h" link set eth0 address "${SC_MAC[$h]}"
+        ip -n "$SC_NS-$h" addr add "${SC_IP[$h]}/24" dev eth0
+        ip -n "$SC_NS-$h" link set eth0 up
+        ip -n "$SC_NS-sw" link set "${h}0" master br0
+        ip -n "$SC_NS-sw" link set "${h}0" up
+    done
+    lab_offloads_off "$SC_NS-sw" br0
+    # on-link routes between the lab /24 and the one external address (same L2 segment)
+    ip -n "$SC_NS-pacs" route add "${SC_IP[ext]}/32" dev eth0 scope link
+    ip -n "$SC_NS-ext" route add 10.20.0.0/24 dev eth0 scope link
+    ip netns exec "$SC_NS-ext" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
+    for h in "${SC_HOSTS[@]}"; do
+        for o in "${SC_HOSTS[@]}"; do
+            [[ $h == "$o" ]] && continue
+            # the external host only talks to the PACS
+            if [[ $h == ext && $o != pacs ]] || [[ $o == ext && $h != pacs ]]; then continue; fi
+            ip -n "$SC_NS-$h" neigh replace "${SC_IP[$o]}" lladdr "${SC_MAC[$o]}" dev eth0 nud permanent
+        done
+    done
+}
+
+# shell-quote for the command log: plain words as they are, anything else in single quotes
+scen_shq() {
+    local a out=()
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+    done
+    printf '%s' "${out[*]}"
+}
