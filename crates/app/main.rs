@@ -2,9 +2,12 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use pacstap_output::{Metrics, MetricsServer};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +24,8 @@ pacstap replay capture.pcap                       events to stdout, summary on s
 pacstap replay --events out.jsonl day1.pcapng day2.pcap   several files, merged by time\n  \
 pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'\n  \
 pacstap replay --config site.toml --alerts-only capture.pcap   only the alerts, with your inventory\n  \
-pacstap config check site.toml                    validate a config, print effective settings"
+pacstap config check site.toml                    validate a config, print effective settings\n  \
+pacstap capture -i eth1 --events /var/log/pacstap/events.jsonl   appliance: live capture, metrics on :9718"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +40,15 @@ enum Command {
     /// part-way is decoded up to the damage and reported; exit status 1 only when an input
     /// cannot be read at all.
     Replay(ReplayArgs),
+    /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
+    ///
+    /// Same decoders and detection as `replay`: the same packets give the same events.
+    /// SIGINT/SIGTERM: open flows end (open associations become `incomplete`), learned state is
+    /// saved, outputs are flushed, exit 0. SIGHUP: reopen the events file (log rotation) and
+    /// reload --config (detection restarts its windows; `[ports]` changes need a restart).
+    /// Needs CAP_NET_RAW (root, or the capability granted by the systemd unit); pacstap does not
+    /// change user itself.
+    Capture(CaptureArgs),
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -89,6 +102,75 @@ struct ReplayArgs {
     /// (mid-association pickup). Content detection works on any port regardless.
     #[arg(long = "dicom-port", value_name = "PORT")]
     dicom_ports: Vec<u16>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz) while replaying.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+
+    /// With --metrics-listen: keep serving this many seconds after the replay ends (to scrape
+    /// the final values).
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics_listen")]
+    metrics_linger: u64,
+}
+
+#[derive(clap::Args)]
+struct CaptureArgs {
+    /// Interface to capture on (e.g. the NIC of the mirror port; `any` for all).
+    #[arg(long, short = 'i', value_name = "IF")]
+    interface: String,
+
+    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`.
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+
+    /// Bytes captured per frame (262144 = whole frames; smaller values cut payload, which the
+    /// decoders then see as gaps).
+    #[arg(long, value_name = "N", default_value_t = pacstap_capture::DEFAULT_SNAPLEN)]
+    snaplen: u32,
+
+    /// Kernel capture buffer, bytes (default 64 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap_capture::DEFAULT_BUFFER_SIZE)]
+    buffer_size: usize,
+
+    /// Do not put the interface in promiscuous mode (a mirror port needs it; a host capture
+    /// of its own traffic does not).
+    #[arg(long)]
+    no_promisc: bool,
+
+    /// Where JSON-lines events go (appended; reopened on SIGHUP); `-` is stdout (journald).
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    events: String,
+
+    /// Write only `event_type = "alert"` lines.
+    #[arg(long)]
+    alerts_only: bool,
+
+    /// TOML config (see `pacstap config check`); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where learned state persists (saved every 5 minutes and at shutdown); `none` keeps
+    /// nothing.
+    #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+    state: String,
+
+    /// Prometheus metrics and /healthz at http://ADDR/; `off` disables them.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9718")]
+    metrics_listen: String,
+
+    /// Not supported live yet: evidence pcaps are cut by a second pass over the input files,
+    /// which a live capture does not have. Run `tcpdump -w` / a rotating capture beside
+    /// pacstap and `pacstap replay --evidence-dir` over its files instead.
+    #[arg(long, value_name = "DIR")]
+    evidence_dir: Option<PathBuf>,
+
+    /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
+    #[arg(long = "dicom-port", value_name = "PORT")]
+    dicom_ports: Vec<u16>,
+
+    /// Do not print the summary on stderr at shutdown.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +184,13 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("pacstap: {}: {e}", file.display());
                 ExitCode::from(2)
+            }
+        },
+        Command::Capture(args) => match run_capture(args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("pacstap: error: {e:#}");
+                ExitCode::from(1)
             }
         },
         Command::Replay(args) => match run_replay(args) {
@@ -125,17 +214,111 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// A bad config is bad usage (exit 2), checked before any input is read.
+fn load_config(path: Option<&Path>) -> Result<pacstap_detect::Config, ExitCode> {
+    match path {
+        Some(path) => pacstap_detect::Config::load(path).map_err(|e| {
+            eprintln!("pacstap: {}: {e}", path.display());
+            ExitCode::from(2)
+        }),
+        None => Ok(pacstap_detect::Config::default()),
+    }
+}
+
+/// Registry and server for `--metrics-listen`.
+fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer)> {
+    let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
+    let server =
+        MetricsServer::spawn(addr, Arc::clone(&metrics)).with_context(|| format!("cannot serve metrics on {addr}"))?;
+    Ok((metrics, server))
+}
+
+fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
+    if args.evidence_dir.is_some() {
+        eprintln!(
+            "pacstap: --evidence-dir is not supported by `capture` yet (evidence is cut from the \
+input files in a second pass); capture to files beside pacstap and use `pacstap replay --evidence-dir`"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let mut live = pacstap_capture::LiveConfig::new(args.interface);
+    live.bpf = args.bpf;
+    live.snaplen = args.snaplen;
+    live.buffer_size = args.buffer_size;
+    live.promiscuous = !args.no_promisc;
+    let mut opts = pacstap::CaptureOptions::new(live).with_config(config);
+    opts.config_path = args.config;
+    opts.alerts_only = args.alerts_only;
+    opts.events = if args.events == "-" {
+        pacstap::EventsTarget::Stdout
+    } else {
+        pacstap::EventsTarget::File(PathBuf::from(&args.events))
+    };
+    opts.state = (args.state != "none").then(|| PathBuf::from(&args.state));
+    for p in args.dicom_ports {
+        if !opts.proto.dicom_ports.contains(&p) {
+            opts.proto.dicom_ports.push(p);
+        }
+    }
+    // Signals first, so a SIGTERM during start-up is not the default (immediate) death.
+    // A second SIGINT/SIGTERM while shutting down exits at once (status 130).
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&opts.stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&opts.stop)).context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(SIGHUP, Arc::clone(&opts.reload)).context("installing signal handlers")?;
+
+    let source = match pacstap::live::open_capture(&opts.live) {
+        Ok(s) => s,
+        Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
+            eprintln!("pacstap: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Served only once the capture is open: a healthy /healthz means capturing.
+    let server = match args.metrics_listen.as_str() {
+        "off" | "none" => None,
+        addr => {
+            let (metrics, server) = start_metrics(addr)?;
+            opts.metrics = Some(metrics);
+            Some(server)
+        }
+    };
+    eprintln!(
+        "pacstap: capturing on {} (linktype {}){}",
+        source.interface(),
+        source.linktype(),
+        server
+            .as_ref()
+            .map(|s| format!(", metrics at http://{}/metrics", s.local_addr()))
+            .unwrap_or_default()
+    );
+    let report = pacstap::capture(opts, source)?;
+    if !args.quiet {
+        eprint!("{}", report.render_summary());
+    }
+    drop(server);
+    if let Some(e) = report.capture_error {
+        eprintln!("pacstap: error: capture stopped: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    // A bad config is bad usage (exit 2), checked before any input is read.
-    let config = match &args.config {
-        Some(path) => match pacstap_detect::Config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("pacstap: {}: {e}", path.display());
-                return Ok(ExitCode::from(2));
-            }
-        },
-        None => pacstap_detect::Config::default(),
+    let config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let server = match &args.metrics_listen {
+        Some(addr) => Some(start_metrics(addr)?),
+        None => None,
     };
     let events: Box<dyn Write> = if args.events == "-" {
         Box::new(io::stdout().lock())
@@ -150,6 +333,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     opts.events = Some(events);
     opts.alerts_only = args.alerts_only;
     opts.progress = true;
+    opts.metrics = server.as_ref().map(|(m, _)| Arc::clone(m));
     for p in args.dicom_ports {
         if !opts.proto.dicom_ports.contains(&p) {
             opts.proto.dicom_ports.push(p);
@@ -166,6 +350,16 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
                 d.offset,
                 d.reason
             );
+        }
+    }
+    if let Some((_, server)) = &server {
+        if args.metrics_linger > 0 {
+            eprintln!(
+                "pacstap: serving metrics at http://{}/metrics for {} s",
+                server.local_addr(),
+                args.metrics_linger
+            );
+            std::thread::sleep(std::time::Duration::from_secs(args.metrics_linger));
         }
     }
     Ok(ExitCode::SUCCESS)

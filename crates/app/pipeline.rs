@@ -1,21 +1,24 @@
 //! The replay pipeline: capture → wire → flow → proto → detect → output, on one thread.
 //!
-//! Live capture (later) runs the same stages behind channels; keeping the per-packet step in
-//! one function ([`Pipeline::packet`]) is what makes replay and live give the same events.
+//! Live capture (`crate::live`) runs the same stages behind a channel; keeping the per-frame
+//! step in one place ([`Pipeline::frame`], [`Pipeline::finish`]) is what makes replay and live
+//! give the same events for the same packets.
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};
-use pacstap_capture::{Damage, MergedSource, PacketSource};
+use pacstap_capture::{Damage, MergedSource, PacketSource, RawFrame};
 use pacstap_core::{EventBody, FlowId, FlowMeta};
 use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
-use pacstap_output::{EvidencePlan, JsonLinesSink, Summary, SummarySection};
+use pacstap_output::{EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary, SummarySection};
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What `pacstap replay` was asked to do.
 pub struct ReplayOptions {
@@ -32,6 +35,8 @@ pub struct ReplayOptions {
     pub state: Option<PathBuf>,
     /// Where each alert's evidence pcap goes (`--evidence-dir`).
     pub evidence_dir: Option<PathBuf>,
+    /// Prometheus metrics to update while replaying (`--metrics-listen`).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ReplayOptions {
@@ -46,6 +51,7 @@ impl ReplayOptions {
             config: Config::default(),
             state: None,
             evidence_dir: None,
+            metrics: None,
         }
     }
 
@@ -152,131 +158,368 @@ impl ReplayReport {
     }
 }
 
+/// Everything the per-frame pipeline needs, whatever feeds it (files or a live interface).
+pub struct PipelineSettings {
+    pub flow: FlowConfig,
+    pub proto: ProtoConfig,
+    pub config: Config,
+    pub state: Option<PathBuf>,
+    /// Plan evidence pcaps under this directory (the packets are copied by a second pass over
+    /// the input files: replay only).
+    pub evidence_dir: Option<PathBuf>,
+    pub events: Option<Box<dyn Write>>,
+    pub alerts_only: bool,
+    /// Keep every event in memory (tests).
+    pub collect: bool,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// The per-frame pipeline: wire → flow → proto → detect → output, on one thread.
+///
+/// `replay` and `capture` both feed frames through [`Pipeline::frame`] and end with
+/// [`Pipeline::finish`], so the same packets give the same events in both.
+pub struct Pipeline {
+    wire: WireDecoder,
+    flows: FlowTable<FlowState>,
+    analyzer: Analyzer,
+    detector: Detector,
+    store: Option<StateStore>,
+    state_warnings: Vec<String>,
+    /// Events of one packet, then the alerts they caused: reused, so no allocation per packet.
+    batch: Vec<ProtocolEvent>,
+    alerts: Vec<ProtocolEvent>,
+    next_tick: i64,
+    evidence: Option<EvidencePlan>,
+    recent: RecentFlows,
+    out: Outputs,
+    frames: u64,
+    bytes: u64,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
+    first_linktype: Option<u32>,
+}
+
+/// Where events go: the JSON-lines sink, the summary, the metrics, the collected list.
+struct Outputs {
+    sink: Option<JsonLinesSink<Box<dyn Write>>>,
+    alerts_only: bool,
+    /// Lines written by sinks replaced since (reopened events files).
+    written_before: u64,
+    summary: Summary,
+    metrics: Option<Arc<Metrics>>,
+    collect: bool,
+    collected: Vec<ProtocolEvent>,
+    /// Events emitted since the last call to [`Pipeline::frame`] began.
+    emitted: u64,
+}
+
+impl Outputs {
+    fn emit(&mut self, ev: ProtocolEvent) -> Result<()> {
+        self.emitted += 1;
+        self.summary.observe(&ev);
+        if let Some(m) = &self.metrics {
+            m.observe_event(&ev);
+        }
+        if let Some(s) = self.sink.as_mut() {
+            s.write(&ev).context("writing events")?;
+        }
+        if self.collect {
+            self.collected.push(ev);
+        }
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written_before + self.sink.as_ref().map_or(0, JsonLinesSink::written)
+    }
+}
+
+impl Pipeline {
+    /// Opens the state file and starts detection. Errors: the state file cannot be read or
+    /// written at all, or detection cannot start (e.g. an unreadable GeoIP database).
+    pub fn new(settings: PipelineSettings) -> Result<Pipeline> {
+        let mut state_warnings = Vec::new();
+        let (store, learned) = match &settings.state {
+            Some(path) => {
+                let (store, learned, warning) = StateStore::open(path).context("opening the state file")?;
+                state_warnings.extend(warning);
+                (Some(store), learned)
+            }
+            None => (None, None),
+        };
+        let detector = Detector::new(&settings.config, learned).context("starting detection")?;
+        Ok(Pipeline {
+            wire: WireDecoder::new(),
+            flows: FlowTable::new(settings.flow),
+            analyzer: Analyzer::new(settings.proto),
+            detector,
+            store,
+            state_warnings,
+            batch: Vec::new(),
+            alerts: Vec::new(),
+            next_tick: i64::MIN,
+            evidence: settings.evidence_dir.as_deref().map(EvidencePlan::new),
+            recent: RecentFlows::default(),
+            out: Outputs {
+                sink: settings.events.map(|w| JsonLinesSink::new(w, settings.alerts_only)),
+                alerts_only: settings.alerts_only,
+                written_before: 0,
+                summary: Summary::new(),
+                metrics: settings.metrics,
+                collect: settings.collect,
+                collected: Vec::new(),
+                emitted: 0,
+            },
+            frames: 0,
+            bytes: 0,
+            first_ts: None,
+            last_ts: None,
+            first_linktype: None,
+        })
+    }
+
+    /// One captured frame through every stage. Errors are ours (the events output failing);
+    /// bad traffic never is.
+    pub fn frame(&mut self, frame: &RawFrame<'_>) -> Result<()> {
+        self.out.emitted = 0;
+        self.frames += 1;
+        self.bytes += frame.data.len() as u64;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(frame.ts);
+            self.first_linktype = Some(frame.linktype);
+        }
+        self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
+            self.flows.process(&pkt, &mut self.analyzer);
+            self.batch.extend(self.analyzer.drain_events());
+        }
+        // Windows expire by packet time even when no event comes (once per second of it).
+        if frame.ts.0 >= self.next_tick {
+            self.next_tick = frame.ts.0.saturating_add(1_000_000_000);
+            self.detector.tick(frame.ts, &mut self.alerts);
+        }
+        self.emit_pending()
+    }
+
+    /// [`Pipeline::frame`], then the event-pipeline latency: wall time since `received` (when
+    /// the frame left the capture), observed when the frame produced events.
+    pub fn frame_received(&mut self, frame: &RawFrame<'_>, received: Instant) -> Result<()> {
+        self.frame(frame)?;
+        if self.out.emitted > 0 {
+            if let Some(m) = &self.out.metrics {
+                m.observe_event_latency(received.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    /// Observe and emit the decoded events waiting in `batch`, then the alerts they caused.
+    fn emit_pending(&mut self) -> Result<()> {
+        for ev in self.batch.drain(..) {
+            self.detector.observe(&ev, &mut self.alerts);
+            self.recent.insert(ev.flow);
+            self.out.emit(ev)?;
+        }
+        for mut alert in self.alerts.drain(..) {
+            plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
+            self.out.emit(alert)?;
+        }
+        Ok(())
+    }
+
+    /// End of input (replay end, capture shutdown): every open flow ends (open associations
+    /// become `incomplete`), detection reports what it holds, learned state is saved, and the
+    /// events output is flushed.
+    pub fn finish(&mut self) -> Result<()> {
+        self.flows.flush(self.last_ts.unwrap_or_default(), &mut self.analyzer);
+        self.batch.extend(self.analyzer.drain_events());
+        for ev in self.batch.drain(..) {
+            self.detector.observe(&ev, &mut self.alerts);
+            self.recent.insert(ev.flow);
+            self.out.emit(ev)?;
+        }
+        self.detector.finish(&mut self.alerts);
+        for mut alert in self.alerts.drain(..) {
+            plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
+            self.out.emit(alert)?;
+        }
+        self.save_state()?;
+        self.flush()
+    }
+
+    /// Write learned state now (atomically; also done by [`Pipeline::finish`]).
+    pub fn save_state(&self) -> Result<()> {
+        if let Some(store) = &self.store {
+            store
+                .save(&self.detector.learned_state())
+                .context("saving learned state")?;
+        }
+        Ok(())
+    }
+
+    /// Flush the events output (live: periodically, so a tail -f sees events promptly).
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(s) = self.out.sink.as_mut() {
+            s.flush().context("writing events")?;
+        }
+        Ok(())
+    }
+
+    /// Replace the events output (log rotation: the old file was renamed, open the path anew).
+    /// The old output is flushed first.
+    pub fn replace_events(&mut self, events: Box<dyn Write>) -> Result<()> {
+        self.flush()?;
+        if let Some(old) = self.out.sink.take() {
+            self.out.written_before += old.written();
+        }
+        self.out.sink = Some(JsonLinesSink::new(events, self.out.alerts_only));
+        Ok(())
+    }
+
+    /// Restart detection with `config` (SIGHUP). The running detector is finished first — its
+    /// held exports are attributed and grown incidents reported, as at shutdown — and the new
+    /// one starts from everything learned so far. Sliding windows restart empty. The decoders'
+    /// port hints (`[ports]`) stay as they were: changing them needs a restart.
+    pub fn reload_config(&mut self, config: &Config) -> Result<()> {
+        let detector = Detector::new(config, Some(self.detector.learned_state())).context("starting detection")?;
+        self.detector.finish(&mut self.alerts);
+        for mut alert in self.alerts.drain(..) {
+            plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
+            self.out.emit(alert)?;
+        }
+        self.detector = detector;
+        self.next_tick = i64::MIN;
+        Ok(())
+    }
+
+    /// The config detection runs with.
+    pub fn config(&self) -> &Config {
+        self.detector.config()
+    }
+
+    /// The stage counters, for [`Metrics::update`] (drops are the caller's to fill in).
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        let (w, f, p) = (&self.wire.stats, self.flows.stats(), self.analyzer.stats());
+        let mut anomalies = p.anomalies.clone();
+        for (name, n) in [
+            ("wire.truncated", w.truncated),
+            ("wire.malformed", w.malformed),
+            ("wire.unsupported_link", w.unsupported_link),
+            ("wire.ip_fragment", w.ip_fragments),
+        ] {
+            if n > 0 {
+                anomalies.insert(name, n);
+            }
+        }
+        StatsSnapshot {
+            packets: self.frames,
+            bytes: self.bytes,
+            flows_created: f.flows_created,
+            flows_active: self.flows.active_flows() as u64,
+            gaps: f.gaps,
+            gap_bytes: f.gap_bytes,
+            cap_hits_flow_table: f.flow_table_full,
+            cap_hits_buffer: f.buffer_cap_hits,
+            cap_hits_holes: f.hole_cap_hits,
+            anomalies,
+            tls_versions: p.tls.versions.clone(),
+            hl7_acks: p.hl7.acks.clone(),
+            studies_exported: self.detector.stats().studies_exported,
+            last_packet_time: self.last_ts.map(Timestamp::as_secs_f64),
+            ..StatsSnapshot::default()
+        }
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    pub fn events_written(&self) -> u64 {
+        self.out.written()
+    }
+
+    /// The numbers behind the summary; `damages` are the input's (files).
+    pub fn report(self, damages: Vec<Damage>, evidence_files: Vec<PathBuf>) -> ReplayReport {
+        ReplayReport {
+            frames: self.frames,
+            bytes: self.bytes,
+            events_written: self.out.written(),
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            damages,
+            wire: self.wire.stats.clone(),
+            flow: self.flows.stats().clone(),
+            proto: self.analyzer.stats().clone(),
+            detect: self.detector.stats().clone(),
+            state_warnings: self.state_warnings,
+            evidence_files,
+            summary: self.out.summary,
+            events: self.out.collected,
+        }
+    }
+
+    /// Problems with the state file that did not stop the run.
+    pub fn state_warnings(&self) -> &[String] {
+        &self.state_warnings
+    }
+}
+
 /// Replays pcap files through the whole pipeline. `collect` keeps every event in the report.
 ///
 /// Errors are ours or the input's (unreadable file, events output failing); bad traffic never is.
 pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
     let mut source = MergedSource::open(&opts.pcaps)?;
     let total_len = source.file_len();
-    let mut wire = WireDecoder::new();
-    let mut flows: FlowTable<FlowState> = FlowTable::new(opts.flow.clone());
-    let mut analyzer = Analyzer::new(opts.proto.clone());
-    let mut state_warnings = Vec::new();
-    let (store, learned) = match &opts.state {
-        Some(path) => {
-            let (store, learned, warning) = StateStore::open(path).context("opening the state file")?;
-            state_warnings.extend(warning);
-            (Some(store), learned)
-        }
-        None => (None, None),
-    };
-    let mut detector = Detector::new(&opts.config, learned).context("starting detection")?;
-    // Events of one packet, then the alerts they caused: reused, so no allocation per packet.
-    let mut batch: Vec<ProtocolEvent> = Vec::new();
-    let mut alerts: Vec<ProtocolEvent> = Vec::new();
-    let mut next_tick = i64::MIN;
-    let mut evidence = opts.evidence_dir.as_deref().map(EvidencePlan::new);
-    let mut recent = RecentFlows::default();
-    let mut first_linktype = None;
-    let mut sink = opts.events.take().map(|w| JsonLinesSink::new(w, opts.alerts_only));
-    let mut summary = Summary::new();
+    let metrics = opts.metrics.take();
+    let mut pipeline = Pipeline::new(PipelineSettings {
+        flow: opts.flow.clone(),
+        proto: opts.proto.clone(),
+        config: opts.config.clone(),
+        state: opts.state.clone(),
+        evidence_dir: opts.evidence_dir.clone(),
+        events: opts.events.take(),
+        alerts_only: opts.alerts_only,
+        collect,
+        metrics: metrics.clone(),
+    })?;
     let mut progress = Progress::new(opts.progress);
-    let mut collected = Vec::new();
-
-    let mut frames = 0u64;
-    let mut bytes = 0u64;
-    let mut first_ts = None;
-    let mut last_ts: Option<Timestamp> = None;
-
-    let mut emit = |ev: ProtocolEvent, sink: &mut Option<JsonLinesSink<Box<dyn Write>>>| -> Result<()> {
-        summary.observe(&ev);
-        if let Some(s) = sink.as_mut() {
-            s.write(&ev).context("writing events")?;
+    // Metrics (when asked for) are refreshed about once a second of wall time.
+    let mut next_update = Instant::now();
+    loop {
+        let Some(frame) = source.next_frame() else { break };
+        let received = metrics.as_ref().map(|_| Instant::now());
+        match received {
+            Some(t) => pipeline.frame_received(&frame, t)?,
+            None => pipeline.frame(&frame)?,
         }
-        if collect {
-            collected.push(ev);
-        }
-        Ok(())
-    };
-
-    while let Some(frame) = source.next_frame() {
-        frames += 1;
-        bytes += frame.data.len() as u64;
-        if first_ts.is_none() {
-            first_ts = Some(frame.ts);
-            first_linktype = Some(frame.linktype);
-        }
-        last_ts = Some(last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
-        if let Some(pkt) = wire.decode(frame.ts, frame.linktype, frame.data) {
-            flows.process(&pkt, &mut analyzer);
-            batch.extend(analyzer.drain_events());
-        }
-        // Windows expire by packet time even when no event comes (once per second of it).
-        if frame.ts.0 >= next_tick {
-            next_tick = frame.ts.0.saturating_add(1_000_000_000);
-            detector.tick(frame.ts, &mut alerts);
-        }
-        for ev in batch.drain(..) {
-            detector.observe(&ev, &mut alerts);
-            recent.insert(ev.flow);
-            emit(ev, &mut sink)?;
-        }
-        for mut alert in alerts.drain(..) {
-            plan_evidence(evidence.as_mut(), &recent, &mut alert);
-            emit(alert, &mut sink)?;
-        }
-        if frames % 65_536 == 0 {
+        if pipeline.frames() % 65_536 == 0 {
             progress.update(source.bytes_consumed(), total_len);
         }
+        if let (Some(m), Some(t)) = (&metrics, received) {
+            if t >= next_update {
+                next_update = t + METRICS_EVERY;
+                m.update(&pipeline.stats_snapshot());
+            }
+        }
     }
-    flows.flush(last_ts.unwrap_or_default(), &mut analyzer);
-    batch.extend(analyzer.drain_events());
-    for ev in batch.drain(..) {
-        detector.observe(&ev, &mut alerts);
-        recent.insert(ev.flow);
-        emit(ev, &mut sink)?;
-    }
-    detector.finish(&mut alerts);
-    for mut alert in alerts.drain(..) {
-        plan_evidence(evidence.as_mut(), &recent, &mut alert);
-        emit(alert, &mut sink)?;
-    }
-    if let Some(store) = &store {
-        store.save(&detector.learned_state()).context("saving learned state")?;
+    pipeline.finish()?;
+    if let Some(m) = &metrics {
+        m.update(&pipeline.stats_snapshot());
     }
     progress.finish();
-    let events_written = match sink.as_mut() {
-        Some(s) => {
-            s.flush().context("writing events")?;
-            s.written()
-        }
-        None => 0,
-    };
-    let evidence_files = match &evidence {
+    let evidence_files = match &pipeline.evidence {
         Some(plan) if !plan.is_empty() => {
             let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
-            write_evidence(&opts.pcaps, plan, first_linktype.unwrap_or(1), max_payload)?;
+            write_evidence(&opts.pcaps, plan, pipeline.first_linktype.unwrap_or(1), max_payload)?;
             plan.files().to_vec()
         }
         _ => Vec::new(),
     };
-    Ok(ReplayReport {
-        frames,
-        bytes,
-        events_written,
-        first_ts,
-        last_ts,
-        damages: source.damages().to_vec(),
-        wire: wire.stats.clone(),
-        flow: flows.stats().clone(),
-        proto: analyzer.stats().clone(),
-        detect: detector.stats().clone(),
-        state_warnings,
-        evidence_files,
-        summary,
-        events: collected,
-    })
+    Ok(pipeline.report(source.damages().to_vec(), evidence_files))
 }
+
+/// How often (wall time) the snapshot-derived metrics are refreshed.
+pub const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 /// Flow ids of recent events → their endpoints, so an alert's evidence can name the packets.
 /// Two generations of at most [`RECENT_FLOWS`] each: bounded, O(1), and an alert's flows are

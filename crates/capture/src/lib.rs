@@ -1,4 +1,5 @@
-//! Captured frames from pcap and pcapng files, streamed in bounded memory.
+//! Captured frames from pcap and pcapng files, streamed in bounded memory, and from live
+//! interfaces through libpcap ([`LiveSource`]).
 //!
 //! The first stage of the pipeline (ARCHITECTURE "Data flow"): it yields [`RawFrame`]s — link-layer
 //! bytes with a timestamp and a link type — and knows nothing about what is inside them.
@@ -38,11 +39,15 @@
 
 mod buffer;
 mod file;
+mod live;
 mod merge;
 #[cfg(test)]
 mod testfiles;
 
 pub use file::PcapFileSource;
+pub use live::{
+    LiveConfig, LiveError, LiveSource, LiveStats, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, DEFAULT_TIMEOUT_MS,
+};
 pub use merge::MergedSource;
 
 use pacstap_core::Timestamp;

@@ -23,6 +23,7 @@ use crate::error::DetectError;
 use crate::geo::Geo;
 use crate::incident::{EvidenceCaps, Incident};
 use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
+use crate::name::Name;
 use crate::rule::Rule;
 use crate::stats::DetectStats;
 use crate::text;
@@ -214,6 +215,8 @@ enum Detail<'a> {
     Text(&'a str),
     Addr(IpAddr),
     Client(IpAddr),
+    /// A destination AE and its address when known; `None`: unnamed.
+    Ae(Option<&'a str>, Option<IpAddr>),
 }
 
 impl Detail<'_> {
@@ -222,6 +225,9 @@ impl Detail<'_> {
             Detail::Text(s) => s.to_string(),
             Detail::Addr(ip) => canonical_ip(ip).to_string(),
             Detail::Client(ip) => format!("client {}", canonical_ip(ip)),
+            Detail::Ae(Some(ae), Some(ip)) => format!("AE {ae} ({})", canonical_ip(ip)),
+            Detail::Ae(Some(ae), None) => format!("AE {ae}"),
+            Detail::Ae(None, _) => "an unnamed destination".to_string(),
         }
     }
 }
@@ -280,9 +286,11 @@ impl InvDevices<'_> {
 struct HeldExport {
     ts: i64,
     flow: FlowMeta,
-    calling_ae: Option<String>,
+    calling_ae: Option<Name>,
     studies: Vec<StudyItem>,
-    dest: String,
+    /// Destination AE (`None`: unnamed) and its address when known.
+    dest_ae: Option<Name>,
+    dest_ip: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -372,10 +380,19 @@ fn transferred(c: &DicomCommand) -> bool {
     }
 }
 
-/// Recipients of a share action. HOOK (`share_recipients`): the HTTP decoder does not expose
-/// request bodies, where share forms usually carry the recipient; until it does, recipients
-/// are read from the query string (`email`, `recipient`, `to`, `mail`).
+/// Recipients of a share action: those the HTTP decoder read from the request body
+/// (`HttpEvent.share_recipients`), else those named in the query string (`email`,
+/// `recipient`, `to`, `mail`). At most 16, each at most 256 bytes, lower-cased.
 fn share_recipients(h: &HttpEvent) -> Vec<String> {
+    if !h.share_recipients.is_empty() {
+        return h
+            .share_recipients
+            .iter()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty() && r.len() <= 256)
+            .take(16)
+            .collect();
+    }
     let Some((_, query)) = h.url.split_once('?') else {
         return Vec::new();
     };
@@ -389,6 +406,23 @@ fn share_recipients(h: &HttpEvent) -> Vec<String> {
         .collect()
 }
 
+/// Whether an e-mail recipient is in one of our domains (or a subdomain of one).
+fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
+    let Some((_, domain)) = r.rsplit_once('@') else {
+        return false;
+    };
+    domains.iter().any(|d| {
+        let d = d.trim().trim_start_matches('@');
+        domain.eq_ignore_ascii_case(d)
+            || (domain.len() > d.len()
+                && domain
+                    .get(domain.len() - d.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(d))
+                && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn alert_event(
     stats: &mut DetectStats,
     now: i64,
@@ -678,31 +712,27 @@ impl Detector {
             "C-MOVE" => {
                 let dest = c.move_destination.as_deref().and_then(non_empty);
                 let dest_ip = dest.and_then(|d| self.node_addr.get(d).copied());
-                let label = match (dest, dest_ip) {
-                    (Some(d), Some(ip)) => format!("AE {d} ({ip})"),
-                    (Some(d), None) => format!("AE {d}"),
-                    (None, _) => "an unnamed destination".to_string(),
-                };
                 let studies = self.studies_of(c, ev);
                 if let Some(d) = dest {
                     if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
+                        let label = Detail::Ae(dest, dest_ip).render();
                         self.unknown_destination(EntRef::Ae(d), &label, why, &studies, ev, out);
                     }
                 }
-                self.hold_or_export(ev, calling, studies, label, out);
+                self.hold_or_export(ev, calling, studies, (dest, dest_ip), out);
             }
             "C-GET" => {
                 // The requester receives the images: it is the destination.
-                let label = match calling {
-                    Some(ae) => format!("AE {ae} ({client})"),
-                    None => client.to_string(),
-                };
                 let studies = self.studies_of(c, ev);
                 if let Some(why) = self.inv.dicom_destination_unknown(calling, Some(client)) {
                     let ent = calling.map_or(EntRef::Ip(client), EntRef::Ae);
+                    let label = match calling {
+                        Some(_) => Detail::Ae(calling, Some(client)).render(),
+                        None => Detail::Addr(client).render(),
+                    };
                     self.unknown_destination(ent, &label, why, &studies, ev, out);
                 }
-                self.hold_or_export(ev, calling, studies, label, out);
+                self.hold_or_export(ev, calling, studies, (calling, Some(client)), out);
             }
             "C-STORE" => {
                 let (dest_ae, dest_ip) = match c.direction {
@@ -761,15 +791,16 @@ impl Detector {
         ev: &ProtocolEvent,
         calling: Option<&str>,
         studies: Vec<StudyItem>,
-        dest: String,
+        dest: (Option<&str>, Option<IpAddr>),
         out: &mut Vec<ProtocolEvent>,
     ) {
         let item = HeldExport {
             ts: ev.ts.0,
             flow: ev.flow,
-            calling_ae: calling.map(str::to_string),
+            calling_ae: calling.map(Name::new),
             studies,
-            dest,
+            dest_ae: dest.0.map(Name::new),
+            dest_ip: dest.1,
         };
         let fid = ev.flow.id;
         if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
@@ -842,7 +873,8 @@ impl Detector {
             (None, None) => EntRef::Ip(item.flow.client.ip),
         };
         let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        self.export(ent, &studies, Detail::Text(&item.dest), &item.flow, item.ts, out);
+        let dest = Detail::Ae(item.dest_ae.as_deref(), item.dest_ip);
+        self.export(ent, &studies, dest, &item.flow, item.ts, out);
     }
 
     // ---- exports ----
@@ -968,7 +1000,7 @@ impl Detector {
             let Some(s) = self.entities.slot_mut(idx) else { continue };
             // What the alert will name: sources of an account's failures, accounts of a source's.
             let known_ctx = match rule {
-                Rule::LoginFailuresUser => s.st.failure_context.iter().any(|c| *c == Ctx::Ip(client)),
+                Rule::LoginFailuresUser => s.st.failure_context.contains(&Ctx::Ip(client)),
                 _ => {
                     s.st.failure_context
                         .iter()
@@ -1254,7 +1286,10 @@ impl Detector {
         }
         if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
             if not_refused {
-                self.share(actor, share, &share_recipients(h), ev, out);
+                let mut recipients = share_recipients(h);
+                let internal = &self.cfg.rules.sharing_spike.internal_domains;
+                recipients.retain(|r| !is_internal_recipient(r, internal));
+                self.share(actor, share, &recipients, ev, out);
             }
         }
         if let Some(dw) = &h.dicomweb {

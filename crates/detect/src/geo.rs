@@ -132,7 +132,7 @@ impl CidrTable {
                     }
                     None => {
                         self.v4.push((len, HashMap::from([(key, country.into())])));
-                        self.v4.sort_by(|a, b| b.0.cmp(&a.0));
+                        self.v4.sort_by_key(|e| std::cmp::Reverse(e.0));
                     }
                 }
             }
@@ -145,7 +145,7 @@ impl CidrTable {
                     }
                     None => {
                         self.v6.push((len, HashMap::from([(key, country.into())])));
-                        self.v6.sort_by(|a, b| b.0.cmp(&a.0));
+                        self.v6.sort_by_key(|e| std::cmp::Reverse(e.0));
                     }
                 }
             }

@@ -1,13 +1,38 @@
 //! pacstap's detection engine (issue 4): protocol events in, alerts out.
 //!
 //! [`Detector::observe`] takes [`ProtocolEvent`](pacstap_core::ProtocolEvent)s in packet-time
-//! order and pushes alerts (CONTRACT §2 `alert`) for the rules of the PACS security checklist:
-//! login failures per user / AE and per source, a success after a failure burst, new devices
-//! and locations, admin changes, bulk and above-baseline exports, unknown destinations and
-//! sharing spikes. Counting is done in sliding windows over packet time (exact, bounded per
-//! entity; entities evicted oldest-idle-first beyond `detect.max_entities`). Learned state
-//! (devices per entity, countries, node addresses, export baselines, destinations alerted
-//! on) survives restarts through [`StateStore`].
+//! order and pushes `alert` events (CONTRACT §2) on the flow that triggered them;
+//! [`Detector::tick`] lets windows expire without events; [`Detector::finish`] ends a run
+//! (held exports attributed, grown incidents reported). Learned state (devices per entity,
+//! countries, node addresses, export baselines, destinations alerted on) survives restarts
+//! through [`Detector::learned_state`] and [`StateStore`] (atomic writes; a corrupt file is set
+//! aside as `<path>.corrupt-<n>` and reported).
+//!
+//! Rules (CONTRACT §2 ids; thresholds, windows and severities from [`Config`]):
+//!
+//! | rule | entity | counts / fires |
+//! |---|---|---|
+//! | `login_failures_user` | user, AE | A-ASSOCIATE-RJ (per user identity and calling AE), HTTP 401/403 with credentials: events in window > threshold |
+//! | `login_failures_source` | ip | the same failures per source address |
+//! | `login_success_after_failures` | user > AE > ip | a success when more than `threshold` failures (not yet consumed by an earlier alert) are in the window |
+//! | `new_device` | user, AE | accepted association / authenticated 2xx from an address (or JA4) never seen for a known entity; first sighting, first device of a kind, and the learning period learn silently |
+//! | `new_location` | user | GeoIP country never seen for the user (external addresses only; skipped without a database) |
+//! | `admin_change` | user / ip / AE | HTTP `admin_action` (not refused), HL7 MFN (`admin_event`), an AE answering at a new address |
+//! | `bulk_export` | user > AE > ip | distinct StudyInstanceUIDs exported (C-MOVE, C-GET, WADO-RS/URI) in window > threshold; admins and service accounts exempt |
+//! | `export_above_baseline` | as above | distinct studies in window > max(threshold, factor × decayed rate), once the entity has `min_history` |
+//! | `unknown_destination` | AE / ip | images to an AE not in the inventory (or not at its address), any image or HL7 flow to an address outside `networks.internal`; once per destination, ever |
+//! | `sharing_spike` | user / ip | share actions > threshold, or distinct external recipients > `recipients_threshold` |
+//!
+//! One incident per (rule, entity): the first alert has `update: false`; growth is reported as
+//! `update: true` at most once per `detect.update_interval` (at once when the count grew by a
+//! threshold's worth); the rule re-arms when the count is back at or below the threshold (or,
+//! for instant rules, after a quiet window). An export alert within its window after a
+//! `new_device` / `new_location` alert for the same entity is `critical`.
+//!
+//! Counting is exact and bounded: windows saturate at `detect.max_window_items` (every
+//! threshold must be below it), entities beyond `detect.max_entities` and learned entities
+//! beyond `detect.max_learned_entities` are evicted least-recently-used first, and every cap
+//! hit is counted in [`DetectStats`].
 
 pub mod config;
 mod detector;

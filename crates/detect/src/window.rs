@@ -176,14 +176,16 @@ impl Big {
     }
 
     fn insert_entry(&mut self, e: Entry) {
-        if self.entries.back().map_or(true, |b| b.ts <= e.ts) {
-            self.entries.push_back(e);
-        } else {
-            let at = self.entries.partition_point(|x| x.ts <= e.ts);
-            self.entries.insert(at, e);
+        match self.entries.back() {
+            Some(b) if b.ts > e.ts => {
+                let at = self.entries.partition_point(|x| x.ts <= e.ts);
+                self.entries.insert(at, e);
+            }
+            _ => self.entries.push_back(e),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         cap: usize,

@@ -358,6 +358,7 @@ fn dicom_node_moving_to_a_new_address_is_a_node_change() {
 
 // ---- bulk_export ----
 
+#[allow(clippy::too_many_arguments)]
 fn move_studies(
     r: &mut Run,
     t0: i64,
@@ -666,6 +667,32 @@ fn many_distinct_recipients_fire() {
     }
     assert_eq!(r.fired(), vec![fired("sharing_spike", "user", "rad2", 6)]);
     assert!(r.of_rule("sharing_spike")[0].summary.contains("x0@mail.example"));
+}
+
+#[test]
+fn recipients_from_the_request_body_count_and_internal_domains_do_not() {
+    let cfg = config(&format!(
+        "{LAB}\n[rules.sharing_spike]\ninternal_domains = [\"hospital.example\"]\n"
+    ));
+    let mut r = Run::new(&cfg);
+    for i in 0..8 {
+        let mut ev = share_http(i * MIN, flow(WS, WEB), "rad2", None);
+        if let pacstap_core::EventBody::Http(h) = &mut ev.body {
+            h.share_recipients = vec![
+                format!("colleague{i}@HOSPITAL.example"),
+                format!("dr{i}@ward.hospital.example"),
+            ];
+        }
+        r.feed(ev);
+    }
+    r.assert_silent("internal recipients are not external");
+    let mut ev = share_http(10 * MIN, flow(WS, WEB), "rad2", None);
+    if let pacstap_core::EventBody::Http(h) = &mut ev.body {
+        h.share_recipients = (0..6).map(|i| format!("p{i}@mail.example")).collect();
+    }
+    r.feed(ev);
+    assert_eq!(r.fired(), vec![fired("sharing_spike", "user", "rad2", 9)]);
+    assert!(r.of_rule("sharing_spike")[0].summary.contains("p5@mail.example"));
 }
 
 #[test]

@@ -61,22 +61,26 @@ fn workload(n: usize, storm: bool) -> Vec<ProtocolEvent> {
     out
 }
 
-fn measure(label: &str, toml: &str, events: &mut [ProtocolEvent], rounds: usize) -> f64 {
+fn measure(label: &str, toml: &str, warm: &[ProtocolEvent], events: &mut [ProtocolEvent], rounds: usize) -> f64 {
     let cfg = config(toml);
     let mut det = Detector::new(&cfg, None).expect("detector");
     let mut out = Vec::new();
-    let span = events.last().map(|e| e.ts.0 - events[0].ts.0 + 1_000).unwrap_or(0);
-    // Warm-up round: every entity created, windows allocated.
-    for ev in events.iter() {
+    // Warm-up: every entity created, windows allocated.
+    for ev in warm.iter() {
         det.observe(ev, &mut out);
+    }
+    let warm_end = warm.last().map_or(0, |e| e.ts.0 - events[0].ts.0 + 1_000);
+    let span = events.last().map_or(0, |e| e.ts.0 - events[0].ts.0 + 1_000);
+    for ev in events.iter_mut() {
+        ev.ts.0 += warm_end;
     }
     out.clear();
     let start = Instant::now();
     let mut n = 0u64;
-    for round in 1..=rounds {
+    for _ in 0..rounds {
         for ev in events.iter_mut() {
-            ev.ts.0 += span * round as i64 - span * (round as i64 - 1);
             det.observe(ev, &mut out);
+            ev.ts.0 += span;
             n += 1;
         }
         out.clear();
@@ -101,27 +105,23 @@ fn measure(label: &str, toml: &str, events: &mut [ProtocolEvent], rounds: usize)
 #[test]
 #[ignore = "benchmark: run in release with --ignored --nocapture"]
 fn throughput_1e5_entities() {
-    let mut day = workload(1_000_000, false);
-    let roomy = measure(
-        "hospital day, 10^5 users, no eviction",
-        "[detect]\nmax_entities = 400000\nmax_learned_entities = 400000\n",
-        &mut day,
-        3,
-    );
+    let roomy_cfg = "[detect]\nmax_entities = 400000\nmax_learned_entities = 400000\n";
+    let warm = workload(1_000_000, false);
+    let mut day = warm.clone();
+    let roomy = measure("hospital day, 10^5 users, no eviction", roomy_cfg, &warm, &mut day, 3);
+    let mut day = warm.clone();
     let tight = measure(
         "hospital day, 10^5 users, max_entities = 10^5 (evicting)",
         "[detect]\nmax_entities = 100000\n",
+        &warm,
         &mut day,
         3,
     );
     drop(day);
+    drop(warm);
     let mut storm = workload(1_000_000, true);
-    let stormy = measure(
-        "alert storm, 10^5 users",
-        "[detect]\nmax_entities = 400000\nmax_learned_entities = 400000\n",
-        &mut storm,
-        3,
-    );
+    let warm_storm = storm.clone();
+    let stormy = measure("alert storm, 10^5 users", roomy_cfg, &warm_storm, &mut storm, 3);
     println!(
         "throughput_1e5_entities: {:.2} M events/s (evicting: {:.2}; alert storm: {:.2})",
         roomy / 1e6,

@@ -3,14 +3,17 @@
 //! - [`JsonLinesSink`]: one JSON object per line in Suricata's EVE layout (CONTRACT §2), so
 //!   existing SIEM pipelines ingest it unchanged.
 //! - [`Summary`]: the human summary `replay` prints on stderr at the end of a run.
+//! - [`Metrics`] and [`MetricsServer`]: Prometheus counters (CONTRACT §4) served at `/metrics`.
 //!
 //! This is the only stage allowed to know about wall-clock time (for progress display); events
 //! themselves carry packet time only.
 
 mod eve;
 mod evidence;
+pub mod metrics;
 mod summary;
 
 pub use eve::{EveRecord, JsonLinesSink};
 pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
+pub use metrics::{Metrics, MetricsServer, StatsSnapshot};
 pub use summary::{Summary, SummarySection};

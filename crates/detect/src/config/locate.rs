@@ -201,10 +201,10 @@ fn line_col(doc: &str, pos: usize) -> (usize, usize) {
 fn friendly(msg: &str) -> String {
     let mut m = msg.trim().to_string();
     for (from, to) in [
-        ("expected u64", "expected an integer"),
-        ("expected u32", "expected an integer"),
-        ("expected u16", "expected an integer (0-65535)"),
-        ("expected usize", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected an integer from 0 to 65535"),
+        ("expected usize", "expected a non-negative integer"),
         ("expected i64", "expected an integer"),
         ("expected f64", "expected a number"),
         ("expected a boolean", "expected true or false"),

@@ -2,7 +2,7 @@
 //!
 //! Every table denies unknown keys (a typo must not silently fall back to a default), and every
 //! error names the key and its line and column, e.g.
-//! `rules.bulk_export.threshold at line 12, column 13: expected an integer, found a string`.
+//! `rules.bulk_export.threshold at line 12, column 13: expected a non-negative integer, found string "many"`.
 //! [`Config::render_effective`] prints every effective setting, defaults included, as TOML that
 //! [`Config::from_toml_str`] reads back to the same [`Config`].
 
@@ -320,6 +320,8 @@ pub struct SharingRule {
     pub window: Dur,
     #[serde(with = "severity_serde")]
     pub severity: Severity,
+    /// E-mail domains that are ours: recipients there (or in a subdomain) are not external.
+    pub internal_domains: Vec<String>,
 }
 
 macro_rules! rules_table {
@@ -388,6 +390,7 @@ rules_table! {
     unknown_destination: InstantRule = InstantRule { enabled: true, window: Dur::secs(3600), severity: Severity::High },
     sharing_spike: SharingRule = SharingRule {
         enabled: true, threshold: 10, recipients_threshold: 5, window: Dur::secs(3600), severity: Severity::High,
+        internal_domains: Vec::new(),
     },
 }
 
@@ -467,6 +470,7 @@ struct PartialSharing {
     window: Option<Dur>,
     #[serde(default, deserialize_with = "opt_severity")]
     severity: Option<Severity>,
+    internal_domains: Option<Vec<String>>,
 }
 
 impl PartialSharing {
@@ -477,6 +481,7 @@ impl PartialSharing {
             recipients_threshold: self.recipients_threshold.unwrap_or(d.recipients_threshold),
             window: self.window.unwrap_or(d.window),
             severity: self.severity.unwrap_or(d.severity),
+            internal_domains: self.internal_domains.unwrap_or(d.internal_domains),
         }
     }
 }
@@ -826,7 +831,10 @@ hl7 = [2575]
             e.starts_with("rules.bulk_export.threshold at line 5, column 13: "),
             "{e}"
         );
-        assert!(e.contains("expected an integer"), "{e}");
+        assert!(
+            e.ends_with("expected a non-negative integer, found string \"many\""),
+            "{e}"
+        );
     }
 
     #[test]

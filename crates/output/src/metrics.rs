@@ -1,0 +1,925 @@
+//! Prometheus metrics (CONTRACT §4) and the tiny HTTP server that exposes them.
+//!
+//! Two ways in, one registry:
+//!
+//! * **Counters kept by the pipeline's stages** (frames, flows, gaps, anomalies, TLS versions,
+//!   HL7 ACK codes, studies exported, drops) are not counted twice: the pipeline hands a
+//!   [`StatsSnapshot`] of its stats structs to [`Metrics::update`] now and then (about once a
+//!   second, and at the end), and the counters advance by the difference from the previous
+//!   snapshot. The hot path pays nothing for metrics.
+//! * **Counters by event** (associations by outcome, DIMSE commands, HTTP transactions, HL7
+//!   message types, alerts, the latency histograms) are observed per event by
+//!   [`Metrics::observe_event`]: events are rare next to packets.
+//!
+//! # Names and labels
+//!
+//! Prefix `pacstap_`; counters end in `_total`, sizes in `_bytes`, durations in `_seconds`.
+//! Every label takes values from a fixed set, so no scrape can grow without bound
+//! (ARCHITECTURE rule 12): never an IP, AE title, user name or UID.
+//!
+//! | metric | type | labels (values) |
+//! |---|---|---|
+//! | `pacstap_packets_total` | counter | — frames that reached the pipeline |
+//! | `pacstap_bytes_total` | counter | — captured bytes of those frames |
+//! | `pacstap_kernel_drops_total` | counter | — dropped by the kernel: capture ring full (`pcap_stats.ps_drop`) |
+//! | `pacstap_interface_drops_total` | counter | — dropped by the NIC / driver (`ps_ifdrop`) |
+//! | `pacstap_pipeline_drops_total` | counter | — dropped by pacstap: channel to the workers full |
+//! | `pacstap_flows_total` | counter | — TCP flows created |
+//! | `pacstap_flows_active` | gauge | — TCP flows in the flow table now |
+//! | `pacstap_reassembly_gaps_total` | counter | — holes given up on (bytes never captured) |
+//! | `pacstap_reassembly_gap_bytes_total` | counter | — bytes those gaps stand for |
+//! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
+//! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
+//! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
+//! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
+//! | `pacstap_dicom_commands_total` | counter | `command` (`C-ECHO` … `N-DELETE`, else `other`), `status_class` (`success` `warning` `failure` `cancel` `pending` `none`) |
+//! | `pacstap_studies_exported_total` | counter | — distinct (exporting entity, study) pairs the detector counted |
+//! | `pacstap_http_transactions_total` | counter | `status_class` (`1xx` … `5xx`, `none`, `other`), `service` (`QIDO-RS` `WADO-RS` `STOW-RS` `WADO-URI` `UPS-RS`, `none`, `other`) |
+//! | `pacstap_tls_connections_total` | counter | `version` (`TLS 1.0` … `TLS 1.3`, `other`) |
+//! | `pacstap_hl7_messages_total` | counter | `type` (message type's first component from a fixed list, else `other`) |
+//! | `pacstap_hl7_acks_total` | counter | `code` (`AA` `AE` `AR` `CA` `CE` `CR` `other`) |
+//! | `pacstap_hl7_ack_latency_seconds` | histogram | — packet time from a message to its ACK |
+//! | `pacstap_alerts_total` | counter | `rule` (the rule ids, else `other`), `severity` |
+//! | `pacstap_alert_updates_total` | counter | `rule`, `severity` — updates of open incidents |
+//! | `pacstap_event_latency_seconds` | histogram | — wall time from a frame leaving the capture to its events being written |
+//! | `pacstap_last_packet_timestamp_seconds` | gauge | — packet time of the latest frame (a stalled tap shows here) |
+//! | `pacstap_build_info` | gauge | `version` |
+//!
+//! `pacstap_studies_exported_total` counts what the export rules count (CONTRACT "Detection
+//! semantics"): a study once per exporting entity within the detector's memory, whether it left
+//! by C-MOVE, C-GET or DICOMweb — not once per request, instance or byte.
+
+use pacstap_core::{DicomEvent, EventBody, ProtocolEvent};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// DIMSE command names (PS3.7 §9.3, §10.3) the `command` label may take; anything else is `other`.
+pub const DIMSE_COMMANDS: [&str; 12] = [
+    "C-ECHO",
+    "C-STORE",
+    "C-FIND",
+    "C-MOVE",
+    "C-GET",
+    "C-CANCEL",
+    "N-EVENT-REPORT",
+    "N-GET",
+    "N-SET",
+    "N-ACTION",
+    "N-CREATE",
+    "N-DELETE",
+];
+
+/// DICOMweb services (PS3.18 §10) the `service` label may take.
+pub const DICOMWEB_SERVICES: [&str; 5] = ["QIDO-RS", "WADO-RS", "STOW-RS", "WADO-URI", "UPS-RS"];
+
+/// HL7 v2 message types (HL7 table 0076, the families seen on imaging and ADT feeds) the `type`
+/// label may take; any other first component of MSH-9 is `other`.
+pub const HL7_MESSAGE_TYPES: [&str; 28] = [
+    "ACK", "ADT", "BAR", "DFT", "MDM", "MFK", "MFN", "MFQ", "OMG", "OMI", "OML", "ORG", "ORI", "ORL", "ORM", "ORR",
+    "ORU", "OUL", "QBP", "QRY", "RDE", "RAS", "RSP", "SIU", "SRM", "SRR", "VXU", "RDS",
+];
+
+/// HL7 acknowledgment codes (HL7 table 0008) the `code` label may take.
+pub const HL7_ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
+
+/// TLS versions the `version` label may take (the decoder folds anything else into `other`).
+pub const TLS_VERSIONS: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
+
+/// Rule ids (CONTRACT §2) the `rule` label may take.
+pub const RULES: [&str; 10] = [
+    "login_failures_user",
+    "login_failures_source",
+    "login_success_after_failures",
+    "new_device",
+    "new_location",
+    "admin_change",
+    "bulk_export",
+    "export_above_baseline",
+    "unknown_destination",
+    "sharing_spike",
+];
+
+/// Event-pipeline latency buckets: 50 µs (one frame through a warm pipeline) to 10 s (a
+/// stalled writer). Prometheus histograms have fixed buckets; these span what an operator
+/// needs to tell "keeping up" from "falling behind".
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// HL7 ACK latency buckets: interface engines answer in milliseconds to tens of seconds;
+/// minutes mean a stuck receiver.
+const ACK_LATENCY_BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
+/// The stage counters behind the snapshot-derived metrics: filled by the pipeline from its stats
+/// structs (and by live capture from libpcap and its channel). Cumulative values since start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    pub packets: u64,
+    pub bytes: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    pub pipeline_drops: u64,
+    pub flows_created: u64,
+    pub flows_active: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub cap_hits_flow_table: u64,
+    pub cap_hits_buffer: u64,
+    pub cap_hits_holes: u64,
+    /// Anomalies by name (`proto.name`), including those past the per-flow event cap.
+    pub anomalies: BTreeMap<&'static str, u64>,
+    /// Negotiated TLS versions, one per connection.
+    pub tls_versions: BTreeMap<&'static str, u64>,
+    /// HL7 acknowledgments by MSA-1 code.
+    pub hl7_acks: BTreeMap<&'static str, u64>,
+    pub studies_exported: u64,
+    /// Packet time of the latest frame, seconds since the epoch.
+    pub last_packet_time: Option<f64>,
+}
+
+/// The registry and every metric in it. Shared (`Arc`) between the pipeline, which updates it,
+/// and the HTTP server, which renders it.
+pub struct Metrics {
+    registry: Registry,
+    packets: IntCounter,
+    bytes: IntCounter,
+    kernel_drops: IntCounter,
+    interface_drops: IntCounter,
+    pipeline_drops: IntCounter,
+    flows: IntCounter,
+    flows_active: IntGauge,
+    gaps: IntCounter,
+    gap_bytes: IntCounter,
+    cap_hits: IntCounterVec,
+    anomalies: IntCounterVec,
+    events: IntCounterVec,
+    associations: IntCounterVec,
+    commands: IntCounterVec,
+    studies_exported: IntCounter,
+    http: IntCounterVec,
+    tls: IntCounterVec,
+    hl7_messages: IntCounterVec,
+    hl7_acks: IntCounterVec,
+    hl7_ack_latency: Histogram,
+    alerts: IntCounterVec,
+    alert_updates: IntCounterVec,
+    event_latency: Histogram,
+    last_packet: prometheus::Gauge,
+    /// The previous snapshot: counters advance by the difference.
+    previous: Mutex<StatsSnapshot>,
+    healthy: AtomicBool,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64]) -> prometheus::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+/// `value` if it is in `known`, else `"other"`: the fold that keeps a label bounded.
+fn fold<'a>(value: &'a str, known: &[&'static str]) -> &'a str {
+    if known.contains(&value) {
+        value
+    } else {
+        "other"
+    }
+}
+
+/// `2xx`-style class of an HTTP status (RFC 9110 §15), `none` without a response.
+fn http_status_class(status: Option<u16>) -> &'static str {
+    match status {
+        None => "none",
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        Some(_) => "other",
+    }
+}
+
+/// The `type` label of an HL7 message: MSH-9's first component (`ADT` of `ADT^A01^ADT_A01`),
+/// folded into `other` unless it is a known family.
+pub fn hl7_type_family(message_type: &str) -> &str {
+    let first = message_type.split('^').next().unwrap_or("").trim();
+    fold(first, &HL7_MESSAGE_TYPES)
+}
+
+/// `proto` label of an anomaly name: the part before the first dot (`dicom` of
+/// `dicom.pdu_too_large`).
+fn anomaly_proto(name: &str) -> &str {
+    name.split_once('.').map_or("other", |(p, _)| p)
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered (and zero-valued series for the fixed
+    /// label sets that dashboards expect to exist from the first scrape).
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let m = Metrics {
+            packets: counter(&r, "pacstap_packets_total", "Frames that reached the pipeline.")?,
+            bytes: counter(
+                &r,
+                "pacstap_bytes_total",
+                "Captured bytes of the frames that reached the pipeline.",
+            )?,
+            kernel_drops: counter(
+                &r,
+                "pacstap_kernel_drops_total",
+                "Frames the kernel dropped because the capture buffer was full (pcap ps_drop).",
+            )?,
+            interface_drops: counter(
+                &r,
+                "pacstap_interface_drops_total",
+                "Frames the network interface or driver dropped (pcap ps_ifdrop).",
+            )?,
+            pipeline_drops: counter(
+                &r,
+                "pacstap_pipeline_drops_total",
+                "Frames pacstap dropped because the queue to the processing thread was full (newest dropped).",
+            )?,
+            flows: counter(&r, "pacstap_flows_total", "TCP flows created.")?,
+            flows_active: {
+                let g = IntGauge::new("pacstap_flows_active", "TCP flows in the flow table.")?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            gaps: counter(
+                &r,
+                "pacstap_reassembly_gaps_total",
+                "Reassembly gaps: stream bytes the capture never saw, given up on.",
+            )?,
+            gap_bytes: counter(
+                &r,
+                "pacstap_reassembly_gap_bytes_total",
+                "Stream bytes lost to reassembly gaps.",
+            )?,
+            cap_hits: counter_vec(
+                &r,
+                "pacstap_reassembly_cap_hits_total",
+                "Times a reassembly cap was hit (flow table full, buffered bytes, holes per direction).",
+                &["cap"],
+            )?,
+            anomalies: counter_vec(
+                &r,
+                "pacstap_anomalies_total",
+                "Malformed or unexpected traffic, by protocol and anomaly name.",
+                &["proto", "name"],
+            )?,
+            events: counter_vec(
+                &r,
+                "pacstap_events_total",
+                "Events emitted, by event type.",
+                &["event_type"],
+            )?,
+            associations: counter_vec(
+                &r,
+                "pacstap_dicom_associations_total",
+                "DICOM associations, by how they ended.",
+                &["outcome"],
+            )?,
+            commands: counter_vec(
+                &r,
+                "pacstap_dicom_commands_total",
+                "DIMSE requests, by command and final status class.",
+                &["command", "status_class"],
+            )?,
+            studies_exported: counter(
+                &r,
+                "pacstap_studies_exported_total",
+                "Distinct (exporting entity, study) pairs counted by the export rules (C-MOVE, C-GET, DICOMweb).",
+            )?,
+            http: counter_vec(
+                &r,
+                "pacstap_http_transactions_total",
+                "HTTP transactions, by status class and DICOMweb service.",
+                &["status_class", "service"],
+            )?,
+            tls: counter_vec(
+                &r,
+                "pacstap_tls_connections_total",
+                "TLS connections, by negotiated version.",
+                &["version"],
+            )?,
+            hl7_messages: counter_vec(
+                &r,
+                "pacstap_hl7_messages_total",
+                "HL7 v2 messages, by message type (first component of MSH-9).",
+                &["type"],
+            )?,
+            hl7_acks: counter_vec(
+                &r,
+                "pacstap_hl7_acks_total",
+                "HL7 acknowledgments, by MSA-1 code.",
+                &["code"],
+            )?,
+            hl7_ack_latency: histogram(
+                &r,
+                "pacstap_hl7_ack_latency_seconds",
+                "Packet time from an HL7 message to its acknowledgment.",
+                &ACK_LATENCY_BUCKETS,
+            )?,
+            alerts: counter_vec(
+                &r,
+                "pacstap_alerts_total",
+                "Alerts (new incidents), by rule and severity.",
+                &["rule", "severity"],
+            )?,
+            alert_updates: counter_vec(
+                &r,
+                "pacstap_alert_updates_total",
+                "Updates of open incidents, by rule and severity.",
+                &["rule", "severity"],
+            )?,
+            event_latency: histogram(
+                &r,
+                "pacstap_event_latency_seconds",
+                "Wall time from a frame leaving the capture to its events being written.",
+                &LATENCY_BUCKETS,
+            )?,
+            last_packet: {
+                let g = prometheus::Gauge::new(
+                    "pacstap_last_packet_timestamp_seconds",
+                    "Packet time of the latest frame, seconds since the epoch.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            previous: Mutex::new(StatsSnapshot::default()),
+            healthy: AtomicBool::new(true),
+            registry: r,
+        };
+        let info = IntGaugeVec::new(Opts::new("pacstap_build_info", "pacstap version."), &["version"])?;
+        m.registry.register(Box::new(info.clone()))?;
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Series that exist from the first scrape, so rate() and alert rules see zero, not absence.
+        for cap in ["flow_table", "buffer", "holes"] {
+            m.cap_hits.with_label_values(&[cap]);
+        }
+        for outcome in ["released", "rejected", "aborted", "reset", "closed", "incomplete"] {
+            m.associations.with_label_values(&[outcome]);
+        }
+        Ok(m)
+    }
+
+    /// Advance the snapshot-derived metrics to `now` (cumulative stage counters). Counters move
+    /// by the difference from the previous snapshot; a counter that went backwards (a restarted
+    /// stage) moves by nothing.
+    pub fn update(&self, now: &StatsSnapshot) {
+        let mut prev = match self.previous.lock() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let add = |c: &IntCounter, new: u64, old: u64| c.inc_by(new.saturating_sub(old));
+        add(&self.packets, now.packets, prev.packets);
+        add(&self.bytes, now.bytes, prev.bytes);
+        add(&self.kernel_drops, now.kernel_drops, prev.kernel_drops);
+        add(&self.interface_drops, now.interface_drops, prev.interface_drops);
+        add(&self.pipeline_drops, now.pipeline_drops, prev.pipeline_drops);
+        add(&self.flows, now.flows_created, prev.flows_created);
+        add(&self.gaps, now.gaps, prev.gaps);
+        add(&self.gap_bytes, now.gap_bytes, prev.gap_bytes);
+        add(&self.studies_exported, now.studies_exported, prev.studies_exported);
+        for (cap, new, old) in [
+            ("flow_table", now.cap_hits_flow_table, prev.cap_hits_flow_table),
+            ("buffer", now.cap_hits_buffer, prev.cap_hits_buffer),
+            ("holes", now.cap_hits_holes, prev.cap_hits_holes),
+        ] {
+            add(&self.cap_hits.with_label_values(&[cap]), new, old);
+        }
+        self.flows_active
+            .set(i64::try_from(now.flows_active).unwrap_or(i64::MAX));
+        for (name, &n) in &now.anomalies {
+            let old = prev.anomalies.get(name).copied().unwrap_or(0);
+            if n > old {
+                self.anomalies
+                    .with_label_values(&[anomaly_proto(name), name])
+                    .inc_by(n - old);
+            }
+        }
+        for (version, &n) in &now.tls_versions {
+            let old = prev.tls_versions.get(version).copied().unwrap_or(0);
+            if n > old {
+                self.tls
+                    .with_label_values(&[fold(version, &TLS_VERSIONS)])
+                    .inc_by(n - old);
+            }
+        }
+        for (code, &n) in &now.hl7_acks {
+            let old = prev.hl7_acks.get(code).copied().unwrap_or(0);
+            if n > old {
+                self.hl7_acks
+                    .with_label_values(&[fold(code, &HL7_ACK_CODES)])
+                    .inc_by(n - old);
+            }
+        }
+        if let Some(t) = now.last_packet_time {
+            self.last_packet.set(t);
+        }
+        prev.clone_from(now);
+    }
+
+    /// Count one event (called for every event, whether or not `--alerts-only` writes it).
+    pub fn observe_event(&self, ev: &ProtocolEvent) {
+        self.events.with_label_values(&[ev.body.event_type()]).inc();
+        match &ev.body {
+            EventBody::Dicom(DicomEvent::Association(a)) => {
+                self.associations.with_label_values(&[a.outcome.as_str()]).inc();
+            }
+            EventBody::Dicom(DicomEvent::Command(c)) => {
+                let class = c.status_class.map_or("none", |s| s.as_str());
+                self.commands
+                    .with_label_values(&[fold(&c.command, &DIMSE_COMMANDS), class])
+                    .inc();
+            }
+            EventBody::Http(h) => {
+                let service = h
+                    .dicomweb
+                    .as_ref()
+                    .map_or("none", |d| fold(&d.service, &DICOMWEB_SERVICES));
+                self.http
+                    .with_label_values(&[http_status_class(h.status), service])
+                    .inc();
+            }
+            EventBody::Hl7(m) => {
+                self.hl7_messages
+                    .with_label_values(&[hl7_type_family(&m.message_type)])
+                    .inc();
+                if let Some(s) = m.ack_latency_seconds {
+                    if s.is_finite() && s >= 0.0 {
+                        self.hl7_ack_latency.observe(s);
+                    }
+                }
+            }
+            EventBody::Alert(a) => {
+                let labels = [fold(&a.rule, &RULES), a.severity.as_str()];
+                if a.update {
+                    self.alert_updates.with_label_values(&labels).inc();
+                } else {
+                    self.alerts.with_label_values(&labels).inc();
+                }
+            }
+            // TLS versions and anomalies come from the stage counters (every connection and
+            // every anomaly, including those past the per-flow event cap).
+            EventBody::Tls(_) | EventBody::Anomaly(_) => {}
+        }
+    }
+
+    /// One frame's events were written `elapsed` after the frame left the capture.
+    pub fn observe_event_latency(&self, elapsed: Duration) {
+        self.event_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// What `/healthz` answers: set to false when the capture or the pipeline has stopped.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format (version 0.0.4) of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = prometheus::TextEncoder::new();
+        if let Err(e) = prometheus::Encoder::encode(&encoder, &self.registry.gather(), &mut buf) {
+            return format!("# error encoding metrics: {e}\n");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Requests larger than this are not HTTP GETs a scraper sends; the connection is closed.
+const MAX_REQUEST: usize = 8 * 1024;
+
+/// A slow or silent client holds the (single) server thread at most this long.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /metrics` and `GET /healthz` over HTTP/1.0-style one-request connections, on one thread.
+///
+/// Deliberately minimal: a scraper every 15 s and an orchestrator's health check are the only
+/// clients. Connections are served one at a time, each bounded by [`MAX_REQUEST`] and
+/// [`CLIENT_TIMEOUT`], so a misbehaving client can delay a scrape but not exhaust anything.
+pub struct MetricsServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` (errors are the caller's to report: address in use, no permission) and
+    /// serves on a background thread.
+    pub fn spawn(addr: &str, metrics: Arc<Metrics>) -> io::Result<MetricsServer> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("pacstap-metrics".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(stream) = conn {
+                        let _ = serve(stream, &metrics);
+                    }
+                }
+            })?;
+        Ok(MetricsServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stop serving and wait for the thread.
+    pub fn shutdown(mut self) {
+        self.stop_thread();
+    }
+
+    fn stop_thread(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the blocking accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let mut buf = [0u8; MAX_REQUEST];
+    let mut len = 0;
+    // Read the request head (we need only its first line).
+    loop {
+        let n = match buf.get_mut(len..) {
+            Some(rest) if !rest.is_empty() => stream.read(rest)?,
+            _ => break,
+        };
+        if n == 0 {
+            break;
+        }
+        len += n;
+        let head = buf.get(..len).unwrap_or(&[]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+            break;
+        }
+    }
+    let head = buf.get(..len).unwrap_or(&[]);
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, ctype, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        ("GET" | "HEAD", "/healthz") if metrics.healthy() => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
+        ("GET" | "HEAD", "/healthz") => (
+            "503 Service Unavailable",
+            "text/plain; charset=utf-8",
+            "capture stopped\n".into(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: try /metrics\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET\n".into(),
+        ),
+    };
+    let header = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(header.as_bytes())?;
+    if method != "HEAD" {
+        stream.write_all(body.as_bytes())?;
+    }
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pacstap_core::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn meta() -> FlowMeta {
+        FlowMeta {
+            id: FlowId(1),
+            client: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 50000),
+            server: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 104),
+            start: Timestamp(0),
+            handshake_seen: true,
+        }
+    }
+
+    fn ev(body: EventBody) -> ProtocolEvent {
+        ProtocolEvent {
+            ts: Timestamp(0),
+            flow: meta(),
+            body,
+        }
+    }
+
+    fn command(name: &str, status: Option<StatusClass>) -> EventBody {
+        EventBody::Dicom(DicomEvent::Command(DicomCommand {
+            calling_ae: "SECRET_AE".into(),
+            called_ae: "PACS".into(),
+            command: name.into(),
+            message_id: 1,
+            sop_class_uid: None,
+            sop_instance_uid: Some("1.2.3.4.5".into()),
+            move_destination: None,
+            query_level: None,
+            study_instance_uids: vec!["1.2.3".into()],
+            modality: None,
+            status: None,
+            status_class: status,
+            sub_operations: None,
+            dataset_bytes: 0,
+            direction: Direction::ToServer,
+            responses: 1,
+            request_time: Timestamp(0),
+            response_time: None,
+        }))
+    }
+
+    /// The value of the sample `name{labels}` in an exposition, if present.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    /// Checks the exposition line by line as `promtool check metrics` would for what we emit:
+    /// HELP and TYPE before each family, names with the prefix and the suffix rules, every
+    /// sample's family declared, no duplicate series.
+    fn check_exposition(text: &str) {
+        let mut types: BTreeMap<String, String> = BTreeMap::new();
+        let mut series = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, t) = rest.split_once(' ').unwrap();
+                assert!(name.starts_with("pacstap_"), "{name}");
+                match t {
+                    "counter" => assert!(name.ends_with("_total"), "counter {name} must end in _total"),
+                    "histogram" => assert!(name.ends_with("_seconds"), "histogram {name}"),
+                    "gauge" => assert!(!name.ends_with("_total"), "gauge {name}"),
+                    _ => panic!("unexpected type {t}"),
+                }
+                assert!(
+                    types.insert(name.to_owned(), t.to_owned()).is_none(),
+                    "TYPE twice: {name}"
+                );
+            } else if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap();
+                assert!(!help.is_empty(), "{name} has no help");
+            } else if !line.is_empty() {
+                let name_end = line.find(['{', ' ']).unwrap();
+                let name = &line[..name_end];
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| {
+                        name.strip_suffix(s)
+                            .filter(|f| types.get(*f).map(String::as_str) == Some("histogram"))
+                    })
+                    .unwrap_or(name);
+                assert!(types.contains_key(family), "sample before its TYPE: {line}");
+                let (key, value) = line.rsplit_once(' ').unwrap();
+                assert!(value.parse::<f64>().is_ok(), "{line}");
+                assert!(series.insert(key.to_owned()), "duplicate series {key}");
+                assert!(
+                    name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "bad metric name {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn exposition_is_well_formed_and_named_by_the_contract() {
+        let m = Metrics::new().unwrap();
+        m.observe_event(&ev(command("C-MOVE", Some(StatusClass::Success))));
+        m.observe_event_latency(Duration::from_micros(300));
+        let text = m.render();
+        check_exposition(&text);
+        for name in [
+            "pacstap_packets_total",
+            "pacstap_bytes_total",
+            "pacstap_kernel_drops_total",
+            "pacstap_pipeline_drops_total",
+            "pacstap_flows_active",
+            "pacstap_reassembly_gaps_total",
+            "pacstap_dicom_associations_total",
+            "pacstap_dicom_commands_total",
+            "pacstap_studies_exported_total",
+            "pacstap_event_latency_seconds",
+            "pacstap_hl7_ack_latency_seconds",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+        }
+        assert_eq!(
+            sample(&text, "pacstap_dicom_associations_total{outcome=\"released\"}"),
+            Some(0.0),
+            "fixed label values exist from the first scrape"
+        );
+        assert_eq!(sample(&text, "pacstap_event_latency_seconds_count"), Some(1.0));
+        assert_eq!(
+            sample(&text, "pacstap_event_latency_seconds_bucket{le=\"0.0005\"}"),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn labels_never_carry_identities_and_unknown_values_fold() {
+        let m = Metrics::new().unwrap();
+        m.observe_event(&ev(command("C-STORE", Some(StatusClass::Success))));
+        m.observe_event(&ev(command("0x1234", None)));
+        m.observe_event(&ev(EventBody::Http(HttpEvent {
+            method: "GET".into(),
+            url: "/studies/1.2.3".into(),
+            status: Some(401),
+            user: Some("rad1".into()),
+            dicomweb: Some(DicomWeb {
+                service: "WADO-RS".into(),
+                study_instance_uid: Some("1.2.3".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })));
+        m.observe_event(&ev(EventBody::Http(HttpEvent {
+            status: Some(999),
+            dicomweb: Some(DicomWeb {
+                service: "NEW-RS".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })));
+        for t in ["ADT^A01^ADT_A01", "ZZZ^Z01", "", "ORU"] {
+            m.observe_event(&ev(EventBody::Hl7(Hl7Event {
+                message_type: t.into(),
+                ack_latency_seconds: Some(0.2),
+                ..Default::default()
+            })));
+        }
+        m.observe_event(&ev(EventBody::Alert(Alert {
+            rule: "bulk_export".into(),
+            severity: Severity::High,
+            entity: AlertEntity {
+                kind: "user".into(),
+                id: "rad1".into(),
+            },
+            count: 16,
+            threshold: Some(15),
+            window_seconds: Some(1800),
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            summary: "rad1 exported 16 studies".into(),
+            evidence: AlertEvidence::default(),
+            response: vec![],
+            update: false,
+        })));
+        let text = m.render();
+        check_exposition(&text);
+        for secret in ["SECRET_AE", "rad1", "1.2.3", "0x1234", "ZZZ", "NEW-RS", "999"] {
+            assert!(!text.contains(secret), "{secret} leaked into a label:\n{text}");
+        }
+        let get = |s: &str| sample(&text, s);
+        assert_eq!(
+            get("pacstap_dicom_commands_total{command=\"C-STORE\",status_class=\"success\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            get("pacstap_dicom_commands_total{command=\"other\",status_class=\"none\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            get("pacstap_http_transactions_total{service=\"WADO-RS\",status_class=\"4xx\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            get("pacstap_http_transactions_total{service=\"other\",status_class=\"other\"}"),
+            Some(1.0)
+        );
+        assert_eq!(get("pacstap_hl7_messages_total{type=\"ADT\"}"), Some(1.0));
+        assert_eq!(get("pacstap_hl7_messages_total{type=\"ORU\"}"), Some(1.0));
+        assert_eq!(get("pacstap_hl7_messages_total{type=\"other\"}"), Some(2.0));
+        assert_eq!(get("pacstap_hl7_ack_latency_seconds_count"), Some(4.0));
+        assert_eq!(
+            get("pacstap_alerts_total{rule=\"bulk_export\",severity=\"high\"}"),
+            Some(1.0)
+        );
+        assert_eq!(get("pacstap_events_total{event_type=\"hl7\"}"), Some(4.0));
+    }
+
+    #[test]
+    fn snapshots_advance_counters_by_their_difference() {
+        let m = Metrics::new().unwrap();
+        let mut s = StatsSnapshot {
+            packets: 10,
+            bytes: 1000,
+            flows_active: 3,
+            ..Default::default()
+        };
+        s.anomalies.insert("dicom.pdu_too_large", 2);
+        s.tls_versions.insert("TLS 1.3", 1);
+        s.tls_versions.insert("weird", 1);
+        m.update(&s);
+        m.update(&s); // unchanged: no double counting
+        s.packets = 25;
+        s.flows_active = 1;
+        s.kernel_drops = 4;
+        s.anomalies.insert("dicom.pdu_too_large", 5);
+        s.anomalies.insert("http.resync", 1);
+        s.hl7_acks.insert("AA", 2);
+        m.update(&s);
+        let text = m.render();
+        check_exposition(&text);
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_packets_total"), Some(25.0));
+        assert_eq!(get("pacstap_bytes_total"), Some(1000.0));
+        assert_eq!(get("pacstap_flows_active"), Some(1.0));
+        assert_eq!(get("pacstap_kernel_drops_total"), Some(4.0));
+        assert_eq!(
+            get("pacstap_anomalies_total{name=\"dicom.pdu_too_large\",proto=\"dicom\"}"),
+            Some(5.0)
+        );
+        assert_eq!(
+            get("pacstap_anomalies_total{name=\"http.resync\",proto=\"http\"}"),
+            Some(1.0)
+        );
+        assert_eq!(get("pacstap_tls_connections_total{version=\"TLS 1.3\"}"), Some(1.0));
+        assert_eq!(get("pacstap_tls_connections_total{version=\"other\"}"), Some(1.0));
+        assert_eq!(get("pacstap_hl7_acks_total{code=\"AA\"}"), Some(2.0));
+        // A counter going backwards (a restarted stage) does not move the metric.
+        s.packets = 5;
+        m.update(&s);
+        assert_eq!(sample(&m.render(), "pacstap_packets_total"), Some(25.0));
+    }
+
+    #[test]
+    fn server_answers_metrics_healthz_and_nothing_else() {
+        let m = Arc::new(Metrics::new().unwrap());
+        let server = MetricsServer::spawn("127.0.0.1:0", Arc::clone(&m)).unwrap();
+        let get = |req: &str| {
+            let mut s = TcpStream::connect(server.local_addr()).unwrap();
+            s.write_all(req.as_bytes()).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let r = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(r.contains("text/plain; version=0.0.4"));
+        assert!(r.contains("# TYPE pacstap_packets_total counter"));
+        assert!(get("GET /healthz HTTP/1.0\r\n\r\n").ends_with("\r\n\r\nok\n"));
+        m.set_healthy(false);
+        assert!(get("GET /healthz HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 503"));
+        assert!(get("GET /other HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(get("POST /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 405"));
+        // A request head larger than the cap is answered (405/404) or closed, never buffered.
+        let big = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(MAX_REQUEST * 2));
+        let mut s = TcpStream::connect(server.local_addr()).unwrap();
+        let _ = s.write_all(big.as_bytes());
+        server.shutdown();
+    }
+}
