@@ -5,6 +5,7 @@ that scripts/make-scenarios and scen_facts.py wrote into SCEN_DIR.
   scen_readme.py SCEN_DIR
 """
 import csv
+import re
 import json
 import sys
 from collections import Counter, OrderedDict
@@ -45,7 +46,7 @@ def count_cell(a):
 def fact_lines(r):
     """The tshark facts of one capture, as bullet lines."""
     L = [f"packets {n(r['packets'])}, {n(r['bytes'])} bytes, first packet {r['first_packet_utc']}, "
-         f"last {r['last_packet_utc']} ({r['duration_s']} s), {r['tcp_streams']} TCP connections; "
+         f"last {r['last_packet_utc']} ({duration(r['duration_s'])}), {r['tcp_streams']} TCP connections; "
          f"TCP RST {r['tcp_rst']}, bad checksums {r['bad_checksums']}, retransmissions/out-of-order/lost "
          f"{r['tcp_trouble']}"]
     if r["assoc_rq"] != "0":
@@ -81,9 +82,25 @@ def fact_lines(r):
 
 
 def commands_block(cmds):
-    if len(cmds) > 14:
-        cmds = cmds[:6] + [f"# ... {len(cmds) - 8} more of the same kind ..."] + cmds[-2:]
-    return "```\n" + "\n".join(cmds) + "\n```"
+    """Runs of more than 4 commands that differ only in numbers: first 2, a count, the last one."""
+    out, i = [], 0
+    shape = lambda c: re.sub(r"\d+", "#", c)
+    while i < len(cmds):
+        j = i
+        while j + 1 < len(cmds) and shape(cmds[j + 1]) == shape(cmds[i]) and not cmds[i].startswith("#"):
+            j += 1
+        run = cmds[i:j + 1]
+        if len(run) > 4:
+            out += run[:2] + [f"# ... {len(run) - 3} more like these ..."] + run[-1:]
+        else:
+            out += run
+        i = j + 1
+    return "```\n" + "\n".join(out) + "\n```"
+
+
+def duration(s):
+    s = float(s)
+    return f"{s / 86400:.1f} days ({s:,.0f} s)" if s > 86400 else f"{s} s"
 
 
 def assoc_block(rows):
@@ -113,8 +130,9 @@ def http_block(rows):
     if not rows:
         return ""
     if len(rows) <= 20:
+        multiday = len({h["time_utc"][:10] for h in rows}) > 1
         return md_table(["time (UTC)", "client", "user", "method", "URI", "status", "service", "recipient"],
-                        [[h["time_utc"][11:23], h["client"], h["user"], h["method"], short_uids(h["uri"]), h["status"],
+                        [[h["time_utc"][:23].replace("T", " ") if multiday else h["time_utc"][11:23], h["client"], h["user"], h["method"], short_uids(h["uri"]), h["status"],
                           h["service"], h["recipient"]] for h in rows])
     g = OrderedDict()
     for h in rows:
@@ -143,6 +161,8 @@ def alerts_table(alerts):
             ev.append(f"device {a['device']}")
         if a.get("studies"):
             ev.append(f"{len(a['studies'])} studies: {short_uids(' '.join(a['studies']))}")
+        if a.get("count_note"):
+            ev.insert(0, f"count = {a['count_note']}")
         ev.append(a.get("note", ""))
         thr = f"{a['threshold']} / {a['window']} s" if a.get("threshold") is not None else "- (instant)"
         rows.append([f"`{a['rule']}`", entity(a), count_cell(a), thr, a.get("first_at", "-"), SEVERITY[a["rule"]],
@@ -180,7 +200,8 @@ def main():
             alerts=[OrderedDict((k, v) for k, v in [
                 ("rule", a["rule"]), ("entity", {"kind": a["kind"], "id": a["id"]}), ("count", a.get("count")),
                 ("count_note", a.get("count_note")), ("threshold", a.get("threshold")),
-                ("window_seconds", a.get("window")), ("first_alert_at_count", a.get("first_at")),
+                ("window_seconds", a.get("window")),
+                ("first_alert_at_count", a["first_at"] if isinstance(a.get("first_at"), int) else None),
                 ("severity_default", SEVERITY[a["rule"]]), ("device", a.get("device")),
                 ("study_instance_uids", a.get("studies")), ("note", a.get("note"))] if v is not None)
                 for a in s["alerts"]],
@@ -237,7 +258,7 @@ def main():
 
     w("## Files\n")
     w(md_table(["file", "bytes", "packets", "duration", "what"],
-               [[f"`{f}`", n(sizes[f]), n(facts[f]["packets"]), f"{facts[f]['duration_s']} s",
+               [[f"`{f}`", n(sizes[f]), n(facts[f]["packets"]), duration(facts[f]['duration_s']),
                  next(s["title"] for s in SCENARIOS if f in s["files"])] for f in CAPTURES]) + "\n")
     w("Also here: `pacstap.toml` (the detector config), `expected-alerts.json`, `scenario-facts.tsv` (one row of "
       "tshark counts per capture), `scenario-associations.tsv` (every DICOM association), `scenario-http.tsv` "
@@ -276,8 +297,8 @@ def main():
       "(echo/find/move/get), ROUTER1 10.20.0.50 (echo/find/move/store), EXTPACS 198.51.100.7:104 (destination "
       "only); `SynchronousCMove` true, `MaximumPduLength` 16384, `DicomAssociationCloseDelay` 0; HTTP 8042 with "
       "`AuthenticationEnabled` and `RegisteredUsers` rad1..rad5 + admin (password `<user>-pass`), DICOMweb at "
-      "`/dicom-web/`. Orthanc proposes ~120 storage presentation contexts on every outbound association (its "
-      "default), so each C-MOVE sub-association carries a ~9.5 KB A-ASSOCIATE-RQ.\n"
+      "`/dicom-web/`. Orthanc 1.10 proposes 126 storage presentation contexts (its common storage SOP classes, each twice) on "
+      "every outbound association, so each C-MOVE sub-association carries a ~9.5 KB A-ASSOCIATE-RQ.\n"
       "- storescp (dcmtk): `storescp --aetitle AE +uf --output-directory DIR PORT` for STORESCP, EXTPACS, RAD1WS. "
       "MLLP listeners: `scripts/lib/scen_hl7.py serve` (ACK AA to everything). nginx portal: see "
       "`sharing-spike.pcap`.\n"
@@ -348,7 +369,8 @@ def main():
         w(f"**MUST alert** (`pacstap replay --config pacstap.toml {replay}`):\n")
         w((alerts_table(s["alerts"]) if s["alerts"] else "nothing: no alert of any rule.") + "\n")
         w("**MUST NOT alert** (besides: no alert other than the ones above):\n")
-        w(md_table(["rule", "entity", "why"], [[r, e or "-", why or "-"] for r, e, why in s["not_alerts"]]) + "\n")
+        w(md_table(["rule", "entity", "why"], [[f"`{r}`" if r[0].isalpha() else r, e or "-", why or "-"]
+                                                for r, e, why in s["not_alerts"]]) + "\n")
 
     w("## tshark commands\n")
     w("Decode settings for every command: `" + " ".join(scen_facts.DECODE) + "` (port 80 is HTTP by default).\n")
@@ -363,7 +385,10 @@ def main():
         shown = []
         for x in cmd:
             x = "FILE" if x == "{f}" else x
-            shown.append(f"'{x}'" if x != "<decode>" and any(ch in x for ch in " |&=!<>()\t") else x)
+            if "\t" in x:
+                shown.append("$'" + x.replace("\t", "\\t") + "'")
+            else:
+                shown.append(f"'{x}'" if x != "<decode>" and any(ch in x for ch in " |&=!<>()") else x)
         w(" ".join(shown))
     w("```\n")
     w("DICOM facts come from the PDML: PDU types, A-ASSOCIATE-RQ AE titles, A-ASSOCIATE-RJ result/source/reason, "
