@@ -43,8 +43,16 @@ fuzz_target!(|data: &[u8]| {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let pkt = Packet {
             ts: Timestamp::from_secs_nanos(i as u64, 0),
-            key: FlowKey { src: Endpoint::new(ip, src), dst: Endpoint::new(ip, dst) },
-            tcp: TcpHeader { seq, ack, flags: TcpFlags(rec[11]), window: 0 },
+            key: FlowKey {
+                src: Endpoint::new(ip, src),
+                dst: Endpoint::new(ip, dst),
+            },
+            tcp: TcpHeader {
+                seq,
+                ack,
+                flags: TcpFlags(rec[11]),
+                window: 0,
+            },
             payload: &payload[..len],
             wire_payload_len: len as u32,
         };
