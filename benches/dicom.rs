@@ -86,6 +86,7 @@ impl StreamHandler<()> for Recorder {
     }
 }
 
+#[allow(clippy::type_complexity)]
 fn store_chunks() -> Option<Vec<(FlowMeta, Direction, u64, Option<Vec<u8>>)>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcap-samples/store.pcap");
     let mut src = MergedSource::open(&[path]).ok()?;

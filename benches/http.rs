@@ -127,12 +127,11 @@ fn bench_wado(c: &mut Criterion) {
 
 fn bench_qido(c: &mut Criterion) {
     const N: usize = 100;
-    let req = format!(
-        "GET /dicom-web/studies?PatientID=12345&StudyDate=20260101-20261231&limit=25&includefield=00081030 HTTP/1.1\r\n\
+    let req = "GET /dicom-web/studies?PatientID=12345&StudyDate=20260101-20261231&limit=25&includefield=00081030 HTTP/1.1\r\n\
          Host: pacs.hospital.example:8042\r\nAuthorization: Basic cmFkMTpzM2NyM3QtcHc=\r\n\
          User-Agent: OHIF/3.8\r\nAccept: application/dicom+json\r\n\r\n"
-    )
-    .into_bytes();
+        .as_bytes()
+        .to_vec();
     let json = format!(r#"[{{"0020000D":{{"vr":"UI","Value":["{ST}"]}},"00100020":{{"vr":"LO","Value":["12345"]}}}}]"#);
     let rsp = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{json}\r\n0\r\n\r\n",

@@ -60,7 +60,8 @@ pub const BATCH_BYTES: usize = 1 << 20;
 /// …or its first frame is this old (a quiet link still sees its frames promptly).
 pub const BATCH_AGE: Duration = Duration::from_millis(20);
 /// After the stop flag, keep reading this long: the kernel hands over its last, partly filled
-/// block within one libpcap timeout (100 ms), so what arrived before the signal is processed.
+/// block within one libpcap timeout (100 ms), so what arrived just before the signal is
+/// processed.
 pub const DRAIN_AFTER_STOP: Duration = Duration::from_millis(250);
 /// Learned state is also saved this often (wall time), so a crash loses little.
 pub const SAVE_STATE_EVERY: Duration = Duration::from_secs(300);
@@ -290,11 +291,9 @@ fn capture_loop(mut src: LiveSource, mut out: Sending, stop: Arc<AtomicBool>) ->
                 now
             }
             Ok(None) => {
+                // Nothing ready: hand over what we hold, so a quiet link's frames are not kept.
                 out.send();
-                if stop_seen.is_some() {
-                    // The kernel handed over everything it had before the stop.
-                    break;
-                }
+                src.wait_idle();
                 Instant::now()
             }
             Err(e) => {
@@ -328,7 +327,7 @@ fn publish(src: &mut LiveSource, shared: &Shared) -> LiveStats {
 }
 
 /// Checks that learned state can be written where asked, before hours of capture depend on it.
-fn check_state_dir(path: &std::path::Path) -> Result<()> {
+pub fn check_state_dir(path: &std::path::Path) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -273,6 +273,12 @@ input files in a second pass); capture to files beside pacstap and use `pacstap 
     }
     signal_hook::flag::register(SIGHUP, Arc::clone(&opts.reload)).context("installing signal handlers")?;
 
+    if let Some(state) = &opts.state {
+        if let Err(e) = pacstap::live::check_state_dir(state) {
+            eprintln!("pacstap: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    }
     let source = match pacstap::live::open_capture(&opts.live) {
         Ok(s) => s,
         Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {

@@ -15,8 +15,12 @@ ensure_deps() {
     command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     [ -e /usr/include/pcap/pcap.h ] || missing+=(libpcap-dev)
-    if [ -n "$want_tshark" ] && ! command -v tshark >/dev/null 2>&1; then
-        missing+=(tshark)
+    if [ -n "$want_tshark" ]; then
+        # The test suite's oracles and tools: tshark (cross-checks), tcpreplay + iproute2
+        # (the live-capture test in a network namespace).
+        command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+        command -v tcpreplay >/dev/null 2>&1 || missing+=(tcpreplay)
+        command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then
