@@ -23,9 +23,9 @@ Examples:\n  \
 pacstap replay capture.pcap                       events to stdout, summary on stderr\n  \
 pacstap replay --events out.jsonl day1.pcapng day2.pcap   several files, merged by time\n  \
 pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'\n  \
-pacstap replay --config site.toml --alerts-only capture.pcap   only the alerts, with your inventory\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap   alerts only\n  \
 pacstap config check site.toml                    validate a config, print effective settings\n  \
-pacstap capture -i eth1 --events /var/log/pacstap/events.jsonl   appliance: live capture, metrics on :9718"
+pacstap capture -i eth1 --events events.jsonl     live, metrics on 127.0.0.1:9718"
 )]
 struct Cli {
     #[command(subcommand)]
