@@ -34,7 +34,7 @@
 //! housekeeping: flushing the events file, refreshing metrics, saving state, and the latency
 //! histogram.
 
-use crate::pipeline::{Pipeline, PipelineSettings, ReplayReport, METRICS_EVERY};
+use crate::pipeline::{apply_ports, Pipeline, PipelineSettings, ReplayReport, METRICS_EVERY};
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats, RawFrame};
@@ -129,10 +129,7 @@ impl CaptureOptions {
 
     /// Use `config` for detection and for the decoders' port hints (as `ReplayOptions` does).
     pub fn with_config(mut self, config: Config) -> Self {
-        self.proto.dicom_ports = config.ports.dicom.clone();
-        self.proto.http_ports = config.ports.http.clone();
-        self.proto.tls_ports = config.ports.tls.clone();
-        self.proto.hl7_ports = config.ports.hl7.clone();
+        apply_ports(&mut self.proto, &config);
         self.config = config;
         self
     }

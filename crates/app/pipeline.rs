@@ -57,13 +57,19 @@ impl ReplayOptions {
 
     /// Use `config` for detection and for the decoders' port hints (CONTRACT §3 `[ports]`).
     pub fn with_config(mut self, config: Config) -> Self {
-        self.proto.dicom_ports = config.ports.dicom.clone();
-        self.proto.http_ports = config.ports.http.clone();
-        self.proto.tls_ports = config.ports.tls.clone();
-        self.proto.hl7_ports = config.ports.hl7.clone();
+        apply_ports(&mut self.proto, &config);
         self.config = config;
         self
     }
+}
+
+/// The decoders' port hints come from the config (CONTRACT §3 `[ports]`); replay and capture
+/// must agree on them, or the same packets would decode differently.
+pub fn apply_ports(proto: &mut ProtoConfig, config: &Config) {
+    proto.dicom_ports = config.ports.dicom.clone();
+    proto.http_ports = config.ports.http.clone();
+    proto.tls_ports = config.ports.tls.clone();
+    proto.hl7_ports = config.ports.hl7.clone();
 }
 
 /// What a replay found: the numbers behind the summary, for tests and benchmarks.
