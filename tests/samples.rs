@@ -182,6 +182,10 @@ fn user_identity_names_the_user_never_the_passcode() {
     assert_eq!(two["user_identity"]["username"], "rad1");
     let one = a.iter().find(|a| a["calling_ae"] == "PYUSERID1").unwrap();
     assert_eq!(one["user_identity"]["type"], "username");
+    // Each command names the association's user, so exports are attributed as they happen.
+    let echoes = commands(&ev, "C-ECHO");
+    assert_eq!(echoes.len(), 2);
+    assert!(echoes.iter().all(|c| c["user"] == "rad1"), "{echoes:?}");
     let text = serde_json::to_string(&ev).unwrap();
     assert!(!text.contains("secret-passcode"), "the passcode leaked into events");
 }

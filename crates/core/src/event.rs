@@ -201,6 +201,11 @@ pub struct DicomCommand {
     pub calling_ae: String,
     pub called_ae: String,
     /// `C-ECHO`, `C-STORE`, `C-FIND`, `C-MOVE`, `C-GET`, `N-…`, or `0x….` for unknown codes.
+    /// Extension: the user name of the association's User Identity negotiation (PS3.7
+    /// §D.3.3.7), when there was one, so each export names its user without waiting for the
+    /// association's end. Never the passcode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub command: String,
     pub message_id: u16,
     #[serde(skip_serializing_if = "Option::is_none")]

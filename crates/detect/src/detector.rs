@@ -719,7 +719,7 @@ impl Detector {
                         self.unknown_destination(EntRef::Ae(d), &label, why, &studies, ev, out);
                     }
                 }
-                self.hold_or_export(ev, calling, studies, (dest, dest_ip), out);
+                self.hold_or_export(ev, c.user.as_deref(), calling, studies, (dest, dest_ip), out);
             }
             "C-GET" => {
                 // The requester receives the images: it is the destination.
@@ -732,7 +732,7 @@ impl Detector {
                     };
                     self.unknown_destination(ent, &label, why, &studies, ev, out);
                 }
-                self.hold_or_export(ev, calling, studies, (calling, Some(client)), out);
+                self.hold_or_export(ev, c.user.as_deref(), calling, studies, (calling, Some(client)), out);
             }
             "C-STORE" => {
                 let (dest_ae, dest_ip) = match c.direction {
@@ -785,10 +785,12 @@ impl Detector {
         v
     }
 
-    /// C-MOVE / C-GET exports wait for the association's user identity.
+    /// C-MOVE / C-GET exports wait for the association's user identity, unless the command
+    /// already names its user (the decoder copies it from the A-ASSOCIATE-RQ).
     fn hold_or_export(
         &mut self,
         ev: &ProtocolEvent,
+        user: Option<&str>,
         calling: Option<&str>,
         studies: Vec<StudyItem>,
         dest: (Option<&str>, Option<IpAddr>),
@@ -803,6 +805,10 @@ impl Detector {
             dest_ip: dest.1,
         };
         let fid = ev.flow.id;
+        if let Some(u) = user.and_then(non_empty) {
+            self.export_held(item, Some(u), out);
+            return;
+        }
         if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
             self.export_held(item, None, out);
             return;

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use pacstap_core::{Hl7Event, Severity};
+use pacstap_core::{DicomEvent, EventBody, Hl7Event, Severity};
 use pacstap_detect::Rule;
 
 const WS: &str = "10.20.30.40:50000";
@@ -390,6 +390,24 @@ fn bulk_move_by_an_ae_fires_with_its_studies() {
     assert!(a.evidence.study_instance_uids.contains(&study(0)));
     assert!(a.summary.contains("AE WS2"), "{}", a.summary);
     assert!(a.response[0].contains("block AE WS2"), "{:?}", a.response);
+}
+
+#[test]
+fn commands_naming_their_user_are_attributed_at_once() {
+    // The decoder copies the association's user identity onto each command: the export is
+    // the user's as it happens, with no wait for the association's end (an admin's long
+    // association must not fall back to its AE).
+    let mut r = Run::lab();
+    let f = flow("10.20.30.31:1", PACS);
+    for i in 0..16 {
+        let mut ev = cmove(i * MIN, f, "WS1", "PACS1", "WS1", &[&study(i)]);
+        if let EventBody::Dicom(DicomEvent::Command(c)) = &mut ev.body {
+            c.user = Some("rad1".into());
+        }
+        r.feed(ev);
+    }
+    assert_eq!(r.fired(), vec![fired("bulk_export", "user", "rad1", 16)]);
+    assert!(r.of_rule("bulk_export").iter().all(|a| a.entity.kind == "user"));
 }
 
 #[test]

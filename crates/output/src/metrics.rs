@@ -664,6 +664,7 @@ mod tests {
         EventBody::Dicom(DicomEvent::Command(DicomCommand {
             calling_ae: "SECRET_AE".into(),
             called_ae: "PACS".into(),
+            user: None,
             command: name.into(),
             message_id: 1,
             sop_class_uid: None,

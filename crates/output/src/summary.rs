@@ -419,6 +419,7 @@ mod tests {
         EventBody::Dicom(DicomEvent::Command(DicomCommand {
             calling_ae: "MOD1".into(),
             called_ae: "PACS".into(),
+            user: None,
             command: "C-STORE".into(),
             message_id: 1,
             sop_class_uid: None,

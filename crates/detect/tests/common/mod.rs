@@ -75,6 +75,7 @@ fn command(t: i64, _f: FlowMeta, calling: &str, called: &str, cmd: &str, studies
     DicomCommand {
         calling_ae: calling.into(),
         called_ae: called.into(),
+        user: None,
         command: cmd.into(),
         message_id: 1,
         sop_class_uid: None,

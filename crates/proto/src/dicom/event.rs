@@ -88,6 +88,7 @@ pub(crate) fn new_command(
     DicomCommand {
         calling_ae: String::new(),
         called_ae: String::new(),
+        user: None,
         command: command_name(cmd.command_field).into_owned(),
         message_id: cmd.message_id.unwrap_or(0),
         sop_class_uid,
@@ -137,6 +138,10 @@ pub(crate) fn command_event(
 ) -> ProtocolEvent {
     ev.calling_ae.clone_from(&assoc.calling_ae);
     ev.called_ae.clone_from(&assoc.called_ae);
+    ev.user = assoc
+        .identity
+        .as_ref()
+        .and_then(|id| user_identity(id, false, false).username);
     ProtocolEvent {
         ts,
         flow: flow_meta(meta, assoc.swapped),
