@@ -1591,20 +1591,8 @@ impl Detector {
             inc.set_count(m.count);
             inc.threshold = threshold.or(inc.threshold);
             if let Some(f) = flow {
-                inc.seen(ts);
                 inc.last_flow = *f;
-                inc.add_flow(f.id, caps);
-                for &(k, uid) in studies {
-                    if let Some(u) = uid {
-                        inc.add_study(k, u, caps);
-                    }
-                }
-                if let Some(d) = detail {
-                    inc.add_detail(&d.render());
-                }
-                for e in extras {
-                    inc.add_extra(e);
-                }
+                inc.record(ts, f.id, studies, detail.map(Detail::render).as_deref(), extras, caps);
             }
             if let Some(e) = &m.extra {
                 inc.extra = vec![e.clone()];
@@ -1663,19 +1651,14 @@ impl Detector {
                 }
             }
         }
-        inc.seen(ts);
-        inc.add_flow(flow.id, caps);
-        for &(k, uid) in studies {
-            if let Some(u) = uid {
-                inc.add_study(k, u, caps);
-            }
-        }
-        if let Some(d) = detail {
-            inc.add_detail(&d.render());
-        }
-        for e in extras {
-            inc.add_extra(e);
-        }
+        inc.record(
+            ts,
+            flow.id,
+            studies,
+            detail.map(Detail::render).as_deref(),
+            extras,
+            caps,
+        );
         if let Some(e) = &m.extra {
             inc.extra = vec![e.clone()];
         }

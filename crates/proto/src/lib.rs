@@ -304,6 +304,11 @@ impl StreamHandler<FlowState> for Analyzer {
             *state = match verdict {
                 Verdict::Undecided if held.len == 0 => FlowState::default(),
                 Verdict::Hold | Verdict::Undecided => {
+                    // Bytes after a gap do not continue the held ones: probe them afresh.
+                    if let ChunkBody::Gap(_) = chunk.body {
+                        *state = FlowState::default();
+                        return Interest::Continue;
+                    }
                     if let ChunkBody::Data(d) = chunk.body {
                         if held.dir.is_none() {
                             held.dir = Some(chunk.dir);
