@@ -172,6 +172,10 @@ impl Capture {
                 interface,
                 "--metrics-listen",
                 "127.0.0.1:0",
+                // Several workers: the flows are sharded and the events merged back into frame
+                // order, and must still equal replay's.
+                "--workers",
+                "3",
                 "--events",
             ])
             .arg(events)

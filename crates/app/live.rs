@@ -1,32 +1,40 @@
-//! `pacstap capture`: the same pipeline as `replay`, fed by a live interface.
+//! `pacstap capture`: the same stages as `replay`, fed by a live interface, on several threads.
 //!
 //! # Threads
 //!
 //! ```text
-//! capture thread ──(bounded channel of frame batches)──▶ processing thread (Pipeline) ──▶ sinks
-//!   libpcap, copies frames into batches          decode, reassemble, detect, write events
-//!        ▲                                                  │
-//!        └───────────── empty batches come back (pool) ◀────┘
+//!                    ┌─(bounded channel)─▶ worker 0: wire → flow → proto ─┐
+//! capture thread ────┼─(bounded channel)─▶ worker 1: wire → flow → proto ─┼─▶ detection thread ──▶ sinks
+//!  libpcap, shards   └─(bounded channel)─▶ worker N-1 …                  ─┘   merge by frame order,
+//!  by flow hash                                                              detect, write events
 //! ```
 //!
-//! One processing thread runs [`Pipeline::frame`], exactly what `replay` runs, so the same
-//! packets give the same events. (Sharding flows over N workers by `FlowKey::symmetric_hash` is
-//! the next step: the channel carries batches so that the capture thread can split them per
-//! worker without changing anything else.)
+//! The capture thread numbers every frame it keeps (a sequence number), and sends it to the
+//! worker its flow hashes to (`FlowKey::symmetric_hash`, the same for both directions), so each
+//! worker owns its flows outright: no locks on the per-packet path. Each worker runs the
+//! [`FlowShard`] that replay runs, and sends its events, tagged with their frame's number, to
+//! the detection thread, together with how far it has got. The detection thread releases events
+//! in frame order once every worker is past them, and runs the [`Detection`] that replay runs:
+//! the entity windows, baselines and learned state see the events in replay's order, so the
+//! same packets give the same events and alerts, whatever the number of workers.
+//!
+//! The detection thread also does the housekeeping: flushing the events file, metrics, state
+//! saves, SIGHUP.
 //!
 //! # Back-pressure: drop newest, never block the capture thread
 //!
-//! The capture thread never waits for the processing thread. When the channel is full, the
-//! batch it was about to send is dropped and its frames are counted in
-//! `pacstap_pipeline_drops_total`. Blocking instead would only move the loss into the kernel
-//! ring (`pacstap_kernel_drops_total`), where it is invisible until libpcap's counters are read,
-//! and would stall the shutdown path. Dropped frames become reassembly gaps downstream, which
-//! the decoders already handle (and count).
+//! The capture thread never waits. When a worker's channel is full, the batch it was about to
+//! get is dropped and its frames counted in `pacstap_pipeline_drops_total`. Blocking instead
+//! would only move the loss into the kernel ring (`pacstap_kernel_drops_total`), where it is
+//! invisible until libpcap's counters are read, and would stall the shutdown path. Dropped
+//! frames become reassembly gaps downstream, which the decoders already handle (and count).
+//! Workers do wait for the detection thread (its channel is bounded too), so a slow detection
+//! thread fills the workers' channels and shows up as pipeline drops, never as unbounded memory.
 //!
-//! The channel holds [`QUEUE_BATCHES`] batches of at most [`BATCH_FRAMES`] frames /
-//! [`BATCH_BYTES`] bytes: ≤ 64 MiB in flight, ~16 k frames, which is about 50 ms of a saturated
-//! 10 Gbit/s link — the same order as the kernel ring, so a processing hiccup of that length is
-//! absorbed twice before anything is lost.
+//! Each worker's channel holds [`QUEUE_BATCHES`] batches of at most [`BATCH_FRAMES`] frames /
+//! [`BATCH_BYTES`] bytes: ≤ 64 MiB in flight per worker, about 50 ms of a saturated 10 Gbit/s
+//! link — the same order as the kernel ring, so a processing hiccup of that length is absorbed
+//! twice before anything is lost.
 //!
 //! # Clocks
 //!
@@ -34,45 +42,62 @@
 //! housekeeping: flushing the events file, refreshing metrics, saving state, and the latency
 //! histogram.
 
-use crate::pipeline::{apply_ports, Pipeline, PipelineSettings, ReplayReport, METRICS_EVERY};
+use crate::pipeline::{
+    apply_ports, stats_snapshot, Detection, DetectionClock, DetectionSettings, FlowShard, ReplayReport, ShardStats,
+    METRICS_EVERY,
+};
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats, RawFrame};
-use pacstap_core::Timestamp;
+use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
 use pacstap_output::Metrics;
 use pacstap_proto::ProtoConfig;
+use std::collections::VecDeque;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Batches in flight between the capture and the processing thread. See the module docs.
+/// Batches in flight between the capture thread and each worker. See the module docs.
 pub const QUEUE_BATCHES: usize = 64;
-/// A batch is sent when it holds this many frames…
+/// A worker's batch is sent when it holds this many frames…
 pub const BATCH_FRAMES: usize = 256;
 /// …or this many bytes (a frame larger than this, up to the snaplen, travels alone)…
 pub const BATCH_BYTES: usize = 1 << 20;
-/// …or its first frame is this old (a quiet link still sees its frames promptly).
+/// …or the oldest frame held is this old (a quiet link still sees its frames promptly).
 pub const BATCH_AGE: Duration = Duration::from_millis(20);
+/// Worker outputs in flight to the detection thread.
+pub const OUTPUT_QUEUE: usize = 256;
 /// After the stop flag, keep reading this long: the kernel hands over its last, partly filled
 /// block within one libpcap timeout (100 ms), so what arrived just before the signal is
 /// processed.
 pub const DRAIN_AFTER_STOP: Duration = Duration::from_millis(250);
 /// Learned state is also saved this often (wall time), so a crash loses little.
 pub const SAVE_STATE_EVERY: Duration = Duration::from_secs(300);
+/// Most workers `--workers` accepts.
+pub const MAX_WORKERS: usize = 64;
+
+/// The default number of workers: one per core left after the capture thread, at least one,
+/// at most 8 (past that the capture thread, not the workers, is the limit: see the README's
+/// sizing notes).
+pub fn default_workers() -> usize {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).clamp(1, 8)
+}
 
 /// Where events go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum EventsTarget {
     Stdout,
     /// Appended to; reopened on SIGHUP (log rotation).
     File(PathBuf),
-    /// Nowhere (benchmarks).
+    /// Nowhere (benchmarks), or not this code's to reopen (replay).
+    #[default]
     Discard,
 }
 
@@ -103,7 +128,13 @@ pub struct CaptureOptions {
     pub state: Option<PathBuf>,
     pub flow: FlowConfig,
     pub proto: ProtoConfig,
+    /// DICOM ports given on the command line (`--dicom-port`), kept across config reloads.
+    pub extra_dicom_ports: Vec<u16>,
+    /// Worker threads decoding flows (at least 1).
+    pub workers: usize,
     pub metrics: Option<Arc<Metrics>>,
+    /// Also push each alert to this Alertmanager (`--alertmanager`).
+    pub alertmanager: Option<Arc<pacstap_output::AlertmanagerClient>>,
     /// Set (e.g. by SIGINT / SIGTERM) to stop: flows are flushed, state saved, outputs closed.
     pub stop: Arc<AtomicBool>,
     /// Set (by SIGHUP) to reopen the events file and reload the config.
@@ -121,7 +152,10 @@ impl CaptureOptions {
             state: None,
             flow: FlowConfig::default(),
             proto: ProtoConfig::default(),
+            extra_dicom_ports: Vec::new(),
+            workers: 1,
             metrics: None,
+            alertmanager: None,
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
         }
@@ -133,6 +167,21 @@ impl CaptureOptions {
         self.config = config;
         self
     }
+
+    /// Also decode these ports as DICOM (`--dicom-port`), whatever the config says.
+    pub fn with_dicom_ports(mut self, ports: &[u16]) -> Self {
+        self.extra_dicom_ports = ports.to_vec();
+        add_ports(&mut self.proto.dicom_ports, ports);
+        self
+    }
+}
+
+fn add_ports(to: &mut Vec<u16>, ports: &[u16]) {
+    for p in ports {
+        if !to.contains(p) {
+            to.push(*p);
+        }
+    }
 }
 
 /// What a capture run did.
@@ -140,8 +189,10 @@ pub struct CaptureReport {
     /// The pipeline's numbers, as for a replay (no damages, no evidence).
     pub pipeline: ReplayReport,
     pub live: LiveStats,
-    /// Frames dropped because the processing thread fell behind.
-    pub pipeline_drops: u64,
+    /// Frames dropped because a worker fell behind, per worker.
+    pub pipeline_drops: Vec<u64>,
+    /// Frames each worker decoded.
+    pub worker_frames: Vec<u64>,
     /// Why the capture stopped on its own (interface gone…), when it did.
     pub capture_error: Option<String>,
     /// Config reloads refused (bad file), with the reason.
@@ -154,35 +205,87 @@ impl CaptureReport {
             .pipeline
             .render_summary()
             .replacen("pacstap replay summary", "pacstap capture summary", 1);
+        let drops: u64 = self.pipeline_drops.iter().sum();
         s.push_str(&format!(
             "Capture: {} frames from libpcap, {} dropped by the kernel, {} by the interface, {} by pacstap (queue full)\n",
-            self.live.frames, self.live.dropped, self.live.if_dropped, self.pipeline_drops
+            self.live.frames, self.live.dropped, self.live.if_dropped, drops
         ));
+        if self.worker_frames.len() > 1 {
+            let per: Vec<String> = self
+                .worker_frames
+                .iter()
+                .zip(&self.pipeline_drops)
+                .enumerate()
+                .map(|(i, (f, d))| format!("#{i} {f} frames, {d} dropped"))
+                .collect();
+            s.push_str(&format!("Workers: {}\n", per.join("; ")));
+        }
         s
     }
 }
 
-/// Counters the capture thread shares with the processing thread (for metrics).
-#[derive(Default)]
+/// Counters the threads share (for metrics and the report).
 struct Shared {
-    pipeline_drops: AtomicU64,
+    /// Per worker: frames dropped because its channel was full.
+    pipeline_drops: Vec<AtomicU64>,
     kernel_drops: AtomicU64,
     if_drops: AtomicU64,
+    /// Per worker: its shard's counters, refreshed about once a second.
+    shards: Vec<Mutex<ShardStats>>,
+    /// Port hints for the workers after a config reload, with a generation to notice them.
+    ports: Mutex<Option<Config>>,
+    ports_generation: AtomicU64,
 }
 
-/// Frames copied out of libpcap's ring, sent as one message.
+impl Shared {
+    fn new(workers: usize) -> Shared {
+        Shared {
+            pipeline_drops: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            kernel_drops: AtomicU64::new(0),
+            if_drops: AtomicU64::new(0),
+            shards: (0..workers).map(|_| Mutex::new(ShardStats::default())).collect(),
+            ports: Mutex::new(None),
+            ports_generation: AtomicU64::new(0),
+        }
+    }
+
+    fn pipeline_drops(&self) -> Vec<u64> {
+        self.pipeline_drops.iter().map(|d| d.load(Ordering::Relaxed)).collect()
+    }
+
+    /// All workers' counters as one.
+    fn shard_stats(&self) -> ShardStats {
+        let mut total = ShardStats::default();
+        for s in &self.shards {
+            if let Ok(s) = s.lock() {
+                total.merge(&s);
+            }
+        }
+        total
+    }
+}
+
+/// Frames copied out of libpcap's ring for one worker, sent as one message.
 struct Batch {
     data: Vec<u8>,
     frames: Vec<FrameMeta>,
+    /// Every frame numbered up to this one has been dispatched (to this worker or another).
+    through: u64,
+    /// The latest packet time dispatched so far (to any worker).
+    last_ts: Timestamp,
 }
 
 struct FrameMeta {
+    /// The frame's number in capture order, from 1.
+    seq: u64,
     ts: Timestamp,
     linktype: u32,
     orig_len: u32,
     start: usize,
     len: usize,
     received: Instant,
+    /// Detection's clock advances at this frame ([`DetectionClock`]).
+    tick: bool,
 }
 
 impl Batch {
@@ -190,6 +293,8 @@ impl Batch {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
+            through: 0,
+            last_ts: Timestamp(i64::MIN),
         }
     }
 
@@ -202,16 +307,18 @@ impl Batch {
         self.frames.is_empty() || (self.frames.len() < BATCH_FRAMES && self.data.len() + len <= BATCH_BYTES)
     }
 
-    fn push(&mut self, f: &RawFrame<'_>, received: Instant) {
+    fn push(&mut self, f: &RawFrame<'_>, received: Instant, seq: u64, tick: bool) {
         let start = self.data.len();
         self.data.extend_from_slice(f.data);
         self.frames.push(FrameMeta {
+            seq,
             ts: f.ts,
             linktype: f.linktype,
             orig_len: f.orig_len,
             start,
             len: f.data.len(),
             received,
+            tick,
         });
     }
 
@@ -226,45 +333,173 @@ impl Batch {
     }
 }
 
-/// The capture thread's side of the channel.
-struct Sending {
+/// What a [`FrameFeed`] has for the capture thread.
+pub enum Next<'a> {
+    Frame(RawFrame<'a>),
+    /// Nothing ready now (live).
+    Idle,
+    /// No more frames (end of the input files).
+    End,
+    /// The source failed (interface gone…): capture stops.
+    Failed(LiveError),
+}
+
+/// Where the sharded pipeline's frames come from: a live interface, or files (replay with
+/// several workers). Runs on the capture thread.
+pub trait FrameFeed: Send {
+    fn next_frame(&mut self) -> Next<'_>;
+    /// Nothing was ready: wait a little before asking again.
+    fn wait_idle(&mut self) {}
+    /// Counters of the source (drops: live only).
+    fn stats(&mut self) -> LiveStats;
+    /// Files must not lose frames: a full worker channel makes the capture thread wait, instead
+    /// of dropping the batch as live capture does.
+    fn lossless(&self) -> bool {
+        false
+    }
+}
+
+impl FrameFeed for LiveSource {
+    fn next_frame(&mut self) -> Next<'_> {
+        match self.next_frame_or_idle() {
+            Ok(Some(f)) => Next::Frame(f),
+            Ok(None) => Next::Idle,
+            Err(e) => Next::Failed(e),
+        }
+    }
+
+    fn wait_idle(&mut self) {
+        LiveSource::wait_idle(self);
+    }
+
+    fn stats(&mut self) -> LiveStats {
+        LiveSource::stats(self)
+    }
+}
+
+/// The worker a frame goes to: by the symmetric hash of its TCP flow, so both directions of a
+/// connection meet in one worker. Frames that are not TCP (counted, not decoded) go to worker 0.
+pub fn worker_of(frame: &RawFrame<'_>, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    match pacstap_wire::decode_frame(frame.ts, frame.linktype, frame.data).packet {
+        Ok(pkt) => (pkt.key.symmetric_hash() % workers as u64) as usize,
+        Err(_) => 0,
+    }
+}
+
+/// One worker's channel, seen from the capture thread.
+struct Lane {
     tx: Sender<Batch>,
     pool: Receiver<Batch>,
     batch: Batch,
-    shared: Arc<Shared>,
-    /// The processing thread is gone.
+    /// The last send failed (channel full): this worker's progress mark is behind, so the next
+    /// flush sends it a batch even when there is nothing new (or detection would wait for it).
+    behind: bool,
+    /// The worker is gone.
     closed: bool,
 }
 
-impl Sending {
-    fn fresh(&self) -> Batch {
-        self.pool.try_recv().unwrap_or_else(|_| Batch::new())
+/// The capture thread's side: numbers frames, shards them, hands batches over.
+struct Dispatcher {
+    lanes: Vec<Lane>,
+    shared: Arc<Shared>,
+    seq: u64,
+    clock: DetectionClock,
+    last_ts: Timestamp,
+    /// Frames held in the lanes' batches, and when the oldest of them arrived.
+    held: usize,
+    oldest: Option<Instant>,
+    /// Wait for room instead of dropping (files).
+    lossless: bool,
+}
+
+impl Dispatcher {
+    fn push(&mut self, f: &RawFrame<'_>, now: Instant) {
+        let k = worker_of(f, self.lanes.len());
+        let full = self.lanes.get(k).is_some_and(|l| !l.batch.has_room(f.data.len()));
+        if full {
+            self.flush();
+        }
+        self.seq += 1;
+        self.last_ts = self.last_ts.max(f.ts);
+        let tick = self.clock.ticks_at(f.ts);
+        let Some(lane) = self.lanes.get_mut(k) else {
+            return;
+        };
+        lane.batch.push(f, now, self.seq, tick);
+        self.held += 1;
+        self.oldest.get_or_insert(now);
+        if lane.batch.frames.len() >= BATCH_FRAMES {
+            self.flush();
+        }
     }
 
-    /// Send the current batch (if any) without blocking; drop it when the channel is full.
-    fn send(&mut self) {
-        if self.batch.frames.is_empty() || self.closed {
+    /// Whether the oldest held frame has waited [`BATCH_AGE`].
+    fn due(&self, now: Instant) -> bool {
+        self.oldest.is_some_and(|t| now.duration_since(t) >= BATCH_AGE) || self.lanes.iter().any(|l| l.behind)
+    }
+
+    /// Send every worker its batch — empty ones too, so every worker's progress mark moves and
+    /// detection never waits for a worker that simply had nothing. Never blocks: a full channel
+    /// drops that worker's batch (counted).
+    fn flush(&mut self) {
+        if self.held == 0 && !self.lanes.iter().any(|l| l.behind) {
             return;
         }
-        let next = self.fresh();
-        let full = std::mem::replace(&mut self.batch, next);
-        match self.tx.try_send(full) {
-            Ok(()) => {}
-            Err(TrySendError::Full(mut b)) => {
-                self.shared
-                    .pipeline_drops
-                    .fetch_add(b.frames.len() as u64, Ordering::Relaxed);
-                b.clear();
-                self.batch = b;
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            if lane.closed {
+                continue;
             }
-            Err(TrySendError::Disconnected(_)) => self.closed = true,
+            let next = lane.pool.try_recv().unwrap_or_else(|_| Batch::new());
+            let mut full = std::mem::replace(&mut lane.batch, next);
+            full.through = self.seq;
+            full.last_ts = self.last_ts;
+            let sent = if self.lossless {
+                lane.tx.send(full).map_err(|e| TrySendError::Disconnected(e.0))
+            } else {
+                lane.tx.try_send(full)
+            };
+            match sent {
+                Ok(()) => lane.behind = false,
+                Err(TrySendError::Full(mut b)) => {
+                    if let Some(d) = self.shared.pipeline_drops.get(k) {
+                        d.fetch_add(b.frames.len() as u64, Ordering::Relaxed);
+                    }
+                    b.clear();
+                    lane.batch = b;
+                    lane.behind = true;
+                }
+                Err(TrySendError::Disconnected(_)) => lane.closed = true,
+            }
         }
+        self.held = 0;
+        self.oldest = None;
+    }
+
+    /// End of capture: a last batch to every worker, waiting for room this time (nothing more
+    /// will come to drop in its place), then hang up so the workers flush their flows.
+    fn finish(mut self) {
+        for lane in &mut self.lanes {
+            let mut last = std::mem::replace(&mut lane.batch, Batch::new());
+            last.through = self.seq;
+            last.last_ts = self.last_ts;
+            if !lane.closed {
+                let _ = lane.tx.send(last);
+            }
+        }
+    }
+
+    fn all_closed(&self) -> bool {
+        self.lanes.iter().all(|l| l.closed)
     }
 }
 
-/// The capture thread: read frames, batch them, hand them over; stop on the flag (after a
-/// short drain) or on a capture error. Returns the final libpcap counters.
-fn capture_loop(mut src: LiveSource, mut out: Sending, stop: Arc<AtomicBool>) -> (LiveStats, Option<LiveError>) {
+/// The capture thread: read frames, shard and batch them, hand them over; stop on the flag
+/// (after a short drain), at the end of the input, or on a capture error. Returns the feed (for
+/// its final counters) and the error that stopped it, if any.
+fn capture_loop<F: FrameFeed>(mut src: F, mut out: Dispatcher, stop: Arc<AtomicBool>) -> (F, Option<LiveError>) {
     let mut stop_seen: Option<Instant> = None;
     let mut next_stats = Instant::now() + METRICS_EVERY;
     let mut error = None;
@@ -272,55 +507,223 @@ fn capture_loop(mut src: LiveSource, mut out: Sending, stop: Arc<AtomicBool>) ->
         if stop_seen.is_none() && stop.load(Ordering::Relaxed) {
             stop_seen = Some(Instant::now());
         }
-        if out.closed || stop_seen.is_some_and(|t| t.elapsed() >= DRAIN_AFTER_STOP) {
+        if out.all_closed() || stop_seen.is_some_and(|t| t.elapsed() >= DRAIN_AFTER_STOP) {
             break;
         }
-        let now = match src.next_frame_or_idle() {
-            Ok(Some(f)) => {
+        let now = match src.next_frame() {
+            Next::Frame(f) => {
                 let now = Instant::now();
-                if !out.batch.has_room(f.data.len()) {
-                    out.send();
-                }
-                out.batch.push(&f, now);
-                if out.batch.frames.len() >= BATCH_FRAMES {
-                    out.send();
-                }
+                out.push(&f, now);
                 now
             }
-            Ok(None) => {
+            Next::Idle => {
                 // Nothing ready: hand over what we hold, so a quiet link's frames are not kept.
-                out.send();
+                out.flush();
                 src.wait_idle();
                 Instant::now()
             }
-            Err(e) => {
+            Next::End => break,
+            Next::Failed(e) => {
                 error = Some(e);
                 break;
             }
         };
-        if out
-            .batch
-            .frames
-            .first()
-            .is_some_and(|f| now.duration_since(f.received) >= BATCH_AGE)
-        {
-            out.send();
+        if out.due(now) {
+            out.flush();
         }
         if now >= next_stats {
             next_stats = now + METRICS_EVERY;
             publish(&mut src, &out.shared);
         }
     }
-    out.send();
-    let stats = publish(&mut src, &out.shared);
-    (stats, error)
+    publish(&mut src, &out.shared);
+    out.flush();
+    out.finish();
+    (src, error)
 }
 
-fn publish(src: &mut LiveSource, shared: &Shared) -> LiveStats {
+fn publish<F: FrameFeed>(src: &mut F, shared: &Shared) -> LiveStats {
     let s = src.stats();
     shared.kernel_drops.store(s.dropped, Ordering::Relaxed);
     shared.if_drops.store(s.if_dropped, Ordering::Relaxed);
     s
+}
+
+/// What a worker sends the detection thread: its events in frame order, and how far it got.
+struct WorkerOutput {
+    worker: usize,
+    items: Vec<Item>,
+    /// Every frame numbered up to this one has been decoded by this worker, or was another's.
+    through: u64,
+}
+
+/// One step for detection, at its frame's number.
+struct Item {
+    seq: u64,
+    kind: ItemKind,
+}
+
+enum ItemKind {
+    /// Detection's clock advances to this packet time ([`Detection::tick`]).
+    Tick(Timestamp),
+    /// A decoded event, and when its frame left the capture (for the latency histogram).
+    Event(Box<ProtocolEvent>, Instant),
+}
+
+/// Frame number of the events the workers produce at the end (flows flushed at shutdown):
+/// after every real frame.
+const AT_END: u64 = u64::MAX;
+
+/// A worker thread: decode the frames of its flows, pass events on in frame order.
+fn worker_loop(
+    worker: usize,
+    mut shard: FlowShard,
+    rx: Receiver<Batch>,
+    pool: Sender<Batch>,
+    out: Sender<WorkerOutput>,
+    shared: Arc<Shared>,
+) -> ShardStats {
+    let mut events = Vec::new();
+    let mut last_ts = Timestamp(i64::MIN);
+    let mut ports_seen = 0;
+    let mut next_publish = Instant::now();
+    let publish = |shard: &FlowShard| {
+        if let Some(slot) = shared.shards.get(worker) {
+            if let Ok(mut s) = slot.lock() {
+                *s = shard.stats();
+            }
+        }
+    };
+    // Counters published since the last batch (a quiet link must not leave metrics stale).
+    let mut published = true;
+    loop {
+        let mut batch = match rx.recv_timeout(METRICS_EVERY) {
+            Ok(b) => b,
+            Err(RecvTimeoutError::Timeout) => {
+                if !published {
+                    publish(&shard);
+                    published = true;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        published = false;
+        let generation = shared.ports_generation.load(Ordering::Acquire);
+        if generation != ports_seen {
+            ports_seen = generation;
+            if let Ok(Some(cfg)) = shared.ports.lock().map(|c| c.clone()) {
+                shard.set_port_hints(&cfg);
+            }
+        }
+        let mut items = Vec::with_capacity(8);
+        for m in &batch.frames {
+            if m.tick {
+                items.push(Item {
+                    seq: m.seq,
+                    kind: ItemKind::Tick(m.ts),
+                });
+            }
+            shard.frame(&batch.frame(m), &mut events);
+            for ev in events.drain(..) {
+                items.push(Item {
+                    seq: m.seq,
+                    kind: ItemKind::Event(Box::new(ev), m.received),
+                });
+            }
+        }
+        last_ts = last_ts.max(batch.last_ts);
+        let through = batch.through;
+        batch.clear();
+        let _ = pool.try_send(batch);
+        if out.send(WorkerOutput { worker, items, through }).is_err() {
+            break;
+        }
+        let now = Instant::now();
+        if now >= next_publish {
+            next_publish = now + METRICS_EVERY;
+            publish(&shard);
+            published = true;
+        }
+    }
+    // The capture is over: end every open flow at the capture's last packet time, as replay
+    // does at the end of its input.
+    let end = if last_ts.0 == i64::MIN {
+        shard.last_ts().unwrap_or_default()
+    } else {
+        last_ts
+    };
+    shard.finish(end, &mut events);
+    let now = Instant::now();
+    let items = events
+        .drain(..)
+        .map(|ev| Item {
+            seq: AT_END,
+            kind: ItemKind::Event(Box::new(ev), now),
+        })
+        .collect();
+    let _ = out.send(WorkerOutput {
+        worker,
+        items,
+        through: AT_END,
+    });
+    publish(&shard);
+    shard.stats()
+}
+
+/// Puts the workers' outputs back into frame order.
+///
+/// An item numbered `s` may go to detection once every worker has reported progress through
+/// `s`: no worker can still produce anything numbered below it. Each worker's items arrive in
+/// order, so the next item is the smallest head among the workers' queues.
+struct FrameOrder {
+    queues: Vec<VecDeque<Item>>,
+    through: Vec<u64>,
+}
+
+impl FrameOrder {
+    fn new(workers: usize) -> FrameOrder {
+        FrameOrder {
+            queues: (0..workers).map(|_| VecDeque::new()).collect(),
+            through: vec![0; workers],
+        }
+    }
+
+    fn push(&mut self, out: WorkerOutput) {
+        if let (Some(q), Some(t)) = (self.queues.get_mut(out.worker), self.through.get_mut(out.worker)) {
+            q.extend(out.items);
+            *t = (*t).max(out.through);
+        }
+    }
+
+    /// The next item in frame order, if it is safe to release.
+    fn pop(&mut self) -> Option<Item> {
+        let limit = self.through.iter().copied().min().unwrap_or(0);
+        let (k, seq) = self
+            .queues
+            .iter()
+            .enumerate()
+            .filter_map(|(k, q)| q.front().map(|i| (k, i.seq)))
+            .min_by_key(|&(_, seq)| seq)?;
+        if seq > limit {
+            return None;
+        }
+        self.queues.get_mut(k)?.pop_front()
+    }
+
+    /// Whether the next item to release is an event of frame `seq` (more events of one frame).
+    fn next_is_event_of(&self, seq: u64) -> bool {
+        let limit = self.through.iter().copied().min().unwrap_or(0);
+        self.queues
+            .iter()
+            .filter_map(|q| q.front())
+            .min_by_key(|i| i.seq)
+            .is_some_and(|i| i.seq == seq && i.seq <= limit && matches!(i.kind, ItemKind::Event(..)))
+    }
+
+    fn finished(&self) -> bool {
+        self.through.iter().all(|&t| t == AT_END) && self.queues.iter().all(VecDeque::is_empty)
+    }
 }
 
 /// Checks that learned state can be written where asked, before hours of capture depend on it.
@@ -360,93 +763,217 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
         check_state_dir(path)?;
     }
     let events = opts.events.open()?;
-    let metrics = opts.metrics.clone();
-    let mut pipeline = Pipeline::new(PipelineSettings {
-        flow: opts.flow.clone(),
-        proto: opts.proto.clone(),
+    let mut detection = Detection::new(DetectionSettings {
         config: opts.config.clone(),
         state: opts.state.clone(),
         evidence_dir: None,
         events: Some(events),
         alerts_only: opts.alerts_only,
         collect: false,
-        metrics: metrics.clone(),
+        metrics: opts.metrics.clone(),
+        alertmanager: opts.alertmanager.clone(),
     })?;
-    for w in pipeline.state_warnings() {
+    for w in detection.state_warnings() {
         eprintln!("pacstap: warning: {w}");
     }
-
-    let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
-    let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
-    let shared = Arc::new(Shared::default());
-    let sending = Sending {
-        tx,
-        pool: pool_rx,
-        batch: Batch::new(),
-        shared: Arc::clone(&shared),
-        closed: false,
+    let run = Sharded {
+        workers: opts.workers,
+        flow: opts.flow.clone(),
+        proto: opts.proto.clone(),
+        stop: Arc::clone(&opts.stop),
+        chores: Chores {
+            metrics: opts.metrics.clone(),
+            reload: Some(Arc::clone(&opts.reload)),
+            events: opts.events.clone(),
+            config_path: opts.config_path.clone(),
+            extra_dicom_ports: opts.extra_dicom_ports.clone(),
+        },
     };
-    let stop = Arc::clone(&opts.stop);
-    let capture_thread = thread::Builder::new()
-        .name("pacstap-capture".into())
-        .spawn(move || capture_loop(src, sending, stop))
-        .context("starting the capture thread")?;
-
-    let result = process(&opts, &mut pipeline, &rx, &pool_tx, &shared);
-    // Whatever happened, the capture thread must end: on an error here it would otherwise
-    // capture into a channel nobody reads.
-    opts.stop.store(true, Ordering::Relaxed);
-    drop(rx);
-    let (live, capture_error) = capture_thread
-        .join()
-        .map_err(|_| anyhow!("the capture thread panicked"))?;
-    if let Some(m) = &metrics {
-        m.set_healthy(false);
-    }
-    let reload_errors = result?;
-    pipeline.finish()?;
-    let pipeline_drops = shared.pipeline_drops.load(Ordering::Relaxed);
-    if let Some(m) = &metrics {
-        m.update(&snapshot(&pipeline, &shared));
-    }
+    let end = run.run(src, &mut detection)?;
+    let mut src = end.feed;
     Ok(CaptureReport {
-        pipeline: pipeline.report(Vec::new(), Vec::new()),
-        live,
-        pipeline_drops,
-        capture_error: capture_error.map(|e| e.to_string()),
-        reload_errors,
+        live: src.stats(),
+        pipeline: detection.report(end.shards, Vec::new(), Vec::new()),
+        pipeline_drops: end.pipeline_drops,
+        worker_frames: end.worker_frames,
+        capture_error: end.error.map(|e| e.to_string()),
+        reload_errors: end.reload_errors,
     })
 }
 
-fn snapshot(pipeline: &Pipeline, shared: &Shared) -> pacstap_output::StatsSnapshot {
-    let mut s = pipeline.stats_snapshot();
-    s.pipeline_drops = shared.pipeline_drops.load(Ordering::Relaxed);
+/// The sharded pipeline: capture thread → N workers → this thread running [`Detection`].
+pub struct Sharded {
+    pub workers: usize,
+    pub flow: FlowConfig,
+    pub proto: ProtoConfig,
+    /// Set to stop (live); the end of a file feed stops too.
+    pub stop: Arc<AtomicBool>,
+    pub chores: Chores,
+}
+
+/// The detection thread's periodic work besides detecting (wall time, about once a second).
+#[derive(Default)]
+pub struct Chores {
+    pub metrics: Option<Arc<Metrics>>,
+    /// Set by SIGHUP: reopen the events file, reload the config.
+    pub reload: Option<Arc<AtomicBool>>,
+    pub events: EventsTarget,
+    pub config_path: Option<PathBuf>,
+    pub extra_dicom_ports: Vec<u16>,
+}
+
+/// How a sharded run ended.
+pub struct ShardedEnd<F> {
+    pub feed: F,
+    pub error: Option<LiveError>,
+    pub shards: ShardStats,
+    pub worker_frames: Vec<u64>,
+    pub pipeline_drops: Vec<u64>,
+    pub reload_errors: Vec<String>,
+}
+
+impl Sharded {
+    /// Runs until the feed ends, fails, or `stop` is set; then every worker flushes its flows
+    /// and `detection` finishes (state saved, outputs flushed).
+    pub fn run<F: FrameFeed + 'static>(self, feed: F, detection: &mut Detection) -> Result<ShardedEnd<F>> {
+        let workers = self.workers.clamp(1, MAX_WORKERS);
+        let shared = Arc::new(Shared::new(workers));
+        // Each worker's table gets its share of the flow cap, so the total stays as configured.
+        let mut flow = self.flow.clone();
+        flow.max_flows = (flow.max_flows / workers).max(1);
+        let (out_tx, out_rx) = bounded::<WorkerOutput>(OUTPUT_QUEUE);
+        let mut lanes = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for k in 0..workers {
+            let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
+            let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
+            let shard = FlowShard::new(flow.clone(), self.proto.clone());
+            let (out, sh) = (out_tx.clone(), Arc::clone(&shared));
+            let handle = thread::Builder::new()
+                .name(format!("pacstap-worker-{k}"))
+                .spawn(move || worker_loop(k, shard, rx, pool_tx, out, sh))
+                .context("starting a worker thread")?;
+            handles.push(handle);
+            lanes.push(Lane {
+                tx,
+                pool: pool_rx,
+                batch: Batch::new(),
+                behind: false,
+                closed: false,
+            });
+        }
+        drop(out_tx);
+        let dispatcher = Dispatcher {
+            lanes,
+            shared: Arc::clone(&shared),
+            seq: 0,
+            clock: DetectionClock::default(),
+            last_ts: Timestamp(i64::MIN),
+            held: 0,
+            oldest: None,
+            lossless: feed.lossless(),
+        };
+        let stop = Arc::clone(&self.stop);
+        let capture_thread = thread::Builder::new()
+            .name("pacstap-capture".into())
+            .spawn(move || capture_loop(feed, dispatcher, stop))
+            .context("starting the capture thread")?;
+
+        let result = detect_loop(&self.chores, detection, &out_rx, &shared, workers);
+        // Whatever happened, the other threads must end: on an error here the capture thread
+        // would otherwise capture into channels nobody reads.
+        self.stop.store(true, Ordering::Relaxed);
+        drop(out_rx);
+        let (feed, error) = capture_thread
+            .join()
+            .map_err(|_| anyhow!("the capture thread panicked"))?;
+        let mut shards = ShardStats::default();
+        let mut worker_frames = Vec::with_capacity(workers);
+        for h in handles {
+            let s = h.join().map_err(|_| anyhow!("a worker thread panicked"))?;
+            worker_frames.push(s.frames);
+            shards.merge(&s);
+        }
+        if let Some(m) = &self.chores.metrics {
+            m.set_healthy(false);
+        }
+        let reload_errors = result?;
+        detection.finish()?;
+        if let Some(m) = &self.chores.metrics {
+            let mut snap = stats_snapshot(&shards, detection);
+            fill_drops(&mut snap, &shared);
+            m.update(&snap);
+        }
+        Ok(ShardedEnd {
+            feed,
+            error,
+            shards,
+            worker_frames,
+            pipeline_drops: shared.pipeline_drops(),
+            reload_errors,
+        })
+    }
+}
+
+fn fill_drops(s: &mut pacstap_output::StatsSnapshot, shared: &Shared) {
+    s.pipeline_drops = shared.pipeline_drops().iter().sum();
     s.kernel_drops = shared.kernel_drops.load(Ordering::Relaxed);
     s.interface_drops = shared.if_drops.load(Ordering::Relaxed);
+}
+
+fn snapshot(detection: &Detection, shared: &Shared) -> pacstap_output::StatsSnapshot {
+    let mut s = stats_snapshot(&shared.shard_stats(), detection);
+    fill_drops(&mut s, shared);
     s
 }
 
-/// The processing thread's loop, until the capture thread hangs up.
-fn process(
-    opts: &CaptureOptions,
-    pipeline: &mut Pipeline,
-    rx: &Receiver<Batch>,
-    pool: &Sender<Batch>,
+/// The detection thread's loop: merge the workers' outputs into frame order and run detection
+/// on them, until every worker has finished (after the capture thread hung up).
+fn detect_loop(
+    chores: &Chores,
+    detection: &mut Detection,
+    rx: &Receiver<WorkerOutput>,
     shared: &Shared,
+    workers: usize,
 ) -> Result<Vec<String>> {
     let mut reload_errors = Vec::new();
+    let mut order = FrameOrder::new(workers);
+    let mut frame_events: Vec<ProtocolEvent> = Vec::new();
     let mut next_housekeeping = Instant::now() + METRICS_EVERY;
     let mut next_save = Instant::now() + SAVE_STATE_EVERY;
     let mut dirty = false;
     loop {
         match rx.recv_timeout(METRICS_EVERY) {
-            Ok(mut batch) => {
-                for m in &batch.frames {
-                    pipeline.frame_received(&batch.frame(m), m.received)?;
+            Ok(out) => {
+                order.push(out);
+                while let Some(item) = order.pop() {
+                    match item.kind {
+                        ItemKind::Tick(ts) => detection.tick(ts),
+                        ItemKind::Event(ev, received) => {
+                            // All events of one frame together, then the alerts they caused,
+                            // as replay emits them.
+                            frame_events.push(*ev);
+                            while order.next_is_event_of(item.seq) {
+                                if let Some(Item {
+                                    kind: ItemKind::Event(ev, _),
+                                    ..
+                                }) = order.pop()
+                                {
+                                    frame_events.push(*ev);
+                                }
+                            }
+                            if detection.events(frame_events.drain(..))? > 0 {
+                                if let Some(m) = detection.metrics() {
+                                    m.observe_event_latency(received.elapsed());
+                                }
+                            }
+                            dirty = true;
+                        }
+                    }
                 }
-                dirty = true;
-                batch.clear();
-                let _ = pool.try_send(batch);
+                if order.finished() {
+                    break;
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -457,18 +984,18 @@ fn process(
         }
         next_housekeeping = now + METRICS_EVERY;
         if dirty {
-            pipeline.flush()?;
+            detection.flush()?;
             dirty = false;
         }
-        if let Some(m) = &opts.metrics {
-            m.update(&snapshot(pipeline, shared));
+        if let Some(m) = &chores.metrics {
+            m.update(&snapshot(detection, shared));
         }
-        if opts.reload.swap(false, Ordering::Relaxed) {
-            reload(opts, pipeline, &mut reload_errors)?;
+        if chores.reload.as_ref().is_some_and(|r| r.swap(false, Ordering::Relaxed)) {
+            reload(chores, detection, shared, &mut reload_errors)?;
         }
         if now >= next_save {
             next_save = now + SAVE_STATE_EVERY;
-            if let Err(e) = pipeline.save_state() {
+            if let Err(e) = detection.save_state() {
                 eprintln!("pacstap: warning: {e:#}");
             }
         }
@@ -478,27 +1005,30 @@ fn process(
 
 /// SIGHUP: reopen the events file (after log rotation moved it), then reload the config.
 /// A config that does not load is reported and the running one kept.
-fn reload(opts: &CaptureOptions, pipeline: &mut Pipeline, errors: &mut Vec<String>) -> Result<()> {
-    if let EventsTarget::File(path) = &opts.events {
-        pipeline.replace_events(opts.events.open()?)?;
+fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &mut Vec<String>) -> Result<()> {
+    if let EventsTarget::File(path) = &chores.events {
+        detection.replace_events(chores.events.open()?)?;
         eprintln!("pacstap: reopened events file {}", path.display());
     }
-    let Some(path) = &opts.config_path else {
+    let Some(path) = &chores.config_path else {
         return Ok(());
     };
     match Config::load(path) {
-        Ok(cfg) if &cfg == pipeline.config() => {
+        Ok(cfg) if &cfg == detection.config() => {
             eprintln!("pacstap: config {} unchanged", path.display());
         }
         Ok(cfg) => {
-            if cfg.ports != pipeline.config().ports {
-                eprintln!("pacstap: warning: [ports] changes take effect at the next restart");
+            if cfg.ports != detection.config().ports {
+                let mut hints = cfg.clone();
+                add_ports(&mut hints.ports.dicom, &chores.extra_dicom_ports);
+                if let Ok(mut p) = shared.ports.lock() {
+                    *p = Some(hints);
+                }
+                shared.ports_generation.fetch_add(1, Ordering::Release);
+                eprintln!("pacstap: new [ports] apply to connections that start from now on");
             }
-            pipeline.reload_config(&cfg)?;
-            eprintln!(
-                "pacstap: reloaded config {} (detection windows restarted)",
-                path.display()
-            );
+            detection.reload_config(&cfg)?;
+            eprintln!("pacstap: reloaded config {}", path.display());
         }
         Err(e) => {
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());
@@ -528,10 +1058,10 @@ mod tests {
         let mut b = Batch::new();
         let now = Instant::now();
         let big = vec![7u8; BATCH_BYTES - 10];
-        b.push(&raw(1, &big), now);
+        b.push(&raw(1, &big), now, 1, false);
         assert!(!b.has_room(11));
         assert!(b.has_room(10));
-        b.push(&raw(2, b"abcdefghij"), now);
+        b.push(&raw(2, b"abcdefghij"), now, 2, true);
         let frames: Vec<_> = b.frames.iter().map(|m| b.frame(m)).collect();
         assert_eq!(frames[0].data.len(), BATCH_BYTES - 10);
         assert_eq!(frames[1].data, b"abcdefghij");
@@ -539,35 +1069,174 @@ mod tests {
         let mut e = Batch::new();
         let huge = vec![0u8; BATCH_BYTES * 2];
         assert!(e.has_room(huge.len()), "a frame larger than a batch travels alone");
-        e.push(&raw(3, &huge), now);
+        e.push(&raw(3, &huge), now, 3, false);
         assert!(!e.has_room(1));
     }
 
+    /// An Ethernet/IPv4/TCP frame between 10.0.0.1:`sport` and 10.0.0.2:`dport`.
+    fn tcp_frame(sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&40u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 0, 2]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f[46] = 0x50;
+        f[47] = 0x10;
+        f
+    }
+
+    fn swapped(f: &[u8]) -> Vec<u8> {
+        let mut g = f.to_vec();
+        g[26..30].copy_from_slice(&f[30..34]);
+        g[30..34].copy_from_slice(&f[26..30]);
+        g[34..36].copy_from_slice(&f[36..38]);
+        g[36..38].copy_from_slice(&f[34..36]);
+        g
+    }
+
     #[test]
-    fn a_full_channel_drops_the_newest_batch_and_counts_its_frames() {
-        let (tx, rx) = bounded::<Batch>(1);
-        let (_pool_tx, pool_rx) = bounded::<Batch>(1);
-        let shared = Arc::new(Shared::default());
-        let mut s = Sending {
-            tx,
-            pool: pool_rx,
-            batch: Batch::new(),
+    fn both_directions_of_a_flow_go_to_the_same_worker_and_flows_spread() {
+        let mut used = [0usize; 4];
+        for port in 40000..40400u16 {
+            let f = tcp_frame(port, 11112);
+            let r = swapped(&f);
+            let k = worker_of(&raw(1, &f), 4);
+            assert_eq!(k, worker_of(&raw(1, &r), 4), "port {port}");
+            used[k] += 1;
+        }
+        assert!(used.iter().all(|&n| n > 50), "400 flows over 4 workers: {used:?}");
+        assert_eq!(worker_of(&raw(1, b"not a frame"), 4), 0);
+        assert_eq!(worker_of(&raw(1, &tcp_frame(1, 2)), 1), 0);
+    }
+
+    fn dispatcher(workers: usize, capacity: usize) -> (Dispatcher, Vec<Receiver<Batch>>, Arc<Shared>) {
+        let shared = Arc::new(Shared::new(workers));
+        let mut lanes = Vec::new();
+        let mut rxs = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = bounded::<Batch>(capacity);
+            let (_pool_tx, pool_rx) = bounded::<Batch>(1);
+            lanes.push(Lane {
+                tx,
+                pool: pool_rx,
+                batch: Batch::new(),
+                behind: false,
+                closed: false,
+            });
+            rxs.push(rx);
+        }
+        let d = Dispatcher {
+            lanes,
             shared: Arc::clone(&shared),
-            closed: false,
+            seq: 0,
+            clock: DetectionClock::default(),
+            last_ts: Timestamp(i64::MIN),
+            held: 0,
+            oldest: None,
+            lossless: false,
         };
+        (d, rxs, shared)
+    }
+
+    #[test]
+    fn a_full_worker_channel_drops_that_workers_batch_only_and_counts_its_frames() {
+        let (mut d, rxs, shared) = dispatcher(2, 1);
         let now = Instant::now();
-        s.batch.push(&raw(1, b"first"), now);
-        s.send();
-        s.batch.push(&raw(2, b"second"), now);
-        s.batch.push(&raw(3, b"third"), now);
-        s.send();
-        assert_eq!(shared.pipeline_drops.load(Ordering::Relaxed), 2);
-        assert!(s.batch.frames.is_empty(), "the dropped batch is reused, empty");
-        let got = rx.try_recv().unwrap();
-        assert_eq!(got.frame(&got.frames[0]).data, b"first");
-        drop(rx);
-        s.batch.push(&raw(4, b"x"), now);
-        s.send();
-        assert!(s.closed);
+        // Find a flow for each worker.
+        let port_for = |w: usize| {
+            (40000..41000u16)
+                .find(|&p| worker_of(&raw(1, &tcp_frame(p, 104)), 2) == w)
+                .unwrap()
+        };
+        let (f0, f1) = (tcp_frame(port_for(0), 104), tcp_frame(port_for(1), 104));
+        d.push(&raw(1, &f0), now);
+        d.push(&raw(2, &f1), now);
+        d.flush();
+        // Worker 0 takes its batch; worker 1 does not, so its next batch is dropped.
+        let b0 = rxs[0].try_recv().unwrap();
+        assert_eq!((b0.frames.len(), b0.frames[0].seq, b0.through), (1, 1, 2));
+        assert!(b0.frames[0].tick, "the first frame starts detection's clock");
+        d.push(&raw(3, &f0), now);
+        d.push(&raw(4, &f1), now);
+        d.push(&raw(5, &f1), now);
+        d.flush();
+        assert_eq!(shared.pipeline_drops(), vec![0, 2]);
+        assert!(d.lanes[1].behind);
+        let b0 = rxs[0].try_recv().unwrap();
+        assert_eq!((b0.frames[0].seq, b0.through), (3, 5));
+        // Once worker 1 catches up, an empty batch brings its progress mark up to date.
+        let b1 = rxs[1].try_recv().unwrap();
+        assert_eq!((b1.frames.len(), b1.through), (1, 2));
+        assert!(d.due(now), "a worker behind is due at once");
+        d.flush();
+        let b1 = rxs[1].try_recv().unwrap();
+        assert_eq!((b1.frames.len(), b1.through), (0, 5));
+        assert!(!d.lanes[1].behind);
+    }
+
+    fn event_item(seq: u64) -> Item {
+        let ep = |a: [u8; 4], port| pacstap_core::Endpoint {
+            ip: std::net::IpAddr::from(a),
+            port,
+        };
+        let ev = ProtocolEvent {
+            ts: Timestamp(1),
+            flow: pacstap_core::FlowMeta {
+                id: pacstap_core::FlowId(seq),
+                client: ep([10, 0, 0, 1], 40000),
+                server: ep([10, 0, 0, 2], 104),
+                start: Timestamp(0),
+                handshake_seen: true,
+            },
+            body: pacstap_core::EventBody::Anomaly(pacstap_core::Anomaly {
+                proto: "tcp",
+                name: "test",
+                detail: None,
+            }),
+        };
+        Item {
+            seq,
+            kind: ItemKind::Event(Box::new(ev), Instant::now()),
+        }
+    }
+
+    fn seqs(order: &mut FrameOrder) -> Vec<u64> {
+        std::iter::from_fn(|| order.pop()).map(|i| i.seq).collect()
+    }
+
+    #[test]
+    fn frame_order_releases_items_only_when_every_worker_is_past_them() {
+        let mut order = FrameOrder::new(2);
+        order.push(WorkerOutput {
+            worker: 0,
+            items: vec![event_item(1), event_item(4)],
+            through: 5,
+        });
+        assert!(seqs(&mut order).is_empty(), "worker 1 has reported nothing yet");
+        order.push(WorkerOutput {
+            worker: 1,
+            items: vec![event_item(2), event_item(3), event_item(7)],
+            through: 8,
+        });
+        assert_eq!(seqs(&mut order), vec![1, 2, 3, 4]);
+        order.push(WorkerOutput {
+            worker: 0,
+            items: vec![event_item(AT_END)],
+            through: AT_END,
+        });
+        assert_eq!(seqs(&mut order), vec![7]);
+        assert!(!order.finished());
+        order.push(WorkerOutput {
+            worker: 1,
+            items: vec![event_item(AT_END)],
+            through: AT_END,
+        });
+        assert_eq!(seqs(&mut order), vec![AT_END, AT_END]);
+        assert!(order.finished());
     }
 }

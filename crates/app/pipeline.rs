@@ -11,7 +11,9 @@ use pacstap_core::{EventBody, FlowId, FlowMeta};
 use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
-use pacstap_output::{EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary, SummarySection};
+use pacstap_output::{
+    AlertmanagerClient, EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary, SummarySection,
+};
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
 use std::collections::HashMap;
@@ -37,6 +39,11 @@ pub struct ReplayOptions {
     pub evidence_dir: Option<PathBuf>,
     /// Prometheus metrics to update while replaying (`--metrics-listen`).
     pub metrics: Option<Arc<Metrics>>,
+    /// Worker threads decoding flows: 1 runs everything on this thread; more run the live
+    /// pipeline's threads (capture, workers, detection) over the files, with the same events.
+    pub workers: usize,
+    /// Also push each alert to this Alertmanager (`--alertmanager`).
+    pub alertmanager: Option<Arc<AlertmanagerClient>>,
 }
 
 impl ReplayOptions {
@@ -52,6 +59,8 @@ impl ReplayOptions {
             state: None,
             evidence_dir: None,
             metrics: None,
+            workers: 1,
+            alertmanager: None,
         }
     }
 
@@ -178,26 +187,16 @@ pub struct PipelineSettings {
     /// Keep every event in memory (tests).
     pub collect: bool,
     pub metrics: Option<Arc<Metrics>>,
+    pub alertmanager: Option<Arc<AlertmanagerClient>>,
 }
 
-/// The per-frame pipeline: wire → flow → proto → detect → output, on one thread.
-///
-/// `replay` and `capture` both feed frames through [`Pipeline::frame`] and end with
-/// [`Pipeline::finish`], so the same packets give the same events in both.
-pub struct Pipeline {
+/// wire → flow → proto for the flows one thread owns: the part of the pipeline that sees
+/// every packet. Replay has one; live capture has one per worker, each fed the flows that hash
+/// to it, so no flow state is ever shared between threads.
+pub struct FlowShard {
     wire: WireDecoder,
     flows: FlowTable<FlowState>,
     analyzer: Analyzer,
-    detector: Detector,
-    store: Option<StateStore>,
-    state_warnings: Vec<String>,
-    /// Events of one packet, then the alerts they caused: reused, so no allocation per packet.
-    batch: Vec<ProtocolEvent>,
-    alerts: Vec<ProtocolEvent>,
-    next_tick: i64,
-    evidence: Option<EvidencePlan>,
-    recent: RecentFlows,
-    out: Outputs,
     frames: u64,
     bytes: u64,
     first_ts: Option<Timestamp>,
@@ -205,45 +204,133 @@ pub struct Pipeline {
     first_linktype: Option<u32>,
 }
 
-/// Where events go: the JSON-lines sink, the summary, the metrics, the collected list.
-struct Outputs {
-    sink: Option<JsonLinesSink<Box<dyn Write>>>,
-    alerts_only: bool,
-    /// Lines written by sinks replaced since (reopened events files).
-    written_before: u64,
-    summary: Summary,
-    metrics: Option<Arc<Metrics>>,
-    collect: bool,
-    collected: Vec<ProtocolEvent>,
-    /// Events emitted since the last call to [`Pipeline::frame`] began.
-    emitted: u64,
+/// A [`FlowShard`]'s counters, summable over shards ([`ShardStats::merge`]).
+#[derive(Debug, Clone, Default)]
+pub struct ShardStats {
+    pub frames: u64,
+    pub bytes: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    pub first_linktype: Option<u32>,
+    pub active_flows: u64,
+    pub wire: pacstap_wire::WireStats,
+    pub flow: pacstap_flow::FlowStats,
+    pub proto: pacstap_proto::ProtoStats,
 }
 
-impl Outputs {
-    fn emit(&mut self, ev: ProtocolEvent) -> Result<()> {
-        self.emitted += 1;
-        self.summary.observe(&ev);
-        if let Some(m) = &self.metrics {
-            m.observe_event(&ev);
+impl ShardStats {
+    /// Adds another shard's counts: the earliest start, the latest end, summed counters.
+    pub fn merge(&mut self, o: &ShardStats) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        if o.first_ts.is_some() && (self.first_ts.is_none() || o.first_ts < self.first_ts) {
+            self.first_ts = o.first_ts;
+            self.first_linktype = o.first_linktype;
         }
-        if let Some(s) = self.sink.as_mut() {
-            s.write(&ev).context("writing events")?;
-        }
-        if self.collect {
-            self.collected.push(ev);
-        }
-        Ok(())
-    }
-
-    fn written(&self) -> u64 {
-        self.written_before + self.sink.as_ref().map_or(0, JsonLinesSink::written)
+        self.last_ts = self.last_ts.max(o.last_ts);
+        self.active_flows += o.active_flows;
+        self.wire.merge(&o.wire);
+        self.flow.merge(&o.flow);
+        self.proto.merge(&o.proto);
     }
 }
 
-impl Pipeline {
+impl FlowShard {
+    pub fn new(flow: FlowConfig, proto: ProtoConfig) -> FlowShard {
+        FlowShard {
+            wire: WireDecoder::new(),
+            flows: FlowTable::new(flow),
+            analyzer: Analyzer::new(proto),
+            frames: 0,
+            bytes: 0,
+            first_ts: None,
+            last_ts: None,
+            first_linktype: None,
+        }
+    }
+
+    /// Decode one frame; the events it completes are appended to `out`, in order.
+    pub fn frame(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
+        self.frames += 1;
+        self.bytes += frame.data.len() as u64;
+        if self.first_ts.is_none() {
+            self.first_ts = Some(frame.ts);
+            self.first_linktype = Some(frame.linktype);
+        }
+        self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
+            self.flows.process(&pkt, &mut self.analyzer);
+            out.extend(self.analyzer.drain_events());
+        }
+    }
+
+    /// End of input: every open flow ends at `ts` (open associations become `incomplete`).
+    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<ProtocolEvent>) {
+        self.flows.flush(ts, &mut self.analyzer);
+        out.extend(self.analyzer.drain_events());
+    }
+
+    /// New port hints (`[ports]`, on a config reload): flows decided from now on use them.
+    pub fn set_port_hints(&mut self, config: &Config) {
+        self.analyzer.set_port_hints(
+            &config.ports.dicom,
+            &config.ports.http,
+            &config.ports.tls,
+            &config.ports.hl7,
+        );
+    }
+
+    pub fn last_ts(&self) -> Option<Timestamp> {
+        self.last_ts
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            frames: self.frames,
+            bytes: self.bytes,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+            first_linktype: self.first_linktype,
+            active_flows: self.flows.active_flows() as u64,
+            wire: self.wire.stats.clone(),
+            flow: self.flows.stats().clone(),
+            proto: self.analyzer.stats().clone(),
+        }
+    }
+}
+
+/// What [`Detection`] needs, whatever feeds it.
+pub struct DetectionSettings {
+    pub config: Config,
+    pub state: Option<PathBuf>,
+    /// Plan evidence pcaps under this directory.
+    pub evidence_dir: Option<PathBuf>,
+    pub events: Option<Box<dyn Write>>,
+    pub alerts_only: bool,
+    /// Keep every event in memory (tests).
+    pub collect: bool,
+    pub metrics: Option<Arc<Metrics>>,
+    pub alertmanager: Option<Arc<AlertmanagerClient>>,
+}
+
+/// detect → outputs: takes decoded events in packet order (from one [`FlowShard`], or merged
+/// from several), runs detection on them, and writes events and alerts. Owns all cross-flow
+/// state (entities, windows, baselines), so it runs on exactly one thread.
+pub struct Detection {
+    detector: Detector,
+    store: Option<StateStore>,
+    state_warnings: Vec<String>,
+    /// Alerts caused by the events being observed, emitted after them; reused.
+    alerts: Vec<ProtocolEvent>,
+    evidence: Option<EvidencePlan>,
+    recent: RecentFlows,
+    out: Outputs,
+}
+
+impl Detection {
     /// Opens the state file and starts detection. Errors: the state file cannot be read or
     /// written at all, or detection cannot start (e.g. an unreadable GeoIP database).
-    pub fn new(settings: PipelineSettings) -> Result<Pipeline> {
+    pub fn new(settings: DetectionSettings) -> Result<Detection> {
         let mut state_warnings = Vec::new();
         let (store, learned) = match &settings.state {
             Some(path) => {
@@ -254,16 +341,11 @@ impl Pipeline {
             None => (None, None),
         };
         let detector = Detector::new(&settings.config, learned).context("starting detection")?;
-        Ok(Pipeline {
-            wire: WireDecoder::new(),
-            flows: FlowTable::new(settings.flow),
-            analyzer: Analyzer::new(settings.proto),
+        Ok(Detection {
             detector,
             store,
             state_warnings,
-            batch: Vec::new(),
             alerts: Vec::new(),
-            next_tick: i64::MIN,
             evidence: settings.evidence_dir.as_deref().map(EvidencePlan::new),
             recent: RecentFlows::default(),
             out: Outputs {
@@ -272,60 +354,34 @@ impl Pipeline {
                 written_before: 0,
                 summary: Summary::new(),
                 metrics: settings.metrics,
+                alertmanager: settings.alertmanager,
                 collect: settings.collect,
                 collected: Vec::new(),
                 emitted: 0,
             },
-            frames: 0,
-            bytes: 0,
-            first_ts: None,
-            last_ts: None,
-            first_linktype: None,
         })
     }
 
-    /// One captured frame through every stage. Errors are ours (the events output failing);
-    /// bad traffic never is.
-    pub fn frame(&mut self, frame: &RawFrame<'_>) -> Result<()> {
+    /// Packet time advanced to `ts` (once per second of it): windows expire even when no
+    /// event comes. Alerts this causes are emitted with the next [`Detection::events`].
+    pub fn tick(&mut self, ts: Timestamp) {
+        self.detector.tick(ts, &mut self.alerts);
+    }
+
+    /// Observe and emit decoded events (those of one packet), then the alerts they caused.
+    /// Returns how many lines were emitted.
+    pub fn events(&mut self, events: impl IntoIterator<Item = ProtocolEvent>) -> Result<u64> {
         self.out.emitted = 0;
-        self.frames += 1;
-        self.bytes += frame.data.len() as u64;
-        if self.first_ts.is_none() {
-            self.first_ts = Some(frame.ts);
-            self.first_linktype = Some(frame.linktype);
-        }
-        self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
-        if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
-            self.flows.process(&pkt, &mut self.analyzer);
-            self.batch.extend(self.analyzer.drain_events());
-        }
-        // Windows expire by packet time even when no event comes (once per second of it).
-        if frame.ts.0 >= self.next_tick {
-            self.next_tick = frame.ts.0.saturating_add(1_000_000_000);
-            self.detector.tick(frame.ts, &mut self.alerts);
-        }
-        self.emit_pending()
-    }
-
-    /// [`Pipeline::frame`], then the event-pipeline latency: wall time since `received` (when
-    /// the frame left the capture), observed when the frame produced events.
-    pub fn frame_received(&mut self, frame: &RawFrame<'_>, received: Instant) -> Result<()> {
-        self.frame(frame)?;
-        if self.out.emitted > 0 {
-            if let Some(m) = &self.out.metrics {
-                m.observe_event_latency(received.elapsed());
-            }
-        }
-        Ok(())
-    }
-
-    /// Observe and emit the decoded events waiting in `batch`, then the alerts they caused.
-    fn emit_pending(&mut self) -> Result<()> {
-        for ev in self.batch.drain(..) {
+        for ev in events {
             self.detector.observe(&ev, &mut self.alerts);
             self.recent.insert(ev.flow);
             self.out.emit(ev)?;
         }
+        self.emit_alerts()?;
+        Ok(self.out.emitted)
+    }
+
+    fn emit_alerts(&mut self) -> Result<()> {
         for mut alert in self.alerts.drain(..) {
             plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
             self.out.emit(alert)?;
@@ -333,27 +389,16 @@ impl Pipeline {
         Ok(())
     }
 
-    /// End of input (replay end, capture shutdown): every open flow ends (open associations
-    /// become `incomplete`), detection reports what it holds, learned state is saved, and the
-    /// events output is flushed.
+    /// End of input, after the last events: detection reports what it holds, learned state is
+    /// saved, and the events output is flushed.
     pub fn finish(&mut self) -> Result<()> {
-        self.flows.flush(self.last_ts.unwrap_or_default(), &mut self.analyzer);
-        self.batch.extend(self.analyzer.drain_events());
-        for ev in self.batch.drain(..) {
-            self.detector.observe(&ev, &mut self.alerts);
-            self.recent.insert(ev.flow);
-            self.out.emit(ev)?;
-        }
         self.detector.finish(&mut self.alerts);
-        for mut alert in self.alerts.drain(..) {
-            plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
-            self.out.emit(alert)?;
-        }
+        self.emit_alerts()?;
         self.save_state()?;
         self.flush()
     }
 
-    /// Write learned state now (atomically; also done by [`Pipeline::finish`]).
+    /// Write learned state now (atomically; also done by [`Detection::finish`]).
     pub fn save_state(&self) -> Result<()> {
         if let Some(store) = &self.store {
             store
@@ -384,17 +429,12 @@ impl Pipeline {
 
     /// Restart detection with `config` (SIGHUP). The running detector is finished first — its
     /// held exports are attributed and grown incidents reported, as at shutdown — and the new
-    /// one starts from everything learned so far. Sliding windows restart empty. The decoders'
-    /// port hints (`[ports]`) stay as they were: changing them needs a restart.
+    /// one starts from everything learned so far. Sliding windows restart empty.
     pub fn reload_config(&mut self, config: &Config) -> Result<()> {
         let detector = Detector::new(config, Some(self.detector.learned_state())).context("starting detection")?;
         self.detector.finish(&mut self.alerts);
-        for mut alert in self.alerts.drain(..) {
-            plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
-            self.out.emit(alert)?;
-        }
+        self.emit_alerts()?;
         self.detector = detector;
-        self.next_tick = i64::MIN;
         Ok(())
     }
 
@@ -403,59 +443,41 @@ impl Pipeline {
         self.detector.config()
     }
 
-    /// The stage counters, for [`Metrics::update`] (drops are the caller's to fill in).
-    pub fn stats_snapshot(&self) -> StatsSnapshot {
-        let (w, f, p) = (&self.wire.stats, self.flows.stats(), self.analyzer.stats());
-        let mut anomalies = p.anomalies.clone();
-        for (name, n) in [
-            ("wire.truncated", w.truncated),
-            ("wire.malformed", w.malformed),
-            ("wire.unsupported_link", w.unsupported_link),
-            ("wire.ip_fragment", w.ip_fragments),
-        ] {
-            if n > 0 {
-                anomalies.insert(name, n);
-            }
-        }
-        StatsSnapshot {
-            packets: self.frames,
-            bytes: self.bytes,
-            flows_created: f.flows_created,
-            flows_active: self.flows.active_flows() as u64,
-            gaps: f.gaps,
-            gap_bytes: f.gap_bytes,
-            cap_hits_flow_table: f.flow_table_full,
-            cap_hits_buffer: f.buffer_cap_hits,
-            cap_hits_holes: f.hole_cap_hits,
-            anomalies,
-            tls_versions: p.tls.versions.clone(),
-            hl7_acks: p.hl7.acks.clone(),
-            studies_exported: self.detector.stats().studies_exported,
-            last_packet_time: self.last_ts.map(Timestamp::as_secs_f64),
-            ..StatsSnapshot::default()
-        }
-    }
-
-    pub fn frames(&self) -> u64 {
-        self.frames
+    /// Studies exported so far (for metrics).
+    pub fn studies_exported(&self) -> u64 {
+        self.detector.stats().studies_exported
     }
 
     pub fn events_written(&self) -> u64 {
         self.out.written()
     }
 
-    /// The numbers behind the summary; `damages` are the input's (files).
-    pub fn report(self, damages: Vec<Damage>, evidence_files: Vec<PathBuf>) -> ReplayReport {
+    /// Evidence files planned so far (`--evidence-dir`).
+    pub fn evidence_plan(&self) -> Option<&EvidencePlan> {
+        self.evidence.as_ref()
+    }
+
+    /// Problems with the state file that did not stop the run.
+    pub fn state_warnings(&self) -> &[String] {
+        &self.state_warnings
+    }
+
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.out.metrics.as_ref()
+    }
+
+    /// The numbers behind the summary, with the shards' counters.
+    pub fn report(self, shards: ShardStats, damages: Vec<Damage>, evidence_files: Vec<PathBuf>) -> ReplayReport {
         ReplayReport {
-            frames: self.frames,
-            bytes: self.bytes,
+            frames: shards.frames,
+            bytes: shards.bytes,
             events_written: self.out.written(),
-            first_ts: self.first_ts,
-            last_ts: self.last_ts,
+            first_ts: shards.first_ts,
+            last_ts: shards.last_ts,
             damages,
-            wire: self.wire.stats.clone(),
-            flow: self.flows.stats().clone(),
-            proto: self.analyzer.stats().clone(),
+            wire: shards.wire,
+            flow: shards.flow,
+            proto: shards.proto,
             detect: self.detector.stats().clone(),
             state_warnings: self.state_warnings,
             evidence_files,
@@ -463,17 +485,226 @@ impl Pipeline {
             events: self.out.collected,
         }
     }
+}
+
+/// Where events go: the JSON-lines sink, the summary, the metrics, the collected list.
+struct Outputs {
+    sink: Option<JsonLinesSink<Box<dyn Write>>>,
+    alerts_only: bool,
+    /// Lines written by sinks replaced since (reopened events files).
+    written_before: u64,
+    summary: Summary,
+    metrics: Option<Arc<Metrics>>,
+    alertmanager: Option<Arc<AlertmanagerClient>>,
+    collect: bool,
+    collected: Vec<ProtocolEvent>,
+    /// Events emitted since the last call to [`Pipeline::frame`] began.
+    emitted: u64,
+}
+
+impl Outputs {
+    fn emit(&mut self, ev: ProtocolEvent) -> Result<()> {
+        self.emitted += 1;
+        self.summary.observe(&ev);
+        if let Some(m) = &self.metrics {
+            m.observe_event(&ev);
+        }
+        if let Some(am) = &self.alertmanager {
+            am.push(&ev);
+        }
+        if let Some(s) = self.sink.as_mut() {
+            s.write(&ev).context("writing events")?;
+        }
+        if self.collect {
+            self.collected.push(ev);
+        }
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written_before + self.sink.as_ref().map_or(0, JsonLinesSink::written)
+    }
+}
+
+/// The metrics snapshot of shards' counters plus detection's (drops are the caller's to fill in).
+pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapshot {
+    let (w, f, p) = (&shards.wire, &shards.flow, &shards.proto);
+    let mut anomalies = p.anomalies.clone();
+    for (name, n) in [
+        ("wire.truncated", w.truncated),
+        ("wire.malformed", w.malformed),
+        ("wire.unsupported_link", w.unsupported_link),
+        ("wire.ip_fragment", w.ip_fragments),
+    ] {
+        if n > 0 {
+            anomalies.insert(name, n);
+        }
+    }
+    StatsSnapshot {
+        packets: shards.frames,
+        bytes: shards.bytes,
+        flows_created: f.flows_created,
+        flows_active: shards.active_flows,
+        gaps: f.gaps,
+        gap_bytes: f.gap_bytes,
+        cap_hits_flow_table: f.flow_table_full,
+        cap_hits_buffer: f.buffer_cap_hits,
+        cap_hits_holes: f.hole_cap_hits,
+        anomalies,
+        tls_versions: p.tls.versions.clone(),
+        hl7_acks: p.hl7.acks.clone(),
+        studies_exported: detection.detector.stats().studies_exported,
+        last_packet_time: shards.last_ts.map(Timestamp::as_secs_f64),
+        alertmanager: detection
+            .out
+            .alertmanager
+            .as_ref()
+            .map(|a| a.stats())
+            .unwrap_or_default(),
+        ..StatsSnapshot::default()
+    }
+}
+
+/// The whole pipeline on one thread: one [`FlowShard`] feeding one [`Detection`].
+///
+/// `replay` runs it; live capture runs the same two stages on several threads, in the same
+/// order per packet (decode, tick, observe), so the same packets give the same events.
+pub struct Pipeline {
+    shard: FlowShard,
+    detection: Detection,
+    /// Events of one packet: reused, so no allocation per packet.
+    batch: Vec<ProtocolEvent>,
+    clock: DetectionClock,
+}
+
+/// When detection's windows are advanced: at the first packet of each second of packet time.
+/// Live capture computes this on the capture thread, over every frame, as replay does here.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectionClock {
+    next_tick: i64,
+}
+
+impl Default for DetectionClock {
+    fn default() -> Self {
+        DetectionClock { next_tick: i64::MIN }
+    }
+}
+
+impl DetectionClock {
+    /// Whether the frame at `ts` advances detection's clock.
+    pub fn ticks_at(&mut self, ts: Timestamp) -> bool {
+        if ts.0 >= self.next_tick {
+            self.next_tick = ts.0.saturating_add(1_000_000_000);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Pipeline {
+    /// Opens the state file and starts detection (errors as [`Detection::new`]).
+    pub fn new(settings: PipelineSettings) -> Result<Pipeline> {
+        Ok(Pipeline {
+            shard: FlowShard::new(settings.flow, settings.proto),
+            detection: Detection::new(DetectionSettings {
+                config: settings.config,
+                state: settings.state,
+                evidence_dir: settings.evidence_dir,
+                events: settings.events,
+                alerts_only: settings.alerts_only,
+                collect: settings.collect,
+                metrics: settings.metrics,
+                alertmanager: settings.alertmanager,
+            })?,
+            batch: Vec::new(),
+            clock: DetectionClock::default(),
+        })
+    }
+
+    /// One captured frame through every stage. Errors are ours (the events output failing);
+    /// bad traffic never is. Returns how many lines were emitted.
+    pub fn frame(&mut self, frame: &RawFrame<'_>) -> Result<u64> {
+        self.shard.frame(frame, &mut self.batch);
+        if self.clock.ticks_at(frame.ts) {
+            self.detection.tick(frame.ts);
+        }
+        self.detection.events(self.batch.drain(..))
+    }
+
+    /// [`Pipeline::frame`], then the event-pipeline latency: wall time since `received` (when
+    /// the frame left the capture), observed when the frame produced events.
+    pub fn frame_received(&mut self, frame: &RawFrame<'_>, received: Instant) -> Result<()> {
+        if self.frame(frame)? > 0 {
+            if let Some(m) = self.detection.metrics() {
+                m.observe_event_latency(received.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    /// End of input (replay end, capture shutdown): every open flow ends (open associations
+    /// become `incomplete`), detection reports what it holds, learned state is saved, and the
+    /// events output is flushed.
+    pub fn finish(&mut self) -> Result<()> {
+        self.shard
+            .finish(self.shard.last_ts().unwrap_or_default(), &mut self.batch);
+        self.detection.events(self.batch.drain(..))?;
+        self.detection.finish()
+    }
+
+    /// Replace the events output (see [`Detection::replace_events`]).
+    pub fn replace_events(&mut self, events: Box<dyn Write>) -> Result<()> {
+        self.detection.replace_events(events)
+    }
+
+    /// Restart detection with `config` and take its port hints (see [`Detection::reload_config`]).
+    pub fn reload_config(&mut self, config: &Config) -> Result<()> {
+        self.detection.reload_config(config)?;
+        self.shard.set_port_hints(config);
+        Ok(())
+    }
+
+    /// The config detection runs with.
+    pub fn config(&self) -> &Config {
+        self.detection.config()
+    }
+
+    /// The stage counters, for [`Metrics::update`].
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        stats_snapshot(&self.shard.stats(), &self.detection)
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.shard.frames
+    }
+
+    pub fn events_written(&self) -> u64 {
+        self.detection.events_written()
+    }
+
+    /// The numbers behind the summary; `damages` are the input's (files).
+    pub fn report(self, damages: Vec<Damage>, evidence_files: Vec<PathBuf>) -> ReplayReport {
+        self.detection.report(self.shard.stats(), damages, evidence_files)
+    }
 
     /// Problems with the state file that did not stop the run.
     pub fn state_warnings(&self) -> &[String] {
-        &self.state_warnings
+        self.detection.state_warnings()
     }
 }
 
 /// Replays pcap files through the whole pipeline. `collect` keeps every event in the report.
 ///
 /// Errors are ours or the input's (unreadable file, events output failing); bad traffic never is.
-pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
+pub fn replay(opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
+    if opts.workers > 1 {
+        return replay_sharded(opts, collect);
+    }
+    replay_single(opts, collect)
+}
+
+fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
     let mut source = MergedSource::open(&opts.pcaps)?;
     let total_len = source.file_len();
     let metrics = opts.metrics.take();
@@ -487,6 +718,7 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
         alerts_only: opts.alerts_only,
         collect,
         metrics: metrics.clone(),
+        alertmanager: opts.alertmanager.clone(),
     })?;
     let mut progress = Progress::new(opts.progress);
     // Metrics (when asked for) are refreshed about once a second of wall time.
@@ -495,7 +727,9 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
         let received = metrics.as_ref().map(|_| Instant::now());
         match received {
             Some(t) => pipeline.frame_received(&frame, t)?,
-            None => pipeline.frame(&frame)?,
+            None => {
+                pipeline.frame(&frame)?;
+            }
         }
         if pipeline.frames() % 65_536 == 0 {
             progress.update(source.bytes_consumed(), total_len);
@@ -512,15 +746,88 @@ pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
         m.update(&pipeline.stats_snapshot());
     }
     progress.finish();
-    let evidence_files = match &pipeline.evidence {
+    let linktype = pipeline.shard.first_linktype.unwrap_or(1);
+    let evidence_files = write_planned_evidence(&opts, pipeline.detection.evidence_plan(), linktype)?;
+    Ok(pipeline.report(source.damages().to_vec(), evidence_files))
+}
+
+/// Files through the live pipeline's threads: [`crate::live::Sharded`] over a lossless feed.
+fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
+    let source = MergedSource::open(&opts.pcaps)?;
+    let metrics = opts.metrics.take();
+    let mut detection = Detection::new(DetectionSettings {
+        config: opts.config.clone(),
+        state: opts.state.clone(),
+        evidence_dir: opts.evidence_dir.clone(),
+        events: opts.events.take(),
+        alerts_only: opts.alerts_only,
+        collect,
+        metrics: metrics.clone(),
+        alertmanager: opts.alertmanager.clone(),
+    })?;
+    let run = crate::live::Sharded {
+        workers: opts.workers,
+        flow: opts.flow.clone(),
+        proto: opts.proto.clone(),
+        stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        chores: crate::live::Chores {
+            metrics,
+            ..crate::live::Chores::default()
+        },
+    };
+    let feed = FileFeed {
+        total_len: source.file_len(),
+        source,
+        progress: Progress::new(opts.progress),
+    };
+    let mut end = run.run(feed, &mut detection)?;
+    end.feed.progress.finish();
+    let linktype = end.shards.first_linktype.unwrap_or(1);
+    let evidence_files = write_planned_evidence(&opts, detection.evidence_plan(), linktype)?;
+    let damages = end.feed.source.damages().to_vec();
+    Ok(detection.report(end.shards, damages, evidence_files))
+}
+
+/// Pcap files as a [`crate::live::FrameFeed`]: never idle, lossless, with progress on stderr.
+struct FileFeed {
+    source: MergedSource,
+    total_len: u64,
+    progress: Progress,
+}
+
+impl crate::live::FrameFeed for FileFeed {
+    fn next_frame(&mut self) -> crate::live::Next<'_> {
+        if self.source.frames() % 65_536 == 0 {
+            self.progress.update(self.source.bytes_consumed(), self.total_len);
+        }
+        match self.source.next_frame() {
+            Some(f) => crate::live::Next::Frame(f),
+            None => crate::live::Next::End,
+        }
+    }
+
+    fn stats(&mut self) -> pacstap_capture::LiveStats {
+        pacstap_capture::LiveStats {
+            frames: self.source.frames(),
+            ..Default::default()
+        }
+    }
+
+    fn lossless(&self) -> bool {
+        true
+    }
+}
+
+/// After a replay: the second pass that copies alerted flows' packets into evidence files.
+fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, linktype: u32) -> Result<Vec<PathBuf>> {
+    match plan {
         Some(plan) if !plan.is_empty() => {
             let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
-            write_evidence(&opts.pcaps, plan, pipeline.first_linktype.unwrap_or(1), max_payload)?;
-            plan.files().to_vec()
+            write_evidence(&opts.pcaps, plan, linktype, max_payload)?;
+            Ok(plan.files().to_vec())
         }
-        _ => Vec::new(),
-    };
-    Ok(pipeline.report(source.damages().to_vec(), evidence_files))
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// How often (wall time) the snapshot-derived metrics are refreshed.
@@ -614,6 +921,7 @@ mod tests {
             alerts_only: false,
             collect: true,
             metrics: Some(Arc::new(Metrics::new().unwrap())),
+            alertmanager: None,
         }
     }
 

@@ -101,3 +101,31 @@ pub struct FlowStats {
     /// Gauge: bytes held in reassembly buffers now, including per-piece overhead.
     pub buffered_bytes: u64,
 }
+
+impl FlowStats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &FlowStats) {
+        self.packets += other.packets;
+        self.payload_bytes += other.payload_bytes;
+        self.flows_created += other.flows_created;
+        self.flows_ended += other.flows_ended;
+        self.flows_evicted += other.flows_evicted;
+        self.flow_table_full += other.flow_table_full;
+        self.flows_timed_out += other.flows_timed_out;
+        self.flows_reused += other.flows_reused;
+        self.midstream_pickups += other.midstream_pickups;
+        self.gaps += other.gaps;
+        self.gap_bytes += other.gap_bytes;
+        self.ack_gaps += other.ack_gaps;
+        self.retransmitted_bytes += other.retransmitted_bytes;
+        self.overlap_conflicts += other.overlap_conflicts;
+        self.out_of_order_segments += other.out_of_order_segments;
+        self.buffer_cap_hits += other.buffer_cap_hits;
+        self.hole_cap_hits += other.hole_cap_hits;
+        self.truncated_packets += other.truncated_packets;
+        self.bytes_after_fin += other.bytes_after_fin;
+        self.ignored_packets += other.ignored_packets;
+        self.buffered_bytes += other.buffered_bytes;
+    }
+}

@@ -4,16 +4,19 @@
 //!   existing SIEM pipelines ingest it unchanged.
 //! - [`Summary`]: the human summary `replay` prints on stderr at the end of a run.
 //! - [`Metrics`] and [`MetricsServer`]: Prometheus counters (CONTRACT §4) served at `/metrics`.
+//! - [`AlertmanagerClient`]: pushes alerts to a Prometheus Alertmanager (`--alertmanager`).
 //!
 //! This is the only stage allowed to know about wall-clock time (for progress display); events
 //! themselves carry packet time only.
 
+pub mod alertmanager;
 mod eve;
 mod evidence;
 pub mod metrics;
 mod summary;
 
+pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};
 pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
-pub use metrics::{Metrics, MetricsServer, StatsSnapshot};
+pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot};
 pub use summary::{Summary, SummarySection};

@@ -42,14 +42,38 @@
 //! | `pacstap_alerts_total` | counter | `rule` (the rule ids, else `other`), `severity` |
 //! | `pacstap_alert_updates_total` | counter | `rule`, `severity` — updates of open incidents |
 //! | `pacstap_event_latency_seconds` | histogram | — wall time from a frame leaving the capture to its events being written |
+//! | `pacstap_alertmanager_alerts_sent_total` | counter | — alerts Alertmanager accepted (`--alertmanager`) |
+//! | `pacstap_alertmanager_alerts_dropped_total` | counter | — alerts never delivered: push queue full, or still queued at shutdown |
+//! | `pacstap_alertmanager_alerts_rejected_total` | counter | — alerts in POSTs Alertmanager refused with a 4xx (not retried) |
+//! | `pacstap_alertmanager_posts_failed_total` | counter | — POSTs that failed (connection, timeout, non-2xx), retried or not |
+//! | `pacstap_alertmanager_queue_length` | gauge | — alerts waiting to be pushed, including the batch in flight |
 //! | `pacstap_last_packet_timestamp_seconds` | gauge | — packet time of the latest frame (a stalled tap shows here) |
 //! | `pacstap_build_info` | gauge | `version` |
+//!
+//! # Event-pipeline latency
+//!
+//! `pacstap_event_latency_seconds` is recorded into an [HdrHistogram](hdrhistogram) (microsecond
+//! resolution, 3 significant digits, up to [`LATENCY_MAX`]) and rendered at scrape time as an
+//! ordinary Prometheus histogram with fixed buckets ([`LATENCY_BUCKETS`]), so dashboards and
+//! rules using `histogram_quantile()` over `_bucket` keep working, while pacstap itself can read
+//! exact-enough p50/p99/p99.9 ([`Metrics::event_latency_quantiles`]) that fixed buckets cannot
+//! give. Why HDR rather than more buckets: recording is an array increment (no float search), and
+//! per-thread histograms merge losslessly ([`LatencyRecorder`]), which fixed-bucket Prometheus
+//! histograms shared between threads do not offer without contention.
+//!
+//! A bucket `le=b` counts the observations whose HDR value class lies at or below `b`; classes
+//! are at most 0.1 % wide, so an observation within 0.1 % below a bound may count in the next
+//! bucket up (latency is never under-reported). `_sum` is exact (kept in nanoseconds beside the
+//! histogram); `_count` equals the `+Inf` bucket.
 //!
 //! `pacstap_studies_exported_total` counts what the export rules count (CONTRACT "Detection
 //! semantics"): a study once per exporting entity within the detector's memory, whether it left
 //! by C-MOVE, C-GET or DICOMweb — not once per request, instance or byte.
 
+use crate::alertmanager::AlertmanagerStats;
 use pacstap_core::{DicomEvent, EventBody, ProtocolEvent};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -107,8 +131,9 @@ pub const RULES: [&str; 10] = [
 
 /// Event-pipeline latency buckets: 50 µs (one frame through a warm pipeline) to 10 s (a
 /// stalled writer). Prometheus histograms have fixed buckets; these span what an operator
-/// needs to tell "keeping up" from "falling behind".
-const LATENCY_BUCKETS: [f64; 16] = [
+/// needs to tell "keeping up" from "falling behind". Changing them changes the `le` series that
+/// dashboards and recording rules may name: extend, do not move.
+pub const LATENCY_BUCKETS: [f64; 16] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
@@ -143,6 +168,10 @@ pub struct StatsSnapshot {
     pub studies_exported: u64,
     /// Packet time of the latest frame, seconds since the epoch.
     pub last_packet_time: Option<f64>,
+    /// The Alertmanager client's counters ([`crate::AlertmanagerClient::stats`]); all zero
+    /// without `--alertmanager`. Fill it in every snapshot or in none: like the other fields, a
+    /// value that drops to zero and comes back would be counted twice.
+    pub alertmanager: AlertmanagerStats,
 }
 
 /// The registry and every metric in it. Shared (`Arc`) between the pipeline, which updates it,
@@ -171,7 +200,13 @@ pub struct Metrics {
     hl7_ack_latency: Histogram,
     alerts: IntCounterVec,
     alert_updates: IntCounterVec,
-    event_latency: Histogram,
+    /// Shared with the [`LatencyCollector`] registered in `registry`, which renders it.
+    event_latency: Arc<Mutex<LatencyState>>,
+    am_sent: IntCounter,
+    am_dropped: IntCounter,
+    am_rejected: IntCounter,
+    am_failed_posts: IntCounter,
+    am_queue: IntGauge,
     last_packet: prometheus::Gauge,
     /// The previous snapshot: counters advance by the difference.
     previous: Mutex<StatsSnapshot>,
@@ -229,6 +264,172 @@ pub fn hl7_type_family(message_type: &str) -> &str {
 /// `dicom.pdu_too_large`).
 fn anomaly_proto(name: &str) -> &str {
     name.split_once('.').map_or("other", |(p, _)| p)
+}
+
+/// The highest latency the HDR histogram tells apart: slower frames are recorded as this (they
+/// land in the `+Inf` bucket either way, and `_sum` stays exact). A minute is already a pipeline
+/// that has stopped keeping up; a wider range would only cost memory (about 140 KiB now).
+pub const LATENCY_MAX: Duration = Duration::from_secs(60);
+
+/// Significant decimal digits of the HDR histogram: value classes at most 0.1 % wide.
+const LATENCY_SIGFIG: u8 = 3;
+
+/// Lock a mutex, taking over a poisoned one: the data are counters, still worth reporting.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn micros_clamped(d: Duration) -> u64 {
+    u64::try_from(d.min(LATENCY_MAX).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Event-pipeline latency quantiles ([`Metrics::event_latency_quantiles`]). Each is the upper
+/// end of its HDR value class (microsecond resolution, within 0.1 %); latencies over
+/// [`LATENCY_MAX`] read as `LATENCY_MAX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyQuantiles {
+    /// Observations behind the quantiles.
+    pub count: u64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+/// A worker thread's own latency histogram: record without locking, then
+/// [`Metrics::merge_event_latency`] now and then. Get one from
+/// [`Metrics::event_latency_recorder`] so its range matches the shared one.
+#[derive(Debug, Clone)]
+pub struct LatencyRecorder {
+    hist: hdrhistogram::Histogram<u64>,
+    sum_nanos: u128,
+}
+
+impl LatencyRecorder {
+    pub fn record(&mut self, elapsed: Duration) {
+        self.hist.saturating_record(micros_clamped(elapsed));
+        self.sum_nanos = self.sum_nanos.saturating_add(elapsed.as_nanos());
+    }
+
+    /// Observations recorded since the last merge.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The HDR histogram itself (values in microseconds), e.g. for a worker's own quantiles.
+    pub fn histogram(&self) -> &hdrhistogram::Histogram<u64> {
+        &self.hist
+    }
+}
+
+/// The shared event-latency histogram and the exact sum Prometheus' `_sum` needs (an HDR
+/// histogram keeps only value classes).
+struct LatencyState {
+    hist: hdrhistogram::Histogram<u64>,
+    sum_nanos: u128,
+}
+
+impl LatencyState {
+    fn new() -> prometheus::Result<LatencyState> {
+        let high = micros_clamped(LATENCY_MAX).max(2);
+        let hist = hdrhistogram::Histogram::new_with_bounds(1, high, LATENCY_SIGFIG)
+            .map_err(|e| prometheus::Error::Msg(format!("event latency histogram: {e:?}")))?;
+        Ok(LatencyState { hist, sum_nanos: 0 })
+    }
+
+    fn record(&mut self, elapsed: Duration) {
+        self.hist.saturating_record(micros_clamped(elapsed));
+        self.sum_nanos = self.sum_nanos.saturating_add(elapsed.as_nanos());
+    }
+
+    fn merge(&mut self, local: &LatencyRecorder) {
+        if self.hist.add(&local.hist).is_err() {
+            // Only if `local` was built with a wider range than ours: clamp value by value.
+            let high = self.hist.high();
+            for v in local.hist.iter_recorded() {
+                self.hist
+                    .saturating_record_n(v.value_iterated_to().min(high), v.count_at_value());
+            }
+        }
+        self.sum_nanos = self.sum_nanos.saturating_add(local.sum_nanos);
+    }
+
+    /// Cumulative counts for each of [`LATENCY_BUCKETS`] (`+Inf` is the total count).
+    fn cumulative_buckets(&self) -> [u64; LATENCY_BUCKETS.len()] {
+        let bounds_us = LATENCY_BUCKETS.map(|b| (b * 1e6).round() as u64);
+        let mut per_bucket = [0u64; LATENCY_BUCKETS.len()];
+        for v in self.hist.iter_recorded() {
+            // The top of the value's class: a class straddling a bound counts above it.
+            let top = v.value_iterated_to();
+            if let Some(i) = bounds_us.iter().position(|&b| top <= b) {
+                if let Some(slot) = per_bucket.get_mut(i) {
+                    *slot = slot.saturating_add(v.count_at_value());
+                }
+            }
+        }
+        let mut running = 0u64;
+        for slot in &mut per_bucket {
+            running = running.saturating_add(*slot);
+            *slot = running;
+        }
+        per_bucket
+    }
+}
+
+/// Renders the HDR histogram as a Prometheus histogram family at scrape time (the registry
+/// calls [`Collector::collect`] on every `gather`).
+struct LatencyCollector {
+    desc: Desc,
+    state: Arc<Mutex<LatencyState>>,
+}
+
+impl LatencyCollector {
+    fn new(name: &str, help: &str, state: Arc<Mutex<LatencyState>>) -> prometheus::Result<LatencyCollector> {
+        let desc = Desc::new(name.into(), help.into(), vec![], Default::default())?;
+        Ok(LatencyCollector { desc, state })
+    }
+}
+
+impl Collector for LatencyCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (cumulative, count, sum_nanos) = {
+            let state = lock(&self.state);
+            (state.cumulative_buckets(), state.hist.len(), state.sum_nanos)
+        };
+        let buckets: Vec<proto::Bucket> = LATENCY_BUCKETS
+            .iter()
+            .zip(cumulative)
+            .map(|(&le, n)| {
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(le);
+                b.set_cumulative_count(n);
+                b
+            })
+            .collect();
+        let mut h = proto::Histogram::default();
+        h.set_sample_count(count);
+        h.set_sample_sum(sum_nanos as f64 / 1e9);
+        h.set_bucket(buckets);
+        let mut m = proto::Metric::default();
+        m.set_histogram(h);
+        let mut mf = MetricFamily::default();
+        mf.set_name(self.desc.fq_name.clone());
+        mf.set_help(self.desc.help.clone());
+        mf.set_field_type(MetricType::HISTOGRAM);
+        mf.set_metric(vec![m]);
+        vec![mf]
+    }
 }
 
 impl Metrics {
@@ -351,12 +552,43 @@ impl Metrics {
                 "Updates of open incidents, by rule and severity.",
                 &["rule", "severity"],
             )?,
-            event_latency: histogram(
+            event_latency: {
+                let state = Arc::new(Mutex::new(LatencyState::new()?));
+                r.register(Box::new(LatencyCollector::new(
+                    "pacstap_event_latency_seconds",
+                    "Wall time from a frame leaving the capture to its events being written.",
+                    Arc::clone(&state),
+                )?))?;
+                state
+            },
+            am_sent: counter(
                 &r,
-                "pacstap_event_latency_seconds",
-                "Wall time from a frame leaving the capture to its events being written.",
-                &LATENCY_BUCKETS,
+                "pacstap_alertmanager_alerts_sent_total",
+                "Alerts pushed to Alertmanager and accepted (2xx).",
             )?,
+            am_dropped: counter(
+                &r,
+                "pacstap_alertmanager_alerts_dropped_total",
+                "Alerts never pushed to Alertmanager: push queue full, or still queued at shutdown.",
+            )?,
+            am_rejected: counter(
+                &r,
+                "pacstap_alertmanager_alerts_rejected_total",
+                "Alerts in POSTs that Alertmanager refused with a 4xx status (not retried).",
+            )?,
+            am_failed_posts: counter(
+                &r,
+                "pacstap_alertmanager_posts_failed_total",
+                "POSTs to Alertmanager that failed (connection, timeout, non-2xx status).",
+            )?,
+            am_queue: {
+                let g = IntGauge::new(
+                    "pacstap_alertmanager_queue_length",
+                    "Alerts waiting to be pushed to Alertmanager, including the batch in flight.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             last_packet: {
                 let g = prometheus::Gauge::new(
                     "pacstap_last_packet_timestamp_seconds",
@@ -436,6 +668,12 @@ impl Metrics {
         if let Some(t) = now.last_packet_time {
             self.last_packet.set(t);
         }
+        let (am, old) = (&now.alertmanager, &prev.alertmanager);
+        add(&self.am_sent, am.sent, old.sent);
+        add(&self.am_dropped, am.dropped, old.dropped);
+        add(&self.am_rejected, am.rejected, old.rejected);
+        add(&self.am_failed_posts, am.failed_posts, old.failed_posts);
+        self.am_queue.set(i64::try_from(am.queued).unwrap_or(i64::MAX));
         prev.clone_from(now);
     }
 
@@ -486,8 +724,55 @@ impl Metrics {
     }
 
     /// One frame's events were written `elapsed` after the frame left the capture.
+    ///
+    /// Takes a mutex for one array increment: right for a single pipeline thread or a few
+    /// threads recording now and then. A worker recording every frame on many threads should
+    /// record into its own [`LatencyRecorder`] ([`Metrics::event_latency_recorder`]) and hand
+    /// it to [`Metrics::merge_event_latency`] about once a second, paying one lock per merge
+    /// instead of one per frame.
     pub fn observe_event_latency(&self, elapsed: Duration) {
-        self.event_latency.observe(elapsed.as_secs_f64());
+        lock(&self.event_latency).record(elapsed);
+    }
+
+    /// An empty thread-local recorder with the same range and precision as the shared
+    /// histogram, so merging it is an exact, infallible array addition.
+    pub fn event_latency_recorder(&self) -> LatencyRecorder {
+        let state = lock(&self.event_latency);
+        LatencyRecorder {
+            hist: hdrhistogram::Histogram::new_from(&state.hist),
+            sum_nanos: 0,
+        }
+    }
+
+    /// Add what `local` recorded to the exported histogram and empty `local`, so the caller can
+    /// keep recording into it and merge again later without counting anything twice.
+    pub fn merge_event_latency(&self, local: &mut LatencyRecorder) {
+        if local.is_empty() {
+            return;
+        }
+        lock(&self.event_latency).merge(local);
+        local.hist.reset();
+        local.sum_nanos = 0;
+    }
+
+    /// p50 / p99 / p99.9 / max of the event-pipeline latency since start (for the run summary
+    /// and logs; Prometheus users get them from the `_bucket` series with
+    /// `histogram_quantile()`). `None` before the first observation.
+    pub fn event_latency_quantiles(&self) -> Option<LatencyQuantiles> {
+        let state = lock(&self.event_latency);
+        let h = &state.hist;
+        if h.is_empty() {
+            return None;
+        }
+        // Class tops may exceed the clamp by a class width; nothing recorded did.
+        let at = |us: u64| Duration::from_micros(us).min(LATENCY_MAX);
+        Some(LatencyQuantiles {
+            count: h.len(),
+            p50: at(h.value_at_quantile(0.5)),
+            p99: at(h.value_at_quantile(0.99)),
+            p999: at(h.value_at_quantile(0.999)),
+            max: at(h.max()),
+        })
     }
 
     /// What `/healthz` answers: set to false when the capture or the pipeline has stopped.
@@ -895,6 +1180,157 @@ mod tests {
         s.packets = 5;
         m.update(&s);
         assert_eq!(sample(&m.render(), "pacstap_packets_total"), Some(25.0));
+    }
+
+    #[test]
+    fn event_latency_is_an_hdr_histogram_exported_as_a_prometheus_histogram() {
+        let m = Metrics::new().unwrap();
+        assert_eq!(m.event_latency_quantiles(), None);
+        for us in [40, 50, 51, 300, 2_500, 2_600, 900_000] {
+            m.observe_event_latency(Duration::from_micros(us));
+        }
+        // Beyond the HDR range: +Inf bucket, exact sum.
+        m.observe_event_latency(Duration::from_secs(120));
+        let text = m.render();
+        check_exposition(&text);
+        assert!(
+            text.contains("# TYPE pacstap_event_latency_seconds histogram\n"),
+            "{text}"
+        );
+        let get = |le: &str| sample(&text, &format!("pacstap_event_latency_seconds_bucket{{le=\"{le}\"}}"));
+        assert_eq!(get("0.00005"), Some(2.0), "50 us is exactly on the bound");
+        assert_eq!(get("0.0001"), Some(3.0));
+        assert_eq!(get("0.0005"), Some(4.0));
+        // 2500 us shares a 2 us HDR class with 2501: it counts in the next bucket up.
+        assert_eq!(get("0.0025"), Some(4.0));
+        assert_eq!(get("0.005"), Some(6.0));
+        assert_eq!(get("1"), Some(7.0));
+        assert_eq!(get("10"), Some(7.0));
+        assert_eq!(get("+Inf"), Some(8.0));
+        assert_eq!(sample(&text, "pacstap_event_latency_seconds_count"), Some(8.0));
+        let sum = sample(&text, "pacstap_event_latency_seconds_sum").unwrap();
+        assert!((sum - 120.905_541).abs() < 1e-9, "{sum}");
+        let bucket_lines = text
+            .lines()
+            .filter(|l| l.starts_with("pacstap_event_latency_seconds_bucket"))
+            .count();
+        assert_eq!(
+            bucket_lines,
+            LATENCY_BUCKETS.len() + 1,
+            "same buckets as before, plus +Inf"
+        );
+        let q = m.event_latency_quantiles().unwrap();
+        assert_eq!(q.count, 8);
+        assert_eq!(q.p50, Duration::from_micros(300));
+        assert_eq!(q.max, LATENCY_MAX);
+    }
+
+    #[test]
+    fn worker_recorders_merge_into_the_shared_histogram() {
+        let m = Arc::new(Metrics::new().unwrap());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let m = Arc::clone(&m);
+                std::thread::spawn(move || {
+                    let mut local = m.event_latency_recorder();
+                    for i in 0..1000u64 {
+                        local.record(Duration::from_micros(100 + i + t));
+                        if i % 250 == 249 {
+                            m.merge_event_latency(&mut local);
+                            assert!(local.is_empty(), "merging empties the recorder");
+                        }
+                        m.observe_event_latency(Duration::from_micros(7));
+                    }
+                    m.merge_event_latency(&mut local);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = m.render();
+        check_exposition(&text);
+        assert_eq!(sample(&text, "pacstap_event_latency_seconds_count"), Some(8000.0));
+        assert_eq!(
+            sample(&text, "pacstap_event_latency_seconds_bucket{le=\"0.00005\"}"),
+            Some(4000.0)
+        );
+        let q = m.event_latency_quantiles().unwrap();
+        assert_eq!(q.p50, Duration::from_micros(7));
+        assert!(
+            q.p99 >= Duration::from_micros(1070) && q.p99 <= Duration::from_micros(1090),
+            "{q:?}"
+        );
+        assert!(q.p999 <= q.max && q.max <= Duration::from_micros(1104), "{q:?}");
+        // sum: 4000 × 7 us + Σ over threads of Σ (100 + i + t)
+        let expected = 4000.0 * 7e-6 + (0..4).map(|t| 1000.0 * (100.0 + t as f64) + 499_500.0).sum::<f64>() * 1e-6;
+        let sum = sample(&text, "pacstap_event_latency_seconds_sum").unwrap();
+        assert!((sum - expected).abs() < 1e-9, "{sum} vs {expected}");
+    }
+
+    #[test]
+    fn alertmanager_counters_follow_the_snapshot() {
+        let m = Metrics::new().unwrap();
+        let text = m.render();
+        assert_eq!(sample(&text, "pacstap_alertmanager_alerts_dropped_total"), Some(0.0));
+        let mut s = StatsSnapshot {
+            alertmanager: AlertmanagerStats {
+                sent: 5,
+                failed_posts: 2,
+                dropped: 1,
+                rejected: 3,
+                queued: 7,
+            },
+            ..Default::default()
+        };
+        m.update(&s);
+        m.update(&s);
+        s.alertmanager.sent = 9;
+        s.alertmanager.queued = 0;
+        m.update(&s);
+        let text = m.render();
+        check_exposition(&text);
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_alertmanager_alerts_sent_total"), Some(9.0));
+        assert_eq!(get("pacstap_alertmanager_posts_failed_total"), Some(2.0));
+        assert_eq!(get("pacstap_alertmanager_alerts_dropped_total"), Some(1.0));
+        assert_eq!(get("pacstap_alertmanager_alerts_rejected_total"), Some(3.0));
+        assert_eq!(get("pacstap_alertmanager_queue_length"), Some(0.0));
+    }
+
+    /// The real `promtool check metrics` on a full scrape, where it is installed (Debian:
+    /// `prometheus` package); the line checks above stand in for it elsewhere.
+    #[test]
+    fn promtool_accepts_the_exposition() {
+        let m = Metrics::new().unwrap();
+        m.observe_event(&ev(command("C-MOVE", Some(StatusClass::Success))));
+        m.observe_event_latency(Duration::from_micros(300));
+        m.update(&StatsSnapshot {
+            alertmanager: AlertmanagerStats {
+                sent: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let text = m.render();
+        let child = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("promtool not installed: skipped");
+            return;
+        };
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}\n{text}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

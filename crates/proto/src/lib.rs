@@ -151,6 +151,27 @@ pub struct ProtoStats {
     pub hl7: hl7::Hl7Stats,
 }
 
+impl ProtoStats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &ProtoStats) {
+        self.dicom_flows += other.dicom_flows;
+        self.pdus += other.pdus;
+        self.associations += other.associations;
+        self.commands += other.commands;
+        self.dataset_bytes_skipped += other.dataset_bytes_skipped;
+        for (k, v) in &other.anomalies {
+            *self.anomalies.entry(k).or_insert(0) += v;
+        }
+        self.gap_bytes += other.gap_bytes;
+        self.flows_ignored += other.flows_ignored;
+        self.events += other.events;
+        self.http.merge(&other.http);
+        self.tls.merge(&other.tls);
+        self.hl7.merge(&other.hl7);
+    }
+}
+
 /// What the probe decided for a flow.
 enum Verdict {
     Dicom {
@@ -198,6 +219,15 @@ impl Analyzer {
 
     pub fn stats(&self) -> &ProtoStats {
         &self.stats
+    }
+
+    /// Replace the port hints (a config reload). Only flows decided from now on see them:
+    /// a flow already decoded as DICOM stays DICOM.
+    pub fn set_port_hints(&mut self, dicom: &[u16], http: &[u16], tls: &[u16], hl7: &[u16]) {
+        self.cfg.dicom_ports = dicom.to_vec();
+        self.cfg.http_ports = http.to_vec();
+        self.cfg.tls_ports = tls.to_vec();
+        self.cfg.hl7_ports = hl7.to_vec();
     }
 
     /// Decide from the first bytes of a flow. Content wins over ports: an A-ASSOCIATE-RQ is

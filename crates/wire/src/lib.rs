@@ -88,6 +88,22 @@ pub struct WireStats {
     pub vlan_tagged: u64,
 }
 
+impl WireStats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &WireStats) {
+        self.frames += other.frames;
+        self.tcp += other.tcp;
+        self.non_tcp += other.non_tcp;
+        self.non_ip += other.non_ip;
+        self.truncated += other.truncated;
+        self.malformed += other.malformed;
+        self.ip_fragments += other.ip_fragments;
+        self.unsupported_link += other.unsupported_link;
+        self.vlan_tagged += other.vlan_tagged;
+    }
+}
+
 /// Why a frame did not yield a [`Packet`]. A classification, not a failure of ours: each maps to
 /// one [`WireStats`] counter.
 #[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]

@@ -116,6 +116,27 @@ pub struct Hl7Stats {
     pub outstanding_evictions: u64,
 }
 
+impl Hl7Stats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &Hl7Stats) {
+        self.flows += other.flows;
+        self.frames += other.frames;
+        self.messages += other.messages;
+        self.truncated_messages += other.truncated_messages;
+        self.malformed_messages += other.malformed_messages;
+        for (k, v) in &other.acks {
+            *self.acks.entry(k).or_insert(0) += v;
+        }
+        self.admin_events += other.admin_events;
+        self.bytes += other.bytes;
+        self.bytes_skipped += other.bytes_skipped;
+        self.resync_bytes += other.resync_bytes;
+        self.kept_bytes_capped += other.kept_bytes_capped;
+        self.outstanding_evictions += other.outstanding_evictions;
+    }
+}
+
 /// Content probe on a flow's first bytes: `<VT>MSH` (or a batch header), after optional
 /// CR/LF keep-alives.
 pub fn probe(data: &[u8]) -> Probe {

@@ -140,6 +140,36 @@ pub struct HttpStats {
     pub flows_given_up: u64,
 }
 
+impl HttpStats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &HttpStats) {
+        self.flows += other.flows;
+        self.requests += other.requests;
+        self.responses += other.responses;
+        self.interim_responses += other.interim_responses;
+        self.transactions += other.transactions;
+        self.transactions_without_response += other.transactions_without_response;
+        self.orphan_responses += other.orphan_responses;
+        self.request_bytes += other.request_bytes;
+        self.response_bytes += other.response_bytes;
+        self.body_bytes_skipped += other.body_bytes_skipped;
+        self.resync_bytes_skipped += other.resync_bytes_skipped;
+        self.dicomweb_qido_rs += other.dicomweb_qido_rs;
+        self.dicomweb_wado_rs += other.dicomweb_wado_rs;
+        self.dicomweb_stow_rs += other.dicomweb_stow_rs;
+        self.dicomweb_wado_uri += other.dicomweb_wado_uri;
+        self.dicomweb_other += other.dicomweb_other;
+        self.auth_failures += other.auth_failures;
+        self.auth_challenges += other.auth_challenges;
+        self.admin_actions += other.admin_actions;
+        self.share_actions += other.share_actions;
+        self.tunnels += other.tunnels;
+        self.http2_flows += other.http2_flows;
+        self.flows_given_up += other.flows_given_up;
+    }
+}
+
 /// Per-flow HTTP state, stored in the flow table (`FlowState::Http`).
 pub struct HttpFlow {
     /// Indexed by `Direction::index`: requests to the server, responses to the client.

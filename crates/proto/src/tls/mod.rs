@@ -88,6 +88,32 @@ pub struct TlsStats {
     pub flows_given_up: u64,
 }
 
+impl TlsStats {
+    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
+    /// counters of several workers, each owning some flows, read as one.
+    pub fn merge(&mut self, other: &TlsStats) {
+        self.connections += other.connections;
+        self.midstream_connections += other.midstream_connections;
+        self.client_hellos += other.client_hellos;
+        self.server_hellos += other.server_hellos;
+        self.hello_retry_requests += other.hello_retry_requests;
+        self.certificates += other.certificates;
+        self.sslv2_client_hellos += other.sslv2_client_hellos;
+        for (k, v) in &other.versions {
+            *self.versions.entry(k).or_insert(0) += v;
+        }
+        self.records += other.records;
+        self.records_skipped += other.records_skipped;
+        self.handshake_cap_hits += other.handshake_cap_hits;
+        self.handshake_messages_lost += other.handshake_messages_lost;
+        self.alerts += other.alerts;
+        self.resyncs += other.resyncs;
+        self.resync_bytes += other.resync_bytes;
+        self.bytes += other.bytes;
+        self.flows_given_up += other.flows_given_up;
+    }
+}
+
 /// Content probe on a flow's first bytes (see [`parser::probe`]).
 pub fn probe(data: &[u8]) -> Probe {
     parser::probe(data)
