@@ -164,7 +164,7 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(interface: &str, events: &Path, state: &Path) -> Capture {
+    fn start(interface: &str, events: &Path, state: &Path, evidence: &Path) -> Capture {
         let mut child = Command::new(env!("CARGO_BIN_EXE_pacstap"))
             .args([
                 "capture",
@@ -181,6 +181,8 @@ impl Capture {
             .arg(events)
             .arg("--state")
             .arg(state)
+            .arg("--evidence-dir")
+            .arg(evidence)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -400,7 +402,8 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
     let events = dir.join("events.jsonl");
     let rotated = dir.join("events.jsonl.1");
 
-    let mut cap = Capture::start(&ns.capture_if, &events, &dir.join("state.json"));
+    let evidence = dir.join("evidence");
+    let mut cap = Capture::start(&ns.capture_if, &events, &dir.join("state.json"), &evidence);
     let line = cap.wait_for("metrics at http://", Duration::from_secs(20));
     let addr = line
         .split("http://")
@@ -453,6 +456,41 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
         .matches("\"association\"")
         .count();
     assert!(phase1_assocs > 0, "phase 1 events stayed in the rotated file");
+
+    // Live evidence: dicomweb.pcap's admin changes (a PUT and a DELETE of /modalities) get a
+    // private pcap with the packets of exactly those two connections, cut from the workers.
+    let admin: Value = got_text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["alert"]["rule"] == "admin_change")
+        .expect("admin_change alert");
+    let pcap = PathBuf::from(
+        admin["alert"]["evidence"]["pcap"]
+            .as_str()
+            .expect("evidence pcap named"),
+    );
+    assert!(pcap.starts_with(&evidence), "{}", pcap.display());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(&pcap).expect("evidence file written");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        use pacstap_capture::PacketSource;
+        let mut src = pacstap_capture::PcapFileSource::open(&pcap).unwrap();
+        let mut wire = pacstap_wire::WireDecoder::new();
+        let (mut clients, mut frames) = (std::collections::BTreeSet::new(), 0);
+        while let Some(f) = src.next_frame() {
+            if let Some(p) = wire.decode(f.ts, f.linktype, f.data) {
+                frames += 1;
+                clients.insert(if p.key.src.port == 8042 {
+                    p.key.dst.port
+                } else {
+                    p.key.src.port
+                });
+            }
+        }
+        assert_eq!(clients.len(), 2, "{clients:?}");
+        assert!(frames >= 10, "handshakes, requests and answers: {frames}");
+    }
 
     // Metrics: every frame seen, nothing dropped, associations by outcome as replay counts them.
     let frames = metric(&metrics, "pacstap_packets_total");

@@ -47,14 +47,14 @@ use crate::pipeline::{
     METRICS_EVERY,
 };
 use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender, TrySendError};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats, RawFrame};
-use pacstap_core::{ProtocolEvent, Timestamp};
+use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
 use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
-use pacstap_output::Metrics;
+use pacstap_output::{EvidencePackets, Metrics, RingLimits};
 use pacstap_proto::ProtoConfig;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
@@ -79,6 +79,8 @@ pub const OUTPUT_QUEUE: usize = 256;
 pub const DRAIN_AFTER_STOP: Duration = Duration::from_millis(250);
 /// Learned state is also saved this often (wall time), so a crash loses little.
 pub const SAVE_STATE_EVERY: Duration = Duration::from_secs(300);
+/// Default memory for live evidence (`--evidence-memory`), over all workers.
+pub const DEFAULT_EVIDENCE_MEMORY: usize = 256 << 20;
 /// Most workers `--workers` accepts.
 pub const MAX_WORKERS: usize = 64;
 
@@ -132,6 +134,10 @@ pub struct CaptureOptions {
     pub extra_dicom_ports: Vec<u16>,
     /// Worker threads decoding flows (at least 1).
     pub workers: usize,
+    /// Where each alert's evidence pcap goes, cut from the packets the workers hold.
+    pub evidence_dir: Option<PathBuf>,
+    /// Memory for those packets, over all workers (bytes).
+    pub evidence_memory: usize,
     pub metrics: Option<Arc<Metrics>>,
     /// Also push each alert to this Alertmanager (`--alertmanager`).
     pub alertmanager: Option<Arc<pacstap_output::AlertmanagerClient>>,
@@ -154,6 +160,8 @@ impl CaptureOptions {
             proto: ProtoConfig::default(),
             extra_dicom_ports: Vec::new(),
             workers: 1,
+            evidence_dir: None,
+            evidence_memory: DEFAULT_EVIDENCE_MEMORY,
             metrics: None,
             alertmanager: None,
             stop: Arc::new(AtomicBool::new(false)),
@@ -574,13 +582,40 @@ enum ItemKind {
 /// after every real frame.
 const AT_END: u64 = u64::MAX;
 
-/// A worker thread: decode the frames of its flows, pass events on in frame order.
+/// A request to a worker: copy the packets it holds for these flows (live evidence).
+struct EvidenceRequest {
+    id: u64,
+    flows: Arc<[FlowId]>,
+}
+
+/// A worker's answer to an [`EvidenceRequest`].
+struct EvidenceReply {
+    id: u64,
+    packets: EvidencePackets,
+}
+
+/// A worker's evidence side: requests in, copies out. `None` without `--evidence-dir`.
+struct WorkerEvidence {
+    requests: Receiver<EvidenceRequest>,
+    replies: Sender<EvidenceReply>,
+}
+
+impl WorkerEvidence {
+    fn serve(&self, shard: &FlowShard, req: EvidenceRequest) {
+        let packets = shard.evidence(&req.flows);
+        let _ = self.replies.send(EvidenceReply { id: req.id, packets });
+    }
+}
+
+/// A worker thread: decode the frames of its flows, pass events on in frame order; with
+/// evidence, answer requests for the packets of its flows, until detection no longer needs them.
 fn worker_loop(
     worker: usize,
     mut shard: FlowShard,
     rx: Receiver<Batch>,
     pool: Sender<Batch>,
     out: Sender<WorkerOutput>,
+    evidence: Option<WorkerEvidence>,
     shared: Arc<Shared>,
 ) -> ShardStats {
     let mut events = Vec::new();
@@ -594,19 +629,29 @@ fn worker_loop(
             }
         }
     };
+    let never = crossbeam_channel::never();
+    let requests = evidence.as_ref().map_or(&never, |e| &e.requests);
     // Counters published since the last batch (a quiet link must not leave metrics stale).
     let mut published = true;
     loop {
-        let mut batch = match rx.recv_timeout(METRICS_EVERY) {
-            Ok(b) => b,
-            Err(RecvTimeoutError::Timeout) => {
+        let mut batch = select! {
+            recv(rx) -> msg => match msg {
+                Ok(b) => b,
+                Err(_) => break,
+            },
+            recv(requests) -> req => {
+                if let (Ok(req), Some(e)) = (req, &evidence) {
+                    e.serve(&shard, req);
+                }
+                continue;
+            },
+            default(METRICS_EVERY) => {
                 if !published {
                     publish(&shard);
                     published = true;
                 }
                 continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
+            },
         };
         published = false;
         let generation = shared.ports_generation.load(Ordering::Acquire);
@@ -667,8 +712,163 @@ fn worker_loop(
         items,
         through: AT_END,
     });
+    drop(out);
     publish(&shard);
+    // Alerts raised at the very end (detection's own finish) still want their packets.
+    if let Some(e) = &evidence {
+        for req in e.requests.iter() {
+            e.serve(&shard, req);
+        }
+    }
     shard.stats()
+}
+
+/// An incident's evidence file, cut live from the workers' rings.
+struct IncidentFile {
+    flows: Vec<FlowId>,
+    last_cut: Option<Instant>,
+    /// New flows, or a newer alert, since the last cut.
+    dirty: bool,
+}
+
+/// A file waiting for the workers' copies.
+struct PendingCut {
+    path: PathBuf,
+    parts: Vec<EvidencePackets>,
+    waiting: usize,
+}
+
+/// Live evidence (`capture --evidence-dir`), on the detection thread: each alert asks every
+/// worker for the packets it holds of the alert's flows, and the copies are merged by time into
+/// the incident's pcap (written beside and renamed over, so a reader never sees half a file).
+///
+/// An incident's file is re-cut when it grows, at most every [`EVIDENCE_RECUT`], and a last
+/// time at shutdown: a bulk export that alerts on every study rewrites its file a few times a
+/// minute, not hundreds. The packets are those the workers still hold: each keeps a bounded
+/// ring per flow (the first frames with payload up to the configured cap, then headers), and
+/// forgets the least recently active flows when its share of `--evidence-memory` is used up.
+struct EvidenceCutter {
+    requests: Vec<Sender<EvidenceRequest>>,
+    replies: Receiver<EvidenceReply>,
+    next_id: u64,
+    incidents: HashMap<PathBuf, IncidentFile>,
+    pending: HashMap<u64, PendingCut>,
+    written: Vec<PathBuf>,
+    errors: u64,
+}
+
+/// Least wall time between two cuts of one incident's evidence file.
+pub const EVIDENCE_RECUT: Duration = Duration::from_secs(10);
+/// Flows per evidence file (an alert names at most its capped list; updates add more).
+const EVIDENCE_FLOWS_PER_FILE: usize = 256;
+
+impl EvidenceCutter {
+    fn request(&mut self, path: PathBuf, flows: Vec<FlowId>) {
+        let inc = self.incidents.entry(path).or_insert(IncidentFile {
+            flows: Vec::new(),
+            last_cut: None,
+            dirty: false,
+        });
+        for f in flows {
+            if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.contains(&f) {
+                inc.flows.push(f);
+            }
+        }
+        inc.dirty = true;
+    }
+
+    /// Ask the workers for the files that are due (all dirty ones when `force`).
+    fn cut_due(&mut self, now: Instant, force: bool) {
+        let due: Vec<PathBuf> = self
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.dirty && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= EVIDENCE_RECUT)))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            let Some(inc) = self.incidents.get_mut(&path) else {
+                continue;
+            };
+            inc.dirty = false;
+            inc.last_cut = Some(now);
+            let flows: Arc<[FlowId]> = inc.flows.clone().into();
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut waiting = 0;
+            for tx in &self.requests {
+                let req = EvidenceRequest {
+                    id,
+                    flows: Arc::clone(&flows),
+                };
+                // Never wait for a worker: one that is this far behind misses this cut (its
+                // flows come in the next one, or at shutdown).
+                if tx.try_send(req).is_ok() {
+                    waiting += 1;
+                }
+            }
+            self.pending.insert(
+                id,
+                PendingCut {
+                    path,
+                    parts: Vec::new(),
+                    waiting,
+                },
+            );
+        }
+    }
+
+    /// Take the workers' answers; write the files whose answers are all in.
+    fn collect(&mut self, wait: Option<Duration>) {
+        let deadline = wait.map(|w| Instant::now() + w);
+        while !self.pending.is_empty() {
+            let reply = match deadline {
+                None => self.replies.try_recv().ok(),
+                Some(d) => self.replies.recv_deadline(d).ok(),
+            };
+            let Some(reply) = reply else {
+                break;
+            };
+            let done = match self.pending.get_mut(&reply.id) {
+                Some(p) => {
+                    p.parts.push(reply.packets);
+                    p.waiting = p.waiting.saturating_sub(1);
+                    p.waiting == 0
+                }
+                None => false,
+            };
+            if done {
+                if let Some(p) = self.pending.remove(&reply.id) {
+                    self.write(p);
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, p: PendingCut) {
+        match pacstap_output::write_evidence_pcap(&p.path, &p.parts) {
+            Ok(_) => {
+                if !self.written.contains(&p.path) {
+                    self.written.push(p.path);
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                eprintln!("pacstap: warning: evidence {}: {e}", p.path.display());
+            }
+        }
+    }
+
+    /// Shutdown: cut every file with news, and wait (a bounded time) for the copies.
+    fn finish(&mut self) -> Vec<PathBuf> {
+        self.cut_due(Instant::now(), true);
+        self.collect(Some(Duration::from_secs(10)));
+        let left: Vec<PendingCut> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in left {
+            // Some worker did not answer in time: write what the others sent.
+            self.write(p);
+        }
+        std::mem::take(&mut self.written)
+    }
 }
 
 /// Puts the workers' outputs back into frame order.
@@ -766,7 +966,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
     let mut detection = Detection::new(DetectionSettings {
         config: opts.config.clone(),
         state: opts.state.clone(),
-        evidence_dir: None,
+        evidence_dir: opts.evidence_dir.clone(),
         events: Some(events),
         alerts_only: opts.alerts_only,
         collect: false,
@@ -776,10 +976,19 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
     for w in detection.state_warnings() {
         eprintln!("pacstap: warning: {w}");
     }
+    if opts.evidence_dir.is_some() {
+        detection.cut_evidence_live();
+    }
+    let evidence = opts.evidence_dir.as_ref().map(|_| RingLimits {
+        max_payload_per_flow: opts.config.evidence.max_payload_bytes_per_flow,
+        budget_bytes: opts.evidence_memory,
+        ..RingLimits::default()
+    });
     let run = Sharded {
         workers: opts.workers,
         flow: opts.flow.clone(),
         proto: opts.proto.clone(),
+        evidence,
         stop: Arc::clone(&opts.stop),
         chores: Chores {
             metrics: opts.metrics.clone(),
@@ -793,7 +1002,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
     let mut src = end.feed;
     Ok(CaptureReport {
         live: src.stats(),
-        pipeline: detection.report(end.shards, Vec::new(), Vec::new()),
+        pipeline: detection.report(end.shards, Vec::new(), end.evidence_files),
         pipeline_drops: end.pipeline_drops,
         worker_frames: end.worker_frames,
         capture_error: end.error.map(|e| e.to_string()),
@@ -809,6 +1018,9 @@ pub struct Sharded {
     /// Set to stop (live); the end of a file feed stops too.
     pub stop: Arc<AtomicBool>,
     pub chores: Chores,
+    /// Live evidence: each worker keeps its flows' recent packets within these limits (its
+    /// share of the budget), and alerts' evidence files are cut from them.
+    pub evidence: Option<RingLimits>,
 }
 
 /// The detection thread's periodic work besides detecting (wall time, about once a second).
@@ -825,6 +1037,8 @@ pub struct Chores {
 /// How a sharded run ended.
 pub struct ShardedEnd<F> {
     pub feed: F,
+    /// Evidence files written (live evidence).
+    pub evidence_files: Vec<PathBuf>,
     pub error: Option<LiveError>,
     pub shards: ShardStats,
     pub worker_frames: Vec<u64>,
@@ -844,14 +1058,39 @@ impl Sharded {
         let (out_tx, out_rx) = bounded::<WorkerOutput>(OUTPUT_QUEUE);
         let mut lanes = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        // Replies carry at most what the rings hold; unbounded so a worker never waits on them.
+        let (reply_tx, reply_rx) = crossbeam_channel::unbounded::<EvidenceReply>();
+        let mut cutter = self.evidence.map(|_| EvidenceCutter {
+            requests: Vec::with_capacity(workers),
+            replies: reply_rx,
+            next_id: 0,
+            incidents: HashMap::new(),
+            pending: HashMap::new(),
+            written: Vec::new(),
+            errors: 0,
+        });
         for k in 0..workers {
             let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
             let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
-            let shard = FlowShard::new(flow.clone(), self.proto.clone());
+            let mut shard = FlowShard::new(flow.clone(), self.proto.clone());
+            let evidence = match (&mut cutter, &self.evidence) {
+                (Some(c), Some(limits)) => {
+                    let mut share = *limits;
+                    share.budget_bytes = (limits.budget_bytes / workers).max(RingLimits::MIN_BUDGET);
+                    shard.keep_evidence(share);
+                    let (req_tx, req_rx) = bounded::<EvidenceRequest>(QUEUE_BATCHES);
+                    c.requests.push(req_tx);
+                    Some(WorkerEvidence {
+                        requests: req_rx,
+                        replies: reply_tx.clone(),
+                    })
+                }
+                _ => None,
+            };
             let (out, sh) = (out_tx.clone(), Arc::clone(&shared));
             let handle = thread::Builder::new()
                 .name(format!("pacstap-worker-{k}"))
-                .spawn(move || worker_loop(k, shard, rx, pool_tx, out, sh))
+                .spawn(move || worker_loop(k, shard, rx, pool_tx, out, evidence, sh))
                 .context("starting a worker thread")?;
             handles.push(handle);
             lanes.push(Lane {
@@ -863,6 +1102,7 @@ impl Sharded {
             });
         }
         drop(out_tx);
+        drop(reply_tx);
         let dispatcher = Dispatcher {
             lanes,
             shared: Arc::clone(&shared),
@@ -879,7 +1119,7 @@ impl Sharded {
             .spawn(move || capture_loop(feed, dispatcher, stop))
             .context("starting the capture thread")?;
 
-        let result = detect_loop(&self.chores, detection, &out_rx, &shared, workers);
+        let result = detect_loop(&self.chores, detection, &out_rx, &shared, workers, cutter.as_mut());
         // Whatever happened, the other threads must end: on an error here the capture thread
         // would otherwise capture into channels nobody reads.
         self.stop.store(true, Ordering::Relaxed);
@@ -887,6 +1127,19 @@ impl Sharded {
         let (feed, error) = capture_thread
             .join()
             .map_err(|_| anyhow!("the capture thread panicked"))?;
+        // Detection's last word (held exports, grown incidents), while the workers still hold
+        // their packets for its evidence; then the workers may go.
+        let result = result.and_then(|errors| detection.finish().map(|()| errors));
+        let evidence_files = match cutter.as_mut() {
+            Some(c) => {
+                for (path, flows) in detection.take_evidence_requests() {
+                    c.request(path, flows);
+                }
+                c.finish()
+            }
+            None => Vec::new(),
+        };
+        drop(cutter);
         let mut shards = ShardStats::default();
         let mut worker_frames = Vec::with_capacity(workers);
         for h in handles {
@@ -898,7 +1151,6 @@ impl Sharded {
             m.set_healthy(false);
         }
         let reload_errors = result?;
-        detection.finish()?;
         if let Some(m) = &self.chores.metrics {
             let mut snap = stats_snapshot(&shards, detection);
             fill_drops(&mut snap, &shared);
@@ -906,6 +1158,7 @@ impl Sharded {
         }
         Ok(ShardedEnd {
             feed,
+            evidence_files,
             error,
             shards,
             worker_frames,
@@ -935,6 +1188,7 @@ fn detect_loop(
     rx: &Receiver<WorkerOutput>,
     shared: &Shared,
     workers: usize,
+    mut cutter: Option<&mut EvidenceCutter>,
 ) -> Result<Vec<String>> {
     let mut reload_errors = Vec::new();
     let mut order = FrameOrder::new(workers);
@@ -979,6 +1233,13 @@ fn detect_loop(
             Err(RecvTimeoutError::Disconnected) => break,
         }
         let now = Instant::now();
+        if let Some(c) = cutter.as_deref_mut() {
+            for (path, flows) in detection.take_evidence_requests() {
+                c.request(path, flows);
+            }
+            c.cut_due(now, false);
+            c.collect(None);
+        }
         if now < next_housekeeping {
             continue;
         }

@@ -178,11 +178,17 @@ struct CaptureArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9718")]
     metrics_listen: String,
 
-    /// Not supported live yet: evidence pcaps are cut by a second pass over the input files,
-    /// which a live capture does not have. Run `tcpdump -w` / a rotating capture beside
-    /// pacstap and `pacstap replay --evidence-dir` over its files instead.
+    /// For each alert, write the packets of the flows behind it as a pcap there (mode 0600),
+    /// cut from the recent packets the workers keep per flow: the first frames with payload up
+    /// to `[evidence] max_payload_bytes_per_flow`, then headers. Rewritten as the incident grows
+    /// (at most every 10 s) and at shutdown.
     #[arg(long, value_name = "DIR")]
     evidence_dir: Option<PathBuf>,
+
+    /// With --evidence-dir: memory for the packets kept for evidence, over all workers
+    /// (bytes; least recently active flows are forgotten first).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap::live::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
+    evidence_memory: usize,
 
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -286,13 +292,6 @@ fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer)> {
 }
 
 fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
-    if args.evidence_dir.is_some() {
-        eprintln!(
-            "pacstap: --evidence-dir is not supported by `capture` yet (evidence is cut from the \
-input files in a second pass); capture to files beside pacstap and use `pacstap replay --evidence-dir`"
-        );
-        return Ok(ExitCode::from(2));
-    }
     let config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -320,6 +319,8 @@ input files in a second pass); capture to files beside pacstap and use `pacstap 
         0 => pacstap::live::default_workers(),
         n => usize::from(n),
     };
+    opts.evidence_dir = args.evidence_dir;
+    opts.evidence_memory = args.evidence_memory;
     // Signals first, so a SIGTERM during start-up is not the default (immediate) death.
     // A second SIGINT/SIGTERM while shutting down exits at once (status 130).
     for sig in [SIGINT, SIGTERM] {

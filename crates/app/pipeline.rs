@@ -12,7 +12,8 @@ use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
 use pacstap_output::{
-    AlertmanagerClient, EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary, SummarySection,
+    AlertmanagerClient, EvidencePackets, EvidencePlan, EvidenceRing, JsonLinesSink, Metrics, RingLimits, RingStats,
+    StatsSnapshot, Summary, SummarySection,
 };
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
@@ -197,6 +198,8 @@ pub struct FlowShard {
     wire: WireDecoder,
     flows: FlowTable<FlowState>,
     analyzer: Analyzer,
+    /// Live evidence: the recent packets of this shard's flows (`capture --evidence-dir`).
+    ring: Option<EvidenceRing>,
     frames: u64,
     bytes: u64,
     first_ts: Option<Timestamp>,
@@ -241,6 +244,7 @@ impl FlowShard {
             wire: WireDecoder::new(),
             flows: FlowTable::new(flow),
             analyzer: Analyzer::new(proto),
+            ring: None,
             frames: 0,
             bytes: 0,
             first_ts: None,
@@ -259,9 +263,34 @@ impl FlowShard {
         }
         self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
         if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
-            self.flows.process(&pkt, &mut self.analyzer);
+            let id = self.flows.process(&pkt, &mut self.analyzer);
+            if let (Some(ring), Some(id)) = (self.ring.as_mut(), id) {
+                ring.record(
+                    id,
+                    frame.ts,
+                    frame.linktype,
+                    frame.data,
+                    frame.orig_len,
+                    pkt.payload.len(),
+                );
+            }
             out.extend(self.analyzer.drain_events());
         }
+    }
+
+    /// Keep the recent packets of this shard's flows within `limits`, for live evidence.
+    pub fn keep_evidence(&mut self, limits: RingLimits) {
+        self.ring = Some(EvidenceRing::new(limits));
+    }
+
+    /// Copies of the packets held for `flows` (those this shard owns; others are skipped).
+    pub fn evidence(&self, flows: &[FlowId]) -> EvidencePackets {
+        self.ring.as_ref().map(|r| r.snapshot(flows)).unwrap_or_default()
+    }
+
+    /// The evidence ring's counters, when it keeps one.
+    pub fn evidence_stats(&self) -> Option<RingStats> {
+        self.ring.as_ref().map(EvidenceRing::stats)
     }
 
     /// End of input: every open flow ends at `ts` (open associations become `incomplete`).
@@ -323,6 +352,11 @@ pub struct Detection {
     /// Alerts caused by the events being observed, emitted after them; reused.
     alerts: Vec<ProtocolEvent>,
     evidence: Option<EvidencePlan>,
+    /// Live capture: each alert's evidence is cut from the workers' rings, so alerts are queued
+    /// here as requests (file, flows) for the capture loop to serve. Replay leaves this off and
+    /// writes its plan in a second pass.
+    live_evidence: bool,
+    evidence_requests: Vec<(PathBuf, Vec<FlowId>)>,
     recent: RecentFlows,
     out: Outputs,
 }
@@ -347,6 +381,8 @@ impl Detection {
             state_warnings,
             alerts: Vec::new(),
             evidence: settings.evidence_dir.as_deref().map(EvidencePlan::new),
+            live_evidence: false,
+            evidence_requests: Vec::new(),
             recent: RecentFlows::default(),
             out: Outputs {
                 sink: settings.events.map(|w| JsonLinesSink::new(w, settings.alerts_only)),
@@ -384,9 +420,26 @@ impl Detection {
     fn emit_alerts(&mut self) -> Result<()> {
         for mut alert in self.alerts.drain(..) {
             plan_evidence(self.evidence.as_mut(), &self.recent, &mut alert);
+            if let (true, EventBody::Alert(a)) = (self.live_evidence, &alert.body) {
+                if let Some(path) = &a.evidence.pcap {
+                    self.evidence_requests
+                        .push((PathBuf::from(path), a.evidence.flow_ids.clone()));
+                }
+            }
             self.out.emit(alert)?;
         }
         Ok(())
+    }
+
+    /// Live capture: queue each alert's evidence as a request instead of planning a second pass
+    /// (see [`Detection::take_evidence_requests`]).
+    pub fn cut_evidence_live(&mut self) {
+        self.live_evidence = true;
+    }
+
+    /// Evidence files to (re)write since the last call, with the alert's flows.
+    pub fn take_evidence_requests(&mut self) -> Vec<(PathBuf, Vec<FlowId>)> {
+        std::mem::take(&mut self.evidence_requests)
     }
 
     /// End of input, after the last events: detection reports what it holds, learned state is
@@ -774,6 +827,7 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
             metrics,
             ..crate::live::Chores::default()
         },
+        evidence: None,
     };
     let feed = FileFeed {
         total_len: source.file_len(),
@@ -797,7 +851,7 @@ struct FileFeed {
 
 impl crate::live::FrameFeed for FileFeed {
     fn next_frame(&mut self) -> crate::live::Next<'_> {
-        if self.source.frames() % 65_536 == 0 {
+        if self.source.frames().is_multiple_of(65_536) {
             self.progress.update(self.source.bytes_consumed(), self.total_len);
         }
         match self.source.next_frame() {

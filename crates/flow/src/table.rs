@@ -101,8 +101,9 @@ impl<S: Default> FlowTable<S> {
     }
 
     /// Feed one packet (any order in time is tolerated; packet time is the only clock). Delivers
-    /// chunks and flow ends to `h`.
-    pub fn process<H: StreamHandler<S>>(&mut self, pkt: &Packet<'_>, h: &mut H) {
+    /// chunks and flow ends to `h`. Returns the id of the flow the packet belongs to, or `None`
+    /// when it started none (a bare ACK of an unknown connection, a full table).
+    pub fn process<H: StreamHandler<S>>(&mut self, pkt: &Packet<'_>, h: &mut H) -> Option<FlowId> {
         self.stats.packets += 1;
         let captured = pkt.payload.len() as u64;
         let cut = u64::from(pkt.wire_payload_len).saturating_sub(captured);
@@ -149,22 +150,18 @@ impl<S: Default> FlowTable<S> {
                         };
                         self.stats.flows_reused += 1;
                         self.end_flow(idx, reason, pkt.ts, h);
-                        match self.create(pkt, key, len, h) {
-                            Some(idx) => idx,
-                            None => return,
-                        }
+                        self.create(pkt, key, len, h)?
                     }
                     _ => idx,
                 }
             }
             Some(idx) => idx,
-            None => match self.create(pkt, key, len, h) {
-                Some(idx) => idx,
-                None => return,
-            },
+            None => self.create(pkt, key, len, h)?,
         };
         self.touch(idx);
+        let id = self.slots.get(idx as usize).and_then(Option::as_ref).map(|f| f.meta.id);
         self.apply(idx, pkt, src_first, len, h);
+        id
     }
 
     /// End of capture: deliver what can be delivered (holes become `Gap`), then

@@ -12,11 +12,16 @@
 pub mod alertmanager;
 mod eve;
 mod evidence;
+mod evidence_ring;
 pub mod metrics;
 mod summary;
 
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};
 pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
+pub use evidence_ring::{
+    write_evidence_pcap, EvidencePacket, EvidencePackets, EvidenceRing, FlowEvidence, PcapWritten, RingLimits,
+    RingStats,
+};
 pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot};
 pub use summary::{Summary, SummarySection};
