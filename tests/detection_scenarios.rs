@@ -14,23 +14,37 @@ fn scenario_dir() -> std::path::PathBuf {
     sample("scenarios")
 }
 
+/// The final state of one incident (its last alert line: updates replace the first alert).
+#[derive(Debug, Clone, PartialEq)]
+struct Final {
+    count: u64,
+    severity: String,
+    studies: u64,
+    threshold: Option<u64>,
+    destinations: Vec<String>,
+    summary: String,
+}
+
 /// Replays scenario files (in one run, fresh state) under the scenarios' config; returns the
-/// final state of every incident: (rule, kind, id) → (count, severity, studies total).
-fn incidents(files: &[&str]) -> BTreeMap<(String, String, String), (u64, String, u64)> {
+/// final state of every incident by (rule, kind, id). The config is loaded from its file, so
+/// its relative `geoip.csv` resolves against the scenarios directory.
+fn incidents(files: &[&str]) -> BTreeMap<(String, String, String), Final> {
     let cfg = pacstap_detect::Config::load(&scenario_dir().join("pacstap.toml")).expect("scenario config");
     let paths = files.iter().map(|f| scenario_dir().join(f)).collect();
     let report = pacstap::replay(pacstap::ReplayOptions::new(paths).with_config(cfg), true).expect("replay");
     let mut out = BTreeMap::new();
     for ev in &report.events {
         if let pacstap_core::EventBody::Alert(a) = &ev.body {
-            // Updates replace the first alert: the last line is the incident's final scope.
             out.insert(
                 (a.rule.clone(), a.entity.kind.clone(), a.entity.id.clone()),
-                (
-                    a.count,
-                    a.severity.as_str().to_owned(),
-                    a.evidence.study_instance_uids_total,
-                ),
+                Final {
+                    count: a.count,
+                    severity: a.severity.as_str().to_owned(),
+                    studies: a.evidence.study_instance_uids_total,
+                    threshold: a.threshold,
+                    destinations: a.evidence.destinations.clone(),
+                    summary: a.summary.clone(),
+                },
             );
         }
     }
@@ -46,7 +60,7 @@ fn every_scenario_raises_exactly_its_expected_alerts() {
     let spec: Value =
         serde_json::from_str(&std::fs::read_to_string(scenario_dir().join("expected-alerts.json")).unwrap()).unwrap();
     let scenarios = spec["scenarios"].as_array().expect("scenarios");
-    assert!(scenarios.len() >= 12, "{} scenarios", scenarios.len());
+    assert!(scenarios.len() >= 17, "{} scenarios", scenarios.len());
     let mut failures = Vec::new();
     for sc in scenarios {
         let files: Vec<&str> = sc["files"]
@@ -57,12 +71,16 @@ fn every_scenario_raises_exactly_its_expected_alerts() {
             .collect();
         let got = incidents(&files);
         let mut want = BTreeMap::new();
+        let mut want_dest = BTreeMap::new();
         for a in sc["alerts"].as_array().unwrap() {
             let k = key(
                 a["rule"].as_str().unwrap(),
                 a["entity"]["kind"].as_str().unwrap(),
                 a["entity"]["id"].as_str().unwrap(),
             );
+            if let Some(d) = a.get("destinations") {
+                want_dest.insert(k.clone(), common::strs(d));
+            }
             want.insert(k, a["count"].as_u64());
         }
         let got_keys: Vec<_> = got.keys().cloned().collect();
@@ -73,9 +91,17 @@ fn every_scenario_raises_exactly_its_expected_alerts() {
         }
         for (k, count) in &want {
             if let Some(c) = count {
-                if got[k].0 != *c {
-                    failures.push(format!("{files:?}: {k:?} count {} expected {c}", got[k].0));
+                if got[k].count != *c {
+                    failures.push(format!("{files:?}: {k:?} count {} expected {c}", got[k].count));
                 }
+            }
+        }
+        for (k, d) in &want_dest {
+            if got[k].destinations != *d {
+                failures.push(format!(
+                    "{files:?}: {k:?} destinations {:?} expected {d:?}",
+                    got[k].destinations
+                ));
             }
         }
     }
@@ -85,8 +111,8 @@ fn every_scenario_raises_exactly_its_expected_alerts() {
 #[test]
 fn password_spraying_is_one_incident_per_user_and_one_for_the_source() {
     let got = incidents(&["login-failures-http.pcap"]);
-    assert_eq!(got[&key("login_failures_user", "user", "rad2")].0, 25);
-    assert_eq!(got[&key("login_failures_source", "ip", "10.20.0.30")].0, 30);
+    assert_eq!(got[&key("login_failures_user", "user", "rad2")].count, 25);
+    assert_eq!(got[&key("login_failures_source", "ip", "10.20.0.30")].count, 30);
     assert!(got.contains_key(&key("login_success_after_failures", "user", "rad2")));
     // admin (2 failures) and rad3 (2) stay under the per-user threshold of 8.
     assert!(!got.contains_key(&key("login_failures_user", "user", "admin")));
@@ -95,13 +121,80 @@ fn password_spraying_is_one_incident_per_user_and_one_for_the_source() {
 #[test]
 fn bulk_export_counts_distinct_studies_per_exporter() {
     let got = incidents(&["bulk-export-move.pcap"]);
-    let (count, severity, studies) = &got[&key("bulk_export", "ae", "WORKSTATION1")];
-    assert_eq!(*count, 18);
-    assert_eq!(*studies, 18);
-    assert_eq!(severity, "high");
+    let f = &got[&key("bulk_export", "ae", "WORKSTATION1")];
+    assert_eq!(f.count, 18);
+    assert_eq!(f.studies, 18);
+    assert_eq!(f.severity, "high");
+    // Where they went: the move destination, at the address Orthanc's C-STOREs went to.
+    assert_eq!(f.destinations, vec!["STORESCP (10.20.0.20:11112)"]);
+    let wado = &incidents(&["bulk-export-wado.pcap"])[&key("bulk_export", "user", "rad1")];
+    assert_eq!(wado.count, 17);
+    assert_eq!(wado.destinations, vec!["10.20.0.30"], "the WADO client");
+}
+
+#[test]
+fn unknown_destinations_name_the_ae_with_its_address_and_the_hl7_receiver() {
+    let got = incidents(&["unknown-destination.pcap"]);
     assert_eq!(
-        incidents(&["bulk-export-wado.pcap"])[&key("bulk_export", "user", "rad1")].0,
-        17
+        got[&key("unknown_destination", "ae", "EXTPACS")].destinations,
+        vec!["EXTPACS (198.51.100.7:104)"]
+    );
+    assert_eq!(
+        got[&key("unknown_destination", "ip", "198.51.100.7")].destinations,
+        vec!["198.51.100.7:2575"]
+    );
+}
+
+#[test]
+fn https_bulk_download_is_a_bulk_export_in_bytes_for_the_client() {
+    let got = incidents(&["bulk-export-https.pcap"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        vec![&key("bulk_export", "ip", "10.20.0.31")]
+    );
+    let f = &got[&key("bulk_export", "ip", "10.20.0.31")];
+    // Every payload byte 10.20.0.10:443 sent the client in its 40 TLS connections, as tshark
+    // counted them when the capture was made (scenario-facts.tsv, column tls_toclient_bytes).
+    let facts = std::fs::read_to_string(scenario_dir().join("scenario-facts.tsv")).unwrap();
+    let mut rows = facts.lines().map(|l| l.split('\t').collect::<Vec<_>>());
+    let head = rows.next().unwrap();
+    let col = head.iter().position(|c| *c == "tls_toclient_bytes").unwrap();
+    let row = rows.find(|r| r[0] == "bulk-export-https.pcap").unwrap();
+    assert_eq!(row[col], format!("10.20.0.31={}", f.count));
+    assert_eq!(f.threshold, Some(100_000), "https_bytes of the scenarios' config");
+    assert!(f.count > 2 * 100_000, "{}", f.count);
+    assert_eq!(f.studies, 0, "the studies are inside the encryption");
+    assert_eq!(f.destinations, vec!["10.20.0.31"]);
+    assert!(
+        f.summary.contains("pacs.example.test (10.20.0.10:443)"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn a_login_from_a_new_country_fires_new_location_once() {
+    let got = incidents(&["location-history.pcap", "new-location.pcap"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        vec![
+            &key("new_device", "user", "tele1"),
+            &key("new_location", "user", "tele1")
+        ]
+    );
+    let f = &got[&key("new_location", "user", "tele1")];
+    assert_eq!(f.count, 1);
+    assert_eq!(f.severity, "high");
+    assert!(
+        f.summary.contains("XB (from 198.51.100.23)") && f.summary.contains("seen before: XA"),
+        "{}",
+        f.summary
+    );
+    // Without the history, country XB is tele1's first: learned, not alerted.
+    let alone = incidents(&["new-location.pcap"]);
+    assert_eq!(
+        alone.keys().collect::<Vec<_>>(),
+        vec![&key("new_device", "user", "tele1")]
     );
 }
 
@@ -114,9 +207,16 @@ fn benign_traffic_raises_nothing() {
         "benign-radiologist-day.pcap",
         "baseline-history.pcap",
         "baseline-burst.pcap",
+        "benign-https-viewer.pcap",
+        "location-history.pcap",
     ] {
         assert_eq!(incidents(&[f]), BTreeMap::new(), "{f}");
     }
+    // tele1 again from its usual address in its usual country, after the history.
+    assert_eq!(
+        incidents(&["location-history.pcap", "benign-location.pcap"]),
+        BTreeMap::new()
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ ensure_deps() {
         if [ -x "$HOME/.cargo/bin/cargo" ]; then
             export PATH="$HOME/.cargo/bin:$PATH"
         else
-            echo "pacstap: cargo (Rust >= 1.80) is required; install it with rustup first." >&2
+            echo "pacstap: cargo (Rust >= 1.88) is required; install it with rustup first." >&2
             exit 2
         fi
     fi

@@ -6,6 +6,7 @@ what scripts/make-scenarios did (scen_spec.EXPECT_FACTS). Only tshark / capinfos
                              SCEN_DIR/scenario-associations.tsv  one row per DICOM association
                              SCEN_DIR/scenario-http.tsv          one row per HTTP request/response
                              SCEN_DIR/scenario-hl7.tsv           one row per HL7 message
+                             SCEN_DIR/scenario-tls.tsv           one row per TLS connection
                              exit 1 on any mismatch with scen_spec.EXPECT_FACTS
 
 Multi-valued cells are `key=count` lists separated by single spaces, keys sorted. Credentials never
@@ -40,6 +41,10 @@ CMD_HTTP = ["tshark", "-n", "-r", "{f}", *DECODE, "-Y", "http", "-T", "fields", 
 CMD_HL7 = ["tshark", "-n", "-r", "{f}", *DECODE, "-Y", "hl7", "-T", "fields", "-E", "occurrence=a",
            "-E", "aggregator=" + TAB, "-e", "frame.number", "-e", "tcp.stream", "-e", "ip.src", "-e", "tcp.srcport",
            "-e", "ip.dst", "-e", "tcp.dstport", "-e", "hl7.segment"]
+CMD_TLS_HELLO = ["tshark", "-n", "-r", "{f}", "-Y", "tls.handshake.type==1", "-T", "fields",
+                 "-e", "tcp.stream", "-e", "tls.handshake.extensions_server_name"]
+CMD_TLS_BYTES = ["tshark", "-n", "-r", "{f}", "-Y", "tcp.port==443 && tcp.len>0", "-T", "fields",
+                 "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.len"]
 CMD_RST = ["tshark", "-n", "-r", "{f}", "-Y", "tcp.flags.reset==1"]
 CMD_BADSUM = ["tshark", "-n", "-r", "{f}", "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
               "-Y", "ip.checksum.status==0 || (tcp.checksum.status==0 && tcp.checksum!=0xffff)"]
@@ -52,7 +57,8 @@ FACT_COLS = ["file", "bytes", "packets", "first_packet_utc", "last_packet_utc", 
              "dimse", "dimse_status", "move_requests", "move_studies", "store_requests", "store_studies",
              "http_requests", "http_methods", "http_status", "http_user_status", "wado_rs_studies",
              "qido_requests", "share_posts", "share_recipients", "admin_requests",
-             "hl7_messages", "hl7_acks", "hl7_receivers"]
+             "hl7_messages", "hl7_acks", "hl7_receivers",
+             "http_clients", "tls_connections", "tls_clients", "tls_sni", "tls_toclient_bytes"]
 
 UID_RE = re.compile(r"^\(0020,000d\)\s+\d+\s+Study Instance UID\s+(?:\[UI\]\s+)?(\S+)", re.I)
 CMD_TAG_RE = re.compile(r"^\((0000),(\w{4})\)\s+\d+\s+(.*)$")
@@ -267,6 +273,31 @@ def hl7_rows(f):
     return rows
 
 
+# ------------------------------------------------------------------ TLS (port 443)
+def tls_rows(f, conn):
+    """One row per TLS connection (port 443): its SNI and the TCP payload bytes each way."""
+    sni = {}
+    out, _, _ = run(CMD_TLS_HELLO, f)
+    for ln in out.splitlines():
+        r = ln.split(TAB) + [""]
+        sni.setdefault(r[0], r[1])
+    toserver, toclient = Counter(), Counter()
+    out, _, _ = run(CMD_TLS_BYTES, f)
+    for ln in out.splitlines():
+        r = ln.split(TAB)
+        if len(r) != 3:
+            continue
+        (toclient if r[1] == "443" else toserver)[r[0]] += int(r[2])
+    rows = []
+    for stream, c in sorted(conn.items(), key=lambda kv: int(kv[0])):
+        if c[3] != "443":
+            continue
+        rows.append(OrderedDict(tcp_stream=stream, client=f"{c[0]}:{c[1]}", server=f"{c[2]}:{c[3]}",
+                                sni=sni.get(stream, "") or "-", bytes_toserver=toserver[stream],
+                                bytes_toclient=toclient[stream]))
+    return rows
+
+
 # ------------------------------------------------------------------ per file
 def facts_for(f):
     row = OrderedDict((c, "") for c in FACT_COLS)
@@ -352,7 +383,20 @@ def facts_for(f):
     row["hl7_messages"] = kv(Counter(h["message_type"] for h in msgs))
     row["hl7_acks"] = kv(Counter(h["ack_code"] for h in lrows if h["message_type"].startswith("ACK")))
     row["hl7_receivers"] = kv(Counter(h["dst"] for h in msgs))
-    return row, arows, hrows, lrows
+    row["http_clients"] = kv(Counter(h["client"].rsplit(":", 1)[0] for h in hrows))
+
+    trows = tls_rows(f, conn)
+    for t in trows:
+        t["file"] = f.name
+        t.move_to_end("file", last=False)
+    row["tls_connections"] = str(len(trows))
+    row["tls_clients"] = kv(Counter(t["client"].rsplit(":", 1)[0] for t in trows))
+    row["tls_sni"] = kv(Counter(t["sni"] for t in trows))
+    per_client = Counter()
+    for t in trows:
+        per_client[t["client"].rsplit(":", 1)[0]] += t["bytes_toclient"]
+    row["tls_toclient_bytes"] = kv(per_client)
+    return row, arows, hrows, lrows, trows
 
 
 def write_tsv(path, rows, cols=None):
@@ -372,13 +416,14 @@ def main():
     if missing:
         print("missing captures: " + ", ".join(missing), file=sys.stderr)
         return 1
-    rows, arows, hrows, lrows, bad = [], [], [], [], []
+    rows, arows, hrows, lrows, trows, bad = [], [], [], [], [], []
     for name in CAPTURES:
-        r, a, h, l7 = facts_for(d / name)
+        r, a, h, l7, t = facts_for(d / name)
         rows.append(r)
         arows += a
         hrows += h
         lrows += l7
+        trows += t
         for k, want in EXPECT_FACTS.get(name, {}).items():
             if str(r[k]) != str(want):
                 bad.append(f"{name}: {k} = {r[k]!r}, expected {want!r}")
@@ -389,6 +434,7 @@ def main():
     write_tsv(d / "scenario-associations.tsv", arows)
     write_tsv(d / "scenario-http.tsv", hrows)
     write_tsv(d / "scenario-hl7.tsv", lrows)
+    write_tsv(d / "scenario-tls.tsv", trows)
     for b in bad:
         print("FACT MISMATCH: " + b, file=sys.stderr)
     return 1 if bad else 0

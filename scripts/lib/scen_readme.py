@@ -64,7 +64,7 @@ def fact_lines(r):
             L.append(f"distinct StudyInstanceUIDs in C-STORE data sets (calling->called): `{r['store_studies']}`")
     if r["http_requests"] != "0":
         L.append(f"HTTP: {r['http_requests']} requests `{r['http_methods']}`, responses `{r['http_status']}`; "
-                 f"per Basic-auth user `{r['http_user_status']}`")
+                 f"per Basic-auth user `{r['http_user_status']}`; per client `{r['http_clients']}`")
         extra = []
         if r["qido_requests"]:
             extra.append(f"QIDO-RS requests per user `{r['qido_requests']}`")
@@ -78,6 +78,10 @@ def fact_lines(r):
             L.append("; ".join(extra))
     if r["hl7_messages"]:
         L.append(f"HL7: messages `{r['hl7_messages']}` to `{r['hl7_receivers']}`, ACK codes `{r['hl7_acks']}`")
+    if r.get("tls_connections", "0") not in ("", "0"):
+        L.append(f"TLS (port 443, encrypted: no HTTP visible): {r['tls_connections']} connections from "
+                 f"`{r['tls_clients']}`, SNI `{r['tls_sni']}`; TCP payload bytes server -> client per client "
+                 f"`{r['tls_toclient_bytes']}`")
     return L
 
 
@@ -145,6 +149,25 @@ def http_block(rows):
                        [[*k, v[0], v[1], v[2]] for k, v in g.items()]))
 
 
+def tls_block(rows):
+    if not rows:
+        return ""
+    if len(rows) <= 10:
+        return md_table(["tcp", "client", "server", "SNI", "bytes to server", "bytes to client"],
+                        [[t["tcp_stream"], t["client"], t["server"], t["sni"], n(t["bytes_toserver"]),
+                          n(t["bytes_toclient"])] for t in rows])
+    g = OrderedDict()
+    for t in rows:
+        k = (t["client"].rsplit(":", 1)[0], t["server"], t["sni"])
+        e = g.setdefault(k, [0, 0, 0])
+        e[0] += 1
+        e[1] += int(t["bytes_toserver"])
+        e[2] += int(t["bytes_toclient"])
+    return ("TLS connections grouped (every connection is in `scenario-tls.tsv`):\n\n"
+            + md_table(["client", "server", "SNI", "connections", "bytes to server", "bytes to client"],
+                       [[*k, v[0], n(v[1]), n(v[2])] for k, v in g.items()]))
+
+
 def hl7_block(rows):
     if not rows:
         return ""
@@ -159,6 +182,8 @@ def alerts_table(alerts):
         ev = []
         if a.get("device"):
             ev.append(f"device {a['device']}")
+        if a.get("destinations"):
+            ev.append("destinations: " + ", ".join(f"`{d}`" for d in a["destinations"]))
         if a.get("studies"):
             ev.append(f"{len(a['studies'])} studies: {short_uids(' '.join(a['studies']))}")
         if a.get("count_note"):
@@ -178,9 +203,20 @@ def main():
     cmds = tsv(d / "capture-commands.tsv")
     versions = tsv(d / "tool-versions.tsv")
     shifts = tsv(d / "baseline-shifts.tsv")
+    lshifts = tsv(d / "location-shifts.tsv")
+    tlss = tsv(d / "scenario-tls.tsv")
+    geoip = (d / "geoip.csv").read_text()
     studies = tsv(d / "studies.tsv")
     config = (d / "pacstap.toml").read_text()
     sizes = {f: (d / f).stat().st_size for f in CAPTURES}
+
+    # counts that are tshark facts of the capture (bytes)
+    for s in SCENARIOS:
+        for a in s["alerts"]:
+            if a.get("count_from"):
+                f, col, key = a["count_from"]
+                cell = dict(x.split("=", 1) for x in facts[f][col].split())
+                a["count"] = int(cell[key])
 
     # ----------------------------------------------------------- expected-alerts.json
     ej = OrderedDict(
@@ -203,6 +239,7 @@ def main():
                 ("window_seconds", a.get("window")),
                 ("first_alert_at_count", a["first_at"] if isinstance(a.get("first_at"), int) else None),
                 ("severity_default", SEVERITY[a["rule"]]), ("device", a.get("device")),
+                ("destinations", a.get("destinations")),
                 ("study_instance_uids", a.get("studies")), ("note", a.get("note"))] if v is not None)
                 for a in s["alerts"]],
             must_not=[OrderedDict(rule=r, entity=e, why=w) for r, e, w in s["not_alerts"]],
@@ -220,10 +257,12 @@ def main():
     w("Real software on the wire (Orthanc 1.10 + DICOMweb plugin, dcmtk, curl, nginx, the python `hl7` package over "
       "MLLP) in a lab of Linux network namespaces, captured with tcpdump on the PACS's bridge port. Each capture is "
       "one situation that a CONTRACT §2 detection rule is about, or benign traffic that must stay silent. Only "
-      "`baseline-history.pcap` is edited: six real captures shifted back by whole weeks with `editcap -t` and "
-      "merged with `mergecap`.\n")
-    w("```\nsudo scripts/make-scenarios               # ~6 min; needs root (netns, tcpdump); installs missing tools\n"
-      "sudo scripts/make-scenarios --facts-only  # keep the captures, redo the tables, expected-alerts.json, README\n```\n")
+      "`baseline-history.pcap` and `location-history.pcap` are edited: real captures shifted back by whole weeks "
+      "with `editcap -t` and merged with `mergecap`.\n")
+    w("```\nsudo scripts/make-scenarios               # ~7 min; needs root (netns, tcpdump); installs missing tools\n"
+      "sudo scripts/make-scenarios --facts-only  # keep the captures, redo the tables, expected-alerts.json, README\n"
+      "sudo scripts/make-scenarios --only bulk-export-https,benign-https-viewer\n"
+      "                                          # redo these captures (a group: all of it), keep the others\n```\n")
     w("Regenerating changes timestamps, client ports and packet counts; AE titles, IPs, MACs, users, study UIDs, "
       "the DICOM files and the counts below (associations, rejections, DIMSE messages, HTTP statuses, distinct "
       "studies, HL7 messages) stay the same: the script checks them with tshark (`scripts/lib/scen_facts.py`, "
@@ -236,7 +275,10 @@ def main():
     w("```\npacstap replay --config pcap-samples/scenarios/pacstap.toml --alerts-only pcap-samples/scenarios/bulk-export-move.pcap\n"
       "# the baseline pair in ONE run (history first):\n"
       "pacstap replay --config pcap-samples/scenarios/pacstap.toml --alerts-only \\\n"
-      "    pcap-samples/scenarios/baseline-history.pcap pcap-samples/scenarios/baseline-burst.pcap\n```\n")
+      "    pcap-samples/scenarios/baseline-history.pcap pcap-samples/scenarios/baseline-burst.pcap\n"
+      "# new_location: the location history first, then one of the two endings\n"
+      "pacstap replay --config pcap-samples/scenarios/pacstap.toml --alerts-only \\\n"
+      "    pcap-samples/scenarios/location-history.pcap pcap-samples/scenarios/new-location.pcap\n```\n")
     w("The tables below say which alerts each replay MUST produce (rule, entity kind + id, final count) and that "
       "NO other alert may appear. The same, machine-readable: `expected-alerts.json`. Counts are final counts of "
       "one incident per (rule, entity) (the alert fires once when the count rises above the threshold and is "
@@ -252,18 +294,22 @@ def main():
             thr = f"{a['threshold']} / {a['window']} s" if a.get("threshold") is not None else "instant"
             rows.append([files, f"`{a['rule']}`", entity(a), count_cell(a), thr])
     w(md_table(["capture(s)", "rule", "entity", "count", "threshold / window"], rows) + "\n")
-    w("Not covered by a capture: `new_location` (needs an operator GeoIP database and an outside client address "
-      "for a login; every login here is from 10.20.0.0/24) and the `critical` escalation (export after "
-      "`new_device` for the same entity).\n")
+    w("`bulk_export` of `bulk-export-https.pcap` counts BYTES (count and threshold): inside TLS the studies cannot be "
+      "seen, so the rule counts what the image server sent the client (`rules.bulk_export.https_bytes`). Every "
+      "alert about a transfer names where the data went in `evidence.destinations` (column \"evidence / notes\" "
+      "of the per-capture tables). Not covered by a capture: the `critical` escalation (export after `new_device` / "
+      "`new_location` for the same entity).\n")
 
     w("## Files\n")
     w(md_table(["file", "bytes", "packets", "duration", "what"],
                [[f"`{f}`", n(sizes[f]), n(facts[f]["packets"]), duration(facts[f]['duration_s']),
                  next(s["title"] for s in SCENARIOS if f in s["files"])] for f in CAPTURES]) + "\n")
-    w("Also here: `pacstap.toml` (the detector config), `expected-alerts.json`, `scenario-facts.tsv` (one row of "
+    w("Also here: `pacstap.toml` (the detector config), `geoip.csv` (its synthetic GeoIP table), "
+      "`expected-alerts.json`, `scenario-facts.tsv` (one row of "
       "tshark counts per capture), `scenario-associations.tsv` (every DICOM association), `scenario-http.tsv` "
       "(every HTTP request with its status; user names only, never passwords), `scenario-hl7.tsv` (every HL7 "
-      "message and ACK), `studies.tsv` (the synthetic DICOM files), `hl7-messages.tsv`, `baseline-shifts.tsv`, "
+      "message and ACK), `scenario-tls.tsv` (every TLS connection: SNI, bytes each way), `studies.tsv` (the "
+      "synthetic DICOM files), `hl7-messages.tsv`, `baseline-shifts.tsv`, `location-shifts.tsv`, "
       "`capture-commands.tsv` (every client command, in order), `tool-versions.tsv`.\n")
 
     w("## Lab\n")
@@ -273,18 +319,22 @@ def main():
       " pts-rtr  10.20.0.50  02:00:0a:14:00:32  routing engine, calling AE ROUTER1 (movescu)\n"
       " pts-ws   10.20.0.20  02:00:0a:14:00:14  storescp AE STORESCP :11112\n"
       " pts-ext  198.51.100.7 02:00:c6:33:64:07 \"outside\": storescp AE EXTPACS :104, MLLP listener :2575\n"
+      " pts-exta 203.0.113.10 02:00:cb:00:71:0a \"outside\" client, country XA (tele1's home office)\n"
+      " pts-extb 198.51.100.23 02:00:c6:33:64:17 \"outside\" client, country XB\n"
       "        |   each: eth0 <-veth-> <host>0 port of br0 in pts-sw\n"
-      "   [mod0] [mod20] [rtr0] [ws0] [ext0] ---- br0 (pts-sw) ---- [pacs0]  <== tcpdump -i pacs0 (the tap)\n"
-      "                                                                |\n"
+      "   [mod0] [mod20] [rtr0] [ws0] [ext0] [exta0] [extb0] ---- br0 (pts-sw) ---- [pacs0]  <== tcpdump -i pacs0 (the tap)\n"
+      "                                                                                 |\n"
       " pts-pacs 10.20.0.10  02:00:0a:14:00:0a  Orthanc AE ORTHANC :4242, HTTP :8042 (DICOMweb plugin, basic auth);\n"
-      "                                         nginx :80 (share portal); MLLP listener :2575\n"
+      "                                         nginx :80 (share portal), :443 (HTTPS front end of Orthanc,\n"
+      "                                         pacs.example.test); MLLP listener :2575\n"
       "```\n")
     w("- Namespaces are prefixed `pts-` (not the `pt-` of `scripts/make-samples`), so the two scripts can run at the "
       "same time. One L2 segment, MTU 1500; TSO/GSO/GRO/LRO/SG/TX-checksum offloads off on every veth and br0 "
       "(wire-sized frames, final checksums); IPv6 off; permanent neighbour entries with fixed MACs (no ARP). "
-      "198.51.100.7 lives on the same bridge: pts-pacs has an on-link route `198.51.100.7/32 dev eth0`, pts-ext an "
-      "on-link route `10.20.0.0/24 dev eth0`; no namespace has a default route or any link outside pts-sw, so "
-      "nothing can leave the lab.\n"
+      "The outside hosts 198.51.100.7, 203.0.113.10 and 198.51.100.23 (documentation ranges, RFC 5737) live on the "
+      "same bridge: pts-pacs has an on-link /32 route to each (`198.51.100.7/32 dev eth0`, ...), each of them an "
+      "on-link route `10.20.0.0/24 dev eth0`, and they have neighbour entries for the PACS only; no namespace has a "
+      "default route or any link outside pts-sw, so nothing can leave the lab.\n"
       "- Capture: `ip netns exec pts-sw tcpdump -Z root -n -s 0 -U -B 4096 -i pacs0 -w FILE`, stopped with SIGINT "
       "1.5 s after the last client command; the script fails unless tcpdump reports `0 packets dropped by kernel`. "
       "Everything to or from 10.20.0.10 is seen once, including Orthanc's own outbound associations for C-MOVE. "
@@ -301,12 +351,21 @@ def main():
       "every outbound association, so each C-MOVE sub-association carries a ~9.5 KB A-ASSOCIATE-RQ.\n"
       "- storescp (dcmtk): `storescp --aetitle AE +uf --output-directory DIR PORT` for STORESCP, EXTPACS, RAD1WS. "
       "MLLP listeners: `scripts/lib/scen_hl7.py serve` (ACK AA to everything). nginx portal: see "
-      "`sharing-spike.pcap`.\n"
+      "`sharing-spike.pcap`; nginx HTTPS front end (`listen 10.20.0.10:443 ssl http2`, TLS 1.2/1.3, a self-signed "
+      "RSA-2048 certificate for `pacs.example.test` made by `openssl req -x509` on every run, `proxy_pass "
+      "http://127.0.0.1:8042`): see `bulk-export-https.pcap`. Orthanc also has the user `tele1` (password "
+      "`tele1-pass`).\n"
       "- dcmtk tools are called by absolute path (`/usr/bin/...`): pip's pynetdicom installs entry points of the same "
       "names that may shadow dcmtk on `$PATH`.\n")
 
     w("## The detector config (`pacstap.toml`)\n")
     w("```toml\n" + config.rstrip() + "\n```\n")
+
+    w("## The GeoIP table (`geoip.csv`)\n")
+    w("`pacstap.toml` names it with `[geoip] csv = \"geoip.csv\"`: a relative path in a config file is relative to "
+      "the file's directory. Made-up countries (user-assigned ISO 3166 codes) for documentation ranges; every "
+      "other address has no country (internal ones are never looked up).\n")
+    w("```\n" + geoip.rstrip() + "\n```\n")
 
     w("## Synthetic studies (`studies.tsv`)\n")
     pool = [s for s in studies if s["set"] == "pool"]
@@ -329,11 +388,15 @@ def main():
         ["P29-P30", "unknown-destination (-> EXTPACS)"],
         ["P31-P36", "baseline-history (rad4, one a week)"],
         ["P41-P50", "baseline-burst (rad4)"],
+        ["P01-P40", "bulk-export-https (10.20.0.31 over HTTPS)"],
+        ["P21-P23", "benign-https-viewer (rad1's viewer over HTTPS)"],
+        ["P07", "location-history, new-location, benign-location (tele1's QIDO-RS searches)"],
     ]) + "\n")
 
     w("## Per-capture details\n")
     w("Counts are what tshark decodes (commands at the end); \"studies\" are distinct StudyInstanceUIDs. Short UIDs "
       "`…20.n` stand for `1.2.826.0.1.3680043.10.1234.20.n` (pool study Pn).\n")
+    described = set()
     for s in SCENARIOS:
         w(f"### {' + '.join(f'`{f}`' for f in s['files'])}: {s['title']}\n")
         for p in s["what"]:
@@ -345,7 +408,16 @@ def main():
                         for x in shifts]) + "\n")
             w("`editcap -t <shift_seconds> hist-k.pcap hist-k.shifted.pcap` for k = 1..6, then "
               "`mergecap -F pcap -w baseline-history.pcap hist-{1..6}.shifted.pcap` (chronological merge).\n")
+        if s["files"][0] == "location-history.pcap" and "location-history.pcap" not in described:
+            w(md_table(["capture", "client", "editcap -t (seconds)", "shift"],
+                       [[x["capture"], x["client"], x["shift_seconds"], x["shift"]] for x in lshifts]) + "\n")
+            w("`editcap -t <shift_seconds> lochist-k.pcap lochist-k.shifted.pcap` for k = 1..3, then "
+              "`mergecap -F pcap -w location-history.pcap lochist-{1..3}.shifted.pcap` (chronological merge).\n")
         for f in s["files"]:
+            if f in described:
+                w(f"**`{f}`**: as above.\n")
+                continue
+            described.add(f)
             stem = f[:-5]
             c = [x["command"] for x in cmds if x["scenario"] == stem]
             if len(s["files"]) > 1:
@@ -365,6 +437,9 @@ def main():
             blk = hl7_block([h for h in hl7s if h["file"] == f])
             if blk:
                 w(blk + "\n")
+            blk = tls_block([t for t in tlss if t["file"] == f])
+            if blk:
+                w(blk + "\n")
         replay = " ".join(s["files"])
         w(f"**MUST alert** (`pacstap replay --config pacstap.toml {replay}`):\n")
         w((alerts_table(s["alerts"]) if s["alerts"] else "nothing: no alert of any rule.") + "\n")
@@ -375,7 +450,8 @@ def main():
     w("## tshark commands\n")
     w("Decode settings for every command: `" + " ".join(scen_facts.DECODE) + "` (port 80 is HTTP by default).\n")
     w("```")
-    for name in ("CMD_CAPINFOS", "CMD_SYN", "CMD_DICOM", "CMD_HTTP", "CMD_HL7", "CMD_RST", "CMD_BADSUM", "CMD_TROUBLE"):
+    for name in ("CMD_CAPINFOS", "CMD_SYN", "CMD_DICOM", "CMD_HTTP", "CMD_HL7", "CMD_TLS_HELLO", "CMD_TLS_BYTES",
+                 "CMD_RST", "CMD_BADSUM", "CMD_TROUBLE"):
         cmd = list(getattr(scen_facts, name))
         dec = scen_facts.DECODE
         for i in range(len(cmd)):
@@ -394,7 +470,9 @@ def main():
     w("DICOM facts come from the PDML: PDU types, A-ASSOCIATE-RQ AE titles, A-ASSOCIATE-RJ result/source/reason, "
       "the command PDVs' (0000,0100) Command Field, (0000,0600) Move Destination, (0000,0900) Status, and the "
       "(0020,000D) StudyInstanceUID of the data set PDV that follows a C-MOVE-RQ / C-STORE-RQ on the same "
-      "connection and direction. Client/server of a connection: the sender of its SYN.\n")
+      "connection and direction. Client/server of a connection: the sender of its SYN. TLS facts: the SNI of each "
+      "connection's ClientHello, and the sum of `tcp.len` each way on port 443 (what pacstap's `tls` event reports "
+      "as `bytes_toclient` / `bytes_toserver` when nothing was lost).\n")
 
     w("## Tool versions\n")
     w(md_table(["tool", "version"], [[v["tool"], v["version"]] for v in versions]) + "\n")

@@ -23,12 +23,14 @@ CAPTURES = ["login-failures-dicom.pcap", "login-failures-http.pcap", "new-device
             "bulk-export-move.pcap", "bulk-export-wado.pcap", "unknown-destination.pcap",
             "admin-change.pcap", "sharing-spike.pcap", "benign-modality-store.pcap",
             "benign-service-account.pcap", "benign-admin-export.pcap", "benign-radiologist-day.pcap",
-            "baseline-history.pcap", "baseline-burst.pcap"]
+            "baseline-history.pcap", "baseline-burst.pcap", "bulk-export-https.pcap",
+            "benign-https-viewer.pcap", "location-history.pcap", "new-location.pcap", "benign-location.pcap"]
 
 # tshark sanity: fact column -> exact value (see scen_facts.FACT_COLS for the cell formats)
 _NO_DICOM = dict(assoc_rq=0, assoc_ac=0, assoc_rj=0)
 _NO_HTTP = dict(http_requests=0)
 _NO_HL7 = dict(hl7_messages="")
+_NO_TLS = dict(tls_connections=0)
 EXPECT_FACTS = {
     "login-failures-dicom.pcap": dict(
         tcp_streams=13, assoc_rq=13, assoc_ac=1, assoc_rj=12, release_rp=1, abort=0,
@@ -89,11 +91,32 @@ EXPECT_FACTS = {
         tcp_streams=6, http_requests=6, http_status="200=6", wado_rs_studies="rad4=6", **_NO_DICOM, **_NO_HL7),
     "baseline-burst.pcap": dict(
         tcp_streams=10, http_requests=10, http_status="200=10", wado_rs_studies="rad4=10", **_NO_DICOM, **_NO_HL7),
+    # HTTPS: tshark sees TLS only (no HTTP), one connection per curl
+    "bulk-export-https.pcap": dict(
+        tcp_streams=40, tls_connections=40, tls_sni="pacs.example.test=40", tls_clients="10.20.0.31=40",
+        **_NO_HTTP, **_NO_DICOM, **_NO_HL7),
+    "benign-https-viewer.pcap": dict(
+        tcp_streams=5, tls_connections=5, tls_sni="pacs.example.test=5", tls_clients="10.20.0.30=5",
+        **_NO_HTTP, **_NO_DICOM, **_NO_HL7),
+    "location-history.pcap": dict(
+        tcp_streams=6, http_requests=6, http_status="200=6", http_user_status="tele1=[200:6]",
+        http_clients="203.0.113.10=6", qido_requests="tele1=6", wado_rs_studies="",
+        **_NO_DICOM, **_NO_HL7, **_NO_TLS),
+    "new-location.pcap": dict(
+        tcp_streams=2, http_requests=2, http_status="200=2", http_user_status="tele1=[200:2]",
+        http_clients="198.51.100.23=2", qido_requests="tele1=2", wado_rs_studies="",
+        **_NO_DICOM, **_NO_HL7, **_NO_TLS),
+    "benign-location.pcap": dict(
+        tcp_streams=2, http_requests=2, http_status="200=2", http_user_status="tele1=[200:2]",
+        http_clients="203.0.113.10=2", qido_requests="tele1=2", wado_rs_studies="",
+        **_NO_DICOM, **_NO_HL7, **_NO_TLS),
 }
 
 # ----------------------------------------------------------------------------- scenarios
 # alert: rule, kind, id, count (final), threshold, window (s), first_at, studies (UIDs in the
-#        evidence, when the rule is about studies), note
+#        evidence, when the rule is about studies), destinations (evidence.destinations), note;
+#        count_from = (capture, fact column, key): the count is that tshark fact (bytes vary
+#        from one regeneration to the next: certificates, ports)
 # not:   (rule, entity or None, why)
 SCENARIOS = [
     dict(
@@ -183,7 +206,7 @@ SCENARIOS = [
         actors="requester AE WORKSTATION1 @ 10.20.0.30; destination AE STORESCP @ 10.20.0.20; PACS ORTHANC @ 10.20.0.10",
         alerts=[
             dict(rule="bulk_export", kind="ae", id="WORKSTATION1", count=18, threshold=15, window=1800,
-                 first_at="16 or 18",
+                 first_at="16 or 18", destinations=["STORESCP (10.20.0.20:11112)"],
                  studies=pools(1, 18), note="destination STORESCP (10.20.0.20). First alert line: at the 16th study "
                  "if C-MOVEs are counted as they complete, at 18 if they are attributed when their association "
                  "ends (to wait for a user identity): the third association carries studies 13-18"),
@@ -206,7 +229,7 @@ SCENARIOS = [
         actors="user rad1 (inventory, device 10.20.0.30); server Orthanc 10.20.0.10:8042",
         alerts=[
             dict(rule="bulk_export", kind="user", id="rad1", count=17, threshold=15, window=1800, first_at=16,
-                 studies=pools(1, 17), note="destination: the client 10.20.0.30"),
+                 studies=pools(1, 17), destinations=["10.20.0.30"], note="destination: the client 10.20.0.30"),
         ],
         not_alerts=[
             ("new_device", "user rad1", "its inventory device"),
@@ -231,10 +254,11 @@ SCENARIOS = [
             dict(rule="unknown_destination", kind="ae", id="EXTPACS", count=4, first_at=1,
                  count_note="occurrences: 2 C-STORE-RQ ORTHANC -> EXTPACS 198.51.100.7:104 + 2 C-MOVE-RQ naming "
                  "EXTPACS; the studies (2) are the part that must not depend on how transfers are counted",
-                 studies=pools(29, 30),
+                 studies=pools(29, 30), destinations=["EXTPACS (198.51.100.7:104)"],
                  note="not in the DICOM inventory AND 198.51.100.7 is outside the internal networks; one alert "
                       "per destination (the C-MOVEs and the C-STOREs name the same one)"),
             dict(rule="unknown_destination", kind="ip", id="198.51.100.7", count=2, first_at=1,
+                 destinations=["198.51.100.7:2575"],
                  count_note="occurrences: 2 HL7 messages (ORU^R01, ADT^A08); the ACKs coming back do not count",
                  note="HL7 receiver 198.51.100.7:2575: outside the internal networks, not in the HL7 inventory"),
         ],
@@ -392,6 +416,100 @@ SCENARIOS = [
             ("new_device", "user rad4", "its inventory device"),
             ("(baseline-history.pcap alone)", None, "nothing: one study a week"),
             ("(baseline-burst.pcap alone)", None, "nothing: no history (min_history 7d not reached), 10 <= 15"),
+        ],
+    ),
+    dict(
+        files=["bulk-export-https.pcap"],
+        title="Bulk export over HTTPS: 10.20.0.31 pulls 40 studies through the TLS front end",
+        what=[
+            "nginx in pts-pacs terminates TLS for `pacs.example.test` on 10.20.0.10:443 (self-signed certificate, "
+            "TLS 1.2/1.3) and proxies to Orthanc on pts-pacs's loopback (the proxied requests are not on the tapped "
+            "link). From pts-mod2 (10.20.0.31) curl retrieves pool studies P01..P40 with WADO-RS "
+            "(`GET https://pacs.example.test/dicom-web/studies/{uid}`, Basic auth as rad2, `-k --resolve`), one "
+            "TLS connection per study, ~0.3 s apart: 40 TLS 1.3 connections, every response 200. curl runs with "
+            "`--http1.1` (ALPN http/1.1): over HTTP/2 it closes with nginx's last frames unread, and every "
+            "connection would end in a TCP reset.",
+            "The count below is in bytes and changes when the capture is regenerated (a new certificate, other "
+            "ports); the script takes it from tshark.",
+            "On the wire only TLS is visible: the SNI, the handshake and the encrypted volume. Neither the user nor "
+            "the studies can be seen, so the detector counts what the server sent the client over TLS "
+            "(`rules.bulk_export.https_bytes`, 100 kB in this config, ~30 lab studies).",
+        ],
+        actors="client 10.20.0.31 (pts-mod2); HTTPS server pacs.example.test = 10.20.0.10:443 (the inventory PACS, "
+               "role pacs: an image server for `https_servers` by default)",
+        alerts=[
+            dict(rule="bulk_export", kind="ip", id="10.20.0.31", count_from=("bulk-export-https.pcap",
+                 "tls_toclient_bytes", "10.20.0.31"), threshold=100000, window=1800, destinations=["10.20.0.31"],
+                 note="count and threshold in BYTES: every TCP payload byte 10.20.0.10:443 sent 10.20.0.31 in the "
+                      "40 TLS connections (= the tshark sum of `tcp.len` from port 443, table `scenario-tls.tsv`); "
+                      "the summary names pacs.example.test (10.20.0.10:443); no studies in the evidence"),
+        ],
+        not_alerts=[
+            ("bulk_export", "user / ae", "the user and the studies are inside the encryption"),
+            ("new_device", None, "no login is visible inside TLS"),
+            ("unknown_destination", None, "the client is internal"),
+        ],
+    ),
+    dict(
+        files=["benign-https-viewer.pcap"],
+        title="Benign: a radiologist's viewer over HTTPS",
+        what=[
+            "rad1's viewer on pts-mod (10.20.0.30) through the same HTTPS front end: one QIDO-RS search "
+            "(`?PatientID=SYNP002*`, 10 matches), WADO-RS of P21, P22, P23 ~3 s apart, then the metadata of P21: "
+            "5 TLS connections, all 200.",
+        ],
+        actors="client 10.20.0.30 (pts-mod); HTTPS server pacs.example.test = 10.20.0.10:443",
+        alerts=[],
+        not_alerts=[
+            ("bulk_export", "ip 10.20.0.30", "a few tens of kB over HTTPS, threshold 100 kB"),
+            ("any other rule", None, ""),
+        ],
+    ),
+    dict(
+        files=["location-history.pcap", "new-location.pcap"],
+        title="New location: tele1 logs in from country XB after weeks from XA",
+        what=[
+            "`tele1`, a teleradiologist in the inventory with device 203.0.113.10 (pts-exta, outside the internal "
+            "networks; country XA in this directory's `geoip.csv`), logs in to Orthanc's DICOMweb (HTTP Basic auth; a "
+            "login is an authenticated request answered 2xx): a QIDO-RS search (`?PatientID=SYNP0007`) and a "
+            "series look-up. Three such captures, shifted back by 3, 2 and 1 weeks with `editcap -t` (table "
+            "`location-shifts.tsv`), merged with `mergecap -F pcap`: `location-history.pcap`.",
+            "`new-location.pcap` (real time): the same two requests as tele1 from 198.51.100.23 (pts-extb, country "
+            "XB).",
+            "Replay BOTH in one run, history first: `pacstap replay --config pacstap.toml location-history.pcap "
+            "new-location.pcap`. `pacstap.toml` names `geoip.csv` by a path relative to itself.",
+        ],
+        actors="user tele1 (inventory, device 203.0.113.10); clients 203.0.113.10 (XA), 198.51.100.23 (XB); server "
+               "Orthanc 10.20.0.10:8042",
+        alerts=[
+            dict(rule="new_location", kind="user", id="tele1", count=1, first_at=1,
+                 note="first login of tele1 from XB (from 198.51.100.23); seen before: XA, learned silently from "
+                      "the history's first login (a user's first country is learned, not alerted)"),
+            dict(rule="new_device", kind="user", id="tele1", count=1, first_at=1, device="198.51.100.23",
+                 note="the same login is also from an address never seen for tele1 (known device: 203.0.113.10); a "
+                      "login from another country is, on the wire, a login from another address"),
+        ],
+        not_alerts=[
+            ("new_location", "user tele1 (second request)", "XB is known once the first one is seen: one alert"),
+            ("unknown_destination", None, "QIDO only: no images leave"),
+            ("(location-history.pcap alone)", None, "nothing: one country, the inventory device"),
+            ("(new-location.pcap alone)", None, "new_device only: without the history XB is tele1's first country, "
+                                                 "learned silently"),
+        ],
+    ),
+    dict(
+        files=["location-history.pcap", "benign-location.pcap"],
+        title="Benign: tele1 logs in again from country XA",
+        what=[
+            "`benign-location.pcap` (real time): the same two requests as tele1 from its usual 203.0.113.10 (XA). "
+            "Replay after the history: `pacstap replay --config pacstap.toml location-history.pcap "
+            "benign-location.pcap`.",
+        ],
+        actors="user tele1 (inventory, device 203.0.113.10); client 203.0.113.10 (XA)",
+        alerts=[],
+        not_alerts=[
+            ("new_location", "user tele1", "XA was seen in the history"),
+            ("new_device", "user tele1", "its inventory device"),
         ],
     ),
 ]

@@ -17,7 +17,8 @@
 //! Nothing here trusts event contents: names are looked up, never indexed, and every table
 //! is bounded.
 
-use crate::config::{canonical_ip, AddrMatch, Config};
+use crate::config::{canonical_ip, AddrMatch, Config, NodeRole};
+use crate::dest::Dest;
 use crate::entity::{Ctx, EntRef, EntityKind, EntityState, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
@@ -27,14 +28,14 @@ use crate::name::Name;
 use crate::rule::Rule;
 use crate::stats::DetectStats;
 use crate::text;
-use crate::window::{Added, SlidingWindow};
+use crate::window::{Added, ByteWindow, SlidingWindow};
 use ipnet::IpNet;
 use pacstap_core::{
     Alert, AlertEntity, AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId,
     FlowMeta, Hl7Event, HttpEvent, ProtocolEvent, Severity, StatusClass, Timestamp, TlsEvent,
 };
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Held exports per flow before the flow is attributed to its calling AE without waiting
 /// (a C-MOVE client rarely sends more than a few dozen requests per association).
@@ -62,6 +63,8 @@ struct Params {
     lfs_win: i64,
     lsaf_win: i64,
     bulk_win: i64,
+    /// `rules.bulk_export.https_bytes` (0: HTTPS volume off).
+    https_bytes: u64,
     base_win: i64,
     share_win: i64,
     update_interval: i64,
@@ -86,6 +89,11 @@ struct InventoryIndex {
     internal: Vec<IpNet>,
     exempt: HashSet<String>,
     exempt_ips: HashSet<IpAddr>,
+    /// HTTPS servers whose downloads count toward `bulk_export`: `rules.bulk_export.https_servers`,
+    /// else the inventory's `pacs` / `archive` nodes; empty with `https_any_internal`: any
+    /// TLS server inside the internal networks (the config names no image server).
+    https_servers: Vec<IpNet>,
+    https_any_internal: bool,
 }
 
 impl InventoryIndex {
@@ -100,6 +108,21 @@ impl InventoryIndex {
             devs.extend(u.devices.iter().map(|d| Device::parse(d)));
         }
         inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
+        let explicit = &cfg.rules.bulk_export.https_servers;
+        inv.https_servers = if explicit.is_empty() {
+            cfg.inventory
+                .dicom
+                .iter()
+                .filter(|n| matches!(n.role, NodeRole::Pacs | NodeRole::Archive))
+                .filter_map(|n| match n.ip {
+                    AddrMatch::Ip(ip) => Some(IpNet::from(canonical_ip(ip))),
+                    AddrMatch::Any => None,
+                })
+                .collect()
+        } else {
+            explicit.iter().map(|n| n.0).collect()
+        };
+        inv.https_any_internal = inv.https_servers.is_empty();
         for name in cfg.users.admins.iter().chain(&cfg.users.service_accounts) {
             let t = name.trim();
             match t.parse::<IpAddr>() {
@@ -117,6 +140,16 @@ impl InventoryIndex {
     fn is_internal(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
         self.internal.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether a TLS server is an image server whose downloads count as exports.
+    fn is_image_server(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        if self.https_any_internal {
+            self.is_internal(ip)
+        } else {
+            self.https_servers.iter().any(|n| n.contains(&ip))
+        }
     }
 
     fn is_exempt(&self, e: EntRef<'_>) -> bool {
@@ -214,9 +247,10 @@ struct StudyItem {
 enum Detail<'a> {
     Text(&'a str),
     Addr(IpAddr),
-    Client(IpAddr),
     /// A destination AE and its address when known; `None`: unnamed.
     Ae(Option<&'a str>, Option<IpAddr>),
+    /// Where an export went, as the summary words it.
+    Dest(&'a Dest),
 }
 
 impl Detail<'_> {
@@ -224,10 +258,43 @@ impl Detail<'_> {
         match self {
             Detail::Text(s) => s.to_string(),
             Detail::Addr(ip) => canonical_ip(ip).to_string(),
-            Detail::Client(ip) => format!("client {}", canonical_ip(ip)),
             Detail::Ae(Some(ae), Some(ip)) => format!("AE {ae} ({})", canonical_ip(ip)),
             Detail::Ae(Some(ae), None) => format!("AE {ae}"),
             Detail::Ae(None, _) => "an unnamed destination".to_string(),
+            Detail::Dest(d) => d.summary(),
+        }
+    }
+}
+
+/// What one observation adds to an incident: its studies, where the data went
+/// (`evidence.destinations`: `dest`, rendered only when an incident takes it, and `dests`
+/// already text), the thing its summary names, and a second list (sources, recipients, the
+/// reason a destination is unknown).
+#[derive(Debug, Clone, Copy, Default)]
+struct Scope<'a> {
+    studies: &'a [(u64, Option<&'a str>)],
+    dest: Option<&'a Dest>,
+    dests: &'a [&'a str],
+    detail: Option<Detail<'a>>,
+    extras: &'a [&'a str],
+}
+
+impl Scope<'_> {
+    /// Add this scope to an incident (rendering its names now that one needs them).
+    fn record_into(&self, inc: &mut Incident, ts: i64, flow: FlowId, caps: EvidenceCaps) {
+        let detail = self.detail.map(Detail::render);
+        let dest = self.dest.map(Dest::evidence);
+        let mut dests: Vec<&str> = self.dests.to_vec();
+        dests.extend(dest.as_deref());
+        inc.record(ts, flow, self.studies, &dests, detail.as_deref(), self.extras, caps);
+    }
+}
+
+impl<'a> Scope<'a> {
+    fn text(detail: &'a str) -> Self {
+        Scope {
+            detail: Some(Detail::Text(detail)),
+            ..Scope::default()
         }
     }
 }
@@ -288,9 +355,8 @@ struct HeldExport {
     flow: FlowMeta,
     calling_ae: Option<Name>,
     studies: Vec<StudyItem>,
-    /// Destination AE (`None`: unnamed) and its address when known.
-    dest_ae: Option<Name>,
-    dest_ip: Option<IpAddr>,
+    /// Where the studies went (`None`: no move destination named).
+    dest: Option<Dest>,
 }
 
 #[derive(Debug)]
@@ -327,6 +393,8 @@ struct Measure {
     window: i64,
     /// Replaces the incident's `extra` (e.g. the baseline sentence).
     extra: Option<String>,
+    /// `count` and `threshold` are HTTPS bytes (`bulk_export` of encrypted downloads).
+    bytes: bool,
 }
 
 /// The detection engine. One per pipeline; owns all entity state.
@@ -341,7 +409,8 @@ pub struct Detector {
     stats: DetectStats,
     now: i64,
     last_housekeeping: i64,
-    node_addr: BoundedMap<crate::name::Name, IpAddr>,
+    /// AE → the address (and port) it last answered at as a server.
+    node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     tls_ja4: BoundedMap<FlowId, Box<str>>,
     hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
@@ -357,6 +426,18 @@ impl std::fmt::Debug for Detector {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
 }
 
 fn non_empty(s: &str) -> Option<&str> {
@@ -478,6 +559,7 @@ impl Detector {
             lfs_win,
             lsaf_win,
             bulk_win: nanos(r.bulk_export.window),
+            https_bytes: r.bulk_export.https_bytes,
             base_win: nanos(r.export_above_baseline.window),
             share_win: nanos(r.sharing_spike.window),
             update_interval: nanos(cfg.detect.update_interval),
@@ -488,6 +570,7 @@ impl Detector {
             caps: EvidenceCaps {
                 flows: cfg.evidence.max_flow_ids,
                 studies: cfg.evidence.max_study_uids,
+                destinations: cfg.evidence.max_destinations,
                 tracked: cfg.evidence.max_tracked_per_incident.max(1),
             },
             window_cap: cfg.detect.max_window_items.max(2),
@@ -571,7 +654,7 @@ impl Detector {
             EventBody::Dicom(DicomEvent::Association(a)) => self.on_association(ev, a, out),
             EventBody::Dicom(DicomEvent::Command(c)) => self.on_command(ev, c, out),
             EventBody::Http(h) => self.on_http(ev, h, out),
-            EventBody::Tls(t) => self.on_tls(ev, t),
+            EventBody::Tls(t) => self.on_tls(ev, t, out),
             EventBody::Hl7(m) => self.on_hl7(ev, m, out),
             EventBody::Alert(_) | EventBody::Anomaly(_) => {}
         }
@@ -664,7 +747,7 @@ impl Detector {
                 self.entities.open.remove(&(idx, rule));
                 continue;
             };
-            self.apply(idx, rule, &m, None, now, &[], None, &[], out);
+            self.apply(idx, rule, &m, None, now, Scope::default(), out);
         }
     }
 
@@ -692,13 +775,18 @@ impl Detector {
                 self.check_location(u, client, ev, out);
             }
             if let Some(called) = non_empty(&a.called_ae) {
-                if self.node_addr.get(called) != Some(&ev.flow.server.ip) {
-                    self.node_addr.insert(crate::name::Name::new(called), ev.flow.server.ip);
-                }
+                self.note_node(called, ev.flow.server.ip, ev.flow.server.port);
                 self.check_node(called, ev.flow.server.ip, ev, out);
             }
         }
         self.release(ev.flow.id, user, out);
+    }
+
+    /// Remember the address (and port) an AE answered at, to name it as a move destination.
+    fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
+        if self.node_addr.get(ae) != Some(&(ip, port)) {
+            self.node_addr.insert(Name::new(ae), (ip, port));
+        }
     }
 
     fn on_command(&mut self, ev: &ProtocolEvent, c: &DicomCommand, out: &mut Vec<ProtocolEvent>) {
@@ -710,41 +798,48 @@ impl Detector {
         let calling = non_empty(&c.calling_ae);
         match c.command.as_str() {
             "C-MOVE" => {
-                let dest = c.move_destination.as_deref().and_then(non_empty);
-                let dest_ip = dest.and_then(|d| self.node_addr.get(d).copied());
+                // PS3.7 §9.1.4: the sub-operations' C-STOREs go to the Move Destination AE,
+                // at the address the SCP has configured for it: the one that AE was last seen
+                // answering at (its C-STOREs usually end before the C-MOVE's final response).
+                let dest_ae = c.move_destination.as_deref().and_then(non_empty);
+                let node = dest_ae.and_then(|d| self.node_addr.get(d).copied());
+                let dest_ip = node.map(|(ip, _)| ip);
+                let dest = dest_ae.map(|d| Dest::ae(d, dest_ip, node.map(|(_, port)| port)));
                 let studies = self.studies_of(c, ev);
-                if let Some(d) = dest {
+                if let (Some(d), Some(dest)) = (dest_ae, &dest) {
                     if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
-                        let label = Detail::Ae(dest, dest_ip).render();
-                        self.unknown_destination(EntRef::Ae(d), &label, why, &studies, ev, out);
+                        let label = Detail::Ae(dest_ae, dest_ip).render();
+                        self.unknown_destination(EntRef::Ae(d), &label, dest, why, &studies, ev, out);
                     }
                 }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, (dest, dest_ip), out);
+                self.hold_or_export(ev, c.user.as_deref(), calling, studies, dest, out);
             }
             "C-GET" => {
                 // The requester receives the images: it is the destination.
                 let studies = self.studies_of(c, ev);
+                let dest = match calling {
+                    Some(ae) => Dest::ae(ae, Some(client), None),
+                    None => Dest::Client(client),
+                };
                 if let Some(why) = self.inv.dicom_destination_unknown(calling, Some(client)) {
                     let ent = calling.map_or(EntRef::Ip(client), EntRef::Ae);
                     let label = match calling {
                         Some(_) => Detail::Ae(calling, Some(client)).render(),
                         None => Detail::Addr(client).render(),
                     };
-                    self.unknown_destination(ent, &label, why, &studies, ev, out);
+                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
                 }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, (calling, Some(client)), out);
+                self.hold_or_export(ev, c.user.as_deref(), calling, studies, Some(dest), out);
             }
             "C-STORE" => {
-                let (dest_ae, dest_ip) = match c.direction {
-                    Direction::ToServer => (non_empty(&c.called_ae), server),
+                let (dest_ae, dest_ip, dest_port) = match c.direction {
+                    Direction::ToServer => (non_empty(&c.called_ae), server, Some(ev.flow.server.port)),
                     // C-GET sub-operations flow back to the requester.
-                    Direction::ToClient => (calling, client),
+                    Direction::ToClient => (calling, client, None),
                 };
                 if c.direction == Direction::ToServer {
                     if let Some(ae) = dest_ae {
-                        if self.node_addr.get(ae) != Some(&dest_ip) {
-                            self.node_addr.insert(crate::name::Name::new(ae), dest_ip);
-                        }
+                        self.note_node(ae, dest_ip, ev.flow.server.port);
                     }
                 }
                 if let Some(why) = self.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
@@ -752,9 +847,13 @@ impl Detector {
                         Some(ae) => format!("AE {ae} ({dest_ip})"),
                         None => dest_ip.to_string(),
                     };
+                    let dest = match dest_ae {
+                        Some(ae) => Dest::ae(ae, Some(dest_ip), dest_port),
+                        None => Dest::Server(dest_ip, dest_port),
+                    };
                     let studies = self.studies_of(c, ev);
                     let ent = dest_ae.map_or(EntRef::Ip(dest_ip), EntRef::Ae);
-                    self.unknown_destination(ent, &label, why, &studies, ev, out);
+                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
                 }
             }
             _ => {}
@@ -793,7 +892,7 @@ impl Detector {
         user: Option<&str>,
         calling: Option<&str>,
         studies: Vec<StudyItem>,
-        dest: (Option<&str>, Option<IpAddr>),
+        dest: Option<Dest>,
         out: &mut Vec<ProtocolEvent>,
     ) {
         let item = HeldExport {
@@ -801,8 +900,7 @@ impl Detector {
             flow: ev.flow,
             calling_ae: calling.map(Name::new),
             studies,
-            dest_ae: dest.0.map(Name::new),
-            dest_ip: dest.1,
+            dest,
         };
         let fid = ev.flow.id;
         if let Some(u) = user.and_then(non_empty) {
@@ -879,18 +977,17 @@ impl Detector {
             (None, None) => EntRef::Ip(item.flow.client.ip),
         };
         let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        let dest = Detail::Ae(item.dest_ae.as_deref(), item.dest_ip);
-        self.export(ent, &studies, dest, &item.flow, item.ts, out);
+        self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
     }
 
     // ---- exports ----
 
-    /// `ent` exported `studies` to `dest` at `ts`.
+    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
     fn export(
         &mut self,
         ent: EntRef<'_>,
         studies: &[(u64, Option<&str>)],
-        dest: Detail<'_>,
+        dest: Option<&Dest>,
         flow: &FlowMeta,
         ts: i64,
         out: &mut Vec<ProtocolEvent>,
@@ -911,6 +1008,9 @@ impl Detector {
         let mut new_bulk = 0u64;
         let mut new_base = 0u32;
         let Some(s) = self.entities.slot_mut(idx) else { return };
+        if let Some(d) = dest {
+            s.st.note_export_dest(ts, d);
+        }
         if bulk_on {
             let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
             w.expire(now);
@@ -970,9 +1070,15 @@ impl Detector {
         } else {
             None
         };
+        let scope = Scope {
+            studies,
+            dest,
+            detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
+            ..Scope::default()
+        };
         for (rule, m) in [(Rule::BulkExport, bulk), (Rule::ExportAboveBaseline, base)] {
             if let Some(m) = m {
-                self.apply(idx, rule, &m, Some(flow), ts, studies, Some(dest), &[], out);
+                self.apply(idx, rule, &m, Some(flow), ts, scope, out);
             }
         }
     }
@@ -1033,21 +1139,18 @@ impl Detector {
             }
             let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
             if let Some(m) = m {
-                if rule == Rule::LoginFailuresUser {
-                    self.apply(
-                        idx,
-                        rule,
-                        &m,
-                        Some(&ev.flow),
-                        ev.ts.0,
-                        &[],
-                        Some(Detail::Addr(client)),
-                        &[],
-                        out,
-                    );
+                let scope = if rule == Rule::LoginFailuresUser {
+                    Scope {
+                        detail: Some(Detail::Addr(client)),
+                        ..Scope::default()
+                    }
                 } else {
-                    self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, &[], None, &[account], out);
-                }
+                    Scope {
+                        extras: &[account],
+                        ..Scope::default()
+                    }
+                };
+                self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, scope, out);
             }
         }
     }
@@ -1094,9 +1197,7 @@ impl Detector {
         let idx = self.instant(
             Rule::LoginSuccessAfterFailures,
             ent,
-            &detail,
-            &[],
-            &[],
+            Scope::text(&detail),
             ev,
             Some((n, threshold)),
             out,
@@ -1179,7 +1280,11 @@ impl Detector {
         for d in new {
             let name = d.to_string();
             let extras: Vec<&str> = extra.as_deref().into_iter().collect();
-            let idx = self.instant(Rule::NewDevice, ent, &name, &extras, &[], ev, None, out);
+            let scope = Scope {
+                extras: &extras,
+                ..Scope::text(&name)
+            };
+            let idx = self.instant(Rule::NewDevice, ent, scope, ev, None, out);
             if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
                 s.st.identity_alert = Some((now, Rule::NewDevice, name));
             }
@@ -1215,16 +1320,11 @@ impl Detector {
         }
         let detail = format!("{country} (from {})", canonical_ip(client));
         let extra = format!("seen before: {}", before.join(", "));
-        let idx = self.instant(
-            Rule::NewLocation,
-            EntRef::User(user),
-            &detail,
-            &[&extra],
-            &[],
-            ev,
-            None,
-            out,
-        );
+        let scope = Scope {
+            extras: &[&extra],
+            ..Scope::text(&detail)
+        };
+        let idx = self.instant(Rule::NewLocation, EntRef::User(user), scope, ev, None, out);
         if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
             s.st.identity_alert = Some((now, Rule::NewLocation, detail));
         }
@@ -1263,7 +1363,14 @@ impl Detector {
             return;
         }
         let detail = format!("AE {called} now answers at {addr} (was {})", before.join(", "));
-        self.instant(Rule::AdminChange, EntRef::Ae(called), &detail, &[], &[], ev, None, out);
+        self.instant(
+            Rule::AdminChange,
+            EntRef::Ae(called),
+            Scope::text(&detail),
+            ev,
+            None,
+            out,
+        );
     }
 
     // ---- HTTP, TLS, HL7 ----
@@ -1287,7 +1394,7 @@ impl Detector {
         if let Some(action) = h.admin_action.as_deref().and_then(non_empty) {
             if not_refused {
                 let detail = format!("{action} ({} {})", h.method, h.url);
-                self.instant(Rule::AdminChange, actor, &detail, &[], &[], ev, None, out);
+                self.instant(Rule::AdminChange, actor, Scope::text(&detail), ev, None, out);
             }
         }
         if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
@@ -1305,11 +1412,14 @@ impl Detector {
                         Some(uid) => [(self.study_key(uid), Some(uid))],
                         None => [(self.study_key(&h.url), None)],
                     };
+                    // The client downloads: its address is the destination.
+                    let dest = Dest::Client(client);
                     if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
-                        let dest = Detail::Client(client).render();
-                        self.unknown_destination(EntRef::Ip(client), &dest, why, &to_items(&studies), ev, out);
+                        let label = dest.summary();
+                        let items = to_items(&studies);
+                        self.unknown_destination(EntRef::Ip(client), &label, &dest, why, &items, ev, out);
                     }
-                    self.export(actor, &studies, Detail::Client(client), &ev.flow, ev.ts.0, out);
+                    self.export(actor, &studies, Some(&dest), &ev.flow, ev.ts.0, out);
                 }
                 "STOW-RS" if ok => {
                     let server = ev.flow.server.ip;
@@ -1321,7 +1431,9 @@ impl Detector {
                             .map(|u| vec![(self.study_key(u), Some(u))])
                             .unwrap_or_default();
                         let label = format!("STOW-RS server {}", ev.flow.server);
-                        self.unknown_destination(EntRef::Ip(server), &label, why, &to_items(&studies), ev, out);
+                        let dest = Dest::Server(server, Some(ev.flow.server.port));
+                        let items = to_items(&studies);
+                        self.unknown_destination(EntRef::Ip(server), &label, &dest, why, &items, ev, out);
                     }
                 }
                 _ => {}
@@ -1329,11 +1441,78 @@ impl Detector {
         }
     }
 
-    fn on_tls(&mut self, ev: &ProtocolEvent, t: &TlsEvent) {
+    fn on_tls(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
         if let Some(ja4) = t.ja4.as_deref().and_then(non_empty) {
             if ja4.len() <= 128 {
                 self.tls_ja4.insert(ev.flow.id, ja4.into());
             }
+        }
+        self.https_download(ev, t, out);
+    }
+
+    /// The HTTPS half of `bulk_export`: inside TLS neither the studies nor the user can be
+    /// seen, so what counts is the volume an image server (`rules.bulk_export.https_servers`,
+    /// by default the inventory's `pacs` / `archive` nodes, else any internal TLS server) sent
+    /// each client address within the rule's window, against `https_bytes`. The client is
+    /// both the entity and the destination; the server and its SNI name where it came from.
+    ///
+    /// The decoder emits one `tls` event per connection when it ends, with its totals, so a
+    /// download counts when its connection closes (or times out in the flow table): a
+    /// keep-alive connection open longer than the window is counted whole at its end.
+    /// Connections between two listed image servers (replication) are not downloads.
+    fn https_download(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
+        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 || t.bytes_toclient == 0 {
+            return;
+        }
+        let client = canonical_ip(ev.flow.client.ip);
+        let server = canonical_ip(ev.flow.server.ip);
+        if !self.inv.is_image_server(server) || (!self.inv.https_any_internal && self.inv.is_image_server(client)) {
+            return;
+        }
+        let ent = EntRef::Ip(client);
+        if self.inv.is_exempt(ent) {
+            self.stats.exports_exempt += 1;
+            return;
+        }
+        let served_by = SocketAddr::new(server, ev.flow.server.port);
+        let label = match t.sni.as_deref().and_then(non_empty) {
+            // RFC 6066 §3: a HostName is at most 2^16 - 1 bytes on the wire; a DNS name has
+            // at most 253 characters, so anything longer is cut there.
+            Some(sni) => format!("{} ({served_by})", truncate(sni, 253)),
+            None => served_by.to_string(),
+        };
+        let now = self.now;
+        let idx = self.entities.get_or_insert(ent, now);
+        let (span, cap) = (self.p.bulk_win, self.p.window_cap);
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        let w = s.st.https.get_or_insert_with(|| Box::new(ByteWindow::new(span, cap)));
+        w.expire(now);
+        if !w.add(now, ev.ts.0, t.bytes_toclient, ev.flow.id, Some(&label)) {
+            return; // older than the window
+        }
+        self.stats.window_items_dropped += w.take_merged();
+        self.stats.https_bytes = self.stats.https_bytes.saturating_add(t.bytes_toclient);
+        let dest = Dest::Client(client);
+        s.st.note_export_dest(ev.ts.0, &dest);
+        let m = measure_now(
+            &self.p,
+            &self.cfg,
+            &self.learned,
+            &mut s.st,
+            s.kind,
+            &s.id,
+            Rule::BulkExport,
+            now,
+        );
+        if let Some(m) = m {
+            let scope = Scope {
+                dest: Some(&dest),
+                // A study-counting incident already open for this address keeps naming its
+                // destinations; a volume incident names the servers.
+                detail: m.bytes.then_some(Detail::Text(&label)),
+                ..Scope::default()
+            };
+            self.apply(idx, Rule::BulkExport, &m, Some(&ev.flow), ev.ts.0, scope, out);
         }
     }
 
@@ -1368,7 +1547,14 @@ impl Detector {
                     detail.push_str(&format!(" (+{})", adm.records_total as usize - recs.len()));
                 }
             }
-            self.instant(Rule::AdminChange, EntRef::Ip(sender), &detail, &[], &[], ev, None, out);
+            self.instant(
+                Rule::AdminChange,
+                EntRef::Ip(sender),
+                Scope::text(&detail),
+                ev,
+                None,
+                out,
+            );
         }
         let is_ack = m.ack_code.is_some() || m.message_type.starts_with("ACK");
         if !is_ack {
@@ -1377,7 +1563,8 @@ impl Detector {
                     Some(p) => format!("HL7 receiver {}:{p}", canonical_ip(receiver)),
                     None => format!("HL7 receiver {}", canonical_ip(receiver)),
                 };
-                self.unknown_destination(EntRef::Ip(receiver), &label, why, &[], ev, out);
+                let dest = Dest::Server(receiver, port);
+                self.unknown_destination(EntRef::Ip(receiver), &label, &dest, why, &[], ev, out);
             }
         }
     }
@@ -1427,27 +1614,25 @@ impl Detector {
             now,
         );
         if let Some(m) = m {
+            // The outside recipients are where the shared studies go.
             let extras: Vec<&str> = recipients.iter().map(String::as_str).collect();
-            self.apply(
-                idx,
-                Rule::SharingSpike,
-                &m,
-                Some(&ev.flow),
-                ev.ts.0,
-                &[],
-                Some(Detail::Text(action)),
-                &extras,
-                out,
-            );
+            let scope = Scope {
+                dests: &extras,
+                extras: &extras,
+                ..Scope::text(action)
+            };
+            self.apply(idx, Rule::SharingSpike, &m, Some(&ev.flow), ev.ts.0, scope, out);
         }
     }
 
     /// `unknown_destination`: once per destination (remembered across restarts); while its
     /// incident is open, further transfers are updates with their studies.
+    #[allow(clippy::too_many_arguments)]
     fn unknown_destination(
         &mut self,
         ent: EntRef<'_>,
         label: &str,
+        dest: &Dest,
         why: &str,
         studies: &[StudyItem],
         ev: &ProtocolEvent,
@@ -1473,19 +1658,23 @@ impl Detector {
                 return; // alerted on before
             }
         }
-        self.instant(Rule::UnknownDestination, ent, label, &[why], &items, ev, None, out);
+        let scope = Scope {
+            studies: &items,
+            dest: Some(dest),
+            detail: Some(Detail::Text(label)),
+            extras: &[why],
+            ..Scope::default()
+        };
+        self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
     }
 
     /// An instant rule's occurrence: opens an incident, or grows the open one. Returns the
     /// entity's slot.
-    #[allow(clippy::too_many_arguments)]
     fn instant(
         &mut self,
         rule: Rule,
         ent: EntRef<'_>,
-        detail: &str,
-        extras: &[&str],
-        studies: &[(u64, Option<&str>)],
+        scope: Scope<'_>,
         ev: &ProtocolEvent,
         count: Option<(u64, u64)>,
         out: &mut Vec<ProtocolEvent>,
@@ -1515,6 +1704,7 @@ impl Detector {
             over: true,
             window,
             extra: None,
+            bytes: false,
         };
         // An expired incident closes before a new one opens.
         let stale = self
@@ -1527,20 +1717,9 @@ impl Detector {
                 over: false,
                 ..m.clone()
             };
-            self.apply(idx, rule, &closing, None, now, &[], None, &[], out);
+            self.apply(idx, rule, &closing, None, now, Scope::default(), out);
         }
-        self.apply_with_threshold(
-            idx,
-            rule,
-            &m,
-            threshold,
-            Some(&ev.flow),
-            ev.ts.0,
-            studies,
-            Some(Detail::Text(detail)),
-            extras,
-            out,
-        );
+        self.apply_with_threshold(idx, rule, &m, threshold, Some(&ev.flow), ev.ts.0, scope, out);
         Some(idx)
     }
 
@@ -1552,16 +1731,14 @@ impl Detector {
         m: &Measure,
         flow: Option<&FlowMeta>,
         ts: i64,
-        studies: &[(u64, Option<&str>)],
-        detail: Option<Detail<'_>>,
-        extras: &[&str],
+        scope: Scope<'_>,
         out: &mut Vec<ProtocolEvent>,
     ) {
         let threshold = match rule {
             Rule::NewDevice | Rule::NewLocation | Rule::AdminChange | Rule::UnknownDestination => None,
             _ => Some(m.threshold),
         };
-        self.apply_with_threshold(idx, rule, m, threshold, flow, ts, studies, detail, extras, out);
+        self.apply_with_threshold(idx, rule, m, threshold, flow, ts, scope, out);
     }
 
     /// Drive one (rule, entity) incident from a fresh measure: open it (fire), grow it (update
@@ -1575,9 +1752,7 @@ impl Detector {
         threshold: Option<u64>,
         flow: Option<&FlowMeta>,
         ts: i64,
-        studies: &[(u64, Option<&str>)],
-        detail: Option<Detail<'_>>,
-        extras: &[&str],
+        scope: Scope<'_>,
         out: &mut Vec<ProtocolEvent>,
     ) {
         let now = self.now;
@@ -1592,7 +1767,7 @@ impl Detector {
             inc.threshold = threshold.or(inc.threshold);
             if let Some(f) = flow {
                 inc.last_flow = *f;
-                inc.record(ts, f.id, studies, detail.map(Detail::render).as_deref(), extras, caps);
+                scope.record_into(inc, ts, f.id, caps);
             }
             if let Some(e) = &m.extra {
                 inc.extra = vec![e.clone()];
@@ -1616,6 +1791,7 @@ impl Detector {
         }
         let Some(flow) = flow else { return };
         let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
+        inc.bytes = m.bytes;
         inc.set_count(m.count);
         // Scope from the window behind the count.
         let cutoff = now.saturating_sub(m.window);
@@ -1631,11 +1807,35 @@ impl Detector {
                 }
             }
         }
+        if rule == Rule::BulkExport {
+            // Encrypted downloads behind the count: their connections and servers.
+            if let Some(hw) = s.st.https.as_deref() {
+                for item in hw.items().filter(|i| i.ts > cutoff) {
+                    inc.seen(item.ts);
+                    inc.add_flow(item.flow, caps);
+                    if let (true, Some(l)) = (m.bytes, item.label.as_deref()) {
+                        inc.add_detail(l);
+                    }
+                }
+            }
+        }
+        if rule.is_export() {
+            // Where the exports behind the count went, not only the one that crossed it.
+            for (t, d) in &s.st.export_dests {
+                if *t > cutoff {
+                    inc.add_destination(&d.evidence(), caps);
+                    if !m.bytes {
+                        inc.add_detail(&d.summary());
+                    }
+                }
+            }
+        }
         if rule == Rule::SharingSpike {
             if let Some(rw) = s.st.recipients.as_deref() {
                 for item in rw.items() {
                     if let Some(l) = item.label {
                         inc.add_extra(l);
+                        inc.add_destination(l, caps);
                     }
                 }
             }
@@ -1651,14 +1851,7 @@ impl Detector {
                 }
             }
         }
-        inc.record(
-            ts,
-            flow.id,
-            studies,
-            detail.map(Detail::render).as_deref(),
-            extras,
-            caps,
-        );
+        scope.record_into(&mut inc, ts, flow.id, caps);
         if let Some(e) = &m.extra {
             inc.extra = vec![e.clone()];
         }
@@ -1751,19 +1944,39 @@ fn measure_now(
                 over: count > t,
                 window: win,
                 extra: None,
+                bytes: false,
             })
         }
         Rule::BulkExport => {
-            let w = st.bulk.as_mut()?;
-            w.expire(now);
-            let count = w.count();
-            let t = r.bulk_export.threshold;
+            // Two measures of one export: distinct studies, and for encrypted downloads the
+            // bytes served over HTTPS. Either above its threshold keeps the incident open; its
+            // `count` is in the unit that opened it (studies when both are over).
+            if st.bulk.is_none() && st.https.is_none() {
+                return None;
+            }
+            let studies = st.bulk.as_mut().map_or(0, |w| {
+                w.expire(now);
+                w.count()
+            });
+            let bytes = st.https.as_deref_mut().map_or(0, |w| {
+                w.expire(now);
+                w.sum()
+            });
+            let (t, tb) = (r.bulk_export.threshold, p.https_bytes);
+            let studies_over = studies > t;
+            let bytes_over = tb > 0 && bytes > tb;
+            let in_bytes = match st.incident(Rule::BulkExport) {
+                Some(inc) => inc.bytes,
+                None => bytes_over && !studies_over,
+            };
+            let (count, threshold) = if in_bytes { (bytes, tb) } else { (studies, t) };
             Some(Measure {
                 count,
-                threshold: t,
-                over: count > t,
-                window: w.span(),
+                threshold,
+                over: studies_over || bytes_over,
+                window: p.bulk_win,
                 extra: None,
+                bytes: in_bytes,
             })
         }
         Rule::ExportAboveBaseline => {
@@ -1779,6 +1992,7 @@ fn measure_now(
                     over: false,
                     window: w.span(),
                     extra: None,
+                    bytes: false,
                 });
             }
             let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
@@ -1806,6 +2020,7 @@ fn measure_now(
                 over: count > limit,
                 window: w.span(),
                 extra,
+                bytes: false,
             })
         }
         Rule::SharingSpike => {
@@ -1827,6 +2042,7 @@ fn measure_now(
                 over: count > rule.threshold || rc > rule.recipients_threshold,
                 window,
                 extra: None,
+                bytes: false,
             })
         }
         Rule::NewDevice
@@ -1841,6 +2057,7 @@ fn measure_now(
                 over: now.saturating_sub(inc.last_seen) <= inc.window,
                 window: inc.window,
                 extra: None,
+                bytes: false,
             })
         }
     }

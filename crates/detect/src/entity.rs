@@ -6,10 +6,11 @@
 //! still current, and the queue is compacted when stale stamps outnumber live entities, so
 //! every operation is amortised O(1).
 
+use crate::dest::Dest;
 use crate::incident::Incident;
 use crate::name::Name;
 use crate::rule::Rule;
-use crate::window::SlidingWindow;
+use crate::window::{ByteWindow, SlidingWindow};
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -75,6 +76,12 @@ pub(crate) struct EntityState {
     pub shares: Option<Box<SlidingWindow>>,
     /// Distinct share recipients.
     pub recipients: Option<Box<SlidingWindow>>,
+    /// Bytes HTTPS image servers sent this client address, `bulk_export` window.
+    pub https: Option<Box<ByteWindow>>,
+    /// Recent export destinations with the time each was last used (at most
+    /// [`MAX_EXPORT_DESTS`]), so an export incident names every destination of the exports
+    /// behind its count, not only those from the moment it fired on.
+    pub export_dests: Vec<(i64, Dest)>,
     /// Open incidents, at most one per rule.
     pub incidents: Vec<Incident>,
     /// Last `new_device` / `new_location` alert: (time, rule, what was new).
@@ -104,7 +111,31 @@ impl std::fmt::Display for Ctx {
     }
 }
 
+/// Export destinations remembered per entity: a workstation or user sends to a handful.
+pub(crate) const MAX_EXPORT_DESTS: usize = 16;
+
 impl EntityState {
+    /// Remember an export to `d` at `ts`; past [`MAX_EXPORT_DESTS`] the one used longest ago
+    /// is forgotten.
+    pub(crate) fn note_export_dest(&mut self, ts: i64, d: &Dest) {
+        if let Some(e) = self.export_dests.iter_mut().find(|(_, x)| x == d) {
+            e.0 = e.0.max(ts);
+            return;
+        }
+        if self.export_dests.len() >= MAX_EXPORT_DESTS {
+            if let Some(pos) = self
+                .export_dests
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(i, _)| i)
+            {
+                self.export_dests.swap_remove(pos);
+            }
+        }
+        self.export_dests.push((ts, d.clone()));
+    }
+
     pub(crate) fn incident(&self, rule: Rule) -> Option<&Incident> {
         self.incidents.iter().find(|i| i.rule == rule)
     }
@@ -356,5 +387,25 @@ mod tests {
         assert!(t.find(EntRef::User("u0")).is_some());
         assert!(t.lru.len() <= 2 * 100 + 1024 + 1);
         assert_eq!(t.evicted, 10_000 - 100 + 1 - 1);
+    }
+}
+
+#[cfg(test)]
+mod dest_tests {
+    use super::*;
+
+    #[test]
+    fn export_destinations_stay_bounded_and_keep_the_recent_ones() {
+        let mut st = EntityState::default();
+        let d = |i: u8| Dest::Client(IpAddr::from([10, 0, 0, i]));
+        st.note_export_dest(5, &d(0));
+        for i in 1..40u8 {
+            st.note_export_dest(i64::from(i) * 10, &d(i));
+            st.note_export_dest(i64::from(i) * 10 + 1, &d(0)); // d(0) stays in use
+        }
+        assert_eq!(st.export_dests.len(), MAX_EXPORT_DESTS);
+        assert!(st.export_dests.iter().any(|(t, x)| *x == d(0) && *t == 391));
+        assert!(st.export_dests.iter().any(|(_, x)| *x == d(39)));
+        assert!(!st.export_dests.iter().any(|(_, x)| *x == d(1)), "used longest ago");
     }
 }

@@ -93,21 +93,24 @@ fn mask6(a: u128, len: u8) -> u128 {
 }
 
 impl CidrTable {
-    /// `cidr,country[,…]` per line; blank lines, `#` comments and a header line (first field
-    /// not an address) are skipped.
+    /// `cidr,country[,…]` per line; blank lines, `#` comments and a header line (the first
+    /// line that is not blank or a comment, when its first field is not an address) are
+    /// skipped, so a table may start with comments saying where it came from.
     pub(crate) fn parse(text: &str) -> Result<CidrTable, (usize, String)> {
         let mut t = CidrTable::default();
+        let mut first = true;
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            let header_allowed = std::mem::replace(&mut first, false);
             let mut fields = line.split(',').map(|f| f.trim().trim_matches('"'));
             let net = fields.next().unwrap_or_default();
             let country = fields.next().unwrap_or_default();
             let parsed = net.parse::<IpNet>().or_else(|_| net.parse::<IpAddr>().map(IpNet::from));
             let Ok(net) = parsed else {
-                if i == 0 {
+                if header_allowed {
                     continue; // header
                 }
                 return Err((i + 1, format!("expected an address range, found {net:?}")));
@@ -181,5 +184,14 @@ mod tests {
         assert_eq!(t.lookup("::ffff:203.0.113.5".parse().unwrap()), Some("FR"));
         assert_eq!(t.lookup("198.51.100.1".parse().unwrap()), None);
         assert_eq!(CidrTable::parse("1.2.3.0/24,FR\nbogus,DE\n").unwrap_err().0, 2);
+        // Comments may come before the header; only one header.
+        let t = CidrTable::parse("# synthetic\n\n# more\nnetwork,country\n203.0.113.0/24,XA\n").unwrap();
+        assert_eq!(t.lookup("203.0.113.9".parse().unwrap()), Some("XA"));
+        assert_eq!(
+            CidrTable::parse("# c\nnetwork,country\nnetwork,country\n")
+                .unwrap_err()
+                .0,
+            3
+        );
     }
 }

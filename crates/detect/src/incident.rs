@@ -5,6 +5,7 @@
 use crate::rule::Rule;
 use pacstap_core::{AlertEvidence, FlowId, FlowMeta, Severity};
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 
 /// Evidence lists are capped; totals beside them count everything, exactly up to
 /// `max_tracked` distinct items per incident and approximately past it.
@@ -12,6 +13,7 @@ use std::collections::HashSet;
 pub(crate) struct EvidenceCaps {
     pub flows: usize,
     pub studies: usize,
+    pub destinations: usize,
     pub tracked: usize,
 }
 
@@ -38,6 +40,13 @@ pub(crate) struct Incident {
     studies: Vec<String>,
     study_set: HashSet<u64>,
     pub studies_total: u64,
+    destinations: Vec<String>,
+    /// Hashes of the destinations counted (bounded by `tracked`, like the study keys).
+    destination_set: HashSet<u64>,
+    pub destinations_total: u64,
+    /// `bulk_export` counting HTTPS bytes served to a client rather than studies: `count`,
+    /// `threshold` and `peak` are bytes. Fixed when the incident opens.
+    pub bytes: bool,
     pub details: Vec<String>,
     pub details_total: u64,
     /// A second list for rules that name two kinds of thing (e.g. sources and accounts).
@@ -47,6 +56,7 @@ pub(crate) struct Incident {
     reported_count: u64,
     reported_studies: u64,
     reported_details: u64,
+    reported_destinations: u64,
     /// Peak count while open.
     pub peak: u64,
 }
@@ -76,6 +86,10 @@ impl Incident {
             studies: Vec::new(),
             study_set: HashSet::new(),
             studies_total: 0,
+            destinations: Vec::new(),
+            destination_set: HashSet::new(),
+            destinations_total: 0,
+            bytes: false,
             details: Vec::new(),
             details_total: 0,
             extra: Vec::new(),
@@ -84,16 +98,20 @@ impl Incident {
             reported_count: 0,
             reported_studies: 0,
             reported_details: 0,
+            reported_destinations: 0,
             peak: 0,
         }
     }
 
-    /// Add one observation's scope: its time, flow, studies, detail line and extras.
+    /// Add one observation's scope: its time, flow, studies, destinations, detail line and
+    /// extras.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &mut self,
         ts: i64,
         flow: FlowId,
         studies: &[(u64, Option<&str>)],
+        destinations: &[&str],
         detail: Option<&str>,
         extras: &[&str],
         caps: EvidenceCaps,
@@ -104,6 +122,9 @@ impl Incident {
             if let Some(u) = uid {
                 self.add_study(k, u, caps);
             }
+        }
+        for d in destinations {
+            self.add_destination(d, caps);
         }
         if let Some(d) = detail {
             self.add_detail(d);
@@ -157,6 +178,26 @@ impl Incident {
         true
     }
 
+    /// Returns whether the destination is new to this incident.
+    pub(crate) fn add_destination(&mut self, d: &str, caps: EvidenceCaps) -> bool {
+        // SipHash with fixed keys: the same destination always hashes alike within a run.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        d.hash(&mut h);
+        let key = h.finish();
+        if self.destination_set.len() < caps.tracked {
+            if !self.destination_set.insert(key) {
+                return false;
+            }
+        } else if self.destination_set.contains(&key) {
+            return false;
+        }
+        self.destinations_total += 1;
+        if self.destinations.len() < caps.destinations {
+            self.destinations.push(d.to_string());
+        }
+        true
+    }
+
     pub(crate) fn add_detail(&mut self, d: &str) {
         if self.details.iter().any(|x| x == d) {
             return;
@@ -178,6 +219,7 @@ impl Incident {
         self.peak > self.reported_count
             || self.studies_total > self.reported_studies
             || self.details_total > self.reported_details
+            || self.destinations_total > self.reported_destinations
     }
 
     /// Report again now? When something grew, at most once per `interval`, or at once when the
@@ -197,6 +239,7 @@ impl Incident {
         self.reported_count = self.peak.max(self.count);
         self.reported_studies = self.studies_total;
         self.reported_details = self.details_total;
+        self.reported_destinations = self.destinations_total;
     }
 
     pub(crate) fn evidence(&self) -> AlertEvidence {
@@ -205,6 +248,8 @@ impl Incident {
             flow_ids_total: self.flows_total,
             study_instance_uids: self.studies.clone(),
             study_instance_uids_total: self.studies_total,
+            destinations: self.destinations.clone(),
+            destinations_total: self.destinations_total,
             pcap: None,
         }
     }
@@ -231,6 +276,7 @@ mod tests {
         let caps = EvidenceCaps {
             flows: 2,
             studies: 3,
+            destinations: 2,
             tracked: 100,
         };
         let mut i = Incident::new(Rule::BulkExport, Severity::High, 0, 10, Some(15), meta());
@@ -243,6 +289,36 @@ mod tests {
         assert_eq!(e.flow_ids_total, 4);
         assert_eq!(e.study_instance_uids, vec!["1.2.0", "1.2.1", "1.2.2"]);
         assert_eq!(e.study_instance_uids_total, 7);
+        assert!(e.destinations.is_empty() && e.destinations_total == 0);
+        for d in [
+            "EXTPACS (198.51.100.7:104)",
+            "WS2 (10.20.30.32)",
+            "EXTPACS (198.51.100.7:104)",
+            "10.20.30.31",
+        ] {
+            i.add_destination(d, caps);
+        }
+        let e = i.evidence();
+        assert_eq!(e.destinations, vec!["EXTPACS (198.51.100.7:104)", "WS2 (10.20.30.32)"]);
+        assert_eq!(e.destinations_total, 3);
+    }
+
+    #[test]
+    fn a_new_destination_is_growth() {
+        let caps = EvidenceCaps {
+            flows: 10,
+            studies: 10,
+            destinations: 10,
+            tracked: 100,
+        };
+        let mut i = Incident::new(Rule::UnknownDestination, Severity::High, 0, 10, None, meta());
+        i.add_destination("198.51.100.7:2575", caps);
+        i.mark_reported(0);
+        assert!(!i.grown());
+        assert!(!i.add_destination("198.51.100.7:2575", caps));
+        assert!(!i.grown(), "the same destination again");
+        i.add_destination("198.51.100.8:2575", caps);
+        assert!(i.grown());
     }
 
     #[test]

@@ -18,10 +18,15 @@
 //! | `new_device` | user, AE | accepted association / authenticated 2xx from an address (or JA4) never seen for a known entity; first sighting, first device of a kind, and the learning period learn silently |
 //! | `new_location` | user | GeoIP country never seen for the user (external addresses only; skipped without a database) |
 //! | `admin_change` | user / ip / AE | HTTP `admin_action` (not refused), HL7 MFN (`admin_event`), an AE answering at a new address |
-//! | `bulk_export` | user > AE > ip | distinct StudyInstanceUIDs exported (C-MOVE, C-GET, WADO-RS/URI) in window > threshold; admins and service accounts exempt |
+//! | `bulk_export` | user > AE > ip | distinct StudyInstanceUIDs exported (C-MOVE, C-GET, WADO-RS/URI) in window > threshold; admins and service accounts exempt. HTTPS (studies invisible): per client ip, bytes image servers sent it over TLS in window > `https_bytes` (count and threshold in bytes) |
 //! | `export_above_baseline` | as above | distinct studies in window > max(threshold, factor × decayed rate), once the entity has `min_history` |
 //! | `unknown_destination` | AE / ip | images to an AE not in the inventory (or not at its address), any image or HL7 flow to an address outside `networks.internal`; once per destination, ever |
 //! | `sharing_spike` | user / ip | share actions > threshold, or distinct external recipients > `recipients_threshold` |
+//!
+//! Every alert about a transfer names where the data went in `evidence.destinations` (capped,
+//! with `destinations_total`): a C-MOVE's destination AE with the address its C-STOREs went
+//! to, a C-GET requester, a C-STORE's called AE and address, a WADO / HTTPS client, an HL7
+//! receiver, share recipients. Rules about no transfer leave it out.
 //!
 //! One incident per (rule, entity): the first alert has `update: false`; growth is reported as
 //! `update: true` at most once per `detect.update_interval` (at once when the count grew by a
@@ -35,6 +40,7 @@
 //! hit is counted in [`DetectStats`].
 
 pub mod config;
+mod dest;
 mod detector;
 mod entity;
 mod error;

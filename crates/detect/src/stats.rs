@@ -82,6 +82,8 @@ pub struct DetectStats {
     pub studies_exported: u64,
     /// Exports by admins / service accounts, not counted by the export rules.
     pub exports_exempt: u64,
+    /// Bytes that image servers sent clients over TLS, counted by `bulk_export`.
+    pub https_bytes: u64,
     /// DICOM flows whose exports wait for the association's user identity.
     pub pending_flows: u64,
     /// Flows attributed to the calling AE after `detect.identity_wait`, and flows flushed

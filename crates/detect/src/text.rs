@@ -29,6 +29,24 @@ fn capitalized(s: String) -> String {
     }
 }
 
+/// Decimal units, as disks and network volumes are sold: `2.0 GB` is 2 000 000 000 bytes.
+pub(crate) fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return format!("{n} bytes");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = UNITS[0];
+    for u in UNITS.iter().skip(1) {
+        if v < 1000.0 {
+            break;
+        }
+        v /= 1000.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
 fn list(items: &[String], total: u64) -> String {
     let mut s = items.join(", ");
     let shown = items.len() as u64;
@@ -96,6 +114,11 @@ pub(crate) fn summary(inc: &Incident, kind: EntityKind, id: &str) -> String {
                 format!("{who} made an admin change: {details}.")
             }
         }
+        Rule::BulkExport if inc.bytes => format!(
+            "{who} downloaded {} over HTTPS in {win} (threshold {}) from {details}; the studies are inside the encryption.",
+            bytes_text(inc.count),
+            bytes_text(t)
+        ),
         Rule::BulkExport => format!(
             "{who} exported {} distinct studies in {win} (threshold {t}) to {details}.",
             inc.count
@@ -199,6 +222,16 @@ pub(crate) fn response(inc: &Incident, kind: EntityKind, id: &str) -> Vec<String
             format!("scope: review every other admin change by {id}"),
             format!("reset the admin credentials used by {id}"),
         ],
+        Rule::BulkExport if inc.bytes => vec![
+            contain(kind, id),
+            format!(
+                "find who used {id} in the window: the web server / reverse-proxy access logs of {} and the viewer's audit log",
+                list(&inc.details, inc.details_total)
+            ),
+            format!("preserve evidence: keep the listed flows and those access logs for {id}"),
+            format!("scope: list the studies {id} retrieved from those logs and hand the list to the privacy officer"),
+            format!("reset the credentials of the account that used {id}"),
+        ],
         Rule::BulkExport | Rule::ExportAboveBaseline => vec![
             contain(kind, id),
             format!(
@@ -221,5 +254,20 @@ pub(crate) fn response(inc: &Incident, kind: EntityKind, id: &str) -> Vec<String
             format!("scope: list the studies and recipients shared by {id}"),
             reset,
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_in_decimal_units() {
+        assert_eq!(bytes_text(999), "999 bytes");
+        assert_eq!(bytes_text(1000), "1.0 kB");
+        assert_eq!(bytes_text(20_000_000), "20.0 MB");
+        assert_eq!(bytes_text(2_000_000_000), "2.0 GB");
+        assert_eq!(bytes_text(2_147_483_648), "2.1 GB");
+        assert_eq!(bytes_text(u64::MAX), "18446.7 PB");
     }
 }

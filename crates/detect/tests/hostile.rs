@@ -55,7 +55,10 @@ enum Kind {
         admin: bool,
         share: bool,
     },
-    Tls,
+    Tls {
+        sni: Option<String>,
+        bytes_toclient: u64,
+    },
     Hl7 {
         mfn: bool,
     },
@@ -101,7 +104,11 @@ fn any_kind() -> impl Strategy<Value = Kind> {
                 admin,
                 share
             }),
-        Just(Kind::Tls),
+        (
+            proptest::option::of(any_text()),
+            prop_oneof![Just(0u64), Just(u64::MAX), 0u64..5_000, any::<u64>()]
+        )
+            .prop_map(|(sni, bytes_toclient)| Kind::Tls { sni, bytes_toclient }),
         any::<bool>().prop_map(|mfn| Kind::Hl7 { mfn }),
         Just(Kind::Anomaly),
     ]
@@ -167,8 +174,10 @@ fn build(
             }
             EventBody::Http(h)
         }
-        Kind::Tls => EventBody::Tls(TlsEvent {
+        Kind::Tls { sni, bytes_toclient } => EventBody::Tls(TlsEvent {
             ja4: Some(name),
+            sni,
+            bytes_toclient,
             ..Default::default()
         }),
         Kind::Hl7 { mfn } => {
@@ -196,7 +205,7 @@ fn build(
 
 fn small_config() -> Config {
     config(&format!(
-        "{LAB}\n[detect]\nmax_entities = 16\nmax_learned_entities = 16\nmax_window_items = 32\nmax_pending_flows = 4\nidentity_wait = \"1s\"\n\n[rules.login_failures_source]\nthreshold = 3\n[rules.login_failures_user]\nthreshold = 2\n[rules.bulk_export]\nthreshold = 2\n"
+        "{LAB}\n[detect]\nmax_entities = 16\nmax_learned_entities = 16\nmax_window_items = 32\nmax_pending_flows = 4\nidentity_wait = \"1s\"\n\n[rules.login_failures_source]\nthreshold = 3\n[rules.login_failures_user]\nthreshold = 2\n[rules.bulk_export]\nthreshold = 2\nhttps_bytes = 1000\nhttps_servers = [\"10.20.0.0/24\"]\n"
     ))
 }
 
@@ -223,6 +232,8 @@ proptest! {
             if let EventBody::Alert(a) = &e.body {
                 prop_assert!(a.evidence.flow_ids.len() <= 100);
                 prop_assert!(a.evidence.study_instance_uids.len() <= 100);
+                prop_assert!(a.evidence.destinations.len() <= 100);
+                prop_assert!(a.evidence.destinations.len() as u64 <= a.evidence.destinations_total);
                 prop_assert!(!a.response.is_empty());
                 prop_assert!(!a.summary.is_empty());
             }

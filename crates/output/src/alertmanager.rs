@@ -652,18 +652,20 @@ impl Worker {
             let n = batch.len() as u64;
             match self.post(&payload) {
                 Ok(()) => {
-                    self.shared.sent.fetch_add(n, Ordering::Relaxed);
-                    *lock(&self.shared.last_error) = None;
-                    self.warn.success();
+                    // Out of flight before counted as sent: a reader of `stats` never sees an
+                    // alert both sent and queued.
                     batch.clear();
                     self.shared.in_flight.store(0, Ordering::Relaxed);
+                    *lock(&self.shared.last_error) = None;
+                    self.shared.sent.fetch_add(n, Ordering::Relaxed);
+                    self.warn.success();
                     backoff = self.options.retry_initial;
                 }
                 Err(PostError::Rejected(msg)) => {
                     self.failed(&msg);
-                    self.shared.rejected.fetch_add(n, Ordering::Relaxed);
                     batch.clear();
                     self.shared.in_flight.store(0, Ordering::Relaxed);
+                    self.shared.rejected.fetch_add(n, Ordering::Relaxed);
                     backoff = self.options.retry_initial;
                 }
                 Err(PostError::Transient(msg)) => {

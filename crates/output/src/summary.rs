@@ -121,6 +121,10 @@ struct AlertLine {
     count: u64,
     studies: Vec<String>,
     studies_total: u64,
+    /// Where the data went (`evidence.destinations`), so the section answers "which studies
+    /// went where" without the JSON.
+    destinations: Vec<String>,
+    destinations_total: u64,
     summary: String,
 }
 
@@ -220,6 +224,8 @@ impl Summary {
                     count: a.count,
                     studies: a.evidence.study_instance_uids.iter().take(5).cloned().collect(),
                     studies_total: a.evidence.study_instance_uids_total,
+                    destinations: a.evidence.destinations.iter().take(5).cloned().collect(),
+                    destinations_total: a.evidence.destinations_total,
                     summary: a.summary.clone(),
                 };
                 // Updates of an incident replace its line: the summary shows the final scope.
@@ -372,6 +378,15 @@ impl Summary {
                     };
                     let _ = writeln!(s, "      studies: {}{tail}", a.studies.join(", "));
                 }
+                if a.destinations_total > 0 {
+                    let more = a.destinations_total.saturating_sub(a.destinations.len() as u64);
+                    let tail = if more > 0 {
+                        format!(" … and {more} more")
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(s, "      to: {}{tail}", a.destinations.join(", "));
+                }
             }
         }
         let _ = writeln!(s, "Anomalies");
@@ -489,6 +504,8 @@ mod tests {
             evidence: AlertEvidence {
                 study_instance_uids: vec!["1.2.3".into()],
                 study_instance_uids_total: count,
+                destinations: vec!["EXTPACS (198.51.100.7:104)".into()],
+                destinations_total: 1,
                 ..AlertEvidence::default()
             },
             response: vec![],
@@ -505,5 +522,6 @@ mod tests {
         assert!(text.contains("Alerts (1 incidents, 2 alert events)"), "{text}");
         assert!(text.contains("[high] bulk_export — user rad2 (count 20)"), "{text}");
         assert!(text.contains("… and 19 more"), "{text}");
+        assert!(text.contains("      to: EXTPACS (198.51.100.7:104)\n"), "{text}");
     }
 }

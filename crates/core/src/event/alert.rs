@@ -40,9 +40,24 @@ pub struct AlertEvidence {
     pub flow_ids_total: u64,
     pub study_instance_uids: Vec<String>,
     pub study_instance_uids_total: u64,
+    /// Extension: where the data went, capped like the other lists: a C-MOVE's move
+    /// destination AE with the address its C-STOREs went to (`EXTPACS (198.51.100.7:104)`), a
+    /// C-GET requester (`WS2 (10.20.30.32)`), the AE / address a C-STORE went to, a WADO /
+    /// HTTPS client address (`10.20.30.31`), an HL7 receiver (`198.51.100.7:2575`), share
+    /// recipients. Absent (with its total) for rules about no transfer, such as failed logins,
+    /// new devices or admin changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<String>,
+    /// Extension: distinct destinations of the incident (the list above shows the first ones).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub destinations_total: u64,
     /// Path of the evidence pcap (`--evidence-dir`), when written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One alert (a rule firing, or the update of a growing incident).
@@ -66,4 +81,29 @@ pub struct Alert {
     pub response: Vec<String>,
     /// Extension: false for the first alert of an incident, true for its updates.
     pub update: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_appear_only_when_there_are_some() {
+        let mut e = AlertEvidence {
+            flow_ids: vec![FlowId(7)],
+            flow_ids_total: 1,
+            ..AlertEvidence::default()
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert!(
+            v.get("destinations").is_none() && v.get("destinations_total").is_none(),
+            "{v}"
+        );
+        assert_eq!(v["study_instance_uids_total"], 0, "existing fields stay as they were");
+        e.destinations = vec!["EXTPACS (198.51.100.7:104)".into()];
+        e.destinations_total = 3;
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["destinations"][0], "EXTPACS (198.51.100.7:104)");
+        assert_eq!(v["destinations_total"], 3);
+    }
 }

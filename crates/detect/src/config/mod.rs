@@ -278,6 +278,32 @@ pub struct ThresholdRule {
     pub severity: Severity,
 }
 
+/// `bulk_export`: distinct studies exported in `window` above `threshold`, or, for encrypted
+/// downloads whose studies cannot be seen, bytes served over HTTPS to one client address in
+/// `window` above `https_bytes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRule {
+    pub enabled: bool,
+    /// Fires when the distinct studies exported in the window rise above this.
+    pub threshold: u64,
+    pub window: Dur,
+    #[serde(with = "severity_serde")]
+    pub severity: Severity,
+    /// Fires when the bytes that image servers sent one client over TLS in the window rise
+    /// above this; 0 turns the HTTPS volume off. The default, 2 GB, is about fifteen average
+    /// CT / MR studies of 100-200 MB each, the size of the study threshold, so both halves of
+    /// the rule mean "about the same amount of imaging". A TLS connection counts when it ends
+    /// (its `tls` event carries the totals).
+    pub https_bytes: u64,
+    /// The HTTPS servers whose downloads count: addresses or CIDR ranges of the DICOMweb /
+    /// web-viewer front ends (reverse proxies included). Empty (the default): the addresses of
+    /// `[[inventory.dicom]]` nodes with role `pacs` or `archive`, and when the inventory names
+    /// none, any TLS server inside `networks.internal`. Restricting to the image servers keeps
+    /// internal HTTPS that is not imaging (software updates, file shares) out of the count.
+    pub https_servers: Vec<Net>,
+}
+
 /// A rule that fires on the first occurrence; further occurrences for the same entity within
 /// `window` of the previous one are updates of the same alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -373,6 +399,9 @@ macro_rules! partial_of {
     (SharingRule) => {
         PartialSharing
     };
+    (ExportRule) => {
+        PartialExport
+    };
 }
 
 rules_table! {
@@ -382,7 +411,10 @@ rules_table! {
     new_device: InstantRule = InstantRule { enabled: true, window: Dur::secs(3600), severity: Severity::Warning },
     new_location: InstantRule = InstantRule { enabled: true, window: Dur::secs(3600), severity: Severity::High },
     admin_change: InstantRule = InstantRule { enabled: true, window: Dur::secs(600), severity: Severity::Warning },
-    bulk_export: ThresholdRule = ThresholdRule { enabled: true, threshold: 15, window: Dur::secs(1800), severity: Severity::High },
+    bulk_export: ExportRule = ExportRule {
+        enabled: true, threshold: 15, window: Dur::secs(1800), severity: Severity::High,
+        https_bytes: 2_000_000_000, https_servers: Vec::new(),
+    },
     export_above_baseline: BaselineRule = BaselineRule {
         enabled: true, threshold: 5, window: Dur::secs(3600), severity: Severity::High,
         factor: 10.0, min_history: Dur::secs(7 * 86_400), half_life: Dur::secs(7 * 86_400),
@@ -411,6 +443,31 @@ impl PartialThreshold {
             threshold: self.threshold.unwrap_or(d.threshold),
             window: self.window.unwrap_or(d.window),
             severity: self.severity.unwrap_or(d.severity),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialExport {
+    enabled: Option<bool>,
+    threshold: Option<u64>,
+    window: Option<Dur>,
+    #[serde(default, deserialize_with = "opt_severity")]
+    severity: Option<Severity>,
+    https_bytes: Option<u64>,
+    https_servers: Option<Vec<Net>>,
+}
+
+impl PartialExport {
+    fn merge(self, d: ExportRule) -> ExportRule {
+        ExportRule {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            threshold: self.threshold.unwrap_or(d.threshold),
+            window: self.window.unwrap_or(d.window),
+            severity: self.severity.unwrap_or(d.severity),
+            https_bytes: self.https_bytes.unwrap_or(d.https_bytes),
+            https_servers: self.https_servers.unwrap_or(d.https_servers),
         }
     }
 }
@@ -491,7 +548,9 @@ fn opt_severity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Severity>, D::
 }
 
 /// `[geoip]`: an operator-supplied database for `new_location`. Without one the rule is
-/// skipped silently. Never looked up on the internet.
+/// skipped silently. Never looked up on the internet. A relative path in a config file is
+/// relative to that file's directory (see [`Config::load`]), so a config and its database can
+/// move together.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GeoIpConfig {
@@ -579,6 +638,9 @@ pub struct EvidenceSettings {
     pub max_flow_ids: usize,
     /// Study UIDs listed per alert (the total is given beside the list).
     pub max_study_uids: usize,
+    /// Destinations (AEs, addresses, recipients) listed per alert (the total is given beside
+    /// the list).
+    pub max_destinations: usize,
     /// Distinct studies / flows an incident tracks for its totals; past it totals saturate.
     pub max_tracked_per_incident: usize,
 }
@@ -589,6 +651,7 @@ impl Default for EvidenceSettings {
             max_payload_bytes_per_flow: 1 << 20,
             max_flow_ids: 100,
             max_study_uids: 100,
+            max_destinations: 100,
             max_tracked_per_incident: 10_000,
         }
     }
@@ -603,13 +666,30 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Read, parse and validate a file.
+    /// Read, parse and validate a file. Relative file paths in it (`geoip.database`,
+    /// `geoip.csv`) are resolved against the file's directory, not the working directory: a
+    /// service started from `/` and a replay started from a checkout read the same database,
+    /// and [`Config::render_effective`] shows the path that is opened.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml_str(&s)
+        let mut cfg = Config::from_toml_str(&s)?;
+        if let Some(dir) = path.parent() {
+            cfg.resolve_paths(dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Make relative file paths absolute against `base` (the config file's directory).
+    /// Absolute paths are kept as written.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.geoip.database, &mut self.geoip.csv].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
 
     /// Every effective setting, defaults included, as TOML (for `pacstap config check`).
@@ -882,6 +962,59 @@ hl7 = [2575]
         );
         let e = err("[[inventory.dicom]]\nae = \"WAY-TOO-LONG-AE-TITLE\"\n");
         assert!(e.starts_with("inventory.dicom[0].ae at line 2, column 6"), "{e}");
+    }
+
+    #[test]
+    fn bulk_export_https_keys() {
+        let c = Config::default();
+        assert_eq!(c.rules.bulk_export.https_bytes, 2_000_000_000);
+        assert!(c.rules.bulk_export.https_servers.is_empty());
+        let c = Config::from_toml_str(
+            "[rules.bulk_export]\nhttps_bytes = 50_000_000\nhttps_servers = [\"10.20.0.10\", \"10.30.0.0/24\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.rules.bulk_export.https_bytes, 50_000_000);
+        assert_eq!(c.rules.bulk_export.threshold, 15, "other keys keep their defaults");
+        assert_eq!(c.rules.bulk_export.https_servers.len(), 2);
+        let text = c.render_effective();
+        assert!(text.contains("https_bytes = 50000000"), "{text}");
+        assert!(text.contains("10.20.0.10/32"), "{text}");
+        assert_eq!(Config::from_toml_str(&text).unwrap(), c);
+        let e = err("[rules.bulk_export]\nhttps_bytes = \"2GB\"\n");
+        assert!(
+            e.starts_with("rules.bulk_export.https_bytes at line 2, column 15: "),
+            "{e}"
+        );
+        let e = err("[rules.bulk_export]\nhttps_servers = [\"10.20.0.10\", \"pacs\"]\n");
+        assert!(e.starts_with("rules.bulk_export.https_servers[1] at line 2"), "{e}");
+        // The HTTPS keys belong to bulk_export only.
+        let e = err("[rules.sharing_spike]\nhttps_bytes = 1\n");
+        assert!(e.starts_with("rules.sharing_spike.https_bytes at line 2"), "{e}");
+    }
+
+    #[test]
+    fn relative_geoip_paths_resolve_against_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("pacstap-cfg-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pacstap.toml");
+        std::fs::write(&file, "[geoip]\ncsv = \"geo/countries.csv\"\n").unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.geoip.csv.as_deref(), Some(dir.join("geo/countries.csv").as_path()));
+        std::fs::write(
+            &file,
+            "[geoip]\ndatabase = \"/usr/share/GeoIP/GeoLite2-Country.mmdb\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(
+            c.geoip.database.as_deref(),
+            Some(Path::new("/usr/share/GeoIP/GeoLite2-Country.mmdb")),
+            "absolute paths are kept"
+        );
+        // From a string there is no file: paths stay as written.
+        let c = Config::from_toml_str("[geoip]\ncsv = \"geo.csv\"\n").unwrap();
+        assert_eq!(c.geoip.csv.as_deref(), Some(Path::new("geo.csv")));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -196,6 +196,21 @@ pub fn tls_ev(t: i64, f: FlowMeta, ja4: &str) -> ProtocolEvent {
     event(t, f, EventBody::Tls(tls))
 }
 
+/// A TLS connection ending at `t` after the server sent `bytes_toclient` (a download).
+pub fn tls_download(t: i64, f: FlowMeta, sni: Option<&str>, bytes_toclient: u64) -> ProtocolEvent {
+    let tls = TlsEvent {
+        sni: sni.map(str::to_string),
+        version: Some("TLS 1.3".into()),
+        handshake_complete: true,
+        bytes_toserver: 2_000,
+        bytes_toclient,
+        start: ts(t - SEC),
+        end: ts(t),
+        ..Default::default()
+    };
+    event(t, f, EventBody::Tls(tls))
+}
+
 pub fn study(n: impl std::fmt::Display) -> String {
     format!("1.2.826.0.1.3680043.10.1234.{n}")
 }
