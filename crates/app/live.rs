@@ -1279,7 +1279,17 @@ fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &
             eprintln!("pacstap: config {} unchanged", path.display());
         }
         Ok(cfg) => {
-            if cfg.ports != detection.config().ports {
+            let ports_changed = cfg.ports != detection.config().ports;
+            match detection.reload_config(&cfg) {
+                Ok(()) => eprintln!("pacstap: reloaded config {}", path.display()),
+                Err(e) => {
+                    let msg = format!("config {} not reloaded, keeping the running one: {e:#}", path.display());
+                    eprintln!("pacstap: error: {msg}");
+                    errors.push(msg);
+                    return Ok(());
+                }
+            }
+            if ports_changed {
                 let mut hints = cfg.clone();
                 add_ports(&mut hints.ports.dicom, &chores.extra_dicom_ports);
                 if let Ok(mut p) = shared.ports.lock() {
@@ -1288,8 +1298,6 @@ fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &
                 shared.ports_generation.fetch_add(1, Ordering::Release);
                 eprintln!("pacstap: new [ports] apply to connections that start from now on");
             }
-            detection.reload_config(&cfg)?;
-            eprintln!("pacstap: reloaded config {}", path.display());
         }
         Err(e) => {
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());

@@ -45,7 +45,8 @@ enum Command {
     /// Same decoders and detection as `replay`: the same packets give the same events.
     /// SIGINT/SIGTERM: open flows end (open associations become `incomplete`), learned state is
     /// saved, outputs are flushed, exit 0. SIGHUP: reopen the events file (log rotation) and
-    /// reload --config (detection restarts its windows; `[ports]` changes need a restart).
+    /// reload --config (detection keeps its windows and learned state; new `[ports]` apply to
+    /// connections that start after the reload).
     /// Needs CAP_NET_RAW (root, or the capability granted by the systemd unit); pacstap does not
     /// change user itself.
     Capture(CaptureArgs),

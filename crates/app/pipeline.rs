@@ -480,15 +480,11 @@ impl Detection {
         Ok(())
     }
 
-    /// Restart detection with `config` (SIGHUP). The running detector is finished first — its
-    /// held exports are attributed and grown incidents reported, as at shutdown — and the new
-    /// one starts from everything learned so far. Sliding windows restart empty.
+    /// Run detection on with `config` (SIGHUP), keeping everything it holds: windows, open
+    /// incidents, held exports, learned state. A config detection cannot start with (e.g. an
+    /// unreadable GeoIP file) is refused and the running one kept.
     pub fn reload_config(&mut self, config: &Config) -> Result<()> {
-        let detector = Detector::new(config, Some(self.detector.learned_state())).context("starting detection")?;
-        self.detector.finish(&mut self.alerts);
-        self.emit_alerts()?;
-        self.detector = detector;
-        Ok(())
+        self.detector.reconfigure(config).context("reloading detection")
     }
 
     /// The config detection runs with.
@@ -711,7 +707,7 @@ impl Pipeline {
         self.detection.replace_events(events)
     }
 
-    /// Restart detection with `config` and take its port hints (see [`Detection::reload_config`]).
+    /// Reload detection with `config` and take its port hints (see [`Detection::reload_config`]).
     pub fn reload_config(&mut self, config: &Config) -> Result<()> {
         self.detection.reload_config(config)?;
         self.shard.set_port_hints(config);

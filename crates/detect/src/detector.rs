@@ -616,6 +616,43 @@ impl Detector {
         &self.stats
     }
 
+    /// Run on with `cfg` (a config reload, SIGHUP) without forgetting anything: sliding
+    /// windows keep their items (taking the new lengths), open incidents stay open, held
+    /// exports stay held, learned devices and baselines stay. Thresholds, inventory, networks,
+    /// GeoIP and caps are the new ones from the next event on. On error (e.g. the new GeoIP
+    /// database cannot be read) nothing changes.
+    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), DetectError> {
+        let fresh = Detector::new(cfg, None)?;
+        self.p = fresh.p;
+        self.inv = fresh.inv;
+        self.geo = fresh.geo;
+        self.cfg = fresh.cfg;
+        self.entities.set_max(cfg.detect.max_entities);
+        self.learned.set_max(cfg.detect.max_learned_entities);
+        let p = &self.p;
+        for st in self.entities.states_mut() {
+            if let Some(w) = st.failures.as_mut() {
+                w.set_span(p.fail_span);
+            }
+            if let Some(w) = st.bulk.as_mut() {
+                w.set_span(p.bulk_win);
+            }
+            if let Some(w) = st.baseline.as_mut() {
+                w.set_span(p.base_win);
+            }
+            if let Some(w) = st.shares.as_mut() {
+                w.set_span(p.share_win);
+            }
+            if let Some(w) = st.recipients.as_mut() {
+                w.set_span(p.share_win);
+            }
+            if let Some(w) = st.https.as_mut() {
+                w.set_span(p.bulk_win);
+            }
+        }
+        Ok(())
+    }
+
     /// The config this detector runs with.
     pub fn config(&self) -> &Config {
         &self.cfg

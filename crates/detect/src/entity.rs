@@ -230,6 +230,17 @@ impl EntityTable {
         self.slots.get(idx as usize).and_then(Option::as_ref)
     }
 
+    /// Every entity's state (config reload).
+    pub(crate) fn states_mut(&mut self) -> impl Iterator<Item = &mut EntityState> {
+        self.slots.iter_mut().flatten().map(|s| &mut s.st)
+    }
+
+    /// A new cap (config reload): a lower one is reached as idle entities are evicted by the
+    /// next insertions.
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+    }
+
     pub(crate) fn slot_mut(&mut self, idx: u32) -> Option<&mut Slot> {
         self.slots.get_mut(idx as usize).and_then(Option::as_mut)
     }

@@ -243,6 +243,11 @@ impl Learned {
         self.len
     }
 
+    /// A new cap (config reload), reached by the next insertions' evictions.
+    pub(crate) fn set_max(&mut self, max: usize) {
+        self.max = max.max(1);
+    }
+
     pub(crate) fn get(&self, kind: EntityKind, id: &str) -> Option<&Known> {
         let idx = *self.index.get(kind_index(kind))?.get(id)?;
         self.slots.get(idx as usize)?.as_ref().map(|s| &s.k)

@@ -285,6 +285,12 @@ impl SlidingWindow {
         self.span
     }
 
+    /// A new window length (config reload): the items are kept; a shorter window drops the
+    /// older ones at the next [`SlidingWindow::expire`], a longer one counts them longer.
+    pub(crate) fn set_span(&mut self, span_nanos: i64) {
+        self.span = span_nanos.max(1);
+    }
+
     fn cutoff(&self, now: i64) -> i64 {
         now.saturating_sub(self.span)
     }
@@ -484,6 +490,11 @@ impl ByteWindow {
             sum: 0,
             merged: 0,
         }
+    }
+
+    /// A new window length (config reload), as [`SlidingWindow::set_span`].
+    pub(crate) fn set_span(&mut self, span_nanos: i64) {
+        self.span = span_nanos.max(1);
     }
 
     /// Bytes of the live items (call [`ByteWindow::expire`] first).

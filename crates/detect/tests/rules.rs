@@ -883,3 +883,46 @@ fn alert_events_carry_the_triggering_flow() {
     assert_eq!(ev.ts, ts(15 * SEC));
     assert_eq!(ev.body.event_type(), "alert");
 }
+
+// ---- config reload ----
+
+/// SIGHUP with a lower threshold: the failures already in the window count toward the new one,
+/// and an inventory change takes effect at once. A detector started afresh would have
+/// forgotten the five failures.
+#[test]
+fn reconfigure_keeps_the_windows_and_applies_the_new_thresholds() {
+    let mut r = Run::lab();
+    for i in 0..5 {
+        r.feed(login(i * SEC, flow(WS, WEB), 401, "rad4"));
+    }
+    r.assert_silent("5 failures, threshold 8");
+    let mut cfg = r.det.config().clone();
+    cfg.rules.login_failures_user.threshold = 5;
+    r.det.reconfigure(&cfg).unwrap();
+    assert_eq!(r.det.config().rules.login_failures_user.threshold, 5);
+    r.feed(login(6 * SEC, flow(WS, WEB), 401, "rad4"));
+    assert_eq!(r.fired(), vec![fired("login_failures_user", "user", "rad4", 6)]);
+    assert_eq!(r.of_rule("login_failures_user")[0].threshold, Some(5));
+
+    // A shorter window drops what it no longer covers: 2 minutes after, with a 1-minute
+    // window, one new failure is one failure.
+    let mut cfg = cfg.clone();
+    cfg.rules.login_failures_user.window = pacstap_detect::config::Dur(std::time::Duration::from_secs(60));
+    cfg.rules.login_failures_user.threshold = 1;
+    cfg.rules.login_failures_source.window = pacstap_detect::config::Dur(std::time::Duration::from_secs(60));
+    cfg.rules.login_success_after_failures.window = pacstap_detect::config::Dur(std::time::Duration::from_secs(60));
+    r.det.reconfigure(&cfg).unwrap();
+    r.feed(login(200 * SEC, flow(WS, WEB), 401, "rad5"));
+    let rad5: Vec<_> = r.fired().into_iter().filter(|f| f.2 == "rad5").collect();
+    assert!(rad5.is_empty(), "1 failure is not above a threshold of 1: {rad5:?}");
+}
+
+#[test]
+fn reconfigure_refuses_a_config_that_cannot_start_and_keeps_the_old_one() {
+    let mut r = Run::lab();
+    let mut cfg = r.det.config().clone();
+    cfg.geoip.csv = Some("/nonexistent/geoip.csv".into());
+    cfg.rules.bulk_export.threshold = 1;
+    assert!(r.det.reconfigure(&cfg).is_err());
+    assert_eq!(r.det.config().rules.bulk_export.threshold, 15);
+}
