@@ -178,3 +178,96 @@ fn a_bad_alertmanager_url_is_bad_usage() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--alertmanager"));
 }
+
+/// Pcap files as a live feed (what `capture` gets from libpcap), for the tests below.
+struct FilesAsLive(pacstap_capture::MergedSource);
+
+impl pacstap::live::FrameFeed for FilesAsLive {
+    fn next_frame(&mut self) -> pacstap::live::Next<'_> {
+        use pacstap_capture::PacketSource;
+        match self.0.next_frame() {
+            Some(f) => pacstap::live::Next::Frame(f),
+            None => pacstap::live::Next::End,
+        }
+    }
+    fn stats(&mut self) -> pacstap_capture::LiveStats {
+        pacstap_capture::LiveStats::default()
+    }
+    fn lossless(&self) -> bool {
+        true
+    }
+}
+
+/// The client ports and frame count of a pcap's TCP packets to or from `server_port`.
+fn clients_and_frames(pcap: &Path, server_port: u16) -> (std::collections::BTreeSet<u16>, usize) {
+    use pacstap_capture::PacketSource;
+    let mut src = pacstap_capture::PcapFileSource::open(pcap).unwrap();
+    let mut wire = pacstap_wire::WireDecoder::new();
+    let (mut clients, mut frames) = (std::collections::BTreeSet::new(), 0);
+    while let Some(f) = src.next_frame() {
+        if let Some(p) = wire.decode(f.ts, f.linktype, f.data) {
+            frames += 1;
+            clients.insert(if p.key.src.port == server_port {
+                p.key.dst.port
+            } else {
+                p.key.src.port
+            });
+        }
+    }
+    (clients, frames)
+}
+
+/// Live evidence (cut from the workers' packet rings while capturing) holds the same packets as
+/// replay's second pass over the file, for flows that fit the per-flow caps.
+#[test]
+fn live_evidence_from_the_workers_rings_equals_replays_second_pass() {
+    let tmp = std::env::temp_dir().join(format!("pacstap-live-evidence-{}", std::process::id()));
+    let (live_dir, replay_dir) = (tmp.join("live"), tmp.join("replay"));
+    let file = sample("dicomweb.pcap");
+
+    let mut opts = pacstap::ReplayOptions::new(vec![file.clone()]);
+    opts.evidence_dir = Some(replay_dir.clone());
+    let replayed = pacstap::replay(opts, false).unwrap();
+    assert_eq!(replayed.evidence_files.len(), 1, "{:?}", replayed.evidence_files);
+
+    let mut detection = pacstap::Detection::new(pacstap::DetectionSettings {
+        config: pacstap_detect::Config::default(),
+        state: None,
+        evidence_dir: Some(live_dir.clone()),
+        events: None,
+        alerts_only: false,
+        collect: true,
+        metrics: None,
+        alertmanager: None,
+    })
+    .unwrap();
+    detection.cut_evidence_live();
+    let run = pacstap::live::Sharded {
+        workers: 3,
+        flow: pacstap_flow::FlowConfig::default(),
+        proto: pacstap_proto::ProtoConfig::default(),
+        stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        chores: pacstap::live::Chores::default(),
+        evidence: Some(pacstap_output::RingLimits::default()),
+    };
+    let source = pacstap_capture::MergedSource::open(std::slice::from_ref(&file)).unwrap();
+    let end = run.run(FilesAsLive(source), &mut detection).unwrap();
+    assert_eq!(end.evidence_files.len(), 1, "{:?}", end.evidence_files);
+    let live_file = &end.evidence_files[0];
+    assert!(live_file.starts_with(&live_dir));
+    assert_eq!(
+        live_file.file_name(),
+        replayed.evidence_files[0].file_name(),
+        "same incident, same name"
+    );
+    let (live_clients, live_frames) = clients_and_frames(live_file, 8042);
+    let (replay_clients, replay_frames) = clients_and_frames(&replayed.evidence_files[0], 8042);
+    assert_eq!(
+        live_clients.len(),
+        2,
+        "the PUT and the DELETE connections: {live_clients:?}"
+    );
+    assert_eq!(live_clients, replay_clients);
+    assert_eq!(live_frames, replay_frames);
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -6,4 +6,4 @@ pub mod pipeline;
 pub mod progress;
 
 pub use live::{capture, CaptureOptions, CaptureReport, EventsTarget};
-pub use pipeline::{replay, Pipeline, PipelineSettings, ReplayOptions, ReplayReport};
+pub use pipeline::{replay, Detection, DetectionSettings, FlowShard, Pipeline, ReplayOptions, ReplayReport};

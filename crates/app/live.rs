@@ -424,6 +424,19 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
+    fn new(lanes: Vec<Lane>, shared: Arc<Shared>, lossless: bool) -> Dispatcher {
+        Dispatcher {
+            lanes,
+            shared,
+            seq: 0,
+            clock: DetectionClock::default(),
+            last_ts: Timestamp(i64::MIN),
+            held: 0,
+            oldest: None,
+            lossless,
+        }
+    }
+
     fn push(&mut self, f: &RawFrame<'_>, now: Instant) {
         let k = worker_of(f, self.lanes.len());
         let full = self.lanes.get(k).is_some_and(|l| !l.batch.has_room(f.data.len()));
@@ -729,6 +742,9 @@ struct IncidentFile {
     last_cut: Option<Instant>,
     /// New flows, or a newer alert, since the last cut.
     dirty: bool,
+    /// Cut once more after the last alert's cut: the flows go on after an alert (the rest of
+    /// the transfer, the closing handshake), and the file should end with them.
+    settle: bool,
 }
 
 /// A file waiting for the workers' copies.
@@ -742,8 +758,8 @@ struct PendingCut {
 /// worker for the packets it holds of the alert's flows, and the copies are merged by time into
 /// the incident's pcap (written beside and renamed over, so a reader never sees half a file).
 ///
-/// An incident's file is re-cut when it grows, at most every [`EVIDENCE_RECUT`], and a last
-/// time at shutdown: a bulk export that alerts on every study rewrites its file a few times a
+/// An incident's file is re-cut when it grows, at most every [`EVIDENCE_RECUT`], once more
+/// [`EVIDENCE_RECUT`] after that (so it ends with what followed the alert), and at shutdown: a bulk export that alerts on every study rewrites its file a few times a
 /// minute, not hundreds. The packets are those the workers still hold: each keeps a bounded
 /// ring per flow (the first frames with payload up to the configured cap, then headers), and
 /// forgets the least recently active flows when its share of `--evidence-memory` is used up.
@@ -768,6 +784,7 @@ impl EvidenceCutter {
             flows: Vec::new(),
             last_cut: None,
             dirty: false,
+            settle: false,
         });
         for f in flows {
             if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.contains(&f) {
@@ -782,13 +799,17 @@ impl EvidenceCutter {
         let due: Vec<PathBuf> = self
             .incidents
             .iter()
-            .filter(|(_, i)| i.dirty && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= EVIDENCE_RECUT)))
+            .filter(|(_, i)| {
+                (i.dirty || i.settle) && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= EVIDENCE_RECUT))
+            })
             .map(|(p, _)| p.clone())
             .collect();
         for path in due {
             let Some(inc) = self.incidents.get_mut(&path) else {
                 continue;
             };
+            // A cut for news is followed by a settling cut; a settling cut by nothing more.
+            inc.settle = inc.dirty;
             inc.dirty = false;
             inc.last_cut = Some(now);
             let flows: Arc<[FlowId]> = inc.flows.clone().into();
@@ -1103,16 +1124,7 @@ impl Sharded {
         }
         drop(out_tx);
         drop(reply_tx);
-        let dispatcher = Dispatcher {
-            lanes,
-            shared: Arc::clone(&shared),
-            seq: 0,
-            clock: DetectionClock::default(),
-            last_ts: Timestamp(i64::MIN),
-            held: 0,
-            oldest: None,
-            lossless: feed.lossless(),
-        };
+        let dispatcher = Dispatcher::new(lanes, Arc::clone(&shared), feed.lossless());
         let stop = Arc::clone(&self.stop);
         let capture_thread = thread::Builder::new()
             .name("pacstap-capture".into())
@@ -1399,16 +1411,7 @@ mod tests {
             });
             rxs.push(rx);
         }
-        let d = Dispatcher {
-            lanes,
-            shared: Arc::clone(&shared),
-            seq: 0,
-            clock: DetectionClock::default(),
-            last_ts: Timestamp(i64::MIN),
-            held: 0,
-            oldest: None,
-            lossless: false,
-        };
+        let d = Dispatcher::new(lanes, Arc::clone(&shared), false);
         (d, rxs, shared)
     }
 

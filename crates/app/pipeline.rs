@@ -7,7 +7,7 @@
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use pacstap_capture::{Damage, MergedSource, PacketSource, RawFrame};
-use pacstap_core::{EventBody, FlowId, FlowMeta};
+use pacstap_core::{EventBody, FlowId, FlowKey, FlowMeta};
 use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
@@ -70,6 +70,20 @@ impl ReplayOptions {
         apply_ports(&mut self.proto, &config);
         self.config = config;
         self
+    }
+
+    /// What detection gets (the events output is taken: it is moved there).
+    fn detection_settings(&mut self, collect: bool, metrics: Option<Arc<Metrics>>) -> DetectionSettings {
+        DetectionSettings {
+            config: self.config.clone(),
+            state: self.state.clone(),
+            evidence_dir: self.evidence_dir.clone(),
+            events: self.events.take(),
+            alerts_only: self.alerts_only,
+            collect,
+            metrics,
+            alertmanager: self.alertmanager.clone(),
+        }
     }
 }
 
@@ -174,23 +188,6 @@ impl ReplayReport {
     }
 }
 
-/// Everything the per-frame pipeline needs, whatever feeds it (files or a live interface).
-pub struct PipelineSettings {
-    pub flow: FlowConfig,
-    pub proto: ProtoConfig,
-    pub config: Config,
-    pub state: Option<PathBuf>,
-    /// Plan evidence pcaps under this directory (the packets are copied by a second pass over
-    /// the input files: replay only).
-    pub evidence_dir: Option<PathBuf>,
-    pub events: Option<Box<dyn Write>>,
-    pub alerts_only: bool,
-    /// Keep every event in memory (tests).
-    pub collect: bool,
-    pub metrics: Option<Arc<Metrics>>,
-    pub alertmanager: Option<Arc<AlertmanagerClient>>,
-}
-
 /// wire → flow → proto for the flows one thread owns: the part of the pipeline that sees
 /// every packet. Replay has one; live capture has one per worker, each fed the flows that hash
 /// to it, so no flow state is ever shared between threads.
@@ -200,6 +197,10 @@ pub struct FlowShard {
     analyzer: Analyzer,
     /// Live evidence: the recent packets of this shard's flows (`capture --evidence-dir`).
     ring: Option<EvidenceRing>,
+    /// With the ring: recent flows' ids by canonical key, so the packets that follow a flow's
+    /// end (the last ACK of the FIN exchange, a late retransmission) still go to its evidence,
+    /// as replay's second pass puts them there.
+    ended: RecentKeys,
     frames: u64,
     bytes: u64,
     first_ts: Option<Timestamp>,
@@ -245,6 +246,7 @@ impl FlowShard {
             flows: FlowTable::new(flow),
             analyzer: Analyzer::new(proto),
             ring: None,
+            ended: RecentKeys::default(),
             frames: 0,
             bytes: 0,
             first_ts: None,
@@ -264,15 +266,19 @@ impl FlowShard {
         self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
         if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
             let id = self.flows.process(&pkt, &mut self.analyzer);
-            if let (Some(ring), Some(id)) = (self.ring.as_mut(), id) {
-                ring.record(
-                    id,
-                    frame.ts,
-                    frame.linktype,
-                    frame.data,
-                    frame.orig_len,
-                    pkt.payload.len(),
-                );
+            if let Some(ring) = self.ring.as_mut() {
+                let key = pkt.key.canonical().0;
+                let id = match id {
+                    Some(id) => {
+                        self.ended.insert(key, id);
+                        Some(id)
+                    }
+                    None => self.ended.get(&key),
+                };
+                if let Some(id) = id {
+                    let payload = pkt.payload.len();
+                    ring.record(id, frame.ts, frame.linktype, frame.data, frame.orig_len, payload);
+                }
             }
             out.extend(self.analyzer.drain_events());
         }
@@ -328,7 +334,7 @@ impl FlowShard {
     }
 }
 
-/// What [`Detection`] needs, whatever feeds it.
+/// What [`Detection`] needs, whatever feeds it (one [`FlowShard`] in replay, the workers live).
 pub struct DetectionSettings {
     pub config: Config,
     pub state: Option<PathBuf>,
@@ -653,19 +659,10 @@ impl DetectionClock {
 
 impl Pipeline {
     /// Opens the state file and starts detection (errors as [`Detection::new`]).
-    pub fn new(settings: PipelineSettings) -> Result<Pipeline> {
+    pub fn new(flow: FlowConfig, proto: ProtoConfig, detection: DetectionSettings) -> Result<Pipeline> {
         Ok(Pipeline {
-            shard: FlowShard::new(settings.flow, settings.proto),
-            detection: Detection::new(DetectionSettings {
-                config: settings.config,
-                state: settings.state,
-                evidence_dir: settings.evidence_dir,
-                events: settings.events,
-                alerts_only: settings.alerts_only,
-                collect: settings.collect,
-                metrics: settings.metrics,
-                alertmanager: settings.alertmanager,
-            })?,
+            shard: FlowShard::new(flow, proto),
+            detection: Detection::new(detection)?,
             batch: Vec::new(),
             clock: DetectionClock::default(),
         })
@@ -757,18 +754,8 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     let mut source = MergedSource::open(&opts.pcaps)?;
     let total_len = source.file_len();
     let metrics = opts.metrics.take();
-    let mut pipeline = Pipeline::new(PipelineSettings {
-        flow: opts.flow.clone(),
-        proto: opts.proto.clone(),
-        config: opts.config.clone(),
-        state: opts.state.clone(),
-        evidence_dir: opts.evidence_dir.clone(),
-        events: opts.events.take(),
-        alerts_only: opts.alerts_only,
-        collect,
-        metrics: metrics.clone(),
-        alertmanager: opts.alertmanager.clone(),
-    })?;
+    let settings = opts.detection_settings(collect, metrics.clone());
+    let mut pipeline = Pipeline::new(opts.flow.clone(), opts.proto.clone(), settings)?;
     let mut progress = Progress::new(opts.progress);
     // Metrics (when asked for) are refreshed about once a second of wall time.
     let mut next_update = Instant::now();
@@ -804,16 +791,7 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
 fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
     let source = MergedSource::open(&opts.pcaps)?;
     let metrics = opts.metrics.take();
-    let mut detection = Detection::new(DetectionSettings {
-        config: opts.config.clone(),
-        state: opts.state.clone(),
-        evidence_dir: opts.evidence_dir.clone(),
-        events: opts.events.take(),
-        alerts_only: opts.alerts_only,
-        collect,
-        metrics: metrics.clone(),
-        alertmanager: opts.alertmanager.clone(),
-    })?;
+    let mut detection = Detection::new(opts.detection_settings(collect, metrics.clone()))?;
     let run = crate::live::Sharded {
         workers: opts.workers,
         flow: opts.flow.clone(),
@@ -907,6 +885,27 @@ impl RecentFlows {
     }
 }
 
+/// Canonical flow key → the id of the flow last seen with it: two generations of at most
+/// [`RECENT_FLOWS`] keys each, so bounded and O(1).
+#[derive(Default)]
+struct RecentKeys {
+    current: HashMap<FlowKey, FlowId>,
+    previous: HashMap<FlowKey, FlowId>,
+}
+
+impl RecentKeys {
+    fn insert(&mut self, key: FlowKey, id: FlowId) {
+        if self.current.len() >= RECENT_FLOWS && !self.current.contains_key(&key) {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key, id);
+    }
+
+    fn get(&self, key: &FlowKey) -> Option<FlowId> {
+        self.current.get(key).or_else(|| self.previous.get(key)).copied()
+    }
+}
+
 /// Register an alert's flows for its evidence pcap and name the file in the alert.
 fn plan_evidence(plan: Option<&mut EvidencePlan>, recent: &RecentFlows, ev: &mut ProtocolEvent) {
     if let (Some(plan), EventBody::Alert(alert)) = (plan, &mut ev.body) {
@@ -960,10 +959,8 @@ mod tests {
         }
     }
 
-    fn settings(events: Shared) -> PipelineSettings {
-        PipelineSettings {
-            flow: FlowConfig::default(),
-            proto: ProtoConfig::default(),
+    fn settings(events: Shared) -> DetectionSettings {
+        DetectionSettings {
             config: Config::default(),
             state: None,
             evidence_dir: None,
@@ -989,7 +986,7 @@ mod tests {
         let straight = replay(ReplayOptions::new(files.clone()), true).unwrap();
 
         let (first, second) = (Shared::default(), Shared::default());
-        let mut p = Pipeline::new(settings(first.clone())).unwrap();
+        let mut p = Pipeline::new(FlowConfig::default(), ProtoConfig::default(), settings(first.clone())).unwrap();
         let mut source = MergedSource::open(&files).unwrap();
         let mut n = 0;
         while let Some(frame) = source.next_frame() {
