@@ -470,6 +470,9 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
             .expect("evidence pcap named"),
     );
     assert!(pcap.starts_with(&evidence), "{}", pcap.display());
+    // One file per incident (the phase 1 samples raise two more), named in the summary.
+    let listed = format!("Evidence: 3 pcap files (mode 0600) in {}", evidence.display());
+    assert!(stderr.contains(&listed), "{stderr}");
     {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(&pcap).expect("evidence file written");
