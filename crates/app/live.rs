@@ -409,6 +409,18 @@ struct Lane {
     closed: bool,
 }
 
+impl Lane {
+    fn new(tx: Sender<Batch>, pool: Receiver<Batch>) -> Lane {
+        Lane {
+            tx,
+            pool,
+            batch: Batch::new(),
+            behind: false,
+            closed: false,
+        }
+    }
+}
+
 /// The capture thread's side: numbers frames, shards them, hands batches over.
 struct Dispatcher {
     lanes: Vec<Lane>,
@@ -1114,13 +1126,7 @@ impl Sharded {
                 .spawn(move || worker_loop(k, shard, rx, pool_tx, out, evidence, sh))
                 .context("starting a worker thread")?;
             handles.push(handle);
-            lanes.push(Lane {
-                tx,
-                pool: pool_rx,
-                batch: Batch::new(),
-                behind: false,
-                closed: false,
-            });
+            lanes.push(Lane::new(tx, pool_rx));
         }
         drop(out_tx);
         drop(reply_tx);
@@ -1402,13 +1408,7 @@ mod tests {
         for _ in 0..workers {
             let (tx, rx) = bounded::<Batch>(capacity);
             let (_pool_tx, pool_rx) = bounded::<Batch>(1);
-            lanes.push(Lane {
-                tx,
-                pool: pool_rx,
-                batch: Batch::new(),
-                behind: false,
-                closed: false,
-            });
+            lanes.push(Lane::new(tx, pool_rx));
             rxs.push(rx);
         }
         let d = Dispatcher::new(lanes, Arc::clone(&shared), false);

@@ -631,20 +631,17 @@ impl Detector {
         self.learned.set_max(cfg.detect.max_learned_entities);
         let p = &self.p;
         for st in self.entities.states_mut() {
-            if let Some(w) = st.failures.as_mut() {
-                w.set_span(p.fail_span);
-            }
-            if let Some(w) = st.bulk.as_mut() {
-                w.set_span(p.bulk_win);
-            }
-            if let Some(w) = st.baseline.as_mut() {
-                w.set_span(p.base_win);
-            }
-            if let Some(w) = st.shares.as_mut() {
-                w.set_span(p.share_win);
-            }
-            if let Some(w) = st.recipients.as_mut() {
-                w.set_span(p.share_win);
+            let windows = [
+                (st.failures.as_mut(), p.fail_span),
+                (st.bulk.as_mut(), p.bulk_win),
+                (st.baseline.as_mut(), p.base_win),
+                (st.shares.as_deref_mut(), p.share_win),
+                (st.recipients.as_deref_mut(), p.share_win),
+            ];
+            for (w, span) in windows {
+                if let Some(w) = w {
+                    w.set_span(span);
+                }
             }
             if let Some(w) = st.https.as_mut() {
                 w.set_span(p.bulk_win);
