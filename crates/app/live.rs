@@ -387,15 +387,34 @@ impl FrameFeed for LiveSource {
     }
 }
 
-/// The worker a frame goes to: by the symmetric hash of its TCP flow, so both directions of a
-/// connection meet in one worker. Frames that are not TCP (counted, not decoded) go to worker 0.
-pub fn worker_of(frame: &RawFrame<'_>, workers: usize) -> usize {
-    if workers <= 1 {
-        return 0;
+/// Which worker a frame goes to: by a hash of its TCP flow's canonical key (the same for both
+/// directions), so both directions of a connection meet in one worker. Frames that are not TCP
+/// (counted, not decoded) go to worker 0.
+///
+/// The hash is aHash with a random seed per run: a few nanoseconds a frame on the capture
+/// thread (SipHash was 5 % of it), and nobody on the wire can aim flows at one worker. Which
+/// worker decodes a flow never shows in the output: events are put back into frame order.
+pub struct Sharder {
+    hasher: ahash::RandomState,
+    workers: usize,
+}
+
+impl Sharder {
+    pub fn new(workers: usize) -> Sharder {
+        Sharder {
+            hasher: ahash::RandomState::new(),
+            workers: workers.max(1),
+        }
     }
-    match pacstap_wire::decode_frame(frame.ts, frame.linktype, frame.data).packet {
-        Ok(pkt) => (pkt.key.symmetric_hash() % workers as u64) as usize,
-        Err(_) => 0,
+
+    pub fn worker_of(&self, frame: &RawFrame<'_>) -> usize {
+        if self.workers <= 1 {
+            return 0;
+        }
+        match pacstap_wire::decode_frame(frame.ts, frame.linktype, frame.data).packet {
+            Ok(pkt) => (self.hasher.hash_one(pkt.key.canonical().0) % self.workers as u64) as usize,
+            Err(_) => 0,
+        }
     }
 }
 
@@ -426,6 +445,7 @@ impl Lane {
 /// The capture thread's side: numbers frames, shards them, hands batches over.
 struct Dispatcher {
     lanes: Vec<Lane>,
+    sharder: Sharder,
     shared: Arc<Shared>,
     seq: u64,
     clock: DetectionClock,
@@ -440,6 +460,7 @@ struct Dispatcher {
 impl Dispatcher {
     fn new(lanes: Vec<Lane>, shared: Arc<Shared>, lossless: bool) -> Dispatcher {
         Dispatcher {
+            sharder: Sharder::new(lanes.len()),
             lanes,
             shared,
             seq: 0,
@@ -452,7 +473,7 @@ impl Dispatcher {
     }
 
     fn push(&mut self, f: &RawFrame<'_>, now: Instant) {
-        let k = worker_of(f, self.lanes.len());
+        let k = self.sharder.worker_of(f);
         let full = self.lanes.get(k).is_some_and(|l| !l.batch.has_room(f.data.len()));
         if full {
             self.flush();
@@ -620,7 +641,8 @@ const AT_END: u64 = u64::MAX;
 /// A request to a worker: copy the packets it holds for these flows (live evidence).
 struct EvidenceRequest {
     id: u64,
-    flows: Arc<[FlowId]>,
+    /// Per flow: what the file already has of it (ring buffer epoch, frames seen).
+    wants: Arc<[(FlowId, u64, u64)]>,
 }
 
 /// A worker's answer to an [`EvidenceRequest`].
@@ -637,7 +659,7 @@ struct WorkerEvidence {
 
 impl WorkerEvidence {
     fn serve(&self, shard: &FlowShard, req: EvidenceRequest) {
-        let packets = shard.evidence(&req.flows);
+        let packets = shard.evidence_since(&req.wants);
         let _ = self.replies.send(EvidenceReply { id: req.id, packets });
     }
 }
@@ -668,15 +690,25 @@ fn worker_loop(
     let requests = evidence.as_ref().map_or(&never, |e| &e.requests);
     // Counters published since the last batch (a quiet link must not leave metrics stale).
     let mut published = true;
+    // Batches since the last evidence request served: copying an incident's packets takes
+    // milliseconds, so while frames are waiting a request is served only every few batches,
+    // never back to back (the queue absorbs one copy, not a run of them).
+    let mut batches_since_request = usize::MAX;
     loop {
+        let requests_now = if batches_since_request >= BATCHES_BETWEEN_REQUESTS || rx.is_empty() {
+            requests
+        } else {
+            &never
+        };
         let mut batch = select! {
             recv(rx) -> msg => match msg {
                 Ok(b) => b,
                 Err(_) => break,
             },
-            recv(requests) -> req => {
+            recv(requests_now) -> req => {
                 if let (Ok(req), Some(e)) = (req, &evidence) {
                     e.serve(&shard, req);
+                    batches_since_request = 0;
                 }
                 continue;
             },
@@ -689,6 +721,7 @@ fn worker_loop(
             },
         };
         published = false;
+        batches_since_request = batches_since_request.saturating_add(1);
         let generation = shared.ports_generation.load(Ordering::Acquire);
         if generation != ports_seen {
             ports_seen = generation;
@@ -758,18 +791,26 @@ fn worker_loop(
     shard.stats()
 }
 
-/// An incident's evidence file, cut live from the workers' rings.
+/// An incident's file, cut live from the workers' rings.
 struct IncidentFile {
-    flows: Vec<FlowId>,
+    /// Its flows, each with what the file already holds of it: the ring buffer's epoch and how
+    /// many of that buffer's frames the last cut saw (see `EvidenceRing::snapshot_since`).
+    flows: Vec<(FlowId, u64, u64)>,
     last_cut: Option<Instant>,
-    /// New flows, or a newer alert, since the last cut.
+    /// Least time until the next cut: [`EVIDENCE_RECUT`], doubling with every cut up to
+    /// [`EVIDENCE_RECUT_MAX`], so an incident that keeps growing for hours is cut every few
+    /// minutes, not every ten seconds.
+    interval: Duration,
+    /// New flows since the last cut (an update that only raises the count changes no packets).
     dirty: bool,
     /// Cut once more after the last alert's cut: the flows go on after an alert (the rest of
     /// the transfer, the closing handshake), and the file should end with them.
     settle: bool,
+    /// A cut of this file is waiting for the workers: the next one must start from its result.
+    in_flight: bool,
 }
 
-/// A file waiting for the workers' copies.
+/// A cut waiting for the workers' copies.
 struct PendingCut {
     path: PathBuf,
     parts: Vec<EvidencePackets>,
@@ -777,14 +818,17 @@ struct PendingCut {
 }
 
 /// Live evidence (`capture --evidence-dir`), on the detection thread: each alert asks every
-/// worker for the packets it holds of the alert's flows, and the copies are merged by time into
-/// the incident's pcap (written beside and renamed over, so a reader never sees half a file).
+/// worker for the packets it holds of the alert's flows, and the copies are merged by time and
+/// appended to the incident's pcap.
 ///
-/// An incident's file is re-cut when it grows, at most every [`EVIDENCE_RECUT`], once more
-/// [`EVIDENCE_RECUT`] after that (so it ends with what followed the alert), and at shutdown: a bulk export that alerts on every study rewrites its file a few times a
-/// minute, not hundreds. The packets are those the workers still hold: each keeps a bounded
-/// ring per flow (the first frames with payload up to the configured cap, then headers), and
-/// forgets the least recently active flows when its share of `--evidence-memory` is used up.
+/// A file only grows: each cut asks for the frames the previous cuts did not have, so packets
+/// already written stay even when a worker's ring forgets the flow later. It is cut when new
+/// flows join the incident — at most every [`EVIDENCE_RECUT`], the interval doubling with each
+/// cut up to [`EVIDENCE_RECUT_MAX`] — once more after that (so it ends with what followed the
+/// alert), and at shutdown. An update that only raises the count cuts nothing. The packets are
+/// those the workers still hold: each keeps a bounded ring per flow (the first frames with
+/// payload up to the configured cap, then headers), and forgets the least recently active flows
+/// when its share of `--evidence-memory` is used up.
 struct EvidenceCutter {
     requests: Vec<Sender<EvidenceRequest>>,
     replies: Receiver<EvidenceReply>,
@@ -795,8 +839,12 @@ struct EvidenceCutter {
     errors: u64,
 }
 
-/// Least wall time between two cuts of one incident's evidence file.
+/// While frames wait, a worker serves at most one evidence request per this many batches.
+const BATCHES_BETWEEN_REQUESTS: usize = 8;
+/// Least wall time between the first two cuts of one incident's evidence file (it doubles).
 pub const EVIDENCE_RECUT: Duration = Duration::from_secs(10);
+/// Most wall time between two cuts of a file whose incident keeps growing.
+pub const EVIDENCE_RECUT_MAX: Duration = Duration::from_secs(300);
 /// Flows per evidence file (an alert names at most its capped list; updates add more).
 const EVIDENCE_FLOWS_PER_FILE: usize = 256;
 
@@ -805,24 +853,29 @@ impl EvidenceCutter {
         let inc = self.incidents.entry(path).or_insert(IncidentFile {
             flows: Vec::new(),
             last_cut: None,
-            dirty: false,
+            interval: EVIDENCE_RECUT,
+            dirty: true,
             settle: false,
+            in_flight: false,
         });
         for f in flows {
-            if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.contains(&f) {
-                inc.flows.push(f);
+            if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.iter().any(|w| w.0 == f) {
+                inc.flows.push((f, 0, 0));
+                inc.dirty = true;
             }
         }
-        inc.dirty = true;
     }
 
-    /// Ask the workers for the files that are due (all dirty ones when `force`).
+    /// Ask the workers for what is new in the files that are due (every file with news when
+    /// `force`).
     fn cut_due(&mut self, now: Instant, force: bool) {
         let due: Vec<PathBuf> = self
             .incidents
             .iter()
             .filter(|(_, i)| {
-                (i.dirty || i.settle) && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= EVIDENCE_RECUT))
+                (i.dirty || i.settle)
+                    && !i.in_flight
+                    && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= i.interval))
             })
             .map(|(p, _)| p.clone())
             .collect();
@@ -833,34 +886,40 @@ impl EvidenceCutter {
             // A cut for news is followed by a settling cut; a settling cut by nothing more.
             inc.settle = inc.dirty;
             inc.dirty = false;
+            if inc.last_cut.is_some() {
+                inc.interval = (inc.interval * 2).min(EVIDENCE_RECUT_MAX);
+            }
             inc.last_cut = Some(now);
-            let flows: Arc<[FlowId]> = inc.flows.clone().into();
+            let wants: Arc<[(FlowId, u64, u64)]> = inc.flows.clone().into();
             let id = self.next_id;
             self.next_id += 1;
             let mut waiting = 0;
             for tx in &self.requests {
                 let req = EvidenceRequest {
                     id,
-                    flows: Arc::clone(&flows),
+                    wants: Arc::clone(&wants),
                 };
                 // Never wait for a worker: one that is this far behind misses this cut (its
-                // flows come in the next one, or at shutdown).
+                // frames come with the next one, or at shutdown).
                 if tx.try_send(req).is_ok() {
                     waiting += 1;
                 }
             }
-            self.pending.insert(
-                id,
-                PendingCut {
-                    path,
-                    parts: Vec::new(),
-                    waiting,
-                },
-            );
+            if waiting > 0 {
+                inc.in_flight = true;
+                self.pending.insert(
+                    id,
+                    PendingCut {
+                        path,
+                        parts: Vec::new(),
+                        waiting,
+                    },
+                );
+            }
         }
     }
 
-    /// Take the workers' answers; write the files whose answers are all in.
+    /// Take the workers' answers; append to the files whose answers are all in.
     fn collect(&mut self, wait: Option<Duration>) {
         let deadline = wait.map(|w| Instant::now() + w);
         while !self.pending.is_empty() {
@@ -887,8 +946,20 @@ impl EvidenceCutter {
         }
     }
 
+    /// Append a finished cut, and remember what each flow's part held for the next one.
     fn write(&mut self, p: PendingCut) {
-        match pacstap_output::write_evidence_pcap(&p.path, &p.parts) {
+        if let Some(inc) = self.incidents.get_mut(&p.path) {
+            inc.in_flight = false;
+            for fe in p.parts.iter().flat_map(EvidencePackets::flows) {
+                if let Some(w) = inc.flows.iter_mut().find(|w| w.0 == fe.flow) {
+                    *w = (fe.flow, fe.epoch, fe.seen);
+                }
+            }
+        }
+        if p.parts.iter().all(EvidencePackets::is_empty) && p.path.exists() {
+            return;
+        }
+        match pacstap_output::append_evidence_pcap(&p.path, &p.parts) {
             Ok(_) => {
                 if !self.written.contains(&p.path) {
                     self.written.push(p.path);
@@ -903,6 +974,8 @@ impl EvidenceCutter {
 
     /// Shutdown: cut every file with news, and wait (a bounded time) for the copies.
     fn finish(&mut self) -> Vec<PathBuf> {
+        // Cuts still out first, so the last cut starts from what they brought.
+        self.collect(Some(Duration::from_secs(10)));
         self.cut_due(Instant::now(), true);
         self.collect(Some(Duration::from_secs(10)));
         let left: Vec<PendingCut> = self.pending.drain().map(|(_, p)| p).collect();
@@ -1399,16 +1472,17 @@ mod tests {
     #[test]
     fn both_directions_of_a_flow_go_to_the_same_worker_and_flows_spread() {
         let mut used = [0usize; 4];
+        let sharder = Sharder::new(4);
         for port in 40000..40400u16 {
             let f = tcp_frame(port, 11112);
             let r = swapped(&f);
-            let k = worker_of(&raw(1, &f), 4);
-            assert_eq!(k, worker_of(&raw(1, &r), 4), "port {port}");
+            let k = sharder.worker_of(&raw(1, &f));
+            assert_eq!(k, sharder.worker_of(&raw(1, &r)), "port {port}");
             used[k] += 1;
         }
         assert!(used.iter().all(|&n| n > 50), "400 flows over 4 workers: {used:?}");
-        assert_eq!(worker_of(&raw(1, b"not a frame"), 4), 0);
-        assert_eq!(worker_of(&raw(1, &tcp_frame(1, 2)), 1), 0);
+        assert_eq!(sharder.worker_of(&raw(1, b"not a frame")), 0);
+        assert_eq!(Sharder::new(1).worker_of(&raw(1, &tcp_frame(1, 2))), 0);
     }
 
     fn dispatcher(workers: usize, capacity: usize) -> (Dispatcher, Vec<Receiver<Batch>>, Arc<Shared>) {
@@ -1432,7 +1506,7 @@ mod tests {
         // Find a flow for each worker.
         let port_for = |w: usize| {
             (40000..41000u16)
-                .find(|&p| worker_of(&raw(1, &tcp_frame(p, 104)), 2) == w)
+                .find(|&p| d.sharder.worker_of(&raw(1, &tcp_frame(p, 104))) == w)
                 .unwrap()
         };
         let (f0, f1) = (tcp_frame(port_for(0), 104), tcp_frame(port_for(1), 104));

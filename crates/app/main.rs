@@ -181,8 +181,8 @@ struct CaptureArgs {
 
     /// For each alert, write the packets of the flows behind it as a pcap there (mode 0600),
     /// cut from the recent packets the workers keep per flow: the first frames with payload up
-    /// to `[evidence] max_payload_bytes_per_flow`, then headers. Rewritten as the incident grows
-    /// (at most every 10 s) and at shutdown.
+    /// to `[evidence] max_payload_bytes_per_flow`, then headers. Appended to as flows join the
+    /// incident (10 s apart at first, backing off to 5 min) and at shutdown.
     #[arg(long, value_name = "DIR")]
     evidence_dir: Option<PathBuf>,
 

@@ -209,6 +209,7 @@ pub struct FlowShard {
     /// end (the last ACK of the FIN exchange, a late retransmission) still go to its evidence,
     /// as replay's second pass puts them there.
     ended: RecentKeys,
+    last_noted: Option<(FlowKey, FlowId)>,
     frames: u64,
     bytes: u64,
     first_ts: Option<Timestamp>,
@@ -255,6 +256,7 @@ impl FlowShard {
             analyzer: Analyzer::new(proto),
             ring: None,
             ended: RecentKeys::default(),
+            last_noted: None,
             frames: 0,
             bytes: 0,
             first_ts: None,
@@ -278,7 +280,11 @@ impl FlowShard {
                 let key = pkt.key.canonical().0;
                 let id = match id {
                     Some(id) => {
-                        self.ended.insert(key, id);
+                        // Bulk transfers come as runs of one flow's packets: note each run once.
+                        if self.last_noted != Some((key, id)) {
+                            self.ended.insert(key, id);
+                            self.last_noted = Some((key, id));
+                        }
                         Some(id)
                     }
                     None => self.ended.get(&key),
@@ -297,9 +303,10 @@ impl FlowShard {
         self.ring = Some(EvidenceRing::new(limits));
     }
 
-    /// Copies of the packets held for `flows` (those this shard owns; others are skipped).
-    pub fn evidence(&self, flows: &[FlowId]) -> EvidencePackets {
-        self.ring.as_ref().map(|r| r.snapshot(flows)).unwrap_or_default()
+    /// Copies of the packets held for the wanted flows (those this shard owns; others are
+    /// skipped), after the frames a previous copy had (`EvidenceRing::snapshot_since`).
+    pub fn evidence_since(&self, wants: &[(FlowId, u64, u64)]) -> EvidencePackets {
+        self.ring.as_ref().map(|r| r.snapshot_since(wants)).unwrap_or_default()
     }
 
     /// The evidence ring's counters, when it keeps one.
@@ -897,8 +904,8 @@ impl RecentFlows {
 /// [`RECENT_FLOWS`] keys each, so bounded and O(1).
 #[derive(Default)]
 struct RecentKeys {
-    current: HashMap<FlowKey, FlowId>,
-    previous: HashMap<FlowKey, FlowId>,
+    current: HashMap<FlowKey, FlowId, ahash::RandomState>,
+    previous: HashMap<FlowKey, FlowId, ahash::RandomState>,
 }
 
 impl RecentKeys {

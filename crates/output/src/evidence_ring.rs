@@ -172,6 +172,10 @@ pub struct FlowEvidence {
     pub ended: bool,
     /// The flow was evicted earlier and seen again: its first frames are not the connection's.
     pub resumed_after_eviction: bool,
+    /// Which buffer of the flow this came from (new after an eviction), and how many frames it
+    /// had been offered: pass both to [`EvidenceRing::snapshot_since`] to get only later frames.
+    pub epoch: u64,
+    pub seen: u64,
 }
 
 /// One kept frame, borrowed from an [`EvidencePackets`].
@@ -282,6 +286,8 @@ pub struct EvidenceRing {
     tombs: HashMap<FlowId, Tomb, IdHash>,
     tomb_order: VecDeque<(FlowId, u64)>,
     tomb_seq: u64,
+    /// Flow buffers created so far (the last one's [`FlowBuf::epoch`]).
+    epochs: u64,
     stats: RingStats,
 }
 
@@ -296,7 +302,7 @@ impl std::fmt::Debug for EvidenceRing {
 
 const NIL: u32 = u32::MAX;
 /// Record header inside the flow buffers: ts (i64), orig_len, linktype, caplen (u32 each), LE.
-const REC: usize = 20;
+const REC: usize = 24;
 /// First allocation of a flow buffer: a short flow (a login) fits without regrowing.
 const MIN_ALLOC: usize = 1024;
 /// Per flow, an upper bound of the table bytes besides its `Slot`: index (≤ 2.3 buckets × 17 B),
@@ -324,6 +330,11 @@ struct FlowBuf {
     resumed: bool,
     /// `heap_bytes()` as last added to the ring's total.
     counted: usize,
+    /// Frames offered to this buffer (kept or not): the next frame's number.
+    seen: u64,
+    /// Which buffer this is: a flow evicted and seen again gets a new epoch, and its numbers
+    /// start over.
+    epoch: u64,
 }
 
 struct Slot {
@@ -374,6 +385,7 @@ impl EvidenceRing {
             tombs: HashMap::with_hasher(IdHash::new()),
             tomb_order: VecDeque::new(),
             tomb_seq: 0,
+            epochs: 0,
             stats: RingStats {
                 budget_bytes: limits.budget_bytes,
                 ..RingStats::default()
@@ -455,21 +467,33 @@ impl EvidenceRing {
     /// Owned copies of the kept frames of those of `flows` this ring holds (duplicates ignored).
     /// Does not count as touching them. Costs at most the ring's own size.
     pub fn snapshot(&self, flows: &[FlowId]) -> EvidencePackets {
-        let mut ids = flows.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let found: Vec<(FlowId, &FlowBuf)> = ids
+        let wants: Vec<(FlowId, u64, u64)> = flows.iter().map(|&f| (f, 0, 0)).collect();
+        self.snapshot_since(&wants)
+    }
+
+    /// As [`EvidenceRing::snapshot`], but per `(flow, epoch, seen)` only the frames after the
+    /// first `seen` of that buffer — what a previous snapshot (whose [`FlowEvidence`] gave
+    /// `epoch` and `seen`) did not have, so a file can grow by appending. A flow whose buffer is
+    /// not of that epoch any more (evicted and seen again) comes whole.
+    pub fn snapshot_since(&self, wants: &[(FlowId, u64, u64)]) -> EvidencePackets {
+        let mut wants = wants.to_vec();
+        wants.sort_unstable();
+        wants.dedup_by_key(|w| w.0);
+        let found: Vec<(FlowId, &FlowBuf, u64)> = wants
             .iter()
-            .filter_map(|id| self.index.get(id).and_then(|&i| self.slots.get(i as usize)))
-            .map(|s| (s.id, &s.buf))
+            .filter_map(|&(id, epoch, seen)| {
+                let slot = self.index.get(&id).and_then(|&i| self.slots.get(i as usize))?;
+                let skip = if slot.buf.epoch == epoch { seen } else { 0 };
+                Some((slot.id, &slot.buf, skip))
+            })
             .collect();
         let mut out = EvidencePackets::default();
-        let bytes: usize = found.iter().map(|(_, b)| b.head.len() + b.tail.len()).sum();
-        let frames: u64 = found.iter().map(|(_, b)| b.head_frames + b.tail_frames).sum();
+        let bytes: usize = found.iter().map(|(_, b, _)| b.head.len() + b.tail.len()).sum();
+        let frames: u64 = found.iter().map(|(_, b, _)| b.head_frames + b.tail_frames).sum();
         out.bytes.reserve(bytes);
         out.packets.reserve(usize::try_from(frames).unwrap_or(0));
-        for (id, buf) in found {
-            buf.copy_into(id, &mut out);
+        for (id, buf, skip) in found {
+            buf.copy_into(id, &mut out, skip);
         }
         out
     }
@@ -516,7 +540,11 @@ impl EvidenceRing {
             self.evict_lru();
         }
         self.index.try_reserve(1).ok()?;
-        let mut buf = FlowBuf::default();
+        self.epochs += 1;
+        let mut buf = FlowBuf {
+            epoch: self.epochs,
+            ..FlowBuf::default()
+        };
         if let Some(t) = self.tombs.remove(&id) {
             // Its beginning is gone; payload from its middle would only push other flows'
             // beginnings out (and, under pressure, get it evicted again): recent headers only.
@@ -664,6 +692,8 @@ impl FlowBuf {
     }
 
     fn push(&mut self, lim: &RingLimits, head_max: usize, tail_max: usize, f: Frame<'_>) -> Pushed {
+        let seq = u32::try_from(self.seen).unwrap_or(u32::MAX);
+        self.seen += 1;
         let payload = f.payload_len.min(f.data.len());
         let headers = f.data.len() - payload;
         let hdr_kept = headers.min(lim.header_bytes());
@@ -691,6 +721,7 @@ impl FlowBuf {
                 orig_len,
                 linktype: f.linktype,
                 caplen: kept as u32,
+                seq,
             };
             self.head.extend_from_slice(&h.encode());
             self.head.extend_from_slice(bytes);
@@ -718,6 +749,7 @@ impl FlowBuf {
                         orig_len,
                         linktype: f.linktype,
                         caplen: hdr_kept as u32,
+                        seq,
                     };
                     self.tail.extend(h.encode().iter());
                     self.tail.extend(bytes.iter());
@@ -756,7 +788,8 @@ impl FlowBuf {
         self.tail_frames = self.tail_frames.saturating_sub(1);
     }
 
-    fn copy_into(&self, id: FlowId, out: &mut EvidencePackets) {
+    /// Copies the records numbered `skip` and later (all: 0).
+    fn copy_into(&self, id: FlowId, out: &mut EvidencePackets, skip: u64) {
         let mut kept = 0;
         let mut off = 0;
         while let Some(h) = self.head.get(off..off + REC).map(RecHeader::decode) {
@@ -764,11 +797,13 @@ impl FlowBuf {
             let Some(bytes) = self.head.get(data.clone()) else {
                 break;
             };
-            out.push(id, h, |dst| {
-                dst.extend_from_slice(bytes);
-                true
-            });
-            kept += 1;
+            if u64::from(h.seq) >= skip {
+                out.push(id, h, |dst| {
+                    dst.extend_from_slice(bytes);
+                    true
+                });
+                kept += 1;
+            }
             off = data.end;
         }
         let (a, b) = self.tail.as_slices();
@@ -778,8 +813,10 @@ impl FlowBuf {
             let h = RecHeader::decode(&raw);
             let start = off + REC;
             let len = h.caplen as usize;
-            out.push(id, h, |dst| deque_copy(a, b, start, len, dst));
-            kept += 1;
+            if u64::from(h.seq) >= skip {
+                out.push(id, h, |dst| deque_copy(a, b, start, len, dst));
+                kept += 1;
+            }
             off = start + len;
         }
         out.flows.push(FlowEvidence {
@@ -789,6 +826,8 @@ impl FlowBuf {
             payload_bytes_omitted: self.payload_omitted,
             ended: self.ended,
             resumed_after_eviction: self.resumed,
+            epoch: self.epoch,
+            seen: self.seen,
         });
     }
 }
@@ -800,6 +839,9 @@ struct RecHeader {
     orig_len: u32,
     linktype: u32,
     caplen: u32,
+    /// The frame's number within its flow buffer (saturating), for cuts that only add what is
+    /// new ([`EvidenceRing::snapshot_since`]).
+    seq: u32,
 }
 
 impl RecHeader {
@@ -810,6 +852,7 @@ impl RecHeader {
         b[8..12].copy_from_slice(&self.orig_len.to_le_bytes());
         b[12..16].copy_from_slice(&self.linktype.to_le_bytes());
         b[16..20].copy_from_slice(&self.caplen.to_le_bytes());
+        b[20..24].copy_from_slice(&self.seq.to_le_bytes());
         b
     }
 
@@ -822,6 +865,7 @@ impl RecHeader {
             orig_len: u32::from_le_bytes(le(b, 8)),
             linktype: u32::from_le_bytes(le(b, 12)),
             caplen: u32::from_le_bytes(le(b, 16)),
+            seq: u32::from_le_bytes(le(b, 20)),
         }
     }
 }
@@ -966,6 +1010,97 @@ pub struct PcapWritten {
 /// Temp-file names unique within the process, for concurrent writers of one path.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Add `parts` (merged by timestamp) to the end of the pcap at `path`, creating it (mode 0600,
+/// header with the frames' most common link type) when it does not exist yet. Live evidence
+/// grows its files this way: each cut brings only the frames the previous cuts did not have
+/// ([`EvidenceRing::snapshot_since`]), so a file never loses packets when the ring forgets a
+/// flow later. Frames of another link type than the file's are left out (counted). A symbolic
+/// link at `path` is refused.
+pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
+    let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
+    frames.sort_by_key(|p| p.ts); // stable
+    let mut flows: Vec<(FlowId, u64)> = parts
+        .iter()
+        .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
+        .collect();
+    flows.sort_unstable();
+    flows.dedup_by_key(|f| f.0);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "evidence path is a symbolic link",
+            ))
+        }
+        Ok(m) => m.len() >= PCAP_HEADER_LEN,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    let (file, linktype) = if existing {
+        let linktype = read_pcap_linktype(path)?;
+        (OpenOptions::new().append(true).open(path)?, linktype)
+    } else {
+        let linktype = majority_linktype(&frames);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        file.set_permissions(Permissions::from_mode(0o600))?; // whatever the umask
+        (file, linktype)
+    };
+    let mut written = PcapWritten {
+        path: path.to_owned(),
+        linktype,
+        flows: flows.len(),
+        frames_omitted: flows.iter().map(|f| f.1).sum(),
+        ..PcapWritten::default()
+    };
+    let mut w = BufWriter::new(file);
+    if !existing {
+        write_pcap_header(&mut w, linktype)?;
+    }
+    for p in &frames {
+        if p.linktype != linktype {
+            written.skipped_linktype += 1;
+            continue;
+        }
+        let data = p.data.get(..PCAP_SNAPLEN as usize).unwrap_or(p.data);
+        write_record(&mut w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
+        written.frames += 1;
+    }
+    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.sync_data()?;
+    Ok(written)
+}
+
+/// Length of the legacy pcap global header.
+const PCAP_HEADER_LEN: u64 = 24;
+
+/// The link type in the global header of a (little-endian, as written here) pcap file.
+fn read_pcap_linktype(path: &Path) -> io::Result<u32> {
+    use std::io::Read;
+    let mut header = [0u8; PCAP_HEADER_LEN as usize];
+    std::fs::File::open(path)?.read_exact(&mut header)?;
+    let field = |at: usize| {
+        header
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+    };
+    if field(0) != Some(0xa1b2_c3d4) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a pcap file written by pacstap",
+        ));
+    }
+    field(20).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short pcap header"))
+}
+
 /// Write `parts` (snapshots of one alert's flows, e.g. from several workers' rings) merged by
 /// timestamp into one legacy pcap at `path`, mode 0600 (the payload is patient data), creating
 /// the directory if needed. The file is written beside `path` and renamed over it, so a reader
@@ -1075,6 +1210,63 @@ mod tests {
         let d = std::env::temp_dir().join(format!("pacstap-ring-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         d
+    }
+
+    /// A file grown by appending only what each cut did not have holds every frame once, in
+    /// order, even after the ring forgot the flow; a flow seen again after its eviction comes
+    /// whole (its new buffer's numbers start over).
+    #[test]
+    fn evidence_ring_snapshots_since_a_cut_append_only_new_frames() {
+        let lim = RingLimits {
+            max_flows: 2,
+            ..limits()
+        };
+        let mut r = EvidenceRing::new(lim);
+        for ts in 0..3 {
+            rec(&mut r, 1, ts, &frame(ts as u8, 10), 10);
+        }
+        let dir = tempdir("append-since");
+        let path = dir.join("incident.pcap");
+        let first = r.snapshot(&[FlowId(1)]);
+        let fe = first.flows()[0];
+        assert_eq!((fe.frames_kept, fe.seen), (3, 3));
+        assert_eq!(append_evidence_pcap(&path, &[first]).unwrap().frames, 3);
+        // Three more frames, then a cut of what is new: 3 (two in the head, one in the tail).
+        for ts in 3..6 {
+            rec(&mut r, 1, ts, &frame(ts as u8, 10), 10);
+        }
+        let second = r.snapshot_since(&[(FlowId(1), fe.epoch, fe.seen)]);
+        let ts: Vec<i64> = second.iter().map(|p| p.ts.0).collect();
+        assert_eq!(ts, [3, 4, 5]);
+        assert_eq!(append_evidence_pcap(&path, &[second]).unwrap().frames, 3);
+        // Nothing new: nothing to add.
+        let fe = r.snapshot(&[FlowId(1)]).flows()[0];
+        assert!(r.snapshot_since(&[(FlowId(1), fe.epoch, fe.seen)]).is_empty());
+        // The ring forgets flow 1 (two newer flows); the file keeps what it had.
+        rec(&mut r, 2, 10, &frame(20, 10), 10);
+        rec(&mut r, 3, 11, &frame(21, 10), 10);
+        assert!(!r.contains(FlowId(1)));
+        rec(&mut r, 1, 12, &frame(12, 10), 10);
+        let third = r.snapshot_since(&[(FlowId(1), fe.epoch, fe.seen)]);
+        assert_eq!(
+            third.iter().map(|p| p.ts.0).collect::<Vec<_>>(),
+            [12],
+            "a new epoch: whole"
+        );
+        append_evidence_pcap(&path, &[third]).unwrap();
+        let mut src = PcapFileSource::open(&path).unwrap();
+        let mut got = Vec::new();
+        while let Some(f) = src.next_frame() {
+            got.push(f.data[0]); // each frame's header bytes are its tag
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4, 5, 12]);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A symbolic link planted at the path is refused.
+        let link = dir.join("link.pcap");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(append_evidence_pcap(&link, &[r.snapshot(&[FlowId(1)])]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

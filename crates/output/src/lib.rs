@@ -20,8 +20,8 @@ pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOption
 pub use eve::{EveRecord, JsonLinesSink};
 pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
 pub use evidence_ring::{
-    write_evidence_pcap, EvidencePacket, EvidencePackets, EvidenceRing, FlowEvidence, PcapWritten, RingLimits,
-    RingStats,
+    append_evidence_pcap, write_evidence_pcap, EvidencePacket, EvidencePackets, EvidenceRing, FlowEvidence,
+    PcapWritten, RingLimits, RingStats,
 };
 pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot};
 pub use summary::{Summary, SummarySection};
