@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ring = EvidenceRing::new(limits);
     let mut recorded = 0u64;
+    // What a previous cut saw of each flow: (flow, epoch, seen), for snapshot_since.
+    let mut cuts: Vec<(FlowId, u64, u64)> = Vec::new();
     let mut ts = 0i64;
     while let [op, flow, len_hi, len_lo, payload, tail @ ..] = rest {
         let flow = FlowId(u64::from(*flow % 24));
@@ -32,6 +34,20 @@ fuzz_target!(|data: &[u8]| {
             1 => {
                 let snap = ring.snapshot(&[flow, FlowId(u64::from(*payload % 24))]);
                 assert!(snap.len() as u64 <= recorded);
+                cuts = snap.flows().iter().map(|f| (f.flow, f.epoch, f.seen)).collect();
+            }
+            2 => {
+                // Only what the last cut did not see: never more frames than a full snapshot,
+                // and for an unchanged buffer, nothing the cut had.
+                let since = ring.snapshot_since(&cuts);
+                let ids: Vec<FlowId> = cuts.iter().map(|c| c.0).collect();
+                let full = ring.snapshot(&ids);
+                assert!(since.len() <= full.len());
+                for f in since.flows() {
+                    if let Some(c) = cuts.iter().find(|c| c.0 == f.flow && c.1 == f.epoch) {
+                        assert!(f.frames_kept <= f.seen.saturating_sub(c.2), "{f:?} {c:?}");
+                    }
+                }
             }
             _ => {
                 let orig_len = u32::from(*payload) * 13;
