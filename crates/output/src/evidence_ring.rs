@@ -1019,12 +1019,6 @@ static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
     let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
     frames.sort_by_key(|p| p.ts); // stable
-    let mut flows: Vec<(FlowId, u64)> = parts
-        .iter()
-        .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
-        .collect();
-    flows.sort_unstable();
-    flows.dedup_by_key(|f| f.0);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -1053,29 +1047,52 @@ pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Resul
         file.set_permissions(Permissions::from_mode(0o600))?; // whatever the umask
         (file, linktype)
     };
-    let mut written = PcapWritten {
-        path: path.to_owned(),
-        linktype,
-        flows: flows.len(),
-        frames_omitted: flows.iter().map(|f| f.1).sum(),
-        ..PcapWritten::default()
-    };
+    let mut written = PcapWritten::for_parts(path, linktype, parts);
     let mut w = BufWriter::new(file);
     if !existing {
         write_pcap_header(&mut w, linktype)?;
     }
-    for p in &frames {
-        if p.linktype != linktype {
+    write_frames(&mut w, &frames, &mut written)?;
+    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.sync_data()?;
+    Ok(written)
+}
+
+impl PcapWritten {
+    /// The counts of a file about to get `parts`' frames (frames written: none yet).
+    fn for_parts(path: &Path, linktype: u32, parts: &[EvidencePackets]) -> PcapWritten {
+        let mut flows: Vec<(FlowId, u64)> = parts
+            .iter()
+            .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
+            .collect();
+        flows.sort_unstable();
+        flows.dedup_by_key(|f| f.0);
+        PcapWritten {
+            path: path.to_owned(),
+            linktype,
+            flows: flows.len(),
+            frames_omitted: flows.iter().map(|f| f.1).sum(),
+            ..PcapWritten::default()
+        }
+    }
+}
+
+/// The records of `frames` of the file's link type (others counted as skipped).
+fn write_frames(
+    w: &mut impl std::io::Write,
+    frames: &[EvidencePacket<'_>],
+    written: &mut PcapWritten,
+) -> io::Result<()> {
+    for p in frames {
+        if p.linktype != written.linktype {
             written.skipped_linktype += 1;
             continue;
         }
         let data = p.data.get(..PCAP_SNAPLEN as usize).unwrap_or(p.data);
-        write_record(&mut w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
+        write_record(w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
         written.frames += 1;
     }
-    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_data()?;
-    Ok(written)
+    Ok(())
 }
 
 /// Length of the legacy pcap global header.
@@ -1110,12 +1127,6 @@ pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result
     let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
     frames.sort_by_key(|p| p.ts); // stable
     let linktype = majority_linktype(&frames);
-    let mut flows: Vec<(FlowId, u64)> = parts
-        .iter()
-        .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
-        .collect();
-    flows.sort_unstable();
-    flows.dedup_by_key(|f| f.0);
 
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
@@ -1131,28 +1142,14 @@ pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result
         std::process::id(),
         TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut written = PcapWritten {
-        path: path.to_owned(),
-        linktype,
-        flows: flows.len(),
-        frames_omitted: flows.iter().map(|f| f.1).sum(),
-        ..PcapWritten::default()
-    };
+    let mut written = PcapWritten::for_parts(path, linktype, parts);
     let result = (|| {
         // create_new: never follows a symlink planted at the temp name.
         let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.set_permissions(Permissions::from_mode(0o600))?; // whatever the umask
         let mut w = BufWriter::new(file);
         write_pcap_header(&mut w, linktype)?;
-        for p in &frames {
-            if p.linktype != linktype {
-                written.skipped_linktype += 1;
-                continue;
-            }
-            let data = p.data.get(..PCAP_SNAPLEN as usize).unwrap_or(p.data);
-            write_record(&mut w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
-            written.frames += 1;
-        }
+        write_frames(&mut w, &frames, &mut written)?;
         let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
