@@ -1039,33 +1039,20 @@ impl Detector {
         let idx = self.entities.get_or_insert(ent, now);
         let (kind, cap, tau) = (ent.kind(), self.p.window_cap, self.p.tau);
         let (bulk_win, base_win) = (self.p.bulk_win, self.p.base_win);
-        let mut new_bulk = 0u64;
-        let mut new_base = 0u32;
         let Some(s) = self.entities.slot_mut(idx) else { return };
         if let Some(d) = dest {
             s.st.note_export_dest(ts, d);
         }
+        let mut new_bulk = 0;
         if bulk_on {
             let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
-            w.expire(now);
-            for &(key, uid) in studies {
-                if w.add(now, ts, key, uid, flow.id) == Added::New {
-                    new_bulk += 1;
-                }
-            }
-            self.stats.window_items_dropped += w.take_dropped();
+            new_bulk = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
         }
         if base_on {
             let w =
                 s.st.baseline
                     .get_or_insert_with(|| SlidingWindow::distinct(base_win, cap));
-            w.expire(now);
-            for &(key, uid) in studies {
-                if w.add(now, ts, key, uid, flow.id) == Added::New {
-                    new_base += 1;
-                }
-            }
-            self.stats.window_items_dropped += w.take_dropped();
+            let new_base = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
             if new_base > 0 {
                 if let Some((k, _)) = self.learned.entry(kind, &s.id, now) {
                     let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
@@ -1076,41 +1063,22 @@ impl Detector {
             }
         }
         self.stats.studies_exported += new_bulk;
-        let bulk = if bulk_on {
-            measure_now(
-                &self.p,
-                &self.cfg,
-                &self.learned,
-                &mut s.st,
-                kind,
-                &s.id,
-                Rule::BulkExport,
-                now,
-            )
-        } else {
-            None
-        };
-        let base = if base_on {
-            measure_now(
-                &self.p,
-                &self.cfg,
-                &self.learned,
-                &mut s.st,
-                kind,
-                &s.id,
-                Rule::ExportAboveBaseline,
-                now,
-            )
-        } else {
-            None
-        };
+        let mut measures = [
+            (Rule::BulkExport, bulk_on, None),
+            (Rule::ExportAboveBaseline, base_on, None),
+        ];
+        for (rule, on, m) in &mut measures {
+            if *on {
+                *m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, kind, &s.id, *rule, now);
+            }
+        }
         let scope = Scope {
             studies,
             dest,
             detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
             ..Scope::default()
         };
-        for (rule, m) in [(Rule::BulkExport, bulk), (Rule::ExportAboveBaseline, base)] {
+        for (rule, _, m) in measures {
             if let Some(m) = m {
                 self.apply(idx, rule, &m, Some(flow), ts, scope, out);
             }
@@ -1946,6 +1914,24 @@ fn window_of(st: &EntityState, rule: Rule) -> Option<&SlidingWindow> {
         Rule::SharingSpike => st.shares.as_deref(),
         _ => None,
     }
+}
+
+/// Add the studies of one export to a distinct-study window; returns how many were new in it.
+fn add_studies(
+    w: &mut SlidingWindow,
+    now: i64,
+    ts: i64,
+    studies: &[(u64, Option<&str>)],
+    flow: FlowId,
+    stats: &mut DetectStats,
+) -> u64 {
+    w.expire(now);
+    let new = studies
+        .iter()
+        .filter(|&&(key, uid)| w.add(now, ts, key, uid, flow) == Added::New)
+        .count() as u64;
+    stats.window_items_dropped += w.take_dropped();
+    new
 }
 
 /// The rule's count for this entity now (expiring its window first). For instant rules:

@@ -104,28 +104,52 @@ pub struct FlowStats {
 
 impl FlowStats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &FlowStats) {
-        self.packets += other.packets;
-        self.payload_bytes += other.payload_bytes;
-        self.flows_created += other.flows_created;
-        self.flows_ended += other.flows_ended;
-        self.flows_evicted += other.flows_evicted;
-        self.flow_table_full += other.flow_table_full;
-        self.flows_timed_out += other.flows_timed_out;
-        self.flows_reused += other.flows_reused;
-        self.midstream_pickups += other.midstream_pickups;
-        self.gaps += other.gaps;
-        self.gap_bytes += other.gap_bytes;
-        self.ack_gaps += other.ack_gaps;
-        self.retransmitted_bytes += other.retransmitted_bytes;
-        self.overlap_conflicts += other.overlap_conflicts;
-        self.out_of_order_segments += other.out_of_order_segments;
-        self.buffer_cap_hits += other.buffer_cap_hits;
-        self.hole_cap_hits += other.hole_cap_hits;
-        self.truncated_packets += other.truncated_packets;
-        self.bytes_after_fin += other.bytes_after_fin;
-        self.ignored_packets += other.ignored_packets;
-        self.buffered_bytes += other.buffered_bytes;
+        let FlowStats {
+            packets,
+            payload_bytes,
+            flows_created,
+            flows_ended,
+            flows_evicted,
+            flow_table_full,
+            flows_timed_out,
+            flows_reused,
+            midstream_pickups,
+            gaps,
+            gap_bytes,
+            ack_gaps,
+            retransmitted_bytes,
+            overlap_conflicts,
+            out_of_order_segments,
+            buffer_cap_hits,
+            hole_cap_hits,
+            truncated_packets,
+            bytes_after_fin,
+            ignored_packets,
+            buffered_bytes,
+        } = other;
+        self.packets += packets;
+        self.payload_bytes += payload_bytes;
+        self.flows_created += flows_created;
+        self.flows_ended += flows_ended;
+        self.flows_evicted += flows_evicted;
+        self.flow_table_full += flow_table_full;
+        self.flows_timed_out += flows_timed_out;
+        self.flows_reused += flows_reused;
+        self.midstream_pickups += midstream_pickups;
+        self.gaps += gaps;
+        self.gap_bytes += gap_bytes;
+        self.ack_gaps += ack_gaps;
+        self.retransmitted_bytes += retransmitted_bytes;
+        self.overlap_conflicts += overlap_conflicts;
+        self.out_of_order_segments += out_of_order_segments;
+        self.buffer_cap_hits += buffer_cap_hits;
+        self.hole_cap_hits += hole_cap_hits;
+        self.truncated_packets += truncated_packets;
+        self.bytes_after_fin += bytes_after_fin;
+        self.ignored_packets += ignored_packets;
+        self.buffered_bytes += buffered_bytes;
     }
 }

@@ -153,22 +153,37 @@ pub struct ProtoStats {
 
 impl ProtoStats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &ProtoStats) {
-        self.dicom_flows += other.dicom_flows;
-        self.pdus += other.pdus;
-        self.associations += other.associations;
-        self.commands += other.commands;
-        self.dataset_bytes_skipped += other.dataset_bytes_skipped;
-        for (k, v) in &other.anomalies {
+        let ProtoStats {
+            dicom_flows,
+            pdus,
+            associations,
+            commands,
+            dataset_bytes_skipped,
+            anomalies,
+            gap_bytes,
+            flows_ignored,
+            events,
+            http,
+            tls,
+            hl7,
+        } = other;
+        self.dicom_flows += dicom_flows;
+        self.pdus += pdus;
+        self.associations += associations;
+        self.commands += commands;
+        self.dataset_bytes_skipped += dataset_bytes_skipped;
+        for (k, v) in anomalies {
             *self.anomalies.entry(k).or_insert(0) += v;
         }
-        self.gap_bytes += other.gap_bytes;
-        self.flows_ignored += other.flows_ignored;
-        self.events += other.events;
-        self.http.merge(&other.http);
-        self.tls.merge(&other.tls);
-        self.hl7.merge(&other.hl7);
+        self.gap_bytes += gap_bytes;
+        self.flows_ignored += flows_ignored;
+        self.events += events;
+        self.http.merge(http);
+        self.tls.merge(tls);
+        self.hl7.merge(hl7);
     }
 }
 

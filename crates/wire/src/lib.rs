@@ -90,17 +90,29 @@ pub struct WireStats {
 
 impl WireStats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &WireStats) {
-        self.frames += other.frames;
-        self.tcp += other.tcp;
-        self.non_tcp += other.non_tcp;
-        self.non_ip += other.non_ip;
-        self.truncated += other.truncated;
-        self.malformed += other.malformed;
-        self.ip_fragments += other.ip_fragments;
-        self.unsupported_link += other.unsupported_link;
-        self.vlan_tagged += other.vlan_tagged;
+        let WireStats {
+            frames,
+            tcp,
+            non_tcp,
+            non_ip,
+            truncated,
+            malformed,
+            ip_fragments,
+            unsupported_link,
+            vlan_tagged,
+        } = other;
+        self.frames += frames;
+        self.tcp += tcp;
+        self.non_tcp += non_tcp;
+        self.non_ip += non_ip;
+        self.truncated += truncated;
+        self.malformed += malformed;
+        self.ip_fragments += ip_fragments;
+        self.unsupported_link += unsupported_link;
+        self.vlan_tagged += vlan_tagged;
     }
 }
 

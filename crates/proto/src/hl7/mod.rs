@@ -118,22 +118,37 @@ pub struct Hl7Stats {
 
 impl Hl7Stats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &Hl7Stats) {
-        self.flows += other.flows;
-        self.frames += other.frames;
-        self.messages += other.messages;
-        self.truncated_messages += other.truncated_messages;
-        self.malformed_messages += other.malformed_messages;
-        for (k, v) in &other.acks {
+        let Hl7Stats {
+            flows,
+            frames,
+            messages,
+            truncated_messages,
+            malformed_messages,
+            acks,
+            admin_events,
+            bytes,
+            bytes_skipped,
+            resync_bytes,
+            kept_bytes_capped,
+            outstanding_evictions,
+        } = other;
+        self.flows += flows;
+        self.frames += frames;
+        self.messages += messages;
+        self.truncated_messages += truncated_messages;
+        self.malformed_messages += malformed_messages;
+        for (k, v) in acks {
             *self.acks.entry(k).or_insert(0) += v;
         }
-        self.admin_events += other.admin_events;
-        self.bytes += other.bytes;
-        self.bytes_skipped += other.bytes_skipped;
-        self.resync_bytes += other.resync_bytes;
-        self.kept_bytes_capped += other.kept_bytes_capped;
-        self.outstanding_evictions += other.outstanding_evictions;
+        self.admin_events += admin_events;
+        self.bytes += bytes;
+        self.bytes_skipped += bytes_skipped;
+        self.resync_bytes += resync_bytes;
+        self.kept_bytes_capped += kept_bytes_capped;
+        self.outstanding_evictions += outstanding_evictions;
     }
 }
 

@@ -142,31 +142,57 @@ pub struct HttpStats {
 
 impl HttpStats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &HttpStats) {
-        self.flows += other.flows;
-        self.requests += other.requests;
-        self.responses += other.responses;
-        self.interim_responses += other.interim_responses;
-        self.transactions += other.transactions;
-        self.transactions_without_response += other.transactions_without_response;
-        self.orphan_responses += other.orphan_responses;
-        self.request_bytes += other.request_bytes;
-        self.response_bytes += other.response_bytes;
-        self.body_bytes_skipped += other.body_bytes_skipped;
-        self.resync_bytes_skipped += other.resync_bytes_skipped;
-        self.dicomweb_qido_rs += other.dicomweb_qido_rs;
-        self.dicomweb_wado_rs += other.dicomweb_wado_rs;
-        self.dicomweb_stow_rs += other.dicomweb_stow_rs;
-        self.dicomweb_wado_uri += other.dicomweb_wado_uri;
-        self.dicomweb_other += other.dicomweb_other;
-        self.auth_failures += other.auth_failures;
-        self.auth_challenges += other.auth_challenges;
-        self.admin_actions += other.admin_actions;
-        self.share_actions += other.share_actions;
-        self.tunnels += other.tunnels;
-        self.http2_flows += other.http2_flows;
-        self.flows_given_up += other.flows_given_up;
+        let HttpStats {
+            flows,
+            requests,
+            responses,
+            interim_responses,
+            transactions,
+            transactions_without_response,
+            orphan_responses,
+            request_bytes,
+            response_bytes,
+            body_bytes_skipped,
+            resync_bytes_skipped,
+            dicomweb_qido_rs,
+            dicomweb_wado_rs,
+            dicomweb_stow_rs,
+            dicomweb_wado_uri,
+            dicomweb_other,
+            auth_failures,
+            auth_challenges,
+            admin_actions,
+            share_actions,
+            tunnels,
+            http2_flows,
+            flows_given_up,
+        } = other;
+        self.flows += flows;
+        self.requests += requests;
+        self.responses += responses;
+        self.interim_responses += interim_responses;
+        self.transactions += transactions;
+        self.transactions_without_response += transactions_without_response;
+        self.orphan_responses += orphan_responses;
+        self.request_bytes += request_bytes;
+        self.response_bytes += response_bytes;
+        self.body_bytes_skipped += body_bytes_skipped;
+        self.resync_bytes_skipped += resync_bytes_skipped;
+        self.dicomweb_qido_rs += dicomweb_qido_rs;
+        self.dicomweb_wado_rs += dicomweb_wado_rs;
+        self.dicomweb_stow_rs += dicomweb_stow_rs;
+        self.dicomweb_wado_uri += dicomweb_wado_uri;
+        self.dicomweb_other += dicomweb_other;
+        self.auth_failures += auth_failures;
+        self.auth_challenges += auth_challenges;
+        self.admin_actions += admin_actions;
+        self.share_actions += share_actions;
+        self.tunnels += tunnels;
+        self.http2_flows += http2_flows;
+        self.flows_given_up += flows_given_up;
     }
 }
 

@@ -90,27 +90,47 @@ pub struct TlsStats {
 
 impl TlsStats {
     /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one.
+    /// counters of several workers, each owning some flows, read as one. Every field is named:
+    /// a counter added to the struct and not here does not compile.
     pub fn merge(&mut self, other: &TlsStats) {
-        self.connections += other.connections;
-        self.midstream_connections += other.midstream_connections;
-        self.client_hellos += other.client_hellos;
-        self.server_hellos += other.server_hellos;
-        self.hello_retry_requests += other.hello_retry_requests;
-        self.certificates += other.certificates;
-        self.sslv2_client_hellos += other.sslv2_client_hellos;
-        for (k, v) in &other.versions {
+        let TlsStats {
+            connections,
+            midstream_connections,
+            client_hellos,
+            server_hellos,
+            hello_retry_requests,
+            certificates,
+            sslv2_client_hellos,
+            versions,
+            records,
+            records_skipped,
+            handshake_cap_hits,
+            handshake_messages_lost,
+            alerts,
+            resyncs,
+            resync_bytes,
+            bytes,
+            flows_given_up,
+        } = other;
+        self.connections += connections;
+        self.midstream_connections += midstream_connections;
+        self.client_hellos += client_hellos;
+        self.server_hellos += server_hellos;
+        self.hello_retry_requests += hello_retry_requests;
+        self.certificates += certificates;
+        self.sslv2_client_hellos += sslv2_client_hellos;
+        for (k, v) in versions {
             *self.versions.entry(k).or_insert(0) += v;
         }
-        self.records += other.records;
-        self.records_skipped += other.records_skipped;
-        self.handshake_cap_hits += other.handshake_cap_hits;
-        self.handshake_messages_lost += other.handshake_messages_lost;
-        self.alerts += other.alerts;
-        self.resyncs += other.resyncs;
-        self.resync_bytes += other.resync_bytes;
-        self.bytes += other.bytes;
-        self.flows_given_up += other.flows_given_up;
+        self.records += records;
+        self.records_skipped += records_skipped;
+        self.handshake_cap_hits += handshake_cap_hits;
+        self.handshake_messages_lost += handshake_messages_lost;
+        self.alerts += alerts;
+        self.resyncs += resyncs;
+        self.resync_bytes += resync_bytes;
+        self.bytes += bytes;
+        self.flows_given_up += flows_given_up;
     }
 }
 
