@@ -1012,29 +1012,28 @@ impl FrameOrder {
         }
     }
 
-    /// The next item in frame order, if it is safe to release.
-    fn pop(&mut self) -> Option<Item> {
+    /// The worker whose queue holds the next item in frame order, if it is safe to release:
+    /// no worker can still produce anything numbered below it.
+    fn next_ready(&self) -> Option<(usize, &Item)> {
         let limit = self.through.iter().copied().min().unwrap_or(0);
-        let (k, seq) = self
-            .queues
+        self.queues
             .iter()
             .enumerate()
-            .filter_map(|(k, q)| q.front().map(|i| (k, i.seq)))
-            .min_by_key(|&(_, seq)| seq)?;
-        if seq > limit {
-            return None;
-        }
+            .filter_map(|(k, q)| q.front().map(|i| (k, i)))
+            .min_by_key(|(_, i)| i.seq)
+            .filter(|(_, i)| i.seq <= limit)
+    }
+
+    /// The next item in frame order, if it is safe to release.
+    fn pop(&mut self) -> Option<Item> {
+        let (k, _) = self.next_ready()?;
         self.queues.get_mut(k)?.pop_front()
     }
 
     /// Whether the next item to release is an event of frame `seq` (more events of one frame).
     fn next_is_event_of(&self, seq: u64) -> bool {
-        let limit = self.through.iter().copied().min().unwrap_or(0);
-        self.queues
-            .iter()
-            .filter_map(|q| q.front())
-            .min_by_key(|i| i.seq)
-            .is_some_and(|i| i.seq == seq && i.seq <= limit && matches!(i.kind, ItemKind::Event(..)))
+        self.next_ready()
+            .is_some_and(|(_, i)| i.seq == seq && matches!(i.kind, ItemKind::Event(..)))
     }
 
     fn finished(&self) -> bool {

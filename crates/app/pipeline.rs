@@ -234,17 +234,29 @@ pub struct ShardStats {
 impl ShardStats {
     /// Adds another shard's counts: the earliest start, the latest end, summed counters.
     pub fn merge(&mut self, o: &ShardStats) {
-        self.frames += o.frames;
-        self.bytes += o.bytes;
-        if o.first_ts.is_some() && (self.first_ts.is_none() || o.first_ts < self.first_ts) {
-            self.first_ts = o.first_ts;
-            self.first_linktype = o.first_linktype;
+        // Every field by name, as in the stage counters' own `merge`.
+        let ShardStats {
+            frames,
+            bytes,
+            first_ts,
+            last_ts,
+            first_linktype,
+            active_flows,
+            wire,
+            flow,
+            proto,
+        } = o;
+        self.frames += frames;
+        self.bytes += bytes;
+        if first_ts.is_some() && (self.first_ts.is_none() || *first_ts < self.first_ts) {
+            self.first_ts = *first_ts;
+            self.first_linktype = *first_linktype;
         }
-        self.last_ts = self.last_ts.max(o.last_ts);
-        self.active_flows += o.active_flows;
-        self.wire.merge(&o.wire);
-        self.flow.merge(&o.flow);
-        self.proto.merge(&o.proto);
+        self.last_ts = self.last_ts.max(*last_ts);
+        self.active_flows += active_flows;
+        self.wire.merge(wire);
+        self.flow.merge(flow);
+        self.proto.merge(proto);
     }
 }
 
@@ -431,7 +443,7 @@ impl Detection {
         self.out.emitted = 0;
         for ev in events {
             self.detector.observe(&ev, &mut self.alerts);
-            self.recent.insert(ev.flow);
+            self.recent.insert(ev.flow.id, ev.flow);
             self.out.emit(ev)?;
         }
         self.emit_alerts()?;
@@ -876,55 +888,49 @@ fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, lin
 /// How often (wall time) the snapshot-derived metrics are refreshed.
 pub const METRICS_EVERY: Duration = Duration::from_secs(1);
 
-/// Flow ids of recent events → their endpoints, so an alert's evidence can name the packets.
-/// Two generations of at most [`RECENT_FLOWS`] each: bounded, O(1), and an alert's flows are
-/// nearly always among the last few thousand that produced events.
-#[derive(Default)]
-struct RecentFlows {
-    current: HashMap<FlowId, FlowMeta>,
-    previous: HashMap<FlowId, FlowMeta>,
+/// The most recently inserted keys and their values: two generations of at most
+/// [`RECENT_FLOWS`] each, so bounded and O(1) with no per-entry bookkeeping; a key is found for
+/// at least [`RECENT_FLOWS`] insertions of other keys after its own.
+struct Recent<K, V> {
+    current: HashMap<K, V, ahash::RandomState>,
+    previous: HashMap<K, V, ahash::RandomState>,
+}
+
+impl<K, V> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent {
+            current: HashMap::default(),
+            previous: HashMap::default(),
+        }
+    }
 }
 
 const RECENT_FLOWS: usize = 1 << 16;
 
-impl RecentFlows {
-    fn insert(&mut self, meta: FlowMeta) {
-        if self.current.len() >= RECENT_FLOWS && !self.current.contains_key(&meta.id) {
-            self.previous = std::mem::take(&mut self.current);
-        }
-        self.current.insert(meta.id, meta);
-    }
-
-    fn get(&self, id: FlowId) -> Option<FlowMeta> {
-        self.current.get(&id).or_else(|| self.previous.get(&id)).copied()
-    }
-}
-
-/// Canonical flow key → the id of the flow last seen with it: two generations of at most
-/// [`RECENT_FLOWS`] keys each, so bounded and O(1).
-#[derive(Default)]
-struct RecentKeys {
-    current: HashMap<FlowKey, FlowId, ahash::RandomState>,
-    previous: HashMap<FlowKey, FlowId, ahash::RandomState>,
-}
-
-impl RecentKeys {
-    fn insert(&mut self, key: FlowKey, id: FlowId) {
+impl<K: std::hash::Hash + Eq, V: Copy> Recent<K, V> {
+    fn insert(&mut self, key: K, value: V) {
         if self.current.len() >= RECENT_FLOWS && !self.current.contains_key(&key) {
             self.previous = std::mem::take(&mut self.current);
         }
-        self.current.insert(key, id);
+        self.current.insert(key, value);
     }
 
-    fn get(&self, key: &FlowKey) -> Option<FlowId> {
+    fn get(&self, key: &K) -> Option<V> {
         self.current.get(key).or_else(|| self.previous.get(key)).copied()
     }
 }
 
+/// Flow ids of recent events → their endpoints, so an alert's evidence can name the packets
+/// (an alert's flows are nearly always among the last few thousand that produced events).
+type RecentFlows = Recent<FlowId, FlowMeta>;
+
+/// Canonical flow key → the id of the flow last seen with it.
+type RecentKeys = Recent<FlowKey, FlowId>;
+
 /// Register an alert's flows for its evidence pcap and name the file in the alert.
 fn plan_evidence(plan: Option<&mut EvidencePlan>, recent: &RecentFlows, ev: &mut ProtocolEvent) {
     if let (Some(plan), EventBody::Alert(alert)) = (plan, &mut ev.body) {
-        alert.evidence.pcap = plan.add(alert, |id| recent.get(id)).map(|p| p.display().to_string());
+        alert.evidence.pcap = plan.add(alert, |id| recent.get(&id)).map(|p| p.display().to_string());
     }
 }
 
