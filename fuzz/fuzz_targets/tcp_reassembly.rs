@@ -54,6 +54,8 @@ fuzz_target!(|data: &[u8]| {
                 window: 0,
             },
             payload: &payload[..len],
+            ip_header: &[],
+            tcp_header: &[],
             wire_payload_len: len as u32,
         };
         sent += len as u64;

@@ -49,4 +49,11 @@ pub struct Packet<'a> {
     /// Payload length the IP header claims; larger than `payload.len()` when snaplen truncated
     /// the frame — reassembly then records a gap rather than inventing bytes.
     pub wire_payload_len: u32,
+    /// The innermost IP header as captured (IPv4 with its options, or the fixed IPv6 header):
+    /// checksum validation needs it (ARCHITECTURE: control flags and checksums are validated
+    /// the way endpoints validate them before a segment may change flow state).
+    pub ip_header: &'a [u8],
+    /// The TCP header as captured, options included (the checksum is at offset 16). With
+    /// `payload` and the addresses in `key` it is everything the TCP checksum covers.
+    pub tcp_header: &'a [u8],
 }

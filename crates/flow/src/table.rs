@@ -551,6 +551,8 @@ mod tests {
             },
             payload,
             wire_payload_len: payload.len() as u32,
+            ip_header: &[],
+            tcp_header: &[],
         }
     }
 

@@ -140,6 +140,10 @@ pub struct Decoded<'a> {
     pub packet: Result<Packet<'a>, NotDecoded>,
     /// The frame carried at least one 802.1Q / 802.1ad VLAN tag.
     pub vlan_tagged: bool,
+    /// With `Err(NotDecoded::IpFragment)`: the fragmented IP packet, from the first byte of its
+    /// IP header to the end of what was captured (link and tunnel headers peeled), for the
+    /// defragmentation stage. `None` otherwise.
+    pub fragment: Option<&'a [u8]>,
 }
 
 /// Decodes frames and counts what it saw. Stateless apart from the counters.
@@ -200,6 +204,7 @@ fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
             return Decoded {
                 packet: Err(e),
                 vlan_tagged: false,
+                fragment: None,
             }
         }
     };
@@ -211,6 +216,7 @@ fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
                 return Decoded {
                     packet: Err(NotDecoded::Truncated),
                     vlan_tagged: false,
+                    fragment: None,
                 }
             }
         },
@@ -221,20 +227,28 @@ fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
                 return Decoded {
                     packet: Err(NotDecoded::Truncated),
                     vlan_tagged: false,
+                    fragment: None,
                 }
             }
             Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => {
                 return Decoded {
                     packet: Err(NotDecoded::Malformed),
                     vlan_tagged: false,
+                    fragment: None,
                 }
             }
         },
     };
     let vlan_tagged = sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
+    let packet = tcp_packet(ts, data, &sliced);
+    let fragment = match packet {
+        Err(NotDecoded::IpFragment) => fragment_slice(data, &sliced),
+        _ => None,
+    };
     Decoded {
-        packet: tcp_packet(ts, &sliced),
+        packet,
         vlan_tagged,
+        fragment,
     }
 }
 
@@ -282,6 +296,8 @@ fn fast_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
         return None;
     }
     let payload = ip_payload.get(data_offset..)?;
+    let tcp_header = ip_payload.get(..data_offset)?;
+    let ip_header = ip.get(..ihl)?;
     let src = IpAddr::V4([h[12], h[13], h[14], h[15]].into());
     let dst = IpAddr::V4([h[16], h[17], h[18], h[19]].into());
     let packet = Packet {
@@ -298,10 +314,13 @@ fn fast_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
         },
         payload,
         wire_payload_len: u32::try_from(payload.len().saturating_add(missing)).unwrap_or(u32::MAX),
+        ip_header,
+        tcp_header,
     };
     Some(Decoded {
         packet: Ok(packet),
         vlan_tagged,
+        fragment: None,
     })
 }
 
@@ -381,7 +400,7 @@ fn stop_reason(stop: Option<&(SliceError, Layer)>) -> NotDecoded {
 
 /// From a sliced frame to a TCP [`Packet`], or the reason there is none.
 #[inline]
-fn tcp_packet<'a>(ts: Timestamp, s: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, NotDecoded> {
+fn tcp_packet<'a>(ts: Timestamp, data: &'a [u8], s: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, NotDecoded> {
     // (source, destination, IP payload, bytes the IP header claims, bytes of it captured)
     let (src, dst, ip_payload, claimed, captured) = match &s.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
@@ -435,6 +454,13 @@ fn tcp_packet<'a>(ts: Timestamp, s: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, 
         }
     };
     let payload = tcp.payload();
+    let ip_header = match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => within(data, v4.header().slice()),
+        Some(LaxNetSlice::Ipv6(v6)) => within(data, v6.header().slice()),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let tcp_header = tcp.header_slice();
     // When the snaplen cut the frame, the IP header still says how much was sent.
     let missing = if ip_payload.incomplete {
         claimed.saturating_sub(captured)
@@ -457,7 +483,29 @@ fn tcp_packet<'a>(ts: Timestamp, s: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, 
         },
         payload,
         wire_payload_len,
+        ip_header,
+        tcp_header,
     })
+}
+
+/// The IP packet (header on) inside `data` that etherparse found fragmented. etherparse's slices
+/// borrow from `data`, so the header's position in `data` is the distance between the two
+/// pointers (plain address arithmetic, no `unsafe`).
+fn fragment_slice<'a>(data: &'a [u8], s: &LaxSlicedPacket<'a>) -> Option<&'a [u8]> {
+    let header = match &s.net {
+        Some(LaxNetSlice::Ipv4(v4)) => v4.header().slice(),
+        Some(LaxNetSlice::Ipv6(v6)) => v6.header().slice(),
+        _ => return None,
+    };
+    let offset = (header.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    data.get(offset..)
+}
+
+/// `part` (a slice etherparse handed out with a shorter borrow) as a slice of `data`, found by
+/// its position: etherparse only ever slices the frame it was given.
+fn within<'a>(data: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
+    let offset = (part.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    data.get(offset..offset.checked_add(part.len())?)
 }
 
 /// Layers at which etherparse stops for a transport other than TCP.
@@ -849,10 +897,30 @@ mod tests {
             assert!(p.is_none());
             assert_eq!(s.ip_fragments, 1);
         }
+        // The defragmentation stage gets the fragmented IP packet, link header peeled.
+        let pkt = ipv4(6, (true, 0), &seg);
+        let framed = eth(&[0x8100], 0x0800, &pkt);
+        let d = decode_frame(TS, linktype::ETHERNET, &framed);
+        assert_eq!(d.fragment, Some(&pkt[..]));
+        let pkt6 = ipv6(&[frag_ext(16, false)], 6, &seg);
+        let d = decode_frame(TS, linktype::RAW, &pkt6);
+        assert_eq!(d.fragment, Some(&pkt6[..]));
         // An IPv6 "atomic fragment" (offset 0, no more fragments; RFC 6946) is a whole packet.
         let pkt = ipv6(&[frag_ext(0, false)], 6, &seg);
         let p = decode_one(linktype::RAW, &pkt).0.unwrap();
         assert_eq!(p.payload.len(), 64);
+        assert_eq!(p.ip_header, &pkt[..40]);
+        assert_eq!(p.tcp_header.len(), 20);
+    }
+
+    #[test]
+    fn packets_carry_their_ip_and_tcp_headers_for_checksums() {
+        let ip = ipv4(6, (false, 0), &tcp(1, 2, TcpFlags::ACK, 8, &[7; 10]));
+        let framed = eth(&[], 0x0800, &ip);
+        let p = decode_one(linktype::ETHERNET, &framed).0.unwrap();
+        assert_eq!(p.ip_header, &ip[..20]);
+        assert_eq!(p.tcp_header, &ip[20..48]);
+        assert_eq!(p.payload, &[7; 10]);
     }
 
     // ---- malformed ----
@@ -947,6 +1015,8 @@ mod tests {
                         && x.tcp == y.tcp
                         && std::ptr::eq(x.payload, y.payload)
                         && x.wire_payload_len == y.wire_payload_len
+                        && std::ptr::eq(x.ip_header, y.ip_header)
+                        && std::ptr::eq(x.tcp_header, y.tcp_header)
                 }
                 _ => false,
             }
