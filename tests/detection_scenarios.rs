@@ -258,3 +258,64 @@ fn learned_state_survives_a_restart() {
         .any(|e| e.unwrap().file_name().to_string_lossy().contains("corrupt")));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// CONTRACT §2 (revised): every alert line is a Suricata alert object as the Elastic /
+/// OpenSearch Suricata mappings type it (`alert.severity` long 1–3, `signature_id` / `gid` /
+/// `rev` long, `action` / `signature` / `category` keyword), and an incident keeps one
+/// `incident_id` and one 5-tuple across its updates.
+#[test]
+fn alerts_are_suricata_alert_objects_with_stable_incident_ids() {
+    let spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(scenario_dir().join("expected-alerts.json")).unwrap()).unwrap();
+    let mut seen = 0;
+    for sc in spec["scenarios"].as_array().unwrap() {
+        let files: Vec<std::path::PathBuf> = sc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|f| scenario_dir().join(f))
+            .collect();
+        let cfg = pacstap_detect::Config::load(&scenario_dir().join("pacstap.toml")).unwrap();
+        let report = pacstap::replay(pacstap::ReplayOptions::new(files).with_config(cfg), true).unwrap();
+        // incident_id -> (rule, entity, 5-tuple of the first alert)
+        let mut incidents: BTreeMap<String, (Value, Value, Value)> = BTreeMap::new();
+        for ev in &report.events {
+            let pacstap_core::EventBody::Alert(a) = &ev.body else {
+                continue;
+            };
+            seen += 1;
+            let v = serde_json::to_value(a).unwrap();
+            assert_eq!(v["action"], "allowed", "{v}");
+            assert_eq!(v["gid"], 1, "{v}");
+            assert!(
+                v["signature_id"]
+                    .as_u64()
+                    .is_some_and(|s| (1_000_000..2_000_000).contains(&s)),
+                "{v}"
+            );
+            assert!(v["rev"].is_u64(), "{v}");
+            let sig = v["signature"].as_str().unwrap();
+            assert!(sig.contains(&a.rule) && sig.contains(&a.entity.id), "{sig}");
+            assert!(v["category"].as_str().is_some_and(|c| !c.is_empty()), "{v}");
+            assert!(v["severity"].as_u64().is_some_and(|s| (1..=3).contains(&s)), "{v}");
+            assert_eq!(v["severity_name"], a.severity.as_str());
+            let id = v["incident_id"].as_str().unwrap().to_owned();
+            assert_eq!(id.len(), 16, "{v}");
+            let tuple = serde_json::json!([
+                ev.flow.client.ip.to_string(),
+                ev.flow.client.port,
+                ev.flow.server.ip.to_string(),
+                ev.flow.server.port
+            ]);
+            let entry = incidents
+                .entry(id)
+                .or_insert_with(|| (v["rule"].clone(), v["entity"].clone(), tuple.clone()));
+            assert!(
+                !a.update || (entry.0 == v["rule"] && entry.1 == v["entity"] && entry.2 == tuple),
+                "{v}"
+            );
+        }
+    }
+    assert!(seen >= 17, "{seen} alerts");
+}

@@ -137,7 +137,7 @@ fn alertmanager_receives_each_alert_with_the_contract_labels() {
         .lines()
         .map(|l| {
             let a = &serde_json::from_str::<serde_json::Value>(l).unwrap()["alert"];
-            serde_json::json!([a["rule"], a["severity"], a["entity"]["kind"], a["entity"]["id"]])
+            serde_json::json!([a["rule"], a["severity_name"], a["entity"]["kind"], a["entity"]["id"]])
         })
         .collect();
     assert!(!lines.is_empty());

@@ -514,6 +514,10 @@ fn alert_event(
     flow: FlowMeta,
     out: &mut Vec<ProtocolEvent>,
 ) {
+    if inc.incident_id.is_empty() {
+        inc.incident_id = crate::incident::incident_id(inc.rule.id(), kind.as_str(), id, inc.first_seen);
+    }
+    let flow = *inc.alert_flow.get_or_insert(flow);
     let alert = Alert {
         rule: inc.rule.id().to_string(),
         severity: inc.severity,
@@ -530,6 +534,7 @@ fn alert_event(
         evidence: inc.evidence(),
         response: text::response(inc, kind, id),
         update,
+        incident_id: inc.incident_id.clone(),
     };
     stats.alerts.record(inc.rule, inc.severity, update);
     inc.mark_reported(now);

@@ -59,6 +59,29 @@ pub(crate) struct Incident {
     reported_destinations: u64,
     /// Peak count while open.
     pub peak: u64,
+    /// The flow every alert of this incident names in its 5-tuple: the one of its first alert,
+    /// so a SIEM sees one incident as one connection however many flows join it later.
+    pub alert_flow: Option<FlowMeta>,
+    /// Set at the first alert; the same on every update (CONTRACT §2 `incident_id`).
+    pub incident_id: String,
+}
+
+/// A stable incident id: FNV-1a (64 bit) over the rule, the entity and the packet time the
+/// incident opened, in hex. Deterministic, so replay and live capture of the same packets give
+/// the same ids; unique, because one entity has at most one open incident per rule, and a new
+/// one opens later.
+pub(crate) fn incident_id(rule: &str, kind: &str, id: &str, first_seen: i64) -> String {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let ts = first_seen.to_be_bytes();
+    for part in [rule.as_bytes(), kind.as_bytes(), id.as_bytes(), &ts[..]] {
+        for b in part.iter().chain(std::iter::once(&0u8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    format!("{h:016x}")
 }
 
 impl Incident {
@@ -100,6 +123,8 @@ impl Incident {
             reported_details: 0,
             reported_destinations: 0,
             peak: 0,
+            alert_flow: None,
+            incident_id: String::new(),
         }
     }
 
@@ -268,6 +293,22 @@ mod tests {
             server: ep,
             start: Timestamp(0),
             handshake_seen: true,
+        }
+    }
+
+    #[test]
+    fn incident_ids_are_stable_and_distinct() {
+        let a = incident_id("bulk_export", "ae", "WS1", 5);
+        assert_eq!(a, incident_id("bulk_export", "ae", "WS1", 5));
+        assert_eq!(a.len(), 16);
+        for other in [
+            incident_id("bulk_export", "ae", "WS1", 6),
+            incident_id("bulk_export", "user", "WS1", 5),
+            incident_id("new_device", "ae", "WS1", 5),
+            // The separators keep "ab"+"c" apart from "a"+"bc".
+            incident_id("bulk_export", "ae", "WS", 5),
+        ] {
+            assert_ne!(a, other);
         }
     }
 

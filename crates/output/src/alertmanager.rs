@@ -924,6 +924,7 @@ mod tests {
                     "preserve the evidence pcap".into(),
                 ],
                 update,
+                incident_id: "0123456789abcdef".into(),
             }),
         }
     }

@@ -253,6 +253,7 @@ mod tests {
             },
             response: vec![],
             update: false,
+            incident_id: "0123456789abcdef".into(),
         }
     }
 

@@ -1103,6 +1103,7 @@ mod tests {
             evidence: AlertEvidence::default(),
             response: vec![],
             update: false,
+            incident_id: "0123456789abcdef".into(),
         })));
         let text = m.render();
         check_exposition(&text);

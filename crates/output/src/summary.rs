@@ -510,6 +510,7 @@ mod tests {
             },
             response: vec![],
             update: count > 16,
+            incident_id: "0123456789abcdef".into(),
         };
         s.observe(&ev(EventBody::Alert(alert(16))));
         s.observe(&ev(EventBody::Alert(alert(20))));
