@@ -52,3 +52,6 @@ pub fn strs(v: &Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// Run-time builders of large attacked captures (tests/hostile.rs).
+pub mod pcapgen;
