@@ -186,6 +186,19 @@ fn reported(r: &Run, word: &str) -> bool {
     anomalies(&r.events).iter().any(|a| a.contains(word)) || r.stderr.to_lowercase().contains(word)
 }
 
+/// The run counted a spoofed control packet: an anomaly event, or a summary line, naming it
+/// (by one of `words` as a whole word, e.g. "rst", or a name containing it). Which of the two
+/// the defence chooses is its call; the tap must not stay silent about a blind injection.
+fn reported_control(r: &Run, words: &[&str]) -> bool {
+    let in_name = anomalies(&r.events).iter().any(|a| words.iter().any(|w| a.contains(w)));
+    let in_summary = r.stderr.lines().any(|l| {
+        l.to_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|tok| words.contains(&tok))
+    });
+    in_name || in_summary
+}
+
 /// The 18 C-MOVEs of bulk-export-move.pcap: all from WORKSTATION1 to STORESCP.
 fn assert_bulk_export_intact(r: &Run) {
     let moves: Vec<&Value> = r
@@ -229,7 +242,12 @@ fn same_as_bulk_export(attacked: &str) -> (Run, Run) {
 #[test]
 #[ignore = "needs TCP control-packet validation (RFC 5961)"]
 fn spoofed_syn_on_an_established_association_changes_nothing() {
-    same_as_bulk_export("ctl-syn-new-isn.pcap");
+    let (_, bad) = same_as_bulk_export("ctl-syn-new-isn.pcap");
+    assert!(
+        reported_control(&bad, &["syn", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// The same SYN with a bad checksum: discarded by every endpoint (RFC 9293 §3.1).
@@ -255,7 +273,12 @@ fn fin_with_a_bad_checksum_does_not_close_the_client_side() {
 #[test]
 #[ignore = "needs TCP control-packet validation (RFC 5961)"]
 fn rst_out_of_window_does_not_reset_the_association() {
-    same_as_bulk_export("ctl-rst-out-of-window.pcap");
+    let (_, bad) = same_as_bulk_export("ctl-rst-out-of-window.pcap");
+    assert!(
+        reported_control(&bad, &["rst", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
 }
 
 /// An RST inside the window but not at RCV.NXT exactly (RCV.NXT + 1000). RFC 5961 §3.2: the
@@ -275,6 +298,11 @@ fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
         .map(|e| s(&e["dicom"]["outcome"]))
         .collect();
     assert_eq!(outcomes, ["released", "released", "released"]);
+    assert!(
+        reported_control(&bad, &["rst", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
 }
 
 // ------------------------------------------------------------------ 2. decoy segments
