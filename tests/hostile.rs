@@ -220,13 +220,41 @@ fn assert_bulk_export_intact(r: &Run) {
     );
 }
 
+/// One line saying what a run of a bulk-export-move.pcap variant gave, for failure messages:
+/// the full fact lists are long, this says at a glance what the attack did.
+fn brief(events: &[Value]) -> String {
+    let moves: Vec<&Value> = events.iter().filter(|e| e["dicom"]["command"] == "C-MOVE").collect();
+    let with_ae = moves
+        .iter()
+        .filter(|e| e["dicom"]["calling_ae"] == "WORKSTATION1" && e["dicom"]["move_destination"] == "STORESCP")
+        .count();
+    let outcomes: Vec<String> = events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "association" && e["dicom"]["called_ae"] == "ORTHANC")
+        .map(|e| s(&e["dicom"]["outcome"]))
+        .collect();
+    let mut names = anomalies(events);
+    names.sort();
+    names.dedup();
+    format!(
+        "{with_ae} of {} C-MOVEs from WORKSTATION1 to STORESCP; associations to ORTHANC {outcomes:?}; alerts {:?}; anomalies {names:?}",
+        moves.len(),
+        alerts(events)
+    )
+}
+
 /// Replays bulk-export-move.pcap and its attacked copy; asserts the same DICOM facts and
 /// alerts, and returns both runs for the attack's own assertions.
 fn same_as_bulk_export(attacked: &str) -> (Run, Run) {
     let clean = replay(&sample(BULK));
     let bad = replay(&attack(attacked));
     assert_bulk_export_intact(&clean);
-    assert_eq!(dicom_facts(&bad.events), dicom_facts(&clean.events), "{attacked}");
+    assert_eq!(
+        dicom_facts(&bad.events),
+        dicom_facts(&clean.events),
+        "{attacked}: {}",
+        brief(&bad.events)
+    );
     assert_eq!(alerts(&bad.events), alerts(&clean.events), "{attacked}");
     assert_bulk_export_intact(&bad);
     (clean, bad)
@@ -310,7 +338,8 @@ fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
 /// A bad-checksum copy of the segment carrying a C-MOVE-RQ, Move Destination ARCHIVE2 instead
 /// of STORESCP (same length), placed before the real one. The PACS dropped it (it acted on
 /// STORESCP: the C-STOREs went there), so the event must name STORESCP, and the decoy must be
-/// reported. Today: the decoy is taken, the event says ARCHIVE2, and nothing is reported.
+/// reported. Today: the decoy is taken, the event says ARCHIVE2 (and raises a false
+/// unknown_destination alert for it), and nothing is reported.
 #[test]
 #[ignore = "needs checksum validation"]
 fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
@@ -329,8 +358,8 @@ fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
 /// re-delivers acknowledged sequence space (RFC 9293 §3.10.7.4, "segment text ... already
 /// received is ignored"). The conflict must be an anomaly event (`overlap` in its name), not
-/// only a counter. Today: the facts hold (first wins) and the summary counts "1 overlap
-/// conflicts", but no anomaly event is written.
+/// only a counter. Today: the facts hold (first wins) but the conflict goes unnoticed: the
+/// summary counts "104 retransmitted bytes, 0 overlap conflicts" and no anomaly is written.
 #[test]
 #[ignore = "needs overlap-conflict detection (anomaly event)"]
 fn conflicting_retransmission_keeps_the_first_copy_and_is_reported() {
@@ -357,8 +386,14 @@ fn syn_flood(n: usize) -> Vec<Frame> {
     let assoc2 = client_ports[1];
     let rqs: Vec<usize> = (0..frames.len())
         .filter(|&i| {
-            pcapgen::tcp(&frames[i].data)
-                .is_some_and(|t| t.sport == assoc2 && t.payload_len > 0 && frames[i].data[t.payload_off] == 0x04)
+            pcapgen::tcp(&frames[i].data).is_some_and(|t| {
+                t.sport == assoc2 && t.payload_len >= 12 && {
+                    // A P-DATA-TF whose first PDV is a whole command set (message control
+                    // header 0x03, PS3.8 §E.2): a C-MOVE-RQ.
+                    let p = pcapgen::payload(&frames[i].data);
+                    p[0] == 0x04 && p[11] == 0x03
+                }
+            })
         })
         .collect();
     let at = rqs[3];
@@ -397,8 +432,8 @@ fn syn_flood(n: usize) -> Vec<Frame> {
 /// 270,000 half-open SYNs (more than the default 262,144-flow table) while association 2 idles
 /// between two C-MOVEs. Eviction must pick the half-open flows, not the established
 /// association: all 18 C-MOVEs keep their AE titles; the full table is counted. Today: the
-/// association is evicted and its last 3 C-MOVEs are picked up mid-stream without AE titles;
-/// the bulk_export alert does not fire.
+/// association is evicted (7,859 table-full hits), its last 3 C-MOVEs are picked up mid-stream
+/// without AE titles, and the bulk_export alert does not fire. About 4 s in a debug build.
 #[test]
 #[ignore = "needs eviction that protects established flows"]
 fn syn_flood_of_270k_does_not_evict_the_idle_association() {
@@ -407,10 +442,15 @@ fn syn_flood_of_270k_does_not_evict_the_idle_association() {
     pcapgen::write_pcap(&path, &syn_flood(270_000));
     let clean = replay(&sample(BULK));
     let bad = replay(&path);
-    assert_eq!(dicom_facts(&bad.events), dicom_facts(&clean.events));
+    let caps = bad.stderr.lines().find(|l| l.contains("caps hit")).unwrap_or("");
+    assert_eq!(
+        dicom_facts(&bad.events),
+        dicom_facts(&clean.events),
+        "{}; {caps}",
+        brief(&bad.events)
+    );
     assert_eq!(alerts(&bad.events), alerts(&clean.events));
     assert_bulk_export_intact(&bad);
-    let caps = bad.stderr.lines().find(|l| l.contains("caps hit")).unwrap_or("");
     assert!(!caps.contains("flow table 0,"), "the full table is counted: {caps}");
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -439,7 +479,12 @@ fn syn_flood_under_a_small_flow_cap_does_not_evict_established_flows() {
     let (full, bad) = lib_replay(path);
     assert_eq!(clean_full, 0);
     assert!(full >= 1_000, "table-full hits counted: {full}");
-    assert_eq!(dicom_facts(&bad), dicom_facts(&clean));
+    assert_eq!(
+        dicom_facts(&bad),
+        dicom_facts(&clean),
+        "{}; table full {full}",
+        brief(&bad)
+    );
     assert_eq!(alerts(&bad), alerts(&clean));
     std::fs::remove_dir_all(&dir).ok();
 }
