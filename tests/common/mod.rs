@@ -55,3 +55,6 @@ pub fn strs(v: &Value) -> Vec<String> {
 
 /// Run-time builders of large attacked captures (tests/hostile.rs).
 pub mod pcapgen;
+
+/// Replays through the real binary and the facts of its events (tests/hostile.rs).
+pub mod eve_run;
