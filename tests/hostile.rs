@@ -761,4 +761,24 @@ fn run_time_generators_keep_tcp_consistent() {
         .filter(|t| t.flags == SYN && t.dport == 4242)
         .count();
     assert_eq!(syns, 100 + 3, "100 flood SYNs + WORKSTATION1's 3");
+    // Every built or edited frame has good checksums: only the committed attacks that say
+    // "bad checksum" may have a bad one.
+    assert!(out.iter().chain(&flood).all(|f| pcapgen::checksums_ok(&f.data)));
+    let dir = tmpdir("gen-check");
+    let path = dir.join("pinning-small.pcap");
+    pinning_associations(&path, 3, 262_000, 150_000);
+    let pinned = pcapgen::read_pcap(&path);
+    assert_eq!(pinned.len(), 3 * (3 + 3), "handshakes + 3 jumbo segments each");
+    assert!(pinned.iter().all(|f| pcapgen::checksums_ok(&f.data)));
+    let first = pinned
+        .iter()
+        .map(|f| pcapgen::payload(&f.data))
+        .find(|p| !p.is_empty())
+        .unwrap();
+    assert_eq!(
+        &first[..6],
+        &[0x01, 0x00, 0x00, 0x03, 0xFF, 0x70],
+        "A-ASSOCIATE-RQ, 262,000 bytes"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

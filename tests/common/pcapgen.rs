@@ -174,6 +174,13 @@ pub fn fix_checksums(d: &mut [u8]) {
     d[l4 + 16..l4 + 18].copy_from_slice(&c.to_be_bytes());
 }
 
+/// Whether the frame's IPv4 header and TCP checksums are right (what an endpoint checks).
+pub fn checksums_ok(d: &[u8]) -> bool {
+    let mut copy = d.to_vec();
+    fix_checksums(&mut copy);
+    copy == d
+}
+
 /// Sets sequence and acknowledgement numbers (checksums fixed).
 pub fn set_seq_ack(d: &mut [u8], seq: u32, ack: u32) {
     let l4 = IP + (d[IP] & 0x0F) as usize * 4;
