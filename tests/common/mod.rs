@@ -52,3 +52,9 @@ pub fn strs(v: &Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
+
+/// Run-time builders of large attacked captures (tests/hostile.rs).
+pub mod pcapgen;
+
+/// Replays through the real binary and the facts of its events (tests/hostile.rs).
+pub mod eve_run;

@@ -1,0 +1,784 @@
+//! Issue #10: hostile traffic. Each test replays a real capture and its attacked copy with the
+//! real binary and asserts the same facts (DICOM commands with AE titles, move destinations and
+//! study UIDs; HTTP and HL7 facts; alerts by rule, entity and count) plus the anomaly that says
+//! what the attacker tried. The attacked copies are in pcap-samples/attacks/ (made by
+//! scripts/make-samples-attacks, provenance in its README.md); the large ones are built here at
+//! run time from the same real captures (tests/common/pcapgen.rs).
+//!
+//! Tests that fail with today's binary carry `#[ignore = "needs <defence>"]`: they document the
+//! state before the defence lands, and are un-ignored with it.
+
+mod common;
+use common::eve_run::*;
+use common::pcapgen::{self, Frame, Rng, ACK, PSH, SYN};
+use common::sample;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const BULK: &str = "scenarios/bulk-export-move.pcap";
+
+fn attack(name: &str) -> PathBuf {
+    sample("attacks").join(name)
+}
+
+/// The 18 C-MOVEs of bulk-export-move.pcap: all from WORKSTATION1 to STORESCP.
+fn assert_bulk_export_intact(r: &Run) {
+    let moves: Vec<&Value> = r
+        .events
+        .iter()
+        .filter(|e| e["dicom"]["command"] == "C-MOVE")
+        .map(|e| &e["dicom"])
+        .collect();
+    assert_eq!(moves.len(), 18, "C-MOVEs");
+    for m in &moves {
+        assert_eq!(m["calling_ae"], "WORKSTATION1", "{m}");
+        assert_eq!(m["move_destination"], "STORESCP", "{m}");
+    }
+    let a = alerts(&r.events);
+    assert_eq!(
+        a.get(&("bulk_export".into(), "ae".into(), "WORKSTATION1".into())),
+        Some(&18),
+        "{a:?}"
+    );
+}
+
+/// One line saying what a run of a bulk-export-move.pcap variant gave, for failure messages:
+/// the full fact lists are long, this says at a glance what the attack did.
+fn brief(events: &[Value]) -> String {
+    let moves: Vec<&Value> = events.iter().filter(|e| e["dicom"]["command"] == "C-MOVE").collect();
+    let with_ae = moves
+        .iter()
+        .filter(|e| e["dicom"]["calling_ae"] == "WORKSTATION1" && e["dicom"]["move_destination"] == "STORESCP")
+        .count();
+    let outcomes: Vec<String> = events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "association" && e["dicom"]["called_ae"] == "ORTHANC")
+        .map(|e| s(&e["dicom"]["outcome"]))
+        .collect();
+    let mut names = anomalies(events);
+    names.sort();
+    names.dedup();
+    format!(
+        "{with_ae} of {} C-MOVEs from WORKSTATION1 to STORESCP; associations to ORTHANC {outcomes:?}; alerts {:?}; anomalies {names:?}",
+        moves.len(),
+        alerts(events)
+    )
+}
+
+/// Replays bulk-export-move.pcap and its attacked copy; asserts the same DICOM facts and
+/// alerts, and returns both runs for the attack's own assertions.
+fn same_as_bulk_export(attacked: &str) -> (Run, Run) {
+    let clean = replay(&sample(BULK));
+    let bad = replay(&attack(attacked));
+    assert_bulk_export_intact(&clean);
+    assert_eq!(
+        dicom_facts(&bad.events),
+        dicom_facts(&clean.events),
+        "{attacked}: {}",
+        brief(&bad.events)
+    );
+    assert_eq!(alerts(&bad.events), alerts(&clean.events), "{attacked}");
+    assert_bulk_export_intact(&bad);
+    (clean, bad)
+}
+
+// ------------------------------------------------------------------ 1. spoofed control packets
+
+/// A SYN with a new ISN on an established 4-tuple, good checksum, right after the
+/// A-ASSOCIATE-AC. An endpoint in ESTABLISHED answers it with a challenge ACK and keeps the
+/// connection (RFC 5961 §4; RFC 9293 §3.10.7.4); the rest of the capture shows the association
+/// going on. Today: the tap takes it for a reused port, ends the association and picks the rest
+/// up mid-stream, so its 6 C-MOVEs lose their calling AE and the bulk_export alert never fires.
+#[test]
+#[ignore = "needs TCP control-packet validation (RFC 5961)"]
+fn spoofed_syn_on_an_established_association_changes_nothing() {
+    let (_, bad) = same_as_bulk_export("ctl-syn-new-isn.pcap");
+    assert!(
+        reported_control(&bad, &["syn", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// The same SYN with a bad checksum: discarded by every endpoint (RFC 9293 §3.1).
+#[test]
+#[ignore = "needs checksum validation"]
+fn spoofed_syn_with_a_bad_checksum_is_dropped_and_counted() {
+    let (_, bad) = same_as_bulk_export("ctl-syn-bad-checksum.pcap");
+    assert!(reported(&bad, "checksum"), "{}", bad.stderr);
+}
+
+/// A FIN with a bad checksum from the client mid-transfer: the endpoint drops it, so the
+/// client's later C-MOVE-RQs are real data, not "bytes after FIN". Today: 4 of the 18
+/// C-MOVEs vanish (their responses become `dicom.response_without_request`).
+#[test]
+#[ignore = "needs checksum validation"]
+fn fin_with_a_bad_checksum_does_not_close_the_client_side() {
+    let (_, bad) = same_as_bulk_export("ctl-fin-bad-checksum.pcap");
+    assert!(reported(&bad, "checksum"), "{}", bad.stderr);
+}
+
+/// An RST far outside the window (RCV.NXT + 2^30): every TCP discards it (RFC 9293 §3.10.7.4,
+/// RFC 5961 §3.2). Today: the association ends `reset` and its last 4 C-MOVEs lose their AE.
+#[test]
+#[ignore = "needs TCP control-packet validation (RFC 5961)"]
+fn rst_out_of_window_does_not_reset_the_association() {
+    let (_, bad) = same_as_bulk_export("ctl-rst-out-of-window.pcap");
+    assert!(
+        reported_control(&bad, &["rst", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// An RST inside the window but not at RCV.NXT exactly (RCV.NXT + 1000). RFC 5961 §3.2: the
+/// receiver answers with a challenge ACK and does NOT reset; only an RST with seq == RCV.NXT
+/// resets. The tap's choice, documented here: it believes what the endpoint believes, so such
+/// an RST changes no flow state (it may be counted). The capture proves the endpoint agreed:
+/// the association goes on with more C-MOVEs and ends with A-RELEASE. Today: the tap ends it as
+/// `reset` at the spoofed RST.
+#[test]
+#[ignore = "needs TCP control-packet validation (RFC 5961)"]
+fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
+    let (_, bad) = same_as_bulk_export("ctl-rst-in-window.pcap");
+    let outcomes: Vec<String> = bad
+        .events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "association" && e["dicom"]["calling_ae"] == "WORKSTATION1")
+        .map(|e| s(&e["dicom"]["outcome"]))
+        .collect();
+    assert_eq!(outcomes, ["released", "released", "released"]);
+    assert!(
+        reported_control(&bad, &["rst", "challenge", "spoofed"]),
+        "{}",
+        bad.stderr
+    );
+}
+
+// ------------------------------------------------------------------ 2. decoy segments
+
+/// A bad-checksum copy of the segment carrying a C-MOVE-RQ, Move Destination ARCHIVE2 instead
+/// of STORESCP (same length), placed before the real one. The PACS dropped it (it acted on
+/// STORESCP: the C-STOREs went there), so the event must name STORESCP, and the decoy must be
+/// reported. Today: the decoy is taken, the event says ARCHIVE2 (and raises a false
+/// unknown_destination alert for it), and nothing is reported.
+#[test]
+#[ignore = "needs checksum validation"]
+fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
+    let (clean, bad) = same_as_bulk_export("decoy-bad-checksum.pcap");
+    assert!(!bad.stdout.contains("ARCHIVE2"));
+    assert!(
+        reported(&bad, "checksum") || reported(&bad, "overlap"),
+        "{:?}\n{}",
+        new_anomalies(&clean, &bad),
+        bad.stderr
+    );
+}
+
+/// A good-checksum retransmission of bytes already delivered and acknowledged, with
+/// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
+/// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
+/// re-delivers acknowledged sequence space (RFC 9293 §3.10.7.4, "segment text ... already
+/// received is ignored"). The conflict must be an anomaly event (`overlap` in its name), not
+/// only a counter. Today: the facts hold (first wins) but the conflict goes unnoticed: the
+/// summary counts "104 retransmitted bytes, 0 overlap conflicts" and no anomaly is written.
+#[test]
+#[ignore = "needs overlap-conflict detection (anomaly event)"]
+fn conflicting_retransmission_keeps_the_first_copy_and_is_reported() {
+    let (clean, bad) = same_as_bulk_export("decoy-retransmission.pcap");
+    assert!(!bad.stdout.contains("ARCHIVE2"));
+    let new = new_anomalies(&clean, &bad);
+    assert!(new.iter().any(|a| a.contains("overlap")), "{new:?}");
+}
+
+// ------------------------------------------------------------------ 3. flow-table flood
+
+/// bulk-export-move.pcap with `n` half-open SYNs (random sources and ports, to the PACS)
+/// spread over the idle time between association 2's 3rd C-MOVE-RSP and 4th C-MOVE-RQ.
+fn syn_flood(n: usize) -> Vec<Frame> {
+    let frames = pcapgen::read_pcap(&sample(BULK));
+    let pacs = [10, 20, 0, 10];
+    // Association 2 of WORKSTATION1 is the second connection to the PACS with an A-ASSOCIATE-RQ.
+    let client_ports: Vec<u16> = frames
+        .iter()
+        .filter_map(|f| pcapgen::tcp(&f.data))
+        .filter(|t| t.dport == 4242 && t.flags & SYN != 0)
+        .map(|t| t.sport)
+        .collect();
+    let assoc2 = client_ports[1];
+    let rqs: Vec<usize> = (0..frames.len())
+        .filter(|&i| {
+            pcapgen::tcp(&frames[i].data).is_some_and(|t| {
+                t.sport == assoc2 && t.payload_len >= 12 && {
+                    // A P-DATA-TF whose first PDV is a whole command set (message control
+                    // header 0x03, PS3.8 §E.2): a C-MOVE-RQ.
+                    let p = pcapgen::payload(&frames[i].data);
+                    p[0] == 0x04 && p[11] == 0x03
+                }
+            })
+        })
+        .collect();
+    let at = rqs[3];
+    let (t0, t1) = (frames[at - 1].ts_us, frames[at].ts_us);
+    let template = &frames[at].data;
+    let mut rng = Rng(0x5EED_F100D);
+    let mut out = frames[..at].to_vec();
+    for k in 0..n {
+        let r = rng.next();
+        let src = [
+            (r >> 56) as u8 | 1,
+            (r >> 48) as u8,
+            (r >> 40) as u8,
+            (r >> 32) as u8 | 1,
+        ];
+        let syn = pcapgen::segment(
+            template,
+            src,
+            pacs,
+            1024 + (r as u16 % 60000),
+            4242,
+            (r >> 8) as u32,
+            0,
+            SYN,
+            &[],
+        );
+        out.push(Frame {
+            ts_us: t0 + (t1 - t0) * k as u64 / n as u64,
+            data: syn,
+        });
+    }
+    out.extend_from_slice(&frames[at..]);
+    out
+}
+
+/// 270,000 half-open SYNs (more than the default 262,144-flow table) while association 2 idles
+/// between two C-MOVEs. Eviction must pick the half-open flows, not the established
+/// association: all 18 C-MOVEs keep their AE titles; the full table is counted. Today: the
+/// association is evicted (7,859 table-full hits), its last 3 C-MOVEs are picked up mid-stream
+/// without AE titles, and the bulk_export alert does not fire. About 4 s in a debug build.
+#[test]
+#[ignore = "needs eviction that protects established flows"]
+fn syn_flood_of_270k_does_not_evict_the_idle_association() {
+    let dir = tmpdir("flood");
+    let path = dir.join("syn-flood-270k.pcap");
+    pcapgen::write_pcap(&path, &syn_flood(270_000));
+    let clean = replay(&sample(BULK));
+    let bad = replay(&path);
+    let caps = bad.stderr.lines().find(|l| l.contains("caps hit")).unwrap_or("");
+    assert_eq!(
+        dicom_facts(&bad.events),
+        dicom_facts(&clean.events),
+        "{}; {caps}",
+        brief(&bad.events)
+    );
+    assert_eq!(alerts(&bad.events), alerts(&clean.events));
+    assert_bulk_export_intact(&bad);
+    assert!(!caps.contains("flow table 0,"), "the full table is counted: {caps}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The same attack, scaled down: 2,000 SYNs against a 1,000-flow table (the flow table's cap
+/// is a library option, `ReplayOptions::flow.max_flows`; the binary has no flag for it yet).
+#[test]
+#[ignore = "needs eviction that protects established flows"]
+fn syn_flood_under_a_small_flow_cap_does_not_evict_established_flows() {
+    let dir = tmpdir("flood-small");
+    let path = dir.join("syn-flood-2k.pcap");
+    pcapgen::write_pcap(&path, &syn_flood(2_000));
+    let lib_replay = |p: PathBuf| {
+        let cfg = pacstap_detect::Config::load(&sample(CONFIG)).unwrap();
+        let mut opts = pacstap::ReplayOptions::new(vec![p]).with_config(cfg);
+        opts.flow.max_flows = 1_000;
+        let report = pacstap::replay(opts, true).expect("replay");
+        let events: Vec<Value> = report
+            .events
+            .iter()
+            .map(|e| serde_json::to_value(pacstap_output::EveRecord::new(e)).unwrap())
+            .collect();
+        (report.flow.flow_table_full, events)
+    };
+    let (clean_full, clean) = lib_replay(sample(BULK));
+    let (full, bad) = lib_replay(path);
+    assert_eq!(clean_full, 0);
+    assert!(full >= 1_000, "table-full hits counted: {full}");
+    assert_eq!(
+        dicom_facts(&bad),
+        dicom_facts(&clean),
+        "{}; table full {full}",
+        brief(&bad)
+    );
+    assert_eq!(alerts(&bad), alerts(&clean));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ------------------------------------------------------------------ 4. memory pinning
+
+/// `conns` connections to the PACS, each opening with move.pcap's real A-ASSOCIATE-RQ whose
+/// PDU length is raised to `claimed` bytes, then `held` bytes of it (the RQ's own items
+/// repeated) in jumbo segments, never finished. All are open at once: the segments go
+/// round-robin over the connections.
+fn pinning_associations(path: &Path, conns: u32, claimed: u32, held: usize) {
+    let frames = pcapgen::read_pcap(&sample("move.pcap"));
+    let rq_frame = frames
+        .iter()
+        .find(|f| pcapgen::tcp(&f.data).is_some_and(|t| t.payload_len > 0 && f.data[t.payload_off] == 0x01))
+        .unwrap();
+    let rq = pcapgen::payload(&rq_frame.data);
+    let mut body = rq.to_vec();
+    body[2..6].copy_from_slice(&claimed.to_be_bytes());
+    let items = &rq[74..];
+    while body.len() < held {
+        body.extend_from_slice(items);
+    }
+    body.truncate(held);
+    let (client, pacs) = ([10, 20, 0, 30], [10, 20, 0, 10]);
+    let mut w = pcapgen::PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()));
+    let mut ts = rq_frame.ts_us;
+    let t = &rq_frame.data;
+    let port = |c: u32| 20_000 + c as u16;
+    for c in 0..conns {
+        let isn = c.wrapping_mul(7_919) << 8;
+        for (src, dst, sp, dp, seq, ack, fl) in [
+            (client, pacs, port(c), 4242, isn, 0, SYN),
+            (pacs, client, 4242, port(c), 77, isn + 1, SYN | ACK),
+            (client, pacs, port(c), 4242, isn + 1, 78, ACK),
+        ] {
+            ts += 1;
+            w.frame(ts, &pcapgen::segment(t, src, dst, sp, dp, seq, ack, fl, &[]));
+        }
+    }
+    const JUMBO: usize = 64_000;
+    for (k, chunk) in body.chunks(JUMBO).enumerate() {
+        let sum = pcapgen::payload_sum(chunk);
+        for c in 0..conns {
+            let isn = c.wrapping_mul(7_919) << 8;
+            let seq = isn.wrapping_add(1 + (k * JUMBO) as u32);
+            ts += 1;
+            w.frame(
+                ts,
+                &pcapgen::segment_summed(t, client, pacs, port(c), 4242, seq, 78, ACK | PSH, chunk, sum),
+            );
+        }
+    }
+    use std::io::Write;
+    w.into_inner().flush().unwrap();
+}
+
+/// 2,000 connections each holding 250 KB of an A-ASSOCIATE-RQ that claims 262,000 bytes,
+/// just under the 256 KiB control-PDU cap (`ProtoConfig::max_control_pdu_bytes`), so every one
+/// is a legitimate-looking RQ still arriving: 500 MB pinned if each is buffered until complete.
+/// The decoders' memory must stay within a global budget: peak RSS at most the clean run's plus
+/// 128 MiB (the budget the defence configures by default must fit in that; say so here if it is
+/// raised), and the refusal must be reported. Today: peak RSS 634 MB against 13 MB for the
+/// clean capture, no anomaly. About 4 s in a debug build (500 MB generated and replayed).
+#[test]
+#[ignore = "needs global decoder memory budget"]
+fn pinned_half_associations_stay_within_a_memory_budget() {
+    let dir = tmpdir("pinning");
+    let path = dir.join("pinning.pcap");
+    pinning_associations(&path, 2_000, 262_000, 250_000);
+    let clean_pcap = sample("move.pcap");
+    let (clean, clean_peak) = run_measuring_peak_rss(&["replay".as_ref(), clean_pcap.as_os_str()], &dir);
+    assert_eq!(clean.code, Some(0));
+    let (bad, peak) = run_measuring_peak_rss(&["replay".as_ref(), path.as_os_str()], &dir);
+    assert_eq!(bad.code, Some(0), "{}", bad.stderr);
+    eprintln!("peak RSS: clean {clean_peak} kB, attacked {peak} kB");
+    assert!(
+        peak < clean_peak + 128 * 1024,
+        "peak RSS {peak} kB vs clean {clean_peak} kB"
+    );
+    let names = anomalies(&bad.events);
+    assert!(
+        !names.is_empty(),
+        "the pinned associations are reported\n{}",
+        bad.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ------------------------------------------------------------------ 5. terminal escapes
+
+/// A Basic-auth user name with an erase-line CSI and an OSC 52 clipboard write of a shell
+/// command. Today: the summary's "users" line prints it raw.
+#[test]
+#[ignore = "needs terminal escaping"]
+fn summary_escapes_a_basic_auth_user_with_osc52() {
+    let clean = replay(&sample("dicomweb.pcap"));
+    let bad = replay(&attack("escape-basic-auth.pcap"));
+    let evil_user = |f: &String| f.replace(|c: char| c.is_control(), "").contains("52;c;");
+    let mut bad_facts = http_facts(&bad.events);
+    let n_evil = bad_facts.iter().filter(|f| evil_user(f)).count();
+    assert_eq!(n_evil, 1, "{bad_facts:?}");
+    // The evil request is rad1's; the same facts otherwise.
+    for f in bad_facts.iter_mut().filter(|f| evil_user(f)) {
+        let start = f.find("user=").unwrap() + 5;
+        let end = f[start..].find(' ').map_or(f.len(), |e| start + e);
+        f.replace_range(start..end, "rad1");
+    }
+    bad_facts.sort();
+    assert_eq!(bad_facts, http_facts(&clean.events));
+    assert_terminal_safe(&bad.stderr);
+}
+
+/// An AE title (16 bytes) of ESC[2J (clear screen), ESC]0;PWN BEL (window title) and "WS1".
+/// Today: the summary's AE table prints it raw.
+#[test]
+#[ignore = "needs terminal escaping"]
+fn summary_escapes_an_ae_title_with_escape_sequences() {
+    let clean = replay(&sample("move.pcap"));
+    let bad = replay(&attack("escape-ae-title.pcap"));
+    let ae = bad
+        .events
+        .iter()
+        .find(|e| e["dicom"]["command"] == "C-MOVE")
+        .map(|e| s(&e["dicom"]["calling_ae"]))
+        .unwrap();
+    assert!(ae.contains("WS1") && ae != "WORKSTATION1", "{ae:?}");
+    let facts: Vec<String> = dicom_facts(&bad.events)
+        .into_iter()
+        .map(|f| f.replace(&ae, "WORKSTATION1"))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let want: Vec<String> = dicom_facts(&clean.events)
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(facts, want);
+    assert_terminal_safe(&bad.stderr);
+}
+
+// ------------------------------------------------------------------ 6. redaction
+
+/// Six request lines carrying patient identifiers the ways clients really send them (snake
+/// case keys, MRNs, RFC 8187 `PatientName*=`, a JSON query, a REST path, a JWT whose payload
+/// names a patient, a birth date). Events and summary must carry none of the values; the
+/// requests themselves are still reported. Today: only `PatientName=` and
+/// `PatientBirthDate=` are redacted.
+#[test]
+#[ignore = "needs redaction"]
+fn patient_identifiers_in_urls_never_reach_events_or_the_summary() {
+    let clean = replay(&sample("dicomweb.pcap"));
+    let bad = replay(&attack("redaction-urls.pcap"));
+    assert_eq!(http_facts(&bad.events), http_facts(&clean.events));
+    let secrets = [
+        "SYNP0042",
+        "SYNM0042",
+        "DOE",
+        "JOHN",
+        "PID1234",
+        "19700101",
+        // the JWT's header, payload (it names SYNP0042) and signature
+        "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6InBhY3N0YXAtc3ludGhldGljIn0",
+        "eyJzdWIiOiJyYWQxIiwicGF0aWVudCI6IlNZTlAwMDQyIn0",
+        "c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LWEtdGFw",
+    ];
+    for secret in secrets {
+        assert!(!clean.stdout.contains(secret), "clean capture has {secret}");
+        assert!(!bad.stdout.contains(secret), "events contain {secret}");
+        assert!(!bad.stderr.contains(secret), "summary contains {secret}");
+    }
+}
+
+// ------------------------------------------------------------------ 7. silent give-ups
+
+/// A second connection whose A-ASSOCIATE-RQ claims 0xFFFFFFFF bytes, then silence. Waiting
+/// for 4 GiB is giving up silently; the PDU must be reported at once. Today: nothing at all
+/// is written for that connection (no association event, no anomaly).
+#[test]
+#[ignore = "needs DICOM PDU-length give-ups reported (A-ASSOCIATE-RQ length bound)"]
+fn associate_rq_claiming_4_gib_is_reported_not_awaited() {
+    let clean = replay(&sample("move.pcap"));
+    let bad = replay(&attack("giveup-associate-4g.pcap"));
+    let real: Vec<String> = dicom_facts(&bad.events);
+    for f in dicom_facts(&clean.events) {
+        assert!(real.contains(&f), "{f} missing from {real:?}");
+    }
+    let on_attacker: Vec<&Value> = bad
+        .events
+        .iter()
+        .filter(|e| e["src_port"] == 51999 && e["event_type"] == "anomaly")
+        .collect();
+    assert!(!on_attacker.is_empty(), "{:?}", anomalies(&bad.events));
+}
+
+/// 10 MiB of MLLP start bytes (0x0B) on the HL7 connection, then the real MFN^M02 staff
+/// change. The junk must cost a bounded buffer and an anomaly; the MFN after it must be
+/// decoded and raise admin_change as in the clean capture. Passes today (the anomaly is
+/// `hl7.missing_end_block`); about 5 s in a debug build.
+#[test]
+fn mllp_start_byte_flood_does_not_hide_the_staff_change() {
+    let frames = pcapgen::read_pcap(&sample("hl7-mllp.pcap"));
+    let mfn = frames
+        .iter()
+        .position(|f| {
+            pcapgen::tcp(&f.data).is_some_and(|t| t.dport == 2575) && {
+                let p = pcapgen::payload(&f.data);
+                p.windows(7).any(|w| w == b"MFN^M02")
+            }
+        })
+        .expect("MFN segment");
+    let junk = vec![0x0B; 10 << 20];
+    let dir = tmpdir("mllp");
+    let path = dir.join("mllp-vt-flood.pcap");
+    pcapgen::write_pcap(&path, &pcapgen::splice_before(&frames, mfn, &junk, 1448));
+    let clean = replay(&sample("hl7-mllp.pcap"));
+    let bad = replay(&path);
+    assert!(
+        hl7_facts(&clean.events)
+            .iter()
+            .any(|f| f.contains("staff_master_file_change")),
+        "{:?}",
+        hl7_facts(&clean.events)
+    );
+    assert_eq!(hl7_facts(&bad.events), hl7_facts(&clean.events));
+    assert_eq!(alerts(&bad.events), alerts(&clean.events));
+    let new = new_anomalies(&clean, &bad);
+    eprintln!("MLLP flood anomalies: {new:?}");
+    assert!(!new.is_empty(), "the flood is reported");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The C-MOVE association's first P-DATA-TF claims 0xFFFFFFFF bytes. `bytes_toserver` counts
+/// bytes seen on the wire, never a length an attacker wrote. Today: the anomaly
+/// (`dicom.malformed_pdv`) is there, but bytes_toserver says 4,294,967,674.
+#[test]
+#[ignore = "needs DICOM PDU-length give-ups reported (bytes counted as seen)"]
+fn pdata_claiming_4_gib_counts_only_the_bytes_seen() {
+    let clean = replay(&sample("move.pcap"));
+    let bad = replay(&attack("giveup-pdata-4g.pcap"));
+    let bytes = |r: &Run| -> Vec<(String, String)> {
+        r.events
+            .iter()
+            .filter(|e| e["dicom"]["type"] == "association")
+            .map(|e| (s(&e["dicom"]["calling_ae"]), s(&e["dicom"]["bytes_toserver"])))
+            .collect()
+    };
+    assert_eq!(bytes(&bad), bytes(&clean));
+    assert!(bytes(&clean).contains(&("WORKSTATION1".into(), "565".into())));
+    assert!(!new_anomalies(&clean, &bad).is_empty());
+}
+
+/// STORESCP's A-ASSOCIATE-AC announces a 1024-byte maximum PDU; ORTHANC's P-DATA-TFs are
+/// 16 KB. PS3.8 §9.3.1 makes that a protocol violation the receiver may abort for; this
+/// receiver did not (the C-STOREs completed), so the tap decodes them as before and reports
+/// the violation. Today: decoded, but not reported.
+#[test]
+#[ignore = "needs PDU-above-negotiated-maximum anomaly"]
+fn pdu_above_the_negotiated_maximum_is_an_anomaly() {
+    let clean = replay(&sample("move.pcap"));
+    let bad = replay(&attack("giveup-pdu-above-max.pcap"));
+    assert_eq!(dicom_facts(&bad.events), dicom_facts(&clean.events));
+    let new = new_anomalies(&clean, &bad);
+    assert!(!new.is_empty(), "{:?}", anomalies(&bad.events));
+}
+
+/// A GET whose head is over 64 KiB (a 70,000-byte header after `Host:`). The request is still
+/// reported with what came before the cap: method, URL, hostname and status. Today: the
+/// anomaly `http.header_too_large` is there, but the event has no hostname (nor user).
+#[test]
+#[ignore = "needs HTTP head cap that keeps the fields parsed before it"]
+fn http_head_over_64k_keeps_the_host() {
+    let clean = replay(&sample("dicomweb.pcap"));
+    let bad = replay(&attack("giveup-http-head-64k.pcap"));
+    let req = |r: &Run| -> Vec<String> {
+        r.events
+            .iter()
+            .filter(|e| e["src_port"] == 33400 && e["event_type"] == "http")
+            .map(|e| {
+                let h = &e["http"];
+                format!(
+                    "{} {} {} {}",
+                    s(&h["method"]),
+                    s(&h["url"]),
+                    s(&h["hostname"]),
+                    s(&h["status"])
+                )
+            })
+            .collect()
+    };
+    assert_eq!(req(&bad), req(&clean));
+    assert_eq!(
+        req(&clean),
+        ["GET /dicom-web/studies/1.2.826.0.1.3680043.10.1234.1.1 10.20.0.10 200"]
+    );
+    assert!(reported(&bad, "http.header_too_large"));
+}
+
+// ------------------------------------------------------------------ 8. operational
+
+/// One pure ACK in the middle of the capture stamped ten years ahead (a broken capture clock,
+/// or a forged pcap). Packet time is the only clock, so one bad stamp must not time out every
+/// flow nor empty the detection windows; it is reported. Today: association 2 ends
+/// `incomplete` and 3 C-MOVEs lose their AE; no bulk_export alert.
+#[test]
+#[ignore = "needs a packet-time sanity check (time jump anomaly)"]
+fn a_packet_ten_years_ahead_times_out_no_flow() {
+    let (clean, bad) = same_as_bulk_export("clock-ten-years.pcap");
+    assert!(!new_anomalies(&clean, &bad).is_empty(), "{}", bad.stderr);
+}
+
+/// A symlink planted at the learned-state file's temporary path (`<state>.tmp`), to a file
+/// that does not exist yet (the dangling case: following it creates the attacker's file) and
+/// to one that does. Writing through it would create or clobber any file the service can
+/// write. The target stays untouched and the run fails, naming the path. Today: the dangling
+/// link is followed (the victim is created with the state's content); an existing target is
+/// spared only because the link is deleted, and the run succeeds.
+#[test]
+#[ignore = "needs symlink-safe writes"]
+fn symlink_at_the_state_tmp_path_is_refused() {
+    for dangling in [true, false] {
+        let dir = tmpdir(if dangling { "state-dangling" } else { "state-existing" });
+        let victim = dir.join("victim");
+        if !dangling {
+            std::fs::write(&victim, b"precious\n").unwrap();
+        }
+        let state = dir.join("state.json");
+        let tmp = dir.join("state.json.tmp");
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        let r = run(pacstap()
+            .args(["replay", "-q", "--state"])
+            .arg(&state)
+            .arg(sample("move.pcap")));
+        if dangling {
+            assert!(!victim.exists(), "the dangling link was followed");
+        } else {
+            assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+        }
+        assert_ne!(r.code, Some(0), "the run must refuse: {}", r.stderr);
+        assert!(r.stderr.contains("state.json.tmp"), "{}", r.stderr);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// The evidence pcap's name is predictable from the capture (`<first_seen µs>-<rule>-<kind>-
+/// <id>.pcap`). A symlink planted there to a victim file must not be followed: the victim is
+/// untouched and the run fails naming the path. Today: the victim is truncated and
+/// overwritten with the evidence pcap, exit 0.
+#[test]
+#[ignore = "needs symlink-safe writes"]
+fn symlink_at_the_predictable_evidence_path_is_refused() {
+    let probe = tmpdir("evidence-probe");
+    let r = run(pacstap()
+        .args(["replay", "-q", "--alerts-only", "--config"])
+        .arg(sample(CONFIG))
+        .arg("--evidence-dir")
+        .arg(&probe)
+        .arg(sample(BULK)));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let name = std::fs::read_dir(&probe)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .find(|n| n.to_string_lossy().ends_with(".pcap"))
+        .expect("evidence pcap");
+    std::fs::remove_dir_all(&probe).ok();
+
+    let dir = tmpdir("evidence-plant");
+    let ev = dir.join("evidence");
+    std::fs::create_dir_all(&ev).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    let planted = ev.join(&name);
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let r = run(pacstap()
+        .args(["replay", "-q", "--alerts-only", "--config"])
+        .arg(sample(CONFIG))
+        .arg("--evidence-dir")
+        .arg(&ev)
+        .arg(sample(BULK)));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n", "victim overwritten");
+    assert_ne!(r.code, Some(0), "the run must refuse");
+    assert!(r.stderr.contains(&*name.to_string_lossy()), "{}", r.stderr);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+// ------------------------------------------------------------------ the generators themselves
+
+/// The attacked copies differ from their bases only where the README says: a check that the
+/// committed files are what scripts/make-samples-attacks makes, without scapy.
+#[test]
+fn attacked_copies_differ_from_their_base_only_by_the_attack() {
+    let base = pcapgen::read_pcap(&sample(BULK));
+    for (file, extra) in [
+        ("ctl-syn-new-isn.pcap", 1),
+        ("ctl-syn-bad-checksum.pcap", 1),
+        ("ctl-fin-bad-checksum.pcap", 1),
+        ("ctl-rst-out-of-window.pcap", 1),
+        ("ctl-rst-in-window.pcap", 1),
+        ("decoy-bad-checksum.pcap", 1),
+        ("decoy-retransmission.pcap", 1),
+        ("clock-ten-years.pcap", 0),
+    ] {
+        let got = pcapgen::read_pcap(&attack(file));
+        assert_eq!(got.len(), base.len() + extra, "{file}");
+        let base_set: BTreeSet<&[u8]> = base.iter().map(|f| f.data.as_slice()).collect();
+        let added: Vec<&Frame> = got.iter().filter(|f| !base_set.contains(f.data.as_slice())).collect();
+        assert_eq!(added.len(), extra, "{file}: frames not in the base");
+    }
+    // The clock attack re-stamps exactly one frame, by ten years (3,652 days).
+    let got = pcapgen::read_pcap(&attack("clock-ten-years.pcap"));
+    let moved: Vec<i64> = base
+        .iter()
+        .zip(&got)
+        .map(|(a, b)| b.ts_us as i64 - a.ts_us as i64)
+        .filter(|d| *d != 0)
+        .collect();
+    assert_eq!(moved, [3_652 * 86_400 * 1_000_000]);
+}
+
+/// The run-time generators keep the TCP conversation consistent: splicing 10 MiB into the HL7
+/// connection moves every later sequence number of that direction and every acknowledgement of
+/// the other by exactly that much, and the flood adds only SYNs.
+#[test]
+fn run_time_generators_keep_tcp_consistent() {
+    let frames = pcapgen::read_pcap(&sample("hl7-mllp.pcap"));
+    let at = frames
+        .iter()
+        .position(|f| pcapgen::payload(&f.data).windows(7).any(|w| w == b"MFN^M02"))
+        .unwrap();
+    let out = pcapgen::splice_before(&frames, at, &[0x0B; 3000], 1448);
+    assert_eq!(out.len(), frames.len() + 3);
+    let a = pcapgen::tcp(&frames[at].data).unwrap();
+    let b = pcapgen::tcp(&out[at + 3].data).unwrap();
+    assert_eq!(b.seq, a.seq.wrapping_add(3000));
+    let reply = |fs: &[Frame], from: usize| {
+        fs[from..]
+            .iter()
+            .filter_map(|f| pcapgen::tcp(&f.data))
+            .find(|t| t.sport == 2575 && t.flags & ACK != 0)
+            .unwrap()
+    };
+    assert_eq!(reply(&out, at + 3).ack, reply(&frames, at).ack.wrapping_add(3000));
+    let flood = syn_flood(100);
+    let base = pcapgen::read_pcap(&sample(BULK));
+    assert_eq!(flood.len(), base.len() + 100);
+    assert!(flood.windows(2).all(|w| w[0].ts_us <= w[1].ts_us), "time order kept");
+    let syns = flood
+        .iter()
+        .filter_map(|f| pcapgen::tcp(&f.data))
+        .filter(|t| t.flags == SYN && t.dport == 4242)
+        .count();
+    assert_eq!(syns, 100 + 3, "100 flood SYNs + WORKSTATION1's 3");
+    // Every built or edited frame has good checksums: only the committed attacks that say
+    // "bad checksum" may have a bad one.
+    assert!(out.iter().chain(&flood).all(|f| pcapgen::checksums_ok(&f.data)));
+    let dir = tmpdir("gen-check");
+    let path = dir.join("pinning-small.pcap");
+    pinning_associations(&path, 3, 262_000, 150_000);
+    let pinned = pcapgen::read_pcap(&path);
+    assert_eq!(pinned.len(), 3 * (3 + 3), "handshakes + 3 jumbo segments each");
+    assert!(pinned.iter().all(|f| pcapgen::checksums_ok(&f.data)));
+    let first = pinned
+        .iter()
+        .map(|f| pcapgen::payload(&f.data))
+        .find(|p| !p.is_empty())
+        .unwrap();
+    assert_eq!(
+        &first[..6],
+        &[0x01, 0x00, 0x00, 0x03, 0xFF, 0x70],
+        "A-ASSOCIATE-RQ, 262,000 bytes"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
