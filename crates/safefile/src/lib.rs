@@ -98,6 +98,12 @@ pub fn open_private(path: &Path, existing: Existing, kind: Kind) -> io::Result<F
     if existing == Existing::Append {
         opts.append(true);
     }
+    // A regular file is also opened for reading, so the caller can check what is already in
+    // it through the same descriptor (an evidence pcap's header); never a FIFO, which would
+    // then open without waiting for its reader.
+    if kind == Kind::Regular {
+        opts.read(true);
+    }
     let file = opts.open(path).map_err(explain_open_error)?;
     let meta = file.metadata()?;
     let ft = meta.file_type();
