@@ -112,6 +112,9 @@ pub struct ReplayReport {
     pub state_warnings: Vec<String>,
     /// Evidence pcaps written (`--evidence-dir`).
     pub evidence_files: Vec<PathBuf>,
+    /// Inputs that could not be read at all (each message names the file and why); the others
+    /// were replayed. `pacstap replay` exits 1 when there are any.
+    pub unreadable: Vec<String>,
     pub summary: Summary,
     /// Every event, when collected (tests); empty otherwise.
     pub events: Vec<ProtocolEvent>,
@@ -181,18 +184,26 @@ impl ReplayReport {
                 dir.display()
             ));
         }
-        for w in &self.state_warnings {
+        for w in self.warnings() {
             text.push_str(&format!("WARNING: {w}\n"));
         }
-        for d in &self.damages {
-            text.push_str(&format!(
-                "WARNING: {} is damaged at byte {}: {} (read up to there)\n",
+        text
+    }
+
+    /// What was lost or not done: learned state set aside, inputs not read or damaged. Shown
+    /// at the end of the summary, and on their own with `-q` (data loss is never quiet).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.state_warnings.clone();
+        out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
+        out.extend(self.damages.iter().map(|d| {
+            format!(
+                "{} is damaged at byte {}: {} (read up to there)",
                 d.path.display(),
                 d.offset,
                 d.reason
-            ));
-        }
-        text
+            )
+        }));
+        out
     }
 }
 
@@ -563,6 +574,7 @@ impl Detection {
             detect: self.detector.stats().clone(),
             state_warnings: self.state_warnings,
             evidence_files,
+            unreadable: Vec::new(),
             summary: self.out.summary,
             events: self.out.collected,
         }
@@ -811,7 +823,9 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     progress.finish();
     let linktype = pipeline.shard.first_linktype.unwrap_or(1);
     let evidence_files = write_planned_evidence(&opts, pipeline.detection.evidence_plan(), linktype)?;
-    Ok(pipeline.report(source.damages().to_vec(), evidence_files))
+    let mut report = pipeline.report(source.damages().to_vec(), evidence_files);
+    report.unreadable = source.unreadable().iter().map(ToString::to_string).collect();
+    Ok(report)
 }
 
 /// Files through the live pipeline's threads: [`crate::live::Sharded`] over a lossless feed.
@@ -840,7 +854,9 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
     let linktype = end.shards.first_linktype.unwrap_or(1);
     let evidence_files = write_planned_evidence(&opts, detection.evidence_plan(), linktype)?;
     let damages = end.feed.source.damages().to_vec();
-    Ok(detection.report(end.shards, damages, evidence_files))
+    let mut report = detection.report(end.shards, damages, evidence_files);
+    report.unreadable = end.feed.source.unreadable().iter().map(ToString::to_string).collect();
+    Ok(report)
 }
 
 /// Pcap files as a [`crate::live::FrameFeed`]: never idle, lossless, with progress on stderr.

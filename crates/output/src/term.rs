@@ -48,9 +48,65 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
     escape_with(text, |c| c == '\n')
 }
 
+/// Prints `pacstap: <msg>` on stderr, control characters escaped (its own line breaks kept):
+/// the one way pacstap's messages (warnings, errors, notices) reach the operator.
+pub fn say(msg: &str) {
+    eprintln!("pacstap: {}", for_terminal(msg));
+}
+
+/// An error and its causes on one line, each said once, ready for the terminal.
+///
+/// Error types that put their cause into their own message (`"state file X: {source}"`) and
+/// also return it as `source()` would otherwise print the reason twice
+/// (`"…: No such file or directory (os error 2): No such file or directory (os error 2)"`):
+/// a cause already contained in the text so far is skipped.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !c.is_empty() && !text.contains(&c) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&c);
+        }
+        next = cause.source();
+    }
+    escape_controls(&text).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Wrap(&'static str, Option<std::io::Error>);
+    impl std::fmt::Display for Wrap {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)?;
+            if let Some(e) = &self.1 {
+                write!(f, ": {e}")?;
+            }
+            Ok(())
+        }
+    }
+    impl std::error::Error for Wrap {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_ref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_says_each_cause_once() {
+        let nf = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = Wrap("state file /x/s.json", Some(nf()));
+        let text = error_chain(&e);
+        assert_eq!(text.matches(&nf().to_string()).count(), 1, "{text}");
+        assert!(text.starts_with("state file /x/s.json: "), "{text}");
+        let e = Wrap("cannot open \u{1b}[2K", None);
+        assert_eq!(error_chain(&e), "cannot open \\x1b[2K");
+    }
 
     #[test]
     fn osc52_csi_and_newlines_are_shown_not_run() {
