@@ -353,7 +353,7 @@ fn check_outputs(
         }
     }
     if let Some(dir) = evidence_dir {
-        let made = std::fs::create_dir_all(dir).and_then(|()| pacstap_safefile::check_dir_writable(dir));
+        let made = pacstap_safefile::create_private_dir(dir).and_then(|()| pacstap_safefile::check_dir_writable(dir));
         if let Err(e) = made {
             return Err(fail(format!(
                 "cannot write evidence in {}: {}",

@@ -115,6 +115,8 @@ pub struct ReplayReport {
     /// Inputs that could not be read at all (each message names the file and why); the others
     /// were replayed. `pacstap replay` exits 1 when there are any.
     pub unreadable: Vec<String>,
+    /// Alerts that got no evidence pcap because `MAX_EVIDENCE_FILES` incidents had one.
+    pub evidence_dropped: u64,
     pub summary: Summary,
     /// Every event, when collected (tests); empty otherwise.
     pub events: Vec<ProtocolEvent>,
@@ -195,6 +197,13 @@ impl ReplayReport {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = self.state_warnings.clone();
         out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
+        if self.evidence_dropped > 0 {
+            out.push(format!(
+                "{} alerts got no evidence pcap: {} incidents already had one (the limit)",
+                self.evidence_dropped,
+                pacstap_output::MAX_EVIDENCE_FILES
+            ));
+        }
         out.extend(self.damages.iter().map(|d| {
             format!(
                 "{} is damaged at byte {}: {} (read up to there)",
@@ -575,6 +584,7 @@ impl Detection {
             state_warnings: self.state_warnings,
             evidence_files,
             unreadable: Vec::new(),
+            evidence_dropped: self.evidence.as_ref().map_or(0, |p| p.dropped_incidents),
             summary: self.out.summary,
             events: self.out.collected,
         }

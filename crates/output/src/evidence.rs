@@ -89,7 +89,7 @@ impl EvidencePlan {
     /// (the names are predictable from the alert), never into a file someone else owns or that
     /// has another name (`pacstap_safefile::open_private`). The error names the file.
     pub fn writer(&self, linktype: u32, max_payload_per_flow: u64) -> io::Result<EvidenceWriter<'_>> {
-        std::fs::create_dir_all(&self.dir)?;
+        pacstap_safefile::create_private_dir(&self.dir)?;
         let mut outs = Vec::with_capacity(self.files.len());
         for path in &self.files {
             let f = open_private(path, Existing::Truncate, Kind::Regular)

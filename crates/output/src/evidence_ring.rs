@@ -1015,7 +1015,7 @@ pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Resul
     let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
     frames.sort_by_key(|p| p.ts); // stable
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        pacstap_safefile::create_private_dir(dir)?;
     }
     // One open, never through a link, checked on the descriptor (owner, one link, regular):
     // what is checked is what is written. The header is read through the same descriptor.
@@ -1110,7 +1110,7 @@ pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result
     frames.sort_by_key(|p| p.ts); // stable
     let linktype = majority_linktype(&frames);
 
-    std::fs::create_dir_all(pacstap_safefile::parent_dir(path))?;
+    pacstap_safefile::create_private_dir(&pacstap_safefile::parent_dir(path))?;
     let mut written = PcapWritten::for_parts(path, linktype, parts);
     // A fresh temporary (random name, created exclusively, 0600), renamed over `path`.
     pacstap_safefile::write_atomic(path, |w| {

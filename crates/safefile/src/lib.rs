@@ -264,6 +264,14 @@ pub fn remove_stale_temps(path: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (what exists already is left as it
+/// is): evidence file names carry the alert's entity (a user name, an AE title), so the
+/// listing is private too.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Checks, before any work depends on it, that files can be created in `dir`: it exists, is
 /// a directory, and a temporary file can be created (and is removed again) there.
 pub fn check_dir_writable(dir: &Path) -> io::Result<()> {
@@ -409,6 +417,9 @@ mod tests {
         assert!(e.to_string().contains("not a directory"), "{e}");
         let e = check_dir_writable(&d.join("missing")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        create_private_dir(&d.join("a/b")).unwrap();
+        assert_eq!(mode(&d.join("a/b")), 0o700);
+        create_private_dir(&d.join("a/b")).unwrap();
         std::fs::remove_dir_all(&d).ok();
     }
 }
