@@ -51,7 +51,14 @@ fn a_link_planted_at_the_state_temporary_is_never_written_through() {
     // `capture` checks the state directory before opening the interface: the check itself
     // used to truncate whatever `s.json.tmp` pointed to.
     let r = pacstap()
-        .args(["capture", "-i", "pacstap-no-such-if0", "--metrics-listen", "off", "--state"])
+        .args([
+            "capture",
+            "-i",
+            "pacstap-no-such-if0",
+            "--metrics-listen",
+            "off",
+            "--state",
+        ])
         .arg(&state)
         .output()
         .unwrap();
@@ -83,7 +90,10 @@ fn a_link_at_a_predictable_evidence_name_is_refused_naming_it() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
-    let names: Vec<_> = std::fs::read_dir(&first).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&first)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert!(!names.is_empty());
     // The same capture names the same files: plant links there, to a file all can read.
     let second = d.join("second");
@@ -136,7 +146,10 @@ fn events_files_are_private_and_never_written_through_a_link() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     let err = stderr(&r);
-    assert!(err.contains(&link.display().to_string()) && err.contains("symbolic link"), "{err}");
+    assert!(
+        err.contains(&link.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_untouched(&v);
     std::fs::remove_dir_all(&d).ok();
@@ -172,7 +185,10 @@ fn terminal_controls_in_a_basic_auth_user_name_are_printed_escaped() {
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(stdout.contains(r#""user":"\u001b]52;c;SGk=\u0007""#), "{stdout}");
     let err = stderr(&r);
-    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "raw controls on stderr: {err:?}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}'),
+        "raw controls on stderr: {err:?}"
+    );
     assert!(err.contains(r"\x1b]52;c;SGk=\x07"), "{err}");
     assert!(
         !err.chars().any(|c| c.is_control() && c != '\n'),
@@ -248,7 +264,11 @@ fn outputs_are_checked_before_any_packet_and_the_reason_is_said_once() {
 
 #[test]
 fn one_unreadable_input_among_several_is_skipped_and_the_exit_status_says_partial() {
-    let alone = pacstap().args(["replay", "-q"]).arg(sample("echo.pcap")).output().unwrap();
+    let alone = pacstap()
+        .args(["replay", "-q"])
+        .arg(sample("echo.pcap"))
+        .output()
+        .unwrap();
     assert_eq!(alone.status.code(), Some(0));
     let r = pacstap()
         .args(["replay", "-q", "/nonexistent/first.pcap"])
@@ -259,7 +279,10 @@ fn one_unreadable_input_among_several_is_skipped_and_the_exit_status_says_partia
     assert_eq!(r.status.code(), Some(1), "partial: {}", stderr(&r));
     assert_eq!(r.stdout, alone.stdout, "the readable input was replayed in full");
     let err = stderr(&r);
-    assert!(err.contains("/nonexistent/first.pcap") && err.contains("README.md"), "{err}");
+    assert!(
+        err.contains("/nonexistent/first.pcap") && err.contains("README.md"),
+        "{err}"
+    );
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     // And in --help.
     let help = pacstap().args(["replay", "--help"]).output().unwrap();
@@ -282,7 +305,12 @@ fn split_pcap(src: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
     assert!(records.len() >= n, "{} records", records.len());
     let per = records.len().div_ceil(n);
     let mut paths = Vec::new();
-    for (i, chunk) in records.chunks(per.max(1)).chain(std::iter::repeat_n(&[][..], n)).take(n).enumerate() {
+    for (i, chunk) in records
+        .chunks(per.max(1))
+        .chain(std::iter::repeat_n(&[][..], n))
+        .take(n)
+        .enumerate()
+    {
         let mut out = header.to_vec();
         for r in chunk {
             out.extend_from_slice(r);

@@ -306,7 +306,10 @@ fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer), ExitCode> 
     match MetricsServer::spawn(addr, Arc::clone(&metrics)) {
         Ok(server) => Ok((metrics, server)),
         Err(e) => {
-            say(&format!("--metrics-listen: cannot serve metrics on {addr}: {}", error_chain(&e)));
+            say(&format!(
+                "--metrics-listen: cannot serve metrics on {addr}: {}",
+                error_chain(&e)
+            ));
             Err(ExitCode::from(2))
         }
     }

@@ -348,7 +348,8 @@ impl PcapFileSource {
             };
             match self.read_step() {
                 Step::Frame(h)
-                    if (h.ts, h.len, h.block_len, h.linktype) == (before.ts, before.len, before.block_len, before.linktype) =>
+                    if (h.ts, h.len, h.block_len, h.linktype)
+                        == (before.ts, before.len, before.block_len, before.linktype) =>
                 {
                     self.head = Some(h);
                     Ok(())

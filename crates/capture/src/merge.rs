@@ -323,15 +323,32 @@ mod tests {
         assert_eq!(drain(&mut m), vec![(1_000_000_000, 1, 7)], "source index as given");
         let un = m.unreadable();
         assert_eq!(un.len(), 2);
-        assert!(matches!(un[0], CaptureError::NotPcap { ref path, .. } if path == bad.path()), "{}", un[0]);
-        assert!(matches!(un[1], CaptureError::Open { ref path, .. } if *path == missing), "{}", un[1]);
+        assert!(
+            matches!(un[0], CaptureError::NotPcap { ref path, .. } if path == bad.path()),
+            "{}",
+            un[0]
+        );
+        assert!(
+            matches!(un[1], CaptureError::Open { ref path, .. } if *path == missing),
+            "{}",
+            un[1]
+        );
         // None readable: the first error.
         let err = MergedSource::open(&[bad.path().to_owned(), missing]).unwrap_err();
-        assert!(matches!(err, CaptureError::NotPcap { ref path, .. } if path == bad.path()), "{err}");
+        assert!(
+            matches!(err, CaptureError::NotPcap { ref path, .. } if path == bad.path()),
+            "{err}"
+        );
     }
 
     fn one_frame_file(sec: u32, tag: u8) -> TempFile {
-        TempFile::new(&legacy(false, false, 1, 65535, &[(sec, 0, &[tag], 1), (sec, 1, &[tag], 1)]))
+        TempFile::new(&legacy(
+            false,
+            false,
+            1,
+            65535,
+            &[(sec, 0, &[tag], 1), (sec, 1, &[tag], 1)],
+        ))
     }
 
     /// Rotated files (time ranges one after the other): never more than two open, no reopen.
@@ -353,7 +370,11 @@ mod tests {
         assert!(got.iter().all(|&(s, tag)| s as u8 == tag));
         assert!(most_open <= MAX_OPEN_FILES);
         assert_eq!(m.open_files(), 0, "every file closed at its end");
-        assert_eq!(m.reopens(), (n - MAX_OPEN_FILES) as u64, "each file past the first K opened once more");
+        assert_eq!(
+            m.reopens(),
+            (n - MAX_OPEN_FILES) as u64,
+            "each file past the first K opened once more"
+        );
     }
 
     /// More files overlapping in time than may be open: still merged exactly, by reopening.

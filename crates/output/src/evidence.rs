@@ -6,8 +6,8 @@
 //! original packets. Memory stays bounded by the number of alerted flows, never by traffic.
 
 use pacstap_core::{Alert, FlowKey, FlowMeta, Timestamp};
-use std::collections::HashMap;
 use pacstap_safefile::{open_private, Existing, Kind};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -314,7 +314,10 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &path).unwrap();
         let e = plan.writer(1, 100).err().unwrap();
         let msg = e.to_string();
-        assert!(msg.contains(&path.display().to_string()) && msg.contains("symbolic link"), "{msg}");
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("symbolic link"),
+            "{msg}"
+        );
         assert_eq!(std::fs::read(&victim).unwrap(), b"");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -68,9 +68,9 @@
 
 use crate::evidence::{write_pcap_header, write_record, PCAP_SNAPLEN};
 use pacstap_core::{FlowId, Timestamp};
+use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use pacstap_safefile::{open_private, Existing, Kind};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};

@@ -184,7 +184,8 @@ impl Summary {
                 }
                 if let Some(dest) = c.move_destination.as_deref() {
                     let dest = esc(dest);
-                    if self.move_destinations.contains_key(dest.as_ref()) || self.move_destinations.len() < MAX_AE_PAIRS {
+                    if self.move_destinations.contains_key(dest.as_ref()) || self.move_destinations.len() < MAX_AE_PAIRS
+                    {
                         *self.move_destinations.entry(dest.into_owned()).or_default() += 1;
                     }
                 }
@@ -230,9 +231,21 @@ impl Summary {
                     severity: a.severity.as_str(),
                     entity,
                     count: a.count,
-                    studies: a.evidence.study_instance_uids.iter().take(5).map(|u| esc(u).into_owned()).collect(),
+                    studies: a
+                        .evidence
+                        .study_instance_uids
+                        .iter()
+                        .take(5)
+                        .map(|u| esc(u).into_owned())
+                        .collect(),
                     studies_total: a.evidence.study_instance_uids_total,
-                    destinations: a.evidence.destinations.iter().take(5).map(|d| esc(d).into_owned()).collect(),
+                    destinations: a
+                        .evidence
+                        .destinations
+                        .iter()
+                        .take(5)
+                        .map(|d| esc(d).into_owned())
+                        .collect(),
                     destinations_total: a.evidence.destinations_total,
                     summary: esc(&a.summary).into_owned(),
                 };
