@@ -361,3 +361,70 @@ fn fifteen_hundred_files_replay_under_a_descriptor_limit_of_256() {
     );
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// `capture` checks its outputs before it opens the interface (so here, where the interface
+/// does not exist, the output's error is the one reported, with exit 2).
+#[test]
+fn capture_checks_its_outputs_before_opening_the_interface() {
+    let d = tempdir("capture");
+    let v = victim(&d);
+    let link = d.join("events.jsonl");
+    symlink(&v, &link).unwrap();
+    let file = d.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let cases: Vec<(Vec<String>, String, &str)> = vec![
+        (
+            vec!["--events".into(), link.display().to_string()],
+            link.display().to_string(),
+            "symbolic link",
+        ),
+        (
+            vec![
+                "--state".into(),
+                "none".into(),
+                "--evidence-dir".into(),
+                file.join("ev").display().to_string(),
+            ],
+            file.join("ev").display().to_string(),
+            "Not a directory",
+        ),
+        (
+            vec!["--state".into(), d.join("missing/s.json").display().to_string()],
+            d.join("missing").display().to_string(),
+            "does not exist",
+        ),
+    ];
+    for (args, named, reason) in cases {
+        let r = pacstap()
+            .args(["capture", "-i", "pacstap-no-such-if0", "--metrics-listen", "off"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = stderr(&r);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&named) && err.contains(reason), "{args:?}: {err}");
+        assert_eq!(err.matches(reason).count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("pacstap-no-such-if0"), "{args:?}: outputs first: {err}");
+    }
+    assert_untouched(&v);
+    // With good outputs, the events file is created private before the interface fails.
+    let events = d.join("new.jsonl");
+    let r = pacstap()
+        .args([
+            "capture",
+            "-i",
+            "pacstap-no-such-if0",
+            "--metrics-listen",
+            "off",
+            "--state",
+            "none",
+            "--events",
+        ])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("pacstap-no-such-if0"), "{}", stderr(&r));
+    assert_eq!(mode(&events), 0o600);
+    std::fs::remove_dir_all(&d).ok();
+}
