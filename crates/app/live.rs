@@ -1389,7 +1389,7 @@ fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &
                     *p = Some(hints);
                 }
                 shared.ports_generation.fetch_add(1, Ordering::Release);
-                eprintln!("pacstap: new [ports] apply to connections that start from now on");
+                say("new [ports] apply to connections that start from now on");
             }
         }
         Err(e) => {

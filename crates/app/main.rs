@@ -79,7 +79,8 @@ struct ReplayArgs {
     #[arg(required = true, value_name = "PCAP")]
     pcaps: Vec<PathBuf>,
 
-    /// Where JSON-lines events go; `-` is stdout.
+    /// Where JSON-lines events go; `-` is stdout. A file is created (or emptied) with mode 0600
+    /// (events carry user names); a symbolic link there is refused.
     #[arg(long, value_name = "PATH", default_value = "-")]
     events: String,
 
@@ -158,7 +159,8 @@ struct CaptureArgs {
     #[arg(long)]
     no_promisc: bool,
 
-    /// Where JSON-lines events go (appended; reopened on SIGHUP); `-` is stdout (journald).
+    /// Where JSON-lines events go (appended, mode 0600; reopened on SIGHUP); `-` is stdout
+    /// (journald). A symbolic link there is refused.
     #[arg(long, value_name = "PATH", default_value = "-")]
     events: String,
 
