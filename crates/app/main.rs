@@ -317,6 +317,12 @@ fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer), ExitCode> 
     }
 }
 
+/// `--events -`, or `/dev/stdout`: a symbolic link (to `/proc/self/fd/1`), which the file
+/// writer refuses to follow, and which means stdout anyway.
+fn is_stdout(events: &str) -> bool {
+    events == "-" || events == "/dev/stdout"
+}
+
 /// Every output is checked before the first packet is read, so a run does not decode for
 /// hours (or name evidence files in alerts) and then fail to write: the events file opens
 /// (mode 0600, never through a symbolic link), learned state can be written in its directory,
@@ -337,7 +343,7 @@ fn check_outputs(
         ExitCode::from(2)
     };
     let mut checked = CheckedOutputs { events: None };
-    if let Some((path, existing)) = events.filter(|(p, _)| *p != "-") {
+    if let Some((path, existing)) = events.filter(|(p, _)| !is_stdout(p)) {
         let p = Path::new(path);
         // A FIFO (a log shipper's pipe) is not opened early: an open for writing waits for its
         // reader, and closing it again would end the reader's input.
@@ -387,7 +393,7 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     let mut opts = pacstap::CaptureOptions::new(live).with_config(config);
     opts.config_path = args.config;
     opts.alerts_only = args.alerts_only;
-    opts.events = if args.events == "-" {
+    opts.events = if is_stdout(&args.events) {
         pacstap::EventsTarget::Stdout
     } else {
         pacstap::EventsTarget::File(PathBuf::from(&args.events))
@@ -490,7 +496,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     };
     let events: Box<dyn Write> = match checked.events {
         Some(f) => Box::new(f),
-        None if args.events == "-" => Box::new(io::stdout().lock()),
+        None if is_stdout(&args.events) => Box::new(io::stdout().lock()),
         // A FIFO, opened only now.
         None => Box::new(
             pacstap_safefile::open_private(Path::new(&args.events), Existing::Truncate, Kind::RegularOrStream)
