@@ -52,10 +52,11 @@ use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats, RawFrame};
 use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
 use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
+use pacstap_output::term::{error_chain, say};
 use pacstap_output::{EvidencePackets, Metrics, RingLimits};
 use pacstap_proto::ProtoConfig;
+use pacstap_safefile::{Existing, Kind};
 use std::collections::{HashMap, VecDeque};
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,11 +110,9 @@ impl EventsTarget {
     fn open(&self) -> Result<Box<dyn Write>> {
         Ok(match self {
             EventsTarget::Stdout => Box::new(std::io::stdout()),
+            // Appended, mode 0600 (events carry user names), never through a symbolic link.
             EventsTarget::File(p) => Box::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
+                pacstap_safefile::open_private(p, Existing::Append, Kind::RegularOrStream)
                     .with_context(|| format!("cannot open events file {}", p.display()))?,
             ),
             EventsTarget::Discard => Box::new(std::io::sink()),
@@ -967,7 +966,7 @@ impl EvidenceCutter {
             }
             Err(e) => {
                 self.errors += 1;
-                eprintln!("pacstap: warning: evidence {}: {e}", p.path.display());
+                say(&format!("warning: evidence {} not written: {e}", p.path.display()));
             }
         }
     }
@@ -1041,29 +1040,19 @@ impl FrameOrder {
     }
 }
 
-/// Checks that learned state can be written where asked, before hours of capture depend on it.
+/// Checks that learned state can be written where asked, before hours of capture depend on it:
+/// a temporary file of unpredictable name is created exclusively in the state's directory and
+/// removed (never a fixed name, which a planted link could redirect).
 pub fn check_state_dir(path: &std::path::Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = pacstap_safefile::parent_dir(path);
     if !dir.is_dir() {
         return Err(anyhow!(
             "state directory {} does not exist: create it (the systemd unit's StateDirectory= does) or pass --state PATH",
             dir.display()
         ));
     }
-    let mut probe = path.as_os_str().to_os_string();
-    probe.push(".tmp");
-    let probe = PathBuf::from(probe);
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&probe)
-        .with_context(|| format!("cannot write learned state next to {}", path.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    pacstap_safefile::check_dir_writable(&dir)
+        .with_context(|| format!("cannot write learned state {} in {}", path.display(), dir.display()))
 }
 
 /// Opens the interface (errors: it cannot be opened, the filter does not compile).
@@ -1089,7 +1078,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
         alertmanager: opts.alertmanager.clone(),
     })?;
     for w in detection.state_warnings() {
-        eprintln!("pacstap: warning: {w}");
+        say(&format!("warning: {w}"));
     }
     if opts.evidence_dir.is_some() {
         detection.cut_evidence_live();
@@ -1357,7 +1346,7 @@ fn detect_loop(
         if now >= next_save {
             next_save = now + SAVE_STATE_EVERY;
             if let Err(e) = detection.save_state() {
-                eprintln!("pacstap: warning: {e:#}");
+                say(&format!("warning: {}", error_chain(e.as_ref())));
             }
         }
     }
@@ -1369,22 +1358,26 @@ fn detect_loop(
 fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &mut Vec<String>) -> Result<()> {
     if let EventsTarget::File(path) = &chores.events {
         detection.replace_events(chores.events.open()?)?;
-        eprintln!("pacstap: reopened events file {}", path.display());
+        say(&format!("reopened events file {}", path.display()));
     }
     let Some(path) = &chores.config_path else {
         return Ok(());
     };
     match Config::load(path) {
         Ok(cfg) if &cfg == detection.config() => {
-            eprintln!("pacstap: config {} unchanged", path.display());
+            say(&format!("config {} unchanged", path.display()));
         }
         Ok(cfg) => {
             let ports_changed = cfg.ports != detection.config().ports;
             match detection.reload_config(&cfg) {
-                Ok(()) => eprintln!("pacstap: reloaded config {}", path.display()),
+                Ok(()) => say(&format!("reloaded config {}", path.display())),
                 Err(e) => {
-                    let msg = format!("config {} not reloaded, keeping the running one: {e:#}", path.display());
-                    eprintln!("pacstap: error: {msg}");
+                    let msg = format!(
+                        "config {} not reloaded, keeping the running one: {}",
+                        path.display(),
+                        error_chain(e.as_ref())
+                    );
+                    say(&format!("error: {msg}"));
                     errors.push(msg);
                     return Ok(());
                 }
@@ -1396,12 +1389,12 @@ fn reload(chores: &Chores, detection: &mut Detection, shared: &Shared, errors: &
                     *p = Some(hints);
                 }
                 shared.ports_generation.fetch_add(1, Ordering::Release);
-                eprintln!("pacstap: new [ports] apply to connections that start from now on");
+                say("new [ports] apply to connections that start from now on");
             }
         }
         Err(e) => {
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());
-            eprintln!("pacstap: error: {msg}");
+            say(&format!("error: {msg}"));
             errors.push(msg);
         }
     }

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use pacstap_output::term::{error_chain, for_terminal, say};
 use pacstap_output::{AlertmanagerClient, Metrics, MetricsServer};
+use pacstap_safefile::{Existing, Kind};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -36,9 +38,14 @@ struct Cli {
 enum Command {
     /// Investigate pcap / pcapng files: decode every TCP connection and write events.
     ///
-    /// Several files are merged in timestamp order (e.g. a rotated capture). A file damaged
-    /// part-way is decoded up to the damage and reported; exit status 1 only when an input
-    /// cannot be read at all.
+    /// Several files are merged in timestamp order (e.g. a rotated capture; at most 64 are
+    /// open at once, however many are named). A file damaged part-way is decoded up to the
+    /// damage and reported as a warning.
+    ///
+    /// Exit status: 0 done; 1 an input could not be read at all (the other inputs are still
+    /// replayed, and each unreadable one is named), or the run failed; 2 bad usage, including
+    /// an output (--events, --state directory, --evidence-dir, --metrics-listen) that cannot
+    /// be written or served, found before any packet is read.
     Replay(ReplayArgs),
     /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
     ///
@@ -72,7 +79,8 @@ struct ReplayArgs {
     #[arg(required = true, value_name = "PCAP")]
     pcaps: Vec<PathBuf>,
 
-    /// Where JSON-lines events go; `-` is stdout.
+    /// Where JSON-lines events go; `-` is stdout. A file is created (or emptied) with mode 0600
+    /// (events carry user names); a symbolic link there is refused.
     #[arg(long, value_name = "PATH", default_value = "-")]
     events: String,
 
@@ -151,7 +159,8 @@ struct CaptureArgs {
     #[arg(long)]
     no_promisc: bool,
 
-    /// Where JSON-lines events go (appended; reopened on SIGHUP); `-` is stdout (journald).
+    /// Where JSON-lines events go (appended, mode 0600; reopened on SIGHUP); `-` is stdout
+    /// (journald). A symbolic link there is refused.
     #[arg(long, value_name = "PATH", default_value = "-")]
     events: String,
 
@@ -211,18 +220,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Config(ConfigCommand::Check { file }) => match pacstap_detect::Config::load(&file) {
             Ok(cfg) => {
-                print!("{}", cfg.render_effective());
+                // Goes to a terminal too: a config file's strings are escaped like the wire's.
+                print!("{}", for_terminal(&cfg.render_effective()));
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("pacstap: {}: {e}", file.display());
+                say(&format!("{}: {}", file.display(), error_chain(&e)));
                 ExitCode::from(2)
             }
         },
         Command::Capture(args) => match run_capture(args) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("pacstap: error: {e:#}");
+                say(&format!("error: {}", error_chain(e.as_ref())));
                 ExitCode::from(1)
             }
         },
@@ -232,7 +242,7 @@ fn main() -> ExitCode {
                 if is_broken_pipe(&e) {
                     return ExitCode::SUCCESS;
                 }
-                eprintln!("pacstap: error: {e:#}");
+                say(&format!("error: {}", error_chain(e.as_ref())));
                 ExitCode::from(1)
             }
         },
@@ -251,7 +261,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn load_config(path: Option<&Path>) -> Result<pacstap_detect::Config, ExitCode> {
     match path {
         Some(path) => pacstap_detect::Config::load(path).map_err(|e| {
-            eprintln!("pacstap: {}: {e}", path.display());
+            say(&format!("{}: {}", path.display(), error_chain(&e)));
             ExitCode::from(2)
         }),
         None => Ok(pacstap_detect::Config::default()),
@@ -265,7 +275,7 @@ fn start_alertmanager(url: Option<&str>) -> Result<Option<Arc<AlertmanagerClient
         None => Ok(None),
         Some(Ok(c)) => Ok(Some(Arc::new(c))),
         Some(Err(e)) => {
-            eprintln!("pacstap: --alertmanager: {e}");
+            say(&format!("--alertmanager: {}", error_chain(&e)));
             Err(ExitCode::from(2))
         }
     }
@@ -277,19 +287,93 @@ fn stop_alertmanager(client: Option<Arc<AlertmanagerClient>>) {
         let endpoint = c.endpoint();
         let s = c.shutdown(std::time::Duration::from_secs(5));
         if s.dropped > 0 || s.rejected > 0 {
-            eprintln!(
-                "pacstap: warning: Alertmanager {endpoint}: {} alerts delivered, {} dropped, {} rejected",
+            say(&format!(
+                "warning: Alertmanager {endpoint}: {} alerts delivered, {} dropped, {} rejected",
                 s.sent, s.dropped, s.rejected
-            );
+            ));
         }
     }
 }
 
-fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer)> {
-    let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
-    let server =
-        MetricsServer::spawn(addr, Arc::clone(&metrics)).with_context(|| format!("cannot serve metrics on {addr}"))?;
-    Ok((metrics, server))
+/// `--metrics-listen ADDR`: an address that cannot be served (malformed, in use, not ours) is
+/// bad usage (exit 2), reported once with the reason.
+fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer), ExitCode> {
+    let metrics = match Metrics::new() {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            say(&format!("error: creating the metrics registry: {}", error_chain(&e)));
+            return Err(ExitCode::from(1));
+        }
+    };
+    match MetricsServer::spawn(addr, Arc::clone(&metrics)) {
+        Ok(server) => Ok((metrics, server)),
+        Err(e) => {
+            say(&format!(
+                "--metrics-listen: cannot serve metrics on {addr}: {}",
+                error_chain(&e)
+            ));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `--events -`, or `/dev/stdout`: a symbolic link (to `/proc/self/fd/1`), which the file
+/// writer refuses to follow, and which means stdout anyway.
+fn is_stdout(events: &str) -> bool {
+    events == "-" || events == "/dev/stdout"
+}
+
+/// Every output is checked before the first packet is read, so a run does not decode for
+/// hours (or name evidence files in alerts) and then fail to write: the events file opens
+/// (mode 0600, never through a symbolic link), learned state can be written in its directory,
+/// the evidence directory exists or can be made and takes files. A failure is bad usage
+/// (exit 2), said once with the path and the reason.
+struct CheckedOutputs {
+    /// `--events PATH` (replay: opened and emptied here; capture: checked, opened by the run).
+    events: Option<std::fs::File>,
+}
+
+fn check_outputs(
+    events: Option<(&str, Existing)>,
+    state: Option<&Path>,
+    evidence_dir: Option<&Path>,
+) -> Result<CheckedOutputs, ExitCode> {
+    let fail = |what: String| {
+        say(&what);
+        ExitCode::from(2)
+    };
+    let mut checked = CheckedOutputs { events: None };
+    if let Some((path, existing)) = events.filter(|(p, _)| !is_stdout(p)) {
+        let p = Path::new(path);
+        // A FIFO (a log shipper's pipe) is not opened early: an open for writing waits for its
+        // reader, and closing it again would end the reader's input.
+        let is_fifo = std::fs::symlink_metadata(p).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        });
+        if !is_fifo {
+            match pacstap_safefile::open_private(p, existing, Kind::RegularOrStream) {
+                Ok(f) => checked.events = Some(f),
+                Err(e) => return Err(fail(format!("cannot write events file {path}: {}", error_chain(&e)))),
+            }
+        }
+    }
+    if let Some(state) = state {
+        if let Err(e) = pacstap::live::check_state_dir(state) {
+            return Err(fail(error_chain(e.as_ref())));
+        }
+    }
+    if let Some(dir) = evidence_dir {
+        let made = pacstap_safefile::create_private_dir(dir).and_then(|()| pacstap_safefile::check_dir_writable(dir));
+        if let Err(e) = made {
+            return Err(fail(format!(
+                "cannot write evidence in {}: {}",
+                dir.display(),
+                error_chain(&e)
+            )));
+        }
+    }
+    Ok(checked)
 }
 
 fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
@@ -309,7 +393,7 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     let mut opts = pacstap::CaptureOptions::new(live).with_config(config);
     opts.config_path = args.config;
     opts.alerts_only = args.alerts_only;
-    opts.events = if args.events == "-" {
+    opts.events = if is_stdout(&args.events) {
         pacstap::EventsTarget::Stdout
     } else {
         pacstap::EventsTarget::File(PathBuf::from(&args.events))
@@ -331,16 +415,17 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     }
     signal_hook::flag::register(SIGHUP, Arc::clone(&opts.reload)).context("installing signal handlers")?;
 
-    if let Some(state) = &opts.state {
-        if let Err(e) = pacstap::live::check_state_dir(state) {
-            eprintln!("pacstap: {e:#}");
-            return Ok(ExitCode::from(2));
-        }
+    if let Err(code) = check_outputs(
+        Some((&args.events, Existing::Append)),
+        opts.state.as_deref(),
+        opts.evidence_dir.as_deref(),
+    ) {
+        return Ok(code);
     }
     let source = match pacstap::live::open_capture(&opts.live) {
         Ok(s) => s,
         Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
-            eprintln!("pacstap: {e}");
+            say(&error_chain(&e));
             return Ok(ExitCode::from(2));
         }
         Err(e) => return Err(e.into()),
@@ -348,14 +433,16 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     // Served only once the capture is open: a healthy /healthz means capturing.
     let server = match args.metrics_listen.as_str() {
         "off" | "none" => None,
-        addr => {
-            let (metrics, server) = start_metrics(addr)?;
-            opts.metrics = Some(metrics);
-            Some(server)
-        }
+        addr => match start_metrics(addr) {
+            Ok((metrics, server)) => {
+                opts.metrics = Some(metrics);
+                Some(server)
+            }
+            Err(code) => return Ok(code),
+        },
     };
-    eprintln!(
-        "pacstap: capturing on {} (linktype {}, {} worker{}){}",
+    say(&format!(
+        "capturing on {} (linktype {}, {} worker{}){}",
         source.interface(),
         source.linktype(),
         opts.workers,
@@ -364,16 +451,20 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
             .as_ref()
             .map(|s| format!(", metrics at http://{}/metrics", s.local_addr()))
             .unwrap_or_default()
-    );
+    ));
     opts.alertmanager = alertmanager.clone();
     let report = pacstap::capture(opts, source)?;
     stop_alertmanager(alertmanager);
     if !args.quiet {
-        eprint!("{}", report.render_summary());
+        eprint!("{}", for_terminal(&report.render_summary()));
+    } else {
+        for w in report.pipeline.warnings() {
+            say(&format!("warning: {w}"));
+        }
     }
     drop(server);
     if let Some(e) = report.capture_error {
-        eprintln!("pacstap: error: capture stopped: {e}");
+        say(&format!("error: capture stopped: {e}"));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -388,16 +479,29 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    let checked = match check_outputs(
+        Some((&args.events, Existing::Truncate)),
+        args.state.as_deref(),
+        args.evidence_dir.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
     let server = match &args.metrics_listen {
-        Some(addr) => Some(start_metrics(addr)?),
+        Some(addr) => match start_metrics(addr) {
+            Ok(s) => Some(s),
+            Err(code) => return Ok(code),
+        },
         None => None,
     };
-    let events: Box<dyn Write> = if args.events == "-" {
-        Box::new(io::stdout().lock())
-    } else {
-        let f = std::fs::File::create(&args.events)
-            .with_context(|| format!("cannot create events file {}", args.events))?;
-        Box::new(f)
+    let events: Box<dyn Write> = match checked.events {
+        Some(f) => Box::new(f),
+        None if is_stdout(&args.events) => Box::new(io::stdout().lock()),
+        // A FIFO, opened only now.
+        None => Box::new(
+            pacstap_safefile::open_private(Path::new(&args.events), Existing::Truncate, Kind::RegularOrStream)
+                .with_context(|| format!("cannot write events file {}", args.events))?,
+        ),
     };
     let mut opts = pacstap::ReplayOptions::new(args.pcaps).with_config(config);
     opts.state = args.state;
@@ -419,26 +523,26 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     let report = pacstap::replay(opts, false)?;
     stop_alertmanager(alertmanager);
     if !args.quiet {
-        eprint!("{}", report.render_summary());
+        eprint!("{}", for_terminal(&report.render_summary()));
     } else {
-        for d in &report.damages {
-            eprintln!(
-                "pacstap: warning: {} is damaged at byte {}: {}",
-                d.path.display(),
-                d.offset,
-                d.reason
-            );
+        // Data loss is never quiet: state set aside, inputs not read or damaged.
+        for w in report.warnings() {
+            say(&format!("warning: {w}"));
         }
     }
     if let Some((_, server)) = &server {
         if args.metrics_linger > 0 {
-            eprintln!(
-                "pacstap: serving metrics at http://{}/metrics for {} s",
+            say(&format!(
+                "serving metrics at http://{}/metrics for {} s",
                 server.local_addr(),
                 args.metrics_linger
-            );
+            ));
             std::thread::sleep(std::time::Duration::from_secs(args.metrics_linger));
         }
+    }
+    // Some inputs could not be read at all: the rest was replayed, but the run is partial.
+    if !report.unreadable.is_empty() {
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -112,6 +112,11 @@ pub struct ReplayReport {
     pub state_warnings: Vec<String>,
     /// Evidence pcaps written (`--evidence-dir`).
     pub evidence_files: Vec<PathBuf>,
+    /// Inputs that could not be read at all (each message names the file and why); the others
+    /// were replayed. `pacstap replay` exits 1 when there are any.
+    pub unreadable: Vec<String>,
+    /// Alerts that got no evidence pcap because `MAX_EVIDENCE_FILES` incidents had one.
+    pub evidence_dropped: u64,
     pub summary: Summary,
     /// Every event, when collected (tests); empty otherwise.
     pub events: Vec<ProtocolEvent>,
@@ -181,18 +186,33 @@ impl ReplayReport {
                 dir.display()
             ));
         }
-        for w in &self.state_warnings {
+        for w in self.warnings() {
             text.push_str(&format!("WARNING: {w}\n"));
         }
-        for d in &self.damages {
-            text.push_str(&format!(
-                "WARNING: {} is damaged at byte {}: {} (read up to there)\n",
+        text
+    }
+
+    /// What was lost or not done: learned state set aside, inputs not read or damaged. Shown
+    /// at the end of the summary, and on their own with `-q` (data loss is never quiet).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.state_warnings.clone();
+        out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
+        if self.evidence_dropped > 0 {
+            out.push(format!(
+                "{} alerts got no evidence pcap: {} incidents already had one (the limit)",
+                self.evidence_dropped,
+                pacstap_output::MAX_EVIDENCE_FILES
+            ));
+        }
+        out.extend(self.damages.iter().map(|d| {
+            format!(
+                "{} is damaged at byte {}: {} (read up to there)",
                 d.path.display(),
                 d.offset,
                 d.reason
-            ));
-        }
-        text
+            )
+        }));
+        out
     }
 }
 
@@ -563,6 +583,8 @@ impl Detection {
             detect: self.detector.stats().clone(),
             state_warnings: self.state_warnings,
             evidence_files,
+            unreadable: Vec::new(),
+            evidence_dropped: self.evidence.as_ref().map_or(0, |p| p.dropped_incidents),
             summary: self.out.summary,
             events: self.out.collected,
         }
@@ -811,7 +833,9 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     progress.finish();
     let linktype = pipeline.shard.first_linktype.unwrap_or(1);
     let evidence_files = write_planned_evidence(&opts, pipeline.detection.evidence_plan(), linktype)?;
-    Ok(pipeline.report(source.damages().to_vec(), evidence_files))
+    let mut report = pipeline.report(source.damages().to_vec(), evidence_files);
+    report.unreadable = source.unreadable().iter().map(ToString::to_string).collect();
+    Ok(report)
 }
 
 /// Files through the live pipeline's threads: [`crate::live::Sharded`] over a lossless feed.
@@ -840,7 +864,9 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
     let linktype = end.shards.first_linktype.unwrap_or(1);
     let evidence_files = write_planned_evidence(&opts, detection.evidence_plan(), linktype)?;
     let damages = end.feed.source.damages().to_vec();
-    Ok(detection.report(end.shards, damages, evidence_files))
+    let mut report = detection.report(end.shards, damages, evidence_files);
+    report.unreadable = end.feed.source.unreadable().iter().map(ToString::to_string).collect();
+    Ok(report)
 }
 
 /// Pcap files as a [`crate::live::FrameFeed`]: never idle, lossless, with progress on stderr.

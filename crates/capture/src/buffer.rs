@@ -34,6 +34,18 @@ impl<R: Read> ReadBuffer<R> {
         }
     }
 
+    /// The same buffer reading on from file offset `offset` (a file reopened and positioned
+    /// there, or a closed file that remembers where it was).
+    pub(crate) fn at_offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// What the buffer reads from.
+    pub(crate) fn reader(&self) -> &R {
+        &self.reader
+    }
+
     /// The bytes read and not yet consumed.
     #[inline]
     pub(crate) fn available(&self) -> &[u8] {

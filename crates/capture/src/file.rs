@@ -4,6 +4,8 @@ use crate::buffer::ReadBuffer;
 use crate::{CaptureError, Damage, PacketSource, RawFrame, BUFFER_SIZE, MAX_BLOCK};
 use pacstap_core::Timestamp;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// libpcap's `MAXIMUM_SNAPLEN` (pcap-int.h), also Wireshark's `WTAP_MAX_PACKET_SIZE_STANDARD`: the
@@ -45,9 +47,11 @@ const IF_TSOFFSET: u16 = 14;
 pub struct PcapFileSource {
     path: PathBuf,
     source: usize,
-    buf: ReadBuffer<File>,
+    buf: ReadBuffer<Reader>,
     format: Format,
     file_len: u64,
+    /// Device and inode at open: a reopened file must be the same file.
+    identity: (u64, u64),
     frames: u64,
     skipped: u64,
     damage: Option<Damage>,
@@ -56,6 +60,22 @@ pub struct PcapFileSource {
     head: Option<Head>,
     /// Timestamp of the last frame, for Simple Packet Blocks (which carry none).
     last_ts: Timestamp,
+}
+
+/// The file behind the read buffer, or nothing while it is closed to free its descriptor
+/// ([`PcapFileSource::close`]); the source remembers its offset and reopens there.
+enum Reader {
+    Open(File),
+    Closed,
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Reader::Open(f) => f.read(buf),
+            Reader::Closed => Err(std::io::Error::other("read from a closed capture file")),
+        }
+    }
 }
 
 enum Format {
@@ -130,14 +150,10 @@ impl PcapFileSource {
             path: path.to_owned(),
             source,
         })?;
-        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        // Small files get a small buffer (merging many short rotated files stays cheap); a file
-        // of unknown length (a pipe) gets the full size.
-        let initial = match usize::try_from(file_len) {
-            Ok(0) | Err(_) => BUFFER_SIZE,
-            Ok(n) => n.clamp(64 << 10, BUFFER_SIZE),
-        };
-        let mut buf = ReadBuffer::new(file, initial, MAX_BLOCK);
+        let meta = file.metadata().ok();
+        let file_len = meta.as_ref().map_or(0, |m| m.len());
+        let identity = meta.as_ref().map_or((0, 0), |m| (m.dev(), m.ino()));
+        let mut buf = ReadBuffer::new(Reader::Open(file), initial_buffer(file_len), MAX_BLOCK);
         let not_pcap = |reason: String| CaptureError::NotPcap {
             path: path.to_owned(),
             reason,
@@ -199,6 +215,7 @@ impl PcapFileSource {
             buf,
             format,
             file_len,
+            identity,
             frames: 0,
             skipped: 0,
             damage: None,
@@ -292,6 +309,66 @@ impl PcapFileSource {
         }
     }
 
+    /// Whether the file is open (holds a descriptor and a read buffer).
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(self.buf_reader(), Reader::Open(_))
+    }
+
+    fn buf_reader(&self) -> &Reader {
+        self.buf.reader()
+    }
+
+    /// Closes the file, freeing its descriptor and read buffer, keeping where it was: the
+    /// frame waiting as [`Self::head`] is read again by [`Self::reopen`]. Used by
+    /// [`crate::MergedSource`] to keep a bounded number of files open.
+    pub(crate) fn close(&mut self) {
+        let offset = self.buf.offset();
+        self.buf = ReadBuffer::new(Reader::Closed, 0, MAX_BLOCK).at_offset(offset);
+    }
+
+    /// Reopens a closed file at its saved offset and reads the waiting frame again. If the
+    /// file cannot be reopened, is no longer the same file, or no longer holds that frame
+    /// there, reading it stops with a [`Damage`] saying so.
+    pub(crate) fn reopen(&mut self) {
+        if self.is_open() || self.finished {
+            return;
+        }
+        let offset = self.buf.offset();
+        let reopened = (|| -> Result<(), String> {
+            let mut file = File::open(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
+            let meta = file.metadata().map_err(|e| format!("cannot reopen: {e}"))?;
+            if (meta.dev(), meta.ino()) != self.identity {
+                return Err("the file was replaced while pacstap had it closed".to_owned());
+            }
+            file.seek(SeekFrom::Start(offset))
+                .map_err(|e| format!("cannot reopen: {e}"))?;
+            self.buf = ReadBuffer::new(Reader::Open(file), initial_buffer(self.file_len), MAX_BLOCK).at_offset(offset);
+            let Some(before) = self.head else {
+                return Ok(());
+            };
+            match self.read_step() {
+                Step::Frame(h)
+                    if (h.ts, h.len, h.block_len, h.linktype)
+                        == (before.ts, before.len, before.block_len, before.linktype) =>
+                {
+                    self.head = Some(h);
+                    Ok(())
+                }
+                _ => Err("the file changed while pacstap had it closed".to_owned()),
+            }
+        })();
+        if let Err(reason) = reopened {
+            self.damage = Some(Damage {
+                path: self.path.clone(),
+                offset,
+                reason,
+            });
+            self.finished = true;
+            self.head = None;
+            self.close();
+        }
+    }
+
     /// The frame read by the last [`Self::advance`], if any.
     #[inline]
     pub(crate) fn head(&self) -> Option<RawFrame<'_>> {
@@ -335,6 +412,15 @@ impl std::fmt::Debug for PcapFileSource {
             .field("bytes_consumed", &self.bytes_consumed())
             .field("damage", &self.damage)
             .finish_non_exhaustive()
+    }
+}
+
+/// Read-buffer size for a file of `file_len` bytes: small files get a small buffer (merging
+/// many short rotated files stays cheap); a file of unknown length (a pipe) gets the full size.
+fn initial_buffer(file_len: u64) -> usize {
+    match usize::try_from(file_len) {
+        Ok(0) | Err(_) => BUFFER_SIZE,
+        Ok(n) => n.clamp(64 << 10, BUFFER_SIZE),
     }
 }
 
@@ -388,7 +474,7 @@ fn read_error(e: std::io::Error) -> Step {
 /// One legacy pcap record (draft-ietf-opsawg-pcap §5): timestamp seconds, timestamp fraction,
 /// captured length, original length, then the captured bytes.
 #[inline]
-fn legacy_record(buf: &mut ReadBuffer<File>, l: Legacy) -> Step {
+fn legacy_record(buf: &mut ReadBuffer<Reader>, l: Legacy) -> Step {
     let hl = l.record_header;
     match buf.ensure(hl) {
         Ok(true) => {}
@@ -443,7 +529,7 @@ fn legacy_record(buf: &mut ReadBuffer<File>, l: Legacy) -> Step {
 
 /// One pcapng block (draft-ietf-opsawg-pcapng §3.1): type, total length, body, total length again.
 #[inline]
-fn ng_block(buf: &mut ReadBuffer<File>, ng: &mut Ng, last_ts: Timestamp) -> Step {
+fn ng_block(buf: &mut ReadBuffer<Reader>, ng: &mut Ng, last_ts: Timestamp) -> Step {
     match buf.ensure(8) {
         Ok(true) => {}
         Ok(false) if buf.available().is_empty() => return Step::End,

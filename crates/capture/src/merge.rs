@@ -4,6 +4,22 @@
 //! order, and of the files' next frames the earliest goes first (ties: the file listed first).
 //! A file whose own timestamps go backwards is not re-sorted — that would need unbounded
 //! buffering — so the output is ordered exactly when every input is.
+//!
+//! # Bounded open files
+//!
+//! A replay of a day of rotated captures names thousands of files; opening them all at once
+//! runs out of descriptors (`EMFILE` under the usual `ulimit -n 1024`) and holds a read buffer
+//! for each. So [`MergedSource::open`] reads each file's header and first frame and closes it
+//! again (beyond the first [`MAX_OPEN_FILES`]); a file is reopened at its saved offset when its
+//! frame is next, and at most [`MAX_OPEN_FILES`] are open at once: when another must open, the
+//! least recently read one is closed. A file closes as soon as it is read to its end. Files
+//! whose time ranges follow each other (rotation) are thus open one or two at a time; more than
+//! [`MAX_OPEN_FILES`] files overlapping in time are still merged correctly, at the cost of
+//! reopening files (counted in [`MergedSource::reopens`]).
+//!
+//! A file that cannot be read at all (missing, unreadable, not a capture) is left out and
+//! listed by [`MergedSource::unreadable`]; the others are read. Only when no file can be read
+//! is [`MergedSource::open`] an error.
 
 use crate::file::PcapFileSource;
 use crate::{CaptureError, Damage, PacketSource, RawFrame};
@@ -12,35 +28,69 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
+/// Capture files open at once, at most. Each holds a descriptor and a read buffer of up to
+/// [`crate::BUFFER_SIZE`] (1 MiB), so this bounds the merge at 64 descriptors (a sixteenth of
+/// the common 1024 limit, leaving room for outputs, sockets and evidence files) and 64 MiB of
+/// buffers however many files are named.
+pub const MAX_OPEN_FILES: usize = 64;
+
 /// Frames of several files, merged by timestamp. With one file it is a thin wrapper with no
 /// per-frame merge cost.
 pub struct MergedSource {
     files: Vec<PcapFileSource>,
-    /// Files with a head frame waiting, keyed by (timestamp, file index) — min-heap.
+    /// Files with a head frame waiting, keyed by (timestamp, position in `files`) — min-heap.
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
     /// The file whose head frame was returned last: advanced at the next call.
     current: Option<usize>,
     started: bool,
     damages: Vec<Damage>,
+    unreadable: Vec<CaptureError>,
+    /// Positions of the open files with when each was last read, at most [`MAX_OPEN_FILES`].
+    open: Vec<(usize, u64)>,
+    clock: u64,
+    reopens: u64,
 }
 
 impl MergedSource {
-    /// Opens every file. The first that cannot be opened, or is not a capture, is the error
-    /// (naming it); damage found later while reading is reported by [`MergedSource::damages`].
+    /// Reads the header and first frame of every file, keeping at most [`MAX_OPEN_FILES`]
+    /// open. A file that cannot be opened, or is not a capture, is left out (see
+    /// [`MergedSource::unreadable`]); when no file could be opened, the first such error is the
+    /// result. Damage found later while reading is reported by [`MergedSource::damages`].
     pub fn open(paths: &[PathBuf]) -> Result<Self, CaptureError> {
-        let mut files = Vec::with_capacity(paths.len());
-        for (i, p) in paths.iter().enumerate() {
-            let mut f = PcapFileSource::open(p)?;
-            f.set_source(i);
-            files.push(f);
-        }
-        Ok(MergedSource {
-            heap: BinaryHeap::with_capacity(files.len()),
-            files,
+        let mut m = MergedSource {
+            files: Vec::new(),
+            heap: BinaryHeap::new(),
             current: None,
             started: false,
             damages: Vec::new(),
-        })
+            unreadable: Vec::new(),
+            open: Vec::new(),
+            clock: 0,
+            reopens: 0,
+        };
+        for (i, p) in paths.iter().enumerate() {
+            match PcapFileSource::open(p) {
+                Ok(mut f) => {
+                    f.set_source(i);
+                    f.advance();
+                    m.files.push(f);
+                    let pos = m.files.len() - 1;
+                    m.note_end(pos);
+                    if m.files.get(pos).is_some_and(PcapFileSource::is_open) {
+                        if m.open.len() < MAX_OPEN_FILES {
+                            m.open.push((pos, 0));
+                        } else if let Some(f) = m.files.get_mut(pos) {
+                            f.close();
+                        }
+                    }
+                }
+                Err(e) => m.unreadable.push(e),
+            }
+        }
+        if m.files.is_empty() && !m.unreadable.is_empty() {
+            return Err(m.unreadable.remove(0));
+        }
+        Ok(m)
     }
 
     /// Sum of the files' sizes at open.
@@ -68,48 +118,114 @@ impl MergedSource {
         &self.damages
     }
 
-    /// Per-file statistics: path, frames, bytes, damage of each input, in the order given.
+    /// The files that could not be read at all, each with why, in the order given.
+    pub fn unreadable(&self) -> &[CaptureError] {
+        &self.unreadable
+    }
+
+    /// Per-file statistics: path, frames, bytes, damage of each readable input, in the order
+    /// given.
     pub fn files(&self) -> &[PcapFileSource] {
         &self.files
     }
 
-    /// Advances file `i` and records its damage if reading it stopped there.
-    fn advance(&mut self, i: usize) -> Option<Timestamp> {
-        let f = self.files.get_mut(i)?;
-        f.advance();
-        let ts = f.head_ts();
-        if ts.is_none() {
-            if let Some(d) = f.damage() {
-                if !self.damages.contains(d) {
-                    self.damages.push(d.clone());
+    /// Files open right now (at most [`MAX_OPEN_FILES`]).
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Times a file closed to respect [`MAX_OPEN_FILES`] was opened again: zero unless more
+    /// than that many files overlap in time.
+    pub fn reopens(&self) -> u64 {
+        self.reopens
+    }
+
+    /// After file `pos` was read: when it has no frame left, record its damage and close it.
+    fn note_end(&mut self, pos: usize) {
+        let Some(f) = self.files.get_mut(pos) else {
+            return;
+        };
+        if f.head_ts().is_some() {
+            return;
+        }
+        if let Some(d) = f.damage() {
+            if !self.damages.contains(d) {
+                self.damages.push(d.clone());
+            }
+        }
+        if f.is_open() {
+            f.close();
+        }
+        self.open.retain(|&(p, _)| p != pos);
+    }
+
+    /// Advances file `pos` (open: it returned the last frame) and returns its next timestamp.
+    fn advance(&mut self, pos: usize) -> Option<Timestamp> {
+        self.files.get_mut(pos)?.advance();
+        self.note_end(pos);
+        self.files.get(pos)?.head_ts()
+    }
+
+    /// Makes sure file `pos` is open, closing the least recently read one if the limit is
+    /// reached. False when it could not be reopened (its damage is then recorded).
+    fn ensure_open(&mut self, pos: usize) -> bool {
+        self.clock += 1;
+        if let Some(e) = self.open.iter_mut().find(|e| e.0 == pos) {
+            e.1 = self.clock;
+            return true;
+        }
+        if self.open.len() >= MAX_OPEN_FILES {
+            if let Some(k) = self.open.iter().enumerate().min_by_key(|(_, e)| e.1).map(|(k, _)| k) {
+                let (victim, _) = self.open.swap_remove(k);
+                if let Some(f) = self.files.get_mut(victim) {
+                    f.close();
                 }
             }
         }
-        ts
+        let Some(f) = self.files.get_mut(pos) else {
+            return false;
+        };
+        f.reopen();
+        self.reopens += 1;
+        if f.is_open() {
+            self.open.push((pos, self.clock));
+            true
+        } else {
+            self.note_end(pos);
+            false
+        }
     }
 }
 
 impl PacketSource for MergedSource {
     fn next_frame(&mut self) -> Option<RawFrame<'_>> {
         if self.files.len() == 1 {
-            self.advance(0);
+            // The first frame was read by `open`; later calls move on.
+            if self.started {
+                self.advance(0);
+            }
+            self.started = true;
             return self.files.first()?.head();
         }
         if !self.started {
             self.started = true;
-            for i in 0..self.files.len() {
-                if let Some(ts) = self.advance(i) {
-                    self.heap.push(Reverse((ts, i)));
+            for pos in 0..self.files.len() {
+                if let Some(ts) = self.files.get(pos).and_then(PcapFileSource::head_ts) {
+                    self.heap.push(Reverse((ts, pos)));
                 }
             }
-        } else if let Some(i) = self.current.take() {
-            if let Some(ts) = self.advance(i) {
-                self.heap.push(Reverse((ts, i)));
+        } else if let Some(pos) = self.current.take() {
+            if let Some(ts) = self.advance(pos) {
+                self.heap.push(Reverse((ts, pos)));
             }
         }
-        let Reverse((_, i)) = self.heap.pop()?;
-        self.current = Some(i);
-        self.files.get(i)?.head()
+        loop {
+            let Reverse((_, pos)) = self.heap.pop()?;
+            if self.ensure_open(pos) {
+                self.current = Some(pos);
+                return self.files.get(pos)?.head();
+            }
+        }
     }
 }
 
@@ -199,14 +315,124 @@ mod tests {
     }
 
     #[test]
-    fn first_bad_file_is_the_error() {
-        let good = TempFile::new(&legacy(false, false, 1, 65535, &[]));
+    fn unreadable_files_are_listed_and_the_others_read() {
+        let good = TempFile::new(&legacy(false, false, 1, 65535, &[(1, 0, &[7], 1)]));
         let bad = TempFile::new(b"not a capture at all");
-        let err = MergedSource::open(&[good.path().to_owned(), bad.path().to_owned()]).unwrap_err();
+        let missing = PathBuf::from("/nonexistent/pacstap.pcap");
+        let mut m = MergedSource::open(&[bad.path().to_owned(), good.path().to_owned(), missing.clone()]).unwrap();
+        assert_eq!(drain(&mut m), vec![(1_000_000_000, 1, 7)], "source index as given");
+        let un = m.unreadable();
+        assert_eq!(un.len(), 2);
+        assert!(
+            matches!(un[0], CaptureError::NotPcap { ref path, .. } if path == bad.path()),
+            "{}",
+            un[0]
+        );
+        assert!(
+            matches!(un[1], CaptureError::Open { ref path, .. } if *path == missing),
+            "{}",
+            un[1]
+        );
+        // None readable: the first error.
+        let err = MergedSource::open(&[bad.path().to_owned(), missing]).unwrap_err();
         assert!(
             matches!(err, CaptureError::NotPcap { ref path, .. } if path == bad.path()),
             "{err}"
         );
+    }
+
+    fn one_frame_file(sec: u32, tag: u8) -> TempFile {
+        TempFile::new(&legacy(
+            false,
+            false,
+            1,
+            65535,
+            &[(sec, 0, &[tag], 1), (sec, 1, &[tag], 1)],
+        ))
+    }
+
+    /// Rotated files (time ranges one after the other): never more than two open, no reopen.
+    #[test]
+    fn many_consecutive_files_are_opened_a_few_at_a_time() {
+        let n = MAX_OPEN_FILES * 3;
+        let files: Vec<TempFile> = (0..n).map(|i| one_frame_file(i as u32 + 1, i as u8)).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_owned()).collect();
+        let mut m = MergedSource::open(&paths).unwrap();
+        assert!(m.open_files() <= MAX_OPEN_FILES);
+        let mut got = Vec::new();
+        let mut most_open = 0;
+        while let Some(f) = m.next_frame() {
+            got.push((f.source, f.data[0]));
+            most_open = most_open.max(m.open_files());
+        }
+        assert_eq!(got.len(), 2 * n);
+        assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "file order is time order");
+        assert!(got.iter().all(|&(s, tag)| s as u8 == tag));
+        assert!(most_open <= MAX_OPEN_FILES);
+        assert_eq!(m.open_files(), 0, "every file closed at its end");
+        assert_eq!(
+            m.reopens(),
+            (n - MAX_OPEN_FILES) as u64,
+            "each file past the first K opened once more"
+        );
+    }
+
+    /// More files overlapping in time than may be open: still merged exactly, by reopening.
+    #[test]
+    fn more_overlapping_files_than_may_be_open_still_merge_in_order() {
+        let n = MAX_OPEN_FILES + 6;
+        let files: Vec<TempFile> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    let recs: Vec<(u32, u32, &[u8], u32)> =
+                        (0..4u32).map(|k| (k * 10 + 1, i as u32, &[][..], 0)).collect();
+                    TempFile::new(&legacy(false, false, 1, 65535, &recs))
+                } else {
+                    // pcapng: reopening must find the frame again with the section's interfaces.
+                    let mut w = NgWriter::new(false);
+                    w.shb();
+                    w.idb(1, 0, None, None);
+                    for k in 0..4u64 {
+                        w.epb(0, (k * 10 + 1) * 1_000_000 + i as u64, &[], 0);
+                    }
+                    TempFile::new(&w.bytes)
+                }
+            })
+            .collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_owned()).collect();
+        let mut m = MergedSource::open(&paths).unwrap();
+        let mut got = Vec::new();
+        while let Some(f) = m.next_frame() {
+            got.push((f.ts.as_nanos(), f.source));
+            assert!(m.open_files() <= MAX_OPEN_FILES);
+        }
+        let mut want = got.clone();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 4 * n);
+        assert!(m.reopens() > 0);
+        assert!(m.damages().is_empty());
+    }
+
+    /// A closed file replaced before its turn: reported as damage, the others go on.
+    #[test]
+    fn a_file_replaced_while_closed_is_damage() {
+        let n = MAX_OPEN_FILES + 1;
+        let files: Vec<TempFile> = (0..n).map(|i| one_frame_file(i as u32 + 1, i as u8)).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_owned()).collect();
+        let mut m = MergedSource::open(&paths).unwrap();
+        let last = paths.last().unwrap();
+        // The old inode stays alive (a second name), so the new file cannot reuse its number.
+        let keep = last.with_extension("keep");
+        std::fs::hard_link(last, &keep).unwrap();
+        std::fs::remove_file(last).unwrap();
+        std::fs::write(last, legacy(false, false, 1, 65535, &[(99, 0, &[1], 1)])).unwrap();
+        let got = drain(&mut m);
+        assert_eq!(got.len(), 2 * (n - 1));
+        assert_eq!(m.damages().len(), 1);
+        assert_eq!(m.damages()[0].path, *last);
+        assert!(m.damages()[0].reason.contains("replaced"), "{}", m.damages()[0].reason);
+        std::fs::remove_file(keep).ok();
     }
 
     #[test]

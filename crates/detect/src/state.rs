@@ -1,11 +1,13 @@
 //! Persisting learned state: write a temporary file, fsync it, rename it over the old one,
 //! fsync the directory — so a crash (or `kill -9`) leaves either the old or the new state,
-//! never a torn one. A file that does not parse is set aside as `<path>.corrupt-<n>` and
+//! never a torn one. The temporary file has an unpredictable name and is created exclusively
+//! with mode 0600, never through a symbolic link (`pacstap_safefile::write_atomic`): the state
+//! names devices, users and destinations, and the directory may be writable by others. A file that does not parse is set aside as `<path>.corrupt-<n>` and
 //! reported, never silently discarded.
 
 use crate::error::DetectError;
 use crate::learned::{LearnedState, STATE_VERSION};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
@@ -38,10 +40,9 @@ impl StateStore {
             path: path.to_path_buf(),
         };
         // A temporary file left by a crash mid-save is not the state; the rename never happened.
-        let tmp = store.tmp_path();
-        if tmp.exists() {
-            let _ = fs::remove_file(&tmp);
-        }
+        // (`<path>.tmp` is the fixed name older versions used; removing a link never follows it.)
+        let _ = fs::remove_file(with_suffix(path, ".tmp"));
+        let _ = pacstap_safefile::remove_stale_temps(path);
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok((store, None, None)),
@@ -69,10 +70,6 @@ impl StateStore {
         &self.path
     }
 
-    fn tmp_path(&self) -> PathBuf {
-        with_suffix(&self.path, ".tmp")
-    }
-
     /// Rename the unreadable file to the first free `<path>.corrupt-<n>`.
     fn set_aside(&self, why: &str) -> Result<String, DetectError> {
         for n in 1..10_000u32 {
@@ -93,37 +90,54 @@ impl StateStore {
         ))
     }
 
-    /// Write atomically: temporary file (mode 0600), fsync, rename, fsync the directory.
+    /// Write atomically: a fresh temporary file (mode 0600, unpredictable name, created
+    /// exclusively), fsync, rename over the state, fsync the directory. A symbolic link at the
+    /// state's path is replaced, never written through.
     pub fn save(&self, st: &LearnedState) -> Result<(), DetectError> {
         let json = serde_json::to_vec(st).map_err(|e| DetectError::StateEncode {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let tmp = self.tmp_path();
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(&json).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(b"\n").map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        // Directory fsync makes the rename durable (POSIX leaves it to the directory entry).
-        #[cfg(unix)]
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(&dir, e))?;
-        #[cfg(not(unix))]
-        let _ = dir;
-        Ok(())
+        pacstap_safefile::write_atomic(&self.path, |w| {
+            w.write_all(&json)?;
+            w.write_all(b"\n")
+        })
+        .map_err(|e| io_err(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    /// The attack of issue #10: `capture --state D/s.json` used to truncate whatever a planted
+    /// `D/s.json.tmp` pointed to, and then write the learned state (mode 0644) through it.
+    #[test]
+    fn planted_temporary_links_are_never_written_through() {
+        let dir = std::env::temp_dir().join(format!("pacstap-state-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o644)).unwrap();
+        let path = dir.join("s.json");
+        symlink(&victim, with_suffix(&path, ".tmp")).unwrap();
+        let (store, learned, warning) = StateStore::open(&path).unwrap();
+        assert!(learned.is_none() && warning.is_none());
+        // Planted again after start-up, when the old code would have used it.
+        let _ = symlink(&victim, with_suffix(&path, ".tmp"));
+        store.save(&LearnedState::default()).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(fs::metadata(&victim).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        // A link at the state path itself is replaced by the new state, its target untouched.
+        fs::remove_file(&path).unwrap();
+        symlink(&victim, &path).unwrap();
+        let store = StateStore { path: path.clone() };
+        store.save(&LearnedState::default()).unwrap();
+        assert!(!fs::symlink_metadata(&path).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        fs::remove_dir_all(&dir).ok();
     }
 }

@@ -6,10 +6,10 @@
 //! original packets. Memory stays bounded by the number of alerted flows, never by traffic.
 
 use pacstap_core::{Alert, FlowKey, FlowMeta, Timestamp};
+use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Incidents with an evidence file; past this, alerts still fire but get no pcap (counted).
@@ -85,17 +85,15 @@ impl EvidencePlan {
         &self.files
     }
 
-    /// Open the evidence files for the second pass.
+    /// Open the evidence files for the second pass: mode 0600, never through a symbolic link
+    /// (the names are predictable from the alert), never into a file someone else owns or that
+    /// has another name (`pacstap_safefile::open_private`). The error names the file.
     pub fn writer(&self, linktype: u32, max_payload_per_flow: u64) -> io::Result<EvidenceWriter<'_>> {
-        std::fs::create_dir_all(&self.dir)?;
+        pacstap_safefile::create_private_dir(&self.dir)?;
         let mut outs = Vec::with_capacity(self.files.len());
         for path in &self.files {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)?;
+            let f = open_private(path, Existing::Truncate, Kind::Regular)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             let mut w = BufWriter::new(f);
             write_pcap_header(&mut w, linktype)?;
             outs.push(w);
@@ -297,6 +295,31 @@ mod tests {
         assert_eq!(bytes.len(), 24 + 150 + 90);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The evidence name is predictable (first-seen time, rule, entity): a link planted there
+    /// must not receive the patient payload.
+    #[test]
+    fn a_link_planted_at_the_evidence_name_is_refused_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("pacstap-evidence-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut plan = EvidencePlan::new(&dir);
+        let path = plan
+            .add(&alert(&[5000]), |id| (id.0 == 5000).then(|| meta(5000, 10)))
+            .unwrap();
+        let victim = dir.join("readable-by-all");
+        std::fs::write(&victim, b"").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let e = plan.writer(1, 100).err().unwrap();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains("symbolic link"),
+            "{msg}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

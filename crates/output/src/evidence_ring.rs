@@ -68,14 +68,12 @@
 
 use crate::evidence::{write_pcap_header, write_record, PCAP_SNAPLEN};
 use pacstap_core::{FlowId, Timestamp};
+use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::fs::{OpenOptions, Permissions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, BufWriter};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// How much an [`EvidenceRing`] keeps. A zero frame or byte limit means "none"; the budget is
 /// at least [`RingLimits::MIN_BUDGET`] and the flow cap at least 1.
@@ -1007,9 +1005,6 @@ pub struct PcapWritten {
     pub frames_omitted: u64,
 }
 
-/// Temp-file names unique within the process, for concurrent writers of one path.
-static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
-
 /// Add `parts` (merged by timestamp) to the end of the pcap at `path`, creating it (mode 0600,
 /// header with the frames' most common link type) when it does not exist yet. Live evidence
 /// grows its files this way: each cut brings only the frames the previous cuts did not have
@@ -1020,32 +1015,18 @@ pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Resul
     let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
     frames.sort_by_key(|p| p.ts); // stable
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        pacstap_safefile::create_private_dir(dir)?;
     }
-    let existing = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "evidence path is a symbolic link",
-            ))
-        }
-        Ok(m) => m.len() >= PCAP_HEADER_LEN,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e),
-    };
-    let (file, linktype) = if existing {
-        let linktype = read_pcap_linktype(path)?;
-        (OpenOptions::new().append(true).open(path)?, linktype)
+    // One open, never through a link, checked on the descriptor (owner, one link, regular):
+    // what is checked is what is written. The header is read through the same descriptor.
+    let mut file = open_private(path, Existing::Append, Kind::Regular)?;
+    let existing = file.metadata()?.len() >= PCAP_HEADER_LEN;
+    let linktype = if existing {
+        read_pcap_linktype(&mut file)?
     } else {
-        let linktype = majority_linktype(&frames);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        file.set_permissions(Permissions::from_mode(0o600))?; // whatever the umask
-        (file, linktype)
+        // Empty (new) or shorter than a header (a cut that died mid-header): start afresh.
+        file.set_len(0)?;
+        majority_linktype(&frames)
     };
     let mut written = PcapWritten::for_parts(path, linktype, parts);
     let mut w = BufWriter::new(file);
@@ -1099,10 +1080,11 @@ fn write_frames(
 const PCAP_HEADER_LEN: u64 = 24;
 
 /// The link type in the global header of a (little-endian, as written here) pcap file.
-fn read_pcap_linktype(path: &Path) -> io::Result<u32> {
-    use std::io::Read;
+/// Reads at offset 0 without moving the (append-mode) descriptor.
+fn read_pcap_linktype(file: &mut std::fs::File) -> io::Result<u32> {
+    use std::os::unix::fs::FileExt;
     let mut header = [0u8; PCAP_HEADER_LEN as usize];
-    std::fs::File::open(path)?.read_exact(&mut header)?;
+    file.read_exact_at(&mut header, 0)?;
     let field = |at: usize| {
         header
             .get(at..at + 4)
@@ -1128,36 +1110,13 @@ pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result
     frames.sort_by_key(|p| p.ts); // stable
     let linktype = majority_linktype(&frames);
 
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "evidence path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.partial",
-        name.to_string_lossy(),
-        std::process::id(),
-        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
+    pacstap_safefile::create_private_dir(&pacstap_safefile::parent_dir(path))?;
     let mut written = PcapWritten::for_parts(path, linktype, parts);
-    let result = (|| {
-        // create_new: never follows a symlink planted at the temp name.
-        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        file.set_permissions(Permissions::from_mode(0o600))?; // whatever the umask
-        let mut w = BufWriter::new(file);
-        write_pcap_header(&mut w, linktype)?;
-        write_frames(&mut w, &frames, &mut written)?;
-        let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    // A fresh temporary (random name, created exclusively, 0600), renamed over `path`.
+    pacstap_safefile::write_atomic(path, |w| {
+        write_pcap_header(w, linktype)?;
+        write_frames(w, &frames, &mut written)
+    })?;
     Ok(written)
 }
 
@@ -1178,6 +1137,8 @@ mod tests {
     use super::*;
     use pacstap_capture::{PacketSource, PcapFileSource};
     use std::collections::HashSet;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
 
     const HDR: usize = 54;
 

@@ -5,6 +5,7 @@
 //! - [`Summary`]: the human summary `replay` prints on stderr at the end of a run.
 //! - [`Metrics`] and [`MetricsServer`]: Prometheus counters (CONTRACT §4) served at `/metrics`.
 //! - [`AlertmanagerClient`]: pushes alerts to a Prometheus Alertmanager (`--alertmanager`).
+//! - [`term`]: control characters escaped in everything printed for a person.
 //!
 //! This is the only stage allowed to know about wall-clock time (for progress display); events
 //! themselves carry packet time only.
@@ -15,6 +16,7 @@ mod evidence;
 mod evidence_ring;
 pub mod metrics;
 mod summary;
+pub mod term;
 
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};

@@ -1,7 +1,12 @@
 //! The human summary printed at the end of `pacstap replay` (CONTRACT §1): associations,
 //! top AE pairs, commands, studies moved, anomalies — the first answers an investigator wants
 //! before opening the JSON.
+//!
+//! Every string taken from an event is stored with its control characters escaped
+//! ([`crate::term`]): AE titles, user names, SNI names and HL7 fields are the wire's, and the
+//! summary goes to the investigator's terminal.
 
+use crate::term::escape_controls as esc;
 use pacstap_core::{DicomEvent, EventBody, ProtocolEvent};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -150,17 +155,18 @@ impl Summary {
             EventBody::Dicom(DicomEvent::Association(a)) => {
                 self.associations += 1;
                 *self.outcomes.entry(a.outcome.as_str()).or_default() += 1;
-                self.pair(&a.calling_ae, &a.called_ae).associations += 1;
-                if let Some(u) = a.user_identity.as_ref().and_then(|u| u.username.as_ref()) {
-                    if self.users.contains_key(u) || self.users.len() < MAX_AE_PAIRS {
-                        *self.users.entry(u.clone()).or_default() += 1;
+                self.pair(&esc(&a.calling_ae), &esc(&a.called_ae)).associations += 1;
+                if let Some(u) = a.user_identity.as_ref().and_then(|u| u.username.as_deref()) {
+                    let u = esc(u);
+                    if self.users.contains_key(u.as_ref()) || self.users.len() < MAX_AE_PAIRS {
+                        *self.users.entry(u.into_owned()).or_default() += 1;
                     }
                 }
             }
             EventBody::Dicom(DicomEvent::Command(c)) => {
-                self.pair(&c.calling_ae, &c.called_ae).commands += 1;
+                self.pair(&esc(&c.calling_ae), &esc(&c.called_ae)).commands += 1;
                 let class = c.status_class.map(|s| s.as_str()).unwrap_or("no_response");
-                let key = (c.command.clone(), class);
+                let key = (esc(&c.command).into_owned(), class);
                 if self.commands.contains_key(&key) || self.commands.len() < MAX_AE_PAIRS {
                     *self.commands.entry(key).or_default() += 1;
                 }
@@ -173,12 +179,14 @@ impl Summary {
                 };
                 if let Some(set) = set {
                     for uid in &c.study_instance_uids {
-                        set.add(uid);
+                        set.add(&esc(uid));
                     }
                 }
-                if let Some(dest) = &c.move_destination {
-                    if self.move_destinations.contains_key(dest) || self.move_destinations.len() < MAX_AE_PAIRS {
-                        *self.move_destinations.entry(dest.clone()).or_default() += 1;
+                if let Some(dest) = c.move_destination.as_deref() {
+                    let dest = esc(dest);
+                    if self.move_destinations.contains_key(dest.as_ref()) || self.move_destinations.len() < MAX_AE_PAIRS
+                    {
+                        *self.move_destinations.entry(dest.into_owned()).or_default() += 1;
                     }
                 }
             }
@@ -190,43 +198,56 @@ impl Summary {
                     Some(s) => format!("{}xx", s / 100),
                     None => "no response".to_owned(),
                 };
-                self.http.add(&format!("{} {class}", h.method));
-                if let Some(u) = &h.user {
-                    self.http_users.add(u);
+                self.http.add(&format!("{} {class}", esc(&h.method)));
+                if let Some(u) = h.user.as_deref() {
+                    let u = esc(u);
+                    self.http_users.add(&u);
                     if matches!(h.status, Some(401 | 403)) {
-                        self.http_auth_failures.add(u);
+                        self.http_auth_failures.add(&u);
                     }
                 }
                 if let Some(d) = &h.dicomweb {
-                    self.dicomweb.add(&d.service);
+                    self.dicomweb.add(&esc(&d.service));
                     if let Some(uid) = &d.study_instance_uid {
-                        self.dicomweb_studies.add(uid);
+                        self.dicomweb_studies.add(&esc(uid));
                     }
                 }
             }
             EventBody::Tls(t) => {
-                self.tls_versions.add(t.version.as_deref().unwrap_or("unknown"));
-                self.tls_sni.add(t.sni.as_deref().unwrap_or("(no SNI)"));
+                self.tls_versions.add(&esc(t.version.as_deref().unwrap_or("unknown")));
+                self.tls_sni.add(&esc(t.sni.as_deref().unwrap_or("(no SNI)")));
             }
             EventBody::Hl7(h) => {
-                self.hl7_types.add(&h.message_type);
+                self.hl7_types.add(&esc(&h.message_type));
                 if let Some(code) = &h.ack_code {
-                    self.hl7_acks.add(code);
+                    self.hl7_acks.add(&esc(code));
                 }
             }
             EventBody::Alert(a) => {
                 self.alerts_total += 1;
-                let entity = format!("{} {}", a.entity.kind, a.entity.id);
+                let entity = format!("{} {}", esc(&a.entity.kind), esc(&a.entity.id));
                 let line = AlertLine {
-                    rule: a.rule.clone(),
+                    rule: esc(&a.rule).into_owned(),
                     severity: a.severity.as_str(),
                     entity,
                     count: a.count,
-                    studies: a.evidence.study_instance_uids.iter().take(5).cloned().collect(),
+                    studies: a
+                        .evidence
+                        .study_instance_uids
+                        .iter()
+                        .take(5)
+                        .map(|u| esc(u).into_owned())
+                        .collect(),
                     studies_total: a.evidence.study_instance_uids_total,
-                    destinations: a.evidence.destinations.iter().take(5).cloned().collect(),
+                    destinations: a
+                        .evidence
+                        .destinations
+                        .iter()
+                        .take(5)
+                        .map(|d| esc(d).into_owned())
+                        .collect(),
                     destinations_total: a.evidence.destinations_total,
-                    summary: a.summary.clone(),
+                    summary: esc(&a.summary).into_owned(),
                 };
                 // Updates of an incident replace its line: the summary shows the final scope.
                 if let Some(old) = self
@@ -524,5 +545,32 @@ mod tests {
         assert!(text.contains("[high] bulk_export — user rad2 (count 20)"), "{text}");
         assert!(text.contains("… and 19 more"), "{text}");
         assert!(text.contains("      to: EXTPACS (198.51.100.7:104)\n"), "{text}");
+    }
+
+    /// A Basic-auth user name and an AE title carrying terminal controls (OSC 52 clipboard
+    /// write, erase line, 8-bit CSI, a newline that would forge a line) are shown escaped.
+    #[test]
+    fn wire_strings_reach_the_summary_escaped() {
+        let mut s = Summary::new();
+        let evil = "x\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2K\u{9b}\nWARNING: forged";
+        s.observe(&ev(EventBody::Http(HttpEvent {
+            method: "GET".into(),
+            status: Some(401),
+            user: Some(evil.into()),
+            ..HttpEvent::default()
+        })));
+        let mut cmd = store("1.2.3");
+        if let EventBody::Dicom(DicomEvent::Command(c)) = &mut cmd {
+            c.calling_ae = "AE\u{1b}[31m".into();
+        }
+        s.observe(&ev(cmd));
+        let text = s.render(&[], &BTreeMap::new());
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(
+            text.contains("x\\x1b]52;c;ZXZpbA==\\x07\\x1b[2K\\u{9b}\\x0aWARNING: forged (1)"),
+            "{text}"
+        );
+        assert!(text.contains("AE\\x1b[31m → PACS"), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("WARNING")), "{text}");
     }
 }
