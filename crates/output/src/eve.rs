@@ -83,7 +83,8 @@ impl<W: Write> JsonLinesSink<W> {
         if self.alerts_only && ev.body.event_type() != "alert" {
             return Ok(());
         }
-        serde_json::to_writer(&mut self.out, &EveRecord::new(ev)).map_err(io::Error::from)?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut self.out, TerminalSafeFormatter);
+        EveRecord::new(ev).serialize(&mut ser).map_err(io::Error::from)?;
         self.out.write_all(b"\n")?;
         self.written += 1;
         Ok(())
@@ -96,6 +97,31 @@ impl<W: Write> JsonLinesSink<W> {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// serde_json's compact formatter, except that DEL and the C1 controls (U+0080–U+009F), which
+/// JSON allows raw, are written as `\u00XX` escapes too: event lines are often read in a
+/// terminal (`pacstap replay x.pcap` prints them), where a raw U+009B is a CSI that an attacker
+/// who chose an AE title or user name could use. C0 controls are escaped by JSON already. The
+/// parsed value is unchanged, so every JSON reader sees the same strings.
+struct TerminalSafeFormatter;
+
+impl serde_json::ser::Formatter for TerminalSafeFormatter {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+        // DEL is the byte 0x7F; a C1 control in UTF-8 is 0xC2 followed by 0x80..=0x9F.
+        if !fragment.bytes().any(|b| b == 0x7f || b == 0xc2) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) {
+                writer.write_all(fragment.get(start..i).unwrap_or_default().as_bytes())?;
+                write!(writer, "\\u{:04x}", u32::from(c))?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(fragment.get(start..).unwrap_or_default().as_bytes())
     }
 }
 
@@ -113,6 +139,31 @@ mod tests {
             start: Timestamp(0),
             handshake_seen: true,
         }
+    }
+
+    #[test]
+    fn del_and_c1_controls_are_escaped_and_parse_back_unchanged() {
+        let detail = "a\u{9b}2J\u{7f}b\u{1b}]52;c;x\u{7}é".to_owned();
+        let ev = ProtocolEvent {
+            ts: Timestamp(0),
+            flow: meta(),
+            body: EventBody::Anomaly(Anomaly {
+                proto: "http",
+                name: "http.test",
+                detail: Some(detail.clone()),
+            }),
+        };
+        let mut buf = Vec::new();
+        {
+            let mut sink = JsonLinesSink::new(&mut buf, false);
+            sink.write(&ev).unwrap();
+            sink.flush().unwrap();
+        }
+        let line = String::from_utf8(buf).unwrap();
+        assert!(line.contains(r"a\u009b2J\u007fb\u001b]52;c;x\u0007é"), "{line}");
+        assert!(!line.chars().any(|c| c.is_control() && c != '\n'), "{line:?}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["anomaly"]["detail"], detail.as_str());
     }
 
     #[test]
