@@ -5,6 +5,7 @@
   mirror_readme.py DIR
 """
 import csv
+import shlex
 import sys
 from pathlib import Path
 
@@ -81,11 +82,24 @@ The tshark commands (`{f}` = the file):
 TESTS = """## Tests
 
 `tests/mirror_realism.rs` replays every variant and its plain twin through pacstap and compares
-the sets of events with the fields that legitimately differ removed (times, flow ids; see the test
-file), that the benign files raise no alert, and that the 20-study C-MOVE raises the same alerts
-(`bulk_export` for WORKSTATION1) plain, mirrored and duplicated. Tests that need a feature pacstap
-does not have yet are `#[ignore = "needs ..."]` there (decapsulation, defragmentation,
-ack-before-data).
+the multisets of events (type, 5-tuple, protocol object) with the fields that legitimately differ
+removed (packet times, flow / incident ids; byte counts are kept: every variant carries the same
+TCP payload), checks that the benign files raise no alert, and that the 20-study C-MOVE raises
+the same `bulk_export` alert for WORKSTATION1 plain, mirrored, duplicated and request-side only.
+It also compares pacstap with tshark on the third-party tunnel and fragment captures of
+`shared/captures/suricata-verify/` (TCP packets, TCP connections, event endpoints).
+
+| test | needs |
+| --- | --- |
+| `plain_twins_hold_the_exchanges_that_were_run`, `benign_variants_raise_no_alert`, `fragmented_samples_carry_fragments_of_both_directions`, `span_with_data_after_its_ack_gives_the_plain_facts`, `span_duplicates_give_the_plain_facts`, `span_request_side_only_gives_every_request`, `bulk_export_is_the_same_alert_plain_mirrored_duplicated`, `third_party_tunnels_without_inner_tcp_give_no_tcp` | passes today |
+| `vxlan_underlay_gives_the_facts_of_the_inner_capture`, `rewrap_vlan_in_vxlan_gives_the_plain_facts` | decapsulation: VXLAN (+ inner 802.1Q) |
+| `rewrap_geneve_gives_the_plain_facts` | decapsulation: Geneve |
+| `rewrap_gre_ethernet_gives_the_plain_facts`, `rewrap_gre_ipv4_gives_the_plain_facts`, `third_party_gre_gives_the_inner_tcp_tshark_sees` | decapsulation: GRE |
+| `rewrap_erspan2_gives_the_plain_facts`, `rewrap_erspan3_gives_the_plain_facts`, `rewrap_erspan3_platform_gives_the_plain_facts` | decapsulation: ERSPAN II / III |
+| `rewrap_mpls_gives_the_plain_facts` | decapsulation: MPLS |
+| `ipv4_fragments_give_the_facts_of_the_unfragmented_capture` | defragmentation: IPv4 |
+| `third_party_fragments_give_the_inner_tcp_tshark_sees` | defragmentation: IPv4 and IPv6 |
+| `span_with_one_side_1ms_late_gives_the_plain_facts` | ack-before-data (and a SYN seen after its SYN-ACK) |
 """
 
 
@@ -120,7 +134,9 @@ def main():
     out.append("")
     out.append(NOTES)
     for cmd in mirror_facts.COMMANDS:
-        out.append("    " + " ".join(c if c.strip() and c != mirror_facts.AGG else repr(c) for c in cmd))
+        words = ["{f}" if c == "{f}" else c.replace(mirror_facts.AGG, "$'\\x1e'") if mirror_facts.AGG in c
+                 else shlex.quote(c) for c in cmd]
+        out.append("    " + " ".join(words))
     out.append("")
     out.append(TESTS)
     (d / "README.md").write_text("\n".join(out))

@@ -7,7 +7,7 @@ gre / geneve / erspan modules): scripts/make-samples-mirror.
 
 Every frame of PLAIN (Ethernet/IPv4/TCP, captured on the VXLAN lab's vxlan device) becomes one
 frame of each output, with its timestamp; the inner bytes are untouched (inner Ethernet kept,
-or cut off where the tunnel carries IP). The outer headers are built by scapy (2.6: layers
+or cut off where the tunnel carries IP). The outer headers are built by scapy (2.8: layers
 scapy.layers.inet.GRE, scapy.layers.vxlan, scapy.contrib.geneve / erspan / mpls), with every
 checksum computed. Outer addresses are documentation ones (RFC 5737 192.0.2.0/24): tunnel end
 points .10 (PACS side) and .30 (client side); for ERSPAN a switch .1 sending every mirrored
