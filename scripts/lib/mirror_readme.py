@@ -38,15 +38,20 @@ only (`scripts/lib/scen_data.py` pool studies 1-20, UIDs under 1.2.826.0.1.36800
 - **VXLAN** (`*.vxlan.pcap`): a kernel `vxlan` device (VNI 4242, UDP 4789, MTU 1450 over a 1500
   veth) between `pm-v-pacs` (192.168.100.10 / inner 10.20.0.10) and `pm-v-mod` (192.168.100.30 /
   inner 10.20.0.30); tcpdump on the underlay veth and, at the same time, on the vxlan device
-  (`*.plain.pcap`: the inner frames of the same packets).
+  (`*.plain.pcap`: the inner frames of the same packets). `store.vxlan6.pcap`: the same over an
+  IPv6 underlay (`pm-w-*`, fd00:64::10 / ::30, vxlan MTU 1430), a C-STORE of 5 instances to a
+  dcmtk storescp.
 - **IPv4 fragments** (`frag-*.frag.pcap`): client 10.30.1.30 - router - 576-byte link - router -
   server 10.30.2.10; the endpoints run with `net.ipv4.ip_no_pmtu_disc=1` (no DF bit, MSS 1460), so
   the routers fragment every full-size segment in both directions (RFC 791: 576 is the datagram
   every host must accept); tcpdump on the 576 link. `frag-*.plain.pcap` is what the endpoints sent
   (`tcpdump -Q out` on each endpoint, merged by mergecap): unfragmented.
   **No IPv6 fragments**: Linux never fragments TCP over IPv6 itself (TCP follows the path MTU and
-  IPv6 routers do not fragment), so no real TCP-over-IPv6 fragment train could be made here; the
-  third-party captures in `shared/captures/suricata-verify/` (defrag IPv6, VLAN + IPv6) cover it.
+  IPv6 routers do not fragment), so no real TCP-over-IPv6 fragment train could be made here. Also
+  tried: VXLAN over an IPv6 underlay crossing a 1280-byte link; after the Packet Too Big the
+  kernel's vxlan device fragments the inner IPv4 packet (`skb_tunnel_check_pmtu`), never the outer
+  IPv6 one. The third-party captures in `shared/captures/suricata-verify/` (defrag IPv6, VLAN +
+  IPv6) cover IPv6 fragments.
 - **SPAN** (`move20.*.pcap`): a 20-study C-MOVE (WORKSTATION1 10.20.0.30 -> ORTHANC 10.20.0.10,
   sub-operations ORTHANC -> STORESCP 10.20.0.20: the addresses and AEs of
   `pcap-samples/scenarios/pacstap.toml`, so its `bulk_export` rule applies), captured on the
@@ -93,6 +98,7 @@ It also compares pacstap with tshark on the third-party tunnel and fragment capt
 | --- | --- |
 | `plain_twins_hold_the_exchanges_that_were_run`, `benign_variants_raise_no_alert`, `fragmented_samples_carry_fragments_of_both_directions`, `span_with_data_after_its_ack_gives_the_plain_facts`, `span_duplicates_give_the_plain_facts`, `span_request_side_only_gives_every_request`, `bulk_export_is_the_same_alert_plain_mirrored_duplicated`, `third_party_tunnels_without_inner_tcp_give_no_tcp` | passes today |
 | `vxlan_underlay_gives_the_facts_of_the_inner_capture`, `rewrap_vlan_in_vxlan_gives_the_plain_facts` | decapsulation: VXLAN (+ inner 802.1Q) |
+| `vxlan_over_ipv6_underlay_gives_the_facts_of_the_inner_capture` | decapsulation: VXLAN over IPv6 |
 | `rewrap_geneve_gives_the_plain_facts` | decapsulation: Geneve |
 | `rewrap_gre_ethernet_gives_the_plain_facts`, `rewrap_gre_ipv4_gives_the_plain_facts`, `third_party_gre_gives_the_inner_tcp_tshark_sees` | decapsulation: GRE |
 | `rewrap_erspan2_gives_the_plain_facts`, `rewrap_erspan3_gives_the_plain_facts`, `rewrap_erspan3_platform_gives_the_plain_facts` | decapsulation: ERSPAN II / III |
