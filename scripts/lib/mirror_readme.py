@@ -96,7 +96,7 @@ It also compares pacstap with tshark on the third-party tunnel and fragment capt
 
 | test | needs |
 | --- | --- |
-| `plain_twins_hold_the_exchanges_that_were_run`, `benign_variants_raise_no_alert`, `fragmented_samples_carry_fragments_of_both_directions`, `span_with_data_after_its_ack_gives_the_plain_facts`, `span_duplicates_give_the_plain_facts`, `span_request_side_only_gives_every_request`, `bulk_export_is_the_same_alert_plain_mirrored_duplicated`, `third_party_tunnels_without_inner_tcp_give_no_tcp` | passes today |
+| `plain_twins_hold_the_exchanges_that_were_run`, `benign_variants_raise_no_alert`, `fragmented_samples_are_fragmented_and_their_twins_are_not`, `span_with_data_after_its_ack_gives_the_plain_facts`, `span_duplicates_give_the_plain_facts`, `span_request_side_only_gives_every_request`, `bulk_export_is_the_same_alert_plain_mirrored_duplicated`, `third_party_tunnels_without_inner_tcp_give_no_tcp` | passes today |
 | `vxlan_underlay_gives_the_facts_of_the_inner_capture`, `rewrap_vlan_in_vxlan_gives_the_plain_facts` | decapsulation: VXLAN (+ inner 802.1Q) |
 | `vxlan_over_ipv6_underlay_gives_the_facts_of_the_inner_capture` | decapsulation: VXLAN over IPv6 |
 | `rewrap_geneve_gives_the_plain_facts` | decapsulation: Geneve |
