@@ -249,14 +249,15 @@ fn declared_anomaly_names() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let mut inside = false;
+        // The block ends at the `}` indented like its `mod anomaly {` line.
+        let mut end: Option<String> = None;
         for line in text.lines() {
             let t = line.trim();
             if t.ends_with("mod anomaly {") {
-                inside = true;
-            } else if inside && line.starts_with('}') {
-                inside = false;
-            } else if inside && t.starts_with("pub const ") && t.contains(": &str = \"") {
+                end = Some(format!("{}}}", &line[..line.len() - line.trim_start().len()]));
+            } else if end.as_deref() == Some(line.trim_end()) {
+                end = None;
+            } else if end.is_some() && t.starts_with("pub const ") && t.contains(": &str = \"") {
                 if let Some(name) = t.split('"').nth(1) {
                     names.insert(name.to_owned());
                 }
