@@ -282,3 +282,343 @@ fn by_ether_type(protocol: u16, payload: &[u8]) -> Result<Link<'_>, NotDecoded> 
         _ => Err(NotDecoded::UnsupportedTunnel),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linktype;
+    use crate::testutil::*;
+    use crate::{decode_frame_with, WireStats};
+    use pacstap_core::{Endpoint, TcpFlags};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    // ---- wrappers, byte by byte from each spec ----
+
+    /// The inner frame every test wraps: Ethernet / IPv4 / TCP 40000 → 104 carrying `payload`.
+    fn inner_eth(payload: &[u8]) -> Vec<u8> {
+        eth(&[], 0x0800, &v4_tcp(payload))
+    }
+
+    fn over_udp(dport: u16, payload: &[u8]) -> Vec<u8> {
+        eth(&[], 0x0800, &ipv4(17, (false, 0), &udp(54321, dport, payload)))
+    }
+
+    /// RFC 7348 §5, I flag set.
+    fn vxlan_hdr(vni: u32) -> Vec<u8> {
+        let v = vni.to_be_bytes();
+        vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0]
+    }
+
+    fn vxlan(port: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
+        over_udp(port, &[vxlan_hdr(vni), inner.to_vec()].concat())
+    }
+
+    /// RFC 8926 §3.4 with one 8-byte option (class 0x0103, type 0x80, length 1 word).
+    fn geneve(protocol: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let v = vni.to_be_bytes();
+        let mut g = vec![2, 0];
+        g.extend_from_slice(&protocol.to_be_bytes());
+        g.extend_from_slice(&[v[1], v[2], v[3], 0]);
+        g.extend_from_slice(&[0x01, 0x03, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+        g.extend_from_slice(inner);
+        over_udp(6081, &g)
+    }
+
+    /// RFC 2784 / 2890: `flags` among C (0x80), K (0x20), S (0x10).
+    fn gre_hdr(flags: u8, protocol: u16) -> Vec<u8> {
+        let mut g = vec![flags, 0];
+        g.extend_from_slice(&protocol.to_be_bytes());
+        if flags & 0x80 != 0 {
+            g.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        if flags & 0x20 != 0 {
+            g.extend_from_slice(&0x0000_0abcu32.to_be_bytes());
+        }
+        if flags & 0x10 != 0 {
+            g.extend_from_slice(&77u32.to_be_bytes());
+        }
+        g
+    }
+
+    fn gre(flags: u16, protocol: u16, inner: &[u8]) -> Vec<u8> {
+        eth(&[], 0x0800, &gre_ip(flags as u8, protocol, inner))
+    }
+
+    fn gre_ip(flags: u8, protocol: u16, inner: &[u8]) -> Vec<u8> {
+        ipv4(47, (false, 0), &[gre_hdr(flags, protocol), inner.to_vec()].concat())
+    }
+
+    /// draft-foschiano-erspan-03 §4.2: version 1, VLAN 10, session 0x155.
+    fn erspan_ii(inner: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x10, 0x0a, 0x01, 0x55, 0, 0, 0, 1];
+        h.extend_from_slice(inner);
+        gre(0x10, 0x88be, &h)
+    }
+
+    /// §4.3: version 2, session 0x2aa, frame type `ft`, with the platform sub-header when `o`.
+    fn erspan_iii(ft: u16, o: bool, inner: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x20, 0x0a, 0x02, 0xaa, 0, 0, 0, 9, 0, 0];
+        h.extend_from_slice(&((ft << 10) | u16::from(o)).to_be_bytes());
+        if o {
+            h.extend_from_slice(&[0x55; 8]);
+        }
+        h.extend_from_slice(inner);
+        gre(0x10, 0x22eb, &h)
+    }
+
+    /// RFC 3032 label stack (bottom of stack on the last) then `payload`, in Ethernet 0x8847.
+    fn mpls(labels: &[u32], payload: &[u8]) -> Vec<u8> {
+        let mut s = Vec::new();
+        for (i, l) in labels.iter().enumerate() {
+            let bos = u32::from(i + 1 == labels.len());
+            s.extend_from_slice(&((l << 12) | (bos << 8) | 255).to_be_bytes());
+        }
+        s.extend_from_slice(payload);
+        eth(&[], 0x8847, &s)
+    }
+
+    /// RFC 2516 session, PPP IPv4.
+    fn pppoe(ip: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x11, 0, 0x00, 0x2a];
+        p.extend_from_slice(&(ip.len() as u16 + 2).to_be_bytes());
+        p.extend_from_slice(&[0x00, 0x21]);
+        p.extend_from_slice(ip);
+        eth(&[], 0x8864, &p)
+    }
+
+    fn assert_inner(d: &Decoded<'_>, frame: &[u8], payload: &[u8]) {
+        let p = d.packet.as_ref().unwrap_or_else(|e| panic!("{e:?} {:?}", d.encapsulations));
+        assert_eq!(p.key.src, Endpoint::new(IpAddr::V4(Ipv4Addr::from(A4)), 40000));
+        assert_eq!(p.key.dst, Endpoint::new(IpAddr::V4(Ipv4Addr::from(B4)), 104));
+        assert_eq!(p.payload, payload);
+        assert_eq!(p.wire_payload_len, payload.len() as u32);
+        assert_eq!(p.tcp.flags, TcpFlags(TcpFlags::ACK | TcpFlags::PSH));
+        // The header slices are the inner ones, inside the frame.
+        assert_eq!(p.ip_header.len(), 20);
+        assert_eq!(p.tcp_header.len(), 20);
+        let at = p.ip_header.as_ptr() as usize - frame.as_ptr() as usize;
+        assert_eq!(&frame[at + 40..at + 40 + payload.len()], payload);
+        assert_eq!(frame[at + 9], 6);
+    }
+
+    /// Every kind, with the id it reports and the counter it moves.
+    fn cases() -> Vec<(&'static str, Vec<u8>, TunnelKind, Option<u32>)> {
+        let body = b"A-ASSOCIATE-RQ";
+        let ip = v4_tcp(body);
+        let mut cw_eth = vec![0, 0, 0, 0];
+        cw_eth.extend_from_slice(&inner_eth(body));
+        vec![
+            ("vxlan", vxlan(4789, 0x00ab_cdef, &inner_eth(body)), TunnelKind::Vxlan, Some(0xab_cdef)),
+            ("vxlan vlan", vxlan(4789, 7, &eth(&[0x8100], 0x0800, &ip)), TunnelKind::Vxlan, Some(7)),
+            ("geneve eth", geneve(0x6558, 42, &inner_eth(body)), TunnelKind::Geneve, Some(42)),
+            ("geneve ipv4", geneve(0x0800, 43, &ip), TunnelKind::Geneve, Some(43)),
+            ("gre eth", gre(0x20, 0x6558, &inner_eth(body)), TunnelKind::Gre, Some(0xabc)),
+            ("gre ipv4 csum seq", gre(0x90, 0x0800, &ip), TunnelKind::Gre, None),
+            ("erspan i", gre(0, 0x88be, &eth(&[0x8100], 0x0800, &ip)), TunnelKind::ErspanI, None),
+            ("erspan ii", erspan_ii(&inner_eth(body)), TunnelKind::ErspanII, Some(0x155)),
+            ("erspan iii", erspan_iii(0, false, &inner_eth(body)), TunnelKind::ErspanIII, Some(0x2aa)),
+            ("erspan iii o", erspan_iii(0, true, &inner_eth(body)), TunnelKind::ErspanIII, Some(0x2aa)),
+            ("erspan iii ip", erspan_iii(2, false, &ip), TunnelKind::ErspanIII, Some(0x2aa)),
+            ("mpls ipv4", mpls(&[1000, 2000], &ip), TunnelKind::Mpls, Some(1000)),
+            ("mpls pw cw", mpls(&[16], &cw_eth), TunnelKind::Mpls, Some(16)),
+            ("mpls pw no cw", mpls(&[16], &inner_eth(body)), TunnelKind::Mpls, Some(16)),
+            ("pppoe", pppoe(&ip), TunnelKind::Pppoe, Some(0x2a)),
+        ]
+    }
+
+    #[test]
+    fn each_kind_yields_the_inner_packet() {
+        let cfg = WireConfig::default();
+        for (name, frame, kind, id) in cases() {
+            let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame);
+            assert_inner(&d, &frame, b"A-ASSOCIATE-RQ");
+            assert_eq!(d.tunnel, Some(TunnelInfo { kind, id }), "{name}");
+            assert_eq!(d.encapsulations.iter().collect::<Vec<_>>(), [kind], "{name}");
+            assert_eq!((s.frames, s.tcp, s.decapsulated(kind)), (1, 1, 1), "{name}");
+            assert_eq!(d.vlan_tagged, name.contains("vlan") || name == "erspan i", "{name}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_point_is_counted_never_a_panic() {
+        let cfg = WireConfig::default();
+        for (name, frame, kind, _) in cases() {
+            let whole = decode_frame_with(&cfg, TS, linktype::ETHERNET, &frame);
+            let payload_at = {
+                let p = whole.packet.unwrap();
+                p.payload.as_ptr() as usize - frame.as_ptr() as usize
+            };
+            for cut in 0..frame.len() {
+                let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame[..cut]);
+                let outcomes = s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.too_deep + s.unsupported_tunnel;
+                assert_eq!(outcomes, 1, "{name} cut {cut}: {s:?}");
+                if cut >= payload_at {
+                    // Only the payload is short: decoded, the missing tail known.
+                    let p = d.packet.unwrap();
+                    assert_eq!(p.payload.len(), cut - payload_at, "{name} {cut}");
+                    assert_eq!(p.wire_payload_len, 14, "{name} {cut}");
+                    assert_eq!(s.payload_cut, 1);
+                } else if cut >= 14 + 20 + 8 && s.decapsulated(kind) == 0 && kind != TunnelKind::Mpls {
+                    panic!("{name} cut {cut}: tunnel not recognised: {s:?}");
+                } else {
+                    assert!(d.packet.is_err(), "{name} {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tunnel_headers_cut_short_are_truncated() {
+        // Cut right after the outer UDP / GRE header, inside the tunnel header.
+        let cfg = WireConfig::default();
+        let v = vxlan(4789, 1, &inner_eth(b"x"));
+        for cut in 42..50 {
+            let (_, s) = decode_cfg(&cfg, linktype::ETHERNET, &v[..cut]);
+            assert_eq!((s.truncated, s.vxlan), (1, 1), "{cut}");
+        }
+        let e = erspan_ii(&inner_eth(b"x"));
+        for cut in 34..34 + 8 + 8 {
+            let (_, s) = decode_cfg(&cfg, linktype::ETHERNET, &e[..cut]);
+            assert_eq!(s.truncated, 1, "{cut}");
+        }
+    }
+
+    #[test]
+    fn gre_in_gre_bomb_is_too_deep() {
+        let ip = v4_tcp(b"deep");
+        let nest = |n: usize| {
+            let mut p = ip.clone();
+            for _ in 0..n {
+                p = gre_ip(0, 0x0800, &p);
+            }
+            p
+        };
+        let cfg = WireConfig::default();
+        let ok = nest(MAX_ENCAPSULATIONS);
+        let (d, s) = decode_cfg(&cfg, linktype::RAW, &ok);
+        assert_eq!(d.packet.unwrap().payload, b"deep");
+        assert_eq!((s.tcp, s.gre), (1, 1));
+        for n in [MAX_ENCAPSULATIONS + 1, 50, 2000] {
+            let bomb = nest(n);
+            let start = std::time::Instant::now();
+            let (d, s) = decode_cfg(&cfg, linktype::RAW, &bomb);
+            assert_eq!(d.packet.unwrap_err(), NotDecoded::TooDeep);
+            assert_eq!((s.too_deep, s.gre), (1, 1));
+            // Bounded: the work stops at the cap, whatever the frame's length (generous for debug).
+            assert!(start.elapsed() < std::time::Duration::from_millis(50), "{n}");
+        }
+        // Mixed nesting counts every kind once.
+        let mixed = vxlan(4789, 1, &gre(0x00, 0x6558, &mpls(&[5], &v4_tcp(b"m"))));
+        let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &mixed);
+        assert_eq!(d.packet.unwrap().payload, b"m");
+        assert_eq!((s.vxlan, s.gre, s.mpls), (1, 1, 1));
+        assert_eq!(d.tunnel.unwrap().kind, TunnelKind::Vxlan);
+    }
+
+    #[test]
+    fn ports_are_configurable_and_decapsulation_can_be_off() {
+        let frame = vxlan(8472, 1, &inner_eth(b"x"));
+        let (d, s) = decode_cfg(&WireConfig::default(), linktype::ETHERNET, &frame);
+        assert_eq!(d.packet.unwrap_err(), NotDecoded::NonTcp);
+        assert_eq!(d.udp_port, Some(8472));
+        assert_eq!(s.udp_ports.top(), Some((8472, 1)));
+        let mut cfg = WireConfig::default();
+        cfg.apply_spec("vxlan=4789,8472").unwrap();
+        assert!(decode_cfg(&cfg, linktype::ETHERNET, &frame).0.packet.is_ok());
+        cfg.apply_spec("none").unwrap();
+        let (_, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame);
+        assert_eq!((s.non_tcp, s.vxlan), (1, 0));
+        let (_, s) = decode_cfg(&cfg, linktype::ETHERNET, &gre(0, 0x6558, &inner_eth(b"x")));
+        assert_eq!((s.non_tcp, s.gre), (1, 0));
+        let (_, s) = decode_cfg(&cfg, linktype::ETHERNET, &mpls(&[3], &v4_tcp(b"x")));
+        assert_eq!((s.non_ip, s.mpls), (1, 0));
+    }
+
+    #[test]
+    fn unsupported_tunnels_are_counted() {
+        let cfg = WireConfig::default();
+        let ip = v4_tcp(b"x");
+        let mut pptp = gre(0x30, 0x880b, &[0xff, 0x03, 0x00, 0x21]);
+        pptp[14 + 20 + 1] = 0x01; // version 1
+        for (name, frame) in [
+            ("pptp", pptp),
+            ("gre wccp", gre(0, 0x883e, &ip)),
+            ("geneve unknown protocol", geneve(0x1234, 1, &ip)),
+            ("erspan iii frame type 5", erspan_iii(5, false, &ip)),
+        ] {
+            let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame);
+            assert_eq!(d.packet.unwrap_err(), NotDecoded::UnsupportedTunnel, "{name}");
+            assert_eq!(s.unsupported_tunnel, 1, "{name}");
+        }
+    }
+
+    #[test]
+    fn fragments_inside_and_outside_the_tunnel() {
+        let cfg = WireConfig::default();
+        // The inner packet is a fragment: it is handed over, tunnel headers peeled.
+        let frag = ipv4(6, (true, 0), &tcp(1, 2, TcpFlags::ACK, 0, &[9; 32]));
+        let frame = vxlan(4789, 1, &eth(&[], 0x0800, &frag));
+        let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame);
+        assert_eq!(d.packet.unwrap_err(), NotDecoded::IpFragment);
+        assert_eq!(d.fragment, Some(&frag[..]));
+        assert_eq!((s.ip_fragments, s.vxlan), (1, 1));
+        // The outer VXLAN datagram is fragmented: the outer fragment is handed over; once
+        // reassembled it comes back as a raw IP datagram and is decapsulated.
+        let datagram = udp(54321, 4789, &[vxlan_hdr(1), inner_eth(b"whole")].concat());
+        let first = ipv4(17, (true, 0), &datagram[..24]);
+        let framed = eth(&[], 0x0800, &first);
+        let d = decode_frame_with(&cfg, TS, linktype::ETHERNET, &framed);
+        assert_eq!(d.fragment, Some(&first[..]));
+        assert!(d.encapsulations.is_empty());
+        let whole = ipv4(17, (false, 0), &datagram);
+        let (d, s) = decode_cfg(&cfg, linktype::RAW, &whole);
+        assert_eq!(d.packet.unwrap().payload, b"whole");
+        assert_eq!(s.vxlan, 1);
+    }
+
+    #[test]
+    fn ipv6_outer_and_inner() {
+        let cfg = WireConfig::default();
+        let inner6 = ipv6(&[], 6, &tcp(7, 8, TcpFlags::ACK, 0, b"six"));
+        let outer = eth(&[], 0x86dd, &ipv6(&[], 47, &[gre_hdr(0, 0x86dd), inner6.clone()].concat()));
+        let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &outer);
+        let p = d.packet.unwrap();
+        assert_eq!((p.payload, p.key.src.port), (&b"six"[..], 7));
+        assert_eq!(s.gre, 1);
+        let labelled = mpls(&[9], &inner6);
+        let (d, _) = decode_cfg(&cfg, linktype::ETHERNET, &labelled);
+        assert_eq!(d.packet.unwrap().payload, b"six");
+    }
+
+    #[test]
+    fn garbage_inside_tunnels_never_panics() {
+        let cfg = WireConfig::default();
+        let mut d = crate::WireDecoder::with_config(cfg);
+        let mut rng = 0x853c_49e6_748f_ea9bu64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut seen = WireStats::default();
+        for (_, frame, _, _) in cases() {
+            for _ in 0..3000 {
+                let mut f = frame.clone();
+                for _ in 0..(next() % 4) {
+                    let i = (next() as usize) % f.len();
+                    f[i] ^= next() as u8;
+                }
+                f.truncate((next() as usize) % (f.len() + 1));
+                if let Some(p) = d.decode(TS, linktype::ETHERNET, &f) {
+                    assert!(p.payload.len() <= f.len());
+                }
+            }
+        }
+        seen.merge(&d.stats);
+        let s = &seen;
+        let outcomes = s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.ip_fragments + s.too_deep + s.unsupported_tunnel;
+        assert_eq!(outcomes, s.frames);
+        assert!(s.tcp > 0 && s.truncated > 0 && s.unsupported_tunnel > 0, "{s:?}");
+    }
+}

@@ -7,7 +7,7 @@
 //! | nibble | payload |
 //! |---|---|
 //! | 4 / 6 | an IPv4 / IPv6 packet |
-//! | 0 | the pseudowire control word (RFC 4385 §3: first nibble 0000, 4 bytes), then an Ethernet frame (RFC 4448 Ethernet pseudowire) |
+//! | 0 | the pseudowire control word (RFC 4385 §3: first nibble 0000, 4 bytes), then an Ethernet frame (RFC 4448 Ethernet pseudowire); unless only the reading without a control word puts a known EtherType (IP, VLAN, ARP, MPLS, PPPoE) at the EtherType's place: then an Ethernet frame whose destination MAC starts with 0 (e.g. a locally administered 02:…) |
 //! | 1 | the pseudowire associated channel (RFC 4385 §3, OAM): not traffic, counted as non-IP |
 //! | other | an Ethernet frame without a control word (a destination MAC starting with 0, 1, 4 or 6 is misread: RFC 4448 §4.6 recommends the control word for exactly that reason) |
 //!
@@ -57,10 +57,19 @@ fn classify(payload: &[u8]) -> Result<Payload<'_>, NotDecoded> {
     };
     Ok(match first >> 4 {
         4 | 6 => Payload::Ip(payload),
+        0 if !known_ether_type(payload, 4 + 12) && known_ether_type(payload, 12) => Payload::Ethernet(payload),
         0 => Payload::Ethernet(payload.get(4..).ok_or(NotDecoded::Truncated)?),
         1 => Payload::NotTraffic,
         _ => Payload::Ethernet(payload),
     })
+}
+
+/// An EtherType a pseudowire's Ethernet frame plausibly carries, at `at`.
+fn known_ether_type(payload: &[u8], at: usize) -> bool {
+    matches!(
+        crate::link::be16(payload, at),
+        Some(0x0800 | 0x86dd | 0x8100 | 0x88a8 | 0x9100 | 0x0806 | 0x8847 | 0x8848 | 0x8864)
+    )
 }
 
 #[cfg(test)]
@@ -91,6 +100,10 @@ mod tests {
         pw.extend_from_slice(&[0, 0, 0, 1, 0x02, 0xaa]);
         assert_eq!(decap(&pw), Ok((16, Payload::Ethernet(&[0x02, 0xaa][..]))));
         assert_eq!(decap(&pw[..6]), Err(NotDecoded::Truncated));
+        // No control word, a MAC starting with 0: the EtherType's place tells.
+        let mut mac0 = stack(&[16]);
+        mac0.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45]);
+        assert_eq!(decap(&mac0).unwrap().1, Payload::Ethernet(&mac0[4..]));
         // No control word: a MAC starting with 0xa.
         let mut raw = stack(&[16]);
         raw.extend_from_slice(&[0xa0, 0xbb]);
