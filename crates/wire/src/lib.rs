@@ -142,6 +142,11 @@ impl WireDecoder {
         &self.config
     }
 
+    /// Decode the following frames with `config` (the counters are kept).
+    pub fn set_config(&mut self, config: WireConfig) {
+        self.config = config;
+    }
+
     /// Decodes one captured frame of link type `linktype`; `None` for anything but a TCP segment
     /// (counted in [`WireDecoder::stats`]). The packet borrows `data`.
     #[inline]
