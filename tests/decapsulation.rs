@@ -194,7 +194,11 @@ fn tunnelled_dicom_gives_the_plain_events() {
             std::fs::remove_file(&path).ok();
             assert_eq!(got, plain, "{name} in {kind}: events differ");
             let w = &report.wire;
-            assert_eq!((w.frames, w.tcp), (plain_report.wire.frames, plain_report.wire.tcp), "{name} {kind}");
+            assert_eq!(
+                (w.frames, w.tcp),
+                (plain_report.wire.frames, plain_report.wire.tcp),
+                "{name} {kind}"
+            );
             let counted = match kind {
                 "vxlan" | "vxlan 8472" => w.vxlan,
                 "geneve" => w.geneve,

@@ -114,7 +114,16 @@ pub const HL7_MESSAGE_TYPES: [&str; 28] = [
 pub const HL7_ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
 /// `kind` label values of `pacstap_decapsulated_frames_total`: pacstap-wire's `TunnelKind` names
 /// (output does not depend on the wire crate; a name not listed is folded to `other`).
-pub const TUNNEL_KINDS: [&str; 8] = ["vxlan", "geneve", "gre", "erspan_i", "erspan_ii", "erspan_iii", "mpls", "pppoe"];
+pub const TUNNEL_KINDS: [&str; 8] = [
+    "vxlan",
+    "geneve",
+    "gre",
+    "erspan_i",
+    "erspan_ii",
+    "erspan_iii",
+    "mpls",
+    "pppoe",
+];
 
 /// TLS versions the `version` label may take (the decoder folds anything else into `other`).
 pub const TLS_VERSIONS: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];

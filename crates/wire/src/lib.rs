@@ -51,9 +51,9 @@ mod fast;
 mod ip;
 mod link;
 mod stats;
-pub mod tunnel;
 #[cfg(test)]
 mod testutil;
+pub mod tunnel;
 
 pub use config::{DecapsulateSpecError, WireConfig, GENEVE_PORT, VXLAN_PORT};
 pub use link::linktype;
@@ -508,7 +508,15 @@ mod tests {
     // ---- hostile input ----
 
     fn outcome_sum(s: &WireStats) -> u64 {
-        s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.ip_fragments + s.unsupported_link + s.too_deep + s.unsupported_tunnel
+        s.tcp
+            + s.non_tcp
+            + s.non_ip
+            + s.truncated
+            + s.malformed
+            + s.ip_fragments
+            + s.unsupported_link
+            + s.too_deep
+            + s.unsupported_tunnel
     }
 
     #[test]

@@ -168,7 +168,11 @@ impl TopPorts {
 
     /// The most counted port and its (over)estimated count.
     pub fn top(&self) -> Option<(u16, u64)> {
-        self.slots.iter().copied().filter(|s| s.1 > 0).max_by_key(|s| (s.1, u16::MAX - s.0))
+        self.slots
+            .iter()
+            .copied()
+            .filter(|s| s.1 > 0)
+            .max_by_key(|s| (s.1, u16::MAX - s.0))
     }
 }
 
@@ -176,7 +180,11 @@ impl TopPorts {
 /// option that decodes it, if one does).
 const TUNNEL_PORTS: [(u16, &str, Option<&str>); 6] = [
     (4789, "VXLAN (IANA port)", Some("--decapsulate vxlan=4789")),
-    (8472, "VXLAN on Linux's historical default port", Some("--decapsulate vxlan=4789,8472")),
+    (
+        8472,
+        "VXLAN on Linux's historical default port",
+        Some("--decapsulate vxlan=4789,8472"),
+    ),
     (6081, "Geneve (IANA port)", Some("--decapsulate geneve=6081")),
     (4790, "VXLAN-GPE, which pacstap does not decode", None),
     (4754, "GRE-in-UDP (RFC 8086), which pacstap does not decode", None),
@@ -281,7 +289,9 @@ mod tests {
         let mut s2 = s.clone();
         s2.udp_ports = TopPorts::default();
         s2.udp_ports.add(4790, 60);
-        assert!(decode_hint(&s2).unwrap().starts_with("60% of frames are UDP to port 4790: VXLAN-GPE"));
+        assert!(decode_hint(&s2)
+            .unwrap()
+            .starts_with("60% of frames are UDP to port 4790: VXLAN-GPE"));
         s2.udp_ports = TopPorts::default();
         s2.udp_ports.add(53, 10);
         assert_eq!(

@@ -135,7 +135,6 @@ pub(crate) fn assert_v4_packet(p: &Packet<'_>, payload: &[u8]) {
     assert_eq!(p.wire_payload_len, payload.len() as u32);
 }
 
-
 /// UDP header (RFC 768) with a zero checksum, then the payload.
 pub(crate) fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = Vec::new();

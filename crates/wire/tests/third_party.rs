@@ -34,7 +34,10 @@ fn pacstap(path: &Path) -> (Tuples, WireStats) {
     let mut tuples = Tuples::new();
     while let Some(f) = src.next_frame() {
         if let Some(p) = dec.decode(Timestamp(f.ts.0), f.linktype, f.data) {
-            let k = format!("{} {} {} {}", p.key.src.ip, p.key.src.port, p.key.dst.ip, p.key.dst.port);
+            let k = format!(
+                "{} {} {} {}",
+                p.key.src.ip, p.key.src.port, p.key.dst.ip, p.key.dst.port
+            );
             let e = tuples.entry(k).or_default();
             e.0 += 1;
             e.1 += u64::from(p.wire_payload_len);
@@ -50,7 +53,18 @@ fn tshark(path: &Path) -> Option<(Tuples, Vec<String>)> {
         .args(["-n", "-r"])
         .arg(path)
         .args(["-T", "fields", "-E", "occurrence=l", "-E", "separator=|"])
-        .args(["-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst"])
+        .args([
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+        ])
         .args(["-e", "tcp.dstport", "-e", "tcp.len", "-e", "frame.protocols"])
         .output()
         .ok()?;
@@ -88,7 +102,10 @@ fn frames_with(stacks: &[String], needle: &str, unless: Option<&str>) -> u64 {
 
 fn check(file: &str, expect_tcp: bool) {
     let Some(dir) = captures_dir() else {
-        eprintln!("skipped: no shared/captures/suricata-verify above {}", env!("CARGO_MANIFEST_DIR"));
+        eprintln!(
+            "skipped: no shared/captures/suricata-verify above {}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         return;
     };
     let path = dir.join(file);
@@ -100,7 +117,9 @@ fn check(file: &str, expect_tcp: bool) {
     assert_eq!(got, want, "{file}: inner TCP 5-tuples (segments, payload bytes)");
     assert_eq!(!got.is_empty(), expect_tcp, "{file}");
     assert_eq!(s.frames, stacks.len() as u64, "{file}");
-    let erspan = s.decapsulated(TunnelKind::ErspanI) + s.decapsulated(TunnelKind::ErspanII) + s.decapsulated(TunnelKind::ErspanIII);
+    let erspan = s.decapsulated(TunnelKind::ErspanI)
+        + s.decapsulated(TunnelKind::ErspanII)
+        + s.decapsulated(TunnelKind::ErspanIII);
     assert_eq!(s.vxlan, frames_with(&stacks, "vxlan", None), "{file} vxlan {s:?}");
     assert_eq!(s.geneve, frames_with(&stacks, "geneve", None), "{file} geneve {s:?}");
     assert_eq!(s.gre, frames_with(&stacks, "gre", Some("erspan")), "{file} gre {s:?}");
@@ -108,7 +127,11 @@ fn check(file: &str, expect_tcp: bool) {
     assert_eq!(s.mpls, frames_with(&stacks, "mpls", None), "{file} mpls {s:?}");
     assert_eq!(s.pppoe, frames_with(&stacks, "pppoes", None), "{file} pppoe {s:?}");
     // Nothing the tunnels carried was lost to a decoding failure.
-    assert_eq!((s.truncated, s.malformed, s.too_deep, s.unsupported_tunnel), (0, 0, 0, 0), "{file} {s:?}");
+    assert_eq!(
+        (s.truncated, s.malformed, s.too_deep, s.unsupported_tunnel),
+        (0, 0, 0, 0),
+        "{file} {s:?}"
+    );
     // Inner non-TCP (UDP, ICMP) and non-IP (ARP, CDP) frames are what tshark says they are.
     let tcp = stacks.iter().filter(|s| s.split(':').any(|p| p == "tcp")).count() as u64;
     assert_eq!(s.tcp, tcp, "{file} {s:?}");

@@ -33,9 +33,7 @@ pub(crate) fn decap(udp_payload: &[u8]) -> Result<Geneve<'_>, NotDecoded> {
         return Err(NotDecoded::UnsupportedTunnel);
     }
     let options = usize::from(h[0] & 0x3f) * 4;
-    let payload = udp_payload
-        .get(HEADER_LEN + options..)
-        .ok_or(NotDecoded::Truncated)?;
+    let payload = udp_payload.get(HEADER_LEN + options..).ok_or(NotDecoded::Truncated)?;
     Ok(Geneve {
         vni: u32::from_be_bytes([0, h[4], h[5], h[6]]),
         protocol: u16::from_be_bytes([h[2], h[3]]),
@@ -61,7 +59,11 @@ mod tests {
             let mut p = header(words, 0x6558);
             p.extend_from_slice(b"frame");
             let g = decap(&p).unwrap();
-            assert_eq!((g.vni, g.protocol, g.payload), (0xab_cdef, 0x6558, &b"frame"[..]), "{words}");
+            assert_eq!(
+                (g.vni, g.protocol, g.payload),
+                (0xab_cdef, 0x6558, &b"frame"[..]),
+                "{words}"
+            );
             // Every cut inside the header or its options.
             for cut in 0..HEADER_LEN + usize::from(words) * 4 {
                 assert_eq!(decap(&p[..cut]), Err(NotDecoded::Truncated), "{words} {cut}");

@@ -254,7 +254,9 @@ fn gre_inner(ip_payload: &[u8]) -> Inner<'_> {
         Err(e) => return (TunnelKind::Gre, Err(e)),
     };
     match g.protocol {
-        erspan::TYPE_II_PROTOCOL if g.sequence.is_none() => (TunnelKind::ErspanI, Ok((None, Link::Ethernet(g.payload)))),
+        erspan::TYPE_II_PROTOCOL if g.sequence.is_none() => {
+            (TunnelKind::ErspanI, Ok((None, Link::Ethernet(g.payload))))
+        }
         erspan::TYPE_II_PROTOCOL => (
             TunnelKind::ErspanII,
             erspan::type_ii(g.payload).map(|(session, frame)| (Some(u32::from(session)), Link::Ethernet(frame))),
@@ -387,7 +389,10 @@ mod tests {
     }
 
     fn assert_inner(d: &Decoded<'_>, frame: &[u8], payload: &[u8]) {
-        let p = d.packet.as_ref().unwrap_or_else(|e| panic!("{e:?} {:?}", d.encapsulations));
+        let p = d
+            .packet
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{e:?} {:?}", d.encapsulations));
         assert_eq!(p.key.src, Endpoint::new(IpAddr::V4(Ipv4Addr::from(A4)), 40000));
         assert_eq!(p.key.dst, Endpoint::new(IpAddr::V4(Ipv4Addr::from(B4)), 104));
         assert_eq!(p.payload, payload);
@@ -408,20 +413,70 @@ mod tests {
         let mut cw_eth = vec![0, 0, 0, 0];
         cw_eth.extend_from_slice(&inner_eth(body));
         vec![
-            ("vxlan", vxlan(4789, 0x00ab_cdef, &inner_eth(body)), TunnelKind::Vxlan, Some(0xab_cdef)),
-            ("vxlan vlan", vxlan(4789, 7, &eth(&[0x8100], 0x0800, &ip)), TunnelKind::Vxlan, Some(7)),
-            ("geneve eth", geneve(0x6558, 42, &inner_eth(body)), TunnelKind::Geneve, Some(42)),
+            (
+                "vxlan",
+                vxlan(4789, 0x00ab_cdef, &inner_eth(body)),
+                TunnelKind::Vxlan,
+                Some(0xab_cdef),
+            ),
+            (
+                "vxlan vlan",
+                vxlan(4789, 7, &eth(&[0x8100], 0x0800, &ip)),
+                TunnelKind::Vxlan,
+                Some(7),
+            ),
+            (
+                "geneve eth",
+                geneve(0x6558, 42, &inner_eth(body)),
+                TunnelKind::Geneve,
+                Some(42),
+            ),
             ("geneve ipv4", geneve(0x0800, 43, &ip), TunnelKind::Geneve, Some(43)),
-            ("gre eth", gre(0x20, 0x6558, &inner_eth(body)), TunnelKind::Gre, Some(0xabc)),
+            (
+                "gre eth",
+                gre(0x20, 0x6558, &inner_eth(body)),
+                TunnelKind::Gre,
+                Some(0xabc),
+            ),
             ("gre ipv4 csum seq", gre(0x90, 0x0800, &ip), TunnelKind::Gre, None),
-            ("erspan i", gre(0, 0x88be, &eth(&[0x8100], 0x0800, &ip)), TunnelKind::ErspanI, None),
-            ("erspan ii", erspan_ii(&inner_eth(body)), TunnelKind::ErspanII, Some(0x155)),
-            ("erspan iii", erspan_iii(0, false, &inner_eth(body)), TunnelKind::ErspanIII, Some(0x2aa)),
-            ("erspan iii o", erspan_iii(0, true, &inner_eth(body)), TunnelKind::ErspanIII, Some(0x2aa)),
-            ("erspan iii ip", erspan_iii(2, false, &ip), TunnelKind::ErspanIII, Some(0x2aa)),
+            (
+                "erspan i",
+                gre(0, 0x88be, &eth(&[0x8100], 0x0800, &ip)),
+                TunnelKind::ErspanI,
+                None,
+            ),
+            (
+                "erspan ii",
+                erspan_ii(&inner_eth(body)),
+                TunnelKind::ErspanII,
+                Some(0x155),
+            ),
+            (
+                "erspan iii",
+                erspan_iii(0, false, &inner_eth(body)),
+                TunnelKind::ErspanIII,
+                Some(0x2aa),
+            ),
+            (
+                "erspan iii o",
+                erspan_iii(0, true, &inner_eth(body)),
+                TunnelKind::ErspanIII,
+                Some(0x2aa),
+            ),
+            (
+                "erspan iii ip",
+                erspan_iii(2, false, &ip),
+                TunnelKind::ErspanIII,
+                Some(0x2aa),
+            ),
             ("mpls ipv4", mpls(&[1000, 2000], &ip), TunnelKind::Mpls, Some(1000)),
             ("mpls pw cw", mpls(&[16], &cw_eth), TunnelKind::Mpls, Some(16)),
-            ("mpls pw no cw", mpls(&[16], &inner_eth(body)), TunnelKind::Mpls, Some(16)),
+            (
+                "mpls pw no cw",
+                mpls(&[16], &inner_eth(body)),
+                TunnelKind::Mpls,
+                Some(16),
+            ),
             ("pppoe", pppoe(&ip), TunnelKind::Pppoe, Some(0x2a)),
         ]
     }
@@ -450,7 +505,8 @@ mod tests {
             };
             for cut in 0..frame.len() {
                 let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &frame[..cut]);
-                let outcomes = s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.too_deep + s.unsupported_tunnel;
+                let outcomes =
+                    s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.too_deep + s.unsupported_tunnel;
                 assert_eq!(outcomes, 1, "{name} cut {cut}: {s:?}");
                 if cut >= payload_at {
                     // Only the payload is short: decoded, the missing tail known.
@@ -580,7 +636,11 @@ mod tests {
     fn ipv6_outer_and_inner() {
         let cfg = WireConfig::default();
         let inner6 = ipv6(&[], 6, &tcp(7, 8, TcpFlags::ACK, 0, b"six"));
-        let outer = eth(&[], 0x86dd, &ipv6(&[], 47, &[gre_hdr(0, 0x86dd), inner6.clone()].concat()));
+        let outer = eth(
+            &[],
+            0x86dd,
+            &ipv6(&[], 47, &[gre_hdr(0, 0x86dd), inner6.clone()].concat()),
+        );
         let (d, s) = decode_cfg(&cfg, linktype::ETHERNET, &outer);
         let p = d.packet.unwrap();
         assert_eq!((p.payload, p.key.src.port), (&b"six"[..], 7));
@@ -617,7 +677,14 @@ mod tests {
         }
         seen.merge(&d.stats);
         let s = &seen;
-        let outcomes = s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.ip_fragments + s.too_deep + s.unsupported_tunnel;
+        let outcomes = s.tcp
+            + s.non_tcp
+            + s.non_ip
+            + s.truncated
+            + s.malformed
+            + s.ip_fragments
+            + s.too_deep
+            + s.unsupported_tunnel;
         assert_eq!(outcomes, s.frames);
         assert!(s.tcp > 0 && s.truncated > 0 && s.unsupported_tunnel > 0, "{s:?}");
     }
