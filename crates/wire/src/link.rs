@@ -44,6 +44,7 @@ pub(crate) enum Link<'a> {
 
 /// Slices `link` with etherparse: as far as it goes, with what stopped it in `stop_err`, or an
 /// error when not even the first header is there.
+#[inline(always)]
 pub(crate) fn slice(link: Link<'_>) -> Result<LaxSlicedPacket<'_>, NotDecoded> {
     match link {
         Link::Ethernet(frame) => LaxSlicedPacket::from_ethernet(frame)

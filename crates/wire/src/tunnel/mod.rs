@@ -21,8 +21,8 @@
 //!
 //! etherparse 0.21 slices Ethernet, VLAN, MACsec, IPv4/IPv6 and UDP — used here for every
 //! Ethernet, IP and UDP layer, inner or outer — but has no VXLAN, Geneve, GRE, ERSPAN, MPLS or
-//! PPPoE. No maintained crate decodes these headers zero-copy over a borrowed frame (pnet's
-//! packet types allocate-free but panic-prone accessors and no ERSPAN), and each is a few fixed
+//! PPPoE. The crates that have some of them (pnet_packet: GRE, VXLAN) miss the others (Geneve,
+//! ERSPAN, MPLS) and bring a second packet model beside etherparse's; each header is a few fixed
 //! fields, so each gets a small checked decoder in its own file, with its spec's layout.
 //!
 //! # Bounded
@@ -143,59 +143,71 @@ type Inner<'a> = (TunnelKind, Result<(Option<u32>, Link<'a>), NotDecoded>);
 /// Every link type and every encapsulation through etherparse and the tunnel decoders: the
 /// reference the fast path is tested against.
 pub(crate) fn general_path<'a>(cfg: &WireConfig, ts: Timestamp, linktype: u32, data: &'a [u8]) -> Decoded<'a> {
-    let mut d = Decoded::outcome(Err(NotDecoded::Truncated));
     let mut link = match link_payload(linktype, data) {
         Ok(l) => l,
         Err(e) => return Decoded::outcome(Err(e)),
     };
+    // What the layers peeled so far said; the `Decoded` is built once, in the return value
+    // (building it early and moving it costs a `LaxSlicedPacket`-sized copy on every frame).
+    let mut vlan_tagged = false;
+    let mut tunnel = None;
+    let mut encapsulations = Encapsulations::default();
     let mut peeled = 0usize;
+    let done = |packet, vlan_tagged, tunnel, encapsulations, fragment, udp_port| Decoded {
+        packet,
+        vlan_tagged,
+        fragment,
+        tunnel,
+        encapsulations,
+        udp_port,
+    };
     loop {
         let sliced = match slice(link) {
             Ok(s) => s,
-            Err(e) => {
-                d.packet = Err(e);
-                return d;
-            }
+            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
         };
-        d.vlan_tagged |= sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
+        vlan_tagged |= sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
         let not_tcp = match tcp_packet(ts, data, &sliced) {
-            Ok(p) => {
-                d.packet = Ok(p);
-                return d;
-            }
+            Ok(p) => return done(Ok(p), vlan_tagged, tunnel, encapsulations, None, None),
             Err(NotDecoded::IpFragment) => {
-                d.packet = Err(NotDecoded::IpFragment);
-                d.fragment = fragment_slice(data, &sliced);
-                return d;
+                let fragment = fragment_slice(data, &sliced);
+                return done(
+                    Err(NotDecoded::IpFragment),
+                    vlan_tagged,
+                    tunnel,
+                    encapsulations,
+                    fragment,
+                    None,
+                );
             }
             Err(e @ (NotDecoded::NonTcp | NotDecoded::NonIp)) => e,
-            Err(e) => {
-                d.packet = Err(e);
-                return d;
-            }
+            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
         };
         let Some((kind, inner)) = cfg.enabled.then(|| inner(cfg, &sliced)).flatten() else {
-            if let Some(TransportSlice::Udp(u)) = &sliced.transport {
-                d.udp_port = Some(u.destination_port());
-            }
-            d.packet = Err(not_tcp);
-            return d;
+            let udp_port = match &sliced.transport {
+                Some(TransportSlice::Udp(u)) => Some(u.destination_port()),
+                _ => None,
+            };
+            return done(Err(not_tcp), vlan_tagged, tunnel, encapsulations, None, udp_port);
         };
         if peeled == MAX_ENCAPSULATIONS {
-            d.packet = Err(NotDecoded::TooDeep);
-            return d;
+            return done(
+                Err(NotDecoded::TooDeep),
+                vlan_tagged,
+                tunnel,
+                encapsulations,
+                None,
+                None,
+            );
         }
         peeled += 1;
-        d.encapsulations.insert(kind);
+        encapsulations.insert(kind);
         match inner {
             Ok((id, next)) => {
-                d.tunnel.get_or_insert(crate::TunnelInfo { kind, id });
+                tunnel.get_or_insert(TunnelInfo { kind, id });
                 link = next;
             }
-            Err(e) => {
-                d.packet = Err(e);
-                return d;
-            }
+            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
         }
     }
 }
