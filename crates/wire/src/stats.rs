@@ -148,13 +148,13 @@ impl TopPorts {
             return;
         }
         if let Some(slot) = self.slots.iter_mut().find(|s| s.1 > 0 && s.0 == port) {
-            slot.1 += n;
+            slot.1 = slot.1.saturating_add(n);
             return;
         }
         // An empty slot has count 0, so it is the minimum; else the least counted is replaced
         // and inherits its count (the Space-Saving overestimate).
         if let Some(min) = self.slots.iter_mut().min_by_key(|s| s.1) {
-            *min = (port, min.1 + n);
+            *min = (port, min.1.saturating_add(n));
         }
     }
 
