@@ -141,18 +141,60 @@ impl Encapsulations {
 type Inner<'a> = (TunnelKind, Result<(Option<u32>, Link<'a>), NotDecoded>);
 
 /// Every link type and every encapsulation through etherparse and the tunnel decoders: the
-/// reference the fast path is tested against.
+/// reference the fast path is tested against. The first layer is decoded here as it was before
+/// tunnels existed; only a frame that is not TCP there goes on to [`peel`], so IPv6, QinQ and
+/// the other general-path frames pay nothing for the tunnels.
+#[inline]
 pub(crate) fn general_path<'a>(cfg: &WireConfig, ts: Timestamp, linktype: u32, data: &'a [u8]) -> Decoded<'a> {
-    let mut link = match link_payload(linktype, data) {
-        Ok(l) => l,
+    let sliced = match link_payload(linktype, data).and_then(slice) {
+        Ok(s) => s,
         Err(e) => return Decoded::outcome(Err(e)),
     };
-    // What the layers peeled so far said; the `Decoded` is built once, in the return value
-    // (building it early and moving it costs a `LaxSlicedPacket`-sized copy on every frame).
-    let mut vlan_tagged = false;
+    let vlan_tagged = sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
+    match tcp_packet(ts, data, &sliced) {
+        Ok(p) => Decoded {
+            vlan_tagged,
+            ..Decoded::outcome(Ok(p))
+        },
+        Err(NotDecoded::IpFragment) => Decoded {
+            vlan_tagged,
+            fragment: fragment_slice(data, &sliced),
+            ..Decoded::outcome(Err(NotDecoded::IpFragment))
+        },
+        Err(e @ (NotDecoded::NonTcp | NotDecoded::NonIp)) => peel(cfg, ts, data, &sliced, e, vlan_tagged),
+        Err(e) => Decoded {
+            vlan_tagged,
+            ..Decoded::outcome(Err(e))
+        },
+    }
+}
+
+/// The UDP destination port of a datagram that was not decapsulated.
+fn udp_port(s: &LaxSlicedPacket<'_>) -> Option<u16> {
+    match &s.transport {
+        Some(TransportSlice::Udp(u)) => Some(u.destination_port()),
+        _ => None,
+    }
+}
+
+/// Peels the encapsulations below `outer` (a layer that was not TCP, `not_tcp` saying which)
+/// until a TCP segment, something that is no tunnel, or the depth cap.
+#[inline(never)]
+fn peel<'a>(
+    cfg: &WireConfig,
+    ts: Timestamp,
+    data: &'a [u8],
+    outer: &LaxSlicedPacket<'a>,
+    not_tcp: NotDecoded,
+    vlan_tagged: bool,
+) -> Decoded<'a> {
+    let mut vlan_tagged = vlan_tagged;
+    let mut not_tcp = not_tcp;
     let mut tunnel = None;
     let mut encapsulations = Encapsulations::default();
     let mut peeled = 0usize;
+    let mut step = cfg.enabled.then(|| inner(cfg, outer)).flatten();
+    let mut last_udp_port = step.is_none().then(|| udp_port(outer)).flatten();
     let done = |packet, vlan_tagged, tunnel, encapsulations, fragment, udp_port| Decoded {
         packet,
         vlan_tagged,
@@ -162,33 +204,8 @@ pub(crate) fn general_path<'a>(cfg: &WireConfig, ts: Timestamp, linktype: u32, d
         udp_port,
     };
     loop {
-        let sliced = match slice(link) {
-            Ok(s) => s,
-            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
-        };
-        vlan_tagged |= sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
-        let not_tcp = match tcp_packet(ts, data, &sliced) {
-            Ok(p) => return done(Ok(p), vlan_tagged, tunnel, encapsulations, None, None),
-            Err(NotDecoded::IpFragment) => {
-                let fragment = fragment_slice(data, &sliced);
-                return done(
-                    Err(NotDecoded::IpFragment),
-                    vlan_tagged,
-                    tunnel,
-                    encapsulations,
-                    fragment,
-                    None,
-                );
-            }
-            Err(e @ (NotDecoded::NonTcp | NotDecoded::NonIp)) => e,
-            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
-        };
-        let Some((kind, inner)) = cfg.enabled.then(|| inner(cfg, &sliced)).flatten() else {
-            let udp_port = match &sliced.transport {
-                Some(TransportSlice::Udp(u)) => Some(u.destination_port()),
-                _ => None,
-            };
-            return done(Err(not_tcp), vlan_tagged, tunnel, encapsulations, None, udp_port);
+        let Some((kind, found)) = step else {
+            return done(Err(not_tcp), vlan_tagged, tunnel, encapsulations, None, last_udp_port);
         };
         if peeled == MAX_ENCAPSULATIONS {
             return done(
@@ -202,10 +219,35 @@ pub(crate) fn general_path<'a>(cfg: &WireConfig, ts: Timestamp, linktype: u32, d
         }
         peeled += 1;
         encapsulations.insert(kind);
-        match inner {
+        let link = match found {
             Ok((id, next)) => {
                 tunnel.get_or_insert(TunnelInfo { kind, id });
-                link = next;
+                next
+            }
+            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
+        };
+        let sliced = match slice(link) {
+            Ok(s) => s,
+            Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
+        };
+        vlan_tagged |= sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
+        match tcp_packet(ts, data, &sliced) {
+            Ok(p) => return done(Ok(p), vlan_tagged, tunnel, encapsulations, None, None),
+            Err(NotDecoded::IpFragment) => {
+                let fragment = fragment_slice(data, &sliced);
+                return done(
+                    Err(NotDecoded::IpFragment),
+                    vlan_tagged,
+                    tunnel,
+                    encapsulations,
+                    fragment,
+                    None,
+                );
+            }
+            Err(e @ (NotDecoded::NonTcp | NotDecoded::NonIp)) => {
+                not_tcp = e;
+                step = inner(cfg, &sliced);
+                last_udp_port = step.is_none().then(|| udp_port(&sliced)).flatten();
             }
             Err(e) => return done(Err(e), vlan_tagged, tunnel, encapsulations, None, None),
         }
