@@ -59,6 +59,52 @@ fn segments(n: usize, swap_pairs: bool) -> Vec<Vec<u8>> {
     v
 }
 
+/// An outer Ethernet / IPv4 header around `payload` (IP protocol `protocol`).
+fn outer_ipv4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 4, 0x02, 0, 0, 0, 0, 3, 0x08, 0x00];
+    let total = (20 + payload.len()) as u16;
+    f.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        protocol,
+        0,
+        0,
+    ]);
+    f.extend_from_slice(&[192, 0, 2, 1, 192, 0, 2, 2]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The same 1514-byte frame as a mirror delivers it: VXLAN (RFC 7348), GRE transparent
+/// bridging with a key (RFC 2784/2890), ERSPAN II (draft-foschiano-erspan), MPLS-labelled IP.
+fn tunnelled(inner: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut vxlan = vec![0xc0, 0x00, 0x12, 0xb5];
+    vxlan.extend_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
+    vxlan.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0]);
+    vxlan.extend_from_slice(inner);
+    let mut gre = vec![0x20, 0, 0x65, 0x58, 0, 0, 0, 1];
+    gre.extend_from_slice(inner);
+    let mut erspan = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1, 0x10, 0x64, 0, 0x2a, 0, 0, 0, 0];
+    erspan.extend_from_slice(inner);
+    let mut mpls = vec![
+        0x02, 0, 0, 0, 0, 4, 0x02, 0, 0, 0, 0, 3, 0x88, 0x47, 0x00, 0x3e, 0x81, 0x40,
+    ];
+    mpls.extend_from_slice(&inner[14..]);
+    vec![
+        ("decode_vxlan_1564", outer_ipv4(17, &vxlan)),
+        ("decode_gre_teb_1556", outer_ipv4(47, &gre)),
+        ("decode_erspan_ii_1564", outer_ipv4(47, &erspan)),
+        ("decode_mpls_ipv4_1504", mpls),
+    ]
+}
+
 fn bench_wire(c: &mut Criterion) {
     let f = frame(1, 0x18, &[0u8; MSS]);
     let mut g = c.benchmark_group("wire");
@@ -67,6 +113,18 @@ fn bench_wire(c: &mut Criterion) {
         let mut dec = WireDecoder::new();
         b.iter(|| black_box(dec.decode(Timestamp(1), 1, black_box(&f)).map(|p| p.payload.len())))
     });
+    for (name, t) in tunnelled(&f) {
+        assert_eq!(
+            WireDecoder::new().decode(Timestamp(1), 1, &t).map(|p| p.payload.len()),
+            Some(MSS),
+            "{name}"
+        );
+        g.throughput(Throughput::Bytes(t.len() as u64));
+        g.bench_function(name, |b| {
+            let mut dec = WireDecoder::new();
+            b.iter(|| black_box(dec.decode(Timestamp(1), 1, black_box(&t)).map(|p| p.payload.len())))
+        });
+    }
     g.finish();
 }
 

@@ -396,6 +396,8 @@ impl FrameFeed for LiveSource {
 pub struct Sharder {
     hasher: ahash::RandomState,
     workers: usize,
+    /// The tunnels to peel: a tunnelled flow is sharded by its inner 5-tuple.
+    wire: pacstap_wire::WireConfig,
 }
 
 impl Sharder {
@@ -403,6 +405,7 @@ impl Sharder {
         Sharder {
             hasher: ahash::RandomState::new(),
             workers: workers.max(1),
+            wire: pacstap_wire::WireConfig::default(),
         }
     }
 
@@ -410,7 +413,7 @@ impl Sharder {
         if self.workers <= 1 {
             return 0;
         }
-        match pacstap_wire::decode_frame(frame.ts, frame.linktype, frame.data).packet {
+        match pacstap_wire::decode_frame_with(&self.wire, frame.ts, frame.linktype, frame.data).packet {
             Ok(pkt) => (self.hasher.hash_one(pkt.key.canonical().0) % self.workers as u64) as usize,
             Err(_) => 0,
         }
@@ -1177,6 +1180,7 @@ impl Sharded {
             let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
             let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
             let mut shard = FlowShard::new(flow.clone(), self.proto.clone());
+            shard.set_wire_config(crate::pipeline::wire_config(detection.config()));
             let evidence = match (&mut cutter, &self.evidence) {
                 (Some(c), Some(limits)) => {
                     let mut share = *limits;
@@ -1201,7 +1205,8 @@ impl Sharded {
         }
         drop(out_tx);
         drop(reply_tx);
-        let dispatcher = Dispatcher::new(lanes, Arc::clone(&shared), feed.lossless());
+        let mut dispatcher = Dispatcher::new(lanes, Arc::clone(&shared), feed.lossless());
+        dispatcher.sharder.wire = crate::pipeline::wire_config(detection.config());
         let stop = Arc::clone(&self.stop);
         let capture_thread = thread::Builder::new()
             .name("pacstap-capture".into())

@@ -107,6 +107,17 @@ struct ReplayArgs {
     #[arg(long, short = 'q')]
     quiet: bool,
 
+    /// Tunnels to peel before reading TCP, for mirror traffic delivered encapsulated (cloud
+    /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
+    /// GRE, ERSPAN I/II/III, MPLS and PPPoE are recognised by protocol number and always
+    /// peeled; VXLAN and Geneve only by UDP destination port: by default VXLAN 4789 and
+    /// Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
+    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
+    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
+    #[arg(long = "decapsulate", value_name = "SPEC")]
+    decapsulate: Vec<String>,
+
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ
     /// (mid-association pickup). Content detection works on any port regardless.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -200,6 +211,17 @@ struct CaptureArgs {
     #[arg(long, value_name = "BYTES", default_value_t = pacstap::live::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
     evidence_memory: usize,
 
+    /// Tunnels to peel before reading TCP, for mirror traffic delivered encapsulated (cloud
+    /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
+    /// GRE, ERSPAN I/II/III, MPLS and PPPoE are recognised by protocol number and always
+    /// peeled; VXLAN and Geneve only by UDP destination port: by default VXLAN 4789 and
+    /// Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
+    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
+    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
+    #[arg(long = "decapsulate", value_name = "SPEC")]
+    decapsulate: Vec<String>,
+
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
     #[arg(long = "dicom-port", value_name = "PORT")]
     dicom_ports: Vec<u16>,
@@ -266,6 +288,27 @@ fn load_config(path: Option<&Path>) -> Result<pacstap_detect::Config, ExitCode> 
         }),
         None => Ok(pacstap_detect::Config::default()),
     }
+}
+
+/// `--decapsulate` values applied over the config's `[decapsulate]` table; a bad one is bad
+/// usage (exit 2).
+fn apply_decapsulate(config: &mut pacstap_detect::Config, specs: &[String]) -> Result<(), ExitCode> {
+    let d = &mut config.decapsulate;
+    let mut wire = pacstap_wire::WireConfig {
+        enabled: d.enabled,
+        vxlan_ports: std::mem::take(&mut d.vxlan_ports),
+        geneve_ports: std::mem::take(&mut d.geneve_ports),
+    };
+    for spec in specs {
+        if let Err(e) = wire.apply_spec(spec) {
+            eprintln!("pacstap: {e}");
+            return Err(ExitCode::from(2));
+        }
+    }
+    d.enabled = wire.enabled;
+    d.vxlan_ports = wire.vxlan_ports;
+    d.geneve_ports = wire.geneve_ports;
+    Ok(())
 }
 
 /// Registry and server for `--metrics-listen`.
@@ -377,10 +420,13 @@ fn check_outputs(
 }
 
 fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
-    let config = match load_config(args.config.as_deref()) {
+    let mut config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
+        return Ok(code);
+    }
     let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
         Ok(a) => a,
         Err(code) => return Ok(code),
@@ -471,10 +517,13 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
-    let config = match load_config(args.config.as_deref()) {
+    let mut config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
+        return Ok(code);
+    }
     let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
         Ok(a) => a,
         Err(code) => return Ok(code),

@@ -96,6 +96,16 @@ pub fn apply_ports(proto: &mut ProtoConfig, config: &Config) {
     proto.hl7_ports = config.ports.hl7.clone();
 }
 
+/// The wire stage's tunnel settings from the config's `[decapsulate]` table (which `main`
+/// has already overridden with `--decapsulate`).
+pub fn wire_config(config: &Config) -> pacstap_wire::WireConfig {
+    pacstap_wire::WireConfig {
+        enabled: config.decapsulate.enabled,
+        vxlan_ports: config.decapsulate.vxlan_ports.clone(),
+        geneve_ports: config.decapsulate.geneve_ports.clone(),
+    }
+}
+
 /// What a replay found: the numbers behind the summary, for tests and benchmarks.
 pub struct ReplayReport {
     pub frames: u64,
@@ -152,6 +162,11 @@ impl ReplayReport {
                 ),
             ],
         });
+        if let Some(tunnels) = tunnels_row(&self.wire) {
+            if let Some(input) = sections.last_mut() {
+                input.rows.push(("tunnels".into(), tunnels));
+            }
+        }
         let f = &self.flow;
         sections.push(SummarySection {
             title: "TCP".into(),
@@ -196,6 +211,7 @@ impl ReplayReport {
     /// at the end of the summary, and on their own with `-q` (data loss is never quiet).
     pub fn warnings(&self) -> Vec<String> {
         let mut out = self.state_warnings.clone();
+        out.extend(pacstap_wire::decode_hint(&self.wire));
         out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
         if self.evidence_dropped > 0 {
             out.push(format!(
@@ -214,6 +230,23 @@ impl ReplayReport {
         }));
         out
     }
+}
+
+/// The summary's "tunnels" row: frames per encapsulation peeled, and those that could not be;
+/// `None` when the capture had none.
+fn tunnels_row(w: &pacstap_wire::WireStats) -> Option<String> {
+    let mut parts: Vec<String> = pacstap_wire::TunnelKind::ALL
+        .iter()
+        .filter(|k| w.decapsulated(**k) > 0)
+        .map(|k| format!("{} {}", w.decapsulated(*k), k.name()))
+        .collect();
+    if w.too_deep > 0 {
+        parts.push(format!("{} nested too deep", w.too_deep));
+    }
+    if w.unsupported_tunnel > 0 {
+        parts.push(format!("{} unsupported", w.unsupported_tunnel));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// wire → flow → proto for the flows one thread owns: the part of the pipeline that sees
@@ -350,6 +383,11 @@ impl FlowShard {
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<ProtocolEvent>) {
         self.flows.flush(ts, &mut self.analyzer);
         out.extend(self.analyzer.drain_events());
+    }
+
+    /// The tunnels the wire stage peels (`[decapsulate]`, `--decapsulate`).
+    pub fn set_wire_config(&mut self, config: pacstap_wire::WireConfig) {
+        self.wire.set_config(config);
     }
 
     /// New port hints (`[ports]`, on a config reload): flows decided from now on use them.
@@ -639,6 +677,8 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("wire.malformed", w.malformed),
         ("wire.unsupported_link", w.unsupported_link),
         ("wire.ip_fragment", w.ip_fragments),
+        ("wire.too_deep", w.too_deep),
+        ("wire.unsupported_tunnel", w.unsupported_tunnel),
     ] {
         if n > 0 {
             anomalies.insert(name, n);
@@ -657,6 +697,11 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         anomalies,
         tls_versions: p.tls.versions.clone(),
         hl7_acks: p.hl7.acks.clone(),
+        decapsulated: pacstap_wire::TunnelKind::ALL
+            .iter()
+            .filter(|k| w.decapsulated(**k) > 0)
+            .map(|k| (k.name(), w.decapsulated(*k)))
+            .collect(),
         studies_exported: detection.detector.stats().studies_exported,
         last_packet_time: shards.last_ts.map(Timestamp::as_secs_f64),
         alertmanager: detection
@@ -709,8 +754,10 @@ impl DetectionClock {
 impl Pipeline {
     /// Opens the state file and starts detection (errors as [`Detection::new`]).
     pub fn new(flow: FlowConfig, proto: ProtoConfig, detection: DetectionSettings) -> Result<Pipeline> {
+        let mut shard = FlowShard::new(flow, proto);
+        shard.set_wire_config(wire_config(&detection.config));
         Ok(Pipeline {
-            shard: FlowShard::new(flow, proto),
+            shard,
             detection: Detection::new(detection)?,
             batch: Vec::new(),
             clock: DetectionClock::default(),

@@ -30,6 +30,7 @@
 //! | `pacstap_reassembly_gap_bytes_total` | counter | — bytes those gaps stand for |
 //! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
+//! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe`): frames the wire stage peeled that tunnel from |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
 //! | `pacstap_dicom_commands_total` | counter | `command` (`C-ECHO` … `N-DELETE`, else `other`), `status_class` (`success` `warning` `failure` `cancel` `pending` `none`) |
@@ -111,6 +112,18 @@ pub const HL7_MESSAGE_TYPES: [&str; 28] = [
 
 /// HL7 acknowledgment codes (HL7 table 0008) the `code` label may take.
 pub const HL7_ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
+/// `kind` label values of `pacstap_decapsulated_frames_total`: pacstap-wire's `TunnelKind` names
+/// (output does not depend on the wire crate; a name not listed is folded to `other`).
+pub const TUNNEL_KINDS: [&str; 8] = [
+    "vxlan",
+    "geneve",
+    "gre",
+    "erspan_i",
+    "erspan_ii",
+    "erspan_iii",
+    "mpls",
+    "pppoe",
+];
 
 /// TLS versions the `version` label may take (the decoder folds anything else into `other`).
 pub const TLS_VERSIONS: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
@@ -165,6 +178,8 @@ pub struct StatsSnapshot {
     pub tls_versions: BTreeMap<&'static str, u64>,
     /// HL7 acknowledgments by MSA-1 code.
     pub hl7_acks: BTreeMap<&'static str, u64>,
+    /// Frames decapsulated, by tunnel kind (the wire stage's fixed names).
+    pub decapsulated: BTreeMap<&'static str, u64>,
     pub studies_exported: u64,
     /// Packet time of the latest frame, seconds since the epoch.
     pub last_packet_time: Option<f64>,
@@ -197,6 +212,7 @@ pub struct Metrics {
     tls: IntCounterVec,
     hl7_messages: IntCounterVec,
     hl7_acks: IntCounterVec,
+    decapsulated: IntCounterVec,
     hl7_ack_latency: Histogram,
     alerts: IntCounterVec,
     alert_updates: IntCounterVec,
@@ -534,6 +550,12 @@ impl Metrics {
                 "HL7 acknowledgments, by MSA-1 code.",
                 &["code"],
             )?,
+            decapsulated: counter_vec(
+                &r,
+                "pacstap_decapsulated_frames_total",
+                "Frames the wire stage decapsulated, by tunnel kind (a frame nested in two kinds counts in both).",
+                &["kind"],
+            )?,
             hl7_ack_latency: histogram(
                 &r,
                 "pacstap_hl7_ack_latency_seconds",
@@ -662,6 +684,14 @@ impl Metrics {
             if n > old {
                 self.hl7_acks
                     .with_label_values(&[fold(code, &HL7_ACK_CODES)])
+                    .inc_by(n - old);
+            }
+        }
+        for (kind, &n) in &now.decapsulated {
+            let old = prev.decapsulated.get(kind).copied().unwrap_or(0);
+            if n > old {
+                self.decapsulated
+                    .with_label_values(&[fold(kind, &TUNNEL_KINDS)])
                     .inc_by(n - old);
             }
         }
@@ -1158,6 +1188,7 @@ mod tests {
         s.anomalies.insert("dicom.pdu_too_large", 5);
         s.anomalies.insert("http.resync", 1);
         s.hl7_acks.insert("AA", 2);
+        s.decapsulated.insert("vxlan", 3);
         m.update(&s);
         let text = m.render();
         check_exposition(&text);
@@ -1177,6 +1208,7 @@ mod tests {
         assert_eq!(get("pacstap_tls_connections_total{version=\"TLS 1.3\"}"), Some(1.0));
         assert_eq!(get("pacstap_tls_connections_total{version=\"other\"}"), Some(1.0));
         assert_eq!(get("pacstap_hl7_acks_total{code=\"AA\"}"), Some(2.0));
+        assert_eq!(get("pacstap_decapsulated_frames_total{kind=\"vxlan\"}"), Some(3.0));
         // A counter going backwards (a restarted stage) does not move the metric.
         s.packets = 5;
         m.update(&s);

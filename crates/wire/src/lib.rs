@@ -1,4 +1,4 @@
-//! Link, IP and TCP decoding of captured frames: checked, zero-copy, stateless.
+//! Link, tunnel, IP and TCP decoding of captured frames: checked, zero-copy, stateless.
 //!
 //! The second stage of the pipeline (ARCHITECTURE "Data flow"): a captured frame goes in, a
 //! [`Packet`] — flow key, the TCP header fields reassembly needs, and the captured payload
@@ -8,17 +8,25 @@
 //!
 //! * **Stateless.** No flow state, no IP defragmentation: each frame is decoded on its own, so
 //!   this stage can run anywhere (the capture thread, before sharding) and cannot be made to hold
-//!   memory by a hostile sender. IP fragments (MF set or a non-zero offset) are counted in
-//!   [`WireStats::ip_fragments`] and skipped: reassembling them is out of scope for now — DICOM and
-//!   HL7 run over TCP with path-MTU discovery, so fragments are rare and mostly attacks.
+//!   memory by a hostile sender. An IP fragment (MF set or a non-zero offset), at any depth, is
+//!   returned as `Err(IpFragment)` with [`Decoded::fragment`] set for the defragmentation stage,
+//!   which feeds the reassembled datagram back here as a raw IP frame (so a fragmented VXLAN
+//!   datagram is decapsulated once whole).
+//! * **Tunnels are peeled here** ([`tunnel`]: VXLAN, Geneve, GRE, ERSPAN I/II/III, MPLS, PPPoE),
+//!   at most [`MAX_ENCAPSULATIONS`] deep; the [`Packet`] is the innermost TCP segment, its flow
+//!   key the inner 5-tuple (the tunnel id is not part of it: see [`tunnel`]). Which UDP ports
+//!   mean VXLAN / Geneve is [`WireConfig`].
+//! * **Fast path first.** Plain Ethernet / IPv4 / TCP ([`fast`]) is decoded by hand; everything
+//!   else, tunnels included, takes the general path through etherparse. A tunnel costs the clean
+//!   path nothing.
 //! * **Snaplen-truncated frames are kept.** Decoding uses etherparse's `LaxSlicedPacket`, which
 //!   falls back to the captured length when the IP header claims more. [`Packet::payload`] is what
 //!   was captured; [`Packet::wire_payload_len`] is what the IP header says was sent (IP total
 //!   length minus IP, extension and TCP headers), so reassembly records the missing tail as a gap
-//!   instead of inventing bytes or misaligning the stream.
-//! * **Never panics on input** (ARCHITECTURE rule 4): every read of a link header is a `get`, every
-//!   length is checked by etherparse or here; a frame that does not fit is counted as `truncated`
-//!   or `malformed`, never an `Err` (rule 6).
+//!   instead of inventing bytes or misaligning the stream ([`WireStats::payload_cut`] counts them).
+//! * **Never panics on input** (ARCHITECTURE rule 4): every read of a link or tunnel header is a
+//!   `get`, every length is checked by etherparse or here; a frame that does not fit is counted
+//!   as `truncated` or `malformed`, never an `Err` (rule 6).
 //!
 //! # Link types (tcpdump.org LINKTYPE_ values, <https://www.tcpdump.org/linktypes.html>)
 //!
@@ -32,89 +40,28 @@
 //! | `IPV4` / `IPV6` | 228 / 229 | none |
 //! | `LINUX_SLL2` | 276 | 20-byte Linux "cooked" v2 header, protocol at offset 0 |
 //!
-//! The two Linux cooked headers are decoded here (etherparse's lax parser has no entry point for
-//! them, and SLL2 not at all); what follows them is sliced by etherparse from the EtherType on.
+//! # Files
+//!
+//! `link.rs` link headers and etherparse slicing; `fast.rs` the fast path; `ip.rs` a sliced IP
+//! packet to a [`Packet`]; `tunnel/` decapsulation, one file per tunnel header; `stats.rs`
+//! counters and the "why nothing was decoded" hint; `config.rs` [`WireConfig`].
 
-use etherparse::err::packet::SliceError;
-use etherparse::err::Layer;
-use etherparse::{ip_number, EtherType, LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
-use pacstap_core::{Endpoint, FlowKey, Packet, TcpFlags, TcpHeader, Timestamp};
-use std::net::IpAddr;
+mod config;
+mod fast;
+mod ip;
+mod link;
+mod stats;
+#[cfg(test)]
+mod testutil;
+pub mod tunnel;
 
-/// tcpdump LINKTYPE_ numbers this decoder understands (<https://www.tcpdump.org/linktypes.html>).
-pub mod linktype {
-    /// BSD loopback: 4-byte address family in host byte order.
-    pub const NULL: u32 = 0;
-    /// IEEE 802.3 Ethernet (Ethernet II framing).
-    pub const ETHERNET: u32 = 1;
-    /// `DLT_RAW` on most platforms, as written by some old tools instead of 101.
-    pub const DLT_RAW: u32 = 12;
-    /// `DLT_RAW` on OpenBSD, likewise.
-    pub const DLT_RAW_OPENBSD: u32 = 14;
-    /// Raw IP: the frame starts with an IPv4 or IPv6 header.
-    pub const RAW: u32 = 101;
-    /// OpenBSD loopback: 4-byte address family in network byte order.
-    pub const LOOP: u32 = 108;
-    /// Linux "cooked" capture (`any` device), v1.
-    pub const LINUX_SLL: u32 = 113;
-    /// Raw IPv4.
-    pub const IPV4: u32 = 228;
-    /// Raw IPv6.
-    pub const IPV6: u32 = 229;
-    /// Linux "cooked" capture, v2.
-    pub const LINUX_SLL2: u32 = 276;
-}
+pub use config::{DecapsulateSpecError, WireConfig, GENEVE_PORT, VXLAN_PORT};
+pub use link::linktype;
+pub use stats::{decode_hint, TopPorts, WireStats};
+pub use tunnel::{Encapsulations, TunnelInfo, TunnelKind, MAX_ENCAPSULATIONS};
 
-/// What the decoder saw, by outcome. Every frame is counted in `frames` and in exactly one of
-/// `tcp`, `non_tcp`, `non_ip`, `truncated`, `malformed`, `ip_fragments`, `unsupported_link`;
-/// `vlan_tagged` counts, in addition, the frames that carried at least one VLAN tag.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct WireStats {
-    pub frames: u64,
-    /// Decoded into a [`Packet`].
-    pub tcp: u64,
-    /// IP, but not TCP (UDP, ICMP, …).
-    pub non_tcp: u64,
-    /// Not IP (ARP, LLDP, STP, netlink, …).
-    pub non_ip: u64,
-    /// A link, IP or TCP header cut short by the snaplen or the frame's end.
-    pub truncated: u64,
-    /// A header whose contents are invalid (bad IP version, IHL below 5, TCP data offset below 5…).
-    pub malformed: u64,
-    /// IP fragments, skipped: no defragmentation (see the crate docs).
-    pub ip_fragments: u64,
-    /// A link type this decoder does not know.
-    pub unsupported_link: u64,
-    pub vlan_tagged: u64,
-}
-
-impl WireStats {
-    /// Adds `other`'s counts (gauges included: they are per-owner amounts that sum), so the
-    /// counters of several workers, each owning some flows, read as one. Every field is named:
-    /// a counter added to the struct and not here does not compile.
-    pub fn merge(&mut self, other: &WireStats) {
-        let WireStats {
-            frames,
-            tcp,
-            non_tcp,
-            non_ip,
-            truncated,
-            malformed,
-            ip_fragments,
-            unsupported_link,
-            vlan_tagged,
-        } = other;
-        self.frames += frames;
-        self.tcp += tcp;
-        self.non_tcp += non_tcp;
-        self.non_ip += non_ip;
-        self.truncated += truncated;
-        self.malformed += malformed;
-        self.ip_fragments += ip_fragments;
-        self.unsupported_link += unsupported_link;
-        self.vlan_tagged += vlan_tagged;
-    }
-}
+use pacstap_core::{Packet, Timestamp};
+use std::sync::LazyLock;
 
 /// Why a frame did not yield a [`Packet`]. A classification, not a failure of ours: each maps to
 /// one [`WireStats`] counter.
@@ -128,534 +75,143 @@ pub enum NotDecoded {
     Truncated,
     #[error("malformed header")]
     Malformed,
-    #[error("IP fragment (not reassembled)")]
+    #[error("IP fragment (for the defragmentation stage)")]
     IpFragment,
     #[error("unsupported link type {0}")]
     UnsupportedLink(u32),
+    #[error("encapsulations nested too deep")]
+    TooDeep,
+    #[error("unsupported tunnel")]
+    UnsupportedTunnel,
 }
 
 /// The result of decoding one frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Decoded<'a> {
     pub packet: Result<Packet<'a>, NotDecoded>,
-    /// The frame carried at least one 802.1Q / 802.1ad VLAN tag.
+    /// The frame carried at least one 802.1Q / 802.1ad VLAN tag (outer or inner).
     pub vlan_tagged: bool,
     /// With `Err(NotDecoded::IpFragment)`: the fragmented IP packet, from the first byte of its
     /// IP header to the end of what was captured (link and tunnel headers peeled), for the
     /// defragmentation stage. `None` otherwise.
     pub fragment: Option<&'a [u8]>,
+    /// The outermost tunnel the frame came through (for counters; not part of the flow key).
+    pub tunnel: Option<TunnelInfo>,
+    /// Every encapsulation kind peeled from the frame.
+    pub encapsulations: Encapsulations,
+    /// With `Err(NonTcp)` for a UDP datagram: its destination port (for [`decode_hint`]).
+    pub udp_port: Option<u16>,
+}
+
+impl<'a> Decoded<'a> {
+    /// An outcome with nothing else known.
+    #[inline]
+    pub(crate) fn outcome(packet: Result<Packet<'a>, NotDecoded>) -> Decoded<'a> {
+        Decoded {
+            packet,
+            vlan_tagged: false,
+            fragment: None,
+            tunnel: None,
+            encapsulations: Encapsulations::default(),
+            udp_port: None,
+        }
+    }
 }
 
 /// Decodes frames and counts what it saw. Stateless apart from the counters.
 #[derive(Debug, Default, Clone)]
 pub struct WireDecoder {
     pub stats: WireStats,
+    config: WireConfig,
 }
 
 impl WireDecoder {
+    /// A decoder with the default [`WireConfig`] (VXLAN on 4789, Geneve on 6081, the rest on).
     pub fn new() -> Self {
         WireDecoder::default()
+    }
+
+    pub fn with_config(config: WireConfig) -> Self {
+        WireDecoder {
+            stats: WireStats::default(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &WireConfig {
+        &self.config
+    }
+
+    /// Decode the following frames with `config` (the counters are kept).
+    pub fn set_config(&mut self, config: WireConfig) {
+        self.config = config;
     }
 
     /// Decodes one captured frame of link type `linktype`; `None` for anything but a TCP segment
     /// (counted in [`WireDecoder::stats`]). The packet borrows `data`.
     #[inline]
     pub fn decode<'a>(&mut self, ts: Timestamp, linktype: u32, data: &'a [u8]) -> Option<Packet<'a>> {
-        let d = decode_frame(ts, linktype, data);
+        self.decode_full(ts, linktype, data).packet.ok()
+    }
+
+    /// As [`WireDecoder::decode`], with everything the decoder found (the fragment for the
+    /// defragmentation stage, the tunnel), counted.
+    #[inline]
+    pub fn decode_full<'a>(&mut self, ts: Timestamp, linktype: u32, data: &'a [u8]) -> Decoded<'a> {
+        let d = decode_frame_with(&self.config, ts, linktype, data);
         let s = &mut self.stats;
         s.frames += 1;
         s.vlan_tagged += u64::from(d.vlan_tagged);
         match d.packet {
             Ok(p) => {
                 s.tcp += 1;
-                return Some(p);
+                s.payload_cut += u64::from(p.payload.len() < p.wire_payload_len as usize);
             }
-            Err(NotDecoded::NonTcp) => s.non_tcp += 1,
+            Err(NotDecoded::NonTcp) => {
+                s.non_tcp += 1;
+                if let Some(port) = d.udp_port {
+                    s.udp_ports.add(port, 1);
+                }
+            }
             Err(NotDecoded::NonIp) => s.non_ip += 1,
             Err(NotDecoded::Truncated) => s.truncated += 1,
             Err(NotDecoded::Malformed) => s.malformed += 1,
             Err(NotDecoded::IpFragment) => s.ip_fragments += 1,
             Err(NotDecoded::UnsupportedLink(_)) => s.unsupported_link += 1,
+            Err(NotDecoded::TooDeep) => s.too_deep += 1,
+            Err(NotDecoded::UnsupportedTunnel) => s.unsupported_tunnel += 1,
         }
-        None
+        if !d.encapsulations.is_empty() {
+            for kind in d.encapsulations.iter() {
+                *s.decapsulated_mut(kind) += 1;
+            }
+        }
+        d
     }
 }
 
-/// Where the network layer starts, after the link header.
-enum Link<'a> {
-    /// A whole Ethernet II frame, for etherparse to slice (including VLAN tags).
-    Ethernet(&'a [u8]),
-    /// A payload identified by an EtherType (Linux cooked captures).
-    EtherType(u16, &'a [u8]),
-    /// An IPv4 or IPv6 header.
-    Ip(&'a [u8]),
-}
+static DEFAULT_CONFIG: LazyLock<WireConfig> = LazyLock::new(WireConfig::default);
 
-/// Decodes one frame without counting: the pure function behind [`WireDecoder::decode`].
+/// Decodes one frame without counting, with the default [`WireConfig`]: the pure function behind
+/// [`WireDecoder::decode`].
 pub fn decode_frame(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
-    fast_path(ts, linktype, data).unwrap_or_else(|| general_path(ts, linktype, data))
+    decode_frame_with(&DEFAULT_CONFIG, ts, linktype, data)
 }
 
-/// Every link type through etherparse: the reference the fast path is tested against.
-fn general_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Decoded<'_> {
-    let link = match link_payload(linktype, data) {
-        Ok(l) => l,
-        Err(e) => {
-            return Decoded {
-                packet: Err(e),
-                vlan_tagged: false,
-                fragment: None,
-            }
-        }
-    };
-    let sliced = match link {
-        Link::Ethernet(frame) => match LaxSlicedPacket::from_ethernet(frame) {
-            Ok(s) => s,
-            // Only a length error is possible here: shorter than the 14-byte Ethernet header.
-            Err(_) => {
-                return Decoded {
-                    packet: Err(NotDecoded::Truncated),
-                    vlan_tagged: false,
-                    fragment: None,
-                }
-            }
-        },
-        Link::EtherType(ether_type, payload) => LaxSlicedPacket::from_ether_type(EtherType(ether_type), payload),
-        Link::Ip(packet) => match LaxSlicedPacket::from_ip(packet) {
-            Ok(s) => s,
-            Err(etherparse::err::ip::LaxHeaderSliceError::Len(_)) => {
-                return Decoded {
-                    packet: Err(NotDecoded::Truncated),
-                    vlan_tagged: false,
-                    fragment: None,
-                }
-            }
-            Err(etherparse::err::ip::LaxHeaderSliceError::Content(_)) => {
-                return Decoded {
-                    packet: Err(NotDecoded::Malformed),
-                    vlan_tagged: false,
-                    fragment: None,
-                }
-            }
-        },
-    };
-    let vlan_tagged = sliced.link_exts.iter().any(|e| matches!(e, LaxLinkExtSlice::Vlan(_)));
-    let packet = tcp_packet(ts, data, &sliced);
-    let fragment = match packet {
-        Err(NotDecoded::IpFragment) => fragment_slice(data, &sliced),
-        _ => None,
-    };
-    Decoded {
-        packet,
-        vlan_tagged,
-        fragment,
-    }
-}
-
-/// The common case without etherparse: Ethernet II with at most one 802.1Q tag (or raw IP),
-/// then an unfragmented IPv4 packet carrying TCP, all headers captured. Anything else — IPv6, IP
-/// options are fine but AH is not, fragments, short or odd headers — returns `None` and takes
-/// the general path, which gives the same answer for these frames (checked by the
-/// `fast_path_agrees_with_etherparse` test); this one only skips building a `LaxSlicedPacket`.
-///
-/// Offsets: Ethernet II destination (6), source (6), EtherType (2); an 802.1Q tag is TPID 0x8100
-/// then TCI (2) before the EtherType (IEEE 802.1Q §9.3). IPv4 (RFC 791 §3.1): version/IHL at 0,
-/// total length at 2, flags/fragment offset at 6, protocol at 9, addresses at 12 and 16.
-/// TCP (RFC 9293 §3.1): ports at 0 and 2, sequence 4, acknowledgment 8, data offset 12 (high
-/// nibble), flags 13, window 14.
+/// Decodes one frame without counting, peeling the tunnels `config` enables.
 #[inline]
-fn fast_path(ts: Timestamp, linktype: u32, data: &[u8]) -> Option<Decoded<'_>> {
-    let (ip, vlan_tagged) = match linktype {
-        linktype::ETHERNET => match be16(data, 12)? {
-            0x0800 => (data.get(14..)?, false),
-            0x8100 if be16(data, 16)? == 0x0800 => (data.get(18..)?, true),
-            _ => return None,
-        },
-        linktype::RAW | linktype::IPV4 => (data, false),
-        _ => return None,
-    };
-    let h: &[u8; 20] = ip.get(..20)?.try_into().ok()?;
-    let ihl = usize::from(h[0] & 0x0f) * 4;
-    // Version 4, protocol TCP, neither More Fragments nor an offset (the DF bit may be set).
-    if h[0] >> 4 != 4 || ihl < 20 || h[9] != 6 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
-        return None;
-    }
-    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-    // The same three cases as etherparse's lax IPv4 slicing: a total length below the header
-    // (TSO captures write 0) means "use what was captured"; above the capture, the frame was cut.
-    let (ip_payload, missing) = if total < ihl {
-        (ip.get(ihl..)?, 0)
-    } else if total > ip.len() {
-        (ip.get(ihl..)?, total - ip.len())
-    } else {
-        (ip.get(ihl..total)?, 0)
-    };
-    let t: &[u8; 20] = ip_payload.get(..20)?.try_into().ok()?;
-    let data_offset = usize::from(t[12] >> 4) * 4;
-    if data_offset < 20 {
-        return None;
-    }
-    let payload = ip_payload.get(data_offset..)?;
-    let tcp_header = ip_payload.get(..data_offset)?;
-    let ip_header = ip.get(..ihl)?;
-    let src = IpAddr::V4([h[12], h[13], h[14], h[15]].into());
-    let dst = IpAddr::V4([h[16], h[17], h[18], h[19]].into());
-    let packet = Packet {
-        ts,
-        key: FlowKey {
-            src: Endpoint::new(src, u16::from_be_bytes([t[0], t[1]])),
-            dst: Endpoint::new(dst, u16::from_be_bytes([t[2], t[3]])),
-        },
-        tcp: TcpHeader {
-            seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
-            ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
-            flags: TcpFlags(t[13]),
-            window: u16::from_be_bytes([t[14], t[15]]),
-        },
-        payload,
-        wire_payload_len: u32::try_from(payload.len().saturating_add(missing)).unwrap_or(u32::MAX),
-        ip_header,
-        tcp_header,
-    };
-    Some(Decoded {
-        packet: Ok(packet),
-        vlan_tagged,
-        fragment: None,
-    })
-}
-
-/// Strips the link header, per LINKTYPE.
-#[inline]
-fn link_payload(linktype: u32, data: &[u8]) -> Result<Link<'_>, NotDecoded> {
-    match linktype {
-        linktype::ETHERNET => Ok(Link::Ethernet(data)),
-        linktype::RAW | linktype::DLT_RAW | linktype::DLT_RAW_OPENBSD | linktype::IPV4 | linktype::IPV6 => {
-            Ok(Link::Ip(data))
-        }
-        linktype::NULL | linktype::LOOP => {
-            let af: [u8; 4] = data
-                .get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(NotDecoded::Truncated)?;
-            // NULL: host byte order of the capturing machine, unknown to us; address families
-            // are small numbers, so the byte order that gives one below 2^16 is the right one.
-            let af = match linktype {
-                linktype::LOOP => u32::from_be_bytes(af),
-                _ => match u32::from_le_bytes(af) {
-                    v if v <= 0xFFFF => v,
-                    _ => u32::from_be_bytes(af),
-                },
-            };
-            // AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD),
-            // 30 (macOS) or 10 (Linux) — tcpdump LINKTYPE_NULL.
-            match af {
-                2 | 10 | 24 | 28 | 30 => Ok(Link::Ip(data.get(4..).unwrap_or_default())),
-                _ => Err(NotDecoded::NonIp),
-            }
-        }
-        linktype::LINUX_SLL => {
-            // tcpdump LINKTYPE_LINUX_SLL: packet type (2), ARPHRD_ type (2), address length (2),
-            // address (8), protocol type (2).
-            let (Some(arphrd), Some(protocol), Some(payload)) = (be16(data, 2), be16(data, 14), data.get(16..)) else {
-                return Err(NotDecoded::Truncated);
-            };
-            sll_payload(arphrd, protocol, payload)
-        }
-        linktype::LINUX_SLL2 => {
-            // tcpdump LINKTYPE_LINUX_SLL2: protocol type (2), reserved (2), interface index (4),
-            // ARPHRD_ type (2), packet type (1), address length (1), address (8).
-            let (Some(protocol), Some(arphrd), Some(payload)) = (be16(data, 0), be16(data, 8), data.get(20..)) else {
-                return Err(NotDecoded::Truncated);
-            };
-            sll_payload(arphrd, protocol, payload)
-        }
-        other => Err(NotDecoded::UnsupportedLink(other)),
-    }
-}
-
-/// The cooked header's protocol field is an EtherType, except for netlink captures (then it is a
-/// netlink family) and for values below 0x0600 (Linux `ETH_P_802_3`, `ETH_P_802_2`, CAN…).
-#[inline]
-fn sll_payload(arphrd: u16, protocol: u16, payload: &[u8]) -> Result<Link<'_>, NotDecoded> {
-    const ARPHRD_NETLINK: u16 = 824;
-    if arphrd == ARPHRD_NETLINK || protocol < 0x0600 {
-        return Err(NotDecoded::NonIp);
-    }
-    Ok(Link::EtherType(protocol, payload))
-}
-
-#[inline]
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b: [u8; 2] = data.get(at..at.checked_add(2)?)?.try_into().ok()?;
-    Some(u16::from_be_bytes(b))
-}
-
-/// How etherparse's stop error classifies the frame.
-fn stop_reason(stop: Option<&(SliceError, Layer)>) -> NotDecoded {
-    match stop {
-        Some((SliceError::Len(_), _)) | None => NotDecoded::Truncated,
-        Some(_) => NotDecoded::Malformed,
-    }
-}
-
-/// From a sliced frame to a TCP [`Packet`], or the reason there is none.
-#[inline]
-fn tcp_packet<'a>(ts: Timestamp, data: &'a [u8], s: &LaxSlicedPacket<'a>) -> Result<Packet<'a>, NotDecoded> {
-    // (source, destination, IP payload, bytes the IP header claims, bytes of it captured)
-    let (src, dst, ip_payload, claimed, captured) = match &s.net {
-        Some(LaxNetSlice::Ipv4(v4)) => {
-            let h = v4.header();
-            let p = v4.payload();
-            let auth = v4.extensions().auth.map_or(0, |a| a.slice().len());
-            (
-                IpAddr::V4(h.source_addr()),
-                IpAddr::V4(h.destination_addr()),
-                p,
-                usize::from(h.total_len()),
-                h.slice().len() + auth + p.payload.len(),
-            )
-        }
-        Some(LaxNetSlice::Ipv6(v6)) => {
-            let h = v6.header();
-            let p = v6.payload();
-            (
-                IpAddr::V6(h.source_addr()),
-                IpAddr::V6(h.destination_addr()),
-                p,
-                // Fixed 40-byte header plus Payload Length (RFC 8200 §3).
-                40 + usize::from(h.payload_length()),
-                h.slice().len() + v6.extensions().slice().len() + p.payload.len(),
-            )
-        }
-        Some(LaxNetSlice::Arp(_)) => return Err(NotDecoded::NonIp),
-        None => {
-            // No IP: either the EtherType is not IP (no error) or slicing stopped at a link or
-            // IP header.
-            return Err(match &s.stop_err {
-                None => NotDecoded::NonIp,
-                stop => stop_reason(stop.as_ref()),
-            });
-        }
-    };
-    let tcp = match &s.transport {
-        Some(TransportSlice::Tcp(tcp)) => tcp,
-        _ => {
-            if ip_payload.fragmented {
-                return Err(NotDecoded::IpFragment);
-            }
-            return Err(match &s.stop_err {
-                // Stopped at the TCP header, or before the transport (IPv6 extension headers,
-                // IPsec AH): the frame is cut or broken, whatever it carried.
-                Some((_, layer)) if ip_payload.ip_number == ip_number::TCP || !is_non_tcp_transport(*layer) => {
-                    stop_reason(s.stop_err.as_ref())
-                }
-                _ => NotDecoded::NonTcp,
-            });
-        }
-    };
-    let payload = tcp.payload();
-    let ip_header = match &s.net {
-        Some(LaxNetSlice::Ipv4(v4)) => within(data, v4.header().slice()),
-        Some(LaxNetSlice::Ipv6(v6)) => within(data, v6.header().slice()),
-        _ => None,
-    }
-    .unwrap_or_default();
-    let tcp_header = tcp.header_slice();
-    // When the snaplen cut the frame, the IP header still says how much was sent.
-    let missing = if ip_payload.incomplete {
-        claimed.saturating_sub(captured)
-    } else {
-        0
-    };
-    let wire_payload_len = u32::try_from(payload.len().saturating_add(missing)).unwrap_or(u32::MAX);
-    Ok(Packet {
-        ts,
-        key: FlowKey {
-            src: Endpoint::new(src, tcp.source_port()),
-            dst: Endpoint::new(dst, tcp.destination_port()),
-        },
-        tcp: TcpHeader {
-            seq: tcp.sequence_number(),
-            ack: tcp.acknowledgment_number(),
-            // Byte 13 of the TCP header: CWR ECE URG ACK PSH RST SYN FIN (RFC 9293 §3.1).
-            flags: TcpFlags(tcp.slice().get(13).copied().unwrap_or(0)),
-            window: tcp.window_size(),
-        },
-        payload,
-        wire_payload_len,
-        ip_header,
-        tcp_header,
-    })
-}
-
-/// The IP packet (header on) inside `data` that etherparse found fragmented. etherparse's slices
-/// borrow from `data`, so the header's position in `data` is the distance between the two
-/// pointers (plain address arithmetic, no `unsafe`).
-fn fragment_slice<'a>(data: &'a [u8], s: &LaxSlicedPacket<'a>) -> Option<&'a [u8]> {
-    let header = match &s.net {
-        Some(LaxNetSlice::Ipv4(v4)) => v4.header().slice(),
-        Some(LaxNetSlice::Ipv6(v6)) => v6.header().slice(),
-        _ => return None,
-    };
-    let offset = (header.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
-    data.get(offset..)
-}
-
-/// `part` (a slice etherparse handed out with a shorter borrow) as a slice of `data`, found by
-/// its position: etherparse only ever slices the frame it was given.
-fn within<'a>(data: &'a [u8], part: &[u8]) -> Option<&'a [u8]> {
-    let offset = (part.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
-    data.get(offset..offset.checked_add(part.len())?)
-}
-
-/// Layers at which etherparse stops for a transport other than TCP.
-fn is_non_tcp_transport(layer: Layer) -> bool {
-    matches!(
-        layer,
-        Layer::UdpHeader
-            | Layer::UdpPayload
-            | Layer::Icmpv4
-            | Layer::Icmpv4Timestamp
-            | Layer::Icmpv4TimestampReply
-            | Layer::Icmpv6
-            | Layer::Igmp
-    )
+pub fn decode_frame_with<'a>(config: &WireConfig, ts: Timestamp, linktype: u32, data: &'a [u8]) -> Decoded<'a> {
+    fast::fast_path(ts, linktype, data).unwrap_or_else(|| tunnel::general_path(config, ts, linktype, data))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
-
-    const TS: Timestamp = Timestamp(1_700_000_000_000_000_000);
-    const A4: [u8; 4] = [10, 0, 0, 1];
-    const B4: [u8; 4] = [10, 0, 0, 2];
-    const A6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-    const B6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-    const SYN_ACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
-
-    // ---- frame builders, byte by byte from the RFCs ----
-
-    /// TCP header (RFC 9293 §3.1) with `opts` option bytes (a multiple of 4), then the payload.
-    fn tcp(sport: u16, dport: u16, flags: u8, opts: usize, payload: &[u8]) -> Vec<u8> {
-        let mut t = Vec::new();
-        t.extend_from_slice(&sport.to_be_bytes());
-        t.extend_from_slice(&dport.to_be_bytes());
-        t.extend_from_slice(&0x1122_3344u32.to_be_bytes());
-        t.extend_from_slice(&0x5566_7788u32.to_be_bytes());
-        t.push((((20 + opts) / 4) as u8) << 4);
-        t.push(flags);
-        t.extend_from_slice(&8192u16.to_be_bytes());
-        t.extend_from_slice(&[0, 0, 0, 0]);
-        t.resize(t.len() + opts, 1); // NOPs
-        t.extend_from_slice(payload);
-        t
-    }
-
-    /// IPv4 header (RFC 791 §3.1) without options; `frag` is (more fragments, offset in 8-byte units).
-    fn ipv4(proto: u8, frag: (bool, u16), payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x45, 0];
-        p.extend_from_slice(&(20 + payload.len() as u16).to_be_bytes());
-        p.extend_from_slice(&[0x12, 0x34]);
-        p.extend_from_slice(&((u16::from(frag.0) << 13) | frag.1).to_be_bytes());
-        p.extend_from_slice(&[64, proto, 0, 0]);
-        p.extend_from_slice(&A4);
-        p.extend_from_slice(&B4);
-        p.extend_from_slice(payload);
-        p
-    }
-
-    /// IPv6 header (RFC 8200 §3); `exts` are (next header, bytes) of extension headers, in order.
-    fn ipv6(exts: &[(u8, Vec<u8>)], proto: u8, payload: &[u8]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (i, (_, ext)) in exts.iter().enumerate() {
-            let next = exts.get(i + 1).map_or(proto, |e| e.0);
-            body.push(next);
-            body.extend_from_slice(&ext[1..]);
-        }
-        body.extend_from_slice(payload);
-        let mut p = vec![0x60, 0, 0, 0];
-        p.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        p.push(exts.first().map_or(proto, |e| e.0));
-        p.push(64);
-        p.extend_from_slice(&A6);
-        p.extend_from_slice(&B6);
-        p.extend_from_slice(&body);
-        p
-    }
-
-    /// An 8-byte Hop-by-Hop or Destination Options header: PadN to fill (RFC 8200 §4.2).
-    fn opts_ext(kind: u8) -> (u8, Vec<u8>) {
-        (kind, vec![0, 0, 1, 4, 0, 0, 0, 0])
-    }
-
-    /// A Fragment header (RFC 8200 §4.5).
-    fn frag_ext(offset: u16, more: bool) -> (u8, Vec<u8>) {
-        let v = (offset << 3) | u16::from(more);
-        let [a, b] = v.to_be_bytes();
-        (44, vec![0, 0, a, b, 0, 0, 0, 7])
-    }
-
-    /// Ethernet II (IEEE 802.3 §3.2.6) with VLAN tags (TPID, TCI) before the EtherType.
-    fn eth(tags: &[u16], ether_type: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
-        for (i, tpid) in tags.iter().enumerate() {
-            f.extend_from_slice(&tpid.to_be_bytes());
-            f.extend_from_slice(&(100 + i as u16).to_be_bytes());
-        }
-        f.extend_from_slice(&ether_type.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    fn sll(arphrd: u16, protocol: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![0, 0];
-        f.extend_from_slice(&arphrd.to_be_bytes());
-        f.extend_from_slice(&[0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
-        f.extend_from_slice(&protocol.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    fn sll2(arphrd: u16, protocol: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = protocol.to_be_bytes().to_vec();
-        f.extend_from_slice(&[0, 0, 0, 0, 0, 3]);
-        f.extend_from_slice(&arphrd.to_be_bytes());
-        f.extend_from_slice(&[4, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
-        f.extend_from_slice(payload);
-        f
-    }
-
-    fn v4_tcp(payload: &[u8]) -> Vec<u8> {
-        ipv4(
-            6,
-            (false, 0),
-            &tcp(40000, 104, TcpFlags::ACK | TcpFlags::PSH, 0, payload),
-        )
-    }
-
-    fn decode_one(linktype: u32, frame: &[u8]) -> (Option<Packet<'_>>, WireStats) {
-        let mut d = WireDecoder::new();
-        let p = d.decode(TS, linktype, frame);
-        (p, d.stats)
-    }
-
-    fn assert_v4_packet(p: &Packet<'_>, payload: &[u8]) {
-        assert_eq!(p.ts, TS);
-        assert_eq!(p.key.src, Endpoint::new(IpAddr::V4(Ipv4Addr::from(A4)), 40000));
-        assert_eq!(p.key.dst, Endpoint::new(IpAddr::V4(Ipv4Addr::from(B4)), 104));
-        assert_eq!(
-            p.tcp,
-            TcpHeader {
-                seq: 0x1122_3344,
-                ack: 0x5566_7788,
-                flags: TcpFlags(0x18),
-                window: 8192
-            }
-        );
-        assert_eq!(p.payload, payload);
-        assert_eq!(p.wire_payload_len, payload.len() as u32);
-    }
+    use crate::fast::fast_path;
+    use crate::testutil::*;
+    use crate::tunnel::general_path;
+    use pacstap_core::{Endpoint, TcpFlags};
+    use std::net::{IpAddr, Ipv6Addr};
 
     // ---- link types ----
 
@@ -952,7 +508,15 @@ mod tests {
     // ---- hostile input ----
 
     fn outcome_sum(s: &WireStats) -> u64 {
-        s.tcp + s.non_tcp + s.non_ip + s.truncated + s.malformed + s.ip_fragments + s.unsupported_link
+        s.tcp
+            + s.non_tcp
+            + s.non_ip
+            + s.truncated
+            + s.malformed
+            + s.ip_fragments
+            + s.unsupported_link
+            + s.too_deep
+            + s.unsupported_tunnel
     }
 
     #[test]
@@ -1058,7 +622,7 @@ mod tests {
                     }
                     if let Some(fast) = fast_path(TS, *lt, &f) {
                         fast_hits += 1;
-                        let general = general_path(TS, *lt, &f);
+                        let general = general_path(&WireConfig::default(), TS, *lt, &f);
                         assert!(same(&fast, &general), "lt {lt} len {len}: {fast:?} vs {general:?}");
                     }
                 }

@@ -74,6 +74,7 @@ pub struct Config {
     pub detect: DetectSettings,
     pub evidence: EvidenceSettings,
     pub inventory: Inventory,
+    pub decapsulate: Decapsulate,
 }
 
 /// `[networks]`: address ranges that are ours; anything else is external.
@@ -583,6 +584,30 @@ impl Default for Ports {
     }
 }
 
+/// `[decapsulate]`: which tunnels the wire stage peels (pacstap-wire's `WireConfig`; the
+/// `--decapsulate` option overrides it). GRE, ERSPAN, MPLS and PPPoE are recognised by their IP
+/// protocol or EtherType and need no setting; VXLAN and Geneve only by a UDP destination port:
+/// the IANA ports by default (VXLAN 4789, RFC 7348 §5; Geneve 6081, RFC 8926 §3.3), plus e.g.
+/// 8472, Linux's historical VXLAN port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Decapsulate {
+    /// `false`: no tunnel is peeled (tunnelled frames count as non-TCP / non-IP).
+    pub enabled: bool,
+    pub vxlan_ports: Vec<u16>,
+    pub geneve_ports: Vec<u16>,
+}
+
+impl Default for Decapsulate {
+    fn default() -> Self {
+        Decapsulate {
+            enabled: true,
+            vxlan_ports: vec![4789],
+            geneve_ports: vec![6081],
+        }
+    }
+}
+
 /// `[detect]`: engine bounds and timing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -703,6 +728,14 @@ impl Config {
 
     /// Cross-field checks; the error names the key path.
     fn validate(&self) -> Result<(), (String, String)> {
+        for (key, ports) in [
+            ("decapsulate.vxlan_ports", &self.decapsulate.vxlan_ports),
+            ("decapsulate.geneve_ports", &self.decapsulate.geneve_ports),
+        ] {
+            if ports.contains(&0) {
+                return Err((key.into(), "0 is not a UDP port".into()));
+            }
+        }
         let cap = self.detect.max_window_items as u64;
         if cap < 2 {
             return Err(("detect.max_window_items".into(), "must be at least 2".into()));
@@ -830,6 +863,17 @@ mod tests {
         assert_eq!(c.rules.bulk_export.window.as_secs(), 1800);
         assert_eq!(c.ports.dicom, vec![104, 11112, 4242]);
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn decapsulate_table() {
+        assert_eq!(Config::default().decapsulate.vxlan_ports, [4789]);
+        let c = Config::from_toml_str("[decapsulate]\nvxlan_ports = [4789, 8472]\n").unwrap();
+        assert_eq!(c.decapsulate.vxlan_ports, [4789, 8472]);
+        assert_eq!(c.decapsulate.geneve_ports, [6081]);
+        assert!(c.decapsulate.enabled);
+        let e = Config::from_toml_str("[decapsulate]\ngeneve_ports = [0]\n").unwrap_err();
+        assert_eq!(e.key(), Some("decapsulate.geneve_ports"));
     }
 
     #[test]
