@@ -249,6 +249,7 @@ fn live_evidence_from_the_workers_rings_equals_replays_second_pass() {
         stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         chores: pacstap::live::Chores::default(),
         evidence: Some(pacstap_output::RingLimits::default()),
+        defrag: Default::default(),
     };
     let source = pacstap_capture::MergedSource::open(std::slice::from_ref(&file)).unwrap();
     let end = run.run(FilesAsLive(source), &mut detection).unwrap();
