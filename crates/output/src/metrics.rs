@@ -1231,6 +1231,34 @@ mod tests {
     }
 
     #[test]
+    fn ip_fragment_outcomes_are_counted_by_their_fixed_labels() {
+        let m = Metrics::new().unwrap();
+        let text = m.render();
+        for outcome in IP_FRAGMENT_OUTCOMES {
+            let series = format!("pacstap_ip_fragments_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(sample(&text, &series), Some(0.0), "{series} exists from the first scrape");
+        }
+        let mut s = StatsSnapshot {
+            ip_fragments_held_bytes: 4096,
+            ..Default::default()
+        };
+        s.ip_fragments.insert("reassembled", 79);
+        s.ip_fragments.insert("overlapping", 1);
+        s.ip_fragments.insert("not-a-known-outcome", 2);
+        m.update(&s);
+        s.ip_fragments.insert("reassembled", 80);
+        s.ip_fragments_held_bytes = 0;
+        m.update(&s);
+        let text = m.render();
+        check_exposition(&text);
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"reassembled\"}"), Some(80.0));
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"overlapping\"}"), Some(1.0));
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"other\"}"), Some(2.0));
+        assert_eq!(get("pacstap_ip_fragments_held_bytes"), Some(0.0));
+    }
+
+    #[test]
     fn event_latency_is_an_hdr_histogram_exported_as_a_prometheus_histogram() {
         let m = Metrics::new().unwrap();
         assert_eq!(m.event_latency_quantiles(), None);
