@@ -39,10 +39,21 @@ fn a_fragmented_dicom_store_gives_the_events_of_the_whole_capture() {
     assert_eq!(whole_report.wire.ip_fragments, 0);
     assert_eq!(report.wire.ip_fragments, 236, "tshark counts 236 fragments");
     assert_eq!(report.defrag.fragments, 236);
-    assert_eq!(report.defrag.reassembled, 79, "236 = 78 × 3 + 2 … every fragment joined");
+    assert_eq!(
+        report.defrag.reassembled, 79,
+        "236 = 78 × 3 + 2 … every fragment joined"
+    );
     let d = &report.defrag;
     assert_eq!(
-        (d.timed_out, d.overlapping, d.too_many, d.too_big, d.evicted, d.tiny, d.malformed),
+        (
+            d.timed_out,
+            d.overlapping,
+            d.too_many,
+            d.too_big,
+            d.evicted,
+            d.tiny,
+            d.malformed
+        ),
         (0, 0, 0, 0, 0, 0, 0)
     );
     assert_eq!(d.held_bytes, 0, "nothing left pending");
@@ -53,8 +64,18 @@ fn a_fragmented_dicom_store_gives_the_events_of_the_whole_capture() {
     let assoc = associations(&frag);
     assert_eq!(assoc.len(), 1);
     assert_eq!(
-        (&assoc[0]["calling_ae"], &assoc[0]["called_ae"], &assoc[0]["outcome"], &assoc[0]["commands"]),
-        (&Value::from("FRAGSCU"), &Value::from("FRAGSCP"), &Value::from("released"), &Value::from(12))
+        (
+            &assoc[0]["calling_ae"],
+            &assoc[0]["called_ae"],
+            &assoc[0]["outcome"],
+            &assoc[0]["commands"]
+        ),
+        (
+            &Value::from("FRAGSCU"),
+            &Value::from("FRAGSCP"),
+            &Value::from("released"),
+            &Value::from(12)
+        )
     );
     let stores = commands(&frag, "C-STORE");
     assert_eq!(stores.len(), 12);
@@ -77,7 +98,10 @@ fn a_fragmented_tls_download_keeps_its_sni_and_byte_counts() {
     let tls = &frag[0]["tls"];
     assert_eq!(tls["sni"], "pacs-fragments.example.test");
     assert_eq!(tls["version"], "TLS 1.3");
-    assert_eq!((tls["bytes_toserver"].as_u64(), tls["bytes_toclient"].as_u64()), (Some(743), Some(100_450)));
+    assert_eq!(
+        (tls["bytes_toserver"].as_u64(), tls["bytes_toclient"].as_u64()),
+        (Some(743), Some(100_450))
+    );
     assert_eq!(tls["gap_bytes"], 0);
 }
 
@@ -99,9 +123,11 @@ fn without_defragmentation_the_fragmented_captures_lose_their_content() {
     assert_eq!(associations(&events)[0]["calling_ae"], "");
 }
 
-/// The TCP segments a capture holds after wire → defrag, as (source port, destination port,
-/// flags, payload).
-fn segments(file: &str) -> (Vec<(u16, u16, u8, Vec<u8>)>, pacstap_defrag::DefragStats) {
+/// A TCP segment: source port, destination port, flags, payload.
+type Segment = (u16, u16, u8, Vec<u8>);
+
+/// The TCP segments a capture holds after wire → defrag.
+fn segments(file: &str) -> (Vec<Segment>, pacstap_defrag::DefragStats) {
     let mut src = pacstap_capture::PcapFileSource::open(&sample(file)).unwrap();
     let mut defrag = pacstap_defrag::Defragmenter::new(pacstap_defrag::DefragConfig::default());
     let mut out = Vec::new();
@@ -115,7 +141,10 @@ fn segments(file: &str) -> (Vec<(u16, u16, u8, Vec<u8>)>, pacstap_defrag::Defrag
             (Err(_), Some(frag)) => {
                 if let Some(dg) = defrag.push(f.ts, frag) {
                     let r = pacstap_defrag::reframe(f.linktype, f.data, frag, dg);
-                    assert_eq!(r.linktype, f.linktype, "re-framed behind the fragment's own link header");
+                    assert_eq!(
+                        r.linktype, f.linktype,
+                        "re-framed behind the fragment's own link header"
+                    );
                     if let Ok(p) = pacstap_wire::decode_frame(f.ts, r.linktype, &r.data).packet {
                         keep(p);
                     }
@@ -139,7 +168,11 @@ fn third_party_ipv6_fragment_trains_yield_the_segment_tshark_reassembles() {
         let (sport, dport, flags, payload) = &segs[0];
         assert_eq!((*sport, *dport, *flags), (12345, 8080, 0x10), "{file}");
         assert_eq!(payload, &vec![b'A'; 1000], "{file}");
-        assert_eq!((stats.fragments, stats.reassembled, stats.held_bytes), (3, 1, 0), "{file}");
+        assert_eq!(
+            (stats.fragments, stats.reassembled, stats.held_bytes),
+            (3, 1, 0),
+            "{file}"
+        );
         let (report, _) = replay(&[file]);
         assert_eq!((report.flow.flows_created, report.defrag.reassembled), (1, 1), "{file}");
     }
@@ -149,7 +182,8 @@ fn third_party_ipv6_fragment_trains_yield_the_segment_tshark_reassembles() {
 /// (a first fragment without the whole TCP header, then one at offset 8: RFC 1858, RFC 3128).
 #[test]
 fn a_syn_in_tiny_fragments_is_dropped_as_an_evasion() {
-    let (segs, stats) = segments("fragments/suricata-verify/defrag__bug-6887-defrag-ipv4-tcp-syn__frag-ip-tcp-syn.pcap");
+    let (segs, stats) =
+        segments("fragments/suricata-verify/defrag__bug-6887-defrag-ipv4-tcp-syn__frag-ip-tcp-syn.pcap");
     assert!(segs.is_empty());
     assert_eq!((stats.tiny, stats.dropped_fragments, stats.reassembled), (1, 2, 0));
 }

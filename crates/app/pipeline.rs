@@ -30,8 +30,8 @@ use crate::progress::Progress;
 use anyhow::{Context, Result};
 use pacstap_capture::{Damage, MergedSource, PacketSource, RawFrame};
 use pacstap_core::{EventBody, FlowId, FlowKey, FlowMeta};
-use pacstap_defrag::{DefragConfig, DefragStats, Defragmenter};
 use pacstap_core::{ProtocolEvent, Timestamp};
+use pacstap_defrag::{DefragConfig, DefragStats, Defragmenter};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
 use pacstap_output::{

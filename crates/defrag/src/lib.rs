@@ -864,7 +864,7 @@ mod tests {
             memory: cap,
             ..DefragConfig::default()
         });
-        let mut frag = v4_frag(ip::TCP, 0, &segment(3000), 0, 1480);
+        let mut frag = v4_frag(ip::TCP, 0, &segment(3000), 0, 64);
         let start = std::time::Instant::now();
         for i in 0..1_000_000u32 {
             // Distinct (source, id) per fragment, all within one timeout.

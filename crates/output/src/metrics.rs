@@ -1236,7 +1236,11 @@ mod tests {
         let text = m.render();
         for outcome in IP_FRAGMENT_OUTCOMES {
             let series = format!("pacstap_ip_fragments_total{{outcome=\"{outcome}\"}}");
-            assert_eq!(sample(&text, &series), Some(0.0), "{series} exists from the first scrape");
+            assert_eq!(
+                sample(&text, &series),
+                Some(0.0),
+                "{series} exists from the first scrape"
+            );
         }
         let mut s = StatsSnapshot {
             ip_fragments_held_bytes: 4096,
