@@ -876,10 +876,9 @@ mod tests {
         let s = d.stats();
         assert!(s.evicted > 990_000, "{s:?}");
         assert!(s.held_bytes <= cap as u64 && s.held_datagrams > 0);
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(60),
-            "{:?}",
-            start.elapsed()
-        );
+        // Linear: about 1 µs a push in release (benches/defrag.rs), some 20 µs unoptimized; a
+        // scan of everything held per push would take hours here. The bound only catches that.
+        let elapsed = start.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(300), "{elapsed:?}");
     }
 }
