@@ -186,4 +186,22 @@ fn a_syn_in_tiny_fragments_is_dropped_as_an_evasion() {
         segments("fragments/suricata-verify/defrag__bug-6887-defrag-ipv4-tcp-syn__frag-ip-tcp-syn.pcap");
     assert!(segs.is_empty());
     assert_eq!((stats.tiny, stats.dropped_fragments, stats.reassembled), (1, 2, 0));
+
+    // Counted where an operator looks: the outcome counter and the anomaly counter.
+    let metrics = std::sync::Arc::new(pacstap_output::Metrics::new().unwrap());
+    let mut opts = pacstap::ReplayOptions::new(vec![sample(
+        "fragments/suricata-verify/defrag__bug-6887-defrag-ipv4-tcp-syn__frag-ip-tcp-syn.pcap",
+    )]);
+    opts.metrics = Some(std::sync::Arc::clone(&metrics));
+    let report = pacstap::replay(opts, false).unwrap();
+    assert!(report.render_summary().contains("1 tiny first fragment"));
+    let text = metrics.render();
+    assert!(
+        text.contains("pacstap_ip_fragments_total{outcome=\"tiny\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pacstap_anomalies_total{name=\"defrag.tiny_fragment\",proto=\"defrag\"} 1"),
+        "{text}"
+    );
 }

@@ -733,6 +733,12 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("wire.malformed", w.malformed),
         ("wire.unsupported_link", w.unsupported_link),
         ("wire.ip_fragment", w.ip_fragments),
+        // Fragment trains given up on as hostile or broken (the datagram is dropped).
+        ("defrag.overlap_conflict", shards.defrag.overlapping),
+        ("defrag.tiny_fragment", shards.defrag.tiny),
+        ("defrag.too_big", shards.defrag.too_big),
+        ("defrag.too_many_fragments", shards.defrag.too_many),
+        ("defrag.malformed", shards.defrag.malformed),
     ] {
         if n > 0 {
             anomalies.insert(name, n);
