@@ -57,6 +57,33 @@ fn every_sample_gives_the_same_events_in_the_same_order_on_1_2_and_5_workers() {
     }
 }
 
+/// Fragments carry no ports: with several workers the capture thread joins them before
+/// sharding and sends each datagram to its flow's worker; the events stay replay's.
+#[test]
+fn fragmented_samples_give_the_same_events_on_1_2_and_3_workers() {
+    let dir = sample("fragments");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("suricata-verify")).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 7, "{files:?}");
+    // Merged by time, each whole capture and its fragmented twin interleave into one flow per
+    // exchange: duplicates arriving both whole and in fragments, a harder case than either.
+    let one = events(1, None, &files);
+    assert!(one.lines().count() >= 14, "{}", one.lines().count());
+    assert_eq!(events(2, None, &files), one, "2 workers");
+    assert_eq!(events(3, None, &files), one, "3 workers");
+    for name in ["dicom-store-fragmented.pcap", "tls-download-fragmented.pcap"] {
+        let f = [dir.join(name)];
+        let single = events(1, None, &f);
+        assert!(single.contains("\"C-STORE\"") || single.contains("pacs-fragments.example.test"));
+        assert_eq!(events(3, None, &f), single, "{name}");
+    }
+}
+
 #[test]
 fn alerts_are_the_same_on_several_workers() {
     let config = scenario("pacstap.toml");
@@ -249,6 +276,7 @@ fn live_evidence_from_the_workers_rings_equals_replays_second_pass() {
         stop: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         chores: pacstap::live::Chores::default(),
         evidence: Some(pacstap_output::RingLimits::default()),
+        defrag: Default::default(),
     };
     let source = pacstap_capture::MergedSource::open(std::slice::from_ref(&file)).unwrap();
     let end = run.run(FilesAsLive(source), &mut detection).unwrap();

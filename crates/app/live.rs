@@ -18,6 +18,11 @@
 //! the entity windows, baselines and learned state see the events in replay's order, so the
 //! same packets give the same events and alerts, whatever the number of workers.
 //!
+//! IP fragments carry no ports (only a datagram's first fragment has the TCP header), so with
+//! several workers the capture thread joins them itself, before sharding, and sends each
+//! reassembled datagram to the worker owning its flow, numbered right after its last fragment
+//! (with one worker, that worker joins them as replay does; see `crate::pipeline`'s docs).
+//!
 //! The detection thread also does the housekeeping: flushing the events file, metrics, state
 //! saves, SIGHUP.
 //!
@@ -43,13 +48,14 @@
 //! histogram.
 
 use crate::pipeline::{
-    apply_ports, stats_snapshot, Detection, DetectionClock, DetectionSettings, FlowShard, ReplayReport, ShardStats,
-    METRICS_EVERY,
+    apply_ports, defragment_decoded, stats_snapshot, Detection, DetectionClock, DetectionSettings, FlowShard,
+    ReplayReport, ShardStats, METRICS_EVERY,
 };
 use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, select, Receiver, RecvTimeoutError, Sender, TrySendError};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats, RawFrame};
 use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
+use pacstap_defrag::{DefragConfig, DefragStats, Defragmenter};
 use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
 use pacstap_output::term::{error_chain, say};
@@ -146,6 +152,8 @@ pub struct CaptureOptions {
     pub stop: Arc<AtomicBool>,
     /// Set (by SIGHUP) to reopen the events file and reload the config.
     pub reload: Arc<AtomicBool>,
+    /// IP defragmentation limits (`--defrag-memory`, `--defrag-timeout`).
+    pub defrag: DefragConfig,
 }
 
 impl CaptureOptions {
@@ -167,6 +175,7 @@ impl CaptureOptions {
             alertmanager: None,
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
+            defrag: DefragConfig::default(),
         }
     }
 
@@ -241,6 +250,8 @@ struct Shared {
     if_drops: AtomicU64,
     /// Per worker: its shard's counters, refreshed about once a second.
     shards: Vec<Mutex<ShardStats>>,
+    /// The capture thread's defragmenter's counters (several workers), likewise.
+    defrag: Mutex<DefragStats>,
     /// Port hints for the workers after a config reload, with a generation to notice them.
     ports: Mutex<Option<Config>>,
     ports_generation: AtomicU64,
@@ -253,6 +264,7 @@ impl Shared {
             kernel_drops: AtomicU64::new(0),
             if_drops: AtomicU64::new(0),
             shards: (0..workers).map(|_| Mutex::new(ShardStats::default())).collect(),
+            defrag: Mutex::new(DefragStats::default()),
             ports: Mutex::new(None),
             ports_generation: AtomicU64::new(0),
         }
@@ -269,6 +281,9 @@ impl Shared {
             if let Ok(s) = s.lock() {
                 total.merge(&s);
             }
+        }
+        if let Ok(d) = self.defrag.lock() {
+            total.defrag.merge(&d);
         }
         total
     }
@@ -295,6 +310,8 @@ struct FrameMeta {
     received: Instant,
     /// Detection's clock advances at this frame ([`DetectionClock`]).
     tick: bool,
+    /// A datagram the capture thread reassembled from IP fragments, not a captured frame.
+    datagram: bool,
 }
 
 impl Batch {
@@ -316,7 +333,7 @@ impl Batch {
         self.frames.is_empty() || (self.frames.len() < BATCH_FRAMES && self.data.len() + len <= BATCH_BYTES)
     }
 
-    fn push(&mut self, f: &RawFrame<'_>, received: Instant, seq: u64, tick: bool) {
+    fn push(&mut self, f: &RawFrame<'_>, received: Instant, seq: u64, tick: bool, datagram: bool) {
         let start = self.data.len();
         self.data.extend_from_slice(f.data);
         self.frames.push(FrameMeta {
@@ -328,6 +345,7 @@ impl Batch {
             len: f.data.len(),
             received,
             tick,
+            datagram,
         });
     }
 
@@ -413,9 +431,19 @@ impl Sharder {
         if self.workers <= 1 {
             return 0;
         }
-        match pacstap_wire::decode_frame_with(&self.wire, frame.ts, frame.linktype, frame.data).packet {
-            Ok(pkt) => (self.hasher.hash_one(pkt.key.canonical().0) % self.workers as u64) as usize,
-            Err(_) => 0,
+        self.route(frame).0
+    }
+
+    /// [`Sharder::worker_of`] (decoding even with one worker), and the IP fragment the frame
+    /// carries, if it is one (`pacstap_wire::Decoded::fragment`), from the same decode.
+    pub fn route<'a>(&self, frame: &RawFrame<'a>) -> (usize, Option<&'a [u8]>) {
+        let d = pacstap_wire::decode_frame_with(&self.wire, frame.ts, frame.linktype, frame.data);
+        match d.packet {
+            Ok(pkt) => (
+                (self.hasher.hash_one(pkt.key.canonical().0) % self.workers as u64) as usize,
+                None,
+            ),
+            Err(_) => (0, d.fragment),
         }
     }
 }
@@ -457,6 +485,8 @@ struct Dispatcher {
     oldest: Option<Instant>,
     /// Wait for room instead of dropping (files).
     lossless: bool,
+    /// Joins IP fragments before sharding (several workers; see the module docs).
+    defrag: Option<Defragmenter>,
 }
 
 impl Dispatcher {
@@ -471,22 +501,51 @@ impl Dispatcher {
             held: 0,
             oldest: None,
             lossless,
+            defrag: None,
         }
     }
 
+    /// Join IP fragments here, before sharding, within `config`.
+    fn defragment(&mut self, config: DefragConfig) {
+        self.defrag = Some(Defragmenter::new(config));
+    }
+
     fn push(&mut self, f: &RawFrame<'_>, now: Instant) {
-        let k = self.sharder.worker_of(f);
+        let Some(defrag) = self.defrag.as_mut() else {
+            let k = self.sharder.worker_of(f);
+            self.enqueue(k, f, now, false);
+            return;
+        };
+        let (k, fragment) = self.sharder.route(f);
+        let datagram = fragment.and_then(|frag| defragment_decoded(defrag, f, frag));
+        self.enqueue(k, f, now, false);
+        if let Some(d) = datagram {
+            // Right after its last fragment, to the worker owning its flow.
+            let df = d.frame(f);
+            let k = self.sharder.worker_of(&df);
+            self.enqueue(k, &df, now, true);
+        }
+    }
+
+    /// The defragmenter's counters (several workers), for metrics and the report.
+    fn defrag_stats(&self) -> DefragStats {
+        self.defrag.as_ref().map(Defragmenter::stats).unwrap_or_default()
+    }
+
+    /// Numbers `f` and adds it to worker `k`'s batch.
+    fn enqueue(&mut self, k: usize, f: &RawFrame<'_>, now: Instant, datagram: bool) {
         let full = self.lanes.get(k).is_some_and(|l| !l.batch.has_room(f.data.len()));
         if full {
             self.flush();
         }
         self.seq += 1;
         self.last_ts = self.last_ts.max(f.ts);
-        let tick = self.clock.ticks_at(f.ts);
+        // A datagram has its last fragment's time, at which the clock already ticked or not.
+        let tick = !datagram && self.clock.ticks_at(f.ts);
         let Some(lane) = self.lanes.get_mut(k) else {
             return;
         };
-        lane.batch.push(f, now, self.seq, tick);
+        lane.batch.push(f, now, self.seq, tick, datagram);
         self.held += 1;
         self.oldest.get_or_insert(now);
         if lane.batch.frames.len() >= BATCH_FRAMES {
@@ -538,7 +597,8 @@ impl Dispatcher {
 
     /// End of capture: a last batch to every worker, waiting for room this time (nothing more
     /// will come to drop in its place), then hang up so the workers flush their flows.
-    fn finish(mut self) {
+    /// Returns the defragmenter's counters.
+    fn finish(mut self) -> DefragStats {
         for lane in &mut self.lanes {
             let mut last = std::mem::replace(&mut lane.batch, Batch::new());
             last.through = self.seq;
@@ -547,6 +607,7 @@ impl Dispatcher {
                 let _ = lane.tx.send(last);
             }
         }
+        self.defrag_stats()
     }
 
     fn all_closed(&self) -> bool {
@@ -556,8 +617,12 @@ impl Dispatcher {
 
 /// The capture thread: read frames, shard and batch them, hand them over; stop on the flag
 /// (after a short drain), at the end of the input, or on a capture error. Returns the feed (for
-/// its final counters) and the error that stopped it, if any.
-fn capture_loop<F: FrameFeed>(mut src: F, mut out: Dispatcher, stop: Arc<AtomicBool>) -> (F, Option<LiveError>) {
+/// its final counters), the error that stopped it, if any, and the defragmenter's counters.
+fn capture_loop<F: FrameFeed>(
+    mut src: F,
+    mut out: Dispatcher,
+    stop: Arc<AtomicBool>,
+) -> (F, Option<LiveError>, DefragStats) {
     let mut stop_seen: Option<Instant> = None;
     let mut next_stats = Instant::now() + METRICS_EVERY;
     let mut error = None;
@@ -600,12 +665,15 @@ fn capture_loop<F: FrameFeed>(mut src: F, mut out: Dispatcher, stop: Arc<AtomicB
         if now >= next_stats {
             next_stats = now + METRICS_EVERY;
             publish(&mut src, &out.shared);
+            if let Ok(mut d) = out.shared.defrag.lock() {
+                *d = out.defrag_stats();
+            }
         }
     }
     publish(&mut src, &out.shared);
     out.flush();
-    out.finish();
-    (src, error)
+    let defrag = out.finish();
+    (src, error, defrag)
 }
 
 fn publish<F: FrameFeed>(src: &mut F, shared: &Shared) -> LiveStats {
@@ -739,7 +807,11 @@ fn worker_loop(
                     kind: ItemKind::Tick(m.ts),
                 });
             }
-            shard.frame(&batch.frame(m), &mut events);
+            if m.datagram {
+                shard.datagram(&batch.frame(m), &mut events);
+            } else {
+                shard.frame(&batch.frame(m), &mut events);
+            }
             for ev in events.drain(..) {
                 items.push(Item {
                     seq: m.seq,
@@ -1097,6 +1169,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
         proto: opts.proto.clone(),
         evidence,
         stop: Arc::clone(&opts.stop),
+        defrag: opts.defrag.clone(),
         chores: Chores {
             metrics: opts.metrics.clone(),
             reload: Some(Arc::clone(&opts.reload)),
@@ -1128,6 +1201,9 @@ pub struct Sharded {
     /// Live evidence: each worker keeps its flows' recent packets within these limits (its
     /// share of the budget), and alerts' evidence files are cut from them.
     pub evidence: Option<RingLimits>,
+    /// IP defragmentation limits: applied by the one worker, or by the capture thread before
+    /// sharding when there are several (see the module docs).
+    pub defrag: DefragConfig,
 }
 
 /// The detection thread's periodic work besides detecting (wall time, about once a second).
@@ -1181,6 +1257,9 @@ impl Sharded {
             let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
             let mut shard = FlowShard::new(flow.clone(), self.proto.clone());
             shard.set_wire_config(crate::pipeline::wire_config(detection.config()));
+            if workers == 1 {
+                shard.defragment(self.defrag.clone());
+            }
             let evidence = match (&mut cutter, &self.evidence) {
                 (Some(c), Some(limits)) => {
                     let mut share = *limits;
@@ -1207,6 +1286,9 @@ impl Sharded {
         drop(reply_tx);
         let mut dispatcher = Dispatcher::new(lanes, Arc::clone(&shared), feed.lossless());
         dispatcher.sharder.wire = crate::pipeline::wire_config(detection.config());
+        if workers > 1 {
+            dispatcher.defragment(self.defrag.clone());
+        }
         let stop = Arc::clone(&self.stop);
         let capture_thread = thread::Builder::new()
             .name("pacstap-capture".into())
@@ -1218,7 +1300,7 @@ impl Sharded {
         // would otherwise capture into channels nobody reads.
         self.stop.store(true, Ordering::Relaxed);
         drop(out_rx);
-        let (feed, error) = capture_thread
+        let (feed, error, defrag) = capture_thread
             .join()
             .map_err(|_| anyhow!("the capture thread panicked"))?;
         // Detection's last word (held exports, grown incidents), while the workers still hold
@@ -1241,6 +1323,7 @@ impl Sharded {
             worker_frames.push(s.frames);
             shards.merge(&s);
         }
+        shards.defrag.merge(&defrag);
         if let Some(m) = &self.chores.metrics {
             m.set_healthy(false);
         }
@@ -1425,10 +1508,10 @@ mod tests {
         let mut b = Batch::new();
         let now = Instant::now();
         let big = vec![7u8; BATCH_BYTES - 10];
-        b.push(&raw(1, &big), now, 1, false);
+        b.push(&raw(1, &big), now, 1, false, false);
         assert!(!b.has_room(11));
         assert!(b.has_room(10));
-        b.push(&raw(2, b"abcdefghij"), now, 2, true);
+        b.push(&raw(2, b"abcdefghij"), now, 2, true, false);
         let frames: Vec<_> = b.frames.iter().map(|m| b.frame(m)).collect();
         assert_eq!(frames[0].data.len(), BATCH_BYTES - 10);
         assert_eq!(frames[1].data, b"abcdefghij");
@@ -1436,7 +1519,7 @@ mod tests {
         let mut e = Batch::new();
         let huge = vec![0u8; BATCH_BYTES * 2];
         assert!(e.has_room(huge.len()), "a frame larger than a batch travels alone");
-        e.push(&raw(3, &huge), now, 3, false);
+        e.push(&raw(3, &huge), now, 3, false, false);
         assert!(!e.has_room(1));
     }
 

@@ -144,6 +144,37 @@ struct ReplayArgs {
     /// the reading thread, at most 8.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
     workers: u16,
+
+    #[command(flatten)]
+    defrag: DefragArgs,
+}
+
+/// IP defragmentation limits, shared by `replay` and `capture`.
+#[derive(clap::Args)]
+struct DefragArgs {
+    /// Memory for IP fragments waiting for the rest of their datagram, bytes (oldest datagrams
+    /// evicted first when full; default 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap_defrag::DefragConfig::default().memory)]
+    defrag_memory: usize,
+
+    /// Seconds of packet time a fragmented datagram may take to arrive in full (default: 30 for
+    /// IPv4 as Linux, 60 for IPv6 as RFC 8200).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    defrag_timeout: Option<u64>,
+}
+
+impl DefragArgs {
+    fn config(&self) -> pacstap_defrag::DefragConfig {
+        let mut c = pacstap_defrag::DefragConfig {
+            memory: self.defrag_memory,
+            ..Default::default()
+        };
+        if let Some(secs) = self.defrag_timeout {
+            c.timeout_v4 = std::time::Duration::from_secs(secs);
+            c.timeout_v6 = c.timeout_v4;
+        }
+        c
+    }
 }
 
 #[derive(clap::Args)]
@@ -235,6 +266,9 @@ struct CaptureArgs {
     /// Do not print the summary on stderr at shutdown.
     #[arg(long, short = 'q')]
     quiet: bool,
+
+    #[command(flatten)]
+    defrag: DefragArgs,
 }
 
 fn main() -> ExitCode {
@@ -452,6 +486,7 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     };
     opts.evidence_dir = args.evidence_dir;
     opts.evidence_memory = args.evidence_memory;
+    opts.defrag = args.defrag.config();
     // Signals first, so a SIGTERM during start-up is not the default (immediate) death.
     // A second SIGINT/SIGTERM while shutting down exits at once (status 130).
     for sig in [SIGINT, SIGTERM] {
@@ -559,6 +594,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     opts.alerts_only = args.alerts_only;
     opts.progress = true;
     opts.metrics = server.as_ref().map(|(m, _)| Arc::clone(m));
+    opts.defrag = args.defrag.config();
     opts.workers = match args.workers {
         0 => pacstap::live::default_workers(),
         n => usize::from(n),

@@ -3,12 +3,35 @@
 //! Live capture (`crate::live`) runs the same stages behind a channel; keeping the per-frame
 //! step in one place ([`Pipeline::frame`], [`Pipeline::finish`]) is what makes replay and live
 //! give the same events for the same packets.
+//!
+//! # IP fragments
+//!
+//! IP defragmentation (`pacstap-defrag`) runs on the frame path right after the wire decoder:
+//! a frame the decoder finds to be a fragment is counted as a frame as usual, and pushed to the
+//! [`Defragmenter`]; the datagram it completes is put behind the fragment frame's link header
+//! ([`pacstap_defrag::reframe`]) and goes through wire → flow → proto as one more frame, at the
+//! completing fragment's packet time, not counted in `frames`/`bytes` (those are what was
+//! captured). Where that runs:
+//!
+//! * one flow shard (replay, or a capture with one worker): inside [`FlowShard::frame`];
+//! * several workers (`crate::live`): on the capture thread, before sharding, because the
+//!   fragments of one datagram carry no ports (only the first has the TCP header) and so cannot
+//!   be hashed to the worker owning their flow; the datagram is then sent to that worker, right
+//!   after its last fragment, with the next frame number. Fragments are a tiny share of frames,
+//!   and the capture thread already decodes every frame to shard it, so the common path pays one
+//!   comparison. Both ways push the same fragments in the same order to one defragmenter, so
+//!   the events are the same.
+//!
+//! Evidence: the ring and the replay's second pass keep the reassembled datagram (re-framed, so
+//! it has the capture's link type and lands in the flow's pcap), not the fragments, which have
+//! no ports to attribute them to a flow.
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};
 use pacstap_capture::{Damage, MergedSource, PacketSource, RawFrame};
 use pacstap_core::{EventBody, FlowId, FlowKey, FlowMeta};
 use pacstap_core::{ProtocolEvent, Timestamp};
+use pacstap_defrag::{DefragConfig, DefragStats, Defragmenter};
 use pacstap_detect::{Config, Detector, StateStore};
 use pacstap_flow::{FlowConfig, FlowTable};
 use pacstap_output::{
@@ -45,6 +68,8 @@ pub struct ReplayOptions {
     pub workers: usize,
     /// Also push each alert to this Alertmanager (`--alertmanager`).
     pub alertmanager: Option<Arc<AlertmanagerClient>>,
+    /// IP defragmentation limits (`--defrag-memory`, `--defrag-timeout`).
+    pub defrag: DefragConfig,
 }
 
 impl ReplayOptions {
@@ -62,6 +87,7 @@ impl ReplayOptions {
             metrics: None,
             workers: 1,
             alertmanager: None,
+            defrag: DefragConfig::default(),
         }
     }
 
@@ -115,6 +141,7 @@ pub struct ReplayReport {
     pub last_ts: Option<Timestamp>,
     pub damages: Vec<Damage>,
     pub wire: pacstap_wire::WireStats,
+    pub defrag: DefragStats,
     pub flow: pacstap_flow::FlowStats,
     pub proto: pacstap_proto::ProtoStats,
     pub detect: pacstap_detect::DetectStats,
@@ -166,6 +193,27 @@ impl ReplayReport {
             if let Some(input) = sections.last_mut() {
                 input.rows.push(("tunnels".into(), tunnels));
             }
+        }
+        if let Some(input) = sections.last_mut().filter(|_| self.defrag.fragments > 0) {
+            let d = &self.defrag;
+            input.rows.push((
+                "IP fragments".into(),
+                format!(
+                    "{} datagrams reassembled; dropped: {} timed out, {} overlapping, {} too many fragments, \
+                     {} too big, {} evicted (memory), {} tiny first fragment, {} malformed; {} cut by the snaplen, \
+                     {} not TCP",
+                    d.reassembled,
+                    d.timed_out,
+                    d.overlapping,
+                    d.too_many,
+                    d.too_big,
+                    d.evicted,
+                    d.tiny,
+                    d.malformed,
+                    d.truncated,
+                    d.non_tcp
+                ),
+            ));
         }
         let f = &self.flow;
         sections.push(SummarySection {
@@ -254,6 +302,9 @@ fn tunnels_row(w: &pacstap_wire::WireStats) -> Option<String> {
 /// to it, so no flow state is ever shared between threads.
 pub struct FlowShard {
     wire: WireDecoder,
+    /// IP fragments are joined here when this shard sees every frame (see the module docs);
+    /// `None` when the capture thread joins them.
+    defrag: Option<Defragmenter>,
     flows: FlowTable<FlowState>,
     analyzer: Analyzer,
     /// Live evidence: the recent packets of this shard's flows (`capture --evidence-dir`).
@@ -280,6 +331,7 @@ pub struct ShardStats {
     pub first_linktype: Option<u32>,
     pub active_flows: u64,
     pub wire: pacstap_wire::WireStats,
+    pub defrag: DefragStats,
     pub flow: pacstap_flow::FlowStats,
     pub proto: pacstap_proto::ProtoStats,
 }
@@ -296,6 +348,7 @@ impl ShardStats {
             first_linktype,
             active_flows,
             wire,
+            defrag,
             flow,
             proto,
         } = o;
@@ -308,6 +361,7 @@ impl ShardStats {
         self.last_ts = self.last_ts.max(*last_ts);
         self.active_flows += active_flows;
         self.wire.merge(wire);
+        self.defrag.merge(defrag);
         self.flow.merge(flow);
         self.proto.merge(proto);
     }
@@ -317,6 +371,7 @@ impl FlowShard {
     pub fn new(flow: FlowConfig, proto: ProtoConfig) -> FlowShard {
         FlowShard {
             wire: WireDecoder::new(),
+            defrag: None,
             flows: FlowTable::new(flow),
             analyzer: Analyzer::new(proto),
             ring: None,
@@ -330,6 +385,11 @@ impl FlowShard {
         }
     }
 
+    /// Join IP fragments in this shard, within `config` (when it sees every frame).
+    pub fn defragment(&mut self, config: DefragConfig) {
+        self.defrag = Some(Defragmenter::new(config));
+    }
+
     /// Decode one frame; the events it completes are appended to `out`, in order.
     pub fn frame(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
         self.frames += 1;
@@ -339,6 +399,26 @@ impl FlowShard {
             self.first_linktype = Some(frame.linktype);
         }
         self.last_ts = Some(self.last_ts.map_or(frame.ts, |t| t.max(frame.ts)));
+        let fragments = self.wire.stats.ip_fragments;
+        self.decode(frame, out);
+        // The wire decoder counted a fragment: decode it once more for its bytes (fragments are
+        // rare, so the common path only compares a counter).
+        if self.wire.stats.ip_fragments != fragments {
+            if let Some(defrag) = self.defrag.as_mut() {
+                if let Some(datagram) = defragment(defrag, self.wire.config(), frame) {
+                    self.datagram(&datagram.frame(frame), out);
+                }
+            }
+        }
+    }
+
+    /// A reassembled datagram (as a frame, [`pacstap_defrag::reframe`]) through wire → flow →
+    /// proto, like a captured frame but not counted as one.
+    pub fn datagram(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
+        self.decode(frame, out);
+    }
+
+    fn decode(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
         if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
             let id = self.flows.process(&pkt, &mut self.analyzer);
             if let Some(ring) = self.ring.as_mut() {
@@ -413,10 +493,49 @@ impl FlowShard {
             first_linktype: self.first_linktype,
             active_flows: self.flows.active_flows() as u64,
             wire: self.wire.stats.clone(),
+            defrag: self.defrag.as_ref().map(Defragmenter::stats).unwrap_or_default(),
             flow: self.flows.stats().clone(),
             proto: self.analyzer.stats().clone(),
         }
     }
+}
+
+/// A datagram reassembled from IP fragments, as the frame that carries it on.
+pub struct Datagram(pacstap_defrag::Reframed);
+
+impl Datagram {
+    /// As a frame at the completing fragment's time (`fragment`: that fragment's frame).
+    pub fn frame<'a>(&'a self, fragment: &RawFrame<'_>) -> RawFrame<'a> {
+        RawFrame {
+            ts: fragment.ts,
+            source: fragment.source,
+            linktype: self.0.linktype,
+            data: &self.0.data,
+            orig_len: u32::try_from(self.0.data.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Pushes `frame` (an IP fragment, as the wire decoder found) to `defrag`; the datagram it
+/// completes, re-framed behind the fragment's link header.
+pub fn defragment(
+    defrag: &mut Defragmenter,
+    wire: &pacstap_wire::WireConfig,
+    frame: &RawFrame<'_>,
+) -> Option<Datagram> {
+    let fragment = pacstap_wire::decode_frame_with(wire, frame.ts, frame.linktype, frame.data).fragment?;
+    defragment_decoded(defrag, frame, fragment)
+}
+
+/// [`defragment`] when the frame is already decoded (`fragment`: its `Decoded::fragment`).
+pub fn defragment_decoded(defrag: &mut Defragmenter, frame: &RawFrame<'_>, fragment: &[u8]) -> Option<Datagram> {
+    let datagram = defrag.push(frame.ts, fragment)?;
+    Some(Datagram(pacstap_defrag::reframe(
+        frame.linktype,
+        frame.data,
+        fragment,
+        datagram,
+    )))
 }
 
 /// What [`Detection`] needs, whatever feeds it (one [`FlowShard`] in replay, the workers live).
@@ -616,6 +735,7 @@ impl Detection {
             last_ts: shards.last_ts,
             damages,
             wire: shards.wire,
+            defrag: shards.defrag,
             flow: shards.flow,
             proto: shards.proto,
             detect: self.detector.stats().clone(),
@@ -679,12 +799,21 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("wire.ip_fragment", w.ip_fragments),
         ("wire.too_deep", w.too_deep),
         ("wire.unsupported_tunnel", w.unsupported_tunnel),
+        // Fragment trains given up on as hostile or broken (the datagram is dropped).
+        ("defrag.overlap_conflict", shards.defrag.overlapping),
+        ("defrag.tiny_fragment", shards.defrag.tiny),
+        ("defrag.too_big", shards.defrag.too_big),
+        ("defrag.too_many_fragments", shards.defrag.too_many),
+        ("defrag.malformed", shards.defrag.malformed),
     ] {
         if n > 0 {
             anomalies.insert(name, n);
         }
     }
+    let ip_fragments = shards.defrag.outcomes().into_iter().collect();
     StatsSnapshot {
+        ip_fragments,
+        ip_fragments_held_bytes: shards.defrag.held_bytes,
         packets: shards.frames,
         bytes: shards.bytes,
         flows_created: f.flows_created,
@@ -756,6 +885,7 @@ impl Pipeline {
     pub fn new(flow: FlowConfig, proto: ProtoConfig, detection: DetectionSettings) -> Result<Pipeline> {
         let mut shard = FlowShard::new(flow, proto);
         shard.set_wire_config(wire_config(&detection.config));
+        shard.defragment(DefragConfig::default());
         Ok(Pipeline {
             shard,
             detection: Detection::new(detection)?,
@@ -793,6 +923,11 @@ impl Pipeline {
             .finish(self.shard.last_ts().unwrap_or_default(), &mut self.batch);
         self.detection.events(self.batch.drain(..))?;
         self.detection.finish()
+    }
+
+    /// Join IP fragments within `config` instead of the defaults.
+    pub fn set_defrag(&mut self, config: DefragConfig) {
+        self.shard.defragment(config);
     }
 
     /// Replace the events output (see [`Detection::replace_events`]).
@@ -852,6 +987,7 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     let metrics = opts.metrics.take();
     let settings = opts.detection_settings(collect, metrics.clone());
     let mut pipeline = Pipeline::new(opts.flow.clone(), opts.proto.clone(), settings)?;
+    pipeline.set_defrag(opts.defrag.clone());
     let mut progress = Progress::new(opts.progress);
     // Metrics (when asked for) are refreshed about once a second of wall time.
     let mut next_update = Instant::now();
@@ -900,6 +1036,7 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
             ..crate::live::Chores::default()
         },
         evidence: None,
+        defrag: opts.defrag.clone(),
     };
     let feed = FileFeed {
         total_len: source.file_len(),
@@ -951,7 +1088,7 @@ fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, lin
     match plan {
         Some(plan) if !plan.is_empty() => {
             let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
-            write_evidence(&opts.pcaps, plan, linktype, max_payload)?;
+            write_evidence(&opts.pcaps, plan, linktype, max_payload, &opts.defrag, wire_config(&opts.config))?;
             Ok(plan.files().to_vec())
         }
         _ => Ok(Vec::new()),
@@ -1008,15 +1145,34 @@ fn plan_evidence(plan: Option<&mut EvidencePlan>, recent: &RecentFlows, ev: &mut
 }
 
 /// Second pass over the input: copy the packets of alerted flows into their evidence files.
-fn write_evidence(pcaps: &[PathBuf], plan: &EvidencePlan, linktype: u32, max_payload: u64) -> Result<()> {
+/// IP fragments are joined again as in the first pass, and the datagrams written in their place.
+fn write_evidence(
+    pcaps: &[PathBuf],
+    plan: &EvidencePlan,
+    linktype: u32,
+    max_payload: u64,
+    defrag: &DefragConfig,
+    wire_config: pacstap_wire::WireConfig,
+) -> Result<()> {
     let mut source = MergedSource::open(pcaps)?;
     let mut writer = plan.writer(linktype, max_payload).context("creating evidence files")?;
-    let mut wire = WireDecoder::new();
+    let mut wire = WireDecoder::with_config(wire_config);
+    let mut defrag = Defragmenter::new(defrag.clone());
     while let Some(frame) = source.next_frame() {
+        let fragments = wire.stats.ip_fragments;
         if let Some(pkt) = wire.decode(frame.ts, frame.linktype, frame.data) {
             writer
                 .frame(frame.ts, frame.linktype, frame.data, &pkt.key, pkt.payload.len())
                 .context("writing evidence")?;
+        } else if wire.stats.ip_fragments != fragments {
+            if let Some(datagram) = defragment(&mut defrag, wire.config(), &frame) {
+                let f = datagram.frame(&frame);
+                if let Some(pkt) = wire.decode(f.ts, f.linktype, f.data) {
+                    writer
+                        .frame(f.ts, f.linktype, f.data, &pkt.key, pkt.payload.len())
+                        .context("writing evidence")?;
+                }
+            }
         }
     }
     writer.finish().context("writing evidence")

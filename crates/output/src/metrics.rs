@@ -31,6 +31,9 @@
 //! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
 //! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe`): frames the wire stage peeled that tunnel from |
+//! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen) |
+//! | `pacstap_ip_fragments_held_bytes` | gauge | — bytes the defragmenter holds now (within `--defrag-memory`) |
+//! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`, and `defrag.overlap_conflict` `defrag.tiny_fragment` `defrag.too_big` `defrag.too_many_fragments` `defrag.malformed` for dropped fragment trains) |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
 //! | `pacstap_dicom_commands_total` | counter | `command` (`C-ECHO` … `N-DELETE`, else `other`), `status_class` (`success` `warning` `failure` `cancel` `pending` `none`) |
@@ -174,6 +177,10 @@ pub struct StatsSnapshot {
     pub cap_hits_holes: u64,
     /// Anomalies by name (`proto.name`), including those past the per-flow event cap.
     pub anomalies: BTreeMap<&'static str, u64>,
+    /// IP defragmentation outcomes (`pacstap_ip_fragments_total{outcome}`), by outcome name.
+    pub ip_fragments: BTreeMap<&'static str, u64>,
+    /// Bytes the defragmenter holds now.
+    pub ip_fragments_held_bytes: u64,
     /// Negotiated TLS versions, one per connection.
     pub tls_versions: BTreeMap<&'static str, u64>,
     /// HL7 acknowledgments by MSA-1 code.
@@ -203,6 +210,8 @@ pub struct Metrics {
     gaps: IntCounter,
     gap_bytes: IntCounter,
     cap_hits: IntCounterVec,
+    ip_fragments: IntCounterVec,
+    ip_fragments_held: IntGauge,
     anomalies: IntCounterVec,
     events: IntCounterVec,
     associations: IntCounterVec,
@@ -278,6 +287,19 @@ pub fn hl7_type_family(message_type: &str) -> &str {
 
 /// `proto` label of an anomaly name: the part before the first dot (`dicom` of
 /// `dicom.pdu_too_large`).
+/// `outcome` values of `pacstap_ip_fragments_total` (`pacstap_defrag::DefragStats::outcomes`).
+const IP_FRAGMENT_OUTCOMES: [&str; 9] = [
+    "reassembled",
+    "timed_out",
+    "overlapping",
+    "too_many",
+    "too_big",
+    "evicted",
+    "tiny",
+    "malformed",
+    "truncated",
+];
+
 fn anomaly_proto(name: &str) -> &str {
     name.split_once('.').map_or("other", |(p, _)| p)
 }
@@ -497,6 +519,20 @@ impl Metrics {
                 "Times a reassembly cap was hit (flow table full, buffered bytes, holes per direction).",
                 &["cap"],
             )?,
+            ip_fragments: counter_vec(
+                &r,
+                "pacstap_ip_fragments_total",
+                "IP datagrams by how their fragment reassembly ended (reassembled, or why it was given up).",
+                &["outcome"],
+            )?,
+            ip_fragments_held: {
+                let g = IntGauge::new(
+                    "pacstap_ip_fragments_held_bytes",
+                    "Bytes held for IP datagrams still being reassembled.",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             anomalies: counter_vec(
                 &r,
                 "pacstap_anomalies_total",
@@ -633,6 +669,9 @@ impl Metrics {
         for outcome in ["released", "rejected", "aborted", "reset", "closed", "incomplete"] {
             m.associations.with_label_values(&[outcome]);
         }
+        for outcome in IP_FRAGMENT_OUTCOMES {
+            m.ip_fragments.with_label_values(&[outcome]);
+        }
         Ok(m)
     }
 
@@ -663,6 +702,16 @@ impl Metrics {
         }
         self.flows_active
             .set(i64::try_from(now.flows_active).unwrap_or(i64::MAX));
+        for (outcome, &n) in &now.ip_fragments {
+            let old = prev.ip_fragments.get(outcome).copied().unwrap_or(0);
+            if n > old {
+                self.ip_fragments
+                    .with_label_values(&[fold(outcome, &IP_FRAGMENT_OUTCOMES)])
+                    .inc_by(n - old);
+            }
+        }
+        self.ip_fragments_held
+            .set(i64::try_from(now.ip_fragments_held_bytes).unwrap_or(i64::MAX));
         for (name, &n) in &now.anomalies {
             let old = prev.anomalies.get(name).copied().unwrap_or(0);
             if n > old {
@@ -1213,6 +1262,38 @@ mod tests {
         s.packets = 5;
         m.update(&s);
         assert_eq!(sample(&m.render(), "pacstap_packets_total"), Some(25.0));
+    }
+
+    #[test]
+    fn ip_fragment_outcomes_are_counted_by_their_fixed_labels() {
+        let m = Metrics::new().unwrap();
+        let text = m.render();
+        for outcome in IP_FRAGMENT_OUTCOMES {
+            let series = format!("pacstap_ip_fragments_total{{outcome=\"{outcome}\"}}");
+            assert_eq!(
+                sample(&text, &series),
+                Some(0.0),
+                "{series} exists from the first scrape"
+            );
+        }
+        let mut s = StatsSnapshot {
+            ip_fragments_held_bytes: 4096,
+            ..Default::default()
+        };
+        s.ip_fragments.insert("reassembled", 79);
+        s.ip_fragments.insert("overlapping", 1);
+        s.ip_fragments.insert("not-a-known-outcome", 2);
+        m.update(&s);
+        s.ip_fragments.insert("reassembled", 80);
+        s.ip_fragments_held_bytes = 0;
+        m.update(&s);
+        let text = m.render();
+        check_exposition(&text);
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"reassembled\"}"), Some(80.0));
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"overlapping\"}"), Some(1.0));
+        assert_eq!(get("pacstap_ip_fragments_total{outcome=\"other\"}"), Some(2.0));
+        assert_eq!(get("pacstap_ip_fragments_held_bytes"), Some(0.0));
     }
 
     #[test]
