@@ -17,10 +17,16 @@
 //! counted in [`FlowStats`] (rule 5); sequence numbers are compared modulo 2^32 and never
 //! subtracted unchecked (rule 4), and stream offsets are `u64`, so streams longer than 4 GiB work.
 
+mod activity;
+mod checksum;
+mod clock;
 mod config;
+mod control;
+mod history;
 mod reassembly;
 mod table;
 
-pub use config::{FlowConfig, FlowStats};
+pub use checksum::AUTO_SAMPLE as CHECKSUM_AUTO_SAMPLE;
+pub use config::{ChecksumMode, FlowConfig, FlowStats};
 pub use reassembly::PIECE_OVERHEAD;
 pub use table::FlowTable;

@@ -19,16 +19,24 @@
 //! buffered copy, an overlap conflict is counted, since that is how evasion by overlapping
 //! segments shows itself.
 //!
-//! A hole is given up and reported as a gap when the receiver acknowledges bytes past it (the
-//! receiver got them, so the capture missed them: Suricata's rule, and the fastest resync), when
-//! the buffers for the direction or for all flows are full, when the direction has too many holes,
+//! Bytes already delivered are compared too, against the last few KiB kept in a [`History`]:
+//! a copy that differs from what the decoders read is an overlap conflict whichever came first.
+//!
+//! A hole the receiver acknowledged is not proof of loss: on a SPAN port the two directions come
+//! through different queues, so a data segment often arrives just after the peer's ACK that
+//! covers it. Such a hole is kept open (counted in `ack_before_data`) until its data comes
+//! (`ack_before_data_filled`) or until it has waited `FlowConfig::ack_wait` of packet time,
+//! `ack_wait_segments` packets of the flow, or the ACK runs `ack_wait_bytes` ahead, whichever
+//! comes first; only then is it reported as a gap (`ack_gaps`). A hole is also given up when the
+//! buffers for the direction or for all flows are full, when the direction has too many holes,
 //! and when the flow ends.
 
 use std::collections::BTreeMap;
 
-use pacstap_core::{ChunkBody, CloseReason, Interest};
+use pacstap_core::{ChunkBody, CloseReason, Interest, Timestamp};
 
 use crate::config::{FlowConfig, FlowStats};
+use crate::history::History;
 
 /// Bytes charged against the buffer caps for each buffered piece, on top of its data.
 ///
@@ -48,6 +56,16 @@ pub(crate) fn seq_delta(a: u32, b: u32) -> i64 {
 pub(crate) struct Budget<'a> {
     pub cfg: &'a FlowConfig,
     pub stats: &'a mut FlowStats,
+    /// Packet time now (the table's clock): when an acknowledged hole started waiting.
+    pub now: Timestamp,
+}
+
+/// A hole the receiver acknowledged before the capture saw its data, kept open for a while.
+#[derive(Debug, Clone, Copy)]
+struct AckWait {
+    since: Timestamp,
+    /// Packets of the flow seen since.
+    packets: u32,
 }
 
 /// A buffered run of bytes beyond a hole.
@@ -123,6 +141,10 @@ pub(crate) struct HalfStream {
     closed: bool,
     /// Highest offset the other side acknowledged (never beyond the FIN).
     acked: u64,
+    /// Set while `acked > next`: the acknowledged bytes have not been captured yet.
+    wait: Option<AckWait>,
+    /// The last bytes delivered, to compare retransmissions of them with.
+    history: Option<History>,
 }
 
 impl HalfStream {
@@ -170,6 +192,7 @@ impl HalfStream {
             }
             let at = self.next;
             self.next = at.saturating_add(len);
+            self.remember(at, payload, b);
             return out(at, ChunkBody::Data(payload));
         }
         // Trim what lies before `next`: already delivered (or before the stream began).
@@ -178,6 +201,18 @@ impl HalfStream {
         } else {
             (0, self.next.saturating_add(d.unsigned_abs()))
         };
+        if skip > 0 {
+            // Bytes already delivered: compare them with what was delivered, where still known.
+            // Bytes before offset 0 (before the stream began) were never delivered.
+            let before_start = usize::try_from(skip.saturating_sub(self.next)).unwrap_or(usize::MAX);
+            let seen = usize::try_from(skip.min(len)).unwrap_or(usize::MAX).min(payload.len());
+            let at = self.next.saturating_sub(skip);
+            if let (Some(h), Some(old)) = (&self.history, payload.get(before_start.min(seen)..seen)) {
+                if h.differs(at, old) {
+                    b.stats.overlap_conflicts += 1;
+                }
+            }
+        }
         if skip >= len {
             b.stats.retransmitted_bytes += len;
             return Interest::Continue;
@@ -223,6 +258,13 @@ impl HalfStream {
             return Interest::Continue;
         }
         self.acked = acked;
+        if self.wait.is_none() && acked > self.next {
+            b.stats.ack_before_data += 1;
+            self.wait = Some(AckWait {
+                since: b.now,
+                packets: 0,
+            });
+        }
         self.skip_acked_holes(b, out)
     }
 
@@ -259,6 +301,7 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        self.wait = None;
         if self.drain(b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
@@ -282,6 +325,65 @@ impl HalfStream {
         let charged = self.charged;
         self.uncharge(charged, b);
         self.islands = 0;
+        self.wait = None;
+        if let Some(h) = self.history.take() {
+            b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
+        }
+    }
+
+    /// Whether an acknowledged hole is being kept open.
+    pub fn waiting(&self) -> bool {
+        self.wait.is_some()
+    }
+
+    /// When the acknowledged hole being kept open started waiting.
+    pub fn waiting_since(&self) -> Option<Timestamp> {
+        self.wait.map(|w| w.since)
+    }
+
+    /// One more packet of the flow went by (either direction): give up an acknowledged hole that
+    /// waited its share of packets or of packet time.
+    pub fn tick<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        let Some(w) = self.wait.as_mut() else {
+            return Interest::Continue;
+        };
+        w.packets = w.packets.saturating_add(1);
+        self.skip_acked_holes(b, out)
+    }
+
+    /// Whether the wait for acknowledged data is over (it came, or it waited long enough).
+    fn wait_over(&mut self, b: &mut Budget<'_>) -> bool {
+        let Some(w) = self.wait else { return true };
+        b.now.since(w.since) >= b.cfg.ack_wait
+            || w.packets >= b.cfg.ack_wait_segments
+            || self.acked.saturating_sub(self.next) > b.cfg.ack_wait_bytes
+    }
+
+    /// The delivery point moved: an acknowledged hole whose data arrived is no longer waited on.
+    fn settle_wait(&mut self, b: &mut Budget<'_>) {
+        if self.wait.is_some() && self.next >= self.acked {
+            self.wait = None;
+            b.stats.ack_before_data_filled += 1;
+        }
+    }
+
+    /// Keep delivered bytes for comparison with later copies (allocated on first use, within the
+    /// global budget).
+    fn remember(&mut self, at: u64, data: &[u8], b: &mut Budget<'_>) {
+        if self.history.is_none() {
+            let cap = b.cfg.delivered_history_bytes;
+            if cap == 0 || b.stats.history_bytes + cap as u64 > b.cfg.delivered_history_total as u64 {
+                return;
+            }
+            b.stats.history_bytes += cap as u64;
+            self.history = Some(History::new(cap));
+        }
+        if let Some(h) = self.history.as_mut() {
+            h.record(at, data);
+        }
     }
 
     /// A segment trimmed to `[start, end)` with `start >= next`, of which `data` (captured bytes)
@@ -348,7 +450,9 @@ impl HalfStream {
         let data_end = (start + data.len() as u64).max(from).min(to);
         if data_end > from {
             self.next = data_end;
-            if out(from, ChunkBody::Data(slice(data, start, from, data_end))) == Interest::Ignore {
+            let bytes = slice(data, start, from, data_end);
+            self.remember(from, bytes, b);
+            if out(from, ChunkBody::Data(bytes)) == Interest::Ignore {
                 return Interest::Ignore;
             }
         }
@@ -509,6 +613,7 @@ impl HalfStream {
         match piece {
             Piece::Data(v) => {
                 let bytes = usize::try_from(skip).ok().and_then(|i| v.get(i..)).unwrap_or(&[]);
+                self.remember(at, bytes, b);
                 out(at, ChunkBody::Data(bytes))
             }
             Piece::Lost(n) => {
@@ -532,6 +637,7 @@ impl HalfStream {
                 return Interest::Ignore;
             }
         }
+        self.settle_wait(b);
         if !self.closed && self.fin.is_some_and(|fin| fin <= self.next) {
             self.closed = true;
             return out(self.next, ChunkBody::Close(CloseReason::Fin));
@@ -544,6 +650,10 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        if self.wait.is_some() && target >= self.acked {
+            // An acknowledged hole given up (waited its time, or a cap): not filled.
+            self.wait = None;
+        }
         if target > self.next {
             let at = self.next;
             let len = target - at;
@@ -570,8 +680,14 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        self.settle_wait(b);
         while self.acked > self.next {
             let Some(hole_end) = self.first_hole_end() else { break };
+            if !self.wait_over(b) {
+                break;
+            }
+            // Given up: every hole below the ACK goes now.
+            self.wait = None;
             let target = hole_end.min(self.acked);
             if target > self.next {
                 b.stats.ack_gaps += 1;
@@ -579,6 +695,11 @@ impl HalfStream {
             if self.gap_to(target, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
+        }
+        if self.wait.is_some() && self.wait_over(b) && self.first_hole_end().is_none() {
+            // Waited its time and nothing after it was captured: stop waiting (the bytes are
+            // simply unseen; a gap is declared if anything beyond them arrives later).
+            self.wait = None;
         }
         Interest::Continue
     }
@@ -753,6 +874,7 @@ mod tests {
             let mut b = Budget {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
+                now: Timestamp(0),
             };
             let text = &mut self.text;
             let expect = &mut self.expect_offset;
