@@ -99,6 +99,12 @@ struct ReplayArgs {
     #[arg(long, short = 'q')]
     quiet: bool,
 
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    checksum: pacstap_flow::ChecksumMode,
+
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ
     /// (mid-association pickup). Content detection works on any port regardless.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -190,6 +196,12 @@ struct CaptureArgs {
     /// (bytes; least recently active flows are forgotten first).
     #[arg(long, value_name = "BYTES", default_value_t = pacstap::live::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
     evidence_memory: usize,
+
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    checksum: pacstap_flow::ChecksumMode,
 
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -316,6 +328,7 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     };
     opts.state = (args.state != "none").then(|| PathBuf::from(&args.state));
     let mut opts = opts.with_dicom_ports(&args.dicom_ports);
+    opts.flow.checksum = args.checksum;
     opts.workers = match args.workers {
         0 => pacstap::live::default_workers(),
         n => usize::from(n),
@@ -415,6 +428,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             opts.proto.dicom_ports.push(p);
         }
     }
+    opts.flow.checksum = args.checksum;
     opts.alertmanager = alertmanager.clone();
     let report = pacstap::replay(opts, false)?;
     stop_alertmanager(alertmanager);

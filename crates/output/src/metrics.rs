@@ -29,6 +29,23 @@
 //! | `pacstap_reassembly_gaps_total` | counter | — holes given up on (bytes never captured) |
 //! | `pacstap_reassembly_gap_bytes_total` | counter | — bytes those gaps stand for |
 //! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
+//! | `pacstap_tcp_bad_checksums_total` | counter | — Segments dropped for a bad IPv4 header or TCP checksum. |
+//! | `pacstap_tcp_unverifiable_checksums_total` | counter | — Segments whose checksum could not be checked (snaplen): accepted. |
+//! | `pacstap_tcp_ack_before_data_total` | counter | — Holes the receiver acknowledged before the capture saw their data. |
+//! | `pacstap_tcp_ack_before_data_filled_total` | counter | — Acknowledged holes whose data arrived while kept open (delayed, not lost). |
+//! | `pacstap_tcp_ack_gaps_total` | counter | — Acknowledged holes given up as gaps (capture loss). |
+//! | `pacstap_tcp_rst_accepted_total` | counter | — RSTs with the sequence number the receiver expects (connection reset). |
+//! | `pacstap_tcp_rst_in_window_total` | counter | — RSTs in the window but not exact (challenged by the endpoint; flow kept). |
+//! | `pacstap_tcp_rst_out_of_window_total` | counter | — RSTs outside the window (dropped). |
+//! | `pacstap_tcp_syn_on_established_total` | counter | — SYNs on an open connection that no SYN-ACK confirmed (dropped). |
+//! | `pacstap_tcp_data_after_close_total` | counter | — Packets carrying data after their connection's teardown. |
+//! | `pacstap_tcp_overlap_conflicts_total` | counter | — Retransmitted bytes that differ from the copy buffered or delivered. |
+//! | `pacstap_tcp_timestamp_jumps_total` | counter | — Packets stamped far ahead of the clock, not confirmed by the next ones. |
+//! | `pacstap_tcp_evicted_half_open_total` | counter | — Flows evicted from a full table that never carried payload. |
+//! | `pacstap_tcp_evicted_established_total` | counter | — Flows evicted with payload no decoder wanted. |
+//! | `pacstap_tcp_evicted_decoding_total` | counter | — Flows evicted while a decoder was reading them. |
+//! | `pacstap_tcp_one_sided_flows_total` | counter | — Ended flows of which only one direction was captured. |
+//! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to the previous one of their direction (mirrored twice). |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
@@ -143,6 +160,27 @@ const ACK_LATENCY_BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 ];
 
+/// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
+pub const TCP_COUNTERS: [(&str, &str); 17] = [
+    ("bad_checksums", "Segments dropped for a bad IPv4 header or TCP checksum."),
+    ("unverifiable_checksums", "Segments whose checksum could not be checked (snaplen): accepted."),
+    ("ack_before_data", "Holes the receiver acknowledged before the capture saw their data."),
+    ("ack_before_data_filled", "Acknowledged holes whose data arrived while kept open (delayed, not lost)."),
+    ("ack_gaps", "Acknowledged holes given up as gaps (capture loss)."),
+    ("rst_accepted", "RSTs with the sequence number the receiver expects (connection reset)."),
+    ("rst_in_window", "RSTs in the window but not exact (challenged by the endpoint; flow kept)."),
+    ("rst_out_of_window", "RSTs outside the window (dropped)."),
+    ("syn_on_established", "SYNs on an open connection that no SYN-ACK confirmed (dropped)."),
+    ("data_after_close", "Packets carrying data after their connection's teardown."),
+    ("overlap_conflicts", "Retransmitted bytes that differ from the copy buffered or delivered."),
+    ("timestamp_jumps", "Packets stamped far ahead of the clock, not confirmed by the next ones."),
+    ("evicted_half_open", "Flows evicted from a full table that never carried payload."),
+    ("evicted_established", "Flows evicted with payload no decoder wanted."),
+    ("evicted_decoding", "Flows evicted while a decoder was reading them."),
+    ("one_sided_flows", "Ended flows of which only one direction was captured."),
+    ("duplicate_frames", "Frames identical to the previous one of their direction (mirrored twice)."),
+];
+
 /// The stage counters behind the snapshot-derived metrics: filled by the pipeline from its stats
 /// structs (and by live capture from libpcap and its channel). Cumulative values since start.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -161,6 +199,8 @@ pub struct StatsSnapshot {
     pub cap_hits_holes: u64,
     /// Anomalies by name (`proto.name`), including those past the per-flow event cap.
     pub anomalies: BTreeMap<&'static str, u64>,
+    /// The flow stage's TCP counters by [`TCP_COUNTERS`] name (`pacstap_tcp_<name>_total`).
+    pub tcp: BTreeMap<&'static str, u64>,
     /// Negotiated TLS versions, one per connection.
     pub tls_versions: BTreeMap<&'static str, u64>,
     /// HL7 acknowledgments by MSA-1 code.
@@ -189,6 +229,8 @@ pub struct Metrics {
     gap_bytes: IntCounter,
     cap_hits: IntCounterVec,
     anomalies: IntCounterVec,
+    /// `pacstap_tcp_*_total`, in [`TCP_COUNTERS`] order.
+    tcp: Vec<(&'static str, IntCounter)>,
     events: IntCounterVec,
     associations: IntCounterVec,
     commands: IntCounterVec,
@@ -487,6 +529,10 @@ impl Metrics {
                 "Malformed or unexpected traffic, by protocol and anomaly name.",
                 &["proto", "name"],
             )?,
+            tcp: TCP_COUNTERS
+                .iter()
+                .map(|&(name, help)| Ok((name, counter(&r, &format!("pacstap_tcp_{name}_total"), help)?)))
+                .collect::<prometheus::Result<_>>()?,
             events: counter_vec(
                 &r,
                 "pacstap_events_total",
@@ -648,6 +694,10 @@ impl Metrics {
                     .with_label_values(&[anomaly_proto(name), name])
                     .inc_by(n - old);
             }
+        }
+        for (name, c) in &self.tcp {
+            let new = now.tcp.get(name).copied().unwrap_or(0);
+            add(c, new, prev.tcp.get(name).copied().unwrap_or(0));
         }
         for (version, &n) in &now.tls_versions {
             let old = prev.tls_versions.get(version).copied().unwrap_or(0);
