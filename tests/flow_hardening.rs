@@ -51,7 +51,8 @@ fn spoofed_syn_and_rsts_do_not_blind_the_association() {
     assert_eq!(dicom_facts(&ev), dicom_facts(&clean));
     let a = associations(&ev);
     assert!(
-        a.iter().any(|a| a["calling_ae"] == "WORKSTATION1" && a["outcome"] == "released"),
+        a.iter()
+            .any(|a| a["calling_ae"] == "WORKSTATION1" && a["outcome"] == "released"),
         "the C-MOVE association keeps its AE titles and ends released"
     );
     assert_eq!(commands(&ev, "C-MOVE")[0]["move_destination"], "STORESCP");
@@ -59,7 +60,12 @@ fn spoofed_syn_and_rsts_do_not_blind_the_association() {
     names.sort();
     assert_eq!(
         names,
-        ["tcp.bad_checksum", "tcp.rst_in_window", "tcp.rst_out_of_window", "tcp.syn_on_established"]
+        [
+            "tcp.bad_checksum",
+            "tcp.rst_in_window",
+            "tcp.rst_out_of_window",
+            "tcp.syn_on_established"
+        ]
     );
     let f = &report.flow;
     assert_eq!((f.flows_created, f.flows_reused, f.rst_accepted), (2, 0, 0));

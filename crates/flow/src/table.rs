@@ -1729,6 +1729,384 @@ mod tests {
         assert_eq!(t.stats().gap_bytes, 6 + MAX_LOST_TAIL);
     }
 
+    /// The `tcp.*` anomaly names the table emitted, in order.
+    fn anomalies(t: &mut FlowTable<u32>) -> Vec<&'static str> {
+        t.drain_events()
+            .filter_map(|e| match e.body {
+                EventBody::Anomaly(a) => Some(a.name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A handshake, then "hello" from the client, acknowledged.
+    fn established(t: &mut FlowTable<u32>, rec: &mut Rec) {
+        handshake(t, rec);
+        feed(
+            t,
+            rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"hello"),
+                pkt(4, false, s(0), c(5), ACK, b""),
+            ],
+        );
+    }
+
+    // RST validation (RFC 5961 §3).
+
+    #[test]
+    fn rst_exact_ends_the_flow_and_data_after_it_is_decoded_and_flagged() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(&mut t, &mut rec, &[pkt(5, true, c(5), 0, RST, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Rst]);
+        assert_eq!(t.stats().rst_accepted, 1);
+        // The connection was reset, yet more data comes: decoded (mid-stream) and flagged.
+        feed(&mut t, &mut rec, &[pkt(6, true, c(5), s(0), ACK, b"more")]);
+        assert_eq!(rec.text(ToServer), "hellomore");
+        assert_eq!(t.stats().data_after_close, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.data_after_close"]);
+    }
+
+    #[test]
+    fn rst_in_window_but_inexact_is_an_anomaly_and_the_flow_goes_on() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(5) + 1000, 0, RST, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().rst_in_window, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.rst_in_window"]);
+    }
+
+    #[test]
+    fn rst_out_of_window_changes_nothing() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, false, s(0).wrapping_add(0x4000_0000), c(5), RST | ACK, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().rst_out_of_window, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.rst_out_of_window"]);
+    }
+
+    #[test]
+    fn rst_answering_a_syn_counts_only_if_it_acknowledges_the_syn() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b""),
+                pkt(1, false, 0, CISN + 7, RST | ACK, b""),
+            ],
+        );
+        assert!(
+            rec.ends.is_empty(),
+            "a refusal that does not acknowledge the SYN is not one"
+        );
+        feed(&mut t, &mut rec, &[pkt(2, false, 0, c(0), RST | ACK, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Rst], "connection refused");
+    }
+
+    // SYN on an open connection (RFC 5961 §4) and port reuse.
+
+    #[test]
+    fn spoofed_syn_with_a_random_isn_does_not_end_an_open_connection() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, 0xDEAD_BEEF, 0, SYN, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+                pkt(7, false, s(0), c(11), ACK, b"ok"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(
+            (rec.text(ToServer).as_str(), rec.text(ToClient).as_str()),
+            ("hello world", "ok")
+        );
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.flows_reused, st.syn_on_established), (1, 0, 1));
+        assert_eq!(anomalies(&mut t), ["tcp.syn_on_established"]);
+    }
+
+    #[test]
+    fn spoofed_syn_or_syn_ack_right_after_the_handshake_does_not_renumber_the_stream() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, 0x1234_5678, 0, SYN, b""),
+                pkt(3, false, 0x0BAD_0BAD, c(0), SYN | ACK, b""),
+                pkt(4, true, c(0), s(0), ACK, b"first"),
+                pkt(5, false, s(0), c(5), ACK, b"reply"),
+            ],
+        );
+        // Only a SYN-ACK acknowledging the new SYN would show the server took it (port reuse).
+        assert_eq!(rec.text(ToServer), "first");
+        assert_eq!(rec.text(ToClient), "reply");
+        assert_eq!(t.stats().syn_on_established, 2);
+        assert_eq!(anomalies(&mut t), ["tcp.syn_on_established"; 2]);
+    }
+
+    #[test]
+    fn syn_on_an_open_connection_confirmed_by_its_syn_ack_is_port_reuse() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let isn2 = 90_000u32;
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(10, true, isn2, 0, SYN, b""),
+                pkt(11, false, 40_000, isn2 + 1, SYN | ACK, b""),
+                pkt(12, true, isn2 + 1, 40_001, ACK, b"two"),
+            ],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout]);
+        assert_eq!(t.stats().flows_reused, 1);
+        assert_eq!(rec.text(ToServer), "hellotwo");
+        let new = rec.events.last().unwrap().0;
+        assert_eq!(
+            new,
+            FlowId::derive(
+                &FlowKey {
+                    src: client(),
+                    dst: server()
+                },
+                ms(10)
+            )
+        );
+    }
+
+    #[test]
+    fn data_beyond_a_fin_is_flagged() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(5), s(0), ACK | FIN, b""),
+                pkt(6, true, c(6), s(0), ACK, b"late"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello|");
+        assert_eq!((t.stats().bytes_after_fin, t.stats().data_after_close), (4, 1));
+        assert_eq!(anomalies(&mut t), ["tcp.data_after_close"]);
+    }
+
+    // Checksums: a bad segment never enters reassembly nor changes flow state.
+
+    /// A real IPv4/TCP packet between `client()` and `server()`, with correct checksums unless
+    /// `corrupt`.
+    fn wire_bytes(to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8], corrupt: bool) -> Vec<u8> {
+        let (s, d, sp, dp) = if to_server {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 104)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 104, 40000)
+        };
+        let mut b = etherparse::PacketBuilder::ipv4(s, d, 64).tcp(sp, dp, seq, 65535);
+        if flags & ACK != 0 {
+            b = b.ack(ack);
+        }
+        if flags & SYN != 0 {
+            b = b.syn();
+        }
+        if flags & RST != 0 {
+            b = b.rst();
+        }
+        if flags & FIN != 0 {
+            b = b.fin();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        if corrupt {
+            out[24] ^= 0xFF; // the TCP sequence number, after the checksum was computed
+        }
+        out
+    }
+
+    fn wire_pkt(t: i64, bytes: &[u8], payload_len: usize) -> Packet<'_> {
+        let to_server = bytes[12..16] == [10, 0, 0, 1];
+        let (ip, rest) = bytes.split_at(20);
+        let (tcp, payload) = rest.split_at(rest.len() - payload_len);
+        let mut p = pkt(t, to_server, 0, 0, 0, payload);
+        p.ip_header = ip;
+        p.tcp_header = tcp;
+        p.tcp.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        p.tcp.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+        p.tcp.flags = TcpFlags(tcp[13]);
+        p
+    }
+
+    #[test]
+    fn bad_checksum_segments_and_control_packets_change_nothing() {
+        let cfg = FlowConfig {
+            checksum: crate::ChecksumMode::On,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let frames = [
+            (wire_bytes(true, CISN, 0, SYN, b"", false), 0),
+            (wire_bytes(false, SISN, c(0), SYN | ACK, b"", false), 0),
+            (wire_bytes(true, c(0), s(0), ACK, b"DECOY", true), 5),
+            (wire_bytes(true, c(0), s(0), ACK, b"MOVE!", false), 5),
+            (wire_bytes(false, s(0), c(5), RST | ACK, b"", true), 0),
+            (wire_bytes(true, c(5), s(0), FIN | ACK, b"", true), 0),
+            (wire_bytes(true, c(5), s(0), ACK, b"more", false), 4),
+        ];
+        for (i, (bytes, n)) in frames.iter().enumerate() {
+            t.process(&wire_pkt(i as i64, bytes, *n), &mut rec);
+            t.check_invariants();
+        }
+        assert_eq!(rec.text(ToServer), "MOVE!more");
+        assert!(rec.ends.is_empty(), "the bad RST did not end it");
+        let st = t.stats();
+        assert_eq!(
+            (st.bad_checksums, st.overlap_conflicts, st.retransmitted_bytes),
+            (3, 0, 0)
+        );
+        assert_eq!(anomalies(&mut t), ["tcp.bad_checksum"; 3]);
+    }
+
+    // Overlaps that differ from what was already delivered.
+
+    #[test]
+    fn conflicting_retransmission_of_delivered_bytes_is_an_anomaly() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(0), s(0), ACK, b"hello"), // same bytes: a plain retransmission
+                pkt(6, true, c(3), s(0), ACK, b"lo!!"),  // "lo" again, then new bytes
+            ],
+        );
+        assert_eq!(t.stats().overlap_conflicts, 0);
+        feed(&mut t, &mut rec, &[pkt(7, true, c(0), s(0), ACK, b"jello")]);
+        assert_eq!(rec.text(ToServer), "hello!!", "the first copy is what was delivered");
+        let st = t.stats();
+        assert_eq!((st.overlap_conflicts, st.retransmitted_bytes), (1, 12));
+        assert_eq!(anomalies(&mut t), ["tcp.overlap_conflict"]);
+    }
+
+    #[test]
+    fn delivered_history_stays_within_its_global_budget() {
+        let cfg = FlowConfig {
+            delivered_history_bytes: 16,
+            delivered_history_total: 40,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        for host in 1..10u8 {
+            feed(
+                &mut t,
+                &mut rec,
+                &[pkt_between(0, ep(host, 40000), server(), 1, 0, ACK, b"data")],
+            );
+        }
+        assert_eq!(t.stats().history_bytes, 32, "two histories fit, the rest keep none");
+        t.flush(ms(1), &mut rec);
+        assert_eq!(t.stats().history_bytes, 0);
+    }
+
+    // Eviction classes under a flood.
+
+    #[test]
+    fn a_syn_flood_evicts_half_open_flows_not_the_idle_association() {
+        let cfg = FlowConfig {
+            max_flows: 8,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        established(&mut t, &mut rec); // decoding, then idle
+        for i in 0..10_000u32 {
+            let src = ep((i % 200) as u8, 1024 + (i / 200) as u16);
+            feed(
+                &mut t,
+                &mut rec,
+                &[pkt_between(10 + i64::from(i / 100), src, server(), i, 0, SYN, b"")],
+            );
+        }
+        let st = t.stats();
+        assert_eq!((st.evicted_decoding, st.evicted_established), (0, 0));
+        assert_eq!(st.evicted_half_open, 10_000 - 7);
+        feed(&mut t, &mut rec, &[pkt(200, true, c(5), s(0), ACK, b" world")]);
+        assert_eq!(
+            rec.text(ToServer),
+            "hello world",
+            "still the same flow, handshake and all"
+        );
+        assert_eq!(t.stats().midstream_pickups, 0);
+    }
+
+    // The clock: a timestamp far from its neighbours.
+
+    #[test]
+    fn a_packet_stamped_ten_years_ahead_times_nothing_out() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let decade = 10 * 365 * 24 * 3600 * 1000;
+        let other = ep(3, 50000);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt_between(5, other, server(), 1, 0, ACK, b"x"),
+                pkt_between(decade, other, server(), 2, 0, ACK, b"y"),
+                pkt_between(7, other, server(), 3, 0, ACK, b"z"),
+                pkt(8, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert!(rec.ends.is_empty(), "no flow timed out");
+        assert_eq!(rec.text(ToServer), "helloxyz world");
+        assert_eq!(t.stats().timestamp_jumps, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.timestamp_jump"]);
+    }
+
+    // Capture health.
+
+    #[test]
+    fn one_sided_flows_and_exact_duplicate_frames_are_counted() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        let a = wire_bytes(true, c(0), s(0), ACK, b"abc", false);
+        let b = wire_bytes(true, c(3), s(0), ACK, b"def", false);
+        for (i, bytes) in [&a, &a, &b].into_iter().enumerate() {
+            t.process(&wire_pkt(i as i64, bytes, 3), &mut rec);
+        }
+        // A retransmission is not a duplicate frame: here its IP identification differs.
+        let mut again = b.clone();
+        again[5] ^= 1;
+        again[11] ^= 1; // keep the IP header checksum right
+        t.process(&wire_pkt(3, &again, 3), &mut rec);
+        t.flush(ms(4), &mut rec);
+        let st = t.stats();
+        assert_eq!((st.duplicate_frames, st.one_sided_flows, st.flows_ended), (1, 1, 1));
+        assert_eq!(rec.text(ToServer), "abcdef");
+    }
+
     /// xorshift64*: deterministic pseudo-random numbers for the randomized tests.
     struct Rng(u64);
 

@@ -162,23 +162,62 @@ const ACK_LATENCY_BUCKETS: [f64; 13] = [
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
 pub const TCP_COUNTERS: [(&str, &str); 17] = [
-    ("bad_checksums", "Segments dropped for a bad IPv4 header or TCP checksum."),
-    ("unverifiable_checksums", "Segments whose checksum could not be checked (snaplen): accepted."),
-    ("ack_before_data", "Holes the receiver acknowledged before the capture saw their data."),
-    ("ack_before_data_filled", "Acknowledged holes whose data arrived while kept open (delayed, not lost)."),
+    (
+        "bad_checksums",
+        "Segments dropped for a bad IPv4 header or TCP checksum.",
+    ),
+    (
+        "unverifiable_checksums",
+        "Segments whose checksum could not be checked (snaplen): accepted.",
+    ),
+    (
+        "ack_before_data",
+        "Holes the receiver acknowledged before the capture saw their data.",
+    ),
+    (
+        "ack_before_data_filled",
+        "Acknowledged holes whose data arrived while kept open (delayed, not lost).",
+    ),
     ("ack_gaps", "Acknowledged holes given up as gaps (capture loss)."),
-    ("rst_accepted", "RSTs with the sequence number the receiver expects (connection reset)."),
-    ("rst_in_window", "RSTs in the window but not exact (challenged by the endpoint; flow kept)."),
+    (
+        "rst_accepted",
+        "RSTs with the sequence number the receiver expects (connection reset).",
+    ),
+    (
+        "rst_in_window",
+        "RSTs in the window but not exact (challenged by the endpoint; flow kept).",
+    ),
     ("rst_out_of_window", "RSTs outside the window (dropped)."),
-    ("syn_on_established", "SYNs on an open connection that no SYN-ACK confirmed (dropped)."),
-    ("data_after_close", "Packets carrying data after their connection's teardown."),
-    ("overlap_conflicts", "Retransmitted bytes that differ from the copy buffered or delivered."),
-    ("timestamp_jumps", "Packets stamped far ahead of the clock, not confirmed by the next ones."),
-    ("evicted_half_open", "Flows evicted from a full table that never carried payload."),
+    (
+        "syn_on_established",
+        "SYNs on an open connection that no SYN-ACK confirmed (dropped).",
+    ),
+    (
+        "data_after_close",
+        "Packets carrying data after their connection's teardown.",
+    ),
+    (
+        "overlap_conflicts",
+        "Retransmitted bytes that differ from the copy buffered or delivered.",
+    ),
+    (
+        "timestamp_jumps",
+        "Packets stamped far ahead of the clock, not confirmed by the next ones.",
+    ),
+    (
+        "evicted_half_open",
+        "Flows evicted from a full table that never carried payload.",
+    ),
     ("evicted_established", "Flows evicted with payload no decoder wanted."),
     ("evicted_decoding", "Flows evicted while a decoder was reading them."),
-    ("one_sided_flows", "Ended flows of which only one direction was captured."),
-    ("duplicate_frames", "Frames identical to the previous one of their direction (mirrored twice)."),
+    (
+        "one_sided_flows",
+        "Ended flows of which only one direction was captured.",
+    ),
+    (
+        "duplicate_frames",
+        "Frames identical to the previous one of their direction (mirrored twice).",
+    ),
 ];
 
 /// The stage counters behind the snapshot-derived metrics: filled by the pipeline from its stats
