@@ -38,6 +38,9 @@ use pacstap_core::{ChunkBody, CloseReason, Interest, Timestamp};
 use crate::config::{FlowConfig, FlowStats};
 use crate::history::History;
 
+mod ack_wait;
+use ack_wait::AckWait;
+
 /// Bytes charged against the buffer caps for each buffered piece, on top of its data.
 ///
 /// A B-tree slot (key and value, ~40 bytes) plus the heap block header of the piece's `Vec`
@@ -58,14 +61,6 @@ pub(crate) struct Budget<'a> {
     pub stats: &'a mut FlowStats,
     /// Packet time now (the table's clock): when an acknowledged hole started waiting.
     pub now: Timestamp,
-}
-
-/// A hole the receiver acknowledged before the capture saw its data, kept open for a while.
-#[derive(Debug, Clone, Copy)]
-struct AckWait {
-    since: Timestamp,
-    /// Packets of the flow seen since.
-    packets: u32,
 }
 
 /// A buffered run of bytes beyond a hole.
@@ -235,39 +230,6 @@ impl HalfStream {
         self.place(start, end, data, b, out)
     }
 
-    /// The other side acknowledged everything before `ack` (RFC 9293 §3.4: ACK = next sequence
-    /// number the receiver expects). A hole below it was received by the endpoint and missed by
-    /// the capture, so waiting for it is pointless.
-    pub fn ack<O>(&mut self, ack: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        if !self.started {
-            return Interest::Continue;
-        }
-        let d = seq_delta(ack, self.next_seq());
-        if d <= 0 {
-            return Interest::Continue;
-        }
-        let mut acked = self.next.saturating_add(d.unsigned_abs());
-        if let Some(fin) = self.fin {
-            // The FIN itself takes one sequence number; its ACK is fin + 1.
-            acked = acked.min(fin);
-        }
-        if acked <= self.acked {
-            return Interest::Continue;
-        }
-        self.acked = acked;
-        if self.wait.is_none() && acked > self.next {
-            b.stats.ack_before_data += 1;
-            self.wait = Some(AckWait {
-                since: b.now,
-                packets: 0,
-            });
-        }
-        self.skip_acked_holes(b, out)
-    }
-
     /// A FIN whose sequence number is `seq`. The first FIN wins; bytes beyond it are dropped.
     pub fn fin<O>(&mut self, seq: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
     where
@@ -328,45 +290,6 @@ impl HalfStream {
         self.wait = None;
         if let Some(h) = self.history.take() {
             b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
-        }
-    }
-
-    /// Whether an acknowledged hole is being kept open.
-    pub fn waiting(&self) -> bool {
-        self.wait.is_some()
-    }
-
-    /// When the acknowledged hole being kept open started waiting.
-    pub fn waiting_since(&self) -> Option<Timestamp> {
-        self.wait.map(|w| w.since)
-    }
-
-    /// One more packet of the flow went by (either direction): give up an acknowledged hole that
-    /// waited its share of packets or of packet time.
-    pub fn tick<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        let Some(w) = self.wait.as_mut() else {
-            return Interest::Continue;
-        };
-        w.packets = w.packets.saturating_add(1);
-        self.skip_acked_holes(b, out)
-    }
-
-    /// Whether the wait for acknowledged data is over (it came, or it waited long enough).
-    fn wait_over(&mut self, b: &mut Budget<'_>) -> bool {
-        let Some(w) = self.wait else { return true };
-        b.now.since(w.since) >= b.cfg.ack_wait
-            || w.packets >= b.cfg.ack_wait_segments
-            || self.acked.saturating_sub(self.next) > b.cfg.ack_wait_bytes
-    }
-
-    /// The delivery point moved: an acknowledged hole whose data arrived is no longer waited on.
-    fn settle_wait(&mut self, b: &mut Budget<'_>) {
-        if self.wait.is_some() && self.next >= self.acked {
-            self.wait = None;
-            b.stats.ack_before_data_filled += 1;
         }
     }
 
@@ -673,35 +596,6 @@ impl HalfStream {
             Some((&s, _)) => Some(s),
             None => self.fin.filter(|&fin| fin > self.next),
         }
-    }
-
-    /// Skip the holes the receiver has acknowledged past.
-    fn skip_acked_holes<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        self.settle_wait(b);
-        while self.acked > self.next {
-            let Some(hole_end) = self.first_hole_end() else { break };
-            if !self.wait_over(b) {
-                break;
-            }
-            // Given up: every hole below the ACK goes now.
-            self.wait = None;
-            let target = hole_end.min(self.acked);
-            if target > self.next {
-                b.stats.ack_gaps += 1;
-            }
-            if self.gap_to(target, b, out) == Interest::Ignore {
-                return Interest::Ignore;
-            }
-        }
-        if self.wait.is_some() && self.wait_over(b) && self.first_hole_end().is_none() {
-            // Waited its time and nothing after it was captured: stop waiting (the bytes are
-            // simply unseen; a gap is declared if anything beyond them arrives later).
-            self.wait = None;
-        }
-        Interest::Continue
     }
 
     /// Skip holes, oldest first, until the buffers are within their caps.
