@@ -1265,6 +1265,15 @@ mod tests {
         assert_eq!(get("pacstap_tls_connections_total{version=\"TLS 1.3\"}"), Some(1.0));
         assert_eq!(get("pacstap_tls_connections_total{version=\"other\"}"), Some(1.0));
         assert_eq!(get("pacstap_hl7_acks_total{code=\"AA\"}"), Some(2.0));
+        // Every TCP counter exists from the first scrape; they advance by difference too.
+        for (name, _) in TCP_COUNTERS {
+            let series = format!("pacstap_tcp_{name}_total");
+            assert!(get(&series).is_some(), "{series}");
+        }
+        s.tcp.insert("evicted_half_open", 7);
+        m.update(&s);
+        m.update(&s);
+        assert_eq!(sample(&m.render(), "pacstap_tcp_evicted_half_open_total"), Some(7.0));
         // A counter going backwards (a restarted stage) does not move the metric.
         s.packets = 5;
         m.update(&s);
