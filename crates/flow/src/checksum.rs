@@ -58,7 +58,7 @@ pub(crate) fn check(pkt: &Packet<'_>) -> Checked {
     let tcp = pkt.tcp_header;
     // A TCP header is a whole number of 32-bit words (its data offset, RFC 9293 §3.1), so header
     // and payload sum as one run; anything else was not a TCP header we can check.
-    if tcp.len() < 20 || tcp.len() % 4 != 0 || pkt.payload.len() as u64 != u64::from(pkt.wire_payload_len) {
+    if tcp.len() < 20 || !tcp.len().is_multiple_of(4) || pkt.payload.len() as u64 != u64::from(pkt.wire_payload_len) {
         return Checked::Unverifiable;
     }
     let tcp_len = tcp.len() as u64 + pkt.payload.len() as u64;
