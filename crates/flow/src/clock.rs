@@ -8,6 +8,12 @@
 //! the next file of a replay, or traffic after a quiet night). A candidate that the next packets
 //! contradict is a `timestamp_jump` anomaly, and the clock never moved. Time going backwards
 //! never moves the clock either.
+//!
+//! The far packet's own flow is still judged by the packet's own time (the table's per-flow
+//! timeout check), as every flow was before: which packets a worker happens to hold must not
+//! change how a flow is split, or `--workers N` would differ from one worker. So a lone outlier
+//! can split its own flow, never the others; flows touched while a jump waits for confirmation
+//! are re-stamped when it is confirmed.
 
 use std::time::Duration;
 
@@ -24,8 +30,10 @@ pub const CONFIRMATIONS: u8 = 2;
 /// What one packet's timestamp did to the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// The clock moved forward to the packet's time (or jumped, confirmed).
+    /// The clock moved forward to the packet's time.
     Advanced,
+    /// The clock jumped forward, confirmed by the packets after a far one.
+    Jumped,
     /// The clock stayed (time went backwards, or stood still, or a far candidate is pending).
     Held,
     /// A far candidate was contradicted by this packet: an anomaly. The clock stayed.
@@ -49,6 +57,11 @@ impl PacketClock {
 
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+
+    /// A far packet is waiting for confirmation.
+    pub fn pending(&self) -> bool {
+        self.candidate.is_some()
     }
 
     pub fn observe(&mut self, ts: Timestamp) -> Step {
@@ -77,7 +90,7 @@ impl PacketClock {
         if n >= CONFIRMATIONS {
             self.candidate = None;
             self.now = earliest;
-            Step::Advanced
+            Step::Jumped
         } else {
             self.candidate = Some((earliest, n));
             Step::Held
@@ -107,7 +120,8 @@ mod tests {
         // A real jump (the next file, a quiet night): three packets agree.
         assert_eq!(c.observe(s(10_000)), Step::Held);
         assert_eq!(c.observe(s(10_001)), Step::Held);
-        assert_eq!(c.observe(s(10_002)), Step::Advanced);
+        assert!(c.pending());
+        assert_eq!(c.observe(s(10_002)), Step::Jumped);
         assert_eq!(c.now(), s(10_000));
         assert_eq!(c.observe(s(10_003)), Step::Advanced);
     }

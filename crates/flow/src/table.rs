@@ -157,6 +157,9 @@ pub struct FlowTable<S> {
     ack_waits: VecDeque<(Timestamp, u32, FlowId)>,
     /// The flow of the latest packet stamped far ahead of the clock (for its anomaly).
     far_key: Option<FlowKey>,
+    /// Flows touched while a far timestamp awaited confirmation: stamped with the held clock,
+    /// they are re-stamped when the jump is confirmed (else the jump would time them out).
+    held: Vec<(u32, FlowId)>,
 }
 
 impl<S: Default> FlowTable<S> {
@@ -179,6 +182,7 @@ impl<S: Default> FlowTable<S> {
             recent_ends: Default::default(),
             ack_waits: VecDeque::new(),
             far_key: None,
+            held: Vec::new(),
         }
     }
 
@@ -205,13 +209,17 @@ impl<S: Default> FlowTable<S> {
 
         let before = self.clock.now();
         match self.clock.observe(pkt.ts) {
-            Step::Advanced => {
+            step @ (Step::Advanced | Step::Jumped) => {
+                if step == Step::Jumped {
+                    self.restamp_held();
+                }
                 if self.clock.now() >= self.next_sweep {
                     self.sweep(h);
                 }
                 self.expire_ack_waits(h);
             }
             Step::Rejected => {
+                self.held.clear();
                 self.stats.timestamp_jumps += 1;
                 if let Some(idx) = self.far_key.take().and_then(|k| self.index.get(&k).copied()) {
                     self.report(idx, TIMESTAMP_JUMP, pkt.ts);
@@ -228,8 +236,15 @@ impl<S: Default> FlowTable<S> {
         if let Some(idx) = found {
             // The flow's own packet notices its timeout exactly (the sweep may not have run yet):
             // a connection idle for longer than the timeout is over, and this packet starts anew.
-            let last = self.slot(idx).map(|f| f.last_active);
-            if let Some(last) = last.filter(|&l| self.clock.now().since(l) > self.cfg.idle_timeout) {
+            // Judged by the packet's own time when it is ahead of the clock: a far timestamp
+            // held for confirmation cannot time out other flows, but its own flow is judged by
+            // it (as every flow was before the clock was guarded), so that which packets a
+            // worker happened to hold never changes how a flow is split.
+            // (A flow already touched while the clock is held was stamped with the held clock.)
+            let touched_while_held = self.held.iter().any(|&(i, _)| i == idx);
+            let last = self.slot(idx).map(|f| f.last_active).filter(|_| !touched_while_held);
+            let now = self.clock.now().max(pkt.ts);
+            if let Some(last) = last.filter(|&l| now.since(l) > self.cfg.idle_timeout) {
                 self.stats.flows_timed_out += 1;
                 self.end_flow(idx, CloseReason::Timeout, last.add(self.cfg.idle_timeout), h);
                 found = None;
@@ -277,6 +292,9 @@ impl<S: Default> FlowTable<S> {
         let anomalies = self.apply(idx, pkt, src_first, len, h);
         if let Some(class) = self.slot(idx).filter(|f| f.meta.id == id).map(Flow::class) {
             self.activity.touch(idx, class);
+            if self.clock.pending() && self.held.len() < usize::from(crate::clock::CONFIRMATIONS) + 1 {
+                self.held.push((idx, id));
+            }
         }
         if anomalies != 0 {
             self.report(idx, anomalies, pkt.ts);
@@ -320,6 +338,19 @@ impl<S: Default> FlowTable<S> {
 
     fn flow_id(&self, idx: u32) -> Option<FlowId> {
         self.slot(idx).map(|f| f.meta.id)
+    }
+
+    /// A far timestamp was confirmed: the flows touched while it was held are active now, in
+    /// the order they were touched (they are the most recent touches, so the lists stay sorted).
+    fn restamp_held(&mut self) {
+        let now = self.clock.now();
+        for (idx, id) in std::mem::take(&mut self.held) {
+            if let Some(f) = self.slot_mut(idx).filter(|f| f.meta.id == id) {
+                f.last_active = now;
+                let class = f.class();
+                self.activity.touch(idx, class);
+            }
+        }
     }
 
     /// The least recently active flow, whatever its class.
@@ -1957,7 +1988,7 @@ mod tests {
     // The clock: a timestamp far from its neighbours.
 
     #[test]
-    fn a_packet_stamped_ten_years_ahead_times_nothing_out() {
+    fn a_packet_stamped_ten_years_ahead_times_out_no_other_flow() {
         let (mut t, mut rec) = (table(), Rec::default());
         established(&mut t, &mut rec);
         let decade = 10 * 365 * 24 * 3600 * 1000;
@@ -1972,8 +2003,12 @@ mod tests {
                 pkt(8, true, c(5), s(0), ACK, b" world"),
             ],
         );
-        assert!(rec.ends.is_empty(), "no flow timed out");
+        // Only the packet's own flow is judged by its own time (and split); the clock did not
+        // move, so no other flow timed out.
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout]);
+        assert_eq!(rec.ends[0].0.client, other);
         assert_eq!(rec.text(ToServer), "helloxyz world");
+        assert_eq!(t.active_flows(), 2);
         assert_eq!(t.stats().timestamp_jumps, 1);
         assert_eq!(anomalies(&mut t), ["tcp.timestamp_jump"]);
     }
