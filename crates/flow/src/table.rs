@@ -2013,6 +2013,31 @@ mod tests {
         assert_eq!(anomalies(&mut t), ["tcp.timestamp_jump"]);
     }
 
+    #[test]
+    fn a_confirmed_jump_keeps_the_flows_that_started_while_it_waited() {
+        // The next file of a replay, an hour later: its first connection opens while the clock
+        // still holds the jump for confirmation.
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hour = 3_600_000;
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt_between(hour, ep(3, 50000), server(), 7, 0, SYN, b""),
+                pkt_between(hour + 1, server(), ep(3, 50000), 70, 8, SYN | ACK, b""),
+                pkt_between(hour + 2, ep(3, 50000), server(), 8, 71, ACK, b"new"),
+                pkt_between(hour + 3, ep(3, 50000), server(), 11, 71, ACK, b"er"),
+            ],
+        );
+        assert_eq!(t.stats().timestamp_jumps, 0);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout], "only the old, idle flow");
+        assert_eq!(rec.ends[0].0.client, client());
+        assert_eq!(t.stats().flows_created, 2);
+        assert_eq!(t.stats().midstream_pickups, 0);
+        assert!(rec.text(ToServer).ends_with("newer"));
+    }
+
     // Capture health.
 
     #[test]
