@@ -34,11 +34,16 @@ pub(crate) struct SeqView {
 }
 
 impl SeqView {
-    /// A segment of this direction at `seq` occupying `len` sequence numbers.
-    pub fn sent(&mut self, seq: u32, len: u32) {
+    /// A segment of this direction at `seq` occupying `len` sequence numbers. It moves SND.NXT
+    /// only when it starts within the receiver's window beyond it (`shift`: as in
+    /// [`SeqView::judge_rst`]): the receiver drops anything further, so a blind spoofer's far-off
+    /// segment must not move the point an exact RST is judged by.
+    pub fn sent(&mut self, seq: u32, len: u32, shift: Option<u8>) {
         let end = seq.wrapping_add(len);
+        let window = (u64::from(self.peer_window) << shift.unwrap_or(14).min(14)).max(65_535);
         self.snd_max = Some(match self.snd_max {
             Some(m) if seq_delta(end, m) <= 0 => m,
+            Some(m) if seq_delta(seq, m) > window as i64 => m,
             _ => end,
         });
     }
@@ -139,11 +144,13 @@ mod tests {
     #[test]
     fn snd_max_follows_sequence_wraps() {
         let mut v = SeqView::default();
-        v.sent(u32::MAX - 10, 5);
-        v.sent(u32::MAX - 2, 10);
+        v.sent(u32::MAX - 10, 5, Some(0));
+        v.sent(u32::MAX - 2, 10, Some(0));
         assert_eq!(v.snd_max, Some(7));
-        v.sent(u32::MAX - 20, 3);
+        v.sent(u32::MAX - 20, 3, Some(0));
         assert_eq!(v.snd_max, Some(7), "an old segment does not move it back");
+        v.sent(0x4000_0000, 1, Some(0));
+        assert_eq!(v.snd_max, Some(7), "nor one far beyond the window");
     }
 
     #[test]

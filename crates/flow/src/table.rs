@@ -268,7 +268,7 @@ impl<S: Default> FlowTable<S> {
                         f.client_isn = Some(client_isn);
                         f.seen[client] = true;
                         if let Some(v) = f.seqs.get_mut(client) {
-                            v.sent(client_isn, 1);
+                            v.sent(client_isn, 1, None);
                         }
                     }
                     idx
@@ -576,12 +576,7 @@ impl<S: Default> FlowTable<S> {
                     }
                 })
             } else {
-                let shift = match (wscale[0], wscale[1]) {
-                    (Some(_), Some(_)) => wscale[peer],
-                    _ if meta.handshake_seen => Some(0),
-                    _ => None,
-                };
-                seqs[own].judge_rst(seq, shift)
+                seqs[own].judge_rst(seq, receiver_shift(wscale, peer, meta.handshake_seen))
             };
             match verdict {
                 None | Some(RstVerdict::Exact) => {
@@ -602,11 +597,13 @@ impl<S: Default> FlowTable<S> {
         // RFC 9293 §3.4: the SYN occupies one sequence number, so data (TCP Fast Open's, or any
         // later) starts at ISN + 1: stream offset 0.
         let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
+        let shift = receiver_shift(wscale, peer, meta.handshake_seen);
         seqs[own].sent(
             seq,
             (len as u32)
                 .wrapping_add(u32::from(flags.syn()))
                 .wrapping_add(u32::from(flags.fin())),
+            shift,
         );
         if flags.ack() {
             seqs[peer].peer_ack = Some(pkt.tcp.ack);
@@ -726,6 +723,16 @@ impl<S: Default> FlowTable<S> {
         );
         assert!(self.stats.history_bytes <= self.cfg.delivered_history_total as u64);
         assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
+    }
+}
+
+/// The window scale of the receiver `peer` (RFC 7323 §2.2: in effect only when both SYNs carried
+/// the option; none when the handshake was seen without it; unknown without the handshake).
+fn receiver_shift(wscale: &[Option<u8>; 2], peer: usize, handshake_seen: bool) -> Option<u8> {
+    match (wscale[0], wscale[1]) {
+        (Some(_), Some(_)) => wscale.get(peer).copied().flatten(),
+        _ if handshake_seen => Some(0),
+        _ => None,
     }
 }
 
