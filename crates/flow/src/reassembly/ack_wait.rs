@@ -16,8 +16,9 @@ pub(super) struct AckWait {
 
 impl HalfStream {
     /// The other side acknowledged everything before `ack` (RFC 9293 §3.4: ACK = next sequence
-    /// number the receiver expects). A hole below it was received by the endpoint and missed by
-    /// the capture, so waiting for it is pointless.
+    /// number the receiver expects). The receiver has the bytes below it; if the capture has not
+    /// seen them yet they are either lost by the capture or still on their way through the other
+    /// direction's queue, so the hole waits (a bounded while) before it is declared a gap.
     pub fn ack<O>(&mut self, ack: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
