@@ -148,7 +148,8 @@ pub struct FlowStats {
     pub gaps: u64,
     /// Bytes those gaps stand for.
     pub gap_bytes: u64,
-    /// Gaps declared because the receiver acknowledged bytes the capture never saw.
+    /// Gaps declared because the receiver acknowledged bytes the capture never saw, once the hole
+    /// had waited its bound (`ack_wait`, `ack_wait_segments`, `ack_wait_bytes`) for them.
     pub ack_gaps: u64,
     /// Bytes seen more than once (the later copies are dropped).
     pub retransmitted_bytes: u64,
