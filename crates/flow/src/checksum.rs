@@ -255,7 +255,9 @@ mod tests {
     #[test]
     fn word_sum_folds_to_the_rfc_1071_sum_of_every_length() {
         use etherparse::checksum::Sum16BitWords;
-        let data: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         for n in 0..data.len() {
             let mut folded = sum32(&data[..n]);
             while folded > 0xFFFF {
