@@ -7,14 +7,16 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pacstap_core::{CloseReason, FlowMeta, Interest, StreamChunk, StreamHandler, Timestamp};
-use pacstap_flow::{FlowConfig, FlowTable};
+use pacstap_flow::{ChecksumMode, FlowConfig, FlowTable};
 use pacstap_wire::WireDecoder;
 use std::hint::black_box;
 use std::path::PathBuf;
 
 const MSS: usize = 1448;
 
-/// An Ethernet/IPv4/TCP frame carrying `payload` (checksums are not verified by a tap).
+/// An Ethernet/IPv4/TCP frame carrying `payload`. Its checksums are left zero, so the reassembly
+/// benches run with checksum validation off; its cost is measured on real captures by
+/// `benches/replay-throughput` (`--checksum auto` against `--checksum off`).
 fn frame(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(54 + payload.len());
     f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
@@ -135,7 +137,13 @@ fn bench_reassembly(c: &mut Criterion) {
         g.throughput(Throughput::Bytes((2000 * MSS) as u64));
         g.bench_function(name, |b| {
             b.iter_batched(
-                || (FlowTable::<()>::new(FlowConfig::default()), WireDecoder::new()),
+                || {
+                    let cfg = FlowConfig {
+                        checksum: ChecksumMode::Off,
+                        ..FlowConfig::default()
+                    };
+                    (FlowTable::<()>::new(cfg), WireDecoder::new())
+                },
                 |(mut table, mut dec)| {
                     let mut h = CountingHandler::default();
                     for f in &frames {

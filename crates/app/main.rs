@@ -118,6 +118,12 @@ struct ReplayArgs {
     #[arg(long = "decapsulate", value_name = "SPEC")]
     decapsulate: Vec<String>,
 
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    checksum: pacstap_flow::ChecksumMode,
+
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ
     /// (mid-association pickup). Content detection works on any port regardless.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -251,7 +257,13 @@ struct CaptureArgs {
     /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
     /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
     #[arg(long = "decapsulate", value_name = "SPEC")]
+
     decapsulate: Vec<String>,
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    checksum: pacstap_flow::ChecksumMode,
 
     /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
     #[arg(long = "dicom-port", value_name = "PORT")]
@@ -480,6 +492,7 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     };
     opts.state = (args.state != "none").then(|| PathBuf::from(&args.state));
     let mut opts = opts.with_dicom_ports(&args.dicom_ports);
+    opts.flow.checksum = args.checksum;
     opts.workers = match args.workers {
         0 => pacstap::live::default_workers(),
         n => usize::from(n),
@@ -604,6 +617,7 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             opts.proto.dicom_ports.push(p);
         }
     }
+    opts.flow.checksum = args.checksum;
     opts.alertmanager = alertmanager.clone();
     let report = pacstap::replay(opts, false)?;
     stop_alertmanager(alertmanager);

@@ -40,7 +40,7 @@ use pacstap_output::{
 };
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -238,6 +238,38 @@ impl ReplayReport {
                         f.flow_table_full, f.buffer_cap_hits, f.hole_cap_hits
                     ),
                 ),
+                (
+                    "ack before data".into(),
+                    format!(
+                        "{} ({} filled late, {} became gaps)",
+                        f.ack_before_data, f.ack_before_data_filled, f.ack_gaps
+                    ),
+                ),
+                ("checksums".into(), checksum_summary(f)),
+                (
+                    "control".into(),
+                    format!(
+                        "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; {} data after close",
+                        f.rst_accepted, f.rst_in_window, f.rst_out_of_window, f.syn_on_established, f.data_after_close
+                    ),
+                ),
+                (
+                    "capture health".into(),
+                    format!(
+                        "{} one-sided flows ({:.0}% of ended), {} duplicate frames, {} timestamp jumps",
+                        f.one_sided_flows,
+                        100.0 * f.one_sided_flows as f64 / f.flows_ended.max(1) as f64,
+                        f.duplicate_frames,
+                        f.timestamp_jumps
+                    ),
+                ),
+                (
+                    "evictions".into(),
+                    format!(
+                        "{} half-open, {} established, {} decoding",
+                        f.evicted_half_open, f.evicted_established, f.evicted_decoding
+                    ),
+                ),
             ],
         });
         let mut text = self.summary.render(&sections, &self.proto.anomalies);
@@ -295,6 +327,22 @@ fn tunnels_row(w: &pacstap_wire::WireStats) -> Option<String> {
         parts.push(format!("{} unsupported", w.unsupported_tunnel));
     }
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The summary's checksum line: whether validation ran, and why not when it did not.
+fn checksum_summary(f: &pacstap_flow::FlowStats) -> String {
+    if f.checksum_offloaded > 0 {
+        format!(
+            "offloaded (not validated: {:.0}% of the first {} were bad)",
+            100.0 * f.checksum_sample_bad as f64 / f.checksum_sampled.max(1) as f64,
+            f.checksum_sampled
+        )
+    } else {
+        format!(
+            "{} bad (dropped), {} unverifiable (snaplen)",
+            f.bad_checksums, f.unverifiable_checksums
+        )
+    }
 }
 
 /// wire → flow → proto for the flows one thread owns: the part of the pipeline that sees
@@ -421,6 +469,9 @@ impl FlowShard {
     fn decode(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
         if let Some(pkt) = self.wire.decode(frame.ts, frame.linktype, frame.data) {
             let id = self.flows.process(&pkt, &mut self.analyzer);
+            // The flow stage's own anomalies (`tcp.*`) come before what the decoders made of
+            // the packet.
+            out.extend(self.flows.drain_events());
             if let Some(ring) = self.ring.as_mut() {
                 let key = pkt.key.canonical().0;
                 let id = match id {
@@ -462,6 +513,7 @@ impl FlowShard {
     /// End of input: every open flow ends at `ts` (open associations become `incomplete`).
     pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<ProtocolEvent>) {
         self.flows.flush(ts, &mut self.analyzer);
+        out.extend(self.flows.drain_events());
         out.extend(self.analyzer.drain_events());
     }
 
@@ -805,6 +857,13 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("defrag.too_big", shards.defrag.too_big),
         ("defrag.too_many_fragments", shards.defrag.too_many),
         ("defrag.malformed", shards.defrag.malformed),
+        ("tcp.bad_checksum", f.bad_checksums),
+        ("tcp.rst_in_window", f.rst_in_window),
+        ("tcp.rst_out_of_window", f.rst_out_of_window),
+        ("tcp.syn_on_established", f.syn_on_established),
+        ("tcp.data_after_close", f.data_after_close),
+        ("tcp.overlap_conflict", f.overlap_conflicts),
+        ("tcp.timestamp_jump", f.timestamp_jumps),
     ] {
         if n > 0 {
             anomalies.insert(name, n);
@@ -824,6 +883,7 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         cap_hits_buffer: f.buffer_cap_hits,
         cap_hits_holes: f.hole_cap_hits,
         anomalies,
+        tcp: tcp_counters(f),
         tls_versions: p.tls.versions.clone(),
         hl7_acks: p.hl7.acks.clone(),
         decapsulated: pacstap_wire::TunnelKind::ALL
@@ -841,6 +901,29 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
             .unwrap_or_default(),
         ..StatsSnapshot::default()
     }
+}
+
+/// The flow stage's counters behind `pacstap_tcp_<name>_total` (names: `Metrics`' TCP table).
+fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
+    BTreeMap::from([
+        ("bad_checksums", f.bad_checksums),
+        ("unverifiable_checksums", f.unverifiable_checksums),
+        ("ack_before_data", f.ack_before_data),
+        ("ack_before_data_filled", f.ack_before_data_filled),
+        ("ack_gaps", f.ack_gaps),
+        ("rst_accepted", f.rst_accepted),
+        ("rst_in_window", f.rst_in_window),
+        ("rst_out_of_window", f.rst_out_of_window),
+        ("syn_on_established", f.syn_on_established),
+        ("data_after_close", f.data_after_close),
+        ("overlap_conflicts", f.overlap_conflicts),
+        ("timestamp_jumps", f.timestamp_jumps),
+        ("evicted_half_open", f.evicted_half_open),
+        ("evicted_established", f.evicted_established),
+        ("evicted_decoding", f.evicted_decoding),
+        ("one_sided_flows", f.one_sided_flows),
+        ("duplicate_frames", f.duplicate_frames),
+    ])
 }
 
 /// The whole pipeline on one thread: one [`FlowShard`] feeding one [`Detection`].

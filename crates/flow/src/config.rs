@@ -40,6 +40,68 @@ pub struct FlowConfig {
     /// real loss within one window leaves a handful; dozens of islands are noise or an evasion
     /// attempt, and each one costs a tree node.
     pub max_holes_per_dir: usize,
+    /// Whether IP and TCP checksums are validated before a segment may enter reassembly or change
+    /// flow state. Default [`ChecksumMode::Auto`].
+    pub checksum: ChecksumMode,
+    /// How long a hole the receiver already acknowledged is kept open for its data to arrive
+    /// (packet time), before it is declared a gap.
+    ///
+    /// Default 500 ms: the two directions of a SPAN port reach the tap through different queues,
+    /// so a segment can arrive after the peer's ACK that covers it ("ACKed segment that wasn't
+    /// captured" in Wireshark); the skew between those queues is microseconds to milliseconds,
+    /// and 500 ms is above Linux's minimum retransmission timeout (200 ms, RFC 6298 §2.4 allows
+    /// 1 s): a segment later than that was lost by the capture, not delayed.
+    pub ack_wait: Duration,
+    /// Packets of the flow (either direction) after which an acknowledged hole is given up.
+    ///
+    /// Default 32: a delayed segment arrives within a few frames of the ACK that overtook it; 32
+    /// packets of the same connection later it is not coming.
+    pub ack_wait_segments: u32,
+    /// Bytes acknowledged beyond the delivery point after which a hole is given up at once.
+    ///
+    /// Default 64 KiB: the largest unscaled TCP window (RFC 9293 §3.1); an ACK that far ahead
+    /// covers more than one delayed segment, i.e. real capture loss.
+    pub ack_wait_bytes: u64,
+    /// Bytes of the most recently delivered data kept per direction to tell a conflicting
+    /// retransmission of delivered bytes (an overlap with different content) from a plain one.
+    ///
+    /// Default 4 KiB: more than two full-size Ethernet segments (MSS 1460), which covers the
+    /// retransmission of the last segments sent; older bytes are not compared.
+    pub delivered_history_bytes: usize,
+    /// All flows' delivered-bytes histories together; directions beyond it keep none.
+    ///
+    /// Default 64 MiB: 16 384 directions with the default history, far above the connections of
+    /// a PACS segment that carry data at once; a flood of empty flows allocates none.
+    pub delivered_history_total: usize,
+    /// TCP anomaly events emitted per flow (all are still counted in [`FlowStats`]): a flow
+    /// under attack must not flood the event stream. Default 16, as the decoders' own cap.
+    pub max_anomaly_events_per_flow: u32,
+}
+
+/// Checksum validation (CLI `--checksum auto|on|off`), as Suricata's `checksum-validation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChecksumMode {
+    /// Validate, unless most of the first packets turn out bad: then the capture was taken on a
+    /// sending host with checksum offload, and validation is switched off (see `checksum.rs`).
+    #[default]
+    Auto,
+    /// Always validate: a segment with a bad checksum never enters reassembly.
+    On,
+    /// Never validate.
+    Off,
+}
+
+impl std::str::FromStr for ChecksumMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ChecksumMode::Auto),
+            "on" => Ok(ChecksumMode::On),
+            "off" => Ok(ChecksumMode::Off),
+            other => Err(format!("checksum mode must be auto, on or off, not {other:?}")),
+        }
+    }
 }
 
 impl Default for FlowConfig {
@@ -50,6 +112,13 @@ impl Default for FlowConfig {
             max_buffered_bytes_per_dir: 1 << 20,
             max_buffered_bytes_total: 64 << 20,
             max_holes_per_dir: 64,
+            checksum: ChecksumMode::Auto,
+            ack_wait: Duration::from_millis(500),
+            ack_wait_segments: 32,
+            ack_wait_bytes: 64 << 10,
+            delivered_history_bytes: 4 << 10,
+            delivered_history_total: 64 << 20,
+            max_anomaly_events_per_flow: 16,
         }
     }
 }
@@ -79,11 +148,13 @@ pub struct FlowStats {
     pub gaps: u64,
     /// Bytes those gaps stand for.
     pub gap_bytes: u64,
-    /// Gaps declared because the receiver acknowledged bytes the capture never saw.
+    /// Gaps declared because the receiver acknowledged bytes the capture never saw, once the hole
+    /// had waited its bound (`ack_wait`, `ack_wait_segments`, `ack_wait_bytes`) for them.
     pub ack_gaps: u64,
     /// Bytes seen more than once (the later copies are dropped).
     pub retransmitted_bytes: u64,
-    /// Overlaps whose bytes differed from the first copy (which is what was delivered).
+    /// Overlaps whose bytes differed from the copy buffered or recently delivered (the first copy
+    /// is what was delivered): the signature of evasion by overlapping segments.
     pub overlap_conflicts: u64,
     /// Segments that arrived ahead of a hole and were buffered.
     pub out_of_order_segments: u64,
@@ -100,6 +171,44 @@ pub struct FlowStats {
     pub ignored_packets: u64,
     /// Gauge: bytes held in reassembly buffers now, including per-piece overhead.
     pub buffered_bytes: u64,
+    /// Segments dropped for a bad IPv4 header or TCP checksum (never reassembled).
+    pub bad_checksums: u64,
+    /// Segments whose checksum could not be checked (snaplen cut the payload, or headers missing): accepted.
+    pub unverifiable_checksums: u64,
+    /// Auto mode: verifiable segments among the first `checksum::AUTO_SAMPLE` looked at.
+    pub checksum_sampled: u64,
+    /// Auto mode: how many of those were bad.
+    pub checksum_sample_bad: u64,
+    /// Auto mode: 1 when validation was switched off as offloaded (summed over workers).
+    pub checksum_offloaded: u64,
+    /// Holes the receiver acknowledged before their data was captured (SPAN queue skew or loss).
+    pub ack_before_data: u64,
+    /// Of those, holes whose data arrived while kept open (delayed, not lost).
+    pub ack_before_data_filled: u64,
+    /// RSTs whose sequence number matched what the receiver expects (RFC 5961 §3.2): the flow ends.
+    pub rst_accepted: u64,
+    /// RSTs within the window but not exact: an endpoint answers with a challenge ACK and stays up.
+    pub rst_in_window: u64,
+    /// RSTs outside the window: endpoints drop them; so does the tap.
+    pub rst_out_of_window: u64,
+    /// SYNs (or SYN-ACKs) on an open connection that no handshake confirmed: ignored (RFC 5961 §4).
+    pub syn_on_established: u64,
+    /// Packets with data after their connection's teardown (beyond a FIN, or on a just-reset 4-tuple).
+    pub data_after_close: u64,
+    /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
+    pub timestamp_jumps: u64,
+    /// Evictions of flows that never carried payload (half-open, SYN floods).
+    pub evicted_half_open: u64,
+    /// Evictions of flows with payload no decoder wanted.
+    pub evicted_established: u64,
+    /// Evictions of flows a decoder was still reading.
+    pub evicted_decoding: u64,
+    /// Ended flows of which only one direction was ever captured.
+    pub one_sided_flows: u64,
+    /// Frames identical (same IP id, TCP header and length) to the previous one of their direction: the same frame mirrored twice.
+    pub duplicate_frames: u64,
+    /// Gauge: bytes held in delivered-data histories now.
+    pub history_bytes: u64,
 }
 
 impl FlowStats {
@@ -129,6 +238,25 @@ impl FlowStats {
             bytes_after_fin,
             ignored_packets,
             buffered_bytes,
+            bad_checksums,
+            unverifiable_checksums,
+            checksum_sampled,
+            checksum_sample_bad,
+            checksum_offloaded,
+            ack_before_data,
+            ack_before_data_filled,
+            rst_accepted,
+            rst_in_window,
+            rst_out_of_window,
+            syn_on_established,
+            data_after_close,
+            timestamp_jumps,
+            evicted_half_open,
+            evicted_established,
+            evicted_decoding,
+            one_sided_flows,
+            duplicate_frames,
+            history_bytes,
         } = other;
         self.packets += packets;
         self.payload_bytes += payload_bytes;
@@ -151,5 +279,24 @@ impl FlowStats {
         self.bytes_after_fin += bytes_after_fin;
         self.ignored_packets += ignored_packets;
         self.buffered_bytes += buffered_bytes;
+        self.bad_checksums += bad_checksums;
+        self.unverifiable_checksums += unverifiable_checksums;
+        self.checksum_sampled += checksum_sampled;
+        self.checksum_sample_bad += checksum_sample_bad;
+        self.checksum_offloaded += checksum_offloaded;
+        self.ack_before_data += ack_before_data;
+        self.ack_before_data_filled += ack_before_data_filled;
+        self.rst_accepted += rst_accepted;
+        self.rst_in_window += rst_in_window;
+        self.rst_out_of_window += rst_out_of_window;
+        self.syn_on_established += syn_on_established;
+        self.data_after_close += data_after_close;
+        self.timestamp_jumps += timestamp_jumps;
+        self.evicted_half_open += evicted_half_open;
+        self.evicted_established += evicted_established;
+        self.evicted_decoding += evicted_decoding;
+        self.one_sided_flows += one_sided_flows;
+        self.duplicate_frames += duplicate_frames;
+        self.history_bytes += history_bytes;
     }
 }

@@ -19,16 +19,27 @@
 //! buffered copy, an overlap conflict is counted, since that is how evasion by overlapping
 //! segments shows itself.
 //!
-//! A hole is given up and reported as a gap when the receiver acknowledges bytes past it (the
-//! receiver got them, so the capture missed them: Suricata's rule, and the fastest resync), when
-//! the buffers for the direction or for all flows are full, when the direction has too many holes,
+//! Bytes already delivered are compared too, against the last few KiB kept in a [`History`]:
+//! a copy that differs from what the decoders read is an overlap conflict whichever came first.
+//!
+//! A hole the receiver acknowledged is not proof of loss: on a SPAN port the two directions come
+//! through different queues, so a data segment often arrives just after the peer's ACK that
+//! covers it. Such a hole is kept open (counted in `ack_before_data`) until its data comes
+//! (`ack_before_data_filled`) or until it has waited `FlowConfig::ack_wait` of packet time,
+//! `ack_wait_segments` packets of the flow, or the ACK runs `ack_wait_bytes` ahead, whichever
+//! comes first; only then is it reported as a gap (`ack_gaps`). A hole is also given up when the
+//! buffers for the direction or for all flows are full, when the direction has too many holes,
 //! and when the flow ends.
 
 use std::collections::BTreeMap;
 
-use pacstap_core::{ChunkBody, CloseReason, Interest};
+use pacstap_core::{ChunkBody, CloseReason, Interest, Timestamp};
 
 use crate::config::{FlowConfig, FlowStats};
+use crate::history::History;
+
+mod ack_wait;
+use ack_wait::AckWait;
 
 /// Bytes charged against the buffer caps for each buffered piece, on top of its data.
 ///
@@ -48,6 +59,8 @@ pub(crate) fn seq_delta(a: u32, b: u32) -> i64 {
 pub(crate) struct Budget<'a> {
     pub cfg: &'a FlowConfig,
     pub stats: &'a mut FlowStats,
+    /// Packet time now (the table's clock): when an acknowledged hole started waiting.
+    pub now: Timestamp,
 }
 
 /// A buffered run of bytes beyond a hole.
@@ -123,6 +136,10 @@ pub(crate) struct HalfStream {
     closed: bool,
     /// Highest offset the other side acknowledged (never beyond the FIN).
     acked: u64,
+    /// Set while `acked > next`: the acknowledged bytes have not been captured yet.
+    wait: Option<AckWait>,
+    /// The last bytes delivered, to compare retransmissions of them with.
+    history: Option<History>,
 }
 
 impl HalfStream {
@@ -170,6 +187,7 @@ impl HalfStream {
             }
             let at = self.next;
             self.next = at.saturating_add(len);
+            self.remember(at, payload, b);
             return out(at, ChunkBody::Data(payload));
         }
         // Trim what lies before `next`: already delivered (or before the stream began).
@@ -178,6 +196,18 @@ impl HalfStream {
         } else {
             (0, self.next.saturating_add(d.unsigned_abs()))
         };
+        if skip > 0 {
+            // Bytes already delivered: compare them with what was delivered, where still known.
+            // Bytes before offset 0 (before the stream began) were never delivered.
+            let before_start = usize::try_from(skip.saturating_sub(self.next)).unwrap_or(usize::MAX);
+            let seen = usize::try_from(skip.min(len)).unwrap_or(usize::MAX).min(payload.len());
+            let at = self.next.saturating_sub(skip);
+            if let (Some(h), Some(old)) = (&self.history, payload.get(before_start.min(seen)..seen)) {
+                if h.differs(at, old) {
+                    b.stats.overlap_conflicts += 1;
+                }
+            }
+        }
         if skip >= len {
             b.stats.retransmitted_bytes += len;
             return Interest::Continue;
@@ -198,32 +228,6 @@ impl HalfStream {
         let keep = usize::try_from(end - start).unwrap_or(usize::MAX).min(data.len());
         let data = data.get(..keep).unwrap_or(&[]);
         self.place(start, end, data, b, out)
-    }
-
-    /// The other side acknowledged everything before `ack` (RFC 9293 §3.4: ACK = next sequence
-    /// number the receiver expects). A hole below it was received by the endpoint and missed by
-    /// the capture, so waiting for it is pointless.
-    pub fn ack<O>(&mut self, ack: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        if !self.started {
-            return Interest::Continue;
-        }
-        let d = seq_delta(ack, self.next_seq());
-        if d <= 0 {
-            return Interest::Continue;
-        }
-        let mut acked = self.next.saturating_add(d.unsigned_abs());
-        if let Some(fin) = self.fin {
-            // The FIN itself takes one sequence number; its ACK is fin + 1.
-            acked = acked.min(fin);
-        }
-        if acked <= self.acked {
-            return Interest::Continue;
-        }
-        self.acked = acked;
-        self.skip_acked_holes(b, out)
     }
 
     /// A FIN whose sequence number is `seq`. The first FIN wins; bytes beyond it are dropped.
@@ -259,6 +263,7 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        self.wait = None;
         if self.drain(b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
@@ -282,6 +287,26 @@ impl HalfStream {
         let charged = self.charged;
         self.uncharge(charged, b);
         self.islands = 0;
+        self.wait = None;
+        if let Some(h) = self.history.take() {
+            b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
+        }
+    }
+
+    /// Keep delivered bytes for comparison with later copies (allocated on first use, within the
+    /// global budget).
+    fn remember(&mut self, at: u64, data: &[u8], b: &mut Budget<'_>) {
+        if self.history.is_none() {
+            let cap = b.cfg.delivered_history_bytes;
+            if cap == 0 || b.stats.history_bytes + cap as u64 > b.cfg.delivered_history_total as u64 {
+                return;
+            }
+            b.stats.history_bytes += cap as u64;
+            self.history = Some(History::new(cap));
+        }
+        if let Some(h) = self.history.as_mut() {
+            h.record(at, data);
+        }
     }
 
     /// A segment trimmed to `[start, end)` with `start >= next`, of which `data` (captured bytes)
@@ -348,7 +373,9 @@ impl HalfStream {
         let data_end = (start + data.len() as u64).max(from).min(to);
         if data_end > from {
             self.next = data_end;
-            if out(from, ChunkBody::Data(slice(data, start, from, data_end))) == Interest::Ignore {
+            let bytes = slice(data, start, from, data_end);
+            self.remember(from, bytes, b);
+            if out(from, ChunkBody::Data(bytes)) == Interest::Ignore {
                 return Interest::Ignore;
             }
         }
@@ -509,6 +536,7 @@ impl HalfStream {
         match piece {
             Piece::Data(v) => {
                 let bytes = usize::try_from(skip).ok().and_then(|i| v.get(i..)).unwrap_or(&[]);
+                self.remember(at, bytes, b);
                 out(at, ChunkBody::Data(bytes))
             }
             Piece::Lost(n) => {
@@ -532,6 +560,7 @@ impl HalfStream {
                 return Interest::Ignore;
             }
         }
+        self.settle_wait(b);
         if !self.closed && self.fin.is_some_and(|fin| fin <= self.next) {
             self.closed = true;
             return out(self.next, ChunkBody::Close(CloseReason::Fin));
@@ -544,6 +573,10 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        if self.wait.is_some() && target >= self.acked {
+            // An acknowledged hole given up (waited its time, or a cap): not filled.
+            self.wait = None;
+        }
         if target > self.next {
             let at = self.next;
             let len = target - at;
@@ -563,24 +596,6 @@ impl HalfStream {
             Some((&s, _)) => Some(s),
             None => self.fin.filter(|&fin| fin > self.next),
         }
-    }
-
-    /// Skip the holes the receiver has acknowledged past.
-    fn skip_acked_holes<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        while self.acked > self.next {
-            let Some(hole_end) = self.first_hole_end() else { break };
-            let target = hole_end.min(self.acked);
-            if target > self.next {
-                b.stats.ack_gaps += 1;
-            }
-            if self.gap_to(target, b, out) == Interest::Ignore {
-                return Interest::Ignore;
-            }
-        }
-        Interest::Continue
     }
 
     /// Skip holes, oldest first, until the buffers are within their caps.
@@ -753,6 +768,7 @@ mod tests {
             let mut b = Budget {
                 cfg: &self.cfg,
                 stats: &mut self.stats,
+                now: Timestamp(0),
             };
             let text = &mut self.text;
             let expect = &mut self.expect_offset;

@@ -2,25 +2,34 @@
 //!
 //! Flows live in a slab (`Vec<Option<Flow>>` with a free list) indexed by an `ahash` map keyed by
 //! the canonical 4-tuple, so a packet of a known flow costs one hash lookup. The slab slots are
-//! threaded on a doubly-linked list in least-recently-active order; touching a flow moves it to
-//! the tail in O(1), so the idle-timeout sweep pops expired flows off the head and table-full
-//! eviction takes the head, neither ever scanning the table. Activity is stamped with the table's
-//! clock (the latest packet time seen), which keeps the list sorted even when packet times step
-//! backwards.
+//! threaded on activity lists (`activity.rs`), least recently active first, one per eviction
+//! class; touching a flow moves it to the tail in O(1), so the idle-timeout sweep takes the
+//! oldest list head and table-full eviction the head of the cheapest class, neither ever
+//! scanning the table. Activity is stamped with the table's clock (`clock.rs`: the latest packet
+//! time seen, guarded against far-off timestamps), which keeps the lists sorted even when packet
+//! times step backwards.
+//!
+//! Before a packet may change a flow, it is checked as the endpoints check it: its checksums
+//! (`checksum.rs`), a RST's sequence number and a SYN on an open connection (`control.rs`,
+//! RFC 5961). What fails is counted, reported as a `tcp.*` anomaly event (capped per flow,
+//! [`FlowTable::drain_events`]) and has no effect.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use pacstap_core::{
-    ChunkBody, CloseReason, Direction, FlowId, FlowKey, FlowMeta, Interest, Packet, StreamChunk, StreamHandler,
-    Timestamp,
+    Anomaly, ChunkBody, CloseReason, Direction, EventBody, FlowId, FlowKey, FlowMeta, Interest, Packet, ProtocolEvent,
+    StreamChunk, StreamHandler, Timestamp,
 };
 
+use crate::activity::{Activity, Class, NIL};
+use crate::checksum::ChecksumPolicy;
+use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
+use crate::control::{fingerprint, window_scale, RstVerdict, SeqView};
 use crate::reassembly::{Budget, HalfStream};
 
-/// End of the activity list.
-const NIL: u32 = u32::MAX;
+mod ending;
 
 /// How often (packet time) idle flows are looked for. A sweep costs only the flows it ends plus one
 /// look at the oldest, so this bounds how late a silent flow's timeout is noticed, not how much
@@ -32,6 +41,29 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// IPv6 payload length are 16-bit fields (RFC 791 §3.1, RFC 8200 §3). Jumbograms (RFC 2675) do not
 /// cross a hospital LAN, and a larger claim would let one packet declare a 4 GiB gap.
 const MAX_LOST_TAIL: u64 = 65_535;
+
+/// Keys of recently ended flows remembered (two generations of this many), so data that follows
+/// a teardown is flagged `tcp.data_after_close` on the flow that picks it up. 4096 covers the
+/// connections a PACS segment closes within seconds; older ends are forgotten, not scanned.
+const RECENT_ENDS: usize = 4096;
+
+/// The `tcp.*` anomaly names, as bits of a per-packet mask.
+const ANOMALY_NAMES: [&str; 7] = [
+    "tcp.bad_checksum",
+    "tcp.rst_in_window",
+    "tcp.rst_out_of_window",
+    "tcp.syn_on_established",
+    "tcp.data_after_close",
+    "tcp.overlap_conflict",
+    "tcp.timestamp_jump",
+];
+const BAD_CHECKSUM: u8 = 1 << 0;
+const RST_IN_WINDOW: u8 = 1 << 1;
+const RST_OUT_OF_WINDOW: u8 = 1 << 2;
+const SYN_ON_ESTABLISHED: u8 = 1 << 3;
+const DATA_AFTER_CLOSE: u8 = 1 << 4;
+const OVERLAP_CONFLICT: u8 = 1 << 5;
+const TIMESTAMP_JUMP: u8 = 1 << 6;
 
 /// One connection.
 struct Flow<S> {
@@ -52,15 +84,53 @@ struct Flow<S> {
     fin_seen: [bool; 2],
     /// Sequence number of the client's SYN, to tell its retransmission from a new connection.
     client_isn: Option<u32>,
+    /// Sequence number of the server's SYN-ACK: once known, the handshake is over.
+    server_isn: Option<u32>,
     /// Any packet of the flow carried payload.
     saw_payload: bool,
+    /// What each direction sent and the other acknowledged, to judge RSTs.
+    seqs: [SeqView; 2],
+    /// Window scale each direction announced in its SYN (RFC 7323 §2.2).
+    wscale: [Option<u8>; 2],
+    /// A SYN on this open connection, with a new ISN, waiting for the SYN-ACK that would make it
+    /// a new connection (port reuse): (ISN, time, direction it came from).
+    pending_syn: Option<(u32, Timestamp, Direction)>,
+    /// Packets were captured in each direction.
+    seen: [bool; 2],
+    /// Fingerprint of each direction's last frame, to count exact duplicates.
+    last_frame: [u64; 2],
+    /// `tcp.*` anomaly events emitted for this flow.
+    anomaly_events: u32,
 }
 
-/// Neighbours of a slab slot on the activity list (head = least recently active).
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    prev: u32,
-    next: u32,
+impl<S> Flow<S> {
+    fn class(&self) -> Class {
+        if !self.saw_payload {
+            Class::NoPayload
+        } else if self.ignored {
+            Class::Ignored
+        } else {
+            Class::Decoding
+        }
+    }
+
+    fn direction(&self, src_first: bool) -> Direction {
+        if src_first == self.client_first {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+}
+
+/// What a SYN on a flow in the table does.
+enum SynAction {
+    /// It belongs to this connection (a retransmission, or the handshake still going on).
+    Same,
+    /// A confirmed new connection on the same 4-tuple: the SYN-ACK acknowledged the pending SYN.
+    Reuse { start: Timestamp, client_isn: u32 },
+    /// Not believed (RFC 5961 §4: the endpoint answers with a challenge ACK); no effect.
+    Drop(u8),
 }
 
 /// All TCP connections a worker owns, reassembled in both directions.
@@ -72,13 +142,24 @@ pub struct FlowTable<S> {
     stats: FlowStats,
     index: HashMap<FlowKey, u32, ahash::RandomState>,
     slots: Vec<Option<Flow<S>>>,
-    links: Vec<Link>,
+    activity: Activity,
     free: Vec<u32>,
-    head: u32,
-    tail: u32,
-    /// Latest packet time seen: the only clock.
-    clock: Timestamp,
+    /// Packet time, guarded against far-off timestamps: the only clock.
+    clock: PacketClock,
     next_sweep: Timestamp,
+    checksums: ChecksumPolicy,
+    /// `tcp.*` anomaly events not yet drained.
+    events: Vec<ProtocolEvent>,
+    /// Keys of flows ended recently (by FIN or RST): two generations, the older dropped when the
+    /// newer fills.
+    recent_ends: [HashSet<FlowKey, ahash::RandomState>; 2],
+    /// Flows holding an acknowledged hole open: when to look again (packet time).
+    ack_waits: VecDeque<(Timestamp, u32, FlowId)>,
+    /// The flow of the latest packet stamped far ahead of the clock (for its anomaly).
+    far_key: Option<FlowKey>,
+    /// Flows touched while a far timestamp awaited confirmation: stamped with the held clock,
+    /// they are re-stamped when the jump is confirmed (else the jump would time them out).
+    held: Vec<(u32, FlowId, Timestamp)>,
 }
 
 impl<S: Default> FlowTable<S> {
@@ -86,17 +167,22 @@ impl<S: Default> FlowTable<S> {
         // The map's hasher is seeded at random per table: flow keys are chosen by whoever sends
         // packets, and a fixed seed would let them aim collisions at one bucket.
         let initial = cfg.max_flows.min(1024);
+        let checksums = ChecksumPolicy::new(cfg.checksum);
         FlowTable {
             cfg,
             stats: FlowStats::default(),
             index: HashMap::with_capacity_and_hasher(initial, ahash::RandomState::new()),
             slots: Vec::with_capacity(initial),
-            links: Vec::with_capacity(initial),
+            activity: Activity::with_capacity(initial),
             free: Vec::new(),
-            head: NIL,
-            tail: NIL,
-            clock: Timestamp(i64::MIN),
+            clock: PacketClock::new(),
             next_sweep: Timestamp(i64::MIN),
+            checksums,
+            events: Vec::new(),
+            recent_ends: Default::default(),
+            ack_waits: VecDeque::new(),
+            far_key: None,
+            held: Vec::new(),
         }
     }
 
@@ -112,63 +198,117 @@ impl<S: Default> FlowTable<S> {
             self.stats.truncated_packets += 1;
         }
         let len = captured + cut.min(MAX_LOST_TAIL);
+        let (key, src_first) = pkt.key.canonical();
 
-        if pkt.ts > self.clock {
-            self.clock = pkt.ts;
-            if self.clock >= self.next_sweep {
-                self.sweep(h);
-            }
+        // A segment the receiver would drop changes nothing: not the clock, not the flow.
+        if !self.checksums.admit(pkt, &mut self.stats) {
+            let idx = self.index.get(&key).copied()?;
+            self.report(idx, BAD_CHECKSUM, pkt.ts);
+            return self.flow_id(idx);
         }
 
-        let (key, src_first) = pkt.key.canonical();
+        let before = self.clock.now();
+        match self.clock.observe(pkt.ts) {
+            step @ (Step::Advanced | Step::Jumped) => {
+                if step == Step::Jumped {
+                    self.restamp_held();
+                }
+                if self.clock.now() >= self.next_sweep {
+                    self.sweep(h);
+                }
+                self.expire_ack_waits(h);
+            }
+            Step::Rejected => {
+                self.held.clear();
+                self.stats.timestamp_jumps += 1;
+                if let Some(idx) = self.far_key.take().and_then(|k| self.index.get(&k).copied()) {
+                    self.report(idx, TIMESTAMP_JUMP, pkt.ts);
+                }
+            }
+            Step::Held => {}
+        }
+        if before != Timestamp(i64::MIN) && pkt.ts > before.add(MAX_STEP) {
+            self.far_key = Some(key);
+        }
+
         let flags = pkt.tcp.flags;
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
             // The flow's own packet notices its timeout exactly (the sweep may not have run yet):
             // a connection idle for longer than the timeout is over, and this packet starts anew.
-            let last = self
-                .slots
-                .get(idx as usize)
-                .and_then(Option::as_ref)
-                .map(|f| f.last_active);
-            if let Some(last) = last.filter(|&l| self.clock.since(l) > self.cfg.idle_timeout) {
+            // Judged by the packet's own time when it is ahead of the clock: a far timestamp
+            // held for confirmation cannot time out other flows, but its own flow is judged by
+            // it (as every flow was before the clock was guarded), so that which packets a
+            // worker happened to hold never changes how a flow is split.
+            // (A flow already touched while the clock is held was stamped with the held clock.)
+            let touched_while_held = self.held.iter().any(|&(i, _, _)| i == idx);
+            let last = self.slot(idx).map(|f| f.last_active).filter(|_| !touched_while_held);
+            let now = self.clock.now().max(pkt.ts);
+            if let Some(last) = last.filter(|&l| now.since(l) > self.cfg.idle_timeout) {
                 self.stats.flows_timed_out += 1;
                 self.end_flow(idx, CloseReason::Timeout, last.add(self.cfg.idle_timeout), h);
                 found = None;
             }
         }
         let idx = match found {
-            Some(idx) if flags.syn() && !flags.ack() && !flags.rst() => {
-                match self.slots.get(idx as usize).and_then(Option::as_ref) {
-                    Some(flow) if starts_new_connection(flow, pkt.tcp.seq) => {
-                        // Port reuse: the old connection must have ended without the capture
-                        // seeing all of it. Closing if a FIN was seen, else how it ended is unknown.
-                        let reason = if flow.fin_seen.iter().any(|&f| f) {
-                            CloseReason::Fin
-                        } else {
-                            CloseReason::Timeout
-                        };
-                        self.stats.flows_reused += 1;
-                        self.end_flow(idx, reason, pkt.ts, h);
-                        self.create(pkt, key, len, h)?
+            Some(idx) if flags.syn() && !flags.rst() => match self.syn_on_existing(idx, pkt, src_first) {
+                SynAction::Same => idx,
+                SynAction::Reuse { start, client_isn } => {
+                    // Port reuse: the old connection ended without the capture seeing all of it.
+                    // Closing if a FIN was seen, else how it ended is unknown.
+                    let reason = match self.slot(idx) {
+                        Some(f) if f.fin_seen.iter().any(|&f| f) => CloseReason::Fin,
+                        _ => CloseReason::Timeout,
+                    };
+                    self.stats.flows_reused += 1;
+                    self.end_flow(idx, reason, pkt.ts, h);
+                    let idx = self.create(pkt, key, len, start, h)?;
+                    if let Some(f) = self.slot_mut(idx) {
+                        let client = Direction::ToServer.index();
+                        f.client_isn = Some(client_isn);
+                        f.seen[client] = true;
+                        if let Some(v) = f.seqs.get_mut(client) {
+                            v.sent(client_isn, 1, None);
+                        }
                     }
-                    _ => idx,
+                    idx
                 }
-            }
+                SynAction::Drop(anomaly) => {
+                    self.report(idx, anomaly, pkt.ts);
+                    return self.flow_id(idx);
+                }
+            },
             Some(idx) => idx,
-            None => self.create(pkt, key, len, h)?,
+            None => self.create(pkt, key, len, pkt.ts, h)?,
         };
-        self.touch(idx);
-        let id = self.slots.get(idx as usize).and_then(Option::as_ref).map(|f| f.meta.id);
-        self.apply(idx, pkt, src_first, len, h);
-        id
+        let now = self.clock.now();
+        let id = match self.slot_mut(idx) {
+            Some(f) => {
+                // Never backwards: a flow re-stamped at its own time after a jump keeps it
+                // when the clock settles on an earlier packet of the run that confirmed it.
+                f.last_active = f.last_active.max(now);
+                f.meta.id
+            }
+            None => return None,
+        };
+        let anomalies = self.apply(idx, pkt, src_first, len, h);
+        if let Some(class) = self.slot(idx).filter(|f| f.meta.id == id).map(Flow::class) {
+            self.activity.touch(idx, class);
+            if self.clock.pending() && self.held.len() < usize::from(crate::clock::CONFIRMATIONS) + 1 {
+                self.held.push((idx, id, pkt.ts));
+            }
+        }
+        if anomalies != 0 {
+            self.report(idx, anomalies, pkt.ts);
+        }
+        Some(id)
     }
 
     /// End of capture: deliver what can be delivered (holes become `Gap`), then
     /// `on_flow_end(EndOfCapture)` for every flow, least recently active first.
     pub fn flush<H: StreamHandler<S>>(&mut self, ts: Timestamp, h: &mut H) {
-        while self.head != NIL {
-            self.end_flow(self.head, CloseReason::EndOfCapture, ts, h);
+        while let Some(idx) = self.oldest() {
+            self.end_flow(idx, CloseReason::EndOfCapture, ts, h);
         }
     }
 
@@ -184,13 +324,122 @@ impl<S: Default> FlowTable<S> {
         &self.cfg
     }
 
+    /// The `tcp.*` anomaly events produced since the last drain, in order (proto `tcp`; at most
+    /// `FlowConfig::max_anomaly_events_per_flow` per flow, all counted in [`FlowStats`]).
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, ProtocolEvent> {
+        self.events.drain(..)
+    }
+
+    fn slot(&self, idx: u32) -> Option<&Flow<S>> {
+        self.slots.get(idx as usize).and_then(Option::as_ref)
+    }
+
+    fn slot_mut(&mut self, idx: u32) -> Option<&mut Flow<S>> {
+        self.slots.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    fn flow_id(&self, idx: u32) -> Option<FlowId> {
+        self.slot(idx).map(|f| f.meta.id)
+    }
+
+    /// A far timestamp was confirmed: the flows touched while it was held are active now, in
+    /// the order they were touched (they are the most recent touches, so the lists stay
+    /// nearly sorted). Each at its own packet's time when that is later than the clock: the
+    /// clock jumps to the earliest of the run that confirmed it, which, when several far
+    /// packets disagree (files of different days merged), can be far behind the packet that
+    /// touched the flow; stamped with that, the flow's next packet would time it out, and the
+    /// split would depend on which packets a worker happened to see.
+    fn restamp_held(&mut self) {
+        let now = self.clock.now();
+        for (idx, id, ts) in std::mem::take(&mut self.held) {
+            if let Some(f) = self.slot_mut(idx).filter(|f| f.meta.id == id) {
+                f.last_active = now.max(ts);
+                let class = f.class();
+                self.activity.touch(idx, class);
+            }
+        }
+    }
+
+    /// The least recently active flow, whatever its class.
+    fn oldest(&self) -> Option<u32> {
+        self.activity.oldest(|i| self.slot(i).map(|f| f.last_active))
+    }
+
+    /// Emit the anomalies of `mask` on flow `idx`, within its share of events.
+    fn report(&mut self, idx: u32, mask: u8, ts: Timestamp) {
+        let cap = self.cfg.max_anomaly_events_per_flow;
+        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        for (bit, name) in ANOMALY_NAMES.iter().enumerate() {
+            if mask & (1 << bit) != 0 && flow.anomaly_events < cap {
+                flow.anomaly_events += 1;
+                self.events.push(ProtocolEvent {
+                    ts,
+                    flow: flow.meta,
+                    body: EventBody::Anomaly(Anomaly {
+                        proto: "tcp",
+                        name,
+                        detail: None,
+                    }),
+                });
+            }
+        }
+    }
+
     /// The table cap, at least one flow and within the slab's `u32` indices.
     fn max_flows(&self) -> usize {
         self.cfg.max_flows.clamp(1, (NIL - 1) as usize)
     }
 
-    /// Start a flow for `pkt`, or count the packet as ignored.
-    fn create<H: StreamHandler<S>>(&mut self, pkt: &Packet<'_>, key: FlowKey, len: u64, h: &mut H) -> Option<u32> {
+    /// What a SYN (or SYN-ACK) on a flow already in the table means (RFC 5961 §4).
+    fn syn_on_existing(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool) -> SynAction {
+        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
+            return SynAction::Same;
+        };
+        let dir = flow.direction(src_first);
+        let seq = pkt.tcp.seq;
+        let established = flow.server_isn.is_some() || flow.saw_payload;
+        if !pkt.tcp.flags.ack() {
+            if !established || (dir == Direction::ToServer && flow.client_isn == Some(seq)) {
+                // The handshake is not over (a SYN retried), or this is the SYN retransmitted.
+                return SynAction::Same;
+            }
+            // A new ISN on an open connection: an endpoint answers with a challenge ACK. Only the
+            // SYN-ACK acknowledging it would show a real new connection (port reuse).
+            flow.pending_syn = Some((seq, pkt.ts, dir));
+            if flow.fin_seen.iter().any(|&f| f) {
+                // The old connection was closing: port reuse is what is expected.
+                return SynAction::Drop(0);
+            }
+            self.stats.syn_on_established += 1;
+            return SynAction::Drop(SYN_ON_ESTABLISHED);
+        }
+        if let Some((isn, start, syn_dir)) = flow.pending_syn {
+            if syn_dir == dir.reverse() && pkt.tcp.ack == isn.wrapping_add(1) {
+                return SynAction::Reuse { start, client_isn: isn };
+            }
+        }
+        let own_isn = match dir {
+            Direction::ToClient => flow.server_isn,
+            Direction::ToServer => flow.client_isn,
+        };
+        if established && own_isn.is_some_and(|isn| isn != seq) {
+            self.stats.syn_on_established += 1;
+            return SynAction::Drop(SYN_ON_ESTABLISHED);
+        }
+        SynAction::Same
+    }
+
+    /// Start a flow for `pkt` (first seen at `start`), or count the packet as ignored.
+    fn create<H: StreamHandler<S>>(
+        &mut self,
+        pkt: &Packet<'_>,
+        key: FlowKey,
+        len: u64,
+        start: Timestamp,
+        h: &mut H,
+    ) -> Option<u32> {
         let flags = pkt.tcp.flags;
         // A packet with neither SYN nor payload tells nothing about a connection we do not know
         // (a bare ACK, a FIN or RST of one that already ended); a RST ends rather than starts.
@@ -200,9 +449,14 @@ impl<S: Default> FlowTable<S> {
         }
         if self.index.len() >= self.max_flows() {
             self.stats.flow_table_full += 1;
-            if self.head != NIL {
+            if let Some((victim, class)) = self.activity.victim() {
                 self.stats.flows_evicted += 1;
-                self.end_flow(self.head, CloseReason::Evicted, self.clock, h);
+                match class {
+                    Class::NoPayload => self.stats.evicted_half_open += 1,
+                    Class::Ignored => self.stats.evicted_established += 1,
+                    Class::Decoding => self.stats.evicted_decoding += 1,
+                }
+                self.end_flow(victim, CloseReason::Evicted, self.clock.now(), h);
             }
         }
         let (src, dst) = (pkt.key.src, pkt.key.dst);
@@ -224,20 +478,27 @@ impl<S: Default> FlowTable<S> {
         let flow = Flow {
             key,
             meta: FlowMeta {
-                id: FlowId::derive(&key, pkt.ts),
+                id: FlowId::derive(&key, start),
                 client,
                 server,
-                start: pkt.ts,
+                start,
                 handshake_seen,
             },
             client_first: client == key.src,
             half: Default::default(),
             state: S::default(),
-            last_active: self.clock,
+            last_active: self.clock.now(),
             ignored: false,
             fin_seen: [false; 2],
             client_isn: None,
+            server_isn: None,
             saw_payload: false,
+            seqs: Default::default(),
+            wscale: [None; 2],
+            pending_syn: None,
+            seen: [false; 2],
+            last_frame: [0; 2],
+            anomaly_events: 0,
         };
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -249,26 +510,29 @@ impl<S: Default> FlowTable<S> {
             None => {
                 let idx = u32::try_from(self.slots.len()).unwrap_or(NIL);
                 self.slots.push(Some(flow));
-                self.links.push(Link { prev: NIL, next: NIL });
+                self.activity.grow_to(idx);
                 idx
             }
         };
         self.index.insert(key, idx);
-        self.push_back(idx);
+        self.activity.push_back(idx, Class::NoPayload);
         self.stats.flows_created += 1;
+        if !handshake_seen && self.recent_ends.iter().any(|g| g.contains(&key)) {
+            // Data on a 4-tuple whose connection just ended: decoded (as a mid-stream flow) and
+            // flagged, since a connection that really ended carries no more data.
+            self.stats.data_after_close += 1;
+            self.report(idx, DATA_AFTER_CLOSE, pkt.ts);
+        }
         Some(idx)
     }
 
-    /// Apply one packet to its flow.
-    fn apply<H: StreamHandler<S>>(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool, len: u64, h: &mut H) {
+    /// Apply one packet to its flow. Returns the anomalies it showed (a mask).
+    fn apply<H: StreamHandler<S>>(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool, len: u64, h: &mut H) -> u8 {
+        let now = self.clock.now();
         let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
+            return 0;
         };
-        let dir = if src_first == flow.client_first {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        };
+        let dir = flow.direction(src_first);
         let (own, peer) = (dir.index(), dir.reverse().index());
         let flags = pkt.tcp.flags;
         let seq = pkt.tcp.seq;
@@ -276,6 +540,7 @@ impl<S: Default> FlowTable<S> {
         let mut b = Budget {
             cfg: &self.cfg,
             stats: &mut self.stats,
+            now,
         };
         let Flow {
             half,
@@ -284,24 +549,92 @@ impl<S: Default> FlowTable<S> {
             ignored,
             fin_seen,
             client_isn,
+            server_isn,
             saw_payload,
+            seqs,
+            wscale,
+            seen,
+            last_frame,
             ..
         } = flow;
+        let mut anomalies = 0u8;
+
+        if let Some(s) = seen.get_mut(own) {
+            *s = true;
+        }
+        let fp = fingerprint(pkt.ip_header, pkt.tcp_header, seq, pkt.tcp.ack, pkt.wire_payload_len);
+        if let Some(last) = last_frame.get_mut(own) {
+            if *last == fp {
+                b.stats.duplicate_frames += 1;
+            }
+            *last = fp;
+        }
+
+        // RFC 5961 §3.2: a RST counts only with the sequence number the receiver expects.
+        let mut reset = false;
+        if flags.rst() {
+            let verdict = if server_isn.is_none() && dir == Direction::ToClient && !half[own].has_data() {
+                // SYN-SENT (RFC 9293 §3.10.7.3): acceptable if it acknowledges the SYN.
+                client_isn.map(|isn| {
+                    if flags.ack() && pkt.tcp.ack == isn.wrapping_add(1) {
+                        RstVerdict::Exact
+                    } else {
+                        RstVerdict::OutOfWindow
+                    }
+                })
+            } else {
+                seqs[own].judge_rst(seq, receiver_shift(wscale, peer, meta.handshake_seen))
+            };
+            match verdict {
+                None | Some(RstVerdict::Exact) => {
+                    b.stats.rst_accepted += 1;
+                    reset = true;
+                }
+                Some(RstVerdict::InWindow) => {
+                    b.stats.rst_in_window += 1;
+                    return RST_IN_WINDOW;
+                }
+                Some(RstVerdict::OutOfWindow) => {
+                    b.stats.rst_out_of_window += 1;
+                    return RST_OUT_OF_WINDOW;
+                }
+            }
+        }
 
         // RFC 9293 §3.4: the SYN occupies one sequence number, so data (TCP Fast Open's, or any
         // later) starts at ISN + 1: stream offset 0.
         let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
+        let shift = receiver_shift(wscale, peer, meta.handshake_seen);
+        seqs[own].sent(
+            seq,
+            (len as u32)
+                .wrapping_add(u32::from(flags.syn()))
+                .wrapping_add(u32::from(flags.fin())),
+            shift,
+        );
+        if flags.ack() {
+            seqs[peer].peer_ack = Some(pkt.tcp.ack);
+            seqs[peer].peer_window = pkt.tcp.window;
+        }
         if flags.syn() {
             half[own].start_at(data_seq);
+            wscale[own] = window_scale(pkt.tcp_header);
             if !flags.ack() && dir == Direction::ToServer {
                 *client_isn = Some(seq);
             }
-            if flags.ack() && !half[peer].has_data() {
-                // A SYN-ACK acknowledges the peer's SYN: its ACK is the peer's ISN + 1, offset 0
-                // of the peer's stream, even when the SYN itself was not captured.
-                half[peer].start_at(pkt.tcp.ack);
+            if flags.ack() {
+                if dir == Direction::ToClient {
+                    *server_isn = Some(seq);
+                }
+                if !half[peer].has_data() {
+                    // A SYN-ACK acknowledges the peer's SYN: its ACK is the peer's ISN + 1, offset
+                    // 0 of the peer's stream, even when the SYN itself was not captured.
+                    half[peer].start_at(pkt.tcp.ack);
+                }
             }
         }
+        let waiting = [half[0].waiting(), half[1].waiting()];
+        let (conflicts, after_fin) = (b.stats.overlap_conflicts, b.stats.bytes_after_fin);
         let mut interest = Interest::Continue;
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
         // a gap it reveals belongs before whatever this packet carries.
@@ -322,127 +655,65 @@ impl<S: Default> FlowTable<S> {
                 interest = half[own].fin(fin_seq, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }
+        // An acknowledged hole waits a number of packets of its flow, too.
+        for d in [Direction::ToServer, Direction::ToClient] {
+            if waiting[d.index()] && !*ignored && interest == Interest::Continue {
+                interest = half[d.index()].tick(&mut b, &mut sink(h, state, meta, d, ts));
+            }
+        }
+        if b.stats.overlap_conflicts > conflicts {
+            anomalies |= OVERLAP_CONFLICT;
+        }
+        if b.stats.bytes_after_fin > after_fin {
+            b.stats.data_after_close += 1;
+            anomalies |= DATA_AFTER_CLOSE;
+        }
         if interest == Interest::Ignore && !*ignored {
             *ignored = true;
             for hs in half.iter_mut() {
                 hs.clear(&mut b);
             }
         }
+        let newly_waiting = (0..2).any(|i| !waiting[i] && half[i].waiting());
         let both_done = if *ignored {
             fin_seen[0] && fin_seen[1]
         } else {
             half[0].is_closed() && half[1].is_closed()
         };
+        let id = meta.id;
 
+        if newly_waiting {
+            self.ack_waits.push_back((now.add(self.cfg.ack_wait), idx, id));
+        }
         // RFC 9293 §3.5.3: a RST aborts the connection in both directions at once.
-        if flags.rst() {
+        if reset {
             self.end_flow(idx, CloseReason::Rst, ts, h);
         } else if both_done {
             self.end_flow(idx, CloseReason::Fin, ts, h);
         }
-    }
-
-    /// Remove a flow: deliver what it still holds (holes as gaps), then `on_flow_end`.
-    fn end_flow<H: StreamHandler<S>>(&mut self, idx: u32, reason: CloseReason, ts: Timestamp, h: &mut H) {
-        let Some(mut flow) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
-            return;
-        };
-        self.unlink(idx);
-        self.free.push(idx);
-        self.index.remove(&flow.key);
-        let mut b = Budget {
-            cfg: &self.cfg,
-            stats: &mut self.stats,
-        };
-        if !flow.ignored {
-            for dir in [Direction::ToServer, Direction::ToClient] {
-                let Flow { half, state, meta, .. } = &mut flow;
-                if half[dir.index()].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {
-                    break;
-                }
-            }
-        }
-        for hs in flow.half.iter_mut() {
-            hs.clear(&mut b);
-        }
-        self.stats.flows_ended += 1;
-        h.on_flow_end(flow.state, &flow.meta, reason, ts);
-    }
-
-    /// End flows idle for longer than the timeout, oldest first; stop at the first that is not.
-    fn sweep<H: StreamHandler<S>>(&mut self, h: &mut H) {
-        let idle = self.cfg.idle_timeout;
-        self.next_sweep = self.clock.add(SWEEP_INTERVAL.min(idle));
-        while self.head != NIL {
-            let Some(last) = self
-                .slots
-                .get(self.head as usize)
-                .and_then(Option::as_ref)
-                .map(|f| f.last_active)
-            else {
-                break;
-            };
-            if self.clock.since(last) <= idle {
-                break;
-            }
-            self.stats.flows_timed_out += 1;
-            // Stamped with when it expired, not when the sweep noticed.
-            self.end_flow(self.head, CloseReason::Timeout, last.add(idle), h);
-        }
-    }
-
-    /// Mark a flow active now: stamp it and move it to the tail of the activity list.
-    fn touch(&mut self, idx: u32) {
-        if let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) {
-            flow.last_active = self.clock;
-        }
-        if idx != self.tail {
-            self.unlink(idx);
-            self.push_back(idx);
-        }
-    }
-
-    fn unlink(&mut self, idx: u32) {
-        let Some(&Link { prev, next }) = self.links.get(idx as usize) else {
-            return;
-        };
-        match self.links.get_mut(prev as usize) {
-            Some(p) => p.next = next,
-            None => self.head = next,
-        }
-        match self.links.get_mut(next as usize) {
-            Some(n) => n.prev = prev,
-            None => self.tail = prev,
-        }
-        if let Some(l) = self.links.get_mut(idx as usize) {
-            *l = Link { prev: NIL, next: NIL };
-        }
+        anomalies
     }
 
     /// Panics if the table's bookkeeping or a cap is broken (tests only).
     #[cfg(test)]
     fn check_invariants(&self) {
         let mut n = 0;
-        let mut prev = NIL;
-        let mut cur = self.head;
-        let mut last = Timestamp(i64::MIN);
-        while cur != NIL {
-            let link = self.links[cur as usize];
-            assert_eq!(link.prev, prev, "activity list links");
-            let flow = self.slots[cur as usize].as_ref().expect("listed slot holds a flow");
-            assert!(flow.last_active >= last, "activity list sorted");
-            last = flow.last_active;
-            assert_eq!(self.index.get(&flow.key), Some(&cur));
-            for hs in &flow.half {
-                hs.check_invariants();
-                assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
-                assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
+        for list in self.activity.lists() {
+            let mut last = Timestamp(i64::MIN);
+            for cur in list {
+                let flow = self.slots[cur as usize].as_ref().expect("listed slot holds a flow");
+                assert!(flow.last_active >= last, "activity list sorted");
+                last = flow.last_active;
+                assert_eq!(self.index.get(&flow.key), Some(&cur));
+                assert_eq!(self.activity.class_of(cur), Some(flow.class()), "class");
+                for hs in &flow.half {
+                    hs.check_invariants();
+                    assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
+                    assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
+                }
+                n += 1;
             }
-            n += 1;
-            prev = cur;
-            cur = link.next;
         }
-        assert_eq!(self.tail, prev);
         assert_eq!(n, self.index.len());
         assert!(n <= self.max_flows());
         let charged: usize = self
@@ -457,27 +728,19 @@ impl<S: Default> FlowTable<S> {
             self.stats.buffered_bytes <= self.cfg.max_buffered_bytes_total as u64,
             "global cap"
         );
+        assert!(self.stats.history_bytes <= self.cfg.delivered_history_total as u64);
         assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
-    }
-
-    fn push_back(&mut self, idx: u32) {
-        let tail = self.tail;
-        if let Some(l) = self.links.get_mut(idx as usize) {
-            *l = Link { prev: tail, next: NIL };
-        }
-        match self.links.get_mut(tail as usize) {
-            Some(t) => t.next = idx,
-            None => self.head = idx,
-        }
-        self.tail = idx;
     }
 }
 
-/// Whether a SYN (without ACK) for a flow in the table opens a new connection on the same ports
-/// rather than belonging to this one: the old one was closing (a FIN was seen), or it carried data
-/// and this SYN is not a retransmission of the one that opened it.
-fn starts_new_connection<S>(flow: &Flow<S>, seq: u32) -> bool {
-    flow.fin_seen.iter().any(|&f| f) || (flow.saw_payload && flow.client_isn != Some(seq))
+/// The window scale of the receiver `peer` (RFC 7323 §2.2: in effect only when both SYNs carried
+/// the option; none when the handshake was seen without it; unknown without the handshake).
+fn receiver_shift(wscale: &[Option<u8>; 2], peer: usize, handshake_seen: bool) -> Option<u8> {
+    match (wscale[0], wscale[1]) {
+        (Some(_), Some(_)) => wscale.get(peer).copied().flatten(),
+        _ if handshake_seen => Some(0),
+        _ => None,
+    }
 }
 
 /// The delivery callback of one direction: wraps a piece into a [`StreamChunk`] for the handler.
@@ -785,8 +1048,10 @@ mod tests {
         assert_eq!(t.stats().retransmitted_bytes, 5);
     }
 
+    // ACK before data: a hole the receiver acknowledged is kept open for a while.
+
     #[test]
-    fn receiver_acking_beyond_a_hole_turns_it_into_a_gap_before_its_own_data() {
+    fn acknowledged_hole_becomes_a_gap_only_after_its_wait() {
         let (mut t, mut rec) = (table(), Rec::default());
         handshake(&mut t, &mut rec);
         feed(
@@ -799,18 +1064,88 @@ mod tests {
                 pkt(6, false, s(0), c(12), ACK, b"resp"),
             ],
         );
+        assert_eq!(rec.text(ToServer), "aaaa", "an ACK above a hole is not proof of loss");
+        assert_eq!(rec.text(ToClient), "resp");
+        // 500 ms of packet time later (a bare ACK of the flow), the hole is given up.
+        feed(&mut t, &mut rec, &[pkt(507, false, s(4), c(12), ACK, b"")]);
         assert_eq!(rec.text(ToServer), "aaaa----cccc");
-        let tail: Vec<_> = rec.events.iter().rev().take(3).rev().map(|e| e.1.clone()).collect();
-        assert_eq!(
-            tail,
-            vec![
-                Ev::Gap(ToServer, 4, 4),
-                Ev::Data(ToServer, 8, b"cccc".to_vec()),
-                Ev::Data(ToClient, 0, b"resp".to_vec())
-            ]
-        );
         let st = t.stats();
-        assert_eq!((st.gaps, st.gap_bytes, st.ack_gaps, st.buffered_bytes), (1, 4, 1, 0));
+        assert_eq!(
+            (
+                st.gaps,
+                st.gap_bytes,
+                st.ack_gaps,
+                st.ack_before_data,
+                st.ack_before_data_filled
+            ),
+            (1, 4, 1, 1, 0)
+        );
+        assert_eq!(st.buffered_bytes, 0);
+    }
+
+    #[test]
+    fn acknowledged_hole_is_filled_when_its_segment_comes_late() {
+        // A SPAN port: the server's ACK overtakes the client's segment it acknowledges.
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"aaaa"),
+                pkt(4, true, c(8), s(0), ACK, b"cccc"),
+                pkt(5, false, s(0), c(12), ACK, b"resp"),
+                pkt(6, true, c(4), s(4), ACK, b"bbbb"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "aaaabbbbcccc");
+        let st = t.stats();
+        assert_eq!(
+            (st.gaps, st.ack_gaps, st.ack_before_data, st.ack_before_data_filled),
+            (0, 0, 1, 1)
+        );
+        // And with nothing buffered beyond the hole: the ACK comes first, the data after it.
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(7, false, s(4), c(16), ACK, b""),
+                pkt(8, true, c(12), s(4), ACK, b"dddd"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "aaaabbbbccccdddd");
+        assert_eq!((t.stats().gaps, t.stats().ack_before_data_filled), (0, 2));
+    }
+
+    #[test]
+    fn acknowledged_hole_waits_at_most_its_packets_or_bytes() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(4), s(0), ACK, b"bbbb"),
+                pkt(3, false, s(0), c(8), ACK, b""),
+            ],
+        );
+        for i in 0..31 {
+            feed(&mut t, &mut rec, &[pkt(3, false, s(0), c(8), ACK, b"")]);
+            assert_eq!(rec.text(ToServer), "", "packet {i}");
+        }
+        feed(&mut t, &mut rec, &[pkt(3, false, s(0), c(8), ACK, b"")]);
+        assert_eq!(rec.text(ToServer), "----bbbb", "32 packets later");
+        // An ACK more than 64 KiB ahead: real loss, given up at once.
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(4, true, c(70_000), s(0), ACK, b"z"),
+                pkt(4, false, s(0), c(70_001), ACK, b""),
+            ],
+        );
+        assert!(rec.text(ToServer).ends_with("-z"));
+        assert_eq!(t.stats().ack_gaps, 2);
     }
 
     #[test]
@@ -824,11 +1159,12 @@ mod tests {
                 pkt(3, true, c(0), s(0), ACK, b"aaaa"),
                 pkt(4, false, s(0), c(6), ACK, b""), // the receiver has 2 bytes we did not see
                 pkt(5, true, c(8), s(0), ACK, b"cccc"),
+                pkt(6, true, c(6), s(0), ACK, b"bb"),
             ],
         );
-        // Only the acknowledged part of the hole is given up; c(6)..c(8) may still come.
-        assert_eq!(rec.text(ToServer), "aaaa--");
-        feed(&mut t, &mut rec, &[pkt(6, true, c(6), s(0), ACK, b"bb")]);
+        assert_eq!(rec.text(ToServer), "aaaa", "still waiting for c(4)..c(6)");
+        // Its wait over, only the acknowledged part of the hole is given up.
+        feed(&mut t, &mut rec, &[pkt(600, false, s(0), c(6), ACK, b"")]);
         assert_eq!(rec.text(ToServer), "aaaa--bbcccc");
     }
 
@@ -1088,11 +1424,21 @@ mod tests {
             ],
         );
         assert_eq!(rec.text(ToServer), "abcd");
-        // The server acknowledges the FIN (fin + 1): it got everything.
+        // The server acknowledges the FIN (fin + 1): it got everything, but the segment may
+        // still be on its way to the tap.
         feed(&mut t, &mut rec, &[pkt(6, false, s(0), c(13), ACK | FIN, b"")]);
-        assert_eq!(rec.text(ToServer), "abcd----efgh|");
+        assert_eq!(rec.text(ToServer), "abcd");
         assert_eq!(rec.text(ToClient), "|");
+        // The wait expires on packet time (another flow's packet moves the clock): the flow ends,
+        // stamped when its wait expired.
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt_between(900, ep(9, 9), server(), 1, 0, ACK, b"x")],
+        );
+        assert_eq!(rec.text(ToServer), "abcd----efgh|");
         assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+        assert_eq!(rec.ends[0].2, ms(506));
     }
 
     #[test]
@@ -1320,6 +1666,413 @@ mod tests {
         assert_eq!(t.stats().gap_bytes, 6 + MAX_LOST_TAIL);
     }
 
+    /// The `tcp.*` anomaly names the table emitted, in order.
+    fn anomalies(t: &mut FlowTable<u32>) -> Vec<&'static str> {
+        t.drain_events()
+            .filter_map(|e| match e.body {
+                EventBody::Anomaly(a) => Some(a.name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A handshake, then "hello" from the client, acknowledged.
+    fn established(t: &mut FlowTable<u32>, rec: &mut Rec) {
+        handshake(t, rec);
+        feed(
+            t,
+            rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"hello"),
+                pkt(4, false, s(0), c(5), ACK, b""),
+            ],
+        );
+    }
+
+    // RST validation (RFC 5961 §3).
+
+    #[test]
+    fn rst_exact_ends_the_flow_and_data_after_it_is_decoded_and_flagged() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(&mut t, &mut rec, &[pkt(5, true, c(5), 0, RST, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Rst]);
+        assert_eq!(t.stats().rst_accepted, 1);
+        // The connection was reset, yet more data comes: decoded (mid-stream) and flagged.
+        feed(&mut t, &mut rec, &[pkt(6, true, c(5), s(0), ACK, b"more")]);
+        assert_eq!(rec.text(ToServer), "hellomore");
+        assert_eq!(t.stats().data_after_close, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.data_after_close"]);
+    }
+
+    #[test]
+    fn rst_in_window_but_inexact_is_an_anomaly_and_the_flow_goes_on() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(5) + 1000, 0, RST, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().rst_in_window, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.rst_in_window"]);
+    }
+
+    #[test]
+    fn rst_out_of_window_changes_nothing() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, false, s(0).wrapping_add(0x4000_0000), c(5), RST | ACK, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().rst_out_of_window, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.rst_out_of_window"]);
+    }
+
+    #[test]
+    fn rst_answering_a_syn_counts_only_if_it_acknowledges_the_syn() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b""),
+                pkt(1, false, 0, CISN + 7, RST | ACK, b""),
+            ],
+        );
+        assert!(
+            rec.ends.is_empty(),
+            "a refusal that does not acknowledge the SYN is not one"
+        );
+        feed(&mut t, &mut rec, &[pkt(2, false, 0, c(0), RST | ACK, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Rst], "connection refused");
+    }
+
+    // SYN on an open connection (RFC 5961 §4) and port reuse.
+
+    #[test]
+    fn spoofed_syn_with_a_random_isn_does_not_end_an_open_connection() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, 0xDEAD_BEEF, 0, SYN, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+                pkt(7, false, s(0), c(11), ACK, b"ok"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(
+            (rec.text(ToServer).as_str(), rec.text(ToClient).as_str()),
+            ("hello world", "ok")
+        );
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.flows_reused, st.syn_on_established), (1, 0, 1));
+        assert_eq!(anomalies(&mut t), ["tcp.syn_on_established"]);
+    }
+
+    #[test]
+    fn spoofed_syn_or_syn_ack_right_after_the_handshake_does_not_renumber_the_stream() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, 0x1234_5678, 0, SYN, b""),
+                pkt(3, false, 0x0BAD_0BAD, c(0), SYN | ACK, b""),
+                pkt(4, true, c(0), s(0), ACK, b"first"),
+                pkt(5, false, s(0), c(5), ACK, b"reply"),
+            ],
+        );
+        // Only a SYN-ACK acknowledging the new SYN would show the server took it (port reuse).
+        assert_eq!(rec.text(ToServer), "first");
+        assert_eq!(rec.text(ToClient), "reply");
+        assert_eq!(t.stats().syn_on_established, 2);
+        assert_eq!(anomalies(&mut t), ["tcp.syn_on_established"; 2]);
+    }
+
+    #[test]
+    fn syn_on_an_open_connection_confirmed_by_its_syn_ack_is_port_reuse() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let isn2 = 90_000u32;
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(10, true, isn2, 0, SYN, b""),
+                pkt(11, false, 40_000, isn2 + 1, SYN | ACK, b""),
+                pkt(12, true, isn2 + 1, 40_001, ACK, b"two"),
+            ],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout]);
+        assert_eq!(t.stats().flows_reused, 1);
+        assert_eq!(rec.text(ToServer), "hellotwo");
+        let new = rec.events.last().unwrap().0;
+        assert_eq!(
+            new,
+            FlowId::derive(
+                &FlowKey {
+                    src: client(),
+                    dst: server()
+                },
+                ms(10)
+            )
+        );
+    }
+
+    #[test]
+    fn data_beyond_a_fin_is_flagged() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(5), s(0), ACK | FIN, b""),
+                pkt(6, true, c(6), s(0), ACK, b"late"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello|");
+        assert_eq!((t.stats().bytes_after_fin, t.stats().data_after_close), (4, 1));
+        assert_eq!(anomalies(&mut t), ["tcp.data_after_close"]);
+    }
+
+    // Checksums: a bad segment never enters reassembly nor changes flow state.
+
+    /// A real IPv4/TCP packet between `client()` and `server()`, with correct checksums unless
+    /// `corrupt`.
+    fn wire_bytes(to_server: bool, seq: u32, ack: u32, flags: u8, payload: &[u8], corrupt: bool) -> Vec<u8> {
+        let (s, d, sp, dp) = if to_server {
+            ([10, 0, 0, 1], [10, 0, 0, 2], 40000, 104)
+        } else {
+            ([10, 0, 0, 2], [10, 0, 0, 1], 104, 40000)
+        };
+        let mut b = etherparse::PacketBuilder::ipv4(s, d, 64).tcp(sp, dp, seq, 65535);
+        if flags & ACK != 0 {
+            b = b.ack(ack);
+        }
+        if flags & SYN != 0 {
+            b = b.syn();
+        }
+        if flags & RST != 0 {
+            b = b.rst();
+        }
+        if flags & FIN != 0 {
+            b = b.fin();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        if corrupt {
+            out[24] ^= 0xFF; // the TCP sequence number, after the checksum was computed
+        }
+        out
+    }
+
+    fn wire_pkt(t: i64, bytes: &[u8], payload_len: usize) -> Packet<'_> {
+        let to_server = bytes[12..16] == [10, 0, 0, 1];
+        let (ip, rest) = bytes.split_at(20);
+        let (tcp, payload) = rest.split_at(rest.len() - payload_len);
+        let mut p = pkt(t, to_server, 0, 0, 0, payload);
+        p.ip_header = ip;
+        p.tcp_header = tcp;
+        p.tcp.seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        p.tcp.ack = u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]);
+        p.tcp.flags = TcpFlags(tcp[13]);
+        p
+    }
+
+    #[test]
+    fn bad_checksum_segments_and_control_packets_change_nothing() {
+        let cfg = FlowConfig {
+            checksum: crate::ChecksumMode::On,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let frames = [
+            (wire_bytes(true, CISN, 0, SYN, b"", false), 0),
+            (wire_bytes(false, SISN, c(0), SYN | ACK, b"", false), 0),
+            (wire_bytes(true, c(0), s(0), ACK, b"DECOY", true), 5),
+            (wire_bytes(true, c(0), s(0), ACK, b"MOVE!", false), 5),
+            (wire_bytes(false, s(0), c(5), RST | ACK, b"", true), 0),
+            (wire_bytes(true, c(5), s(0), FIN | ACK, b"", true), 0),
+            (wire_bytes(true, c(5), s(0), ACK, b"more", false), 4),
+        ];
+        for (i, (bytes, n)) in frames.iter().enumerate() {
+            t.process(&wire_pkt(i as i64, bytes, *n), &mut rec);
+            t.check_invariants();
+        }
+        assert_eq!(rec.text(ToServer), "MOVE!more");
+        assert!(rec.ends.is_empty(), "the bad RST did not end it");
+        let st = t.stats();
+        assert_eq!(
+            (st.bad_checksums, st.overlap_conflicts, st.retransmitted_bytes),
+            (3, 0, 0)
+        );
+        assert_eq!(anomalies(&mut t), ["tcp.bad_checksum"; 3]);
+    }
+
+    // Overlaps that differ from what was already delivered.
+
+    #[test]
+    fn conflicting_retransmission_of_delivered_bytes_is_an_anomaly() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(0), s(0), ACK, b"hello"), // same bytes: a plain retransmission
+                pkt(6, true, c(3), s(0), ACK, b"lo!!"),  // "lo" again, then new bytes
+            ],
+        );
+        assert_eq!(t.stats().overlap_conflicts, 0);
+        feed(&mut t, &mut rec, &[pkt(7, true, c(0), s(0), ACK, b"jello")]);
+        assert_eq!(rec.text(ToServer), "hello!!", "the first copy is what was delivered");
+        let st = t.stats();
+        assert_eq!((st.overlap_conflicts, st.retransmitted_bytes), (1, 12));
+        assert_eq!(anomalies(&mut t), ["tcp.overlap_conflict"]);
+    }
+
+    #[test]
+    fn delivered_history_stays_within_its_global_budget() {
+        let cfg = FlowConfig {
+            delivered_history_bytes: 16,
+            delivered_history_total: 40,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        for host in 1..10u8 {
+            feed(
+                &mut t,
+                &mut rec,
+                &[pkt_between(0, ep(host, 40000), server(), 1, 0, ACK, b"data")],
+            );
+        }
+        assert_eq!(t.stats().history_bytes, 32, "two histories fit, the rest keep none");
+        t.flush(ms(1), &mut rec);
+        assert_eq!(t.stats().history_bytes, 0);
+    }
+
+    // Eviction classes under a flood.
+
+    #[test]
+    fn a_syn_flood_evicts_half_open_flows_not_the_idle_association() {
+        let cfg = FlowConfig {
+            max_flows: 8,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        established(&mut t, &mut rec); // decoding, then idle
+        for i in 0..10_000u32 {
+            let src = ep((i % 200) as u8, 1024 + (i / 200) as u16);
+            feed(
+                &mut t,
+                &mut rec,
+                &[pkt_between(10 + i64::from(i / 100), src, server(), i, 0, SYN, b"")],
+            );
+        }
+        let st = t.stats();
+        assert_eq!((st.evicted_decoding, st.evicted_established), (0, 0));
+        assert_eq!(st.evicted_half_open, 10_000 - 7);
+        feed(&mut t, &mut rec, &[pkt(200, true, c(5), s(0), ACK, b" world")]);
+        assert_eq!(
+            rec.text(ToServer),
+            "hello world",
+            "still the same flow, handshake and all"
+        );
+        assert_eq!(t.stats().midstream_pickups, 0);
+    }
+
+    // The clock: a timestamp far from its neighbours.
+
+    #[test]
+    fn a_packet_stamped_ten_years_ahead_times_out_no_other_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let decade = 10 * 365 * 24 * 3600 * 1000;
+        let other = ep(3, 50000);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt_between(5, other, server(), 1, 0, ACK, b"x"),
+                pkt_between(decade, other, server(), 2, 0, ACK, b"y"),
+                pkt_between(7, other, server(), 3, 0, ACK, b"z"),
+                pkt(8, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        // Only the packet's own flow is judged by its own time (and split); the clock did not
+        // move, so no other flow timed out.
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout]);
+        assert_eq!(rec.ends[0].0.client, other);
+        assert_eq!(rec.text(ToServer), "helloxyz world");
+        assert_eq!(t.active_flows(), 2);
+        assert_eq!(t.stats().timestamp_jumps, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.timestamp_jump"]);
+    }
+
+    #[test]
+    fn a_confirmed_jump_keeps_the_flows_that_started_while_it_waited() {
+        // The next file of a replay, an hour later: its first connection opens while the clock
+        // still holds the jump for confirmation.
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hour = 3_600_000;
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt_between(hour, ep(3, 50000), server(), 7, 0, SYN, b""),
+                pkt_between(hour + 1, server(), ep(3, 50000), 70, 8, SYN | ACK, b""),
+                pkt_between(hour + 2, ep(3, 50000), server(), 8, 71, ACK, b"new"),
+                pkt_between(hour + 3, ep(3, 50000), server(), 11, 71, ACK, b"er"),
+            ],
+        );
+        assert_eq!(t.stats().timestamp_jumps, 0);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Timeout], "only the old, idle flow");
+        assert_eq!(rec.ends[0].0.client, client());
+        assert_eq!(t.stats().flows_created, 2);
+        assert_eq!(t.stats().midstream_pickups, 0);
+        assert!(rec.text(ToServer).ends_with("newer"));
+    }
+
+    // Capture health.
+
+    #[test]
+    fn one_sided_flows_and_exact_duplicate_frames_are_counted() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        let a = wire_bytes(true, c(0), s(0), ACK, b"abc", false);
+        let b = wire_bytes(true, c(3), s(0), ACK, b"def", false);
+        for (i, bytes) in [&a, &a, &b].into_iter().enumerate() {
+            t.process(&wire_pkt(i as i64, bytes, 3), &mut rec);
+        }
+        // A retransmission is not a duplicate frame: here its IP identification differs.
+        let mut again = b.clone();
+        again[5] ^= 1;
+        again[11] ^= 1; // keep the IP header checksum right
+        t.process(&wire_pkt(3, &again, 3), &mut rec);
+        t.flush(ms(4), &mut rec);
+        let st = t.stats();
+        assert_eq!((st.duplicate_frames, st.one_sided_flows, st.flows_ended), (1, 1, 1));
+        assert_eq!(rec.text(ToServer), "abcdef");
+    }
+
     /// xorshift64*: deterministic pseudo-random numbers for the randomized tests.
     struct Rng(u64);
 
@@ -1400,6 +2153,7 @@ mod tests {
             max_buffered_bytes_per_dir: 1000,
             max_buffered_bytes_total: 3000,
             max_holes_per_dir: 3,
+            ..FlowConfig::default()
         };
         let mut rng = Rng(0xDEAD_BEEF_CAFE_F00D);
         let hosts = [ep(1, 40000), ep(2, 104), ep(3, 104), ep(4, 2575), ep(5, 40000)];

@@ -25,5 +25,5 @@ pub use evidence_ring::{
     append_evidence_pcap, write_evidence_pcap, EvidencePacket, EvidencePackets, EvidenceRing, FlowEvidence,
     PcapWritten, RingLimits, RingStats,
 };
-pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot};
+pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot, TCP_COUNTERS};
 pub use summary::{Summary, SummarySection};

@@ -29,11 +29,27 @@
 //! | `pacstap_reassembly_gaps_total` | counter | — holes given up on (bytes never captured) |
 //! | `pacstap_reassembly_gap_bytes_total` | counter | — bytes those gaps stand for |
 //! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
-//! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
+//! | `pacstap_tcp_bad_checksums_total` | counter | — Segments dropped for a bad IPv4 header or TCP checksum. |
+//! | `pacstap_tcp_unverifiable_checksums_total` | counter | — Segments whose checksum could not be checked (snaplen): accepted. |
+//! | `pacstap_tcp_ack_before_data_total` | counter | — Holes the receiver acknowledged before the capture saw their data. |
+//! | `pacstap_tcp_ack_before_data_filled_total` | counter | — Acknowledged holes whose data arrived while kept open (delayed, not lost). |
+//! | `pacstap_tcp_ack_gaps_total` | counter | — Acknowledged holes given up as gaps (capture loss). |
+//! | `pacstap_tcp_rst_accepted_total` | counter | — RSTs with the sequence number the receiver expects (connection reset). |
+//! | `pacstap_tcp_rst_in_window_total` | counter | — RSTs in the window but not exact (challenged by the endpoint; flow kept). |
+//! | `pacstap_tcp_rst_out_of_window_total` | counter | — RSTs outside the window (dropped). |
+//! | `pacstap_tcp_syn_on_established_total` | counter | — SYNs on an open connection that no SYN-ACK confirmed (dropped). |
+//! | `pacstap_tcp_data_after_close_total` | counter | — Packets carrying data after their connection's teardown. |
+//! | `pacstap_tcp_overlap_conflicts_total` | counter | — Retransmitted bytes that differ from the copy buffered or delivered. |
+//! | `pacstap_tcp_timestamp_jumps_total` | counter | — Packets stamped far ahead of the clock, not confirmed by the next ones. |
+//! | `pacstap_tcp_evicted_half_open_total` | counter | — Flows evicted from a full table that never carried payload. |
+//! | `pacstap_tcp_evicted_established_total` | counter | — Flows evicted with payload no decoder wanted. |
+//! | `pacstap_tcp_evicted_decoding_total` | counter | — Flows evicted while a decoder was reading them. |
+//! | `pacstap_tcp_one_sided_flows_total` | counter | — Ended flows of which only one direction was captured. |
+//! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to the previous one of their direction (mirrored twice). |
 //! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe`): frames the wire stage peeled that tunnel from |
 //! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen) |
 //! | `pacstap_ip_fragments_held_bytes` | gauge | — bytes the defragmenter holds now (within `--defrag-memory`) |
-//! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`, and `defrag.overlap_conflict` `defrag.tiny_fragment` `defrag.too_big` `defrag.too_many_fragments` `defrag.malformed` for dropped fragment trains) |
+//! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`, and `defrag.overlap_conflict` `defrag.tiny_fragment` `defrag.too_big` `defrag.too_many_fragments` `defrag.malformed` for dropped fragment trains, `wire.too_deep` `wire.unsupported_tunnel`, and the flow stage's `tcp.bad_checksum` `tcp.rst_in_window` `tcp.rst_out_of_window` `tcp.syn_on_established` `tcp.data_after_close` `tcp.overlap_conflict` `tcp.timestamp_jump`) |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
 //! | `pacstap_dicom_commands_total` | counter | `command` (`C-ECHO` … `N-DELETE`, else `other`), `status_class` (`success` `warning` `failure` `cancel` `pending` `none`) |
@@ -159,6 +175,66 @@ const ACK_LATENCY_BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 ];
 
+/// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
+pub const TCP_COUNTERS: [(&str, &str); 17] = [
+    (
+        "bad_checksums",
+        "Segments dropped for a bad IPv4 header or TCP checksum.",
+    ),
+    (
+        "unverifiable_checksums",
+        "Segments whose checksum could not be checked (snaplen): accepted.",
+    ),
+    (
+        "ack_before_data",
+        "Holes the receiver acknowledged before the capture saw their data.",
+    ),
+    (
+        "ack_before_data_filled",
+        "Acknowledged holes whose data arrived while kept open (delayed, not lost).",
+    ),
+    ("ack_gaps", "Acknowledged holes given up as gaps (capture loss)."),
+    (
+        "rst_accepted",
+        "RSTs with the sequence number the receiver expects (connection reset).",
+    ),
+    (
+        "rst_in_window",
+        "RSTs in the window but not exact (challenged by the endpoint; flow kept).",
+    ),
+    ("rst_out_of_window", "RSTs outside the window (dropped)."),
+    (
+        "syn_on_established",
+        "SYNs on an open connection that no SYN-ACK confirmed (dropped).",
+    ),
+    (
+        "data_after_close",
+        "Packets carrying data after their connection's teardown.",
+    ),
+    (
+        "overlap_conflicts",
+        "Retransmitted bytes that differ from the copy buffered or delivered.",
+    ),
+    (
+        "timestamp_jumps",
+        "Packets stamped far ahead of the clock, not confirmed by the next ones.",
+    ),
+    (
+        "evicted_half_open",
+        "Flows evicted from a full table that never carried payload.",
+    ),
+    ("evicted_established", "Flows evicted with payload no decoder wanted."),
+    ("evicted_decoding", "Flows evicted while a decoder was reading them."),
+    (
+        "one_sided_flows",
+        "Ended flows of which only one direction was captured.",
+    ),
+    (
+        "duplicate_frames",
+        "Frames identical to the previous one of their direction (mirrored twice).",
+    ),
+];
+
 /// The stage counters behind the snapshot-derived metrics: filled by the pipeline from its stats
 /// structs (and by live capture from libpcap and its channel). Cumulative values since start.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -181,6 +257,8 @@ pub struct StatsSnapshot {
     pub ip_fragments: BTreeMap<&'static str, u64>,
     /// Bytes the defragmenter holds now.
     pub ip_fragments_held_bytes: u64,
+    /// The flow stage's TCP counters by [`TCP_COUNTERS`] name (`pacstap_tcp_<name>_total`).
+    pub tcp: BTreeMap<&'static str, u64>,
     /// Negotiated TLS versions, one per connection.
     pub tls_versions: BTreeMap<&'static str, u64>,
     /// HL7 acknowledgments by MSA-1 code.
@@ -213,6 +291,8 @@ pub struct Metrics {
     ip_fragments: IntCounterVec,
     ip_fragments_held: IntGauge,
     anomalies: IntCounterVec,
+    /// `pacstap_tcp_*_total`, in [`TCP_COUNTERS`] order.
+    tcp: Vec<(&'static str, IntCounter)>,
     events: IntCounterVec,
     associations: IntCounterVec,
     commands: IntCounterVec,
@@ -539,6 +619,10 @@ impl Metrics {
                 "Malformed or unexpected traffic, by protocol and anomaly name.",
                 &["proto", "name"],
             )?,
+            tcp: TCP_COUNTERS
+                .iter()
+                .map(|&(name, help)| Ok((name, counter(&r, &format!("pacstap_tcp_{name}_total"), help)?)))
+                .collect::<prometheus::Result<_>>()?,
             events: counter_vec(
                 &r,
                 "pacstap_events_total",
@@ -719,6 +803,10 @@ impl Metrics {
                     .with_label_values(&[anomaly_proto(name), name])
                     .inc_by(n - old);
             }
+        }
+        for (name, c) in &self.tcp {
+            let new = now.tcp.get(name).copied().unwrap_or(0);
+            add(c, new, prev.tcp.get(name).copied().unwrap_or(0));
         }
         for (version, &n) in &now.tls_versions {
             let old = prev.tls_versions.get(version).copied().unwrap_or(0);
@@ -1258,6 +1346,15 @@ mod tests {
         assert_eq!(get("pacstap_tls_connections_total{version=\"other\"}"), Some(1.0));
         assert_eq!(get("pacstap_hl7_acks_total{code=\"AA\"}"), Some(2.0));
         assert_eq!(get("pacstap_decapsulated_frames_total{kind=\"vxlan\"}"), Some(3.0));
+        // Every TCP counter exists from the first scrape; they advance by difference too.
+        for (name, _) in TCP_COUNTERS {
+            let series = format!("pacstap_tcp_{name}_total");
+            assert!(get(&series).is_some(), "{series}");
+        }
+        s.tcp.insert("evicted_half_open", 7);
+        m.update(&s);
+        m.update(&s);
+        assert_eq!(sample(&m.render(), "pacstap_tcp_evicted_half_open_total"), Some(7.0));
         // A counter going backwards (a restarted stage) does not move the metric.
         s.packets = 5;
         m.update(&s);

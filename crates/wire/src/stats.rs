@@ -215,14 +215,15 @@ pub fn decode_hint(s: &WireStats) -> Option<String> {
             });
         }
     }
-    let undecoded = s.frames.saturating_sub(s.tcp);
+    // IP fragments are not lost: the defragmentation stage joins them and reports what it
+    // could not (its own summary row), so they do not count as undecoded here.
+    let undecoded = s.frames.saturating_sub(s.tcp).saturating_sub(s.ip_fragments);
     if undecoded.saturating_mul(2) < s.frames {
         return None;
     }
     let parts: Vec<String> = [
         (s.non_tcp, "not TCP"),
         (s.non_ip, "not IP"),
-        (s.ip_fragments, "IP fragments"),
         (s.unsupported_tunnel, "an unsupported tunnel"),
         (s.too_deep, "nested too deep"),
         (s.truncated, "truncated"),

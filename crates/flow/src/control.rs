@@ -1,0 +1,170 @@
+//! TCP control segments judged the way the endpoints judge them.
+//!
+//! A passive tap that believed every RST and SYN could be blinded by one spoofed packet: the
+//! endpoints drop a RST whose sequence number is not the one they expect and answer an
+//! unexpected SYN with a challenge ACK (RFC 5961 §3, §4), and the transfer goes on unseen.
+//! The tap knows what a receiver expects from what it saw of the sender (the end of its
+//! highest segment, SND.NXT) and of the receiver (its latest ACK, RCV.NXT), and how far the
+//! receiver's window reaches (its advertised window, scaled as negotiated in the handshake,
+//! RFC 7323 §2).
+
+use crate::reassembly::seq_delta;
+
+/// What a RST does to a connection (RFC 5961 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RstVerdict {
+    /// Its sequence number is exactly what the receiver expects: the connection is reset.
+    Exact,
+    /// Within the receive window but not exact: the endpoint sends a challenge ACK and stays up;
+    /// the tap cannot see how that ends, so it reports it and keeps the flow.
+    InWindow,
+    /// Outside the window: endpoints drop it, and so does the tap.
+    OutOfWindow,
+}
+
+/// What the tap knows about one direction's sequence space.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SeqView {
+    /// One past the highest sequence number this direction sent (SYN and FIN count one each).
+    pub snd_max: Option<u32>,
+    /// The latest ACK the other side sent for this direction: its RCV.NXT.
+    pub peer_ack: Option<u32>,
+    /// The other side's latest advertised window, unscaled.
+    pub peer_window: u16,
+}
+
+impl SeqView {
+    /// A segment of this direction at `seq` occupying `len` sequence numbers. It moves SND.NXT
+    /// only when it starts within the receiver's window beyond it (`shift`: as in
+    /// [`SeqView::judge_rst`]): the receiver drops anything further, so a blind spoofer's far-off
+    /// segment must not move the point an exact RST is judged by.
+    pub fn sent(&mut self, seq: u32, len: u32, shift: Option<u8>) {
+        let end = seq.wrapping_add(len);
+        let window = (u64::from(self.peer_window) << shift.unwrap_or(14).min(14)).max(65_535);
+        self.snd_max = Some(match self.snd_max {
+            Some(m) if seq_delta(end, m) <= 0 => m,
+            Some(m) if seq_delta(seq, m) > window as i64 => m,
+            _ => end,
+        });
+    }
+
+    /// Judge a RST sent by this direction at `seq`. `shift`: the receiver's window scale, when
+    /// the handshake negotiated one. `None` when nothing is known of this direction yet (nothing
+    /// to check against: it is believed, as before validation existed).
+    pub fn judge_rst(&self, seq: u32, shift: Option<u8>) -> Option<RstVerdict> {
+        let candidates = [self.peer_ack, self.snd_max];
+        if candidates.iter().all(Option::is_none) {
+            return None;
+        }
+        if candidates.contains(&Some(seq)) {
+            return Some(RstVerdict::Exact);
+        }
+        // Without the handshake the scale is unknown: assume the largest (RFC 7323 §2.3: 14).
+        let window = u64::from(self.peer_window) << shift.unwrap_or(14).min(14);
+        let rcv_nxt = self.peer_ack.or(self.snd_max).unwrap_or(seq);
+        let d = seq_delta(seq, rcv_nxt);
+        if d >= 0 && (d as u64) < window.max(1) {
+            Some(RstVerdict::InWindow)
+        } else {
+            Some(RstVerdict::OutOfWindow)
+        }
+    }
+}
+
+/// The window scale option of a SYN's TCP header (RFC 7323 §2.2: kind 3, length 3), if present.
+pub(crate) fn window_scale(tcp_header: &[u8]) -> Option<u8> {
+    let data_offset = usize::from(tcp_header.get(12)? >> 4) * 4;
+    let mut opts = tcp_header.get(20..data_offset.min(tcp_header.len()))?;
+    while let Some((&kind, rest)) = opts.split_first() {
+        match kind {
+            0 => return None,
+            1 => opts = rest,
+            _ => {
+                let len = usize::from(*rest.first()?);
+                if len < 2 {
+                    return None;
+                }
+                if kind == 3 && len == 3 {
+                    return rest.get(1).copied();
+                }
+                opts = opts.get(len..)?;
+            }
+        }
+    }
+    None
+}
+
+/// A cheap fingerprint of a frame for telling an exact duplicate (the same frame mirrored twice,
+/// e.g. ingress and egress of one switch port) from a retransmission: a retransmission has a new
+/// IPv4 identification and usually a new timestamp option, so a new TCP checksum.
+pub(crate) fn fingerprint(ip_header: &[u8], tcp_header: &[u8], seq: u32, ack: u32, wire_len: u32) -> u64 {
+    let ip_id = match ip_header.first() {
+        Some(b) if b >> 4 == 4 => ip_header
+            .get(4..6)
+            .map_or(0, |v| u64::from(u16::from_be_bytes([v[0], v[1]]))),
+        _ => 0,
+    };
+    let csum_flags = tcp_header
+        .get(12..18)
+        .map_or(0, |v| u64::from_be_bytes([0, 0, v[0], v[1], v[2], v[3], v[4], v[5]]));
+    (u64::from(seq) | u64::from(ack) << 32)
+        ^ (csum_flags.rotate_left(17) ^ ip_id.rotate_left(5) ^ u64::from(wire_len).rotate_left(40))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> SeqView {
+        SeqView {
+            snd_max: Some(10_000),
+            peer_ack: Some(9_000),
+            peer_window: 1000,
+        }
+    }
+
+    #[test]
+    fn rst_exact_in_window_and_out_of_window() {
+        let v = view();
+        assert_eq!(v.judge_rst(9_000, Some(0)), Some(RstVerdict::Exact), "RCV.NXT");
+        assert_eq!(v.judge_rst(10_000, Some(0)), Some(RstVerdict::Exact), "SND.NXT");
+        assert_eq!(v.judge_rst(9_500, Some(0)), Some(RstVerdict::InWindow));
+        assert_eq!(v.judge_rst(10_001, Some(0)), Some(RstVerdict::OutOfWindow));
+        assert_eq!(v.judge_rst(8_999, Some(0)), Some(RstVerdict::OutOfWindow));
+        assert_eq!(
+            v.judge_rst(9_000 + 1000 * 128 - 1, Some(7)),
+            Some(RstVerdict::InWindow),
+            "scaled"
+        );
+        assert_eq!(v.judge_rst(0x8000_0000, None), Some(RstVerdict::OutOfWindow));
+        assert_eq!(SeqView::default().judge_rst(5, None), None);
+    }
+
+    #[test]
+    fn snd_max_follows_sequence_wraps() {
+        let mut v = SeqView::default();
+        v.sent(u32::MAX - 10, 5, Some(0));
+        v.sent(u32::MAX - 2, 10, Some(0));
+        assert_eq!(v.snd_max, Some(7));
+        v.sent(u32::MAX - 20, 3, Some(0));
+        assert_eq!(v.snd_max, Some(7), "an old segment does not move it back");
+        v.sent(0x4000_0000, 1, Some(0));
+        assert_eq!(v.snd_max, Some(7), "nor one far beyond the window");
+    }
+
+    #[test]
+    fn window_scale_is_read_from_the_options() {
+        // MSS, SACK permitted, timestamps, NOP, window scale 7 (Linux's SYN).
+        let mut h = vec![0u8; 20];
+        h[12] = 10 << 4;
+        h.extend_from_slice(&[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7]);
+        assert_eq!(window_scale(&h), Some(7));
+        h[12] = 5 << 4;
+        assert_eq!(window_scale(&h), None, "options beyond the data offset are not read");
+        let mut bad = vec![0u8; 20];
+        bad[12] = 6 << 4;
+        bad.extend_from_slice(&[9, 0, 3, 3]);
+        assert_eq!(window_scale(&bad), None, "a zero-length option ends the walk");
+    }
+}

@@ -1,0 +1,120 @@
+//! How flows leave the table: ended (delivering what they still hold), timed out by the sweep,
+//! or finished once an acknowledged hole they waited on is given up.
+
+use pacstap_core::{CloseReason, Direction, Interest, StreamHandler, Timestamp};
+
+use super::{sink, Flow, FlowTable, RECENT_ENDS, SWEEP_INTERVAL};
+use crate::activity::Class;
+use crate::reassembly::{Budget, HalfStream};
+
+impl<S: Default> FlowTable<S> {
+    /// Give up the acknowledged holes that waited `FlowConfig::ack_wait` of packet time, in flows
+    /// that have gone quiet (a flow's own packets check their holes as they come).
+    pub(super) fn expire_ack_waits<H: StreamHandler<S>>(&mut self, h: &mut H) {
+        let now = self.clock.now();
+        while let Some(&(deadline, idx, id)) = self.ack_waits.front() {
+            if deadline > now {
+                break;
+            }
+            self.ack_waits.pop_front();
+            let mut b = Budget {
+                cfg: &self.cfg,
+                stats: &mut self.stats,
+                now,
+            };
+            let Some(flow) = self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(Option::as_mut)
+                .filter(|f| f.meta.id == id && !f.ignored)
+            else {
+                continue;
+            };
+            let Flow { half, state, meta, .. } = flow;
+            let mut interest = Interest::Continue;
+            for d in [Direction::ToServer, Direction::ToClient] {
+                if interest == Interest::Continue && half[d.index()].waiting() {
+                    interest = half[d.index()].tick(&mut b, &mut sink(h, state, meta, d, deadline));
+                }
+            }
+            if interest == Interest::Ignore {
+                flow.ignored = true;
+                for hs in flow.half.iter_mut() {
+                    hs.clear(&mut b);
+                }
+            }
+            let still = flow.half.iter().filter_map(HalfStream::waiting_since).min();
+            let done = flow.half[0].is_closed() && flow.half[1].is_closed();
+            if flow.ignored {
+                // The handler let go while its hole was given up: it moves to its new class's
+                // list, as if active now (rare; keeps each list in time order).
+                flow.last_active = now;
+                self.activity.touch(idx, Class::Ignored);
+            }
+            if done {
+                // Stamped with when the wait expired, as timeouts are.
+                self.end_flow(idx, CloseReason::Fin, deadline, h);
+            } else if let Some(since) = still {
+                // Waiting on packets rather than time, or a newer hole: look again later.
+                self.ack_waits
+                    .push_back((since.add(self.cfg.ack_wait).max(now.add(SWEEP_INTERVAL)), idx, id));
+            }
+        }
+    }
+
+    /// Remove a flow: deliver what it still holds (holes as gaps), then `on_flow_end`.
+    pub(super) fn end_flow<H: StreamHandler<S>>(&mut self, idx: u32, reason: CloseReason, ts: Timestamp, h: &mut H) {
+        let Some(mut flow) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        self.activity.unlink(idx);
+        self.free.push(idx);
+        self.index.remove(&flow.key);
+        let mut b = Budget {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            now: self.clock.now(),
+        };
+        if !flow.ignored {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Flow { half, state, meta, .. } = &mut flow;
+                if half[dir.index()].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {
+                    break;
+                }
+            }
+        }
+        for hs in flow.half.iter_mut() {
+            hs.clear(&mut b);
+        }
+        if flow.seen[0] != flow.seen[1] {
+            self.stats.one_sided_flows += 1;
+        }
+        if matches!(reason, CloseReason::Fin | CloseReason::Rst) {
+            if self.recent_ends[0].len() >= RECENT_ENDS {
+                let newer = std::mem::take(&mut self.recent_ends[0]);
+                self.recent_ends[1] = newer;
+            }
+            self.recent_ends[0].insert(flow.key);
+        }
+        self.stats.flows_ended += 1;
+        h.on_flow_end(flow.state, &flow.meta, reason, ts);
+    }
+
+    /// End flows idle for longer than the timeout, oldest first; stop at the first that is not.
+    pub(super) fn sweep<H: StreamHandler<S>>(&mut self, h: &mut H) {
+        let idle = self.cfg.idle_timeout;
+        let now = self.clock.now();
+        self.next_sweep = now.add(SWEEP_INTERVAL.min(idle));
+        while let Some(idx) = self.oldest() {
+            let Some(last) = self.slot(idx).map(|f| f.last_active) else {
+                break;
+            };
+            if now.since(last) <= idle {
+                break;
+            }
+            self.stats.flows_timed_out += 1;
+            // Stamped with when it expired, not when the sweep noticed.
+            self.end_flow(idx, CloseReason::Timeout, last.add(idle), h);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! End-to-end regressions for the flow stage's hardening (issues #9 and #10): the real C-MOVE
+//! capture `move.pcap`, mutated by `scripts/make-hostile-tcp-samples` the way a SPAN port and a
+//! hostile sender mutate traffic, must yield the DICOM facts of the clean capture.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+/// The DICOM events without their times (a delayed frame moves an event's timestamp by
+/// microseconds, never its facts).
+fn dicom_facts(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["event_type"] == "dicom")
+        .map(|e| {
+            let mut d = e["dicom"].clone();
+            if let Some(o) = d.as_object_mut() {
+                for k in ["start", "end", "request_time", "response_time"] {
+                    o.remove(k);
+                }
+            }
+            d
+        })
+        .collect()
+}
+
+fn anomaly_names(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event_type"] == "anomaly")
+        .map(|e| e["anomaly"]["name"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn ack_before_data_from_a_span_port_loses_nothing() {
+    let (_, clean) = replay(&["move.pcap"]);
+    let (report, ev) = replay(&["hostile-tcp/ack-before-data.pcap"]);
+    assert_eq!(dicom_facts(&ev), dicom_facts(&clean));
+    let f = &report.flow;
+    assert_eq!((f.gaps, f.gap_bytes), (0, 0), "nothing was lost");
+    assert!(f.ack_before_data > 10, "{f:?}");
+    assert_eq!(f.ack_before_data_filled, f.ack_before_data);
+    assert!(anomaly_names(&ev).is_empty());
+}
+
+#[test]
+fn spoofed_syn_and_rsts_do_not_blind_the_association() {
+    let (_, clean) = replay(&["move.pcap"]);
+    let (report, ev) = replay(&["hostile-tcp/spoofed-control.pcap"]);
+    assert_eq!(dicom_facts(&ev), dicom_facts(&clean));
+    let a = associations(&ev);
+    assert!(
+        a.iter()
+            .any(|a| a["calling_ae"] == "WORKSTATION1" && a["outcome"] == "released"),
+        "the C-MOVE association keeps its AE titles and ends released"
+    );
+    assert_eq!(commands(&ev, "C-MOVE")[0]["move_destination"], "STORESCP");
+    let mut names = anomaly_names(&ev);
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "tcp.bad_checksum",
+            "tcp.rst_in_window",
+            "tcp.rst_out_of_window",
+            "tcp.syn_on_established"
+        ]
+    );
+    let f = &report.flow;
+    assert_eq!((f.flows_created, f.flows_reused, f.rst_accepted), (2, 0, 0));
+}
+
+#[test]
+fn a_bad_checksum_decoy_before_the_real_segment_never_wins() {
+    let (_, ev) = replay(&["hostile-tcp/decoy.pcap"]);
+    let moves = commands(&ev, "C-MOVE");
+    assert_eq!(moves.len(), 1);
+    assert_eq!(moves[0]["move_destination"], "STORESCP");
+    assert_eq!(anomaly_names(&ev), ["tcp.bad_checksum"]);
+}
+
+#[test]
+fn without_checksums_the_decoy_wins_but_the_conflict_is_reported() {
+    let mut opts = pacstap::ReplayOptions::new(vec![sample("hostile-tcp/decoy.pcap")]);
+    opts.flow.checksum = pacstap_flow::ChecksumMode::Off;
+    let report = pacstap::replay(opts, true).expect("replay");
+    assert_eq!(report.flow.overlap_conflicts, 1);
+    let names: Vec<_> = report
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            pacstap_core::EventBody::Anomaly(a) => Some(a.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["tcp.overlap_conflict"]);
+}
