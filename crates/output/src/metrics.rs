@@ -962,6 +962,8 @@ mod tests {
             status_class: status,
             sub_operations: None,
             dataset_bytes: 0,
+            lost_bytes: 0,
+            incomplete: false,
             direction: Direction::ToServer,
             responses: 1,
             request_time: Timestamp(0),

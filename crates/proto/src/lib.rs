@@ -6,12 +6,14 @@
 //! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
 //! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
 
+pub mod budget;
 mod ctx;
 pub mod dicom;
 pub mod hl7;
 pub mod http;
 pub mod tls;
 
+pub use budget::{Lease, MemBudget};
 pub use ctx::Ctx;
 
 use dicom::parser::{probe_associate_rq, Plausible};
@@ -58,6 +60,19 @@ pub struct ProtoConfig {
     pub hl7_ports: Vec<u16>,
     pub http: http::HttpConfig,
     pub hl7: hl7::Hl7Config,
+    /// Memory all decoders of one analyzer (one worker) may hold across its connections:
+    /// control PDUs, command sets and data set prefixes, HTTP heads, TLS handshake messages,
+    /// HL7 kept segments (see [`budget`]). Real traffic needs far less: a busy PACS with 1,000
+    /// associations opening at once, each buffering a 30 KiB A-ASSOCIATE-RQ, holds 30 MiB for
+    /// a moment, and steady DIMSE traffic holds a few KiB per connection. 64 MiB keeps the
+    /// worst case of the per-message caps (256 KiB × every flow) from turning into gigabytes.
+    /// An app with N workers gives each `1/N` (as it divides the flow table's caps).
+    pub max_decoder_memory_bytes: usize,
+    /// What each flow may hold from the budget's reserve half before drawing from its shared
+    /// pool. 8 KiB holds a command set, an HTTP head with a bearer token, an MSH, a
+    /// ClientHello and most A-ASSOCIATE-RQs (1-8 KiB for up to ~30 presentation contexts), so
+    /// ordinary decoding never competes with connections pinning large messages.
+    pub decoder_memory_guaranteed_per_flow: usize,
 }
 
 impl Default for ProtoConfig {
@@ -74,6 +89,8 @@ impl Default for ProtoConfig {
             hl7_ports: vec![2575],
             http: http::HttpConfig::default(),
             hl7: hl7::Hl7Config::default(),
+            max_decoder_memory_bytes: 64 << 20,
+            decoder_memory_guaranteed_per_flow: 8 << 10,
         }
     }
 }
@@ -89,6 +106,30 @@ pub enum FlowState {
     Hl7(Box<Hl7Flow>),
     /// Not a protocol we decode.
     Ignored,
+}
+
+impl FlowState {
+    /// The flow's charge against the decoder memory budget.
+    fn lease_mut(&mut self) -> Option<&mut Lease> {
+        match self {
+            FlowState::Dicom(f) => Some(&mut f.lease),
+            FlowState::Http(f) => Some(&mut f.lease),
+            FlowState::Tls(f) => Some(&mut f.lease),
+            FlowState::Hl7(f) => Some(&mut f.lease),
+            FlowState::Probing(_) | FlowState::Ignored => None,
+        }
+    }
+
+    /// Bytes the flow's decoder buffers hold now (capacities).
+    fn held_bytes(&self) -> usize {
+        match self {
+            FlowState::Dicom(f) => f.held_bytes(),
+            FlowState::Http(f) => f.held_bytes(),
+            FlowState::Tls(f) => f.held_bytes(),
+            FlowState::Hl7(f) => f.held_bytes(),
+            FlowState::Probing(_) | FlowState::Ignored => 0,
+        }
+    }
 }
 
 impl Default for FlowState {
@@ -146,6 +187,10 @@ pub struct ProtoStats {
     pub flows_ignored: u64,
     /// Events emitted (all kinds).
     pub events: u64,
+    /// Decoder buffer growths the memory budget refused (each gave up one message).
+    pub memory_cap_hits: u64,
+    /// Gauge: bytes the decoders hold now (sums over workers).
+    pub memory_held: u64,
     pub http: http::HttpStats,
     pub tls: tls::TlsStats,
     pub hl7: hl7::Hl7Stats,
@@ -166,6 +211,8 @@ impl ProtoStats {
             gap_bytes,
             flows_ignored,
             events,
+            memory_cap_hits,
+            memory_held,
             http,
             tls,
             hl7,
@@ -181,6 +228,8 @@ impl ProtoStats {
         self.gap_bytes += gap_bytes;
         self.flows_ignored += flows_ignored;
         self.events += events;
+        self.memory_cap_hits += memory_cap_hits;
+        self.memory_held += memory_held;
         self.http.merge(http);
         self.tls.merge(tls);
         self.hl7.merge(hl7);
@@ -216,15 +265,23 @@ pub struct Analyzer {
     cfg: ProtoConfig,
     events: Vec<ProtocolEvent>,
     stats: ProtoStats,
+    budget: MemBudget,
 }
 
 impl Analyzer {
     pub fn new(cfg: ProtoConfig) -> Self {
+        let budget = MemBudget::new(cfg.max_decoder_memory_bytes, cfg.decoder_memory_guaranteed_per_flow);
         Analyzer {
             cfg,
             events: Vec::new(),
             stats: ProtoStats::default(),
+            budget,
         }
+    }
+
+    /// The decoder memory budget (what is held now, its peak, refusals).
+    pub fn budget(&self) -> &MemBudget {
+        &self.budget
     }
 
     /// Events produced since the last drain, in order.
@@ -306,15 +363,40 @@ impl Analyzer {
 
     /// Feed one chunk to the flow's decoder; false when the decoder gives the flow up.
     fn decode(&mut self, state: &mut FlowState, meta: &FlowMeta, chunk: &StreamChunk<'_>) -> bool {
-        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, chunk.ts);
-        match state {
+        let lease = state.lease_mut().map(|l| *l).unwrap_or_default();
+        let mut ctx = Ctx::new(
+            &self.cfg,
+            &mut self.events,
+            &mut self.stats,
+            meta,
+            chunk.ts,
+            &mut self.budget,
+            lease,
+        );
+        let keep = match state {
             FlowState::Probing(_) => true,
             FlowState::Ignored => false,
             FlowState::Dicom(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Http(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Tls(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Hl7(flow) => flow.on_chunk(&mut ctx, chunk),
+        };
+        let lease = ctx.lease;
+        let held = state.held_bytes();
+        if let Some(l) = state.lease_mut() {
+            *l = lease;
+            self.budget.settle(l, held);
         }
+        self.stats.memory_held = self.budget.used() as u64;
+        keep
+    }
+
+    /// Return everything a flow leaving the decoders held to the budget.
+    fn release(&mut self, state: &mut FlowState) {
+        if let Some(l) = state.lease_mut() {
+            self.budget.release(l);
+        }
+        self.stats.memory_held = self.budget.used() as u64;
     }
 
     fn sync_event_count(&mut self, before: usize) {
@@ -394,14 +476,24 @@ impl StreamHandler<FlowState> for Analyzer {
             Interest::Continue
         } else {
             self.stats.flows_ignored += 1;
+            self.release(state);
             *state = FlowState::Ignored;
             Interest::Ignore
         }
     }
 
-    fn on_flow_end(&mut self, state: FlowState, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
+    fn on_flow_end(&mut self, mut state: FlowState, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
         let before = self.events.len();
-        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, ts);
+        self.release(&mut state);
+        let mut ctx = Ctx::new(
+            &self.cfg,
+            &mut self.events,
+            &mut self.stats,
+            meta,
+            ts,
+            &mut self.budget,
+            Lease::default(),
+        );
         match state {
             FlowState::Dicom(mut flow) => flow.finish(&mut ctx, reason),
             FlowState::Http(mut flow) => flow.finish(&mut ctx, reason),
@@ -409,6 +501,9 @@ impl StreamHandler<FlowState> for Analyzer {
             FlowState::Hl7(mut flow) => flow.finish(&mut ctx, reason),
             FlowState::Probing(_) | FlowState::Ignored => {}
         }
+        // Anything a decoder took while finishing is freed with the flow.
+        let mut lease = ctx.lease;
+        self.budget.release(&mut lease);
         self.sync_event_count(before);
     }
 }
@@ -482,6 +577,9 @@ mod tests {
             }
         }
         assert_eq!(h.last_interest, Interest::Ignore);
+        // Never silently: the give-up is an anomaly with its reason.
+        let ev = h.events();
+        assert_eq!(anomaly_names(&ev), vec!["dicom.give_up"]);
         assert!(h.end(CloseReason::Fin).is_empty());
     }
 

@@ -23,15 +23,27 @@ pub use parser::{
     probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
 };
 
-use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, StreamChunk};
+use crate::budget::Lease;
+use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
 use stream::PduStream;
 
 /// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
 pub mod anomaly {
-    /// A control PDU longer than `max_control_pdu_bytes`; skipped by its length.
+    /// A control PDU longer than `max_control_pdu_bytes` (the detail has the claimed size);
+    /// its first bytes are still read (an RQ's AE titles), the rest is skipped by its length.
     pub const PDU_TOO_LARGE: &str = "dicom.pdu_too_large";
+    /// A PDU claimed more bytes than were seen before the connection ended.
+    pub const PDU_TRUNCATED: &str = "dicom.pdu_truncated";
+    /// A P-DATA-TF longer than the receiver's Maximum Length (PS3.8 §D.1, announced in the
+    /// A-ASSOCIATE-RQ/AC user information); decoding goes on.
+    pub const PDU_ABOVE_NEGOTIATED_MAX: &str = "dicom.pdu_above_negotiated_max";
+    /// The decoder memory budget refused to hold a control PDU, command set or data set
+    /// prefix; that message is given up (an RQ still yields its first bytes).
+    pub const MEMORY_BUDGET: &str = "dicom.memory_budget";
+    /// The flow was given up (the detail says why): no more DICOM events from it.
+    pub const GIVE_UP: &str = "dicom.give_up";
     /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
     pub const UNKNOWN_PDU_TYPE: &str = "dicom.unknown_pdu_type";
     /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
@@ -65,6 +77,8 @@ pub struct DicomFlow {
     streams: [PduStream; 2],
     session: Session,
     data_bytes: u64,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: Lease,
 }
 
 impl fmt::Debug for DicomFlow {
@@ -84,7 +98,13 @@ impl DicomFlow {
             streams: [PduStream::new(resync), PduStream::new(resync)],
             session: Session::new(probation),
             data_bytes: 0,
+            lease: Lease::default(),
         }
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
     }
 
     /// Handle one chunk; `false` when the flow turned out not to be DICOM.
@@ -118,7 +138,15 @@ impl DicomFlow {
             return false;
         }
         let never_locked = self.session.pdus == 0 && self.streams.iter().any(PduStream::is_resyncing);
-        !(never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES)
+        if never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
+            let n = self.data_bytes;
+            self.session.give_up(
+                ctx,
+                format_args!("no DICOM PDU header found in {n} bytes on a DICOM port; flow given up"),
+            );
+            return false;
+        }
+        true
     }
 
     /// The flow left the table: end the open association (CONTRACT §2 outcomes).
@@ -128,6 +156,15 @@ impl DicomFlow {
             CloseReason::Rst => AssociationOutcome::Reset,
             CloseReason::Timeout | CloseReason::EndOfCapture | CloseReason::Evicted => AssociationOutcome::Incomplete,
         };
+        for raw in [Direction::ToServer, Direction::ToClient] {
+            let stream = state::at_mut(&mut self.streams, raw);
+            let mut sink = SessionSink {
+                session: &mut self.session,
+                ctx,
+                raw,
+            };
+            stream.finish(&mut sink);
+        }
         self.session.flow_end(ctx, outcome);
     }
 }
@@ -630,13 +667,20 @@ mod tests {
         let c = commands(&ev);
         assert_eq!(c.len(), 3, "{c:?}");
         assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
-        assert_eq!(c[0].dataset_bytes, ds.len() as u64);
+        // Sizes are bytes seen; the hole is `lost_bytes` and marks the command.
+        assert_eq!(c[0].dataset_bytes, ds.len() as u64 - 4000);
+        assert_eq!((c[0].lost_bytes, c[0].incomplete), (4000, true));
         assert_eq!(c[0].status_class, Some(StatusClass::Success));
         assert_eq!(c[1].message_id, 3);
+        // Store 3 lost its data set's end (out of step): incomplete, with its response.
+        assert!(c[1].incomplete);
+        assert_eq!(c[1].status_class, Some(StatusClass::Success));
+        assert!(!c[2].incomplete);
         assert_eq!(c[2].command, "C-ECHO");
         assert_eq!(c[2].status.as_deref(), Some("0x0000"));
         let a = &associations(&ev)[0];
         assert_eq!(a.gap_bytes, 4000 + (p3.len() - 500 + 20) as u64);
+        assert_eq!(a.gaps, 2);
         assert_eq!(a.outcome, AssociationOutcome::Released);
         assert_eq!(h.an.stats().gap_bytes, a.gap_bytes);
         // Resynchronisation skipped the 14-byte tail of the cut echo PDU; no

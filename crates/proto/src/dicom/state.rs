@@ -13,7 +13,8 @@ use super::command::{parse_command_set, CommandField, CommandSet};
 use super::dataset::{sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
-    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, PduHeader, PduType, PdvHeader, RequestedIdentity,
+    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduHeader, PduType, PdvHeader,
+    RequestedIdentity,
     ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
 };
 use super::stream::PduSink;
@@ -86,11 +87,18 @@ pub(crate) struct Association {
     pub implementation_class_uid: Option<String>,
     pub implementation_version_name: Option<String>,
     pub max_pdu_length: Option<u32>,
-    /// PDU bytes, indexed by normalised direction.
+    /// The acceptor's Maximum Length (A-ASSOCIATE-AC sub-item 51H, PS3.8 §D.1): the longest
+    /// P-DATA-TF the requester may send.
+    pub ac_max_pdu_length: Option<u32>,
+    /// `dicom.pdu_above_negotiated_max` already reported, by normalised direction.
+    pub over_max_reported: [bool; 2],
+    /// PDU bytes seen on the wire, indexed by normalised direction.
     pub bytes: [u64; 2],
     pub commands: u64,
     pub start: Timestamp,
     pub gap_bytes: u64,
+    /// Capture gaps inside the association.
+    pub gaps: u32,
     /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
     /// response without request an anomaly rather than an artefact of the capture.
     pub lossless: bool,
@@ -112,10 +120,13 @@ impl Association {
             implementation_class_uid: None,
             implementation_version_name: None,
             max_pdu_length: None,
+            ac_max_pdu_length: None,
+            over_max_reported: [false; 2],
             bytes: [0; 2],
             commands: 0,
             start: ts,
             gap_bytes: 0,
+            gaps: 0,
             lossless: false,
             pending: Vec::new(),
         }
@@ -171,7 +182,9 @@ impl Sniffer {
 
     /// Take data set bytes. Returns how many were copied into the prefix, and the facts once
     /// the sniff is over (passed the stop tag, or the prefix cap reached).
-    fn feed(&mut self, bytes: &[u8], cap: usize) -> (usize, Option<DatasetFacts>) {
+    /// `refused` is set when the memory budget would not let the prefix grow: the sniff then
+    /// ends with what it has.
+    fn feed(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8], cap: usize, refused: &mut bool) -> (usize, Option<DatasetFacts>) {
         // Fast path: nothing buffered yet and this slice alone is worth a try: sniff in place.
         if self.prefix.is_empty() && bytes.len() >= self.next_try.min(cap) {
             let view = bytes.get(..bytes.len().min(cap)).unwrap_or_default();
@@ -186,6 +199,10 @@ impl Sniffer {
         loop {
             let goal = self.next_try.min(cap);
             let take = goal.saturating_sub(self.prefix.len()).min(rest.len());
+            if !ctx.reserve(&mut self.prefix, take) {
+                *refused = true;
+                return (kept, Some(self.finish(cap)));
+            }
             self.prefix.extend_from_slice(rest.get(..take).unwrap_or_default());
             kept += take;
             rest = rest.get(take..).unwrap_or_default();
@@ -212,7 +229,10 @@ impl Sniffer {
 #[derive(Debug)]
 struct DatasetProgress {
     target: Target,
+    /// Bytes seen.
     bytes: u64,
+    /// Bytes lost to capture gaps (in step).
+    lost: u64,
     sniff: Option<Sniffer>,
 }
 
@@ -251,6 +271,9 @@ pub(crate) struct Session {
     msgs: [Assembly; 2],
     /// PDU bytes seen while no association was open (the RQ itself), by raw direction.
     loose_bytes: [u64; 2],
+    /// The PDU being read in this raw direction is an A-ASSOCIATE-RQ: its bytes belong to the
+    /// association it opens, not to one still open.
+    reading_rq: [bool; 2],
     anomaly_events: u32,
     /// Flow picked up by a partial RQ-looking prefix on a non-DICOM port: the first PDU must
     /// turn out to be an A-ASSOCIATE-RQ or the flow is not DICOM after all.
@@ -269,6 +292,32 @@ impl Session {
         }
     }
 
+    /// Capacity of the message buffers held (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.msgs
+            .iter()
+            .map(|m| {
+                m.cmd.capacity()
+                    + m.pool.capacity()
+                    + m.ds
+                        .as_ref()
+                        .and_then(|d| d.sniff.as_ref())
+                        .map_or(0, |s| s.prefix.capacity())
+            })
+            .sum()
+    }
+
+    /// The flow is given up: say why (every give-up is an anomaly event).
+    pub(crate) fn give_up(&mut self, ctx: &mut Ctx<'_>, why: fmt::Arguments<'_>) {
+        self.anomaly(ctx, anomaly::GIVE_UP, why);
+    }
+
+    /// The memory budget refused a buffer: report it with the budget's state.
+    pub(crate) fn budget_refused(&mut self, ctx: &mut Ctx<'_>, what: fmt::Arguments<'_>) {
+        let detail = ctx.budget_detail(what);
+        self.anomaly(ctx, anomaly::MEMORY_BUDGET, format_args!("{detail}"));
+    }
+
     fn swapped(&self) -> bool {
         self.assoc.as_ref().is_some_and(|a| a.swapped)
     }
@@ -283,7 +332,13 @@ impl Session {
         ctx.stats.gap_bytes += len;
         if let Some(a) = self.assoc.as_mut() {
             a.gap_bytes = a.gap_bytes.saturating_add(len);
+            a.gaps = a.gaps.saturating_add(1);
             a.lossless = false;
+            // A request in progress may have lost part of its data set, or of its responses
+            // (C-FIND matches, C-MOVE progress), in this hole: it is marked, conservatively.
+            for p in &mut a.pending {
+                p.incomplete = true;
+            }
         }
     }
 
@@ -328,6 +383,26 @@ impl Session {
     }
 
     // ---- control PDUs -------------------------------------------------------------------
+
+    /// The first bytes of a control PDU that could not be held whole (the reason was
+    /// reported): an A-ASSOCIATE-RQ still opens its association with the AE titles (and
+    /// whatever user identity) its fixed fields and first items give.
+    pub(crate) fn control_prefix(&mut self, ctx: &mut Ctx<'_>, raw: Direction, prefix: &[u8]) {
+        if prefix.first() != Some(&PduType::ASSOCIATE_RQ.0) || prefix.len() < 6 + ASSOCIATE_FIXED_LEN {
+            return;
+        }
+        if let Some(ParsedControl {
+            pdu: ControlPdu::AssociateRq(rq),
+            ..
+        }) = parse_control_pdu(prefix)
+        {
+            self.on_associate_rq(ctx, raw, rq);
+            if let Some(a) = self.assoc.as_mut() {
+                // Its variable items (presentation contexts, maximum length) are unknown.
+                a.lossless = false;
+            }
+        }
+    }
 
     fn control_pdu(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdu: &[u8]) {
         let Some(parsed) = parse_control_pdu(pdu) else {
@@ -466,6 +541,7 @@ impl Session {
         };
         a.accepted = true;
         a.identity_response = ac.user_identity_response;
+        a.ac_max_pdu_length = ac.max_pdu_length;
         for r in ac.contexts {
             // PS3.8 §9.3.3.2: result 0 = acceptance; the transfer syntax is only significant then.
             let accepted = r.result == 0;
@@ -524,6 +600,7 @@ impl Session {
         let ds = m.ds.get_or_insert(DatasetProgress {
             target: Target::Orphan,
             bytes: 0,
+            lost: 0,
             sniff: None,
         });
         if let Some(s) = ds.sniff.as_mut() {
@@ -551,6 +628,13 @@ impl Session {
                 );
                 return;
             }
+            if !ctx.reserve(&mut m.cmd, bytes.len()) {
+                m.cmd_overflow = true;
+                m.cmd = Vec::new();
+                let n = bytes.len();
+                self.budget_refused(ctx, format_args!("command set fragment of {n} bytes"));
+                return;
+            }
             m.cmd.extend_from_slice(bytes);
             return;
         }
@@ -564,8 +648,16 @@ impl Session {
             ctx.stats.dataset_bytes_skipped += bytes.len() as u64;
             return;
         };
-        let (kept, facts) = sniff.feed(bytes, ctx.cfg.dataset_prefix_bytes);
+        let mut refused = false;
+        let (kept, facts) = sniff.feed(ctx, bytes, ctx.cfg.dataset_prefix_bytes, &mut refused);
         ctx.stats.dataset_bytes_skipped += (bytes.len() - kept.min(bytes.len())) as u64;
+        if refused {
+            self.budget_refused(ctx, format_args!("data set prefix for the study sniff"));
+        }
+        let m = at_mut(&mut self.msgs, raw);
+        let Some(ds) = m.ds.as_mut() else {
+            return;
+        };
         if let Some(facts) = facts {
             if let Some(sn) = ds.sniff.take() {
                 recycle(&mut m.pool, sn.prefix);
@@ -583,7 +675,7 @@ impl Session {
         let Some(ds) = m.ds.as_mut() else {
             return;
         };
-        ds.bytes = ds.bytes.saturating_add(len);
+        ds.lost = ds.lost.saturating_add(len);
         // The prefix cannot grow past a hole: sniff what we have and stop.
         if let Some(sn) = ds.sniff.take() {
             let facts = sn.finish(ctx.cfg.dataset_prefix_bytes);
@@ -652,10 +744,14 @@ impl Session {
             Target::Request(key) | Target::Response(key) => {
                 if let Some(p) = a.pending_index(key).and_then(|i| a.pending.get_mut(i)) {
                     p.dataset_bytes = p.dataset_bytes.saturating_add(ds.bytes);
+                    p.lost_bytes = p.lost_bytes.saturating_add(ds.lost);
+                    p.incomplete |= ds.lost > 0;
                 }
             }
             Target::Final(mut ev) => {
                 ev.dataset_bytes = ev.dataset_bytes.saturating_add(ds.bytes);
+                ev.lost_bytes = ev.lost_bytes.saturating_add(ds.lost);
+                ev.incomplete |= ds.lost > 0;
                 ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, *ev));
             }
             Target::Orphan => {}
@@ -758,6 +854,7 @@ impl Session {
             m.ds = Some(DatasetProgress {
                 target: Target::Request(key),
                 bytes: 0,
+                lost: 0,
                 sniff: Some(Sniffer {
                     ts: None,
                     ts_set: false,
@@ -799,6 +896,22 @@ impl Session {
                     }
                 }
             }
+            None if a.gaps > 0 && is_final => {
+                // Its request fell in a capture gap: report what the response tells (command,
+                // SOP class/instance, status, sub-operations), marked incomplete.
+                let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
+                ev.message_id = key.1;
+                ev.incomplete = true;
+                event::apply_response(&mut ev, cmd, ctx.ts, true);
+                a.commands += 1;
+                ctx.stats.commands += 1;
+                if cmd.has_data_set() {
+                    Target::Final(Box::new(ev))
+                } else {
+                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                    Target::Orphan
+                }
+            }
             None => {
                 if a.lossless {
                     let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
@@ -815,6 +928,7 @@ impl Session {
             at_mut(&mut self.msgs, raw).ds = Some(DatasetProgress {
                 target,
                 bytes: 0,
+                lost: 0,
                 sniff: None,
             });
         }
@@ -826,6 +940,34 @@ pub(crate) struct SessionSink<'s, 'c> {
     pub session: &'s mut Session,
     pub ctx: &'s mut Ctx<'c>,
     pub raw: Direction,
+}
+
+impl SessionSink<'_, '_> {
+    /// PS3.8 §D.1: a P-DATA-TF's variable field may not exceed the receiver's Maximum Length
+    /// (0: no maximum). Reported once per direction and association; decoding goes on.
+    fn check_negotiated_max(&mut self, length: u32) {
+        let Some(a) = self.session.assoc.as_mut() else {
+            return;
+        };
+        let d = a.norm(self.raw);
+        // To the acceptor: its own maximum (from the AC); to the requester: the RQ's.
+        let limit = match d {
+            Direction::ToServer => a.ac_max_pdu_length,
+            Direction::ToClient => a.max_pdu_length,
+        };
+        let Some(limit) = limit.filter(|&l| l > 0 && length > l) else {
+            return;
+        };
+        let reported = at_mut(&mut a.over_max_reported, d);
+        if std::mem::replace(reported, true) {
+            return;
+        }
+        self.session.anomaly(
+            self.ctx,
+            anomaly::PDU_ABOVE_NEGOTIATED_MAX,
+            format_args!("P-DATA-TF of {length} bytes above the negotiated maximum of {limit}"),
+        );
+    }
 }
 
 impl PduSink for SessionSink<'_, '_> {
@@ -845,19 +987,38 @@ impl PduSink for SessionSink<'_, '_> {
         }
         s.pdus += 1;
         self.ctx.stats.pdus += 1;
-        let total = h.total_len();
+        *at_mut(&mut s.reading_rq, self.raw) = h.pdu_type == PduType::ASSOCIATE_RQ;
+        if h.pdu_type == PduType::P_DATA_TF {
+            self.check_negotiated_max(h.length);
+        }
+        true
+    }
+
+    fn wire(&mut self, n: u64) {
+        let s = &mut *self.session;
         match s.assoc.as_mut() {
-            Some(a) if h.pdu_type != PduType::ASSOCIATE_RQ => {
+            Some(a) if !*at(&s.reading_rq, self.raw) => {
                 let d = a.norm(self.raw);
                 let b = at_mut(&mut a.bytes, d);
-                *b = b.saturating_add(total);
+                *b = b.saturating_add(n);
             }
             _ => {
                 let b = at_mut(&mut s.loose_bytes, self.raw);
-                *b = b.saturating_add(total);
+                *b = b.saturating_add(n);
             }
         }
-        true
+    }
+
+    fn control_prefix(&mut self, prefix: &[u8]) {
+        self.session.control_prefix(self.ctx, self.raw, prefix);
+    }
+
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        self.ctx.reserve(buf, more)
+    }
+
+    fn budget_refused(&mut self, what: fmt::Arguments<'_>) {
+        self.session.budget_refused(self.ctx, what);
     }
 
     fn control_pdu(&mut self, pdu: &[u8]) {

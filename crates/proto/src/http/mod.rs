@@ -57,6 +57,10 @@ pub mod anomaly {
     pub const TOO_MANY_PENDING: &str = "http.too_many_pending";
     /// HTTP/2 with prior knowledge (RFC 9113 §3.3): not decoded; the flow is given up.
     pub const HTTP2_UNSUPPORTED: &str = "http.http2_unsupported";
+    /// The decoder memory budget refused to hold more of a head; what was read is used.
+    pub const MEMORY_BUDGET: &str = "http.memory_budget";
+    /// The flow was given up (the detail says why): no more `http` events from it.
+    pub const GIVE_UP: &str = "http.give_up";
 }
 
 /// A flow that never shows an HTTP start line within this many bytes is given up. A
@@ -203,6 +207,8 @@ pub struct HttpFlow {
     session: Session,
     data_bytes: u64,
     counted: bool,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: crate::Lease,
 }
 
 impl fmt::Debug for HttpFlow {
@@ -226,7 +232,13 @@ impl HttpFlow {
             session: Session::new(midstream),
             data_bytes: 0,
             counted: false,
+            lease: crate::Lease::default(),
         }
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
     }
 
     /// Handle one chunk; `false` when the flow is given up (HTTP/2, a tunnel, or no HTTP found).
@@ -274,6 +286,13 @@ impl HttpFlow {
         let locked = self.streams.iter().any(|s| s.locked);
         if !locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
             ctx.stats.http.flows_given_up += 1;
+            let n = self.data_bytes;
+            ctx.flow_anomaly(
+                &mut self.session.anomalies_emitted,
+                "http",
+                anomaly::GIVE_UP,
+                Some(format!("no HTTP start line in {n} bytes; flow given up")),
+            );
             self.session.flush(ctx);
             return false;
         }

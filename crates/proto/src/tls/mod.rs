@@ -43,6 +43,10 @@ pub mod anomaly {
     pub const MALFORMED_EXTENSION: &str = "tls.malformed_extension";
     /// A TLS ≤ 1.2 Certificate message that does not parse.
     pub const MALFORMED_CERTIFICATE: &str = "tls.malformed_certificate";
+    /// The decoder memory budget refused to hold a wanted handshake message; skipped.
+    pub const MEMORY_BUDGET: &str = "tls.memory_budget";
+    /// The flow was given up (the detail says why): no `tls` event follows.
+    pub const GIVE_UP: &str = "tls.give_up";
 }
 
 /// A flow claimed by port that shows no two consecutive record headers (and no hello) within
@@ -316,6 +320,17 @@ impl RecordSink for SessionSink<'_, '_> {
         );
     }
 
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        self.ctx.reserve(buf, more)
+    }
+
+    fn on_budget_refused(&mut self, msg_type: HandshakeType, len: usize) {
+        let detail = self
+            .ctx
+            .budget_detail(format_args!("handshake message type {} of {len} bytes", msg_type.0));
+        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+    }
+
     fn on_handshake_lost(&mut self, _msg_type: HandshakeType) {
         self.ctx.stats.tls.handshake_messages_lost += 1;
     }
@@ -361,9 +376,16 @@ pub struct TlsFlow {
     streams: [RecordStream; 2],
     session: Session,
     finished: bool,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: crate::Lease,
 }
 
 impl TlsFlow {
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
+    }
+
     /// `midstream`: claimed by port, the flow's first bytes were not a ClientHello; both
     /// directions look for a record header first. `start`: time of the first chunk.
     pub fn new(_cfg: &ProtoConfig, midstream: bool, start: Timestamp) -> Self {
@@ -374,6 +396,7 @@ impl TlsFlow {
             streams: [RecordStream::new(midstream), RecordStream::new(midstream)],
             session,
             finished: false,
+            lease: crate::Lease::default(),
         }
     }
 
@@ -410,6 +433,11 @@ impl TlsFlow {
             s.event.midstream && !s.client_hello && !s.server_hello && !self.streams.iter().any(RecordStream::in_sync);
         if never_tls && seen > RESYNC_GIVE_UP_BYTES {
             ctx.stats.tls.flows_given_up += 1;
+            self.session.anomaly(
+                ctx,
+                anomaly::GIVE_UP,
+                format!("no TLS record chain in {seen} bytes on a TLS port; flow given up"),
+            );
             return false;
         }
         true
@@ -793,6 +821,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
+        assert_eq!(anomaly_names(&h.events()), vec![super::anomaly::GIVE_UP]);
         assert!(h.end(CloseReason::Fin).is_empty());
         assert_eq!(h.an.stats().tls.flows_given_up, 1);
     }
