@@ -320,7 +320,10 @@ impl Analyzer {
                     probation: false,
                 }
             }
-            // Fewer than 8 bytes, all consistent with an RQ: confirm on the full header.
+            // Fewer than 8 bytes, all consistent with an RQ: hold them until the protocol
+            // version decides (an RQ's claimed length alone does not: it may exceed the cap).
+            Plausible::NeedMore { .. } if !last_chance && data.len() < PROBE_BUF => return Verdict::Hold,
+            // No more bytes will be held: confirm on the full header.
             Plausible::NeedMore { .. } => {
                 return Verdict::Dicom {
                     resync: false,
@@ -547,11 +550,12 @@ mod tests {
     }
 
     #[test]
-    fn partial_rq_prefix_off_port_is_on_probation() {
-        // Three bytes that could start an RQ, then something else entirely.
+    fn partial_rq_prefix_off_port_is_held_then_decided() {
+        // Three bytes that could start an RQ (held until the version decides), then
+        // something else entirely.
         let mut h = Harness::new(ProtoConfig::default(), 40_000, 9000);
         assert_eq!(h.data(ToServer, &[1, 0, 0]), Interest::Continue);
-        assert!(matches!(h.st, FlowState::Dicom(_)));
+        assert!(matches!(h.st, FlowState::Probing(_)));
         assert_eq!(h.data(ToServer, &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF]), Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
         assert!(h.events().is_empty());
@@ -581,6 +585,82 @@ mod tests {
         let ev = h.events();
         assert_eq!(anomaly_names(&ev), vec!["dicom.give_up"]);
         assert!(h.end(CloseReason::Fin).is_empty());
+    }
+
+    /// Feed one chunk of `bytes` to `st` as flow `id` (client port 10_000 + id).
+    fn feed(an: &mut Analyzer, st: &mut FlowState, id: u16, offset: u64, bytes: &[u8]) -> Interest {
+        let mut m = meta(10_000 + id, 104);
+        m.id = pacstap_core::FlowId(u64::from(id));
+        let chunk = StreamChunk {
+            flow: m.id,
+            dir: ToServer,
+            ts: Timestamp(1_795_773_600_000_000_000),
+            offset,
+            body: ChunkBody::Data(bytes),
+        };
+        an.on_chunk(st, &m, chunk)
+    }
+
+    #[test]
+    fn memory_budget_holds_under_2000_pinned_rqs() {
+        // 2,000 connections each send 240 KB of an A-ASSOCIATE-RQ claiming 250 KB (under the
+        // 256 KiB cap) and never finish it: without a global budget that is ~480 MB held.
+        let cfg = ProtoConfig::default();
+        let limit = cfg.max_decoder_memory_bytes;
+        let mut an = Analyzer::new(cfg);
+        let mut big = associate_rq("ATTACKER", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        big[2..6].copy_from_slice(&250_000u32.to_be_bytes());
+        big.resize(240_000, 0x20);
+        let mut flows: Vec<FlowState> = (0..2000).map(|_| FlowState::default()).collect();
+        let mut anomalies = Vec::new();
+        for (i, st) in flows.iter_mut().enumerate() {
+            let i = i as u16;
+            // In MSS-sized pieces, as TCP delivers them.
+            let mut off = 0u64;
+            for piece in big.chunks(1448) {
+                assert_eq!(feed(&mut an, st, i, off, piece), Interest::Continue);
+                off += piece.len() as u64;
+            }
+            anomalies.extend(an.drain_events());
+            assert!(an.budget().used() <= limit, "flow {i}: {} > {limit}", an.budget().used());
+        }
+        assert!(an.budget().peak <= limit);
+        assert!(an.budget().used() > limit / 2, "the budget was used: {}", an.budget().used());
+        assert!(an.stats().memory_cap_hits > 0);
+        assert_eq!(an.stats().memory_held, an.budget().used() as u64);
+        assert!(anomaly_names(&anomalies).contains(&"dicom.memory_budget"));
+
+        // An ordinary association opening now still decodes whole: its RQ fits in the
+        // per-flow guaranteed share, which the pinned flows cannot take from the pool.
+        let mut st = FlowState::default();
+        let rq = rq();
+        assert!(rq.len() < 8 << 10);
+        let _ = feed(&mut an, &mut st, 4000, 0, &rq);
+        let m = meta(10_000 + 4000, 104);
+        an.on_flow_end(st, &m, CloseReason::Fin, Timestamp(0));
+        let ev: Vec<_> = an.drain_events().collect();
+        let a = dicom_bodies(&ev);
+        assert!(
+            matches!(&a[..], [pacstap_core::DicomEvent::Association(a)] if a.calling_ae == "MODALITY1" && a.request_seen),
+            "{ev:?}"
+        );
+        assert!(anomaly_names(&ev).is_empty(), "{ev:?}");
+
+        // The refused flows still name their association from the RQ's first bytes, and
+        // everything returns to the budget when the flows end.
+        for (i, st) in flows.into_iter().enumerate() {
+            let mut m = meta(10_000 + i as u16, 104);
+            m.id = pacstap_core::FlowId(i as u64);
+            an.on_flow_end(st, &m, CloseReason::Timeout, Timestamp(0));
+        }
+        let ev: Vec<_> = an.drain_events().collect();
+        let named = dicom_bodies(&ev)
+            .iter()
+            .filter(|d| matches!(d, pacstap_core::DicomEvent::Association(a) if a.calling_ae == "ATTACKER"))
+            .count();
+        assert_eq!(named, 2000);
+        assert_eq!(an.budget().used(), 0);
+        assert_eq!(an.stats().memory_held, 0);
     }
 
     #[test]

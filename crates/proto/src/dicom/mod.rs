@@ -909,6 +909,125 @@ mod tests {
         assert!(ev.iter().all(|e| e.flow.client == h.meta.client));
     }
 
+    #[test]
+    fn huge_associate_rq_is_reported_with_its_ae_titles() {
+        // An RQ claiming 0xFFFFFFFF bytes, on a DICOM port and off one, whole or in pieces.
+        let mut rq = associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        rq[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
+        for port in [104, 9999] {
+            for cut in [None, Some(3), Some(40)] {
+                let mut h = Harness::new(ProtoConfig::default(), 50_000, port);
+                match cut {
+                    Some(k) => h.data_split(ToServer, &rq, &[k]),
+                    None => {
+                        let _ = h.data(ToServer, &rq);
+                    }
+                }
+                let _ = h.data(ToServer, &[0u8; 3000]);
+                let ev = h.end(CloseReason::Fin);
+                let an: Vec<_> = ev
+                    .iter()
+                    .filter_map(|e| match &e.body {
+                        EventBody::Anomaly(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(an[0].name, "dicom.pdu_too_large", "{port} {cut:?}: {an:?}");
+                assert!(an[0].detail.as_deref().unwrap().contains("4294967295"), "{an:?}");
+                // The connection ended long before the claimed length: reported too.
+                assert_eq!(an[1].name, "dicom.pdu_truncated");
+                let a = associations(&ev);
+                assert_eq!(a.len(), 1, "{port} {cut:?}: {ev:?}");
+                assert_eq!((a[0].calling_ae.as_str(), a[0].called_ae.as_str()), ("MODALITY1", "PACS"));
+                assert_eq!(a[0].bytes_toserver, rq.len() as u64 + 3000);
+            }
+        }
+    }
+
+    #[test]
+    fn unfinished_rq_still_names_the_association() {
+        let rq = associate_rq("CT7", "ARCHIVE", &[(1, CT_STORAGE, &[EXPLICIT_LE])], Some((1, "tech", "")));
+        let mut h = Harness::dicom();
+        let _ = h.data(ToServer, &rq[..rq.len() - 5]);
+        let ev = h.end(CloseReason::Rst);
+        let a = &associations(&ev)[0];
+        assert_eq!((a.calling_ae.as_str(), a.called_ae.as_str()), ("CT7", "ARCHIVE"));
+        assert_eq!(a.outcome, AssociationOutcome::Reset);
+        assert_eq!(a.bytes_toserver, rq.len() as u64 - 5);
+        assert_eq!(anomaly_names(&ev), vec!["dicom.pdu_truncated"]);
+    }
+
+    #[test]
+    fn sizes_are_bytes_seen_and_negotiated_max_is_checked() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        // Both sides announce a Maximum Length of 16384 (testutil).
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        let seen_before = h.an.stats().pdus;
+        assert_eq!(seen_before, 2);
+        // Two 20 KiB P-DATA-TFs to the requester (above its 16384) each: reported once.
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.5", STUDY_A, 20_000);
+        for id in [7, 8] {
+            let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_store_rq(id, "1.2.3.5")), (1, 2, &ds)]));
+        }
+        // A P-DATA-TF claiming 4 GB; 100 KB of it seen before the connection ends.
+        let mut p = pdata(&[(1, 3, &cmd_store_rq(9, "1.2.3.6"))]);
+        let mut huge = vec![4u8, 0];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.extend_from_slice(&(u32::MAX - 4).to_be_bytes());
+        huge.extend_from_slice(&[1, 0]);
+        huge.extend(vec![0u8; 100_000 - huge.len()]);
+        p.extend(&huge);
+        let _ = h.data(ToServer, &p);
+        let ev = h.end(CloseReason::Fin);
+        let names = anomaly_names(&ev);
+        // Once per direction, however many PDUs are above it.
+        assert_eq!(
+            names,
+            vec![
+                "dicom.pdu_above_negotiated_max",
+                "dicom.pdu_above_negotiated_max",
+                "dicom.pdu_truncated"
+            ]
+        );
+        let a = &associations(&ev)[0];
+        assert!(a.bytes_toserver < 200_000, "{}", a.bytes_toserver);
+        let c = commands(&ev);
+        let c9 = c.iter().find(|c| c.message_id == 9).unwrap();
+        assert_eq!(c9.dataset_bytes, 100_000 - 12);
+    }
+
+    #[test]
+    fn response_whose_request_fell_in_a_gap_is_reported_incomplete() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        // The C-MOVE request is lost whole; its final response arrives.
+        let mv = pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP"))]);
+        let _ = h.gap(ToServer, mv.len() as u64);
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0))))]));
+        // A C-ECHO whose response is lost: reported without status, marked.
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(6))]));
+        let _ = h.gap(ToClient, 80);
+        let ev = h.end(CloseReason::Timeout);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
+        assert!(c[0].incomplete);
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert_eq!((c[1].command.as_str(), c[1].status.as_deref()), ("C-ECHO", None));
+        assert!(c[1].incomplete);
+        let a = &associations(&ev)[0];
+        assert_eq!((a.gaps, a.commands), (2, 2));
+    }
+
     /// `cargo test -p pacstap-proto --release -- --ignored --nocapture throughput`
     #[test]
     #[ignore]

@@ -388,6 +388,12 @@ impl Session {
     /// reported): an A-ASSOCIATE-RQ still opens its association with the AE titles (and
     /// whatever user identity) its fixed fields and first items give.
     pub(crate) fn control_prefix(&mut self, ctx: &mut Ctx<'_>, raw: Direction, prefix: &[u8]) {
+        if self.probation && prefix.get(6..8) != Some(&[0, 1][..]) {
+            // Picked up on a partial RQ-looking prefix off the DICOM ports, and the protocol
+            // version (PS3.8 §9.3.2 bytes 7-8) is not 0001H: not DICOM after all.
+            self.not_dicom = true;
+            return;
+        }
         if prefix.first() != Some(&PduType::ASSOCIATE_RQ.0) || prefix.len() < 6 + ASSOCIATE_FIXED_LEN {
             return;
         }
@@ -500,6 +506,8 @@ impl Session {
         }
         a.request_seen = true;
         a.lossless = true;
+        // The rest of this RQ (when only its first bytes were held) belongs to it.
+        *at_mut(&mut self.reading_rq, raw) = false;
         a.calling_ae = rq.calling_ae;
         a.called_ae = rq.called_ae;
         a.identity = rq.user_identity;
@@ -974,10 +982,7 @@ impl PduSink for SessionSink<'_, '_> {
     fn pdu_header(&mut self, h: &PduHeader) -> bool {
         let s = &mut *self.session;
         if s.probation
-            && !(h.pdu_type == PduType::ASSOCIATE_RQ
-                && h.reserved == 0
-                && h.length as usize >= ASSOCIATE_FIXED_LEN
-                && h.length <= self.ctx.cfg.max_control_pdu_bytes)
+            && !(h.pdu_type == PduType::ASSOCIATE_RQ && h.reserved == 0 && h.length as usize >= ASSOCIATE_FIXED_LEN)
         {
             s.not_dicom = true;
             return false;
