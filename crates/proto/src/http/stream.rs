@@ -307,6 +307,11 @@ impl HalfStream {
                 }
                 sink.head_too_large(self.role, &self.buf, tentative, refused);
             }
+            if refused {
+                // Give everything back: the budget is short, and a kept spare buffer would be
+                // charged to this flow for nothing.
+                self.buf = Vec::new();
+            }
             self.release_buf();
             self.msg_bytes += seen as u64;
             self.phase = Phase::HeadSkip { tentative };

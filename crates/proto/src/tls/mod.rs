@@ -779,6 +779,27 @@ mod tests {
     }
 
     #[test]
+    fn gap_inside_the_client_hello_then_the_server_flight_decodes() {
+        // Lose the middle of the ClientHello (a real capture): the server's messages that
+        // follow are still read.
+        let c = capture(CURL_TLS12);
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 443);
+        let ch = &c.toserver[0];
+        let _ = h.data(ToServer, &ch[..40]);
+        let _ = h.gap(ToServer, 60);
+        let _ = h.data(ToServer, &ch[100..]);
+        for (dir, bytes) in c.segments.iter().skip(1) {
+            let _ = h.data(*dir, bytes);
+        }
+        let t = one(&h.end(CloseReason::Fin));
+        assert!(t.ja3.is_none(), "the ClientHello was cut");
+        assert_eq!(t.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(t.ja3s.as_deref(), Some("405adaa88faa24941b8a00ebff13546a"));
+        assert_eq!(t.certificate.unwrap().sha256, SERVER_CERT_SHA256);
+        assert_eq!(t.gap_bytes, 60);
+    }
+
+    #[test]
     fn sslv2_hello_on_port_443() {
         let sh = server_hello_body(0x0301, &[9; 32], 0x002f, &[]);
         let mut flight = records_of(22, &handshake(2, &sh), 1 << 14);
