@@ -29,6 +29,8 @@
 //! | `pacstap_reassembly_gaps_total` | counter | — holes given up on (bytes never captured) |
 //! | `pacstap_reassembly_gap_bytes_total` | counter | — bytes those gaps stand for |
 //! | `pacstap_reassembly_cap_hits_total` | counter | `cap` (`flow_table` `buffer` `holes`) |
+//! | `pacstap_decoder_memory_cap_hits_total` | counter | — decoder buffer growths the decoder memory budget refused (each gave up one message) |
+//! | `pacstap_decoder_memory_bytes` | gauge | — bytes the protocol decoders hold now, over all workers |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`) |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
@@ -159,6 +161,10 @@ pub struct StatsSnapshot {
     pub cap_hits_flow_table: u64,
     pub cap_hits_buffer: u64,
     pub cap_hits_holes: u64,
+    /// Decoder buffer growths the decoder memory budget refused (`ProtoStats::memory_cap_hits`).
+    pub decoder_memory_cap_hits: u64,
+    /// Bytes the decoders hold now (`ProtoStats::memory_held`, a gauge).
+    pub decoder_memory_bytes: u64,
     /// Anomalies by name (`proto.name`), including those past the per-flow event cap.
     pub anomalies: BTreeMap<&'static str, u64>,
     /// Negotiated TLS versions, one per connection.
@@ -188,6 +194,8 @@ pub struct Metrics {
     gaps: IntCounter,
     gap_bytes: IntCounter,
     cap_hits: IntCounterVec,
+    decoder_memory_cap_hits: IntCounter,
+    decoder_memory_bytes: IntGauge,
     anomalies: IntCounterVec,
     events: IntCounterVec,
     associations: IntCounterVec,
@@ -481,6 +489,19 @@ impl Metrics {
                 "Times a reassembly cap was hit (flow table full, buffered bytes, holes per direction).",
                 &["cap"],
             )?,
+            decoder_memory_cap_hits: counter(
+                &r,
+                "pacstap_decoder_memory_cap_hits_total",
+                "Decoder buffer growths the decoder memory budget refused (each gave up buffering one message).",
+            )?,
+            decoder_memory_bytes: {
+                let g = IntGauge::new(
+                    "pacstap_decoder_memory_bytes",
+                    "Bytes the protocol decoders hold now (control PDUs, heads, handshake messages, prefixes).",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             anomalies: counter_vec(
                 &r,
                 "pacstap_anomalies_total",
@@ -632,6 +653,13 @@ impl Metrics {
         add(&self.gaps, now.gaps, prev.gaps);
         add(&self.gap_bytes, now.gap_bytes, prev.gap_bytes);
         add(&self.studies_exported, now.studies_exported, prev.studies_exported);
+        add(
+            &self.decoder_memory_cap_hits,
+            now.decoder_memory_cap_hits,
+            prev.decoder_memory_cap_hits,
+        );
+        self.decoder_memory_bytes
+            .set(i64::try_from(now.decoder_memory_bytes).unwrap_or(i64::MAX));
         for (cap, new, old) in [
             ("flow_table", now.cap_hits_flow_table, prev.cap_hits_flow_table),
             ("buffer", now.cap_hits_buffer, prev.cap_hits_buffer),
@@ -1159,10 +1187,14 @@ mod tests {
         s.anomalies.insert("dicom.pdu_too_large", 5);
         s.anomalies.insert("http.resync", 1);
         s.hl7_acks.insert("AA", 2);
+        s.decoder_memory_cap_hits = 7;
+        s.decoder_memory_bytes = 4096;
         m.update(&s);
         let text = m.render();
         check_exposition(&text);
         let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_decoder_memory_cap_hits_total"), Some(7.0));
+        assert_eq!(get("pacstap_decoder_memory_bytes"), Some(4096.0));
         assert_eq!(get("pacstap_packets_total"), Some(25.0));
         assert_eq!(get("pacstap_bytes_total"), Some(1000.0));
         assert_eq!(get("pacstap_flows_active"), Some(1.0));
