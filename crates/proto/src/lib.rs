@@ -622,10 +622,18 @@ mod tests {
                 off += piece.len() as u64;
             }
             anomalies.extend(an.drain_events());
-            assert!(an.budget().used() <= limit, "flow {i}: {} > {limit}", an.budget().used());
+            assert!(
+                an.budget().used() <= limit,
+                "flow {i}: {} > {limit}",
+                an.budget().used()
+            );
         }
         assert!(an.budget().peak <= limit);
-        assert!(an.budget().used() > limit / 2, "the budget was used: {}", an.budget().used());
+        assert!(
+            an.budget().used() > limit / 2,
+            "the budget was used: {}",
+            an.budget().used()
+        );
         assert!(an.stats().memory_cap_hits > 0);
         assert_eq!(an.stats().memory_held, an.budget().used() as u64);
         assert!(anomaly_names(&anomalies).contains(&"dicom.memory_budget"));
@@ -661,6 +669,72 @@ mod tests {
         assert_eq!(named, 2000);
         assert_eq!(an.budget().used(), 0);
         assert_eq!(an.stats().memory_held, 0);
+    }
+
+    #[test]
+    fn tiny_budget_holds_on_every_protocol_and_empties() {
+        // Real conversations of each protocol, cut at random, with random bytes and gaps
+        // mixed in, under a budget far too small for them (the fuzz target proto_budget
+        // does the same on fuzzer input).
+        let convs: Vec<(u16, Vec<u8>)> = vec![
+            (104, {
+                let ts: &[&str] = &[EXPLICIT_LE];
+                let pcs: Vec<(u8, &str, &[&str])> = (0..40).map(|i| (2 * i + 1, CT_STORAGE, ts)).collect();
+                let mut v = associate_rq("MODALITY1", "PACS", &pcs, Some((2, "u", "p")));
+                v.extend(pdata(&[(1, 3, &cmd_store_rq(1, "1.2.3")), (1, 2, &vec![7u8; 9000])]));
+                v
+            }),
+            (8042, {
+                let mut v = format!("GET /x HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n", "c".repeat(9000)).into_bytes();
+                v.extend(b"POST /login HTTP/1.1\r\nContent-Length: 20\r\n\r\nusername=a&password=b");
+                v
+            }),
+            (2575, {
+                let mut v = vec![0x0B];
+                v.extend(b"MSH|^~\\&|A|B|C|D|20260101||MFN^M02|X1|P|2.5\r");
+                for i in 0..300 {
+                    v.extend(format!("MFE|MAD|{i}||STAFF{i}^Name\r").bytes());
+                }
+                v.extend([0x1C, 0x0D]);
+                v
+            }),
+        ];
+        let mut rng = Lcg(7);
+        let mut hits = [0u64; 3];
+        for round in 0..200 {
+            let (port, base) = &convs[round % convs.len()];
+            let cfg = ProtoConfig {
+                max_decoder_memory_bytes: 2048 + (rng.next() % 8192) as usize,
+                decoder_memory_guaranteed_per_flow: 256,
+                ..ProtoConfig::default()
+            };
+            let mut h = Harness::new(cfg, 40_000, *port);
+            let mut at = 0;
+            while at < base.len() {
+                let n = 1 + (rng.next() as usize) % 2000;
+                let end = (at + n).min(base.len());
+                let dir = if rng.next() % 5 == 0 { ToClient } else { ToServer };
+                match rng.next() % 30 {
+                    0 => {
+                        let _ = h.gap(dir, rng.next() % 3000);
+                    }
+                    1 => {
+                        let junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                        let _ = h.data(dir, &junk);
+                    }
+                    _ => {
+                        let _ = h.data(dir, &base[at..end]);
+                    }
+                }
+                at = end;
+                assert!(h.an.budget().used() <= h.an.budget().limit());
+            }
+            let _ = h.end(CloseReason::Fin);
+            assert_eq!(h.an.budget().used(), 0, "round {round}");
+            hits[round % 3] += h.an.stats().memory_cap_hits;
+        }
+        // Each protocol met refusals.
+        assert!(hits.iter().all(|&n| n > 0), "{hits:?}");
     }
 
     #[test]

@@ -938,7 +938,10 @@ mod tests {
                 assert_eq!(an[1].name, "dicom.pdu_truncated");
                 let a = associations(&ev);
                 assert_eq!(a.len(), 1, "{port} {cut:?}: {ev:?}");
-                assert_eq!((a[0].calling_ae.as_str(), a[0].called_ae.as_str()), ("MODALITY1", "PACS"));
+                assert_eq!(
+                    (a[0].calling_ae.as_str(), a[0].called_ae.as_str()),
+                    ("MODALITY1", "PACS")
+                );
                 assert_eq!(a[0].bytes_toserver, rq.len() as u64 + 3000);
             }
         }
@@ -946,7 +949,12 @@ mod tests {
 
     #[test]
     fn unfinished_rq_still_names_the_association() {
-        let rq = associate_rq("CT7", "ARCHIVE", &[(1, CT_STORAGE, &[EXPLICIT_LE])], Some((1, "tech", "")));
+        let rq = associate_rq(
+            "CT7",
+            "ARCHIVE",
+            &[(1, CT_STORAGE, &[EXPLICIT_LE])],
+            Some((1, "tech", "")),
+        );
         let mut h = Harness::dicom();
         let _ = h.data(ToServer, &rq[..rq.len() - 5]);
         let ev = h.end(CloseReason::Rst);

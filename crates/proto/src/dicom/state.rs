@@ -14,8 +14,7 @@ use super::dataset::{sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
     parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduHeader, PduType, PdvHeader,
-    RequestedIdentity,
-    ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
+    RequestedIdentity, ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
 };
 use super::stream::PduSink;
 pub(crate) use crate::Ctx;
@@ -184,7 +183,13 @@ impl Sniffer {
     /// the sniff is over (passed the stop tag, or the prefix cap reached).
     /// `refused` is set when the memory budget would not let the prefix grow: the sniff then
     /// ends with what it has.
-    fn feed(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8], cap: usize, refused: &mut bool) -> (usize, Option<DatasetFacts>) {
+    fn feed(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        bytes: &[u8],
+        cap: usize,
+        refused: &mut bool,
+    ) -> (usize, Option<DatasetFacts>) {
         // Fast path: nothing buffered yet and this slice alone is worth a try: sniff in place.
         if self.prefix.is_empty() && bytes.len() >= self.next_try.min(cap) {
             let view = bytes.get(..bytes.len().min(cap)).unwrap_or_default();

@@ -925,7 +925,10 @@ mod tests {
             assert_eq!(tx.len(), 2);
             assert_eq!(tx[0].hostname.as_deref(), Some("pacs.example"));
             assert_eq!(tx[0].user.as_deref(), Some("radiologist"));
-            assert_eq!((tx[0].method.as_str(), tx[0].url.as_str()), ("GET", "/dicom-web/studies"));
+            assert_eq!(
+                (tx[0].method.as_str(), tx[0].url.as_str()),
+                ("GET", "/dicom-web/studies")
+            );
             assert_eq!((tx[0].status, tx[0].incomplete), (Some(431), true));
             assert!(!format!("{ev:?}").contains("pw"));
             assert_eq!((tx[1].url.as_str(), tx[1].status), ("/next", Some(200)));

@@ -539,7 +539,8 @@ fn basic_user(token: &[u8]) -> Option<String> {
 /// `alg` member. DICOM UIDs never match: a header starts `ey` (base64 of `{"`).
 pub fn is_jwt(s: &str) -> bool {
     let mut parts = s.split('.');
-    let (Some(header), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(header), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let b64url = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');

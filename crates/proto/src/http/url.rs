@@ -206,7 +206,16 @@ pub const REDACTED: &str = "REDACTED";
 /// Key names (lower case, without `_` `-` `.` `,` `(` `)` or spaces) that name a patient
 /// identifier in local APIs and viewers: medical record number, patient id, date of birth,
 /// national numbers.
-const PATIENT_KEY_NAMES: &[&str] = &["mrn", "pid", "dob", "birthdate", "dateofbirth", "ssn", "nhsnumber", "medicalrecordnumber"];
+const PATIENT_KEY_NAMES: &[&str] = &[
+    "mrn",
+    "pid",
+    "dob",
+    "birthdate",
+    "dateofbirth",
+    "ssn",
+    "nhsnumber",
+    "medicalrecordnumber",
+];
 
 /// A key reduced for matching: percent-decoded, lower case, separators dropped
 /// (`Patient_ID`, `patient-id`, `(0010,0020)` → `patientid`, `00100020`).
@@ -243,11 +252,19 @@ pub fn is_redacted_param(key: &str) -> bool {
     is_patient_key(&whole) || k.split(['.', ':', '[']).any(|part| is_patient_key(&squash(part)))
 }
 
+/// Whether `s` holds a JWT anywhere (as a whole, after `Bearer `, inside a nested query…):
+/// every run of base64url and `.` characters is tried.
+pub fn contains_jwt(s: &str) -> bool {
+    s.len() >= 10
+        && s.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .any(crate::http::parser::is_jwt)
+}
+
 /// Whether a query value must not appear: a JWT, or structured text (JSON, a nested query)
 /// that names patient keys (`Query={"PatientName":"DOE^J"}`, `filter=PatientID%3D123`).
 fn is_redacted_value(value: &str) -> bool {
     let v = form_decode(value);
-    if crate::http::parser::is_jwt(v.trim()) {
+    if contains_jwt(&v) {
         return true;
     }
     if !v.contains(['{', '[', '=', ':', '/']) {
@@ -281,7 +298,7 @@ fn push_path(out: &mut String, path: &str, max_bytes: usize) {
         }
         let seg = percent_decode(raw);
         let op = seg.starts_with('_') || seg.starts_with('$');
-        if (after_patient && !seg.is_empty() && !op) || crate::http::parser::is_jwt(&seg) {
+        if (after_patient && !seg.is_empty() && !op) || contains_jwt(&seg) {
             out.push_str(REDACTED);
         } else {
             out.push_str(raw);
@@ -322,13 +339,13 @@ pub fn display_url(target: &str, max_chars: usize) -> (String, bool) {
             }
             first = false;
             match part.split_once('=') {
+                // A JWT in a key, or a bare JWT as a query part.
+                _ if contains_jwt(&form_decode(part.split('=').next().unwrap_or(""))) => out.push_str(REDACTED),
                 Some((k, v)) if is_redacted_param(k) || is_redacted_value(v) => {
                     out.push_str(k);
                     out.push('=');
                     out.push_str(REDACTED);
                 }
-                // A bare JWT as a query part.
-                None if crate::http::parser::is_jwt(&percent_decode(part)) => out.push_str(REDACTED),
                 _ => out.push_str(part),
             }
             if out.len() > max_chars.saturating_mul(4) {
@@ -465,7 +482,10 @@ mod tests {
             "/api/find?patient_id=REDACTED&MRN=REDACTED&PatientNameFamily=REDACTED&patient-birth-date=REDACTED&(0010,0020)=REDACTED&00100030=REDACTED&Modality=CT&study=1.2.3"
         );
         let (u, _) = display_url("/q?ReferencedPatientSequence.PatientID=9&pid=7&dob=1", 2048);
-        assert_eq!(u, "/q?ReferencedPatientSequence.PatientID=REDACTED&pid=REDACTED&dob=REDACTED");
+        assert_eq!(
+            u,
+            "/q?ReferencedPatientSequence.PatientID=REDACTED&pid=REDACTED&dob=REDACTED"
+        );
         // Keys that are not patient data stay.
         let (u, _) = display_url("/q?StudyInstanceUID=1.2.3&limit=5&includefield=00080020", 2048);
         assert_eq!(u, "/q?StudyInstanceUID=1.2.3&limit=5&includefield=00080020");
@@ -496,8 +516,14 @@ mod tests {
         let (u, _) = display_url("/patients//abc/", 2048);
         assert_eq!(u, "/patients//REDACTED/");
         let t = jwt();
-        let (u, _) = display_url(&format!("/share/{t}/view?token2={t}&{t}"), 2048);
-        assert_eq!(u, "/share/REDACTED/view?token2=REDACTED&REDACTED");
+        let (u, _) = display_url(
+            &format!("/share/{t}/view?token2={t}&{t}&next=%2Fa%3Fx%3D{t}&{t}=1"),
+            2048,
+        );
+        assert_eq!(
+            u,
+            "/share/REDACTED/view?token2=REDACTED&REDACTED&next=REDACTED&REDACTED"
+        );
         assert!(!u.contains("ey"));
         // DICOMweb UIDs stay, however many dotted parts they have.
         let p = "/dicom-web/studies/1.2.840.113619.2.55/series/1.2.3/instances/12.34.56";
@@ -506,7 +532,16 @@ mod tests {
 
     #[test]
     fn redaction_is_bounded_and_never_panics() {
-        for s in ["/patients", "/patients/", "?", "/?=&=", "/%ZZ/patients/%", "/a?b=%7B", "/x?ey.ey.", "/ey.ey.ey"] {
+        for s in [
+            "/patients",
+            "/patients/",
+            "?",
+            "/?=&=",
+            "/%ZZ/patients/%",
+            "/a?b=%7B",
+            "/x?ey.ey.",
+            "/ey.ey.ey",
+        ] {
             let (u, _) = display_url(s, 16);
             assert!(u.chars().count() <= 16, "{s} -> {u}");
         }
