@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn the_reserve_fills_too() {
         let mut b = MemBudget::new(1000, 100);
-        let mut leases = vec![Lease::default(); 6];
+        let mut leases = [Lease::default(); 6];
         let granted = leases.iter_mut().map(|l| b.grow(l, 100)).filter(|&g| g).count();
         assert_eq!(granted, 5);
         assert_eq!(b.used(), 500);

@@ -713,7 +713,11 @@ mod tests {
             while at < base.len() {
                 let n = 1 + (rng.next() as usize) % 2000;
                 let end = (at + n).min(base.len());
-                let dir = if rng.next() % 5 == 0 { ToClient } else { ToServer };
+                let dir = if rng.next().is_multiple_of(5) {
+                    ToClient
+                } else {
+                    ToServer
+                };
                 match rng.next() % 30 {
                     0 => {
                         let _ = h.gap(dir, rng.next() % 3000);
