@@ -10,24 +10,23 @@
 
 use super::anomaly;
 use super::command::{parse_command_set, CommandField, CommandSet};
-use super::dataset::{sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
-    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduHeader, PduType, PdvHeader,
-    RequestedIdentity, ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
+    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader, ASSOCIATE_FIXED_LEN,
+    MAX_PRESENTATION_CONTEXTS,
 };
-use super::stream::PduSink;
 pub(crate) use crate::Ctx;
+pub(crate) use association::{Association, PresContext};
+pub(crate) use sink::SessionSink;
+use sniff::{recycle, Sniffer, FIRST_SNIFF_AT};
 
-use pacstap_core::{
-    AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass, Timestamp,
-};
+mod association;
+mod sink;
+mod sniff;
+
+use pacstap_core::{AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass};
 use std::fmt;
-
-/// First sniff attempt after this many data set bytes; then at 2×, 4×, … up to the prefix cap,
-/// so re-walking the prefix costs O(prefix) in total. 1 KiB holds (0020,000D) of most
-/// C-STORE data sets and every query identifier.
-const FIRST_SNIFF_AT: usize = 1024;
 
 /// The element of a per-direction pair for `d` (no input-driven indexing).
 pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
@@ -61,93 +60,6 @@ impl Ctx<'_> {
     }
 }
 
-/// A presentation context as negotiated (PS3.8 §7.1.1.13).
-#[derive(Debug, Clone)]
-pub(crate) struct PresContext {
-    pub id: u8,
-    /// Empty when the RQ was not seen.
-    pub abstract_syntax: String,
-    pub accepted: bool,
-    pub ts: Option<TransferSyntax>,
-}
-
-/// One association, from its A-ASSOCIATE-RQ (or the first sign of it) to its end.
-#[derive(Debug)]
-pub(crate) struct Association {
-    /// The requester is the flow's server.
-    pub swapped: bool,
-    pub request_seen: bool,
-    pub calling_ae: String,
-    pub called_ae: String,
-    pub accepted: bool,
-    pub identity: Option<RequestedIdentity>,
-    pub identity_response: bool,
-    pub contexts: Vec<PresContext>,
-    pub implementation_class_uid: Option<String>,
-    pub implementation_version_name: Option<String>,
-    pub max_pdu_length: Option<u32>,
-    /// The acceptor's Maximum Length (A-ASSOCIATE-AC sub-item 51H, PS3.8 §D.1): the longest
-    /// P-DATA-TF the requester may send.
-    pub ac_max_pdu_length: Option<u32>,
-    /// `dicom.pdu_above_negotiated_max` already reported, by normalised direction.
-    pub over_max_reported: [bool; 2],
-    /// PDU bytes seen on the wire, indexed by normalised direction.
-    pub bytes: [u64; 2],
-    pub commands: u64,
-    pub start: Timestamp,
-    pub gap_bytes: u64,
-    /// Capture gaps inside the association.
-    pub gaps: u32,
-    /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
-    /// response without request an anomaly rather than an artefact of the capture.
-    pub lossless: bool,
-    /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
-    pub pending: Vec<DicomCommand>,
-}
-
-impl Association {
-    fn new(ts: Timestamp, swapped: bool) -> Self {
-        Association {
-            swapped,
-            request_seen: false,
-            calling_ae: String::new(),
-            called_ae: String::new(),
-            accepted: false,
-            identity: None,
-            identity_response: false,
-            contexts: Vec::new(),
-            implementation_class_uid: None,
-            implementation_version_name: None,
-            max_pdu_length: None,
-            ac_max_pdu_length: None,
-            over_max_reported: [false; 2],
-            bytes: [0; 2],
-            commands: 0,
-            start: ts,
-            gap_bytes: 0,
-            gaps: 0,
-            lossless: false,
-            pending: Vec::new(),
-        }
-    }
-
-    fn norm(&self, raw: Direction) -> Direction {
-        if self.swapped {
-            raw.reverse()
-        } else {
-            raw
-        }
-    }
-
-    fn context(&self, id: u8) -> Option<&PresContext> {
-        self.contexts.iter().find(|pc| pc.id == id)
-    }
-
-    fn pending_index(&self, key: Key) -> Option<usize> {
-        self.pending.iter().position(|p| (p.direction, p.message_id) == key)
-    }
-}
-
 /// A pending request: the direction it travelled (normalised) and its message id.
 type Key = (Direction, u16);
 
@@ -165,73 +77,6 @@ enum Target {
 }
 
 #[derive(Debug)]
-struct Sniffer {
-    /// Decided at the first data set fragment from its presentation context; `None` when the
-    /// context is unknown (then guessed from the bytes).
-    ts: Option<TransferSyntax>,
-    ts_set: bool,
-    prefix: Vec<u8>,
-    next_try: usize,
-}
-
-impl Sniffer {
-    fn syntax(&self, bytes: &[u8]) -> TransferSyntax {
-        self.ts.unwrap_or_else(|| TransferSyntax::guess(bytes))
-    }
-
-    /// Take data set bytes. Returns how many were copied into the prefix, and the facts once
-    /// the sniff is over (passed the stop tag, or the prefix cap reached).
-    /// `refused` is set when the memory budget would not let the prefix grow: the sniff then
-    /// ends with what it has.
-    fn feed(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        bytes: &[u8],
-        cap: usize,
-        refused: &mut bool,
-    ) -> (usize, Option<DatasetFacts>) {
-        // Fast path: nothing buffered yet and this slice alone is worth a try: sniff in place.
-        if self.prefix.is_empty() && bytes.len() >= self.next_try.min(cap) {
-            let view = bytes.get(..bytes.len().min(cap)).unwrap_or_default();
-            match sniff_dataset(view, self.syntax(view), cap) {
-                Sniff::Done(f) => return (0, Some(f)),
-                Sniff::NeedMore(f) if view.len() >= cap => return (0, Some(f)),
-                Sniff::NeedMore(_) => self.next_try = view.len().saturating_mul(2).min(cap).max(1),
-            }
-        }
-        let mut kept = 0usize;
-        let mut rest = bytes;
-        loop {
-            let goal = self.next_try.min(cap);
-            let take = goal.saturating_sub(self.prefix.len()).min(rest.len());
-            if !ctx.reserve(&mut self.prefix, take) {
-                *refused = true;
-                return (kept, Some(self.finish(cap)));
-            }
-            self.prefix.extend_from_slice(rest.get(..take).unwrap_or_default());
-            kept += take;
-            rest = rest.get(take..).unwrap_or_default();
-            if self.prefix.len() < goal {
-                return (kept, None);
-            }
-            match sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap) {
-                Sniff::Done(f) => return (kept, Some(f)),
-                Sniff::NeedMore(f) if self.prefix.len() >= cap => return (kept, Some(f)),
-                Sniff::NeedMore(_) => self.next_try = self.next_try.saturating_mul(2).max(1),
-            }
-        }
-    }
-
-    /// The data set ended (or was cut by a gap): whatever the prefix says.
-    fn finish(&self, cap: usize) -> DatasetFacts {
-        if self.prefix.is_empty() {
-            return DatasetFacts::default();
-        }
-        sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap).facts()
-    }
-}
-
-#[derive(Debug)]
 struct DatasetProgress {
     target: Target,
     /// Bytes seen.
@@ -240,10 +85,6 @@ struct DatasetProgress {
     lost: u64,
     sniff: Option<Sniffer>,
 }
-
-/// Prefix buffers up to this capacity are kept for the next data set; larger ones (a sniff
-/// that needed most of the 64 KiB prefix) are freed so idle flows stay small.
-const KEEP_PREFIX_BUFFER: usize = 4 << 10;
 
 /// Message reassembly for one (raw) direction (PS3.8 §E.2: fragments of one message never
 /// interleave with another's in the same direction).
@@ -258,14 +99,6 @@ struct Assembly {
     ds: Option<DatasetProgress>,
     /// Spare prefix buffer, reused across data sets.
     pool: Vec<u8>,
-}
-
-/// Return a sniff prefix buffer to the direction's pool.
-fn recycle(pool: &mut Vec<u8>, mut prefix: Vec<u8>) {
-    if prefix.capacity() <= KEEP_PREFIX_BUFFER {
-        prefix.clear();
-        *pool = prefix;
-    }
 }
 
 /// Per-connection DICOM state.
@@ -945,133 +778,5 @@ impl Session {
                 sniff: None,
             });
         }
-    }
-}
-
-/// The [`PduSink`] for one direction of a [`Session`].
-pub(crate) struct SessionSink<'s, 'c> {
-    pub session: &'s mut Session,
-    pub ctx: &'s mut Ctx<'c>,
-    pub raw: Direction,
-}
-
-impl SessionSink<'_, '_> {
-    /// PS3.8 §D.1: a P-DATA-TF's variable field may not exceed the receiver's Maximum Length
-    /// (0: no maximum). Reported once per direction and association; decoding goes on.
-    fn check_negotiated_max(&mut self, length: u32) {
-        let Some(a) = self.session.assoc.as_mut() else {
-            return;
-        };
-        let d = a.norm(self.raw);
-        // To the acceptor: its own maximum (from the AC); to the requester: the RQ's.
-        let limit = match d {
-            Direction::ToServer => a.ac_max_pdu_length,
-            Direction::ToClient => a.max_pdu_length,
-        };
-        let Some(limit) = limit.filter(|&l| l > 0 && length > l) else {
-            return;
-        };
-        let reported = at_mut(&mut a.over_max_reported, d);
-        if std::mem::replace(reported, true) {
-            return;
-        }
-        self.session.anomaly(
-            self.ctx,
-            anomaly::PDU_ABOVE_NEGOTIATED_MAX,
-            format_args!("P-DATA-TF of {length} bytes above the negotiated maximum of {limit}"),
-        );
-    }
-}
-
-impl PduSink for SessionSink<'_, '_> {
-    fn pdu_header(&mut self, h: &PduHeader) -> bool {
-        let s = &mut *self.session;
-        if s.probation
-            && !(h.pdu_type == PduType::ASSOCIATE_RQ && h.reserved == 0 && h.length as usize >= ASSOCIATE_FIXED_LEN)
-        {
-            s.not_dicom = true;
-            return false;
-        }
-        if s.pdus == 0 {
-            self.ctx.stats.dicom_flows += 1;
-        }
-        s.pdus += 1;
-        self.ctx.stats.pdus += 1;
-        *at_mut(&mut s.reading_rq, self.raw) = h.pdu_type == PduType::ASSOCIATE_RQ;
-        if h.pdu_type == PduType::P_DATA_TF {
-            self.check_negotiated_max(h.length);
-        }
-        true
-    }
-
-    fn wire(&mut self, n: u64) {
-        let s = &mut *self.session;
-        match s.assoc.as_mut() {
-            Some(a) if !*at(&s.reading_rq, self.raw) => {
-                let d = a.norm(self.raw);
-                let b = at_mut(&mut a.bytes, d);
-                *b = b.saturating_add(n);
-            }
-            _ => {
-                let b = at_mut(&mut s.loose_bytes, self.raw);
-                *b = b.saturating_add(n);
-            }
-        }
-    }
-
-    fn control_prefix(&mut self, prefix: &[u8]) {
-        self.session.control_prefix(self.ctx, self.raw, prefix);
-    }
-
-    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
-        self.ctx.reserve(buf, more)
-    }
-
-    fn budget_refused(&mut self, what: fmt::Arguments<'_>) {
-        self.session.budget_refused(self.ctx, what);
-    }
-
-    fn control_pdu(&mut self, pdu: &[u8]) {
-        self.session.control_pdu(self.ctx, self.raw, pdu);
-    }
-
-    fn pdv_begin(&mut self, pdv: &PdvHeader) {
-        self.session.pdv_begin(self.ctx, self.raw, pdv);
-    }
-
-    fn pdv_data(&mut self, pdv: &PdvHeader, bytes: &[u8]) {
-        self.session.pdv_data(self.ctx, self.raw, pdv, bytes);
-    }
-
-    fn pdv_gap(&mut self, _pdv: &PdvHeader, len: u64) {
-        self.session.pdv_gap(self.ctx, self.raw, len);
-    }
-
-    fn pdv_end(&mut self, pdv: &PdvHeader) {
-        self.session.pdv_end(self.ctx, self.raw, pdv);
-    }
-
-    fn lost_sync(&mut self) {
-        self.session.drop_partial(self.ctx, self.raw);
-        if let Some(a) = self.session.assoc.as_mut() {
-            a.lossless = false;
-        }
-    }
-
-    fn resynced(&mut self, skipped: u64) {
-        if let Some(a) = self.session.assoc.as_mut() {
-            a.lossless = false;
-        }
-        if skipped > 0 {
-            self.session.anomaly(
-                self.ctx,
-                anomaly::RESYNC,
-                format_args!("skipped {skipped} bytes to the next PDU header"),
-            );
-        }
-    }
-
-    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>) {
-        self.session.anomaly(self.ctx, name, detail);
     }
 }
