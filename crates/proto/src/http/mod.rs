@@ -1042,7 +1042,10 @@ mod tests {
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
         );
         assert_eq!(i, Interest::Ignore);
-        let tx = http(&h.end(CloseReason::Fin));
+        let ev = h.end(CloseReason::Fin);
+        // The give-up says why.
+        assert_eq!(anomaly_names(&ev), vec![anomaly::GIVE_UP]);
+        let tx = http(&ev);
         assert_eq!((tx.len(), tx[0].status), (1, Some(101)));
 
         let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
@@ -1072,6 +1075,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert_eq!(h.an.stats().http.flows_given_up, 1);
+        assert_eq!(anomaly_names(&h.events()), vec![anomaly::GIVE_UP]);
     }
 
     #[test]

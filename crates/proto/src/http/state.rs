@@ -402,6 +402,12 @@ impl SessionSink<'_, '_, '_> {
         }
         if framing == Framing::Tunnel {
             self.ctx.stats.http.tunnels += 1;
+            // Every give-up says why: what follows is not HTTP (WebSocket, CONNECT tunnel).
+            let detail = format!(
+                "status {} switched the connection to a tunnel; not decoded further",
+                h.status
+            );
+            self.anomaly_detail(anomaly::GIVE_UP, detail);
             self.session.stop = true;
             return HeadOutcome::Stop;
         }
