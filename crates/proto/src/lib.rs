@@ -95,6 +95,23 @@ impl Default for ProtoConfig {
     }
 }
 
+impl ProtoConfig {
+    /// The smallest decoder memory budget a worker is given: room for a few dozen large
+    /// control PDUs and the guaranteed shares of 64 flows.
+    pub const MIN_WORKER_DECODER_MEMORY: usize = 1 << 20;
+
+    /// This config for one of `workers` analyzers: the decoder memory budget divided among
+    /// them (as the app divides the flow table's caps), never below
+    /// [`Self::MIN_WORKER_DECODER_MEMORY`].
+    pub fn for_one_of(&self, workers: usize) -> ProtoConfig {
+        ProtoConfig {
+            max_decoder_memory_bytes: (self.max_decoder_memory_bytes / workers.max(1))
+                .max(Self::MIN_WORKER_DECODER_MEMORY),
+            ..self.clone()
+        }
+    }
+}
+
 /// Per-flow decoder state, stored inside the flow table entry.
 #[derive(Debug)]
 pub enum FlowState {
@@ -748,5 +765,11 @@ mod tests {
         assert_eq!(c.max_control_pdu_bytes, 256 * 1024);
         assert_eq!(c.max_command_bytes, 64 * 1024);
         assert_eq!(c.dataset_prefix_bytes, 64 * 1024);
+        assert_eq!(c.max_decoder_memory_bytes, 64 << 20);
+        assert_eq!(c.decoder_memory_guaranteed_per_flow, 8 << 10);
+        assert_eq!(c.for_one_of(4).max_decoder_memory_bytes, 16 << 20);
+        assert_eq!(c.for_one_of(0).max_decoder_memory_bytes, 64 << 20);
+        assert_eq!(c.for_one_of(1000).max_decoder_memory_bytes, 1 << 20);
+        assert_eq!(c.for_one_of(4).dicom_ports, c.dicom_ports);
     }
 }
