@@ -646,6 +646,12 @@ mod tests {
             );
         }
         assert!(an.budget().peak <= limit);
+        eprintln!(
+            "2000 pinned RQs: held {} of {limit} bytes (peak {}), {} refusals",
+            an.budget().used(),
+            an.budget().peak,
+            an.stats().memory_cap_hits
+        );
         assert!(
             an.budget().used() > limit / 2,
             "the budget was used: {}",
