@@ -106,7 +106,8 @@ fn a_fragmented_tls_download_keeps_its_sni_and_byte_counts() {
 }
 
 /// Without the memory to hold fragments, the fragmented capture loses what the issue reported:
-/// the association's AE titles, every C-STORE, nearly all of the download.
+/// the association's AE titles and the C-STORE data; the decoder resynchronises after each
+/// gap, so what it still reports of a C-STORE is marked incomplete.
 #[test]
 fn without_defragmentation_the_fragmented_captures_lose_their_content() {
     let mut opts = pacstap::ReplayOptions::new(vec![sample(&fragments("dicom-store-fragmented.pcap"))]);
@@ -119,7 +120,9 @@ fn without_defragmentation_the_fragmented_captures_lose_their_content() {
         .iter()
         .map(|e| serde_json::to_value(pacstap_output::EveRecord::new(e)).unwrap())
         .collect();
-    assert!(commands(&events, "C-STORE").is_empty());
+    let stores = commands(&events, "C-STORE");
+    assert!(stores.len() < 12, "{} of 12", stores.len());
+    assert!(stores.iter().all(|c| c["incomplete"] == true), "{stores:?}");
     assert_eq!(associations(&events)[0]["calling_ae"], "");
 }
 

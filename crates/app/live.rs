@@ -1238,6 +1238,8 @@ impl Sharded {
         // Each worker's table gets its share of the flow cap, so the total stays as configured.
         let mut flow = self.flow.clone();
         flow.max_flows = (flow.max_flows / workers).max(1);
+        // And its share of the decoder memory budget.
+        let proto = self.proto.for_one_of(workers);
         let (out_tx, out_rx) = bounded::<WorkerOutput>(OUTPUT_QUEUE);
         let mut lanes = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -1255,7 +1257,7 @@ impl Sharded {
         for k in 0..workers {
             let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
             let (pool_tx, pool_rx) = bounded::<Batch>(QUEUE_BATCHES + 4);
-            let mut shard = FlowShard::new(flow.clone(), self.proto.clone());
+            let mut shard = FlowShard::new(flow.clone(), proto.clone());
             shard.set_wire_config(crate::pipeline::wire_config(detection.config()));
             if workers == 1 {
                 shard.defragment(self.defrag.clone());

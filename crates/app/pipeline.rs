@@ -882,6 +882,8 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         cap_hits_flow_table: f.flow_table_full,
         cap_hits_buffer: f.buffer_cap_hits,
         cap_hits_holes: f.hole_cap_hits,
+        decoder_memory_cap_hits: p.memory_cap_hits,
+        decoder_memory_bytes: p.memory_held,
         anomalies,
         tcp: tcp_counters(f),
         tls_versions: p.tls.versions.clone(),

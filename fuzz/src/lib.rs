@@ -71,11 +71,16 @@ pub fn feed(cfg: ProtoConfig, conv: &Conversation, data: &[u8]) {
             ChunkBody::Close(_) => 0,
         };
         i += 1;
-        if an.on_chunk(&mut state, &meta, c) == Interest::Ignore {
+        let interest = an.on_chunk(&mut state, &meta, c);
+        // The decoder memory budget holds after every chunk.
+        assert!(an.budget().used() <= an.budget().limit());
+        if interest == Interest::Ignore {
             break;
         }
     }
     an.on_flow_end(state, &meta, CloseReason::EndOfCapture, Timestamp(i));
+    // Everything a flow held returns to the budget when it ends.
+    assert_eq!(an.budget().used(), 0);
     for ev in an.drain_events() {
         let _ = format!("{ev:?}");
     }

@@ -147,8 +147,20 @@ pub struct DicomAssociation {
     pub end: Timestamp,
     /// Extension: false when the capture began mid-association (AE titles may be empty).
     pub request_seen: bool,
-    /// Extension: bytes lost to capture gaps inside this association.
+    /// Extension: bytes lost to capture gaps inside this association (the bytes counts above
+    /// are bytes seen on the wire; a PDU claiming more than was seen is an anomaly).
     pub gap_bytes: u64,
+    /// Extension: capture gaps inside this association (absent when none).
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub gaps: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Status class of a DIMSE status (PS3.7 Annex C).
@@ -226,8 +238,17 @@ pub struct DicomCommand {
     pub status_class: Option<StatusClass>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_operations: Option<SubOperations>,
-    /// Dataset bytes carried by the request (C-STORE) or by all responses (C-FIND matches).
+    /// Dataset bytes carried by the request (C-STORE) or by all responses (C-FIND matches),
+    /// as seen on the wire (bytes lost to capture gaps are `lost_bytes`).
     pub dataset_bytes: u64,
+    /// Extension: data set bytes of this command lost to capture gaps (absent when none).
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub lost_bytes: u64,
+    /// Extension: part of this exchange may have fallen in a capture gap: its request (the event
+    /// was built from the response), or a gap happened while it awaited its final response
+    /// (part of a data set or of its responses may be missing). Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
     /// `toserver`: the request went from the association requester to the acceptor;
     /// `toclient`: e.g. C-STORE sub-operations of a C-GET flowing back to the requester.
     pub direction: Direction,

@@ -50,6 +50,8 @@
 //! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen) |
 //! | `pacstap_ip_fragments_held_bytes` | gauge | — bytes the defragmenter holds now (within `--defrag-memory`) |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`, and `defrag.overlap_conflict` `defrag.tiny_fragment` `defrag.too_big` `defrag.too_many_fragments` `defrag.malformed` for dropped fragment trains, `wire.too_deep` `wire.unsupported_tunnel`, and the flow stage's `tcp.bad_checksum` `tcp.rst_in_window` `tcp.rst_out_of_window` `tcp.syn_on_established` `tcp.data_after_close` `tcp.overlap_conflict` `tcp.timestamp_jump`) |
+//! | `pacstap_decoder_memory_cap_hits_total` | counter | — decoder buffer growths the decoder memory budget refused (each gave up one message) |
+//! | `pacstap_decoder_memory_bytes` | gauge | — bytes the protocol decoders hold now, over all workers |
 //! | `pacstap_events_total` | counter | `event_type` (`dicom` `http` `tls` `hl7` `alert` `anomaly`) |
 //! | `pacstap_dicom_associations_total` | counter | `outcome` (`released` `rejected` `aborted` `reset` `closed` `incomplete`) |
 //! | `pacstap_dicom_commands_total` | counter | `command` (`C-ECHO` … `N-DELETE`, else `other`), `status_class` (`success` `warning` `failure` `cancel` `pending` `none`) |
@@ -251,6 +253,10 @@ pub struct StatsSnapshot {
     pub cap_hits_flow_table: u64,
     pub cap_hits_buffer: u64,
     pub cap_hits_holes: u64,
+    /// Decoder buffer growths the decoder memory budget refused (`ProtoStats::memory_cap_hits`).
+    pub decoder_memory_cap_hits: u64,
+    /// Bytes the decoders hold now (`ProtoStats::memory_held`, a gauge).
+    pub decoder_memory_bytes: u64,
     /// Anomalies by name (`proto.name`), including those past the per-flow event cap.
     pub anomalies: BTreeMap<&'static str, u64>,
     /// IP defragmentation outcomes (`pacstap_ip_fragments_total{outcome}`), by outcome name.
@@ -290,6 +296,8 @@ pub struct Metrics {
     cap_hits: IntCounterVec,
     ip_fragments: IntCounterVec,
     ip_fragments_held: IntGauge,
+    decoder_memory_cap_hits: IntCounter,
+    decoder_memory_bytes: IntGauge,
     anomalies: IntCounterVec,
     /// `pacstap_tcp_*_total`, in [`TCP_COUNTERS`] order.
     tcp: Vec<(&'static str, IntCounter)>,
@@ -613,6 +621,19 @@ impl Metrics {
                 r.register(Box::new(g.clone()))?;
                 g
             },
+            decoder_memory_cap_hits: counter(
+                &r,
+                "pacstap_decoder_memory_cap_hits_total",
+                "Decoder buffer growths the decoder memory budget refused (each gave up buffering one message).",
+            )?,
+            decoder_memory_bytes: {
+                let g = IntGauge::new(
+                    "pacstap_decoder_memory_bytes",
+                    "Bytes the protocol decoders hold now (control PDUs, heads, handshake messages, prefixes).",
+                )?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
             anomalies: counter_vec(
                 &r,
                 "pacstap_anomalies_total",
@@ -777,6 +798,13 @@ impl Metrics {
         add(&self.gaps, now.gaps, prev.gaps);
         add(&self.gap_bytes, now.gap_bytes, prev.gap_bytes);
         add(&self.studies_exported, now.studies_exported, prev.studies_exported);
+        add(
+            &self.decoder_memory_cap_hits,
+            now.decoder_memory_cap_hits,
+            prev.decoder_memory_cap_hits,
+        );
+        self.decoder_memory_bytes
+            .set(i64::try_from(now.decoder_memory_bytes).unwrap_or(i64::MAX));
         for (cap, new, old) in [
             ("flow_table", now.cap_hits_flow_table, prev.cap_hits_flow_table),
             ("buffer", now.cap_hits_buffer, prev.cap_hits_buffer),
@@ -1129,6 +1157,8 @@ mod tests {
             status_class: status,
             sub_operations: None,
             dataset_bytes: 0,
+            lost_bytes: 0,
+            incomplete: false,
             direction: Direction::ToServer,
             responses: 1,
             request_time: Timestamp(0),
@@ -1326,10 +1356,14 @@ mod tests {
         s.anomalies.insert("http.resync", 1);
         s.hl7_acks.insert("AA", 2);
         s.decapsulated.insert("vxlan", 3);
+        s.decoder_memory_cap_hits = 7;
+        s.decoder_memory_bytes = 4096;
         m.update(&s);
         let text = m.render();
         check_exposition(&text);
         let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_decoder_memory_cap_hits_total"), Some(7.0));
+        assert_eq!(get("pacstap_decoder_memory_bytes"), Some(4096.0));
         assert_eq!(get("pacstap_packets_total"), Some(25.0));
         assert_eq!(get("pacstap_bytes_total"), Some(1000.0));
         assert_eq!(get("pacstap_flows_active"), Some(1.0));

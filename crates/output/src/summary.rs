@@ -468,6 +468,8 @@ mod tests {
             status_class: Some(StatusClass::Success),
             sub_operations: None,
             dataset_bytes: 10,
+            lost_bytes: 0,
+            incomplete: false,
             direction: Direction::ToServer,
             responses: 1,
             request_time: Timestamp(0),

@@ -1,6 +1,7 @@
 //! What a decoder needs from the analyzer for one call: config, the event buffer, counters,
-//! the flow and the packet time.
+//! the flow and the packet time, and the flow's share of the decoder memory budget.
 
+use crate::budget::{Lease, MemBudget};
 use crate::{ProtoConfig, ProtoStats};
 use pacstap_core::{Anomaly, EventBody, FlowMeta, ProtocolEvent, Timestamp};
 
@@ -11,6 +12,10 @@ pub struct Ctx<'a> {
     pub meta: &'a FlowMeta,
     /// Time of the packet being decoded.
     pub ts: Timestamp,
+    /// The worker's decoder memory budget.
+    pub budget: &'a mut MemBudget,
+    /// This flow's charge against it (copied in and out by the analyzer).
+    pub lease: Lease,
 }
 
 impl<'a> Ctx<'a> {
@@ -20,6 +25,8 @@ impl<'a> Ctx<'a> {
         stats: &'a mut ProtoStats,
         meta: &'a FlowMeta,
         ts: Timestamp,
+        budget: &'a mut MemBudget,
+        lease: Lease,
     ) -> Self {
         Ctx {
             cfg,
@@ -27,7 +34,31 @@ impl<'a> Ctx<'a> {
             stats,
             meta,
             ts,
+            budget,
+            lease,
         }
+    }
+
+    /// Make room for `more` bytes in a decoder buffer of this flow, charged to the budget;
+    /// `false` when the budget refuses (the caller gives up buffering that message and says
+    /// so with its protocol's `memory_budget` anomaly). Counted in
+    /// [`ProtoStats::memory_cap_hits`].
+    pub fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        if self.budget.reserve(&mut self.lease, buf, more) {
+            return true;
+        }
+        self.stats.memory_cap_hits += 1;
+        false
+    }
+
+    /// The anomaly detail of a refusal: what was wanted and how full the budget is.
+    pub fn budget_detail(&self, what: std::fmt::Arguments<'_>) -> String {
+        format!(
+            "{what}: decoder memory budget exhausted ({} of {} bytes in use, this flow holds {})",
+            self.budget.used(),
+            self.budget.limit(),
+            self.lease.held()
+        )
     }
 
     /// Emit an event of this flow at the current packet time.

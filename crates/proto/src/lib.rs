@@ -6,12 +6,14 @@
 //! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
 //! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
 
+pub mod budget;
 mod ctx;
 pub mod dicom;
 pub mod hl7;
 pub mod http;
 pub mod tls;
 
+pub use budget::{Lease, MemBudget};
 pub use ctx::Ctx;
 
 use dicom::parser::{probe_associate_rq, Plausible};
@@ -58,6 +60,19 @@ pub struct ProtoConfig {
     pub hl7_ports: Vec<u16>,
     pub http: http::HttpConfig,
     pub hl7: hl7::Hl7Config,
+    /// Memory all decoders of one analyzer (one worker) may hold across its connections:
+    /// control PDUs, command sets and data set prefixes, HTTP heads, TLS handshake messages,
+    /// HL7 kept segments (see [`budget`]). Real traffic needs far less: a busy PACS with 1,000
+    /// associations opening at once, each buffering a 30 KiB A-ASSOCIATE-RQ, holds 30 MiB for
+    /// a moment, and steady DIMSE traffic holds a few KiB per connection. 64 MiB keeps the
+    /// worst case of the per-message caps (256 KiB × every flow) from turning into gigabytes.
+    /// An app with N workers gives each `1/N` (as it divides the flow table's caps).
+    pub max_decoder_memory_bytes: usize,
+    /// What each flow may hold from the budget's reserve half before drawing from its shared
+    /// pool. 8 KiB holds a command set, an HTTP head with a bearer token, an MSH, a
+    /// ClientHello and most A-ASSOCIATE-RQs (1-8 KiB for up to ~30 presentation contexts), so
+    /// ordinary decoding never competes with connections pinning large messages.
+    pub decoder_memory_guaranteed_per_flow: usize,
 }
 
 impl Default for ProtoConfig {
@@ -74,6 +89,25 @@ impl Default for ProtoConfig {
             hl7_ports: vec![2575],
             http: http::HttpConfig::default(),
             hl7: hl7::Hl7Config::default(),
+            max_decoder_memory_bytes: 64 << 20,
+            decoder_memory_guaranteed_per_flow: 8 << 10,
+        }
+    }
+}
+
+impl ProtoConfig {
+    /// The smallest decoder memory budget a worker is given: room for a few dozen large
+    /// control PDUs and the guaranteed shares of 64 flows.
+    pub const MIN_WORKER_DECODER_MEMORY: usize = 1 << 20;
+
+    /// This config for one of `workers` analyzers: the decoder memory budget divided among
+    /// them (as the app divides the flow table's caps), never below
+    /// [`Self::MIN_WORKER_DECODER_MEMORY`].
+    pub fn for_one_of(&self, workers: usize) -> ProtoConfig {
+        ProtoConfig {
+            max_decoder_memory_bytes: (self.max_decoder_memory_bytes / workers.max(1))
+                .max(Self::MIN_WORKER_DECODER_MEMORY),
+            ..self.clone()
         }
     }
 }
@@ -89,6 +123,30 @@ pub enum FlowState {
     Hl7(Box<Hl7Flow>),
     /// Not a protocol we decode.
     Ignored,
+}
+
+impl FlowState {
+    /// The flow's charge against the decoder memory budget.
+    fn lease_mut(&mut self) -> Option<&mut Lease> {
+        match self {
+            FlowState::Dicom(f) => Some(&mut f.lease),
+            FlowState::Http(f) => Some(&mut f.lease),
+            FlowState::Tls(f) => Some(&mut f.lease),
+            FlowState::Hl7(f) => Some(&mut f.lease),
+            FlowState::Probing(_) | FlowState::Ignored => None,
+        }
+    }
+
+    /// Bytes the flow's decoder buffers hold now (capacities).
+    fn held_bytes(&self) -> usize {
+        match self {
+            FlowState::Dicom(f) => f.held_bytes(),
+            FlowState::Http(f) => f.held_bytes(),
+            FlowState::Tls(f) => f.held_bytes(),
+            FlowState::Hl7(f) => f.held_bytes(),
+            FlowState::Probing(_) | FlowState::Ignored => 0,
+        }
+    }
 }
 
 impl Default for FlowState {
@@ -146,6 +204,10 @@ pub struct ProtoStats {
     pub flows_ignored: u64,
     /// Events emitted (all kinds).
     pub events: u64,
+    /// Decoder buffer growths the memory budget refused (each gave up one message).
+    pub memory_cap_hits: u64,
+    /// Gauge: bytes the decoders hold now (sums over workers).
+    pub memory_held: u64,
     pub http: http::HttpStats,
     pub tls: tls::TlsStats,
     pub hl7: hl7::Hl7Stats,
@@ -166,6 +228,8 @@ impl ProtoStats {
             gap_bytes,
             flows_ignored,
             events,
+            memory_cap_hits,
+            memory_held,
             http,
             tls,
             hl7,
@@ -181,6 +245,8 @@ impl ProtoStats {
         self.gap_bytes += gap_bytes;
         self.flows_ignored += flows_ignored;
         self.events += events;
+        self.memory_cap_hits += memory_cap_hits;
+        self.memory_held += memory_held;
         self.http.merge(http);
         self.tls.merge(tls);
         self.hl7.merge(hl7);
@@ -216,15 +282,23 @@ pub struct Analyzer {
     cfg: ProtoConfig,
     events: Vec<ProtocolEvent>,
     stats: ProtoStats,
+    budget: MemBudget,
 }
 
 impl Analyzer {
     pub fn new(cfg: ProtoConfig) -> Self {
+        let budget = MemBudget::new(cfg.max_decoder_memory_bytes, cfg.decoder_memory_guaranteed_per_flow);
         Analyzer {
             cfg,
             events: Vec::new(),
             stats: ProtoStats::default(),
+            budget,
         }
+    }
+
+    /// The decoder memory budget (what is held now, its peak, refusals).
+    pub fn budget(&self) -> &MemBudget {
+        &self.budget
     }
 
     /// Events produced since the last drain, in order.
@@ -263,7 +337,10 @@ impl Analyzer {
                     probation: false,
                 }
             }
-            // Fewer than 8 bytes, all consistent with an RQ: confirm on the full header.
+            // Fewer than 8 bytes, all consistent with an RQ: hold them until the protocol
+            // version decides (an RQ's claimed length alone does not: it may exceed the cap).
+            Plausible::NeedMore { .. } if !last_chance && data.len() < PROBE_BUF => return Verdict::Hold,
+            // No more bytes will be held: confirm on the full header.
             Plausible::NeedMore { .. } => {
                 return Verdict::Dicom {
                     resync: false,
@@ -306,15 +383,40 @@ impl Analyzer {
 
     /// Feed one chunk to the flow's decoder; false when the decoder gives the flow up.
     fn decode(&mut self, state: &mut FlowState, meta: &FlowMeta, chunk: &StreamChunk<'_>) -> bool {
-        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, chunk.ts);
-        match state {
+        let lease = state.lease_mut().map(|l| *l).unwrap_or_default();
+        let mut ctx = Ctx::new(
+            &self.cfg,
+            &mut self.events,
+            &mut self.stats,
+            meta,
+            chunk.ts,
+            &mut self.budget,
+            lease,
+        );
+        let keep = match state {
             FlowState::Probing(_) => true,
             FlowState::Ignored => false,
             FlowState::Dicom(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Http(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Tls(flow) => flow.on_chunk(&mut ctx, chunk),
             FlowState::Hl7(flow) => flow.on_chunk(&mut ctx, chunk),
+        };
+        let lease = ctx.lease;
+        let held = state.held_bytes();
+        if let Some(l) = state.lease_mut() {
+            *l = lease;
+            self.budget.settle(l, held);
         }
+        self.stats.memory_held = self.budget.used() as u64;
+        keep
+    }
+
+    /// Return everything a flow leaving the decoders held to the budget.
+    fn release(&mut self, state: &mut FlowState) {
+        if let Some(l) = state.lease_mut() {
+            self.budget.release(l);
+        }
+        self.stats.memory_held = self.budget.used() as u64;
     }
 
     fn sync_event_count(&mut self, before: usize) {
@@ -394,14 +496,24 @@ impl StreamHandler<FlowState> for Analyzer {
             Interest::Continue
         } else {
             self.stats.flows_ignored += 1;
+            self.release(state);
             *state = FlowState::Ignored;
             Interest::Ignore
         }
     }
 
-    fn on_flow_end(&mut self, state: FlowState, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
+    fn on_flow_end(&mut self, mut state: FlowState, meta: &FlowMeta, reason: CloseReason, ts: Timestamp) {
         let before = self.events.len();
-        let mut ctx = Ctx::new(&self.cfg, &mut self.events, &mut self.stats, meta, ts);
+        self.release(&mut state);
+        let mut ctx = Ctx::new(
+            &self.cfg,
+            &mut self.events,
+            &mut self.stats,
+            meta,
+            ts,
+            &mut self.budget,
+            Lease::default(),
+        );
         match state {
             FlowState::Dicom(mut flow) => flow.finish(&mut ctx, reason),
             FlowState::Http(mut flow) => flow.finish(&mut ctx, reason),
@@ -409,6 +521,9 @@ impl StreamHandler<FlowState> for Analyzer {
             FlowState::Hl7(mut flow) => flow.finish(&mut ctx, reason),
             FlowState::Probing(_) | FlowState::Ignored => {}
         }
+        // Anything a decoder took while finishing is freed with the flow.
+        let mut lease = ctx.lease;
+        self.budget.release(&mut lease);
         self.sync_event_count(before);
     }
 }
@@ -452,11 +567,12 @@ mod tests {
     }
 
     #[test]
-    fn partial_rq_prefix_off_port_is_on_probation() {
-        // Three bytes that could start an RQ, then something else entirely.
+    fn partial_rq_prefix_off_port_is_held_then_decided() {
+        // Three bytes that could start an RQ (held until the version decides), then
+        // something else entirely.
         let mut h = Harness::new(ProtoConfig::default(), 40_000, 9000);
         assert_eq!(h.data(ToServer, &[1, 0, 0]), Interest::Continue);
-        assert!(matches!(h.st, FlowState::Dicom(_)));
+        assert!(matches!(h.st, FlowState::Probing(_)));
         assert_eq!(h.data(ToServer, &[0xFF, 0xFF, 0xFF, 0xFF, 0xFF]), Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
         assert!(h.events().is_empty());
@@ -482,7 +598,170 @@ mod tests {
             }
         }
         assert_eq!(h.last_interest, Interest::Ignore);
+        // Never silently: the give-up is an anomaly with its reason.
+        let ev = h.events();
+        assert_eq!(anomaly_names(&ev), vec!["dicom.give_up"]);
         assert!(h.end(CloseReason::Fin).is_empty());
+    }
+
+    /// Feed one chunk of `bytes` to `st` as flow `id` (client port 10_000 + id).
+    fn feed(an: &mut Analyzer, st: &mut FlowState, id: u16, offset: u64, bytes: &[u8]) -> Interest {
+        let mut m = meta(10_000 + id, 104);
+        m.id = pacstap_core::FlowId(u64::from(id));
+        let chunk = StreamChunk {
+            flow: m.id,
+            dir: ToServer,
+            ts: Timestamp(1_795_773_600_000_000_000),
+            offset,
+            body: ChunkBody::Data(bytes),
+        };
+        an.on_chunk(st, &m, chunk)
+    }
+
+    #[test]
+    fn memory_budget_holds_under_2000_pinned_rqs() {
+        // 2,000 connections each send 240 KB of an A-ASSOCIATE-RQ claiming 250 KB (under the
+        // 256 KiB cap) and never finish it: without a global budget that is ~480 MB held.
+        let cfg = ProtoConfig::default();
+        let limit = cfg.max_decoder_memory_bytes;
+        let mut an = Analyzer::new(cfg);
+        let mut big = associate_rq("ATTACKER", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        big[2..6].copy_from_slice(&250_000u32.to_be_bytes());
+        big.resize(240_000, 0x20);
+        let mut flows: Vec<FlowState> = (0..2000).map(|_| FlowState::default()).collect();
+        let mut anomalies = Vec::new();
+        for (i, st) in flows.iter_mut().enumerate() {
+            let i = i as u16;
+            // In MSS-sized pieces, as TCP delivers them.
+            let mut off = 0u64;
+            for piece in big.chunks(1448) {
+                assert_eq!(feed(&mut an, st, i, off, piece), Interest::Continue);
+                off += piece.len() as u64;
+            }
+            anomalies.extend(an.drain_events());
+            assert!(
+                an.budget().used() <= limit,
+                "flow {i}: {} > {limit}",
+                an.budget().used()
+            );
+        }
+        assert!(an.budget().peak <= limit);
+        eprintln!(
+            "2000 pinned RQs: held {} of {limit} bytes (peak {}), {} refusals",
+            an.budget().used(),
+            an.budget().peak,
+            an.stats().memory_cap_hits
+        );
+        assert!(
+            an.budget().used() > limit / 2,
+            "the budget was used: {}",
+            an.budget().used()
+        );
+        assert!(an.stats().memory_cap_hits > 0);
+        assert_eq!(an.stats().memory_held, an.budget().used() as u64);
+        assert!(anomaly_names(&anomalies).contains(&"dicom.memory_budget"));
+
+        // An ordinary association opening now still decodes whole: its RQ fits in the
+        // per-flow guaranteed share, which the pinned flows cannot take from the pool.
+        let mut st = FlowState::default();
+        let rq = rq();
+        assert!(rq.len() < 8 << 10);
+        let _ = feed(&mut an, &mut st, 4000, 0, &rq);
+        let m = meta(10_000 + 4000, 104);
+        an.on_flow_end(st, &m, CloseReason::Fin, Timestamp(0));
+        let ev: Vec<_> = an.drain_events().collect();
+        let a = dicom_bodies(&ev);
+        assert!(
+            matches!(&a[..], [pacstap_core::DicomEvent::Association(a)] if a.calling_ae == "MODALITY1" && a.request_seen),
+            "{ev:?}"
+        );
+        assert!(anomaly_names(&ev).is_empty(), "{ev:?}");
+
+        // The refused flows still name their association from the RQ's first bytes, and
+        // everything returns to the budget when the flows end.
+        for (i, st) in flows.into_iter().enumerate() {
+            let mut m = meta(10_000 + i as u16, 104);
+            m.id = pacstap_core::FlowId(i as u64);
+            an.on_flow_end(st, &m, CloseReason::Timeout, Timestamp(0));
+        }
+        let ev: Vec<_> = an.drain_events().collect();
+        let named = dicom_bodies(&ev)
+            .iter()
+            .filter(|d| matches!(d, pacstap_core::DicomEvent::Association(a) if a.calling_ae == "ATTACKER"))
+            .count();
+        assert_eq!(named, 2000);
+        assert_eq!(an.budget().used(), 0);
+        assert_eq!(an.stats().memory_held, 0);
+    }
+
+    #[test]
+    fn tiny_budget_holds_on_every_protocol_and_empties() {
+        // Real conversations of each protocol, cut at random, with random bytes and gaps
+        // mixed in, under a budget far too small for them (the fuzz target proto_budget
+        // does the same on fuzzer input).
+        let convs: Vec<(u16, Vec<u8>)> = vec![
+            (104, {
+                let ts: &[&str] = &[EXPLICIT_LE];
+                let pcs: Vec<(u8, &str, &[&str])> = (0..40).map(|i| (2 * i + 1, CT_STORAGE, ts)).collect();
+                let mut v = associate_rq("MODALITY1", "PACS", &pcs, Some((2, "u", "p")));
+                v.extend(pdata(&[(1, 3, &cmd_store_rq(1, "1.2.3")), (1, 2, &vec![7u8; 9000])]));
+                v
+            }),
+            (8042, {
+                let mut v = format!("GET /x HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n", "c".repeat(9000)).into_bytes();
+                v.extend(b"POST /login HTTP/1.1\r\nContent-Length: 20\r\n\r\nusername=a&password=b");
+                v
+            }),
+            (2575, {
+                let mut v = vec![0x0B];
+                v.extend(b"MSH|^~\\&|A|B|C|D|20260101||MFN^M02|X1|P|2.5\r");
+                for i in 0..300 {
+                    v.extend(format!("MFE|MAD|{i}||STAFF{i}^Name\r").bytes());
+                }
+                v.extend([0x1C, 0x0D]);
+                v
+            }),
+        ];
+        let mut rng = Lcg(7);
+        let mut hits = [0u64; 3];
+        for round in 0..200 {
+            let (port, base) = &convs[round % convs.len()];
+            let cfg = ProtoConfig {
+                max_decoder_memory_bytes: 2048 + (rng.next() % 8192) as usize,
+                decoder_memory_guaranteed_per_flow: 256,
+                ..ProtoConfig::default()
+            };
+            let mut h = Harness::new(cfg, 40_000, *port);
+            let mut at = 0;
+            while at < base.len() {
+                let n = 1 + (rng.next() as usize) % 2000;
+                let end = (at + n).min(base.len());
+                let dir = if rng.next().is_multiple_of(5) {
+                    ToClient
+                } else {
+                    ToServer
+                };
+                match rng.next() % 30 {
+                    0 => {
+                        let _ = h.gap(dir, rng.next() % 3000);
+                    }
+                    1 => {
+                        let junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                        let _ = h.data(dir, &junk);
+                    }
+                    _ => {
+                        let _ = h.data(dir, &base[at..end]);
+                    }
+                }
+                at = end;
+                assert!(h.an.budget().used() <= h.an.budget().limit());
+            }
+            let _ = h.end(CloseReason::Fin);
+            assert_eq!(h.an.budget().used(), 0, "round {round}");
+            hits[round % 3] += h.an.stats().memory_cap_hits;
+        }
+        // Each protocol met refusals.
+        assert!(hits.iter().all(|&n| n > 0), "{hits:?}");
     }
 
     #[test]
@@ -492,5 +771,11 @@ mod tests {
         assert_eq!(c.max_control_pdu_bytes, 256 * 1024);
         assert_eq!(c.max_command_bytes, 64 * 1024);
         assert_eq!(c.dataset_prefix_bytes, 64 * 1024);
+        assert_eq!(c.max_decoder_memory_bytes, 64 << 20);
+        assert_eq!(c.decoder_memory_guaranteed_per_flow, 8 << 10);
+        assert_eq!(c.for_one_of(4).max_decoder_memory_bytes, 16 << 20);
+        assert_eq!(c.for_one_of(0).max_decoder_memory_bytes, 64 << 20);
+        assert_eq!(c.for_one_of(1000).max_decoder_memory_bytes, 1 << 20);
+        assert_eq!(c.for_one_of(4).dicom_ports, c.dicom_ports);
     }
 }

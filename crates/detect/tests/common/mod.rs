@@ -67,6 +67,7 @@ pub fn assoc(t: i64, f: FlowMeta, calling: &str, called: &str, accepted: bool, u
         end: ts(t),
         request_seen: true,
         gap_bytes: 0,
+        gaps: 0,
     };
     event(t, f, EventBody::Dicom(DicomEvent::Association(a)))
 }
@@ -88,6 +89,8 @@ fn command(t: i64, _f: FlowMeta, calling: &str, called: &str, cmd: &str, studies
         status_class: Some(StatusClass::Success),
         sub_operations: None,
         dataset_bytes: 0,
+        lost_bytes: 0,
+        incomplete: false,
         direction: Direction::ToServer,
         responses: 1,
         request_time: ts(t),

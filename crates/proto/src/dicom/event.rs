@@ -104,6 +104,8 @@ pub(crate) fn new_command(
         status_class: None,
         sub_operations: None,
         dataset_bytes: 0,
+        lost_bytes: 0,
+        incomplete: false,
         direction,
         responses: 0,
         request_time: ts,
@@ -200,6 +202,7 @@ pub(crate) fn association_event(ts: Timestamp, meta: &FlowMeta, a: &Association,
         end: ts,
         request_seen: a.request_seen,
         gap_bytes: a.gap_bytes,
+        gaps: a.gaps,
     };
     ProtocolEvent {
         ts,

@@ -4,7 +4,8 @@
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
 //! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
-//! - `state`: associations and request/response pairing;
+//! - `state`: associations (`state/association`), request/response pairing, the walker's sink
+//!   (`state/sink`) and the data set sniff prefix (`state/sniff`);
 //! - `event`: the contract's event structs.
 
 pub mod command;
@@ -23,15 +24,27 @@ pub use parser::{
     probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
 };
 
-use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, StreamChunk};
+use crate::budget::Lease;
+use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
 use stream::PduStream;
 
 /// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
 pub mod anomaly {
-    /// A control PDU longer than `max_control_pdu_bytes`; skipped by its length.
+    /// A control PDU longer than `max_control_pdu_bytes` (the detail has the claimed size);
+    /// its first bytes are still read (an RQ's AE titles), the rest is skipped by its length.
     pub const PDU_TOO_LARGE: &str = "dicom.pdu_too_large";
+    /// A PDU claimed more bytes than were seen before the connection ended.
+    pub const PDU_TRUNCATED: &str = "dicom.pdu_truncated";
+    /// A P-DATA-TF longer than the receiver's Maximum Length (PS3.8 §D.1, announced in the
+    /// A-ASSOCIATE-RQ/AC user information); decoding goes on.
+    pub const PDU_ABOVE_NEGOTIATED_MAX: &str = "dicom.pdu_above_negotiated_max";
+    /// The decoder memory budget refused to hold a control PDU, command set or data set
+    /// prefix; that message is given up (an RQ still yields its first bytes).
+    pub const MEMORY_BUDGET: &str = "dicom.memory_budget";
+    /// The flow was given up (the detail says why): no more DICOM events from it.
+    pub const GIVE_UP: &str = "dicom.give_up";
     /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
     pub const UNKNOWN_PDU_TYPE: &str = "dicom.unknown_pdu_type";
     /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
@@ -65,6 +78,8 @@ pub struct DicomFlow {
     streams: [PduStream; 2],
     session: Session,
     data_bytes: u64,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: Lease,
 }
 
 impl fmt::Debug for DicomFlow {
@@ -84,7 +99,13 @@ impl DicomFlow {
             streams: [PduStream::new(resync), PduStream::new(resync)],
             session: Session::new(probation),
             data_bytes: 0,
+            lease: Lease::default(),
         }
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
     }
 
     /// Handle one chunk; `false` when the flow turned out not to be DICOM.
@@ -118,7 +139,15 @@ impl DicomFlow {
             return false;
         }
         let never_locked = self.session.pdus == 0 && self.streams.iter().any(PduStream::is_resyncing);
-        !(never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES)
+        if never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
+            let n = self.data_bytes;
+            self.session.give_up(
+                ctx,
+                format_args!("no DICOM PDU header found in {n} bytes on a DICOM port; flow given up"),
+            );
+            return false;
+        }
+        true
     }
 
     /// The flow left the table: end the open association (CONTRACT §2 outcomes).
@@ -128,6 +157,15 @@ impl DicomFlow {
             CloseReason::Rst => AssociationOutcome::Reset,
             CloseReason::Timeout | CloseReason::EndOfCapture | CloseReason::Evicted => AssociationOutcome::Incomplete,
         };
+        for raw in [Direction::ToServer, Direction::ToClient] {
+            let stream = state::at_mut(&mut self.streams, raw);
+            let mut sink = SessionSink {
+                session: &mut self.session,
+                ctx,
+                raw,
+            };
+            stream.finish(&mut sink);
+        }
         self.session.flow_end(ctx, outcome);
     }
 }
@@ -630,13 +668,20 @@ mod tests {
         let c = commands(&ev);
         assert_eq!(c.len(), 3, "{c:?}");
         assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
-        assert_eq!(c[0].dataset_bytes, ds.len() as u64);
+        // Sizes are bytes seen; the hole is `lost_bytes` and marks the command.
+        assert_eq!(c[0].dataset_bytes, ds.len() as u64 - 4000);
+        assert_eq!((c[0].lost_bytes, c[0].incomplete), (4000, true));
         assert_eq!(c[0].status_class, Some(StatusClass::Success));
         assert_eq!(c[1].message_id, 3);
+        // Store 3 lost its data set's end (out of step): incomplete, with its response.
+        assert!(c[1].incomplete);
+        assert_eq!(c[1].status_class, Some(StatusClass::Success));
+        assert!(!c[2].incomplete);
         assert_eq!(c[2].command, "C-ECHO");
         assert_eq!(c[2].status.as_deref(), Some("0x0000"));
         let a = &associations(&ev)[0];
         assert_eq!(a.gap_bytes, 4000 + (p3.len() - 500 + 20) as u64);
+        assert_eq!(a.gaps, 2);
         assert_eq!(a.outcome, AssociationOutcome::Released);
         assert_eq!(h.an.stats().gap_bytes, a.gap_bytes);
         // Resynchronisation skipped the 14-byte tail of the cut echo PDU; no
@@ -863,6 +908,133 @@ mod tests {
         assert_eq!(a.outcome, AssociationOutcome::Released);
         assert_eq!(commands(&ev).len(), 1);
         assert!(ev.iter().all(|e| e.flow.client == h.meta.client));
+    }
+
+    #[test]
+    fn huge_associate_rq_is_reported_with_its_ae_titles() {
+        // An RQ claiming 0xFFFFFFFF bytes, on a DICOM port and off one, whole or in pieces.
+        let mut rq = associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        rq[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
+        for port in [104, 9999] {
+            for cut in [None, Some(3), Some(40)] {
+                let mut h = Harness::new(ProtoConfig::default(), 50_000, port);
+                match cut {
+                    Some(k) => h.data_split(ToServer, &rq, &[k]),
+                    None => {
+                        let _ = h.data(ToServer, &rq);
+                    }
+                }
+                let _ = h.data(ToServer, &[0u8; 3000]);
+                let ev = h.end(CloseReason::Fin);
+                let an: Vec<_> = ev
+                    .iter()
+                    .filter_map(|e| match &e.body {
+                        EventBody::Anomaly(a) => Some(a.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(an[0].name, "dicom.pdu_too_large", "{port} {cut:?}: {an:?}");
+                assert!(an[0].detail.as_deref().unwrap().contains("4294967295"), "{an:?}");
+                // The connection ended long before the claimed length: reported too.
+                assert_eq!(an[1].name, "dicom.pdu_truncated");
+                let a = associations(&ev);
+                assert_eq!(a.len(), 1, "{port} {cut:?}: {ev:?}");
+                assert_eq!(
+                    (a[0].calling_ae.as_str(), a[0].called_ae.as_str()),
+                    ("MODALITY1", "PACS")
+                );
+                assert_eq!(a[0].bytes_toserver, rq.len() as u64 + 3000);
+            }
+        }
+    }
+
+    #[test]
+    fn unfinished_rq_still_names_the_association() {
+        let rq = associate_rq(
+            "CT7",
+            "ARCHIVE",
+            &[(1, CT_STORAGE, &[EXPLICIT_LE])],
+            Some((1, "tech", "")),
+        );
+        let mut h = Harness::dicom();
+        let _ = h.data(ToServer, &rq[..rq.len() - 5]);
+        let ev = h.end(CloseReason::Rst);
+        let a = &associations(&ev)[0];
+        assert_eq!((a.calling_ae.as_str(), a.called_ae.as_str()), ("CT7", "ARCHIVE"));
+        assert_eq!(a.outcome, AssociationOutcome::Reset);
+        assert_eq!(a.bytes_toserver, rq.len() as u64 - 5);
+        assert_eq!(anomaly_names(&ev), vec!["dicom.pdu_truncated"]);
+    }
+
+    #[test]
+    fn sizes_are_bytes_seen_and_negotiated_max_is_checked() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
+        );
+        // Both sides announce a Maximum Length of 16384 (testutil).
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
+        let seen_before = h.an.stats().pdus;
+        assert_eq!(seen_before, 2);
+        // Two 20 KiB P-DATA-TFs to the requester (above its 16384) each: reported once.
+        let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.5", STUDY_A, 20_000);
+        for id in [7, 8] {
+            let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_store_rq(id, "1.2.3.5")), (1, 2, &ds)]));
+        }
+        // A P-DATA-TF claiming 4 GB; 100 KB of it seen before the connection ends.
+        let mut p = pdata(&[(1, 3, &cmd_store_rq(9, "1.2.3.6"))]);
+        let mut huge = vec![4u8, 0];
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        huge.extend_from_slice(&(u32::MAX - 4).to_be_bytes());
+        huge.extend_from_slice(&[1, 0]);
+        huge.extend(vec![0u8; 100_000 - huge.len()]);
+        p.extend(&huge);
+        let _ = h.data(ToServer, &p);
+        let ev = h.end(CloseReason::Fin);
+        let names = anomaly_names(&ev);
+        // Once per direction, however many PDUs are above it.
+        assert_eq!(
+            names,
+            vec![
+                "dicom.pdu_above_negotiated_max",
+                "dicom.pdu_above_negotiated_max",
+                "dicom.pdu_truncated"
+            ]
+        );
+        let a = &associations(&ev)[0];
+        assert!(a.bytes_toserver < 200_000, "{}", a.bytes_toserver);
+        let c = commands(&ev);
+        let c9 = c.iter().find(|c| c.message_id == 9).unwrap();
+        assert_eq!(c9.dataset_bytes, 100_000 - 12);
+    }
+
+    #[test]
+    fn response_whose_request_fell_in_a_gap_is_reported_incomplete() {
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        // The C-MOVE request is lost whole; its final response arrives.
+        let mv = pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP"))]);
+        let _ = h.gap(ToServer, mv.len() as u64);
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0))))]));
+        // A C-ECHO whose response is lost: reported without status, marked.
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(6))]));
+        let _ = h.gap(ToClient, 80);
+        let ev = h.end(CloseReason::Timeout);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
+        assert!(c[0].incomplete);
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert_eq!((c[1].command.as_str(), c[1].status.as_deref()), ("C-ECHO", None));
+        assert!(c[1].incomplete);
+        let a = &associations(&ev)[0];
+        assert_eq!((a.gaps, a.commands), (2, 2));
     }
 
     /// `cargo test -p pacstap-proto --release -- --ignored --nocapture throughput`

@@ -219,8 +219,8 @@ fn need(input: &[u8], n: usize) -> Option<Plausible> {
 }
 
 /// Whether `input` starts with something that looks like an A-ASSOCIATE-RQ (PS3.8 §9.3.2):
-/// type 01H, reserved byte 0, a length that holds the 68 fixed bytes and is within
-/// `max_control_pdu`, and protocol-version 0001H (bytes 7-8; version 1 is the only one defined).
+/// type 01H, reserved byte 0, a length that holds the 68 fixed bytes (any length above that,
+/// even over `max_control_pdu`), and protocol-version 0001H (bytes 7-8; version 1 is the only one defined).
 /// Decides from at most 8 bytes.
 pub fn probe_associate_rq(input: &[u8], max_control_pdu: u32) -> Plausible {
     if let Some(&t) = input.first() {
@@ -237,7 +237,11 @@ pub fn probe_associate_rq(input: &[u8], max_control_pdu: u32) -> Plausible {
         return p;
     }
     let len = be_u32(input, 2).unwrap_or(0);
-    if (len as usize) < ASSOCIATE_FIXED_LEN || len > max_control_pdu {
+    // A length over `max_control_pdu` is still an RQ: the decoder reports it
+    // (`dicom.pdu_too_large` with the claimed size) and reads its AE titles, rather than the
+    // flow vanishing unreported.
+    let _ = max_control_pdu;
+    if (len as usize) < ASSOCIATE_FIXED_LEN {
         return Plausible::No;
     }
     if let Some(p) = need(input, 8) {
@@ -742,8 +746,11 @@ mod tests {
         let mut v2 = rq.clone();
         v2[7] = 2;
         assert_eq!(probe_associate_rq(&v2, 256 << 10), Plausible::No);
-        // Larger than the control-PDU cap: not something we would buffer.
-        assert_eq!(probe_associate_rq(&rq, 60), Plausible::No);
+        // Larger than the control-PDU cap: still an RQ (the decoder reports the claimed size).
+        assert_eq!(probe_associate_rq(&rq, 60), Plausible::Yes);
+        let mut huge = rq.clone();
+        huge[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(probe_associate_rq(&huge, 256 << 10), Plausible::Yes);
     }
 
     #[test]

@@ -10,24 +10,23 @@
 
 use super::anomaly;
 use super::command::{parse_command_set, CommandField, CommandSet};
-use super::dataset::{sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
-    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, PduHeader, PduType, PdvHeader, RequestedIdentity,
-    ASSOCIATE_FIXED_LEN, MAX_PRESENTATION_CONTEXTS,
+    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader, ASSOCIATE_FIXED_LEN,
+    MAX_PRESENTATION_CONTEXTS,
 };
-use super::stream::PduSink;
 pub(crate) use crate::Ctx;
+pub(crate) use association::{Association, PresContext};
+pub(crate) use sink::SessionSink;
+use sniff::{recycle, Sniffer, FIRST_SNIFF_AT};
 
-use pacstap_core::{
-    AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass, Timestamp,
-};
+mod association;
+mod sink;
+mod sniff;
+
+use pacstap_core::{AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass};
 use std::fmt;
-
-/// First sniff attempt after this many data set bytes; then at 2×, 4×, … up to the prefix cap,
-/// so re-walking the prefix costs O(prefix) in total. 1 KiB holds (0020,000D) of most
-/// C-STORE data sets and every query identifier.
-const FIRST_SNIFF_AT: usize = 1024;
 
 /// The element of a per-direction pair for `d` (no input-driven indexing).
 pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
@@ -61,83 +60,6 @@ impl Ctx<'_> {
     }
 }
 
-/// A presentation context as negotiated (PS3.8 §7.1.1.13).
-#[derive(Debug, Clone)]
-pub(crate) struct PresContext {
-    pub id: u8,
-    /// Empty when the RQ was not seen.
-    pub abstract_syntax: String,
-    pub accepted: bool,
-    pub ts: Option<TransferSyntax>,
-}
-
-/// One association, from its A-ASSOCIATE-RQ (or the first sign of it) to its end.
-#[derive(Debug)]
-pub(crate) struct Association {
-    /// The requester is the flow's server.
-    pub swapped: bool,
-    pub request_seen: bool,
-    pub calling_ae: String,
-    pub called_ae: String,
-    pub accepted: bool,
-    pub identity: Option<RequestedIdentity>,
-    pub identity_response: bool,
-    pub contexts: Vec<PresContext>,
-    pub implementation_class_uid: Option<String>,
-    pub implementation_version_name: Option<String>,
-    pub max_pdu_length: Option<u32>,
-    /// PDU bytes, indexed by normalised direction.
-    pub bytes: [u64; 2],
-    pub commands: u64,
-    pub start: Timestamp,
-    pub gap_bytes: u64,
-    /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
-    /// response without request an anomaly rather than an artefact of the capture.
-    pub lossless: bool,
-    /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
-    pub pending: Vec<DicomCommand>,
-}
-
-impl Association {
-    fn new(ts: Timestamp, swapped: bool) -> Self {
-        Association {
-            swapped,
-            request_seen: false,
-            calling_ae: String::new(),
-            called_ae: String::new(),
-            accepted: false,
-            identity: None,
-            identity_response: false,
-            contexts: Vec::new(),
-            implementation_class_uid: None,
-            implementation_version_name: None,
-            max_pdu_length: None,
-            bytes: [0; 2],
-            commands: 0,
-            start: ts,
-            gap_bytes: 0,
-            lossless: false,
-            pending: Vec::new(),
-        }
-    }
-
-    fn norm(&self, raw: Direction) -> Direction {
-        if self.swapped {
-            raw.reverse()
-        } else {
-            raw
-        }
-    }
-
-    fn context(&self, id: u8) -> Option<&PresContext> {
-        self.contexts.iter().find(|pc| pc.id == id)
-    }
-
-    fn pending_index(&self, key: Key) -> Option<usize> {
-        self.pending.iter().position(|p| (p.direction, p.message_id) == key)
-    }
-}
-
 /// A pending request: the direction it travelled (normalised) and its message id.
 type Key = (Direction, u16);
 
@@ -155,70 +77,14 @@ enum Target {
 }
 
 #[derive(Debug)]
-struct Sniffer {
-    /// Decided at the first data set fragment from its presentation context; `None` when the
-    /// context is unknown (then guessed from the bytes).
-    ts: Option<TransferSyntax>,
-    ts_set: bool,
-    prefix: Vec<u8>,
-    next_try: usize,
-}
-
-impl Sniffer {
-    fn syntax(&self, bytes: &[u8]) -> TransferSyntax {
-        self.ts.unwrap_or_else(|| TransferSyntax::guess(bytes))
-    }
-
-    /// Take data set bytes. Returns how many were copied into the prefix, and the facts once
-    /// the sniff is over (passed the stop tag, or the prefix cap reached).
-    fn feed(&mut self, bytes: &[u8], cap: usize) -> (usize, Option<DatasetFacts>) {
-        // Fast path: nothing buffered yet and this slice alone is worth a try: sniff in place.
-        if self.prefix.is_empty() && bytes.len() >= self.next_try.min(cap) {
-            let view = bytes.get(..bytes.len().min(cap)).unwrap_or_default();
-            match sniff_dataset(view, self.syntax(view), cap) {
-                Sniff::Done(f) => return (0, Some(f)),
-                Sniff::NeedMore(f) if view.len() >= cap => return (0, Some(f)),
-                Sniff::NeedMore(_) => self.next_try = view.len().saturating_mul(2).min(cap).max(1),
-            }
-        }
-        let mut kept = 0usize;
-        let mut rest = bytes;
-        loop {
-            let goal = self.next_try.min(cap);
-            let take = goal.saturating_sub(self.prefix.len()).min(rest.len());
-            self.prefix.extend_from_slice(rest.get(..take).unwrap_or_default());
-            kept += take;
-            rest = rest.get(take..).unwrap_or_default();
-            if self.prefix.len() < goal {
-                return (kept, None);
-            }
-            match sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap) {
-                Sniff::Done(f) => return (kept, Some(f)),
-                Sniff::NeedMore(f) if self.prefix.len() >= cap => return (kept, Some(f)),
-                Sniff::NeedMore(_) => self.next_try = self.next_try.saturating_mul(2).max(1),
-            }
-        }
-    }
-
-    /// The data set ended (or was cut by a gap): whatever the prefix says.
-    fn finish(&self, cap: usize) -> DatasetFacts {
-        if self.prefix.is_empty() {
-            return DatasetFacts::default();
-        }
-        sniff_dataset(&self.prefix, self.syntax(&self.prefix), cap).facts()
-    }
-}
-
-#[derive(Debug)]
 struct DatasetProgress {
     target: Target,
+    /// Bytes seen.
     bytes: u64,
+    /// Bytes lost to capture gaps (in step).
+    lost: u64,
     sniff: Option<Sniffer>,
 }
-
-/// Prefix buffers up to this capacity are kept for the next data set; larger ones (a sniff
-/// that needed most of the 64 KiB prefix) are freed so idle flows stay small.
-const KEEP_PREFIX_BUFFER: usize = 4 << 10;
 
 /// Message reassembly for one (raw) direction (PS3.8 §E.2: fragments of one message never
 /// interleave with another's in the same direction).
@@ -235,14 +101,6 @@ struct Assembly {
     pool: Vec<u8>,
 }
 
-/// Return a sniff prefix buffer to the direction's pool.
-fn recycle(pool: &mut Vec<u8>, mut prefix: Vec<u8>) {
-    if prefix.capacity() <= KEEP_PREFIX_BUFFER {
-        prefix.clear();
-        *pool = prefix;
-    }
-}
-
 /// Per-connection DICOM state.
 #[derive(Debug, Default)]
 pub(crate) struct Session {
@@ -251,6 +109,9 @@ pub(crate) struct Session {
     msgs: [Assembly; 2],
     /// PDU bytes seen while no association was open (the RQ itself), by raw direction.
     loose_bytes: [u64; 2],
+    /// The PDU being read in this raw direction is an A-ASSOCIATE-RQ: its bytes belong to the
+    /// association it opens, not to one still open.
+    reading_rq: [bool; 2],
     anomaly_events: u32,
     /// Flow picked up by a partial RQ-looking prefix on a non-DICOM port: the first PDU must
     /// turn out to be an A-ASSOCIATE-RQ or the flow is not DICOM after all.
@@ -269,6 +130,32 @@ impl Session {
         }
     }
 
+    /// Capacity of the message buffers held (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.msgs
+            .iter()
+            .map(|m| {
+                m.cmd.capacity()
+                    + m.pool.capacity()
+                    + m.ds
+                        .as_ref()
+                        .and_then(|d| d.sniff.as_ref())
+                        .map_or(0, |s| s.prefix.capacity())
+            })
+            .sum()
+    }
+
+    /// The flow is given up: say why (every give-up is an anomaly event).
+    pub(crate) fn give_up(&mut self, ctx: &mut Ctx<'_>, why: fmt::Arguments<'_>) {
+        self.anomaly(ctx, anomaly::GIVE_UP, why);
+    }
+
+    /// The memory budget refused a buffer: report it with the budget's state.
+    pub(crate) fn budget_refused(&mut self, ctx: &mut Ctx<'_>, what: fmt::Arguments<'_>) {
+        let detail = ctx.budget_detail(what);
+        self.anomaly(ctx, anomaly::MEMORY_BUDGET, format_args!("{detail}"));
+    }
+
     fn swapped(&self) -> bool {
         self.assoc.as_ref().is_some_and(|a| a.swapped)
     }
@@ -283,7 +170,13 @@ impl Session {
         ctx.stats.gap_bytes += len;
         if let Some(a) = self.assoc.as_mut() {
             a.gap_bytes = a.gap_bytes.saturating_add(len);
+            a.gaps = a.gaps.saturating_add(1);
             a.lossless = false;
+            // A request in progress may have lost part of its data set, or of its responses
+            // (C-FIND matches, C-MOVE progress), in this hole: it is marked, conservatively.
+            for p in &mut a.pending {
+                p.incomplete = true;
+            }
         }
     }
 
@@ -328,6 +221,32 @@ impl Session {
     }
 
     // ---- control PDUs -------------------------------------------------------------------
+
+    /// The first bytes of a control PDU that could not be held whole (the reason was
+    /// reported): an A-ASSOCIATE-RQ still opens its association with the AE titles (and
+    /// whatever user identity) its fixed fields and first items give.
+    pub(crate) fn control_prefix(&mut self, ctx: &mut Ctx<'_>, raw: Direction, prefix: &[u8]) {
+        if self.probation && prefix.get(6..8) != Some(&[0, 1][..]) {
+            // Picked up on a partial RQ-looking prefix off the DICOM ports, and the protocol
+            // version (PS3.8 §9.3.2 bytes 7-8) is not 0001H: not DICOM after all.
+            self.not_dicom = true;
+            return;
+        }
+        if prefix.first() != Some(&PduType::ASSOCIATE_RQ.0) || prefix.len() < 6 + ASSOCIATE_FIXED_LEN {
+            return;
+        }
+        if let Some(ParsedControl {
+            pdu: ControlPdu::AssociateRq(rq),
+            ..
+        }) = parse_control_pdu(prefix)
+        {
+            self.on_associate_rq(ctx, raw, rq);
+            if let Some(a) = self.assoc.as_mut() {
+                // Its variable items (presentation contexts, maximum length) are unknown.
+                a.lossless = false;
+            }
+        }
+    }
 
     fn control_pdu(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdu: &[u8]) {
         let Some(parsed) = parse_control_pdu(pdu) else {
@@ -425,6 +344,8 @@ impl Session {
         }
         a.request_seen = true;
         a.lossless = true;
+        // The rest of this RQ (when only its first bytes were held) belongs to it.
+        *at_mut(&mut self.reading_rq, raw) = false;
         a.calling_ae = rq.calling_ae;
         a.called_ae = rq.called_ae;
         a.identity = rq.user_identity;
@@ -466,6 +387,7 @@ impl Session {
         };
         a.accepted = true;
         a.identity_response = ac.user_identity_response;
+        a.ac_max_pdu_length = ac.max_pdu_length;
         for r in ac.contexts {
             // PS3.8 §9.3.3.2: result 0 = acceptance; the transfer syntax is only significant then.
             let accepted = r.result == 0;
@@ -524,6 +446,7 @@ impl Session {
         let ds = m.ds.get_or_insert(DatasetProgress {
             target: Target::Orphan,
             bytes: 0,
+            lost: 0,
             sniff: None,
         });
         if let Some(s) = ds.sniff.as_mut() {
@@ -551,6 +474,13 @@ impl Session {
                 );
                 return;
             }
+            if !ctx.reserve(&mut m.cmd, bytes.len()) {
+                m.cmd_overflow = true;
+                m.cmd = Vec::new();
+                let n = bytes.len();
+                self.budget_refused(ctx, format_args!("command set fragment of {n} bytes"));
+                return;
+            }
             m.cmd.extend_from_slice(bytes);
             return;
         }
@@ -564,8 +494,16 @@ impl Session {
             ctx.stats.dataset_bytes_skipped += bytes.len() as u64;
             return;
         };
-        let (kept, facts) = sniff.feed(bytes, ctx.cfg.dataset_prefix_bytes);
+        let mut refused = false;
+        let (kept, facts) = sniff.feed(ctx, bytes, ctx.cfg.dataset_prefix_bytes, &mut refused);
         ctx.stats.dataset_bytes_skipped += (bytes.len() - kept.min(bytes.len())) as u64;
+        if refused {
+            self.budget_refused(ctx, format_args!("data set prefix for the study sniff"));
+        }
+        let m = at_mut(&mut self.msgs, raw);
+        let Some(ds) = m.ds.as_mut() else {
+            return;
+        };
         if let Some(facts) = facts {
             if let Some(sn) = ds.sniff.take() {
                 recycle(&mut m.pool, sn.prefix);
@@ -583,7 +521,7 @@ impl Session {
         let Some(ds) = m.ds.as_mut() else {
             return;
         };
-        ds.bytes = ds.bytes.saturating_add(len);
+        ds.lost = ds.lost.saturating_add(len);
         // The prefix cannot grow past a hole: sniff what we have and stop.
         if let Some(sn) = ds.sniff.take() {
             let facts = sn.finish(ctx.cfg.dataset_prefix_bytes);
@@ -652,10 +590,14 @@ impl Session {
             Target::Request(key) | Target::Response(key) => {
                 if let Some(p) = a.pending_index(key).and_then(|i| a.pending.get_mut(i)) {
                     p.dataset_bytes = p.dataset_bytes.saturating_add(ds.bytes);
+                    p.lost_bytes = p.lost_bytes.saturating_add(ds.lost);
+                    p.incomplete |= ds.lost > 0;
                 }
             }
             Target::Final(mut ev) => {
                 ev.dataset_bytes = ev.dataset_bytes.saturating_add(ds.bytes);
+                ev.lost_bytes = ev.lost_bytes.saturating_add(ds.lost);
+                ev.incomplete |= ds.lost > 0;
                 ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, *ev));
             }
             Target::Orphan => {}
@@ -758,6 +700,7 @@ impl Session {
             m.ds = Some(DatasetProgress {
                 target: Target::Request(key),
                 bytes: 0,
+                lost: 0,
                 sniff: Some(Sniffer {
                     ts: None,
                     ts_set: false,
@@ -799,6 +742,22 @@ impl Session {
                     }
                 }
             }
+            None if a.gaps > 0 && is_final => {
+                // Its request fell in a capture gap: report what the response tells (command,
+                // SOP class/instance, status, sub-operations), marked incomplete.
+                let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
+                ev.message_id = key.1;
+                ev.incomplete = true;
+                event::apply_response(&mut ev, cmd, ctx.ts, true);
+                a.commands += 1;
+                ctx.stats.commands += 1;
+                if cmd.has_data_set() {
+                    Target::Final(Box::new(ev))
+                } else {
+                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                    Target::Orphan
+                }
+            }
             None => {
                 if a.lossless {
                     let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
@@ -815,92 +774,9 @@ impl Session {
             at_mut(&mut self.msgs, raw).ds = Some(DatasetProgress {
                 target,
                 bytes: 0,
+                lost: 0,
                 sniff: None,
             });
         }
-    }
-}
-
-/// The [`PduSink`] for one direction of a [`Session`].
-pub(crate) struct SessionSink<'s, 'c> {
-    pub session: &'s mut Session,
-    pub ctx: &'s mut Ctx<'c>,
-    pub raw: Direction,
-}
-
-impl PduSink for SessionSink<'_, '_> {
-    fn pdu_header(&mut self, h: &PduHeader) -> bool {
-        let s = &mut *self.session;
-        if s.probation
-            && !(h.pdu_type == PduType::ASSOCIATE_RQ
-                && h.reserved == 0
-                && h.length as usize >= ASSOCIATE_FIXED_LEN
-                && h.length <= self.ctx.cfg.max_control_pdu_bytes)
-        {
-            s.not_dicom = true;
-            return false;
-        }
-        if s.pdus == 0 {
-            self.ctx.stats.dicom_flows += 1;
-        }
-        s.pdus += 1;
-        self.ctx.stats.pdus += 1;
-        let total = h.total_len();
-        match s.assoc.as_mut() {
-            Some(a) if h.pdu_type != PduType::ASSOCIATE_RQ => {
-                let d = a.norm(self.raw);
-                let b = at_mut(&mut a.bytes, d);
-                *b = b.saturating_add(total);
-            }
-            _ => {
-                let b = at_mut(&mut s.loose_bytes, self.raw);
-                *b = b.saturating_add(total);
-            }
-        }
-        true
-    }
-
-    fn control_pdu(&mut self, pdu: &[u8]) {
-        self.session.control_pdu(self.ctx, self.raw, pdu);
-    }
-
-    fn pdv_begin(&mut self, pdv: &PdvHeader) {
-        self.session.pdv_begin(self.ctx, self.raw, pdv);
-    }
-
-    fn pdv_data(&mut self, pdv: &PdvHeader, bytes: &[u8]) {
-        self.session.pdv_data(self.ctx, self.raw, pdv, bytes);
-    }
-
-    fn pdv_gap(&mut self, _pdv: &PdvHeader, len: u64) {
-        self.session.pdv_gap(self.ctx, self.raw, len);
-    }
-
-    fn pdv_end(&mut self, pdv: &PdvHeader) {
-        self.session.pdv_end(self.ctx, self.raw, pdv);
-    }
-
-    fn lost_sync(&mut self) {
-        self.session.drop_partial(self.ctx, self.raw);
-        if let Some(a) = self.session.assoc.as_mut() {
-            a.lossless = false;
-        }
-    }
-
-    fn resynced(&mut self, skipped: u64) {
-        if let Some(a) = self.session.assoc.as_mut() {
-            a.lossless = false;
-        }
-        if skipped > 0 {
-            self.session.anomaly(
-                self.ctx,
-                anomaly::RESYNC,
-                format_args!("skipped {skipped} bytes to the next PDU header"),
-            );
-        }
-    }
-
-    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>) {
-        self.session.anomaly(self.ctx, name, detail);
     }
 }

@@ -17,12 +17,31 @@ use std::fmt;
 /// 10 bytes (PS3.8 §9.3.4-9.3.8), so nothing big needs to stay allocated per flow.
 const KEEP_CONTROL_BUFFER: usize = 1 << 10;
 
+/// Bytes of a control PDU kept when the whole PDU cannot be (over `max_control_pdu_bytes`, or
+/// the memory budget refused it): the 74-byte header and fixed fields of an A-ASSOCIATE-RQ
+/// (PS3.8 §9.3.2: AE titles at bytes 11-42) and the first variable items, so the association
+/// is still named.
+pub(crate) const CONTROL_PREFIX: usize = 1 << 10;
+
 /// Receiver of what the walker finds.
 pub(crate) trait PduSink {
     /// A PDU header was read. `false`: stop reading this direction (probe failed).
     fn pdu_header(&mut self, header: &PduHeader) -> bool;
     /// A complete control PDU, header included; its length was bounded by the walker.
     fn control_pdu(&mut self, pdu: &[u8]);
+    /// The first bytes (header included) of a control PDU that could not be held whole
+    /// (over the cap, refused by the memory budget, or cut by a gap or the flow's end).
+    fn control_prefix(&mut self, _prefix: &[u8]) {}
+    /// `n` bytes of PDUs (headers included) were seen on the wire.
+    fn wire(&mut self, _n: u64) {}
+    /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
+    /// default does not budget (tests, fuzzing).
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        buf.reserve(more);
+        true
+    }
+    /// The memory budget refused to hold a message: report it (the walker goes on without).
+    fn budget_refused(&mut self, _what: fmt::Arguments<'_>) {}
     fn pdv_begin(&mut self, pdv: &PdvHeader);
     /// Payload of the current PDV, in order, in as large slices as the chunks allow.
     fn pdv_data(&mut self, pdv: &PdvHeader, bytes: &[u8]);
@@ -40,8 +59,9 @@ pub(crate) trait PduSink {
 enum State {
     /// Expecting a PDU header.
     Header,
-    /// Buffering a control PDU of `total` bytes (header included) into `ctrl`.
-    Control { total: usize },
+    /// Buffering the first `keep` bytes of a control PDU of `total` bytes (header included)
+    /// into `ctrl`; `keep < total` when only a prefix is held (then the rest is skipped).
+    Control { keep: usize, total: u64, whole: bool },
     /// Passing over `left` bytes (an oversized or unknown PDU, or the rest of a broken one).
     Skip { left: u64 },
     /// Inside a P-DATA-TF with `pdu_left` body bytes to go, expecting a PDV item header.
@@ -72,6 +92,9 @@ pub(crate) struct PduStream {
     tentative: bool,
     headers_since_lock: u8,
     stopped: bool,
+    /// The PDU being read: its type, its claimed length (header included) and bytes seen.
+    cur: Option<(super::parser::PduType, u64)>,
+    cur_seen: u64,
 }
 
 impl PduStream {
@@ -86,7 +109,55 @@ impl PduStream {
             tentative: resync,
             headers_since_lock: 0,
             stopped: false,
+            cur: None,
+            cur_seen: 0,
         }
+    }
+
+    /// Capacity of the buffers this walker holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.ctrl.capacity()
+    }
+
+    /// Count `n` bytes of the current PDU as seen.
+    fn seen(&mut self, sink: &mut impl PduSink, n: usize) {
+        if n > 0 {
+            self.cur_seen = self.cur_seen.saturating_add(n as u64);
+            sink.wire(n as u64);
+        }
+    }
+
+    /// A control PDU being buffered is lost (gap, flow end): hand over what was held when it
+    /// covers at least the PDU header, so a cut A-ASSOCIATE-RQ still names its association.
+    fn flush_partial_control(&mut self, sink: &mut impl PduSink) {
+        if let State::Control { .. } = self.state {
+            if self.ctrl.len() > PDU_HEADER_LEN {
+                sink.control_prefix(&self.ctrl);
+            }
+        }
+    }
+
+    /// The direction ended: a control PDU cut short still names what it can, and a PDU that
+    /// claimed more bytes than were seen is reported (sizes in events are bytes seen).
+    pub(crate) fn finish(&mut self, sink: &mut impl PduSink) {
+        self.flush_partial_control(sink);
+        let mid_pdu = !matches!(self.state, State::Header | State::Resync);
+        if let (true, Some((t, claimed))) = (mid_pdu, self.cur) {
+            if claimed > self.cur_seen {
+                sink.anomaly(
+                    super::anomaly::PDU_TRUNCATED,
+                    format_args!(
+                        "{} claimed {} bytes, {} seen before the connection ended",
+                        t.name(),
+                        claimed,
+                        self.cur_seen
+                    ),
+                );
+            }
+        }
+        self.state = State::Header;
+        self.cur = None;
+        self.release_ctrl();
     }
 
     pub(crate) fn is_resyncing(&self) -> bool {
@@ -141,6 +212,7 @@ impl PduStream {
             _ => {
                 // Gap bytes are not counted as skipped: `dicom.resync` reports only bytes the
                 // scanner had to pass over.
+                self.flush_partial_control(sink);
                 sink.lost_sync();
                 self.enter_resync(&[]);
             }
@@ -196,23 +268,32 @@ impl PduStream {
     fn step(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
         match self.state {
             State::Header => self.step_header(data, sink, max_control),
-            State::Control { total } => {
-                let want = total.saturating_sub(self.ctrl.len());
+            State::Control { keep, total, whole } => {
+                let want = keep.saturating_sub(self.ctrl.len());
                 let take = want.min(data.len());
+                // Room for `keep` was reserved when the header was read.
                 self.ctrl.extend_from_slice(data.get(..take).unwrap_or_default());
-                if self.ctrl.len() < total {
+                self.seen(sink, take);
+                if self.ctrl.len() < keep {
                     return ParseStatus::NeedMore {
                         consumed: take,
-                        needed: total - self.ctrl.len(),
+                        needed: keep - self.ctrl.len(),
                     };
                 }
-                sink.control_pdu(&self.ctrl);
+                let rest = total.saturating_sub(keep as u64);
+                if whole {
+                    sink.control_pdu(&self.ctrl);
+                    self.state = State::Header;
+                } else {
+                    sink.control_prefix(&self.ctrl);
+                    self.state = State::Skip { left: rest };
+                }
                 self.release_ctrl();
-                self.state = State::Header;
                 ParseStatus::Done { consumed: take }
             }
             State::Skip { left } => {
                 let take = left.min(data.len() as u64) as usize;
+                self.seen(sink, take);
                 let left = left - take as u64;
                 self.state = if left == 0 { State::Header } else { State::Skip { left } };
                 ParseStatus::Skip { bytes: take }
@@ -224,6 +305,7 @@ impl PduStream {
                 pdv,
             } => {
                 let take = (pdv_left as usize).min(data.len());
+                self.seen(sink, take);
                 sink.pdv_data(&pdv, data.get(..take).unwrap_or_default());
                 let t = take as u32; // ≤ pdv_left
                 let (pdu_left, pdv_left) = (pdu_left.saturating_sub(t), pdv_left - t);
@@ -262,6 +344,9 @@ impl PduStream {
                 );
             }
             if h.reserved == 0 && h.length <= max_control && !self.tentative {
+                self.cur = Some((h.pdu_type, h.total_len()));
+                self.cur_seen = 0;
+                self.seen(sink, PDU_HEADER_LEN);
                 self.state = State::Skip {
                     left: u64::from(h.length),
                 };
@@ -279,6 +364,9 @@ impl PduStream {
             self.stopped = true;
             return ParseStatus::Done { consumed };
         }
+        self.cur = Some((h.pdu_type, h.total_len()));
+        self.cur_seen = 0;
+        self.seen(sink, PDU_HEADER_LEN);
         if h.pdu_type == PduType::P_DATA_TF {
             self.state = State::PdvHeader { pdu_left: h.length };
             if (h.length as usize) < PDV_HEADER_LEN {
@@ -290,28 +378,46 @@ impl PduStream {
                     left: u64::from(h.length),
                 };
             }
-        } else if h.length > max_control {
-            // Control PDUs are buffered whole and handed to dicom-ul, so they are bounded here
-            // (ARCHITECTURE rule 5); the PDU is passed over.
-            sink.anomaly(
-                "dicom.pdu_too_large",
-                format_args!(
-                    "{} of {} bytes exceeds {} bytes",
-                    h.pdu_type.name(),
-                    h.length,
-                    max_control
-                ),
-            );
-            self.state = State::Skip {
-                left: u64::from(h.length),
-            };
         } else {
-            self.ctrl.clear();
-            self.ctrl
-                .extend_from_slice(bytes.get(..PDU_HEADER_LEN).unwrap_or_default());
-            self.state = State::Control {
-                total: PDU_HEADER_LEN + h.length as usize,
-            };
+            // Control PDUs are buffered whole and handed to dicom-ul, so they are bounded here
+            // (ARCHITECTURE rule 5) by the cap and by the memory budget. One that cannot be held
+            // whole keeps its first CONTROL_PREFIX bytes (the AE titles of an RQ) and the rest
+            // is passed over.
+            let total = h.total_len();
+            let mut keep = PDU_HEADER_LEN + h.length as usize;
+            let mut whole = true;
+            self.release_ctrl();
+            if h.length > max_control {
+                sink.anomaly(
+                    "dicom.pdu_too_large",
+                    format_args!(
+                        "{} claims {} bytes, over the {} byte cap",
+                        h.pdu_type.name(),
+                        h.length,
+                        max_control
+                    ),
+                );
+                keep = CONTROL_PREFIX;
+                whole = false;
+            } else if !sink.reserve(&mut self.ctrl, keep) {
+                sink.budget_refused(format_args!("{} of {} bytes", h.pdu_type.name(), h.length));
+                keep = CONTROL_PREFIX;
+                whole = false;
+            }
+            keep = keep.min(PDU_HEADER_LEN + h.length as usize);
+            if keep > self.ctrl.capacity() && !sink.reserve(&mut self.ctrl, keep) {
+                // Not even the prefix: pass over the whole PDU.
+                keep = 0;
+            }
+            if keep == 0 {
+                self.state = State::Skip {
+                    left: u64::from(h.length),
+                };
+            } else {
+                self.ctrl
+                    .extend_from_slice(bytes.get(..PDU_HEADER_LEN).unwrap_or_default());
+                self.state = State::Control { keep, total, whole };
+            }
         }
         ParseStatus::Done { consumed }
     }
@@ -329,6 +435,7 @@ impl PduStream {
             Err(status) => return status,
         };
         let body_left = pdu_left - PDV_HEADER_LEN as u32;
+        self.seen(sink, PDV_HEADER_LEN);
         let pdv = match parse_pdv_header(&bytes) {
             Parsed::Done { value, .. } if value.value_len() <= body_left => value,
             _ => {

@@ -32,6 +32,14 @@ pub(crate) trait FrameSink {
     /// (`locked`) or when the direction ends without one.
     fn skipped(&mut self, cause: ResyncCause, bytes: u64, locked: bool);
     fn anomaly(&mut self, name: &'static str, detail: String);
+    /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
+    /// default does not budget (tests, fuzzing).
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        buf.reserve(more);
+        true
+    }
+    /// The memory budget refused to keep more of a message's header segments.
+    fn budget_refused(&mut self, _kept: usize) {}
 }
 
 /// How a message ended.
@@ -382,7 +390,7 @@ impl Deframer {
                 let i = find_frame_byte(rest).unwrap_or(rest.len());
                 let body = rest.get(..i).unwrap_or_default();
                 if self.seg == Seg::Keep {
-                    self.msg.keep(body, self.max_kept);
+                    self.keep(body, sink);
                 } else if self.in_message {
                     self.msg.skipped = self.msg.skipped.saturating_add(i as u64);
                 }
@@ -390,17 +398,17 @@ impl Deframer {
                 match rest.get(i) {
                     None => {}
                     Some(&END_BLOCK) => {
-                        self.close_kept_segment();
+                        self.close_kept_segment(sink);
                         self.end_block(sink);
                     }
                     Some(&START_BLOCK) => {
-                        self.close_kept_segment();
+                        self.close_kept_segment(sink);
                         self.start_in_frame(sink);
                     }
                     Some(_) => {
                         // CR or LF: segment terminator.
                         self.content(1);
-                        self.close_kept_segment();
+                        self.close_kept_segment(sink);
                         self.seg = SEG_START;
                     }
                 }
@@ -415,10 +423,30 @@ impl Deframer {
     }
 
     /// Kept segments are stored CR-terminated, whatever ended them.
-    fn close_kept_segment(&mut self) {
+    fn close_kept_segment(&mut self, sink: &mut impl FrameSink) {
         if self.seg == Seg::Keep {
-            self.msg.keep(&[CARRIAGE_RETURN], self.max_kept);
+            self.keep(&[CARRIAGE_RETURN], sink);
         }
+    }
+
+    /// Copy bytes of a kept segment, within `max_kept` and the decoder memory budget (a
+    /// refusal caps the message's kept bytes where they are, as `max_kept` would).
+    fn keep(&mut self, bytes: &[u8], sink: &mut impl FrameSink) {
+        let room = self.max_kept.saturating_sub(self.msg.kept.len());
+        let n = room.min(bytes.len());
+        if n > 0 && !self.msg.kept_capped && !sink.reserve(&mut self.msg.kept, n) {
+            self.msg.kept_capped = true;
+            sink.budget_refused(self.msg.kept.len());
+            return;
+        }
+        if !self.msg.kept_capped || n == 0 {
+            self.msg.keep(bytes, self.max_kept);
+        }
+    }
+
+    /// Capacity of the buffers this deframer holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.msg.kept.capacity()
     }
 
     /// Count content bytes of the frame (and of the message, when inside one).
@@ -471,6 +499,14 @@ impl Deframer {
             self.open_frame(true);
             return;
         }
+        if self.frame_bytes == 0 {
+            // `<VT><VT>`: the first start block opened nothing. Runs of them are junk, passed
+            // over and reported once (`hl7.bad_framing`) with the next message, not a
+            // missing end block each.
+            self.cause = ResyncCause::Garbage;
+            self.add_skipped(1);
+            return;
+        }
         if self.in_message {
             self.in_message = false;
             sink.message(&self.msg, MessageEnd::MissingEndBlock);
@@ -517,10 +553,10 @@ impl Deframer {
             }
             self.tentative = false;
             self.locked_once = true;
-            if self.skipped > 0 {
-                sink.skipped(self.cause, self.skipped, true);
-                self.skipped = 0;
-            }
+        }
+        if self.skipped > 0 && header.is_some() {
+            sink.skipped(self.cause, self.skipped, true);
+            self.skipped = 0;
         }
         self.seg = Seg::Skip;
         match (id, header) {
@@ -537,7 +573,7 @@ impl Deframer {
                     self.msg.reset();
                     self.msg.count(Some(h));
                     self.msg.bytes = 4;
-                    self.msg.keep(&bytes, self.max_kept);
+                    self.keep(&bytes, sink);
                     self.seg = Seg::Keep;
                 }
             }
@@ -560,7 +596,7 @@ impl Deframer {
             (Some(s), None) if sep == self.field_sep => {
                 self.msg.count(Some(s));
                 if s.is_kept() {
-                    self.msg.keep(&bytes, self.max_kept);
+                    self.keep(&bytes, sink);
                     self.seg = Seg::Keep;
                 }
             }

@@ -47,11 +47,14 @@ pub mod anomaly {
     pub const TRUNCATED_MESSAGE: &str = "hl7.truncated_message";
     /// More than `max_outstanding` messages awaiting acknowledgment; the oldest are forgotten.
     pub const TOO_MANY_OUTSTANDING: &str = "hl7.too_many_outstanding";
+    /// The decoder memory budget refused to keep more of a message's header segments.
+    pub const MEMORY_BUDGET: &str = "hl7.memory_budget";
 }
 
-/// A flow that never yields a frame within this many bytes is given up. The longest wait for
-/// a frame start is one message passing by after a mid-message pickup; HL7 messages with
-/// embedded documents reach a few MiB, so 4 MiB finds a boundary in practice.
+/// Bytes scanned without a frame after which a flow used to be given up. It no longer is: the
+/// scan for `<VT>` is a `memchr` with no copy, and giving up let 4 MiB of start blocks blind
+/// the decoder to a later MFN staff change. What was passed over is one anomaly when the next
+/// frame is found (or when the flow ends).
 pub const RESYNC_GIVE_UP_BYTES: u64 = 4 << 20;
 
 /// Settings of the hl7 decoder.
@@ -166,6 +169,8 @@ pub struct Hl7Flow {
     session: Session,
     midstream: bool,
     started: bool,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: crate::Lease,
 }
 
 impl Hl7Flow {
@@ -179,11 +184,17 @@ impl Hl7Flow {
             session: Session::default(),
             midstream,
             started: false,
+            lease: crate::Lease::default(),
         }
     }
 
-    /// Handle one chunk; `false` when the flow never yielded a frame within
-    /// [`RESYNC_GIVE_UP_BYTES`].
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.deframers.iter().map(Deframer::held_bytes).sum()
+    }
+
+    /// Handle one chunk. Always `true`: an HL7 flow is never given up (see
+    /// [`RESYNC_GIVE_UP_BYTES`]).
     pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         if !self.started {
             self.started = true;
@@ -210,9 +221,7 @@ impl Hl7Flow {
             // The direction ended: a message still open was cut by the peer.
             ChunkBody::Close(reason) => Self::end_direction(deframer, session, ctx, dir, reason),
         }
-        let never_locked = self.deframers.iter().all(|d| !d.locked_once);
-        let scanned: u64 = self.deframers.iter().map(|d| d.skipped_total).sum();
-        !(never_locked && scanned > RESYNC_GIVE_UP_BYTES)
+        true
     }
 
     /// The flow left the table: report what is pending in both directions.
@@ -905,16 +914,46 @@ mod tests {
     }
 
     #[test]
-    fn port_flow_without_frames_is_given_up() {
+    fn port_flow_without_frames_is_never_given_up() {
+        // Junk on the HL7 port, then a real message: found, the junk one anomaly.
         let mut h = Harness::new(ProtoConfig::default(), 40_000, PORT);
         let junk = vec![0x41u8; 64 << 10];
         for _ in 0..((RESYNC_GIVE_UP_BYTES >> 16) + 2) {
-            if h.data(ToServer, &junk) == Interest::Ignore {
-                break;
-            }
+            assert_eq!(h.data(ToServer, &junk), Interest::Continue);
         }
-        assert_eq!(h.last_interest, Interest::Ignore);
-        assert!(hl7(&h.end(CloseReason::Fin)).is_empty());
+        let _ = h.data(ToServer, &mfn("M1"));
+        let ev = h.end(CloseReason::Fin);
+        let m = hl7(&ev);
+        assert_eq!(m.len(), 1);
+        assert!(m[0].admin_event.is_some());
+        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+    }
+
+    #[test]
+    fn start_block_flood_then_mfn_is_decoded() {
+        // 10 MB of `<VT>`: as the flow's first bytes (claimed by port), and after a real
+        // message. Either way the MFN that follows is decoded and the junk is one anomaly.
+        let flood = vec![0x0Bu8; 1 << 20];
+        for lead in [Vec::new(), adt("A1")] {
+            let mut h = Harness::new(ProtoConfig::default(), 40_000, PORT);
+            if !lead.is_empty() {
+                let _ = h.data(ToServer, &lead);
+            }
+            for _ in 0..10 {
+                assert_eq!(h.data(ToServer, &flood), Interest::Continue);
+            }
+            let _ = h.data(ToServer, &mfn("M2"));
+            let ev = h.end(CloseReason::Fin);
+            let m = hl7(&ev);
+            let mfn_ev = m.iter().find(|e| e.control_id == "M2");
+            assert!(mfn_ev.is_some_and(|e| e.admin_event.is_some()), "{m:?}");
+            let names = anomaly_names(&ev);
+            assert_eq!(names.len(), 1, "{names:?}");
+            assert!(
+                names[0] == anomaly::RESYNC || names[0] == anomaly::BAD_FRAMING,
+                "{names:?}"
+            );
+        }
     }
 
     #[test]

@@ -304,4 +304,15 @@ impl FrameSink for SessionSink<'_, '_> {
     fn anomaly(&mut self, name: &'static str, detail: String) {
         self.session.anomaly(self.ctx, name, detail);
     }
+
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        self.ctx.reserve(buf, more)
+    }
+
+    fn budget_refused(&mut self, kept: usize) {
+        let detail = self
+            .ctx
+            .budget_detail(format_args!("header segments after {kept} bytes"));
+        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+    }
 }

@@ -57,6 +57,10 @@ pub mod anomaly {
     pub const TOO_MANY_PENDING: &str = "http.too_many_pending";
     /// HTTP/2 with prior knowledge (RFC 9113 §3.3): not decoded; the flow is given up.
     pub const HTTP2_UNSUPPORTED: &str = "http.http2_unsupported";
+    /// The decoder memory budget refused to hold more of a head; what was read is used.
+    pub const MEMORY_BUDGET: &str = "http.memory_budget";
+    /// The flow was given up (the detail says why): no more `http` events from it.
+    pub const GIVE_UP: &str = "http.give_up";
 }
 
 /// A flow that never shows an HTTP start line within this many bytes is given up. A
@@ -203,6 +207,8 @@ pub struct HttpFlow {
     session: Session,
     data_bytes: u64,
     counted: bool,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: crate::Lease,
 }
 
 impl fmt::Debug for HttpFlow {
@@ -226,7 +232,13 @@ impl HttpFlow {
             session: Session::new(midstream),
             data_bytes: 0,
             counted: false,
+            lease: crate::Lease::default(),
         }
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
     }
 
     /// Handle one chunk; `false` when the flow is given up (HTTP/2, a tunnel, or no HTTP found).
@@ -274,6 +286,13 @@ impl HttpFlow {
         let locked = self.streams.iter().any(|s| s.locked);
         if !locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
             ctx.stats.http.flows_given_up += 1;
+            let n = self.data_bytes;
+            ctx.flow_anomaly(
+                &mut self.session.anomalies_emitted,
+                "http",
+                anomaly::GIVE_UP,
+                Some(format!("no HTTP start line in {n} bytes; flow given up")),
+            );
             self.session.flush(ctx);
             return false;
         }
@@ -886,6 +905,86 @@ mod tests {
     }
 
     #[test]
+    fn oversized_head_keeps_host_and_user_read_before_the_cap() {
+        // Host and Authorization come first; a 70 KB cookie takes the head past 64 KiB.
+        let big = format!(
+            "GET /dicom-web/studies HTTP/1.1\r\nHost: PACS.example:8042\r\nAuthorization: Basic {}\r\nCookie: {}\r\n\r\n",
+            STANDARD.encode("radiologist:pw"),
+            "c".repeat(70_000)
+        );
+        for cut in [Cut::Whole, Cut::At(0, 60), Cut::At(0, 40_000)] {
+            let conv = vec![
+                Rec::Data(ToServer, big.clone().into_bytes()),
+                rsp("HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n\r\n"),
+                req("GET /next HTTP/1.1\r\nHost: pacs\r\n\r\n"),
+                rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            ];
+            let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, cut, CloseReason::Fin);
+            assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+            let tx = http(&ev);
+            assert_eq!(tx.len(), 2);
+            assert_eq!(tx[0].hostname.as_deref(), Some("pacs.example"));
+            assert_eq!(tx[0].user.as_deref(), Some("radiologist"));
+            assert_eq!(
+                (tx[0].method.as_str(), tx[0].url.as_str()),
+                ("GET", "/dicom-web/studies")
+            );
+            assert_eq!((tx[0].status, tx[0].incomplete), (Some(431), true));
+            assert!(!format!("{ev:?}").contains("pw"));
+            assert_eq!((tx[1].url.as_str(), tx[1].status), ("/next", Some(200)));
+        }
+    }
+
+    #[test]
+    fn memory_budget_refusal_keeps_what_was_read() {
+        // A budget too small for a 20 KB head spread over segments: the head is given up
+        // with a memory_budget anomaly, what was read still names the request.
+        let cfg = ProtoConfig {
+            max_decoder_memory_bytes: 8 << 10,
+            decoder_memory_guaranteed_per_flow: 2 << 10,
+            ..ProtoConfig::default()
+        };
+        let big = format!("GET /a HTTP/1.1\r\nHost: pacs\r\nX-Pad: {}\r\n\r\n", "p".repeat(20_000));
+        let conv = vec![
+            Rec::Data(ToServer, big.into_bytes()),
+            req("GET /b HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let (ev, h) = run_on(&cfg, 8042, &conv, Cut::ByteByByte, CloseReason::Fin);
+        assert_eq!(anomaly_names(&ev), vec![anomaly::MEMORY_BUDGET], "{ev:?}");
+        let tx = http(&ev);
+        assert_eq!(tx[0].hostname.as_deref(), Some("pacs"));
+        assert!(tx[0].incomplete);
+        // The response (to the first request, as HTTP/1.1 orders them) is read too.
+        assert!(tx.iter().any(|t| t.url == "/b"));
+        assert_eq!(tx[0].status, Some(200));
+        assert!(h.an.stats().memory_cap_hits > 0);
+        assert_eq!(h.an.budget().used(), 0);
+    }
+
+    #[test]
+    fn gap_inside_a_head_then_next_request_decodes() {
+        let conv = vec![
+            req("GET /lost HTTP/1.1\r\nHost: pa"),
+            Rec::Gap(ToServer, 40),
+            req("GET /found HTTP/1.1\r\nHost: pacs\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            // And a response head cut by a gap: the next response is still paired.
+            req("GET /two HTTP/1.1\r\nHost: pacs\r\n\r\n"),
+            rsp("HTTP/1.1 200 O"),
+            Rec::Gap(ToClient, 30),
+            req("GET /three HTTP/1.1\r\nHost: pacs\r\n\r\n"),
+            rsp("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+        ];
+        let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let tx = http(&ev);
+        let found = tx.iter().find(|t| t.url == "/found").unwrap();
+        assert_eq!((found.hostname.as_deref(), found.status), (Some("pacs"), Some(200)));
+        let three = tx.iter().find(|t| t.url == "/three").unwrap();
+        assert_eq!(three.status, Some(404));
+    }
+
+    #[test]
     fn pipelining_cap() {
         let mut many = String::new();
         for i in 0..70 {
@@ -943,7 +1042,10 @@ mod tests {
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
         );
         assert_eq!(i, Interest::Ignore);
-        let tx = http(&h.end(CloseReason::Fin));
+        let ev = h.end(CloseReason::Fin);
+        // The give-up says why.
+        assert_eq!(anomaly_names(&ev), vec![anomaly::GIVE_UP]);
+        let tx = http(&ev);
         assert_eq!((tx.len(), tx[0].status), (1, Some(101)));
 
         let mut h = Harness::new(ProtoConfig::default(), 50_000, 8080);
@@ -973,6 +1075,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert_eq!(h.an.stats().http.flows_given_up, 1);
+        assert_eq!(anomaly_names(&h.events()), vec![anomaly::GIVE_UP]);
     }
 
     #[test]

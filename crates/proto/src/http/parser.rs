@@ -534,6 +534,29 @@ fn basic_user(token: &[u8]) -> Option<String> {
     user_text(decoded.get(..colon)?)
 }
 
+/// Whether `s` is a JWT (RFC 7519 §7.2, compact JWS RFC 7515 §7.1): three base64url parts
+/// (the signature may be empty for `alg: none`), the first decoding to a JSON object with an
+/// `alg` member. DICOM UIDs never match: a header starts `ey` (base64 of `{"`).
+pub fn is_jwt(s: &str) -> bool {
+    let mut parts = s.split('.');
+    let (Some(header), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64url = |p: &str| p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !header.starts_with("ey") || payload.is_empty() || header.len() > MAX_ENCODED {
+        return false;
+    }
+    if !(b64url(header) && b64url(payload) && b64url(sig)) {
+        return false;
+    }
+    let Ok(json) = B64_URL.decode(header) else {
+        return false;
+    };
+    let [alg] = json_top_level_strings(&json, ["alg"]);
+    alg.is_some()
+}
+
 /// `preferred_username` (OpenID Connect Core §5.1, what Keycloak users log in with), else `sub`.
 pub fn jwt_user(token: &[u8]) -> Option<String> {
     let mut parts = token.split(|&b| b == b'.');

@@ -83,6 +83,15 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// Capacity of the body prefixes held (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.txs
+            .iter()
+            .filter_map(|t| t.sniff.as_ref())
+            .map(|(_, b)| b.capacity())
+            .sum()
+    }
+
     pub(crate) fn new(midstream: bool) -> Self {
         Session {
             requests_lossy: midstream,
@@ -393,6 +402,12 @@ impl SessionSink<'_, '_, '_> {
         }
         if framing == Framing::Tunnel {
             self.ctx.stats.http.tunnels += 1;
+            // Every give-up says why: what follows is not HTTP (WebSocket, CONNECT tunnel).
+            let detail = format!(
+                "status {} switched the connection to a tunnel; not decoded further",
+                h.status
+            );
+            self.anomaly_detail(anomaly::GIVE_UP, detail);
             self.session.stop = true;
             return HeadOutcome::Stop;
         }
@@ -404,7 +419,31 @@ impl SessionSink<'_, '_, '_> {
     }
 }
 
+/// Header fields read from the first part of a head that went over the cap (or the memory
+/// budget): those an event is built from. A field cut by the cap is not used.
+const SALVAGED_FIELDS: &[&str] = &["host", "authorization", "user-agent", "x-forwarded-for", "forwarded"];
+
+/// A head made of the start line and the [`SALVAGED_FIELDS`] lines found complete in
+/// `partial`, so the ordinary head parser reads them; `None` when the start line is cut.
+fn salvage_head(partial: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = partial.split_inclusive(|&b| b == b'\n');
+    let first = lines.next().filter(|l| l.ends_with(b"\n"))?;
+    let mut out = first.to_vec();
+    for line in lines.filter(|l| l.ends_with(b"\n")) {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if SALVAGED_FIELDS.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(name)) {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    Some(out)
+}
+
 impl MessageSink for SessionSink<'_, '_, '_> {
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        self.ctx.reserve(buf, more)
+    }
+
     fn head(&mut self, role: Role, head: &[u8], tentative: bool) -> HeadOutcome {
         match role {
             Role::Request => self.request_head(head, tentative),
@@ -412,23 +451,23 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         }
     }
 
-    fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool) {
+    fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool, budget: bool) {
         if tentative {
             return;
         }
-        let detail = format!("header block over {} bytes", partial.len());
-        self.anomaly_detail(anomaly::HEADER_TOO_LARGE, detail);
-        // Keep what the start line says: the request still gets its event, the response
-        // still answers one. The start line is re-read from the first line alone.
-        let line_end = partial
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(partial.len(), |p| p + 1);
-        let mut first = partial.get(..line_end).unwrap_or_default().to_vec();
-        if !first.ends_with(b"\n") {
-            return;
+        if budget {
+            let n = partial.len();
+            let detail = self.ctx.budget_detail(format_args!("{role:?} head after {n} bytes"));
+            self.anomaly_detail(anomaly::MEMORY_BUDGET, detail);
+        } else {
+            let detail = format!("header block over {} bytes", partial.len());
+            self.anomaly_detail(anomaly::HEADER_TOO_LARGE, detail);
         }
-        first.extend_from_slice(b"\r\n");
+        // Keep what the part that was read says: the request still gets its event (method,
+        // URL, Host, user), the response still answers one.
+        let Some(first) = salvage_head(partial) else {
+            return;
+        };
         match role {
             Role::Request => {
                 if let Some(h) = parse_request_head(&first) {

@@ -42,8 +42,15 @@ pub(crate) trait MessageSink {
     /// resynchronisation lock, which may have locked on look-alike bytes; a failure then is
     /// not an anomaly.
     fn head(&mut self, role: Role, head: &[u8], tentative: bool) -> HeadOutcome;
-    /// A head exceeded the byte cap; `partial` is its first `max_header_bytes`.
-    fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool);
+    /// A head exceeded the byte cap (`budget`: the decoder memory budget refused to hold
+    /// more of it); `partial` is its first bytes (up to `max_header_bytes`).
+    fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool, budget: bool);
+    /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
+    /// default does not budget (tests, fuzzing).
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        buf.reserve(more);
+        true
+    }
     /// Body payload of a message whose head asked for it (`sniff`), in order.
     fn body_data(&mut self, role: Role, data: &[u8]);
     /// The current message ended: `bytes` on the wire (head, body, framing); `complete`: it
@@ -140,6 +147,11 @@ impl HalfStream {
             body_bytes: 0,
             resync_bytes: 0,
         }
+    }
+
+    /// Capacity of the buffers this walker holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.buf.capacity()
     }
 
     pub(crate) fn is_stopped(&self) -> bool {
@@ -273,12 +285,33 @@ impl HalfStream {
     fn step_head(&mut self, rest: &[u8], sink: &mut impl MessageSink) -> usize {
         let end = find_head_end(&mut self.dfa, rest);
         let seen = end.unwrap_or(rest.len());
-        if self.buf.len().saturating_add(seen) > self.max_header {
-            let room = self.max_header.saturating_sub(self.buf.len());
-            self.buf
-                .extend_from_slice(rest.get(..room.min(rest.len())).unwrap_or_default());
+        let over_cap = self.buf.len().saturating_add(seen) > self.max_header;
+        // Bytes this step must copy into `buf` (a head inside one chunk is read in place).
+        let copy = match end {
+            _ if over_cap && self.buf.is_empty() => 0,
+            _ if over_cap => self.max_header.saturating_sub(self.buf.len()).min(rest.len()),
+            None => rest.len(),
+            Some(_) if self.buf.is_empty() => 0,
+            Some(e) => e,
+        };
+        let refused = copy > 0 && !sink.reserve(&mut self.buf, copy);
+        if over_cap || refused {
+            // What was read of the head still gives its start line, Host and user.
             let tentative = std::mem::take(&mut self.tentative);
-            sink.head_too_large(self.role, &self.buf, tentative);
+            if self.buf.is_empty() {
+                let part = rest.get(..seen.min(self.max_header)).unwrap_or_default();
+                sink.head_too_large(self.role, part, tentative, refused);
+            } else {
+                if !refused {
+                    self.buf.extend_from_slice(rest.get(..copy).unwrap_or_default());
+                }
+                sink.head_too_large(self.role, &self.buf, tentative, refused);
+            }
+            if refused {
+                // Give everything back: the budget is short, and a kept spare buffer would be
+                // charged to this flow for nothing.
+                self.buf = Vec::new();
+            }
             self.release_buf();
             self.msg_bytes += seen as u64;
             self.phase = Phase::HeadSkip { tentative };
@@ -661,7 +694,7 @@ mod tests {
                 },
             }
         }
-        fn head_too_large(&mut self, _: Role, partial: &[u8], _: bool) {
+        fn head_too_large(&mut self, _: Role, partial: &[u8], _: bool, _: bool) {
             self.log.push(format!("too large {}", partial.len()));
         }
         fn body_data(&mut self, _: Role, data: &[u8]) {

@@ -203,13 +203,113 @@ const PATIENT_PARAMS: &[&str] = &[
 /// What replaces a secret or patient-identifying query value in the URL.
 pub const REDACTED: &str = "REDACTED";
 
-/// Whether the value of this query parameter must not appear in events.
+/// Key names (lower case, without `_` `-` `.` `,` `(` `)` or spaces) that name a patient
+/// identifier in local APIs and viewers: medical record number, patient id, date of birth,
+/// national numbers.
+const PATIENT_KEY_NAMES: &[&str] = &[
+    "mrn",
+    "pid",
+    "dob",
+    "birthdate",
+    "dateofbirth",
+    "ssn",
+    "nhsnumber",
+    "medicalrecordnumber",
+];
+
+/// A key reduced for matching: percent-decoded, lower case, separators dropped
+/// (`Patient_ID`, `patient-id`, `(0010,0020)` → `patientid`, `00100020`).
+fn squash(key: &str) -> String {
+    percent_decode(key)
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ',' | '(' | ')' | ' ' | '[' | ']'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether one (squashed) key component names patient data: any `patient…` keyword
+/// (PatientName, PatientID, PatientBirthDate, patient_id… PS3.6 Patient module keywords all
+/// begin so), a tag of group 0010 (the Patient module, PS3.6 §6: 00100010 name, 00100020 id,
+/// 00100030 birth date…), or a [`PATIENT_KEY_NAMES`] name.
+fn is_patient_key(k: &str) -> bool {
+    let tag = k.len() >= 8 && k.starts_with("0010") && k.bytes().take(8).all(|b| b.is_ascii_hexdigit());
+    k.starts_with("patient") || tag || PATIENT_KEY_NAMES.contains(&k)
+}
+
+/// Whether the value of this query parameter must not appear in events: a credential, a
+/// [`PATIENT_PARAMS`] key, or any key naming patient data (see [`is_patient_key`]), also as a
+/// component of a dotted path (`ReferencedPatientSequence.PatientID`).
 pub fn is_redacted_param(key: &str) -> bool {
     let k = percent_decode(key);
-    SECRET_PARAMS
+    if SECRET_PARAMS
         .iter()
         .chain(PATIENT_PARAMS)
         .any(|s| s.eq_ignore_ascii_case(&k))
+    {
+        return true;
+    }
+    let whole = squash(&k);
+    is_patient_key(&whole) || k.split(['.', ':', '[']).any(|part| is_patient_key(&squash(part)))
+}
+
+/// Whether `s` holds a JWT anywhere (as a whole, after `Bearer `, inside a nested query…):
+/// every run of base64url and `.` characters is tried.
+pub fn contains_jwt(s: &str) -> bool {
+    s.len() >= 10
+        && s.split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .any(crate::http::parser::is_jwt)
+}
+
+/// Whether a query value must not appear: a JWT, or structured text (JSON, a nested query)
+/// that names patient keys (`Query={"PatientName":"DOE^J"}`, `filter=PatientID%3D123`).
+fn is_redacted_value(value: &str) -> bool {
+    let v = form_decode(value);
+    if contains_jwt(&v) {
+        return true;
+    }
+    if !v.contains(['{', '[', '=', ':', '/']) {
+        return false;
+    }
+    // Every run of key-like characters is a candidate key.
+    v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|w| !w.is_empty())
+        .any(|w| {
+            let k = squash(w);
+            is_patient_key(&k) && (k.starts_with("patient") || k.len() == 8 || PATIENT_KEY_NAMES.contains(&k.as_str()))
+        })
+}
+
+/// Path segments after which the next segment is a patient identifier: REST collections
+/// (`/patients/PID1234`, Orthanc `/patients/{id}`) and FHIR `/Patient/123` (FHIR R4 §3.1.0
+/// RESTful API: `[base]/[type]/[id]`).
+fn is_patient_collection(seg: &str) -> bool {
+    let s = squash(seg);
+    matches!(s.as_str(), "patient" | "patients" | "mrn" | "mrns")
+}
+
+/// The path for the event: a segment naming a patient (after a patient collection, except
+/// FHIR operations and searches `_search`, `$everything`) or holding a JWT becomes
+/// [`REDACTED`]. Everything else, DICOM UIDs included, stays as sent.
+fn push_path(out: &mut String, path: &str, max_bytes: usize) {
+    let mut after_patient = false;
+    for (i, raw) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let seg = percent_decode(raw);
+        let op = seg.starts_with('_') || seg.starts_with('$');
+        if (after_patient && !seg.is_empty() && !op) || contains_jwt(&seg) {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(raw);
+        }
+        if !seg.is_empty() {
+            after_patient = is_patient_collection(&seg);
+        }
+        if out.len() > max_bytes {
+            break;
+        }
+    }
 }
 
 /// The URL for the event: the target as sent from its path on (an absolute-form target keeps
@@ -229,7 +329,7 @@ pub fn display_url(target: &str, max_chars: usize) -> (String, bool) {
         // authority-form (CONNECT): the target is the host.
         out.push_str(t.authority.unwrap_or(""));
     }
-    out.push_str(t.path);
+    push_path(&mut out, t.path, max_chars.saturating_mul(4));
     if let Some(q) = t.query {
         out.push('?');
         let mut first = true;
@@ -239,7 +339,9 @@ pub fn display_url(target: &str, max_chars: usize) -> (String, bool) {
             }
             first = false;
             match part.split_once('=') {
-                Some((k, _)) if is_redacted_param(k) => {
+                // A JWT in a key, or a bare JWT as a query part.
+                _ if contains_jwt(&form_decode(part.split('=').next().unwrap_or(""))) => out.push_str(REDACTED),
+                Some((k, v)) if is_redacted_param(k) || is_redacted_value(v) => {
                     out.push_str(k);
                     out.push('=');
                     out.push_str(REDACTED);
@@ -356,6 +458,96 @@ mod tests {
         assert_eq!(u.chars().count(), 2048);
         let (u, _) = display_url("pacs:443", 2048);
         assert_eq!(u, "pacs:443");
+    }
+
+    fn jwt() -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"dr.who","exp":1}"#),
+            URL_SAFE_NO_PAD.encode("sig")
+        )
+    }
+
+    #[test]
+    fn patient_keys_in_every_form_are_redacted() {
+        let (u, _) = display_url(
+            "/api/find?patient_id=P1&MRN=M2&PatientNameFamily=DOE&patient-birth-date=1970&(0010,0020)=X&00100030=19700101&Modality=CT&study=1.2.3",
+            2048,
+        );
+        assert_eq!(
+            u,
+            "/api/find?patient_id=REDACTED&MRN=REDACTED&PatientNameFamily=REDACTED&patient-birth-date=REDACTED&(0010,0020)=REDACTED&00100030=REDACTED&Modality=CT&study=1.2.3"
+        );
+        let (u, _) = display_url("/q?ReferencedPatientSequence.PatientID=9&pid=7&dob=1", 2048);
+        assert_eq!(
+            u,
+            "/q?ReferencedPatientSequence.PatientID=REDACTED&pid=REDACTED&dob=REDACTED"
+        );
+        // Keys that are not patient data stay.
+        let (u, _) = display_url("/q?StudyInstanceUID=1.2.3&limit=5&includefield=00080020", 2048);
+        assert_eq!(u, "/q?StudyInstanceUID=1.2.3&limit=5&includefield=00080020");
+    }
+
+    #[test]
+    fn structured_values_naming_patients_are_redacted() {
+        let (u, _) = display_url(
+            "/viewer?Query=%7B%22PatientName%22%3A%22DOE%5EJANE%22%7D&filter=PatientID%3D123&q=%7B%22Modality%22%3A%22CT%22%7D",
+            2048,
+        );
+        assert_eq!(
+            u,
+            "/viewer?Query=REDACTED&filter=REDACTED&q=%7B%22Modality%22%3A%22CT%22%7D"
+        );
+        let (u, _) = display_url(r#"/v?Query={"00100010":"DOE"}"#, 2048);
+        assert_eq!(u, "/v?Query=REDACTED");
+    }
+
+    #[test]
+    fn patient_ids_and_jwts_in_paths_are_redacted() {
+        let (u, _) = display_url("/api/patients/PID1234/studies?x=1", 2048);
+        assert_eq!(u, "/api/patients/REDACTED/studies?x=1");
+        let (u, _) = display_url("/fhir/Patient/123/_history/2", 2048);
+        assert_eq!(u, "/fhir/Patient/REDACTED/_history/2");
+        let (u, _) = display_url("/fhir/Patient/_search?name=x", 2048);
+        assert_eq!(u, "/fhir/Patient/_search?name=x");
+        let (u, _) = display_url("/patients//abc/", 2048);
+        assert_eq!(u, "/patients//REDACTED/");
+        let t = jwt();
+        let (u, _) = display_url(
+            &format!("/share/{t}/view?token2={t}&{t}&next=%2Fa%3Fx%3D{t}&{t}=1"),
+            2048,
+        );
+        assert_eq!(
+            u,
+            "/share/REDACTED/view?token2=REDACTED&REDACTED&next=REDACTED&REDACTED"
+        );
+        assert!(!u.contains("ey"));
+        // DICOMweb UIDs stay, however many dotted parts they have.
+        let p = "/dicom-web/studies/1.2.840.113619.2.55/series/1.2.3/instances/12.34.56";
+        assert_eq!(display_url(p, 2048).0, p);
+    }
+
+    #[test]
+    fn redaction_is_bounded_and_never_panics() {
+        for s in [
+            "/patients",
+            "/patients/",
+            "?",
+            "/?=&=",
+            "/%ZZ/patients/%",
+            "/a?b=%7B",
+            "/x?ey.ey.",
+            "/ey.ey.ey",
+        ] {
+            let (u, _) = display_url(s, 16);
+            assert!(u.chars().count() <= 16, "{s} -> {u}");
+        }
+        let long = format!("/patients/{}", "x/".repeat(100_000));
+        let (u, cut) = display_url(&long, 2048);
+        assert!(cut && u.chars().count() == 2048);
     }
 
     #[test]

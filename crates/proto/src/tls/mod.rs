@@ -43,6 +43,10 @@ pub mod anomaly {
     pub const MALFORMED_EXTENSION: &str = "tls.malformed_extension";
     /// A TLS ≤ 1.2 Certificate message that does not parse.
     pub const MALFORMED_CERTIFICATE: &str = "tls.malformed_certificate";
+    /// The decoder memory budget refused to hold a wanted handshake message; skipped.
+    pub const MEMORY_BUDGET: &str = "tls.memory_budget";
+    /// The flow was given up (the detail says why): no `tls` event follows.
+    pub const GIVE_UP: &str = "tls.give_up";
 }
 
 /// A flow claimed by port that shows no two consecutive record headers (and no hello) within
@@ -316,6 +320,17 @@ impl RecordSink for SessionSink<'_, '_> {
         );
     }
 
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        self.ctx.reserve(buf, more)
+    }
+
+    fn on_budget_refused(&mut self, msg_type: HandshakeType, len: usize) {
+        let detail = self
+            .ctx
+            .budget_detail(format_args!("handshake message type {} of {len} bytes", msg_type.0));
+        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+    }
+
     fn on_handshake_lost(&mut self, _msg_type: HandshakeType) {
         self.ctx.stats.tls.handshake_messages_lost += 1;
     }
@@ -361,9 +376,16 @@ pub struct TlsFlow {
     streams: [RecordStream; 2],
     session: Session,
     finished: bool,
+    /// Charge against the decoder memory budget (kept by the analyzer).
+    pub(crate) lease: crate::Lease,
 }
 
 impl TlsFlow {
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
+    }
+
     /// `midstream`: claimed by port, the flow's first bytes were not a ClientHello; both
     /// directions look for a record header first. `start`: time of the first chunk.
     pub fn new(_cfg: &ProtoConfig, midstream: bool, start: Timestamp) -> Self {
@@ -374,6 +396,7 @@ impl TlsFlow {
             streams: [RecordStream::new(midstream), RecordStream::new(midstream)],
             session,
             finished: false,
+            lease: crate::Lease::default(),
         }
     }
 
@@ -410,6 +433,11 @@ impl TlsFlow {
             s.event.midstream && !s.client_hello && !s.server_hello && !self.streams.iter().any(RecordStream::in_sync);
         if never_tls && seen > RESYNC_GIVE_UP_BYTES {
             ctx.stats.tls.flows_given_up += 1;
+            self.session.anomaly(
+                ctx,
+                anomaly::GIVE_UP,
+                format!("no TLS record chain in {seen} bytes on a TLS port; flow given up"),
+            );
             return false;
         }
         true
@@ -751,6 +779,27 @@ mod tests {
     }
 
     #[test]
+    fn gap_inside_the_client_hello_then_the_server_flight_decodes() {
+        // Lose the middle of the ClientHello (a real capture): the server's messages that
+        // follow are still read.
+        let c = capture(CURL_TLS12);
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 443);
+        let ch = &c.toserver[0];
+        let _ = h.data(ToServer, &ch[..40]);
+        let _ = h.gap(ToServer, 60);
+        let _ = h.data(ToServer, &ch[100..]);
+        for (dir, bytes) in c.segments.iter().skip(1) {
+            let _ = h.data(*dir, bytes);
+        }
+        let t = one(&h.end(CloseReason::Fin));
+        assert!(t.ja3.is_none(), "the ClientHello was cut");
+        assert_eq!(t.version.as_deref(), Some("TLS 1.2"));
+        assert_eq!(t.ja3s.as_deref(), Some("405adaa88faa24941b8a00ebff13546a"));
+        assert_eq!(t.certificate.unwrap().sha256, SERVER_CERT_SHA256);
+        assert_eq!(t.gap_bytes, 60);
+    }
+
+    #[test]
     fn sslv2_hello_on_port_443() {
         let sh = server_hello_body(0x0301, &[9; 32], 0x002f, &[]);
         let mut flight = records_of(22, &handshake(2, &sh), 1 << 14);
@@ -793,6 +842,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
+        assert_eq!(anomaly_names(&h.events()), vec![super::anomaly::GIVE_UP]);
         assert!(h.end(CloseReason::Fin).is_empty());
         assert_eq!(h.an.stats().tls.flows_given_up, 1);
     }

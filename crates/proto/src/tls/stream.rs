@@ -52,6 +52,14 @@ pub(crate) trait RecordSink {
     fn on_resync_skip(&mut self, bytes: u64);
     /// An SSLv2-compatible ClientHello (RFC 5246 Appendix E.2) of `len` bytes: counted, skipped.
     fn on_sslv2_hello(&mut self, len: u16);
+    /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
+    /// default does not budget (tests, fuzzing).
+    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
+        buf.reserve_exact(more);
+        true
+    }
+    /// The memory budget refused to hold a wanted handshake message of `len` bytes; skipped.
+    fn on_budget_refused(&mut self, _msg_type: HandshakeType, _len: usize) {}
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +95,11 @@ pub(crate) struct RecordStream {
 }
 
 impl RecordStream {
+    /// Capacity of the buffers this walker holds (for the memory budget).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.handshake.buf.capacity()
+    }
+
     /// `midstream`: the start of this direction was not seen; look for a header first.
     pub(crate) fn new(midstream: bool) -> Self {
         RecordStream {
@@ -446,12 +459,16 @@ impl HandshakeReader {
                     // The whole body is in this chunk: no copy.
                     sink.on_handshake(HandshakeType(self.msg_type), part, in_sync);
                 } else {
-                    if self.buf.is_empty() {
-                        self.buf.reserve_exact(n + self.remaining as usize);
-                    }
-                    self.buf.extend_from_slice(part);
-                    if self.remaining == 0 {
-                        sink.on_handshake(HandshakeType(self.msg_type), &self.buf, in_sync);
+                    let whole = n + self.remaining as usize;
+                    if self.buf.is_empty() && !sink.reserve(&mut self.buf, whole) {
+                        // The rest of this message is passed over by length.
+                        sink.on_budget_refused(HandshakeType(self.msg_type), whole);
+                        self.keep = false;
+                    } else {
+                        self.buf.extend_from_slice(part);
+                        if self.remaining == 0 {
+                            sink.on_handshake(HandshakeType(self.msg_type), &self.buf, in_sync);
+                        }
                     }
                 }
             }

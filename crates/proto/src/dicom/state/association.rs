@@ -1,0 +1,93 @@
+//! One association as the session tracks it: its negotiation, byte counts and pending requests.
+
+use super::Key;
+use crate::dicom::dataset::TransferSyntax;
+use crate::dicom::parser::RequestedIdentity;
+use pacstap_core::{DicomCommand, Direction, Timestamp};
+
+/// A presentation context as negotiated (PS3.8 §7.1.1.13).
+#[derive(Debug, Clone)]
+pub(crate) struct PresContext {
+    pub id: u8,
+    /// Empty when the RQ was not seen.
+    pub abstract_syntax: String,
+    pub accepted: bool,
+    pub ts: Option<TransferSyntax>,
+}
+
+/// One association, from its A-ASSOCIATE-RQ (or the first sign of it) to its end.
+#[derive(Debug)]
+pub(crate) struct Association {
+    /// The requester is the flow's server.
+    pub swapped: bool,
+    pub request_seen: bool,
+    pub calling_ae: String,
+    pub called_ae: String,
+    pub accepted: bool,
+    pub identity: Option<RequestedIdentity>,
+    pub identity_response: bool,
+    pub contexts: Vec<PresContext>,
+    pub implementation_class_uid: Option<String>,
+    pub implementation_version_name: Option<String>,
+    pub max_pdu_length: Option<u32>,
+    /// The acceptor's Maximum Length (A-ASSOCIATE-AC sub-item 51H, PS3.8 §D.1): the longest
+    /// P-DATA-TF the requester may send.
+    pub ac_max_pdu_length: Option<u32>,
+    /// `dicom.pdu_above_negotiated_max` already reported, by normalised direction.
+    pub over_max_reported: [bool; 2],
+    /// PDU bytes seen on the wire, indexed by normalised direction.
+    pub bytes: [u64; 2],
+    pub commands: u64,
+    pub start: Timestamp,
+    pub gap_bytes: u64,
+    /// Capture gaps inside the association.
+    pub gaps: u32,
+    /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
+    /// response without request an anomaly rather than an artefact of the capture.
+    pub lossless: bool,
+    /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
+    pub pending: Vec<DicomCommand>,
+}
+
+impl Association {
+    pub(super) fn new(ts: Timestamp, swapped: bool) -> Self {
+        Association {
+            swapped,
+            request_seen: false,
+            calling_ae: String::new(),
+            called_ae: String::new(),
+            accepted: false,
+            identity: None,
+            identity_response: false,
+            contexts: Vec::new(),
+            implementation_class_uid: None,
+            implementation_version_name: None,
+            max_pdu_length: None,
+            ac_max_pdu_length: None,
+            over_max_reported: [false; 2],
+            bytes: [0; 2],
+            commands: 0,
+            start: ts,
+            gap_bytes: 0,
+            gaps: 0,
+            lossless: false,
+            pending: Vec::new(),
+        }
+    }
+
+    pub(super) fn norm(&self, raw: Direction) -> Direction {
+        if self.swapped {
+            raw.reverse()
+        } else {
+            raw
+        }
+    }
+
+    pub(super) fn context(&self, id: u8) -> Option<&PresContext> {
+        self.contexts.iter().find(|pc| pc.id == id)
+    }
+
+    pub(super) fn pending_index(&self, key: Key) -> Option<usize> {
+        self.pending.iter().position(|p| (p.direction, p.message_id) == key)
+    }
+}
