@@ -17,24 +17,25 @@
 //! Nothing here trusts event contents: names are looked up, never indexed, and every table
 //! is bounded.
 
-use crate::config::{canonical_ip, AddrMatch, Config, NodeRole};
+use crate::bounded_map::BoundedMap;
+use crate::config::{canonical_ip, AddrMatch, Config};
 use crate::dest::Dest;
 use crate::entity::{Ctx, EntRef, EntityKind, EntityState, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
 use crate::incident::{EvidenceCaps, Incident};
+use crate::inventory::{InvDevices, InventoryIndex};
 use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
 use crate::rule::Rule;
 use crate::stats::DetectStats;
 use crate::text;
 use crate::window::{Added, ByteWindow, SlidingWindow};
-use ipnet::IpNet;
 use pacstap_core::{
     Alert, AlertEntity, AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId,
     FlowMeta, Hl7Event, HttpEvent, ProtocolEvent, Severity, StatusClass, Timestamp, TlsEvent,
 };
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 /// Held exports per flow before the flow is attributed to its calling AE without waiting
@@ -76,162 +77,6 @@ struct Params {
     window_cap: usize,
     max_devices: usize,
     max_pending: usize,
-}
-
-/// Inventory and networks, indexed.
-#[derive(Debug, Default)]
-struct InventoryIndex {
-    /// AE title → addresses it may use (`Any` for `*`).
-    dicom: HashMap<String, Vec<AddrMatch>>,
-    hl7: Vec<(AddrMatch, Option<u16>)>,
-    /// User → devices.
-    users: HashMap<String, Vec<Device>>,
-    internal: Vec<IpNet>,
-    exempt: HashSet<String>,
-    exempt_ips: HashSet<IpAddr>,
-    /// HTTPS servers whose downloads count toward `bulk_export`: `rules.bulk_export.https_servers`,
-    /// else the inventory's `pacs` / `archive` nodes; empty with `https_any_internal`: any
-    /// TLS server inside the internal networks (the config names no image server).
-    https_servers: Vec<IpNet>,
-    https_any_internal: bool,
-}
-
-impl InventoryIndex {
-    fn new(cfg: &Config) -> Self {
-        let mut inv = InventoryIndex::default();
-        for n in &cfg.inventory.dicom {
-            inv.dicom.entry(n.ae.trim().to_string()).or_default().push(n.ip);
-        }
-        inv.hl7 = cfg.inventory.hl7.iter().map(|e| (e.ip, e.port)).collect();
-        for u in &cfg.inventory.users {
-            let devs = inv.users.entry(u.name.trim().to_string()).or_default();
-            devs.extend(u.devices.iter().map(|d| Device::parse(d)));
-        }
-        inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
-        let explicit = &cfg.rules.bulk_export.https_servers;
-        inv.https_servers = if explicit.is_empty() {
-            cfg.inventory
-                .dicom
-                .iter()
-                .filter(|n| matches!(n.role, NodeRole::Pacs | NodeRole::Archive))
-                .filter_map(|n| match n.ip {
-                    AddrMatch::Ip(ip) => Some(IpNet::from(canonical_ip(ip))),
-                    AddrMatch::Any => None,
-                })
-                .collect()
-        } else {
-            explicit.iter().map(|n| n.0).collect()
-        };
-        inv.https_any_internal = inv.https_servers.is_empty();
-        for name in cfg.users.admins.iter().chain(&cfg.users.service_accounts) {
-            let t = name.trim();
-            match t.parse::<IpAddr>() {
-                Ok(ip) => {
-                    inv.exempt_ips.insert(canonical_ip(ip));
-                }
-                Err(_) => {
-                    inv.exempt.insert(t.to_string());
-                }
-            }
-        }
-        inv
-    }
-
-    fn is_internal(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.internal.iter().any(|n| n.contains(&ip))
-    }
-
-    /// Whether a TLS server is an image server whose downloads count as exports.
-    fn is_image_server(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        if self.https_any_internal {
-            self.is_internal(ip)
-        } else {
-            self.https_servers.iter().any(|n| n.contains(&ip))
-        }
-    }
-
-    fn is_exempt(&self, e: EntRef<'_>) -> bool {
-        match e {
-            EntRef::User(s) | EntRef::Ae(s) => self.exempt.contains(s),
-            EntRef::Ip(ip) => self.exempt_ips.contains(&canonical_ip(ip)),
-        }
-    }
-
-    /// Why a DICOM destination (AE and/or address) is unknown, if it is.
-    fn dicom_destination_unknown(&self, ae: Option<&str>, ip: Option<IpAddr>) -> Option<&'static str> {
-        if let Some(ip) = ip {
-            if !self.is_internal(ip) {
-                return Some("outside the internal networks");
-            }
-        }
-        let ae = ae?;
-        if self.dicom.is_empty() {
-            return None;
-        }
-        match self.dicom.get(ae) {
-            None => Some("not in the DICOM inventory"),
-            Some(addrs) => match ip {
-                Some(ip) if !addrs.iter().any(|a| a.matches(ip)) => Some("not at its inventory address"),
-                _ => None,
-            },
-        }
-    }
-
-    fn hl7_destination_unknown(&self, ip: IpAddr, port: Option<u16>) -> Option<&'static str> {
-        if !self.is_internal(ip) {
-            return Some("outside the internal networks");
-        }
-        if self.hl7.is_empty() {
-            return None;
-        }
-        let known = self
-            .hl7
-            .iter()
-            .any(|(a, p)| a.matches(ip) && (p.is_none() || port.is_none() || *p == port));
-        (!known).then_some("not in the HL7 inventory")
-    }
-}
-
-/// A FIFO-bounded map.
-#[derive(Debug)]
-struct BoundedMap<K, V> {
-    map: HashMap<K, V, ahash::RandomState>,
-    order: VecDeque<K>,
-    cap: usize,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
-    fn new(cap: usize) -> Self {
-        BoundedMap {
-            map: HashMap::default(),
-            order: VecDeque::new(),
-            cap,
-        }
-    }
-
-    fn insert(&mut self, k: K, v: V) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-            while self.map.len() > self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-        }
-    }
-
-    fn get<Q>(&self, k: &Q) -> Option<&V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        self.map.get(k)
-    }
 }
 
 /// A study in an export: its key, and its UID when there is one (a patient-level C-MOVE has
@@ -295,55 +140,6 @@ impl<'a> Scope<'a> {
         Scope {
             detail: Some(Detail::Text(detail)),
             ..Scope::default()
-        }
-    }
-}
-
-/// The inventory's devices for a user or AE.
-#[derive(Debug, Clone, Copy)]
-enum InvDevices<'a> {
-    None,
-    User(&'a [Device]),
-    Ae(&'a [AddrMatch]),
-}
-
-impl InvDevices<'_> {
-    fn contains(&self, d: &Device) -> bool {
-        match (self, d) {
-            (InvDevices::None, _) => false,
-            (InvDevices::User(v), _) => v.contains(d),
-            (InvDevices::Ae(v), Device::Ip(ip)) => v.iter().any(|a| a.matches(*ip)),
-            (InvDevices::Ae(_), Device::Key(_)) => false,
-        }
-    }
-
-    fn has_kind(&self, fingerprint: bool) -> bool {
-        match self {
-            InvDevices::None => false,
-            InvDevices::User(v) => v.iter().any(|d| d.is_fingerprint() == fingerprint),
-            InvDevices::Ae(v) => !fingerprint && !v.is_empty(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            InvDevices::None => true,
-            InvDevices::User(v) => v.is_empty(),
-            InvDevices::Ae(v) => v.is_empty(),
-        }
-    }
-
-    fn names(&self) -> Vec<String> {
-        match self {
-            InvDevices::None => Vec::new(),
-            InvDevices::User(v) => v.iter().map(|d| d.to_string()).collect(),
-            InvDevices::Ae(v) => v
-                .iter()
-                .filter_map(|a| match a {
-                    AddrMatch::Ip(ip) => Some(canonical_ip(*ip).to_string()),
-                    AddrMatch::Any => None,
-                })
-                .collect(),
         }
     }
 }

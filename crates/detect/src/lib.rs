@@ -39,6 +39,7 @@
 //! beyond `detect.max_learned_entities` are evicted least-recently-used first, and every cap
 //! hit is counted in [`DetectStats`].
 
+mod bounded_map;
 pub mod config;
 mod dest;
 mod detector;
@@ -46,6 +47,7 @@ mod entity;
 mod error;
 mod geo;
 mod incident;
+mod inventory;
 mod learned;
 mod name;
 mod rule;
