@@ -20,20 +20,21 @@
 use crate::bounded_map::BoundedMap;
 use crate::config::{canonical_ip, AddrMatch, Config};
 use crate::dest::Dest;
-use crate::entity::{Ctx, EntRef, EntityKind, EntityState, EntityTable};
+use crate::engine::{add_studies, AlertSink, Measurer, Occurrence};
+use crate::entity::{Ctx, EntRef, EntityKind, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
-use crate::incident::{EvidenceCaps, Incident};
+use crate::incident::EvidenceCaps;
 use crate::inventory::{InvDevices, InventoryIndex};
 use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
 use crate::rule::Rule;
+use crate::scope::{to_items, Detail, Scope, StudyItem};
 use crate::stats::DetectStats;
-use crate::text;
-use crate::window::{Added, ByteWindow, SlidingWindow};
+use crate::window::{ByteWindow, SlidingWindow};
 use pacstap_core::{
-    Alert, AlertEntity, AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId,
-    FlowMeta, Hl7Event, HttpEvent, ProtocolEvent, Severity, StatusClass, Timestamp, TlsEvent,
+    AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId, FlowMeta, Hl7Event,
+    HttpEvent, ProtocolEvent, StatusClass, Timestamp, TlsEvent,
 };
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -58,90 +59,25 @@ const HOUSEKEEPING_NS: i64 = 1_000_000_000;
 
 /// Settings precomputed in nanoseconds.
 #[derive(Debug, Clone)]
-struct Params {
-    fail_span: i64,
-    lfu_win: i64,
-    lfs_win: i64,
-    lsaf_win: i64,
-    bulk_win: i64,
+pub(crate) struct Params {
+    pub(crate) fail_span: i64,
+    pub(crate) lfu_win: i64,
+    pub(crate) lfs_win: i64,
+    pub(crate) lsaf_win: i64,
+    pub(crate) bulk_win: i64,
     /// `rules.bulk_export.https_bytes` (0: HTTPS volume off).
-    https_bytes: u64,
-    base_win: i64,
-    share_win: i64,
-    update_interval: i64,
-    identity_wait: i64,
-    learning_period: i64,
-    min_history: i64,
-    tau: f64,
-    caps: EvidenceCaps,
-    window_cap: usize,
-    max_devices: usize,
-    max_pending: usize,
-}
-
-/// A study in an export: its key, and its UID when there is one (a patient-level C-MOVE has
-/// none: it counts as one thing, unlisted).
-#[derive(Debug, Clone)]
-struct StudyItem {
-    key: u64,
-    uid: Option<String>,
-}
-
-/// Something an alert names (a source, a destination), rendered only when an alert needs it.
-#[derive(Debug, Clone, Copy)]
-enum Detail<'a> {
-    Text(&'a str),
-    Addr(IpAddr),
-    /// A destination AE and its address when known; `None`: unnamed.
-    Ae(Option<&'a str>, Option<IpAddr>),
-    /// Where an export went, as the summary words it.
-    Dest(&'a Dest),
-}
-
-impl Detail<'_> {
-    fn render(self) -> String {
-        match self {
-            Detail::Text(s) => s.to_string(),
-            Detail::Addr(ip) => canonical_ip(ip).to_string(),
-            Detail::Ae(Some(ae), Some(ip)) => format!("AE {ae} ({})", canonical_ip(ip)),
-            Detail::Ae(Some(ae), None) => format!("AE {ae}"),
-            Detail::Ae(None, _) => "an unnamed destination".to_string(),
-            Detail::Dest(d) => d.summary(),
-        }
-    }
-}
-
-/// What one observation adds to an incident: its studies, where the data went
-/// (`evidence.destinations`: `dest`, rendered only when an incident takes it, and `dests`
-/// already text), the thing its summary names, and a second list (sources, recipients, the
-/// reason a destination is unknown).
-#[derive(Debug, Clone, Copy, Default)]
-struct Scope<'a> {
-    studies: &'a [(u64, Option<&'a str>)],
-    dest: Option<&'a Dest>,
-    dests: &'a [&'a str],
-    detail: Option<Detail<'a>>,
-    extras: &'a [&'a str],
-}
-
-impl Scope<'_> {
-    /// Add this scope to an incident (rendering its names now that one needs them).
-    fn record_into(&self, inc: &mut Incident, ts: i64, flow: FlowId, caps: EvidenceCaps) {
-        let detail = self.detail.map(Detail::render);
-        let dest = self.dest.map(Dest::evidence);
-        let mut dests: Vec<&str> = self.dests.to_vec();
-        dests.extend(dest.as_deref());
-        inc.record(ts, flow, self.studies, &dests, detail.as_deref(), self.extras, caps);
-    }
-}
-
-impl<'a> Scope<'a> {
-    fn text(detail: &'a str) -> Self {
-        Scope {
-            detail: Some(Detail::Text(detail)),
-            ..Scope::default()
-        }
-    }
+    pub(crate) https_bytes: u64,
+    pub(crate) base_win: i64,
+    pub(crate) share_win: i64,
+    pub(crate) update_interval: i64,
+    pub(crate) identity_wait: i64,
+    pub(crate) learning_period: i64,
+    pub(crate) min_history: i64,
+    pub(crate) tau: f64,
+    pub(crate) caps: EvidenceCaps,
+    pub(crate) window_cap: usize,
+    pub(crate) max_devices: usize,
+    pub(crate) max_pending: usize,
 }
 
 /// An export waiting for its association's user identity.
@@ -162,7 +98,7 @@ struct PendingFlow {
 }
 
 #[derive(Debug)]
-struct Pending {
+pub(crate) struct Pending {
     flows: HashMap<FlowId, PendingFlow, ahash::RandomState>,
     order: VecDeque<(FlowId, i64)>,
     /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
@@ -180,39 +116,26 @@ impl Default for Pending {
     }
 }
 
-/// What a rule's count says now.
-#[derive(Debug, Clone)]
-struct Measure {
-    count: u64,
-    threshold: u64,
-    over: bool,
-    window: i64,
-    /// Replaces the incident's `extra` (e.g. the baseline sentence).
-    extra: Option<String>,
-    /// `count` and `threshold` are HTTPS bytes (`bulk_export` of encrypted downloads).
-    bytes: bool,
-}
-
 /// The detection engine. One per pipeline; owns all entity state.
 pub struct Detector {
-    p: Params,
-    cfg: Config,
-    inv: InventoryIndex,
-    entities: EntityTable,
-    learned: Learned,
-    pending: Pending,
-    geo: Geo,
-    stats: DetectStats,
-    now: i64,
-    last_housekeeping: i64,
+    pub(crate) p: Params,
+    pub(crate) cfg: Config,
+    pub(crate) inv: InventoryIndex,
+    pub(crate) entities: EntityTable,
+    pub(crate) learned: Learned,
+    pub(crate) pending: Pending,
+    pub(crate) geo: Geo,
+    pub(crate) stats: DetectStats,
+    pub(crate) now: i64,
+    pub(crate) last_housekeeping: i64,
     /// AE → the address (and port) it last answered at as a server.
-    node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
-    tls_ja4: BoundedMap<FlowId, Box<str>>,
-    hasher: ahash::RandomState,
+    pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
+    pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
+    pub(crate) hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
     /// whole batch is counted (one alert with the full count, not a first alert and an update
     /// at the same instant).
-    deferred: Option<Vec<(u32, Rule)>>,
+    pub(crate) deferred: Option<Vec<(u32, Rule)>>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -241,7 +164,7 @@ fn non_empty(s: &str) -> Option<&str> {
     (!t.is_empty()).then_some(t)
 }
 
-fn nanos(d: crate::config::Dur) -> i64 {
+pub(crate) fn nanos(d: crate::config::Dur) -> i64 {
     d.as_nanos_i64()
 }
 
@@ -297,48 +220,6 @@ fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
                     .is_some_and(|tail| tail.eq_ignore_ascii_case(d))
                 && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn alert_event(
-    stats: &mut DetectStats,
-    now: i64,
-    kind: EntityKind,
-    id: &str,
-    inc: &mut Incident,
-    update: bool,
-    flow: FlowMeta,
-    out: &mut Vec<ProtocolEvent>,
-) {
-    if inc.incident_id.is_empty() {
-        inc.incident_id = crate::incident::incident_id(inc.rule.id(), kind.as_str(), id, inc.first_seen);
-    }
-    let flow = *inc.alert_flow.get_or_insert(flow);
-    let alert = Alert {
-        rule: inc.rule.id().to_string(),
-        severity: inc.severity,
-        entity: AlertEntity {
-            kind: kind.as_str().to_string(),
-            id: id.to_string(),
-        },
-        count: inc.peak.max(inc.count),
-        threshold: inc.threshold,
-        window_seconds: Some(u64::try_from(inc.window / 1_000_000_000).unwrap_or(0)),
-        first_seen: Timestamp(inc.first_seen),
-        last_seen: Timestamp(inc.last_seen),
-        summary: text::summary(inc, kind, id),
-        evidence: inc.evidence(),
-        response: text::response(inc, kind, id),
-        update,
-        incident_id: inc.incident_id.clone(),
-    };
-    stats.alerts.record(inc.rule, inc.severity, update);
-    inc.mark_reported(now);
-    out.push(ProtocolEvent {
-        ts: Timestamp(now),
-        flow,
-        body: EventBody::Alert(alert),
-    });
 }
 
 impl Detector {
@@ -523,7 +404,12 @@ impl Detector {
             if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
                 if inc.grown() {
                     let flow = inc.last_flow;
-                    alert_event(&mut self.stats, now, kind, &s.id, inc, true, flow, out);
+                    AlertSink {
+                        stats: &mut self.stats,
+                        out,
+                        now,
+                    }
+                    .emit(kind, &s.id, inc, true, flow);
                 }
             }
         }
@@ -570,7 +456,13 @@ impl Detector {
         for (idx, rule) in keys {
             let measure = match self.entities.slot_mut(idx) {
                 Some(s) => {
-                    let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
+                    let m = Measurer {
+                        p: &self.p,
+                        cfg: &self.cfg,
+                        learned: &self.learned,
+                        now,
+                    }
+                    .measure(&mut s.st, s.kind, &s.id, rule);
                     if m.is_none() {
                         s.st.incidents.retain(|i| i.rule != rule);
                     }
@@ -582,7 +474,7 @@ impl Detector {
                 self.entities.open.remove(&(idx, rule));
                 continue;
             };
-            self.apply(idx, rule, &m, None, now, Scope::default(), out);
+            self.apply(idx, rule, &m, Occurrence::none(now), out);
         }
     }
 
@@ -800,7 +692,12 @@ impl Detector {
             let kind = s.kind;
             if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
                 let flow = inc.last_flow;
-                alert_event(&mut self.stats, now, kind, &s.id, inc, false, flow, out);
+                AlertSink {
+                    stats: &mut self.stats,
+                    out,
+                    now,
+                }
+                .emit(kind, &s.id, inc, false, flow);
             }
         }
     }
@@ -870,7 +767,13 @@ impl Detector {
         ];
         for (rule, on, m) in &mut measures {
             if *on {
-                *m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, kind, &s.id, *rule, now);
+                *m = Measurer {
+                    p: &self.p,
+                    cfg: &self.cfg,
+                    learned: &self.learned,
+                    now,
+                }
+                .measure(&mut s.st, kind, &s.id, *rule);
             }
         }
         let scope = Scope {
@@ -881,7 +784,7 @@ impl Detector {
         };
         for (rule, _, m) in measures {
             if let Some(m) = m {
-                self.apply(idx, rule, &m, Some(flow), ts, scope, out);
+                self.apply(idx, rule, &m, Occurrence::on(flow, ts, scope), out);
             }
         }
     }
@@ -940,7 +843,13 @@ impl Detector {
             if !enabled {
                 continue;
             }
-            let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
+            let m = Measurer {
+                p: &self.p,
+                cfg: &self.cfg,
+                learned: &self.learned,
+                now,
+            }
+            .measure(&mut s.st, s.kind, &s.id, rule);
             if let Some(m) = m {
                 let scope = if rule == Rule::LoginFailuresUser {
                     Scope {
@@ -953,7 +862,7 @@ impl Detector {
                         ..Scope::default()
                     }
                 };
-                self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, scope, out);
+                self.apply(idx, rule, &m, Occurrence::on(&ev.flow, ev.ts.0, scope), out);
             }
         }
     }
@@ -1297,16 +1206,13 @@ impl Detector {
         self.stats.https_bytes = self.stats.https_bytes.saturating_add(t.bytes_toclient);
         let dest = Dest::Client(client);
         s.st.note_export_dest(ev.ts.0, &dest);
-        let m = measure_now(
-            &self.p,
-            &self.cfg,
-            &self.learned,
-            &mut s.st,
-            s.kind,
-            &s.id,
-            Rule::BulkExport,
+        let m = Measurer {
+            p: &self.p,
+            cfg: &self.cfg,
+            learned: &self.learned,
             now,
-        );
+        }
+        .measure(&mut s.st, s.kind, &s.id, Rule::BulkExport);
         if let Some(m) = m {
             let scope = Scope {
                 dest: Some(&dest),
@@ -1315,7 +1221,7 @@ impl Detector {
                 detail: m.bytes.then_some(Detail::Text(&label)),
                 ..Scope::default()
             };
-            self.apply(idx, Rule::BulkExport, &m, Some(&ev.flow), ev.ts.0, scope, out);
+            self.apply(idx, Rule::BulkExport, &m, Occurrence::on(&ev.flow, ev.ts.0, scope), out);
         }
     }
 
@@ -1406,16 +1312,13 @@ impl Detector {
             }
             self.stats.window_items_dropped += rw.take_dropped();
         }
-        let m = measure_now(
-            &self.p,
-            &self.cfg,
-            &self.learned,
-            &mut s.st,
-            s.kind,
-            &s.id,
-            Rule::SharingSpike,
+        let m = Measurer {
+            p: &self.p,
+            cfg: &self.cfg,
+            learned: &self.learned,
             now,
-        );
+        }
+        .measure(&mut s.st, s.kind, &s.id, Rule::SharingSpike);
         if let Some(m) = m {
             // The outside recipients are where the shared studies go.
             let extras: Vec<&str> = recipients.iter().map(String::as_str).collect();
@@ -1424,7 +1327,13 @@ impl Detector {
                 extras: &extras,
                 ..Scope::text(action)
             };
-            self.apply(idx, Rule::SharingSpike, &m, Some(&ev.flow), ev.ts.0, scope, out);
+            self.apply(
+                idx,
+                Rule::SharingSpike,
+                &m,
+                Occurrence::on(&ev.flow, ev.ts.0, scope),
+                out,
+            );
         }
     }
 
@@ -1469,417 +1378,5 @@ impl Detector {
             ..Scope::default()
         };
         self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
-    }
-
-    /// An instant rule's occurrence: opens an incident, or grows the open one. Returns the
-    /// entity's slot.
-    fn instant(
-        &mut self,
-        rule: Rule,
-        ent: EntRef<'_>,
-        scope: Scope<'_>,
-        ev: &ProtocolEvent,
-        count: Option<(u64, u64)>,
-        out: &mut Vec<ProtocolEvent>,
-    ) -> Option<u32> {
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let window = match rule {
-            Rule::NewDevice => nanos(self.cfg.rules.new_device.window),
-            Rule::NewLocation => nanos(self.cfg.rules.new_location.window),
-            Rule::AdminChange => nanos(self.cfg.rules.admin_change.window),
-            Rule::UnknownDestination => nanos(self.cfg.rules.unknown_destination.window),
-            _ => self.p.lsaf_win,
-        };
-        let occurrences = self
-            .entities
-            .slot(idx)
-            .and_then(|s| s.st.incident(rule))
-            .filter(|i| now.saturating_sub(i.last_seen) <= i.window)
-            .map_or(1, |i| i.count.saturating_add(1));
-        let (c, threshold) = match count {
-            Some((c, t)) => (c, Some(t)),
-            None => (occurrences, None),
-        };
-        let m = Measure {
-            count: c,
-            threshold: threshold.unwrap_or(0),
-            over: true,
-            window,
-            extra: None,
-            bytes: false,
-        };
-        // An expired incident closes before a new one opens.
-        let stale = self
-            .entities
-            .slot(idx)
-            .and_then(|s| s.st.incident(rule))
-            .is_some_and(|i| now.saturating_sub(i.last_seen) > i.window);
-        if stale {
-            let closing = Measure {
-                over: false,
-                ..m.clone()
-            };
-            self.apply(idx, rule, &closing, None, now, Scope::default(), out);
-        }
-        self.apply_with_threshold(idx, rule, &m, threshold, Some(&ev.flow), ev.ts.0, scope, out);
-        Some(idx)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        idx: u32,
-        rule: Rule,
-        m: &Measure,
-        flow: Option<&FlowMeta>,
-        ts: i64,
-        scope: Scope<'_>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let threshold = match rule {
-            Rule::NewDevice | Rule::NewLocation | Rule::AdminChange | Rule::UnknownDestination => None,
-            _ => Some(m.threshold),
-        };
-        self.apply_with_threshold(idx, rule, m, threshold, flow, ts, scope, out);
-    }
-
-    /// Drive one (rule, entity) incident from a fresh measure: open it (fire), grow it (update
-    /// at a bounded rate), or close it (re-arm; a last update if it grew unreported).
-    #[allow(clippy::too_many_arguments)]
-    fn apply_with_threshold(
-        &mut self,
-        idx: u32,
-        rule: Rule,
-        m: &Measure,
-        threshold: Option<u64>,
-        flow: Option<&FlowMeta>,
-        ts: i64,
-        scope: Scope<'_>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let now = self.now;
-        let caps = self.p.caps;
-        let interval = self.p.update_interval;
-        let severity = self.severity_of(rule);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let kind = s.kind;
-        if let Some(pos) = s.st.incidents.iter().position(|i| i.rule == rule) {
-            let inc = &mut s.st.incidents[pos];
-            inc.set_count(m.count);
-            inc.threshold = threshold.or(inc.threshold);
-            if let Some(f) = flow {
-                inc.last_flow = *f;
-                scope.record_into(inc, ts, f.id, caps);
-            }
-            if let Some(e) = &m.extra {
-                inc.extra = vec![e.clone()];
-            }
-            if !m.over {
-                let mut inc = s.st.incidents.remove(pos);
-                if inc.grown() {
-                    let f = inc.last_flow;
-                    alert_event(&mut self.stats, now, kind, &s.id, &mut inc, true, f, out);
-                }
-                self.entities.open.remove(&(idx, rule));
-            } else if inc.update_due(now, interval) && !self.deferred.as_ref().is_some_and(|d| d.contains(&(idx, rule)))
-            {
-                let f = flow.copied().unwrap_or(inc.last_flow);
-                alert_event(&mut self.stats, now, kind, &s.id, inc, true, f, out);
-            }
-            return;
-        }
-        if !m.over {
-            return;
-        }
-        let Some(flow) = flow else { return };
-        let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
-        inc.bytes = m.bytes;
-        inc.set_count(m.count);
-        // Scope from the window behind the count.
-        let cutoff = now.saturating_sub(m.window);
-        if let Some(w) = window_of(&s.st, rule) {
-            let export = matches!(rule, Rule::BulkExport | Rule::ExportAboveBaseline);
-            for item in w.items() {
-                if item.ts > cutoff {
-                    inc.seen(item.ts);
-                    inc.add_flow(item.flow, caps);
-                }
-                if let (true, Some(u)) = (export, item.label) {
-                    inc.add_study(item.key, u, caps);
-                }
-            }
-        }
-        if rule == Rule::BulkExport {
-            // Encrypted downloads behind the count: their connections and servers.
-            if let Some(hw) = s.st.https.as_deref() {
-                for item in hw.items().filter(|i| i.ts > cutoff) {
-                    inc.seen(item.ts);
-                    inc.add_flow(item.flow, caps);
-                    if let (true, Some(l)) = (m.bytes, item.label.as_deref()) {
-                        inc.add_detail(l);
-                    }
-                }
-            }
-        }
-        if rule.is_export() {
-            // Where the exports behind the count went, not only the one that crossed it.
-            for (t, d) in &s.st.export_dests {
-                if *t > cutoff {
-                    inc.add_destination(&d.evidence(), caps);
-                    if !m.bytes {
-                        inc.add_detail(&d.summary());
-                    }
-                }
-            }
-        }
-        if rule == Rule::SharingSpike {
-            if let Some(rw) = s.st.recipients.as_deref() {
-                for item in rw.items() {
-                    if let Some(l) = item.label {
-                        inc.add_extra(l);
-                        inc.add_destination(l, caps);
-                    }
-                }
-            }
-        }
-        // Failed logins: the sources (per account) or accounts (per source) seen recently.
-        if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
-            for c in &s.st.failure_context {
-                let c = c.to_string();
-                if rule == Rule::LoginFailuresUser {
-                    inc.add_detail(&c);
-                } else {
-                    inc.add_extra(&c);
-                }
-            }
-        }
-        scope.record_into(&mut inc, ts, flow.id, caps);
-        if let Some(e) = &m.extra {
-            inc.extra = vec![e.clone()];
-        }
-        // An export right after a new device / location for the same entity is critical.
-        if rule.is_export() {
-            if let Some((t0, r0, what)) = &s.st.identity_alert {
-                if now.saturating_sub(*t0) <= m.window {
-                    inc.severity = Severity::Critical;
-                    inc.correlation = Some(format!(
-                        "follows a {} alert for {} at {} ({what})",
-                        r0.id(),
-                        text::entity_phrase(kind, &s.id),
-                        Timestamp(*t0)
-                    ));
-                }
-            }
-        }
-        match self.deferred.as_mut() {
-            Some(d) => d.push((idx, rule)),
-            None => alert_event(&mut self.stats, now, kind, &s.id, &mut inc, false, *flow, out),
-        }
-        s.st.incidents.push(inc);
-        self.entities.open.insert((idx, rule));
-    }
-
-    fn severity_of(&self, rule: Rule) -> Severity {
-        let r = &self.cfg.rules;
-        match rule {
-            Rule::LoginFailuresUser => r.login_failures_user.severity,
-            Rule::LoginFailuresSource => r.login_failures_source.severity,
-            Rule::LoginSuccessAfterFailures => r.login_success_after_failures.severity,
-            Rule::NewDevice => r.new_device.severity,
-            Rule::NewLocation => r.new_location.severity,
-            Rule::AdminChange => r.admin_change.severity,
-            Rule::BulkExport => r.bulk_export.severity,
-            Rule::ExportAboveBaseline => r.export_above_baseline.severity,
-            Rule::UnknownDestination => r.unknown_destination.severity,
-            Rule::SharingSpike => r.sharing_spike.severity,
-        }
-    }
-}
-
-fn to_items(v: &[(u64, Option<&str>)]) -> Vec<StudyItem> {
-    v.iter()
-        .map(|(k, u)| StudyItem {
-            key: *k,
-            uid: u.map(str::to_string),
-        })
-        .collect()
-}
-
-/// The window behind a rule's count.
-fn window_of(st: &EntityState, rule: Rule) -> Option<&SlidingWindow> {
-    match rule {
-        Rule::LoginFailuresUser | Rule::LoginFailuresSource | Rule::LoginSuccessAfterFailures => st.failures.as_ref(),
-        Rule::BulkExport => st.bulk.as_ref(),
-        Rule::ExportAboveBaseline => st.baseline.as_ref(),
-        Rule::SharingSpike => st.shares.as_deref(),
-        _ => None,
-    }
-}
-
-/// Add the studies of one export to a distinct-study window; returns how many were new in it.
-fn add_studies(
-    w: &mut SlidingWindow,
-    now: i64,
-    ts: i64,
-    studies: &[(u64, Option<&str>)],
-    flow: FlowId,
-    stats: &mut DetectStats,
-) -> u64 {
-    w.expire(now);
-    let new = studies
-        .iter()
-        .filter(|&&(key, uid)| w.add(now, ts, key, uid, flow) == Added::New)
-        .count() as u64;
-    stats.window_items_dropped += w.take_dropped();
-    new
-}
-
-/// The rule's count for this entity now (expiring its window first). For instant rules:
-/// whether the open incident is still within its window of its last occurrence.
-#[allow(clippy::too_many_arguments)]
-fn measure_now(
-    p: &Params,
-    cfg: &Config,
-    learned: &Learned,
-    st: &mut EntityState,
-    kind: EntityKind,
-    id: &str,
-    rule: Rule,
-    now: i64,
-) -> Option<Measure> {
-    let r = &cfg.rules;
-    match rule {
-        Rule::LoginFailuresUser | Rule::LoginFailuresSource => {
-            let (t, win) = if rule == Rule::LoginFailuresUser {
-                (r.login_failures_user.threshold, p.lfu_win)
-            } else {
-                (r.login_failures_source.threshold, p.lfs_win)
-            };
-            let w = st.failures.as_mut()?;
-            w.expire(now);
-            let count = w.count_after(now.saturating_sub(win));
-            Some(Measure {
-                count,
-                threshold: t,
-                over: count > t,
-                window: win,
-                extra: None,
-                bytes: false,
-            })
-        }
-        Rule::BulkExport => {
-            // Two measures of one export: distinct studies, and for encrypted downloads the
-            // bytes served over HTTPS. Either above its threshold keeps the incident open; its
-            // `count` is in the unit that opened it (studies when both are over).
-            if st.bulk.is_none() && st.https.is_none() {
-                return None;
-            }
-            let studies = st.bulk.as_mut().map_or(0, |w| {
-                w.expire(now);
-                w.count()
-            });
-            let bytes = st.https.as_deref_mut().map_or(0, |w| {
-                w.expire(now);
-                w.sum()
-            });
-            let (t, tb) = (r.bulk_export.threshold, p.https_bytes);
-            let studies_over = studies > t;
-            let bytes_over = tb > 0 && bytes > tb;
-            let in_bytes = match st.incident(Rule::BulkExport) {
-                Some(inc) => inc.bytes,
-                None => bytes_over && !studies_over,
-            };
-            let (count, threshold) = if in_bytes { (bytes, tb) } else { (studies, t) };
-            Some(Measure {
-                count,
-                threshold,
-                over: studies_over || bytes_over,
-                window: p.bulk_win,
-                extra: None,
-                bytes: in_bytes,
-            })
-        }
-        Rule::ExportAboveBaseline => {
-            let w = st.baseline.as_mut()?;
-            w.expire(now);
-            let count = w.count();
-            let rule = &r.export_above_baseline;
-            if count <= rule.threshold {
-                // Below the floor the baseline cannot matter: skip the look-up.
-                return Some(Measure {
-                    count,
-                    threshold: rule.threshold,
-                    over: false,
-                    window: w.span(),
-                    extra: None,
-                    bytes: false,
-                });
-            }
-            let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
-                Some(b) if b.history(now) >= p.min_history => {
-                    let per = b.per_window(now, p.tau, w.span());
-                    let scaled = (rule.factor * per).ceil();
-                    let limit = if scaled.is_finite() && scaled < u64::MAX as f64 {
-                        (scaled as u64).max(rule.threshold)
-                    } else {
-                        u64::MAX
-                    };
-                    let text = format!(
-                        "{:.1} × its baseline of {per:.2} per {}",
-                        rule.factor,
-                        crate::config::Dur(std::time::Duration::from_nanos(u64::try_from(w.span()).unwrap_or(0)))
-                    );
-                    (limit, Some(text))
-                }
-                // Not enough history yet: the rule may not fire.
-                _ => (u64::MAX, None),
-            };
-            Some(Measure {
-                count,
-                threshold: limit,
-                over: count > limit,
-                window: w.span(),
-                extra,
-                bytes: false,
-            })
-        }
-        Rule::SharingSpike => {
-            let rule = &r.sharing_spike;
-            let w = st.shares.as_mut()?;
-            w.expire(now);
-            let count = w.count();
-            let window = w.span();
-            let rc = match st.recipients.as_mut() {
-                Some(rw) => {
-                    rw.expire(now);
-                    rw.count()
-                }
-                None => 0,
-            };
-            Some(Measure {
-                count,
-                threshold: rule.threshold,
-                over: count > rule.threshold || rc > rule.recipients_threshold,
-                window,
-                extra: None,
-                bytes: false,
-            })
-        }
-        Rule::NewDevice
-        | Rule::NewLocation
-        | Rule::AdminChange
-        | Rule::UnknownDestination
-        | Rule::LoginSuccessAfterFailures => {
-            let inc = st.incident(rule)?;
-            Some(Measure {
-                count: inc.count,
-                threshold: inc.threshold.unwrap_or(0),
-                over: now.saturating_sub(inc.last_seen) <= inc.window,
-                window: inc.window,
-                extra: None,
-                bytes: false,
-            })
-        }
     }
 }
