@@ -18,41 +18,32 @@
 //! is bounded.
 
 use crate::bounded_map::BoundedMap;
-use crate::config::{canonical_ip, AddrMatch, Config};
+use crate::config::{canonical_ip, Config};
 use crate::dest::Dest;
-use crate::engine::{add_studies, AlertSink, Measurer, Occurrence};
-use crate::entity::{Ctx, EntRef, EntityKind, EntityTable};
+use crate::engine::{AlertSink, Measurer, Occurrence};
+use crate::entity::{EntRef, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
+use crate::held::Pending;
 use crate::incident::EvidenceCaps;
-use crate::inventory::{InvDevices, InventoryIndex};
-use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
+use crate::inventory::InventoryIndex;
+use crate::learned::{Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
+use crate::observe::non_empty;
 use crate::rule::Rule;
+use crate::rules::UnknownDest;
 use crate::scope::{to_items, Detail, Scope, StudyItem};
 use crate::stats::DetectStats;
-use crate::window::{ByteWindow, SlidingWindow};
 use pacstap_core::{
-    AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId, FlowMeta, Hl7Event,
-    HttpEvent, ProtocolEvent, StatusClass, Timestamp, TlsEvent,
+    AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId, Hl7Event, HttpEvent,
+    ProtocolEvent, StatusClass, Timestamp, TlsEvent,
 };
-use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-/// Held exports per flow before the flow is attributed to its calling AE without waiting
-/// (a C-MOVE client rarely sends more than a few dozen requests per association).
-const MAX_HELD_PER_FLOW: usize = 256;
-/// Flows remembered as attributed to their calling AE after the identity wait ran out.
-const MAX_RESOLVED_FLOWS: usize = 65_536;
 /// TLS fingerprints remembered per flow (for the device of a login on the same flow).
 const MAX_TLS_FLOWS: usize = 65_536;
 /// AE → address it answered at, for naming move destinations.
 const MAX_NODE_ADDRS: usize = 65_536;
-/// Sources (per account) or accounts (per source) of recent failed logins named in alerts.
-const FAILURE_CONTEXT: usize = 10;
-/// A login from the address last checked for that user / AE within this long skips the
-/// device check (and its learned-state look-up).
-const DEVICE_RECHECK_NS: i64 = 60_000_000_000;
 /// Housekeeping (expiring incidents, flushing held exports) runs at most once per packet-time
 /// second.
 const HOUSEKEEPING_NS: i64 = 1_000_000_000;
@@ -78,42 +69,6 @@ pub(crate) struct Params {
     pub(crate) window_cap: usize,
     pub(crate) max_devices: usize,
     pub(crate) max_pending: usize,
-}
-
-/// An export waiting for its association's user identity.
-#[derive(Debug, Clone)]
-struct HeldExport {
-    ts: i64,
-    flow: FlowMeta,
-    calling_ae: Option<Name>,
-    studies: Vec<StudyItem>,
-    /// Where the studies went (`None`: no move destination named).
-    dest: Option<Dest>,
-}
-
-#[derive(Debug)]
-struct PendingFlow {
-    since: i64,
-    items: Vec<HeldExport>,
-}
-
-#[derive(Debug)]
-pub(crate) struct Pending {
-    flows: HashMap<FlowId, PendingFlow, ahash::RandomState>,
-    order: VecDeque<(FlowId, i64)>,
-    /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
-    /// association's exports are not split between the AE and (later) the user.
-    resolved: BoundedMap<FlowId, ()>,
-}
-
-impl Default for Pending {
-    fn default() -> Self {
-        Pending {
-            flows: HashMap::default(),
-            order: VecDeque::new(),
-            resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
-        }
-    }
 }
 
 /// The detection engine. One per pipeline; owns all entity state.
@@ -145,23 +100,6 @@ impl std::fmt::Debug for Detector {
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!t.is_empty()).then_some(t)
 }
 
 pub(crate) fn nanos(d: crate::config::Dur) -> i64 {
@@ -343,7 +281,8 @@ impl Detector {
         self.learned.to_state((self.now != i64::MIN).then_some(self.now))
     }
 
-    fn learning(&self) -> bool {
+    /// Whether the learning period is still on: what is seen is learned without alerts.
+    pub(crate) fn learning(&self) -> bool {
         match self.learned.started {
             Some(s) => self.now < s.saturating_add(self.p.learning_period),
             None => self.p.learning_period > 0,
@@ -536,7 +475,17 @@ impl Detector {
                 if let (Some(d), Some(dest)) = (dest_ae, &dest) {
                     if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
                         let label = Detail::Ae(dest_ae, dest_ip).render();
-                        self.unknown_destination(EntRef::Ae(d), &label, dest, why, &studies, ev, out);
+                        self.unknown_destination(
+                            &UnknownDest {
+                                entity: EntRef::Ae(d),
+                                label,
+                                dest: dest.clone(),
+                                why,
+                                studies: studies.clone(),
+                            },
+                            ev,
+                            out,
+                        );
                     }
                 }
                 self.hold_or_export(ev, c.user.as_deref(), calling, studies, dest, out);
@@ -554,7 +503,17 @@ impl Detector {
                         Some(_) => Detail::Ae(calling, Some(client)).render(),
                         None => Detail::Addr(client).render(),
                     };
-                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
+                    self.unknown_destination(
+                        &UnknownDest {
+                            entity: ent,
+                            label,
+                            dest: dest.clone(),
+                            why,
+                            studies: studies.clone(),
+                        },
+                        ev,
+                        out,
+                    );
                 }
                 self.hold_or_export(ev, c.user.as_deref(), calling, studies, Some(dest), out);
             }
@@ -580,7 +539,17 @@ impl Detector {
                     };
                     let studies = self.studies_of(c, ev);
                     let ent = dest_ae.map_or(EntRef::Ip(dest_ip), EntRef::Ae);
-                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
+                    self.unknown_destination(
+                        &UnknownDest {
+                            entity: ent,
+                            label,
+                            dest: dest.clone(),
+                            why,
+                            studies: studies.clone(),
+                        },
+                        ev,
+                        out,
+                    );
                 }
             }
             _ => {}
@@ -609,480 +578,6 @@ impl Detector {
             });
         }
         v
-    }
-
-    /// C-MOVE / C-GET exports wait for the association's user identity, unless the command
-    /// already names its user (the decoder copies it from the A-ASSOCIATE-RQ).
-    fn hold_or_export(
-        &mut self,
-        ev: &ProtocolEvent,
-        user: Option<&str>,
-        calling: Option<&str>,
-        studies: Vec<StudyItem>,
-        dest: Option<Dest>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let item = HeldExport {
-            ts: ev.ts.0,
-            flow: ev.flow,
-            calling_ae: calling.map(Name::new),
-            studies,
-            dest,
-        };
-        let fid = ev.flow.id;
-        if let Some(u) = user.and_then(non_empty) {
-            self.export_held(item, Some(u), out);
-            return;
-        }
-        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
-            self.export_held(item, None, out);
-            return;
-        }
-        if let Some(p) = self.pending.flows.get_mut(&fid) {
-            if p.items.len() < MAX_HELD_PER_FLOW {
-                p.items.push(item);
-                return;
-            }
-            self.stats.pending_overflow += 1;
-            self.pending.resolved.insert(fid, ());
-            self.release(fid, None, out);
-            self.export_held(item, None, out);
-            return;
-        }
-        while self.pending.flows.len() >= self.p.max_pending {
-            let Some((old, _)) = self.pending.order.pop_front() else {
-                break;
-            };
-            if self.pending.flows.contains_key(&old) {
-                self.stats.pending_overflow += 1;
-                self.pending.resolved.insert(old, ());
-                self.release(old, None, out);
-            }
-        }
-        let since = self.now;
-        self.pending.flows.insert(
-            fid,
-            PendingFlow {
-                since,
-                items: vec![item],
-            },
-        );
-        self.pending.order.push_back((fid, since));
-    }
-
-    /// Attribute a flow's held exports: to the user identity when the association carried
-    /// one, else the calling AE, else the client address.
-    fn release(&mut self, fid: FlowId, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
-        let Some(p) = self.pending.flows.remove(&fid) else {
-            return;
-        };
-        let outer = self.deferred.is_none();
-        if outer {
-            self.deferred = Some(Vec::new());
-        }
-        for item in p.items {
-            self.export_held(item, user, out);
-        }
-        if !outer {
-            return;
-        }
-        let now = self.now;
-        for (idx, rule) in self.deferred.take().unwrap_or_default() {
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            let kind = s.kind;
-            if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
-                let flow = inc.last_flow;
-                AlertSink {
-                    stats: &mut self.stats,
-                    out,
-                    now,
-                }
-                .emit(kind, &s.id, inc, false, flow);
-            }
-        }
-    }
-
-    fn export_held(&mut self, item: HeldExport, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
-        let ent = match (user, item.calling_ae.as_deref()) {
-            (Some(u), _) => EntRef::User(u),
-            (None, Some(ae)) => EntRef::Ae(ae),
-            (None, None) => EntRef::Ip(item.flow.client.ip),
-        };
-        let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
-    }
-
-    // ---- exports ----
-
-    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
-    fn export(
-        &mut self,
-        ent: EntRef<'_>,
-        studies: &[(u64, Option<&str>)],
-        dest: Option<&Dest>,
-        flow: &FlowMeta,
-        ts: i64,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let bulk_on = self.cfg.rules.bulk_export.enabled;
-        let base_on = self.cfg.rules.export_above_baseline.enabled;
-        if !bulk_on && !base_on {
-            return;
-        }
-        if self.inv.is_exempt(ent) {
-            self.stats.exports_exempt += 1;
-            return;
-        }
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let (kind, cap, tau) = (ent.kind(), self.p.window_cap, self.p.tau);
-        let (bulk_win, base_win) = (self.p.bulk_win, self.p.base_win);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        if let Some(d) = dest {
-            s.st.note_export_dest(ts, d);
-        }
-        let mut new_bulk = 0;
-        if bulk_on {
-            let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
-            new_bulk = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
-        }
-        if base_on {
-            let w =
-                s.st.baseline
-                    .get_or_insert_with(|| SlidingWindow::distinct(base_win, cap));
-            let new_base = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
-            if new_base > 0 {
-                if let Some((k, _)) = self.learned.entry(kind, &s.id, now) {
-                    let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
-                    for _ in 0..new_base {
-                        b.add(ts, tau);
-                    }
-                }
-            }
-        }
-        self.stats.studies_exported += new_bulk;
-        let mut measures = [
-            (Rule::BulkExport, bulk_on, None),
-            (Rule::ExportAboveBaseline, base_on, None),
-        ];
-        for (rule, on, m) in &mut measures {
-            if *on {
-                *m = Measurer {
-                    p: &self.p,
-                    cfg: &self.cfg,
-                    learned: &self.learned,
-                    now,
-                }
-                .measure(&mut s.st, kind, &s.id, *rule);
-            }
-        }
-        let scope = Scope {
-            studies,
-            dest,
-            detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
-            ..Scope::default()
-        };
-        for (rule, _, m) in measures {
-            if let Some(m) = m {
-                self.apply(idx, rule, &m, Occurrence::on(flow, ts, scope), out);
-            }
-        }
-    }
-
-    // ---- logins ----
-
-    fn login_failure(
-        &mut self,
-        user: Option<&str>,
-        ae: Option<&str>,
-        client: IpAddr,
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let r = &self.cfg.rules;
-        let per_user = r.login_failures_user.enabled || r.login_success_after_failures.enabled;
-        let per_source = r.login_failures_source.enabled || r.login_success_after_failures.enabled;
-        let account = user.or(ae).unwrap_or("(unnamed)");
-        let client = canonical_ip(client);
-        let ents = [
-            user.filter(|_| per_user)
-                .map(|u| (EntRef::User(u), Rule::LoginFailuresUser)),
-            ae.filter(|_| per_user)
-                .map(|a| (EntRef::Ae(a), Rule::LoginFailuresUser)),
-            per_source.then_some((EntRef::Ip(client), Rule::LoginFailuresSource)),
-        ];
-        let now = self.now;
-        for (ent, rule) in ents.into_iter().flatten() {
-            let idx = self.entities.get_or_insert(ent, now);
-            let (span, cap) = (self.p.fail_span, self.p.window_cap);
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            // What the alert will name: sources of an account's failures, accounts of a source's.
-            let known_ctx = match rule {
-                Rule::LoginFailuresUser => s.st.failure_context.contains(&Ctx::Ip(client)),
-                _ => {
-                    s.st.failure_context
-                        .iter()
-                        .any(|c| matches!(c, Ctx::Name(n) if **n == *account))
-                }
-            };
-            if !known_ctx {
-                let c = match rule {
-                    Rule::LoginFailuresUser => Ctx::Ip(client),
-                    _ => Ctx::Name(account.into()),
-                };
-                push_capped(&mut s.st.failure_context, c, FAILURE_CONTEXT);
-            }
-            let w = s.st.failures.get_or_insert_with(|| SlidingWindow::events(span, cap));
-            w.expire(now);
-            w.add(now, ev.ts.0, 0, None, ev.flow.id);
-            self.stats.window_items_dropped += w.take_dropped();
-            let enabled = match rule {
-                Rule::LoginFailuresUser => self.cfg.rules.login_failures_user.enabled,
-                _ => self.cfg.rules.login_failures_source.enabled,
-            };
-            if !enabled {
-                continue;
-            }
-            let m = Measurer {
-                p: &self.p,
-                cfg: &self.cfg,
-                learned: &self.learned,
-                now,
-            }
-            .measure(&mut s.st, s.kind, &s.id, rule);
-            if let Some(m) = m {
-                let scope = if rule == Rule::LoginFailuresUser {
-                    Scope {
-                        detail: Some(Detail::Addr(client)),
-                        ..Scope::default()
-                    }
-                } else {
-                    Scope {
-                        extras: &[account],
-                        ..Scope::default()
-                    }
-                };
-                self.apply(idx, rule, &m, Occurrence::on(&ev.flow, ev.ts.0, scope), out);
-            }
-        }
-    }
-
-    fn login_success(
-        &mut self,
-        user: Option<&str>,
-        ae: Option<&str>,
-        client: IpAddr,
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let rule = &self.cfg.rules.login_success_after_failures;
-        if !rule.enabled {
-            return;
-        }
-        let threshold = rule.threshold;
-        let now = self.now;
-        let cutoff = now.saturating_sub(self.p.lsaf_win);
-        let candidates = [user.map(EntRef::User), ae.map(EntRef::Ae), Some(EntRef::Ip(client))];
-        let mut found: [Option<u32>; 3] = [None; 3];
-        let mut fired: Option<(EntRef<'_>, u64, i64)> = None;
-        for (i, ent) in candidates.iter().enumerate() {
-            let Some(ent) = ent else { continue };
-            let Some(idx) = self.entities.find(*ent) else { continue };
-            found[i] = Some(idx);
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            let Some(w) = s.st.failures.as_mut() else { continue };
-            w.expire(now);
-            let from = cutoff.max(s.st.failures_consumed);
-            let n = w.count_after(from);
-            if fired.is_none() && n > threshold {
-                let first = w.items().iter().map(|i| i.ts).find(|t| *t > from).unwrap_or(now);
-                fired = Some((*ent, n, first));
-            }
-        }
-        let Some((ent, n, first)) = fired else { return };
-        for idx in found.into_iter().flatten() {
-            if let Some(s) = self.entities.slot_mut(idx) {
-                s.st.failures_consumed = now;
-            }
-        }
-        let detail = canonical_ip(client).to_string();
-        let idx = self.instant(
-            Rule::LoginSuccessAfterFailures,
-            ent,
-            Scope::text(&detail),
-            ev,
-            Some((n, threshold)),
-            out,
-        );
-        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-            if let Some(inc) = s.st.incident_mut(Rule::LoginSuccessAfterFailures) {
-                inc.first_seen = inc.first_seen.min(first);
-            }
-        }
-    }
-
-    /// `new_device`: a known user / AE logs in from a device never seen for it: its address,
-    /// or the TLS client fingerprint (JA4) of the same flow. Unknown entities, the first device
-    /// of each kind, and everything during the learning period are learned silently.
-    fn check_devices(&mut self, ent: EntRef<'_>, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let (kind, id) = match ent {
-            EntRef::User(u) => (EntityKind::User, u),
-            EntRef::Ae(a) => (EntityKind::Ae, a),
-            EntRef::Ip(_) => return,
-        };
-        let inv = match kind {
-            EntityKind::User => self.inv.users.get(id).map_or(InvDevices::None, |v| InvDevices::User(v)),
-            _ => match self.inv.dicom.get(id) {
-                None => InvDevices::None,
-                // `ip = "*"`: this AE may be anywhere.
-                Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
-                Some(a) => InvDevices::Ae(a),
-            },
-        };
-        let client = canonical_ip(client);
-        let addr = Device::Ip(client);
-        let print = self
-            .tls_ja4
-            .get(&ev.flow.id)
-            .map(|j| Device::Key(format!("ja4:{j}").into()));
-        let now = self.now;
-        // Fast path: the same address checked less than a minute ago.
-        let slot = self.entities.find(ent);
-        if print.is_none() {
-            if let Some((ip, t)) = slot.and_then(|i| self.entities.slot(i)).and_then(|s| s.st.device_ok) {
-                if ip == client && now.saturating_sub(t) < DEVICE_RECHECK_NS {
-                    return;
-                }
-            }
-        }
-        if let Some(s) = slot.and_then(|i| self.entities.slot_mut(i)) {
-            s.st.device_ok = Some((client, now));
-        }
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let Some((k, created)) = self.learned.entry(kind, id, now) else {
-            return;
-        };
-        let known_entity = !created || !inv.is_empty();
-        let mut new: Vec<Device> = Vec::new();
-        for d in [Some(addr), print].into_iter().flatten() {
-            if k.devices.contains(&d) || inv.contains(&d) {
-                continue;
-            }
-            let fp = d.is_fingerprint();
-            let seen_kind = k.devices.iter().any(|x| x.is_fingerprint() == fp) || inv.has_kind(fp);
-            let fire = known_entity && seen_kind && !learning;
-            if push_capped(&mut k.devices, d.clone(), max) {
-                self.stats.devices_dropped += 1;
-            }
-            if fire {
-                new.push(d);
-            }
-        }
-        if new.is_empty() || !self.cfg.rules.new_device.enabled {
-            return;
-        }
-        let known: Vec<String> = inv
-            .names()
-            .into_iter()
-            .chain(k.devices.iter().filter(|d| !new.contains(d)).map(|d| d.to_string()))
-            .take(5)
-            .collect();
-        let extra = (!known.is_empty()).then(|| format!("known devices: {}", known.join(", ")));
-        for d in new {
-            let name = d.to_string();
-            let extras: Vec<&str> = extra.as_deref().into_iter().collect();
-            let scope = Scope {
-                extras: &extras,
-                ..Scope::text(&name)
-            };
-            let idx = self.instant(Rule::NewDevice, ent, scope, ev, None, out);
-            if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-                s.st.identity_alert = Some((now, Rule::NewDevice, name));
-            }
-        }
-    }
-
-    /// `new_location`: a user's login from a country never seen for it (GeoIP; skipped without
-    /// a database and for internal addresses).
-    fn check_location(&mut self, user: &str, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        if !self.geo.is_some() || self.inv.is_internal(client) {
-            return;
-        }
-        self.stats.geoip_lookups += 1;
-        let Some(country) = self.geo.country(client) else {
-            return;
-        };
-        self.stats.geoip_hits += 1;
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let now = self.now;
-        let Some((k, _)) = self.learned.entry(EntityKind::User, user, now) else {
-            return;
-        };
-        if k.countries.iter().any(|c| **c == *country) {
-            return;
-        }
-        let before: Vec<String> = k.countries.iter().map(|c| c.to_string()).collect();
-        if push_capped(&mut k.countries, country.as_str().into(), max) {
-            self.stats.devices_dropped += 1;
-        }
-        if before.is_empty() || learning || !self.cfg.rules.new_location.enabled {
-            return;
-        }
-        let detail = format!("{country} (from {})", canonical_ip(client));
-        let extra = format!("seen before: {}", before.join(", "));
-        let scope = Scope {
-            extras: &[&extra],
-            ..Scope::text(&detail)
-        };
-        let idx = self.instant(Rule::NewLocation, EntRef::User(user), scope, ev, None, out);
-        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-            s.st.identity_alert = Some((now, Rule::NewLocation, detail));
-        }
-    }
-
-    /// DICOM node configuration visible on the wire: an AE answering associations at an
-    /// address not in the inventory and never seen for it → `admin_change`.
-    fn check_node(&mut self, called: &str, server: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let addr = canonical_ip(server);
-        let inv: &[AddrMatch] = match self.inv.dicom.get(called) {
-            Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
-            Some(a) => a,
-            None => &[],
-        };
-        if inv.iter().any(|a| a.matches(addr)) {
-            return;
-        }
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let now = self.now;
-        let Some((k, _)) = self.learned.entry(EntityKind::Ae, called, now) else {
-            return;
-        };
-        if k.nodes.contains(&addr) {
-            return;
-        }
-        let before: Vec<String> = InvDevices::Ae(inv)
-            .names()
-            .into_iter()
-            .chain(k.nodes.iter().map(|n| n.to_string()))
-            .collect();
-        if push_capped(&mut k.nodes, addr, max) {
-            self.stats.devices_dropped += 1;
-        }
-        if before.is_empty() || learning || !self.cfg.rules.admin_change.enabled {
-            return;
-        }
-        let detail = format!("AE {called} now answers at {addr} (was {})", before.join(", "));
-        self.instant(
-            Rule::AdminChange,
-            EntRef::Ae(called),
-            Scope::text(&detail),
-            ev,
-            None,
-            out,
-        );
     }
 
     // ---- HTTP, TLS, HL7 ----
@@ -1129,7 +624,17 @@ impl Detector {
                     if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
                         let label = dest.summary();
                         let items = to_items(&studies);
-                        self.unknown_destination(EntRef::Ip(client), &label, &dest, why, &items, ev, out);
+                        self.unknown_destination(
+                            &UnknownDest {
+                                entity: EntRef::Ip(client),
+                                label,
+                                dest: dest.clone(),
+                                why,
+                                studies: items,
+                            },
+                            ev,
+                            out,
+                        );
                     }
                     self.export(actor, &studies, Some(&dest), &ev.flow, ev.ts.0, out);
                 }
@@ -1145,7 +650,17 @@ impl Detector {
                         let label = format!("STOW-RS server {}", ev.flow.server);
                         let dest = Dest::Server(server, Some(ev.flow.server.port));
                         let items = to_items(&studies);
-                        self.unknown_destination(EntRef::Ip(server), &label, &dest, why, &items, ev, out);
+                        self.unknown_destination(
+                            &UnknownDest {
+                                entity: EntRef::Ip(server),
+                                label,
+                                dest,
+                                why,
+                                studies: items,
+                            },
+                            ev,
+                            out,
+                        );
                     }
                 }
                 _ => {}
@@ -1160,69 +675,6 @@ impl Detector {
             }
         }
         self.https_download(ev, t, out);
-    }
-
-    /// The HTTPS half of `bulk_export`: inside TLS neither the studies nor the user can be
-    /// seen, so what counts is the volume an image server (`rules.bulk_export.https_servers`,
-    /// by default the inventory's `pacs` / `archive` nodes, else any internal TLS server) sent
-    /// each client address within the rule's window, against `https_bytes`. The client is
-    /// both the entity and the destination; the server and its SNI name where it came from.
-    ///
-    /// The decoder emits one `tls` event per connection when it ends, with its totals, so a
-    /// download counts when its connection closes (or times out in the flow table): a
-    /// keep-alive connection open longer than the window is counted whole at its end.
-    /// Connections between two listed image servers (replication) are not downloads.
-    fn https_download(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
-        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 || t.bytes_toclient == 0 {
-            return;
-        }
-        let client = canonical_ip(ev.flow.client.ip);
-        let server = canonical_ip(ev.flow.server.ip);
-        if !self.inv.is_image_server(server) || (!self.inv.https_any_internal && self.inv.is_image_server(client)) {
-            return;
-        }
-        let ent = EntRef::Ip(client);
-        if self.inv.is_exempt(ent) {
-            self.stats.exports_exempt += 1;
-            return;
-        }
-        let served_by = SocketAddr::new(server, ev.flow.server.port);
-        let label = match t.sni.as_deref().and_then(non_empty) {
-            // RFC 6066 §3: a HostName is at most 2^16 - 1 bytes on the wire; a DNS name has
-            // at most 253 characters, so anything longer is cut there.
-            Some(sni) => format!("{} ({served_by})", truncate(sni, 253)),
-            None => served_by.to_string(),
-        };
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let (span, cap) = (self.p.bulk_win, self.p.window_cap);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let w = s.st.https.get_or_insert_with(|| Box::new(ByteWindow::new(span, cap)));
-        w.expire(now);
-        if !w.add(now, ev.ts.0, t.bytes_toclient, ev.flow.id, Some(&label)) {
-            return; // older than the window
-        }
-        self.stats.window_items_dropped += w.take_merged();
-        self.stats.https_bytes = self.stats.https_bytes.saturating_add(t.bytes_toclient);
-        let dest = Dest::Client(client);
-        s.st.note_export_dest(ev.ts.0, &dest);
-        let m = Measurer {
-            p: &self.p,
-            cfg: &self.cfg,
-            learned: &self.learned,
-            now,
-        }
-        .measure(&mut s.st, s.kind, &s.id, Rule::BulkExport);
-        if let Some(m) = m {
-            let scope = Scope {
-                dest: Some(&dest),
-                // A study-counting incident already open for this address keeps naming its
-                // destinations; a volume incident names the servers.
-                detail: m.bytes.then_some(Detail::Text(&label)),
-                ..Scope::default()
-            };
-            self.apply(idx, Rule::BulkExport, &m, Occurrence::on(&ev.flow, ev.ts.0, scope), out);
-        }
     }
 
     fn on_hl7(&mut self, ev: &ProtocolEvent, m: &Hl7Event, out: &mut Vec<ProtocolEvent>) {
@@ -1273,110 +725,18 @@ impl Detector {
                     None => format!("HL7 receiver {}", canonical_ip(receiver)),
                 };
                 let dest = Dest::Server(receiver, port);
-                self.unknown_destination(EntRef::Ip(receiver), &label, &dest, why, &[], ev, out);
+                self.unknown_destination(
+                    &UnknownDest {
+                        entity: EntRef::Ip(receiver),
+                        label,
+                        dest,
+                        why,
+                        studies: Vec::new(),
+                    },
+                    ev,
+                    out,
+                );
             }
         }
-    }
-
-    // ---- rules with their own counting ----
-
-    fn share(
-        &mut self,
-        actor: EntRef<'_>,
-        action: &str,
-        recipients: &[String],
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        if !self.cfg.rules.sharing_spike.enabled {
-            return;
-        }
-        let now = self.now;
-        let idx = self.entities.get_or_insert(actor, now);
-        let (cap, span) = (self.p.window_cap, self.p.share_win);
-        let keys: Vec<u64> = recipients.iter().map(|r| self.hasher.hash_one(r.as_str())).collect();
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let w =
-            s.st.shares
-                .get_or_insert_with(|| Box::new(SlidingWindow::events(span, cap)));
-        w.expire(now);
-        w.add(now, ev.ts.0, 0, None, ev.flow.id);
-        self.stats.window_items_dropped += w.take_dropped();
-        if !recipients.is_empty() {
-            let rw =
-                s.st.recipients
-                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(span, cap)));
-            rw.expire(now);
-            for (r, k) in recipients.iter().zip(&keys) {
-                rw.add(now, ev.ts.0, *k, Some(r), ev.flow.id);
-            }
-            self.stats.window_items_dropped += rw.take_dropped();
-        }
-        let m = Measurer {
-            p: &self.p,
-            cfg: &self.cfg,
-            learned: &self.learned,
-            now,
-        }
-        .measure(&mut s.st, s.kind, &s.id, Rule::SharingSpike);
-        if let Some(m) = m {
-            // The outside recipients are where the shared studies go.
-            let extras: Vec<&str> = recipients.iter().map(String::as_str).collect();
-            let scope = Scope {
-                dests: &extras,
-                extras: &extras,
-                ..Scope::text(action)
-            };
-            self.apply(
-                idx,
-                Rule::SharingSpike,
-                &m,
-                Occurrence::on(&ev.flow, ev.ts.0, scope),
-                out,
-            );
-        }
-    }
-
-    /// `unknown_destination`: once per destination (remembered across restarts); while its
-    /// incident is open, further transfers are updates with their studies.
-    #[allow(clippy::too_many_arguments)]
-    fn unknown_destination(
-        &mut self,
-        ent: EntRef<'_>,
-        label: &str,
-        dest: &Dest,
-        why: &str,
-        studies: &[StudyItem],
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        if !self.cfg.rules.unknown_destination.enabled {
-            return;
-        }
-        let items: Vec<(u64, Option<&str>)> = studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        let now = self.now;
-        let open = self
-            .entities
-            .find(ent)
-            .and_then(|i| self.entities.slot(i))
-            .and_then(|s| s.st.incident(Rule::UnknownDestination))
-            .is_some_and(|i| now.saturating_sub(i.last_seen) <= i.window);
-        if !open {
-            let id = match ent {
-                EntRef::User(s) | EntRef::Ae(s) => s.to_string(),
-                EntRef::Ip(ip) => canonical_ip(ip).to_string(),
-            };
-            if !self.learned.add_destination(ent.kind(), &id, self.now) {
-                return; // alerted on before
-            }
-        }
-        let scope = Scope {
-            studies: &items,
-            dest: Some(dest),
-            detail: Some(Detail::Text(label)),
-            extras: &[why],
-            ..Scope::default()
-        };
-        self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
     }
 }
