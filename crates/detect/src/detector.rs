@@ -18,10 +18,9 @@
 //! is bounded.
 
 use crate::bounded_map::BoundedMap;
-use crate::config::{canonical_ip, Config};
-use crate::dest::Dest;
+use crate::config::Config;
 use crate::engine::{AlertSink, Measurer, Occurrence};
-use crate::entity::{EntRef, EntityTable};
+use crate::entity::EntityTable;
 use crate::error::DetectError;
 use crate::geo::Geo;
 use crate::held::Pending;
@@ -29,15 +28,10 @@ use crate::incident::EvidenceCaps;
 use crate::inventory::InventoryIndex;
 use crate::learned::{Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
-use crate::observe::non_empty;
+use crate::observe::{Observation, Observer};
 use crate::rule::Rule;
-use crate::rules::UnknownDest;
-use crate::scope::{to_items, Detail, Scope, StudyItem};
 use crate::stats::DetectStats;
-use pacstap_core::{
-    AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId, Hl7Event, HttpEvent,
-    ProtocolEvent, StatusClass, Timestamp, TlsEvent,
-};
+use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
 use std::net::IpAddr;
 
 /// TLS fingerprints remembered per flow (for the device of a login on the same flow).
@@ -104,60 +98,6 @@ impl std::fmt::Debug for Detector {
 
 pub(crate) fn nanos(d: crate::config::Dur) -> i64 {
     d.as_nanos_i64()
-}
-
-/// Whether a C-MOVE / C-GET / C-STORE moved data: success or warning, pending (final response
-/// not seen), or no response at all (the request was sent; err towards counting); a failure or
-/// cancel only if some sub-operations completed.
-fn transferred(c: &DicomCommand) -> bool {
-    match c.status_class {
-        None | Some(StatusClass::Success | StatusClass::Warning | StatusClass::Pending) => true,
-        Some(StatusClass::Failure | StatusClass::Cancel) => c
-            .sub_operations
-            .is_some_and(|s| u32::from(s.completed) + u32::from(s.warning) > 0),
-    }
-}
-
-/// Recipients of a share action: those the HTTP decoder read from the request body
-/// (`HttpEvent.share_recipients`), else those named in the query string (`email`,
-/// `recipient`, `to`, `mail`). At most 16, each at most 256 bytes, lower-cased.
-fn share_recipients(h: &HttpEvent) -> Vec<String> {
-    if !h.share_recipients.is_empty() {
-        return h
-            .share_recipients
-            .iter()
-            .map(|r| r.trim().to_ascii_lowercase())
-            .filter(|r| !r.is_empty() && r.len() <= 256)
-            .take(16)
-            .collect();
-    }
-    let Some((_, query)) = h.url.split_once('?') else {
-        return Vec::new();
-    };
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| matches!(k.to_ascii_lowercase().as_str(), "email" | "recipient" | "to" | "mail"))
-        .map(|(_, v)| v.replace("%40", "@").to_ascii_lowercase())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
-        .take(16)
-        .collect()
-}
-
-/// Whether an e-mail recipient is in one of our domains (or a subdomain of one).
-fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
-    let Some((_, domain)) = r.rsplit_once('@') else {
-        return false;
-    };
-    domains.iter().any(|d| {
-        let d = d.trim().trim_start_matches('@');
-        domain.eq_ignore_ascii_case(d)
-            || (domain.len() > d.len()
-                && domain
-                    .get(domain.len() - d.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(d))
-                && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
-    })
 }
 
 impl Detector {
@@ -305,13 +245,16 @@ impl Detector {
         self.advance(ev.ts.0);
         // Time-based closes first, so a new incident is not taken for the old one.
         self.housekeeping(out);
-        match &ev.body {
-            EventBody::Dicom(DicomEvent::Association(a)) => self.on_association(ev, a, out),
-            EventBody::Dicom(DicomEvent::Command(c)) => self.on_command(ev, c, out),
-            EventBody::Http(h) => self.on_http(ev, h, out),
-            EventBody::Tls(t) => self.on_tls(ev, t, out),
-            EventBody::Hl7(m) => self.on_hl7(ev, m, out),
-            EventBody::Alert(_) | EventBody::Anomaly(_) => {}
+        let mut seen = Vec::new();
+        Observer {
+            inv: &self.inv,
+            cfg: &self.cfg,
+            node_addr: &self.node_addr,
+            hasher: &self.hasher,
+        }
+        .observe(ev, &mut seen);
+        for o in seen {
+            self.dispatch(ev, o, out);
         }
         self.refresh_stats();
     }
@@ -417,37 +360,6 @@ impl Detector {
         }
     }
 
-    // ---- DICOM ----
-
-    fn on_association(&mut self, ev: &ProtocolEvent, a: &DicomAssociation, out: &mut Vec<ProtocolEvent>) {
-        let client = ev.flow.client.ip;
-        let calling = non_empty(&a.calling_ae);
-        let user = a
-            .user_identity
-            .as_ref()
-            .and_then(|u| u.username.as_deref())
-            .and_then(non_empty);
-        if a.outcome == AssociationOutcome::Rejected || (!a.accepted && a.reject.is_some()) {
-            // PS3.8 §9.3.4 A-ASSOCIATE-RJ: a failed login for the user identity (if any), the
-            // calling AE and the source address.
-            self.login_failure(user, calling, client, ev, out);
-        } else if a.accepted {
-            self.login_success(user, calling, client, ev, out);
-            if let Some(ae) = calling {
-                self.check_devices(EntRef::Ae(ae), client, ev, out);
-            }
-            if let Some(u) = user {
-                self.check_devices(EntRef::User(u), client, ev, out);
-                self.check_location(u, client, ev, out);
-            }
-            if let Some(called) = non_empty(&a.called_ae) {
-                self.note_node(called, ev.flow.server.ip, ev.flow.server.port);
-                self.check_node(called, ev.flow.server.ip, ev, out);
-            }
-        }
-        self.release(ev.flow.id, user, out);
-    }
-
     /// Remember the address (and port) an AE answered at, to name it as a move destination.
     fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
         if self.node_addr.get(ae) != Some(&(ip, port)) {
@@ -455,288 +367,40 @@ impl Detector {
         }
     }
 
-    fn on_command(&mut self, ev: &ProtocolEvent, c: &DicomCommand, out: &mut Vec<ProtocolEvent>) {
-        if !transferred(c) {
-            return;
-        }
-        let client = ev.flow.client.ip;
-        let server = ev.flow.server.ip;
-        let calling = non_empty(&c.calling_ae);
-        match c.command.as_str() {
-            "C-MOVE" => {
-                // PS3.7 §9.1.4: the sub-operations' C-STOREs go to the Move Destination AE,
-                // at the address the SCP has configured for it: the one that AE was last seen
-                // answering at (its C-STOREs usually end before the C-MOVE's final response).
-                let dest_ae = c.move_destination.as_deref().and_then(non_empty);
-                let node = dest_ae.and_then(|d| self.node_addr.get(d).copied());
-                let dest_ip = node.map(|(ip, _)| ip);
-                let dest = dest_ae.map(|d| Dest::ae(d, dest_ip, node.map(|(_, port)| port)));
-                let studies = self.studies_of(c, ev);
-                if let (Some(d), Some(dest)) = (dest_ae, &dest) {
-                    if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
-                        let label = Detail::Ae(dest_ae, dest_ip).render();
-                        self.unknown_destination(
-                            &UnknownDest {
-                                entity: EntRef::Ae(d),
-                                label,
-                                dest: dest.clone(),
-                                why,
-                                studies: studies.clone(),
-                            },
-                            ev,
-                            out,
-                        );
-                    }
-                }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, dest, out);
-            }
-            "C-GET" => {
-                // The requester receives the images: it is the destination.
-                let studies = self.studies_of(c, ev);
-                let dest = match calling {
-                    Some(ae) => Dest::ae(ae, Some(client), None),
-                    None => Dest::Client(client),
-                };
-                if let Some(why) = self.inv.dicom_destination_unknown(calling, Some(client)) {
-                    let ent = calling.map_or(EntRef::Ip(client), EntRef::Ae);
-                    let label = match calling {
-                        Some(_) => Detail::Ae(calling, Some(client)).render(),
-                        None => Detail::Addr(client).render(),
-                    };
-                    self.unknown_destination(
-                        &UnknownDest {
-                            entity: ent,
-                            label,
-                            dest: dest.clone(),
-                            why,
-                            studies: studies.clone(),
-                        },
-                        ev,
-                        out,
-                    );
-                }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, Some(dest), out);
-            }
-            "C-STORE" => {
-                let (dest_ae, dest_ip, dest_port) = match c.direction {
-                    Direction::ToServer => (non_empty(&c.called_ae), server, Some(ev.flow.server.port)),
-                    // C-GET sub-operations flow back to the requester.
-                    Direction::ToClient => (calling, client, None),
-                };
-                if c.direction == Direction::ToServer {
-                    if let Some(ae) = dest_ae {
-                        self.note_node(ae, dest_ip, ev.flow.server.port);
-                    }
-                }
-                if let Some(why) = self.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
-                    let label = match dest_ae {
-                        Some(ae) => format!("AE {ae} ({dest_ip})"),
-                        None => dest_ip.to_string(),
-                    };
-                    let dest = match dest_ae {
-                        Some(ae) => Dest::ae(ae, Some(dest_ip), dest_port),
-                        None => Dest::Server(dest_ip, dest_port),
-                    };
-                    let studies = self.studies_of(c, ev);
-                    let ent = dest_ae.map_or(EntRef::Ip(dest_ip), EntRef::Ae);
-                    self.unknown_destination(
-                        &UnknownDest {
-                            entity: ent,
-                            label,
-                            dest: dest.clone(),
-                            why,
-                            studies: studies.clone(),
-                        },
-                        ev,
-                        out,
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn study_key(&self, uid: &str) -> u64 {
-        self.hasher.hash_one(uid)
-    }
-
-    fn studies_of(&self, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<StudyItem> {
-        let mut v: Vec<StudyItem> = c
-            .study_instance_uids
-            .iter()
-            .filter_map(|u| non_empty(u))
-            .map(|u| StudyItem {
-                key: self.study_key(u),
-                uid: Some(u.to_string()),
-            })
-            .collect();
-        if v.is_empty() {
-            // Patient-level (or identifier-less) retrieve: one unnamed thing per request.
-            v.push(StudyItem {
-                key: self.hasher.hash_one((ev.flow.id.0, c.message_id, c.request_time.0)),
-                uid: None,
-            });
-        }
-        v
-    }
-
-    // ---- HTTP, TLS, HL7 ----
-
-    fn on_http(&mut self, ev: &ProtocolEvent, h: &HttpEvent, out: &mut Vec<ProtocolEvent>) {
-        let client = ev.flow.client.ip;
-        let user = h.user.as_deref().and_then(non_empty);
-        let ok = h.status.is_some_and(|s| (200..300).contains(&s));
-        let not_refused = !matches!(h.status, Some(s) if s >= 400);
-        // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
-        if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
-            self.login_failure(user, None, client, ev, out);
-        } else if ok {
-            if let Some(u) = user {
-                self.login_success(Some(u), None, client, ev, out);
-                self.check_devices(EntRef::User(u), client, ev, out);
-                self.check_location(u, client, ev, out);
-            }
-        }
-        let actor = user.map_or(EntRef::Ip(client), EntRef::User);
-        if let Some(action) = h.admin_action.as_deref().and_then(non_empty) {
-            if not_refused {
-                let detail = format!("{action} ({} {})", h.method, h.url);
-                self.instant(Rule::AdminChange, actor, Scope::text(&detail), ev, None, out);
-            }
-        }
-        if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
-            if not_refused {
-                let mut recipients = share_recipients(h);
-                let internal = &self.cfg.rules.sharing_spike.internal_domains;
-                recipients.retain(|r| !is_internal_recipient(r, internal));
-                self.share(actor, share, &recipients, ev, out);
-            }
-        }
-        if let Some(dw) = &h.dicomweb {
-            match dw.service.as_str() {
-                "WADO-RS" | "WADO-URI" if ok => {
-                    let studies: [(u64, Option<&str>); 1] = match dw.study_instance_uid.as_deref().and_then(non_empty) {
-                        Some(uid) => [(self.study_key(uid), Some(uid))],
-                        None => [(self.study_key(&h.url), None)],
-                    };
-                    // The client downloads: its address is the destination.
-                    let dest = Dest::Client(client);
-                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
-                        let label = dest.summary();
-                        let items = to_items(&studies);
-                        self.unknown_destination(
-                            &UnknownDest {
-                                entity: EntRef::Ip(client),
-                                label,
-                                dest: dest.clone(),
-                                why,
-                                studies: items,
-                            },
-                            ev,
-                            out,
-                        );
-                    }
-                    self.export(actor, &studies, Some(&dest), &ev.flow, ev.ts.0, out);
-                }
-                "STOW-RS" if ok => {
-                    let server = ev.flow.server.ip;
-                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(server)) {
-                        let studies: Vec<(u64, Option<&str>)> = dw
-                            .study_instance_uid
-                            .as_deref()
-                            .and_then(non_empty)
-                            .map(|u| vec![(self.study_key(u), Some(u))])
-                            .unwrap_or_default();
-                        let label = format!("STOW-RS server {}", ev.flow.server);
-                        let dest = Dest::Server(server, Some(ev.flow.server.port));
-                        let items = to_items(&studies);
-                        self.unknown_destination(
-                            &UnknownDest {
-                                entity: EntRef::Ip(server),
-                                label,
-                                dest,
-                                why,
-                                studies: items,
-                            },
-                            ev,
-                            out,
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn on_tls(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
-        if let Some(ja4) = t.ja4.as_deref().and_then(non_empty) {
-            if ja4.len() <= 128 {
-                self.tls_ja4.insert(ev.flow.id, ja4.into());
-            }
-        }
-        self.https_download(ev, t, out);
-    }
-
-    fn on_hl7(&mut self, ev: &ProtocolEvent, m: &Hl7Event, out: &mut Vec<ProtocolEvent>) {
-        let dir = m.direction.unwrap_or(Direction::ToServer);
-        let (sender, receiver, port) = match dir {
-            Direction::ToServer => (ev.flow.client.ip, ev.flow.server.ip, Some(ev.flow.server.port)),
-            Direction::ToClient => (ev.flow.server.ip, ev.flow.client.ip, None),
-        };
-        if let Some(adm) = &m.admin_event {
-            // HL7 v2.5 ch. 8: a master file notification changes staff / practitioner /
-            // location records.
-            let mut detail = format!("HL7 {} {}", m.message_type, adm.kind);
-            if let Some(app) = &m.sending_application {
-                detail.push_str(&format!(" from {app}"));
-            }
-            let recs: Vec<String> = adm
-                .records
-                .iter()
-                .take(3)
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r.action.as_deref().unwrap_or(&r.event_code),
-                        r.primary_key.as_deref().unwrap_or("?")
-                    )
-                })
-                .collect();
-            if !recs.is_empty() {
-                detail.push_str(&format!(": {}", recs.join(", ")));
-                if adm.records_total as usize > recs.len() {
-                    detail.push_str(&format!(" (+{})", adm.records_total as usize - recs.len()));
-                }
-            }
-            self.instant(
-                Rule::AdminChange,
-                EntRef::Ip(sender),
-                Scope::text(&detail),
-                ev,
-                None,
+    /// Hand one observation to its rule family (or to the detector's memory), at the time and
+    /// on the flow of `ev`.
+    fn dispatch(&mut self, ev: &ProtocolEvent, o: Observation<'_>, out: &mut Vec<ProtocolEvent>) {
+        match o {
+            Observation::LoginFailed { user, ae, client } => self.login_failure(user, ae, client, ev, out),
+            Observation::LoginSucceeded { user, ae, client } => self.login_success(user, ae, client, ev, out),
+            Observation::DeviceUsed { entity, client } => self.check_devices(entity, client, ev, out),
+            Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),
+            Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
+            Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
+            Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
+            Observation::Retrieve {
+                user,
+                calling,
+                studies,
+                dest,
+            } => self.hold_or_export(ev, user, calling, studies, dest, out),
+            Observation::Download { entity, study, dest } => self.export(
+                entity,
+                std::slice::from_ref(&study),
+                Some(&dest),
+                &ev.flow,
+                ev.ts.0,
                 out,
-            );
-        }
-        let is_ack = m.ack_code.is_some() || m.message_type.starts_with("ACK");
-        if !is_ack {
-            if let Some(why) = self.inv.hl7_destination_unknown(receiver, port) {
-                let label = match port {
-                    Some(p) => format!("HL7 receiver {}:{p}", canonical_ip(receiver)),
-                    None => format!("HL7 receiver {}", canonical_ip(receiver)),
-                };
-                let dest = Dest::Server(receiver, port);
-                self.unknown_destination(
-                    &UnknownDest {
-                        entity: EntRef::Ip(receiver),
-                        label,
-                        dest,
-                        why,
-                        studies: Vec::new(),
-                    },
-                    ev,
-                    out,
-                );
-            }
+            ),
+            Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),
+            Observation::AdminAction { actor, detail } => self.admin_action(actor, &detail, ev, out),
+            Observation::Share {
+                actor,
+                action,
+                recipients,
+            } => self.share(actor, action, &recipients, ev, out),
+            Observation::TlsFingerprint { ja4 } => self.tls_ja4.insert(ev.flow.id, ja4.into()),
+            Observation::HttpsDownload { bytes, sni } => self.https_download(ev, bytes, sni, out),
         }
     }
 }

@@ -61,4 +61,16 @@ impl Detector {
             out,
         );
     }
+
+    /// An administrative action seen on the wire (HTTP `admin_action`, HL7 MFN): an instant
+    /// `admin_change` for the actor.
+    pub(crate) fn admin_action(
+        &mut self,
+        actor: EntRef<'_>,
+        detail: &str,
+        ev: &ProtocolEvent,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        self.instant(Rule::AdminChange, actor, Scope::text(detail), ev, None, out);
+    }
 }

@@ -11,7 +11,7 @@ use crate::observe::non_empty;
 use crate::rule::Rule;
 use crate::scope::{Detail, Scope};
 use crate::window::{ByteWindow, SlidingWindow};
-use pacstap_core::{FlowMeta, ProtocolEvent, TlsEvent};
+use pacstap_core::{FlowMeta, ProtocolEvent};
 use std::net::SocketAddr;
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -112,22 +112,25 @@ impl Detector {
     /// download counts when its connection closes (or times out in the flow table): a
     /// keep-alive connection open longer than the window is counted whole at its end.
     /// Connections between two listed image servers (replication) are not downloads.
-    pub(crate) fn https_download(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
-        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 || t.bytes_toclient == 0 {
+    pub(crate) fn https_download(
+        &mut self,
+        ev: &ProtocolEvent,
+        bytes: u64,
+        sni: Option<&str>,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 {
             return;
         }
         let client = canonical_ip(ev.flow.client.ip);
         let server = canonical_ip(ev.flow.server.ip);
-        if !self.inv.is_image_server(server) || (!self.inv.https_any_internal && self.inv.is_image_server(client)) {
-            return;
-        }
         let ent = EntRef::Ip(client);
         if self.inv.is_exempt(ent) {
             self.stats.exports_exempt += 1;
             return;
         }
         let served_by = SocketAddr::new(server, ev.flow.server.port);
-        let label = match t.sni.as_deref().and_then(non_empty) {
+        let label = match sni.and_then(non_empty) {
             // RFC 6066 §3: a HostName is at most 2^16 - 1 bytes on the wire; a DNS name has
             // at most 253 characters, so anything longer is cut there.
             Some(sni) => format!("{} ({served_by})", truncate(sni, 253)),
@@ -139,11 +142,11 @@ impl Detector {
         let Some(s) = self.entities.slot_mut(idx) else { return };
         let w = s.st.https.get_or_insert_with(|| Box::new(ByteWindow::new(span, cap)));
         w.expire(now);
-        if !w.add(now, ev.ts.0, t.bytes_toclient, ev.flow.id, Some(&label)) {
+        if !w.add(now, ev.ts.0, bytes, ev.flow.id, Some(&label)) {
             return; // older than the window
         }
         self.stats.window_items_dropped += w.take_merged();
-        self.stats.https_bytes = self.stats.https_bytes.saturating_add(t.bytes_toclient);
+        self.stats.https_bytes = self.stats.https_bytes.saturating_add(bytes);
         let dest = Dest::Client(client);
         s.st.note_export_dest(ev.ts.0, &dest);
         let m = Measurer {
