@@ -361,7 +361,7 @@ impl Detector {
     }
 
     /// Remember the address (and port) an AE answered at, to name it as a move destination.
-    fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
+    pub(crate) fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
         if self.node_addr.get(ae) != Some(&(ip, port)) {
             self.node_addr.insert(Name::new(ae), (ip, port));
         }

@@ -158,3 +158,49 @@ impl Detector {
         self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    fn moves(r: &mut Run, f: pacstap_core::FlowMeta) {
+        for i in 0..16 {
+            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
+        }
+    }
+
+    #[test]
+    fn held_exports_go_to_the_user_the_association_names_in_one_alert() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        moves(&mut r, f);
+        assert!(r.alerts("bulk_export").is_empty(), "held for the identity");
+        assert_eq!(r.det.stats().pending_flows, 1);
+        r.feed(assoc(20 * SEC, f, "WS1", "PACS", true, Some("dave")));
+        let a = r.alerts("bulk_export");
+        assert_eq!(
+            a.len(),
+            1,
+            "one alert with the full count, not a first alert and updates"
+        );
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("user", "dave", 16)
+        );
+        assert_eq!(r.det.stats().pending_flows, 0);
+    }
+
+    #[test]
+    fn without_an_identity_in_time_exports_go_to_the_calling_ae() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        moves(&mut r, f);
+        r.tick(299 * SEC);
+        assert!(r.alerts("bulk_export").is_empty());
+        r.tick(320 * SEC);
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ae", "WS1"));
+        assert_eq!(r.det.stats().identity_wait_expired, 1);
+    }
+}

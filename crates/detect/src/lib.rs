@@ -58,6 +58,8 @@ mod rules;
 mod scope;
 mod state;
 mod stats;
+#[cfg(test)]
+mod testkit;
 mod text;
 mod window;
 

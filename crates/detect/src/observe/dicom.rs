@@ -198,3 +198,116 @@ fn studies_of(o: &Observer<'_>, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<Stu
     }
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::observed;
+    use crate::testkit::*;
+    use crate::Detector;
+    use pacstap_core::{DicomEvent, EventBody};
+
+    #[test]
+    fn an_accepted_association_is_observed_in_rule_order() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let ev = assoc(0, f, " WS1 ", "PACS", true, Some("rad1"));
+        let kinds: Vec<&str> = observed(&d, &ev)
+            .iter()
+            .map(|o| match o {
+                Observation::LoginSucceeded {
+                    user: Some("rad1"),
+                    ae: Some("WS1"),
+                    ..
+                } => "login",
+                Observation::DeviceUsed {
+                    entity: EntRef::Ae("WS1"),
+                    ..
+                } => "device ae",
+                Observation::DeviceUsed {
+                    entity: EntRef::User("rad1"),
+                    ..
+                } => "device user",
+                Observation::LocationUsed { user: "rad1", .. } => "location",
+                Observation::NodeAnswered {
+                    ae: "PACS", port: 104, ..
+                } => "node",
+                Observation::NodeServing { ae: "PACS", .. } => "serving",
+                Observation::AssociationEnded { user: Some("rad1") } => "ended",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "login",
+                "device ae",
+                "device user",
+                "location",
+                "node",
+                "serving",
+                "ended"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rejected_association_is_a_failed_login_of_user_and_ae() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let ev = assoc(0, f, "WS1", "PACS", false, Some("rad1"));
+        let seen = observed(&d, &ev);
+        assert!(matches!(
+            seen[0],
+            Observation::LoginFailed {
+                user: Some("rad1"),
+                ae: Some("WS1"),
+                ..
+            }
+        ));
+        assert!(matches!(seen[1], Observation::AssociationEnded { user: Some("rad1") }));
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn a_failed_retrieve_that_moved_nothing_is_not_observed() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let mut ev = cmove(0, f, "WS1", "WS1", &["1.2.3"]);
+        if let EventBody::Dicom(DicomEvent::Command(c)) = &mut ev.body {
+            c.status_class = Some(StatusClass::Failure);
+        }
+        assert!(observed(&d, &ev).is_empty());
+    }
+
+    #[test]
+    fn a_move_to_an_ae_not_in_the_inventory_names_where_it_last_answered() {
+        let toml = "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\n";
+        let mut d = Detector::new(&config(toml), None).unwrap();
+        d.note_node("THIEF", "10.6.6.6".parse().unwrap(), 11112);
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let ev = cmove(0, f, "WS1", "THIEF", &["1.2.3", "1.2.4"]);
+        let seen = observed(&d, &ev);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let Observation::UnknownDestination(u) = &seen[0] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(u.label, "AE THIEF (10.6.6.6)");
+        assert_eq!(u.why, "not in the DICOM inventory");
+        assert_eq!(u.studies.len(), 2);
+        let Observation::Retrieve {
+            user: None,
+            calling: Some("WS1"),
+            studies,
+            dest: Some(dest),
+        } = &seen[1]
+        else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(studies.len(), 2);
+        assert_eq!(
+            dest.evidence(),
+            Dest::ae("THIEF", Some("10.6.6.6".parse().unwrap()), Some(11112)).evidence()
+        );
+    }
+}

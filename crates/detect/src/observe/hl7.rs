@@ -64,3 +64,64 @@ pub(super) fn message<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, m: &'a Hl7Eve
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::observed;
+    use crate::testkit::*;
+    use crate::Detector;
+    use pacstap_core::{EventBody, Hl7AdminEvent, Hl7MasterFileRecord};
+
+    fn hl7(message_type: &str) -> Hl7Event {
+        Hl7Event {
+            message_type: message_type.into(),
+            control_id: "1".into(),
+            sending_application: Some("HIS".into()),
+            direction: Some(Direction::ToServer),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_master_file_notification_is_an_admin_action_naming_three_records() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.8:40000", "10.0.0.7:2575");
+        let mut m = hl7("MFN^M02");
+        let rec = |k: &str| Hl7MasterFileRecord {
+            event_code: "MAD".into(),
+            action: Some("add".into()),
+            primary_key: Some(k.into()),
+        };
+        m.admin_event = Some(Hl7AdminEvent {
+            kind: "staff_master_file_change".into(),
+            records: vec![rec("S1"), rec("S2"), rec("S3"), rec("S4")],
+            records_total: 5,
+            ..Default::default()
+        });
+        let ev = event(0, f, EventBody::Hl7(m));
+        let seen = observed(&d, &ev);
+        let Some(Observation::AdminAction { actor, detail }) = seen.first() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(*actor, EntRef::Ip(f.client.ip));
+        assert_eq!(
+            detail,
+            "HL7 MFN^M02 staff_master_file_change from HIS: add S1, add S2, add S3 (+2)"
+        );
+    }
+
+    #[test]
+    fn an_ack_is_no_transfer_to_an_unknown_receiver() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.8:40000", "203.0.113.9:2575");
+        let msg = event(0, f, EventBody::Hl7(hl7("ADT^A01")));
+        let seen = observed(&d, &msg);
+        let Some(Observation::UnknownDestination(u)) = seen.first() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(u.label, "HL7 receiver 203.0.113.9:2575");
+        let ack = event(0, f, EventBody::Hl7(hl7("ACK^A01")));
+        assert!(observed(&d, &ack).is_empty());
+    }
+}

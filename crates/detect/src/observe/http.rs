@@ -137,3 +137,94 @@ fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
                 && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::observed;
+    use crate::testkit::*;
+    use crate::Detector;
+
+    #[test]
+    fn a_401_on_an_authenticated_request_is_a_failed_login() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let ev = http_ev(http(0, f, "/app", 401, Some("bob")));
+        let seen = observed(&d, &ev);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(matches!(
+            seen[0],
+            Observation::LoginFailed { user: Some("bob"), ae: None, client } if client == f.client.ip
+        ));
+        // Without credentials a 401 is a challenge, not a failed login.
+        let anon = http_ev(http(0, f, "/app", 401, None));
+        assert!(observed(&d, &anon).is_empty());
+    }
+
+    #[test]
+    fn a_2xx_with_a_user_is_a_login_from_a_device_and_a_location() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let ev = http_ev(http(0, f, "/app", 200, Some("bob")));
+        let seen = observed(&d, &ev);
+        assert!(matches!(seen[0], Observation::LoginSucceeded { user: Some("bob"), .. }));
+        assert!(matches!(
+            seen[1],
+            Observation::DeviceUsed {
+                entity: EntRef::User("bob"),
+                ..
+            }
+        ));
+        assert!(matches!(seen[2], Observation::LocationUsed { user: "bob", .. }));
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn share_recipients_in_our_domains_are_dropped() {
+        let d = Detector::new(
+            &config("[rules.sharing_spike]\ninternal_domains = [\"hospital.org\"]\n"),
+            None,
+        )
+        .unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let (t, f, mut h) = http(
+            0,
+            f,
+            "/s?email=A%40Ext.com&to=b@mail.hospital.org&x=c@y.com",
+            201,
+            Some("bob"),
+        );
+        h.share_action = Some("share_link_created".into());
+        let ev = http_ev((t, f, h));
+        let seen = observed(&d, &ev);
+        let share = seen.iter().find_map(|o| match o {
+            Observation::Share { action, recipients, .. } => Some((*action, recipients.clone())),
+            _ => None,
+        });
+        assert_eq!(share, Some(("share_link_created", vec!["a@ext.com".to_string()])));
+        assert!(is_internal_recipient("x@hospital.org", &["@hospital.org".into()]));
+        assert!(!is_internal_recipient("x@evilhospital.org", &["hospital.org".into()]));
+    }
+
+    #[test]
+    fn a_wado_download_outside_the_networks_is_an_unknown_destination_then_an_export() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "203.0.113.7:40000", "10.0.0.5:443");
+        let ev = wado(0, f, None, "1.2.3");
+        let seen = observed(&d, &ev);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let Observation::UnknownDestination(u) = &seen[0] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(
+            (u.label.as_str(), u.why),
+            ("client 203.0.113.7", "outside the internal networks")
+        );
+        let Observation::Download { entity, study, .. } = &seen[1] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(*entity, EntRef::Ip(f.client.ip));
+        assert_eq!(study.1, Some("1.2.3"));
+        assert_eq!(study.0, d.hasher.hash_one("1.2.3"));
+    }
+}

@@ -115,3 +115,44 @@ pub(crate) enum Observation<'a> {
     /// An image server sent the client `bytes` over TLS (`sni`: the name the client asked for).
     HttpsDownload { bytes: u64, sni: Option<&'a str> },
 }
+
+/// What the observers make of `ev` for detector `d` (tests of the observer files).
+#[cfg(test)]
+pub(crate) fn observed<'a>(d: &crate::Detector, ev: &'a ProtocolEvent) -> Vec<Observation<'a>> {
+    let mut seen = Vec::new();
+    Observer {
+        inv: &d.inv,
+        cfg: &d.cfg,
+        node_addr: &d.node_addr,
+        hasher: &d.hasher,
+    }
+    .observe(ev, &mut seen);
+    seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_blank_ones_are_none() {
+        assert_eq!(non_empty("  WS1 "), Some("WS1"));
+        assert_eq!(non_empty(" \t"), None);
+    }
+
+    #[test]
+    fn study_keys_are_seeded_alike_in_every_detector() {
+        let a = crate::Detector::new(&Config::default(), None).unwrap();
+        let b = crate::Detector::new(&Config::default(), None).unwrap();
+        let key = |d: &crate::Detector| {
+            Observer {
+                inv: &d.inv,
+                cfg: &d.cfg,
+                node_addr: &d.node_addr,
+                hasher: &d.hasher,
+            }
+            .study_key("1.2.3")
+        };
+        assert_eq!(key(&a), key(&b));
+    }
+}

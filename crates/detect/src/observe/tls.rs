@@ -38,3 +38,51 @@ pub(super) fn connection<'a>(
         sni: t.sni.as_deref(),
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::observed;
+    use crate::testkit::*;
+    use crate::Detector;
+    use pacstap_core::EventBody;
+
+    fn tls(f: pacstap_core::FlowMeta, ja4: Option<String>, bytes: u64) -> ProtocolEvent {
+        let t = TlsEvent {
+            ja4,
+            sni: Some("pacs.example".into()),
+            bytes_toclient: bytes,
+            ..Default::default()
+        };
+        event(0, f, EventBody::Tls(t))
+    }
+
+    #[test]
+    fn a_download_from_an_image_server_is_observed_with_its_bytes() {
+        let toml = "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\nrole = \"pacs\"\n";
+        let d = Detector::new(&config(toml), None).unwrap();
+        let from_pacs = tls(flow(1, "10.0.0.9:40000", "10.0.0.5:443"), None, 5_000);
+        let seen = observed(&d, &from_pacs);
+        assert!(matches!(
+            seen[..],
+            [Observation::HttpsDownload {
+                bytes: 5_000,
+                sni: Some("pacs.example")
+            }]
+        ));
+        // Another internal server is no image server once the inventory names one.
+        let elsewhere = tls(flow(2, "10.0.0.9:40000", "10.0.0.6:443"), None, 5_000);
+        assert!(observed(&d, &elsewhere).is_empty());
+    }
+
+    #[test]
+    fn only_fingerprints_of_plausible_length_are_kept() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let ja4 = "t13d1516h2_8daaf6152771_e5627efa2ab1";
+        let ok = tls(f, Some(ja4.into()), 0);
+        assert!(matches!(observed(&d, &ok)[..], [Observation::TlsFingerprint { ja4: j }] if j == ja4));
+        let long = tls(f, Some("x".repeat(MAX_JA4 + 1)), 0);
+        assert!(observed(&d, &long).is_empty());
+    }
+}

@@ -74,3 +74,53 @@ impl Detector {
         self.instant(Rule::AdminChange, actor, Scope::text(detail), ev, None, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn an_ae_answering_at_a_new_address_is_an_admin_change() {
+        let mut r = Run::new("");
+        r.feed(assoc(
+            0,
+            flow(1, "10.0.0.9:40000", "10.0.0.5:104"),
+            "WS1",
+            "PACS",
+            true,
+            None,
+        ));
+        assert!(r.alerts("admin_change").is_empty(), "the first address is learned");
+        r.feed(assoc(
+            SEC,
+            flow(2, "10.0.0.9:40001", "10.0.0.6:104"),
+            "WS1",
+            "PACS",
+            true,
+            None,
+        ));
+        let a = r.alerts("admin_change");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ae", "PACS"));
+        assert!(
+            a[0].summary.contains("AE PACS now answers at 10.0.0.6 (was 10.0.0.5)"),
+            "{}",
+            a[0].summary
+        );
+    }
+
+    #[test]
+    fn a_refused_http_admin_action_is_no_change() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let (t, f, mut h) = http(0, f, "/admin/users", 403, Some("mallory"));
+        h.admin_action = Some("user_created".into());
+        r.feed(http_ev((t, f, h.clone())));
+        assert!(r.alerts("admin_change").is_empty());
+        h.status = Some(201);
+        r.feed(http_ev((SEC, f, h)));
+        let a = r.alerts("admin_change");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].entity.id, "mallory");
+    }
+}

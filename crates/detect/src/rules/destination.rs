@@ -71,3 +71,47 @@ impl Detector {
         self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+    use crate::Detector;
+
+    #[test]
+    fn an_unknown_destination_is_alerted_on_once_ever() {
+        let store = |t: i64| {
+            command(
+                t,
+                flow(1, "10.0.0.9:40000", "203.0.113.5:104"),
+                "WS1",
+                "EXT",
+                "C-STORE",
+                &["1.2.3"],
+            )
+        };
+        let mut r = Run::new("");
+        r.feed(store(0));
+        r.feed(store(SEC));
+        let first: Vec<_> = r
+            .alerts("unknown_destination")
+            .into_iter()
+            .filter(|a| !a.update)
+            .collect();
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].entity.kind.as_str(), first[0].entity.id.as_str()),
+            ("ae", "EXT")
+        );
+        assert!(
+            first[0].summary.contains("outside the internal networks"),
+            "{}",
+            first[0].summary
+        );
+        // A restart with the learned state remembers it.
+        let state = r.det.learned_state();
+        let mut again = Run::new("");
+        again.det = Detector::new(&config(""), Some(state)).unwrap();
+        again.feed(store(7200 * SEC));
+        assert!(again.alerts("unknown_destination").is_empty());
+    }
+}

@@ -150,3 +150,46 @@ impl Detector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn a_known_user_from_a_second_address_is_a_new_device() {
+        let mut r = Run::new("");
+        let home = flow(1, "10.1.1.1:40000", "10.0.0.5:443");
+        let other = flow(2, "10.1.1.2:40000", "10.0.0.5:443");
+        r.feed(http_ev(http(0, home, "/app", 200, Some("alice"))));
+        assert!(
+            r.alerts("new_device").is_empty(),
+            "the first device is learned silently"
+        );
+        r.feed(http_ev(http(SEC, home, "/app", 200, Some("alice"))));
+        r.feed(http_ev(http(2 * SEC, other, "/app", 200, Some("alice"))));
+        let a = r.alerts("new_device");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("user", "alice"));
+        assert!(a[0].summary.contains("10.1.1.2"), "{}", a[0].summary);
+    }
+
+    #[test]
+    fn nothing_is_new_during_the_learning_period() {
+        let mut r = Run::new("[detect]\nlearning_period = \"1h\"\n");
+        r.feed(http_ev(http(
+            0,
+            flow(1, "10.1.1.1:1", "10.0.0.5:443"),
+            "/",
+            200,
+            Some("alice"),
+        )));
+        r.feed(http_ev(http(
+            SEC,
+            flow(2, "10.1.1.2:1", "10.0.0.5:443"),
+            "/",
+            200,
+            Some("alice"),
+        )));
+        assert!(r.alerts("new_device").is_empty());
+    }
+}

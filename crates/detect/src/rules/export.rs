@@ -168,3 +168,61 @@ impl Detector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn bulk_export_fires_on_the_sixteenth_distinct_study() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..15 {
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+            // The same study again is not a new one.
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        r.feed(wado(15 * SEC, f, Some("carol"), &study(15)));
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.id.as_str(), a[0].count, a[0].threshold),
+            ("carol", 16, Some(15))
+        );
+        assert_eq!(r.det.stats().studies_exported, 16);
+    }
+
+    #[test]
+    fn admins_are_exempt() {
+        let mut r = Run::new("[users]\nadmins = [\"carol\"]\n");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..20 {
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        assert_eq!(r.det.stats().exports_exempt, 20);
+    }
+
+    #[test]
+    fn https_volume_counts_against_https_bytes() {
+        use pacstap_core::{EventBody, TlsEvent};
+        let mut r = Run::new("[rules.bulk_export]\nhttps_bytes = 1000\n");
+        let tls = |t: i64, id: u64, bytes: u64| {
+            let ev = TlsEvent {
+                bytes_toclient: bytes,
+                ..Default::default()
+            };
+            event(t, flow(id, "10.0.0.9:40000", "10.0.0.5:443"), EventBody::Tls(ev))
+        };
+        r.feed(tls(0, 1, 600));
+        assert!(r.alerts("bulk_export").is_empty());
+        r.feed(tls(SEC, 2, 600));
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.id.as_str(), a[0].count, a[0].threshold),
+            ("10.0.0.9", 1200, Some(1000))
+        );
+    }
+}

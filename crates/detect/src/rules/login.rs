@@ -147,3 +147,37 @@ impl Detector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn the_ninth_failure_fires_and_a_success_after_them_fires_too() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..8 {
+            r.feed(http_ev(http(i * SEC, f, "/app", 401, Some("bob"))));
+        }
+        assert!(
+            r.alerts("login_failures_user").is_empty(),
+            "8 is the threshold, not above it"
+        );
+        r.feed(http_ev(http(8 * SEC, f, "/app", 401, Some("bob"))));
+        let a = r.alerts("login_failures_user");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.id.as_str(), a[0].count, a[0].threshold),
+            ("bob", 9, Some(8))
+        );
+        // Per source: 20 is its threshold, 9 stay below.
+        assert!(r.alerts("login_failures_source").is_empty());
+        r.feed(http_ev(http(9 * SEC, f, "/app", 200, Some("bob"))));
+        let s = r.alerts("login_success_after_failures");
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].entity.id.as_str(), s[0].count), ("bob", 9));
+        // The failures are consumed: the next success is quiet.
+        r.feed(http_ev(http(10 * SEC, f, "/app", 200, Some("bob"))));
+        assert_eq!(r.alerts("login_success_after_failures").len(), 1);
+    }
+}

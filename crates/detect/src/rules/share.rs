@@ -67,3 +67,40 @@ impl Detector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    fn share(t: i64, recipient: Option<&str>) -> pacstap_core::ProtocolEvent {
+        let url = recipient.map_or("/share".to_string(), |r| format!("/share?email={r}"));
+        let (t, f, mut h) = http(t, flow(1, "10.0.0.9:40000", "10.0.0.5:443"), &url, 201, Some("erin"));
+        h.share_action = Some("share_link_created".into());
+        http_ev((t, f, h))
+    }
+
+    #[test]
+    fn the_eleventh_share_is_a_spike() {
+        let mut r = Run::new("");
+        for i in 0..10 {
+            r.feed(share(i * SEC, None));
+        }
+        assert!(r.alerts("sharing_spike").is_empty());
+        r.feed(share(10 * SEC, None));
+        let a = r.alerts("sharing_spike");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.id.as_str(), a[0].count), ("erin", 11));
+    }
+
+    #[test]
+    fn the_sixth_distinct_outside_recipient_is_a_spike() {
+        let mut r = Run::new("");
+        for i in 0..5 {
+            r.feed(share(i * SEC, Some(&format!("x{i}@ext.com"))));
+            r.feed(share(i * SEC, Some(&format!("x{i}@ext.com"))));
+        }
+        assert!(r.alerts("sharing_spike").is_empty(), "10 shares to 5 recipients");
+        r.feed(share(6 * SEC, Some("x5@ext.com")));
+        assert_eq!(r.alerts("sharing_spike").len(), 1);
+    }
+}
