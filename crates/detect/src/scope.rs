@@ -56,13 +56,29 @@ pub(crate) struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// Add this scope to an incident (rendering its names now that one needs them).
+    /// Add this scope to an incident: its time, flow, studies, destinations, detail line and
+    /// extras (rendering its names now that one needs them).
     pub(crate) fn record_into(&self, inc: &mut Incident, ts: i64, flow: FlowId, caps: EvidenceCaps) {
         let detail = self.detail.map(Detail::render);
         let dest = self.dest.map(Dest::evidence);
         let mut dests: Vec<&str> = self.dests.to_vec();
         dests.extend(dest.as_deref());
-        inc.record(ts, flow, self.studies, &dests, detail.as_deref(), self.extras, caps);
+        inc.seen(ts);
+        inc.add_flow(flow, caps);
+        for &(k, uid) in self.studies {
+            if let Some(u) = uid {
+                inc.add_study(k, u, caps);
+            }
+        }
+        for d in &dests {
+            inc.add_destination(d, caps);
+        }
+        if let Some(d) = detail.as_deref() {
+            inc.add_detail(d);
+        }
+        for e in self.extras {
+            inc.add_extra(e);
+        }
     }
 }
 
