@@ -1,8 +1,10 @@
 //! The detector: protocol events in (packet-time order), alerts out.
 //!
-//! Per event it derives observations — a failed or successful login, an export of studies to a
-//! destination, an admin action, a share — and feeds them to per-entity windows and learned
-//! state (ARCHITECTURE "Detection semantics"):
+//! Per event the observers (`observe/`) derive observations — a failed or successful login, an
+//! export of studies to a destination, an admin action, a share — and [`Detector::observe`]
+//! hands them, in order, to the rule families (`rules/`), which feed per-entity windows and
+//! learned state; the engine (`engine.rs`) turns their counts into incidents and alerts
+//! (ARCHITECTURE "Detection semantics"):
 //!
 //! - window rules fire once when the count rises above the threshold, report updates as the
 //!   incident grows (at most one per `detect.update_interval` unless it grew by a threshold's
@@ -12,7 +14,11 @@
 //! - who exported: the association's user identity when negotiated, else the calling AE
 //!   (C-MOVE, C-GET), or the HTTP user, else the client address (WADO-RS / WADO-URI). The
 //!   user identity arrives with the association event, after the commands, so C-MOVE / C-GET
-//!   exports wait for it (at most `detect.identity_wait`, bounded per flow and in flows).
+//!   exports wait for it (`held.rs`: at most `detect.identity_wait`, bounded per flow and in
+//!   flows).
+//!
+//! This file keeps the detector's state and its life: construction and reload, `observe`,
+//! `tick` (housekeeping: identity waits running out, incidents closing) and `finish`.
 //!
 //! Nothing here trusts event contents: names are looked up, never indexed, and every table
 //! is bounded.
@@ -402,5 +408,59 @@ impl Detector {
             Observation::TlsFingerprint { ja4 } => self.tls_ja4.insert(ev.flow.id, ja4.into()),
             Observation::HttpsDownload { bytes, sni } => self.https_download(ev, bytes, sni, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn finish_attributes_held_exports_to_the_calling_ae() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        for i in 0..16 {
+            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        r.det.finish(&mut r.out);
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("ae", "WS1", 16)
+        );
+        assert_eq!(r.det.stats().pending_flows, 0);
+    }
+
+    #[test]
+    fn tick_closes_an_incident_once_its_window_has_passed() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..9 {
+            r.feed(http_ev(http(i * SEC, f, "/app", 401, Some("bob"))));
+        }
+        assert_eq!(r.det.stats().incidents_open, 1);
+        // `login_failures_user`: 10 minutes.
+        r.tick(9 * SEC + 601 * SEC);
+        assert_eq!(r.det.stats().incidents_open, 0);
+    }
+
+    #[test]
+    fn alerts_and_anomalies_fed_back_are_counted_and_ignored() {
+        use pacstap_core::{Anomaly, EventBody};
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        r.feed(event(
+            0,
+            f,
+            EventBody::Anomaly(Anomaly {
+                proto: "tcp",
+                name: "tcp.test",
+                detail: None,
+            }),
+        ));
+        assert_eq!(r.det.stats().events, 1);
+        assert!(r.out.is_empty());
     }
 }

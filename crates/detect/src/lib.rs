@@ -38,6 +38,11 @@
 //! threshold must be below it), entities beyond `detect.max_entities` and learned entities
 //! beyond `detect.max_learned_entities` are evicted least-recently-used first, and every cap
 //! hit is counted in [`DetectStats`].
+//!
+//! Layout: `observe/` turns events into observations (one file per protocol), `rules/` counts
+//! them (one file per rule family), `engine.rs` opens, grows and closes incidents,
+//! `held.rs` holds retrieves until their user is known, `inventory.rs` answers what the config
+//! knows, and `detector.rs` ties them together (`observe`, `tick`, `finish`).
 
 mod bounded_map;
 pub mod config;
