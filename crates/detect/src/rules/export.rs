@@ -111,7 +111,8 @@ impl Detector {
     /// The decoder emits one `tls` event per connection when it ends, with its totals, so a
     /// download counts when its connection closes (or times out in the flow table): a
     /// keep-alive connection open longer than the window is counted whole at its end.
-    /// Connections between two listed image servers (replication) are not downloads.
+    /// Which connections are downloads from an image server (not replication between two of
+    /// them) is the TLS observer's call (`observe/tls.rs`).
     pub(crate) fn https_download(
         &mut self,
         ev: &ProtocolEvent,
