@@ -1,8 +1,10 @@
 //! The detector: protocol events in (packet-time order), alerts out.
 //!
-//! Per event it derives observations — a failed or successful login, an export of studies to a
-//! destination, an admin action, a share — and feeds them to per-entity windows and learned
-//! state (ARCHITECTURE "Detection semantics"):
+//! Per event the observers (`observe/`) derive observations — a failed or successful login, an
+//! export of studies to a destination, an admin action, a share — and [`Detector::observe`]
+//! hands them, in order, to the rule families (`rules/`), which feed per-entity windows and
+//! learned state; the engine (`engine.rs`) turns their counts into incidents and alerts
+//! (ARCHITECTURE "Detection semantics"):
 //!
 //! - window rules fire once when the count rises above the threshold, report updates as the
 //!   incident grows (at most one per `detect.update_interval` unless it grew by a threshold's
@@ -12,411 +14,83 @@
 //! - who exported: the association's user identity when negotiated, else the calling AE
 //!   (C-MOVE, C-GET), or the HTTP user, else the client address (WADO-RS / WADO-URI). The
 //!   user identity arrives with the association event, after the commands, so C-MOVE / C-GET
-//!   exports wait for it (at most `detect.identity_wait`, bounded per flow and in flows).
+//!   exports wait for it (`held.rs`: at most `detect.identity_wait`, bounded per flow and in
+//!   flows).
+//!
+//! This file keeps the detector's state and its life: construction and reload, `observe`,
+//! `tick` (housekeeping: identity waits running out, incidents closing) and `finish`.
 //!
 //! Nothing here trusts event contents: names are looked up, never indexed, and every table
 //! is bounded.
 
-use crate::config::{canonical_ip, AddrMatch, Config, NodeRole};
-use crate::dest::Dest;
-use crate::entity::{Ctx, EntRef, EntityKind, EntityState, EntityTable};
+use crate::bounded_map::BoundedMap;
+use crate::config::Config;
+use crate::engine::{AlertSink, Measurer, Occurrence};
+use crate::entity::EntityTable;
 use crate::error::DetectError;
 use crate::geo::Geo;
-use crate::incident::{EvidenceCaps, Incident};
-use crate::learned::{push_capped, Device, Learned, LearnedState, STATE_VERSION};
+use crate::held::Pending;
+use crate::incident::EvidenceCaps;
+use crate::inventory::InventoryIndex;
+use crate::learned::{Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
+use crate::observe::{Observation, Observer};
 use crate::rule::Rule;
 use crate::stats::DetectStats;
-use crate::text;
-use crate::window::{Added, ByteWindow, SlidingWindow};
-use ipnet::IpNet;
-use pacstap_core::{
-    Alert, AlertEntity, AssociationOutcome, DicomAssociation, DicomCommand, DicomEvent, Direction, EventBody, FlowId,
-    FlowMeta, Hl7Event, HttpEvent, ProtocolEvent, Severity, StatusClass, Timestamp, TlsEvent,
-};
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
+use std::net::IpAddr;
 
-/// Held exports per flow before the flow is attributed to its calling AE without waiting
-/// (a C-MOVE client rarely sends more than a few dozen requests per association).
-const MAX_HELD_PER_FLOW: usize = 256;
-/// Flows remembered as attributed to their calling AE after the identity wait ran out.
-const MAX_RESOLVED_FLOWS: usize = 65_536;
 /// TLS fingerprints remembered per flow (for the device of a login on the same flow).
 const MAX_TLS_FLOWS: usize = 65_536;
 /// AE → address it answered at, for naming move destinations.
 const MAX_NODE_ADDRS: usize = 65_536;
-/// Sources (per account) or accounts (per source) of recent failed logins named in alerts.
-const FAILURE_CONTEXT: usize = 10;
-/// A login from the address last checked for that user / AE within this long skips the
-/// device check (and its learned-state look-up).
-const DEVICE_RECHECK_NS: i64 = 60_000_000_000;
 /// Housekeeping (expiring incidents, flushing held exports) runs at most once per packet-time
 /// second.
 const HOUSEKEEPING_NS: i64 = 1_000_000_000;
 
 /// Settings precomputed in nanoseconds.
 #[derive(Debug, Clone)]
-struct Params {
-    fail_span: i64,
-    lfu_win: i64,
-    lfs_win: i64,
-    lsaf_win: i64,
-    bulk_win: i64,
+pub(crate) struct Params {
+    pub(crate) fail_span: i64,
+    pub(crate) lfu_win: i64,
+    pub(crate) lfs_win: i64,
+    pub(crate) lsaf_win: i64,
+    pub(crate) bulk_win: i64,
     /// `rules.bulk_export.https_bytes` (0: HTTPS volume off).
-    https_bytes: u64,
-    base_win: i64,
-    share_win: i64,
-    update_interval: i64,
-    identity_wait: i64,
-    learning_period: i64,
-    min_history: i64,
-    tau: f64,
-    caps: EvidenceCaps,
-    window_cap: usize,
-    max_devices: usize,
-    max_pending: usize,
-}
-
-/// Inventory and networks, indexed.
-#[derive(Debug, Default)]
-struct InventoryIndex {
-    /// AE title → addresses it may use (`Any` for `*`).
-    dicom: HashMap<String, Vec<AddrMatch>>,
-    hl7: Vec<(AddrMatch, Option<u16>)>,
-    /// User → devices.
-    users: HashMap<String, Vec<Device>>,
-    internal: Vec<IpNet>,
-    exempt: HashSet<String>,
-    exempt_ips: HashSet<IpAddr>,
-    /// HTTPS servers whose downloads count toward `bulk_export`: `rules.bulk_export.https_servers`,
-    /// else the inventory's `pacs` / `archive` nodes; empty with `https_any_internal`: any
-    /// TLS server inside the internal networks (the config names no image server).
-    https_servers: Vec<IpNet>,
-    https_any_internal: bool,
-}
-
-impl InventoryIndex {
-    fn new(cfg: &Config) -> Self {
-        let mut inv = InventoryIndex::default();
-        for n in &cfg.inventory.dicom {
-            inv.dicom.entry(n.ae.trim().to_string()).or_default().push(n.ip);
-        }
-        inv.hl7 = cfg.inventory.hl7.iter().map(|e| (e.ip, e.port)).collect();
-        for u in &cfg.inventory.users {
-            let devs = inv.users.entry(u.name.trim().to_string()).or_default();
-            devs.extend(u.devices.iter().map(|d| Device::parse(d)));
-        }
-        inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
-        let explicit = &cfg.rules.bulk_export.https_servers;
-        inv.https_servers = if explicit.is_empty() {
-            cfg.inventory
-                .dicom
-                .iter()
-                .filter(|n| matches!(n.role, NodeRole::Pacs | NodeRole::Archive))
-                .filter_map(|n| match n.ip {
-                    AddrMatch::Ip(ip) => Some(IpNet::from(canonical_ip(ip))),
-                    AddrMatch::Any => None,
-                })
-                .collect()
-        } else {
-            explicit.iter().map(|n| n.0).collect()
-        };
-        inv.https_any_internal = inv.https_servers.is_empty();
-        for name in cfg.users.admins.iter().chain(&cfg.users.service_accounts) {
-            let t = name.trim();
-            match t.parse::<IpAddr>() {
-                Ok(ip) => {
-                    inv.exempt_ips.insert(canonical_ip(ip));
-                }
-                Err(_) => {
-                    inv.exempt.insert(t.to_string());
-                }
-            }
-        }
-        inv
-    }
-
-    fn is_internal(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.internal.iter().any(|n| n.contains(&ip))
-    }
-
-    /// Whether a TLS server is an image server whose downloads count as exports.
-    fn is_image_server(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        if self.https_any_internal {
-            self.is_internal(ip)
-        } else {
-            self.https_servers.iter().any(|n| n.contains(&ip))
-        }
-    }
-
-    fn is_exempt(&self, e: EntRef<'_>) -> bool {
-        match e {
-            EntRef::User(s) | EntRef::Ae(s) => self.exempt.contains(s),
-            EntRef::Ip(ip) => self.exempt_ips.contains(&canonical_ip(ip)),
-        }
-    }
-
-    /// Why a DICOM destination (AE and/or address) is unknown, if it is.
-    fn dicom_destination_unknown(&self, ae: Option<&str>, ip: Option<IpAddr>) -> Option<&'static str> {
-        if let Some(ip) = ip {
-            if !self.is_internal(ip) {
-                return Some("outside the internal networks");
-            }
-        }
-        let ae = ae?;
-        if self.dicom.is_empty() {
-            return None;
-        }
-        match self.dicom.get(ae) {
-            None => Some("not in the DICOM inventory"),
-            Some(addrs) => match ip {
-                Some(ip) if !addrs.iter().any(|a| a.matches(ip)) => Some("not at its inventory address"),
-                _ => None,
-            },
-        }
-    }
-
-    fn hl7_destination_unknown(&self, ip: IpAddr, port: Option<u16>) -> Option<&'static str> {
-        if !self.is_internal(ip) {
-            return Some("outside the internal networks");
-        }
-        if self.hl7.is_empty() {
-            return None;
-        }
-        let known = self
-            .hl7
-            .iter()
-            .any(|(a, p)| a.matches(ip) && (p.is_none() || port.is_none() || *p == port));
-        (!known).then_some("not in the HL7 inventory")
-    }
-}
-
-/// A FIFO-bounded map.
-#[derive(Debug)]
-struct BoundedMap<K, V> {
-    map: HashMap<K, V, ahash::RandomState>,
-    order: VecDeque<K>,
-    cap: usize,
-}
-
-impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
-    fn new(cap: usize) -> Self {
-        BoundedMap {
-            map: HashMap::default(),
-            order: VecDeque::new(),
-            cap,
-        }
-    }
-
-    fn insert(&mut self, k: K, v: V) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
-            while self.map.len() > self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-        }
-    }
-
-    fn get<Q>(&self, k: &Q) -> Option<&V>
-    where
-        K: std::borrow::Borrow<Q>,
-        Q: std::hash::Hash + Eq + ?Sized,
-    {
-        self.map.get(k)
-    }
-}
-
-/// A study in an export: its key, and its UID when there is one (a patient-level C-MOVE has
-/// none: it counts as one thing, unlisted).
-#[derive(Debug, Clone)]
-struct StudyItem {
-    key: u64,
-    uid: Option<String>,
-}
-
-/// Something an alert names (a source, a destination), rendered only when an alert needs it.
-#[derive(Debug, Clone, Copy)]
-enum Detail<'a> {
-    Text(&'a str),
-    Addr(IpAddr),
-    /// A destination AE and its address when known; `None`: unnamed.
-    Ae(Option<&'a str>, Option<IpAddr>),
-    /// Where an export went, as the summary words it.
-    Dest(&'a Dest),
-}
-
-impl Detail<'_> {
-    fn render(self) -> String {
-        match self {
-            Detail::Text(s) => s.to_string(),
-            Detail::Addr(ip) => canonical_ip(ip).to_string(),
-            Detail::Ae(Some(ae), Some(ip)) => format!("AE {ae} ({})", canonical_ip(ip)),
-            Detail::Ae(Some(ae), None) => format!("AE {ae}"),
-            Detail::Ae(None, _) => "an unnamed destination".to_string(),
-            Detail::Dest(d) => d.summary(),
-        }
-    }
-}
-
-/// What one observation adds to an incident: its studies, where the data went
-/// (`evidence.destinations`: `dest`, rendered only when an incident takes it, and `dests`
-/// already text), the thing its summary names, and a second list (sources, recipients, the
-/// reason a destination is unknown).
-#[derive(Debug, Clone, Copy, Default)]
-struct Scope<'a> {
-    studies: &'a [(u64, Option<&'a str>)],
-    dest: Option<&'a Dest>,
-    dests: &'a [&'a str],
-    detail: Option<Detail<'a>>,
-    extras: &'a [&'a str],
-}
-
-impl Scope<'_> {
-    /// Add this scope to an incident (rendering its names now that one needs them).
-    fn record_into(&self, inc: &mut Incident, ts: i64, flow: FlowId, caps: EvidenceCaps) {
-        let detail = self.detail.map(Detail::render);
-        let dest = self.dest.map(Dest::evidence);
-        let mut dests: Vec<&str> = self.dests.to_vec();
-        dests.extend(dest.as_deref());
-        inc.record(ts, flow, self.studies, &dests, detail.as_deref(), self.extras, caps);
-    }
-}
-
-impl<'a> Scope<'a> {
-    fn text(detail: &'a str) -> Self {
-        Scope {
-            detail: Some(Detail::Text(detail)),
-            ..Scope::default()
-        }
-    }
-}
-
-/// The inventory's devices for a user or AE.
-#[derive(Debug, Clone, Copy)]
-enum InvDevices<'a> {
-    None,
-    User(&'a [Device]),
-    Ae(&'a [AddrMatch]),
-}
-
-impl InvDevices<'_> {
-    fn contains(&self, d: &Device) -> bool {
-        match (self, d) {
-            (InvDevices::None, _) => false,
-            (InvDevices::User(v), _) => v.contains(d),
-            (InvDevices::Ae(v), Device::Ip(ip)) => v.iter().any(|a| a.matches(*ip)),
-            (InvDevices::Ae(_), Device::Key(_)) => false,
-        }
-    }
-
-    fn has_kind(&self, fingerprint: bool) -> bool {
-        match self {
-            InvDevices::None => false,
-            InvDevices::User(v) => v.iter().any(|d| d.is_fingerprint() == fingerprint),
-            InvDevices::Ae(v) => !fingerprint && !v.is_empty(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        match self {
-            InvDevices::None => true,
-            InvDevices::User(v) => v.is_empty(),
-            InvDevices::Ae(v) => v.is_empty(),
-        }
-    }
-
-    fn names(&self) -> Vec<String> {
-        match self {
-            InvDevices::None => Vec::new(),
-            InvDevices::User(v) => v.iter().map(|d| d.to_string()).collect(),
-            InvDevices::Ae(v) => v
-                .iter()
-                .filter_map(|a| match a {
-                    AddrMatch::Ip(ip) => Some(canonical_ip(*ip).to_string()),
-                    AddrMatch::Any => None,
-                })
-                .collect(),
-        }
-    }
-}
-
-/// An export waiting for its association's user identity.
-#[derive(Debug, Clone)]
-struct HeldExport {
-    ts: i64,
-    flow: FlowMeta,
-    calling_ae: Option<Name>,
-    studies: Vec<StudyItem>,
-    /// Where the studies went (`None`: no move destination named).
-    dest: Option<Dest>,
-}
-
-#[derive(Debug)]
-struct PendingFlow {
-    since: i64,
-    items: Vec<HeldExport>,
-}
-
-#[derive(Debug)]
-struct Pending {
-    flows: HashMap<FlowId, PendingFlow, ahash::RandomState>,
-    order: VecDeque<(FlowId, i64)>,
-    /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
-    /// association's exports are not split between the AE and (later) the user.
-    resolved: BoundedMap<FlowId, ()>,
-}
-
-impl Default for Pending {
-    fn default() -> Self {
-        Pending {
-            flows: HashMap::default(),
-            order: VecDeque::new(),
-            resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
-        }
-    }
-}
-
-/// What a rule's count says now.
-#[derive(Debug, Clone)]
-struct Measure {
-    count: u64,
-    threshold: u64,
-    over: bool,
-    window: i64,
-    /// Replaces the incident's `extra` (e.g. the baseline sentence).
-    extra: Option<String>,
-    /// `count` and `threshold` are HTTPS bytes (`bulk_export` of encrypted downloads).
-    bytes: bool,
+    pub(crate) https_bytes: u64,
+    pub(crate) base_win: i64,
+    pub(crate) share_win: i64,
+    pub(crate) update_interval: i64,
+    pub(crate) identity_wait: i64,
+    pub(crate) learning_period: i64,
+    pub(crate) min_history: i64,
+    pub(crate) tau: f64,
+    pub(crate) caps: EvidenceCaps,
+    pub(crate) window_cap: usize,
+    pub(crate) max_devices: usize,
+    pub(crate) max_pending: usize,
 }
 
 /// The detection engine. One per pipeline; owns all entity state.
 pub struct Detector {
-    p: Params,
-    cfg: Config,
-    inv: InventoryIndex,
-    entities: EntityTable,
-    learned: Learned,
-    pending: Pending,
-    geo: Geo,
-    stats: DetectStats,
-    now: i64,
-    last_housekeeping: i64,
+    pub(crate) p: Params,
+    pub(crate) cfg: Config,
+    pub(crate) inv: InventoryIndex,
+    pub(crate) entities: EntityTable,
+    pub(crate) learned: Learned,
+    pub(crate) pending: Pending,
+    pub(crate) geo: Geo,
+    pub(crate) stats: DetectStats,
+    pub(crate) now: i64,
+    pub(crate) last_housekeeping: i64,
     /// AE → the address (and port) it last answered at as a server.
-    node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
-    tls_ja4: BoundedMap<FlowId, Box<str>>,
-    hasher: ahash::RandomState,
+    pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
+    pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
+    pub(crate) hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
     /// whole batch is counted (one alert with the full count, not a first alert and an update
     /// at the same instant).
-    deferred: Option<Vec<(u32, Rule)>>,
+    pub(crate) deferred: Option<Vec<(u32, Rule)>>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -428,121 +102,8 @@ impl std::fmt::Debug for Detector {
     }
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
-
-fn non_empty(s: &str) -> Option<&str> {
-    let t = s.trim();
-    (!t.is_empty()).then_some(t)
-}
-
-fn nanos(d: crate::config::Dur) -> i64 {
+pub(crate) fn nanos(d: crate::config::Dur) -> i64 {
     d.as_nanos_i64()
-}
-
-/// Whether a C-MOVE / C-GET / C-STORE moved data: success or warning, pending (final response
-/// not seen), or no response at all (the request was sent; err towards counting); a failure or
-/// cancel only if some sub-operations completed.
-fn transferred(c: &DicomCommand) -> bool {
-    match c.status_class {
-        None | Some(StatusClass::Success | StatusClass::Warning | StatusClass::Pending) => true,
-        Some(StatusClass::Failure | StatusClass::Cancel) => c
-            .sub_operations
-            .is_some_and(|s| u32::from(s.completed) + u32::from(s.warning) > 0),
-    }
-}
-
-/// Recipients of a share action: those the HTTP decoder read from the request body
-/// (`HttpEvent.share_recipients`), else those named in the query string (`email`,
-/// `recipient`, `to`, `mail`). At most 16, each at most 256 bytes, lower-cased.
-fn share_recipients(h: &HttpEvent) -> Vec<String> {
-    if !h.share_recipients.is_empty() {
-        return h
-            .share_recipients
-            .iter()
-            .map(|r| r.trim().to_ascii_lowercase())
-            .filter(|r| !r.is_empty() && r.len() <= 256)
-            .take(16)
-            .collect();
-    }
-    let Some((_, query)) = h.url.split_once('?') else {
-        return Vec::new();
-    };
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| matches!(k.to_ascii_lowercase().as_str(), "email" | "recipient" | "to" | "mail"))
-        .map(|(_, v)| v.replace("%40", "@").to_ascii_lowercase())
-        .filter(|v| !v.is_empty() && v.len() <= 256)
-        .take(16)
-        .collect()
-}
-
-/// Whether an e-mail recipient is in one of our domains (or a subdomain of one).
-fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
-    let Some((_, domain)) = r.rsplit_once('@') else {
-        return false;
-    };
-    domains.iter().any(|d| {
-        let d = d.trim().trim_start_matches('@');
-        domain.eq_ignore_ascii_case(d)
-            || (domain.len() > d.len()
-                && domain
-                    .get(domain.len() - d.len()..)
-                    .is_some_and(|tail| tail.eq_ignore_ascii_case(d))
-                && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn alert_event(
-    stats: &mut DetectStats,
-    now: i64,
-    kind: EntityKind,
-    id: &str,
-    inc: &mut Incident,
-    update: bool,
-    flow: FlowMeta,
-    out: &mut Vec<ProtocolEvent>,
-) {
-    if inc.incident_id.is_empty() {
-        inc.incident_id = crate::incident::incident_id(inc.rule.id(), kind.as_str(), id, inc.first_seen);
-    }
-    let flow = *inc.alert_flow.get_or_insert(flow);
-    let alert = Alert {
-        rule: inc.rule.id().to_string(),
-        severity: inc.severity,
-        entity: AlertEntity {
-            kind: kind.as_str().to_string(),
-            id: id.to_string(),
-        },
-        count: inc.peak.max(inc.count),
-        threshold: inc.threshold,
-        window_seconds: Some(u64::try_from(inc.window / 1_000_000_000).unwrap_or(0)),
-        first_seen: Timestamp(inc.first_seen),
-        last_seen: Timestamp(inc.last_seen),
-        summary: text::summary(inc, kind, id),
-        evidence: inc.evidence(),
-        response: text::response(inc, kind, id),
-        update,
-        incident_id: inc.incident_id.clone(),
-    };
-    stats.alerts.record(inc.rule, inc.severity, update);
-    inc.mark_reported(now);
-    out.push(ProtocolEvent {
-        ts: Timestamp(now),
-        flow,
-        body: EventBody::Alert(alert),
-    });
 }
 
 impl Detector {
@@ -666,7 +227,8 @@ impl Detector {
         self.learned.to_state((self.now != i64::MIN).then_some(self.now))
     }
 
-    fn learning(&self) -> bool {
+    /// Whether the learning period is still on: what is seen is learned without alerts.
+    pub(crate) fn learning(&self) -> bool {
         match self.learned.started {
             Some(s) => self.now < s.saturating_add(self.p.learning_period),
             None => self.p.learning_period > 0,
@@ -689,13 +251,16 @@ impl Detector {
         self.advance(ev.ts.0);
         // Time-based closes first, so a new incident is not taken for the old one.
         self.housekeeping(out);
-        match &ev.body {
-            EventBody::Dicom(DicomEvent::Association(a)) => self.on_association(ev, a, out),
-            EventBody::Dicom(DicomEvent::Command(c)) => self.on_command(ev, c, out),
-            EventBody::Http(h) => self.on_http(ev, h, out),
-            EventBody::Tls(t) => self.on_tls(ev, t, out),
-            EventBody::Hl7(m) => self.on_hl7(ev, m, out),
-            EventBody::Alert(_) | EventBody::Anomaly(_) => {}
+        let mut seen = Vec::new();
+        Observer {
+            inv: &self.inv,
+            cfg: &self.cfg,
+            node_addr: &self.node_addr,
+            hasher: &self.hasher,
+        }
+        .observe(ev, &mut seen);
+        for o in seen {
+            self.dispatch(ev, o, out);
         }
         self.refresh_stats();
     }
@@ -727,7 +292,12 @@ impl Detector {
             if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
                 if inc.grown() {
                     let flow = inc.last_flow;
-                    alert_event(&mut self.stats, now, kind, &s.id, inc, true, flow, out);
+                    AlertSink {
+                        stats: &mut self.stats,
+                        out,
+                        now,
+                    }
+                    .emit(kind, &s.id, inc, true, flow);
                 }
             }
         }
@@ -774,7 +344,13 @@ impl Detector {
         for (idx, rule) in keys {
             let measure = match self.entities.slot_mut(idx) {
                 Some(s) => {
-                    let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
+                    let m = Measurer {
+                        p: &self.p,
+                        cfg: &self.cfg,
+                        learned: &self.learned,
+                        now,
+                    }
+                    .measure(&mut s.st, s.kind, &s.id, rule);
                     if m.is_none() {
                         s.st.incidents.retain(|i| i.rule != rule);
                     }
@@ -786,1304 +362,105 @@ impl Detector {
                 self.entities.open.remove(&(idx, rule));
                 continue;
             };
-            self.apply(idx, rule, &m, None, now, Scope::default(), out);
+            self.apply(idx, rule, &m, Occurrence::none(now), out);
         }
-    }
-
-    // ---- DICOM ----
-
-    fn on_association(&mut self, ev: &ProtocolEvent, a: &DicomAssociation, out: &mut Vec<ProtocolEvent>) {
-        let client = ev.flow.client.ip;
-        let calling = non_empty(&a.calling_ae);
-        let user = a
-            .user_identity
-            .as_ref()
-            .and_then(|u| u.username.as_deref())
-            .and_then(non_empty);
-        if a.outcome == AssociationOutcome::Rejected || (!a.accepted && a.reject.is_some()) {
-            // PS3.8 §9.3.4 A-ASSOCIATE-RJ: a failed login for the user identity (if any), the
-            // calling AE and the source address.
-            self.login_failure(user, calling, client, ev, out);
-        } else if a.accepted {
-            self.login_success(user, calling, client, ev, out);
-            if let Some(ae) = calling {
-                self.check_devices(EntRef::Ae(ae), client, ev, out);
-            }
-            if let Some(u) = user {
-                self.check_devices(EntRef::User(u), client, ev, out);
-                self.check_location(u, client, ev, out);
-            }
-            if let Some(called) = non_empty(&a.called_ae) {
-                self.note_node(called, ev.flow.server.ip, ev.flow.server.port);
-                self.check_node(called, ev.flow.server.ip, ev, out);
-            }
-        }
-        self.release(ev.flow.id, user, out);
     }
 
     /// Remember the address (and port) an AE answered at, to name it as a move destination.
-    fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
+    pub(crate) fn note_node(&mut self, ae: &str, ip: IpAddr, port: u16) {
         if self.node_addr.get(ae) != Some(&(ip, port)) {
             self.node_addr.insert(Name::new(ae), (ip, port));
         }
     }
 
-    fn on_command(&mut self, ev: &ProtocolEvent, c: &DicomCommand, out: &mut Vec<ProtocolEvent>) {
-        if !transferred(c) {
-            return;
-        }
-        let client = ev.flow.client.ip;
-        let server = ev.flow.server.ip;
-        let calling = non_empty(&c.calling_ae);
-        match c.command.as_str() {
-            "C-MOVE" => {
-                // PS3.7 §9.1.4: the sub-operations' C-STOREs go to the Move Destination AE,
-                // at the address the SCP has configured for it: the one that AE was last seen
-                // answering at (its C-STOREs usually end before the C-MOVE's final response).
-                let dest_ae = c.move_destination.as_deref().and_then(non_empty);
-                let node = dest_ae.and_then(|d| self.node_addr.get(d).copied());
-                let dest_ip = node.map(|(ip, _)| ip);
-                let dest = dest_ae.map(|d| Dest::ae(d, dest_ip, node.map(|(_, port)| port)));
-                let studies = self.studies_of(c, ev);
-                if let (Some(d), Some(dest)) = (dest_ae, &dest) {
-                    if let Some(why) = self.inv.dicom_destination_unknown(Some(d), dest_ip) {
-                        let label = Detail::Ae(dest_ae, dest_ip).render();
-                        self.unknown_destination(EntRef::Ae(d), &label, dest, why, &studies, ev, out);
-                    }
-                }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, dest, out);
-            }
-            "C-GET" => {
-                // The requester receives the images: it is the destination.
-                let studies = self.studies_of(c, ev);
-                let dest = match calling {
-                    Some(ae) => Dest::ae(ae, Some(client), None),
-                    None => Dest::Client(client),
-                };
-                if let Some(why) = self.inv.dicom_destination_unknown(calling, Some(client)) {
-                    let ent = calling.map_or(EntRef::Ip(client), EntRef::Ae);
-                    let label = match calling {
-                        Some(_) => Detail::Ae(calling, Some(client)).render(),
-                        None => Detail::Addr(client).render(),
-                    };
-                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
-                }
-                self.hold_or_export(ev, c.user.as_deref(), calling, studies, Some(dest), out);
-            }
-            "C-STORE" => {
-                let (dest_ae, dest_ip, dest_port) = match c.direction {
-                    Direction::ToServer => (non_empty(&c.called_ae), server, Some(ev.flow.server.port)),
-                    // C-GET sub-operations flow back to the requester.
-                    Direction::ToClient => (calling, client, None),
-                };
-                if c.direction == Direction::ToServer {
-                    if let Some(ae) = dest_ae {
-                        self.note_node(ae, dest_ip, ev.flow.server.port);
-                    }
-                }
-                if let Some(why) = self.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
-                    let label = match dest_ae {
-                        Some(ae) => format!("AE {ae} ({dest_ip})"),
-                        None => dest_ip.to_string(),
-                    };
-                    let dest = match dest_ae {
-                        Some(ae) => Dest::ae(ae, Some(dest_ip), dest_port),
-                        None => Dest::Server(dest_ip, dest_port),
-                    };
-                    let studies = self.studies_of(c, ev);
-                    let ent = dest_ae.map_or(EntRef::Ip(dest_ip), EntRef::Ae);
-                    self.unknown_destination(ent, &label, &dest, why, &studies, ev, out);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn study_key(&self, uid: &str) -> u64 {
-        self.hasher.hash_one(uid)
-    }
-
-    fn studies_of(&self, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<StudyItem> {
-        let mut v: Vec<StudyItem> = c
-            .study_instance_uids
-            .iter()
-            .filter_map(|u| non_empty(u))
-            .map(|u| StudyItem {
-                key: self.study_key(u),
-                uid: Some(u.to_string()),
-            })
-            .collect();
-        if v.is_empty() {
-            // Patient-level (or identifier-less) retrieve: one unnamed thing per request.
-            v.push(StudyItem {
-                key: self.hasher.hash_one((ev.flow.id.0, c.message_id, c.request_time.0)),
-                uid: None,
-            });
-        }
-        v
-    }
-
-    /// C-MOVE / C-GET exports wait for the association's user identity, unless the command
-    /// already names its user (the decoder copies it from the A-ASSOCIATE-RQ).
-    fn hold_or_export(
-        &mut self,
-        ev: &ProtocolEvent,
-        user: Option<&str>,
-        calling: Option<&str>,
-        studies: Vec<StudyItem>,
-        dest: Option<Dest>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let item = HeldExport {
-            ts: ev.ts.0,
-            flow: ev.flow,
-            calling_ae: calling.map(Name::new),
-            studies,
-            dest,
-        };
-        let fid = ev.flow.id;
-        if let Some(u) = user.and_then(non_empty) {
-            self.export_held(item, Some(u), out);
-            return;
-        }
-        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
-            self.export_held(item, None, out);
-            return;
-        }
-        if let Some(p) = self.pending.flows.get_mut(&fid) {
-            if p.items.len() < MAX_HELD_PER_FLOW {
-                p.items.push(item);
-                return;
-            }
-            self.stats.pending_overflow += 1;
-            self.pending.resolved.insert(fid, ());
-            self.release(fid, None, out);
-            self.export_held(item, None, out);
-            return;
-        }
-        while self.pending.flows.len() >= self.p.max_pending {
-            let Some((old, _)) = self.pending.order.pop_front() else {
-                break;
-            };
-            if self.pending.flows.contains_key(&old) {
-                self.stats.pending_overflow += 1;
-                self.pending.resolved.insert(old, ());
-                self.release(old, None, out);
-            }
-        }
-        let since = self.now;
-        self.pending.flows.insert(
-            fid,
-            PendingFlow {
-                since,
-                items: vec![item],
-            },
-        );
-        self.pending.order.push_back((fid, since));
-    }
-
-    /// Attribute a flow's held exports: to the user identity when the association carried
-    /// one, else the calling AE, else the client address.
-    fn release(&mut self, fid: FlowId, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
-        let Some(p) = self.pending.flows.remove(&fid) else {
-            return;
-        };
-        let outer = self.deferred.is_none();
-        if outer {
-            self.deferred = Some(Vec::new());
-        }
-        for item in p.items {
-            self.export_held(item, user, out);
-        }
-        if !outer {
-            return;
-        }
-        let now = self.now;
-        for (idx, rule) in self.deferred.take().unwrap_or_default() {
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            let kind = s.kind;
-            if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
-                let flow = inc.last_flow;
-                alert_event(&mut self.stats, now, kind, &s.id, inc, false, flow, out);
-            }
-        }
-    }
-
-    fn export_held(&mut self, item: HeldExport, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
-        let ent = match (user, item.calling_ae.as_deref()) {
-            (Some(u), _) => EntRef::User(u),
-            (None, Some(ae)) => EntRef::Ae(ae),
-            (None, None) => EntRef::Ip(item.flow.client.ip),
-        };
-        let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
-    }
-
-    // ---- exports ----
-
-    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
-    fn export(
-        &mut self,
-        ent: EntRef<'_>,
-        studies: &[(u64, Option<&str>)],
-        dest: Option<&Dest>,
-        flow: &FlowMeta,
-        ts: i64,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let bulk_on = self.cfg.rules.bulk_export.enabled;
-        let base_on = self.cfg.rules.export_above_baseline.enabled;
-        if !bulk_on && !base_on {
-            return;
-        }
-        if self.inv.is_exempt(ent) {
-            self.stats.exports_exempt += 1;
-            return;
-        }
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let (kind, cap, tau) = (ent.kind(), self.p.window_cap, self.p.tau);
-        let (bulk_win, base_win) = (self.p.bulk_win, self.p.base_win);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        if let Some(d) = dest {
-            s.st.note_export_dest(ts, d);
-        }
-        let mut new_bulk = 0;
-        if bulk_on {
-            let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
-            new_bulk = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
-        }
-        if base_on {
-            let w =
-                s.st.baseline
-                    .get_or_insert_with(|| SlidingWindow::distinct(base_win, cap));
-            let new_base = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
-            if new_base > 0 {
-                if let Some((k, _)) = self.learned.entry(kind, &s.id, now) {
-                    let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
-                    for _ in 0..new_base {
-                        b.add(ts, tau);
-                    }
-                }
-            }
-        }
-        self.stats.studies_exported += new_bulk;
-        let mut measures = [
-            (Rule::BulkExport, bulk_on, None),
-            (Rule::ExportAboveBaseline, base_on, None),
-        ];
-        for (rule, on, m) in &mut measures {
-            if *on {
-                *m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, kind, &s.id, *rule, now);
-            }
-        }
-        let scope = Scope {
-            studies,
-            dest,
-            detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
-            ..Scope::default()
-        };
-        for (rule, _, m) in measures {
-            if let Some(m) = m {
-                self.apply(idx, rule, &m, Some(flow), ts, scope, out);
-            }
-        }
-    }
-
-    // ---- logins ----
-
-    fn login_failure(
-        &mut self,
-        user: Option<&str>,
-        ae: Option<&str>,
-        client: IpAddr,
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let r = &self.cfg.rules;
-        let per_user = r.login_failures_user.enabled || r.login_success_after_failures.enabled;
-        let per_source = r.login_failures_source.enabled || r.login_success_after_failures.enabled;
-        let account = user.or(ae).unwrap_or("(unnamed)");
-        let client = canonical_ip(client);
-        let ents = [
-            user.filter(|_| per_user)
-                .map(|u| (EntRef::User(u), Rule::LoginFailuresUser)),
-            ae.filter(|_| per_user)
-                .map(|a| (EntRef::Ae(a), Rule::LoginFailuresUser)),
-            per_source.then_some((EntRef::Ip(client), Rule::LoginFailuresSource)),
-        ];
-        let now = self.now;
-        for (ent, rule) in ents.into_iter().flatten() {
-            let idx = self.entities.get_or_insert(ent, now);
-            let (span, cap) = (self.p.fail_span, self.p.window_cap);
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            // What the alert will name: sources of an account's failures, accounts of a source's.
-            let known_ctx = match rule {
-                Rule::LoginFailuresUser => s.st.failure_context.contains(&Ctx::Ip(client)),
-                _ => {
-                    s.st.failure_context
-                        .iter()
-                        .any(|c| matches!(c, Ctx::Name(n) if **n == *account))
-                }
-            };
-            if !known_ctx {
-                let c = match rule {
-                    Rule::LoginFailuresUser => Ctx::Ip(client),
-                    _ => Ctx::Name(account.into()),
-                };
-                push_capped(&mut s.st.failure_context, c, FAILURE_CONTEXT);
-            }
-            let w = s.st.failures.get_or_insert_with(|| SlidingWindow::events(span, cap));
-            w.expire(now);
-            w.add(now, ev.ts.0, 0, None, ev.flow.id);
-            self.stats.window_items_dropped += w.take_dropped();
-            let enabled = match rule {
-                Rule::LoginFailuresUser => self.cfg.rules.login_failures_user.enabled,
-                _ => self.cfg.rules.login_failures_source.enabled,
-            };
-            if !enabled {
-                continue;
-            }
-            let m = measure_now(&self.p, &self.cfg, &self.learned, &mut s.st, s.kind, &s.id, rule, now);
-            if let Some(m) = m {
-                let scope = if rule == Rule::LoginFailuresUser {
-                    Scope {
-                        detail: Some(Detail::Addr(client)),
-                        ..Scope::default()
-                    }
-                } else {
-                    Scope {
-                        extras: &[account],
-                        ..Scope::default()
-                    }
-                };
-                self.apply(idx, rule, &m, Some(&ev.flow), ev.ts.0, scope, out);
-            }
-        }
-    }
-
-    fn login_success(
-        &mut self,
-        user: Option<&str>,
-        ae: Option<&str>,
-        client: IpAddr,
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let rule = &self.cfg.rules.login_success_after_failures;
-        if !rule.enabled {
-            return;
-        }
-        let threshold = rule.threshold;
-        let now = self.now;
-        let cutoff = now.saturating_sub(self.p.lsaf_win);
-        let candidates = [user.map(EntRef::User), ae.map(EntRef::Ae), Some(EntRef::Ip(client))];
-        let mut found: [Option<u32>; 3] = [None; 3];
-        let mut fired: Option<(EntRef<'_>, u64, i64)> = None;
-        for (i, ent) in candidates.iter().enumerate() {
-            let Some(ent) = ent else { continue };
-            let Some(idx) = self.entities.find(*ent) else { continue };
-            found[i] = Some(idx);
-            let Some(s) = self.entities.slot_mut(idx) else { continue };
-            let Some(w) = s.st.failures.as_mut() else { continue };
-            w.expire(now);
-            let from = cutoff.max(s.st.failures_consumed);
-            let n = w.count_after(from);
-            if fired.is_none() && n > threshold {
-                let first = w.items().iter().map(|i| i.ts).find(|t| *t > from).unwrap_or(now);
-                fired = Some((*ent, n, first));
-            }
-        }
-        let Some((ent, n, first)) = fired else { return };
-        for idx in found.into_iter().flatten() {
-            if let Some(s) = self.entities.slot_mut(idx) {
-                s.st.failures_consumed = now;
-            }
-        }
-        let detail = canonical_ip(client).to_string();
-        let idx = self.instant(
-            Rule::LoginSuccessAfterFailures,
-            ent,
-            Scope::text(&detail),
-            ev,
-            Some((n, threshold)),
-            out,
-        );
-        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-            if let Some(inc) = s.st.incident_mut(Rule::LoginSuccessAfterFailures) {
-                inc.first_seen = inc.first_seen.min(first);
-            }
-        }
-    }
-
-    /// `new_device`: a known user / AE logs in from a device never seen for it: its address,
-    /// or the TLS client fingerprint (JA4) of the same flow. Unknown entities, the first device
-    /// of each kind, and everything during the learning period are learned silently.
-    fn check_devices(&mut self, ent: EntRef<'_>, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let (kind, id) = match ent {
-            EntRef::User(u) => (EntityKind::User, u),
-            EntRef::Ae(a) => (EntityKind::Ae, a),
-            EntRef::Ip(_) => return,
-        };
-        let inv = match kind {
-            EntityKind::User => self.inv.users.get(id).map_or(InvDevices::None, |v| InvDevices::User(v)),
-            _ => match self.inv.dicom.get(id) {
-                None => InvDevices::None,
-                // `ip = "*"`: this AE may be anywhere.
-                Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
-                Some(a) => InvDevices::Ae(a),
-            },
-        };
-        let client = canonical_ip(client);
-        let addr = Device::Ip(client);
-        let print = self
-            .tls_ja4
-            .get(&ev.flow.id)
-            .map(|j| Device::Key(format!("ja4:{j}").into()));
-        let now = self.now;
-        // Fast path: the same address checked less than a minute ago.
-        let slot = self.entities.find(ent);
-        if print.is_none() {
-            if let Some((ip, t)) = slot.and_then(|i| self.entities.slot(i)).and_then(|s| s.st.device_ok) {
-                if ip == client && now.saturating_sub(t) < DEVICE_RECHECK_NS {
-                    return;
-                }
-            }
-        }
-        if let Some(s) = slot.and_then(|i| self.entities.slot_mut(i)) {
-            s.st.device_ok = Some((client, now));
-        }
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let Some((k, created)) = self.learned.entry(kind, id, now) else {
-            return;
-        };
-        let known_entity = !created || !inv.is_empty();
-        let mut new: Vec<Device> = Vec::new();
-        for d in [Some(addr), print].into_iter().flatten() {
-            if k.devices.contains(&d) || inv.contains(&d) {
-                continue;
-            }
-            let fp = d.is_fingerprint();
-            let seen_kind = k.devices.iter().any(|x| x.is_fingerprint() == fp) || inv.has_kind(fp);
-            let fire = known_entity && seen_kind && !learning;
-            if push_capped(&mut k.devices, d.clone(), max) {
-                self.stats.devices_dropped += 1;
-            }
-            if fire {
-                new.push(d);
-            }
-        }
-        if new.is_empty() || !self.cfg.rules.new_device.enabled {
-            return;
-        }
-        let known: Vec<String> = inv
-            .names()
-            .into_iter()
-            .chain(k.devices.iter().filter(|d| !new.contains(d)).map(|d| d.to_string()))
-            .take(5)
-            .collect();
-        let extra = (!known.is_empty()).then(|| format!("known devices: {}", known.join(", ")));
-        for d in new {
-            let name = d.to_string();
-            let extras: Vec<&str> = extra.as_deref().into_iter().collect();
-            let scope = Scope {
-                extras: &extras,
-                ..Scope::text(&name)
-            };
-            let idx = self.instant(Rule::NewDevice, ent, scope, ev, None, out);
-            if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-                s.st.identity_alert = Some((now, Rule::NewDevice, name));
-            }
-        }
-    }
-
-    /// `new_location`: a user's login from a country never seen for it (GeoIP; skipped without
-    /// a database and for internal addresses).
-    fn check_location(&mut self, user: &str, client: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        if !self.geo.is_some() || self.inv.is_internal(client) {
-            return;
-        }
-        self.stats.geoip_lookups += 1;
-        let Some(country) = self.geo.country(client) else {
-            return;
-        };
-        self.stats.geoip_hits += 1;
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let now = self.now;
-        let Some((k, _)) = self.learned.entry(EntityKind::User, user, now) else {
-            return;
-        };
-        if k.countries.iter().any(|c| **c == *country) {
-            return;
-        }
-        let before: Vec<String> = k.countries.iter().map(|c| c.to_string()).collect();
-        if push_capped(&mut k.countries, country.as_str().into(), max) {
-            self.stats.devices_dropped += 1;
-        }
-        if before.is_empty() || learning || !self.cfg.rules.new_location.enabled {
-            return;
-        }
-        let detail = format!("{country} (from {})", canonical_ip(client));
-        let extra = format!("seen before: {}", before.join(", "));
-        let scope = Scope {
-            extras: &[&extra],
-            ..Scope::text(&detail)
-        };
-        let idx = self.instant(Rule::NewLocation, EntRef::User(user), scope, ev, None, out);
-        if let Some(s) = idx.and_then(|i| self.entities.slot_mut(i)) {
-            s.st.identity_alert = Some((now, Rule::NewLocation, detail));
-        }
-    }
-
-    /// DICOM node configuration visible on the wire: an AE answering associations at an
-    /// address not in the inventory and never seen for it → `admin_change`.
-    fn check_node(&mut self, called: &str, server: IpAddr, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let addr = canonical_ip(server);
-        let inv: &[AddrMatch] = match self.inv.dicom.get(called) {
-            Some(a) if a.iter().any(|x| matches!(x, AddrMatch::Any)) => return,
-            Some(a) => a,
-            None => &[],
-        };
-        if inv.iter().any(|a| a.matches(addr)) {
-            return;
-        }
-        let learning = self.learning();
-        let max = self.p.max_devices;
-        let now = self.now;
-        let Some((k, _)) = self.learned.entry(EntityKind::Ae, called, now) else {
-            return;
-        };
-        if k.nodes.contains(&addr) {
-            return;
-        }
-        let before: Vec<String> = InvDevices::Ae(inv)
-            .names()
-            .into_iter()
-            .chain(k.nodes.iter().map(|n| n.to_string()))
-            .collect();
-        if push_capped(&mut k.nodes, addr, max) {
-            self.stats.devices_dropped += 1;
-        }
-        if before.is_empty() || learning || !self.cfg.rules.admin_change.enabled {
-            return;
-        }
-        let detail = format!("AE {called} now answers at {addr} (was {})", before.join(", "));
-        self.instant(
-            Rule::AdminChange,
-            EntRef::Ae(called),
-            Scope::text(&detail),
-            ev,
-            None,
-            out,
-        );
-    }
-
-    // ---- HTTP, TLS, HL7 ----
-
-    fn on_http(&mut self, ev: &ProtocolEvent, h: &HttpEvent, out: &mut Vec<ProtocolEvent>) {
-        let client = ev.flow.client.ip;
-        let user = h.user.as_deref().and_then(non_empty);
-        let ok = h.status.is_some_and(|s| (200..300).contains(&s));
-        let not_refused = !matches!(h.status, Some(s) if s >= 400);
-        // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
-        if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
-            self.login_failure(user, None, client, ev, out);
-        } else if ok {
-            if let Some(u) = user {
-                self.login_success(Some(u), None, client, ev, out);
-                self.check_devices(EntRef::User(u), client, ev, out);
-                self.check_location(u, client, ev, out);
-            }
-        }
-        let actor = user.map_or(EntRef::Ip(client), EntRef::User);
-        if let Some(action) = h.admin_action.as_deref().and_then(non_empty) {
-            if not_refused {
-                let detail = format!("{action} ({} {})", h.method, h.url);
-                self.instant(Rule::AdminChange, actor, Scope::text(&detail), ev, None, out);
-            }
-        }
-        if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
-            if not_refused {
-                let mut recipients = share_recipients(h);
-                let internal = &self.cfg.rules.sharing_spike.internal_domains;
-                recipients.retain(|r| !is_internal_recipient(r, internal));
-                self.share(actor, share, &recipients, ev, out);
-            }
-        }
-        if let Some(dw) = &h.dicomweb {
-            match dw.service.as_str() {
-                "WADO-RS" | "WADO-URI" if ok => {
-                    let studies: [(u64, Option<&str>); 1] = match dw.study_instance_uid.as_deref().and_then(non_empty) {
-                        Some(uid) => [(self.study_key(uid), Some(uid))],
-                        None => [(self.study_key(&h.url), None)],
-                    };
-                    // The client downloads: its address is the destination.
-                    let dest = Dest::Client(client);
-                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(client)) {
-                        let label = dest.summary();
-                        let items = to_items(&studies);
-                        self.unknown_destination(EntRef::Ip(client), &label, &dest, why, &items, ev, out);
-                    }
-                    self.export(actor, &studies, Some(&dest), &ev.flow, ev.ts.0, out);
-                }
-                "STOW-RS" if ok => {
-                    let server = ev.flow.server.ip;
-                    if let Some(why) = self.inv.dicom_destination_unknown(None, Some(server)) {
-                        let studies: Vec<(u64, Option<&str>)> = dw
-                            .study_instance_uid
-                            .as_deref()
-                            .and_then(non_empty)
-                            .map(|u| vec![(self.study_key(u), Some(u))])
-                            .unwrap_or_default();
-                        let label = format!("STOW-RS server {}", ev.flow.server);
-                        let dest = Dest::Server(server, Some(ev.flow.server.port));
-                        let items = to_items(&studies);
-                        self.unknown_destination(EntRef::Ip(server), &label, &dest, why, &items, ev, out);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    fn on_tls(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
-        if let Some(ja4) = t.ja4.as_deref().and_then(non_empty) {
-            if ja4.len() <= 128 {
-                self.tls_ja4.insert(ev.flow.id, ja4.into());
-            }
-        }
-        self.https_download(ev, t, out);
-    }
-
-    /// The HTTPS half of `bulk_export`: inside TLS neither the studies nor the user can be
-    /// seen, so what counts is the volume an image server (`rules.bulk_export.https_servers`,
-    /// by default the inventory's `pacs` / `archive` nodes, else any internal TLS server) sent
-    /// each client address within the rule's window, against `https_bytes`. The client is
-    /// both the entity and the destination; the server and its SNI name where it came from.
-    ///
-    /// The decoder emits one `tls` event per connection when it ends, with its totals, so a
-    /// download counts when its connection closes (or times out in the flow table): a
-    /// keep-alive connection open longer than the window is counted whole at its end.
-    /// Connections between two listed image servers (replication) are not downloads.
-    fn https_download(&mut self, ev: &ProtocolEvent, t: &TlsEvent, out: &mut Vec<ProtocolEvent>) {
-        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 || t.bytes_toclient == 0 {
-            return;
-        }
-        let client = canonical_ip(ev.flow.client.ip);
-        let server = canonical_ip(ev.flow.server.ip);
-        if !self.inv.is_image_server(server) || (!self.inv.https_any_internal && self.inv.is_image_server(client)) {
-            return;
-        }
-        let ent = EntRef::Ip(client);
-        if self.inv.is_exempt(ent) {
-            self.stats.exports_exempt += 1;
-            return;
-        }
-        let served_by = SocketAddr::new(server, ev.flow.server.port);
-        let label = match t.sni.as_deref().and_then(non_empty) {
-            // RFC 6066 §3: a HostName is at most 2^16 - 1 bytes on the wire; a DNS name has
-            // at most 253 characters, so anything longer is cut there.
-            Some(sni) => format!("{} ({served_by})", truncate(sni, 253)),
-            None => served_by.to_string(),
-        };
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let (span, cap) = (self.p.bulk_win, self.p.window_cap);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let w = s.st.https.get_or_insert_with(|| Box::new(ByteWindow::new(span, cap)));
-        w.expire(now);
-        if !w.add(now, ev.ts.0, t.bytes_toclient, ev.flow.id, Some(&label)) {
-            return; // older than the window
-        }
-        self.stats.window_items_dropped += w.take_merged();
-        self.stats.https_bytes = self.stats.https_bytes.saturating_add(t.bytes_toclient);
-        let dest = Dest::Client(client);
-        s.st.note_export_dest(ev.ts.0, &dest);
-        let m = measure_now(
-            &self.p,
-            &self.cfg,
-            &self.learned,
-            &mut s.st,
-            s.kind,
-            &s.id,
-            Rule::BulkExport,
-            now,
-        );
-        if let Some(m) = m {
-            let scope = Scope {
-                dest: Some(&dest),
-                // A study-counting incident already open for this address keeps naming its
-                // destinations; a volume incident names the servers.
-                detail: m.bytes.then_some(Detail::Text(&label)),
-                ..Scope::default()
-            };
-            self.apply(idx, Rule::BulkExport, &m, Some(&ev.flow), ev.ts.0, scope, out);
-        }
-    }
-
-    fn on_hl7(&mut self, ev: &ProtocolEvent, m: &Hl7Event, out: &mut Vec<ProtocolEvent>) {
-        let dir = m.direction.unwrap_or(Direction::ToServer);
-        let (sender, receiver, port) = match dir {
-            Direction::ToServer => (ev.flow.client.ip, ev.flow.server.ip, Some(ev.flow.server.port)),
-            Direction::ToClient => (ev.flow.server.ip, ev.flow.client.ip, None),
-        };
-        if let Some(adm) = &m.admin_event {
-            // HL7 v2.5 ch. 8: a master file notification changes staff / practitioner /
-            // location records.
-            let mut detail = format!("HL7 {} {}", m.message_type, adm.kind);
-            if let Some(app) = &m.sending_application {
-                detail.push_str(&format!(" from {app}"));
-            }
-            let recs: Vec<String> = adm
-                .records
-                .iter()
-                .take(3)
-                .map(|r| {
-                    format!(
-                        "{} {}",
-                        r.action.as_deref().unwrap_or(&r.event_code),
-                        r.primary_key.as_deref().unwrap_or("?")
-                    )
-                })
-                .collect();
-            if !recs.is_empty() {
-                detail.push_str(&format!(": {}", recs.join(", ")));
-                if adm.records_total as usize > recs.len() {
-                    detail.push_str(&format!(" (+{})", adm.records_total as usize - recs.len()));
-                }
-            }
-            self.instant(
-                Rule::AdminChange,
-                EntRef::Ip(sender),
-                Scope::text(&detail),
-                ev,
-                None,
+    /// Hand one observation to its rule family (or to the detector's memory), at the time and
+    /// on the flow of `ev`.
+    fn dispatch(&mut self, ev: &ProtocolEvent, o: Observation<'_>, out: &mut Vec<ProtocolEvent>) {
+        match o {
+            Observation::LoginFailed { user, ae, client } => self.login_failure(user, ae, client, ev, out),
+            Observation::LoginSucceeded { user, ae, client } => self.login_success(user, ae, client, ev, out),
+            Observation::DeviceUsed { entity, client } => self.check_devices(entity, client, ev, out),
+            Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),
+            Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
+            Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
+            Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
+            Observation::Retrieve {
+                user,
+                calling,
+                studies,
+                dest,
+            } => self.hold_or_export(ev, user, calling, studies, dest, out),
+            Observation::Download { entity, study, dest } => self.export(
+                entity,
+                std::slice::from_ref(&study),
+                Some(&dest),
+                &ev.flow,
+                ev.ts.0,
                 out,
-            );
-        }
-        let is_ack = m.ack_code.is_some() || m.message_type.starts_with("ACK");
-        if !is_ack {
-            if let Some(why) = self.inv.hl7_destination_unknown(receiver, port) {
-                let label = match port {
-                    Some(p) => format!("HL7 receiver {}:{p}", canonical_ip(receiver)),
-                    None => format!("HL7 receiver {}", canonical_ip(receiver)),
-                };
-                let dest = Dest::Server(receiver, port);
-                self.unknown_destination(EntRef::Ip(receiver), &label, &dest, why, &[], ev, out);
-            }
+            ),
+            Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),
+            Observation::AdminAction { actor, detail } => self.admin_action(actor, &detail, ev, out),
+            Observation::Share {
+                actor,
+                action,
+                recipients,
+            } => self.share(actor, action, &recipients, ev, out),
+            Observation::TlsFingerprint { ja4 } => self.tls_ja4.insert(ev.flow.id, ja4.into()),
+            Observation::HttpsDownload { bytes, sni } => self.https_download(ev, bytes, sni, out),
         }
     }
+}
 
-    // ---- rules with their own counting ----
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
 
-    fn share(
-        &mut self,
-        actor: EntRef<'_>,
-        action: &str,
-        recipients: &[String],
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        if !self.cfg.rules.sharing_spike.enabled {
-            return;
+    #[test]
+    fn finish_attributes_held_exports_to_the_calling_ae() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        for i in 0..16 {
+            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
         }
-        let now = self.now;
-        let idx = self.entities.get_or_insert(actor, now);
-        let (cap, span) = (self.p.window_cap, self.p.share_win);
-        let keys: Vec<u64> = recipients.iter().map(|r| self.hasher.hash_one(r.as_str())).collect();
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let w =
-            s.st.shares
-                .get_or_insert_with(|| Box::new(SlidingWindow::events(span, cap)));
-        w.expire(now);
-        w.add(now, ev.ts.0, 0, None, ev.flow.id);
-        self.stats.window_items_dropped += w.take_dropped();
-        if !recipients.is_empty() {
-            let rw =
-                s.st.recipients
-                    .get_or_insert_with(|| Box::new(SlidingWindow::distinct(span, cap)));
-            rw.expire(now);
-            for (r, k) in recipients.iter().zip(&keys) {
-                rw.add(now, ev.ts.0, *k, Some(r), ev.flow.id);
-            }
-            self.stats.window_items_dropped += rw.take_dropped();
-        }
-        let m = measure_now(
-            &self.p,
-            &self.cfg,
-            &self.learned,
-            &mut s.st,
-            s.kind,
-            &s.id,
-            Rule::SharingSpike,
-            now,
+        assert!(r.alerts("bulk_export").is_empty());
+        r.det.finish(&mut r.out);
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("ae", "WS1", 16)
         );
-        if let Some(m) = m {
-            // The outside recipients are where the shared studies go.
-            let extras: Vec<&str> = recipients.iter().map(String::as_str).collect();
-            let scope = Scope {
-                dests: &extras,
-                extras: &extras,
-                ..Scope::text(action)
-            };
-            self.apply(idx, Rule::SharingSpike, &m, Some(&ev.flow), ev.ts.0, scope, out);
-        }
+        assert_eq!(r.det.stats().pending_flows, 0);
     }
 
-    /// `unknown_destination`: once per destination (remembered across restarts); while its
-    /// incident is open, further transfers are updates with their studies.
-    #[allow(clippy::too_many_arguments)]
-    fn unknown_destination(
-        &mut self,
-        ent: EntRef<'_>,
-        label: &str,
-        dest: &Dest,
-        why: &str,
-        studies: &[StudyItem],
-        ev: &ProtocolEvent,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        if !self.cfg.rules.unknown_destination.enabled {
-            return;
+    #[test]
+    fn tick_closes_an_incident_once_its_window_has_passed() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..9 {
+            r.feed(http_ev(http(i * SEC, f, "/app", 401, Some("bob"))));
         }
-        let items: Vec<(u64, Option<&str>)> = studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        let now = self.now;
-        let open = self
-            .entities
-            .find(ent)
-            .and_then(|i| self.entities.slot(i))
-            .and_then(|s| s.st.incident(Rule::UnknownDestination))
-            .is_some_and(|i| now.saturating_sub(i.last_seen) <= i.window);
-        if !open {
-            let id = match ent {
-                EntRef::User(s) | EntRef::Ae(s) => s.to_string(),
-                EntRef::Ip(ip) => canonical_ip(ip).to_string(),
-            };
-            if !self.learned.add_destination(ent.kind(), &id, self.now) {
-                return; // alerted on before
-            }
-        }
-        let scope = Scope {
-            studies: &items,
-            dest: Some(dest),
-            detail: Some(Detail::Text(label)),
-            extras: &[why],
-            ..Scope::default()
-        };
-        self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
+        assert_eq!(r.det.stats().incidents_open, 1);
+        // `login_failures_user`: 10 minutes.
+        r.tick(9 * SEC + 601 * SEC);
+        assert_eq!(r.det.stats().incidents_open, 0);
     }
 
-    /// An instant rule's occurrence: opens an incident, or grows the open one. Returns the
-    /// entity's slot.
-    fn instant(
-        &mut self,
-        rule: Rule,
-        ent: EntRef<'_>,
-        scope: Scope<'_>,
-        ev: &ProtocolEvent,
-        count: Option<(u64, u64)>,
-        out: &mut Vec<ProtocolEvent>,
-    ) -> Option<u32> {
-        let now = self.now;
-        let idx = self.entities.get_or_insert(ent, now);
-        let window = match rule {
-            Rule::NewDevice => nanos(self.cfg.rules.new_device.window),
-            Rule::NewLocation => nanos(self.cfg.rules.new_location.window),
-            Rule::AdminChange => nanos(self.cfg.rules.admin_change.window),
-            Rule::UnknownDestination => nanos(self.cfg.rules.unknown_destination.window),
-            _ => self.p.lsaf_win,
-        };
-        let occurrences = self
-            .entities
-            .slot(idx)
-            .and_then(|s| s.st.incident(rule))
-            .filter(|i| now.saturating_sub(i.last_seen) <= i.window)
-            .map_or(1, |i| i.count.saturating_add(1));
-        let (c, threshold) = match count {
-            Some((c, t)) => (c, Some(t)),
-            None => (occurrences, None),
-        };
-        let m = Measure {
-            count: c,
-            threshold: threshold.unwrap_or(0),
-            over: true,
-            window,
-            extra: None,
-            bytes: false,
-        };
-        // An expired incident closes before a new one opens.
-        let stale = self
-            .entities
-            .slot(idx)
-            .and_then(|s| s.st.incident(rule))
-            .is_some_and(|i| now.saturating_sub(i.last_seen) > i.window);
-        if stale {
-            let closing = Measure {
-                over: false,
-                ..m.clone()
-            };
-            self.apply(idx, rule, &closing, None, now, Scope::default(), out);
-        }
-        self.apply_with_threshold(idx, rule, &m, threshold, Some(&ev.flow), ev.ts.0, scope, out);
-        Some(idx)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        idx: u32,
-        rule: Rule,
-        m: &Measure,
-        flow: Option<&FlowMeta>,
-        ts: i64,
-        scope: Scope<'_>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let threshold = match rule {
-            Rule::NewDevice | Rule::NewLocation | Rule::AdminChange | Rule::UnknownDestination => None,
-            _ => Some(m.threshold),
-        };
-        self.apply_with_threshold(idx, rule, m, threshold, flow, ts, scope, out);
-    }
-
-    /// Drive one (rule, entity) incident from a fresh measure: open it (fire), grow it (update
-    /// at a bounded rate), or close it (re-arm; a last update if it grew unreported).
-    #[allow(clippy::too_many_arguments)]
-    fn apply_with_threshold(
-        &mut self,
-        idx: u32,
-        rule: Rule,
-        m: &Measure,
-        threshold: Option<u64>,
-        flow: Option<&FlowMeta>,
-        ts: i64,
-        scope: Scope<'_>,
-        out: &mut Vec<ProtocolEvent>,
-    ) {
-        let now = self.now;
-        let caps = self.p.caps;
-        let interval = self.p.update_interval;
-        let severity = self.severity_of(rule);
-        let Some(s) = self.entities.slot_mut(idx) else { return };
-        let kind = s.kind;
-        if let Some(pos) = s.st.incidents.iter().position(|i| i.rule == rule) {
-            let inc = &mut s.st.incidents[pos];
-            inc.set_count(m.count);
-            inc.threshold = threshold.or(inc.threshold);
-            if let Some(f) = flow {
-                inc.last_flow = *f;
-                scope.record_into(inc, ts, f.id, caps);
-            }
-            if let Some(e) = &m.extra {
-                inc.extra = vec![e.clone()];
-            }
-            if !m.over {
-                let mut inc = s.st.incidents.remove(pos);
-                if inc.grown() {
-                    let f = inc.last_flow;
-                    alert_event(&mut self.stats, now, kind, &s.id, &mut inc, true, f, out);
-                }
-                self.entities.open.remove(&(idx, rule));
-            } else if inc.update_due(now, interval) && !self.deferred.as_ref().is_some_and(|d| d.contains(&(idx, rule)))
-            {
-                let f = flow.copied().unwrap_or(inc.last_flow);
-                alert_event(&mut self.stats, now, kind, &s.id, inc, true, f, out);
-            }
-            return;
-        }
-        if !m.over {
-            return;
-        }
-        let Some(flow) = flow else { return };
-        let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
-        inc.bytes = m.bytes;
-        inc.set_count(m.count);
-        // Scope from the window behind the count.
-        let cutoff = now.saturating_sub(m.window);
-        if let Some(w) = window_of(&s.st, rule) {
-            let export = matches!(rule, Rule::BulkExport | Rule::ExportAboveBaseline);
-            for item in w.items() {
-                if item.ts > cutoff {
-                    inc.seen(item.ts);
-                    inc.add_flow(item.flow, caps);
-                }
-                if let (true, Some(u)) = (export, item.label) {
-                    inc.add_study(item.key, u, caps);
-                }
-            }
-        }
-        if rule == Rule::BulkExport {
-            // Encrypted downloads behind the count: their connections and servers.
-            if let Some(hw) = s.st.https.as_deref() {
-                for item in hw.items().filter(|i| i.ts > cutoff) {
-                    inc.seen(item.ts);
-                    inc.add_flow(item.flow, caps);
-                    if let (true, Some(l)) = (m.bytes, item.label.as_deref()) {
-                        inc.add_detail(l);
-                    }
-                }
-            }
-        }
-        if rule.is_export() {
-            // Where the exports behind the count went, not only the one that crossed it.
-            for (t, d) in &s.st.export_dests {
-                if *t > cutoff {
-                    inc.add_destination(&d.evidence(), caps);
-                    if !m.bytes {
-                        inc.add_detail(&d.summary());
-                    }
-                }
-            }
-        }
-        if rule == Rule::SharingSpike {
-            if let Some(rw) = s.st.recipients.as_deref() {
-                for item in rw.items() {
-                    if let Some(l) = item.label {
-                        inc.add_extra(l);
-                        inc.add_destination(l, caps);
-                    }
-                }
-            }
-        }
-        // Failed logins: the sources (per account) or accounts (per source) seen recently.
-        if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
-            for c in &s.st.failure_context {
-                let c = c.to_string();
-                if rule == Rule::LoginFailuresUser {
-                    inc.add_detail(&c);
-                } else {
-                    inc.add_extra(&c);
-                }
-            }
-        }
-        scope.record_into(&mut inc, ts, flow.id, caps);
-        if let Some(e) = &m.extra {
-            inc.extra = vec![e.clone()];
-        }
-        // An export right after a new device / location for the same entity is critical.
-        if rule.is_export() {
-            if let Some((t0, r0, what)) = &s.st.identity_alert {
-                if now.saturating_sub(*t0) <= m.window {
-                    inc.severity = Severity::Critical;
-                    inc.correlation = Some(format!(
-                        "follows a {} alert for {} at {} ({what})",
-                        r0.id(),
-                        text::entity_phrase(kind, &s.id),
-                        Timestamp(*t0)
-                    ));
-                }
-            }
-        }
-        match self.deferred.as_mut() {
-            Some(d) => d.push((idx, rule)),
-            None => alert_event(&mut self.stats, now, kind, &s.id, &mut inc, false, *flow, out),
-        }
-        s.st.incidents.push(inc);
-        self.entities.open.insert((idx, rule));
-    }
-
-    fn severity_of(&self, rule: Rule) -> Severity {
-        let r = &self.cfg.rules;
-        match rule {
-            Rule::LoginFailuresUser => r.login_failures_user.severity,
-            Rule::LoginFailuresSource => r.login_failures_source.severity,
-            Rule::LoginSuccessAfterFailures => r.login_success_after_failures.severity,
-            Rule::NewDevice => r.new_device.severity,
-            Rule::NewLocation => r.new_location.severity,
-            Rule::AdminChange => r.admin_change.severity,
-            Rule::BulkExport => r.bulk_export.severity,
-            Rule::ExportAboveBaseline => r.export_above_baseline.severity,
-            Rule::UnknownDestination => r.unknown_destination.severity,
-            Rule::SharingSpike => r.sharing_spike.severity,
-        }
-    }
-}
-
-fn to_items(v: &[(u64, Option<&str>)]) -> Vec<StudyItem> {
-    v.iter()
-        .map(|(k, u)| StudyItem {
-            key: *k,
-            uid: u.map(str::to_string),
-        })
-        .collect()
-}
-
-/// The window behind a rule's count.
-fn window_of(st: &EntityState, rule: Rule) -> Option<&SlidingWindow> {
-    match rule {
-        Rule::LoginFailuresUser | Rule::LoginFailuresSource | Rule::LoginSuccessAfterFailures => st.failures.as_ref(),
-        Rule::BulkExport => st.bulk.as_ref(),
-        Rule::ExportAboveBaseline => st.baseline.as_ref(),
-        Rule::SharingSpike => st.shares.as_deref(),
-        _ => None,
-    }
-}
-
-/// Add the studies of one export to a distinct-study window; returns how many were new in it.
-fn add_studies(
-    w: &mut SlidingWindow,
-    now: i64,
-    ts: i64,
-    studies: &[(u64, Option<&str>)],
-    flow: FlowId,
-    stats: &mut DetectStats,
-) -> u64 {
-    w.expire(now);
-    let new = studies
-        .iter()
-        .filter(|&&(key, uid)| w.add(now, ts, key, uid, flow) == Added::New)
-        .count() as u64;
-    stats.window_items_dropped += w.take_dropped();
-    new
-}
-
-/// The rule's count for this entity now (expiring its window first). For instant rules:
-/// whether the open incident is still within its window of its last occurrence.
-#[allow(clippy::too_many_arguments)]
-fn measure_now(
-    p: &Params,
-    cfg: &Config,
-    learned: &Learned,
-    st: &mut EntityState,
-    kind: EntityKind,
-    id: &str,
-    rule: Rule,
-    now: i64,
-) -> Option<Measure> {
-    let r = &cfg.rules;
-    match rule {
-        Rule::LoginFailuresUser | Rule::LoginFailuresSource => {
-            let (t, win) = if rule == Rule::LoginFailuresUser {
-                (r.login_failures_user.threshold, p.lfu_win)
-            } else {
-                (r.login_failures_source.threshold, p.lfs_win)
-            };
-            let w = st.failures.as_mut()?;
-            w.expire(now);
-            let count = w.count_after(now.saturating_sub(win));
-            Some(Measure {
-                count,
-                threshold: t,
-                over: count > t,
-                window: win,
-                extra: None,
-                bytes: false,
-            })
-        }
-        Rule::BulkExport => {
-            // Two measures of one export: distinct studies, and for encrypted downloads the
-            // bytes served over HTTPS. Either above its threshold keeps the incident open; its
-            // `count` is in the unit that opened it (studies when both are over).
-            if st.bulk.is_none() && st.https.is_none() {
-                return None;
-            }
-            let studies = st.bulk.as_mut().map_or(0, |w| {
-                w.expire(now);
-                w.count()
-            });
-            let bytes = st.https.as_deref_mut().map_or(0, |w| {
-                w.expire(now);
-                w.sum()
-            });
-            let (t, tb) = (r.bulk_export.threshold, p.https_bytes);
-            let studies_over = studies > t;
-            let bytes_over = tb > 0 && bytes > tb;
-            let in_bytes = match st.incident(Rule::BulkExport) {
-                Some(inc) => inc.bytes,
-                None => bytes_over && !studies_over,
-            };
-            let (count, threshold) = if in_bytes { (bytes, tb) } else { (studies, t) };
-            Some(Measure {
-                count,
-                threshold,
-                over: studies_over || bytes_over,
-                window: p.bulk_win,
-                extra: None,
-                bytes: in_bytes,
-            })
-        }
-        Rule::ExportAboveBaseline => {
-            let w = st.baseline.as_mut()?;
-            w.expire(now);
-            let count = w.count();
-            let rule = &r.export_above_baseline;
-            if count <= rule.threshold {
-                // Below the floor the baseline cannot matter: skip the look-up.
-                return Some(Measure {
-                    count,
-                    threshold: rule.threshold,
-                    over: false,
-                    window: w.span(),
-                    extra: None,
-                    bytes: false,
-                });
-            }
-            let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
-                Some(b) if b.history(now) >= p.min_history => {
-                    let per = b.per_window(now, p.tau, w.span());
-                    let scaled = (rule.factor * per).ceil();
-                    let limit = if scaled.is_finite() && scaled < u64::MAX as f64 {
-                        (scaled as u64).max(rule.threshold)
-                    } else {
-                        u64::MAX
-                    };
-                    let text = format!(
-                        "{:.1} × its baseline of {per:.2} per {}",
-                        rule.factor,
-                        crate::config::Dur(std::time::Duration::from_nanos(u64::try_from(w.span()).unwrap_or(0)))
-                    );
-                    (limit, Some(text))
-                }
-                // Not enough history yet: the rule may not fire.
-                _ => (u64::MAX, None),
-            };
-            Some(Measure {
-                count,
-                threshold: limit,
-                over: count > limit,
-                window: w.span(),
-                extra,
-                bytes: false,
-            })
-        }
-        Rule::SharingSpike => {
-            let rule = &r.sharing_spike;
-            let w = st.shares.as_mut()?;
-            w.expire(now);
-            let count = w.count();
-            let window = w.span();
-            let rc = match st.recipients.as_mut() {
-                Some(rw) => {
-                    rw.expire(now);
-                    rw.count()
-                }
-                None => 0,
-            };
-            Some(Measure {
-                count,
-                threshold: rule.threshold,
-                over: count > rule.threshold || rc > rule.recipients_threshold,
-                window,
-                extra: None,
-                bytes: false,
-            })
-        }
-        Rule::NewDevice
-        | Rule::NewLocation
-        | Rule::AdminChange
-        | Rule::UnknownDestination
-        | Rule::LoginSuccessAfterFailures => {
-            let inc = st.incident(rule)?;
-            Some(Measure {
-                count: inc.count,
-                threshold: inc.threshold.unwrap_or(0),
-                over: now.saturating_sub(inc.last_seen) <= inc.window,
-                window: inc.window,
-                extra: None,
-                bytes: false,
-            })
-        }
+    #[test]
+    fn alerts_and_anomalies_fed_back_are_counted_and_ignored() {
+        use pacstap_core::{Anomaly, EventBody};
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        r.feed(event(
+            0,
+            f,
+            EventBody::Anomaly(Anomaly {
+                proto: "tcp",
+                name: "tcp.test",
+                detail: None,
+            }),
+        ));
+        assert_eq!(r.det.stats().events, 1);
+        assert!(r.out.is_empty());
     }
 }

@@ -128,37 +128,6 @@ impl Incident {
         }
     }
 
-    /// Add one observation's scope: its time, flow, studies, destinations, detail line and
-    /// extras.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record(
-        &mut self,
-        ts: i64,
-        flow: FlowId,
-        studies: &[(u64, Option<&str>)],
-        destinations: &[&str],
-        detail: Option<&str>,
-        extras: &[&str],
-        caps: EvidenceCaps,
-    ) {
-        self.seen(ts);
-        self.add_flow(flow, caps);
-        for &(k, uid) in studies {
-            if let Some(u) = uid {
-                self.add_study(k, u, caps);
-            }
-        }
-        for d in destinations {
-            self.add_destination(d, caps);
-        }
-        if let Some(d) = detail {
-            self.add_detail(d);
-        }
-        for e in extras {
-            self.add_extra(e);
-        }
-    }
-
     pub(crate) fn seen(&mut self, ts: i64) {
         self.first_seen = self.first_seen.min(ts);
         self.last_seen = self.last_seen.max(ts);

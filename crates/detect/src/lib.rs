@@ -38,19 +38,33 @@
 //! threshold must be below it), entities beyond `detect.max_entities` and learned entities
 //! beyond `detect.max_learned_entities` are evicted least-recently-used first, and every cap
 //! hit is counted in [`DetectStats`].
+//!
+//! Layout: `observe/` turns events into observations (one file per protocol), `rules/` counts
+//! them (one file per rule family), `engine.rs` opens, grows and closes incidents,
+//! `held.rs` holds retrieves until their user is known, `inventory.rs` answers what the config
+//! knows, and `detector.rs` ties them together (`observe`, `tick`, `finish`).
 
+mod bounded_map;
 pub mod config;
 mod dest;
 mod detector;
+mod engine;
 mod entity;
 mod error;
 mod geo;
+mod held;
 mod incident;
+mod inventory;
 mod learned;
 mod name;
+mod observe;
 mod rule;
+mod rules;
+mod scope;
 mod state;
 mod stats;
+#[cfg(test)]
+mod testkit;
 mod text;
 mod window;
 

@@ -35,7 +35,7 @@ pub(crate) enum Added {
 /// scanned faster than a hash probe costs in misses.
 const SMALL: usize = 16;
 
-/// A live item, as handed out for evidence.
+/// A live item, as handed out for evidence (and as taken in by a large window's `add`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WindowItem<'a> {
     pub ts: i64,
@@ -185,17 +185,10 @@ impl Big {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        cap: usize,
-        distinct: bool,
-        ts: i64,
-        key: u64,
-        label: Option<&str>,
-        flow: FlowId,
-        dropped: &mut u64,
-    ) -> Added {
+    /// Add one sighting under the window's `cap` and mode; items dropped at the cap are
+    /// counted in `dropped`.
+    fn add(&mut self, cap: usize, distinct: bool, item: WindowItem<'_>, dropped: &mut u64) -> Added {
+        let WindowItem { ts, key, label, flow } = item;
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let mut added = Added::New;
@@ -344,7 +337,7 @@ impl SlidingWindow {
         }
         let (cap, distinct) = (self.cap, self.distinct);
         if let Some(b) = &mut self.big {
-            let r = b.add(cap, distinct, ts, key, label, flow, &mut self.dropped);
+            let r = b.add(cap, distinct, WindowItem { ts, key, label, flow }, &mut self.dropped);
             self.refresh_front();
             return r;
         }

@@ -1,0 +1,206 @@
+//! Held exports: a C-MOVE / C-GET names its user identity only with the association event,
+//! after its commands, so its exports wait for it (at most `detect.identity_wait`, bounded
+//! per flow and in flows) and are then attributed to the user, else the calling AE, else the
+//! client address. A batch released at once is reported as one alert with the full count.
+
+use crate::bounded_map::BoundedMap;
+use crate::dest::Dest;
+use crate::detector::Detector;
+use crate::engine::AlertSink;
+use crate::entity::EntRef;
+use crate::name::Name;
+use crate::observe::non_empty;
+use crate::scope::StudyItem;
+use pacstap_core::{FlowId, FlowMeta, ProtocolEvent};
+use std::collections::{HashMap, VecDeque};
+
+/// Held exports per flow before the flow is attributed to its calling AE without waiting
+/// (a C-MOVE client rarely sends more than a few dozen requests per association).
+const MAX_HELD_PER_FLOW: usize = 256;
+/// Flows remembered as attributed to their calling AE after the identity wait ran out.
+const MAX_RESOLVED_FLOWS: usize = 65_536;
+
+/// An export waiting for its association's user identity.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldExport {
+    ts: i64,
+    flow: FlowMeta,
+    calling_ae: Option<Name>,
+    studies: Vec<StudyItem>,
+    /// Where the studies went (`None`: no move destination named).
+    dest: Option<Dest>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PendingFlow {
+    pub(crate) since: i64,
+    items: Vec<HeldExport>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) flows: HashMap<FlowId, PendingFlow, ahash::RandomState>,
+    pub(crate) order: VecDeque<(FlowId, i64)>,
+    /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
+    /// association's exports are not split between the AE and (later) the user.
+    pub(crate) resolved: BoundedMap<FlowId, ()>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            flows: HashMap::default(),
+            order: VecDeque::new(),
+            resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
+        }
+    }
+}
+
+impl Detector {
+    /// C-MOVE / C-GET exports wait for the association's user identity, unless the command
+    /// already names its user (the decoder copies it from the A-ASSOCIATE-RQ).
+    pub(crate) fn hold_or_export(
+        &mut self,
+        ev: &ProtocolEvent,
+        user: Option<&str>,
+        calling: Option<&str>,
+        studies: Vec<StudyItem>,
+        dest: Option<Dest>,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let item = HeldExport {
+            ts: ev.ts.0,
+            flow: ev.flow,
+            calling_ae: calling.map(Name::new),
+            studies,
+            dest,
+        };
+        let fid = ev.flow.id;
+        if let Some(u) = user.and_then(non_empty) {
+            self.export_held(item, Some(u), out);
+            return;
+        }
+        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
+            self.export_held(item, None, out);
+            return;
+        }
+        if let Some(p) = self.pending.flows.get_mut(&fid) {
+            if p.items.len() < MAX_HELD_PER_FLOW {
+                p.items.push(item);
+                return;
+            }
+            self.stats.pending_overflow += 1;
+            self.pending.resolved.insert(fid, ());
+            self.release(fid, None, out);
+            self.export_held(item, None, out);
+            return;
+        }
+        while self.pending.flows.len() >= self.p.max_pending {
+            let Some((old, _)) = self.pending.order.pop_front() else {
+                break;
+            };
+            if self.pending.flows.contains_key(&old) {
+                self.stats.pending_overflow += 1;
+                self.pending.resolved.insert(old, ());
+                self.release(old, None, out);
+            }
+        }
+        let since = self.now;
+        self.pending.flows.insert(
+            fid,
+            PendingFlow {
+                since,
+                items: vec![item],
+            },
+        );
+        self.pending.order.push_back((fid, since));
+    }
+
+    /// Attribute a flow's held exports: to the user identity when the association carried
+    /// one, else the calling AE, else the client address.
+    pub(crate) fn release(&mut self, fid: FlowId, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
+        let Some(p) = self.pending.flows.remove(&fid) else {
+            return;
+        };
+        let outer = self.deferred.is_none();
+        if outer {
+            self.deferred = Some(Vec::new());
+        }
+        for item in p.items {
+            self.export_held(item, user, out);
+        }
+        if !outer {
+            return;
+        }
+        let now = self.now;
+        for (idx, rule) in self.deferred.take().unwrap_or_default() {
+            let Some(s) = self.entities.slot_mut(idx) else { continue };
+            let kind = s.kind;
+            if let Some(inc) = s.st.incidents.iter_mut().find(|i| i.rule == rule) {
+                let flow = inc.last_flow;
+                AlertSink {
+                    stats: &mut self.stats,
+                    out,
+                    now,
+                }
+                .emit(kind, &s.id, inc, false, flow);
+            }
+        }
+    }
+
+    pub(crate) fn export_held(&mut self, item: HeldExport, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
+        let ent = match (user, item.calling_ae.as_deref()) {
+            (Some(u), _) => EntRef::User(u),
+            (None, Some(ae)) => EntRef::Ae(ae),
+            (None, None) => EntRef::Ip(item.flow.client.ip),
+        };
+        let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
+        self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    fn moves(r: &mut Run, f: pacstap_core::FlowMeta) {
+        for i in 0..16 {
+            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
+        }
+    }
+
+    #[test]
+    fn held_exports_go_to_the_user_the_association_names_in_one_alert() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        moves(&mut r, f);
+        assert!(r.alerts("bulk_export").is_empty(), "held for the identity");
+        assert_eq!(r.det.stats().pending_flows, 1);
+        r.feed(assoc(20 * SEC, f, "WS1", "PACS", true, Some("dave")));
+        let a = r.alerts("bulk_export");
+        assert_eq!(
+            a.len(),
+            1,
+            "one alert with the full count, not a first alert and updates"
+        );
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("user", "dave", 16)
+        );
+        assert_eq!(r.det.stats().pending_flows, 0);
+    }
+
+    #[test]
+    fn without_an_identity_in_time_exports_go_to_the_calling_ae() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        moves(&mut r, f);
+        r.tick(299 * SEC);
+        assert!(r.alerts("bulk_export").is_empty());
+        r.tick(320 * SEC);
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ae", "WS1"));
+        assert_eq!(r.det.stats().identity_wait_expired, 1);
+    }
+}

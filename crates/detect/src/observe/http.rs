@@ -1,0 +1,230 @@
+//! HTTP requests (with their responses): logins by status and credentials, admin and share
+//! actions the decoder recognised, and DICOMweb transfers (WADO downloads are exports; WADO
+//! and STOW-RS to addresses outside the inventory are unknown destinations).
+
+use super::{non_empty, Observation, Observer};
+use crate::dest::Dest;
+use crate::entity::EntRef;
+use crate::rules::UnknownDest;
+use crate::scope::to_items;
+use pacstap_core::{HttpEvent, ProtocolEvent};
+
+pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEvent, seen: &mut Vec<Observation<'a>>) {
+    let client = ev.flow.client.ip;
+    let user = h.user.as_deref().and_then(non_empty);
+    let ok = h.status.is_some_and(|s| (200..300).contains(&s));
+    let not_refused = !matches!(h.status, Some(s) if s >= 400);
+    // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
+    if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
+        seen.push(Observation::LoginFailed { user, ae: None, client });
+    } else if ok {
+        if let Some(u) = user {
+            seen.push(Observation::LoginSucceeded {
+                user: Some(u),
+                ae: None,
+                client,
+            });
+            seen.push(Observation::DeviceUsed {
+                entity: EntRef::User(u),
+                client,
+            });
+            seen.push(Observation::LocationUsed { user: u, client });
+        }
+    }
+    let actor = user.map_or(EntRef::Ip(client), EntRef::User);
+    if let Some(action) = h.admin_action.as_deref().and_then(non_empty) {
+        if not_refused {
+            let detail = format!("{action} ({} {})", h.method, h.url);
+            seen.push(Observation::AdminAction { actor, detail });
+        }
+    }
+    if let Some(share) = h.share_action.as_deref().and_then(non_empty) {
+        if not_refused {
+            let mut recipients = share_recipients(h);
+            let internal = &o.cfg.rules.sharing_spike.internal_domains;
+            recipients.retain(|r| !is_internal_recipient(r, internal));
+            seen.push(Observation::Share {
+                actor,
+                action: share,
+                recipients,
+            });
+        }
+    }
+    let Some(dw) = &h.dicomweb else { return };
+    match dw.service.as_str() {
+        "WADO-RS" | "WADO-URI" if ok => {
+            let study = match dw.study_instance_uid.as_deref().and_then(non_empty) {
+                Some(uid) => (o.study_key(uid), Some(uid)),
+                None => (o.study_key(&h.url), None),
+            };
+            // The client downloads: its address is the destination.
+            let dest = Dest::Client(client);
+            if let Some(why) = o.inv.dicom_destination_unknown(None, Some(client)) {
+                seen.push(Observation::UnknownDestination(UnknownDest {
+                    entity: EntRef::Ip(client),
+                    label: dest.summary(),
+                    dest: dest.clone(),
+                    why,
+                    studies: to_items(&[study]),
+                }));
+            }
+            seen.push(Observation::Download {
+                entity: actor,
+                study,
+                dest,
+            });
+        }
+        "STOW-RS" if ok => {
+            let server = ev.flow.server.ip;
+            if let Some(why) = o.inv.dicom_destination_unknown(None, Some(server)) {
+                let studies: Vec<(u64, Option<&str>)> = dw
+                    .study_instance_uid
+                    .as_deref()
+                    .and_then(non_empty)
+                    .map(|u| vec![(o.study_key(u), Some(u))])
+                    .unwrap_or_default();
+                seen.push(Observation::UnknownDestination(UnknownDest {
+                    entity: EntRef::Ip(server),
+                    label: format!("STOW-RS server {}", ev.flow.server),
+                    dest: Dest::Server(server, Some(ev.flow.server.port)),
+                    why,
+                    studies: to_items(&studies),
+                }));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Recipients of a share action: those the HTTP decoder read from the request body
+/// (`HttpEvent.share_recipients`), else those named in the query string (`email`,
+/// `recipient`, `to`, `mail`). At most 16, each at most 256 bytes, lower-cased.
+fn share_recipients(h: &HttpEvent) -> Vec<String> {
+    if !h.share_recipients.is_empty() {
+        return h
+            .share_recipients
+            .iter()
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty() && r.len() <= 256)
+            .take(16)
+            .collect();
+    }
+    let Some((_, query)) = h.url.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| matches!(k.to_ascii_lowercase().as_str(), "email" | "recipient" | "to" | "mail"))
+        .map(|(_, v)| v.replace("%40", "@").to_ascii_lowercase())
+        .filter(|v| !v.is_empty() && v.len() <= 256)
+        .take(16)
+        .collect()
+}
+
+/// Whether an e-mail recipient is in one of our domains (or a subdomain of one).
+fn is_internal_recipient(r: &str, domains: &[String]) -> bool {
+    let Some((_, domain)) = r.rsplit_once('@') else {
+        return false;
+    };
+    domains.iter().any(|d| {
+        let d = d.trim().trim_start_matches('@');
+        domain.eq_ignore_ascii_case(d)
+            || (domain.len() > d.len()
+                && domain
+                    .get(domain.len() - d.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(d))
+                && domain.as_bytes().get(domain.len() - d.len() - 1) == Some(&b'.'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::observed;
+    use crate::testkit::*;
+    use crate::Detector;
+
+    #[test]
+    fn a_401_on_an_authenticated_request_is_a_failed_login() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let ev = http_ev(http(0, f, "/app", 401, Some("bob")));
+        let seen = observed(&d, &ev);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(matches!(
+            seen[0],
+            Observation::LoginFailed { user: Some("bob"), ae: None, client } if client == f.client.ip
+        ));
+        // Without credentials a 401 is a challenge, not a failed login.
+        let anon = http_ev(http(0, f, "/app", 401, None));
+        assert!(observed(&d, &anon).is_empty());
+    }
+
+    #[test]
+    fn a_2xx_with_a_user_is_a_login_from_a_device_and_a_location() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let ev = http_ev(http(0, f, "/app", 200, Some("bob")));
+        let seen = observed(&d, &ev);
+        assert!(matches!(seen[0], Observation::LoginSucceeded { user: Some("bob"), .. }));
+        assert!(matches!(
+            seen[1],
+            Observation::DeviceUsed {
+                entity: EntRef::User("bob"),
+                ..
+            }
+        ));
+        assert!(matches!(seen[2], Observation::LocationUsed { user: "bob", .. }));
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn share_recipients_in_our_domains_are_dropped() {
+        let d = Detector::new(
+            &config("[rules.sharing_spike]\ninternal_domains = [\"hospital.org\"]\n"),
+            None,
+        )
+        .unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let (t, f, mut h) = http(
+            0,
+            f,
+            "/s?email=A%40Ext.com&to=b@mail.hospital.org&x=c@y.com",
+            201,
+            Some("bob"),
+        );
+        h.share_action = Some("share_link_created".into());
+        let ev = http_ev((t, f, h));
+        let seen = observed(&d, &ev);
+        let share = seen.iter().find_map(|o| match o {
+            Observation::Share { action, recipients, .. } => Some((*action, recipients.clone())),
+            _ => None,
+        });
+        assert_eq!(share, Some(("share_link_created", vec!["a@ext.com".to_string()])));
+        assert!(is_internal_recipient("x@hospital.org", &["@hospital.org".into()]));
+        assert!(!is_internal_recipient("x@evilhospital.org", &["hospital.org".into()]));
+    }
+
+    #[test]
+    fn a_wado_download_outside_the_networks_is_an_unknown_destination_then_an_export() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "203.0.113.7:40000", "10.0.0.5:443");
+        let ev = wado(0, f, None, "1.2.3");
+        let seen = observed(&d, &ev);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let Observation::UnknownDestination(u) = &seen[0] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(
+            (u.label.as_str(), u.why),
+            ("client 203.0.113.7", "outside the internal networks")
+        );
+        let Observation::Download { entity, study, .. } = &seen[1] else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(*entity, EntRef::Ip(f.client.ip));
+        assert_eq!(study.1, Some("1.2.3"));
+        assert_eq!(study.0, d.hasher.hash_one("1.2.3"));
+    }
+}

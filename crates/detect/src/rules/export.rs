@@ -1,0 +1,229 @@
+//! `bulk_export` and `export_above_baseline`: distinct studies an entity exported within the
+//! window (C-MOVE, C-GET, WADO-RS / WADO-URI), against the threshold and the entity's decayed
+//! baseline; and, where studies are invisible (HTTPS), the bytes image servers sent a client.
+
+use crate::config::canonical_ip;
+use crate::dest::Dest;
+use crate::detector::Detector;
+use crate::engine::{add_studies, Measurer, Occurrence};
+use crate::entity::EntRef;
+use crate::observe::non_empty;
+use crate::rule::Rule;
+use crate::scope::{Detail, Scope};
+use crate::window::{ByteWindow, SlidingWindow};
+use pacstap_core::{FlowMeta, ProtocolEvent};
+use std::net::SocketAddr;
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+impl Detector {
+    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
+    pub(crate) fn export(
+        &mut self,
+        ent: EntRef<'_>,
+        studies: &[(u64, Option<&str>)],
+        dest: Option<&Dest>,
+        flow: &FlowMeta,
+        ts: i64,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let bulk_on = self.cfg.rules.bulk_export.enabled;
+        let base_on = self.cfg.rules.export_above_baseline.enabled;
+        if !bulk_on && !base_on {
+            return;
+        }
+        if self.inv.is_exempt(ent) {
+            self.stats.exports_exempt += 1;
+            return;
+        }
+        let now = self.now;
+        let idx = self.entities.get_or_insert(ent, now);
+        let (kind, cap, tau) = (ent.kind(), self.p.window_cap, self.p.tau);
+        let (bulk_win, base_win) = (self.p.bulk_win, self.p.base_win);
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        if let Some(d) = dest {
+            s.st.note_export_dest(ts, d);
+        }
+        let mut new_bulk = 0;
+        if bulk_on {
+            let w = s.st.bulk.get_or_insert_with(|| SlidingWindow::distinct(bulk_win, cap));
+            new_bulk = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
+        }
+        if base_on {
+            let w =
+                s.st.baseline
+                    .get_or_insert_with(|| SlidingWindow::distinct(base_win, cap));
+            let new_base = add_studies(w, now, ts, studies, flow.id, &mut self.stats);
+            if new_base > 0 {
+                if let Some((k, _)) = self.learned.entry(kind, &s.id, now) {
+                    let b = k.baseline.get_or_insert_with(|| crate::learned::Baseline::new(ts));
+                    for _ in 0..new_base {
+                        b.add(ts, tau);
+                    }
+                }
+            }
+        }
+        self.stats.studies_exported += new_bulk;
+        let mut measures = [
+            (Rule::BulkExport, bulk_on, None),
+            (Rule::ExportAboveBaseline, base_on, None),
+        ];
+        for (rule, on, m) in &mut measures {
+            if *on {
+                *m = Measurer {
+                    p: &self.p,
+                    cfg: &self.cfg,
+                    learned: &self.learned,
+                    now,
+                }
+                .measure(&mut s.st, kind, &s.id, *rule);
+            }
+        }
+        let scope = Scope {
+            studies,
+            dest,
+            detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
+            ..Scope::default()
+        };
+        for (rule, _, m) in measures {
+            if let Some(m) = m {
+                self.apply(idx, rule, &m, Occurrence::on(flow, ts, scope), out);
+            }
+        }
+    }
+
+    /// The HTTPS half of `bulk_export`: inside TLS neither the studies nor the user can be
+    /// seen, so what counts is the volume an image server (`rules.bulk_export.https_servers`,
+    /// by default the inventory's `pacs` / `archive` nodes, else any internal TLS server) sent
+    /// each client address within the rule's window, against `https_bytes`. The client is
+    /// both the entity and the destination; the server and its SNI name where it came from.
+    ///
+    /// The decoder emits one `tls` event per connection when it ends, with its totals, so a
+    /// download counts when its connection closes (or times out in the flow table): a
+    /// keep-alive connection open longer than the window is counted whole at its end.
+    /// Which connections are downloads from an image server (not replication between two of
+    /// them) is the TLS observer's call (`observe/tls.rs`).
+    pub(crate) fn https_download(
+        &mut self,
+        ev: &ProtocolEvent,
+        bytes: u64,
+        sni: Option<&str>,
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        if !self.cfg.rules.bulk_export.enabled || self.p.https_bytes == 0 {
+            return;
+        }
+        let client = canonical_ip(ev.flow.client.ip);
+        let server = canonical_ip(ev.flow.server.ip);
+        let ent = EntRef::Ip(client);
+        if self.inv.is_exempt(ent) {
+            self.stats.exports_exempt += 1;
+            return;
+        }
+        let served_by = SocketAddr::new(server, ev.flow.server.port);
+        let label = match sni.and_then(non_empty) {
+            // RFC 6066 §3: a HostName is at most 2^16 - 1 bytes on the wire; a DNS name has
+            // at most 253 characters, so anything longer is cut there.
+            Some(sni) => format!("{} ({served_by})", truncate(sni, 253)),
+            None => served_by.to_string(),
+        };
+        let now = self.now;
+        let idx = self.entities.get_or_insert(ent, now);
+        let (span, cap) = (self.p.bulk_win, self.p.window_cap);
+        let Some(s) = self.entities.slot_mut(idx) else { return };
+        let w = s.st.https.get_or_insert_with(|| Box::new(ByteWindow::new(span, cap)));
+        w.expire(now);
+        if !w.add(now, ev.ts.0, bytes, ev.flow.id, Some(&label)) {
+            return; // older than the window
+        }
+        self.stats.window_items_dropped += w.take_merged();
+        self.stats.https_bytes = self.stats.https_bytes.saturating_add(bytes);
+        let dest = Dest::Client(client);
+        s.st.note_export_dest(ev.ts.0, &dest);
+        let m = Measurer {
+            p: &self.p,
+            cfg: &self.cfg,
+            learned: &self.learned,
+            now,
+        }
+        .measure(&mut s.st, s.kind, &s.id, Rule::BulkExport);
+        if let Some(m) = m {
+            let scope = Scope {
+                dest: Some(&dest),
+                // A study-counting incident already open for this address keeps naming its
+                // destinations; a volume incident names the servers.
+                detail: m.bytes.then_some(Detail::Text(&label)),
+                ..Scope::default()
+            };
+            self.apply(idx, Rule::BulkExport, &m, Occurrence::on(&ev.flow, ev.ts.0, scope), out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testkit::*;
+
+    #[test]
+    fn bulk_export_fires_on_the_sixteenth_distinct_study() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..15 {
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+            // The same study again is not a new one.
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        r.feed(wado(15 * SEC, f, Some("carol"), &study(15)));
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.id.as_str(), a[0].count, a[0].threshold),
+            ("carol", 16, Some(15))
+        );
+        assert_eq!(r.det.stats().studies_exported, 16);
+    }
+
+    #[test]
+    fn admins_are_exempt() {
+        let mut r = Run::new("[users]\nadmins = [\"carol\"]\n");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        for i in 0..20 {
+            r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        assert_eq!(r.det.stats().exports_exempt, 20);
+    }
+
+    #[test]
+    fn https_volume_counts_against_https_bytes() {
+        use pacstap_core::{EventBody, TlsEvent};
+        let mut r = Run::new("[rules.bulk_export]\nhttps_bytes = 1000\n");
+        let tls = |t: i64, id: u64, bytes: u64| {
+            let ev = TlsEvent {
+                bytes_toclient: bytes,
+                ..Default::default()
+            };
+            event(t, flow(id, "10.0.0.9:40000", "10.0.0.5:443"), EventBody::Tls(ev))
+        };
+        r.feed(tls(0, 1, 600));
+        assert!(r.alerts("bulk_export").is_empty());
+        r.feed(tls(SEC, 2, 600));
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].entity.id.as_str(), a[0].count, a[0].threshold),
+            ("10.0.0.9", 1200, Some(1000))
+        );
+    }
+}
