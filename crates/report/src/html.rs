@@ -144,7 +144,7 @@ fn incidents(h: &mut String, r: &Report) {
 <tr><th>Entity</th><td>{} <b>{}</b></td><th>Count</th><td>{}{}</td></tr>\
 <tr><th>Studies</th><td colspan=\"3\" class=\"mono\">{}</td></tr>\
 <tr><th>Destinations</th><td colspan=\"3\">{}</td></tr>\
-<tr><th>Volume</th><td colspan=\"3\">{} instance(s), {} (C-STORE dataset bytes, WADO and HTTPS response bytes on the incident's flows)</td></tr>\
+<tr><th>Volume</th><td colspan=\"3\">{} instance(s), {} (C-STORE instances and dataset bytes, C-MOVE / C-GET completed sub-operations, WADO and HTTPS response bytes, on the incident's flows)</td></tr>\
 <tr><th>Evidence</th><td colspan=\"3\" class=\"mono\">{}<br>SHA-256: {}</td></tr></table>",
             esc(&inc.incident_id),
             esc(&inc.rule),

@@ -70,7 +70,8 @@ impl Incidents {
     /// incident's flow joins its story.
     pub fn add(&mut self, ev: &Ev<'_>) {
         if ev.ty == "alert" {
-            if let Some(i) = self.slot(ev) {
+            // Only incidents pass 1 kept (in range, the entity's own).
+            if let Some(&i) = ev.s("incident_id").and_then(|id| self.index.get(id)) {
                 if let Some(inc) = self.list.get_mut(i) {
                     apply_alert(inc, ev);
                     push_story(inc, ev);
@@ -166,6 +167,12 @@ fn push_story(inc: &mut Incident, ev: &Ev<'_>) {
 fn volume(ev: &Ev<'_>) -> Volume {
     match ev.ty {
         "dicom" if ev.s("command") == Some("C-STORE") => Volume { instances: 1, bytes: ev.u("dataset_bytes").unwrap_or(0) },
+        // The images of a C-MOVE travel on other associations (its sub-operations): the
+        // completed count is what the requester's own flow shows.
+        "dicom" if matches!(ev.s("command"), Some("C-MOVE" | "C-GET")) => Volume {
+            instances: ev.body().get("sub_operations").and_then(|s| s.get("completed")).and_then(|c| c.as_u64()).unwrap_or(0),
+            bytes: 0,
+        },
         "http" => match at(ev.body(), &["dicomweb", "service"]) {
             Some("WADO-RS" | "WADO-URI") => Volume { instances: 0, bytes: ev.u("response_bytes").unwrap_or(0) },
             _ => Volume::default(),
