@@ -370,3 +370,73 @@ fn join(v: &[&String]) -> String {
     }
     s.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn ev_line(ts: &str, ty: &str, src: &str, dport: u16, body: &str) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":{dport}{},"event_type":"{ty}","src_ip":"{src}","src_port":40000,"dest_ip":"10.20.0.10","dest_port":{dport},"{ty}":{body}}}"#,
+            src.len()
+        )
+    }
+
+    fn findings(lines: &[String], admins: Option<&[String]>) -> HashMap<&'static str, Finding> {
+        let mut c = Checks::default();
+        let nets = Networks::default();
+        let values: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for v in &values {
+            let ev = Ev::new(v).unwrap();
+            let a = crate::ledger::action(&ev);
+            c.add(&ev, a.as_ref(), &nets);
+        }
+        c.finish(&Inventory::default(), admins).into_iter().map(|f| (f.id, f)).collect()
+    }
+
+    #[test]
+    fn checklist_findings_name_the_systems() {
+        let lines = vec![
+            ev_line("2026-11-28T07:00:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#),
+            ev_line("2026-11-28T07:05:00.000000Z", "http", "10.20.0.31", 8042, r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#),
+            ev_line("2026-11-28T07:06:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"PUT","url":"/modalities/X","user":"rad2","auth":"basic","admin_action":"orthanc_modality_config"}"#),
+            ev_line("2026-11-28T07:07:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"PUT","url":"/modalities/Y","user":"admin","auth":"bearer","admin_action":"orthanc_modality_config"}"#),
+            ev_line("2026-11-28T07:08:00.000000Z", "dicom", "10.20.0.30", 4242, r#"{"type":"association","calling_ae":"WS1","called_ae":"PACS","outcome":"released"}"#),
+            ev_line("2026-11-28T07:09:00.000000Z", "tls", "10.20.0.30", 443, r#"{"version":"TLS 1.0","cipher_suite":"TLS_RSA_WITH_RC4_128_SHA"}"#),
+            ev_line("2026-11-28T07:10:00.000000Z", "hl7", "10.20.0.30", 2575, r#"{"message_type":"ADT^A01","control_id":"1","sending_application":"RIS"}"#),
+        ];
+        let admins = vec!["admin".to_string()];
+        let f = findings(&lines, Some(&admins));
+        let uid = &f["unique_identities"];
+        assert_eq!(uid.status, "finding");
+        assert!(uid.details.iter().any(|d| d == "rad1: 10.20.0.30 and 10.20.0.31 (1)"), "{:?}", uid.details);
+        assert!(uid.details.iter().any(|d| d.starts_with("generic name: admin from 10.20.0.30")), "{:?}", uid.details);
+        let lp = &f["least_privilege"];
+        assert_eq!(lp.status, "finding");
+        assert!(lp.summary.contains("rad2") && !lp.summary.contains("admin,"), "{}", lp.summary);
+        let pw = &f["password_only_admin"];
+        assert_eq!(pw.status, "finding");
+        assert_eq!(pw.details, ["rad2 (basic) → 10.20.0.10 (1)"]);
+        assert_eq!(f["http_credentials_in_clear"].status, "finding");
+        assert_eq!(f["dicom_in_clear"].details, ["WS1@10.20.0.30 → PACS@10.20.0.10 (1)"]);
+        assert_eq!(f["tls_below_1_2"].status, "finding");
+        assert_eq!(f["weak_ciphers"].details, ["10.20.0.30 → 10.20.0.10 TLS_RSA_WITH_RC4_128_SHA (1)"]);
+        assert_eq!(f["hl7_in_clear"].status, "finding");
+        assert!(f["response_routine"].summary.starts_with("Alerts exist: no"));
+        assert_eq!(f["certificates"].status, "ok");
+        // Without --config the admins are unknown: facts, no verdict.
+        assert_eq!(findings(&lines, None)["least_privilege"].status, "info");
+    }
+
+    #[test]
+    fn devices_far_apart_in_time_are_not_concurrent() {
+        let lines = vec![
+            ev_line("2026-11-28T07:00:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"GET","url":"/x","user":"rad1"}"#),
+            ev_line("2026-11-28T09:00:00.000000Z", "http", "10.20.0.31", 8042, r#"{"method":"GET","url":"/x","user":"rad1"}"#),
+        ];
+        let f = findings(&lines, None);
+        assert_eq!(f["unique_identities"].status, "ok");
+        assert_eq!(f["password_only_admin"].status, "ok");
+    }
+}
