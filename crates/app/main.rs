@@ -633,12 +633,19 @@ fn run_report(args: ReportArgs) -> Result<ExitCode> {
         say(&msg);
         Ok(ExitCode::from(2))
     };
-    let mut opts = pacstap_report::Options { inputs: args.events.clone(), ..Default::default() };
+    let mut opts = pacstap_report::Options {
+        inputs: args.events.clone(),
+        ..Default::default()
+    };
     for (arg, text, slot) in [("--from", &args.from, &mut opts.from), ("--to", &args.to, &mut opts.to)] {
         if let Some(t) = text {
             match pacstap_report::time::parse(t) {
                 Some(v) => *slot = Some(v),
-                None => return usage(format!("{arg} {t:?}: expected a UTC time such as 2026-11-28 or 2026-11-28T07:00:00Z")),
+                None => {
+                    return usage(format!(
+                        "{arg} {t:?}: expected a UTC time such as 2026-11-28 or 2026-11-28T07:00:00Z"
+                    ))
+                }
             }
         }
     }
@@ -671,18 +678,28 @@ fn run_report(args: ReportArgs) -> Result<ExitCode> {
         let f = pacstap_safefile::open_private(path, Existing::Truncate, Kind::Regular)
             .with_context(|| format!("cannot write {}", path.display()))?;
         let mut w = io::BufWriter::new(f);
-        fill(&mut w).and_then(|()| w.flush()).with_context(|| format!("cannot write {}", path.display()))
+        fill(&mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("cannot write {}", path.display()))
     };
     let html = args.output.clone();
-    let stem = html.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pacstap-report".into());
+    let stem = html
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pacstap-report".into());
     let json = html.with_extension("json");
-    let csv_dir = args.csv.clone().unwrap_or_else(|| html.parent().map(Path::to_path_buf).unwrap_or_default());
+    let csv_dir = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| html.parent().map(Path::to_path_buf).unwrap_or_default());
     if let Some(dir) = &args.csv {
         pacstap_safefile::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let ledger_csv = csv_dir.join(format!("{stem}-ledger.csv"));
     let incidents_csv = csv_dir.join(format!("{stem}-incidents.csv"));
-    write(&html, &|w| w.write_all(pacstap_report::html::render(&report).as_bytes()))?;
+    write(&html, &|w| {
+        w.write_all(pacstap_report::html::render(&report).as_bytes())
+    })?;
     write(&json, &|w| pacstap_report::to_json(&report, w))?;
     write(&ledger_csv, &|w| pacstap_report::csv::ledger(&report, w))?;
     write(&incidents_csv, &|w| pacstap_report::csv::incidents(&report, w))?;

@@ -20,8 +20,25 @@ pub const CONCURRENT_WINDOW: Micros = 15 * 60 * 1_000_000;
 
 /// Account names that identify no person (checklist: unique identities).
 const GENERIC_NAMES: &[&str] = &[
-    "admin", "administrator", "root", "radiology", "radiologist", "user", "guest", "test", "pacs", "service",
-    "orthanc", "dicom", "scanner", "modality", "tech", "reading", "shared", "demo", "support",
+    "admin",
+    "administrator",
+    "root",
+    "radiology",
+    "radiologist",
+    "user",
+    "guest",
+    "test",
+    "pacs",
+    "service",
+    "orthanc",
+    "dicom",
+    "scanner",
+    "modality",
+    "tech",
+    "reading",
+    "shared",
+    "demo",
+    "support",
 ];
 
 /// Cipher-suite name parts that mark a weak suite (RFC 7465 RC4, RFC 8996-era 3DES / DES,
@@ -56,7 +73,10 @@ impl Tally {
     fn details(&self) -> Vec<String> {
         let mut v: Vec<(&String, &u64)> = self.keys.iter().collect();
         v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-        v.into_iter().take(MAX_DETAILS).map(|(k, c)| format!("{k} ({c})")).collect()
+        v.into_iter()
+            .take(MAX_DETAILS)
+            .map(|(k, c)| format!("{k} ({c})"))
+            .collect()
     }
 
     fn systems(&self) -> usize {
@@ -97,15 +117,30 @@ impl Checks {
         }
         match ev.ty {
             "dicom" if ev.s("type") == Some("association") => self.dicom_clear.add(
-                format!("{}@{} → {}@{}", ev.s("calling_ae").unwrap_or("?"), ev.src, ev.s("called_ae").unwrap_or("?"), ev.dst),
+                format!(
+                    "{}@{} → {}@{}",
+                    ev.s("calling_ae").unwrap_or("?"),
+                    ev.src,
+                    ev.s("called_ae").unwrap_or("?"),
+                    ev.dst
+                ),
                 ev.flow,
             ),
             "http" => {
                 if let Some(u) = ev.user() {
-                    self.http_creds.add(format!("user {u}: {} ({})", pair(), ev.s("auth").unwrap_or("scheme not recorded")), ev.flow);
+                    self.http_creds.add(
+                        format!(
+                            "user {u}: {} ({})",
+                            pair(),
+                            ev.s("auth").unwrap_or("scheme not recorded")
+                        ),
+                        ev.flow,
+                    );
                 }
                 if let Some(act) = ev.s("admin_action") {
-                    let actor = ev.user().map_or_else(|| format!("(no user) {}", ev.src), str::to_string);
+                    let actor = ev
+                        .user()
+                        .map_or_else(|| format!("(no user) {}", ev.src), str::to_string);
                     self.admin_actions.add(format!("{actor}: {act}"), ev.flow);
                     *self.admin_actors.entry(actor.clone()).or_default() += 1;
                     match ev.s("auth") {
@@ -117,12 +152,20 @@ impl Checks {
                     }
                 }
                 if let Some(s) = ev.s("share_action") {
-                    let n = ev.body().get("share_recipients").and_then(|r| r.as_array()).map_or(0, Vec::len);
-                    self.shares.add(format!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)), ev.flow);
+                    let n = ev
+                        .body()
+                        .get("share_recipients")
+                        .and_then(|r| r.as_array())
+                        .map_or(0, Vec::len);
+                    self.shares
+                        .add(format!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)), ev.flow);
                 }
             }
             "hl7" => {
-                self.hl7_clear.add(format!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()), ev.flow);
+                self.hl7_clear.add(
+                    format!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()),
+                    ev.flow,
+                );
                 if let Some(t) = crate::ev::at(ev.body(), &["admin_event", "type"]) {
                     let actor = format!("{}@{}", ev.s("sending_application").unwrap_or("?"), ev.src);
                     self.hl7_admin.add(format!("{actor}: {t}"), ev.flow);
@@ -151,7 +194,8 @@ impl Checks {
                 if ev.body().get("update").and_then(|u| u.as_bool()) != Some(true) {
                     self.rules.add(rule.to_string(), ev.flow);
                     if rule == "admin_change" {
-                        self.admin_alerts.add(ev.s("summary").unwrap_or("?").to_string(), ev.flow);
+                        self.admin_alerts
+                            .add(ev.s("summary").unwrap_or("?").to_string(), ev.flow);
                     }
                 }
             }
@@ -160,7 +204,8 @@ impl Checks {
         if let Some(a) = action.filter(|a| a.kind == "transfer") {
             self.transfers.add(format!("{}: {} → {}", a.by, a.from, a.to), ev.flow);
             if !nets.internal(&a.to) {
-                self.external_transfers.add(format!("{} → {} ({})", a.from, a.to, a.how), ev.flow);
+                self.external_transfers
+                    .add(format!("{} → {} ({})", a.from, a.to, a.how), ev.flow);
             }
         }
     }
@@ -175,7 +220,11 @@ impl Checks {
         let devs = self.devices.entry(user.to_string()).or_default();
         for (ip, last) in devs.iter() {
             if ip != ev.src && (ev.t - *last).abs() <= CONCURRENT_WINDOW {
-                let (a, b) = if ip.as_str() < ev.src { (ip.as_str(), ev.src) } else { (ev.src, ip.as_str()) };
+                let (a, b) = if ip.as_str() < ev.src {
+                    (ip.as_str(), ev.src)
+                } else {
+                    (ev.src, ip.as_str())
+                };
                 self.concurrent.add(format!("{user}: {a} and {b}"), ev.flow);
                 break;
             }
@@ -202,7 +251,11 @@ impl Checks {
         let mut uid = f(
             "unique_identities",
             "Unique identities",
-            if self.concurrent.total + self.generic.total > 0 { "finding" } else { "ok" },
+            if self.concurrent.total + self.generic.total > 0 {
+                "finding"
+            } else {
+                "ok"
+            },
             format!(
                 "{} account(s) used from several devices within 15 minutes; {} event(s) by generic account names ({}).",
                 self.concurrent.systems(),
@@ -211,8 +264,15 @@ impl Checks {
             ),
             Some(&self.concurrent),
         );
-        uid.details.extend(self.generic.details().into_iter().map(|d| format!("generic name: {d}")));
-        uid.flow_ids.extend(self.generic.flows.iter().copied().take(MAX_FLOWS.saturating_sub(uid.flow_ids.len())));
+        uid.details
+            .extend(self.generic.details().into_iter().map(|d| format!("generic name: {d}")));
+        uid.flow_ids.extend(
+            self.generic
+                .flows
+                .iter()
+                .copied()
+                .take(MAX_FLOWS.saturating_sub(uid.flow_ids.len())),
+        );
         out.push(uid);
         // 2. Least privilege.
         let actors: Vec<&String> = self.admin_actors.keys().collect();
@@ -238,7 +298,13 @@ impl Checks {
                 }
             }
         };
-        let mut lp = f("least_privilege", "Least privilege", status, summary, Some(&self.admin_actions));
+        let mut lp = f(
+            "least_privilege",
+            "Least privilege",
+            status,
+            summary,
+            Some(&self.admin_actions),
+        );
         lp.details.extend(self.hl7_admin.details());
         out.push(lp);
         // 3. Password-only admin access.
@@ -247,18 +313,47 @@ impl Checks {
         } else if self.unknown_scheme_admin.total > 0 {
             ("info", format!("{} admin API call(s) with a user present but no recorded auth scheme (older events): the scheme cannot be judged.", self.unknown_scheme_admin.total))
         } else if self.bearer_admin.total > 0 {
-            ("ok", format!("{} admin API call(s), all with tokens (bearer / negotiate), none with a password alone.", self.bearer_admin.total))
+            (
+                "ok",
+                format!(
+                    "{} admin API call(s), all with tokens (bearer / negotiate), none with a password alone.",
+                    self.bearer_admin.total
+                ),
+            )
         } else {
-            ("ok", "No admin API call was seen in clear HTTP (calls inside TLS cannot be judged).".to_string())
+            (
+                "ok",
+                "No admin API call was seen in clear HTTP (calls inside TLS cannot be judged).".to_string(),
+            )
         };
-        let t = if self.password_admin.total > 0 { &self.password_admin } else if self.unknown_scheme_admin.total > 0 { &self.unknown_scheme_admin } else { &self.bearer_admin };
-        out.push(f("password_only_admin", "Password-only admin access", status, summary, Some(t)));
+        let t = if self.password_admin.total > 0 {
+            &self.password_admin
+        } else if self.unknown_scheme_admin.total > 0 {
+            &self.unknown_scheme_admin
+        } else {
+            &self.bearer_admin
+        };
+        out.push(f(
+            "password_only_admin",
+            "Password-only admin access",
+            status,
+            summary,
+            Some(t),
+        ));
         // 4. Alerting.
         out.push(f(
             "alerting",
             "Alerting",
             "info",
-            if self.rules.total == 0 { "No rule fired.".to_string() } else { format!("{} incident(s) from {} rule(s) fired.", self.rules.total, self.rules.systems()) },
+            if self.rules.total == 0 {
+                "No rule fired.".to_string()
+            } else {
+                format!(
+                    "{} incident(s) from {} rule(s) fired.",
+                    self.rules.total,
+                    self.rules.systems()
+                )
+            },
             Some(&self.rules),
         ));
         // 5. Admin and permission changes.
@@ -266,8 +361,15 @@ impl Checks {
         let mut ac = f(
             "admin_changes",
             "Admin and permission changes",
-            if changes + self.admin_alerts.total > 0 { "finding" } else { "ok" },
-            format!("{} admin API call(s), {} HL7 master-file change(s), {} admin_change alert(s).", self.admin_actions.total, self.hl7_admin.total, self.admin_alerts.total),
+            if changes + self.admin_alerts.total > 0 {
+                "finding"
+            } else {
+                "ok"
+            },
+            format!(
+                "{} admin API call(s), {} HL7 master-file change(s), {} admin_change alert(s).",
+                self.admin_actions.total, self.hl7_admin.total, self.admin_alerts.total
+            ),
             Some(&self.admin_alerts),
         );
         ac.details.extend(self.admin_actions.details());
@@ -276,14 +378,26 @@ impl Checks {
         let mut ex = f(
             "exports_sharing",
             "Exports and sharing",
-            if self.external_transfers.total + self.shares.total > 0 { "finding" } else { "info" },
+            if self.external_transfers.total + self.shares.total > 0 {
+                "finding"
+            } else {
+                "info"
+            },
             format!(
                 "{} transfer(s) of images ({} to external addresses); {} share action(s).",
                 self.transfers.total, self.external_transfers.total, self.shares.total
             ),
             Some(&self.transfers),
         );
-        ex.details = self.external_transfers.details().into_iter().map(|d| format!("external: {d}")).chain(self.shares.details().into_iter().map(|d| format!("share: {d}"))).chain(ex.details).take(MAX_DETAILS * 2).collect();
+        ex.details = self
+            .external_transfers
+            .details()
+            .into_iter()
+            .map(|d| format!("external: {d}"))
+            .chain(self.shares.details().into_iter().map(|d| format!("share: {d}")))
+            .chain(ex.details)
+            .take(MAX_DETAILS * 2)
+            .collect();
         out.push(ex);
         // 7. Encryption in transit.
         out.push(f(
@@ -304,14 +418,20 @@ impl Checks {
             "http_credentials_in_clear",
             "Encryption in transit: HTTP credentials in clear",
             if self.http_creds.total > 0 { "finding" } else { "ok" },
-            format!("HTTP requests with credentials (Basic / bearer / form) in clear: {}.", self.http_creds.total),
+            format!(
+                "HTTP requests with credentials (Basic / bearer / form) in clear: {}.",
+                self.http_creds.total
+            ),
             Some(&self.http_creds),
         ));
         out.push(f(
             "tls_below_1_2",
             "Encryption in transit: TLS below 1.2",
             if self.old_tls.total > 0 { "finding" } else { "ok" },
-            format!("TLS connections that chose a version below 1.2: {}.", self.old_tls.total),
+            format!(
+                "TLS connections that chose a version below 1.2: {}.",
+                self.old_tls.total
+            ),
             Some(&self.old_tls),
         ));
         let bad_certs: Vec<String> = inv
@@ -344,7 +464,10 @@ impl Checks {
             "weak_ciphers",
             "Encryption in transit: weak cipher suites",
             if self.weak_cipher.total > 0 { "finding" } else { "ok" },
-            format!("TLS connections that chose a weak cipher suite (RC4, DES, 3DES, NULL, EXPORT, anon, MD5): {}.", self.weak_cipher.total),
+            format!(
+                "TLS connections that chose a weak cipher suite (RC4, DES, 3DES, NULL, EXPORT, anon, MD5): {}.",
+                self.weak_cipher.total
+            ),
             Some(&self.weak_cipher),
         ));
         // 8. Response routine.
@@ -392,36 +515,98 @@ mod tests {
             let a = crate::ledger::action(&ev);
             c.add(&ev, a.as_ref(), &nets);
         }
-        c.finish(&Inventory::default(), admins).into_iter().map(|f| (f.id, f)).collect()
+        c.finish(&Inventory::default(), admins)
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect()
     }
 
     #[test]
     fn checklist_findings_name_the_systems() {
         let lines = vec![
-            ev_line("2026-11-28T07:00:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#),
-            ev_line("2026-11-28T07:05:00.000000Z", "http", "10.20.0.31", 8042, r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#),
-            ev_line("2026-11-28T07:06:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"PUT","url":"/modalities/X","user":"rad2","auth":"basic","admin_action":"orthanc_modality_config"}"#),
-            ev_line("2026-11-28T07:07:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"PUT","url":"/modalities/Y","user":"admin","auth":"bearer","admin_action":"orthanc_modality_config"}"#),
-            ev_line("2026-11-28T07:08:00.000000Z", "dicom", "10.20.0.30", 4242, r#"{"type":"association","calling_ae":"WS1","called_ae":"PACS","outcome":"released"}"#),
-            ev_line("2026-11-28T07:09:00.000000Z", "tls", "10.20.0.30", 443, r#"{"version":"TLS 1.0","cipher_suite":"TLS_RSA_WITH_RC4_128_SHA"}"#),
-            ev_line("2026-11-28T07:10:00.000000Z", "hl7", "10.20.0.30", 2575, r#"{"message_type":"ADT^A01","control_id":"1","sending_application":"RIS"}"#),
+            ev_line(
+                "2026-11-28T07:00:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:05:00.000000Z",
+                "http",
+                "10.20.0.31",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:06:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"PUT","url":"/modalities/X","user":"rad2","auth":"basic","admin_action":"orthanc_modality_config"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:07:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"PUT","url":"/modalities/Y","user":"admin","auth":"bearer","admin_action":"orthanc_modality_config"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:08:00.000000Z",
+                "dicom",
+                "10.20.0.30",
+                4242,
+                r#"{"type":"association","calling_ae":"WS1","called_ae":"PACS","outcome":"released"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:09:00.000000Z",
+                "tls",
+                "10.20.0.30",
+                443,
+                r#"{"version":"TLS 1.0","cipher_suite":"TLS_RSA_WITH_RC4_128_SHA"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:10:00.000000Z",
+                "hl7",
+                "10.20.0.30",
+                2575,
+                r#"{"message_type":"ADT^A01","control_id":"1","sending_application":"RIS"}"#,
+            ),
         ];
         let admins = vec!["admin".to_string()];
         let f = findings(&lines, Some(&admins));
         let uid = &f["unique_identities"];
         assert_eq!(uid.status, "finding");
-        assert!(uid.details.iter().any(|d| d == "rad1: 10.20.0.30 and 10.20.0.31 (1)"), "{:?}", uid.details);
-        assert!(uid.details.iter().any(|d| d.starts_with("generic name: admin from 10.20.0.30")), "{:?}", uid.details);
+        assert!(
+            uid.details.iter().any(|d| d == "rad1: 10.20.0.30 and 10.20.0.31 (1)"),
+            "{:?}",
+            uid.details
+        );
+        assert!(
+            uid.details
+                .iter()
+                .any(|d| d.starts_with("generic name: admin from 10.20.0.30")),
+            "{:?}",
+            uid.details
+        );
         let lp = &f["least_privilege"];
         assert_eq!(lp.status, "finding");
-        assert!(lp.summary.contains("rad2") && !lp.summary.contains("admin,"), "{}", lp.summary);
+        assert!(
+            lp.summary.contains("rad2") && !lp.summary.contains("admin,"),
+            "{}",
+            lp.summary
+        );
         let pw = &f["password_only_admin"];
         assert_eq!(pw.status, "finding");
         assert_eq!(pw.details, ["rad2 (basic) → 10.20.0.10 (1)"]);
         assert_eq!(f["http_credentials_in_clear"].status, "finding");
         assert_eq!(f["dicom_in_clear"].details, ["WS1@10.20.0.30 → PACS@10.20.0.10 (1)"]);
         assert_eq!(f["tls_below_1_2"].status, "finding");
-        assert_eq!(f["weak_ciphers"].details, ["10.20.0.30 → 10.20.0.10 TLS_RSA_WITH_RC4_128_SHA (1)"]);
+        assert_eq!(
+            f["weak_ciphers"].details,
+            ["10.20.0.30 → 10.20.0.10 TLS_RSA_WITH_RC4_128_SHA (1)"]
+        );
         assert_eq!(f["hl7_in_clear"].status, "finding");
         assert!(f["response_routine"].summary.starts_with("Alerts exist: no"));
         assert_eq!(f["certificates"].status, "ok");
@@ -432,8 +617,20 @@ mod tests {
     #[test]
     fn devices_far_apart_in_time_are_not_concurrent() {
         let lines = vec![
-            ev_line("2026-11-28T07:00:00.000000Z", "http", "10.20.0.30", 8042, r#"{"method":"GET","url":"/x","user":"rad1"}"#),
-            ev_line("2026-11-28T09:00:00.000000Z", "http", "10.20.0.31", 8042, r#"{"method":"GET","url":"/x","user":"rad1"}"#),
+            ev_line(
+                "2026-11-28T07:00:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1"}"#,
+            ),
+            ev_line(
+                "2026-11-28T09:00:00.000000Z",
+                "http",
+                "10.20.0.31",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1"}"#,
+            ),
         ];
         let f = findings(&lines, None);
         assert_eq!(f["unique_identities"].status, "ok");

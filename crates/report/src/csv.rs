@@ -7,7 +7,11 @@ use crate::model::Report;
 use std::io::{self, Write};
 
 pub fn cell(s: &str) -> String {
-    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let guarded = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if guarded.contains([',', '"', '\n', '\r']) || guarded != s {
         format!("\"{}\"", guarded.replace('"', "\"\""))
     } else {
@@ -21,7 +25,10 @@ fn opt(n: Option<u64>) -> String {
 
 /// Every ledger row (the accounting of disclosures and accesses).
 pub fn ledger(report: &Report, out: &mut impl Write) -> io::Result<()> {
-    writeln!(out, "study_instance_uid,first,last,how,kind,from,to,external,by,instances,bytes,status,events,flow_id")?;
+    writeln!(
+        out,
+        "study_instance_uid,first,last,how,kind,from,to,external,by,instances,bytes,status,events,flow_id"
+    )?;
     for r in &report.ledger {
         writeln!(
             out,

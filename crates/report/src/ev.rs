@@ -56,7 +56,11 @@ impl<'a> Ev<'a> {
     pub fn user(&self) -> Option<&'a str> {
         match self.ty {
             "dicom" => self.s("user").or_else(|| {
-                self.body().get("user_identity")?.get("username")?.as_str().filter(|s| !s.is_empty())
+                self.body()
+                    .get("user_identity")?
+                    .get("username")?
+                    .as_str()
+                    .filter(|s| !s.is_empty())
             }),
             "http" => self.s("user"),
             _ => None,
@@ -90,10 +94,18 @@ pub struct Networks(pub Vec<IpNet>);
 impl Default for Networks {
     fn default() -> Self {
         Networks(
-            ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10", "127.0.0.0/8", "::1/128"]
-                .iter()
-                .filter_map(|s| s.parse().ok())
-                .collect(),
+            [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "fc00::/7",
+                "fe80::/10",
+                "127.0.0.0/8",
+                "::1/128",
+            ]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
         )
     }
 }

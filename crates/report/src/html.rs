@@ -134,7 +134,11 @@ fn incidents(h: &mut String, r: &Report) {
         h.push_str("<p>No alert in the events: no incident.</p>");
     }
     let mut order: Vec<&Incident> = r.incidents.iter().collect();
-    order.sort_by(|a, b| sev_rank(&a.severity_name).cmp(&sev_rank(&b.severity_name)).then_with(|| a.first_seen.cmp(&b.first_seen)));
+    order.sort_by(|a, b| {
+        sev_rank(&a.severity_name)
+            .cmp(&sev_rank(&b.severity_name))
+            .then_with(|| a.first_seen.cmp(&b.first_seen))
+    });
     for inc in order.iter().take(MAX_CARDS) {
         let sev = esc(&inc.severity_name);
         let _ = write!(
@@ -176,18 +180,37 @@ fn incidents(h: &mut String, r: &Report) {
             }
             h.push_str("</ol>");
         }
-        let _ = write!(h, "<b>Story</b> <span class=\"muted\">({} event(s) on the incident's flows", inc.story_total);
+        let _ = write!(
+            h,
+            "<b>Story</b> <span class=\"muted\">({} event(s) on the incident's flows",
+            inc.story_total
+        );
         if inc.story_total as usize > MAX_STORY.min(inc.story.len()) {
-            let _ = write!(h, "; the first {} shown, the JSON has up to {}", MAX_STORY.min(inc.story.len()), crate::incidents::MAX_STORY);
+            let _ = write!(
+                h,
+                "; the first {} shown, the JSON has up to {}",
+                MAX_STORY.min(inc.story.len()),
+                crate::incidents::MAX_STORY
+            );
         }
         h.push_str(")</span><table><tr><th>Time</th><th>Flow</th><th>What</th></tr>");
         for s in inc.story.iter().take(MAX_STORY) {
-            let _ = write!(h, "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>", esc(&s.time), s.flow_id, esc(&s.what));
+            let _ = write!(
+                h,
+                "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                esc(&s.time),
+                s.flow_id,
+                esc(&s.what)
+            );
         }
         h.push_str("</table></div>\n");
     }
     if r.incidents.len() > MAX_CARDS {
-        let _ = write!(h, "<p>{} more incident(s) in the JSON and CSV.</p>", r.incidents.len() - MAX_CARDS);
+        let _ = write!(
+            h,
+            "<p>{} more incident(s) in the JSON and CSV.</p>",
+            r.incidents.len() - MAX_CARDS
+        );
     }
     h.push_str("</section>\n");
 }
@@ -204,8 +227,13 @@ The first {} studies by first time are shown here, with up to {} rows each; the 
         MAX_ROWS_PER_STUDY,
         if r.studies_untracked > 0 { format!(" {} studies past the tracking cap are counted only.", r.studies_untracked) } else { String::new() }
     );
-    let shown: BTreeMap<&str, usize> =
-        r.studies.iter().take(MAX_STUDIES).enumerate().map(|(i, s)| (s.study_instance_uid.as_str(), i)).collect();
+    let shown: BTreeMap<&str, usize> = r
+        .studies
+        .iter()
+        .take(MAX_STUDIES)
+        .enumerate()
+        .map(|(i, s)| (s.study_instance_uid.as_str(), i))
+        .collect();
     let mut rows: Vec<Vec<&crate::model::LedgerRow>> = vec![Vec::new(); shown.len()];
     for row in &r.ledger {
         if let Some(&i) = shown.get(row.study_instance_uid.as_str()) {
@@ -252,15 +280,29 @@ fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
     let bins = &bins[..bins.len().min(MAX_BARS)];
     let n = bins.len().max(1);
     let (w, ht, top, left) = (1000.0f64, 200.0f64, 20.0f64, 50.0f64);
-    let max = bins.iter().map(|b| b.dicom + b.http + b.tls + b.hl7).max().unwrap_or(0).max(1) as f64;
+    let max = bins
+        .iter()
+        .map(|b| b.dicom + b.http + b.tls + b.hl7)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
     let bw = (w - left) / n as f64;
     let _ = write!(
         h,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {}\" role=\"img\" aria-label=\"events per {unit} by protocol\">",
         ht + top + 40.0
     );
-    let _ = write!(h, "<text x=\"4\" y=\"14\" font-size=\"11\">{} events/{unit}</text>", max as u64);
-    let colors = [("#0b4f8a", "DICOM"), ("#2e7d32", "HTTP"), ("#7b1fa2", "TLS"), ("#d98c00", "HL7")];
+    let _ = write!(
+        h,
+        "<text x=\"4\" y=\"14\" font-size=\"11\">{} events/{unit}</text>",
+        max as u64
+    );
+    let colors = [
+        ("#0b4f8a", "DICOM"),
+        ("#2e7d32", "HTTP"),
+        ("#7b1fa2", "TLS"),
+        ("#d98c00", "HL7"),
+    ];
     for (k, b) in bins.iter().enumerate() {
         let x = left + k as f64 * bw;
         let mut y = top + ht;
@@ -292,7 +334,13 @@ fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
     }
     let step = (n / 8).max(1);
     for (k, b) in bins.iter().enumerate().step_by(step) {
-        let _ = write!(h, "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\">{}</text>", left + k as f64 * bw, top + ht + 14.0, esc(&b.start));
+        let _ = write!(
+            h,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\">{}</text>",
+            left + k as f64 * bw,
+            top + ht + 14.0,
+            esc(&b.start)
+        );
     }
     for (c, (col, name)) in colors.iter().enumerate() {
         let x = left + c as f64 * 90.0;
@@ -303,11 +351,23 @@ fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
 
 fn timeline(h: &mut String, r: &Report) {
     let t = &r.timeline;
-    let _ = write!(h, "<section id=\"timeline\"><h2>3. Timeline</h2><p>Events per {} by protocol; red dots: alerts.</p>", t.bin);
+    let _ = write!(
+        h,
+        "<section id=\"timeline\"><h2>3. Timeline</h2><p>Events per {} by protocol; red dots: alerts.</p>",
+        t.bin
+    );
     bars(h, &t.bins, t.bin);
     h.push_str("<h3>Exports per entity</h3><table><tr><th>Entity (user, or requesting AE / address)</th><th>Transfers</th><th>Studies</th><th>Instances</th><th>Bytes</th></tr>");
     for e in t.exports_by_entity.iter().take(20) {
-        let _ = write!(h, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&e.entity), e.transfers, e.studies, e.instances, bytes(e.bytes));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.entity),
+            e.transfers,
+            e.studies,
+            e.instances,
+            bytes(e.bytes)
+        );
     }
     let _ = write!(h, "</table><h3>Alerts over time</h3><p class=\"muted\">{} alert line(s)</p><table><tr><th>Time</th><th>Rule</th><th>Severity</th><th>Entity</th><th>Incident</th></tr>", t.alerts_total);
     for a in t.alerts.iter().take(MAX_TABLE_ROWS) {
@@ -362,11 +422,17 @@ fn flow_map(h: &mut String, edges: &[FlowEdge]) {
     let maxb = edges.iter().map(|e| e.bytes).max().unwrap_or(1).max(1) as f64;
     let _ = write!(h, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {height}\" role=\"img\" aria-label=\"image flow map\"><defs><marker id=\"arr\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#555\"/></marker></defs>");
     for e in edges {
-        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) else { continue };
+        let (Some(&(x1, y1)), Some(&(x2, y2))) = (pos.get(e.from.as_str()), pos.get(e.to.as_str())) else {
+            continue;
+        };
         let (sx, sy, tx, ty) = (x1 + bw, y1 + bh / 2.0, x2, y2 + bh / 2.0);
         let width = 1.0 + 5.0 * (e.bytes as f64 / maxb);
         let color = if e.to_internal { "#555" } else { "#b00020" };
-        let (c1, c2) = if tx > sx { ((sx + tx) / 2.0, (sx + tx) / 2.0) } else { (sx + 120.0, tx - 120.0) };
+        let (c1, c2) = if tx > sx {
+            ((sx + tx) / 2.0, (sx + tx) / 2.0)
+        } else {
+            (sx + 120.0, tx - 120.0)
+        };
         let _ = write!(
             h,
             "<path d=\"M{sx:.1},{sy:.1} C{c1:.1},{sy:.1} {c2:.1},{ty:.1} {tx:.1},{ty:.1}\" stroke=\"{color}\" stroke-width=\"{width:.1}\" fill=\"none\" marker-end=\"url(#arr)\" opacity=\"0.7\"><title>{} → {}: {} ({} instance(s), {}, {} study/ies)</title></path>",
@@ -453,7 +519,11 @@ fn inventory(h: &mut String, r: &Report) {
                 esc(s),
                 esc(t.certificate_not_after.as_deref().unwrap_or("?")),
                 if t.expired { " <b class=\"ext\">EXPIRED</b>" } else { "" },
-                if t.self_signed { " <b class=\"ext\">self-signed</b>" } else { "" }
+                if t.self_signed {
+                    " <b class=\"ext\">self-signed</b>"
+                } else {
+                    ""
+                }
             ),
             None => "not visible (TLS 1.3 encrypts it, or not captured)".to_string(),
         };
@@ -498,7 +568,10 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_controls() {
-        assert_eq!(esc("<script>alert('x')</script>&\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;");
+        assert_eq!(
+            esc("<script>alert('x')</script>&\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
+        );
         assert_eq!(esc("a\u{1b}[31m"), "a\\x1b[31m");
     }
 

@@ -62,7 +62,10 @@ impl Incidents {
             return None;
         }
         self.index.insert(id.to_string(), self.list.len());
-        self.list.push(Incident { incident_id: id.to_string(), ..Incident::default() });
+        self.list.push(Incident {
+            incident_id: id.to_string(),
+            ..Incident::default()
+        });
         Some(self.list.len() - 1)
     }
 
@@ -97,7 +100,10 @@ impl Incidents {
         for inc in &mut list {
             inc.story.sort_by(|a, b| a.time.cmp(&b.time));
             let (sha, status) = match &inc.evidence_pcap {
-                None => (None, "not available: the alert names no evidence pcap (replay without --evidence-dir)".to_string()),
+                None => (
+                    None,
+                    "not available: the alert names no evidence pcap (replay without --evidence-dir)".to_string(),
+                ),
                 Some(p) => match sha256_file(std::path::Path::new(p)) {
                     Ok(h) => (Some(h), "sha256 computed from the file".to_string()),
                     Err(e) => (None, format!("not available: {e}")),
@@ -112,7 +118,11 @@ impl Incidents {
                 inc.evidence_status = "sha256 from the alert (file not readable here)".to_string();
             }
         }
-        list.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then_with(|| a.incident_id.cmp(&b.incident_id)));
+        list.sort_by(|a, b| {
+            a.first_seen
+                .cmp(&b.first_seen)
+                .then_with(|| a.incident_id.cmp(&b.incident_id))
+        });
         list
     }
 }
@@ -158,7 +168,11 @@ fn apply_alert(inc: &mut Incident, ev: &Ev<'_>) {
 fn push_story(inc: &mut Incident, ev: &Ev<'_>) {
     inc.story_total += 1;
     if inc.story.len() < MAX_STORY {
-        inc.story.push(StoryLine { time: ev.ts.to_string(), flow_id: ev.flow, what: describe(ev) });
+        inc.story.push(StoryLine {
+            time: ev.ts.to_string(),
+            flow_id: ev.flow,
+            what: describe(ev),
+        });
     }
 }
 
@@ -166,18 +180,32 @@ fn push_story(inc: &mut Incident, ev: &Ev<'_>) {
 /// bytes to the client (the `bulk_export` rule's encrypted half counts those).
 fn volume(ev: &Ev<'_>) -> Volume {
     match ev.ty {
-        "dicom" if ev.s("command") == Some("C-STORE") => Volume { instances: 1, bytes: ev.u("dataset_bytes").unwrap_or(0) },
+        "dicom" if ev.s("command") == Some("C-STORE") => Volume {
+            instances: 1,
+            bytes: ev.u("dataset_bytes").unwrap_or(0),
+        },
         // The images of a C-MOVE travel on other associations (its sub-operations): the
         // completed count is what the requester's own flow shows.
         "dicom" if matches!(ev.s("command"), Some("C-MOVE" | "C-GET")) => Volume {
-            instances: ev.body().get("sub_operations").and_then(|s| s.get("completed")).and_then(|c| c.as_u64()).unwrap_or(0),
+            instances: ev
+                .body()
+                .get("sub_operations")
+                .and_then(|s| s.get("completed"))
+                .and_then(|c| c.as_u64())
+                .unwrap_or(0),
             bytes: 0,
         },
         "http" => match at(ev.body(), &["dicomweb", "service"]) {
-            Some("WADO-RS" | "WADO-URI") => Volume { instances: 0, bytes: ev.u("response_bytes").unwrap_or(0) },
+            Some("WADO-RS" | "WADO-URI") => Volume {
+                instances: 0,
+                bytes: ev.u("response_bytes").unwrap_or(0),
+            },
             _ => Volume::default(),
         },
-        "tls" => Volume { instances: 0, bytes: ev.u("bytes_toclient").unwrap_or(0) },
+        "tls" => Volume {
+            instances: 0,
+            bytes: ev.u("bytes_toclient").unwrap_or(0),
+        },
         _ => Volume::default(),
     }
 }
@@ -255,7 +283,11 @@ pub fn describe(ev: &Ev<'_>) -> String {
             "ALERT {} ({}){}: {}",
             o("rule"),
             o("severity_name"),
-            if ev.body().get("update").and_then(|u| u.as_bool()) == Some(true) { " update" } else { "" },
+            if ev.body().get("update").and_then(|u| u.as_bool()) == Some(true) {
+                " update"
+            } else {
+                ""
+            },
             o("summary")
         ),
         "anomaly" => format!("anomaly {} {}", o("name"), ev.s("detail").unwrap_or("")),
@@ -321,13 +353,22 @@ mod tests {
         let list = inc.finish();
         assert_eq!(list.len(), 2);
         let a = &list[0];
-        assert_eq!((a.incident_id.as_str(), a.alerts, a.count, a.studies_total), ("aaaa", 2, 20, 20));
+        assert_eq!(
+            (a.incident_id.as_str(), a.alerts, a.count, a.studies_total),
+            ("aaaa", 2, 20, 20)
+        );
         assert_eq!(a.summary, "s20");
         assert_eq!(a.volume.instances, 2);
         assert_eq!(a.volume.bytes, 1400);
         // 2 C-STOREs and 2 alert lines, in time order.
         assert_eq!(a.story.len(), 4);
-        assert!(a.story[0].what.starts_with("C-STORE PACS@10.0.0.2 → DEST@10.0.0.3 study 1.2"), "{}", a.story[0].what);
+        assert!(
+            a.story[0]
+                .what
+                .starts_with("C-STORE PACS@10.0.0.2 → DEST@10.0.0.3 study 1.2"),
+            "{}",
+            a.story[0].what
+        );
         assert!(a.story[3].what.starts_with("ALERT bulk_export (high) update"));
         assert!(a.evidence_sha256.is_none());
         assert!(a.evidence_status.starts_with("not available"), "{}", a.evidence_status);

@@ -23,7 +23,10 @@ pub struct LineStats {
 
 /// Calls `each` with every line of `path` (gzip-compressed or plain), without its line end.
 pub fn for_each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<LineStats, ReportError> {
-    let io_err = |source| ReportError::Read { path: path.display().to_string(), source };
+    let io_err = |source| ReportError::Read {
+        path: path.display().to_string(),
+        source,
+    };
     let mut file = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(io_err)?;
@@ -40,7 +43,10 @@ pub fn for_each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<LineStat
     loop {
         buf.clear();
         // At most MAX_LINE + 1 bytes per read: a longer line is drained without being kept.
-        let got = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).map_err(io_err)?;
+        let got = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(io_err)?;
         if got == 0 {
             break;
         }

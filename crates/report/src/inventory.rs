@@ -90,7 +90,11 @@ pub struct Inv {
     last_event: Micros,
 }
 
-fn entry<'m, K: std::hash::Hash + Eq, V: Default>(m: &'m mut HashMap<K, V>, k: K, untracked: &mut u64) -> Option<&'m mut V> {
+fn entry<'m, K: std::hash::Hash + Eq, V: Default>(
+    m: &'m mut HashMap<K, V>,
+    k: K,
+    untracked: &mut u64,
+) -> Option<&'m mut V> {
     if !m.contains_key(&k) && m.len() >= MAX_ENTRIES {
         *untracked += 1;
         return None;
@@ -111,7 +115,9 @@ impl Inv {
                     .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
                     .unwrap_or_default();
                 for (ae, addr, role) in [(ev.s("calling_ae"), ev.src, "SCU"), (ev.s("called_ae"), ev.dst, "SCP")] {
-                    let Some(n) = entry(&mut self.dicom, (ae.unwrap_or("").to_string(), addr.to_string()), u) else { continue };
+                    let Some(n) = entry(&mut self.dicom, (ae.unwrap_or("").to_string(), addr.to_string()), u) else {
+                        continue;
+                    };
                     n.span.see(ev.ts);
                     n.roles.add(role, 4);
                     n.associations += 1;
@@ -133,7 +139,12 @@ impl Inv {
                 let key = (
                     ev.s("sending_application").unwrap_or("").to_string(),
                     ev.s("sending_facility").unwrap_or("").to_string(),
-                    if ev.s("direction") == Some("toclient") { ev.dst } else { ev.src }.to_string(),
+                    if ev.s("direction") == Some("toclient") {
+                        ev.dst
+                    } else {
+                        ev.src
+                    }
+                    .to_string(),
                 );
                 if let Some(a) = entry(&mut self.hl7, key, u) {
                     a.span.see(ev.ts);
@@ -199,7 +210,9 @@ impl Inv {
         if a.kind != "transfer" || a.how == "C-MOVE" {
             return;
         }
-        let Some(e) = entry(&mut self.edges, (a.from.clone(), a.to.clone()), &mut self.untracked) else { return };
+        let Some(e) = entry(&mut self.edges, (a.from.clone(), a.to.clone()), &mut self.untracked) else {
+            return;
+        };
         e.how.add(a.how, 8);
         e.instances += a.instances.unwrap_or(0);
         e.bytes += a.bytes.unwrap_or(0);
@@ -210,7 +223,10 @@ impl Inv {
 
     pub fn finish(self, nets: &Networks) -> (Inventory, Vec<FlowEdge>) {
         let now = self.last_event;
-        let mut inv = Inventory { untracked: self.untracked, ..Inventory::default() };
+        let mut inv = Inventory {
+            untracked: self.untracked,
+            ..Inventory::default()
+        };
         for ((ae, address), n) in self.dicom {
             inv.dicom_nodes.push(DicomNode {
                 internal: nets.internal(&address),
@@ -225,7 +241,8 @@ impl Inv {
                 last_seen: n.span.last,
             });
         }
-        inv.dicom_nodes.sort_by(|a, b| (&a.ae, &a.address).cmp(&(&b.ae, &b.address)));
+        inv.dicom_nodes
+            .sort_by(|a, b| (&a.ae, &a.address).cmp(&(&b.ae, &b.address)));
         for ((application, facility, address), a) in self.hl7 {
             inv.hl7_applications.push(Hl7App {
                 application,
@@ -237,7 +254,8 @@ impl Inv {
                 last_seen: a.span.last,
             });
         }
-        inv.hl7_applications.sort_by(|a, b| (&a.application, &a.address).cmp(&(&b.application, &b.address)));
+        inv.hl7_applications
+            .sort_by(|a, b| (&a.application, &a.address).cmp(&(&b.application, &b.address)));
         for (address, w) in self.web {
             inv.http_servers.push(WebServer {
                 address,
@@ -285,7 +303,11 @@ impl Inv {
                 studies: e.studies.set.len() as u64 + e.studies.dropped,
             })
             .collect();
-        edges.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to))));
+        edges.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then_with(|| (&a.from, &a.to).cmp(&(&b.from, &b.to)))
+        });
         (inv, edges)
     }
 }

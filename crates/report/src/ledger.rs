@@ -51,11 +51,29 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default();
             let status = ev.s("status").map(str::to_string);
-            let completed = ev.body().get("sub_operations").and_then(|s| s.get("completed")).and_then(|c| c.as_u64());
+            let completed = ev
+                .body()
+                .get("sub_operations")
+                .and_then(|s| s.get("completed"))
+                .and_then(|c| c.as_u64());
             let toclient = ev.s("direction") == Some("toclient");
             let (how, kind, from, to, instances, bytes) = match cmd {
-                "C-STORE" if toclient => ("C-STORE", "transfer", acceptor, requester, Some(1), ev.u("dataset_bytes")),
-                "C-STORE" => ("C-STORE", "transfer", requester, acceptor, Some(1), ev.u("dataset_bytes")),
+                "C-STORE" if toclient => (
+                    "C-STORE",
+                    "transfer",
+                    acceptor,
+                    requester,
+                    Some(1),
+                    ev.u("dataset_bytes"),
+                ),
+                "C-STORE" => (
+                    "C-STORE",
+                    "transfer",
+                    requester,
+                    acceptor,
+                    Some(1),
+                    ev.u("dataset_bytes"),
+                ),
                 "C-MOVE" => {
                     let dest = ev.s("move_destination").unwrap_or("?").to_string();
                     ("C-MOVE", "transfer", acceptor, dest, completed, None)
@@ -64,7 +82,17 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 "C-FIND" => ("C-FIND", "access", requester, acceptor, None, None),
                 _ => return None,
             };
-            Some(Action { how, kind, from, to, by, instances, bytes, status, studies })
+            Some(Action {
+                how,
+                kind,
+                from,
+                to,
+                by,
+                instances,
+                bytes,
+                status,
+                studies,
+            })
         }
         "http" => {
             let dw = ev.body().get("dicomweb")?;
@@ -74,17 +102,37 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
             let by = ev.user().map(str::to_string).unwrap_or_else(|| client.clone());
             let status = ev.u("status").map(|s| s.to_string());
             let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
-            let study = dw.get("study_instance_uid").and_then(|s| s.as_str()).filter(|s| !s.is_empty());
+            let study = dw
+                .get("study_instance_uid")
+                .and_then(|s| s.as_str())
+                .filter(|s| !s.is_empty());
             let (how, kind, from, to, instances, bytes) = match service {
                 "WADO-RS" | "WADO-URI" => {
                     let single = dw.get("sop_instance_uid").is_some() && service == "WADO-URI";
-                    (service, "transfer", server, client, (ok && single).then_some(1), ev.u("response_bytes"))
+                    (
+                        service,
+                        "transfer",
+                        server,
+                        client,
+                        (ok && single).then_some(1),
+                        ev.u("response_bytes"),
+                    )
                 }
                 "STOW-RS" => ("STOW-RS", "transfer", client, server, None, ev.u("request_bytes")),
                 "QIDO-RS" => ("QIDO-RS", "access", client, server, None, None),
                 _ => return None,
             };
-            Some(Action { how, kind, from, to, by, instances, bytes, status, studies: study.into_iter().collect() })
+            Some(Action {
+                how,
+                kind,
+                from,
+                to,
+                by,
+                instances,
+                bytes,
+                status,
+                studies: study.into_iter().collect(),
+            })
         }
         _ => None,
     }
@@ -202,7 +250,8 @@ impl Ledger {
 
     /// Studies sorted by first time, and all their rows sorted by first time.
     pub fn finish(self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
-        let mut studies: Vec<(Micros, Study, String)> = self.studies.into_iter().map(|(k, s)| (s.first, s, k)).collect();
+        let mut studies: Vec<(Micros, Study, String)> =
+            self.studies.into_iter().map(|(k, s)| (s.first, s, k)).collect();
         studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         let mut summaries = Vec::with_capacity(studies.len());
         let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
@@ -221,8 +270,15 @@ impl Ledger {
             });
             rows.extend(st.first_time.into_iter().zip(st.rows));
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.study_instance_uid.cmp(&b.1.study_instance_uid)));
-        (summaries, rows.into_iter().map(|r| r.1).collect(), self.studies_untracked)
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.study_instance_uid.cmp(&b.1.study_instance_uid))
+        });
+        (
+            summaries,
+            rows.into_iter().map(|r| r.1).collect(),
+            self.studies_untracked,
+        )
     }
 }
 
@@ -285,13 +341,19 @@ mod tests {
         assert_eq!(rows[0].to, "EXTPACS");
         assert_eq!(rows[0].instances, Some(2));
         let store = &rows[1];
-        assert_eq!((store.how.as_str(), store.instances, store.bytes, store.events), ("C-STORE", Some(2), Some(1500), 2));
+        assert_eq!(
+            (store.how.as_str(), store.instances, store.bytes, store.events),
+            ("C-STORE", Some(2), Some(1500), 2)
+        );
         assert_eq!(store.to, "EXTPACS@198.51.100.7");
         assert!(store.external);
         assert_eq!(store.first, "2026-11-28T06:35:45.000001Z");
         assert_eq!(store.last, "2026-11-28T06:35:46.000001Z");
         let wado = &rows[2];
-        assert_eq!((wado.how.as_str(), wado.by.as_str(), wado.to.as_str(), wado.bytes), ("WADO-RS", "rad2", "10.20.0.31", Some(9000)));
+        assert_eq!(
+            (wado.how.as_str(), wado.by.as_str(), wado.to.as_str(), wado.bytes),
+            ("WADO-RS", "rad2", "10.20.0.31", Some(9000))
+        );
         assert!(!wado.external);
         assert_eq!(studies[0].transfers, 3);
         assert_eq!(studies[0].destinations, ["EXTPACS", "EXTPACS@198.51.100.7"]);

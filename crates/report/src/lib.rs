@@ -81,7 +81,9 @@ impl EntityFilter {
         match self {
             EntityFilter::User(u) => ev.user() == Some(u.as_str()),
             EntityFilter::Ae(a) => {
-                ev.s("calling_ae") == Some(a.as_str()) || ev.s("called_ae") == Some(a.as_str()) || ev.s("move_destination") == Some(a.as_str())
+                ev.s("calling_ae") == Some(a.as_str())
+                    || ev.s("called_ae") == Some(a.as_str())
+                    || ev.s("move_destination") == Some(a.as_str())
             }
             EntityFilter::Ip(i) => ev.src == i || ev.dst == i,
         }
@@ -118,7 +120,9 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
             if !line.contains("\"alert\"") {
                 return;
             }
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                return;
+            };
             let Some(ev) = Ev::new(&v) else { return };
             if ev.ty == "alert" && opts.in_range(ev.t) && opts.entity.as_ref().is_none_or(|e| e.matches(&ev)) {
                 incidents.note(&ev);
@@ -241,14 +245,27 @@ pub fn study_trail(report: &Report, uid: &str) -> String {
             r.bytes.map_or("-".to_string(), |n| n.to_string()),
             r.status.as_deref().unwrap_or("-"),
             r.flow_id,
-            if r.events > 1 { format!(" ({} events until {})", r.events, r.last) } else { String::new() }
+            if r.events > 1 {
+                format!(" ({} events until {})", r.events, r.last)
+            } else {
+                String::new()
+            }
         );
     }
     if st.rows_dropped > 0 {
-        let _ = writeln!(s, "({} more row(s) not kept: cap {} per study)", st.rows_dropped, ledger::MAX_ROWS_PER_STUDY);
+        let _ = writeln!(
+            s,
+            "({} more row(s) not kept: cap {} per study)",
+            st.rows_dropped,
+            ledger::MAX_ROWS_PER_STUDY
+        );
     }
     for inc in report.incidents.iter().filter(|i| i.studies.iter().any(|x| x == uid)) {
-        let _ = writeln!(s, "incident {} {} {}:{}: {}", inc.incident_id, inc.rule, inc.entity_kind, inc.entity_id, inc.summary);
+        let _ = writeln!(
+            s,
+            "incident {} {} {}:{}: {}",
+            inc.incident_id, inc.rule, inc.entity_kind, inc.entity_id, inc.summary
+        );
     }
     s
 }

@@ -102,7 +102,11 @@ pub fn format_minutes(t: Micros) -> String {
     let days = t.div_euclid(DAY);
     let rest = t.rem_euclid(DAY);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rest / HOUR, (rest % HOUR) / 60_000_000)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        rest / HOUR,
+        (rest % HOUR) / 60_000_000
+    )
 }
 
 #[cfg(test)]
@@ -121,7 +125,15 @@ mod tests {
 
     #[test]
     fn refuses_garbage_without_panicking() {
-        for bad in ["", "2026", "2026-13-01", "2026-11-28T25:00", "2026-11-28T07:09:52.", "é026-11-28", "2026-11-28X07:00"] {
+        for bad in [
+            "",
+            "2026",
+            "2026-13-01",
+            "2026-11-28T25:00",
+            "2026-11-28T07:09:52.",
+            "é026-11-28",
+            "2026-11-28X07:00",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

@@ -90,14 +90,24 @@ impl Time {
             (Some(a), Some(b)) => b - a,
             _ => 0,
         };
-        let (bin, width) = if span <= HOURLY_UP_TO { ("hour", HOUR) } else { ("day", DAY) };
+        let (bin, width) = if span <= HOURLY_UP_TO {
+            ("hour", HOUR)
+        } else {
+            ("day", DAY)
+        };
         let mut bins: BTreeMap<Micros, TimeBin> = BTreeMap::new();
         if let (Some(&a), Some(&b)) = (self.hours.keys().next(), self.hours.keys().next_back()) {
             // Empty bins too, so the chart's x axis is time (at most MAX_HOURS of them).
             let (a, b) = (a.div_euclid(width) * width, b.div_euclid(width) * width);
             let mut t = a;
             while t <= b && bins.len() < MAX_HOURS {
-                bins.insert(t, TimeBin { start: time::format_minutes(t), ..TimeBin::default() });
+                bins.insert(
+                    t,
+                    TimeBin {
+                        start: time::format_minutes(t),
+                        ..TimeBin::default()
+                    },
+                );
                 t += width;
             }
         }
@@ -121,7 +131,18 @@ impl Time {
                 bytes: e.bytes,
             })
             .collect();
-        exports.sort_by(|a, b| b.studies.cmp(&a.studies).then(b.bytes.cmp(&a.bytes)).then_with(|| a.entity.cmp(&b.entity)));
-        Timeline { bin, bins: bins.into_values().collect(), exports_by_entity: exports, alerts: self.alerts, alerts_total: self.alerts_total }
+        exports.sort_by(|a, b| {
+            b.studies
+                .cmp(&a.studies)
+                .then(b.bytes.cmp(&a.bytes))
+                .then_with(|| a.entity.cmp(&b.entity))
+        });
+        Timeline {
+            bin,
+            bins: bins.into_values().collect(),
+            exports_by_entity: exports,
+            alerts: self.alerts,
+            alerts_total: self.alerts_total,
+        }
     }
 }
