@@ -145,7 +145,6 @@ struct Study {
     last: Micros,
     rows: Vec<LedgerRow>,
     first_time: Vec<Micros>,
-    index: HashMap<(u64, String, String, String), usize>,
     accesses: u64,
     transfers: u64,
     instances: u64,
@@ -183,7 +182,6 @@ impl Ledger {
                         last_ts: ev.ts.to_string(),
                         rows: Vec::new(),
                         first_time: Vec::new(),
-                        index: HashMap::new(),
                         accesses: 0,
                         transfers: 0,
                         instances: 0,
@@ -205,27 +203,25 @@ impl Ledger {
             }
             if a.kind == "transfer" {
                 st.transfers += 1;
-                if st.destinations.len() < MAX_NAMES_PER_STUDY {
+                if st.destinations.len() < MAX_NAMES_PER_STUDY && !st.destinations.contains(&a.to) {
                     st.destinations.insert(a.to.clone());
                 }
             } else {
                 st.accesses += 1;
             }
-            if st.by.len() < MAX_NAMES_PER_STUDY {
+            if st.by.len() < MAX_NAMES_PER_STUDY && !st.by.contains(&a.by) {
                 st.by.insert(a.by.clone());
             }
             st.instances += a.instances.unwrap_or(0);
             st.bytes += a.bytes.unwrap_or(0);
-            let key = (ev.flow, a.how.to_string(), a.from.clone(), a.to.clone());
-            match st.index.get(&key) {
-                Some(&i) => {
-                    if let Some(r) = st.rows.get_mut(i) {
-                        merge(r, ev, a);
-                    }
-                }
-                None if st.rows.len() >= MAX_ROWS_PER_STUDY => st.rows_dropped += 1,
+            // A linear scan (rows per study are capped, and the flow id is compared first):
+            // no per-row key strings to keep.
+            let same = |r: &LedgerRow| r.flow_id == ev.flow && r.how == a.how && r.from == a.from && r.to == a.to;
+            let n = st.rows.len();
+            match st.rows.iter_mut().find(|r| same(r)) {
+                Some(r) => merge(r, ev, a),
+                None if n >= MAX_ROWS_PER_STUDY => st.rows_dropped += 1,
                 None => {
-                    st.index.insert(key, st.rows.len());
                     st.first_time.push(ev.t);
                     st.rows.push(LedgerRow {
                         study_instance_uid: uid.to_string(),

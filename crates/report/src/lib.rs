@@ -204,16 +204,35 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
     })
 }
 
-/// Ledger rows in the JSON file (the CSV has them all).
+/// Ledger rows, studies and story lines per incident in the JSON file (the CSV has every ledger
+/// row and incident): keeps the JSON of a 10^6-event report in the tens of MB.
 pub const LEDGER_JSON_CAP: usize = 10_000;
+pub const STUDIES_JSON_CAP: usize = 10_000;
+pub const STORY_JSON_CAP: usize = 20;
 
-/// The JSON form: the report with the ledger cut to [`LEDGER_JSON_CAP`] rows.
+/// The JSON form: the report with the ledger, studies and stories cut to the caps above
+/// (`ledger_rows_total`, `studies_total` and `story_total` count them all). Serialized
+/// straight from the report, with no intermediate tree.
 pub fn to_json(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    let mut v = serde_json::to_value(report).map_err(std::io::Error::other)?;
-    if let Some(l) = v.get_mut("ledger").and_then(|l| l.as_array_mut()) {
-        l.truncate(LEDGER_JSON_CAP);
-    }
-    serde_json::to_writer_pretty(&mut *out, &v).map_err(std::io::Error::other)?;
+    use serde::ser::{SerializeStruct, Serializer};
+    let mut ser = serde_json::Serializer::new(&mut *out);
+    let mut s = ser.serialize_struct("Report", 12).map_err(std::io::Error::other)?;
+    (|| {
+        s.serialize_field("schema", report.schema)?;
+        s.serialize_field("input", &report.input)?;
+        s.serialize_field("incidents", &report.incidents)?;
+        s.serialize_field("studies", &report.studies[..report.studies.len().min(STUDIES_JSON_CAP)])?;
+        s.serialize_field("studies_total", &report.studies_total)?;
+        s.serialize_field("studies_untracked", &report.studies_untracked)?;
+        s.serialize_field("ledger", &report.ledger[..report.ledger.len().min(LEDGER_JSON_CAP)])?;
+        s.serialize_field("ledger_rows_total", &report.ledger_rows_total)?;
+        s.serialize_field("timeline", &report.timeline)?;
+        s.serialize_field("inventory", &report.inventory)?;
+        s.serialize_field("flow_map", &report.flow_map)?;
+        s.serialize_field("checklist", &report.checklist)?;
+        s.end()
+    })()
+    .map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }
 

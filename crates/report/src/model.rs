@@ -81,7 +81,9 @@ pub struct Incident {
     /// `sha256 computed`, or why there is none (`not available: ...`).
     pub evidence_status: String,
     pub response: Vec<String>,
-    /// The incident's flows' events in time order (at most `incidents::MAX_STORY`).
+    /// The incident's flows' events in time order (at most `incidents::MAX_STORY`; the JSON
+    /// has the first `STORY_JSON_CAP`).
+    #[serde(serialize_with = "first_story_lines")]
     pub story: Vec<StoryLine>,
     pub story_total: u64,
 }
@@ -280,4 +282,8 @@ pub struct Finding {
     pub details: Vec<String>,
     /// Connections that show it (at most `checklist::MAX_FLOWS`).
     pub flow_ids: Vec<u64>,
+}
+
+fn first_story_lines<S: serde::Serializer>(story: &[StoryLine], s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&story[..story.len().min(crate::STORY_JSON_CAP)], s)
 }
