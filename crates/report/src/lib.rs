@@ -144,11 +144,11 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
     let (mut first, mut last): (Option<(i64, String)>, Option<(i64, String)>) = (None, None);
     for path in &opts.inputs {
         let stats = input::for_each_line(path, |line| {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            let Ok(l) = serde_json::from_str::<ev::Line>(line) else {
                 summary.skipped_lines += 1;
                 return;
             };
-            let Some(ev) = Ev::new(&v) else {
+            let Some(ev) = Ev::from_line(&l) else {
                 summary.skipped_lines += 1;
                 return;
             };

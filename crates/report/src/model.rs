@@ -13,9 +13,11 @@ pub struct Report {
     pub input: InputSummary,
     pub incidents: Vec<Incident>,
     pub studies: Vec<StudySummary>,
-    /// Distinct studies seen (also those past the tracking cap).
+    /// Studies tracked plus `studies_untracked`.
     pub studies_total: u64,
-    /// Studies seen after [`crate::ledger::MAX_STUDIES`] were being tracked: counted only.
+    /// References to studies (event × study) seen once [`crate::ledger::MAX_STUDIES`] were
+    /// being tracked, when the study was not one of them: counted only (telling distinct ones
+    /// apart would need the memory the cap saves), so an upper bound of the untracked studies.
     pub studies_untracked: u64,
     /// Ledger rows, sorted by first time; in the JSON at most `ledger_json_cap` of them (the
     /// CSV has them all).
