@@ -18,7 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::path::PathBuf::from(out);
     std::fs::create_dir_all(&out)?;
     let t0 = Instant::now();
-    let opts = pacstap_report::Options { inputs: vec![input.into()], ..Default::default() };
+    let opts = pacstap_report::Options {
+        inputs: vec![input.into()],
+        ..Default::default()
+    };
     let report = pacstap_report::build(&opts)?;
     let t1 = Instant::now();
     let html = pacstap_report::html::render(&report);

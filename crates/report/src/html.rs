@@ -96,7 +96,7 @@ pub fn render(r: &Report) -> String {
         h,
         "<header><h1>{}</h1><p class=\"muted\">{} event(s) from {} file(s), {} to {}{}{}. {} line(s) skipped as not events; {} event(s) outside the time range; {} of other entities. \
 No patient names, IDs or birth dates: pacstap's events never carry them.</p>\
-<nav><a href=\"#incidents\">Incidents ({})</a><a href=\"#ledger\">Study ledger ({})</a><a href=\"#timeline\">Timeline</a><a href=\"#inventory\">Inventory and flow map</a><a href=\"#checklist\">Checklist</a></nav></header>\n",
+<nav><a href=\"#incidents\">Incidents ({})</a><a href=\"#ledger\">Study ledger ({})</a><a href=\"#timeline\">Timeline</a><a href=\"#inventory\">Inventory and flow map</a><a href=\"#checklist\">Checklist</a></nav></header>",
         esc(&title),
         i.events,
         i.files.len(),
@@ -110,6 +110,7 @@ No patient names, IDs or birth dates: pacstap's events never carry them.</p>\
         r.incidents.len(),
         r.studies_total
     );
+    h.push('\n');
     incidents(&mut h, r);
     ledger(&mut h, r);
     timeline(&mut h, r);

@@ -141,7 +141,8 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
     let mut inv = inventory::Inv::default();
     let mut tl = timeline::Time::default();
     let mut checks = checklist::Checks::default();
-    let (mut first, mut last): (Option<(i64, String)>, Option<(i64, String)>) = (None, None);
+    let mut first: Option<(i64, String)> = None;
+    let mut last: Option<(i64, String)> = None;
     for path in &opts.inputs {
         let stats = input::for_each_line(path, |line| {
             let Ok(l) = serde_json::from_str::<ev::Line>(line) else {
