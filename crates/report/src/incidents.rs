@@ -18,6 +18,10 @@ pub const MAX_INCIDENTS: usize = 10_000;
 /// Story lines kept per incident (the first ones in input order; the rest are counted in
 /// `story_total`).
 pub const MAX_STORY: usize = 200;
+/// Incidents one flow's events are told in (64): a connection behind more incidents than this
+/// (one flow in every alert of a long capture) would make every event cost as many story
+/// lines; later incidents still list the flow in `flow_ids`, without its events in the story.
+pub const MAX_INCIDENTS_PER_FLOW: usize = 64;
 
 #[derive(Default)]
 pub struct Incidents {
@@ -46,7 +50,7 @@ impl Incidents {
             .unwrap_or_default();
         for f in flows.into_iter().chain(std::iter::once(ev.flow)) {
             let v = self.flows.entry(f).or_default();
-            if !v.contains(&i) {
+            if v.len() < MAX_INCIDENTS_PER_FLOW && !v.contains(&i) {
                 v.push(i);
             }
         }
