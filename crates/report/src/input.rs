@@ -179,6 +179,7 @@ mod tests {
         let mut out = Vec::new();
         let st = for_each_line(&p, |l| out.push(l.to_string())).unwrap();
         let _ = std::fs::remove_file(&p);
+        let _ = std::fs::remove_dir(&dir);
         (out, st)
     }
 
