@@ -181,7 +181,11 @@ fn terminal_controls_in_a_basic_auth_user_name_are_printed_escaped() {
     std::fs::write(&pcap, &mutated).unwrap();
     // The bytes are swapped in place, TCP checksums left as they were: a real sender's would be
     // right, so checksum validation is off for this replay.
-    let r = pacstap().args(["replay", "--checksum", "off"]).arg(&pcap).output().unwrap();
+    let r = pacstap()
+        .args(["replay", "--checksum", "off"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     // The events keep the user name as it was (JSON escapes it).
     let stdout = String::from_utf8_lossy(&r.stdout);

@@ -60,6 +60,51 @@ enum Command {
     /// Configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Turn event files into a self-contained HTML report (+ JSON + CSV) for the people who
+    /// receive an investigation: incidents, study ledger, timeline, inventory and flow map,
+    /// the checklist answered from the wire.
+    ///
+    /// Inputs are event files from `replay` or `capture` (plain or gzip). Writes FILE.html
+    /// (`--output`), FILE.json beside it, and the ledger and incidents as CSV (`--csv DIR`, or
+    /// beside the HTML). `--study UID` prints one study's trail instead and writes nothing.
+    /// Exit status: 0 done; 1 an input could not be read or an output written; 2 bad usage.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Event files (JSON lines, plain or gzip-compressed).
+    #[arg(required = true, value_name = "EVENTS")]
+    events: Vec<PathBuf>,
+
+    /// The HTML file to write (the JSON goes beside it, same name with `.json`).
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "pacstap-report.html")]
+    output: PathBuf,
+
+    /// Directory for the CSV files (`<name>-ledger.csv`, `<name>-incidents.csv`); default:
+    /// beside the HTML.
+    #[arg(long, value_name = "DIR")]
+    csv: Option<PathBuf>,
+
+    /// Only events at or after this time (UTC: `2026-11-28`, `2026-11-28T07:00`, RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+
+    /// Only events before this time (UTC, same forms as --from).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+
+    /// Only one entity's own events and alerts: `user:NAME`, `ae:TITLE` or `ip:ADDRESS`.
+    #[arg(long, value_name = "KIND:ID")]
+    entity: Option<String>,
+
+    /// The site config: its `networks.internal` (besides RFC 1918) and `users.admins` are used.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Print this study's trail (every access and transfer) on stdout; write no file.
+    #[arg(long, value_name = "UID")]
+    study: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -153,6 +198,11 @@ struct ReplayArgs {
 
     #[command(flatten)]
     defrag: DefragArgs,
+
+    /// After the replay, write the HTML report of its events to FILE (as `pacstap report
+    /// --config ... -o FILE EVENTS`); needs `--events PATH` (a file).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// IP defragmentation limits, shared by `replay` and `capture`.
@@ -257,7 +307,6 @@ struct CaptureArgs {
     /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
     /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
     #[arg(long = "decapsulate", value_name = "SPEC")]
-
     decapsulate: Vec<String>,
     /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
     /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
@@ -300,6 +349,16 @@ fn main() -> ExitCode {
         Command::Capture(args) => match run_capture(args) {
             Ok(code) => code,
             Err(e) => {
+                say(&format!("error: {}", error_chain(e.as_ref())));
+                ExitCode::from(1)
+            }
+        },
+        Command::Report(args) => match run_report(args) {
+            Ok(code) => code,
+            Err(e) => {
+                if is_broken_pipe(&e) {
+                    return ExitCode::SUCCESS;
+                }
                 say(&format!("error: {}", error_chain(e.as_ref())));
                 ExitCode::from(1)
             }
@@ -565,6 +624,20 @@ fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
 }
 
 fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    if args.report.is_some() && is_stdout(&args.events) {
+        say("--report needs --events PATH (a file the report then reads)");
+        return Ok(ExitCode::from(2));
+    }
+    let report_after = args.report.clone().map(|output| ReportArgs {
+        events: vec![PathBuf::from(&args.events)],
+        output,
+        csv: None,
+        from: None,
+        to: None,
+        entity: None,
+        config: args.config.clone(),
+        study: None,
+    });
     let mut config = match load_config(args.config.as_deref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -639,9 +712,104 @@ fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
             std::thread::sleep(std::time::Duration::from_secs(args.metrics_linger));
         }
     }
+    if let Some(r) = report_after {
+        let code = run_report(r)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
     // Some inputs could not be read at all: the rest was replayed, but the run is partial.
     if !report.unreadable.is_empty() {
         return Ok(ExitCode::from(1));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pacstap report`: bad arguments are exit 2 before any input is read.
+fn run_report(args: ReportArgs) -> Result<ExitCode> {
+    let usage = |msg: String| {
+        say(&msg);
+        Ok(ExitCode::from(2))
+    };
+    let mut opts = pacstap_report::Options {
+        inputs: args.events.clone(),
+        ..Default::default()
+    };
+    for (arg, text, slot) in [("--from", &args.from, &mut opts.from), ("--to", &args.to, &mut opts.to)] {
+        if let Some(t) = text {
+            match pacstap_report::time::parse(t) {
+                Some(v) => *slot = Some(v),
+                None => {
+                    return usage(format!(
+                        "{arg} {t:?}: expected a UTC time such as 2026-11-28 or 2026-11-28T07:00:00Z"
+                    ))
+                }
+            }
+        }
+    }
+    opts.from_text = args.from.clone();
+    opts.to_text = args.to.clone();
+    if let Some(e) = &args.entity {
+        match e.parse() {
+            Ok(f) => opts.entity = Some(f),
+            Err(msg) => return usage(format!("--entity: {msg}")),
+        }
+    }
+    if let Some(path) = &args.config {
+        let cfg = match load_config(Some(path)) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        };
+        opts.networks.0.extend(cfg.networks.internal.iter().map(|n| n.0));
+        opts.admins = Some(cfg.users.admins.clone());
+    }
+    opts.only_study = args.study.clone();
+    let report = pacstap_report::build(&opts)?;
+    if let Some(uid) = &args.study {
+        let mut out = io::stdout().lock();
+        out.write_all(for_terminal(&pacstap_report::study_trail(&report, uid)).as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Reports carry user names and AE titles: written like the events file (mode 0600, never
+    // through a symbolic link).
+    let write = |path: &Path, fill: &dyn Fn(&mut io::BufWriter<std::fs::File>) -> io::Result<()>| -> Result<()> {
+        let f = pacstap_safefile::open_private(path, Existing::Truncate, Kind::Regular)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut w = io::BufWriter::new(f);
+        fill(&mut w)
+            .and_then(|()| w.flush())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    let html = args.output.clone();
+    let stem = html
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pacstap-report".into());
+    let json = html.with_extension("json");
+    let csv_dir = args
+        .csv
+        .clone()
+        .unwrap_or_else(|| html.parent().map(Path::to_path_buf).unwrap_or_default());
+    if let Some(dir) = &args.csv {
+        pacstap_safefile::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let ledger_csv = csv_dir.join(format!("{stem}-ledger.csv"));
+    let incidents_csv = csv_dir.join(format!("{stem}-incidents.csv"));
+    write(&html, &|w| {
+        w.write_all(pacstap_report::html::render(&report).as_bytes())
+    })?;
+    write(&json, &|w| pacstap_report::to_json(&report, w))?;
+    write(&ledger_csv, &|w| pacstap_report::csv::ledger(&report, w))?;
+    write(&incidents_csv, &|w| pacstap_report::csv::incidents(&report, w))?;
+    say(&format!(
+        "report: {} events, {} incidents, {} studies -> {} ({}; {}, {})",
+        report.input.events,
+        report.incidents.len(),
+        report.studies_total,
+        html.display(),
+        json.display(),
+        ledger_csv.display(),
+        incidents_csv.display()
+    ));
     Ok(ExitCode::SUCCESS)
 }

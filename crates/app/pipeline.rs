@@ -1173,7 +1173,14 @@ fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, lin
     match plan {
         Some(plan) if !plan.is_empty() => {
             let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
-            write_evidence(&opts.pcaps, plan, linktype, max_payload, &opts.defrag, wire_config(&opts.config))?;
+            write_evidence(
+                &opts.pcaps,
+                plan,
+                linktype,
+                max_payload,
+                &opts.defrag,
+                wire_config(&opts.config),
+            )?;
             Ok(plan.files().to_vec())
         }
         _ => Ok(Vec::new()),

@@ -21,6 +21,8 @@ ensure_deps() {
         command -v tshark >/dev/null 2>&1 || missing+=(tshark)
         command -v tcpreplay >/dev/null 2>&1 || missing+=(tcpreplay)
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+        # tests/report.rs renders the HTML report in headless Chromium.
+        command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then

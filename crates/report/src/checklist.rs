@@ -1,0 +1,639 @@
+//! The PACS security checklist answered from the wire: for each item, what the traffic shows
+//! and the connections that prove it.
+
+use crate::ev::{Ev, Networks};
+use crate::ledger::Action;
+use crate::model::{Finding, Inventory};
+use crate::time::Micros;
+use std::collections::{BTreeMap, HashMap};
+
+/// Systems listed per finding (the 20 with the most events; the summary counts them all).
+pub const MAX_DETAILS: usize = 20;
+/// Connections cited per finding.
+pub const MAX_FLOWS: usize = 10;
+/// Distinct keys counted per finding, users watched for concurrent use, devices per user.
+pub const MAX_KEYS: usize = 10_000;
+pub const MAX_DEVICES_PER_USER: usize = 16;
+/// Two devices using one account within 15 minutes count as "at the same time" (a person
+/// does not walk between reading rooms faster; shorter than the 30 min export window).
+pub const CONCURRENT_WINDOW: Micros = 15 * 60 * 1_000_000;
+
+/// Account names that identify no person (checklist: unique identities).
+const GENERIC_NAMES: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "radiology",
+    "radiologist",
+    "user",
+    "guest",
+    "test",
+    "pacs",
+    "service",
+    "orthanc",
+    "dicom",
+    "scanner",
+    "modality",
+    "tech",
+    "reading",
+    "shared",
+    "demo",
+    "support",
+];
+
+/// Cipher-suite name parts that mark a weak suite (RFC 7465 RC4, RFC 8996-era 3DES / DES,
+/// export and NULL suites, anonymous key exchange, MD5 MACs).
+const WEAK_CIPHER_PARTS: &[&str] = &["RC4", "_DES_", "3DES", "DES40", "EXPORT", "NULL", "_anon_", "_MD5"];
+
+/// Counts per key (a user, a pair of systems) and the first flows.
+#[derive(Default)]
+struct Tally {
+    keys: HashMap<String, u64>,
+    extra: u64,
+    total: u64,
+    flows: Vec<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, key: String, flow: u64) {
+        self.total += 1;
+        if self.flows.len() < MAX_FLOWS && !self.flows.contains(&flow) {
+            self.flows.push(flow);
+        }
+        let n = self.keys.len();
+        match self.keys.get_mut(&key) {
+            Some(c) => *c += 1,
+            None if n >= MAX_KEYS => self.extra += 1,
+            None => {
+                self.keys.insert(key, 1);
+            }
+        }
+    }
+
+    fn details(&self) -> Vec<String> {
+        let mut v: Vec<(&String, &u64)> = self.keys.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        v.into_iter()
+            .take(MAX_DETAILS)
+            .map(|(k, c)| format!("{k} ({c})"))
+            .collect()
+    }
+
+    fn systems(&self) -> usize {
+        self.keys.len() + usize::from(self.extra > 0)
+    }
+}
+
+#[derive(Default)]
+pub struct Checks {
+    devices: HashMap<String, Vec<(String, Micros)>>,
+    concurrent: Tally,
+    generic: Tally,
+    admin_actions: Tally,
+    admin_actors: BTreeMap<String, u64>,
+    password_admin: Tally,
+    bearer_admin: Tally,
+    unknown_scheme_admin: Tally,
+    rules: Tally,
+    admin_alerts: Tally,
+    hl7_admin: Tally,
+    transfers: Tally,
+    external_transfers: Tally,
+    shares: Tally,
+    dicom_clear: Tally,
+    dicom_tls: Tally,
+    hl7_clear: Tally,
+    http_creds: Tally,
+    old_tls: Tally,
+    weak_cipher: Tally,
+    alerts: u64,
+}
+
+impl Checks {
+    pub fn add(&mut self, ev: &Ev<'_>, action: Option<&Action<'_>>, nets: &Networks) {
+        let pair = || format!("{} → {}", ev.src, ev.dst);
+        if let Some(user) = ev.user() {
+            self.identity(user, ev);
+        }
+        match ev.ty {
+            "dicom" if ev.s("type") == Some("association") => self.dicom_clear.add(
+                format!(
+                    "{}@{} → {}@{}",
+                    ev.s("calling_ae").unwrap_or("?"),
+                    ev.src,
+                    ev.s("called_ae").unwrap_or("?"),
+                    ev.dst
+                ),
+                ev.flow,
+            ),
+            "http" => {
+                if let Some(u) = ev.user() {
+                    self.http_creds.add(
+                        format!(
+                            "user {u}: {} ({})",
+                            pair(),
+                            ev.s("auth").unwrap_or("scheme not recorded")
+                        ),
+                        ev.flow,
+                    );
+                }
+                if let Some(act) = ev.s("admin_action") {
+                    let actor = ev
+                        .user()
+                        .map_or_else(|| format!("(no user) {}", ev.src), str::to_string);
+                    self.admin_actions.add(format!("{actor}: {act}"), ev.flow);
+                    *self.admin_actors.entry(actor.clone()).or_default() += 1;
+                    match ev.s("auth") {
+                        Some(s @ ("basic" | "digest" | "form" | "ntlm")) => {
+                            self.password_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow)
+                        }
+                        Some(s) => self.bearer_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow),
+                        None => self.unknown_scheme_admin.add(format!("{actor} → {}", ev.dst), ev.flow),
+                    }
+                }
+                if let Some(s) = ev.s("share_action") {
+                    let n = ev
+                        .body()
+                        .get("share_recipients")
+                        .and_then(|r| r.as_array())
+                        .map_or(0, Vec::len);
+                    self.shares
+                        .add(format!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)), ev.flow);
+                }
+            }
+            "hl7" => {
+                self.hl7_clear.add(
+                    format!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()),
+                    ev.flow,
+                );
+                if let Some(t) = crate::ev::at(ev.body(), &["admin_event", "type"]) {
+                    let actor = format!("{}@{}", ev.s("sending_application").unwrap_or("?"), ev.src);
+                    self.hl7_admin.add(format!("{actor}: {t}"), ev.flow);
+                    *self.admin_actors.entry(actor).or_default() += 1;
+                }
+            }
+            "tls" => {
+                // DICOM over TLS: the registered port 2762 (PS3.15 Annex B.1, IANA dicom-tls).
+                if ev.dport == 2762 {
+                    self.dicom_tls.add(pair(), ev.flow);
+                }
+                if let Some(v) = ev.s("version") {
+                    if matches!(v, "TLS 1.0" | "TLS 1.1" | "SSL 3.0" | "SSL 2.0") {
+                        self.old_tls.add(format!("{} {v}", pair()), ev.flow);
+                    }
+                }
+                if let Some(c) = ev.s("cipher_suite") {
+                    if WEAK_CIPHER_PARTS.iter().any(|w| c.contains(w)) {
+                        self.weak_cipher.add(format!("{} {c}", pair()), ev.flow);
+                    }
+                }
+            }
+            "alert" => {
+                self.alerts += 1;
+                let rule = ev.s("rule").unwrap_or("?");
+                if ev.body().get("update").and_then(|u| u.as_bool()) != Some(true) {
+                    self.rules.add(rule.to_string(), ev.flow);
+                    if rule == "admin_change" {
+                        self.admin_alerts
+                            .add(ev.s("summary").unwrap_or("?").to_string(), ev.flow);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(a) = action.filter(|a| a.kind == "transfer") {
+            self.transfers.add(format!("{}: {} → {}", a.by, a.from, a.to), ev.flow);
+            if !nets.internal(&a.to) {
+                self.external_transfers
+                    .add(format!("{} → {} ({})", a.from, a.to, a.how), ev.flow);
+            }
+        }
+    }
+
+    fn identity(&mut self, user: &str, ev: &Ev<'_>) {
+        if GENERIC_NAMES.contains(&user.to_ascii_lowercase().as_str()) {
+            self.generic.add(format!("{user} from {}", ev.src), ev.flow);
+        }
+        if !self.devices.contains_key(user) && self.devices.len() >= MAX_KEYS {
+            return;
+        }
+        let devs = self.devices.entry(user.to_string()).or_default();
+        for (ip, last) in devs.iter() {
+            if ip != ev.src && (ev.t - *last).abs() <= CONCURRENT_WINDOW {
+                let (a, b) = if ip.as_str() < ev.src {
+                    (ip.as_str(), ev.src)
+                } else {
+                    (ev.src, ip.as_str())
+                };
+                self.concurrent.add(format!("{user}: {a} and {b}"), ev.flow);
+                break;
+            }
+        }
+        let n = devs.len();
+        match devs.iter_mut().find(|(ip, _)| ip == ev.src) {
+            Some(d) => d.1 = d.1.max(ev.t),
+            None if n < MAX_DEVICES_PER_USER => devs.push((ev.src.to_string(), ev.t)),
+            None => {}
+        }
+    }
+
+    pub fn finish(self, inv: &Inventory, admins: Option<&[String]>) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let f = |id, item, status, summary: String, t: Option<&Tally>| Finding {
+            id,
+            item,
+            status,
+            summary,
+            details: t.map(Tally::details).unwrap_or_default(),
+            flow_ids: t.map(|t| t.flows.clone()).unwrap_or_default(),
+        };
+        // 1. Unique identities.
+        let mut uid = f(
+            "unique_identities",
+            "Unique identities",
+            if self.concurrent.total + self.generic.total > 0 {
+                "finding"
+            } else {
+                "ok"
+            },
+            format!(
+                "{} account(s) used from several devices within 15 minutes; {} event(s) by generic account names ({}).",
+                self.concurrent.systems(),
+                self.generic.total,
+                if self.generic.total > 0 { "see below" } else { "none" }
+            ),
+            Some(&self.concurrent),
+        );
+        uid.details
+            .extend(self.generic.details().into_iter().map(|d| format!("generic name: {d}")));
+        uid.flow_ids.extend(
+            self.generic
+                .flows
+                .iter()
+                .copied()
+                .take(MAX_FLOWS.saturating_sub(uid.flow_ids.len())),
+        );
+        out.push(uid);
+        // 2. Least privilege.
+        let actors: Vec<&String> = self.admin_actors.keys().collect();
+        let (status, summary) = match admins {
+            _ if actors.is_empty() => ("ok", "No admin action (admin API call or HL7 master-file change) was seen.".to_string()),
+            None => (
+                "info",
+                format!(
+                    "Admin actions by {}; without --config the list of admins (users.admins) is unknown, so they are not compared.",
+                    join(&actors)
+                ),
+            ),
+            Some(admins) => {
+                let others: Vec<&String> = actors
+                    .iter()
+                    .copied()
+                    .filter(|a| !admins.iter().any(|x| x == *a))
+                    .collect();
+                if others.is_empty() {
+                    ("ok", format!("Admin actions only by configured admins ({}).", join(&actors)))
+                } else {
+                    ("finding", format!("Admin actions by accounts or systems not in users.admins: {}.", join(&others)))
+                }
+            }
+        };
+        let mut lp = f(
+            "least_privilege",
+            "Least privilege",
+            status,
+            summary,
+            Some(&self.admin_actions),
+        );
+        lp.details.extend(self.hl7_admin.details());
+        out.push(lp);
+        // 3. Password-only admin access.
+        let (status, summary) = if self.password_admin.total > 0 {
+            ("finding", format!("{} admin API call(s) authenticated by a password alone (Basic / Digest / form / NTLM); a second factor is not visible on the wire.", self.password_admin.total))
+        } else if self.unknown_scheme_admin.total > 0 {
+            ("info", format!("{} admin API call(s) with a user present but no recorded auth scheme (older events): the scheme cannot be judged.", self.unknown_scheme_admin.total))
+        } else if self.bearer_admin.total > 0 {
+            (
+                "ok",
+                format!(
+                    "{} admin API call(s), all with tokens (bearer / negotiate), none with a password alone.",
+                    self.bearer_admin.total
+                ),
+            )
+        } else {
+            (
+                "ok",
+                "No admin API call was seen in clear HTTP (calls inside TLS cannot be judged).".to_string(),
+            )
+        };
+        let t = if self.password_admin.total > 0 {
+            &self.password_admin
+        } else if self.unknown_scheme_admin.total > 0 {
+            &self.unknown_scheme_admin
+        } else {
+            &self.bearer_admin
+        };
+        out.push(f(
+            "password_only_admin",
+            "Password-only admin access",
+            status,
+            summary,
+            Some(t),
+        ));
+        // 4. Alerting.
+        out.push(f(
+            "alerting",
+            "Alerting",
+            "info",
+            if self.rules.total == 0 {
+                "No rule fired.".to_string()
+            } else {
+                format!(
+                    "{} incident(s) from {} rule(s) fired.",
+                    self.rules.total,
+                    self.rules.systems()
+                )
+            },
+            Some(&self.rules),
+        ));
+        // 5. Admin and permission changes.
+        let changes = self.admin_actions.total + self.hl7_admin.total;
+        let mut ac = f(
+            "admin_changes",
+            "Admin and permission changes",
+            if changes + self.admin_alerts.total > 0 {
+                "finding"
+            } else {
+                "ok"
+            },
+            format!(
+                "{} admin API call(s), {} HL7 master-file change(s), {} admin_change alert(s).",
+                self.admin_actions.total, self.hl7_admin.total, self.admin_alerts.total
+            ),
+            Some(&self.admin_alerts),
+        );
+        ac.details.extend(self.admin_actions.details());
+        out.push(ac);
+        // 6. Exports and sharing.
+        let mut ex = f(
+            "exports_sharing",
+            "Exports and sharing",
+            if self.external_transfers.total + self.shares.total > 0 {
+                "finding"
+            } else {
+                "info"
+            },
+            format!(
+                "{} transfer(s) of images ({} to external addresses); {} share action(s).",
+                self.transfers.total, self.external_transfers.total, self.shares.total
+            ),
+            Some(&self.transfers),
+        );
+        ex.details = self
+            .external_transfers
+            .details()
+            .into_iter()
+            .map(|d| format!("external: {d}"))
+            .chain(self.shares.details().into_iter().map(|d| format!("share: {d}")))
+            .chain(ex.details)
+            .take(MAX_DETAILS * 2)
+            .collect();
+        out.push(ex);
+        // 7. Encryption in transit.
+        out.push(f(
+            "dicom_in_clear",
+            "Encryption in transit: DICOM in clear",
+            if self.dicom_clear.total > 0 { "finding" } else { "ok" },
+            format!("DICOM in clear: {} association(s) between {} pair(s) of systems; DICOM TLS (port 2762): {} connection(s).", self.dicom_clear.total, self.dicom_clear.systems(), self.dicom_tls.total),
+            Some(&self.dicom_clear),
+        ));
+        out.push(f(
+            "hl7_in_clear",
+            "Encryption in transit: HL7 MLLP in clear",
+            if self.hl7_clear.total > 0 { "finding" } else { "ok" },
+            format!("HL7 MLLP in clear: {} message(s).", self.hl7_clear.total),
+            Some(&self.hl7_clear),
+        ));
+        out.push(f(
+            "http_credentials_in_clear",
+            "Encryption in transit: HTTP credentials in clear",
+            if self.http_creds.total > 0 { "finding" } else { "ok" },
+            format!(
+                "HTTP requests with credentials (Basic / bearer / form) in clear: {}.",
+                self.http_creds.total
+            ),
+            Some(&self.http_creds),
+        ));
+        out.push(f(
+            "tls_below_1_2",
+            "Encryption in transit: TLS below 1.2",
+            if self.old_tls.total > 0 { "finding" } else { "ok" },
+            format!(
+                "TLS connections that chose a version below 1.2: {}.",
+                self.old_tls.total
+            ),
+            Some(&self.old_tls),
+        ));
+        let bad_certs: Vec<String> = inv
+            .tls_servers
+            .iter()
+            .filter(|t| t.expired || t.self_signed)
+            .map(|t| {
+                format!(
+                    "{} {}{}{}",
+                    t.address,
+                    t.certificate_subject.as_deref().unwrap_or(""),
+                    if t.expired { " expired" } else { "" },
+                    if t.self_signed { " self-signed" } else { "" }
+                )
+            })
+            .take(MAX_DETAILS)
+            .collect();
+        out.push(Finding {
+            id: "certificates",
+            item: "Encryption in transit: expired or self-signed certificates",
+            status: if bad_certs.is_empty() { "ok" } else { "finding" },
+            summary: format!(
+                "{} server(s) with an expired or self-signed certificate (certificates are visible in TLS 1.2 and below only).",
+                bad_certs.len()
+            ),
+            details: bad_certs,
+            flow_ids: Vec::new(),
+        });
+        out.push(f(
+            "weak_ciphers",
+            "Encryption in transit: weak cipher suites",
+            if self.weak_cipher.total > 0 { "finding" } else { "ok" },
+            format!(
+                "TLS connections that chose a weak cipher suite (RC4, DES, 3DES, NULL, EXPORT, anon, MD5): {}.",
+                self.weak_cipher.total
+            ),
+            Some(&self.weak_cipher),
+        ));
+        // 8. Response routine.
+        out.push(f(
+            "response_routine",
+            "Response routine",
+            "not_knowable",
+            format!(
+                "Alerts exist: {} ({} alert line(s)). Whether they reached Alertmanager or a person cannot be known from events.",
+                if self.alerts > 0 { "yes" } else { "no" },
+                self.alerts
+            ),
+            None,
+        ));
+        out
+    }
+}
+
+fn join(v: &[&String]) -> String {
+    let mut s: Vec<&str> = v.iter().map(|x| x.as_str()).take(MAX_DETAILS).collect();
+    if v.len() > MAX_DETAILS {
+        s.push("…");
+    }
+    s.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn ev_line(ts: &str, ty: &str, src: &str, dport: u16, body: &str) -> String {
+        format!(
+            r#"{{"timestamp":"{ts}","flow_id":{dport}{},"event_type":"{ty}","src_ip":"{src}","src_port":40000,"dest_ip":"10.20.0.10","dest_port":{dport},"{ty}":{body}}}"#,
+            src.len()
+        )
+    }
+
+    fn findings(lines: &[String], admins: Option<&[String]>) -> HashMap<&'static str, Finding> {
+        let mut c = Checks::default();
+        let nets = Networks::default();
+        let values: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        for v in &values {
+            let ev = Ev::new(v).unwrap();
+            let a = crate::ledger::action(&ev);
+            c.add(&ev, a.as_ref(), &nets);
+        }
+        c.finish(&Inventory::default(), admins)
+            .into_iter()
+            .map(|f| (f.id, f))
+            .collect()
+    }
+
+    #[test]
+    fn checklist_findings_name_the_systems() {
+        let lines = vec![
+            ev_line(
+                "2026-11-28T07:00:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:05:00.000000Z",
+                "http",
+                "10.20.0.31",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1","auth":"basic"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:06:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"PUT","url":"/modalities/X","user":"rad2","auth":"basic","admin_action":"orthanc_modality_config"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:07:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"PUT","url":"/modalities/Y","user":"admin","auth":"bearer","admin_action":"orthanc_modality_config"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:08:00.000000Z",
+                "dicom",
+                "10.20.0.30",
+                4242,
+                r#"{"type":"association","calling_ae":"WS1","called_ae":"PACS","outcome":"released"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:09:00.000000Z",
+                "tls",
+                "10.20.0.30",
+                443,
+                r#"{"version":"TLS 1.0","cipher_suite":"TLS_RSA_WITH_RC4_128_SHA"}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:10:00.000000Z",
+                "hl7",
+                "10.20.0.30",
+                2575,
+                r#"{"message_type":"ADT^A01","control_id":"1","sending_application":"RIS"}"#,
+            ),
+        ];
+        let admins = vec!["admin".to_string()];
+        let f = findings(&lines, Some(&admins));
+        let uid = &f["unique_identities"];
+        assert_eq!(uid.status, "finding");
+        assert!(
+            uid.details.iter().any(|d| d == "rad1: 10.20.0.30 and 10.20.0.31 (1)"),
+            "{:?}",
+            uid.details
+        );
+        assert!(
+            uid.details
+                .iter()
+                .any(|d| d.starts_with("generic name: admin from 10.20.0.30")),
+            "{:?}",
+            uid.details
+        );
+        let lp = &f["least_privilege"];
+        assert_eq!(lp.status, "finding");
+        assert!(
+            lp.summary.contains("rad2") && !lp.summary.contains("admin,"),
+            "{}",
+            lp.summary
+        );
+        let pw = &f["password_only_admin"];
+        assert_eq!(pw.status, "finding");
+        assert_eq!(pw.details, ["rad2 (basic) → 10.20.0.10 (1)"]);
+        assert_eq!(f["http_credentials_in_clear"].status, "finding");
+        assert_eq!(f["dicom_in_clear"].details, ["WS1@10.20.0.30 → PACS@10.20.0.10 (1)"]);
+        assert_eq!(f["tls_below_1_2"].status, "finding");
+        assert_eq!(
+            f["weak_ciphers"].details,
+            ["10.20.0.30 → 10.20.0.10 TLS_RSA_WITH_RC4_128_SHA (1)"]
+        );
+        assert_eq!(f["hl7_in_clear"].status, "finding");
+        assert!(f["response_routine"].summary.starts_with("Alerts exist: no"));
+        assert_eq!(f["certificates"].status, "ok");
+        // Without --config the admins are unknown: facts, no verdict.
+        assert_eq!(findings(&lines, None)["least_privilege"].status, "info");
+    }
+
+    #[test]
+    fn devices_far_apart_in_time_are_not_concurrent() {
+        let lines = vec![
+            ev_line(
+                "2026-11-28T07:00:00.000000Z",
+                "http",
+                "10.20.0.30",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1"}"#,
+            ),
+            ev_line(
+                "2026-11-28T09:00:00.000000Z",
+                "http",
+                "10.20.0.31",
+                8042,
+                r#"{"method":"GET","url":"/x","user":"rad1"}"#,
+            ),
+        ];
+        let f = findings(&lines, None);
+        assert_eq!(f["unique_identities"].status, "ok");
+        assert_eq!(f["password_only_admin"].status, "ok");
+    }
+}

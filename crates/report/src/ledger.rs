@@ -1,0 +1,373 @@
+//! The study ledger: per Study Instance UID, every access and transfer the events show (the
+//! HIPAA accounting of disclosures: date, recipient, what, by whom).
+//!
+//! Rows merge the events of one connection that did the same thing to the same study (the
+//! C-STOREs of one association are one row with their instance count and bytes), so a study's
+//! rows grow with the connections that touched it, not with its instances.
+
+use crate::ev::{node, Ev, Networks};
+use crate::model::{LedgerRow, StudySummary};
+use crate::time::Micros;
+use std::collections::{BTreeSet, HashMap};
+
+/// Studies tracked with their rows (200 000: a large PACS archives ~1 000 studies a day, so
+/// this is months of traffic); later studies are counted in `studies_untracked` only.
+pub const MAX_STUDIES: usize = 200_000;
+/// Rows kept per study (a study fetched by 1 000 different connections is already a finding;
+/// the rest are counted in `rows_dropped`).
+pub const MAX_ROWS_PER_STUDY: usize = 1_000;
+/// Destinations and actors listed per study summary.
+pub const MAX_NAMES_PER_STUDY: usize = 16;
+
+/// One study-touching action extracted from an event.
+#[derive(Debug, Clone)]
+pub struct Action<'a> {
+    pub how: &'a str,
+    pub kind: &'static str,
+    pub from: String,
+    pub to: String,
+    pub by: String,
+    pub instances: Option<u64>,
+    pub bytes: Option<u64>,
+    pub status: Option<String>,
+    pub studies: Vec<&'a str>,
+}
+
+/// The access or transfer an event shows, if it names studies (or, for the image flow map,
+/// moves images without naming them: `studies` empty).
+pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
+    match ev.ty {
+        "dicom" if ev.s("type") == Some("command") => {
+            let cmd = ev.s("command")?;
+            let calling = ev.s("calling_ae");
+            let called = ev.s("called_ae");
+            let requester = node(calling, ev.src);
+            let acceptor = node(called, ev.dst);
+            let by = ev.user().map(str::to_string).unwrap_or_else(|| requester.clone());
+            let studies = ev
+                .body()
+                .get("study_instance_uids")
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let status = ev.s("status").map(str::to_string);
+            let completed = ev
+                .body()
+                .get("sub_operations")
+                .and_then(|s| s.get("completed"))
+                .and_then(|c| c.as_u64());
+            let toclient = ev.s("direction") == Some("toclient");
+            let (how, kind, from, to, instances, bytes) = match cmd {
+                "C-STORE" if toclient => (
+                    "C-STORE",
+                    "transfer",
+                    acceptor,
+                    requester,
+                    Some(1),
+                    ev.u("dataset_bytes"),
+                ),
+                "C-STORE" => (
+                    "C-STORE",
+                    "transfer",
+                    requester,
+                    acceptor,
+                    Some(1),
+                    ev.u("dataset_bytes"),
+                ),
+                "C-MOVE" => {
+                    let dest = ev.s("move_destination").unwrap_or("?").to_string();
+                    ("C-MOVE", "transfer", acceptor, dest, completed, None)
+                }
+                "C-GET" => ("C-GET", "transfer", acceptor, requester, completed, None),
+                "C-FIND" => ("C-FIND", "access", requester, acceptor, None, None),
+                _ => return None,
+            };
+            Some(Action {
+                how,
+                kind,
+                from,
+                to,
+                by,
+                instances,
+                bytes,
+                status,
+                studies,
+            })
+        }
+        "http" => {
+            let dw = ev.body().get("dicomweb")?;
+            let service = dw.get("service")?.as_str()?;
+            let server = node(ev.s("hostname").filter(|h| *h != ev.dst), ev.dst);
+            let client = ev.src.to_string();
+            let by = ev.user().map(str::to_string).unwrap_or_else(|| client.clone());
+            let status = ev.u("status").map(|s| s.to_string());
+            let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
+            let study = dw
+                .get("study_instance_uid")
+                .and_then(|s| s.as_str())
+                .filter(|s| !s.is_empty());
+            let (how, kind, from, to, instances, bytes) = match service {
+                "WADO-RS" | "WADO-URI" => {
+                    let single = dw.get("sop_instance_uid").is_some() && service == "WADO-URI";
+                    (
+                        service,
+                        "transfer",
+                        server,
+                        client,
+                        (ok && single).then_some(1),
+                        ev.u("response_bytes"),
+                    )
+                }
+                "STOW-RS" => ("STOW-RS", "transfer", client, server, None, ev.u("request_bytes")),
+                "QIDO-RS" => ("QIDO-RS", "access", client, server, None, None),
+                _ => return None,
+            };
+            Some(Action {
+                how,
+                kind,
+                from,
+                to,
+                by,
+                instances,
+                bytes,
+                status,
+                studies: study.into_iter().collect(),
+            })
+        }
+        _ => None,
+    }
+}
+
+struct Study {
+    first: Micros,
+    first_ts: String,
+    last_ts: String,
+    last: Micros,
+    rows: Vec<LedgerRow>,
+    first_time: Vec<Micros>,
+    accesses: u64,
+    transfers: u64,
+    instances: u64,
+    bytes: u64,
+    destinations: BTreeSet<String>,
+    by: BTreeSet<String>,
+    rows_dropped: u64,
+}
+
+#[derive(Default)]
+pub struct Ledger {
+    studies: HashMap<String, Study>,
+    pub studies_untracked: u64,
+    /// Only this study (for `--study`).
+    pub only: Option<String>,
+}
+
+impl Ledger {
+    pub fn add(&mut self, ev: &Ev<'_>, a: &Action<'_>, nets: &Networks) {
+        for uid in &a.studies {
+            if self.only.as_deref().is_some_and(|o| o != *uid) {
+                continue;
+            }
+            if !self.studies.contains_key(*uid) {
+                if self.studies.len() >= MAX_STUDIES {
+                    self.studies_untracked += 1;
+                    continue;
+                }
+                self.studies.insert(
+                    uid.to_string(),
+                    Study {
+                        first: ev.t,
+                        first_ts: ev.ts.to_string(),
+                        last: ev.t,
+                        last_ts: ev.ts.to_string(),
+                        rows: Vec::new(),
+                        first_time: Vec::new(),
+                        accesses: 0,
+                        transfers: 0,
+                        instances: 0,
+                        bytes: 0,
+                        destinations: BTreeSet::new(),
+                        by: BTreeSet::new(),
+                        rows_dropped: 0,
+                    },
+                );
+            }
+            let Some(st) = self.studies.get_mut(*uid) else { continue };
+            if ev.t < st.first {
+                st.first = ev.t;
+                st.first_ts = ev.ts.to_string();
+            }
+            if ev.t > st.last {
+                st.last = ev.t;
+                st.last_ts = ev.ts.to_string();
+            }
+            if a.kind == "transfer" {
+                st.transfers += 1;
+                if st.destinations.len() < MAX_NAMES_PER_STUDY && !st.destinations.contains(&a.to) {
+                    st.destinations.insert(a.to.clone());
+                }
+            } else {
+                st.accesses += 1;
+            }
+            if st.by.len() < MAX_NAMES_PER_STUDY && !st.by.contains(&a.by) {
+                st.by.insert(a.by.clone());
+            }
+            st.instances += a.instances.unwrap_or(0);
+            st.bytes += a.bytes.unwrap_or(0);
+            // A linear scan (rows per study are capped, and the flow id is compared first):
+            // no per-row key strings to keep.
+            let same = |r: &LedgerRow| r.flow_id == ev.flow && r.how == a.how && r.from == a.from && r.to == a.to;
+            let n = st.rows.len();
+            match st.rows.iter_mut().find(|r| same(r)) {
+                Some(r) => merge(r, ev, a),
+                None if n >= MAX_ROWS_PER_STUDY => st.rows_dropped += 1,
+                None => {
+                    st.first_time.push(ev.t);
+                    st.rows.push(LedgerRow {
+                        study_instance_uid: uid.to_string(),
+                        first: ev.ts.to_string(),
+                        last: ev.ts.to_string(),
+                        how: a.how.to_string(),
+                        kind: a.kind,
+                        from: a.from.clone(),
+                        to: a.to.clone(),
+                        by: a.by.clone(),
+                        instances: a.instances,
+                        bytes: a.bytes,
+                        status: a.status.clone(),
+                        events: 1,
+                        flow_id: ev.flow,
+                        external: !nets.internal(&a.to),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Studies sorted by first time, and all their rows sorted by first time.
+    pub fn finish(self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
+        let mut studies: Vec<(Micros, Study, String)> =
+            self.studies.into_iter().map(|(k, s)| (s.first, s, k)).collect();
+        studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+        let mut summaries = Vec::with_capacity(studies.len());
+        let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
+        for (_, st, uid) in studies {
+            summaries.push(StudySummary {
+                study_instance_uid: uid,
+                first: st.first_ts,
+                last: st.last_ts,
+                accesses: st.accesses,
+                transfers: st.transfers,
+                instances: st.instances,
+                bytes: st.bytes,
+                destinations: st.destinations.into_iter().collect(),
+                by: st.by.into_iter().collect(),
+                rows_dropped: st.rows_dropped,
+            });
+            rows.extend(st.first_time.into_iter().zip(st.rows));
+        }
+        rows.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| a.1.study_instance_uid.cmp(&b.1.study_instance_uid))
+        });
+        (
+            summaries,
+            rows.into_iter().map(|r| r.1).collect(),
+            self.studies_untracked,
+        )
+    }
+}
+
+fn merge(r: &mut LedgerRow, ev: &Ev<'_>, a: &Action<'_>) {
+    r.events += 1;
+    if ev.ts > r.last.as_str() {
+        r.last = ev.ts.to_string();
+    }
+    if ev.ts < r.first.as_str() {
+        r.first = ev.ts.to_string();
+    }
+    r.instances = add_opt(r.instances, a.instances);
+    r.bytes = add_opt(r.bytes, a.bytes);
+    if a.status.is_some() {
+        r.status = a.status.clone();
+    }
+}
+
+fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0).saturating_add(y.unwrap_or(0))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn ledger_of(lines: &[&str]) -> (Vec<StudySummary>, Vec<LedgerRow>) {
+        let mut l = Ledger::default();
+        let nets = Networks::default();
+        for line in lines {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let ev = Ev::new(&v).unwrap();
+            if let Some(a) = action(&ev) {
+                l.add(&ev, &a, &nets);
+            }
+        }
+        let (s, r, _) = l.finish();
+        (s, r)
+    }
+
+    const STORE1: &str = r#"{"timestamp":"2026-11-28T06:35:45.000001Z","flow_id":7,"event_type":"dicom","src_ip":"10.20.0.10","src_port":5000,"dest_ip":"198.51.100.7","dest_port":104,"dicom":{"type":"command","calling_ae":"ORTHANC","called_ae":"EXTPACS","command":"C-STORE","study_instance_uids":["1.2.3"],"status":"0x0000","dataset_bytes":1000,"direction":"toserver"}}"#;
+    const STORE2: &str = r#"{"timestamp":"2026-11-28T06:35:46.000001Z","flow_id":7,"event_type":"dicom","src_ip":"10.20.0.10","src_port":5000,"dest_ip":"198.51.100.7","dest_port":104,"dicom":{"type":"command","calling_ae":"ORTHANC","called_ae":"EXTPACS","command":"C-STORE","study_instance_uids":["1.2.3"],"status":"0x0000","dataset_bytes":500,"direction":"toserver"}}"#;
+    const MOVE: &str = r#"{"timestamp":"2026-11-28T06:35:44.000001Z","flow_id":9,"event_type":"dicom","src_ip":"10.20.0.30","src_port":5001,"dest_ip":"10.20.0.10","dest_port":4242,"dicom":{"type":"command","calling_ae":"WORKSTATION1","called_ae":"ORTHANC","user":"rad1","command":"C-MOVE","move_destination":"EXTPACS","study_instance_uids":["1.2.3"],"sub_operations":{"completed":2},"status":"0x0000","dataset_bytes":54,"direction":"toserver"}}"#;
+    const WADO: &str = r#"{"timestamp":"2026-11-28T07:00:00.000001Z","flow_id":11,"event_type":"http","src_ip":"10.20.0.31","src_port":5002,"dest_ip":"10.20.0.10","dest_port":8042,"http":{"method":"GET","url":"/dicom-web/studies/1.2.4","status":200,"user":"rad2","request_bytes":100,"response_bytes":9000,"dicomweb":{"service":"WADO-RS","study_instance_uid":"1.2.4"}}}"#;
+
+    #[test]
+    fn c_stores_of_one_association_merge_into_one_row_with_instances_and_bytes() {
+        let (studies, rows) = ledger_of(&[STORE1, STORE2, MOVE, WADO]);
+        assert_eq!(studies.len(), 2);
+        assert_eq!(studies[0].study_instance_uid, "1.2.3");
+        assert_eq!(rows.len(), 3);
+        // Sorted by first time: the C-MOVE came first.
+        assert_eq!(rows[0].how, "C-MOVE");
+        assert_eq!(rows[0].by, "rad1");
+        assert_eq!(rows[0].from, "ORTHANC@10.20.0.10");
+        assert_eq!(rows[0].to, "EXTPACS");
+        assert_eq!(rows[0].instances, Some(2));
+        let store = &rows[1];
+        assert_eq!(
+            (store.how.as_str(), store.instances, store.bytes, store.events),
+            ("C-STORE", Some(2), Some(1500), 2)
+        );
+        assert_eq!(store.to, "EXTPACS@198.51.100.7");
+        assert!(store.external);
+        assert_eq!(store.first, "2026-11-28T06:35:45.000001Z");
+        assert_eq!(store.last, "2026-11-28T06:35:46.000001Z");
+        let wado = &rows[2];
+        assert_eq!(
+            (wado.how.as_str(), wado.by.as_str(), wado.to.as_str(), wado.bytes),
+            ("WADO-RS", "rad2", "10.20.0.31", Some(9000))
+        );
+        assert!(!wado.external);
+        assert_eq!(studies[0].transfers, 3);
+        assert_eq!(studies[0].destinations, ["EXTPACS", "EXTPACS@198.51.100.7"]);
+    }
+
+    #[test]
+    fn rows_per_study_are_capped_and_counted() {
+        let mut l = Ledger::default();
+        let nets = Networks::default();
+        for i in 0..(MAX_ROWS_PER_STUDY as u64 + 5) {
+            let line = STORE1.replace("\"flow_id\":7", &format!("\"flow_id\":{}", i + 100));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let ev = Ev::new(&v).unwrap();
+            l.add(&ev, &action(&ev).unwrap(), &nets);
+        }
+        let (s, r, _) = l.finish();
+        assert_eq!(r.len(), MAX_ROWS_PER_STUDY);
+        assert_eq!(s[0].rows_dropped, 5);
+        assert_eq!(s[0].transfers, MAX_ROWS_PER_STUDY as u64 + 5);
+    }
+}
