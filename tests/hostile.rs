@@ -5,8 +5,8 @@
 //! scripts/make-samples-attacks, provenance in its README.md); the large ones are built here at
 //! run time from the same real captures (tests/common/pcapgen.rs).
 //!
-//! Tests that fail with today's binary carry `#[ignore = "needs <defence>"]`: they document the
-//! state before the defence lands, and are un-ignored with it.
+//! Each test's doc says what the attack did before its defence landed (the closing note
+//! has the before/after table).
 
 mod common;
 use common::eve_run::*;
@@ -91,7 +91,6 @@ fn same_as_bulk_export(attacked: &str) -> (Run, Run) {
 /// going on. Today: the tap takes it for a reused port, ends the association and picks the rest
 /// up mid-stream, so its 6 C-MOVEs lose their calling AE and the bulk_export alert never fires.
 #[test]
-#[ignore = "needs TCP control-packet validation (RFC 5961)"]
 fn spoofed_syn_on_an_established_association_changes_nothing() {
     let (_, bad) = same_as_bulk_export("ctl-syn-new-isn.pcap");
     assert!(
@@ -103,7 +102,6 @@ fn spoofed_syn_on_an_established_association_changes_nothing() {
 
 /// The same SYN with a bad checksum: discarded by every endpoint (RFC 9293 §3.1).
 #[test]
-#[ignore = "needs checksum validation"]
 fn spoofed_syn_with_a_bad_checksum_is_dropped_and_counted() {
     let (_, bad) = same_as_bulk_export("ctl-syn-bad-checksum.pcap");
     assert!(reported(&bad, "checksum"), "{}", bad.stderr);
@@ -113,7 +111,6 @@ fn spoofed_syn_with_a_bad_checksum_is_dropped_and_counted() {
 /// client's later C-MOVE-RQs are real data, not "bytes after FIN". Today: 4 of the 18
 /// C-MOVEs vanish (their responses become `dicom.response_without_request`).
 #[test]
-#[ignore = "needs checksum validation"]
 fn fin_with_a_bad_checksum_does_not_close_the_client_side() {
     let (_, bad) = same_as_bulk_export("ctl-fin-bad-checksum.pcap");
     assert!(reported(&bad, "checksum"), "{}", bad.stderr);
@@ -122,7 +119,6 @@ fn fin_with_a_bad_checksum_does_not_close_the_client_side() {
 /// An RST far outside the window (RCV.NXT + 2^30): every TCP discards it (RFC 9293 §3.10.7.4,
 /// RFC 5961 §3.2). Today: the association ends `reset` and its last 4 C-MOVEs lose their AE.
 #[test]
-#[ignore = "needs TCP control-packet validation (RFC 5961)"]
 fn rst_out_of_window_does_not_reset_the_association() {
     let (_, bad) = same_as_bulk_export("ctl-rst-out-of-window.pcap");
     assert!(
@@ -139,7 +135,6 @@ fn rst_out_of_window_does_not_reset_the_association() {
 /// the association goes on with more C-MOVEs and ends with A-RELEASE. Today: the tap ends it as
 /// `reset` at the spoofed RST.
 #[test]
-#[ignore = "needs TCP control-packet validation (RFC 5961)"]
 fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
     let (_, bad) = same_as_bulk_export("ctl-rst-in-window.pcap");
     let outcomes: Vec<String> = bad
@@ -164,7 +159,6 @@ fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
 /// reported. Today: the decoy is taken, the event says ARCHIVE2 (and raises a false
 /// unknown_destination alert for it), and nothing is reported.
 #[test]
-#[ignore = "needs checksum validation"]
 fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
     let (clean, bad) = same_as_bulk_export("decoy-bad-checksum.pcap");
     assert!(!bad.stdout.contains("ARCHIVE2"));
@@ -184,7 +178,6 @@ fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
 /// only a counter. Today: the facts hold (first wins) but the conflict goes unnoticed: the
 /// summary counts "104 retransmitted bytes, 0 overlap conflicts" and no anomaly is written.
 #[test]
-#[ignore = "needs overlap-conflict detection (anomaly event)"]
 fn conflicting_retransmission_keeps_the_first_copy_and_is_reported() {
     let (clean, bad) = same_as_bulk_export("decoy-retransmission.pcap");
     assert!(!bad.stdout.contains("ARCHIVE2"));
@@ -258,7 +251,6 @@ fn syn_flood(n: usize) -> Vec<Frame> {
 /// association is evicted (7,859 table-full hits), its last 3 C-MOVEs are picked up mid-stream
 /// without AE titles, and the bulk_export alert does not fire. About 4 s in a debug build.
 #[test]
-#[ignore = "needs eviction that protects established flows"]
 fn syn_flood_of_270k_does_not_evict_the_idle_association() {
     let dir = tmpdir("flood");
     let path = dir.join("syn-flood-270k.pcap");
@@ -281,7 +273,6 @@ fn syn_flood_of_270k_does_not_evict_the_idle_association() {
 /// The same attack, scaled down: 2,000 SYNs against a 1,000-flow table (the flow table's cap
 /// is a library option, `ReplayOptions::flow.max_flows`; the binary has no flag for it yet).
 #[test]
-#[ignore = "needs eviction that protects established flows"]
 fn syn_flood_under_a_small_flow_cap_does_not_evict_established_flows() {
     let dir = tmpdir("flood-small");
     let path = dir.join("syn-flood-2k.pcap");
@@ -373,7 +364,6 @@ fn pinning_associations(path: &Path, conns: u32, claimed: u32, held: usize) {
 /// raised), and the refusal must be reported. Today: peak RSS 634 MB against 13 MB for the
 /// clean capture, no anomaly. About 4 s in a debug build (500 MB generated and replayed).
 #[test]
-#[ignore = "needs global decoder memory budget"]
 fn pinned_half_associations_stay_within_a_memory_budget() {
     let dir = tmpdir("pinning");
     let path = dir.join("pinning.pcap");
@@ -456,7 +446,6 @@ fn summary_escapes_an_ae_title_with_escape_sequences() {
 /// requests themselves are still reported. Today: only `PatientName=` and
 /// `PatientBirthDate=` are redacted.
 #[test]
-#[ignore = "needs redaction"]
 fn patient_identifiers_in_urls_never_reach_events_or_the_summary() {
     let clean = replay(&sample("dicomweb.pcap"));
     let bad = replay(&attack("redaction-urls.pcap"));
@@ -486,7 +475,6 @@ fn patient_identifiers_in_urls_never_reach_events_or_the_summary() {
 /// for 4 GiB is giving up silently; the PDU must be reported at once. Today: nothing at all
 /// is written for that connection (no association event, no anomaly).
 #[test]
-#[ignore = "needs DICOM PDU-length give-ups reported (A-ASSOCIATE-RQ length bound)"]
 fn associate_rq_claiming_4_gib_is_reported_not_awaited() {
     let clean = replay(&sample("move.pcap"));
     let bad = replay(&attack("giveup-associate-4g.pcap"));
@@ -543,7 +531,6 @@ fn mllp_start_byte_flood_does_not_hide_the_staff_change() {
 /// bytes seen on the wire, never a length an attacker wrote. Today: the anomaly
 /// (`dicom.malformed_pdv`) is there, but bytes_toserver says 4,294,967,674.
 #[test]
-#[ignore = "needs DICOM PDU-length give-ups reported (bytes counted as seen)"]
 fn pdata_claiming_4_gib_counts_only_the_bytes_seen() {
     let clean = replay(&sample("move.pcap"));
     let bad = replay(&attack("giveup-pdata-4g.pcap"));
@@ -564,7 +551,6 @@ fn pdata_claiming_4_gib_counts_only_the_bytes_seen() {
 /// receiver did not (the C-STOREs completed), so the tap decodes them as before and reports
 /// the violation. Today: decoded, but not reported.
 #[test]
-#[ignore = "needs PDU-above-negotiated-maximum anomaly"]
 fn pdu_above_the_negotiated_maximum_is_an_anomaly() {
     let clean = replay(&sample("move.pcap"));
     let bad = replay(&attack("giveup-pdu-above-max.pcap"));
@@ -577,7 +563,6 @@ fn pdu_above_the_negotiated_maximum_is_an_anomaly() {
 /// reported with what came before the cap: method, URL, hostname and status. Today: the
 /// anomaly `http.header_too_large` is there, but the event has no hostname (nor user).
 #[test]
-#[ignore = "needs HTTP head cap that keeps the fields parsed before it"]
 fn http_head_over_64k_keeps_the_host() {
     let clean = replay(&sample("dicomweb.pcap"));
     let bad = replay(&attack("giveup-http-head-64k.pcap"));
@@ -612,7 +597,6 @@ fn http_head_over_64k_keeps_the_host() {
 /// flow nor empty the detection windows; it is reported. Today: association 2 ends
 /// `incomplete` and 3 C-MOVEs lose their AE; no bulk_export alert.
 #[test]
-#[ignore = "needs a packet-time sanity check (time jump anomaly)"]
 fn a_packet_ten_years_ahead_times_out_no_flow() {
     let (clean, bad) = same_as_bulk_export("clock-ten-years.pcap");
     assert!(!new_anomalies(&clean, &bad).is_empty(), "{}", bad.stderr);

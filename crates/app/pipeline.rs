@@ -199,16 +199,16 @@ impl ReplayReport {
             input.rows.push((
                 "IP fragments".into(),
                 format!(
-                    "{} datagrams reassembled; dropped: {} timed out, {} overlapping, {} too many fragments, \
-                     {} too big, {} evicted (memory), {} tiny first fragment, {} malformed; {} cut by the snaplen, \
-                     {} not TCP",
+                    "{} datagrams reassembled ({} with a tiny first fragment, flagged); dropped: {} timed out, \
+                     {} overlapping, {} too many fragments, {} too big, {} evicted (memory), {} malformed; \
+                     {} cut by the snaplen, {} not TCP",
                     d.reassembled,
+                    d.tiny,
                     d.timed_out,
                     d.overlapping,
                     d.too_many,
                     d.too_big,
                     d.evicted,
-                    d.tiny,
                     d.malformed,
                     d.truncated,
                     d.non_tcp
@@ -942,26 +942,44 @@ pub struct Pipeline {
 
 /// When detection's windows are advanced: at the first packet of each second of packet time.
 /// Live capture computes this on the capture thread, over every frame, as replay does here.
+///
+/// Guarded like the flow table's clock (`pacstap_flow`'s `MAX_STEP` / `CONFIRMATIONS`): a frame
+/// more than a minute ahead of the last tick advances detection only when the next frames agree
+/// with it. One packet stamped ten years ahead (a forged pcap, a capture clock's glitch) would
+/// otherwise expire every window at once and hide a bulk export in progress.
 #[derive(Debug, Clone, Copy)]
 pub struct DetectionClock {
     next_tick: i64,
+    /// Far frames seen in a row, waiting for confirmation.
+    far_in_a_row: u8,
 }
 
 impl Default for DetectionClock {
     fn default() -> Self {
-        DetectionClock { next_tick: i64::MIN }
+        DetectionClock {
+            next_tick: i64::MIN,
+            far_in_a_row: 0,
+        }
     }
 }
 
 impl DetectionClock {
     /// Whether the frame at `ts` advances detection's clock.
     pub fn ticks_at(&mut self, ts: Timestamp) -> bool {
-        if ts.0 >= self.next_tick {
-            self.next_tick = ts.0.saturating_add(1_000_000_000);
-            true
-        } else {
-            false
+        if ts.0 < self.next_tick {
+            self.far_in_a_row = 0;
+            return false;
         }
+        let max_step = i64::try_from(pacstap_flow::MAX_STEP.as_nanos()).unwrap_or(i64::MAX);
+        // `next_tick` is one second after the last tick.
+        let far = self.next_tick != i64::MIN && ts.0 > self.next_tick.saturating_add(max_step);
+        if far && self.far_in_a_row < pacstap_flow::CONFIRMATIONS {
+            self.far_in_a_row += 1;
+            return false;
+        }
+        self.far_in_a_row = 0;
+        self.next_tick = ts.0.saturating_add(1_000_000_000);
+        true
     }
 }
 

@@ -99,7 +99,8 @@ pub struct DefragStats {
     pub too_big: u64,
     /// Datagrams evicted to stay within [`DefragConfig::memory`].
     pub evicted: u64,
-    /// Datagrams dropped for a tiny first fragment or a TCP fragment at offset 8 (RFC 1858, 3128).
+    /// Tiny first fragments and TCP fragments at offset 8 (RFC 1858, 3128): flagged, and
+    /// reassembled as the endpoint reassembles them.
     pub tiny: u64,
     /// Datagrams dropped as inconsistent (two different ends, data past the end, a non-final
     /// fragment not a multiple of 8 bytes long: RFC 791 §3.2, RFC 8200 §4.5).
@@ -227,7 +228,6 @@ enum Drop {
     Overlapping,
     TooMany,
     TooBig,
-    Tiny,
     Malformed,
 }
 
@@ -311,14 +311,21 @@ impl Defragmenter {
             Some(Drop::TooBig)
         } else if frag.more && (len == 0 || len % 8 != 0) {
             Some(Drop::Malformed)
-        } else if frag.offset == 8 || (frag.offset == 0 && !holds_tcp_header(frag.data)) {
-            Some(Drop::Tiny)
         } else {
             None
         };
         if let Some(why) = drop {
             self.drop_datagram(ts, key, frag.family, why);
             return None;
+        }
+        // A tiny first fragment (and the fragment at offset 8 that completes its header) is
+        // the classic way past a firewall that filters on TCP flags (RFC 1858, 3128). The
+        // endpoints reassemble it (Linux does), so a passive monitor that dropped it would be
+        // blinded by the same trick: flag it (counted once per datagram, an anomaly) and
+        // reassemble. A rewrite of header bytes already seen is an overlap with different
+        // bytes, dropped as the endpoint drops it.
+        if frag.offset == 0 && !holds_tcp_header(frag.data) {
+            self.stats.tiny += 1;
         }
         if !self.pending.contains_key(&key) {
             self.make_room(DATAGRAM_OVERHEAD, None);
@@ -467,7 +474,6 @@ impl Defragmenter {
             Drop::Overlapping => &mut self.stats.overlapping,
             Drop::TooMany => &mut self.stats.too_many,
             Drop::TooBig => &mut self.stats.too_big,
-            Drop::Tiny => &mut self.stats.tiny,
             Drop::Malformed => &mut self.stats.malformed,
         };
         *counter += 1;
@@ -764,20 +770,21 @@ mod tests {
     }
 
     #[test]
-    fn tiny_first_fragments_and_offset_8_are_dropped() {
+    fn tiny_first_fragments_and_offset_8_are_flagged_and_reassembled() {
         let seg = segment(100);
         let mut d = Defragmenter::new(DefragConfig::default());
         // The first fragment holds 16 of the TCP header's 20 bytes (RFC 1858 §3.1).
         assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 1, &seg, 0, 16)), None);
-        assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 1, &seg, 16, seg.len())), None);
+        assert!(d.push(ts(0), &v4_frag(ip::TCP, 1, &seg, 16, seg.len())).is_some());
         // A data offset claiming options the first fragment does not hold.
         let mut opts = seg.clone();
         opts[12] = 0xf0;
         assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 2, &opts, 0, 24)), None);
-        // Offset 8: can only rewrite the flags of a header already seen (RFC 1858 §3.2).
-        assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 3, &seg, 8, seg.len())), None);
+        // Offset 8 after an 8-byte first fragment: the rest of the header.
+        assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 3, &seg, 0, 8)), None);
+        assert!(d.push(ts(0), &v4_frag(ip::TCP, 3, &seg, 8, seg.len())).is_some());
         let s = d.stats();
-        assert_eq!((s.tiny, s.dropped_fragments, s.reassembled), (3, 1, 0));
+        assert_eq!((s.tiny, s.reassembled), (3, 2));
     }
 
     #[test]

@@ -83,9 +83,13 @@ impl PacketClock {
                 Step::Held
             };
         }
+        // Far packets confirm each other only when they agree (within a step of each other):
+        // frames of several days merged into one replay are far from the clock *and* from
+        // each other, and the clock must land on the day that goes on, not on the earliest
+        // stray frame of the run.
         let (earliest, n) = match self.candidate {
-            Some((t, n)) => (t.min(ts), n + 1),
-            None => (ts, 0),
+            Some((t, n)) if ts <= t.add(MAX_STEP) && t <= ts.add(MAX_STEP) => (t.min(ts), n + 1),
+            _ => (ts, 0),
         };
         if n >= CONFIRMATIONS {
             self.candidate = None;
@@ -124,5 +128,13 @@ mod tests {
         assert_eq!(c.observe(s(10_002)), Step::Jumped);
         assert_eq!(c.now(), s(10_000));
         assert_eq!(c.observe(s(10_003)), Step::Advanced);
+        // Far frames that disagree with each other (three days merged): the clock lands on
+        // the last run that agrees.
+        assert_eq!(c.observe(s(50_000)), Step::Held);
+        assert_eq!(c.observe(s(90_000)), Step::Held);
+        assert_eq!(c.observe(s(200_000)), Step::Held);
+        assert_eq!(c.observe(s(200_001)), Step::Held);
+        assert_eq!(c.observe(s(200_002)), Step::Jumped);
+        assert_eq!(c.now(), s(200_000));
     }
 }

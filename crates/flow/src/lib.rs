@@ -35,6 +35,7 @@ mod reassembly;
 mod table;
 
 pub use checksum::AUTO_SAMPLE as CHECKSUM_AUTO_SAMPLE;
+pub use clock::{CONFIRMATIONS, MAX_STEP};
 pub use config::{ChecksumMode, FlowConfig, FlowStats};
 pub use reassembly::PIECE_OVERHEAD;
 pub use table::FlowTable;

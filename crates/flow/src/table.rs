@@ -241,8 +241,19 @@ impl<S: Default> FlowTable<S> {
             // it (as every flow was before the clock was guarded), so that which packets a
             // worker happened to hold never changes how a flow is split.
             // (A flow already touched while the clock is held was stamped with the held clock.)
+            // A far packet that carries nothing but an acknowledgment (no data, no SYN, FIN or
+            // RST) cannot start a connection, so it is no reason to end one: one pure ACK
+            // stamped ten years ahead (a forged pcap, a capture clock's glitch) must not split
+            // the association it names. Were the time real, the packets after it agree and
+            // judge the flow by it.
+            let bare_far_ack = pkt.ts > self.clock.now().add(crate::clock::MAX_STEP)
+                && len == 0
+                && !(flags.syn() || flags.fin() || flags.rst());
             let touched_while_held = self.held.iter().any(|&(i, _, _)| i == idx);
-            let last = self.slot(idx).map(|f| f.last_active).filter(|_| !touched_while_held);
+            let last = self
+                .slot(idx)
+                .map(|f| f.last_active)
+                .filter(|_| !touched_while_held && !bare_far_ack);
             let now = self.clock.now().max(pkt.ts);
             if let Some(last) = last.filter(|&l| now.since(l) > self.cfg.idle_timeout) {
                 self.stats.flows_timed_out += 1;
@@ -625,6 +636,12 @@ impl<S: Default> FlowTable<S> {
             if flags.ack() {
                 if dir == Direction::ToClient {
                     *server_isn = Some(seq);
+                    // The SYN-ACK names the client's ISN (its ACK is ISN + 1): a SPAN port
+                    // that delivers the client's side late shows the SYN after it, and that
+                    // SYN is the handshake's own, not a new one on an open connection.
+                    if client_isn.is_none() {
+                        *client_isn = Some(pkt.tcp.ack.wrapping_sub(1));
+                    }
                 }
                 if !half[peer].has_data() {
                     // A SYN-ACK acknowledges the peer's SYN: its ACK is the peer's ISN + 1, offset

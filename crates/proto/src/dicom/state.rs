@@ -319,6 +319,21 @@ impl Session {
         if self.probation {
             self.probation = false;
         }
+        if let Some(a) = self.assoc.as_mut() {
+            // The acceptor's A-ASSOCIATE-AC came first and nothing else yet: a SPAN port that
+            // delivers the requester's side late (its two directions queue apart) shows the
+            // answer before the request. That is one association: the RQ fills in what the AC
+            // could not say (AE titles, identity, abstract syntaxes).
+            if !a.request_seen && a.accepted && a.commands == 0 && a.norm(raw) == Direction::ToServer {
+                merge_late_rq(a, rq);
+                for r in [Direction::ToServer, Direction::ToClient] {
+                    let d = a.norm(r);
+                    *at_mut(&mut a.bytes, d) += std::mem::take(at_mut(&mut self.loose_bytes, r));
+                }
+                *at_mut(&mut self.reading_rq, raw) = false;
+                return;
+            }
+        }
         if let Some(old) = &self.assoc {
             // A new RQ on a connection whose association never ended (PS3.8 §9.1.1: one
             // association per connection). If we saw the old one begin, that is a protocol
@@ -777,6 +792,32 @@ impl Session {
                 lost: 0,
                 sniff: None,
             });
+        }
+    }
+}
+
+/// An A-ASSOCIATE-RQ seen after the A-ASSOCIATE-AC that answered it, folded into the
+/// association the AC started: the RQ's fields, and the abstract syntax of each context the AC
+/// already accepted or refused (matched by presentation context id, PS3.8 §9.3.2.2 / §9.3.3.2).
+fn merge_late_rq(a: &mut Association, rq: AssociateRq) {
+    a.request_seen = true;
+    a.calling_ae = rq.calling_ae;
+    a.called_ae = rq.called_ae;
+    a.identity = rq.user_identity;
+    a.implementation_class_uid = rq.implementation_class_uid;
+    a.implementation_version_name = rq.implementation_version_name;
+    a.max_pdu_length = rq.max_pdu_length;
+    for pc in rq.contexts {
+        let known = a.contexts.len();
+        match a.contexts.iter_mut().find(|c| c.id == pc.id) {
+            Some(c) => c.abstract_syntax = pc.abstract_syntax,
+            None if known < MAX_PRESENTATION_CONTEXTS => a.contexts.push(PresContext {
+                id: pc.id,
+                abstract_syntax: pc.abstract_syntax,
+                accepted: false,
+                ts: None,
+            }),
+            None => {}
         }
     }
 }
