@@ -45,12 +45,33 @@ const AUTO_BAD_DIVISOR: u64 = 10;
 const PROTO_TCP: u8 = 6;
 
 /// Sum of `data` as native-endian 32-bit words, the tail zero-padded (see the module docs).
+///
+/// Read 32 bytes at a time as four 64-bit words, each split into its two 32-bit halves, into
+/// four accumulators: wide loads and independent adds that the compiler turns into a few
+/// vector instructions per 32 bytes even for the baseline x86-64 target (SSE2), about twice
+/// as fast as widening one 32-bit word at a time. Each add is below 2^33, so a 64-bit
+/// accumulator takes 2^31 of them (16 GiB) before it could overflow; a segment is at most
+/// 64 KiB (or 4 GiB for an IPv6 jumbogram, RFC 2675).
 fn sum32(data: &[u8]) -> u64 {
-    let mut words = data.chunks_exact(4);
-    let sum: u64 = words
-        .by_ref()
-        .map(|w| u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]])))
-        .sum();
+    #[inline(always)]
+    fn halves(w: &[u8]) -> u64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        let w = u64::from_ne_bytes(b);
+        (w & 0xFFFF_FFFF) + (w >> 32)
+    }
+    let mut blocks = data.chunks_exact(32);
+    let mut acc = [0u64; 4];
+    for blk in blocks.by_ref() {
+        for (a, w) in acc.iter_mut().zip(blk.chunks_exact(8)) {
+            *a += halves(w);
+        }
+    }
+    let mut words = blocks.remainder().chunks_exact(4);
+    let mut sum = acc.iter().sum::<u64>();
+    for w in words.by_ref() {
+        sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+    }
     let mut tail = [0u8; 4];
     for (t, &b) in tail.iter_mut().zip(words.remainder()) {
         *t = b;
