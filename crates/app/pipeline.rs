@@ -471,7 +471,9 @@ impl FlowShard {
             let id = self.flows.process(&pkt, &mut self.analyzer);
             // The flow stage's own anomalies (`tcp.*`) come before what the decoders made of
             // the packet.
-            out.extend(self.flows.drain_events());
+            if self.flows.has_events() {
+                out.extend(self.flows.drain_events());
+            }
             if let Some(ring) = self.ring.as_mut() {
                 let key = pkt.key.canonical().0;
                 let id = match id {
@@ -490,7 +492,9 @@ impl FlowShard {
                     ring.record(id, frame.ts, frame.linktype, frame.data, frame.orig_len, payload);
                 }
             }
-            out.extend(self.analyzer.drain_events());
+            if self.analyzer.has_events() {
+                out.extend(self.analyzer.drain_events());
+            }
         }
     }
 

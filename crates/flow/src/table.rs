@@ -341,6 +341,13 @@ impl<S: Default> FlowTable<S> {
         self.events.drain(..)
     }
 
+    /// Whether [`FlowTable::drain_events`] has anything: checked per packet, so the common
+    /// case (no event) costs one comparison instead of a drain.
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     fn slot(&self, idx: u32) -> Option<&Flow<S>> {
         self.slots.get(idx as usize).and_then(Option::as_ref)
     }

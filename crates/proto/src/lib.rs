@@ -306,6 +306,12 @@ impl Analyzer {
         self.events.drain(..)
     }
 
+    /// Whether [`Analyzer::drain_events`] has anything (checked per packet).
+    #[inline]
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     pub fn stats(&self) -> &ProtoStats {
         &self.stats
     }
