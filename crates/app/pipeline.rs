@@ -256,11 +256,13 @@ impl ReplayReport {
                 (
                     "capture health".into(),
                     format!(
-                        "{} one-sided flows ({:.0}% of ended), {} duplicate frames, {} timestamp jumps",
+                        "{} one-sided flows ({:.0}% of ended), {} duplicate frames, {} timestamp jumps, \
+                         {} segments cut by the snaplen",
                         f.one_sided_flows,
                         100.0 * f.one_sided_flows as f64 / f.flows_ended.max(1) as f64,
                         f.duplicate_frames,
-                        f.timestamp_jumps
+                        f.timestamp_jumps,
+                        f.truncated_packets
                     ),
                 ),
                 (
@@ -929,6 +931,7 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("evicted_decoding", f.evicted_decoding),
         ("one_sided_flows", f.one_sided_flows),
         ("duplicate_frames", f.duplicate_frames),
+        ("snaplen_cut_segments", f.truncated_packets),
     ])
 }
 

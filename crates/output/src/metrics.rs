@@ -46,6 +46,7 @@
 //! | `pacstap_tcp_evicted_decoding_total` | counter | — Flows evicted while a decoder was reading them. |
 //! | `pacstap_tcp_one_sided_flows_total` | counter | — Ended flows of which only one direction was captured. |
 //! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to the previous one of their direction (mirrored twice). |
+//! | `pacstap_tcp_snaplen_cut_segments_total` | counter | — TCP segments whose payload the snaplen cut short. |
 //! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe`): frames the wire stage peeled that tunnel from |
 //! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen; `tiny`: flagged tiny first fragments, still reassembled) |
 //! | `pacstap_ip_fragments_held_bytes` | gauge | — bytes the defragmenter holds now (within `--defrag-memory`) |
@@ -178,7 +179,7 @@ const ACK_LATENCY_BUCKETS: [f64; 13] = [
 ];
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 17] = [
+pub const TCP_COUNTERS: [(&str, &str); 18] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -234,6 +235,10 @@ pub const TCP_COUNTERS: [(&str, &str); 17] = [
     (
         "duplicate_frames",
         "Frames identical to the previous one of their direction (mirrored twice).",
+    ),
+    (
+        "snaplen_cut_segments",
+        "TCP segments whose payload the capture's snaplen cut short (the missing bytes are gaps).",
     ),
 ];
 
