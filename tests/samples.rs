@@ -299,3 +299,18 @@ fn several_files_merge_in_time_order() {
     assert_eq!(associations(&ev).len(), 4);
     assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
 }
+
+/// Real loss is reported honestly: the summary names the association that lost bytes to the
+/// capture's gap (issue 9), with its endpoints and the bytes lost.
+#[test]
+fn the_summary_names_the_associations_that_lost_bytes() {
+    let report = pacstap::replay(pacstap::ReplayOptions::new(vec![sample("store-dropped.pcap")]), false).unwrap();
+    let text = report.render_summary();
+    assert!(text.contains("lost bytes             1 associations"), "{text}");
+    assert!(
+        text.contains("MODALITY1 → ORTHANC (10.20.0.30:52840 → 10.20.0.10:4242): 1448 bytes in 1 gap"),
+        "{text}"
+    );
+    let clean = pacstap::replay(pacstap::ReplayOptions::new(vec![sample("store.pcap")]), false).unwrap();
+    assert!(!clean.render_summary().contains("lost bytes"));
+}

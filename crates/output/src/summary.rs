@@ -73,6 +73,10 @@ pub struct Summary {
     queried: StudySet,
     move_destinations: BTreeMap<String, u64>,
     users: BTreeMap<String, u64>,
+    /// Associations that lost bytes to capture gaps: how many, and the first few named (issue
+    /// 9: real loss is reported honestly, and the summary says which associations it hit).
+    lossy_associations: u64,
+    lossy: Vec<String>,
     anomalies: BTreeMap<&'static str, u64>,
     http: Counter,
     http_users: Counter,
@@ -156,6 +160,21 @@ impl Summary {
                 self.associations += 1;
                 *self.outcomes.entry(a.outcome.as_str()).or_default() += 1;
                 self.pair(&esc(&a.calling_ae), &esc(&a.called_ae)).associations += 1;
+                if a.gap_bytes > 0 {
+                    self.lossy_associations += 1;
+                    if self.lossy.len() < TOP_N {
+                        self.lossy.push(format!(
+                            "{} → {} ({} → {}): {} bytes in {} gap{}",
+                            show_ae(&esc(&a.calling_ae)),
+                            show_ae(&esc(&a.called_ae)),
+                            ev.flow.client,
+                            ev.flow.server,
+                            a.gap_bytes,
+                            a.gaps.max(1),
+                            if a.gaps > 1 { "s" } else { "" }
+                        ));
+                    }
+                }
                 if let Some(u) = a.user_identity.as_ref().and_then(|u| u.username.as_deref()) {
                     let u = esc(u);
                     if self.users.contains_key(u.as_ref()) || self.users.len() < MAX_AE_PAIRS {
@@ -309,6 +328,19 @@ impl Summary {
                 }
                 if pairs.len() > TOP_N || self.other_pair.associations + self.other_pair.commands > 0 {
                     let _ = writeln!(s, "    … {} more pairs", pairs.len().saturating_sub(TOP_N));
+                }
+            }
+            if self.lossy_associations > 0 {
+                let _ = writeln!(
+                    s,
+                    "  {:<22} {} associations (bytes never captured)",
+                    "lost bytes", self.lossy_associations
+                );
+                for line in &self.lossy {
+                    let _ = writeln!(s, "    {line}");
+                }
+                if self.lossy_associations > self.lossy.len() as u64 {
+                    let _ = writeln!(s, "    … {} more", self.lossy_associations - self.lossy.len() as u64);
                 }
             }
             if !self.users.is_empty() {
