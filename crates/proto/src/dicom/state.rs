@@ -209,6 +209,10 @@ impl Session {
 
     /// The flow ended (PS3.8 gives no outcome for this; CONTRACT §2 does).
     pub(crate) fn flow_end(&mut self, ctx: &mut Ctx<'_>, outcome: AssociationOutcome) {
+        let outcome = match &self.assoc {
+            Some(a) if a.released_early => AssociationOutcome::Released,
+            _ => outcome,
+        };
         self.end_association(ctx, Ending::plain(outcome));
     }
 
@@ -286,12 +290,17 @@ impl Session {
                     _ => self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-RJ")),
                 }
             }
-            ControlPdu::ReleaseRq => {
-                if self.assoc.is_none() && !self.ended_any {
-                    self.implicit(ctx, false);
-                }
-            }
-            ControlPdu::ReleaseRp => self.end_by_peer(ctx, Ending::plain(AssociationOutcome::Released)),
+            ControlPdu::ReleaseRq => match self.assoc.as_mut() {
+                Some(a) if a.released_early => self.end_association(ctx, Ending::plain(AssociationOutcome::Released)),
+                Some(a) => a.release_requested = true,
+                None if !self.ended_any => self.implicit(ctx, false),
+                None => {}
+            },
+            ControlPdu::ReleaseRp => match self.assoc.as_mut() {
+                // The answer before its request: wait for the request (or the connection's end).
+                Some(a) if a.request_seen && !a.release_requested && !a.released_early => a.released_early = true,
+                _ => self.end_by_peer(ctx, Ending::plain(AssociationOutcome::Released)),
+            },
             ControlPdu::Abort { source, reason } => self.end_by_peer(
                 ctx,
                 Ending {

@@ -47,6 +47,12 @@ pub(crate) struct Association {
     pub lossless: bool,
     /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
     pub pending: Vec<DicomCommand>,
+    /// An A-RELEASE-RQ was seen.
+    pub release_requested: bool,
+    /// The A-RELEASE-RP came before its RQ (a SPAN port delivering the requester's side late):
+    /// the association ends, released, when the RQ arrives or the connection ends, so the RQ's
+    /// bytes are still counted in it.
+    pub released_early: bool,
 }
 
 impl Association {
@@ -72,6 +78,8 @@ impl Association {
             gaps: 0,
             lossless: false,
             pending: Vec::new(),
+            release_requested: false,
+            released_early: false,
         }
     }
 
