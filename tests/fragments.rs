@@ -213,24 +213,6 @@ fn a_syn_in_tiny_fragments_is_reassembled_and_flagged() {
     );
 }
 
-/// Pcap files as a live feed, for the sharded pipeline (as `tests/sharded.rs`).
-struct FilesAsLive(pacstap_capture::MergedSource);
-
-impl pacstap::live::FrameFeed for FilesAsLive {
-    fn next_frame(&mut self) -> pacstap::live::Next<'_> {
-        match self.0.next_frame() {
-            Some(f) => pacstap::live::Next::Frame(f),
-            None => pacstap::live::Next::End,
-        }
-    }
-    fn stats(&mut self) -> pacstap_capture::LiveStats {
-        pacstap_capture::LiveStats::default()
-    }
-    fn lossless(&self) -> bool {
-        true
-    }
-}
-
 /// What an evidence pcap holds: its link type, frame count, and the C-STOREs it decodes to.
 fn evidence(pcap: &std::path::Path) -> (u32, usize, usize) {
     let mut src = pacstap_capture::PcapFileSource::open(pcap).unwrap();

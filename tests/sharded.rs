@@ -6,7 +6,7 @@
 //! and no network; `tests/live_capture.rs` runs the same threads on a real interface.
 
 mod common;
-use common::sample;
+use common::{sample, FilesAsLive};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -204,25 +204,6 @@ fn a_bad_alertmanager_url_is_bad_usage() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--alertmanager"));
-}
-
-/// Pcap files as a live feed (what `capture` gets from libpcap), for the tests below.
-struct FilesAsLive(pacstap_capture::MergedSource);
-
-impl pacstap::live::FrameFeed for FilesAsLive {
-    fn next_frame(&mut self) -> pacstap::live::Next<'_> {
-        use pacstap_capture::PacketSource;
-        match self.0.next_frame() {
-            Some(f) => pacstap::live::Next::Frame(f),
-            None => pacstap::live::Next::End,
-        }
-    }
-    fn stats(&mut self) -> pacstap_capture::LiveStats {
-        pacstap_capture::LiveStats::default()
-    }
-    fn lossless(&self) -> bool {
-        true
-    }
 }
 
 /// The client ports and frame count of a pcap's TCP packets to or from `server_port`.

@@ -58,3 +58,22 @@ pub mod pcapgen;
 
 /// Replays through the real binary and the facts of its events (tests/hostile.rs).
 pub mod eve_run;
+
+/// Pcap files as a live feed (what `capture` gets from libpcap), for the sharded pipeline.
+pub struct FilesAsLive(pub pacstap_capture::MergedSource);
+
+impl pacstap::live::FrameFeed for FilesAsLive {
+    fn next_frame(&mut self) -> pacstap::live::Next<'_> {
+        use pacstap_capture::PacketSource;
+        match self.0.next_frame() {
+            Some(f) => pacstap::live::Next::Frame(f),
+            None => pacstap::live::Next::End,
+        }
+    }
+    fn stats(&mut self) -> pacstap_capture::LiveStats {
+        pacstap_capture::LiveStats::default()
+    }
+    fn lossless(&self) -> bool {
+        true
+    }
+}
