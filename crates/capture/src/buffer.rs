@@ -8,6 +8,19 @@
 
 use std::io::{self, Read};
 
+use crate::read_ahead::{Chunk, ReadAhead};
+
+/// What a [`ReadBuffer`] reads from: any reader, or a file read ahead in whole chunks
+/// ([`ReadAhead`]), which the buffer takes over without copying them.
+pub(crate) trait Source: Read {
+    /// The read-ahead end, when this source reads ahead.
+    fn ahead(&mut self) -> Option<&mut ReadAhead> {
+        None
+    }
+}
+
+impl Source for &[u8] {}
+
 pub(crate) struct ReadBuffer<R> {
     data: Vec<u8>,
     /// `data[pos..end]` are read but not consumed.
@@ -21,7 +34,7 @@ pub(crate) struct ReadBuffer<R> {
     max: usize,
 }
 
-impl<R: Read> ReadBuffer<R> {
+impl<R: Source> ReadBuffer<R> {
     pub(crate) fn new(reader: R, initial: usize, max: usize) -> Self {
         ReadBuffer {
             data: vec![0; initial.min(max)],
@@ -44,6 +57,11 @@ impl<R: Read> ReadBuffer<R> {
     /// What the buffer reads from.
     pub(crate) fn reader(&self) -> &R {
         &self.reader
+    }
+
+    /// What the buffer reads from, to change it (the bytes already read stay).
+    pub(crate) fn reader_mut(&mut self) -> &mut R {
+        &mut self.reader
     }
 
     /// The bytes read and not yet consumed.
@@ -85,6 +103,9 @@ impl<R: Read> ReadBuffer<R> {
                 "read request exceeds the buffer cap",
             ));
         }
+        if self.reader.ahead().is_some() {
+            return self.fill_ahead(need);
+        }
         // Move the unconsumed tail (shorter than `need`, so cheap) to the front, then read into all
         // the free space so one system call serves many frames.
         if self.pos > 0 {
@@ -106,6 +127,50 @@ impl<R: Read> ReadBuffer<R> {
         }
         Ok(self.end >= need)
     }
+
+    /// [`Self::fill`] from chunks read ahead: the unconsumed tail goes into the headroom in front
+    /// of the next chunk, which becomes the buffer, so the chunk's bytes are never copied; a tail
+    /// longer than the headroom (a record above 128 KiB) is completed by copying instead, in a
+    /// buffer that grows to at most the cap plus one chunk.
+    fn fill_ahead(&mut self, need: usize) -> io::Result<bool> {
+        while self.end - self.pos < need && !self.eof {
+            let Some(ahead) = self.reader.ahead() else {
+                break;
+            };
+            let Chunk { mut buf, start, end } = match ahead.next_chunk() {
+                None => {
+                    self.eof = true;
+                    break;
+                }
+                Some(chunk) => chunk?,
+            };
+            let tail = self.end - self.pos;
+            if tail <= start {
+                let front = start - tail;
+                if let (Some(to), Some(from)) = (buf.get_mut(front..start), self.data.get(self.pos..self.end)) {
+                    to.copy_from_slice(from);
+                }
+                let old = std::mem::replace(&mut self.data, buf);
+                ahead.recycle(old);
+                self.pos = front;
+                self.end = end;
+            } else {
+                self.data.copy_within(self.pos..self.end, 0);
+                self.pos = 0;
+                self.end = tail;
+                let len = end - start;
+                if self.data.len() < tail + len {
+                    self.data.resize(tail + len, 0);
+                }
+                if let (Some(to), Some(from)) = (self.data.get_mut(tail..tail + len), buf.get(start..end)) {
+                    to.copy_from_slice(from);
+                }
+                self.end = tail + len;
+                ahead.recycle(buf);
+            }
+        }
+        Ok(self.end - self.pos >= need)
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +182,8 @@ mod tests {
         data: &'a [u8],
         chunk: usize,
     }
+
+    impl Source for Trickle<'_> {}
 
     impl Read for Trickle<'_> {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -141,6 +208,53 @@ mod tests {
         let left = b.available().len() as u64;
         b.consume(1000);
         assert_eq!(b.offset(), 7 + left, "consume stops at the data read");
+    }
+
+    /// A file read ahead in chunks, nothing else.
+    struct Ahead(ReadAhead);
+
+    impl Read for Ahead {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("chunks only"))
+        }
+    }
+
+    impl Source for Ahead {
+        fn ahead(&mut self) -> Option<&mut ReadAhead> {
+            Some(&mut self.0)
+        }
+    }
+
+    fn ahead_over(bytes: &[u8]) -> Ahead {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!("pacstap-buffer-ahead-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        Ahead(ReadAhead::start(f).unwrap())
+    }
+
+    #[test]
+    fn chunks_read_ahead_give_the_same_bytes_and_offsets_for_small_and_large_records() {
+        use crate::read_ahead::{CHUNK, HEADROOM};
+        let data: Vec<u8> = (0..(5 * CHUNK + 777)).map(|i| (i * 7 % 253) as u8).collect();
+        let mut b = ReadBuffer::new(ahead_over(&data), 0, 1 << 20);
+        // Records of 1,500 bytes (fast path: the tail fits the headroom) and records larger
+        // than the headroom (slow path: copied), each crossing chunk boundaries.
+        let sizes = [1500, 1500, HEADROOM + 1000, 1500, 3 * HEADROOM, 1, 1500];
+        let mut at = 0usize;
+        for &n in sizes.iter().cycle() {
+            if at + n > data.len() {
+                assert!(!b.ensure(n).unwrap(), "the file ends before {n} more bytes");
+                assert_eq!(b.available(), &data[at..]);
+                break;
+            }
+            assert!(b.ensure(n).unwrap());
+            assert_eq!(&b.available()[..n], &data[at..at + n], "record at {at} of {n} bytes");
+            assert_eq!(b.offset(), at as u64);
+            b.consume(n);
+            at += n;
+        }
     }
 
     #[test]

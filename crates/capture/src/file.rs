@@ -1,6 +1,7 @@
 //! One capture file, legacy pcap or pcapng, read block by block.
 
-use crate::buffer::ReadBuffer;
+use crate::buffer::{ReadBuffer, Source};
+use crate::read_ahead::ReadAhead;
 use crate::{CaptureError, Damage, PacketSource, RawFrame, BUFFER_SIZE, MAX_BLOCK};
 use pacstap_core::Timestamp;
 use std::fs::File;
@@ -66,6 +67,8 @@ pub struct PcapFileSource {
 /// ([`PcapFileSource::close`]); the source remembers its offset and reopens there.
 enum Reader {
     Open(File),
+    /// Open, and read ahead on a thread of its own ([`PcapFileSource::read_ahead`]).
+    Ahead(ReadAhead),
     Closed,
 }
 
@@ -73,7 +76,17 @@ impl Read for Reader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Reader::Open(f) => f.read(buf),
+            Reader::Ahead(_) => Err(std::io::Error::other("a file read ahead is read in chunks")),
             Reader::Closed => Err(std::io::Error::other("read from a closed capture file")),
+        }
+    }
+}
+
+impl Source for Reader {
+    fn ahead(&mut self) -> Option<&mut ReadAhead> {
+        match self {
+            Reader::Ahead(a) => Some(a),
+            _ => None,
         }
     }
 }
@@ -311,7 +324,21 @@ impl PcapFileSource {
 
     /// Whether the file is open (holds a descriptor and a read buffer).
     pub(crate) fn is_open(&self) -> bool {
-        matches!(self.buf_reader(), Reader::Open(_))
+        matches!(self.buf_reader(), Reader::Open(_) | Reader::Ahead(_))
+    }
+
+    /// Reads the rest of the file ahead on a thread of its own (see [`crate::read_ahead`]):
+    /// for replaying a few large files, where the kernel's copy of the file would otherwise
+    /// be half the time. If the thread cannot be started the file is read as before.
+    pub(crate) fn read_ahead(&mut self) {
+        let reader = self.buf.reader_mut();
+        if let Reader::Open(file) = reader {
+            // A clone shares the descriptor and its position: the thread reads on from where the
+            // buffer stopped, and the original closes when it is replaced here.
+            if let Ok(ahead) = file.try_clone().and_then(ReadAhead::start) {
+                *reader = Reader::Ahead(ahead);
+            }
+        }
     }
 
     fn buf_reader(&self) -> &Reader {

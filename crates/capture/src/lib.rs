@@ -41,6 +41,7 @@ mod buffer;
 mod file;
 mod live;
 mod merge;
+mod read_ahead;
 #[cfg(test)]
 mod testfiles;
 
@@ -56,7 +57,7 @@ use std::path::PathBuf;
 
 /// Read-buffer size: large enough that a read system call is amortised over hundreds of frames,
 /// small enough that merging dozens of files stays in tens of MiB.
-pub const BUFFER_SIZE: usize = 1 << 20;
+pub const BUFFER_SIZE: usize = 1 << 18;
 
 /// The largest block or record we will buffer. Wireshark's pcapng reader used the same 16 MiB
 /// limit (wiretap/pcapng.c `MAX_BLOCK_SIZE`, before it was raised for D-Bus captures); Ethernet

@@ -34,6 +34,11 @@ use std::path::PathBuf;
 /// buffers however many files are named.
 pub const MAX_OPEN_FILES: usize = 64;
 
+/// Up to this many files are each read ahead on a thread of their own ([`crate::read_ahead`]):
+/// a replay of one or a few large captures, where reading is half the time. Beyond it (a
+/// directory of rotated files) a thread per file would cost more than it saves.
+pub const READ_AHEAD_FILES: usize = 4;
+
 /// Frames of several files, merged by timestamp. With one file it is a thin wrapper with no
 /// per-frame merge cost.
 pub struct MergedSource {
@@ -89,6 +94,11 @@ impl MergedSource {
         }
         if m.files.is_empty() && !m.unreadable.is_empty() {
             return Err(m.unreadable.remove(0));
+        }
+        if m.files.len() <= READ_AHEAD_FILES {
+            for f in &mut m.files {
+                f.read_ahead();
+            }
         }
         Ok(m)
     }
