@@ -1,6 +1,7 @@
 //! `pacstap capture`: a live interface through the sharded pipeline (`crate::sharded`), with
 //! live evidence cut from the workers' rings (`crate::evidence_cut`).
 
+use crate::config::Config;
 use crate::config::{add_ports, apply_ports};
 use crate::detection::{Detection, DetectionSettings};
 use crate::report::ReplayReport;
@@ -8,7 +9,6 @@ use crate::sharded::{Chores, EventsTarget, FrameFeed, Next, Sharded};
 use anyhow::{anyhow, Context, Result};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats};
 use pacstap_defrag::DefragConfig;
-use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
 use pacstap_output::term::say;
 use pacstap_output::{Metrics, RingLimits};

@@ -4,13 +4,14 @@
 //! replay, the workers' merged outputs in `crate::sharded`. [`DetectionClock`] decides when
 //! packet time advances its windows, the same way for both.
 
+use crate::config::Config;
 use crate::recent::RecentFlows;
 use crate::report::ReplayReport;
 use crate::shard::ShardStats;
 use anyhow::{Context, Result};
 use pacstap_capture::Damage;
 use pacstap_core::{EventBody, FlowId, ProtocolEvent, Timestamp};
-use pacstap_detect::{Config, Detector, StateStore};
+use pacstap_detect::{Detector, StateStore};
 use pacstap_output::{AlertmanagerClient, EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -37,6 +38,9 @@ pub struct DetectionSettings {
 /// state (entities, windows, baselines), so it runs on exactly one thread.
 pub struct Detection {
     detector: Detector,
+    /// The whole config: detection runs on its [`Config::detect_config`] part; the rest
+    /// (`[ports]`, `[decapsulate]`) is the decoders', compared on reload.
+    config: Config,
     store: Option<StateStore>,
     state_warnings: Vec<String>,
     /// Alerts caused by the events being observed, emitted after them; reused.
@@ -64,9 +68,10 @@ impl Detection {
             }
             None => (None, None),
         };
-        let detector = Detector::new(&settings.config, learned).context("starting detection")?;
+        let detector = Detector::new(&settings.config.detect_config(), learned).context("starting detection")?;
         Ok(Detection {
             detector,
+            config: settings.config,
             store,
             state_warnings,
             alerts: Vec::new(),
@@ -174,12 +179,16 @@ impl Detection {
     /// incidents, held exports, learned state. A config detection cannot start with (e.g. an
     /// unreadable GeoIP file) is refused and the running one kept.
     pub fn reload_config(&mut self, config: &Config) -> Result<()> {
-        self.detector.reconfigure(config).context("reloading detection")
+        self.detector
+            .reconfigure(&config.detect_config())
+            .context("reloading detection")?;
+        self.config = config.clone();
+        Ok(())
     }
 
     /// The config detection runs with.
     pub fn config(&self) -> &Config {
-        self.detector.config()
+        &self.config
     }
 
     /// Studies exported so far (for metrics).

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => match pacstap_detect::Config::load(&file) {
+        Command::Config(ConfigCommand::Check { file }) => match pacstap::config::Config::load(&file) {
             Ok(cfg) => {
                 // Goes to a terminal too: a config file's strings are escaped like the wire's.
                 print!("{}", for_terminal(&cfg.render_effective()));

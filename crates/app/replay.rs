@@ -3,6 +3,7 @@
 //! sharded pipeline's threads (`crate::sharded`) run over the files. Evidence pcaps are written
 //! after the run, in a second pass over the files.
 
+use crate::config::Config;
 use crate::config::{apply_ports, wire_config};
 use crate::detection::{stats_snapshot, Detection, DetectionClock, DetectionSettings, METRICS_EVERY};
 use crate::progress::Progress;
@@ -13,7 +14,6 @@ use anyhow::{Context, Result};
 use pacstap_capture::{Damage, MergedSource, PacketSource, RawFrame};
 use pacstap_core::ProtocolEvent;
 use pacstap_defrag::{DefragConfig, Defragmenter};
-use pacstap_detect::Config;
 use pacstap_flow::FlowConfig;
 use pacstap_output::{AlertmanagerClient, EvidencePlan, Metrics, StatsSnapshot};
 use pacstap_proto::ProtoConfig;

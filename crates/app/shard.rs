@@ -24,11 +24,11 @@
 //! it has the capture's link type and lands in the flow's pcap), not the fragments, which have
 //! no ports to attribute them to a flow.
 
+use crate::config::Config;
 use crate::recent::RecentKeys;
 use pacstap_capture::RawFrame;
 use pacstap_core::{FlowId, FlowKey, ProtocolEvent, Timestamp};
 use pacstap_defrag::{DefragConfig, DefragStats, Defragmenter};
-use pacstap_detect::Config;
 use pacstap_flow::{FlowConfig, FlowTable};
 use pacstap_output::{EvidencePackets, EvidenceRing, RingLimits, RingStats};
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};

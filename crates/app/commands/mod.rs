@@ -28,19 +28,19 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// A bad config is bad usage (exit 2), checked before any input is read.
-pub fn load_config(path: Option<&Path>) -> Result<pacstap_detect::Config, ExitCode> {
+pub fn load_config(path: Option<&Path>) -> Result<pacstap::config::Config, ExitCode> {
     match path {
-        Some(path) => pacstap_detect::Config::load(path).map_err(|e| {
+        Some(path) => pacstap::config::Config::load(path).map_err(|e| {
             say(&format!("{}: {}", path.display(), error_chain(&e)));
             ExitCode::from(2)
         }),
-        None => Ok(pacstap_detect::Config::default()),
+        None => Ok(pacstap::config::Config::default()),
     }
 }
 
 /// `--decapsulate` values applied over the config's `[decapsulate]` table; a bad one is bad
 /// usage (exit 2).
-pub fn apply_decapsulate(config: &mut pacstap_detect::Config, specs: &[String]) -> Result<(), ExitCode> {
+pub fn apply_decapsulate(config: &mut pacstap::config::Config, specs: &[String]) -> Result<(), ExitCode> {
     let d = &mut config.decapsulate;
     let mut wire = pacstap_wire::WireConfig {
         enabled: d.enabled,

@@ -3,9 +3,9 @@
 
 use super::shared::Shared;
 use crate::config::add_ports;
+use crate::config::Config;
 use crate::detection::Detection;
 use anyhow::{Context, Result};
-use pacstap_detect::Config;
 use pacstap_output::term::{error_chain, say};
 use pacstap_output::Metrics;
 use pacstap_safefile::{Existing, Kind};

@@ -1,9 +1,9 @@
 //! The counters and settings the sharded pipeline's threads share (metrics, the report, port
 //! hints after a config reload).
 
+use crate::config::Config;
 use crate::shard::ShardStats;
 use pacstap_defrag::DefragStats;
-use pacstap_detect::Config;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 

@@ -2,7 +2,7 @@
 //! decoders' port hints, the wire stage's tunnels. Replay, capture and a config reload all take
 //! them from here, or the same packets would decode differently.
 
-use pacstap_detect::Config;
+use super::Config;
 use pacstap_proto::ProtoConfig;
 
 /// The decoders' port hints come from the config (CONTRACT §3 `[ports]`); replay and capture
