@@ -288,7 +288,7 @@ pub struct CaptureArgs {
 
     /// With --evidence-dir: memory for the packets kept for evidence, over all workers
     /// (bytes; least recently active flows are forgotten first).
-    #[arg(long, value_name = "BYTES", default_value_t = pacstap::live::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap::capture::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
     pub evidence_memory: usize,
 
     /// Tunnels to peel before reading TCP, for mirror traffic delivered encapsulated (cloud

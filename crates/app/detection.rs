@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What [`Detection`] needs, whatever feeds it (one [`FlowShard`] in replay, the workers live).
+/// What [`Detection`] needs, whatever feeds it (one [`crate::FlowShard`] in replay, the workers live).
 pub struct DetectionSettings {
     pub config: Config,
     pub state: Option<PathBuf>,
@@ -33,7 +33,7 @@ pub struct DetectionSettings {
     pub alertmanager: Option<Arc<AlertmanagerClient>>,
 }
 
-/// detect → outputs: takes decoded events in packet order (from one [`FlowShard`], or merged
+/// detect → outputs: takes decoded events in packet order (from one [`crate::FlowShard`], or merged
 /// from several), runs detection on them, and writes events and alerts. Owns all cross-flow
 /// state (entities, windows, baselines), so it runs on exactly one thread.
 pub struct Detection {

@@ -1,4 +1,4 @@
-//! Live evidence (`capture --evidence-dir`): the detection thread's [`EvidenceCutter`] asks the
+//! Live evidence (`capture --evidence-dir`): the detection thread's `EvidenceCutter` asks the
 //! workers for the packets their rings hold of each alert's flows and appends them to the
 //! incident's pcap. (Replay writes its evidence in a second pass over the files instead:
 //! `crate::replay`.)

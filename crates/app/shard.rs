@@ -7,7 +7,7 @@
 //! IP defragmentation (`pacstap-defrag`) runs on the frame path right after the wire decoder:
 //! a frame the decoder finds to be a fragment is counted as a frame as usual, and pushed to the
 //! [`Defragmenter`]; the datagram it completes is put behind the fragment frame's link header
-//! ([`pacstap_defrag::reframe`]) and goes through wire → flow → proto as one more frame, at the
+//! ([`pacstap_defrag::reframe()`]) and goes through wire → flow → proto as one more frame, at the
 //! completing fragment's packet time, not counted in `frames`/`bytes` (those are what was
 //! captured). Where that runs:
 //!
@@ -149,7 +149,7 @@ impl FlowShard {
         }
     }
 
-    /// A reassembled datagram (as a frame, [`pacstap_defrag::reframe`]) through wire → flow →
+    /// A reassembled datagram (as a frame, [`pacstap_defrag::reframe()`]) through wire → flow →
     /// proto, like a captured frame but not counted as one.
     pub fn datagram(&mut self, frame: &RawFrame<'_>, out: &mut Vec<ProtocolEvent>) {
         self.decode(frame, out);

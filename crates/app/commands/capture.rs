@@ -41,7 +41,7 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     let mut opts = opts.with_dicom_ports(&args.dicom_ports);
     opts.flow.checksum = args.checksum;
     opts.workers = match args.workers {
-        0 => pacstap::live::default_workers(),
+        0 => pacstap::sharded::default_workers(),
         n => usize::from(n),
     };
     opts.evidence_dir = args.evidence_dir;
@@ -63,7 +63,7 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     ) {
         return Ok(code);
     }
-    let source = match pacstap::live::open_capture(&opts.live) {
+    let source = match pacstap::capture::open_capture(&opts.live) {
         Ok(s) => s,
         Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
             say(&error_chain(&e));

@@ -150,7 +150,7 @@ pub fn check_outputs(
         }
     }
     if let Some(state) = state {
-        if let Err(e) = pacstap::live::check_state_dir(state) {
+        if let Err(e) = pacstap::capture::check_state_dir(state) {
             return Err(fail(error_chain(e.as_ref())));
         }
     }

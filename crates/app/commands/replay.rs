@@ -73,7 +73,7 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     opts.metrics = server.as_ref().map(|(m, _)| Arc::clone(m));
     opts.defrag = args.defrag.config();
     opts.workers = match args.workers {
-        0 => pacstap::live::default_workers(),
+        0 => pacstap::sharded::default_workers(),
         n => usize::from(n),
     };
     for p in args.dicom_ports {

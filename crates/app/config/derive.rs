@@ -1,5 +1,6 @@
 //! The settings the app derives from the configuration for the stages below detection: the
-//! decoders' port hints, the wire stage's tunnels. Replay, capture and a config reload all take
+//! decoders' port hints, the wire stage's tunnels (the evidence ring's payload cap is read
+//! where the ring is set up, `crate::capture`). Replay, capture and a config reload all take
 //! them from here, or the same packets would decode differently.
 
 use super::Config;
@@ -25,7 +26,6 @@ pub fn wire_config(config: &Config) -> pacstap_wire::WireConfig {
 }
 
 /// Adds `ports` to `to`, each once (`--dicom-port` over the config's `[ports]`).
-
 pub fn add_ports(to: &mut Vec<u16>, ports: &[u16]) {
     for p in ports {
         if !to.contains(p) {
