@@ -1,8 +1,7 @@
 //! `pacstap capture`: a live interface through the sharded pipeline (`crate::sharded`), with
 //! live evidence cut from the workers' rings (`crate::evidence_cut`).
 
-use crate::config::Config;
-use crate::config::{add_ports, apply_ports};
+use crate::config::{add_ports, apply_ports, Config};
 use crate::detection::{Detection, DetectionSettings};
 use crate::report::ReplayReport;
 use crate::sharded::{Chores, EventsTarget, FrameFeed, Next, Sharded};
