@@ -134,10 +134,10 @@ pub trait FrameFeed: Send {
 /// thread (SipHash was 5 % of it), and nobody on the wire can aim flows at one worker. Which
 /// worker decodes a flow never shows in the output: events are put back into frame order.
 pub struct Sharder {
-    pub(crate) hasher: ahash::RandomState,
-    pub(crate) workers: usize,
+    hasher: ahash::RandomState,
+    workers: usize,
     /// The tunnels to peel: a tunnelled flow is sharded by its inner 5-tuple.
-    pub(crate) wire: pacstap_wire::WireConfig,
+    wire: pacstap_wire::WireConfig,
 }
 
 impl Sharder {
