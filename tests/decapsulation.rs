@@ -154,7 +154,7 @@ fn write_pcap(path: &Path, frames: &[(i64, Vec<u8>)]) {
 }
 
 fn events(path: PathBuf, vxlan_ports: &[u16]) -> (pacstap::ReplayReport, Vec<Value>) {
-    let mut config = pacstap_detect::Config::default();
+    let mut config = pacstap::config::Config::default();
     config.decapsulate.vxlan_ports = vxlan_ports.to_vec();
     let opts = pacstap::ReplayOptions::new(vec![path]).with_config(config);
     let report = pacstap::replay(opts, true).expect("replay");

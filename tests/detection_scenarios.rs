@@ -29,7 +29,7 @@ struct Final {
 /// final state of every incident by (rule, kind, id). The config is loaded from its file, so
 /// its relative `geoip.csv` resolves against the scenarios directory.
 fn incidents(files: &[&str]) -> BTreeMap<(String, String, String), Final> {
-    let cfg = pacstap_detect::Config::load(&scenario_dir().join("pacstap.toml")).expect("scenario config");
+    let cfg = pacstap::config::Config::load(&scenario_dir().join("pacstap.toml")).expect("scenario config");
     let paths = files.iter().map(|f| scenario_dir().join(f)).collect();
     let report = pacstap::replay(pacstap::ReplayOptions::new(paths).with_config(cfg), true).expect("replay");
     let mut out = BTreeMap::new();
@@ -276,7 +276,7 @@ fn alerts_are_suricata_alert_objects_with_stable_incident_ids() {
             .filter_map(Value::as_str)
             .map(|f| scenario_dir().join(f))
             .collect();
-        let cfg = pacstap_detect::Config::load(&scenario_dir().join("pacstap.toml")).unwrap();
+        let cfg = pacstap::config::Config::load(&scenario_dir().join("pacstap.toml")).unwrap();
         let report = pacstap::replay(pacstap::ReplayOptions::new(files).with_config(cfg), true).unwrap();
         // incident_id -> (rule, entity, 5-tuple of the first alert)
         let mut incidents: BTreeMap<String, (Value, Value, Value)> = BTreeMap::new();

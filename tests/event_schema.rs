@@ -76,7 +76,7 @@ impl Write for SharedBuf {
 }
 
 /// The event lines `pacstap replay [--config CONFIG] PATHS…` writes.
-fn replay_lines(paths: Vec<PathBuf>, config: Option<pacstap_detect::Config>) -> Vec<String> {
+fn replay_lines(paths: Vec<PathBuf>, config: Option<pacstap::config::Config>) -> Vec<String> {
     let buf = SharedBuf::default();
     let mut opts = pacstap::ReplayOptions::new(paths.clone());
     if let Some(c) = config {
@@ -168,7 +168,7 @@ fn replayed_lines() -> &'static [Line] {
         for sc in spec["scenarios"].as_array().expect("scenarios") {
             let files: Vec<String> = common::strs(&sc["files"]);
             covered.extend(files.iter().cloned());
-            let cfg = pacstap_detect::Config::load(&dir.join("pacstap.toml")).expect("scenario config");
+            let cfg = pacstap::config::Config::load(&dir.join("pacstap.toml")).expect("scenario config");
             let paths = files.iter().map(|f| dir.join(f)).collect();
             push(&format!("scenarios {files:?}"), replay_lines(paths, Some(cfg)));
         }
@@ -178,7 +178,7 @@ fn replayed_lines() -> &'static [Line] {
             let name = p.file_name().unwrap().to_str().unwrap().to_owned();
             if !covered.contains(&name) {
                 // A scenario capture the spec does not list still gets validated, on its own.
-                let cfg = pacstap_detect::Config::load(&dir.join("pacstap.toml")).expect("scenario config");
+                let cfg = pacstap::config::Config::load(&dir.join("pacstap.toml")).expect("scenario config");
                 push(&format!("scenarios/{name}"), replay_lines(vec![p], Some(cfg)));
             }
         }

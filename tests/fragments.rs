@@ -240,7 +240,7 @@ fn evidence_pcaps_hold_the_reassembled_datagrams_in_replay_and_live() {
     let tmp = std::env::temp_dir().join(format!("pacstap-frag-evidence-{}", std::process::id()));
     let file = sample(&fragments("dicom-store-fragmented.pcap"));
     // FRAGSCP is not in the inventory: `unknown_destination` fires on the first C-STORE.
-    let config = pacstap_detect::Config::from_toml_str(
+    let config = pacstap::config::Config::from_toml_str(
         "[[inventory.dicom]]\nae = \"PACS1\"\nip = \"10.20.0.10\"\nrole = \"pacs\"\n",
     )
     .unwrap();

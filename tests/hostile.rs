@@ -278,7 +278,7 @@ fn syn_flood_under_a_small_flow_cap_does_not_evict_established_flows() {
     let path = dir.join("syn-flood-2k.pcap");
     pcapgen::write_pcap(&path, &syn_flood(2_000));
     let lib_replay = |p: PathBuf| {
-        let cfg = pacstap_detect::Config::load(&sample(CONFIG)).unwrap();
+        let cfg = pacstap::config::Config::load(&sample(CONFIG)).unwrap();
         let mut opts = pacstap::ReplayOptions::new(vec![p]).with_config(cfg);
         opts.flow.max_flows = 1_000;
         let report = pacstap::replay(opts, true).expect("replay");

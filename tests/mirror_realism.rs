@@ -71,7 +71,7 @@ struct Run {
 fn replay_paths(paths: &[PathBuf], config: Option<&Path>) -> Run {
     let mut opts = pacstap::ReplayOptions::new(paths.to_vec());
     if let Some(c) = config {
-        opts = opts.with_config(pacstap_detect::Config::load(c).expect("config"));
+        opts = opts.with_config(pacstap::config::Config::load(c).expect("config"));
     }
     let report = pacstap::replay(opts, true).expect("replay");
     let events = report

@@ -239,7 +239,7 @@ fn live_evidence_from_the_workers_rings_equals_replays_second_pass() {
     assert_eq!(replayed.evidence_files.len(), 1, "{:?}", replayed.evidence_files);
 
     let mut detection = pacstap::Detection::new(pacstap::DetectionSettings {
-        config: pacstap_detect::Config::default(),
+        config: pacstap::config::Config::default(),
         state: None,
         evidence_dir: Some(live_dir.clone()),
         events: None,

@@ -182,7 +182,7 @@ mod tests {
     use super::*;
 
     fn index(toml: &str) -> InventoryIndex {
-        InventoryIndex::new(&Config::from_toml_str(toml).expect("config"))
+        InventoryIndex::new(&toml::from_str::<Config>(toml).expect("config"))
     }
 
     const INVENTORY: &str = r#"

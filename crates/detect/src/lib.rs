@@ -68,7 +68,7 @@ mod testkit;
 mod text;
 mod window;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, DetectConfig};
 pub use detector::Detector;
 pub use entity::EntityKind;
 pub use error::DetectError;

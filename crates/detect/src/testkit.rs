@@ -140,7 +140,7 @@ pub(crate) fn study(n: impl std::fmt::Display) -> String {
 }
 
 pub(crate) fn config(toml: &str) -> Config {
-    match Config::from_toml_str(toml) {
+    match toml::from_str::<Config>(toml) {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     }

@@ -140,7 +140,8 @@ fn new_country_fires_with_a_maxmind_database() {
 fn a_corrupt_database_is_a_startup_error() {
     let path = std::env::temp_dir().join(format!("pacstap-detect-bad-{}.mmdb", std::process::id()));
     std::fs::write(&path, b"not a maxmind database").expect("write");
-    let cfg = Config::from_toml_str(&format!("[geoip]\ndatabase = {:?}\n", path.display().to_string())).expect("cfg");
+    let cfg =
+        toml::from_str::<Config>(&format!("[geoip]\ndatabase = {:?}\n", path.display().to_string())).expect("cfg");
     let err = Detector::new(&cfg, None).expect_err("corrupt mmdb");
     assert!(err.to_string().contains(&path.display().to_string()), "{err}");
     let _ = std::fs::remove_file(&path);

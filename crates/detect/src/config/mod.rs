@@ -1,20 +1,17 @@
-//! The TOML configuration of CONTRACT §3, with the checklist's seed thresholds as defaults.
+//! What detection is configured with ([`DetectConfig`]): the networks that are ours, the users
+//! exempt from export rules, the rules' thresholds (CONTRACT §2, the checklist's seed values as
+//! defaults), the inventory, the GeoIP source, the engine's bounds and the alerts' evidence caps.
 //!
-//! Every table denies unknown keys (a typo must not silently fall back to a default), and every
-//! error names the key and its line and column, e.g.
-//! `rules.bulk_export.threshold at line 12, column 13: expected a non-negative integer, found string "many"`.
-//! [`Config::render_effective`] prints every effective setting, defaults included, as TOML that
-//! [`Config::from_toml_str`] reads back to the same [`Config`].
+//! These are plain values. They keep their serde derives (with `deny_unknown_fields`: a typo
+//! must not fall back to a default) because they are the vocabulary of the TOML file, but
+//! reading, locating errors in, validating and rendering that file is the app's job
+//! (`pacstap::config`), which also owns the tables detection does not use (`[ports]`,
+//! `[decapsulate]`) and hands detection its part.
 
 mod duration;
-mod error;
-mod load;
-mod locate;
 mod rules;
-mod validate;
 
 pub use duration::Dur;
-pub use error::{ConfigError, ConfigIssue};
 pub use rules::{BaselineRule, ExportRule, InstantRule, Rules, SharingRule, ThresholdRule};
 
 use ipnet::IpNet;
@@ -23,20 +20,22 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// The whole configuration (CONTRACT §3), every value resolved.
+/// Detection's part of the configuration (CONTRACT §3), every value resolved: what
+/// [`crate::Detector`] takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {
+pub struct DetectConfig {
     pub networks: Networks,
     pub users: Users,
     pub rules: Rules,
     pub geoip: GeoIpConfig,
-    pub ports: Ports,
     pub detect: DetectSettings,
     pub evidence: EvidenceSettings,
     pub inventory: Inventory,
-    pub decapsulate: Decapsulate,
 }
+
+/// The name detection's code and tests use for [`DetectConfig`].
+pub type Config = DetectConfig;
 
 /// `[networks]`: address ranges that are ours; anything else is external.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,7 +203,7 @@ pub struct Users {
 
 /// `[geoip]`: an operator-supplied database for `new_location`. Without one the rule is
 /// skipped silently. Never looked up on the internet. A relative path in a config file is
-/// relative to that file's directory (see [`Config::load`]), so a config and its database can
+/// relative to that file's directory (the app resolves it when it loads the file), so a config and its database can
 /// move together.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -215,51 +214,6 @@ pub struct GeoIpConfig {
     /// CSV of `cidr,country` lines (`#` comments and a `network,…` header allowed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csv: Option<PathBuf>,
-}
-
-/// `[ports]`: port hints for the decoders (content detection works on any port).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Ports {
-    pub dicom: Vec<u16>,
-    pub http: Vec<u16>,
-    pub tls: Vec<u16>,
-    pub hl7: Vec<u16>,
-}
-
-impl Default for Ports {
-    fn default() -> Self {
-        Ports {
-            dicom: vec![104, 11112, 4242],
-            http: vec![80, 8042, 8080],
-            tls: vec![443, 2762, 8443],
-            hl7: vec![2575],
-        }
-    }
-}
-
-/// `[decapsulate]`: which tunnels the wire stage peels (pacstap-wire's `WireConfig`; the
-/// `--decapsulate` option overrides it). GRE, ERSPAN, MPLS and PPPoE are recognised by their IP
-/// protocol or EtherType and need no setting; VXLAN and Geneve only by a UDP destination port:
-/// the IANA ports by default (VXLAN 4789, RFC 7348 §5; Geneve 6081, RFC 8926 §3.3), plus e.g.
-/// 8472, Linux's historical VXLAN port.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Decapsulate {
-    /// `false`: no tunnel is peeled (tunnelled frames count as non-TCP / non-IP).
-    pub enabled: bool,
-    pub vxlan_ports: Vec<u16>,
-    pub geneve_ports: Vec<u16>,
-}
-
-impl Default for Decapsulate {
-    fn default() -> Self {
-        Decapsulate {
-            enabled: true,
-            vxlan_ports: vec![4789],
-            geneve_ports: vec![6081],
-        }
-    }
 }
 
 /// `[detect]`: engine bounds and timing.
@@ -333,101 +287,5 @@ impl Default for EvidenceSettings {
             max_destinations: 100,
             max_tracked_per_incident: 10_000,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decapsulate_table() {
-        assert_eq!(Config::default().decapsulate.vxlan_ports, [4789]);
-        let c = Config::from_toml_str("[decapsulate]\nvxlan_ports = [4789, 8472]\n").unwrap();
-        assert_eq!(c.decapsulate.vxlan_ports, [4789, 8472]);
-        assert_eq!(c.decapsulate.geneve_ports, [6081]);
-        assert!(c.decapsulate.enabled);
-        let e = Config::from_toml_str("[decapsulate]\ngeneve_ports = [0]\n").unwrap_err();
-        assert_eq!(e.key(), Some("decapsulate.geneve_ports"));
-    }
-
-    #[test]
-    fn contract_example_parses() {
-        let s = r#"
-[networks]
-internal = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
-
-[[inventory.dicom]]
-ae = "PACS1"
-ip = "10.20.0.10"
-role = "pacs"
-
-[[inventory.dicom]]
-ae = "ANY1"
-ip = "*"
-
-[[inventory.hl7]]
-ip = "10.20.0.30"
-port = 2575
-
-[[inventory.users]]
-name = "rad1"
-devices = ["10.20.30.31"]
-role = "radiologist"
-
-[users]
-admins = ["admin"]
-service_accounts = []
-
-[rules.login_failures_user]
-threshold = 8
-window = "10m"
-
-[geoip]
-database = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
-
-[ports]
-dicom = [104, 11112, 4242]
-http = [80, 8042, 8080]
-tls = [443, 2762, 8443]
-hl7 = [2575]
-"#;
-        let c = Config::from_toml_str(s).unwrap();
-        assert_eq!(c.inventory.dicom.len(), 2);
-        assert_eq!(c.inventory.dicom[1].ip, AddrMatch::Any);
-        assert_eq!(c.inventory.dicom[0].role, NodeRole::Pacs);
-        assert_eq!(c.networks.internal.len(), 3);
-        let back = Config::from_toml_str(&c.render_effective()).unwrap();
-        assert_eq!(back, c);
-    }
-
-    fn err(s: &str) -> String {
-        Config::from_toml_str(s).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn unknown_key_is_refused_and_named() {
-        let e = err("[rules.bulk_export]\nthreshhold = 3\n");
-        assert!(
-            e.starts_with("rules.bulk_export.threshhold at line 2, column 1: "),
-            "{e}"
-        );
-        assert!(e.contains("unknown field"), "{e}");
-        let e = err("[detect]\nmax_entitie = 3\n");
-        assert!(e.starts_with("detect.max_entitie at line 2"), "{e}");
-        let e = err("[nosuch]\n");
-        assert!(e.contains("nosuch") && e.contains("line 1"), "{e}");
-    }
-
-    #[test]
-    fn bad_values_name_key_and_line() {
-        let e = err("[networks]\ninternal = [\"10.0.0.0/8\", \"10.0.0.300/8\"]\n");
-        assert!(e.starts_with("networks.internal[1] at line 2, column 27: "), "{e}");
-        let e = err("[rules.bulk_export]\nwindow = \"10 minutes\"\n");
-        assert!(e.starts_with("rules.bulk_export.window at line 2, column 10: "), "{e}");
-        let e = err("[rules.new_device]\nseverity = \"urgent\"\n");
-        assert!(e.starts_with("rules.new_device.severity at line 2"), "{e}");
-        let e = err("[[inventory.dicom]]\nae = \"PACS1\"\n[[inventory.dicom]]\nae = \"X\"\nip = \"nope\"\n");
-        assert!(e.starts_with("inventory.dicom[1].ip at line 5, column 6: "), "{e}");
     }
 }

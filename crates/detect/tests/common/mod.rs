@@ -220,7 +220,7 @@ pub fn study(n: impl std::fmt::Display) -> String {
 
 /// A config from TOML (panics on error: tests only).
 pub fn config(toml: &str) -> Config {
-    match Config::from_toml_str(toml) {
+    match toml::from_str::<Config>(toml) {
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     }

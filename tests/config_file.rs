@@ -1,7 +1,24 @@
-//! Config files: errors name the key and line; the effective config round-trips.
+//! Config files (read by the app, `pacstap::config`): errors name the key and line; the
+//! effective config round-trips; detection starts on its part.
 
-mod common;
-use pacstap_detect::{Config, ConfigError, Detector};
+use pacstap::config::{Config, ConfigError};
+use pacstap_detect::Detector;
+
+/// A small inventory, so the rendered file has every kind of table.
+const LAB: &str = r#"
+[[inventory.dicom]]
+ae = "PACS1"
+ip = "10.20.0.10"
+role = "pacs"
+
+[[inventory.hl7]]
+ip = "10.20.0.30"
+port = 2575
+
+[[inventory.users]]
+name = "rad1"
+devices = ["10.20.30.31"]
+"#;
 
 #[test]
 fn load_reports_key_and_line() {
@@ -28,7 +45,7 @@ fn load_reports_key_and_line() {
 fn full_config_round_trips_through_render_effective() {
     let text = format!(
         "{}\n{}",
-        common::LAB,
+        LAB,
         r#"
 [networks]
 internal = ["10.0.0.0/8", "2001:db8:1::/48", "192.0.2.7"]
@@ -88,13 +105,13 @@ dicom = [104]
     ] {
         assert!(rendered.contains(key), "{key} missing from\n{rendered}");
     }
-    assert!(Detector::new(&back, None).is_ok());
+    assert!(Detector::new(&back.detect_config(), None).is_ok());
 }
 
 #[test]
 fn missing_geoip_database_is_an_error_naming_the_file() {
     let cfg = Config::from_toml_str("[geoip]\ndatabase = \"/nonexistent/GeoLite2-Country.mmdb\"\n").expect("parse");
-    let err = Detector::new(&cfg, None).expect_err("missing mmdb");
+    let err = Detector::new(&cfg.detect_config(), None).expect_err("missing mmdb");
     assert!(err.to_string().contains("/nonexistent/GeoLite2-Country.mmdb"), "{err}");
     let both = Config::from_toml_str("[geoip]\ndatabase = \"a.mmdb\"\ncsv = \"b.csv\"\n").expect_err("both");
     assert!(both.to_string().starts_with("geoip.csv at line 3"), "{both}");

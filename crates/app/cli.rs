@@ -1,0 +1,326 @@
+//! The command line: clap's definitions of every subcommand and option, with their help texts
+//! (what `pacstap --help` prints). The runners are in `commands/`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "pacstap",
+    version,
+    about = "Passive network-tap analyzer for hospital imaging networks",
+    long_about = "pacstap reads pcap / pcapng files (captures of a SPAN / mirror port), reassembles TCP, \
+decodes DICOM associations and DIMSE commands (C-STORE, C-MOVE, C-GET, C-FIND, C-ECHO), DICOMweb / HTTP, \
+TLS metadata and HL7 over MLLP, raises alerts for the PACS security checklist (login failures, new devices, \
+admin changes, bulk exports, unknown destinations, sharing spikes), and writes one JSON event per line in \
+Suricata's EVE layout.\n\n\
+Examples:\n  \
+pacstap replay capture.pcap                       events to stdout, summary on stderr\n  \
+pacstap replay --events out.jsonl day1.pcapng day2.pcap   several files, merged by time\n  \
+pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap   alerts only\n  \
+pacstap config check site.toml                    validate a config, print effective settings\n  \
+pacstap capture -i eth1 --events events.jsonl     live, metrics on 127.0.0.1:9718"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Investigate pcap / pcapng files: decode every TCP connection and write events.
+    ///
+    /// Several files are merged in timestamp order (e.g. a rotated capture; at most 64 are
+    /// open at once, however many are named). A file damaged part-way is decoded up to the
+    /// damage and reported as a warning.
+    ///
+    /// Exit status: 0 done; 1 an input could not be read at all (the other inputs are still
+    /// replayed, and each unreadable one is named), or the run failed; 2 bad usage, including
+    /// an output (--events, --state directory, --evidence-dir, --metrics-listen) that cannot
+    /// be written or served, found before any packet is read.
+    Replay(ReplayArgs),
+    /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
+    ///
+    /// Same decoders and detection as `replay`: the same packets give the same events.
+    /// SIGINT/SIGTERM: open flows end (open associations become `incomplete`), learned state is
+    /// saved, outputs are flushed, exit 0. SIGHUP: reopen the events file (log rotation) and
+    /// reload --config (detection keeps its windows and learned state; new `[ports]` apply to
+    /// connections that start after the reload).
+    /// Needs CAP_NET_RAW (root, or the capability granted by the systemd unit); pacstap does not
+    /// change user itself.
+    Capture(CaptureArgs),
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Turn event files into a self-contained HTML report (+ JSON + CSV) for the people who
+    /// receive an investigation: incidents, study ledger, timeline, inventory and flow map,
+    /// the checklist answered from the wire.
+    ///
+    /// Inputs are event files from `replay` or `capture` (plain or gzip). Writes FILE.html
+    /// (`--output`), FILE.json beside it, and the ledger and incidents as CSV (`--csv DIR`, or
+    /// beside the HTML). `--study UID` prints one study's trail instead and writes nothing.
+    /// Exit status: 0 done; 1 an input could not be read or an output written; 2 bad usage.
+    Report(ReportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Event files (JSON lines, plain or gzip-compressed).
+    #[arg(required = true, value_name = "EVENTS")]
+    pub events: Vec<PathBuf>,
+
+    /// The HTML file to write (the JSON goes beside it, same name with `.json`).
+    #[arg(long, short = 'o', value_name = "FILE", default_value = "pacstap-report.html")]
+    pub output: PathBuf,
+
+    /// Directory for the CSV files (`<name>-ledger.csv`, `<name>-incidents.csv`); default:
+    /// beside the HTML.
+    #[arg(long, value_name = "DIR")]
+    pub csv: Option<PathBuf>,
+
+    /// Only events at or after this time (UTC: `2026-11-28`, `2026-11-28T07:00`, RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// Only events before this time (UTC, same forms as --from).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// Only one entity's own events and alerts: `user:NAME`, `ae:TITLE` or `ip:ADDRESS`.
+    #[arg(long, value_name = "KIND:ID")]
+    pub entity: Option<String>,
+
+    /// The site config: its `networks.internal` (besides RFC 1918) and `users.admins` are used.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print this study's trail (every access and transfer) on stdout; write no file.
+    #[arg(long, value_name = "UID")]
+    pub study: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a TOML config and print the effective settings (defaults included).
+    ///
+    /// Exit status 0 when valid; 2 with a message naming the key and line when not.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// pcap or pcapng files (Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP; IPv4 and IPv6).
+    #[arg(required = true, value_name = "PCAP")]
+    pub pcaps: Vec<PathBuf>,
+
+    /// Where JSON-lines events go; `-` is stdout. A file is created (or emptied) with mode 0600
+    /// (events carry user names); a symbolic link there is refused.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub events: String,
+
+    /// Write only `event_type = "alert"` lines.
+    #[arg(long)]
+    pub alerts_only: bool,
+
+    /// TOML config (networks, inventory, users, rule thresholds, ports); without it the
+    /// built-in defaults (the checklist's seed thresholds) apply. See `pacstap config check`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where learned state (known devices, baselines, alerted destinations) persists between
+    /// runs. Without it every replay starts fresh and keeps nothing.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+
+    /// For each alert, write the packets of the flows behind it as a pcap in DIR (mode 0600;
+    /// headers always, payload up to `[evidence] max_payload_bytes_per_flow`).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+
+    /// Do not print the summary on stderr at the end.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Tunnels to peel before reading TCP, for mirror traffic delivered encapsulated (cloud
+    /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
+    /// GRE, ERSPAN I/II/III, MPLS and PPPoE are recognised by protocol number and always
+    /// peeled; VXLAN and Geneve only by UDP destination port: by default VXLAN 4789 and
+    /// Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
+    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
+    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
+    #[arg(long = "decapsulate", value_name = "SPEC")]
+    pub decapsulate: Vec<String>,
+
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub checksum: pacstap_flow::ChecksumMode,
+
+    /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ
+    /// (mid-association pickup). Content detection works on any port regardless.
+    #[arg(long = "dicom-port", value_name = "PORT")]
+    pub dicom_ports: Vec<u16>,
+
+    /// Also push each alert to a Prometheus Alertmanager at URL (`http://host:port[/prefix]`,
+    /// POST /api/v2/alerts; labels rule, severity, entity_kind, entity). Queued and sent in the
+    /// background; never slows decoding. https is not supported: use http on the management
+    /// network or a TLS-terminating proxy.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz) while replaying.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
+    /// With --metrics-listen: keep serving this many seconds after the replay ends (to scrape
+    /// the final values).
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "metrics_listen")]
+    pub metrics_linger: u64,
+
+    /// Decode flows on N worker threads (the live pipeline's threads, over the files): faster
+    /// on large captures with many connections, same events. `0` = one per core left after
+    /// the reading thread, at most 8.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub workers: u16,
+
+    #[command(flatten)]
+    pub defrag: DefragArgs,
+
+    /// After the replay, write the HTML report of its events to FILE (as `pacstap report
+    /// --config ... -o FILE EVENTS`); needs `--events PATH` (a file).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// IP defragmentation limits, shared by `replay` and `capture`.
+#[derive(clap::Args)]
+pub struct DefragArgs {
+    /// Memory for IP fragments waiting for the rest of their datagram, bytes (oldest datagrams
+    /// evicted first when full; default 16 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap_defrag::DefragConfig::default().memory)]
+    pub defrag_memory: usize,
+
+    /// Seconds of packet time a fragmented datagram may take to arrive in full (default: 30 for
+    /// IPv4 as Linux, 60 for IPv6 as RFC 8200).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub defrag_timeout: Option<u64>,
+}
+
+impl DefragArgs {
+    pub fn config(&self) -> pacstap_defrag::DefragConfig {
+        let mut c = pacstap_defrag::DefragConfig {
+            memory: self.defrag_memory,
+            ..Default::default()
+        };
+        if let Some(secs) = self.defrag_timeout {
+            c.timeout_v4 = std::time::Duration::from_secs(secs);
+            c.timeout_v6 = c.timeout_v4;
+        }
+        c
+    }
+}
+
+#[derive(clap::Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on (e.g. the NIC of the mirror port; `any` for all).
+    #[arg(long, short = 'i', value_name = "IF")]
+    pub interface: String,
+
+    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+
+    /// Bytes captured per frame (262144 = whole frames; smaller values cut payload, which the
+    /// decoders then see as gaps).
+    #[arg(long, value_name = "N", default_value_t = pacstap_capture::DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+
+    /// Kernel capture buffer, bytes (default 64 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap_capture::DEFAULT_BUFFER_SIZE)]
+    pub buffer_size: usize,
+
+    /// Do not put the interface in promiscuous mode (a mirror port needs it; a host capture
+    /// of its own traffic does not).
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Where JSON-lines events go (appended, mode 0600; reopened on SIGHUP); `-` is stdout
+    /// (journald). A symbolic link there is refused.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub events: String,
+
+    /// Write only `event_type = "alert"` lines.
+    #[arg(long)]
+    pub alerts_only: bool,
+
+    /// TOML config (see `pacstap config check`); reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where learned state persists (saved every 5 minutes and at shutdown); `none` keeps
+    /// nothing.
+    #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+    pub state: String,
+
+    /// Also push each alert to a Prometheus Alertmanager at URL (`http://host:port[/prefix]`,
+    /// POST /api/v2/alerts; labels rule, severity, entity_kind, entity). Queued and sent in the
+    /// background; never slows decoding. https is not supported: use http on the management
+    /// network or a TLS-terminating proxy.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+
+    /// Prometheus metrics and /healthz at http://ADDR/; `off` disables them.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9718")]
+    pub metrics_listen: String,
+
+    /// For each alert, write the packets of the flows behind it as a pcap there (mode 0600),
+    /// cut from the recent packets the workers keep per flow: the first frames with payload up
+    /// to `[evidence] max_payload_bytes_per_flow`, then headers. Appended to as flows join the
+    /// incident (10 s apart at first, backing off to 5 min) and at shutdown.
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+
+    /// With --evidence-dir: memory for the packets kept for evidence, over all workers
+    /// (bytes; least recently active flows are forgotten first).
+    #[arg(long, value_name = "BYTES", default_value_t = pacstap::capture::DEFAULT_EVIDENCE_MEMORY, requires = "evidence_dir")]
+    pub evidence_memory: usize,
+
+    /// Tunnels to peel before reading TCP, for mirror traffic delivered encapsulated (cloud
+    /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
+    /// GRE, ERSPAN I/II/III, MPLS and PPPoE are recognised by protocol number and always
+    /// peeled; VXLAN and Geneve only by UDP destination port: by default VXLAN 4789 and
+    /// Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
+    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
+    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
+    #[arg(long = "decapsulate", value_name = "SPEC")]
+    pub decapsulate: Vec<String>,
+    /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
+    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
+    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub checksum: pacstap_flow::ChecksumMode,
+
+    /// Extra TCP ports to treat as DICOM even without a visible A-ASSOCIATE-RQ.
+    #[arg(long = "dicom-port", value_name = "PORT")]
+    pub dicom_ports: Vec<u16>,
+
+    /// Worker threads decoding flows (each owns the flows that hash to it); `0` = one per core
+    /// left after the capture thread, at most 8. One worker decodes about 5 M frames/s of
+    /// DICOM traffic; the capture thread reads and shards about 2 M/s per core.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub workers: u16,
+
+    /// Do not print the summary on stderr at shutdown.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub defrag: DefragArgs,
+}

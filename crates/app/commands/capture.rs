@@ -1,0 +1,112 @@
+//! `pacstap capture`: options to [`pacstap::CaptureOptions`], signals, checks, then the run.
+
+use super::{
+    apply_decapsulate, check_outputs, is_stdout, load_config, start_alertmanager, start_metrics, stop_alertmanager,
+};
+use crate::cli::CaptureArgs;
+use anyhow::{Context, Result};
+use pacstap_output::term::{error_chain, for_terminal, say};
+use pacstap_safefile::Existing;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
+    let mut config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
+        return Ok(code);
+    }
+    let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let mut live = pacstap_capture::LiveConfig::new(args.interface);
+    live.bpf = args.bpf;
+    live.snaplen = args.snaplen;
+    live.buffer_size = args.buffer_size;
+    live.promiscuous = !args.no_promisc;
+    let mut opts = pacstap::CaptureOptions::new(live).with_config(config);
+    opts.config_path = args.config;
+    opts.alerts_only = args.alerts_only;
+    opts.events = if is_stdout(&args.events) {
+        pacstap::EventsTarget::Stdout
+    } else {
+        pacstap::EventsTarget::File(PathBuf::from(&args.events))
+    };
+    opts.state = (args.state != "none").then(|| PathBuf::from(&args.state));
+    let mut opts = opts.with_dicom_ports(&args.dicom_ports);
+    opts.flow.checksum = args.checksum;
+    opts.workers = match args.workers {
+        0 => pacstap::sharded::default_workers(),
+        n => usize::from(n),
+    };
+    opts.evidence_dir = args.evidence_dir;
+    opts.evidence_memory = args.evidence_memory;
+    opts.defrag = args.defrag.config();
+    // Signals first, so a SIGTERM during start-up is not the default (immediate) death.
+    // A second SIGINT/SIGTERM while shutting down exits at once (status 130).
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&opts.stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&opts.stop)).context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(SIGHUP, Arc::clone(&opts.reload)).context("installing signal handlers")?;
+
+    if let Err(code) = check_outputs(
+        Some((&args.events, Existing::Append)),
+        opts.state.as_deref(),
+        opts.evidence_dir.as_deref(),
+    ) {
+        return Ok(code);
+    }
+    let source = match pacstap::capture::open_capture(&opts.live) {
+        Ok(s) => s,
+        Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
+            say(&error_chain(&e));
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Served only once the capture is open: a healthy /healthz means capturing.
+    let server = match args.metrics_listen.as_str() {
+        "off" | "none" => None,
+        addr => match start_metrics(addr) {
+            Ok((metrics, server)) => {
+                opts.metrics = Some(metrics);
+                Some(server)
+            }
+            Err(code) => return Ok(code),
+        },
+    };
+    say(&format!(
+        "capturing on {} (linktype {}, {} worker{}){}",
+        source.interface(),
+        source.linktype(),
+        opts.workers,
+        if opts.workers == 1 { "" } else { "s" },
+        server
+            .as_ref()
+            .map(|s| format!(", metrics at http://{}/metrics", s.local_addr()))
+            .unwrap_or_default()
+    ));
+    opts.alertmanager = alertmanager.clone();
+    let report = pacstap::capture(opts, source)?;
+    stop_alertmanager(alertmanager);
+    if !args.quiet {
+        eprint!("{}", for_terminal(&report.render_summary()));
+    } else {
+        for w in report.pipeline.warnings() {
+            say(&format!("warning: {w}"));
+        }
+    }
+    drop(server);
+    if let Some(e) = report.capture_error {
+        say(&format!("error: capture stopped: {e}"));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

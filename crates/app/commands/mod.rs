@@ -1,0 +1,168 @@
+//! The subcommands' runners (`replay`, `capture`, `report`; `config check` is in `main`), and
+//! what they share: the config, the output checks made before any packet is read, the metrics
+//! and Alertmanager clients. Usage errors are exit status 2, said once, before any work starts.
+
+mod capture;
+mod replay;
+mod report;
+
+pub use capture::run_capture;
+pub use replay::run_replay;
+pub use report::run_report;
+
+use anyhow::Result;
+use pacstap_output::term::{error_chain, say};
+use pacstap_output::{AlertmanagerClient, Metrics, MetricsServer};
+use pacstap_safefile::{Existing, Kind};
+use std::io;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// `pacstap replay … | head` must end quietly, as other Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// A bad config is bad usage (exit 2), checked before any input is read.
+pub fn load_config(path: Option<&Path>) -> Result<pacstap::config::Config, ExitCode> {
+    match path {
+        Some(path) => pacstap::config::Config::load(path).map_err(|e| {
+            say(&format!("{}: {}", path.display(), error_chain(&e)));
+            ExitCode::from(2)
+        }),
+        None => Ok(pacstap::config::Config::default()),
+    }
+}
+
+/// `--decapsulate` values applied over the config's `[decapsulate]` table; a bad one is bad
+/// usage (exit 2).
+pub fn apply_decapsulate(config: &mut pacstap::config::Config, specs: &[String]) -> Result<(), ExitCode> {
+    let d = &mut config.decapsulate;
+    let mut wire = pacstap_wire::WireConfig {
+        enabled: d.enabled,
+        vxlan_ports: std::mem::take(&mut d.vxlan_ports),
+        geneve_ports: std::mem::take(&mut d.geneve_ports),
+    };
+    for spec in specs {
+        if let Err(e) = wire.apply_spec(spec) {
+            eprintln!("pacstap: {e}");
+            return Err(ExitCode::from(2));
+        }
+    }
+    d.enabled = wire.enabled;
+    d.vxlan_ports = wire.vxlan_ports;
+    d.geneve_ports = wire.geneve_ports;
+    Ok(())
+}
+
+/// Registry and server for `--metrics-listen`.
+/// `--alertmanager URL`: a bad URL is bad usage (exit 2), reported before any work starts.
+pub fn start_alertmanager(url: Option<&str>) -> Result<Option<Arc<AlertmanagerClient>>, ExitCode> {
+    match url.map(AlertmanagerClient::new) {
+        None => Ok(None),
+        Some(Ok(c)) => Ok(Some(Arc::new(c))),
+        Some(Err(e)) => {
+            say(&format!("--alertmanager: {}", error_chain(&e)));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Deliver what is still queued for Alertmanager (a few seconds at most), and say what was lost.
+pub fn stop_alertmanager(client: Option<Arc<AlertmanagerClient>>) {
+    if let Some(Ok(c)) = client.map(Arc::try_unwrap) {
+        let endpoint = c.endpoint();
+        let s = c.shutdown(std::time::Duration::from_secs(5));
+        if s.dropped > 0 || s.rejected > 0 {
+            say(&format!(
+                "warning: Alertmanager {endpoint}: {} alerts delivered, {} dropped, {} rejected",
+                s.sent, s.dropped, s.rejected
+            ));
+        }
+    }
+}
+
+/// `--metrics-listen ADDR`: an address that cannot be served (malformed, in use, not ours) is
+/// bad usage (exit 2), reported once with the reason.
+pub fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer), ExitCode> {
+    let metrics = match Metrics::new() {
+        Ok(m) => Arc::new(m),
+        Err(e) => {
+            say(&format!("error: creating the metrics registry: {}", error_chain(&e)));
+            return Err(ExitCode::from(1));
+        }
+    };
+    match MetricsServer::spawn(addr, Arc::clone(&metrics)) {
+        Ok(server) => Ok((metrics, server)),
+        Err(e) => {
+            say(&format!(
+                "--metrics-listen: cannot serve metrics on {addr}: {}",
+                error_chain(&e)
+            ));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `--events -`, or `/dev/stdout`: a symbolic link (to `/proc/self/fd/1`), which the file
+/// writer refuses to follow, and which means stdout anyway.
+pub fn is_stdout(events: &str) -> bool {
+    events == "-" || events == "/dev/stdout"
+}
+
+/// Every output is checked before the first packet is read, so a run does not decode for
+/// hours (or name evidence files in alerts) and then fail to write: the events file opens
+/// (mode 0600, never through a symbolic link), learned state can be written in its directory,
+/// the evidence directory exists or can be made and takes files. A failure is bad usage
+/// (exit 2), said once with the path and the reason.
+pub struct CheckedOutputs {
+    /// `--events PATH` (replay: opened and emptied here; capture: checked, opened by the run).
+    pub events: Option<std::fs::File>,
+}
+
+pub fn check_outputs(
+    events: Option<(&str, Existing)>,
+    state: Option<&Path>,
+    evidence_dir: Option<&Path>,
+) -> Result<CheckedOutputs, ExitCode> {
+    let fail = |what: String| {
+        say(&what);
+        ExitCode::from(2)
+    };
+    let mut checked = CheckedOutputs { events: None };
+    if let Some((path, existing)) = events.filter(|(p, _)| !is_stdout(p)) {
+        let p = Path::new(path);
+        // A FIFO (a log shipper's pipe) is not opened early: an open for writing waits for its
+        // reader, and closing it again would end the reader's input.
+        let is_fifo = std::fs::symlink_metadata(p).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_fifo()
+        });
+        if !is_fifo {
+            match pacstap_safefile::open_private(p, existing, Kind::RegularOrStream) {
+                Ok(f) => checked.events = Some(f),
+                Err(e) => return Err(fail(format!("cannot write events file {path}: {}", error_chain(&e)))),
+            }
+        }
+    }
+    if let Some(state) = state {
+        if let Err(e) = pacstap::capture::check_state_dir(state) {
+            return Err(fail(error_chain(e.as_ref())));
+        }
+    }
+    if let Some(dir) = evidence_dir {
+        let made = pacstap_safefile::create_private_dir(dir).and_then(|()| pacstap_safefile::check_dir_writable(dir));
+        if let Err(e) = made {
+            return Err(fail(format!(
+                "cannot write evidence in {}: {}",
+                dir.display(),
+                error_chain(&e)
+            )));
+        }
+    }
+    Ok(checked)
+}

@@ -1,0 +1,117 @@
+//! `pacstap replay`: options to [`pacstap::ReplayOptions`], checks, the run, then the report
+//! when `--report` asks for one.
+
+use super::{
+    apply_decapsulate, check_outputs, is_stdout, load_config, run_report, start_alertmanager, start_metrics,
+    stop_alertmanager,
+};
+use crate::cli::{ReplayArgs, ReportArgs};
+use anyhow::{Context, Result};
+use pacstap_output::term::{for_terminal, say};
+use pacstap_safefile::{Existing, Kind};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
+    if args.report.is_some() && is_stdout(&args.events) {
+        say("--report needs --events PATH (a file the report then reads)");
+        return Ok(ExitCode::from(2));
+    }
+    let report_after = args.report.clone().map(|output| ReportArgs {
+        events: vec![PathBuf::from(&args.events)],
+        output,
+        csv: None,
+        from: None,
+        to: None,
+        entity: None,
+        config: args.config.clone(),
+        study: None,
+    });
+    let mut config = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
+        return Ok(code);
+    }
+    let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let checked = match check_outputs(
+        Some((&args.events, Existing::Truncate)),
+        args.state.as_deref(),
+        args.evidence_dir.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let server = match &args.metrics_listen {
+        Some(addr) => match start_metrics(addr) {
+            Ok(s) => Some(s),
+            Err(code) => return Ok(code),
+        },
+        None => None,
+    };
+    let events: Box<dyn Write> = match checked.events {
+        Some(f) => Box::new(f),
+        None if is_stdout(&args.events) => Box::new(io::stdout().lock()),
+        // A FIFO, opened only now.
+        None => Box::new(
+            pacstap_safefile::open_private(Path::new(&args.events), Existing::Truncate, Kind::RegularOrStream)
+                .with_context(|| format!("cannot write events file {}", args.events))?,
+        ),
+    };
+    let mut opts = pacstap::ReplayOptions::new(args.pcaps).with_config(config);
+    opts.state = args.state;
+    opts.evidence_dir = args.evidence_dir;
+    opts.events = Some(events);
+    opts.alerts_only = args.alerts_only;
+    opts.progress = true;
+    opts.metrics = server.as_ref().map(|(m, _)| Arc::clone(m));
+    opts.defrag = args.defrag.config();
+    opts.workers = match args.workers {
+        0 => pacstap::sharded::default_workers(),
+        n => usize::from(n),
+    };
+    for p in args.dicom_ports {
+        if !opts.proto.dicom_ports.contains(&p) {
+            opts.proto.dicom_ports.push(p);
+        }
+    }
+    opts.flow.checksum = args.checksum;
+    opts.alertmanager = alertmanager.clone();
+    let report = pacstap::replay(opts, false)?;
+    stop_alertmanager(alertmanager);
+    if !args.quiet {
+        eprint!("{}", for_terminal(&report.render_summary()));
+    } else {
+        // Data loss is never quiet: state set aside, inputs not read or damaged.
+        for w in report.warnings() {
+            say(&format!("warning: {w}"));
+        }
+    }
+    if let Some((_, server)) = &server {
+        if args.metrics_linger > 0 {
+            say(&format!(
+                "serving metrics at http://{}/metrics for {} s",
+                server.local_addr(),
+                args.metrics_linger
+            ));
+            std::thread::sleep(std::time::Duration::from_secs(args.metrics_linger));
+        }
+    }
+    if let Some(r) = report_after {
+        let code = run_report(r)?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    // Some inputs could not be read at all: the rest was replayed, but the run is partial.
+    if !report.unreadable.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,239 @@
+//! Live evidence (`capture --evidence-dir`): the detection thread's `EvidenceCutter` asks the
+//! workers for the packets their rings hold of each alert's flows and appends them to the
+//! incident's pcap. (Replay writes its evidence in a second pass over the files instead:
+//! `crate::replay`.)
+
+use crossbeam_channel::{Receiver, Sender};
+use pacstap_core::FlowId;
+use pacstap_output::term::say;
+use pacstap_output::EvidencePackets;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A request to a worker: copy the packets it holds for these flows (live evidence).
+pub(crate) struct EvidenceRequest {
+    pub(crate) id: u64,
+    /// Per flow: what the file already has of it (ring buffer epoch, frames seen).
+    pub(crate) wants: Arc<[(FlowId, u64, u64)]>,
+}
+
+/// A worker's answer to an [`EvidenceRequest`].
+pub(crate) struct EvidenceReply {
+    pub(crate) id: u64,
+    pub(crate) packets: EvidencePackets,
+}
+
+/// An incident's file, cut live from the workers' rings.
+struct IncidentFile {
+    /// Its flows, each with what the file already holds of it: the ring buffer's epoch and how
+    /// many of that buffer's frames the last cut saw (see `EvidenceRing::snapshot_since`).
+    flows: Vec<(FlowId, u64, u64)>,
+    last_cut: Option<Instant>,
+    /// Least time until the next cut: [`EVIDENCE_RECUT`], doubling with every cut up to
+    /// [`EVIDENCE_RECUT_MAX`], so an incident that keeps growing for hours is cut every few
+    /// minutes, not every ten seconds.
+    interval: Duration,
+    /// New flows since the last cut (an update that only raises the count changes no packets).
+    dirty: bool,
+    /// Cut once more after the last alert's cut: the flows go on after an alert (the rest of
+    /// the transfer, the closing handshake), and the file should end with them.
+    settle: bool,
+    /// A cut of this file is waiting for the workers: the next one must start from its result.
+    in_flight: bool,
+}
+
+/// A cut waiting for the workers' copies.
+struct PendingCut {
+    path: PathBuf,
+    parts: Vec<EvidencePackets>,
+    waiting: usize,
+}
+
+/// Live evidence (`capture --evidence-dir`), on the detection thread: each alert asks every
+/// worker for the packets it holds of the alert's flows, and the copies are merged by time and
+/// appended to the incident's pcap.
+///
+/// A file only grows: each cut asks for the frames the previous cuts did not have, so packets
+/// already written stay even when a worker's ring forgets the flow later. It is cut when new
+/// flows join the incident — at most every [`EVIDENCE_RECUT`], the interval doubling with each
+/// cut up to [`EVIDENCE_RECUT_MAX`] — once more after that (so it ends with what followed the
+/// alert), and at shutdown. An update that only raises the count cuts nothing. The packets are
+/// those the workers still hold: each keeps a bounded ring per flow (the first frames with
+/// payload up to the configured cap, then headers), and forgets the least recently active flows
+/// when its share of `--evidence-memory` is used up.
+pub(crate) struct EvidenceCutter {
+    requests: Vec<Sender<EvidenceRequest>>,
+    replies: Receiver<EvidenceReply>,
+    next_id: u64,
+    incidents: HashMap<PathBuf, IncidentFile>,
+    pending: HashMap<u64, PendingCut>,
+    written: Vec<PathBuf>,
+    errors: u64,
+}
+
+/// Least wall time between the first two cuts of one incident's evidence file (it doubles).
+pub const EVIDENCE_RECUT: Duration = Duration::from_secs(10);
+/// Most wall time between two cuts of a file whose incident keeps growing.
+pub const EVIDENCE_RECUT_MAX: Duration = Duration::from_secs(300);
+/// Flows per evidence file (an alert names at most its capped list; updates add more).
+const EVIDENCE_FLOWS_PER_FILE: usize = 256;
+
+impl EvidenceCutter {
+    /// A cutter taking the workers' copies from `replies`; each worker is then connected with
+    /// [`EvidenceCutter::add_worker`].
+    pub(crate) fn new(replies: Receiver<EvidenceReply>, workers: usize) -> EvidenceCutter {
+        EvidenceCutter {
+            requests: Vec::with_capacity(workers),
+            replies,
+            next_id: 0,
+            incidents: HashMap::new(),
+            pending: HashMap::new(),
+            written: Vec::new(),
+            errors: 0,
+        }
+    }
+
+    /// Where to send one more worker its requests.
+    pub(crate) fn add_worker(&mut self, requests: Sender<EvidenceRequest>) {
+        self.requests.push(requests);
+    }
+
+    pub(crate) fn request(&mut self, path: PathBuf, flows: Vec<FlowId>) {
+        let inc = self.incidents.entry(path).or_insert(IncidentFile {
+            flows: Vec::new(),
+            last_cut: None,
+            interval: EVIDENCE_RECUT,
+            dirty: true,
+            settle: false,
+            in_flight: false,
+        });
+        for f in flows {
+            if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.iter().any(|w| w.0 == f) {
+                inc.flows.push((f, 0, 0));
+                inc.dirty = true;
+            }
+        }
+    }
+
+    /// Ask the workers for what is new in the files that are due (every file with news when
+    /// `force`).
+    pub(crate) fn cut_due(&mut self, now: Instant, force: bool) {
+        let due: Vec<PathBuf> = self
+            .incidents
+            .iter()
+            .filter(|(_, i)| {
+                (i.dirty || i.settle)
+                    && !i.in_flight
+                    && (force || i.last_cut.is_none_or(|t| now.duration_since(t) >= i.interval))
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            let Some(inc) = self.incidents.get_mut(&path) else {
+                continue;
+            };
+            // A cut for news is followed by a settling cut; a settling cut by nothing more.
+            inc.settle = inc.dirty;
+            inc.dirty = false;
+            if inc.last_cut.is_some() {
+                inc.interval = (inc.interval * 2).min(EVIDENCE_RECUT_MAX);
+            }
+            inc.last_cut = Some(now);
+            let wants: Arc<[(FlowId, u64, u64)]> = inc.flows.clone().into();
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut waiting = 0;
+            for tx in &self.requests {
+                let req = EvidenceRequest {
+                    id,
+                    wants: Arc::clone(&wants),
+                };
+                // Never wait for a worker: one that is this far behind misses this cut (its
+                // frames come with the next one, or at shutdown).
+                if tx.try_send(req).is_ok() {
+                    waiting += 1;
+                }
+            }
+            if waiting > 0 {
+                inc.in_flight = true;
+                self.pending.insert(
+                    id,
+                    PendingCut {
+                        path,
+                        parts: Vec::new(),
+                        waiting,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Take the workers' answers; append to the files whose answers are all in.
+    pub(crate) fn collect(&mut self, wait: Option<Duration>) {
+        let deadline = wait.map(|w| Instant::now() + w);
+        while !self.pending.is_empty() {
+            let reply = match deadline {
+                None => self.replies.try_recv().ok(),
+                Some(d) => self.replies.recv_deadline(d).ok(),
+            };
+            let Some(reply) = reply else {
+                break;
+            };
+            let done = match self.pending.get_mut(&reply.id) {
+                Some(p) => {
+                    p.parts.push(reply.packets);
+                    p.waiting = p.waiting.saturating_sub(1);
+                    p.waiting == 0
+                }
+                None => false,
+            };
+            if done {
+                if let Some(p) = self.pending.remove(&reply.id) {
+                    self.write(p);
+                }
+            }
+        }
+    }
+
+    /// Append a finished cut, and remember what each flow's part held for the next one.
+    fn write(&mut self, p: PendingCut) {
+        if let Some(inc) = self.incidents.get_mut(&p.path) {
+            inc.in_flight = false;
+            for fe in p.parts.iter().flat_map(EvidencePackets::flows) {
+                if let Some(w) = inc.flows.iter_mut().find(|w| w.0 == fe.flow) {
+                    *w = (fe.flow, fe.epoch, fe.seen);
+                }
+            }
+        }
+        if p.parts.iter().all(EvidencePackets::is_empty) && p.path.exists() {
+            return;
+        }
+        match pacstap_output::append_evidence_pcap(&p.path, &p.parts) {
+            Ok(_) => {
+                if !self.written.contains(&p.path) {
+                    self.written.push(p.path);
+                }
+            }
+            Err(e) => {
+                self.errors += 1;
+                say(&format!("warning: evidence {} not written: {e}", p.path.display()));
+            }
+        }
+    }
+
+    /// Shutdown: cut every file with news, and wait (a bounded time) for the copies.
+    pub(crate) fn finish(&mut self) -> Vec<PathBuf> {
+        // Cuts still out first, so the last cut starts from what they brought.
+        self.collect(Some(Duration::from_secs(10)));
+        self.cut_due(Instant::now(), true);
+        self.collect(Some(Duration::from_secs(10)));
+        let left: Vec<PendingCut> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in left {
+            // Some worker did not answer in time: write what the others sent.
+            self.write(p);
+        }
+        std::mem::take(&mut self.written)
+    }
+}

@@ -1,0 +1,223 @@
+//! What a run found ([`ReplayReport`]) and the human summary rendered from it (CONTRACT §1).
+//! Replay and capture both end with one; capture adds its own lines ([`crate::CaptureReport`]).
+
+use pacstap_capture::Damage;
+use pacstap_core::{ProtocolEvent, Timestamp};
+use pacstap_defrag::DefragStats;
+use pacstap_output::{Summary, SummarySection};
+use std::path::PathBuf;
+
+/// What a replay found: the numbers behind the summary, for tests and benchmarks.
+pub struct ReplayReport {
+    pub frames: u64,
+    pub bytes: u64,
+    pub events_written: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    pub damages: Vec<Damage>,
+    pub wire: pacstap_wire::WireStats,
+    pub defrag: DefragStats,
+    pub flow: pacstap_flow::FlowStats,
+    pub proto: pacstap_proto::ProtoStats,
+    pub detect: pacstap_detect::DetectStats,
+    /// Problems with the state file that did not stop the run (e.g. a corrupt file set aside).
+    pub state_warnings: Vec<String>,
+    /// Evidence pcaps written (`--evidence-dir`).
+    pub evidence_files: Vec<PathBuf>,
+    /// Inputs that could not be read at all (each message names the file and why); the others
+    /// were replayed. `pacstap replay` exits 1 when there are any.
+    pub unreadable: Vec<String>,
+    /// Alerts that got no evidence pcap because `MAX_EVIDENCE_FILES` incidents had one.
+    pub evidence_dropped: u64,
+    pub summary: Summary,
+    /// Every event, when collected (tests); empty otherwise.
+    pub events: Vec<ProtocolEvent>,
+}
+
+impl ReplayReport {
+    /// The human summary (CONTRACT §1).
+    pub fn render_summary(&self) -> String {
+        let mut sections = Vec::new();
+        let span = match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => format!("{a} → {b} ({:.3} s)", b.since(a).as_secs_f64()),
+            _ => "no packets".to_owned(),
+        };
+        sections.push(SummarySection {
+            title: "Input".into(),
+            rows: vec![
+                (
+                    "frames".into(),
+                    format!("{} ({:.1} MB)", self.frames, self.bytes as f64 / 1e6),
+                ),
+                ("capture time".into(), span),
+                (
+                    "decoded".into(),
+                    format!(
+                        "{} TCP, {} non-TCP, {} non-IP, {} truncated, {} malformed, {} IP fragments",
+                        self.wire.tcp,
+                        self.wire.non_tcp,
+                        self.wire.non_ip,
+                        self.wire.truncated,
+                        self.wire.malformed,
+                        self.wire.ip_fragments
+                    ),
+                ),
+            ],
+        });
+        if let Some(tunnels) = tunnels_row(&self.wire) {
+            if let Some(input) = sections.last_mut() {
+                input.rows.push(("tunnels".into(), tunnels));
+            }
+        }
+        if let Some(input) = sections.last_mut().filter(|_| self.defrag.fragments > 0) {
+            let d = &self.defrag;
+            input.rows.push((
+                "IP fragments".into(),
+                format!(
+                    "{} datagrams reassembled ({} with a tiny first fragment, flagged); dropped: {} timed out, \
+                     {} overlapping, {} too many fragments, {} too big, {} evicted (memory), {} malformed; \
+                     {} cut by the snaplen, {} not TCP",
+                    d.reassembled,
+                    d.tiny,
+                    d.timed_out,
+                    d.overlapping,
+                    d.too_many,
+                    d.too_big,
+                    d.evicted,
+                    d.malformed,
+                    d.truncated,
+                    d.non_tcp
+                ),
+            ));
+        }
+        let f = &self.flow;
+        sections.push(SummarySection {
+            title: "TCP".into(),
+            rows: vec![
+                (
+                    "flows".into(),
+                    format!("{} ({} picked up mid-stream)", f.flows_created, f.midstream_pickups),
+                ),
+                ("gaps".into(), format!("{} ({} bytes lost)", f.gaps, f.gap_bytes)),
+                (
+                    "reassembly".into(),
+                    format!(
+                        "{} out-of-order, {} retransmitted bytes, {} overlap conflicts",
+                        f.out_of_order_segments, f.retransmitted_bytes, f.overlap_conflicts
+                    ),
+                ),
+                (
+                    "caps hit".into(),
+                    format!(
+                        "flow table {}, buffer {}, holes {}",
+                        f.flow_table_full, f.buffer_cap_hits, f.hole_cap_hits
+                    ),
+                ),
+                (
+                    "ack before data".into(),
+                    format!(
+                        "{} ({} filled late, {} became gaps)",
+                        f.ack_before_data, f.ack_before_data_filled, f.ack_gaps
+                    ),
+                ),
+                ("checksums".into(), checksum_summary(f)),
+                (
+                    "control".into(),
+                    format!(
+                        "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; {} data after close",
+                        f.rst_accepted, f.rst_in_window, f.rst_out_of_window, f.syn_on_established, f.data_after_close
+                    ),
+                ),
+                (
+                    "capture health".into(),
+                    format!(
+                        "{} one-sided flows ({:.0}% of ended), {} duplicate frames, {} timestamp jumps, \
+                         {} segments cut by the snaplen",
+                        f.one_sided_flows,
+                        100.0 * f.one_sided_flows as f64 / f.flows_ended.max(1) as f64,
+                        f.duplicate_frames,
+                        f.timestamp_jumps,
+                        f.truncated_packets
+                    ),
+                ),
+                (
+                    "evictions".into(),
+                    format!(
+                        "{} half-open, {} established, {} decoding",
+                        f.evicted_half_open, f.evicted_established, f.evicted_decoding
+                    ),
+                ),
+            ],
+        });
+        let mut text = self.summary.render(&sections, &self.proto.anomalies);
+        if let Some(dir) = self.evidence_files.first().and_then(|f| f.parent()) {
+            text.push_str(&format!(
+                "Evidence: {} pcap file{} (mode 0600) in {}\n",
+                self.evidence_files.len(),
+                if self.evidence_files.len() == 1 { "" } else { "s" },
+                dir.display()
+            ));
+        }
+        for w in self.warnings() {
+            text.push_str(&format!("WARNING: {w}\n"));
+        }
+        text
+    }
+
+    /// What was lost or not done: learned state set aside, inputs not read or damaged. Shown
+    /// at the end of the summary, and on their own with `-q` (data loss is never quiet).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = self.state_warnings.clone();
+        out.extend(pacstap_wire::decode_hint(&self.wire));
+        out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
+        if self.evidence_dropped > 0 {
+            out.push(format!(
+                "{} alerts got no evidence pcap: {} incidents already had one (the limit)",
+                self.evidence_dropped,
+                pacstap_output::MAX_EVIDENCE_FILES
+            ));
+        }
+        out.extend(self.damages.iter().map(|d| {
+            format!(
+                "{} is damaged at byte {}: {} (read up to there)",
+                d.path.display(),
+                d.offset,
+                d.reason
+            )
+        }));
+        out
+    }
+}
+
+/// The summary's "tunnels" row: frames per encapsulation peeled, and those that could not be;
+/// `None` when the capture had none.
+fn tunnels_row(w: &pacstap_wire::WireStats) -> Option<String> {
+    let mut parts: Vec<String> = pacstap_wire::TunnelKind::ALL
+        .iter()
+        .filter(|k| w.decapsulated(**k) > 0)
+        .map(|k| format!("{} {}", w.decapsulated(*k), k.name()))
+        .collect();
+    if w.too_deep > 0 {
+        parts.push(format!("{} nested too deep", w.too_deep));
+    }
+    if w.unsupported_tunnel > 0 {
+        parts.push(format!("{} unsupported", w.unsupported_tunnel));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The summary's checksum line: whether validation ran, and why not when it did not.
+fn checksum_summary(f: &pacstap_flow::FlowStats) -> String {
+    if f.checksum_offloaded > 0 {
+        format!(
+            "offloaded (not validated: {:.0}% of the first {} were bad)",
+            100.0 * f.checksum_sample_bad as f64 / f.checksum_sampled.max(1) as f64,
+            f.checksum_sampled
+        )
+    } else {
+        format!(
+            "{} bad (dropped), {} unverifiable (snaplen)",
+            f.bad_checksums, f.unverifiable_checksums
+        )
+    }
+}
