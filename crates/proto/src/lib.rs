@@ -6,6 +6,7 @@
 //! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
 //! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
 
+pub mod anomaly;
 pub mod budget;
 mod ctx;
 pub mod dicom;

@@ -19,6 +19,7 @@ pub(crate) mod testutil;
 
 pub use command::{command_name, parse_command_set, CommandField, CommandSet, MalformedCommand};
 pub use dataset::{inflate_prefix, sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+pub use event::DicomAnomaly;
 pub use parser::{
     find_user_identity, parse_control_pdu, parse_pdu_header, parse_pdv_header, pdv_items, plausible_pdu_header,
     probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
@@ -29,43 +30,6 @@ use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, Stream
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
 use stream::PduStream;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// A control PDU longer than `max_control_pdu_bytes` (the detail has the claimed size);
-    /// its first bytes are still read (an RQ's AE titles), the rest is skipped by its length.
-    pub const PDU_TOO_LARGE: &str = "dicom.pdu_too_large";
-    /// A PDU claimed more bytes than were seen before the connection ended.
-    pub const PDU_TRUNCATED: &str = "dicom.pdu_truncated";
-    /// A P-DATA-TF longer than the receiver's Maximum Length (PS3.8 §D.1, announced in the
-    /// A-ASSOCIATE-RQ/AC user information); decoding goes on.
-    pub const PDU_ABOVE_NEGOTIATED_MAX: &str = "dicom.pdu_above_negotiated_max";
-    /// The decoder memory budget refused to hold a control PDU, command set or data set
-    /// prefix; that message is given up (an RQ still yields its first bytes).
-    pub const MEMORY_BUDGET: &str = "dicom.memory_budget";
-    /// The flow was given up (the detail says why): no more DICOM events from it.
-    pub const GIVE_UP: &str = "dicom.give_up";
-    /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
-    pub const UNKNOWN_PDU_TYPE: &str = "dicom.unknown_pdu_type";
-    /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
-    pub const MALFORMED_ASSOCIATE: &str = "dicom.malformed_associate";
-    /// A-RELEASE-RQ/RP or A-ABORT that dicom-ul (strict) refused.
-    pub const MALFORMED_PDU: &str = "dicom.malformed_pdu";
-    /// A PDV item that does not fit its P-DATA-TF, or an even presentation context id.
-    pub const MALFORMED_PDV: &str = "dicom.malformed_pdv";
-    /// A command set over `max_command_bytes`.
-    pub const COMMAND_TOO_LARGE: &str = "dicom.command_too_large";
-    /// A command set that cannot be read (or was read only in part).
-    pub const MALFORMED_COMMAND: &str = "dicom.malformed_command";
-    /// A PDU that makes no sense in the association's state (e.g. a second A-ASSOCIATE-AC).
-    pub const UNEXPECTED_PDU: &str = "dicom.unexpected_pdu";
-    /// Bytes had to be skipped to find the next PDU header.
-    pub const RESYNC: &str = "dicom.resync";
-    /// A response to no known request, on an association seen whole.
-    pub const RESPONSE_WITHOUT_REQUEST: &str = "dicom.response_without_request";
-    /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
-    pub const TOO_MANY_PENDING: &str = "dicom.too_many_pending";
-}
 
 /// A flow on a DICOM port that never yields a plausible PDU within this many bytes is given up
 /// (`Interest::Ignore`). Resynchronising needs at most one maximum-length PDU to pass; real

@@ -8,7 +8,6 @@
 //! that `ToServer` always means "from the association requester". The two differ when the
 //! A-ASSOCIATE-RQ came from what the flow layer took for the server.
 
-use super::anomaly;
 use super::command::{parse_command_set, CommandField, CommandSet};
 use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
@@ -16,6 +15,7 @@ use super::parser::{
     parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader, ASSOCIATE_FIXED_LEN,
     MAX_PRESENTATION_CONTEXTS,
 };
+use super::DicomAnomaly;
 pub(crate) use crate::Ctx;
 pub(crate) use association::{Association, PresContext};
 pub(crate) use sink::SessionSink;
@@ -48,8 +48,8 @@ pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
 /// Everything the session needs from the analyzer for one chunk.
 impl Ctx<'_> {
     /// Count an anomaly; emit it unless this flow already emitted its share (rule 6).
-    fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: &'static str, detail: fmt::Arguments<'_>) {
-        *self.stats.anomalies.entry(name).or_default() += 1;
+    fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: DicomAnomaly, detail: fmt::Arguments<'_>) {
+        *self.stats.anomalies.entry(name.as_str()).or_default() += 1;
         if *emitted < self.cfg.max_anomaly_events_per_flow {
             *emitted += 1;
             let detail = detail.to_string();
@@ -147,20 +147,20 @@ impl Session {
 
     /// The flow is given up: say why (every give-up is an anomaly event).
     pub(crate) fn give_up(&mut self, ctx: &mut Ctx<'_>, why: fmt::Arguments<'_>) {
-        self.anomaly(ctx, anomaly::GIVE_UP, why);
+        self.anomaly(ctx, DicomAnomaly::GiveUp, why);
     }
 
     /// The memory budget refused a buffer: report it with the budget's state.
     pub(crate) fn budget_refused(&mut self, ctx: &mut Ctx<'_>, what: fmt::Arguments<'_>) {
         let detail = ctx.budget_detail(what);
-        self.anomaly(ctx, anomaly::MEMORY_BUDGET, format_args!("{detail}"));
+        self.anomaly(ctx, DicomAnomaly::MemoryBudget, format_args!("{detail}"));
     }
 
     fn swapped(&self) -> bool {
         self.assoc.as_ref().is_some_and(|a| a.swapped)
     }
 
-    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: fmt::Arguments<'_>) {
+    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: DicomAnomaly, detail: fmt::Arguments<'_>) {
         let swapped = self.swapped();
         ctx.anomaly(&mut self.anomaly_events, swapped, name, detail);
     }
@@ -266,9 +266,9 @@ impl Session {
                 return;
             }
             let name = if is_associate {
-                anomaly::MALFORMED_ASSOCIATE
+                DicomAnomaly::MalformedAssociate
             } else {
-                anomaly::MALFORMED_PDU
+                DicomAnomaly::MalformedPdu
             };
             self.anomaly(ctx, name, format_args!("{why}"));
         }
@@ -287,7 +287,7 @@ impl Session {
                         self.implicit(ctx, raw == Direction::ToServer);
                         self.end_association(ctx, ending);
                     }
-                    _ => self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-RJ")),
+                    _ => self.anomaly(ctx, DicomAnomaly::UnexpectedPdu, format_args!("A-ASSOCIATE-RJ")),
                 }
             }
             ControlPdu::ReleaseRq => match self.assoc.as_mut() {
@@ -350,7 +350,7 @@ impl Session {
             if old.request_seen {
                 self.anomaly(
                     ctx,
-                    anomaly::UNEXPECTED_PDU,
+                    DicomAnomaly::UnexpectedPdu,
                     format_args!("A-ASSOCIATE-RQ inside an open association"),
                 );
             }
@@ -396,13 +396,13 @@ impl Session {
                 if a.request_seen && a.norm(raw) != Direction::ToClient {
                     self.anomaly(
                         ctx,
-                        anomaly::UNEXPECTED_PDU,
+                        DicomAnomaly::UnexpectedPdu,
                         format_args!("A-ASSOCIATE-AC from the requester"),
                     );
                 }
             }
             _ => {
-                self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-AC"));
+                self.anomaly(ctx, DicomAnomaly::UnexpectedPdu, format_args!("A-ASSOCIATE-AC"));
                 return;
             }
         }
@@ -457,7 +457,7 @@ impl Session {
             m.cmd.clear();
             self.anomaly(
                 ctx,
-                anomaly::MALFORMED_COMMAND,
+                DicomAnomaly::MalformedCommand,
                 format_args!("data set fragment inside a command"),
             );
         }
@@ -493,7 +493,7 @@ impl Session {
                 let cap = ctx.cfg.max_command_bytes;
                 self.anomaly(
                     ctx,
-                    anomaly::COMMAND_TOO_LARGE,
+                    DicomAnomaly::CommandTooLarge,
                     format_args!("command set over {cap} bytes"),
                 );
                 return;
@@ -580,11 +580,11 @@ impl Session {
         match parse_command_set(&buf) {
             Ok(cmd) => {
                 if let Some(why) = cmd.irregular {
-                    self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}"));
+                    self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}"));
                 }
                 self.on_command(ctx, raw, &cmd, context);
             }
-            Err(why) => self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}")),
+            Err(why) => self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}")),
         }
         let m = at_mut(&mut self.msgs, raw);
         m.cmd = buf;
@@ -657,7 +657,7 @@ impl Session {
                 if self.ended_any {
                     self.anomaly(
                         ctx,
-                        anomaly::UNEXPECTED_PDU,
+                        DicomAnomaly::UnexpectedPdu,
                         format_args!("P-DATA-TF after the association ended"),
                     );
                 }
@@ -666,7 +666,7 @@ impl Session {
             Some(a) if a.request_seen && !a.accepted => {
                 self.anomaly(
                     ctx,
-                    anomaly::UNEXPECTED_PDU,
+                    DicomAnomaly::UnexpectedPdu,
                     format_args!("P-DATA-TF before A-ASSOCIATE-AC"),
                 );
             }
@@ -736,7 +736,7 @@ impl Session {
         if evicted {
             self.anomaly(
                 ctx,
-                anomaly::TOO_MANY_PENDING,
+                DicomAnomaly::TooManyPending,
                 format_args!("more than {cap} requests awaiting a response"),
             );
         }
@@ -787,7 +787,7 @@ impl Session {
                     let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
                     self.anomaly(
                         ctx,
-                        anomaly::RESPONSE_WITHOUT_REQUEST,
+                        DicomAnomaly::ResponseWithoutRequest,
                         format_args!("{name} response to message {id}"),
                     );
                 }

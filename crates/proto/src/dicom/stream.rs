@@ -10,6 +10,7 @@ use super::parser::{
     parse_pdu_header, parse_pdv_header, plausible_pdu_header, ParseStatus, Parsed, PduHeader, PduType, PdvHeader,
     Plausible, MAX_LOOKAHEAD, PDU_HEADER_LEN, PDV_HEADER_LEN,
 };
+use super::DicomAnomaly;
 use std::fmt;
 
 /// Control PDU buffers above this are freed after use instead of kept for the next PDU:
@@ -52,7 +53,7 @@ pub(crate) trait PduSink {
     fn lost_sync(&mut self);
     /// Locked onto a plausible PDU header after skipping `skipped` bytes.
     fn resynced(&mut self, skipped: u64);
-    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>);
+    fn anomaly(&mut self, name: DicomAnomaly, detail: fmt::Arguments<'_>);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +146,7 @@ impl PduStream {
         if let (true, Some((t, claimed))) = (mid_pdu, self.cur) {
             if claimed > self.cur_seen {
                 sink.anomaly(
-                    super::anomaly::PDU_TRUNCATED,
+                    DicomAnomaly::PduTruncated,
                     format_args!(
                         "{} claimed {} bytes, {} seen before the connection ended",
                         t.name(),
@@ -339,7 +340,7 @@ impl PduStream {
             // passed over (rule 3: keep unknowns); anything else means we are out of step.
             if !self.tentative {
                 sink.anomaly(
-                    "dicom.unknown_pdu_type",
+                    DicomAnomaly::UnknownPduType,
                     format_args!("PDU type 0x{:02X}", h.pdu_type.0),
                 );
             }
@@ -371,7 +372,7 @@ impl PduStream {
             self.state = State::PdvHeader { pdu_left: h.length };
             if (h.length as usize) < PDV_HEADER_LEN {
                 sink.anomaly(
-                    "dicom.malformed_pdv",
+                    DicomAnomaly::MalformedPdv,
                     format_args!("P-DATA-TF of {} bytes holds no PDV item", h.length),
                 );
                 self.state = State::Skip {
@@ -389,7 +390,7 @@ impl PduStream {
             self.release_ctrl();
             if h.length > max_control {
                 sink.anomaly(
-                    "dicom.pdu_too_large",
+                    DicomAnomaly::PduTooLarge,
                     format_args!(
                         "{} claims {} bytes, over the {} byte cap",
                         h.pdu_type.name(),
@@ -457,7 +458,7 @@ impl PduStream {
         if pdv.context_id % 2 == 0 && !self.tentative {
             // PS3.8 §9.3.2.2: presentation context IDs are odd. Lengths are consistent, so go on.
             sink.anomaly(
-                "dicom.malformed_pdv",
+                DicomAnomaly::MalformedPdv,
                 format_args!("even presentation context id {}", pdv.context_id),
             );
         }
@@ -482,7 +483,7 @@ impl PduStream {
         if self.tentative {
             self.enter_resync(&[]);
         } else {
-            sink.anomaly("dicom.malformed_pdv", detail);
+            sink.anomaly(DicomAnomaly::MalformedPdv, detail);
             self.state = State::Skip { left: u64::from(skip) };
         }
         ParseStatus::Done { consumed: 0 }
@@ -625,8 +626,8 @@ mod tests {
         fn resynced(&mut self, skipped: u64) {
             self.log.push(format!("resync {skipped}"));
         }
-        fn anomaly(&mut self, name: &'static str, _detail: fmt::Arguments<'_>) {
-            self.log.push(name.into());
+        fn anomaly(&mut self, name: DicomAnomaly, _detail: fmt::Arguments<'_>) {
+            self.log.push(name.as_str().into());
         }
     }
 

@@ -9,10 +9,12 @@
 //! One `hl7` event per message (CONTRACT §2). Patient segments (PID, PD1, NK1, PV1, PV2, OBX,
 //! NTE, IN1, GT1, AL1, DG1, …) are never copied, let alone emitted: only their counts are.
 
+mod event;
 mod mllp;
 pub mod parser;
 mod state;
 
+pub use event::Hl7Anomaly;
 pub use parser::{
     field, find_frame_byte, parse_delimiters, parse_message, render, segments, unescape_into, Ack, Delimiters,
     MalformedMsh, MasterFile, MasterFileRecord, MessageHeader, Render, SegmentId,
@@ -23,33 +25,6 @@ use mllp::Deframer;
 use pacstap_core::{ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Session, SessionSink};
 use std::collections::BTreeMap;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// Bytes were passed over to find the next frame (after a capture gap, a mid-message
-    /// pickup or an oversized message).
-    pub const RESYNC: &str = "hl7.resync";
-    /// Bytes of the flow were lost to a capture gap.
-    pub const GAP: &str = "hl7.gap";
-    /// No end block within `max_message_bytes`; the message is reported truncated.
-    pub const MESSAGE_TOO_LARGE: &str = "hl7.message_too_large";
-    /// A frame whose content does not start with MSH (or a batch header).
-    pub const MISSING_MSH: &str = "hl7.missing_msh";
-    /// An MSH whose delimiters cannot be read, or without message type / control id.
-    pub const MALFORMED_MSH: &str = "hl7.malformed_msh";
-    /// An MSA-2 that names no message sent the other way on a connection seen whole.
-    pub const ACK_WITHOUT_MESSAGE: &str = "hl7.ack_without_message";
-    /// Data outside a frame (other than CR/LF keep-alives), or `<FS>` without `<CR>`.
-    pub const BAD_FRAMING: &str = "hl7.bad_framing";
-    /// A start block inside a frame: the previous message had no end block.
-    pub const MISSING_END_BLOCK: &str = "hl7.missing_end_block";
-    /// The connection was closed (FIN/RST) in the middle of a message.
-    pub const TRUNCATED_MESSAGE: &str = "hl7.truncated_message";
-    /// More than `max_outstanding` messages awaiting acknowledgment; the oldest are forgotten.
-    pub const TOO_MANY_OUTSTANDING: &str = "hl7.too_many_outstanding";
-    /// The decoder memory budget refused to keep more of a message's header segments.
-    pub const MEMORY_BUDGET: &str = "hl7.memory_budget";
-}
 
 /// Bytes scanned without a frame after which a flow used to be given up. It no longer is: the
 /// scan for `<VT>` is a `memchr` with no copy, and giving up let 4 MiB of start blocks blind
@@ -216,7 +191,7 @@ impl Hl7Flow {
                 let cut = deframer.gap(&mut SessionSink { session, ctx, dir });
                 session.lost(dir);
                 let what = if cut { ", message cut" } else { "" };
-                session.anomaly(ctx, anomaly::GAP, format!("{len} bytes lost{what}"));
+                session.anomaly(ctx, Hl7Anomaly::Gap, format!("{len} bytes lost{what}"));
             }
             // The direction ended: a message still open was cut by the peer.
             ChunkBody::Close(reason) => Self::end_direction(deframer, session, ctx, dir, reason),
@@ -244,7 +219,7 @@ impl Hl7Flow {
         if open && matches!(reason, CloseReason::Fin | CloseReason::Rst) {
             session.anomaly(
                 ctx,
-                anomaly::TRUNCATED_MESSAGE,
+                Hl7Anomaly::TruncatedMessage,
                 format!("connection closed ({reason:?}) inside a message"),
             );
         }
@@ -926,7 +901,7 @@ mod tests {
         let m = hl7(&ev);
         assert_eq!(m.len(), 1);
         assert!(m[0].admin_event.is_some());
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+        assert_eq!(anomaly_names(&ev), vec![Hl7Anomaly::Resync]);
     }
 
     #[test]
@@ -950,7 +925,7 @@ mod tests {
             let names = anomaly_names(&ev);
             assert_eq!(names.len(), 1, "{names:?}");
             assert!(
-                names[0] == anomaly::RESYNC || names[0] == anomaly::BAD_FRAMING,
+                names[0] == Hl7Anomaly::Resync || names[0] == Hl7Anomaly::BadFraming,
                 "{names:?}"
             );
         }

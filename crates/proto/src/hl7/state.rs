@@ -1,9 +1,9 @@
 //! Per-connection HL7 state: acknowledgment pairing (MSA-2 against earlier MSH-10 the other
 //! way, HL7 v2.5 §2.9 original and enhanced acknowledgment modes) and event building.
 
-use super::anomaly;
 use super::mllp::{FrameSink, Message, MessageEnd, ResyncCause};
 use super::parser::{parse_message, MasterFileRecord, MessageHeader, SegmentId};
+use super::Hl7Anomaly;
 use crate::Ctx;
 use pacstap_core::{Direction, EventBody, Hl7Event, Timestamp};
 use std::collections::hash_map::RandomState;
@@ -102,8 +102,8 @@ impl Session {
         }
     }
 
-    pub(crate) fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: String) {
-        ctx.flow_anomaly(&mut self.anomalies_emitted, "hl7", name, Some(detail));
+    pub(crate) fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: Hl7Anomaly, detail: String) {
+        ctx.flow_anomaly(&mut self.anomalies_emitted, name, Some(detail));
     }
 
     #[cfg(test)]
@@ -123,7 +123,7 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 ctx.stats.hl7.malformed_messages += 1;
-                self.anomaly(ctx, anomaly::MALFORMED_MSH, e.to_string());
+                self.anomaly(ctx, Hl7Anomaly::MalformedMsh, e.to_string());
                 return;
             }
         };
@@ -133,7 +133,7 @@ impl Session {
             } else {
                 "MSH-10 control id"
             };
-            self.anomaly(ctx, anomaly::MALFORMED_MSH, format!("{which} is empty"));
+            self.anomaly(ctx, Hl7Anomaly::MalformedMsh, format!("{which} is empty"));
         }
         // Remember it for its acknowledgment: every message that is not itself a response,
         // and responses that ask for one (enhanced mode, MSH-15 AL/ER/SU).
@@ -157,7 +157,7 @@ impl Session {
                             && self.outstanding.get(other).is_some_and(|o| o.evicted == 0);
                         if whole {
                             let detail = format!("MSA-2 {acked:?} matches no message sent the other way");
-                            self.anomaly(ctx, anomaly::ACK_WITHOUT_MESSAGE, detail);
+                            self.anomaly(ctx, Hl7Anomaly::AckWithoutMessage, detail);
                         }
                     }
                 }
@@ -175,7 +175,7 @@ impl Session {
                     self.eviction_reported = true;
                     self.anomaly(
                         ctx,
-                        anomaly::TOO_MANY_OUTSTANDING,
+                        Hl7Anomaly::TooManyOutstanding,
                         format!("more than {max_outstanding} unacknowledged messages; oldest forgotten"),
                     );
                 }
@@ -292,16 +292,16 @@ impl FrameSink for SessionSink<'_, '_> {
             "and no frame found"
         };
         let (name, why) = match cause {
-            ResyncCause::Garbage => (anomaly::BAD_FRAMING, "outside a frame"),
-            ResyncCause::Midstream => (anomaly::RESYNC, "skipped (capture began mid-message)"),
-            ResyncCause::Gap => (anomaly::RESYNC, "skipped after a capture gap"),
-            ResyncCause::TooLarge => (anomaly::RESYNC, "skipped after an oversized message"),
+            ResyncCause::Garbage => (Hl7Anomaly::BadFraming, "outside a frame"),
+            ResyncCause::Midstream => (Hl7Anomaly::Resync, "skipped (capture began mid-message)"),
+            ResyncCause::Gap => (Hl7Anomaly::Resync, "skipped after a capture gap"),
+            ResyncCause::TooLarge => (Hl7Anomaly::Resync, "skipped after an oversized message"),
         };
         self.session
             .anomaly(self.ctx, name, format!("{bytes} bytes {why} {until}"));
     }
 
-    fn anomaly(&mut self, name: &'static str, detail: String) {
+    fn anomaly(&mut self, name: Hl7Anomaly, detail: String) {
         self.session.anomaly(self.ctx, name, detail);
     }
 
@@ -313,6 +313,6 @@ impl FrameSink for SessionSink<'_, '_> {
         let detail = self
             .ctx
             .budget_detail(format_args!("header segments after {kept} bytes"));
-        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+        self.session.anomaly(self.ctx, Hl7Anomaly::MemoryBudget, detail);
     }
 }

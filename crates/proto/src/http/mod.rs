@@ -13,12 +13,14 @@
 //! are never buffered, except the first 4 KiB of a login form read for its user name.
 
 pub mod dicomweb;
+mod event;
 pub mod parser;
 pub mod patterns;
 mod state;
 mod stream;
 pub mod url;
 
+pub use event::HttpAnomaly;
 pub use parser::probe;
 pub use patterns::{default_admin_patterns, default_share_patterns, AdminPattern};
 
@@ -29,39 +31,6 @@ use parser::Role;
 use state::{Session, SessionSink};
 use std::fmt;
 use stream::HalfStream;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// Bytes had to be skipped to find the next start line (midstream pickup, after a gap or
-    /// broken framing).
-    pub const RESYNC: &str = "http.resync";
-    /// Bytes of the connection were lost to a capture gap.
-    pub const GAP: &str = "http.gap";
-    /// A header block (or trailer section) over `HttpConfig.max_header_bytes`.
-    pub const HEADER_TOO_LARGE: &str = "http.header_too_large";
-    /// More header fields than `parser::MAX_HEADERS`; read by the lenient scanner.
-    pub const TOO_MANY_HEADERS: &str = "http.too_many_headers";
-    /// A request head that does not parse, or whose body cannot be delimited.
-    pub const MALFORMED_REQUEST: &str = "http.malformed_request";
-    /// A response head that does not parse, or an invalid Content-Length.
-    pub const MALFORMED_RESPONSE: &str = "http.malformed_response";
-    /// A bad chunk-size line or missing CRLF after chunk data.
-    pub const MALFORMED_CHUNK: &str = "http.malformed_chunk";
-    /// Both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3: a request smuggling
-    /// indicator).
-    pub const CONFLICTING_LENGTH: &str = "http.conflicting_length";
-    /// A response when no request awaits one, on a connection whose requests were all seen.
-    pub const RESPONSE_WITHOUT_REQUEST: &str = "http.response_without_request";
-    /// More than `HttpConfig.max_pending_requests` requests awaiting responses; the oldest is
-    /// emitted without its response.
-    pub const TOO_MANY_PENDING: &str = "http.too_many_pending";
-    /// HTTP/2 with prior knowledge (RFC 9113 §3.3): not decoded; the flow is given up.
-    pub const HTTP2_UNSUPPORTED: &str = "http.http2_unsupported";
-    /// The decoder memory budget refused to hold more of a head; what was read is used.
-    pub const MEMORY_BUDGET: &str = "http.memory_budget";
-    /// The flow was given up (the detail says why): no more `http` events from it.
-    pub const GIVE_UP: &str = "http.give_up";
-}
 
 /// A flow that never shows an HTTP start line within this many bytes is given up. A
 /// midstream pickup may begin inside a large response body (a WADO-RS study is tens to
@@ -269,7 +238,7 @@ impl HttpFlow {
                         format!("{len} bytes lost, resynchronising")
                     };
                     sink.ctx
-                        .flow_anomaly(&mut sink.session.anomalies_emitted, "http", anomaly::GAP, Some(detail));
+                        .flow_anomaly(&mut sink.session.anomalies_emitted, HttpAnomaly::Gap, Some(detail));
                 }
             }
             // This direction ended: a response read until close is complete.
@@ -289,8 +258,7 @@ impl HttpFlow {
             let n = self.data_bytes;
             ctx.flow_anomaly(
                 &mut self.session.anomalies_emitted,
-                "http",
-                anomaly::GIVE_UP,
+                HttpAnomaly::GiveUp,
                 Some(format!("no HTTP start line in {n} bytes; flow given up")),
             );
             self.session.flush(ctx);
@@ -320,7 +288,7 @@ impl HttpFlow {
 
 #[cfg(test)]
 mod tests {
-    use super::anomaly;
+    use super::HttpAnomaly;
     use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use base64::engine::general_purpose::STANDARD;
@@ -591,7 +559,7 @@ mod tests {
     fn midstream_pickup_resyncs() {
         let conv = keepalive_from_mid_body();
         let ev = every_split(8042, &conv);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Resync]);
         let tx = http(&ev);
         let methods: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
         assert_eq!(
@@ -628,7 +596,7 @@ mod tests {
             ],
         );
         let ev = every_split(8042, &conv);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap]);
         let tx = http(&ev);
         assert_eq!(tx.len(), 7);
         assert_eq!(
@@ -650,7 +618,7 @@ mod tests {
         let Rec::Data(_, b) = &conv[at] else { unreachable!() };
         conv[at] = Rec::Gap(ToServer, b.len() as u64);
         let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap]);
         let tx = http(&ev);
         let got: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
         assert_eq!(
@@ -691,7 +659,7 @@ mod tests {
                 ("/c".to_string(), Some(404), false)
             ]
         );
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP, anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap, HttpAnomaly::Gap]);
     }
 
     #[test]
@@ -702,7 +670,7 @@ mod tests {
         ];
         let ev = run(&conv);
         assert_eq!(http(&ev).len(), 1);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESPONSE_WITHOUT_REQUEST]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::ResponseWithoutRequest]);
     }
 
     #[test]
@@ -896,7 +864,7 @@ mod tests {
             rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ];
         let (ev, _) = run_on(&cfg, 8042, &conv, Cut::Whole, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::HeaderTooLarge]);
         let tx = http(&ev);
         assert_eq!(tx.len(), 2);
         assert_eq!((tx[0].status, tx[0].incomplete), (Some(431), true));
@@ -920,7 +888,7 @@ mod tests {
                 rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
             ];
             let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, cut, CloseReason::Fin);
-            assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+            assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::HeaderTooLarge]);
             let tx = http(&ev);
             assert_eq!(tx.len(), 2);
             assert_eq!(tx[0].hostname.as_deref(), Some("pacs.example"));
@@ -951,7 +919,7 @@ mod tests {
             rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ];
         let (ev, h) = run_on(&cfg, 8042, &conv, Cut::ByteByByte, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::MEMORY_BUDGET], "{ev:?}");
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::MemoryBudget], "{ev:?}");
         let tx = http(&ev);
         assert_eq!(tx[0].hostname.as_deref(), Some("pacs"));
         assert!(tx[0].incomplete);
@@ -998,7 +966,10 @@ mod tests {
             CloseReason::Fin,
         );
         assert_eq!(http(&ev).len(), 70);
-        assert_eq!(h.an.stats().anomalies.get(anomaly::TOO_MANY_PENDING), Some(&6));
+        assert_eq!(
+            h.an.stats().anomalies.get(HttpAnomaly::TooManyPending.as_str()),
+            Some(&6)
+        );
     }
 
     #[test]
@@ -1013,7 +984,7 @@ mod tests {
         let ev = every_split(8042, &conv);
         assert_eq!(
             anomaly_names(&ev),
-            vec![anomaly::CONFLICTING_LENGTH, anomaly::MALFORMED_REQUEST]
+            vec![HttpAnomaly::ConflictingLength, HttpAnomaly::MalformedRequest]
         );
         let got: Vec<_> = http(&ev).iter().map(|t| (t.url.clone(), t.status)).collect();
         assert_eq!(got, [("/a".to_string(), Some(200)), ("/b".to_string(), Some(200))]);
@@ -1028,7 +999,7 @@ mod tests {
         );
         assert_eq!(
             anomaly_names(&h.end(CloseReason::Fin)),
-            vec![anomaly::HTTP2_UNSUPPORTED]
+            vec![HttpAnomaly::Http2Unsupported]
         );
         assert_eq!(h.an.stats().http.http2_flows, 1);
 
@@ -1044,7 +1015,7 @@ mod tests {
         assert_eq!(i, Interest::Ignore);
         let ev = h.end(CloseReason::Fin);
         // The give-up says why.
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::GiveUp]);
         let tx = http(&ev);
         assert_eq!((tx.len(), tx[0].status), (1, Some(101)));
 
@@ -1075,7 +1046,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert_eq!(h.an.stats().http.flows_given_up, 1);
-        assert_eq!(anomaly_names(&h.events()), vec![anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&h.events()), vec![HttpAnomaly::GiveUp]);
     }
 
     #[test]

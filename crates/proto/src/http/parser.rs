@@ -2,6 +2,7 @@
 //! end of a header block, heads via httparse, message body framing, chunk-size lines, and the
 //! user named by an `Authorization` header. No state, no I/O; fuzz and bench entry points.
 
+use super::HttpAnomaly;
 use crate::Probe;
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -399,14 +400,14 @@ pub enum Framing {
     Tunnel,
 }
 
-/// Bad framing seen while deciding it (an anomaly name, see `http::anomaly`).
-pub type FramingIssue = Option<&'static str>;
+/// Bad framing seen while deciding it (an anomaly, see [`HttpAnomaly`]).
+pub type FramingIssue = Option<HttpAnomaly>;
 
 /// Request body framing (RFC 9112 §6.3 rules 3-6). `Err`: the server cannot know where the
 /// body ends either (§6.3 rules 4 and 5 say respond 400 and close); the tap resynchronises.
 pub fn request_framing(f: &Fields<'_>) -> (Result<Framing, &'static str>, FramingIssue) {
     let conflict = (f.transfer_encoding != TransferEncoding::Absent && f.content_length != ContentLength::Absent)
-        .then_some(super::anomaly::CONFLICTING_LENGTH);
+        .then_some(HttpAnomaly::ConflictingLength);
     let framing = match (f.transfer_encoding, f.content_length) {
         (TransferEncoding::Chunked, _) => Ok(Framing::Chunked),
         (TransferEncoding::Other, _) => Err("transfer coding of a request does not end in chunked"),
@@ -426,12 +427,12 @@ pub fn response_framing(status: u16, request_method: &str, f: &Fields<'_>) -> (F
         return (Framing::Empty, None);
     }
     let conflict = (f.transfer_encoding != TransferEncoding::Absent && f.content_length != ContentLength::Absent)
-        .then_some(super::anomaly::CONFLICTING_LENGTH);
+        .then_some(HttpAnomaly::ConflictingLength);
     match (f.transfer_encoding, f.content_length) {
         (TransferEncoding::Chunked, _) => (Framing::Chunked, conflict),
         (TransferEncoding::Other, _) => (Framing::UntilClose, conflict),
         (TransferEncoding::Absent, ContentLength::Invalid) => {
-            (Framing::UntilClose, Some(super::anomaly::MALFORMED_RESPONSE))
+            (Framing::UntilClose, Some(HttpAnomaly::MalformedResponse))
         }
         (TransferEncoding::Absent, ContentLength::Valid(0)) => (Framing::Empty, None),
         (TransferEncoding::Absent, ContentLength::Valid(n)) => (Framing::Length(n), None),
@@ -927,7 +928,7 @@ mod tests {
         assert_eq!(r.fields.transfer_encoding, TransferEncoding::Chunked);
         assert_eq!(
             request_framing(&r.fields),
-            (Ok(Framing::Chunked), Some("http.conflicting_length"))
+            (Ok(Framing::Chunked), Some(HttpAnomaly::ConflictingLength))
         );
 
         let h = b"PUT /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
@@ -984,7 +985,7 @@ mod tests {
         let r = parse_response_head(h).unwrap();
         assert_eq!(
             response_framing(200, "GET", &r.fields),
-            (Framing::UntilClose, Some("http.malformed_response"))
+            (Framing::UntilClose, Some(HttpAnomaly::MalformedResponse))
         );
         // Obsolete folding is accepted in responses.
         let h = b"HTTP/1.1 200 OK\r\nX-Long: a\r\n b\r\nContent-Length: 3\r\n\r\n";

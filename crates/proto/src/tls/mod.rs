@@ -9,6 +9,7 @@
 //! - this file: the per-connection state and its one `tls` event (CONTRACT §2), emitted when
 //!   the flow ends.
 
+mod event;
 pub mod fingerprint;
 pub mod parser;
 mod stream;
@@ -16,6 +17,7 @@ mod stream;
 #[cfg(test)]
 pub(crate) mod testdata;
 
+pub use event::TlsAnomaly;
 pub use fingerprint::{ja3, ja3_string, ja3s, ja4, ja4_parts};
 pub use parser::{
     parse_certificate, parse_client_hello, parse_record_header, parse_server_hello, CertificateSummary, ClientHello,
@@ -28,26 +30,6 @@ use pacstap_core::{ChunkBody, CloseReason, Direction, EventBody, StreamChunk, Ti
 use parser::{alert_name, cipher_suite_name, hex, version, version_name, version_string};
 use std::collections::BTreeMap;
 use stream::{RecordSink, RecordStream};
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// An implausible record header in a stream that was in sync; the stream resynchronises.
-    pub const BAD_RECORD: &str = "tls.bad_record";
-    /// A handshake message the decoder needed was longer than [`super::MAX_HANDSHAKE_MESSAGE`].
-    pub const HANDSHAKE_TOO_LARGE: &str = "tls.handshake_too_large";
-    /// A ClientHello whose fixed part does not parse.
-    pub const MALFORMED_CLIENT_HELLO: &str = "tls.malformed_client_hello";
-    /// A ServerHello whose fixed part does not parse.
-    pub const MALFORMED_SERVER_HELLO: &str = "tls.malformed_server_hello";
-    /// A hello extension whose contents do not parse, or trailing bytes in a hello.
-    pub const MALFORMED_EXTENSION: &str = "tls.malformed_extension";
-    /// A TLS ≤ 1.2 Certificate message that does not parse.
-    pub const MALFORMED_CERTIFICATE: &str = "tls.malformed_certificate";
-    /// The decoder memory budget refused to hold a wanted handshake message; skipped.
-    pub const MEMORY_BUDGET: &str = "tls.memory_budget";
-    /// The flow was given up (the detail says why): no `tls` event follows.
-    pub const GIVE_UP: &str = "tls.give_up";
-}
 
 /// A flow claimed by port that shows no two consecutive record headers (and no hello) within
 /// this many bytes is not TLS and is given up. Records are at most 2^14 + 2048 bytes, so a
@@ -161,14 +143,14 @@ struct Session {
 }
 
 impl Session {
-    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: String) {
-        ctx.flow_anomaly(&mut self.anomalies_emitted, "tls", name, Some(detail));
+    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: TlsAnomaly, detail: String) {
+        ctx.flow_anomaly(&mut self.anomalies_emitted, name, Some(detail));
     }
 
     fn client_hello(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {
         let Some(ch) = parse_client_hello(body) else {
             if in_sync {
-                self.anomaly(ctx, anomaly::MALFORMED_CLIENT_HELLO, format!("{} bytes", body.len()));
+                self.anomaly(ctx, TlsAnomaly::MalformedClientHello, format!("{} bytes", body.len()));
             }
             return;
         };
@@ -177,7 +159,7 @@ impl Session {
         if ch.malformed > 0 {
             self.anomaly(
                 ctx,
-                anomaly::MALFORMED_EXTENSION,
+                TlsAnomaly::MalformedExtension,
                 format!("client_hello: {}", ch.malformed),
             );
         }
@@ -199,7 +181,7 @@ impl Session {
     fn server_hello(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {
         let Some(sh) = parse_server_hello(body) else {
             if in_sync {
-                self.anomaly(ctx, anomaly::MALFORMED_SERVER_HELLO, format!("{} bytes", body.len()));
+                self.anomaly(ctx, TlsAnomaly::MalformedServerHello, format!("{} bytes", body.len()));
             }
             return;
         };
@@ -207,7 +189,7 @@ impl Session {
         if sh.malformed > 0 {
             self.anomaly(
                 ctx,
-                anomaly::MALFORMED_EXTENSION,
+                TlsAnomaly::MalformedExtension,
                 format!("server_hello: {}", sh.malformed),
             );
         }
@@ -248,7 +230,7 @@ impl Session {
             }
             // An empty chain (no certificate) is legal; anything else that fails is not.
             None if body == [0, 0, 0] => {}
-            None if in_sync => self.anomaly(ctx, anomaly::MALFORMED_CERTIFICATE, format!("{} bytes", body.len())),
+            None if in_sync => self.anomaly(ctx, TlsAnomaly::MalformedCertificate, format!("{} bytes", body.len())),
             None => {}
         }
     }
@@ -315,7 +297,7 @@ impl RecordSink for SessionSink<'_, '_> {
         self.ctx.stats.tls.handshake_cap_hits += 1;
         self.session.anomaly(
             self.ctx,
-            anomaly::HANDSHAKE_TOO_LARGE,
+            TlsAnomaly::HandshakeTooLarge,
             format!("type {} length {len}", msg_type.0),
         );
     }
@@ -328,7 +310,7 @@ impl RecordSink for SessionSink<'_, '_> {
         let detail = self
             .ctx
             .budget_detail(format_args!("handshake message type {} of {len} bytes", msg_type.0));
-        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+        self.session.anomaly(self.ctx, TlsAnomaly::MemoryBudget, detail);
     }
 
     fn on_handshake_lost(&mut self, _msg_type: HandshakeType) {
@@ -356,7 +338,7 @@ impl RecordSink for SessionSink<'_, '_> {
         self.ctx.stats.tls.resyncs += 1;
         if in_sync {
             self.session
-                .anomaly(self.ctx, anomaly::BAD_RECORD, format!("header {}", hex(&header)));
+                .anomaly(self.ctx, TlsAnomaly::BadRecord, format!("header {}", hex(&header)));
         }
     }
 
@@ -435,7 +417,7 @@ impl TlsFlow {
             ctx.stats.tls.flows_given_up += 1;
             self.session.anomaly(
                 ctx,
-                anomaly::GIVE_UP,
+                TlsAnomaly::GiveUp,
                 format!("no TLS record chain in {seen} bytes on a TLS port; flow given up"),
             );
             return false;
@@ -488,6 +470,7 @@ fn certificate_record(c: &CertificateSummary) -> pacstap_core::TlsCertificate {
 #[cfg(test)]
 mod tests {
     use super::testdata::*;
+    use super::TlsAnomaly;
     use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use pacstap_core::Direction::{self, ToClient, ToServer};
@@ -842,7 +825,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
-        assert_eq!(anomaly_names(&h.events()), vec![super::anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&h.events()), vec![TlsAnomaly::GiveUp]);
         assert!(h.end(CloseReason::Fin).is_empty());
         assert_eq!(h.an.stats().tls.flows_given_up, 1);
     }
