@@ -4,9 +4,9 @@
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
 //! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
-//! - `state`: associations (`state/association`), request/response pairing, the walker's sink
-//!   (`state/sink`) and the data set sniff prefix (`state/sniff`);
-//! - `event`: the contract's event structs.
+//! - `state`: associations (`state/association`), request/response pairing (`state/dimse`),
+//!   the walker's sink (`state/sink`) and the data set sniff prefix (`state/sniff`);
+//! - `event`: the contract's event structs and [`DicomAnomaly`].
 
 pub mod command;
 pub mod dataset;

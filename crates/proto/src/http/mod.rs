@@ -2,6 +2,7 @@
 //!
 //! - [`parser`]: pure pieces: probe, start lines, heads (httparse), framing, chunk-size lines,
 //!   the user of an `Authorization` header (fuzz and bench entry points);
+//! - [`auth`]: the user an `Authorization` header or a login form names (never the secret);
 //! - [`url`]: request targets, normalised path segments, the URL shown in events;
 //! - [`dicomweb`]: QIDO-RS / WADO-RS / STOW-RS / WADO-URI classification and UIDs;
 //! - [`patterns`]: the admin and share action tables;
@@ -12,6 +13,7 @@
 //! complete, or when the flow ends (then `status` is absent if no response was seen). Bodies
 //! are never buffered, except the first 4 KiB of a login form read for its user name.
 
+pub mod auth;
 pub mod dicomweb;
 mod event;
 pub mod parser;
