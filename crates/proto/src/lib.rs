@@ -8,7 +8,9 @@
 
 pub mod anomaly;
 pub mod budget;
+mod carry;
 mod ctx;
+pub mod decoder;
 pub mod dicom;
 pub mod hl7;
 pub mod http;
@@ -16,6 +18,7 @@ pub mod tls;
 
 pub use budget::{Lease, MemBudget};
 pub use ctx::Ctx;
+pub use decoder::Decoder;
 
 use dicom::parser::{probe_associate_rq, Plausible};
 use dicom::DicomFlow;
@@ -127,26 +130,25 @@ pub enum FlowState {
 }
 
 impl FlowState {
-    /// The flow's charge against the decoder memory budget.
-    fn lease_mut(&mut self) -> Option<&mut Lease> {
+    /// The flow's decoder, once the probe decided (ARCHITECTURE: one [`Decoder`] per protocol).
+    fn decoder(&mut self) -> Option<&mut dyn Decoder> {
         match self {
-            FlowState::Dicom(f) => Some(&mut f.lease),
-            FlowState::Http(f) => Some(&mut f.lease),
-            FlowState::Tls(f) => Some(&mut f.lease),
-            FlowState::Hl7(f) => Some(&mut f.lease),
+            FlowState::Dicom(f) => Some(f.as_mut()),
+            FlowState::Http(f) => Some(f.as_mut()),
+            FlowState::Tls(f) => Some(f.as_mut()),
+            FlowState::Hl7(f) => Some(f.as_mut()),
             FlowState::Probing(_) | FlowState::Ignored => None,
         }
     }
 
+    /// The flow's charge against the decoder memory budget.
+    fn lease_mut(&mut self) -> Option<&mut Lease> {
+        self.decoder().map(Decoder::lease_mut)
+    }
+
     /// Bytes the flow's decoder buffers hold now (capacities).
-    fn held_bytes(&self) -> usize {
-        match self {
-            FlowState::Dicom(f) => f.held_bytes(),
-            FlowState::Http(f) => f.held_bytes(),
-            FlowState::Tls(f) => f.held_bytes(),
-            FlowState::Hl7(f) => f.held_bytes(),
-            FlowState::Probing(_) | FlowState::Ignored => 0,
-        }
+    fn held_bytes(&mut self) -> usize {
+        self.decoder().map_or(0, |d| d.held_bytes())
     }
 }
 
@@ -403,10 +405,7 @@ impl Analyzer {
         let keep = match state {
             FlowState::Probing(_) => true,
             FlowState::Ignored => false,
-            FlowState::Dicom(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Http(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Tls(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Hl7(flow) => flow.on_chunk(&mut ctx, chunk),
+            _ => state.decoder().is_some_and(|d| d.on_chunk(&mut ctx, chunk)),
         };
         let lease = ctx.lease;
         let held = state.held_bytes();
@@ -521,12 +520,8 @@ impl StreamHandler<FlowState> for Analyzer {
             &mut self.budget,
             Lease::default(),
         );
-        match state {
-            FlowState::Dicom(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Http(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Tls(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Hl7(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Probing(_) | FlowState::Ignored => {}
+        if let Some(decoder) = state.decoder() {
+            decoder.finish(&mut ctx, reason);
         }
         // Anything a decoder took while finishing is freed with the flow.
         let mut lease = ctx.lease;

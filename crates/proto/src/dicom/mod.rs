@@ -26,6 +26,7 @@ pub use parser::{
 };
 
 use crate::budget::Lease;
+use crate::decoder::{resync_exhausted, Decoder};
 use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
@@ -66,14 +67,11 @@ impl DicomFlow {
             lease: Lease::default(),
         }
     }
+}
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
-    }
-
+impl Decoder for DicomFlow {
     /// Handle one chunk; `false` when the flow turned out not to be DICOM.
-    pub(crate) fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         let raw = chunk.dir;
         let max_control = ctx.cfg.max_control_pdu_bytes;
         let stream = state::at_mut(&mut self.streams, raw);
@@ -103,8 +101,7 @@ impl DicomFlow {
             return false;
         }
         let never_locked = self.session.pdus == 0 && self.streams.iter().any(PduStream::is_resyncing);
-        if never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
-            let n = self.data_bytes;
+        if let Some(n) = resync_exhausted(never_locked, self.data_bytes, RESYNC_GIVE_UP_BYTES) {
             self.session.give_up(
                 ctx,
                 format_args!("no DICOM PDU header found in {n} bytes on a DICOM port; flow given up"),
@@ -115,7 +112,7 @@ impl DicomFlow {
     }
 
     /// The flow left the table: end the open association (CONTRACT §2 outcomes).
-    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let outcome = match reason {
             CloseReason::Fin => AssociationOutcome::Closed,
             CloseReason::Rst => AssociationOutcome::Reset,
@@ -131,6 +128,15 @@ impl DicomFlow {
             stream.finish(&mut sink);
         }
         self.session.flow_end(ctx, outcome);
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 

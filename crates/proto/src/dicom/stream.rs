@@ -11,6 +11,7 @@ use super::parser::{
     Plausible, MAX_LOOKAHEAD, PDU_HEADER_LEN, PDV_HEADER_LEN,
 };
 use super::DicomAnomaly;
+use crate::carry::Carry;
 use std::fmt;
 
 /// Control PDU buffers above this are freed after use instead of kept for the next PDU:
@@ -83,8 +84,7 @@ pub(crate) struct PduStream {
     state: State,
     /// Header lookahead (≤ 6 bytes) or, while resynchronising, the unscanned tail of the
     /// previous chunk (< 12 bytes).
-    look: [u8; MAX_LOOKAHEAD],
-    look_len: usize,
+    look: Carry<MAX_LOOKAHEAD>,
     ctrl: Vec<u8>,
     /// Bytes passed over while resynchronising, reported when a header is found.
     skipped: u64,
@@ -103,8 +103,7 @@ impl PduStream {
     pub(crate) fn new(resync: bool) -> Self {
         PduStream {
             state: if resync { State::Resync } else { State::Header },
-            look: [0; MAX_LOOKAHEAD],
-            look_len: 0,
+            look: Carry::new(),
             ctrl: Vec::new(),
             skipped: 0,
             tentative: resync,
@@ -224,10 +223,7 @@ impl PduStream {
     fn enter_resync(&mut self, carry: &[u8]) {
         self.state = State::Resync;
         let n = carry.len().min(MAX_LOOKAHEAD - 1);
-        if let (Some(dst), Some(src)) = (self.look.get_mut(..n), carry.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.look_len = n;
+        self.look.set(carry.get(..n).unwrap_or_default());
         self.release_ctrl();
     }
 
@@ -242,28 +238,13 @@ impl PduStream {
     /// Collect `n` bytes of header into lookahead, or read them straight from `data`.
     /// Returns the header bytes and how many bytes of `data` were used.
     fn gather(&mut self, data: &[u8], n: usize) -> Result<([u8; MAX_LOOKAHEAD], usize), ParseStatus> {
-        let mut out = [0u8; MAX_LOOKAHEAD];
-        if self.look_len == 0 {
-            if let (Some(src), Some(dst)) = (data.get(..n), out.get_mut(..n)) {
-                dst.copy_from_slice(src);
-                return Ok((out, n));
-            }
+        match self.look.gather(data, n) {
+            (Some(header), used) => Ok((header, used)),
+            (None, consumed) => Err(ParseStatus::NeedMore {
+                consumed,
+                needed: self.look.missing(n),
+            }),
         }
-        let want = n.saturating_sub(self.look_len);
-        let take = want.min(data.len());
-        if let (Some(dst), Some(src)) = (self.look.get_mut(self.look_len..self.look_len + take), data.get(..take)) {
-            dst.copy_from_slice(src);
-        }
-        self.look_len += take;
-        if self.look_len < n {
-            return Err(ParseStatus::NeedMore {
-                consumed: take,
-                needed: n - self.look_len,
-            });
-        }
-        out = self.look;
-        self.look_len = 0;
-        Ok((out, take))
     }
 
     fn step(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
@@ -500,23 +481,16 @@ impl PduStream {
     /// Scan for a plausible PDU header: every start position is examined once (the < 12-byte
     /// tail of one chunk is carried into the next), so the cost is linear in the bytes seen.
     fn step_resync(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
-        if self.look_len > 0 {
-            let carry_len = self.look_len;
-            let mut win = [0u8; 2 * MAX_LOOKAHEAD];
-            let extra = data.len().min(win.len() - carry_len);
-            if let (Some(d), Some(s)) = (win.get_mut(..carry_len), self.look.get(..carry_len)) {
-                d.copy_from_slice(s);
-            }
-            if let (Some(d), Some(s)) = (win.get_mut(carry_len..carry_len + extra), data.get(..extra)) {
-                d.copy_from_slice(s);
-            }
-            let wlen = carry_len + extra;
+        if !self.look.is_empty() {
+            let carry_len = self.look.len();
+            let (win, wlen) = self.look.joined::<{ 2 * MAX_LOOKAHEAD }>(data);
+            let extra = wlen - carry_len;
             for i in 0..carry_len {
                 let cand = win.get(i..wlen).unwrap_or_default();
                 match plausible_pdu_header(cand, max_control) {
                     Plausible::Yes => {
                         self.skipped += i as u64;
-                        self.look_len = 0;
+                        self.look.clear();
                         self.lock(sink);
                         // Re-feed the carried bytes of the header; they cannot desync because
                         // the plausibility test is stricter than the normal parse.
@@ -530,13 +504,7 @@ impl PduStream {
                     }
                     Plausible::NeedMore { needed } => {
                         // Only when `data` was too short to decide: keep the tail.
-                        let n = wlen - i;
-                        let mut tail = [0u8; MAX_LOOKAHEAD];
-                        if let (Some(d), Some(s)) = (tail.get_mut(..n), win.get(i..wlen)) {
-                            d.copy_from_slice(s);
-                        }
-                        self.look = tail;
-                        self.look_len = n.min(MAX_LOOKAHEAD);
+                        self.look.set(win.get(i..wlen).unwrap_or_default());
                         self.skipped += i as u64;
                         return ParseStatus::NeedMore {
                             consumed: extra,
@@ -547,7 +515,7 @@ impl PduStream {
                 }
             }
             self.skipped += carry_len as u64;
-            self.look_len = 0;
+            self.look.clear();
         }
         for (j, &b) in data.iter().enumerate() {
             // Cheap pre-filter: PDU types are 01H-07H.
@@ -563,10 +531,7 @@ impl PduStream {
                 }
                 Plausible::NeedMore { needed } => {
                     let n = cand.len().min(MAX_LOOKAHEAD - 1);
-                    if let (Some(d), Some(s)) = (self.look.get_mut(..n), cand.get(..n)) {
-                        d.copy_from_slice(s);
-                    }
-                    self.look_len = n;
+                    self.look.set(cand.get(..n).unwrap_or_default());
                     self.skipped += j as u64;
                     return ParseStatus::NeedMore {
                         consumed: data.len(),

@@ -20,6 +20,8 @@ pub use parser::{
     MalformedMsh, MasterFile, MasterFileRecord, MessageHeader, Render, SegmentId,
 };
 
+use crate::budget::Lease;
+use crate::decoder::Decoder;
 use crate::{Ctx, Probe, ProtoConfig};
 use mllp::Deframer;
 use pacstap_core::{ChunkBody, CloseReason, Direction, StreamChunk};
@@ -163,14 +165,29 @@ impl Hl7Flow {
         }
     }
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.deframers.iter().map(Deframer::held_bytes).sum()
+    fn end_direction(
+        deframer: &mut Deframer,
+        session: &mut Session,
+        ctx: &mut Ctx<'_>,
+        dir: Direction,
+        reason: CloseReason,
+    ) {
+        let open = deframer.finish(&mut SessionSink { session, ctx, dir });
+        // At the end of the capture, a timeout or an eviction the message was only cut by us.
+        if open && matches!(reason, CloseReason::Fin | CloseReason::Rst) {
+            session.anomaly(
+                ctx,
+                Hl7Anomaly::TruncatedMessage,
+                format!("connection closed ({reason:?}) inside a message"),
+            );
+        }
     }
+}
 
+impl Decoder for Hl7Flow {
     /// Handle one chunk. Always `true`: an HL7 flow is never given up (see
     /// [`RESYNC_GIVE_UP_BYTES`]).
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         if !self.started {
             self.started = true;
             ctx.stats.hl7.flows += 1;
@@ -200,29 +217,20 @@ impl Hl7Flow {
     }
 
     /// The flow left the table: report what is pending in both directions.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let Hl7Flow { deframers, session, .. } = self;
         for (deframer, dir) in deframers.iter_mut().zip([Direction::ToServer, Direction::ToClient]) {
             Self::end_direction(deframer, session, ctx, dir, reason);
         }
     }
 
-    fn end_direction(
-        deframer: &mut Deframer,
-        session: &mut Session,
-        ctx: &mut Ctx<'_>,
-        dir: Direction,
-        reason: CloseReason,
-    ) {
-        let open = deframer.finish(&mut SessionSink { session, ctx, dir });
-        // At the end of the capture, a timeout or an eviction the message was only cut by us.
-        if open && matches!(reason, CloseReason::Fin | CloseReason::Rst) {
-            session.anomaly(
-                ctx,
-                Hl7Anomaly::TruncatedMessage,
-                format!("connection closed ({reason:?}) inside a message"),
-            );
-        }
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.deframers.iter().map(Deframer::held_bytes).sum()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 

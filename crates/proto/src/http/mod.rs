@@ -26,6 +26,8 @@ pub use event::HttpAnomaly;
 pub use parser::probe;
 pub use patterns::{default_admin_patterns, default_share_patterns, AdminPattern};
 
+use crate::budget::Lease;
+use crate::decoder::{resync_exhausted, Decoder};
 use crate::Ctx;
 use crate::ProtoConfig;
 use pacstap_core::{ChunkBody, CloseReason, StreamChunk};
@@ -206,14 +208,11 @@ impl HttpFlow {
             lease: crate::Lease::default(),
         }
     }
+}
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
-    }
-
+impl Decoder for HttpFlow {
     /// Handle one chunk; `false` when the flow is given up (HTTP/2, a tunnel, or no HTTP found).
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         if !self.counted {
             self.counted = true;
             ctx.stats.http.flows += 1;
@@ -255,9 +254,8 @@ impl HttpFlow {
             return false;
         }
         let locked = self.streams.iter().any(|s| s.locked);
-        if !locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
+        if let Some(n) = resync_exhausted(!locked, self.data_bytes, RESYNC_GIVE_UP_BYTES) {
             ctx.stats.http.flows_given_up += 1;
-            let n = self.data_bytes;
             ctx.flow_anomaly(
                 &mut self.session.anomalies_emitted,
                 HttpAnomaly::GiveUp,
@@ -270,7 +268,7 @@ impl HttpFlow {
     }
 
     /// The flow left the table: end what is in progress and emit every open transaction.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let mut sink = SessionSink {
             session: &mut self.session,
             ctx,
@@ -285,6 +283,15 @@ impl HttpFlow {
             ctx.stats.http.resync_bytes_skipped += std::mem::take(&mut s.resync_bytes);
         }
         self.session.flush(ctx);
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 

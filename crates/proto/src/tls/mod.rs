@@ -25,6 +25,8 @@ pub use parser::{
 };
 pub use stream::MAX_HANDSHAKE_MESSAGE;
 
+use crate::budget::Lease;
+use crate::decoder::{resync_exhausted, Decoder};
 use crate::{Ctx, Probe, ProtoConfig};
 use pacstap_core::{ChunkBody, CloseReason, Direction, EventBody, StreamChunk, Timestamp, TlsEvent};
 use parser::{alert_name, cipher_suite_name, hex, version, version_name, version_string};
@@ -363,11 +365,6 @@ pub struct TlsFlow {
 }
 
 impl TlsFlow {
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
-    }
-
     /// `midstream`: claimed by port, the flow's first bytes were not a ClientHello; both
     /// directions look for a record header first. `start`: time of the first chunk.
     pub fn new(_cfg: &ProtoConfig, midstream: bool, start: Timestamp) -> Self {
@@ -381,9 +378,11 @@ impl TlsFlow {
             lease: crate::Lease::default(),
         }
     }
+}
 
+impl Decoder for TlsFlow {
     /// Handle one chunk; `false` when a flow claimed by port turns out not to be TLS.
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         let dir = chunk.dir;
         let Some(stream) = self.streams.get_mut(dir.index()) else {
             return true;
@@ -413,7 +412,7 @@ impl TlsFlow {
         let seen = s.data_bytes[0].saturating_add(s.data_bytes[1]);
         let never_tls =
             s.event.midstream && !s.client_hello && !s.server_hello && !self.streams.iter().any(RecordStream::in_sync);
-        if never_tls && seen > RESYNC_GIVE_UP_BYTES {
+        if let Some(seen) = resync_exhausted(never_tls, seen, RESYNC_GIVE_UP_BYTES) {
             ctx.stats.tls.flows_given_up += 1;
             self.session.anomaly(
                 ctx,
@@ -426,7 +425,7 @@ impl TlsFlow {
     }
 
     /// The flow left the table: emit its `tls` event.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, _reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, _reason: CloseReason) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -446,6 +445,15 @@ impl TlsFlow {
             *stats.versions.entry(version_name(v).unwrap_or("other")).or_default() += 1;
         }
         ctx.emit(EventBody::Tls(ev));
+    }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 
