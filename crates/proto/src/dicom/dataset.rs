@@ -7,6 +7,8 @@
 //! wants can come later. Patient data (group 0010) lies before the stop tag but is only ever
 //! skipped over by length, never read into a value.
 
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 use flate2::{Decompress, FlushDecompress};
 
 /// How a data set is encoded on the wire (PS3.5 §10, Annex A).
@@ -98,10 +100,15 @@ pub const MAX_STUDY_UIDS: usize = 256;
 const MAX_UID_LEN: usize = 64;
 const MAX_CS_LEN: usize = 16;
 
-const TAG_SOP_INSTANCE_UID: u32 = 0x0008_0018;
-const TAG_QUERY_LEVEL: u32 = 0x0008_0052;
-const TAG_MODALITY: u32 = 0x0008_0060;
-const TAG_STUDY_INSTANCE_UID: u32 = 0x0020_000D;
+/// A tag of the standard dictionary as the walk compares it: group and element in one `u32`.
+const fn packed(tag: Tag) -> u32 {
+    ((tag.0 as u32) << 16) | tag.1 as u32
+}
+
+const TAG_SOP_INSTANCE_UID: u32 = packed(tags::SOP_INSTANCE_UID);
+const TAG_QUERY_LEVEL: u32 = packed(tags::QUERY_RETRIEVE_LEVEL);
+const TAG_MODALITY: u32 = packed(tags::MODALITY);
+const TAG_STUDY_INSTANCE_UID: u32 = packed(tags::STUDY_INSTANCE_UID);
 /// PS3.5 §7.5: Item, Item Delimitation, Sequence Delimitation.
 const TAG_ITEM: u32 = 0xFFFE_E000;
 const TAG_ITEM_DELIM: u32 = 0xFFFE_E00D;
@@ -383,6 +390,19 @@ mod tests {
         ds.el(0x0020, 0x000D, b"UI", b"1.2.826.0.1.3680043.2.1125.1\0");
         ds.el(0x0028, 0x0010, b"US", &[0, 2]);
         ds.finish()
+    }
+
+    #[test]
+    fn sniffed_tags_are_the_dictionary_tags() {
+        assert_eq!(
+            [
+                TAG_SOP_INSTANCE_UID,
+                TAG_QUERY_LEVEL,
+                TAG_MODALITY,
+                TAG_STUDY_INSTANCE_UID
+            ],
+            [0x0008_0018, 0x0008_0052, 0x0008_0060, 0x0020_000D]
+        );
     }
 
     #[test]

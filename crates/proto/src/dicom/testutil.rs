@@ -3,6 +3,7 @@
 
 use crate::dicom::dataset::TransferSyntax;
 use crate::{Analyzer, FlowState, ProtoConfig};
+use dicom_dictionary_std::tags;
 use dicom_ul::pdu::{
     self as ul, AssociationAC, AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResult,
     PresentationContextResultReason, UserIdentity, UserIdentityType, UserVariableItem,
@@ -183,52 +184,52 @@ pub fn command(elements: &[(u16, V<'_>)]) -> Vec<u8> {
 
 pub fn cmd_store_rq(id: u16, sop_instance: &str) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(CT_STORAGE)),
-        (0x0100, V::Us(0x0001)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
-        (0x1000, V::Str(sop_instance)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(CT_STORAGE)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0001)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_INSTANCE_UID.1, V::Str(sop_instance)),
     ])
 }
 
 pub fn cmd_echo_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(VERIFICATION)),
-        (0x0100, V::Us(0x0030)),
-        (0x0110, V::Us(id)),
-        (0x0800, V::Us(0x0101)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(VERIFICATION)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0030)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0101)),
     ])
 }
 
 pub fn cmd_find_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(FIND_STUDY)),
-        (0x0100, V::Us(0x0020)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(FIND_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0020)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
 pub fn cmd_move_rq(id: u16, dest: &str) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(MOVE_STUDY)),
-        (0x0100, V::Us(0x0021)),
-        (0x0110, V::Us(id)),
-        (0x0600, V::Str(dest)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(MOVE_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0021)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::MOVE_DESTINATION.1, V::Str(dest)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
 pub fn cmd_get_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(GET_STUDY)),
-        (0x0100, V::Us(0x0010)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(GET_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0010)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
@@ -239,17 +240,17 @@ pub fn cmd_rsp(field: u16, id: u16, status: u16, subops: Option<(u16, u16, u16, 
 
 pub fn cmd_rsp_ds(field: u16, id: u16, status: u16, subops: Option<(u16, u16, u16, u16)>, ds: bool) -> Vec<u8> {
     let mut e = vec![
-        (0x0100, V::Us(field)),
-        (0x0120, V::Us(id)),
-        (0x0800, V::Us(if ds { 0 } else { 0x0101 })),
-        (0x0900, V::Us(status)),
+        (tags::COMMAND_FIELD.1, V::Us(field)),
+        (tags::MESSAGE_ID_BEING_RESPONDED_TO.1, V::Us(id)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(if ds { 0 } else { 0x0101 })),
+        (tags::STATUS.1, V::Us(status)),
     ];
     if let Some((r, c, f, w)) = subops {
         e.extend([
-            (0x1020, V::Us(r)),
-            (0x1021, V::Us(c)),
-            (0x1022, V::Us(f)),
-            (0x1023, V::Us(w)),
+            (tags::NUMBER_OF_REMAINING_SUBOPERATIONS.1, V::Us(r)),
+            (tags::NUMBER_OF_COMPLETED_SUBOPERATIONS.1, V::Us(c)),
+            (tags::NUMBER_OF_FAILED_SUBOPERATIONS.1, V::Us(f)),
+            (tags::NUMBER_OF_WARNING_SUBOPERATIONS.1, V::Us(w)),
         ]);
     }
     command(&e)
