@@ -23,6 +23,7 @@ impl<const N: usize> Carry<N> {
     }
 
     /// The bytes carried.
+    #[cfg(test)]
     pub(crate) fn held(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }

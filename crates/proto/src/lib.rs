@@ -6,6 +6,10 @@
 //! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
 //! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
 
+// Input-controlled indexing is how a tap crashes (ARCHITECTURE rule 4): every slice access
+// in the decoders goes through `get`. Tests may index: a panic there is a failed test.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod anomaly;
 pub mod budget;
 mod carry;
@@ -14,6 +18,8 @@ pub mod decoder;
 pub mod dicom;
 pub mod hl7;
 pub mod http;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tls;
 
 pub use budget::{Lease, MemBudget};
@@ -533,7 +539,7 @@ impl StreamHandler<FlowState> for Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
     use pacstap_core::Direction::{ToClient, ToServer};
 
     fn rq() -> Vec<u8> {

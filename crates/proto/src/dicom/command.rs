@@ -250,7 +250,7 @@ pub fn text(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     /// The dictionary's tags are the PS3.7 Table E.1-1 numbers the wire carries, and the
     /// anomaly detail that names one reads as before.

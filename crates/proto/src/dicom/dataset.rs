@@ -374,7 +374,7 @@ pub fn sniff_dataset(prefix: &[u8], ts: TransferSyntax, max_inflated: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     fn sample(ts: TransferSyntax) -> Vec<u8> {
         let mut ds = DatasetBuilder::new(ts);

@@ -282,7 +282,7 @@ mod tests {
         );
     }
     use super::*;
-    use crate::dicom::testutil::meta;
+    use crate::testutil::meta;
 
     #[test]
     fn identity_never_carries_secrets() {

@@ -14,8 +14,6 @@ mod event;
 pub mod parser;
 mod state;
 mod stream;
-#[cfg(test)]
-pub(crate) mod testutil;
 
 pub use command::{command_name, parse_command_set, CommandField, CommandSet, MalformedCommand};
 pub use dataset::{inflate_prefix, sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
@@ -142,8 +140,8 @@ impl Decoder for DicomFlow {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::TransferSyntax;
+    use crate::testutil::*;
     use crate::ProtoConfig;
     use pacstap_core::Direction::{self, ToClient, ToServer};
     use pacstap_core::{

@@ -549,7 +549,7 @@ impl PduStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     /// Records what the walker reports.
     #[derive(Default, Debug)]

@@ -237,7 +237,7 @@ impl Decoder for Hl7Flow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::FlowState;
     use pacstap_core::Direction::{ToClient, ToServer};
     use pacstap_core::{EventBody, Hl7Event, Interest, ProtocolEvent};
@@ -369,9 +369,9 @@ mod tests {
         whole
     }
 
-    /// The loopback capture of `testdata/make_mllp.py`: (microseconds, direction, payload).
+    /// The loopback capture of `crates/proto/testdata/hl7/make_mllp.py`: (microseconds, direction, payload).
     fn loopback() -> Vec<(i64, Direction, Vec<u8>)> {
-        include_str!("testdata/mllp-loopback.tsv")
+        include_str!("../../testdata/hl7/mllp-loopback.tsv")
             .lines()
             .map(|line| {
                 let mut cols = line.split('\t');
@@ -408,7 +408,7 @@ mod tests {
         assert_eq!(m.len(), 12);
 
         // Message type and trigger of every message agree with tshark's HL7 dissector.
-        let oracle: Vec<(String, String)> = include_str!("testdata/mllp-loopback.tshark.tsv")
+        let oracle: Vec<(String, String)> = include_str!("../../testdata/hl7/mllp-loopback.tshark.tsv")
             .lines()
             .flat_map(|l| {
                 let c: Vec<&str> = l.split('\t').collect();

@@ -298,7 +298,7 @@ impl Decoder for HttpFlow {
 #[cfg(test)]
 mod tests {
     use super::HttpAnomaly;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
@@ -315,7 +315,7 @@ mod tests {
 
     type Conv = Vec<Rec>;
 
-    /// A conversation captured on loopback (see `testdata/README.md`): records of one
+    /// A conversation captured on loopback (see `crates/proto/testdata/http/README.md`): records of one
     /// direction byte (0 to the server, 1 to the client), a u32 BE length, the bytes.
     fn load(bytes: &[u8]) -> Conv {
         let mut out = Vec::new();
@@ -330,11 +330,11 @@ mod tests {
     }
 
     fn keepalive() -> Conv {
-        load(include_bytes!("testdata/keepalive-basic.conv"))
+        load(include_bytes!("../../testdata/http/keepalive-basic.conv"))
     }
 
     fn pipelined() -> Conv {
-        load(include_bytes!("testdata/pipelined-bearer.conv"))
+        load(include_bytes!("../../testdata/http/pipelined-bearer.conv"))
     }
 
     fn req(text: &str) -> Rec {
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
         let tx = http(&ev);
         assert_eq!(tx.len(), 2);
-        let jwt = include_str!("testdata/pipelined-bearer.conv.jwt").trim();
+        let jwt = include_str!("../../testdata/http/pipelined-bearer.conv.jwt").trim();
         assert!(
             !format!("{ev:?}").contains(jwt.split('.').nth(1).unwrap()),
             "no token in events"

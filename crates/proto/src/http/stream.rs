@@ -884,7 +884,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut rng = crate::dicom::testutil::Lcg(7);
+        let mut rng = crate::testutil::Lcg(7);
         for round in 0..300 {
             let role = if round % 2 == 0 { Role::Request } else { Role::Response };
             let mut s = HalfStream::new(role, round % 3 == 0, 512);

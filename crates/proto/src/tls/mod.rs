@@ -14,9 +14,6 @@ pub mod fingerprint;
 pub mod parser;
 mod stream;
 
-#[cfg(test)]
-pub(crate) mod testdata;
-
 pub use event::TlsAnomaly;
 pub use fingerprint::{ja3, ja3_string, ja3s, ja4, ja4_parts};
 pub use parser::{
@@ -477,9 +474,9 @@ fn certificate_record(c: &CertificateSummary) -> pacstap_core::TlsCertificate {
 
 #[cfg(test)]
 mod tests {
-    use super::testdata::*;
     use super::TlsAnomaly;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use crate::testutil::tls::*;
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use pacstap_core::Direction::{self, ToClient, ToServer};
     use pacstap_core::{CloseReason, EventBody, Interest, ProtocolEvent, TlsEvent};

@@ -488,7 +488,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testdata::*;
+    use crate::testutil::tls::*;
 
     #[test]
     fn record_headers() {

@@ -467,7 +467,7 @@ impl HandshakeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testdata::*;
+    use crate::testutil::tls::*;
 
     /// Records what the stream reports, as text, for comparing runs.
     #[derive(Default)]
@@ -708,7 +708,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut rng = crate::dicom::testutil::Lcg(7);
+        let mut rng = crate::testutil::Lcg(7);
         for round in 0..300 {
             let len = (rng.next() % 3000) as usize;
             let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

@@ -1,22 +1,22 @@
-//! Test vectors: real loopback captures (see `tests-data/tls/README.md` for how each was made
+//! Test vectors: real loopback captures (see `testdata/tls/README.md` for how each was made
 //! and what tshark says of it), a tiny pcap reader to take their TCP payloads apart, and
 //! hand-built messages that follow the RFCs.
 
 use pacstap_core::Direction::{self, ToClient, ToServer};
 
 /// curl 7.88 / OpenSSL 3.0, `--tlsv1.2 --tls-max 1.2`, against `openssl s_server -www`.
-pub const CURL_TLS12: &[u8] = include_bytes!("../../tests-data/tls/curl-tls12.pcap");
+pub const CURL_TLS12: &[u8] = include_bytes!("../../testdata/tls/curl-tls12.pcap");
 /// curl 7.88 / OpenSSL 3.0, default (TLS 1.3).
-pub const CURL_TLS13: &[u8] = include_bytes!("../../tests-data/tls/curl-tls13.pcap");
+pub const CURL_TLS13: &[u8] = include_bytes!("../../testdata/tls/curl-tls13.pcap");
 /// `openssl s_client -servername pacs.example.test -alpn h2,http/1.1` (TLS 1.3).
-pub const SCLIENT_ALPN: &[u8] = include_bytes!("../../tests-data/tls/s_client-alpn.pcap");
+pub const SCLIENT_ALPN: &[u8] = include_bytes!("../../testdata/tls/s_client-alpn.pcap");
 /// Two `openssl s_client -tls1_2` connections: a full handshake, then a resumed session.
-pub const SCLIENT_RESUME: &[u8] = include_bytes!("../../tests-data/tls/s_client-tls12-resume.pcap");
+pub const SCLIENT_RESUME: &[u8] = include_bytes!("../../testdata/tls/s_client-tls12-resume.pcap");
 /// `openssl s_client -groups P-256:X25519` against a server that accepts X25519 only:
 /// HelloRetryRequest, second ClientHello, TLS 1.3.
-pub const SCLIENT_HRR: &[u8] = include_bytes!("../../tests-data/tls/s_client-hrr.pcap");
+pub const SCLIENT_HRR: &[u8] = include_bytes!("../../testdata/tls/s_client-hrr.pcap");
 
-/// SHA-256 of `tests-data/tls/server-cert.pem` in DER (`openssl x509 -outform DER | sha256sum`).
+/// SHA-256 of `testdata/tls/server-cert.pem` in DER (`openssl x509 -outform DER | sha256sum`).
 pub const SERVER_CERT_SHA256: &str = "bdce21b03eb75dd70315ab437c2c45679281a4cd410359619f433d1fd5f48173";
 
 /// An SSLv2-compatible ClientHello (RFC 5246 Appendix E.2): 2-byte length with the high bit
