@@ -23,7 +23,6 @@ impl<const N: usize> Carry<N> {
     }
 
     /// The bytes carried.
-    #[cfg(test)]
     pub(crate) fn held(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
@@ -47,6 +46,16 @@ impl<const N: usize> Carry<N> {
             dst.copy_from_slice(src);
         }
         self.len = n;
+    }
+
+    /// Append the front of `data`, as much as fits; returns how many bytes were taken.
+    pub(crate) fn push(&mut self, data: &[u8]) -> usize {
+        let take = (N - self.len).min(data.len());
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + take), data.get(..take)) {
+            dst.copy_from_slice(src);
+        }
+        self.len += take;
+        take
     }
 
     /// Complete an `n`-byte header (`n` ≤ `N`) from what is carried and the front of `data`.
@@ -134,5 +143,8 @@ mod tests {
         assert_eq!(c.len(), 2);
         c.clear();
         assert_eq!(c.held(), b"");
+        assert_eq!(c.push(b"abc"), 3);
+        assert_eq!(c.push(b"defg"), 1);
+        assert_eq!(c.held(), b"abcd");
     }
 }

@@ -1,10 +1,10 @@
 //! The one shape every protocol's flow has: the analyzer stores it in
 //! [`crate::FlowState`] and drives it only through [`Decoder`]; and the give-up rule the
-//! decoders that resynchronise share.
+//! decoders that resynchronise share, and the per-direction pairs every flow keeps.
 
 use crate::budget::Lease;
 use crate::Ctx;
-use pacstap_core::{CloseReason, StreamChunk};
+use pacstap_core::{CloseReason, Direction, StreamChunk};
 
 /// A protocol's per-flow decoder (`dicom::DicomFlow`, `http::HttpFlow`, `tls::TlsFlow`,
 /// `hl7::Hl7Flow`).
@@ -26,6 +26,23 @@ pub trait Decoder {
 /// anomaly); the limit's value, and why, is each protocol's own.
 pub(crate) fn resync_exhausted(never_locked: bool, seen: u64, limit: u64) -> Option<u64> {
     (never_locked && seen > limit).then_some(seen)
+}
+
+/// The element of a per-direction pair for `d` (no input-driven indexing).
+pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
+    let [to_server, to_client] = pair;
+    match d {
+        Direction::ToServer => to_server,
+        Direction::ToClient => to_client,
+    }
+}
+
+pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
+    let [to_server, to_client] = pair;
+    match d {
+        Direction::ToServer => to_server,
+        Direction::ToClient => to_client,
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub(crate) mod testutil;
 pub mod tls;
 
 pub use budget::{Lease, MemBudget};
+use carry::Carry;
 pub use ctx::Ctx;
 pub use decoder::Decoder;
 
@@ -181,15 +182,14 @@ const PROBE_BUF: usize = 16;
 /// The few first bytes of a flow held by [`FlowState::Probing`].
 #[derive(Debug, Default, Clone)]
 pub struct ProbeBuf {
-    bytes: [u8; PROBE_BUF],
-    len: u8,
+    bytes: Carry<PROBE_BUF>,
     dir: Option<Direction>,
     offset: u64,
 }
 
 impl ProbeBuf {
     fn held(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.bytes.held()
     }
 }
 
@@ -445,23 +445,20 @@ impl StreamHandler<FlowState> for Analyzer {
         let mut keep = true;
         if let FlowState::Probing(buf) = state {
             // Bytes held from an earlier, too-short chunk are probed together with this one.
-            let mut joined = [0u8; PROBE_BUF];
+            let joined: ([u8; PROBE_BUF], usize);
             let mut held = std::mem::take(buf);
             let other_dir = held.dir.is_some_and(|d| d != chunk.dir);
             let probe_body = match chunk.body {
-                ChunkBody::Data(d) if held.len > 0 && !other_dir => {
-                    let h = held.held();
-                    let n = (h.len() + d.len()).min(PROBE_BUF);
-                    joined[..h.len()].copy_from_slice(h);
-                    joined[h.len()..n].copy_from_slice(&d[..n - h.len()]);
-                    ChunkBody::Data(&joined[..n])
+                ChunkBody::Data(d) if !held.bytes.is_empty() && !other_dir => {
+                    joined = held.bytes.joined::<PROBE_BUF>(d);
+                    ChunkBody::Data(joined.0.get(..joined.1).unwrap_or_default())
                 }
                 ChunkBody::Data(_) if other_dir => ChunkBody::Data(held.held()),
                 body => body,
             };
-            let verdict = self.probe(meta, probe_body, other_dir || held.len as usize >= PROBE_BUF);
+            let verdict = self.probe(meta, probe_body, other_dir || held.bytes.len() >= PROBE_BUF);
             *state = match verdict {
-                Verdict::Undecided if held.len == 0 => FlowState::default(),
+                Verdict::Undecided if held.bytes.is_empty() => FlowState::default(),
                 Verdict::Hold | Verdict::Undecided => {
                     // Bytes after a gap do not continue the held ones: probe them afresh.
                     if let ChunkBody::Gap(_) = chunk.body {
@@ -473,10 +470,7 @@ impl StreamHandler<FlowState> for Analyzer {
                             held.dir = Some(chunk.dir);
                             held.offset = chunk.offset;
                         }
-                        let start = usize::from(held.len);
-                        let n = d.len().min(PROBE_BUF - start);
-                        held.bytes[start..start + n].copy_from_slice(&d[..n]);
-                        held.len += n as u8;
+                        held.bytes.push(d);
                     }
                     *state = FlowState::Probing(held);
                     return Interest::Continue;
@@ -487,7 +481,7 @@ impl StreamHandler<FlowState> for Analyzer {
                 Verdict::Hl7 { midstream } => FlowState::Hl7(Box::new(Hl7Flow::new(&self.cfg, midstream))),
                 Verdict::NotOurs => FlowState::Ignored,
             };
-            if held.len > 0 {
+            if !held.bytes.is_empty() {
                 if let Some(dir) = held.dir {
                     let replay = StreamChunk {
                         flow: chunk.flow,

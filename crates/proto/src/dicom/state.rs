@@ -16,6 +16,7 @@ use super::parser::{
     MAX_PRESENTATION_CONTEXTS,
 };
 use super::DicomAnomaly;
+pub(crate) use crate::decoder::{at, at_mut};
 pub(crate) use crate::Ctx;
 pub(crate) use association::{Association, PresContext};
 pub(crate) use sink::SessionSink;
@@ -28,23 +29,6 @@ mod sniff;
 
 use pacstap_core::{AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction};
 use std::fmt;
-
-/// The element of a per-direction pair for `d` (no input-driven indexing).
-pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
-    let [to_server, to_client] = pair;
-    match d {
-        Direction::ToServer => to_server,
-        Direction::ToClient => to_client,
-    }
-}
-
-pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
-    let [to_server, to_client] = pair;
-    match d {
-        Direction::ToServer => to_server,
-        Direction::ToClient => to_client,
-    }
-}
 
 /// Everything the session needs from the analyzer for one chunk.
 impl Ctx<'_> {

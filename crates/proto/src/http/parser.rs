@@ -56,9 +56,13 @@ pub fn probe(data: &[u8]) -> Probe {
     let mut pat = [0u8; 8];
     let methods = METHODS.iter().map(|m| {
         let n = m.len().min(7);
-        pat[..n].copy_from_slice(&m.as_bytes()[..n]);
-        pat[n] = b' ';
-        prefix(data, &pat[..=n])
+        if let (Some(dst), Some(src)) = (pat.get_mut(..n), m.as_bytes().get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        if let Some(space) = pat.get_mut(n) {
+            *space = b' ';
+        }
+        prefix(data, pat.get(..=n).unwrap_or_default())
     });
     any_of(methods.chain([prefix(data, H2_PREFACE_START)]))
 }

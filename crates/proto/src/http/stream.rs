@@ -440,8 +440,12 @@ impl HalfStream {
             let mut joined = [0u8; 32];
             let c = self.cand_len.min(16);
             let add = rest.len().min(16);
-            joined[..c].copy_from_slice(self.cand.get(..c).unwrap_or_default());
-            joined[c..c + add].copy_from_slice(rest.get(..add).unwrap_or_default());
+            if let (Some(dst), Some(src)) = (joined.get_mut(..c), self.cand.get(..c)) {
+                dst.copy_from_slice(src);
+            }
+            if let (Some(dst), Some(src)) = (joined.get_mut(c..c + add), rest.get(..add)) {
+                dst.copy_from_slice(src);
+            }
             match start_line(joined.get(..c + add).unwrap_or_default(), self.role) {
                 Probe::Yes => {
                     let cand = self.cand;

@@ -23,7 +23,7 @@ pub use parser::{
 pub use stream::MAX_HANDSHAKE_MESSAGE;
 
 use crate::budget::Lease;
-use crate::decoder::{resync_exhausted, Decoder};
+use crate::decoder::{at, at_mut, resync_exhausted, Decoder};
 use crate::{Ctx, Probe, ProtoConfig};
 use pacstap_core::{ChunkBody, CloseReason, Direction, EventBody, StreamChunk, Timestamp, TlsEvent};
 use parser::{alert_name, cipher_suite_name, hex, version, version_name, version_string};
@@ -238,7 +238,7 @@ impl Session {
         match self.negotiated {
             Some(v) if v >= version::TLS_1_3 => self.app_data == [true, true],
             Some(_) => self.ccs == [true, true],
-            None => (0..2).all(|i| self.ccs[i] || self.app_data[i]),
+            None => self.ccs.iter().zip(&self.app_data).all(|(ccs, app)| *ccs || *app),
         }
     }
 }
@@ -264,7 +264,7 @@ impl RecordSink for SessionSink<'_, '_> {
             stats.records_skipped += 1;
         }
         if t == ContentType::APPLICATION_DATA && (self.session.server_hello || self.session.event.midstream) {
-            self.session.app_data[self.dir.index()] = true;
+            *at_mut(&mut self.session.app_data, self.dir) = true;
         }
     }
 
@@ -327,7 +327,7 @@ impl RecordSink for SessionSink<'_, '_> {
 
     fn on_change_cipher_spec(&mut self) -> bool {
         let s = &mut self.session;
-        s.ccs[self.dir.index()] = true;
+        *at_mut(&mut s.ccs, self.dir) = true;
         // TLS 1.3 (known from the ServerHello or HelloRetryRequest, which precede any CCS
         // there): a compatibility no-op. Unknown (midstream): assume TLS 1.2.
         !(s.event.hello_retry || s.negotiated.is_some_and(|v| v >= version::TLS_1_3))
@@ -392,7 +392,7 @@ impl Decoder for TlsFlow {
         match chunk.body {
             ChunkBody::Data(data) => {
                 let n = data.len() as u64;
-                let counter = &mut sink.session.data_bytes[dir.index()];
+                let counter = at_mut(&mut sink.session.data_bytes, dir);
                 *counter = counter.saturating_add(n);
                 sink.ctx.stats.tls.bytes += n;
                 stream.feed(data, &mut sink);
@@ -406,7 +406,7 @@ impl Decoder for TlsFlow {
             ChunkBody::Close(_) => {}
         }
         let s = &self.session;
-        let seen = s.data_bytes[0].saturating_add(s.data_bytes[1]);
+        let seen = s.data_bytes.iter().fold(0u64, |a, b| a.saturating_add(*b));
         let never_tls =
             s.event.midstream && !s.client_hello && !s.server_hello && !self.streams.iter().any(RecordStream::in_sync);
         if let Some(seen) = resync_exhausted(never_tls, seen, RESYNC_GIVE_UP_BYTES) {
@@ -429,8 +429,8 @@ impl Decoder for TlsFlow {
         let s = &mut self.session;
         let complete = s.handshake_complete();
         let mut ev = std::mem::take(&mut s.event);
-        ev.bytes_toserver = s.data_bytes[Direction::ToServer.index()];
-        ev.bytes_toclient = s.data_bytes[Direction::ToClient.index()];
+        ev.bytes_toserver = *at(&s.data_bytes, Direction::ToServer);
+        ev.bytes_toclient = *at(&s.data_bytes, Direction::ToClient);
         ev.end = ctx.ts;
         ev.handshake_complete = complete;
         let stats = &mut ctx.stats.tls;
