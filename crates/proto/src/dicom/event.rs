@@ -1,10 +1,11 @@
 //! Building the core event structs (CONTRACT §2 `dicom`) from association / command state,
 //! and the anomaly names the decoder emits.
 
+use super::association::Association;
 use super::command::{command_name, text, CommandSet};
 use super::parser::RequestedIdentity;
-use super::state::{at, Association};
 use crate::anomaly::anomaly_names;
+use crate::decoder::at;
 use pacstap_core::{
     Anomaly, AssociationAbort, AssociationOutcome, AssociationReject, DicomAssociation, DicomCommand, DicomEvent,
     Direction, EventBody, FlowMeta, ProtocolEvent, StatusClass, SubOperations, Timestamp, UserIdentity,

@@ -4,10 +4,12 @@
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
 //! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
-//! - `state`: associations (`state/association`), request/response pairing (`state/dimse`),
-//!   the walker's sink (`state/sink`) and the data set sniff prefix (`state/sniff`);
+//! - `association`: one association's negotiated facts, byte counts and pending requests;
+//! - `state`: the session over associations, request/response pairing (`state/dimse`), the
+//!   walker's sink (`state/sink`) and the data set sniff prefix (`state/sniff`);
 //! - `event`: the contract's event structs and [`DicomAnomaly`].
 
+mod association;
 pub mod command;
 pub mod dataset;
 mod event;

@@ -8,6 +8,7 @@
 //! that `ToServer` always means "from the association requester". The two differ when the
 //! A-ASSOCIATE-RQ came from what the flow layer took for the server.
 
+pub(crate) use super::association::{Association, Key, PresContext};
 use super::command::parse_command_set;
 use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
@@ -18,11 +19,9 @@ use super::parser::{
 use super::DicomAnomaly;
 pub(crate) use crate::decoder::{at, at_mut};
 pub(crate) use crate::Ctx;
-pub(crate) use association::{Association, PresContext};
 pub(crate) use sink::SessionSink;
 use sniff::{recycle, Sniffer};
 
-mod association;
 mod dimse;
 mod sink;
 mod sniff;
@@ -44,9 +43,6 @@ impl Ctx<'_> {
         }
     }
 }
-
-/// A pending request: the direction it travelled (normalised) and its message id.
-type Key = (Direction, u16);
 
 /// What the data set following a command belongs to.
 #[derive(Debug)]
