@@ -1,5 +1,8 @@
-//! What the tls decoder emits beyond its `tls` event: its anomaly names.
+//! What the tls decoder emits: the certificate record of its `tls` event, and its anomaly
+//! names.
 
+use super::parser::hex;
+use super::CertificateSummary;
 use crate::anomaly::anomaly_names;
 
 anomaly_names! {
@@ -21,6 +24,24 @@ anomaly_names! {
         MemoryBudget = "tls.memory_budget",
         /// The flow was given up (the detail says why): no `tls` event follows.
         GiveUp = "tls.give_up",
+    }
+}
+
+/// The event's view of a parsed certificate.
+pub(super) fn certificate_record(c: &CertificateSummary) -> pacstap_core::TlsCertificate {
+    let time = |secs: Option<i64>| {
+        secs.and_then(|s| u64::try_from(s).ok())
+            .map(|s| pacstap_core::Timestamp::from_secs_nanos(s, 0))
+    };
+    pacstap_core::TlsCertificate {
+        sha256: hex(&c.sha256),
+        der_bytes: c.der_bytes as u64,
+        chain_length: c.chain_length as u64,
+        subject: c.subject.clone(),
+        issuer: c.issuer.clone(),
+        not_before: time(c.not_before),
+        not_after: time(c.not_after),
+        dns_names: c.dns_names.clone(),
     }
 }
 
