@@ -1,10 +1,29 @@
 //! Protocol decoders: probe each flow by content (the port is only a hint), dispatch it to its
 //! decoder, and collect the events they emit (ARCHITECTURE: `proto`).
 //!
-//! Each protocol is a sibling module with the same shape (pure `parser`, state beside it,
-//! events): [`dicom`], [`http`] (with DICOMweb), [`tls`] (metadata only), [`hl7`] (over MLLP).
-//! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
-//! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
+//! # One shape per protocol
+//!
+//! [`dicom`], [`http`] (with DICOMweb), [`tls`] (metadata only) and [`hl7`] (over MLLP) are
+//! sibling modules with the same files:
+//!
+//! - `mod.rs`: the flow (`DicomFlow`, `HttpFlow`, `TlsFlow`, `Hl7Flow`), implementing
+//!   [`Decoder`] (`on_chunk`, `finish`, `held_bytes`, `lease_mut`), the content `probe`,
+//!   the protocol's counters;
+//! - `config.rs`: its settings and caps (each cap says where its value comes from);
+//! - `parser.rs`: pure parsing, `&[u8]` in, values or "need more" out, no state (fuzz and
+//!   bench entry points);
+//! - `stream.rs`: the per-direction walker: framing, look-ahead across segments
+//!   (`carry::Carry`), gaps, resynchronisation;
+//! - `state.rs`: the connection's state (associations, transactions, acknowledgments) fed by
+//!   the walkers through a sink;
+//! - `event.rs`: what it emits: its events, and its anomaly names as an enum
+//!   ([`dicom::DicomAnomaly`], [`http::HttpAnomaly`], [`tls::TlsAnomaly`], [`hl7::Hl7Anomaly`],
+//!   declared with [`anomaly`]; each has `as_str()` and `ALL`).
+//!
+//! Shared by all four: [`Ctx`] (config, events, counters, packet time, the memory budget),
+//! [`budget`] (decoder memory), [`decoder`] (the trait, the resync give-up rule, the
+//! per-direction pairs), `carry` (the look-ahead). Tests share `testutil.rs` (the harness,
+//! and `testutil/<proto>.rs` builders) and read captures from `crates/proto/testdata/<proto>/`.
 
 // Input-controlled indexing is how a tap crashes (ARCHITECTURE rule 4): every slice access
 // in the decoders goes through `get`. Tests may index: a panic there is a failed test.

@@ -1,5 +1,6 @@
 //! DICOM Upper Layer (PS3.8) and DIMSE (PS3.7) over TCP, as seen from a tap.
 //!
+//! - [`config`]: the decoder's caps (its settings are fields of [`crate::ProtoConfig`]);
 //! - [`parser`]: pure PDU / PDV / control-PDU parsing (fuzz and bench entry points);
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
@@ -11,6 +12,7 @@
 
 mod association;
 pub mod command;
+pub mod config;
 pub mod dataset;
 mod event;
 pub mod parser;
@@ -18,6 +20,7 @@ mod state;
 mod stream;
 
 pub use command::{command_name, parse_command_set, CommandField, CommandSet, MalformedCommand};
+pub use config::RESYNC_GIVE_UP_BYTES;
 pub use dataset::{inflate_prefix, sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
 pub use event::DicomAnomaly;
 pub use parser::{
@@ -31,11 +34,6 @@ use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, Stream
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
 use stream::PduStream;
-
-/// A flow on a DICOM port that never yields a plausible PDU within this many bytes is given up
-/// (`Interest::Ignore`). Resynchronising needs at most one maximum-length PDU to pass; real
-/// maximum PDU lengths are 16 KiB to a few MiB, so 4 MiB finds a boundary in practice.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 4 << 20;
 
 /// Per-flow DICOM state, stored in the flow table (`FlowState::Dicom`).
 pub struct DicomFlow {

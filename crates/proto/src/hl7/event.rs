@@ -1,6 +1,11 @@
-//! What the hl7 decoder emits beyond its `hl7` events: its anomaly names.
+//! What the hl7 decoder emits: the `hl7` event of one message (header, acknowledgment and
+//! master file values, segment counts; never patient data), and its anomaly names.
 
+use super::parser::{MasterFileRecord, MessageHeader, SegmentId};
+use super::stream::{Message, MessageEnd};
 use crate::anomaly::anomaly_names;
+use pacstap_core::{Direction, Hl7Event};
+use std::collections::BTreeMap;
 
 anomaly_names! {
     /// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
@@ -29,6 +34,66 @@ anomaly_names! {
         /// The decoder memory budget refused to keep more of a message's header segments.
         MemoryBudget = "hl7.memory_budget",
     }
+}
+
+/// The event of one message. Only header, acknowledgment and master file values and segment
+/// counts go in; `Message` holds nothing else.
+pub(super) fn event_of(h: MessageHeader, msg: &Message, dir: Direction, end: MessageEnd) -> Hl7Event {
+    let mut segment_counts: BTreeMap<String, u32> =
+        msg.counts.iter().map(|(id, n)| (id.as_str().to_string(), *n)).collect();
+    if msg.other_segments > 0 {
+        segment_counts.insert("other".into(), msg.other_segments);
+    }
+    let admin_kind = match (h.message_code(), h.trigger_event()) {
+        // Master file notifications (HL7 v2.5 chapter 8): MFN^M02 changes the staff and
+        // practitioner master file, MFN^M05 the location master file.
+        (Some("MFN"), Some("M02")) => Some("staff_master_file_change"),
+        (Some("MFN"), Some("M05")) => Some("location_master_file_change"),
+        (Some("MFN"), _) => Some("master_file_change"),
+        _ => None,
+    };
+    let (ack_code, acked_control_id) = h.ack.map_or((None, None), |a| (a.code, a.control_id));
+    let mut ev = Hl7Event {
+        message_type: h.message_type.unwrap_or_default(),
+        control_id: h.control_id.unwrap_or_default(),
+        version: h.version,
+        sending_application: h.sending_application,
+        sending_facility: h.sending_facility,
+        receiving_application: h.receiving_application,
+        receiving_facility: h.receiving_facility,
+        ack_code,
+        message_time: h.message_time,
+        acked_control_id,
+        ack_latency_seconds: None,
+        direction: Some(dir),
+        segments: msg.segments,
+        segment_counts,
+        message_bytes: msg.bytes,
+        truncated: end.truncated(),
+        admin_event: None,
+    };
+    if let Some(kind) = admin_kind {
+        // The admin types are not re-exported by pacstap-core; they are filled through
+        // `Default` (see the report of issue 3).
+        let admin = ev.admin_event.insert(Default::default());
+        admin.kind = kind.to_string();
+        admin.records_total = msg.count_of(SegmentId::MFE);
+        if let Some(mf) = h.master_file {
+            admin.master_file_id = mf.file_id;
+            admin.file_event_code = mf.file_event_code;
+            for rec in mf.records {
+                let code = rec.event_code.unwrap_or_default();
+                let action = MasterFileRecord::action(&code).map(str::to_string);
+                admin.records.push(Default::default());
+                if let Some(r) = admin.records.last_mut() {
+                    r.event_code = code;
+                    r.action = action;
+                    r.primary_key = rec.primary_key;
+                }
+            }
+        }
+    }
+    ev
 }
 
 #[cfg(test)]

@@ -1,6 +1,18 @@
-//! What the http decoder emits beyond its `http` events: its anomaly names.
+//! What the http decoder emits: the request side of each `http` event (the response side is
+//! filled as the response is read), and its anomaly names.
 
+use super::dicomweb;
+use super::parser::{credentials, RequestHead};
+use super::patterns::find_action;
+use super::url::{display_url, header_text, hostname, segments, split_target};
 use crate::anomaly::anomaly_names;
+use crate::Ctx;
+use pacstap_core::HttpEvent;
+
+/// Header values kept in events are cut at these many characters (User-Agent strings are
+/// 50-250 characters; 512 leaves room without letting a hostile client bloat every event).
+const MAX_USER_AGENT: usize = 512;
+const MAX_FORWARDED: usize = 256;
 
 anomaly_names! {
     /// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
@@ -34,6 +46,36 @@ anomaly_names! {
         MemoryBudget = "http.memory_budget",
         /// The flow was given up (the detail says why): no more `http` events from it.
         GiveUp = "http.give_up",
+    }
+}
+
+/// The request side of the event: everything but status and byte counts.
+pub(super) fn request_event(ctx: &Ctx<'_>, h: &RequestHead<'_>) -> HttpEvent {
+    let cfg = &ctx.cfg.http;
+    let target = split_target(h.target);
+    let segs = segments(target.path);
+    let (url, url_truncated) = display_url(h.target, cfg.max_url_chars);
+    let creds = h.fields.authorization.and_then(credentials);
+    // An absolute-form (or CONNECT authority-form) target's host wins over Host (RFC 9112 §3.2.2).
+    let host = target
+        .authority
+        .and_then(|a| hostname(a.as_bytes()))
+        .or_else(|| h.fields.host.and_then(hostname));
+    HttpEvent {
+        method: super::url::truncate_chars(h.method.to_string(), 32).0,
+        hostname: host,
+        url,
+        url_truncated,
+        user_agent: h.fields.user_agent.map(|v| header_text(v, MAX_USER_AGENT)),
+        user: creds.as_ref().and_then(|c| c.user.clone()),
+        auth: creds.map(|c| c.scheme),
+        x_forwarded_for: h.fields.x_forwarded_for.map(|v| header_text(v, MAX_FORWARDED)),
+        protocol: Some(format!("HTTP/1.{}", h.minor)),
+        dicomweb: dicomweb::classify(h.method, &segs, target.query),
+        admin_action: find_action(&cfg.admin_patterns, h.method, &segs).map(str::to_string),
+        share_action: find_action(&cfg.share_patterns, h.method, &segs).map(str::to_string),
+        request_time: ctx.ts,
+        ..HttpEvent::default()
     }
 }
 

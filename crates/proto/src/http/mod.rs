@@ -1,5 +1,6 @@
 //! HTTP/1.x (RFC 9110, RFC 9112) and DICOMweb (PS3.18) as seen from a tap.
 //!
+//! - [`config`]: the decoder's settings and caps;
 //! - [`parser`]: pure pieces: probe, start lines, heads (httparse), framing, chunk-size lines,
 //!   the user of an `Authorization` header (fuzz and bench entry points);
 //! - [`auth`]: the user an `Authorization` header or a login form names (never the secret);
@@ -14,6 +15,7 @@
 //! are never buffered, except the first 4 KiB of a login form read for its user name.
 
 pub mod auth;
+pub mod config;
 pub mod dicomweb;
 mod event;
 pub mod parser;
@@ -22,6 +24,7 @@ mod state;
 mod stream;
 pub mod url;
 
+pub use config::{HttpConfig, RESYNC_GIVE_UP_BYTES};
 pub use event::HttpAnomaly;
 pub use parser::probe;
 pub use patterns::{default_admin_patterns, default_share_patterns, AdminPattern};
@@ -35,43 +38,6 @@ use parser::Role;
 use state::{Session, SessionSink};
 use std::fmt;
 use stream::HalfStream;
-
-/// A flow that never shows an HTTP start line within this many bytes is given up. A
-/// midstream pickup may begin inside a large response body (a WADO-RS study is tens to
-/// hundreds of MiB) and the scan for the next start line is a `memchr` for `\n`, so the budget
-/// is generous: 16 MiB.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 16 << 20;
-
-/// Settings of the http decoder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// Cap on a buffered header block (and on a trailer section). Servers refuse far less:
-    /// Apache 8 KiB per line and ~800 KiB in all, nginx 4×8 KiB, Node.js 16 KiB, Tomcat 8 KiB;
-    /// 64 KiB holds any head a server accepts (large cookies and bearer tokens included).
-    pub max_header_bytes: usize,
-    /// `url` in events is cut at this many characters and marked `url_truncated`. DICOMweb
-    /// URLs with three UIDs and a query are ~300 characters; 2048 is the classic browser limit.
-    pub max_url_chars: usize,
-    /// Requests awaiting responses per connection (pipelining depth). Browsers never pipeline,
-    /// curl and DICOMweb clients keep 1-8 in flight; 64 is far above real use.
-    pub max_pending_requests: usize,
-    /// Admin actions by method and path (first match wins): `admin_action` of the event.
-    pub admin_patterns: Vec<AdminPattern>,
-    /// Share-link creation by method and path (first match wins): `share_action` of the event.
-    pub share_patterns: Vec<AdminPattern>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            max_header_bytes: 64 << 10,
-            max_url_chars: 2048,
-            max_pending_requests: 64,
-            admin_patterns: default_admin_patterns(),
-            share_patterns: default_share_patterns(),
-        }
-    }
-}
 
 /// Counters of the http decoder.
 #[derive(Debug, Clone, Default)]

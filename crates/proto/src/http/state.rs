@@ -1,14 +1,14 @@
 //! Transactions of one HTTP connection: requests waiting for their responses (pipelining and
-//! keep-alive), pairing, byte counts, and the `http` event of each pair.
+//! keep-alive), pairing, byte counts; each pair is emitted as its `http` event.
 
 use super::dicomweb;
+use super::event::request_event;
 use super::parser::{
-    credentials, form_field, json_top_level_string_list, parse_request_head, parse_response_head, request_framing,
-    response_framing, Framing, RequestHead, Role, H2_PREFACE_START,
+    form_field, json_top_level_string_list, parse_request_head, parse_response_head, request_framing, response_framing,
+    Framing, Role, H2_PREFACE_START,
 };
-use super::patterns::find_action;
 use super::stream::{HeadOutcome, MessageSink};
-use super::url::{display_url, header_text, hostname, segments, split_target};
+use super::url::header_text;
 use super::HttpAnomaly;
 use crate::Ctx;
 use pacstap_core::{EventBody, HttpEvent};
@@ -41,11 +41,9 @@ enum SniffKind {
     ShareJson,
 }
 
-/// Header values kept in events are cut at these many characters (User-Agent strings are
-/// 50-250 characters; 512 leaves room without letting a hostile client bloat every event).
-const MAX_USER_AGENT: usize = 512;
+/// Header values kept in events are cut at these many characters (see also
+/// `event::MAX_USER_AGENT`).
 const MAX_CONTENT_TYPE: usize = 256;
-const MAX_FORWARDED: usize = 256;
 
 /// A request and what is known of its response.
 #[derive(Debug)]
@@ -182,36 +180,6 @@ fn media_type_is(ct: &[u8], pred: impl Fn(&str) -> bool) -> bool {
     let ct = String::from_utf8_lossy(ct.get(..ct.len().min(256)).unwrap_or_default());
     let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     pred(&mt)
-}
-
-/// The request side of the event: everything but status and byte counts.
-fn request_event(ctx: &Ctx<'_>, h: &RequestHead<'_>) -> HttpEvent {
-    let cfg = &ctx.cfg.http;
-    let target = split_target(h.target);
-    let segs = segments(target.path);
-    let (url, url_truncated) = display_url(h.target, cfg.max_url_chars);
-    let creds = h.fields.authorization.and_then(credentials);
-    // An absolute-form (or CONNECT authority-form) target's host wins over Host (RFC 9112 §3.2.2).
-    let host = target
-        .authority
-        .and_then(|a| hostname(a.as_bytes()))
-        .or_else(|| h.fields.host.and_then(hostname));
-    HttpEvent {
-        method: super::url::truncate_chars(h.method.to_string(), 32).0,
-        hostname: host,
-        url,
-        url_truncated,
-        user_agent: h.fields.user_agent.map(|v| header_text(v, MAX_USER_AGENT)),
-        user: creds.as_ref().and_then(|c| c.user.clone()),
-        auth: creds.map(|c| c.scheme),
-        x_forwarded_for: h.fields.x_forwarded_for.map(|v| header_text(v, MAX_FORWARDED)),
-        protocol: Some(format!("HTTP/1.{}", h.minor)),
-        dicomweb: dicomweb::classify(h.method, &segs, target.query),
-        admin_action: find_action(&cfg.admin_patterns, h.method, &segs).map(str::to_string),
-        share_action: find_action(&cfg.share_patterns, h.method, &segs).map(str::to_string),
-        request_time: ctx.ts,
-        ..HttpEvent::default()
-    }
 }
 
 /// The analyzer side of the message walkers: a session and the call's context.

@@ -1,6 +1,7 @@
 //! TLS metadata for HTTPS portals, DICOM TLS (port 2762, PS3.15 Annex B) and HL7 over TLS:
 //! what a tap can know without keys.
 //!
+//! - [`config`]: the decoder's caps (its ports are [`crate::ProtoConfig::tls_ports`]);
 //! - [`parser`]: pure record-header, probe and hello/certificate parsing (tls-parser inside);
 //! - [`fingerprint`]: JA3, JA3S and JA4;
 //! - `stream`: the per-direction record walker — skips encrypted records by length without
@@ -11,12 +12,14 @@
 //! - this file: the flow ([`TlsFlow`], a [`crate::Decoder`]) and its one `tls` event
 //!   (CONTRACT §2), emitted when the flow ends.
 
+pub mod config;
 mod event;
 pub mod fingerprint;
 pub mod parser;
 mod state;
 mod stream;
 
+pub use config::RESYNC_GIVE_UP_BYTES;
 pub use event::TlsAnomaly;
 pub use fingerprint::{ja3, ja3_string, ja3s, ja4, ja4_parts};
 pub use parser::{
@@ -33,11 +36,6 @@ use parser::version_name;
 use state::{Session, SessionSink};
 use std::collections::BTreeMap;
 use stream::RecordStream;
-
-/// A flow claimed by port that shows no two consecutive record headers (and no hello) within
-/// this many bytes is not TLS and is given up. Records are at most 2^14 + 2048 bytes, so a
-/// real TLS stream chains two headers within ~37 KB of any point; 1 MiB is ample.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 1 << 20;
 
 /// Counters of the tls decoder (`ProtoStats.tls`).
 #[derive(Debug, Clone, Default)]
