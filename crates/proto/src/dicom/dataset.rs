@@ -392,6 +392,58 @@ mod tests {
         ds.finish()
     }
 
+    /// The same facts from a data set dicom-rs wrote (an encoder that is not ours): a
+    /// C-STORE instance with a referenced-study sequence whose (0020,000D) must be passed
+    /// over, in each uncompressed transfer syntax.
+    #[test]
+    fn sniffs_a_dataset_written_by_dicom_object() {
+        use dicom_core::value::DataSetSequence;
+        use dicom_core::{DataElement, VR};
+        use dicom_dictionary_std::tags;
+        use dicom_object::InMemDicomObject;
+        use dicom_transfer_syntax_registry::entries;
+
+        let mut referenced = InMemDicomObject::new_empty();
+        referenced.put_str(tags::REFERENCED_SOP_CLASS_UID, VR::UI, "1.2.840.10008.3.1.2.3.1");
+        referenced.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "9.9.9");
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put_str(tags::SOP_CLASS_UID, VR::UI, CT_STORAGE);
+        obj.put_str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+        obj.put_str(tags::MODALITY, VR::CS, "CT");
+        obj.put(DataElement::new(
+            tags::REFERENCED_STUDY_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![referenced]),
+        ));
+        obj.put_str(tags::PATIENT_NAME, VR::PN, "DOE^JOHN");
+        obj.put_str(tags::STUDY_INSTANCE_UID, VR::UI, STUDY_A);
+
+        for (ts, ours) in [
+            (
+                entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                TransferSyntax::ImplicitVrLittleEndian,
+            ),
+            (
+                entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+                TransferSyntax::ExplicitVrLittleEndian,
+            ),
+            (
+                entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
+                TransferSyntax::ExplicitVrBigEndian,
+            ),
+        ] {
+            let mut bytes = Vec::new();
+            obj.write_dataset_with_ts(&mut bytes, &ts)
+                .expect("dicom-object writes the data set");
+            let Sniff::Done(facts) = sniff_dataset(&bytes, ours, 1 << 20) else {
+                panic!("{ours:?}: the walk should pass (0020,000D)");
+            };
+            assert_eq!(facts.study_instance_uids, vec![STUDY_A.to_string()], "{ours:?}");
+            assert_eq!(facts.sop_instance_uid.as_deref(), Some("1.2.3.4.5"), "{ours:?}");
+            assert_eq!(facts.modality.as_deref(), Some("CT"), "{ours:?}");
+        }
+    }
+
     #[test]
     fn sniffed_tags_are_the_dictionary_tags() {
         assert_eq!(
