@@ -11,6 +11,18 @@ pub trait AnomalyKind: Copy {
     fn name(self) -> &'static str;
 }
 
+/// Every anomaly name the decoders can emit, as `(proto, name)`, read from each protocol's
+/// enum: what metrics pre-register so a counter exists (at 0) before its first anomaly.
+pub fn all_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    fn of<A: AnomalyKind>(all: &'static [A]) -> impl Iterator<Item = (&'static str, &'static str)> {
+        all.iter().map(|a| (A::PROTO, a.name()))
+    }
+    of(crate::dicom::DicomAnomaly::ALL)
+        .chain(of(crate::http::HttpAnomaly::ALL))
+        .chain(of(crate::tls::TlsAnomaly::ALL))
+        .chain(of(crate::hl7::Hl7Anomaly::ALL))
+}
+
 /// Declares a protocol's anomaly enum: variants with their doc comments and their exact wire
 /// strings, `as_str()`, the `ALL` list and [`AnomalyKind`].
 macro_rules! anomaly_names {
@@ -66,6 +78,20 @@ macro_rules! anomaly_names {
     };
 }
 pub(crate) use anomaly_names;
+
+#[cfg(test)]
+mod tests {
+    use super::all_names;
+
+    #[test]
+    fn all_names_lists_every_protocol_once() {
+        let names: Vec<(&str, &str)> = all_names().collect();
+        assert_eq!(names.len(), 15 + 13 + 8 + 11);
+        assert!(names.contains(&("dicom", "dicom.pdu_too_large")));
+        assert!(names.contains(&("hl7", "hl7.memory_budget")));
+        assert!(names.iter().all(|(p, n)| n.starts_with(p)));
+    }
+}
 
 #[cfg(test)]
 pub(crate) mod check {
