@@ -148,3 +148,63 @@ pub fn anomaly_names(events: &[ProtocolEvent]) -> Vec<&'static str> {
         })
         .collect()
 }
+
+/// One payload-carrying TCP segment of a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Packet time, microseconds since the epoch.
+    pub us: i64,
+    pub dir: Direction,
+    pub bytes: Vec<u8>,
+}
+
+/// The TCP connections of a capture in `crates/proto/testdata/` (all are classic
+/// little-endian pcap, Ethernet, IPv4, as tcpdump writes them on `lo`), in order of their
+/// first packet, each as its payload-carrying segments in capture order. `server_port` tells
+/// the directions apart. The one reader every protocol's tests use: test data is always the
+/// real capture, never an extract of it.
+pub fn pcap_connections(pcap: &[u8], server_port: u16) -> Vec<Vec<Segment>> {
+    let u32le = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    assert_eq!(u32le(pcap, 0), 0xa1b2_c3d4, "classic little-endian pcap (microseconds)");
+    assert_eq!(u32le(pcap, 20), 1, "Ethernet");
+    let mut conns: Vec<(u16, Vec<Segment>)> = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let us = i64::from(u32le(pcap, at)) * 1_000_000 + i64::from(u32le(pcap, at + 4));
+        let len = u32le(pcap, at + 8) as usize;
+        let frame = &pcap[at + 16..at + 16 + len];
+        at += 16 + len;
+        if frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 6 {
+            continue;
+        }
+        let ip = &frame[14..];
+        let ihl = usize::from(ip[0] & 0xf) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let tcp = &ip[ihl..total];
+        let (sport, dport) = (
+            u16::from_be_bytes([tcp[0], tcp[1]]),
+            u16::from_be_bytes([tcp[2], tcp[3]]),
+        );
+        let payload = &tcp[usize::from(tcp[12] >> 4) * 4..];
+        let (client, dir) = if dport == server_port {
+            (sport, Direction::ToServer)
+        } else {
+            (dport, Direction::ToClient)
+        };
+        let i = match conns.iter().position(|(p, _)| *p == client) {
+            Some(i) => i,
+            None => {
+                conns.push((client, Vec::new()));
+                conns.len() - 1
+            }
+        };
+        if !payload.is_empty() {
+            conns[i].1.push(Segment {
+                us,
+                dir,
+                bytes: payload.to_vec(),
+            });
+        }
+    }
+    conns.into_iter().map(|(_, c)| c).collect()
+}

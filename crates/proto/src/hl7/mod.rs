@@ -336,19 +336,11 @@ mod tests {
 
     /// The loopback capture of `crates/proto/testdata/hl7/make_mllp.py`: (microseconds, direction, payload).
     fn loopback() -> Vec<(i64, Direction, Vec<u8>)> {
-        include_str!("../../testdata/hl7/mllp-loopback.tsv")
-            .lines()
-            .map(|line| {
-                let mut cols = line.split('\t');
-                let us: i64 = cols.next().unwrap().parse().unwrap();
-                let dir = if cols.next() == Some("c") { ToServer } else { ToClient };
-                let hex = cols.next().unwrap().as_bytes();
-                let bytes = hex
-                    .chunks(2)
-                    .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-                    .collect();
-                (us, dir, bytes)
-            })
+        let pcap = include_bytes!("../../testdata/hl7/mllp-loopback.pcap");
+        crate::testutil::pcap_connections(pcap, PORT)
+            .remove(0)
+            .into_iter()
+            .map(|s| (s.us, s.dir, s.bytes))
             .collect()
     }
 

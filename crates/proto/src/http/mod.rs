@@ -281,26 +281,22 @@ mod tests {
 
     type Conv = Vec<Rec>;
 
-    /// A conversation captured on loopback (see `crates/proto/testdata/http/README.md`): records of one
-    /// direction byte (0 to the server, 1 to the client), a u32 BE length, the bytes.
-    fn load(bytes: &[u8]) -> Conv {
-        let mut out = Vec::new();
-        let mut rest = bytes;
-        while let [d, a, b, c, e, tail @ ..] = rest {
-            let len = u32::from_be_bytes([*a, *b, *c, *e]) as usize;
-            let dir = if *d == 0 { ToServer } else { ToClient };
-            out.push(Rec::Data(dir, tail[..len].to_vec()));
-            rest = &tail[len..];
-        }
-        out
+    /// Connection `i` of the loopback capture (see `crates/proto/testdata/http/README.md`).
+    fn captured(i: usize) -> Conv {
+        let pcap = include_bytes!("../../testdata/http/orthanc-like.pcap");
+        crate::testutil::pcap_connections(pcap, 8042)
+            .remove(i)
+            .into_iter()
+            .map(|s| Rec::Data(s.dir, s.bytes))
+            .collect()
     }
 
     fn keepalive() -> Conv {
-        load(include_bytes!("../../testdata/http/keepalive-basic.conv"))
+        captured(0)
     }
 
     fn pipelined() -> Conv {
-        load(include_bytes!("../../testdata/http/pipelined-bearer.conv"))
+        captured(1)
     }
 
     fn req(text: &str) -> Rec {
@@ -480,7 +476,7 @@ mod tests {
         assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
         let tx = http(&ev);
         assert_eq!(tx.len(), 2);
-        let jwt = include_str!("../../testdata/http/pipelined-bearer.conv.jwt").trim();
+        let jwt = include_str!("../../testdata/http/pipelined-bearer.jwt").trim();
         assert!(
             !format!("{ev:?}").contains(jwt.split('.').nth(1).unwrap()),
             "no token in events"
