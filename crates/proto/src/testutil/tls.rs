@@ -1,6 +1,6 @@
 //! Test vectors: real loopback captures (see `crates/proto/testdata/tls/README.md` for how each was made
-//! and what tshark says of it), a tiny pcap reader to take their TCP payloads apart, and
-//! hand-built messages that follow the RFCs.
+//! and what tshark says of it), their connections taken apart into records and handshake
+//! messages, and hand-built messages that follow the RFCs.
 
 use pacstap_core::Direction::{self, ToClient, ToServer};
 
