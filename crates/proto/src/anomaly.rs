@@ -1,5 +1,5 @@
 //! Anomaly names as per-protocol enums (ARCHITECTURE rule 6: "per-protocol anomaly enums with
-//! snake_case names"). Each protocol declares its enum with [`anomaly_names!`] in its
+//! snake_case names"). Each protocol declares its enum with `anomaly_names!` in its
 //! `event.rs`; the enum owns the exact strings that appear in `anomaly` events and in
 //! `ProtoStats::anomalies`, and its `ALL` list lets metrics read every name from its owner.
 

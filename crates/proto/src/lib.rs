@@ -7,9 +7,11 @@
 //! sibling modules with the same files:
 //!
 //! - `mod.rs`: the flow (`DicomFlow`, `HttpFlow`, `TlsFlow`, `Hl7Flow`), implementing
-//!   [`Decoder`] (`on_chunk`, `finish`, `held_bytes`, `lease_mut`), the content `probe`,
-//!   the protocol's counters;
-//! - `config.rs`: its settings and caps (each cap says where its value comes from);
+//!   [`Decoder`] (`on_chunk`, `finish`, `held_bytes`, `lease_mut`), and the protocol's
+//!   content probe and counters (DICOM's are `parser::probe_associate_rq` and the top-level
+//!   fields of [`ProtoStats`]);
+//! - `config.rs`: its settings and caps (each cap says where its value comes from; DICOM's
+//!   settings stay top-level fields of [`ProtoConfig`], where the config file sets them);
 //! - `parser.rs`: pure parsing, `&[u8]` in, values or "need more" out, no state (fuzz and
 //!   bench entry points);
 //! - `stream.rs`: the per-direction walker: framing, look-ahead across segments
