@@ -11,8 +11,8 @@ use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// A real ClientHello: curl 7.88 / OpenSSL 3.0, TLS 1.3, 517 bytes (tests-data/tls/README.md).
-const CURL_TLS13: &[u8] = include_bytes!("../crates/proto/tests-data/tls/curl-tls13.pcap");
+/// A real ClientHello: curl 7.88 / OpenSSL 3.0, TLS 1.3, 517 bytes (crates/proto/testdata/tls/README.md).
+const CURL_TLS13: &[u8] = include_bytes!("../crates/proto/testdata/tls/curl-tls13.pcap");
 
 const MSS: usize = 1448;
 

@@ -241,30 +241,12 @@ fn every_bundled_capture_replays_to_lines_that_match_the_schema() {
     assert!(by_type["alert"] >= 20, "{by_type:?}");
 }
 
-/// Every anomaly name the decoders declare: `pub const X: &str = "proto.name";` inside a
-/// `mod anomaly {` block anywhere under `crates/`.
+/// Every anomaly name the decoders declare, read from their owners: each protocol's anomaly
+/// enum in pacstap-proto (`DicomAnomaly`, `HttpAnomaly`, `TlsAnomaly`, `Hl7Anomaly`).
 fn declared_anomaly_names() -> BTreeSet<String> {
-    let mut files = Vec::new();
-    files_under(&root().join("crates"), &|n| n.ends_with(".rs"), &mut files);
-    let mut names = BTreeSet::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        // The block ends at the `}` indented like its `mod anomaly {` line.
-        let mut end: Option<String> = None;
-        for line in text.lines() {
-            let t = line.trim();
-            if t.ends_with("mod anomaly {") {
-                end = Some(format!("{}}}", &line[..line.len() - line.trim_start().len()]));
-            } else if end.as_deref() == Some(line.trim_end()) {
-                end = None;
-            } else if end.is_some() && t.starts_with("pub const ") && t.contains(": &str = \"") {
-                if let Some(name) = t.split('"').nth(1) {
-                    names.insert(name.to_owned());
-                }
-            }
-        }
-    }
-    names
+    pacstap_proto::anomaly::all_names()
+        .map(|(_, name)| name.to_owned())
+        .collect()
 }
 
 fn anomaly_line(name: &str) -> Value {

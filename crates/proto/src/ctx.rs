@@ -1,6 +1,7 @@
 //! What a decoder needs from the analyzer for one call: config, the event buffer, counters,
 //! the flow and the packet time, and the flow's share of the decoder memory budget.
 
+use crate::anomaly::AnomalyKind;
 use crate::budget::{Lease, MemBudget};
 use crate::{ProtoConfig, ProtoStats};
 use pacstap_core::{Anomaly, EventBody, FlowMeta, ProtocolEvent, Timestamp};
@@ -72,7 +73,8 @@ impl<'a> Ctx<'a> {
 
     /// Count an anomaly, and emit it unless this flow already emitted its share
     /// (`emitted` is the flow's own counter; ARCHITECTURE rule 6).
-    pub fn flow_anomaly(&mut self, emitted: &mut u32, proto: &'static str, name: &'static str, detail: Option<String>) {
+    pub fn flow_anomaly<A: AnomalyKind>(&mut self, emitted: &mut u32, kind: A, detail: Option<String>) {
+        let (proto, name) = (A::PROTO, kind.name());
         *self.stats.anomalies.entry(name).or_default() += 1;
         if *emitted < self.cfg.max_anomaly_events_per_flow {
             *emitted += 1;

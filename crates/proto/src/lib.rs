@@ -1,20 +1,52 @@
 //! Protocol decoders: probe each flow by content (the port is only a hint), dispatch it to its
 //! decoder, and collect the events they emit (ARCHITECTURE: `proto`).
 //!
-//! Each protocol is a sibling module with the same shape (pure `parser`, state beside it,
-//! events): [`dicom`], [`http`] (with DICOMweb), [`tls`] (metadata only), [`hl7`] (over MLLP).
-//! A module offers `probe(&[u8]) -> Probe` on a flow's first bytes and a per-flow decoder with
-//! `on_chunk(&mut Ctx, &StreamChunk) -> bool` and `finish(&mut Ctx, CloseReason)`.
+//! # One shape per protocol
+//!
+//! [`dicom`], [`http`] (with DICOMweb), [`tls`] (metadata only) and [`hl7`] (over MLLP) are
+//! sibling modules with the same files:
+//!
+//! - `mod.rs`: the flow (`DicomFlow`, `HttpFlow`, `TlsFlow`, `Hl7Flow`), implementing
+//!   [`Decoder`] (`on_chunk`, `finish`, `held_bytes`, `lease_mut`), and the protocol's
+//!   content probe and counters (DICOM's are `parser::probe_associate_rq` and the top-level
+//!   fields of [`ProtoStats`]);
+//! - `config.rs`: its settings and caps (each cap says where its value comes from; DICOM's
+//!   settings stay top-level fields of [`ProtoConfig`], where the config file sets them);
+//! - `parser.rs`: pure parsing, `&[u8]` in, values or "need more" out, no state (fuzz and
+//!   bench entry points);
+//! - `stream.rs`: the per-direction walker: framing, look-ahead across segments
+//!   (`carry::Carry`), gaps, resynchronisation;
+//! - `state.rs`: the connection's state (associations, transactions, acknowledgments) fed by
+//!   the walkers through a sink;
+//! - `event.rs`: what it emits: its events, and its anomaly names as an enum
+//!   ([`dicom::DicomAnomaly`], [`http::HttpAnomaly`], [`tls::TlsAnomaly`], [`hl7::Hl7Anomaly`],
+//!   declared with [`anomaly`]; each has `as_str()` and `ALL`).
+//!
+//! Shared by all four: [`Ctx`] (config, events, counters, packet time, the memory budget),
+//! [`budget`] (decoder memory), [`decoder`] (the trait, the resync give-up rule, the
+//! per-direction pairs), `carry` (the look-ahead). Tests share `testutil.rs` (the harness,
+//! and `testutil/<proto>.rs` builders) and read captures from `crates/proto/testdata/<proto>/`.
 
+// Input-controlled indexing is how a tap crashes (ARCHITECTURE rule 4): every slice access
+// in the decoders goes through `get`. Tests may index: a panic there is a failed test.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+pub mod anomaly;
 pub mod budget;
+mod carry;
 mod ctx;
+pub mod decoder;
 pub mod dicom;
 pub mod hl7;
 pub mod http;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod tls;
 
 pub use budget::{Lease, MemBudget};
+use carry::Carry;
 pub use ctx::Ctx;
+pub use decoder::Decoder;
 
 use dicom::parser::{probe_associate_rq, Plausible};
 use dicom::DicomFlow;
@@ -126,26 +158,25 @@ pub enum FlowState {
 }
 
 impl FlowState {
-    /// The flow's charge against the decoder memory budget.
-    fn lease_mut(&mut self) -> Option<&mut Lease> {
+    /// The flow's decoder, once the probe decided (ARCHITECTURE: one [`Decoder`] per protocol).
+    fn decoder(&mut self) -> Option<&mut dyn Decoder> {
         match self {
-            FlowState::Dicom(f) => Some(&mut f.lease),
-            FlowState::Http(f) => Some(&mut f.lease),
-            FlowState::Tls(f) => Some(&mut f.lease),
-            FlowState::Hl7(f) => Some(&mut f.lease),
+            FlowState::Dicom(f) => Some(f.as_mut()),
+            FlowState::Http(f) => Some(f.as_mut()),
+            FlowState::Tls(f) => Some(f.as_mut()),
+            FlowState::Hl7(f) => Some(f.as_mut()),
             FlowState::Probing(_) | FlowState::Ignored => None,
         }
     }
 
+    /// The flow's charge against the decoder memory budget.
+    fn lease_mut(&mut self) -> Option<&mut Lease> {
+        self.decoder().map(Decoder::lease_mut)
+    }
+
     /// Bytes the flow's decoder buffers hold now (capacities).
-    fn held_bytes(&self) -> usize {
-        match self {
-            FlowState::Dicom(f) => f.held_bytes(),
-            FlowState::Http(f) => f.held_bytes(),
-            FlowState::Tls(f) => f.held_bytes(),
-            FlowState::Hl7(f) => f.held_bytes(),
-            FlowState::Probing(_) | FlowState::Ignored => 0,
-        }
+    fn held_bytes(&mut self) -> usize {
+        self.decoder().map_or(0, |d| d.held_bytes())
     }
 }
 
@@ -172,15 +203,14 @@ const PROBE_BUF: usize = 16;
 /// The few first bytes of a flow held by [`FlowState::Probing`].
 #[derive(Debug, Default, Clone)]
 pub struct ProbeBuf {
-    bytes: [u8; PROBE_BUF],
-    len: u8,
+    bytes: Carry<PROBE_BUF>,
     dir: Option<Direction>,
     offset: u64,
 }
 
 impl ProbeBuf {
     fn held(&self) -> &[u8] {
-        self.bytes.get(..usize::from(self.len)).unwrap_or(&[])
+        self.bytes.held()
     }
 }
 
@@ -402,10 +432,7 @@ impl Analyzer {
         let keep = match state {
             FlowState::Probing(_) => true,
             FlowState::Ignored => false,
-            FlowState::Dicom(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Http(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Tls(flow) => flow.on_chunk(&mut ctx, chunk),
-            FlowState::Hl7(flow) => flow.on_chunk(&mut ctx, chunk),
+            _ => state.decoder().is_some_and(|d| d.on_chunk(&mut ctx, chunk)),
         };
         let lease = ctx.lease;
         let held = state.held_bytes();
@@ -439,23 +466,20 @@ impl StreamHandler<FlowState> for Analyzer {
         let mut keep = true;
         if let FlowState::Probing(buf) = state {
             // Bytes held from an earlier, too-short chunk are probed together with this one.
-            let mut joined = [0u8; PROBE_BUF];
+            let joined: ([u8; PROBE_BUF], usize);
             let mut held = std::mem::take(buf);
             let other_dir = held.dir.is_some_and(|d| d != chunk.dir);
             let probe_body = match chunk.body {
-                ChunkBody::Data(d) if held.len > 0 && !other_dir => {
-                    let h = held.held();
-                    let n = (h.len() + d.len()).min(PROBE_BUF);
-                    joined[..h.len()].copy_from_slice(h);
-                    joined[h.len()..n].copy_from_slice(&d[..n - h.len()]);
-                    ChunkBody::Data(&joined[..n])
+                ChunkBody::Data(d) if !held.bytes.is_empty() && !other_dir => {
+                    joined = held.bytes.joined::<PROBE_BUF>(d);
+                    ChunkBody::Data(joined.0.get(..joined.1).unwrap_or_default())
                 }
                 ChunkBody::Data(_) if other_dir => ChunkBody::Data(held.held()),
                 body => body,
             };
-            let verdict = self.probe(meta, probe_body, other_dir || held.len as usize >= PROBE_BUF);
+            let verdict = self.probe(meta, probe_body, other_dir || held.bytes.len() >= PROBE_BUF);
             *state = match verdict {
-                Verdict::Undecided if held.len == 0 => FlowState::default(),
+                Verdict::Undecided if held.bytes.is_empty() => FlowState::default(),
                 Verdict::Hold | Verdict::Undecided => {
                     // Bytes after a gap do not continue the held ones: probe them afresh.
                     if let ChunkBody::Gap(_) = chunk.body {
@@ -467,10 +491,7 @@ impl StreamHandler<FlowState> for Analyzer {
                             held.dir = Some(chunk.dir);
                             held.offset = chunk.offset;
                         }
-                        let start = usize::from(held.len);
-                        let n = d.len().min(PROBE_BUF - start);
-                        held.bytes[start..start + n].copy_from_slice(&d[..n]);
-                        held.len += n as u8;
+                        held.bytes.push(d);
                     }
                     *state = FlowState::Probing(held);
                     return Interest::Continue;
@@ -481,7 +502,7 @@ impl StreamHandler<FlowState> for Analyzer {
                 Verdict::Hl7 { midstream } => FlowState::Hl7(Box::new(Hl7Flow::new(&self.cfg, midstream))),
                 Verdict::NotOurs => FlowState::Ignored,
             };
-            if held.len > 0 {
+            if !held.bytes.is_empty() {
                 if let Some(dir) = held.dir {
                     let replay = StreamChunk {
                         flow: chunk.flow,
@@ -520,12 +541,8 @@ impl StreamHandler<FlowState> for Analyzer {
             &mut self.budget,
             Lease::default(),
         );
-        match state {
-            FlowState::Dicom(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Http(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Tls(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Hl7(mut flow) => flow.finish(&mut ctx, reason),
-            FlowState::Probing(_) | FlowState::Ignored => {}
+        if let Some(decoder) = state.decoder() {
+            decoder.finish(&mut ctx, reason);
         }
         // Anything a decoder took while finishing is freed with the flow.
         let mut lease = ctx.lease;
@@ -537,7 +554,7 @@ impl StreamHandler<FlowState> for Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
     use pacstap_core::Direction::{ToClient, ToServer};
 
     fn rq() -> Vec<u8> {

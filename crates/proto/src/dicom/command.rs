@@ -4,8 +4,35 @@
 //! element (2), value length (4), value. We read the handful of elements the tap reports and
 //! skip the rest; values are borrowed from the reassembled command buffer, never copied.
 
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 use std::borrow::Cow;
 use std::fmt;
+
+/// The element number of a group-0000 tag of the standard dictionary: the scan compares
+/// (group, element) numbers read from the wire, the dictionary names them.
+const fn element(tag: Tag) -> u16 {
+    tag.1
+}
+
+/// Command elements (PS3.7 §E.1, Table E.1-1) the scan reads, all in group 0000.
+const COMMAND_GROUP: u16 = tags::COMMAND_FIELD.0;
+const AFFECTED_SOP_CLASS_UID: u16 = element(tags::AFFECTED_SOP_CLASS_UID);
+const REQUESTED_SOP_CLASS_UID: u16 = element(tags::REQUESTED_SOP_CLASS_UID);
+const COMMAND_FIELD: u16 = element(tags::COMMAND_FIELD);
+const MESSAGE_ID: u16 = element(tags::MESSAGE_ID);
+const MESSAGE_ID_BEING_RESPONDED_TO: u16 = element(tags::MESSAGE_ID_BEING_RESPONDED_TO);
+const MOVE_DESTINATION: u16 = element(tags::MOVE_DESTINATION);
+const PRIORITY: u16 = element(tags::PRIORITY);
+const COMMAND_DATA_SET_TYPE: u16 = element(tags::COMMAND_DATA_SET_TYPE);
+const STATUS: u16 = element(tags::STATUS);
+const AFFECTED_SOP_INSTANCE_UID: u16 = element(tags::AFFECTED_SOP_INSTANCE_UID);
+const REQUESTED_SOP_INSTANCE_UID: u16 = element(tags::REQUESTED_SOP_INSTANCE_UID);
+const REMAINING: u16 = element(tags::NUMBER_OF_REMAINING_SUBOPERATIONS);
+const COMPLETED: u16 = element(tags::NUMBER_OF_COMPLETED_SUBOPERATIONS);
+const FAILED: u16 = element(tags::NUMBER_OF_FAILED_SUBOPERATIONS);
+const WARNING: u16 = element(tags::NUMBER_OF_WARNING_SUBOPERATIONS);
+const MOVE_ORIGINATOR_AE: u16 = element(tags::MOVE_ORIGINATOR_APPLICATION_ENTITY_TITLE);
 
 /// Command Field values (PS3.7 §E.1, Table E.1-1; responses have bit 15 set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +165,10 @@ impl fmt::Display for MalformedCommand {
                 write!(f, "element of group {group:04X} at offset {offset}")
             }
             MalformedCommand::UndefinedLength { offset } => write!(f, "undefined length at offset {offset}"),
-            MalformedCommand::MissingCommandField => f.write_str("no command field (0000,0100)"),
+            MalformedCommand::MissingCommandField => {
+                let Tag(group, element) = tags::COMMAND_FIELD;
+                write!(f, "no command field ({group:04X},{element:04X})")
+            }
         }
     }
 }
@@ -168,7 +198,7 @@ pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand>
             cmd.irregular = Some(MalformedCommand::Truncated { offset: at });
             break;
         };
-        if group != 0x0000 {
+        if group != COMMAND_GROUP {
             cmd.irregular = Some(MalformedCommand::WrongGroup { offset: at, group });
             break;
         }
@@ -183,22 +213,22 @@ pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand>
         };
         let us = le_u16(value, 0);
         match element {
-            0x0002 => cmd.affected_sop_class_uid = Some(value),
-            0x0003 => cmd.requested_sop_class_uid = Some(value),
-            0x0100 => field = us,
-            0x0110 => cmd.message_id = us,
-            0x0120 => cmd.message_id_responded_to = us,
-            0x0600 => cmd.move_destination = Some(value),
-            0x0700 => cmd.priority = us,
-            0x0800 => cmd.data_set_type = us,
-            0x0900 => cmd.status = us,
-            0x1000 => cmd.affected_sop_instance_uid = Some(value),
-            0x1001 => cmd.requested_sop_instance_uid = Some(value),
-            0x1020 => cmd.remaining = us,
-            0x1021 => cmd.completed = us,
-            0x1022 => cmd.failed = us,
-            0x1023 => cmd.warning = us,
-            0x1030 => cmd.move_originator_ae = Some(value),
+            AFFECTED_SOP_CLASS_UID => cmd.affected_sop_class_uid = Some(value),
+            REQUESTED_SOP_CLASS_UID => cmd.requested_sop_class_uid = Some(value),
+            COMMAND_FIELD => field = us,
+            MESSAGE_ID => cmd.message_id = us,
+            MESSAGE_ID_BEING_RESPONDED_TO => cmd.message_id_responded_to = us,
+            MOVE_DESTINATION => cmd.move_destination = Some(value),
+            PRIORITY => cmd.priority = us,
+            COMMAND_DATA_SET_TYPE => cmd.data_set_type = us,
+            STATUS => cmd.status = us,
+            AFFECTED_SOP_INSTANCE_UID => cmd.affected_sop_instance_uid = Some(value),
+            REQUESTED_SOP_INSTANCE_UID => cmd.requested_sop_instance_uid = Some(value),
+            REMAINING => cmd.remaining = us,
+            COMPLETED => cmd.completed = us,
+            FAILED => cmd.failed = us,
+            WARNING => cmd.warning = us,
+            MOVE_ORIGINATOR_AE => cmd.move_originator_ae = Some(value),
             _ => {}
         }
         at = start + value.len();
@@ -220,7 +250,25 @@ pub fn text(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
+
+    /// The dictionary's tags are the PS3.7 Table E.1-1 numbers the wire carries, and the
+    /// anomaly detail that names one reads as before.
+    #[test]
+    fn command_elements_are_the_dictionary_tags() {
+        assert_eq!(
+            (COMMAND_GROUP, COMMAND_FIELD, MESSAGE_ID, STATUS, MOVE_ORIGINATOR_AE),
+            (0x0000, 0x0100, 0x0110, 0x0900, 0x1030)
+        );
+        assert_eq!(
+            (REMAINING, COMPLETED, FAILED, WARNING),
+            (0x1020, 0x1021, 0x1022, 0x1023)
+        );
+        assert_eq!(
+            MalformedCommand::MissingCommandField.to_string(),
+            "no command field (0000,0100)"
+        );
+    }
 
     #[test]
     fn names() {

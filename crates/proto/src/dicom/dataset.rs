@@ -7,6 +7,8 @@
 //! wants can come later. Patient data (group 0010) lies before the stop tag but is only ever
 //! skipped over by length, never read into a value.
 
+use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 use flate2::{Decompress, FlushDecompress};
 
 /// How a data set is encoded on the wire (PS3.5 §10, Annex A).
@@ -98,10 +100,15 @@ pub const MAX_STUDY_UIDS: usize = 256;
 const MAX_UID_LEN: usize = 64;
 const MAX_CS_LEN: usize = 16;
 
-const TAG_SOP_INSTANCE_UID: u32 = 0x0008_0018;
-const TAG_QUERY_LEVEL: u32 = 0x0008_0052;
-const TAG_MODALITY: u32 = 0x0008_0060;
-const TAG_STUDY_INSTANCE_UID: u32 = 0x0020_000D;
+/// A tag of the standard dictionary as the walk compares it: group and element in one `u32`.
+const fn packed(tag: Tag) -> u32 {
+    ((tag.0 as u32) << 16) | tag.1 as u32
+}
+
+const TAG_SOP_INSTANCE_UID: u32 = packed(tags::SOP_INSTANCE_UID);
+const TAG_QUERY_LEVEL: u32 = packed(tags::QUERY_RETRIEVE_LEVEL);
+const TAG_MODALITY: u32 = packed(tags::MODALITY);
+const TAG_STUDY_INSTANCE_UID: u32 = packed(tags::STUDY_INSTANCE_UID);
 /// PS3.5 §7.5: Item, Item Delimitation, Sequence Delimitation.
 const TAG_ITEM: u32 = 0xFFFE_E000;
 const TAG_ITEM_DELIM: u32 = 0xFFFE_E00D;
@@ -367,7 +374,7 @@ pub fn sniff_dataset(prefix: &[u8], ts: TransferSyntax, max_inflated: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     fn sample(ts: TransferSyntax) -> Vec<u8> {
         let mut ds = DatasetBuilder::new(ts);
@@ -383,6 +390,71 @@ mod tests {
         ds.el(0x0020, 0x000D, b"UI", b"1.2.826.0.1.3680043.2.1125.1\0");
         ds.el(0x0028, 0x0010, b"US", &[0, 2]);
         ds.finish()
+    }
+
+    /// The same facts from a data set dicom-rs wrote (an encoder that is not ours): a
+    /// C-STORE instance with a referenced-study sequence whose (0020,000D) must be passed
+    /// over, in each uncompressed transfer syntax.
+    #[test]
+    fn sniffs_a_dataset_written_by_dicom_object() {
+        use dicom_core::value::DataSetSequence;
+        use dicom_core::{DataElement, VR};
+        use dicom_dictionary_std::tags;
+        use dicom_object::InMemDicomObject;
+        use dicom_transfer_syntax_registry::entries;
+
+        let mut referenced = InMemDicomObject::new_empty();
+        referenced.put_str(tags::REFERENCED_SOP_CLASS_UID, VR::UI, "1.2.840.10008.3.1.2.3.1");
+        referenced.put_str(tags::STUDY_INSTANCE_UID, VR::UI, "9.9.9");
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put_str(tags::SOP_CLASS_UID, VR::UI, CT_STORAGE);
+        obj.put_str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+        obj.put_str(tags::MODALITY, VR::CS, "CT");
+        obj.put(DataElement::new(
+            tags::REFERENCED_STUDY_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![referenced]),
+        ));
+        obj.put_str(tags::PATIENT_NAME, VR::PN, "DOE^JOHN");
+        obj.put_str(tags::STUDY_INSTANCE_UID, VR::UI, STUDY_A);
+
+        for (ts, ours) in [
+            (
+                entries::IMPLICIT_VR_LITTLE_ENDIAN.erased(),
+                TransferSyntax::ImplicitVrLittleEndian,
+            ),
+            (
+                entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+                TransferSyntax::ExplicitVrLittleEndian,
+            ),
+            (
+                entries::EXPLICIT_VR_BIG_ENDIAN.erased(),
+                TransferSyntax::ExplicitVrBigEndian,
+            ),
+        ] {
+            let mut bytes = Vec::new();
+            obj.write_dataset_with_ts(&mut bytes, &ts)
+                .expect("dicom-object writes the data set");
+            let Sniff::Done(facts) = sniff_dataset(&bytes, ours, 1 << 20) else {
+                panic!("{ours:?}: the walk should pass (0020,000D)");
+            };
+            assert_eq!(facts.study_instance_uids, vec![STUDY_A.to_string()], "{ours:?}");
+            assert_eq!(facts.sop_instance_uid.as_deref(), Some("1.2.3.4.5"), "{ours:?}");
+            assert_eq!(facts.modality.as_deref(), Some("CT"), "{ours:?}");
+        }
+    }
+
+    #[test]
+    fn sniffed_tags_are_the_dictionary_tags() {
+        assert_eq!(
+            [
+                TAG_SOP_INSTANCE_UID,
+                TAG_QUERY_LEVEL,
+                TAG_MODALITY,
+                TAG_STUDY_INSTANCE_UID
+            ],
+            [0x0008_0018, 0x0008_0052, 0x0008_0060, 0x0020_000D]
+        );
     }
 
     #[test]

@@ -1,12 +1,54 @@
-//! Building the core event structs (CONTRACT §2 `dicom`) from association / command state.
+//! Building the core event structs (CONTRACT §2 `dicom`) from association / command state,
+//! and the anomaly names the decoder emits.
 
+use super::association::Association;
 use super::command::{command_name, text, CommandSet};
 use super::parser::RequestedIdentity;
-use super::state::{at, Association};
+use crate::anomaly::anomaly_names;
+use crate::decoder::at;
 use pacstap_core::{
     Anomaly, AssociationAbort, AssociationOutcome, AssociationReject, DicomAssociation, DicomCommand, DicomEvent,
     Direction, EventBody, FlowMeta, ProtocolEvent, StatusClass, SubOperations, Timestamp, UserIdentity,
 };
+
+anomaly_names! {
+    /// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
+    pub enum DicomAnomaly ("dicom") {
+        /// A control PDU longer than `max_control_pdu_bytes` (the detail has the claimed size);
+        /// its first bytes are still read (an RQ's AE titles), the rest is skipped by its length.
+        PduTooLarge = "dicom.pdu_too_large",
+        /// A PDU claimed more bytes than were seen before the connection ended.
+        PduTruncated = "dicom.pdu_truncated",
+        /// A P-DATA-TF longer than the receiver's Maximum Length (PS3.8 §D.1, announced in the
+        /// A-ASSOCIATE-RQ/AC user information); decoding goes on.
+        PduAboveNegotiatedMax = "dicom.pdu_above_negotiated_max",
+        /// The decoder memory budget refused to hold a control PDU, command set or data set
+        /// prefix; that message is given up (an RQ still yields its first bytes).
+        MemoryBudget = "dicom.memory_budget",
+        /// The flow was given up (the detail says why): no more DICOM events from it.
+        GiveUp = "dicom.give_up",
+        /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
+        UnknownPduType = "dicom.unknown_pdu_type",
+        /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
+        MalformedAssociate = "dicom.malformed_associate",
+        /// A-RELEASE-RQ/RP or A-ABORT that dicom-ul (strict) refused.
+        MalformedPdu = "dicom.malformed_pdu",
+        /// A PDV item that does not fit its P-DATA-TF, or an even presentation context id.
+        MalformedPdv = "dicom.malformed_pdv",
+        /// A command set over `max_command_bytes`.
+        CommandTooLarge = "dicom.command_too_large",
+        /// A command set that cannot be read (or was read only in part).
+        MalformedCommand = "dicom.malformed_command",
+        /// A PDU that makes no sense in the association's state (e.g. a second A-ASSOCIATE-AC).
+        UnexpectedPdu = "dicom.unexpected_pdu",
+        /// Bytes had to be skipped to find the next PDU header.
+        Resync = "dicom.resync",
+        /// A response to no known request, on an association seen whole.
+        ResponseWithoutRequest = "dicom.response_without_request",
+        /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
+        TooManyPending = "dicom.too_many_pending",
+    }
+}
 
 /// The flow as the contract wants it: `src` is the association requester. When the requester
 /// is what the flow layer took for the server (it guessed wrong), swap the endpoints.
@@ -26,7 +68,7 @@ pub(crate) fn anomaly_event(
     ts: Timestamp,
     meta: &FlowMeta,
     swapped: bool,
-    name: &'static str,
+    name: DicomAnomaly,
     detail: Option<String>,
 ) -> ProtocolEvent {
     ProtocolEvent {
@@ -34,7 +76,7 @@ pub(crate) fn anomaly_event(
         flow: flow_meta(meta, swapped),
         body: EventBody::Anomaly(Anomaly {
             proto: "dicom",
-            name,
+            name: name.as_str(),
             detail,
         }),
     }
@@ -213,8 +255,35 @@ pub(crate) fn association_event(ts: Timestamp, meta: &FlowMeta, a: &Association,
 
 #[cfg(test)]
 mod tests {
+    use super::DicomAnomaly;
+
+    /// The names are the CONTRACT's (events and `pacstap_anomalies_total` labels): pinned here
+    /// so a renamed variant cannot change them.
+    #[test]
+    fn anomaly_names_are_fixed() {
+        crate::anomaly::check::names(
+            DicomAnomaly::ALL,
+            &[
+                "dicom.pdu_too_large",
+                "dicom.pdu_truncated",
+                "dicom.pdu_above_negotiated_max",
+                "dicom.memory_budget",
+                "dicom.give_up",
+                "dicom.unknown_pdu_type",
+                "dicom.malformed_associate",
+                "dicom.malformed_pdu",
+                "dicom.malformed_pdv",
+                "dicom.command_too_large",
+                "dicom.malformed_command",
+                "dicom.unexpected_pdu",
+                "dicom.resync",
+                "dicom.response_without_request",
+                "dicom.too_many_pending",
+            ],
+        );
+    }
     use super::*;
-    use crate::dicom::testutil::meta;
+    use crate::testutil::meta;
 
     #[test]
     fn identity_never_carries_secrets() {

@@ -1,76 +1,39 @@
 //! DICOM Upper Layer (PS3.8) and DIMSE (PS3.7) over TCP, as seen from a tap.
 //!
+//! - [`config`]: the decoder's caps (its settings are fields of [`crate::ProtoConfig`]);
 //! - [`parser`]: pure PDU / PDV / control-PDU parsing (fuzz and bench entry points);
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
 //! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
-//! - `state`: associations (`state/association`), request/response pairing, the walker's sink
-//!   (`state/sink`) and the data set sniff prefix (`state/sniff`);
-//! - `event`: the contract's event structs.
+//! - `association`: one association's negotiated facts, byte counts and pending requests;
+//! - `state`: the session over associations, request/response pairing (`state/dimse`), the
+//!   walker's sink (`state/sink`) and the data set sniff prefix (`state/sniff`);
+//! - `event`: the contract's event structs and [`DicomAnomaly`].
 
+mod association;
 pub mod command;
+pub mod config;
 pub mod dataset;
 mod event;
 pub mod parser;
 mod state;
 mod stream;
-#[cfg(test)]
-pub(crate) mod testutil;
 
 pub use command::{command_name, parse_command_set, CommandField, CommandSet, MalformedCommand};
+pub use config::RESYNC_GIVE_UP_BYTES;
 pub use dataset::{inflate_prefix, sniff_dataset, DatasetFacts, Sniff, TransferSyntax};
+pub use event::DicomAnomaly;
 pub use parser::{
     find_user_identity, parse_control_pdu, parse_pdu_header, parse_pdv_header, pdv_items, plausible_pdu_header,
     probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
 };
 
 use crate::budget::Lease;
+use crate::decoder::{resync_exhausted, Decoder};
 use pacstap_core::{AssociationOutcome, ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Ctx, Session, SessionSink};
 use std::fmt;
 use stream::PduStream;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// A control PDU longer than `max_control_pdu_bytes` (the detail has the claimed size);
-    /// its first bytes are still read (an RQ's AE titles), the rest is skipped by its length.
-    pub const PDU_TOO_LARGE: &str = "dicom.pdu_too_large";
-    /// A PDU claimed more bytes than were seen before the connection ended.
-    pub const PDU_TRUNCATED: &str = "dicom.pdu_truncated";
-    /// A P-DATA-TF longer than the receiver's Maximum Length (PS3.8 §D.1, announced in the
-    /// A-ASSOCIATE-RQ/AC user information); decoding goes on.
-    pub const PDU_ABOVE_NEGOTIATED_MAX: &str = "dicom.pdu_above_negotiated_max";
-    /// The decoder memory budget refused to hold a control PDU, command set or data set
-    /// prefix; that message is given up (an RQ still yields its first bytes).
-    pub const MEMORY_BUDGET: &str = "dicom.memory_budget";
-    /// The flow was given up (the detail says why): no more DICOM events from it.
-    pub const GIVE_UP: &str = "dicom.give_up";
-    /// A PDU type outside 01H-07H (PS3.8 §9.3.1).
-    pub const UNKNOWN_PDU_TYPE: &str = "dicom.unknown_pdu_type";
-    /// A-ASSOCIATE-RQ/AC/RJ that dicom-ul (strict) refused; fixed fields are still used.
-    pub const MALFORMED_ASSOCIATE: &str = "dicom.malformed_associate";
-    /// A-RELEASE-RQ/RP or A-ABORT that dicom-ul (strict) refused.
-    pub const MALFORMED_PDU: &str = "dicom.malformed_pdu";
-    /// A PDV item that does not fit its P-DATA-TF, or an even presentation context id.
-    pub const MALFORMED_PDV: &str = "dicom.malformed_pdv";
-    /// A command set over `max_command_bytes`.
-    pub const COMMAND_TOO_LARGE: &str = "dicom.command_too_large";
-    /// A command set that cannot be read (or was read only in part).
-    pub const MALFORMED_COMMAND: &str = "dicom.malformed_command";
-    /// A PDU that makes no sense in the association's state (e.g. a second A-ASSOCIATE-AC).
-    pub const UNEXPECTED_PDU: &str = "dicom.unexpected_pdu";
-    /// Bytes had to be skipped to find the next PDU header.
-    pub const RESYNC: &str = "dicom.resync";
-    /// A response to no known request, on an association seen whole.
-    pub const RESPONSE_WITHOUT_REQUEST: &str = "dicom.response_without_request";
-    /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
-    pub const TOO_MANY_PENDING: &str = "dicom.too_many_pending";
-}
-
-/// A flow on a DICOM port that never yields a plausible PDU within this many bytes is given up
-/// (`Interest::Ignore`). Resynchronising needs at most one maximum-length PDU to pass; real
-/// maximum PDU lengths are 16 KiB to a few MiB, so 4 MiB finds a boundary in practice.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 4 << 20;
 
 /// Per-flow DICOM state, stored in the flow table (`FlowState::Dicom`).
 pub struct DicomFlow {
@@ -102,14 +65,11 @@ impl DicomFlow {
             lease: Lease::default(),
         }
     }
+}
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
-    }
-
+impl Decoder for DicomFlow {
     /// Handle one chunk; `false` when the flow turned out not to be DICOM.
-    pub(crate) fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         let raw = chunk.dir;
         let max_control = ctx.cfg.max_control_pdu_bytes;
         let stream = state::at_mut(&mut self.streams, raw);
@@ -139,8 +99,7 @@ impl DicomFlow {
             return false;
         }
         let never_locked = self.session.pdus == 0 && self.streams.iter().any(PduStream::is_resyncing);
-        if never_locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
-            let n = self.data_bytes;
+        if let Some(n) = resync_exhausted(never_locked, self.data_bytes, RESYNC_GIVE_UP_BYTES) {
             self.session.give_up(
                 ctx,
                 format_args!("no DICOM PDU header found in {n} bytes on a DICOM port; flow given up"),
@@ -151,7 +110,7 @@ impl DicomFlow {
     }
 
     /// The flow left the table: end the open association (CONTRACT §2 outcomes).
-    pub(crate) fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let outcome = match reason {
             CloseReason::Fin => AssociationOutcome::Closed,
             CloseReason::Rst => AssociationOutcome::Reset,
@@ -168,12 +127,21 @@ impl DicomFlow {
         }
         self.session.flow_end(ctx, outcome);
     }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(PduStream::held_bytes).sum::<usize>() + self.session.held_bytes()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::*;
     use super::TransferSyntax;
+    use crate::testutil::*;
     use crate::ProtoConfig;
     use pacstap_core::Direction::{self, ToClient, ToServer};
     use pacstap_core::{

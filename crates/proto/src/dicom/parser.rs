@@ -706,7 +706,7 @@ impl fmt::Display for MalformedPdv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     #[test]
     fn pdu_header_needs_six_bytes() {

@@ -8,48 +8,32 @@
 //! that `ToServer` always means "from the association requester". The two differ when the
 //! A-ASSOCIATE-RQ came from what the flow layer took for the server.
 
-use super::anomaly;
-use super::command::{parse_command_set, CommandField, CommandSet};
+pub(crate) use super::association::{Association, Key, PresContext};
+use super::command::parse_command_set;
 use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
     parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader, ASSOCIATE_FIXED_LEN,
     MAX_PRESENTATION_CONTEXTS,
 };
+use super::DicomAnomaly;
+pub(crate) use crate::decoder::{at, at_mut};
 pub(crate) use crate::Ctx;
-pub(crate) use association::{Association, PresContext};
 pub(crate) use sink::SessionSink;
-use sniff::{recycle, Sniffer, FIRST_SNIFF_AT};
+use sniff::{recycle, Sniffer};
 
-mod association;
+mod dimse;
 mod sink;
 mod sniff;
 
-use pacstap_core::{AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction, StatusClass};
+use pacstap_core::{AssociationAbort, AssociationOutcome, AssociationReject, DicomCommand, Direction};
 use std::fmt;
-
-/// The element of a per-direction pair for `d` (no input-driven indexing).
-pub(crate) fn at_mut<T>(pair: &mut [T; 2], d: Direction) -> &mut T {
-    let [to_server, to_client] = pair;
-    match d {
-        Direction::ToServer => to_server,
-        Direction::ToClient => to_client,
-    }
-}
-
-pub(crate) fn at<T>(pair: &[T; 2], d: Direction) -> &T {
-    let [to_server, to_client] = pair;
-    match d {
-        Direction::ToServer => to_server,
-        Direction::ToClient => to_client,
-    }
-}
 
 /// Everything the session needs from the analyzer for one chunk.
 impl Ctx<'_> {
     /// Count an anomaly; emit it unless this flow already emitted its share (rule 6).
-    fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: &'static str, detail: fmt::Arguments<'_>) {
-        *self.stats.anomalies.entry(name).or_default() += 1;
+    fn anomaly(&mut self, emitted: &mut u32, swapped: bool, name: DicomAnomaly, detail: fmt::Arguments<'_>) {
+        *self.stats.anomalies.entry(name.as_str()).or_default() += 1;
         if *emitted < self.cfg.max_anomaly_events_per_flow {
             *emitted += 1;
             let detail = detail.to_string();
@@ -59,9 +43,6 @@ impl Ctx<'_> {
         }
     }
 }
-
-/// A pending request: the direction it travelled (normalised) and its message id.
-type Key = (Direction, u16);
 
 /// What the data set following a command belongs to.
 #[derive(Debug)]
@@ -147,20 +128,20 @@ impl Session {
 
     /// The flow is given up: say why (every give-up is an anomaly event).
     pub(crate) fn give_up(&mut self, ctx: &mut Ctx<'_>, why: fmt::Arguments<'_>) {
-        self.anomaly(ctx, anomaly::GIVE_UP, why);
+        self.anomaly(ctx, DicomAnomaly::GiveUp, why);
     }
 
     /// The memory budget refused a buffer: report it with the budget's state.
     pub(crate) fn budget_refused(&mut self, ctx: &mut Ctx<'_>, what: fmt::Arguments<'_>) {
         let detail = ctx.budget_detail(what);
-        self.anomaly(ctx, anomaly::MEMORY_BUDGET, format_args!("{detail}"));
+        self.anomaly(ctx, DicomAnomaly::MemoryBudget, format_args!("{detail}"));
     }
 
     fn swapped(&self) -> bool {
         self.assoc.as_ref().is_some_and(|a| a.swapped)
     }
 
-    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: fmt::Arguments<'_>) {
+    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: DicomAnomaly, detail: fmt::Arguments<'_>) {
         let swapped = self.swapped();
         ctx.anomaly(&mut self.anomaly_events, swapped, name, detail);
     }
@@ -266,9 +247,9 @@ impl Session {
                 return;
             }
             let name = if is_associate {
-                anomaly::MALFORMED_ASSOCIATE
+                DicomAnomaly::MalformedAssociate
             } else {
-                anomaly::MALFORMED_PDU
+                DicomAnomaly::MalformedPdu
             };
             self.anomaly(ctx, name, format_args!("{why}"));
         }
@@ -287,7 +268,7 @@ impl Session {
                         self.implicit(ctx, raw == Direction::ToServer);
                         self.end_association(ctx, ending);
                     }
-                    _ => self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-RJ")),
+                    _ => self.anomaly(ctx, DicomAnomaly::UnexpectedPdu, format_args!("A-ASSOCIATE-RJ")),
                 }
             }
             ControlPdu::ReleaseRq => match self.assoc.as_mut() {
@@ -350,7 +331,7 @@ impl Session {
             if old.request_seen {
                 self.anomaly(
                     ctx,
-                    anomaly::UNEXPECTED_PDU,
+                    DicomAnomaly::UnexpectedPdu,
                     format_args!("A-ASSOCIATE-RQ inside an open association"),
                 );
             }
@@ -396,13 +377,13 @@ impl Session {
                 if a.request_seen && a.norm(raw) != Direction::ToClient {
                     self.anomaly(
                         ctx,
-                        anomaly::UNEXPECTED_PDU,
+                        DicomAnomaly::UnexpectedPdu,
                         format_args!("A-ASSOCIATE-AC from the requester"),
                     );
                 }
             }
             _ => {
-                self.anomaly(ctx, anomaly::UNEXPECTED_PDU, format_args!("A-ASSOCIATE-AC"));
+                self.anomaly(ctx, DicomAnomaly::UnexpectedPdu, format_args!("A-ASSOCIATE-AC"));
                 return;
             }
         }
@@ -457,7 +438,7 @@ impl Session {
             m.cmd.clear();
             self.anomaly(
                 ctx,
-                anomaly::MALFORMED_COMMAND,
+                DicomAnomaly::MalformedCommand,
                 format_args!("data set fragment inside a command"),
             );
         }
@@ -493,7 +474,7 @@ impl Session {
                 let cap = ctx.cfg.max_command_bytes;
                 self.anomaly(
                     ctx,
-                    anomaly::COMMAND_TOO_LARGE,
+                    DicomAnomaly::CommandTooLarge,
                     format_args!("command set over {cap} bytes"),
                 );
                 return;
@@ -580,11 +561,11 @@ impl Session {
         match parse_command_set(&buf) {
             Ok(cmd) => {
                 if let Some(why) = cmd.irregular {
-                    self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}"));
+                    self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}"));
                 }
                 self.on_command(ctx, raw, &cmd, context);
             }
-            Err(why) => self.anomaly(ctx, anomaly::MALFORMED_COMMAND, format_args!("{why}")),
+            Err(why) => self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}")),
         }
         let m = at_mut(&mut self.msgs, raw);
         m.cmd = buf;
@@ -646,161 +627,6 @@ impl Session {
         }
         if p.sop_instance_uid.is_none() {
             p.sop_instance_uid = facts.sop_instance_uid;
-        }
-    }
-
-    // ---- DIMSE ----------------------------------------------------------------------------
-
-    fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
-        match &self.assoc {
-            None => {
-                if self.ended_any {
-                    self.anomaly(
-                        ctx,
-                        anomaly::UNEXPECTED_PDU,
-                        format_args!("P-DATA-TF after the association ended"),
-                    );
-                }
-                self.implicit(ctx, false);
-            }
-            Some(a) if a.request_seen && !a.accepted => {
-                self.anomaly(
-                    ctx,
-                    anomaly::UNEXPECTED_PDU,
-                    format_args!("P-DATA-TF before A-ASSOCIATE-AC"),
-                );
-            }
-            Some(_) => {}
-        }
-        // Picked up mid-association: a DIMSE command is only ever sent on an established
-        // association (PS3.8 §7.1.1), so it proves the A-ASSOCIATE-AC we did not see.
-        if let Some(a) = self.assoc.as_mut().filter(|a| !a.request_seen) {
-            a.accepted = true;
-        }
-        let field = cmd.field();
-        if field.is_response() {
-            self.on_response(ctx, raw, cmd);
-        } else {
-            self.on_request(ctx, raw, cmd, context);
-        }
-    }
-
-    fn on_request(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
-        let cap = ctx.cfg.max_pending_commands;
-        let Some(a) = self.assoc.as_mut() else {
-            return;
-        };
-        let dir = a.norm(raw);
-        a.commands += 1;
-        ctx.stats.commands += 1;
-        let mut ev = event::new_command(
-            cmd,
-            dir,
-            ctx.ts,
-            a.context(context).map(|pc| pc.abstract_syntax.as_str()),
-        );
-        if cmd.command_field == CommandField::C_CANCEL {
-            // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels.
-            ev.message_id = cmd.message_id_responded_to.or(cmd.message_id).unwrap_or(0);
-            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
-            return;
-        }
-        let key = (dir, ev.message_id);
-        if let Some(i) = a.pending_index(key) {
-            // Message id reused before the answer: the old request will never be matched.
-            let old = a.pending.remove(i);
-            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
-        }
-        let mut evicted = false;
-        while a.pending.len() >= cap.max(1) {
-            let old = a.pending.remove(0);
-            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
-            evicted = true;
-        }
-        a.pending.push(ev);
-        if cmd.has_data_set() {
-            let m = at_mut(&mut self.msgs, raw);
-            let prefix = std::mem::take(&mut m.pool);
-            m.ds = Some(DatasetProgress {
-                target: Target::Request(key),
-                bytes: 0,
-                lost: 0,
-                sniff: Some(Sniffer {
-                    ts: None,
-                    ts_set: false,
-                    prefix,
-                    next_try: FIRST_SNIFF_AT,
-                }),
-            });
-        }
-        if evicted {
-            self.anomaly(
-                ctx,
-                anomaly::TOO_MANY_PENDING,
-                format_args!("more than {cap} requests awaiting a response"),
-            );
-        }
-    }
-
-    fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>) {
-        let Some(a) = self.assoc.as_mut() else {
-            return;
-        };
-        let key = (a.norm(raw).reverse(), cmd.message_id_responded_to.unwrap_or(0));
-        // PS3.7 §C: FF00H/FF01H are pending; anything else (or no status at all) is final.
-        let is_final = !matches!(cmd.status.map(StatusClass::of), Some(StatusClass::Pending));
-        let target = match a.pending_index(key) {
-            Some(i) => {
-                if let Some(p) = a.pending.get_mut(i) {
-                    event::apply_response(p, cmd, ctx.ts, is_final);
-                }
-                if !is_final {
-                    Target::Response(key)
-                } else {
-                    let ev = a.pending.remove(i);
-                    if cmd.has_data_set() {
-                        Target::Final(Box::new(ev))
-                    } else {
-                        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
-                        Target::Orphan
-                    }
-                }
-            }
-            None if a.gaps > 0 && is_final => {
-                // Its request fell in a capture gap: report what the response tells (command,
-                // SOP class/instance, status, sub-operations), marked incomplete.
-                let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
-                ev.message_id = key.1;
-                ev.incomplete = true;
-                event::apply_response(&mut ev, cmd, ctx.ts, true);
-                a.commands += 1;
-                ctx.stats.commands += 1;
-                if cmd.has_data_set() {
-                    Target::Final(Box::new(ev))
-                } else {
-                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
-                    Target::Orphan
-                }
-            }
-            None => {
-                if a.lossless {
-                    let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
-                    self.anomaly(
-                        ctx,
-                        anomaly::RESPONSE_WITHOUT_REQUEST,
-                        format_args!("{name} response to message {id}"),
-                    );
-                }
-                Target::Orphan
-            }
-        };
-        if cmd.has_data_set() {
-            at_mut(&mut self.msgs, raw).ds = Some(DatasetProgress {
-                target,
-                bytes: 0,
-                lost: 0,
-                sniff: None,
-            });
         }
     }
 }

@@ -10,6 +10,8 @@ use super::parser::{
     parse_pdu_header, parse_pdv_header, plausible_pdu_header, ParseStatus, Parsed, PduHeader, PduType, PdvHeader,
     Plausible, MAX_LOOKAHEAD, PDU_HEADER_LEN, PDV_HEADER_LEN,
 };
+use super::DicomAnomaly;
+use crate::carry::Carry;
 use std::fmt;
 
 /// Control PDU buffers above this are freed after use instead of kept for the next PDU:
@@ -52,7 +54,7 @@ pub(crate) trait PduSink {
     fn lost_sync(&mut self);
     /// Locked onto a plausible PDU header after skipping `skipped` bytes.
     fn resynced(&mut self, skipped: u64);
-    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>);
+    fn anomaly(&mut self, name: DicomAnomaly, detail: fmt::Arguments<'_>);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,8 +84,7 @@ pub(crate) struct PduStream {
     state: State,
     /// Header lookahead (≤ 6 bytes) or, while resynchronising, the unscanned tail of the
     /// previous chunk (< 12 bytes).
-    look: [u8; MAX_LOOKAHEAD],
-    look_len: usize,
+    look: Carry<MAX_LOOKAHEAD>,
     ctrl: Vec<u8>,
     /// Bytes passed over while resynchronising, reported when a header is found.
     skipped: u64,
@@ -102,8 +103,7 @@ impl PduStream {
     pub(crate) fn new(resync: bool) -> Self {
         PduStream {
             state: if resync { State::Resync } else { State::Header },
-            look: [0; MAX_LOOKAHEAD],
-            look_len: 0,
+            look: Carry::new(),
             ctrl: Vec::new(),
             skipped: 0,
             tentative: resync,
@@ -145,7 +145,7 @@ impl PduStream {
         if let (true, Some((t, claimed))) = (mid_pdu, self.cur) {
             if claimed > self.cur_seen {
                 sink.anomaly(
-                    super::anomaly::PDU_TRUNCATED,
+                    DicomAnomaly::PduTruncated,
                     format_args!(
                         "{} claimed {} bytes, {} seen before the connection ended",
                         t.name(),
@@ -223,10 +223,7 @@ impl PduStream {
     fn enter_resync(&mut self, carry: &[u8]) {
         self.state = State::Resync;
         let n = carry.len().min(MAX_LOOKAHEAD - 1);
-        if let (Some(dst), Some(src)) = (self.look.get_mut(..n), carry.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        self.look_len = n;
+        self.look.set(carry.get(..n).unwrap_or_default());
         self.release_ctrl();
     }
 
@@ -241,28 +238,13 @@ impl PduStream {
     /// Collect `n` bytes of header into lookahead, or read them straight from `data`.
     /// Returns the header bytes and how many bytes of `data` were used.
     fn gather(&mut self, data: &[u8], n: usize) -> Result<([u8; MAX_LOOKAHEAD], usize), ParseStatus> {
-        let mut out = [0u8; MAX_LOOKAHEAD];
-        if self.look_len == 0 {
-            if let (Some(src), Some(dst)) = (data.get(..n), out.get_mut(..n)) {
-                dst.copy_from_slice(src);
-                return Ok((out, n));
-            }
+        match self.look.gather(data, n) {
+            (Some(header), used) => Ok((header, used)),
+            (None, consumed) => Err(ParseStatus::NeedMore {
+                consumed,
+                needed: self.look.missing(n),
+            }),
         }
-        let want = n.saturating_sub(self.look_len);
-        let take = want.min(data.len());
-        if let (Some(dst), Some(src)) = (self.look.get_mut(self.look_len..self.look_len + take), data.get(..take)) {
-            dst.copy_from_slice(src);
-        }
-        self.look_len += take;
-        if self.look_len < n {
-            return Err(ParseStatus::NeedMore {
-                consumed: take,
-                needed: n - self.look_len,
-            });
-        }
-        out = self.look;
-        self.look_len = 0;
-        Ok((out, take))
     }
 
     fn step(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
@@ -339,7 +321,7 @@ impl PduStream {
             // passed over (rule 3: keep unknowns); anything else means we are out of step.
             if !self.tentative {
                 sink.anomaly(
-                    "dicom.unknown_pdu_type",
+                    DicomAnomaly::UnknownPduType,
                     format_args!("PDU type 0x{:02X}", h.pdu_type.0),
                 );
             }
@@ -371,7 +353,7 @@ impl PduStream {
             self.state = State::PdvHeader { pdu_left: h.length };
             if (h.length as usize) < PDV_HEADER_LEN {
                 sink.anomaly(
-                    "dicom.malformed_pdv",
+                    DicomAnomaly::MalformedPdv,
                     format_args!("P-DATA-TF of {} bytes holds no PDV item", h.length),
                 );
                 self.state = State::Skip {
@@ -389,7 +371,7 @@ impl PduStream {
             self.release_ctrl();
             if h.length > max_control {
                 sink.anomaly(
-                    "dicom.pdu_too_large",
+                    DicomAnomaly::PduTooLarge,
                     format_args!(
                         "{} claims {} bytes, over the {} byte cap",
                         h.pdu_type.name(),
@@ -457,7 +439,7 @@ impl PduStream {
         if pdv.context_id % 2 == 0 && !self.tentative {
             // PS3.8 §9.3.2.2: presentation context IDs are odd. Lengths are consistent, so go on.
             sink.anomaly(
-                "dicom.malformed_pdv",
+                DicomAnomaly::MalformedPdv,
                 format_args!("even presentation context id {}", pdv.context_id),
             );
         }
@@ -482,7 +464,7 @@ impl PduStream {
         if self.tentative {
             self.enter_resync(&[]);
         } else {
-            sink.anomaly("dicom.malformed_pdv", detail);
+            sink.anomaly(DicomAnomaly::MalformedPdv, detail);
             self.state = State::Skip { left: u64::from(skip) };
         }
         ParseStatus::Done { consumed: 0 }
@@ -499,23 +481,16 @@ impl PduStream {
     /// Scan for a plausible PDU header: every start position is examined once (the < 12-byte
     /// tail of one chunk is carried into the next), so the cost is linear in the bytes seen.
     fn step_resync(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
-        if self.look_len > 0 {
-            let carry_len = self.look_len;
-            let mut win = [0u8; 2 * MAX_LOOKAHEAD];
-            let extra = data.len().min(win.len() - carry_len);
-            if let (Some(d), Some(s)) = (win.get_mut(..carry_len), self.look.get(..carry_len)) {
-                d.copy_from_slice(s);
-            }
-            if let (Some(d), Some(s)) = (win.get_mut(carry_len..carry_len + extra), data.get(..extra)) {
-                d.copy_from_slice(s);
-            }
-            let wlen = carry_len + extra;
+        if !self.look.is_empty() {
+            let carry_len = self.look.len();
+            let (win, wlen) = self.look.joined::<{ 2 * MAX_LOOKAHEAD }>(data);
+            let extra = wlen - carry_len;
             for i in 0..carry_len {
                 let cand = win.get(i..wlen).unwrap_or_default();
                 match plausible_pdu_header(cand, max_control) {
                     Plausible::Yes => {
                         self.skipped += i as u64;
-                        self.look_len = 0;
+                        self.look.clear();
                         self.lock(sink);
                         // Re-feed the carried bytes of the header; they cannot desync because
                         // the plausibility test is stricter than the normal parse.
@@ -529,13 +504,7 @@ impl PduStream {
                     }
                     Plausible::NeedMore { needed } => {
                         // Only when `data` was too short to decide: keep the tail.
-                        let n = wlen - i;
-                        let mut tail = [0u8; MAX_LOOKAHEAD];
-                        if let (Some(d), Some(s)) = (tail.get_mut(..n), win.get(i..wlen)) {
-                            d.copy_from_slice(s);
-                        }
-                        self.look = tail;
-                        self.look_len = n.min(MAX_LOOKAHEAD);
+                        self.look.set(win.get(i..wlen).unwrap_or_default());
                         self.skipped += i as u64;
                         return ParseStatus::NeedMore {
                             consumed: extra,
@@ -546,7 +515,7 @@ impl PduStream {
                 }
             }
             self.skipped += carry_len as u64;
-            self.look_len = 0;
+            self.look.clear();
         }
         for (j, &b) in data.iter().enumerate() {
             // Cheap pre-filter: PDU types are 01H-07H.
@@ -562,10 +531,7 @@ impl PduStream {
                 }
                 Plausible::NeedMore { needed } => {
                     let n = cand.len().min(MAX_LOOKAHEAD - 1);
-                    if let (Some(d), Some(s)) = (self.look.get_mut(..n), cand.get(..n)) {
-                        d.copy_from_slice(s);
-                    }
-                    self.look_len = n;
+                    self.look.set(cand.get(..n).unwrap_or_default());
                     self.skipped += j as u64;
                     return ParseStatus::NeedMore {
                         consumed: data.len(),
@@ -583,7 +549,7 @@ impl PduStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::*;
+    use crate::testutil::*;
 
     /// Records what the walker reports.
     #[derive(Default, Debug)]
@@ -625,8 +591,8 @@ mod tests {
         fn resynced(&mut self, skipped: u64) {
             self.log.push(format!("resync {skipped}"));
         }
-        fn anomaly(&mut self, name: &'static str, _detail: fmt::Arguments<'_>) {
-            self.log.push(name.into());
+        fn anomaly(&mut self, name: DicomAnomaly, _detail: fmt::Arguments<'_>) {
+            self.log.push(name.as_str().into());
         }
     }
 

@@ -2,93 +2,35 @@
 //!
 //! - [`parser`]: pure parsing: the content probe, delimiters from MSH-1/MSH-2, field access
 //!   with MSH numbering, unescaping, the header summary (MSH, MSA, MFI, MFE);
-//! - `mllp`: the per-direction streaming deframer (frames, segments, bounded kept prefix,
+//! - [`config`]: the decoder's settings and caps;
+//! - `stream`: the per-direction MLLP deframer (frames, segments, bounded kept prefix,
 //!   resync);
-//! - `state`: acknowledgment pairing and event building.
+//! - `state`: acknowledgment pairing;
+//! - `event`: the `hl7` event of a message and [`Hl7Anomaly`].
 //!
 //! One `hl7` event per message (CONTRACT §2). Patient segments (PID, PD1, NK1, PV1, PV2, OBX,
 //! NTE, IN1, GT1, AL1, DG1, …) are never copied, let alone emitted: only their counts are.
 
-mod mllp;
+pub mod config;
+mod event;
 pub mod parser;
 mod state;
+mod stream;
 
+pub use config::{Hl7Config, RESYNC_GIVE_UP_BYTES};
+pub use event::Hl7Anomaly;
 pub use parser::{
     field, find_frame_byte, parse_delimiters, parse_message, render, segments, unescape_into, Ack, Delimiters,
     MalformedMsh, MasterFile, MasterFileRecord, MessageHeader, Render, SegmentId,
 };
 
+use crate::budget::Lease;
+use crate::decoder::Decoder;
 use crate::{Ctx, Probe, ProtoConfig};
-use mllp::Deframer;
 use pacstap_core::{ChunkBody, CloseReason, Direction, StreamChunk};
 use state::{Session, SessionSink};
 use std::collections::BTreeMap;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// Bytes were passed over to find the next frame (after a capture gap, a mid-message
-    /// pickup or an oversized message).
-    pub const RESYNC: &str = "hl7.resync";
-    /// Bytes of the flow were lost to a capture gap.
-    pub const GAP: &str = "hl7.gap";
-    /// No end block within `max_message_bytes`; the message is reported truncated.
-    pub const MESSAGE_TOO_LARGE: &str = "hl7.message_too_large";
-    /// A frame whose content does not start with MSH (or a batch header).
-    pub const MISSING_MSH: &str = "hl7.missing_msh";
-    /// An MSH whose delimiters cannot be read, or without message type / control id.
-    pub const MALFORMED_MSH: &str = "hl7.malformed_msh";
-    /// An MSA-2 that names no message sent the other way on a connection seen whole.
-    pub const ACK_WITHOUT_MESSAGE: &str = "hl7.ack_without_message";
-    /// Data outside a frame (other than CR/LF keep-alives), or `<FS>` without `<CR>`.
-    pub const BAD_FRAMING: &str = "hl7.bad_framing";
-    /// A start block inside a frame: the previous message had no end block.
-    pub const MISSING_END_BLOCK: &str = "hl7.missing_end_block";
-    /// The connection was closed (FIN/RST) in the middle of a message.
-    pub const TRUNCATED_MESSAGE: &str = "hl7.truncated_message";
-    /// More than `max_outstanding` messages awaiting acknowledgment; the oldest are forgotten.
-    pub const TOO_MANY_OUTSTANDING: &str = "hl7.too_many_outstanding";
-    /// The decoder memory budget refused to keep more of a message's header segments.
-    pub const MEMORY_BUDGET: &str = "hl7.memory_budget";
-}
-
-/// Bytes scanned without a frame after which a flow used to be given up. It no longer is: the
-/// scan for `<VT>` is a `memchr` with no copy, and giving up let 4 MiB of start blocks blind
-/// the decoder to a later MFN staff change. What was passed over is one anomaly when the next
-/// frame is found (or when the flow ends).
-pub const RESYNC_GIVE_UP_BYTES: u64 = 4 << 20;
-
-/// Settings of the hl7 decoder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hl7Config {
-    /// Bytes of each message's kept segments (MSH, MSA, MFI, MFE) held for parsing. An MSH is
-    /// under 300 bytes in practice (HL7 v2.5 §2.14.9 field lengths add up to ~800 at most);
-    /// MFN messages add one MFE per record. 8 KiB covers the header and dozens of records;
-    /// past it, records are still counted.
-    pub max_kept_bytes: usize,
-    /// A frame without an end block after this many bytes is reported as
-    /// `hl7.message_too_large` and the stream resynchronised. Messages carrying base64 PDFs or
-    /// images (OBX-5 ED) reach a few MiB; 16 MiB leaves a wide margin while bounding how long a
-    /// lost end block keeps the decoder out of step.
-    pub max_message_bytes: u64,
-    /// Messages per direction remembered while awaiting their acknowledgment. Original-mode
-    /// senders wait for each ACK (HL7 v2.5 §2.9.2), so one is normal; 1024 covers pipelined
-    /// enhanced-mode senders. Evictions are counted.
-    pub max_outstanding: usize,
-    /// Characters kept of each emitted value. HL7 v2.5 gives MSH fields at most 227 characters
-    /// (HD components); 256 covers them.
-    pub max_value_chars: usize,
-}
-
-impl Default for Hl7Config {
-    fn default() -> Self {
-        Hl7Config {
-            max_kept_bytes: 8 << 10,
-            max_message_bytes: 16 << 20,
-            max_outstanding: 1024,
-            max_value_chars: 256,
-        }
-    }
-}
+use stream::Deframer;
 
 /// Counters of the hl7 decoder.
 #[derive(Debug, Clone, Default)]
@@ -188,14 +130,29 @@ impl Hl7Flow {
         }
     }
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.deframers.iter().map(Deframer::held_bytes).sum()
+    fn end_direction(
+        deframer: &mut Deframer,
+        session: &mut Session,
+        ctx: &mut Ctx<'_>,
+        dir: Direction,
+        reason: CloseReason,
+    ) {
+        let open = deframer.finish(&mut SessionSink { session, ctx, dir });
+        // At the end of the capture, a timeout or an eviction the message was only cut by us.
+        if open && matches!(reason, CloseReason::Fin | CloseReason::Rst) {
+            session.anomaly(
+                ctx,
+                Hl7Anomaly::TruncatedMessage,
+                format!("connection closed ({reason:?}) inside a message"),
+            );
+        }
     }
+}
 
+impl Decoder for Hl7Flow {
     /// Handle one chunk. Always `true`: an HL7 flow is never given up (see
     /// [`RESYNC_GIVE_UP_BYTES`]).
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         if !self.started {
             self.started = true;
             ctx.stats.hl7.flows += 1;
@@ -216,7 +173,7 @@ impl Hl7Flow {
                 let cut = deframer.gap(&mut SessionSink { session, ctx, dir });
                 session.lost(dir);
                 let what = if cut { ", message cut" } else { "" };
-                session.anomaly(ctx, anomaly::GAP, format!("{len} bytes lost{what}"));
+                session.anomaly(ctx, Hl7Anomaly::Gap, format!("{len} bytes lost{what}"));
             }
             // The direction ended: a message still open was cut by the peer.
             ChunkBody::Close(reason) => Self::end_direction(deframer, session, ctx, dir, reason),
@@ -225,36 +182,27 @@ impl Hl7Flow {
     }
 
     /// The flow left the table: report what is pending in both directions.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let Hl7Flow { deframers, session, .. } = self;
         for (deframer, dir) in deframers.iter_mut().zip([Direction::ToServer, Direction::ToClient]) {
             Self::end_direction(deframer, session, ctx, dir, reason);
         }
     }
 
-    fn end_direction(
-        deframer: &mut Deframer,
-        session: &mut Session,
-        ctx: &mut Ctx<'_>,
-        dir: Direction,
-        reason: CloseReason,
-    ) {
-        let open = deframer.finish(&mut SessionSink { session, ctx, dir });
-        // At the end of the capture, a timeout or an eviction the message was only cut by us.
-        if open && matches!(reason, CloseReason::Fin | CloseReason::Rst) {
-            session.anomaly(
-                ctx,
-                anomaly::TRUNCATED_MESSAGE,
-                format!("connection closed ({reason:?}) inside a message"),
-            );
-        }
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.deframers.iter().map(Deframer::held_bytes).sum()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::FlowState;
     use pacstap_core::Direction::{ToClient, ToServer};
     use pacstap_core::{EventBody, Hl7Event, Interest, ProtocolEvent};
@@ -386,21 +334,13 @@ mod tests {
         whole
     }
 
-    /// The loopback capture of `testdata/make_mllp.py`: (microseconds, direction, payload).
+    /// The loopback capture of `crates/proto/testdata/hl7/make_mllp.py`: (microseconds, direction, payload).
     fn loopback() -> Vec<(i64, Direction, Vec<u8>)> {
-        include_str!("testdata/mllp-loopback.tsv")
-            .lines()
-            .map(|line| {
-                let mut cols = line.split('\t');
-                let us: i64 = cols.next().unwrap().parse().unwrap();
-                let dir = if cols.next() == Some("c") { ToServer } else { ToClient };
-                let hex = cols.next().unwrap().as_bytes();
-                let bytes = hex
-                    .chunks(2)
-                    .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-                    .collect();
-                (us, dir, bytes)
-            })
+        let pcap = include_bytes!("../../testdata/hl7/mllp-loopback.pcap");
+        crate::testutil::pcap_connections(pcap, PORT)
+            .remove(0)
+            .into_iter()
+            .map(|s| (s.us, s.dir, s.bytes))
             .collect()
     }
 
@@ -425,7 +365,7 @@ mod tests {
         assert_eq!(m.len(), 12);
 
         // Message type and trigger of every message agree with tshark's HL7 dissector.
-        let oracle: Vec<(String, String)> = include_str!("testdata/mllp-loopback.tshark.tsv")
+        let oracle: Vec<(String, String)> = include_str!("../../testdata/hl7/mllp-loopback.tshark.tsv")
             .lines()
             .flat_map(|l| {
                 let c: Vec<&str> = l.split('\t').collect();
@@ -926,7 +866,7 @@ mod tests {
         let m = hl7(&ev);
         assert_eq!(m.len(), 1);
         assert!(m[0].admin_event.is_some());
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+        assert_eq!(anomaly_names(&ev), vec![Hl7Anomaly::Resync]);
     }
 
     #[test]
@@ -950,7 +890,7 @@ mod tests {
             let names = anomaly_names(&ev);
             assert_eq!(names.len(), 1, "{names:?}");
             assert!(
-                names[0] == anomaly::RESYNC || names[0] == anomaly::BAD_FRAMING,
+                names[0] == Hl7Anomaly::Resync || names[0] == Hl7Anomaly::BadFraming,
                 "{names:?}"
             );
         }
@@ -1033,7 +973,7 @@ mod tests {
                 for v in [e.message_type.as_str(), e.control_id.as_str()] {
                     assert!(v.chars().count() <= 40);
                 }
-                assert!(e.segment_counts.len() <= mllp::MAX_SEGMENT_IDS + 1);
+                assert!(e.segment_counts.len() <= stream::MAX_SEGMENT_IDS + 1);
             }
         }
     }

@@ -1,13 +1,15 @@
 //! Per-connection HL7 state: acknowledgment pairing (MSA-2 against earlier MSH-10 the other
-//! way, HL7 v2.5 §2.9 original and enhanced acknowledgment modes) and event building.
+//! way, HL7 v2.5 §2.9 original and enhanced acknowledgment modes); each message is emitted
+//! as the event `event.rs` builds.
 
-use super::anomaly;
-use super::mllp::{FrameSink, Message, MessageEnd, ResyncCause};
-use super::parser::{parse_message, MasterFileRecord, MessageHeader, SegmentId};
+use super::event::event_of;
+use super::parser::parse_message;
+use super::stream::{FrameSink, Message, MessageEnd, ResyncCause};
+use super::Hl7Anomaly;
 use crate::Ctx;
-use pacstap_core::{Direction, EventBody, Hl7Event, Timestamp};
+use pacstap_core::{Direction, EventBody, Timestamp};
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 /// Messages sent one way that still wait for their acknowledgment, by control id.
@@ -102,8 +104,8 @@ impl Session {
         }
     }
 
-    pub(crate) fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: String) {
-        ctx.flow_anomaly(&mut self.anomalies_emitted, "hl7", name, Some(detail));
+    pub(crate) fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: Hl7Anomaly, detail: String) {
+        ctx.flow_anomaly(&mut self.anomalies_emitted, name, Some(detail));
     }
 
     #[cfg(test)]
@@ -123,7 +125,7 @@ impl Session {
             Ok(h) => h,
             Err(e) => {
                 ctx.stats.hl7.malformed_messages += 1;
-                self.anomaly(ctx, anomaly::MALFORMED_MSH, e.to_string());
+                self.anomaly(ctx, Hl7Anomaly::MalformedMsh, e.to_string());
                 return;
             }
         };
@@ -133,7 +135,7 @@ impl Session {
             } else {
                 "MSH-10 control id"
             };
-            self.anomaly(ctx, anomaly::MALFORMED_MSH, format!("{which} is empty"));
+            self.anomaly(ctx, Hl7Anomaly::MalformedMsh, format!("{which} is empty"));
         }
         // Remember it for its acknowledgment: every message that is not itself a response,
         // and responses that ask for one (enhanced mode, MSH-15 AL/ER/SU).
@@ -157,7 +159,7 @@ impl Session {
                             && self.outstanding.get(other).is_some_and(|o| o.evicted == 0);
                         if whole {
                             let detail = format!("MSA-2 {acked:?} matches no message sent the other way");
-                            self.anomaly(ctx, anomaly::ACK_WITHOUT_MESSAGE, detail);
+                            self.anomaly(ctx, Hl7Anomaly::AckWithoutMessage, detail);
                         }
                     }
                 }
@@ -175,7 +177,7 @@ impl Session {
                     self.eviction_reported = true;
                     self.anomaly(
                         ctx,
-                        anomaly::TOO_MANY_OUTSTANDING,
+                        Hl7Anomaly::TooManyOutstanding,
                         format!("more than {max_outstanding} unacknowledged messages; oldest forgotten"),
                     );
                 }
@@ -207,66 +209,6 @@ fn ack_label(code: &str) -> &'static str {
     }
 }
 
-/// The event of one message. Only header, acknowledgment and master file values and segment
-/// counts go in; `Message` holds nothing else.
-fn event_of(h: MessageHeader, msg: &Message, dir: Direction, end: MessageEnd) -> Hl7Event {
-    let mut segment_counts: BTreeMap<String, u32> =
-        msg.counts.iter().map(|(id, n)| (id.as_str().to_string(), *n)).collect();
-    if msg.other_segments > 0 {
-        segment_counts.insert("other".into(), msg.other_segments);
-    }
-    let admin_kind = match (h.message_code(), h.trigger_event()) {
-        // Master file notifications (HL7 v2.5 chapter 8): MFN^M02 changes the staff and
-        // practitioner master file, MFN^M05 the location master file.
-        (Some("MFN"), Some("M02")) => Some("staff_master_file_change"),
-        (Some("MFN"), Some("M05")) => Some("location_master_file_change"),
-        (Some("MFN"), _) => Some("master_file_change"),
-        _ => None,
-    };
-    let (ack_code, acked_control_id) = h.ack.map_or((None, None), |a| (a.code, a.control_id));
-    let mut ev = Hl7Event {
-        message_type: h.message_type.unwrap_or_default(),
-        control_id: h.control_id.unwrap_or_default(),
-        version: h.version,
-        sending_application: h.sending_application,
-        sending_facility: h.sending_facility,
-        receiving_application: h.receiving_application,
-        receiving_facility: h.receiving_facility,
-        ack_code,
-        message_time: h.message_time,
-        acked_control_id,
-        ack_latency_seconds: None,
-        direction: Some(dir),
-        segments: msg.segments,
-        segment_counts,
-        message_bytes: msg.bytes,
-        truncated: end.truncated(),
-        admin_event: None,
-    };
-    if let Some(kind) = admin_kind {
-        // The admin types are not re-exported by pacstap-core; they are filled through
-        // `Default` (see the report of issue 3).
-        let admin = ev.admin_event.insert(Default::default());
-        admin.kind = kind.to_string();
-        admin.records_total = msg.count_of(SegmentId::MFE);
-        if let Some(mf) = h.master_file {
-            admin.master_file_id = mf.file_id;
-            admin.file_event_code = mf.file_event_code;
-            for rec in mf.records {
-                let code = rec.event_code.unwrap_or_default();
-                let action = MasterFileRecord::action(&code).map(str::to_string);
-                admin.records.push(Default::default());
-                if let Some(r) = admin.records.last_mut() {
-                    r.event_code = code;
-                    r.action = action;
-                    r.primary_key = rec.primary_key;
-                }
-            }
-        }
-    }
-    ev
-}
-
 /// Feeds deframer findings of one direction into the session and the event stream.
 pub(crate) struct SessionSink<'s, 'c> {
     pub session: &'s mut Session,
@@ -292,16 +234,16 @@ impl FrameSink for SessionSink<'_, '_> {
             "and no frame found"
         };
         let (name, why) = match cause {
-            ResyncCause::Garbage => (anomaly::BAD_FRAMING, "outside a frame"),
-            ResyncCause::Midstream => (anomaly::RESYNC, "skipped (capture began mid-message)"),
-            ResyncCause::Gap => (anomaly::RESYNC, "skipped after a capture gap"),
-            ResyncCause::TooLarge => (anomaly::RESYNC, "skipped after an oversized message"),
+            ResyncCause::Garbage => (Hl7Anomaly::BadFraming, "outside a frame"),
+            ResyncCause::Midstream => (Hl7Anomaly::Resync, "skipped (capture began mid-message)"),
+            ResyncCause::Gap => (Hl7Anomaly::Resync, "skipped after a capture gap"),
+            ResyncCause::TooLarge => (Hl7Anomaly::Resync, "skipped after an oversized message"),
         };
         self.session
             .anomaly(self.ctx, name, format!("{bytes} bytes {why} {until}"));
     }
 
-    fn anomaly(&mut self, name: &'static str, detail: String) {
+    fn anomaly(&mut self, name: Hl7Anomaly, detail: String) {
         self.session.anomaly(self.ctx, name, detail);
     }
 
@@ -313,6 +255,6 @@ impl FrameSink for SessionSink<'_, '_> {
         let detail = self
             .ctx
             .budget_detail(format_args!("header segments after {kept} bytes"));
-        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
+        self.session.anomaly(self.ctx, Hl7Anomaly::MemoryBudget, detail);
     }
 }

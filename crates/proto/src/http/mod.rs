@@ -1,7 +1,9 @@
 //! HTTP/1.x (RFC 9110, RFC 9112) and DICOMweb (PS3.18) as seen from a tap.
 //!
+//! - [`config`]: the decoder's settings and caps;
 //! - [`parser`]: pure pieces: probe, start lines, heads (httparse), framing, chunk-size lines,
 //!   the user of an `Authorization` header (fuzz and bench entry points);
+//! - [`auth`]: the user an `Authorization` header or a login form names (never the secret);
 //! - [`url`]: request targets, normalised path segments, the URL shown in events;
 //! - [`dicomweb`]: QIDO-RS / WADO-RS / STOW-RS / WADO-URI classification and UIDs;
 //! - [`patterns`]: the admin and share action tables;
@@ -12,16 +14,23 @@
 //! complete, or when the flow ends (then `status` is absent if no response was seen). Bodies
 //! are never buffered, except the first 4 KiB of a login form read for its user name.
 
+pub mod auth;
+pub mod config;
 pub mod dicomweb;
+mod event;
 pub mod parser;
 pub mod patterns;
 mod state;
 mod stream;
 pub mod url;
 
+pub use config::{HttpConfig, RESYNC_GIVE_UP_BYTES};
+pub use event::HttpAnomaly;
 pub use parser::probe;
 pub use patterns::{default_admin_patterns, default_share_patterns, AdminPattern};
 
+use crate::budget::Lease;
+use crate::decoder::{resync_exhausted, Decoder};
 use crate::Ctx;
 use crate::ProtoConfig;
 use pacstap_core::{ChunkBody, CloseReason, StreamChunk};
@@ -29,76 +38,6 @@ use parser::Role;
 use state::{Session, SessionSink};
 use std::fmt;
 use stream::HalfStream;
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// Bytes had to be skipped to find the next start line (midstream pickup, after a gap or
-    /// broken framing).
-    pub const RESYNC: &str = "http.resync";
-    /// Bytes of the connection were lost to a capture gap.
-    pub const GAP: &str = "http.gap";
-    /// A header block (or trailer section) over `HttpConfig.max_header_bytes`.
-    pub const HEADER_TOO_LARGE: &str = "http.header_too_large";
-    /// More header fields than `parser::MAX_HEADERS`; read by the lenient scanner.
-    pub const TOO_MANY_HEADERS: &str = "http.too_many_headers";
-    /// A request head that does not parse, or whose body cannot be delimited.
-    pub const MALFORMED_REQUEST: &str = "http.malformed_request";
-    /// A response head that does not parse, or an invalid Content-Length.
-    pub const MALFORMED_RESPONSE: &str = "http.malformed_response";
-    /// A bad chunk-size line or missing CRLF after chunk data.
-    pub const MALFORMED_CHUNK: &str = "http.malformed_chunk";
-    /// Both Transfer-Encoding and Content-Length (RFC 9112 §6.3 rule 3: a request smuggling
-    /// indicator).
-    pub const CONFLICTING_LENGTH: &str = "http.conflicting_length";
-    /// A response when no request awaits one, on a connection whose requests were all seen.
-    pub const RESPONSE_WITHOUT_REQUEST: &str = "http.response_without_request";
-    /// More than `HttpConfig.max_pending_requests` requests awaiting responses; the oldest is
-    /// emitted without its response.
-    pub const TOO_MANY_PENDING: &str = "http.too_many_pending";
-    /// HTTP/2 with prior knowledge (RFC 9113 §3.3): not decoded; the flow is given up.
-    pub const HTTP2_UNSUPPORTED: &str = "http.http2_unsupported";
-    /// The decoder memory budget refused to hold more of a head; what was read is used.
-    pub const MEMORY_BUDGET: &str = "http.memory_budget";
-    /// The flow was given up (the detail says why): no more `http` events from it.
-    pub const GIVE_UP: &str = "http.give_up";
-}
-
-/// A flow that never shows an HTTP start line within this many bytes is given up. A
-/// midstream pickup may begin inside a large response body (a WADO-RS study is tens to
-/// hundreds of MiB) and the scan for the next start line is a `memchr` for `\n`, so the budget
-/// is generous: 16 MiB.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 16 << 20;
-
-/// Settings of the http decoder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpConfig {
-    /// Cap on a buffered header block (and on a trailer section). Servers refuse far less:
-    /// Apache 8 KiB per line and ~800 KiB in all, nginx 4×8 KiB, Node.js 16 KiB, Tomcat 8 KiB;
-    /// 64 KiB holds any head a server accepts (large cookies and bearer tokens included).
-    pub max_header_bytes: usize,
-    /// `url` in events is cut at this many characters and marked `url_truncated`. DICOMweb
-    /// URLs with three UIDs and a query are ~300 characters; 2048 is the classic browser limit.
-    pub max_url_chars: usize,
-    /// Requests awaiting responses per connection (pipelining depth). Browsers never pipeline,
-    /// curl and DICOMweb clients keep 1-8 in flight; 64 is far above real use.
-    pub max_pending_requests: usize,
-    /// Admin actions by method and path (first match wins): `admin_action` of the event.
-    pub admin_patterns: Vec<AdminPattern>,
-    /// Share-link creation by method and path (first match wins): `share_action` of the event.
-    pub share_patterns: Vec<AdminPattern>,
-}
-
-impl Default for HttpConfig {
-    fn default() -> Self {
-        HttpConfig {
-            max_header_bytes: 64 << 10,
-            max_url_chars: 2048,
-            max_pending_requests: 64,
-            admin_patterns: default_admin_patterns(),
-            share_patterns: default_share_patterns(),
-        }
-    }
-}
 
 /// Counters of the http decoder.
 #[derive(Debug, Clone, Default)]
@@ -235,14 +174,11 @@ impl HttpFlow {
             lease: crate::Lease::default(),
         }
     }
+}
 
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
-    }
-
+impl Decoder for HttpFlow {
     /// Handle one chunk; `false` when the flow is given up (HTTP/2, a tunnel, or no HTTP found).
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         if !self.counted {
             self.counted = true;
             ctx.stats.http.flows += 1;
@@ -269,7 +205,7 @@ impl HttpFlow {
                         format!("{len} bytes lost, resynchronising")
                     };
                     sink.ctx
-                        .flow_anomaly(&mut sink.session.anomalies_emitted, "http", anomaly::GAP, Some(detail));
+                        .flow_anomaly(&mut sink.session.anomalies_emitted, HttpAnomaly::Gap, Some(detail));
                 }
             }
             // This direction ended: a response read until close is complete.
@@ -284,13 +220,11 @@ impl HttpFlow {
             return false;
         }
         let locked = self.streams.iter().any(|s| s.locked);
-        if !locked && self.data_bytes > RESYNC_GIVE_UP_BYTES {
+        if let Some(n) = resync_exhausted(!locked, self.data_bytes, RESYNC_GIVE_UP_BYTES) {
             ctx.stats.http.flows_given_up += 1;
-            let n = self.data_bytes;
             ctx.flow_anomaly(
                 &mut self.session.anomalies_emitted,
-                "http",
-                anomaly::GIVE_UP,
+                HttpAnomaly::GiveUp,
                 Some(format!("no HTTP start line in {n} bytes; flow given up")),
             );
             self.session.flush(ctx);
@@ -300,7 +234,7 @@ impl HttpFlow {
     }
 
     /// The flow left the table: end what is in progress and emit every open transaction.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, reason: CloseReason) {
         let mut sink = SessionSink {
             session: &mut self.session,
             ctx,
@@ -316,12 +250,21 @@ impl HttpFlow {
         }
         self.session.flush(ctx);
     }
+
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(HalfStream::held_bytes).sum::<usize>() + self.session.held_bytes()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::anomaly;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use super::HttpAnomaly;
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
@@ -338,26 +281,22 @@ mod tests {
 
     type Conv = Vec<Rec>;
 
-    /// A conversation captured on loopback (see `testdata/README.md`): records of one
-    /// direction byte (0 to the server, 1 to the client), a u32 BE length, the bytes.
-    fn load(bytes: &[u8]) -> Conv {
-        let mut out = Vec::new();
-        let mut rest = bytes;
-        while let [d, a, b, c, e, tail @ ..] = rest {
-            let len = u32::from_be_bytes([*a, *b, *c, *e]) as usize;
-            let dir = if *d == 0 { ToServer } else { ToClient };
-            out.push(Rec::Data(dir, tail[..len].to_vec()));
-            rest = &tail[len..];
-        }
-        out
+    /// Connection `i` of the loopback capture (see `crates/proto/testdata/http/README.md`).
+    fn captured(i: usize) -> Conv {
+        let pcap = include_bytes!("../../testdata/http/orthanc-like.pcap");
+        crate::testutil::pcap_connections(pcap, 8042)
+            .remove(i)
+            .into_iter()
+            .map(|s| Rec::Data(s.dir, s.bytes))
+            .collect()
     }
 
     fn keepalive() -> Conv {
-        load(include_bytes!("testdata/keepalive-basic.conv"))
+        captured(0)
     }
 
     fn pipelined() -> Conv {
-        load(include_bytes!("testdata/pipelined-bearer.conv"))
+        captured(1)
     }
 
     fn req(text: &str) -> Rec {
@@ -537,7 +476,7 @@ mod tests {
         assert_eq!(anomaly_names(&ev), Vec::<&str>::new());
         let tx = http(&ev);
         assert_eq!(tx.len(), 2);
-        let jwt = include_str!("testdata/pipelined-bearer.conv.jwt").trim();
+        let jwt = include_str!("../../testdata/http/pipelined-bearer.jwt").trim();
         assert!(
             !format!("{ev:?}").contains(jwt.split('.').nth(1).unwrap()),
             "no token in events"
@@ -591,7 +530,7 @@ mod tests {
     fn midstream_pickup_resyncs() {
         let conv = keepalive_from_mid_body();
         let ev = every_split(8042, &conv);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESYNC]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Resync]);
         let tx = http(&ev);
         let methods: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
         assert_eq!(
@@ -628,7 +567,7 @@ mod tests {
             ],
         );
         let ev = every_split(8042, &conv);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap]);
         let tx = http(&ev);
         assert_eq!(tx.len(), 7);
         assert_eq!(
@@ -650,7 +589,7 @@ mod tests {
         let Rec::Data(_, b) = &conv[at] else { unreachable!() };
         conv[at] = Rec::Gap(ToServer, b.len() as u64);
         let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap]);
         let tx = http(&ev);
         let got: Vec<_> = tx.iter().map(|t| (t.method.as_str(), t.status)).collect();
         assert_eq!(
@@ -691,7 +630,7 @@ mod tests {
                 ("/c".to_string(), Some(404), false)
             ]
         );
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GAP, anomaly::GAP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::Gap, HttpAnomaly::Gap]);
     }
 
     #[test]
@@ -702,7 +641,7 @@ mod tests {
         ];
         let ev = run(&conv);
         assert_eq!(http(&ev).len(), 1);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::RESPONSE_WITHOUT_REQUEST]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::ResponseWithoutRequest]);
     }
 
     #[test]
@@ -896,7 +835,7 @@ mod tests {
             rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ];
         let (ev, _) = run_on(&cfg, 8042, &conv, Cut::Whole, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::HeaderTooLarge]);
         let tx = http(&ev);
         assert_eq!(tx.len(), 2);
         assert_eq!((tx[0].status, tx[0].incomplete), (Some(431), true));
@@ -920,7 +859,7 @@ mod tests {
                 rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
             ];
             let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, cut, CloseReason::Fin);
-            assert_eq!(anomaly_names(&ev), vec![anomaly::HEADER_TOO_LARGE]);
+            assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::HeaderTooLarge]);
             let tx = http(&ev);
             assert_eq!(tx.len(), 2);
             assert_eq!(tx[0].hostname.as_deref(), Some("pacs.example"));
@@ -951,7 +890,7 @@ mod tests {
             rsp("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
         ];
         let (ev, h) = run_on(&cfg, 8042, &conv, Cut::ByteByByte, CloseReason::Fin);
-        assert_eq!(anomaly_names(&ev), vec![anomaly::MEMORY_BUDGET], "{ev:?}");
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::MemoryBudget], "{ev:?}");
         let tx = http(&ev);
         assert_eq!(tx[0].hostname.as_deref(), Some("pacs"));
         assert!(tx[0].incomplete);
@@ -998,7 +937,10 @@ mod tests {
             CloseReason::Fin,
         );
         assert_eq!(http(&ev).len(), 70);
-        assert_eq!(h.an.stats().anomalies.get(anomaly::TOO_MANY_PENDING), Some(&6));
+        assert_eq!(
+            h.an.stats().anomalies.get(HttpAnomaly::TooManyPending.as_str()),
+            Some(&6)
+        );
     }
 
     #[test]
@@ -1013,7 +955,7 @@ mod tests {
         let ev = every_split(8042, &conv);
         assert_eq!(
             anomaly_names(&ev),
-            vec![anomaly::CONFLICTING_LENGTH, anomaly::MALFORMED_REQUEST]
+            vec![HttpAnomaly::ConflictingLength, HttpAnomaly::MalformedRequest]
         );
         let got: Vec<_> = http(&ev).iter().map(|t| (t.url.clone(), t.status)).collect();
         assert_eq!(got, [("/a".to_string(), Some(200)), ("/b".to_string(), Some(200))]);
@@ -1028,7 +970,7 @@ mod tests {
         );
         assert_eq!(
             anomaly_names(&h.end(CloseReason::Fin)),
-            vec![anomaly::HTTP2_UNSUPPORTED]
+            vec![HttpAnomaly::Http2Unsupported]
         );
         assert_eq!(h.an.stats().http.http2_flows, 1);
 
@@ -1044,7 +986,7 @@ mod tests {
         assert_eq!(i, Interest::Ignore);
         let ev = h.end(CloseReason::Fin);
         // The give-up says why.
-        assert_eq!(anomaly_names(&ev), vec![anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&ev), vec![HttpAnomaly::GiveUp]);
         let tx = http(&ev);
         assert_eq!((tx.len(), tx[0].status), (1, Some(101)));
 
@@ -1075,7 +1017,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert_eq!(h.an.stats().http.flows_given_up, 1);
-        assert_eq!(anomaly_names(&h.events()), vec![anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&h.events()), vec![HttpAnomaly::GiveUp]);
     }
 
     #[test]

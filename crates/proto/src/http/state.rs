@@ -1,15 +1,15 @@
 //! Transactions of one HTTP connection: requests waiting for their responses (pipelining and
-//! keep-alive), pairing, byte counts, and the `http` event of each pair.
+//! keep-alive), pairing, byte counts; each pair is emitted as its `http` event.
 
-use super::anomaly;
 use super::dicomweb;
+use super::event::request_event;
 use super::parser::{
-    credentials, form_field, json_top_level_string_list, parse_request_head, parse_response_head, request_framing,
-    response_framing, Framing, RequestHead, Role, H2_PREFACE_START,
+    form_field, json_top_level_string_list, parse_request_head, parse_response_head, request_framing, response_framing,
+    Framing, Role, H2_PREFACE_START,
 };
-use super::patterns::find_action;
 use super::stream::{HeadOutcome, MessageSink};
-use super::url::{display_url, header_text, hostname, segments, split_target};
+use super::url::header_text;
+use super::HttpAnomaly;
 use crate::Ctx;
 use pacstap_core::{EventBody, HttpEvent};
 use std::collections::VecDeque;
@@ -41,11 +41,9 @@ enum SniffKind {
     ShareJson,
 }
 
-/// Header values kept in events are cut at these many characters (User-Agent strings are
-/// 50-250 characters; 512 leaves room without letting a hostile client bloat every event).
-const MAX_USER_AGENT: usize = 512;
+/// Header values kept in events are cut at these many characters (see also
+/// `event::MAX_USER_AGENT`).
 const MAX_CONTENT_TYPE: usize = 256;
-const MAX_FORWARDED: usize = 256;
 
 /// A request and what is known of its response.
 #[derive(Debug)]
@@ -184,36 +182,6 @@ fn media_type_is(ct: &[u8], pred: impl Fn(&str) -> bool) -> bool {
     pred(&mt)
 }
 
-/// The request side of the event: everything but status and byte counts.
-fn request_event(ctx: &Ctx<'_>, h: &RequestHead<'_>) -> HttpEvent {
-    let cfg = &ctx.cfg.http;
-    let target = split_target(h.target);
-    let segs = segments(target.path);
-    let (url, url_truncated) = display_url(h.target, cfg.max_url_chars);
-    let creds = h.fields.authorization.and_then(credentials);
-    // An absolute-form (or CONNECT authority-form) target's host wins over Host (RFC 9112 §3.2.2).
-    let host = target
-        .authority
-        .and_then(|a| hostname(a.as_bytes()))
-        .or_else(|| h.fields.host.and_then(hostname));
-    HttpEvent {
-        method: super::url::truncate_chars(h.method.to_string(), 32).0,
-        hostname: host,
-        url,
-        url_truncated,
-        user_agent: h.fields.user_agent.map(|v| header_text(v, MAX_USER_AGENT)),
-        user: creds.as_ref().and_then(|c| c.user.clone()),
-        auth: creds.map(|c| c.scheme),
-        x_forwarded_for: h.fields.x_forwarded_for.map(|v| header_text(v, MAX_FORWARDED)),
-        protocol: Some(format!("HTTP/1.{}", h.minor)),
-        dicomweb: dicomweb::classify(h.method, &segs, target.query),
-        admin_action: find_action(&cfg.admin_patterns, h.method, &segs).map(str::to_string),
-        share_action: find_action(&cfg.share_patterns, h.method, &segs).map(str::to_string),
-        request_time: ctx.ts,
-        ..HttpEvent::default()
-    }
-}
-
 /// The analyzer side of the message walkers: a session and the call's context.
 pub(crate) struct SessionSink<'s, 'c, 'a> {
     pub(crate) session: &'s mut Session,
@@ -221,9 +189,9 @@ pub(crate) struct SessionSink<'s, 'c, 'a> {
 }
 
 impl SessionSink<'_, '_, '_> {
-    fn anomaly_detail(&mut self, name: &'static str, detail: String) {
+    fn anomaly_detail(&mut self, name: HttpAnomaly, detail: String) {
         self.ctx
-            .flow_anomaly(&mut self.session.anomalies_emitted, "http", name, Some(detail));
+            .flow_anomaly(&mut self.session.anomalies_emitted, name, Some(detail));
     }
 
     fn push_request(&mut self, ev: HttpEvent, req_done: bool) -> u64 {
@@ -242,12 +210,8 @@ impl SessionSink<'_, '_, '_> {
                 s.cur_resp = None;
             }
             let detail = format!("more than {max} requests awaiting responses");
-            self.ctx.flow_anomaly(
-                &mut s.anomalies_emitted,
-                "http",
-                anomaly::TOO_MANY_PENDING,
-                Some(detail),
-            );
+            self.ctx
+                .flow_anomaly(&mut s.anomalies_emitted, HttpAnomaly::TooManyPending, Some(detail));
             emit(self.ctx, old);
         }
         let id = s.next_id;
@@ -267,19 +231,19 @@ impl SessionSink<'_, '_, '_> {
     fn request_head(&mut self, head: &[u8], tentative: bool) -> HeadOutcome {
         if head.starts_with(H2_PREFACE_START) {
             self.ctx.stats.http.http2_flows += 1;
-            self.anomaly_detail(anomaly::HTTP2_UNSUPPORTED, "HTTP/2 prior-knowledge preface".into());
+            self.anomaly_detail(HttpAnomaly::Http2Unsupported, "HTTP/2 prior-knowledge preface".into());
             self.session.stop = true;
             return HeadOutcome::Stop;
         }
         let Some(h) = parse_request_head(head) else {
             if !tentative {
-                self.anomaly_detail(anomaly::MALFORMED_REQUEST, "unparseable request head".into());
+                self.anomaly_detail(HttpAnomaly::MalformedRequest, "unparseable request head".into());
             }
             return HeadOutcome::Resync;
         };
         if h.too_many_headers {
             let detail = format!("{} header fields", h.fields.count);
-            self.anomaly_detail(anomaly::TOO_MANY_HEADERS, detail);
+            self.anomaly_detail(HttpAnomaly::TooManyHeaders, detail);
         }
         let (framing, issue) = request_framing(&h.fields);
         if let Some(name) = issue {
@@ -321,7 +285,7 @@ impl SessionSink<'_, '_, '_> {
                 }
             }
             Err(why) => {
-                self.anomaly_detail(anomaly::MALFORMED_REQUEST, why.into());
+                self.anomaly_detail(HttpAnomaly::MalformedRequest, why.into());
                 HeadOutcome::Resync
             }
         }
@@ -330,13 +294,13 @@ impl SessionSink<'_, '_, '_> {
     fn response_head(&mut self, head: &[u8], tentative: bool) -> HeadOutcome {
         let Some(h) = parse_response_head(head) else {
             if !tentative {
-                self.anomaly_detail(anomaly::MALFORMED_RESPONSE, "unparseable response head".into());
+                self.anomaly_detail(HttpAnomaly::MalformedResponse, "unparseable response head".into());
             }
             return HeadOutcome::Resync;
         };
         if h.too_many_headers {
             let detail = format!("{} header fields", h.fields.count);
-            self.anomaly_detail(anomaly::TOO_MANY_HEADERS, detail);
+            self.anomaly_detail(HttpAnomaly::TooManyHeaders, detail);
         }
         let interim = (100..200).contains(&h.status) && h.status != 101;
         let s = &mut *self.session;
@@ -388,12 +352,12 @@ impl SessionSink<'_, '_, '_> {
             self.ctx.stats.http.orphan_responses += 1;
             if !self.session.requests_lossy && !tentative {
                 let detail = format!("status {}", h.status);
-                self.anomaly_detail(anomaly::RESPONSE_WITHOUT_REQUEST, detail);
+                self.anomaly_detail(HttpAnomaly::ResponseWithoutRequest, detail);
             }
         }
         let (framing, issue) = response_framing(h.status, if method.is_empty() { "GET" } else { &method }, &h.fields);
         if let Some(name) = issue {
-            let detail = if name == anomaly::CONFLICTING_LENGTH {
+            let detail = if name == HttpAnomaly::ConflictingLength {
                 "both Transfer-Encoding and Content-Length"
             } else {
                 "invalid Content-Length, read until close"
@@ -407,7 +371,7 @@ impl SessionSink<'_, '_, '_> {
                 "status {} switched the connection to a tunnel; not decoded further",
                 h.status
             );
-            self.anomaly_detail(anomaly::GIVE_UP, detail);
+            self.anomaly_detail(HttpAnomaly::GiveUp, detail);
             self.session.stop = true;
             return HeadOutcome::Stop;
         }
@@ -458,10 +422,10 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         if budget {
             let n = partial.len();
             let detail = self.ctx.budget_detail(format_args!("{role:?} head after {n} bytes"));
-            self.anomaly_detail(anomaly::MEMORY_BUDGET, detail);
+            self.anomaly_detail(HttpAnomaly::MemoryBudget, detail);
         } else {
             let detail = format!("header block over {} bytes", partial.len());
-            self.anomaly_detail(anomaly::HEADER_TOO_LARGE, detail);
+            self.anomaly_detail(HttpAnomaly::HeaderTooLarge, detail);
         }
         // Keep what the part that was read says: the request still gets its event (method,
         // URL, Host, user), the response still answers one.
@@ -570,7 +534,7 @@ impl MessageSink for SessionSink<'_, '_, '_> {
             Role::Response => "response",
         };
         self.anomaly_detail(
-            anomaly::RESYNC,
+            HttpAnomaly::Resync,
             format!("{side} side: skipped {skipped} bytes to the next start line"),
         );
         if role == Role::Response {
@@ -580,7 +544,7 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         }
     }
 
-    fn anomaly(&mut self, name: &'static str, detail: String) {
+    fn anomaly(&mut self, name: HttpAnomaly, detail: String) {
         self.anomaly_detail(name, detail);
     }
 }

@@ -7,8 +7,8 @@
 //! fall inside a body of known length, and otherwise resynchronises on the next start line.
 //! What the messages mean is the [`MessageSink`]'s business.
 
-use super::anomaly;
 use super::parser::{find_head_end, parse_chunk_line, start_line, Framing, Role};
+use super::HttpAnomaly;
 use crate::Probe;
 
 /// A chunk-size line longer than this is not one: 16 hex digits plus extensions, which real
@@ -62,7 +62,7 @@ pub(crate) trait MessageSink {
     fn lost_sync(&mut self, role: Role, why: &'static str);
     /// Locked onto a start line after passing over `skipped` bytes.
     fn resynced(&mut self, role: Role, skipped: u64);
-    fn anomaly(&mut self, name: &'static str, detail: String);
+    fn anomaly(&mut self, name: HttpAnomaly, detail: String);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +251,12 @@ impl HalfStream {
                     1
                 }
                 _ => {
-                    self.broken_message(sink, anomaly::MALFORMED_CHUNK, "chunk data not followed by CRLF", false);
+                    self.broken_message(
+                        sink,
+                        HttpAnomaly::MalformedChunk,
+                        "chunk data not followed by CRLF",
+                        false,
+                    );
                     0
                 }
             },
@@ -262,7 +267,7 @@ impl HalfStream {
                 if seen > room {
                     // Count exactly the cap, whatever the chunking; resync scans the rest.
                     self.msg_bytes += room as u64;
-                    self.broken_message(sink, anomaly::HEADER_TOO_LARGE, "trailer section over the cap", false);
+                    self.broken_message(sink, HttpAnomaly::HeaderTooLarge, "trailer section over the cap", false);
                     return room;
                 }
                 self.trailer_bytes += seen;
@@ -398,7 +403,7 @@ impl HalfStream {
             // Count exactly the cap, whatever the chunking; resync scans the rest.
             let room = MAX_CHUNK_LINE.saturating_sub(self.buf.len());
             self.msg_bytes += room as u64;
-            self.broken_message(sink, anomaly::MALFORMED_CHUNK, "chunk-size line over the cap", false);
+            self.broken_message(sink, HttpAnomaly::MalformedChunk, "chunk-size line over the cap", false);
             return room;
         }
         self.msg_bytes += seen as u64;
@@ -423,7 +428,7 @@ impl HalfStream {
                 self.trailer_bytes = 0;
             }
             Some(n) => self.phase = Phase::ChunkData(n),
-            None => self.broken_message(sink, anomaly::MALFORMED_CHUNK, "invalid chunk-size line", true),
+            None => self.broken_message(sink, HttpAnomaly::MalformedChunk, "invalid chunk-size line", true),
         }
         seen
     }
@@ -435,8 +440,12 @@ impl HalfStream {
             let mut joined = [0u8; 32];
             let c = self.cand_len.min(16);
             let add = rest.len().min(16);
-            joined[..c].copy_from_slice(self.cand.get(..c).unwrap_or_default());
-            joined[c..c + add].copy_from_slice(rest.get(..add).unwrap_or_default());
+            if let (Some(dst), Some(src)) = (joined.get_mut(..c), self.cand.get(..c)) {
+                dst.copy_from_slice(src);
+            }
+            if let (Some(dst), Some(src)) = (joined.get_mut(c..c + add), rest.get(..add)) {
+                dst.copy_from_slice(src);
+            }
             match start_line(joined.get(..c + add).unwrap_or_default(), self.role) {
                 Probe::Yes => {
                     let cand = self.cand;
@@ -529,7 +538,7 @@ impl HalfStream {
     fn broken_message(
         &mut self,
         sink: &mut impl MessageSink,
-        name: &'static str,
+        name: HttpAnomaly,
         why: &'static str,
         at_line_start: bool,
     ) {
@@ -712,7 +721,7 @@ mod tests {
         fn resynced(&mut self, _: Role, skipped: u64) {
             self.log.push(format!("resync {skipped}"));
         }
-        fn anomaly(&mut self, name: &'static str, _: String) {
+        fn anomaly(&mut self, name: HttpAnomaly, _: String) {
             self.log.push(name.to_string());
         }
     }
@@ -879,7 +888,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut rng = crate::dicom::testutil::Lcg(7);
+        let mut rng = crate::testutil::Lcg(7);
         for round in 0..300 {
             let role = if round % 2 == 0 { Role::Request } else { Role::Response };
             let mut s = HalfStream::new(role, round % 3 == 0, 512);

@@ -237,7 +237,7 @@ fn is_patient_key(k: &str) -> bool {
 }
 
 /// Whether the value of this query parameter must not appear in events: a credential, a
-/// [`PATIENT_PARAMS`] key, or any key naming patient data (see [`is_patient_key`]), also as a
+/// `PATIENT_PARAMS` key, or any key naming patient data (see `is_patient_key`), also as a
 /// component of a dotted path (`ReferencedPatientSequence.PatientID`).
 pub fn is_redacted_param(key: &str) -> bool {
     let k = percent_decode(key);

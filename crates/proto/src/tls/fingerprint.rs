@@ -157,8 +157,8 @@ pub fn ja4(ch: &ClientHello) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::tls::*;
     use crate::tls::parser::{parse_client_hello, parse_server_hello};
-    use crate::tls::testdata::*;
 
     fn client_hello(pcap: &[u8]) -> ClientHello {
         let msgs = handshake_messages(&capture(pcap).toserver);
@@ -171,7 +171,7 @@ mod tests {
     }
 
     /// JA3 / JA3S strings and hashes as tshark 4.0.17 prints them for the same captures
-    /// (`-e tls.handshake.ja3 -e tls.handshake.ja3_full`, `… ja3s …`; tests-data/tls/README.md).
+    /// (`-e tls.handshake.ja3 -e tls.handshake.ja3_full`, `… ja3s …`; testdata/tls/README.md).
     #[test]
     fn ja3_matches_tshark() {
         let cases: [(&[u8], &str, &str); 3] = [
@@ -271,7 +271,7 @@ mod tests {
     }
 
     /// JA4 of the real captures, computed independently from tshark's decoded fields with the
-    /// script in tests-data/tls/README.md (tshark 4.0 has no JA4 field).
+    /// script in testdata/tls/README.md (tshark 4.0 has no JA4 field).
     #[test]
     fn ja4_of_captures() {
         assert_eq!(ja4(&client_hello(CURL_TLS12)), "t12d2807h2_d943125447b4_a44c6288192a");

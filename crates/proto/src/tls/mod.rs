@@ -1,21 +1,26 @@
 //! TLS metadata for HTTPS portals, DICOM TLS (port 2762, PS3.15 Annex B) and HL7 over TLS:
 //! what a tap can know without keys.
 //!
+//! - [`config`]: the decoder's caps (its ports are [`crate::ProtoConfig::tls_ports`]);
 //! - [`parser`]: pure record-header, probe and hello/certificate parsing (tls-parser inside);
 //! - [`fingerprint`]: JA3, JA3S and JA4;
 //! - `stream`: the per-direction record walker — skips encrypted records by length without
 //!   buffering, reassembles the handshake messages it needs (capped), resynchronises after
 //!   gaps and midstream pickups;
-//! - this file: the per-connection state and its one `tls` event (CONTRACT §2), emitted when
-//!   the flow ends.
+//! - `state`: what the connection has shown (hellos, certificate, records per direction);
+//! - `event`: the certificate record and [`TlsAnomaly`];
+//! - this file: the flow ([`TlsFlow`], a [`crate::Decoder`]) and its one `tls` event
+//!   (CONTRACT §2), emitted when the flow ends.
 
+pub mod config;
+mod event;
 pub mod fingerprint;
 pub mod parser;
+mod state;
 mod stream;
 
-#[cfg(test)]
-pub(crate) mod testdata;
-
+pub use config::RESYNC_GIVE_UP_BYTES;
+pub use event::TlsAnomaly;
 pub use fingerprint::{ja3, ja3_string, ja3s, ja4, ja4_parts};
 pub use parser::{
     parse_certificate, parse_client_hello, parse_record_header, parse_server_hello, CertificateSummary, ClientHello,
@@ -23,36 +28,14 @@ pub use parser::{
 };
 pub use stream::MAX_HANDSHAKE_MESSAGE;
 
+use crate::budget::Lease;
+use crate::decoder::{at, at_mut, resync_exhausted, Decoder};
 use crate::{Ctx, Probe, ProtoConfig};
-use pacstap_core::{ChunkBody, CloseReason, Direction, EventBody, StreamChunk, Timestamp, TlsEvent};
-use parser::{alert_name, cipher_suite_name, hex, version, version_name, version_string};
+use pacstap_core::{ChunkBody, CloseReason, Direction, EventBody, StreamChunk, Timestamp};
+use parser::version_name;
+use state::{Session, SessionSink};
 use std::collections::BTreeMap;
-use stream::{RecordSink, RecordStream};
-
-/// Anomaly names (ARCHITECTURE rule 6), all counted in `ProtoStats::anomalies`.
-pub mod anomaly {
-    /// An implausible record header in a stream that was in sync; the stream resynchronises.
-    pub const BAD_RECORD: &str = "tls.bad_record";
-    /// A handshake message the decoder needed was longer than [`super::MAX_HANDSHAKE_MESSAGE`].
-    pub const HANDSHAKE_TOO_LARGE: &str = "tls.handshake_too_large";
-    /// A ClientHello whose fixed part does not parse.
-    pub const MALFORMED_CLIENT_HELLO: &str = "tls.malformed_client_hello";
-    /// A ServerHello whose fixed part does not parse.
-    pub const MALFORMED_SERVER_HELLO: &str = "tls.malformed_server_hello";
-    /// A hello extension whose contents do not parse, or trailing bytes in a hello.
-    pub const MALFORMED_EXTENSION: &str = "tls.malformed_extension";
-    /// A TLS ≤ 1.2 Certificate message that does not parse.
-    pub const MALFORMED_CERTIFICATE: &str = "tls.malformed_certificate";
-    /// The decoder memory budget refused to hold a wanted handshake message; skipped.
-    pub const MEMORY_BUDGET: &str = "tls.memory_budget";
-    /// The flow was given up (the detail says why): no `tls` event follows.
-    pub const GIVE_UP: &str = "tls.give_up";
-}
-
-/// A flow claimed by port that shows no two consecutive record headers (and no hello) within
-/// this many bytes is not TLS and is given up. Records are at most 2^14 + 2048 bytes, so a
-/// real TLS stream chains two headers within ~37 KB of any point; 1 MiB is ample.
-pub const RESYNC_GIVE_UP_BYTES: u64 = 1 << 20;
+use stream::RecordStream;
 
 /// Counters of the tls decoder (`ProtoStats.tls`).
 #[derive(Debug, Clone, Default)]
@@ -143,232 +126,6 @@ pub fn probe(data: &[u8]) -> Probe {
     parser::probe(data)
 }
 
-/// What the connection has shown so far.
-#[derive(Debug, Default)]
-struct Session {
-    event: TlsEvent,
-    client_hello: bool,
-    client_session_id: Vec<u8>,
-    /// A ServerHello (not a HelloRetryRequest) was read.
-    server_hello: bool,
-    negotiated: Option<u16>,
-    /// ChangeCipherSpec sent, per direction.
-    ccs: [bool; 2],
-    /// Application data records sent after the ServerHello (or at all, midstream), per direction.
-    app_data: [bool; 2],
-    data_bytes: [u64; 2],
-    anomalies_emitted: u32,
-}
-
-impl Session {
-    fn anomaly(&mut self, ctx: &mut Ctx<'_>, name: &'static str, detail: String) {
-        ctx.flow_anomaly(&mut self.anomalies_emitted, "tls", name, Some(detail));
-    }
-
-    fn client_hello(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {
-        let Some(ch) = parse_client_hello(body) else {
-            if in_sync {
-                self.anomaly(ctx, anomaly::MALFORMED_CLIENT_HELLO, format!("{} bytes", body.len()));
-            }
-            return;
-        };
-        ctx.stats.tls.client_hellos += 1;
-        self.client_hello = true;
-        if ch.malformed > 0 {
-            self.anomaly(
-                ctx,
-                anomaly::MALFORMED_EXTENSION,
-                format!("client_hello: {}", ch.malformed),
-            );
-        }
-        let ev = &mut self.event;
-        ev.sni = ch.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned());
-        ev.alpn = ch
-            .alpn
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let (hash, string) = fingerprint::ja3(&ch);
-        ev.ja3 = Some(hash);
-        ev.ja3_string = Some(string);
-        ev.ja4 = Some(fingerprint::ja4(&ch));
-        ev.client_version = Some(version_string(ch.version));
-        self.client_session_id = ch.session_id;
-    }
-
-    fn server_hello(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {
-        let Some(sh) = parse_server_hello(body) else {
-            if in_sync {
-                self.anomaly(ctx, anomaly::MALFORMED_SERVER_HELLO, format!("{} bytes", body.len()));
-            }
-            return;
-        };
-        ctx.stats.tls.server_hellos += 1;
-        if sh.malformed > 0 {
-            self.anomaly(
-                ctx,
-                anomaly::MALFORMED_EXTENSION,
-                format!("server_hello: {}", sh.malformed),
-            );
-        }
-        if sh.hello_retry {
-            // The real ServerHello follows the client's second ClientHello (RFC 8446 §4.1.4).
-            ctx.stats.tls.hello_retry_requests += 1;
-            self.event.hello_retry = true;
-            return;
-        }
-        self.server_hello = true;
-        let v = sh.negotiated_version();
-        self.negotiated = Some(v);
-        let ev = &mut self.event;
-        ev.version = Some(version_string(v));
-        ev.cipher_suite =
-            Some(cipher_suite_name(sh.cipher).map_or_else(|| format!("0x{:04x}", sh.cipher), str::to_string));
-        ev.cipher_suite_id = Some(format!("0x{:04x}", sh.cipher));
-        let (hash, string) = fingerprint::ja3s(&sh);
-        ev.ja3s = Some(hash);
-        ev.ja3s_string = Some(string);
-        ev.alpn_selected = sh.alpn.as_deref().map(|a| String::from_utf8_lossy(a).into_owned());
-        ev.session_resumed = if v >= version::TLS_1_3 {
-            Some(sh.psk)
-        } else if self.client_hello {
-            // RFC 5246 §7.4.1.3 (and RFC 5077 §3.4 for tickets): the server echoes the
-            // client's session id when it resumes.
-            Some(!sh.session_id.is_empty() && sh.session_id == self.client_session_id)
-        } else {
-            None
-        };
-    }
-
-    fn certificate(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {
-        match parse_certificate(body) {
-            Some(c) => {
-                ctx.stats.tls.certificates += 1;
-                self.event.certificate = Some(certificate_record(&c));
-            }
-            // An empty chain (no certificate) is legal; anything else that fails is not.
-            None if body == [0, 0, 0] => {}
-            None if in_sync => self.anomaly(ctx, anomaly::MALFORMED_CERTIFICATE, format!("{} bytes", body.len())),
-            None => {}
-        }
-    }
-
-    fn handshake_complete(&self) -> bool {
-        match self.negotiated {
-            Some(v) if v >= version::TLS_1_3 => self.app_data == [true, true],
-            Some(_) => self.ccs == [true, true],
-            None => (0..2).all(|i| self.ccs[i] || self.app_data[i]),
-        }
-    }
-}
-
-/// The session and the analyzer context, as one direction's stream sees them.
-struct SessionSink<'s, 'c> {
-    session: &'s mut Session,
-    ctx: &'s mut Ctx<'c>,
-    dir: Direction,
-}
-
-impl RecordSink for SessionSink<'_, '_> {
-    fn on_record(&mut self, header: &RecordHeader, encrypted: bool) {
-        let stats = &mut self.ctx.stats.tls;
-        stats.records += 1;
-        let t = header.content_type;
-        if encrypted
-            || !matches!(
-                t,
-                ContentType::HANDSHAKE | ContentType::ALERT | ContentType::CHANGE_CIPHER_SPEC
-            )
-        {
-            stats.records_skipped += 1;
-        }
-        if t == ContentType::APPLICATION_DATA && (self.session.server_hello || self.session.event.midstream) {
-            self.session.app_data[self.dir.index()] = true;
-        }
-    }
-
-    fn wants(&self, msg_type: HandshakeType) -> bool {
-        let s = &self.session;
-        match msg_type {
-            HandshakeType::CLIENT_HELLO => !s.client_hello,
-            HandshakeType::SERVER_HELLO => !s.server_hello,
-            // Only up to TLS 1.2 is the Certificate in the clear; the server's own.
-            HandshakeType::CERTIFICATE => {
-                self.dir == Direction::ToClient
-                    && s.event.certificate.is_none()
-                    && s.negotiated.is_none_or(|v| v < version::TLS_1_3)
-            }
-            _ => false,
-        }
-    }
-
-    fn on_handshake(&mut self, msg_type: HandshakeType, body: &[u8], in_sync: bool) {
-        match msg_type {
-            HandshakeType::CLIENT_HELLO => self.session.client_hello(self.ctx, body, in_sync),
-            HandshakeType::SERVER_HELLO => self.session.server_hello(self.ctx, body, in_sync),
-            HandshakeType::CERTIFICATE => self.session.certificate(self.ctx, body, in_sync),
-            _ => {}
-        }
-    }
-
-    fn on_handshake_too_large(&mut self, msg_type: HandshakeType, len: u32) {
-        self.ctx.stats.tls.handshake_cap_hits += 1;
-        self.session.anomaly(
-            self.ctx,
-            anomaly::HANDSHAKE_TOO_LARGE,
-            format!("type {} length {len}", msg_type.0),
-        );
-    }
-
-    fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
-        self.ctx.reserve(buf, more)
-    }
-
-    fn on_budget_refused(&mut self, msg_type: HandshakeType, len: usize) {
-        let detail = self
-            .ctx
-            .budget_detail(format_args!("handshake message type {} of {len} bytes", msg_type.0));
-        self.session.anomaly(self.ctx, anomaly::MEMORY_BUDGET, detail);
-    }
-
-    fn on_handshake_lost(&mut self, _msg_type: HandshakeType) {
-        self.ctx.stats.tls.handshake_messages_lost += 1;
-    }
-
-    fn on_alert(&mut self, level: u8, description: u8) {
-        self.ctx.stats.tls.alerts += 1;
-        if self.session.event.alert.is_none() {
-            self.session
-                .event
-                .set_alert(self.dir, level, description, alert_name(description));
-        }
-    }
-
-    fn on_change_cipher_spec(&mut self) -> bool {
-        let s = &mut self.session;
-        s.ccs[self.dir.index()] = true;
-        // TLS 1.3 (known from the ServerHello or HelloRetryRequest, which precede any CCS
-        // there): a compatibility no-op. Unknown (midstream): assume TLS 1.2.
-        !(s.event.hello_retry || s.negotiated.is_some_and(|v| v >= version::TLS_1_3))
-    }
-
-    fn on_desync(&mut self, header: [u8; 5], in_sync: bool) {
-        self.ctx.stats.tls.resyncs += 1;
-        if in_sync {
-            self.session
-                .anomaly(self.ctx, anomaly::BAD_RECORD, format!("header {}", hex(&header)));
-        }
-    }
-
-    fn on_resync_skip(&mut self, bytes: u64) {
-        self.ctx.stats.tls.resync_bytes += bytes;
-    }
-
-    fn on_sslv2_hello(&mut self, _len: u16) {
-        self.ctx.stats.tls.sslv2_client_hellos += 1;
-    }
-}
-
 /// Per-flow TLS state, stored in the flow table (`FlowState::Tls`).
 #[derive(Debug)]
 pub struct TlsFlow {
@@ -381,11 +138,6 @@ pub struct TlsFlow {
 }
 
 impl TlsFlow {
-    /// Capacity of every buffer this flow holds (for the memory budget).
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
-    }
-
     /// `midstream`: claimed by port, the flow's first bytes were not a ClientHello; both
     /// directions look for a record header first. `start`: time of the first chunk.
     pub fn new(_cfg: &ProtoConfig, midstream: bool, start: Timestamp) -> Self {
@@ -399,9 +151,11 @@ impl TlsFlow {
             lease: crate::Lease::default(),
         }
     }
+}
 
+impl Decoder for TlsFlow {
     /// Handle one chunk; `false` when a flow claimed by port turns out not to be TLS.
-    pub fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
+    fn on_chunk(&mut self, ctx: &mut Ctx<'_>, chunk: &StreamChunk<'_>) -> bool {
         let dir = chunk.dir;
         let Some(stream) = self.streams.get_mut(dir.index()) else {
             return true;
@@ -414,7 +168,7 @@ impl TlsFlow {
         match chunk.body {
             ChunkBody::Data(data) => {
                 let n = data.len() as u64;
-                let counter = &mut sink.session.data_bytes[dir.index()];
+                let counter = at_mut(&mut sink.session.data_bytes, dir);
                 *counter = counter.saturating_add(n);
                 sink.ctx.stats.tls.bytes += n;
                 stream.feed(data, &mut sink);
@@ -428,14 +182,14 @@ impl TlsFlow {
             ChunkBody::Close(_) => {}
         }
         let s = &self.session;
-        let seen = s.data_bytes[0].saturating_add(s.data_bytes[1]);
+        let seen = s.data_bytes.iter().fold(0u64, |a, b| a.saturating_add(*b));
         let never_tls =
             s.event.midstream && !s.client_hello && !s.server_hello && !self.streams.iter().any(RecordStream::in_sync);
-        if never_tls && seen > RESYNC_GIVE_UP_BYTES {
+        if let Some(seen) = resync_exhausted(never_tls, seen, RESYNC_GIVE_UP_BYTES) {
             ctx.stats.tls.flows_given_up += 1;
             self.session.anomaly(
                 ctx,
-                anomaly::GIVE_UP,
+                TlsAnomaly::GiveUp,
                 format!("no TLS record chain in {seen} bytes on a TLS port; flow given up"),
             );
             return false;
@@ -444,15 +198,15 @@ impl TlsFlow {
     }
 
     /// The flow left the table: emit its `tls` event.
-    pub fn finish(&mut self, ctx: &mut Ctx<'_>, _reason: CloseReason) {
+    fn finish(&mut self, ctx: &mut Ctx<'_>, _reason: CloseReason) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
         let s = &mut self.session;
         let complete = s.handshake_complete();
         let mut ev = std::mem::take(&mut s.event);
-        ev.bytes_toserver = s.data_bytes[Direction::ToServer.index()];
-        ev.bytes_toclient = s.data_bytes[Direction::ToClient.index()];
+        ev.bytes_toserver = *at(&s.data_bytes, Direction::ToServer);
+        ev.bytes_toclient = *at(&s.data_bytes, Direction::ToClient);
         ev.end = ctx.ts;
         ev.handshake_complete = complete;
         let stats = &mut ctx.stats.tls;
@@ -465,30 +219,22 @@ impl TlsFlow {
         }
         ctx.emit(EventBody::Tls(ev));
     }
-}
 
-/// The event's view of a parsed certificate.
-fn certificate_record(c: &CertificateSummary) -> pacstap_core::TlsCertificate {
-    let time = |secs: Option<i64>| {
-        secs.and_then(|s| u64::try_from(s).ok())
-            .map(|s| pacstap_core::Timestamp::from_secs_nanos(s, 0))
-    };
-    pacstap_core::TlsCertificate {
-        sha256: hex(&c.sha256),
-        der_bytes: c.der_bytes as u64,
-        chain_length: c.chain_length as u64,
-        subject: c.subject.clone(),
-        issuer: c.issuer.clone(),
-        not_before: time(c.not_before),
-        not_after: time(c.not_after),
-        dns_names: c.dns_names.clone(),
+    /// Capacity of every buffer this flow holds (for the memory budget).
+    fn held_bytes(&self) -> usize {
+        self.streams.iter().map(RecordStream::held_bytes).sum::<usize>() + self.session.client_session_id.capacity()
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        &mut self.lease
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testdata::*;
-    use crate::dicom::testutil::{anomaly_names, Harness, Lcg};
+    use super::TlsAnomaly;
+    use crate::testutil::tls::*;
+    use crate::testutil::{anomaly_names, Harness, Lcg};
     use crate::{FlowState, ProtoConfig};
     use pacstap_core::Direction::{self, ToClient, ToServer};
     use pacstap_core::{CloseReason, EventBody, Interest, ProtocolEvent, TlsEvent};
@@ -842,7 +588,7 @@ mod tests {
         }
         assert_eq!(h.last_interest, Interest::Ignore);
         assert!(matches!(h.st, FlowState::Ignored));
-        assert_eq!(anomaly_names(&h.events()), vec![super::anomaly::GIVE_UP]);
+        assert_eq!(anomaly_names(&h.events()), vec![TlsAnomaly::GiveUp]);
         assert!(h.end(CloseReason::Fin).is_empty());
         assert_eq!(h.an.stats().tls.flows_given_up, 1);
     }

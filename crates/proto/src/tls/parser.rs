@@ -172,6 +172,10 @@ pub fn probe(data: &[u8]) -> Probe {
 /// length 0 or 16, challenge length 16-32, and the lengths adding up. Needs 11 bytes.
 pub fn sslv2_client_hello_len(b: &[u8]) -> Option<u16> {
     let h: [u8; 11] = b.get(..11)?.try_into().ok()?;
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "called with constant offsets 0-9 into the 11-byte array"
+    )]
     let u16_at = |i: usize| u16::from_be_bytes([h[i], h[i + 1]]);
     let len = u16_at(0) & 0x7fff;
     let version_ok = matches!(u16_at(3), 0x0002 | 0x0300..=0x0304);
@@ -475,6 +479,7 @@ pub fn parse_certificate(body: &[u8]) -> Option<CertificateSummary> {
 }
 
 /// Lowercase hex.
+#[expect(clippy::indexing_slicing, reason = "a nibble (0-15) indexes the 16 digits")]
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
@@ -488,7 +493,7 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testdata::*;
+    use crate::testutil::tls::*;
 
     #[test]
     fn record_headers() {

@@ -12,6 +12,7 @@ use super::parser::{
     parse_record_header, sslv2_client_hello_len, ContentType, HandshakeType, RecordHeader, HANDSHAKE_HEADER_LEN,
     RECORD_HEADER_LEN,
 };
+use crate::carry::Carry;
 
 /// Cap on one reassembled handshake message. ClientHellos are 0.2-2 KB (a post-quantum
 /// X25519MLKEM768 key share adds 1216 bytes); a TLS 1.2 Certificate message carries the chain,
@@ -87,8 +88,8 @@ pub(crate) struct RecordStream {
     /// stream began at the connection start, the stream is known to be in sync.
     chained: u32,
     trusted_start: bool,
-    hdr: [u8; RECORD_HEADER_LEN],
-    hdr_len: usize,
+    /// A record header cut by a chunk boundary, or the unscanned tail while resynchronising.
+    hdr: Carry<RECORD_HEADER_LEN>,
     /// The current record is a 2-byte clear-text alert; its bytes so far.
     alert: Option<([u8; 2], usize)>,
     handshake: HandshakeReader,
@@ -108,8 +109,7 @@ impl RecordStream {
             encrypted: false,
             chained: 0,
             trusted_start: !midstream,
-            hdr: [0; RECORD_HEADER_LEN],
-            hdr_len: 0,
+            hdr: Carry::new(),
             alert: None,
             handshake: HandshakeReader::default(),
         }
@@ -206,33 +206,25 @@ impl RecordStream {
     fn lose_sync(&mut self, sink: &mut dyn RecordSink) {
         self.handshake.reset(sink);
         self.state = State::Resync;
-        self.hdr_len = 0;
+        self.hdr.clear();
         self.chained = 0;
         self.trusted_start = false;
         self.alert = None;
     }
 
     fn read_header<'d>(&mut self, data: &'d [u8], sink: &mut dyn RecordSink) -> &'d [u8] {
-        let want = RECORD_HEADER_LEN - self.hdr_len;
-        let n = want.min(data.len());
-        let (head, rest) = data.split_at(n);
-        if let Some(dst) = self.hdr.get_mut(self.hdr_len..self.hdr_len + n) {
-            dst.copy_from_slice(head);
-        }
-        self.hdr_len += n;
-        if self.hdr_len < RECORD_HEADER_LEN {
+        let (header, used) = self.hdr.gather(data, RECORD_HEADER_LEN);
+        let rest = data.get(used..).unwrap_or_default();
+        let Some(h) = header else {
             return rest;
-        }
-        self.hdr_len = 0;
-        let h = self.hdr;
+        };
         match parse_record_header(&h) {
             Some(header) => self.accept(header, sink),
             None => {
                 sink.on_desync(h, self.in_sync());
                 self.lose_sync(sink);
                 // The next header may begin inside these five bytes.
-                self.hdr[..4].copy_from_slice(&h[1..]);
-                self.hdr_len = 4;
+                self.hdr.set(h.get(1..).unwrap_or_default());
             }
         }
         rest
@@ -293,34 +285,31 @@ impl RecordStream {
     /// Scan for a plausible header. Candidates may straddle chunks: the last ≤ 4 bytes of the
     /// previous chunk wait in `hdr`.
     fn resync<'d>(&mut self, data: &'d [u8], sink: &mut dyn RecordSink) -> &'d [u8] {
-        let k = self.hdr_len;
+        let k = self.hdr.len();
         if k > 0 {
-            let mut tmp = [0u8; 2 * RECORD_HEADER_LEN];
-            let m = data.len().min(RECORD_HEADER_LEN);
-            tmp[..k].copy_from_slice(&self.hdr[..k]);
-            tmp[k..k + m].copy_from_slice(&data[..m]);
+            // Candidates at the carried bytes need at most 4 bytes of `data` to be judged.
+            let (win, total) = self.hdr.joined::<{ 2 * RECORD_HEADER_LEN }>(data);
             for i in 0..k {
-                if k + m - i < RECORD_HEADER_LEN {
+                let cand = win.get(i..total).unwrap_or_default();
+                if cand.len() < RECORD_HEADER_LEN {
                     // Too few bytes to judge a candidate at `i`: hold them for the next chunk.
                     sink.on_resync_skip(i as u64);
-                    let held = k + m - i;
-                    self.hdr[..held].copy_from_slice(&tmp[i..k + m]);
-                    self.hdr_len = held;
+                    self.hdr.set(cand);
                     return &[];
                 }
-                if let Some(header) = parse_record_header(&tmp[i..i + RECORD_HEADER_LEN]) {
+                if let Some(header) = cand.get(..RECORD_HEADER_LEN).and_then(parse_record_header) {
                     sink.on_resync_skip(i as u64);
-                    self.hdr_len = 0;
+                    self.hdr.clear();
                     self.accept(header, sink);
                     return data.get(RECORD_HEADER_LEN - (k - i)..).unwrap_or_default();
                 }
             }
             sink.on_resync_skip(k as u64);
-            self.hdr_len = 0;
+            self.hdr.clear();
         }
         let found = data.windows(RECORD_HEADER_LEN).enumerate().find_map(|(p, w)| {
             // Cheap pre-filter before the full check: content type 20-24, major version 3.
-            if w[0].wrapping_sub(20) < 5 && w[1] == 3 {
+            if matches!(w, [t, 3, ..] if t.wrapping_sub(20) < 5) {
                 parse_record_header(w).map(|h| (p, h))
             } else {
                 None
@@ -333,10 +322,9 @@ impl RecordStream {
                 data.get(p + RECORD_HEADER_LEN..).unwrap_or_default()
             }
             None => {
-                let keep = data.len().min(RECORD_HEADER_LEN - 1);
-                sink.on_resync_skip((data.len() - keep) as u64);
-                self.hdr[..keep].copy_from_slice(&data[data.len() - keep..]);
-                self.hdr_len = keep;
+                let cut = data.len() - data.len().min(RECORD_HEADER_LEN - 1);
+                sink.on_resync_skip(cut as u64);
+                self.hdr.set(data.get(cut..).unwrap_or_default());
                 &[]
             }
         }
@@ -346,8 +334,8 @@ impl RecordStream {
 /// The handshake-message stream carried by one direction's clear-text handshake records.
 #[derive(Debug, Default)]
 struct HandshakeReader {
-    hdr: [u8; HANDSHAKE_HEADER_LEN],
-    hdr_len: usize,
+    /// A handshake header cut by a record or chunk boundary.
+    hdr: Carry<HANDSHAKE_HEADER_LEN>,
     /// Reading a message body (the header is complete).
     in_body: bool,
     msg_type: u8,
@@ -368,7 +356,7 @@ impl HandshakeReader {
     }
 
     fn clear(&mut self) {
-        self.hdr_len = 0;
+        self.hdr.clear();
         self.in_body = false;
         self.keep = false;
         self.remaining = 0;
@@ -421,16 +409,11 @@ impl HandshakeReader {
         let mut rest = data;
         while !rest.is_empty() {
             if !self.in_body {
-                let n = (HANDSHAKE_HEADER_LEN - self.hdr_len).min(rest.len());
-                let (head, tail) = rest.split_at(n);
-                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(head);
-                self.hdr_len += n;
-                rest = tail;
-                if self.hdr_len < HANDSHAKE_HEADER_LEN {
+                let (header, used) = self.hdr.gather(rest, HANDSHAKE_HEADER_LEN);
+                rest = rest.get(used..).unwrap_or_default();
+                let Some([t, l0, l1, l2]) = header else {
                     return;
-                }
-                self.hdr_len = 0;
-                let [t, l0, l1, l2] = self.hdr;
+                };
                 let len = u32::from_be_bytes([0, l0, l1, l2]);
                 self.msg_type = t;
                 self.remaining = len;
@@ -484,7 +467,7 @@ impl HandshakeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::testdata::*;
+    use crate::testutil::tls::*;
 
     /// Records what the stream reports, as text, for comparing runs.
     #[derive(Default)]
@@ -725,7 +708,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        let mut rng = crate::dicom::testutil::Lcg(7);
+        let mut rng = crate::testutil::Lcg(7);
         for round in 0..300 {
             let len = (rng.next() % 3000) as usize;
             let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

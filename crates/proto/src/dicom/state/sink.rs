@@ -1,9 +1,10 @@
 //! The [`PduSink`] of a [`Session`]: what the per-direction walker finds, turned into session
 //! calls, with the byte counts (bytes seen on the wire) and the negotiated maximum PDU check.
 
-use super::{anomaly, at, at_mut, Ctx, Session};
+use super::{at, at_mut, Ctx, Session};
 use crate::dicom::parser::{PduHeader, PduType, PdvHeader, ASSOCIATE_FIXED_LEN};
 use crate::dicom::stream::PduSink;
+use crate::dicom::DicomAnomaly;
 use pacstap_core::Direction;
 use std::fmt;
 
@@ -36,7 +37,7 @@ impl SessionSink<'_, '_> {
         }
         self.session.anomaly(
             self.ctx,
-            anomaly::PDU_ABOVE_NEGOTIATED_MAX,
+            DicomAnomaly::PduAboveNegotiatedMax,
             format_args!("P-DATA-TF of {length} bytes above the negotiated maximum of {limit}"),
         );
     }
@@ -124,13 +125,13 @@ impl PduSink for SessionSink<'_, '_> {
         if skipped > 0 {
             self.session.anomaly(
                 self.ctx,
-                anomaly::RESYNC,
+                DicomAnomaly::Resync,
                 format_args!("skipped {skipped} bytes to the next PDU header"),
             );
         }
     }
 
-    fn anomaly(&mut self, name: &'static str, detail: fmt::Arguments<'_>) {
+    fn anomaly(&mut self, name: DicomAnomaly, detail: fmt::Arguments<'_>) {
         self.session.anomaly(self.ctx, name, detail);
     }
 }

@@ -1,9 +1,13 @@
-//! One association as the session tracks it: its negotiation, byte counts and pending requests.
+//! One association as the session (`state`) tracks it and `event` reports it: its
+//! negotiation, byte counts and pending requests. A plain data type both depend on, so
+//! neither depends on the other.
 
-use super::Key;
 use crate::dicom::dataset::TransferSyntax;
 use crate::dicom::parser::RequestedIdentity;
 use pacstap_core::{DicomCommand, Direction, Timestamp};
+
+/// A pending request: the direction it travelled (normalised) and its message id.
+pub(crate) type Key = (Direction, u16);
 
 /// A presentation context as negotiated (PS3.8 §7.1.1.13).
 #[derive(Debug, Clone)]
@@ -95,7 +99,7 @@ impl Association {
         self.contexts.iter().find(|pc| pc.id == id)
     }
 
-    pub(super) fn pending_index(&self, key: Key) -> Option<usize> {
+    pub(crate) fn pending_index(&self, key: Key) -> Option<usize> {
         self.pending.iter().position(|p| (p.direction, p.message_id) == key)
     }
 }

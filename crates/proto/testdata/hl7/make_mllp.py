@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate mllp-loopback.pcap and mllp-loopback.tsv: a real HL7 v2.5 MLLP conversation on
+"""Regenerate mllp-loopback.pcap and mllp-loopback.tshark.tsv: a real HL7 v2.5 MLLP conversation on
 127.0.0.1:2575 (synthetic patients only), captured with tcpdump -i lo.
 
     sudo python3 make_mllp.py        # needs tcpdump and tshark
@@ -7,8 +7,8 @@
 The listener answers each message with an ACK whose MSA-2 is the message's MSH-10 (AA, except
 AE for the ORM and AR for the second ADT), after 20 ms. The sender sends one message per
 send(), except the last two ADT^A08, which share one send() (two frames in one segment).
-The .tsv holds, per TCP segment with payload: epoch microseconds, direction (c = client to
-server, s = server to client) and the payload in hex; the tests replay it in order.
+The tests replay the pcap itself (crates/proto/src/testutil.rs `pcap_connections`), segment by
+segment at its packet times; mllp-loopback.tshark.tsv is tshark's reading, their oracle.
 """
 import base64, os, random, socket, subprocess, threading, time
 
@@ -97,14 +97,6 @@ def main():
     time.sleep(1)
     dump.terminate()
     dump.wait()
-    out = subprocess.run(["tshark", "-r", pcap, "-Y", "tcp.len > 0", "-T", "fields",
-                          "-e", "frame.time_epoch", "-e", "tcp.srcport", "-e", "tcp.payload"],
-                         capture_output=True, text=True, check=True).stdout
-    with open(os.path.join(HERE, "mllp-loopback.tsv"), "w") as f:
-        for line in out.splitlines():
-            ts, sport, payload = line.split("\t")
-            us = round(float(ts) * 1e6)
-            f.write(f"{us}\t{'s' if sport == str(PORT) else 'c'}\t{payload.replace(':', '')}\n")
     # The oracle: what tshark's HL7 dissector reads (message type, trigger event, MSH).
     out = subprocess.run(["tshark", "-r", pcap, "-d", f"tcp.port=={PORT},hl7", "-Y", "hl7", "-T", "fields",
                           "-e", "frame.number", "-e", "tcp.srcport", "-e", "hl7.message.type",

@@ -11,8 +11,8 @@
 //!
 //! It knows nothing of events: what it finds goes to a [`FrameSink`].
 
-use super::anomaly;
 use super::parser::{find_frame_byte, is_delimiter, SegmentId, CARRIAGE_RETURN, END_BLOCK, LINE_FEED, START_BLOCK};
+use super::Hl7Anomaly;
 
 /// Distinct segment ids counted per message; further ids fold into `other`. The largest
 /// standard message structures (e.g. ORU^R01, OML^O21 in HL7 v2.5) use about 30 distinct
@@ -31,7 +31,7 @@ pub(crate) trait FrameSink {
     /// Bytes were passed over outside any frame: reported when the next frame is found
     /// (`locked`) or when the direction ends without one.
     fn skipped(&mut self, cause: ResyncCause, bytes: u64, locked: bool);
-    fn anomaly(&mut self, name: &'static str, detail: String);
+    fn anomaly(&mut self, name: Hl7Anomaly, detail: String);
     /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
     /// default does not budget (tests, fuzzing).
     fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
@@ -297,7 +297,7 @@ impl Deframer {
         if rest.first() == Some(&CARRIAGE_RETURN) {
             1
         } else {
-            sink.anomaly(anomaly::BAD_FRAMING, "end block <FS> not followed by <CR>".into());
+            sink.anomaly(Hl7Anomaly::BadFraming, "end block <FS> not followed by <CR>".into());
             0
         }
     }
@@ -466,7 +466,7 @@ impl Deframer {
             return;
         }
         sink.anomaly(
-            anomaly::MESSAGE_TOO_LARGE,
+            Hl7Anomaly::MessageTooLarge,
             format!("no end block within {} bytes", self.max_message),
         );
         if self.in_message {
@@ -512,7 +512,7 @@ impl Deframer {
             sink.message(&self.msg, MessageEnd::MissingEndBlock);
         }
         sink.anomaly(
-            anomaly::MISSING_END_BLOCK,
+            Hl7Anomaly::MissingEndBlock,
             format!("start block after {} bytes of an unterminated frame", self.frame_bytes),
         );
         sink.frame();
@@ -537,7 +537,7 @@ impl Deframer {
                 Some(s) => format!("frame starts with {}, not MSH", s.as_str()),
                 None => "frame starts with an invalid segment id, not MSH".to_string(),
             };
-            sink.anomaly(anomaly::MISSING_MSH, detail);
+            sink.anomaly(Hl7Anomaly::MissingMsh, detail);
         }
     }
 
@@ -586,7 +586,7 @@ impl Deframer {
             (Some(SegmentId::MSH), None) if !self.in_message && !self.missing_reported => {
                 self.missing_reported = true;
                 sink.anomaly(
-                    anomaly::MALFORMED_MSH,
+                    Hl7Anomaly::MalformedMsh,
                     format!("MSH-1 field separator 0x{sep:02x} is not a delimiter"),
                 );
             }

@@ -1,22 +1,22 @@
-//! Test vectors: real loopback captures (see `tests-data/tls/README.md` for how each was made
-//! and what tshark says of it), a tiny pcap reader to take their TCP payloads apart, and
-//! hand-built messages that follow the RFCs.
+//! Test vectors: real loopback captures (see `crates/proto/testdata/tls/README.md` for how each was made
+//! and what tshark says of it), their connections taken apart into records and handshake
+//! messages, and hand-built messages that follow the RFCs.
 
 use pacstap_core::Direction::{self, ToClient, ToServer};
 
 /// curl 7.88 / OpenSSL 3.0, `--tlsv1.2 --tls-max 1.2`, against `openssl s_server -www`.
-pub const CURL_TLS12: &[u8] = include_bytes!("../../tests-data/tls/curl-tls12.pcap");
+pub const CURL_TLS12: &[u8] = include_bytes!("../../testdata/tls/curl-tls12.pcap");
 /// curl 7.88 / OpenSSL 3.0, default (TLS 1.3).
-pub const CURL_TLS13: &[u8] = include_bytes!("../../tests-data/tls/curl-tls13.pcap");
+pub const CURL_TLS13: &[u8] = include_bytes!("../../testdata/tls/curl-tls13.pcap");
 /// `openssl s_client -servername pacs.example.test -alpn h2,http/1.1` (TLS 1.3).
-pub const SCLIENT_ALPN: &[u8] = include_bytes!("../../tests-data/tls/s_client-alpn.pcap");
+pub const SCLIENT_ALPN: &[u8] = include_bytes!("../../testdata/tls/s_client-alpn.pcap");
 /// Two `openssl s_client -tls1_2` connections: a full handshake, then a resumed session.
-pub const SCLIENT_RESUME: &[u8] = include_bytes!("../../tests-data/tls/s_client-tls12-resume.pcap");
+pub const SCLIENT_RESUME: &[u8] = include_bytes!("../../testdata/tls/s_client-tls12-resume.pcap");
 /// `openssl s_client -groups P-256:X25519` against a server that accepts X25519 only:
 /// HelloRetryRequest, second ClientHello, TLS 1.3.
-pub const SCLIENT_HRR: &[u8] = include_bytes!("../../tests-data/tls/s_client-hrr.pcap");
+pub const SCLIENT_HRR: &[u8] = include_bytes!("../../testdata/tls/s_client-hrr.pcap");
 
-/// SHA-256 of `tests-data/tls/server-cert.pem` in DER (`openssl x509 -outform DER | sha256sum`).
+/// SHA-256 of `testdata/tls/server-cert.pem` in DER (`openssl x509 -outform DER | sha256sum`).
 pub const SERVER_CERT_SHA256: &str = "bdce21b03eb75dd70315ab437c2c45679281a4cd410359619f433d1fd5f48173";
 
 /// An SSLv2-compatible ClientHello (RFC 5246 Appendix E.2): 2-byte length with the high bit
@@ -46,53 +46,22 @@ impl Capture {
     }
 }
 
-/// The connections of a classic pcap (Ethernet, IPv4, TCP), in order of their first segment;
-/// the server is port 8443.
+/// The connections of a capture, in order of their first segment; the server is port 8443.
 pub fn captures(pcap: &[u8]) -> Vec<Capture> {
-    let u32le = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
-    assert_eq!(u32le(pcap, 0), 0xa1b2_c3d4, "classic little-endian pcap");
-    assert_eq!(u32le(pcap, 20), 1, "Ethernet");
-    let mut conns: Vec<(u16, Capture)> = Vec::new();
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let len = u32le(pcap, at + 8);
-        let frame = &pcap[at + 16..at + 16 + len];
-        at += 16 + len;
-        if frame[12..14] != [0x08, 0x00] || frame[14 + 9] != 6 {
-            continue;
-        }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0xf) * 4;
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let tcp = &ip[ihl..total];
-        let (sport, dport) = (
-            u16::from_be_bytes([tcp[0], tcp[1]]),
-            u16::from_be_bytes([tcp[2], tcp[3]]),
-        );
-        let payload = &tcp[usize::from(tcp[12] >> 4) * 4..];
-        let (client, dir) = if dport == 8443 {
-            (sport, ToServer)
-        } else {
-            (dport, ToClient)
-        };
-        let i = match conns.iter().position(|(p, _)| *p == client) {
-            Some(i) => i,
-            None => {
-                conns.push((client, Capture::default()));
-                conns.len() - 1
+    crate::testutil::pcap_connections(pcap, 8443)
+        .into_iter()
+        .map(|segments| {
+            let mut c = Capture::default();
+            for s in segments {
+                match s.dir {
+                    ToServer => c.toserver.push(s.bytes.clone()),
+                    ToClient => c.toclient.push(s.bytes.clone()),
+                }
+                c.segments.push((s.dir, s.bytes));
             }
-        };
-        if payload.is_empty() {
-            continue;
-        }
-        let c = &mut conns[i].1;
-        c.segments.push((dir, payload.to_vec()));
-        match dir {
-            ToServer => c.toserver.push(payload.to_vec()),
-            ToClient => c.toclient.push(payload.to_vec()),
-        }
-    }
-    conns.into_iter().map(|(_, c)| c).collect()
+            c
+        })
+        .collect()
 }
 
 /// The first connection of a capture.

@@ -1,17 +1,11 @@
-//! Test helpers: real PDUs, command sets and data sets, and a harness that drives the
-//! [`Analyzer`] like the flow table does.
+//! DICOM test builders: real PDUs (written by dicom-ul), command sets and data sets.
 
 use crate::dicom::dataset::TransferSyntax;
-use crate::{Analyzer, FlowState, ProtoConfig};
+use dicom_dictionary_std::tags;
 use dicom_ul::pdu::{
     self as ul, AssociationAC, AssociationRQ, Pdu, PresentationContextProposed, PresentationContextResult,
     PresentationContextResultReason, UserIdentity, UserIdentityType, UserVariableItem,
 };
-use pacstap_core::{
-    ChunkBody, CloseReason, Direction, Endpoint, FlowId, FlowMeta, Interest, ProtocolEvent, StreamChunk, StreamHandler,
-    Timestamp,
-};
-use std::net::{IpAddr, Ipv4Addr};
 
 pub const CT_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
@@ -25,20 +19,6 @@ pub const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 pub const IMPL_UID: &str = "1.2.826.0.1.3680043.9.7433.1";
 pub const STUDY_A: &str = "1.2.826.0.1.3680043.2.1125.1";
 pub const STUDY_B: &str = "1.2.826.0.1.3680043.2.1125.2";
-
-/// Deterministic pseudo-random numbers for the garbage loops (Knuth's MMIX LCG).
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
 
 fn write(pdu: &Pdu) -> Vec<u8> {
     let mut out = Vec::new();
@@ -183,52 +163,52 @@ pub fn command(elements: &[(u16, V<'_>)]) -> Vec<u8> {
 
 pub fn cmd_store_rq(id: u16, sop_instance: &str) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(CT_STORAGE)),
-        (0x0100, V::Us(0x0001)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
-        (0x1000, V::Str(sop_instance)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(CT_STORAGE)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0001)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_INSTANCE_UID.1, V::Str(sop_instance)),
     ])
 }
 
 pub fn cmd_echo_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(VERIFICATION)),
-        (0x0100, V::Us(0x0030)),
-        (0x0110, V::Us(id)),
-        (0x0800, V::Us(0x0101)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(VERIFICATION)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0030)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0101)),
     ])
 }
 
 pub fn cmd_find_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(FIND_STUDY)),
-        (0x0100, V::Us(0x0020)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(FIND_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0020)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
 pub fn cmd_move_rq(id: u16, dest: &str) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(MOVE_STUDY)),
-        (0x0100, V::Us(0x0021)),
-        (0x0110, V::Us(id)),
-        (0x0600, V::Str(dest)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(MOVE_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0021)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::MOVE_DESTINATION.1, V::Str(dest)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
 pub fn cmd_get_rq(id: u16) -> Vec<u8> {
     command(&[
-        (0x0002, V::Str(GET_STUDY)),
-        (0x0100, V::Us(0x0010)),
-        (0x0110, V::Us(id)),
-        (0x0700, V::Us(0)),
-        (0x0800, V::Us(0x0000)),
+        (tags::AFFECTED_SOP_CLASS_UID.1, V::Str(GET_STUDY)),
+        (tags::COMMAND_FIELD.1, V::Us(0x0010)),
+        (tags::MESSAGE_ID.1, V::Us(id)),
+        (tags::PRIORITY.1, V::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(0x0000)),
     ])
 }
 
@@ -239,17 +219,17 @@ pub fn cmd_rsp(field: u16, id: u16, status: u16, subops: Option<(u16, u16, u16, 
 
 pub fn cmd_rsp_ds(field: u16, id: u16, status: u16, subops: Option<(u16, u16, u16, u16)>, ds: bool) -> Vec<u8> {
     let mut e = vec![
-        (0x0100, V::Us(field)),
-        (0x0120, V::Us(id)),
-        (0x0800, V::Us(if ds { 0 } else { 0x0101 })),
-        (0x0900, V::Us(status)),
+        (tags::COMMAND_FIELD.1, V::Us(field)),
+        (tags::MESSAGE_ID_BEING_RESPONDED_TO.1, V::Us(id)),
+        (tags::COMMAND_DATA_SET_TYPE.1, V::Us(if ds { 0 } else { 0x0101 })),
+        (tags::STATUS.1, V::Us(status)),
     ];
     if let Some((r, c, f, w)) = subops {
         e.extend([
-            (0x1020, V::Us(r)),
-            (0x1021, V::Us(c)),
-            (0x1022, V::Us(f)),
-            (0x1023, V::Us(w)),
+            (tags::NUMBER_OF_REMAINING_SUBOPERATIONS.1, V::Us(r)),
+            (tags::NUMBER_OF_COMPLETED_SUBOPERATIONS.1, V::Us(c)),
+            (tags::NUMBER_OF_FAILED_SUBOPERATIONS.1, V::Us(f)),
+            (tags::NUMBER_OF_WARNING_SUBOPERATIONS.1, V::Us(w)),
         ]);
     }
     command(&e)
@@ -370,124 +350,4 @@ pub fn identifier(ts: TransferSyntax, level: &str, studies: &str) -> Vec<u8> {
     ds.el(0x0010, 0x0010, b"PN", b"DOE^JANE");
     ds.el(0x0020, 0x000D, b"UI", studies.as_bytes());
     ds.finish()
-}
-
-pub fn meta(client_port: u16, server_port: u16) -> FlowMeta {
-    FlowMeta {
-        id: FlowId(77),
-        client: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), client_port),
-        server: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), server_port),
-        start: Timestamp(1_000_000_000),
-        handshake_seen: true,
-    }
-}
-
-/// Drives an [`Analyzer`] the way the flow table does. Time stands still unless a test moves
-/// `ts`, so the same bytes cut differently give identical events.
-pub struct Harness {
-    pub an: Analyzer,
-    pub st: FlowState,
-    pub meta: FlowMeta,
-    pub ts: i64,
-    offsets: [u64; 2],
-    pub last_interest: Interest,
-    /// Events drained after every call.
-    pub out: Vec<ProtocolEvent>,
-}
-
-impl Harness {
-    pub fn new(cfg: ProtoConfig, client_port: u16, server_port: u16) -> Self {
-        Harness {
-            an: Analyzer::new(cfg),
-            st: FlowState::default(),
-            meta: meta(client_port, server_port),
-            ts: 1_795_773_600_000_000_000,
-            offsets: [0; 2],
-            last_interest: Interest::Continue,
-            out: Vec::new(),
-        }
-    }
-
-    pub fn dicom() -> Self {
-        Harness::new(ProtoConfig::default(), 50_000, 104)
-    }
-
-    fn chunk(&mut self, dir: Direction, body: ChunkBody<'_>) -> Interest {
-        let offset = self.offsets[dir.index()];
-        match body {
-            ChunkBody::Data(d) => self.offsets[dir.index()] += d.len() as u64,
-            ChunkBody::Gap(n) => self.offsets[dir.index()] += n,
-            ChunkBody::Close(_) => {}
-        }
-        let chunk = StreamChunk {
-            flow: self.meta.id,
-            dir,
-            ts: Timestamp(self.ts),
-            offset,
-            body,
-        };
-        let meta = self.meta;
-        self.last_interest = self.an.on_chunk(&mut self.st, &meta, chunk);
-        self.out.extend(self.an.drain_events());
-        self.last_interest
-    }
-
-    pub fn data(&mut self, dir: Direction, bytes: &[u8]) -> Interest {
-        self.chunk(dir, ChunkBody::Data(bytes))
-    }
-
-    /// Deliver `bytes` cut at the given offsets.
-    pub fn data_split(&mut self, dir: Direction, bytes: &[u8], cuts: &[usize]) {
-        let mut from = 0;
-        for &c in cuts.iter().chain(std::iter::once(&bytes.len())) {
-            let c = c.clamp(from, bytes.len());
-            if c > from {
-                let _ = self.data(dir, &bytes[from..c]);
-            }
-            from = c;
-        }
-    }
-
-    pub fn gap(&mut self, dir: Direction, len: u64) -> Interest {
-        self.chunk(dir, ChunkBody::Gap(len))
-    }
-
-    pub fn close(&mut self, dir: Direction, reason: CloseReason) -> Interest {
-        self.chunk(dir, ChunkBody::Close(reason))
-    }
-
-    /// End the flow; returns every event of the run.
-    pub fn end(&mut self, reason: CloseReason) -> Vec<ProtocolEvent> {
-        let st = std::mem::take(&mut self.st);
-        let meta = self.meta;
-        self.an.on_flow_end(st, &meta, reason, Timestamp(self.ts));
-        self.out.extend(self.an.drain_events());
-        std::mem::take(&mut self.out)
-    }
-
-    /// Events so far (taken).
-    pub fn events(&mut self) -> Vec<ProtocolEvent> {
-        std::mem::take(&mut self.out)
-    }
-}
-
-/// Flatten events into the DICOM bodies, for assertions.
-pub fn dicom_bodies(events: &[ProtocolEvent]) -> Vec<pacstap_core::DicomEvent> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            pacstap_core::EventBody::Dicom(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-pub fn anomaly_names(events: &[ProtocolEvent]) -> Vec<&'static str> {
-    events
-        .iter()
-        .filter_map(|e| match &e.body {
-            pacstap_core::EventBody::Anomaly(a) => Some(a.name),
-            _ => None,
-        })
-        .collect()
 }

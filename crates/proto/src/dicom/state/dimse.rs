@@ -1,0 +1,163 @@
+//! DIMSE request/response pairing on an association (PS3.7 §9.3, §10.3): a request opens a
+//! pending command, its final response (or the association's end) emits the `command` event.
+
+use super::sniff::{Sniffer, FIRST_SNIFF_AT};
+use super::{at_mut, event, Ctx, DatasetProgress, Session, Target};
+use crate::dicom::command::{CommandField, CommandSet};
+use crate::dicom::DicomAnomaly;
+use pacstap_core::{Direction, StatusClass};
+
+impl Session {
+    pub(super) fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+        match &self.assoc {
+            None => {
+                if self.ended_any {
+                    self.anomaly(
+                        ctx,
+                        DicomAnomaly::UnexpectedPdu,
+                        format_args!("P-DATA-TF after the association ended"),
+                    );
+                }
+                self.implicit(ctx, false);
+            }
+            Some(a) if a.request_seen && !a.accepted => {
+                self.anomaly(
+                    ctx,
+                    DicomAnomaly::UnexpectedPdu,
+                    format_args!("P-DATA-TF before A-ASSOCIATE-AC"),
+                );
+            }
+            Some(_) => {}
+        }
+        // Picked up mid-association: a DIMSE command is only ever sent on an established
+        // association (PS3.8 §7.1.1), so it proves the A-ASSOCIATE-AC we did not see.
+        if let Some(a) = self.assoc.as_mut().filter(|a| !a.request_seen) {
+            a.accepted = true;
+        }
+        let field = cmd.field();
+        if field.is_response() {
+            self.on_response(ctx, raw, cmd);
+        } else {
+            self.on_request(ctx, raw, cmd, context);
+        }
+    }
+
+    pub(super) fn on_request(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+        let cap = ctx.cfg.max_pending_commands;
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        let dir = a.norm(raw);
+        a.commands += 1;
+        ctx.stats.commands += 1;
+        let mut ev = event::new_command(
+            cmd,
+            dir,
+            ctx.ts,
+            a.context(context).map(|pc| pc.abstract_syntax.as_str()),
+        );
+        if cmd.command_field == CommandField::C_CANCEL {
+            // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels.
+            ev.message_id = cmd.message_id_responded_to.or(cmd.message_id).unwrap_or(0);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+            return;
+        }
+        let key = (dir, ev.message_id);
+        if let Some(i) = a.pending_index(key) {
+            // Message id reused before the answer: the old request will never be matched.
+            let old = a.pending.remove(i);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+        }
+        let mut evicted = false;
+        while a.pending.len() >= cap.max(1) {
+            let old = a.pending.remove(0);
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+            evicted = true;
+        }
+        a.pending.push(ev);
+        if cmd.has_data_set() {
+            let m = at_mut(&mut self.msgs, raw);
+            let prefix = std::mem::take(&mut m.pool);
+            m.ds = Some(DatasetProgress {
+                target: Target::Request(key),
+                bytes: 0,
+                lost: 0,
+                sniff: Some(Sniffer {
+                    ts: None,
+                    ts_set: false,
+                    prefix,
+                    next_try: FIRST_SNIFF_AT,
+                }),
+            });
+        }
+        if evicted {
+            self.anomaly(
+                ctx,
+                DicomAnomaly::TooManyPending,
+                format_args!("more than {cap} requests awaiting a response"),
+            );
+        }
+    }
+
+    pub(super) fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>) {
+        let Some(a) = self.assoc.as_mut() else {
+            return;
+        };
+        let key = (a.norm(raw).reverse(), cmd.message_id_responded_to.unwrap_or(0));
+        // PS3.7 §C: FF00H/FF01H are pending; anything else (or no status at all) is final.
+        let is_final = !matches!(cmd.status.map(StatusClass::of), Some(StatusClass::Pending));
+        let target = match a.pending_index(key) {
+            Some(i) => {
+                if let Some(p) = a.pending.get_mut(i) {
+                    event::apply_response(p, cmd, ctx.ts, is_final);
+                }
+                if !is_final {
+                    Target::Response(key)
+                } else {
+                    let ev = a.pending.remove(i);
+                    if cmd.has_data_set() {
+                        Target::Final(Box::new(ev))
+                    } else {
+                        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                        Target::Orphan
+                    }
+                }
+            }
+            None if a.gaps > 0 && is_final => {
+                // Its request fell in a capture gap: report what the response tells (command,
+                // SOP class/instance, status, sub-operations), marked incomplete.
+                let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
+                ev.message_id = key.1;
+                ev.incomplete = true;
+                event::apply_response(&mut ev, cmd, ctx.ts, true);
+                a.commands += 1;
+                ctx.stats.commands += 1;
+                if cmd.has_data_set() {
+                    Target::Final(Box::new(ev))
+                } else {
+                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                    Target::Orphan
+                }
+            }
+            None => {
+                if a.lossless {
+                    let (name, id) = (crate::dicom::command::command_name(cmd.command_field), key.1);
+                    self.anomaly(
+                        ctx,
+                        DicomAnomaly::ResponseWithoutRequest,
+                        format_args!("{name} response to message {id}"),
+                    );
+                }
+                Target::Orphan
+            }
+        };
+        if cmd.has_data_set() {
+            at_mut(&mut self.msgs, raw).ds = Some(DatasetProgress {
+                target,
+                bytes: 0,
+                lost: 0,
+                sniff: None,
+            });
+        }
+    }
+}
