@@ -185,3 +185,33 @@ fn evidence_dir_gets_a_private_pcap_per_incident() {
     assert_eq!(ports.len(), 2, "{ports:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A capture compressed by gzip(1) replays to the same events as the plain file (issue 14:
+/// compressed captures read directly), with no temporary copy.
+#[test]
+fn gzip_compressed_captures_replay_to_the_same_events() {
+    let dir = std::env::temp_dir().join(format!("pacstap-cli-gz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["move.pcap", "dicomweb.pcap"] {
+        let gz = dir.join(format!("{name}.gz"));
+        let zipped = Command::new("gzip").arg("-c").arg(sample(name)).output().unwrap();
+        assert!(zipped.status.success());
+        std::fs::write(&gz, &zipped.stdout).unwrap();
+        let events = |input: &std::path::Path, out: &str| {
+            let out = dir.join(out);
+            let r = pacstap()
+                .args(["replay", "-q", "--events"])
+                .arg(&out)
+                .arg(input)
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+            std::fs::read_to_string(out).unwrap()
+        };
+        let plain = events(&sample(name), "plain.jsonl");
+        let from_gz = events(&gz, "gz.jsonl");
+        assert!(plain.lines().count() >= 3, "{name}: {plain}");
+        assert_eq!(from_gz, plain, "{name}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -113,7 +113,8 @@ pub enum ConfigCommand {
 
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// pcap or pcapng files (Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP; IPv4 and IPv6).
+    /// pcap or pcapng files, plain or gzip-compressed (`.pcap.gz`, `.pcapng.gz`, read as they are,
+    /// no temporary copy) (Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP; IPv4 and IPv6).
     #[arg(required = true, value_name = "PCAP")]
     pub pcaps: Vec<PathBuf>,
 

@@ -424,6 +424,86 @@ mod tests {
         assert!(m.damages().is_empty());
     }
 
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn frames_of(paths: &[PathBuf]) -> (Vec<(i64, usize, Vec<u8>)>, MergedSource) {
+        let mut m = MergedSource::open(paths).unwrap();
+        let mut got = Vec::new();
+        while let Some(f) = m.next_frame() {
+            got.push((f.ts.as_nanos(), f.source, f.data.to_vec()));
+        }
+        (got, m)
+    }
+
+    /// `.pcap.gz` and `.pcapng.gz` read as their plain forms, multi-member files whole, and
+    /// progress counts compressed bytes up to the file's size.
+    #[test]
+    fn gzip_compressed_captures_read_like_their_plain_forms() {
+        let payloads: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| vec![(i % 251) as u8; 60 + (i as usize % 1400)])
+            .collect();
+        let recs: Vec<(u32, u32, &[u8], u32)> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (
+                    1 + i as u32 / 100,
+                    (i as u32 % 100) * 1000,
+                    p.as_slice(),
+                    p.len() as u32,
+                )
+            })
+            .collect();
+        let pcap = legacy(false, false, 1, 65535, &recs);
+        let mut ng = NgWriter::new(true);
+        ng.shb();
+        ng.idb(1, 0, None, None);
+        for (i, p) in payloads.iter().enumerate().take(500) {
+            ng.epb(0, 500_000 + i as u64 * 7, p, p.len() as u32);
+        }
+        // Two gzip members, as `cat a.gz b.gz` makes: the split falls inside a record.
+        let (a, b) = pcap.split_at(pcap.len() / 2 + 3);
+        let two_members = [gzip(a), gzip(b)].concat();
+
+        let plain = [TempFile::new(&pcap), TempFile::new(&ng.bytes)];
+        let zipped = [TempFile::new(&two_members), TempFile::new(&gzip(&ng.bytes))];
+        let paths = |f: &[TempFile]| f.iter().map(|t| t.path().to_owned()).collect::<Vec<_>>();
+        let (want, _) = frames_of(&paths(&plain));
+        let (got, m) = frames_of(&paths(&zipped));
+        assert_eq!(want.len(), 3500);
+        assert_eq!(got, want);
+        assert!(m.damages().is_empty());
+        assert_eq!(m.bytes_consumed(), m.file_len(), "progress ends at the compressed size");
+        assert_eq!(m.file_len(), (two_members.len() + gzip(&ng.bytes).len()) as u64);
+    }
+
+    /// More compressed files than may be open: a reopened one is decompressed again up to where
+    /// it was, and the merge stays exact.
+    #[test]
+    fn more_compressed_files_than_may_be_open_still_merge_in_order() {
+        let n = MAX_OPEN_FILES + 3;
+        let files: Vec<TempFile> = (0..n)
+            .map(|i| {
+                let recs: Vec<(u32, u32, &[u8], u32)> =
+                    (0..4u32).map(|k| (k * 10 + 1, i as u32, &b"frame"[..], 5)).collect();
+                TempFile::new(&gzip(&legacy(false, false, 1, 65535, &recs)))
+            })
+            .collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| f.path().to_owned()).collect();
+        let (got, m) = frames_of(&paths);
+        let mut want = got.clone();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 4 * n);
+        assert!(m.reopens() > 0);
+        assert!(m.damages().is_empty());
+    }
+
     /// A closed file replaced before its turn: reported as damage, the others go on.
     #[test]
     fn a_file_replaced_while_closed_is_damage() {

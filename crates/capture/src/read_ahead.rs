@@ -1,4 +1,5 @@
-//! Reading a capture file ahead of the decoder, on a thread of its own.
+//! Reading a capture file ahead of the decoder, on a thread of its own (decompressing it there,
+//! when it is compressed).
 //!
 //! Why: replaying a capture that is already in the page cache spends about half of its time in
 //! the kernel copying the file into the process (`read(2)`: `copy_to_iter`, page lookups), time
@@ -16,7 +17,6 @@
 //! [`crate::buffer::ReadBuffer`]. A tail longer than the headroom (a record above 128 KiB)
 //! takes the slower copying path there.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 
@@ -48,7 +48,7 @@ impl ReadAhead {
     /// Starts reading `file` from its current position on a new thread. The thread ends at the
     /// end of the file, at a read error (handed over as the last chunk), or when this end is
     /// dropped.
-    pub(crate) fn start(file: File) -> io::Result<Self> {
+    pub(crate) fn start<R: Read + Send + 'static>(file: R) -> io::Result<Self> {
         let (filled_tx, filled) = sync_channel(POOL - 2);
         let (spare, spare_rx) = sync_channel(POOL);
         std::thread::Builder::new()
@@ -72,7 +72,7 @@ impl ReadAhead {
     }
 }
 
-fn read_loop(mut file: File, filled: &SyncSender<io::Result<Chunk>>, spare: &Receiver<Vec<u8>>) {
+fn read_loop(mut file: impl Read, filled: &SyncSender<io::Result<Chunk>>, spare: &Receiver<Vec<u8>>) {
     let mut made = 0;
     loop {
         let mut buf = match spare.try_recv() {
@@ -130,6 +130,7 @@ fn read_loop(mut file: File, filled: &SyncSender<io::Result<Chunk>>, spare: &Rec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     fn file_with(bytes: &[u8]) -> File {
