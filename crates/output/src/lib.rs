@@ -13,17 +13,15 @@
 pub mod alertmanager;
 mod eve;
 mod evidence;
-mod evidence_ring;
 pub mod metrics;
 mod summary;
 pub mod term;
 
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};
-pub use evidence::{EvidencePlan, EvidenceWriter, MAX_EVIDENCE_FILES};
-pub use evidence_ring::{
-    append_evidence_pcap, write_evidence_pcap, EvidencePacket, EvidencePackets, EvidenceRing, FlowEvidence,
-    PcapWritten, RingLimits, RingStats,
+pub use evidence::{
+    append_evidence_pcap, write_evidence_pcap, EvidencePacket, EvidencePackets, EvidencePlan, EvidenceRing,
+    EvidenceWriter, FlowEvidence, PcapWritten, RingLimits, RingStats, MAX_EVIDENCE_FILES,
 };
 pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot, TCP_COUNTERS};
 pub use summary::{Summary, SummarySection};

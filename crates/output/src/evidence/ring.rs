@@ -12,7 +12,7 @@
 //!   association (AE titles, user identity), the first commands, the HTTP request.
 //! * After those, only the headers of the most recent [`RingLimits::tail_frames`] frames: a 2 GB
 //!   C-STORE is ~1.4 M frames, and even its headers alone would be ~100 MB. Frames that fall out
-//!   of that ring are counted ([`FlowEvidence::frames_omitted`]), so the pcap is honest about
+//!   of that ring are counted ([`FlowEvidence::frames_omitted`](super::FlowEvidence::frames_omitted)), so the pcap is honest about
 //!   the hole (Wireshark also shows it as "previous segment not captured").
 //! * Headers longer than [`RingLimits::max_header_bytes`] are cut there (and that frame's payload
 //!   dropped): a frame the decoder could not split keeps its start only.
@@ -43,7 +43,7 @@
 //! and then seen again has lost its beginning for good; it is kept from then on as recent headers
 //! only (its payload cap counts as spent: payload from its middle would only push other flows'
 //! beginnings out, and under pressure get it evicted again), marked
-//! [`FlowEvidence::resumed_after_eviction`], with what it lost counted in its `frames_omitted` and
+//! [`FlowEvidence::resumed_after_eviction`](super::FlowEvidence::resumed_after_eviction), with what it lost counted in its `frames_omitted` and
 //! `payload_bytes_omitted`. The ring remembers the last few thousand evicted flows for this; one
 //! evicted longer ago comes back as a new flow.
 //!
@@ -66,14 +66,13 @@
 //! [`snapshot`](EvidenceRing::snapshot)s the alert's flows into owned [`EvidencePackets`] (which
 //! are `Send`), and [`write_evidence_pcap`] merges them by time into one file.
 
-use crate::evidence::{write_pcap_header, write_record, PCAP_SNAPLEN};
+use super::flow_buf::{FlowBuf, Frame, REC};
+use super::packets::EvidencePackets;
+use super::pcap_writer::PCAP_SNAPLEN;
 use pacstap_core::{FlowId, Timestamp};
-use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufWriter};
-use std::path::{Path, PathBuf};
 
 /// How much an [`EvidenceRing`] keeps. A zero frame or byte limit means "none"; the budget is
 /// at least [`RingLimits::MIN_BUDGET`] and the flow cap at least 1.
@@ -118,20 +117,20 @@ impl RingLimits {
         self.head_max().saturating_add(self.tail_max())
     }
 
-    fn header_bytes(&self) -> usize {
+    pub(super) fn header_bytes(&self) -> usize {
         self.max_header_bytes.min(PCAP_SNAPLEN as usize)
     }
 
     /// Every head record is at most a record header plus the kept headers, and the payload in all
     /// of them together is at most the cap.
-    fn head_max(&self) -> usize {
+    pub(super) fn head_max(&self) -> usize {
         let payload = usize::try_from(self.max_payload_per_flow).unwrap_or(usize::MAX);
         self.head_frames
             .saturating_mul(REC + self.header_bytes())
             .saturating_add(payload)
     }
 
-    fn tail_max(&self) -> usize {
+    pub(super) fn tail_max(&self) -> usize {
         self.tail_frames.saturating_mul(REC + self.header_bytes())
     }
 }
@@ -154,112 +153,6 @@ pub struct RingStats {
     pub frames_omitted: u64,
     /// Payload bytes not kept (beyond the per-flow cap, or in the header-only tail).
     pub payload_bytes_omitted: u64,
-}
-
-/// Per flow, what its evidence holds and what it lacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowEvidence {
-    pub flow: FlowId,
-    /// Frames in the snapshot.
-    pub frames_kept: u64,
-    /// Frames seen but not in the snapshot (tail ring overflow, or lost to an eviction).
-    pub frames_omitted: u64,
-    /// Payload bytes seen but not kept.
-    pub payload_bytes_omitted: u64,
-    /// [`EvidenceRing::end_flow`] was called for it.
-    pub ended: bool,
-    /// The flow was evicted earlier and seen again: its first frames are not the connection's.
-    pub resumed_after_eviction: bool,
-    /// Which buffer of the flow this came from (new after an eviction), and how many frames it
-    /// had been offered: pass both to [`EvidenceRing::snapshot_since`] to get only later frames.
-    pub epoch: u64,
-    pub seen: u64,
-}
-
-/// One kept frame, borrowed from an [`EvidencePackets`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EvidencePacket<'a> {
-    pub flow: FlowId,
-    pub ts: Timestamp,
-    pub linktype: u32,
-    /// The frame's length on the wire (≥ `data.len()`: the difference was not kept).
-    pub orig_len: u32,
-    pub data: &'a [u8],
-}
-
-/// Owned copies of some flows' kept frames (one allocation for all the bytes), to hand to the
-/// thread that writes the evidence file. Frames are per flow in capture order, not merged by time:
-/// [`write_evidence_pcap`] does that.
-#[derive(Debug, Clone, Default)]
-pub struct EvidencePackets {
-    bytes: Vec<u8>,
-    packets: Vec<PacketEntry>,
-    flows: Vec<FlowEvidence>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct PacketEntry {
-    flow: FlowId,
-    ts: Timestamp,
-    linktype: u32,
-    orig_len: u32,
-    start: usize,
-    len: usize,
-}
-
-impl EvidencePackets {
-    pub fn len(&self) -> usize {
-        self.packets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
-    }
-
-    /// The flows found, with what they lack. A flow asked for but not held is absent.
-    pub fn flows(&self) -> &[FlowEvidence] {
-        &self.flows
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = EvidencePacket<'_>> + '_ {
-        self.packets.iter().map(|p| EvidencePacket {
-            flow: p.flow,
-            ts: p.ts,
-            linktype: p.linktype,
-            orig_len: p.orig_len,
-            data: self
-                .bytes
-                .get(p.start..p.start.saturating_add(p.len))
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Move `other`'s packets and flows in (e.g. several workers' snapshots of one alert).
-    pub fn append(&mut self, mut other: EvidencePackets) {
-        let base = self.bytes.len();
-        self.bytes.append(&mut other.bytes);
-        self.packets.extend(other.packets.into_iter().map(|mut p| {
-            p.start += base;
-            p
-        }));
-        self.flows.append(&mut other.flows);
-    }
-
-    fn push(&mut self, flow: FlowId, h: RecHeader, data_from: impl FnOnce(&mut Vec<u8>) -> bool) {
-        let start = self.bytes.len();
-        if data_from(&mut self.bytes) {
-            self.packets.push(PacketEntry {
-                flow,
-                ts: Timestamp(h.ts),
-                linktype: h.linktype,
-                orig_len: h.orig_len,
-                start,
-                len: self.bytes.len() - start,
-            });
-        } else {
-            self.bytes.truncate(start);
-        }
-    }
 }
 
 /// Bounded per-flow packet store for live evidence. See the module docs.
@@ -299,41 +192,11 @@ impl std::fmt::Debug for EvidenceRing {
 }
 
 const NIL: u32 = u32::MAX;
-/// Record header inside the flow buffers: ts (i64), orig_len, linktype, caplen (u32 each), LE.
-const REC: usize = 24;
-/// First allocation of a flow buffer: a short flow (a login) fits without regrowing.
-const MIN_ALLOC: usize = 1024;
 /// Per flow, an upper bound of the table bytes besides its `Slot`: index (≤ 2.3 buckets × 17 B),
 /// free list (≤ 2 × 4 B), tombstones (≤ 2.3 × 33 B + 2 × 16 B): ~155 B. See the module docs.
 const TABLE_BYTES_PER_FLOW: usize = 192;
-/// Evicted flows remembered for [`FlowEvidence::resumed_after_eviction`].
+/// Evicted flows remembered for [`FlowEvidence::resumed_after_eviction`](super::FlowEvidence::resumed_after_eviction).
 const MAX_TOMBSTONES: usize = 4096;
-
-#[derive(Default)]
-struct FlowBuf {
-    /// The first frames: records (header + bytes) back to back.
-    head: Vec<u8>,
-    /// Records in `head`.
-    head_frames: u64,
-    /// Frames that went through the head rule; past `RingLimits::head_frames` the tail takes
-    /// over. Set past it for a resumed flow.
-    head_seen: u64,
-    /// The latest frames' headers, oldest first, same encoding.
-    tail: VecDeque<u8>,
-    tail_frames: u64,
-    payload_kept: u64,
-    frames_omitted: u64,
-    payload_omitted: u64,
-    ended: bool,
-    resumed: bool,
-    /// `heap_bytes()` as last added to the ring's total.
-    counted: usize,
-    /// Frames offered to this buffer (kept or not): the next frame's number.
-    seen: u64,
-    /// Which buffer this is: a flow evicted and seen again gets a new epoch, and its numbers
-    /// start over.
-    epoch: u64,
-}
 
 struct Slot {
     id: FlowId,
@@ -347,14 +210,6 @@ struct Tomb {
     payload_lost: u64,
     seq: u64,
 }
-
-/// What one `push` left out, for the ring's totals.
-#[derive(Default)]
-struct Pushed {
-    frames_omitted: u64,
-    payload_omitted: u64,
-}
-
 impl EvidenceRing {
     pub fn new(limits: RingLimits) -> Self {
         let limits = RingLimits {
@@ -488,8 +343,7 @@ impl EvidenceRing {
         let mut out = EvidencePackets::default();
         let bytes: usize = found.iter().map(|(_, b, _)| b.head.len() + b.tail.len()).sum();
         let frames: u64 = found.iter().map(|(_, b, _)| b.head_frames + b.tail_frames).sum();
-        out.bytes.reserve(bytes);
-        out.packets.reserve(usize::try_from(frames).unwrap_or(0));
+        out.reserve(bytes, usize::try_from(frames).unwrap_or(0));
         for (id, buf, skip) in found {
             buf.copy_into(id, &mut out, skip);
         }
@@ -675,256 +529,6 @@ impl EvidenceRing {
     }
 }
 
-/// One frame as offered to [`FlowBuf::push`].
-struct Frame<'a> {
-    ts: Timestamp,
-    linktype: u32,
-    data: &'a [u8],
-    orig_len: u32,
-    payload_len: usize,
-}
-
-impl FlowBuf {
-    fn heap_bytes(&self) -> usize {
-        self.head.capacity() + self.tail.capacity()
-    }
-
-    fn push(&mut self, lim: &RingLimits, head_max: usize, tail_max: usize, f: Frame<'_>) -> Pushed {
-        let seq = u32::try_from(self.seen).unwrap_or(u32::MAX);
-        self.seen += 1;
-        let payload = f.payload_len.min(f.data.len());
-        let headers = f.data.len() - payload;
-        let hdr_kept = headers.min(lim.header_bytes());
-        let orig_len = u32::try_from(f.data.len()).unwrap_or(u32::MAX).max(f.orig_len);
-        let mut out = Pushed::default();
-        if self.head_seen < lim.head_frames as u64 {
-            self.head_seen += 1;
-            let room = lim.max_payload_per_flow.saturating_sub(self.payload_kept);
-            // Payload only right behind complete headers: a cut header has nothing after it.
-            let take = if hdr_kept == headers {
-                usize::try_from((payload as u64).min(room)).unwrap_or(0)
-            } else {
-                0
-            };
-            let kept = (hdr_kept + take).min(PCAP_SNAPLEN as usize);
-            let take = kept.saturating_sub(hdr_kept);
-            let Some(bytes) = f.data.get(..kept) else {
-                return self.omit(payload);
-            };
-            if !reserve_vec(&mut self.head, REC + kept, head_max) {
-                return self.omit(payload);
-            }
-            let h = RecHeader {
-                ts: f.ts.0,
-                orig_len,
-                linktype: f.linktype,
-                caplen: kept as u32,
-                seq,
-            };
-            self.head.extend_from_slice(&h.encode());
-            self.head.extend_from_slice(bytes);
-            self.head_frames += 1;
-            self.payload_kept += take as u64;
-            out.payload_omitted = (payload - take) as u64;
-            if self.head_seen == lim.head_frames as u64 && self.head.capacity() - self.head.len() > self.head.len() / 4
-            {
-                // Head complete: give back the doubling slack (once per flow).
-                self.head.shrink_to_fit();
-            }
-        } else {
-            out.payload_omitted = payload as u64;
-            if lim.tail_frames == 0 {
-                out.frames_omitted = 1;
-            } else {
-                if self.tail_frames >= lim.tail_frames as u64 {
-                    self.pop_tail();
-                    out.frames_omitted = 1;
-                }
-                let bytes = f.data.get(..hdr_kept).unwrap_or_default();
-                if reserve_deque(&mut self.tail, REC + hdr_kept, tail_max) {
-                    let h = RecHeader {
-                        ts: f.ts.0,
-                        orig_len,
-                        linktype: f.linktype,
-                        caplen: hdr_kept as u32,
-                        seq,
-                    };
-                    self.tail.extend(h.encode().iter());
-                    self.tail.extend(bytes.iter());
-                    self.tail_frames += 1;
-                } else {
-                    out.frames_omitted += 1;
-                }
-            }
-        }
-        self.frames_omitted += out.frames_omitted;
-        self.payload_omitted += out.payload_omitted;
-        out
-    }
-
-    /// A frame that could not be kept at all.
-    fn omit(&mut self, payload: usize) -> Pushed {
-        self.frames_omitted += 1;
-        self.payload_omitted += payload as u64;
-        Pushed {
-            frames_omitted: 1,
-            payload_omitted: payload as u64,
-        }
-    }
-
-    /// Drop the oldest tail record.
-    fn pop_tail(&mut self) {
-        let (a, b) = self.tail.as_slices();
-        let mut caplen = [0u8; 4];
-        if !deque_read(a, b, 16, &mut caplen) {
-            self.tail.clear();
-            self.tail_frames = 0;
-            return;
-        }
-        let n = (REC + u32::from_le_bytes(caplen) as usize).min(self.tail.len());
-        self.tail.drain(..n);
-        self.tail_frames = self.tail_frames.saturating_sub(1);
-    }
-
-    /// Copies the records numbered `skip` and later (all: 0).
-    fn copy_into(&self, id: FlowId, out: &mut EvidencePackets, skip: u64) {
-        let mut kept = 0;
-        let mut off = 0;
-        while let Some(h) = self.head.get(off..off + REC).map(RecHeader::decode) {
-            let data = off + REC..off + REC + h.caplen as usize;
-            let Some(bytes) = self.head.get(data.clone()) else {
-                break;
-            };
-            if u64::from(h.seq) >= skip {
-                out.push(id, h, |dst| {
-                    dst.extend_from_slice(bytes);
-                    true
-                });
-                kept += 1;
-            }
-            off = data.end;
-        }
-        let (a, b) = self.tail.as_slices();
-        let mut off = 0;
-        let mut raw = [0u8; REC];
-        while deque_read(a, b, off, &mut raw) {
-            let h = RecHeader::decode(&raw);
-            let start = off + REC;
-            let len = h.caplen as usize;
-            if u64::from(h.seq) >= skip {
-                out.push(id, h, |dst| deque_copy(a, b, start, len, dst));
-                kept += 1;
-            }
-            off = start + len;
-        }
-        out.flows.push(FlowEvidence {
-            flow: id,
-            frames_kept: kept,
-            frames_omitted: self.frames_omitted,
-            payload_bytes_omitted: self.payload_omitted,
-            ended: self.ended,
-            resumed_after_eviction: self.resumed,
-            epoch: self.epoch,
-            seen: self.seen,
-        });
-    }
-}
-
-/// The fixed header of a record in a flow buffer.
-#[derive(Debug, Clone, Copy)]
-struct RecHeader {
-    ts: i64,
-    orig_len: u32,
-    linktype: u32,
-    caplen: u32,
-    /// The frame's number within its flow buffer (saturating), for cuts that only add what is
-    /// new ([`EvidenceRing::snapshot_since`]).
-    seq: u32,
-}
-
-impl RecHeader {
-    fn encode(&self) -> [u8; REC] {
-        let mut b = [0u8; REC];
-        // Constant ranges within a fixed array: checked at compile time, no panic path.
-        b[0..8].copy_from_slice(&self.ts.to_le_bytes());
-        b[8..12].copy_from_slice(&self.orig_len.to_le_bytes());
-        b[12..16].copy_from_slice(&self.linktype.to_le_bytes());
-        b[16..20].copy_from_slice(&self.caplen.to_le_bytes());
-        b[20..24].copy_from_slice(&self.seq.to_le_bytes());
-        b
-    }
-
-    fn decode(b: &[u8]) -> RecHeader {
-        fn le<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-            b.get(at..at + N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
-        }
-        RecHeader {
-            ts: i64::from_le_bytes(le(b, 0)),
-            orig_len: u32::from_le_bytes(le(b, 8)),
-            linktype: u32::from_le_bytes(le(b, 12)),
-            caplen: u32::from_le_bytes(le(b, 16)),
-            seq: u32::from_le_bytes(le(b, 20)),
-        }
-    }
-}
-
-/// Make room for `extra` more bytes, doubling but never past `bound` (unless `extra` needs it),
-/// so a flow's capacity stays within its own maximum. False: no memory.
-fn reserve_vec(v: &mut Vec<u8>, extra: usize, bound: usize) -> bool {
-    let need = v.len().saturating_add(extra);
-    if need <= v.capacity() {
-        return true;
-    }
-    let target = v.capacity().saturating_mul(2).max(MIN_ALLOC).min(bound).max(need);
-    v.try_reserve_exact(target - v.len()).is_ok()
-}
-
-fn reserve_deque(d: &mut VecDeque<u8>, extra: usize, bound: usize) -> bool {
-    let need = d.len().saturating_add(extra);
-    if need <= d.capacity() {
-        return true;
-    }
-    let target = d.capacity().saturating_mul(2).max(MIN_ALLOC).min(bound).max(need);
-    d.try_reserve_exact(target - d.len()).is_ok()
-}
-
-/// Read `dst.len()` bytes at logical offset `at` of a deque given as its two slices.
-fn deque_read(a: &[u8], b: &[u8], at: usize, dst: &mut [u8]) -> bool {
-    // Fast path, no allocation: the range lies in one slice.
-    let end = at.saturating_add(dst.len());
-    if let Some(s) = a.get(at..end) {
-        dst.copy_from_slice(s);
-        return true;
-    }
-    if let Some(s) = at.checked_sub(a.len()).and_then(|s| b.get(s..s + dst.len())) {
-        dst.copy_from_slice(s);
-        return true;
-    }
-    // Straddling the two slices: rare (once per wrap of the ring), so a small allocation is fine.
-    let mut tmp = Vec::new();
-    if deque_copy(a, b, at, dst.len(), &mut tmp) && tmp.len() == dst.len() {
-        dst.copy_from_slice(&tmp);
-        return true;
-    }
-    false
-}
-
-/// Append `len` bytes at logical offset `start` of a deque given as its two slices.
-fn deque_copy(a: &[u8], b: &[u8], start: usize, len: usize, dst: &mut Vec<u8>) -> bool {
-    let end = start.saturating_add(len);
-    if end > a.len() + b.len() {
-        return false;
-    }
-    if start < a.len() {
-        dst.extend_from_slice(a.get(start..end.min(a.len())).unwrap_or_default());
-    }
-    if end > a.len() {
-        let s = start.max(a.len()) - a.len();
-        dst.extend_from_slice(b.get(s..end - a.len()).unwrap_or_default());
-    }
-    true
-}
-
 /// hashbrown's allocation for a table of this capacity: buckets (a power of two, ≥ 8/7 of the
 /// capacity) × (entry + control byte) + one group of control bytes. An upper bound.
 fn map_bytes(capacity: usize, entry: usize) -> usize {
@@ -990,155 +594,16 @@ impl Hasher for IdHasher {
     }
 }
 
-/// What [`write_evidence_pcap`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PcapWritten {
-    pub path: PathBuf,
-    /// The file's link type: that of most frames (a legacy pcap holds one).
-    pub linktype: u32,
-    pub frames: u64,
-    /// Frames of another link type, left out.
-    pub skipped_linktype: u64,
-    /// Distinct flows in the file.
-    pub flows: usize,
-    /// Sum of the flows' `frames_omitted`: frames seen but not in the file.
-    pub frames_omitted: u64,
-}
-
-/// Add `parts` (merged by timestamp) to the end of the pcap at `path`, creating it (mode 0600,
-/// header with the frames' most common link type) when it does not exist yet. Live evidence
-/// grows its files this way: each cut brings only the frames the previous cuts did not have
-/// ([`EvidenceRing::snapshot_since`]), so a file never loses packets when the ring forgets a
-/// flow later. Frames of another link type than the file's are left out (counted). A symbolic
-/// link at `path` is refused.
-pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
-    let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
-    frames.sort_by_key(|p| p.ts); // stable
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        pacstap_safefile::create_private_dir(dir)?;
-    }
-    // One open, never through a link, checked on the descriptor (owner, one link, regular):
-    // what is checked is what is written. The header is read through the same descriptor.
-    let mut file = open_private(path, Existing::Append, Kind::Regular)?;
-    let existing = file.metadata()?.len() >= PCAP_HEADER_LEN;
-    let linktype = if existing {
-        read_pcap_linktype(&mut file)?
-    } else {
-        // Empty (new) or shorter than a header (a cut that died mid-header): start afresh.
-        file.set_len(0)?;
-        majority_linktype(&frames)
-    };
-    let mut written = PcapWritten::for_parts(path, linktype, parts);
-    let mut w = BufWriter::new(file);
-    if !existing {
-        write_pcap_header(&mut w, linktype)?;
-    }
-    write_frames(&mut w, &frames, &mut written)?;
-    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_data()?;
-    Ok(written)
-}
-
-impl PcapWritten {
-    /// The counts of a file about to get `parts`' frames (frames written: none yet).
-    fn for_parts(path: &Path, linktype: u32, parts: &[EvidencePackets]) -> PcapWritten {
-        let mut flows: Vec<(FlowId, u64)> = parts
-            .iter()
-            .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
-            .collect();
-        flows.sort_unstable();
-        flows.dedup_by_key(|f| f.0);
-        PcapWritten {
-            path: path.to_owned(),
-            linktype,
-            flows: flows.len(),
-            frames_omitted: flows.iter().map(|f| f.1).sum(),
-            ..PcapWritten::default()
-        }
-    }
-}
-
-/// The records of `frames` of the file's link type (others counted as skipped).
-fn write_frames(
-    w: &mut impl std::io::Write,
-    frames: &[EvidencePacket<'_>],
-    written: &mut PcapWritten,
-) -> io::Result<()> {
-    for p in frames {
-        if p.linktype != written.linktype {
-            written.skipped_linktype += 1;
-            continue;
-        }
-        let data = p.data.get(..PCAP_SNAPLEN as usize).unwrap_or(p.data);
-        write_record(w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
-        written.frames += 1;
-    }
-    Ok(())
-}
-
-/// Length of the legacy pcap global header.
-const PCAP_HEADER_LEN: u64 = 24;
-
-/// The link type in the global header of a (little-endian, as written here) pcap file.
-/// Reads at offset 0 without moving the (append-mode) descriptor.
-fn read_pcap_linktype(file: &mut std::fs::File) -> io::Result<u32> {
-    use std::os::unix::fs::FileExt;
-    let mut header = [0u8; PCAP_HEADER_LEN as usize];
-    file.read_exact_at(&mut header, 0)?;
-    let field = |at: usize| {
-        header
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    if field(0) != Some(0xa1b2_c3d4) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a pcap file written by pacstap",
-        ));
-    }
-    field(20).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short pcap header"))
-}
-
-/// Write `parts` (snapshots of one alert's flows, e.g. from several workers' rings) merged by
-/// timestamp into one legacy pcap at `path`, mode 0600 (the payload is patient data), creating
-/// the directory if needed. The file is written beside `path` and renamed over it, so a reader
-/// never sees half a file and a re-write for an updated alert replaces it whole, and the mode is
-/// 0600 even if an older file at `path` had another. Frames of equal time keep their order.
-pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
-    let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
-    frames.sort_by_key(|p| p.ts); // stable
-    let linktype = majority_linktype(&frames);
-
-    pacstap_safefile::create_private_dir(&pacstap_safefile::parent_dir(path))?;
-    let mut written = PcapWritten::for_parts(path, linktype, parts);
-    // A fresh temporary (random name, created exclusively, 0600), renamed over `path`.
-    pacstap_safefile::write_atomic(path, |w| {
-        write_pcap_header(w, linktype)?;
-        write_frames(w, &frames, &mut written)
-    })?;
-    Ok(written)
-}
-
-/// The link type most frames have (Ethernet when there are none).
-fn majority_linktype(frames: &[EvidencePacket<'_>]) -> u32 {
-    let mut counts: Vec<(u32, u64)> = Vec::new();
-    for p in frames {
-        match counts.iter_mut().find(|c| c.0 == p.linktype) {
-            Some(c) => c.1 += 1,
-            None => counts.push((p.linktype, 1)),
-        }
-    }
-    counts.iter().max_by_key(|c| c.1).map_or(1, |c| c.0)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::flow_buf::MIN_ALLOC;
+    use super::super::{append_evidence_pcap, write_evidence_pcap};
     use super::*;
     use pacstap_capture::{PacketSource, PcapFileSource};
     use std::collections::HashSet;
     use std::fs::Permissions;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
 
     const HDR: usize = 54;
 
