@@ -28,8 +28,9 @@
 //!
 //! All memory of an [`EvidenceRing`] is counted, by *capacity*: per flow its two buffers (each
 //! grown at most to its own maximum: [`RingLimits::max_flow_bytes`] for both), plus the tables
-//! (flow slots, hash index, free list, eviction tombstones; hash tables estimated from their
-//! capacity as hashbrown lays them out). The number of flows is capped so that the tables at
+//! (the flow map and the eviction tombstones, both `hashlink::LinkedHashMap`s: their hash tables
+//! estimated from their capacity as hashbrown lays them out, their nodes counted at their
+//! high-water mark, since hashlink keeps removed nodes for reuse). The number of flows is capped so that the tables at
 //! their largest take at most half of [`RingLimits::budget_bytes`]; whenever the total exceeds
 //! the budget, the least recently touched flows are evicted (counted) until it does not. So after
 //! every call, [`RingStats::bytes_held`] ≤ the budget, and `bytes_held` is the heap the ring
@@ -50,10 +51,12 @@
 //! # Cost
 //!
 //! O(1) amortised per frame: one hash lookup (FlowIds are already hashes: a seeded multiply,
-//! not SipHash), an intrusive LRU list move, one or two `memcpy`s. In the steady state nothing is
+//! not SipHash) that also moves the flow to the back of the LRU order (`hashlink`'s
+//! `LinkedHashMap::to_back`: the flow table's own LRU crate, issue 11 item 5, rather than a
+//! hand-kept slab and list), one or two `memcpy`s. In the steady state nothing is
 //! allocated per frame: the head buffer grows by doubling up to its cap, the tail ring reuses its
 //! buffer; allocation happens per new (or resumed) flow. Measured with the ignored test
-//! `evidence_ring::tests::cost_per_frame` (`--release`, best of three on the shared 2-core build
+//! `evidence::ring::tests::cost_per_frame` (`--release`, best of three on the shared 2-core build
 //! VM, default limits, 1 M frames of 1514 bytes with 1460 of payload, flows round-robin):
 //! 40 flows that fit the budget (mostly tail-ring frames) **55–60 ns/frame**; 1000 flows that would
 //! each hold ~1.3 MB, so the budget evicts all the time (the worst case: cache-cold buffers,
@@ -69,9 +72,9 @@
 use super::flow_buf::{FlowBuf, Frame, REC};
 use super::packets::EvidencePackets;
 use super::pcap_writer::PCAP_SNAPLEN;
+use hashlink::LinkedHashMap;
 use pacstap_core::{FlowId, Timestamp};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 
 /// How much an [`EvidenceRing`] keeps. A zero frame or byte limit means "none"; the budget is
@@ -162,21 +165,21 @@ pub struct EvidenceRing {
     tail_max: usize,
     max_flows: usize,
     tomb_cap: usize,
-    index: HashMap<FlowId, u32, IdHash>,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    /// Most and least recently touched slots (intrusive list through `Slot::prev/next`).
-    mru: u32,
-    lru: u32,
-    live: usize,
+    /// The flows, least recently touched first (hashlink: one hash table of pointers to nodes
+    /// that form the LRU list; a touch moves a node to the back, eviction pops the front).
+    flows: LinkedHashMap<FlowId, FlowBuf, IdHash>,
+    /// Nodes `flows` has allocated: hashlink keeps a removed entry's node for reuse until the
+    /// map is dropped, so this is the high-water mark of its length, plus its guard node.
+    flow_nodes: usize,
     /// Sum of the live flows' `FlowBuf::counted`.
     data_bytes: usize,
     /// [`EvidenceRing::table_bytes`], refreshed whenever a table may have grown.
     table_bytes: usize,
-    /// Recently evicted flows → what they lost, so a resumed flow reports it.
-    tombs: HashMap<FlowId, Tomb, IdHash>,
-    tomb_order: VecDeque<(FlowId, u64)>,
-    tomb_seq: u64,
+    /// Recently evicted flows → what they lost, so a resumed flow reports it; oldest first,
+    /// at most `tomb_cap`.
+    tombs: LinkedHashMap<FlowId, Tomb, IdHash>,
+    /// As `flow_nodes`, for `tombs`.
+    tomb_nodes: usize,
     /// Flow buffers created so far (the last one's [`FlowBuf::epoch`]).
     epochs: u64,
     stats: RingStats,
@@ -191,53 +194,48 @@ impl std::fmt::Debug for EvidenceRing {
     }
 }
 
-const NIL: u32 = u32::MAX;
-/// Per flow, an upper bound of the table bytes besides its `Slot`: index (≤ 2.3 buckets × 17 B),
-/// free list (≤ 2 × 4 B), tombstones (≤ 2.3 × 33 B + 2 × 16 B): ~155 B. See the module docs.
+/// Per flow, an upper bound of the table bytes besides its node: index (≤ 2.3 buckets × 9 B),
+/// tombstones (a 40 B node + 2.3 × 9 B): ~82 B, rounded up as the slab-based table it replaces
+/// was sized (its value bounds the flow count, which the defaults leave at `max_flows`).
 const TABLE_BYTES_PER_FLOW: usize = 192;
 /// Evicted flows remembered for [`FlowEvidence::resumed_after_eviction`](super::FlowEvidence::resumed_after_eviction).
 const MAX_TOMBSTONES: usize = 4096;
 
-struct Slot {
-    id: FlowId,
-    prev: u32,
-    next: u32,
-    buf: FlowBuf,
-}
-
+/// What an evicted flow lost, for when it is seen again.
 struct Tomb {
     frames_lost: u64,
     payload_lost: u64,
-    seq: u64,
 }
+
+/// Heap bytes of one hashlink node holding `(K, V)`: the entry and two links (hashlink 0.12
+/// `Node { entry: MaybeUninit<(K, V)>, links: Links }`, each node its own allocation).
+const fn node_bytes<K, V>() -> usize {
+    std::mem::size_of::<(K, V)>() + 2 * std::mem::size_of::<usize>()
+}
+
 impl EvidenceRing {
     pub fn new(limits: RingLimits) -> Self {
         let limits = RingLimits {
             budget_bytes: limits.budget_bytes.max(RingLimits::MIN_BUDGET),
             ..limits
         };
-        let per_flow = std::mem::size_of::<Slot>() + TABLE_BYTES_PER_FLOW;
+        let per_flow = node_bytes::<FlowId, FlowBuf>() + TABLE_BYTES_PER_FLOW;
         let max_flows = limits
             .max_flows
             .min(limits.budget_bytes / 2 / per_flow)
-            .clamp(1, NIL as usize - 1);
+            .clamp(1, u32::MAX as usize - 1);
         EvidenceRing {
             limits,
             head_max: limits.head_max(),
             tail_max: limits.tail_max(),
             max_flows,
             tomb_cap: max_flows.min(MAX_TOMBSTONES),
-            index: HashMap::with_hasher(IdHash::new()),
-            slots: Vec::new(),
-            free: Vec::new(),
-            mru: NIL,
-            lru: NIL,
-            live: 0,
+            flows: LinkedHashMap::with_hasher(IdHash::new()),
+            flow_nodes: 0,
             data_bytes: 0,
             table_bytes: 0,
-            tombs: HashMap::with_hasher(IdHash::new()),
-            tomb_order: VecDeque::new(),
-            tomb_seq: 0,
+            tombs: LinkedHashMap::with_hasher(IdHash::new()),
+            tomb_nodes: 0,
             epochs: 0,
             stats: RingStats {
                 budget_bytes: limits.budget_bytes,
@@ -267,54 +265,59 @@ impl EvidenceRing {
         payload_len: usize,
     ) {
         self.stats.frames_recorded += 1;
-        let idx = match self.index.get(&flow) {
-            Some(&i) => {
-                self.touch(i);
-                Some(i)
-            }
-            None => self.insert(flow),
+        let (limits, head_max, tail_max) = (self.limits, self.head_max, self.tail_max);
+        // Into the flow's buffer; returns what was left out and the buffer's heap before/after.
+        let push = |buf: &mut FlowBuf| {
+            let pushed = buf.push(
+                &limits,
+                head_max,
+                tail_max,
+                Frame {
+                    ts,
+                    linktype,
+                    data: frame,
+                    orig_len,
+                    payload_len,
+                },
+            );
+            let before = buf.counted;
+            buf.counted = buf.heap_bytes();
+            (pushed, before, buf.counted)
         };
-        let Some(slot) = idx.and_then(|i| self.slots.get_mut(i as usize)) else {
-            // No memory for a new flow's slot.
+        // A known flow: one lookup that also makes it the most recently touched.
+        let mut outcome = self.flows.to_back(&flow).map(push);
+        if outcome.is_none() && self.insert(flow) {
+            outcome = self.flows.to_back(&flow).map(push);
+        }
+        let Some((pushed, before, after)) = outcome else {
+            // No memory for a new flow's table entry.
             self.stats.frames_omitted += 1;
             self.stats.payload_bytes_omitted += payload_len.min(frame.len()) as u64;
             return;
         };
-        let pushed = slot.buf.push(
-            &self.limits,
-            self.head_max,
-            self.tail_max,
-            Frame {
-                ts,
-                linktype,
-                data: frame,
-                orig_len,
-                payload_len,
-            },
-        );
         self.stats.frames_omitted += pushed.frames_omitted;
         self.stats.payload_bytes_omitted += pushed.payload_omitted;
-        self.recount(idx.unwrap_or(NIL));
+        self.data_bytes = self.data_bytes.saturating_sub(before).saturating_add(after);
         self.enforce_budget();
     }
 
     /// The flow ended (FIN / RST / timeout): it stays until the budget evicts it, but its
-    /// buffers give back their slack.
+    /// buffers give back their slack. Not a touch: its place in the eviction order stays.
     pub fn end_flow(&mut self, flow: FlowId) {
-        let Some(&i) = self.index.get(&flow) else {
+        let Some(buf) = self.flows.get_mut(&flow) else {
             return;
         };
-        if let Some(slot) = self.slots.get_mut(i as usize) {
-            slot.buf.ended = true;
-            slot.buf.head.shrink_to_fit();
-            slot.buf.tail.shrink_to_fit();
-        }
-        self.recount(i);
+        buf.ended = true;
+        buf.head.shrink_to_fit();
+        buf.tail.shrink_to_fit();
+        let before = buf.counted;
+        buf.counted = buf.heap_bytes();
+        self.data_bytes = self.data_bytes.saturating_sub(before).saturating_add(buf.counted);
     }
 
     /// Whether the ring holds frames of `flow`.
     pub fn contains(&self, flow: FlowId) -> bool {
-        self.index.contains_key(&flow)
+        self.flows.contains_key(&flow)
     }
 
     /// Owned copies of the kept frames of those of `flows` this ring holds (duplicates ignored).
@@ -325,7 +328,7 @@ impl EvidenceRing {
     }
 
     /// As [`EvidenceRing::snapshot`], but per `(flow, epoch, seen)` only the frames after the
-    /// first `seen` of that buffer — what a previous snapshot (whose [`FlowEvidence`] gave
+    /// first `seen` of that buffer — what a previous snapshot (whose [`FlowEvidence`](super::FlowEvidence) gave
     /// `epoch` and `seen`) did not have, so a file can grow by appending. A flow whose buffer is
     /// not of that epoch any more (evicted and seen again) comes whole.
     pub fn snapshot_since(&self, wants: &[(FlowId, u64, u64)]) -> EvidencePackets {
@@ -335,9 +338,9 @@ impl EvidenceRing {
         let found: Vec<(FlowId, &FlowBuf, u64)> = wants
             .iter()
             .filter_map(|&(id, epoch, seen)| {
-                let slot = self.index.get(&id).and_then(|&i| self.slots.get(i as usize))?;
-                let skip = if slot.buf.epoch == epoch { seen } else { 0 };
-                Some((slot.id, &slot.buf, skip))
+                let buf = self.flows.get(&id)?;
+                let skip = if buf.epoch == epoch { seen } else { 0 };
+                Some((id, buf, skip))
             })
             .collect();
         let mut out = EvidencePackets::default();
@@ -352,7 +355,7 @@ impl EvidenceRing {
 
     pub fn stats(&self) -> RingStats {
         RingStats {
-            flows: self.live,
+            flows: self.flows.len(),
             bytes_held: self.bytes_held(),
             ..self.stats
         }
@@ -362,36 +365,29 @@ impl EvidenceRing {
         self.data_bytes.saturating_add(self.table_bytes)
     }
 
-    /// Heap held by the tables, from their capacities. Computed when they change (a new or an
-    /// evicted flow), not per frame.
+    /// Heap held by the tables, from their capacities and node counts. Computed when they
+    /// change (a new or an evicted flow), not per frame.
     fn table_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
-            + map_bytes(self.index.capacity(), std::mem::size_of::<(FlowId, u32)>())
-            + map_bytes(self.tombs.capacity(), std::mem::size_of::<(FlowId, Tomb)>())
-            + self.tomb_order.capacity() * std::mem::size_of::<(FlowId, u64)>()
-    }
-
-    /// Bring slot `i`'s share of `data_bytes` up to date with its buffers' capacities.
-    fn recount(&mut self, i: u32) {
-        if let Some(slot) = self.slots.get_mut(i as usize) {
-            let now = slot.buf.heap_bytes();
-            self.data_bytes = self.data_bytes.saturating_sub(slot.buf.counted).saturating_add(now);
-            slot.buf.counted = now;
-        }
+        let pointer = std::mem::size_of::<usize>();
+        map_bytes(self.flows.capacity(), pointer)
+            + self.flow_nodes * node_bytes::<FlowId, FlowBuf>()
+            + map_bytes(self.tombs.capacity(), pointer)
+            + self.tomb_nodes * node_bytes::<FlowId, Tomb>()
     }
 
     fn enforce_budget(&mut self) {
         while self.bytes_held() > self.limits.budget_bytes && self.evict_lru() {}
     }
 
-    /// A slot for a new flow (evicting the least recently touched one at the flow cap); None
-    /// only if memory for the tables cannot be had.
-    fn insert(&mut self, id: FlowId) -> Option<u32> {
-        if self.live >= self.max_flows {
+    /// An entry for a new flow (evicting the least recently touched one at the flow cap); false
+    /// only if memory for the table cannot be had.
+    fn insert(&mut self, id: FlowId) -> bool {
+        if self.flows.len() >= self.max_flows {
             self.evict_lru();
         }
-        self.index.try_reserve(1).ok()?;
+        if self.flows.try_reserve(1).is_err() {
+            return false;
+        }
         self.epochs += 1;
         let mut buf = FlowBuf {
             epoch: self.epochs,
@@ -405,56 +401,19 @@ impl EvidenceRing {
             buf.head_seen = u64::MAX;
             buf.resumed = true;
         }
-        let slot = Slot {
-            id,
-            prev: NIL,
-            next: NIL,
-            buf,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                *self.slots.get_mut(i as usize)? = slot;
-                i
-            }
-            None => {
-                let len = self.slots.len();
-                if len == self.slots.capacity() {
-                    let target = (len * 2).max(16).min(self.max_flows).max(len + 1);
-                    self.slots.try_reserve_exact(target - len).ok()?;
-                }
-                self.slots.push(slot);
-                u32::try_from(len).ok()?
-            }
-        };
-        self.index.insert(id, i);
-        self.push_front(i);
-        self.live += 1;
+        self.flows.insert(id, buf);
+        // The guard node comes with the first entry.
+        self.flow_nodes = self.flow_nodes.max(self.flows.len() + 1);
         self.table_bytes = self.table_bytes();
-        Some(i)
+        true
     }
 
     /// Drop the least recently touched flow. False when there is none.
     fn evict_lru(&mut self) -> bool {
-        let i = self.lru;
-        if i == NIL {
-            return false;
-        }
-        self.unlink(i);
-        let Some(slot) = self.slots.get_mut(i as usize) else {
+        let Some((id, buf)) = self.flows.pop_front() else {
             return false;
         };
-        let buf = std::mem::take(&mut slot.buf);
-        let id = slot.id;
-        self.index.remove(&id);
         self.data_bytes = self.data_bytes.saturating_sub(buf.counted);
-        self.live -= 1;
-        if self.free.len() == self.free.capacity() {
-            // Bounded like the slots; if even that fails, the slot is merely not reused.
-            let _ = self.free.try_reserve(1);
-        }
-        if self.free.len() < self.free.capacity() {
-            self.free.push(i);
-        }
         let lost = buf.head_frames + buf.tail_frames;
         self.stats.flows_evicted += 1;
         self.stats.frames_evicted += lost;
@@ -463,69 +422,27 @@ impl EvidenceRing {
             Tomb {
                 frames_lost: lost + buf.frames_omitted,
                 payload_lost: buf.payload_kept + buf.payload_omitted,
-                seq: 0,
             },
         );
         self.table_bytes = self.table_bytes();
         true
     }
 
-    fn remember_evicted(&mut self, id: FlowId, mut tomb: Tomb) {
+    fn remember_evicted(&mut self, id: FlowId, tomb: Tomb) {
         if self.tomb_cap == 0 {
             return;
         }
-        while self.tomb_order.len() >= self.tomb_cap {
-            let Some((old, seq)) = self.tomb_order.pop_front() else {
+        // An id evicted before moves to the back with what it lost this time.
+        self.tombs.remove(&id);
+        while self.tombs.len() >= self.tomb_cap {
+            if self.tombs.pop_front().is_none() {
                 break;
-            };
-            if self.tombs.get(&old).is_some_and(|t| t.seq == seq) {
-                self.tombs.remove(&old);
             }
         }
-        self.tomb_seq += 1;
-        if self.tombs.try_reserve(1).is_ok() && self.tomb_order.try_reserve(1).is_ok() {
-            tomb.seq = self.tomb_seq;
-            self.tomb_order.push_back((id, tomb.seq));
+        if self.tombs.try_reserve(1).is_ok() {
             self.tombs.insert(id, tomb);
+            self.tomb_nodes = self.tomb_nodes.max(self.tombs.len() + 1);
         }
-    }
-
-    fn touch(&mut self, i: u32) {
-        if self.mru != i {
-            self.unlink(i);
-            self.push_front(i);
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let Some((prev, next)) = self.slots.get(i as usize).map(|s| (s.prev, s.next)) else {
-            return;
-        };
-        match self.slots.get_mut(prev as usize) {
-            Some(p) => p.next = next,
-            None => self.mru = next,
-        }
-        match self.slots.get_mut(next as usize) {
-            Some(n) => n.prev = prev,
-            None => self.lru = prev,
-        }
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = NIL;
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.mru;
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = old;
-        }
-        match self.slots.get_mut(old as usize) {
-            Some(o) => o.prev = i,
-            None => self.lru = i,
-        }
-        self.mru = i;
     }
 }
 
@@ -603,6 +520,7 @@ mod tests {
     use std::collections::HashSet;
     use std::fs::Permissions;
     use std::os::unix::fs::PermissionsExt;
+    use std::collections::{HashMap, VecDeque};
     use std::path::{Path, PathBuf};
 
     const HDR: usize = 54;
@@ -838,7 +756,7 @@ mod tests {
         rec(&mut r, 1, 0, &frame(0, 0), 0);
         let st = r.stats();
         // One 74-byte record, but the first buffer allocation and the tables are counted.
-        assert!(st.bytes_held >= MIN_ALLOC + std::mem::size_of::<Slot>(), "{st:?}");
+        assert!(st.bytes_held >= MIN_ALLOC + node_bytes::<FlowId, FlowBuf>(), "{st:?}");
         let empty = EvidenceRing::new(RingLimits::default()).stats();
         assert_eq!(empty.bytes_held, 0);
     }
@@ -1109,7 +1027,7 @@ mod tests {
     }
 
     /// Cost per frame (see the module docs). Run with
-    /// `cargo test -p pacstap-output --release evidence_ring::tests::cost_per_frame -- --ignored --nocapture`.
+    /// `cargo test -p pacstap-output --release evidence::ring::tests::cost_per_frame -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn cost_per_frame() {
