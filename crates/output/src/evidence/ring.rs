@@ -518,9 +518,9 @@ mod tests {
     use super::*;
     use pacstap_capture::{PacketSource, PcapFileSource};
     use std::collections::HashSet;
+    use std::collections::{HashMap, VecDeque};
     use std::fs::Permissions;
     use std::os::unix::fs::PermissionsExt;
-    use std::collections::{HashMap, VecDeque};
     use std::path::{Path, PathBuf};
 
     const HDR: usize = 54;
