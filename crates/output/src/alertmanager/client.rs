@@ -57,6 +57,9 @@ impl Poster {
             .http_status_as_error(false)
             // A POST is not redirected (ureq refuses 307/308 with a body anyway).
             .max_redirects(0)
+            // Direct, as before ureq: an `http_proxy` in the environment is for web traffic,
+            // not for alerts to an Alertmanager on the management network.
+            .proxy(None)
             .user_agent(format!("pacstap/{}", env!("CARGO_PKG_VERSION")))
             // One request per connection, as alerts are rare: nothing idles between batches.
             .max_idle_connections(0)
