@@ -198,7 +198,7 @@ fn alertmanager_receives_each_alert_with_the_contract_labels() {
 #[test]
 fn a_bad_alertmanager_url_is_bad_usage() {
     let r = pacstap()
-        .args(["replay", "-q", "--alertmanager", "https://am.example:9093"])
+        .args(["replay", "-q", "--alertmanager", "ftp://am.example:9093"])
         .arg(sample("echo.pcap"))
         .output()
         .unwrap();

@@ -12,7 +12,7 @@
 //!   association (AE titles, user identity), the first commands, the HTTP request.
 //! * After those, only the headers of the most recent [`RingLimits::tail_frames`] frames: a 2 GB
 //!   C-STORE is ~1.4 M frames, and even its headers alone would be ~100 MB. Frames that fall out
-//!   of that ring are counted ([`FlowEvidence::frames_omitted`]), so the pcap is honest about
+//!   of that ring are counted ([`FlowEvidence::frames_omitted`](super::FlowEvidence::frames_omitted)), so the pcap is honest about
 //!   the hole (Wireshark also shows it as "previous segment not captured").
 //! * Headers longer than [`RingLimits::max_header_bytes`] are cut there (and that frame's payload
 //!   dropped): a frame the decoder could not split keeps its start only.
@@ -28,8 +28,9 @@
 //!
 //! All memory of an [`EvidenceRing`] is counted, by *capacity*: per flow its two buffers (each
 //! grown at most to its own maximum: [`RingLimits::max_flow_bytes`] for both), plus the tables
-//! (flow slots, hash index, free list, eviction tombstones; hash tables estimated from their
-//! capacity as hashbrown lays them out). The number of flows is capped so that the tables at
+//! (the flow map and the eviction tombstones, both `hashlink::LinkedHashMap`s: their hash tables
+//! estimated from their capacity as hashbrown lays them out, their nodes counted at their
+//! high-water mark, since hashlink keeps removed nodes for reuse). The number of flows is capped so that the tables at
 //! their largest take at most half of [`RingLimits::budget_bytes`]; whenever the total exceeds
 //! the budget, the least recently touched flows are evicted (counted) until it does not. So after
 //! every call, [`RingStats::bytes_held`] ≤ the budget, and `bytes_held` is the heap the ring
@@ -43,22 +44,30 @@
 //! and then seen again has lost its beginning for good; it is kept from then on as recent headers
 //! only (its payload cap counts as spent: payload from its middle would only push other flows'
 //! beginnings out, and under pressure get it evicted again), marked
-//! [`FlowEvidence::resumed_after_eviction`], with what it lost counted in its `frames_omitted` and
+//! [`FlowEvidence::resumed_after_eviction`](super::FlowEvidence::resumed_after_eviction), with what it lost counted in its `frames_omitted` and
 //! `payload_bytes_omitted`. The ring remembers the last few thousand evicted flows for this; one
 //! evicted longer ago comes back as a new flow.
 //!
 //! # Cost
 //!
 //! O(1) amortised per frame: one hash lookup (FlowIds are already hashes: a seeded multiply,
-//! not SipHash), an intrusive LRU list move, one or two `memcpy`s. In the steady state nothing is
+//! not SipHash) that also moves the flow to the back of the LRU order (`hashlink`'s
+//! `LinkedHashMap::to_back`: the flow table's own LRU crate, issue 11 item 5, rather than a
+//! hand-kept slab and list), one or two `memcpy`s. In the steady state nothing is
 //! allocated per frame: the head buffer grows by doubling up to its cap, the tail ring reuses its
 //! buffer; allocation happens per new (or resumed) flow. Measured with the ignored test
-//! `evidence_ring::tests::cost_per_frame` (`--release`, best of three on the shared 2-core build
+//! `evidence::ring::tests::cost_per_frame` (`--release`, best of three on the shared 2-core build
 //! VM, default limits, 1 M frames of 1514 bytes with 1460 of payload, flows round-robin):
 //! 40 flows that fit the budget (mostly tail-ring frames) **55–60 ns/frame**; 1000 flows that would
 //! each hold ~1.3 MB, so the budget evicts all the time (the worst case: cache-cold buffers,
 //! malloc/free) **120–150 ns/frame**; 1000 flows, headers only **75–85 ns/frame**. Round-robin over
-//! many flows makes every frame a cache miss, as real interleaved traffic does.
+//! many flows makes every frame a cache miss, as real interleaved traffic does. Those figures are
+//! of the earlier hand-kept slab and intrusive list. The `hashlink` map that replaced it was
+//! measured against it by running both test binaries alternately, three times each, on the same
+//! VM at load 10–14 (absolute figures meaningless there, the ratios less so): evicting, no
+//! slower (300–400 vs 357–412 ns); 40 flows, 15–40 % slower (177–228 vs 136–212 ns); headers
+//! only, 20–50 % slower (239–314 vs 200–213 ns): a hash probe that dereferences the node to
+//! compare keys, where the slab's index held them inline.
 //!
 //! # Threads
 //!
@@ -66,14 +75,13 @@
 //! [`snapshot`](EvidenceRing::snapshot)s the alert's flows into owned [`EvidencePackets`] (which
 //! are `Send`), and [`write_evidence_pcap`] merges them by time into one file.
 
-use crate::evidence::{write_pcap_header, write_record, PCAP_SNAPLEN};
+use super::flow_buf::{FlowBuf, Frame, REC};
+use super::packets::EvidencePackets;
+use super::pcap_writer::PCAP_SNAPLEN;
+use hashlink::LinkedHashMap;
 use pacstap_core::{FlowId, Timestamp};
-use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, BufWriter};
-use std::path::{Path, PathBuf};
 
 /// How much an [`EvidenceRing`] keeps. A zero frame or byte limit means "none"; the budget is
 /// at least [`RingLimits::MIN_BUDGET`] and the flow cap at least 1.
@@ -118,20 +126,20 @@ impl RingLimits {
         self.head_max().saturating_add(self.tail_max())
     }
 
-    fn header_bytes(&self) -> usize {
+    pub(super) fn header_bytes(&self) -> usize {
         self.max_header_bytes.min(PCAP_SNAPLEN as usize)
     }
 
     /// Every head record is at most a record header plus the kept headers, and the payload in all
     /// of them together is at most the cap.
-    fn head_max(&self) -> usize {
+    pub(super) fn head_max(&self) -> usize {
         let payload = usize::try_from(self.max_payload_per_flow).unwrap_or(usize::MAX);
         self.head_frames
             .saturating_mul(REC + self.header_bytes())
             .saturating_add(payload)
     }
 
-    fn tail_max(&self) -> usize {
+    pub(super) fn tail_max(&self) -> usize {
         self.tail_frames.saturating_mul(REC + self.header_bytes())
     }
 }
@@ -156,112 +164,6 @@ pub struct RingStats {
     pub payload_bytes_omitted: u64,
 }
 
-/// Per flow, what its evidence holds and what it lacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowEvidence {
-    pub flow: FlowId,
-    /// Frames in the snapshot.
-    pub frames_kept: u64,
-    /// Frames seen but not in the snapshot (tail ring overflow, or lost to an eviction).
-    pub frames_omitted: u64,
-    /// Payload bytes seen but not kept.
-    pub payload_bytes_omitted: u64,
-    /// [`EvidenceRing::end_flow`] was called for it.
-    pub ended: bool,
-    /// The flow was evicted earlier and seen again: its first frames are not the connection's.
-    pub resumed_after_eviction: bool,
-    /// Which buffer of the flow this came from (new after an eviction), and how many frames it
-    /// had been offered: pass both to [`EvidenceRing::snapshot_since`] to get only later frames.
-    pub epoch: u64,
-    pub seen: u64,
-}
-
-/// One kept frame, borrowed from an [`EvidencePackets`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EvidencePacket<'a> {
-    pub flow: FlowId,
-    pub ts: Timestamp,
-    pub linktype: u32,
-    /// The frame's length on the wire (≥ `data.len()`: the difference was not kept).
-    pub orig_len: u32,
-    pub data: &'a [u8],
-}
-
-/// Owned copies of some flows' kept frames (one allocation for all the bytes), to hand to the
-/// thread that writes the evidence file. Frames are per flow in capture order, not merged by time:
-/// [`write_evidence_pcap`] does that.
-#[derive(Debug, Clone, Default)]
-pub struct EvidencePackets {
-    bytes: Vec<u8>,
-    packets: Vec<PacketEntry>,
-    flows: Vec<FlowEvidence>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct PacketEntry {
-    flow: FlowId,
-    ts: Timestamp,
-    linktype: u32,
-    orig_len: u32,
-    start: usize,
-    len: usize,
-}
-
-impl EvidencePackets {
-    pub fn len(&self) -> usize {
-        self.packets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.packets.is_empty()
-    }
-
-    /// The flows found, with what they lack. A flow asked for but not held is absent.
-    pub fn flows(&self) -> &[FlowEvidence] {
-        &self.flows
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = EvidencePacket<'_>> + '_ {
-        self.packets.iter().map(|p| EvidencePacket {
-            flow: p.flow,
-            ts: p.ts,
-            linktype: p.linktype,
-            orig_len: p.orig_len,
-            data: self
-                .bytes
-                .get(p.start..p.start.saturating_add(p.len))
-                .unwrap_or_default(),
-        })
-    }
-
-    /// Move `other`'s packets and flows in (e.g. several workers' snapshots of one alert).
-    pub fn append(&mut self, mut other: EvidencePackets) {
-        let base = self.bytes.len();
-        self.bytes.append(&mut other.bytes);
-        self.packets.extend(other.packets.into_iter().map(|mut p| {
-            p.start += base;
-            p
-        }));
-        self.flows.append(&mut other.flows);
-    }
-
-    fn push(&mut self, flow: FlowId, h: RecHeader, data_from: impl FnOnce(&mut Vec<u8>) -> bool) {
-        let start = self.bytes.len();
-        if data_from(&mut self.bytes) {
-            self.packets.push(PacketEntry {
-                flow,
-                ts: Timestamp(h.ts),
-                linktype: h.linktype,
-                orig_len: h.orig_len,
-                start,
-                len: self.bytes.len() - start,
-            });
-        } else {
-            self.bytes.truncate(start);
-        }
-    }
-}
-
 /// Bounded per-flow packet store for live evidence. See the module docs.
 pub struct EvidenceRing {
     limits: RingLimits,
@@ -269,21 +171,21 @@ pub struct EvidenceRing {
     tail_max: usize,
     max_flows: usize,
     tomb_cap: usize,
-    index: HashMap<FlowId, u32, IdHash>,
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    /// Most and least recently touched slots (intrusive list through `Slot::prev/next`).
-    mru: u32,
-    lru: u32,
-    live: usize,
+    /// The flows, least recently touched first (hashlink: one hash table of pointers to nodes
+    /// that form the LRU list; a touch moves a node to the back, eviction pops the front).
+    flows: LinkedHashMap<FlowId, FlowBuf, IdHash>,
+    /// Nodes `flows` has allocated: hashlink keeps a removed entry's node for reuse until the
+    /// map is dropped, so this is the high-water mark of its length, plus its guard node.
+    flow_nodes: usize,
     /// Sum of the live flows' `FlowBuf::counted`.
     data_bytes: usize,
     /// [`EvidenceRing::table_bytes`], refreshed whenever a table may have grown.
     table_bytes: usize,
-    /// Recently evicted flows → what they lost, so a resumed flow reports it.
-    tombs: HashMap<FlowId, Tomb, IdHash>,
-    tomb_order: VecDeque<(FlowId, u64)>,
-    tomb_seq: u64,
+    /// Recently evicted flows → what they lost, so a resumed flow reports it; oldest first,
+    /// at most `tomb_cap`.
+    tombs: LinkedHashMap<FlowId, Tomb, IdHash>,
+    /// As `flow_nodes`, for `tombs`.
+    tomb_nodes: usize,
     /// Flow buffers created so far (the last one's [`FlowBuf::epoch`]).
     epochs: u64,
     stats: RingStats,
@@ -298,61 +200,23 @@ impl std::fmt::Debug for EvidenceRing {
     }
 }
 
-const NIL: u32 = u32::MAX;
-/// Record header inside the flow buffers: ts (i64), orig_len, linktype, caplen (u32 each), LE.
-const REC: usize = 24;
-/// First allocation of a flow buffer: a short flow (a login) fits without regrowing.
-const MIN_ALLOC: usize = 1024;
-/// Per flow, an upper bound of the table bytes besides its `Slot`: index (≤ 2.3 buckets × 17 B),
-/// free list (≤ 2 × 4 B), tombstones (≤ 2.3 × 33 B + 2 × 16 B): ~155 B. See the module docs.
+/// Per flow, an upper bound of the table bytes besides its node: index (≤ 2.3 buckets × 9 B),
+/// tombstones (a 40 B node + 2.3 × 9 B): ~82 B, rounded up as the slab-based table it replaces
+/// was sized (its value bounds the flow count, which the defaults leave at `max_flows`).
 const TABLE_BYTES_PER_FLOW: usize = 192;
-/// Evicted flows remembered for [`FlowEvidence::resumed_after_eviction`].
+/// Evicted flows remembered for [`FlowEvidence::resumed_after_eviction`](super::FlowEvidence::resumed_after_eviction).
 const MAX_TOMBSTONES: usize = 4096;
 
-#[derive(Default)]
-struct FlowBuf {
-    /// The first frames: records (header + bytes) back to back.
-    head: Vec<u8>,
-    /// Records in `head`.
-    head_frames: u64,
-    /// Frames that went through the head rule; past `RingLimits::head_frames` the tail takes
-    /// over. Set past it for a resumed flow.
-    head_seen: u64,
-    /// The latest frames' headers, oldest first, same encoding.
-    tail: VecDeque<u8>,
-    tail_frames: u64,
-    payload_kept: u64,
-    frames_omitted: u64,
-    payload_omitted: u64,
-    ended: bool,
-    resumed: bool,
-    /// `heap_bytes()` as last added to the ring's total.
-    counted: usize,
-    /// Frames offered to this buffer (kept or not): the next frame's number.
-    seen: u64,
-    /// Which buffer this is: a flow evicted and seen again gets a new epoch, and its numbers
-    /// start over.
-    epoch: u64,
-}
-
-struct Slot {
-    id: FlowId,
-    prev: u32,
-    next: u32,
-    buf: FlowBuf,
-}
-
+/// What an evicted flow lost, for when it is seen again.
 struct Tomb {
     frames_lost: u64,
     payload_lost: u64,
-    seq: u64,
 }
 
-/// What one `push` left out, for the ring's totals.
-#[derive(Default)]
-struct Pushed {
-    frames_omitted: u64,
-    payload_omitted: u64,
+/// Heap bytes of one hashlink node holding `(K, V)`: the entry and two links (hashlink 0.12
+/// `Node { entry: MaybeUninit<(K, V)>, links: Links }`, each node its own allocation).
+const fn node_bytes<K, V>() -> usize {
+    std::mem::size_of::<(K, V)>() + 2 * std::mem::size_of::<usize>()
 }
 
 impl EvidenceRing {
@@ -361,28 +225,23 @@ impl EvidenceRing {
             budget_bytes: limits.budget_bytes.max(RingLimits::MIN_BUDGET),
             ..limits
         };
-        let per_flow = std::mem::size_of::<Slot>() + TABLE_BYTES_PER_FLOW;
+        let per_flow = node_bytes::<FlowId, FlowBuf>() + TABLE_BYTES_PER_FLOW;
         let max_flows = limits
             .max_flows
             .min(limits.budget_bytes / 2 / per_flow)
-            .clamp(1, NIL as usize - 1);
+            .clamp(1, u32::MAX as usize - 1);
         EvidenceRing {
             limits,
             head_max: limits.head_max(),
             tail_max: limits.tail_max(),
             max_flows,
             tomb_cap: max_flows.min(MAX_TOMBSTONES),
-            index: HashMap::with_hasher(IdHash::new()),
-            slots: Vec::new(),
-            free: Vec::new(),
-            mru: NIL,
-            lru: NIL,
-            live: 0,
+            flows: LinkedHashMap::with_hasher(IdHash::new()),
+            flow_nodes: 0,
             data_bytes: 0,
             table_bytes: 0,
-            tombs: HashMap::with_hasher(IdHash::new()),
-            tomb_order: VecDeque::new(),
-            tomb_seq: 0,
+            tombs: LinkedHashMap::with_hasher(IdHash::new()),
+            tomb_nodes: 0,
             epochs: 0,
             stats: RingStats {
                 budget_bytes: limits.budget_bytes,
@@ -412,54 +271,59 @@ impl EvidenceRing {
         payload_len: usize,
     ) {
         self.stats.frames_recorded += 1;
-        let idx = match self.index.get(&flow) {
-            Some(&i) => {
-                self.touch(i);
-                Some(i)
-            }
-            None => self.insert(flow),
+        let (limits, head_max, tail_max) = (self.limits, self.head_max, self.tail_max);
+        // Into the flow's buffer; returns what was left out and the buffer's heap before/after.
+        let push = |buf: &mut FlowBuf| {
+            let pushed = buf.push(
+                &limits,
+                head_max,
+                tail_max,
+                Frame {
+                    ts,
+                    linktype,
+                    data: frame,
+                    orig_len,
+                    payload_len,
+                },
+            );
+            let before = buf.counted;
+            buf.counted = buf.heap_bytes();
+            (pushed, before, buf.counted)
         };
-        let Some(slot) = idx.and_then(|i| self.slots.get_mut(i as usize)) else {
-            // No memory for a new flow's slot.
+        // A known flow: one lookup that also makes it the most recently touched.
+        let mut outcome = self.flows.to_back(&flow).map(push);
+        if outcome.is_none() && self.insert(flow) {
+            outcome = self.flows.to_back(&flow).map(push);
+        }
+        let Some((pushed, before, after)) = outcome else {
+            // No memory for a new flow's table entry.
             self.stats.frames_omitted += 1;
             self.stats.payload_bytes_omitted += payload_len.min(frame.len()) as u64;
             return;
         };
-        let pushed = slot.buf.push(
-            &self.limits,
-            self.head_max,
-            self.tail_max,
-            Frame {
-                ts,
-                linktype,
-                data: frame,
-                orig_len,
-                payload_len,
-            },
-        );
         self.stats.frames_omitted += pushed.frames_omitted;
         self.stats.payload_bytes_omitted += pushed.payload_omitted;
-        self.recount(idx.unwrap_or(NIL));
+        self.data_bytes = self.data_bytes.saturating_sub(before).saturating_add(after);
         self.enforce_budget();
     }
 
     /// The flow ended (FIN / RST / timeout): it stays until the budget evicts it, but its
-    /// buffers give back their slack.
+    /// buffers give back their slack. Not a touch: its place in the eviction order stays.
     pub fn end_flow(&mut self, flow: FlowId) {
-        let Some(&i) = self.index.get(&flow) else {
+        let Some(buf) = self.flows.get_mut(&flow) else {
             return;
         };
-        if let Some(slot) = self.slots.get_mut(i as usize) {
-            slot.buf.ended = true;
-            slot.buf.head.shrink_to_fit();
-            slot.buf.tail.shrink_to_fit();
-        }
-        self.recount(i);
+        buf.ended = true;
+        buf.head.shrink_to_fit();
+        buf.tail.shrink_to_fit();
+        let before = buf.counted;
+        buf.counted = buf.heap_bytes();
+        self.data_bytes = self.data_bytes.saturating_sub(before).saturating_add(buf.counted);
     }
 
     /// Whether the ring holds frames of `flow`.
     pub fn contains(&self, flow: FlowId) -> bool {
-        self.index.contains_key(&flow)
+        self.flows.contains_key(&flow)
     }
 
     /// Owned copies of the kept frames of those of `flows` this ring holds (duplicates ignored).
@@ -470,7 +334,7 @@ impl EvidenceRing {
     }
 
     /// As [`EvidenceRing::snapshot`], but per `(flow, epoch, seen)` only the frames after the
-    /// first `seen` of that buffer — what a previous snapshot (whose [`FlowEvidence`] gave
+    /// first `seen` of that buffer — what a previous snapshot (whose [`FlowEvidence`](super::FlowEvidence) gave
     /// `epoch` and `seen`) did not have, so a file can grow by appending. A flow whose buffer is
     /// not of that epoch any more (evicted and seen again) comes whole.
     pub fn snapshot_since(&self, wants: &[(FlowId, u64, u64)]) -> EvidencePackets {
@@ -480,16 +344,15 @@ impl EvidenceRing {
         let found: Vec<(FlowId, &FlowBuf, u64)> = wants
             .iter()
             .filter_map(|&(id, epoch, seen)| {
-                let slot = self.index.get(&id).and_then(|&i| self.slots.get(i as usize))?;
-                let skip = if slot.buf.epoch == epoch { seen } else { 0 };
-                Some((slot.id, &slot.buf, skip))
+                let buf = self.flows.get(&id)?;
+                let skip = if buf.epoch == epoch { seen } else { 0 };
+                Some((id, buf, skip))
             })
             .collect();
         let mut out = EvidencePackets::default();
         let bytes: usize = found.iter().map(|(_, b, _)| b.head.len() + b.tail.len()).sum();
         let frames: u64 = found.iter().map(|(_, b, _)| b.head_frames + b.tail_frames).sum();
-        out.bytes.reserve(bytes);
-        out.packets.reserve(usize::try_from(frames).unwrap_or(0));
+        out.reserve(bytes, usize::try_from(frames).unwrap_or(0));
         for (id, buf, skip) in found {
             buf.copy_into(id, &mut out, skip);
         }
@@ -498,7 +361,7 @@ impl EvidenceRing {
 
     pub fn stats(&self) -> RingStats {
         RingStats {
-            flows: self.live,
+            flows: self.flows.len(),
             bytes_held: self.bytes_held(),
             ..self.stats
         }
@@ -508,36 +371,29 @@ impl EvidenceRing {
         self.data_bytes.saturating_add(self.table_bytes)
     }
 
-    /// Heap held by the tables, from their capacities. Computed when they change (a new or an
-    /// evicted flow), not per frame.
+    /// Heap held by the tables, from their capacities and node counts. Computed when they
+    /// change (a new or an evicted flow), not per frame.
     fn table_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
-            + self.free.capacity() * std::mem::size_of::<u32>()
-            + map_bytes(self.index.capacity(), std::mem::size_of::<(FlowId, u32)>())
-            + map_bytes(self.tombs.capacity(), std::mem::size_of::<(FlowId, Tomb)>())
-            + self.tomb_order.capacity() * std::mem::size_of::<(FlowId, u64)>()
-    }
-
-    /// Bring slot `i`'s share of `data_bytes` up to date with its buffers' capacities.
-    fn recount(&mut self, i: u32) {
-        if let Some(slot) = self.slots.get_mut(i as usize) {
-            let now = slot.buf.heap_bytes();
-            self.data_bytes = self.data_bytes.saturating_sub(slot.buf.counted).saturating_add(now);
-            slot.buf.counted = now;
-        }
+        let pointer = std::mem::size_of::<usize>();
+        map_bytes(self.flows.capacity(), pointer)
+            + self.flow_nodes * node_bytes::<FlowId, FlowBuf>()
+            + map_bytes(self.tombs.capacity(), pointer)
+            + self.tomb_nodes * node_bytes::<FlowId, Tomb>()
     }
 
     fn enforce_budget(&mut self) {
         while self.bytes_held() > self.limits.budget_bytes && self.evict_lru() {}
     }
 
-    /// A slot for a new flow (evicting the least recently touched one at the flow cap); None
-    /// only if memory for the tables cannot be had.
-    fn insert(&mut self, id: FlowId) -> Option<u32> {
-        if self.live >= self.max_flows {
+    /// An entry for a new flow (evicting the least recently touched one at the flow cap); false
+    /// only if memory for the table cannot be had.
+    fn insert(&mut self, id: FlowId) -> bool {
+        if self.flows.len() >= self.max_flows {
             self.evict_lru();
         }
-        self.index.try_reserve(1).ok()?;
+        if self.flows.try_reserve(1).is_err() {
+            return false;
+        }
         self.epochs += 1;
         let mut buf = FlowBuf {
             epoch: self.epochs,
@@ -551,56 +407,19 @@ impl EvidenceRing {
             buf.head_seen = u64::MAX;
             buf.resumed = true;
         }
-        let slot = Slot {
-            id,
-            prev: NIL,
-            next: NIL,
-            buf,
-        };
-        let i = match self.free.pop() {
-            Some(i) => {
-                *self.slots.get_mut(i as usize)? = slot;
-                i
-            }
-            None => {
-                let len = self.slots.len();
-                if len == self.slots.capacity() {
-                    let target = (len * 2).max(16).min(self.max_flows).max(len + 1);
-                    self.slots.try_reserve_exact(target - len).ok()?;
-                }
-                self.slots.push(slot);
-                u32::try_from(len).ok()?
-            }
-        };
-        self.index.insert(id, i);
-        self.push_front(i);
-        self.live += 1;
+        self.flows.insert(id, buf);
+        // The guard node comes with the first entry.
+        self.flow_nodes = self.flow_nodes.max(self.flows.len() + 1);
         self.table_bytes = self.table_bytes();
-        Some(i)
+        true
     }
 
     /// Drop the least recently touched flow. False when there is none.
     fn evict_lru(&mut self) -> bool {
-        let i = self.lru;
-        if i == NIL {
-            return false;
-        }
-        self.unlink(i);
-        let Some(slot) = self.slots.get_mut(i as usize) else {
+        let Some((id, buf)) = self.flows.pop_front() else {
             return false;
         };
-        let buf = std::mem::take(&mut slot.buf);
-        let id = slot.id;
-        self.index.remove(&id);
         self.data_bytes = self.data_bytes.saturating_sub(buf.counted);
-        self.live -= 1;
-        if self.free.len() == self.free.capacity() {
-            // Bounded like the slots; if even that fails, the slot is merely not reused.
-            let _ = self.free.try_reserve(1);
-        }
-        if self.free.len() < self.free.capacity() {
-            self.free.push(i);
-        }
         let lost = buf.head_frames + buf.tail_frames;
         self.stats.flows_evicted += 1;
         self.stats.frames_evicted += lost;
@@ -609,320 +428,28 @@ impl EvidenceRing {
             Tomb {
                 frames_lost: lost + buf.frames_omitted,
                 payload_lost: buf.payload_kept + buf.payload_omitted,
-                seq: 0,
             },
         );
         self.table_bytes = self.table_bytes();
         true
     }
 
-    fn remember_evicted(&mut self, id: FlowId, mut tomb: Tomb) {
+    fn remember_evicted(&mut self, id: FlowId, tomb: Tomb) {
         if self.tomb_cap == 0 {
             return;
         }
-        while self.tomb_order.len() >= self.tomb_cap {
-            let Some((old, seq)) = self.tomb_order.pop_front() else {
+        // An id evicted before moves to the back with what it lost this time.
+        self.tombs.remove(&id);
+        while self.tombs.len() >= self.tomb_cap {
+            if self.tombs.pop_front().is_none() {
                 break;
-            };
-            if self.tombs.get(&old).is_some_and(|t| t.seq == seq) {
-                self.tombs.remove(&old);
             }
         }
-        self.tomb_seq += 1;
-        if self.tombs.try_reserve(1).is_ok() && self.tomb_order.try_reserve(1).is_ok() {
-            tomb.seq = self.tomb_seq;
-            self.tomb_order.push_back((id, tomb.seq));
+        if self.tombs.try_reserve(1).is_ok() {
             self.tombs.insert(id, tomb);
+            self.tomb_nodes = self.tomb_nodes.max(self.tombs.len() + 1);
         }
     }
-
-    fn touch(&mut self, i: u32) {
-        if self.mru != i {
-            self.unlink(i);
-            self.push_front(i);
-        }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let Some((prev, next)) = self.slots.get(i as usize).map(|s| (s.prev, s.next)) else {
-            return;
-        };
-        match self.slots.get_mut(prev as usize) {
-            Some(p) => p.next = next,
-            None => self.mru = next,
-        }
-        match self.slots.get_mut(next as usize) {
-            Some(n) => n.prev = prev,
-            None => self.lru = prev,
-        }
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = NIL;
-        }
-    }
-
-    fn push_front(&mut self, i: u32) {
-        let old = self.mru;
-        if let Some(s) = self.slots.get_mut(i as usize) {
-            s.prev = NIL;
-            s.next = old;
-        }
-        match self.slots.get_mut(old as usize) {
-            Some(o) => o.prev = i,
-            None => self.lru = i,
-        }
-        self.mru = i;
-    }
-}
-
-/// One frame as offered to [`FlowBuf::push`].
-struct Frame<'a> {
-    ts: Timestamp,
-    linktype: u32,
-    data: &'a [u8],
-    orig_len: u32,
-    payload_len: usize,
-}
-
-impl FlowBuf {
-    fn heap_bytes(&self) -> usize {
-        self.head.capacity() + self.tail.capacity()
-    }
-
-    fn push(&mut self, lim: &RingLimits, head_max: usize, tail_max: usize, f: Frame<'_>) -> Pushed {
-        let seq = u32::try_from(self.seen).unwrap_or(u32::MAX);
-        self.seen += 1;
-        let payload = f.payload_len.min(f.data.len());
-        let headers = f.data.len() - payload;
-        let hdr_kept = headers.min(lim.header_bytes());
-        let orig_len = u32::try_from(f.data.len()).unwrap_or(u32::MAX).max(f.orig_len);
-        let mut out = Pushed::default();
-        if self.head_seen < lim.head_frames as u64 {
-            self.head_seen += 1;
-            let room = lim.max_payload_per_flow.saturating_sub(self.payload_kept);
-            // Payload only right behind complete headers: a cut header has nothing after it.
-            let take = if hdr_kept == headers {
-                usize::try_from((payload as u64).min(room)).unwrap_or(0)
-            } else {
-                0
-            };
-            let kept = (hdr_kept + take).min(PCAP_SNAPLEN as usize);
-            let take = kept.saturating_sub(hdr_kept);
-            let Some(bytes) = f.data.get(..kept) else {
-                return self.omit(payload);
-            };
-            if !reserve_vec(&mut self.head, REC + kept, head_max) {
-                return self.omit(payload);
-            }
-            let h = RecHeader {
-                ts: f.ts.0,
-                orig_len,
-                linktype: f.linktype,
-                caplen: kept as u32,
-                seq,
-            };
-            self.head.extend_from_slice(&h.encode());
-            self.head.extend_from_slice(bytes);
-            self.head_frames += 1;
-            self.payload_kept += take as u64;
-            out.payload_omitted = (payload - take) as u64;
-            if self.head_seen == lim.head_frames as u64 && self.head.capacity() - self.head.len() > self.head.len() / 4
-            {
-                // Head complete: give back the doubling slack (once per flow).
-                self.head.shrink_to_fit();
-            }
-        } else {
-            out.payload_omitted = payload as u64;
-            if lim.tail_frames == 0 {
-                out.frames_omitted = 1;
-            } else {
-                if self.tail_frames >= lim.tail_frames as u64 {
-                    self.pop_tail();
-                    out.frames_omitted = 1;
-                }
-                let bytes = f.data.get(..hdr_kept).unwrap_or_default();
-                if reserve_deque(&mut self.tail, REC + hdr_kept, tail_max) {
-                    let h = RecHeader {
-                        ts: f.ts.0,
-                        orig_len,
-                        linktype: f.linktype,
-                        caplen: hdr_kept as u32,
-                        seq,
-                    };
-                    self.tail.extend(h.encode().iter());
-                    self.tail.extend(bytes.iter());
-                    self.tail_frames += 1;
-                } else {
-                    out.frames_omitted += 1;
-                }
-            }
-        }
-        self.frames_omitted += out.frames_omitted;
-        self.payload_omitted += out.payload_omitted;
-        out
-    }
-
-    /// A frame that could not be kept at all.
-    fn omit(&mut self, payload: usize) -> Pushed {
-        self.frames_omitted += 1;
-        self.payload_omitted += payload as u64;
-        Pushed {
-            frames_omitted: 1,
-            payload_omitted: payload as u64,
-        }
-    }
-
-    /// Drop the oldest tail record.
-    fn pop_tail(&mut self) {
-        let (a, b) = self.tail.as_slices();
-        let mut caplen = [0u8; 4];
-        if !deque_read(a, b, 16, &mut caplen) {
-            self.tail.clear();
-            self.tail_frames = 0;
-            return;
-        }
-        let n = (REC + u32::from_le_bytes(caplen) as usize).min(self.tail.len());
-        self.tail.drain(..n);
-        self.tail_frames = self.tail_frames.saturating_sub(1);
-    }
-
-    /// Copies the records numbered `skip` and later (all: 0).
-    fn copy_into(&self, id: FlowId, out: &mut EvidencePackets, skip: u64) {
-        let mut kept = 0;
-        let mut off = 0;
-        while let Some(h) = self.head.get(off..off + REC).map(RecHeader::decode) {
-            let data = off + REC..off + REC + h.caplen as usize;
-            let Some(bytes) = self.head.get(data.clone()) else {
-                break;
-            };
-            if u64::from(h.seq) >= skip {
-                out.push(id, h, |dst| {
-                    dst.extend_from_slice(bytes);
-                    true
-                });
-                kept += 1;
-            }
-            off = data.end;
-        }
-        let (a, b) = self.tail.as_slices();
-        let mut off = 0;
-        let mut raw = [0u8; REC];
-        while deque_read(a, b, off, &mut raw) {
-            let h = RecHeader::decode(&raw);
-            let start = off + REC;
-            let len = h.caplen as usize;
-            if u64::from(h.seq) >= skip {
-                out.push(id, h, |dst| deque_copy(a, b, start, len, dst));
-                kept += 1;
-            }
-            off = start + len;
-        }
-        out.flows.push(FlowEvidence {
-            flow: id,
-            frames_kept: kept,
-            frames_omitted: self.frames_omitted,
-            payload_bytes_omitted: self.payload_omitted,
-            ended: self.ended,
-            resumed_after_eviction: self.resumed,
-            epoch: self.epoch,
-            seen: self.seen,
-        });
-    }
-}
-
-/// The fixed header of a record in a flow buffer.
-#[derive(Debug, Clone, Copy)]
-struct RecHeader {
-    ts: i64,
-    orig_len: u32,
-    linktype: u32,
-    caplen: u32,
-    /// The frame's number within its flow buffer (saturating), for cuts that only add what is
-    /// new ([`EvidenceRing::snapshot_since`]).
-    seq: u32,
-}
-
-impl RecHeader {
-    fn encode(&self) -> [u8; REC] {
-        let mut b = [0u8; REC];
-        // Constant ranges within a fixed array: checked at compile time, no panic path.
-        b[0..8].copy_from_slice(&self.ts.to_le_bytes());
-        b[8..12].copy_from_slice(&self.orig_len.to_le_bytes());
-        b[12..16].copy_from_slice(&self.linktype.to_le_bytes());
-        b[16..20].copy_from_slice(&self.caplen.to_le_bytes());
-        b[20..24].copy_from_slice(&self.seq.to_le_bytes());
-        b
-    }
-
-    fn decode(b: &[u8]) -> RecHeader {
-        fn le<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-            b.get(at..at + N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
-        }
-        RecHeader {
-            ts: i64::from_le_bytes(le(b, 0)),
-            orig_len: u32::from_le_bytes(le(b, 8)),
-            linktype: u32::from_le_bytes(le(b, 12)),
-            caplen: u32::from_le_bytes(le(b, 16)),
-            seq: u32::from_le_bytes(le(b, 20)),
-        }
-    }
-}
-
-/// Make room for `extra` more bytes, doubling but never past `bound` (unless `extra` needs it),
-/// so a flow's capacity stays within its own maximum. False: no memory.
-fn reserve_vec(v: &mut Vec<u8>, extra: usize, bound: usize) -> bool {
-    let need = v.len().saturating_add(extra);
-    if need <= v.capacity() {
-        return true;
-    }
-    let target = v.capacity().saturating_mul(2).max(MIN_ALLOC).min(bound).max(need);
-    v.try_reserve_exact(target - v.len()).is_ok()
-}
-
-fn reserve_deque(d: &mut VecDeque<u8>, extra: usize, bound: usize) -> bool {
-    let need = d.len().saturating_add(extra);
-    if need <= d.capacity() {
-        return true;
-    }
-    let target = d.capacity().saturating_mul(2).max(MIN_ALLOC).min(bound).max(need);
-    d.try_reserve_exact(target - d.len()).is_ok()
-}
-
-/// Read `dst.len()` bytes at logical offset `at` of a deque given as its two slices.
-fn deque_read(a: &[u8], b: &[u8], at: usize, dst: &mut [u8]) -> bool {
-    // Fast path, no allocation: the range lies in one slice.
-    let end = at.saturating_add(dst.len());
-    if let Some(s) = a.get(at..end) {
-        dst.copy_from_slice(s);
-        return true;
-    }
-    if let Some(s) = at.checked_sub(a.len()).and_then(|s| b.get(s..s + dst.len())) {
-        dst.copy_from_slice(s);
-        return true;
-    }
-    // Straddling the two slices: rare (once per wrap of the ring), so a small allocation is fine.
-    let mut tmp = Vec::new();
-    if deque_copy(a, b, at, dst.len(), &mut tmp) && tmp.len() == dst.len() {
-        dst.copy_from_slice(&tmp);
-        return true;
-    }
-    false
-}
-
-/// Append `len` bytes at logical offset `start` of a deque given as its two slices.
-fn deque_copy(a: &[u8], b: &[u8], start: usize, len: usize, dst: &mut Vec<u8>) -> bool {
-    let end = start.saturating_add(len);
-    if end > a.len() + b.len() {
-        return false;
-    }
-    if start < a.len() {
-        dst.extend_from_slice(a.get(start..end.min(a.len())).unwrap_or_default());
-    }
-    if end > a.len() {
-        let s = start.max(a.len()) - a.len();
-        dst.extend_from_slice(b.get(s..end - a.len()).unwrap_or_default());
-    }
-    true
 }
 
 /// hashbrown's allocation for a table of this capacity: buckets (a power of two, ≥ 8/7 of the
@@ -990,155 +517,17 @@ impl Hasher for IdHasher {
     }
 }
 
-/// What [`write_evidence_pcap`] wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PcapWritten {
-    pub path: PathBuf,
-    /// The file's link type: that of most frames (a legacy pcap holds one).
-    pub linktype: u32,
-    pub frames: u64,
-    /// Frames of another link type, left out.
-    pub skipped_linktype: u64,
-    /// Distinct flows in the file.
-    pub flows: usize,
-    /// Sum of the flows' `frames_omitted`: frames seen but not in the file.
-    pub frames_omitted: u64,
-}
-
-/// Add `parts` (merged by timestamp) to the end of the pcap at `path`, creating it (mode 0600,
-/// header with the frames' most common link type) when it does not exist yet. Live evidence
-/// grows its files this way: each cut brings only the frames the previous cuts did not have
-/// ([`EvidenceRing::snapshot_since`]), so a file never loses packets when the ring forgets a
-/// flow later. Frames of another link type than the file's are left out (counted). A symbolic
-/// link at `path` is refused.
-pub fn append_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
-    let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
-    frames.sort_by_key(|p| p.ts); // stable
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        pacstap_safefile::create_private_dir(dir)?;
-    }
-    // One open, never through a link, checked on the descriptor (owner, one link, regular):
-    // what is checked is what is written. The header is read through the same descriptor.
-    let mut file = open_private(path, Existing::Append, Kind::Regular)?;
-    let existing = file.metadata()?.len() >= PCAP_HEADER_LEN;
-    let linktype = if existing {
-        read_pcap_linktype(&mut file)?
-    } else {
-        // Empty (new) or shorter than a header (a cut that died mid-header): start afresh.
-        file.set_len(0)?;
-        majority_linktype(&frames)
-    };
-    let mut written = PcapWritten::for_parts(path, linktype, parts);
-    let mut w = BufWriter::new(file);
-    if !existing {
-        write_pcap_header(&mut w, linktype)?;
-    }
-    write_frames(&mut w, &frames, &mut written)?;
-    let file = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_data()?;
-    Ok(written)
-}
-
-impl PcapWritten {
-    /// The counts of a file about to get `parts`' frames (frames written: none yet).
-    fn for_parts(path: &Path, linktype: u32, parts: &[EvidencePackets]) -> PcapWritten {
-        let mut flows: Vec<(FlowId, u64)> = parts
-            .iter()
-            .flat_map(|p| p.flows.iter().map(|f| (f.flow, f.frames_omitted)))
-            .collect();
-        flows.sort_unstable();
-        flows.dedup_by_key(|f| f.0);
-        PcapWritten {
-            path: path.to_owned(),
-            linktype,
-            flows: flows.len(),
-            frames_omitted: flows.iter().map(|f| f.1).sum(),
-            ..PcapWritten::default()
-        }
-    }
-}
-
-/// The records of `frames` of the file's link type (others counted as skipped).
-fn write_frames(
-    w: &mut impl std::io::Write,
-    frames: &[EvidencePacket<'_>],
-    written: &mut PcapWritten,
-) -> io::Result<()> {
-    for p in frames {
-        if p.linktype != written.linktype {
-            written.skipped_linktype += 1;
-            continue;
-        }
-        let data = p.data.get(..PCAP_SNAPLEN as usize).unwrap_or(p.data);
-        write_record(w, p.ts, data, (p.orig_len as usize).max(data.len()))?;
-        written.frames += 1;
-    }
-    Ok(())
-}
-
-/// Length of the legacy pcap global header.
-const PCAP_HEADER_LEN: u64 = 24;
-
-/// The link type in the global header of a (little-endian, as written here) pcap file.
-/// Reads at offset 0 without moving the (append-mode) descriptor.
-fn read_pcap_linktype(file: &mut std::fs::File) -> io::Result<u32> {
-    use std::os::unix::fs::FileExt;
-    let mut header = [0u8; PCAP_HEADER_LEN as usize];
-    file.read_exact_at(&mut header, 0)?;
-    let field = |at: usize| {
-        header
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    if field(0) != Some(0xa1b2_c3d4) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a pcap file written by pacstap",
-        ));
-    }
-    field(20).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "short pcap header"))
-}
-
-/// Write `parts` (snapshots of one alert's flows, e.g. from several workers' rings) merged by
-/// timestamp into one legacy pcap at `path`, mode 0600 (the payload is patient data), creating
-/// the directory if needed. The file is written beside `path` and renamed over it, so a reader
-/// never sees half a file and a re-write for an updated alert replaces it whole, and the mode is
-/// 0600 even if an older file at `path` had another. Frames of equal time keep their order.
-pub fn write_evidence_pcap(path: &Path, parts: &[EvidencePackets]) -> io::Result<PcapWritten> {
-    let mut frames: Vec<EvidencePacket<'_>> = parts.iter().flat_map(EvidencePackets::iter).collect();
-    frames.sort_by_key(|p| p.ts); // stable
-    let linktype = majority_linktype(&frames);
-
-    pacstap_safefile::create_private_dir(&pacstap_safefile::parent_dir(path))?;
-    let mut written = PcapWritten::for_parts(path, linktype, parts);
-    // A fresh temporary (random name, created exclusively, 0600), renamed over `path`.
-    pacstap_safefile::write_atomic(path, |w| {
-        write_pcap_header(w, linktype)?;
-        write_frames(w, &frames, &mut written)
-    })?;
-    Ok(written)
-}
-
-/// The link type most frames have (Ethernet when there are none).
-fn majority_linktype(frames: &[EvidencePacket<'_>]) -> u32 {
-    let mut counts: Vec<(u32, u64)> = Vec::new();
-    for p in frames {
-        match counts.iter_mut().find(|c| c.0 == p.linktype) {
-            Some(c) => c.1 += 1,
-            None => counts.push((p.linktype, 1)),
-        }
-    }
-    counts.iter().max_by_key(|c| c.1).map_or(1, |c| c.0)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::flow_buf::MIN_ALLOC;
+    use super::super::{append_evidence_pcap, write_evidence_pcap};
     use super::*;
     use pacstap_capture::{PacketSource, PcapFileSource};
     use std::collections::HashSet;
+    use std::collections::{HashMap, VecDeque};
     use std::fs::Permissions;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
 
     const HDR: usize = 54;
 
@@ -1373,7 +762,7 @@ mod tests {
         rec(&mut r, 1, 0, &frame(0, 0), 0);
         let st = r.stats();
         // One 74-byte record, but the first buffer allocation and the tables are counted.
-        assert!(st.bytes_held >= MIN_ALLOC + std::mem::size_of::<Slot>(), "{st:?}");
+        assert!(st.bytes_held >= MIN_ALLOC + node_bytes::<FlowId, FlowBuf>(), "{st:?}");
         let empty = EvidenceRing::new(RingLimits::default()).stats();
         assert_eq!(empty.bytes_held, 0);
     }
@@ -1644,7 +1033,7 @@ mod tests {
     }
 
     /// Cost per frame (see the module docs). Run with
-    /// `cargo test -p pacstap-output --release evidence_ring::tests::cost_per_frame -- --ignored --nocapture`.
+    /// `cargo test -p pacstap-output --release evidence::ring::tests::cost_per_frame -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn cost_per_frame() {

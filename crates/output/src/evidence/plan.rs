@@ -5,6 +5,7 @@
 //! registers which flows it names ([`EvidencePlan::add`]); then the files are written from the
 //! original packets. Memory stays bounded by the number of alerted flows, never by traffic.
 
+use super::pcap_writer::{write_pcap_header, write_record};
 use pacstap_core::{Alert, FlowKey, FlowMeta, Timestamp};
 use pacstap_safefile::{open_private, Existing, Kind};
 use std::collections::HashMap;
@@ -189,31 +190,6 @@ fn sanitize(id: &str) -> String {
 }
 
 /// The snaplen the evidence files declare: libpcap's maximum, so no frame a capture can hold is
-/// longer than the file says it may be (Wireshark rejects records above 262144 bytes).
-pub(crate) const PCAP_SNAPLEN: u32 = 262_144;
-
-/// Legacy pcap global header, microsecond timestamps, little endian (pcap-savefile(5)).
-pub(crate) fn write_pcap_header(w: &mut impl Write, linktype: u32) -> io::Result<()> {
-    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    w.write_all(&2u16.to_le_bytes())?;
-    w.write_all(&4u16.to_le_bytes())?;
-    w.write_all(&0i32.to_le_bytes())?;
-    w.write_all(&0u32.to_le_bytes())?;
-    w.write_all(&PCAP_SNAPLEN.to_le_bytes())?;
-    w.write_all(&linktype.to_le_bytes())
-}
-
-/// One pcap record: `bytes` as captured (the kept part), `orig_len` the frame's length on the
-/// wire, so a reader shows the difference as cut rather than as a short frame.
-pub(crate) fn write_record(w: &mut impl Write, ts: Timestamp, bytes: &[u8], orig_len: usize) -> io::Result<()> {
-    let us = ts.as_micros().max(0);
-    w.write_all(&((us / 1_000_000) as u32).to_le_bytes())?;
-    w.write_all(&((us % 1_000_000) as u32).to_le_bytes())?;
-    w.write_all(&(bytes.len() as u32).to_le_bytes())?;
-    w.write_all(&(orig_len as u32).to_le_bytes())?;
-    w.write_all(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
