@@ -79,6 +79,8 @@ pub struct Detector {
     pub(crate) entities: EntityTable,
     pub(crate) learned: Learned,
     pub(crate) pending: Pending,
+    /// C-MOVE sub-operations waiting for their C-MOVE (`moves.rs`).
+    pub(crate) links: crate::moves::MoveLinks,
     pub(crate) geo: Geo,
     pub(crate) stats: DetectStats,
     pub(crate) now: i64,
@@ -159,6 +161,7 @@ impl Detector {
             entities: EntityTable::new(cfg.detect.max_entities),
             learned,
             pending: Pending::default(),
+            links: crate::moves::MoveLinks::default(),
             geo,
             stats,
             now: i64::MIN,
@@ -389,11 +392,26 @@ impl Detector {
                 calling,
                 studies,
                 dest,
-            } => self.hold_or_export(ev, user, calling, studies, dest, out),
+                moved,
+            } => {
+                let subops = moved.and_then(|(msg, dest_ae, requested)| {
+                    self.links.take(calling.unwrap_or_default(), msg, dest_ae, requested)
+                });
+                self.hold_or_export(ev, user, calling, studies, (dest, subops), out);
+            }
+            Observation::SubOperation {
+                originator,
+                message_id,
+                dest_ae,
+                bytes,
+                request_time,
+            } => self
+                .links
+                .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
             Observation::Download { entity, study, dest } => self.export(
                 entity,
                 std::slice::from_ref(&study),
-                Some(&dest),
+                (Some(&dest), None),
                 &ev.flow,
                 ev.ts.0,
                 out,
@@ -416,11 +434,12 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn finish_attributes_held_exports_to_the_calling_ae() {
+    fn finish_attributes_held_exports_to_the_client_address() {
         let mut r = Run::new("");
         let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        // No calling AE: decoded without the A-ASSOCIATE-RQ, so they wait for the identity.
         for i in 0..16 {
-            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
+            r.feed(cmove(i * SEC, f, "", "WS1", &[&study(i)]));
         }
         assert!(r.alerts("bulk_export").is_empty());
         r.det.finish(&mut r.out);
@@ -428,7 +447,7 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(
             (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
-            ("ae", "WS1", 16)
+            ("ip", "10.0.0.9", 16)
         );
         assert_eq!(r.det.stats().pending_flows, 0);
     }

@@ -232,6 +232,11 @@ impl Detector {
         let Some(flow) = flow else { return };
         let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
         inc.bytes = m.bytes;
+        inc.entity_known = match kind {
+            EntityKind::Ae => self.inv.knows_ae(&s.id),
+            EntityKind::Ip => s.id.parse().is_ok_and(|ip| self.inv.is_internal(ip)),
+            EntityKind::User | EntityKind::Device => false,
+        };
         inc.set_count(m.count);
         // Scope from the window behind the count.
         let cutoff = now.saturating_sub(m.window);
@@ -259,7 +264,20 @@ impl Detector {
                 }
             }
         }
+        let mut scope = scope;
         if rule.is_export() {
+            // What the exports behind the count moved, and the associations that carried it
+            // (the current one's included: it was marked before the count was taken).
+            if let Some(v) = s.st.export_volume.as_deref() {
+                for mark in v.since(cutoff) {
+                    inc.add_volume(mark.instances, mark.bytes);
+                    for f in &mark.flows {
+                        inc.add_flow(*f, caps);
+                    }
+                }
+                scope.volume = None;
+                scope.data_flows = &[];
+            }
             // Where the exports behind the count went, not only the one that crossed it.
             for (t, d) in &s.st.export_dests {
                 if *t > cutoff {

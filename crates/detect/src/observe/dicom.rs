@@ -104,6 +104,7 @@ pub(super) fn command<'a>(
                         dest: dest.clone(),
                         why,
                         studies: studies.clone(),
+                        volume: None,
                     }));
                 }
             }
@@ -112,6 +113,7 @@ pub(super) fn command<'a>(
                 calling,
                 studies,
                 dest,
+                moved: dest_ae.map(|d| (c.message_id, d, c.request_time.0)),
             });
         }
         "C-GET" => {
@@ -132,6 +134,7 @@ pub(super) fn command<'a>(
                     dest: dest.clone(),
                     why,
                     studies: studies.clone(),
+                    volume: None,
                 }));
             }
             seen.push(Observation::Retrieve {
@@ -139,6 +142,7 @@ pub(super) fn command<'a>(
                 calling,
                 studies,
                 dest: Some(dest),
+                moved: None,
             });
         }
         "C-STORE" => {
@@ -156,6 +160,20 @@ pub(super) fn command<'a>(
                     });
                 }
             }
+            // PS3.7 §9.1.1.1: a C-MOVE sub-operation names the C-MOVE that caused it.
+            if let (Some(originator), Some(message_id), Some(dest)) = (
+                c.move_originator_ae.as_deref().and_then(non_empty),
+                c.move_originator_message_id,
+                dest_ae,
+            ) {
+                seen.push(Observation::SubOperation {
+                    originator,
+                    message_id,
+                    dest_ae: dest,
+                    bytes: c.dataset_bytes,
+                    request_time: c.request_time.0,
+                });
+            }
             if let Some(why) = o.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
                 let label = match dest_ae {
                     Some(ae) => format!("AE {ae} ({dest_ip})"),
@@ -171,6 +189,7 @@ pub(super) fn command<'a>(
                     dest,
                     why,
                     studies: studies_of(o, c, ev),
+                    volume: Some((1, c.dataset_bytes)),
                 }));
             }
         }
@@ -300,6 +319,7 @@ mod tests {
             calling: Some("WS1"),
             studies,
             dest: Some(dest),
+            ..
         } = &seen[1]
         else {
             panic!("{seen:?}")

@@ -60,6 +60,7 @@ pub(super) fn message<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, m: &'a Hl7Eve
                 dest: Dest::Server(receiver, port),
                 why,
                 studies: Vec::new(),
+                volume: None,
             }));
         }
     }

@@ -66,6 +66,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     dest: dest.clone(),
                     why,
                     studies: to_items(&[study]),
+                    volume: None,
                 }));
             }
             seen.push(Observation::Download {
@@ -89,6 +90,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     dest: Dest::Server(server, Some(ev.flow.server.port)),
                     why,
                     studies: to_items(&studies),
+                    volume: None,
                 }));
             }
         }

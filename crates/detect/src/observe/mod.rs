@@ -93,6 +93,18 @@ pub(crate) enum Observation<'a> {
         calling: Option<&'a str>,
         studies: Vec<StudyItem>,
         dest: Option<Dest>,
+        /// A C-MOVE's (message id, move destination AE, request time): what its
+        /// sub-operation C-STOREs name (`moves.rs`).
+        moved: Option<(u16, &'a str, i64)>,
+    },
+    /// A C-STORE sub-operation of the C-MOVE (`originator`, `message_id`), sent to `dest_ae`
+    /// with `bytes` of data set.
+    SubOperation {
+        originator: &'a str,
+        message_id: u16,
+        dest_ae: &'a str,
+        bytes: u64,
+        request_time: i64,
     },
     /// A study downloaded by `entity` (WADO-RS / WADO-URI) to `dest`, attributed at once.
     Download {

@@ -23,6 +23,8 @@ pub(crate) struct UnknownDest<'a> {
     pub(crate) why: &'static str,
     /// The studies sent there, when the protocol names them.
     pub(crate) studies: Vec<StudyItem>,
+    /// Instances and data set bytes it carried (a C-STORE: one and its data set).
+    pub(crate) volume: Option<(u64, u64)>,
 }
 
 impl Detector {
@@ -40,6 +42,7 @@ impl Detector {
             ref dest,
             why,
             ref studies,
+            volume,
         } = *u;
         if !self.cfg.rules.unknown_destination.enabled {
             return;
@@ -66,6 +69,7 @@ impl Detector {
             dest: Some(dest),
             detail: Some(Detail::Text(label)),
             extras: &[why],
+            volume,
             ..Scope::default()
         };
         self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);

@@ -7,6 +7,7 @@ use crate::dest::Dest;
 use crate::detector::Detector;
 use crate::engine::{add_studies, Measurer, Occurrence};
 use crate::entity::EntRef;
+use crate::moves::SubOps;
 use crate::observe::non_empty;
 use crate::rule::Rule;
 use crate::scope::{Detail, Scope};
@@ -27,12 +28,13 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 impl Detector {
-    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
+    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`, its C-MOVE sub-operations
+    /// (if any) moving `subops`.
     pub(crate) fn export(
         &mut self,
         ent: EntRef<'_>,
         studies: &[(u64, Option<&str>)],
-        dest: Option<&Dest>,
+        (dest, subops): (Option<&Dest>, Option<&SubOps>),
         flow: &FlowMeta,
         ts: i64,
         out: &mut Vec<ProtocolEvent>,
@@ -53,6 +55,9 @@ impl Detector {
         let Some(s) = self.entities.slot_mut(idx) else { return };
         if let Some(d) = dest {
             s.st.note_export_dest(ts, d);
+        }
+        if let Some(so) = subops {
+            s.st.export_volume.get_or_insert_with(Box::default).add(ts, so);
         }
         let mut new_bulk = 0;
         if bulk_on {
@@ -89,15 +94,64 @@ impl Detector {
                 .measure(&mut s.st, kind, &s.id, *rule);
             }
         }
+        let dest_ae = match dest {
+            Some(Dest::Ae { ae, .. }) => Some(ae.as_str()),
+            _ => None,
+        };
+        // The same story told from the destination: its open `unknown_destination` incident.
+        let related = dest_ae.and_then(|ae| self.open_incident_id(EntRef::Ae(ae), Rule::UnknownDestination));
         let scope = Scope {
             studies,
             dest,
             detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
+            data_flows: subops.map_or(&[], |s| &s.flows),
+            volume: subops.map(|s| (s.instances, s.bytes)),
+            related: related.as_deref(),
+            dest_unknown: match dest {
+                Some(Dest::Ae { ae, ip, .. }) => self.inv.dicom_destination_unknown(Some(ae), *ip).is_some(),
+                Some(Dest::Client(ip) | Dest::Server(ip, _)) => !self.inv.is_internal(*ip),
+                None => false,
+            },
             ..Scope::default()
         };
         for (rule, _, m) in measures {
             if let Some(m) = m {
                 self.apply(idx, rule, &m, Occurrence::on(flow, ts, scope), out);
+            }
+        }
+        if let Some(ae) = dest_ae {
+            self.relate_back(idx, EntRef::Ae(ae), Rule::UnknownDestination);
+        }
+    }
+
+    /// The id of `ent`'s open incident of `rule`, once it has alerted.
+    pub(crate) fn open_incident_id(&self, ent: EntRef<'_>, rule: Rule) -> Option<String> {
+        let s = self.entities.find(ent).and_then(|i| self.entities.slot(i))?;
+        let inc = s.st.incident(rule)?;
+        (!inc.incident_id.is_empty()).then(|| inc.incident_id.clone())
+    }
+
+    /// Name the export incidents of entity `idx` in `ent`'s open `rule` incident (the other
+    /// half of `related`; it shows in that incident's next update).
+    pub(crate) fn relate_back(&mut self, idx: u32, ent: EntRef<'_>, rule: Rule) {
+        let ids: Vec<String> = self
+            .entities
+            .slot(idx)
+            .map(|s| {
+                s.st.incidents
+                    .iter()
+                    .filter(|i| i.rule.is_export() && !i.incident_id.is_empty())
+                    .map(|i| i.incident_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return;
+        }
+        let Some(other) = self.entities.find(ent) else { return };
+        if let Some(inc) = self.entities.slot_mut(other).and_then(|s| s.st.incident_mut(rule)) {
+            for id in &ids {
+                inc.add_related(id);
             }
         }
     }

@@ -96,6 +96,8 @@ pub struct CommandSet<'a> {
     pub warning: Option<u16>,
     /// (0000,1030)
     pub move_originator_ae: Option<&'a [u8]>,
+    /// (0000,1031)
+    pub move_originator_message_id: Option<u16>,
     /// Something odd that did not stop the scan (e.g. an element outside group 0000, a
     /// truncated last element): reported as `dicom.malformed_command`, the command still counts.
     pub irregular: Option<MalformedCommand>,
@@ -199,6 +201,7 @@ pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand>
             0x1022 => cmd.failed = us,
             0x1023 => cmd.warning = us,
             0x1030 => cmd.move_originator_ae = Some(value),
+            0x1031 => cmd.move_originator_message_id = us,
             _ => {}
         }
         at = start + value.len();
