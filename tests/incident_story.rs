@@ -35,15 +35,33 @@ fn tshark_dicom(file: &str) -> Option<Vec<(i64, u64, String)>> {
     let out = Command::new("tshark")
         .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
         .arg(sample("scenarios").join(file))
-        .args(["-d", "tcp.port==4242,dicom", "-d", "tcp.port==11112,dicom", "-Y", "dicom"])
-        .args(["-T", "fields", "-e", "frame.time_epoch", "-e", "tcp.stream", "-e", "_ws.col.Info"])
+        .args([
+            "-d",
+            "tcp.port==4242,dicom",
+            "-d",
+            "tcp.port==11112,dicom",
+            "-Y",
+            "dicom",
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "_ws.col.Info",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut v = Vec::new();
     for line in text.lines() {
         let mut f = line.splitn(3, '\t');
-        let (Some(t), Some(s), Some(info)) = (f.next(), f.next(), f.next()) else { continue };
+        let (Some(t), Some(s), Some(info)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
         let (secs, frac) = t.split_once('.').unwrap_or((t, "0"));
         let frac = format!("{frac:0<9}");
         let ns = secs.parse::<i64>().ok()? * 1_000_000_000 + frac.get(..9)?.parse::<i64>().ok()?;
@@ -95,7 +113,12 @@ fn bulk_export_fires_on_the_c_move_that_adds_the_sixteenth_study() {
         .map(|(t, _, _)| t)
         .collect();
     assert_eq!(rsps.len(), 18);
-    assert_eq!(t / 1000, rsps[15] / 1000, "alert at {t}, tshark's 16th C-MOVE-RSP at {}", rsps[15]);
+    assert_eq!(
+        t / 1000,
+        rsps[15] / 1000,
+        "alert at {t}, tshark's 16th C-MOVE-RSP at {}",
+        rsps[15]
+    );
 }
 
 #[test]
@@ -122,7 +145,10 @@ fn the_export_incident_holds_its_sub_operation_flows_and_volume() {
         .map(|e| e.flow.id.0)
         .collect();
     let listed: HashSet<u64> = last.evidence.flow_ids.iter().map(|f| f.0).collect();
-    assert!(store_flows.is_subset(&listed), "every sub-operation association is in the evidence");
+    assert!(
+        store_flows.is_subset(&listed),
+        "every sub-operation association is in the evidence"
+    );
     let v = last.evidence.volume.expect("volume on a transfer alert");
     assert_eq!(v.studies, 18);
     assert_eq!(v.instances, 18);
@@ -156,7 +182,11 @@ fn a_move_to_an_outside_ae_is_one_story_with_volume_and_words_said_once() {
     assert_eq!(v.instances, stores);
     // Named once, with its address: not "AE EXTPACS (AE EXTPACS (…))".
     assert!(!ae.summary.contains("(AE EXTPACS"), "{}", ae.summary);
-    assert!(ae.summary.starts_with("Data sent to AE EXTPACS (198.51.100.7)"), "{}", ae.summary);
+    assert!(
+        ae.summary.starts_with("Data sent to AE EXTPACS (198.51.100.7)"),
+        "{}",
+        ae.summary
+    );
     let (_, hl7) = *fired.iter().rev().find(|(_, a)| a.entity.kind == "ip").unwrap();
     assert!(!hl7.summary.contains(" 1 transfers"), "{}", hl7.summary);
     assert!(

@@ -473,9 +473,22 @@ fn measure_now(ctx: &Measurer<'_>, st: &mut EntityState, kind: EntityKind, id: &
                     bytes: false,
                 });
             }
-            let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
-                Some(b) if b.history(now) >= p.min_history => {
-                    let per = b.per_window(now, p.tau, w.span());
+            // The baseline is the history before this window, so the spike being judged does
+            // not raise its own bar.
+            let span = w.span();
+            let inside: f64 = w
+                .items()
+                .iter()
+                .map(|i| (-(now.saturating_sub(i.ts).max(0) as f64) / p.tau).exp())
+                .sum();
+            let rate = learned
+                .get(kind, id)
+                .and_then(|k| k.baseline)
+                .filter(|b| b.history(now).saturating_sub(span) >= p.min_history)
+                .and_then(|b| b.rate_before(now, p.tau, span, inside));
+            let (limit, extra) = match rate {
+                Some(rate) => {
+                    let per = rate * span as f64;
                     let scaled = (rule.factor * per).ceil();
                     let limit = if scaled.is_finite() && scaled < u64::MAX as f64 {
                         (scaled as u64).max(rule.threshold)
@@ -483,9 +496,10 @@ fn measure_now(ctx: &Measurer<'_>, st: &mut EntityState, kind: EntityKind, id: &
                         u64::MAX
                     };
                     let text = format!(
-                        "{:.1} × its baseline of {per:.2} per {}",
+                        "{}; the rule allows {} × that, at least {}",
+                        text::usual_rate(rate),
                         rule.factor,
-                        crate::config::Dur(std::time::Duration::from_nanos(u64::try_from(w.span()).unwrap_or(0)))
+                        rule.threshold
                     );
                     (limit, Some(text))
                 }

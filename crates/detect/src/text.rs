@@ -29,6 +29,28 @@ pub(crate) fn span_text(nanos: i64) -> String {
     }
 }
 
+/// A learned rate (studies per nanosecond) in the unit that makes it a whole-ish number:
+/// `usually about 1 study a week`, `usually about 12 studies a day`.
+pub(crate) fn usual_rate(per_ns: f64) -> String {
+    const HOUR: f64 = 3600e9;
+    let units = [
+        (HOUR, "an hour"),
+        (24.0 * HOUR, "a day"),
+        (7.0 * 24.0 * HOUR, "a week"),
+        (30.0 * 24.0 * HOUR, "a month"),
+    ];
+    for (len, unit) in units {
+        let n = per_ns * len;
+        // From 0.6 up, "about 1" reads closer than the next unit's count (and a decayed
+        // estimate of a weekly habit lands near 0.7 a week).
+        if n >= 0.6 {
+            let n = n.round().min(1e12) as u64;
+            return format!("usually about {} {unit}", counted(n, "study", "studies"));
+        }
+    }
+    "usually fewer than 1 study a month".to_string()
+}
+
 /// What a transfer incident moved beyond its studies: `, 60 instances, 12.3 MB` (empty when
 /// no instance was seen, e.g. WADO or HTTPS).
 fn volume_text(inc: &Incident) -> String {
@@ -155,10 +177,13 @@ pub(crate) fn summary(inc: &Incident, kind: EntityKind, id: &str) -> String {
                 inc.count
             )
         }
-        Rule::LoginSuccessAfterFailures => format!(
-            "{who} logged in successfully from {details} right after {} failed logins in {win} (threshold {t}).",
-            inc.count
-        ),
+        Rule::LoginSuccessAfterFailures => {
+            let whose = inc.extra.first().map(|e| format!(" ({e})")).unwrap_or_default();
+            format!(
+                "{who} logged in successfully from {details} right after {} in {win}{whose} (threshold {t}).",
+                counted(inc.count, "failed login", "failed logins"),
+            )
+        }
         Rule::NewDevice => {
             let known = inc.extra.first().map(|e| format!(" ({e})")).unwrap_or_default();
             if inc.count > 1 {
@@ -448,6 +473,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn learned_rates_read_in_natural_units() {
+        let week = 7.0 * 86_400e9;
+        assert_eq!(usual_rate(1.0 / week), "usually about 1 study a week");
+        assert_eq!(usual_rate(12.0 / 86_400e9), "usually about 12 studies a day");
+        assert_eq!(usual_rate(3.0 / 3600e9), "usually about 3 studies an hour");
+        assert_eq!(usual_rate(0.0), "usually fewer than 1 study a month");
     }
 
     #[test]

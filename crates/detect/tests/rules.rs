@@ -587,7 +587,8 @@ fn one_study_a_week_then_ten_in_an_hour_fires() {
     );
     let a = &r.of_rule("export_above_baseline")[0];
     assert_eq!(a.threshold, Some(5));
-    assert!(a.summary.contains("baseline"), "{}", a.summary);
+    // The baseline is the history before the window, in natural units.
+    assert!(a.summary.contains("(usually about 1 study a week;"), "{}", a.summary);
     assert!(r.of_rule("bulk_export").is_empty(), "10 is not a bulk export");
 }
 

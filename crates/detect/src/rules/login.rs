@@ -131,11 +131,26 @@ impl Detector {
                 s.st.failures_consumed = now;
             }
         }
+        // Credit the principal that logged in, by name (the user, else the AE title), with the
+        // address beside it, even when the burst was counted for the address (issue 12 item 5:
+        // "MR_SCANNER1 from 10.20.10.12", not "Address 10.20.10.12").
+        let credited = user.map(EntRef::User).or(ae.map(EntRef::Ae)).unwrap_or(ent);
         let detail = canonical_ip(client).to_string();
+        let counted_for = match ent {
+            _ if ent == credited => None,
+            EntRef::User(u) => Some(format!("failures counted for user {u}")),
+            EntRef::Ae(a) => Some(format!("failures counted for AE {a}")),
+            EntRef::Ip(ip) => Some(format!("failures counted for address {}", canonical_ip(ip))),
+        };
+        let extras: Vec<&str> = counted_for.as_deref().into_iter().collect();
+        let scope = Scope {
+            extras: &extras,
+            ..Scope::text(&detail)
+        };
         let idx = self.instant(
             Rule::LoginSuccessAfterFailures,
-            ent,
-            Scope::text(&detail),
+            credited,
+            scope,
             ev,
             Some((n, threshold)),
             out,
@@ -179,5 +194,29 @@ mod tests {
         // The failures are consumed: the next success is quiet.
         r.feed(http_ev(http(10 * SEC, f, "/app", 200, Some("bob"))));
         assert_eq!(r.alerts("login_success_after_failures").len(), 1);
+    }
+
+    #[test]
+    fn a_success_after_an_address_burst_is_credited_to_the_ae_that_logged_in() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.20.10.12:40000", "10.20.0.10:104");
+        // A scan: rejected associations from 10.20.10.12, each with another calling AE.
+        for i in 0..12 {
+            r.feed(assoc(i * SEC, f, &format!("PROBE{i}"), "PACS", false, None));
+        }
+        r.feed(assoc(20 * SEC, f, "MR_SCANNER1", "PACS", true, None));
+        let s = r.alerts("login_success_after_failures");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].entity.kind.as_str(), s[0].entity.id.as_str()),
+            ("ae", "MR_SCANNER1")
+        );
+        assert_eq!(
+            s[0].summary,
+            "AE MR_SCANNER1 logged in successfully from 10.20.10.12 right after 12 failed logins in 10m (failures counted for address 10.20.10.12) (threshold 5)."
+        );
+        let steps = s[0].response.join(" | ");
+        assert!(!steps.contains("reset the credentials of MR_SCANNER1"), "{steps}");
+        assert!(!steps.contains("isolate 10.20.10.12"), "{steps}");
     }
 }
