@@ -380,7 +380,12 @@ impl Detector {
     /// on the flow of `ev`.
     fn dispatch(&mut self, ev: &ProtocolEvent, o: Observation<'_>, out: &mut Vec<ProtocolEvent>) {
         match o {
-            Observation::LoginFailed { user, ae, client } => self.login_failure(user, ae, client, ev, out),
+            Observation::LoginFailed {
+                user,
+                ae,
+                client,
+                called,
+            } => self.login_failure((user, ae, called), client, ev, out),
             Observation::LoginSucceeded { user, ae, client } => self.login_success(user, ae, client, ev, out),
             Observation::DeviceUsed { entity, client } => self.check_devices(entity, client, ev, out),
             Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),

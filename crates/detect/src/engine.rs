@@ -301,11 +301,10 @@ impl Detector {
         // Failed logins: the sources (per account) or accounts (per source) seen recently.
         if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
             for c in &s.st.failure_context {
-                let c = c.to_string();
-                if rule == Rule::LoginFailuresUser {
-                    inc.add_detail(&c);
-                } else {
-                    inc.add_extra(&c);
+                match (rule, c) {
+                    (Rule::LoginFailuresUser, _) => inc.add_detail(&c.to_string()),
+                    (_, crate::entity::Ctx::Called(n)) => inc.add_detail(n),
+                    _ => inc.add_extra(&c.to_string()),
                 }
             }
         }

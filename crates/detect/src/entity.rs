@@ -103,13 +103,15 @@ pub(crate) struct EntityState {
 pub(crate) enum Ctx {
     Ip(IpAddr),
     Name(Box<str>),
+    /// A called AE title a source tried (a scan walks through many: issue 12 item 5).
+    Called(Box<str>),
 }
 
 impl std::fmt::Display for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ctx::Ip(ip) => write!(f, "{ip}"),
-            Ctx::Name(n) => f.write_str(n),
+            Ctx::Name(n) | Ctx::Called(n) => f.write_str(n),
         }
     }
 }

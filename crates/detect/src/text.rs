@@ -172,9 +172,19 @@ pub(crate) fn summary(inc: &Incident, kind: EntityKind, id: &str) -> String {
             } else {
                 format!("; accounts tried: {}", inc.extra.join(", "))
             };
+            // A scan walks through called AE titles: name them too (those listed first; a
+            // repeat past the list may be counted again, so no exact "and N more").
+            let called = match inc.details.len() {
+                0 => String::new(),
+                n => format!(
+                    "; called AE titles tried: {}{}",
+                    inc.details.join(", "),
+                    if inc.details_total > n as u64 { " and others" } else { "" }
+                ),
+            };
             format!(
-                "{who} had {} failed logins in {win} (threshold {t}){accounts}.",
-                inc.count
+                "{who} had {} in {win} (threshold {t}){accounts}{called}.",
+                counted(inc.count, "failed login", "failed logins"),
             )
         }
         Rule::LoginSuccessAfterFailures => {

@@ -26,6 +26,7 @@ pub(super) fn association<'a>(ev: &'a ProtocolEvent, a: &'a DicomAssociation, se
             user,
             ae: calling,
             client,
+            called: non_empty(&a.called_ae),
         });
     } else if a.accepted {
         seen.push(Observation::LoginSucceeded {

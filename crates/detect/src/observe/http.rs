@@ -16,7 +16,12 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
     let not_refused = !matches!(h.status, Some(s) if s >= 400);
     // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
     if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
-        seen.push(Observation::LoginFailed { user, ae: None, client });
+        seen.push(Observation::LoginFailed {
+            user,
+            ae: None,
+            client,
+            called: None,
+        });
     } else if ok {
         if let Some(u) = user {
             seen.push(Observation::LoginSucceeded {
@@ -156,7 +161,7 @@ mod tests {
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert!(matches!(
             seen[0],
-            Observation::LoginFailed { user: Some("bob"), ae: None, client } if client == f.client.ip
+            Observation::LoginFailed { user: Some("bob"), ae: None, client, .. } if client == f.client.ip
         ));
         // Without credentials a 401 is a challenge, not a failed login.
         let anon = http_ev(http(0, f, "/app", 401, None));

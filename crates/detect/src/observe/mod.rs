@@ -69,6 +69,8 @@ pub(crate) enum Observation<'a> {
         user: Option<&'a str>,
         ae: Option<&'a str>,
         client: IpAddr,
+        /// The called AE title of a rejected association (what a scan tries).
+        called: Option<&'a str>,
     },
     /// A successful login: an accepted association, an authenticated 2xx.
     LoginSucceeded {
