@@ -51,6 +51,18 @@ pub(crate) fn usual_rate(per_ns: f64) -> String {
     "usually fewer than 1 study a month".to_string()
 }
 
+/// The HL7 message types that left (`HL7 ORU^R01, HL7 ADT^A01`), for an HL7 destination.
+fn hl7_types(inc: &Incident) -> Option<String> {
+    let t: Vec<&str> = inc
+        .extra
+        .iter()
+        .skip(1)
+        .filter(|e| e.starts_with("HL7 "))
+        .map(String::as_str)
+        .collect();
+    (!t.is_empty()).then(|| t.join(", "))
+}
+
 /// What a transfer incident moved beyond its studies: `, 60 instances, 12.3 MB` (empty when
 /// no instance was seen, e.g. WADO or HTTPS).
 fn volume_text(inc: &Incident) -> String {
@@ -257,7 +269,11 @@ pub(crate) fn summary(inc: &Incident, kind: EntityKind, id: &str) -> String {
             } else {
                 details
             };
-            format!("Data sent to {to}, which is {why}: {what}.")
+            let left = match hl7_types(inc) {
+                Some(t) => format!(" ({t})"),
+                None => String::new(),
+            };
+            format!("Data sent to {to}, which is {why}: {what}{left}.")
         }
         Rule::SharingSpike => {
             let recipients = if inc.extra.is_empty() {
@@ -381,6 +397,16 @@ pub(crate) fn response(inc: &Incident, kind: EntityKind, id: &str) -> Vec<String
             scope_studies(&format!("exported by {who}")),
             reset(kind, id, ""),
         ],
+        Rule::UnknownDestination if hl7_types(inc).is_some() => {
+            // HL7 leaves from the interface engine / HIS, not the PACS: the route is stopped there.
+            let types = hl7_types(inc).unwrap_or_default();
+            vec![
+                format!("stop the interface-engine route that sends {types} to {who}, then block {who} at the firewall"),
+                format!("preserve evidence: keep the listed flows and the interface engine's message log for {who}"),
+                format!("scope: list the {types} messages sent to {who} from the interface engine's log and the patients they name, for the privacy officer"),
+                format!("find who configured the route to {who} and review that account's access"),
+            ]
+        }
         Rule::UnknownDestination => vec![
             format!(
                 "block destination {who} at the sending system (PACS node list, interface-engine route) and at the firewall"
@@ -481,6 +507,29 @@ mod tests {
                         assert!(!steps.contains("the 0 listed"), "{case}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The fourth kind of entity: an HL7 endpoint (an address the interface engine sent to).
+    #[test]
+    fn hl7_destinations_are_stopped_at_the_interface_engine_and_name_what_left() {
+        for rule in Rule::ALL {
+            let mut inc = incident(rule, false, true, 0);
+            inc.details = vec!["HL7 receiver 203.0.113.50:2575".into()];
+            inc.add_extra("outside the internal networks");
+            inc.add_extra("HL7 ORU^R01");
+            let steps = response(&inc, EntityKind::Ip, "203.0.113.50").join(" | ");
+            assert!(
+                !steps.contains("reset the credentials of 203.0.113.50"),
+                "{rule:?}: {steps}"
+            );
+            assert!(!steps.contains("the 0 listed"), "{rule:?}: {steps}");
+            if rule == Rule::UnknownDestination {
+                assert!(!steps.contains("PACS"), "the HIS sent it, not the PACS: {steps}");
+                assert!(steps.contains("HL7 ORU^R01"), "{steps}");
+                let s = summary(&inc, EntityKind::Ip, "203.0.113.50");
+                assert!(s.ends_with("16 transfers (HL7 ORU^R01)."), "{s}");
             }
         }
     }

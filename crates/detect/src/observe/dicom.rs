@@ -106,6 +106,7 @@ pub(super) fn command<'a>(
                         why,
                         studies: studies.clone(),
                         volume: None,
+                        what: None,
                     }));
                 }
             }
@@ -136,6 +137,7 @@ pub(super) fn command<'a>(
                     why,
                     studies: studies.clone(),
                     volume: None,
+                    what: None,
                 }));
             }
             seen.push(Observation::Retrieve {
@@ -191,6 +193,7 @@ pub(super) fn command<'a>(
                     why,
                     studies: studies_of(o, c, ev),
                     volume: Some((1, c.dataset_bytes)),
+                    what: None,
                 }));
             }
         }

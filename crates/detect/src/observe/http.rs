@@ -72,6 +72,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     why,
                     studies: to_items(&[study]),
                     volume: None,
+                    what: None,
                 }));
             }
             seen.push(Observation::Download {
@@ -96,6 +97,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     why,
                     studies: to_items(&studies),
                     volume: None,
+                    what: None,
                 }));
             }
         }

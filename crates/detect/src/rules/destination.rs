@@ -25,6 +25,8 @@ pub(crate) struct UnknownDest<'a> {
     pub(crate) studies: Vec<StudyItem>,
     /// Instances and data set bytes it carried (a C-STORE: one and its data set).
     pub(crate) volume: Option<(u64, u64)>,
+    /// What left, when the protocol says (`HL7 ORU^R01`): the alert names the message types.
+    pub(crate) what: Option<String>,
 }
 
 impl Detector {
@@ -43,6 +45,7 @@ impl Detector {
             why,
             ref studies,
             volume,
+            ref what,
         } = *u;
         if !self.cfg.rules.unknown_destination.enabled {
             return;
@@ -64,11 +67,14 @@ impl Detector {
                 return; // alerted on before
             }
         }
+        // The reason first (the summary's "which is …"), then what left.
+        let mut extras = vec![why];
+        extras.extend(what.as_deref());
         let scope = Scope {
             studies: &items,
             dest: Some(dest),
             detail: Some(Detail::Text(label)),
-            extras: &[why],
+            extras: &extras,
             volume,
             ..Scope::default()
         };
