@@ -230,3 +230,26 @@ fn bulk_export_wording_snapshot() {
         ]
     );
 }
+
+#[test]
+fn a_success_after_a_reject_burst_fires_at_the_first_command_not_the_release() {
+    let events = scenario(&["login-failures-dicom.pcap"]);
+    let fired = alerts(&events, "login_success_after_failures");
+    let (t, a) = fired[0];
+    assert_eq!((a.entity.kind.as_str(), a.entity.id.as_str()), ("ae", "SCANNER9"));
+    // The accepted association: its first command and its end.
+    let accepted = events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::Dicom(pacstap_core::DicomEvent::Association(x)) if x.accepted => Some((e.flow.id, e.ts.0)),
+            _ => None,
+        })
+        .expect("an accepted association");
+    let first_command = events
+        .iter()
+        .find(|e| e.flow.id == accepted.0 && matches!(&e.body, EventBody::Dicom(pacstap_core::DicomEvent::Command(_))))
+        .map(|e| e.ts.0)
+        .expect("a command");
+    assert_eq!(t, first_command, "on the first command after the A-ASSOCIATE-AC");
+    assert!(t < accepted.1, "before the association's end");
+}

@@ -81,6 +81,9 @@ pub struct Detector {
     pub(crate) pending: Pending,
     /// C-MOVE sub-operations waiting for their C-MOVE (`moves.rs`).
     pub(crate) links: crate::moves::MoveLinks,
+    /// Associations whose first command has counted as their login (bounded like the held
+    /// exports' resolved flows).
+    pub(crate) logged_in: BoundedMap<FlowId, ()>,
     pub(crate) geo: Geo,
     pub(crate) stats: DetectStats,
     pub(crate) now: i64,
@@ -162,6 +165,7 @@ impl Detector {
             learned,
             pending: Pending::default(),
             links: crate::moves::MoveLinks::default(),
+            logged_in: BoundedMap::new(65_536),
             geo,
             stats,
             now: i64::MIN,
@@ -392,6 +396,14 @@ impl Detector {
             Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
             Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
             Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
+            Observation::AssociationUsed { user, ae, client } => {
+                // Once per association: its first command is the earliest event that says
+                // the A-ASSOCIATE-AC was sent.
+                if self.logged_in.get(&ev.flow.id).is_none() {
+                    self.logged_in.insert(ev.flow.id, ());
+                    self.login_success(user, Some(ae), client, ev, out);
+                }
+            }
             Observation::Retrieve {
                 user,
                 calling,

@@ -80,6 +80,14 @@ pub(super) fn command<'a>(
     c: &'a DicomCommand,
     seen: &mut Vec<Observation<'a>>,
 ) {
+    // Commands flow only after an A-ASSOCIATE-AC (PS3.8 §9.3.3): the login succeeded.
+    if let Some(ae) = non_empty(&c.calling_ae) {
+        seen.push(Observation::AssociationUsed {
+            user: c.user.as_deref().and_then(non_empty),
+            ae,
+            client: ev.flow.client.ip,
+        });
+    }
     if !transferred(c) {
         return;
     }
@@ -300,7 +308,9 @@ mod tests {
         if let EventBody::Dicom(DicomEvent::Command(c)) = &mut ev.body {
             c.status_class = Some(StatusClass::Failure);
         }
-        assert!(observed(&d, &ev).is_empty());
+        assert!(observed(&d, &ev)
+            .iter()
+            .all(|o| matches!(o, Observation::AssociationUsed { ae: "WS1", .. })));
     }
 
     #[test]
@@ -311,7 +321,9 @@ mod tests {
         let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
         let ev = cmove(0, f, "WS1", "THIEF", &["1.2.3", "1.2.4"]);
         let seen = observed(&d, &ev);
-        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(matches!(seen[0], Observation::AssociationUsed { ae: "WS1", .. }));
+        let seen = &seen[1..];
         let Observation::UnknownDestination(u) = &seen[0] else {
             panic!("{seen:?}")
         };

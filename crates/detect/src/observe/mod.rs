@@ -86,6 +86,14 @@ pub(crate) enum Observation<'a> {
     NodeAnswered { ae: &'a str, ip: IpAddr, port: u16 },
     /// An AE accepted an association at `server`: `admin_change` when the address is new.
     NodeServing { ae: &'a str, server: IpAddr },
+    /// A command on an association whose A-ASSOCIATE-RQ was seen (it names its calling AE):
+    /// the association was accepted, so a login succeeded, known before the association ends
+    /// (`login_success_after_failures` fires on the first one).
+    AssociationUsed {
+        user: Option<&'a str>,
+        ae: &'a str,
+        client: IpAddr,
+    },
     /// The association ended, naming its user identity (if any): its held exports are released.
     AssociationEnded { user: Option<&'a str> },
     /// A C-MOVE / C-GET retrieve of `studies` to `dest`: held until its association names
