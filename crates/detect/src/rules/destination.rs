@@ -78,7 +78,14 @@ impl Detector {
             volume,
             ..Scope::default()
         };
+        let related = self.open_incident_id(ent, Rule::AdminChange);
+        let scope = Scope {
+            related: related.as_deref(),
+            ..scope
+        };
         self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
+        // An inventory node at a new address: its admin_change names this incident too.
+        self.relate_on(ent, Rule::UnknownDestination, Rule::AdminChange);
     }
 }
 

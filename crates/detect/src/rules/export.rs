@@ -156,6 +156,18 @@ impl Detector {
         }
     }
 
+    /// `ent`'s open `from` incident named in its open `to` incident (both alerted): the other
+    /// half of `related` for two incidents about one entity.
+    pub(crate) fn relate_on(&mut self, ent: EntRef<'_>, from: Rule, to: Rule) {
+        let Some(id) = self.open_incident_id(ent, from) else {
+            return;
+        };
+        let Some(idx) = self.entities.find(ent) else { return };
+        if let Some(inc) = self.entities.slot_mut(idx).and_then(|s| s.st.incident_mut(to)) {
+            inc.add_related(&id);
+        }
+    }
+
     /// The HTTPS half of `bulk_export`: inside TLS neither the studies nor the user can be
     /// seen, so what counts is the volume an image server (`rules.bulk_export.https_servers`,
     /// by default the inventory's `pacs` / `archive` nodes, else any internal TLS server) sent
