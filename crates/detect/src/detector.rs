@@ -410,11 +410,12 @@ impl Detector {
                 studies,
                 dest,
                 moved,
+                requested,
             } => {
                 let subops = moved.and_then(|(msg, dest_ae, requested)| {
                     self.links.take(calling.unwrap_or_default(), msg, dest_ae, requested)
                 });
-                self.hold_or_export(ev, user, calling, studies, (dest, subops), out);
+                self.hold_or_export(ev, user, calling, studies, (dest, subops, requested), out);
             }
             Observation::SubOperation {
                 originator,

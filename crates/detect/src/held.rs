@@ -77,11 +77,12 @@ impl Detector {
         user: Option<&str>,
         calling: Option<&str>,
         studies: Vec<StudyItem>,
-        (dest, subops): (Option<Dest>, Option<SubOps>),
+        (dest, subops, requested): (Option<Dest>, Option<SubOps>, i64),
         out: &mut Vec<ProtocolEvent>,
     ) {
         let item = HeldExport {
-            ts: ev.ts.0,
+            // The request's packet time when sane (never after the event that reports it).
+            ts: if requested > 0 { requested.min(ev.ts.0) } else { ev.ts.0 },
             flow: ev.flow,
             calling_ae: calling.map(Name::new),
             studies,

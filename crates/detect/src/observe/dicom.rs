@@ -124,6 +124,7 @@ pub(super) fn command<'a>(
                 studies,
                 dest,
                 moved: dest_ae.map(|d| (c.message_id, d, c.request_time.0)),
+                requested: c.request_time.0,
             });
         }
         "C-GET" => {
@@ -154,6 +155,7 @@ pub(super) fn command<'a>(
                 studies,
                 dest: Some(dest),
                 moved: None,
+                requested: c.request_time.0,
             });
         }
         "C-STORE" => {

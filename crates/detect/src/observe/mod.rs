@@ -106,6 +106,9 @@ pub(crate) enum Observation<'a> {
         /// A C-MOVE's (message id, move destination AE, request time): what its
         /// sub-operation C-STOREs name (`moves.rs`).
         moved: Option<(u16, &'a str, i64)>,
+        /// When it was requested: an export happens at its request (a capture that misses
+        /// the responses sees the same export times as one that has them).
+        requested: i64,
     },
     /// A C-STORE sub-operation of the C-MOVE (`originator`, `message_id`), sent to `dest_ae`
     /// with `bytes` of data set.
