@@ -254,3 +254,30 @@ fn a_success_after_a_reject_burst_fires_at_the_first_command_not_the_release() {
     assert_eq!(t, first_command, "on the first command after the A-ASSOCIATE-AC");
     assert!(t < accepted.1, "before the association's end");
 }
+
+#[test]
+fn a_wado_export_states_the_bytes_its_responses_carried() {
+    let events = scenario(&["bulk-export-wado.pcap"]);
+    let fired = alerts(&events, "bulk_export");
+    let (_, last) = *fired.last().unwrap();
+    assert_eq!((last.entity.id.as_str(), last.count), ("rad1", 17));
+    let bytes: u64 = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Http(h)
+                if h.dicomweb.as_ref().is_some_and(|d| d.service.starts_with("WADO")) && h.status == Some(200) =>
+            {
+                Some(h.response_bytes)
+            }
+            _ => None,
+        })
+        .sum();
+    let v = last.evidence.volume.expect("volume");
+    assert_eq!(
+        (v.studies, v.instances),
+        (17, 0),
+        "instances are not counted inside WADO responses"
+    );
+    assert_eq!(v.bytes, bytes);
+    assert!(last.summary.contains("17 distinct studies ("), "{}", last.summary);
+}

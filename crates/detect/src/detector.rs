@@ -426,14 +426,22 @@ impl Detector {
             } => self
                 .links
                 .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
-            Observation::Download { entity, study, dest } => self.export(
+            Observation::Download {
                 entity,
-                std::slice::from_ref(&study),
-                (Some(&dest), None),
-                &ev.flow,
-                ev.ts.0,
-                out,
-            ),
+                study,
+                dest,
+                bytes,
+            } => {
+                let volume = crate::moves::SubOps::bytes_only(bytes, ev.flow.id, ev.ts.0);
+                self.export(
+                    entity,
+                    std::slice::from_ref(&study),
+                    (Some(&dest), Some(&volume)),
+                    &ev.flow,
+                    ev.ts.0,
+                    out,
+                );
+            }
             Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),
             Observation::AdminAction { actor, detail } => self.admin_action(actor, &detail, ev, out),
             Observation::Share {

@@ -41,6 +41,19 @@ pub(crate) struct MoveLinks {
     order: VecDeque<(Name, u16)>,
 }
 
+impl SubOps {
+    /// A download's volume: bytes on one flow, no instances counted (WADO).
+    pub(crate) fn bytes_only(bytes: u64, flow: FlowId, ts: i64) -> SubOps {
+        SubOps {
+            instances: 0,
+            bytes,
+            flows: vec![flow],
+            first: ts,
+            dest_ae: Name::new(""),
+        }
+    }
+}
+
 impl MoveLinks {
     /// One C-STORE sub-operation of the C-MOVE (`originator`, `message_id`) sent to `dest_ae`.
     pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {

@@ -63,8 +63,8 @@ fn hl7_types(inc: &Incident) -> Option<String> {
     (!t.is_empty()).then(|| t.join(", "))
 }
 
-/// What a transfer incident moved beyond its studies: `, 60 instances, 12.3 MB` (empty when
-/// no instance was seen, e.g. WADO or HTTPS).
+/// What a transfer incident moved beyond its studies: ` (60 instances, 12.3 MB)`, or only the
+/// bytes where instances are not counted (WADO); empty when nothing was measured.
 fn volume_text(inc: &Incident) -> String {
     match inc.volume() {
         Some(v) if v.instances > 0 => format!(
@@ -72,6 +72,7 @@ fn volume_text(inc: &Incident) -> String {
             counted(v.instances, "instance", "instances"),
             bytes_text(v.bytes)
         ),
+        Some(v) if v.bytes > 0 => format!(" ({})", bytes_text(v.bytes)),
         _ => String::new(),
     }
 }

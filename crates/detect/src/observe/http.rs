@@ -79,6 +79,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                 entity: actor,
                 study,
                 dest,
+                bytes: h.response_bytes,
             });
         }
         "STOW-RS" if ok => {

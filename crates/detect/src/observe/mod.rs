@@ -124,6 +124,9 @@ pub(crate) enum Observation<'a> {
         entity: EntRef<'a>,
         study: (u64, Option<&'a str>),
         dest: Dest,
+        /// Response body bytes (`volume.bytes`; instances are not countable inside a
+        /// multipart response without parsing it).
+        bytes: u64,
     },
     /// Data sent to a destination the inventory does not know.
     UnknownDestination(UnknownDest<'a>),
