@@ -260,6 +260,56 @@ mod tests {
         assert_eq!(r.det.stats().studies_exported, 16);
     }
 
+    /// A C-MOVE to an outside AE: its sub-operation C-STOREs (naming the C-MOVE by
+    /// 0000,1030 / 0000,1031) arrive first, then the C-MOVE's final response. The export
+    /// incident takes their flows and volume, and it and the destination's
+    /// `unknown_destination` name each other.
+    #[test]
+    fn a_move_to_an_outside_ae_links_its_sub_operations_and_the_destination_incident() {
+        use pacstap_core::{DicomEvent, EventBody};
+        let mut r = Run::new("");
+        let ctl = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        for i in 0..16u16 {
+            let t = i64::from(i) * SEC;
+            let data = flow(100 + u64::from(i), "10.0.0.5:50000", "198.51.100.7:104");
+            for k in 0..2 {
+                let mut st = command(t + 1 + k, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
+                if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
+                    c.move_originator_ae = Some("WS1".into());
+                    c.move_originator_message_id = Some(i + 1);
+                    c.dataset_bytes = 1000;
+                    c.request_time = pacstap_core::Timestamp(T0 + t + 1 + k);
+                }
+                r.feed(st);
+            }
+            let mut mv = cmove(t + 2, ctl, "WS1", "EXTPACS", &[&study(i)]);
+            if let EventBody::Dicom(DicomEvent::Command(c)) = &mut mv.body {
+                c.message_id = i + 1;
+                c.request_time = pacstap_core::Timestamp(T0 + t);
+            }
+            r.feed(mv);
+        }
+        r.det.finish(&mut r.out);
+        let bulk = r.alerts("bulk_export");
+        let first = bulk[0];
+        assert_eq!((first.entity.id.as_str(), first.count), ("WS1", 16));
+        let v = first.evidence.volume.unwrap();
+        assert_eq!((v.studies, v.instances, v.bytes), (16, 32, 32_000));
+        // The control flow and the 16 sub-operation associations.
+        assert_eq!(first.evidence.flow_ids_total, 17);
+        let unknown = r.alerts("unknown_destination");
+        let ext = unknown.iter().rev().find(|a| a.entity.id == "EXTPACS").unwrap();
+        assert_eq!(first.evidence.related, vec![ext.incident_id.clone()]);
+        assert_eq!(ext.evidence.related, vec![first.incident_id.clone()]);
+        let ev = ext.evidence.volume.unwrap();
+        assert_eq!((ev.instances, ev.bytes), (32, 32_000));
+        assert!(
+            first.response[1].starts_with("block the destination AE EXTPACS"),
+            "{:?}",
+            first.response
+        );
+    }
+
     #[test]
     fn admins_are_exempt() {
         let mut r = Run::new("[users]\nadmins = [\"carol\"]\n");
