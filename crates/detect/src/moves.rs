@@ -59,7 +59,10 @@ impl MoveLinks {
     pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {
         let key = (Name::new(originator), message_id);
         if let Some(s) = self.open.get_mut(&key) {
-            if *s.dest_ae == *dest_ae && ts >= s.first {
+            if *s.dest_ae == *dest_ae {
+                // Sub-operations on parallel associations report in any order: keep the
+                // earliest request.
+                s.first = s.first.min(ts);
                 s.instances = s.instances.saturating_add(1);
                 s.bytes = s.bytes.saturating_add(bytes);
                 if !s.flows.contains(&flow) && s.flows.len() < MAX_FLOWS {
@@ -67,7 +70,8 @@ impl MoveLinks {
                 }
                 return;
             }
-            // The same id reused by a later C-MOVE (another association): start afresh.
+            // The same id reused towards another destination (a C-MOVE that was never seen,
+            // then a new one): start afresh.
             self.open.remove(&key);
         }
         while self.open.len() >= MAX_MOVES {
@@ -163,11 +167,15 @@ mod tests {
     fn sub_operations_are_summed_and_taken_once_by_their_c_move() {
         let mut l = MoveLinks::default();
         l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
-        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
         l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
+        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
         assert!(l.take("WS1", 7, "OTHER", 5).is_none(), "another destination");
         assert!(l.take("WS1", 8, "ARCHIVE", 5).is_none(), "another message");
         assert!(l.take("WS1", 7, "ARCHIVE", 11).is_none(), "began before this request");
+        assert!(l.take("WS1", 7, "ARCHIVE", 10).is_some_and(|s| s.instances == 3));
+        l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
+        l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
         let s = l.take("WS1", 7, "ARCHIVE", 9).unwrap();
         assert_eq!(
             (s.instances, s.bytes, s.flows.clone()),
