@@ -8,7 +8,7 @@ mod hl7;
 mod http;
 mod tls;
 
-pub use alert::{Alert, AlertEntity, AlertEvidence, Severity};
+pub use alert::{Alert, AlertEntity, AlertEvidence, AlertVolume, Severity};
 pub use hl7::{Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord};
 pub use http::{DicomWeb, HttpEvent};
 pub use tls::{TlsAlert, TlsCertificate, TlsEvent};
@@ -226,6 +226,14 @@ pub struct DicomCommand {
     pub sop_instance_uid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub move_destination: Option<String>,
+    /// Extension: Move Originator Application Entity Title (0000,1030) of a C-STORE that is a
+    /// C-MOVE sub-operation (PS3.7 §9.1.1.1): the AE whose C-MOVE caused it, so a detector can
+    /// tie the data to its request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_originator_ae: Option<String>,
+    /// Extension: Move Originator Message ID (0000,1031) of that C-MOVE (PS3.7 §9.1.1.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub move_originator_message_id: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_level: Option<String>,
     pub study_instance_uids: Vec<String>,

@@ -79,6 +79,11 @@ pub struct Detector {
     pub(crate) entities: EntityTable,
     pub(crate) learned: Learned,
     pub(crate) pending: Pending,
+    /// C-MOVE sub-operations waiting for their C-MOVE (`moves.rs`).
+    pub(crate) links: crate::moves::MoveLinks,
+    /// Associations whose first command has counted as their login (bounded like the held
+    /// exports' resolved flows).
+    pub(crate) logged_in: BoundedMap<FlowId, ()>,
     pub(crate) geo: Geo,
     pub(crate) stats: DetectStats,
     pub(crate) now: i64,
@@ -159,6 +164,8 @@ impl Detector {
             entities: EntityTable::new(cfg.detect.max_entities),
             learned,
             pending: Pending::default(),
+            links: crate::moves::MoveLinks::default(),
+            logged_in: BoundedMap::new(65_536),
             geo,
             stats,
             now: i64::MIN,
@@ -377,27 +384,64 @@ impl Detector {
     /// on the flow of `ev`.
     fn dispatch(&mut self, ev: &ProtocolEvent, o: Observation<'_>, out: &mut Vec<ProtocolEvent>) {
         match o {
-            Observation::LoginFailed { user, ae, client } => self.login_failure(user, ae, client, ev, out),
+            Observation::LoginFailed {
+                user,
+                ae,
+                client,
+                called,
+            } => self.login_failure((user, ae, called), client, ev, out),
             Observation::LoginSucceeded { user, ae, client } => self.login_success(user, ae, client, ev, out),
             Observation::DeviceUsed { entity, client } => self.check_devices(entity, client, ev, out),
             Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),
             Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
             Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
             Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
+            Observation::AssociationUsed { user, ae, client } => {
+                // Once per association: its first command is the earliest event that says
+                // the A-ASSOCIATE-AC was sent.
+                if self.logged_in.get(&ev.flow.id).is_none() {
+                    self.logged_in.insert(ev.flow.id, ());
+                    self.login_success(user, Some(ae), client, ev, out);
+                }
+            }
             Observation::Retrieve {
                 user,
                 calling,
                 studies,
                 dest,
-            } => self.hold_or_export(ev, user, calling, studies, dest, out),
-            Observation::Download { entity, study, dest } => self.export(
+                moved,
+                requested,
+            } => {
+                let subops = moved.and_then(|(msg, dest_ae, requested)| {
+                    self.links.take(calling.unwrap_or_default(), msg, dest_ae, requested)
+                });
+                self.hold_or_export(ev, user, calling, studies, (dest, subops, requested), out);
+            }
+            Observation::SubOperation {
+                originator,
+                message_id,
+                dest_ae,
+                bytes,
+                request_time,
+            } => self
+                .links
+                .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
+            Observation::Download {
                 entity,
-                std::slice::from_ref(&study),
-                Some(&dest),
-                &ev.flow,
-                ev.ts.0,
-                out,
-            ),
+                study,
+                dest,
+                bytes,
+            } => {
+                let volume = crate::moves::SubOps::bytes_only(bytes, ev.flow.id, ev.ts.0);
+                self.export(
+                    entity,
+                    std::slice::from_ref(&study),
+                    (Some(&dest), Some(&volume)),
+                    &ev.flow,
+                    ev.ts.0,
+                    out,
+                );
+            }
             Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),
             Observation::AdminAction { actor, detail } => self.admin_action(actor, &detail, ev, out),
             Observation::Share {
@@ -416,11 +460,12 @@ mod tests {
     use crate::testkit::*;
 
     #[test]
-    fn finish_attributes_held_exports_to_the_calling_ae() {
+    fn finish_attributes_held_exports_to_the_client_address() {
         let mut r = Run::new("");
         let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        // No calling AE: decoded without the A-ASSOCIATE-RQ, so they wait for the identity.
         for i in 0..16 {
-            r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
+            r.feed(cmove(i * SEC, f, "", "WS1", &[&study(i)]));
         }
         assert!(r.alerts("bulk_export").is_empty());
         r.det.finish(&mut r.out);
@@ -428,7 +473,7 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(
             (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
-            ("ae", "WS1", 16)
+            ("ip", "10.0.0.9", 16)
         );
         assert_eq!(r.det.stats().pending_flows, 0);
     }

@@ -232,6 +232,11 @@ impl Detector {
         let Some(flow) = flow else { return };
         let mut inc = Incident::new(rule, severity, ts, m.window, threshold, *flow);
         inc.bytes = m.bytes;
+        inc.entity_known = match kind {
+            EntityKind::Ae => self.inv.knows_ae(&s.id),
+            EntityKind::Ip => s.id.parse().is_ok_and(|ip| self.inv.is_internal(ip)),
+            EntityKind::User | EntityKind::Device => false,
+        };
         inc.set_count(m.count);
         // Scope from the window behind the count.
         let cutoff = now.saturating_sub(m.window);
@@ -259,7 +264,20 @@ impl Detector {
                 }
             }
         }
+        let mut scope = scope;
         if rule.is_export() {
+            // What the exports behind the count moved, and the associations that carried it
+            // (the current one's included: it was marked before the count was taken).
+            if let Some(v) = s.st.export_volume.as_deref() {
+                for mark in v.since(cutoff) {
+                    inc.add_volume(mark.instances, mark.bytes);
+                    for f in &mark.flows {
+                        inc.add_flow(*f, caps);
+                    }
+                }
+                scope.volume = None;
+                scope.data_flows = &[];
+            }
             // Where the exports behind the count went, not only the one that crossed it.
             for (t, d) in &s.st.export_dests {
                 if *t > cutoff {
@@ -283,11 +301,10 @@ impl Detector {
         // Failed logins: the sources (per account) or accounts (per source) seen recently.
         if matches!(rule, Rule::LoginFailuresUser | Rule::LoginFailuresSource) {
             for c in &s.st.failure_context {
-                let c = c.to_string();
-                if rule == Rule::LoginFailuresUser {
-                    inc.add_detail(&c);
-                } else {
-                    inc.add_extra(&c);
+                match (rule, c) {
+                    (Rule::LoginFailuresUser, _) => inc.add_detail(&c.to_string()),
+                    (_, crate::entity::Ctx::Called(n)) => inc.add_detail(n),
+                    _ => inc.add_extra(&c.to_string()),
                 }
             }
         }
@@ -455,9 +472,21 @@ fn measure_now(ctx: &Measurer<'_>, st: &mut EntityState, kind: EntityKind, id: &
                     bytes: false,
                 });
             }
-            let (limit, extra) = match learned.get(kind, id).and_then(|k| k.baseline) {
-                Some(b) if b.history(now) >= p.min_history => {
-                    let per = b.per_window(now, p.tau, w.span());
+            // The baseline is the history before this window, so the spike being judged does
+            // not raise its own bar.
+            // The studies inside count at full weight: decayed over at most one window
+            // (1 h by default) against a half-life of 7 days, each weighs over 0.99; this
+            // keeps the measure O(1) per export (no walk over the window's items).
+            let span = w.span();
+            let inside = count as f64;
+            let rate = learned
+                .get(kind, id)
+                .and_then(|k| k.baseline)
+                .filter(|b| b.history(now).saturating_sub(span) >= p.min_history)
+                .and_then(|b| b.rate_before(now, p.tau, span, inside));
+            let (limit, extra) = match rate {
+                Some(rate) => {
+                    let per = rate * span as f64;
                     let scaled = (rule.factor * per).ceil();
                     let limit = if scaled.is_finite() && scaled < u64::MAX as f64 {
                         (scaled as u64).max(rule.threshold)
@@ -465,9 +494,10 @@ fn measure_now(ctx: &Measurer<'_>, st: &mut EntityState, kind: EntityKind, id: &
                         u64::MAX
                     };
                     let text = format!(
-                        "{:.1} × its baseline of {per:.2} per {}",
+                        "{}; the rule allows {} × that, at least {}",
+                        text::usual_rate(rate),
                         rule.factor,
-                        crate::config::Dur(std::time::Duration::from_nanos(u64::try_from(w.span()).unwrap_or(0)))
+                        rule.threshold
                     );
                     (limit, Some(text))
                 }

@@ -82,6 +82,9 @@ pub(crate) struct EntityState {
     /// [`MAX_EXPORT_DESTS`]), so an export incident names every destination of the exports
     /// behind its count, not only those from the moment it fired on.
     pub export_dests: Vec<(i64, Dest)>,
+    /// What recent exports moved (instances, bytes, data flows), so an export incident that
+    /// opens on its 16th study counts the volume of the 15 before it (`moves.rs`).
+    pub export_volume: Option<Box<crate::moves::VolumeMarks>>,
     /// Open incidents, at most one per rule.
     pub incidents: Vec<Incident>,
     /// Last `new_device` / `new_location` alert: (time, rule, what was new).
@@ -100,13 +103,15 @@ pub(crate) struct EntityState {
 pub(crate) enum Ctx {
     Ip(IpAddr),
     Name(Box<str>),
+    /// A called AE title a source tried (a scan walks through many: issue 12 item 5).
+    Called(Box<str>),
 }
 
 impl std::fmt::Display for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ctx::Ip(ip) => write!(f, "{ip}"),
-            Ctx::Name(n) => f.write_str(n),
+            Ctx::Name(n) | Ctx::Called(n) => f.write_str(n),
         }
     }
 }

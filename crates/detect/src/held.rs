@@ -1,13 +1,22 @@
-//! Held exports: a C-MOVE / C-GET names its user identity only with the association event,
-//! after its commands, so its exports wait for it (at most `detect.identity_wait`, bounded
-//! per flow and in flows) and are then attributed to the user, else the calling AE, else the
-//! client address. A batch released at once is reported as one alert with the full count.
+//! Held exports: a C-MOVE / C-GET whose command does not say whether its association
+//! negotiated a user identity waits for the association event (at most `detect.identity_wait`,
+//! bounded per flow and in flows) and is then attributed to the user, else the calling AE,
+//! else the client address. A batch released at once is reported as one alert with the full
+//! count.
+//!
+//! Only such commands wait. The decoder copies the User Identity (PS3.7 §D.3.3.7) from the
+//! A-ASSOCIATE-RQ into every command, and the calling AE title comes from that same PDU: a
+//! command that names its calling AE was decoded with the RQ in view, so its `user` is final
+//! (absent: none was negotiated) and it counts at once, on the packet that completes it
+//! (issue 12 item 1: `bulk_export` fires on the request that adds the 16th study, not at the
+//! release). docs/design.md "When an alert waits" says so for operators.
 
 use crate::bounded_map::BoundedMap;
 use crate::dest::Dest;
 use crate::detector::Detector;
 use crate::engine::AlertSink;
 use crate::entity::EntRef;
+use crate::moves::SubOps;
 use crate::name::Name;
 use crate::observe::non_empty;
 use crate::scope::StudyItem;
@@ -29,6 +38,8 @@ pub(crate) struct HeldExport {
     studies: Vec<StudyItem>,
     /// Where the studies went (`None`: no move destination named).
     dest: Option<Dest>,
+    /// What its C-MOVE sub-operations moved, and on which associations.
+    subops: Option<SubOps>,
 }
 
 #[derive(Debug)]
@@ -58,29 +69,34 @@ impl Default for Pending {
 
 impl Detector {
     /// C-MOVE / C-GET exports wait for the association's user identity, unless the command
-    /// already names its user (the decoder copies it from the A-ASSOCIATE-RQ).
+    /// already names its user or its calling AE (the decoder copies both from the
+    /// A-ASSOCIATE-RQ, so with the AE known the user is known too).
     pub(crate) fn hold_or_export(
         &mut self,
         ev: &ProtocolEvent,
         user: Option<&str>,
         calling: Option<&str>,
         studies: Vec<StudyItem>,
-        dest: Option<Dest>,
+        (dest, subops, requested): (Option<Dest>, Option<SubOps>, i64),
         out: &mut Vec<ProtocolEvent>,
     ) {
         let item = HeldExport {
-            ts: ev.ts.0,
+            // The request's packet time when sane (never after the event that reports it).
+            ts: if requested > 0 { requested.min(ev.ts.0) } else { ev.ts.0 },
             flow: ev.flow,
             calling_ae: calling.map(Name::new),
             studies,
             dest,
+            subops,
         };
         let fid = ev.flow.id;
         if let Some(u) = user.and_then(non_empty) {
             self.export_held(item, Some(u), out);
             return;
         }
-        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some() {
+        let rq_seen = calling.and_then(non_empty).is_some();
+        if rq_seen || self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.pending.resolved.get(&fid).is_some()
+        {
             self.export_held(item, None, out);
             return;
         }
@@ -155,7 +171,14 @@ impl Detector {
             (None, None) => EntRef::Ip(item.flow.client.ip),
         };
         let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-        self.export(ent, &studies, item.dest.as_ref(), &item.flow, item.ts, out);
+        self.export(
+            ent,
+            &studies,
+            (item.dest.as_ref(), item.subops.as_ref()),
+            &item.flow,
+            item.ts,
+            out,
+        );
     }
 }
 
@@ -163,10 +186,28 @@ impl Detector {
 mod tests {
     use crate::testkit::*;
 
+    /// C-MOVEs decoded without their A-ASSOCIATE-RQ (a capture that starts mid-association):
+    /// no calling AE, so whether a user identity was negotiated is still open.
     fn moves(r: &mut Run, f: pacstap_core::FlowMeta) {
         for i in 0..16 {
+            r.feed(cmove(i * SEC, f, "", "WS1", &[&study(i)]));
+        }
+    }
+
+    #[test]
+    fn a_command_that_names_its_calling_ae_counts_at_once_and_fires_on_the_sixteenth_study() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        for i in 0..15 {
             r.feed(cmove(i * SEC, f, "WS1", "WS1", &[&study(i)]));
         }
+        assert!(r.alerts("bulk_export").is_empty());
+        assert_eq!(r.det.stats().pending_flows, 0, "nothing waits: the RQ was seen");
+        r.feed(cmove(15 * SEC, f, "WS1", "WS1", &[&study(15)]));
+        let a = r.alerts_with_time("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].0, T0 + 15 * SEC, "the packet time of the 16th study's C-MOVE");
+        assert_eq!((a[0].1.entity.id.as_str(), a[0].1.count), ("WS1", 16));
     }
 
     #[test]
@@ -176,7 +217,7 @@ mod tests {
         moves(&mut r, f);
         assert!(r.alerts("bulk_export").is_empty(), "held for the identity");
         assert_eq!(r.det.stats().pending_flows, 1);
-        r.feed(assoc(20 * SEC, f, "WS1", "PACS", true, Some("dave")));
+        r.feed(assoc(20 * SEC, f, "", "PACS", true, Some("dave")));
         let a = r.alerts("bulk_export");
         assert_eq!(
             a.len(),
@@ -191,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn without_an_identity_in_time_exports_go_to_the_calling_ae() {
+    fn without_an_identity_in_time_exports_go_to_the_client_address() {
         let mut r = Run::new("");
         let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
         moves(&mut r, f);
@@ -200,7 +241,7 @@ mod tests {
         r.tick(320 * SEC);
         let a = r.alerts("bulk_export");
         assert_eq!(a.len(), 1);
-        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ae", "WS1"));
+        assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ip", "10.0.0.9"));
         assert_eq!(r.det.stats().identity_wait_expired, 1);
     }
 }

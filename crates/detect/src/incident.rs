@@ -3,7 +3,7 @@
 //! back to the threshold or the entity is quiet for the rule's window.
 
 use crate::rule::Rule;
-use pacstap_core::{AlertEvidence, FlowId, FlowMeta, Severity};
+use pacstap_core::{AlertEvidence, AlertVolume, FlowId, FlowMeta, Severity};
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
@@ -19,6 +19,9 @@ pub(crate) struct EvidenceCaps {
 
 /// Things named in the summary (destinations, devices, actions, sources): at most this many.
 const MAX_DETAILS: usize = 10;
+/// Related incidents named (`related`): one story rarely has more than a request, its
+/// destination and a login before it; past this the rest are dropped.
+const MAX_RELATED: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Incident {
@@ -57,6 +60,7 @@ pub(crate) struct Incident {
     reported_studies: u64,
     reported_details: u64,
     reported_destinations: u64,
+    reported_related: usize,
     /// Peak count while open.
     pub peak: u64,
     /// The flow every alert of this incident names in its 5-tuple: the one of its first alert,
@@ -64,6 +68,18 @@ pub(crate) struct Incident {
     pub alert_flow: Option<FlowMeta>,
     /// Set at the first alert; the same on every update (CONTRACT §2 `incident_id`).
     pub incident_id: String,
+    /// Instances (C-STOREs, a C-MOVE's sub-operations) and their data set bytes behind a
+    /// transfer incident (`volume`).
+    pub instances: u64,
+    pub moved_bytes: u64,
+    /// Incident ids of the other incidents of the same story (`related`).
+    pub related: Vec<String>,
+    /// The entity is one the site knows (an inventory AE, an internal address): its
+    /// response steps check with its owner rather than block it (`text::contain`).
+    pub entity_known: bool,
+    /// An export went to a destination the inventory does not know (block it) rather than
+    /// to one of the site's nodes (never block those).
+    pub dest_unknown: bool,
 }
 
 /// A stable incident id: FNV-1a (64 bit) over the rule, the entity and the packet time the
@@ -122,10 +138,51 @@ impl Incident {
             reported_studies: 0,
             reported_details: 0,
             reported_destinations: 0,
+            reported_related: 0,
             peak: 0,
             alert_flow: None,
             incident_id: String::new(),
+            instances: 0,
+            moved_bytes: 0,
+            related: Vec::new(),
+            entity_known: false,
+            dest_unknown: false,
         }
+    }
+
+    /// Add what one transfer moved (saturating: the counts come from the wire).
+    pub(crate) fn add_volume(&mut self, instances: u64, bytes: u64) {
+        self.instances = self.instances.saturating_add(instances);
+        self.moved_bytes = self.moved_bytes.saturating_add(bytes);
+    }
+
+    /// Name another incident of the same story; returns whether it is new here.
+    pub(crate) fn add_related(&mut self, id: &str) -> bool {
+        if id.is_empty() || id == self.incident_id || self.related.len() >= MAX_RELATED {
+            return false;
+        }
+        if self.related.iter().any(|r| r == id) {
+            return false;
+        }
+        self.related.push(id.to_string());
+        true
+    }
+
+    /// `volume` of a transfer incident: its distinct studies, instances and bytes (an HTTPS
+    /// byte-counting `bulk_export` has only bytes: its count).
+    pub(crate) fn volume(&self) -> Option<AlertVolume> {
+        if !(self.rule.is_export() || self.rule == Rule::UnknownDestination) {
+            return None;
+        }
+        Some(AlertVolume {
+            studies: self.studies_total,
+            instances: self.instances,
+            bytes: if self.bytes {
+                self.peak.max(self.count).max(self.moved_bytes)
+            } else {
+                self.moved_bytes
+            },
+        })
     }
 
     pub(crate) fn seen(&mut self, ts: i64) {
@@ -214,6 +271,7 @@ impl Incident {
             || self.studies_total > self.reported_studies
             || self.details_total > self.reported_details
             || self.destinations_total > self.reported_destinations
+            || self.related.len() > self.reported_related
     }
 
     /// Report again now? When something grew, at most once per `interval`, or at once when the
@@ -234,6 +292,7 @@ impl Incident {
         self.reported_studies = self.studies_total;
         self.reported_details = self.details_total;
         self.reported_destinations = self.destinations_total;
+        self.reported_related = self.related.len();
     }
 
     pub(crate) fn evidence(&self) -> AlertEvidence {
@@ -245,6 +304,8 @@ impl Incident {
             destinations: self.destinations.clone(),
             destinations_total: self.destinations_total,
             pcap: None,
+            volume: self.volume(),
+            related: self.related.clone(),
         }
     }
 }

@@ -93,6 +93,11 @@ impl InventoryIndex {
         }
     }
 
+    /// Whether the DICOM inventory lists this AE title (a site's own node).
+    pub(crate) fn knows_ae(&self, ae: &str) -> bool {
+        self.dicom.contains_key(ae)
+    }
+
     /// Why a DICOM destination (AE and/or address) is unknown, if it is.
     pub(crate) fn dicom_destination_unknown(&self, ae: Option<&str>, ip: Option<IpAddr>) -> Option<&'static str> {
         if let Some(ip) = ip {

@@ -111,6 +111,8 @@ impl Baseline {
     /// Learned rate in studies per `window_ns`: the decayed count over the decayed length of
     /// history (`tau · (1 − e^{−age/tau})`), so a young entity is not judged on time it was
     /// not observed.
+    /// (Alerts use [`Baseline::rate_before`]; this whole-history rate stays for its tests.)
+    #[cfg(test)]
     pub(crate) fn per_window(&self, now: i64, tau_ns: f64, window_ns: i64) -> f64 {
         let age = now.saturating_sub(self.first_ns).max(0) as f64;
         let effective = tau_ns * (1.0 - (-age / tau_ns).exp());
@@ -123,6 +125,23 @@ impl Baseline {
         } else {
             0.0
         }
+    }
+
+    /// Learned rate in studies per nanosecond from the history *before* the window under
+    /// judgement (issue 12 item 5: a spike must not raise its own baseline): the studies inside
+    /// the window (`inside`, each decayed to `now`) are taken out, and the history ends where
+    /// the window begins. `None` when there is no history before the window.
+    pub(crate) fn rate_before(&self, now: i64, tau_ns: f64, window_ns: i64, inside: f64) -> Option<f64> {
+        let start = now.saturating_sub(window_ns);
+        let age = start.saturating_sub(self.first_ns);
+        if age <= 0 {
+            return None;
+        }
+        let effective = tau_ns * (1.0 - (-(age as f64) / tau_ns).exp());
+        // What was learned before the window, as it stood when the window began.
+        let before = (self.decayed_at(now, tau_ns) - inside).max(0.0) * (window_ns as f64 / tau_ns).exp();
+        let r = before / effective;
+        (r.is_finite() && effective > 0.0).then_some(r)
     }
 
     pub(crate) fn history(&self, now: i64) -> i64 {
@@ -479,6 +498,30 @@ mod tests {
         let r = b.per_window(21 * 24 * HOUR, t, HOUR);
         assert!(r < 0.02, "{r}");
         assert_eq!(b.history(21 * 24 * HOUR), 21 * 24 * HOUR);
+    }
+
+    #[test]
+    fn a_spike_does_not_raise_its_own_baseline() {
+        let t = tau(168);
+        let mut b = Baseline::new(0);
+        // One study a week for six weeks, then ten in the last hour.
+        for week in 0..6 {
+            b.add(week * 168 * HOUR, t);
+        }
+        let now = 6 * 168 * HOUR;
+        let inside: f64 = (0..10).map(|_| 1.0).sum();
+        for _ in 0..10 {
+            b.add(now, t);
+        }
+        let week = (168 * HOUR) as f64;
+        let before = b.rate_before(now, t, HOUR, inside).unwrap() * week;
+        assert!((0.6..1.3).contains(&before), "about one a week: {before}");
+        let with = b.per_window(now, t, HOUR) * 168.0;
+        assert!(with > 2.0 * before, "the whole history counts the spike: {with}");
+        assert!(
+            Baseline::new(now).rate_before(now, t, HOUR, 0.0).is_none(),
+            "no history before"
+        );
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod held;
 mod incident;
 mod inventory;
 mod learned;
+mod moves;
 mod name;
 mod observe;
 mod rule;

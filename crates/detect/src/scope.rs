@@ -53,6 +53,15 @@ pub(crate) struct Scope<'a> {
     pub(crate) dests: &'a [&'a str],
     pub(crate) detail: Option<Detail<'a>>,
     pub(crate) extras: &'a [&'a str],
+    /// Flows that carried the data besides the one observed (a C-MOVE's sub-operation
+    /// associations): named in the evidence, so its pcap holds the data, not only the request.
+    pub(crate) data_flows: &'a [FlowId],
+    /// Instances and bytes this observation moved (`volume`).
+    pub(crate) volume: Option<(u64, u64)>,
+    /// Another incident of the same story (`related`).
+    pub(crate) related: Option<&'a str>,
+    /// The data went somewhere the inventory does not know.
+    pub(crate) dest_unknown: bool,
 }
 
 impl Scope<'_> {
@@ -79,6 +88,16 @@ impl Scope<'_> {
         for e in self.extras {
             inc.add_extra(e);
         }
+        for f in self.data_flows {
+            inc.add_flow(*f, caps);
+        }
+        if let Some((n, b)) = self.volume {
+            inc.add_volume(n, b);
+        }
+        if let Some(r) = self.related {
+            inc.add_related(r);
+        }
+        inc.dest_unknown |= self.dest_unknown;
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 pub(crate) const SEC: i64 = 1_000_000_000;
 /// 2026-11-28T00:00:00Z.
-const T0: i64 = 1_795_824_000 * SEC;
+pub(crate) const T0: i64 = 1_795_824_000 * SEC;
 
 pub(crate) fn flow(id: u64, client: &str, server: &str) -> FlowMeta {
     let c: SocketAddr = client.parse().expect("client addr");
@@ -84,6 +84,8 @@ pub(crate) fn command(t: i64, f: FlowMeta, calling: &str, called: &str, cmd: &st
         sop_class_uid: None,
         sop_instance_uid: None,
         move_destination: None,
+        move_originator_ae: None,
+        move_originator_message_id: None,
         query_level: Some("STUDY".into()),
         study_instance_uids: studies.iter().map(|s| s.to_string()).collect(),
         modality: None,
@@ -176,6 +178,17 @@ impl Run {
             .iter()
             .filter_map(|e| match &e.body {
                 EventBody::Alert(a) if a.rule == rule => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The alerts of `rule` with the packet time each was written at.
+    pub(crate) fn alerts_with_time(&self, rule: &str) -> Vec<(i64, &Alert)> {
+        self.out
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Alert(a) if a.rule == rule => Some((e.ts.0, a)),
                 _ => None,
             })
             .collect()

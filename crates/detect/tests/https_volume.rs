@@ -39,7 +39,8 @@ fn a_client_downloading_above_the_volume_fires_once_with_its_servers() {
         first.summary
     );
     assert!(
-        first.response[0].contains("isolate 10.20.30.31"),
+        // An internal client is a device to find first, not one to isolate blind (issue 12).
+        first.response[0].contains("find the device and person behind 10.20.30.31"),
         "{:?}",
         first.response
     );

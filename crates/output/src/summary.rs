@@ -493,6 +493,8 @@ mod tests {
             sop_class_uid: None,
             sop_instance_uid: None,
             move_destination: None,
+            move_originator_ae: None,
+            move_originator_message_id: None,
             query_level: None,
             study_instance_uids: vec![study.into()],
             modality: None,

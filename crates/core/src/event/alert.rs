@@ -161,6 +161,25 @@ pub struct AlertEvidence {
     /// Path of the evidence pcap (`--evidence-dir`), when written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap: Option<String>,
+    /// How much moved (CONTRACT §2 `volume`, transfer rules only). Kept here, where every
+    /// alert literal already defaults it, but written at the alert's top level
+    /// ([`Alert::serialize`]), where the contract puts it.
+    #[serde(skip)]
+    pub volume: Option<AlertVolume>,
+    /// Incident ids of other incidents about the same story (a C-MOVE's `bulk_export` and the
+    /// `unknown_destination` of the AE its images went to). Written at the top level as
+    /// `related`, like `volume`.
+    #[serde(skip)]
+    pub related: Vec<String>,
+}
+
+/// `volume` of a transfer alert: distinct studies, instances (C-STOREs that carried data,
+/// including a C-MOVE's sub-operations) and data set / payload bytes seen on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AlertVolume {
+    pub studies: u64,
+    pub instances: u64,
+    pub bytes: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -217,6 +236,10 @@ struct AlertEve<'a> {
     response: &'a [String],
     update: bool,
     incident_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volume: Option<&'a AlertVolume>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    related: &'a [String],
 }
 
 impl Serialize for Alert {
@@ -247,6 +270,8 @@ impl Serialize for Alert {
             response: &self.response,
             update: self.update,
             incident_id: &self.incident_id,
+            volume: self.evidence.volume.as_ref(),
+            related: &self.evidence.related,
         }
         .serialize(s)
     }

@@ -26,6 +26,7 @@ pub(super) fn association<'a>(ev: &'a ProtocolEvent, a: &'a DicomAssociation, se
             user,
             ae: calling,
             client,
+            called: non_empty(&a.called_ae),
         });
     } else if a.accepted {
         seen.push(Observation::LoginSucceeded {
@@ -79,6 +80,14 @@ pub(super) fn command<'a>(
     c: &'a DicomCommand,
     seen: &mut Vec<Observation<'a>>,
 ) {
+    // Commands flow only after an A-ASSOCIATE-AC (PS3.8 §9.3.3): the login succeeded.
+    if let Some(ae) = non_empty(&c.calling_ae) {
+        seen.push(Observation::AssociationUsed {
+            user: c.user.as_deref().and_then(non_empty),
+            ae,
+            client: ev.flow.client.ip,
+        });
+    }
     if !transferred(c) {
         return;
     }
@@ -104,6 +113,8 @@ pub(super) fn command<'a>(
                         dest: dest.clone(),
                         why,
                         studies: studies.clone(),
+                        volume: None,
+                        what: None,
                     }));
                 }
             }
@@ -112,6 +123,8 @@ pub(super) fn command<'a>(
                 calling,
                 studies,
                 dest,
+                moved: dest_ae.map(|d| (c.message_id, d, c.request_time.0)),
+                requested: c.request_time.0,
             });
         }
         "C-GET" => {
@@ -132,6 +145,8 @@ pub(super) fn command<'a>(
                     dest: dest.clone(),
                     why,
                     studies: studies.clone(),
+                    volume: None,
+                    what: None,
                 }));
             }
             seen.push(Observation::Retrieve {
@@ -139,6 +154,8 @@ pub(super) fn command<'a>(
                 calling,
                 studies,
                 dest: Some(dest),
+                moved: None,
+                requested: c.request_time.0,
             });
         }
         "C-STORE" => {
@@ -156,6 +173,20 @@ pub(super) fn command<'a>(
                     });
                 }
             }
+            // PS3.7 §9.1.1.1: a C-MOVE sub-operation names the C-MOVE that caused it.
+            if let (Some(originator), Some(message_id), Some(dest)) = (
+                c.move_originator_ae.as_deref().and_then(non_empty),
+                c.move_originator_message_id,
+                dest_ae,
+            ) {
+                seen.push(Observation::SubOperation {
+                    originator,
+                    message_id,
+                    dest_ae: dest,
+                    bytes: c.dataset_bytes,
+                    request_time: c.request_time.0,
+                });
+            }
             if let Some(why) = o.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {
                 let label = match dest_ae {
                     Some(ae) => format!("AE {ae} ({dest_ip})"),
@@ -171,6 +202,8 @@ pub(super) fn command<'a>(
                     dest,
                     why,
                     studies: studies_of(o, c, ev),
+                    volume: Some((1, c.dataset_bytes)),
+                    what: None,
                 }));
             }
         }
@@ -277,7 +310,9 @@ mod tests {
         if let EventBody::Dicom(DicomEvent::Command(c)) = &mut ev.body {
             c.status_class = Some(StatusClass::Failure);
         }
-        assert!(observed(&d, &ev).is_empty());
+        assert!(observed(&d, &ev)
+            .iter()
+            .all(|o| matches!(o, Observation::AssociationUsed { ae: "WS1", .. })));
     }
 
     #[test]
@@ -288,7 +323,9 @@ mod tests {
         let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
         let ev = cmove(0, f, "WS1", "THIEF", &["1.2.3", "1.2.4"]);
         let seen = observed(&d, &ev);
-        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(matches!(seen[0], Observation::AssociationUsed { ae: "WS1", .. }));
+        let seen = &seen[1..];
         let Observation::UnknownDestination(u) = &seen[0] else {
             panic!("{seen:?}")
         };
@@ -300,6 +337,7 @@ mod tests {
             calling: Some("WS1"),
             studies,
             dest: Some(dest),
+            ..
         } = &seen[1]
         else {
             panic!("{seen:?}")

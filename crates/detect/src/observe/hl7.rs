@@ -11,6 +11,9 @@ use pacstap_core::{Direction, Hl7Event, ProtocolEvent};
 /// Records of a master file notification named in the alert; the rest are counted.
 const NAMED_RECORDS: usize = 3;
 
+/// Longest message type named (HL7 v2.5 §2.A.47 MSG: 3 + 3 + 7 characters, 2 separators).
+const MAX_TYPE: usize = 15;
+
 pub(super) fn message<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, m: &'a Hl7Event, seen: &mut Vec<Observation<'a>>) {
     let dir = m.direction.unwrap_or(Direction::ToServer);
     let (sender, receiver, port) = match dir {
@@ -60,6 +63,13 @@ pub(super) fn message<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, m: &'a Hl7Eve
                 dest: Dest::Server(receiver, port),
                 why,
                 studies: Vec::new(),
+                volume: None,
+                // HL7 v2.5 §2.A.47: MSG is 3+3+7 characters and two separators; longer is
+                // not a message type, so it is cut there.
+                what: Some(format!(
+                    "HL7 {}",
+                    m.message_type.chars().take(MAX_TYPE).collect::<String>()
+                )),
             }));
         }
     }

@@ -16,7 +16,12 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
     let not_refused = !matches!(h.status, Some(s) if s >= 400);
     // CONTRACT §2: an HTTP 401/403 on an authenticated request is a failed login.
     if matches!(h.status, Some(401 | 403)) && (user.is_some() || h.auth.is_some()) {
-        seen.push(Observation::LoginFailed { user, ae: None, client });
+        seen.push(Observation::LoginFailed {
+            user,
+            ae: None,
+            client,
+            called: None,
+        });
     } else if ok {
         if let Some(u) = user {
             seen.push(Observation::LoginSucceeded {
@@ -66,12 +71,15 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     dest: dest.clone(),
                     why,
                     studies: to_items(&[study]),
+                    volume: None,
+                    what: None,
                 }));
             }
             seen.push(Observation::Download {
                 entity: actor,
                 study,
                 dest,
+                bytes: h.response_bytes,
             });
         }
         "STOW-RS" if ok => {
@@ -89,6 +97,8 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                     dest: Dest::Server(server, Some(ev.flow.server.port)),
                     why,
                     studies: to_items(&studies),
+                    volume: None,
+                    what: None,
                 }));
             }
         }
@@ -154,7 +164,7 @@ mod tests {
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert!(matches!(
             seen[0],
-            Observation::LoginFailed { user: Some("bob"), ae: None, client } if client == f.client.ip
+            Observation::LoginFailed { user: Some("bob"), ae: None, client, .. } if client == f.client.ip
         ));
         // Without credentials a 401 is a challenge, not a failed login.
         let anon = http_ev(http(0, f, "/app", 401, None));

@@ -69,6 +69,8 @@ pub(crate) enum Observation<'a> {
         user: Option<&'a str>,
         ae: Option<&'a str>,
         client: IpAddr,
+        /// The called AE title of a rejected association (what a scan tries).
+        called: Option<&'a str>,
     },
     /// A successful login: an accepted association, an authenticated 2xx.
     LoginSucceeded {
@@ -84,6 +86,14 @@ pub(crate) enum Observation<'a> {
     NodeAnswered { ae: &'a str, ip: IpAddr, port: u16 },
     /// An AE accepted an association at `server`: `admin_change` when the address is new.
     NodeServing { ae: &'a str, server: IpAddr },
+    /// A command on an association whose A-ASSOCIATE-RQ was seen (it names its calling AE):
+    /// the association was accepted, so a login succeeded, known before the association ends
+    /// (`login_success_after_failures` fires on the first one).
+    AssociationUsed {
+        user: Option<&'a str>,
+        ae: &'a str,
+        client: IpAddr,
+    },
     /// The association ended, naming its user identity (if any): its held exports are released.
     AssociationEnded { user: Option<&'a str> },
     /// A C-MOVE / C-GET retrieve of `studies` to `dest`: held until its association names
@@ -93,12 +103,30 @@ pub(crate) enum Observation<'a> {
         calling: Option<&'a str>,
         studies: Vec<StudyItem>,
         dest: Option<Dest>,
+        /// A C-MOVE's (message id, move destination AE, request time): what its
+        /// sub-operation C-STOREs name (`moves.rs`).
+        moved: Option<(u16, &'a str, i64)>,
+        /// When it was requested: an export happens at its request (a capture that misses
+        /// the responses sees the same export times as one that has them).
+        requested: i64,
+    },
+    /// A C-STORE sub-operation of the C-MOVE (`originator`, `message_id`), sent to `dest_ae`
+    /// with `bytes` of data set.
+    SubOperation {
+        originator: &'a str,
+        message_id: u16,
+        dest_ae: &'a str,
+        bytes: u64,
+        request_time: i64,
     },
     /// A study downloaded by `entity` (WADO-RS / WADO-URI) to `dest`, attributed at once.
     Download {
         entity: EntRef<'a>,
         study: (u64, Option<&'a str>),
         dest: Dest,
+        /// Response body bytes (`volume.bytes`; instances are not countable inside a
+        /// multipart response without parsing it).
+        bytes: u64,
     },
     /// Data sent to a destination the inventory does not know.
     UnknownDestination(UnknownDest<'a>),

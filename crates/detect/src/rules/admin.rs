@@ -52,14 +52,15 @@ impl Detector {
             return;
         }
         let detail = format!("AE {called} now answers at {addr} (was {})", before.join(", "));
-        self.instant(
-            Rule::AdminChange,
-            EntRef::Ae(called),
-            Scope::text(&detail),
-            ev,
-            None,
-            out,
-        );
+        // The same node reported as an unknown destination (data sent to it at the new
+        // address) is the same story: each names the other.
+        let related = self.open_incident_id(EntRef::Ae(called), Rule::UnknownDestination);
+        let scope = Scope {
+            related: related.as_deref(),
+            ..Scope::text(&detail)
+        };
+        self.instant(Rule::AdminChange, EntRef::Ae(called), scope, ev, None, out);
+        self.relate_on(EntRef::Ae(called), Rule::AdminChange, Rule::UnknownDestination);
     }
 
     /// An administrative action seen on the wire (HTTP `admin_action`, HL7 MFN): an instant
@@ -107,6 +108,21 @@ mod tests {
             "{}",
             a[0].summary
         );
+    }
+
+    #[test]
+    fn an_inventory_node_at_a_new_address_is_one_story_told_twice_with_each_naming_the_other() {
+        let mut r = Run::new("[[inventory.dicom]]\nae = \"ARCHIVE\"\nip = \"10.0.0.5\"\n");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.6:104");
+        r.feed(command(0, f, "WS1", "ARCHIVE", "C-STORE", &[&study(1)]));
+        r.feed(assoc(SEC, f, "WS1", "ARCHIVE", true, None));
+        r.det.finish(&mut r.out);
+        let admin = r.alerts("admin_change");
+        let unknown = r.alerts("unknown_destination");
+        let (a, u) = (admin.last().expect("admin_change"), unknown.last().expect("unknown"));
+        assert_eq!((a.entity.id.as_str(), u.entity.id.as_str()), ("ARCHIVE", "ARCHIVE"));
+        assert_eq!(a.evidence.related, vec![u.incident_id.clone()]);
+        assert_eq!(u.evidence.related, vec![a.incident_id.clone()]);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub(crate) struct UnknownDest<'a> {
     pub(crate) why: &'static str,
     /// The studies sent there, when the protocol names them.
     pub(crate) studies: Vec<StudyItem>,
+    /// Instances and data set bytes it carried (a C-STORE: one and its data set).
+    pub(crate) volume: Option<(u64, u64)>,
+    /// What left, when the protocol says (`HL7 ORU^R01`): the alert names the message types.
+    pub(crate) what: Option<String>,
 }
 
 impl Detector {
@@ -40,6 +44,8 @@ impl Detector {
             ref dest,
             why,
             ref studies,
+            volume,
+            ref what,
         } = *u;
         if !self.cfg.rules.unknown_destination.enabled {
             return;
@@ -61,14 +67,25 @@ impl Detector {
                 return; // alerted on before
             }
         }
+        // The reason first (the summary's "which is …"), then what left.
+        let mut extras = vec![why];
+        extras.extend(what.as_deref());
         let scope = Scope {
             studies: &items,
             dest: Some(dest),
             detail: Some(Detail::Text(label)),
-            extras: &[why],
+            extras: &extras,
+            volume,
             ..Scope::default()
         };
+        let related = self.open_incident_id(ent, Rule::AdminChange);
+        let scope = Scope {
+            related: related.as_deref(),
+            ..scope
+        };
         self.instant(Rule::UnknownDestination, ent, scope, ev, None, out);
+        // An inventory node at a new address: its admin_change names this incident too.
+        self.relate_on(ent, Rule::UnknownDestination, Rule::AdminChange);
     }
 }
 

@@ -7,6 +7,7 @@ use crate::dest::Dest;
 use crate::detector::Detector;
 use crate::engine::{add_studies, Measurer, Occurrence};
 use crate::entity::EntRef;
+use crate::moves::SubOps;
 use crate::observe::non_empty;
 use crate::rule::Rule;
 use crate::scope::{Detail, Scope};
@@ -27,12 +28,13 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 impl Detector {
-    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`.
+    /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`, its C-MOVE sub-operations
+    /// (if any) moving `subops`.
     pub(crate) fn export(
         &mut self,
         ent: EntRef<'_>,
         studies: &[(u64, Option<&str>)],
-        dest: Option<&Dest>,
+        (dest, subops): (Option<&Dest>, Option<&SubOps>),
         flow: &FlowMeta,
         ts: i64,
         out: &mut Vec<ProtocolEvent>,
@@ -53,6 +55,9 @@ impl Detector {
         let Some(s) = self.entities.slot_mut(idx) else { return };
         if let Some(d) = dest {
             s.st.note_export_dest(ts, d);
+        }
+        if let Some(so) = subops {
+            s.st.export_volume.get_or_insert_with(Box::default).add(ts, so);
         }
         let mut new_bulk = 0;
         if bulk_on {
@@ -89,16 +94,77 @@ impl Detector {
                 .measure(&mut s.st, kind, &s.id, *rule);
             }
         }
+        let dest_ae = match dest {
+            Some(Dest::Ae { ae, .. }) => Some(ae.as_str()),
+            _ => None,
+        };
+        // The same story told from the destination: its open `unknown_destination` incident.
+        let related = dest_ae.and_then(|ae| self.open_incident_id(EntRef::Ae(ae), Rule::UnknownDestination));
         let scope = Scope {
             studies,
             dest,
             detail: Some(dest.map_or(Detail::Ae(None, None), Detail::Dest)),
+            data_flows: subops.map_or(&[], |s| &s.flows),
+            volume: subops.map(|s| (s.instances, s.bytes)),
+            related: related.as_deref(),
+            dest_unknown: match dest {
+                Some(Dest::Ae { ae, ip, .. }) => self.inv.dicom_destination_unknown(Some(ae), *ip).is_some(),
+                Some(Dest::Client(ip) | Dest::Server(ip, _)) => !self.inv.is_internal(*ip),
+                None => false,
+            },
             ..Scope::default()
         };
         for (rule, _, m) in measures {
             if let Some(m) = m {
                 self.apply(idx, rule, &m, Occurrence::on(flow, ts, scope), out);
             }
+        }
+        if let Some(ae) = dest_ae {
+            self.relate_back(idx, EntRef::Ae(ae), Rule::UnknownDestination);
+        }
+    }
+
+    /// The id of `ent`'s open incident of `rule`, once it has alerted.
+    pub(crate) fn open_incident_id(&self, ent: EntRef<'_>, rule: Rule) -> Option<String> {
+        let s = self.entities.find(ent).and_then(|i| self.entities.slot(i))?;
+        let inc = s.st.incident(rule)?;
+        (!inc.incident_id.is_empty()).then(|| inc.incident_id.clone())
+    }
+
+    /// Name the export incidents of entity `idx` in `ent`'s open `rule` incident (the other
+    /// half of `related`; it shows in that incident's next update).
+    pub(crate) fn relate_back(&mut self, idx: u32, ent: EntRef<'_>, rule: Rule) {
+        let ids: Vec<String> = self
+            .entities
+            .slot(idx)
+            .map(|s| {
+                s.st.incidents
+                    .iter()
+                    .filter(|i| i.rule.is_export() && !i.incident_id.is_empty())
+                    .map(|i| i.incident_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.is_empty() {
+            return;
+        }
+        let Some(other) = self.entities.find(ent) else { return };
+        if let Some(inc) = self.entities.slot_mut(other).and_then(|s| s.st.incident_mut(rule)) {
+            for id in &ids {
+                inc.add_related(id);
+            }
+        }
+    }
+
+    /// `ent`'s open `from` incident named in its open `to` incident (both alerted): the other
+    /// half of `related` for two incidents about one entity.
+    pub(crate) fn relate_on(&mut self, ent: EntRef<'_>, from: Rule, to: Rule) {
+        let Some(id) = self.open_incident_id(ent, from) else {
+            return;
+        };
+        let Some(idx) = self.entities.find(ent) else { return };
+        if let Some(inc) = self.entities.slot_mut(idx).and_then(|s| s.st.incident_mut(to)) {
+            inc.add_related(&id);
         }
     }
 
@@ -192,6 +258,56 @@ mod tests {
             ("carol", 16, Some(15))
         );
         assert_eq!(r.det.stats().studies_exported, 16);
+    }
+
+    /// A C-MOVE to an outside AE: its sub-operation C-STOREs (naming the C-MOVE by
+    /// 0000,1030 / 0000,1031) arrive first, then the C-MOVE's final response. The export
+    /// incident takes their flows and volume, and it and the destination's
+    /// `unknown_destination` name each other.
+    #[test]
+    fn a_move_to_an_outside_ae_links_its_sub_operations_and_the_destination_incident() {
+        use pacstap_core::{DicomEvent, EventBody};
+        let mut r = Run::new("");
+        let ctl = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        for i in 0..16u16 {
+            let t = i64::from(i) * SEC;
+            let data = flow(100 + u64::from(i), "10.0.0.5:50000", "198.51.100.7:104");
+            for k in 0..2 {
+                let mut st = command(t + 1 + k, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
+                if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
+                    c.move_originator_ae = Some("WS1".into());
+                    c.move_originator_message_id = Some(i + 1);
+                    c.dataset_bytes = 1000;
+                    c.request_time = pacstap_core::Timestamp(T0 + t + 1 + k);
+                }
+                r.feed(st);
+            }
+            let mut mv = cmove(t + 2, ctl, "WS1", "EXTPACS", &[&study(i)]);
+            if let EventBody::Dicom(DicomEvent::Command(c)) = &mut mv.body {
+                c.message_id = i + 1;
+                c.request_time = pacstap_core::Timestamp(T0 + t);
+            }
+            r.feed(mv);
+        }
+        r.det.finish(&mut r.out);
+        let bulk = r.alerts("bulk_export");
+        let first = bulk[0];
+        assert_eq!((first.entity.id.as_str(), first.count), ("WS1", 16));
+        let v = first.evidence.volume.unwrap();
+        assert_eq!((v.studies, v.instances, v.bytes), (16, 32, 32_000));
+        // The control flow and the 16 sub-operation associations.
+        assert_eq!(first.evidence.flow_ids_total, 17);
+        let unknown = r.alerts("unknown_destination");
+        let ext = unknown.iter().rev().find(|a| a.entity.id == "EXTPACS").unwrap();
+        assert_eq!(first.evidence.related, vec![ext.incident_id.clone()]);
+        assert_eq!(ext.evidence.related, vec![first.incident_id.clone()]);
+        let ev = ext.evidence.volume.unwrap();
+        assert_eq!((ev.instances, ev.bytes), (32, 32_000));
+        assert!(
+            first.response[1].starts_with("block the destination AE EXTPACS"),
+            "{:?}",
+            first.response
+        );
     }
 
     #[test]

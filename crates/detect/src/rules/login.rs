@@ -17,10 +17,10 @@ use std::net::IpAddr;
 const FAILURE_CONTEXT: usize = 10;
 
 impl Detector {
+    /// A failed login as `user` / calling AE `ae` (to called AE `called`) from `client`.
     pub(crate) fn login_failure(
         &mut self,
-        user: Option<&str>,
-        ae: Option<&str>,
+        (user, ae, called): (Option<&str>, Option<&str>, Option<&str>),
         client: IpAddr,
         ev: &ProtocolEvent,
         out: &mut Vec<ProtocolEvent>,
@@ -56,7 +56,21 @@ impl Detector {
                     Rule::LoginFailuresUser => Ctx::Ip(client),
                     _ => Ctx::Name(account.into()),
                 };
-                push_capped(&mut s.st.failure_context, c, FAILURE_CONTEXT);
+                // A source's list also holds up to FAILURE_CONTEXT called AE titles.
+                let cap = match rule {
+                    Rule::LoginFailuresUser => FAILURE_CONTEXT,
+                    _ => 2 * FAILURE_CONTEXT,
+                };
+                push_capped(&mut s.st.failure_context, c, cap);
+            }
+            // Per source, the called AE titles tried too: their own FAILURE_CONTEXT slots,
+            // never evicting the accounts.
+            if let (Rule::LoginFailuresSource, Some(c)) = (rule, called) {
+                let ctx = &mut s.st.failure_context;
+                let called_n = ctx.iter().filter(|x| matches!(x, Ctx::Called(_))).count();
+                if called_n < FAILURE_CONTEXT && !ctx.iter().any(|x| matches!(x, Ctx::Called(n) if **n == *c)) {
+                    ctx.push(Ctx::Called(c.into()));
+                }
             }
             let w = s.st.failures.get_or_insert_with(|| SlidingWindow::events(span, cap));
             w.expire(now);
@@ -85,6 +99,7 @@ impl Detector {
                 } else {
                     Scope {
                         extras: &[account],
+                        detail: called.map(Detail::Text),
                         ..Scope::default()
                     }
                 };
@@ -131,11 +146,26 @@ impl Detector {
                 s.st.failures_consumed = now;
             }
         }
+        // Credit the principal that logged in, by name (the user, else the AE title), with the
+        // address beside it, even when the burst was counted for the address (issue 12 item 5:
+        // "MR_SCANNER1 from 10.20.10.12", not "Address 10.20.10.12").
+        let credited = user.map(EntRef::User).or(ae.map(EntRef::Ae)).unwrap_or(ent);
         let detail = canonical_ip(client).to_string();
+        let counted_for = match ent {
+            _ if ent == credited => None,
+            EntRef::User(u) => Some(format!("failures counted for user {u}")),
+            EntRef::Ae(a) => Some(format!("failures counted for AE {a}")),
+            EntRef::Ip(ip) => Some(format!("failures counted for address {}", canonical_ip(ip))),
+        };
+        let extras: Vec<&str> = counted_for.as_deref().into_iter().collect();
+        let scope = Scope {
+            extras: &extras,
+            ..Scope::text(&detail)
+        };
         let idx = self.instant(
             Rule::LoginSuccessAfterFailures,
-            ent,
-            Scope::text(&detail),
+            credited,
+            scope,
             ev,
             Some((n, threshold)),
             out,
@@ -179,5 +209,46 @@ mod tests {
         // The failures are consumed: the next success is quiet.
         r.feed(http_ev(http(10 * SEC, f, "/app", 200, Some("bob"))));
         assert_eq!(r.alerts("login_success_after_failures").len(), 1);
+    }
+
+    #[test]
+    fn a_scan_names_the_called_ae_titles_it_tried() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.20.99.7:40000", "10.20.0.10:104");
+        // nmap's dicom-brute: one calling AE, a new called AE title each time.
+        for i in 0..25 {
+            r.feed(assoc(i * SEC, f, "ECHOSCU", &format!("TITLE{i}"), false, None));
+        }
+        let a = r.alerts("login_failures_source");
+        let first = a.first().expect("fired");
+        assert_eq!(first.count, 21);
+        assert_eq!(
+            first.summary,
+            "Address 10.20.99.7 had 21 failed logins in 10m (threshold 20); accounts tried: ECHOSCU; called AE titles tried: TITLE0, TITLE1, TITLE2, TITLE3, TITLE4, TITLE5, TITLE6, TITLE7, TITLE8, TITLE9 and others."
+        );
+    }
+
+    #[test]
+    fn a_success_after_an_address_burst_is_credited_to_the_ae_that_logged_in() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.20.10.12:40000", "10.20.0.10:104");
+        // A scan: rejected associations from 10.20.10.12, each with another calling AE.
+        for i in 0..12 {
+            r.feed(assoc(i * SEC, f, &format!("PROBE{i}"), "PACS", false, None));
+        }
+        r.feed(assoc(20 * SEC, f, "MR_SCANNER1", "PACS", true, None));
+        let s = r.alerts("login_success_after_failures");
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].entity.kind.as_str(), s[0].entity.id.as_str()),
+            ("ae", "MR_SCANNER1")
+        );
+        assert_eq!(
+            s[0].summary,
+            "AE MR_SCANNER1 logged in successfully from 10.20.10.12 right after 12 failed logins in 10m (failures counted for address 10.20.10.12) (threshold 5)."
+        );
+        let steps = s[0].response.join(" | ");
+        assert!(!steps.contains("reset the credentials of MR_SCANNER1"), "{steps}");
+        assert!(!steps.contains("isolate 10.20.10.12"), "{steps}");
     }
 }

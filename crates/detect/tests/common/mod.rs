@@ -82,6 +82,8 @@ fn command(t: i64, _f: FlowMeta, calling: &str, called: &str, cmd: &str, studies
         sop_class_uid: None,
         sop_instance_uid: None,
         move_destination: None,
+        move_originator_ae: None,
+        move_originator_message_id: None,
         query_level: Some("STUDY".into()),
         study_instance_uids: studies.iter().map(|s| s.to_string()).collect(),
         modality: None,

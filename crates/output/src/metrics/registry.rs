@@ -596,6 +596,8 @@ mod tests {
             sop_class_uid: None,
             sop_instance_uid: Some("1.2.3.4.5".into()),
             move_destination: None,
+            move_originator_ae: None,
+            move_originator_message_id: None,
             query_level: None,
             study_instance_uids: vec!["1.2.3".into()],
             modality: None,

@@ -33,6 +33,7 @@ const COMPLETED: u16 = element(tags::NUMBER_OF_COMPLETED_SUBOPERATIONS);
 const FAILED: u16 = element(tags::NUMBER_OF_FAILED_SUBOPERATIONS);
 const WARNING: u16 = element(tags::NUMBER_OF_WARNING_SUBOPERATIONS);
 const MOVE_ORIGINATOR_AE: u16 = element(tags::MOVE_ORIGINATOR_APPLICATION_ENTITY_TITLE);
+const MOVE_ORIGINATOR_MESSAGE_ID: u16 = element(tags::MOVE_ORIGINATOR_MESSAGE_ID);
 
 /// Command Field values (PS3.7 §E.1, Table E.1-1; responses have bit 15 set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -123,6 +124,8 @@ pub struct CommandSet<'a> {
     pub warning: Option<u16>,
     /// (0000,1030)
     pub move_originator_ae: Option<&'a [u8]>,
+    /// (0000,1031)
+    pub move_originator_message_id: Option<u16>,
     /// Something odd that did not stop the scan (e.g. an element outside group 0000, a
     /// truncated last element): reported as `dicom.malformed_command`, the command still counts.
     pub irregular: Option<MalformedCommand>,
@@ -229,6 +232,7 @@ pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand>
             FAILED => cmd.failed = us,
             WARNING => cmd.warning = us,
             MOVE_ORIGINATOR_AE => cmd.move_originator_ae = Some(value),
+            MOVE_ORIGINATOR_MESSAGE_ID => cmd.move_originator_message_id = us,
             _ => {}
         }
         at = start + value.len();

@@ -139,6 +139,8 @@ pub(crate) fn new_command(
             .or(cmd.requested_sop_instance_uid)
             .map(text),
         move_destination: cmd.move_destination.map(text),
+        move_originator_ae: cmd.move_originator_ae.map(text).filter(|s| !s.is_empty()),
+        move_originator_message_id: cmd.move_originator_message_id,
         query_level: None,
         study_instance_uids: Vec::new(),
         modality: None,

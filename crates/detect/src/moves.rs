@@ -1,0 +1,198 @@
+//! C-MOVE sub-operations tied to the C-MOVE that caused them (issue 12 item 2).
+//!
+//! A C-MOVE's images travel on other associations: the SCP opens one to the Move Destination
+//! and sends each instance as a C-STORE that names its cause, Move Originator AE Title
+//! (0000,1030) and Move Originator Message ID (0000,1031) (PS3.7 §9.1.1.1, §9.1.4). The
+//! decoder emits a command with its final response, so these C-STOREs arrive before their
+//! C-MOVE (whose final response follows the last sub-operation, PS3.7 §9.1.4.1.2): they are
+//! gathered here per (originator AE, message id) and taken by the C-MOVE when it arrives.
+//! Message ids repeat across associations, so a C-MOVE takes only sub-operations that began
+//! at or after its request and that went to its Move Destination.
+
+use crate::name::Name;
+use pacstap_core::FlowId;
+use std::collections::{HashMap, VecDeque};
+
+/// C-MOVEs in progress tracked at once. A PACS serves at most a few hundred concurrent
+/// retrieves (DICOM has no limit; Orthanc's default is 4 concurrent jobs, dcm4chee's
+/// association pool some 100s), so 4,096 leaves room; past it the oldest is forgotten
+/// (its C-MOVE then counts its studies without volume).
+const MAX_MOVES: usize = 4096;
+/// Sub-operation flows named per C-MOVE: one association per C-MOVE is usual, one per
+/// instance the worst a sender does; the evidence lists are capped further down anyway.
+const MAX_FLOWS: usize = 64;
+
+/// What the sub-operations of one C-MOVE moved.
+#[derive(Debug, Clone)]
+pub(crate) struct SubOps {
+    pub(crate) instances: u64,
+    pub(crate) bytes: u64,
+    /// The associations that carried them (at most [`MAX_FLOWS`]).
+    pub(crate) flows: Vec<FlowId>,
+    /// Request time of the first sub-operation seen.
+    pub(crate) first: i64,
+    /// The AE they went to (the C-STOREs' called AE).
+    dest_ae: Name,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct MoveLinks {
+    open: HashMap<(Name, u16), SubOps, ahash::RandomState>,
+    order: VecDeque<(Name, u16)>,
+}
+
+impl SubOps {
+    /// A download's volume: bytes on one flow, no instances counted (WADO).
+    pub(crate) fn bytes_only(bytes: u64, flow: FlowId, ts: i64) -> SubOps {
+        SubOps {
+            instances: 0,
+            bytes,
+            flows: vec![flow],
+            first: ts,
+            dest_ae: Name::new(""),
+        }
+    }
+}
+
+impl MoveLinks {
+    /// One C-STORE sub-operation of the C-MOVE (`originator`, `message_id`) sent to `dest_ae`.
+    pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {
+        let key = (Name::new(originator), message_id);
+        if let Some(s) = self.open.get_mut(&key) {
+            if *s.dest_ae == *dest_ae {
+                // Sub-operations on parallel associations report in any order: keep the
+                // earliest request.
+                s.first = s.first.min(ts);
+                s.instances = s.instances.saturating_add(1);
+                s.bytes = s.bytes.saturating_add(bytes);
+                if !s.flows.contains(&flow) && s.flows.len() < MAX_FLOWS {
+                    s.flows.push(flow);
+                }
+                return;
+            }
+            // The same id reused towards another destination (a C-MOVE that was never seen,
+            // then a new one): start afresh.
+            self.open.remove(&key);
+        }
+        while self.open.len() >= MAX_MOVES {
+            let Some(old) = self.order.pop_front() else { break };
+            self.open.remove(&old);
+        }
+        if self.order.len() >= MAX_MOVES.saturating_mul(2) {
+            // Keys re-noted leave stale entries in `order`; drop those no longer open.
+            let open = &self.open;
+            self.order.retain(|k| open.contains_key(k));
+        }
+        self.order.push_back(key.clone());
+        self.open.insert(
+            key,
+            SubOps {
+                instances: 1,
+                bytes,
+                flows: vec![flow],
+                first: ts,
+                dest_ae: Name::new(dest_ae),
+            },
+        );
+    }
+
+    /// The sub-operations of the C-MOVE (`calling`, `message_id`) requested at `request_time`
+    /// to `dest_ae`, if any were seen; they are taken (a C-MOVE is counted once).
+    pub(crate) fn take(&mut self, calling: &str, message_id: u16, dest_ae: &str, request_time: i64) -> Option<SubOps> {
+        let key = (Name::new(calling), message_id);
+        let s = self.open.get(&key)?;
+        if *s.dest_ae != *dest_ae || s.first < request_time {
+            return None;
+        }
+        self.open.remove(&key)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.open.len()
+    }
+}
+
+/// Volume records kept per entity: a window of exports is merged two-into-one past this, so
+/// totals stay exact and only their times coarsen (the bulk window is 30 min by default).
+const MAX_MARKS: usize = 64;
+
+/// One export's volume, at its time.
+#[derive(Debug, Clone)]
+pub(crate) struct VolumeMark {
+    pub(crate) ts: i64,
+    pub(crate) instances: u64,
+    pub(crate) bytes: u64,
+    pub(crate) flows: Vec<FlowId>,
+}
+
+/// The recent exports' volumes of one entity (bounded: [`MAX_MARKS`], flows [`MAX_FLOWS`] each).
+#[derive(Debug, Default)]
+pub(crate) struct VolumeMarks {
+    marks: VecDeque<VolumeMark>,
+}
+
+impl VolumeMarks {
+    pub(crate) fn add(&mut self, ts: i64, s: &SubOps) {
+        if self.marks.len() >= MAX_MARKS {
+            if let (Some(old), Some(next)) = (self.marks.pop_front(), self.marks.front_mut()) {
+                next.instances = next.instances.saturating_add(old.instances);
+                next.bytes = next.bytes.saturating_add(old.bytes);
+                for f in old.flows {
+                    if next.flows.len() < MAX_FLOWS && !next.flows.contains(&f) {
+                        next.flows.push(f);
+                    }
+                }
+            }
+        }
+        self.marks.push_back(VolumeMark {
+            ts,
+            instances: s.instances,
+            bytes: s.bytes,
+            flows: s.flows.clone(),
+        });
+    }
+
+    /// The marks after `cutoff` (each rule has its own window; older marks leave by the cap).
+    pub(crate) fn since(&self, cutoff: i64) -> impl Iterator<Item = &VolumeMark> {
+        self.marks.iter().filter(move |m| m.ts > cutoff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_operations_are_summed_and_taken_once_by_their_c_move() {
+        let mut l = MoveLinks::default();
+        l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
+        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
+        assert!(l.take("WS1", 7, "OTHER", 5).is_none(), "another destination");
+        assert!(l.take("WS1", 8, "ARCHIVE", 5).is_none(), "another message");
+        assert!(l.take("WS1", 7, "ARCHIVE", 11).is_none(), "began before this request");
+        assert!(l.take("WS1", 7, "ARCHIVE", 10).is_some_and(|s| s.instances == 3));
+        l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
+        l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
+        let s = l.take("WS1", 7, "ARCHIVE", 9).unwrap();
+        assert_eq!(
+            (s.instances, s.bytes, s.flows.clone()),
+            (3, 175, vec![FlowId(2), FlowId(3)])
+        );
+        assert!(l.take("WS1", 7, "ARCHIVE", 9).is_none(), "taken once");
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn tracking_is_bounded() {
+        let mut l = MoveLinks::default();
+        for i in 0..(MAX_MOVES as u32 + 100) {
+            l.note(&format!("AE{i}"), 1, "X", 0, 1, FlowId(1));
+        }
+        assert_eq!(l.len(), MAX_MOVES);
+        assert!(l.take("AE0", 1, "X", 0).is_none(), "the oldest was forgotten");
+        assert!(l.take(&format!("AE{}", MAX_MOVES as u32 + 99), 1, "X", 0).is_some());
+    }
+}
