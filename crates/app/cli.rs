@@ -168,10 +168,10 @@ pub struct ReplayArgs {
     #[arg(long = "dicom-port", value_name = "PORT")]
     pub dicom_ports: Vec<u16>,
 
-    /// Also push each alert to a Prometheus Alertmanager at URL (`http://host:port[/prefix]`,
+    /// Also push each alert to a Prometheus Alertmanager at URL (`http[s]://host:port[/prefix]`,
     /// POST /api/v2/alerts; labels rule, severity, entity_kind, entity). Queued and sent in the
-    /// background; never slows decoding. https is not supported: use http on the management
-    /// network or a TLS-terminating proxy.
+    /// background; never slows decoding. An https server's certificate is checked against the
+    /// system CA bundle (/etc/ssl/certs).
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
 
@@ -269,10 +269,10 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
     pub state: String,
 
-    /// Also push each alert to a Prometheus Alertmanager at URL (`http://host:port[/prefix]`,
+    /// Also push each alert to a Prometheus Alertmanager at URL (`http[s]://host:port[/prefix]`,
     /// POST /api/v2/alerts; labels rule, severity, entity_kind, entity). Queued and sent in the
-    /// background; never slows decoding. https is not supported: use http on the management
-    /// network or a TLS-terminating proxy.
+    /// background; never slows decoding. An https server's certificate is checked against the
+    /// system CA bundle (/etc/ssl/certs).
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
 
