@@ -66,7 +66,11 @@ fn samples_match_their_golden_events() {
     // The samples the README and the other tests rely on; a glob that found none would pass
     // vacuously.
     for must in ["store.pcap", "move.pcap", "dicomweb.pcap", "hl7-mllp.pcap"] {
-        assert!(captures.iter().any(|c| c == must), "{must} not found in {}", dir.display());
+        assert!(
+            captures.iter().any(|c| c == must),
+            "{must} not found in {}",
+            dir.display()
+        );
     }
     let mut failures = Vec::new();
     for g in &goldens {
