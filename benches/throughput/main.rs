@@ -41,6 +41,9 @@ impl Size {
     }
 }
 
+/// A measurement's name (what to give on the command line) and its workload.
+type Measurement = (&'static str, fn(Size));
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let size = if args.iter().any(|a| a == "--bench") {
@@ -53,7 +56,7 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .map(String::as_str)
         .collect();
-    let all: [(&str, fn(Size)); 5] = [
+    let all: [Measurement; 5] = [
         ("wire", wire::run),
         ("capture", capture::run),
         ("dicom", dicom::run),
