@@ -29,7 +29,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from samplelib import run_checked, write_tsv
+from samplelib import run_checked as run
+from samplelib import write_tsv
 
 TAB = "\t"
 DECODE = ["-d", "tcp.port==4242,dicom", "-d", "tcp.port==11112,dicom", "-d", "tcp.port==2575,hl7"]
@@ -63,7 +64,7 @@ DICOM_TAGS = {"(0000,0100)": "command", "(0000,0110)": "message_id", "(0000,0120
 
 def rows(cmd, f):
     # split on newlines only: str.splitlines() would also split on the \x1e aggregator
-    return [ln.split(TAB) for ln in run_checked(cmd, f).split("\n") if ln.strip()]
+    return [ln.split(TAB) for ln in run(cmd, f).split("\n") if ln.strip()]
 
 
 def ends(src, sport, dst, dport):
