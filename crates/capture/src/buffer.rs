@@ -118,7 +118,12 @@ impl<R: Source> ReadBuffer<R> {
             self.data.resize(grown, 0);
         }
         while self.end < need && !self.eof {
-            match self.reader.read(&mut self.data[self.end..]) {
+            // `end <= data.len()` always (it only grows by what a read put into `data[end..]`);
+            // an empty tail reads 0 bytes, which ends the input as before.
+            let Some(free) = self.data.get_mut(self.end..) else {
+                break;
+            };
+            match self.reader.read(free) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

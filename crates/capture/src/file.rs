@@ -1228,63 +1228,6 @@ mod tests {
         }
     }
 
-    /// Plain iteration speed against pcap-parser's own streaming reader, on a 256 MiB file of
-    /// 1514-byte frames (page-cached after the first pass). A measurement, not a test: no assertion
-    /// on time. `cargo test -p pacstap-capture --release -- --ignored --nocapture throughput`.
-    #[test]
-    #[ignore]
-    fn throughput() {
-        use pcap_parser::traits::PcapReaderIterator;
-        let frame = vec![0x42u8; 1514];
-        let n = (256 << 20) / (1514 + 16);
-        let mut bytes = legacy(false, false, 1, 65535, &[]);
-        for i in 0..n {
-            bytes.extend_from_slice(&(i as u32).to_le_bytes());
-            bytes.extend_from_slice(&0u32.to_le_bytes());
-            bytes.extend_from_slice(&1514u32.to_le_bytes());
-            bytes.extend_from_slice(&1514u32.to_le_bytes());
-            bytes.extend_from_slice(&frame);
-        }
-        let t = TempFile::new(&bytes);
-        let len = bytes.len() as f64;
-        drop(bytes);
-        for round in 0..3 {
-            let start = std::time::Instant::now();
-            let mut s = PcapFileSource::open(t.path()).unwrap();
-            let mut sum = 0u64;
-            while let Some(f) = s.next_frame() {
-                sum += u64::from(std::hint::black_box(f.data)[0]);
-            }
-            let ours = start.elapsed().as_secs_f64();
-            assert_eq!(s.frames(), n as u64);
-
-            let start = std::time::Instant::now();
-            let mut r = pcap_parser::LegacyPcapReader::new(BUFFER_SIZE, File::open(t.path()).unwrap()).unwrap();
-            let mut theirs_sum = 0u64;
-            loop {
-                match r.next() {
-                    Ok((used, block)) => {
-                        if let pcap_parser::PcapBlockOwned::Legacy(b) = block {
-                            theirs_sum += u64::from(std::hint::black_box(b.data)[0]);
-                        }
-                        r.consume(used);
-                    }
-                    Err(pcap_parser::PcapError::Eof) => break,
-                    Err(pcap_parser::PcapError::Incomplete(_)) => r.refill().unwrap(),
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
-            let theirs = start.elapsed().as_secs_f64();
-            assert_eq!(sum, theirs_sum);
-            println!(
-                "round {round}: PcapFileSource {:.2} GB/s ({:.1} ns/frame), pcap-parser LegacyPcapReader {:.2} GB/s",
-                len / ours / 1e9,
-                ours * 1e9 / n as f64,
-                len / theirs / 1e9
-            );
-        }
-    }
-
     #[test]
     fn samples_open_and_have_frames() {
         // Real captures, when another stage has generated them; nothing to check otherwise.

@@ -37,6 +37,10 @@
 //! Link-type numbers are the tcpdump.org LINKTYPE_ values
 //! (<https://www.tcpdump.org/linktypes.html>), passed through unchanged for `pacstap-wire`.
 
+// Every length, count and offset here comes from the wire or a file: no slice indexing that
+// input controls (use `get`); a site that is provably in bounds says why in an `expect`.
+#![deny(clippy::indexing_slicing)]
+
 mod buffer;
 mod file;
 mod live;

@@ -226,7 +226,9 @@ pub(crate) fn checksum(bytes: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut words = bytes.chunks_exact(2);
     for w in &mut words {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+        if let &[a, b] = w {
+            sum += u32::from(u16::from_be_bytes([a, b]));
+        }
     }
     if let [last] = words.remainder() {
         sum += u32::from(*last) << 8;

@@ -39,6 +39,10 @@
 //! can travel through the rest of the pipeline (and into evidence pcaps) as a frame of the
 //! capture's own link type.
 
+// Every length, count and offset here comes from the wire or a file: no slice indexing that
+// input controls (use `get`); a site that is provably in bounds says why in an `expect`.
+#![deny(clippy::indexing_slicing)]
+
 mod ip;
 pub mod reframe;
 

@@ -59,7 +59,12 @@ fn link_header<'a>(frame_linktype: u32, frame: &'a [u8], fragment: &[u8], versio
         6 => 0x86dd,
         _ => return None,
     };
-    let be16 = |at: usize| header.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let be16 = |at: usize| {
+        header
+            .get(at..at.saturating_add(2))
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(u16::from_be_bytes)
+    };
     let plain = match frame_linktype {
         linktype::RAW | linktype::DLT_RAW | linktype::DLT_RAW_OPENBSD | linktype::IPV4 | linktype::IPV6 => {
             header.is_empty()

@@ -50,7 +50,7 @@ fn bytes(n: u64) -> String {
     if i == 0 {
         format!("{n} B")
     } else {
-        format!("{v:.1} {}", U[i])
+        format!("{v:.1} {}", U.get(i).copied().unwrap_or_default())
     }
 }
 
@@ -278,7 +278,7 @@ The first {} studies by first time are shown here, with up to {} rows each; the 
 }
 
 fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
-    let bins = &bins[..bins.len().min(MAX_BARS)];
+    let bins = bins.get(..MAX_BARS).unwrap_or(bins);
     let n = bins.len().max(1);
     let (w, ht, top, left) = (1000.0f64, 200.0f64, 20.0f64, 50.0f64);
     let max = bins
@@ -307,7 +307,7 @@ fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
     for (k, b) in bins.iter().enumerate() {
         let x = left + k as f64 * bw;
         let mut y = top + ht;
-        for (c, v) in [b.dicom, b.http, b.tls, b.hl7].iter().enumerate() {
+        for (v, (color, label)) in [b.dicom, b.http, b.tls, b.hl7].iter().zip(colors) {
             if *v == 0 {
                 continue;
             }
@@ -317,9 +317,9 @@ fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {
                 h,
                 "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{hh:.1}\" fill=\"{}\"><title>{} {}: {v}</title></rect>",
                 (bw - 1.0).max(0.5),
-                colors[c].0,
+                color,
                 esc(&b.start),
-                colors[c].1
+                label
             );
         }
         if b.alerts > 0 {
@@ -388,7 +388,7 @@ fn timeline(h: &mut String, r: &Report) {
 }
 
 fn flow_map(h: &mut String, edges: &[FlowEdge]) {
-    let edges = &edges[..edges.len().min(MAX_EDGES)];
+    let edges = edges.get(..MAX_EDGES).unwrap_or(edges);
     if edges.is_empty() {
         h.push_str("<p>No image transfer seen.</p>");
         return;
@@ -408,16 +408,18 @@ fn flow_map(h: &mut String, edges: &[FlowEdge]) {
             (true, true) => 1,
             _ => 2,
         };
-        cols[c].push(name);
+        if let Some(col) = cols.get_mut(c) {
+            col.push(name);
+        }
     }
     let rows = cols.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let (w, bw, bh, gap) = (1000.0f64, 230.0f64, 26.0f64, 40.0f64);
     let height = rows as f64 * gap + 30.0;
     let xs = [10.0, (w - bw) / 2.0, w - bw - 10.0];
     let mut pos: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    for (c, col) in cols.iter().enumerate() {
+    for (col, x) in cols.iter().zip(xs) {
         for (k, name) in col.iter().enumerate() {
-            pos.insert(name, (xs[c], 20.0 + k as f64 * gap));
+            pos.insert(name, (x, 20.0 + k as f64 * gap));
         }
     }
     let maxb = edges.iter().map(|e| e.bytes).max().unwrap_or(1).max(1) as f64;

@@ -231,10 +231,10 @@ pub fn describe(ev: &Ev<'_>) -> String {
         ),
         "dicom" => {
             let studies = strings(ev.body().get("study_instance_uids"));
-            let study = match studies.len() {
-                0 => String::new(),
-                1 => format!(" study {}", studies[0]),
-                n => format!(" study {} (+{})", studies[0], n - 1),
+            let study = match studies.as_slice() {
+                [] => String::new(),
+                [one] => format!(" study {one}"),
+                [first, rest @ ..] => format!(" study {first} (+{})", rest.len()),
             };
             let by = ev.user().map(|u| format!(" by user {u}")).unwrap_or_default();
             let dest = ev.s("move_destination").map(|d| format!(" to {d}")).unwrap_or_default();

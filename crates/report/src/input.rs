@@ -43,7 +43,7 @@ pub fn for_each_line(path: &Path, mut each: impl FnMut(&str)) -> Result<LineStat
     let mut file = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut file, &mut magic).map_err(io_err)?;
-    let head = std::io::Cursor::new(magic[..n].to_vec());
+    let head = std::io::Cursor::new(magic.get(..n).unwrap_or_default().to_vec());
     let raw = head.chain(file);
     let reader: Box<dyn Read + Send> = if n == 2 && magic == [0x1f, 0x8b] {
         Box::new(MultiGzDecoder::new(raw))
@@ -137,8 +137,8 @@ fn read_blocks(reader: Box<dyn Read + Send>, tx: &std::sync::mpsc::SyncSender<Ms
 
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
+    while let Some(rest) = buf.get_mut(n..).filter(|rest| !rest.is_empty()) {
+        match r.read(rest)? {
             0 => break,
             k => n += k,
         }

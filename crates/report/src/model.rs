@@ -287,5 +287,5 @@ pub struct Finding {
 }
 
 fn first_story_lines<S: serde::Serializer>(story: &[StoryLine], s: S) -> Result<S::Ok, S::Error> {
-    serde::Serialize::serialize(&story[..story.len().min(crate::STORY_JSON_CAP)], s)
+    serde::Serialize::serialize(story.get(..crate::STORY_JSON_CAP).unwrap_or(story), s)
 }

@@ -32,6 +32,10 @@
 //! A separate crate because both `pacstap-detect` (state) and `pacstap-output` (evidence,
 //! events) write files, and `pacstap-core` does no I/O by design.
 
+// Every length, count and offset here comes from the wire or a file: no slice indexing that
+// input controls (use `get`); a site that is provably in bounds says why in an `expect`.
+#![deny(clippy::indexing_slicing)]
+
 use rustix::fs::OFlags;
 use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions, Permissions};

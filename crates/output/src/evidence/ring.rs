@@ -55,8 +55,8 @@
 //! `LinkedHashMap::to_back`: the flow table's own LRU crate, issue 11 item 5, rather than a
 //! hand-kept slab and list), one or two `memcpy`s. In the steady state nothing is
 //! allocated per frame: the head buffer grows by doubling up to its cap, the tail ring reuses its
-//! buffer; allocation happens per new (or resumed) flow. Measured with the ignored test
-//! `evidence::ring::tests::cost_per_frame` (`--release`, best of three on the shared 2-core build
+//! buffer; allocation happens per new (or resumed) flow. Measured with
+//! `cargo bench --bench throughput -- evidence` (release, best of three on the shared 2-core build
 //! VM, default limits, 1 M frames of 1514 bytes with 1460 of payload, flows round-robin):
 //! 40 flows that fit the budget (mostly tail-ring frames) **55–60 ns/frame**; 1000 flows that would
 //! each hold ~1.3 MB, so the budget evicts all the time (the worst case: cache-cold buffers,
@@ -1030,45 +1030,5 @@ mod tests {
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
         assert_eq!(rows, [vec!["254", "254", "104"], vec!["104", "254", "104"]], "{text}");
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    /// Cost per frame (see the module docs). Run with
-    /// `cargo test -p pacstap-output --release evidence::ring::tests::cost_per_frame -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn cost_per_frame() {
-        let f = vec![0xabu8; 1514];
-        let tail_only = RingLimits {
-            head_frames: 0,
-            ..RingLimits::default()
-        };
-        for (what, flows, lim) in [
-            (
-                "1000 flows (each wants ~1.3 MB: over budget, evicting)",
-                1000u64,
-                RingLimits::default(),
-            ),
-            ("40 flows (within budget)", 40, RingLimits::default()),
-            ("1000 flows, headers only (tail ring)", 1000, tail_only),
-        ] {
-            // Best of three: the build machine is shared.
-            let mut best = f64::MAX;
-            for _ in 0..3 {
-                let mut r = EvidenceRing::new(lim);
-                let n = 1_000_000u64;
-                let start = std::time::Instant::now();
-                for i in 0..n {
-                    r.record(FlowId(i % flows), Timestamp(i as i64), 1, &f, 1514, 1460);
-                }
-                let ns = start.elapsed().as_nanos() as f64 / n as f64;
-                let st = r.stats();
-                assert!(st.bytes_held <= st.budget_bytes);
-                if ns < best {
-                    best = ns;
-                    println!("{what}: {ns:.1} ns/frame; {st:?}");
-                }
-            }
-            println!("{what}: best {best:.1} ns/frame");
-        }
     }
 }

@@ -1004,41 +1004,4 @@ mod tests {
         let a = &associations(&ev)[0];
         assert_eq!((a.gaps, a.commands), (2, 2));
     }
-
-    /// `cargo test -p pacstap-proto --release -- --ignored --nocapture throughput`
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let mut h = Harness::dicom();
-        let _ = h.data(
-            ToServer,
-            &associate_rq("MODALITY1", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None),
-        );
-        let _ = h.data(ToClient, &associate_ac(&[(1, 0, EXPLICIT_LE)]));
-        // 1 MiB C-STOREs in 16 KiB PDUs, delivered as 1448-byte segments (MSS-sized chunks).
-        let mut msg = Vec::new();
-        for id in 0..64u16 {
-            let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.1", STUDY_A, 1 << 20);
-            msg.extend(pdata(&[(1, 3, &cmd_store_rq(id, "1.2.3.1"))]));
-            let frags: Vec<&[u8]> = ds.chunks(16 << 10).collect();
-            for (i, f) in frags.iter().enumerate() {
-                msg.extend(pdata(&[(1, if i + 1 == frags.len() { 2 } else { 0 }, f)]));
-            }
-        }
-        let rounds = 16;
-        let t = std::time::Instant::now();
-        for _ in 0..rounds {
-            for seg in msg.chunks(1448) {
-                let _ = h.data(ToServer, seg);
-            }
-        }
-        let secs = t.elapsed().as_secs_f64();
-        let bytes = (msg.len() * rounds) as f64;
-        eprintln!(
-            "{:.0} MB/s over {:.0} MB ({} events)",
-            bytes / secs / 1e6,
-            bytes / 1e6,
-            h.out.len()
-        );
-    }
 }

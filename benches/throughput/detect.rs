@@ -1,7 +1,10 @@
 //! Events per second through `Detector::observe` with 10^5 entities (issue 4 target: ≥ 1 M/s
-//! on one core). Run: `cargo test -p pacstap-detect --release -- --ignored --nocapture`.
+//! on one core). Was `pacstap-detect`'s ignored test `throughput_1e5_entities`
+//! (crates/detect/tests/throughput.rs); the event builders are that crate's test helpers.
 
+#[path = "../../crates/detect/tests/common/mod.rs"]
 mod common;
+use crate::Size;
 use common::*;
 use pacstap_core::ProtocolEvent;
 use pacstap_detect::Detector;
@@ -102,26 +105,36 @@ fn measure(label: &str, toml: &str, warm: &[ProtocolEvent], events: &mut [Protoc
     rate
 }
 
-#[test]
-#[ignore = "benchmark: run in release with --ignored --nocapture"]
-fn throughput_1e5_entities() {
+pub fn run(size: Size) {
     let roomy_cfg = "[detect]\nmax_entities = 400000\nmax_learned_entities = 400000\n";
-    let warm = workload(1_000_000, false);
+    let warm = workload(size.pick(1_000_000, 2_000), false);
     let mut day = warm.clone();
-    let roomy = measure("hospital day, 10^5 users, no eviction", roomy_cfg, &warm, &mut day, 3);
+    let roomy = measure(
+        "hospital day, 10^5 users, no eviction",
+        roomy_cfg,
+        &warm,
+        &mut day,
+        size.pick(3, 1),
+    );
     let mut day = warm.clone();
     let tight = measure(
         "hospital day, 10^5 users, max_entities = 10^5 (evicting)",
         "[detect]\nmax_entities = 100000\n",
         &warm,
         &mut day,
-        3,
+        size.pick(3, 1),
     );
     drop(day);
     drop(warm);
-    let mut storm = workload(1_000_000, true);
+    let mut storm = workload(size.pick(1_000_000, 2_000), true);
     let warm_storm = storm.clone();
-    let stormy = measure("alert storm, 10^5 users", roomy_cfg, &warm_storm, &mut storm, 3);
+    let stormy = measure(
+        "alert storm, 10^5 users",
+        roomy_cfg,
+        &warm_storm,
+        &mut storm,
+        size.pick(3, 1),
+    );
     println!(
         "throughput_1e5_entities: {:.2} M events/s (evicting: {:.2}; alert storm: {:.2})",
         roomy / 1e6,

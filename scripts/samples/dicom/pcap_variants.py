@@ -30,7 +30,7 @@ import struct
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))  # pcaplib, also without lab.sh
 from pcaplib import (Record, csum16, parse_tcp, read_pcap, record_offsets,  # noqa: E402
                      with_data, write_pcap)
 

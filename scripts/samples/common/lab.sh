@@ -1,7 +1,20 @@
 # shellcheck shell=bash
-# Shared helpers for scripts/make-samples and scripts/make-bench-pcap.
-# Sourced, not executed. Everything here works only inside network namespaces
-# that these scripts create themselves (prefix given by the caller).
+# The ONE shared helper module of the sample pipelines under scripts/samples/ (dicom, web,
+# scenarios, mirror, fragments) and of scripts/make-bench-pcap: root check and installs, the
+# python with pinned packages, network namespaces and the bridge lab every pipeline builds, veth
+# pairs with every ethtool offload off, tcpdump captures with 0 kernel drops, the sanitised
+# command log of the READMEs. Its python half is common/samplelib.py (tshark facts, TSV tables,
+# README rendering) and common/pcaplib.py (pcap records).
+# Sourced, not executed. Everything here works only inside network namespaces that these
+# scripts create themselves (prefix given by the caller).
+
+# scripts/samples (this file is scripts/samples/common/lab.sh) and the repository root
+SAMPLES=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REPO=$(cd "$SAMPLES/../.." && pwd)
+# the python helpers of every pipeline import each other by module name (scen_data uses
+# dicom/synth_dicom, scen_hl7 uses common/hl7_mllp, samples_readme renders web/web_readme)
+export PYTHONPATH="$SAMPLES/common:$SAMPLES/dicom:$SAMPLES/web:$SAMPLES/scenarios:$SAMPLES/mirror${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1   # no __pycache__ in scripts/samples
 
 # dcmtk binaries by absolute path: pip's pynetdicom installs python entry points
 # named storescu/echoscu/findscu/... that may shadow dcmtk on $PATH (pyenv shims).
@@ -182,4 +195,105 @@ cap_stop() {
     n=$(sed -n 's/^\([0-9]*\) packets\{0,1\} captured.*/\1/p' "$file.err")
     log "captured $(basename "$file"): $n packets, 0 dropped by kernel"
     rm -f "$file.err"
+}
+
+# lab_scenario NS IFACE FILE cmd... : capture NS/IFACE into FILE while cmd runs, then give TCP
+# $SETTLE s (default 1.5) to close before the capture stops (every pipeline's "scenario")
+lab_scenario() {
+    local ns=$1 ifc=$2 file=$3; shift 3
+    cap_start "$ns" "$ifc" "$file"
+    "$@"
+    sleep "${SETTLE:-1.5}"
+    cap_stop "$CAP_PID" "$file"
+}
+
+# --- the bridge lab ---------------------------------------------------------
+
+# lab_bridge SW PREFIX IPS MACS HOST... : namespace SW holds bridge br0 (the "switch"); each
+# HOST gets namespace PREFIX-HOST with eth0 (address ${IPS[HOST]}/24, MAC ${MACS[HOST]}, MTU
+# 1500) whose peer HOST0 is a port of br0; every offload off (veths and bridge); permanent
+# neighbour entries between every pair of hosts (no ARP in the captures), except the pairs for
+# which the function named in $LAB_NO_NEIGH (if set) succeeds. IPS and MACS are the names of
+# associative arrays. The tap point is then the bridge port of the host to watch.
+lab_bridge() {
+    local sw=$1 prefix=$2 h o
+    local -n lb_ip=$3 lb_mac=$4
+    shift 4
+    lab_ns_add "$sw"
+    ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0
+    ip -n "$sw" link set br0 up
+    for h in "$@"; do
+        lab_ns_add "$prefix-$h"
+        lab_veth "$prefix-$h" eth0 "$sw" "${h}0" 1500
+        ip -n "$prefix-$h" link set eth0 address "${lb_mac[$h]}"
+        ip -n "$prefix-$h" addr add "${lb_ip[$h]}/24" dev eth0
+        ip -n "$prefix-$h" link set eth0 up
+        ip -n "$sw" link set "${h}0" master br0
+        ip -n "$sw" link set "${h}0" up
+    done
+    lab_offloads_off "$sw" br0
+    for h in "$@"; do
+        for o in "$@"; do
+            [[ $h == "$o" ]] && continue
+            [[ -n ${LAB_NO_NEIGH:-} ]] && "$LAB_NO_NEIGH" "$h" "$o" && continue
+            ip -n "$prefix-$h" neigh replace "${lb_ip[$o]}" lladdr "${lb_mac[$o]}" dev eth0 nud permanent
+        done
+    done
+}
+
+# --- the command log of the READMEs -----------------------------------------
+
+# lab_shq ARG... : shell-quote for the command log: plain words as they are, anything else in
+# single quotes
+lab_shq() {
+    local a out=()
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+    done
+    printf '%s' "${out[*]}"
+}
+
+# lab_cmdlog SCENARIO LINE : append "SCENARIO<TAB>LINE" to $CMDLOG with the machine-specific
+# paths replaced ($DCM -> <dicom>, $WORK -> <tmp>, scripts/samples relative, $PY -> python3)
+lab_cmdlog() {
+    local scen=$1 line=$2
+    [[ -n ${DCM:-} ]] && line=${line//$DCM/<dicom>}
+    [[ -n ${WORK:-} ]] && line=${line//$WORK/<tmp>}
+    line=${line//$SAMPLES/scripts/samples}
+    line=${line//$PY/python3}
+    printf '%s\t%s\n' "$scen" "$line" >>"$CMDLOG"
+}
+
+# --- servers shared by the web, mirror and scenario labs ----------------------
+
+# nginx from Debian, without letting the package start a system-wide nginx on :80 in
+# the root namespace (a temporary policy-rc.d that forbids service starts, removed
+# again unless one was there before). The labs run their own nginx in a namespace.
+lab_install_nginx() {
+    [[ -x /usr/sbin/nginx ]] && return 0
+    local own_policy=
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\n# temporary, scripts/samples/common/lab.sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    log "installing Debian package: nginx (service start suppressed)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends nginx >/dev/null || {
+        [[ -n $own_policy ]] && rm -f /usr/sbin/policy-rc.d
+        die "apt-get install nginx failed"
+    }
+    [[ -n $own_policy ]] && rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+
+# hl7 (PyPI, pinned) into the python chosen by lab_python ($PY)
+HL7_PKG=hl7==0.4.5
+lab_python_hl7() {
+    local check='import sys, hl7; sys.exit(0 if hl7.__version__ == "0.4.5" else 1)'
+    "$PY" -c "$check" 2>/dev/null && return 0
+    log "installing python package: $HL7_PKG"
+    "$PY" -m pip install -q --disable-pip-version-check "$HL7_PKG" >/dev/null
+    "$PY" -c "$check" || die "could not install $HL7_PKG for $PY"
 }

@@ -4,19 +4,14 @@
 
   mirror_readme.py DIR
 """
-import csv
 import shlex
 import sys
 from pathlib import Path
 
 import mirror_facts
+from samplelib import read_tsv as table
 
 TAB = "\t"
-
-
-def table(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh, delimiter=TAB, quoting=csv.QUOTE_NONE))
 
 
 def md_row(cells):
@@ -30,10 +25,10 @@ pacstap, each beside a **plain capture of the same exchange** (same TCP connecti
 bytes), so a test can demand the same facts from both. Made by `scripts/make-samples-mirror`
 (needs root; rebuilds everything from scratch; `--facts-only` redoes the tables and this file);
 every exchange is real software (Orthanc 1.10 + DICOMweb plugin, dcmtk storescu / movescu /
-storescp, curl, nginx, the MLLP sender and listener of `scripts/lib/hl7_mllp.py`) over the real
+storescp, curl, nginx, the MLLP sender and listener of `scripts/samples/common/hl7_mllp.py`) over the real
 kernel in network namespaces it creates (`pm-*`), MTU 1500, every offload off, permanent
 neighbour entries (no ARP), 0 kernel drops for every tcpdump. Synthetic patients and studies
-only (`scripts/lib/scen_data.py` pool studies 1-20, UIDs under 1.2.826.0.1.3680043.10.1234.20).
+only (`scripts/samples/scenarios/scen_data.py` pool studies 1-20, UIDs under 1.2.826.0.1.3680043.10.1234.20).
 
 - **VXLAN** (`*.vxlan.pcap`): a kernel `vxlan` device (VNI 4242, UDP 4789, MTU 1450 over a 1500
   veth) between `pm-v-pacs` (192.168.100.10 / inner 10.20.0.10) and `pm-v-mod` (192.168.100.30 /
@@ -58,10 +53,10 @@ only (`scripts/lib/scen_data.py` pool studies 1-20, UIDs under 1.2.826.0.1.36800
   PACS's bridge port by three tcpdumps at once: both directions (`move20.plain.pcap`), `-Q in`
   and `-Q out`. The direction files merged with the PACS's side delayed (`editcap -t`, `mergecap`)
   make the ACK-before-data variants; the duplicate and request-side variants are derived from the
-  plain file (`scripts/lib/mirror_span.py`).
+  plain file (`scripts/samples/mirror/mirror_span.py`).
 - **Re-wraps** (`mixed.<wrap>.pcap`): `mixed.plain.pcap` (the four plain VXLAN-lab exchanges,
   merged) with every frame wrapped by scapy in a tunnel this kernel has no module for
-  (`scripts/lib/mirror_rewrap.py`): inner bytes and timestamps untouched, outer checksums valid.
+  (`scripts/samples/mirror/mirror_rewrap.py`): inner bytes and timestamps untouched, outer checksums valid.
 """
 
 NOTES = """## What tshark says
@@ -70,7 +65,7 @@ NOTES = """## What tshark says
 the SYN's inner addresses) and `tshark-mirror-app.tsv` (DIMSE messages with command, message id,
 move destination, status, study / SOP instance UID; HTTP requests with the Basic-auth user name and
 responses; TLS hellos with SNI, version, JA3 / JA3S; HL7 messages with MSH-9, MSH-10, MSA-1) are
-written by `scripts/lib/mirror_facts.py`, which fails the regeneration unless every variant shows
+written by `scripts/samples/mirror/mirror_facts.py`, which fails the regeneration unless every variant shows
 tshark the same inner connections as its plain twin and the same multiset of application facts
 (duplicates: the same set; request side: a subset). Two things tshark does not get right, kept as
 they are because they are what the variants are for:

@@ -12,7 +12,7 @@ for parsing, ACK building and its asyncio MLLP streams on both ends).
   hl7_mllp.py manifest                TSV of every message of every set (what tests expect)
 
 Everything is synthetic: patient SYNTH^ALPHA / SYN0001 (the CT patient of
-scripts/lib/synth_dicom.py), staff SYNTH^STAFF, accession SYNACC0001, fixed timestamps.
+scripts/samples/dicom/synth_dicom.py), staff SYNTH^STAFF, accession SYNACC0001, fixed timestamps.
 """
 import argparse
 import asyncio

@@ -1,7 +1,14 @@
 """What each capture of pcap-samples/scenarios/ contains and which alerts it must / must not raise.
 
-Shared by scen_facts.py (EXPECT_FACTS: tshark sanity checks of what scripts/make-scenarios did) and
-scen_readme.py (README.md and expected-alerts.json). Keep in step with scripts/make-scenarios.
+The spec of the scenario pipeline: scripts/samples/scenarios/make reads CAPTURES and
+CAPTURE_GROUPS from here (`scen_spec.py steps`) and runs, in this order, the capture function of
+each step (`capture_<first capture, - as _>`); it refuses to start when a step has no function
+or a function no step. scen_facts.py checks the captures against EXPECT_FACTS (tshark), and
+scen_readme.py renders README.md and expected-alerts.json (which tests/detection_scenarios.rs
+replays) from SCENARIOS. A new scenario is a capture here, its facts, its SCENARIOS entry, and
+its capture function in make.
+
+Usage: scen_spec.py steps   one capture step per line: the captures it makes, space separated
 
 Alert counts are the FINAL count of the one incident (CONTRACT §2: fire once when the count rises
 above the threshold, then updates as it grows). `first_at` is the count at which the first alert
@@ -25,6 +32,25 @@ CAPTURES = ["login-failures-dicom.pcap", "login-failures-http.pcap", "new-device
             "benign-service-account.pcap", "benign-admin-export.pcap", "benign-radiologist-day.pcap",
             "baseline-history.pcap", "baseline-burst.pcap", "bulk-export-https.pcap",
             "benign-https-viewer.pcap", "location-history.pcap", "new-location.pcap", "benign-location.pcap"]
+
+# captures made together by one capture function (one history feeds several replays); every
+# other capture is a step of its own
+CAPTURE_GROUPS = [["baseline-history.pcap", "baseline-burst.pcap"],
+                  ["location-history.pcap", "new-location.pcap", "benign-location.pcap"]]
+
+
+def steps():
+    """The capture steps in CAPTURES order: a group where its first capture comes."""
+    out, done = [], set()
+    for c in CAPTURES:
+        if c in done:
+            continue
+        group = next((g for g in CAPTURE_GROUPS if c in g), [c])
+        assert group[0] == c, f"{c}: a capture group is listed in CAPTURES from its first capture"
+        out.append(group)
+        done.update(group)
+    return out
+
 
 # tshark sanity: fact column -> exact value (see scen_facts.FACT_COLS for the cell formats)
 _NO_DICOM = dict(assoc_rq=0, assoc_ac=0, assoc_rj=0)
@@ -518,3 +544,11 @@ SCENARIOS = [
 SEVERITY = dict(login_failures_user="warning", login_failures_source="warning", login_success_after_failures="high",
                 new_device="warning", new_location="high", admin_change="warning", bulk_export="high",
                 export_above_baseline="high", unknown_destination="high", sharing_spike="high")
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] != ["steps"]:
+        sys.exit(__doc__)
+    for step in steps():
+        print(" ".join(step))

@@ -15,10 +15,11 @@ the user name is kept, for a Bearer token only the JWT payload's `sub`.
 import base64
 import csv
 import json
-import subprocess
 import sys
 from collections import Counter, OrderedDict
 from pathlib import Path
+
+from samplelib import run, write_tsv
 
 CAPTURES = ["dicomweb.pcap", "https-tls12.pcap", "https-tls13.pcap", "hl7-mllp.pcap",
             "hl7-nonstandard-port.pcap"]
@@ -87,12 +88,6 @@ EXPECTED = {
 # every file: no resets, no bad checksums, no TCP trouble, readable
 ALWAYS = dict(tcp_rst=0, bad_checksums=0, tcp_out_of_order=0, tcp_retransmission=0, tcp_lost_segment=0,
               tshark_read_error="no")
-
-
-def run(cmd, f):
-    cmd = [c.replace("{f}", str(f)) for c in cmd]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p.stdout, p.stderr.strip(), p.returncode
 
 
 def lines(cmd, f):
@@ -262,16 +257,6 @@ def file_facts(name, f, http, tls, hl7):
     fact["tcp_checksum_0xffff"] = len(run(CMD_FFFF, f)[0].splitlines())
     fact["tshark_read_error"] = "yes" if run(CMD_PAYLOAD, f)[2] != 0 else "no"
     return fact
-
-
-def write_tsv(path, rows, cols):
-    """plain TSV like the DICOM tables: no quoting (values never hold tabs or newlines)"""
-    out = [TAB.join(cols)]
-    for r in rows:
-        vals = [str(r.get(c, "")) for c in cols]
-        assert not any(TAB in v or "\n" in v for v in vals), vals
-        out.append(TAB.join(vals))
-    Path(path).write_text("\n".join(out) + "\n")
 
 
 def main():

@@ -11,11 +11,12 @@ The counting commands are exactly the ones documented in pcap-samples/README.md
 `tshark -T pdml` pass over the same decode settings.
 """
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
 from pathlib import Path
+
+from samplelib import run
 
 # out-of-order reassembly on: without it tshark 4.0 loses a PDU now and then in
 # store-reordered.pcap (depends on where the swaps fall)
@@ -76,12 +77,6 @@ SAMPLE_ORDER = ["echo.pcap", "echo-sll2.pcap", "echo-qinq.pcap", "reject.pcap", 
                 "store.pcapng", "store-vlan.pcap", "store-ipv6.pcap", "store-reordered.pcap",
                 "store-duplicated.pcap", "store-dropped.pcap", "store-truncated.pcap", "find.pcap",
                 "move.pcap", "move-midstream.pcap", "get.pcap", "abort.pcap", "user-identity.pcap"]
-
-
-def run(cmd, f):
-    cmd = [c.replace("{f}", str(f)) for c in cmd]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p.stdout, p.stderr.strip(), p.returncode
 
 
 def field(pkt, name):

@@ -34,43 +34,19 @@ scen_outside() {
     return 1
 }
 
+# scen_no_neigh H O : the external hosts only talk to the PACS (no neighbour entry otherwise)
+scen_no_neigh() {
+    { scen_outside "$1" && [[ $2 != pacs ]]; } || { scen_outside "$2" && [[ $1 != pacs ]]; }
+}
+
 # scen_lab_build: pts-sw (bridge br0) + one namespace per host, port <host>0 on br0
 scen_lab_build() {
-    local h o
-    lab_ns_add "$SC_NS-sw"
-    ip -n "$SC_NS-sw" link add br0 type bridge stp_state 0 forward_delay 0
-    ip -n "$SC_NS-sw" link set br0 up
-    for h in "${SC_HOSTS[@]}"; do
-        lab_ns_add "$SC_NS-$h"
-        lab_veth "$SC_NS-$h" eth0 "$SC_NS-sw" "${h}0" 1500
-        ip -n "$SC_NS-$h" link set eth0 address "${SC_MAC[$h]}"
-        ip -n "$SC_NS-$h" addr add "${SC_IP[$h]}/24" dev eth0
-        ip -n "$SC_NS-$h" link set eth0 up
-        ip -n "$SC_NS-sw" link set "${h}0" master br0
-        ip -n "$SC_NS-sw" link set "${h}0" up
-    done
-    lab_offloads_off "$SC_NS-sw" br0
+    local o
+    LAB_NO_NEIGH=scen_no_neigh lab_bridge "$SC_NS-sw" "$SC_NS" SC_IP SC_MAC "${SC_HOSTS[@]}"
     # on-link routes between the lab /24 and each external address (same L2 segment)
     for o in "${SC_OUTSIDE[@]}"; do
         ip -n "$SC_NS-pacs" route add "${SC_IP[$o]}/32" dev eth0 scope link
         ip -n "$SC_NS-$o" route add 10.20.0.0/24 dev eth0 scope link
         ip netns exec "$SC_NS-$o" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0
     done
-    for h in "${SC_HOSTS[@]}"; do
-        for o in "${SC_HOSTS[@]}"; do
-            [[ $h == "$o" ]] && continue
-            # the external hosts only talk to the PACS
-            if { scen_outside "$h" && [[ $o != pacs ]]; } || { scen_outside "$o" && [[ $h != pacs ]]; }; then continue; fi
-            ip -n "$SC_NS-$h" neigh replace "${SC_IP[$o]}" lladdr "${SC_MAC[$o]}" dev eth0 nud permanent
-        done
-    done
-}
-
-# shell-quote for the command log: plain words as they are, anything else in single quotes
-scen_shq() {
-    local a out=()
-    for a in "$@"; do
-        if [[ $a =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
-    done
-    printf '%s' "${out[*]}"
 }

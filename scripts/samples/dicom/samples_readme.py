@@ -18,21 +18,14 @@ import sys
 from collections import OrderedDict
 from pathlib import Path
 
-sys.dont_write_bytecode = True  # no __pycache__ in scripts/lib from the import below
-import web_readme  # noqa: E402  (part 2 of the README, scripts/lib/web_readme.py)
+sys.dont_write_bytecode = True  # no __pycache__ in scripts/samples from the import below
+from samplelib import md_table, read_tsv  # noqa: E402
+import web_readme  # noqa: E402  (part 2 of the README, scripts/samples/web/web_readme.py)
 
 
 def tsv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f, delimiter="\t"))
-
-
-def md_table(rows, cols, headers=None):
-    headers = headers or cols
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        out.append("| " + " | ".join(str(r.get(c, "")).replace("|", "\\|") for c in cols) + " |")
-    return "\n".join(out)
+    # the DICOM tables are read with csv's default quoting, as they always were
+    return read_tsv(path, quoting=csv.QUOTE_MINIMAL)
 
 
 DESCRIPTION = OrderedDict([
@@ -169,7 +162,7 @@ def main():
       "made-up root `1.2.826.0.1.3680043.10.1234`.\n")
     w("Real traffic between real DICOM software (Orthanc, dcmtk, pynetdicom) in a lab of Linux "
       "network namespaces, captured with tcpdump; a few files are derived from those by "
-      "`scripts/lib/pcap_variants.py` (stdlib Python, documented edits) or `editcap`.\n")
+      "`scripts/samples/dicom/pcap_variants.py` (stdlib Python, documented edits) or `editcap`.\n")
     w("```\nsudo scripts/make-samples               # ~1.5 min; needs root (netns, tcpdump); installs missing tools\n"
       "sudo scripts/make-samples --facts-only  # keep the captures, redo the TSV tables and this README\n```\n")
     w("Regenerating the captures changes timestamps, ports and frame numbers, so anything pinned to the "
@@ -242,7 +235,7 @@ def main():
     w("")
 
     w("## Synthetic DICOM instances (`dicom-instances.tsv`)\n")
-    w("Written by `scripts/lib/synth_dicom.py` (pydicom, fixed values, byte-identical on every run). "
+    w("Written by `scripts/samples/dicom/synth_dicom.py` (pydicom, fixed values, byte-identical on every run). "
       "Pixel data: 16-bit MONOCHROME2, BitsStored 12, position-dependent pattern. "
       "`dataset_len`/`dataset_sha256` cover the bytes after the File Meta group, which is exactly "
       "what a C-STORE carries (checked against `wire-datasets.tsv` for store/move/get).\n")
@@ -325,7 +318,7 @@ tshark -n -r F -T fields -e tcp.analysis.out_of_order -e tcp.analysis.retransmis
 capinfos -T -M -t -E -c F
 
 # association and DIMSE tables (tshark-associations.tsv, tshark-dimse.tsv): one PDML pass,
-# parsed by scripts/lib/sample_facts.py (same command as the DIMSE count)
+# parsed by scripts/samples/dicom/sample_facts.py (same command as the DIMSE count)
 tshark -n -r F -o tcp.reassemble_out_of_order:TRUE -d tcp.port==4242,dicom -d tcp.port==11112,dicom -Y dicom -T pdml
 ```
 """)
@@ -351,7 +344,7 @@ tshark -n -r F -o tcp.reassemble_out_of_order:TRUE -d tcp.port==4242,dicom -d tc
       "command, Message ID / Message ID Being Responded To, Affected SOP Class / Instance UID, Move "
       "Destination, Status (hex), sub-operation counters, whether a data set follows.")
     w("- `wire-datasets.tsv`: every DIMSE data set reassembled from the TCP payload by "
-      "`scripts/lib/pcap_variants.py --datasets` (not tshark): flow, message number in that "
+      "`scripts/samples/dicom/pcap_variants.py --datasets` (not tshark): flow, message number in that "
       "direction, command, Affected SOP Instance, length and SHA-256 of the data set bytes.")
     w("- `derived-edits.json`: frame numbers (1-based, as tshark) and byte ranges of each edit.\n")
 

@@ -4,7 +4,6 @@ that scripts/make-scenarios and scen_facts.py wrote into SCEN_DIR.
 
   scen_readme.py SCEN_DIR
 """
-import csv
 import re
 import json
 import sys
@@ -12,25 +11,15 @@ from collections import Counter, OrderedDict
 from pathlib import Path
 
 import scen_facts
+from samplelib import md_rows as md_table
+from samplelib import read_tsv as tsv
 from scen_spec import CAPTURES, SCENARIOS, SEVERITY
 
 TAB = "\t"
 
 
-def tsv(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh, delimiter=TAB, quoting=csv.QUOTE_NONE))
-
-
 def n(x):
     return f"{int(x):,}"
-
-
-def md_table(head, rows):
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
-    return "\n".join(out)
 
 
 def entity(a):
@@ -220,7 +209,7 @@ def main():
 
     # ----------------------------------------------------------- expected-alerts.json
     ej = OrderedDict(
-        generated_by="scripts/make-scenarios (scripts/lib/scen_spec.py)",
+        generated_by="scripts/make-scenarios (scripts/samples/scenarios/scen_spec.py)",
         config="pacstap.toml",
         semantics="Each scenario is replayed on its own, fresh state (no --state), with --config pacstap.toml; "
                   "`files` in the given order in ONE replay. `alerts` lists one incident per (rule, entity): "
@@ -265,8 +254,8 @@ def main():
       "                                          # redo these captures (a group: all of it), keep the others\n```\n")
     w("Regenerating changes timestamps, client ports and packet counts; AE titles, IPs, MACs, users, study UIDs, "
       "the DICOM files and the counts below (associations, rejections, DIMSE messages, HTTP statuses, distinct "
-      "studies, HL7 messages) stay the same: the script checks them with tshark (`scripts/lib/scen_facts.py`, "
-      "expected values in `scripts/lib/scen_spec.py`) and fails otherwise.\n")
+      "studies, HL7 messages) stay the same: the script checks them with tshark (`scripts/samples/scenarios/scen_facts.py`, "
+      "expected values in `scripts/samples/scenarios/scen_spec.py`) and fails otherwise.\n")
     total = sum(p.stat().st_size for p in d.iterdir() if p.is_file() and p.name != "README.md")
     w(f"Total size of this directory without this README: {n(total)} bytes.\n")
 
@@ -350,7 +339,7 @@ def main():
       "`/dicom-web/`. Orthanc 1.10 proposes 126 storage presentation contexts (its common storage SOP classes, each twice) on "
       "every outbound association, so each C-MOVE sub-association carries a ~9.5 KB A-ASSOCIATE-RQ.\n"
       "- storescp (dcmtk): `storescp --aetitle AE +uf --output-directory DIR PORT` for STORESCP, EXTPACS, RAD1WS. "
-      "MLLP listeners: `scripts/lib/scen_hl7.py serve` (ACK AA to everything). nginx portal: see "
+      "MLLP listeners: `scripts/samples/scenarios/scen_hl7.py serve` (ACK AA to everything). nginx portal: see "
       "`sharing-spike.pcap`; nginx HTTPS front end (`listen 10.20.0.10:443 ssl http2`, TLS 1.2/1.3, a self-signed "
       "RSA-2048 certificate for `pacs.example.test` made by `openssl req -x509` on every run, `proxy_pass "
       "http://127.0.0.1:8042`): see `bulk-export-https.pcap`. Orthanc also has the user `tele1` (password "
@@ -370,7 +359,7 @@ def main():
     w("## Synthetic studies (`studies.tsv`)\n")
     pool = [s for s in studies if s["set"] == "pool"]
     mod = [s for s in studies if s["set"] == "modality"]
-    w(f"Written by `scripts/lib/scen_data.py` (pydicom, via `synth_dicom.make_instance`; byte-identical on every run): "
+    w(f"Written by `scripts/samples/scenarios/scen_data.py` (pydicom, via `synth_dicom.make_instance`; byte-identical on every run): "
       f"one study = one series = one 32x32 16-bit MONOCHROME2 instance, Explicit VR Little Endian, "
       f"{min(int(s['file_bytes']) for s in studies):,}-{max(int(s['file_bytes']) for s in studies):,} bytes per file.\n")
     w(f"- **pool** P01..P{len(pool):02d}: the PACS's archive, uploaded into Orthanc over REST on the loopback before "

@@ -104,7 +104,7 @@ EOF
     lab_bg "$ns" nginx -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf" -g 'daemon off;'
     NGINX_PID=$BG_PID
     rm -f "$work/mllp.ready"
-    lab_bg "$ns" "$PY" "$HERE/lib/hl7_mllp.py" serve --ready "$work/mllp.ready" 0.0.0.0 2575 2>"$work/mllp-$ns.log"
+    lab_bg "$ns" "$PY" "$SAMPLES/common/hl7_mllp.py" serve --ready "$work/mllp.ready" 0.0.0.0 2575 2>"$work/mllp-$ns.log"
     MLLP_PID=$BG_PID
     ADMIN_LO=(ip netns exec "$ns" curl -sf -u admin:admin-pass)
     TRIES=150 lab_wait_for "${ADMIN_LO[@]}" http://127.0.0.1:8042/system \

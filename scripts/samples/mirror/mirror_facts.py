@@ -25,10 +25,12 @@ MSH-9 / MSH-10 / MSA-1; of a Basic-auth header only the user name.
 """
 import csv
 import re
-import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+from samplelib import run_checked as run
+from samplelib import write_tsv
 
 TAB = "\t"
 DECODE = ["-d", "tcp.port==4242,dicom", "-d", "tcp.port==11112,dicom", "-d", "tcp.port==2575,hl7"]
@@ -58,14 +60,6 @@ SERVER_PORTS = {"4242", "11112", "8042", "443", "2575"}
 DICOM_TAGS = {"(0000,0100)": "command", "(0000,0110)": "message_id", "(0000,0120)": "responded_id",
               "(0000,0600)": "move_destination", "(0000,0900)": "status", "(0020,000d)": "study_uid",
               "(0008,0018)": "sop_instance_uid"}
-
-
-def run(cmd, f):
-    cmd = [c.replace("{f}", str(f)) for c in cmd]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[:300]}")
-    return p.stdout
 
 
 def rows(cmd, f):
@@ -182,15 +176,6 @@ def summary(name, f, fl, app):
                 dicom_pdvs=by["dicom"], dimse=" ".join(f"{k}={v}" for k, v in sorted(dimse.items())
                                                      if k.startswith(("C-", "N-")) and k.endswith(("RQ", "RSP"))),
                 http=by["http"], tls_hellos=by["tls"], hl7_messages=by["hl7"])
-
-
-def write_tsv(path, rows_, cols):
-    lines = [TAB.join(cols)]
-    for r in rows_:
-        vals = [str(r.get(c, "")) for c in cols]
-        assert not any(TAB in v or "\n" in v for v in vals), vals
-        lines.append(TAB.join(vals))
-    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def main():

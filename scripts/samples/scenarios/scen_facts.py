@@ -15,12 +15,12 @@ reach the tables: of a Basic-auth header only the user name is kept.
 import datetime
 import json
 import re
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict, defaultdict
 from pathlib import Path
 
+from samplelib import run, write_tsv
 from scen_spec import CAPTURES, EXPECT_FACTS
 
 DICOM_PORTS = ("4242", "11112", "11115", "104")
@@ -63,12 +63,6 @@ FACT_COLS = ["file", "bytes", "packets", "first_packet_utc", "last_packet_utc", 
 UID_RE = re.compile(r"^\(0020,000d\)\s+\d+\s+Study Instance UID\s+(?:\[UI\]\s+)?(\S+)", re.I)
 CMD_TAG_RE = re.compile(r"^\((0000),(\w{4})\)\s+\d+\s+(.*)$")
 DICOMWEB_STUDY_RE = re.compile(r"^/dicom-web/studies/([0-9.]+)(/.*)?$")
-
-
-def run(cmd, f):
-    cmd = [c.replace("{f}", str(f)) for c in cmd]
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p.stdout, p.stderr.strip(), p.returncode
 
 
 def nlines(cmd, f):
@@ -397,17 +391,6 @@ def facts_for(f):
         per_client[t["client"].rsplit(":", 1)[0]] += t["bytes_toclient"]
     row["tls_toclient_bytes"] = kv(per_client)
     return row, arows, hrows, lrows, trows
-
-
-def write_tsv(path, rows, cols=None):
-    with open(path, "w") as fh:
-        if not rows and not cols:
-            fh.write("file\n")
-            return
-        cols = cols or list(rows[0].keys())
-        fh.write(TAB.join(cols) + "\n")
-        for r in rows:
-            fh.write(TAB.join(str(r.get(c, "")) for c in cols) + "\n")
 
 
 def main():
