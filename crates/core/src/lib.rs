@@ -10,6 +10,7 @@ pub mod flow;
 pub mod packet;
 pub mod stream;
 pub mod time;
+pub mod vocab;
 
 pub use event::*;
 pub use flow::{Direction, Endpoint, FlowId, FlowKey, FlowMeta};

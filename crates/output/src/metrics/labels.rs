@@ -1,24 +1,9 @@
 //! The fixed label sets of pacstap's metrics and the folds that keep every label bounded
 //! (ARCHITECTURE rule 12): a value outside its set is counted as `other`, never as itself.
-
-/// DIMSE command names (PS3.7 §9.3, §10.3) the `command` label may take; anything else is `other`.
-pub const DIMSE_COMMANDS: [&str; 12] = [
-    "C-ECHO",
-    "C-STORE",
-    "C-FIND",
-    "C-MOVE",
-    "C-GET",
-    "C-CANCEL",
-    "N-EVENT-REPORT",
-    "N-GET",
-    "N-SET",
-    "N-ACTION",
-    "N-CREATE",
-    "N-DELETE",
-];
-
 /// DICOMweb services (PS3.18 §10) the `service` label may take.
-pub const DICOMWEB_SERVICES: [&str; 5] = ["QIDO-RS", "WADO-RS", "STOW-RS", "WADO-URI", "UPS-RS"];
+pub use pacstap_core::vocab::DICOMWEB_SERVICES;
+/// DIMSE command names (PS3.7 §9.3, §10.3) the `command` label may take; anything else is `other`.
+pub use pacstap_core::vocab::DIMSE_COMMANDS;
 
 /// HL7 v2 message types (HL7 table 0076, the families seen on imaging and ADT feeds) the `type`
 /// label may take; any other first component of MSH-9 is `other`.
@@ -29,21 +14,11 @@ pub const HL7_MESSAGE_TYPES: [&str; 28] = [
 
 /// HL7 acknowledgment codes (HL7 table 0008) the `code` label may take.
 pub const HL7_ACK_CODES: [&str; 6] = ["AA", "AE", "AR", "CA", "CE", "CR"];
-/// `kind` label values of `pacstap_decapsulated_frames_total`: pacstap-wire's `TunnelKind` names
-/// (output does not depend on the wire crate; a name not listed is folded to `other`).
-pub const TUNNEL_KINDS: [&str; 8] = [
-    "vxlan",
-    "geneve",
-    "gre",
-    "erspan_i",
-    "erspan_ii",
-    "erspan_iii",
-    "mpls",
-    "pppoe",
-];
-
 /// TLS versions the `version` label may take (the decoder folds anything else into `other`).
-pub const TLS_VERSIONS: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
+pub use pacstap_core::vocab::TLS_VERSIONS;
+/// `kind` label values of `pacstap_decapsulated_frames_total`: pacstap-wire's `TunnelKind` names
+/// (the list lives in core, which wire's tests hold its names to; a name not listed is `other`).
+pub use pacstap_core::vocab::TUNNEL_KINDS;
 
 /// Rule ids (CONTRACT §2) the `rule` label may take.
 pub const RULES: [&str; 10] = [

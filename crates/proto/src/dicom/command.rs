@@ -254,6 +254,24 @@ pub fn text(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names this decoder writes are exactly core's list, which metrics label by.
+    #[test]
+    fn command_names_are_the_vocabulary_metrics_use() {
+        let mut named: Vec<String> = (0..=u16::MAX)
+            .map(command_name)
+            .filter(|n| !n.starts_with("0x"))
+            .map(|n| n.into_owned())
+            .collect();
+        named.sort();
+        named.dedup();
+        let mut vocab: Vec<String> = pacstap_core::vocab::DIMSE_COMMANDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        vocab.sort();
+        assert_eq!(named, vocab);
+    }
     use crate::testutil::*;
 
     /// The dictionary's tags are the PS3.7 Table E.1-1 numbers the wire carries, and the

@@ -231,6 +231,16 @@ pub fn classify(method: &str, segs: &[Cow<'_, str>], query: Option<&str>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The services this decoder names are exactly core's list, which metrics label by.
+    #[test]
+    fn service_names_are_the_vocabulary_metrics_use() {
+        use service::*;
+        assert_eq!(
+            [QIDO_RS, WADO_RS, STOW_RS, WADO_URI, UPS_RS],
+            pacstap_core::vocab::DICOMWEB_SERVICES
+        );
+    }
     use crate::http::url::{segments, split_target};
 
     const ST: &str = "1.2.826.0.1.3680043.8.1055.1.20111102150758591.92402465.76095170";

@@ -493,6 +493,13 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The versions this decoder names are exactly core's list, in order, which metrics label by.
+    #[test]
+    fn version_names_are_the_vocabulary_metrics_use() {
+        let named: Vec<&str> = (0..=u16::MAX).filter_map(version_name).collect();
+        assert_eq!(named, pacstap_core::vocab::TLS_VERSIONS);
+    }
     use crate::testutil::tls::*;
 
     #[test]

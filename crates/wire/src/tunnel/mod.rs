@@ -342,6 +342,13 @@ fn by_ether_type(protocol: u16, payload: &[u8]) -> Result<Link<'_>, NotDecoded> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The kinds' names are exactly core's list, which metrics label by.
+    #[test]
+    fn kind_names_are_the_vocabulary_metrics_use() {
+        let names: Vec<&str> = TunnelKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, pacstap_core::vocab::TUNNEL_KINDS);
+    }
     use crate::linktype;
     use crate::testutil::*;
     use crate::{decode_frame_with, WireStats};
