@@ -1,13 +1,11 @@
 //! One capture file, legacy pcap or pcapng, read block by block.
 
-use crate::buffer::{ReadBuffer, Source};
-use crate::read_ahead::ReadAhead;
+use crate::buffer::ReadBuffer;
+use crate::reader::Reader;
 use crate::{CaptureError, Damage, PacketSource, RawFrame, BUFFER_SIZE, MAX_BLOCK};
-use flate2::read::MultiGzDecoder;
 use pacstap_core::Timestamp;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,67 +64,6 @@ pub struct PcapFileSource {
     head: Option<Head>,
     /// Timestamp of the last frame, for Simple Packet Blocks (which carry none).
     last_ts: Timestamp,
-}
-
-/// The file behind the read buffer, or nothing while it is closed to free its descriptor
-/// ([`PcapFileSource::close`]); the source remembers its offset and reopens there.
-enum Reader {
-    Open(File),
-    /// A gzip-compressed capture (`.pcap.gz`, `.pcapng.gz`, or gzip magic), decompressed as it is
-    /// read; every member of a multi-member file (`cat a.gz b.gz`) is read, as gzip(1) does.
-    Gz(Box<MultiGzDecoder<Counted>>),
-    /// Open, and read ahead on a thread of its own ([`PcapFileSource::read_ahead`]).
-    Ahead(ReadAhead),
-    Closed,
-}
-
-impl Read for Reader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Reader::Open(f) => f.read(buf),
-            Reader::Gz(g) => g.read(buf),
-            Reader::Ahead(_) => Err(std::io::Error::other("a file read ahead is read in chunks")),
-            Reader::Closed => Err(std::io::Error::other("read from a closed capture file")),
-        }
-    }
-}
-
-/// A compressed file counting the bytes read from it, for progress: the decompressed offset
-/// says nothing about how much of the file is done. Shared with the read-ahead thread.
-struct Counted {
-    file: File,
-    read: Arc<AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// gzip's magic (RFC 1952 §2.3.1).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Whether `file` is gzip-compressed: by its first two bytes (read without moving the file's
-/// position), or by its name where they cannot be read that way (a pipe).
-fn is_gzip(file: &File, path: &Path) -> bool {
-    let mut magic = [0u8; 2];
-    match file.read_at(&mut magic, 0) {
-        Ok(2) => magic == GZIP_MAGIC,
-        Ok(_) => false,
-        Err(_) => path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")),
-    }
-}
-
-impl Source for Reader {
-    fn ahead(&mut self) -> Option<&mut ReadAhead> {
-        match self {
-            Reader::Ahead(a) => Some(a),
-            _ => None,
-        }
-    }
 }
 
 enum Format {
@@ -204,16 +141,7 @@ impl PcapFileSource {
         let meta = file.metadata().ok();
         let file_len = meta.as_ref().map_or(0, |m| m.len());
         let identity = meta.as_ref().map_or((0, 0), |m| (m.dev(), m.ino()));
-        let (reader, compressed) = if is_gzip(&file, path) {
-            let read = Arc::new(AtomicU64::new(0));
-            let counted = Counted {
-                file,
-                read: Arc::clone(&read),
-            };
-            (Reader::Gz(Box::new(MultiGzDecoder::new(counted))), Some(read))
-        } else {
-            (Reader::Open(file), None)
-        };
+        let (reader, compressed) = Reader::open(file, path);
         let mut buf = ReadBuffer::new(reader, initial_buffer(file_len), MAX_BLOCK);
         let not_pcap = |reason: String| CaptureError::NotPcap {
             path: path.to_owned(),
@@ -376,7 +304,7 @@ impl PcapFileSource {
 
     /// Whether the file is open (holds a descriptor and a read buffer).
     pub(crate) fn is_open(&self) -> bool {
-        matches!(self.buf_reader(), Reader::Open(_) | Reader::Gz(_) | Reader::Ahead(_))
+        self.buf_reader().is_open()
     }
 
     /// Reads the rest of the file ahead on a thread of its own (see [`crate::read_ahead`]):
@@ -384,19 +312,10 @@ impl PcapFileSource {
     /// be half the time. If the thread cannot be started the file is read as before.
     pub(crate) fn read_ahead(&mut self) {
         let reader = self.buf.reader_mut();
-        match std::mem::replace(reader, Reader::Closed) {
-            // The thread reads on from where the buffer stopped (the file's position).
-            Reader::Open(file) => match file.try_clone().and_then(ReadAhead::start) {
-                Ok(ahead) => *reader = Reader::Ahead(ahead),
-                Err(_) => *reader = Reader::Open(file),
-            },
-            // Decompression moves to the thread too; if it cannot start, the decoder is gone
-            // with the failed spawn, so the file is reopened where it was at the next read.
-            Reader::Gz(gz) => match ReadAhead::start(*gz) {
-                Ok(ahead) => *reader = Reader::Ahead(ahead),
-                Err(_) => self.reopen(),
-            },
-            other => *reader = other,
+        match std::mem::replace(reader, Reader::Closed).read_ahead() {
+            Some(ahead) => *reader = ahead,
+            // The decompressor went with the thread that failed to start: reopen where it was.
+            None => self.reopen(),
         }
     }
 
@@ -421,33 +340,12 @@ impl PcapFileSource {
         }
         let offset = self.buf.offset();
         let reopened = (|| -> Result<(), String> {
-            let mut file = File::open(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
+            let file = File::open(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
             let meta = file.metadata().map_err(|e| format!("cannot reopen: {e}"))?;
             if (meta.dev(), meta.ino()) != self.identity {
                 return Err("the file was replaced while pacstap had it closed".to_owned());
             }
-            let reader = match &self.compressed {
-                // A compressed stream cannot seek: decompress again up to where it was.
-                Some(read) => {
-                    read.store(0, Ordering::Relaxed);
-                    let counted = Counted {
-                        file,
-                        read: Arc::clone(read),
-                    };
-                    let mut gz = MultiGzDecoder::new(counted);
-                    let skipped = std::io::copy(&mut Read::by_ref(&mut gz).take(offset), &mut std::io::sink())
-                        .map_err(|e| format!("cannot reopen: {e}"))?;
-                    if skipped != offset {
-                        return Err("the file changed while pacstap had it closed".to_owned());
-                    }
-                    Reader::Gz(Box::new(gz))
-                }
-                None => {
-                    file.seek(SeekFrom::Start(offset))
-                        .map_err(|e| format!("cannot reopen: {e}"))?;
-                    Reader::Open(file)
-                }
-            };
+            let reader = Reader::reopen(file, self.compressed.as_ref(), offset)?;
             self.buf = ReadBuffer::new(reader, initial_buffer(self.file_len), MAX_BLOCK).at_offset(offset);
             let Some(before) = self.head else {
                 return Ok(());

@@ -46,6 +46,7 @@ mod file;
 mod live;
 mod merge;
 mod read_ahead;
+mod reader;
 #[cfg(test)]
 mod testfiles;
 
