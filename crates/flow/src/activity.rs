@@ -22,92 +22,71 @@ pub(crate) enum Class {
     Decoding = 2,
 }
 
-const CLASSES: usize = 3;
+const ALL_CLASSES: [Class; 3] = [Class::NoPayload, Class::Ignored, Class::Decoding];
 
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    prev: u32,
-    next: u32,
-    class: Class,
-}
-
-const UNLINKED: Link = Link {
-    prev: NIL,
-    next: NIL,
-    class: Class::NoPayload,
-};
+type List = hashlink::LinkedHashSet<u32, ahash::RandomState>;
 
 #[derive(Debug)]
 pub(crate) struct Activity {
-    links: Vec<Link>,
-    head: [u32; CLASSES],
-    tail: [u32; CLASSES],
+    lists: [List; 3],
+    class: Vec<Option<Class>>,
 }
 
 impl Activity {
     pub fn with_capacity(n: usize) -> Self {
         Activity {
-            links: Vec::with_capacity(n),
-            head: [NIL; CLASSES],
-            tail: [NIL; CLASSES],
+            lists: std::array::from_fn(|_| List::with_hasher(ahash::RandomState::new())),
+            class: Vec::with_capacity(n),
+        }
+    }
+
+    fn list(&mut self, c: Class) -> &mut List {
+        let [a, b, d] = &mut self.lists;
+        match c {
+            Class::NoPayload => a,
+            Class::Ignored => b,
+            Class::Decoding => d,
+        }
+    }
+
+    fn list_ref(&self, c: Class) -> &List {
+        let [a, b, d] = &self.lists;
+        match c {
+            Class::NoPayload => a,
+            Class::Ignored => b,
+            Class::Decoding => d,
         }
     }
 
     /// Make room for slot `idx` (slots are added one at a time, in order).
     pub fn grow_to(&mut self, idx: u32) {
-        while self.links.len() <= idx as usize {
-            self.links.push(UNLINKED);
+        while self.class.len() <= idx as usize {
+            self.class.push(None);
         }
     }
 
     /// Append `idx` to the tail (most recent) of `class`'s list.
     pub fn push_back(&mut self, idx: u32, class: Class) {
-        let c = class as usize;
-        let tail = self.tail[c];
-        if let Some(l) = self.links.get_mut(idx as usize) {
-            *l = Link {
-                prev: tail,
-                next: NIL,
-                class,
-            };
+        if let Some(c) = self.class.get_mut(idx as usize) {
+            *c = Some(class);
         }
-        match self.links.get_mut(tail as usize) {
-            Some(t) => t.next = idx,
-            None => self.head[c] = idx,
-        }
-        self.tail[c] = idx;
+        self.list(class).insert(idx);
     }
 
     pub fn unlink(&mut self, idx: u32) {
-        let Some(&Link { prev, next, class }) = self.links.get(idx as usize) else {
-            return;
-        };
-        let c = class as usize;
-        match self.links.get_mut(prev as usize) {
-            Some(p) => p.next = next,
-            None => {
-                if self.head[c] == idx {
-                    self.head[c] = next;
-                }
-            }
-        }
-        match self.links.get_mut(next as usize) {
-            Some(n) => n.prev = prev,
-            None => {
-                if self.tail[c] == idx {
-                    self.tail[c] = prev;
-                }
-            }
-        }
-        if let Some(l) = self.links.get_mut(idx as usize) {
-            *l = UNLINKED;
+        if let Some(c) = self.class.get_mut(idx as usize).and_then(Option::take) {
+            self.list(c).remove(&idx);
         }
     }
 
     /// Move `idx` to the tail of `class`'s list (it was just active).
     pub fn touch(&mut self, idx: u32, class: Class) {
-        let current = self.links.get(idx as usize).map(|l| l.class);
-        if current == Some(class) && self.tail[class as usize] == idx {
+        let current = self.class.get(idx as usize).copied().flatten();
+        if current == Some(class) {
+            let l = self.list(class);
+            if l.back() != Some(&idx) {
+                l.to_back(&idx);
+            }
             return;
         }
         self.unlink(idx);
@@ -116,17 +95,17 @@ impl Activity {
 
     /// The flow a full table gives up: the least recently active of the lowest class.
     pub fn victim(&self) -> Option<(u32, Class)> {
-        [Class::NoPayload, Class::Ignored, Class::Decoding]
+        ALL_CLASSES
             .into_iter()
-            .find_map(|c| Some(self.head[c as usize]).filter(|&h| h != NIL).map(|h| (h, c)))
+            .find_map(|c| self.list_ref(c).front().map(|&h| (h, c)))
     }
 
     /// The least recently active flow of all, given each flow's last activity.
     pub fn oldest<T: Ord>(&self, last_active: impl Fn(u32) -> Option<T>) -> Option<u32> {
-        self.head
+        self.lists
             .iter()
-            .filter(|&&h| h != NIL)
-            .filter_map(|&h| last_active(h).map(|t| (t, h)))
+            .filter_map(|l| l.front().copied())
+            .filter_map(|h| last_active(h).map(|t| (t, h)))
             .min_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, h)| h)
     }
@@ -134,28 +113,19 @@ impl Activity {
     /// The class whose list `idx` is on (tests).
     #[cfg(test)]
     pub fn class_of(&self, idx: u32) -> Option<Class> {
-        self.links.get(idx as usize).map(|l| l.class)
+        Some(
+            self.class
+                .get(idx as usize)
+                .copied()
+                .flatten()
+                .unwrap_or(Class::NoPayload),
+        )
     }
 
     /// Every listed slot, class by class, oldest first (tests).
     #[cfg(test)]
     pub fn lists(&self) -> Vec<Vec<u32>> {
-        (0..CLASSES)
-            .map(|c| {
-                let mut out = Vec::new();
-                let (mut prev, mut cur) = (NIL, self.head[c]);
-                while cur != NIL {
-                    let l = self.links[cur as usize];
-                    assert_eq!(l.prev, prev, "links");
-                    assert_eq!(l.class as usize, c, "class");
-                    out.push(cur);
-                    prev = cur;
-                    cur = l.next;
-                }
-                assert_eq!(self.tail[c], prev, "tail");
-                out
-            })
-            .collect()
+        self.lists.iter().map(|l| l.iter().copied().collect()).collect()
     }
 }
 
