@@ -109,11 +109,86 @@ impl Direction {
         }
     }
 
-    /// 0 for to-server, 1 for to-client: for per-direction arrays.
+    /// Both directions, to-server first.
+    pub const BOTH: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+
+    /// 0 for to-server, 1 for to-client: for per-direction arrays (prefer [`PerDirection`]).
     pub fn index(self) -> usize {
         match self {
             Direction::ToServer => 0,
             Direction::ToClient => 1,
+        }
+    }
+}
+
+/// One `T` per direction of a connection, indexed by [`Direction`].
+///
+/// Replaces `[T; 2]` indexed by `dir.index()`: `x[dir]` cannot be out of bounds, so per-direction
+/// state needs neither a `get` that can never fail nor an indexing-lint exception.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PerDirection<T> {
+    pub to_server: T,
+    pub to_client: T,
+}
+
+impl<T> PerDirection<T> {
+    pub const fn new(to_server: T, to_client: T) -> Self {
+        PerDirection { to_server, to_client }
+    }
+
+    /// The same value for both directions.
+    pub fn splat(v: T) -> Self
+    where
+        T: Clone,
+    {
+        PerDirection {
+            to_server: v.clone(),
+            to_client: v,
+        }
+    }
+
+    /// Both values, to-server first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        [&self.to_server, &self.to_client].into_iter()
+    }
+
+    /// Both values, to-server first.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        [&mut self.to_server, &mut self.to_client].into_iter()
+    }
+
+    /// Each direction's value mapped.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> PerDirection<U> {
+        PerDirection {
+            to_server: f(self.to_server),
+            to_client: f(self.to_client),
+        }
+    }
+
+    /// Both directions' values: `(own, peer)` as seen from `dir`.
+    pub fn pair_mut(&mut self, dir: Direction) -> (&mut T, &mut T) {
+        match dir {
+            Direction::ToServer => (&mut self.to_server, &mut self.to_client),
+            Direction::ToClient => (&mut self.to_client, &mut self.to_server),
+        }
+    }
+}
+
+impl<T> std::ops::Index<Direction> for PerDirection<T> {
+    type Output = T;
+    fn index(&self, dir: Direction) -> &T {
+        match dir {
+            Direction::ToServer => &self.to_server,
+            Direction::ToClient => &self.to_client,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Direction> for PerDirection<T> {
+    fn index_mut(&mut self, dir: Direction) -> &mut T {
+        match dir {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
         }
     }
 }
@@ -156,5 +231,22 @@ mod tests {
         let t = Timestamp(42);
         assert_eq!(FlowId::derive(&k1, t), FlowId::derive(&k2, t));
         assert!(FlowId::derive(&k1, t).0 < (1 << 53));
+    }
+
+    #[test]
+    fn per_direction_is_indexed_by_direction() {
+        let mut p = PerDirection::new(1, 2);
+        assert_eq!((p[Direction::ToServer], p[Direction::ToClient]), (1, 2));
+        p[Direction::ToClient] += 10;
+        assert_eq!(p.iter().copied().collect::<Vec<_>>(), [1, 12]);
+        let (own, peer) = p.pair_mut(Direction::ToClient);
+        *own += 1;
+        *peer += 100;
+        assert_eq!(p, PerDirection::new(101, 13));
+        assert_eq!(p.map(|v| v * 2), PerDirection::new(202, 26));
+        assert_eq!(PerDirection::splat(7), PerDirection::new(7, 7));
+        for d in Direction::BOTH {
+            assert_eq!(p[d], *p.iter().nth(d.index()).unwrap());
+        }
     }
 }

@@ -2,35 +2,33 @@
 //! small memories keyed by what the wire names (flows, AE titles), where losing the oldest
 //! entry costs precision (a destination named without its address, a flow's fingerprint or
 //! identity wait forgotten), never unbounded memory.
+//!
+//! A thin cap over `hashlink::LinkedHashMap` (one hash table threaded in insertion order), so
+//! no hand-kept key queue can disagree with the map.
 
-use std::collections::{HashMap, VecDeque};
+use hashlink::LinkedHashMap;
 
 /// A FIFO-bounded map.
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
-    map: HashMap<K, V, ahash::RandomState>,
-    order: VecDeque<K>,
+    map: LinkedHashMap<K, V, ahash::RandomState>,
     cap: usize,
 }
 
-impl<K: std::hash::Hash + Eq + Clone, V> BoundedMap<K, V> {
+impl<K: std::hash::Hash + Eq, V> BoundedMap<K, V> {
     pub(crate) fn new(cap: usize) -> Self {
         BoundedMap {
-            map: HashMap::default(),
-            order: VecDeque::new(),
+            map: LinkedHashMap::with_hasher(ahash::RandomState::new()),
             cap,
         }
     }
 
+    /// Insert or replace; a replaced key keeps its place (it does not become younger).
     pub(crate) fn insert(&mut self, k: K, v: V) {
-        if self.map.insert(k.clone(), v).is_none() {
-            self.order.push_back(k);
+        if self.map.replace(k, v).is_none() {
             while self.map.len() > self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
+                if self.map.pop_front().is_none() {
+                    break;
                 }
             }
         }
@@ -56,12 +54,12 @@ mod tests {
         m.insert("b", 2);
         // Re-inserting a present key replaces its value and does not make it younger.
         m.insert("a", 10);
+        assert_eq!(m.get("a"), Some(&10));
         m.insert("c", 3);
         assert_eq!(m.get("a"), None);
         assert_eq!(m.get("b"), Some(&2));
         assert_eq!(m.get("c"), Some(&3));
         assert_eq!(m.map.len(), 2);
-        assert_eq!(m.order.len(), 2);
     }
 
     #[test]
@@ -69,5 +67,6 @@ mod tests {
         let mut m = BoundedMap::new(0);
         m.insert(1u64, ());
         assert_eq!(m.get(&1), None);
+        assert_eq!(m.map.len(), 0);
     }
 }

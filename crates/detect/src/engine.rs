@@ -191,8 +191,7 @@ impl Detector {
         let severity = self.severity_of(rule);
         let Some(s) = self.entities.slot_mut(idx) else { return };
         let kind = s.kind;
-        if let Some(pos) = s.st.incidents.iter().position(|i| i.rule == rule) {
-            let inc = &mut s.st.incidents[pos];
+        if let Some((pos, inc)) = s.st.incidents.iter_mut().enumerate().find(|(_, i)| i.rule == rule) {
             inc.set_count(m.count);
             inc.threshold = threshold.or(inc.threshold);
             if let Some(f) = flow {

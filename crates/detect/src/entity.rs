@@ -1,49 +1,23 @@
 //! Entities (users, AEs, source / destination addresses) and their live window state.
 //!
 //! The table holds at most `max_entities`; beyond it the entity idle the longest (least
-//! recently touched, in packet-time order) is evicted and counted. Recency is kept with a
-//! queue of (slot, touch) stamps: a touch appends a stamp, eviction pops stamps until one is
-//! still current, and the queue is compacted when stale stamps outnumber live entities, so
-//! every operation is amortised O(1).
+//! recently touched, in packet-time order) is evicted and counted. Entities live in a slab (their
+//! `u32` slot is what open incidents are keyed by); recency is a `hashlink::LinkedHashSet` of
+//! slots, least recently touched first, so a touch and an eviction are each one O(1) hash
+//! operation.
 
 use crate::dest::Dest;
 use crate::incident::Incident;
 use crate::name::Name;
 use crate::rule::Rule;
 use crate::window::{ByteWindow, SlidingWindow};
+use hashlink::LinkedHashSet;
 use std::cell::Cell;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
-/// CONTRACT §2 `entity.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EntityKind {
-    User,
-    Ae,
-    Ip,
-    Device,
-}
-
-impl EntityKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::User => "user",
-            EntityKind::Ae => "ae",
-            EntityKind::Ip => "ip",
-            EntityKind::Device => "device",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<EntityKind> {
-        match s {
-            "user" => Some(EntityKind::User),
-            "ae" => Some(EntityKind::Ae),
-            "ip" => Some(EntityKind::Ip),
-            "device" => Some(EntityKind::Device),
-            _ => None,
-        }
-    }
-}
+/// CONTRACT §2 `entity.kind`: the enum lives in `pacstap-core`; re-exported at its old path.
+pub use pacstap_core::EntityKind;
 
 /// A borrowed entity name, for look-ups without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +130,6 @@ pub(crate) struct Slot {
     pub id: Name,
     /// For address entities, the address itself (compared without formatting).
     ip: Option<IpAddr>,
-    touch: u64,
     pub last_ts: i64,
     pub st: EntityState,
 }
@@ -179,8 +152,8 @@ pub(crate) struct EntityTable {
     ips: HashMap<IpAddr, u32, ahash::RandomState>,
     slots: Vec<Option<Slot>>,
     free: Vec<u32>,
-    lru: VecDeque<(u32, u64)>,
-    clock: u64,
+    /// Live slots, least recently touched first.
+    lru: LinkedHashSet<u32, ahash::RandomState>,
     len: usize,
     max: usize,
     /// Open incidents, for `tick` (ordered, so output is deterministic).
@@ -199,8 +172,7 @@ impl EntityTable {
             ips: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            lru: VecDeque::new(),
-            clock: 0,
+            lru: LinkedHashSet::with_hasher(ahash::RandomState::new()),
             len: 0,
             max: max.max(1),
             open: BTreeSet::new(),
@@ -252,26 +224,15 @@ impl EntityTable {
 
     /// Mark as used now.
     pub(crate) fn touch(&mut self, idx: u32, ts: i64) {
-        let clock = self.clock;
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
         };
         slot.last_ts = slot.last_ts.max(ts);
-        // Repeated touches of the entity at the back of the queue need no new stamp.
-        if self.lru.back().is_some_and(|&(i, t)| i == idx && t == slot.touch) {
-            return;
-        }
-        self.clock += 1;
-        slot.touch = clock + 1;
-        self.lru.push_back((idx, clock + 1));
-        if self.lru.len() > 2 * self.len + 1024 {
-            let slots = &self.slots;
-            self.lru.retain(|&(i, t)| {
-                slots
-                    .get(i as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.touch == t)
-            });
+        // Repeated touches of the most recent entity (one event looks it up several times)
+        // need no hash operation.
+        if self.lru.back() != Some(&idx) {
+            // Moves a present slot to the back, appends a new one.
+            self.lru.insert(idx);
         }
     }
 
@@ -296,7 +257,6 @@ impl EntityTable {
                 _ => None,
             },
             id: id.clone(),
-            touch: 0,
             last_ts: ts,
             st: EntityState::default(),
         };
@@ -324,13 +284,9 @@ impl EntityTable {
     }
 
     fn evict_idlest(&mut self) {
-        while let Some((idx, t)) = self.lru.pop_front() {
-            let current = self.slot(idx).is_some_and(|s| s.touch == t);
-            if current {
-                self.remove(idx);
-                self.evicted += 1;
-                return;
-            }
+        if let Some(idx) = self.lru.pop_front() {
+            self.remove(idx);
+            self.evicted += 1;
         }
     }
 
@@ -338,6 +294,7 @@ impl EntityTable {
         let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
+        self.lru.remove(&idx);
         if self.last.get() == Some(idx) {
             self.last.set(None);
         }
@@ -401,7 +358,7 @@ mod tests {
         }
         assert_eq!(t.len(), 100);
         assert!(t.find(EntRef::User("u0")).is_some());
-        assert!(t.lru.len() <= 2 * 100 + 1024 + 1);
+        assert_eq!(t.lru.len(), 100, "one recency entry per live entity");
         assert_eq!(t.evicted, 10_000 - 100 + 1 - 1);
     }
 }

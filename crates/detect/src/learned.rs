@@ -221,21 +221,20 @@ fn kind_index(k: EntityKind) -> usize {
 struct LearnedSlot {
     kind: EntityKind,
     id: Name,
-    touch: u64,
     k: Known,
 }
 
-/// Learned entities in a slab, indexed per kind, evicted least-recently-used first: a touch
-/// stamps the slot and queues (slot, stamp); eviction pops stamps until one is current; the
-/// queue is compacted when stale stamps outnumber live entities (amortised O(1)).
+/// Learned entities in a slab, indexed per kind, evicted least-recently-used first: recency is a
+/// `hashlink::LinkedHashSet` of slots (least recently used first), so a touch and an eviction
+/// are each one O(1) hash operation.
 #[derive(Debug)]
 pub(crate) struct Learned {
     pub started: Option<i64>,
     index: [HashMap<Name, u32, ahash::RandomState>; 3],
     slots: Vec<Option<LearnedSlot>>,
     free: Vec<u32>,
-    lru: std::collections::VecDeque<(u32, u64)>,
-    clock: u64,
+    /// Live slots, least recently used first.
+    lru: hashlink::LinkedHashSet<u32, ahash::RandomState>,
     len: usize,
     pub destinations: HashMap<(EntityKind, Box<str>), i64, ahash::RandomState>,
     max: usize,
@@ -249,8 +248,7 @@ impl Learned {
             index: Default::default(),
             slots: Vec::new(),
             free: Vec::new(),
-            lru: std::collections::VecDeque::new(),
-            clock: 0,
+            lru: hashlink::LinkedHashSet::with_hasher(ahash::RandomState::new()),
             len: 0,
             destinations: HashMap::default(),
             max: max.max(1),
@@ -273,45 +271,23 @@ impl Learned {
     }
 
     fn touch(&mut self, idx: u32) {
-        let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        if self.lru.back().is_some_and(|&(i, t)| i == idx && t == slot.touch) {
-            return;
-        }
-        self.clock += 1;
-        slot.touch = self.clock;
-        self.lru.push_back((idx, self.clock));
-        if self.lru.len() > 2 * self.len + 1024 {
-            let slots = &self.slots;
-            self.lru.retain(|&(i, t)| {
-                slots
-                    .get(i as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|s| s.touch == t)
-            });
+        if self.slots.get(idx as usize).is_some_and(Option::is_some) && self.lru.back() != Some(&idx) {
+            // Moves a present slot to the back, appends a new one.
+            self.lru.insert(idx);
         }
     }
 
     fn evict_idlest(&mut self) {
-        while let Some((idx, t)) = self.lru.pop_front() {
-            let current = self
-                .slots
-                .get(idx as usize)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| s.touch == t);
-            if !current {
-                continue;
-            }
-            if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
-                if let Some(m) = self.index.get_mut(kind_index(slot.kind)) {
-                    m.remove(&slot.id);
-                }
-                self.free.push(idx);
-                self.len -= 1;
-                self.evicted += 1;
-            }
+        let Some(idx) = self.lru.pop_front() else {
             return;
+        };
+        if let Some(slot) = self.slots.get_mut(idx as usize).and_then(Option::take) {
+            if let Some(m) = self.index.get_mut(kind_index(slot.kind)) {
+                m.remove(&slot.id);
+            }
+            self.free.push(idx);
+            self.len -= 1;
+            self.evicted += 1;
         }
     }
 
@@ -329,7 +305,6 @@ impl Learned {
                 let slot = LearnedSlot {
                     kind,
                     id: Name::new(id),
-                    touch: 0,
                     k: Known::default(),
                 };
                 let idx = match self.free.pop() {

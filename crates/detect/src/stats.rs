@@ -15,6 +15,14 @@ fn sev_index(s: Severity) -> usize {
     }
 }
 
+/// One count of a rule × severity table (0 where none: the table covers every rule).
+fn cell(t: &[[u64; 4]; Rule::COUNT], rule: Rule, sev: Severity) -> u64 {
+    t.get(rule.index())
+        .and_then(|row| row.get(sev_index(sev)))
+        .copied()
+        .unwrap_or(0)
+}
+
 /// Alerts by rule and severity (first alerts and updates separately).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertCounts {
@@ -34,12 +42,12 @@ impl AlertCounts {
 
     /// New incidents (alerts with `update: false`).
     pub fn alerts(&self, rule: Rule, sev: Severity) -> u64 {
-        self.first[rule.index()][sev_index(sev)]
+        cell(&self.first, rule, sev)
     }
 
     /// Updates of open incidents (`update: true`).
     pub fn updates(&self, rule: Rule, sev: Severity) -> u64 {
-        self.updates[rule.index()][sev_index(sev)]
+        cell(&self.updates, rule, sev)
     }
 
     /// Every (rule id, severity, alerts, updates) with a non-zero count.

@@ -73,8 +73,10 @@ struct Big {
     /// Sorted by `ts`. In distinct mode an entry is live only if the index points at its `seq`;
     /// in events mode every entry is live.
     entries: VecDeque<Entry>,
-    /// Distinct mode: key → its live (latest) sighting.
-    index: HashMap<u64, Live, FixedState>,
+    /// Distinct mode: key → its live (latest) sighting. Keys are hashes of wire names, so the
+    /// map takes `ahash`'s randomly seeded state like every other wire-keyed map (no custom
+    /// hasher to keep): nothing iterates it, so the seed never reaches output.
+    index: HashMap<u64, Live, ahash::RandomState>,
     next_seq: u64,
 }
 
@@ -92,39 +94,6 @@ pub(crate) struct SlidingWindow {
     /// Time of the first entry (`i64::MAX` when empty), so `expire` on a window with nothing
     /// to expire reads no heap memory.
     front_ts: i64,
-}
-
-/// A fixed hasher for keys that are already hashes: deterministic and cheap.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FixedState;
-
-impl std::hash::BuildHasher for FixedState {
-    type Hasher = KeyHasher;
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher(0)
-    }
-}
-
-/// Keys are 64-bit hashes already; mix once so low bits are well spread for the table.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        // splitmix64 finaliser.
-        let mut z = v.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        self.0 = z ^ (z >> 31);
-    }
 }
 
 impl Big {

@@ -70,7 +70,7 @@ fn sum32(data: &[u8]) -> u64 {
     let mut words = blocks.remainder().chunks_exact(4);
     let mut sum = acc.iter().sum::<u64>();
     for w in words.by_ref() {
-        sum += u64::from(u32::from_ne_bytes([w[0], w[1], w[2], w[3]]));
+        sum += u64::from(u32::from_ne_bytes(<[u8; 4]>::try_from(w).unwrap_or_default()));
     }
     let mut tail = [0u8; 4];
     for (t, &b) in tail.iter_mut().zip(words.remainder()) {

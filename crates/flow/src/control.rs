@@ -101,12 +101,14 @@ pub(crate) fn fingerprint(ip_header: &[u8], tcp_header: &[u8], seq: u32, ack: u3
     let ip_id = match ip_header.first() {
         Some(b) if b >> 4 == 4 => ip_header
             .get(4..6)
-            .map_or(0, |v| u64::from(u16::from_be_bytes([v[0], v[1]]))),
+            .and_then(|v| <[u8; 2]>::try_from(v).ok())
+            .map_or(0, |v| u64::from(u16::from_be_bytes(v))),
         _ => 0,
     };
     let csum_flags = tcp_header
         .get(12..18)
-        .map_or(0, |v| u64::from_be_bytes([0, 0, v[0], v[1], v[2], v[3], v[4], v[5]]));
+        .and_then(|v| <[u8; 6]>::try_from(v).ok())
+        .map_or(0, |[a, b, c, d, e, f]| u64::from_be_bytes([0, 0, a, b, c, d, e, f]));
     (u64::from(seq) | u64::from(ack) << 32)
         ^ (csum_flags.rotate_left(17) ^ ip_id.rotate_left(5) ^ u64::from(wire_len).rotate_left(40))
             .wrapping_mul(0x9E37_79B9_7F4A_7C15)

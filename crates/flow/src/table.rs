@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use pacstap_core::{
-    Anomaly, ChunkBody, CloseReason, Direction, EventBody, FlowId, FlowKey, FlowMeta, Interest, Packet, ProtocolEvent,
-    StreamChunk, StreamHandler, Timestamp,
+    Anomaly, ChunkBody, CloseReason, Direction, EventBody, FlowId, FlowKey, FlowMeta, Interest, Packet, PerDirection,
+    ProtocolEvent, StreamChunk, StreamHandler, Timestamp,
 };
 
 use crate::activity::{Activity, Class, NIL};
@@ -72,8 +72,8 @@ struct Flow<S> {
     meta: FlowMeta,
     /// The client is `key.src` (the canonical first endpoint).
     client_first: bool,
-    /// Reassembly state, indexed by `Direction::index()`.
-    half: [HalfStream; 2],
+    /// Reassembly state of each direction.
+    half: PerDirection<HalfStream>,
     /// The handler's per-flow state.
     state: S,
     /// Table clock when the flow last saw a packet.
@@ -81,7 +81,7 @@ struct Flow<S> {
     /// The handler returned `Interest::Ignore`: payload is no longer reassembled.
     ignored: bool,
     /// A FIN was seen per direction (what ends an ignored flow, whose streams are not tracked).
-    fin_seen: [bool; 2],
+    fin_seen: PerDirection<bool>,
     /// Sequence number of the client's SYN, to tell its retransmission from a new connection.
     client_isn: Option<u32>,
     /// Sequence number of the server's SYN-ACK: once known, the handshake is over.
@@ -89,16 +89,16 @@ struct Flow<S> {
     /// Any packet of the flow carried payload.
     saw_payload: bool,
     /// What each direction sent and the other acknowledged, to judge RSTs.
-    seqs: [SeqView; 2],
+    seqs: PerDirection<SeqView>,
     /// Window scale each direction announced in its SYN (RFC 7323 §2.2).
-    wscale: [Option<u8>; 2],
+    wscale: PerDirection<Option<u8>>,
     /// A SYN on this open connection, with a new ISN, waiting for the SYN-ACK that would make it
     /// a new connection (port reuse): (ISN, time, direction it came from).
     pending_syn: Option<(u32, Timestamp, Direction)>,
     /// Packets were captured in each direction.
-    seen: [bool; 2],
+    seen: PerDirection<bool>,
     /// Fingerprint of each direction's last frame, to count exact duplicates.
-    last_frame: [u64; 2],
+    last_frame: PerDirection<u64>,
     /// `tcp.*` anomaly events emitted for this flow.
     anomaly_events: u32,
 }
@@ -275,12 +275,10 @@ impl<S: Default> FlowTable<S> {
                     self.end_flow(idx, reason, pkt.ts, h);
                     let idx = self.create(pkt, key, len, start, h)?;
                     if let Some(f) = self.slot_mut(idx) {
-                        let client = Direction::ToServer.index();
+                        let client = Direction::ToServer;
                         f.client_isn = Some(client_isn);
                         f.seen[client] = true;
-                        if let Some(v) = f.seqs.get_mut(client) {
-                            v.sent(client_isn, 1, None);
-                        }
+                        f.seqs[client].sent(client_isn, 1, None);
                     }
                     idx
                 }
@@ -507,15 +505,15 @@ impl<S: Default> FlowTable<S> {
             state: S::default(),
             last_active: self.clock.now(),
             ignored: false,
-            fin_seen: [false; 2],
+            fin_seen: PerDirection::default(),
             client_isn: None,
             server_isn: None,
             saw_payload: false,
             seqs: Default::default(),
-            wscale: [None; 2],
+            wscale: PerDirection::default(),
             pending_syn: None,
-            seen: [false; 2],
-            last_frame: [0; 2],
+            seen: PerDirection::default(),
+            last_frame: PerDirection::default(),
             anomaly_events: 0,
         };
         let idx = match self.free.pop() {
@@ -551,7 +549,7 @@ impl<S: Default> FlowTable<S> {
             return 0;
         };
         let dir = flow.direction(src_first);
-        let (own, peer) = (dir.index(), dir.reverse().index());
+        let (own, peer) = (dir, dir.reverse());
         let flags = pkt.tcp.flags;
         let seq = pkt.tcp.seq;
         let ts = pkt.ts;
@@ -577,16 +575,12 @@ impl<S: Default> FlowTable<S> {
         } = flow;
         let mut anomalies = 0u8;
 
-        if let Some(s) = seen.get_mut(own) {
-            *s = true;
-        }
+        seen[own] = true;
         let fp = fingerprint(pkt.ip_header, pkt.tcp_header, seq, pkt.tcp.ack, pkt.wire_payload_len);
-        if let Some(last) = last_frame.get_mut(own) {
-            if *last == fp {
-                b.stats.duplicate_frames += 1;
-            }
-            *last = fp;
+        if last_frame[own] == fp {
+            b.stats.duplicate_frames += 1;
         }
+        last_frame[own] = fp;
 
         // RFC 5961 §3.2: a RST counts only with the sequence number the receiver expects.
         let mut reset = false;
@@ -657,7 +651,7 @@ impl<S: Default> FlowTable<S> {
                 }
             }
         }
-        let waiting = [half[0].waiting(), half[1].waiting()];
+        let waiting = PerDirection::new(half.to_server.waiting(), half.to_client.waiting());
         let (conflicts, after_fin) = (b.stats.overlap_conflicts, b.stats.bytes_after_fin);
         let mut interest = Interest::Continue;
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
@@ -680,9 +674,9 @@ impl<S: Default> FlowTable<S> {
             }
         }
         // An acknowledged hole waits a number of packets of its flow, too.
-        for d in [Direction::ToServer, Direction::ToClient] {
-            if waiting[d.index()] && !*ignored && interest == Interest::Continue {
-                interest = half[d.index()].tick(&mut b, &mut sink(h, state, meta, d, ts));
+        for d in Direction::BOTH {
+            if waiting[d] && !*ignored && interest == Interest::Continue {
+                interest = half[d].tick(&mut b, &mut sink(h, state, meta, d, ts));
             }
         }
         if b.stats.overlap_conflicts > conflicts {
@@ -698,11 +692,11 @@ impl<S: Default> FlowTable<S> {
                 hs.clear(&mut b);
             }
         }
-        let newly_waiting = (0..2).any(|i| !waiting[i] && half[i].waiting());
+        let newly_waiting = Direction::BOTH.into_iter().any(|d| !waiting[d] && half[d].waiting());
         let both_done = if *ignored {
-            fin_seen[0] && fin_seen[1]
+            fin_seen.to_server && fin_seen.to_client
         } else {
-            half[0].is_closed() && half[1].is_closed()
+            half.to_server.is_closed() && half.to_client.is_closed()
         };
         let id = meta.id;
 
@@ -730,7 +724,7 @@ impl<S: Default> FlowTable<S> {
                 last = flow.last_active;
                 assert_eq!(self.index.get(&flow.key), Some(&cur));
                 assert_eq!(self.activity.class_of(cur), Some(flow.class()), "class");
-                for hs in &flow.half {
+                for hs in flow.half.iter() {
                     hs.check_invariants();
                     assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
                     assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
@@ -759,9 +753,9 @@ impl<S: Default> FlowTable<S> {
 
 /// The window scale of the receiver `peer` (RFC 7323 §2.2: in effect only when both SYNs carried
 /// the option; none when the handshake was seen without it; unknown without the handshake).
-fn receiver_shift(wscale: &[Option<u8>; 2], peer: usize, handshake_seen: bool) -> Option<u8> {
-    match (wscale[0], wscale[1]) {
-        (Some(_), Some(_)) => wscale.get(peer).copied().flatten(),
+fn receiver_shift(wscale: &PerDirection<Option<u8>>, peer: Direction, handshake_seen: bool) -> Option<u8> {
+    match (wscale.to_server, wscale.to_client) {
+        (Some(_), Some(_)) => wscale[peer],
         _ if handshake_seen => Some(0),
         _ => None,
     }

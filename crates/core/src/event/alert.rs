@@ -2,6 +2,7 @@
 
 use crate::flow::FlowId;
 use crate::time::Timestamp;
+use crate::vocab::Rule;
 use serde::{Serialize, Serializer};
 
 /// Alert severity, lowest first.
@@ -50,10 +51,11 @@ pub struct Signature {
     pub title: &'static str,
 }
 
-/// Every rule's signature, in CONTRACT §2's order.
+/// Every rule's signature, in CONTRACT §2's order ([`Rule::ALL`]'s; the ids are read from [`Rule`],
+/// so the two lists cannot name different rules).
 pub const SIGNATURES: [(&str, Signature); 10] = [
     (
-        "login_failures_user",
+        Rule::LoginFailuresUser.as_str(),
         sig(
             1_800_001,
             "Credential Guessing",
@@ -61,7 +63,7 @@ pub const SIGNATURES: [(&str, Signature); 10] = [
         ),
     ),
     (
-        "login_failures_source",
+        Rule::LoginFailuresSource.as_str(),
         sig(
             1_800_002,
             "Credential Guessing",
@@ -69,7 +71,7 @@ pub const SIGNATURES: [(&str, Signature); 10] = [
         ),
     ),
     (
-        "login_success_after_failures",
+        Rule::LoginSuccessAfterFailures.as_str(),
         sig(
             1_800_003,
             "Successful Credential Guessing",
@@ -77,7 +79,7 @@ pub const SIGNATURES: [(&str, Signature); 10] = [
         ),
     ),
     (
-        "new_device",
+        Rule::NewDevice.as_str(),
         sig(
             1_800_004,
             "Suspicious Login",
@@ -85,23 +87,23 @@ pub const SIGNATURES: [(&str, Signature); 10] = [
         ),
     ),
     (
-        "new_location",
+        Rule::NewLocation.as_str(),
         sig(1_800_005, "Suspicious Login", "login from a new country"),
     ),
     (
-        "admin_change",
+        Rule::AdminChange.as_str(),
         sig(1_800_006, "Configuration Change", "admin, permission or node change"),
     ),
     (
-        "bulk_export",
+        Rule::BulkExport.as_str(),
         sig(1_800_007, "Data Exfiltration", "bulk export of studies"),
     ),
     (
-        "export_above_baseline",
+        Rule::ExportAboveBaseline.as_str(),
         sig(1_800_008, "Data Exfiltration", "exports far above the usual"),
     ),
     (
-        "unknown_destination",
+        Rule::UnknownDestination.as_str(),
         sig(
             1_800_009,
             "Data Exfiltration",
@@ -109,7 +111,7 @@ pub const SIGNATURES: [(&str, Signature); 10] = [
         ),
     ),
     (
-        "sharing_spike",
+        Rule::SharingSpike.as_str(),
         sig(1_800_010, "Data Sharing", "burst of external sharing"),
     ),
 ];
@@ -312,6 +314,14 @@ mod tests {
         assert_eq!(v["signature"], "PACSTAP bulk_export bulk export of studies: ae WS1");
         assert_eq!(v["incident_id"], "00ff");
         assert_eq!(v["rule"], "bulk_export");
+    }
+
+    #[test]
+    fn the_signature_table_lists_the_rules_in_their_order() {
+        let ids: Vec<&str> = SIGNATURES.iter().map(|(r, _)| *r).collect();
+        let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(ids, rules);
+        assert_eq!(signature(Rule::SharingSpike.as_str()).id, 1_800_010);
     }
 
     #[test]

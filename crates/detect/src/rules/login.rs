@@ -129,7 +129,9 @@ impl Detector {
         for (i, ent) in candidates.iter().enumerate() {
             let Some(ent) = ent else { continue };
             let Some(idx) = self.entities.find(*ent) else { continue };
-            found[i] = Some(idx);
+            if let Some(f) = found.get_mut(i) {
+                *f = Some(idx);
+            }
             let Some(s) = self.entities.slot_mut(idx) else { continue };
             let Some(w) = s.st.failures.as_mut() else { continue };
             w.expire(now);

@@ -32,9 +32,9 @@ impl<S: Default> FlowTable<S> {
             };
             let Flow { half, state, meta, .. } = flow;
             let mut interest = Interest::Continue;
-            for d in [Direction::ToServer, Direction::ToClient] {
-                if interest == Interest::Continue && half[d.index()].waiting() {
-                    interest = half[d.index()].tick(&mut b, &mut sink(h, state, meta, d, deadline));
+            for d in Direction::BOTH {
+                if interest == Interest::Continue && half[d].waiting() {
+                    interest = half[d].tick(&mut b, &mut sink(h, state, meta, d, deadline));
                 }
             }
             if interest == Interest::Ignore {
@@ -44,7 +44,7 @@ impl<S: Default> FlowTable<S> {
                 }
             }
             let still = flow.half.iter().filter_map(HalfStream::waiting_since).min();
-            let done = flow.half[0].is_closed() && flow.half[1].is_closed();
+            let done = flow.half.to_server.is_closed() && flow.half.to_client.is_closed();
             if flow.ignored {
                 // The handler let go while its hole was given up: it moves to its new class's
                 // list, as if active now (rare; keeps each list in time order).
@@ -76,9 +76,9 @@ impl<S: Default> FlowTable<S> {
             now: self.clock.now(),
         };
         if !flow.ignored {
-            for dir in [Direction::ToServer, Direction::ToClient] {
+            for dir in Direction::BOTH {
                 let Flow { half, state, meta, .. } = &mut flow;
-                if half[dir.index()].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {
+                if half[dir].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {
                     break;
                 }
             }
@@ -86,7 +86,7 @@ impl<S: Default> FlowTable<S> {
         for hs in flow.half.iter_mut() {
             hs.clear(&mut b);
         }
-        if flow.seen[0] != flow.seen[1] {
+        if flow.seen.to_server != flow.seen.to_client {
             self.stats.one_sided_flows += 1;
         }
         if matches!(reason, CloseReason::Fin | CloseReason::Rst) {

@@ -19,20 +19,22 @@ pub use pacstap_core::vocab::TLS_VERSIONS;
 /// `kind` label values of `pacstap_decapsulated_frames_total`: pacstap-wire's `TunnelKind` names
 /// (the list lives in core, which wire's tests hold its names to; a name not listed is `other`).
 pub use pacstap_core::vocab::TUNNEL_KINDS;
+use pacstap_core::Rule;
 
-/// Rule ids (CONTRACT §2) the `rule` label may take.
-pub const RULES: [&str; 10] = [
-    "login_failures_user",
-    "login_failures_source",
-    "login_success_after_failures",
-    "new_device",
-    "new_location",
-    "admin_change",
-    "bulk_export",
-    "export_above_baseline",
-    "unknown_destination",
-    "sharing_spike",
-];
+/// Rule ids (CONTRACT §2) the `rule` label may take: core's [`Rule::ALL`], by name.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time over 0..COUNT: an index out of bounds fails the build"
+)]
+pub const RULES: [&str; Rule::COUNT] = {
+    let mut names = [""; Rule::COUNT];
+    let mut i = 0;
+    while i < Rule::COUNT {
+        names[i] = Rule::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
 pub const TCP_COUNTERS: [(&str, &str); 18] = [
