@@ -27,6 +27,9 @@
 //! The binary (`main.rs`) adds `cli.rs` (the clap definitions and help texts) and `commands/`
 //! (one runner per subcommand, and the checks they share), on top of this library.
 
+// Indexing that input controls is how a tap crashes: `get` everywhere outside tests.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 pub mod capture;
 pub mod config;
 pub mod detection;
