@@ -62,6 +62,22 @@ pub enum Command {
     /// beside the HTML). `--study UID` prints one study's trail instead and writes nothing.
     /// Exit status: 0 done; 1 an input could not be read or an output written; 2 bad usage.
     Report(ReportArgs),
+    /// Evidence directories (`--evidence-dir`).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EvidenceCommand {
+    /// Show the evidence pcaps untouched: recompute each file's SHA-256 and compare it with
+    /// the last line naming it in DIR/custody.jsonl; pcaps the log does not name are reported.
+    ///
+    /// Exit status: 0 every file matches; 1 a file changed, is missing or is not logged, or
+    /// the log cannot be read.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]

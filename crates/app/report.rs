@@ -24,6 +24,8 @@ pub struct ReplayReport {
     pub state_warnings: Vec<String>,
     /// Evidence pcaps written (`--evidence-dir`).
     pub evidence_files: Vec<PathBuf>,
+    /// Replay: each evidence pcap with its SHA-256 as logged in `custody.jsonl`.
+    pub evidence_sha256: Vec<(PathBuf, String)>,
     /// Inputs that could not be read at all (each message names the file and why); the others
     /// were replayed. `pacstap replay` exits 1 when there are any.
     pub unreadable: Vec<String>,
