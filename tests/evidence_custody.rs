@@ -77,7 +77,7 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
     let name = pcap.file_name().unwrap().to_str().unwrap();
     assert_eq!(
         name,
-        format!("2026-11-27T084838Z_bulk_export_{incident}.pcap"),
+        format!("2026-11-28T075331Z_bulk_export_{incident}.pcap"),
         "first_seen {}",
         exports[0]["alert"]["first_seen"]
     );
