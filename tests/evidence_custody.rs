@@ -66,10 +66,7 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
     let d = tempdir("export");
     let ev_dir = d.join("evidence");
     let alerts = replay_into(&ev_dir, &d.join("events.jsonl"));
-    let exports: Vec<&Value> = alerts
-        .iter()
-        .filter(|a| a["alert"]["rule"] == "bulk_export")
-        .collect();
+    let exports: Vec<&Value> = alerts.iter().filter(|a| a["alert"]["rule"] == "bulk_export").collect();
     assert!(!exports.is_empty());
     let incident = exports[0]["alert"]["incident_id"].as_str().unwrap();
     let pcap = PathBuf::from(exports[0]["alert"]["evidence"]["pcap"].as_str().unwrap());
@@ -107,7 +104,10 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
     if let Ok(out) = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(&pcap)
-        .args(["-Y", &format!("ip.dst=={DESTINATION} && tcp.dstport=={DESTINATION_PORT}")])
+        .args([
+            "-Y",
+            &format!("ip.dst=={DESTINATION} && tcp.dstport=={DESTINATION_PORT}"),
+        ])
         .output()
     {
         if out.status.success() {
@@ -129,14 +129,20 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
         .iter()
         .map(|a| {
             let p = a["alert"]["evidence"]["pcap"].as_str().unwrap();
-            (p.rsplit('/').next().unwrap(), a["alert"]["incident_id"].as_str().unwrap())
+            (
+                p.rsplit('/').next().unwrap(),
+                a["alert"]["incident_id"].as_str().unwrap(),
+            )
         })
         .collect();
     for l in &lines {
         let f = ev_dir.join(l["file"].as_str().unwrap());
         assert_eq!(l["sha256"].as_str().unwrap(), sha256sum(&f));
         assert_eq!(l["size"].as_u64().unwrap(), std::fs::metadata(&f).unwrap().len());
-        assert_eq!(l["incident_id"].as_str(), incidents.get(l["file"].as_str().unwrap()).copied());
+        assert_eq!(
+            l["incident_id"].as_str(),
+            incidents.get(l["file"].as_str().unwrap()).copied()
+        );
         assert!(!l["host"].as_str().unwrap().is_empty());
         for k in ["first_packet", "last_packet", "written_at"] {
             let t = l[k].as_str().unwrap();
@@ -149,7 +155,11 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
     // first counted request.
     assert!(export_line["first_packet"].as_str().unwrap() <= exports[0]["alert"]["first_seen"].as_str().unwrap());
     assert_eq!(
-        std::fs::metadata(ev_dir.join("custody.jsonl")).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(ev_dir.join("custody.jsonl"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
     // No spool left behind.

@@ -498,11 +498,14 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
         let custody = std::fs::read_to_string(evidence.join("custody.jsonl")).expect("custody log");
         let last: Value = custody
             .lines()
+            .rev()
             .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|l| l["file"] == name)
-            .last()
+            .find(|l| l["file"] == name)
             .expect("the pcap is in the custody log");
-        assert_eq!(last["sha256"].as_str(), Some(pacstap_output::sha256_file(&pcap).unwrap().as_str()));
+        assert_eq!(
+            last["sha256"].as_str(),
+            Some(pacstap_output::sha256_file(&pcap).unwrap().as_str())
+        );
         assert_eq!(last["size"].as_u64(), Some(meta.len()));
         assert_eq!(last["incident_id"], admin["alert"]["incident_id"]);
     }

@@ -234,7 +234,10 @@ impl EvidenceCutter {
         let host = self.host.get_or_insert_with(pacstap_output::sensor_host);
         if let Err(e) = pacstap_output::record_custody(&dir, path, &incident_of(path), host) {
             self.errors += 1;
-            say(&format!("warning: custody of evidence {} not logged: {e}", path.display()));
+            say(&format!(
+                "warning: custody of evidence {} not logged: {e}",
+                path.display()
+            ));
         }
     }
 

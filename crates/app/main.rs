@@ -65,7 +65,10 @@ fn verify_evidence(dir: &std::path::Path) -> ExitCode {
     let (files, bad) = match pacstap_output::verify_custody(dir) {
         Ok(v) => v,
         Err(e) => {
-            say(&format!("error: {}: {e}", dir.join(pacstap_output::CUSTODY_LOG).display()));
+            say(&format!(
+                "error: {}: {e}",
+                dir.join(pacstap_output::CUSTODY_LOG).display()
+            ));
             return ExitCode::from(1);
         }
     };

@@ -285,7 +285,11 @@ mod tests {
     fn facts_are_the_files_hash_size_and_packet_times() {
         let d = tempdir("facts");
         let p = d.join("x.pcap");
-        let times = [1_795_773_601_123_456_000, 1_795_773_602_000_001_000, 1_795_773_700_500_000_000];
+        let times = [
+            1_795_773_601_123_456_000,
+            1_795_773_602_000_001_000,
+            1_795_773_700_500_000_000,
+        ];
         pcap(&p, &times);
         let f = pcap_facts(&p).unwrap();
         let bytes = std::fs::read(&p).unwrap();
@@ -343,7 +347,10 @@ mod tests {
         pcap(&d.join("b.pcap"), &[3_000_000_000]);
         std::fs::remove_file(d.join("c.pcap")).unwrap();
         pcap(&d.join("d.pcap"), &[1_000_000_000]);
-        let mut log = std::fs::OpenOptions::new().append(true).open(d.join(CUSTODY_LOG)).unwrap();
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join(CUSTODY_LOG))
+            .unwrap();
         log.write_all(b"not json\n").unwrap();
         let (v, bad) = verify_custody(&d).unwrap();
         assert_eq!(bad, 1);

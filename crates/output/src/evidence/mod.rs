@@ -19,8 +19,8 @@ mod plan;
 mod ring;
 
 pub use custody::{
-    append_custody, pcap_facts, read_custody, record_custody, sensor_host, sha256_file, verify_custody, CustodyEntry, PcapFacts, Verdict,
-    CUSTODY_LOG,
+    append_custody, pcap_facts, read_custody, record_custody, sensor_host, sha256_file, verify_custody, CustodyEntry,
+    PcapFacts, Verdict, CUSTODY_LOG,
 };
 pub use packets::{EvidencePacket, EvidencePackets, FlowEvidence};
 pub use pcap_writer::{append_evidence_pcap, write_evidence_pcap, PcapWritten};
