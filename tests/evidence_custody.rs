@@ -201,3 +201,43 @@ fn the_export_pcap_holds_the_data_flows_is_hashed_and_logged_in_custody() {
     assert!(out.contains(&format!("CHANGED     {name}")), "{out}");
     std::fs::remove_dir_all(&d).ok();
 }
+
+/// The sharded replay (`--workers 2`) seals the same way, and the collected alerts (library
+/// users) carry the hash too.
+#[test]
+fn sharded_replay_alerts_carry_the_hash_in_the_lines_and_the_report() {
+    let d = tempdir("sharded");
+    let ev_dir = d.join("evidence");
+    let events = d.join("events.jsonl");
+    let scen = sample("scenarios");
+    let cfg = pacstap::config::Config::load(&scen.join("pacstap.toml")).unwrap();
+    let mut opts = pacstap::ReplayOptions::new(vec![scen.join("bulk-export-move.pcap")]).with_config(cfg);
+    opts.workers = 2;
+    opts.alerts_only = true;
+    opts.evidence_dir = Some(ev_dir.clone());
+    opts.events = Some(Box::new(std::fs::File::create(&events).unwrap()));
+    let report = pacstap::replay(opts, true).unwrap();
+    assert_eq!(report.evidence_files.len(), 1);
+    let sha = sha256sum(&report.evidence_files[0]);
+    let collected: Vec<_> = report
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Alert(a) => Some(a.evidence.pcap_sha256.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(!collected.is_empty());
+    assert!(collected.iter().all(|h| h.as_deref() == Some(sha.as_str())));
+    let lines: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), collected.len());
+    assert!(lines
+        .iter()
+        .all(|l| l["alert"]["evidence"]["pcap_sha256"] == sha.as_str()));
+    assert_eq!(custody(&ev_dir).len(), 1);
+    std::fs::remove_dir_all(&d).ok();
+}

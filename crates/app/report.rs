@@ -154,7 +154,7 @@ impl ReplayReport {
         let mut text = self.summary.render(&sections, &self.proto.anomalies);
         if let Some(dir) = self.evidence_files.first().and_then(|f| f.parent()) {
             text.push_str(&format!(
-                "Evidence: {} pcap file{} (mode 0600) in {}\n",
+                "Evidence: {} pcap file{} (mode 0600) in {}, SHA-256 in its custody.jsonl\n",
                 self.evidence_files.len(),
                 if self.evidence_files.len() == 1 { "" } else { "s" },
                 dir.display()
