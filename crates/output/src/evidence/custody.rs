@@ -196,16 +196,28 @@ pub fn append_custody(dir: &Path, entry: &CustodyEntry) -> io::Result<()> {
 
 /// Read `custody.jsonl` in `dir`: each parsable line (others are counted in the second value).
 pub fn read_custody(dir: &Path) -> io::Result<(Vec<CustodyEntry>, u64)> {
-    let text = std::fs::read_to_string(dir.join(CUSTODY_LOG))?;
-    let mut bad = 0;
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str(line) {
-            Ok(e) => out.push(e),
+    let bad = each_custody_line(dir, |e| out.push(e))?;
+    Ok((out, bad))
+}
+
+/// Stream `custody.jsonl` in `dir` line by line (it grows with every cut of a live capture;
+/// it is never read whole). Returns how many lines are not custody entries.
+fn each_custody_line(dir: &Path, mut f: impl FnMut(CustodyEntry)) -> io::Result<u64> {
+    use std::io::BufRead;
+    let r = io::BufReader::new(File::open(dir.join(CUSTODY_LOG))?);
+    let mut bad = 0;
+    for line in r.split(b'\n') {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(&line) {
+            Ok(e) => f(e),
             Err(_) => bad += 1,
         }
     }
-    Ok((out, bad))
+    Ok(bad)
 }
 
 /// How one evidence file compares with the last custody line naming it.
@@ -225,11 +237,11 @@ pub enum Verdict {
 /// one line per version) and every `.pcap` in `dir` the log does not name. Sorted by file.
 /// The second value counts log lines that are not custody entries.
 pub fn verify_custody(dir: &Path) -> io::Result<(Vec<(String, Verdict)>, u64)> {
-    let (entries, bad) = read_custody(dir)?;
+    // The last line per file: memory bounded by the files, not by the log's length.
     let mut last: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    for e in entries {
+    let bad = each_custody_line(dir, |e| {
         last.insert(e.file, e.sha256);
-    }
+    })?;
     let mut out = Vec::new();
     for (file, logged) in &last {
         // Only plain names in `dir`: a log line cannot make this read elsewhere.
