@@ -493,6 +493,21 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
         }
         assert_eq!(clients.len(), 2, "{clients:?}");
         assert!(frames >= 10, "handshakes, requests and answers: {frames}");
+        // Chain of custody: the file's last line in custody.jsonl has its SHA-256 and size.
+        let name = pcap.file_name().unwrap().to_str().unwrap();
+        let custody = std::fs::read_to_string(evidence.join("custody.jsonl")).expect("custody log");
+        let last: Value = custody
+            .lines()
+            .rev()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["file"] == name)
+            .expect("the pcap is in the custody log");
+        assert_eq!(
+            last["sha256"].as_str(),
+            Some(pacstap_output::sha256_file(&pcap).unwrap().as_str())
+        );
+        assert_eq!(last["size"].as_u64(), Some(meta.len()));
+        assert_eq!(last["incident_id"], admin["alert"]["incident_id"]);
     }
 
     // Metrics: every frame seen, nothing dropped, associations by outcome as replay counts them.

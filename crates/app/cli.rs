@@ -62,6 +62,22 @@ pub enum Command {
     /// beside the HTML). `--study UID` prints one study's trail instead and writes nothing.
     /// Exit status: 0 done; 1 an input could not be read or an output written; 2 bad usage.
     Report(ReportArgs),
+    /// Evidence directories (`--evidence-dir`).
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+}
+
+#[derive(Subcommand)]
+pub enum EvidenceCommand {
+    /// Show the evidence pcaps untouched: recompute each file's SHA-256 and compare it with
+    /// the last line naming it in DIR/custody.jsonl; pcaps the log does not name are reported.
+    ///
+    /// Exit status: 0 every file matches; 1 a file changed, is missing or is not logged, or
+    /// the log cannot be read.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -138,7 +154,10 @@ pub struct ReplayArgs {
     pub state: Option<PathBuf>,
 
     /// For each alert, write the packets of the flows behind it as a pcap in DIR (mode 0600;
-    /// headers always, payload up to `[evidence] max_payload_bytes_per_flow`).
+    /// headers always, payload up to `[evidence] max_payload_bytes_per_flow`), named
+    /// `<UTC time>_<rule>_<incident id>.pcap` and logged with its SHA-256 in DIR/custody.jsonl
+    /// (`pacstap evidence verify DIR`). Alerts carry `evidence.pcap_sha256`, so the events are
+    /// written after the pcaps, at the end of the replay.
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
 
@@ -283,7 +302,8 @@ pub struct CaptureArgs {
     /// For each alert, write the packets of the flows behind it as a pcap there (mode 0600),
     /// cut from the recent packets the workers keep per flow: the first frames with payload up
     /// to `[evidence] max_payload_bytes_per_flow`, then headers. Appended to as flows join the
-    /// incident (10 s apart at first, backing off to 5 min) and at shutdown.
+    /// incident (10 s apart at first, backing off to 5 min) and at shutdown; each write is
+    /// logged with the file's SHA-256 in DIR/custody.jsonl.
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
 

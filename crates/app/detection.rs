@@ -230,6 +230,7 @@ impl Detection {
             detect: self.detector.stats().clone(),
             state_warnings: self.state_warnings,
             evidence_files,
+            evidence_sha256: Vec::new(),
             unreadable: Vec::new(),
             evidence_dropped: self.evidence.as_ref().map_or(0, |p| p.dropped_incidents),
             summary: self.out.summary,

@@ -8,7 +8,7 @@ use pacstap_core::FlowId;
 use pacstap_output::term::say;
 use pacstap_output::EvidencePackets;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ pub(crate) struct EvidenceCutter {
     pending: HashMap<u64, PendingCut>,
     written: Vec<PathBuf>,
     errors: u64,
+    /// The sensor's host name for the custody log (read at the first write).
+    host: Option<String>,
 }
 
 /// Least wall time between the first two cuts of one incident's evidence file (it doubles).
@@ -92,6 +94,7 @@ impl EvidenceCutter {
             pending: HashMap::new(),
             written: Vec::new(),
             errors: 0,
+            host: None,
         }
     }
 
@@ -212,6 +215,7 @@ impl EvidenceCutter {
         }
         match pacstap_output::append_evidence_pcap(&p.path, &p.parts) {
             Ok(_) => {
+                self.record_custody(&p.path);
                 if !self.written.contains(&p.path) {
                     self.written.push(p.path);
                 }
@@ -220,6 +224,20 @@ impl EvidenceCutter {
                 self.errors += 1;
                 say(&format!("warning: evidence {} not written: {e}", p.path.display()));
             }
+        }
+    }
+
+    /// Log this version of the file in the custody log (one line per cut: a live file grows,
+    /// and each line's hash is that of the file as it stood after the cut).
+    fn record_custody(&mut self, path: &Path) {
+        let dir = pacstap_safefile::parent_dir(path);
+        let host = self.host.get_or_insert_with(pacstap_output::sensor_host);
+        if let Err(e) = pacstap_output::record_custody(&dir, path, &incident_of(path), host) {
+            self.errors += 1;
+            say(&format!(
+                "warning: custody of evidence {} not logged: {e}",
+                path.display()
+            ));
         }
     }
 
@@ -235,5 +253,28 @@ impl EvidenceCutter {
             self.write(p);
         }
         std::mem::take(&mut self.written)
+    }
+}
+
+/// The incident id an evidence file name ends with (`<time>_<rule>_<incident id>.pcap`,
+/// `pacstap_output::evidence_file_name`).
+fn incident_of(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('_').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_incident_id_is_read_back_from_the_file_name() {
+        assert_eq!(
+            incident_of(Path::new("/ev/2026-03-01T075343Z_bulk_export_0123456789abcdef.pcap")),
+            "0123456789abcdef"
+        );
     }
 }

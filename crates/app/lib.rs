@@ -13,6 +13,7 @@
 //! shard.rs         FlowShard: wire → defrag → flow → proto for the flows one thread owns
 //! detection.rs     Detection: detect → outputs, on one thread; DetectionClock; metrics snapshot
 //! evidence_cut.rs  live evidence: alerts' pcaps cut from the workers' rings
+//! evidence_seal.rs replay evidence: custody log and the alerts' `pcap_sha256`
 //! sharded/         the multi-threaded pipeline (Sharded): capture thread → workers → detection
 //!   shared.rs        counters and port hints the threads share
 //!   dispatch.rs      capture thread: number, shard (Sharder), batch, never block (FrameFeed)
@@ -34,6 +35,7 @@ pub mod capture;
 pub mod config;
 pub mod detection;
 pub mod evidence_cut;
+mod evidence_seal;
 pub mod progress;
 pub mod recent;
 pub mod replay;

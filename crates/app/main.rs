@@ -8,7 +8,7 @@ mod cli;
 mod commands;
 
 use clap::Parser;
-use cli::{Cli, Command, ConfigCommand};
+use cli::{Cli, Command, ConfigCommand, EvidenceCommand};
 use commands::{is_broken_pipe, run_capture, run_replay, run_report};
 use pacstap_output::term::{error_chain, for_terminal, say};
 use std::process::ExitCode;
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Evidence(EvidenceCommand::Verify { dir }) => verify_evidence(&dir),
         Command::Replay(args) => match run_replay(args) {
             Ok(code) => code,
             Err(e) => {
@@ -54,5 +55,40 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// `pacstap evidence verify DIR`: one line per file (`ok`, `CHANGED`, `UNREADABLE`,
+/// `NOT LOGGED`), exit 1 unless every file is intact.
+fn verify_evidence(dir: &std::path::Path) -> ExitCode {
+    use pacstap_output::Verdict;
+    let (files, bad) = match pacstap_output::verify_custody(dir) {
+        Ok(v) => v,
+        Err(e) => {
+            say(&format!(
+                "error: {}: {e}",
+                dir.join(pacstap_output::CUSTODY_LOG).display()
+            ));
+            return ExitCode::from(1);
+        }
+    };
+    let mut failed = bad > 0;
+    for (file, verdict) in &files {
+        let line = match verdict {
+            Verdict::Intact => format!("ok          {file}"),
+            Verdict::Changed { logged, now } => format!("CHANGED     {file}: logged {logged}, now {now}"),
+            Verdict::Unreadable(why) => format!("UNREADABLE  {file}: {why}"),
+            Verdict::NotLogged => format!("NOT LOGGED  {file}"),
+        };
+        failed |= *verdict != Verdict::Intact;
+        println!("{}", for_terminal(&line));
+    }
+    if bad > 0 {
+        say(&format!("{bad} lines of the custody log are not custody entries"));
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }

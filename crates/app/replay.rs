@@ -196,11 +196,15 @@ impl Pipeline {
 /// Replays pcap files through the whole pipeline. `collect` keeps every event in the report.
 ///
 /// Errors are ours or the input's (unreadable file, events output failing); bad traffic never is.
-pub fn replay(opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
-    if opts.workers > 1 {
-        return replay_sharded(opts, collect);
-    }
-    replay_single(opts, collect)
+pub fn replay(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
+    // With --evidence-dir, events wait for the evidence hashes (`crate::evidence_seal`).
+    let spool = crate::evidence_seal::spool_events(&mut opts)?;
+    let report = if opts.workers > 1 {
+        replay_sharded(opts, collect)
+    } else {
+        replay_single(opts, collect)
+    };
+    crate::evidence_seal::seal(report, spool)
 }
 
 fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport> {
@@ -237,8 +241,9 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     }
     progress.finish();
     let linktype = pipeline.shard.first_linktype().unwrap_or(1);
-    let evidence_files = write_planned_evidence(&opts, pipeline.detection.evidence_plan(), linktype)?;
+    let (evidence_files, hashes) = write_planned_evidence(&opts, pipeline.detection.evidence_plan(), linktype)?;
     let mut report = pipeline.report(source.damages().to_vec(), evidence_files);
+    report.evidence_sha256 = hashes;
     report.unreadable = source.unreadable().iter().map(ToString::to_string).collect();
     Ok(report)
 }
@@ -268,9 +273,10 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
     let mut end = run.run(feed, &mut detection)?;
     end.feed.progress.finish();
     let linktype = end.shards.first_linktype.unwrap_or(1);
-    let evidence_files = write_planned_evidence(&opts, detection.evidence_plan(), linktype)?;
+    let (evidence_files, hashes) = write_planned_evidence(&opts, detection.evidence_plan(), linktype)?;
     let damages = end.feed.source.damages().to_vec();
     let mut report = detection.report(end.shards, damages, evidence_files);
+    report.evidence_sha256 = hashes;
     report.unreadable = end.feed.source.unreadable().iter().map(ToString::to_string).collect();
     Ok(report)
 }
@@ -305,8 +311,10 @@ impl FrameFeed for FileFeed {
     }
 }
 
-/// After a replay: the second pass that copies alerted flows' packets into evidence files.
-fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, linktype: u32) -> Result<Vec<PathBuf>> {
+/// After a replay: the second pass that copies alerted flows' packets into evidence files,
+/// then each file hashed into the custody log. Returns the files, and each with its SHA-256.
+type Written = (Vec<PathBuf>, Vec<(PathBuf, String)>);
+fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, linktype: u32) -> Result<Written> {
     match plan {
         Some(plan) if !plan.is_empty() => {
             let max_payload = opts.config.evidence.max_payload_bytes_per_flow;
@@ -318,9 +326,10 @@ fn write_planned_evidence(opts: &ReplayOptions, plan: Option<&EvidencePlan>, lin
                 &opts.defrag,
                 wire_config(&opts.config),
             )?;
-            Ok(plan.files().to_vec())
+            let hashes = crate::evidence_seal::record_custody(plan)?;
+            Ok((plan.files().to_vec(), hashes))
         }
-        _ => Ok(Vec::new()),
+        _ => Ok((Vec::new(), Vec::new())),
     }
 }
 

@@ -24,6 +24,8 @@ pub struct ReplayReport {
     pub state_warnings: Vec<String>,
     /// Evidence pcaps written (`--evidence-dir`).
     pub evidence_files: Vec<PathBuf>,
+    /// Replay: each evidence pcap with its SHA-256 as logged in `custody.jsonl`.
+    pub evidence_sha256: Vec<(PathBuf, String)>,
     /// Inputs that could not be read at all (each message names the file and why); the others
     /// were replayed. `pacstap replay` exits 1 when there are any.
     pub unreadable: Vec<String>,
@@ -152,7 +154,7 @@ impl ReplayReport {
         let mut text = self.summary.render(&sections, &self.proto.anomalies);
         if let Some(dir) = self.evidence_files.first().and_then(|f| f.parent()) {
             text.push_str(&format!(
-                "Evidence: {} pcap file{} (mode 0600) in {}\n",
+                "Evidence: {} pcap file{} (mode 0600) in {}, SHA-256 in its custody.jsonl\n",
                 self.evidence_files.len(),
                 if self.evidence_files.len() == 1 { "" } else { "s" },
                 dir.display()

@@ -304,6 +304,7 @@ impl Incident {
             destinations: self.destinations.clone(),
             destinations_total: self.destinations_total,
             pcap: None,
+            pcap_sha256: None,
             volume: self.volume(),
             related: self.related.clone(),
         }

@@ -25,6 +25,10 @@ pub mod term;
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};
 pub use evidence::{
+    append_custody, evidence_file_name, pcap_facts, read_custody, record_custody, sensor_host, sha256_file,
+    verify_custody, CustodyEntry, PcapFacts, Verdict, CUSTODY_LOG,
+};
+pub use evidence::{
     append_evidence_pcap, write_evidence_pcap, EvidencePacket, EvidencePackets, EvidencePlan, EvidenceRing,
     EvidenceWriter, FlowEvidence, PcapWritten, RingLimits, RingStats, MAX_EVIDENCE_FILES,
 };

@@ -163,6 +163,10 @@ pub struct AlertEvidence {
     /// Path of the evidence pcap (`--evidence-dir`), when written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap: Option<String>,
+    /// SHA-256 (lower-case hex) of the evidence pcap as written for this alert (CONTRACT §2),
+    /// so the file can be shown untouched; the directory's `custody.jsonl` logs every write.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap_sha256: Option<String>,
     /// How much moved (CONTRACT §2 `volume`, transfer rules only). Kept here, where every
     /// alert literal already defaults it, but written at the alert's top level
     /// ([`Alert::serialize`]), where the contract puts it.

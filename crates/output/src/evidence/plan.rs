@@ -24,6 +24,8 @@ pub struct EvidencePlan {
     /// File index by incident (rule, entity kind, entity id).
     incidents: HashMap<(String, String, String), usize>,
     files: Vec<PathBuf>,
+    /// The incident id of each file (same index as `files`), for the custody log.
+    incident_ids: Vec<String>,
     /// Canonical flow key → (file, the flow's first packet time), for the second pass.
     flows: HashMap<FlowKey, Vec<(usize, Timestamp)>>,
     /// Alerts that got no file because of [`MAX_EVIDENCE_FILES`].
@@ -49,14 +51,8 @@ impl EvidencePlan {
                     self.dropped_incidents += 1;
                     return None;
                 }
-                let name = format!(
-                    "{}-{}-{}-{}.pcap",
-                    alert.first_seen.as_micros(),
-                    alert.rule,
-                    alert.entity.kind,
-                    sanitize(&alert.entity.id)
-                );
-                self.files.push(self.dir.join(name));
+                self.files.push(self.dir.join(evidence_file_name(alert)));
+                self.incident_ids.push(alert.incident_id.clone());
                 self.incidents.insert(key, self.files.len() - 1);
                 self.files.len() - 1
             }
@@ -84,6 +80,14 @@ impl EvidencePlan {
     /// The files this plan will write.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The files with the incident id each belongs to (for the custody log).
+    pub fn files_with_incidents(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.files
+            .iter()
+            .zip(&self.incident_ids)
+            .map(|(p, i)| (p.as_path(), i.as_str()))
     }
 
     /// Open the evidence files for the second pass: mode 0600, never through a symbolic link
@@ -169,7 +173,29 @@ impl EvidenceWriter<'_> {
     }
 }
 
-/// Keeps file names portable: AE titles and user names may hold anything.
+/// An incident's evidence file name: `<first seen, UTC>_<rule>_<incident id>.pcap`, e.g.
+/// `2026-03-01T075343Z_bulk_export_0123456789abcdef.pcap`. The time is readable and sorts with
+/// the name (ISO 8601 basic time, no ':' so the name is valid on every filesystem and in a
+/// Windows share an investigator copies it to); the incident id makes it unique and ties it to
+/// the alerts. No entity id: user names and AE titles stay out of directory listings.
+pub fn evidence_file_name(alert: &Alert) -> String {
+    format!(
+        "{}_{}_{}.pcap",
+        compact_utc(alert.first_seen),
+        sanitize(&alert.rule),
+        sanitize(&alert.incident_id)
+    )
+}
+
+/// `2026-03-01T075343Z`: second precision, UTC (RFC 3339 with the separators of the time
+/// taken out).
+fn compact_utc(t: Timestamp) -> String {
+    let full = t.rfc3339(); // 2026-03-01T07:53:43.123456Z
+    let date_time = full.get(..19).unwrap_or(&full);
+    format!("{}Z", date_time.replace(':', ""))
+}
+
+/// Keeps file names portable: rule names and ids come from config and alerts.
 fn sanitize(id: &str) -> String {
     let s: String = id
         .chars()
@@ -189,7 +215,6 @@ fn sanitize(id: &str) -> String {
     }
 }
 
-/// The snaplen the evidence files declare: libpcap's maximum, so no frame a capture can hold is
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +268,7 @@ mod tests {
             .unwrap()
             .to_str()
             .unwrap()
-            .ends_with("bulk_export-ae-WORK_STATION_1.pcap"));
+            .eq("1970-01-01T000000Z_bulk_export_0123456789abcdef.pcap"));
         // An update of the same incident reuses the file.
         assert_eq!(plan.add(&alert(&[5000]), |_| None), Some(path.clone()));
         let mut w = plan.writer(1, 100).unwrap();
@@ -274,7 +299,7 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
-    /// The evidence name is predictable (first-seen time, rule, entity): a link planted there
+    /// The evidence name is predictable (first-seen time, rule, incident id): a link planted there
     /// must not receive the patient payload.
     #[test]
     fn a_link_planted_at_the_evidence_name_is_refused_naming_the_file() {
