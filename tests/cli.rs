@@ -143,6 +143,64 @@ fn config_check_prints_effective_settings_or_names_the_bad_key() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 14: `config check` ends with a verdict: `OK`, or every error and warning with its line
+/// (errors exit 2; the same config is refused by replay).
+#[test]
+fn config_check_ends_with_ok_or_the_list() {
+    let dir = std::env::temp_dir().join(format!("pacstap-cfg-verdict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inv = "[[inventory.users]]\nname = \"rad1\"\n";
+    let cases: &[(&str, &str, i32, &[&str])] = &[
+        ("ok", "[rules.bulk_export]\nthreshold = 40\n", 0, &["# OK"]),
+        (
+            "warn",
+            "[users]\nadmins = [\"root\"]\n",
+            0,
+            &["warning: users.admins[0] at line 4", "# OK with 1 warning(s)"],
+        ),
+        (
+            "host",
+            "[[inventory.users]]\nname = \"rad2\"\ndevices = [\"10.20.30.999\", \"ws1.example\"]\n",
+            2,
+            &[
+                "error: inventory.users[1].devices[0] at line 5",
+                "error: inventory.users[1].devices[1] at line 5",
+                "is a host name",
+                "# 2 error(s), 0 warning(s)",
+            ],
+        ),
+        (
+            "dup",
+            "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\n[[inventory.dicom]]\nae = \"PACS\"\nip = [\"10.0.0.6\", \"fd00::6\"]\n",
+            2,
+            &["error: inventory.dicom[1].ae at line 7", "listed twice with different addresses"],
+        ),
+    ];
+    for (name, body, code, want) in cases {
+        let f = dir.join(format!("{name}.toml"));
+        std::fs::write(&f, format!("{inv}{body}")).unwrap();
+        let r = pacstap().args(["config", "check"]).arg(&f).output().unwrap();
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert_eq!(r.status.code(), Some(*code), "{name}: {out}");
+        for w in *want {
+            assert!(out.contains(w), "{name}: {w:?} missing in\n{out}");
+        }
+        // The verdict is the last line.
+        let last = out.lines().last().unwrap_or("");
+        assert!(last.starts_with("# OK") || last.contains("error(s)"), "{name}: {last}");
+        if *code == 2 {
+            let r = pacstap()
+                .args(["replay", "--config"])
+                .arg(&f)
+                .arg(sample("echo.pcap"))
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(2), "{name}: replay refuses it");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn evidence_dir_gets_a_private_pcap_per_incident() {
     use std::os::unix::fs::PermissionsExt;

@@ -16,10 +16,28 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => match pacstap::config::Config::load(&file) {
-            Ok(cfg) => {
+        Command::Config(ConfigCommand::Check { file }) => match pacstap::config::Config::check_file(&file) {
+            Ok((cfg, findings)) => {
                 // Goes to a terminal too: a config file's strings are escaped like the wire's.
                 print!("{}", for_terminal(&cfg.render_effective()));
+                // The verdict last, on stdout after the effective config: `OK`, or every
+                // finding with its line and a count. Errors make the exit status 2.
+                use pacstap::config::Level;
+                let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+                let warnings = findings.len() - errors;
+                println!();
+                for f in &findings {
+                    println!("# {}: {}", file.display(), for_terminal(&f.to_string()));
+                }
+                if findings.is_empty() {
+                    println!("# OK");
+                } else if errors == 0 {
+                    println!("# OK with {warnings} warning(s)");
+                } else {
+                    println!("# {errors} error(s), {warnings} warning(s)");
+                    say(&format!("{}: {errors} error(s), {warnings} warning(s)", file.display()));
+                    return ExitCode::from(2);
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

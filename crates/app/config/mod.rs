@@ -12,16 +12,19 @@
 //! The tables detection uses are `pacstap_detect::config`'s value types; `[ports]` and
 //! `[decapsulate]` are the app's, defined here.
 
+mod check;
 mod derive;
 mod error;
 mod load;
 mod locate;
 mod validate;
 
+pub use check::{Finding, Level};
 pub use derive::{add_ports, apply_ports, wire_config};
 pub use error::{ConfigError, ConfigIssue};
 pub use pacstap_detect::config::{
-    DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules, Users,
+    AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks,
+    Rules, Users,
 };
 
 use serde::{Deserialize, Serialize};
@@ -105,7 +108,7 @@ impl Default for Decapsulate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pacstap_detect::config::{AddrMatch, NodeRole};
+    use pacstap_detect::config::{AddrList, NodeRole};
 
     #[test]
     fn decapsulate_table() {
@@ -161,7 +164,7 @@ hl7 = [2575]
 "#;
         let c = Config::from_toml_str(s).unwrap();
         assert_eq!(c.inventory.dicom.len(), 2);
-        assert_eq!(c.inventory.dicom[1].ip, AddrMatch::Any);
+        assert_eq!(c.inventory.dicom[1].ip, AddrList::any());
         assert_eq!(c.inventory.dicom[0].role, NodeRole::Pacs);
         assert_eq!(c.networks.internal.len(), 3);
         let back = Config::from_toml_str(&c.render_effective()).unwrap();
