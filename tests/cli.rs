@@ -3,6 +3,7 @@
 
 mod common;
 use common::sample;
+use std::path::Path;
 use std::process::Command;
 
 fn pacstap() -> Command {
@@ -198,6 +199,73 @@ fn config_check_ends_with_ok_or_the_list() {
             assert_eq!(r.status.code(), Some(2), "{name}: replay refuses it");
         }
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 14: the second replay with the same `--state` drops `unknown_destination`; `state
+/// show` says why (the destination is remembered, with when), `state forget` takes it back and
+/// the third replay alerts again. `--state none` keeps nothing and creates no file.
+#[test]
+fn state_show_explains_and_forget_takes_back() {
+    let dir = std::env::temp_dir().join(format!("pacstap-state-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcap-samples/scenarios");
+    let st = dir.join("st.json");
+    let unknown = |state: &Path| {
+        let r = pacstap()
+            .args(["replay", "-q", "--alerts-only", "--config"])
+            .arg(scen.join("pacstap.toml"))
+            .arg("--state")
+            .arg(state)
+            .arg(scen.join("unknown-destination.pcap"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout).matches("\"rule\":\"unknown_destination\"").count()
+    };
+    assert_eq!(unknown(&st), 4);
+    assert_eq!(unknown(&st), 0, "remembered: alerted once per destination, ever");
+    let show = |args: &[&str]| {
+        let r = pacstap().args(["state", "show", "--state"]).arg(&st).args(args).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    let all = show(&[]);
+    for want in [
+        "format version 1",
+        "destinations already alerted on (unknown_destination fires once per destination): 2",
+        "ae:EXTPACS  first seen 2026-11-28T07:54:09.687377Z",
+        "ip:198.51.100.7  first seen 2026-11-28T07:54:13.072663Z",
+        "ae:EXTPACS  last seen 2026-11-28T07:54:09.779889Z\n  answers at: 198.51.100.7",
+    ] {
+        assert!(all.contains(want), "{want:?} missing in\n{all}");
+    }
+    let one = show(&["--entity", "ip:198.51.100.7"]);
+    assert!(one.contains("entities: 0") && !one.contains("EXTPACS"), "{one}");
+    for e in ["ae:EXTPACS", "ip:198.51.100.7"] {
+        let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(["--entity", e]).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert!(show(&[]).contains("once per destination): 0"));
+    assert_eq!(unknown(&st), 4, "forgotten: alerted again");
+    // --older-than counts back from the newest packet in the state (a 4 s capture: nothing is 1 h old).
+    let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(["--older-than", "1h"]).output().unwrap();
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("forgot 0 entities and 0 destinations"));
+    // Bad usage is exit 2; a missing file is exit 1 naming it.
+    for bad in [&["--entity", "host:x"][..], &[][..], &["--older-than", "soon"][..]] {
+        let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(bad).output().unwrap();
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+    }
+    let r = pacstap().args(["state", "show", "--state"]).arg(dir.join("nope.json")).output().unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("nope.json"));
+    // `none` is no state, not a file named `none`.
+    assert_eq!(unknown(Path::new("none")), 4);
+    assert_eq!(unknown(Path::new("none")), 4);
+    assert!(!dir.join("none").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
 

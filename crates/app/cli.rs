@@ -62,6 +62,59 @@ pub enum Command {
     /// beside the HTML). `--study UID` prints one study's trail instead and writes nothing.
     /// Exit status: 0 done; 1 an input could not be read or an output written; 2 bad usage.
     Report(ReportArgs),
+    /// Learned state (known devices, countries, destinations, baselines): show it, forget part.
+    ///
+    /// The state file (`--state` of replay and capture) is JSON, versioned by its `version`
+    /// field (docs/state.md). A destination `unknown_destination` alerted on is remembered
+    /// there: a second replay with the same `--state` does not alert on it again; `state show`
+    /// says so, `state forget` takes it back. Stop `capture` before `forget`: capture writes its
+    /// own state back every 5 minutes and at shutdown.
+    ///
+    /// Exit status: 0 done; 1 the state cannot be read or written; 2 bad usage.
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Subcommand)]
+pub enum StateCommand {
+    /// Print what a state file holds: each entity (user, AE, address) with its devices,
+    /// countries, node addresses, export baseline and when it was last seen, and each
+    /// destination already alerted on with when it was first seen.
+    ///
+    /// Examples:
+    ///   pacstap state show --state /var/lib/pacstap/state.json
+    ///   pacstap state show --state s.json --entity user:rad1
+    Show {
+        #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+        state: PathBuf,
+        /// Only this entity: KIND:ID with KIND user, ae or ip (`ae:PACS1`, `ip:10.0.0.5`).
+        #[arg(long, value_name = "KIND:ID", value_parser = pacstap_detect::learned_view::EntityName::parse)]
+        entity: Option<pacstap_detect::learned_view::EntityName>,
+    },
+    /// Remove an entity (and a destination of that name), or everything older than a duration,
+    /// from a state file (rewritten atomically, mode 0600).
+    ///
+    /// `--older-than D` counts back from the newest packet time the state recorded, not from
+    /// now: a state learned from an old capture ages by that capture's clock.
+    ///
+    /// Examples:
+    ///   pacstap state forget --state s.json --entity ae:EVIL
+    ///   pacstap state forget --state s.json --older-than 90d
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["entity", "older_than"])))]
+    Forget {
+        #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+        state: PathBuf,
+        /// KIND:ID with KIND user, ae or ip.
+        #[arg(long, value_name = "KIND:ID", value_parser = pacstap_detect::learned_view::EntityName::parse)]
+        entity: Option<pacstap_detect::learned_view::EntityName>,
+        /// A duration: `90d`, `2w`, `12h`.
+        #[arg(long, value_name = "D", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    pacstap::config::Dur::parse(s).map(|d| d.0)
 }
 
 #[derive(clap::Args)]
@@ -133,7 +186,8 @@ pub struct ReplayArgs {
     pub config: Option<PathBuf>,
 
     /// Where learned state (known devices, baselines, alerted destinations) persists between
-    /// runs. Without it every replay starts fresh and keeps nothing.
+    /// runs. Without it, or with `none`, every replay starts fresh and keeps nothing. See
+    /// `pacstap state show` for what a state file holds.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 

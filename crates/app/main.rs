@@ -9,7 +9,7 @@ mod commands;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand};
-use commands::{is_broken_pipe, run_capture, run_replay, run_report};
+use commands::{is_broken_pipe, run_capture, run_replay, run_report, run_state};
 use pacstap_output::term::{error_chain, for_terminal, say};
 use std::process::ExitCode;
 
@@ -48,6 +48,16 @@ fn main() -> ExitCode {
         Command::Capture(args) => match run_capture(args) {
             Ok(code) => code,
             Err(e) => {
+                say(&format!("error: {}", error_chain(e.as_ref())));
+                ExitCode::from(1)
+            }
+        },
+        Command::State(cmd) => match run_state(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                if is_broken_pipe(&e) {
+                    return ExitCode::SUCCESS;
+                }
                 say(&format!("error: {}", error_chain(e.as_ref())));
                 ExitCode::from(1)
             }

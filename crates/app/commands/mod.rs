@@ -5,10 +5,12 @@
 mod capture;
 mod replay;
 mod report;
+mod state;
 
 pub use capture::run_capture;
 pub use replay::run_replay;
 pub use report::run_report;
+pub use state::run_state;
 
 use anyhow::Result;
 use pacstap_output::term::{error_chain, say};

@@ -40,9 +40,11 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    // `--state none` means no state, as for capture (not a file named `none`).
+    let state = args.state.clone().filter(|p| p.as_os_str() != "none");
     let checked = match check_outputs(
         Some((&args.events, Existing::Truncate)),
-        args.state.as_deref(),
+        state.as_deref(),
         args.evidence_dir.as_deref(),
     ) {
         Ok(c) => c,
@@ -65,7 +67,7 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         ),
     };
     let mut opts = pacstap::ReplayOptions::new(args.pcaps).with_config(config);
-    opts.state = args.state;
+    opts.state = state;
     opts.evidence_dir = args.evidence_dir;
     opts.events = Some(events);
     opts.alerts_only = args.alerts_only;

@@ -56,6 +56,7 @@ mod held;
 mod incident;
 mod inventory;
 mod learned;
+pub mod learned_view;
 mod moves;
 mod name;
 mod observe;
