@@ -269,6 +269,88 @@ fn state_show_explains_and_forget_takes_back() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 14: every output is checked before the first packet is read (nothing on stdout, where
+/// events would go), the error names the path and the reason once, and it is bad usage (2).
+#[test]
+fn bad_outputs_and_usage_exit_2_before_any_packet() {
+    let dir = std::env::temp_dir().join(format!("pacstap-outputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let d = |p: &str| dir.join(p).display().to_string();
+    let f = file.display().to_string();
+    let echo = sample("echo.pcap").display().to_string();
+    let events = d("events.jsonl");
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["replay".into(), "--events".into(), d("missing/e.jsonl"), echo.clone()],
+            vec![format!("cannot write events file {}", d("missing/e.jsonl")), "No such file or directory".into()],
+        ),
+        (
+            vec!["replay".into(), "--state".into(), dir.display().to_string(), echo.clone()],
+            vec![format!("cannot keep learned state in {}: it is a directory", dir.display())],
+        ),
+        (
+            vec!["replay".into(), "--state".into(), format!("{f}/s.json"), echo.clone()],
+            vec![format!("{f} is not a directory")],
+        ),
+        (
+            vec!["replay".into(), "--state".into(), d("missing/s.json"), echo.clone()],
+            vec![format!("state directory {} does not exist", d("missing"))],
+        ),
+        (
+            vec!["replay".into(), "--evidence-dir".into(), f.clone(), echo.clone()],
+            vec![format!("cannot write evidence in {f}: it is not a directory")],
+        ),
+        (
+            vec!["replay".into(), "--metrics-listen".into(), "foo".into(), echo.clone()],
+            vec!["--metrics-listen: cannot serve metrics on foo: invalid socket address".into()],
+        ),
+        (
+            vec!["replay".into(), "--metrics-listen".into(), "127.0.0.1:99999".into(), echo.clone()],
+            vec!["invalid port value".into()],
+        ),
+        (
+            vec![
+                "replay".into(),
+                "--events".into(),
+                events.clone(),
+                "--report".into(),
+                d("missing/r.html"),
+                echo.clone(),
+            ],
+            vec![format!("cannot write report {}: {} is not a directory", d("missing/r.html"), d("missing"))],
+        ),
+        (vec!["capture".into(), "-i".into(), "".into()], vec!["-i".into()]),
+        (
+            vec![
+                "capture".into(),
+                "-i".into(),
+                "lo".into(),
+                "--metrics-listen".into(),
+                "off".into(),
+                "--state".into(),
+                d("missing/s.json"),
+            ],
+            vec![format!("state directory {} does not exist", d("missing"))],
+        ),
+    ];
+    for (args, want) in &cases {
+        let r = pacstap().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(r.stdout.is_empty(), "{args:?}: no packet read, no event written");
+        for w in want {
+            assert!(err.contains(w.as_str()), "{args:?}: {w:?} missing in {err}");
+            assert_eq!(err.matches(w.as_str()).count(), 1, "{args:?}: said once: {err}");
+        }
+    }
+    // The replay with a bad --report did not run: its events file was never made.
+    assert!(!Path::new(&events).exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn evidence_dir_gets_a_private_pcap_per_incident() {
     use std::os::unix::fs::PermissionsExt;

@@ -37,8 +37,8 @@ pub enum Command {
     ///
     /// Exit status: 0 done; 1 an input could not be read at all (the other inputs are still
     /// replayed, and each unreadable one is named), or the run failed; 2 bad usage, including
-    /// an output (--events, --state directory, --evidence-dir, --metrics-listen) that cannot
-    /// be written or served, found before any packet is read.
+    /// an output (--events, --state directory, --evidence-dir, --metrics-listen, --report) that
+    /// cannot be written or served, found before any packet is read.
     Replay(ReplayArgs),
     /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
     ///
@@ -284,7 +284,7 @@ impl DefragArgs {
 #[derive(clap::Args)]
 pub struct CaptureArgs {
     /// Interface to capture on (e.g. the NIC of the mirror port; `any` for all).
-    #[arg(long, short = 'i', value_name = "IF")]
+    #[arg(long, short = 'i', value_name = "IF", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub interface: String,
 
     /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`.

@@ -2,7 +2,7 @@
 //! when `--report` asks for one.
 
 use super::{
-    apply_decapsulate, check_outputs, is_stdout, load_config, run_report, start_alertmanager, start_metrics,
+    apply_decapsulate, check_outputs, check_report_output, is_stdout, load_config, run_report, start_alertmanager, start_metrics,
     stop_alertmanager,
 };
 use crate::cli::{ReplayArgs, ReportArgs};
@@ -40,6 +40,11 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    if let Some(html) = &args.report {
+        if let Err(code) = check_report_output(html) {
+            return Ok(code);
+        }
+    }
     // `--state none` means no state, as for capture (not a file named `none`).
     let state = args.state.clone().filter(|p| p.as_os_str() != "none");
     let checked = match check_outputs(
