@@ -351,6 +351,27 @@ fn bad_outputs_and_usage_exit_2_before_any_packet() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 14: `replay`, `capture`, `config check` and `state` help each end with examples, and
+/// say whether `--events` is overwritten or appended to.
+#[test]
+fn help_has_examples() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["replay", "--help"], &["Examples:\n  pacstap replay capture.pcap", "is overwritten (capture appends)"]),
+        (&["capture", "--help"], &["Examples:\n  pacstap capture -i eth1", "is appended to (replay overwrites)"]),
+        (&["config", "check", "--help"], &["Examples:\n  pacstap config check", "The TOML config file to check"]),
+        (&["state", "show", "--help"], &["Examples:\n  pacstap state show"]),
+        (&["state", "forget", "--help"], &["Examples:\n  pacstap state forget"]),
+    ];
+    for (args, want) in cases {
+        let r = pacstap().args(*args).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{args:?}");
+        let out = String::from_utf8_lossy(&r.stdout);
+        for w in *want {
+            assert!(out.contains(w), "{args:?}: {w:?} missing in\n{out}");
+        }
+    }
+}
+
 #[test]
 fn evidence_dir_gets_a_private_pcap_per_incident() {
     use std::os::unix::fs::PermissionsExt;

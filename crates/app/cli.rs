@@ -39,6 +39,15 @@ pub enum Command {
     /// replayed, and each unreadable one is named), or the run failed; 2 bad usage, including
     /// an output (--events, --state directory, --evidence-dir, --metrics-listen, --report) that
     /// cannot be written or served, found before any packet is read.
+    ///
+    /// `--events FILE` is overwritten (capture appends).
+    #[command(after_help = "Examples:\n  \
+pacstap replay capture.pcap                                  events to stdout, summary on stderr\n  \
+pacstap replay --events out.jsonl day1.pcapng day2.pcap.gz   several files, merged by time\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap   alerts only, with your inventory\n  \
+pacstap replay --config site.toml --state s.json --events e.jsonl --report r.html capture.pcap\n      \
+keep learned state, then write the HTML report (see `pacstap state show --state s.json`)\n  \
+pacstap replay --evidence-dir ev/ --events e.jsonl capture.pcap   a pcap of each alert's flows")]
     Replay(ReplayArgs),
     /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
     ///
@@ -49,6 +58,13 @@ pub enum Command {
     /// connections that start after the reload).
     /// Needs CAP_NET_RAW (root, or the capability granted by the systemd unit); pacstap does not
     /// change user itself.
+    ///
+    /// `--events FILE` is appended to (replay overwrites).
+    #[command(after_help = "Examples:\n  \
+pacstap capture -i eth1 --events /var/log/pacstap/events.jsonl --config /etc/pacstap/pacstap.toml\n  \
+pacstap capture -i eth1 --bpf 'tcp or (vlan and tcp)'     a BPF filter with spaces: quote it\n  \
+pacstap capture -i eth1 --state none --metrics-listen off   keep nothing, serve nothing\n  \
+pacstap capture -i eth1 --alertmanager http://127.0.0.1:9093 --evidence-dir /var/lib/pacstap/evidence")]
     Capture(CaptureArgs),
     /// Configuration files.
     #[command(subcommand)]
@@ -80,10 +96,9 @@ pub enum StateCommand {
     /// Print what a state file holds: each entity (user, AE, address) with its devices,
     /// countries, node addresses, export baseline and when it was last seen, and each
     /// destination already alerted on with when it was first seen.
-    ///
-    /// Examples:
-    ///   pacstap state show --state /var/lib/pacstap/state.json
-    ///   pacstap state show --state s.json --entity user:rad1
+    #[command(after_help = "Examples:\n  \
+pacstap state show                                   the appliance's state (/var/lib/pacstap/state.json)\n  \
+pacstap state show --state s.json --entity ae:EXTPACS   one entity, and whether it was alerted on")]
     Show {
         #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
         state: PathBuf,
@@ -96,10 +111,9 @@ pub enum StateCommand {
     ///
     /// `--older-than D` counts back from the newest packet time the state recorded, not from
     /// now: a state learned from an old capture ages by that capture's clock.
-    ///
-    /// Examples:
-    ///   pacstap state forget --state s.json --entity ae:EVIL
-    ///   pacstap state forget --state s.json --older-than 90d
+    #[command(after_help = "Examples:\n  \
+pacstap state forget --state s.json --entity ae:EXTPACS   unknown_destination may alert on it again\n  \
+pacstap state forget --state s.json --older-than 90d     drop what was not seen for 90 days")]
     #[command(group(clap::ArgGroup::new("what").required(true).args(["entity", "older_than"])))]
     Forget {
         #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
@@ -155,10 +169,19 @@ pub struct ReportArgs {
 
 #[derive(Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a TOML config and print the effective settings (defaults included).
+    /// Validate a TOML config and print the effective settings (defaults included), then `OK`
+    /// or every error and warning with its key and line.
     ///
-    /// Exit status 0 when valid; 2 with a message naming the key and line when not.
+    /// Checks types and ranges, addresses (an IP, a CIDR range or a list; a host name is an
+    /// error), the same AE listed twice with different addresses (error), and admins or
+    /// service accounts that are no inventory user or AE (warning). Exit status 0 when valid
+    /// (warnings allowed); 2 when not: the same config would be refused by replay and capture.
+    #[command(after_help = "Examples:\n  \
+pacstap config check /etc/pacstap/pacstap.toml        before a SIGHUP reload or a restart\n  \
+pacstap config check site.toml | tail -n 5             just the verdict")]
     Check {
+        /// The TOML config file to check (the file given to `--config`; see
+        /// deploy/pacstap.toml for every key with its default).
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
