@@ -223,12 +223,19 @@ fn state_show_explains_and_forget_takes_back() {
             .output()
             .unwrap();
         assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
-        String::from_utf8_lossy(&r.stdout).matches("\"rule\":\"unknown_destination\"").count()
+        String::from_utf8_lossy(&r.stdout)
+            .matches("\"rule\":\"unknown_destination\"")
+            .count()
     };
     assert_eq!(unknown(&st), 4);
     assert_eq!(unknown(&st), 0, "remembered: alerted once per destination, ever");
     let show = |args: &[&str]| {
-        let r = pacstap().args(["state", "show", "--state"]).arg(&st).args(args).output().unwrap();
+        let r = pacstap()
+            .args(["state", "show", "--state"])
+            .arg(&st)
+            .args(args)
+            .output()
+            .unwrap();
         assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
         String::from_utf8_lossy(&r.stdout).into_owned()
     };
@@ -245,21 +252,40 @@ fn state_show_explains_and_forget_takes_back() {
     let one = show(&["--entity", "ip:198.51.100.7"]);
     assert!(one.contains("entities: 0") && !one.contains("EXTPACS"), "{one}");
     for e in ["ae:EXTPACS", "ip:198.51.100.7"] {
-        let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(["--entity", e]).output().unwrap();
+        let r = pacstap()
+            .args(["state", "forget", "--state"])
+            .arg(&st)
+            .args(["--entity", e])
+            .output()
+            .unwrap();
         assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
     }
     assert!(show(&[]).contains("once per destination): 0"));
     assert_eq!(unknown(&st), 4, "forgotten: alerted again");
     // --older-than counts back from the newest packet in the state (a 4 s capture: nothing is 1 h old).
-    let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(["--older-than", "1h"]).output().unwrap();
+    let r = pacstap()
+        .args(["state", "forget", "--state"])
+        .arg(&st)
+        .args(["--older-than", "1h"])
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&r.stderr).contains("forgot 0 entities and 0 destinations"));
     // Bad usage is exit 2; a missing file is exit 1 naming it.
     for bad in [&["--entity", "host:x"][..], &[][..], &["--older-than", "soon"][..]] {
-        let r = pacstap().args(["state", "forget", "--state"]).arg(&st).args(bad).output().unwrap();
+        let r = pacstap()
+            .args(["state", "forget", "--state"])
+            .arg(&st)
+            .args(bad)
+            .output()
+            .unwrap();
         assert_eq!(r.status.code(), Some(2), "{bad:?}");
     }
-    let r = pacstap().args(["state", "show", "--state"]).arg(dir.join("nope.json")).output().unwrap();
+    let r = pacstap()
+        .args(["state", "show", "--state"])
+        .arg(dir.join("nope.json"))
+        .output()
+        .unwrap();
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("nope.json"));
     // `none` is no state, not a file named `none`.
@@ -285,11 +311,22 @@ fn bad_outputs_and_usage_exit_2_before_any_packet() {
     let cases: Vec<(Vec<String>, Vec<String>)> = vec![
         (
             vec!["replay".into(), "--events".into(), d("missing/e.jsonl"), echo.clone()],
-            vec![format!("cannot write events file {}", d("missing/e.jsonl")), "No such file or directory".into()],
+            vec![
+                format!("cannot write events file {}", d("missing/e.jsonl")),
+                "No such file or directory".into(),
+            ],
         ),
         (
-            vec!["replay".into(), "--state".into(), dir.display().to_string(), echo.clone()],
-            vec![format!("cannot keep learned state in {}: it is a directory", dir.display())],
+            vec![
+                "replay".into(),
+                "--state".into(),
+                dir.display().to_string(),
+                echo.clone(),
+            ],
+            vec![format!(
+                "cannot keep learned state in {}: it is a directory",
+                dir.display()
+            )],
         ),
         (
             vec!["replay".into(), "--state".into(), format!("{f}/s.json"), echo.clone()],
@@ -308,7 +345,12 @@ fn bad_outputs_and_usage_exit_2_before_any_packet() {
             vec!["--metrics-listen: cannot serve metrics on foo: invalid socket address".into()],
         ),
         (
-            vec!["replay".into(), "--metrics-listen".into(), "127.0.0.1:99999".into(), echo.clone()],
+            vec![
+                "replay".into(),
+                "--metrics-listen".into(),
+                "127.0.0.1:99999".into(),
+                echo.clone(),
+            ],
             vec!["invalid port value".into()],
         ),
         (
@@ -320,7 +362,11 @@ fn bad_outputs_and_usage_exit_2_before_any_packet() {
                 d("missing/r.html"),
                 echo.clone(),
             ],
-            vec![format!("cannot write report {}: {} is not a directory", d("missing/r.html"), d("missing"))],
+            vec![format!(
+                "cannot write report {}: {} is not a directory",
+                d("missing/r.html"),
+                d("missing")
+            )],
         ),
         (vec!["capture".into(), "-i".into(), "".into()], vec!["-i".into()]),
         (
@@ -356,9 +402,24 @@ fn bad_outputs_and_usage_exit_2_before_any_packet() {
 #[test]
 fn help_has_examples() {
     let cases: &[(&[&str], &[&str])] = &[
-        (&["replay", "--help"], &["Examples:\n  pacstap replay capture.pcap", "is overwritten (capture appends)"]),
-        (&["capture", "--help"], &["Examples:\n  pacstap capture -i eth1", "is appended to (replay overwrites)"]),
-        (&["config", "check", "--help"], &["Examples:\n  pacstap config check", "The TOML config file to check"]),
+        (
+            &["replay", "--help"],
+            &[
+                "Examples:\n  pacstap replay capture.pcap",
+                "is overwritten (capture appends)",
+            ],
+        ),
+        (
+            &["capture", "--help"],
+            &[
+                "Examples:\n  pacstap capture -i eth1",
+                "is appended to (replay overwrites)",
+            ],
+        ),
+        (
+            &["config", "check", "--help"],
+            &["Examples:\n  pacstap config check", "The TOML config file to check"],
+        ),
         (&["state", "show", "--help"], &["Examples:\n  pacstap state show"]),
         (&["state", "forget", "--help"], &["Examples:\n  pacstap state forget"]),
     ];

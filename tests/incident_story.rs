@@ -197,8 +197,7 @@ fn a_move_to_an_outside_ae_is_one_story_with_volume_and_words_said_once() {
         "Data sent to HL7 receiver 198.51.100.7:2575, which is outside the internal networks: 2 transfers (HL7 ORU^R01, HL7 ADT^A08)."
     );
     assert!(
-        hl7.response[0]
-            .starts_with("stop the interface-engine route that sends HL7 ORU^R01, HL7 ADT^A08"),
+        hl7.response[0].starts_with("stop the interface-engine route that sends HL7 ORU^R01, HL7 ADT^A08"),
         "{:?}",
         hl7.response
     );

@@ -201,7 +201,9 @@ pub fn check_report_output(html: &Path) -> Result<(), ExitCode> {
     } else if !dir.is_dir() {
         Some(format!("{} is not a directory", dir.display()))
     } else {
-        pacstap_safefile::check_dir_writable(&dir).err().map(|e| error_chain(&e))
+        pacstap_safefile::check_dir_writable(&dir)
+            .err()
+            .map(|e| error_chain(&e))
     };
     match why {
         Some(why) => {

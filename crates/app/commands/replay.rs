@@ -2,8 +2,8 @@
 //! when `--report` asks for one.
 
 use super::{
-    apply_decapsulate, check_outputs, check_report_output, is_stdout, load_config, run_report, start_alertmanager, start_metrics,
-    stop_alertmanager,
+    apply_decapsulate, check_outputs, check_report_output, is_stdout, load_config, run_report, start_alertmanager,
+    start_metrics, stop_alertmanager,
 };
 use crate::cli::{ReplayArgs, ReportArgs};
 use anyhow::{Context, Result};

@@ -40,7 +40,10 @@ impl fmt::Display for Finding {
 /// A MAC address as `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` (IEEE 802 EUI-48 notation).
 fn is_mac(s: &str) -> bool {
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    parts.len() == 6 && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 impl Config {
@@ -72,7 +75,10 @@ impl Config {
             };
             let same = self.inventory.dicom.get(f).is_some_and(|first| first.ip == n.ip);
             let (level, m) = if same {
-                (Level::Warning, format!("AE {ae:?} is listed again (as inventory.dicom[{f}])"))
+                (
+                    Level::Warning,
+                    format!("AE {ae:?} is listed again (as inventory.dicom[{f}])"),
+                )
             } else {
                 (
                     Level::Error,
@@ -194,18 +200,38 @@ mod tests {
         ];
         for doc in ok {
             let c = Config::from_toml_str(doc).unwrap_or_else(|e| panic!("{doc}: {e}"));
-            assert_eq!(Config::from_toml_str(&c.render_effective()).unwrap(), c, "round trip {doc}");
+            assert_eq!(
+                Config::from_toml_str(&c.render_effective()).unwrap(),
+                c,
+                "round trip {doc}"
+            );
         }
         let bad = [
-            ("[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.20.30.999\"\n", "inventory.dicom[0].ip at line 3", "not a valid IP"),
-            ("[[inventory.dicom]]\nae = \"PACS\"\nip = \"pacs.example\"\n", "inventory.dicom[0].ip at line 3", "host name"),
+            (
+                "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.20.30.999\"\n",
+                "inventory.dicom[0].ip at line 3",
+                "not a valid IP",
+            ),
+            (
+                "[[inventory.dicom]]\nae = \"PACS\"\nip = \"pacs.example\"\n",
+                "inventory.dicom[0].ip at line 3",
+                "host name",
+            ),
             (
                 "[[inventory.dicom]]\nae = \"PACS\"\nip = [\"10.0.0.5\", \"pacs.example\"]\n",
                 "inventory.dicom[0].ip",
                 "host name",
             ),
-            ("[[inventory.hl7]]\nip = \"ris\"\n", "inventory.hl7[0].ip at line 2", "host name"),
-            ("[[inventory.hl7]]\nip = []\n", "inventory.hl7[0].ip at line 2", "empty address list"),
+            (
+                "[[inventory.hl7]]\nip = \"ris\"\n",
+                "inventory.hl7[0].ip at line 2",
+                "host name",
+            ),
+            (
+                "[[inventory.hl7]]\nip = []\n",
+                "inventory.hl7[0].ip at line 2",
+                "empty address list",
+            ),
         ];
         for (doc, at, contains) in bad {
             let e = Config::from_toml_str(doc).unwrap_err().to_string();

@@ -23,8 +23,8 @@ pub use check::{Finding, Level};
 pub use derive::{add_ports, apply_ports, wire_config};
 pub use error::{ConfigError, ConfigIssue};
 pub use pacstap_detect::config::{
-    AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks,
-    Rules, Users,
+    AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules,
+    Users,
 };
 
 use serde::{Deserialize, Serialize};

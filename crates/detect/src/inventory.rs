@@ -34,7 +34,10 @@ impl InventoryIndex {
     pub(crate) fn new(cfg: &Config) -> Self {
         let mut inv = InventoryIndex::default();
         for n in &cfg.inventory.dicom {
-            inv.dicom.entry(n.ae.trim().to_string()).or_default().extend(n.ip.0.iter().copied());
+            inv.dicom
+                .entry(n.ae.trim().to_string())
+                .or_default()
+                .extend(n.ip.0.iter().copied());
         }
         inv.hl7 = cfg
             .inventory
@@ -349,7 +352,11 @@ devices = ["10.20.30.0/24", "ja4:t13"]
             ("WS", "10.3.0.77", None),
             ("WS", "10.3.1.77", Some("not at its inventory address")),
         ] {
-            assert_eq!(inv.dicom_destination_unknown(Some(ae), Some(ip(addr))), unknown, "{ae} {addr}");
+            assert_eq!(
+                inv.dicom_destination_unknown(Some(ae), Some(ip(addr))),
+                unknown,
+                "{ae} {addr}"
+            );
         }
         assert_eq!(inv.hl7_destination_unknown(ip("10.0.0.8"), Some(2575)), None);
         assert!(inv.hl7_destination_unknown(ip("10.0.0.9"), Some(2575)).is_some());

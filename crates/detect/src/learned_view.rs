@@ -225,15 +225,24 @@ mod tests {
             assert!(all.contains(want), "{want:?} missing in\n{all}");
         }
         let one = render(&state(), Some(&EntityName::parse("ae:EVIL").unwrap()));
-        assert!(one.contains("entities: 0") && one.contains("ae:EVIL  first seen"), "{one}");
+        assert!(
+            one.contains("entities: 0") && one.contains("ae:EVIL  first seen"),
+            "{one}"
+        );
         assert!(!one.contains("rad1"), "{one}");
     }
 
     #[test]
     fn forget_an_entity_or_what_is_old() {
         let mut st = state();
-        assert_eq!(forget(&mut st, &Forget::Entity(EntityName::parse("ae:EVIL").unwrap())), (0, 1));
-        assert_eq!(forget(&mut st, &Forget::Entity(EntityName::parse("user:rad1").unwrap())), (1, 0));
+        assert_eq!(
+            forget(&mut st, &Forget::Entity(EntityName::parse("ae:EVIL").unwrap())),
+            (0, 1)
+        );
+        assert_eq!(
+            forget(&mut st, &Forget::Entity(EntityName::parse("user:rad1").unwrap())),
+            (1, 0)
+        );
         assert_eq!(st.entities.len(), 1);
         // Ten days back from the newest packet (day 30): OLDWS (day 1) and EVIL (day 2) go.
         let mut st = state();
