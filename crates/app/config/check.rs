@@ -140,7 +140,9 @@ mod tests {
     #[test]
     fn semantic_findings_with_lines() {
         let head = "[networks]\ninternal = [\"10.0.0.0/8\"]\n";
-        let cases: &[(&str, &[(Level, &str, &str)])] = &[
+        // (level, located key, text the message contains)
+        type Want<'a> = &'a [(Level, &'a str, &'a str)];
+        let cases: &[(&str, Want)] = &[
             (
                 "[[inventory.users]]\nname = \"rad1\"\ndevices = [\"10.20.30.31\", \"10.20.30.0/24\", \"ja4:t13\", \"AA:bb:cc:dd:ee:ff\", \"fd00::1\"]\n",
                 &[],
