@@ -433,6 +433,46 @@ fn help_has_examples() {
     }
 }
 
+/// Issue 14: capture takes its BPF filter from the config's `[capture] bpf` (spaces and all, no
+/// systemd word splitting); a bad one is bad usage naming the filter. Opening an interface needs
+/// CAP_NET_RAW: skipped with a message when not root.
+#[test]
+fn capture_reads_the_bpf_filter_from_the_config() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("skipped: opening an interface needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pacstap-bpf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[capture]\nbpf = \"tcp or (vlan and and tcp)\"\n").unwrap();
+    let r = pacstap()
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "--state",
+            "none",
+            "--metrics-listen",
+            "off",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("invalid BPF filter \"tcp or (vlan and and tcp)\""),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn evidence_dir_gets_a_private_pcap_per_incident() {
     use std::os::unix::fs::PermissionsExt;

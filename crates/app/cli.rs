@@ -310,7 +310,8 @@ pub struct CaptureArgs {
     #[arg(long, short = 'i', value_name = "IF", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub interface: String,
 
-    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`.
+    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`. Overrides the config's
+    /// `[capture] bpf` (where a filter with spaces belongs under systemd).
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
 

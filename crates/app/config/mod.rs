@@ -43,6 +43,7 @@ pub struct Config {
     pub evidence: EvidenceSettings,
     pub inventory: Inventory,
     pub decapsulate: Decapsulate,
+    pub capture: CaptureSettings,
 }
 
 impl Config {
@@ -105,6 +106,18 @@ impl Default for Decapsulate {
     }
 }
 
+/// `[capture]`: live capture settings kept in the file rather than on the command line, so a
+/// BPF filter with spaces (`tcp or (vlan and tcp)`) never passes through a systemd environment
+/// variable, which systemd splits at spaces (issue 14). `--bpf` overrides it. Read when capture
+/// starts; a SIGHUP reload does not change the filter of the open interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// BPF filter (tcpdump syntax), applied in the kernel. Absent: every frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +132,16 @@ mod tests {
         assert!(c.decapsulate.enabled);
         let e = Config::from_toml_str("[decapsulate]\ngeneve_ports = [0]\n").unwrap_err();
         assert_eq!(e.key(), Some("decapsulate.geneve_ports"));
+    }
+
+    #[test]
+    fn capture_table_holds_a_spaced_bpf_filter() {
+        assert_eq!(Config::default().capture.bpf, None);
+        let c = Config::from_toml_str("[capture]\nbpf = \"tcp or (vlan and tcp)\"\n").unwrap();
+        assert_eq!(c.capture.bpf.as_deref(), Some("tcp or (vlan and tcp)"));
+        assert_eq!(Config::from_toml_str(&c.render_effective()).unwrap(), c);
+        let e = Config::from_toml_str("[capture]\nfilter = \"tcp\"\n").unwrap_err();
+        assert_eq!(e.key(), Some("capture.filter"));
     }
 
     #[test]
