@@ -3,6 +3,7 @@
 
 mod common;
 use common::sample;
+use std::path::Path;
 use std::process::Command;
 
 fn pacstap() -> Command {
@@ -140,6 +141,335 @@ fn config_check_prints_effective_settings_or_names_the_bad_key() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 14: `config check` ends with a verdict: `OK`, or every error and warning with its line
+/// (errors exit 2; the same config is refused by replay).
+#[test]
+fn config_check_ends_with_ok_or_the_list() {
+    let dir = std::env::temp_dir().join(format!("pacstap-cfg-verdict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inv = "[[inventory.users]]\nname = \"rad1\"\n";
+    let cases: &[(&str, &str, i32, &[&str])] = &[
+        ("ok", "[rules.bulk_export]\nthreshold = 40\n", 0, &["# OK"]),
+        (
+            "warn",
+            "[users]\nadmins = [\"root\"]\n",
+            0,
+            &["warning: users.admins[0] at line 4", "# OK with 1 warning(s)"],
+        ),
+        (
+            "host",
+            "[[inventory.users]]\nname = \"rad2\"\ndevices = [\"10.20.30.999\", \"ws1.example\"]\n",
+            2,
+            &[
+                "error: inventory.users[1].devices[0] at line 5",
+                "error: inventory.users[1].devices[1] at line 5",
+                "is a host name",
+                "# 2 error(s), 0 warning(s)",
+            ],
+        ),
+        (
+            "dup",
+            "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\n[[inventory.dicom]]\nae = \"PACS\"\nip = [\"10.0.0.6\", \"fd00::6\"]\n",
+            2,
+            &["error: inventory.dicom[1].ae at line 7", "listed twice with different addresses"],
+        ),
+    ];
+    for (name, body, code, want) in cases {
+        let f = dir.join(format!("{name}.toml"));
+        std::fs::write(&f, format!("{inv}{body}")).unwrap();
+        let r = pacstap().args(["config", "check"]).arg(&f).output().unwrap();
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert_eq!(r.status.code(), Some(*code), "{name}: {out}");
+        for w in *want {
+            assert!(out.contains(w), "{name}: {w:?} missing in\n{out}");
+        }
+        // The verdict is the last line.
+        let last = out.lines().last().unwrap_or("");
+        assert!(last.starts_with("# OK") || last.contains("error(s)"), "{name}: {last}");
+        if *code == 2 {
+            let r = pacstap()
+                .args(["replay", "--config"])
+                .arg(&f)
+                .arg(sample("echo.pcap"))
+                .output()
+                .unwrap();
+            assert_eq!(r.status.code(), Some(2), "{name}: replay refuses it");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 14: the second replay with the same `--state` drops `unknown_destination`; `state
+/// show` says why (the destination is remembered, with when), `state forget` takes it back and
+/// the third replay alerts again. `--state none` keeps nothing and creates no file.
+#[test]
+fn state_show_explains_and_forget_takes_back() {
+    let dir = std::env::temp_dir().join(format!("pacstap-state-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcap-samples/scenarios");
+    let st = dir.join("st.json");
+    let unknown = |state: &Path| {
+        let r = pacstap()
+            .args(["replay", "-q", "--alerts-only", "--config"])
+            .arg(scen.join("pacstap.toml"))
+            .arg("--state")
+            .arg(state)
+            .arg(scen.join("unknown-destination.pcap"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout)
+            .matches("\"rule\":\"unknown_destination\"")
+            .count()
+    };
+    assert_eq!(unknown(&st), 4);
+    assert_eq!(unknown(&st), 0, "remembered: alerted once per destination, ever");
+    let show = |args: &[&str]| {
+        let r = pacstap()
+            .args(["state", "show", "--state"])
+            .arg(&st)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    let all = show(&[]);
+    for want in [
+        "format version 1",
+        "destinations already alerted on (unknown_destination fires once per destination): 2",
+        "ae:EXTPACS  first seen 2026-11-28T07:54:09.687377Z",
+        "ip:198.51.100.7  first seen 2026-11-28T07:54:13.072663Z",
+        "ae:EXTPACS  last seen 2026-11-28T07:54:09.779889Z\n  answers at: 198.51.100.7",
+    ] {
+        assert!(all.contains(want), "{want:?} missing in\n{all}");
+    }
+    let one = show(&["--entity", "ip:198.51.100.7"]);
+    assert!(one.contains("entities: 0") && !one.contains("EXTPACS"), "{one}");
+    for e in ["ae:EXTPACS", "ip:198.51.100.7"] {
+        let r = pacstap()
+            .args(["state", "forget", "--state"])
+            .arg(&st)
+            .args(["--entity", e])
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    assert!(show(&[]).contains("once per destination): 0"));
+    assert_eq!(unknown(&st), 4, "forgotten: alerted again");
+    // --older-than counts back from the newest packet in the state (a 4 s capture: nothing is 1 h old).
+    let r = pacstap()
+        .args(["state", "forget", "--state"])
+        .arg(&st)
+        .args(["--older-than", "1h"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("forgot 0 entities and 0 destinations"));
+    // Bad usage is exit 2; a missing file is exit 1 naming it.
+    for bad in [&["--entity", "host:x"][..], &[][..], &["--older-than", "soon"][..]] {
+        let r = pacstap()
+            .args(["state", "forget", "--state"])
+            .arg(&st)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(2), "{bad:?}");
+    }
+    let r = pacstap()
+        .args(["state", "show", "--state"])
+        .arg(dir.join("nope.json"))
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("nope.json"));
+    // `none` is no state, not a file named `none`.
+    assert_eq!(unknown(Path::new("none")), 4);
+    assert_eq!(unknown(Path::new("none")), 4);
+    assert!(!dir.join("none").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 14: every output is checked before the first packet is read (nothing on stdout, where
+/// events would go), the error names the path and the reason once, and it is bad usage (2).
+#[test]
+fn bad_outputs_and_usage_exit_2_before_any_packet() {
+    let dir = std::env::temp_dir().join(format!("pacstap-outputs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let d = |p: &str| dir.join(p).display().to_string();
+    let f = file.display().to_string();
+    let echo = sample("echo.pcap").display().to_string();
+    let events = d("events.jsonl");
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec!["replay".into(), "--events".into(), d("missing/e.jsonl"), echo.clone()],
+            vec![
+                format!("cannot write events file {}", d("missing/e.jsonl")),
+                "No such file or directory".into(),
+            ],
+        ),
+        (
+            vec![
+                "replay".into(),
+                "--state".into(),
+                dir.display().to_string(),
+                echo.clone(),
+            ],
+            vec![format!(
+                "cannot keep learned state in {}: it is a directory",
+                dir.display()
+            )],
+        ),
+        (
+            vec!["replay".into(), "--state".into(), format!("{f}/s.json"), echo.clone()],
+            vec![format!("{f} is not a directory")],
+        ),
+        (
+            vec!["replay".into(), "--state".into(), d("missing/s.json"), echo.clone()],
+            vec![format!("state directory {} does not exist", d("missing"))],
+        ),
+        (
+            vec!["replay".into(), "--evidence-dir".into(), f.clone(), echo.clone()],
+            vec![format!("cannot write evidence in {f}: it is not a directory")],
+        ),
+        (
+            vec!["replay".into(), "--metrics-listen".into(), "foo".into(), echo.clone()],
+            vec!["--metrics-listen: cannot serve metrics on foo: invalid socket address".into()],
+        ),
+        (
+            vec![
+                "replay".into(),
+                "--metrics-listen".into(),
+                "127.0.0.1:99999".into(),
+                echo.clone(),
+            ],
+            vec!["invalid port value".into()],
+        ),
+        (
+            vec![
+                "replay".into(),
+                "--events".into(),
+                events.clone(),
+                "--report".into(),
+                d("missing/r.html"),
+                echo.clone(),
+            ],
+            vec![format!(
+                "cannot write report {}: {} is not a directory",
+                d("missing/r.html"),
+                d("missing")
+            )],
+        ),
+        (vec!["capture".into(), "-i".into(), "".into()], vec!["-i".into()]),
+        (
+            vec![
+                "capture".into(),
+                "-i".into(),
+                "lo".into(),
+                "--metrics-listen".into(),
+                "off".into(),
+                "--state".into(),
+                d("missing/s.json"),
+            ],
+            vec![format!("state directory {} does not exist", d("missing"))],
+        ),
+    ];
+    for (args, want) in &cases {
+        let r = pacstap().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {err}");
+        assert!(r.stdout.is_empty(), "{args:?}: no packet read, no event written");
+        for w in want {
+            assert!(err.contains(w.as_str()), "{args:?}: {w:?} missing in {err}");
+            assert_eq!(err.matches(w.as_str()).count(), 1, "{args:?}: said once: {err}");
+        }
+    }
+    // The replay with a bad --report did not run: its events file was never made.
+    assert!(!Path::new(&events).exists());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Issue 14: `replay`, `capture`, `config check` and `state` help each end with examples, and
+/// say whether `--events` is overwritten or appended to.
+#[test]
+fn help_has_examples() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["replay", "--help"],
+            &[
+                "Examples:\n  pacstap replay capture.pcap",
+                "is overwritten (capture appends)",
+            ],
+        ),
+        (
+            &["capture", "--help"],
+            &[
+                "Examples:\n  pacstap capture -i eth1",
+                "is appended to (replay overwrites)",
+            ],
+        ),
+        (
+            &["config", "check", "--help"],
+            &["Examples:\n  pacstap config check", "The TOML config file to check"],
+        ),
+        (&["state", "show", "--help"], &["Examples:\n  pacstap state show"]),
+        (&["state", "forget", "--help"], &["Examples:\n  pacstap state forget"]),
+    ];
+    for (args, want) in cases {
+        let r = pacstap().args(*args).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "{args:?}");
+        let out = String::from_utf8_lossy(&r.stdout);
+        for w in *want {
+            assert!(out.contains(w), "{args:?}: {w:?} missing in\n{out}");
+        }
+    }
+}
+
+/// Issue 14: capture takes its BPF filter from the config's `[capture] bpf` (spaces and all, no
+/// systemd word splitting); a bad one is bad usage naming the filter. Opening an interface needs
+/// CAP_NET_RAW: skipped with a message when not root.
+#[test]
+fn capture_reads_the_bpf_filter_from_the_config() {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        eprintln!("skipped: opening an interface needs root");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pacstap-bpf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[capture]\nbpf = \"tcp or (vlan and and tcp)\"\n").unwrap();
+    let r = pacstap()
+        .args([
+            "capture",
+            "-i",
+            "lo",
+            "--state",
+            "none",
+            "--metrics-listen",
+            "off",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("invalid BPF filter \"tcp or (vlan and and tcp)\""),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 

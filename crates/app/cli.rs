@@ -37,8 +37,17 @@ pub enum Command {
     ///
     /// Exit status: 0 done; 1 an input could not be read at all (the other inputs are still
     /// replayed, and each unreadable one is named), or the run failed; 2 bad usage, including
-    /// an output (--events, --state directory, --evidence-dir, --metrics-listen) that cannot
-    /// be written or served, found before any packet is read.
+    /// an output (--events, --state directory, --evidence-dir, --metrics-listen, --report) that
+    /// cannot be written or served, found before any packet is read.
+    ///
+    /// `--events FILE` is overwritten (capture appends).
+    #[command(after_help = "Examples:\n  \
+pacstap replay capture.pcap                                  events to stdout, summary on stderr\n  \
+pacstap replay --events out.jsonl day1.pcapng day2.pcap.gz   several files, merged by time\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap   alerts only, with your inventory\n  \
+pacstap replay --config site.toml --state s.json --events e.jsonl --report r.html capture.pcap\n      \
+keep learned state, then write the HTML report (see `pacstap state show --state s.json`)\n  \
+pacstap replay --evidence-dir ev/ --events e.jsonl capture.pcap   a pcap of each alert's flows")]
     Replay(ReplayArgs),
     /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
     ///
@@ -49,6 +58,13 @@ pub enum Command {
     /// connections that start after the reload).
     /// Needs CAP_NET_RAW (root, or the capability granted by the systemd unit); pacstap does not
     /// change user itself.
+    ///
+    /// `--events FILE` is appended to (replay overwrites).
+    #[command(after_help = "Examples:\n  \
+pacstap capture -i eth1 --events /var/log/pacstap/events.jsonl --config /etc/pacstap/pacstap.toml\n  \
+pacstap capture -i eth1 --bpf 'tcp or (vlan and tcp)'     a BPF filter with spaces: quote it\n  \
+pacstap capture -i eth1 --state none --metrics-listen off   keep nothing, serve nothing\n  \
+pacstap capture -i eth1 --alertmanager http://127.0.0.1:9093 --evidence-dir /var/lib/pacstap/evidence")]
     Capture(CaptureArgs),
     /// Configuration files.
     #[command(subcommand)]
@@ -65,6 +81,17 @@ pub enum Command {
     /// Evidence directories (`--evidence-dir`).
     #[command(subcommand)]
     Evidence(EvidenceCommand),
+    /// Learned state (known devices, countries, destinations, baselines): show it, forget part.
+    ///
+    /// The state file (`--state` of replay and capture) is JSON, versioned by its `version`
+    /// field (docs/state.md). A destination `unknown_destination` alerted on is remembered
+    /// there: a second replay with the same `--state` does not alert on it again; `state show`
+    /// says so, `state forget` takes it back. Stop `capture` before `forget`: capture writes its
+    /// own state back every 5 minutes and at shutdown.
+    ///
+    /// Exit status: 0 done; 1 the state cannot be read or written; 2 bad usage.
+    #[command(subcommand)]
+    State(StateCommand),
 }
 
 #[derive(Subcommand)]
@@ -78,6 +105,46 @@ pub enum EvidenceCommand {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub enum StateCommand {
+    /// Print what a state file holds: each entity (user, AE, address) with its devices,
+    /// countries, node addresses, export baseline and when it was last seen, and each
+    /// destination already alerted on with when it was first seen.
+    #[command(after_help = "Examples:\n  \
+pacstap state show                                   the appliance's state (/var/lib/pacstap/state.json)\n  \
+pacstap state show --state s.json --entity ae:EXTPACS   one entity, and whether it was alerted on")]
+    Show {
+        #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+        state: PathBuf,
+        /// Only this entity: KIND:ID with KIND user, ae or ip (`ae:PACS1`, `ip:10.0.0.5`).
+        #[arg(long, value_name = "KIND:ID", value_parser = pacstap_detect::learned_view::EntityName::parse)]
+        entity: Option<pacstap_detect::learned_view::EntityName>,
+    },
+    /// Remove an entity (and a destination of that name), or everything older than a duration,
+    /// from a state file (rewritten atomically, mode 0600).
+    ///
+    /// `--older-than D` counts back from the newest packet time the state recorded, not from
+    /// now: a state learned from an old capture ages by that capture's clock.
+    #[command(after_help = "Examples:\n  \
+pacstap state forget --state s.json --entity ae:EXTPACS   unknown_destination may alert on it again\n  \
+pacstap state forget --state s.json --older-than 90d     drop what was not seen for 90 days")]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["entity", "older_than"])))]
+    Forget {
+        #[arg(long, value_name = "PATH", default_value = "/var/lib/pacstap/state.json")]
+        state: PathBuf,
+        /// KIND:ID with KIND user, ae or ip.
+        #[arg(long, value_name = "KIND:ID", value_parser = pacstap_detect::learned_view::EntityName::parse)]
+        entity: Option<pacstap_detect::learned_view::EntityName>,
+        /// A duration: `90d`, `2w`, `12h`.
+        #[arg(long, value_name = "D", value_parser = parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    pacstap::config::Dur::parse(s).map(|d| d.0)
 }
 
 #[derive(clap::Args)]
@@ -118,10 +185,19 @@ pub struct ReportArgs {
 
 #[derive(Subcommand)]
 pub enum ConfigCommand {
-    /// Validate a TOML config and print the effective settings (defaults included).
+    /// Validate a TOML config and print the effective settings (defaults included), then `OK`
+    /// or every error and warning with its key and line.
     ///
-    /// Exit status 0 when valid; 2 with a message naming the key and line when not.
+    /// Checks types and ranges, addresses (an IP, a CIDR range or a list; a host name is an
+    /// error), the same AE listed twice with different addresses (error), and admins or
+    /// service accounts that are no inventory user or AE (warning). Exit status 0 when valid
+    /// (warnings allowed); 2 when not: the same config would be refused by replay and capture.
+    #[command(after_help = "Examples:\n  \
+pacstap config check /etc/pacstap/pacstap.toml        before a SIGHUP reload or a restart\n  \
+pacstap config check site.toml | tail -n 5             just the verdict")]
     Check {
+        /// The TOML config file to check (the file given to `--config`; see
+        /// deploy/pacstap.toml for every key with its default).
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -149,7 +225,8 @@ pub struct ReplayArgs {
     pub config: Option<PathBuf>,
 
     /// Where learned state (known devices, baselines, alerted destinations) persists between
-    /// runs. Without it every replay starts fresh and keeps nothing.
+    /// runs. Without it, or with `none`, every replay starts fresh and keeps nothing. See
+    /// `pacstap state show` for what a state file holds.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 
@@ -249,10 +326,11 @@ impl DefragArgs {
 #[derive(clap::Args)]
 pub struct CaptureArgs {
     /// Interface to capture on (e.g. the NIC of the mirror port; `any` for all).
-    #[arg(long, short = 'i', value_name = "IF")]
+    #[arg(long, short = 'i', value_name = "IF", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub interface: String,
 
-    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`.
+    /// BPF filter (tcpdump syntax), applied in the kernel, e.g. `tcp`. Overrides the config's
+    /// `[capture] bpf` (where a filter with spaces belongs under systemd).
     #[arg(long, value_name = "EXPR")]
     pub bpf: Option<String>,
 

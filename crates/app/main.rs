@@ -9,17 +9,35 @@ mod commands;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, EvidenceCommand};
-use commands::{is_broken_pipe, run_capture, run_replay, run_report};
+use commands::{is_broken_pipe, run_capture, run_replay, run_report, run_state};
 use pacstap_output::term::{error_chain, for_terminal, say};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(ConfigCommand::Check { file }) => match pacstap::config::Config::load(&file) {
-            Ok(cfg) => {
+        Command::Config(ConfigCommand::Check { file }) => match pacstap::config::Config::check_file(&file) {
+            Ok((cfg, findings)) => {
                 // Goes to a terminal too: a config file's strings are escaped like the wire's.
                 print!("{}", for_terminal(&cfg.render_effective()));
+                // The verdict last, on stdout after the effective config: `OK`, or every
+                // finding with its line and a count. Errors make the exit status 2.
+                use pacstap::config::Level;
+                let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+                let warnings = findings.len() - errors;
+                println!();
+                for f in &findings {
+                    println!("# {}: {}", file.display(), for_terminal(&f.to_string()));
+                }
+                if findings.is_empty() {
+                    println!("# OK");
+                } else if errors == 0 {
+                    println!("# OK with {warnings} warning(s)");
+                } else {
+                    println!("# {errors} error(s), {warnings} warning(s)");
+                    say(&format!("{}: {errors} error(s), {warnings} warning(s)", file.display()));
+                    return ExitCode::from(2);
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -30,6 +48,16 @@ fn main() -> ExitCode {
         Command::Capture(args) => match run_capture(args) {
             Ok(code) => code,
             Err(e) => {
+                say(&format!("error: {}", error_chain(e.as_ref())));
+                ExitCode::from(1)
+            }
+        },
+        Command::State(cmd) => match run_state(cmd) {
+            Ok(code) => code,
+            Err(e) => {
+                if is_broken_pipe(&e) {
+                    return ExitCode::SUCCESS;
+                }
                 say(&format!("error: {}", error_chain(e.as_ref())));
                 ExitCode::from(1)
             }

@@ -25,7 +25,8 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let mut live = pacstap_capture::LiveConfig::new(args.interface);
-    live.bpf = args.bpf;
+    // `--bpf` over the config's `[capture] bpf`.
+    live.bpf = args.bpf.or_else(|| config.capture.bpf.clone());
     live.snaplen = args.snaplen;
     live.buffer_size = args.buffer_size;
     live.promiscuous = !args.no_promisc;

@@ -5,10 +5,12 @@
 mod capture;
 mod replay;
 mod report;
+mod state;
 
 pub use capture::run_capture;
 pub use replay::run_replay;
 pub use report::run_report;
+pub use state::run_state;
 
 use anyhow::Result;
 use pacstap_output::term::{error_chain, say};
@@ -150,11 +152,33 @@ pub fn check_outputs(
         }
     }
     if let Some(state) = state {
+        // The reason, not a later "Is a directory (os error 21)" after the run has started.
+        let dir = pacstap_safefile::parent_dir(state);
+        if state.is_dir() {
+            return Err(fail(format!(
+                "cannot keep learned state in {}: it is a directory; give a file path such as {}",
+                state.display(),
+                state.join("state.json").display()
+            )));
+        }
+        if dir.exists() && !dir.is_dir() {
+            return Err(fail(format!(
+                "cannot keep learned state {}: {} is not a directory",
+                state.display(),
+                dir.display()
+            )));
+        }
         if let Err(e) = pacstap::capture::check_state_dir(state) {
             return Err(fail(error_chain(e.as_ref())));
         }
     }
     if let Some(dir) = evidence_dir {
+        if dir.exists() && !dir.is_dir() {
+            return Err(fail(format!(
+                "cannot write evidence in {}: it is not a directory",
+                dir.display()
+            )));
+        }
         let made = pacstap_safefile::create_private_dir(dir).and_then(|()| pacstap_safefile::check_dir_writable(dir));
         if let Err(e) = made {
             return Err(fail(format!(
@@ -165,4 +189,27 @@ pub fn check_outputs(
         }
     }
     Ok(checked)
+}
+
+/// `replay --report FILE`: the HTML, and its JSON and CSV files beside it, are written after the
+/// replay; their directory is checked now, so a long replay does not end in "cannot write".
+/// A failure is bad usage (exit 2), said once with the path and the reason.
+pub fn check_report_output(html: &Path) -> Result<(), ExitCode> {
+    let dir = pacstap_safefile::parent_dir(html);
+    let why = if html.is_dir() {
+        Some("it is a directory".to_string())
+    } else if !dir.is_dir() {
+        Some(format!("{} is not a directory", dir.display()))
+    } else {
+        pacstap_safefile::check_dir_writable(&dir)
+            .err()
+            .map(|e| error_chain(&e))
+    };
+    match why {
+        Some(why) => {
+            say(&format!("cannot write report {}: {why}", html.display()));
+            Err(ExitCode::from(2))
+        }
+        None => Ok(()),
+    }
 }

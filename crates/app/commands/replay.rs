@@ -2,8 +2,8 @@
 //! when `--report` asks for one.
 
 use super::{
-    apply_decapsulate, check_outputs, is_stdout, load_config, run_report, start_alertmanager, start_metrics,
-    stop_alertmanager,
+    apply_decapsulate, check_outputs, check_report_output, is_stdout, load_config, run_report, start_alertmanager,
+    start_metrics, stop_alertmanager,
 };
 use crate::cli::{ReplayArgs, ReportArgs};
 use anyhow::{Context, Result};
@@ -40,9 +40,16 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
+    if let Some(html) = &args.report {
+        if let Err(code) = check_report_output(html) {
+            return Ok(code);
+        }
+    }
+    // `--state none` means no state, as for capture (not a file named `none`).
+    let state = args.state.clone().filter(|p| p.as_os_str() != "none");
     let checked = match check_outputs(
         Some((&args.events, Existing::Truncate)),
-        args.state.as_deref(),
+        state.as_deref(),
         args.evidence_dir.as_deref(),
     ) {
         Ok(c) => c,
@@ -65,7 +72,7 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         ),
     };
     let mut opts = pacstap::ReplayOptions::new(args.pcaps).with_config(config);
-    opts.state = args.state;
+    opts.state = state;
     opts.evidence_dir = args.evidence_dir;
     opts.events = Some(events);
     opts.alerts_only = args.alerts_only;

@@ -1,16 +1,39 @@
 //! Reading a configuration: TOML text or a file in, a validated [`Config`] out (errors located
 //! at their key), and the effective configuration rendered back as TOML.
 
+use super::check::{Finding, Level};
 use super::{locate, Config, ConfigError};
 use std::path::Path;
 
 impl Config {
-    /// Parse and validate a TOML document.
+    /// Parse and validate a TOML document; the first semantic error (`check.rs`) refuses it.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        let cfg = Config::parse_validated(s)?;
+        if let Some((_, key, message)) = cfg.semantic().into_iter().find(|f| f.0 == Level::Error) {
+            return Err(ConfigError::Invalid(locate::at_key(s, &key, message)));
+        }
+        Ok(cfg)
+    }
+
+    /// TOML and cross-field validation, without the semantic checks.
+    pub(super) fn parse_validated(s: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(s).map_err(|e| ConfigError::Invalid(locate::from_toml_error(s, &e)))?;
         cfg.validate()
             .map_err(|(key, message)| ConfigError::Invalid(locate::at_key(s, &key, message)))?;
         Ok(cfg)
+    }
+
+    /// [`Config::load`] with every semantic finding kept (for `pacstap config check`).
+    pub fn check_file(path: &Path) -> Result<(Config, Vec<Finding>), ConfigError> {
+        let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (mut cfg, findings) = Config::check_str(&s)?;
+        if let Some(dir) = path.parent() {
+            cfg.resolve_paths(dir);
+        }
+        Ok((cfg, findings))
     }
 
     /// Read, parse and validate a file. Relative file paths in it (`geoip.database`,

@@ -12,16 +12,19 @@
 //! The tables detection uses are `pacstap_detect::config`'s value types; `[ports]` and
 //! `[decapsulate]` are the app's, defined here.
 
+mod check;
 mod derive;
 mod error;
 mod load;
 mod locate;
 mod validate;
 
+pub use check::{Finding, Level};
 pub use derive::{add_ports, apply_ports, wire_config};
 pub use error::{ConfigError, ConfigIssue};
 pub use pacstap_detect::config::{
-    DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules, Users,
+    AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules,
+    Users,
 };
 
 use serde::{Deserialize, Serialize};
@@ -40,6 +43,7 @@ pub struct Config {
     pub evidence: EvidenceSettings,
     pub inventory: Inventory,
     pub decapsulate: Decapsulate,
+    pub capture: CaptureSettings,
 }
 
 impl Config {
@@ -102,10 +106,22 @@ impl Default for Decapsulate {
     }
 }
 
+/// `[capture]`: live capture settings kept in the file rather than on the command line, so a
+/// BPF filter with spaces (`tcp or (vlan and tcp)`) never passes through a systemd environment
+/// variable, which systemd splits at spaces (issue 14). `--bpf` overrides it. Read when capture
+/// starts; a SIGHUP reload does not change the filter of the open interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// BPF filter (tcpdump syntax), applied in the kernel. Absent: every frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pacstap_detect::config::{AddrMatch, NodeRole};
+    use pacstap_detect::config::{AddrList, NodeRole};
 
     #[test]
     fn decapsulate_table() {
@@ -116,6 +132,16 @@ mod tests {
         assert!(c.decapsulate.enabled);
         let e = Config::from_toml_str("[decapsulate]\ngeneve_ports = [0]\n").unwrap_err();
         assert_eq!(e.key(), Some("decapsulate.geneve_ports"));
+    }
+
+    #[test]
+    fn capture_table_holds_a_spaced_bpf_filter() {
+        assert_eq!(Config::default().capture.bpf, None);
+        let c = Config::from_toml_str("[capture]\nbpf = \"tcp or (vlan and tcp)\"\n").unwrap();
+        assert_eq!(c.capture.bpf.as_deref(), Some("tcp or (vlan and tcp)"));
+        assert_eq!(Config::from_toml_str(&c.render_effective()).unwrap(), c);
+        let e = Config::from_toml_str("[capture]\nfilter = \"tcp\"\n").unwrap_err();
+        assert_eq!(e.key(), Some("capture.filter"));
     }
 
     #[test]
@@ -161,7 +187,7 @@ hl7 = [2575]
 "#;
         let c = Config::from_toml_str(s).unwrap();
         assert_eq!(c.inventory.dicom.len(), 2);
-        assert_eq!(c.inventory.dicom[1].ip, AddrMatch::Any);
+        assert_eq!(c.inventory.dicom[1].ip, AddrList::any());
         assert_eq!(c.inventory.dicom[0].role, NodeRole::Pacs);
         assert_eq!(c.networks.internal.len(), 3);
         let back = Config::from_toml_str(&c.render_effective()).unwrap();

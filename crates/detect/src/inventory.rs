@@ -19,7 +19,7 @@ pub(crate) struct InventoryIndex {
     pub(crate) dicom: HashMap<String, Vec<AddrMatch>>,
     pub(crate) hl7: Vec<(AddrMatch, Option<u16>)>,
     /// User → devices.
-    pub(crate) users: HashMap<String, Vec<Device>>,
+    pub(crate) users: HashMap<String, UserDevices>,
     pub(crate) internal: Vec<IpNet>,
     pub(crate) exempt: HashSet<String>,
     pub(crate) exempt_ips: HashSet<IpAddr>,
@@ -34,12 +34,27 @@ impl InventoryIndex {
     pub(crate) fn new(cfg: &Config) -> Self {
         let mut inv = InventoryIndex::default();
         for n in &cfg.inventory.dicom {
-            inv.dicom.entry(n.ae.trim().to_string()).or_default().push(n.ip);
+            inv.dicom
+                .entry(n.ae.trim().to_string())
+                .or_default()
+                .extend(n.ip.0.iter().copied());
         }
-        inv.hl7 = cfg.inventory.hl7.iter().map(|e| (e.ip, e.port)).collect();
+        inv.hl7 = cfg
+            .inventory
+            .hl7
+            .iter()
+            .flat_map(|e| e.ip.0.iter().map(move |a| (*a, e.port)))
+            .collect();
         for u in &cfg.inventory.users {
             let devs = inv.users.entry(u.name.trim().to_string()).or_default();
-            devs.extend(u.devices.iter().map(|d| Device::parse(d)));
+            for d in &u.devices {
+                // A range (`10.20.30.0/24`, a workstation pool) is matched by membership; the
+                // config check refuses anything else that is neither an address nor a key.
+                match AddrMatch::parse(d) {
+                    Ok(AddrMatch::Net(n)) => devs.nets.push(n),
+                    _ => devs.exact.push(Device::parse(d)),
+                }
+            }
         }
         inv.internal = cfg.networks.internal.iter().map(|n| n.0).collect();
         let explicit = &cfg.rules.bulk_export.https_servers;
@@ -48,8 +63,10 @@ impl InventoryIndex {
                 .dicom
                 .iter()
                 .filter(|n| matches!(n.role, NodeRole::Pacs | NodeRole::Archive))
-                .filter_map(|n| match n.ip {
+                .flat_map(|n| n.ip.0.iter())
+                .filter_map(|a| match *a {
                     AddrMatch::Ip(ip) => Some(IpNet::from(canonical_ip(ip))),
+                    AddrMatch::Net(n) => Some(n),
                     AddrMatch::Any => None,
                 })
                 .collect()
@@ -133,11 +150,19 @@ impl InventoryIndex {
     }
 }
 
+/// A user's inventory devices: addresses and keys (MAC, `ja4:`) compared exactly, and address
+/// ranges compared by membership.
+#[derive(Debug, Default)]
+pub(crate) struct UserDevices {
+    pub(crate) exact: Vec<Device>,
+    pub(crate) nets: Vec<IpNet>,
+}
+
 /// The inventory's devices for a user or AE.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum InvDevices<'a> {
     None,
-    User(&'a [Device]),
+    User(&'a UserDevices),
     Ae(&'a [AddrMatch]),
 }
 
@@ -145,7 +170,8 @@ impl InvDevices<'_> {
     pub(crate) fn contains(&self, d: &Device) -> bool {
         match (self, d) {
             (InvDevices::None, _) => false,
-            (InvDevices::User(v), _) => v.contains(d),
+            (InvDevices::User(v), Device::Ip(ip)) => v.exact.contains(d) || v.nets.iter().any(|n| n.contains(ip)),
+            (InvDevices::User(v), _) => v.exact.contains(d),
             (InvDevices::Ae(v), Device::Ip(ip)) => v.iter().any(|a| a.matches(*ip)),
             (InvDevices::Ae(_), Device::Key(_)) => false,
         }
@@ -154,7 +180,9 @@ impl InvDevices<'_> {
     pub(crate) fn has_kind(&self, fingerprint: bool) -> bool {
         match self {
             InvDevices::None => false,
-            InvDevices::User(v) => v.iter().any(|d| d.is_fingerprint() == fingerprint),
+            InvDevices::User(v) => {
+                v.exact.iter().any(|d| d.is_fingerprint() == fingerprint) || (!fingerprint && !v.nets.is_empty())
+            }
             InvDevices::Ae(v) => !fingerprint && !v.is_empty(),
         }
     }
@@ -162,7 +190,7 @@ impl InvDevices<'_> {
     pub(crate) fn is_empty(&self) -> bool {
         match self {
             InvDevices::None => true,
-            InvDevices::User(v) => v.is_empty(),
+            InvDevices::User(v) => v.exact.is_empty() && v.nets.is_empty(),
             InvDevices::Ae(v) => v.is_empty(),
         }
     }
@@ -170,11 +198,17 @@ impl InvDevices<'_> {
     pub(crate) fn names(&self) -> Vec<String> {
         match self {
             InvDevices::None => Vec::new(),
-            InvDevices::User(v) => v.iter().map(|d| d.to_string()).collect(),
+            InvDevices::User(v) => v
+                .exact
+                .iter()
+                .map(|d| d.to_string())
+                .chain(v.nets.iter().map(|n| n.to_string()))
+                .collect(),
             InvDevices::Ae(v) => v
                 .iter()
                 .filter_map(|a| match a {
                     AddrMatch::Ip(ip) => Some(canonical_ip(*ip).to_string()),
+                    AddrMatch::Net(n) => Some(n.to_string()),
                     AddrMatch::Any => None,
                 })
                 .collect(),
@@ -285,5 +319,55 @@ devices = ["10.1.1.1", "ja4:t13d1516h2_8daaf6152771_e5627efa2ab1"]
             .names()
             .is_empty());
         assert!(InvDevices::None.is_empty());
+    }
+
+    /// Issue 14: a dual-stack node, a workstation pool and a receiver pair are one entry each;
+    /// every look-up uses list / CIDR membership.
+    #[test]
+    fn address_lists_and_ranges_are_matched_by_membership() {
+        let inv = index(
+            r#"
+[networks]
+internal = ["10.0.0.0/8", "fd00::/8"]
+[[inventory.dicom]]
+ae = "PACS"
+ip = ["10.0.0.5", "fd00::5"]
+role = "pacs"
+[[inventory.dicom]]
+ae = "WS"
+ip = "10.3.0.0/24"
+[[inventory.hl7]]
+ip = ["10.0.0.7", "10.0.0.8"]
+port = 2575
+[[inventory.users]]
+name = "bob"
+devices = ["10.20.30.0/24", "ja4:t13"]
+"#,
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (ae, addr, unknown) in [
+            ("PACS", "10.0.0.5", None),
+            ("PACS", "fd00::5", None),
+            ("PACS", "fd00::6", Some("not at its inventory address")),
+            ("WS", "10.3.0.77", None),
+            ("WS", "10.3.1.77", Some("not at its inventory address")),
+        ] {
+            assert_eq!(
+                inv.dicom_destination_unknown(Some(ae), Some(ip(addr))),
+                unknown,
+                "{ae} {addr}"
+            );
+        }
+        assert_eq!(inv.hl7_destination_unknown(ip("10.0.0.8"), Some(2575)), None);
+        assert!(inv.hl7_destination_unknown(ip("10.0.0.9"), Some(2575)).is_some());
+        assert!(inv.is_image_server(ip("fd00::5")));
+        let bob = InvDevices::User(inv.users.get("bob").expect("bob"));
+        assert!(bob.contains(&Device::parse("10.20.30.31")));
+        assert!(!bob.contains(&Device::parse("10.20.31.31")));
+        assert!(bob.has_kind(false) && bob.has_kind(true));
+        assert_eq!(bob.names(), vec!["ja4:t13".to_string(), "10.20.30.0/24".to_string()]);
+        let ws = InvDevices::Ae(inv.dicom.get("WS").expect("WS"));
+        assert!(ws.contains(&Device::parse("10.3.0.9")));
+        assert_eq!(ws.names(), vec!["10.3.0.0/24".to_string()]);
     }
 }

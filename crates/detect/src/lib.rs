@@ -61,6 +61,7 @@ mod held;
 mod incident;
 mod inventory;
 mod learned;
+pub mod learned_view;
 mod moves;
 mod name;
 mod observe;

@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Hl7Event {
-    /// MSH-9, components joined with `^` as sent (up to 3: code, trigger, structure),
-    /// e.g. `ADT^A01`, `ORU^R01^ORU_R01`.
+    /// MSH-9 message code and trigger event joined with `^` (CONTRACT §2), e.g. `ADT^A01`,
+    /// `ACK^A01`; a message without trigger has the code alone (`ACK`). The structure (third
+    /// component) is in `message_structure`, so grouping by type does not split one type in two.
     pub message_type: String,
+    /// Extension: MSH-9 third component, the message structure (`ADT_A01`), when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_structure: Option<String>,
     /// MSH-10.
     pub control_id: String,
     /// MSH-12.

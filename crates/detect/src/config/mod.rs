@@ -86,11 +86,12 @@ impl<'de> Deserialize<'de> for Net {
     }
 }
 
-/// An inventory address: an IP, or `"*"` for any address.
+/// An inventory address: an IP, a CIDR range (a workstation pool), or `"*"` for any address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddrMatch {
     Any,
     Ip(IpAddr),
+    Net(IpNet),
 }
 
 impl AddrMatch {
@@ -98,9 +99,115 @@ impl AddrMatch {
         match self {
             AddrMatch::Any => true,
             AddrMatch::Ip(a) => canonical_ip(*a) == canonical_ip(ip),
+            AddrMatch::Net(n) => n.contains(&canonical_ip(ip)),
+        }
+    }
+
+    /// `"*"`, an IP or a CIDR. A single address written as `/32` (`/128`) is that address.
+    pub fn parse(s: &str) -> Result<AddrMatch, String> {
+        let t = s.trim();
+        if t == "*" || t.is_empty() {
+            return Ok(AddrMatch::Any);
+        }
+        if let Ok(ip) = t.parse::<IpAddr>() {
+            return Ok(AddrMatch::Ip(canonical_ip(ip)));
+        }
+        if let Ok(n) = t.parse::<IpNet>() {
+            let n = n.trunc();
+            return Ok(if n.prefix_len() == n.max_prefix_len() {
+                AddrMatch::Ip(canonical_ip(n.addr()))
+            } else {
+                AddrMatch::Net(n)
+            });
+        }
+        let looks_numeric = t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '/');
+        Err(if looks_numeric || t.contains(':') {
+            format!("{t:?} is not a valid IP address or CIDR range")
+        } else {
+            format!("{t:?} is a host name; an address is needed (an IP, a CIDR range, or \"*\")")
+        })
+    }
+}
+
+/// One address or several (`ip = "10.0.0.5"` or `ip = ["10.0.0.5", "fd00::5", "10.9.0.0/24"]`):
+/// a dual-stack node or a pool of workstations is one inventory entry. The single-string form
+/// is kept and written back as such.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AddrList(pub Vec<AddrMatch>);
+
+impl AddrList {
+    pub fn any() -> AddrList {
+        AddrList(vec![AddrMatch::Any])
+    }
+
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|a| a.matches(ip))
+    }
+
+    pub fn is_any(&self) -> bool {
+        self.0.iter().any(|a| matches!(a, AddrMatch::Any))
+    }
+}
+
+impl Default for AddrList {
+    fn default() -> Self {
+        AddrList::any()
+    }
+}
+
+impl From<AddrMatch> for AddrList {
+    fn from(a: AddrMatch) -> Self {
+        AddrList(vec![a])
+    }
+}
+
+impl Serialize for AddrList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            many => many.serialize(s),
         }
     }
 }
+
+impl<'de> Deserialize<'de> for AddrList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than `#[serde(untagged)]`: the error of a bad element keeps its
+        // own message and position (`inventory.dicom[0].ip[1] at line 5`).
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = AddrList;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an IP address, a CIDR range, \"*\", or a list of these")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<AddrList, E> {
+                AddrMatch::parse(v).map(AddrList::from).map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<AddrList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(a) = seq.next_element::<AddrMatch>()? {
+                    // A config file is the operator's, but a list still has a bound: the
+                    // detector compares each address in turn.
+                    if out.len() >= MAX_ADDRS_PER_ENTRY {
+                        return Err(de::Error::custom(format!(
+                            "at most {MAX_ADDRS_PER_ENTRY} addresses per entry; use a CIDR range"
+                        )));
+                    }
+                    out.push(a);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("an empty address list"));
+                }
+                Ok(AddrList(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Addresses one inventory entry may list (dual-stack nodes and a few pools need a handful;
+/// more is a CIDR range's job).
+pub const MAX_ADDRS_PER_ENTRY: usize = 64;
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
@@ -115,6 +222,7 @@ impl Serialize for AddrMatch {
         match self {
             AddrMatch::Any => s.serialize_str("*"),
             AddrMatch::Ip(ip) => s.collect_str(ip),
+            AddrMatch::Net(n) => s.collect_str(n),
         }
     }
 }
@@ -122,13 +230,7 @@ impl Serialize for AddrMatch {
 impl<'de> Deserialize<'de> for AddrMatch {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let t = s.trim();
-        if t == "*" || t.is_empty() {
-            return Ok(AddrMatch::Any);
-        }
-        t.parse::<IpAddr>()
-            .map(AddrMatch::Ip)
-            .map_err(|_| de::Error::custom(format!("expected an IP address or \"*\", found {t:?}")))
+        AddrMatch::parse(&s).map_err(de::Error::custom)
     }
 }
 
@@ -146,15 +248,11 @@ pub struct Inventory {
 #[serde(deny_unknown_fields)]
 pub struct DicomNode {
     pub ae: String,
-    /// Absent or `"*"`: any address.
-    #[serde(default = "any_addr")]
-    pub ip: AddrMatch,
+    /// Absent or `"*"`: any address. One address, a CIDR range, or a list of these.
+    #[serde(default)]
+    pub ip: AddrList,
     #[serde(default)]
     pub role: NodeRole,
-}
-
-fn any_addr() -> AddrMatch {
-    AddrMatch::Any
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -173,7 +271,8 @@ pub enum NodeRole {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hl7Endpoint {
-    pub ip: AddrMatch,
+    /// One address, a CIDR range, or a list of these.
+    pub ip: AddrList,
     /// Absent: any port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
@@ -184,7 +283,7 @@ pub struct Hl7Endpoint {
 #[serde(deny_unknown_fields)]
 pub struct InventoryUser {
     pub name: String,
-    /// IPs, MACs, or `ja4:<fingerprint>`; learned state adds to these at run time.
+    /// IPs, CIDR ranges, MACs, or `ja4:<fingerprint>`; learned state adds to these at run time.
     #[serde(default)]
     pub devices: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

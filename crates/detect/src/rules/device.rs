@@ -33,7 +33,7 @@ impl Detector {
             EntRef::Ip(_) => return,
         };
         let inv = match kind {
-            EntityKind::User => self.inv.users.get(id).map_or(InvDevices::None, |v| InvDevices::User(v)),
+            EntityKind::User => self.inv.users.get(id).map_or(InvDevices::None, InvDevices::User),
             _ => match self.inv.dicom.get(id) {
                 None => InvDevices::None,
                 // `ip = "*"`: this AE may be anywhere.

@@ -94,13 +94,14 @@ pub(crate) fn identity_kind(kind: u8) -> String {
     }
 }
 
-/// The contract's user identity: type and user name only (never passcode, ticket or token).
+/// The contract's user identity: type and user name only (never passcode, ticket or token; a
+/// JWT's user is its claim, read by the parser).
 /// `server_response` is known only when the requester asked for one and the association was
 /// accepted: then it says whether the A-ASSOCIATE-AC carried sub-item 59H (PS3.7 §D.3.3.7.2).
 pub(crate) fn user_identity(id: &RequestedIdentity, accepted: bool, response_seen: bool) -> UserIdentity {
     UserIdentity {
         kind: identity_kind(id.kind),
-        username: if matches!(id.kind, 1 | 2) {
+        username: if matches!(id.kind, 1 | 2 | 5) {
             id.username.clone()
         } else {
             None
@@ -290,14 +291,22 @@ mod tests {
     #[test]
     fn identity_never_carries_secrets() {
         let id = RequestedIdentity {
-            kind: 5,
+            kind: 4,
             positive_response_requested: true,
             username: Some("x".into()),
         };
         let u = user_identity(&id, true, true);
-        assert_eq!(u.kind, "jwt");
+        assert_eq!(u.kind, "saml");
         assert_eq!(u.username, None);
         assert_eq!(u.server_response, Some(true));
+        // A JWT's user is the claim the parser read from it.
+        let id = RequestedIdentity {
+            kind: 5,
+            positive_response_requested: false,
+            username: Some("rad1".into()),
+        };
+        let u = user_identity(&id, true, true);
+        assert_eq!((u.kind.as_str(), u.username.as_deref()), ("jwt", Some("rad1")));
         let id = RequestedIdentity {
             kind: 2,
             positive_response_requested: false,

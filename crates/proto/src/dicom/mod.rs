@@ -810,12 +810,28 @@ mod tests {
 
     #[test]
     fn identity_types_and_close_reasons() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        // A JWT's user is its `preferred_username` (else `sub`) claim, as for HTTP Bearer.
+        let jwt = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"4c1f-uuid","preferred_username":"rad1","exp":1}"#),
+            URL_SAFE_NO_PAD.encode("sig")
+        );
+        let sub_only = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"svc-router"}"#)
+        );
         let expect = [
-            (1, "username", Some("alice")),
-            (2, "username_passcode", Some("alice")),
-            (3, "kerberos", None),
-            (4, "saml", None),
-            (5, "jwt", None),
+            (1, "alice", "username", Some("alice")),
+            (2, "alice", "username_passcode", Some("alice")),
+            (3, "alice", "kerberos", None),
+            (4, "alice", "saml", None),
+            (5, "alice", "jwt", None),
+            (5, jwt.as_str(), "jwt", Some("rad1")),
+            (5, sub_only.as_str(), "jwt", Some("svc-router")),
         ];
         let reasons = [
             (CloseReason::Fin, AssociationOutcome::Closed),
@@ -824,7 +840,7 @@ mod tests {
             (CloseReason::EndOfCapture, AssociationOutcome::Incomplete),
             (CloseReason::Evicted, AssociationOutcome::Incomplete),
         ];
-        for ((kind, name, user), (reason, outcome)) in expect.into_iter().zip(reasons) {
+        for ((kind, primary, name, user), (reason, outcome)) in expect.into_iter().zip(reasons.into_iter().cycle()) {
             let conv: Conv = vec![
                 (
                     ToServer,
@@ -832,13 +848,16 @@ mod tests {
                         "SCU",
                         "PACS",
                         &[(1, VERIFICATION, &[IMPLICIT_LE])],
-                        Some((kind, "alice", "tok3n")),
+                        Some((kind, primary, "tok3n")),
                     ),
                 ),
                 (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
             ];
             let ev = run(&ProtoConfig::default(), 104, &conv, None, reason);
             assert!(!format!("{ev:?}").contains("tok3n"));
+            if kind == 5 && primary.len() > 10 {
+                assert!(!format!("{ev:?}").contains(primary), "the token is never reported");
+            }
             let a = &associations(&ev)[0];
             let id = a.user_identity.as_ref().unwrap();
             assert_eq!((id.kind.as_str(), id.username.as_deref()), (name, user));

@@ -446,7 +446,8 @@ pub struct RequestedIdentity {
     /// 1 username, 2 username + passcode, 3 Kerberos, 4 SAML, 5 JWT.
     pub kind: u8,
     pub positive_response_requested: bool,
-    /// Types 1 and 2 only: the primary field (UTF-8 user name), trimmed.
+    /// Types 1 and 2: the primary field (UTF-8 user name), trimmed; type 5 (JWT): the token's
+    /// `preferred_username` or `sub` claim (see [`identity_username`]). Never the token.
     pub username: Option<String>,
 }
 
@@ -505,6 +506,19 @@ pub struct ParsedControl {
 }
 
 /// AE titles and UIDs are space-padded (AE, PS3.5 §6.2) or NUL-padded (UI, PS3.5 §9.1).
+/// The user a User Identity sub-item names (PS3.7 §D.3.3.7.1): the primary field for types 1
+/// and 2; for a JWT (type 5) its `preferred_username` or else `sub` claim, read as HTTP reads a
+/// Bearer token (RFC 7519, not verified: the tap reports who the token says, as for HTTP), so the
+/// same user has the same name whichever protocol carried the token. The token itself, a
+/// Kerberos ticket or a SAML assertion is never kept.
+fn identity_username(kind: u8, primary: &[u8]) -> Option<String> {
+    match kind {
+        1 | 2 => Some(clean_text(&String::from_utf8_lossy(primary))),
+        5 => crate::http::auth::jwt_user(primary.trim_ascii()),
+        _ => None,
+    }
+}
+
 pub(crate) fn clean_text(s: &str) -> String {
     s.trim_matches(|c: char| c == ' ' || c == '\0').to_string()
 }
@@ -535,7 +549,7 @@ pub fn find_user_identity(rq_body: &[u8]) -> Option<RequestedIdentity> {
                     let positive = value.get(1).copied() == Some(1);
                     let plen = usize::from(be_u16(value, 2)?);
                     let primary = value.get(4..4 + plen)?;
-                    let username = matches!(kind, 1 | 2).then(|| clean_text(&String::from_utf8_lossy(primary)));
+                    let username = identity_username(kind, primary);
                     return Some(RequestedIdentity {
                         kind,
                         positive_response_requested: positive,
@@ -567,7 +581,7 @@ fn user_variables_rq(rq: &mut AssociateRq, vars: Vec<UserVariableItem>) {
                     ul::UserIdentityType::Jwt => 5,
                     _ => 0,
                 };
-                let username = matches!(kind, 1 | 2).then(|| clean_text(&String::from_utf8_lossy(&id.primary_field())));
+                let username = identity_username(kind, &id.primary_field());
                 rq.user_identity = Some(RequestedIdentity {
                     kind,
                     positive_response_requested: id.positive_response_requested(),

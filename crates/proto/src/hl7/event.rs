@@ -53,8 +53,10 @@ pub(super) fn event_of(h: MessageHeader, msg: &Message, dir: Direction, end: Mes
         _ => None,
     };
     let (ack_code, acked_control_id) = h.ack.map_or((None, None), |a| (a.code, a.control_id));
+    let (message_type, message_structure) = split_type(h.message_type.as_deref().unwrap_or(""));
     let mut ev = Hl7Event {
-        message_type: h.message_type.unwrap_or_default(),
+        message_type,
+        message_structure,
         control_id: h.control_id.unwrap_or_default(),
         version: h.version,
         sending_application: h.sending_application,
@@ -96,9 +98,40 @@ pub(super) fn event_of(h: MessageHeader, msg: &Message, dir: Direction, end: Mes
     ev
 }
 
+/// MSH-9 as the CONTRACT (§2) wants it: `type^trigger` (`ADT^A01`) and, apart, the
+/// structure (`ADT_A01`). The parser renders at most 3 components, so a fourth never appears.
+fn split_type(msh9: &str) -> (String, Option<String>) {
+    let mut parts = msh9.splitn(3, '^');
+    let code = parts.next().unwrap_or("");
+    let trigger = parts.next().filter(|t| !t.is_empty());
+    let structure = parts.next().filter(|s| !s.is_empty()).map(str::to_string);
+    let ty = match trigger {
+        Some(t) => format!("{code}^{t}"),
+        None => code.to_string(),
+    };
+    (ty, structure)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Hl7Anomaly;
+    use super::{split_type, Hl7Anomaly};
+
+    /// CONTRACT §2: `message_type` is type^trigger; the structure goes apart.
+    #[test]
+    fn msh9_splits_into_type_and_structure() {
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("ADT^A01^ADT_A01", "ADT^A01", Some("ADT_A01")),
+            ("ADT^A01", "ADT^A01", None),
+            ("ACK", "ACK", None),
+            ("ACK^^ACK", "ACK", Some("ACK")),
+            ("ORU^R01^", "ORU^R01", None),
+            ("", "", None),
+        ];
+        for (msh9, ty, st) in cases {
+            let (t, s) = split_type(msh9);
+            assert_eq!((t.as_str(), s.as_deref()), (*ty, *st), "{msh9}");
+        }
+    }
 
     /// The names are the CONTRACT's (events and `pacstap_anomalies_total` labels): pinned here
     /// so a renamed variant cannot change them.

@@ -385,7 +385,8 @@ mod tests {
         assert_eq!(ours, oracle);
 
         let adt = &m[0];
-        assert_eq!(adt.message_type, "ADT^A01^ADT_A01");
+        assert_eq!(adt.message_type, "ADT^A01");
+        assert_eq!(adt.message_structure.as_deref(), Some("ADT_A01"));
         assert_eq!(adt.control_id, "MSG0001");
         assert_eq!(adt.version.as_deref(), Some("2.5.1"));
         assert_eq!(adt.sending_application.as_deref(), Some("RIS"));
@@ -400,7 +401,8 @@ mod tests {
         assert_eq!(counts, vec![("EVN", 1), ("MSH", 1), ("PID", 1), ("PV1", 1)]);
 
         let a = &m[1];
-        assert_eq!(a.message_type, "ACK^A01^ACK");
+        assert_eq!(a.message_type, "ACK^A01");
+        assert_eq!(a.message_structure.as_deref(), Some("ACK"));
         assert_eq!(a.direction, Some(ToClient));
         assert_eq!(a.sending_application.as_deref(), Some("HIS"));
         assert_eq!(
