@@ -32,30 +32,10 @@ fn alerts<'a>(events: &'a [ProtocolEvent], rule: &str) -> Vec<(i64, &'a Alert)> 
 
 /// tshark's DICOM lines of a scenario capture: (frame time in ns, TCP stream, Info column).
 fn tshark_dicom(file: &str) -> Option<Vec<(i64, u64, String)>> {
-    let out = Command::new("tshark")
-        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
-        .arg(sample("scenarios").join(file))
-        .args([
-            "-d",
-            "tcp.port==4242,dicom",
-            "-d",
-            "tcp.port==11112,dicom",
-            "-Y",
-            "dicom",
-        ])
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "tcp.stream",
-            "-e",
-            "_ws.col.Info",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = common::tshark_dicom_fields(
+        &sample("scenarios").join(file),
+        &["-e", "frame.time_epoch", "-e", "tcp.stream", "-e", "_ws.col.Info"],
+    )?;
     let mut v = Vec::new();
     for line in text.lines() {
         let mut f = line.splitn(3, '\t');

@@ -16,20 +16,9 @@ struct Counts {
 }
 
 fn tshark_counts(file: &str) -> Option<Counts> {
-    let out = Command::new("tshark")
-        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
-        .arg(sample(file))
-        .args([
-            "-d",
-            "tcp.port==4242,dicom",
-            "-d",
-            "tcp.port==11112,dicom",
-            "-Y",
-            "dicom",
-        ])
-        .args([
-            "-T",
-            "fields",
+    let text = common::tshark_dicom_fields(
+        &sample(file),
+        &[
             "-E",
             "occurrence=a",
             "-E",
@@ -38,10 +27,8 @@ fn tshark_counts(file: &str) -> Option<Counts> {
             "dicom.pdu.type",
             "-e",
             "_ws.col.Info",
-        ])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+        ],
+    )?;
     let mut c = Counts::default();
     for line in text.lines() {
         let (types, info) = line.split_once('\t').unwrap_or((line, ""));

@@ -77,3 +77,26 @@ impl pacstap::live::FrameFeed for FilesAsLive {
         true
     }
 }
+
+/// tshark's DICOM lines of a capture (its DICOM ports 4242 and 11112, out-of-order segments
+/// reassembled as pacstap does) with the given `-T fields` options (`-e`, `-E` …), as text;
+/// `None` when tshark is not installed.
+pub fn tshark_dicom_fields(path: &std::path::Path, fields: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("tshark")
+        .args(["-n", "-o", "tcp.reassemble_out_of_order:TRUE", "-r"])
+        .arg(path)
+        .args([
+            "-d",
+            "tcp.port==4242,dicom",
+            "-d",
+            "tcp.port==11112,dicom",
+            "-Y",
+            "dicom",
+            "-T",
+            "fields",
+        ])
+        .args(fields)
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}

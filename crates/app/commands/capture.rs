@@ -1,8 +1,6 @@
 //! `pacstap capture`: options to [`pacstap::CaptureOptions`], signals, checks, then the run.
 
-use super::{
-    apply_decapsulate, check_outputs, is_stdout, load_config, start_alertmanager, start_metrics, stop_alertmanager,
-};
+use super::{check_outputs, config_and_alertmanager, is_stdout, start_metrics, stop_alertmanager};
 use crate::cli::CaptureArgs;
 use anyhow::{Context, Result};
 use pacstap_output::term::{error_chain, for_terminal, say};
@@ -13,17 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
-    let mut config = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
-        return Ok(code);
-    }
-    let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
-        Ok(a) => a,
-        Err(code) => return Ok(code),
-    };
+    let (config, alertmanager) =
+        match config_and_alertmanager(args.config.as_deref(), &args.decapsulate, args.alertmanager.as_deref()) {
+            Ok(both) => both,
+            Err(code) => return Ok(code),
+        };
     let mut live = pacstap_capture::LiveConfig::new(args.interface);
     // `--bpf` over the config's `[capture] bpf`.
     live.bpf = args.bpf.or_else(|| config.capture.bpf.clone());

@@ -61,6 +61,19 @@ pub fn apply_decapsulate(config: &mut pacstap::config::Config, specs: &[String])
     Ok(())
 }
 
+/// What replay and capture set up alike before any packet: the config file (or the defaults),
+/// `--decapsulate` applied to it, and the Alertmanager client. `Err` is the exit code, the
+/// reason already said.
+pub fn config_and_alertmanager(
+    config: Option<&Path>,
+    decapsulate: &[String],
+    alertmanager: Option<&str>,
+) -> Result<(pacstap::config::Config, Option<Arc<AlertmanagerClient>>), ExitCode> {
+    let mut config = load_config(config)?;
+    apply_decapsulate(&mut config, decapsulate)?;
+    Ok((config, start_alertmanager(alertmanager)?))
+}
+
 /// Registry and server for `--metrics-listen`.
 /// `--alertmanager URL`: a bad URL is bad usage (exit 2), reported before any work starts.
 pub fn start_alertmanager(url: Option<&str>) -> Result<Option<Arc<AlertmanagerClient>>, ExitCode> {

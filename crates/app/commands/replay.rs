@@ -2,8 +2,8 @@
 //! when `--report` asks for one.
 
 use super::{
-    apply_decapsulate, check_outputs, check_report_output, is_stdout, load_config, run_report, start_alertmanager,
-    start_metrics, stop_alertmanager,
+    check_outputs, check_report_output, config_and_alertmanager, is_stdout, run_report, start_metrics,
+    stop_alertmanager,
 };
 use crate::cli::{ReplayArgs, ReportArgs};
 use anyhow::{Context, Result};
@@ -29,17 +29,11 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         config: args.config.clone(),
         study: None,
     });
-    let mut config = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    if let Err(code) = apply_decapsulate(&mut config, &args.decapsulate) {
-        return Ok(code);
-    }
-    let alertmanager = match start_alertmanager(args.alertmanager.as_deref()) {
-        Ok(a) => a,
-        Err(code) => return Ok(code),
-    };
+    let (config, alertmanager) =
+        match config_and_alertmanager(args.config.as_deref(), &args.decapsulate, args.alertmanager.as_deref()) {
+            Ok(both) => both,
+            Err(code) => return Ok(code),
+        };
     if let Some(html) = &args.report {
         if let Err(code) = check_report_output(html) {
             return Ok(code);
