@@ -73,13 +73,17 @@ impl PostureTracker {
 
     /// Look at `ev`; append the posture events it causes to `out`.
     pub fn observe(&mut self, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let server = || format!("{}:{}", ev.flow.server.ip, ev.flow.server.port);
+        let server = || std::net::SocketAddr::new(ev.flow.server.ip, ev.flow.server.port).to_string();
         let account = |u: &str| format!("{} from {}", u, ev.flow.client.ip);
+        // The system is the server's address: AE titles, HL7 application names, Host headers
+        // and SNI are the client's to choose, so a scanner cycling through them would make a
+        // "system" per guess; they go in `detail` instead.
+        let system = server();
         match &ev.body {
             EventBody::Dicom(DicomEvent::Association(a)) => {
                 // Decoded at all means in clear: a DICOM TLS association is a `tls` event.
-                let system = format!("{}@{}", a.called_ae, server());
-                self.note(ev, PostureFinding::DicomInClear, &system, "dicom", "association in clear", out);
+                let detail = format!("association in clear, called AE {}", a.called_ae);
+                self.note(ev, PostureFinding::DicomInClear, &system, "dicom", &detail, out);
                 if let Some(id) = &a.user_identity {
                     if id.kind == "username_passcode" {
                         self.note(
@@ -97,18 +101,28 @@ impl PostureTracker {
                 }
             }
             EventBody::Hl7(m) => {
-                let app = m.receiving_application.as_deref().unwrap_or("?");
-                let system = format!("{app}@{}", server());
-                self.note(ev, PostureFinding::Hl7InClear, &system, "hl7", "MLLP in clear", out);
+                let detail = format!(
+                    "MLLP in clear: {} → {}",
+                    m.sending_application.as_deref().unwrap_or("?"),
+                    m.receiving_application.as_deref().unwrap_or("?")
+                );
+                self.note(ev, PostureFinding::Hl7InClear, &system, "hl7", &detail, out);
             }
             EventBody::Http(h) => {
-                let host = match h.hostname.as_deref() {
-                    Some(n) => format!("{n} ({})", server()),
-                    None => server(),
-                };
                 // Basic and form logins carry the password itself; Digest / NTLM a hash of it.
                 if let Some(s @ ("basic" | "form")) = h.auth.as_deref() {
-                    self.note(ev, PostureFinding::HttpCredentialsInClear, &host, "http", s, out);
+                    let detail = match h.hostname.as_deref() {
+                        Some(n) => format!("{s}, host {n}"),
+                        None => s.to_string(),
+                    };
+                    self.note(
+                        ev,
+                        PostureFinding::HttpCredentialsInClear,
+                        &system,
+                        "http",
+                        &detail,
+                        out,
+                    );
                 }
                 if let Some(u) = h.user.as_deref() {
                     if is_generic_name(u) {
@@ -122,15 +136,15 @@ impl PostureTracker {
                 }
             }
             EventBody::Tls(t) => {
-                let host = match t.sni.as_deref() {
-                    Some(n) => format!("{n} ({})", server()),
-                    None => server(),
+                let sni = |d: &str| match t.sni.as_deref() {
+                    Some(n) => format!("{d}, SNI {n}"),
+                    None => d.to_string(),
                 };
                 if let Some(v) = t.version.as_deref().filter(|v| is_tls_below_1_2(v)) {
-                    self.note(ev, PostureFinding::TlsBelow12, &host, "tls", v, out);
+                    self.note(ev, PostureFinding::TlsBelow12, &system, "tls", &sni(v), out);
                 }
                 if let Some(c) = t.cipher_suite.as_deref().filter(|c| is_weak_cipher(c)) {
-                    self.note(ev, PostureFinding::WeakCiphers, &host, "tls", c, out);
+                    self.note(ev, PostureFinding::WeakCiphers, &system, "tls", &sni(c), out);
                 }
                 if let Some(cert) = &t.certificate {
                     let expired = cert.not_after.is_some_and(|na| na < ev.ts);
@@ -142,7 +156,7 @@ impl PostureTracker {
                             _ => "self-signed",
                         };
                         let detail = format!("{what}: {}", cert.subject.as_deref().unwrap_or("?"));
-                        self.note(ev, PostureFinding::Certificates, &host, "tls", &detail, out);
+                        self.note(ev, PostureFinding::Certificates, &system, "tls", &detail, out);
                     }
                 }
             }
@@ -243,16 +257,17 @@ mod tests {
         let p = postures(&out);
         assert_eq!(p.len(), 2, "{p:?}");
         assert_eq!(p[0].finding, PostureFinding::DicomInClear);
-        assert_eq!(p[0].system, "PACS@10.0.0.10:104");
+        assert_eq!(p[0].system, "10.0.0.10:104");
+        assert_eq!(p[0].detail, "association in clear, called AE PACS");
         assert_eq!(p[0].count, 1);
-        assert_eq!(p[1].system, "ARCHIVE@10.0.0.11:11112");
+        assert_eq!(p[1].system, "10.0.0.11:11112");
         // 23 h later: still quiet; 24 h after the first: once more, counting the 4 + 1 since.
         t.observe(&assoc(23 * 3600 * SEC, pacs, "CT1", "PACS", true, None), &mut out);
         assert_eq!(postures(&out).len(), 2);
         t.observe(&assoc(24 * 3600 * SEC, pacs, "CT1", "PACS", true, None), &mut out);
         let p = postures(&out);
         assert_eq!(p.len(), 3);
-        assert_eq!(p[2].system, "PACS@10.0.0.10:104");
+        assert_eq!(p[2].system, "10.0.0.10:104");
         assert_eq!(p[2].count, 6);
         assert_eq!(p[2].flow_ids, vec![FlowId(1)]);
         assert_eq!(t.emitted(), 3);
@@ -271,7 +286,14 @@ mod tests {
         t.observe(&http_ev(h), &mut out);
         // A DICOM passcode in clear is a credential in clear too.
         t.observe(
-            &assoc(2 * SEC, flow(4, "10.0.0.7:50001", "10.0.0.10:104"), "WS", "PACS", true, Some("rad1")),
+            &assoc(
+                2 * SEC,
+                flow(4, "10.0.0.7:50001", "10.0.0.10:104"),
+                "WS",
+                "PACS",
+                true,
+                Some("rad1"),
+            ),
             &mut out,
         );
         let got: Vec<(&str, &str, &str)> = postures(&out)
@@ -284,8 +306,16 @@ mod tests {
                 ("http_credentials_in_clear", "10.0.0.10:8042", "basic"),
                 ("generic_account_names", "admin from 10.0.0.7", "admin"),
                 ("unlisted_admin", "admin from 10.0.0.7", "orthanc_modality_config"),
-                ("dicom_in_clear", "PACS@10.0.0.10:104", "association in clear"),
-                ("http_credentials_in_clear", "PACS@10.0.0.10:104", "DICOM user identity with passcode"),
+                (
+                    "dicom_in_clear",
+                    "10.0.0.10:104",
+                    "association in clear, called AE PACS"
+                ),
+                (
+                    "http_credentials_in_clear",
+                    "10.0.0.10:104",
+                    "DICOM user identity with passcode"
+                ),
             ]
         );
         // Without users.admins nobody is judged.
@@ -294,7 +324,9 @@ mod tests {
         let mut h = http(0, f, "/modalities/X", 200, Some("rad1"));
         h.2.admin_action = Some("orthanc_modality_config".into());
         t.observe(&http_ev(h), &mut out);
-        assert!(postures(&out).iter().all(|p| p.finding != PostureFinding::UnlistedAdmin));
+        assert!(postures(&out)
+            .iter()
+            .all(|p| p.finding != PostureFinding::UnlistedAdmin));
     }
 
     #[test]
@@ -313,7 +345,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        t.observe(&event(0, flow(5, "10.0.0.8:1", "10.0.0.12:443"), EventBody::Tls(tls)), &mut out);
+        t.observe(
+            &event(0, flow(5, "10.0.0.8:1", "10.0.0.12:443"), EventBody::Tls(tls)),
+            &mut out,
+        );
         let got: Vec<(&str, &str, &str)> = postures(&out)
             .iter()
             .map(|p| (p.finding.id(), p.system.as_str(), p.detail.as_str()))
@@ -321,9 +356,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("tls_below_1_2", "pacs.example (10.0.0.12:443)", "TLS 1.0"),
-                ("weak_ciphers", "pacs.example (10.0.0.12:443)", "TLS_RSA_WITH_RC4_128_SHA"),
-                ("certificates", "pacs.example (10.0.0.12:443)", "expired, self-signed: CN=pacs"),
+                ("tls_below_1_2", "10.0.0.12:443", "TLS 1.0, SNI pacs.example"),
+                (
+                    "weak_ciphers",
+                    "10.0.0.12:443",
+                    "TLS_RSA_WITH_RC4_128_SHA, SNI pacs.example"
+                ),
+                ("certificates", "10.0.0.12:443", "expired, self-signed: CN=pacs"),
             ]
         );
         // TLS 1.3 with a good suite and no certificate in clear: nothing.
@@ -333,7 +372,10 @@ mod tests {
             ..Default::default()
         };
         let n = out.len();
-        t.observe(&event(0, flow(6, "10.0.0.8:2", "10.0.0.13:443"), EventBody::Tls(good)), &mut out);
+        t.observe(
+            &event(0, flow(6, "10.0.0.8:2", "10.0.0.13:443"), EventBody::Tls(good)),
+            &mut out,
+        );
         assert_eq!(out.len(), n);
     }
 
@@ -344,17 +386,31 @@ mod tests {
         for i in 0..100_000u32 {
             let server = format!("10.{}.{}.{}:104", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
             let f = flow(u64::from(i), "192.168.0.1:40000", &server);
+            assert!(server.parse::<std::net::SocketAddr>().is_ok());
             t.observe(&assoc(i64::from(i), f, "CT1", "PACS", true, None), &mut out);
         }
         assert_eq!(t.seen.len(), MAX_TRACKED);
         // Each system was new when seen: one event each, none lost.
         assert_eq!(out.len(), 100_000);
-        // A key longer than the cap is cut: the wire cannot grow an entry.
+        // A key or detail longer than the cap is cut: the wire cannot grow an entry.
         let long = "A".repeat(10_000);
-        t.observe(&assoc(0, flow(1, "192.168.0.1:1", "10.0.0.1:104"), "CT1", &long, true, None), &mut out);
+        t.observe(
+            &assoc(0, flow(1, "192.168.0.1:1", "10.0.0.1:105"), "CT1", &long, true, None),
+            &mut out,
+        );
         match &out.last().unwrap().body {
-            EventBody::Posture(p) => assert_eq!(p.system.len(), MAX_TEXT),
+            EventBody::Posture(p) => assert_eq!(p.detail.len(), MAX_TEXT),
             b => panic!("{b:?}"),
         }
+        // A client cycling called AE titles against one server is one system.
+        let n = out.len();
+        for i in 0..1000 {
+            let ae = format!("GUESS{i}");
+            t.observe(
+                &assoc(1, flow(2, "192.168.0.2:1", "10.0.0.1:105"), "X", &ae, false, None),
+                &mut out,
+            );
+        }
+        assert_eq!(out.len(), n);
     }
 }

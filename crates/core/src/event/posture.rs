@@ -176,7 +176,10 @@ mod tests {
         }
         assert_eq!(PostureFinding::from_id("nope"), None);
         assert_eq!(PostureFinding::TlsBelow12.id(), "tls_below_1_2");
-        assert_eq!(PostureFinding::GenericAccountNames.checklist_item(), "unique_identities");
+        assert_eq!(
+            PostureFinding::GenericAccountNames.checklist_item(),
+            "unique_identities"
+        );
     }
 
     #[test]
