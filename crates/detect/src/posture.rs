@@ -23,7 +23,8 @@ use std::time::Duration;
 pub const REPEAT_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// (finding, system) pairs remembered. A site has hundreds of systems, not tens of
-/// thousands; 10 000 × 8 findings covers that with room, at ~200 B an entry (~2 MB worst).
+/// thousands; 10 000 pairs cover that with room. An entry is ~150 B typically, at most
+/// ~900 B (a 256-byte key held twice, map and FIFO order, and 10 flow ids): ~9 MB worst.
 pub const MAX_TRACKED: usize = 10_000;
 
 /// Longest system / detail string kept (AE titles are 16 bytes, PS3.5 §6.2; host names 253,
