@@ -557,7 +557,7 @@ fn every_example_in_the_reference_matches_the_schema() {
             .unwrap_or_else(|e| panic!("example does not match the schema: {e}\n{ex}"));
         types.insert(v["event_type"].as_str().unwrap().to_owned());
     }
-    let want: BTreeSet<String> = ["dicom", "http", "tls", "hl7", "alert", "anomaly"]
+    let want: BTreeSet<String> = ["dicom", "http", "tls", "hl7", "alert", "anomaly", "posture"]
         .map(String::from)
         .into();
     assert_eq!(types, want, "one example per event type");

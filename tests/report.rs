@@ -57,6 +57,45 @@ fn report(args: &[&str], events: &[&Path], dir: &Path) -> Value {
     json(&dir.join("o.json"))
 }
 
+/// Issue 13: a C-STORE sub-operation row names the C-MOVE that caused it, and "by whom" is
+/// the C-MOVE's requester, not the PACS that stored the images.
+#[test]
+fn ledger_c_store_rows_name_their_c_move_and_its_requester() {
+    let d = scenario("movelink");
+    let j = json(&d.join("r.json"));
+    let rows = j["ledger"].as_array().unwrap();
+    let stores: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["how"] == "C-STORE" && r["to"] == "STORESCP@10.20.0.20")
+        .collect();
+    assert!(stores.len() >= 16, "{} C-STORE rows", stores.len());
+    for st in &stores {
+        let c = &st["caused_by"];
+        assert_eq!(c["originator_ae"], "WORKSTATION1", "{st}");
+        assert_eq!(c["requester"], "WORKSTATION1@10.20.0.30", "{st}");
+        assert_eq!(st["by"], "WORKSTATION1@10.20.0.30", "{st}");
+        assert_eq!(st["from"], "ORTHANC@10.20.0.10");
+        // The C-MOVE row of the same study is on the flow the link names.
+        let mv = rows
+            .iter()
+            .find(|r| r["how"] == "C-MOVE" && r["study_instance_uid"] == st["study_instance_uid"])
+            .expect("the C-MOVE row of the study");
+        assert_eq!(c["flow_id"], mv["flow_id"], "{st}");
+        assert!(c["message_id"].as_u64().is_some(), "{st}");
+    }
+    let html = std::fs::read_to_string(d.join("r.html")).unwrap();
+    assert!(html.contains("for C-MOVE #"), "the HTML ledger names the C-MOVE");
+    let csv = std::fs::read_to_string(d.join("r-ledger.csv")).unwrap();
+    assert!(csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",move_originator_ae,move_message_id,move_requester,move_flow_id"));
+    assert!(csv.lines().any(|l| l
+        .contains(",C-STORE,transfer,ORTHANC@10.20.0.10,STORESCP@10.20.0.20,false,WORKSTATION1@10.20.0.30,")
+        && l.contains(",WORKSTATION1,")));
+}
+
 #[test]
 fn replay_report_gives_incidents_ledger_and_checklist_in_html_json_and_csv() {
     let d = scenario("e2e");

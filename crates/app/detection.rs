@@ -11,7 +11,7 @@ use crate::shard::ShardStats;
 use anyhow::{Context, Result};
 use pacstap_capture::Damage;
 use pacstap_core::{EventBody, FlowId, ProtocolEvent, Timestamp};
-use pacstap_detect::{Detector, StateStore};
+use pacstap_detect::{Detector, PostureTracker, StateStore};
 use pacstap_output::{AlertmanagerClient, EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -38,6 +38,10 @@ pub struct DetectionSettings {
 /// state (entities, windows, baselines), so it runs on exactly one thread.
 pub struct Detection {
     detector: Detector,
+    /// Posture findings (issue 13) beside detection: sees the same events, emits `posture`
+    /// events right after the event that showed them.
+    posture: PostureTracker,
+    postures: Vec<ProtocolEvent>,
     /// The whole config: detection runs on its [`Config::detect_config`] part; the rest
     /// (`[ports]`, `[decapsulate]`) is the decoders', compared on reload.
     config: Config,
@@ -68,9 +72,12 @@ impl Detection {
             }
             None => (None, None),
         };
-        let detector = Detector::new(&settings.config.detect_config(), learned).context("starting detection")?;
+        let detect_config = settings.config.detect_config();
+        let detector = Detector::new(&detect_config, learned).context("starting detection")?;
         Ok(Detection {
             detector,
+            posture: PostureTracker::new(detect_config.users.admins.clone()),
+            postures: Vec::new(),
             config: settings.config,
             store,
             state_warnings,
@@ -105,8 +112,12 @@ impl Detection {
         self.out.emitted = 0;
         for ev in events {
             self.detector.observe(&ev, &mut self.alerts);
+            self.posture.observe(&ev, &mut self.postures);
             self.recent.insert(ev.flow.id, ev.flow);
             self.out.emit(ev)?;
+            for p in self.postures.drain(..) {
+                self.out.emit(p)?;
+            }
         }
         self.emit_alerts()?;
         Ok(self.out.emitted)
@@ -179,9 +190,11 @@ impl Detection {
     /// incidents, held exports, learned state. A config detection cannot start with (e.g. an
     /// unreadable GeoIP file) is refused and the running one kept.
     pub fn reload_config(&mut self, config: &Config) -> Result<()> {
+        let detect_config = config.detect_config();
         self.detector
-            .reconfigure(&config.detect_config())
+            .reconfigure(&detect_config)
             .context("reloading detection")?;
+        self.posture.set_admins(detect_config.users.admins.clone());
         self.config = config.clone();
         Ok(())
     }

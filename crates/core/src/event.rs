@@ -6,11 +6,16 @@
 mod alert;
 mod hl7;
 mod http;
+mod posture;
 mod tls;
 
 pub use alert::{Alert, AlertEntity, AlertEvidence, AlertVolume, Severity};
 pub use hl7::{Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord};
 pub use http::{DicomWeb, HttpEvent};
+pub use posture::{
+    is_generic_name, is_password_scheme, is_tls_below_1_2, is_weak_cipher, PostureEvent, PostureFinding, GENERIC_NAMES,
+    MAX_POSTURE_FLOWS, WEAK_CIPHER_PARTS,
+};
 pub use tls::{TlsAlert, TlsCertificate, TlsEvent};
 
 use crate::flow::{Direction, FlowMeta};
@@ -38,6 +43,8 @@ pub enum EventBody {
     Hl7(Hl7Event),
     Alert(Alert),
     Anomaly(Anomaly),
+    /// A security-posture finding for one system (issue 13), from the posture tracker.
+    Posture(PostureEvent),
 }
 
 impl EventBody {
@@ -50,6 +57,7 @@ impl EventBody {
             EventBody::Hl7(_) => "hl7",
             EventBody::Alert(_) => "alert",
             EventBody::Anomaly(_) => "anomaly",
+            EventBody::Posture(_) => "posture",
         }
     }
 }

@@ -41,6 +41,12 @@ impl<K: std::hash::Hash + Eq, V> BoundedMap<K, V> {
     {
         self.map.get(k)
     }
+
+    /// Entries held (never above the cap).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct EveRecord<'a> {
     pub alert: Option<&'a pacstap_core::Alert>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anomaly: Option<&'a pacstap_core::Anomaly>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub posture: Option<&'a pacstap_core::PostureEvent>,
 }
 
 impl<'a> EveRecord<'a> {
@@ -47,6 +49,7 @@ impl<'a> EveRecord<'a> {
             hl7: None,
             alert: None,
             anomaly: None,
+            posture: None,
         };
         match &ev.body {
             EventBody::Dicom(d) => rec.dicom = Some(d),
@@ -55,6 +58,7 @@ impl<'a> EveRecord<'a> {
             EventBody::Hl7(h) => rec.hl7 = Some(h),
             EventBody::Alert(a) => rec.alert = Some(a),
             EventBody::Anomaly(a) => rec.anomaly = Some(a),
+            EventBody::Posture(p) => rec.posture = Some(p),
         }
         rec
     }

@@ -212,6 +212,8 @@ impl Summary {
             EventBody::Anomaly(a) => {
                 *self.anomalies.entry(a.name).or_default() += 1;
             }
+            // Posture findings are the report's checklist; the summary stays about traffic.
+            EventBody::Posture(_) => {}
             EventBody::Http(h) => {
                 let class = match h.status {
                     Some(s) => format!("{}xx", s / 100),

@@ -1,10 +1,13 @@
 //! The PACS security checklist answered from the wire: for each item, what the traffic shows
-//! and the connections that prove it.
+//! and the connections that prove it. The encryption, generic-account and admin findings are
+//! the `posture` events' (`pacstap_core::PostureFinding`: one list of ids, wording and tests);
+//! posture events in the input (an appliance's events file) count here too.
 
 use crate::ev::{Ev, Networks};
 use crate::ledger::Action;
 use crate::model::{Finding, Inventory};
 use crate::time::Micros;
+use pacstap_core::{is_generic_name, is_password_scheme, is_tls_below_1_2, is_weak_cipher, PostureFinding};
 use std::collections::{BTreeMap, HashMap};
 
 /// Systems listed per finding (the 20 with the most events; the summary counts them all).
@@ -17,33 +20,6 @@ pub const MAX_DEVICES_PER_USER: usize = 16;
 /// Two devices using one account within 15 minutes count as "at the same time" (a person
 /// does not walk between reading rooms faster; shorter than the 30 min export window).
 pub const CONCURRENT_WINDOW: Micros = 15 * 60 * 1_000_000;
-
-/// Account names that identify no person (checklist: unique identities).
-const GENERIC_NAMES: &[&str] = &[
-    "admin",
-    "administrator",
-    "root",
-    "radiology",
-    "radiologist",
-    "user",
-    "guest",
-    "test",
-    "pacs",
-    "service",
-    "orthanc",
-    "dicom",
-    "scanner",
-    "modality",
-    "tech",
-    "reading",
-    "shared",
-    "demo",
-    "support",
-];
-
-/// Cipher-suite name parts that mark a weak suite (RFC 7465 RC4, RFC 8996-era 3DES / DES,
-/// export and NULL suites, anonymous key exchange, MD5 MACs).
-const WEAK_CIPHER_PARTS: &[&str] = &["RC4", "_DES_", "3DES", "DES40", "EXPORT", "NULL", "_anon_", "_MD5"];
 
 /// Counts per key (a user, a pair of systems) and the first flows.
 #[derive(Default)]
@@ -106,6 +82,8 @@ pub struct Checks {
     http_creds: Tally,
     old_tls: Tally,
     weak_cipher: Tally,
+    /// `posture` events read back, per finding: `system: detail`.
+    posture: BTreeMap<PostureFinding, Tally>,
     alerts: u64,
 }
 
@@ -144,7 +122,7 @@ impl Checks {
                     self.admin_actions.add(format!("{actor}: {act}"), ev.flow);
                     *self.admin_actors.entry(actor.clone()).or_default() += 1;
                     match ev.s("auth") {
-                        Some(s @ ("basic" | "digest" | "form" | "ntlm")) => {
+                        Some(s) if is_password_scheme(s) => {
                             self.password_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow)
                         }
                         Some(s) => self.bearer_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow),
@@ -178,13 +156,24 @@ impl Checks {
                     self.dicom_tls.add(pair(), ev.flow);
                 }
                 if let Some(v) = ev.s("version") {
-                    if matches!(v, "TLS 1.0" | "TLS 1.1" | "SSL 3.0" | "SSL 2.0") {
+                    if is_tls_below_1_2(v) {
                         self.old_tls.add(format!("{} {v}", pair()), ev.flow);
                     }
                 }
                 if let Some(c) = ev.s("cipher_suite") {
-                    if WEAK_CIPHER_PARTS.iter().any(|w| c.contains(w)) {
+                    if is_weak_cipher(c) {
                         self.weak_cipher.add(format!("{} {c}", pair()), ev.flow);
+                    }
+                }
+            }
+            "posture" => {
+                if let Some(f) = ev.s("finding").and_then(PostureFinding::from_id) {
+                    let n = self.posture.len();
+                    if self.posture.contains_key(&f) || n < PostureFinding::ALL.len() {
+                        self.posture.entry(f).or_default().add(
+                            format!("{}: {}", ev.s("system").unwrap_or("?"), ev.s("detail").unwrap_or("")),
+                            ev.flow,
+                        );
                     }
                 }
             }
@@ -211,7 +200,7 @@ impl Checks {
     }
 
     fn identity(&mut self, user: &str, ev: &Ev<'_>) {
-        if GENERIC_NAMES.contains(&user.to_ascii_lowercase().as_str()) {
+        if is_generic_name(user) {
             self.generic.add(format!("{user} from {}", ev.src), ev.flow);
         }
         if !self.devices.contains_key(user) && self.devices.len() >= MAX_KEYS {
@@ -401,22 +390,22 @@ impl Checks {
         out.push(ex);
         // 7. Encryption in transit.
         out.push(f(
-            "dicom_in_clear",
-            "Encryption in transit: DICOM in clear",
+            PostureFinding::DicomInClear.id(),
+            PostureFinding::DicomInClear.title(),
             if self.dicom_clear.total > 0 { "finding" } else { "ok" },
             format!("DICOM in clear: {} association(s) between {} pair(s) of systems; DICOM TLS (port 2762): {} connection(s).", self.dicom_clear.total, self.dicom_clear.systems(), self.dicom_tls.total),
             Some(&self.dicom_clear),
         ));
         out.push(f(
-            "hl7_in_clear",
-            "Encryption in transit: HL7 MLLP in clear",
+            PostureFinding::Hl7InClear.id(),
+            PostureFinding::Hl7InClear.title(),
             if self.hl7_clear.total > 0 { "finding" } else { "ok" },
             format!("HL7 MLLP in clear: {} message(s).", self.hl7_clear.total),
             Some(&self.hl7_clear),
         ));
         out.push(f(
-            "http_credentials_in_clear",
-            "Encryption in transit: HTTP credentials in clear",
+            PostureFinding::HttpCredentialsInClear.id(),
+            PostureFinding::HttpCredentialsInClear.title(),
             if self.http_creds.total > 0 { "finding" } else { "ok" },
             format!(
                 "HTTP requests with credentials (Basic / bearer / form) in clear: {}.",
@@ -425,8 +414,8 @@ impl Checks {
             Some(&self.http_creds),
         ));
         out.push(f(
-            "tls_below_1_2",
-            "Encryption in transit: TLS below 1.2",
+            PostureFinding::TlsBelow12.id(),
+            PostureFinding::TlsBelow12.title(),
             if self.old_tls.total > 0 { "finding" } else { "ok" },
             format!(
                 "TLS connections that chose a version below 1.2: {}.",
@@ -450,8 +439,8 @@ impl Checks {
             .take(MAX_DETAILS)
             .collect();
         out.push(Finding {
-            id: "certificates",
-            item: "Encryption in transit: expired or self-signed certificates",
+            id: PostureFinding::Certificates.id(),
+            item: PostureFinding::Certificates.title(),
             status: if bad_certs.is_empty() { "ok" } else { "finding" },
             summary: format!(
                 "{} server(s) with an expired or self-signed certificate (certificates are visible in TLS 1.2 and below only).",
@@ -461,8 +450,8 @@ impl Checks {
             flow_ids: Vec::new(),
         });
         out.push(f(
-            "weak_ciphers",
-            "Encryption in transit: weak cipher suites",
+            PostureFinding::WeakCiphers.id(),
+            PostureFinding::WeakCiphers.title(),
             if self.weak_cipher.total > 0 { "finding" } else { "ok" },
             format!(
                 "TLS connections that chose a weak cipher suite (RC4, DES, 3DES, NULL, EXPORT, anon, MD5): {}.",
@@ -482,7 +471,34 @@ impl Checks {
             ),
             None,
         ));
+        add_posture(&mut out, &self.posture);
         out
+    }
+}
+
+/// `posture` events (from a capture's events file) join their checklist item: an `ok` item
+/// with posture findings becomes a `finding`, their systems are listed and their flows cited.
+fn add_posture(out: &mut [Finding], posture: &BTreeMap<PostureFinding, Tally>) {
+    for (f, t) in posture {
+        let Some(item) = out.iter_mut().find(|i| i.id == f.checklist_item()) else {
+            continue;
+        };
+        if item.status == "ok" || (item.status == "info" && *f == PostureFinding::UnlistedAdmin) {
+            item.status = "finding";
+        }
+        item.summary.push_str(&format!(
+            " Posture events ({}): {} for {} system(s).",
+            f.id(),
+            t.total,
+            t.systems()
+        ));
+        item.details
+            .extend(t.details().into_iter().map(|d| format!("posture {}: {d}", f.id())));
+        for fl in &t.flows {
+            if item.flow_ids.len() < MAX_FLOWS * 2 && !item.flow_ids.contains(fl) {
+                item.flow_ids.push(*fl);
+            }
+        }
     }
 }
 
@@ -635,5 +651,60 @@ mod tests {
         let f = findings(&lines, None);
         assert_eq!(f["unique_identities"].status, "ok");
         assert_eq!(f["password_only_admin"].status, "ok");
+    }
+
+    #[test]
+    fn posture_events_join_their_checklist_item() {
+        let lines = vec![
+            ev_line(
+                "2026-11-28T07:00:00.000000Z",
+                "posture",
+                "10.20.0.30",
+                443,
+                r#"{"finding":"tls_below_1_2","system":"10.20.0.10:443","protocol":"tls","detail":"TLS 1.0","flow_ids":[4439],"count":3}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:01:00.000000Z",
+                "posture",
+                "10.20.0.30",
+                8042,
+                r#"{"finding":"unlisted_admin","system":"rad2 from 10.20.0.30","protocol":"http","detail":"orthanc_modality_config","flow_ids":[80429],"count":1}"#,
+            ),
+            ev_line(
+                "2026-11-28T07:02:00.000000Z",
+                "posture",
+                "10.20.0.30",
+                8042,
+                r#"{"finding":"no_such_finding","system":"x","protocol":"http","detail":"","flow_ids":[],"count":1}"#,
+            ),
+        ];
+        let f = findings(&lines, None);
+        let tls = &f["tls_below_1_2"];
+        assert_eq!(tls.status, "finding");
+        assert_eq!(tls.details, ["posture tls_below_1_2: 10.20.0.10:443: TLS 1.0 (1)"]);
+        // The line's own flow (the one that showed it; ev_line: port then src length).
+        assert_eq!(tls.flow_ids, [44310]);
+        assert!(
+            tls.summary
+                .ends_with("Posture events (tls_below_1_2): 1 for 1 system(s)."),
+            "{}",
+            tls.summary
+        );
+        let lp = &f["least_privilege"];
+        assert_eq!(lp.status, "finding");
+        assert!(
+            lp.details.iter().any(|d| d.contains("rad2 from 10.20.0.30")),
+            "{:?}",
+            lp.details
+        );
+        // An unknown finding id is ignored, not a crash; other items stay as they were.
+        assert_eq!(f["weak_ciphers"].status, "ok");
+        assert_eq!(
+            PostureFinding::ALL
+                .iter()
+                .filter(|p| p.checklist_item() == "least_privilege")
+                .count(),
+            1
+        );
     }
 }

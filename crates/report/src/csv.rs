@@ -27,12 +27,13 @@ fn opt(n: Option<u64>) -> String {
 pub fn ledger(report: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
-        "study_instance_uid,first,last,how,kind,from,to,external,by,instances,bytes,status,events,flow_id"
+        "study_instance_uid,first,last,how,kind,from,to,external,by,instances,bytes,status,events,flow_id,move_originator_ae,move_message_id,move_requester,move_flow_id"
     )?;
     for r in &report.ledger {
+        let c = r.caused_by.as_ref();
         writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             cell(&r.study_instance_uid),
             r.first,
             r.last,
@@ -46,7 +47,11 @@ pub fn ledger(report: &Report, out: &mut impl Write) -> io::Result<()> {
             opt(r.bytes),
             cell(r.status.as_deref().unwrap_or("")),
             r.events,
-            r.flow_id
+            r.flow_id,
+            cell(c.map_or("", |c| c.originator_ae.as_str())),
+            opt(c.map(|c| u64::from(c.message_id))),
+            cell(c.and_then(|c| c.requester.as_deref()).unwrap_or("")),
+            opt(c.and_then(|c| c.flow_id))
         )?;
     }
     Ok(())

@@ -262,7 +262,7 @@ The first {} studies by first time are shown here, with up to {} rows each; the 
                 h,
                 "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td{}>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&row.first),
-                esc(&row.how),
+                how_cell(row),
                 esc(&row.from),
                 if row.external { " class=\"ext\"" } else { "" },
                 esc(&row.to),
@@ -275,6 +275,22 @@ The first {} studies by first time are shown here, with up to {} rows each; the 
         }
     }
     h.push_str("</table></section>\n");
+}
+
+/// The how cell: a C-MOVE sub-operation says which C-MOVE caused it (and by whom: the `by`
+/// cell already names the C-MOVE's requester).
+fn how_cell(row: &crate::model::LedgerRow) -> String {
+    match &row.caused_by {
+        None => esc(&row.how),
+        Some(c) => format!(
+            "{} <span class=\"muted\">for C-MOVE #{} of {}{}</span>",
+            esc(&row.how),
+            c.message_id,
+            esc(c.requester.as_deref().unwrap_or(&c.originator_ae)),
+            c.flow_id
+                .map_or(" (request not seen)".to_string(), |f| format!(", flow {f}"))
+        ),
+    }
 }
 
 fn bars(h: &mut String, bins: &[TimeBin], unit: &str) {

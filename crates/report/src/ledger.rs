@@ -6,7 +6,7 @@
 //! rows grow with the connections that touched it, not with its instances.
 
 use crate::ev::{node, Ev, Networks};
-use crate::model::{LedgerRow, StudySummary};
+use crate::model::{LedgerRow, MoveCause, StudySummary};
 use crate::time::Micros;
 use std::collections::{BTreeSet, HashMap};
 
@@ -18,6 +18,14 @@ pub const MAX_STUDIES: usize = 200_000;
 pub const MAX_ROWS_PER_STUDY: usize = 1_000;
 /// Destinations and actors listed per study summary.
 pub const MAX_NAMES_PER_STUDY: usize = 16;
+/// C-MOVEs remembered to name the cause of their C-STORE sub-operations (50 000: weeks of a
+/// busy PACS's retrieves; ~200 B each); past it new C-MOVEs are not remembered and their
+/// sub-operations name the originator AE only.
+pub const MAX_MOVES: usize = 50_000;
+/// C-MOVEs kept per (originator AE, message id): message ids restart with each association
+/// (PS3.7 §9.1.1.1 only asks them unique among its open requests), so one key recurs; the
+/// newest 64 are kept.
+pub const MAX_MOVES_PER_KEY: usize = 64;
 
 /// One study-touching action extracted from an event.
 #[derive(Debug, Clone)]
@@ -31,6 +39,8 @@ pub struct Action<'a> {
     pub bytes: Option<u64>,
     pub status: Option<String>,
     pub studies: Vec<&'a str>,
+    /// A C-STORE sub-operation's Move Originator AE and Message ID (PS3.7 §9.1.1.1).
+    pub cause: Option<(&'a str, u16)>,
 }
 
 /// The access or transfer an event shows, if it names studies (or, for the image flow map,
@@ -43,7 +53,16 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
             let called = ev.s("called_ae");
             let requester = node(calling, ev.src);
             let acceptor = node(called, ev.dst);
-            let by = ev.user().map(str::to_string).unwrap_or_else(|| requester.clone());
+            let cause = match (cmd, ev.s("move_originator_ae"), ev.u("move_originator_message_id")) {
+                ("C-STORE", Some(ae), Some(id)) if !ae.is_empty() => u16::try_from(id).ok().map(|id| (ae, id)),
+                _ => None,
+            };
+            // A C-MOVE's sub-operation was asked for by the originator, not by the PACS that
+            // stores; its user and address are filled in from the C-MOVE at the end.
+            let by = match cause {
+                Some((ae, _)) => ae.to_string(),
+                None => ev.user().map(str::to_string).unwrap_or_else(|| requester.clone()),
+            };
             let studies = ev
                 .body()
                 .get("study_instance_uids")
@@ -92,6 +111,7 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 bytes,
                 status,
                 studies,
+                cause,
             })
         }
         "http" => {
@@ -132,6 +152,7 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 bytes,
                 status,
                 studies: study.into_iter().collect(),
+                cause: None,
             })
         }
         _ => None,
@@ -154,9 +175,24 @@ struct Study {
     rows_dropped: u64,
 }
 
+/// A C-MOVE, remembered to name the cause of its sub-operations.
+struct SeenMove {
+    /// Its request time: its sub-operations start after it.
+    request: Micros,
+    request_ts: String,
+    destination: String,
+    requester: String,
+    user: Option<String>,
+    flow: u64,
+}
+
 #[derive(Default)]
 pub struct Ledger {
     studies: HashMap<String, Study>,
+    /// C-MOVEs by (calling AE, message id), at most [`MAX_MOVES`] in all.
+    moves: HashMap<(String, u16), Vec<SeenMove>>,
+    moves_kept: usize,
+    pub moves_not_kept: u64,
     pub studies_untracked: u64,
     /// Only this study (for `--study`).
     pub only: Option<String>,
@@ -164,6 +200,9 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn add(&mut self, ev: &Ev<'_>, a: &Action<'_>, nets: &Networks) {
+        if a.how == "C-MOVE" {
+            self.remember_move(ev);
+        }
         for uid in &a.studies {
             if self.only.as_deref().is_some_and(|o| o != *uid) {
                 continue;
@@ -216,7 +255,21 @@ impl Ledger {
             st.bytes += a.bytes.unwrap_or(0);
             // A linear scan (rows per study are capped, and the flow id is compared first):
             // no per-row key strings to keep.
-            let same = |r: &LedgerRow| r.flow_id == ev.flow && r.how == a.how && r.from == a.from && r.to == a.to;
+            let cause = a.cause.map(|(ae, id)| MoveCause {
+                originator_ae: ae.to_string(),
+                message_id: id,
+                requester: None,
+                user: None,
+                request_time: None,
+                flow_id: None,
+            });
+            let same = |r: &LedgerRow| {
+                r.flow_id == ev.flow
+                    && r.how == a.how
+                    && r.from == a.from
+                    && r.to == a.to
+                    && r.caused_by.as_ref().map(|c| (c.originator_ae.as_str(), c.message_id)) == a.cause
+            };
             let n = st.rows.len();
             match st.rows.iter_mut().find(|r| same(r)) {
                 Some(r) => merge(r, ev, a),
@@ -238,16 +291,63 @@ impl Ledger {
                         events: 1,
                         flow_id: ev.flow,
                         external: !nets.internal(&a.to),
+                        caused_by: cause,
                     });
                 }
             }
         }
     }
 
+    fn remember_move(&mut self, ev: &Ev<'_>) {
+        let (Some(ae), Some(id)) = (
+            ev.s("calling_ae"),
+            ev.u("message_id").and_then(|i| u16::try_from(i).ok()),
+        ) else {
+            return;
+        };
+        let key = (ae.to_string(), id);
+        let list = match self.moves.get_mut(&key) {
+            Some(l) => l,
+            None if self.moves_kept >= MAX_MOVES => {
+                self.moves_not_kept += 1;
+                return;
+            }
+            None => self.moves.entry(key).or_default(),
+        };
+        if list.len() >= MAX_MOVES_PER_KEY {
+            list.remove(0);
+        } else if self.moves_kept >= MAX_MOVES {
+            self.moves_not_kept += 1;
+            return;
+        } else {
+            self.moves_kept += 1;
+        }
+        let request_ts = ev.s("request_time").unwrap_or(ev.ts);
+        list.push(SeenMove {
+            request: crate::time::parse(request_ts).unwrap_or(ev.t),
+            request_ts: request_ts.to_string(),
+            destination: ev.s("move_destination").unwrap_or("").to_string(),
+            requester: node(Some(ae), ev.src),
+            user: ev.user().map(str::to_string),
+            flow: ev.flow,
+        });
+    }
+
+    /// The C-MOVE behind a sub-operation that began at `first`: same originator AE, message
+    /// id and destination (the C-STORE's called AE), requested at or before it; the latest such
+    /// (message ids recur across associations).
+    fn cause_of(&self, c: &MoveCause, dest_ae: &str, first: Micros) -> Option<&SeenMove> {
+        self.moves
+            .get(&(c.originator_ae.clone(), c.message_id))?
+            .iter()
+            .filter(|m| m.destination == dest_ae && m.request <= first)
+            .max_by_key(|m| m.request)
+    }
+
     /// Studies sorted by first time, and all their rows sorted by first time.
-    pub fn finish(self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
-        let mut studies: Vec<(Micros, Study, String)> =
-            self.studies.into_iter().map(|(k, s)| (s.first, s, k)).collect();
+    pub fn finish(mut self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
+        let studies_map = std::mem::take(&mut self.studies);
+        let mut studies: Vec<(Micros, Study, String)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
         studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         let mut summaries = Vec::with_capacity(studies.len());
         let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
@@ -265,6 +365,18 @@ impl Ledger {
                 rows_dropped: st.rows_dropped,
             });
             rows.extend(st.first_time.into_iter().zip(st.rows));
+        }
+        for (first, r) in rows.iter_mut() {
+            let dest_ae = r.to.split('@').next().unwrap_or("").to_string();
+            let Some(c) = r.caused_by.as_mut() else { continue };
+            let Some(m) = self.cause_of(c, &dest_ae, *first) else {
+                continue;
+            };
+            c.requester = Some(m.requester.clone());
+            c.user = m.user.clone();
+            c.request_time = Some(m.request_ts.clone());
+            c.flow_id = Some(m.flow);
+            r.by = m.user.clone().unwrap_or_else(|| m.requester.clone());
         }
         rows.sort_by(|a, b| {
             a.0.cmp(&b.0)
@@ -369,5 +481,77 @@ mod tests {
         assert_eq!(r.len(), MAX_ROWS_PER_STUDY);
         assert_eq!(s[0].rows_dropped, 5);
         assert_eq!(s[0].transfers, MAX_ROWS_PER_STUDY as u64 + 5);
+    }
+
+    #[test]
+    fn a_c_move_sub_operation_names_its_c_move_and_its_requester() {
+        // The C-MOVE's event comes after its sub-operations (it ends with the last of them).
+        let sub = |t: &str, flow: u64, id: u16| {
+            STORE1
+                .replace("2026-11-28T06:35:45.000001Z", t)
+                .replace("\"flow_id\":7", &format!("\"flow_id\":{flow}"))
+                .replace(
+                    "\"command\":\"C-STORE\"",
+                    &format!("\"command\":\"C-STORE\",\"move_originator_ae\":\"WORKSTATION1\",\"move_originator_message_id\":{id}"),
+                )
+        };
+        let mv = |end: &str, req: &str, flow: u64| {
+            MOVE.replace("2026-11-28T06:35:44.000001Z", end)
+                .replace("\"flow_id\":9", &format!("\"flow_id\":{flow}"))
+                .replace(
+                    "\"command\":\"C-MOVE\"",
+                    &format!("\"command\":\"C-MOVE\",\"message_id\":3,\"request_time\":\"{req}\""),
+                )
+        };
+        let lines = [
+            // An earlier C-MOVE with the same message id, on another association.
+            mv("2026-11-28T06:00:05.000001Z", "2026-11-28T06:00:00.000001Z", 20),
+            sub("2026-11-28T06:35:45.000001Z", 7, 3),
+            mv("2026-11-28T06:35:47.000001Z", "2026-11-28T06:35:44.500001Z", 9),
+            // A sub-operation whose C-MOVE is not in the input.
+            sub("2026-11-28T06:40:00.000001Z", 8, 77),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let (studies, rows) = ledger_of(&refs);
+        let stores: Vec<&LedgerRow> = rows.iter().filter(|r| r.how == "C-STORE").collect();
+        assert_eq!(stores.len(), 2, "{rows:?}");
+        let c = stores[0].caused_by.as_ref().unwrap();
+        assert_eq!(stores[0].by, "rad1", "by whom: the C-MOVE's user, not the storing PACS");
+        assert_eq!(c.originator_ae, "WORKSTATION1");
+        assert_eq!(c.message_id, 3);
+        assert_eq!(c.requester.as_deref(), Some("WORKSTATION1@10.20.0.30"));
+        assert_eq!(
+            c.flow_id,
+            Some(9),
+            "the latest C-MOVE requested before it, not the morning's"
+        );
+        assert_eq!(c.request_time.as_deref(), Some("2026-11-28T06:35:44.500001Z"));
+        let orphan = stores[1].caused_by.as_ref().unwrap();
+        assert_eq!((orphan.message_id, orphan.requester.as_deref()), (77, None));
+        assert_eq!(stores[1].by, "WORKSTATION1", "unseen C-MOVE: the originator AE");
+        assert!(
+            !studies[0].by.iter().any(|b| b.starts_with("ORTHANC")),
+            "{:?}",
+            studies[0].by
+        );
+    }
+
+    #[test]
+    fn remembered_c_moves_are_capped() {
+        let mut l = Ledger::default();
+        let nets = Networks::default();
+        for i in 0..(MAX_MOVES as u64 + 10) {
+            let line = MOVE.replace(
+                "\"command\":\"C-MOVE\"",
+                &format!("\"command\":\"C-MOVE\",\"message_id\":{}", i % 65_536),
+            );
+            let line = line.replace("WORKSTATION1", &format!("WS{}", i / 65_536 + i % 7));
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let ev = Ev::new(&v).unwrap();
+            l.add(&ev, &action(&ev).unwrap(), &nets);
+        }
+        assert!(l.moves_kept <= MAX_MOVES);
+        assert!(l.moves.values().all(|v| v.len() <= MAX_MOVES_PER_KEY));
+        assert!(l.moves_not_kept >= 10);
     }
 }

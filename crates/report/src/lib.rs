@@ -261,7 +261,7 @@ pub fn study_trail(report: &Report, uid: &str) -> String {
     for r in report.ledger.iter().filter(|r| r.study_instance_uid == uid) {
         let _ = writeln!(
             s,
-            "{}  {:<8} {} -> {}{}  by {}  instances {}  bytes {}  status {}  flow {}{}",
+            "{}  {:<8} {} -> {}{}  by {}  instances {}  bytes {}  status {}  flow {}{}{}",
             r.first,
             r.how,
             r.from,
@@ -276,7 +276,14 @@ pub fn study_trail(report: &Report, uid: &str) -> String {
                 format!(" ({} events until {})", r.events, r.last)
             } else {
                 String::new()
-            }
+            },
+            r.caused_by.as_ref().map_or(String::new(), |c| format!(
+                "  for C-MOVE #{} of {}{}",
+                c.message_id,
+                c.requester.as_deref().unwrap_or(&c.originator_ae),
+                c.flow_id
+                    .map_or(" (request not seen)".to_string(), |f| format!(" (flow {f})"))
+            ))
         );
     }
     if st.rows_dropped > 0 {

@@ -133,6 +133,30 @@ pub struct LedgerRow {
     pub flow_id: u64,
     /// Whether `to` is outside the internal networks (unknown address: `false`).
     pub external: bool,
+    /// A C-STORE that is a C-MOVE sub-operation (its Move Originator AE / Message ID,
+    /// PS3.7 §9.1.1.1): the C-MOVE that caused it. Then `by` is that C-MOVE's requester (its
+    /// user, else its calling AE), not the PACS that sent the images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<MoveCause>,
+}
+
+/// The C-MOVE behind a C-STORE sub-operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveCause {
+    /// Move Originator AE Title (0000,1030): the AE that asked for the move.
+    pub originator_ae: String,
+    /// Move Originator Message ID (0000,1031): the C-MOVE's message id on its association.
+    pub message_id: u16,
+    /// The C-MOVE's requester (`AE@address`), its user and request time and flow, when its
+    /// event is in the input (absent: the C-MOVE was not seen, e.g. outside the capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

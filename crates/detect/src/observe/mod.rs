@@ -56,7 +56,7 @@ impl Observer<'_> {
             EventBody::Http(h) => http::request(self, ev, h, seen),
             EventBody::Tls(t) => tls::connection(self, ev, t, seen),
             EventBody::Hl7(m) => hl7::message(self, ev, m, seen),
-            EventBody::Alert(_) | EventBody::Anomaly(_) => {}
+            EventBody::Alert(_) | EventBody::Anomaly(_) | EventBody::Posture(_) => {}
         }
     }
 }

@@ -484,7 +484,7 @@ impl Metrics {
             }
             // TLS versions and anomalies come from the stage counters (every connection and
             // every anomaly, including those past the per-flow event cap).
-            EventBody::Tls(_) | EventBody::Anomaly(_) => {}
+            EventBody::Tls(_) | EventBody::Anomaly(_) | EventBody::Posture(_) => {}
         }
     }
 
