@@ -133,7 +133,9 @@ fn events_files_are_private_and_never_written_through_a_link() {
     assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
     assert_eq!(mode(&events), 0o600, "events carry user names");
     let text = std::fs::read_to_string(&events).unwrap();
-    assert_eq!(text.lines().count(), 2, "replaced, not appended: {text}");
+    // The C-ECHO, its association and the dicom_in_clear posture finding; not "old".
+    assert_eq!(text.lines().count(), 3, "replaced, not appended: {text}");
+    assert!(!text.contains("old\n"), "replaced, not appended: {text}");
 
     let v = victim(&d);
     let link = d.join("link.jsonl");
