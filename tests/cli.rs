@@ -29,12 +29,15 @@ fn events_go_to_the_file_and_the_summary_to_stderr() {
     assert!(stderr.contains("WORKSTATION1 → ORTHANC"), "{stderr}");
     assert!(stderr.contains("move destinations      STORESCP (1)"), "{stderr}");
     let text = std::fs::read_to_string(&out).unwrap();
-    // 3 C-STORE + 1 C-MOVE + 2 associations.
-    assert_eq!(text.lines().count(), 6);
-    for line in text.lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v["event_type"], "dicom");
-    }
+    // 3 C-STORE + 1 C-MOVE + 2 associations, and one `dicom_in_clear` posture finding per
+    // server (ORTHANC and the move destination).
+    let types: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event_type"].to_string())
+        .collect();
+    assert_eq!(types.iter().filter(|t| *t == "\"dicom\"").count(), 6, "{text}");
+    assert_eq!(types.iter().filter(|t| *t == "\"posture\"").count(), 2, "{text}");
+    assert_eq!(types.len(), 8, "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -46,7 +49,8 @@ fn events_default_to_stdout_and_alerts_only_filters_them() {
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(0));
-    assert_eq!(String::from_utf8_lossy(&r.stdout).lines().count(), 2);
+    // The C-ECHO, its association, and the dicom_in_clear posture finding.
+    assert_eq!(String::from_utf8_lossy(&r.stdout).lines().count(), 3);
     assert!(r.stderr.is_empty(), "-q prints no summary");
     let r = pacstap()
         .args(["replay", "-q", "--alerts-only"])
