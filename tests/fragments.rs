@@ -282,3 +282,24 @@ fn evidence_pcaps_hold_the_reassembled_datagrams_in_replay_and_live() {
     assert_eq!(evidence(&end.evidence_files[0]), (1, 197, 12));
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// The config's `[defrag]` table reaches the defragmenter, in replay and with several workers
+/// (capture thread): `max_fragments = 2` drops every 3-fragment datagram of the DICOM store
+/// (78 of them; the one 2-fragment datagram still joins), where the defaults join all 79.
+#[test]
+fn the_config_defrag_table_reaches_the_defragmenter() {
+    let config =
+        pacstap::config::Config::from_toml_str("[defrag]\nmax_fragments = 2\nmemory = 65536\n").expect("config");
+    for workers in [1, 3] {
+        let mut opts = pacstap::ReplayOptions::new(vec![sample(&fragments("dicom-store-fragmented.pcap"))])
+            .with_config(config.clone());
+        opts.workers = workers;
+        assert_eq!(opts.defrag.max_fragments, 2);
+        assert_eq!(opts.defrag.memory, 65536);
+        let report = pacstap::replay(opts, true).expect("replay");
+        let d = &report.defrag;
+        assert_eq!(d.fragments, 236, "workers {workers}");
+        assert_eq!((d.reassembled, d.too_many), (1, 78), "workers {workers}: {d:?}");
+        assert!(report.flow.gaps > 0, "the dropped datagrams are holes in the stream");
+    }
+}

@@ -1,7 +1,7 @@
 //! `pacstap capture`: a live interface through the sharded pipeline (`crate::sharded`), with
 //! live evidence cut from the workers' rings (`crate::evidence_cut`).
 
-use crate::config::{add_ports, apply_ports, Config};
+use crate::config::{add_ports, apply_ports, defrag_config, Config, WireOverrides};
 use crate::detection::{Detection, DetectionSettings};
 use crate::report::ReplayReport;
 use crate::sharded::{Chores, EventsTarget, FrameFeed, Next, Sharded};
@@ -45,8 +45,12 @@ pub struct CaptureOptions {
     pub stop: Arc<AtomicBool>,
     /// Set (by SIGHUP) to reopen the events file and reload the config.
     pub reload: Arc<AtomicBool>,
-    /// IP defragmentation limits (`--defrag-memory`, `--defrag-timeout`).
+    /// IP defragmentation limits: the config's `[defrag]` table ([`Self::with_config`] sets
+    /// them), which `--defrag-memory` / `--defrag-timeout` override.
     pub defrag: DefragConfig,
+    /// The command-line options over the config's wire tables, applied again over a file
+    /// reloaded on SIGHUP.
+    pub overrides: WireOverrides,
 }
 
 impl CaptureOptions {
@@ -69,12 +73,14 @@ impl CaptureOptions {
             stop: Arc::new(AtomicBool::new(false)),
             reload: Arc::new(AtomicBool::new(false)),
             defrag: DefragConfig::default(),
+            overrides: WireOverrides::default(),
         }
     }
 
     /// Use `config` for detection and for the decoders' port hints (as `ReplayOptions` does).
     pub fn with_config(mut self, config: Config) -> Self {
         apply_ports(&mut self.proto, &config);
+        self.defrag = defrag_config(&config);
         self.config = config;
         self
     }
@@ -206,6 +212,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
             events: opts.events.clone(),
             config_path: opts.config_path.clone(),
             extra_dicom_ports: opts.extra_dicom_ports.clone(),
+            overrides: opts.overrides.clone(),
         },
     };
     let end = run.run(src, &mut detection)?;

@@ -295,32 +295,21 @@ pub struct ReplayArgs {
     pub report: Option<PathBuf>,
 }
 
-/// IP defragmentation limits, shared by `replay` and `capture`.
+/// IP defragmentation limits, shared by `replay` and `capture`; each overrides its key of the
+/// config's `[defrag]` table.
 #[derive(clap::Args)]
 pub struct DefragArgs {
     /// Memory for IP fragments waiting for the rest of their datagram, bytes (oldest datagrams
-    /// evicted first when full; default 16 MiB).
-    #[arg(long, value_name = "BYTES", default_value_t = pacstap_defrag::DefragConfig::default().memory)]
-    pub defrag_memory: usize,
+    /// evicted first when full; default: the config's `[defrag] memory`, 16 MiB). 64 KiB to
+    /// 1 GiB, as in the config.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(pacstap::config::Defrag::MEMORY))]
+    pub defrag_memory: Option<u64>,
 
-    /// Seconds of packet time a fragmented datagram may take to arrive in full (default: 30 for
-    /// IPv4 as Linux, 60 for IPv6 as RFC 8200).
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// Seconds of packet time a fragmented datagram may take to arrive in full, IPv4 and IPv6
+    /// (default: the config's `[defrag] timeout_v4` / `timeout_v6`, 30 s as Linux and 60 s as
+    /// RFC 8200).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(pacstap::config::Defrag::TIMEOUT_SECS))]
     pub defrag_timeout: Option<u64>,
-}
-
-impl DefragArgs {
-    pub fn config(&self) -> pacstap_defrag::DefragConfig {
-        let mut c = pacstap_defrag::DefragConfig {
-            memory: self.defrag_memory,
-            ..Default::default()
-        };
-        if let Some(secs) = self.defrag_timeout {
-            c.timeout_v4 = std::time::Duration::from_secs(secs);
-            c.timeout_v6 = c.timeout_v4;
-        }
-        c
-    }
 }
 
 #[derive(clap::Args)]
@@ -422,4 +411,25 @@ pub struct CaptureArgs {
 
     #[command(flatten)]
     pub defrag: DefragArgs,
+}
+
+/// The options that override the config's wire tables, kept for a SIGHUP reload too.
+fn wire_overrides(decapsulate: &[String], defrag: &DefragArgs) -> pacstap::config::WireOverrides {
+    pacstap::config::WireOverrides {
+        decapsulate: decapsulate.to_vec(),
+        defrag_memory: defrag.defrag_memory,
+        defrag_timeout: defrag.defrag_timeout,
+    }
+}
+
+impl ReplayArgs {
+    pub fn wire_overrides(&self) -> pacstap::config::WireOverrides {
+        wire_overrides(&self.decapsulate, &self.defrag)
+    }
+}
+
+impl CaptureArgs {
+    pub fn wire_overrides(&self) -> pacstap::config::WireOverrides {
+        wire_overrides(&self.decapsulate, &self.defrag)
+    }
 }

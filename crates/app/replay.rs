@@ -4,7 +4,7 @@
 //! after the run, in a second pass over the files.
 
 use crate::config::Config;
-use crate::config::{apply_ports, wire_config};
+use crate::config::{apply_ports, defrag_config, wire_config};
 use crate::detection::{stats_snapshot, Detection, DetectionClock, DetectionSettings, METRICS_EVERY};
 use crate::progress::Progress;
 use crate::report::ReplayReport;
@@ -45,7 +45,8 @@ pub struct ReplayOptions {
     pub workers: usize,
     /// Also push each alert to this Alertmanager (`--alertmanager`).
     pub alertmanager: Option<Arc<AlertmanagerClient>>,
-    /// IP defragmentation limits (`--defrag-memory`, `--defrag-timeout`).
+    /// IP defragmentation limits: the config's `[defrag]` table ([`Self::with_config`] sets
+    /// them), which `--defrag-memory` / `--defrag-timeout` override.
     pub defrag: DefragConfig,
 }
 
@@ -71,6 +72,7 @@ impl ReplayOptions {
     /// Use `config` for detection and for the decoders' port hints (CONTRACT §3 `[ports]`).
     pub fn with_config(mut self, config: Config) -> Self {
         apply_ports(&mut self.proto, &config);
+        self.defrag = defrag_config(&config);
         self.config = config;
         self
     }

@@ -215,6 +215,14 @@ impl FlowShard {
         self.wire.set_config(config);
     }
 
+    /// New defragmentation limits (`[defrag]`, on a config reload), when this shard joins
+    /// fragments; pending datagrams are kept ([`Defragmenter::set_config`]).
+    pub fn set_defrag_config(&mut self, config: DefragConfig) {
+        if let Some(d) = self.defrag.as_mut() {
+            d.set_config(config);
+        }
+    }
+
     /// New port hints (`[ports]`, on a config reload): flows decided from now on use them.
     pub fn set_port_hints(&mut self, config: &Config) {
         self.analyzer.set_port_hints(

@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
+    let overrides = args.wire_overrides();
     let (config, alertmanager) =
-        match config_and_alertmanager(args.config.as_deref(), &args.decapsulate, args.alertmanager.as_deref()) {
+        match config_and_alertmanager(args.config.as_deref(), &overrides, args.alertmanager.as_deref()) {
             Ok(both) => both,
             Err(code) => return Ok(code),
         };
@@ -24,6 +25,8 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     live.promiscuous = !args.no_promisc;
     let mut opts = pacstap::CaptureOptions::new(live).with_config(config);
     opts.config_path = args.config;
+    // A SIGHUP reload applies the same options over the reloaded file.
+    opts.overrides = overrides;
     opts.alerts_only = args.alerts_only;
     opts.events = if is_stdout(&args.events) {
         pacstap::EventsTarget::Stdout
@@ -39,7 +42,6 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     };
     opts.evidence_dir = args.evidence_dir;
     opts.evidence_memory = args.evidence_memory;
-    opts.defrag = args.defrag.config();
     // Signals first, so a SIGTERM during start-up is not the default (immediate) death.
     // A second SIGINT/SIGTERM while shutting down exits at once (status 130).
     for sig in [SIGINT, SIGTERM] {

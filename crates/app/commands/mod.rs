@@ -40,37 +40,28 @@ pub fn load_config(path: Option<&Path>) -> Result<pacstap::config::Config, ExitC
     }
 }
 
-/// `--decapsulate` values applied over the config's `[decapsulate]` table; a bad one is bad
-/// usage (exit 2).
-pub fn apply_decapsulate(config: &mut pacstap::config::Config, specs: &[String]) -> Result<(), ExitCode> {
-    let d = &mut config.decapsulate;
-    let mut wire = pacstap_wire::WireConfig {
-        enabled: d.enabled,
-        vxlan_ports: std::mem::take(&mut d.vxlan_ports),
-        geneve_ports: std::mem::take(&mut d.geneve_ports),
-    };
-    for spec in specs {
-        if let Err(e) = wire.apply_spec(spec) {
-            eprintln!("pacstap: {e}");
-            return Err(ExitCode::from(2));
-        }
-    }
-    d.enabled = wire.enabled;
-    d.vxlan_ports = wire.vxlan_ports;
-    d.geneve_ports = wire.geneve_ports;
-    Ok(())
+/// `--decapsulate`, `--defrag-memory` and `--defrag-timeout` applied over the config's
+/// `[decapsulate]` and `[defrag]` tables; a bad `--decapsulate` is bad usage (exit 2).
+pub fn apply_overrides(
+    config: &mut pacstap::config::Config,
+    overrides: &pacstap::config::WireOverrides,
+) -> Result<(), ExitCode> {
+    overrides.apply(config).map_err(|e| {
+        eprintln!("pacstap: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// What replay and capture set up alike before any packet: the config file (or the defaults),
-/// `--decapsulate` applied to it, and the Alertmanager client. `Err` is the exit code, the
+/// the wire options applied to it ([`apply_overrides`]), and the Alertmanager client. `Err` is the exit code, the
 /// reason already said.
 pub fn config_and_alertmanager(
     config: Option<&Path>,
-    decapsulate: &[String],
+    overrides: &pacstap::config::WireOverrides,
     alertmanager: Option<&str>,
 ) -> Result<(pacstap::config::Config, Option<Arc<AlertmanagerClient>>), ExitCode> {
     let mut config = load_config(config)?;
-    apply_decapsulate(&mut config, decapsulate)?;
+    apply_overrides(&mut config, overrides)?;
     Ok((config, start_alertmanager(alertmanager)?))
 }
 

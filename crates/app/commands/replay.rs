@@ -29,8 +29,9 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         config: args.config.clone(),
         study: None,
     });
+    let overrides = args.wire_overrides();
     let (config, alertmanager) =
-        match config_and_alertmanager(args.config.as_deref(), &args.decapsulate, args.alertmanager.as_deref()) {
+        match config_and_alertmanager(args.config.as_deref(), &overrides, args.alertmanager.as_deref()) {
             Ok(both) => both,
             Err(code) => return Ok(code),
         };
@@ -72,7 +73,6 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     opts.alerts_only = args.alerts_only;
     opts.progress = true;
     opts.metrics = server.as_ref().map(|(m, _)| Arc::clone(m));
-    opts.defrag = args.defrag.config();
     opts.workers = match args.workers {
         0 => pacstap::sharded::default_workers(),
         n => usize::from(n),

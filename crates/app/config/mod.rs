@@ -9,8 +9,8 @@
 //! [`Config::render_effective`] prints every effective setting, defaults included, as TOML that
 //! [`Config::from_toml_str`] reads back to the same [`Config`].
 //!
-//! The tables detection uses are `pacstap_detect::config`'s value types; `[ports]` and
-//! `[decapsulate]` are the app's, defined here.
+//! The tables detection uses are `pacstap_detect::config`'s value types; `[ports]`,
+//! `[decapsulate]`, `[defrag]` and `[capture]` are the app's, defined here.
 
 mod check;
 mod derive;
@@ -20,7 +20,7 @@ mod locate;
 mod validate;
 
 pub use check::{Finding, Level};
-pub use derive::{add_ports, apply_ports, wire_config};
+pub use derive::{add_ports, apply_ports, defrag_config, wire_config, WireOverrides};
 pub use error::{ConfigError, ConfigIssue};
 pub use pacstap_detect::config::{
     AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules,
@@ -43,6 +43,7 @@ pub struct Config {
     pub evidence: EvidenceSettings,
     pub inventory: Inventory,
     pub decapsulate: Decapsulate,
+    pub defrag: Defrag,
     pub capture: CaptureSettings,
 }
 
@@ -104,6 +105,49 @@ impl Default for Decapsulate {
             geneve_ports: vec![6081],
         }
     }
+}
+
+/// `[defrag]`: IP defragmentation limits (pacstap-defrag's `DefragConfig`, whose docs give the
+/// defaults' sources; `--defrag-memory` and `--defrag-timeout` override it). A SIGHUP reload
+/// applies a change from the next frame on; datagrams already pending keep their fragments and
+/// deadlines, and a smaller `memory` evicts the oldest of them at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Defrag {
+    /// Bytes held for all pending datagrams together, oldest evicted first when full
+    /// (16 MiB: 4× Linux's `ipfrag_high_thresh`).
+    pub memory: u64,
+    /// Packet time an IPv4 datagram may take to arrive in full (30s, Linux `ipfrag_time`).
+    pub timeout_v4: Dur,
+    /// The same for IPv6 (60s, RFC 8200 §4.5).
+    pub timeout_v6: Dur,
+    /// Fragments one datagram may take, duplicates included (64, Linux `ipfrag_max_dist`).
+    pub max_fragments: u32,
+}
+
+impl Default for Defrag {
+    fn default() -> Self {
+        let d = pacstap_defrag::DefragConfig::default();
+        Defrag {
+            memory: d.memory as u64,
+            timeout_v4: Dur(d.timeout_v4),
+            timeout_v6: Dur(d.timeout_v6),
+            max_fragments: u32::try_from(d.max_fragments).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl Defrag {
+    /// `memory` bounds: below 64 KiB not even one datagram of the largest size the IP length
+    /// fields allow (65,535 bytes, RFC 791 §3.1) fits, so every large one would be evicted;
+    /// above 1 GiB (256× Linux's 4 MiB `ipfrag_high_thresh`) is a typo, not a budget.
+    pub const MEMORY: std::ops::RangeInclusive<u64> = (64 << 10)..=(1 << 30);
+    /// Timeout bounds, seconds (as `--defrag-timeout`): a datagram needs at least a second
+    /// of packet time to straggle in; past an hour its fragments are long retransmitted.
+    pub const TIMEOUT_SECS: std::ops::RangeInclusive<u64> = 1..=3600;
+    /// `max_fragments` bounds: a fragmented datagram has at least 2 fragments, and at most
+    /// 8,192 distinct ones (65,535 bytes in 8-byte fragment-offset units, RFC 791 §3.1).
+    pub const MAX_FRAGMENTS: std::ops::RangeInclusive<u32> = 2..=8192;
 }
 
 /// `[capture]`: live capture settings kept in the file rather than on the command line, so a

@@ -14,6 +14,33 @@ impl Config {
                 return Err((key.into(), "0 is not a UDP port".into()));
             }
         }
+        let d = &self.defrag;
+        if !Defrag::MEMORY.contains(&d.memory) {
+            return Err((
+                "defrag.memory".into(),
+                format!(
+                    "must be {} to {} bytes (64 KiB to 1 GiB)",
+                    Defrag::MEMORY.start(),
+                    Defrag::MEMORY.end()
+                ),
+            ));
+        }
+        for (key, t) in [("defrag.timeout_v4", d.timeout_v4), ("defrag.timeout_v6", d.timeout_v6)] {
+            let ok = Defrag::TIMEOUT_SECS.contains(&t.as_secs()) && t.0.subsec_nanos() == 0;
+            if !ok {
+                return Err((key.into(), "must be whole seconds from 1s to 1h".into()));
+            }
+        }
+        if !Defrag::MAX_FRAGMENTS.contains(&d.max_fragments) {
+            return Err((
+                "defrag.max_fragments".into(),
+                format!(
+                    "must be {} to {} (RFC 791 §3.1: 65,535 bytes in 8-byte units)",
+                    Defrag::MAX_FRAGMENTS.start(),
+                    Defrag::MAX_FRAGMENTS.end()
+                ),
+            ));
+        }
         let cap = self.detect.max_window_items as u64;
         if cap < 2 {
             return Err(("detect.max_window_items".into(), "must be at least 2".into()));
@@ -133,6 +160,49 @@ mod tests {
 
     fn err(s: &str) -> String {
         Config::from_toml_str(s).unwrap_err().to_string()
+    }
+
+    /// Table-driven: each `[defrag]` body is accepted, or refused naming this key at this line
+    /// with this text.
+    #[test]
+    fn defrag_table_bounds() {
+        let ok = [
+            "memory = 65536",
+            "memory = 1073741824",
+            "timeout_v4 = \"1s\"\ntimeout_v6 = \"1h\"",
+            "max_fragments = 2",
+            "max_fragments = 8192",
+        ];
+        for body in ok {
+            let c = Config::from_toml_str(&format!("[defrag]\n{body}\n")).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(Config::from_toml_str(&c.render_effective()).unwrap(), c, "{body}");
+        }
+        let bad = [
+            ("memory = 0", "defrag.memory at line 2, column 10: ", "64 KiB to 1 GiB"),
+            ("memory = 65535", "defrag.memory at line 2", "64 KiB to 1 GiB"),
+            ("memory = 1073741825", "defrag.memory at line 2", "64 KiB to 1 GiB"),
+            ("memory = -1", "defrag.memory at line 2", "non-negative integer"),
+            ("memory = \"16MiB\"", "defrag.memory at line 2", "non-negative integer"),
+            (
+                "\ntimeout_v4 = \"0s\"",
+                "defrag.timeout_v4 at line 3, column 14: ",
+                "1s to 1h",
+            ),
+            ("timeout_v6 = \"2h\"", "defrag.timeout_v6 at line 2", "1s to 1h"),
+            (
+                "timeout_v4 = \"1500ms\"",
+                "defrag.timeout_v4 at line 2",
+                "whole seconds",
+            ),
+            ("max_fragments = 0", "defrag.max_fragments at line 2", "2 to 8192"),
+            ("max_fragments = 1", "defrag.max_fragments at line 2", "2 to 8192"),
+            ("max_fragments = 100000", "defrag.max_fragments at line 2", "2 to 8192"),
+            ("memroy = 65536", "defrag.memroy at line 2", "unknown field"),
+        ];
+        for (body, at, contains) in bad {
+            let e = err(&format!("[defrag]\n{body}\n"));
+            assert!(e.starts_with(at) && e.contains(contains), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! The detection thread's periodic work besides detecting ([`Chores`]): on SIGHUP, reopen the
 //! events file ([`EventsTarget`]) and reload the config.
+//!
+//! A reload changes detection at once, the decoders' `[ports]` for connections that start from
+//! then on, and the wire stage's `[decapsulate]` and `[defrag]` from the capture thread's next
+//! frame (handed to each worker in-band with its next batch, `shared::WireSettings`). Flows in
+//! progress keep decoding: a tunnel port added makes the inner flows it carries visible from
+//! that frame on (picked up mid-stream, as a flow seen late); a port removed leaves its inner
+//! flows without packets (they end by idle timeout, their data since counted as not TCP); new
+//! defragmentation limits apply to the next fragment, pending datagrams keep theirs (a smaller
+//! memory cap evicts the oldest at once). The command-line options (`--decapsulate`,
+//! `--defrag-*`) are applied again over the reloaded file: they still win.
 
-use super::shared::Shared;
+use super::shared::{Shared, WireSettings};
 use crate::config::add_ports;
-use crate::config::Config;
+use crate::config::{Config, WireOverrides};
 use crate::detection::Detection;
 use anyhow::{Context, Result};
 use pacstap_output::term::{error_chain, say};
@@ -48,6 +58,8 @@ pub struct Chores {
     pub events: EventsTarget,
     pub config_path: Option<PathBuf>,
     pub extra_dicom_ports: Vec<u16>,
+    /// The command-line options over the wire tables, applied again over a reloaded file.
+    pub overrides: WireOverrides,
 }
 
 /// SIGHUP: reopen the events file (after log rotation moved it), then reload the config.
@@ -65,14 +77,27 @@ pub(crate) fn reload(
     let Some(path) = &chores.config_path else {
         return Ok(());
     };
-    match Config::load(path) {
+    let loaded = Config::load(path).map_err(|e| e.to_string()).and_then(|mut cfg| {
+        chores.overrides.apply(&mut cfg)?;
+        Ok(cfg)
+    });
+    match loaded {
         Ok(cfg) if &cfg == detection.config() => {
             say(&format!("config {} unchanged", path.display()));
         }
         Ok(cfg) => {
             let ports_changed = cfg.ports != detection.config().ports;
+            let wire_changes = wire_changes(detection.config(), &cfg);
             match detection.reload_config(&cfg) {
-                Ok(()) => say(&format!("reloaded config {}", path.display())),
+                Ok(()) if wire_changes.is_empty() => say(&format!("reloaded config {}", path.display())),
+                Ok(()) => {
+                    shared.publish_wire(WireSettings::of(&cfg));
+                    say(&format!(
+                        "reloaded config {}; from the next frame on: {}",
+                        path.display(),
+                        wire_changes.join(", ")
+                    ));
+                }
                 Err(e) => {
                     let msg = format!(
                         "config {} not reloaded, keeping the running one: {}",
@@ -101,4 +126,70 @@ pub(crate) fn reload(
         }
     }
     Ok(())
+}
+
+/// What a reload changes below detection, one `table.key old → new` per changed key (for the
+/// reload log line); empty when `[decapsulate]` and `[defrag]` are unchanged.
+pub(crate) fn wire_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut key = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name} {a} → {b}"));
+        }
+    };
+    let (a, b) = (&old.decapsulate, &new.decapsulate);
+    key("decapsulate.enabled", a.enabled.to_string(), b.enabled.to_string());
+    key(
+        "decapsulate.vxlan_ports",
+        format!("{:?}", a.vxlan_ports),
+        format!("{:?}", b.vxlan_ports),
+    );
+    key(
+        "decapsulate.geneve_ports",
+        format!("{:?}", a.geneve_ports),
+        format!("{:?}", b.geneve_ports),
+    );
+    let (a, b) = (&old.defrag, &new.defrag);
+    key("defrag.memory", a.memory.to_string(), b.memory.to_string());
+    key("defrag.timeout_v4", a.timeout_v4.to_string(), b.timeout_v4.to_string());
+    key("defrag.timeout_v6", a.timeout_v6.to_string(), b.timeout_v6.to_string());
+    key(
+        "defrag.max_fragments",
+        a.max_fragments.to_string(),
+        b.max_fragments.to_string(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reload_line_names_each_changed_wire_key() {
+        let old = Config::default();
+        assert!(wire_changes(&old, &old).is_empty());
+        let mut new = Config::from_toml_str(
+            "[decapsulate]\nvxlan_ports = [4789, 8472]\n[defrag]\nmemory = 1048576\ntimeout_v6 = \"2m\"\n[ports]\nhttp = [81]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            wire_changes(&old, &new),
+            [
+                "decapsulate.vxlan_ports [4789] → [4789, 8472]",
+                "defrag.memory 16777216 → 1048576",
+                "defrag.timeout_v6 1m → 2m",
+            ]
+        );
+        // The command line still wins over the reloaded file.
+        let o = WireOverrides {
+            decapsulate: vec!["vxlan=4789".into()],
+            defrag_memory: Some(16 << 20),
+            ..Default::default()
+        };
+        o.apply(&mut new).unwrap();
+        assert_eq!(wire_changes(&old, &new), ["defrag.timeout_v6 1m → 2m"]);
+        // [ports] is no wire setting: it has its own path.
+        assert_ne!(old.ports, new.ports);
+    }
 }

@@ -2,7 +2,7 @@
 //! them by flow ([`Sharder`]), joins IP fragments first when there are several workers, and hands
 //! batches to the workers without ever blocking (see `crate::sharded`'s docs on back-pressure).
 
-use super::shared::Shared;
+use super::shared::{Shared, WireSettings};
 use crate::detection::{DetectionClock, METRICS_EVERY};
 use crate::shard::defragment_decoded;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -37,6 +37,8 @@ pub(crate) struct Batch {
     pub(crate) through: u64,
     /// The latest packet time dispatched so far (to any worker).
     pub(crate) last_ts: Timestamp,
+    /// New wire settings (a reload), to apply before this batch's first frame.
+    pub(crate) wire: Option<WireSettings>,
 }
 
 pub(crate) struct FrameMeta {
@@ -61,12 +63,14 @@ impl Batch {
             frames: Vec::with_capacity(BATCH_FRAMES),
             through: 0,
             last_ts: Timestamp(i64::MIN),
+            wire: None,
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.data.clear();
         self.frames.clear();
+        self.wire = None;
     }
 
     pub(crate) fn has_room(&self, len: usize) -> bool {
@@ -180,6 +184,9 @@ pub(crate) struct Lane {
     pub(crate) behind: bool,
     /// The worker is gone.
     pub(crate) closed: bool,
+    /// New wire settings this worker has not been sent yet: they ride on its next batch that
+    /// is delivered (a dropped batch leaves them here).
+    pub(crate) wire: Option<WireSettings>,
 }
 
 impl Lane {
@@ -190,6 +197,7 @@ impl Lane {
             batch: Batch::new(),
             behind: false,
             closed: false,
+            wire: None,
         }
     }
 }
@@ -209,6 +217,8 @@ pub(crate) struct Dispatcher {
     pub(crate) lossless: bool,
     /// Joins IP fragments before sharding (several workers; see the module docs).
     pub(crate) defrag: Option<Defragmenter>,
+    /// The generation of [`Shared::wire`] in force here.
+    pub(crate) wire_seen: u64,
 }
 
 impl Dispatcher {
@@ -224,6 +234,7 @@ impl Dispatcher {
             oldest: None,
             lossless,
             defrag: None,
+            wire_seen: 0,
         }
     }
 
@@ -239,6 +250,9 @@ impl Dispatcher {
     }
 
     pub(crate) fn push(&mut self, f: &RawFrame<'_>, now: Instant) {
+        if self.shared.wire_generation.load(Ordering::Acquire) != self.wire_seen {
+            self.switch_wire();
+        }
         let Some(defrag) = self.defrag.as_mut() else {
             let k = self.sharder.worker_of(f);
             self.enqueue(k, f, now, false);
@@ -252,6 +266,25 @@ impl Dispatcher {
             let df = d.frame(f);
             let k = self.sharder.worker_of(&df);
             self.enqueue(k, &df, now, true);
+        }
+    }
+
+    /// A reload changed the wire settings: between two frames, hand over every frame held (they
+    /// were sharded with the old settings, and their workers decode them so), then shard with
+    /// the new ones, and give each worker the new settings with its next batch. Flows in
+    /// progress keep their state; the defragmenter keeps its pending datagrams.
+    pub(crate) fn switch_wire(&mut self) {
+        self.wire_seen = self.shared.wire_generation.load(Ordering::Acquire);
+        let Some(settings) = self.shared.wire.lock().ok().and_then(|w| w.clone()) else {
+            return;
+        };
+        self.flush();
+        self.sharder.wire = settings.wire.clone();
+        if let Some(d) = self.defrag.as_mut() {
+            d.set_config(settings.defrag.clone());
+        }
+        for lane in &mut self.lanes {
+            lane.wire = Some(settings.clone());
         }
     }
 
@@ -301,6 +334,7 @@ impl Dispatcher {
             let mut full = std::mem::replace(&mut lane.batch, next);
             full.through = self.seq;
             full.last_ts = self.last_ts;
+            full.wire = lane.wire.take();
             let sent = if self.lossless {
                 lane.tx.send(full).map_err(|e| TrySendError::Disconnected(e.0))
             } else {
@@ -312,6 +346,8 @@ impl Dispatcher {
                     if let Some(d) = self.shared.pipeline_drops.get(k) {
                         d.fetch_add(b.frames.len() as u64, Ordering::Relaxed);
                     }
+                    // Not delivered: the next batch carries the settings.
+                    lane.wire = b.wire.take();
                     b.clear();
                     lane.batch = b;
                     lane.behind = true;
@@ -331,6 +367,7 @@ impl Dispatcher {
             let mut last = std::mem::replace(&mut lane.batch, Batch::new());
             last.through = self.seq;
             last.last_ts = self.last_ts;
+            last.wire = lane.wire.take();
             if !lane.closed {
                 let _ = lane.tx.send(last);
             }
@@ -536,5 +573,85 @@ mod tests {
         let b1 = rxs[1].try_recv().unwrap();
         assert_eq!((b1.frames.len(), b1.through), (0, 5));
         assert!(!d.lanes[1].behind);
+    }
+
+    /// `frame` (Ethernet) in VXLAN (RFC 7348 §5) over UDP to `port`, between 192.0.2.1 and
+    /// 192.0.2.2 (IPv4 header checksum left 0: the wire stage does not check it).
+    fn vxlan(port: u16, frame: &[u8]) -> Vec<u8> {
+        let mut udp = 49152u16.to_be_bytes().to_vec();
+        udp.extend_from_slice(&port.to_be_bytes());
+        udp.extend_from_slice(&(16 + frame.len() as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0, 0x08, 0, 0, 0, 0, 0, 1, 0]);
+        udp.extend_from_slice(frame);
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend_from_slice(&udp);
+        f
+    }
+
+    /// A reload that adds VXLAN port 8472 (`Shared::publish_wire`, as `chores::reload` does)
+    /// takes effect between two frames: frames before it were sharded (as not TCP, to worker
+    /// 0) and are delivered without the new settings; from the next frame the tunnel is peeled
+    /// and sharded by its inner flow, the defragmenter has the new limits, and every worker's
+    /// next batch carries the settings, once, even when that batch was first dropped.
+    #[test]
+    fn a_reloaded_decapsulate_port_applies_from_the_next_frame() {
+        let (mut d, rxs, shared) = dispatcher(2, 1);
+        d.defrag = Some(Defragmenter::new(DefragConfig::default()));
+        let now = Instant::now();
+        let port = (40000..41000u16)
+            .find(|&p| d.sharder.worker_of(&raw(1, &tcp_frame(p, 104))) == 1)
+            .unwrap();
+        let outer = vxlan(8472, &tcp_frame(port, 104));
+        d.push(&raw(1, &outer), now);
+        assert_eq!(d.lanes[0].batch.frames.len(), 1, "UDP to 8472 is not peeled: worker 0");
+
+        let mut settings = WireSettings {
+            wire: pacstap_wire::WireConfig::default(),
+            defrag: DefragConfig {
+                memory: 1 << 20,
+                ..DefragConfig::default()
+            },
+        };
+        settings.wire.vxlan_ports.push(8472);
+        shared.publish_wire(settings.clone());
+        // Worker 1 does not read: its channel (capacity 1) fills with the switch's flush.
+        d.push(&raw(2, &outer), now);
+        assert_eq!(d.sharder.wire.vxlan_ports, [4789, 8472]);
+        assert_eq!(d.defrag.as_ref().unwrap().config().memory, 1 << 20);
+        assert_eq!(d.lanes[1].batch.frames.len(), 1, "now sharded by the inner flow");
+        assert_eq!(d.lanes[1].batch.frames[0].seq, 2);
+        // The frame before the switch went out under the old settings.
+        let before = rxs[0].try_recv().unwrap();
+        assert_eq!((before.frames.len(), before.frames[0].seq), (1, 1));
+        assert_eq!(before.wire, None);
+        d.flush();
+        let after = rxs[0].try_recv().unwrap();
+        assert_eq!(after.wire.as_ref(), Some(&settings), "worker 0's next batch");
+        // Worker 1's channel held the switch's (empty) batch, so its batch with frame 2 was
+        // dropped: the settings stay due and ride on the next batch delivered.
+        let b1 = rxs[1].try_recv().unwrap();
+        assert_eq!((b1.frames.len(), b1.wire.as_ref()), (0, None));
+        assert_eq!(shared.pipeline_drops(), vec![0, 1]);
+        assert_eq!(d.lanes[1].wire.as_ref(), Some(&settings));
+        d.flush();
+        let b1 = rxs[1].try_recv().unwrap();
+        assert_eq!((b1.frames.len(), b1.wire.as_ref()), (0, Some(&settings)));
+        assert!(d.lanes[1].wire.is_none());
+        d.push(&raw(3, &outer), now);
+        d.flush();
+        let b1 = rxs[1].try_recv().unwrap();
+        assert_eq!((b1.frames.len(), b1.wire), (1, None), "once");
+
+        // The worker side: a shard given the batch's settings decodes the inner TCP.
+        let mut shard = crate::shard::FlowShard::new(Default::default(), Default::default());
+        let mut events = Vec::new();
+        shard.frame(&raw(1, &outer), &mut events);
+        assert_eq!((shard.stats().wire.vxlan, shard.stats().wire.tcp), (0, 0));
+        shard.set_wire_config(settings.wire);
+        shard.frame(&raw(2, &outer), &mut events);
+        assert_eq!((shard.stats().wire.vxlan, shard.stats().wire.tcp), (1, 1));
     }
 }

@@ -95,6 +95,12 @@ pub(crate) fn worker_loop(
                 shard.set_port_hints(&cfg);
             }
         }
+        // New wire settings (a reload) apply from this batch's first frame: the capture thread
+        // sharded this batch's frames with them.
+        if let Some(w) = batch.wire.take() {
+            shard.set_wire_config(w.wire);
+            shard.set_defrag_config(w.defrag);
+        }
         let mut items = Vec::with_capacity(8);
         for m in &batch.frames {
             if m.tick {

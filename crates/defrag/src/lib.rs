@@ -259,6 +259,20 @@ impl Defragmenter {
         }
     }
 
+    /// New limits (a config reload), from the next fragment on. Datagrams already pending keep
+    /// their fragments and the deadline they got when their first fragment came; a smaller
+    /// memory budget evicts the oldest of them at once, so the cap holds from here; a smaller
+    /// fragment limit drops a datagram at its next fragment. Counters carry on.
+    pub fn set_config(&mut self, config: DefragConfig) {
+        self.config = config;
+        self.make_room(0, None);
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &DefragConfig {
+        &self.config
+    }
+
     /// Bytes held now, as charged against [`DefragConfig::memory`].
     pub fn held_bytes(&self) -> usize {
         self.held
@@ -835,6 +849,36 @@ mod tests {
         });
         assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, 1, &seg, 0, 1480)), None);
         assert_eq!((d.stats().evicted, d.held_bytes()), (1, 0));
+    }
+
+    /// A reload: pending datagrams survive a looser config and still complete; a smaller
+    /// budget evicts the oldest at once and bounds what is held from then on.
+    #[test]
+    fn set_config_keeps_pending_datagrams_and_enforces_a_smaller_cap_at_once() {
+        let seg = segment(3000);
+        let mut d = Defragmenter::new(DefragConfig::default());
+        for id in 0..10u16 {
+            assert_eq!(d.push(ts(0), &v4_frag(ip::TCP, id, &seg, 0, 1480)), None);
+        }
+        let before = d.held_bytes();
+        d.set_config(DefragConfig {
+            timeout_v4: Duration::from_secs(5),
+            ..DefragConfig::default()
+        });
+        assert_eq!(d.held_bytes(), before, "a looser config evicts nothing");
+        assert_eq!(d.config().timeout_v4, Duration::from_secs(5));
+        assert!(d.push(ts(1), &v4_frag(ip::TCP, 0, &seg, 1480, seg.len())).is_some());
+        let cap = 4 * 1024;
+        d.set_config(DefragConfig {
+            memory: cap,
+            ..DefragConfig::default()
+        });
+        assert!(d.held_bytes() <= cap, "{}", d.held_bytes());
+        let s = d.stats();
+        assert!(s.evicted >= 7, "{s:?}");
+        // The newest datagram is the one kept.
+        assert!(d.push(ts(1), &v4_frag(ip::TCP, 9, &seg, 1480, seg.len())).is_some());
+        assert!(d.push(ts(1), &v4_frag(ip::TCP, 1, &seg, 1480, seg.len())).is_none());
     }
 
     #[test]
