@@ -269,6 +269,10 @@ struct Outputs {
 
 impl Outputs {
     fn emit(&mut self, ev: ProtocolEvent) -> Result<()> {
+        // Internal signals (the DICOM accept) are for detection only: no line, count or metric.
+        if ev.body.is_internal() {
+            return Ok(());
+        }
         self.emitted += 1;
         self.summary.observe(&ev);
         if let Some(m) = &self.metrics {
