@@ -1,6 +1,7 @@
 //! Issue 12: an incident tells one story, on time. On the scenario captures
 //! (pcap-samples/scenarios/), checked against tshark's reading of the same packets:
 //! - `bulk_export` fires on the packet that completes the C-MOVE adding the 16th study;
+//! - `login_success_after_failures` fires on the A-ASSOCIATE-AC that follows the burst;
 //! - the export incident lists the C-MOVE's sub-operation associations, and its `volume`
 //!   counts the instances tshark sees stored;
 //! - the words: actual span beside the rule's window, plurals, the destination named once.
@@ -212,12 +213,13 @@ fn bulk_export_wording_snapshot() {
 }
 
 #[test]
-fn a_success_after_a_reject_burst_fires_at_the_first_command_not_the_release() {
+fn a_success_after_a_reject_burst_fires_at_the_accept_packet() {
     let events = scenario(&["login-failures-dicom.pcap"]);
     let fired = alerts(&events, "login_success_after_failures");
+    assert_eq!(fired.len(), 1, "one success after the burst");
     let (t, a) = fired[0];
     assert_eq!((a.entity.kind.as_str(), a.entity.id.as_str()), ("ae", "SCANNER9"));
-    // The accepted association: its first command and its end.
+    // The accepted association's end and first command, as the events show them.
     let accepted = events
         .iter()
         .find_map(|e| match &e.body {
@@ -230,8 +232,24 @@ fn a_success_after_a_reject_burst_fires_at_the_first_command_not_the_release() {
         .find(|e| e.flow.id == accepted.0 && matches!(&e.body, EventBody::Dicom(pacstap_core::DicomEvent::Command(_))))
         .map(|e| e.ts.0)
         .expect("a command");
-    assert_eq!(t, first_command, "on the first command after the A-ASSOCIATE-AC");
+    assert!(t < first_command, "before the first command after the accept");
     assert!(t < accepted.1, "before the association's end");
+    // The accept signal is internal: no event line says "accepted" before the association's.
+    assert!(
+        events.iter().all(|e| !e.body.is_internal()),
+        "internal events are never output"
+    );
+    if !have_tshark() {
+        return;
+    }
+    let lines = tshark_dicom("login-failures-dicom.pcap").expect("tshark");
+    let accepts: Vec<i64> = lines
+        .iter()
+        .filter(|(_, _, info)| info.contains("A-ASSOCIATE accept"))
+        .map(|(ns, _, _)| *ns)
+        .collect();
+    assert_eq!(accepts.len(), 1, "one accepted association in the capture: {accepts:?}");
+    assert_eq!(t, accepts[0], "the alert's packet is tshark's A-ASSOCIATE-AC frame");
 }
 
 #[test]

@@ -508,6 +508,38 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
         );
         assert_eq!(last["size"].as_u64(), Some(meta.len()));
         assert_eq!(last["incident_id"], admin["alert"]["incident_id"]);
+        // The alert was written before its file: each cut is followed by an alert update
+        // (same incident, `update: true`) proving the file just written, so the incident's
+        // last alert carries the hash of the file as it stands.
+        let alerts: Vec<Value> = got_text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event_type"] == "alert")
+            .collect();
+        let ids: std::collections::BTreeSet<String> = alerts
+            .iter()
+            .filter(|a| a["alert"]["evidence"]["pcap"].is_string())
+            .map(|a| a["alert"]["incident_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 3, "one file per incident: {ids:?}");
+        for id in &ids {
+            let last = alerts
+                .iter()
+                .rfind(|a| a["alert"]["incident_id"] == id.as_str())
+                .unwrap();
+            let file = PathBuf::from(last["alert"]["evidence"]["pcap"].as_str().unwrap());
+            assert_eq!(last["alert"]["update"], true, "{last}");
+            assert_eq!(
+                last["alert"]["evidence"]["pcap_sha256"].as_str(),
+                Some(pacstap_output::sha256_file(&file).unwrap().as_str()),
+                "{last}"
+            );
+        }
+        let admin_last = alerts
+            .iter()
+            .rfind(|a| a["alert"]["incident_id"] == admin["alert"]["incident_id"])
+            .unwrap();
+        assert_eq!(admin_last["alert"]["evidence"]["pcap_sha256"], last["sha256"]);
     }
 
     // Metrics: every frame seen, nothing dropped, associations by outcome as replay counts them.

@@ -19,6 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// A live evidence request: the file, the alert's flows, and the alert (the cut's alert update
+/// re-emits it with the file's hash: `crate::evidence_cut`).
+pub type EvidenceWanted = (PathBuf, Vec<FlowId>, ProtocolEvent);
+
 /// What [`Detection`] needs, whatever feeds it (one [`crate::FlowShard`] in replay, the workers live).
 pub struct DetectionSettings {
     pub config: Config,
@@ -54,7 +58,7 @@ pub struct Detection {
     /// here as requests (file, flows) for the capture loop to serve. Replay leaves this off and
     /// writes its plan in a second pass.
     live_evidence: bool,
-    evidence_requests: Vec<(PathBuf, Vec<FlowId>)>,
+    evidence_requests: Vec<EvidenceWanted>,
     recent: RecentFlows,
     out: Outputs,
 }
@@ -129,7 +133,7 @@ impl Detection {
             if let (true, EventBody::Alert(a)) = (self.live_evidence, &alert.body) {
                 if let Some(path) = &a.evidence.pcap {
                     self.evidence_requests
-                        .push((PathBuf::from(path), a.evidence.flow_ids.clone()));
+                        .push((PathBuf::from(path), a.evidence.flow_ids.clone(), alert.clone()));
                 }
             }
             self.out.emit(alert)?;
@@ -144,8 +148,14 @@ impl Detection {
     }
 
     /// Evidence files to (re)write since the last call, with the alert's flows.
-    pub fn take_evidence_requests(&mut self) -> Vec<(PathBuf, Vec<FlowId>)> {
+    pub fn take_evidence_requests(&mut self) -> Vec<EvidenceWanted> {
         std::mem::take(&mut self.evidence_requests)
+    }
+
+    /// Live evidence: emit the alert update that proves a file just cut (same incident,
+    /// `update: true`, `evidence.pcap_sha256`), like any alert (events, metrics, Alertmanager).
+    pub fn emit_evidence_update(&mut self, alert: ProtocolEvent) -> Result<()> {
+        self.out.emit(alert)
     }
 
     /// End of input, after the last events: detection reports what it holds, learned state is
@@ -269,6 +279,10 @@ struct Outputs {
 
 impl Outputs {
     fn emit(&mut self, ev: ProtocolEvent) -> Result<()> {
+        // Internal signals (the DICOM accept) are for detection only: no line, count or metric.
+        if ev.body.is_internal() {
+            return Ok(());
+        }
         self.emitted += 1;
         self.summary.observe(&ev);
         if let Some(m) = &self.metrics {

@@ -2,9 +2,15 @@
 //! workers for the packets their rings hold of each alert's flows and appends them to the
 //! incident's pcap. (Replay writes its evidence in a second pass over the files instead:
 //! `crate::replay`.)
+//!
+//! The alert is written before its file exists, so it cannot carry the file's hash. After each
+//! cut, the cutter therefore hands back an alert update (the incident's latest alert, same
+//! `incident_id`, `update: true`) carrying `evidence.pcap` and the `pcap_sha256` of the file
+//! just written ([`EvidenceCutter::take_sealed`]): every live incident ends with an alert that
+//! proves its file as it stands (the custody log holds every version's hash).
 
 use crossbeam_channel::{Receiver, Sender};
-use pacstap_core::FlowId;
+use pacstap_core::{EventBody, FlowId, ProtocolEvent};
 use pacstap_output::term::say;
 use pacstap_output::EvidencePackets;
 use std::collections::HashMap;
@@ -42,6 +48,11 @@ struct IncidentFile {
     settle: bool,
     /// A cut of this file is waiting for the workers: the next one must start from its result.
     in_flight: bool,
+    /// The incident's latest alert naming this file: each cut re-emits it as an update with
+    /// the file's hash.
+    alert: Option<Box<ProtocolEvent>>,
+    /// SHA-256 of the file as the last cut left it.
+    sha256: Option<String>,
 }
 
 /// A cut waiting for the workers' copies.
@@ -73,6 +84,8 @@ pub(crate) struct EvidenceCutter {
     errors: u64,
     /// The sensor's host name for the custody log (read at the first write).
     host: Option<String>,
+    /// Alert updates proving files just written, for the detection thread to emit.
+    sealed: Vec<ProtocolEvent>,
 }
 
 /// Least wall time between the first two cuts of one incident's evidence file (it doubles).
@@ -95,6 +108,7 @@ impl EvidenceCutter {
             written: Vec::new(),
             errors: 0,
             host: None,
+            sealed: Vec::new(),
         }
     }
 
@@ -103,14 +117,17 @@ impl EvidenceCutter {
         self.requests.push(requests);
     }
 
-    pub(crate) fn request(&mut self, path: PathBuf, flows: Vec<FlowId>) {
-        let inc = self.incidents.entry(path).or_insert(IncidentFile {
+    /// Cut `alert`'s flows into its file `path` (its `evidence.pcap`).
+    pub(crate) fn request(&mut self, path: PathBuf, flows: Vec<FlowId>, alert: ProtocolEvent) {
+        let inc = self.incidents.entry(path.clone()).or_insert(IncidentFile {
             flows: Vec::new(),
             last_cut: None,
             interval: EVIDENCE_RECUT,
             dirty: true,
             settle: false,
             in_flight: false,
+            alert: None,
+            sha256: None,
         });
         for f in flows {
             if inc.flows.len() < EVIDENCE_FLOWS_PER_FILE && !inc.flows.iter().any(|w| w.0 == f) {
@@ -118,6 +135,13 @@ impl EvidenceCutter {
                 inc.dirty = true;
             }
         }
+        // An update that changes no packets (a higher count) cuts nothing: it is proven at
+        // once by the file as it stands, so the incident still ends with a proving alert.
+        // Otherwise the coming cut proves it.
+        if let (false, false, Some(sha256)) = (inc.dirty, inc.in_flight, inc.sha256.clone()) {
+            self.sealed.extend(sealed_update(&alert, &path, sha256));
+        }
+        inc.alert = Some(Box::new(alert));
     }
 
     /// Ask the workers for what is new in the files that are due (every file with news when
@@ -215,7 +239,14 @@ impl EvidenceCutter {
         }
         match pacstap_output::append_evidence_pcap(&p.path, &p.parts) {
             Ok(_) => {
-                self.record_custody(&p.path);
+                if let Some(sha256) = self.record_custody(&p.path) {
+                    if let Some(inc) = self.incidents.get_mut(&p.path) {
+                        let alert = inc.alert.as_deref();
+                        self.sealed
+                            .extend(alert.and_then(|a| sealed_update(a, &p.path, sha256.clone())));
+                        inc.sha256 = Some(sha256);
+                    }
+                }
                 if !self.written.contains(&p.path) {
                     self.written.push(p.path);
                 }
@@ -229,16 +260,27 @@ impl EvidenceCutter {
 
     /// Log this version of the file in the custody log (one line per cut: a live file grows,
     /// and each line's hash is that of the file as it stood after the cut).
-    fn record_custody(&mut self, path: &Path) {
+    /// Returns the file's SHA-256 when it was logged.
+    fn record_custody(&mut self, path: &Path) -> Option<String> {
         let dir = pacstap_safefile::parent_dir(path);
         let host = self.host.get_or_insert_with(pacstap_output::sensor_host);
-        if let Err(e) = pacstap_output::record_custody(&dir, path, &incident_of(path), host) {
-            self.errors += 1;
-            say(&format!(
-                "warning: custody of evidence {} not logged: {e}",
-                path.display()
-            ));
+        match pacstap_output::record_custody(&dir, path, &incident_of(path), host) {
+            Ok(entry) => Some(entry.sha256),
+            Err(e) => {
+                self.errors += 1;
+                say(&format!(
+                    "warning: custody of evidence {} not logged: {e}",
+                    path.display()
+                ));
+                None
+            }
         }
+    }
+
+    /// Alert updates proving the files written since the last call (one per cut, in the
+    /// order written), for [`crate::Detection::emit_evidence_update`].
+    pub(crate) fn take_sealed(&mut self) -> Vec<ProtocolEvent> {
+        std::mem::take(&mut self.sealed)
     }
 
     /// Shutdown: cut every file with news, and wait (a bounded time) for the copies.
@@ -254,6 +296,19 @@ impl EvidenceCutter {
         }
         std::mem::take(&mut self.written)
     }
+}
+
+/// `alert` as the update that proves its file `path` as just written: same incident, `update`,
+/// `evidence.pcap` and its `pcap_sha256`. None when `alert` is not an alert.
+fn sealed_update(alert: &ProtocolEvent, path: &Path, sha256: String) -> Option<ProtocolEvent> {
+    let mut ev = alert.clone();
+    let EventBody::Alert(a) = &mut ev.body else {
+        return None;
+    };
+    a.update = true;
+    a.evidence.pcap = Some(path.display().to_string());
+    a.evidence.pcap_sha256 = Some(sha256);
+    Some(ev)
 }
 
 /// The incident id an evidence file name ends with (`<time>_<rule>_<incident id>.pcap`,

@@ -197,14 +197,24 @@ impl Sharded {
         // Detection's last word (held exports, grown incidents), while the workers still hold
         // their packets for its evidence; then the workers may go.
         let result = result.and_then(|errors| detection.finish().map(|()| errors));
-        let evidence_files = match cutter.as_mut() {
+        let (evidence_files, result) = match cutter.as_mut() {
             Some(c) => {
-                for (path, flows) in detection.take_evidence_requests() {
-                    c.request(path, flows);
+                for (path, flows, alert) in detection.take_evidence_requests() {
+                    c.request(path, flows, alert);
                 }
-                c.finish()
+                let files = c.finish();
+                // The last cuts' alert updates, after detection's last word (the workers are
+                // joined whatever happens here).
+                let sealed = c.take_sealed();
+                let result = result.and_then(|errors| {
+                    for ev in sealed {
+                        detection.emit_evidence_update(ev)?;
+                    }
+                    detection.flush().map(|()| errors)
+                });
+                (files, result)
             }
-            None => Vec::new(),
+            None => (Vec::new(), result),
         };
         drop(cutter);
         let mut shards = ShardStats::default();
@@ -302,11 +312,15 @@ fn detect_loop(
         }
         let now = Instant::now();
         if let Some(c) = cutter.as_deref_mut() {
-            for (path, flows) in detection.take_evidence_requests() {
-                c.request(path, flows);
+            for (path, flows, alert) in detection.take_evidence_requests() {
+                c.request(path, flows, alert);
             }
             c.cut_due(now, false);
             c.collect(None);
+            for ev in c.take_sealed() {
+                detection.emit_evidence_update(ev)?;
+                dirty = true;
+            }
         }
         if now < next_housekeeping {
             continue;

@@ -60,6 +60,12 @@ impl EventBody {
             EventBody::Posture(_) => "posture",
         }
     }
+
+    /// Whether this event is internal: a signal from a decoder to detection that no output
+    /// writes, counts or collects (the events output keeps exactly the contract's lines).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, EventBody::Dicom(DicomEvent::Accepted(_)))
+    }
 }
 
 /// `dicom` events: `dicom.type` is `association` or `command`.
@@ -68,6 +74,22 @@ impl EventBody {
 pub enum DicomEvent {
     Association(DicomAssociation),
     Command(DicomCommand),
+    /// Internal ([`EventBody::is_internal`]), never written: the A-ASSOCIATE-AC, at its packet.
+    Accepted(DicomAccepted),
+}
+
+/// The acceptor's A-ASSOCIATE-AC (PS3.8 §9.3.3) of an association whose A-ASSOCIATE-RQ was
+/// seen: the login succeeded, at this packet. Detection needs that moment (issue 12: a
+/// success after a failure burst alerts at the accept, not at the first command or at the
+/// association's end); the contract's `association` event still comes once, at the end, so
+/// this one is internal and no output writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DicomAccepted {
+    pub calling_ae: String,
+    pub called_ae: String,
+    /// The user name of the RQ's User Identity negotiation (PS3.7 §D.3.3.7), never the passcode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// How an association ended (CONTRACT §2).

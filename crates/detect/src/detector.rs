@@ -254,7 +254,9 @@ impl Detector {
     /// Feed one protocol event (packet-time order). Alerts are pushed to `out` as events with
     /// [`EventBody::Alert`], on the flow of the event that triggered them.
     pub fn observe(&mut self, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        self.stats.events += 1;
+        if !ev.body.is_internal() {
+            self.stats.events += 1;
+        }
         self.advance(ev.ts.0);
         // Time-based closes first, so a new incident is not taken for the old one.
         self.housekeeping(out);
@@ -397,8 +399,8 @@ impl Detector {
             Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
             Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
             Observation::AssociationUsed { user, ae, client } => {
-                // Once per association: its first command is the earliest event that says
-                // the A-ASSOCIATE-AC was sent.
+                // Once per association: its A-ASSOCIATE-AC (else its first command, when the
+                // decoder missed the accept) is the earliest event that says it was accepted.
                 if self.logged_in.get(&ev.flow.id).is_none() {
                     self.logged_in.insert(ev.flow.id, ());
                     self.login_success(user, Some(ae), client, ev, out);

@@ -161,7 +161,7 @@ impl PostureTracker {
                     }
                 }
             }
-            EventBody::Dicom(DicomEvent::Command(_))
+            EventBody::Dicom(DicomEvent::Command(_) | DicomEvent::Accepted(_))
             | EventBody::Alert(_)
             | EventBody::Anomaly(_)
             | EventBody::Posture(_) => {}

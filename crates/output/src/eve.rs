@@ -84,7 +84,8 @@ impl<W: Write> JsonLinesSink<W> {
     }
 
     pub fn write(&mut self, ev: &ProtocolEvent) -> io::Result<()> {
-        if self.alerts_only && ev.body.event_type() != "alert" {
+        // Internal signals (decoder → detection) are no line of the contract.
+        if ev.body.is_internal() || (self.alerts_only && ev.body.event_type() != "alert") {
             return Ok(());
         }
         let mut ser = serde_json::Serializer::with_formatter(&mut self.out, TerminalSafeFormatter);

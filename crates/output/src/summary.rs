@@ -214,6 +214,8 @@ impl Summary {
             }
             // Posture findings are the report's checklist; the summary stays about traffic.
             EventBody::Posture(_) => {}
+            // Internal (never written): not traffic the summary reports.
+            EventBody::Dicom(DicomEvent::Accepted(_)) => {}
             EventBody::Http(h) => {
                 let class = match h.status {
                     Some(s) => format!("{}xx", s / 100),

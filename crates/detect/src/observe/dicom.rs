@@ -9,7 +9,9 @@ use crate::dest::Dest;
 use crate::entity::EntRef;
 use crate::rules::UnknownDest;
 use crate::scope::{Detail, StudyItem};
-use pacstap_core::{AssociationOutcome, DicomAssociation, DicomCommand, Direction, ProtocolEvent, StatusClass};
+use pacstap_core::{
+    AssociationOutcome, DicomAccepted, DicomAssociation, DicomCommand, Direction, ProtocolEvent, StatusClass,
+};
 
 pub(super) fn association<'a>(ev: &'a ProtocolEvent, a: &'a DicomAssociation, seen: &mut Vec<Observation<'a>>) {
     let client = ev.flow.client.ip;
@@ -60,6 +62,18 @@ pub(super) fn association<'a>(ev: &'a ProtocolEvent, a: &'a DicomAssociation, se
         }
     }
     seen.push(Observation::AssociationEnded { user });
+}
+
+/// The A-ASSOCIATE-AC (PS3.8 §9.3.3) at its packet: the login succeeded now, before any
+/// command (an association may carry none) and long before its end.
+pub(super) fn accepted<'a>(ev: &'a ProtocolEvent, a: &'a DicomAccepted, seen: &mut Vec<Observation<'a>>) {
+    if let Some(ae) = non_empty(&a.calling_ae) {
+        seen.push(Observation::AssociationUsed {
+            user: a.user.as_deref().and_then(non_empty),
+            ae,
+            client: ev.flow.client.ip,
+        });
+    }
 }
 
 /// Whether a C-MOVE / C-GET / C-STORE moved data: success or warning, pending (final response

@@ -53,6 +53,7 @@ impl Observer<'_> {
         match &ev.body {
             EventBody::Dicom(DicomEvent::Association(a)) => dicom::association(ev, a, seen),
             EventBody::Dicom(DicomEvent::Command(c)) => dicom::command(self, ev, c, seen),
+            EventBody::Dicom(DicomEvent::Accepted(a)) => dicom::accepted(ev, a, seen),
             EventBody::Http(h) => http::request(self, ev, h, seen),
             EventBody::Tls(t) => tls::connection(self, ev, t, seen),
             EventBody::Hl7(m) => hl7::message(self, ev, m, seen),
@@ -86,9 +87,10 @@ pub(crate) enum Observation<'a> {
     NodeAnswered { ae: &'a str, ip: IpAddr, port: u16 },
     /// An AE accepted an association at `server`: `admin_change` when the address is new.
     NodeServing { ae: &'a str, server: IpAddr },
-    /// A command on an association whose A-ASSOCIATE-RQ was seen (it names its calling AE):
-    /// the association was accepted, so a login succeeded, known before the association ends
-    /// (`login_success_after_failures` fires on the first one).
+    /// The A-ASSOCIATE-AC of an association whose A-ASSOCIATE-RQ was seen, or, when the decoder
+    /// missed it, a command on such an association (it names its calling AE): the association
+    /// was accepted, so a login succeeded, known before the association ends
+    /// (`login_success_after_failures` fires on the first one, normally the accept's packet).
     AssociationUsed {
         user: Option<&'a str>,
         ae: &'a str,

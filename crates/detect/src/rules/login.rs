@@ -253,4 +253,29 @@ mod tests {
         assert!(!steps.contains("reset the credentials of MR_SCANNER1"), "{steps}");
         assert!(!steps.contains("isolate 10.20.10.12"), "{steps}");
     }
+
+    #[test]
+    fn a_success_fires_at_the_accept_and_not_again_at_the_command_or_the_end() {
+        use pacstap_core::{DicomAccepted, DicomEvent, EventBody};
+        let mut r = Run::new("");
+        let f = flow(1, "10.20.10.12:40000", "10.20.0.10:104");
+        for i in 0..6 {
+            r.feed(assoc(i * SEC, f, "SCANNER9", "PACS", false, None));
+        }
+        let ac = DicomAccepted {
+            calling_ae: "SCANNER9".into(),
+            called_ae: "PACS".into(),
+            user: None,
+        };
+        r.feed(event(10 * SEC, f, EventBody::Dicom(DicomEvent::Accepted(ac))));
+        let s = r.alerts_with_time("login_success_after_failures");
+        assert_eq!(s.len(), 1, "fired at the accept");
+        assert_eq!(
+            (s[0].0, s[0].1.entity.id.as_str(), s[0].1.count),
+            (T0 + 10 * SEC, "SCANNER9", 6)
+        );
+        // The same association's end says nothing new.
+        r.feed(assoc(12 * SEC, f, "SCANNER9", "PACS", true, None));
+        assert_eq!(r.alerts("login_success_after_failures").len(), 1);
+    }
 }

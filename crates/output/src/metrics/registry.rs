@@ -485,6 +485,8 @@ impl Metrics {
             // TLS versions and anomalies come from the stage counters (every connection and
             // every anomaly, including those past the per-flow event cap).
             EventBody::Tls(_) | EventBody::Anomaly(_) | EventBody::Posture(_) => {}
+            // Internal (never written); callers skip it before this.
+            EventBody::Dicom(DicomEvent::Accepted(_)) => {}
         }
     }
 

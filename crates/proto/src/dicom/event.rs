@@ -7,8 +7,8 @@ use super::parser::RequestedIdentity;
 use crate::anomaly::anomaly_names;
 use crate::decoder::at;
 use pacstap_core::{
-    Anomaly, AssociationAbort, AssociationOutcome, AssociationReject, DicomAssociation, DicomCommand, DicomEvent,
-    Direction, EventBody, FlowMeta, ProtocolEvent, StatusClass, SubOperations, Timestamp, UserIdentity,
+    Anomaly, AssociationAbort, AssociationOutcome, AssociationReject, DicomAccepted, DicomAssociation, DicomCommand,
+    DicomEvent, Direction, EventBody, FlowMeta, ProtocolEvent, StatusClass, SubOperations, Timestamp, UserIdentity,
 };
 
 anomaly_names! {
@@ -193,6 +193,22 @@ pub(crate) fn command_event(
         ts,
         flow: flow_meta(meta, assoc.swapped),
         body: EventBody::Dicom(DicomEvent::Command(ev)),
+    }
+}
+
+/// The internal accept signal ([`DicomAccepted`]) of association `a`, at the A-ASSOCIATE-AC.
+pub(crate) fn accepted_event(ts: Timestamp, meta: &FlowMeta, a: &Association) -> ProtocolEvent {
+    ProtocolEvent {
+        ts,
+        flow: flow_meta(meta, a.swapped),
+        body: EventBody::Dicom(DicomEvent::Accepted(DicomAccepted {
+            calling_ae: a.calling_ae.clone(),
+            called_ae: a.called_ae.clone(),
+            user: a
+                .identity
+                .as_ref()
+                .and_then(|id| user_identity(id, false, false).username),
+        })),
     }
 }
 

@@ -391,6 +391,11 @@ impl Session {
             return;
         };
         a.accepted = true;
+        if a.request_seen {
+            // Detection's signal that the login succeeded at this packet (internal, never
+            // written; the `association` event still comes at the end).
+            ctx.events.push(event::accepted_event(ctx.ts, ctx.meta, a));
+        }
         a.identity_response = ac.user_identity_response;
         a.ac_max_pdu_length = ac.max_pdu_length;
         for r in ac.contexts {
