@@ -67,13 +67,18 @@ pub(crate) fn reload(
     };
     match Config::load(path) {
         Ok(cfg) if &cfg == detection.config() => {
+            count_reload(chores, true);
             say(&format!("config {} unchanged", path.display()));
         }
         Ok(cfg) => {
             let ports_changed = cfg.ports != detection.config().ports;
             match detection.reload_config(&cfg) {
-                Ok(()) => say(&format!("reloaded config {}", path.display())),
+                Ok(()) => {
+                    count_reload(chores, true);
+                    say(&format!("reloaded config {}", path.display()))
+                }
                 Err(e) => {
+                    count_reload(chores, false);
                     let msg = format!(
                         "config {} not reloaded, keeping the running one: {}",
                         path.display(),
@@ -95,10 +100,18 @@ pub(crate) fn reload(
             }
         }
         Err(e) => {
+            count_reload(chores, false);
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());
             say(&format!("error: {msg}"));
             errors.push(msg);
         }
     }
     Ok(())
+}
+
+/// `pacstap_config_reloads_total{result}`: an unchanged config counts as a successful reload.
+fn count_reload(chores: &Chores, ok: bool) {
+    if let Some(m) = &chores.metrics {
+        m.config_reload(ok);
+    }
 }
