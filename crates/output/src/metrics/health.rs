@@ -126,18 +126,20 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
 
+    /// (running, alarm, idle, any_packet, since_drop, expected verdict or the reason's start)
+    type Case = (
+        bool,
+        Option<Duration>,
+        Duration,
+        bool,
+        Option<Duration>,
+        Result<(), &'static str>,
+    );
+
     #[test]
     fn decision_table() {
         let five = Some(5 * MIN);
-        // (running, alarm, idle, any_packet, since_drop) -> Ok or the reason's start
-        let cases: [(
-            bool,
-            Option<Duration>,
-            Duration,
-            bool,
-            Option<Duration>,
-            Result<(), &str>,
-        ); 8] = [
+        let cases: [Case; 8] = [
             (true, five, MIN, true, None, Ok(())),
             (false, five, MIN, true, None, Err("capture stopped")),
             (
