@@ -80,6 +80,8 @@ fn rules_use_only_exported_metrics() {
     let rules = std::fs::read_to_string(rules_dir().join("pacstap-rules.yml")).unwrap();
     assert!(rules.contains("alert: PacstapAlertmanagerPushFailing"));
     assert!(rules.contains("alert: PacstapAlertmanagerAlertsLost"));
+    assert!(rules.contains("alert: PacstapConfigReloadFailed"));
+    assert!(rules.contains("alert: PacstapStateSaveFailing"));
 }
 
 fn promtool(dir: &Path, args: &[&str]) -> Option<std::process::Output> {
