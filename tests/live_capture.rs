@@ -579,9 +579,10 @@ fn wait_for_health(addr: &str, needle: &str) -> String {
 }
 
 /// `/healthz` of a running capture: 503 with the reason while the interface is silent past
-/// `--idle-alarm`, 200 `ok` once frames arrive, 503 again when they stop.
+/// `--idle-alarm`, 200 `ok` once frames arrive, 503 again when they stop. Then SIGHUP reloads
+/// show in `pacstap_config_reloads_total{result}`.
 #[test]
-fn healthz_reports_an_idle_interface() {
+fn healthz_reports_an_idle_interface_and_reloads_are_counted() {
     let missing: Vec<&str> = ["ip", "tcpreplay", "kill", "sysctl"]
         .into_iter()
         .filter(|t| !on_path(t))
@@ -598,9 +599,13 @@ fn healthz_reports_an_idle_interface() {
         }
     };
     let tmp = TempDir::new();
+    let config = tmp.0.join("pacstap.toml");
+    std::fs::write(&config, "[capture]\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_pacstap"))
         .args(["capture", "-i", &ns.capture_if, "--metrics-listen", "127.0.0.1:0"])
-        .args(["--idle-alarm", "3s", "--state", "none", "--events"])
+        .args(["--idle-alarm", "3s", "--state", "none", "--config"])
+        .arg(&config)
+        .arg("--events")
         .arg(tmp.0.join("events.jsonl"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -622,6 +627,22 @@ fn healthz_reports_an_idle_interface() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     let again = wait_for_health(&addr, "idle: no packet for");
     assert!(again.starts_with("HTTP/1.1 503"), "{again}");
+
+    // SIGHUP reloads are counted by result: a broken file is refused, an unchanged one is ok.
+    std::fs::write(&config, "[capture]\nidle_alarm = \"soon\"\n").unwrap();
+    cap.signal("-HUP");
+    cap.wait_for("not reloaded", Duration::from_secs(10));
+    std::fs::write(&config, "# edited\n[capture]\n").unwrap();
+    cap.signal("-HUP");
+    cap.wait_for("unchanged", Duration::from_secs(10));
+    let m = scrape(&addr, "/metrics");
+    assert_eq!(
+        metric(&m, "pacstap_config_reloads_total{result=\"failed\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "pacstap_config_reloads_total{result=\"ok\"}"), 1.0, "{m}");
+    assert!(metric(&m, "pacstap_process_resident_memory_bytes") > 1e6, "{m}");
     cap.signal("-TERM");
     let status = cap.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "exit {status:?}");
