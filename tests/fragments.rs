@@ -16,7 +16,15 @@ fn fragments(name: &str) -> String {
 fn comparable(events: &[Value]) -> Vec<Value> {
     fn strip(v: &mut Value) {
         if let Value::Object(m) = v {
-            for k in ["timestamp", "flow_id", "flow_ids", "start", "end", "request_time", "response_time"] {
+            for k in [
+                "timestamp",
+                "flow_id",
+                "flow_ids",
+                "start",
+                "end",
+                "request_time",
+                "response_time",
+            ] {
                 m.remove(k);
             }
             m.values_mut().for_each(strip);

@@ -197,7 +197,8 @@ fn bulk_export_wording_snapshot() {
     let (_, first) = alerts(&events, "bulk_export")[0];
     assert_eq!(
         first.summary,
-        "AE WORKSTATION1 exported 16 distinct studies (16 instances, 43.3 kB) in 11 s (rule: more than 15 in 30 min) to AE STORESCP (10.20.0.20)."
+        // The scenario config lists WORKSTATION1 with role workstation (issue 14: role shown).
+        "AE WORKSTATION1 (workstation) exported 16 distinct studies (16 instances, 43.3 kB) in 11 s (rule: more than 15 in 30 min) to AE STORESCP (10.20.0.20)."
     );
     assert_eq!(
         first.response,

@@ -67,11 +67,16 @@ struct Netns {
 
 impl Netns {
     fn create() -> Result<Netns, String> {
+        Netns::create_tagged("")
+    }
+
+    /// `tag` tells apart the namespaces of tests that run at the same time in one process.
+    fn create_tagged(tag: &str) -> Result<Netns, String> {
         let id = std::process::id() % 100_000;
         let ns = Netns {
-            name: format!("pacstap-test-{id}"),
-            capture_if: format!("ptcap{id}"),
-            inject_if: format!("ptinj{id}"),
+            name: format!("pacstap-test-{id}{tag}"),
+            capture_if: format!("ptcap{id}{tag}"),
+            inject_if: format!("ptinj{id}{tag}"),
         };
         // A leftover of a killed earlier run with the same pid.
         let _ = Command::new("ip").args(["netns", "del", &ns.name]).output();
@@ -165,7 +170,7 @@ struct Capture {
 
 impl Capture {
     fn start(interface: &str, events: &Path, state: &Path, evidence: &Path) -> Capture {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pacstap"))
+        let child = Command::new(env!("CARGO_BIN_EXE_pacstap"))
             .args([
                 "capture",
                 "-i",
@@ -187,6 +192,11 @@ impl Capture {
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting pacstap capture");
+        Capture::watch(child)
+    }
+
+    /// Collects the child's stderr lines on a thread.
+    fn watch(mut child: Child) -> Capture {
         let stderr = child.stderr.take().expect("stderr");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -586,4 +596,86 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
     }
     drop(cap);
     drop(ns);
+}
+
+/// Polls `/healthz` until its answer contains `needle` (or 15 s pass) and returns the last one.
+fn wait_for_health(addr: &str, needle: &str) -> String {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = scrape(addr, "/healthz");
+        if r.contains(needle) || Instant::now() > end {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/healthz` of a running capture: 503 with the reason while the interface is silent past
+/// `--idle-alarm`, 200 `ok` once frames arrive, 503 again when they stop. Then SIGHUP reloads
+/// show in `pacstap_config_reloads_total{result}`.
+#[test]
+fn healthz_reports_an_idle_interface_and_reloads_are_counted() {
+    let missing: Vec<&str> = ["ip", "tcpreplay", "kill", "sysctl"]
+        .into_iter()
+        .filter(|t| !on_path(t))
+        .collect();
+    if !is_root() || !missing.is_empty() {
+        eprintln!("SKIPPED healthz idle: needs root and ip, tcpreplay, kill, sysctl");
+        return;
+    }
+    let ns = match Netns::create_tagged("h") {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("SKIPPED healthz idle: cannot create a network namespace and veth pair: {e}");
+            return;
+        }
+    };
+    let tmp = TempDir::new();
+    let config = tmp.0.join("pacstap.toml");
+    std::fs::write(&config, "[capture]\n").unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pacstap"))
+        .args(["capture", "-i", &ns.capture_if, "--metrics-listen", "127.0.0.1:0"])
+        .args(["--idle-alarm", "3s", "--state", "none", "--config"])
+        .arg(&config)
+        .arg("--events")
+        .arg(tmp.0.join("events.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting pacstap capture");
+    let mut cap = Capture::watch(child);
+    let line = cap.wait_for("metrics at http://", Duration::from_secs(20));
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .expect("metrics address")
+        .to_owned();
+    let idle = wait_for_health(&addr, "idle: no packet since start");
+    assert!(idle.starts_with("HTTP/1.1 503"), "{idle}");
+    assert!(idle.contains("(idle_alarm 3s)\n"), "{idle}");
+    ns.tcpreplay(&["echo.pcap"]).expect("tcpreplay");
+    let ok = wait_for_health(&addr, "\r\n\r\nok\n");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let again = wait_for_health(&addr, "idle: no packet for");
+    assert!(again.starts_with("HTTP/1.1 503"), "{again}");
+
+    // SIGHUP reloads are counted by result: a broken file is refused, an unchanged one is ok.
+    std::fs::write(&config, "[capture]\nidle_alarm = \"soon\"\n").unwrap();
+    cap.signal("-HUP");
+    cap.wait_for("not reloaded", Duration::from_secs(10));
+    std::fs::write(&config, "# edited\n[capture]\n").unwrap();
+    cap.signal("-HUP");
+    cap.wait_for("unchanged", Duration::from_secs(10));
+    let m = scrape(&addr, "/metrics");
+    assert_eq!(
+        metric(&m, "pacstap_config_reloads_total{result=\"failed\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "pacstap_config_reloads_total{result=\"ok\"}"), 1.0, "{m}");
+    assert!(metric(&m, "pacstap_process_resident_memory_bytes") > 1e6, "{m}");
+    cap.signal("-TERM");
+    let status = cap.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit {status:?}");
 }

@@ -366,6 +366,11 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9718")]
     pub metrics_listen: String,
 
+    /// /healthz answers 503 after this long without a frame (`90s`, `5m`, `0` = never);
+    /// overrides the config's `[capture] idle_alarm` (default 5m).
+    #[arg(long, value_name = "DURATION", value_parser = pacstap_detect::config::Dur::parse)]
+    pub idle_alarm: Option<pacstap_detect::config::Dur>,
+
     /// For each alert, write the packets of the flows behind it as a pcap there (mode 0600),
     /// cut from the recent packets the workers keep per flow: the first frames with payload up
     /// to `[evidence] max_payload_bytes_per_flow`, then headers. Appended to as flows join the

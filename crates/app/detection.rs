@@ -170,9 +170,12 @@ impl Detection {
     /// Write learned state now (atomically; also done by [`Detection::finish`]).
     pub fn save_state(&self) -> Result<()> {
         if let Some(store) = &self.store {
-            store
-                .save(&self.detector.learned_state())
-                .context("saving learned state")?;
+            let saved = store.save(&self.detector.learned_state());
+            // `pacstap_state_saves_total{result}`, only where a state file is configured.
+            if let Some(m) = &self.out.metrics {
+                m.state_save(saved.is_ok());
+            }
+            saved.context("saving learned state")?;
         }
         Ok(())
     }

@@ -71,6 +71,9 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
         "off" | "none" => None,
         addr => match start_metrics(addr) {
             Ok((metrics, server)) => {
+                // `--idle-alarm` over the config's `[capture] idle_alarm`; counted from now.
+                let alarm = args.idle_alarm.unwrap_or(opts.config.capture.idle_alarm);
+                metrics.set_idle_alarm(Some(alarm.0));
                 opts.metrics = Some(metrics);
                 Some(server)
             }

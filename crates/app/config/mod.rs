@@ -154,12 +154,30 @@ impl Defrag {
 /// BPF filter with spaces (`tcp or (vlan and tcp)`) never passes through a systemd environment
 /// variable, which systemd splits at spaces (issue 14). `--bpf` overrides it. Read when capture
 /// starts; a SIGHUP reload does not change the filter of the open interface.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureSettings {
     /// BPF filter (tcpdump syntax), applied in the kernel. Absent: every frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<String>,
+    /// `/healthz` answers 503 when no frame has arrived for this long (wall time: a tap with no
+    /// traffic has no packet time). `0` disables it. Default [`DEFAULT_IDLE_ALARM`].
+    pub idle_alarm: Dur,
+}
+
+/// Five minutes: even a quiet night on a hospital segment carries ARP, DHCP and monitoring
+/// traffic every few seconds to minutes, while a pulled cable or a reconfigured SPAN session
+/// should reach the operator well within a monitoring shift's reaction time. A quiet lab
+/// network sets a longer one (or `0`).
+pub const DEFAULT_IDLE_ALARM: Dur = Dur::secs(300);
+
+impl Default for CaptureSettings {
+    fn default() -> Self {
+        CaptureSettings {
+            bpf: None,
+            idle_alarm: DEFAULT_IDLE_ALARM,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -184,6 +202,13 @@ mod tests {
         let c = Config::from_toml_str("[capture]\nbpf = \"tcp or (vlan and tcp)\"\n").unwrap();
         assert_eq!(c.capture.bpf.as_deref(), Some("tcp or (vlan and tcp)"));
         assert_eq!(Config::from_toml_str(&c.render_effective()).unwrap(), c);
+        assert_eq!(Config::default().capture.idle_alarm.as_secs(), 300);
+        let c = Config::from_toml_str("[capture]\nidle_alarm = \"90s\"\n").unwrap();
+        assert_eq!(c.capture.idle_alarm.as_secs(), 90);
+        let c = Config::from_toml_str("[capture]\nidle_alarm = \"0\"\n").unwrap();
+        assert!(c.capture.idle_alarm.is_zero());
+        let e = Config::from_toml_str("[capture]\nidle_alarm = \"soon\"\n").unwrap_err();
+        assert_eq!(e.key(), Some("capture.idle_alarm"));
         let e = Config::from_toml_str("[capture]\nfilter = \"tcp\"\n").unwrap_err();
         assert_eq!(e.key(), Some("capture.filter"));
     }

@@ -83,14 +83,19 @@ pub(crate) fn reload(
     });
     match loaded {
         Ok(cfg) if &cfg == detection.config() => {
+            count_reload(chores, true);
             say(&format!("config {} unchanged", path.display()));
         }
         Ok(cfg) => {
             let ports_changed = cfg.ports != detection.config().ports;
             let wire_changes = wire_changes(detection.config(), &cfg);
             match detection.reload_config(&cfg) {
-                Ok(()) if wire_changes.is_empty() => say(&format!("reloaded config {}", path.display())),
+                Ok(()) if wire_changes.is_empty() => {
+                    count_reload(chores, true);
+                    say(&format!("reloaded config {}", path.display()))
+                }
                 Ok(()) => {
+                    count_reload(chores, true);
                     shared.publish_wire(WireSettings::of(&cfg));
                     say(&format!(
                         "reloaded config {}; from the next frame on: {}",
@@ -99,6 +104,7 @@ pub(crate) fn reload(
                     ));
                 }
                 Err(e) => {
+                    count_reload(chores, false);
                     let msg = format!(
                         "config {} not reloaded, keeping the running one: {}",
                         path.display(),
@@ -120,12 +126,20 @@ pub(crate) fn reload(
             }
         }
         Err(e) => {
+            count_reload(chores, false);
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());
             say(&format!("error: {msg}"));
             errors.push(msg);
         }
     }
     Ok(())
+}
+
+/// `pacstap_config_reloads_total{result}`: an unchanged config counts as a successful reload.
+fn count_reload(chores: &Chores, ok: bool) {
+    if let Some(m) = &chores.metrics {
+        m.config_reload(ok);
+    }
 }
 
 /// What a reload changes below detection, one `table.key old → new` per changed key (for the

@@ -236,6 +236,7 @@ impl Detector {
             EntityKind::Ip => s.id.parse().is_ok_and(|ip| self.inv.is_internal(ip)),
             EntityKind::User | EntityKind::Device => false,
         };
+        inc.entity_label = self.inv.label(kind, &s.id).map(str::to_string);
         inc.set_count(m.count);
         // Scope from the window behind the count.
         let cutoff = now.saturating_sub(m.window);

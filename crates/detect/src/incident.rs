@@ -77,6 +77,9 @@ pub(crate) struct Incident {
     /// The entity is one the site knows (an inventory AE, an internal address): its
     /// response steps check with its owner rather than block it (`text::contain`).
     pub entity_known: bool,
+    /// The entity's configured display name and role (`CT scanner 2, modality`), shown
+    /// beside its id in the summary.
+    pub entity_label: Option<String>,
     /// An export went to a destination the inventory does not know (block it) rather than
     /// to one of the site's nodes (never block those).
     pub dest_unknown: bool,
@@ -146,6 +149,7 @@ impl Incident {
             moved_bytes: 0,
             related: Vec::new(),
             entity_known: false,
+            entity_label: None,
             dest_unknown: false,
         }
     }

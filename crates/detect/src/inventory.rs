@@ -6,7 +6,7 @@
 //! an index that input controls.
 
 use crate::config::{canonical_ip, AddrMatch, Config, NodeRole};
-use crate::entity::EntRef;
+use crate::entity::{EntRef, EntityKind};
 use crate::learned::Device;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
@@ -28,6 +28,20 @@ pub(crate) struct InventoryIndex {
     /// TLS server inside the internal networks (the config names no image server).
     pub(crate) https_servers: Vec<IpNet>,
     pub(crate) https_any_internal: bool,
+    /// AE title / user id → `display name, role` for alert text (only those configured).
+    ae_labels: HashMap<String, String>,
+    user_labels: HashMap<String, String>,
+}
+
+/// `name, role` from what is configured: `None` when neither is.
+fn label(name: Option<&str>, role: Option<&str>) -> Option<String> {
+    let parts: Vec<&str> = [name, role]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 impl InventoryIndex {
@@ -38,6 +52,11 @@ impl InventoryIndex {
                 .entry(n.ae.trim().to_string())
                 .or_default()
                 .extend(n.ip.0.iter().copied());
+            // Role `other` is the default: shown only when named otherwise.
+            let role = (n.role != NodeRole::Other).then(|| n.role.as_str());
+            if let Some(l) = label(n.display_name.as_deref(), role) {
+                inv.ae_labels.insert(n.ae.trim().to_string(), l);
+            }
         }
         inv.hl7 = cfg
             .inventory
@@ -46,6 +65,9 @@ impl InventoryIndex {
             .flat_map(|e| e.ip.0.iter().map(move |a| (*a, e.port)))
             .collect();
         for u in &cfg.inventory.users {
+            if let Some(l) = label(u.display_name.as_deref(), u.role.as_deref()) {
+                inv.user_labels.insert(u.name.trim().to_string(), l);
+            }
             let devs = inv.users.entry(u.name.trim().to_string()).or_default();
             for d in &u.devices {
                 // A range (`10.20.30.0/24`, a workstation pool) is matched by membership; the
@@ -108,6 +130,16 @@ impl InventoryIndex {
             EntRef::User(s) | EntRef::Ae(s) => self.exempt.contains(s),
             EntRef::Ip(ip) => self.exempt_ips.contains(&canonical_ip(ip)),
         }
+    }
+
+    /// The configured display name and role of an AE title or user, for alert text.
+    pub(crate) fn label(&self, kind: EntityKind, id: &str) -> Option<&str> {
+        match kind {
+            EntityKind::Ae => self.ae_labels.get(id),
+            EntityKind::User => self.user_labels.get(id),
+            EntityKind::Ip | EntityKind::Device => None,
+        }
+        .map(String::as_str)
     }
 
     /// Whether the DICOM inventory lists this AE title (a site's own node).
@@ -369,5 +401,49 @@ devices = ["10.20.30.0/24", "ja4:t13"]
         let ws = InvDevices::Ae(inv.dicom.get("WS").expect("WS"));
         assert!(ws.contains(&Device::parse("10.3.0.9")));
         assert_eq!(ws.names(), vec!["10.3.0.0/24".to_string()]);
+    }
+
+    #[test]
+    fn labels_join_display_name_and_role_when_configured() {
+        assert_eq!(label(Some("CT 2"), Some("modality")).as_deref(), Some("CT 2, modality"));
+        assert_eq!(label(None, Some("radiologist")).as_deref(), Some("radiologist"));
+        assert_eq!(label(Some("  "), None), None);
+        assert_eq!(label(None, None), None);
+        let inv = InventoryIndex::new(&crate::testkit::config(
+            "[[inventory.dicom]]\nae = \"CT2\"\nrole = \"modality\"\ndisplay_name = \"CT scanner 2\"\n\
+             [[inventory.dicom]]\nae = \"WS\"\n\
+             [[inventory.dicom]]\nae = \"PACS\"\nrole = \"pacs\"\n\
+             [[inventory.users]]\nname = \"rad1\"\ndisplay_name = \"Dr. A. Example\"\n",
+        ));
+        assert_eq!(inv.label(EntityKind::Ae, "CT2"), Some("CT scanner 2, modality"));
+        assert_eq!(inv.label(EntityKind::Ae, "PACS"), Some("pacs"));
+        // Role `other` (the default) and no name: nothing to show.
+        assert_eq!(inv.label(EntityKind::Ae, "WS"), None);
+        assert_eq!(inv.label(EntityKind::User, "rad1"), Some("Dr. A. Example"));
+        assert_eq!(inv.label(EntityKind::User, "CT2"), None);
+    }
+
+    #[test]
+    fn the_alert_summary_names_the_user_only_when_a_name_or_role_is_configured() {
+        use crate::testkit::*;
+        let summary = |toml: &str| {
+            let mut r = Run::new(toml);
+            let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+            let (t, f, mut h) = http(0, f, "/admin/users", 201, Some("mallory"));
+            h.admin_action = Some("user_created".into());
+            r.feed(http_ev((t, f, h)));
+            let a = r.alerts("admin_change");
+            assert_eq!(a.len(), 1);
+            assert_eq!(a[0].entity.id, "mallory");
+            a[0].summary.clone()
+        };
+        let plain = summary("");
+        assert!(plain.starts_with("User mallory made an admin change"), "{plain}");
+        let named =
+            summary("[[inventory.users]]\nname = \"mallory\"\ndisplay_name = \"M. Example\"\nrole = \"PACS admin\"\n");
+        assert!(
+            named.starts_with("User mallory (M. Example, PACS admin) made an admin change"),
+            "{named}"
+        );
     }
 }

@@ -168,7 +168,10 @@ fn exempt_hint(kind: EntityKind, id: &str) -> Option<String> {
 }
 
 pub(crate) fn summary(inc: &Incident, kind: EntityKind, id: &str) -> String {
-    let who = capitalized(entity_phrase(kind, id));
+    let mut who = capitalized(entity_phrase(kind, id));
+    if let Some(label) = &inc.entity_label {
+        who = format!("{who} ({label})");
+    }
     let win = window_text(inc.window);
     let t = inc.threshold.unwrap_or(0);
     let details = list(&inc.details, inc.details_total);

@@ -253,6 +253,24 @@ pub struct DicomNode {
     pub ip: AddrList,
     #[serde(default)]
     pub role: NodeRole,
+    /// What people call the node (`"CT scanner 2, radiology"`), shown beside the AE title in
+    /// alert summaries; detection never uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl NodeRole {
+    /// The config spelling, for alert text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Pacs => "pacs",
+            NodeRole::Modality => "modality",
+            NodeRole::Workstation => "workstation",
+            NodeRole::Archive => "archive",
+            NodeRole::Router => "router",
+            NodeRole::Other => "other",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -288,6 +306,10 @@ pub struct InventoryUser {
     pub devices: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// What people call the user (`"Dr. A. Example"`), shown beside the user id in alert
+    /// summaries; detection never uses it. (`name` is the id on the wire.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// `[users]`: who is exempt from the export rules.

@@ -71,6 +71,10 @@
 //! | `pacstap_alertmanager_posts_failed_total` | counter | — POSTs that failed (connection, timeout, non-2xx), retried or not |
 //! | `pacstap_alertmanager_queue_length` | gauge | — alerts waiting to be pushed, including the batch in flight |
 //! | `pacstap_last_packet_timestamp_seconds` | gauge | — packet time of the latest frame (a stalled tap shows here) |
+//! | `pacstap_config_reloads_total` | counter | `result` (`ok` `failed`) — SIGHUP config reloads; failed: the running config was kept |
+//! | `pacstap_state_saves_total` | counter | `result` (`ok` `failed`) — writes of the learned-state file (`--state`) |
+//! | `pacstap_state_last_save_timestamp_seconds` | gauge | — wall time of the latest successful state save (0: none yet) |
+//! | `pacstap_process_resident_memory_bytes` | gauge | — resident memory of the process (VmRSS), read at scrape time |
 //! | `pacstap_build_info` | gauge | `version` |
 //!
 //! # Event-pipeline latency
@@ -93,8 +97,10 @@
 //! semantics"): a study once per exporting entity within the detector's memory, whether it left
 //! by C-MOVE, C-GET or DICOMweb — not once per request, instance or byte.
 
+pub mod health;
 mod labels;
 mod latency;
+mod ops;
 mod registry;
 mod server;
 

@@ -1,19 +1,21 @@
 //! The registry: every metric pacstap exports, registered once, advanced by stage snapshots
 //! ([`Metrics::update`]) and by events ([`Metrics::observe_event`]), rendered as text.
 
+use super::health::HealthState;
 use super::labels::{
     anomaly_proto, fold, hl7_type_family, http_status_class, DICOMWEB_SERVICES, DIMSE_COMMANDS, HL7_ACK_CODES,
     IP_FRAGMENT_OUTCOMES, RULES, TCP_COUNTERS, TLS_VERSIONS, TUNNEL_KINDS,
 };
 use super::latency::{LatencyCollector, LatencyQuantiles, LatencyRecorder, LatencyState, LATENCY_MAX};
 use super::lock;
+use super::ops::OpsMetrics;
 use crate::alertmanager::AlertmanagerStats;
 use pacstap_core::{DicomEvent, EventBody, ProtocolEvent};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// HL7 ACK latency buckets: interface engines answer in milliseconds to tens of seconds;
 /// minutes mean a stuck receiver.
@@ -108,6 +110,10 @@ pub struct Metrics {
     /// The previous snapshot: counters advance by the difference.
     previous: Mutex<StatsSnapshot>,
     healthy: AtomicBool,
+    /// Idle and drop tracking behind `/healthz` ([`Metrics::health`]).
+    health: Mutex<HealthState>,
+    /// Reloads, state saves, resident memory.
+    ops: OpsMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -332,6 +338,8 @@ impl Metrics {
             },
             previous: Mutex::new(StatsSnapshot::default()),
             healthy: AtomicBool::new(true),
+            health: Mutex::new(HealthState::new(Instant::now())),
+            ops: OpsMetrics::new(&r)?,
             registry: r,
         };
         let info = IntGaugeVec::new(Opts::new("pacstap_build_info", "pacstap version."), &["version"])?;
@@ -359,6 +367,13 @@ impl Metrics {
             Err(poisoned) => poisoned.into_inner(),
         };
         let add = |c: &IntCounter, new: u64, old: u64| c.inc_by(new.saturating_sub(old));
+        lock(&self.health).observe(
+            now.packets,
+            now.kernel_drops
+                .saturating_add(now.interface_drops)
+                .saturating_add(now.pipeline_drops),
+            Instant::now(),
+        );
         add(&self.packets, now.packets, prev.packets);
         add(&self.bytes, now.bytes, prev.bytes);
         add(&self.kernel_drops, now.kernel_drops, prev.kernel_drops);
@@ -551,8 +566,33 @@ impl Metrics {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// Answer 503 on `/healthz` when no frame has arrived for `alarm` (live capture's
+    /// `[capture] idle_alarm`); `None` or zero: never for idleness. Counts from now until the
+    /// first frame.
+    pub fn set_idle_alarm(&self, alarm: Option<Duration>) {
+        lock(&self.health).set_idle_alarm(alarm, Instant::now());
+    }
+
+    /// What `/healthz` answers: `Ok`, or the reason it is unhealthy (stopped, idle, dropping;
+    /// see [`super::health`]).
+    pub fn health(&self) -> Result<(), String> {
+        lock(&self.health).verdict(self.healthy(), Instant::now())
+    }
+
+    /// Count a SIGHUP config reload (`pacstap_config_reloads_total{result}`).
+    pub fn config_reload(&self, ok: bool) {
+        self.ops.config_reload(ok);
+    }
+
+    /// Count a learned-state save (`pacstap_state_saves_total{result}`; a success also sets
+    /// `pacstap_state_last_save_timestamp_seconds`).
+    pub fn state_save(&self, ok: bool) {
+        self.ops.state_save(ok);
+    }
+
     /// The text exposition format (version 0.0.4) of every metric.
     pub fn render(&self) -> String {
+        self.ops.refresh();
         let mut buf = Vec::new();
         let encoder = prometheus::TextEncoder::new();
         if let Err(e) = prometheus::Encoder::encode(&encoder, &self.registry.gather(), &mut buf) {
@@ -1026,5 +1066,39 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn reloads_saves_and_memory_are_exported() {
+        let m = Metrics::new().unwrap();
+        let text = m.render();
+        assert!(
+            text.contains("pacstap_config_reloads_total{result=\"failed\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("pacstap_state_saves_total{result=\"ok\"} 0"));
+        assert!(text.contains("pacstap_state_last_save_timestamp_seconds 0"));
+        m.config_reload(true);
+        m.config_reload(false);
+        m.config_reload(false);
+        m.state_save(true);
+        m.state_save(false);
+        let text = m.render();
+        assert!(text.contains("pacstap_config_reloads_total{result=\"ok\"} 1"));
+        assert!(text.contains("pacstap_config_reloads_total{result=\"failed\"} 2"));
+        assert!(text.contains("pacstap_state_saves_total{result=\"ok\"} 1"));
+        assert!(text.contains("pacstap_state_saves_total{result=\"failed\"} 1"));
+        let last = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pacstap_state_last_save_timestamp_seconds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap();
+        assert!(last > 1.6e9, "{last}");
+        let rss = text
+            .lines()
+            .find_map(|l| l.strip_prefix("pacstap_process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap();
+        assert!(rss > 100 * 1024, "{rss}");
     }
 }

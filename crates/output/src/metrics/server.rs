@@ -106,12 +106,14 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
     let path = target.split('?').next().unwrap_or("");
     let (status, ctype, body) = match (method, path) {
         ("GET" | "HEAD", "/metrics") => ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
-        ("GET" | "HEAD", "/healthz") if metrics.healthy() => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
-        ("GET" | "HEAD", "/healthz") => (
-            "503 Service Unavailable",
-            "text/plain; charset=utf-8",
-            "capture stopped\n".into(),
-        ),
+        ("GET" | "HEAD", "/healthz") => match metrics.health() {
+            Ok(()) => ("200 OK", "text/plain; charset=utf-8", "ok\n".into()),
+            Err(reason) => (
+                "503 Service Unavailable",
+                "text/plain; charset=utf-8",
+                format!("{reason}\n"),
+            ),
+        },
         ("GET" | "HEAD", _) => (
             "404 Not Found",
             "text/plain; charset=utf-8",
@@ -162,6 +164,35 @@ mod tests {
         let big = format!("GET /{} HTTP/1.0\r\n\r\n", "a".repeat(MAX_REQUEST * 2));
         let mut s = TcpStream::connect(server.local_addr()).unwrap();
         let _ = s.write_all(big.as_bytes());
+        server.shutdown();
+    }
+
+    #[test]
+    fn healthz_reports_drops_and_idleness_with_the_reason() {
+        let m = Arc::new(Metrics::new().unwrap());
+        let server = MetricsServer::spawn("127.0.0.1:0", Arc::clone(&m)).unwrap();
+        let get = || {
+            let mut s = TcpStream::connect(server.local_addr()).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let mut snap = crate::StatsSnapshot {
+            packets: 5,
+            ..Default::default()
+        };
+        m.update(&snap);
+        assert!(get().ends_with("\r\n\r\nok\n"));
+        snap.kernel_drops = 4;
+        m.update(&snap);
+        let r = get();
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("\r\n\r\ndropping: 4 frames dropped"), "{r}");
+        // An alarm already exceeded (1 ns, no packet since it was set) names idleness first.
+        m.set_idle_alarm(Some(Duration::from_nanos(1)));
+        let r = get();
+        assert!(r.contains("\r\n\r\nidle: no packet"), "{r}");
         server.shutdown();
     }
 }
