@@ -23,6 +23,8 @@ ensure_deps() {
         command -v ip >/dev/null 2>&1 || missing+=(iproute2)
         # tests/report.rs renders the HTML report in headless Chromium.
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+        # tests/deploy_rules.rs checks and unit-tests deploy/prometheus rules with promtool.
+        command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then
