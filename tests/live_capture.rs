@@ -38,6 +38,22 @@ fn on_path(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this machine can run a live test (root, and the tools it drives); says why not.
+fn can_run_live(test: &str) -> bool {
+    let missing: Vec<&str> = ["ip", "tcpreplay", "kill", "sysctl"]
+        .into_iter()
+        .filter(|t| !on_path(t))
+        .collect();
+    let ok = is_root() && missing.is_empty();
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: needs root and ip, tcpreplay, kill, sysctl (root: {}, missing: {missing:?})",
+            is_root()
+        );
+    }
+    ok
+}
+
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -392,15 +408,7 @@ fn replay_events(files: &[&str]) -> (pacstap::ReplayReport, Vec<String>) {
 
 #[test]
 fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
-    let missing: Vec<&str> = ["ip", "tcpreplay", "kill", "sysctl"]
-        .into_iter()
-        .filter(|t| !on_path(t))
-        .collect();
-    if !is_root() || !missing.is_empty() {
-        eprintln!(
-            "SKIPPED live_capture: needs root and ip, tcpreplay, kill, sysctl (root: {}, missing: {missing:?})",
-            is_root()
-        );
+    if !can_run_live("live_capture") {
         return;
     }
     let ns = match Netns::create() {
@@ -618,12 +626,7 @@ fn wait_for_health(addr: &str, needle: &str) -> String {
 /// show in `pacstap_config_reloads_total{result}`.
 #[test]
 fn healthz_reports_an_idle_interface_and_reloads_are_counted() {
-    let missing: Vec<&str> = ["ip", "tcpreplay", "kill", "sysctl"]
-        .into_iter()
-        .filter(|t| !on_path(t))
-        .collect();
-    if !is_root() || !missing.is_empty() {
-        eprintln!("SKIPPED healthz idle: needs root and ip, tcpreplay, kill, sysctl");
+    if !can_run_live("healthz idle") {
         return;
     }
     let ns = match Netns::create_tagged("h") {

@@ -52,37 +52,23 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::State(cmd) => match run_state(cmd) {
-            Ok(code) => code,
-            Err(e) => {
-                if is_broken_pipe(&e) {
-                    return ExitCode::SUCCESS;
-                }
-                say(&format!("error: {}", error_chain(e.as_ref())));
-                ExitCode::from(1)
-            }
-        },
-        Command::Report(args) => match run_report(args) {
-            Ok(code) => code,
-            Err(e) => {
-                if is_broken_pipe(&e) {
-                    return ExitCode::SUCCESS;
-                }
-                say(&format!("error: {}", error_chain(e.as_ref())));
-                ExitCode::from(1)
-            }
-        },
+        Command::State(cmd) => exit_code(run_state(cmd)),
+        Command::Report(args) => exit_code(run_report(args)),
         Command::Evidence(EvidenceCommand::Verify { dir }) => verify_evidence(&dir),
-        Command::Replay(args) => match run_replay(args) {
-            Ok(code) => code,
-            Err(e) => {
-                if is_broken_pipe(&e) {
-                    return ExitCode::SUCCESS;
-                }
-                say(&format!("error: {}", error_chain(e.as_ref())));
-                ExitCode::from(1)
-            }
-        },
+        Command::Replay(args) => exit_code(run_replay(args)),
+    }
+}
+
+/// The exit code of a command that writes to stdout: a reader that went away (`| head`) is
+/// success, any other error is said once and is exit 1.
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(&format!("error: {}", error_chain(e.as_ref())));
+            ExitCode::from(1)
+        }
     }
 }
 
