@@ -39,6 +39,8 @@ pub struct Line<'a> {
     alert: Option<Value>,
     #[serde(default)]
     anomaly: Option<Value>,
+    #[serde(default)]
+    posture: Option<Value>,
 }
 
 static NULL: Value = Value::Null;
@@ -65,6 +67,7 @@ impl<'a> Ev<'a> {
             "hl7" => l.hl7.as_ref(),
             "alert" => l.alert.as_ref(),
             "anomaly" => l.anomaly.as_ref(),
+            "posture" => l.posture.as_ref(),
             _ => None,
         };
         Some(Ev {
@@ -202,5 +205,22 @@ impl CapSet {
 
     pub fn to_vec(&self) -> Vec<String> {
         self.set.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event type the report reads has its own object read by the line parser: a posture
+    /// finding read back from an events file reaches the checklist with its fields.
+    #[test]
+    fn a_posture_line_keeps_its_object() {
+        let text = r#"{"timestamp":"2026-11-28T07:09:59.285293Z","flow_id":7,"event_type":"posture","src_ip":"10.20.0.30","dest_ip":"10.20.0.10","dest_port":2575,"posture":{"finding":"hl7_in_clear","system":"10.20.0.10:2575","detail":"MLLP in clear"}}"#;
+        let line: Line = serde_json::from_str(text).unwrap();
+        let ev = Ev::from_line(&line).unwrap();
+        assert_eq!(ev.ty, "posture");
+        assert_eq!(ev.s("finding"), Some("hl7_in_clear"));
+        assert_eq!(ev.s("system"), Some("10.20.0.10:2575"));
     }
 }
