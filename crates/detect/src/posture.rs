@@ -223,11 +223,7 @@ impl PostureTracker {
 
 /// At most [`MAX_TEXT`] bytes, cut on a character boundary.
 fn clip(s: &str) -> String {
-    let mut end = s.len().min(MAX_TEXT);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default().to_string()
+    crate::text::truncate(s, MAX_TEXT).to_string()
 }
 
 #[cfg(test)]

@@ -15,17 +15,7 @@ use crate::window::{ByteWindow, SlidingWindow};
 use pacstap_core::{FlowMeta, ProtocolEvent};
 use std::net::SocketAddr;
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or_default()
-}
+use crate::text::truncate;
 
 impl Detector {
     /// `ent` exported `studies` to `dest` (`None`: unnamed) at `ts`, its C-MOVE sub-operations
