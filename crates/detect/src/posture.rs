@@ -74,12 +74,21 @@ impl PostureTracker {
 
     /// Look at `ev`; append the posture events it causes to `out`.
     pub fn observe(&mut self, ev: &ProtocolEvent, out: &mut Vec<ProtocolEvent>) {
-        let server = || std::net::SocketAddr::new(ev.flow.server.ip, ev.flow.server.port).to_string();
         let account = |u: &str| format!("{} from {}", u, ev.flow.client.ip);
         // The system is the server's address: AE titles, HL7 application names, Host headers
         // and SNI are the client's to choose, so a scanner cycling through them would make a
         // "system" per guess; they go in `detail` instead.
-        let system = server();
+        if matches!(
+            ev.body,
+            EventBody::Dicom(DicomEvent::Command(_) | DicomEvent::Accepted(_))
+                | EventBody::Alert(_)
+                | EventBody::Anomaly(_)
+                | EventBody::Posture(_)
+        ) {
+            // Most events (every DIMSE command) say nothing about posture: no string for them.
+            return;
+        }
+        let system = std::net::SocketAddr::new(ev.flow.server.ip, ev.flow.server.port).to_string();
         match &ev.body {
             EventBody::Dicom(DicomEvent::Association(a)) => {
                 // Decoded at all means in clear: a DICOM TLS association is a `tls` event.
