@@ -310,3 +310,44 @@ fn the_same_published_events_given_twice_are_applied_once() {
     assert_eq!(alerts(&twice), want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Hostile or broken input is said, counted and skipped: a file that cannot be opened stops
+/// the run before anything is applied (exit 1, named); lines that are not events are counted
+/// with the first one's place; a gzip archive cut short is read up to the cut, named in a
+/// warning, and the exit status is 1.
+#[test]
+fn unreadable_inputs_are_said_and_counted() {
+    use std::io::Write;
+    let dir = tmpdir("bad");
+    let missing = dir.join("missing.jsonl");
+    let (_, err, code) = detect(&["--from".as_ref(), missing.as_os_str()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing.jsonl"), "{err}");
+
+    let replayed = replay_lines(&[sample("move.pcap")], None);
+    let good = replayed.lines().count();
+    let mixed = dir.join("mixed.jsonl");
+    let long = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
+    std::fs::write(
+        &mixed,
+        format!("{replayed}not json\n{long}\n{{\"event_type\":\"smtp\"}}\n\n"),
+    )
+    .unwrap();
+    let (out, err, code) = detect(&["--from".as_ref(), mixed.as_os_str()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), good, "the events, once each");
+    assert!(
+        err.contains("warning: 3 lines are not events") && err.contains(&format!("mixed.jsonl:{}", good + 1)),
+        "{err}"
+    );
+
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(replayed.as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = dir.join("cut.jsonl.gz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let (_, err, code) = detect(&["--from".as_ref(), cut.as_os_str(), "-q".as_ref()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cut.jsonl.gz: read error"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -25,7 +25,8 @@ pub use reorder::{ReorderBuffer, ReorderStats, DEFAULT_REORDER_CAP, DEFAULT_REOR
 use crate::detection::{Detection, DetectionClock};
 use anyhow::Result;
 use pacstap_core::Timestamp;
-use pacstap_output::EveLine;
+use pacstap_output::{EveKind, EveLine};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,6 +65,22 @@ impl SourceStats {
     }
 }
 
+/// A line [`Ingest`] is done with (see [`EventSource::applied`]): its envelope's ids.
+#[derive(Debug, Clone, Copy)]
+pub struct Done<'a> {
+    pub host: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+}
+
+impl<'a> Done<'a> {
+    fn of(line: &'a EveLine) -> Self {
+        Done {
+            host: line.host.as_deref(),
+            event_id: line.event_id.as_deref(),
+        }
+    }
+}
+
 /// Where events come from: archived files ([`FileSource`]), or a stream (the central
 /// detector's NATS source, in its own file).
 pub trait EventSource {
@@ -71,9 +88,11 @@ pub trait EventSource {
     /// there will be none. An `Err` ends the run (a source that cannot go on at all).
     fn next_line(&mut self) -> Result<SourceNext>;
 
-    /// `line` went through detection (or was skipped as a duplicate or derived line): a stream
-    /// may acknowledge it now. Files have nothing to do.
-    fn applied(&mut self, _line: &EveLine) -> Result<()> {
+    /// The line with this `host` / `event_id` went through detection (or was skipped as a
+    /// duplicate or a derived line): a stream may acknowledge it now. Called once per line
+    /// handed out, in the order lines are applied (packet time), not the order they came.
+    /// Files have nothing to do.
+    fn applied(&mut self, _done: Done<'_>) -> Result<()> {
         Ok(())
     }
 
@@ -116,16 +135,26 @@ pub struct IngestCounts {
     pub applied: u64,
     /// Alerts, posture findings and stats lines skipped (detection derives its own).
     pub derived: u64,
-    /// Lines whose `event_id` was applied already.
+    /// Lines whose `event_id` was applied already (or is held to be applied).
     pub duplicates: u64,
     pub reorder: ReorderStats,
 }
 
+/// What [`Ingest`] calls with each line it is done with ([`EventSource::applied`] in [`run`]).
+pub type AppliedFn<'a> = dyn FnMut(Done<'_>) -> Result<()> + 'a;
+
 /// Lines in, detection out: de-duplication, reordering, and detection's clock. One per run;
 /// [`Ingest::offer`] each line, [`Ingest::flush`] at the end (or when the source is idle).
+///
+/// The de-duplication window holds the ids of events *applied*, never of events still held
+/// in the reorder buffer (those are in `held_ids`): a checkpoint that saves the window
+/// ([`Ingest::dedup`]) while events are held does not make their redelivery after a restart
+/// look like a duplicate.
 pub struct Ingest {
     reorder: ReorderBuffer<EveLine>,
     dedup: DedupWindow,
+    /// Hashes of the ids of events in the reorder buffer (at most its cap).
+    held_ids: HashSet<u128>,
     clock: DetectionClock,
     released: Vec<(Timestamp, EveLine)>,
     counts: IngestCounts,
@@ -141,6 +170,7 @@ impl Ingest {
         Ingest {
             reorder: ReorderBuffer::new(opts.reorder_window, opts.reorder_cap),
             dedup,
+            held_ids: HashSet::new(),
             clock: DetectionClock::default(),
             released: Vec::new(),
             counts: IngestCounts::default(),
@@ -150,23 +180,18 @@ impl Ingest {
     /// Take one line: skip it (derived, duplicate) or hold it until its watermark, then apply
     /// what is due. `applied` hears of every line once it is done with (see
     /// [`EventSource::applied`]).
-    pub fn offer(
-        &mut self,
-        line: EveLine,
-        detection: &mut Detection,
-        applied: &mut dyn FnMut(&EveLine) -> Result<()>,
-    ) -> Result<()> {
+    pub fn offer(&mut self, line: EveLine, detection: &mut Detection, applied: &mut AppliedFn<'_>) -> Result<()> {
         if line.is_derived() {
             self.counts.derived += 1;
-            return applied(&line);
+            return applied(Done::of(&line));
         }
         let Some(ts) = line.event().map(|e| e.ts) else {
-            return applied(&line);
+            return applied(Done::of(&line));
         };
         if let Some(id) = line.event_id.as_deref() {
-            if !self.dedup.insert(id, ts) {
+            if self.dedup.contains(id) || !self.held_ids.insert(id_hash(id)) {
                 self.counts.duplicates += 1;
-                return applied(&line);
+                return applied(Done::of(&line));
             }
         }
         self.reorder.push(ts, line, &mut self.released);
@@ -174,26 +199,30 @@ impl Ingest {
     }
 
     /// Apply everything held, in order (end of input; an idle source).
-    pub fn flush(&mut self, detection: &mut Detection, applied: &mut dyn FnMut(&EveLine) -> Result<()>) -> Result<()> {
+    pub fn flush(&mut self, detection: &mut Detection, applied: &mut AppliedFn<'_>) -> Result<()> {
         self.reorder.flush(&mut self.released);
         self.apply_released(detection, applied)
     }
 
-    fn apply_released(
-        &mut self,
-        detection: &mut Detection,
-        applied: &mut dyn FnMut(&EveLine) -> Result<()>,
-    ) -> Result<()> {
+    fn apply_released(&mut self, detection: &mut Detection, applied: &mut AppliedFn<'_>) -> Result<()> {
         for (ts, line) in std::mem::take(&mut self.released) {
             // As replay does per frame: advance the windows first, then observe.
             if self.clock.ticks_at(ts) {
                 detection.tick(ts);
             }
-            if let Some(ev) = line.event() {
-                detection.events(std::iter::once(ev.clone()))?;
+            let EveLine { host, event_id, kind } = line;
+            if let Some(id) = event_id.as_deref() {
+                self.held_ids.remove(&id_hash(id));
+                self.dedup.insert(id, ts);
+            }
+            if let EveKind::Event(ev) = kind {
+                detection.events(std::iter::once(ev))?;
                 self.counts.applied += 1;
             }
-            applied(&line)?;
+            applied(Done {
+                host: host.as_deref(),
+                event_id: event_id.as_deref(),
+            })?;
         }
         Ok(())
     }
@@ -228,17 +257,86 @@ pub fn run(source: &mut dyn EventSource, ingest: &mut Ingest, detection: &mut De
         match source.next_line()? {
             SourceNext::Line(line) => {
                 idle = 0;
-                ingest.offer(line, detection, &mut |l| source.applied(l))?;
+                ingest.offer(line, detection, &mut |d| source.applied(d))?;
             }
             SourceNext::Idle => {
                 idle = idle.saturating_add(1);
                 if idle == IDLE_FLUSH_AFTER {
-                    ingest.flush(detection, &mut |l| source.applied(l))?;
+                    ingest.flush(detection, &mut |d| source.applied(d))?;
                 }
             }
             SourceNext::End => break,
         }
     }
-    ingest.flush(detection, &mut |l| source.applied(l))?;
+    ingest.flush(detection, &mut |d| source.applied(d))?;
     detection.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::DetectionSettings;
+    use pacstap_output::parse_line;
+
+    fn detection() -> Detection {
+        Detection::new(DetectionSettings {
+            config: Config::default(),
+            state: None,
+            evidence_dir: None,
+            events: None,
+            alerts_only: false,
+            collect: true,
+            metrics: None,
+            alertmanager: None,
+        })
+        .unwrap()
+    }
+
+    fn line(secs: u32, id: &str) -> EveLine {
+        let text = format!(
+            r#"{{"host":"site-a","event_id":"{id}","timestamp":"2026-11-27T10:00:{secs:02}Z","flow_id":{secs},"event_type":"anomaly","src_ip":"10.0.0.1","src_port":1,"dest_ip":"10.0.0.2","dest_port":2,"proto":"TCP","anomaly":{{"proto":"tcp","name":"tcp.test"}}}}"#
+        );
+        parse_line(text.as_bytes()).unwrap()
+    }
+
+    /// The window holds applied ids only: an event still held when a checkpoint is taken is
+    /// not a duplicate when redelivered after a restart, and every line is reported done once.
+    #[test]
+    fn the_dedup_window_holds_applied_ids_only() {
+        let mut det = detection();
+        let mut ingest = Ingest::new(IngestOptions {
+            reorder_window: Duration::from_secs(5),
+            ..IngestOptions::default()
+        });
+        let mut done = Vec::new();
+        let mut note = |d: Done<'_>| {
+            done.push(d.event_id.unwrap().to_owned());
+            Ok(())
+        };
+        ingest.offer(line(10, "a-1"), &mut det, &mut note).unwrap();
+        ingest.offer(line(20, "a-2"), &mut det, &mut note).unwrap();
+        // a-1 applied (20 - 5 >= 10), a-2 held.
+        assert_eq!(ingest.held(), 1);
+        assert!(ingest.dedup().contains("a-1") && !ingest.dedup().contains("a-2"));
+        // A redelivery of either, now, is a duplicate (a-2 is known as held).
+        ingest.offer(line(10, "a-1"), &mut det, &mut note).unwrap();
+        ingest.offer(line(20, "a-2"), &mut det, &mut note).unwrap();
+        assert_eq!(ingest.counts().duplicates, 2);
+        // A checkpoint now saves a-1 only: after a restart, a-2 is applied when redelivered.
+        let saved = ingest.dedup().save();
+        let mut restarted = Ingest::with_dedup(
+            IngestOptions::default(),
+            DedupWindow::restore(&saved, DEFAULT_DEDUP_IDS, DEFAULT_DEDUP_AGE),
+        );
+        let mut det2 = detection();
+        restarted.offer(line(10, "a-1"), &mut det2, &mut |_| Ok(())).unwrap();
+        restarted.offer(line(20, "a-2"), &mut det2, &mut |_| Ok(())).unwrap();
+        restarted.flush(&mut det2, &mut |_| Ok(())).unwrap();
+        assert_eq!(restarted.counts().duplicates, 1);
+        assert_eq!(restarted.counts().applied, 1);
+        ingest.flush(&mut det, &mut note).unwrap();
+        assert_eq!(done, ["a-1", "a-1", "a-2", "a-2"], "each line reported done once");
+        assert_eq!(ingest.counts().applied, 2);
+    }
 }
