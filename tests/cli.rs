@@ -26,7 +26,10 @@ fn events_go_to_the_file_and_the_summary_to_stderr() {
     assert!(r.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&r.stderr);
     assert!(stderr.contains("associations           2 (released 2)"), "{stderr}");
-    assert!(stderr.contains("WORKSTATION1 → ORTHANC"), "{stderr}");
+    assert!(
+        stderr.contains("WORKSTATION1 (10.20.0.30) → ORTHANC (10.20.0.10)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("move destinations      STORESCP (1)"), "{stderr}");
     let text = std::fs::read_to_string(&out).unwrap();
     // 3 C-STORE + 1 C-MOVE + 2 associations, and one `dicom_in_clear` posture finding per

@@ -347,7 +347,7 @@ impl Summary {
         for sec in sections {
             let _ = writeln!(s, "{}", sec.title);
             for (k, v) in &sec.rows {
-                row(&mut s, k, v);
+                row_with(&mut s, k, v, true);
             }
         }
         // Sections only for what the capture carried.
@@ -495,7 +495,7 @@ impl Summary {
             );
             for a in self.alerts.iter().take(LONG_LIST) {
                 let _ = writeln!(s, "  [{}] {} — {} (count {})", a.severity, a.rule, a.entity, a.count);
-                let _ = writeln!(s, "      {}", a.summary);
+                wrap_words(&mut s, 6, &a.summary);
                 if a.studies_total > 0 {
                     let more = a.studies_total.saturating_sub(a.studies.len() as u64);
                     let tail = if more > 0 {
@@ -503,7 +503,7 @@ impl Summary {
                     } else {
                         String::new()
                     };
-                    let _ = writeln!(s, "      studies: {}{tail}", a.studies.join(", "));
+                    wrap_words(&mut s, 6, &format!("studies: {}{tail}", a.studies.join(", ")));
                 }
                 if a.destinations_total > 0 {
                     let more = a.destinations_total.saturating_sub(a.destinations.len() as u64);
@@ -512,7 +512,7 @@ impl Summary {
                     } else {
                         String::new()
                     };
-                    let _ = writeln!(s, "      to: {}{tail}", a.destinations.join(", "));
+                    wrap_words(&mut s, 6, &format!("to: {}{tail}", a.destinations.join(", ")));
                 }
             }
             let listed = self.alerts.len().min(LONG_LIST) as u64;
@@ -541,9 +541,16 @@ const WIDTH: usize = 80;
 const VALUE_COLUMN: usize = 25;
 
 /// `  name                   value`, the value wrapped after its `, ` and `; ` separators onto
-/// lines indented to the value column when it would pass [`WIDTH`]. A single piece longer than
-/// the space (a long AE title, a parenthesised aside) stays whole: cut, it would misquote.
+/// lines indented to the value column when it would pass [`WIDTH`]. Never inside parentheses (`(1 with a tiny first fragment, flagged)`
+/// is one thought), nor inside a word (a long AE title stays whole: cut, it would misquote).
 fn row(s: &mut String, name: &str, value: &str) {
+    row_with(s, name, value, false);
+}
+
+/// [`row`], for our own text (the other stages' sections): `split_words` lets a piece still too
+/// long break at its spaces. Wire strings (user names, AE titles) never are: cut at a space, a
+/// name would read as two.
+fn row_with(s: &mut String, name: &str, value: &str, split_words: bool) {
     let avail = WIDTH - VALUE_COLUMN;
     // Pieces end after a `, ` or `; ` outside parentheses: `(1 with a tiny first fragment,
     // flagged)` is one thought and stays on one line.
@@ -562,6 +569,30 @@ fn row(s: &mut String, name: &str, value: &str) {
         }
     }
     pieces.push(value.get(start..).unwrap_or_default());
+    // A piece still too long breaks at its spaces outside parentheses.
+    let pieces: Vec<&str> = pieces
+        .into_iter()
+        .flat_map(|p| {
+            if !split_words || p.trim_end().chars().count() <= avail {
+                return vec![p];
+            }
+            let (mut out, mut start, mut depth) = (Vec::new(), 0, 0i32);
+            for (i, b) in p.bytes().enumerate() {
+                match b {
+                    b'(' => depth += 1,
+                    b')' => depth -= 1,
+                    b' ' if depth <= 0 => {
+                        out.push(p.get(start..i + 1).unwrap_or_default());
+                        start = i + 1;
+                    }
+                    _ => {}
+                }
+            }
+            out.push(p.get(start..).unwrap_or_default());
+            out
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
     let mut line = String::new();
     let mut first = true;
     let flush = |s: &mut String, line: &str, first: &mut bool| {
@@ -581,6 +612,26 @@ fn row(s: &mut String, name: &str, value: &str) {
         line.push_str(piece);
     }
     flush(s, &line, &mut first);
+}
+
+/// `text` indented by `indent`, wrapped at spaces to [`WIDTH`] (an alert's sentence, its list of
+/// studies); a word longer than the line stays whole.
+fn wrap_words(s: &mut String, indent: usize, text: &str) {
+    let mut used = 0;
+    for word in text.split(' ') {
+        let w = word.chars().count();
+        if used == 0 {
+            let _ = write!(s, "{:indent$}{word}", "");
+            used = indent + w;
+        } else if used + 1 + w > WIDTH {
+            let _ = write!(s, "\n{:indent$}{word}", "");
+            used = indent + w;
+        } else {
+            let _ = write!(s, " {word}");
+            used += 1 + w;
+        }
+    }
+    s.push('\n');
 }
 
 /// `{prefix}{from} → {to}` on one line when it fits [`WIDTH`], else `→ {to}` on the next line
@@ -917,6 +968,19 @@ mod tests {
              \x20                        0 out of window; 0 SYN on open connections\n"
         );
         assert!(s.lines().all(|l| l.chars().count() <= WIDTH), "{s}");
+        let mut s = String::new();
+        row_with(
+            &mut s,
+            "IP fragments",
+            "34 datagrams reassembled (0 with a tiny first fragment, flagged); dropped: 0 timed out",
+            true,
+        );
+        assert_eq!(
+            s,
+            "  IP fragments           34 datagrams reassembled\n\
+             \x20                        (0 with a tiny first fragment, flagged);\n\
+             \x20                        dropped: 0 timed out\n"
+        );
         let mut s = String::new();
         row(&mut s, "x", "short, value");
         assert_eq!(s, "  x                      short, value\n");
