@@ -214,7 +214,7 @@ pub fn check_report_output(html: &Path) -> Result<(), ExitCode> {
     };
     match why {
         Some(why) => {
-            error(&html.display().to_string(), &format!("cannot write the report: {why}"));
+            error("", &format!("cannot write report {}: {why}", html.display()));
             Err(ExitCode::from(2))
         }
         None => Ok(()),
