@@ -57,9 +57,9 @@ fn exporter_table_of_a_bulk_export_agrees_with_the_alert() {
     );
     let volume = events
         .iter()
-        .filter(|e| e["alert"]["rule"] == "bulk_export")
+        .rev()
+        .find(|e| e["alert"]["rule"] == "bulk_export")
         .map(|e| &e["alert"]["volume"])
-        .last()
         .expect("a bulk_export alert");
     assert_eq!(
         (volume["studies"].as_u64(), volume["instances"].as_u64()),
