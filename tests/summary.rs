@@ -82,6 +82,26 @@ fn exporter_table_of_a_bulk_export_agrees_with_the_alert() {
     width_ok(&summary);
 }
 
+/// A C-GET: the data went back to the requester, so its address is the destination; the
+/// instances are the C-STOREs flowing back, the bytes their data sets.
+#[test]
+fn exporter_table_of_a_c_get_names_the_requesting_host() {
+    let (summary, events) = replay(None, "get.pcap");
+    let stores: Vec<u64> = events
+        .iter()
+        .filter(|e| e["dicom"]["command"] == "C-STORE" && e["dicom"]["direction"] == "toclient")
+        .map(|e| e["dicom"]["dataset_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stores.len(), 3);
+    assert_eq!(pacstap_output::human_bytes(stores.iter().sum()), "26.6 kB");
+    assert_eq!(
+        section(&summary, "Exports").get(2).copied(),
+        Some("         1         3   26.6 kB  C-GET     WORKSTATION1 → 10.20.0.30"),
+        "{summary}"
+    );
+    width_ok(&summary);
+}
+
 /// HTTPS volume per client: the TLS event's bytes both ways, with its SNI.
 #[test]
 fn https_volume_per_client_with_its_server_name() {

@@ -9,7 +9,7 @@
 //! - a C-STORE with a Move Originator AE (PS3.7 §9.1.1.1) is a C-MOVE sub-operation: row
 //!   (originator → the store's called AE, `C-MOVE`), host the store's server address;
 //! - a C-STORE flowing back to the requester (`toclient`) is a C-GET sub-operation: row
-//!   (requester → requester, `C-GET`), host the requester's address;
+//!   (requester → the requester's address, `C-GET`);
 //! - any other C-STORE: row (calling → called, `C-STORE`), host the server address;
 //! - a C-MOVE / C-GET request: its studies, and its final response's completed
 //!   sub-operations (stores on another segment are not seen, the count is);
@@ -298,7 +298,8 @@ fn show(ae: &str) -> &str {
 }
 
 /// `STORESCP (10.20.0.20)`, `STORESCP (10.20.0.20, 10.20.0.21, +3)`, a bare address for
-/// DICOMweb (the destination is the host), `STORESCP` when its stores were not seen.
+/// DICOMweb and C-GET (the destination is the requesting host), `STORESCP` when its stores
+/// were not seen.
 fn destination(key: &Key, row: &Row) -> String {
     if key.protocol == Protocol::DicomWeb {
         return key.dest.clone();
@@ -309,6 +310,10 @@ fn destination(key: &Key, row: &Row) -> String {
     let mut hosts: Vec<String> = row.hosts.iter().map(IpAddr::to_string).collect();
     if row.more_hosts > 0 {
         hosts.push(format!("+{}", row.more_hosts));
+    }
+    if key.protocol == Protocol::CGet {
+        // The requester is the destination: its address says where the data went.
+        return hosts.join(", ");
     }
     format!("{} ({})", show(&key.dest), hosts.join(", "))
 }

@@ -920,7 +920,7 @@ mod tests {
                 "   studies instances     bytes  protocol  who → where",
                 "         2         3    3.0 MB  C-MOVE    rad2 (WS1) → EXT (198.51.100.7)",
                 "         1         0   42.0 kB  DICOMweb  rad1 → 10.1.2.40",
-                "         1         1     500 B  C-GET     WS2 → WS2 (10.1.2.31)",
+                "         1         1     500 B  C-GET     WS2 → 10.1.2.31",
             ],
             "{text}"
         );
