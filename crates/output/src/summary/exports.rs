@@ -145,6 +145,11 @@ impl Exports {
         row.studies_saturated |= saturated;
     }
 
+    #[cfg(test)]
+    pub(super) fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
     pub(super) fn observe_command(&mut self, flow: &FlowMeta, c: &DicomCommand) {
         let ok = |s: Option<StatusClass>| !matches!(s, Some(StatusClass::Failure | StatusClass::Cancel));
         let uids = || c.study_instance_uids.iter().map(String::as_str);

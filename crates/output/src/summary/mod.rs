@@ -330,6 +330,11 @@ impl Summary {
         }
     }
 
+    #[cfg(test)]
+    fn exports_rows(&self) -> usize {
+        self.exports.rows()
+    }
+
     fn alerts_incidents(&self) -> u64 {
         (self.alerts.len() as u64).saturating_add(self.alerts_unlisted)
     }
@@ -955,6 +960,32 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("10.2.0.0:"), "smallest client not shown: {text}");
+    }
+
+    /// A capture full of spoofed AE titles: the tables stay bounded, the rest is summed.
+    #[test]
+    fn spoofed_titles_fold_into_other_rows() {
+        let mut s = Summary::new();
+        for i in 0..(MAX_AE_PAIRS + 5) {
+            s.observe(&ev(command("C-STORE", &format!("SPOOF{i}"), "PACS", |c| {
+                c.dataset_bytes = 1
+            })));
+        }
+        assert_eq!(s.exports_rows(), MAX_AE_PAIRS);
+        let text = s.render(&[], &BTreeMap::new());
+        assert!(
+            text.contains(&format!("    … and {} more\n", MAX_AE_PAIRS - TOP_N)),
+            "{text}"
+        );
+        assert!(
+            text.contains("         0        5  (other: past 10000 pairs)\n"),
+            "{text}"
+        );
+        // The 5 folded stores were all of one study.
+        assert!(
+            text.contains("         1         5       5 B  any       (other: past 10000 rows)\n"),
+            "{text}"
+        );
     }
 
     #[test]
