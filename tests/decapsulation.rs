@@ -231,11 +231,11 @@ fn vxlan_on_an_unknown_port_is_explained() {
     std::fs::remove_file(&path).ok();
     assert!(got.is_empty());
     assert_eq!(report.wire.non_tcp, frames.len() as u64);
-    let summary = report.render_summary();
+    let warnings: Vec<String> = report.warnings().iter().map(ToString::to_string).collect();
     assert!(
-        summary.contains(
-            "WARNING: 100% of frames are UDP to port 8472: VXLAN on Linux's historical default port? try --decapsulate vxlan=4789,8472"
+        warnings.contains(
+            &"input: 100% of frames are UDP to port 8472: VXLAN on Linux's historical default port? try --decapsulate vxlan=4789,8472".to_owned()
         ),
-        "{summary}"
+        "{warnings:?}"
     );
 }

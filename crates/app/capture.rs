@@ -9,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use pacstap_capture::{LiveConfig, LiveError, LiveSource, LiveStats};
 use pacstap_defrag::DefragConfig;
 use pacstap_flow::FlowConfig;
-use pacstap_output::term::say;
+use pacstap_output::term::warn;
 use pacstap_output::{Metrics, RingLimits};
 use pacstap_proto::ProtoConfig;
 use std::path::PathBuf;
@@ -116,7 +116,7 @@ impl CaptureReport {
             .replacen("pacstap replay summary", "pacstap capture summary", 1);
         let drops: u64 = self.pipeline_drops.iter().sum();
         s.push_str(&format!(
-            "Capture: {} frames from libpcap, {} dropped by the kernel, {} by the interface, {} by pacstap (queue full)\n",
+            "Capture: {} frames from libpcap\n  dropped: {} by the kernel, {} by the interface, {} by pacstap (queue full)\n",
             self.live.frames, self.live.dropped, self.live.if_dropped, drops
         ));
         if self.worker_frames.len() > 1 {
@@ -189,7 +189,7 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
         alertmanager: opts.alertmanager.clone(),
     })?;
     for w in detection.state_warnings() {
-        say(&format!("warning: {w}"));
+        warn("learned state", w);
     }
     if opts.evidence_dir.is_some() {
         detection.cut_evidence_live();

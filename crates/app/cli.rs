@@ -42,12 +42,20 @@ pub enum Command {
     ///
     /// `--events FILE` is overwritten (capture appends).
     #[command(after_help = "Examples:\n  \
-pacstap replay capture.pcap                                  events to stdout, summary on stderr\n  \
-pacstap replay --events out.jsonl day1.pcapng day2.pcap.gz   several files, merged by time\n  \
-pacstap replay --config site.toml --alerts-only capture.pcap   alerts only, with your inventory\n  \
-pacstap replay --config site.toml --state s.json --events e.jsonl --report r.html capture.pcap\n      \
-keep learned state, then write the HTML report (see `pacstap state show --state s.json`)\n  \
-pacstap replay --evidence-dir ev/ --events e.jsonl capture.pcap   a pcap of each alert's flows")]
+pacstap replay capture.pcap\n      \
+events to stdout, the summary on stderr\n  \
+pacstap replay --events out.jsonl day1.pcapng day2.pcap.gz\n      \
+several files (compressed too), merged by time; out.jsonl is overwritten\n  \
+pacstap replay --config site.toml --alerts-only capture.pcap\n      \
+alerts only, with your inventory\n  \
+pacstap replay --config site.toml --state s.json --events e.jsonl \\\n        \
+--report r.html capture.pcap\n      \
+keep learned state, then write the HTML report\n      \
+(see `pacstap state show --state s.json`)\n  \
+pacstap replay --evidence-dir ev/ --events e.jsonl capture.pcap\n      \
+a pcap of each alert's flows, SHA-256 in ev/custody.jsonl\n  \
+pacstap replay -q --events e.jsonl capture.pcap\n      \
+no summary; warnings (damaged or unreadable inputs) are still printed")]
     Replay(ReplayArgs),
     /// Appliance: capture live from an interface (a SPAN / mirror port) until SIGINT/SIGTERM.
     ///
@@ -61,10 +69,16 @@ pacstap replay --evidence-dir ev/ --events e.jsonl capture.pcap   a pcap of each
     ///
     /// `--events FILE` is appended to (replay overwrites).
     #[command(after_help = "Examples:\n  \
-pacstap capture -i eth1 --events /var/log/pacstap/events.jsonl --config /etc/pacstap/pacstap.toml\n  \
-pacstap capture -i eth1 --bpf 'tcp or (vlan and tcp)'     a BPF filter with spaces: quote it\n  \
-pacstap capture -i eth1 --state none --metrics-listen off   keep nothing, serve nothing\n  \
-pacstap capture -i eth1 --alertmanager http://127.0.0.1:9093 --evidence-dir /var/lib/pacstap/evidence")]
+pacstap capture -i eth1 --config /etc/pacstap/pacstap.toml \\\n        \
+--events /var/log/pacstap/events.jsonl\n      \
+the appliance: events appended, metrics on 127.0.0.1:9718\n  \
+pacstap capture -i eth1 --bpf 'tcp or (vlan and tcp)'\n      \
+a BPF filter with spaces: quote it (or set [capture] bpf in the config)\n  \
+pacstap capture -i eth1 --state none --metrics-listen off\n      \
+keep nothing, serve nothing\n  \
+pacstap capture -i eth1 --alertmanager http://127.0.0.1:9093 \\\n        \
+--evidence-dir /var/lib/pacstap/evidence\n      \
+push alerts to Alertmanager, keep a pcap of each alert's flows")]
     Capture(CaptureArgs),
     /// Re-detection: run detection over events instead of packets, e.g. archived events files
     /// with a different config (a new rule or threshold tried on last month, without its pcaps).
@@ -209,8 +223,10 @@ pub enum ConfigCommand {
     /// service accounts that are no inventory user or AE (warning). Exit status 0 when valid
     /// (warnings allowed); 2 when not: the same config would be refused by replay and capture.
     #[command(after_help = "Examples:\n  \
-pacstap config check /etc/pacstap/pacstap.toml        before a SIGHUP reload or a restart\n  \
-pacstap config check site.toml | tail -n 5             just the verdict")]
+pacstap config check /etc/pacstap/pacstap.toml\n      \
+before a SIGHUP reload or a restart: exit status 2 if it would be refused\n  \
+pacstap config check site.toml | tail -n 5\n      \
+just the verdict: `# OK`, or each error and warning with its line")]
     Check {
         /// The TOML config file to check (the file given to `--config`; see
         /// deploy/pacstap.toml for every key with its default).
@@ -254,7 +270,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "DIR")]
     pub evidence_dir: Option<PathBuf>,
 
-    /// Do not print the summary on stderr at the end.
+    /// Do not print the summary on stderr at the end (warnings still are: data loss is never quiet).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 

@@ -11,7 +11,7 @@
 
 use crossbeam_channel::{Receiver, Sender};
 use pacstap_core::{EventBody, FlowId, ProtocolEvent};
-use pacstap_output::term::say;
+use pacstap_output::term::warn;
 use pacstap_output::EvidencePackets;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -253,7 +253,7 @@ impl EvidenceCutter {
             }
             Err(e) => {
                 self.errors += 1;
-                say(&format!("warning: evidence {} not written: {e}", p.path.display()));
+                warn(&p.path.display().to_string(), &format!("evidence not written: {e}"));
             }
         }
     }
@@ -268,10 +268,10 @@ impl EvidenceCutter {
             Ok(entry) => Some(entry.sha256),
             Err(e) => {
                 self.errors += 1;
-                say(&format!(
-                    "warning: custody of evidence {} not logged: {e}",
-                    path.display()
-                ));
+                warn(
+                    &path.display().to_string(),
+                    &format!("custody of evidence not logged: {e}"),
+                );
                 None
             }
         }

@@ -10,7 +10,7 @@ mod commands;
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, EvidenceCommand};
 use commands::{is_broken_pipe, run_capture, run_detect, run_replay, run_report, run_state};
-use pacstap_output::term::{error_chain, for_terminal, say};
+use pacstap_output::term::{error, error_chain, for_terminal, warn};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -35,20 +35,23 @@ fn main() -> ExitCode {
                     println!("# OK with {warnings} warning(s)");
                 } else {
                     println!("# {errors} error(s), {warnings} warning(s)");
-                    say(&format!("{}: {errors} error(s), {warnings} warning(s)", file.display()));
+                    error(
+                        &file.display().to_string(),
+                        &format!("{errors} error(s), {warnings} warning(s)"),
+                    );
                     return ExitCode::from(2);
                 }
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                say(&format!("{}: {}", file.display(), error_chain(&e)));
+                error(&file.display().to_string(), &error_chain(&e));
                 ExitCode::from(2)
             }
         },
         Command::Capture(args) => match run_capture(args) {
             Ok(code) => code,
             Err(e) => {
-                say(&format!("error: {}", error_chain(e.as_ref())));
+                error("", &error_chain(e.as_ref()));
                 ExitCode::from(1)
             }
         },
@@ -67,7 +70,7 @@ fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            say(&format!("error: {}", error_chain(e.as_ref())));
+            error("", &error_chain(e.as_ref()));
             ExitCode::from(1)
         }
     }
@@ -80,10 +83,10 @@ fn verify_evidence(dir: &std::path::Path) -> ExitCode {
     let (files, bad) = match pacstap_output::verify_custody(dir) {
         Ok(v) => v,
         Err(e) => {
-            say(&format!(
-                "error: {}: {e}",
-                dir.join(pacstap_output::CUSTODY_LOG).display()
-            ));
+            error(
+                &dir.join(pacstap_output::CUSTODY_LOG).display().to_string(),
+                &e.to_string(),
+            );
             return ExitCode::from(1);
         }
     };
@@ -99,7 +102,10 @@ fn verify_evidence(dir: &std::path::Path) -> ExitCode {
         println!("{}", for_terminal(&line));
     }
     if bad > 0 {
-        say(&format!("{bad} lines of the custody log are not custody entries"));
+        warn(
+            &dir.join(pacstap_output::CUSTODY_LOG).display().to_string(),
+            &format!("{bad} lines are not custody entries"),
+        );
     }
     if failed {
         ExitCode::from(1)

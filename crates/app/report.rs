@@ -4,7 +4,7 @@
 use pacstap_capture::Damage;
 use pacstap_core::{ProtocolEvent, Timestamp};
 use pacstap_defrag::DefragStats;
-use pacstap_output::{Summary, SummarySection};
+use pacstap_output::{human_bytes, human_duration, Summary, SummarySection};
 use std::path::PathBuf;
 
 /// What a replay found: the numbers behind the summary, for tests and benchmarks.
@@ -41,7 +41,7 @@ impl ReplayReport {
     pub fn render_summary(&self) -> String {
         let mut sections = Vec::new();
         let span = match (self.first_ts, self.last_ts) {
-            (Some(a), Some(b)) => format!("{a} → {b} ({:.3} s)", b.since(a).as_secs_f64()),
+            (Some(a), Some(b)) => span(a, b),
             _ => "no packets".to_owned(),
         };
         sections.push(SummarySection {
@@ -49,7 +49,7 @@ impl ReplayReport {
             rows: vec![
                 (
                     "frames".into(),
-                    format!("{} ({:.1} MB)", self.frames, self.bytes as f64 / 1e6),
+                    format!("{} ({})", self.frames, human_bytes(self.bytes)),
                 ),
                 ("capture time".into(), span),
                 (
@@ -160,35 +160,87 @@ impl ReplayReport {
                 dir.display()
             ));
         }
-        for w in self.warnings() {
-            text.push_str(&format!("WARNING: {w}\n"));
-        }
         text
     }
 
-    /// What was lost or not done: learned state set aside, inputs not read or damaged. Shown
-    /// at the end of the summary, and on their own with `-q` (data loss is never quiet).
-    pub fn warnings(&self) -> Vec<String> {
-        let mut out = self.state_warnings.clone();
-        out.extend(pacstap_wire::decode_hint(&self.wire));
-        out.extend(self.unreadable.iter().map(|u| format!("{u} (not replayed)")));
+    /// What was lost or not done: learned state set aside, inputs not read or damaged. Printed
+    /// after the summary, and on their own with `-q` (data loss is never quiet), each through
+    /// [`pacstap_output::term::warn`].
+    pub fn warnings(&self) -> Vec<Warning> {
+        let warning = |subject: &str, reason: String| Warning {
+            subject: subject.to_owned(),
+            reason,
+        };
+        let mut out: Vec<Warning> = self
+            .state_warnings
+            .iter()
+            .map(|w| warning("learned state", w.clone()))
+            .collect();
+        out.extend(pacstap_wire::decode_hint(&self.wire).map(|h| warning("input", h)));
+        // The message names the file and why (`cannot open capture file X: …`).
+        out.extend(
+            self.unreadable
+                .iter()
+                .map(|u| warning("input", format!("{u} (not replayed)"))),
+        );
         if self.evidence_dropped > 0 {
-            out.push(format!(
-                "{} alerts got no evidence pcap: {} incidents already had one (the limit)",
-                self.evidence_dropped,
-                pacstap_output::MAX_EVIDENCE_FILES
+            out.push(warning(
+                "evidence",
+                format!(
+                    "{} alerts got no evidence pcap: {} incidents already had one (the limit)",
+                    self.evidence_dropped,
+                    pacstap_output::MAX_EVIDENCE_FILES
+                ),
             ));
         }
-        out.extend(self.damages.iter().map(|d| {
-            format!(
-                "{} is damaged at byte {}: {} (read up to there)",
-                d.path.display(),
-                d.offset,
-                d.reason
-            )
+        out.extend(self.damages.iter().map(|d| Warning {
+            subject: d.path.display().to_string(),
+            reason: format!("damaged at byte {}: {} (read up to there)", d.offset, d.reason),
         }));
         out
     }
+}
+
+/// One warning of a run: what it is about (a file, `input`, `learned state`) and what happened,
+/// printed as `pacstap: warning: <subject>: <reason>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub subject: String,
+    pub reason: String,
+}
+
+impl Warning {
+    /// Print it on stderr in the one warning shape.
+    pub fn print(&self) {
+        pacstap_output::term::warn(&self.subject, &self.reason);
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.subject, self.reason)
+    }
+}
+
+/// The summary's "capture time" row: how long in human units, then when (UTC, to the second;
+/// the end's date only when it differs), short enough for an 80-column terminal:
+/// `2 h 14 min (2026-11-28 06:35:41 → 08:49:41 UTC)`.
+fn span(a: Timestamp, b: Timestamp) -> String {
+    // `rfc3339` is ours: `2026-11-28T06:35:41.754656Z`.
+    let (ra, rb) = (a.rfc3339(), b.rfc3339());
+    let date = |r: &str| r.get(..10).unwrap_or_default().to_owned();
+    let time = |r: &str| r.get(11..19).unwrap_or_default().to_owned();
+    let end = if date(&ra) == date(&rb) {
+        time(&rb)
+    } else {
+        format!("{} {}", date(&rb), time(&rb))
+    };
+    format!(
+        "{} ({} {} → {end} UTC)",
+        human_duration(b.since(a)),
+        date(&ra),
+        time(&ra)
+    )
 }
 
 /// The summary's "tunnels" row: frames per encapsulation peeled, and those that could not be;

@@ -3,7 +3,7 @@
 use super::{check_outputs, config_and_alertmanager, is_stdout, start_metrics, stop_alertmanager};
 use crate::cli::CaptureArgs;
 use anyhow::{Context, Result};
-use pacstap_output::term::{error_chain, for_terminal, say};
+use pacstap_output::term::{error, error_chain, for_terminal, say};
 use pacstap_safefile::Existing;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     let source = match pacstap::capture::open_capture(&opts.live) {
         Ok(s) => s,
         Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
-            say(&error_chain(&e));
+            error("", &error_chain(&e));
             return Ok(ExitCode::from(2));
         }
         Err(e) => return Err(e.into()),
@@ -96,14 +96,13 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     stop_alertmanager(alertmanager);
     if !args.quiet {
         eprint!("{}", for_terminal(&report.render_summary()));
-    } else {
-        for w in report.pipeline.warnings() {
-            say(&format!("warning: {w}"));
-        }
+    }
+    for w in report.pipeline.warnings() {
+        w.print();
     }
     drop(server);
     if let Some(e) = report.capture_error {
-        say(&format!("error: capture stopped: {e}"));
+        error("capture stopped", &e);
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,7 @@ pub use report::run_report;
 pub use state::run_state;
 
 use anyhow::Result;
-use pacstap_output::term::{error_chain, say};
+use pacstap_output::term::{error, error_chain, warn};
 use pacstap_output::{AlertmanagerClient, Metrics, MetricsServer};
 use pacstap_safefile::{Existing, Kind};
 use std::io;
@@ -35,7 +35,7 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn load_config(path: Option<&Path>) -> Result<pacstap::config::Config, ExitCode> {
     match path {
         Some(path) => pacstap::config::Config::load(path).map_err(|e| {
-            say(&format!("{}: {}", path.display(), error_chain(&e)));
+            error(&path.display().to_string(), &error_chain(&e));
             ExitCode::from(2)
         }),
         None => Ok(pacstap::config::Config::default()),
@@ -49,7 +49,7 @@ pub fn apply_overrides(
     overrides: &pacstap::config::WireOverrides,
 ) -> Result<(), ExitCode> {
     overrides.apply(config).map_err(|e| {
-        eprintln!("pacstap: {e}");
+        error("", &e.to_string());
         ExitCode::from(2)
     })
 }
@@ -74,7 +74,7 @@ pub fn start_alertmanager(url: Option<&str>) -> Result<Option<Arc<AlertmanagerCl
         None => Ok(None),
         Some(Ok(c)) => Ok(Some(Arc::new(c))),
         Some(Err(e)) => {
-            say(&format!("--alertmanager: {}", error_chain(&e)));
+            error("--alertmanager", &error_chain(&e));
             Err(ExitCode::from(2))
         }
     }
@@ -86,10 +86,13 @@ pub fn stop_alertmanager(client: Option<Arc<AlertmanagerClient>>) {
         let endpoint = c.endpoint();
         let s = c.shutdown(std::time::Duration::from_secs(5));
         if s.dropped > 0 || s.rejected > 0 {
-            say(&format!(
-                "warning: Alertmanager {endpoint}: {} alerts delivered, {} dropped, {} rejected",
-                s.sent, s.dropped, s.rejected
-            ));
+            warn(
+                &format!("Alertmanager {endpoint}"),
+                &format!(
+                    "{} alerts delivered, {} dropped, {} rejected",
+                    s.sent, s.dropped, s.rejected
+                ),
+            );
         }
     }
 }
@@ -100,17 +103,17 @@ pub fn start_metrics(addr: &str) -> Result<(Arc<Metrics>, MetricsServer), ExitCo
     let metrics = match Metrics::new() {
         Ok(m) => Arc::new(m),
         Err(e) => {
-            say(&format!("error: creating the metrics registry: {}", error_chain(&e)));
+            error("creating the metrics registry", &error_chain(&e));
             return Err(ExitCode::from(1));
         }
     };
     match MetricsServer::spawn(addr, Arc::clone(&metrics)) {
         Ok(server) => Ok((metrics, server)),
         Err(e) => {
-            say(&format!(
-                "--metrics-listen: cannot serve metrics on {addr}: {}",
-                error_chain(&e)
-            ));
+            error(
+                "--metrics-listen",
+                &format!("cannot serve metrics on {addr}: {}", error_chain(&e)),
+            );
             Err(ExitCode::from(2))
         }
     }
@@ -138,7 +141,7 @@ pub fn check_outputs(
     evidence_dir: Option<&Path>,
 ) -> Result<CheckedOutputs, ExitCode> {
     let fail = |what: String| {
-        say(&what);
+        error("", &what);
         ExitCode::from(2)
     };
     let mut checked = CheckedOutputs { events: None };
@@ -213,7 +216,7 @@ pub fn check_report_output(html: &Path) -> Result<(), ExitCode> {
     };
     match why {
         Some(why) => {
-            say(&format!("cannot write report {}: {why}", html.display()));
+            error("", &format!("cannot write report {}: {why}", html.display()));
             Err(ExitCode::from(2))
         }
         None => Ok(()),

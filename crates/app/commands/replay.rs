@@ -7,7 +7,7 @@ use super::{
 };
 use crate::cli::{ReplayArgs, ReportArgs};
 use anyhow::{Context, Result};
-use pacstap_output::term::{for_terminal, say};
+use pacstap_output::term::{error, for_terminal, say};
 use pacstap_safefile::{Existing, Kind};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     if args.report.is_some() && is_stdout(&args.events) {
-        say("--report needs --events PATH (a file the report then reads)");
+        error("--report", "needs --events PATH (a file the report then reads)");
         return Ok(ExitCode::from(2));
     }
     let report_after = args.report.clone().map(|output| ReportArgs {
@@ -88,11 +88,10 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     stop_alertmanager(alertmanager);
     if !args.quiet {
         eprint!("{}", for_terminal(&report.render_summary()));
-    } else {
-        // Data loss is never quiet: state set aside, inputs not read or damaged.
-        for w in report.warnings() {
-            say(&format!("warning: {w}"));
-        }
+    }
+    // Data loss is never quiet (not even with -q): state set aside, inputs not read or damaged.
+    for w in report.warnings() {
+        w.print();
     }
     if let Some((_, server)) = &server {
         if args.metrics_linger > 0 {

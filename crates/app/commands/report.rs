@@ -3,7 +3,7 @@
 use super::load_config;
 use crate::cli::ReportArgs;
 use anyhow::{Context, Result};
-use pacstap_output::term::{for_terminal, say};
+use pacstap_output::term::{error, for_terminal, say};
 use pacstap_safefile::{Existing, Kind};
 use std::io::{self, Write};
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// `pacstap report`: bad arguments are exit 2 before any input is read.
 pub fn run_report(args: ReportArgs) -> Result<ExitCode> {
     let usage = |msg: String| {
-        say(&msg);
+        error("", &msg);
         Ok(ExitCode::from(2))
     };
     let mut opts = pacstap_report::Options {

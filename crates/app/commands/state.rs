@@ -6,7 +6,7 @@ use crate::cli::StateCommand;
 use anyhow::{Context, Result};
 use pacstap_detect::learned_view::{forget, render, Forget};
 use pacstap_detect::{LearnedState, StateStore, STATE_VERSION};
-use pacstap_output::term::{for_terminal, say};
+use pacstap_output::term::{for_terminal, say, warn};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,7 +50,7 @@ pub fn run_state(cmd: StateCommand) -> Result<ExitCode> {
             read(&state)?;
             let (store, loaded, warning) = StateStore::open(&state)?;
             if let Some(w) = warning {
-                say(&format!("warning: {w}"));
+                warn("learned state", &w);
             }
             let mut st = loaded.unwrap_or_default();
             let (e, d) = forget(&mut st, &what);

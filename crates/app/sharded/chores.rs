@@ -16,7 +16,7 @@ use crate::config::add_ports;
 use crate::config::{Config, WireOverrides};
 use crate::detection::Detection;
 use anyhow::{Context, Result};
-use pacstap_output::term::{error_chain, say};
+use pacstap_output::term::{error, error_chain, say};
 use pacstap_output::Metrics;
 use pacstap_safefile::{Existing, Kind};
 use std::io::Write;
@@ -110,7 +110,7 @@ pub(crate) fn reload(
                         path.display(),
                         error_chain(e.as_ref())
                     );
-                    say(&format!("error: {msg}"));
+                    error("", &msg);
                     errors.push(msg);
                     return Ok(());
                 }
@@ -128,7 +128,7 @@ pub(crate) fn reload(
         Err(e) => {
             count_reload(chores, false);
             let msg = format!("config {} not reloaded, keeping the running one: {e}", path.display());
-            say(&format!("error: {msg}"));
+            error("", &msg);
             errors.push(msg);
         }
     }

@@ -70,7 +70,7 @@ use pacstap_capture::LiveError;
 use pacstap_core::ProtocolEvent;
 use pacstap_defrag::DefragConfig;
 use pacstap_flow::FlowConfig;
-use pacstap_output::term::{error_chain, say};
+use pacstap_output::term::{error_chain, warn};
 use pacstap_output::RingLimits;
 use pacstap_proto::ProtoConfig;
 use shared::Shared;
@@ -339,7 +339,7 @@ fn detect_loop(
         if now >= next_save {
             next_save = now + SAVE_STATE_EVERY;
             if let Err(e) = detection.save_state() {
-                say(&format!("warning: {}", error_chain(e.as_ref())));
+                warn("learned state not saved", &error_chain(e.as_ref()));
             }
         }
     }

@@ -37,4 +37,4 @@ pub use evidence::{
     EvidenceWriter, FlowEvidence, PcapWritten, RingLimits, RingStats, MAX_EVIDENCE_FILES,
 };
 pub use metrics::{LatencyQuantiles, LatencyRecorder, Metrics, MetricsServer, StatsSnapshot, TCP_COUNTERS};
-pub use summary::{Summary, SummarySection};
+pub use summary::{human_bytes, human_duration, Summary, SummarySection};

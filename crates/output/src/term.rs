@@ -49,9 +49,46 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
 }
 
 /// Prints `pacstap: <msg>` on stderr, control characters escaped (its own line breaks kept):
-/// the one way pacstap's messages (warnings, errors, notices) reach the operator.
+/// notices (`capturing on eth1`, `reloaded config …`); warnings and errors go through [`warn`]
+/// and [`error`].
 pub fn say(msg: &str) {
     eprintln!("pacstap: {}", for_terminal(msg));
+}
+
+/// `pacstap: warning: <subject>: <reason>` on stderr: something was lost or not done and the
+/// run goes on. The one shape of every warning pacstap prints (issue 14), so an operator (or
+/// `grep 'pacstap: warning:'` in the journal) finds them all; both parts escaped and kept on
+/// one line (a reason that carries a wire string cannot forge a second line).
+pub fn warn(subject: &str, reason: &str) {
+    eprintln!("{}", warning_line(subject, reason));
+}
+
+/// `pacstap: error: <subject>: <reason>` on stderr: what stopped a command (or a reload), said
+/// once. The shape of [`warn`].
+pub fn error(subject: &str, reason: &str) {
+    eprintln!("{}", error_line(subject, reason));
+}
+
+/// The line [`warn`] prints (without the newline).
+pub fn warning_line(subject: &str, reason: &str) -> String {
+    line("warning", subject, reason)
+}
+
+/// The line [`error`] prints (without the newline).
+pub fn error_line(subject: &str, reason: &str) -> String {
+    line("error", subject, reason)
+}
+
+/// An empty subject is left out (`pacstap: error: <reason>`): some errors are their own
+/// subject (an error chain that begins with what failed).
+fn line(level: &str, subject: &str, reason: &str) -> String {
+    let mut s = format!("pacstap: {level}: ");
+    if !subject.is_empty() {
+        s.push_str(&escape_controls(subject));
+        s.push_str(": ");
+    }
+    s.push_str(&escape_controls(reason));
+    s
 }
 
 /// An error and its causes on one line, each said once, ready for the terminal.
@@ -118,6 +155,25 @@ mod tests {
         assert_eq!(
             for_terminal("a\u{1b}b\nc\u{7f}\u{202e}d\\e\n"),
             "a\\x1bb\nc\\x7f\\u{202e}d\\e\n"
+        );
+    }
+
+    #[test]
+    fn warnings_and_errors_have_one_shape_on_one_line() {
+        assert_eq!(
+            warning_line("/x/a.pcap", "damaged at byte 24: truncated record"),
+            "pacstap: warning: /x/a.pcap: damaged at byte 24: truncated record"
+        );
+        assert_eq!(
+            error_line("--metrics-listen", "cannot serve metrics on x"),
+            "pacstap: error: --metrics-listen: cannot serve metrics on x"
+        );
+        assert_eq!(error_line("", "no input"), "pacstap: error: no input");
+        let forged = warning_line("evil\nname", "why\npacstap: error: forged");
+        assert_eq!(forged.lines().count(), 1, "{forged}");
+        assert_eq!(
+            forged,
+            "pacstap: warning: evil\\x0aname: why\\x0apacstap: error: forged"
         );
     }
 

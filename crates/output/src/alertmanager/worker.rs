@@ -124,7 +124,7 @@ impl Warner {
                 0 => String::new(),
                 n => format!(" ({n} more failures since the last message)"),
             };
-            eprintln!("pacstap: warning: alertmanager {}: {message}{more}", self.endpoint);
+            crate::term::warn(&format!("alertmanager {}", self.endpoint), &format!("{message}{more}"));
         }
         self.last_line = Some(Instant::now());
         self.unreported = 0;
