@@ -678,7 +678,7 @@ impl<S: Default> FlowTable<S> {
         let mut new_hold = false;
         if (len > 0 || fin_seq.is_some()) && !*ignored && interest == Interest::Continue {
             let holding_own = causal.as_ref().is_some_and(|c| c.dir == own);
-            if holding_own || (causal.is_none() && half[peer].owes()) {
+            if holding_own || (causal.is_none() && half[peer].owes_late()) {
                 let cost = CausalHold::cost(pkt.payload.len());
                 let charged = causal.as_ref().map_or(0, |c| c.charged());
                 let total = b.stats.buffered_bytes.saturating_add(b.stats.causal_held_bytes);
@@ -1154,13 +1154,13 @@ mod tests {
             ],
         );
         assert_eq!(rec.text(ToServer), "aaaa", "an ACK above a hole is not proof of loss");
-        assert_eq!(rec.text(ToClient), "", "the answer waits for what it acknowledges");
-        // 500 ms of packet time later (a bare ACK of the flow), the hole is given up, and the
-        // answer follows the gap.
+        // "cccc" was captured beyond the hole: the hole is loss, not lateness, and the answer
+        // goes on in capture order (`causal` holds answers only for a late tail).
+        assert_eq!(rec.text(ToClient), "resp");
+        // 500 ms of packet time later (a bare ACK of the flow), the hole is given up.
         feed(&mut t, &mut rec, &[pkt(507, false, s(4), c(12), ACK, b"")]);
         assert_eq!(rec.text(ToServer), "aaaa----cccc");
-        assert_eq!(rec.order(), "S:aaaa S:---- S:cccc C:resp");
-        assert_eq!((t.stats().causal_holds, t.stats().causal_held_bytes), (1, 0));
+        assert_eq!(t.stats().causal_holds, 0);
         let st = t.stats();
         assert_eq!(
             (
@@ -1191,17 +1191,12 @@ mod tests {
             ],
         );
         assert_eq!(rec.text(ToServer), "aaaabbbbcccc");
-        // The answer came before the bytes it acknowledges: it is delivered after them.
-        assert_eq!(rec.order(), "S:aaaa S:bbbb S:cccc C:resp");
         let st = t.stats();
         assert_eq!(
             (st.gaps, st.ack_gaps, st.ack_before_data, st.ack_before_data_filled),
             (0, 0, 1, 1)
         );
-        assert_eq!(
-            (st.causal_holds, st.causal_hold_overflows, st.causal_held_bytes),
-            (1, 0, 0)
-        );
+        assert_eq!(st.causal_holds, 0, "a hole in the middle is not a late tail");
         // And with nothing buffered beyond the hole: the ACK comes first, the data after it.
         feed(
             &mut t,
@@ -1213,6 +1208,78 @@ mod tests {
         );
         assert_eq!(rec.text(ToServer), "aaaabbbbccccdddd");
         assert_eq!((t.stats().gaps, t.stats().ack_before_data_filled), (0, 2));
+    }
+
+    #[test]
+    fn an_answer_the_capture_shows_before_its_request_waits_for_it() {
+        // A SPAN port: the client's side comes late, so the server's answer (acknowledging
+        // "bbbb") is captured before "bbbb" itself.
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, true, c(0), s(0), ACK, b"aaaa"),
+                pkt(4, false, s(0), c(8), ACK, b"resp"),
+                pkt(4, false, s(4), c(8), ACK | FIN, b"!"),
+            ],
+        );
+        assert_eq!(
+            rec.order(),
+            "S:aaaa",
+            "the answer and its FIN wait for what they acknowledge"
+        );
+        assert_eq!(t.stats().causal_held_bytes, 2 * 64 + 5);
+        feed(&mut t, &mut rec, &[pkt(5, true, c(4), s(0), ACK, b"bbbb")]);
+        assert_eq!(rec.order(), "S:aaaa S:bbbb C:resp C:! C:|");
+        let st = t.stats();
+        assert_eq!(
+            (st.causal_holds, st.causal_hold_overflows, st.causal_held_bytes),
+            (2, 0, 0)
+        );
+        assert_eq!((st.gaps, st.ack_before_data, st.ack_before_data_filled), (0, 1, 1));
+        // The client's ACK of the held answer was applied after it: no hole on that side.
+        feed(&mut t, &mut rec, &[pkt(6, true, c(8), s(6), ACK | FIN, b"")]);
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+        assert_eq!(t.stats().ack_before_data, 1);
+    }
+
+    #[test]
+    fn a_held_answer_goes_on_when_the_wait_runs_out_or_at_the_cap() {
+        // The late bytes never come: the answer is delivered after `ack_wait` (500 ms) of
+        // packet time, here by the wait timer (another flow's packet moves the clock).
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(&mut t, &mut rec, &[pkt(3, false, s(0), c(4), ACK, b"resp")]);
+        assert_eq!(rec.text(ToClient), "");
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt_between(600, ep(9, 9), server(), 1, 0, ACK, b"x")],
+        );
+        assert!(rec.text(ToClient).starts_with("resp"), "{}", rec.order());
+        assert_eq!(t.stats().causal_held_bytes, 0);
+
+        // More than `causal_hold_bytes` of answer: what was held goes at once, in order.
+        let cfg = FlowConfig {
+            causal_hold_bytes: 200,
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        handshake(&mut t, &mut rec);
+        let big = [b'z'; 100];
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, false, s(0), c(4), ACK, &big),
+                pkt(3, false, s(100), c(4), ACK, &big),
+            ],
+        );
+        assert_eq!(rec.text(ToClient).len(), 200);
+        assert_eq!(t.stats().causal_hold_overflows, 1);
+        assert_eq!(t.stats().causal_held_bytes, 0);
     }
 
     #[test]
@@ -1526,8 +1593,7 @@ mod tests {
         // still be on its way to the tap.
         feed(&mut t, &mut rec, &[pkt(6, false, s(0), c(13), ACK | FIN, b"")]);
         assert_eq!(rec.text(ToServer), "abcd");
-        // The server's FIN answers the client's, not captured yet: it waits for it.
-        assert_eq!(rec.text(ToClient), "");
+        assert_eq!(rec.text(ToClient), "|");
         // The wait expires on packet time (another flow's packet moves the clock): the flow ends,
         // stamped when its wait expired.
         feed(
@@ -1536,7 +1602,6 @@ mod tests {
             &[pkt_between(900, ep(9, 9), server(), 1, 0, ACK, b"x")],
         );
         assert_eq!(rec.text(ToServer), "abcd----efgh|");
-        assert_eq!(rec.text(ToClient), "|x", "the held FIN, then the other flow's byte");
         assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
         assert_eq!(rec.ends[0].2, ms(506));
     }

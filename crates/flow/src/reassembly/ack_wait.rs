@@ -62,6 +62,15 @@ impl HalfStream {
         self.started && self.acked > self.next
     }
 
+    /// Whether what this direction [owes](HalfStream::owes) is its tail, with nothing captured
+    /// beyond it: bytes late on a SPAN port look like that. With later bytes already captured
+    /// the missing ones were lost (or reordered) on the way to the tap, and the other
+    /// direction must not wait for them: its next bytes answer what was captured, in the
+    /// order it was captured.
+    pub fn owes_late(&self) -> bool {
+        self.owes() && self.pieces.is_empty()
+    }
+
     /// When the acknowledged hole being kept open started waiting.
     pub fn waiting_since(&self) -> Option<Timestamp> {
         self.wait.map(|w| w.since)

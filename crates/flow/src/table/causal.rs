@@ -2,16 +2,19 @@
 //!
 //! A SPAN port copies each direction through its own queue, so the capture can show a server's
 //! answer before the request that caused it: the answer's ACK already covers request bytes the
-//! capture has not seen yet ([`HalfStream::owes`]: ACK before data). Reassembly keeps that
+//! capture has not seen yet, and nothing of that direction after them either
+//! ([`HalfStream::owes_late`]: the tail of a stream delayed on its way to the tap). Reassembly keeps that
 //! hole open until the late bytes come, but each direction is delivered on its own, so the
 //! decoders would read the answer first. DICOM copes with that inside its decoder (an
 //! A-ASSOCIATE-AC or A-RELEASE-RP before its request); HTTP pairs responses with requests by
 //! order, and a 401 read before its request answers nothing, so a login failure and a WADO
 //! retrieval were lost with half a millisecond of skew. The order is restored here, once for
-//! every protocol: while one direction waits for acknowledged bytes, the other direction's
+//! every protocol: while one direction owes acknowledged bytes at its tail, the other direction's
 //! segments are held as they came and replayed, in arrival order, after the late bytes were
-//! delivered (or declared lost: then they follow the gap), after `FlowConfig::ack_wait` of
-//! packet time at most, or when the flow ends.
+//! delivered (or declared lost: then they follow the gap), as soon as later bytes of the
+//! owing direction show the owed ones were lost rather than late (holding on would put the
+//! answers to the held bytes before them), after `FlowConfig::ack_wait` of packet time at
+//! most, or when the flow ends. Real capture loss is thus left in capture order, as before.
 //!
 //! Bounded like the rest of reassembly: at most [`FlowConfig::causal_hold_bytes`] per flow, and
 //! held bytes count against [`FlowConfig::max_buffered_bytes_total`] with the reassembly
@@ -80,9 +83,11 @@ impl CausalHold {
     }
 
     /// Whether the hold is over at `now`: the other direction delivered what was acknowledged
-    /// (or it was declared a gap), or the hold lasted `max` (the bytes are not coming).
+    /// (or it was declared a gap), later bytes of it were captured while the acknowledged ones
+    /// were not (they were lost, not late: see [`HalfStream::owes_late`]), or the hold lasted
+    /// `max` (the bytes are not coming).
     pub fn over(&self, peer: &HalfStream, now: Timestamp, max: std::time::Duration) -> bool {
-        !peer.owes() || now.since(self.since) >= max
+        !peer.owes_late() || now.since(self.since) >= max
     }
 
     /// What holding a segment of `captured` bytes costs.
