@@ -130,11 +130,7 @@ impl Checks {
                     }
                 }
                 if let Some(s) = ev.s("share_action") {
-                    let n = ev
-                        .body()
-                        .get("share_recipients")
-                        .and_then(|r| r.as_array())
-                        .map_or(0, Vec::len);
+                    let n = ev.b.share_recipients.len;
                     self.shares
                         .add(format!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)), ev.flow);
                 }
@@ -144,7 +140,7 @@ impl Checks {
                     format!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()),
                     ev.flow,
                 );
-                if let Some(t) = crate::ev::at(ev.body(), &["admin_event", "type"]) {
+                if let Some(t) = ev.b.admin_event.v.kind.get() {
                     let actor = format!("{}@{}", ev.s("sending_application").unwrap_or("?"), ev.src);
                     self.hl7_admin.add(format!("{actor}: {t}"), ev.flow);
                     *self.admin_actors.entry(actor).or_default() += 1;
@@ -180,7 +176,7 @@ impl Checks {
             "alert" => {
                 self.alerts += 1;
                 let rule = ev.s("rule").unwrap_or("?");
-                if ev.body().get("update").and_then(|u| u.as_bool()) != Some(true) {
+                if !ev.is_update() {
                     self.rules.add(rule.to_string(), ev.flow);
                     if rule == "admin_change" {
                         self.admin_alerts
@@ -513,7 +509,7 @@ fn join(v: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::ev::Line;
 
     fn ev_line(ts: &str, ty: &str, src: &str, dport: u16, body: &str) -> String {
         format!(
@@ -525,9 +521,9 @@ mod tests {
     fn findings(lines: &[String], admins: Option<&[String]>) -> HashMap<&'static str, Finding> {
         let mut c = Checks::default();
         let nets = Networks::default();
-        let values: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let values: Vec<Line> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         for v in &values {
-            let ev = Ev::new(v).unwrap();
+            let ev = Ev::from_line(v).unwrap();
             let a = crate::ledger::action(&ev);
             c.add(&ev, a.as_ref(), &nets);
         }

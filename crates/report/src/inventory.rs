@@ -2,7 +2,7 @@
 //! from what the wire shows: who requested associations (SCU) and accepted them (SCP), which
 //! software they announced (implementation class UID / version name, PS3.7 §D.3.3.2).
 
-use crate::ev::{at, CapSet, Ev, Networks};
+use crate::ev::{CapSet, Ev, Networks};
 use crate::ledger::Action;
 use crate::model::{DicomNode, FlowEdge, Hl7App, Inventory, TlsServer, WebServer};
 use crate::time::{self, Micros};
@@ -108,12 +108,7 @@ impl Inv {
         let u = &mut self.untracked;
         match ev.ty {
             "dicom" if ev.s("type") == Some("association") => {
-                let sops: Vec<&str> = ev
-                    .body()
-                    .get("abstract_syntaxes")
-                    .and_then(|a| a.as_array())
-                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-                    .unwrap_or_default();
+                let sops = &ev.b.abstract_syntaxes.items;
                 for (ae, addr, role) in [(ev.s("calling_ae"), ev.src, "SCU"), (ev.s("called_ae"), ev.dst, "SCP")] {
                     let Some(n) = entry(&mut self.dicom, (ae.unwrap_or("").to_string(), addr.to_string()), u) else {
                         continue;
@@ -121,7 +116,7 @@ impl Inv {
                     n.span.see(ev.ts);
                     n.roles.add(role, 4);
                     n.associations += 1;
-                    for s in &sops {
+                    for s in sops {
                         n.sops.add(s, MAX_VALUES);
                     }
                     if role == "SCU" {
@@ -158,7 +153,7 @@ impl Inv {
                 if let Some(w) = entry(&mut self.web, format!("{}:{}", ev.dst, ev.dport), u) {
                     w.span.see(ev.ts);
                     w.requests += 1;
-                    if ev.body().get("dicomweb").is_some() {
+                    if ev.b.dicomweb.present {
                         w.dicomweb += 1;
                     }
                     if let Some(h) = ev.s("hostname") {
@@ -188,14 +183,14 @@ impl Inv {
                     if let Some(x) = ev.s("cipher_suite") {
                         t.ciphers.add(x, MAX_VALUES);
                     }
-                    let c = ev.body();
-                    if let Some(s) = at(c, &["certificate", "subject"]) {
+                    let c = &ev.b.certificate.v;
+                    if let Some(s) = c.subject.get() {
                         t.subject = Some(s.to_string());
                     }
-                    if let Some(s) = at(c, &["certificate", "issuer"]) {
+                    if let Some(s) = c.issuer.get() {
                         t.issuer = Some(s.to_string());
                     }
-                    if let Some(s) = at(c, &["certificate", "not_after"]) {
+                    if let Some(s) = c.not_after.get() {
                         t.not_after = Some(s.to_string());
                     }
                 }

@@ -63,18 +63,15 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 Some((ae, _)) => ae.to_string(),
                 None => ev.user().map(str::to_string).unwrap_or_else(|| requester.clone()),
             };
-            let studies = ev
-                .body()
-                .get("study_instance_uids")
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
+            let studies =
+                ev.b.study_instance_uids
+                    .items
+                    .iter()
+                    .map(|s| &**s)
+                    .filter(|s| !s.is_empty())
+                    .collect();
             let status = ev.s("status").map(str::to_string);
-            let completed = ev
-                .body()
-                .get("sub_operations")
-                .and_then(|s| s.get("completed"))
-                .and_then(|c| c.as_u64());
+            let completed = ev.completed();
             let toclient = ev.s("direction") == Some("toclient");
             let (how, kind, from, to, instances, bytes) = match cmd {
                 "C-STORE" if toclient => (
@@ -115,20 +112,17 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
             })
         }
         "http" => {
-            let dw = ev.body().get("dicomweb")?;
-            let service = dw.get("service")?.as_str()?;
+            let dw = &ev.b.dicomweb.v;
+            let service = dw.service.0.as_deref()?;
             let server = node(ev.s("hostname").filter(|h| *h != ev.dst), ev.dst);
             let client = ev.src.to_string();
             let by = ev.user().map(str::to_string).unwrap_or_else(|| client.clone());
             let status = ev.u("status").map(|s| s.to_string());
             let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
-            let study = dw
-                .get("study_instance_uid")
-                .and_then(|s| s.as_str())
-                .filter(|s| !s.is_empty());
+            let study = dw.study_instance_uid.get();
             let (how, kind, from, to, instances, bytes) = match service {
                 "WADO-RS" | "WADO-URI" => {
-                    let single = dw.get("sop_instance_uid").is_some() && service == "WADO-URI";
+                    let single = dw.sop_instance_uid.0 && service == "WADO-URI";
                     (
                         service,
                         "transfer",
@@ -415,14 +409,14 @@ fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::ev::Line;
 
     fn ledger_of(lines: &[&str]) -> (Vec<StudySummary>, Vec<LedgerRow>) {
         let mut l = Ledger::default();
         let nets = Networks::default();
         for line in lines {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             if let Some(a) = action(&ev) {
                 l.add(&ev, &a, &nets);
             }
@@ -473,8 +467,8 @@ mod tests {
         let nets = Networks::default();
         for i in 0..(MAX_ROWS_PER_STUDY as u64 + 5) {
             let line = STORE1.replace("\"flow_id\":7", &format!("\"flow_id\":{}", i + 100));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(&line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             l.add(&ev, &action(&ev).unwrap(), &nets);
         }
         let (s, r, _) = l.finish();
@@ -546,8 +540,8 @@ mod tests {
                 &format!("\"command\":\"C-MOVE\",\"message_id\":{}", i % 65_536),
             );
             let line = line.replace("WORKSTATION1", &format!("WS{}", i / 65_536 + i % 7));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(&line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             l.add(&ev, &action(&ev).unwrap(), &nets);
         }
         assert!(l.moves_kept <= MAX_MOVES);

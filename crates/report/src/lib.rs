@@ -19,6 +19,7 @@ pub mod incidents;
 pub mod input;
 pub mod inventory;
 pub mod ledger;
+pub mod lenient;
 pub mod model;
 pub mod time;
 pub mod timeline;
@@ -71,10 +72,9 @@ impl EntityFilter {
     /// The event is the entity's own: its user, one of its AE titles or addresses, or an
     /// alert about it.
     pub fn matches(&self, ev: &Ev<'_>) -> bool {
-        let b = ev.body();
         if ev.ty == "alert" {
-            let kind = ev::at(b, &["entity", "kind"]).unwrap_or("");
-            let id = ev::at(b, &["entity", "id"]).unwrap_or("");
+            let (kind, id) = ev.entity();
+            let (kind, id) = (kind.unwrap_or(""), id.unwrap_or(""));
             let own = match self {
                 EntityFilter::User(u) => kind == "user" && id == u,
                 EntityFilter::Ae(a) => kind == "ae" && id == a,
@@ -124,10 +124,10 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
             if !line.contains("\"alert\"") {
                 return;
             }
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            let Ok(l) = serde_json::from_str::<ev::Line>(line) else {
                 return;
             };
-            let Some(ev) = Ev::new(&v) else { return };
+            let Some(ev) = Ev::from_line(&l) else { return };
             if ev.ty == "alert" && opts.in_range(ev.t) && opts.entity.as_ref().is_none_or(|e| e.matches(&ev)) {
                 incidents.note(&ev);
             }
