@@ -5,8 +5,10 @@
 use crate::ev::{CapSet, Ev, Networks};
 use crate::ledger::Action;
 use crate::model::{DicomNode, FlowEdge, Hl7App, Inventory, TlsServer, WebServer};
+use crate::shared::Ts;
 use crate::time::{self, Micros};
 use std::collections::HashMap;
+use std::fmt::Write;
 
 /// Entries per inventory table and edges of the flow map (10 000: far more systems than an
 /// imaging network has; the rest are counted in `untracked`).
@@ -14,19 +16,21 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// Values listed per entry (SOP classes, message types, host names, ...).
 pub const MAX_VALUES: usize = 32;
 
+/// First and last timestamp, as the events wrote them (inline: the last one changes with
+/// nearly every event).
 #[derive(Default)]
 struct Span {
-    first: String,
-    last: String,
+    first: Ts,
+    last: Ts,
 }
 
 impl Span {
     fn see(&mut self, ts: &str) {
         if self.first.is_empty() || ts < self.first.as_str() {
-            self.first = ts.to_string();
+            self.first = Ts::new(ts);
         }
         if ts > self.last.as_str() {
-            self.last = ts.to_string();
+            self.last = Ts::new(ts);
         }
     }
 }
@@ -88,6 +92,21 @@ pub struct Inv {
     edges: HashMap<(String, String), Edge>,
     untracked: u64,
     last_event: Micros,
+    /// The key of the current event, reused.
+    key: String,
+}
+
+/// [`entry`] for a `String` key built in `key` (a buffer reused across events): copied only
+/// when the entry is new.
+fn entry_str<'m, V: Default>(m: &'m mut HashMap<String, V>, key: &str, untracked: &mut u64) -> Option<&'m mut V> {
+    if !m.contains_key(key) {
+        if m.len() >= MAX_ENTRIES {
+            *untracked += 1;
+            return None;
+        }
+        m.insert(key.to_string(), V::default());
+    }
+    m.get_mut(key)
 }
 
 fn entry<'m, K: std::hash::Hash + Eq, V: Default>(
@@ -150,7 +169,9 @@ impl Inv {
                 }
             }
             "http" => {
-                if let Some(w) = entry(&mut self.web, format!("{}:{}", ev.dst, ev.dport), u) {
+                self.key.clear();
+                let _ = write!(self.key, "{}:{}", ev.dst, ev.dport);
+                if let Some(w) = entry_str(&mut self.web, &self.key, u) {
                     w.span.see(ev.ts);
                     w.requests += 1;
                     if ev.b.dicomweb.present {
@@ -168,7 +189,9 @@ impl Inv {
                 }
             }
             "tls" => {
-                if let Some(t) = entry(&mut self.tls, format!("{}:{}", ev.dst, ev.dport), u) {
+                self.key.clear();
+                let _ = write!(self.key, "{}:{}", ev.dst, ev.dport);
+                if let Some(t) = entry_str(&mut self.tls, &self.key, u) {
                     t.span.see(ev.ts);
                     t.connections += 1;
                     if let Some(x) = ev.s("sni") {
@@ -232,8 +255,8 @@ impl Inv {
                 implementation_version_names: n.impl_names.to_vec(),
                 sop_classes: n.sops.to_vec(),
                 associations: n.associations,
-                first_seen: n.span.first,
-                last_seen: n.span.last,
+                first_seen: n.span.first.to_string(),
+                last_seen: n.span.last.to_string(),
             });
         }
         inv.dicom_nodes
@@ -245,8 +268,8 @@ impl Inv {
                 address,
                 message_types: a.types.to_vec(),
                 messages: a.messages,
-                first_seen: a.span.first,
-                last_seen: a.span.last,
+                first_seen: a.span.first.to_string(),
+                last_seen: a.span.last.to_string(),
             });
         }
         inv.hl7_applications
@@ -259,8 +282,8 @@ impl Inv {
                 dicomweb: w.dicomweb,
                 users: w.users.to_vec(),
                 auth_schemes: w.auth.to_vec(),
-                first_seen: w.span.first,
-                last_seen: w.span.last,
+                first_seen: w.span.first.to_string(),
+                last_seen: w.span.last.to_string(),
             });
         }
         inv.http_servers.sort_by(|a, b| a.address.cmp(&b.address));
@@ -279,8 +302,8 @@ impl Inv {
                 self_signed,
                 expired,
                 connections: t.connections,
-                first_seen: t.span.first,
-                last_seen: t.span.last,
+                first_seen: t.span.first.to_string(),
+                last_seen: t.span.last.to_string(),
             });
         }
         inv.tls_servers.sort_by(|a, b| a.address.cmp(&b.address));

@@ -7,8 +7,9 @@
 
 use crate::ev::{node, Ev, Networks};
 use crate::model::{LedgerRow, MoveCause, StudySummary};
+use crate::shared::{Interner, Shared, Ts};
 use crate::time::Micros;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 /// Studies tracked with their rows (200 000: a large PACS archives ~1 000 studies a day, so
 /// this is months of traffic); later studies are counted in `studies_untracked` only.
@@ -16,6 +17,9 @@ pub const MAX_STUDIES: usize = 200_000;
 /// Rows kept per study (a study fetched by 1 000 different connections is already a finding;
 /// the rest are counted in `rows_dropped`).
 pub const MAX_ROWS_PER_STUDY: usize = 1_000;
+/// Rows kept in all studies (1 000 000: ~200 bytes each, so ~200 MB at most; 10^6 events of the
+/// bundled scenarios make ~350 000); past it rows are counted in their study's `rows_dropped`.
+pub const MAX_LEDGER_ROWS: usize = 1_000_000;
 /// Destinations and actors listed per study summary.
 pub const MAX_NAMES_PER_STUDY: usize = 16;
 /// C-MOVEs remembered to name the cause of their C-STORE sub-operations (50 000: weeks of a
@@ -155,8 +159,8 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
 
 struct Study {
     first: Micros,
-    first_ts: String,
-    last_ts: String,
+    first_ts: Ts,
+    last_ts: Ts,
     last: Micros,
     rows: Vec<LedgerRow>,
     first_time: Vec<Micros>,
@@ -164,8 +168,9 @@ struct Study {
     transfers: u64,
     instances: u64,
     bytes: u64,
-    destinations: BTreeSet<String>,
-    by: BTreeSet<String>,
+    /// Sorted (as the summary lists them), at most [`MAX_NAMES_PER_STUDY`].
+    destinations: Vec<Shared>,
+    by: Vec<Shared>,
     rows_dropped: u64,
 }
 
@@ -182,7 +187,11 @@ struct SeenMove {
 
 #[derive(Default)]
 pub struct Ledger {
-    studies: HashMap<String, Study>,
+    studies: HashMap<Shared, Study>,
+    /// Rows kept in all studies, at most [`MAX_LEDGER_ROWS`].
+    rows_kept: usize,
+    /// One copy of each study UID, system, user, status (they repeat in every row).
+    names: Interner,
     /// C-MOVEs by (calling AE, message id), at most [`MAX_MOVES`] in all.
     moves: HashMap<(String, u16), Vec<SeenMove>>,
     moves_kept: usize,
@@ -190,6 +199,17 @@ pub struct Ledger {
     pub studies_untracked: u64,
     /// Only this study (for `--study`).
     pub only: Option<String>,
+}
+
+/// Adds `name` to a sorted list of at most [`MAX_NAMES_PER_STUDY`] (the order a `BTreeSet`
+/// would give, without its node per study).
+fn add_name(list: &mut Vec<Shared>, name: &str, names: &mut Interner) {
+    if list.len() >= MAX_NAMES_PER_STUDY {
+        return;
+    }
+    if let Err(i) = list.binary_search_by(|x| x.as_str().cmp(name)) {
+        list.insert(i, names.get(name));
+    }
 }
 
 impl Ledger {
@@ -207,20 +227,20 @@ impl Ledger {
                     continue;
                 }
                 self.studies.insert(
-                    uid.to_string(),
+                    self.names.get(uid),
                     Study {
                         first: ev.t,
-                        first_ts: ev.ts.to_string(),
+                        first_ts: Ts::new(ev.ts),
                         last: ev.t,
-                        last_ts: ev.ts.to_string(),
+                        last_ts: Ts::new(ev.ts),
                         rows: Vec::new(),
                         first_time: Vec::new(),
                         accesses: 0,
                         transfers: 0,
                         instances: 0,
                         bytes: 0,
-                        destinations: BTreeSet::new(),
-                        by: BTreeSet::new(),
+                        destinations: Vec::new(),
+                        by: Vec::new(),
                         rows_dropped: 0,
                     },
                 );
@@ -228,64 +248,63 @@ impl Ledger {
             let Some(st) = self.studies.get_mut(*uid) else { continue };
             if ev.t < st.first {
                 st.first = ev.t;
-                st.first_ts = ev.ts.to_string();
+                st.first_ts = Ts::new(ev.ts);
             }
             if ev.t > st.last {
                 st.last = ev.t;
-                st.last_ts = ev.ts.to_string();
+                st.last_ts = Ts::new(ev.ts);
             }
             if a.kind == "transfer" {
                 st.transfers += 1;
-                if st.destinations.len() < MAX_NAMES_PER_STUDY && !st.destinations.contains(&a.to) {
-                    st.destinations.insert(a.to.clone());
-                }
+                add_name(&mut st.destinations, &a.to, &mut self.names);
             } else {
                 st.accesses += 1;
             }
-            if st.by.len() < MAX_NAMES_PER_STUDY && !st.by.contains(&a.by) {
-                st.by.insert(a.by.clone());
-            }
+            add_name(&mut st.by, &a.by, &mut self.names);
             st.instances += a.instances.unwrap_or(0);
             st.bytes += a.bytes.unwrap_or(0);
             // A linear scan (rows per study are capped, and the flow id is compared first):
             // no per-row key strings to keep.
-            let cause = a.cause.map(|(ae, id)| MoveCause {
-                originator_ae: ae.to_string(),
-                message_id: id,
-                requester: None,
-                user: None,
-                request_time: None,
-                flow_id: None,
-            });
             let same = |r: &LedgerRow| {
                 r.flow_id == ev.flow
                     && r.how == a.how
-                    && r.from == a.from
-                    && r.to == a.to
+                    && r.from == *a.from
+                    && r.to == *a.to
                     && r.caused_by.as_ref().map(|c| (c.originator_ae.as_str(), c.message_id)) == a.cause
             };
             let n = st.rows.len();
             match st.rows.iter_mut().find(|r| same(r)) {
-                Some(r) => merge(r, ev, a),
-                None if n >= MAX_ROWS_PER_STUDY => st.rows_dropped += 1,
+                Some(r) => merge(r, ev, a, &mut self.names),
+                None if n >= MAX_ROWS_PER_STUDY || self.rows_kept >= MAX_LEDGER_ROWS => st.rows_dropped += 1,
                 None => {
+                    self.rows_kept += 1;
                     st.first_time.push(ev.t);
+                    let names = &mut self.names;
                     st.rows.push(LedgerRow {
-                        study_instance_uid: uid.to_string(),
-                        first: ev.ts.to_string(),
-                        last: ev.ts.to_string(),
-                        how: a.how.to_string(),
+                        study_instance_uid: names.get(uid),
+                        first: Ts::new(ev.ts),
+                        last: Ts::new(ev.ts),
+                        how: names.get(a.how),
                         kind: a.kind,
-                        from: a.from.clone(),
-                        to: a.to.clone(),
-                        by: a.by.clone(),
+                        from: names.get(&a.from),
+                        to: names.get(&a.to),
+                        by: names.get(&a.by),
                         instances: a.instances,
                         bytes: a.bytes,
-                        status: a.status.clone(),
+                        status: a.status.as_deref().map(|s| names.get(s)),
                         events: 1,
                         flow_id: ev.flow,
                         external: !nets.internal(&a.to),
-                        caused_by: cause,
+                        caused_by: a.cause.map(|(ae, id)| {
+                            Box::new(MoveCause {
+                                originator_ae: ae.to_string(),
+                                message_id: id,
+                                requester: None,
+                                user: None,
+                                request_time: None,
+                                flow_id: None,
+                            })
+                        }),
                     });
                 }
             }
@@ -341,7 +360,7 @@ impl Ledger {
     /// Studies sorted by first time, and all their rows sorted by first time.
     pub fn finish(mut self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
         let studies_map = std::mem::take(&mut self.studies);
-        let mut studies: Vec<(Micros, Study, String)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
+        let mut studies: Vec<(Micros, Study, Shared)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
         studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         let mut summaries = Vec::with_capacity(studies.len());
         let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
@@ -354,8 +373,8 @@ impl Ledger {
                 transfers: st.transfers,
                 instances: st.instances,
                 bytes: st.bytes,
-                destinations: st.destinations.into_iter().collect(),
-                by: st.by.into_iter().collect(),
+                destinations: st.destinations,
+                by: st.by,
                 rows_dropped: st.rows_dropped,
             });
             rows.extend(st.first_time.into_iter().zip(st.rows));
@@ -370,7 +389,8 @@ impl Ledger {
             c.user = m.user.clone();
             c.request_time = Some(m.request_ts.clone());
             c.flow_id = Some(m.flow);
-            r.by = m.user.clone().unwrap_or_else(|| m.requester.clone());
+            let by = m.user.as_deref().unwrap_or(&m.requester).to_string();
+            r.by = self.names.get(&by);
         }
         rows.sort_by(|a, b| {
             a.0.cmp(&b.0)
@@ -384,18 +404,20 @@ impl Ledger {
     }
 }
 
-fn merge(r: &mut LedgerRow, ev: &Ev<'_>, a: &Action<'_>) {
+fn merge(r: &mut LedgerRow, ev: &Ev<'_>, a: &Action<'_>, names: &mut Interner) {
     r.events += 1;
     if ev.ts > r.last.as_str() {
-        r.last = ev.ts.to_string();
+        r.last = Ts::new(ev.ts);
     }
     if ev.ts < r.first.as_str() {
-        r.first = ev.ts.to_string();
+        r.first = Ts::new(ev.ts);
     }
     r.instances = add_opt(r.instances, a.instances);
     r.bytes = add_opt(r.bytes, a.bytes);
-    if a.status.is_some() {
-        r.status = a.status.clone();
+    if let Some(s) = a.status.as_deref() {
+        if r.status.as_deref() != Some(s) {
+            r.status = Some(names.get(s));
+        }
     }
 }
 

@@ -72,7 +72,10 @@ impl Time {
         if !self.exports.contains_key(&a.by) && self.exports.len() >= MAX_ENTITIES {
             return;
         }
-        let e = self.exports.entry(a.by.clone()).or_default();
+        if !self.exports.contains_key(&a.by) {
+            self.exports.insert(a.by.clone(), Exports::default());
+        }
+        let Some(e) = self.exports.get_mut(&a.by) else { return };
         e.transfers += 1;
         e.instances += a.instances.unwrap_or(0);
         e.bytes += a.bytes.unwrap_or(0);
