@@ -7,7 +7,6 @@
 
 use serde::{Serialize, Serializer};
 use std::borrow::Borrow;
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -72,7 +71,7 @@ impl Serialize for Shared {
 /// One [`Shared`] per distinct string. It grows only with the distinct strings of the rows
 /// and studies kept, which are capped (`ledger::MAX_STUDIES`, `MAX_LEDGER_ROWS`).
 #[derive(Default)]
-pub struct Interner(HashSet<Shared>);
+pub struct Interner(ahash::AHashSet<Shared>);
 
 impl Interner {
     pub fn get(&mut self, s: &str) -> Shared {
