@@ -377,7 +377,7 @@ impl Ledger {
         let mut studies: Vec<(Micros, Study, Shared)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
         studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         let mut summaries = Vec::with_capacity(studies.len());
-        let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
+        let mut rows: Vec<(Micros, LedgerRow)> = Vec::with_capacity(self.rows_kept);
         for (_, st, uid) in studies {
             summaries.push(StudySummary {
                 study_instance_uid: uid,
