@@ -356,3 +356,126 @@ fn chromium_renders_the_report() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Issue 13 scale clause, small: a 10^4-line events file made by `scripts/report-scale-events`
+/// from a scenario replay (each copy a day later, with its own studies, flows and incidents;
+/// gzip-compressed) gives a report whose counts match what the file itself holds.
+#[test]
+fn report_of_ten_thousand_scaled_events_counts_every_study_and_incident() {
+    let d = scenario("scale");
+    let big = d.join("big.jsonl.gz");
+    let st = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/report-scale-events"))
+        .arg(d.join("events.jsonl"))
+        .arg("10000")
+        .arg(&big)
+        .status()
+        .expect("python3 runs scripts/report-scale-events");
+    assert!(st.success());
+    let plain = d.join("big.jsonl");
+    let gz = Command::new("gzip").arg("-dkc").arg(&big).output().unwrap();
+    assert!(gz.status.success());
+    std::fs::write(&plain, &gz.stdout).unwrap();
+    // What the file holds, counted here without the report's code.
+    let mut alerts = 0u64;
+    let mut incidents = std::collections::BTreeSet::new();
+    let mut studies = std::collections::BTreeSet::new();
+    let text = String::from_utf8(gz.stdout).unwrap();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        match v["event_type"].as_str().unwrap() {
+            "alert" => {
+                alerts += 1;
+                incidents.insert(v["alert"]["incident_id"].as_str().unwrap().to_string());
+            }
+            "dicom"
+                if v["dicom"]["type"] == "command"
+                    && matches!(
+                        v["dicom"]["command"].as_str(),
+                        Some("C-STORE" | "C-MOVE" | "C-GET" | "C-FIND")
+                    ) =>
+            {
+                for s in v["dicom"]["study_instance_uids"].as_array().into_iter().flatten() {
+                    studies.insert(s.as_str().unwrap().to_string());
+                }
+            }
+            "http"
+                if matches!(
+                    v["http"]["dicomweb"]["service"].as_str(),
+                    Some("WADO-RS" | "WADO-URI" | "STOW-RS" | "QIDO-RS")
+                ) =>
+            {
+                if let Some(s) = v["http"]["dicomweb"]["study_instance_uid"].as_str() {
+                    studies.insert(s.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(text.lines().count(), 10_000);
+    assert!(
+        incidents.len() > 10,
+        "copies make their own incidents: {}",
+        incidents.len()
+    );
+    let j = report(&[], &[&big], &d);
+    let input = &j["input"];
+    assert_eq!(
+        (input["lines"].as_u64(), input["events"].as_u64()),
+        (Some(10_000), Some(10_000))
+    );
+    assert_eq!(input["skipped_lines"], 0);
+    assert_eq!(input["by_type"]["alert"].as_u64(), Some(alerts));
+    assert_eq!(
+        input["by_type"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>(),
+        10_000
+    );
+    assert_eq!(j["incidents"].as_array().unwrap().len(), incidents.len());
+    assert_eq!(j["studies_total"].as_u64(), Some(studies.len() as u64));
+    assert_eq!(j["studies_untracked"], 0);
+    // The copies span weeks: the timeline is per day.
+    assert_eq!(j["timeline"]["bin"], "day");
+    let csv = std::fs::read_to_string(d.join("o-ledger.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, j["ledger_rows_total"].as_u64().unwrap() + 1);
+    // The plain file gives the same report as the gzip one.
+    let p = report(&[], &[&plain], &d);
+    for k in ["studies_total", "ledger_rows_total"] {
+        assert_eq!(p[k], j[k], "{k}");
+    }
+    let html = std::fs::metadata(d.join("o.html")).unwrap().len();
+    assert!(html < 5_000_000, "HTML {html} bytes");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// An events file written with `--alerts-only` has no event to answer the wire checklist
+/// from: its items say so (`not_knowable`) instead of `ok`.
+#[test]
+fn an_alerts_only_events_file_says_the_checklist_needs_the_full_events() {
+    let d = tmp("alertsonly");
+    let out = pacstap()
+        .args(["replay", "-q", "--alerts-only", "--config"])
+        .arg(sample("scenarios/pacstap.toml"))
+        .arg("--events")
+        .arg(d.join("alerts.jsonl"))
+        .arg(sample("scenarios/bulk-export-move.pcap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = report(&[], &[&d.join("alerts.jsonl")], &d);
+    let items = j["checklist"].as_array().unwrap();
+    let item = |id: &str| items.iter().find(|f| f["id"] == id).unwrap();
+    assert_eq!(item("dicom_in_clear")["status"], "not_knowable");
+    assert!(item("dicom_in_clear")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("--alerts-only"));
+    assert_ne!(item("alerting")["status"], "not_knowable");
+    let html = std::fs::read_to_string(d.join("o.html")).unwrap();
+    assert!(html.contains("alert lines only"));
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -28,20 +28,26 @@ struct Tally {
     extra: u64,
     total: u64,
     flows: Vec<u64>,
+    scratch: String,
 }
 
 impl Tally {
-    fn add(&mut self, key: String, flow: u64) {
+    /// The key is formatted into a buffer kept for the next call and copied only when new:
+    /// most events repeat a key (the same systems), and this runs for every event.
+    fn add(&mut self, key: std::fmt::Arguments<'_>, flow: u64) {
+        use std::fmt::Write;
         self.total += 1;
         if self.flows.len() < MAX_FLOWS && !self.flows.contains(&flow) {
             self.flows.push(flow);
         }
+        self.scratch.clear();
+        let _ = self.scratch.write_fmt(key);
         let n = self.keys.len();
-        match self.keys.get_mut(&key) {
+        match self.keys.get_mut(self.scratch.as_str()) {
             Some(c) => *c += 1,
             None if n >= MAX_KEYS => self.extra += 1,
             None => {
-                self.keys.insert(key, 1);
+                self.keys.insert(self.scratch.clone(), 1);
             }
         }
     }
@@ -95,7 +101,7 @@ impl Checks {
         }
         match ev.ty {
             "dicom" if ev.s("type") == Some("association") => self.dicom_clear.add(
-                format!(
+                format_args!(
                     "{}@{} → {}@{}",
                     ev.s("calling_ae").unwrap_or("?"),
                     ev.src,
@@ -107,7 +113,7 @@ impl Checks {
             "http" => {
                 if let Some(u) = ev.user() {
                     self.http_creds.add(
-                        format!(
+                        format_args!(
                             "user {u}: {} ({})",
                             pair(),
                             ev.s("auth").unwrap_or("scheme not recorded")
@@ -119,50 +125,52 @@ impl Checks {
                     let actor = ev
                         .user()
                         .map_or_else(|| format!("(no user) {}", ev.src), str::to_string);
-                    self.admin_actions.add(format!("{actor}: {act}"), ev.flow);
+                    self.admin_actions.add(format_args!("{actor}: {act}"), ev.flow);
                     *self.admin_actors.entry(actor.clone()).or_default() += 1;
                     match ev.s("auth") {
-                        Some(s) if is_password_scheme(s) => {
-                            self.password_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow)
-                        }
-                        Some(s) => self.bearer_admin.add(format!("{actor} ({s}) → {}", ev.dst), ev.flow),
-                        None => self.unknown_scheme_admin.add(format!("{actor} → {}", ev.dst), ev.flow),
+                        Some(s) if is_password_scheme(s) => self
+                            .password_admin
+                            .add(format_args!("{actor} ({s}) → {}", ev.dst), ev.flow),
+                        Some(s) => self
+                            .bearer_admin
+                            .add(format_args!("{actor} ({s}) → {}", ev.dst), ev.flow),
+                        None => self
+                            .unknown_scheme_admin
+                            .add(format_args!("{actor} → {}", ev.dst), ev.flow),
                     }
                 }
                 if let Some(s) = ev.s("share_action") {
-                    let n = ev
-                        .body()
-                        .get("share_recipients")
-                        .and_then(|r| r.as_array())
-                        .map_or(0, Vec::len);
-                    self.shares
-                        .add(format!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)), ev.flow);
+                    let n = ev.b.share_recipients.len;
+                    self.shares.add(
+                        format_args!("{}: {s}, {n} recipients", ev.user().unwrap_or(ev.src)),
+                        ev.flow,
+                    );
                 }
             }
             "hl7" => {
                 self.hl7_clear.add(
-                    format!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()),
+                    format_args!("{} {}", ev.s("sending_application").unwrap_or("?"), pair()),
                     ev.flow,
                 );
-                if let Some(t) = crate::ev::at(ev.body(), &["admin_event", "type"]) {
+                if let Some(t) = ev.b.admin_event.v.kind.get() {
                     let actor = format!("{}@{}", ev.s("sending_application").unwrap_or("?"), ev.src);
-                    self.hl7_admin.add(format!("{actor}: {t}"), ev.flow);
+                    self.hl7_admin.add(format_args!("{actor}: {t}"), ev.flow);
                     *self.admin_actors.entry(actor).or_default() += 1;
                 }
             }
             "tls" => {
                 // DICOM over TLS: the registered port 2762 (PS3.15 Annex B.1, IANA dicom-tls).
                 if ev.dport == 2762 {
-                    self.dicom_tls.add(pair(), ev.flow);
+                    self.dicom_tls.add(format_args!("{} → {}", ev.src, ev.dst), ev.flow);
                 }
                 if let Some(v) = ev.s("version") {
                     if is_tls_below_1_2(v) {
-                        self.old_tls.add(format!("{} {v}", pair()), ev.flow);
+                        self.old_tls.add(format_args!("{} {v}", pair()), ev.flow);
                     }
                 }
                 if let Some(c) = ev.s("cipher_suite") {
                     if is_weak_cipher(c) {
-                        self.weak_cipher.add(format!("{} {c}", pair()), ev.flow);
+                        self.weak_cipher.add(format_args!("{} {c}", pair()), ev.flow);
                     }
                 }
             }
@@ -171,7 +179,7 @@ impl Checks {
                     let n = self.posture.len();
                     if self.posture.contains_key(&f) || n < PostureFinding::ALL.len() {
                         self.posture.entry(f).or_default().add(
-                            format!("{}: {}", ev.s("system").unwrap_or("?"), ev.s("detail").unwrap_or("")),
+                            format_args!("{}: {}", ev.s("system").unwrap_or("?"), ev.s("detail").unwrap_or("")),
                             ev.flow,
                         );
                     }
@@ -180,33 +188,37 @@ impl Checks {
             "alert" => {
                 self.alerts += 1;
                 let rule = ev.s("rule").unwrap_or("?");
-                if ev.body().get("update").and_then(|u| u.as_bool()) != Some(true) {
-                    self.rules.add(rule.to_string(), ev.flow);
+                if !ev.is_update() {
+                    self.rules.add(format_args!("{rule}"), ev.flow);
                     if rule == "admin_change" {
                         self.admin_alerts
-                            .add(ev.s("summary").unwrap_or("?").to_string(), ev.flow);
+                            .add(format_args!("{}", ev.s("summary").unwrap_or("?")), ev.flow);
                     }
                 }
             }
             _ => {}
         }
         if let Some(a) = action.filter(|a| a.kind == "transfer") {
-            self.transfers.add(format!("{}: {} → {}", a.by, a.from, a.to), ev.flow);
+            self.transfers
+                .add(format_args!("{}: {} → {}", a.by, a.from, a.to), ev.flow);
             if !nets.internal(&a.to) {
                 self.external_transfers
-                    .add(format!("{} → {} ({})", a.from, a.to, a.how), ev.flow);
+                    .add(format_args!("{} → {} ({})", a.from, a.to, a.how), ev.flow);
             }
         }
     }
 
     fn identity(&mut self, user: &str, ev: &Ev<'_>) {
         if is_generic_name(user) {
-            self.generic.add(format!("{user} from {}", ev.src), ev.flow);
+            self.generic.add(format_args!("{user} from {}", ev.src), ev.flow);
         }
         if !self.devices.contains_key(user) && self.devices.len() >= MAX_KEYS {
             return;
         }
-        let devs = self.devices.entry(user.to_string()).or_default();
+        if !self.devices.contains_key(user) {
+            self.devices.insert(user.to_string(), Vec::new());
+        }
+        let Some(devs) = self.devices.get_mut(user) else { return };
         for (ip, last) in devs.iter() {
             if ip != ev.src && (ev.t - *last).abs() <= CONCURRENT_WINDOW {
                 let (a, b) = if ip.as_str() < ev.src {
@@ -214,7 +226,7 @@ impl Checks {
                 } else {
                     (ev.src, ip.as_str())
                 };
-                self.concurrent.add(format!("{user}: {a} and {b}"), ev.flow);
+                self.concurrent.add(format_args!("{user}: {a} and {b}"), ev.flow);
                 break;
             }
         }
@@ -476,6 +488,26 @@ impl Checks {
     }
 }
 
+/// Items that need more than alert lines to be answered.
+const ANSWERED_BY_ALERTS: [&str; 2] = ["alerting", "response_routine"];
+
+/// An input of alert lines only (an events file written with `--alerts-only`, which keeps
+/// `alert` lines and nothing else, `posture` included) cannot show which systems talk in clear,
+/// who made admin calls, or which TLS versions were chosen: every item but alerting and the
+/// response routine is `not_knowable` and says which input it needs, rather than `ok` ("looked,
+/// found none"), which would be false assurance.
+pub fn mark_alerts_only(out: &mut [Finding]) {
+    for f in out.iter_mut().filter(|f| !ANSWERED_BY_ALERTS.contains(&f.id)) {
+        f.status = "not_knowable";
+        f.summary = ALERTS_ONLY_NOTE.to_string();
+        f.details.clear();
+        f.flow_ids.clear();
+    }
+}
+
+/// What an item says when the input has alert lines only.
+pub const ALERTS_ONLY_NOTE: &str = "Not answerable from this input: it holds alert lines only (an events file written with --alerts-only). This item needs the full events file (replay or capture --events without --alerts-only).";
+
 /// `posture` events (from a capture's events file) join their checklist item: an `ok` item
 /// with posture findings becomes a `finding`, their systems are listed and their flows cited.
 fn add_posture(out: &mut [Finding], posture: &BTreeMap<PostureFinding, Tally>) {
@@ -513,7 +545,7 @@ fn join(v: &[&String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::ev::Line;
 
     fn ev_line(ts: &str, ty: &str, src: &str, dport: u16, body: &str) -> String {
         format!(
@@ -525,9 +557,9 @@ mod tests {
     fn findings(lines: &[String], admins: Option<&[String]>) -> HashMap<&'static str, Finding> {
         let mut c = Checks::default();
         let nets = Networks::default();
-        let values: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let values: Vec<Line> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         for v in &values {
-            let ev = Ev::new(v).unwrap();
+            let ev = Ev::from_line(v).unwrap();
             let a = crate::ledger::action(&ev);
             c.add(&ev, a.as_ref(), &nets);
         }
@@ -535,6 +567,39 @@ mod tests {
             .into_iter()
             .map(|f| (f.id, f))
             .collect()
+    }
+
+    #[test]
+    fn an_alerts_only_input_makes_the_wire_items_not_knowable() {
+        let alert = ev_line(
+            "2026-11-28T07:00:00.000000Z",
+            "alert",
+            "10.20.0.30",
+            4242,
+            r#"{"rule":"bulk_export","severity_name":"high","entity":{"kind":"ae","id":"WS1"},"incident_id":"aa"}"#,
+        );
+        let f = findings(&[alert], None);
+        let mut list: Vec<Finding> = f.into_values().collect();
+        assert_eq!(
+            list.iter().find(|f| f.id == "dicom_in_clear").unwrap().status,
+            "ok",
+            "without the note, no DICOM reads as none"
+        );
+        mark_alerts_only(&mut list);
+        for f in &list {
+            if ANSWERED_BY_ALERTS.contains(&f.id) {
+                assert_ne!(f.summary, ALERTS_ONLY_NOTE);
+            } else {
+                assert_eq!(
+                    (f.status, f.summary.as_str()),
+                    ("not_knowable", ALERTS_ONLY_NOTE),
+                    "{}",
+                    f.id
+                );
+            }
+        }
+        let alerting = list.iter().find(|f| f.id == "alerting").unwrap();
+        assert!(alerting.summary.contains("1 incident(s)"), "{}", alerting.summary);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! report reads its input twice: pass 1 parses only the alert lines ([`Incidents::note`]),
 //! pass 2 everything.
 
-use crate::ev::{at, Ev};
+use crate::ev::Ev;
+use crate::lenient::StrList;
 use crate::model::{Incident, StoryLine, Volume};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -31,24 +32,16 @@ pub struct Incidents {
     pub untracked: u64,
 }
 
-fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
-    v.and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str()).map(str::to_string).collect())
-        .unwrap_or_default()
+fn strings(v: &StrList<'_>) -> Vec<String> {
+    v.items.iter().map(|s| s.to_string()).collect()
 }
 
 impl Incidents {
     /// Pass 1: remember the incident and its flows.
     pub fn note(&mut self, ev: &Ev<'_>) {
         let Some(i) = self.slot(ev) else { return };
-        let flows: Vec<u64> = ev
-            .body()
-            .get("evidence")
-            .and_then(|e| e.get("flow_ids"))
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|f| f.as_u64()).collect())
-            .unwrap_or_default();
-        for f in flows.into_iter().chain(std::iter::once(ev.flow)) {
+        let flows = &ev.b.evidence.v.flow_ids.0;
+        for &f in flows.iter().chain(std::iter::once(&ev.flow)) {
             let v = self.flows.entry(f).or_default();
             if v.len() < MAX_INCIDENTS_PER_FLOW && !v.contains(&i) {
                 v.push(i);
@@ -132,15 +125,15 @@ impl Incidents {
 }
 
 fn apply_alert(inc: &mut Incident, ev: &Ev<'_>) {
-    let a = ev.body();
     let s = |k: &str| ev.s(k).unwrap_or("").to_string();
     inc.alerts += 1;
     inc.rule = s("rule");
     inc.severity_name = s("severity_name");
     inc.signature = s("signature");
     inc.summary = s("summary");
-    inc.entity_kind = at(a, &["entity", "kind"]).unwrap_or("").to_string();
-    inc.entity_id = at(a, &["entity", "id"]).unwrap_or("").to_string();
+    let (kind, id) = ev.entity();
+    inc.entity_kind = kind.unwrap_or("").to_string();
+    inc.entity_id = id.unwrap_or("").to_string();
     let first = s("first_seen");
     if inc.first_seen.is_empty() || (!first.is_empty() && first < inc.first_seen) {
         inc.first_seen = first;
@@ -148,25 +141,20 @@ fn apply_alert(inc: &mut Incident, ev: &Ev<'_>) {
     inc.last_seen = inc.last_seen.clone().max(s("last_seen"));
     inc.count = ev.u("count").unwrap_or(0);
     inc.threshold = ev.u("threshold");
-    let e = a.get("evidence");
-    let total = |k: &str| e.and_then(|e| e.get(k)).and_then(|v| v.as_u64()).unwrap_or(0);
-    inc.studies = strings(e.and_then(|e| e.get("study_instance_uids")));
-    inc.studies_total = total("study_instance_uids_total").max(inc.studies.len() as u64);
-    inc.destinations = strings(e.and_then(|e| e.get("destinations")));
-    inc.destinations_total = total("destinations_total").max(inc.destinations.len() as u64);
-    inc.flow_ids = e
-        .and_then(|e| e.get("flow_ids"))
-        .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|f| f.as_u64()).collect())
-        .unwrap_or_default();
-    inc.flow_ids_total = total("flow_ids_total").max(inc.flow_ids.len() as u64);
-    if let Some(p) = e.and_then(|e| at(e, &["pcap"])) {
+    let e = &ev.b.evidence.v;
+    inc.studies = strings(&e.study_instance_uids);
+    inc.studies_total = e.study_instance_uids_total.0.unwrap_or(0).max(inc.studies.len() as u64);
+    inc.destinations = strings(&e.destinations);
+    inc.destinations_total = e.destinations_total.0.unwrap_or(0).max(inc.destinations.len() as u64);
+    inc.flow_ids = e.flow_ids.0.clone();
+    inc.flow_ids_total = e.flow_ids_total.0.unwrap_or(0).max(inc.flow_ids.len() as u64);
+    if let Some(p) = e.pcap.get() {
         inc.evidence_pcap = Some(p.to_string());
     }
-    if let Some(h) = e.and_then(|e| at(e, &["pcap_sha256"])) {
+    if let Some(h) = e.pcap_sha256.get() {
         inc.evidence_sha256 = Some(h.to_string());
     }
-    inc.response = strings(a.get("response"));
+    inc.response = strings(&ev.b.response);
 }
 
 fn push_story(inc: &mut Incident, ev: &Ev<'_>) {
@@ -191,15 +179,10 @@ fn volume(ev: &Ev<'_>) -> Volume {
         // The images of a C-MOVE travel on other associations (its sub-operations): the
         // completed count is what the requester's own flow shows.
         "dicom" if matches!(ev.s("command"), Some("C-MOVE" | "C-GET")) => Volume {
-            instances: ev
-                .body()
-                .get("sub_operations")
-                .and_then(|s| s.get("completed"))
-                .and_then(|c| c.as_u64())
-                .unwrap_or(0),
+            instances: ev.completed().unwrap_or(0),
             bytes: 0,
         },
-        "http" => match at(ev.body(), &["dicomweb", "service"]) {
+        "http" => match ev.b.dicomweb.v.service.get() {
             Some("WADO-RS" | "WADO-URI") => Volume {
                 instances: 0,
                 bytes: ev.u("response_bytes").unwrap_or(0),
@@ -230,7 +213,7 @@ pub fn describe(ev: &Ev<'_>) -> String {
             ev.u("bytes_toclient").unwrap_or(0)
         ),
         "dicom" => {
-            let studies = strings(ev.body().get("study_instance_uids"));
+            let studies = &ev.b.study_instance_uids.items;
             let study = match studies.as_slice() {
                 [] => String::new(),
                 [one] => format!(" study {one}"),
@@ -238,13 +221,7 @@ pub fn describe(ev: &Ev<'_>) -> String {
             };
             let by = ev.user().map(|u| format!(" by user {u}")).unwrap_or_default();
             let dest = ev.s("move_destination").map(|d| format!(" to {d}")).unwrap_or_default();
-            let subops = ev
-                .body()
-                .get("sub_operations")
-                .and_then(|s| s.get("completed"))
-                .and_then(|c| c.as_u64())
-                .map(|c| format!(", {c} completed"))
-                .unwrap_or_default();
+            let subops = ev.completed().map(|c| format!(", {c} completed")).unwrap_or_default();
             format!(
                 "{} {}@{} → {}@{}{study}{dest}{by}: {}{subops}, {} dataset bytes",
                 o("command"),
@@ -287,11 +264,7 @@ pub fn describe(ev: &Ev<'_>) -> String {
             "ALERT {} ({}){}: {}",
             o("rule"),
             o("severity_name"),
-            if ev.body().get("update").and_then(|u| u.as_bool()) == Some(true) {
-                " update"
-            } else {
-                ""
-            },
+            if ev.is_update() { " update" } else { "" },
             o("summary")
         ),
         "anomaly" => format!("anomaly {} {}", o("name"), ev.s("detail").unwrap_or("")),
@@ -321,7 +294,7 @@ fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::ev::Line;
 
     fn alert(ts: &str, id: &str, update: bool, count: u64, flows: &[u64]) -> String {
         format!(
@@ -343,16 +316,16 @@ mod tests {
             alert("2026-01-01T00:00:04.000000Z", "aaaa", true, 20, &[4, 5]),
             alert("2026-01-01T00:00:05.000000Z", "bbbb", false, 1, &[9]),
         ];
-        let values: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let values: Vec<Line> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
         let mut inc = Incidents::default();
         for v in &values {
-            let ev = Ev::new(v).unwrap();
+            let ev = Ev::from_line(v).unwrap();
             if ev.ty == "alert" {
                 inc.note(&ev);
             }
         }
         for v in &values {
-            inc.add(&Ev::new(v).unwrap());
+            inc.add(&Ev::from_line(v).unwrap());
         }
         let list = inc.finish();
         assert_eq!(list.len(), 2);

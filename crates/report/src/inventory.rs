@@ -2,11 +2,13 @@
 //! from what the wire shows: who requested associations (SCU) and accepted them (SCP), which
 //! software they announced (implementation class UID / version name, PS3.7 §D.3.3.2).
 
-use crate::ev::{at, CapSet, Ev, Networks};
+use crate::ev::{CapSet, Ev, Networks};
 use crate::ledger::Action;
 use crate::model::{DicomNode, FlowEdge, Hl7App, Inventory, TlsServer, WebServer};
+use crate::shared::Ts;
 use crate::time::{self, Micros};
 use std::collections::HashMap;
+use std::fmt::Write;
 
 /// Entries per inventory table and edges of the flow map (10 000: far more systems than an
 /// imaging network has; the rest are counted in `untracked`).
@@ -14,19 +16,21 @@ pub const MAX_ENTRIES: usize = 10_000;
 /// Values listed per entry (SOP classes, message types, host names, ...).
 pub const MAX_VALUES: usize = 32;
 
+/// First and last timestamp, as the events wrote them (inline: the last one changes with
+/// nearly every event).
 #[derive(Default)]
 struct Span {
-    first: String,
-    last: String,
+    first: Ts,
+    last: Ts,
 }
 
 impl Span {
     fn see(&mut self, ts: &str) {
         if self.first.is_empty() || ts < self.first.as_str() {
-            self.first = ts.to_string();
+            self.first = Ts::new(ts);
         }
         if ts > self.last.as_str() {
-            self.last = ts.to_string();
+            self.last = Ts::new(ts);
         }
     }
 }
@@ -88,6 +92,21 @@ pub struct Inv {
     edges: HashMap<(String, String), Edge>,
     untracked: u64,
     last_event: Micros,
+    /// The key of the current event, reused.
+    key: String,
+}
+
+/// [`entry`] for a `String` key built in `key` (a buffer reused across events): copied only
+/// when the entry is new.
+fn entry_str<'m, V: Default>(m: &'m mut HashMap<String, V>, key: &str, untracked: &mut u64) -> Option<&'m mut V> {
+    if !m.contains_key(key) {
+        if m.len() >= MAX_ENTRIES {
+            *untracked += 1;
+            return None;
+        }
+        m.insert(key.to_string(), V::default());
+    }
+    m.get_mut(key)
 }
 
 fn entry<'m, K: std::hash::Hash + Eq, V: Default>(
@@ -108,12 +127,7 @@ impl Inv {
         let u = &mut self.untracked;
         match ev.ty {
             "dicom" if ev.s("type") == Some("association") => {
-                let sops: Vec<&str> = ev
-                    .body()
-                    .get("abstract_syntaxes")
-                    .and_then(|a| a.as_array())
-                    .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-                    .unwrap_or_default();
+                let sops = &ev.b.abstract_syntaxes.items;
                 for (ae, addr, role) in [(ev.s("calling_ae"), ev.src, "SCU"), (ev.s("called_ae"), ev.dst, "SCP")] {
                     let Some(n) = entry(&mut self.dicom, (ae.unwrap_or("").to_string(), addr.to_string()), u) else {
                         continue;
@@ -121,7 +135,7 @@ impl Inv {
                     n.span.see(ev.ts);
                     n.roles.add(role, 4);
                     n.associations += 1;
-                    for s in &sops {
+                    for s in sops {
                         n.sops.add(s, MAX_VALUES);
                     }
                     if role == "SCU" {
@@ -155,10 +169,12 @@ impl Inv {
                 }
             }
             "http" => {
-                if let Some(w) = entry(&mut self.web, format!("{}:{}", ev.dst, ev.dport), u) {
+                self.key.clear();
+                let _ = write!(self.key, "{}:{}", ev.dst, ev.dport);
+                if let Some(w) = entry_str(&mut self.web, &self.key, u) {
                     w.span.see(ev.ts);
                     w.requests += 1;
-                    if ev.body().get("dicomweb").is_some() {
+                    if ev.b.dicomweb.present {
                         w.dicomweb += 1;
                     }
                     if let Some(h) = ev.s("hostname") {
@@ -173,7 +189,9 @@ impl Inv {
                 }
             }
             "tls" => {
-                if let Some(t) = entry(&mut self.tls, format!("{}:{}", ev.dst, ev.dport), u) {
+                self.key.clear();
+                let _ = write!(self.key, "{}:{}", ev.dst, ev.dport);
+                if let Some(t) = entry_str(&mut self.tls, &self.key, u) {
                     t.span.see(ev.ts);
                     t.connections += 1;
                     if let Some(x) = ev.s("sni") {
@@ -188,14 +206,14 @@ impl Inv {
                     if let Some(x) = ev.s("cipher_suite") {
                         t.ciphers.add(x, MAX_VALUES);
                     }
-                    let c = ev.body();
-                    if let Some(s) = at(c, &["certificate", "subject"]) {
+                    let c = &ev.b.certificate.v;
+                    if let Some(s) = c.subject.get() {
                         t.subject = Some(s.to_string());
                     }
-                    if let Some(s) = at(c, &["certificate", "issuer"]) {
+                    if let Some(s) = c.issuer.get() {
                         t.issuer = Some(s.to_string());
                     }
-                    if let Some(s) = at(c, &["certificate", "not_after"]) {
+                    if let Some(s) = c.not_after.get() {
                         t.not_after = Some(s.to_string());
                     }
                 }
@@ -237,8 +255,8 @@ impl Inv {
                 implementation_version_names: n.impl_names.to_vec(),
                 sop_classes: n.sops.to_vec(),
                 associations: n.associations,
-                first_seen: n.span.first,
-                last_seen: n.span.last,
+                first_seen: n.span.first.to_string(),
+                last_seen: n.span.last.to_string(),
             });
         }
         inv.dicom_nodes
@@ -250,8 +268,8 @@ impl Inv {
                 address,
                 message_types: a.types.to_vec(),
                 messages: a.messages,
-                first_seen: a.span.first,
-                last_seen: a.span.last,
+                first_seen: a.span.first.to_string(),
+                last_seen: a.span.last.to_string(),
             });
         }
         inv.hl7_applications
@@ -264,8 +282,8 @@ impl Inv {
                 dicomweb: w.dicomweb,
                 users: w.users.to_vec(),
                 auth_schemes: w.auth.to_vec(),
-                first_seen: w.span.first,
-                last_seen: w.span.last,
+                first_seen: w.span.first.to_string(),
+                last_seen: w.span.last.to_string(),
             });
         }
         inv.http_servers.sort_by(|a, b| a.address.cmp(&b.address));
@@ -284,8 +302,8 @@ impl Inv {
                 self_signed,
                 expired,
                 connections: t.connections,
-                first_seen: t.span.first,
-                last_seen: t.span.last,
+                first_seen: t.span.first.to_string(),
+                last_seen: t.span.last.to_string(),
             });
         }
         inv.tls_servers.sort_by(|a, b| a.address.cmp(&b.address));

@@ -7,8 +7,10 @@
 
 use crate::ev::{node, Ev, Networks};
 use crate::model::{LedgerRow, MoveCause, StudySummary};
+use crate::shared::{Interner, Shared, Ts};
 use crate::time::Micros;
-use std::collections::{BTreeSet, HashMap};
+use ahash::AHashMap;
+use std::collections::HashMap;
 
 /// Studies tracked with their rows (200 000: a large PACS archives ~1 000 studies a day, so
 /// this is months of traffic); later studies are counted in `studies_untracked` only.
@@ -16,6 +18,9 @@ pub const MAX_STUDIES: usize = 200_000;
 /// Rows kept per study (a study fetched by 1 000 different connections is already a finding;
 /// the rest are counted in `rows_dropped`).
 pub const MAX_ROWS_PER_STUDY: usize = 1_000;
+/// Rows kept in all studies (1 000 000: ~200 bytes each, so ~200 MB at most; 10^6 events of the
+/// bundled scenarios make ~350 000); past it rows are counted in their study's `rows_dropped`.
+pub const MAX_LEDGER_ROWS: usize = 1_000_000;
 /// Destinations and actors listed per study summary.
 pub const MAX_NAMES_PER_STUDY: usize = 16;
 /// C-MOVEs remembered to name the cause of their C-STORE sub-operations (50 000: weeks of a
@@ -63,18 +68,15 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 Some((ae, _)) => ae.to_string(),
                 None => ev.user().map(str::to_string).unwrap_or_else(|| requester.clone()),
             };
-            let studies = ev
-                .body()
-                .get("study_instance_uids")
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|s| s.as_str()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
+            let studies =
+                ev.b.study_instance_uids
+                    .items
+                    .iter()
+                    .map(|s| &**s)
+                    .filter(|s| !s.is_empty())
+                    .collect();
             let status = ev.s("status").map(str::to_string);
-            let completed = ev
-                .body()
-                .get("sub_operations")
-                .and_then(|s| s.get("completed"))
-                .and_then(|c| c.as_u64());
+            let completed = ev.completed();
             let toclient = ev.s("direction") == Some("toclient");
             let (how, kind, from, to, instances, bytes) = match cmd {
                 "C-STORE" if toclient => (
@@ -115,20 +117,17 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
             })
         }
         "http" => {
-            let dw = ev.body().get("dicomweb")?;
-            let service = dw.get("service")?.as_str()?;
+            let dw = &ev.b.dicomweb.v;
+            let service = dw.service.0.as_deref()?;
             let server = node(ev.s("hostname").filter(|h| *h != ev.dst), ev.dst);
             let client = ev.src.to_string();
             let by = ev.user().map(str::to_string).unwrap_or_else(|| client.clone());
             let status = ev.u("status").map(|s| s.to_string());
             let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
-            let study = dw
-                .get("study_instance_uid")
-                .and_then(|s| s.as_str())
-                .filter(|s| !s.is_empty());
+            let study = dw.study_instance_uid.get();
             let (how, kind, from, to, instances, bytes) = match service {
                 "WADO-RS" | "WADO-URI" => {
-                    let single = dw.get("sop_instance_uid").is_some() && service == "WADO-URI";
+                    let single = dw.sop_instance_uid.0 && service == "WADO-URI";
                     (
                         service,
                         "transfer",
@@ -161,8 +160,8 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
 
 struct Study {
     first: Micros,
-    first_ts: String,
-    last_ts: String,
+    first_ts: Ts,
+    last_ts: Ts,
     last: Micros,
     rows: Vec<LedgerRow>,
     first_time: Vec<Micros>,
@@ -170,8 +169,9 @@ struct Study {
     transfers: u64,
     instances: u64,
     bytes: u64,
-    destinations: BTreeSet<String>,
-    by: BTreeSet<String>,
+    /// Sorted (as the summary lists them), at most [`MAX_NAMES_PER_STUDY`].
+    destinations: Vec<Shared>,
+    by: Vec<Shared>,
     rows_dropped: u64,
 }
 
@@ -188,7 +188,11 @@ struct SeenMove {
 
 #[derive(Default)]
 pub struct Ledger {
-    studies: HashMap<String, Study>,
+    studies: AHashMap<Shared, Study>,
+    /// Rows kept in all studies, at most [`MAX_LEDGER_ROWS`].
+    rows_kept: usize,
+    /// One copy of each study UID, system, user, status (they repeat in every row).
+    names: Interner,
     /// C-MOVEs by (calling AE, message id), at most [`MAX_MOVES`] in all.
     moves: HashMap<(String, u16), Vec<SeenMove>>,
     moves_kept: usize,
@@ -196,6 +200,28 @@ pub struct Ledger {
     pub studies_untracked: u64,
     /// Only this study (for `--study`).
     pub only: Option<String>,
+}
+
+/// Adds `name` to a sorted list of at most [`MAX_NAMES_PER_STUDY`] (the order a `BTreeSet`
+/// would give, without its node per study).
+fn add_name(list: &mut Vec<Shared>, name: &str, names: &mut Interner) {
+    if list.len() >= MAX_NAMES_PER_STUDY {
+        return;
+    }
+    if let Err(i) = list.binary_search_by(|x| x.as_str().cmp(name)) {
+        // Exact growth: most studies have one or two names, and `push` would reserve four.
+        list.reserve_exact(1);
+        list.insert(i, names.get(name));
+    }
+}
+
+/// Room for one more element, growing by half (not `Vec`'s doubling from four): most studies
+/// have one or two rows, and 300 000 studies with room for four ~300-byte rows each were a
+/// quarter of the report's memory.
+fn room_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len() / 2 + 1);
+    }
 }
 
 impl Ledger {
@@ -213,20 +239,20 @@ impl Ledger {
                     continue;
                 }
                 self.studies.insert(
-                    uid.to_string(),
+                    self.names.get(uid),
                     Study {
                         first: ev.t,
-                        first_ts: ev.ts.to_string(),
+                        first_ts: Ts::new(ev.ts),
                         last: ev.t,
-                        last_ts: ev.ts.to_string(),
+                        last_ts: Ts::new(ev.ts),
                         rows: Vec::new(),
                         first_time: Vec::new(),
                         accesses: 0,
                         transfers: 0,
                         instances: 0,
                         bytes: 0,
-                        destinations: BTreeSet::new(),
-                        by: BTreeSet::new(),
+                        destinations: Vec::new(),
+                        by: Vec::new(),
                         rows_dropped: 0,
                     },
                 );
@@ -234,64 +260,65 @@ impl Ledger {
             let Some(st) = self.studies.get_mut(*uid) else { continue };
             if ev.t < st.first {
                 st.first = ev.t;
-                st.first_ts = ev.ts.to_string();
+                st.first_ts = Ts::new(ev.ts);
             }
             if ev.t > st.last {
                 st.last = ev.t;
-                st.last_ts = ev.ts.to_string();
+                st.last_ts = Ts::new(ev.ts);
             }
             if a.kind == "transfer" {
                 st.transfers += 1;
-                if st.destinations.len() < MAX_NAMES_PER_STUDY && !st.destinations.contains(&a.to) {
-                    st.destinations.insert(a.to.clone());
-                }
+                add_name(&mut st.destinations, &a.to, &mut self.names);
             } else {
                 st.accesses += 1;
             }
-            if st.by.len() < MAX_NAMES_PER_STUDY && !st.by.contains(&a.by) {
-                st.by.insert(a.by.clone());
-            }
+            add_name(&mut st.by, &a.by, &mut self.names);
             st.instances += a.instances.unwrap_or(0);
             st.bytes += a.bytes.unwrap_or(0);
             // A linear scan (rows per study are capped, and the flow id is compared first):
             // no per-row key strings to keep.
-            let cause = a.cause.map(|(ae, id)| MoveCause {
-                originator_ae: ae.to_string(),
-                message_id: id,
-                requester: None,
-                user: None,
-                request_time: None,
-                flow_id: None,
-            });
             let same = |r: &LedgerRow| {
                 r.flow_id == ev.flow
                     && r.how == a.how
-                    && r.from == a.from
-                    && r.to == a.to
+                    && r.from == *a.from
+                    && r.to == *a.to
                     && r.caused_by.as_ref().map(|c| (c.originator_ae.as_str(), c.message_id)) == a.cause
             };
             let n = st.rows.len();
             match st.rows.iter_mut().find(|r| same(r)) {
-                Some(r) => merge(r, ev, a),
-                None if n >= MAX_ROWS_PER_STUDY => st.rows_dropped += 1,
+                Some(r) => merge(r, ev, a, &mut self.names),
+                None if n >= MAX_ROWS_PER_STUDY || self.rows_kept >= MAX_LEDGER_ROWS => st.rows_dropped += 1,
                 None => {
+                    self.rows_kept += 1;
+                    room_for_one(&mut st.first_time);
+                    room_for_one(&mut st.rows);
                     st.first_time.push(ev.t);
+                    let names = &mut self.names;
                     st.rows.push(LedgerRow {
-                        study_instance_uid: uid.to_string(),
-                        first: ev.ts.to_string(),
-                        last: ev.ts.to_string(),
-                        how: a.how.to_string(),
+                        study_instance_uid: names.get(uid),
+                        first: Ts::new(ev.ts),
+                        last: Ts::new(ev.ts),
+                        how: names.get(a.how),
                         kind: a.kind,
-                        from: a.from.clone(),
-                        to: a.to.clone(),
-                        by: a.by.clone(),
+                        from: names.get(&a.from),
+                        to: names.get(&a.to),
+                        by: names.get(&a.by),
                         instances: a.instances,
                         bytes: a.bytes,
-                        status: a.status.clone(),
+                        status: a.status.as_deref().map(|s| names.get(s)),
                         events: 1,
                         flow_id: ev.flow,
                         external: !nets.internal(&a.to),
-                        caused_by: cause,
+                        caused_by: a.cause.map(|(ae, id)| {
+                            Box::new(MoveCause {
+                                originator_ae: ae.to_string(),
+                                message_id: id,
+                                requester: None,
+                                user: None,
+                                request_time: None,
+                                flow_id: None,
+                            })
+                        }),
                     });
                 }
             }
@@ -347,10 +374,10 @@ impl Ledger {
     /// Studies sorted by first time, and all their rows sorted by first time.
     pub fn finish(mut self) -> (Vec<StudySummary>, Vec<LedgerRow>, u64) {
         let studies_map = std::mem::take(&mut self.studies);
-        let mut studies: Vec<(Micros, Study, String)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
+        let mut studies: Vec<(Micros, Study, Shared)> = studies_map.into_iter().map(|(k, s)| (s.first, s, k)).collect();
         studies.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
         let mut summaries = Vec::with_capacity(studies.len());
-        let mut rows: Vec<(Micros, LedgerRow)> = Vec::new();
+        let mut rows: Vec<(Micros, LedgerRow)> = Vec::with_capacity(self.rows_kept);
         for (_, st, uid) in studies {
             summaries.push(StudySummary {
                 study_instance_uid: uid,
@@ -360,8 +387,8 @@ impl Ledger {
                 transfers: st.transfers,
                 instances: st.instances,
                 bytes: st.bytes,
-                destinations: st.destinations.into_iter().collect(),
-                by: st.by.into_iter().collect(),
+                destinations: st.destinations,
+                by: st.by,
                 rows_dropped: st.rows_dropped,
             });
             rows.extend(st.first_time.into_iter().zip(st.rows));
@@ -376,7 +403,8 @@ impl Ledger {
             c.user = m.user.clone();
             c.request_time = Some(m.request_ts.clone());
             c.flow_id = Some(m.flow);
-            r.by = m.user.clone().unwrap_or_else(|| m.requester.clone());
+            let by = m.user.as_deref().unwrap_or(&m.requester).to_string();
+            r.by = self.names.get(&by);
         }
         rows.sort_by(|a, b| {
             a.0.cmp(&b.0)
@@ -390,18 +418,20 @@ impl Ledger {
     }
 }
 
-fn merge(r: &mut LedgerRow, ev: &Ev<'_>, a: &Action<'_>) {
+fn merge(r: &mut LedgerRow, ev: &Ev<'_>, a: &Action<'_>, names: &mut Interner) {
     r.events += 1;
     if ev.ts > r.last.as_str() {
-        r.last = ev.ts.to_string();
+        r.last = Ts::new(ev.ts);
     }
     if ev.ts < r.first.as_str() {
-        r.first = ev.ts.to_string();
+        r.first = Ts::new(ev.ts);
     }
     r.instances = add_opt(r.instances, a.instances);
     r.bytes = add_opt(r.bytes, a.bytes);
-    if a.status.is_some() {
-        r.status = a.status.clone();
+    if let Some(s) = a.status.as_deref() {
+        if r.status.as_deref() != Some(s) {
+            r.status = Some(names.get(s));
+        }
     }
 }
 
@@ -415,14 +445,14 @@ fn add_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use crate::ev::Line;
 
     fn ledger_of(lines: &[&str]) -> (Vec<StudySummary>, Vec<LedgerRow>) {
         let mut l = Ledger::default();
         let nets = Networks::default();
         for line in lines {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             if let Some(a) = action(&ev) {
                 l.add(&ev, &a, &nets);
             }
@@ -473,8 +503,8 @@ mod tests {
         let nets = Networks::default();
         for i in 0..(MAX_ROWS_PER_STUDY as u64 + 5) {
             let line = STORE1.replace("\"flow_id\":7", &format!("\"flow_id\":{}", i + 100));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(&line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             l.add(&ev, &action(&ev).unwrap(), &nets);
         }
         let (s, r, _) = l.finish();
@@ -546,8 +576,8 @@ mod tests {
                 &format!("\"command\":\"C-MOVE\",\"message_id\":{}", i % 65_536),
             );
             let line = line.replace("WORKSTATION1", &format!("WS{}", i / 65_536 + i % 7));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            let ev = Ev::new(&v).unwrap();
+            let v: Line = serde_json::from_str(&line).unwrap();
+            let ev = Ev::from_line(&v).unwrap();
             l.add(&ev, &action(&ev).unwrap(), &nets);
         }
         assert!(l.moves_kept <= MAX_MOVES);

@@ -19,7 +19,9 @@ pub mod incidents;
 pub mod input;
 pub mod inventory;
 pub mod ledger;
+pub mod lenient;
 pub mod model;
+pub mod shared;
 pub mod time;
 pub mod timeline;
 
@@ -71,10 +73,9 @@ impl EntityFilter {
     /// The event is the entity's own: its user, one of its AE titles or addresses, or an
     /// alert about it.
     pub fn matches(&self, ev: &Ev<'_>) -> bool {
-        let b = ev.body();
         if ev.ty == "alert" {
-            let kind = ev::at(b, &["entity", "kind"]).unwrap_or("");
-            let id = ev::at(b, &["entity", "id"]).unwrap_or("");
+            let (kind, id) = ev.entity();
+            let (kind, id) = (kind.unwrap_or(""), id.unwrap_or(""));
             let own = match self {
                 EntityFilter::User(u) => kind == "user" && id == u,
                 EntityFilter::Ae(a) => kind == "ae" && id == a,
@@ -124,10 +125,10 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
             if !line.contains("\"alert\"") {
                 return;
             }
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            let Ok(l) = serde_json::from_str::<ev::Line>(line) else {
                 return;
             };
-            let Some(ev) = Ev::new(&v) else { return };
+            let Some(ev) = Ev::from_line(&l) else { return };
             if ev.ty == "alert" && opts.in_range(ev.t) && opts.entity.as_ref().is_none_or(|e| e.matches(&ev)) {
                 incidents.note(&ev);
             }
@@ -145,8 +146,8 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
     let mut inv = inventory::Inv::default();
     let mut tl = timeline::Time::default();
     let mut checks = checklist::Checks::default();
-    let mut first: Option<(i64, String)> = None;
-    let mut last: Option<(i64, String)> = None;
+    let mut first: Option<(i64, shared::Ts)> = None;
+    let mut last: Option<(i64, shared::Ts)> = None;
     for path in &opts.inputs {
         let stats = input::for_each_line(path, |line| {
             let Ok(l) = serde_json::from_str::<ev::Line>(line) else {
@@ -168,12 +169,17 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
                 return;
             }
             summary.events += 1;
-            *summary.by_type.entry(ev.ty.to_string()).or_default() += 1;
+            match summary.by_type.get_mut(ev.ty) {
+                Some(n) => *n += 1,
+                None => {
+                    summary.by_type.insert(ev.ty.to_string(), 1);
+                }
+            }
             if first.as_ref().is_none_or(|f| ev.t < f.0) {
-                first = Some((ev.t, ev.ts.to_string()));
+                first = Some((ev.t, shared::Ts::new(ev.ts)));
             }
             if last.as_ref().is_none_or(|l| ev.t > l.0) {
-                last = Some((ev.t, ev.ts.to_string()));
+                last = Some((ev.t, shared::Ts::new(ev.ts)));
             }
             let action = ledger::action(&ev);
             if let Some(a) = &action {
@@ -188,11 +194,14 @@ pub fn build(opts: &Options) -> Result<Report, ReportError> {
         summary.lines += stats.lines;
         summary.skipped_lines += stats.skipped_lines;
     }
-    summary.first_event = first.map(|f| f.1);
-    summary.last_event = last.map(|l| l.1);
+    summary.first_event = first.map(|f| f.1.to_string());
+    summary.last_event = last.map(|l| l.1.to_string());
     let (studies, ledger_rows, untracked) = ledger.finish();
     let (inventory, flow_map) = inv.finish(&opts.networks);
-    let checklist = checks.finish(&inventory, opts.admins.as_deref());
+    let mut checklist = checks.finish(&inventory, opts.admins.as_deref());
+    if summary.events > 0 && summary.by_type.keys().all(|t| t == "alert") {
+        checklist::mark_alerts_only(&mut checklist);
+    }
     Ok(Report {
         schema: model::SCHEMA,
         input: summary,

@@ -2,6 +2,7 @@
 //! field) and the CSV files tabulate. Only aggregates of the event lines: no event field that
 //! pacstap keeps out of events (patient names, IDs, birth dates) can appear here.
 
+use crate::shared::{Shared, Ts};
 use serde::Serialize;
 
 /// Version of the JSON layout; bumped when a field changes meaning or is removed.
@@ -109,26 +110,26 @@ pub struct StoryLine {
 /// same thing to the same study, merged (e.g. the 120 C-STOREs of one association).
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerRow {
-    pub study_instance_uid: String,
-    pub first: String,
-    pub last: String,
+    pub study_instance_uid: Shared,
+    pub first: Ts,
+    pub last: Ts,
     /// `C-MOVE`, `C-GET`, `C-STORE`, `C-FIND`, `WADO-RS`, `WADO-URI`, `STOW-RS`, `QIDO-RS`.
-    pub how: String,
+    pub how: Shared,
     /// `transfer` (images moved) or `access` (a query).
     pub kind: &'static str,
     /// The system the images came from (`AE@address` or address).
-    pub from: String,
+    pub from: Shared,
     /// The destination (`AE@address`, a C-MOVE destination AE, a web client's address).
-    pub to: String,
+    pub to: Shared,
     /// User name when one was authenticated, else the requesting AE title or address.
-    pub by: String,
+    pub by: Shared,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instances: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
     /// Final status: DIMSE status or HTTP status (of the last merged event).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<Shared>,
     pub events: u64,
     pub flow_id: u64,
     /// Whether `to` is outside the internal networks (unknown address: `false`).
@@ -137,7 +138,7 @@ pub struct LedgerRow {
     /// PS3.7 §9.1.1.1): the C-MOVE that caused it. Then `by` is that C-MOVE's requester (its
     /// user, else its calling AE), not the PACS that sent the images.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub caused_by: Option<MoveCause>,
+    pub caused_by: Option<Box<MoveCause>>,
 }
 
 /// The C-MOVE behind a C-STORE sub-operation.
@@ -161,15 +162,15 @@ pub struct MoveCause {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StudySummary {
-    pub study_instance_uid: String,
-    pub first: String,
-    pub last: String,
+    pub study_instance_uid: Shared,
+    pub first: Ts,
+    pub last: Ts,
     pub accesses: u64,
     pub transfers: u64,
     pub instances: u64,
     pub bytes: u64,
-    pub destinations: Vec<String>,
-    pub by: Vec<String>,
+    pub destinations: Vec<Shared>,
+    pub by: Vec<Shared>,
     /// Rows past `ledger::MAX_ROWS_PER_STUDY`: counted only.
     pub rows_dropped: u64,
 }

@@ -52,18 +52,14 @@ impl Time {
         if ev.ty == "alert" {
             self.alerts_total += 1;
             if self.alerts.len() < MAX_ALERT_MARKS {
-                let b = ev.body();
+                let (kind, id) = ev.entity();
                 self.alerts.push(AlertMark {
                     time: ev.ts.to_string(),
                     rule: ev.s("rule").unwrap_or("").to_string(),
                     severity_name: ev.s("severity_name").unwrap_or("").to_string(),
-                    entity: format!(
-                        "{}:{}",
-                        crate::ev::at(b, &["entity", "kind"]).unwrap_or("?"),
-                        crate::ev::at(b, &["entity", "id"]).unwrap_or("?")
-                    ),
+                    entity: format!("{}:{}", kind.unwrap_or("?"), id.unwrap_or("?")),
                     incident_id: ev.s("incident_id").unwrap_or("").to_string(),
-                    update: b.get("update").and_then(|u| u.as_bool()).unwrap_or(false),
+                    update: ev.is_update(),
                 });
             }
         }
@@ -76,7 +72,10 @@ impl Time {
         if !self.exports.contains_key(&a.by) && self.exports.len() >= MAX_ENTITIES {
             return;
         }
-        let e = self.exports.entry(a.by.clone()).or_default();
+        if !self.exports.contains_key(&a.by) {
+            self.exports.insert(a.by.clone(), Exports::default());
+        }
+        let Some(e) = self.exports.get_mut(&a.by) else { return };
         e.transfers += 1;
         e.instances += a.instances.unwrap_or(0);
         e.bytes += a.bytes.unwrap_or(0);
