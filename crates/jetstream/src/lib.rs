@@ -8,3 +8,5 @@
 //! the decoding and detection threads only see bounded channels.
 
 pub mod stream;
+pub mod consume;
+pub mod checkpoint;
