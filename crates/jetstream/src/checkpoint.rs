@@ -233,15 +233,34 @@ impl Rewinder {
 }
 
 /// Keys of alerts already written, bounded ([`MAX_RAISED`]), oldest evicted first.
-#[derive(Debug, Clone, Default)]
-pub struct Raised {
+pub type Raised = BoundedSet;
+
+/// A set of strings that remembers the newest `cap` (insertion order), for the alert keys
+/// already written and the `event_id` de-dup window.
+#[derive(Debug, Clone)]
+pub struct BoundedSet {
+    cap: usize,
     order: VecDeque<String>,
     set: HashSet<String>,
 }
 
-impl Raised {
+impl Default for BoundedSet {
+    fn default() -> Self {
+        BoundedSet::with_cap(MAX_RAISED)
+    }
+}
+
+impl BoundedSet {
+    pub fn with_cap(cap: usize) -> Self {
+        BoundedSet {
+            cap: cap.max(1),
+            order: VecDeque::new(),
+            set: HashSet::new(),
+        }
+    }
+
     pub fn from_list(list: Vec<String>) -> Self {
-        let mut r = Raised::default();
+        let mut r = BoundedSet::default();
         for k in list {
             r.insert(k);
         }
@@ -259,7 +278,7 @@ impl Raised {
         if self.set.contains(&key) {
             return false;
         }
-        if self.order.len() >= MAX_RAISED {
+        if self.order.len() >= self.cap {
             if let Some(old) = self.order.pop_front() {
                 self.set.remove(&old);
             }

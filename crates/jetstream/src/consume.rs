@@ -128,18 +128,16 @@ impl Consumer {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ConsumerStats::default());
         let (s2, st2) = (stop.clone(), stats.clone());
-        let thread = std::thread::Builder::new()
-            .name("nats-consume".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt,
-                    Err(_) => {
-                        st2.errors.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                };
-                rt.block_on(run_durable(settings, tx, ack_rx, s2, st2));
-            })?;
+        let thread = std::thread::Builder::new().name("nats-consume".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(_) => {
+                    st2.errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            };
+            rt.block_on(run_durable(settings, tx, ack_rx, s2, st2));
+        })?;
         Ok(Consumer {
             rx,
             acks,
@@ -248,11 +246,7 @@ async fn hand_over(tx: &crossbeam_channel::Sender<Delivery>, mut d: Delivery, st
     }
 }
 
-async fn send_acks(
-    pending: &mut BTreeMap<u64, jetstream::message::Acker>,
-    seqs: Vec<u64>,
-    stats: &ConsumerStats,
-) {
+async fn send_acks(pending: &mut BTreeMap<u64, jetstream::message::Acker>, seqs: Vec<u64>, stats: &ConsumerStats) {
     for seq in seqs {
         match pending.remove(&seq) {
             Some(acker) => {

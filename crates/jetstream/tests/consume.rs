@@ -3,155 +3,19 @@
 //! a consumer restart, a server restart under a running consumer, and a 3-node cluster with a
 //! replicated stream losing a node mid-run.
 
+mod common;
+
+use common::{free_port, have_nats, publish, single, Server, TempDir};
 use pacstap_jetstream::consume::{Consumer, ConsumerSettings, Delivery, Replay};
-use pacstap_jetstream::stream::{ensure_stream, StreamSettings, MSG_ID_HEADER};
+use pacstap_jetstream::stream::StreamSettings;
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A nats-server child, killed (and its store removed) on drop even when the test fails.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    args: Vec<String>,
-}
-
-impl Server {
-    fn start(args: Vec<String>, port: u16) -> Server {
-        let mut s = Server {
-            child: None,
-            port,
-            args,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("nats-server")
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server on {} never listened", self.port);
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("pacstap-js-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn have_nats() -> bool {
-    let ok = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!("nats-server not installed: test skipped");
-    }
-    ok
-}
-
-fn single(dir: &Path) -> Server {
-    let port = free_port();
-    let args = vec![
-        "-js".into(),
-        "-a".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-sd".into(),
-        dir.display().to_string(),
-    ];
-    Server::start(args, port)
-}
-
-/// Publish `ids` as EVE-like lines to `pacstap.<host>.dicom`, with `Nats-Msg-Id`, awaiting
-/// each JetStream ack (retrying while a cluster elects a new leader).
-fn publish(servers: &[String], settings: &StreamSettings, host: &str, ids: std::ops::Range<u32>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(servers)
-            .await
-            .unwrap();
-        let js = async_nats::jetstream::new(client.clone());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while ensure_stream(&js, settings).await.is_err() {
-            assert!(Instant::now() < deadline, "stream never created");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        for i in ids {
-            let id = format!("{host}-{i}");
-            let body = format!(r#"{{"event_type":"dicom","host":"{host}","event_id":"{id}","n":{i}}}"#);
-            loop {
-                let mut h = async_nats::HeaderMap::new();
-                h.insert(MSG_ID_HEADER, id.as_str());
-                let ok = match js
-                    .publish_with_headers(settings.subject(host, "dicom"), h, body.clone().into())
-                    .await
-                {
-                    Ok(ack) => ack.await.is_ok(),
-                    Err(_) => false,
-                };
-                if ok {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "publish of {id} never acked");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        client.flush().await.unwrap();
-    });
-}
-
 fn stream_count(servers: &[String], settings: &StreamSettings) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = async_nats::connect(servers).await.unwrap();
         let js = async_nats::jetstream::new(client);
@@ -260,7 +124,11 @@ fn consumer_rebinds_after_the_server_comes_back() {
     publish(&servers, &stream, "site-b", 50..80);
     let second = drain(&c, 30, Duration::from_secs(30), |_| true);
     let seqs: BTreeSet<u64> = second.iter().map(|d| d.seq).collect();
-    assert_eq!(seqs, (51..=80).collect::<BTreeSet<_>>(), "the events published after the restart");
+    assert_eq!(
+        seqs,
+        (51..=80).collect::<BTreeSet<_>>(),
+        "the events published after the restart"
+    );
     // (async-nats' pull stream usually rides the reconnect itself; a rebind happens only when
     // it reports an error, so the count of rebinds is not asserted.)
     c.stop();
@@ -317,9 +185,13 @@ fn three_node_cluster_loses_a_node_and_no_event() {
     let rest = drain(&c, 200, Duration::from_secs(60), |_| true);
     let mut all: BTreeSet<u64> = first.iter().map(|d| d.seq).collect();
     all.extend(rest.iter().map(|d| d.seq));
-    assert_eq!(all.len(), 300, "every event delivered");
+    assert_eq!(all.len(), 300, "every event delivered ({:?})", c.stats());
     assert_eq!(all.iter().copied().max(), Some(300));
     c.stop();
     let alive: Vec<String> = vec![servers[0].clone(), servers[2].clone()];
-    assert_eq!(stream_count(&alive, &stream), 300, "count in stream == events published");
+    assert_eq!(
+        stream_count(&alive, &stream),
+        300,
+        "count in stream == events published"
+    );
 }
