@@ -113,6 +113,34 @@ fn a_fragmented_tls_download_keeps_its_sni_and_byte_counts() {
     assert_eq!(tls["gap_bytes"], 0);
 }
 
+/// A mirror tunnel whose IPv6 underlay fragments it (kernel-made: a userspace VXLAN endpoint
+/// over an IPv6 UDP socket, MTU 1280; scripts/samples/fragments/make-ipv6-tunnel): the outer
+/// datagrams are joined, the VXLAN peeled, and the inner DICOM store decodes to the events of
+/// the inner frames captured at the same time.
+#[test]
+fn a_fragmented_ipv6_vxlan_underlay_gives_the_events_of_the_inner_capture() {
+    let (_, whole) = replay(&[&fragments("dicom-store-ipv6-vxlan.pcap")]);
+    let (report, frag) = replay(&[&fragments("dicom-store-ipv6-vxlan-fragmented.pcap")]);
+    assert_eq!(
+        (report.wire.ip_fragments, report.defrag.reassembled),
+        (162, 81),
+        "tshark: 162 IPv6 fragments, 2 per full-size frame"
+    );
+    assert_eq!((report.defrag.non_tcp, report.defrag.held_bytes), (0, 0));
+    assert_eq!(report.flow.gaps, 0);
+    assert_eq!(comparable(&frag), comparable(&whole));
+    let stores = commands(&frag, "C-STORE");
+    assert_eq!(stores.len(), 12, "tshark-facts-ipv6.tsv: 12 C-STORE-RQ");
+    assert!(stores.iter().all(|c| c["status_class"] == "success"));
+    assert_eq!(associations(&frag)[0]["calling_ae"], "FRAGSCU");
+
+    // With decapsulation off the tunnel's fragments are not held (nothing would read them).
+    let mut opts = pacstap::ReplayOptions::new(vec![sample(&fragments("dicom-store-ipv6-vxlan-fragmented.pcap"))]);
+    opts.defrag.tunnel_udp_ports.clear();
+    let report = pacstap::replay(opts, true).unwrap();
+    assert_eq!((report.defrag.reassembled, report.defrag.non_tcp), (0, 162));
+}
+
 /// Without the memory to hold fragments, the fragmented capture loses what the issue reported:
 /// the association's AE titles and the C-STORE data; the decoder resynchronises after each
 /// gap, so what it still reports of a C-STORE is marked incomplete.

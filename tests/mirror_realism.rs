@@ -507,6 +507,26 @@ fn span_with_one_side_1ms_late_gives_the_plain_facts() {
     assert_same(&[("move20.span-1ms.pcap", "move20.plain.pcap")]);
 }
 
+/// The requests 2 ms late (`scripts/samples/mirror/derive-request-skew`): every HTTP 401 and
+/// 200, HL7 ACK and TLS ServerHello comes before what caused it. The flow stage holds the
+/// answers until their requests are delivered (`pacstap_flow` `table::causal`), so the facts
+/// are the plain capture's: without it the DICOMweb 401 (a login failure) and the WADO-RS
+/// response (an export) answered nothing.
+#[test]
+fn span_with_the_requests_late_gives_the_plain_facts() {
+    assert_same(&[
+        ("dicomweb.span-requests-2ms.pcap", "dicomweb.plain.pcap"),
+        ("hl7.span-requests-2ms.pcap", "hl7.plain.pcap"),
+        ("https.span-requests-2ms.pcap", "https.plain.pcap"),
+    ]);
+    let run = replay("dicomweb.span-requests-2ms.pcap");
+    let f = &run.report.flow;
+    assert!(f.causal_holds > 0 && f.causal_hold_overflows == 0, "{f:?}");
+    assert_eq!((f.causal_held_bytes, f.gaps), (0, 0));
+    let statuses: Vec<_> = of(&run.events, "http").iter().map(|h| h["status"].clone()).collect();
+    assert_eq!(statuses, [401, 200, 200, 200]);
+}
+
 /// Ingress and egress of the port both mirrored: every frame twice.
 #[test]
 fn span_duplicates_give_the_plain_facts() {

@@ -69,14 +69,18 @@ fn fragmented_samples_give_the_same_events_on_1_2_and_3_workers() {
         .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 9, "{files:?}");
     // Merged by time, each whole capture and its fragmented twin interleave into one flow per
     // exchange: duplicates arriving both whole and in fragments, a harder case than either.
     let one = events(1, None, &files);
     assert!(one.lines().count() >= 14, "{}", one.lines().count());
     assert_eq!(events(2, None, &files), one, "2 workers");
     assert_eq!(events(3, None, &files), one, "3 workers");
-    for name in ["dicom-store-fragmented.pcap", "tls-download-fragmented.pcap"] {
+    for name in [
+        "dicom-store-fragmented.pcap",
+        "tls-download-fragmented.pcap",
+        "dicom-store-ipv6-vxlan-fragmented.pcap",
+    ] {
         let f = [dir.join(name)];
         let single = events(1, None, &f);
         assert!(single.contains("\"C-STORE\"") || single.contains("pacs-fragments.example.test"));

@@ -380,6 +380,8 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("unverifiable_checksums", f.unverifiable_checksums),
         ("ack_before_data", f.ack_before_data),
         ("ack_before_data_filled", f.ack_before_data_filled),
+        ("causal_holds", f.causal_holds),
+        ("causal_hold_overflows", f.causal_hold_overflows),
         ("ack_gaps", f.ack_gaps),
         ("rst_accepted", f.rst_accepted),
         ("rst_in_window", f.rst_in_window),

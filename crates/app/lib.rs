@@ -21,6 +21,7 @@
 //!   worker.rs        a worker: its FlowShard, evidence requests
 //!   chores.rs        detection thread's housekeeping: SIGHUP, events file reopen, config reload
 //!   mod.rs           Sharded::run: starts the threads, runs the detection loop
+//! ingest/          `pacstap detect --from`: EVE lines (files, streams) → reorder, dedup → Detection
 //! replay.rs        `pacstap replay`: Pipeline (one FlowShard + one Detection) or Sharded over files
 //! capture.rs       `pacstap capture`: a live interface through Sharded
 //! ```
@@ -36,6 +37,7 @@ pub mod config;
 pub mod detection;
 pub mod evidence_cut;
 mod evidence_seal;
+pub mod ingest;
 pub mod progress;
 pub mod recent;
 pub mod replay;

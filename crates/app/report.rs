@@ -118,8 +118,8 @@ impl ReplayReport {
                 (
                     "ack before data".into(),
                     format!(
-                        "{} ({} filled late, {} became gaps)",
-                        f.ack_before_data, f.ack_before_data_filled, f.ack_gaps
+                        "{} ({} filled late, {} became gaps); {} segments held for their cause",
+                        f.ack_before_data, f.ack_before_data_filled, f.ack_gaps, f.causal_holds
                     ),
                 ),
                 ("checksums".into(), checksum_summary(f)),

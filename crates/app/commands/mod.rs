@@ -1,13 +1,15 @@
-//! The subcommands' runners (`replay`, `capture`, `report`; `config check` is in `main`), and
+//! The subcommands' runners (`replay`, `capture`, `detect`, `report`; `config check` is in `main`), and
 //! what they share: the config, the output checks made before any packet is read, the metrics
 //! and Alertmanager clients. Usage errors are exit status 2, said once, before any work starts.
 
 mod capture;
+mod detect;
 mod replay;
 mod report;
 mod state;
 
 pub use capture::run_capture;
+pub use detect::run_detect;
 pub use replay::run_replay;
 pub use report::run_report;
 pub use state::run_state;

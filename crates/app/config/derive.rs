@@ -43,6 +43,16 @@ pub fn defrag_config(config: &Config) -> pacstap_defrag::DefragConfig {
         timeout_v4: d.timeout_v4.0,
         timeout_v6: d.timeout_v6.0,
         max_fragments: usize::try_from(d.max_fragments).unwrap_or(usize::MAX),
+        // Fragmented mirror tunnels are held for the tunnels the wire stage peels.
+        tunnel_udp_ports: match config.decapsulate.enabled {
+            true => {
+                let mut ports = config.decapsulate.vxlan_ports.clone();
+                add_ports(&mut ports, &config.decapsulate.geneve_ports);
+                ports
+            }
+            false => Vec::new(),
+        },
+        gre: config.decapsulate.enabled,
     }
 }
 

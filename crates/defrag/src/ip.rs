@@ -8,6 +8,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IP protocol / IPv6 next-header number of TCP (IANA "Assigned Internet Protocol Numbers").
 pub(crate) const TCP: u8 = 6;
+/// UDP: carries VXLAN and Geneve tunnels (held only for their ports, see the crate docs).
+pub(crate) const UDP: u8 = 17;
+/// GRE (RFC 2784): carries GRE and ERSPAN mirror tunnels.
+pub(crate) const GRE: u8 = 47;
 
 /// IPv6 extension headers that may come before a Fragment header (RFC 8200 §4.1 order:
 /// Hop-by-Hop Options 0, Destination Options 60, Routing 43) and the Fragment header (44).

@@ -10,9 +10,15 @@
 //!
 //! # Why it looks like this
 //!
-//! * **Only TCP is held.** pacstap decodes TCP only; holding fragmented UDP (NFS, DNS, IKE) would
-//!   spend the memory budget on bytes that are thrown away, and let a UDP fragment flood evict
-//!   the TCP datagrams that matter. Other protocols are counted ([`DefragStats::non_tcp`]).
+//! * **Only TCP and mirror tunnels are held.** pacstap decodes TCP, and TCP inside the tunnels
+//!   the wire stage peels. A mirror tunnel's outer datagram is the one a path fragments (a
+//!   1500-byte mirrored frame plus 50 bytes of VXLAN or ERSPAN headers no longer fits a
+//!   1500-byte underlay; an IPv6 UDP sender fragments at the source, RFC 8200 §4.5), so GRE
+//!   (ERSPAN, transparent bridging) and UDP to a tunnel port ([`DefragConfig::tunnel_udp_ports`],
+//!   the `[decapsulate]` VXLAN and Geneve ports) are held too. Other UDP (NFS, DNS, IKE) would
+//!   spend the memory budget on bytes that are thrown away: a UDP datagram is dropped as soon
+//!   as its first fragment shows a port that is no tunnel's (a tombstone keeps its later
+//!   fragments out). Everything not held is counted ([`DefragStats::non_tcp`]).
 //! * **Bounded.** One memory budget over everything held ([`DefragConfig::memory`]; fragment
 //!   bytes plus a fixed bookkeeping estimate per datagram and per piece), a fragment count per
 //!   datagram ([`DefragConfig::max_fragments`]), the 65,535-byte length fields, and packet-time
@@ -72,6 +78,12 @@ pub struct DefragConfig {
     /// or for a 9000-byte jumbo-frame TCP segment split at IPv4's 576-byte minimum (17), while
     /// bounding per-fragment work (FreeBSD's `net.inet.ip.maxfragsperpacket` is 16).
     pub max_fragments: usize,
+    /// UDP destination ports whose fragmented datagrams are held: the tunnels the wire stage
+    /// peels (VXLAN 4789, Geneve 6081 by default; the app passes `[decapsulate]`'s ports, and
+    /// none when decapsulation is off).
+    pub tunnel_udp_ports: Vec<u16>,
+    /// Whether fragmented GRE (protocol 47: GRE, ERSPAN) is held; off with decapsulation.
+    pub gre: bool,
 }
 
 impl Default for DefragConfig {
@@ -81,6 +93,8 @@ impl Default for DefragConfig {
             timeout_v4: Duration::from_secs(30),
             timeout_v6: Duration::from_secs(60),
             max_fragments: 64,
+            tunnel_udp_ports: vec![4789, 6081],
+            gre: true,
         }
     }
 }
@@ -111,7 +125,9 @@ pub struct DefragStats {
     pub malformed: u64,
     /// Fragments cut short by the snaplen: their bytes are not there to join.
     pub truncated: u64,
-    /// Fragments of other protocols than TCP, not held (see the crate docs).
+    /// Fragments not held: protocols other than TCP and the mirror tunnels (GRE, UDP to a
+    /// tunnel port), and the fragments of a UDP datagram whose first fragment named another
+    /// port (see the crate docs). The name is the metric's (`outcome="non_tcp"`).
     pub non_tcp: u64,
     /// Bytes handed over that were no fragment (a whole packet, an IPv6 atomic fragment) or no
     /// valid IP header.
@@ -233,6 +249,8 @@ enum Drop {
     TooMany,
     TooBig,
     Malformed,
+    /// UDP to a port that is no tunnel's (counted in `non_tcp` by the caller).
+    NotTunnel,
 }
 
 /// Joins IP fragments into datagrams. See the crate docs.
@@ -306,8 +324,14 @@ impl Defragmenter {
         };
         let key = frag.key;
         // IPv6: the protocol is the first fragment's next header; later fragments carry the
-        // same value (RFC 8200 §4.5), and only TCP is held.
-        if frag.proto != ip::TCP {
+        // same value (RFC 8200 §4.5).
+        let held = match frag.proto {
+            ip::TCP => true,
+            ip::GRE => self.config.gre,
+            ip::UDP => !self.config.tunnel_udp_ports.is_empty(),
+            _ => false,
+        };
+        if !held {
             self.stats.non_tcp += 1;
             return None;
         }
@@ -318,6 +342,14 @@ impl Defragmenter {
                 self.stats.dropped_fragments += 1;
                 return None;
             }
+        }
+        // A UDP datagram is kept only for a tunnel: its first fragment says which port. One to
+        // another port is dropped whole (with what is held of it) and its later fragments are
+        // kept out by the tombstone.
+        if frag.proto == ip::UDP && frag.offset == 0 && !self.is_tunnel_udp(frag.data) {
+            self.stats.non_tcp += 1;
+            self.drop_datagram(ts, key, frag.family, Drop::NotTunnel);
+            return None;
         }
         // The length fields bound the datagram: IPv4 total length counts its (≥ 20-byte)
         // header, IPv6 payload length counts the unfragmentable extension headers.
@@ -342,7 +374,7 @@ impl Defragmenter {
         // blinded by the same trick: flag it (counted once per datagram, an anomaly) and
         // reassemble. A rewrite of header bytes already seen is an overlap with different
         // bytes, dropped as the endpoint drops it.
-        if frag.offset == 0 && !holds_tcp_header(frag.data) {
+        if frag.proto == ip::TCP && frag.offset == 0 && !holds_tcp_header(frag.data) {
             self.stats.tiny += 1;
         }
         if !self.pending.contains_key(&key) {
@@ -493,8 +525,11 @@ impl Defragmenter {
             Drop::TooMany => &mut self.stats.too_many,
             Drop::TooBig => &mut self.stats.too_big,
             Drop::Malformed => &mut self.stats.malformed,
+            Drop::NotTunnel => &mut self.stats.dropped_fragments,
         };
-        *counter += 1;
+        if !matches!(why, Drop::NotTunnel) {
+            *counter += 1;
+        }
         let existed = self.remove(key).is_some();
         if !existed {
             self.make_room(DATAGRAM_OVERHEAD, None);
@@ -506,6 +541,17 @@ impl Defragmenter {
         if let Some(p) = self.pending.get_mut(&key) {
             p.state = State::Dropped;
         }
+    }
+
+    /// Whether a UDP first fragment's data (its UDP header on) goes to a tunnel port. Fewer
+    /// than 4 bytes cannot say: not a tunnel (the datagram is dropped, as a tiny first
+    /// fragment of no use to a tap).
+    fn is_tunnel_udp(&self, data: &[u8]) -> bool {
+        let port = data
+            .get(2..4)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(u16::from_be_bytes);
+        port.is_some_and(|p| self.config.tunnel_udp_ports.contains(&p))
     }
 
     /// Evicts the datagrams that expire soonest (never `keep`) until `need` more bytes fit.
@@ -897,11 +943,63 @@ mod tests {
         assert_eq!(d.stats().too_big, 1);
     }
 
+    /// A UDP datagram (RFC 768 header) from port 40000 to `port` carrying `len` bytes.
+    fn udp_datagram(port: u16, len: usize) -> Vec<u8> {
+        let mut u = vec![0x9c, 0x40];
+        u.extend_from_slice(&port.to_be_bytes());
+        u.extend_from_slice(&((8 + len) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend((0..len).map(|i| (i * 3 % 251) as u8));
+        u
+    }
+
+    #[test]
+    fn fragmented_mirror_tunnels_are_held_other_udp_is_not() {
+        let mut d = Defragmenter::new(DefragConfig::default());
+        // VXLAN (4789) and Geneve (6081): joined, in any fragment order.
+        for (id, port) in [(1u16, 4789u16), (2, 6081)] {
+            let dgram = udp_datagram(port, 1550);
+            assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, id, &dgram, 1480, dgram.len())), None);
+            let whole = d.push(ts(0), &v4_frag(ip::UDP, id, &dgram, 0, 1480)).expect("joined");
+            assert_eq!(&whole[20..], &dgram[..]);
+        }
+        // GRE (ERSPAN): joined.
+        let gre = segment(2000);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::GRE, 3, &gre, 0, 1480)), None);
+        assert!(d.push(ts(0), &v4_frag(ip::GRE, 3, &gre, 1480, gre.len())).is_some());
+        // UDP to another port (NFS 2049): the first fragment drops the datagram with what was
+        // held of it, and its later fragments stay out.
+        let nfs = udp_datagram(2049, 3000);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, 4, &nfs, 2960, nfs.len())), None);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, 4, &nfs, 0, 1480)), None);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, 4, &nfs, 1480, 2960)), None);
+        let s = d.stats();
+        assert_eq!((s.reassembled, s.non_tcp, s.dropped_fragments), (3, 1, 1));
+        assert_eq!(s.held_datagrams, 1, "only the tombstone");
+        assert!(s.held_bytes <= DATAGRAM_OVERHEAD as u64);
+    }
+
+    #[test]
+    fn without_decapsulation_tunnels_are_not_held() {
+        let mut d = Defragmenter::new(DefragConfig {
+            tunnel_udp_ports: Vec::new(),
+            gre: false,
+            ..DefragConfig::default()
+        });
+        let dgram = udp_datagram(4789, 1550);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, 1, &dgram, 0, 1480)), None);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::UDP, 1, &dgram, 1480, dgram.len())), None);
+        assert_eq!(d.push(ts(0), &v4_frag(ip::GRE, 2, &dgram, 0, 1480)), None);
+        let s = d.stats();
+        assert_eq!((s.reassembled, s.non_tcp, s.held_bytes), (0, 3, 0));
+    }
+
     #[test]
     fn other_protocols_and_whole_packets_are_not_held() {
         let seg = segment(3000);
         let mut d = Defragmenter::new(DefragConfig::default());
-        assert_eq!(d.push(ts(0), &v4_frag(17, 1, &seg, 0, 1480)), None);
+        // ESP (50): nothing pacstap decodes.
+        assert_eq!(d.push(ts(0), &v4_frag(50, 1, &seg, 0, 1480)), None);
         assert_eq!(d.push(ts(0), &v4_whole(2, &seg)), None);
         // An IPv6 atomic fragment (RFC 6946) is a whole packet.
         assert_eq!(d.push(ts(0), &v6_frag(&[], 3, &seg[..100], 0, 100)), None);

@@ -62,6 +62,13 @@ pub struct FlowConfig {
     /// Default 64 KiB: the largest unscaled TCP window (RFC 9293 §3.1); an ACK that far ahead
     /// covers more than one delayed segment, i.e. real capture loss.
     pub ack_wait_bytes: u64,
+    /// Bytes of one direction held per flow while the other direction waits for acknowledged
+    /// bytes, so the decoders read a request before the answer a SPAN port showed first
+    /// (`table::causal`). Past it the held segments are delivered at once.
+    ///
+    /// Default 256 KiB: a millisecond of skew between a SPAN port's two queues carries about
+    /// 125 KB of a 1 Gbit/s answer; four full 64 KiB windows.
+    pub causal_hold_bytes: usize,
     /// Bytes of the most recently delivered data kept per direction to tell a conflicting
     /// retransmission of delivered bytes (an overlap with different content) from a plain one.
     ///
@@ -116,6 +123,7 @@ impl Default for FlowConfig {
             ack_wait: Duration::from_millis(500),
             ack_wait_segments: 32,
             ack_wait_bytes: 64 << 10,
+            causal_hold_bytes: 256 << 10,
             delivered_history_bytes: 4 << 10,
             delivered_history_total: 64 << 20,
             max_anomaly_events_per_flow: 16,
@@ -185,6 +193,14 @@ pub struct FlowStats {
     pub ack_before_data: u64,
     /// Of those, holes whose data arrived while kept open (delayed, not lost).
     pub ack_before_data_filled: u64,
+    /// Segments held until the other direction's acknowledged bytes came (`table::causal`):
+    /// an answer the capture showed before its request.
+    pub causal_holds: u64,
+    /// Times held segments were delivered early, out of causal order, at a cap.
+    pub causal_hold_overflows: u64,
+    /// Gauge: bytes held for causal order now (counted with `buffered_bytes` against
+    /// `max_buffered_bytes_total`).
+    pub causal_held_bytes: u64,
     /// RSTs whose sequence number matched what the receiver expects (RFC 5961 §3.2): the flow ends.
     pub rst_accepted: u64,
     /// RSTs within the window but not exact: an endpoint answers with a challenge ACK and stays up.
@@ -245,6 +261,9 @@ impl FlowStats {
             checksum_offloaded,
             ack_before_data,
             ack_before_data_filled,
+            causal_holds,
+            causal_hold_overflows,
+            causal_held_bytes,
             rst_accepted,
             rst_in_window,
             rst_out_of_window,
@@ -286,6 +305,9 @@ impl FlowStats {
         self.checksum_offloaded += checksum_offloaded;
         self.ack_before_data += ack_before_data;
         self.ack_before_data_filled += ack_before_data_filled;
+        self.causal_holds += causal_holds;
+        self.causal_hold_overflows += causal_hold_overflows;
+        self.causal_held_bytes += causal_held_bytes;
         self.rst_accepted += rst_accepted;
         self.rst_in_window += rst_in_window;
         self.rst_out_of_window += rst_out_of_window;

@@ -146,6 +146,11 @@ impl HalfStream {
     /// Offset 0 is at `seq` (the first byte after the SYN, or the first byte seen). Only while
     /// nothing was delivered or buffered: re-basing after that would renumber the stream.
     pub fn start_at(&mut self, seq: u32) {
+        // Already there (a SYN a SPAN port delivered after the SYN-ACK that announced it): keep
+        // what the peer acknowledged, or the wait for those bytes would end as if they came.
+        if self.started && self.base == seq {
+            return;
+        }
         if !self.has_data() && self.fin.is_none() {
             self.base = seq;
             self.started = true;

@@ -29,7 +29,10 @@ use crate::config::{FlowConfig, FlowStats};
 use crate::control::{fingerprint, window_scale, RstVerdict, SeqView};
 use crate::reassembly::{Budget, HalfStream};
 
+mod causal;
 mod ending;
+
+use causal::CausalHold;
 
 /// How often (packet time) idle flows are looked for. A sweep costs only the flows it ends plus one
 /// look at the oldest, so this bounds how late a silent flow's timeout is noticed, not how much
@@ -101,6 +104,8 @@ struct Flow<S> {
     last_frame: PerDirection<u64>,
     /// `tcp.*` anomaly events emitted for this flow.
     anomaly_events: u32,
+    /// One direction's segments held until the other's acknowledged bytes come (`causal`).
+    causal: Option<Box<CausalHold>>,
 }
 
 impl<S> Flow<S> {
@@ -515,6 +520,7 @@ impl<S: Default> FlowTable<S> {
             seen: PerDirection::default(),
             last_frame: PerDirection::default(),
             anomaly_events: 0,
+            causal: None,
         };
         let idx = match self.free.pop() {
             Some(idx) => {
@@ -571,6 +577,7 @@ impl<S: Default> FlowTable<S> {
             wscale,
             seen,
             last_frame,
+            causal,
             ..
         } = flow;
         let mut anomalies = 0u8;
@@ -657,19 +664,53 @@ impl<S: Default> FlowTable<S> {
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
         // a gap it reveals belongs before whatever this packet carries.
         if flags.ack() && !*ignored {
-            interest = half[peer].ack(pkt.tcp.ack, &mut b, &mut sink(h, state, meta, dir.reverse(), ts));
+            match causal.as_mut().filter(|c| c.dir == peer) {
+                // Acknowledges bytes held for causal order: applied after they are replayed.
+                Some(c) => c.note_ack(pkt.tcp.ack),
+                None => interest = half[peer].ack(pkt.tcp.ack, &mut b, &mut sink(h, state, meta, dir.reverse(), ts)),
+            }
+        }
+        // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data.
+        let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32));
+        // While the peer waits for bytes this packet (or an earlier one) acknowledged, this
+        // direction's bytes were caused by them: hold them until they come (`causal`).
+        let mut held = false;
+        let mut new_hold = false;
+        if (len > 0 || fin_seq.is_some()) && !*ignored && interest == Interest::Continue {
+            let holding_own = causal.as_ref().is_some_and(|c| c.dir == own);
+            if holding_own || (causal.is_none() && half[peer].owes()) {
+                let cost = CausalHold::cost(pkt.payload.len());
+                let charged = causal.as_ref().map_or(0, |c| c.charged());
+                let total = b.stats.buffered_bytes.saturating_add(b.stats.causal_held_bytes);
+                if charged.saturating_add(cost) <= b.cfg.causal_hold_bytes
+                    && total.saturating_add(cost as u64) <= b.cfg.max_buffered_bytes_total as u64
+                {
+                    new_hold |= causal.is_none();
+                    causal.get_or_insert_with(|| Box::new(CausalHold::new(own, now))).push(
+                        data_seq,
+                        len,
+                        pkt.payload,
+                        fin_seq,
+                        ts,
+                        &mut b,
+                    );
+                    held = true;
+                } else if let Some(c) = causal.take() {
+                    // Over a cap: what was held goes now, this packet after it.
+                    b.stats.causal_hold_overflows += 1;
+                    interest = c.replay(&mut half[own], &mut b, h, state, meta);
+                }
+            }
         }
         if len > 0 {
             *saw_payload = true;
-            if !*ignored && interest == Interest::Continue {
+            if !held && !*ignored && interest == Interest::Continue {
                 interest = half[own].segment(data_seq, pkt.payload, len, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }
-        if flags.fin() {
+        if let Some(fin_seq) = fin_seq {
             fin_seen[own] = true;
-            if !*ignored && interest == Interest::Continue {
-                // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data.
-                let fin_seq = data_seq.wrapping_add(len as u32);
+            if !held && !*ignored && interest == Interest::Continue {
                 interest = half[own].fin(fin_seq, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }
@@ -677,6 +718,17 @@ impl<S: Default> FlowTable<S> {
         for d in Direction::BOTH {
             if waiting[d] && !*ignored && interest == Interest::Continue {
                 interest = half[d].tick(&mut b, &mut sink(h, state, meta, d, ts));
+            }
+        }
+        // The cause came (or was given up): what waited for it follows.
+        let max_hold = self.cfg.ack_wait;
+        if let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max_hold)) {
+            new_hold = false;
+            if !*ignored && interest == Interest::Continue {
+                let d = c.dir;
+                interest = c.replay(&mut half[d], &mut b, h, state, meta);
+            } else {
+                c.discard(&mut b);
             }
         }
         if b.stats.overlap_conflicts > conflicts {
@@ -691,6 +743,9 @@ impl<S: Default> FlowTable<S> {
             for hs in half.iter_mut() {
                 hs.clear(&mut b);
             }
+            if let Some(c) = causal.take() {
+                c.discard(&mut b);
+            }
         }
         let newly_waiting = Direction::BOTH.into_iter().any(|d| !waiting[d] && half[d].waiting());
         let both_done = if *ignored {
@@ -700,7 +755,7 @@ impl<S: Default> FlowTable<S> {
         };
         let id = meta.id;
 
-        if newly_waiting {
+        if newly_waiting || new_hold {
             self.ack_waits.push_back((now.add(self.cfg.ack_wait), idx, id));
         }
         // RFC 9293 §3.5.3: a RST aborts the connection in both directions at once.
@@ -904,6 +959,22 @@ mod tests {
     }
 
     impl Rec {
+        /// Both directions in delivery order: `S:` (to the server) or `C:` (to the client) and
+        /// each chunk as [`Rec::text`] shows it, space-separated.
+        fn order(&self) -> String {
+            let tag = |d: &Direction| if *d == ToServer { "S" } else { "C" };
+            self.events
+                .iter()
+                .filter_map(|(_, ev)| match ev {
+                    Ev::Data(d, _, bytes) => Some(format!("{}:{}", tag(d), String::from_utf8_lossy(bytes))),
+                    Ev::Gap(d, _, n) => Some(format!("{}:{}", tag(d), "-".repeat(*n as usize))),
+                    Ev::Close(d, _) => Some(format!("{}:|", tag(d))),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+
         /// One direction of every flow, in delivery order: data as text, gaps as `-`, FIN as `|`.
         fn text(&self, dir: Direction) -> String {
             let mut out = String::new();
@@ -1083,10 +1154,13 @@ mod tests {
             ],
         );
         assert_eq!(rec.text(ToServer), "aaaa", "an ACK above a hole is not proof of loss");
-        assert_eq!(rec.text(ToClient), "resp");
-        // 500 ms of packet time later (a bare ACK of the flow), the hole is given up.
+        assert_eq!(rec.text(ToClient), "", "the answer waits for what it acknowledges");
+        // 500 ms of packet time later (a bare ACK of the flow), the hole is given up, and the
+        // answer follows the gap.
         feed(&mut t, &mut rec, &[pkt(507, false, s(4), c(12), ACK, b"")]);
         assert_eq!(rec.text(ToServer), "aaaa----cccc");
+        assert_eq!(rec.order(), "S:aaaa S:---- S:cccc C:resp");
+        assert_eq!((t.stats().causal_holds, t.stats().causal_held_bytes), (1, 0));
         let st = t.stats();
         assert_eq!(
             (
@@ -1117,10 +1191,16 @@ mod tests {
             ],
         );
         assert_eq!(rec.text(ToServer), "aaaabbbbcccc");
+        // The answer came before the bytes it acknowledges: it is delivered after them.
+        assert_eq!(rec.order(), "S:aaaa S:bbbb S:cccc C:resp");
         let st = t.stats();
         assert_eq!(
             (st.gaps, st.ack_gaps, st.ack_before_data, st.ack_before_data_filled),
             (0, 0, 1, 1)
+        );
+        assert_eq!(
+            (st.causal_holds, st.causal_hold_overflows, st.causal_held_bytes),
+            (1, 0, 0)
         );
         // And with nothing buffered beyond the hole: the ACK comes first, the data after it.
         feed(
@@ -1446,7 +1526,8 @@ mod tests {
         // still be on its way to the tap.
         feed(&mut t, &mut rec, &[pkt(6, false, s(0), c(13), ACK | FIN, b"")]);
         assert_eq!(rec.text(ToServer), "abcd");
-        assert_eq!(rec.text(ToClient), "|");
+        // The server's FIN answers the client's, not captured yet: it waits for it.
+        assert_eq!(rec.text(ToClient), "");
         // The wait expires on packet time (another flow's packet moves the clock): the flow ends,
         // stamped when its wait expired.
         feed(
@@ -1455,6 +1536,7 @@ mod tests {
             &[pkt_between(900, ep(9, 9), server(), 1, 0, ACK, b"x")],
         );
         assert_eq!(rec.text(ToServer), "abcd----efgh|");
+        assert_eq!(rec.text(ToClient), "|x", "the held FIN, then the other flow's byte");
         assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
         assert_eq!(rec.ends[0].2, ms(506));
     }

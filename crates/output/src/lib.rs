@@ -2,6 +2,7 @@
 //!
 //! - [`JsonLinesSink`]: one JSON object per line in Suricata's EVE layout (CONTRACT §2), so
 //!   existing SIEM pipelines ingest it unchanged.
+//! - [`eve_in`]: the inverse, EVE lines back into internal events (re-detection, central detection).
 //! - [`Summary`]: the human summary `replay` prints on stderr at the end of a run.
 //! - [`Metrics`] and [`MetricsServer`]: Prometheus counters (CONTRACT §4) served at `/metrics`.
 //! - [`AlertmanagerClient`]: pushes alerts to a Prometheus Alertmanager (`--alertmanager`).
@@ -17,6 +18,8 @@
 
 pub mod alertmanager;
 mod eve;
+pub mod eve_in;
+mod eve_in_types;
 mod evidence;
 pub mod metrics;
 mod summary;
@@ -24,6 +27,7 @@ pub mod term;
 
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
 pub use eve::{EveRecord, JsonLinesSink};
+pub use eve_in::{parse_line, EveInError, EveKind, EveLine};
 pub use evidence::{
     append_custody, evidence_file_name, pcap_facts, read_custody, record_custody, sensor_host, sha256_file,
     verify_custody, CustodyEntry, PcapFacts, Verdict, CUSTODY_LOG,

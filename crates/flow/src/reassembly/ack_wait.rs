@@ -54,6 +54,14 @@ impl HalfStream {
         self.wait.is_some()
     }
 
+    /// Whether the other side acknowledged bytes this direction has not delivered yet: they are
+    /// still on their way, or lost by the capture. Unlike [`HalfStream::waiting`] this stays
+    /// true after a wait was given up without a gap (an ACK far ahead, nothing after it
+    /// captured yet), which is what a large request delayed on a SPAN port looks like.
+    pub fn owes(&self) -> bool {
+        self.started && self.acked > self.next
+    }
+
     /// When the acknowledged hole being kept open started waiting.
     pub fn waiting_since(&self) -> Option<Timestamp> {
         self.wait.map(|w| w.since)

@@ -30,11 +30,26 @@ impl<S: Default> FlowTable<S> {
             else {
                 continue;
             };
-            let Flow { half, state, meta, .. } = flow;
+            let Flow {
+                half,
+                state,
+                meta,
+                causal,
+                ..
+            } = flow;
             let mut interest = Interest::Continue;
             for d in Direction::BOTH {
                 if interest == Interest::Continue && half[d].waiting() {
                     interest = half[d].tick(&mut b, &mut sink(h, state, meta, d, deadline));
+                }
+            }
+            // A wait given up releases what was held for it (`causal`).
+            if let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, self.cfg.ack_wait)) {
+                if interest == Interest::Continue {
+                    let d = c.dir;
+                    interest = c.replay(&mut half[d], &mut b, h, state, meta);
+                } else {
+                    c.discard(&mut b);
                 }
             }
             if interest == Interest::Ignore {
@@ -42,8 +57,16 @@ impl<S: Default> FlowTable<S> {
                 for hs in flow.half.iter_mut() {
                     hs.clear(&mut b);
                 }
+                if let Some(c) = flow.causal.take() {
+                    c.discard(&mut b);
+                }
             }
-            let still = flow.half.iter().filter_map(HalfStream::waiting_since).min();
+            let still = flow
+                .half
+                .iter()
+                .filter_map(HalfStream::waiting_since)
+                .chain(flow.causal.as_ref().map(|c| c.since))
+                .min();
             let done = flow.half.to_server.is_closed() && flow.half.to_client.is_closed();
             if flow.ignored {
                 // The handler let go while its hole was given up: it moves to its new class's
@@ -75,7 +98,24 @@ impl<S: Default> FlowTable<S> {
             stats: &mut self.stats,
             now: self.clock.now(),
         };
-        if !flow.ignored {
+        let mut released = Interest::Continue;
+        if let Some(c) = flow.causal.take() {
+            // The flow ends: what was held for causal order is delivered before the rest.
+            let Flow {
+                half,
+                state,
+                meta,
+                ignored,
+                ..
+            } = &mut flow;
+            if *ignored {
+                c.discard(&mut b);
+            } else {
+                let d = c.dir;
+                released = c.replay(&mut half[d], &mut b, h, state, meta);
+            }
+        }
+        if !flow.ignored && released == Interest::Continue {
             for dir in Direction::BOTH {
                 let Flow { half, state, meta, .. } = &mut flow;
                 if half[dir].finish(&mut b, &mut sink(h, state, meta, dir, ts)) == Interest::Ignore {

@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 18] = [
+pub const TCP_COUNTERS: [(&str, &str); 20] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -55,6 +55,14 @@ pub const TCP_COUNTERS: [(&str, &str); 18] = [
         "Acknowledged holes whose data arrived while kept open (delayed, not lost).",
     ),
     ("ack_gaps", "Acknowledged holes given up as gaps (capture loss)."),
+    (
+        "causal_holds",
+        "Segments held until the bytes they acknowledge were captured (a SPAN port showed the answer first).",
+    ),
+    (
+        "causal_hold_overflows",
+        "Times segments held for causal order were delivered early at a cap.",
+    ),
     (
         "rst_accepted",
         "RSTs with the sequence number the receiver expects (connection reset).",

@@ -34,6 +34,8 @@
 //! | `pacstap_tcp_ack_before_data_total` | counter | — Holes the receiver acknowledged before the capture saw their data. |
 //! | `pacstap_tcp_ack_before_data_filled_total` | counter | — Acknowledged holes whose data arrived while kept open (delayed, not lost). |
 //! | `pacstap_tcp_ack_gaps_total` | counter | — Acknowledged holes given up as gaps (capture loss). |
+//! | `pacstap_tcp_causal_holds_total` | counter | — Segments held until the bytes they acknowledge were captured (a SPAN port showed the answer first). |
+//! | `pacstap_tcp_causal_hold_overflows_total` | counter | — Times segments held for causal order were delivered early at a cap. |
 //! | `pacstap_tcp_rst_accepted_total` | counter | — RSTs with the sequence number the receiver expects (connection reset). |
 //! | `pacstap_tcp_rst_in_window_total` | counter | — RSTs in the window but not exact (challenged by the endpoint; flow kept). |
 //! | `pacstap_tcp_rst_out_of_window_total` | counter | — RSTs outside the window (dropped). |
