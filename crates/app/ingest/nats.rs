@@ -147,7 +147,9 @@ impl Central for CentralDetector {
 
     fn reset(&mut self, learned: Option<serde_json::Value>) -> Result<(), String> {
         let state = match learned {
-            Some(v) => Some(serde_json::from_value::<LearnedState>(v).map_err(|e| format!("checkpoint's learned state: {e}"))?),
+            Some(v) => Some(
+                serde_json::from_value::<LearnedState>(v).map_err(|e| format!("checkpoint's learned state: {e}"))?,
+            ),
             None => self.initial.clone(),
         };
         self.detector = Detector::new(&self.cfg, state).map_err(|e| e.to_string())?;
@@ -239,6 +241,9 @@ mod tests {
     fn lookback_is_the_longest_window_plus_the_identity_wait() {
         let cfg = DetectConfig::default();
         let l = lookback(&cfg);
-        assert!(l >= Duration::from_secs(30 * 60), "at least bulk_export's 30 min: {l:?}");
+        assert!(
+            l >= Duration::from_secs(30 * 60),
+            "at least bulk_export's 30 min: {l:?}"
+        );
     }
 }

@@ -29,7 +29,10 @@ fn main() {
 fn publish(url: &str, path: &str, host: &str) {
     let settings = StreamSettings::default();
     let file = std::io::BufReader::new(std::fs::File::open(path).expect("events file"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url).await.expect("connect");
         let js = async_nats::jetstream::new(client.clone());
@@ -39,7 +42,9 @@ fn publish(url: &str, path: &str, host: &str) {
         let mut n = 0u64;
         for line in file.lines() {
             let line = line.unwrap();
-            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             let et = v["event_type"].as_str().unwrap_or("unknown").to_string();
             let id = format!("{host}-{n}");
             v["host"] = host.into();
