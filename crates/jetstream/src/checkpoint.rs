@@ -29,10 +29,10 @@
 //!
 //! The order of the live loop makes this sufficient: events are applied, their alerts written
 //! and flushed, then the checkpoint is saved (fsync, rename), and only then are the covered
-//! messages acked. An alert is always followed by a checkpoint before the next event is
-//! applied, so a crash can repeat an alert only in the instant between writing it and the
-//! checkpoint's rename; and then the repeat has the same `incident_id` and `count` (ids are a
-//! hash of rule, entity and first_seen), which Alertmanager and a SIEM fold.
+//! messages acked. Written alerts are followed by a checkpoint within
+//! `alert_checkpoint_gap` (200 ms), so a crash can repeat an alert only if it lands in that
+//! gap; and then the repeat has the same `incident_id` and `count` (ids are a hash of rule,
+//! entity and first_seen), which Alertmanager and a SIEM fold.
 //!
 //! # Limits
 //!

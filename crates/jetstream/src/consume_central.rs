@@ -18,9 +18,10 @@
 //!
 //! # Checkpoints
 //!
-//! See [`crate::checkpoint`] for the design. Here: a checkpoint is taken after every batch of
-//! alerts (right after they were written and flushed), every `checkpoint_events` events, every
-//! `checkpoint_interval` of wall time, and at the end; then the messages it covers are acked.
+//! See [`crate::checkpoint`] for the design. Here: a checkpoint is taken within
+//! `alert_checkpoint_gap` (200 ms) after alerts were written and flushed, every
+//! `checkpoint_events` events, every `checkpoint_interval` of wall time, and at the end; then
+//! the messages it covers are acked.
 
 use crate::checkpoint::{BoundedSet, Checkpoint, CheckpointStore, Raised, Rewinder, Snapshot, CHECKPOINT_VERSION};
 use crate::consume::{Consumer, ConsumerSettings, Delivery, Replay};
@@ -72,6 +73,10 @@ pub struct CentralSettings {
     pub lookback: Duration,
     pub checkpoint_events: u64,
     pub checkpoint_interval: Duration,
+    /// After alerts were written, the checkpoint that records them comes within this much
+    /// wall time (0: at once). A checkpoint costs an fsync and the learned state's
+    /// serialisation; alert bursts (one per incident update) would otherwise pay it per alert.
+    pub alert_checkpoint_gap: Duration,
     pub reorder_lag: Duration,
     pub reorder_cap: usize,
     pub reorder_idle: Duration,
@@ -94,6 +99,7 @@ impl CentralSettings {
             lookback: Duration::from_secs(30 * 60),
             checkpoint_events: 10_000,
             checkpoint_interval: Duration::from_secs(5),
+            alert_checkpoint_gap: Duration::from_millis(200),
             reorder_lag: Duration::from_secs(5),
             // Below the consumer's max_ack_pending (65 536): buffered events are not acked.
             reorder_cap: 16_384,
@@ -482,6 +488,7 @@ pub fn run<D: Detection>(d: &mut D, s: &CentralSettings) -> Result<CentralStats,
 
     let consumer = Consumer::start(s.consumer.clone())?;
     let mut last_msg = Instant::now();
+    let mut alerts_unrecorded = false;
     loop {
         if s.stop.load(Ordering::Relaxed) {
             lp.checkpoint(Some(&consumer))?;
@@ -516,12 +523,14 @@ pub fn run<D: Detection>(d: &mut D, s: &CentralSettings) -> Result<CentralStats,
                 return Ok(lp.stats);
             }
         }
-        if wrote
+        alerts_unrecorded |= wrote;
+        if (alerts_unrecorded && lp.last_checkpoint.elapsed() >= s.alert_checkpoint_gap)
             || lp.since_checkpoint >= s.checkpoint_events
             || (lp.since_checkpoint > 0 && lp.last_checkpoint.elapsed() >= s.checkpoint_interval)
             || (lp.store.is_none() && !lp.to_ack.is_empty())
         {
             lp.checkpoint(Some(&consumer))?;
+            alerts_unrecorded = false;
         }
     }
     consumer.stop();

@@ -147,6 +147,9 @@ fn settings(servers: &[String], durable: &str, checkpoint: Option<std::path::Pat
     s.checkpoint = checkpoint;
     s.lookback = Duration::from_secs(300);
     s.checkpoint_events = 7;
+    // Alerts recorded at once: the crash hook returns right after an event, which may be one
+    // that alerted.
+    s.alert_checkpoint_gap = Duration::ZERO;
     s.reorder_lag = Duration::from_secs(100);
     s.reorder_idle = Duration::from_secs(3);
     s.idle_exit = Some(Duration::from_secs(4));
