@@ -146,20 +146,34 @@ fn alerts(path: &Path) -> Vec<Value> {
 /// Publish events as a sensor does: `host` and `event_id` added, `Nats-Msg-Id` = event_id,
 /// on `pacstap.<host>.<event_type>`, each JetStream ack awaited.
 fn publish(url: &str, host: &str, events: &[Value], first_seq: usize) {
+    publish_r(url, host, events, first_seq, 1);
+}
+
+/// [`publish`] to a stream of `replicas` copies (created if absent), retrying while a cluster
+/// elects leaders.
+fn publish_r(url: &str, host: &str, events: &[Value], first_seq: usize, replicas: usize) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let urls: Vec<String> = url.split(',').map(String::from).collect();
     rt.block_on(async {
-        let client = async_nats::connect(url).await.unwrap();
+        let client = async_nats::connect(urls).await.unwrap();
         let js = async_nats::jetstream::new(client.clone());
-        js.get_or_create_stream(async_nats::jetstream::stream::Config {
-            name: "PACSTAP".into(),
-            subjects: vec!["pacstap.>".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while js
+            .get_or_create_stream(async_nats::jetstream::stream::Config {
+                name: "PACSTAP".into(),
+                subjects: vec!["pacstap.>".into()],
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "stream never created");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         for (i, ev) in events.iter().enumerate() {
             let mut ev = ev.clone();
             let id = format!("{host}-1-{}", first_seq + i);
@@ -168,13 +182,45 @@ fn publish(url: &str, host: &str, events: &[Value], first_seq: usize) {
             let et = ev["event_type"].as_str().unwrap().to_string();
             let mut h = async_nats::HeaderMap::new();
             h.insert("Nats-Msg-Id", id.as_str());
-            js.publish_with_headers(format!("pacstap.{host}.{et}"), h, ev.to_string().into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
+            loop {
+                let stored = match js
+                    .publish_with_headers(format!("pacstap.{host}.{et}"), h.clone(), ev.to_string().into())
+                    .await
+                {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if stored {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "publish of {id} never acked");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     });
+}
+
+/// Messages the stream holds, asked of `urls`.
+fn stream_count(urls: &str) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let urls: Vec<String> = urls.split(',').map(String::from).collect();
+    rt.block_on(async {
+        let client = async_nats::connect(urls).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = js.get_stream("PACSTAP").await {
+                if let Ok(info) = s.get_info().await {
+                    return info.state.messages;
+                }
+            }
+            assert!(Instant::now() < deadline, "stream info never answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
 }
 
 fn detect(url: &str, dir: &TempDir, tag: &str, idle_exit: Option<u64>) -> Guard {
@@ -362,4 +408,84 @@ fn detector_killed_mid_stream_and_restarted_writes_the_uninterrupted_alerts() {
     assert_eq!(got, want, "alerts after kill -9 and restart");
     // And the lines themselves, not only their keys.
     assert_eq!(after, whole);
+}
+
+#[test]
+fn three_node_cluster_loses_a_node_mid_run_and_no_event() {
+    if !have("nats-server") || !have("tshark") {
+        return;
+    }
+    let dir = TempDir::new("cluster");
+    let h = halves(&dir);
+    let port = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let client: Vec<u16> = (0..3).map(|_| port()).collect();
+    let route: Vec<u16> = (0..3).map(|_| port()).collect();
+    let routes = route
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<Guard> = (0..3)
+        .map(|i| {
+            let child = Command::new("nats-server")
+                .args([
+                    "-js",
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &client[i].to_string(),
+                    "-n",
+                    &format!("n{i}"),
+                    "-sd",
+                ])
+                .arg(dir.path(&format!("n{i}")))
+                .args([
+                    "--cluster_name",
+                    "c",
+                    "--cluster",
+                    &format!("nats://127.0.0.1:{}", route[i]),
+                ])
+                .args(["--routes", &routes])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            Guard(Some(child))
+        })
+        .collect();
+    for p in &client {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", *p)).is_err() {
+            assert!(Instant::now() < deadline, "node on {p} never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let all = client
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // site-a's first half, then a node dies, then the rest: a stream of 3 replicas keeps all.
+    let (a1, a2) = h.a.split_at(h.a.len() / 2);
+    publish_r(&all, "site-a", a1, 1, 3);
+    nodes[1].kill9();
+    publish_r(&all, "site-a", a2, 1 + a1.len(), 3);
+    publish_r(&all, "site-b", &h.b, 1, 3);
+    let survivors = format!("nats://127.0.0.1:{},nats://127.0.0.1:{}", client[0], client[2]);
+    assert_eq!(
+        stream_count(&survivors),
+        (h.a.len() + h.b.len()) as u64,
+        "no event lost"
+    );
+    let mut d = detect(&all, &dir, "central", Some(3));
+    assert!(d.wait(Duration::from_secs(120)).success());
+    let central = alerts(&dir.path("central.alerts.jsonl"));
+    let cb = bulk(&central);
+    assert_eq!(
+        cb.last().map(|a| a["alert"]["count"].clone()),
+        Some(Value::from(18)),
+        "{central:?}"
+    );
+    let want: Vec<_> = bulk(&h.whole_alerts).iter().map(|a| key(a)).collect();
+    assert_eq!(cb.iter().map(|a| key(a)).collect::<Vec<_>>(), want);
 }

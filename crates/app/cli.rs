@@ -365,7 +365,8 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
 
-    /// `--from nats://…`: stop when nothing arrived for SECS (then finish, checkpoint, exit).
+    /// `--from nats://…`: stop when nothing arrived for SECS once the consumer is bound (then
+    /// finish, checkpoint, exit).
     /// Without it the detector runs until SIGINT / SIGTERM.
     #[arg(long, value_name = "SECS")]
     pub idle_exit: Option<u64>,

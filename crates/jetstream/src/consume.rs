@@ -99,6 +99,9 @@ pub struct Delivery {
 pub struct ConsumerStats {
     pub received: AtomicU64,
     pub acked: AtomicU64,
+    /// Times the consumer was bound (its pull stream started): 0 while the servers are away
+    /// or a degraded cluster has not answered yet.
+    pub binds: AtomicU64,
     /// Times the consumer was (re)bound after an error.
     pub rebinds: AtomicU64,
     pub errors: AtomicU64,
@@ -289,6 +292,7 @@ async fn run_durable(
             stats.errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        stats.binds.fetch_add(1, Ordering::Relaxed);
         loop {
             if stop.load(Ordering::Relaxed) {
                 break 'bind;

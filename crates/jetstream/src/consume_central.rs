@@ -82,7 +82,8 @@ pub struct CentralSettings {
     pub reorder_idle: Duration,
     /// `event_id`s remembered for de-duplication.
     pub dedup_cap: usize,
-    /// Stop when nothing arrived for this long (then finish, checkpoint, return).
+    /// Stop when nothing arrived for this long after the consumer was bound (then finish,
+    /// checkpoint, return).
     pub idle_exit: Option<Duration>,
     /// Set by the SIGINT / SIGTERM handler: checkpoint and return (no finish: a restart goes on).
     pub stop: Arc<AtomicBool>,
@@ -504,6 +505,11 @@ pub fn run<D: Detection>(d: &mut D, s: &CentralSettings) -> Result<CentralStats,
                 wrote |= lp.release(false, false)?;
             }
             None => {
+                // Idle counts from the first bind: a server away, or a degraded cluster slow to
+                // create the consumer, is not "nothing arrived".
+                if consumer.stats().binds.load(Ordering::Relaxed) == 0 {
+                    last_msg = Instant::now();
+                }
                 if lp.reorder.len() > 0 && last_msg.elapsed() >= s.reorder_idle {
                     wrote |= lp.release(true, false)?;
                 }
