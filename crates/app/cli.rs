@@ -330,7 +330,9 @@ pub struct ReplayArgs {
 #[derive(clap::Args)]
 pub struct DetectArgs {
     /// Where events come from: event files (JSON lines, plain or gzip-compressed). Repeatable,
-    /// or several values; files are merged in packet-time order.
+    /// or several values; files are merged in packet-time order. Or NATS JetStream servers
+    /// (`nats://HOST:PORT[,nats://HOST:PORT…]`): the central detector over every sensor's
+    /// published events (docs/scale.md).
     #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
     pub from: Vec<String>,
 
@@ -363,6 +365,27 @@ pub struct DetectArgs {
     /// seen and still be applied in order (`5s`, `500ms`, `1m`).
     #[arg(long, value_name = "D", default_value = "5s", value_parser = parse_reorder_window)]
     pub reorder_window: std::time::Duration,
+
+    /// `--from nats://…`: the JetStream durable consumer's name (what it acked survives
+    /// restarts; two detectors with the same name share the work, with different names each
+    /// sees everything).
+    #[arg(long, value_name = "NAME", default_value = pacstap_jetstream::consume::DEFAULT_DURABLE)]
+    pub durable: String,
+
+    /// `--from nats://…`: the stream the sensors publish to.
+    #[arg(long, value_name = "NAME", default_value = pacstap_jetstream::stream::DEFAULT_STREAM)]
+    pub stream: String,
+
+    /// `--from nats://…`: checkpoint file (default: checkpoint.json beside --state; without
+    /// either, none: a restart resumes at the ack floor with empty windows).
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// `--from nats://…`: stop when nothing arrived for SECS once the consumer is bound (then
+    /// finish, checkpoint, exit).
+    /// Without it the detector runs until SIGINT / SIGTERM.
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<u64>,
 
     /// Do not print the summary on stderr at the end.
     #[arg(long, short = 'q')]

@@ -15,6 +15,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub fn run_detect(args: DetectArgs) -> Result<ExitCode> {
+    if super::detect_nats::is_nats(&args.from) {
+        return super::detect_nats::run_detect_nats(args);
+    }
     let (config, alertmanager) = match config_and_alertmanager(
         args.config.as_deref(),
         &pacstap::config::WireOverrides::default(),

@@ -4,6 +4,7 @@
 
 mod capture;
 mod detect;
+mod detect_nats;
 mod replay;
 mod report;
 mod state;

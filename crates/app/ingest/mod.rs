@@ -16,6 +16,7 @@
 
 mod dedup;
 mod file;
+pub mod nats;
 mod reorder;
 
 pub use dedup::{id_hash, DedupState, DedupWindow, DEFAULT_DEDUP_AGE, DEFAULT_DEDUP_IDS};

@@ -7,4 +7,7 @@
 //! The async runtime (tokio, for `async-nats`) is confined to the threads this crate starts:
 //! the decoding and detection threads only see bounded channels.
 
+pub mod checkpoint;
+pub mod consume;
+pub mod consume_central;
 pub mod stream;
