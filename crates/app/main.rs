@@ -9,7 +9,7 @@ mod commands;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, EvidenceCommand};
-use commands::{is_broken_pipe, run_capture, run_replay, run_report, run_state};
+use commands::{is_broken_pipe, run_capture, run_replay, run_report, run_selftest, run_state};
 use pacstap_output::term::{error_chain, for_terminal, say};
 use std::process::ExitCode;
 
@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Report(args) => exit_code(run_report(args)),
         Command::Evidence(EvidenceCommand::Verify { dir }) => verify_evidence(&dir),
         Command::Replay(args) => exit_code(run_replay(args)),
+        Command::Selftest(args) => exit_code(run_selftest(args)),
     }
 }
 

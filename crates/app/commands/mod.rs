@@ -5,11 +5,13 @@
 mod capture;
 mod replay;
 mod report;
+mod selftest;
 mod state;
 
 pub use capture::run_capture;
 pub use replay::run_replay;
 pub use report::run_report;
+pub use selftest::run_selftest;
 pub use state::run_state;
 
 use anyhow::Result;
