@@ -340,3 +340,68 @@ fn the_package_installs_and_its_unit_verifies() {
     drop(installed);
     assert!(!Path::new("/usr/bin/pacstap").exists(), "dpkg -P removed the binary");
 }
+
+/// Where `[package.metadata.deb]` installs each asset (globs expanded), plus what cargo-deb
+/// adds (the unit, the copyright file).
+fn packaged_paths() -> Vec<String> {
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let mut out = vec![
+        "/usr/lib/systemd/system/pacstap.service".to_string(),
+        "/usr/share/doc/pacstap/copyright".to_string(),
+    ];
+    for asset in deb["assets"].as_array().unwrap() {
+        let (src, dest) = (asset[0].as_str().unwrap(), asset[1].as_str().unwrap());
+        let sources: Vec<String> = match src.split_once("/*") {
+            Some((dir, ext)) => std::fs::read_dir(root().join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(ext))
+                .map(|n| format!("{dir}/{n}"))
+                .collect(),
+            None => vec![src.to_string()],
+        };
+        for s in sources {
+            let name = s.rsplit('/').next().unwrap();
+            out.push(if dest.ends_with('/') {
+                format!("/{dest}{name}")
+            } else {
+                format!("/{dest}")
+            });
+        }
+    }
+    out
+}
+
+/// The package holds what the gated test expects, and every installed path the walkthrough
+/// (deploy/README.md) names is one the package installs.
+#[test]
+fn the_walkthrough_names_only_paths_the_package_installs() {
+    let packaged = packaged_paths();
+    for f in EXPECTED_FILES {
+        assert!(packaged.iter().any(|p| p == f), "{f} is no asset: {packaged:?}");
+    }
+    let readme = std::fs::read_to_string(root().join("deploy/README.md")).unwrap();
+    let prefixes = [
+        "/usr/share/pacstap/",
+        "/usr/share/doc/pacstap/",
+        "/etc/pacstap/",
+        "/usr/lib/systemd/system/",
+    ];
+    let mut named = 0;
+    for prefix in prefixes {
+        for (at, _) in readme.match_indices(prefix) {
+            let path: String = readme[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || "/._-".contains(*c))
+                .collect();
+            let path = path.trim_end_matches(['.', '/']);
+            // A directory named in the text ("under /usr/share/pacstap/") holds packaged files.
+            let ok = packaged.iter().any(|p| p == path || p.starts_with(&format!("{path}/")));
+            assert!(ok, "deploy/README.md names {path}, which the package does not install");
+            named += 1;
+        }
+    }
+    assert!(named >= 8, "{named} paths named");
+    assert!(readme.contains("pacstap selftest -i eth1"));
+}

@@ -1,6 +1,7 @@
-//! The subcommands' runners (`replay`, `capture`, `report`; `config check` is in `main`), and
-//! what they share: the config, the output checks made before any packet is read, the metrics
-//! and Alertmanager clients. Usage errors are exit status 2, said once, before any work starts.
+//! The subcommands' runners (`replay`, `capture`, `report`, `state`, `selftest`; `config check`
+//! is in `main`), and what they share: the config, the output checks made before any packet is
+//! read, the metrics and Alertmanager clients. Usage errors are exit status 2, said once, before
+//! any work starts.
 
 mod capture;
 mod replay;
