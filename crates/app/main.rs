@@ -9,7 +9,7 @@ mod commands;
 
 use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, EvidenceCommand};
-use commands::{is_broken_pipe, run_capture, run_detect, run_replay, run_report, run_state};
+use commands::{is_broken_pipe, run_capture, run_detect, run_replay, run_report, run_selftest, run_state};
 use pacstap_output::term::{error, error_chain, for_terminal, warn};
 use std::process::ExitCode;
 
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Command::Evidence(EvidenceCommand::Verify { dir }) => verify_evidence(&dir),
         Command::Replay(args) => exit_code(run_replay(args)),
         Command::Detect(args) => exit_code(run_detect(args)),
+        Command::Selftest(args) => exit_code(run_selftest(args)),
     }
 }
 

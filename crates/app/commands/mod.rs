@@ -1,18 +1,21 @@
-//! The subcommands' runners (`replay`, `capture`, `detect`, `report`; `config check` is in `main`), and
-//! what they share: the config, the output checks made before any packet is read, the metrics
-//! and Alertmanager clients. Usage errors are exit status 2, said once, before any work starts.
+//! The subcommands' runners (`replay`, `capture`, `detect`, `report`, `state`, `selftest`;
+//! `config check` is in `main`), and what they share: the config, the output checks made before
+//! any packet is read, the metrics and Alertmanager clients. Usage errors are exit status 2, said
+//! once, before any work starts.
 
 mod capture;
 mod detect;
 mod detect_nats;
 mod replay;
 mod report;
+mod selftest;
 mod state;
 
 pub use capture::run_capture;
 pub use detect::run_detect;
 pub use replay::run_replay;
 pub use report::run_report;
+pub use selftest::run_selftest;
 pub use state::run_state;
 
 use anyhow::Result;

@@ -9,7 +9,9 @@
 //! flows without packets (they end by idle timeout, their data since counted as not TCP); new
 //! defragmentation limits apply to the next fragment, pending datagrams keep theirs (a smaller
 //! memory cap evicts the oldest at once). The command-line options (`--decapsulate`,
-//! `--defrag-*`) are applied again over the reloaded file: they still win.
+//! `--defrag-*`) are applied again over the reloaded file: they still win. What a reload cannot
+//! apply (`[capture]`, the live evidence rings' size) is named in a warning: it needs a restart
+//! ([`RELOAD_NEEDS_RESTART`]).
 
 use super::shared::{Shared, WireSettings};
 use crate::config::add_ports;
@@ -23,6 +25,52 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// What a SIGHUP reload applies, and from when: the one list `capture --help`
+/// ([`reload_help`]) is written from, and that `tests/reload_docs.rs` holds the docs (README,
+/// deploy/README.md, deploy/pacstap.toml, the unit) and the config's tables to. Tables of
+/// detection apply at once: [`Detection::reload_config`] rebuilds the rules, inventory and
+/// GeoIP lookups but keeps the sliding windows (re-spanned), open incidents and learned state.
+pub const RELOAD_AT_ONCE: &[&str] = &["networks", "inventory", "users", "rules", "geoip", "detect", "evidence"];
+/// Port hints: a connection keeps the decoder it was given when it started.
+pub const RELOAD_NEW_CONNECTIONS: &[&str] = &["ports"];
+/// The wire stage's tables: handed to the workers with the capture thread's next frame.
+pub const RELOAD_NEXT_FRAME: &[&str] = &["decapsulate", "defrag"];
+/// Read once, when capture starts (the open interface and its filter, the /healthz alarm, the
+/// size of the live evidence rings): a change needs a restart, and the reload says so.
+pub const RELOAD_NEEDS_RESTART: &[&str] = &["capture", "evidence.max_payload_bytes_per_flow"];
+
+/// The reload paragraph of `pacstap capture --help`, from the lists above.
+pub fn reload_help() -> String {
+    let tables = |t: &[&str]| t.iter().map(|t| format!("[{t}]")).collect::<Vec<_>>().join(" ");
+    format!(
+        "SIGHUP: reopen the events file (log rotation) and reload --config. {} apply at once \
+         (sliding windows, open incidents and learned state are kept); {} applies to connections \
+         that start after the reload; {} apply from the next captured frame; {} need a restart, \
+         as do the command-line options. A config that does not load is reported and the \
+         running one kept.",
+        tables(RELOAD_AT_ONCE),
+        tables(RELOAD_NEW_CONNECTIONS),
+        tables(RELOAD_NEXT_FRAME),
+        tables(RELOAD_NEEDS_RESTART)
+    )
+}
+
+/// The settings of `new` that a reload cannot apply ([`RELOAD_NEEDS_RESTART`]) and that differ
+/// from `old`, as `table.key` names.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if old.capture.bpf != new.capture.bpf {
+        out.push("capture.bpf");
+    }
+    if old.capture.idle_alarm != new.capture.idle_alarm {
+        out.push("capture.idle_alarm");
+    }
+    if old.evidence.max_payload_bytes_per_flow != new.evidence.max_payload_bytes_per_flow {
+        out.push("evidence.max_payload_bytes_per_flow");
+    }
+    out
+}
 
 /// Where events go.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -87,6 +135,14 @@ pub(crate) fn reload(
             say(&format!("config {} unchanged", path.display()));
         }
         Ok(cfg) => {
+            let restart = needs_restart(detection.config(), &cfg);
+            if !restart.is_empty() {
+                say(&format!(
+                    "warning: config {}: {} changed: applied at the next restart only",
+                    path.display(),
+                    restart.join(", ")
+                ));
+            }
             let ports_changed = cfg.ports != detection.config().ports;
             let wire_changes = wire_changes(detection.config(), &cfg);
             match detection.reload_config(&cfg) {
@@ -205,5 +261,28 @@ mod tests {
         assert_eq!(wire_changes(&old, &new), ["defrag.timeout_v6 1m → 2m"]);
         // [ports] is no wire setting: it has its own path.
         assert_ne!(old.ports, new.ports);
+    }
+
+    #[test]
+    fn a_changed_capture_table_is_named_as_needing_a_restart() {
+        let old = Config::default();
+        assert!(needs_restart(&old, &old).is_empty());
+        let new = Config::from_toml_str(
+            "[capture]\nbpf = \"tcp or (vlan and tcp)\"\n[evidence]\nmax_payload_bytes_per_flow = 4096\n[rules.bulk_export]\nthreshold = 3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            needs_restart(&old, &new),
+            ["capture.bpf", "evidence.max_payload_bytes_per_flow"]
+        );
+        let help = reload_help();
+        assert!(
+            help.contains("[capture] [evidence.max_payload_bytes_per_flow] need a restart"),
+            "{help}"
+        );
+        assert!(
+            help.contains("[ports] applies to connections that start after the reload"),
+            "{help}"
+        );
     }
 }

@@ -54,7 +54,10 @@ mod order;
 mod shared;
 mod worker;
 
-pub use chores::{Chores, EventsTarget};
+pub use chores::{
+    needs_restart, reload_help, Chores, EventsTarget, RELOAD_AT_ONCE, RELOAD_NEEDS_RESTART, RELOAD_NEW_CONNECTIONS,
+    RELOAD_NEXT_FRAME,
+};
 pub use dispatch::{FrameFeed, Next, Sharder, BATCH_AGE, BATCH_BYTES, BATCH_FRAMES, DRAIN_AFTER_STOP, QUEUE_BATCHES};
 
 use crate::config::wire_config;
