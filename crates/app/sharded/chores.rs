@@ -18,7 +18,7 @@ use crate::config::add_ports;
 use crate::config::{Config, WireOverrides};
 use crate::detection::Detection;
 use anyhow::{Context, Result};
-use pacstap_output::term::{error, error_chain, say};
+use pacstap_output::term::{error, error_chain, say, warn};
 use pacstap_output::Metrics;
 use pacstap_safefile::{Existing, Kind};
 use std::io::Write;
@@ -137,11 +137,10 @@ pub(crate) fn reload(
         Ok(cfg) => {
             let restart = needs_restart(detection.config(), &cfg);
             if !restart.is_empty() {
-                say(&format!(
-                    "warning: config {}: {} changed: applied at the next restart only",
-                    path.display(),
-                    restart.join(", ")
-                ));
+                warn(
+                    &format!("config {}", path.display()),
+                    &format!("{} changed: applied at the next restart only", restart.join(", ")),
+                );
             }
             let ports_changed = cfg.ports != detection.config().ports;
             let wire_changes = wire_changes(detection.config(), &cfg);
