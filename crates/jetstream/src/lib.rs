@@ -7,4 +7,8 @@
 //! The async runtime (tokio, for `async-nats`) is confined to the threads this crate starts:
 //! the decoding and detection threads only see bounded channels.
 
+pub mod publish;
+mod publish_worker;
 pub mod stream;
+
+pub use publish::{PublishCounters, PublishSettings, PublishTotals, Publisher, TlsSettings};
