@@ -48,6 +48,8 @@ pub struct ReplayOptions {
     /// IP defragmentation limits: the config's `[defrag]` table ([`Self::with_config`] sets
     /// them), which `--defrag-memory` / `--defrag-timeout` override.
     pub defrag: DefragConfig,
+    /// Also publish every event to NATS JetStream (`--publish`).
+    pub publisher: Option<pacstap_jetstream::Publisher>,
 }
 
 impl ReplayOptions {
@@ -66,6 +68,7 @@ impl ReplayOptions {
             workers: 1,
             alertmanager: None,
             defrag: DefragConfig::default(),
+            publisher: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl ReplayOptions {
             collect,
             metrics,
             alertmanager: self.alertmanager.clone(),
+            publisher: self.publisher.take(),
         }
     }
 }
@@ -410,6 +414,7 @@ mod tests {
             collect: true,
             metrics: Some(Arc::new(Metrics::new().unwrap())),
             alertmanager: None,
+            publisher: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! and Alertmanager clients. Usage errors are exit status 2, said once, before any work starts.
 
 mod capture;
+mod publish;
 mod replay;
 mod report;
 mod state;

@@ -114,7 +114,9 @@ pub fn check_server_url(url: &str) -> Result<(), String> {
     // Credentials belong in the credentials file, never in a URL that ends up in `ps` output.
     let hostport = rest.strip_suffix('/').unwrap_or(rest);
     if hostport.contains('@') {
-        return Err(format!("{url:?}: put credentials in [publish] credentials, not in the URL"));
+        return Err(format!(
+            "{url:?}: put credentials in [publish] credentials, not in the URL"
+        ));
     }
     let (host, port) = hostport
         .rsplit_once(':')
@@ -339,8 +341,8 @@ impl Publisher {
         if let Some(t) = self.thread.take() {
             if t.join().is_err() {
                 // The thread died: whatever it held is lost.
-                let left = self.counters.queued.swap(0, Ordering::Relaxed)
-                    + self.counters.pending.swap(0, Ordering::Relaxed);
+                let left =
+                    self.counters.queued.swap(0, Ordering::Relaxed) + self.counters.pending.swap(0, Ordering::Relaxed);
                 PublishCounters::add(&self.counters.dropped, left);
             }
         }
@@ -411,11 +413,15 @@ mod tests {
         assert!(check_server_url("nats://127.0.0.1:4222").is_ok());
         assert!(check_server_url("tls://nats.example:4222").is_ok());
         assert!(check_server_url("nats://[::1]:4222").is_ok());
-        assert!(check_server_url("http://x:4222").unwrap_err().contains("expected nats://"));
+        assert!(check_server_url("http://x:4222")
+            .unwrap_err()
+            .contains("expected nats://"));
         assert!(check_server_url("nats://x").unwrap_err().contains("missing :PORT"));
         assert!(check_server_url("nats://x:0").unwrap_err().contains("port"));
         assert!(check_server_url("nats://x:99999").unwrap_err().contains("port"));
-        assert!(check_server_url("nats://u:p@x:4222").unwrap_err().contains("credentials"));
+        assert!(check_server_url("nats://u:p@x:4222")
+            .unwrap_err()
+            .contains("credentials"));
         assert!(check_server_url("nats://:4222").unwrap_err().contains("host"));
         assert_eq!(
             parse_server_list("nats://a:1, nats://b:2").unwrap(),

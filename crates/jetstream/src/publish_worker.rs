@@ -94,7 +94,10 @@ struct Backoff {
 
 impl Backoff {
     fn new() -> Self {
-        Backoff { wait: BACKOFF_MIN, until: None }
+        Backoff {
+            wait: BACKOFF_MIN,
+            until: None,
+        }
     }
     fn ready(&self, now: Instant) -> bool {
         self.until.is_none_or(|u| now >= u)
