@@ -103,7 +103,10 @@ struct Stored {
 
 /// Every message of the stream `PACSTAP`, read back with async-nats.
 fn stream_messages(url: &str) -> Vec<Stored> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = async_nats::connect(url).await.unwrap();
         let js = async_nats::jetstream::new(client);
@@ -139,7 +142,7 @@ fn published(stderr: &[u8]) -> BTreeMap<String, u64> {
         .unwrap_or_else(|| panic!("no publish line in: {text}"));
     let mut out = BTreeMap::new();
     let words: Vec<&str> = line
-        .split(|c: char| c == ',' || c == ':' || c == '(' || c == ')')
+        .split([',', ':', '(', ')'])
         .flat_map(str::split_whitespace)
         .collect();
     for w in words.windows(2) {

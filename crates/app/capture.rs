@@ -190,8 +190,10 @@ pub fn capture(mut opts: CaptureOptions, src: LiveSource) -> Result<CaptureRepor
         collect: false,
         metrics: opts.metrics.clone(),
         alertmanager: opts.alertmanager.clone(),
-        publisher: opts.publisher.take(),
     })?;
+    if let Some(p) = opts.publisher.take() {
+        detection.publish_to(p);
+    }
     for w in detection.state_warnings() {
         say(&format!("warning: {w}"));
     }

@@ -36,10 +36,6 @@ pub struct DetectionSettings {
     pub collect: bool,
     pub metrics: Option<Arc<Metrics>>,
     pub alertmanager: Option<Arc<AlertmanagerClient>>,
-    /// Also publish every event to NATS JetStream (`--publish`, issue 15). With it,
-    /// `[publish] local_detection = false` runs no rule here: events are decoded, written and
-    /// published for a central detector to decide on.
-    pub publisher: Option<Publisher>,
 }
 
 /// detect → outputs: takes decoded events in packet order (from one [`crate::FlowShard`], or merged
@@ -86,10 +82,8 @@ impl Detection {
         };
         let detect_config = settings.config.detect_config();
         let detector = Detector::new(&detect_config, learned).context("starting detection")?;
-        let local_detection = settings.publisher.is_none() || settings.config.publish.local_detection;
-        let publish_counters = settings.publisher.as_ref().map(Publisher::counters);
         Ok(Detection {
-            local_detection,
+            local_detection: true,
             detector,
             posture: PostureTracker::new(detect_config.users.admins.clone()),
             postures: Vec::new(),
@@ -111,8 +105,8 @@ impl Detection {
                 collect: settings.collect,
                 collected: Vec::new(),
                 emitted: 0,
-                publisher: settings.publisher,
-                publish_counters,
+                publisher: None,
+                publish_counters: None,
                 line: Vec::new(),
             },
         })
@@ -190,6 +184,15 @@ impl Detection {
         }
         self.save_state()?;
         self.flush()
+    }
+
+    /// Also publish every event to NATS JetStream (`--publish`, issue 15), from the next event
+    /// on. With it, `[publish] local_detection = false` runs no rule here: events are decoded,
+    /// written and published for a central detector to decide on.
+    pub fn publish_to(&mut self, publisher: Publisher) {
+        self.local_detection = self.config.publish.local_detection;
+        self.out.publish_counters = Some(publisher.counters());
+        self.out.publisher = Some(publisher);
     }
 
     /// The JetStream publisher's counters (`--publish`), also after its shutdown.

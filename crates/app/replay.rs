@@ -91,7 +91,6 @@ impl ReplayOptions {
             collect,
             metrics,
             alertmanager: self.alertmanager.clone(),
-            publisher: self.publisher.take(),
         }
     }
 }
@@ -219,6 +218,9 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     let metrics = opts.metrics.take();
     let settings = opts.detection_settings(collect, metrics.clone());
     let mut pipeline = Pipeline::new(opts.flow.clone(), opts.proto.clone(), settings)?;
+    if let Some(p) = opts.publisher.take() {
+        pipeline.detection.publish_to(p);
+    }
     pipeline.set_defrag(opts.defrag.clone());
     let mut progress = Progress::new(opts.progress);
     // Metrics (when asked for) are refreshed about once a second of wall time.
@@ -259,6 +261,9 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
     let source = MergedSource::open(&opts.pcaps)?;
     let metrics = opts.metrics.take();
     let mut detection = Detection::new(opts.detection_settings(collect, metrics.clone()))?;
+    if let Some(p) = opts.publisher.take() {
+        detection.publish_to(p);
+    }
     let run = Sharded {
         workers: opts.workers,
         flow: opts.flow.clone(),
@@ -414,7 +419,6 @@ mod tests {
             collect: true,
             metrics: Some(Arc::new(Metrics::new().unwrap())),
             alertmanager: None,
-            publisher: None,
         }
     }
 

@@ -39,11 +39,7 @@ impl NatsServer {
     /// Starts a server on a free port with a fresh store directory, and waits until it accepts
     /// connections.
     pub fn start() -> NatsServer {
-        let dir = std::env::temp_dir().join(format!(
-            "pacstap-nats-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir = std::env::temp_dir().join(format!("pacstap-nats-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("create the store directory");
         Self::start_at(free_port(), dir)
     }

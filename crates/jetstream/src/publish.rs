@@ -453,14 +453,13 @@ mod tests {
         assert_eq!(p_subject(), "pacstap.site_a.dicom");
     }
 
+    impl Publisher {
+        fn shutdown_within(mut self, drain: Duration) -> PublishTotals {
+            self.stop(drain)
+        }
+    }
+
     fn p_subject() -> String {
         StreamSettings::default().subject("site a", "dicom")
-    }
-}
-
-#[cfg(test)]
-impl Publisher {
-    fn shutdown_within(mut self, drain: Duration) -> PublishTotals {
-        self.stop(drain)
     }
 }
