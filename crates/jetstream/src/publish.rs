@@ -297,10 +297,12 @@ impl Publisher {
             payload: Bytes::from(payload),
             refusals: 0,
         };
+        // Counted queued before the send, so the thread's decrement never comes first.
+        PublishCounters::add(&self.counters.queued, 1);
         let sent = self.tx.as_ref().map(|tx| tx.try_send(msg));
-        match sent {
-            Some(Ok(())) => PublishCounters::add(&self.counters.queued, 1),
-            _ => PublishCounters::add(&self.counters.dropped, 1),
+        if !matches!(sent, Some(Ok(()))) {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            PublishCounters::add(&self.counters.dropped, 1);
         }
     }
 

@@ -144,7 +144,11 @@ async fn publish_loop(
         counters
             .pending
             .store((in_flight.len() + retry.len()) as u64, Ordering::Relaxed);
-        if closed && in_flight.is_empty() && retry.is_empty() {
+        // Done: the queue is closed (shutdown) and empty, and nothing awaits an ack. Checked
+        // with `is_empty` too, so an idle sensor with its server away does not wait out the
+        // whole drain.
+        let drained = closed || (deadline.is_some() && rx.is_empty());
+        if drained && in_flight.is_empty() && retry.is_empty() {
             break;
         }
         if deadline.is_some_and(|d| now >= d) {

@@ -78,3 +78,52 @@ impl PublishMetrics {
         self.connected.set(i64::from(now.connected));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{Metrics, StatsSnapshot};
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    #[test]
+    fn publish_counters_follow_the_snapshot() {
+        let m = Metrics::new().unwrap();
+        // No publisher: no `result` series yet.
+        m.update(&StatsSnapshot::default());
+        assert!(!m.render().contains("pacstap_publish_events_total{"));
+        let mut s = StatsSnapshot {
+            publish: Some(PublishStats {
+                acked: 10,
+                dropped: 2,
+                retried: 3,
+                failed: 0,
+                queue_depth: 40,
+                connected: true,
+            }),
+            ..Default::default()
+        };
+        m.update(&s);
+        m.update(&s);
+        s.publish = Some(PublishStats {
+            acked: 25,
+            queue_depth: 0,
+            connected: false,
+            ..s.publish.unwrap()
+        });
+        m.update(&s);
+        let text = m.render();
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(get("pacstap_publish_events_total{result=\"acked\"}"), Some(25.0));
+        assert_eq!(get("pacstap_publish_events_total{result=\"dropped\"}"), Some(2.0));
+        assert_eq!(get("pacstap_publish_events_total{result=\"retried\"}"), Some(3.0));
+        // Present at 0 from the first snapshot, so alerts on `increase()` work before a failure.
+        assert_eq!(get("pacstap_publish_events_total{result=\"failed\"}"), Some(0.0));
+        assert_eq!(get("pacstap_publish_queue_depth"), Some(0.0));
+        assert_eq!(get("pacstap_publish_connected"), Some(0.0));
+    }
+}
