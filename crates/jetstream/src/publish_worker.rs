@@ -220,7 +220,10 @@ async fn publish_loop(
     }
     // Flush what was sent, so acked messages are not cut off mid-write (bounded by the deadline
     // that ended the loop, or already idle).
-    let _ = tokio::time::timeout(Duration::from_millis(200), client.flush()).await;
+    // Not while disconnected: a flush would only wait out its timeout.
+    if client.connection_state() == State::Connected {
+        let _ = tokio::time::timeout(Duration::from_millis(200), client.flush()).await;
+    }
     let left: Vec<Outgoing> = retry.into_iter().collect();
     let in_flight_left = in_flight.len() as u64;
     PublishCounters::add(&counters.dropped, in_flight_left);
