@@ -51,6 +51,8 @@ pub struct CaptureOptions {
     /// The command-line options over the config's wire tables, applied again over a file
     /// reloaded on SIGHUP.
     pub overrides: WireOverrides,
+    /// Also publish every event to NATS JetStream (`--publish`).
+    pub publisher: Option<pacstap_jetstream::Publisher>,
 }
 
 impl CaptureOptions {
@@ -74,6 +76,7 @@ impl CaptureOptions {
             reload: Arc::new(AtomicBool::new(false)),
             defrag: DefragConfig::default(),
             overrides: WireOverrides::default(),
+            publisher: None,
         }
     }
 
@@ -173,7 +176,7 @@ pub fn open_capture(live: &LiveConfig) -> Result<LiveSource, LiveError> {
 
 /// Runs a live capture until `opts.stop` is set or the capture fails, on an already opened
 /// source (so the caller can report open errors before starting servers).
-pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
+pub fn capture(mut opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
     if let Some(path) = &opts.state {
         check_state_dir(path)?;
     }
@@ -188,6 +191,9 @@ pub fn capture(opts: CaptureOptions, src: LiveSource) -> Result<CaptureReport> {
         metrics: opts.metrics.clone(),
         alertmanager: opts.alertmanager.clone(),
     })?;
+    if let Some(p) = opts.publisher.take() {
+        detection.publish_to(p);
+    }
     for w in detection.state_warnings() {
         warn("learned state", w);
     }

@@ -344,6 +344,13 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
 
+    /// Also publish every event to NATS JetStream (`nats://HOST:PORT`, several comma-separated
+    /// = one cluster) on `pacstap.<host>.<event_type>`, for a central `pacstap detect`. Over
+    /// the config's `[publish] servers`; the rest of `[publish]` (host, stream, TLS, queue,
+    /// local_detection) applies. Queued and sent in the background; never slows decoding.
+    #[arg(long, value_name = "URLS")]
+    pub publish: Option<String>,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (and /healthz) while replaying.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -504,6 +511,13 @@ pub struct CaptureArgs {
     /// system CA bundle (/etc/ssl/certs).
     #[arg(long, value_name = "URL")]
     pub alertmanager: Option<String>,
+
+    /// Also publish every event to NATS JetStream (`nats://HOST:PORT`, several comma-separated
+    /// = one cluster) on `pacstap.<host>.<event_type>`, for a central `pacstap detect`. Over
+    /// the config's `[publish] servers`; the rest of `[publish]` (host, stream, TLS, queue,
+    /// local_detection) applies. Queued and sent in the background; never slows decoding.
+    #[arg(long, value_name = "URLS")]
+    pub publish: Option<String>,
 
     /// Prometheus metrics and /healthz at http://ADDR/; `off` disables them.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9718")]

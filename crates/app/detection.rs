@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use pacstap_capture::Damage;
 use pacstap_core::{EventBody, FlowId, ProtocolEvent, Timestamp};
 use pacstap_detect::{Detector, PostureTracker, StateStore};
+use pacstap_jetstream::{PublishCounters, Publisher};
 use pacstap_output::{AlertmanagerClient, EvidencePlan, JsonLinesSink, Metrics, StatsSnapshot, Summary};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -60,6 +61,9 @@ pub struct Detection {
     live_evidence: bool,
     evidence_requests: Vec<EvidenceWanted>,
     recent: RecentFlows,
+    /// `false` (`[publish] local_detection = false` with a publisher): no rule or posture
+    /// check runs here; the central detector sees the same events.
+    local_detection: bool,
     out: Outputs,
 }
 
@@ -79,6 +83,7 @@ impl Detection {
         let detect_config = settings.config.detect_config();
         let detector = Detector::new(&detect_config, learned).context("starting detection")?;
         Ok(Detection {
+            local_detection: true,
             detector,
             posture: PostureTracker::new(detect_config.users.admins.clone()),
             postures: Vec::new(),
@@ -100,6 +105,9 @@ impl Detection {
                 collect: settings.collect,
                 collected: Vec::new(),
                 emitted: 0,
+                publisher: None,
+                publish_counters: None,
+                line: Vec::new(),
             },
         })
     }
@@ -107,6 +115,9 @@ impl Detection {
     /// Packet time advanced to `ts` (once per second of it): windows expire even when no
     /// event comes. Alerts this causes are emitted with the next [`Detection::events`].
     pub fn tick(&mut self, ts: Timestamp) {
+        if !self.local_detection {
+            return;
+        }
         self.detector.tick(ts, &mut self.alerts);
     }
 
@@ -115,8 +126,10 @@ impl Detection {
     pub fn events(&mut self, events: impl IntoIterator<Item = ProtocolEvent>) -> Result<u64> {
         self.out.emitted = 0;
         for ev in events {
-            self.detector.observe(&ev, &mut self.alerts);
-            self.posture.observe(&ev, &mut self.postures);
+            if self.local_detection {
+                self.detector.observe(&ev, &mut self.alerts);
+                self.posture.observe(&ev, &mut self.postures);
+            }
             self.recent.insert(ev.flow.id, ev.flow);
             self.out.emit(ev)?;
             for p in self.postures.drain(..) {
@@ -161,10 +174,30 @@ impl Detection {
     /// End of input, after the last events: detection reports what it holds, learned state is
     /// saved, and the events output is flushed.
     pub fn finish(&mut self) -> Result<()> {
-        self.detector.finish(&mut self.alerts);
+        if self.local_detection {
+            self.detector.finish(&mut self.alerts);
+        }
         self.emit_alerts()?;
+        // The last events are queued: give them `[publish] drain_timeout` to reach JetStream.
+        if let Some(p) = self.out.publisher.take() {
+            p.shutdown();
+        }
         self.save_state()?;
         self.flush()
+    }
+
+    /// Also publish every event to NATS JetStream (`--publish`, issue 15), from the next event
+    /// on. With it, `[publish] local_detection = false` runs no rule here: events are decoded,
+    /// written and published for a central detector to decide on.
+    pub fn publish_to(&mut self, publisher: Publisher) {
+        self.local_detection = self.config.publish.local_detection;
+        self.out.publish_counters = Some(publisher.counters());
+        self.out.publisher = Some(publisher);
+    }
+
+    /// The JetStream publisher's counters (`--publish`), also after its shutdown.
+    pub fn publish_counters(&self) -> Option<&Arc<PublishCounters>> {
+        self.out.publish_counters.as_ref()
     }
 
     /// Write learned state now (atomically; also done by [`Detection::finish`]).
@@ -278,6 +311,12 @@ struct Outputs {
     collected: Vec<ProtocolEvent>,
     /// Events emitted since the last call to [`Detection::events`] began.
     emitted: u64,
+    /// Every event (not only those `--alerts-only` writes) also goes to JetStream.
+    publisher: Option<Publisher>,
+    /// The publisher's counters, kept after its shutdown for the last metrics and the summary.
+    publish_counters: Option<Arc<PublishCounters>>,
+    /// One event's EVE JSON, reused.
+    line: Vec<u8>,
 }
 
 impl Outputs {
@@ -296,6 +335,13 @@ impl Outputs {
         }
         if let Some(s) = self.sink.as_mut() {
             s.write(&ev).context("writing events")?;
+        }
+        if let Some(p) = self.publisher.as_mut() {
+            self.line.clear();
+            // Serializing into memory cannot fail for these types; an error skips the event
+            // (counted as failed by the publisher, which gets an empty line).
+            let _ = pacstap_output::eve_json(&ev, &mut self.line);
+            p.publish(ev.body.event_type(), &self.line);
         }
         if self.collect {
             self.collected.push(ev);
@@ -369,6 +415,17 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
             .as_ref()
             .map(|a| a.stats())
             .unwrap_or_default(),
+        publish: detection.out.publish_counters.as_ref().map(|c| {
+            let t = c.totals();
+            pacstap_output::metrics::PublishStats {
+                acked: t.acked,
+                dropped: t.dropped,
+                retried: t.retried,
+                failed: t.failed,
+                queue_depth: t.queue_depth,
+                connected: t.connected,
+            }
+        }),
         ..StatsSnapshot::default()
     }
 }

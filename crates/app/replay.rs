@@ -48,6 +48,8 @@ pub struct ReplayOptions {
     /// IP defragmentation limits: the config's `[defrag]` table ([`Self::with_config`] sets
     /// them), which `--defrag-memory` / `--defrag-timeout` override.
     pub defrag: DefragConfig,
+    /// Also publish every event to NATS JetStream (`--publish`).
+    pub publisher: Option<pacstap_jetstream::Publisher>,
 }
 
 impl ReplayOptions {
@@ -66,6 +68,7 @@ impl ReplayOptions {
             workers: 1,
             alertmanager: None,
             defrag: DefragConfig::default(),
+            publisher: None,
         }
     }
 
@@ -215,6 +218,9 @@ fn replay_single(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport>
     let metrics = opts.metrics.take();
     let settings = opts.detection_settings(collect, metrics.clone());
     let mut pipeline = Pipeline::new(opts.flow.clone(), opts.proto.clone(), settings)?;
+    if let Some(p) = opts.publisher.take() {
+        pipeline.detection.publish_to(p);
+    }
     pipeline.set_defrag(opts.defrag.clone());
     let mut progress = Progress::new(opts.progress);
     // Metrics (when asked for) are refreshed about once a second of wall time.
@@ -255,6 +261,9 @@ fn replay_sharded(mut opts: ReplayOptions, collect: bool) -> Result<ReplayReport
     let source = MergedSource::open(&opts.pcaps)?;
     let metrics = opts.metrics.take();
     let mut detection = Detection::new(opts.detection_settings(collect, metrics.clone()))?;
+    if let Some(p) = opts.publisher.take() {
+        detection.publish_to(p);
+    }
     let run = Sharded {
         workers: opts.workers,
         flow: opts.flow.clone(),

@@ -1,5 +1,6 @@
 //! `pacstap capture`: options to [`pacstap::CaptureOptions`], signals, checks, then the run.
 
+use super::publish::{say_published, start_publisher};
 use super::{check_outputs, config_and_alertmanager, is_stdout, start_metrics, stop_alertmanager};
 use crate::cli::CaptureArgs;
 use anyhow::{Context, Result};
@@ -58,6 +59,11 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
     ) {
         return Ok(code);
     }
+    // Before the interface opens: a bad URL is bad usage, said before any work.
+    opts.publisher = match start_publisher(args.publish.as_deref(), &opts.config) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
     let source = match pacstap::capture::open_capture(&opts.live) {
         Ok(s) => s,
         Err(e @ pacstap_capture::LiveError::Filter { .. }) | Err(e @ pacstap_capture::LiveError::Setting(_)) => {
@@ -92,8 +98,10 @@ pub fn run_capture(args: CaptureArgs) -> Result<ExitCode> {
             .unwrap_or_default()
     ));
     opts.alertmanager = alertmanager.clone();
+    let published = opts.publisher.as_ref().map(pacstap_jetstream::Publisher::counters);
     let report = pacstap::capture(opts, source)?;
     stop_alertmanager(alertmanager);
+    say_published(published.as_ref(), args.quiet);
     if !args.quiet {
         eprint!("{}", for_terminal(&report.render_summary()));
     }

@@ -6,6 +6,7 @@
 mod capture;
 mod detect;
 mod detect_nats;
+mod publish;
 mod replay;
 mod report;
 mod selftest;

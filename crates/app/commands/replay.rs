@@ -1,6 +1,7 @@
 //! `pacstap replay`: options to [`pacstap::ReplayOptions`], checks, the run, then the report
 //! when `--report` asks for one.
 
+use super::publish::{say_published, start_publisher};
 use super::{
     check_outputs, check_report_output, config_and_alertmanager, is_stdout, run_report, start_metrics,
     stop_alertmanager,
@@ -57,6 +58,11 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
         },
         None => None,
     };
+    let publisher = match start_publisher(args.publish.as_deref(), &config) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let published = publisher.as_ref().map(pacstap_jetstream::Publisher::counters);
     let events: Box<dyn Write> = match checked.events {
         Some(f) => Box::new(f),
         None if is_stdout(&args.events) => Box::new(io::stdout().lock()),
@@ -84,8 +90,10 @@ pub fn run_replay(args: ReplayArgs) -> Result<ExitCode> {
     }
     opts.flow.checksum = args.checksum;
     opts.alertmanager = alertmanager.clone();
+    opts.publisher = publisher;
     let report = pacstap::replay(opts, false)?;
     stop_alertmanager(alertmanager);
+    say_published(published.as_ref(), args.quiet);
     if !args.quiet {
         eprint!("{}", for_terminal(&report.render_summary()));
     }

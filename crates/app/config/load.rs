@@ -60,6 +60,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        self.publish.resolve_paths(base);
     }
 
     /// Every effective setting, defaults included, as TOML (for `pacstap config check`).

@@ -17,6 +17,7 @@ mod derive;
 mod error;
 mod load;
 mod locate;
+mod publish;
 mod validate;
 
 pub use check::{Finding, Level};
@@ -26,6 +27,7 @@ pub use pacstap_detect::config::{
     AddrList, AddrMatch, DetectConfig, DetectSettings, Dur, EvidenceSettings, GeoIpConfig, Inventory, Networks, Rules,
     Users,
 };
+pub use publish::{PublishConfig, PublishTls};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +47,8 @@ pub struct Config {
     pub decapsulate: Decapsulate,
     pub defrag: Defrag,
     pub capture: CaptureSettings,
+    /// `[publish]`: events to NATS JetStream (issue 15, `config/publish.rs`).
+    pub publish: PublishConfig,
 }
 
 impl Config {

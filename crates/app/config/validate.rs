@@ -150,6 +150,7 @@ impl Config {
         if self.evidence.max_tracked_per_incident == 0 {
             return Err(("evidence.max_tracked_per_incident".into(), "must be at least 1".into()));
         }
+        self.publish.validate()?;
         Ok(())
     }
 }

@@ -10,4 +10,8 @@
 pub mod checkpoint;
 pub mod consume;
 pub mod consume_central;
+pub mod publish;
+mod publish_worker;
 pub mod stream;
+
+pub use publish::{PublishCounters, PublishSettings, PublishTotals, Publisher, TlsSettings};

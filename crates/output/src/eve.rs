@@ -105,6 +105,13 @@ impl<W: Write> JsonLinesSink<W> {
     }
 }
 
+/// One event's EVE JSON object (no newline) appended to `out`, exactly as the events file
+/// holds it (same escaping): what a publisher sends (issue 15).
+pub fn eve_json(ev: &ProtocolEvent, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(out, TerminalSafeFormatter);
+    EveRecord::new(ev).serialize(&mut ser).map_err(io::Error::from)
+}
+
 /// serde_json's compact formatter, except that DEL and the C1 controls (U+0080–U+009F), which
 /// JSON allows raw, are written as `\u00XX` escapes too: event lines are often read in a
 /// terminal (`pacstap replay x.pcap` prints them), where a raw U+009B is a CSI that an attacker

@@ -26,7 +26,7 @@ mod summary;
 pub mod term;
 
 pub use alertmanager::{AlertmanagerClient, AlertmanagerError, AlertmanagerOptions, AlertmanagerStats};
-pub use eve::{EveRecord, JsonLinesSink};
+pub use eve::{eve_json, EveRecord, JsonLinesSink};
 pub use eve_in::{parse_line, EveInError, EveKind, EveLine};
 pub use evidence::{
     append_custody, evidence_file_name, pcap_facts, read_custody, record_custody, sensor_host, sha256_file,

@@ -72,6 +72,9 @@
 //! | `pacstap_alertmanager_alerts_rejected_total` | counter | — alerts in POSTs Alertmanager refused with a 4xx (not retried) |
 //! | `pacstap_alertmanager_posts_failed_total` | counter | — POSTs that failed (connection, timeout, non-2xx), retried or not |
 //! | `pacstap_alertmanager_queue_length` | gauge | — alerts waiting to be pushed, including the batch in flight |
+//! | `pacstap_publish_events_total` | counter | `result` (`acked` `dropped` `retried` `failed`) — events published to NATS JetStream (`--publish`): acked by the stream; dropped (queue full, or left when the shutdown drain ran out); retried (publishes sent again after a timeout or lost connection); failed (refused by the server 5 times) |
+//! | `pacstap_publish_queue_depth` | gauge | — events waiting to be published: queued, in flight, or to be retried |
+//! | `pacstap_publish_connected` | gauge | — 1 while the publisher is connected to a NATS server |
 //! | `pacstap_last_packet_timestamp_seconds` | gauge | — packet time of the latest frame (a stalled tap shows here) |
 //! | `pacstap_config_reloads_total` | counter | `result` (`ok` `failed`) — SIGHUP config reloads; failed: the running config was kept |
 //! | `pacstap_state_saves_total` | counter | `result` (`ok` `failed`) — writes of the learned-state file (`--state`) |
@@ -103,6 +106,7 @@ pub mod health;
 mod labels;
 mod latency;
 mod ops;
+mod publish;
 mod registry;
 mod server;
 
@@ -111,6 +115,7 @@ pub use labels::{
     TLS_VERSIONS, TUNNEL_KINDS,
 };
 pub use latency::{LatencyQuantiles, LatencyRecorder, LATENCY_BUCKETS, LATENCY_MAX};
+pub use publish::{PublishStats, PUBLISH_RESULTS};
 pub use registry::{Metrics, StatsSnapshot};
 pub use server::MetricsServer;
 

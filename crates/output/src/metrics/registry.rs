@@ -9,6 +9,7 @@ use super::labels::{
 use super::latency::{LatencyCollector, LatencyQuantiles, LatencyRecorder, LatencyState, LATENCY_MAX};
 use super::lock;
 use super::ops::OpsMetrics;
+use super::publish::{PublishMetrics, PublishStats};
 use crate::alertmanager::AlertmanagerStats;
 use pacstap_core::{DicomEvent, EventBody, ProtocolEvent};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -64,6 +65,8 @@ pub struct StatsSnapshot {
     /// without `--alertmanager`. Fill it in every snapshot or in none: like the other fields, a
     /// value that drops to zero and comes back would be counted twice.
     pub alertmanager: AlertmanagerStats,
+    /// The JetStream publisher's counters (`--publish`); `None` without one (no series).
+    pub publish: Option<PublishStats>,
 }
 
 /// The registry and every metric in it. Shared (`Arc`) between the pipeline, which updates it,
@@ -114,6 +117,8 @@ pub struct Metrics {
     health: Mutex<HealthState>,
     /// Reloads, state saves, resident memory.
     ops: OpsMetrics,
+    /// `pacstap_publish_*` (issue 15).
+    publish: PublishMetrics,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
@@ -340,6 +345,7 @@ impl Metrics {
             healthy: AtomicBool::new(true),
             health: Mutex::new(HealthState::new(Instant::now())),
             ops: OpsMetrics::new(&r)?,
+            publish: PublishMetrics::new(&r)?,
             registry: r,
         };
         let info = IntGaugeVec::new(Opts::new("pacstap_build_info", "pacstap version."), &["version"])?;
@@ -454,6 +460,9 @@ impl Metrics {
         add(&self.am_rejected, am.rejected, old.rejected);
         add(&self.am_failed_posts, am.failed_posts, old.failed_posts);
         self.am_queue.set(i64::try_from(am.queued).unwrap_or(i64::MAX));
+        if let Some(p) = &now.publish {
+            self.publish.update(p, &prev.publish.unwrap_or_default(), true);
+        }
         prev.clone_from(now);
     }
 
