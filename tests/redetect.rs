@@ -326,6 +326,23 @@ fn unreadable_inputs_are_said_and_counted() {
 
     let replayed = replay_lines(&[sample("move.pcap")], None);
     let good = replayed.lines().count();
+    // The events output is never one of the inputs (it is emptied first).
+    let archive = dir.join("archive.jsonl");
+    std::fs::write(&archive, &replayed).unwrap();
+    let same = dir.join(".").join("archive.jsonl");
+    let (_, err, code) = detect(&[
+        "--from".as_ref(),
+        archive.as_os_str(),
+        "--events".as_ref(),
+        same.as_os_str(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is also an input"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&archive).unwrap(),
+        replayed,
+        "the input is untouched"
+    );
     let mixed = dir.join("mixed.jsonl");
     let long = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
     std::fs::write(

@@ -20,6 +20,7 @@ pacstap replay --events out.jsonl day1.pcapng day2.pcap   several files, merged 
 pacstap replay capture.pcap | jq 'select(.dicom.type==\"command\")'\n  \
 pacstap replay --config site.toml --alerts-only capture.pcap   alerts only\n  \
 pacstap config check site.toml                    validate a config, print effective settings\n  \
+pacstap detect --from events.jsonl --config new.toml   re-detection: detection over archived events\n  \
 pacstap capture -i eth1 --events events.jsonl     live, metrics on 127.0.0.1:9718\n  \
 pacstap selftest -i eth1                          fire drill: a bundled sample must raise an alert"
 )]

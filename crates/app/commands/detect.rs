@@ -26,6 +26,14 @@ pub fn run_detect(args: DetectArgs) -> Result<ExitCode> {
         Ok(both) => both,
         Err(code) => return Ok(code),
     };
+    // `--events` is emptied before anything is read: never one of the inputs.
+    if let Some(input) = args.from.iter().find(|f| same_file(f, &args.events)) {
+        say(&for_terminal(&format!(
+            "--events {} is also an input (--from {input}): it would be emptied before it is read",
+            args.events
+        )));
+        return Ok(ExitCode::from(2));
+    }
     let state = args.state.clone().filter(|p| p.as_os_str() != "none");
     let checked = match check_outputs(Some((&args.events, Existing::Truncate)), state.as_deref(), None) {
         Ok(c) => c,
@@ -116,4 +124,13 @@ pub fn run_detect(args: DetectArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Whether two paths name the same existing file (device and inode, so links and `./x` count).
+fn same_file(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }

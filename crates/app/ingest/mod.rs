@@ -23,13 +23,14 @@ pub use dedup::{id_hash, DedupState, DedupWindow, DEFAULT_DEDUP_AGE, DEFAULT_DED
 pub use file::FileSource;
 pub use reorder::{ReorderBuffer, ReorderStats, DEFAULT_REORDER_CAP, DEFAULT_REORDER_WINDOW};
 
-use crate::detection::{Detection, DetectionClock};
+use crate::detection::{stats_snapshot, Detection, DetectionClock, METRICS_EVERY};
+use crate::shard::ShardStats;
 use anyhow::Result;
 use pacstap_core::Timestamp;
 use pacstap_output::{EveKind, EveLine};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What a source hands out next. Not boxed: a line moves once, from source to reorder buffer.
 #[derive(Debug)]
@@ -159,6 +160,8 @@ pub struct Ingest {
     clock: DetectionClock,
     released: Vec<(Timestamp, EveLine)>,
     counts: IngestCounts,
+    /// Packet time of the newest event applied.
+    last_applied: Option<Timestamp>,
 }
 
 impl Ingest {
@@ -175,6 +178,7 @@ impl Ingest {
             clock: DetectionClock::default(),
             released: Vec::new(),
             counts: IngestCounts::default(),
+            last_applied: None,
         }
     }
 
@@ -219,6 +223,7 @@ impl Ingest {
             if let EveKind::Event(ev) = kind {
                 detection.events(std::iter::once(ev))?;
                 self.counts.applied += 1;
+                self.last_applied = Some(self.last_applied.map_or(ts, |l| l.max(ts)));
             }
             applied(Done {
                 host: host.as_deref(),
@@ -231,6 +236,11 @@ impl Ingest {
     /// The de-duplication window (for a checkpoint: [`DedupWindow::save`]).
     pub fn dedup(&self) -> &DedupWindow {
         &self.dedup
+    }
+
+    /// Packet time of the newest event applied so far.
+    pub fn last_applied(&self) -> Option<Timestamp> {
+        self.last_applied
     }
 
     /// Events held in the reorder buffer.
@@ -254,7 +264,14 @@ pub const IDLE_FLUSH_AFTER: u32 = 3;
 /// alerts, learned state saved, outputs flushed).
 pub fn run(source: &mut dyn EventSource, ingest: &mut Ingest, detection: &mut Detection) -> Result<()> {
     let mut idle = 0u32;
+    // `--metrics-listen`: the snapshot-derived gauges (studies exported, last packet time)
+    // refreshed every METRICS_EVERY of wall time, as replay does; event counters move per event.
+    let mut next_metrics = Instant::now();
     loop {
+        if detection.metrics().is_some() && Instant::now() >= next_metrics {
+            next_metrics = Instant::now() + METRICS_EVERY;
+            refresh_metrics(ingest, detection);
+        }
         match source.next_line()? {
             SourceNext::Line(line) => {
                 idle = 0;
@@ -270,7 +287,17 @@ pub fn run(source: &mut dyn EventSource, ingest: &mut Ingest, detection: &mut De
         }
     }
     ingest.flush(detection, &mut |d| source.applied(d))?;
-    detection.finish()
+    detection.finish()?;
+    refresh_metrics(ingest, detection);
+    Ok(())
+}
+
+fn refresh_metrics(ingest: &Ingest, detection: &Detection) {
+    if let Some(m) = detection.metrics() {
+        let mut snap = stats_snapshot(&ShardStats::default(), detection);
+        snap.last_packet_time = ingest.last_applied().map(Timestamp::as_secs_f64);
+        m.update(&snap);
+    }
 }
 
 #[cfg(test)]

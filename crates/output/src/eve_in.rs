@@ -4,7 +4,9 @@
 //! The inverse of [`crate::EveRecord`]: one line as pacstap writes it becomes the
 //! [`ProtocolEvent`] it was written from, plus the `host` (sensor name) and `event_id` fields
 //! that published events carry. Unknown fields are ignored (a SIEM may add its own; a newer
-//! pacstap may add extensions), missing required fields are an error.
+//! pacstap may add extensions). The envelope (`timestamp`, `event_type`, the flow's ids and
+//! addresses) is required; fields missing inside the protocol object take their empty value
+//! (older versions wrote fewer extension fields).
 //!
 //! Why mirror structs ([`crate::eve_in_types`]) instead of `Deserialize` on the core types: the
 //! core types borrow `&'static str` names (anomaly names, posture protocols) and serialize some
@@ -20,7 +22,9 @@
 //!   set to the event's time and `handshake_seen` to true; only evidence pcap cutting reads
 //!   them, and re-detection has no packets to cut;
 //! - the internal `dicom` accept signal (`DicomEvent::Accepted`) is never written, so a
-//!   re-detection sees an association's successful login at its first command or its end.
+//!   re-detection sees an association's successful login at its first command or its end: a
+//!   DICOM `login_success_after_failures` alert then carries that event's time (tests/redetect.rs
+//!   shows it is the only difference in the alerts of every bundled scenario).
 //!
 //! Every other field parses back to the value it was written from: serializing the parsed
 //! event again gives the original line byte for byte (tests/redetect.rs checks this for every
