@@ -130,6 +130,35 @@ fn replay(pcap: &Path, events: &Path) {
     assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A sensor: `replay --publish URL` of `pcap` with the scenario config and `[publish] host`,
+/// its own events (local detection on) in `events`.
+fn replay_publishing(dir: &TempDir, pcap: &Path, events: &Path, url: &str, host: &str) {
+    let scen = scenarios();
+    let text = std::fs::read_to_string(scen.join("pacstap.toml")).unwrap().replace(
+        "csv = \"geoip.csv\"",
+        &format!("csv = {:?}", scen.join("geoip.csv").display().to_string()),
+    );
+    let config = dir.path(&format!("{host}.toml"));
+    std::fs::write(&config, format!("{text}\n[publish]\nhost = {host:?}\n")).unwrap();
+    let out = Command::new(BIN)
+        .arg("replay")
+        .arg("--config")
+        .arg(&config)
+        .arg("--publish")
+        .arg(url)
+        .arg("--events")
+        .arg(events)
+        .arg("--quiet")
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay --publish: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -321,8 +350,15 @@ fn two_sensors_halves_add_up_to_one_bulk_export_centrally() {
     assert!(!whole_bulk.is_empty(), "the whole capture raises bulk_export");
 
     let (_server, url) = nats_server(&dir.path("js"));
-    publish(&url, "site-a", &h.a, 1);
-    publish(&url, "site-b", &h.b, 1);
+    // The two sensors: `replay --publish` of each half, as `pacstap capture --publish` would.
+    replay_publishing(&dir, &dir.path("a.pcap"), &dir.path("a-pub.jsonl"), &url, "site-a");
+    replay_publishing(&dir, &dir.path("b.pcap"), &dir.path("b-pub.jsonl"), &url, "site-b");
+    let published = lines(&dir.path("a-pub.jsonl")).len() + lines(&dir.path("b-pub.jsonl")).len();
+    assert_eq!(
+        stream_count(&url),
+        published as u64,
+        "every event of both sensors stored once"
+    );
     let mut d = detect(&url, &dir, "central", Some(3));
     assert!(d.wait(Duration::from_secs(120)).success());
     let central = alerts(&dir.path("central.alerts.jsonl"));

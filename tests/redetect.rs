@@ -354,7 +354,7 @@ fn unreadable_inputs_are_said_and_counted() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), good, "the events, once each");
     assert!(
-        err.contains("warning: 3 lines are not events") && err.contains(&format!("mixed.jsonl:{}", good + 1)),
+        err.contains("warning: input: 3 lines are not events") && err.contains(&format!("mixed.jsonl:{}", good + 1)),
         "{err}"
     );
 

@@ -7,7 +7,7 @@ use crate::cli::DetectArgs;
 use anyhow::{Context, Result};
 use pacstap::ingest::{self, Ingest, IngestOptions};
 use pacstap::{Detection, DetectionSettings};
-use pacstap_output::term::{for_terminal, say};
+use pacstap_output::term::{for_terminal, say, warn};
 use pacstap_safefile::{Existing, Kind};
 use std::io::{self, Write};
 use std::path::Path;
@@ -72,7 +72,7 @@ pub fn run_detect(args: DetectArgs) -> Result<ExitCode> {
         alertmanager: alertmanager.clone(),
     })?;
     for w in detection.state_warnings() {
-        say(&format!("warning: {w}"));
+        warn("state", &w.to_string());
     }
     let mut ingest = Ingest::new(IngestOptions {
         reorder_window: args.reorder_window,
@@ -102,22 +102,28 @@ pub fn run_detect(args: DetectArgs) -> Result<ExitCode> {
     }
     // Data loss and disorder are never quiet.
     if stats.unreadable > 0 {
-        say(&for_terminal(&format!(
-            "warning: {} lines are not events and were skipped (first: {})",
-            stats.unreadable,
-            stats.first_unreadable.as_deref().unwrap_or("?")
-        )));
+        warn(
+            "input",
+            &format!(
+                "{} lines are not events and were skipped (first: {})",
+                stats.unreadable,
+                stats.first_unreadable.as_deref().unwrap_or("?")
+            ),
+        );
     }
     if counts.reorder.late > 0 || counts.reorder.overflowed > 0 {
-        say(&format!(
-            "warning: {} events applied out of time order ({} later than the --reorder-window, {} past the reorder buffer's cap)",
-            counts.reorder.late + counts.reorder.overflowed,
-            counts.reorder.late,
-            counts.reorder.overflowed
-        ));
+        warn(
+            "order",
+            &format!(
+                "{} events applied out of time order ({} later than the --reorder-window, {} past the reorder buffer's cap)",
+                counts.reorder.late + counts.reorder.overflowed,
+                counts.reorder.late,
+                counts.reorder.overflowed
+            ),
+        );
     }
     for w in &stats.warnings {
-        say(&for_terminal(&format!("warning: {w}")));
+        warn("input", &w.to_string());
     }
     Ok(if stats.warnings.is_empty() {
         ExitCode::SUCCESS

@@ -9,7 +9,7 @@ use crate::cli::DetectArgs;
 use anyhow::{Context, Result};
 use pacstap::ingest::nats::{nats_servers, run_central, CentralDetector, NatsOptions};
 use pacstap_detect::StateStore;
-use pacstap_output::term::{for_terminal, say};
+use pacstap_output::term::{for_terminal, say, warn};
 use pacstap_safefile::{Existing, Kind};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use std::io::{self, Write};
@@ -72,7 +72,7 @@ pub fn run_detect_nats(args: DetectArgs) -> Result<ExitCode> {
         Some(p) => {
             let (store, learned, warning) = StateStore::open(p).context("opening the state file")?;
             if let Some(w) = warning {
-                say(&format!("warning: {w}"));
+                warn("state", &w.to_string());
             }
             (Some(store), learned)
         }
@@ -119,10 +119,13 @@ pub fn run_detect_nats(args: DetectArgs) -> Result<ExitCode> {
         say(&for_terminal(&s));
     }
     if det.unreadable > 0 || stats.late > 0 || stats.warm_missing > 0 || stats.holes > 0 {
-        say(&format!(
-            "warning: {} messages were not events, {} events came later than the --reorder-window, {} events to rebuild the windows were no longer in the stream, {} stream sequences never came",
-            det.unreadable, stats.late, stats.warm_missing, stats.holes
-        ));
+        warn(
+            "stream",
+            &format!(
+                "{} messages were not events, {} events came later than the --reorder-window, {} events to rebuild the windows were no longer in the stream, {} stream sequences never came",
+                det.unreadable, stats.late, stats.warm_missing, stats.holes
+            ),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

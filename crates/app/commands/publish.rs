@@ -4,7 +4,7 @@
 
 use pacstap::config::Config;
 use pacstap_jetstream::{PublishCounters, Publisher};
-use pacstap_output::term::say;
+use pacstap_output::term::{say, warn};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -54,12 +54,13 @@ pub fn say_published(counters: Option<&Arc<PublishCounters>>, quiet: bool) {
     if quiet && !lost {
         return;
     }
-    say(&format!(
-        "{}published to NATS JetStream: {} acked, {} dropped, {} failed ({} retries)",
-        if lost { "warning: " } else { "" },
-        t.acked,
-        t.dropped,
-        t.failed,
-        t.retried
-    ));
+    let what = format!(
+        "{} acked, {} dropped, {} failed ({} retries)",
+        t.acked, t.dropped, t.failed, t.retried
+    );
+    if lost {
+        warn("published to NATS JetStream", &what);
+    } else {
+        say(&format!("published to NATS JetStream: {what}"));
+    }
 }
