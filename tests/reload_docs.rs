@@ -75,7 +75,7 @@ fn capture_help_says_what_a_reload_applies() {
         assert!(help.contains(&format!("[{t}]")), "{t}: {help}");
     }
     assert!(
-        help.contains("[capture] [evidence.max_payload_bytes_per_flow] need a restart"),
+        help.contains("[capture] [evidence.max_payload_bytes_per_flow] [publish] need a restart"),
         "{help}"
     );
 }
@@ -95,8 +95,8 @@ fn every_reload_doc_says_the_same() {
         let text = normalize(&std::fs::read_to_string(root().join(doc)).unwrap());
         assert!(text.contains("SIGHUP"), "{doc} does not say which signal reloads");
         assert!(
-            text.contains("`[capture]` and `[evidence] max_payload_bytes_per_flow` need a restart"),
-            "{doc}: does not say that [capture] and the live evidence size need a restart"
+            text.contains("`[capture]`, `[publish]` and `[evidence] max_payload_bytes_per_flow` need a restart"),
+            "{doc}: does not say that [capture], [publish] and the live evidence size need a restart"
         );
         for wrong in [
             "restarts the sliding windows empty",

@@ -38,7 +38,7 @@ pub const RELOAD_NEW_CONNECTIONS: &[&str] = &["ports"];
 pub const RELOAD_NEXT_FRAME: &[&str] = &["decapsulate", "defrag"];
 /// Read once, when capture starts (the open interface and its filter, the /healthz alarm, the
 /// size of the live evidence rings): a change needs a restart, and the reload says so.
-pub const RELOAD_NEEDS_RESTART: &[&str] = &["capture", "evidence.max_payload_bytes_per_flow"];
+pub const RELOAD_NEEDS_RESTART: &[&str] = &["capture", "evidence.max_payload_bytes_per_flow", "publish"];
 
 /// The reload paragraph of `pacstap capture --help`, from the lists above.
 pub fn reload_help() -> String {
@@ -68,6 +68,10 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.evidence.max_payload_bytes_per_flow != new.evidence.max_payload_bytes_per_flow {
         out.push("evidence.max_payload_bytes_per_flow");
+    }
+    // The publisher's connection, stream and queue are set up once, at start.
+    if old.publish != new.publish {
+        out.push("publish");
     }
     out
 }
