@@ -278,9 +278,11 @@ mod tests {
             needs_restart(&old, &new),
             ["capture.bpf", "evidence.max_payload_bytes_per_flow"]
         );
+        let publishing = Config::from_toml_str("[publish]\nhost = \"site-b\"\n").unwrap();
+        assert_eq!(needs_restart(&old, &publishing), ["publish"]);
         let help = reload_help();
         assert!(
-            help.contains("[capture] [evidence.max_payload_bytes_per_flow] need a restart"),
+            help.contains("[capture] [evidence.max_payload_bytes_per_flow] [publish] need a restart"),
             "{help}"
         );
         assert!(
