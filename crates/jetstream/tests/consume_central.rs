@@ -151,8 +151,11 @@ fn settings(servers: &[String], durable: &str, checkpoint: Option<std::path::Pat
     // that alerted.
     s.alert_checkpoint_gap = Duration::ZERO;
     s.reorder_lag = Duration::from_secs(100);
-    s.reorder_idle = Duration::from_secs(3);
-    s.idle_exit = Some(Duration::from_secs(4));
+    // Wall-clock timers: long enough that a loaded machine (CI, parallel tests starving the
+    // nats-server of CPU for seconds) does not flush the reorder buffer early and turn the
+    // rest of the events late, which changes what the toy detection windows see.
+    s.reorder_idle = Duration::from_secs(10);
+    s.idle_exit = Some(Duration::from_secs(12));
     s
 }
 
