@@ -63,6 +63,11 @@ pub struct ConsumerSettings {
     pub ack_wait: Duration,
     /// Capacity of the channel to the caller (messages held here while detection is busy).
     pub channel: usize,
+    /// Restart point: when set, the durable consumer is created anew at this stream sequence
+    /// on the first bind (a restart from a checkpoint). Reusing the old consumer would hand
+    /// out never-delivered messages at once and the ones a killed detector had received but
+    /// not acked only after `ack_wait`, out of order by up to that much.
+    pub start_seq: Option<u64>,
 }
 
 impl ConsumerSettings {
@@ -78,6 +83,7 @@ impl ConsumerSettings {
             max_ack_pending: 65_536,
             ack_wait: Duration::from_secs(30),
             channel: 4096,
+            start_seq: None,
         }
     }
 }
@@ -206,8 +212,19 @@ async fn nap(stop: &AtomicBool, total: Duration) {
     }
 }
 
-async fn bind(js: &jetstream::Context, s: &ConsumerSettings) -> Option<consumer::pull::Stream> {
+async fn bind(js: &jetstream::Context, s: &ConsumerSettings, restart: bool) -> Option<consumer::pull::Stream> {
     let stream = ensure_stream(js, &s.stream).await.ok()?;
+    let deliver_policy = match s.start_seq.filter(|_| restart) {
+        Some(start_sequence) => {
+            // A restart from a checkpoint: everything after it, in stream order (the old
+            // consumer's pending messages would come back only after ack_wait).
+            let _ = stream.delete_consumer(&s.durable).await;
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            }
+        }
+        None => consumer::DeliverPolicy::All,
+    };
     let c: consumer::PullConsumer = stream
         .get_or_create_consumer(
             &s.durable,
@@ -216,7 +233,7 @@ async fn bind(js: &jetstream::Context, s: &ConsumerSettings) -> Option<consumer:
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: s.ack_wait,
                 max_ack_pending: s.max_ack_pending,
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy,
                 ..Default::default()
             },
         )
@@ -282,16 +299,19 @@ async fn run_durable(
     // server delivers no more), plus redeliveries of the same sequence, which replace.
     let mut pending: BTreeMap<u64, jetstream::message::Acker> = BTreeMap::new();
     let mut first = true;
+    // The consumer was bound once: later binds (server back) keep its state.
+    let mut bound = false;
     'bind: while !stop.load(Ordering::Relaxed) {
         if !first {
             stats.rebinds.fetch_add(1, Ordering::Relaxed);
             nap(&stop, Duration::from_millis(500)).await;
         }
         first = false;
-        let Some(mut msgs) = bind(&js, &s).await else {
+        let Some(mut msgs) = bind(&js, &s, !bound).await else {
             stats.errors.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        bound = true;
         stats.binds.fetch_add(1, Ordering::Relaxed);
         loop {
             if stop.load(Ordering::Relaxed) {

@@ -487,7 +487,12 @@ pub fn run<D: Detection>(d: &mut D, s: &CentralSettings) -> Result<CentralStats,
         lp.to_ack.clear();
     }
 
-    let consumer = Consumer::start(s.consumer.clone())?;
+    let mut consumer_settings = s.consumer.clone();
+    if saved.is_some() {
+        // Restarted from a checkpoint: redeliver everything after its floor, in order.
+        consumer_settings.start_seq = Some(lp.floor.saturating_add(1));
+    }
+    let consumer = Consumer::start(consumer_settings)?;
     let mut last_msg = Instant::now();
     let mut alerts_unrecorded = false;
     loop {

@@ -157,7 +157,7 @@ fn settings(servers: &[String], durable: &str, checkpoint: Option<std::path::Pat
 }
 
 #[test]
-#[ignore = "flaky (issue 15 left open for it): with a crash after 37 events the restarted toy detection sometimes writes other alerts than the uninterrupted run (most events then count as late after the warm-up); timing-dependent. tests/jetstream_central.rs's kill -9 test of the real binary passes. Run with --ignored"]
+
 fn killed_and_restarted_detector_writes_the_uninterrupted_alerts() {
     if !have_nats() {
         return;
