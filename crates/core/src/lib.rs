@@ -15,6 +15,7 @@ pub mod flow;
 pub mod packet;
 pub mod stream;
 pub mod time;
+pub mod units;
 pub mod vocab;
 
 pub use event::*;

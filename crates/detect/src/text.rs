@@ -95,22 +95,9 @@ fn capitalized(s: String) -> String {
     }
 }
 
-/// Decimal units, as disks and network volumes are sold: `2.0 GB` is 2 000 000 000 bytes.
+/// Decimal units (`pacstap_core::units`), counts below 1000 in "bytes".
 pub(crate) fn bytes_text(n: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if n < 1000 {
-        return format!("{n} bytes");
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = UNITS[0];
-    for u in UNITS.iter().skip(1) {
-        if v < 1000.0 {
-            break;
-        }
-        v /= 1000.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
+    pacstap_core::units::decimal_bytes(n, "bytes", pacstap_core::units::TO_PB)
 }
 
 fn list(items: &[String], total: u64) -> String {

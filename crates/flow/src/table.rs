@@ -672,36 +672,25 @@ impl<S: Default> FlowTable<S> {
         }
         // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data.
         let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32));
-        // While the peer waits for bytes this packet (or an earlier one) acknowledged, this
+        // While the peer owes bytes this packet (or an earlier one) acknowledged, this
         // direction's bytes were caused by them: hold them until they come (`causal`).
-        let mut held = false;
-        let mut new_hold = false;
+        let mut holding = causal::Holding {
+            held: false,
+            new: false,
+            interest: Interest::Continue,
+        };
         if (len > 0 || fin_seq.is_some()) && !*ignored && interest == Interest::Continue {
-            let holding_own = causal.as_ref().is_some_and(|c| c.dir == own);
-            if holding_own || (causal.is_none() && half[peer].owes_late()) {
-                let cost = CausalHold::cost(pkt.payload.len());
-                let charged = causal.as_ref().map_or(0, |c| c.charged());
-                let total = b.stats.buffered_bytes.saturating_add(b.stats.causal_held_bytes);
-                if charged.saturating_add(cost) <= b.cfg.causal_hold_bytes
-                    && total.saturating_add(cost as u64) <= b.cfg.max_buffered_bytes_total as u64
-                {
-                    new_hold |= causal.is_none();
-                    causal.get_or_insert_with(|| Box::new(CausalHold::new(own, now))).push(
-                        data_seq,
-                        len,
-                        pkt.payload,
-                        fin_seq,
-                        ts,
-                        &mut b,
-                    );
-                    held = true;
-                } else if let Some(c) = causal.take() {
-                    // Over a cap: what was held goes now, this packet after it.
-                    b.stats.causal_hold_overflows += 1;
-                    interest = c.replay(&mut half[own], &mut b, h, state, meta);
-                }
-            }
+            let seg = causal::Arrival {
+                seq: data_seq,
+                len,
+                payload: pkt.payload,
+                fin: fin_seq,
+                ts,
+            };
+            holding = causal::hold(causal, half, own, seg, now, &mut b, h, state, meta);
+            interest = holding.interest;
         }
+        let (held, mut new_hold) = (holding.held, holding.new);
         if len > 0 {
             *saw_payload = true;
             if !held && !*ignored && interest == Interest::Continue {
@@ -721,15 +710,11 @@ impl<S: Default> FlowTable<S> {
             }
         }
         // The cause came (or was given up): what waited for it follows.
-        let max_hold = self.cfg.ack_wait;
-        if let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max_hold)) {
+        let go_on = !*ignored && interest == Interest::Continue;
+        let (released, i) = causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
+        if released {
             new_hold = false;
-            if !*ignored && interest == Interest::Continue {
-                let d = c.dir;
-                interest = c.replay(&mut half[d], &mut b, h, state, meta);
-            } else {
-                c.discard(&mut b);
-            }
+            interest = i;
         }
         if b.stats.overlap_conflicts > conflicts {
             anomalies |= OVERLAP_CONFLICT;
@@ -765,44 +750,6 @@ impl<S: Default> FlowTable<S> {
             self.end_flow(idx, CloseReason::Fin, ts, h);
         }
         anomalies
-    }
-
-    /// Panics if the table's bookkeeping or a cap is broken (tests only).
-    #[cfg(test)]
-    fn check_invariants(&self) {
-        let mut n = 0;
-        for list in self.activity.lists() {
-            let mut last = Timestamp(i64::MIN);
-            for cur in list {
-                let flow = self.slots[cur as usize].as_ref().expect("listed slot holds a flow");
-                assert!(flow.last_active >= last, "activity list sorted");
-                last = flow.last_active;
-                assert_eq!(self.index.get(&flow.key), Some(&cur));
-                assert_eq!(self.activity.class_of(cur), Some(flow.class()), "class");
-                for hs in flow.half.iter() {
-                    hs.check_invariants();
-                    assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
-                    assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
-                }
-                n += 1;
-            }
-        }
-        assert_eq!(n, self.index.len());
-        assert!(n <= self.max_flows());
-        let charged: usize = self
-            .slots
-            .iter()
-            .flatten()
-            .flat_map(|f| f.half.iter())
-            .map(HalfStream::charged)
-            .sum();
-        assert_eq!(charged as u64, self.stats.buffered_bytes);
-        assert!(
-            self.stats.buffered_bytes <= self.cfg.max_buffered_bytes_total as u64,
-            "global cap"
-        );
-        assert!(self.stats.history_bytes <= self.cfg.delivered_history_total as u64);
-        assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
     }
 }
 
@@ -842,6 +789,45 @@ fn sink<'a, S: 'a, H: StreamHandler<S> + 'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<S: Default> FlowTable<S> {
+        /// Panics if the table's bookkeeping or a cap is broken (tests only).
+        fn check_invariants(&self) {
+            let mut n = 0;
+            for list in self.activity.lists() {
+                let mut last = Timestamp(i64::MIN);
+                for cur in list {
+                    let flow = self.slots[cur as usize].as_ref().expect("listed slot holds a flow");
+                    assert!(flow.last_active >= last, "activity list sorted");
+                    last = flow.last_active;
+                    assert_eq!(self.index.get(&flow.key), Some(&cur));
+                    assert_eq!(self.activity.class_of(cur), Some(flow.class()), "class");
+                    for hs in flow.half.iter() {
+                        hs.check_invariants();
+                        assert!(hs.charged() <= self.cfg.max_buffered_bytes_per_dir, "per-direction cap");
+                        assert!(hs.islands() <= self.cfg.max_holes_per_dir, "hole cap");
+                    }
+                    n += 1;
+                }
+            }
+            assert_eq!(n, self.index.len());
+            assert!(n <= self.max_flows());
+            let charged: usize = self
+                .slots
+                .iter()
+                .flatten()
+                .flat_map(|f| f.half.iter())
+                .map(HalfStream::charged)
+                .sum();
+            assert_eq!(charged as u64, self.stats.buffered_bytes);
+            assert!(
+                self.stats.buffered_bytes <= self.cfg.max_buffered_bytes_total as u64,
+                "global cap"
+            );
+            assert!(self.stats.history_bytes <= self.cfg.delivered_history_total as u64);
+            assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
+        }
+    }
     use pacstap_core::{Endpoint, TcpFlags, TcpHeader};
     use std::collections::HashMap;
     use std::net::{IpAddr, Ipv4Addr};

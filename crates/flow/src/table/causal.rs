@@ -29,7 +29,7 @@
 
 use super::sink;
 use crate::reassembly::{Budget, HalfStream};
-use pacstap_core::{Direction, FlowMeta, Interest, StreamHandler, Timestamp};
+use pacstap_core::{Direction, FlowMeta, Interest, PerDirection, StreamHandler, Timestamp};
 
 /// Bytes charged per held segment on top of its data (a `Vec` header and the segment's fields,
 /// rounded up like `reassembly::PIECE_OVERHEAD`).
@@ -150,4 +150,98 @@ impl CausalHold {
     pub fn discard(self, b: &mut Budget<'_>) {
         b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_sub(self.charged as u64);
     }
+}
+
+/// One segment as it came off the wire, before reassembly.
+pub(super) struct Arrival<'p> {
+    pub seq: u32,
+    /// Bytes on the wire (captured plus cut by the snaplen).
+    pub len: u64,
+    pub payload: &'p [u8],
+    pub fin: Option<u32>,
+    pub ts: Timestamp,
+}
+
+/// What [`hold`] did with a segment.
+pub(super) struct Holding {
+    /// The segment was held (the caller does not reassemble it now).
+    pub held: bool,
+    /// It started a new hold (the caller arms the wait timer).
+    pub new: bool,
+    /// The handler's answer to what a cap released, if anything was.
+    pub interest: Interest,
+}
+
+/// Holds `seg` of direction `own` while the other direction owes acknowledged bytes at its
+/// tail, or while `own` is already held (its order must stay). Over a cap, what was held is
+/// replayed at once and `seg` is left to the caller, after it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn hold<S, H: StreamHandler<S>>(
+    causal: &mut Option<Box<CausalHold>>,
+    half: &mut PerDirection<HalfStream>,
+    own: Direction,
+    seg: Arrival<'_>,
+    now: Timestamp,
+    b: &mut Budget<'_>,
+    h: &mut H,
+    state: &mut S,
+    meta: &FlowMeta,
+) -> Holding {
+    let mut out = Holding {
+        held: false,
+        new: false,
+        interest: Interest::Continue,
+    };
+    let holding_own = causal.as_ref().is_some_and(|c| c.dir == own);
+    if !holding_own && (causal.is_some() || !half[own.reverse()].owes_late()) {
+        return out;
+    }
+    let cost = CausalHold::cost(seg.payload.len());
+    let charged = causal.as_ref().map_or(0, |c| c.charged());
+    let total = b.stats.buffered_bytes.saturating_add(b.stats.causal_held_bytes);
+    if charged.saturating_add(cost) <= b.cfg.causal_hold_bytes
+        && total.saturating_add(cost as u64) <= b.cfg.max_buffered_bytes_total as u64
+    {
+        out.new = causal.is_none();
+        causal.get_or_insert_with(|| Box::new(CausalHold::new(own, now))).push(
+            seg.seq,
+            seg.len,
+            seg.payload,
+            seg.fin,
+            seg.ts,
+            b,
+        );
+        out.held = true;
+    } else if let Some(c) = causal.take() {
+        // Over a cap: what was held goes now, this segment after it.
+        b.stats.causal_hold_overflows += 1;
+        out.interest = c.replay(&mut half[own], b, h, state, meta);
+    }
+    out
+}
+
+/// Ends a hold that is [over](CausalHold::over) at `now`: replays it when the handler still
+/// wants the flow (`go_on`), else forgets it. Returns whether a hold ended, and the handler's
+/// answer to the replay.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn release_if_over<S, H: StreamHandler<S>>(
+    causal: &mut Option<Box<CausalHold>>,
+    half: &mut PerDirection<HalfStream>,
+    go_on: bool,
+    now: Timestamp,
+    b: &mut Budget<'_>,
+    h: &mut H,
+    state: &mut S,
+    meta: &FlowMeta,
+) -> (bool, Interest) {
+    let max = b.cfg.ack_wait;
+    let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max)) else {
+        return (false, Interest::Continue);
+    };
+    if !go_on {
+        c.discard(b);
+        return (true, Interest::Continue);
+    }
+    let d = c.dir;
+    (true, c.replay(&mut half[d], b, h, state, meta))
 }

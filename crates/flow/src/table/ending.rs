@@ -44,13 +44,10 @@ impl<S: Default> FlowTable<S> {
                 }
             }
             // A wait given up releases what was held for it (`causal`).
-            if let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, self.cfg.ack_wait)) {
-                if interest == Interest::Continue {
-                    let d = c.dir;
-                    interest = c.replay(&mut half[d], &mut b, h, state, meta);
-                } else {
-                    c.discard(&mut b);
-                }
+            let go_on = interest == Interest::Continue;
+            let (released, i) = super::causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
+            if released && go_on {
+                interest = i;
             }
             if interest == Interest::Ignore {
                 flow.ignored = true;

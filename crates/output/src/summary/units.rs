@@ -48,20 +48,7 @@ pub fn human_duration(d: Duration) -> String {
 /// Decimal units, as disks and network volumes are sold (`2.0 GB` is 2 000 000 000 bytes), the
 /// same as the alerts' summaries (pacstap-detect `bytes_text`) so a number reads the same in both.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if n < 1000 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = UNITS[0];
-    for u in UNITS.iter().skip(1) {
-        if v < 1000.0 {
-            break;
-        }
-        v /= 1000.0;
-        unit = u;
-    }
-    format!("{v:.1} {unit}")
+    pacstap_core::units::decimal_bytes(n, "B", pacstap_core::units::TO_EB)
 }
 
 #[cfg(test)]
