@@ -29,15 +29,24 @@ use std::collections::BinaryHeap;
 use std::path::PathBuf;
 
 /// Capture files open at once, at most. Each holds a descriptor and a read buffer of up to
-/// [`crate::BUFFER_SIZE`] (1 MiB), so this bounds the merge at 64 descriptors (a sixteenth of
-/// the common 1024 limit, leaving room for outputs, sockets and evidence files) and 64 MiB of
+/// [`crate::BUFFER_SIZE`] (256 KiB), so this bounds the merge at 64 descriptors (a sixteenth of
+/// the common 1024 limit, leaving room for outputs, sockets and evidence files) and 16 MiB of
 /// buffers however many files are named.
 pub const MAX_OPEN_FILES: usize = 64;
 
 /// Up to this many files are each read ahead on a thread of their own ([`crate::read_ahead`]):
 /// a replay of one or a few large captures, where reading is half the time. Beyond it (a
-/// directory of rotated files) a thread per file would cost more than it saves.
+/// directory of rotated files) a thread per file would cost more than it saves. Nor is any file
+/// read ahead when the process may run on one CPU only (`taskset`, a cgroup cpuset): the thread
+/// would take turns with the decoder on that CPU, adding two context switches per chunk to the
+/// same copy.
 pub const READ_AHEAD_FILES: usize = 4;
+
+/// Whether a thread reading ahead can run beside the decoder: more than one CPU is available to
+/// the process (its affinity mask, which `available_parallelism` honours).
+fn cpus_to_read_ahead() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > 1)
+}
 
 /// Frames of several files, merged by timestamp. With one file it is a thin wrapper with no
 /// per-frame merge cost.
@@ -95,7 +104,7 @@ impl MergedSource {
         if m.files.is_empty() && !m.unreadable.is_empty() {
             return Err(m.unreadable.remove(0));
         }
-        if m.files.len() <= READ_AHEAD_FILES {
+        if m.files.len() <= READ_AHEAD_FILES && cpus_to_read_ahead() {
             for f in &mut m.files {
                 f.read_ahead();
             }

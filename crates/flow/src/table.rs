@@ -1232,6 +1232,34 @@ mod tests {
     }
 
     #[test]
+    fn waits_at_the_end_of_the_clock_range_end_instead_of_firing_forever() {
+        // A capture stamped centuries ahead saturates the clock: a deadline re-armed "later"
+        // equals now, and the wait timer must not take it again at the same instant forever
+        // (it did, with a held answer: fuzz seed corpus of `tcp_reassembly`).
+        let end = |mut p: Packet<'static>| {
+            p.ts = Timestamp(i64::MAX);
+            p
+        };
+        let (mut t, mut rec) = (table(), Rec::default());
+        let pkts = [
+            end(pkt(0, true, CISN, 0, SYN, b"")),
+            end(pkt(1, false, SISN, c(0), SYN | ACK, b"")),
+            end(pkt(2, true, c(0), s(0), ACK, b"")),
+            end(pkt(3, true, c(0), s(0), ACK, b"aaaa")),
+            // The answer acknowledges "bbbb", not captured (yet): held, and a hole waits.
+            end(pkt(4, false, s(0), c(8), ACK, b"resp")),
+            // Another flow's packets run the wait timer at the same instant.
+            end(pkt_between(5, ep(9, 9), server(), 1, 0, ACK, b"x")),
+            end(pkt_between(6, ep(9, 9), server(), 2, 0, ACK, b"y")),
+        ];
+        feed(&mut t, &mut rec, &pkts);
+        assert!(!rec.text(ToClient).contains("resp"), "still held: no time has passed");
+        t.flush(Timestamp(i64::MAX), &mut rec);
+        assert_eq!(rec.order(), "S:aaaa C:x C:y C:resp", "the flush delivers what was held");
+        assert_eq!((t.stats().causal_held_bytes, t.active_flows()), (0, 0));
+    }
+
+    #[test]
     fn a_held_answer_goes_on_when_the_wait_runs_out_or_at_the_cap() {
         // The late bytes never come: the answer is delivered after `ack_wait` (500 ms) of
         // packet time, here by the wait timer (another flow's packet moves the clock).

@@ -75,9 +75,14 @@ impl<S: Default> FlowTable<S> {
                 // Stamped with when the wait expired, as timeouts are.
                 self.end_flow(idx, CloseReason::Fin, deadline, h);
             } else if let Some(since) = still {
-                // Waiting on packets rather than time, or a newer hole: look again later.
-                self.ack_waits
-                    .push_back((since.add(self.cfg.ack_wait).max(now.add(SWEEP_INTERVAL)), idx, id));
+                // Waiting on packets rather than time, or a newer hole: look again later. At the
+                // end of the clock's range (a capture stamped centuries ahead) there is no later:
+                // re-arming at `now` would loop here forever, so the flow keeps what it holds
+                // until it ends (bounded by the caps; the flush at the end delivers it).
+                let next = since.add(self.cfg.ack_wait).max(now.add(SWEEP_INTERVAL));
+                if next > now {
+                    self.ack_waits.push_back((next, idx, id));
+                }
             }
         }
     }
