@@ -25,6 +25,8 @@ ensure_deps() {
         command -v chromium >/dev/null 2>&1 || missing+=(chromium)
         # tests/deploy_rules.rs checks and unit-tests deploy/prometheus rules with promtool.
         command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+        # scripts/test type-checks the fuzz targets: libfuzzer-sys compiles libFuzzer (C++).
+        command -v c++ >/dev/null 2>&1 || missing+=(g++)
     fi
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" -ne 0 ]; then
