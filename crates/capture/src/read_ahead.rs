@@ -7,8 +7,10 @@
 //! single-threaded reader cannot come near it. A second thread that reads the next chunks while
 //! the decoder works on the current one hides the copy: the decoder's own work is unchanged and
 //! the wall time becomes the larger of the two, not their sum. Mapping the file instead
-//! (`mmap`) would avoid the copy altogether but needs `unsafe` (a file truncated under the
-//! mapping raises SIGBUS), which this workspace forbids.
+//! (`mmap`) was measured: it removes the copy, but the decoder then takes the cache misses the
+//! copy took (same time on one core, slower on two), and it needs `unsafe` (a file truncated
+//! under the mapping raises SIGBUS), which this workspace forbids. With one CPU available the
+//! thread is not started (`merge.rs`): it would only take turns with the decoder.
 //!
 //! Memory stays bounded: [`POOL`] buffers of [`HEADROOM`]` + `[`CHUNK`] bytes, recycled; the
 //! reader blocks when the decoder is [`POOL`] chunks behind. Each chunk keeps [`HEADROOM`] free
