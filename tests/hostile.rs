@@ -766,3 +766,48 @@ fn run_time_generators_keep_tcp_consistent() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A real nmap 7 service scan of a real DICOM server (scripts/samples/attacks/make-nmap-probe):
+/// nmap -sV's probes on the DICOM port (nothing at all, HTTP, TLS, ...) and the NSE scripts
+/// dicom-ping and dicom-brute. The probes storescp aborted are connections seen whole whose
+/// client never sent an A-ASSOCIATE-RQ: reported as `dicom.no_associate_request`, and counted
+/// apart in the summary; before, the summary called them associations "joined mid-stream".
+/// The two NSE associations are whole associations.
+#[test]
+fn an_nmap_service_scan_is_reported_as_probes_not_as_mid_stream_pickups() {
+    let r = replay(&attack("nmap-dicom-probe.pcap"));
+    let probes: Vec<&Value> = r
+        .events
+        .iter()
+        .filter(|e| e["anomaly"]["name"] == "dicom.no_associate_request")
+        .collect();
+    assert!(!probes.is_empty(), "{}", r.stderr);
+    assert!(probes
+        .iter()
+        .all(|e| e["dest_port"] == 11112 && e["src_ip"] == "10.41.0.30"));
+    let assocs: Vec<&Value> = r
+        .events
+        .iter()
+        .filter(|e| e["event_type"] == "dicom" && e["dicom"]["type"] == "association")
+        .map(|e| &e["dicom"])
+        .collect();
+    let whole: Vec<&&Value> = assocs.iter().filter(|a| a["request_seen"] == true).collect();
+    assert_eq!(whole.len(), 2, "dicom-ping and dicom-brute: {assocs:?}");
+    // nmap closes the connection without an A-RELEASE: "closed".
+    assert!(whole
+        .iter()
+        .all(|a| a["outcome"] == "closed" && a["calling_ae"] == "ECHOSCU" && a["called_ae"] == "ANY-SCP"));
+    let unrequested = assocs.iter().filter(|a| a["request_seen"] == false).count();
+    assert_eq!(
+        unrequested,
+        probes.len(),
+        "every association without a request is a probe"
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("{unrequested} with no request from the client")),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("joined mid-stream"), "{}", r.stderr);
+}

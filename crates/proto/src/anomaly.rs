@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn all_names_lists_every_protocol_once() {
         let names: Vec<(&str, &str)> = all_names().collect();
-        assert_eq!(names.len(), 15 + 13 + 8 + 11);
+        assert_eq!(names.len(), 16 + 13 + 8 + 11);
         assert!(names.contains(&("dicom", "dicom.pdu_too_large")));
         assert!(names.contains(&("hl7", "hl7.memory_budget")));
         assert!(names.iter().all(|(p, n)| n.starts_with(p)));

@@ -359,8 +359,20 @@ impl Summary {
         if self.associations > 0 || !self.commands.is_empty() {
             let _ = writeln!(s, "DICOM");
             let mut parts: Vec<String> = self.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            if self.associations_midstream > 0 {
-                parts.push(format!("{} joined mid-stream", self.associations_midstream));
+            // Connections seen whole whose client never sent an A-ASSOCIATE-RQ (probes, scans)
+            // also lack a request; they are said apart, not as mid-stream pickups.
+            let never_requested = self
+                .anomalies
+                .get("dicom.no_associate_request")
+                .copied()
+                .unwrap_or(0)
+                .min(self.associations_midstream);
+            let midstream = self.associations_midstream - never_requested;
+            if midstream > 0 {
+                parts.push(format!("{midstream} joined mid-stream"));
+            }
+            if never_requested > 0 {
+                parts.push(format!("{never_requested} with no request from the client (probes?)"));
             }
             let outcomes = if parts.is_empty() {
                 String::new()

@@ -47,6 +47,11 @@ anomaly_names! {
         ResponseWithoutRequest = "dicom.response_without_request",
         /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
         TooManyPending = "dicom.too_many_pending",
+        /// A connection captured from its handshake, without a capture gap, ended with no
+        /// A-ASSOCIATE-RQ from its client: a port scan or service probe (nmap `-sV` sends HTTP,
+        /// TLS and other probes, or nothing, and the DICOM server aborts), or a client that does
+        /// not speak DICOM. Not a mid-stream pickup, which the summary counts apart.
+        NoAssociateRequest = "dicom.no_associate_request",
     }
 }
 
@@ -298,6 +303,7 @@ mod tests {
                 "dicom.resync",
                 "dicom.response_without_request",
                 "dicom.too_many_pending",
+                "dicom.no_associate_request",
             ],
         );
     }

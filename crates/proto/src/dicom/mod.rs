@@ -571,6 +571,26 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_seen_whole_without_a_request_is_a_probe_not_a_pickup() {
+        // nmap -sV's NULL probe: the client connects and says nothing; storescp aborts after
+        // its ARTIM timeout with two A-ABORTs, 0/0 then 2/2 (as captured from nmap 7.93).
+        let probe = |handshake_seen: bool| {
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, 11112);
+            h.meta.handshake_seen = handshake_seen;
+            let _ = h.data(ToClient, &abort(0, 0));
+            let _ = h.data(ToClient, &abort(2, 2));
+            h.end(CloseReason::Fin)
+        };
+        let ev = probe(true);
+        let a = &associations(&ev)[0];
+        assert!(!a.request_seen && !a.accepted);
+        assert_eq!(a.outcome, AssociationOutcome::Aborted);
+        assert_eq!(anomaly_names(&ev), vec!["dicom.no_associate_request"]);
+        // Picked up mid-stream (no handshake): the request may simply not have been captured.
+        assert!(anomaly_names(&probe(false)).is_empty());
+    }
+
+    #[test]
     fn mid_association_start_resyncs() {
         let ds = store_dataset(TransferSyntax::ExplicitVrLittleEndian, "1.2.3.7", STUDY_B, 100);
         let mut first = vec![0x11u8; 123]; // tail of a PDU whose start was not captured

@@ -183,6 +183,18 @@ impl Session {
         for ev in std::mem::take(&mut a.pending) {
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
         }
+        if ctx.meta.handshake_seen && !a.request_seen && !a.accepted && a.commands == 0 && a.gap_bytes == 0 {
+            // The whole connection was captured and no request ever came: not a mid-stream
+            // pickup but a client that did not speak DICOM (a scanner's probe, typically).
+            self.anomaly(
+                ctx,
+                DicomAnomaly::NoAssociateRequest,
+                format_args!(
+                    "connection seen from its start; the client sent no A-ASSOCIATE-RQ, the association ended {}",
+                    ending.outcome.as_str()
+                ),
+            );
+        }
         ctx.events.push(event::association_event(ctx.ts, ctx.meta, &a, ending));
         ctx.stats.associations += 1;
         self.ended_any = true;
