@@ -415,17 +415,7 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
             .as_ref()
             .map(|a| a.stats())
             .unwrap_or_default(),
-        publish: detection.out.publish_counters.as_ref().map(|c| {
-            let t = c.totals();
-            pacstap_output::metrics::PublishStats {
-                acked: t.acked,
-                dropped: t.dropped,
-                retried: t.retried,
-                failed: t.failed,
-                queue_depth: t.queue_depth,
-                connected: t.connected,
-            }
-        }),
+        publish: detection.out.publish_counters.as_ref().map(|c| c.totals()),
         ..StatsSnapshot::default()
     }
 }

@@ -13,6 +13,7 @@
 pub mod event;
 pub mod flow;
 pub mod packet;
+pub mod publish;
 pub mod stream;
 pub mod time;
 pub mod units;
@@ -21,6 +22,7 @@ pub mod vocab;
 pub use event::*;
 pub use flow::{Direction, Endpoint, FlowId, FlowKey, FlowMeta, PerDirection};
 pub use packet::{Packet, TcpFlags, TcpHeader};
+pub use publish::PublishTotals;
 pub use stream::{ChunkBody, CloseReason, Interest, StreamChunk, StreamHandler};
 pub use time::Timestamp;
 pub use vocab::{EntityKind, Rule};

@@ -14,4 +14,5 @@ pub mod publish;
 mod publish_worker;
 pub mod stream;
 
-pub use publish::{PublishCounters, PublishSettings, PublishTotals, Publisher, TlsSettings};
+pub use pacstap_core::PublishTotals;
+pub use publish::{PublishCounters, PublishSettings, Publisher, TlsSettings};

@@ -20,6 +20,7 @@
 use crate::publish_worker;
 use crate::stream::StreamSettings;
 use bytes::Bytes;
+use pacstap_core::PublishTotals;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -181,19 +182,8 @@ pub struct PublishCounters {
     pub connected: AtomicBool,
 }
 
-/// A copy of the counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PublishTotals {
-    pub acked: u64,
-    pub dropped: u64,
-    pub retried: u64,
-    pub failed: u64,
-    /// Events waiting: queued, in flight or to be retried.
-    pub queue_depth: u64,
-    pub connected: bool,
-}
-
 impl PublishCounters {
+    /// A copy of the counters at one moment.
     pub fn totals(&self) -> PublishTotals {
         PublishTotals {
             acked: self.acked.load(Ordering::Relaxed),

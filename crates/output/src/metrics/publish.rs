@@ -7,21 +7,8 @@ use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 /// The values of the `result` label of `pacstap_publish_events_total`.
 pub const PUBLISH_RESULTS: [&str; 4] = ["acked", "dropped", "retried", "failed"];
 
-/// The publisher's counters in a [`super::StatsSnapshot`]; all zero without `--publish`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PublishStats {
-    /// Events JetStream acknowledged.
-    pub acked: u64,
-    /// Events dropped: queue full, or still waiting when the shutdown drain ran out.
-    pub dropped: u64,
-    /// Publishes sent again after a failure.
-    pub retried: u64,
-    /// Events given up on after repeated refusals by the server.
-    pub failed: u64,
-    /// Events waiting (queued, in flight, to be retried).
-    pub queue_depth: u64,
-    pub connected: bool,
-}
+/// The publisher's counters in a [`super::StatsSnapshot`] (the publisher's own shape).
+pub use pacstap_core::PublishTotals as PublishStats;
 
 pub(super) struct PublishMetrics {
     events: IntCounterVec,
