@@ -725,40 +725,6 @@ fn third_party_fragments_give_the_inner_tcp_tshark_sees() {
     assert!(f.is_empty(), "{}", f.join("\n"));
 }
 
-/// Writes `frames` (Ethernet) as pcapng with microsecond stamps moved `shift_us` ahead.
-fn write_pcapng_shifted(path: &Path, frames: &[common::pcapgen::Frame], shift_us: u64) {
-    let mut out = Vec::new();
-    let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
-        let len = 12 + body.len().div_ceil(4) * 4;
-        out.extend_from_slice(&kind.to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(body);
-        out.resize(out.len() + (len - 12 - body.len()), 0);
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-    };
-    // Section header: byte-order magic, version 1.0, section length unknown.
-    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
-    shb.extend_from_slice(&[1, 0, 0, 0]);
-    shb.extend_from_slice(&u64::MAX.to_le_bytes());
-    block(&mut out, 0x0A0D_0D0A, &shb);
-    // Interface: Ethernet, snaplen 262144, default resolution (microseconds).
-    let mut idb = 1u16.to_le_bytes().to_vec();
-    idb.extend_from_slice(&[0, 0]);
-    idb.extend_from_slice(&262_144u32.to_le_bytes());
-    block(&mut out, 1, &idb);
-    for f in frames {
-        let ts = f.ts_us + shift_us;
-        let mut epb = 0u32.to_le_bytes().to_vec();
-        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ts as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&f.data);
-        block(&mut out, 6, &epb);
-    }
-    std::fs::write(path, out).unwrap();
-}
-
 /// A capture stamped beyond the range of pacstap's clock (year 2321 in a pcapng: nanoseconds
 /// past `i64::MAX`, so every stamp saturates to the clock's end), with answers that a SPAN port
 /// shows before their requests (held for causal order). No deadline can lie after "now" there:
@@ -770,7 +736,7 @@ fn a_capture_stamped_beyond_the_clock_range_finishes_with_the_same_facts() {
     let dir = std::env::temp_dir().join(format!("pacstap-far-clock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let far = dir.join("far.pcapng");
-    write_pcapng_shifted(
+    common::pcapgen::write_pcapng_shifted(
         &far,
         &common::pcapgen::read_pcap(&mirror(name)),
         9_300_000_000 * 1_000_000,

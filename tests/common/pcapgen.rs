@@ -1,4 +1,4 @@
-//! A tiny classic-pcap reader/writer and Ethernet/IPv4/TCP frame editor for tests that build
+//! A tiny classic-pcap reader/writer (and pcapng writer) and Ethernet/IPv4/TCP frame editor for tests that build
 //! large attacked captures at run time from the real ones (a 270 k SYN flood, 10 MiB of MLLP
 //! start bytes, thousands of pinned associations): too large to commit, cheap to generate.
 //!
@@ -111,6 +111,42 @@ fn be16(d: &[u8], o: usize) -> u16 {
 }
 fn be32(d: &[u8], o: usize) -> u32 {
     u32::from_be_bytes(d[o..o + 4].try_into().unwrap())
+}
+
+/// Writes `frames` (Ethernet) as pcapng (one section, one interface at the default microsecond
+/// resolution, Enhanced Packet Blocks) with their stamps moved `shift_us` ahead: pcapng's 64-bit
+/// stamps reach past what a classic pcap's 32-bit seconds can say.
+pub fn write_pcapng_shifted(path: &Path, frames: &[Frame], shift_us: u64) {
+    let mut out = Vec::new();
+    let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+        let len = 12 + body.len().div_ceil(4) * 4;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len() + (len - 12 - body.len()), 0);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+    };
+    // Section header: byte-order magic, version 1.0, section length unknown.
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&[1, 0, 0, 0]);
+    shb.extend_from_slice(&u64::MAX.to_le_bytes());
+    block(&mut out, 0x0A0D_0D0A, &shb);
+    // Interface: Ethernet, snaplen 262144, default resolution (microseconds).
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0]);
+    idb.extend_from_slice(&262_144u32.to_le_bytes());
+    block(&mut out, 1, &idb);
+    for f in frames {
+        let ts = f.ts_us + shift_us;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&f.data);
+        block(&mut out, 6, &epb);
+    }
+    std::fs::write(path, out).unwrap();
 }
 
 pub fn tcp(d: &[u8]) -> Option<Tcp> {
