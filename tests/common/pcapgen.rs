@@ -1,6 +1,7 @@
-//! A tiny classic-pcap reader/writer (and pcapng writer) and Ethernet/IPv4/TCP frame editor for tests that build
-//! large attacked captures at run time from the real ones (a 270 k SYN flood, 10 MiB of MLLP
-//! start bytes, thousands of pinned associations): too large to commit, cheap to generate.
+//! A tiny classic-pcap reader/writer (and pcapng writer) and Ethernet/IPv4/TCP frame editor
+//! for tests that build large attacked captures at run time from the real ones (a 270 k SYN
+//! flood, 10 MiB of MLLP start bytes, thousands of pinned associations): too large to commit,
+//! cheap to generate.
 //!
 //! Written by hand on purpose: the tests must not depend on the crates under test to build
 //! their inputs, and this needs only the few header fields below. Input is our own bundled
