@@ -3,8 +3,10 @@
 //! The frames of `pcap-samples/store.pcap` and `move.pcap` are re-wrapped byte by byte, as a
 //! mirror would deliver them — VXLAN (AWS / Azure traffic mirroring), Geneve, GRE transparent
 //! bridging, ERSPAN I / II / III (Cisco / Arista remote SPAN), an MPLS Ethernet pseudowire,
-//! MPLS-labelled IP, PPPoE, and a tunnel inside a tunnel — written to a temporary pcap (same
-//! timestamps), replayed, and the JSON lines compared with the plain sample's.
+//! MPLS-labelled IP, PPPoE, the switch tags of a fabric-extender or TrustSec port (VN-Tag, E-Tag,
+//! Cisco MetaData, with and without a VLAN tag), and a tunnel inside a tunnel — written to a
+//! temporary pcap (same timestamps), replayed, and the JSON lines compared with the plain
+//! sample's.
 
 mod common;
 use common::*;
@@ -69,6 +71,15 @@ fn gre(flags: u8, protocol: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
     ethernet(0x0800, &ipv4(47, &g))
 }
 
+/// `frame` with `tag` (EtherType and body, one or more tags) put between its MAC addresses and
+/// its EtherType.
+fn tagged(frame: &[u8], tag: &[u8]) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(tag);
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
 /// The tunnel kinds, each a function from (frame number, inner Ethernet frame) to the mirror's frame.
 type Wrap = fn(u32, &[u8]) -> Vec<u8>;
 
@@ -122,6 +133,23 @@ fn wraps() -> Vec<(&'static str, Wrap)> {
             p.extend_from_slice(&[0x00, 0x21]);
             p.extend_from_slice(ip);
             ethernet(0x8864, &p)
+        }),
+        // Switch tags after the MAC addresses (a SPAN of fabric-extender or TrustSec ports).
+        ("vn-tag", |_, f| tagged(f, &[0x89, 0x26, 0x80, 0x05, 0x00, 0x07])),
+        ("e-tag", |_, f| {
+            tagged(f, &[0x89, 0x3f, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00])
+        }),
+        ("cisco metadata", |_, f| {
+            tagged(f, &[0x89, 0x09, 0x01, 0x01, 0x00, 0x01, 0x00, 0x0a])
+        }),
+        ("vlan + cisco metadata", |_, f| {
+            tagged(
+                f,
+                &[0x81, 0x00, 0x00, 0x64, 0x89, 0x09, 0x01, 0x01, 0x00, 0x01, 0x00, 0x0a],
+            )
+        }),
+        ("vn-tag + vlan", |_, f| {
+            tagged(f, &[0x89, 0x26, 0x80, 0x05, 0x00, 0x07, 0x81, 0x00, 0x00, 0x64])
         }),
         ("geneve in erspan ii", |n, f| {
             let mut g = vec![0, 0, 0x65, 0x58, 0, 0, 9, 0];
@@ -208,6 +236,11 @@ fn tunnelled_dicom_gives_the_plain_events() {
                 "erspan iii" => w.erspan_iii,
                 "mpls pseudowire" | "mpls ip" => w.mpls,
                 "pppoe" => w.pppoe,
+                "vn-tag" => w.vn_tag,
+                "vn-tag + vlan" => w.vn_tag.min(w.vlan_tagged),
+                "e-tag" => w.e_tag,
+                "cisco metadata" => w.cisco_metadata,
+                "vlan + cisco metadata" => w.cisco_metadata.min(w.vlan_tagged),
                 _ => w.erspan_ii.min(w.geneve),
             };
             assert_eq!(counted, w.frames, "{name} {kind}: {w:?}");

@@ -435,6 +435,24 @@ rewrap_test!(
     "needs decapsulation (VXLAN, inner VLAN)"
 );
 
+/// A SPAN of a fabric-extender host port (VN-Tag, then the VLAN tag) and of a TrustSec trunk
+/// with inline tagging (VLAN tag, then Cisco MetaData): the same facts, and every frame counted
+/// under its switch tag.
+#[test]
+fn switch_tags_give_the_plain_facts_and_are_counted() {
+    assert_same(&[
+        ("mixed.vntag-vlan.pcap", "mixed.plain.pcap"),
+        ("mixed.vlan-cmd.pcap", "mixed.plain.pcap"),
+    ]);
+    let vn = replay("mixed.vntag-vlan.pcap").report.wire;
+    assert_eq!((vn.vn_tag, vn.vlan_tagged, vn.tcp), (vn.frames, vn.frames, vn.frames));
+    let cmd = replay("mixed.vlan-cmd.pcap").report.wire;
+    assert_eq!(
+        (cmd.cisco_metadata, cmd.vlan_tagged, cmd.tcp),
+        (cmd.frames, cmd.frames, cmd.frames)
+    );
+}
+
 // --------------------------------------------------------------------------- defragmentation
 
 #[test]

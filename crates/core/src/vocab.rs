@@ -151,7 +151,7 @@ pub const DICOMWEB_SERVICES: [&str; 5] = ["QIDO-RS", "WADO-RS", "STOW-RS", "WADO
 pub const TLS_VERSIONS: [&str; 5] = ["SSL 3.0", "TLS 1.0", "TLS 1.1", "TLS 1.2", "TLS 1.3"];
 
 /// Encapsulations the wire stage removes (`pacstap_decapsulated_frames_total{kind}`).
-pub const TUNNEL_KINDS: [&str; 8] = [
+pub const TUNNEL_KINDS: [&str; 11] = [
     "vxlan",
     "geneve",
     "gre",
@@ -160,6 +160,9 @@ pub const TUNNEL_KINDS: [&str; 8] = [
     "erspan_iii",
     "mpls",
     "pppoe",
+    "vn_tag",
+    "e_tag",
+    "cisco_metadata",
 ];
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::tunnel::TunnelKind;
 /// `tcp`, `non_tcp`, `non_ip`, `truncated`, `malformed`, `ip_fragments`, `unsupported_link`,
 /// `too_deep`, `unsupported_tunnel`. In addition: `vlan_tagged` counts the frames that carried at
 /// least one VLAN tag (at any depth), `payload_cut` the TCP packets whose payload the snaplen cut,
-/// and `vxlan` … `pppoe` the frames that carried that encapsulation (once per frame, whatever
+/// and `vxlan` … `cisco_metadata` the frames that carried that encapsulation or tag (once per frame, whatever
 /// came of the frame; ERSPAN frames count as ERSPAN, not as GRE).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WireStats {
@@ -45,6 +45,11 @@ pub struct WireStats {
     pub erspan_iii: u64,
     pub mpls: u64,
     pub pppoe: u64,
+    /// Frames that carried a switch tag between the MAC addresses and the EtherType (a SPAN of
+    /// fabric-extender or TrustSec ports): VN-Tag, IEEE 802.1BR E-Tag, Cisco MetaData.
+    pub vn_tag: u64,
+    pub e_tag: u64,
+    pub cisco_metadata: u64,
     /// Destination ports of the UDP datagrams that were not decoded (for [`decode_hint`]).
     pub udp_ports: TopPorts,
 }
@@ -75,6 +80,9 @@ impl WireStats {
             erspan_iii,
             mpls,
             pppoe,
+            vn_tag,
+            e_tag,
+            cisco_metadata,
             udp_ports,
         } = other;
         self.frames += frames;
@@ -97,6 +105,9 @@ impl WireStats {
         self.erspan_iii += erspan_iii;
         self.mpls += mpls;
         self.pppoe += pppoe;
+        self.vn_tag += vn_tag;
+        self.e_tag += e_tag;
+        self.cisco_metadata += cisco_metadata;
         self.udp_ports.merge(udp_ports);
     }
 
@@ -111,6 +122,9 @@ impl WireStats {
             TunnelKind::ErspanIII => self.erspan_iii,
             TunnelKind::Mpls => self.mpls,
             TunnelKind::Pppoe => self.pppoe,
+            TunnelKind::VnTag => self.vn_tag,
+            TunnelKind::ETag => self.e_tag,
+            TunnelKind::CiscoMetadata => self.cisco_metadata,
         }
     }
 
@@ -124,6 +138,9 @@ impl WireStats {
             TunnelKind::ErspanIII => &mut self.erspan_iii,
             TunnelKind::Mpls => &mut self.mpls,
             TunnelKind::Pppoe => &mut self.pppoe,
+            TunnelKind::VnTag => &mut self.vn_tag,
+            TunnelKind::ETag => &mut self.e_tag,
+            TunnelKind::CiscoMetadata => &mut self.cisco_metadata,
         }
     }
 }

@@ -55,7 +55,8 @@ only (`scripts/samples/scenarios/scen_data.py` pool studies 1-20, UIDs under 1.2
   make the ACK-before-data variants; the duplicate and request-side variants are derived from the
   plain file (`scripts/samples/mirror/mirror_span.py`).
 - **Re-wraps** (`mixed.<wrap>.pcap`): `mixed.plain.pcap` (the four plain VXLAN-lab exchanges,
-  merged) with every frame wrapped by scapy in a tunnel this kernel has no module for
+  merged) with every frame wrapped by scapy in a tunnel this kernel has no module for, or with
+  the switch tags of a fabric-extender (VN-Tag) or TrustSec (Cisco MetaData) port in it
   (`scripts/samples/mirror/mirror_rewrap.py`): inner bytes and timestamps untouched, outer checksums valid.
 """
 

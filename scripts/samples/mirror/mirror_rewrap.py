@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tunnel re-wraps of a real plain capture, for the encapsulations this kernel cannot make (no
-gre / geneve / erspan modules): scripts/make-samples-mirror.
+gre / geneve / erspan modules, no switch tags): scripts/make-samples-mirror.
 
   mirror_rewrap.py PLAIN.pcap OUTDIR   writes OUTDIR/mixed.<wrap>.pcap for every wrap of WRAPS
                                        and prints one captures.tsv line per file
@@ -108,6 +108,23 @@ def vlan_in_vxlan(i, t, frame):
         UDP(sport=udp_sport(frame), dport=4789) / VXLAN(flags=0x08, vni=VNI) / inner
 
 
+def switch_tagged(frame, tag):
+    """the frame with a switch tag (its EtherType and body) between the MAC addresses and the EtherType"""
+    return Raw(frame[:12] + tag + frame[12:])
+
+
+def vntag_vlan(i, t, frame):
+    # Cisco VN-Tag (EtherType 0x8926): direction 1, destination VIF 5, source VIF 7; then 802.1Q VLAN 20,
+    # as the SPAN of a fabric-extender host port delivers it.
+    return switch_tagged(frame, bytes([0x89, 0x26, 0x80, 0x05, 0x00, 0x07, 0x81, 0x00, 0x00, 0x14]))
+
+
+def vlan_cmd(i, t, frame):
+    # 802.1Q VLAN 20, then Cisco MetaData (EtherType 0x8909: version 1, length 1, SGT option, SGT 10),
+    # as the SPAN of a TrustSec trunk with inline tagging delivers it.
+    return switch_tagged(frame, bytes([0x81, 0x00, 0x00, 0x14, 0x89, 0x09, 0x01, 0x01, 0x00, 0x01, 0x00, 0x0A]))
+
+
 # name -> (builder, what the file shows)
 WRAPS = {
     "geneve": (geneve, "Geneve (UDP 6081, VNI 4242, protocol 0x6558) / inner Ethernet"),
@@ -121,6 +138,8 @@ WRAPS = {
                                            "specific sub-header (O=1, platform id 3) / inner Ethernet"),
     "mpls": (mpls, "Ethernet 0x8847 / MPLS labels 1000, 2042 (bottom of stack) / inner IPv4 (no control word)"),
     "vlan-in-vxlan": (vlan_in_vxlan, "VXLAN (UDP 4789, VNI 4242) / inner Ethernet / 802.1Q VLAN 20 / IPv4"),
+    "vntag-vlan": (vntag_vlan, "Ethernet / Cisco VN-Tag (0x8926, VIF 5 <- 7) / 802.1Q VLAN 20 / IPv4"),
+    "vlan-cmd": (vlan_cmd, "Ethernet / 802.1Q VLAN 20 / Cisco MetaData (0x8909, SGT 10) / IPv4"),
 }
 
 

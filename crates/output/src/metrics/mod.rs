@@ -49,7 +49,7 @@
 //! | `pacstap_tcp_one_sided_flows_total` | counter | — Ended flows of which only one direction was captured. |
 //! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to the previous one of their direction (mirrored twice). |
 //! | `pacstap_tcp_snaplen_cut_segments_total` | counter | — TCP segments whose payload the snaplen cut short. |
-//! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe`): frames the wire stage peeled that tunnel from |
+//! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe` `vn_tag` `e_tag` `cisco_metadata`): frames the wire stage peeled that tunnel (or switch tag) from |
 //! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen; `tiny`: flagged tiny first fragments, still reassembled) |
 //! | `pacstap_ip_fragments_held_bytes` | gauge | — bytes the defragmenter holds now (within `--defrag-memory`) |
 //! | `pacstap_anomalies_total` | counter | `proto`, `name` (the decoders' fixed anomaly names, plus `wire.truncated` `wire.malformed` `wire.unsupported_link` `wire.ip_fragment`, and `defrag.overlap_conflict` `defrag.tiny_fragment` `defrag.too_big` `defrag.too_many_fragments` `defrag.malformed` for dropped (tiny: flagged) fragment trains, `wire.too_deep` `wire.unsupported_tunnel`, and the flow stage's `tcp.bad_checksum` `tcp.rst_in_window` `tcp.rst_out_of_window` `tcp.syn_on_established` `tcp.data_after_close` `tcp.overlap_conflict` `tcp.timestamp_jump`) |

@@ -14,6 +14,7 @@
 //! | ERSPAN I / II / III ([`erspan`], draft-foschiano-erspan-03) | GRE 0x88BE (I: no sequence number), 0x22EB | 0 / 8 / 12(+8) bytes, session | Ethernet (III: or IP) |
 //! | MPLS ([`mpls`], RFC 3032) | EtherType 0x8847 / 0x8848 | 4 bytes per label | IP, or Ethernet (pseudowire) |
 //! | PPPoE ([`pppoe`], RFC 2516) | EtherType 0x8864 | 6 + 2 bytes, session | IPv4, IPv6 |
+//! | VN-Tag, E-Tag, Cisco MetaData ([`tags`]) | EtherType 0x8926, 0x893F, 0x8909 | 4, 6, 6 bytes | the EtherType after the tag |
 //!
 //! VLAN / QinQ tags inside any inner Ethernet frame are etherparse's, as on the outer frame.
 //!
@@ -47,6 +48,7 @@ pub(crate) mod geneve;
 pub(crate) mod gre;
 pub(crate) mod mpls;
 pub(crate) mod pppoe;
+pub(crate) mod tags;
 pub(crate) mod vxlan;
 
 use crate::ip::{fragment_slice, tcp_packet};
@@ -74,10 +76,16 @@ pub enum TunnelKind {
     ErspanIII,
     Mpls,
     Pppoe,
+    /// Cisco VN-Tag (UCS / Nexus fabric extenders).
+    VnTag,
+    /// IEEE 802.1BR E-Tag (bridge port extension).
+    ETag,
+    /// Cisco MetaData: TrustSec inline SGT tagging.
+    CiscoMetadata,
 }
 
 impl TunnelKind {
-    pub const ALL: [TunnelKind; 8] = [
+    pub const ALL: [TunnelKind; 11] = [
         TunnelKind::Vxlan,
         TunnelKind::Geneve,
         TunnelKind::Gre,
@@ -86,6 +94,9 @@ impl TunnelKind {
         TunnelKind::ErspanIII,
         TunnelKind::Mpls,
         TunnelKind::Pppoe,
+        TunnelKind::VnTag,
+        TunnelKind::ETag,
+        TunnelKind::CiscoMetadata,
     ];
 
     /// The snake_case name used in counters and metric labels.
@@ -99,6 +110,9 @@ impl TunnelKind {
             TunnelKind::ErspanIII => "erspan_iii",
             TunnelKind::Mpls => "mpls",
             TunnelKind::Pppoe => "pppoe",
+            TunnelKind::VnTag => "vn_tag",
+            TunnelKind::ETag => "e_tag",
+            TunnelKind::CiscoMetadata => "cisco_metadata",
         }
     }
 
@@ -294,7 +308,15 @@ fn inner<'a>(cfg: &WireConfig, s: &LaxSlicedPacket<'a>) -> Option<Inner<'a>> {
                     pppoe::Ppp::NotIp => Err(NotDecoded::NonIp),
                 }),
             )),
-            _ => None,
+            ether_type => tags::tag_len(ether_type).map(|len| {
+                let kind = match ether_type {
+                    tags::VN_TAG => TunnelKind::VnTag,
+                    tags::E_TAG => TunnelKind::ETag,
+                    _ => TunnelKind::CiscoMetadata,
+                };
+                let r = tags::decap(len, e.payload).map(|(next, payload)| (None, Link::EtherType(next, payload)));
+                (kind, r)
+            }),
         };
     }
     None
