@@ -333,15 +333,27 @@ impl Outputs {
         if let Some(am) = &self.alertmanager {
             am.push(&ev);
         }
-        if let Some(s) = self.sink.as_mut() {
-            s.write(&ev).context("writing events")?;
-        }
         if let Some(p) = self.publisher.as_mut() {
+            // One serialization for both the publisher and the events file.
             self.line.clear();
-            // Serializing into memory cannot fail for these types; an error skips the event
-            // (counted as failed by the publisher, which gets an empty line).
-            let _ = pacstap_output::eve_json(&ev, &mut self.line);
+            match pacstap_output::eve_json(&ev, &mut self.line) {
+                Ok(()) => {
+                    if let Some(s) = self.sink.as_mut() {
+                        s.write_serialized(&ev, &self.line).context("writing events")?;
+                    }
+                }
+                // Serializing into memory cannot fail for these types; if it did, the file
+                // gets the error as before and the publisher an empty line (counted failed).
+                Err(_) => {
+                    self.line.clear();
+                    if let Some(s) = self.sink.as_mut() {
+                        s.write(&ev).context("writing events")?;
+                    }
+                }
+            }
             p.publish(ev.body.event_type(), &self.line);
+        } else if let Some(s) = self.sink.as_mut() {
+            s.write(&ev).context("writing events")?;
         }
         if self.collect {
             self.collected.push(ev);

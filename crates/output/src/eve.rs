@@ -95,6 +95,18 @@ impl<W: Write> JsonLinesSink<W> {
         Ok(())
     }
 
+    /// Writes `ev` as `json`, its line already serialized by [`eve_json`] (for the publisher),
+    /// so that an event published and written is serialized once.
+    pub fn write_serialized(&mut self, ev: &ProtocolEvent, json: &[u8]) -> io::Result<()> {
+        if ev.body.is_internal() || (self.alerts_only && ev.body.event_type() != "alert") {
+            return Ok(());
+        }
+        self.out.write_all(json)?;
+        self.out.write_all(b"\n")?;
+        self.written += 1;
+        Ok(())
+    }
+
     /// Lines written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -226,5 +238,37 @@ mod tests {
             sink.flush().unwrap();
         }
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_line_serialized_for_the_publisher_is_written_byte_for_byte_and_filtered_alike() {
+        let ev = ProtocolEvent {
+            ts: Timestamp::from_secs_nanos(1_795_773_601, 5),
+            flow: meta(),
+            body: EventBody::Anomaly(Anomaly {
+                proto: "http",
+                name: "http.test",
+                detail: Some("\u{9b}x".to_owned()),
+            }),
+        };
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        {
+            let mut sink = JsonLinesSink::new(&mut direct, false);
+            sink.write(&ev).unwrap();
+            sink.flush().unwrap();
+        }
+        let mut json = Vec::new();
+        eve_json(&ev, &mut json).unwrap();
+        {
+            let mut sink = JsonLinesSink::new(&mut via, false);
+            sink.write_serialized(&ev, &json).unwrap();
+            assert_eq!(sink.written(), 1);
+            sink.flush().unwrap();
+        }
+        assert_eq!(String::from_utf8(via).unwrap(), String::from_utf8(direct).unwrap());
+        let mut alerts = Vec::new();
+        let mut sink = JsonLinesSink::new(&mut alerts, true);
+        sink.write_serialized(&ev, &json).unwrap();
+        assert_eq!(sink.written(), 0);
     }
 }
