@@ -545,6 +545,68 @@ fn span_with_the_requests_late_gives_the_plain_facts() {
     assert_eq!(statuses, [401, 200, 200, 200]);
 }
 
+/// A SPAN whose two directions reach the tap with different delays (the PACS's side 3 ms late),
+/// duplicating some frames (ingress and egress copies a few microseconds apart, some landing
+/// after the connection's FINs), and delivering each client's SYN after its first data (the
+/// client's queue, too, reorders at the start): the 20-study C-MOVE must give the plain facts,
+/// the same bulk_export alert, and no anomaly. Before: the late SYN restarted the connection as
+/// a port reuse (the A-ASSOCIATE-RQ lost as a gap), the acceptor's late A-ASSOCIATE-AC made
+/// every C-STORE association report "P-DATA-TF before A-ASSOCIATE-AC", and copies after the FIN
+/// opened mid-stream flows flagged `tcp.data_after_close`.
+#[test]
+fn span_skew_late_syns_and_duplicates_after_the_fin_give_the_plain_facts_silently() {
+    use common::pcapgen::{self, Frame, ACK, FIN, SYN};
+    let frames = pcapgen::read_pcap(&mirror("move20.plain.pcap"));
+    const PACS: [u8; 4] = [10, 20, 0, 10];
+    let mut out: Vec<(u64, usize, Vec<u8>)> = Vec::new();
+    let mut first_data: BTreeMap<(u16, u16), u64> = BTreeMap::new();
+    let mut syns = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        let t = pcapgen::tcp(&f.data).expect("TCP");
+        let ts = f.ts_us + if t.src == PACS { 3_000 } else { 0 };
+        if t.flags & (SYN | ACK) == SYN {
+            syns.push((i, t.sport, t.dport, ts));
+            continue;
+        }
+        if t.payload_len > 0 {
+            first_data.entry((t.sport, t.dport)).or_insert(ts);
+        }
+        out.push((ts, i, f.data.clone()));
+        if i % 5 == 0 || t.flags & FIN != 0 {
+            // The other copy of the port, 40 µs later: a FIN's copy of the frame before it
+            // comes after the FIN.
+            out.push((ts + 40, i, f.data.clone()));
+        }
+    }
+    assert_eq!(syns.len(), 22, "one SYN per connection");
+    for (i, sport, dport, ts) in syns {
+        let after = first_data.get(&(sport, dport)).map_or(ts, |&d| d + 1);
+        out.push((after.max(ts), i, frames[i].data.clone()));
+    }
+    out.sort();
+    let frames: Vec<Frame> = out.into_iter().map(|(ts_us, _, data)| Frame { ts_us, data }).collect();
+    let dir = common::eve_run::tmpdir("span-skew");
+    let path = dir.join("move20.skewed.pcap");
+    pcapgen::write_pcap(&path, &frames);
+    let v = replay_paths(&[path], Some(&scenario_config()));
+    let p = replay("move20.plain.pcap");
+    let failures: Vec<String> = [
+        diff("facts", &facts(&v.events), &facts(&p.events)),
+        diff("alerts", &alerts(&v.events), &alerts(&p.events)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(anomaly_names(&v.events).is_empty(), "{:?}", anomaly_names(&v.events));
+    let f = &v.report.flow;
+    assert_eq!(
+        (f.gaps, f.flows_reused, f.syn_on_established, f.data_after_close),
+        (0, 0, 0, 0)
+    );
+    assert!(alerts(&v.events).keys().any(|a| a.contains("bulk_export")));
+}
+
 /// Ingress and egress of the port both mirrored: every frame twice.
 #[test]
 fn span_duplicates_give_the_plain_facts() {

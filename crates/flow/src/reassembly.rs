@@ -48,6 +48,10 @@ use ack_wait::AckWait;
 /// sixty times the memory the byte caps promise.
 pub const PIECE_OVERHEAD: usize = 64;
 
+/// How far after a late SYN the stream picked up without it may start, in bytes: a mirror
+/// reorders by a few packets, not by megabytes.
+const LATE_SYN_SPAN: i64 = 1 << 20;
+
 /// Signed distance from `b` to `a` in sequence space (RFC 9293 §3.4, arithmetic modulo 2^32):
 /// positive when `a` comes after `b`.
 pub(crate) fn seq_delta(a: u32, b: u32) -> i64 {
@@ -156,6 +160,16 @@ impl HalfStream {
             self.started = true;
             self.acked = 0;
         }
+    }
+
+    /// Whether a SYN with sequence number `syn_seq` is this direction's own, delivered late: the
+    /// stream was picked up without it (bytes were read from it), and starts at the byte right
+    /// after it or up to
+    /// [`LATE_SYN_SPAN`] bytes later (the bytes between were not captured either way). A new
+    /// connection on the same ports (port reuse) starts above the old one's bytes (RFC 6191;
+    /// Linux and the BSDs pick the new ISN so), never before them.
+    pub fn starts_after_syn(&self, syn_seq: u32) -> bool {
+        self.started && self.has_data() && (0..=LATE_SYN_SPAN).contains(&seq_delta(self.base, syn_seq.wrapping_add(1)))
     }
 
     /// Whether any byte was delivered or buffered.

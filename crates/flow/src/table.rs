@@ -14,7 +14,7 @@
 //! RFC 5961). What fails is counted, reported as a `tcp.*` anomaly event (capped per flow,
 //! [`FlowTable::drain_events`]) and has no effect.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use pacstap_core::{
@@ -155,9 +155,10 @@ pub struct FlowTable<S> {
     checksums: ChecksumPolicy,
     /// `tcp.*` anomaly events not yet drained.
     events: Vec<ProtocolEvent>,
-    /// Keys of flows ended recently (by FIN or RST): two generations, the older dropped when the
-    /// newer fills.
-    recent_ends: [HashSet<FlowKey, ahash::RandomState>; 2],
+    /// Keys of flows ended recently (by FIN or RST), with how far each endpoint had sent
+    /// (`[key.src's, key.dst's]` SND.MAX): two generations, the older dropped when the newer
+    /// fills.
+    recent_ends: [HashMap<FlowKey, [Option<u32>; 2], ahash::RandomState>; 2],
     /// Flows holding an acknowledged hole open: when to look again (packet time).
     ack_waits: VecDeque<(Timestamp, u32, FlowId)>,
     /// The flow of the latest packet stamped far ahead of the clock (for its anomaly).
@@ -426,6 +427,17 @@ impl<S: Default> FlowTable<S> {
                 // The handshake is not over (a SYN retried), or this is the SYN retransmitted.
                 return SynAction::Same;
             }
+            if dir == Direction::ToServer
+                && flow.client_isn.is_none()
+                && flow.fin_seen.iter().all(|&f| !f)
+                && flow.half[dir].starts_after_syn(seq)
+            {
+                // The connection's own SYN, delivered after its first data: a mirror reorders
+                // (one direction's copies queued behind the other's, or a busy collector), and
+                // the flow was picked up from that data. Restarting it as a new connection
+                // would throw away the association request it already read.
+                return SynAction::Same;
+            }
             // A new ISN on an open connection: an endpoint answers with a challenge ACK. Only the
             // SYN-ACK acknowledging it would show a real new connection (port reuse).
             flow.pending_syn = Some((seq, pkt.ts, dir));
@@ -452,6 +464,22 @@ impl<S: Default> FlowTable<S> {
         SynAction::Same
     }
 
+    /// Whether `pkt` (not a SYN) on the 4-tuple of a recently ended connection carries only
+    /// sequence numbers that connection's sender had already sent.
+    fn resends_ended(&self, pkt: &Packet<'_>, key: &FlowKey, len: u64) -> bool {
+        let side = usize::from(pkt.key.src != key.src);
+        let Some(sent) = self
+            .recent_ends
+            .iter()
+            .find_map(|g| g.get(key))
+            .and_then(|s| s.get(side).copied().flatten())
+        else {
+            return false;
+        };
+        let end = pkt.tcp.seq.wrapping_add(u32::try_from(len).unwrap_or(u32::MAX));
+        crate::reassembly::seq_delta(end, sent) <= 0 && crate::reassembly::seq_delta(sent, end) < 1 << 30
+    }
+
     /// Start a flow for `pkt` (first seen at `start`), or count the packet as ignored.
     fn create<H: StreamHandler<S>>(
         &mut self,
@@ -465,6 +493,12 @@ impl<S: Default> FlowTable<S> {
         // A packet with neither SYN nor payload tells nothing about a connection we do not know
         // (a bare ACK, a FIN or RST of one that already ended); a RST ends rather than starts.
         if flags.rst() || !(flags.syn() || len > 0) {
+            self.stats.ignored_packets += 1;
+            return None;
+        }
+        if !flags.syn() && self.resends_ended(pkt, &key, len) {
+            // A copy of bytes the ended connection already carried (a SPAN's duplicate or a
+            // retransmission delivered after the FINs): nothing new, no new flow.
             self.stats.ignored_packets += 1;
             return None;
         }
@@ -539,7 +573,7 @@ impl<S: Default> FlowTable<S> {
         self.index.insert(key, idx);
         self.activity.push_back(idx, Class::NoPayload);
         self.stats.flows_created += 1;
-        if !handshake_seen && self.recent_ends.iter().any(|g| g.contains(&key)) {
+        if !handshake_seen && self.recent_ends.iter().any(|g| g.contains_key(&key)) {
             // Data on a 4-tuple whose connection just ended: decoded (as a mid-stream flow) and
             // flagged, since a connection that really ended carries no more data.
             self.stats.data_after_close += 1;
@@ -714,7 +748,11 @@ impl<S: Default> FlowTable<S> {
         let (released, i) = causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
         if released {
             new_hold = false;
-            interest = i;
+            // Discarded unreplayed when the flow is being ignored: `i` says nothing then, and
+            // taking it would lose this packet's `Ignore`.
+            if go_on {
+                interest = i;
+            }
         }
         if b.stats.overlap_conflicts > conflicts {
             anomalies |= OVERLAP_CONFLICT;
@@ -2016,6 +2054,71 @@ mod tests {
     }
 
     #[test]
+    fn a_syn_delivered_after_the_first_data_is_the_same_connection() {
+        // A mirror queued the client's SYN behind its first data: the flow is picked up from the
+        // data, and the SYN that comes next (ISN right before it) must not restart it.
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, c(0), s(0), ACK, b"hello"),
+                pkt(1, true, CISN, 0, SYN, b""),
+                pkt(2, false, SISN, c(0), SYN | ACK, b""),
+                pkt(3, true, c(5), s(0), ACK, b" world"),
+                pkt(4, false, s(0), c(11), ACK, b"ok"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(
+            (rec.text(ToServer).as_str(), rec.text(ToClient).as_str()),
+            ("hello world", "ok")
+        );
+        let st = t.stats();
+        assert_eq!(
+            (st.flows_created, st.flows_reused, st.syn_on_established, st.gaps),
+            (1, 0, 0, 0)
+        );
+        assert!(anomalies(&mut t).is_empty());
+    }
+
+    #[test]
+    fn a_syn_far_from_the_picked_up_stream_is_still_a_suspect_new_connection() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(&mut t, &mut rec, &[pkt(0, true, c(0), s(0), ACK, b"hello")]);
+        // A new ISN beyond the bytes seen (port reuse picks one above them), or far below.
+        for isn in [c(5), c(0).wrapping_sub(4 << 20)] {
+            feed(&mut t, &mut rec, &[pkt(1, true, isn, 0, SYN, b"")]);
+        }
+        assert_eq!(t.stats().syn_on_established, 2);
+    }
+
+    #[test]
+    fn a_copy_of_old_bytes_after_the_connection_ended_opens_no_flow() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(5), s(0), ACK | FIN, b""),
+                pkt(6, false, s(0), c(6), ACK | FIN, b""),
+                pkt(7, true, c(6), s(1), ACK, b""),
+            ],
+        );
+        assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
+        // The SPAN's second copy of "hello", delivered after the FINs: old bytes.
+        feed(&mut t, &mut rec, &[pkt(8, true, c(0), s(0), ACK, b"hello")]);
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.data_after_close), (1, 0));
+        assert_eq!(rec.text(ToServer), "hello|");
+        // New bytes on the ended connection are still decoded and flagged.
+        feed(&mut t, &mut rec, &[pkt(9, true, c(6), s(1), ACK, b"more")]);
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.data_after_close), (2, 1));
+    }
+
+    #[test]
     fn data_beyond_a_fin_is_flagged() {
         let (mut t, mut rec) = (table(), Rec::default());
         established(&mut t, &mut rec);
@@ -2321,6 +2424,47 @@ mod tests {
                 (0, 0, 0),
                 "round {round}"
             );
+        }
+    }
+
+    /// Found by `random_garbage_never_panics_and_keeps_the_books`: the decoder gave up on the
+    /// flow (`Ignore`) at the packet where a causal hold ran out; the hold was discarded and its
+    /// `Continue` overwrote the `Ignore`, so the flow was neither ignored nor cleared, and a
+    /// piece was left at the delivery point.
+    #[test]
+    fn ignore_is_kept_when_a_causal_hold_is_discarded_at_the_same_packet() {
+        let cfg = FlowConfig {
+            idle_timeout: Duration::from_secs(5),
+            max_flows: 4,
+            max_buffered_bytes_per_dir: 1000,
+            max_buffered_bytes_total: 3000,
+            max_holes_per_dir: 3,
+            ..FlowConfig::default()
+        };
+        let (a, b) = (ep(4, 2575), ep(2, 104));
+        let buf = [0x55u8; 300];
+        let pk: [(i64, bool, u32, u32, u8, usize, u32); 9] = [
+            (3805137, true, 2926401475, 2926399885, 0x19, 169, 169),
+            (3822973, true, 1957102399, 942468821, 0x19, 27, 2345890669),
+            (3824344, false, 2362343599, 2926401069, 0x6, 85, 85),
+            (3833314, false, 3200653145, 677274175, 0xb, 46, 46),
+            (3847366, true, 1268880950, 2362343136, 0x2a, 174, 174),
+            (3849630, true, 2926401876, 2926402105, 0x0, 7, 7),
+            (3853175, false, 2926400275, 2362342765, 0x11, 130, 130),
+            (3855713, false, 2926398467, 3833428866, 0x11, 86, 86),
+            (3855797, true, 3200654524, 2926401094, 0x1, 41, 0),
+        ];
+        let mut t = FlowTable::new(cfg);
+        let mut rec = Rec {
+            ignore_after: Some(7),
+            ..Rec::default()
+        };
+        for &(now, ab, seq, ack, flags, n, wire) in &pk {
+            let (src, dst) = if ab { (a, b) } else { (b, a) };
+            let mut p = pkt_between(now, src, dst, seq, ack, flags, &buf[..n]);
+            p.wire_payload_len = wire;
+            t.process(&p, &mut rec);
+            t.check_invariants();
         }
     }
 

@@ -136,7 +136,16 @@ impl<S: Default> FlowTable<S> {
                 let newer = std::mem::take(&mut self.recent_ends[0]);
                 self.recent_ends[1] = newer;
             }
-            self.recent_ends[0].insert(flow.key);
+            let (client, server) = (
+                flow.seqs[Direction::ToServer].snd_max,
+                flow.seqs[Direction::ToClient].snd_max,
+            );
+            let sent = if flow.client_first {
+                [client, server]
+            } else {
+                [server, client]
+            };
+            self.recent_ends[0].insert(flow.key, sent);
         }
         self.stats.flows_ended += 1;
         h.on_flow_end(flow.state, &flow.meta, reason, ts);

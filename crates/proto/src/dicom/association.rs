@@ -57,6 +57,11 @@ pub(crate) struct Association {
     /// the association ends, released, when the RQ arrives or the connection ends, so the RQ's
     /// bytes are still counted in it.
     pub released_early: bool,
+    /// A command came after the RQ but before any A-ASSOCIATE-AC. A requester sends P-DATA only
+    /// once accepted, so on a SPAN port that is the acceptor's side arriving late; the
+    /// `dicom.unexpected_pdu` anomaly waits for the association's end and is reported only if
+    /// no A-ASSOCIATE-AC ever came.
+    pub pdata_before_ac: bool,
 }
 
 impl Association {
@@ -84,6 +89,7 @@ impl Association {
             pending: Vec::new(),
             release_requested: false,
             released_early: false,
+            pdata_before_ac: false,
         }
     }
 

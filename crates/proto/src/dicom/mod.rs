@@ -571,6 +571,30 @@ mod tests {
     }
 
     #[test]
+    fn a_command_before_the_accept_is_an_anomaly_only_if_the_accept_never_comes() {
+        // A SPAN port delivers the acceptor's side late: the requester's first command (which
+        // it sent only once accepted) is read before the A-ASSOCIATE-AC.
+        let rq = associate_rq("MODALITY1", "PACS", &[(1, VERIFICATION, &[IMPLICIT_LE])], None);
+        let late_ac: Conv = vec![
+            (ToServer, rq.clone()),
+            (ToServer, pdata(&[(1, 3, &cmd_echo_rq(1))])),
+            (ToClient, associate_ac(&[(1, 0, IMPLICIT_LE)])),
+            (ToClient, pdata(&[(1, 3, &cmd_rsp(0x8030, 1, 0, None))])),
+            (ToServer, release_rq()),
+            (ToClient, release_rp()),
+        ];
+        let ev = every_split(&ProtoConfig::default(), 104, &late_ac, CloseReason::Fin);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+        let a = &associations(&ev)[0];
+        assert!(a.request_seen && a.accepted);
+        assert_eq!(commands(&ev)[0].status.as_deref(), Some("0x0000"));
+        // No A-ASSOCIATE-AC at all: reported when the association ends.
+        let never: Conv = vec![(ToServer, rq), (ToServer, pdata(&[(1, 3, &cmd_echo_rq(1))]))];
+        let ev = every_split(&ProtoConfig::default(), 104, &never, CloseReason::Fin);
+        assert_eq!(anomaly_names(&ev), vec!["dicom.unexpected_pdu"]);
+    }
+
+    #[test]
     fn a_connection_seen_whole_without_a_request_is_a_probe_not_a_pickup() {
         // nmap -sV's NULL probe: the client connects and says nothing; storescp aborts after
         // its ARTIM timeout with two A-ABORTs, 0/0 then 2/2 (as captured from nmap 7.93).

@@ -183,6 +183,13 @@ impl Session {
         for ev in std::mem::take(&mut a.pending) {
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
         }
+        if a.pdata_before_ac && !a.accepted {
+            self.anomaly(
+                ctx,
+                DicomAnomaly::UnexpectedPdu,
+                format_args!("P-DATA-TF before A-ASSOCIATE-AC, and no A-ASSOCIATE-AC came"),
+            );
+        }
         if ctx.meta.handshake_seen && !a.request_seen && !a.accepted && a.commands == 0 && a.gap_bytes == 0 {
             // The whole connection was captured and no request ever came: not a mid-stream
             // pickup but a client that did not speak DICOM (a scanner's probe, typically).

@@ -9,25 +9,20 @@ use pacstap_core::{Direction, StatusClass};
 
 impl Session {
     pub(super) fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
-        match &self.assoc {
-            None => {
-                if self.ended_any {
-                    self.anomaly(
-                        ctx,
-                        DicomAnomaly::UnexpectedPdu,
-                        format_args!("P-DATA-TF after the association ended"),
-                    );
-                }
-                self.implicit(ctx, false);
-            }
-            Some(a) if a.request_seen && !a.accepted => {
+        if self.assoc.is_none() {
+            if self.ended_any {
                 self.anomaly(
                     ctx,
                     DicomAnomaly::UnexpectedPdu,
-                    format_args!("P-DATA-TF before A-ASSOCIATE-AC"),
+                    format_args!("P-DATA-TF after the association ended"),
                 );
             }
-            Some(_) => {}
+            self.implicit(ctx, false);
+        }
+        if let Some(a) = self.assoc.as_mut().filter(|a| a.request_seen && !a.accepted) {
+            // Reported at the association's end if the A-ASSOCIATE-AC never comes (a mirror
+            // delivers the acceptor's side late often enough).
+            a.pdata_before_ac = true;
         }
         // Picked up mid-association: a DIMSE command is only ever sent on an established
         // association (PS3.8 §7.1.1), so it proves the A-ASSOCIATE-AC we did not see.
