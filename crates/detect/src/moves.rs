@@ -7,7 +7,8 @@
 //! C-MOVE (whose final response follows the last sub-operation, PS3.7 §9.1.4.1.2): they are
 //! gathered here per (originator AE, message id) and taken by the C-MOVE when it arrives.
 //! Message ids repeat across associations, so a C-MOVE takes only sub-operations that began
-//! at or after its request and that went to its Move Destination.
+//! at or after its request (less a mirror's skew, [`MIRROR_SKEW_NS`]) and that went to its Move
+//! Destination.
 
 use crate::name::Name;
 use pacstap_core::FlowId;
@@ -21,6 +22,14 @@ const MAX_MOVES: usize = 4096;
 /// Sub-operation flows named per C-MOVE: one association per C-MOVE is usual, one per
 /// instance the worst a sender does; the evidence lists are capped further down anyway.
 const MAX_FLOWS: usize = 64;
+/// How much earlier than its C-MOVE's request a sub-operation may seem to begin, in
+/// nanoseconds of packet time. The two come from different hosts (the C-MOVE from the
+/// requester, the C-STORE from the SCP), and a SPAN port delivers one host's copies later than
+/// the other's: 10 ms of skew put every sub-operation before its request and the C-MOVE lost
+/// its volume and data flows. Half a second is the flow stage's bound on a late direction
+/// (`FlowConfig::ack_wait`); an earlier C-MOVE that reused the message id has taken its own
+/// sub-operations long before.
+const MIRROR_SKEW_NS: i64 = 500_000_000;
 
 /// What the sub-operations of one C-MOVE moved.
 #[derive(Debug, Clone)]
@@ -101,7 +110,7 @@ impl MoveLinks {
     pub(crate) fn take(&mut self, calling: &str, message_id: u16, dest_ae: &str, request_time: i64) -> Option<SubOps> {
         let key = (Name::new(calling), message_id);
         let s = self.open.get(&key)?;
-        if *s.dest_ae != *dest_ae || s.first < request_time {
+        if *s.dest_ae != *dest_ae || s.first < request_time.saturating_sub(MIRROR_SKEW_NS) {
             return None;
         }
         self.open.remove(&key)
@@ -171,8 +180,13 @@ mod tests {
         l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
         assert!(l.take("WS1", 7, "OTHER", 5).is_none(), "another destination");
         assert!(l.take("WS1", 8, "ARCHIVE", 5).is_none(), "another message");
-        assert!(l.take("WS1", 7, "ARCHIVE", 11).is_none(), "began before this request");
-        assert!(l.take("WS1", 7, "ARCHIVE", 10).is_some_and(|s| s.instances == 3));
+        let skew = MIRROR_SKEW_NS;
+        assert!(
+            l.take("WS1", 7, "ARCHIVE", 11 + skew).is_none(),
+            "began before this request, by more than a mirror's skew"
+        );
+        // The requester's copies delivered later than the SCP's (a SPAN port): within the skew.
+        assert!(l.take("WS1", 7, "ARCHIVE", 10 + skew).is_some_and(|s| s.instances == 3));
         l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
         l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
         l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
