@@ -999,6 +999,11 @@ mod tests {
                 .join(" ")
         }
 
+        /// Both directions' [`Rec::text`]: (to server, to client).
+        fn texts(&self) -> (String, String) {
+            (self.text(ToServer), self.text(ToClient))
+        }
+
         /// One direction of every flow, in delivery order: data as text, gaps as `-`, FIN as `|`.
         fn text(&self, dir: Direction) -> String {
             let mut out = String::new();
@@ -1993,10 +1998,7 @@ mod tests {
             ],
         );
         assert!(rec.ends.is_empty());
-        assert_eq!(
-            (rec.text(ToServer).as_str(), rec.text(ToClient).as_str()),
-            ("hello world", "ok")
-        );
+        assert_eq!(rec.texts(), ("hello world".into(), "ok".into()));
         let st = t.stats();
         assert_eq!((st.flows_created, st.flows_reused, st.syn_on_established), (1, 0, 1));
         assert_eq!(anomalies(&mut t), ["tcp.syn_on_established"]);
@@ -2070,10 +2072,7 @@ mod tests {
             ],
         );
         assert!(rec.ends.is_empty());
-        assert_eq!(
-            (rec.text(ToServer).as_str(), rec.text(ToClient).as_str()),
-            ("hello world", "ok")
-        );
+        assert_eq!(rec.texts(), ("hello world".into(), "ok".into()));
         let st = t.stats();
         assert_eq!(
             (st.flows_created, st.flows_reused, st.syn_on_established, st.gaps),
