@@ -333,27 +333,27 @@ impl Outputs {
         if let Some(am) = &self.alertmanager {
             am.push(&ev);
         }
-        if let Some(p) = self.publisher.as_mut() {
-            // One serialization for both the publisher and the events file.
+        // With a publisher, one serialization serves it and the events file. Serializing into
+        // memory cannot fail for these types; if it did, the file gets the error from its own
+        // write, and the publisher an empty line (counted failed).
+        let serialized = self.publisher.is_some() && {
             self.line.clear();
-            match pacstap_output::eve_json(&ev, &mut self.line) {
-                Ok(()) => {
-                    if let Some(s) = self.sink.as_mut() {
-                        s.write_serialized(&ev, &self.line).context("writing events")?;
-                    }
-                }
-                // Serializing into memory cannot fail for these types; if it did, the file
-                // gets the error as before and the publisher an empty line (counted failed).
-                Err(_) => {
-                    self.line.clear();
-                    if let Some(s) = self.sink.as_mut() {
-                        s.write(&ev).context("writing events")?;
-                    }
-                }
+            let ok = pacstap_output::eve_json(&ev, &mut self.line).is_ok();
+            if !ok {
+                self.line.clear();
             }
+            ok
+        };
+        if let Some(s) = self.sink.as_mut() {
+            let written = if serialized {
+                s.write_serialized(&ev, &self.line)
+            } else {
+                s.write(&ev)
+            };
+            written.context("writing events")?;
+        }
+        if let Some(p) = self.publisher.as_mut() {
             p.publish(ev.body.event_type(), &self.line);
-        } else if let Some(s) = self.sink.as_mut() {
-            s.write(&ev).context("writing events")?;
         }
         if self.collect {
             self.collected.push(ev);

@@ -164,10 +164,9 @@ impl HalfStream {
 
     /// Whether a SYN with sequence number `syn_seq` is this direction's own, delivered late: the
     /// stream was picked up without it (bytes were read from it), and starts at the byte right
-    /// after it or up to
-    /// [`LATE_SYN_SPAN`] bytes later (the bytes between were not captured either way). A new
-    /// connection on the same ports (port reuse) starts above the old one's bytes (RFC 6191;
-    /// Linux and the BSDs pick the new ISN so), never before them.
+    /// after it or up to [`LATE_SYN_SPAN`] bytes later (the bytes between were not captured
+    /// either way). A new connection on the same ports (port reuse) starts above the old one's
+    /// bytes (RFC 6191; Linux and the BSDs pick the new ISN so), never before them.
     pub fn starts_after_syn(&self, syn_seq: u32) -> bool {
         self.started && self.has_data() && (0..=LATE_SYN_SPAN).contains(&seq_delta(self.base, syn_seq.wrapping_add(1)))
     }

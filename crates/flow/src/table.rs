@@ -31,8 +31,10 @@ use crate::reassembly::{Budget, HalfStream};
 
 mod causal;
 mod ending;
+mod syn;
 
 use causal::CausalHold;
+use syn::SynAction;
 
 /// How often (packet time) idle flows are looked for. A sweep costs only the flows it ends plus one
 /// look at the oldest, so this bounds how late a silent flow's timeout is noticed, not how much
@@ -126,16 +128,6 @@ impl<S> Flow<S> {
             Direction::ToClient
         }
     }
-}
-
-/// What a SYN on a flow in the table does.
-enum SynAction {
-    /// It belongs to this connection (a retransmission, or the handshake still going on).
-    Same,
-    /// A confirmed new connection on the same 4-tuple: the SYN-ACK acknowledged the pending SYN.
-    Reuse { start: Timestamp, client_isn: u32 },
-    /// Not believed (RFC 5961 §4: the endpoint answers with a challenge ACK); no effect.
-    Drop(u8),
 }
 
 /// All TCP connections a worker owns, reassembled in both directions.
@@ -412,72 +404,6 @@ impl<S: Default> FlowTable<S> {
     /// The table cap, at least one flow and within the slab's `u32` indices.
     fn max_flows(&self) -> usize {
         self.cfg.max_flows.clamp(1, (NIL - 1) as usize)
-    }
-
-    /// What a SYN (or SYN-ACK) on a flow already in the table means (RFC 5961 §4).
-    fn syn_on_existing(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool) -> SynAction {
-        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return SynAction::Same;
-        };
-        let dir = flow.direction(src_first);
-        let seq = pkt.tcp.seq;
-        let established = flow.server_isn.is_some() || flow.saw_payload;
-        if !pkt.tcp.flags.ack() {
-            if !established || (dir == Direction::ToServer && flow.client_isn == Some(seq)) {
-                // The handshake is not over (a SYN retried), or this is the SYN retransmitted.
-                return SynAction::Same;
-            }
-            if dir == Direction::ToServer
-                && flow.client_isn.is_none()
-                && flow.fin_seen.iter().all(|&f| !f)
-                && flow.half[dir].starts_after_syn(seq)
-            {
-                // The connection's own SYN, delivered after its first data: a mirror reorders
-                // (one direction's copies queued behind the other's, or a busy collector), and
-                // the flow was picked up from that data. Restarting it as a new connection
-                // would throw away the association request it already read.
-                return SynAction::Same;
-            }
-            // A new ISN on an open connection: an endpoint answers with a challenge ACK. Only the
-            // SYN-ACK acknowledging it would show a real new connection (port reuse).
-            flow.pending_syn = Some((seq, pkt.ts, dir));
-            if flow.fin_seen.iter().any(|&f| f) {
-                // The old connection was closing: port reuse is what is expected.
-                return SynAction::Drop(0);
-            }
-            self.stats.syn_on_established += 1;
-            return SynAction::Drop(SYN_ON_ESTABLISHED);
-        }
-        if let Some((isn, start, syn_dir)) = flow.pending_syn {
-            if syn_dir == dir.reverse() && pkt.tcp.ack == isn.wrapping_add(1) {
-                return SynAction::Reuse { start, client_isn: isn };
-            }
-        }
-        let own_isn = match dir {
-            Direction::ToClient => flow.server_isn,
-            Direction::ToServer => flow.client_isn,
-        };
-        if established && own_isn.is_some_and(|isn| isn != seq) {
-            self.stats.syn_on_established += 1;
-            return SynAction::Drop(SYN_ON_ESTABLISHED);
-        }
-        SynAction::Same
-    }
-
-    /// Whether `pkt` (not a SYN) on the 4-tuple of a recently ended connection carries only
-    /// sequence numbers that connection's sender had already sent.
-    fn resends_ended(&self, pkt: &Packet<'_>, key: &FlowKey, len: u64) -> bool {
-        let side = usize::from(pkt.key.src != key.src);
-        let Some(sent) = self
-            .recent_ends
-            .iter()
-            .find_map(|g| g.get(key))
-            .and_then(|s| s.get(side).copied().flatten())
-        else {
-            return false;
-        };
-        let end = pkt.tcp.seq.wrapping_add(u32::try_from(len).unwrap_or(u32::MAX));
-        crate::reassembly::seq_delta(end, sent) <= 0 && crate::reassembly::seq_delta(sent, end) < 1 << 30
     }
 
     /// Start a flow for `pkt` (first seen at `start`), or count the packet as ignored.

@@ -1,9 +1,9 @@
 //! Which encapsulations the decoder peels: [`WireConfig`], and the `--decapsulate` syntax.
 
 /// What the decoder decapsulates. GRE (with ERSPAN), MPLS, PPPoE and the switch tags (VN-Tag,
-/// E-Tag, Cisco MetaData) are recognised by their IP protocol or EtherType, which nothing else uses, so they need no setting; VXLAN and Geneve are
-/// recognised only by a UDP destination port, which any application may use, so their ports are
-/// a setting (defaults: the IANA ports, VXLAN 4789 per RFC 7348 §5, Geneve 6081 per RFC 8926
+/// E-Tag, Cisco MetaData) are recognised by their IP protocol or EtherType, which nothing else
+/// uses, so they need no setting; VXLAN and Geneve are recognised only by a UDP destination
+/// port, which any application may use, so their ports are a setting (defaults: the IANA ports, VXLAN 4789 per RFC 7348 §5, Geneve 6081 per RFC 8926
 /// §3.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireConfig {

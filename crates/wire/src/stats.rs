@@ -8,8 +8,8 @@ use crate::tunnel::TunnelKind;
 /// `tcp`, `non_tcp`, `non_ip`, `truncated`, `malformed`, `ip_fragments`, `unsupported_link`,
 /// `too_deep`, `unsupported_tunnel`. In addition: `vlan_tagged` counts the frames that carried at
 /// least one VLAN tag (at any depth), `payload_cut` the TCP packets whose payload the snaplen cut,
-/// and `vxlan` … `cisco_metadata` the frames that carried that encapsulation or tag (once per frame, whatever
-/// came of the frame; ERSPAN frames count as ERSPAN, not as GRE).
+/// and `vxlan` … `cisco_metadata` the frames that carried that encapsulation or tag (once per
+/// frame, whatever came of the frame; ERSPAN frames count as ERSPAN, not as GRE).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WireStats {
     pub frames: u64,

@@ -308,12 +308,7 @@ fn inner<'a>(cfg: &WireConfig, s: &LaxSlicedPacket<'a>) -> Option<Inner<'a>> {
                     pppoe::Ppp::NotIp => Err(NotDecoded::NonIp),
                 }),
             )),
-            ether_type => tags::tag_len(ether_type).map(|len| {
-                let kind = match ether_type {
-                    tags::VN_TAG => TunnelKind::VnTag,
-                    tags::E_TAG => TunnelKind::ETag,
-                    _ => TunnelKind::CiscoMetadata,
-                };
+            ether_type => tags::tag(ether_type).map(|(kind, len)| {
                 let r = tags::decap(len, e.payload).map(|(next, payload)| (None, Link::EtherType(next, payload)));
                 (kind, r)
             }),

@@ -18,6 +18,7 @@
 //! same way; Snort 3 and Arkime skip the Cisco MetaData header the same six bytes). None of them
 //! identifies a tunnel: like a VLAN tag, the tag is not reported as a tunnel id.
 
+use super::TunnelKind;
 use crate::NotDecoded;
 
 /// EtherType of a VN-Tag.
@@ -41,14 +42,14 @@ pub(crate) fn decap(tag_len: usize, data: &[u8]) -> Result<(u16, &[u8]), NotDeco
     Ok((ether_type, data.get(tag_len + 2..).unwrap_or_default()))
 }
 
-/// Bytes of the tag after its EtherType (before the next EtherType), per EtherType; `None`
-/// for an EtherType that is not one of these tags.
-pub(crate) fn tag_len(ether_type: u16) -> Option<usize> {
+/// The kind of tag an EtherType announces and the bytes of the tag after that EtherType (before
+/// the next one); `None` for an EtherType that is not one of these tags.
+pub(crate) fn tag(ether_type: u16) -> Option<(TunnelKind, usize)> {
     match ether_type {
-        VN_TAG => Some(4),
-        E_TAG => Some(6),
+        VN_TAG => Some((TunnelKind::VnTag, 4)),
+        E_TAG => Some((TunnelKind::ETag, 6)),
         // Version 1 with its one SGT option is all that is deployed (and all Wireshark reads).
-        CISCO_METADATA => Some(6),
+        CISCO_METADATA => Some((TunnelKind::CiscoMetadata, 6)),
         _ => None,
     }
 }
@@ -60,12 +61,13 @@ mod tests {
     #[test]
     fn each_tag_gives_the_ether_type_and_payload_after_it() {
         let vn = [0x80, 0x05, 0x00, 0x07, 0x08, 0x00, 0x45];
-        assert_eq!(decap(tag_len(VN_TAG).unwrap(), &vn), Ok((0x0800, &[0x45u8][..])));
+        assert_eq!(decap(tag(VN_TAG).unwrap().1, &vn), Ok((0x0800, &[0x45u8][..])));
         let e = [0, 0, 0, 0x2a, 0, 0, 0x81, 0x00, 0, 5];
-        assert_eq!(decap(tag_len(E_TAG).unwrap(), &e), Ok((0x8100, &[0u8, 5][..])));
+        assert_eq!(decap(tag(E_TAG).unwrap().1, &e), Ok((0x8100, &[0u8, 5][..])));
         let cmd = [0x01, 0x01, 0x00, 0x01, 0x00, 0x0a, 0x86, 0xdd];
-        assert_eq!(decap(tag_len(CISCO_METADATA).unwrap(), &cmd), Ok((0x86dd, &[][..])));
-        assert_eq!(tag_len(0x0800), None);
+        assert_eq!(decap(tag(CISCO_METADATA).unwrap().1, &cmd), Ok((0x86dd, &[][..])));
+        assert_eq!(tag(0x0800), None);
+        assert_eq!(tag(CISCO_METADATA).map(|t| t.0), Some(TunnelKind::CiscoMetadata));
     }
 
     #[test]
