@@ -185,6 +185,22 @@ fn conflicting_retransmission_keeps_the_first_copy_and_is_reported() {
     assert!(new.iter().any(|a| a.contains("overlap")), "{new:?}");
 }
 
+/// Association 1's SYN carries a decoy: its own A-ASSOCIATE-RQ naming ADMINWS instead of
+/// WORKSTATION1. The PACS has no TCP Fast Open: its SYN-ACK acknowledges the SYN alone, it
+/// drops the data and reads the real request sent after the handshake (RFC 7413 §4.2.2; Linux
+/// `tcp_send_syn_data`). Taking SYN data as the first copy of offset 0 named ADMINWS for the
+/// association's 6 C-MOVEs, and the bulk_export alert on WORKSTATION1 (18) never fired.
+#[test]
+fn decoy_data_on_a_syn_the_receiver_dropped_changes_nothing() {
+    let (clean, bad) = same_as_bulk_export("decoy-syn-data.pcap");
+    let events = serde_json::to_string(&bad.events).unwrap();
+    assert!(!bad.stdout.contains("ADMINWS") && !events.contains("ADMINWS"));
+    assert_eq!(
+        new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
+        ["tcp.syn_data_ignored"]
+    );
+}
+
 // ------------------------------------------------------------------ 3. flow-table flood
 
 /// bulk-export-move.pcap with `n` half-open SYNs (random sources and ports, to the PACS)
@@ -694,12 +710,15 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-bad-checksum.pcap", 1),
         ("decoy-retransmission.pcap", 1),
         ("clock-ten-years.pcap", 0),
+        // The SYN replaced by the same SYN with data.
+        ("decoy-syn-data.pcap", 0),
     ] {
         let got = pcapgen::read_pcap(&attack(file));
         assert_eq!(got.len(), base.len() + extra, "{file}");
         let base_set: BTreeSet<&[u8]> = base.iter().map(|f| f.data.as_slice()).collect();
         let added: Vec<&Frame> = got.iter().filter(|f| !base_set.contains(f.data.as_slice())).collect();
-        assert_eq!(added.len(), extra, "{file}: frames not in the base");
+        let replaced = usize::from(file == "decoy-syn-data.pcap");
+        assert_eq!(added.len(), extra + replaced, "{file}: frames not in the base");
     }
     // The clock attack re-stamps exactly one frame, by ten years (3,652 days).
     let got = pcapgen::read_pcap(&attack("clock-ten-years.pcap"));

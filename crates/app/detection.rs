@@ -388,6 +388,7 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("tcp.rst_out_of_window", f.rst_out_of_window),
         ("tcp.syn_on_established", f.syn_on_established),
         ("tcp.data_after_close", f.data_after_close),
+        ("tcp.syn_data_ignored", f.syn_data_ignored),
         ("tcp.overlap_conflict", f.overlap_conflicts),
         ("tcp.timestamp_jump", f.timestamp_jumps),
     ] {
@@ -447,6 +448,7 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("rst_out_of_window", f.rst_out_of_window),
         ("syn_on_established", f.syn_on_established),
         ("data_after_close", f.data_after_close),
+        ("syn_data_ignored", f.syn_data_ignored),
         ("overlap_conflicts", f.overlap_conflicts),
         ("timestamp_jumps", f.timestamp_jumps),
         ("evicted_half_open", f.evicted_half_open),

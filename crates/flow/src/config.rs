@@ -211,6 +211,9 @@ pub struct FlowStats {
     pub syn_on_established: u64,
     /// Packets with data after their connection's teardown (beyond a FIN, or on a just-reset 4-tuple).
     pub data_after_close: u64,
+    /// SYNs whose data the receiver did not take (its SYN-ACK acknowledged the SYN alone, or the
+    /// sender sent the bytes again): dropped, never decoded (`reassembly::syn_data`).
+    pub syn_data_ignored: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -269,6 +272,7 @@ impl FlowStats {
             rst_out_of_window,
             syn_on_established,
             data_after_close,
+            syn_data_ignored,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -313,6 +317,7 @@ impl FlowStats {
         self.rst_out_of_window += rst_out_of_window;
         self.syn_on_established += syn_on_established;
         self.data_after_close += data_after_close;
+        self.syn_data_ignored += syn_data_ignored;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

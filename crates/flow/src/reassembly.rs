@@ -39,7 +39,9 @@ use crate::config::{FlowConfig, FlowStats};
 use crate::history::History;
 
 mod ack_wait;
+mod syn_data;
 use ack_wait::AckWait;
+use syn_data::SynData;
 
 /// Bytes charged against the buffer caps for each buffered piece, on top of its data.
 ///
@@ -144,6 +146,9 @@ pub(crate) struct HalfStream {
     wait: Option<AckWait>,
     /// The last bytes delivered, to compare retransmissions of them with.
     history: Option<History>,
+    /// Data of the SYN that opened this direction, until the receiver is known to have taken it
+    /// (`syn_data`).
+    syn_data: Option<SynData>,
 }
 
 impl HalfStream {
@@ -171,9 +176,9 @@ impl HalfStream {
         self.started && self.has_data() && (0..=LATE_SYN_SPAN).contains(&seq_delta(self.base, syn_seq.wrapping_add(1)))
     }
 
-    /// Whether any byte was delivered or buffered.
+    /// Whether any byte was delivered or buffered (SYN data waiting for its verdict included).
     pub fn has_data(&self) -> bool {
-        self.next > 0 || !self.pieces.is_empty()
+        self.next > 0 || !self.pieces.is_empty() || self.syn_data.is_some()
     }
 
     /// `Close(Fin)` has been delivered for this direction.
@@ -196,6 +201,9 @@ impl HalfStream {
         if !self.started {
             // Picked up mid-stream: the first payload seen is offset 0.
             self.start_at(seq);
+        }
+        if self.syn_data.is_some() && self.syn_data_on_segment(seq, b, out) == Interest::Ignore {
+            return Interest::Ignore;
         }
         let d = seq_delta(seq, self.next_seq());
         if d == 0 && len == payload.len() as u64 && self.pieces.is_empty() && self.fin.is_none() {
@@ -260,6 +268,9 @@ impl HalfStream {
             // A direction that never carried data: it is empty.
             self.start_at(seq);
         }
+        if self.syn_data.is_some() && self.syn_data_on_segment(seq, b, out) == Interest::Ignore {
+            return Interest::Ignore;
+        }
         let d = seq_delta(seq, self.next_seq());
         if d < 0 {
             // A FIN before bytes already delivered contradicts the stream: ignore it.
@@ -282,6 +293,8 @@ impl HalfStream {
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
         self.wait = None;
+        // Never acknowledged, never followed: the receiver did not take it.
+        self.drop_syn_data(b);
         if self.drain(b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
@@ -306,6 +319,8 @@ impl HalfStream {
         self.uncharge(charged, b);
         self.islands = 0;
         self.wait = None;
+        // Its charge was in `charged`.
+        self.syn_data = None;
         if let Some(h) = self.history.take() {
             b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
         }
@@ -695,7 +710,7 @@ impl HalfStream {
         assert_eq!(self.islands, count_islands(&self.pieces), "islands");
         assert_eq!(
             self.charged,
-            self.pieces.values().map(Piece::charge).sum::<usize>(),
+            self.pieces.values().map(Piece::charge).sum::<usize>() + self.syn_data.as_ref().map_or(0, SynData::charge),
             "charged"
         );
         if let Some(fin) = self.fin {

@@ -53,7 +53,7 @@ const MAX_LOST_TAIL: u64 = 65_535;
 const RECENT_ENDS: usize = 4096;
 
 /// The `tcp.*` anomaly names, as bits of a per-packet mask.
-const ANOMALY_NAMES: [&str; 7] = [
+const ANOMALY_NAMES: [&str; 8] = [
     "tcp.bad_checksum",
     "tcp.rst_in_window",
     "tcp.rst_out_of_window",
@@ -61,6 +61,7 @@ const ANOMALY_NAMES: [&str; 7] = [
     "tcp.data_after_close",
     "tcp.overlap_conflict",
     "tcp.timestamp_jump",
+    "tcp.syn_data_ignored",
 ];
 const BAD_CHECKSUM: u8 = 1 << 0;
 const RST_IN_WINDOW: u8 = 1 << 1;
@@ -69,6 +70,7 @@ const SYN_ON_ESTABLISHED: u8 = 1 << 3;
 const DATA_AFTER_CLOSE: u8 = 1 << 4;
 const OVERLAP_CONFLICT: u8 = 1 << 5;
 const TIMESTAMP_JUMP: u8 = 1 << 6;
+const SYN_DATA_IGNORED: u8 = 1 << 7;
 
 /// One connection.
 struct Flow<S> {
@@ -619,7 +621,11 @@ impl<S: Default> FlowTable<S> {
             }
         }
         let waiting = PerDirection::new(half.to_server.waiting(), half.to_client.waiting());
-        let (conflicts, after_fin) = (b.stats.overlap_conflicts, b.stats.bytes_after_fin);
+        let (conflicts, after_fin, syn_data_ignored) = (
+            b.stats.overlap_conflicts,
+            b.stats.bytes_after_fin,
+            b.stats.syn_data_ignored,
+        );
         let mut interest = Interest::Continue;
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
         // a gap it reveals belongs before whatever this packet carries.
@@ -639,7 +645,15 @@ impl<S: Default> FlowTable<S> {
             new: false,
             interest: Interest::Continue,
         };
-        if (len > 0 || fin_seq.is_some()) && !*ignored && interest == Interest::Continue {
+        // Data on the SYN that opens this direction waits for the receiver's verdict
+        // (`reassembly::syn_data`): it is not offset 0 until the SYN-ACK acknowledges it.
+        let syn_data_kept = len > 0
+            && flags.syn()
+            && !flags.ack()
+            && !*ignored
+            && interest == Interest::Continue
+            && half[own].syn_data(pkt.payload, len, &mut b);
+        if (len > 0 || fin_seq.is_some()) && !syn_data_kept && !*ignored && interest == Interest::Continue {
             let seg = causal::Arrival {
                 seq: data_seq,
                 len,
@@ -653,11 +667,13 @@ impl<S: Default> FlowTable<S> {
         let (held, mut new_hold) = (holding.held, holding.new);
         if len > 0 {
             *saw_payload = true;
-            if !held && !*ignored && interest == Interest::Continue {
+            if !held && !syn_data_kept && !*ignored && interest == Interest::Continue {
                 interest = half[own].segment(data_seq, pkt.payload, len, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }
-        if let Some(fin_seq) = fin_seq {
+        // A SYN with data and FIN is dropped by a listening receiver (Linux discards SYN+FIN in
+        // LISTEN): its FIN ends nothing.
+        if let Some(fin_seq) = fin_seq.filter(|_| !syn_data_kept) {
             fin_seen[own] = true;
             if !held && !*ignored && interest == Interest::Continue {
                 interest = half[own].fin(fin_seq, &mut b, &mut sink(h, state, meta, dir, ts));
@@ -682,6 +698,9 @@ impl<S: Default> FlowTable<S> {
         }
         if b.stats.overlap_conflicts > conflicts {
             anomalies |= OVERLAP_CONFLICT;
+        }
+        if b.stats.syn_data_ignored > syn_data_ignored {
+            anomalies |= SYN_DATA_IGNORED;
         }
         if b.stats.bytes_after_fin > after_fin {
             b.stats.data_after_close += 1;
@@ -1906,6 +1925,129 @@ mod tests {
         );
         feed(&mut t, &mut rec, &[pkt(2, false, 0, c(0), RST | ACK, b"")]);
         assert_eq!(rec.end_reasons(), vec![CloseReason::Rst], "connection refused");
+    }
+
+    // Data on a SYN (RFC 7413): decoded only once the SYN-ACK acknowledges it.
+
+    #[test]
+    fn syn_data_the_syn_ack_does_not_acknowledge_is_dropped_and_the_resent_bytes_are_read() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                // A decoy on the SYN: a PDU header announcing 4 GiB.
+                pkt(0, true, CISN, 0, SYN, b"\x04\x00\xff\xff\xff\xf0"),
+                pkt(1, false, SISN, c(0), SYN | ACK, b""),
+                pkt(2, true, c(0), s(0), ACK, b"real request"),
+                pkt(3, false, s(0), c(12), ACK, b"answer"),
+            ],
+        );
+        assert_eq!(rec.texts(), ("real request".into(), "answer".into()));
+        let st = t.stats();
+        assert_eq!(
+            (st.syn_data_ignored, st.overlap_conflicts, st.buffered_bytes),
+            (1, 0, 0)
+        );
+        assert_eq!(anomalies(&mut t), ["tcp.syn_data_ignored"]);
+    }
+
+    #[test]
+    fn syn_data_the_syn_ack_acknowledges_is_offset_zero_tcp_fast_open() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b"GET / "),
+                pkt(1, false, SISN, c(6), SYN | ACK, b""),
+                pkt(2, true, c(6), s(0), ACK, b"HTTP/1.1"),
+                pkt(3, false, s(0), c(14), ACK, b"200"),
+            ],
+        );
+        assert_eq!(rec.texts(), ("GET / HTTP/1.1".into(), "200".into()));
+        assert_eq!((t.stats().syn_data_ignored, t.stats().ack_before_data), (0, 0));
+        assert!(anomalies(&mut t).is_empty());
+    }
+
+    #[test]
+    fn syn_data_without_a_captured_syn_ack_is_judged_by_the_senders_next_bytes() {
+        // Sent again at offset 0: the receiver had dropped it.
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b"decoy"),
+                pkt(2, true, c(0), s(0), ACK, b"hello"),
+            ],
+        );
+        t.flush(ms(9), &mut rec);
+        assert_eq!(rec.text(ToServer), "hello");
+        assert_eq!(t.stats().syn_data_ignored, 1);
+        // Followed at its end: only a receiver that took it is sent bytes there.
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt(0, true, CISN, 0, SYN, b"hel"), pkt(2, true, c(3), s(0), ACK, b"lo")],
+        );
+        t.flush(ms(9), &mut rec);
+        assert_eq!(rec.text(ToServer), "hello");
+        assert_eq!(t.stats().syn_data_ignored, 0);
+    }
+
+    #[test]
+    fn syn_data_never_decided_is_dropped_at_the_end_and_its_memory_returned() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b"decoy"),
+                // A retransmitted SYN with other data: the first copy waits, once.
+                pkt(1, true, CISN, 0, SYN, b"other"),
+            ],
+        );
+        assert!(t.stats().buffered_bytes > 0);
+        t.flush(ms(9), &mut rec);
+        assert_eq!(rec.text(ToServer), "");
+        let st = t.stats();
+        assert_eq!((st.syn_data_ignored, st.buffered_bytes), (1, 0));
+    }
+
+    #[test]
+    fn syn_data_on_a_syn_the_span_port_delivered_after_the_syn_ack_is_judged_the_same() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, false, SISN, c(0), SYN | ACK, b""),
+                pkt(0, true, CISN, 0, SYN, b"decoy"),
+                pkt(1, true, c(0), s(0), ACK, b"hello"),
+                pkt(2, false, s(0), c(5), ACK, b"hi"),
+            ],
+        );
+        assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
+        assert_eq!(t.stats().syn_data_ignored, 1);
+    }
+
+    #[test]
+    fn a_syn_with_data_and_fin_ends_nothing() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN | FIN, b"decoy"),
+                pkt(1, false, SISN, c(0), SYN | ACK, b""),
+                pkt(2, true, c(0), s(0), ACK, b"hello"),
+                pkt(3, false, s(0), c(5), ACK, b"hi"),
+            ],
+        );
+        assert!(rec.ends.is_empty());
+        assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
     }
 
     // SYN on an open connection (RFC 5961 §4) and port reuse.

@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 20] = [
+pub const TCP_COUNTERS: [(&str, &str); 21] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -79,6 +79,10 @@ pub const TCP_COUNTERS: [(&str, &str); 20] = [
     (
         "data_after_close",
         "Packets carrying data after their connection's teardown.",
+    ),
+    (
+        "syn_data_ignored",
+        "SYNs whose data the receiver did not take (dropped, never decoded).",
     ),
     (
         "overlap_conflicts",
