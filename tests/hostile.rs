@@ -116,6 +116,36 @@ fn fin_with_a_bad_checksum_does_not_close_the_client_side() {
     assert!(reported(&bad, "checksum"), "{}", bad.stderr);
 }
 
+/// A good-checksum FIN from the client 100 bytes ahead of what the PACS expects: the PACS
+/// queues it out of order and drops it when the client's real bytes run past it (no sender
+/// sends data after its own FIN; Linux drops a queued segment a later one covers). Taking it
+/// as the client's last word cut the stream there: 4 of the 18 C-MOVEs vanished and the
+/// bulk_export alert never fired.
+#[test]
+fn fin_ahead_of_the_stream_that_the_data_runs_past_changes_nothing() {
+    let (clean, bad) = same_as_bulk_export("ctl-fin-in-window.pcap");
+    assert_eq!(
+        new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
+        ["tcp.fin_ignored"]
+    );
+}
+
+/// The same FIN a gigabyte ahead (beyond any window): dropped by the PACS at once. Taking it
+/// ended the stream with a 1 GiB gap in the summary.
+#[test]
+fn fin_beyond_the_window_is_dropped_and_reports_no_loss() {
+    let (clean, bad) = same_as_bulk_export("ctl-fin-out-of-window.pcap");
+    assert_eq!(
+        new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
+        ["tcp.fin_ignored"]
+    );
+    assert!(
+        bad.stderr.contains("gaps                   0 (0 bytes lost)"),
+        "{}",
+        bad.stderr
+    );
+}
+
 /// An RST far outside the window (RCV.NXT + 2^30): every TCP discards it (RFC 9293 §3.10.7.4,
 /// RFC 5961 §3.2). Today: the association ends `reset` and its last 4 C-MOVEs lose their AE.
 #[test]
@@ -198,6 +228,21 @@ fn decoy_data_on_a_syn_the_receiver_dropped_changes_nothing() {
     assert_eq!(
         new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
         ["tcp.syn_data_ignored"]
+    );
+}
+
+/// One byte slipped into association 1's 2nd C-MOVE-RQ (inside its Move Destination), flagged
+/// urgent. The PACS's stack takes the urgent byte out of what Orthanc reads (RFC 6093; Linux
+/// `tcp_recvmsg`), so the C-MOVE is intact for it. Keeping the byte inline named the move
+/// destination "ASTORESC".
+#[test]
+fn an_urgent_byte_inside_a_c_move_is_taken_out_as_the_receiver_takes_it_out() {
+    let (clean, bad) = same_as_bulk_export("urgent-byte.pcap");
+    let events = serde_json::to_string(&bad.events).unwrap();
+    assert!(!events.contains("ASTORESC"));
+    assert_eq!(
+        new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
+        ["tcp.urgent_data"]
     );
 }
 
@@ -705,6 +750,8 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("ctl-syn-new-isn.pcap", 1),
         ("ctl-syn-bad-checksum.pcap", 1),
         ("ctl-fin-bad-checksum.pcap", 1),
+        ("ctl-fin-in-window.pcap", 1),
+        ("ctl-fin-out-of-window.pcap", 1),
         ("ctl-rst-out-of-window.pcap", 1),
         ("ctl-rst-in-window.pcap", 1),
         ("decoy-bad-checksum.pcap", 1),

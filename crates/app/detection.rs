@@ -389,6 +389,8 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("tcp.syn_on_established", f.syn_on_established),
         ("tcp.data_after_close", f.data_after_close),
         ("tcp.syn_data_ignored", f.syn_data_ignored),
+        ("tcp.fin_ignored", f.fin_ignored),
+        ("tcp.urgent_data", f.urgent_data),
         ("tcp.overlap_conflict", f.overlap_conflicts),
         ("tcp.timestamp_jump", f.timestamp_jumps),
     ] {
@@ -449,6 +451,8 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("syn_on_established", f.syn_on_established),
         ("data_after_close", f.data_after_close),
         ("syn_data_ignored", f.syn_data_ignored),
+        ("fin_ignored", f.fin_ignored),
+        ("urgent_data", f.urgent_data),
         ("overlap_conflicts", f.overlap_conflicts),
         ("timestamp_jumps", f.timestamp_jumps),
         ("evicted_half_open", f.evicted_half_open),

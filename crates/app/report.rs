@@ -127,13 +127,15 @@ impl ReplayReport {
                     "control".into(),
                     format!(
                         "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; \
-                         {} data after close; {} SYN data not taken",
+                         {} data after close; {} SYN data not taken; {} FIN not taken; {} urgent bytes taken out",
                         f.rst_accepted,
                         f.rst_in_window,
                         f.rst_out_of_window,
                         f.syn_on_established,
                         f.data_after_close,
-                        f.syn_data_ignored
+                        f.syn_data_ignored,
+                        f.fin_ignored,
+                        f.urgent_data
                     ),
                 ),
                 (

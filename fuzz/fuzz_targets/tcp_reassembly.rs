@@ -2,8 +2,8 @@
 //! reassembler never panics, never delivers more bytes than the segments carried plus gaps,
 //! keeps its memory accounting within the configured caps (reassembly buffers and delivered-
 //! bytes histories), and emits at most its per-flow share of `tcp.*` anomaly events. The
-//! input also picks the checksum mode, raw header bytes for the checksum and window-scale
-//! parsers, and timestamps that jump far ahead and back (the guarded clock).
+//! input also picks the checksum mode, raw header bytes for the checksum, window-scale and
+//! urgent-pointer parsers, and timestamps that jump far ahead and back (the guarded clock).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pacstap_core::*;
@@ -60,9 +60,14 @@ fuzz_target!(|data: &[u8]| {
             1 => ts.saturating_sub(u64::from(rec[13])),
             _ => ts + u64::from(rec[13]),
         };
-        // Raw header bytes straight from the input: the checksum and option parsers read them.
-        let hdr_len = usize::from(rec[14] & 0x3f).min(rec.len());
-        let tcp_header = &rec[..hdr_len];
+        // Raw header bytes straight from the input: the checksum and option parsers read them,
+        // and the urgent pointer (bytes 18-19, small so it lands in or near the payload).
+        let mut hdr = [0u8; 24];
+        hdr[..16].copy_from_slice(rec);
+        hdr[16..18].copy_from_slice(&rec[..2]);
+        hdr[18..20].copy_from_slice(&u16::from(rec[13] >> 3).to_be_bytes());
+        let hdr_len = usize::from(rec[14] & 0x3f).min(hdr.len());
+        let tcp_header = &hdr[..hdr_len];
         let ip_header = if rec[15] & 1 == 0 { &rec[..usize::from(rec[15] >> 3).min(16)] } else { &[][..] };
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let pkt = Packet {

@@ -27,6 +27,9 @@ impl TcpFlags {
     pub fn ack(self) -> bool {
         self.0 & Self::ACK != 0
     }
+    pub fn urg(self) -> bool {
+        self.0 & Self::URG != 0
+    }
 }
 
 /// The TCP header fields reassembly needs.

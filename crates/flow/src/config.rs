@@ -214,6 +214,13 @@ pub struct FlowStats {
     /// SYNs whose data the receiver did not take (its SYN-ACK acknowledged the SYN alone, or the
     /// sender sent the bytes again): dropped, never decoded (`reassembly::syn_data`).
     pub syn_data_ignored: u64,
+    /// FINs the receiver would not take: beyond its window, or run past by the sender's data
+    /// before the stream reached them (no sender sends bytes after its own FIN). Dropped.
+    pub fin_ignored: u64,
+    /// Urgent pointers (URG) naming a byte not yet delivered: that byte is taken out of the
+    /// stream, as the receiving stack takes it out of what the application reads
+    /// (`reassembly::urgent`).
+    pub urgent_data: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -273,6 +280,8 @@ impl FlowStats {
             syn_on_established,
             data_after_close,
             syn_data_ignored,
+            fin_ignored,
+            urgent_data,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -318,6 +327,8 @@ impl FlowStats {
         self.syn_on_established += syn_on_established;
         self.data_after_close += data_after_close;
         self.syn_data_ignored += syn_data_ignored;
+        self.fin_ignored += fin_ignored;
+        self.urgent_data += urgent_data;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

@@ -40,6 +40,7 @@ use crate::history::History;
 
 mod ack_wait;
 mod syn_data;
+mod urgent;
 use ack_wait::AckWait;
 use syn_data::SynData;
 
@@ -149,6 +150,8 @@ pub(crate) struct HalfStream {
     /// Data of the SYN that opened this direction, until the receiver is known to have taken it
     /// (`syn_data`).
     syn_data: Option<SynData>,
+    /// The urgent byte to take out of what is delivered (`urgent`).
+    urgent: urgent::Urgent,
 }
 
 impl HalfStream {
@@ -214,7 +217,7 @@ impl HalfStream {
             let at = self.next;
             self.next = at.saturating_add(len);
             self.remember(at, payload, b);
-            return out(at, ChunkBody::Data(payload));
+            return urgent::emit(&mut self.urgent, at, ChunkBody::Data(payload), out);
         }
         // Trim what lies before `next`: already delivered (or before the stream began).
         let (skip, start) = if d < 0 {
@@ -240,6 +243,14 @@ impl HalfStream {
         }
         b.stats.retransmitted_bytes += skip;
         let mut end = start.saturating_add(len - skip);
+        if self.fin.is_some_and(|fin| end > fin && !self.closed) {
+            // Bytes past a FIN the stream has not reached: no sender sends data after its own
+            // FIN, and a receiver drops a queued FIN that a later segment runs past (Linux's
+            // out-of-order queue drops what the new segment covers). The FIN was not the
+            // sender's, or not its last word: forgotten.
+            self.fin = None;
+            b.stats.fin_ignored += 1;
+        }
         if let Some(fin) = self.fin {
             if end > fin {
                 let cut = start.max(fin);
@@ -277,6 +288,15 @@ impl HalfStream {
             return Interest::Continue;
         }
         let fin = self.next.saturating_add(d.unsigned_abs());
+        if self
+            .pieces
+            .last_key_value()
+            .is_some_and(|(&s, p)| s.saturating_add(p.len()) > fin)
+        {
+            // Bytes beyond it were captured already: not the sender's last byte (see `segment`).
+            b.stats.fin_ignored += 1;
+            return Interest::Continue;
+        }
         self.fin = Some(fin);
         self.acked = self.acked.min(fin);
         self.cut_after(fin, b);
@@ -408,7 +428,7 @@ impl HalfStream {
             self.next = data_end;
             let bytes = slice(data, start, from, data_end);
             self.remember(from, bytes, b);
-            if out(from, ChunkBody::Data(bytes)) == Interest::Ignore {
+            if urgent::emit(&mut self.urgent, from, ChunkBody::Data(bytes), out) == Interest::Ignore {
                 return Interest::Ignore;
             }
         }
@@ -416,7 +436,7 @@ impl HalfStream {
             self.next = to;
             b.stats.gaps += 1;
             b.stats.gap_bytes += to - data_end;
-            return out(data_end, ChunkBody::Gap(to - data_end));
+            return urgent::emit(&mut self.urgent, data_end, ChunkBody::Gap(to - data_end), out);
         }
         Interest::Continue
     }
@@ -570,13 +590,13 @@ impl HalfStream {
             Piece::Data(v) => {
                 let bytes = usize::try_from(skip).ok().and_then(|i| v.get(i..)).unwrap_or(&[]);
                 self.remember(at, bytes, b);
-                out(at, ChunkBody::Data(bytes))
+                urgent::emit(&mut self.urgent, at, ChunkBody::Data(bytes), out)
             }
             Piece::Lost(n) => {
                 let n = n - skip;
                 b.stats.gaps += 1;
                 b.stats.gap_bytes += n;
-                out(at, ChunkBody::Gap(n))
+                urgent::emit(&mut self.urgent, at, ChunkBody::Gap(n), out)
             }
         }
     }
@@ -596,7 +616,7 @@ impl HalfStream {
         self.settle_wait(b);
         if !self.closed && self.fin.is_some_and(|fin| fin <= self.next) {
             self.closed = true;
-            return out(self.next, ChunkBody::Close(CloseReason::Fin));
+            return urgent::emit(&mut self.urgent, self.next, ChunkBody::Close(CloseReason::Fin), out);
         }
         Interest::Continue
     }
@@ -616,7 +636,7 @@ impl HalfStream {
             self.next = target;
             b.stats.gaps += 1;
             b.stats.gap_bytes += len;
-            if out(at, ChunkBody::Gap(len)) == Interest::Ignore {
+            if urgent::emit(&mut self.urgent, at, ChunkBody::Gap(len), out) == Interest::Ignore {
                 return Interest::Ignore;
             }
         }
@@ -906,16 +926,27 @@ mod tests {
     }
 
     #[test]
-    fn fin_cuts_buffered_bytes_beyond_it() {
+    fn a_fin_inside_buffered_bytes_is_forgotten_and_one_at_their_end_closes() {
+        // Bytes beyond the FIN were captured first: no sender sends them after its FIN.
         let mut h = Harness::new(FlowConfig::default(), 0);
         h.seg(5, b"56789abcde");
         h.run(|hs, b, out| {
             let _ = hs.fin(10, b, out);
         });
-        assert_eq!(h.stats.bytes_after_fin, 5);
+        assert_eq!((h.stats.fin_ignored, h.stats.bytes_after_fin), (1, 0));
+        h.seg(0, b"01234");
+        assert_eq!(h.text(), "0123456789abcde");
+        assert!(!h.half.is_closed());
+        // The FIN right after the buffered bytes is the sender's last word.
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(5, b"56789");
+        h.run(|hs, b, out| {
+            let _ = hs.fin(10, b, out);
+        });
         h.seg(0, b"01234");
         assert_eq!(h.text(), "0123456789|");
         assert!(h.half.is_closed());
+        assert_eq!(h.stats.fin_ignored, 0);
     }
 
     #[test]

@@ -53,7 +53,7 @@ const MAX_LOST_TAIL: u64 = 65_535;
 const RECENT_ENDS: usize = 4096;
 
 /// The `tcp.*` anomaly names, as bits of a per-packet mask.
-const ANOMALY_NAMES: [&str; 8] = [
+const ANOMALY_NAMES: [&str; 10] = [
     "tcp.bad_checksum",
     "tcp.rst_in_window",
     "tcp.rst_out_of_window",
@@ -62,15 +62,19 @@ const ANOMALY_NAMES: [&str; 8] = [
     "tcp.overlap_conflict",
     "tcp.timestamp_jump",
     "tcp.syn_data_ignored",
+    "tcp.fin_ignored",
+    "tcp.urgent_data",
 ];
-const BAD_CHECKSUM: u8 = 1 << 0;
-const RST_IN_WINDOW: u8 = 1 << 1;
-const RST_OUT_OF_WINDOW: u8 = 1 << 2;
-const SYN_ON_ESTABLISHED: u8 = 1 << 3;
-const DATA_AFTER_CLOSE: u8 = 1 << 4;
-const OVERLAP_CONFLICT: u8 = 1 << 5;
-const TIMESTAMP_JUMP: u8 = 1 << 6;
-const SYN_DATA_IGNORED: u8 = 1 << 7;
+const BAD_CHECKSUM: u16 = 1 << 0;
+const RST_IN_WINDOW: u16 = 1 << 1;
+const RST_OUT_OF_WINDOW: u16 = 1 << 2;
+const SYN_ON_ESTABLISHED: u16 = 1 << 3;
+const DATA_AFTER_CLOSE: u16 = 1 << 4;
+const OVERLAP_CONFLICT: u16 = 1 << 5;
+const TIMESTAMP_JUMP: u16 = 1 << 6;
+const SYN_DATA_IGNORED: u16 = 1 << 7;
+const FIN_IGNORED: u16 = 1 << 8;
+const URGENT_DATA: u16 = 1 << 9;
 
 /// One connection.
 struct Flow<S> {
@@ -382,7 +386,7 @@ impl<S: Default> FlowTable<S> {
     }
 
     /// Emit the anomalies of `mask` on flow `idx`, within its share of events.
-    fn report(&mut self, idx: u32, mask: u8, ts: Timestamp) {
+    fn report(&mut self, idx: u32, mask: u16, ts: Timestamp) {
         let cap = self.cfg.max_anomaly_events_per_flow;
         let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return;
@@ -511,7 +515,7 @@ impl<S: Default> FlowTable<S> {
     }
 
     /// Apply one packet to its flow. Returns the anomalies it showed (a mask).
-    fn apply<H: StreamHandler<S>>(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool, len: u64, h: &mut H) -> u8 {
+    fn apply<H: StreamHandler<S>>(&mut self, idx: u32, pkt: &Packet<'_>, src_first: bool, len: u64, h: &mut H) -> u16 {
         let now = self.clock.now();
         let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
             return 0;
@@ -542,7 +546,7 @@ impl<S: Default> FlowTable<S> {
             causal,
             ..
         } = flow;
-        let mut anomalies = 0u8;
+        let mut anomalies = 0u16;
 
         seen[own] = true;
         let fp = fingerprint(pkt.ip_header, pkt.tcp_header, seq, pkt.tcp.ack, pkt.wire_payload_len);
@@ -621,10 +625,11 @@ impl<S: Default> FlowTable<S> {
             }
         }
         let waiting = PerDirection::new(half.to_server.waiting(), half.to_client.waiting());
-        let (conflicts, after_fin, syn_data_ignored) = (
+        let (conflicts, after_fin, syn_data_ignored, fin_ignored) = (
             b.stats.overlap_conflicts,
             b.stats.bytes_after_fin,
             b.stats.syn_data_ignored,
+            b.stats.fin_ignored,
         );
         let mut interest = Interest::Continue;
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
@@ -636,8 +641,15 @@ impl<S: Default> FlowTable<S> {
                 None => interest = half[peer].ack(pkt.tcp.ack, &mut b, &mut sink(h, state, meta, dir.reverse(), ts)),
             }
         }
-        // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data.
-        let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32));
+        // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data. One beyond
+        // the receiver's window is dropped by it (RFC 9293 §3.10.7.4), and here.
+        let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32)).filter(|&f| {
+            let in_window = seqs[own].fin_in_window(f, receiver_shift(wscale, peer, meta.handshake_seen));
+            if !in_window {
+                b.stats.fin_ignored += 1;
+            }
+            in_window
+        });
         // While the peer owes bytes this packet (or an earlier one) acknowledged, this
         // direction's bytes were caused by them: hold them until they come (`causal`).
         let mut holding = causal::Holding {
@@ -645,6 +657,18 @@ impl<S: Default> FlowTable<S> {
             new: false,
             interest: Interest::Continue,
         };
+        // An urgent byte is taken out of the stream before the bytes around it are delivered.
+        if flags.urg() && !*ignored {
+            // The urgent pointer: bytes 18-19 of the TCP header (RFC 9293 §3.1).
+            let ptr = pkt
+                .tcp_header
+                .get(18..20)
+                .and_then(|p| <[u8; 2]>::try_from(p).ok())
+                .map_or(0, u16::from_be_bytes);
+            if half[own].urgent(seq, ptr, &mut b) {
+                anomalies |= URGENT_DATA;
+            }
+        }
         // Data on the SYN that opens this direction waits for the receiver's verdict
         // (`reassembly::syn_data`): it is not offset 0 until the SYN-ACK acknowledges it.
         let syn_data_kept = len > 0
@@ -701,6 +725,9 @@ impl<S: Default> FlowTable<S> {
         }
         if b.stats.syn_data_ignored > syn_data_ignored {
             anomalies |= SYN_DATA_IGNORED;
+        }
+        if b.stats.fin_ignored > fin_ignored {
+            anomalies |= FIN_IGNORED;
         }
         if b.stats.bytes_after_fin > after_fin {
             b.stats.data_after_close += 1;
@@ -2048,6 +2075,192 @@ mod tests {
         );
         assert!(rec.ends.is_empty());
         assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
+    }
+
+    // FIN validation: a FIN the receiver would not take ends nothing.
+
+    #[test]
+    fn a_spoofed_fin_ahead_of_the_stream_is_forgotten_when_the_senders_data_runs_past_it() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                // In the window, 3 bytes ahead of RCV.NXT (c(5)).
+                pkt(5, true, c(8), s(0), FIN | ACK, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world, and more"),
+                pkt(7, false, s(0), c(21), ACK, b"ok"),
+                pkt(8, true, c(21), s(2), FIN | ACK, b""),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world, and more|");
+        let st = t.stats();
+        assert_eq!(
+            (st.fin_ignored, st.data_after_close, st.bytes_after_fin, st.gaps),
+            (1, 0, 0, 0)
+        );
+        assert_eq!(anomalies(&mut t), ["tcp.fin_ignored"]);
+    }
+
+    #[test]
+    fn a_fin_beyond_the_receivers_window_is_dropped_and_leaves_no_gap() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[pkt(5, true, c(5 + (1 << 30)), s(0), FIN | ACK, b"")],
+        );
+        t.flush(ms(9), &mut rec);
+        assert_eq!(rec.text(ToServer), "hello");
+        let st = t.stats();
+        assert_eq!((st.fin_ignored, st.gaps), (1, 0));
+        assert_eq!(anomalies(&mut t), ["tcp.fin_ignored"]);
+    }
+
+    #[test]
+    fn a_fin_behind_bytes_already_captured_is_forgotten() {
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                // Out of order: bytes 8.. buffered, then a FIN at 8 (inside them), then the hole.
+                pkt(5, true, c(8), s(0), ACK, b"rld"),
+                pkt(6, true, c(9), s(0), FIN | ACK, b""),
+                pkt(7, true, c(5), s(0), ACK, b" wo"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().fin_ignored, 1);
+    }
+
+    #[test]
+    fn a_real_fin_before_its_last_bytes_or_acknowledged_before_it_is_seen_still_closes() {
+        // A SPAN port: the FIN before the last data segment.
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(11), s(0), FIN | ACK, b""),
+                pkt(6, true, c(5), s(0), ACK, b" world"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world|");
+        // The receiver's ACK of the FIN first (RCV.NXT past it), then the FIN.
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, false, s(0), c(6), ACK, b""),
+                pkt(6, true, c(5), s(0), FIN | ACK, b""),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello|");
+        assert_eq!(t.stats().fin_ignored, 0);
+    }
+
+    // Urgent data (RFC 6093): the byte before the urgent pointer is not the application's.
+
+    /// A 20-byte TCP header whose urgent pointer is `ptr` (the rest is not read).
+    fn urgent_header(ptr: u16) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[18..20].copy_from_slice(&ptr.to_be_bytes());
+        h
+    }
+
+    /// A table that does not validate checksums (the test headers carry none).
+    fn urgent_table() -> FlowTable<u32> {
+        FlowTable::new(FlowConfig {
+            checksum: crate::ChecksumMode::Off,
+            ..FlowConfig::default()
+        })
+    }
+
+    #[test]
+    fn the_urgent_byte_is_taken_out_of_the_stream_and_offsets_stay_contiguous() {
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hdr = urgent_header(4);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                // " woXrld": the urgent pointer 4 names "X" (the byte before offset 4).
+                Packet {
+                    tcp_header: &hdr,
+                    ..pkt(5, true, c(5), s(0), ACK | PSH | TcpFlags::URG, b" woXrld")
+                },
+                // Retransmitted with the same pointer: nothing new.
+                Packet {
+                    tcp_header: &hdr,
+                    ..pkt(6, true, c(5), s(0), ACK | PSH | TcpFlags::URG, b" woXrld")
+                },
+                pkt(7, true, c(12), s(0), ACK, b"!"),
+                pkt(8, false, s(0), c(13), ACK, b"ok"),
+            ],
+        );
+        assert_eq!(rec.texts(), ("hello world!".into(), "ok".into()));
+        assert_eq!(t.stats().urgent_data, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.urgent_data"]);
+    }
+
+    #[test]
+    fn an_urgent_pointer_into_a_later_segment_or_a_gap_takes_that_byte_only() {
+        // The pointer runs ahead of the segment that carries it: the byte comes next.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hdr = urgent_header(3);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                Packet {
+                    tcp_header: &hdr,
+                    ..pkt(5, true, c(5), s(0), ACK | TcpFlags::URG, b" w")
+                },
+                pkt(6, true, c(7), s(0), ACK, b"Xorld"),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world");
+        // The byte falls in bytes the capture lost: the gap is one byte shorter.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hdr = urgent_header(3);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                Packet {
+                    tcp_header: &hdr,
+                    ..pkt(5, true, c(5), s(0), ACK | TcpFlags::URG, b" w")
+                },
+                pkt(6, true, c(9), s(0), ACK, b"rld"),
+            ],
+        );
+        t.flush(ms(9), &mut rec);
+        assert_eq!(rec.text(ToServer), "hello w-rld");
+        // A pointer at bytes already delivered changes nothing.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        established(&mut t, &mut rec);
+        let hdr = urgent_header(2);
+        feed(
+            &mut t,
+            &mut rec,
+            &[Packet {
+                tcp_header: &hdr,
+                ..pkt(5, true, c(0), s(0), ACK | TcpFlags::URG, b"he")
+            }],
+        );
+        feed(&mut t, &mut rec, &[pkt(6, true, c(5), s(0), ACK, b" world")]);
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().urgent_data, 0);
     }
 
     // SYN on an open connection (RFC 5961 §4) and port reuse.

@@ -14,7 +14,7 @@ pub(super) enum SynAction {
     /// A confirmed new connection on the same 4-tuple: the SYN-ACK acknowledged the pending SYN.
     Reuse { start: Timestamp, client_isn: u32 },
     /// Not believed (RFC 5961 §4: the endpoint answers with a challenge ACK); no effect.
-    Drop(u8),
+    Drop(u16),
 }
 
 impl<S> FlowTable<S> {

@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 21] = [
+pub const TCP_COUNTERS: [(&str, &str); 23] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -83,6 +83,14 @@ pub const TCP_COUNTERS: [(&str, &str); 21] = [
     (
         "syn_data_ignored",
         "SYNs whose data the receiver did not take (dropped, never decoded).",
+    ),
+    (
+        "fin_ignored",
+        "FINs beyond the receiver's window or run past by the sender's data (dropped).",
+    ),
+    (
+        "urgent_data",
+        "Urgent (URG) bytes taken out of the stream, as the receiving stack takes them out.",
     ),
     (
         "overlap_conflicts",
