@@ -1006,6 +1006,13 @@ mod tests {
         FlowTable::new(FlowConfig::default())
     }
 
+    /// A new table fed `pkts`, and what it delivered.
+    fn fed(pkts: &[Packet<'_>]) -> (FlowTable<u32>, Rec) {
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(&mut t, &mut rec, pkts);
+        (t, rec)
+    }
+
     fn handshake(t: &mut FlowTable<u32>, rec: &mut Rec) {
         feed(
             t,
@@ -1958,18 +1965,13 @@ mod tests {
 
     #[test]
     fn syn_data_the_syn_ack_does_not_acknowledge_is_dropped_and_the_resent_bytes_are_read() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                // A decoy on the SYN: a PDU header announcing 4 GiB.
-                pkt(0, true, CISN, 0, SYN, b"\x04\x00\xff\xff\xff\xf0"),
-                pkt(1, false, SISN, c(0), SYN | ACK, b""),
-                pkt(2, true, c(0), s(0), ACK, b"real request"),
-                pkt(3, false, s(0), c(12), ACK, b"answer"),
-            ],
-        );
+        let (mut t, rec) = fed(&[
+            // A decoy on the SYN: a PDU header announcing 4 GiB.
+            pkt(0, true, CISN, 0, SYN, b"\x04\x00\xff\xff\xff\xf0"),
+            pkt(1, false, SISN, c(0), SYN | ACK, b""),
+            pkt(2, true, c(0), s(0), ACK, b"real request"),
+            pkt(3, false, s(0), c(12), ACK, b"answer"),
+        ]);
         assert_eq!(rec.texts(), ("real request".into(), "answer".into()));
         let st = t.stats();
         assert_eq!(
@@ -1981,17 +1983,12 @@ mod tests {
 
     #[test]
     fn syn_data_the_syn_ack_acknowledges_is_offset_zero_tcp_fast_open() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(0, true, CISN, 0, SYN, b"GET / "),
-                pkt(1, false, SISN, c(6), SYN | ACK, b""),
-                pkt(2, true, c(6), s(0), ACK, b"HTTP/1.1"),
-                pkt(3, false, s(0), c(14), ACK, b"200"),
-            ],
-        );
+        let (mut t, rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN, b"GET / "),
+            pkt(1, false, SISN, c(6), SYN | ACK, b""),
+            pkt(2, true, c(6), s(0), ACK, b"HTTP/1.1"),
+            pkt(3, false, s(0), c(14), ACK, b"200"),
+        ]);
         assert_eq!(rec.texts(), ("GET / HTTP/1.1".into(), "200".into()));
         assert_eq!((t.stats().syn_data_ignored, t.stats().ack_before_data), (0, 0));
         assert!(anomalies(&mut t).is_empty());
@@ -2000,15 +1997,10 @@ mod tests {
     #[test]
     fn syn_data_without_a_captured_syn_ack_is_judged_by_the_senders_next_bytes() {
         // Sent again at offset 0: the receiver had dropped it.
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(0, true, CISN, 0, SYN, b"decoy"),
-                pkt(2, true, c(0), s(0), ACK, b"hello"),
-            ],
-        );
+        let (mut t, mut rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN, b"decoy"),
+            pkt(2, true, c(0), s(0), ACK, b"hello"),
+        ]);
         t.flush(ms(9), &mut rec);
         assert_eq!(rec.text(ToServer), "hello");
         assert_eq!(t.stats().syn_data_ignored, 1);
@@ -2026,16 +2018,11 @@ mod tests {
 
     #[test]
     fn syn_data_never_decided_is_dropped_at_the_end_and_its_memory_returned() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(0, true, CISN, 0, SYN, b"decoy"),
-                // A retransmitted SYN with other data: the first copy waits, once.
-                pkt(1, true, CISN, 0, SYN, b"other"),
-            ],
-        );
+        let (mut t, mut rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN, b"decoy"),
+            // A retransmitted SYN with other data: the first copy waits, once.
+            pkt(1, true, CISN, 0, SYN, b"other"),
+        ]);
         assert!(t.stats().buffered_bytes > 0);
         t.flush(ms(9), &mut rec);
         assert_eq!(rec.text(ToServer), "");
@@ -2045,34 +2032,24 @@ mod tests {
 
     #[test]
     fn syn_data_on_a_syn_the_span_port_delivered_after_the_syn_ack_is_judged_the_same() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(0, false, SISN, c(0), SYN | ACK, b""),
-                pkt(0, true, CISN, 0, SYN, b"decoy"),
-                pkt(1, true, c(0), s(0), ACK, b"hello"),
-                pkt(2, false, s(0), c(5), ACK, b"hi"),
-            ],
-        );
+        let (t, rec) = fed(&[
+            pkt(0, false, SISN, c(0), SYN | ACK, b""),
+            pkt(0, true, CISN, 0, SYN, b"decoy"),
+            pkt(1, true, c(0), s(0), ACK, b"hello"),
+            pkt(2, false, s(0), c(5), ACK, b"hi"),
+        ]);
         assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
         assert_eq!(t.stats().syn_data_ignored, 1);
     }
 
     #[test]
     fn a_syn_with_data_and_fin_ends_nothing() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(0, true, CISN, 0, SYN | FIN, b"decoy"),
-                pkt(1, false, SISN, c(0), SYN | ACK, b""),
-                pkt(2, true, c(0), s(0), ACK, b"hello"),
-                pkt(3, false, s(0), c(5), ACK, b"hi"),
-            ],
-        );
+        let (_, rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN | FIN, b"decoy"),
+            pkt(1, false, SISN, c(0), SYN | ACK, b""),
+            pkt(2, true, c(0), s(0), ACK, b"hello"),
+            pkt(3, false, s(0), c(5), ACK, b"hi"),
+        ]);
         assert!(rec.ends.is_empty());
         assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
     }
@@ -2183,25 +2160,33 @@ mod tests {
         })
     }
 
-    #[test]
-    fn the_urgent_byte_is_taken_out_of_the_stream_and_offsets_stay_contiguous() {
+    /// `established`, then `data` at `c(at)` with URG set and urgent pointer `ptr` (sent twice
+    /// when `twice`: a retransmission), then `rest`.
+    fn with_urgent(ptr: u16, at: u32, data: &[u8], twice: bool, rest: &[Packet<'_>]) -> (FlowTable<u32>, Rec) {
         let (mut t, mut rec) = (urgent_table(), Rec::default());
         established(&mut t, &mut rec);
-        let hdr = urgent_header(4);
-        feed(
-            &mut t,
-            &mut rec,
+        let hdr = urgent_header(ptr);
+        let urg = Packet {
+            tcp_header: &hdr,
+            ..pkt(5, true, c(at), s(0), ACK | PSH | TcpFlags::URG, data)
+        };
+        for _ in 0..1 + usize::from(twice) {
+            feed(&mut t, &mut rec, &[urg]);
+        }
+        feed(&mut t, &mut rec, rest);
+        (t, rec)
+    }
+
+    #[test]
+    fn the_urgent_byte_is_taken_out_of_the_stream_and_offsets_stay_contiguous() {
+        // " woXrld": the urgent pointer 4 names "X" (the byte before offset 4). Retransmitted
+        // with the same pointer: nothing new.
+        let (mut t, rec) = with_urgent(
+            4,
+            5,
+            b" woXrld",
+            true,
             &[
-                // " woXrld": the urgent pointer 4 names "X" (the byte before offset 4).
-                Packet {
-                    tcp_header: &hdr,
-                    ..pkt(5, true, c(5), s(0), ACK | PSH | TcpFlags::URG, b" woXrld")
-                },
-                // Retransmitted with the same pointer: nothing new.
-                Packet {
-                    tcp_header: &hdr,
-                    ..pkt(6, true, c(5), s(0), ACK | PSH | TcpFlags::URG, b" woXrld")
-                },
                 pkt(7, true, c(12), s(0), ACK, b"!"),
                 pkt(8, false, s(0), c(13), ACK, b"ok"),
             ],
@@ -2214,51 +2199,14 @@ mod tests {
     #[test]
     fn an_urgent_pointer_into_a_later_segment_or_a_gap_takes_that_byte_only() {
         // The pointer runs ahead of the segment that carries it: the byte comes next.
-        let (mut t, mut rec) = (urgent_table(), Rec::default());
-        established(&mut t, &mut rec);
-        let hdr = urgent_header(3);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                Packet {
-                    tcp_header: &hdr,
-                    ..pkt(5, true, c(5), s(0), ACK | TcpFlags::URG, b" w")
-                },
-                pkt(6, true, c(7), s(0), ACK, b"Xorld"),
-            ],
-        );
+        let (_, rec) = with_urgent(3, 5, b" w", false, &[pkt(6, true, c(7), s(0), ACK, b"Xorld")]);
         assert_eq!(rec.text(ToServer), "hello world");
         // The byte falls in bytes the capture lost: the gap is one byte shorter.
-        let (mut t, mut rec) = (urgent_table(), Rec::default());
-        established(&mut t, &mut rec);
-        let hdr = urgent_header(3);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                Packet {
-                    tcp_header: &hdr,
-                    ..pkt(5, true, c(5), s(0), ACK | TcpFlags::URG, b" w")
-                },
-                pkt(6, true, c(9), s(0), ACK, b"rld"),
-            ],
-        );
+        let (mut t, mut rec) = with_urgent(3, 5, b" w", false, &[pkt(6, true, c(9), s(0), ACK, b"rld")]);
         t.flush(ms(9), &mut rec);
         assert_eq!(rec.text(ToServer), "hello w-rld");
         // A pointer at bytes already delivered changes nothing.
-        let (mut t, mut rec) = (urgent_table(), Rec::default());
-        established(&mut t, &mut rec);
-        let hdr = urgent_header(2);
-        feed(
-            &mut t,
-            &mut rec,
-            &[Packet {
-                tcp_header: &hdr,
-                ..pkt(5, true, c(0), s(0), ACK | TcpFlags::URG, b"he")
-            }],
-        );
-        feed(&mut t, &mut rec, &[pkt(6, true, c(5), s(0), ACK, b" world")]);
+        let (t, rec) = with_urgent(2, 0, b"he", false, &[pkt(6, true, c(5), s(0), ACK, b" world")]);
         assert_eq!(rec.text(ToServer), "hello world");
         assert_eq!(t.stats().urgent_data, 0);
     }
