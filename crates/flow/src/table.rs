@@ -669,11 +669,10 @@ impl<S: Default> FlowTable<S> {
                 anomalies |= URGENT_DATA;
             }
         }
-        // Data on the SYN that opens this direction waits for the receiver's verdict
+        // Data on the SYN (or SYN-ACK) that opens this direction waits for the receiver's verdict
         // (`reassembly::syn_data`): it is not offset 0 until the SYN-ACK acknowledges it.
         let syn_data_kept = len > 0
             && flags.syn()
-            && !flags.ack()
             && !*ignored
             && interest == Interest::Continue
             && half[own].syn_data(pkt.payload, len, &mut b);
@@ -2040,6 +2039,28 @@ mod tests {
         ]);
         assert_eq!(rec.texts(), ("hello".into(), "hi".into()));
         assert_eq!(t.stats().syn_data_ignored, 1);
+    }
+
+    #[test]
+    fn syn_ack_data_is_judged_by_the_clients_ack() {
+        // A client without Fast Open acknowledges the SYN-ACK alone: the data was dropped.
+        let (mut t, rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN, b""),
+            pkt(1, false, SISN, c(0), SYN | ACK, b"decoy"),
+            pkt(2, true, c(0), s(0), ACK, b"hello"),
+            pkt(3, false, s(0), c(5), ACK, b"real"),
+        ]);
+        assert_eq!(rec.texts(), ("hello".into(), "real".into()));
+        assert_eq!(anomalies(&mut t), ["tcp.syn_data_ignored"]);
+        // One that took it acknowledges it.
+        let (t, rec) = fed(&[
+            pkt(0, true, CISN, 0, SYN, b""),
+            pkt(1, false, SISN, c(0), SYN | ACK, b"wel"),
+            pkt(2, true, c(0), s(3), ACK, b"hello"),
+            pkt(3, false, s(3), c(5), ACK, b"come"),
+        ]);
+        assert_eq!(rec.texts(), ("hello".into(), "welcome".into()));
+        assert_eq!(t.stats().syn_data_ignored, 0);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! sequence, the data are retransmitted in the first ACK"). A tap that took SYN data as the first
 //! copy of stream offset 0 would read what the server never read: six bytes on a SYN (a PDU
 //! header announcing 4 GiB) erase an association's AE titles, a longer decoy replaces them.
-//! Suricata and Snort likewise accept SYN data only once the SYN-ACK acknowledges it.
+//! Suricata and Snort likewise accept SYN data only once the SYN-ACK acknowledges it. Data on a
+//! SYN-ACK is the same in the other direction: a client takes it only with Fast Open (Linux
+//! otherwise discards it in SYN-SENT), and says so by acknowledging it; a hostile server's decoy
+//! there is judged by the client's ACK.
 //!
 //! So the data of a SYN that opens a direction waits here (one segment, copied, charged to the
 //! buffer caps like a buffered piece) until one of these decides it:
