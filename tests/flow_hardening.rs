@@ -96,3 +96,22 @@ fn without_checksums_the_decoy_wins_but_the_conflict_is_reported() {
         .collect();
     assert_eq!(names, ["tcp.overlap_conflict"]);
 }
+
+/// A real Linux kernel's urgent data inside a DICOM association
+/// (`scripts/samples/hostile-tcp/make-urgent`): the relay on the client's side sends one byte
+/// with MSG_OOB inside the C-ECHO-RQ's P-DATA-TF; storescp, which does not ask for
+/// SO_OOBINLINE, never reads it and answers Success (echoscu exits 0, the C-ECHO-RSP is in the
+/// capture). The tap must read what storescp read: the facts of the same exchange without the
+/// byte, and one `tcp.urgent_data`. (tshark keeps the byte inline: it decodes neither the
+/// C-ECHO-RQ nor its response in this capture.)
+#[test]
+fn urgent_data_from_a_real_kernel_is_read_as_the_server_read_it() {
+    let (plain_report, plain) = replay(&["hostile-tcp/urgent-plain.pcap"]);
+    let (report, oob) = replay(&["hostile-tcp/urgent-oob.pcap"]);
+    assert_eq!(dicom_facts(&oob), dicom_facts(&plain));
+    let echo = commands(&oob, "C-ECHO");
+    assert_eq!((echo.len(), echo[0]["status"].as_str()), (1, Some("0x0000")));
+    assert_eq!(anomaly_names(&oob), ["tcp.urgent_data"]);
+    assert!(anomaly_names(&plain).is_empty());
+    assert_eq!((report.flow.urgent_data, plain_report.flow.urgent_data), (1, 0));
+}
