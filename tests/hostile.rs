@@ -204,6 +204,16 @@ fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
     );
 }
 
+/// The ARCHIVE2 copy with a good checksum but a TCP timestamp 1000 ticks older than the real
+/// segment's, before it. The PACS's PAWS check (RFC 7323 §5.3; Linux `tcp_paws_discard`) drops
+/// it: TS.Recent is the TSval of the client's previous in-order segment. Taking it named
+/// ARCHIVE2 as the destination of one C-MOVE (and of the bulk_export alert).
+#[test]
+fn decoy_with_an_old_timestamp_before_the_real_c_move_loses() {
+    let (_, bad) = same_as_bulk_export_but("decoy-paws.pcap", "tcp.paws_rejected");
+    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -752,6 +762,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("ctl-rst-in-window.pcap", 1),
         ("decoy-bad-checksum.pcap", 1),
         ("decoy-retransmission.pcap", 1),
+        ("decoy-paws.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.
         ("decoy-syn-data.pcap", 0),

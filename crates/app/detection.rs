@@ -391,6 +391,7 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("tcp.syn_data_ignored", f.syn_data_ignored),
         ("tcp.fin_ignored", f.fin_ignored),
         ("tcp.urgent_data", f.urgent_data),
+        ("tcp.paws_rejected", f.paws_rejected),
         ("tcp.overlap_conflict", f.overlap_conflicts),
         ("tcp.timestamp_jump", f.timestamp_jumps),
     ] {
@@ -453,6 +454,7 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("syn_data_ignored", f.syn_data_ignored),
         ("fin_ignored", f.fin_ignored),
         ("urgent_data", f.urgent_data),
+        ("paws_rejected", f.paws_rejected),
         ("overlap_conflicts", f.overlap_conflicts),
         ("timestamp_jumps", f.timestamp_jumps),
         ("evicted_half_open", f.evicted_half_open),

@@ -127,7 +127,8 @@ impl ReplayReport {
                     "control".into(),
                     format!(
                         "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; \
-                         {} data after close; {} SYN data not taken; {} FIN not taken; {} urgent bytes taken out",
+                         {} data after close; {} SYN data not taken; {} FIN not taken; {} urgent bytes taken out; \
+                         {} segments older than TS.Recent (PAWS)",
                         f.rst_accepted,
                         f.rst_in_window,
                         f.rst_out_of_window,
@@ -135,7 +136,8 @@ impl ReplayReport {
                         f.data_after_close,
                         f.syn_data_ignored,
                         f.fin_ignored,
-                        f.urgent_data
+                        f.urgent_data,
+                        f.paws_rejected
                     ),
                 ),
                 (

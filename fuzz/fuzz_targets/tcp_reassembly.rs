@@ -2,8 +2,9 @@
 //! reassembler never panics, never delivers more bytes than the segments carried plus gaps,
 //! keeps its memory accounting within the configured caps (reassembly buffers and delivered-
 //! bytes histories), and emits at most its per-flow share of `tcp.*` anomaly events. The
-//! input also picks the checksum mode, raw header bytes for the checksum, window-scale and
-//! urgent-pointer parsers, and timestamps that jump far ahead and back (the guarded clock).
+//! input also picks the checksum mode, raw header bytes for the checksum, window-scale,
+//! timestamp (PAWS) and urgent-pointer parsers, and timestamps that jump far ahead and back
+//! (the guarded clock).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pacstap_core::*;
@@ -62,10 +63,12 @@ fuzz_target!(|data: &[u8]| {
         };
         // Raw header bytes straight from the input: the checksum and option parsers read them,
         // and the urgent pointer (bytes 18-19, small so it lands in or near the payload).
-        let mut hdr = [0u8; 24];
+        // Options (bytes 20-31) from the input too: timestamps for the PAWS check.
+        let mut hdr = [0u8; 32];
         hdr[..16].copy_from_slice(rec);
         hdr[16..18].copy_from_slice(&rec[..2]);
         hdr[18..20].copy_from_slice(&u16::from(rec[13] >> 3).to_be_bytes());
+        hdr[20..32].copy_from_slice(&rec[4..16]);
         let hdr_len = usize::from(rec[14] & 0x3f).min(hdr.len());
         let tcp_header = &hdr[..hdr_len];
         let ip_header = if rec[15] & 1 == 0 { &rec[..usize::from(rec[15] >> 3).min(16)] } else { &[][..] };

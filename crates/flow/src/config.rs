@@ -221,6 +221,9 @@ pub struct FlowStats {
     /// stream, as the receiving stack takes it out of what the application reads
     /// (`reassembly::urgent`).
     pub urgent_data: u64,
+    /// Data segments of a timestamped connection whose TSval is older than the receiver's
+    /// TS.Recent: dropped by it (RFC 7323 §5.3 PAWS), and here (`paws`).
+    pub paws_rejected: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -282,6 +285,7 @@ impl FlowStats {
             syn_data_ignored,
             fin_ignored,
             urgent_data,
+            paws_rejected,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -329,6 +333,7 @@ impl FlowStats {
         self.syn_data_ignored += syn_data_ignored;
         self.fin_ignored += fin_ignored;
         self.urgent_data += urgent_data;
+        self.paws_rejected += paws_rejected;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

@@ -85,27 +85,39 @@ impl SeqView {
     }
 }
 
-/// The window scale option of a SYN's TCP header (RFC 7323 §2.2: kind 3, length 3), if present.
-pub(crate) fn window_scale(tcp_header: &[u8]) -> Option<u8> {
+/// The value of TCP option `kind` when its length byte is `len` (RFC 9293 §3.2: kind, length,
+/// value; kinds 0 and 1 are single bytes), or `None` when absent or the options are malformed.
+fn option(tcp_header: &[u8], kind: u8, len: usize) -> Option<&[u8]> {
     let data_offset = usize::from(tcp_header.get(12)? >> 4) * 4;
     let mut opts = tcp_header.get(20..data_offset.min(tcp_header.len()))?;
-    while let Some((&kind, rest)) = opts.split_first() {
-        match kind {
+    while let Some((&k, rest)) = opts.split_first() {
+        match k {
             0 => return None,
             1 => opts = rest,
             _ => {
-                let len = usize::from(*rest.first()?);
-                if len < 2 {
+                let l = usize::from(*rest.first()?);
+                if l < 2 {
                     return None;
                 }
-                if kind == 3 && len == 3 {
-                    return rest.get(1).copied();
+                if k == kind && l == len {
+                    return opts.get(2..l);
                 }
-                opts = opts.get(len..)?;
+                opts = opts.get(l..)?;
             }
         }
     }
     None
+}
+
+/// The window scale option of a SYN's TCP header (RFC 7323 §2.2: kind 3, length 3), if present.
+pub(crate) fn window_scale(tcp_header: &[u8]) -> Option<u8> {
+    option(tcp_header, 3, 3)?.first().copied()
+}
+
+/// TSval of the timestamps option (RFC 7323 §3.2: kind 8, length 10), if present.
+pub(crate) fn timestamp(tcp_header: &[u8]) -> Option<u32> {
+    let v = option(tcp_header, 8, 10)?;
+    Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
 
 /// A cheap fingerprint of a frame for telling an exact duplicate (the same frame mirrored twice,

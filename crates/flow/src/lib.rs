@@ -36,6 +36,7 @@ mod clock;
 mod config;
 mod control;
 mod history;
+mod paws;
 mod reassembly;
 mod table;
 

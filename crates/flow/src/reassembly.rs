@@ -190,7 +190,7 @@ impl HalfStream {
     }
 
     /// Sequence number of `next`; `next as u32` is its value modulo 2^32, which is all that matters.
-    fn next_seq(&self) -> u32 {
+    pub(crate) fn next_seq(&self) -> u32 {
         self.base.wrapping_add(self.next as u32)
     }
 

@@ -26,8 +26,9 @@ use crate::activity::{Activity, Class, NIL};
 use crate::checksum::ChecksumPolicy;
 use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
-use crate::control::{fingerprint, window_scale, RstVerdict, SeqView};
-use crate::reassembly::{Budget, HalfStream};
+use crate::control::{fingerprint, timestamp, window_scale, RstVerdict, SeqView};
+use crate::paws::Paws;
+use crate::reassembly::{seq_delta, Budget, HalfStream};
 
 mod causal;
 mod ending;
@@ -53,7 +54,7 @@ const MAX_LOST_TAIL: u64 = 65_535;
 const RECENT_ENDS: usize = 4096;
 
 /// The `tcp.*` anomaly names, as bits of a per-packet mask.
-const ANOMALY_NAMES: [&str; 10] = [
+const ANOMALY_NAMES: [&str; 11] = [
     "tcp.bad_checksum",
     "tcp.rst_in_window",
     "tcp.rst_out_of_window",
@@ -64,6 +65,7 @@ const ANOMALY_NAMES: [&str; 10] = [
     "tcp.syn_data_ignored",
     "tcp.fin_ignored",
     "tcp.urgent_data",
+    "tcp.paws_rejected",
 ];
 const BAD_CHECKSUM: u16 = 1 << 0;
 const RST_IN_WINDOW: u16 = 1 << 1;
@@ -75,6 +77,7 @@ const TIMESTAMP_JUMP: u16 = 1 << 6;
 const SYN_DATA_IGNORED: u16 = 1 << 7;
 const FIN_IGNORED: u16 = 1 << 8;
 const URGENT_DATA: u16 = 1 << 9;
+const PAWS_REJECTED: u16 = 1 << 10;
 
 /// One connection.
 struct Flow<S> {
@@ -103,6 +106,8 @@ struct Flow<S> {
     seqs: PerDirection<SeqView>,
     /// Window scale each direction announced in its SYN (RFC 7323 §2.2).
     wscale: PerDirection<Option<u8>>,
+    /// Each direction's TS.Recent, to drop what the receiver's PAWS check drops (`paws`).
+    paws: Paws,
     /// A SYN on this open connection, with a new ISN, waiting for the SYN-ACK that would make it
     /// a new connection (port reuse): (ISN, time, direction it came from).
     pending_syn: Option<(u32, Timestamp, Direction)>,
@@ -482,6 +487,7 @@ impl<S: Default> FlowTable<S> {
             saw_payload: false,
             seqs: Default::default(),
             wscale: PerDirection::default(),
+            paws: Paws::default(),
             pending_syn: None,
             seen: PerDirection::default(),
             last_frame: PerDirection::default(),
@@ -541,6 +547,7 @@ impl<S: Default> FlowTable<S> {
             saw_payload,
             seqs,
             wscale,
+            paws,
             seen,
             last_frame,
             causal,
@@ -586,6 +593,15 @@ impl<S: Default> FlowTable<S> {
             }
         }
 
+        // RFC 7323 §5.3: a data segment older than the receiver's TS.Recent is dropped by it.
+        if len > 0 && !flags.syn() && !flags.rst() && !*ignored {
+            let at_edge = seq_delta(seq, half[own].next_seq()) <= 0;
+            if !paws.admit(dir, timestamp(pkt.tcp_header), at_edge) {
+                b.stats.paws_rejected += 1;
+                return PAWS_REJECTED;
+            }
+        }
+
         // RFC 9293 §3.4: the SYN occupies one sequence number, so data (TCP Fast Open's, or any
         // later) starts at ISN + 1: stream offset 0.
         let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
@@ -604,6 +620,7 @@ impl<S: Default> FlowTable<S> {
         if flags.syn() {
             half[own].start_at(data_seq);
             wscale[own] = window_scale(pkt.tcp_header);
+            paws.syn(dir, timestamp(pkt.tcp_header));
             if !flags.ack() && dir == Direction::ToServer {
                 *client_isn = Some(seq);
             }
@@ -2230,6 +2247,55 @@ mod tests {
         let (t, rec) = with_urgent(2, 0, b"he", false, &[pkt(6, true, c(5), s(0), ACK, b" world")]);
         assert_eq!(rec.text(ToServer), "hello world");
         assert_eq!(t.stats().urgent_data, 0);
+    }
+
+    // PAWS (RFC 7323 §5.3): a data segment older than TS.Recent is the receiver's to drop.
+
+    /// A 32-byte TCP header (data offset 8) with NOP, NOP, Timestamps(tsval, 0).
+    fn ts_header(tsval: u32) -> [u8; 32] {
+        let mut h = [0u8; 32];
+        h[12] = 8 << 4;
+        h[20..24].copy_from_slice(&[1, 1, 8, 10]);
+        h[24..28].copy_from_slice(&tsval.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn a_segment_older_than_ts_recent_is_dropped_like_the_receiver_drops_it() {
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        let h = [100, 7, 101, 50, 102, 200].map(ts_header);
+        let with = |h: &'static [u8; 32], p: Packet<'static>| Packet { tcp_header: h, ..p };
+        let h: &'static [[u8; 32]; 6] = Box::leak(Box::new(h));
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                with(&h[0], pkt(0, true, CISN, 0, SYN, b"")),
+                with(&h[1], pkt(1, false, SISN, c(0), SYN | ACK, b"")),
+                with(&h[2], pkt(2, true, c(0), s(0), ACK, b"hello")),
+                // The decoy: good checksum, next bytes, TSval 50 < TS.Recent 101.
+                with(&h[3], pkt(3, true, c(5), s(0), ACK, b" XXXXX")),
+                with(&h[4], pkt(4, true, c(5), s(0), ACK, b" world")),
+                // Reordered ahead (newer TSval, not at the edge): TS.Recent stays at 102.
+                with(&h[5], pkt(5, true, c(17), s(0), ACK, b"?")),
+                with(&h[4], pkt(6, true, c(11), s(0), ACK, b", more")),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world, more?");
+        assert_eq!(t.stats().paws_rejected, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.paws_rejected"]);
+        // Picked up mid-stream: not judged.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                with(&h[2], pkt(2, true, c(0), s(0), ACK, b"hello")),
+                with(&h[3], pkt(3, true, c(5), s(0), ACK, b" world")),
+            ],
+        );
+        assert_eq!(rec.text(ToServer), "hello world");
+        assert_eq!(t.stats().paws_rejected, 0);
     }
 
     // SYN on an open connection (RFC 5961 §4) and port reuse.

@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 23] = [
+pub const TCP_COUNTERS: [(&str, &str); 24] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -91,6 +91,10 @@ pub const TCP_COUNTERS: [(&str, &str); 23] = [
     (
         "urgent_data",
         "Urgent (URG) bytes taken out of the stream, as the receiving stack takes them out.",
+    ),
+    (
+        "paws_rejected",
+        "Data segments older than the receiver's TS.Recent (PAWS, RFC 7323): dropped.",
     ),
     (
         "overlap_conflicts",

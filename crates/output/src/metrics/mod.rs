@@ -44,6 +44,7 @@
 //! | `pacstap_tcp_syn_data_ignored_total` | counter | — SYNs whose data the receiver did not take (dropped, never decoded). |
 //! | `pacstap_tcp_fin_ignored_total` | counter | — FINs beyond the receiver's window or run past by the sender's data (dropped). |
 //! | `pacstap_tcp_urgent_data_total` | counter | — Urgent (URG) bytes taken out of the stream, as the receiving stack takes them out. |
+//! | `pacstap_tcp_paws_rejected_total` | counter | — Data segments older than the receiver's TS.Recent (PAWS, RFC 7323): dropped. |
 //! | `pacstap_tcp_overlap_conflicts_total` | counter | — Retransmitted bytes that differ from the copy buffered or delivered. |
 //! | `pacstap_tcp_timestamp_jumps_total` | counter | — Packets stamped far ahead of the clock, not confirmed by the next ones. |
 //! | `pacstap_tcp_evicted_half_open_total` | counter | — Flows evicted from a full table that never carried payload. |
