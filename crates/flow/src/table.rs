@@ -2081,6 +2081,36 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_syns_with_data_holds_at_most_a_quarter_of_the_buffers() {
+        let mut t = FlowTable::new(FlowConfig {
+            max_buffered_bytes_total: 64 << 10,
+            ..FlowConfig::default()
+        });
+        let mut rec = Rec::default();
+        let data = [0x41u8; 1000];
+        for i in 0..200u16 {
+            let syn = pkt_between(0, ep(9, 10_000 + i), server(), 77, 0, SYN, &data);
+            feed(&mut t, &mut rec, &[syn]);
+        }
+        let st = t.stats();
+        assert!(st.buffered_bytes <= 16 << 10, "{}", st.buffered_bytes);
+        assert!(st.syn_data_ignored > 150, "{}", st.syn_data_ignored);
+        // A connection in progress still has room for its out-of-order bytes.
+        let hits = st.buffer_cap_hits;
+        established(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(5, true, c(8), s(0), ACK, &[0x42; 20_000]),
+                pkt(6, true, c(5), s(0), ACK, b"abc"),
+            ],
+        );
+        assert_eq!(t.stats().buffer_cap_hits, hits);
+        assert!(rec.text(ToServer).ends_with(&"B".repeat(20_000)));
+    }
+
+    #[test]
     fn a_syn_with_data_and_fin_ends_nothing() {
         let (_, rec) = fed(&[
             pkt(0, true, CISN, 0, SYN | FIN, b"decoy"),

@@ -31,6 +31,10 @@ use pacstap_core::{ChunkBody, Interest};
 
 use super::{seq_delta, Budget, HalfStream, PIECE_OVERHEAD};
 
+/// SYN data waits only while all buffered bytes stay under this fraction of
+/// `max_buffered_bytes_total` (see [`HalfStream::syn_data`]).
+const SYN_DATA_SHARE: u64 = 4;
+
 /// The data of this direction's SYN, waiting for a verdict.
 #[derive(Debug)]
 pub(super) struct SynData {
@@ -65,9 +69,11 @@ impl HalfStream {
             wire_len: len.max(payload.len() as u64),
         };
         let charge = kept.charge();
-        if self.charged + charge > b.cfg.max_buffered_bytes_per_dir
-            || b.stats.buffered_bytes + charge as u64 > b.cfg.max_buffered_bytes_total as u64
-        {
+        // SYN data may take at most a quarter of the buffers of all flows: a flood of SYNs with
+        // data (each a half-open flow holding a segment until it times out) must not leave the
+        // connections in progress without room for their out-of-order segments.
+        let share = b.cfg.max_buffered_bytes_total as u64 / SYN_DATA_SHARE;
+        if self.charged + charge > b.cfg.max_buffered_bytes_per_dir || b.stats.buffered_bytes + charge as u64 > share {
             // No room to wait: dropped, as most receivers drop it. If the receiver did take it,
             // the bytes after it start beyond a hole that becomes a gap: reported, not invented.
             b.stats.buffer_cap_hits += 1;
