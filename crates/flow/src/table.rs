@@ -18,8 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use pacstap_core::{
-    Anomaly, ChunkBody, CloseReason, Direction, EventBody, FlowId, FlowKey, FlowMeta, Interest, Packet, PerDirection,
-    ProtocolEvent, StreamChunk, StreamHandler, Timestamp,
+    ChunkBody, CloseReason, Direction, FlowId, FlowKey, FlowMeta, Interest, Packet, PerDirection, ProtocolEvent,
+    StreamChunk, StreamHandler, Timestamp,
 };
 
 use crate::activity::{Activity, Class, NIL};
@@ -30,10 +30,15 @@ use crate::control::{fingerprint, timestamp, window_scale, RstVerdict, SeqView};
 use crate::paws::Paws;
 use crate::reassembly::{seq_delta, Budget, HalfStream};
 
+mod anomaly;
 mod causal;
 mod ending;
 mod syn;
 
+use anomaly::{
+    BAD_CHECKSUM, DATA_AFTER_CLOSE, FIN_IGNORED, OVERLAP_CONFLICT, PAWS_REJECTED, RST_IN_WINDOW, RST_OUT_OF_WINDOW,
+    SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA,
+};
 use causal::CausalHold;
 use syn::SynAction;
 
@@ -52,32 +57,6 @@ const MAX_LOST_TAIL: u64 = 65_535;
 /// a teardown is flagged `tcp.data_after_close` on the flow that picks it up. 4096 covers the
 /// connections a PACS segment closes within seconds; older ends are forgotten, not scanned.
 const RECENT_ENDS: usize = 4096;
-
-/// The `tcp.*` anomaly names, as bits of a per-packet mask.
-const ANOMALY_NAMES: [&str; 11] = [
-    "tcp.bad_checksum",
-    "tcp.rst_in_window",
-    "tcp.rst_out_of_window",
-    "tcp.syn_on_established",
-    "tcp.data_after_close",
-    "tcp.overlap_conflict",
-    "tcp.timestamp_jump",
-    "tcp.syn_data_ignored",
-    "tcp.fin_ignored",
-    "tcp.urgent_data",
-    "tcp.paws_rejected",
-];
-const BAD_CHECKSUM: u16 = 1 << 0;
-const RST_IN_WINDOW: u16 = 1 << 1;
-const RST_OUT_OF_WINDOW: u16 = 1 << 2;
-const SYN_ON_ESTABLISHED: u16 = 1 << 3;
-const DATA_AFTER_CLOSE: u16 = 1 << 4;
-const OVERLAP_CONFLICT: u16 = 1 << 5;
-const TIMESTAMP_JUMP: u16 = 1 << 6;
-const SYN_DATA_IGNORED: u16 = 1 << 7;
-const FIN_IGNORED: u16 = 1 << 8;
-const URGENT_DATA: u16 = 1 << 9;
-const PAWS_REJECTED: u16 = 1 << 10;
 
 /// One connection.
 struct Flow<S> {
@@ -388,28 +367,6 @@ impl<S: Default> FlowTable<S> {
     /// The least recently active flow, whatever its class.
     fn oldest(&self) -> Option<u32> {
         self.activity.oldest(|i| self.slot(i).map(|f| f.last_active))
-    }
-
-    /// Emit the anomalies of `mask` on flow `idx`, within its share of events.
-    fn report(&mut self, idx: u32, mask: u16, ts: Timestamp) {
-        let cap = self.cfg.max_anomaly_events_per_flow;
-        let Some(flow) = self.slots.get_mut(idx as usize).and_then(Option::as_mut) else {
-            return;
-        };
-        for (bit, name) in ANOMALY_NAMES.iter().enumerate() {
-            if mask & (1 << bit) != 0 && flow.anomaly_events < cap {
-                flow.anomaly_events += 1;
-                self.events.push(ProtocolEvent {
-                    ts,
-                    flow: flow.meta,
-                    body: EventBody::Anomaly(Anomaly {
-                        proto: "tcp",
-                        name,
-                        detail: None,
-                    }),
-                });
-            }
-        }
     }
 
     /// The table cap, at least one flow and within the slab's `u32` indices.
@@ -854,7 +811,7 @@ mod tests {
             assert_eq!(self.stats.flows_created - self.stats.flows_ended, n as u64);
         }
     }
-    use pacstap_core::{Endpoint, TcpFlags, TcpHeader};
+    use pacstap_core::{Endpoint, EventBody, TcpFlags, TcpHeader};
     use std::collections::HashMap;
     use std::net::{IpAddr, Ipv4Addr};
 

@@ -4,7 +4,8 @@
 
 use pacstap_core::{Direction, FlowKey, Packet, Timestamp};
 
-use super::{FlowTable, SYN_ON_ESTABLISHED};
+use super::anomaly::SYN_ON_ESTABLISHED;
+use super::FlowTable;
 use crate::reassembly::seq_delta;
 
 /// What a SYN on a flow in the table does.
