@@ -116,6 +116,13 @@ pub(crate) fn window_scale(tcp_header: &[u8]) -> Option<u8> {
 
 /// TSval of the timestamps option (RFC 7323 §3.2: kind 8, length 10), if present.
 pub(crate) fn timestamp(tcp_header: &[u8]) -> Option<u32> {
+    // Linux, the BSDs and macOS put it first, after two NOPs (RFC 7323 Appendix A's layout):
+    // read there without walking the options, on every data segment.
+    if let (Some([1, 1, 8, 10]), Some(v)) = (tcp_header.get(20..24), tcp_header.get(24..28)) {
+        if usize::from(tcp_header.get(12).map_or(0, |b| b >> 4)) * 4 >= 32 {
+            return Some(u32::from_be_bytes(v.try_into().ok()?));
+        }
+    }
     let v = option(tcp_header, 8, 10)?;
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
@@ -179,6 +186,28 @@ mod tests {
         assert_eq!(v.snd_max, Some(7), "an old segment does not move it back");
         v.sent(0x4000_0000, 1, Some(0));
         assert_eq!(v.snd_max, Some(7), "nor one far beyond the window");
+    }
+
+    #[test]
+    fn timestamp_is_read_where_linux_puts_it_and_anywhere_else() {
+        let header = |opts: &[u8]| {
+            let mut h = vec![0u8; 20];
+            h.extend_from_slice(opts);
+            h[12] = ((h.len() / 4) as u8) << 4;
+            h
+        };
+        // Data segment: NOP, NOP, TS.
+        let data = header(&[1, 1, 8, 10, 0, 0, 1, 0, 0, 0, 0, 9]);
+        assert_eq!(timestamp(&data), Some(256));
+        // SYN: MSS, SACK permitted, TS, NOP, window scale.
+        let syn = header(&[2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0, 1, 3, 3, 7]);
+        assert_eq!((timestamp(&syn), window_scale(&syn)), (Some(7), Some(7)));
+        // The data offset says the options end before the option: not there.
+        let mut short = data.clone();
+        short[12] = 6 << 4;
+        assert_eq!(timestamp(&short), None);
+        assert_eq!(timestamp(&data[..26]), None, "cut by the snaplen");
+        assert_eq!(timestamp(&header(&[1, 1, 1, 1])), None);
     }
 
     #[test]
