@@ -48,23 +48,26 @@ impl SeqView {
         });
     }
 
-    /// Judge a RST sent by this direction at `seq`. `shift`: the receiver's window scale, when
-    /// the handshake negotiated one. `None` when nothing is known of this direction yet (nothing
-    /// to check against: it is believed, as before validation existed).
     /// Whether a FIN at `seq` is within what the receiver accepts: no further ahead of the
     /// last acknowledgment (RCV.NXT) than its window (RFC 9293 §3.10.7.4; at least 64 KiB, and
-    /// with the largest scale when the handshake was not seen). Unknown without an ACK from the
-    /// receiver (a one-sided capture): accepted. A FIN behind RCV.NXT is a retransmission, or
-    /// the ACK of a FIN the capture shows late: accepted (reassembly ignores a FIN before bytes
-    /// it delivered).
-    pub fn fin_in_window(&self, seq: u32, shift: Option<u8>) -> bool {
+    /// with the largest scale when the handshake was not seen). A SPAN port may show the
+    /// receiver's ACKs late, so a FIN within the window of what this direction had sent before
+    /// it (`sent_before`, its SND.MAX) is accepted too: only a FIN far from both is dropped.
+    /// Unknown without an ACK from the receiver (a one-sided capture): accepted. A FIN behind
+    /// RCV.NXT is a retransmission, or the ACK of a FIN the capture shows late: accepted
+    /// (reassembly ignores a FIN before bytes it delivered).
+    pub fn fin_in_window(&self, seq: u32, shift: Option<u8>, sent_before: Option<u32>) -> bool {
         let Some(rcv_nxt) = self.peer_ack else {
             return true;
         };
         let window = (u64::from(self.peer_window) << shift.unwrap_or(14).min(14)).max(65_535);
-        seq_delta(seq, rcv_nxt) <= window as i64
+        let near = |r: u32| seq_delta(seq, r) <= window as i64;
+        near(rcv_nxt) || sent_before.is_some_and(near)
     }
 
+    /// Judge a RST sent by this direction at `seq`. `shift`: the receiver's window scale, when
+    /// the handshake negotiated one. `None` when nothing is known of this direction yet (nothing
+    /// to check against: it is believed, as before validation existed).
     pub fn judge_rst(&self, seq: u32, shift: Option<u8>) -> Option<RstVerdict> {
         let candidates = [self.peer_ack, self.snd_max];
         if candidates.iter().all(Option::is_none) {

@@ -563,6 +563,7 @@ impl<S: Default> FlowTable<S> {
         // later) starts at ISN + 1: stream offset 0.
         let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
         let shift = receiver_shift(wscale, peer, meta.handshake_seen);
+        let sent_before = seqs[own].snd_max;
         seqs[own].sent(
             seq,
             (len as u32)
@@ -618,7 +619,7 @@ impl<S: Default> FlowTable<S> {
         // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data. One beyond
         // the receiver's window is dropped by it (RFC 9293 §3.10.7.4), and here.
         let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32)).filter(|&f| {
-            let in_window = seqs[own].fin_in_window(f, receiver_shift(wscale, peer, meta.handshake_seen));
+            let in_window = seqs[own].fin_in_window(f, shift, sent_before);
             if !in_window {
                 b.stats.fin_ignored += 1;
             }
@@ -2119,6 +2120,21 @@ mod tests {
         let st = t.stats();
         assert_eq!((st.fin_ignored, st.gaps), (1, 0));
         assert_eq!(anomalies(&mut t), ["tcp.fin_ignored"]);
+    }
+
+    #[test]
+    fn a_fin_far_ahead_of_a_late_ack_but_right_after_the_senders_bytes_closes() {
+        // A SPAN port shows the server's ACKs late: the last one seen acknowledges "hello"
+        // only, while the client sends 200 kB more (no window scale: a 64 KiB window) and FINs.
+        let (mut t, mut rec) = (table(), Rec::default());
+        established(&mut t, &mut rec);
+        let chunk = [b'x'; 1000];
+        for i in 0..200u32 {
+            feed(&mut t, &mut rec, &[pkt(5, true, c(5 + i * 1000), s(0), ACK, &chunk)]);
+        }
+        feed(&mut t, &mut rec, &[pkt(6, true, c(200_005), s(0), FIN | ACK, b"")]);
+        assert!(rec.text(ToServer).ends_with("x|"));
+        assert_eq!(t.stats().fin_ignored, 0);
     }
 
     #[test]
