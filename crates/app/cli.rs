@@ -320,9 +320,9 @@ pub struct ReplayArgs {
     /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
     /// GRE, ERSPAN I/II/III, MPLS, PPPoE and the VN-Tag / E-Tag / Cisco MetaData switch tags
     /// are recognised by protocol number or EtherType and always peeled; VXLAN and Geneve only
-    /// by UDP destination port: by default VXLAN 4789 and Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
-    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
-    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// by UDP destination port: by default VXLAN 4789 and Geneve 6081. Repeatable; each SPEC is
+    /// one of: `vxlan=4789,8472` (VXLAN on these ports, e.g. 8472 for Linux's historical port),
+    /// `geneve=6081`, `vxlan=none`, `none` (peel nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
     /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
     #[arg(long = "decapsulate", value_name = "SPEC")]
     pub decapsulate: Vec<String>,
@@ -546,9 +546,9 @@ pub struct CaptureArgs {
     /// traffic mirroring sends VXLAN; Cisco / Arista remote SPAN sends ERSPAN in GRE).
     /// GRE, ERSPAN I/II/III, MPLS, PPPoE and the VN-Tag / E-Tag / Cisco MetaData switch tags
     /// are recognised by protocol number or EtherType and always peeled; VXLAN and Geneve only
-    /// by UDP destination port: by default VXLAN 4789 and Geneve 6081. Repeatable; each SPEC is one of: `vxlan=4789,8472` (VXLAN on these ports,
-    /// e.g. 8472 for Linux's historical port), `geneve=6081`, `vxlan=none`, `none` (peel
-    /// nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
+    /// by UDP destination port: by default VXLAN 4789 and Geneve 6081. Repeatable; each SPEC is
+    /// one of: `vxlan=4789,8472` (VXLAN on these ports, e.g. 8472 for Linux's historical port),
+    /// `geneve=6081`, `vxlan=none`, `none` (peel nothing), `default`. Overrides the config's `[decapsulate]` table. The replay summary
     /// counts the frames of each tunnel, and warns when most frames go to an unknown UDP port.
     #[arg(long = "decapsulate", value_name = "SPEC")]
     pub decapsulate: Vec<String>,

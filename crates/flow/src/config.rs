@@ -234,7 +234,8 @@ pub struct FlowStats {
     pub evicted_decoding: u64,
     /// Ended flows of which only one direction was ever captured.
     pub one_sided_flows: u64,
-    /// Frames identical (same IP id, TCP header and length) to the previous one of their direction: the same frame mirrored twice.
+    /// Frames identical (same IP id, TCP header and length) to the previous one of their
+    /// direction: the same frame mirrored twice.
     pub duplicate_frames: u64,
     /// Gauge: bytes held in delivered-data histories now.
     pub history_bytes: u64,

@@ -130,6 +130,14 @@ pub(crate) fn timestamp(tcp_header: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(v.get(..4)?.try_into().ok()?))
 }
 
+/// The urgent pointer: bytes 18-19 of the TCP header (RFC 9293 §3.1); 0 when not captured.
+pub(crate) fn urgent_pointer(tcp_header: &[u8]) -> u16 {
+    tcp_header
+        .get(18..20)
+        .and_then(|p| <[u8; 2]>::try_from(p).ok())
+        .map_or(0, u16::from_be_bytes)
+}
+
 /// A cheap fingerprint of a frame for telling an exact duplicate (the same frame mirrored twice,
 /// e.g. ingress and egress of one switch port) from a retransmission: a retransmission has a new
 /// IPv4 identification and usually a new timestamp option, so a new TCP checksum.

@@ -26,24 +26,22 @@ const PAWS_WINDOW: i64 = 1;
 /// `TS.Recent` of each direction, once the handshake showed timestamps in use.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Paws {
-    /// TSval of each direction's SYN, then of its last segment at the delivery point.
+    /// TSval of each direction's SYN, then of its last segment at the delivery point. Both are
+    /// set exactly when both SYNs carried the option: timestamps are in use.
     recent: PerDirection<Option<u32>>,
-    /// Both SYNs carried the option: timestamps are in use.
-    on: bool,
 }
 
 impl Paws {
     /// A SYN (or SYN-ACK) from `dir` with timestamp `tsval`, if it had the option.
     pub fn syn(&mut self, dir: Direction, tsval: Option<u32>) {
         self.recent[dir] = tsval;
-        self.on = self.recent.to_server.is_some() && self.recent.to_client.is_some();
     }
 
     /// Whether a data segment from `dir` with timestamp `tsval` is one the receiver takes.
     /// `at_edge`: the segment starts at or before the next byte to deliver (what may move
     /// `TS.Recent`).
     pub fn admit(&mut self, dir: Direction, tsval: Option<u32>, at_edge: bool) -> bool {
-        let (true, Some(recent), Some(tsval)) = (self.on, self.recent[dir], tsval) else {
+        let (Some(recent), Some(_), Some(tsval)) = (self.recent[dir], self.recent[dir.reverse()], tsval) else {
             return true;
         };
         if seq_delta(recent, tsval) > PAWS_WINDOW {

@@ -26,7 +26,7 @@ use crate::activity::{Activity, Class, NIL};
 use crate::checksum::ChecksumPolicy;
 use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
-use crate::control::{fingerprint, timestamp, window_scale, RstVerdict, SeqView};
+use crate::control::{fingerprint, timestamp, urgent_pointer, window_scale, RstVerdict, SeqView};
 use crate::paws::Paws;
 use crate::reassembly::{seq_delta, Budget, HalfStream};
 
@@ -633,16 +633,8 @@ impl<S: Default> FlowTable<S> {
             interest: Interest::Continue,
         };
         // An urgent byte is taken out of the stream before the bytes around it are delivered.
-        if flags.urg() && !*ignored {
-            // The urgent pointer: bytes 18-19 of the TCP header (RFC 9293 §3.1).
-            let ptr = pkt
-                .tcp_header
-                .get(18..20)
-                .and_then(|p| <[u8; 2]>::try_from(p).ok())
-                .map_or(0, u16::from_be_bytes);
-            if half[own].urgent(seq, ptr, &mut b) {
-                anomalies |= URGENT_DATA;
-            }
+        if flags.urg() && !*ignored && half[own].urgent(seq, urgent_pointer(pkt.tcp_header), &mut b) {
+            anomalies |= URGENT_DATA;
         }
         // Data on the SYN (or SYN-ACK) that opens this direction waits for the receiver's verdict
         // (`reassembly::syn_data`): it is not offset 0 until the SYN-ACK acknowledges it.
@@ -2082,21 +2074,23 @@ mod tests {
 
     // FIN validation: a FIN the receiver would not take ends nothing.
 
-    #[test]
-    fn a_spoofed_fin_ahead_of_the_stream_is_forgotten_when_the_senders_data_runs_past_it() {
+    /// A new table after `established` ("hello" sent and acknowledged), then fed `pkts`.
+    fn after_hello(pkts: &[Packet<'_>]) -> (FlowTable<u32>, Rec) {
         let (mut t, mut rec) = (table(), Rec::default());
         established(&mut t, &mut rec);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                // In the window, 3 bytes ahead of RCV.NXT (c(5)).
-                pkt(5, true, c(8), s(0), FIN | ACK, b""),
-                pkt(6, true, c(5), s(0), ACK, b" world, and more"),
-                pkt(7, false, s(0), c(21), ACK, b"ok"),
-                pkt(8, true, c(21), s(2), FIN | ACK, b""),
-            ],
-        );
+        feed(&mut t, &mut rec, pkts);
+        (t, rec)
+    }
+
+    #[test]
+    fn a_spoofed_fin_ahead_of_the_stream_is_forgotten_when_the_senders_data_runs_past_it() {
+        let (mut t, rec) = after_hello(&[
+            // In the window, 3 bytes ahead of RCV.NXT (c(5)).
+            pkt(5, true, c(8), s(0), FIN | ACK, b""),
+            pkt(6, true, c(5), s(0), ACK, b" world, and more"),
+            pkt(7, false, s(0), c(21), ACK, b"ok"),
+            pkt(8, true, c(21), s(2), FIN | ACK, b""),
+        ]);
         assert_eq!(rec.text(ToServer), "hello world, and more|");
         let st = t.stats();
         assert_eq!(
@@ -2139,18 +2133,12 @@ mod tests {
 
     #[test]
     fn a_fin_behind_bytes_already_captured_is_forgotten() {
-        let (mut t, mut rec) = (table(), Rec::default());
-        established(&mut t, &mut rec);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                // Out of order: bytes 8.. buffered, then a FIN at 8 (inside them), then the hole.
-                pkt(5, true, c(8), s(0), ACK, b"rld"),
-                pkt(6, true, c(9), s(0), FIN | ACK, b""),
-                pkt(7, true, c(5), s(0), ACK, b" wo"),
-            ],
-        );
+        let (t, rec) = after_hello(&[
+            // Out of order: bytes 8.. buffered, then a FIN at 8 (inside them), then the hole.
+            pkt(5, true, c(8), s(0), ACK, b"rld"),
+            pkt(6, true, c(9), s(0), FIN | ACK, b""),
+            pkt(7, true, c(5), s(0), ACK, b" wo"),
+        ]);
         assert_eq!(rec.text(ToServer), "hello world");
         assert_eq!(t.stats().fin_ignored, 1);
     }
@@ -2158,28 +2146,16 @@ mod tests {
     #[test]
     fn a_real_fin_before_its_last_bytes_or_acknowledged_before_it_is_seen_still_closes() {
         // A SPAN port: the FIN before the last data segment.
-        let (mut t, mut rec) = (table(), Rec::default());
-        established(&mut t, &mut rec);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(5, true, c(11), s(0), FIN | ACK, b""),
-                pkt(6, true, c(5), s(0), ACK, b" world"),
-            ],
-        );
+        let (_, rec) = after_hello(&[
+            pkt(5, true, c(11), s(0), FIN | ACK, b""),
+            pkt(6, true, c(5), s(0), ACK, b" world"),
+        ]);
         assert_eq!(rec.text(ToServer), "hello world|");
         // The receiver's ACK of the FIN first (RCV.NXT past it), then the FIN.
-        let (mut t, mut rec) = (table(), Rec::default());
-        established(&mut t, &mut rec);
-        feed(
-            &mut t,
-            &mut rec,
-            &[
-                pkt(5, false, s(0), c(6), ACK, b""),
-                pkt(6, true, c(5), s(0), FIN | ACK, b""),
-            ],
-        );
+        let (t, rec) = after_hello(&[
+            pkt(5, false, s(0), c(6), ACK, b""),
+            pkt(6, true, c(5), s(0), FIN | ACK, b""),
+        ]);
         assert_eq!(rec.text(ToServer), "hello|");
         assert_eq!(t.stats().fin_ignored, 0);
     }
@@ -2207,10 +2183,7 @@ mod tests {
         let (mut t, mut rec) = (urgent_table(), Rec::default());
         established(&mut t, &mut rec);
         let hdr = urgent_header(ptr);
-        let urg = Packet {
-            tcp_header: &hdr,
-            ..pkt(5, true, c(at), s(0), ACK | PSH | TcpFlags::URG, data)
-        };
+        let urg = with(&hdr, pkt(5, true, c(at), s(0), ACK | PSH | TcpFlags::URG, data));
         for _ in 0..1 + usize::from(twice) {
             feed(&mut t, &mut rec, &[urg]);
         }
@@ -2263,12 +2236,15 @@ mod tests {
         h
     }
 
+    /// `p` carrying the TCP header `h`.
+    fn with<'a>(h: &'a [u8], p: Packet<'a>) -> Packet<'a> {
+        Packet { tcp_header: h, ..p }
+    }
+
     #[test]
     fn a_segment_older_than_ts_recent_is_dropped_like_the_receiver_drops_it() {
         let (mut t, mut rec) = (urgent_table(), Rec::default());
         let h = [100, 7, 101, 50, 102, 200].map(ts_header);
-        let with = |h: &'static [u8; 32], p: Packet<'static>| Packet { tcp_header: h, ..p };
-        let h: &'static [[u8; 32]; 6] = Box::leak(Box::new(h));
         feed(
             &mut t,
             &mut rec,

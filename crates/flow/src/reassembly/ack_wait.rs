@@ -26,7 +26,7 @@ impl HalfStream {
         if !self.started {
             return Interest::Continue;
         }
-        if self.syn_data_waiting() && self.syn_data_on_ack(ack, b, out) == Interest::Ignore {
+        if self.syn_data.is_some() && self.syn_data_on_ack(ack, b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
         let d = seq_delta(ack, self.next_seq());

@@ -85,11 +85,6 @@ impl HalfStream {
         true
     }
 
-    /// Whether SYN data waits for its verdict.
-    pub fn syn_data_waiting(&self) -> bool {
-        self.syn_data.is_some()
-    }
-
     /// The peer acknowledged everything before `ack`: decides waiting SYN data (delivered when
     /// acknowledged, dropped when only the SYN was).
     pub(super) fn syn_data_on_ack<O>(&mut self, ack: u32, b: &mut Budget<'_>, out: &mut O) -> Interest
