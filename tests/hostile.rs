@@ -167,6 +167,22 @@ fn rst_out_of_window_does_not_reset_the_association() {
 /// resets. The tap's choice, documented here: it believes what the endpoint believes, so such
 /// an RST changes no flow state (it may be counted). The capture proves the endpoint agreed:
 /// the association goes on with more C-MOVEs and ends with A-RELEASE. Today: the tap ends it as
+/// A RST spoofed as the PACS at exactly the client's RCV.NXT (what RFC 5961 asks of a RST that
+/// counts), but with an IP TTL one below the PACS's packets: it runs out before the client,
+/// which goes on with the association, and so does the tap. Taking it reset association 2 and
+/// picked the rest of it up mid-stream, without its AE titles.
+#[test]
+fn exact_rst_with_a_ttl_that_runs_out_before_the_client_ends_nothing() {
+    let (_, bad) = same_as_bulk_export_but("ctl-rst-low-ttl.pcap", "tcp.rst_low_ttl");
+    let outcomes: Vec<String> = bad
+        .events
+        .iter()
+        .filter(|e| e["dicom"]["type"] == "association" && e["dicom"]["calling_ae"] == "WORKSTATION1")
+        .map(|e| s(&e["dicom"]["outcome"]))
+        .collect();
+    assert_eq!(outcomes, ["released", "released", "released"]);
+}
+
 /// `reset` at the spoofed RST.
 #[test]
 fn rst_in_window_but_not_exact_is_ignored_as_the_endpoint_ignores_it() {
@@ -212,6 +228,21 @@ fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
 fn decoy_with_an_old_timestamp_before_the_real_c_move_loses() {
     let (_, bad) = same_as_bulk_export_but("decoy-paws.pcap", "tcp.paws_rejected");
     assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+}
+
+/// The ARCHIVE2 copy with a good checksum and the real segment's own TCP timestamp (PAWS passes
+/// it), but an IP TTL one below the client's, before the real segment: sent to expire at a
+/// router between the tap and the PACS (an insertion attack). It is held, not decoded first,
+/// and the client's own copy wins. Taking it named ARCHIVE2 as the destination of one C-MOVE.
+#[test]
+fn decoy_with_a_ttl_that_runs_out_before_the_pacs_loses() {
+    let (_, bad) = same_as_bulk_export_but("decoy-ttl.pcap", "tcp.low_ttl_decoy");
+    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+    let summary = bad.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        summary.contains("low TTL 1 segments held below their direction's TTL (1 decoys, 0 taken)"),
+        "{summary}"
+    );
 }
 
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
@@ -763,6 +794,8 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-bad-checksum.pcap", 1),
         ("decoy-retransmission.pcap", 1),
         ("decoy-paws.pcap", 1),
+        ("decoy-ttl.pcap", 1),
+        ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.
         ("decoy-syn-data.pcap", 0),

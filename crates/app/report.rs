@@ -141,6 +141,13 @@ impl ReplayReport {
                     ),
                 ),
                 (
+                    "low TTL".into(),
+                    format!(
+                        "{} segments held below their direction's TTL ({} decoys, {} taken); {} RST not taken",
+                        f.low_ttl_held, f.low_ttl_decoys, f.low_ttl_taken, f.rst_low_ttl
+                    ),
+                ),
+                (
                     "capture health".into(),
                     format!(
                         "{} one-sided flows ({:.0}% of ended), {} duplicate frames, {} timestamp jumps, \

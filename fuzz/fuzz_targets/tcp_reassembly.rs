@@ -3,8 +3,8 @@
 //! keeps its memory accounting within the configured caps (reassembly buffers and delivered-
 //! bytes histories), and emits at most its per-flow share of `tcp.*` anomaly events. The
 //! input also picks the checksum mode, raw header bytes for the checksum, window-scale,
-//! timestamp (PAWS) and urgent-pointer parsers, and timestamps that jump far ahead and back
-//! (the guarded clock).
+//! timestamp (PAWS) and urgent-pointer parsers, IP headers whose TTL may fall below the flow's
+//! (segments held for it), and timestamps that jump far ahead and back (the guarded clock).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pacstap_core::*;

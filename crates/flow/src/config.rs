@@ -224,6 +224,17 @@ pub struct FlowStats {
     /// Data segments of a timestamped connection whose TSval is older than the receiver's
     /// TS.Recent: dropped by it (RFC 7323 §5.3 PAWS), and here (`paws`).
     pub paws_rejected: u64,
+    /// Data segments whose IP TTL was below the rest of their direction's, held until the stream
+    /// showed whether the receiver got them (`reassembly::low_ttl`).
+    pub low_ttl_held: u64,
+    /// Of those, copies that differed from the bytes the receiver read instead (a decoy whose
+    /// TTL ran out between the tap and the receiver).
+    pub low_ttl_decoys: u64,
+    /// Of those, copies taken because nothing else came for their bytes.
+    pub low_ttl_taken: u64,
+    /// RSTs whose IP TTL was below the rest of their direction's: not taken (a decoy that never
+    /// reaches the receiver would otherwise end the flow here while it goes on there).
+    pub rst_low_ttl: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -287,6 +298,10 @@ impl FlowStats {
             fin_ignored,
             urgent_data,
             paws_rejected,
+            low_ttl_held,
+            low_ttl_decoys,
+            low_ttl_taken,
+            rst_low_ttl,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -335,6 +350,10 @@ impl FlowStats {
         self.fin_ignored += fin_ignored;
         self.urgent_data += urgent_data;
         self.paws_rejected += paws_rejected;
+        self.low_ttl_held += low_ttl_held;
+        self.low_ttl_decoys += low_ttl_decoys;
+        self.low_ttl_taken += low_ttl_taken;
+        self.rst_low_ttl += rst_low_ttl;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

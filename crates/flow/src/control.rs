@@ -138,6 +138,17 @@ pub(crate) fn urgent_pointer(tcp_header: &[u8]) -> u16 {
         .map_or(0, u16::from_be_bytes)
 }
 
+/// The IP TTL (IPv4 byte 8, RFC 791 §3.1) or hop limit (IPv6 byte 7, RFC 8200 §3) of the
+/// innermost IP header; `None` when it was not handed over.
+#[inline]
+pub(crate) fn ttl(ip_header: &[u8]) -> Option<u8> {
+    match ip_header.first()? >> 4 {
+        4 => ip_header.get(8).copied(),
+        6 => ip_header.get(7).copied(),
+        _ => None,
+    }
+}
+
 /// A cheap fingerprint of a frame for telling an exact duplicate (the same frame mirrored twice,
 /// e.g. ingress and egress of one switch port) from a retransmission: a retransmission has a new
 /// IPv4 identification and usually a new timestamp option, so a new TCP checksum.

@@ -39,6 +39,7 @@ use crate::config::{FlowConfig, FlowStats};
 use crate::history::History;
 
 mod ack_wait;
+mod low_ttl;
 mod syn_data;
 mod urgent;
 use ack_wait::AckWait;
@@ -152,6 +153,8 @@ pub(crate) struct HalfStream {
     syn_data: Option<SynData>,
     /// The urgent byte to take out of what is delivered (`urgent`).
     urgent: urgent::Urgent,
+    /// This direction's IP TTL, and segments held for a lower one (`low_ttl`).
+    low_ttl: low_ttl::LowTtl,
 }
 
 impl HalfStream {
@@ -181,7 +184,7 @@ impl HalfStream {
 
     /// Whether any byte was delivered or buffered (SYN data waiting for its verdict included).
     pub fn has_data(&self) -> bool {
-        self.next > 0 || !self.pieces.is_empty() || self.syn_data.is_some()
+        self.next > 0 || !self.pieces.is_empty() || self.syn_data.is_some() || !self.low_ttl.is_empty()
     }
 
     /// `Close(Fin)` has been delivered for this direction.
@@ -315,6 +318,10 @@ impl HalfStream {
         self.wait = None;
         // Never acknowledged, never followed: the receiver did not take it.
         self.drop_syn_data(b);
+        // Nothing came instead of them: the receiver took them.
+        if self.take_low_ttl(b, out) == Interest::Ignore {
+            return Interest::Ignore;
+        }
         if self.drain(b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
@@ -339,8 +346,9 @@ impl HalfStream {
         self.uncharge(charged, b);
         self.islands = 0;
         self.wait = None;
-        // Its charge was in `charged`.
+        // Their charges were in `charged`.
         self.syn_data = None;
+        self.low_ttl = low_ttl::LowTtl::default();
         if let Some(h) = self.history.take() {
             b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
         }
@@ -626,6 +634,14 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        let mut target = target;
+        if target > self.next && !self.low_ttl.is_empty() {
+            // Copies held for a low TTL fill the hole before it is given up (`low_ttl`).
+            if self.take_low_ttl(b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+            target = target.min(self.first_hole_end().unwrap_or(target));
+        }
         if self.wait.is_some() && target >= self.acked {
             // An acknowledged hole given up (waited its time, or a cap): not filled.
             self.wait = None;
@@ -730,7 +746,9 @@ impl HalfStream {
         assert_eq!(self.islands, count_islands(&self.pieces), "islands");
         assert_eq!(
             self.charged,
-            self.pieces.values().map(Piece::charge).sum::<usize>() + self.syn_data.as_ref().map_or(0, SynData::charge),
+            self.pieces.values().map(Piece::charge).sum::<usize>()
+                + self.syn_data.as_ref().map_or(0, SynData::charge)
+                + self.low_ttl.charge(),
             "charged"
         );
         if let Some(fin) = self.fin {

@@ -26,7 +26,7 @@ use crate::activity::{Activity, Class, NIL};
 use crate::checksum::ChecksumPolicy;
 use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
-use crate::control::{fingerprint, timestamp, urgent_pointer, window_scale, RstVerdict, SeqView};
+use crate::control::{fingerprint, timestamp, ttl, urgent_pointer, window_scale, RstVerdict, SeqView};
 use crate::paws::Paws;
 use crate::reassembly::{seq_delta, Budget, HalfStream};
 
@@ -36,8 +36,8 @@ mod ending;
 mod syn;
 
 use anomaly::{
-    BAD_CHECKSUM, DATA_AFTER_CLOSE, FIN_IGNORED, OVERLAP_CONFLICT, PAWS_REJECTED, RST_IN_WINDOW, RST_OUT_OF_WINDOW,
-    SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA,
+    BAD_CHECKSUM, DATA_AFTER_CLOSE, FIN_IGNORED, LOW_TTL_DECOY, OVERLAP_CONFLICT, PAWS_REJECTED, RST_IN_WINDOW,
+    RST_LOW_TTL, RST_OUT_OF_WINDOW, SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA,
 };
 use causal::CausalHold;
 use syn::SynAction;
@@ -519,6 +519,17 @@ impl<S: Default> FlowTable<S> {
         }
         last_frame[own] = fp;
 
+        // A packet below the direction's TTL may have expired before the receiver
+        // (`reassembly::low_ttl`): data so is held, and a RST so is not taken once the direction
+        // has carried data (its TTL is then the stack's own; before, it may be a scanner's raw
+        // SYN, e.g. masscan's TTL 255, which the kernel's own RST then follows lower).
+        let ip_ttl = ttl(pkt.ip_header);
+        let low_ttl = half[own].ttl_is_low(ip_ttl);
+        if flags.rst() && low_ttl && half[own].has_data() {
+            b.stats.rst_low_ttl += 1;
+            return RST_LOW_TTL;
+        }
+
         // RFC 5961 §3.2: a RST counts only with the sequence number the receiver expects.
         let mut reset = false;
         if flags.rst() {
@@ -643,7 +654,19 @@ impl<S: Default> FlowTable<S> {
             && !*ignored
             && interest == Interest::Continue
             && half[own].syn_data(pkt.payload, len, &mut b);
-        if (len > 0 || fin_seq.is_some()) && !syn_data_kept && !*ignored && interest == Interest::Continue {
+        // Data below the direction's TTL is held until the stream decides (`reassembly::low_ttl`).
+        let low_ttl_data = low_ttl && len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored;
+        if low_ttl_data && interest == Interest::Continue {
+            let ttl = ip_ttl.unwrap_or(0);
+            let out = &mut sink(h, state, meta, dir, ts);
+            interest = half[own].hold_low_ttl(data_seq, ttl, pkt.payload, len, &mut b, out);
+        }
+        if (len > 0 || fin_seq.is_some())
+            && !syn_data_kept
+            && !low_ttl_data
+            && !*ignored
+            && interest == Interest::Continue
+        {
             let seg = causal::Arrival {
                 seq: data_seq,
                 len,
@@ -657,7 +680,7 @@ impl<S: Default> FlowTable<S> {
         let (held, mut new_hold) = (holding.held, holding.new);
         if len > 0 {
             *saw_payload = true;
-            if !held && !syn_data_kept && !*ignored && interest == Interest::Continue {
+            if !held && !syn_data_kept && !low_ttl_data && !*ignored && interest == Interest::Continue {
                 interest = half[own].segment(data_seq, pkt.payload, len, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }
@@ -685,6 +708,13 @@ impl<S: Default> FlowTable<S> {
             if go_on {
                 interest = i;
             }
+        }
+        let decoys = b.stats.low_ttl_decoys;
+        for hs in half.iter_mut().filter(|hs| hs.holds_low_ttl()) {
+            hs.settle_low_ttl(&mut b);
+        }
+        if b.stats.low_ttl_decoys > decoys {
+            anomalies |= LOW_TTL_DECOY;
         }
         if b.stats.overlap_conflicts > conflicts {
             anomalies |= OVERLAP_CONFLICT;
@@ -2803,6 +2833,13 @@ mod tests {
             let start = rng.below(buf.len() as u64) as usize;
             let n = (rng.below(200) as usize).min(buf.len() - start);
             let mut p = pkt_between(now, src, dst, seq, ack, flags, &buf[start..start + n]);
+            // Now and then a TTL below the flow's (`reassembly::low_ttl`).
+            // (Picked by the packet's index: drawing from `rng` would change every packet after.)
+            p.ip_header = match i % 16 {
+                0 => &TTL60,
+                7 => &TTL63,
+                _ => &TTL64,
+            };
             p.wire_payload_len = match rng.below(10) {
                 0 => rng.next() as u32,
                 1 => n as u32 + rng.below(100) as u32,
@@ -2823,5 +2860,143 @@ mod tests {
             st.flows_created > 100 && st.gaps > 0 && st.out_of_order_segments > 0,
             "{st:?}"
         );
+    }
+
+    // A lower IP TTL than the rest of the direction: maybe expired before the receiver
+    // (`reassembly::low_ttl`).
+
+    /// A 20-byte IPv4 header with TTL `ttl` (no checksum: these tables do not validate).
+    const fn ipv4_ttl(ttl: u8) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[8] = ttl;
+        h
+    }
+    static TTL64: [u8; 20] = ipv4_ttl(64);
+    static TTL63: [u8; 20] = ipv4_ttl(63);
+    static TTL60: [u8; 20] = ipv4_ttl(60);
+
+    fn via<'a>(ip: &'a [u8], p: Packet<'a>) -> Packet<'a> {
+        Packet { ip_header: ip, ..p }
+    }
+
+    /// A handshake whose packets all reach the tap with TTL 64.
+    fn handshake_at_64() -> Vec<Packet<'static>> {
+        vec![
+            via(&TTL64, pkt(0, true, CISN, 0, SYN, b"")),
+            via(&TTL64, pkt(1, false, SISN, c(0), SYN | ACK, b"")),
+            via(&TTL64, pkt(2, true, c(0), s(0), ACK, b"")),
+        ]
+    }
+
+    /// `handshake_at_64`, then `pkts`, through a table that does not validate checksums.
+    fn ttl_fed(pkts: &[Packet<'_>]) -> (FlowTable<u32>, Rec) {
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        feed(&mut t, &mut rec, &handshake_at_64());
+        feed(&mut t, &mut rec, pkts);
+        (t, rec)
+    }
+
+    #[test]
+    fn a_decoy_whose_ttl_runs_out_before_the_receiver_loses_to_the_real_segment() {
+        let (mut t, rec) = ttl_fed(&[
+            via(&TTL63, pkt(3, true, c(0), s(0), ACK | PSH, b"ARCHIVE2")),
+            via(&TTL64, pkt(4, true, c(0), s(0), ACK | PSH, b"STORESCP")),
+            via(&TTL64, pkt(5, false, s(0), c(8), ACK, b"ok")),
+        ]);
+        assert_eq!(rec.texts(), ("STORESCP".into(), "ok".into()));
+        let st = t.stats();
+        assert_eq!((st.low_ttl_held, st.low_ttl_decoys, st.low_ttl_taken), (1, 1, 0));
+        assert_eq!((st.overlap_conflicts, st.buffered_bytes), (0, 0));
+        assert_eq!(anomalies(&mut t), ["tcp.low_ttl_decoy"]);
+    }
+
+    #[test]
+    fn the_same_segment_seen_before_and_after_a_router_is_delivered_once_without_alarm() {
+        // Both orders: the copy one hop further first, and second.
+        for (first, second) in [(&TTL63, &TTL64), (&TTL64, &TTL63)] {
+            let (mut t, rec) = ttl_fed(&[
+                via(first, pkt(3, true, c(0), s(0), ACK | PSH, b"hello")),
+                via(second, pkt(3, true, c(0), s(0), ACK | PSH, b"hello")),
+                via(&TTL64, pkt(4, true, c(5), s(0), ACK | PSH, b" world")),
+            ]);
+            assert_eq!(rec.text(ToServer), "hello world");
+            assert_eq!(t.stats().low_ttl_decoys, 0);
+            assert!(anomalies(&mut t).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_low_ttl_copy_nothing_contradicts_fills_its_hole_instead_of_a_gap() {
+        let (mut t, mut rec) = ttl_fed(&[
+            via(&TTL63, pkt(3, true, c(0), s(0), ACK | PSH, b"hello")),
+            via(&TTL64, pkt(4, true, c(5), s(0), ACK | PSH, b" world")),
+            // The receiver acknowledges both; no other copy of "hello" comes.
+            via(&TTL64, pkt(5, false, s(0), c(11), ACK, b"")),
+            via(&TTL64, pkt(2_000, false, s(0), c(11), ACK, b"")),
+        ]);
+        assert_eq!(rec.text(ToServer), "hello world");
+        let st = t.stats();
+        assert_eq!((st.gaps, st.low_ttl_taken, st.low_ttl_decoys), (0, 1, 0));
+        t.flush(ms(3_000), &mut rec);
+        assert_eq!(t.stats().buffered_bytes, 0);
+    }
+
+    #[test]
+    fn a_route_that_really_changed_costs_delay_never_bytes() {
+        // From the 4th segment on, the client's packets come one router further (TTL 60).
+        let words: [&[u8]; 8] = [b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h"];
+        let mut pkts = vec![via(&TTL64, pkt(3, true, c(0), s(0), ACK | PSH, b"012"))];
+        for (i, w) in words.iter().enumerate() {
+            pkts.push(via(
+                &TTL60,
+                pkt(4 + i as i64, true, c(3 + i as u32), s(0), ACK | PSH, w),
+            ));
+        }
+        let (t, rec) = ttl_fed(&pkts);
+        assert_eq!(rec.text(ToServer), "012abcdefgh");
+        let st = t.stats();
+        // Four held; the fifth finds no room: the four are taken, TTL 60 becomes the
+        // client's, and the rest go the normal way.
+        assert_eq!(
+            (st.low_ttl_held, st.low_ttl_taken, st.gaps, st.buffered_bytes),
+            (4, 4, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_rst_below_the_directions_ttl_ends_nothing() {
+        let (mut t, rec) = ttl_fed(&[
+            via(&TTL64, pkt(3, true, c(0), s(0), ACK | PSH, b"hello")),
+            via(&TTL64, pkt(4, false, s(0), c(5), ACK | PSH, b"ok")),
+            // Exactly at RCV.NXT, spoofed from the server, one hop short.
+            via(&TTL63, pkt(5, false, s(2), c(5), RST | ACK, b"")),
+            via(&TTL64, pkt(6, true, c(5), s(2), ACK | PSH, b" world")),
+        ]);
+        assert_eq!(rec.texts(), ("hello world".into(), "ok".into()));
+        assert!(rec.ends.is_empty());
+        assert_eq!(t.stats().rst_low_ttl, 1);
+        assert_eq!(anomalies(&mut t), ["tcp.rst_low_ttl"]);
+        // At the direction's own TTL the same RST ends the flow.
+        let (_, rec) = ttl_fed(&[
+            via(&TTL64, pkt(3, true, c(0), s(0), ACK | PSH, b"hello")),
+            via(&TTL64, pkt(4, false, s(0), c(5), ACK | PSH, b"ok")),
+            via(&TTL64, pkt(5, false, s(2), c(5), RST | ACK, b"")),
+        ]);
+        assert_eq!(rec.end_reasons(), [CloseReason::Rst]);
+        // A scanner's raw SYN far above the kernel's TTL, then the kernel's own RST (the client
+        // never sent data): the RST ends the half-open flow.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        let raw_syn = ipv4_ttl(255);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                via(&raw_syn, pkt(0, true, CISN, 0, SYN, b"")),
+                via(&TTL64, pkt(1, false, SISN, c(0), SYN | ACK, b"")),
+                via(&TTL64, pkt(2, true, c(0), 0, RST, b"")),
+            ],
+        );
+        assert_eq!((rec.end_reasons(), t.stats().rst_low_ttl), (vec![CloseReason::Rst], 0));
     }
 }

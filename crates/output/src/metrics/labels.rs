@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 24] = [
+pub const TCP_COUNTERS: [(&str, &str); 28] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -95,6 +95,22 @@ pub const TCP_COUNTERS: [(&str, &str); 24] = [
     (
         "paws_rejected",
         "Data segments older than the receiver's TS.Recent (PAWS, RFC 7323): dropped.",
+    ),
+    (
+        "low_ttl_held",
+        "Data segments with a lower IP TTL than their direction's, held until the stream decided.",
+    ),
+    (
+        "low_ttl_decoys",
+        "Held low-TTL segments that differed from the bytes the receiver read (TTL decoys).",
+    ),
+    (
+        "low_ttl_taken",
+        "Held low-TTL segments taken because no other copy of their bytes came.",
+    ),
+    (
+        "rst_low_ttl",
+        "RSTs with a lower IP TTL than their direction's: not taken.",
     ),
     (
         "overlap_conflicts",

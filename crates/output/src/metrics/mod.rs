@@ -45,6 +45,10 @@
 //! | `pacstap_tcp_fin_ignored_total` | counter | — FINs beyond the receiver's window or run past by the sender's data (dropped). |
 //! | `pacstap_tcp_urgent_data_total` | counter | — Urgent (URG) bytes taken out of the stream, as the receiving stack takes them out. |
 //! | `pacstap_tcp_paws_rejected_total` | counter | — Data segments older than the receiver's TS.Recent (PAWS, RFC 7323): dropped. |
+//! | `pacstap_tcp_low_ttl_held_total` | counter | — Data segments with a lower IP TTL than their direction's, held until the stream decided. |
+//! | `pacstap_tcp_low_ttl_decoys_total` | counter | — Held low-TTL segments that differed from the bytes the receiver read (TTL decoys). |
+//! | `pacstap_tcp_low_ttl_taken_total` | counter | — Held low-TTL segments taken because no other copy of their bytes came. |
+//! | `pacstap_tcp_rst_low_ttl_total` | counter | — RSTs with a lower IP TTL than their direction's: not taken. |
 //! | `pacstap_tcp_overlap_conflicts_total` | counter | — Retransmitted bytes that differ from the copy buffered or delivered. |
 //! | `pacstap_tcp_timestamp_jumps_total` | counter | — Packets stamped far ahead of the clock, not confirmed by the next ones. |
 //! | `pacstap_tcp_evicted_half_open_total` | counter | — Flows evicted from a full table that never carried payload. |
