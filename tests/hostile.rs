@@ -245,6 +245,15 @@ fn decoy_with_a_ttl_that_runs_out_before_the_pacs_loses() {
     );
 }
 
+/// The ARCHIVE2 copy with a good checksum and no TCP flags at all (fragroute's `tcp_chaff null`)
+/// before the real segment: the PACS drops a segment without the ACK bit (RFC 9293 §3.10.7.4),
+/// and so does the tap. Taking it named ARCHIVE2 as the destination of one C-MOVE.
+#[test]
+fn decoy_without_the_ack_bit_before_the_real_c_move_loses() {
+    let (_, bad) = same_as_bulk_export_but("decoy-null-flags.pcap", "tcp.without_ack");
+    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -795,6 +804,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-retransmission.pcap", 1),
         ("decoy-paws.pcap", 1),
         ("decoy-ttl.pcap", 1),
+        ("decoy-null-flags.pcap", 1),
         ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.

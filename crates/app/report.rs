@@ -128,7 +128,7 @@ impl ReplayReport {
                     format!(
                         "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; \
                          {} data after close; {} SYN data not taken; {} FIN not taken; {} urgent bytes taken out; \
-                         {} segments older than TS.Recent (PAWS)",
+                         {} segments older than TS.Recent (PAWS); {} data or FIN without ACK",
                         f.rst_accepted,
                         f.rst_in_window,
                         f.rst_out_of_window,
@@ -137,7 +137,8 @@ impl ReplayReport {
                         f.syn_data_ignored,
                         f.fin_ignored,
                         f.urgent_data,
-                        f.paws_rejected
+                        f.paws_rejected,
+                        f.without_ack
                     ),
                 ),
                 (

@@ -90,6 +90,13 @@ impl FlowId {
         eat(&first_seen.0.to_be_bytes());
         FlowId(h & ((1u64 << 53) - 1))
     }
+
+    /// The id after this one (within 53 bits): for a connection whose derived id is still taken
+    /// by a just-ended one on the same 5-tuple that started at the same instant (a RST and a new
+    /// connection in one timestamp), so that two connections never share an id.
+    pub fn next(self) -> FlowId {
+        FlowId(self.0.wrapping_add(1) & ((1u64 << 53) - 1))
+    }
 }
 
 /// Direction of data within a connection, relative to the client (the initiator).

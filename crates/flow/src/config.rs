@@ -235,6 +235,9 @@ pub struct FlowStats {
     /// RSTs whose IP TTL was below the rest of their direction's: not taken (a decoy that never
     /// reaches the receiver would otherwise end the flow here while it goes on there).
     pub rst_low_ttl: u64,
+    /// Segments with data or a FIN but neither ACK, SYN nor RST: every receiver drops them
+    /// (RFC 9293 §3.10.7.4), and so does the tap.
+    pub without_ack: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -302,6 +305,7 @@ impl FlowStats {
             low_ttl_decoys,
             low_ttl_taken,
             rst_low_ttl,
+            without_ack,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -354,6 +358,7 @@ impl FlowStats {
         self.low_ttl_decoys += low_ttl_decoys;
         self.low_ttl_taken += low_ttl_taken;
         self.rst_low_ttl += rst_low_ttl;
+        self.without_ack += without_ack;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

@@ -37,7 +37,7 @@ mod syn;
 
 use anomaly::{
     BAD_CHECKSUM, DATA_AFTER_CLOSE, FIN_IGNORED, LOW_TTL_DECOY, OVERLAP_CONFLICT, PAWS_REJECTED, RST_IN_WINDOW,
-    RST_LOW_TTL, RST_OUT_OF_WINDOW, SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA,
+    RST_LOW_TTL, RST_OUT_OF_WINDOW, SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA, WITHOUT_ACK,
 };
 use causal::CausalHold;
 use syn::SynAction;
@@ -52,6 +52,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// IPv6 payload length are 16-bit fields (RFC 791 §3.1, RFC 8200 §3). Jumbograms (RFC 2675) do not
 /// cross a hospital LAN, and a larger claim would let one packet declare a 4 GiB gap.
 const MAX_LOST_TAIL: u64 = 65_535;
+
+/// Ids of ended flows a new flow's id is kept apart from. Two connections get the same derived id
+/// only on the same 5-tuple at the same first timestamp, so the one to avoid ended a moment ago;
+/// the same key keeps both on one worker, so the outcome does not depend on the sharding.
+const RECENT_IDS: usize = 64;
 
 /// Keys of recently ended flows remembered (two generations of this many), so data that follows
 /// a teardown is flagged `tcp.data_after_close` on the flow that picks it up. 4096 covers the
@@ -141,6 +146,9 @@ pub struct FlowTable<S> {
     /// (`[key.src's, key.dst's]` SND.MAX): two generations, the older dropped when the newer
     /// fills.
     recent_ends: [HashMap<FlowKey, [Option<u32>; 2], ahash::RandomState>; 2],
+    /// Ids of the last [`RECENT_IDS`] flows ended: a new flow whose derived id is among them
+    /// takes the next free one (`FlowId::next`).
+    recent_ids: VecDeque<FlowId>,
     /// Flows holding an acknowledged hole open: when to look again (packet time).
     ack_waits: VecDeque<(Timestamp, u32, FlowId)>,
     /// The flow of the latest packet stamped far ahead of the clock (for its anomaly).
@@ -168,6 +176,7 @@ impl<S: Default> FlowTable<S> {
             checksums,
             events: Vec::new(),
             recent_ends: Default::default(),
+            recent_ids: VecDeque::with_capacity(RECENT_IDS),
             ack_waits: VecDeque::new(),
             far_key: None,
             held: Vec::new(),
@@ -424,10 +433,14 @@ impl<S: Default> FlowTable<S> {
                 (src, dst, false)
             }
         };
+        let mut id = FlowId::derive(&key, start);
+        while self.recent_ids.contains(&id) {
+            id = id.next();
+        }
         let flow = Flow {
             key,
             meta: FlowMeta {
-                id: FlowId::derive(&key, start),
+                id,
                 client,
                 server,
                 start,
@@ -559,6 +572,15 @@ impl<S: Default> FlowTable<S> {
                     return RST_OUT_OF_WINDOW;
                 }
             }
+        }
+
+        // RFC 9293 §3.10.7.4 (fifth, "check the ACK field"): with the ACK bit off, a segment that
+        // is not a SYN or RST is dropped in every state that could take its data or FIN (Linux
+        // `tcp_validate_incoming`: SKB_DROP_REASON_TCP_FLAGS), so a decoy with no flags, or PSH
+        // alone, is read by nobody (fragroute's `tcp_chaff null`).
+        if !flags.ack() && !flags.syn() && !flags.rst() && (len > 0 || flags.fin()) {
+            b.stats.without_ack += 1;
+            return WITHOUT_ACK;
         }
 
         // RFC 7323 §5.3: a data segment older than the receiver's TS.Recent is dropped by it.
@@ -1410,8 +1432,8 @@ mod tests {
             &[
                 pkt(0, true, CISN, 0, SYN, b""),
                 pkt_between(0, other, server(), 7000, 0, SYN, b""),
-                pkt(1, true, c(10), 0, 0, &b),
-                pkt_between(2, other, server(), 7011, 0, 0, &b),
+                pkt(1, true, c(10), 0, ACK, &b),
+                pkt_between(2, other, server(), 7011, 0, ACK, &b),
             ],
         );
         assert_eq!(t.stats().buffer_cap_hits, 1);
@@ -2732,12 +2754,12 @@ mod tests {
             let mut pkts = vec![pkt(0, true, isn, 0, SYN, b"")];
             for (i, &(off, n)) in segs.iter().enumerate() {
                 if i == fin_pos {
-                    pkts.push(pkt(1, true, at(len), 0, FIN, b""));
+                    pkts.push(pkt(1, true, at(len), 0, FIN | ACK, b""));
                 }
-                pkts.push(pkt(1, true, at(off), 0, 0, &stream[off..off + n]));
+                pkts.push(pkt(1, true, at(off), 0, ACK, &stream[off..off + n]));
             }
             if fin_pos == segs.len() {
-                pkts.push(pkt(1, true, at(len), 0, FIN, b""));
+                pkts.push(pkt(1, true, at(len), 0, FIN | ACK, b""));
             }
             feed(&mut t, &mut rec, &pkts);
             let want = format!("{}|", String::from_utf8_lossy(&stream));
@@ -2998,5 +3020,39 @@ mod tests {
             ],
         );
         assert_eq!((rec.end_reasons(), t.stats().rst_low_ttl), (vec![CloseReason::Rst], 0));
+    }
+
+    #[test]
+    fn data_or_a_fin_without_the_ack_bit_is_read_by_nobody() {
+        let (mut t, rec) = after_hello(&[
+            // fragroute's `tcp_chaff null`: the decoy first, no flags at all; then PSH alone.
+            pkt(5, true, c(5), s(0), 0, b" WORLD"),
+            pkt(5, true, c(5), s(0), PSH, b" WORLD"),
+            pkt(6, true, c(5), s(0), ACK | PSH, b" world"),
+            // A FIN without ACK (an Xmas-scan probe) closes nothing.
+            pkt(7, true, c(11), s(0), FIN | PSH | TcpFlags::URG, b""),
+            pkt(8, true, c(11), s(0), ACK | PSH, b"!"),
+        ]);
+        assert_eq!(rec.text(ToServer), "hello world!");
+        assert_eq!((t.stats().without_ack, t.stats().overlap_conflicts), (3, 0));
+        assert_eq!(anomalies(&mut t), ["tcp.without_ack"; 3]);
+    }
+
+    #[test]
+    fn a_connection_reset_and_reopened_in_the_same_instant_gets_an_id_of_its_own() {
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(0, true, CISN, 0, SYN, b""),
+                pkt(0, true, c(0), 0, RST, b""),
+                pkt(0, true, CISN, 0, SYN, b""),
+            ],
+        );
+        t.flush(ms(1), &mut rec);
+        let ids: Vec<FlowId> = rec.ends.iter().map(|e| e.0.id).collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[1], ids[0].next());
     }
 }

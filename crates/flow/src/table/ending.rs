@@ -3,7 +3,7 @@
 
 use pacstap_core::{CloseReason, Direction, Interest, StreamHandler, Timestamp};
 
-use super::{sink, Flow, FlowTable, RECENT_ENDS, SWEEP_INTERVAL};
+use super::{sink, Flow, FlowTable, RECENT_ENDS, RECENT_IDS, SWEEP_INTERVAL};
 use crate::activity::Class;
 use crate::reassembly::{Budget, HalfStream};
 
@@ -148,6 +148,10 @@ impl<S: Default> FlowTable<S> {
             self.recent_ends[0].insert(flow.key, sent);
         }
         self.stats.flows_ended += 1;
+        if self.recent_ids.len() >= RECENT_IDS {
+            self.recent_ids.pop_front();
+        }
+        self.recent_ids.push_back(flow.meta.id);
         h.on_flow_end(flow.state, &flow.meta, reason, ts);
     }
 

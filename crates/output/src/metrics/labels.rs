@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 28] = [
+pub const TCP_COUNTERS: [(&str, &str); 29] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -111,6 +111,10 @@ pub const TCP_COUNTERS: [(&str, &str); 28] = [
     (
         "rst_low_ttl",
         "RSTs with a lower IP TTL than their direction's: not taken.",
+    ),
+    (
+        "without_ack",
+        "Segments with data or a FIN but no ACK, SYN or RST bit: dropped, as receivers drop them.",
     ),
     (
         "overlap_conflicts",
