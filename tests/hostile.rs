@@ -254,6 +254,22 @@ fn decoy_without_the_ack_bit_before_the_real_c_move_loses() {
     assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
 }
 
+/// fragroute's `tcp_chaff seq`: an ARCHIVE2 copy of every client data segment at its sequence
+/// number + 0x5000_0000, beyond any receive window, before the real one. The PACS drops them
+/// and never acknowledges them. Buffered beyond a hole, they made the streams jump by a
+/// gigabyte (4 GB of gaps, three associations cut, ARCHIVE2 in 19 events).
+#[test]
+fn chaff_beyond_the_window_is_dropped_as_the_pacs_drops_it() {
+    let (_, bad) = same_as_bulk_export_but("chaff-beyond-window.pcap", "tcp.data_out_of_window");
+    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+    let summary = bad.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(summary.contains("gaps 0 (0 bytes lost)"), "{summary}");
+    assert!(
+        summary.contains("64 data beyond the receiver's window (0 then acknowledged, taken)"),
+        "{summary}"
+    );
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -805,6 +821,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-paws.pcap", 1),
         ("decoy-ttl.pcap", 1),
         ("decoy-null-flags.pcap", 1),
+        ("chaff-beyond-window.pcap", 64),
         ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.

@@ -395,6 +395,7 @@ pub fn stats_snapshot(shards: &ShardStats, detection: &Detection) -> StatsSnapsh
         ("tcp.low_ttl_decoy", f.low_ttl_decoys),
         ("tcp.rst_low_ttl", f.rst_low_ttl),
         ("tcp.without_ack", f.without_ack),
+        ("tcp.data_out_of_window", f.data_out_of_window),
         ("tcp.overlap_conflict", f.overlap_conflicts),
         ("tcp.timestamp_jump", f.timestamp_jumps),
     ] {
@@ -463,6 +464,8 @@ fn tcp_counters(f: &pacstap_flow::FlowStats) -> BTreeMap<&'static str, u64> {
         ("low_ttl_taken", f.low_ttl_taken),
         ("rst_low_ttl", f.rst_low_ttl),
         ("without_ack", f.without_ack),
+        ("data_out_of_window", f.data_out_of_window),
+        ("data_out_of_window_taken", f.data_out_of_window_taken),
         ("overlap_conflicts", f.overlap_conflicts),
         ("timestamp_jumps", f.timestamp_jumps),
         ("evicted_half_open", f.evicted_half_open),

@@ -128,7 +128,8 @@ impl ReplayReport {
                     format!(
                         "RST {} accepted, {} in window (challenged), {} out of window; {} SYN on open connections; \
                          {} data after close; {} SYN data not taken; {} FIN not taken; {} urgent bytes taken out; \
-                         {} segments older than TS.Recent (PAWS); {} data or FIN without ACK",
+                         {} segments older than TS.Recent (PAWS); {} data or FIN without ACK; \
+                         {} data beyond the receiver's window ({} then acknowledged, taken)",
                         f.rst_accepted,
                         f.rst_in_window,
                         f.rst_out_of_window,
@@ -138,7 +139,9 @@ impl ReplayReport {
                         f.fin_ignored,
                         f.urgent_data,
                         f.paws_rejected,
-                        f.without_ack
+                        f.without_ack,
+                        f.data_out_of_window,
+                        f.data_out_of_window_taken
                     ),
                 ),
                 (

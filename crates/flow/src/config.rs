@@ -225,7 +225,7 @@ pub struct FlowStats {
     /// TS.Recent: dropped by it (RFC 7323 §5.3 PAWS), and here (`paws`).
     pub paws_rejected: u64,
     /// Data segments whose IP TTL was below the rest of their direction's, held until the stream
-    /// showed whether the receiver got them (`reassembly::low_ttl`).
+    /// showed whether the receiver got them (`reassembly::held`).
     pub low_ttl_held: u64,
     /// Of those, copies that differed from the bytes the receiver read instead (a decoy whose
     /// TTL ran out between the tap and the receiver).
@@ -238,6 +238,13 @@ pub struct FlowStats {
     /// Segments with data or a FIN but neither ACK, SYN nor RST: every receiver drops them
     /// (RFC 9293 §3.10.7.4), and so does the tap.
     pub without_ack: u64,
+    /// Data segments that started beyond the receiver's window (from its last ACK and from what
+    /// the sender had sent), held, and dropped as the receiver drops them (RFC 9293 §3.10.7.4)
+    /// since no ACK of it came (`reassembly::held`).
+    pub data_out_of_window: u64,
+    /// Data segments held for starting beyond the window that the receiver then acknowledged:
+    /// taken (the capture had missed the ACKs that opened the window).
+    pub data_out_of_window_taken: u64,
     /// Packets stamped far ahead of the clock and not confirmed by the packets after them.
     pub timestamp_jumps: u64,
     /// Evictions of flows that never carried payload (half-open, SYN floods).
@@ -306,6 +313,8 @@ impl FlowStats {
             low_ttl_taken,
             rst_low_ttl,
             without_ack,
+            data_out_of_window,
+            data_out_of_window_taken,
             timestamp_jumps,
             evicted_half_open,
             evicted_established,
@@ -359,6 +368,8 @@ impl FlowStats {
         self.low_ttl_taken += low_ttl_taken;
         self.rst_low_ttl += rst_low_ttl;
         self.without_ack += without_ack;
+        self.data_out_of_window += data_out_of_window;
+        self.data_out_of_window_taken += data_out_of_window_taken;
         self.timestamp_jumps += timestamp_jumps;
         self.evicted_half_open += evicted_half_open;
         self.evicted_established += evicted_established;

@@ -48,15 +48,15 @@ impl SeqView {
         });
     }
 
-    /// Whether a FIN at `seq` is within what the receiver accepts: no further ahead of the
-    /// last acknowledgment (RCV.NXT) than its window (RFC 9293 §3.10.7.4; at least 64 KiB, and
-    /// with the largest scale when the handshake was not seen). A SPAN port may show the
-    /// receiver's ACKs late, so a FIN within the window of what this direction had sent before
-    /// it (`sent_before`, its SND.MAX) is accepted too: only a FIN far from both is dropped.
-    /// Unknown without an ACK from the receiver (a one-sided capture): accepted. A FIN behind
-    /// RCV.NXT is a retransmission, or the ACK of a FIN the capture shows late: accepted
-    /// (reassembly ignores a FIN before bytes it delivered).
-    pub fn fin_in_window(&self, seq: u32, shift: Option<u8>, sent_before: Option<u32>) -> bool {
+    /// Whether a FIN, or the first data byte of a segment, at `seq` is within what the receiver
+    /// accepts: no further ahead of the last acknowledgment (RCV.NXT) than its window (RFC 9293
+    /// §3.10.7.4; at least 64 KiB, and with the largest scale when the handshake was not seen).
+    /// A SPAN port may show the receiver's ACKs late, so `seq` within the window of what this
+    /// direction had sent before it (`sent_before`, its SND.MAX) is accepted too: only one far
+    /// from both is dropped. Unknown without an ACK from the receiver (a one-sided capture):
+    /// accepted. Behind RCV.NXT is a retransmission, or the ACK of it shown late: accepted
+    /// (reassembly compares and skips bytes it delivered).
+    pub fn in_window(&self, seq: u32, shift: Option<u8>, sent_before: Option<u32>) -> bool {
         let Some(rcv_nxt) = self.peer_ack else {
             return true;
         };

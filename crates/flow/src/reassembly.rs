@@ -39,7 +39,7 @@ use crate::config::{FlowConfig, FlowStats};
 use crate::history::History;
 
 mod ack_wait;
-mod low_ttl;
+mod held;
 mod syn_data;
 mod urgent;
 use ack_wait::AckWait;
@@ -153,8 +153,9 @@ pub(crate) struct HalfStream {
     syn_data: Option<SynData>,
     /// The urgent byte to take out of what is delivered (`urgent`).
     urgent: urgent::Urgent,
-    /// This direction's IP TTL, and segments held for a lower one (`low_ttl`).
-    low_ttl: low_ttl::LowTtl,
+    /// This direction's IP TTL, and segments held for a lower one or for starting beyond the
+    /// window (`held`).
+    low_ttl: held::LowTtl,
 }
 
 impl HalfStream {
@@ -318,8 +319,8 @@ impl HalfStream {
         self.wait = None;
         // Never acknowledged, never followed: the receiver did not take it.
         self.drop_syn_data(b);
-        // Nothing came instead of them: the receiver took them.
-        if self.take_low_ttl(b, out) == Interest::Ignore {
+        // Nothing came instead of them: decided now.
+        if self.take_held(true, b, out) == Interest::Ignore {
             return Interest::Ignore;
         }
         if self.drain(b, out) == Interest::Ignore {
@@ -348,7 +349,7 @@ impl HalfStream {
         self.wait = None;
         // Their charges were in `charged`.
         self.syn_data = None;
-        self.low_ttl = low_ttl::LowTtl::default();
+        self.low_ttl = held::LowTtl::default();
         if let Some(h) = self.history.take() {
             b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
         }
@@ -636,8 +637,8 @@ impl HalfStream {
     {
         let mut target = target;
         if target > self.next && !self.low_ttl.is_empty() {
-            // Copies held for a low TTL fill the hole before it is given up (`low_ttl`).
-            if self.take_low_ttl(b, out) == Interest::Ignore {
+            // Held copies fill the hole before it is given up (`held`).
+            if self.take_held(false, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
             target = target.min(self.first_hole_end().unwrap_or(target));

@@ -36,8 +36,8 @@ mod ending;
 mod syn;
 
 use anomaly::{
-    BAD_CHECKSUM, DATA_AFTER_CLOSE, FIN_IGNORED, LOW_TTL_DECOY, OVERLAP_CONFLICT, PAWS_REJECTED, RST_IN_WINDOW,
-    RST_LOW_TTL, RST_OUT_OF_WINDOW, SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA, WITHOUT_ACK,
+    BAD_CHECKSUM, DATA_AFTER_CLOSE, DATA_OUT_OF_WINDOW, FIN_IGNORED, LOW_TTL_DECOY, OVERLAP_CONFLICT, PAWS_REJECTED,
+    RST_IN_WINDOW, RST_LOW_TTL, RST_OUT_OF_WINDOW, SYN_DATA_IGNORED, TIMESTAMP_JUMP, URGENT_DATA, WITHOUT_ACK,
 };
 use causal::CausalHold;
 use syn::SynAction;
@@ -533,7 +533,7 @@ impl<S: Default> FlowTable<S> {
         last_frame[own] = fp;
 
         // A packet below the direction's TTL may have expired before the receiver
-        // (`reassembly::low_ttl`): data so is held, and a RST so is not taken once the direction
+        // (`reassembly::held`): data so is held, and a RST so is not taken once the direction
         // has carried data (its TTL is then the stack's own; before, it may be a scanner's raw
         // SYN, e.g. masscan's TTL 255, which the kernel's own RST then follows lower).
         let ip_ttl = ttl(pkt.ip_header);
@@ -597,6 +597,14 @@ impl<S: Default> FlowTable<S> {
         let data_seq = if flags.syn() { seq.wrapping_add(1) } else { seq };
         let shift = receiver_shift(wscale, peer, meta.handshake_seen);
         let sent_before = seqs[own].snd_max;
+        // RFC 9293 §3.10.7.4: a segment that starts beyond the receiver's window is dropped by
+        // it (and answered with an ACK). Buffered here, a blind spoofer's far-off bytes (fragroute's
+        // `tcp_chaff seq`) would wait beyond a hole until a cap gave the hole up; the stream would
+        // then jump to them and take every real byte after as a retransmission.
+        // So it is held until the receiver's ACK shows it was in the window after all
+        // (`reassembly::held`): a capture that lost more than a window shows the next segment
+        // before the ACK that covers it.
+        let beyond_window = len > 0 && !flags.syn() && !seqs[own].in_window(data_seq, shift, sent_before);
         seqs[own].sent(
             seq,
             (len as u32)
@@ -633,6 +641,7 @@ impl<S: Default> FlowTable<S> {
             }
         }
         let waiting = PerDirection::new(half.to_server.waiting(), half.to_client.waiting());
+        let beyond = b.stats.data_out_of_window;
         let (conflicts, after_fin, syn_data_ignored, fin_ignored) = (
             b.stats.overlap_conflicts,
             b.stats.bytes_after_fin,
@@ -652,7 +661,7 @@ impl<S: Default> FlowTable<S> {
         // RFC 9293 §3.6: the FIN takes the sequence number after the segment's data. One beyond
         // the receiver's window is dropped by it (RFC 9293 §3.10.7.4), and here.
         let fin_seq = flags.fin().then(|| data_seq.wrapping_add(len as u32)).filter(|&f| {
-            let in_window = seqs[own].fin_in_window(f, shift, sent_before);
+            let in_window = seqs[own].in_window(f, shift, sent_before);
             if !in_window {
                 b.stats.fin_ignored += 1;
             }
@@ -676,12 +685,14 @@ impl<S: Default> FlowTable<S> {
             && !*ignored
             && interest == Interest::Continue
             && half[own].syn_data(pkt.payload, len, &mut b);
-        // Data below the direction's TTL is held until the stream decides (`reassembly::low_ttl`).
-        let low_ttl_data = low_ttl && len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored;
+        // Data below the direction's TTL is held until the stream decides (`reassembly::held`).
+        let low_ttl_data = (low_ttl || beyond_window) && len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored;
         if low_ttl_data && interest == Interest::Continue {
-            let ttl = ip_ttl.unwrap_or(0);
             let out = &mut sink(h, state, meta, dir, ts);
-            interest = half[own].hold_low_ttl(data_seq, ttl, pkt.payload, len, &mut b, out);
+            interest = match ip_ttl.filter(|_| low_ttl && !beyond_window) {
+                Some(ttl) => half[own].hold_low_ttl(data_seq, ttl, pkt.payload, len, &mut b, out),
+                None => half[own].hold_beyond_window(data_seq, pkt.payload, len, &mut b, out),
+            };
         }
         if (len > 0 || fin_seq.is_some())
             && !syn_data_kept
@@ -737,6 +748,9 @@ impl<S: Default> FlowTable<S> {
         }
         if b.stats.low_ttl_decoys > decoys {
             anomalies |= LOW_TTL_DECOY;
+        }
+        if b.stats.data_out_of_window > beyond {
+            anomalies |= DATA_OUT_OF_WINDOW;
         }
         if b.stats.overlap_conflicts > conflicts {
             anomalies |= OVERLAP_CONFLICT;
@@ -1365,6 +1379,12 @@ mod tests {
         );
         assert!(rec.text(ToServer).ends_with("-z"));
         assert_eq!(t.stats().ack_gaps, 2);
+        // "z" started beyond the window the capture knew of; the receiver's ACK showed it was
+        // in the window after all.
+        assert_eq!(
+            (t.stats().data_out_of_window_taken, t.stats().data_out_of_window),
+            (1, 0)
+        );
     }
 
     #[test]
@@ -2855,7 +2875,7 @@ mod tests {
             let start = rng.below(buf.len() as u64) as usize;
             let n = (rng.below(200) as usize).min(buf.len() - start);
             let mut p = pkt_between(now, src, dst, seq, ack, flags, &buf[start..start + n]);
-            // Now and then a TTL below the flow's (`reassembly::low_ttl`).
+            // Now and then a TTL below the flow's (`reassembly::held`).
             // (Picked by the packet's index: drawing from `rng` would change every packet after.)
             p.ip_header = match i % 16 {
                 0 => &TTL60,
@@ -2885,7 +2905,7 @@ mod tests {
     }
 
     // A lower IP TTL than the rest of the direction: maybe expired before the receiver
-    // (`reassembly::low_ttl`).
+    // (`reassembly::held`).
 
     /// A 20-byte IPv4 header with TTL `ttl` (no checksum: these tables do not validate).
     const fn ipv4_ttl(ttl: u8) -> [u8; 20] {
@@ -3054,5 +3074,28 @@ mod tests {
         let ids: Vec<FlowId> = rec.ends.iter().map(|e| e.0.id).collect();
         assert_eq!(ids.len(), 2);
         assert_eq!(ids[1], ids[0].next());
+    }
+
+    #[test]
+    fn far_off_spoofed_bytes_beyond_the_window_never_make_the_stream_jump() {
+        // fragroute's `tcp_chaff seq`: copies of each segment at sequence numbers far beyond the
+        // receiver's window (64 KiB here), more of them than can be held, interleaved with the
+        // real segments.
+        let mut pkts = Vec::new();
+        let words: [&[u8]; 6] = [b" wor", b"ld, ", b"and ", b"more", b" of ", b"it"];
+        let mut off = 5;
+        for (i, w) in words.iter().enumerate() {
+            let far = c(off + 100_000 + 7_919 * i as u32);
+            pkts.push(pkt(5 + i as i64, true, far, s(0), ACK | PSH, b"CHAFF"));
+            pkts.push(pkt(5 + i as i64, true, c(off), s(0), ACK | PSH, w));
+            off += w.len() as u32;
+            pkts.push(pkt(5 + i as i64, false, s(0), c(off), ACK, b""));
+        }
+        let (mut t, mut rec) = after_hello(&pkts);
+        t.flush(ms(100), &mut rec);
+        assert_eq!(rec.text(ToServer), "hello world, and more of it");
+        let st = t.stats();
+        assert_eq!((st.data_out_of_window, st.data_out_of_window_taken, st.gaps), (6, 0, 0));
+        assert!(anomalies(&mut t).iter().all(|a| *a == "tcp.data_out_of_window"));
     }
 }

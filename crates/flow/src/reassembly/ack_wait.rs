@@ -115,10 +115,14 @@ impl HalfStream {
     {
         self.settle_wait(b);
         while self.acked > self.next {
-            let Some(hole_end) = self.first_hole_end() else { break };
             if !self.wait_over(b) {
                 break;
             }
+            // Held copies the receiver acknowledged fill the hole first (`held`).
+            if !self.low_ttl.is_empty() && self.take_held(false, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+            let Some(hole_end) = self.first_hole_end() else { break };
             // Given up: every hole below the ACK goes now.
             self.wait = None;
             let target = hole_end.min(self.acked);

@@ -6,7 +6,7 @@ use pacstap_core::{Anomaly, EventBody, ProtocolEvent, Timestamp};
 use super::FlowTable;
 
 /// The `tcp.*` anomaly names, as bits of a per-packet mask.
-pub(super) const ANOMALY_NAMES: [&str; 14] = [
+pub(super) const ANOMALY_NAMES: [&str; 15] = [
     "tcp.bad_checksum",
     "tcp.rst_in_window",
     "tcp.rst_out_of_window",
@@ -21,6 +21,7 @@ pub(super) const ANOMALY_NAMES: [&str; 14] = [
     "tcp.low_ttl_decoy",
     "tcp.rst_low_ttl",
     "tcp.without_ack",
+    "tcp.data_out_of_window",
 ];
 pub(super) const BAD_CHECKSUM: u16 = 1 << 0;
 pub(super) const RST_IN_WINDOW: u16 = 1 << 1;
@@ -36,6 +37,7 @@ pub(super) const PAWS_REJECTED: u16 = 1 << 10;
 pub(super) const LOW_TTL_DECOY: u16 = 1 << 11;
 pub(super) const RST_LOW_TTL: u16 = 1 << 12;
 pub(super) const WITHOUT_ACK: u16 = 1 << 13;
+pub(super) const DATA_OUT_OF_WINDOW: u16 = 1 << 14;
 
 impl<S> FlowTable<S> {
     /// Emit the anomalies of `mask` on flow `idx`, within its share of events.

@@ -37,7 +37,7 @@ pub const RULES: [&str; Rule::COUNT] = {
 };
 
 /// The flow stage's TCP counters: `pacstap_tcp_<name>_total`, with their help text.
-pub const TCP_COUNTERS: [(&str, &str); 29] = [
+pub const TCP_COUNTERS: [(&str, &str); 31] = [
     (
         "bad_checksums",
         "Segments dropped for a bad IPv4 header or TCP checksum.",
@@ -115,6 +115,14 @@ pub const TCP_COUNTERS: [(&str, &str); 29] = [
     (
         "without_ack",
         "Segments with data or a FIN but no ACK, SYN or RST bit: dropped, as receivers drop them.",
+    ),
+    (
+        "data_out_of_window",
+        "Data segments starting beyond the receiver's window and never acknowledged: dropped.",
+    ),
+    (
+        "data_out_of_window_taken",
+        "Data segments held for starting beyond the window, then acknowledged: taken.",
     ),
     (
         "overlap_conflicts",

@@ -50,6 +50,8 @@
 //! | `pacstap_tcp_low_ttl_taken_total` | counter | — Held low-TTL segments taken because no other copy of their bytes came. |
 //! | `pacstap_tcp_rst_low_ttl_total` | counter | — RSTs with a lower IP TTL than their direction's: not taken. |
 //! | `pacstap_tcp_without_ack_total` | counter | — Segments with data or a FIN but no ACK, SYN or RST bit: dropped, as receivers drop them. |
+//! | `pacstap_tcp_data_out_of_window_total` | counter | — Data segments starting beyond the receiver's window and never acknowledged: dropped. |
+//! | `pacstap_tcp_data_out_of_window_taken_total` | counter | — Data segments held for starting beyond the window, then acknowledged: taken. |
 //! | `pacstap_tcp_overlap_conflicts_total` | counter | — Retransmitted bytes that differ from the copy buffered or delivered. |
 //! | `pacstap_tcp_timestamp_jumps_total` | counter | — Packets stamped far ahead of the clock, not confirmed by the next ones. |
 //! | `pacstap_tcp_evicted_half_open_total` | counter | — Flows evicted from a full table that never carried payload. |

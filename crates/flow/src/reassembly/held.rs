@@ -1,5 +1,6 @@
-//! Segments that arrive with a lower IP TTL (IPv6 hop limit) than the rest of their direction,
-//! held until the stream shows whether the receiver got them.
+//! Segments the receiver may never have read, held until the stream shows whether it did: those
+//! with a lower IP TTL (IPv6 hop limit) than the rest of their direction, and those that start
+//! beyond the receiver's window as the capture last showed it.
 //!
 //! A tap sits somewhere between the two hosts; a packet whose TTL runs out after the tap and
 //! before the receiver is seen here and never read there. That is the oldest insertion attack on
@@ -31,6 +32,17 @@
 //! becomes the direction's, and its segments go the normal way again. What this costs a real
 //! route change is delay (each held copy waits for its hole to be given up), never bytes.
 //!
+//! Beyond the window: a receiver drops a segment that starts beyond its window (RFC 9293
+//! §3.10.7.4), so a spoofer's far-off bytes (fragroute's `tcp_chaff seq`), buffered beyond a
+//! hole, would wait until a cap gave the hole up; the stream would then jump to them and take
+//! every real byte after as a retransmission. But the window is judged from the ACKs the capture
+//! showed, and a capture that lost more than a window of one direction shows the next segment
+//! before the receiver's ACK of it. So such a segment is held as well, with no anomaly of its own
+//! until decided: taken when a hole is given up only if the receiver acknowledged past its start
+//! (it was in the window after all), otherwise kept; dropped (`data_out_of_window`,
+//! `tcp.data_out_of_window`) when the stream passes it, when there is no room, or when the flow
+//! ends unacknowledged.
+//!
 //! Limits: a decoy the capture shows after the real segment is a conflicting retransmission
 //! (the first copy wins, `tcp.overlap_conflict`), and a direction picked up mid-stream whose
 //! first data packet is a decoy has no TTL to compare it with.
@@ -59,12 +71,21 @@ pub(super) struct LowTtl {
     taken_run: (u8, u8),
 }
 
-/// A segment held for its low TTL: captured bytes from stream offset `start`.
+/// Why a segment is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doubt {
+    /// Its IP TTL, below the direction's.
+    LowTtl(u8),
+    /// It started beyond the receiver's window.
+    BeyondWindow,
+}
+
+/// A held segment: captured bytes from stream offset `start`.
 #[derive(Debug)]
 struct Held {
     start: u64,
     bytes: Vec<u8>,
-    ttl: u8,
+    doubt: Doubt,
 }
 
 impl Held {
@@ -122,10 +143,38 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
+        self.hold(seq, Doubt::LowTtl(ttl), payload, len, b, out)
+    }
+
+    /// A data segment that starts beyond the receiver's window (see the module docs). Held, or
+    /// dropped when it cannot be.
+    pub fn hold_beyond_window<O>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        len: u64,
+        b: &mut Budget<'_>,
+        out: &mut O,
+    ) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
+        self.hold(seq, Doubt::BeyondWindow, payload, len, b, out)
+    }
+
+    fn hold<O>(&mut self, seq: u32, doubt: Doubt, payload: &[u8], len: u64, b: &mut Budget<'_>, out: &mut O) -> Interest
+    where
+        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
+    {
         let d = seq_delta(seq, self.next_seq());
         let end = d.saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
-        // Cut by the snaplen, before the stream began, or nothing new: the normal way.
-        if !self.started || self.syn_data.is_some() || len != payload.len() as u64 || end <= 0 {
+        // Before the stream began, or nothing new: the normal way (a retransmission, compared).
+        if !self.started || self.syn_data.is_some() || end <= 0 {
+            return self.segment(seq, payload, len, b, out);
+        }
+        let cut = len != payload.len() as u64;
+        if cut && doubt != Doubt::BeyondWindow {
+            // Cut by the snaplen: what was lost cannot be held.
             return self.segment(seq, payload, len, b, out);
         }
         let skip = usize::try_from((-d).max(0)).unwrap_or(usize::MAX);
@@ -133,19 +182,27 @@ impl HalfStream {
         let held = Held {
             start: self.next.saturating_add(d.max(0).unsigned_abs()),
             bytes: bytes.to_vec(),
-            ttl,
+            doubt,
         };
         let share = b.cfg.max_buffered_bytes_total as u64 / HELD_SHARE;
-        let room = self.low_ttl.held.len() < HELD_SEGMENTS
+        let room = !cut
+            && self.low_ttl.held.len() < HELD_SEGMENTS
             && self.charged + held.charge() <= b.cfg.max_buffered_bytes_per_dir
             && b.stats.buffered_bytes + (held.charge() as u64) <= share;
         if !room {
-            if self.take_low_ttl(b, out) == Interest::Ignore {
+            if doubt == Doubt::BeyondWindow {
+                // Not known to be read by anyone: dropped, as the receiver most likely did.
+                b.stats.data_out_of_window += 1;
+                return Interest::Continue;
+            }
+            if self.take_held(false, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
             return self.segment(seq, payload, len, b, out);
         }
-        b.stats.low_ttl_held += 1;
+        if doubt != Doubt::BeyondWindow {
+            b.stats.low_ttl_held += 1;
+        }
         self.charge(held.charge(), b);
         self.low_ttl.held.push(held);
         Interest::Continue
@@ -163,7 +220,9 @@ impl HalfStream {
             }
             let h = self.low_ttl.held.remove(i);
             self.uncharge(h.charge(), b);
-            if self
+            if h.doubt == Doubt::BeyondWindow {
+                b.stats.data_out_of_window += 1;
+            } else if self
                 .history
                 .as_ref()
                 .is_some_and(|hist| hist.differs(h.start, &h.bytes))
@@ -174,9 +233,12 @@ impl HalfStream {
         }
     }
 
-    /// Nothing else came for the held copies: the receiver took them. Each fills what is still
-    /// a hole (the first copy of a byte still wins over it), oldest first, as the segment it was.
-    pub(super) fn take_low_ttl<O>(&mut self, b: &mut Budget<'_>, out: &mut O) -> Interest
+    /// A hole is being given up (`ending`: the flow is over): nothing else came for the held
+    /// copies. Those held for a low TTL were taken by the receiver; those held for starting
+    /// beyond the window were, if it acknowledged past their start, and are kept otherwise (or,
+    /// `ending`, dropped). Each taken copy fills what is still a hole (the first copy of a byte
+    /// still wins over it), oldest first, as the segment it was.
+    pub(super) fn take_held<O>(&mut self, ending: bool, b: &mut Budget<'_>, out: &mut O) -> Interest
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
@@ -186,25 +248,48 @@ impl HalfStream {
         for h in &held {
             self.uncharge(h.charge(), b);
         }
+        let mut kept = Vec::new();
+        let mut interest = Interest::Continue;
         for h in held {
-            b.stats.low_ttl_taken += 1;
-            let run = &mut self.low_ttl.taken_run;
-            *run = if run.0 == h.ttl {
-                (h.ttl, run.1.saturating_add(1))
-            } else {
-                (h.ttl, 1)
-            };
-            if run.1 >= ADOPT_AFTER {
-                // The route changed: this TTL is the direction's now.
-                self.low_ttl.highest = h.ttl;
+            match h.doubt {
+                Doubt::BeyondWindow if h.start >= self.acked => {
+                    if ending {
+                        b.stats.data_out_of_window += 1;
+                    } else {
+                        kept.push(h);
+                    }
+                    continue;
+                }
+                Doubt::BeyondWindow => b.stats.data_out_of_window_taken += 1,
+                Doubt::LowTtl(ttl) => {
+                    b.stats.low_ttl_taken += 1;
+                    let run = &mut self.low_ttl.taken_run;
+                    *run = if run.0 == ttl {
+                        (ttl, run.1.saturating_add(1))
+                    } else {
+                        (ttl, 1)
+                    };
+                    if run.1 >= ADOPT_AFTER {
+                        // The route changed: this TTL is the direction's now.
+                        self.low_ttl.highest = ttl;
+                    }
+                }
+            }
+            if interest == Interest::Ignore {
+                continue;
             }
             // As a segment: what lies before `next` is trimmed there, and a FIN it runs past is
             // judged as for any segment.
             let seq = self.base.wrapping_add(h.start as u32);
             let len = h.bytes.len() as u64;
-            if self.segment(seq, &h.bytes, len, b, out) == Interest::Ignore {
-                return Interest::Ignore;
-            }
+            interest = self.segment(seq, &h.bytes, len, b, out);
+        }
+        if interest == Interest::Ignore {
+            return Interest::Ignore;
+        }
+        for h in kept {
+            self.charge(h.charge(), b);
+            self.low_ttl.held.push(h);
         }
         Interest::Continue
     }
