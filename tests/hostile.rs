@@ -95,6 +95,23 @@ fn same_as_bulk_export_but(attacked: &str, name: &str) -> (Run, Run) {
     (clean, bad)
 }
 
+/// The terminal summary on one line, its wrapped lines and column padding collapsed to single
+/// spaces, for asserting on a phrase wherever the wrap fell.
+fn one_line(summary: &str) -> String {
+    summary.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// [`same_as_bulk_export_but`] for a decoy that names ARCHIVE2 where the real segment names
+/// STORESCP: ARCHIVE2 appears nowhere (no event, no summary line). Returns the attacked run.
+fn archive2_decoy_loses(attacked: &str, name: &str) -> Run {
+    let (_, bad) = same_as_bulk_export_but(attacked, name);
+    assert!(
+        !bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"),
+        "{attacked}"
+    );
+    bad
+}
+
 // ------------------------------------------------------------------ 1. spoofed control packets
 
 /// A SYN with a new ISN on an established 4-tuple, good checksum, right after the
@@ -226,8 +243,7 @@ fn decoy_with_a_bad_checksum_before_the_real_c_move_loses() {
 /// ARCHIVE2 as the destination of one C-MOVE (and of the bulk_export alert).
 #[test]
 fn decoy_with_an_old_timestamp_before_the_real_c_move_loses() {
-    let (_, bad) = same_as_bulk_export_but("decoy-paws.pcap", "tcp.paws_rejected");
-    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+    archive2_decoy_loses("decoy-paws.pcap", "tcp.paws_rejected");
 }
 
 /// The ARCHIVE2 copy with a good checksum and the real segment's own TCP timestamp (PAWS passes
@@ -236,9 +252,8 @@ fn decoy_with_an_old_timestamp_before_the_real_c_move_loses() {
 /// and the client's own copy wins. Taking it named ARCHIVE2 as the destination of one C-MOVE.
 #[test]
 fn decoy_with_a_ttl_that_runs_out_before_the_pacs_loses() {
-    let (_, bad) = same_as_bulk_export_but("decoy-ttl.pcap", "tcp.low_ttl_decoy");
-    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
-    let summary = bad.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let bad = archive2_decoy_loses("decoy-ttl.pcap", "tcp.low_ttl_decoy");
+    let summary = one_line(&bad.stderr);
     assert!(
         summary.contains("low TTL 1 segments held below their direction's TTL (1 decoys, 0 taken)"),
         "{summary}"
@@ -250,8 +265,7 @@ fn decoy_with_a_ttl_that_runs_out_before_the_pacs_loses() {
 /// and so does the tap. Taking it named ARCHIVE2 as the destination of one C-MOVE.
 #[test]
 fn decoy_without_the_ack_bit_before_the_real_c_move_loses() {
-    let (_, bad) = same_as_bulk_export_but("decoy-null-flags.pcap", "tcp.without_ack");
-    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
+    archive2_decoy_loses("decoy-null-flags.pcap", "tcp.without_ack");
 }
 
 /// fragroute's `tcp_chaff seq`: an ARCHIVE2 copy of every client data segment at its sequence
@@ -260,9 +274,8 @@ fn decoy_without_the_ack_bit_before_the_real_c_move_loses() {
 /// gigabyte (4 GB of gaps, three associations cut, ARCHIVE2 in 19 events).
 #[test]
 fn chaff_beyond_the_window_is_dropped_as_the_pacs_drops_it() {
-    let (_, bad) = same_as_bulk_export_but("chaff-beyond-window.pcap", "tcp.data_out_of_window");
-    assert!(!bad.stdout.contains("ARCHIVE2") && !bad.stderr.contains("ARCHIVE2"));
-    let summary = bad.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let bad = archive2_decoy_loses("chaff-beyond-window.pcap", "tcp.data_out_of_window");
+    let summary = one_line(&bad.stderr);
     assert!(summary.contains("gaps 0 (0 bytes lost)"), "{summary}");
     assert!(
         summary.contains("64 data beyond the receiver's window (0 then acknowledged, taken)"),

@@ -43,6 +43,7 @@ mod held;
 mod syn_data;
 mod urgent;
 use ack_wait::AckWait;
+pub(crate) use held::Doubt;
 use syn_data::SynData;
 
 /// Bytes charged against the buffer caps for each buffered piece, on top of its data.
@@ -155,7 +156,7 @@ pub(crate) struct HalfStream {
     urgent: urgent::Urgent,
     /// This direction's IP TTL, and segments held for a lower one or for starting beyond the
     /// window (`held`).
-    low_ttl: held::LowTtl,
+    held: held::HeldSegments,
 }
 
 impl HalfStream {
@@ -185,7 +186,7 @@ impl HalfStream {
 
     /// Whether any byte was delivered or buffered (SYN data waiting for its verdict included).
     pub fn has_data(&self) -> bool {
-        self.next > 0 || !self.pieces.is_empty() || self.syn_data.is_some() || !self.low_ttl.is_empty()
+        self.next > 0 || !self.pieces.is_empty() || self.syn_data.is_some() || !self.held.is_empty()
     }
 
     /// `Close(Fin)` has been delivered for this direction.
@@ -349,7 +350,7 @@ impl HalfStream {
         self.wait = None;
         // Their charges were in `charged`.
         self.syn_data = None;
-        self.low_ttl = held::LowTtl::default();
+        self.held = held::HeldSegments::default();
         if let Some(h) = self.history.take() {
             b.stats.history_bytes = b.stats.history_bytes.saturating_sub(h.capacity() as u64);
         }
@@ -636,7 +637,7 @@ impl HalfStream {
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
         let mut target = target;
-        if target > self.next && !self.low_ttl.is_empty() {
+        if target > self.next && !self.held.is_empty() {
             // Held copies fill the hole before it is given up (`held`).
             if self.take_held(false, b, out) == Interest::Ignore {
                 return Interest::Ignore;
@@ -749,7 +750,7 @@ impl HalfStream {
             self.charged,
             self.pieces.values().map(Piece::charge).sum::<usize>()
                 + self.syn_data.as_ref().map_or(0, SynData::charge)
-                + self.low_ttl.charge(),
+                + self.held.charge(),
             "charged"
         );
         if let Some(fin) = self.fin {

@@ -28,7 +28,7 @@ use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
 use crate::control::{fingerprint, timestamp, ttl, urgent_pointer, window_scale, RstVerdict, SeqView};
 use crate::paws::Paws;
-use crate::reassembly::{seq_delta, Budget, HalfStream};
+use crate::reassembly::{seq_delta, Budget, Doubt, HalfStream};
 
 mod anomaly;
 mod causal;
@@ -583,10 +583,11 @@ impl<S: Default> FlowTable<S> {
         let low_ttl_data = (low_ttl || beyond_window) && len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored;
         if low_ttl_data && interest == Interest::Continue {
             let out = &mut sink(h, state, meta, dir, ts);
-            interest = match ip_ttl.filter(|_| low_ttl && !beyond_window) {
-                Some(ttl) => half[own].hold_low_ttl(data_seq, ttl, pkt.payload, len, &mut b, out),
-                None => half[own].hold_beyond_window(data_seq, pkt.payload, len, &mut b, out),
+            let doubt = match ip_ttl.filter(|_| low_ttl && !beyond_window) {
+                Some(ttl) => Doubt::LowTtl(ttl),
+                None => Doubt::BeyondWindow,
             };
+            interest = half[own].hold(data_seq, doubt, pkt.payload, len, &mut b, out);
         }
         if (len > 0 || fin_seq.is_some())
             && !syn_data_kept
@@ -637,8 +638,8 @@ impl<S: Default> FlowTable<S> {
             }
         }
         let decoys = b.stats.low_ttl_decoys;
-        for hs in half.iter_mut().filter(|hs| hs.holds_low_ttl()) {
-            hs.settle_low_ttl(&mut b);
+        for hs in half.iter_mut().filter(|hs| hs.holds_any()) {
+            hs.settle_held(&mut b);
         }
         if b.stats.low_ttl_decoys > decoys {
             anomalies |= LOW_TTL_DECOY;

@@ -119,7 +119,7 @@ impl HalfStream {
                 break;
             }
             // Held copies the receiver acknowledged fill the hole first (`held`).
-            if !self.low_ttl.is_empty() && self.take_held(false, b, out) == Interest::Ignore {
+            if !self.held.is_empty() && self.take_held(false, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
             let Some(hole_end) = self.first_hole_end() else { break };

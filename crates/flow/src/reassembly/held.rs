@@ -63,7 +63,7 @@ const ADOPT_AFTER: u8 = 2;
 
 /// One direction's TTL and the copies held for it.
 #[derive(Debug, Default)]
-pub(super) struct LowTtl {
+pub(super) struct HeldSegments {
     /// Highest TTL seen on this direction's packets (0: none seen yet).
     highest: u8,
     held: Vec<Held>,
@@ -73,7 +73,7 @@ pub(super) struct LowTtl {
 
 /// Why a segment is held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Doubt {
+pub(crate) enum Doubt {
     /// Its IP TTL, below the direction's.
     LowTtl(u8),
     /// It started beyond the receiver's window.
@@ -98,7 +98,7 @@ impl Held {
     }
 }
 
-impl LowTtl {
+impl HeldSegments {
     /// Bytes the held copies count against the buffer caps.
     #[cfg(test)]
     pub(super) fn charge(&self) -> usize {
@@ -112,57 +112,35 @@ impl LowTtl {
 
 impl HalfStream {
     /// A packet of this direction carried IP TTL `ttl` (`None`: not known). Returns whether it is
-    /// below the direction's, i.e. whether its data must be [held](HalfStream::hold_low_ttl).
+    /// below the direction's, i.e. whether its data must be [held](HalfStream::hold).
     #[inline]
     pub fn ttl_is_low(&mut self, ttl: Option<u8>) -> bool {
         let Some(ttl) = ttl else { return false };
-        if ttl >= self.low_ttl.highest {
-            self.low_ttl.highest = ttl;
+        if ttl >= self.held.highest {
+            self.held.highest = ttl;
             return false;
         }
         true
     }
 
     /// Whether copies are held (cheap; the table settles them after each packet when so).
-    pub fn holds_low_ttl(&self) -> bool {
-        !self.low_ttl.held.is_empty()
+    pub fn holds_any(&self) -> bool {
+        !self.held.held.is_empty()
     }
 
-    /// A data segment whose TTL is below the direction's: `len` bytes at `seq`, `payload` of them
-    /// captured. Held, or handed to [`HalfStream::segment`] when holding it would change nothing
-    /// (all its bytes delivered already: a retransmission, compared there) or is not possible.
-    pub fn hold_low_ttl<O>(
+    /// A data segment the receiver may not have read, for `doubt`: `len` bytes at `seq`,
+    /// `payload` of them captured. Held; or handed to [`HalfStream::segment`] when holding it
+    /// would change nothing (all its bytes delivered already: a retransmission, compared there)
+    /// or, for a low TTL, when it cannot be held; or, beyond the window, dropped then.
+    pub fn hold<O>(
         &mut self,
         seq: u32,
-        ttl: u8,
+        doubt: Doubt,
         payload: &[u8],
         len: u64,
         b: &mut Budget<'_>,
         out: &mut O,
     ) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        self.hold(seq, Doubt::LowTtl(ttl), payload, len, b, out)
-    }
-
-    /// A data segment that starts beyond the receiver's window (see the module docs). Held, or
-    /// dropped when it cannot be.
-    pub fn hold_beyond_window<O>(
-        &mut self,
-        seq: u32,
-        payload: &[u8],
-        len: u64,
-        b: &mut Budget<'_>,
-        out: &mut O,
-    ) -> Interest
-    where
-        O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
-    {
-        self.hold(seq, Doubt::BeyondWindow, payload, len, b, out)
-    }
-
-    fn hold<O>(&mut self, seq: u32, doubt: Doubt, payload: &[u8], len: u64, b: &mut Budget<'_>, out: &mut O) -> Interest
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
@@ -186,7 +164,7 @@ impl HalfStream {
         };
         let share = b.cfg.max_buffered_bytes_total as u64 / HELD_SHARE;
         let room = !cut
-            && self.low_ttl.held.len() < HELD_SEGMENTS
+            && self.held.held.len() < HELD_SEGMENTS
             && self.charged + held.charge() <= b.cfg.max_buffered_bytes_per_dir
             && b.stats.buffered_bytes + (held.charge() as u64) <= share;
         if !room {
@@ -204,21 +182,21 @@ impl HalfStream {
             b.stats.low_ttl_held += 1;
         }
         self.charge(held.charge(), b);
-        self.low_ttl.held.push(held);
+        self.held.held.push(held);
         Interest::Continue
     }
 
     /// Forget the held copies the stream was delivered past (from other copies), counting those
     /// that differ from what was delivered as decoys.
-    pub fn settle_low_ttl(&mut self, b: &mut Budget<'_>) {
+    pub fn settle_held(&mut self, b: &mut Budget<'_>) {
         let next = self.next;
         let mut i = 0;
-        while let Some(h) = self.low_ttl.held.get(i) {
+        while let Some(h) = self.held.held.get(i) {
             if h.end() > next {
                 i += 1;
                 continue;
             }
-            let h = self.low_ttl.held.remove(i);
+            let h = self.held.held.remove(i);
             self.uncharge(h.charge(), b);
             if h.doubt == Doubt::BeyondWindow {
                 b.stats.data_out_of_window += 1;
@@ -228,7 +206,7 @@ impl HalfStream {
                 .is_some_and(|hist| hist.differs(h.start, &h.bytes))
             {
                 b.stats.low_ttl_decoys += 1;
-                self.low_ttl.taken_run = (0, 0);
+                self.held.taken_run = (0, 0);
             }
         }
     }
@@ -242,9 +220,9 @@ impl HalfStream {
     where
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
-        self.settle_low_ttl(b);
+        self.settle_held(b);
         // Emptied first: placing a copy may give up holes, which comes back here.
-        let held = std::mem::take(&mut self.low_ttl.held);
+        let held = std::mem::take(&mut self.held.held);
         for h in &held {
             self.uncharge(h.charge(), b);
         }
@@ -263,7 +241,7 @@ impl HalfStream {
                 Doubt::BeyondWindow => b.stats.data_out_of_window_taken += 1,
                 Doubt::LowTtl(ttl) => {
                     b.stats.low_ttl_taken += 1;
-                    let run = &mut self.low_ttl.taken_run;
+                    let run = &mut self.held.taken_run;
                     *run = if run.0 == ttl {
                         (ttl, run.1.saturating_add(1))
                     } else {
@@ -271,7 +249,7 @@ impl HalfStream {
                     };
                     if run.1 >= ADOPT_AFTER {
                         // The route changed: this TTL is the direction's now.
-                        self.low_ttl.highest = ttl;
+                        self.held.highest = ttl;
                     }
                 }
             }
@@ -289,7 +267,7 @@ impl HalfStream {
         }
         for h in kept {
             self.charge(h.charge(), b);
-            self.low_ttl.held.push(h);
+            self.held.held.push(h);
         }
         Interest::Continue
     }
