@@ -66,7 +66,7 @@ const ADOPT_AFTER: u8 = 2;
 pub(super) struct HeldSegments {
     /// Highest TTL seen on this direction's packets (0: none seen yet).
     highest: u8,
-    held: Vec<Held>,
+    copies: Vec<Held>,
     /// TTL of the held copies taken in a row without a decoy in between, and how many.
     taken_run: (u8, u8),
 }
@@ -102,11 +102,11 @@ impl HeldSegments {
     /// Bytes the held copies count against the buffer caps.
     #[cfg(test)]
     pub(super) fn charge(&self) -> usize {
-        self.held.iter().map(Held::charge).sum()
+        self.copies.iter().map(Held::charge).sum()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.copies.is_empty()
     }
 }
 
@@ -125,7 +125,7 @@ impl HalfStream {
 
     /// Whether copies are held (cheap; the table settles them after each packet when so).
     pub fn holds_any(&self) -> bool {
-        !self.held.held.is_empty()
+        !self.held.copies.is_empty()
     }
 
     /// A data segment the receiver may not have read, for `doubt`: `len` bytes at `seq`,
@@ -164,7 +164,7 @@ impl HalfStream {
         };
         let share = b.cfg.max_buffered_bytes_total as u64 / HELD_SHARE;
         let room = !cut
-            && self.held.held.len() < HELD_SEGMENTS
+            && self.held.copies.len() < HELD_SEGMENTS
             && self.charged + held.charge() <= b.cfg.max_buffered_bytes_per_dir
             && b.stats.buffered_bytes + (held.charge() as u64) <= share;
         if !room {
@@ -182,7 +182,7 @@ impl HalfStream {
             b.stats.low_ttl_held += 1;
         }
         self.charge(held.charge(), b);
-        self.held.held.push(held);
+        self.held.copies.push(held);
         Interest::Continue
     }
 
@@ -191,12 +191,12 @@ impl HalfStream {
     pub fn settle_held(&mut self, b: &mut Budget<'_>) {
         let next = self.next;
         let mut i = 0;
-        while let Some(h) = self.held.held.get(i) {
+        while let Some(h) = self.held.copies.get(i) {
             if h.end() > next {
                 i += 1;
                 continue;
             }
-            let h = self.held.held.remove(i);
+            let h = self.held.copies.remove(i);
             self.uncharge(h.charge(), b);
             if h.doubt == Doubt::BeyondWindow {
                 b.stats.data_out_of_window += 1;
@@ -222,7 +222,7 @@ impl HalfStream {
     {
         self.settle_held(b);
         // Emptied first: placing a copy may give up holes, which comes back here.
-        let held = std::mem::take(&mut self.held.held);
+        let held = std::mem::take(&mut self.held.copies);
         for h in &held {
             self.uncharge(h.charge(), b);
         }
@@ -267,7 +267,7 @@ impl HalfStream {
         }
         for h in kept {
             self.charge(h.charge(), b);
-            self.held.held.push(h);
+            self.held.copies.push(h);
         }
         Interest::Continue
     }
