@@ -115,3 +115,25 @@ fn urgent_data_from_a_real_kernel_is_read_as_the_server_read_it() {
     assert!(anomaly_names(&plain).is_empty());
     assert_eq!((report.flow.urgent_data, plain_report.flow.urgent_data), (1, 0));
 }
+
+/// A real low-TTL insertion through a real Linux router
+/// (`scripts/samples/hostile-tcp/make-ttl-decoy`): the attacker's relay injects, before the
+/// C-ECHO-RQ's P-DATA-TF, a copy naming SOP class 1.2.840.10008.1.9 at the connection's own next
+/// sequence number with IP TTL 1. The tap (the router's client-side interface) sees it; the
+/// router drops it; storescp reads the real request and answers Success. The tap must read what
+/// storescp read: the plain run's facts (SOP class 1.2.840.10008.1.1), and one
+/// `tcp.low_ttl_decoy`. (Round 1 reported the decoy's class; tshark decodes both requests.)
+#[test]
+fn a_real_low_ttl_decoy_through_a_router_is_read_as_the_server_read_it() {
+    let (plain_report, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
+    let (report, decoy) = replay(&["hostile-tcp/ttl-decoy.pcap"]);
+    assert_eq!(dicom_facts(&decoy), dicom_facts(&plain));
+    let echo = commands(&decoy, "C-ECHO");
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
+    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
+    assert_eq!(anomaly_names(&decoy), ["tcp.low_ttl_decoy"]);
+    assert!(anomaly_names(&plain).is_empty());
+    assert_eq!((report.flow.low_ttl_held, report.flow.low_ttl_decoys), (1, 1));
+    assert_eq!(plain_report.flow.low_ttl_held, 0);
+}
