@@ -8,6 +8,8 @@
 //! receiver's window reaches (its advertised window, scaled as negotiated in the handshake,
 //! RFC 7323 §2).
 
+use pacstap_core::TcpFlags;
+
 use crate::reassembly::seq_delta;
 
 /// What a RST does to a connection (RFC 5961 §3.2).
@@ -136,6 +138,15 @@ pub(crate) fn urgent_pointer(tcp_header: &[u8]) -> u16 {
         .get(18..20)
         .and_then(|p| <[u8; 2]>::try_from(p).ok())
         .map_or(0, u16::from_be_bytes)
+}
+
+/// Whether a receiver drops a segment for lacking the ACK bit: data or a FIN with none of ACK,
+/// SYN and RST. RFC 9293 §3.10.7.4 (fifth, "check the ACK field"): with the ACK bit off, a
+/// segment that is not a SYN or RST is dropped in every state that could take its data or FIN
+/// (Linux `tcp_validate_incoming`: SKB_DROP_REASON_TCP_FLAGS), so a decoy with no flags, or PSH
+/// alone, is read by nobody (fragroute's `tcp_chaff null`).
+pub(crate) fn dropped_without_ack(flags: TcpFlags, len: u64) -> bool {
+    !flags.ack() && !flags.syn() && !flags.rst() && (len > 0 || flags.fin())
 }
 
 /// The IP TTL (IPv4 byte 8, RFC 791 §3.1) or hop limit (IPv6 byte 7, RFC 8200 §3) of the

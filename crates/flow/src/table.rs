@@ -26,7 +26,9 @@ use crate::activity::{Activity, Class, NIL};
 use crate::checksum::ChecksumPolicy;
 use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
-use crate::control::{fingerprint, timestamp, ttl, urgent_pointer, window_scale, RstVerdict, SeqView};
+use crate::control::{
+    dropped_without_ack, fingerprint, timestamp, ttl, urgent_pointer, window_scale, RstVerdict, SeqView,
+};
 use crate::paws::Paws;
 use crate::reassembly::{seq_delta, Budget, Doubt, HalfStream};
 
@@ -430,9 +432,8 @@ impl<S: Default> FlowTable<S> {
         // (`reassembly::held`): data so is held, and a RST so is not taken once the direction
         // has carried data (its TTL is then the stack's own; before, it may be a scanner's raw
         // SYN, e.g. masscan's TTL 255, which the kernel's own RST then follows lower).
-        let ip_ttl = ttl(pkt.ip_header);
-        let low_ttl = half[own].ttl_is_low(ip_ttl);
-        if flags.rst() && low_ttl && half[own].has_data() {
+        let low_ttl = half[own].low_ttl(ttl(pkt.ip_header));
+        if flags.rst() && low_ttl.is_some() && half[own].has_data() {
             b.stats.rst_low_ttl += 1;
             return RST_LOW_TTL;
         }
@@ -468,11 +469,8 @@ impl<S: Default> FlowTable<S> {
             }
         }
 
-        // RFC 9293 §3.10.7.4 (fifth, "check the ACK field"): with the ACK bit off, a segment that
-        // is not a SYN or RST is dropped in every state that could take its data or FIN (Linux
-        // `tcp_validate_incoming`: SKB_DROP_REASON_TCP_FLAGS), so a decoy with no flags, or PSH
-        // alone, is read by nobody (fragroute's `tcp_chaff null`).
-        if !flags.ack() && !flags.syn() && !flags.rst() && (len > 0 || flags.fin()) {
+        // Without the ACK bit no receiver takes it.
+        if dropped_without_ack(flags, len) {
             b.stats.without_ack += 1;
             return WITHOUT_ACK;
         }
@@ -579,21 +577,20 @@ impl<S: Default> FlowTable<S> {
             && !*ignored
             && interest == Interest::Continue
             && half[own].syn_data(pkt.payload, len, &mut b);
-        // Data below the direction's TTL is held until the stream decides (`reassembly::held`).
-        let low_ttl_data = (low_ttl || beyond_window) && len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored;
-        if low_ttl_data && interest == Interest::Continue {
+        // Data below the direction's TTL, or beyond the receiver's window, is held until the
+        // stream decides (`reassembly::held`).
+        let doubt = if beyond_window {
+            Some(Doubt::BeyondWindow)
+        } else {
+            low_ttl.map(Doubt::LowTtl)
+        }
+        .filter(|_| len > 0 && !flags.syn() && fin_seq.is_none() && !*ignored);
+        let doubtful = doubt.is_some();
+        if let Some(doubt) = doubt.filter(|_| interest == Interest::Continue) {
             let out = &mut sink(h, state, meta, dir, ts);
-            let doubt = match ip_ttl.filter(|_| low_ttl && !beyond_window) {
-                Some(ttl) => Doubt::LowTtl(ttl),
-                None => Doubt::BeyondWindow,
-            };
             interest = half[own].hold(data_seq, doubt, pkt.payload, len, &mut b, out);
         }
-        if (len > 0 || fin_seq.is_some())
-            && !syn_data_kept
-            && !low_ttl_data
-            && !*ignored
-            && interest == Interest::Continue
+        if (len > 0 || fin_seq.is_some()) && !syn_data_kept && !doubtful && !*ignored && interest == Interest::Continue
         {
             let seg = causal::Arrival {
                 seq: data_seq,
@@ -608,7 +605,7 @@ impl<S: Default> FlowTable<S> {
         let (held, mut new_hold) = (holding.held, holding.new);
         if len > 0 {
             *saw_payload = true;
-            if !held && !syn_data_kept && !low_ttl_data && !*ignored && interest == Interest::Continue {
+            if !held && !syn_data_kept && !doubtful && !*ignored && interest == Interest::Continue {
                 interest = half[own].segment(data_seq, pkt.payload, len, &mut b, &mut sink(h, state, meta, dir, ts));
             }
         }

@@ -111,16 +111,16 @@ impl HeldSegments {
 }
 
 impl HalfStream {
-    /// A packet of this direction carried IP TTL `ttl` (`None`: not known). Returns whether it is
-    /// below the direction's, i.e. whether its data must be [held](HalfStream::hold).
+    /// A packet of this direction carried IP TTL `ttl` (`None`: not known). Returns it when it is
+    /// below the direction's, i.e. when its data must be [held](HalfStream::hold).
     #[inline]
-    pub fn ttl_is_low(&mut self, ttl: Option<u8>) -> bool {
-        let Some(ttl) = ttl else { return false };
+    pub fn low_ttl(&mut self, ttl: Option<u8>) -> Option<u8> {
+        let ttl = ttl?;
         if ttl >= self.held.highest {
             self.held.highest = ttl;
-            return false;
+            return None;
         }
-        true
+        Some(ttl)
     }
 
     /// Whether copies are held (cheap; the table settles them after each packet when so).

@@ -7,6 +7,7 @@ use pacstap_core::{CloseReason, FlowId, FlowKey, FlowMeta, Packet, PerDirection,
 use super::anomaly::DATA_AFTER_CLOSE;
 use super::{Flow, FlowTable};
 use crate::activity::{Class, NIL};
+use crate::control::dropped_without_ack;
 use crate::paws::Paws;
 
 impl<S: Default> FlowTable<S> {
@@ -26,8 +27,8 @@ impl<S: Default> FlowTable<S> {
             self.stats.ignored_packets += 1;
             return None;
         }
-        if !flags.syn() && !flags.ack() {
-            // Data without the ACK bit: no receiver takes it (see `apply`), so it starts nothing.
+        if dropped_without_ack(flags, len) {
+            // No receiver takes it, so it starts nothing.
             self.stats.without_ack += 1;
             self.stats.ignored_packets += 1;
             return None;
