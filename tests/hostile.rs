@@ -283,6 +283,19 @@ fn chaff_beyond_the_window_is_dropped_as_the_pacs_drops_it() {
     );
 }
 
+/// The sender's own insertion: the second half of association 1's 2nd C-MOVE-RQ segment sent
+/// alone first (ARCHIVE2 for STORESCP, good checksum, same TTL and timestamp), out of order,
+/// then the real segment from the hole's start over it. The PACS's stack takes the in-order
+/// segment whole and drops the queued copy it covers (Linux `tcp_ofo_queue`; BSD `tcp_reass`
+/// trims the succeeding segments). Letting the buffered copy win named ARCHIVE2 as that
+/// C-MOVE's destination while the PACS moved the study to STORESCP.
+#[test]
+fn a_decoy_sent_ahead_of_a_hole_loses_to_the_in_order_segment_over_it() {
+    let bad = archive2_decoy_loses("decoy-ahead-of-hole.pcap", "tcp.overlap_conflict");
+    let summary = one_line(&bad.stderr);
+    assert!(summary.contains("1 out-of-order, 32 retransmitted bytes"), "{summary}");
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -831,6 +844,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("ctl-rst-in-window.pcap", 1),
         ("decoy-bad-checksum.pcap", 1),
         ("decoy-retransmission.pcap", 1),
+        ("decoy-ahead-of-hole.pcap", 1),
         ("decoy-paws.pcap", 1),
         ("decoy-ttl.pcap", 1),
         ("decoy-null-flags.pcap", 1),

@@ -161,8 +161,9 @@ pub struct FlowStats {
     pub ack_gaps: u64,
     /// Bytes seen more than once (the later copies are dropped).
     pub retransmitted_bytes: u64,
-    /// Overlaps whose bytes differed from the copy buffered or recently delivered (the first copy
-    /// is what was delivered): the signature of evasion by overlapping segments.
+    /// Overlaps whose bytes differed from the copy buffered or recently delivered (the copy the
+    /// receiver keeps is what was delivered, `reassembly`): the signature of evasion by
+    /// overlapping segments.
     pub overlap_conflicts: u64,
     /// Segments that arrived ahead of a hole and were buffered.
     pub out_of_order_segments: u64,

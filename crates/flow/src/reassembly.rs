@@ -14,10 +14,12 @@
 //! its neighbours where cheap; the map is bounded by bytes and by holes, and every operation on it
 //! is logarithmic, so a flood of tiny out-of-order segments costs `O(n log n)`, not `O(n²)`.
 //!
-//! Overlaps: the first copy of a byte wins (as in Linux's out-of-order queue, and as Suricata
-//! does by default). Bytes seen again are counted as retransmitted; if they differ from the
-//! buffered copy, an overlap conflict is counted, since that is how evasion by overlapping
-//! segments shows itself.
+//! Overlaps: among bytes buffered beyond a hole the first copy wins (as in Linux's out-of-order
+//! queue for a segment that starts within a queued one, and as Suricata does by default); a
+//! segment that arrives at `next` wins over the buffered bytes it covers, as in every receiver
+//! (`in_order`). Bytes seen again are counted as retransmitted; if they differ from the other
+//! copy, an overlap conflict is counted, since that is how evasion by overlapping segments shows
+//! itself.
 //!
 //! Bytes already delivered are compared too, against the last few KiB kept in a [`History`]:
 //! a copy that differs from what the decoders read is an overlap conflict whichever came first.
@@ -41,6 +43,7 @@ use crate::history::History;
 mod ack_wait;
 mod fin;
 mod held;
+mod in_order;
 mod syn_data;
 mod urgent;
 use ack_wait::AckWait;
@@ -341,8 +344,17 @@ impl HalfStream {
         O: FnMut(u64, ChunkBody<'_>) -> Interest + ?Sized,
     {
         let mut cur = start;
-        // At the delivery point: hand bytes straight from the packet, except where a piece
-        // buffered earlier covers them (the first copy wins).
+        // At the delivery point the packet's captured bytes go straight to the decoders, over
+        // whatever was buffered for them (`in_order`).
+        let captured_end = (start + data.len() as u64).min(end);
+        if cur == self.next && captured_end > cur {
+            self.supersede(cur, captured_end, start, data, b);
+            if self.emit_from_packet(cur, captured_end, start, data, b, out) == Interest::Ignore {
+                return Interest::Ignore;
+            }
+            cur = captured_end;
+        }
+        // Bytes the snaplen cut off: a buffered copy of them is better than a gap.
         while cur < end && cur == self.next {
             let first = self
                 .pieces
@@ -863,6 +875,43 @@ mod tests {
         assert_eq!(h.stats.retransmitted_bytes, 5);
         h.seg(0, b"0123456789");
         assert_eq!(h.text(), "0123456789XXXXXXXXXXYYYYY");
+    }
+
+    #[test]
+    fn an_in_order_segment_wins_over_the_buffered_bytes_it_covers() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(10, b"XXXXXXXXXX");
+        h.seg(0, b"0123456789abcdefghij");
+        assert_eq!(h.text(), "0123456789abcdefghij");
+        assert_eq!((h.stats.overlap_conflicts, h.stats.retransmitted_bytes), (1, 10));
+        assert_eq!((h.half.charged, h.half.islands), (0, 0));
+    }
+
+    #[test]
+    fn an_in_order_segment_covering_part_of_a_piece_leaves_its_tail() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(15, b"XXXXXXXXXX");
+        h.seg(30, b"zz");
+        h.seg(0, b"0123456789abcdefghij");
+        assert_eq!(h.text(), "0123456789abcdefghijXXXXX");
+        assert_eq!((h.stats.overlap_conflicts, h.stats.retransmitted_bytes), (1, 5));
+        assert_eq!(h.half.islands, 1, "zz still waits beyond the hole at 25");
+        h.seg(25, b"abcde");
+        assert_eq!(h.text(), "0123456789abcdefghijXXXXXabcdezz");
+    }
+
+    #[test]
+    fn bytes_the_snaplen_cut_off_come_from_a_buffered_copy() {
+        let mut h = Harness::new(FlowConfig::default(), 0);
+        h.seg(10, b"XXXXXXXXXX");
+        // 12 of 20 bytes captured: the packet wins where it was captured, the buffered copy
+        // fills the rest.
+        h.run(|hs, b, out| {
+            let _ = hs.segment(0, b"0123456789ab", 20, b, out);
+        });
+        assert_eq!(h.text(), "0123456789abXXXXXXXX");
+        assert_eq!(h.stats.overlap_conflicts, 1);
+        assert_eq!(h.stats.gap_bytes, 0);
     }
 
     #[test]

@@ -1052,7 +1052,7 @@ mod tests {
     }
 
     #[test]
-    fn overlap_conflict_is_counted_and_the_first_copy_wins() {
+    fn overlap_conflict_is_counted_and_the_in_order_segment_wins() {
         let (mut t, mut rec) = (table(), Rec::default());
         handshake(&mut t, &mut rec);
         feed(
@@ -1060,11 +1060,12 @@ mod tests {
             &mut rec,
             &[
                 pkt(3, true, c(10), s(0), ACK, b"XXXXXXXXXX"),
-                // Covers the hole and, differently, half of the buffered piece.
+                // Covers the hole and, differently, half of the buffered piece: the receiver
+                // takes it whole and keeps the piece's other half (`reassembly::in_order`).
                 pkt(4, true, c(0), s(0), ACK, b"0123456789ZZZZZ"),
             ],
         );
-        assert_eq!(rec.text(ToServer), "0123456789XXXXXXXXXX");
+        assert_eq!(rec.text(ToServer), "0123456789ZZZZZXXXXX");
         assert_eq!(t.stats().overlap_conflicts, 1);
         assert_eq!(t.stats().retransmitted_bytes, 5);
     }
