@@ -121,6 +121,12 @@ impl Detection {
         self.detector.tick(ts, &mut self.alerts);
     }
 
+    /// Whether alerts wait to be emitted (by the next [`Detection::events`]).
+    #[inline]
+    pub fn has_alerts(&self) -> bool {
+        !self.alerts.is_empty()
+    }
+
     /// Observe and emit decoded events (those of one packet), then the alerts they caused.
     /// Returns how many lines were emitted.
     pub fn events(&mut self, events: impl IntoIterator<Item = ProtocolEvent>) -> Result<u64> {

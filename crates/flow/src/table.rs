@@ -159,6 +159,11 @@ pub struct FlowTable<S> {
     /// Flows touched while a far timestamp awaited confirmation: stamped with the held clock,
     /// they are re-stamped when the jump is confirmed (else the jump would time them out).
     held: Vec<(u32, FlowId, Timestamp)>,
+    /// The slot of the last flow looked up: a bulk transfer is a run of one flow's packets
+    /// (both directions share the canonical key), so most lookups need no hashing. Checked
+    /// against the slot's own key, which is always the key that indexes it (a slot is
+    /// emptied when its key leaves the index), so it can never name another flow.
+    last_lookup: u32,
 }
 
 impl<S: Default> FlowTable<S> {
@@ -183,6 +188,7 @@ impl<S: Default> FlowTable<S> {
             ack_waits: VecDeque::new(),
             far_key: None,
             held: Vec::new(),
+            last_lookup: NIL,
         }
     }
 
@@ -232,7 +238,7 @@ impl<S: Default> FlowTable<S> {
         }
 
         let flags = pkt.tcp.flags;
-        let mut found = self.index.get(&key).copied();
+        let mut found = self.lookup(&key);
         if let Some(idx) = found {
             // The flow's own packet notices its timeout exactly (the sweep may not have run yet):
             // a connection idle for longer than the timeout is over, and this packet starts anew.
@@ -344,6 +350,17 @@ impl<S: Default> FlowTable<S> {
     #[inline]
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
+    }
+
+    /// The slot of the flow with canonical key `key` (see [`FlowTable::last_lookup`]).
+    #[inline]
+    fn lookup(&mut self, key: &FlowKey) -> Option<u32> {
+        if self.slot(self.last_lookup).is_some_and(|f| f.key == *key) {
+            return Some(self.last_lookup);
+        }
+        let idx = self.index.get(key).copied()?;
+        self.last_lookup = idx;
+        Some(idx)
     }
 
     fn slot(&self, idx: u32) -> Option<&Flow<S>> {
