@@ -161,3 +161,24 @@ fn a_real_decoy_sent_ahead_of_a_hole_is_read_as_the_server_read_it() {
     );
     assert_eq!((report.flow.gaps, report.flow.overlap_conflicts), (0, 1));
 }
+
+/// A real offloaded capture (`scripts/samples/hostile-tcp/make-offloaded`: 30 dcmtk C-ECHO
+/// associations on a namespace's loopback, every TCP checksum left partial by the kernel). Auto
+/// mode must still call it offloaded, though bad segments are now offload evidence only when no
+/// good copy of them comes (decoys do): none ever does here. What it refuses before the verdict
+/// is bounded: the first `AUTO_SAMPLE / 10` bad ones and the twin window (8 packets) after.
+#[test]
+fn a_real_offloaded_capture_is_still_recognised_and_decoded() {
+    let (report, events) = replay(&["hostile-tcp/offloaded-lo.pcap"]);
+    let f = &report.flow;
+    assert_eq!((f.checksum_offloaded, f.checksum_twins), (1, 0));
+    assert_eq!((f.checksum_sampled, f.checksum_sample_bad), (600, 600));
+    assert!(
+        f.bad_checksums <= 100 + 1 + 8,
+        "refused before the verdict: {}",
+        f.bad_checksums
+    );
+    let echoes = commands(&events, "C-ECHO");
+    assert_eq!(echoes.len(), 25, "the associations after the verdict");
+    assert!(echoes.iter().all(|e| e["status"].as_str() == Some("0x0000")));
+}

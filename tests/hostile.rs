@@ -296,6 +296,21 @@ fn a_decoy_sent_ahead_of_a_hole_loses_to_the_in_order_segment_over_it() {
     assert!(summary.contains("1 out-of-order, 32 retransmitted bytes"), "{summary}");
 }
 
+/// fragroute's `tcp_chaff cksum`: next to every data segment, before or after it, a copy with
+/// random bytes and a random checksum, a third of all packets. Every receiver drops them. Judged
+/// by the plain ratio of bad segments (Suricata's auto mode), the capture looked offloaded:
+/// validation went off, the random copies reached the decoders, 8 of 18 C-MOVEs were lost and
+/// the bulk-export alert never fired. Each bad copy has a good twin: decoys, not offload.
+#[test]
+fn bad_checksum_chaff_next_to_every_segment_does_not_switch_validation_off() {
+    let (_, bad) = same_as_bulk_export_but("chaff-cksum.pcap", "tcp.bad_checksum");
+    let summary = one_line(&bad.stderr);
+    assert!(
+        summary.contains("checksums 415 bad (dropped), 321 of the sampled ones bad copies of good segments (decoys)"),
+        "{summary}"
+    );
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -849,6 +864,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-ttl.pcap", 1),
         ("decoy-null-flags.pcap", 1),
         ("chaff-beyond-window.pcap", 64),
+        ("chaff-cksum.pcap", 415),
         ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.

@@ -290,8 +290,16 @@ fn checksum_summary(f: &pacstap_flow::FlowStats) -> String {
             f.checksum_sampled
         )
     } else {
+        let decoys = if f.checksum_twins > 0 {
+            format!(
+                ", {} of the sampled ones bad copies of good segments (decoys)",
+                f.checksum_twins
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{} bad (dropped), {} unverifiable (snaplen)",
+            "{} bad (dropped){decoys}, {} unverifiable (snaplen)",
             f.bad_checksums, f.unverifiable_checksums
         )
     }

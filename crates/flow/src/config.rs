@@ -190,6 +190,9 @@ pub struct FlowStats {
     pub checksum_sample_bad: u64,
     /// Auto mode: 1 when validation was switched off as offloaded (summed over workers).
     pub checksum_offloaded: u64,
+    /// Auto mode: bad-checksum data segments that also came with a good checksum (decoys, not
+    /// offload; `checksum`), until the verdict.
+    pub checksum_twins: u64,
     /// Holes the receiver acknowledged before their data was captured (SPAN queue skew or loss).
     pub ack_before_data: u64,
     /// Of those, holes whose data arrived while kept open (delayed, not lost).
@@ -295,6 +298,7 @@ impl FlowStats {
             checksum_sampled,
             checksum_sample_bad,
             checksum_offloaded,
+            checksum_twins,
             ack_before_data,
             ack_before_data_filled,
             causal_holds,
@@ -350,6 +354,7 @@ impl FlowStats {
         self.checksum_sampled += checksum_sampled;
         self.checksum_sample_bad += checksum_sample_bad;
         self.checksum_offloaded += checksum_offloaded;
+        self.checksum_twins += checksum_twins;
         self.ack_before_data += ack_before_data;
         self.ack_before_data_filled += ack_before_data_filled;
         self.causal_holds += causal_holds;
