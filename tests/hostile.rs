@@ -311,6 +311,35 @@ fn bad_checksum_chaff_next_to_every_segment_does_not_switch_validation_off() {
     );
 }
 
+/// The same decoy against a PACS whose packets carry IP TTL 128, a Windows host's initial TTL.
+/// Windows since Vista keeps the bytes it queued out of order over the in-order segment that
+/// covers them (Snort's and Suricata's `vista` policy): that PACS reads the decoy, and so must
+/// the tap, or an attacker who knows the PACS runs Windows hides the real destination from it.
+#[test]
+fn a_decoy_sent_ahead_of_a_hole_wins_when_the_receiver_is_windows() {
+    let clean = replay(&sample(BULK));
+    let bad = replay(&attack("decoy-ahead-of-hole-windows.pcap"));
+    // The bulk export as before, and the move to ARCHIVE2 the PACS made: an unknown destination.
+    let mut expected = alerts(&clean.events);
+    expected.insert(("unknown_destination".into(), "ae".into(), "ARCHIVE2".into()), 1);
+    assert_eq!(alerts(&bad.events), expected);
+    assert_eq!(
+        new_anomalies(&clean, &bad).into_iter().collect::<Vec<_>>(),
+        ["tcp.overlap_conflict"]
+    );
+    let destinations: Vec<&str> = bad
+        .events
+        .iter()
+        .filter_map(|e| e["dicom"]["move_destination"].as_str())
+        .collect();
+    assert_eq!(destinations.len(), 18);
+    assert_eq!(
+        destinations.iter().filter(|&&d| d == "ARCHIVE2").count(),
+        1,
+        "{destinations:?}"
+    );
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never

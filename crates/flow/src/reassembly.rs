@@ -161,6 +161,9 @@ pub(crate) struct HalfStream {
     /// This direction's IP TTL, and segments held for a lower one or for starting beyond the
     /// window (`held`).
     held: held::HeldSegments,
+    /// The receiver keeps what it queued out of order over an in-order segment that covers it
+    /// (Windows since Vista), judged from its own packets' TTL (`in_order`).
+    receiver_keeps_queued: bool,
 }
 
 impl HalfStream {
@@ -347,14 +350,15 @@ impl HalfStream {
         // At the delivery point the packet's captured bytes go straight to the decoders, over
         // whatever was buffered for them (`in_order`).
         let captured_end = (start + data.len() as u64).min(end);
-        if cur == self.next && captured_end > cur {
+        if cur == self.next && captured_end > cur && !self.receiver_keeps_queued {
             self.supersede(cur, captured_end, start, data, b);
             if self.emit_from_packet(cur, captured_end, start, data, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
             cur = captured_end;
         }
-        // Bytes the snaplen cut off: a buffered copy of them is better than a gap.
+        // Bytes the snaplen cut off (all of them, for a receiver that keeps its queue): a
+        // buffered copy of them is better than a gap.
         while cur < end && cur == self.next {
             let first = self
                 .pieces
@@ -898,6 +902,23 @@ mod tests {
         assert_eq!(h.half.islands, 1, "zz still waits beyond the hole at 25");
         h.seg(25, b"abcde");
         assert_eq!(h.text(), "0123456789abcdefghijXXXXXabcdezz");
+    }
+
+    #[test]
+    fn a_receiver_with_a_windows_ttl_keeps_what_it_queued() {
+        for (ttl, text) in [
+            (None, "0123456789abcdefghij"),
+            (Some(62), "0123456789abcdefghij"),
+            (Some(126), "0123456789XXXXXXXXXX"),
+            (Some(250), "0123456789abcdefghij"),
+        ] {
+            let mut h = Harness::new(FlowConfig::default(), 0);
+            h.half.receiver_ttl(ttl);
+            h.seg(10, b"XXXXXXXXXX");
+            h.seg(0, b"0123456789abcdefghij");
+            assert_eq!(h.text(), text, "receiver TTL {ttl:?}");
+            assert_eq!((h.stats.overlap_conflicts, h.stats.retransmitted_bytes), (1, 10));
+        }
     }
 
     #[test]

@@ -450,6 +450,8 @@ impl<S: Default> FlowTable<S> {
         // has carried data (its TTL is then the stack's own; before, it may be a scanner's raw
         // SYN, e.g. masscan's TTL 255, which the kernel's own RST then follows lower).
         let low_ttl = half[own].low_ttl(ttl(pkt.ip_header));
+        let receiver_ttl = half[peer].ttl();
+        half[own].receiver_ttl(receiver_ttl);
         if flags.rst() && low_ttl.is_some() && half[own].has_data() {
             b.stats.rst_low_ttl += 1;
             return RST_LOW_TTL;

@@ -123,6 +123,12 @@ impl HalfStream {
         Some(ttl)
     }
 
+    /// This direction's IP TTL (the highest seen), once a packet carried one.
+    #[inline]
+    pub fn ttl(&self) -> Option<u8> {
+        (self.held.highest > 0).then_some(self.held.highest)
+    }
+
     /// Whether copies are held (cheap; the table settles them after each packet when so).
     pub fn holds_any(&self) -> bool {
         !self.held.copies.is_empty()

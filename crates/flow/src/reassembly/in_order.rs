@@ -1,19 +1,41 @@
-//! An in-order segment against bytes buffered beyond it: the segment wins.
+//! An in-order segment against bytes buffered beyond it: which copy the receiver keeps.
 //!
-//! A receiver takes a segment that starts at the sequence number it expects whole, and then
-//! trims or drops what its out-of-order queue held for the same bytes: Linux queues the segment
-//! and `tcp_ofo_queue` drops every queued segment it covers and trims the one it overlaps; BSD's
-//! `tcp_reass` trims or dequeues the succeeding segments a new one covers; no stack lets a
-//! segment queued out of order override the one that arrives in order. So a tap that let its
-//! buffered copy win could be steered by any sender: a decoy sent ahead of a hole (a sender's
-//! own "out-of-order" segment, or a blind spoofer's), then the real bytes from the hole's
-//! start over it, would show the decoy to the decoders while the receiver reads the real
-//! bytes (Ptacek and Newsham's insertion with overlapping segments). The buffered
-//! copy is compared first: if it differed, that is an overlap conflict, reported.
+//! Linux, the BSDs and macOS take a segment that starts at the sequence number they expect
+//! whole, and then trim or drop what their out-of-order queue held for the same bytes: Linux
+//! queues the segment and `tcp_ofo_queue` drops every queued segment it covers and trims the one
+//! it overlaps; BSD's `tcp_reass` trims or dequeues the succeeding segments a new one covers.
+//! So a tap that let its buffered copy win could be steered by any sender: a decoy sent ahead of
+//! a hole (a sender's own "out-of-order" segment, or a blind spoofer's), then the real bytes
+//! from the hole's start over it, would show the decoy to the decoders while the receiver reads
+//! the real bytes (Ptacek and Newsham's insertion with overlapping segments).
+//!
+//! Windows since Vista does the opposite: the queued bytes win (Snort's and Suricata's `vista`
+//! policy, "old data" when a segment starts before a queued one; fragroute's `tcp_seg N win32`
+//! evades a Linux-minded tap with it). No packet names the receiver's stack, but its initial
+//! TTL does: 64 for Linux, the BSDs and macOS, 128 for Windows, 255 for Solaris and most network
+//! gear, each minus the hops to the tap. So the choice follows the TTL of the receiver's own
+//! packets (target-based reassembly, as Snort's and Suricata's host OS policies, without a
+//! host table to keep): above 64 and up to 128 the queue wins, otherwise the in-order segment
+//! wins, also when the receiver was never seen (one-sided capture). Either way the other copy
+//! is compared: if it differed, that is an overlap conflict, reported.
 
 use super::{count_islands, slice, Budget, HalfStream, Piece};
 
+/// Whether a receiver whose packets reach the tap with IP TTL (IPv6 hop limit) `ttl` keeps the
+/// bytes it queued out of order over an in-order segment that covers them (see the module
+/// docs): an initial TTL of 128, Windows.
+pub(crate) fn keeps_queued(ttl: Option<u8>) -> bool {
+    ttl.is_some_and(|t| (65..=128).contains(&t))
+}
+
 impl HalfStream {
+    /// The TTL of the receiver's packets (the other direction's, [`HalfStream::ttl`]) decides
+    /// which copy of overlapping bytes wins at the delivery point.
+    #[inline]
+    pub fn receiver_ttl(&mut self, ttl: Option<u8>) {
+        self.receiver_keeps_queued = keeps_queued(ttl);
+    }
+
     /// The packet's captured bytes `[from, to)` (`data` starts at offset `start`) are about to be
     /// delivered at `next == from`: drop the buffered bytes they cover, after counting them as
     /// retransmitted and comparing them (`count_conflict`). Parts of a piece outside the range
