@@ -162,6 +162,27 @@ fn a_real_decoy_sent_ahead_of_a_hole_is_read_as_the_server_read_it() {
     assert_eq!((report.flow.gaps, report.flow.overlap_conflicts), (0, 1));
 }
 
+/// Out of order against out of order, with a real Linux receiver (`make-ttl-decoy`, mode
+/// `cover`): the decoy's second half (frame 8, naming 1.2.840.10008.1.9) is queued; then the
+/// real bytes from 2 bytes before it to the PDU's end (frame 10), still out of order: they start
+/// before the queued decoy and cover it, so the kernel queues them in its place and reports the
+/// decoy's range as a duplicate (D-SACK 240-292, frame 11); the PDU's first bytes come in order
+/// (frame 12) and storescp answers Success for 1.2.840.10008.1.1. Keeping the first queued copy
+/// reported the decoy's class.
+#[test]
+fn a_real_out_of_order_segment_starting_before_a_queued_decoy_replaces_it() {
+    let (_, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
+    let (report, cover) = replay(&["hostile-tcp/ttl-cover.pcap"]);
+    assert_eq!(dicom_facts(&cover), dicom_facts(&plain));
+    let echo = commands(&cover, "C-ECHO");
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
+    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
+    assert_eq!(anomaly_names(&cover), ["tcp.overlap_conflict"]);
+    let f = &report.flow;
+    assert_eq!((f.out_of_order_segments, f.overlap_conflicts, f.gaps), (2, 1, 0));
+}
+
 /// A real offloaded capture (`scripts/samples/hostile-tcp/make-offloaded`: 30 dcmtk C-ECHO
 /// associations on a namespace's loopback, every TCP checksum left partial by the kernel). Auto
 /// mode must still call it offloaded, though bad segments are now offload evidence only when no

@@ -14,12 +14,12 @@
 //! its neighbours where cheap; the map is bounded by bytes and by holes, and every operation on it
 //! is logarithmic, so a flood of tiny out-of-order segments costs `O(n log n)`, not `O(n²)`.
 //!
-//! Overlaps: among bytes buffered beyond a hole the first copy wins (as in Linux's out-of-order
-//! queue for a segment that starts within a queued one, and as Suricata does by default); a
-//! segment that arrives at `next` wins over the buffered bytes it covers, as in every receiver
-//! (`in_order`). Bytes seen again are counted as retransmitted; if they differ from the other
-//! copy, an overlap conflict is counted, since that is how evasion by overlapping segments shows
-//! itself.
+//! Overlaps: the copy kept is the one the receiver's stack keeps (`in_order`): for Linux, the
+//! BSDs and macOS a segment that arrives at `next` wins over the buffered bytes it covers, and
+//! one beyond a hole wins over a buffered piece it starts before (or at, and is longer than);
+//! for a receiver with a Windows TTL the first copy wins. Bytes seen again are counted as
+//! retransmitted; if they differ from the other copy, an overlap conflict is counted, since
+//! that is how evasion by overlapping segments shows itself.
 //!
 //! Bytes already delivered are compared too, against the last few KiB kept in a [`History`]:
 //! a copy that differs from what the decoders read is an overlap conflict whichever came first.
@@ -351,7 +351,7 @@ impl HalfStream {
         // whatever was buffered for them (`in_order`).
         let captured_end = (start + data.len() as u64).min(end);
         if cur == self.next && captured_end > cur && !self.receiver_keeps_queued {
-            self.supersede(cur, captured_end, start, data, b);
+            self.supersede(cur, captured_end, start, data, b, |_, _| true);
             if self.emit_from_packet(cur, captured_end, start, data, b, out) == Interest::Ignore {
                 return Interest::Ignore;
             }
@@ -387,8 +387,13 @@ impl HalfStream {
             }
         }
         if cur < end {
-            // Beyond a hole: keep a copy until the hole is filled or given up.
+            // Beyond a hole: keep a copy until the hole is filled or given up, over the queued
+            // bytes the receiver would give up for it (`in_order`).
             b.stats.out_of_order_segments += 1;
+            if captured_end > cur && !self.receiver_keeps_queued {
+                let wins = |s: u64, e: u64| s > start || (s == start && e < end);
+                self.supersede(cur, captured_end, start, data, b, wins);
+            }
             self.insert(cur, end, start, data, b);
             if self.enforce_caps(b, out) == Interest::Ignore || self.skip_acked_holes(b, out) == Interest::Ignore {
                 return Interest::Ignore;
@@ -429,7 +434,8 @@ impl HalfStream {
         Interest::Continue
     }
 
-    /// Buffer the parts of `[from, end)` that no piece covers yet (the first copy wins); `data`
+    /// Buffer the parts of `[from, end)` that no piece covers (what the segment wins over was
+    /// removed by `supersede` first; what is left stays); `data`
     /// starts at offset `start`. Overlapping bytes are counted, and compared when both are captured.
     fn insert(&mut self, from: u64, end: u64, start: u64, data: &[u8], b: &mut Budget<'_>) {
         let data_end = start + data.len() as u64;
@@ -918,6 +924,49 @@ mod tests {
             h.seg(0, b"0123456789abcdefghij");
             assert_eq!(h.text(), text, "receiver TTL {ttl:?}");
             assert_eq!((h.stats.overlap_conflicts, h.stats.retransmitted_bytes), (1, 10));
+        }
+    }
+
+    #[test]
+    fn out_of_order_a_segment_starting_before_a_queued_one_wins_over_it() {
+        /// Receiver TTL, segments after the queued [20,30) "X"s, what is delivered.
+        type Case<'a> = (Option<u8>, &'a [(u32, &'a [u8])], &'a str);
+        let cases: [Case<'_>; 4] = [
+            // Starts before it: wins (Linux, BSD), not for Windows.
+            (
+                None,
+                &[(15, b"abcdefghijklmnopqrst")],
+                "0123456789ABCDEabcdefghijklmnopqrst",
+            ),
+            (
+                Some(128),
+                &[(15, b"abcdefghijklmnopqrst")],
+                "0123456789ABCDEabcdeXXXXXXXXXXpqrst",
+            ),
+            // Starts within it: the queued bytes win.
+            (None, &[(25, b"abcdefghij")], "0123456789ABCDE-----XXXXXXXXXXfghij"),
+            // Same start: longer wins, as long keeps.
+            (
+                None,
+                &[(20, b"abcdefghijkl"), (20, b"ZZZZZZZZZZZZ")],
+                "0123456789ABCDE-----abcdefghijkl",
+            ),
+        ];
+        for (ttl, segs, text) in cases {
+            let mut h = Harness::new(FlowConfig::default(), 0);
+            h.half.receiver_ttl(ttl);
+            h.seg(20, b"XXXXXXXXXX");
+            for &(seq, data) in segs {
+                h.seg(seq, data);
+            }
+            h.seg(0, b"0123456789ABCDE");
+            h.run(|hs, b, out| {
+                if let Some(hole_end) = hs.first_hole_end() {
+                    let _ = hs.gap_to(hole_end, b, out);
+                }
+            });
+            assert_eq!(h.text(), text, "receiver TTL {ttl:?}, {segs:?}");
+            assert!(h.stats.overlap_conflicts >= 1);
         }
     }
 

@@ -15,6 +15,11 @@ Usage: ttl_relay.py LISTEN_PORT SERVER_HOST SERVER_PORT IFACE MODE
               the UID to the PDU's end, at its own sequence number within the PDU: out of order,
               ahead of the PDU's first bytes. The server's stack queues it; the real PDU then
               comes in order over it, and the stack takes that whole and drops the queued copy.
+  MODE cover: the `ahead` decoy, then (raw) the real bytes from 2 bytes before the decoy's start
+              to the PDU's end, still out of order: a segment that starts before the queued
+              decoy and covers it, which the stack queues in its place. Then the relay's socket
+              sends the PDU's first bytes (up to that segment) and, once those are acknowledged
+              past them, the rest again (a retransmission of bytes the server has).
 
 One connection, then exit. TCP_NODELAY on the server side, so each send is its own segment.
 """
@@ -59,7 +64,7 @@ def main():
     t = threading.Thread(target=back)
     t.start()
     buf = b""
-    injected = mode not in ("decoy", "ahead")
+    injected = mode not in ("decoy", "ahead", "cover")
     while data := cli.recv(65536):
         if injected:
             srv.sendall(data)
@@ -77,13 +82,23 @@ def main():
                 ack = inc[TCP].seq + len(inc[TCP].payload) + (1 if "S" in str(inc[TCP].flags) else 0)
                 opts = [(k, v) for k, v in out[TCP].options if k in ("NOP", "Timestamp")]
                 fake = pdu.replace(REAL_UID, DECOY_UID)
-                k, ttl = (fake.index(DECOY_UID) - 4, out[IP].ttl) if mode == "ahead" else (0, 1)
-                decoy = IP(src=out[IP].src, dst=host, ttl=ttl) / TCP(
-                    sport=out[TCP].sport, dport=sport, seq=(seq + k) % 2**32, ack=ack, flags="PA",
-                    window=out[TCP].window, options=opts) / Raw(fake[k:])
-                send(decoy, iface=iface, verbose=False)
+                k, ttl = (fake.index(DECOY_UID) - 4, out[IP].ttl) if mode != "decoy" else (0, 1)
+
+                def raw(at, payload, ttl=ttl):
+                    return IP(src=out[IP].src, dst=host, ttl=ttl) / TCP(
+                        sport=out[TCP].sport, dport=sport, seq=(seq + at) % 2**32, ack=ack,
+                        flags="PA", window=out[TCP].window, options=opts) / Raw(payload)
+
+                send(raw(k, fake[k:]), iface=iface, verbose=False)
                 time.sleep(0.05)
-                srv.sendall(pdu)
+                if mode == "cover":
+                    send(raw(k - 2, pdu[k - 2:]), iface=iface, verbose=False)
+                    time.sleep(0.05)
+                    srv.sendall(pdu[:k - 2])
+                    time.sleep(0.2)
+                    srv.sendall(pdu[k - 2:])
+                else:
+                    srv.sendall(pdu)
                 injected = True
             else:
                 srv.sendall(pdu)

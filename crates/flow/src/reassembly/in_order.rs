@@ -18,6 +18,14 @@
 //! host table to keep): above 64 and up to 128 the queue wins, otherwise the in-order segment
 //! wins, also when the receiver was never seen (one-sided capture). Either way the other copy
 //! is compared: if it differed, that is an overlap conflict, reported.
+//!
+//! Out of order, the same stacks let a new segment win over queued bytes when it starts before
+//! the queued segment holding them, or at the same sequence number and longer (Linux
+//! `tcp_data_queue_ofo`: such a segment replaces the one it covers and removes those after it
+//! that it covers; BSD `tcp_reass` trims or dequeues the succeeding segments), and keep the
+//! queued bytes when it starts within them. Buffered pieces stand for the queued segments
+//! (adjacent ones are merged here as Linux coalesces them). For a Windows receiver the queued
+//! bytes always win.
 
 use super::{count_islands, slice, Budget, HalfStream, Piece};
 
@@ -36,16 +44,25 @@ impl HalfStream {
         self.receiver_keeps_queued = keeps_queued(ttl);
     }
 
-    /// The packet's captured bytes `[from, to)` (`data` starts at offset `start`) are about to be
-    /// delivered at `next == from`: drop the buffered bytes they cover, after counting them as
-    /// retransmitted and comparing them (`count_conflict`). Parts of a piece outside the range
-    /// stay buffered.
-    pub(super) fn supersede(&mut self, from: u64, to: u64, start: u64, data: &[u8], b: &mut Budget<'_>) {
+    /// The packet's captured bytes `[from, to)` (`data` starts at offset `start`) win over the
+    /// buffered bytes they cover in the pieces `[s, e)` for which `wins(s, e)`: those bytes are
+    /// dropped, after being counted as retransmitted and compared (an overlap conflict when
+    /// they differ). Parts of a piece outside the range stay buffered.
+    pub(super) fn supersede(
+        &mut self,
+        from: u64,
+        to: u64,
+        start: u64,
+        data: &[u8],
+        b: &mut Budget<'_>,
+        wins: impl Fn(u64, u64) -> bool,
+    ) {
         let covered: Vec<u64> = self
             .pieces
             .range(..to)
             .rev()
             .take_while(|(&s, p)| s.saturating_add(p.len()) > from)
+            .filter(|(&s, p)| wins(s, s.saturating_add(p.len())))
             .map(|(&s, _)| s)
             .collect();
         if covered.is_empty() {
