@@ -340,6 +340,18 @@ fn a_decoy_sent_ahead_of_a_hole_wins_when_the_receiver_is_windows() {
     );
 }
 
+/// An attacker who knows the tap's auto checksum mode: 900 bad-checksum SYNs from random sources
+/// (hping3 `--flood --rand-source --badcksum`) first, so that the first 1000 segments look like
+/// a capture taken with checksum offload, then the bad-checksum ARCHIVE2 decoy. Judged by the
+/// ratio, validation went off and the decoy named the C-MOVE's destination. The PACS answers
+/// none of the flood's segments (it drops them), and unanswered segments are not offload.
+#[test]
+fn a_flood_of_bad_checksums_cannot_switch_validation_off_for_a_decoy() {
+    let bad = archive2_decoy_loses("flood-then-decoy.pcap", "tcp.bad_checksum");
+    let summary = one_line(&bad.stderr);
+    assert!(summary.contains("checksums 901 bad (dropped)"), "{summary}");
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -894,6 +906,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("decoy-null-flags.pcap", 1),
         ("chaff-beyond-window.pcap", 64),
         ("chaff-cksum.pcap", 415),
+        ("flood-then-decoy.pcap", 901),
         ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.

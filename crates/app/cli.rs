@@ -328,8 +328,10 @@ pub struct ReplayArgs {
     pub decapsulate: Vec<String>,
 
     /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
-    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
-    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    /// first 1000 segments are bad the way offload makes them (a capture taken on a sending
+    /// host): answered by their receiver, with no good copy (bad decoys and floods nobody
+    /// answers do not count), `on` always (a segment with a bad checksum never reaches the
+    /// decoders), `off` never.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub checksum: pacstap_flow::ChecksumMode,
 
@@ -553,8 +555,10 @@ pub struct CaptureArgs {
     #[arg(long = "decapsulate", value_name = "SPEC")]
     pub decapsulate: Vec<String>,
     /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
-    /// first 1000 segments are bad (a capture taken on a sending host with checksum offload),
-    /// `on` always (a segment with a bad checksum never reaches the decoders), `off` never.
+    /// first 1000 segments are bad the way offload makes them (a capture taken on a sending
+    /// host): answered by their receiver, with no good copy (bad decoys and floods nobody
+    /// answers do not count), `on` always (a segment with a bad checksum never reaches the
+    /// decoders), `off` never.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub checksum: pacstap_flow::ChecksumMode,
 

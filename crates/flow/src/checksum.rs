@@ -25,23 +25,21 @@
 //! before TCP sees it). The verdict is taken as soon as it cannot change, so an offloaded capture
 //! loses at most its first [`AUTO_SAMPLE`]` / 10` bad segments.
 //!
-//! Unlike Suricata's sample, a bad data segment is offload evidence only if no copy of it with a
-//! good checksum comes within [`TWIN_WINDOW`] packets either side. An offloading host's segments
-//! are bad in every copy it sends (its retransmissions too); a decoy is a bad copy of a segment
-//! that also comes good: fragroute's `tcp_chaff cksum` sends one, with random bytes, next to
-//! every data segment, a third of all packets, which made the plain ratio declare the capture
-//! offloaded, switch validation off and hand the decoys to the decoders (8 of 18 C-MOVEs of a
-//! bulk export lost, no alert). Such twins are counted as decoys (`checksum_twins`) and refused.
-//! Whoever sends the first packets a tap sees can still switch validation off with bad segments
-//! that have no good twin (a flood of bad pure ACKs): where that matters (a live SPAN port, where
-//! offload cannot occur), run with `--checksum on`.
+//! Unlike Suricata's, the sample counts only the bad segments that look like offload: answered
+//! by their receiver, and without a good copy (`offload`). Bad-checksum decoys next to every
+//! segment (fragroute's `tcp_chaff cksum`) and floods of bad segments nobody answers (hping3
+//! `--badcksum`) therefore cannot switch validation off; on a live SPAN port, where offload
+//! cannot occur, `--checksum on` also rules out what is left (bad segments spoofed onto a live
+//! connection's 4-tuple).
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use pacstap_core::Packet;
 
 use crate::config::{ChecksumMode, FlowStats};
+
+mod offload;
+use offload::OffloadJudge;
 
 /// Verifiable segments the auto mode looks at before its verdict is final (Suricata's
 /// `CHECKSUM_SAMPLE_COUNT`).
@@ -53,11 +51,6 @@ const AUTO_BAD_DIVISOR: u64 = 10;
 
 /// IP protocol number of TCP (IANA), in the pseudo-header.
 const PROTO_TCP: u8 = 6;
-
-/// Auto mode: how many packets apart a bad data segment and a good copy of it (same direction,
-/// sequence number and length) may come and still be twins. fragroute puts its chaff right
-/// before or right after the real segment; a SPAN port's queues reorder by a few packets.
-pub const TWIN_WINDOW: u64 = 8;
 
 /// Sum of `data` as native-endian 32-bit words, the tail zero-padded (see the module docs).
 ///
@@ -164,65 +157,8 @@ pub(crate) struct ChecksumPolicy {
     mode: ChecksumMode,
     /// Auto mode decided the capture is offloaded: validation is off from then on.
     offloaded: bool,
-    /// Auto mode, until the verdict: which bad data segments have a good twin.
-    twins: Twins,
-}
-
-/// Auto mode's bookkeeping of twins (see the module docs): the last data segments that came
-/// good, and the bad ones still waiting for a good copy, by fingerprint (direction, sequence
-/// number, length), each with the packet count it came at.
-#[derive(Debug, Default)]
-struct Twins {
-    hasher: ahash::RandomState,
-    /// Packets looked at so far (the window's clock).
-    packets: u64,
-    good: VecDeque<(u64, u64)>,
-    waiting: VecDeque<(u64, u64)>,
-    /// Bad segments with no good twin: the offload evidence.
-    untwinned: u64,
-}
-
-impl Twins {
-    fn fingerprint(&self, pkt: &Packet<'_>) -> u64 {
-        self.hasher.hash_one((pkt.key, pkt.tcp.seq, pkt.wire_payload_len))
-    }
-
-    /// One more packet: the bad segments that waited a whole window become evidence.
-    fn tick(&mut self) {
-        self.packets += 1;
-        let horizon = self.packets.saturating_sub(TWIN_WINDOW);
-        while self.good.front().is_some_and(|&(_, at)| at < horizon) {
-            self.good.pop_front();
-        }
-        while self.waiting.front().is_some_and(|&(_, at)| at < horizon) {
-            self.waiting.pop_front();
-            self.untwinned += 1;
-        }
-    }
-
-    /// A good data segment; returns whether it was the twin of a bad one waiting.
-    fn good(&mut self, fp: u64) -> bool {
-        if self.good.len() as u64 >= TWIN_WINDOW {
-            self.good.pop_front();
-        }
-        self.good.push_back((fp, self.packets));
-        let before = self.waiting.len();
-        self.waiting.retain(|&(f, _)| f != fp);
-        self.waiting.len() < before
-    }
-
-    /// A bad data segment; returns whether a good twin came already.
-    fn bad(&mut self, fp: u64) -> bool {
-        if self.good.iter().any(|&(f, _)| f == fp) {
-            return true;
-        }
-        if self.waiting.len() as u64 >= TWIN_WINDOW {
-            self.waiting.pop_front();
-            self.untwinned += 1;
-        }
-        self.waiting.push_back((fp, self.packets));
-        false
-    }
+    /// Auto mode, until the verdict: which bad segments are offload evidence.
+    judge: OffloadJudge,
 }
 
 impl ChecksumPolicy {
@@ -230,7 +166,7 @@ impl ChecksumPolicy {
         ChecksumPolicy {
             mode,
             offloaded: false,
-            twins: Twins::default(),
+            judge: OffloadJudge::default(),
         }
     }
 
@@ -253,30 +189,19 @@ impl ChecksumPolicy {
                 stats.checksum_sample_bad += 1;
             }
         }
-        // Twins are looked for until the verdict; a bad segment of the sample is judged once
-        // its window has passed, which may be after the sample's end.
-        let judging =
-            self.mode == ChecksumMode::Auto && !self.offloaded && (sampling || !self.twins.waiting.is_empty());
-        if judging && verdict != Checked::Unverifiable {
-            self.twins.tick();
-            let data = pkt.wire_payload_len > 0;
+        // Judged until the verdict; a bad segment of the sample is judged once its windows have
+        // passed, which may be after the sample's end.
+        let judging = self.mode == ChecksumMode::Auto && !self.offloaded && (sampling || self.judge.pending());
+        if judging {
             match verdict {
-                Checked::Good if data => {
-                    let fp = self.twins.fingerprint(pkt);
-                    stats.checksum_twins += u64::from(self.twins.good(fp));
-                }
-                Checked::Bad if data && sampling => {
-                    let fp = self.twins.fingerprint(pkt);
-                    stats.checksum_twins += u64::from(self.twins.bad(fp));
-                }
-                // A bad segment without data has nothing a decoy would carry: evidence at once.
-                Checked::Bad if sampling => self.twins.untwinned += 1,
+                Checked::Good => stats.checksum_twins += u64::from(self.judge.good(pkt)),
+                Checked::Bad if sampling => stats.checksum_twins += u64::from(self.judge.bad(pkt)),
                 _ => {}
             }
-            if self.twins.untwinned > AUTO_SAMPLE / AUTO_BAD_DIVISOR {
+            if self.judge.evidence > AUTO_SAMPLE / AUTO_BAD_DIVISOR {
                 self.offloaded = true;
                 stats.checksum_offloaded = 1;
-                self.twins = Twins::default();
+                self.judge = OffloadJudge::default();
             }
         }
         match verdict {
@@ -298,6 +223,7 @@ impl ChecksumPolicy {
 
 #[cfg(test)]
 mod tests {
+    use super::offload::TWIN_WINDOW;
     use super::*;
     use etherparse::PacketBuilder;
     use pacstap_core::{Endpoint, FlowKey, TcpFlags, TcpHeader, Timestamp};
@@ -409,14 +335,22 @@ mod tests {
         bad[last] ^= 1;
         let mut stats = FlowStats::default();
         let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
-        // One bad in two, each a segment of its own (no good copy of it comes): validation
-        // holds while the verdict is open, bad ones are refused; each is evidence once its twin
-        // window has passed.
+        // One bad in two, each a segment of its own (no good copy of it comes), all sent by the
+        // offloading host (the other direction is the one answering): validation holds while
+        // the verdict is open, bad ones are refused; each is evidence once its twin window has
+        // passed.
         let mut refused = 0;
         for i in 0..AUTO_SAMPLE {
             let bytes = if i % 2 == 0 { &good } else { &bad };
             let mut pkt = packet(bytes, false, 4);
             pkt.tcp.seq = i as u32;
+            if i % 2 == 1 {
+                // The pseudo-header's sum does not depend on the addresses' order.
+                pkt.key = FlowKey {
+                    src: pkt.key.dst,
+                    dst: pkt.key.src,
+                };
+            }
             if !p.admit(&pkt, &mut stats) {
                 refused += 1;
             }
@@ -433,6 +367,39 @@ mod tests {
             (AUTO_SAMPLE, AUTO_SAMPLE / 2)
         );
         assert!(p.admit(&packet(&bad, false, 4), &mut stats), "offloaded: not validated");
+    }
+
+    #[test]
+    fn auto_mode_keeps_validating_through_a_flood_of_bad_segments_nobody_answers() {
+        let good = built(false, b"");
+        let mut bad = good.clone();
+        bad[30] ^= 1;
+        for fixed_tuple in [false, true] {
+            let mut stats = FlowStats::default();
+            let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+            // 900 bad SYN-like segments, from random sources or all from one, before 100 good
+            // ones of a real connection (whose two directions answer each other).
+            for i in 0..900u16 {
+                let mut pkt = packet(&bad, false, 0);
+                if !fixed_tuple {
+                    pkt.key.src = Endpoint::new(IpAddr::from([198, 51, (i >> 8) as u8, i as u8]), 1024 + i);
+                }
+                assert!(!p.admit(&pkt, &mut stats));
+            }
+            for i in 0..100 {
+                let mut pkt = packet(&good, false, 0);
+                if i % 2 == 1 {
+                    pkt.key = FlowKey {
+                        src: pkt.key.dst,
+                        dst: pkt.key.src,
+                    };
+                }
+                assert!(p.admit(&pkt, &mut stats));
+            }
+            assert_eq!(stats.checksum_offloaded, 0, "fixed tuple {fixed_tuple}");
+            assert_eq!((stats.checksum_sampled, stats.checksum_sample_bad), (1000, 900));
+            assert!(!p.admit(&packet(&bad, false, 0), &mut stats), "still validating");
+        }
     }
 
     #[test]
