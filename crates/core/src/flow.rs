@@ -41,13 +41,15 @@ impl FlowKey {
         if self.src <= self.dst {
             (*self, true)
         } else {
-            (
-                FlowKey {
-                    src: self.dst,
-                    dst: self.src,
-                },
-                false,
-            )
+            (self.reversed(), false)
+        }
+    }
+
+    /// The key of the other direction: source and destination swapped.
+    pub fn reversed(&self) -> FlowKey {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
         }
     }
 

@@ -278,6 +278,23 @@ mod tests {
         }
     }
 
+    /// An IPv4 segment carrying `payload`, and the same with its last byte changed (a bad TCP
+    /// checksum).
+    fn good_and_bad(payload: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let good = built(false, payload);
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        (good, bad)
+    }
+
+    /// `pkt` as sent by the other endpoint (the pseudo-header's sum does not depend on the
+    /// addresses' order, so its checksum verdict is the same).
+    fn from_the_other_side(mut pkt: Packet<'_>) -> Packet<'_> {
+        pkt.key = pkt.key.reversed();
+        pkt
+    }
+
     #[test]
     fn good_ipv4_and_ipv6_segments_pass_and_any_flipped_bit_fails() {
         for v6 in [false, true] {
@@ -329,10 +346,7 @@ mod tests {
 
     #[test]
     fn auto_mode_stops_validating_an_offloaded_capture() {
-        let good = built(false, b"data");
-        let mut bad = good.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
+        let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
         let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
         // One bad in two, each a segment of its own (no good copy of it comes), all sent by the
@@ -345,11 +359,7 @@ mod tests {
             let mut pkt = packet(bytes, false, 4);
             pkt.tcp.seq = i as u32;
             if i % 2 == 1 {
-                // The pseudo-header's sum does not depend on the addresses' order.
-                pkt.key = FlowKey {
-                    src: pkt.key.dst,
-                    dst: pkt.key.src,
-                };
+                pkt = from_the_other_side(pkt);
             }
             if !p.admit(&pkt, &mut stats) {
                 refused += 1;
@@ -389,10 +399,7 @@ mod tests {
             for i in 0..100 {
                 let mut pkt = packet(&good, false, 0);
                 if i % 2 == 1 {
-                    pkt.key = FlowKey {
-                        src: pkt.key.dst,
-                        dst: pkt.key.src,
-                    };
+                    pkt = from_the_other_side(pkt);
                 }
                 assert!(p.admit(&pkt, &mut stats));
             }
@@ -406,10 +413,7 @@ mod tests {
     fn auto_mode_keeps_validating_when_bad_segments_are_copies_of_good_ones() {
         // fragroute's `tcp_chaff cksum`: next to every data segment, before or after it, a copy
         // with a bad checksum. One packet in two is bad, yet nothing is offloaded.
-        let good = built(false, b"data");
-        let mut bad = good.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
+        let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
         let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
         let mut refused = 0;
@@ -429,10 +433,7 @@ mod tests {
 
     #[test]
     fn auto_mode_keeps_validating_a_healthy_capture_and_on_off_are_fixed() {
-        let good = built(false, b"data");
-        let mut bad = good.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
+        let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
         let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
         for i in 0..2000u64 {

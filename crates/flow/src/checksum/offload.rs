@@ -135,11 +135,7 @@ impl OffloadJudge {
         if twin.is_some_and(|fp| self.good.iter().any(|&(f, _)| f == fp)) {
             return true;
         }
-        let reversed = FlowKey {
-            src: pkt.key.dst,
-            dst: pkt.key.src,
-        };
-        let reverse = self.direction(&reversed);
+        let reverse = self.direction(&pkt.key.reversed());
         if self.waiting.len() as u64 >= ANSWER_WINDOW {
             // Full: the oldest is judged now, on what is known of it.
             if let Some(w) = self.waiting.pop_front() {
