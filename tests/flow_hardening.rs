@@ -116,6 +116,22 @@ fn urgent_data_from_a_real_kernel_is_read_as_the_server_read_it() {
     assert_eq!((report.flow.urgent_data, plain_report.flow.urgent_data), (1, 0));
 }
 
+/// Replays a `make-ttl-decoy` run and checks that the tap read what storescp read: the plain
+/// run's DICOM facts, one C-ECHO answered Success for the real SOP class 1.2.840.10008.1.1 (the
+/// decoys name 1.2.840.10008.1.9), and exactly the `tcp.*` anomaly `anomaly`. Returns the run.
+fn read_as_storescp_read_it(sample: &str, anomaly: &str) -> (pacstap::ReplayReport, Vec<Value>) {
+    let (_, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
+    let (report, events) = replay(&[sample]);
+    assert_eq!(dicom_facts(&events), dicom_facts(&plain), "{sample}");
+    let echo = commands(&events, "C-ECHO");
+    assert_eq!(echo.len(), 1, "{sample}");
+    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"), "{sample}");
+    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"), "{sample}");
+    assert_eq!(anomaly_names(&events), [anomaly], "{sample}");
+    assert!(anomaly_names(&plain).is_empty());
+    (report, events)
+}
+
 /// A real low-TTL insertion through a real Linux router
 /// (`scripts/samples/hostile-tcp/make-ttl-decoy`): the attacker's relay injects, before the
 /// C-ECHO-RQ's P-DATA-TF, a copy naming SOP class 1.2.840.10008.1.9 at the connection's own next
@@ -125,15 +141,8 @@ fn urgent_data_from_a_real_kernel_is_read_as_the_server_read_it() {
 /// `tcp.low_ttl_decoy`. (Round 1 reported the decoy's class; tshark decodes both requests.)
 #[test]
 fn a_real_low_ttl_decoy_through_a_router_is_read_as_the_server_read_it() {
-    let (plain_report, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
-    let (report, decoy) = replay(&["hostile-tcp/ttl-decoy.pcap"]);
-    assert_eq!(dicom_facts(&decoy), dicom_facts(&plain));
-    let echo = commands(&decoy, "C-ECHO");
-    assert_eq!(echo.len(), 1);
-    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
-    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
-    assert_eq!(anomaly_names(&decoy), ["tcp.low_ttl_decoy"]);
-    assert!(anomaly_names(&plain).is_empty());
+    let (plain_report, _) = replay(&["hostile-tcp/ttl-plain.pcap"]);
+    let (report, _) = read_as_storescp_read_it("hostile-tcp/ttl-decoy.pcap", "tcp.low_ttl_decoy");
     assert_eq!((report.flow.low_ttl_held, report.flow.low_ttl_decoys), (1, 1));
     assert_eq!(plain_report.flow.low_ttl_held, 0);
 }
@@ -147,14 +156,7 @@ fn a_real_low_ttl_decoy_through_a_router_is_read_as_the_server_read_it() {
 /// must read the same; letting the queued copy win reported the decoy's class.
 #[test]
 fn a_real_decoy_sent_ahead_of_a_hole_is_read_as_the_server_read_it() {
-    let (_, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
-    let (report, ahead) = replay(&["hostile-tcp/ttl-ahead.pcap"]);
-    assert_eq!(dicom_facts(&ahead), dicom_facts(&plain));
-    let echo = commands(&ahead, "C-ECHO");
-    assert_eq!(echo.len(), 1);
-    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
-    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
-    assert_eq!(anomaly_names(&ahead), ["tcp.overlap_conflict"]);
+    let (report, _) = read_as_storescp_read_it("hostile-tcp/ttl-ahead.pcap", "tcp.overlap_conflict");
     assert_eq!(
         (report.flow.out_of_order_segments, report.flow.retransmitted_bytes),
         (1, 52)
@@ -171,14 +173,7 @@ fn a_real_decoy_sent_ahead_of_a_hole_is_read_as_the_server_read_it() {
 /// reported the decoy's class.
 #[test]
 fn a_real_out_of_order_segment_starting_before_a_queued_decoy_replaces_it() {
-    let (_, plain) = replay(&["hostile-tcp/ttl-plain.pcap"]);
-    let (report, cover) = replay(&["hostile-tcp/ttl-cover.pcap"]);
-    assert_eq!(dicom_facts(&cover), dicom_facts(&plain));
-    let echo = commands(&cover, "C-ECHO");
-    assert_eq!(echo.len(), 1);
-    assert_eq!(echo[0]["status"].as_str(), Some("0x0000"));
-    assert_eq!(echo[0]["sop_class_uid"].as_str(), Some("1.2.840.10008.1.1"));
-    assert_eq!(anomaly_names(&cover), ["tcp.overlap_conflict"]);
+    let (report, _) = read_as_storescp_read_it("hostile-tcp/ttl-cover.pcap", "tcp.overlap_conflict");
     let f = &report.flow;
     assert_eq!((f.out_of_order_segments, f.overlap_conflicts, f.gaps), (2, 1, 0));
 }
