@@ -352,6 +352,18 @@ fn a_flood_of_bad_checksums_cannot_switch_validation_off_for_a_decoy() {
     assert!(summary.contains("checksums 901 bad (dropped)"), "{summary}");
 }
 
+/// The same flood made answerable: 300 bad-checksum pure ACKs spoofed onto association 1's own
+/// 4-tuple, where the connection's own traffic answers them, then the bad-checksum ARCHIVE2
+/// decoy. Judged as answered bad segments, they made the capture look offloaded and the decoy
+/// named the destination. An offloading host's direction carries no good segment at all; the
+/// client's carried plenty.
+#[test]
+fn bad_checksums_spoofed_onto_a_live_connection_cannot_switch_validation_off() {
+    let bad = archive2_decoy_loses("spoof-live-then-decoy.pcap", "tcp.bad_checksum");
+    let summary = one_line(&bad.stderr);
+    assert!(summary.contains("checksums 301 bad (dropped)"), "{summary}");
+}
+
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with
 /// different content (ARCHIVE2). Policy: the FIRST copy wins: the receiver had consumed those
 /// bytes before the conflicting copy arrived (its ACK is in the capture) and a TCP never
@@ -907,6 +919,7 @@ fn attacked_copies_differ_from_their_base_only_by_the_attack() {
         ("chaff-beyond-window.pcap", 64),
         ("chaff-cksum.pcap", 415),
         ("flood-then-decoy.pcap", 901),
+        ("spoof-live-then-decoy.pcap", 301),
         ("ctl-rst-low-ttl.pcap", 1),
         ("clock-ten-years.pcap", 0),
         // The SYN replaced by the same SYN with data.

@@ -26,11 +26,12 @@
 //! loses at most its first [`AUTO_SAMPLE`]` / 10` bad segments.
 //!
 //! Unlike Suricata's, the sample counts only the bad segments that look like offload: answered
-//! by their receiver, and without a good copy (`offload`). Bad-checksum decoys next to every
-//! segment (fragroute's `tcp_chaff cksum`) and floods of bad segments nobody answers (hping3
-//! `--badcksum`) therefore cannot switch validation off; on a live SPAN port, where offload
-//! cannot occur, `--checksum on` also rules out what is left (bad segments spoofed onto a live
-//! connection's 4-tuple).
+//! by their receiver, without a good copy, in a direction that never carried a good segment
+//! (`offload`). Bad-checksum decoys next to every segment (fragroute's `tcp_chaff cksum`),
+//! floods of bad segments nobody answers (hping3 `--badcksum`) and bad segments spoofed onto a
+//! live connection therefore cannot switch validation off; on a live SPAN port, where offload
+//! cannot occur, `--checksum on` also rules out what is left (a whole fabricated conversation,
+//! both directions bad).
 
 use std::net::IpAddr;
 
@@ -407,6 +408,25 @@ mod tests {
             assert_eq!((stats.checksum_sampled, stats.checksum_sample_bad), (1000, 900));
             assert!(!p.admit(&packet(&bad, false, 0), &mut stats), "still validating");
         }
+    }
+
+    #[test]
+    fn auto_mode_keeps_validating_through_bad_segments_spoofed_onto_a_live_connection() {
+        // A live connection, both directions good, and between its packets bad segments with
+        // its own 4-tuple in both directions (so each is "answered"), no good copy of any.
+        let (good, bad) = good_and_bad(b"data");
+        let mut stats = FlowStats::default();
+        let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+        for i in 0..AUTO_SAMPLE as u32 {
+            let mut pkt = packet(if i % 4 < 2 { &good } else { &bad }, false, 4);
+            pkt.tcp.seq = 100_000 + i;
+            if i % 2 == 1 {
+                pkt = from_the_other_side(pkt);
+            }
+            assert_eq!(p.admit(&pkt, &mut stats), i % 4 < 2, "packet {i}");
+        }
+        assert_eq!(stats.checksum_offloaded, 0);
+        assert_eq!(stats.checksum_sample_bad, AUTO_SAMPLE / 2);
     }
 
     #[test]

@@ -20,9 +20,15 @@
 //!   good copy (same direction, sequence number and length) within [`TWIN_WINDOW`] packets is a
 //!   decoy (counted as `checksum_twins`), not evidence.
 //!
-//! What is left: bad segments spoofed onto a live connection's own 4-tuple, with no good copy,
-//! are answered by that connection's traffic and can still pass for offload. Where that
-//! matters (a live SPAN port, where offload cannot occur), `--checksum on`.
+//! - **It is all of a direction.** The NIC fills in every checksum of its host's segments, so
+//!   none of them is captured good: a direction of a connection (one 4-tuple, one way) that
+//!   carried a good segment is not offloaded, and its bad segments are not evidence. Bad
+//!   segments spoofed onto a live connection's own 4-tuple (where they would be answered by the
+//!   connection's own traffic) are ruled out so.
+//!
+//! What is left: a whole fabricated conversation, both directions bad and nothing good on
+//! either, can still pass for offload. Where that matters (a live SPAN port, where offload
+//! cannot occur), `--checksum on`.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -44,6 +50,10 @@ const MAX_TALKERS: usize = 4096;
 /// A bad segment not judged yet.
 #[derive(Debug)]
 struct Waiting {
+    /// The hash of its direction's 4-tuple.
+    dir: u64,
+    /// Its direction carried a good segment before it: never evidence, only a possible decoy.
+    vetoed: bool,
     /// Data segments: the fingerprint a good twin would have.
     twin: Option<u64>,
     /// The hash of its reverse direction's 4-tuple.
@@ -65,6 +75,8 @@ pub(super) struct OffloadJudge {
     waiting: VecDeque<Waiting>,
     /// Directional 4-tuples seen (bounded by [`MAX_TALKERS`]).
     talkers: HashSet<u64, ahash::RandomState>,
+    /// Those of them that carried a good segment (bounded by [`MAX_TALKERS`]).
+    good_talkers: HashSet<u64, ahash::RandomState>,
     /// Bad segments judged to be offload: answered, and without a good twin.
     pub evidence: u64,
 }
@@ -101,7 +113,9 @@ impl OffloadJudge {
         let answer_horizon = self.packets.saturating_sub(ANSWER_WINDOW);
         let mut kept = VecDeque::with_capacity(self.waiting.len());
         for w in self.waiting.drain(..) {
-            if w.answered && w.at < twin_horizon {
+            if w.at < twin_horizon && w.vetoed {
+                // No twin came: not a decoy, and not offload either.
+            } else if w.answered && w.at < twin_horizon {
                 self.evidence += 1;
             } else if w.at >= answer_horizon {
                 kept.push_back(w);
@@ -112,20 +126,25 @@ impl OffloadJudge {
     }
 
     /// A good packet. Returns whether it was the good twin of a bad data segment waiting (a
-    /// decoy, which is then no longer judged).
+    /// decoy). The bad segments of its direction waiting are not offload (see the module docs)
+    /// and are no longer judged.
     pub fn good(&mut self, pkt: &Packet<'_>) -> bool {
         self.tick(pkt);
-        if pkt.wire_payload_len == 0 {
-            return false;
+        let dir = self.direction(&pkt.key);
+        if self.good_talkers.len() < MAX_TALKERS {
+            self.good_talkers.insert(dir);
         }
-        let fp = self.fingerprint(pkt);
-        if self.good.len() as u64 >= TWIN_WINDOW {
-            self.good.pop_front();
+        let mut twinned = false;
+        if pkt.wire_payload_len > 0 {
+            let fp = self.fingerprint(pkt);
+            if self.good.len() as u64 >= TWIN_WINDOW {
+                self.good.pop_front();
+            }
+            self.good.push_back((fp, self.packets));
+            twinned = self.waiting.iter().any(|w| w.twin == Some(fp));
         }
-        self.good.push_back((fp, self.packets));
-        let before = self.waiting.len();
-        self.waiting.retain(|w| w.twin != Some(fp));
-        self.waiting.len() < before
+        self.waiting.retain(|w| w.dir != dir);
+        twinned
     }
 
     /// A bad packet of the sample. Returns whether it is a decoy (a good twin came already).
@@ -135,14 +154,23 @@ impl OffloadJudge {
         if twin.is_some_and(|fp| self.good.iter().any(|&(f, _)| f == fp)) {
             return true;
         }
+        let dir = self.direction(&pkt.key);
+        // A direction that carried a good segment is not offloaded; a data segment of it still
+        // waits for a twin, to be counted as a decoy.
+        let vetoed = self.good_talkers.contains(&dir);
+        if vetoed && twin.is_none() {
+            return false;
+        }
         let reverse = self.direction(&pkt.key.reversed());
         if self.waiting.len() as u64 >= ANSWER_WINDOW {
             // Full: the oldest is judged now, on what is known of it.
             if let Some(w) = self.waiting.pop_front() {
-                self.evidence += u64::from(w.answered);
+                self.evidence += u64::from(w.answered && !w.vetoed);
             }
         }
         self.waiting.push_back(Waiting {
+            dir,
+            vetoed,
             twin,
             reverse,
             answered: self.talkers.contains(&reverse),
