@@ -329,8 +329,9 @@ pub struct ReplayArgs {
 
     /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
     /// first 1000 segments are bad the way offload makes them (a capture taken on a sending
-    /// host): answered by their receiver, with no good copy (bad decoys and floods nobody
-    /// answers do not count), `on` always (a segment with a bad checksum never reaches the
+    /// host): answered by their receiver, with no good copy, in a direction that never carried
+    /// a good segment (bad decoys, floods nobody answers and bad segments spoofed onto a live
+    /// connection do not count), `on` always (a segment with a bad checksum never reaches the
     /// decoders), `off` never.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub checksum: pacstap_flow::ChecksumMode,
@@ -556,8 +557,9 @@ pub struct CaptureArgs {
     pub decapsulate: Vec<String>,
     /// IP and TCP checksum validation: `auto` validates unless more than one in ten of the
     /// first 1000 segments are bad the way offload makes them (a capture taken on a sending
-    /// host): answered by their receiver, with no good copy (bad decoys and floods nobody
-    /// answers do not count), `on` always (a segment with a bad checksum never reaches the
+    /// host): answered by their receiver, with no good copy, in a direction that never carried
+    /// a good segment (bad decoys, floods nobody answers and bad segments spoofed onto a live
+    /// connection do not count), `on` always (a segment with a bad checksum never reaches the
     /// decoders), `off` never.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub checksum: pacstap_flow::ChecksumMode,
