@@ -178,6 +178,19 @@ fn a_real_out_of_order_segment_starting_before_a_queued_decoy_replaces_it() {
     assert_eq!((f.out_of_order_segments, f.overlap_conflicts, f.gaps), (2, 1, 0));
 }
 
+/// A real attack on checksum validation's auto mode (`scripts/samples/hostile-tcp/make-flood-decoy`):
+/// hping3 sends 900 SYNs with bad checksums from random sources (storescp's kernel drops them
+/// and answers none), then an association whose C-ECHO-RQ is preceded by a copy naming SOP class
+/// 1.2.840.10008.1.9 with a wrong checksum (dropped too; storescp answers the real request). 98 %
+/// of the sample was bad: b349d53c called the capture offloaded, stopped validating and reported
+/// the decoy's class. Nobody answered the flood, so it is not offload.
+#[test]
+fn a_real_bad_checksum_flood_does_not_switch_validation_off() {
+    let (report, _) = read_as_storescp_read_it("hostile-tcp/flood-decoy.pcap", "tcp.bad_checksum");
+    let f = &report.flow;
+    assert_eq!((f.checksum_offloaded, f.bad_checksums, f.checksum_twins), (0, 901, 1));
+}
+
 /// A real offloaded capture (`scripts/samples/hostile-tcp/make-offloaded`: 30 dcmtk C-ECHO
 /// associations on a namespace's loopback, every TCP checksum left partial by the kernel). Auto
 /// mode must still call it offloaded, though bad segments are now offload evidence only when

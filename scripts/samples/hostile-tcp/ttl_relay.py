@@ -15,6 +15,8 @@ Usage: ttl_relay.py LISTEN_PORT SERVER_HOST SERVER_PORT IFACE MODE
               the UID to the PDU's end, at its own sequence number within the PDU: out of order,
               ahead of the PDU's first bytes. The server's stack queues it; the real PDU then
               comes in order over it, and the stack takes that whole and drops the queued copy.
+  MODE badsum: the `decoy` copy (the whole PDU, at the connection's next sequence number) with an
+              ordinary TTL but a wrong TCP checksum: the server's stack drops it.
   MODE cover: the `ahead` decoy, then (raw) the real bytes from 2 bytes before the decoy's start
               to the PDU's end, still out of order: a segment that starts before the queued
               decoy and covers it, which the stack queues in its place. Then the relay's socket
@@ -64,7 +66,7 @@ def main():
     t = threading.Thread(target=back)
     t.start()
     buf = b""
-    injected = mode not in ("decoy", "ahead", "cover")
+    injected = mode not in ("decoy", "ahead", "cover", "badsum")
     while data := cli.recv(65536):
         if injected:
             srv.sendall(data)
@@ -82,14 +84,19 @@ def main():
                 ack = inc[TCP].seq + len(inc[TCP].payload) + (1 if "S" in str(inc[TCP].flags) else 0)
                 opts = [(k, v) for k, v in out[TCP].options if k in ("NOP", "Timestamp")]
                 fake = pdu.replace(REAL_UID, DECOY_UID)
-                k, ttl = (fake.index(DECOY_UID) - 4, out[IP].ttl) if mode != "decoy" else (0, 1)
+                k, ttl = {"decoy": (0, 1), "badsum": (0, out[IP].ttl)}.get(
+                    mode, (fake.index(DECOY_UID) - 4, out[IP].ttl))
 
                 def raw(at, payload, ttl=ttl):
                     return IP(src=out[IP].src, dst=host, ttl=ttl) / TCP(
                         sport=out[TCP].sport, dport=sport, seq=(seq + at) % 2**32, ack=ack,
                         flags="PA", window=out[TCP].window, options=opts) / Raw(payload)
 
-                send(raw(k, fake[k:]), iface=iface, verbose=False)
+                first = raw(k, fake[k:])
+                if mode == "badsum":
+                    good = IP(bytes(first))[TCP].chksum
+                    first[TCP].chksum = good ^ 0x00FF
+                send(first, iface=iface, verbose=False)
                 time.sleep(0.05)
                 if mode == "cover":
                     send(raw(k - 2, pdu[k - 2:]), iface=iface, verbose=False)
