@@ -101,6 +101,14 @@ fn one_line(summary: &str) -> String {
     summary.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Asserts that the run's terminal summary says each of `phrases` (wherever the wrap fell).
+fn summary_says(run: &Run, phrases: &[&str]) {
+    let summary = one_line(&run.stderr);
+    for phrase in phrases {
+        assert!(summary.contains(phrase), "{phrase:?} not in: {summary}");
+    }
+}
+
 /// [`same_as_bulk_export_but`] for a decoy that names ARCHIVE2 where the real segment names
 /// STORESCP: ARCHIVE2 appears nowhere (no event, no summary line). Returns the attacked run.
 fn archive2_decoy_loses(attacked: &str, name: &str) -> Run {
@@ -253,10 +261,9 @@ fn decoy_with_an_old_timestamp_before_the_real_c_move_loses() {
 #[test]
 fn decoy_with_a_ttl_that_runs_out_before_the_pacs_loses() {
     let bad = archive2_decoy_loses("decoy-ttl.pcap", "tcp.low_ttl_decoy");
-    let summary = one_line(&bad.stderr);
-    assert!(
-        summary.contains("low TTL 1 segments held below their direction's TTL (1 decoys, 0 taken)"),
-        "{summary}"
+    summary_says(
+        &bad,
+        &["low TTL 1 segments held below their direction's TTL (1 decoys, 0 taken)"],
     );
 }
 
@@ -275,11 +282,12 @@ fn decoy_without_the_ack_bit_before_the_real_c_move_loses() {
 #[test]
 fn chaff_beyond_the_window_is_dropped_as_the_pacs_drops_it() {
     let bad = archive2_decoy_loses("chaff-beyond-window.pcap", "tcp.data_out_of_window");
-    let summary = one_line(&bad.stderr);
-    assert!(summary.contains("gaps 0 (0 bytes lost)"), "{summary}");
-    assert!(
-        summary.contains("64 data beyond the receiver's window (0 then acknowledged, taken)"),
-        "{summary}"
+    summary_says(
+        &bad,
+        &[
+            "gaps 0 (0 bytes lost)",
+            "64 data beyond the receiver's window (0 then acknowledged, taken)",
+        ],
     );
 }
 
@@ -292,8 +300,7 @@ fn chaff_beyond_the_window_is_dropped_as_the_pacs_drops_it() {
 #[test]
 fn a_decoy_sent_ahead_of_a_hole_loses_to_the_in_order_segment_over_it() {
     let bad = archive2_decoy_loses("decoy-ahead-of-hole.pcap", "tcp.overlap_conflict");
-    let summary = one_line(&bad.stderr);
-    assert!(summary.contains("1 out-of-order, 32 retransmitted bytes"), "{summary}");
+    summary_says(&bad, &["1 out-of-order, 32 retransmitted bytes"]);
 }
 
 /// fragroute's `tcp_chaff cksum`: next to every data segment, before or after it, a copy with
@@ -304,10 +311,9 @@ fn a_decoy_sent_ahead_of_a_hole_loses_to_the_in_order_segment_over_it() {
 #[test]
 fn bad_checksum_chaff_next_to_every_segment_does_not_switch_validation_off() {
     let (_, bad) = same_as_bulk_export_but("chaff-cksum.pcap", "tcp.bad_checksum");
-    let summary = one_line(&bad.stderr);
-    assert!(
-        summary.contains("checksums 415 bad (dropped), 321 of the sampled ones bad copies of good segments (decoys)"),
-        "{summary}"
+    summary_says(
+        &bad,
+        &["checksums 415 bad (dropped), 321 of the sampled ones bad copies of good segments (decoys)"],
     );
 }
 
@@ -348,8 +354,7 @@ fn a_decoy_sent_ahead_of_a_hole_wins_when_the_receiver_is_windows() {
 #[test]
 fn a_flood_of_bad_checksums_cannot_switch_validation_off_for_a_decoy() {
     let bad = archive2_decoy_loses("flood-then-decoy.pcap", "tcp.bad_checksum");
-    let summary = one_line(&bad.stderr);
-    assert!(summary.contains("checksums 901 bad (dropped)"), "{summary}");
+    summary_says(&bad, &["checksums 901 bad (dropped)"]);
 }
 
 /// The same flood made answerable: 300 bad-checksum pure ACKs spoofed onto association 1's own
@@ -360,8 +365,7 @@ fn a_flood_of_bad_checksums_cannot_switch_validation_off_for_a_decoy() {
 #[test]
 fn bad_checksums_spoofed_onto_a_live_connection_cannot_switch_validation_off() {
     let bad = archive2_decoy_loses("spoof-live-then-decoy.pcap", "tcp.bad_checksum");
-    let summary = one_line(&bad.stderr);
-    assert!(summary.contains("checksums 301 bad (dropped)"), "{summary}");
+    summary_says(&bad, &["checksums 301 bad (dropped)"]);
 }
 
 /// A good-checksum retransmission of bytes already delivered and acknowledged, with

@@ -111,18 +111,20 @@ impl OffloadJudge {
             self.good.pop_front();
         }
         let answer_horizon = self.packets.saturating_sub(ANSWER_WINDOW);
-        let mut kept = VecDeque::with_capacity(self.waiting.len());
-        for w in self.waiting.drain(..) {
-            if w.at < twin_horizon && w.vetoed {
+        let evidence = &mut self.evidence;
+        self.waiting.retain(|w| {
+            let twin_window_over = w.at < twin_horizon;
+            if twin_window_over && w.vetoed {
                 // No twin came: not a decoy, and not offload either.
-            } else if w.answered && w.at < twin_horizon {
-                self.evidence += 1;
-            } else if w.at >= answer_horizon {
-                kept.push_back(w);
+                return false;
             }
-            // Else never answered: a segment its receiver dropped, not offload.
-        }
-        self.waiting = kept;
+            if twin_window_over && w.answered {
+                *evidence += 1;
+                return false;
+            }
+            // Never answered within its window: a segment its receiver dropped, not offload.
+            w.at >= answer_horizon
+        });
     }
 
     /// A good packet. Returns whether it was the good twin of a bad data segment waiting (a

@@ -27,12 +27,12 @@
 //! (adjacent ones are merged here as Linux coalesces them). For a Windows receiver the queued
 //! bytes always win.
 
-use super::{count_islands, slice, Budget, HalfStream, Piece};
+use super::{slice, Budget, HalfStream, Piece};
 
 /// Whether a receiver whose packets reach the tap with IP TTL (IPv6 hop limit) `ttl` keeps the
 /// bytes it queued out of order over an in-order segment that covers them (see the module
 /// docs): an initial TTL of 128, Windows.
-pub(crate) fn keeps_queued(ttl: Option<u8>) -> bool {
+fn keeps_queued(ttl: Option<u8>) -> bool {
     ttl.is_some_and(|t| (65..=128).contains(&t))
 }
 
@@ -65,22 +65,19 @@ impl HalfStream {
             .filter(|(&s, p)| wins(s, s.saturating_add(p.len())))
             .map(|(&s, _)| s)
             .collect();
-        if covered.is_empty() {
+        let (Some(&first), Some(&last)) = (covered.last(), covered.first()) else {
             return;
-        }
+        };
+        // The islands that start in the pieces touched (and in the one right after them, which
+        // may lose its predecessor), before and after: only they can change.
+        let last_end = self.pieces.get(&last).map_or(last, |p| last.saturating_add(p.len()));
+        let islands_before = self.island_starts(first, last_end);
         for s in covered {
-            let Some(piece) = self.pieces.remove(&s) else { continue };
-            let e = s.saturating_add(piece.len());
+            let e = self.pieces.get(&s).map_or(s, |p| s.saturating_add(p.len()));
             let (lo, hi) = (s.max(from), e.min(to));
             b.stats.retransmitted_bytes += hi - lo;
-            if let Piece::Data(old) = &piece {
-                let old = slice(old, s, lo, hi);
-                let new = slice(data, start, lo, hi);
-                let n = old.len().min(new.len());
-                if old.get(..n) != new.get(..n) {
-                    b.stats.overlap_conflicts += 1;
-                }
-            }
+            self.count_conflict(lo, hi, start, data, b);
+            let Some(piece) = self.pieces.remove(&s) else { continue };
             self.uncharge(piece.charge(), b);
             // What lies outside the packet's bytes stays, as its own piece.
             let keep = |from_off: u64, to_off: u64| match &piece {
@@ -95,6 +92,25 @@ impl HalfStream {
                 }
             }
         }
-        self.islands = count_islands(&self.pieces);
+        let islands_after = self.island_starts(first, last_end);
+        self.islands = (self.islands + islands_after).saturating_sub(islands_before);
+        debug_assert_eq!(self.islands, super::count_islands(&self.pieces));
+    }
+
+    /// How many pieces starting in `[lo, hi]` start an island (no piece ends where they begin):
+    /// a count over the pieces there, not the whole map, so a flood of overlapping segments
+    /// costs what it removes.
+    fn island_starts(&self, lo: u64, hi: u64) -> usize {
+        let mut prev_end = self
+            .pieces
+            .range(..lo)
+            .next_back()
+            .map(|(&s, p)| s.saturating_add(p.len()));
+        let mut n = 0;
+        for (&s, p) in self.pieces.range(lo..=hi) {
+            n += usize::from(prev_end != Some(s));
+            prev_end = Some(s.saturating_add(p.len()));
+        }
+        n
     }
 }
