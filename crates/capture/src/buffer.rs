@@ -32,6 +32,9 @@ pub(crate) struct ReadBuffer<R> {
     eof: bool,
     /// The buffer never grows beyond this.
     max: usize,
+    /// `data` is a buffer of the read-ahead pool (to be handed back), not the buffer this was
+    /// made with.
+    pooled: bool,
 }
 
 impl<R: Source> ReadBuffer<R> {
@@ -44,6 +47,7 @@ impl<R: Source> ReadBuffer<R> {
             reader,
             eof: false,
             max,
+            pooled: false,
         }
     }
 
@@ -156,7 +160,10 @@ impl<R: Source> ReadBuffer<R> {
                     to.copy_from_slice(from);
                 }
                 let old = std::mem::replace(&mut self.data, buf);
-                ahead.recycle(old);
+                if self.pooled {
+                    ahead.recycle(old);
+                }
+                self.pooled = true;
                 self.pos = front;
                 self.end = end;
             } else {
@@ -232,7 +239,9 @@ mod tests {
 
     fn ahead_over(bytes: &[u8]) -> Ahead {
         use std::io::Write;
-        let path = std::env::temp_dir().join(format!("pacstap-buffer-ahead-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("pacstap-buffer-ahead-{}-{n}", std::process::id()));
         std::fs::File::create(&path).unwrap().write_all(bytes).unwrap();
         let f = std::fs::File::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
@@ -260,6 +269,36 @@ mod tests {
             b.consume(n);
             at += n;
         }
+    }
+
+    /// A record above the headroom grows the buffer, which is then no longer the pool's size:
+    /// a file of many such records, each followed by small ones (so that the grown buffer is
+    /// given back), must still be read to its end, never leaving the reader waiting for a
+    /// buffer that will not come back.
+    #[test]
+    fn many_records_larger_than_the_headroom_do_not_drain_the_pool() {
+        use crate::read_ahead::{CHUNK, HEADROOM, POOL};
+        let sizes = [HEADROOM + CHUNK / 2 + 7, 3 * HEADROOM / 2, 10, 2 * CHUNK, 1];
+        let total: usize = sizes.iter().sum::<usize>() * 6 * POOL;
+        let data: Vec<u8> = (0..total).map(|i| (i * 13 % 251) as u8).collect();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = ReadBuffer::new(ahead_over(&data), 0, 1 << 20);
+            let mut at = 0;
+            for &n in sizes.iter().cycle() {
+                if !b.ensure(n).unwrap() {
+                    break;
+                }
+                assert_eq!(&b.available()[..n], &data[at..at + n], "record at {at}");
+                b.consume(n);
+                at += n;
+            }
+            done_tx.send(at).unwrap();
+        });
+        let read = done
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the reader stalled: the pool ran out of buffers");
+        assert_eq!(read, total);
     }
 
     #[test]
