@@ -138,6 +138,8 @@ impl Sharded {
         // Each worker's table gets its share of the flow cap, so the total stays as configured.
         let mut flow = self.flow.clone();
         flow.max_flows = (flow.max_flows / workers).max(1);
+        // And its share of the checksum auto mode's sample (`FlowConfig::checksum_sample`).
+        flow.checksum_sample /= workers as u64;
         // And its share of the decoder memory budget.
         let proto = self.proto.for_one_of(workers);
         let (out_tx, out_rx) = bounded::<WorkerOutput>(OUTPUT_QUEUE);

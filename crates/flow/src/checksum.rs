@@ -23,7 +23,8 @@
 //! the packets: a majority rule would miss that, one in ten does not, and a healthy network does
 //! not come near it (real corruption is far below 1 %, and the link layer's CRC drops most of it
 //! before TCP sees it). The verdict is taken as soon as it cannot change, so an offloaded capture
-//! loses at most its first [`AUTO_SAMPLE`]` / 10` bad segments.
+//! loses at most its first [`AUTO_SAMPLE`]` / 10` bad segments. Each table judges on its own:
+//! with N workers, each samples its share of the segments (`FlowConfig::checksum_sample`).
 //!
 //! Unlike Suricata's, the sample counts only the bad segments that look like offload: answered
 //! by their receiver, without a good copy, in a direction that never carried a good segment
@@ -45,6 +46,10 @@ use offload::OffloadJudge;
 /// Verifiable segments the auto mode looks at before its verdict is final (Suricata's
 /// `CHECKSUM_SAMPLE_COUNT`).
 pub const AUTO_SAMPLE: u64 = 1000;
+
+/// The smallest sample a table is given, however many workers share the capture: a verdict on
+/// fewer than 100 segments (more than 10 bad) would let a handful of spoofed ones decide it.
+pub const MIN_SAMPLE: u64 = 100;
 
 /// Auto mode: validation stops when more than `AUTO_SAMPLE / AUTO_BAD_DIVISOR` of the sample is
 /// bad (Suricata's `CHECKSUM_INVALID_RATIO`, 10).
@@ -160,20 +165,24 @@ pub(crate) struct ChecksumPolicy {
     offloaded: bool,
     /// Auto mode, until the verdict: which bad segments are offload evidence.
     judge: OffloadJudge,
+    /// Auto mode: verifiable segments in the sample (`FlowConfig::checksum_sample`).
+    sample: u64,
 }
 
 impl ChecksumPolicy {
-    pub fn new(mode: ChecksumMode) -> Self {
+    /// `sample`: see `FlowConfig::checksum_sample` (at least [`MIN_SAMPLE`]).
+    pub fn new(mode: ChecksumMode, sample: u64) -> Self {
         ChecksumPolicy {
             mode,
             offloaded: false,
             judge: OffloadJudge::default(),
+            sample: sample.max(MIN_SAMPLE),
         }
     }
 
     /// Whether `pkt` may enter reassembly. Counts what it found in `stats`.
     pub fn admit(&mut self, pkt: &Packet<'_>, stats: &mut FlowStats) -> bool {
-        let sampling = self.mode == ChecksumMode::Auto && stats.checksum_sampled < AUTO_SAMPLE;
+        let sampling = self.mode == ChecksumMode::Auto && stats.checksum_sampled < self.sample;
         let validating = match self.mode {
             ChecksumMode::Off => false,
             ChecksumMode::On => true,
@@ -199,7 +208,7 @@ impl ChecksumPolicy {
                 Checked::Bad if sampling => stats.checksum_twins += u64::from(self.judge.bad(pkt)),
                 _ => {}
             }
-            if self.judge.evidence > AUTO_SAMPLE / AUTO_BAD_DIVISOR {
+            if self.judge.evidence > self.sample / AUTO_BAD_DIVISOR {
                 self.offloaded = true;
                 stats.checksum_offloaded = 1;
                 self.judge = OffloadJudge::default();
@@ -348,36 +357,43 @@ mod tests {
     #[test]
     fn auto_mode_stops_validating_an_offloaded_capture() {
         let (good, bad) = good_and_bad(b"data");
-        let mut stats = FlowStats::default();
-        let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
-        // One bad in two, each a segment of its own (no good copy of it comes), all sent by the
-        // offloading host (the other direction is the one answering): validation holds while
-        // the verdict is open, bad ones are refused; each is evidence once its twin window has
-        // passed.
-        let mut refused = 0;
-        for i in 0..AUTO_SAMPLE {
-            let bytes = if i % 2 == 0 { &good } else { &bad };
-            let mut pkt = packet(bytes, false, 4);
-            pkt.tcp.seq = i as u32;
-            if i % 2 == 1 {
-                pkt = from_the_other_side(pkt);
+        // The whole sample (one table), a worker's share of it, and a share below the minimum.
+        for (share, sample) in [
+            (AUTO_SAMPLE, AUTO_SAMPLE),
+            (AUTO_SAMPLE / 4, AUTO_SAMPLE / 4),
+            (3, MIN_SAMPLE),
+        ] {
+            let mut stats = FlowStats::default();
+            let mut p = ChecksumPolicy::new(ChecksumMode::Auto, share);
+            // One bad in two, each a segment of its own (no good copy of it comes), all sent by
+            // the offloading host (the other direction is the one answering): validation holds
+            // while the verdict is open, bad ones are refused; each is evidence once its twin
+            // window has passed.
+            let mut refused = 0;
+            for i in 0..AUTO_SAMPLE {
+                let bytes = if i % 2 == 0 { &good } else { &bad };
+                let mut pkt = packet(bytes, false, 4);
+                pkt.tcp.seq = i as u32;
+                if i % 2 == 1 {
+                    pkt = from_the_other_side(pkt);
+                }
+                if !p.admit(&pkt, &mut stats) {
+                    refused += 1;
+                }
             }
-            if !p.admit(&pkt, &mut stats) {
-                refused += 1;
-            }
+            assert_eq!(
+                refused,
+                sample / AUTO_BAD_DIVISOR + 1 + TWIN_WINDOW / 2,
+                "sample {sample}: bad ones refused up to the verdict"
+            );
+            assert_eq!(stats.checksum_twins, 0);
+            assert_eq!(stats.checksum_offloaded, 1);
+            assert_eq!(
+                (stats.checksum_sampled, stats.checksum_sample_bad),
+                (sample, sample / 2)
+            );
+            assert!(p.admit(&packet(&bad, false, 4), &mut stats), "offloaded: not validated");
         }
-        assert_eq!(
-            refused,
-            AUTO_SAMPLE / AUTO_BAD_DIVISOR + 1 + TWIN_WINDOW / 2,
-            "bad ones refused up to the verdict"
-        );
-        assert_eq!(stats.checksum_twins, 0);
-        assert_eq!(stats.checksum_offloaded, 1);
-        assert_eq!(
-            (stats.checksum_sampled, stats.checksum_sample_bad),
-            (AUTO_SAMPLE, AUTO_SAMPLE / 2)
-        );
-        assert!(p.admit(&packet(&bad, false, 4), &mut stats), "offloaded: not validated");
     }
 
     #[test]
@@ -387,7 +403,7 @@ mod tests {
         bad[30] ^= 1;
         for fixed_tuple in [false, true] {
             let mut stats = FlowStats::default();
-            let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+            let mut p = ChecksumPolicy::new(ChecksumMode::Auto, AUTO_SAMPLE);
             // 900 bad SYN-like segments, from random sources or all from one, before 100 good
             // ones of a real connection (whose two directions answer each other).
             for i in 0..900u16 {
@@ -416,7 +432,7 @@ mod tests {
         // its own 4-tuple in both directions (so each is "answered"), no good copy of any.
         let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
-        let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+        let mut p = ChecksumPolicy::new(ChecksumMode::Auto, AUTO_SAMPLE);
         for i in 0..AUTO_SAMPLE as u32 {
             let mut pkt = packet(if i % 4 < 2 { &good } else { &bad }, false, 4);
             pkt.tcp.seq = 100_000 + i;
@@ -435,7 +451,7 @@ mod tests {
         // with a bad checksum. One packet in two is bad, yet nothing is offloaded.
         let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
-        let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+        let mut p = ChecksumPolicy::new(ChecksumMode::Auto, AUTO_SAMPLE);
         let mut refused = 0;
         for i in 0..AUTO_SAMPLE as u32 {
             let order: [&Vec<u8>; 2] = if i % 3 == 0 { [&good, &bad] } else { [&bad, &good] };
@@ -455,7 +471,7 @@ mod tests {
     fn auto_mode_keeps_validating_a_healthy_capture_and_on_off_are_fixed() {
         let (good, bad) = good_and_bad(b"data");
         let mut stats = FlowStats::default();
-        let mut p = ChecksumPolicy::new(ChecksumMode::Auto);
+        let mut p = ChecksumPolicy::new(ChecksumMode::Auto, AUTO_SAMPLE);
         for i in 0..2000u64 {
             let bytes = if i % 20 == 0 { &bad } else { &good };
             let _ = p.admit(&packet(bytes, false, 4), &mut stats);
@@ -468,8 +484,8 @@ mod tests {
         assert_eq!(stats.bad_checksums, 101);
 
         let mut stats = FlowStats::default();
-        let mut on = ChecksumPolicy::new(ChecksumMode::On);
-        let mut off = ChecksumPolicy::new(ChecksumMode::Off);
+        let mut on = ChecksumPolicy::new(ChecksumMode::On, AUTO_SAMPLE);
+        let mut off = ChecksumPolicy::new(ChecksumMode::Off, AUTO_SAMPLE);
         for _ in 0..500 {
             assert!(!on.admit(&packet(&bad, false, 4), &mut stats));
             assert!(off.admit(&packet(&bad, false, 4), &mut stats));

@@ -171,7 +171,7 @@ impl<S: Default> FlowTable<S> {
         // The map's hasher is seeded at random per table: flow keys are chosen by whoever sends
         // packets, and a fixed seed would let them aim collisions at one bucket.
         let initial = cfg.max_flows.min(1024);
-        let checksums = ChecksumPolicy::new(cfg.checksum);
+        let checksums = ChecksumPolicy::new(cfg.checksum, cfg.checksum_sample);
         FlowTable {
             cfg,
             stats: FlowStats::default(),
