@@ -130,13 +130,25 @@ pub trait FrameFeed: Send {
     }
 }
 
+/// The hash seeds of a split over files (any fixed values: digits of pi).
+const FILE_SEEDS: [u64; 4] = [
+    0x243F_6A88_85A3_08D3,
+    0x1319_8A2E_0370_7344,
+    0xA409_3822_299F_31D0,
+    0x082E_FA98_EC4E_6C89,
+];
+
 /// Which worker a frame goes to: by a hash of its TCP flow's canonical key (the same for both
 /// directions), so both directions of a connection meet in one worker. Frames that are not TCP
 /// (counted, not decoded) go to worker 0.
 ///
-/// The hash is aHash with a random seed per run: a few nanoseconds a frame on the capture
-/// thread (SipHash was 5 % of it), and nobody on the wire can aim flows at one worker. Which
-/// worker decodes a flow never shows in the output: events are put back into frame order.
+/// The hash is aHash: a few nanoseconds a frame on the capture thread (SipHash was 5 % of it).
+/// Live, its seed is random per run, so nobody on the wire can aim flows at one worker. Over
+/// files (`replay --workers N`) the seed is fixed, so a capture is split the same way on every
+/// run: events are put back into frame order, but the order in which flows end by idle timeout
+/// or at the end of the input follows each worker's own packet clock (README, "Threads and
+/// back-pressure"), and with a random split the same file gave a differently ordered output,
+/// and differently counted alerts, on each run.
 pub struct Sharder {
     hasher: ahash::RandomState,
     workers: usize,
@@ -145,9 +157,14 @@ pub struct Sharder {
 }
 
 impl Sharder {
-    pub fn new(workers: usize) -> Sharder {
+    /// `reproducible`: the fixed seed (files), else a random one (live).
+    pub fn new(workers: usize, reproducible: bool) -> Sharder {
         Sharder {
-            hasher: ahash::RandomState::new(),
+            hasher: if reproducible {
+                ahash::RandomState::with_seeds(FILE_SEEDS[0], FILE_SEEDS[1], FILE_SEEDS[2], FILE_SEEDS[3])
+            } else {
+                ahash::RandomState::new()
+            },
             workers: workers.max(1),
             wire: pacstap_wire::WireConfig::default(),
         }
@@ -224,7 +241,7 @@ pub(crate) struct Dispatcher {
 impl Dispatcher {
     pub(crate) fn new(lanes: Vec<Lane>, shared: Arc<Shared>, lossless: bool) -> Dispatcher {
         Dispatcher {
-            sharder: Sharder::new(lanes.len()),
+            sharder: Sharder::new(lanes.len(), lossless),
             lanes,
             shared,
             seq: 0,
@@ -512,7 +529,7 @@ mod tests {
     #[test]
     fn both_directions_of_a_flow_go_to_the_same_worker_and_flows_spread() {
         let mut used = [0usize; 4];
-        let sharder = Sharder::new(4);
+        let sharder = Sharder::new(4, false);
         for port in 40000..40400u16 {
             let f = tcp_frame(port, 11112);
             let r = swapped(&f);
@@ -522,7 +539,7 @@ mod tests {
         }
         assert!(used.iter().all(|&n| n > 50), "400 flows over 4 workers: {used:?}");
         assert_eq!(sharder.worker_of(&raw(1, b"not a frame")), 0);
-        assert_eq!(Sharder::new(1).worker_of(&raw(1, &tcp_frame(1, 2))), 0);
+        assert_eq!(Sharder::new(1, false).worker_of(&raw(1, &tcp_frame(1, 2))), 0);
     }
 
     fn dispatcher(workers: usize, capacity: usize) -> (Dispatcher, Vec<Receiver<Batch>>, Arc<Shared>) {
