@@ -13,12 +13,10 @@
 //! thread is not started (`merge.rs`): it would only take turns with the decoder.
 //!
 //! Memory stays bounded: [`POOL`] buffers of [`HEADROOM`]` + `[`CHUNK`] bytes, recycled; the
-//! reader blocks when the decoder is [`POOL`] chunks behind. The decoder hands buffers back
-//! [`RECYCLE_BATCH`] at a time (or all it holds when it would wait for a chunk): the reader,
-//! usually the faster of the two, then sleeps once per batch instead of once per chunk. Each
-//! sleep is a wake-up the decoder pays for (a futex call and, in a virtual machine, an
-//! inter-processor interrupt): on the 231 MB bench capture the batches cut context switches
-//! from 278 to 171 per replay (`perf stat -e context-switches`). Each chunk keeps [`HEADROOM`] free
+//! reader blocks when the decoder is [`POOL`] chunks behind. (Handing buffers back in batches
+//! of 4 from a pool of 8, so that the reader sleeps less often, was measured: 278 → 171
+//! context switches per replay of the 231 MB bench capture, but 2–4 ms slower, 62 ms against
+//! 58–60 ms, the larger pool's buffers being colder.) Each chunk keeps [`HEADROOM`] free
 //! bytes in front of its data so that the unconsumed tail of the previous chunk (the start of a
 //! record cut by the chunk boundary) can be put in front of it without moving the chunk: see
 //! [`crate::buffer::ReadBuffer`]. A tail longer than the headroom (a record above 128 KiB)
@@ -35,12 +33,8 @@ pub(crate) const CHUNK: usize = 256 << 10;
 /// capture taken with segmentation offload (a loopback capture) reach 64 KiB: twice that.
 pub(crate) const HEADROOM: usize = 128 << 10;
 
-/// Buffers in circulation: one being decoded, one being read, the others waiting to be decoded
-/// or held back for a batch.
-pub(crate) const POOL: usize = 8;
-
-/// Buffers the decoder collects before handing them back to the reader at once.
-pub(crate) const RECYCLE_BATCH: usize = 4;
+/// Buffers in circulation: one being decoded, one being read, two waiting.
+pub(crate) const POOL: usize = 4;
 
 /// One chunk of the file: its bytes are `buf[start..end]`, with `start` free bytes in front.
 pub(crate) struct Chunk {
@@ -53,8 +47,6 @@ pub(crate) struct Chunk {
 pub(crate) struct ReadAhead {
     filled: Receiver<io::Result<Chunk>>,
     spare: SyncSender<Vec<u8>>,
-    /// Buffers decoded and not yet handed back (fewer than [`RECYCLE_BATCH`]).
-    held: Vec<Vec<u8>>,
 }
 
 impl ReadAhead {
@@ -67,46 +59,25 @@ impl ReadAhead {
         std::thread::Builder::new()
             .name("pacstap-read".to_owned())
             .spawn(move || read_loop(file, &filled_tx, &spare_rx))?;
-        Ok(ReadAhead {
-            filled,
-            spare,
-            held: Vec::with_capacity(RECYCLE_BATCH),
-        })
+        Ok(ReadAhead { filled, spare })
     }
 
     /// The next chunk, or `None` at the end of the file.
     pub(crate) fn next_chunk(&mut self) -> Option<io::Result<Chunk>> {
-        match self.filled.try_recv() {
-            Ok(chunk) => Some(chunk),
-            Err(TryRecvError::Disconnected) => None,
-            Err(TryRecvError::Empty) => {
-                // The reader may be waiting for the buffers held here: never wait holding them.
-                self.hand_back();
-                self.filled.recv().ok()
-            }
-        }
+        self.filled.recv().ok()
     }
 
-    /// Hands a buffer of the pool back for reuse (in batches, see the module docs). One that
-    /// was grown for a record above the headroom is replaced by a fresh one of the pool's size:
-    /// the pool must never shrink, since the reader makes only [`POOL`] buffers and then waits
-    /// for them to come back (when grown buffers were simply dropped, a capture of a few dozen
-    /// records above 128 KiB left the reader and the decoder waiting for each other forever).
-    pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
+    /// Hands a buffer of the pool back for reuse. One that was grown for a record above the
+    /// headroom is replaced by a fresh one of the pool's size: the pool must never shrink, since
+    /// the reader makes only [`POOL`] buffers and then waits for them to come back (when grown
+    /// buffers were simply dropped, a capture of a few records above 128 KiB left the reader and
+    /// the decoder waiting for each other forever).
+    pub(crate) fn recycle(&self, mut buf: Vec<u8>) {
         if buf.len() != HEADROOM + CHUNK {
             buf = vec![0; HEADROOM + CHUNK];
         }
-        self.held.push(buf);
-        if self.held.len() >= RECYCLE_BATCH {
-            self.hand_back();
-        }
-    }
-
-    fn hand_back(&mut self) {
-        for buf in self.held.drain(..) {
-            // Full only if the reader has stopped; then the buffer is simply freed.
-            let _ = self.spare.try_send(buf);
-        }
+        // Full only if the reader has stopped; then the buffer is simply freed.
+        let _ = self.spare.try_send(buf);
     }
 }
 
