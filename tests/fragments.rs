@@ -339,3 +339,89 @@ fn the_config_defrag_table_reaches_the_defragmenter() {
         assert!(report.flow.gaps > 0, "the dropped datagrams are holes in the stream");
     }
 }
+
+/// 10^6 first fragments that never complete (each from its own source with its own id, all
+/// within one timeout: the most a flooder can make a defragmenter hold), interleaved with a
+/// real DICOM store. The flood costs at most the configured memory (`--defrag-memory`, 4 MiB
+/// here) above a clean run's peak RSS, the store decodes as without it, and the evictions are
+/// counted in the summary.
+#[test]
+fn a_million_first_fragments_stay_within_the_memory_cap() {
+    use common::eve_run::{run_measuring_peak_rss, tmpdir};
+    use common::pcapgen::{read_pcap, PcapWriter};
+    let dir = tmpdir("fragment-flood");
+    let clean_pcap = sample("store.pcap");
+    let store = read_pcap(&clean_pcap);
+    let flood_path = dir.join("flood.pcap");
+    let total = 1_000_000u32;
+    let per_frame = total / store.len() as u32 + 1;
+    let mut w = PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(&flood_path).unwrap()));
+    let mut sent = 0u32;
+    for f in &store {
+        for _ in 0..per_frame.min(total - sent) {
+            let i = sent;
+            let mut d = vec![0u8; 14 + 20 + 64];
+            d[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+            d[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+            d[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+            let ip = &mut d[14..34];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&84u16.to_be_bytes());
+            ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+            ip[6] = 0x20; // More Fragments, offset 0
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&[10, 99, (i >> 16) as u8, (i >> 8) as u8]);
+            ip[16..20].copy_from_slice(&[10, 20, 0, 10]);
+            let sum = ip
+                .chunks(2)
+                .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+                .sum::<u32>();
+            let sum = (sum & 0xFFFF) + (sum >> 16);
+            let sum = !(((sum & 0xFFFF) + (sum >> 16)) as u16);
+            ip[10..12].copy_from_slice(&sum.to_be_bytes());
+            // The start of a TCP header to the DICOM port, and filler.
+            d[34..36].copy_from_slice(&((i as u16) | 0x8000).to_be_bytes());
+            d[36..38].copy_from_slice(&4242u16.to_be_bytes());
+            d[46] = 0x50;
+            d[47] = 0x18;
+            w.frame(f.ts_us, &d);
+            sent += 1;
+        }
+        w.frame(f.ts_us, &f.data);
+    }
+    std::io::Write::flush(&mut w.into_inner()).unwrap();
+    assert_eq!(sent, total);
+    let cap: u64 = 4 << 20;
+    let (clean, clean_peak) = run_measuring_peak_rss(&["replay".as_ref(), clean_pcap.as_os_str()], &dir);
+    assert_eq!(clean.code, Some(0));
+    let cap_arg = cap.to_string();
+    let (flooded, peak) = run_measuring_peak_rss(
+        &[
+            "replay".as_ref(),
+            "--defrag-memory".as_ref(),
+            cap_arg.as_ref(),
+            flood_path.as_os_str(),
+        ],
+        &dir,
+    );
+    assert_eq!(flooded.code, Some(0), "{}", flooded.stderr);
+    eprintln!("peak RSS: clean {clean_peak} kB, flooded {peak} kB");
+    // The budget's charge per datagram is measured RSS (`pacstap_defrag::DATAGRAM_OVERHEAD`):
+    // a quarter more leaves room for the allocator's rounding. Charged 256 bytes a datagram,
+    // the flood took twice the budget.
+    assert!(
+        peak < clean_peak + cap * 5 / 4 / 1024,
+        "peak RSS {peak} kB against {clean_peak} kB clean, cap {cap} bytes"
+    );
+    assert_eq!(comparable(&flooded.events), comparable(&clean.events));
+    let summary = flooded.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let evicted: u64 = summary
+        .split(" evicted (memory)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no eviction count in the summary:\n{}", flooded.stderr));
+    assert!(evicted > 900_000, "{evicted} evicted\n{}", flooded.stderr);
+    std::fs::remove_dir_all(&dir).ok();
+}
