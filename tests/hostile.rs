@@ -1106,3 +1106,65 @@ fn frames_above_128_kib_among_real_ones_do_not_stall_replay() {
     assert_eq!(dicom_facts(&bad), dicom_facts(&clean.events));
     assert_eq!(alerts(&bad), alerts(&clean.events));
 }
+
+/// Connections that each open a DICOM association (a partial A-ASSOCIATE-RQ) and stop, all
+/// still open when the capture ends: the most a flooder can make each flow cost. Measured as
+/// the peak RSS of 60,000 such connections less that of 30,000, so what every run shares (the
+/// binary, the delivered-bytes history, capped at 64 MiB in all) cancels out. Before: the end
+/// events of all open flows were gathered at once before any was written: 4.7 KB a flow
+/// (60,000 − 30,000: +137 MB in a debug build). Now flows end 1,024 at a time and each step's
+/// events are written before the next: 2.1 KB a flow (its table slot, its decoder's state and
+/// their containers' spare capacity).
+#[test]
+fn open_associations_at_the_end_of_a_capture_cost_a_bounded_amount_each() {
+    let frames = pcapgen::read_pcap(&sample("move.pcap"));
+    let rq_frame = frames
+        .iter()
+        .find(|f| pcapgen::tcp(&f.data).is_some_and(|t| t.payload_len > 0 && f.data[t.payload_off] == 0x01))
+        .unwrap();
+    let rq = pcapgen::payload(&rq_frame.data);
+    // The A-ASSOCIATE-RQ's first 100 bytes: its header says more is coming.
+    let partial = &rq[..100];
+    let t = &rq_frame.data;
+    let dir = tmpdir("open-associations");
+    let write = |conns: u32| {
+        let path = dir.join(format!("open-{conns}.pcap"));
+        let mut w = pcapgen::PcapWriter::new(std::io::BufWriter::new(std::fs::File::create(&path).unwrap()));
+        let mut ts = rq_frame.ts_us;
+        let pacs = [10, 20, 0, 10];
+        for c in 0..conns {
+            let client = [10, 100 + (c >> 16) as u8, (c >> 8) as u8, c as u8];
+            let port = 20_000 + (c % 40_000) as u16;
+            for (src, dst, sp, dp, seq, ack, fl, data) in [
+                (client, pacs, port, 4242, 1_000, 0, SYN, &[][..]),
+                (pacs, client, 4242, port, 77, 1_001, SYN | ACK, &[][..]),
+                (client, pacs, port, 4242, 1_001, 78, ACK, &[][..]),
+                (client, pacs, port, 4242, 1_001, 78, ACK | PSH, partial),
+            ] {
+                ts += 1;
+                w.frame(ts, &pcapgen::segment(t, src, dst, sp, dp, seq, ack, fl, data));
+            }
+        }
+        std::io::Write::flush(&mut w.into_inner()).unwrap();
+        path
+    };
+    let peak_of = |conns: u32| {
+        let path = write(conns);
+        let args = [
+            "replay".as_ref(),
+            "-q".as_ref(),
+            "--events".as_ref(),
+            "/dev/null".as_ref(),
+            path.as_os_str(),
+        ];
+        let (run, peak) = run_measuring_peak_rss(&args, &dir);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        std::fs::remove_file(&path).ok();
+        peak
+    };
+    let (small, large) = (peak_of(30_000), peak_of(60_000));
+    let per_flow = (large.saturating_sub(small)) * 1024 / 30_000;
+    eprintln!("peak RSS: 30,000 open associations {small} kB, 60,000 {large} kB: {per_flow} bytes a flow");
+    assert!(per_flow < 2_500, "{per_flow} bytes a flow ({small} kB, {large} kB)");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -150,9 +150,14 @@ impl Pipeline {
     /// become `incomplete`), detection reports what it holds, learned state is saved, and the
     /// events output is flushed.
     pub fn finish(&mut self) -> Result<()> {
-        self.shard
-            .finish(self.shard.last_ts().unwrap_or_default(), &mut self.batch);
-        self.detection.events(self.batch.drain(..))?;
+        let end = self.shard.last_ts().unwrap_or_default();
+        loop {
+            let more = self.shard.finish_step(end, &mut self.batch);
+            self.detection.events(self.batch.drain(..))?;
+            if !more {
+                break;
+            }
+        }
         self.detection.finish()
     }
 

@@ -34,6 +34,9 @@ use pacstap_output::{EvidencePackets, EvidenceRing, RingLimits, RingStats};
 use pacstap_proto::{Analyzer, FlowState, ProtoConfig};
 use pacstap_wire::WireDecoder;
 
+/// Flows ended per [`FlowShard::finish_step`].
+pub const FINISH_STEP: usize = 1024;
+
 /// wire → flow → proto for the flows one thread owns: the part of the pipeline that sees
 /// every packet. Replay has one; live capture has one per worker, each fed the flows that hash
 /// to it, so no flow state is ever shared between threads.
@@ -203,11 +206,15 @@ impl FlowShard {
         self.ring.as_ref().map(EvidenceRing::stats)
     }
 
-    /// End of input: every open flow ends at `ts` (open associations become `incomplete`).
-    pub fn finish(&mut self, ts: Timestamp, out: &mut Vec<ProtocolEvent>) {
-        self.flows.flush(ts, &mut self.analyzer);
+    /// End of input, a step at a time: [`FINISH_STEP`] open flows end at `ts` (open associations
+    /// become `incomplete`) and their events go to `out`. Whether flows remain: call again once
+    /// `out` has been taken. In steps because a table of 262,144 open decoding flows ends with
+    /// some 500,000 events: gathered at once they took half a GB at the end of a flood.
+    pub fn finish_step(&mut self, ts: Timestamp, out: &mut Vec<ProtocolEvent>) -> bool {
+        let more = self.flows.flush_some(ts, &mut self.analyzer, FINISH_STEP);
         out.extend(self.flows.drain_events());
         out.extend(self.analyzer.drain_events());
+        more
     }
 
     /// The tunnels the wire stage peels (`[decapsulate]`, `--decapsulate`).

@@ -30,6 +30,10 @@ pub(crate) enum ItemKind {
 /// after every real frame.
 pub(crate) const AT_END: u64 = u64::MAX;
 
+/// Progress of a worker that has decoded all its frames and is still ending its open flows
+/// (a step at a time, `FlowShard::finish_step`): its events so far are numbered [`AT_END`].
+pub(crate) const ENDING: u64 = AT_END - 1;
+
 /// Puts the workers' outputs back into frame order.
 ///
 /// An item numbered `s` may go to detection once every worker has reported progress through
@@ -57,6 +61,11 @@ impl FrameOrder {
 
     /// The worker whose queue holds the next item in frame order, if it is safe to release:
     /// no worker can still produce anything numbered below it.
+    ///
+    /// The events of flows ended at the end of the input ([`AT_END`]) go worker by worker, in
+    /// worker order: worker k's as they come once every worker has decoded all its frames and
+    /// the workers before k have ended all their flows. So a worker's end streams out while it
+    /// ends its flows, instead of all of them waiting here for the last worker.
     pub(crate) fn next_ready(&self) -> Option<(usize, &Item)> {
         let limit = self.through.iter().copied().min().unwrap_or(0);
         self.queues
@@ -64,7 +73,15 @@ impl FrameOrder {
             .enumerate()
             .filter_map(|(k, q)| q.front().map(|i| (k, i)))
             .min_by_key(|(_, i)| i.seq)
-            .filter(|(_, i)| i.seq <= limit)
+            .filter(|&(k, i)| {
+                i.seq <= limit
+                    || (i.seq == AT_END
+                        && limit >= ENDING
+                        && self
+                            .through
+                            .get(..k)
+                            .is_some_and(|before| before.iter().all(|&t| t == AT_END)))
+            })
     }
 
     /// The next item in frame order, if it is safe to release.
@@ -146,6 +163,31 @@ mod tests {
             through: AT_END,
         });
         assert_eq!(seqs(&mut order), vec![AT_END, AT_END]);
+        assert!(order.finished());
+    }
+
+    #[test]
+    fn flows_ended_at_the_end_stream_out_worker_by_worker() {
+        let mut order = FrameOrder::new(2);
+        let push = |order: &mut FrameOrder, worker, n, through| {
+            order.push(WorkerOutput {
+                worker,
+                items: (0..n).map(|_| event_item(AT_END)).collect(),
+                through,
+            })
+        };
+        push(&mut order, 0, 2, ENDING);
+        assert!(seqs(&mut order).is_empty(), "worker 1 may still decode frames");
+        push(&mut order, 1, 3, ENDING);
+        assert_eq!(
+            seqs(&mut order).len(),
+            2,
+            "worker 0's first step, before it has finished"
+        );
+        push(&mut order, 1, 1, AT_END);
+        assert!(seqs(&mut order).is_empty(), "worker 1's wait for worker 0 to finish");
+        push(&mut order, 0, 1, AT_END);
+        assert_eq!(seqs(&mut order).len(), 1 + 4);
         assert!(order.finished());
     }
 }

@@ -3,7 +3,7 @@
 //! evidence requests from its ring.
 
 use super::dispatch::Batch;
-use super::order::{Item, ItemKind, WorkerOutput, AT_END};
+use super::order::{Item, ItemKind, WorkerOutput, AT_END, ENDING};
 use super::shared::Shared;
 use crate::detection::METRICS_EVERY;
 use crate::evidence_cut::{EvidenceReply, EvidenceRequest};
@@ -142,20 +142,22 @@ pub(crate) fn worker_loop(
     } else {
         last_ts
     };
-    shard.finish(end, &mut events);
-    let now = Instant::now();
-    let items = events
-        .drain(..)
-        .map(|ev| Item {
-            seq: AT_END,
-            kind: ItemKind::Event(Box::new(ev), now),
-        })
-        .collect();
-    let _ = out.send(WorkerOutput {
-        worker,
-        items,
-        through: AT_END,
-    });
+    // A step at a time, each step's events handed over before the next (see `finish_step`).
+    loop {
+        let more = shard.finish_step(end, &mut events);
+        let now = Instant::now();
+        let items = events
+            .drain(..)
+            .map(|ev| Item {
+                seq: AT_END,
+                kind: ItemKind::Event(Box::new(ev), now),
+            })
+            .collect();
+        let through = if more { ENDING } else { AT_END };
+        if out.send(WorkerOutput { worker, items, through }).is_err() || !more {
+            break;
+        }
+    }
     drop(out);
     publish(&shard);
     // Alerts raised at the very end (detection's own finish) still want their packets.

@@ -322,9 +322,19 @@ impl<S: Default> FlowTable<S> {
     /// End of capture: deliver what can be delivered (holes become `Gap`), then
     /// `on_flow_end(EndOfCapture)` for every flow, least recently active first.
     pub fn flush<H: StreamHandler<S>>(&mut self, ts: Timestamp, h: &mut H) {
-        while let Some(idx) = self.oldest() {
+        while self.flush_some(ts, h, usize::MAX) {}
+    }
+
+    /// [`FlowTable::flush`] for at most `max` flows, least recently active first, so that the
+    /// caller can take their events before the next ones. Whether flows remain.
+    pub fn flush_some<H: StreamHandler<S>>(&mut self, ts: Timestamp, h: &mut H, max: usize) -> bool {
+        for _ in 0..max {
+            let Some(idx) = self.oldest() else {
+                return false;
+            };
             self.end_flow(idx, CloseReason::EndOfCapture, ts, h);
         }
+        self.oldest().is_some()
     }
 
     pub fn stats(&self) -> &FlowStats {
