@@ -1673,6 +1673,32 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_ends_at_most_sweep_max_flows_and_the_next_packets_end_the_rest() {
+        use super::ending::SWEEP_MAX;
+        let cfg = FlowConfig {
+            idle_timeout: Duration::from_secs(10),
+            ..FlowConfig::default()
+        };
+        let (mut t, mut rec) = (FlowTable::new(cfg), Rec::default());
+        let n = 2 * SWEEP_MAX + 100;
+        let idle: Vec<_> = (0..n)
+            .map(|i| pkt_between(0, ep(5, 1_000 + i as u16), server(), 1, 0, ACK, b"a"))
+            .collect();
+        feed(&mut t, &mut rec, &idle);
+        assert_eq!(t.active_flows(), n);
+        let later = |ms_at: i64, port: u16| pkt_between(ms_at, ep(6, port), server(), 1, 0, ACK, b"b");
+        feed(&mut t, &mut rec, &[later(20_000, 1)]);
+        assert_eq!(rec.ends.len(), SWEEP_MAX, "one sweep's worth");
+        assert!(rec.ends.iter().all(|e| e.2 == ms(10_000)), "stamped when they expired");
+        feed(&mut t, &mut rec, &[later(20_001, 2)]);
+        assert_eq!(rec.ends.len(), 2 * SWEEP_MAX, "the next packet sweeps again");
+        feed(&mut t, &mut rec, &[later(20_002, 3), later(20_003, 4)]);
+        assert_eq!(rec.ends.len(), n, "all of them");
+        assert_eq!(t.stats().flows_timed_out, n as u64);
+        assert_eq!(t.active_flows(), 4);
+    }
+
+    #[test]
     fn flush_delivers_holes_as_gaps_and_ends_every_flow() {
         let (mut t, mut rec) = (table(), Rec::default());
         handshake(&mut t, &mut rec);

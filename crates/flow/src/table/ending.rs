@@ -4,6 +4,9 @@
 use pacstap_core::{CloseReason, Direction, Interest, StreamHandler, Timestamp};
 
 use super::{sink, Flow, FlowTable, RECENT_ENDS, RECENT_IDS, SWEEP_INTERVAL};
+
+/// Flows one sweep ends at most (see [`FlowTable::sweep`]).
+pub(crate) const SWEEP_MAX: usize = 1024;
 use crate::activity::Class;
 use crate::reassembly::{Budget, HalfStream};
 
@@ -155,11 +158,16 @@ impl<S: Default> FlowTable<S> {
         h.on_flow_end(flow.state, &flow.meta, reason, ts);
     }
 
-    /// End flows idle for longer than the timeout, oldest first; stop at the first that is not.
+    /// End flows idle for longer than the timeout, oldest first; stop at the first that is not,
+    /// or after [`SWEEP_MAX`] of them: the rest end at the next packets, a step each. A sweep
+    /// ends its flows within one packet, whose events are all gathered before any is written:
+    /// after a flood of 262,144 connections that each opened a DICOM association, one sweep
+    /// ending them all took 500 MB more.
     pub(super) fn sweep<H: StreamHandler<S>>(&mut self, h: &mut H) {
         let idle = self.cfg.idle_timeout;
         let now = self.clock.now();
         self.next_sweep = now.add(SWEEP_INTERVAL.min(idle));
+        let mut ended = 0;
         while let Some(idx) = self.oldest() {
             let Some(last) = self.slot(idx).map(|f| f.last_active) else {
                 break;
@@ -167,6 +175,12 @@ impl<S: Default> FlowTable<S> {
             if now.since(last) <= idle {
                 break;
             }
+            if ended == SWEEP_MAX {
+                // More are due: sweep again at the next packet.
+                self.next_sweep = now;
+                break;
+            }
+            ended += 1;
             self.stats.flows_timed_out += 1;
             // Stamped with when it expired, not when the sweep noticed.
             self.end_flow(idx, CloseReason::Timeout, last.add(idle), h);
