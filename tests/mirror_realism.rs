@@ -674,6 +674,44 @@ fn bulk_export_is_the_same_alert_plain_mirrored_duplicated() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The same capture as a SPAN port delivers it when the Move Destination's packets (10.20.0.20,
+/// the storescp the sub-operations go to) reach the tap later than everyone else's, by 5 ms to
+/// half a second: each C-MOVE's final response is then decoded before its sub-operation's
+/// C-STORE. The bulk export must say the same: 20 studies, 20 instances, 54.1 kB, to STORESCP
+/// at its address. Before: from 50 ms on, the alert had no volume ("20 distinct studies in 3 s
+/// ... to AE STORESCP, AE STORESCP (10.20.0.20)").
+#[test]
+fn bulk_export_keeps_its_volume_when_the_destination_is_mirrored_late() {
+    use common::pcapgen::{read_pcap, write_pcap};
+    let summary = |events: &[Value]| {
+        of(events, "alert")
+            .last()
+            .map(|a| a["summary"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    let plain = summary(&replay("move20.plain.pcap").events);
+    assert!(plain.contains("20 distinct studies (20 instances, 54.1 kB)"), "{plain}");
+    assert!(plain.ends_with("to AE STORESCP (10.20.0.20)."), "{plain}");
+    let frames = read_pcap(&mirror("move20.plain.pcap"));
+    let dir = std::env::temp_dir().join(format!("pacstap-late-destination-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for late_ms in [5u64, 50, 500] {
+        let mut skewed = frames.clone();
+        for f in &mut skewed {
+            // IPv4 source address at offset 26 of an Ethernet frame.
+            if f.data.get(26..30) == Some(&[10, 20, 0, 20][..]) {
+                f.ts_us += late_ms * 1000;
+            }
+        }
+        skewed.sort_by_key(|f| f.ts_us);
+        let path = dir.join(format!("move20.dest-{late_ms}ms.pcap"));
+        write_pcap(&path, &skewed);
+        let run = replay_paths(&[path], Some(&scenario_config()));
+        assert_eq!(summary(&run.events), plain, "destination {late_ms} ms late");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 // ----------------------------------------------------------------- third-party tunnel captures
 
 /// `shared/captures/suricata-verify/` beside the repository (CI: shared/ beside the clone, so

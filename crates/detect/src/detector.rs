@@ -25,6 +25,7 @@
 
 use crate::bounded_map::BoundedMap;
 use crate::config::Config;
+use crate::dest::Dest;
 use crate::engine::{AlertSink, Measurer, Occurrence};
 use crate::entity::EntityTable;
 use crate::error::DetectError;
@@ -32,12 +33,13 @@ use crate::geo::Geo;
 use crate::held::Pending;
 use crate::incident::EvidenceCaps;
 use crate::inventory::InventoryIndex;
+use crate::late_moves::{LateMove, Offered};
 use crate::learned::{Learned, LearnedState, STATE_VERSION};
 use crate::name::Name;
 use crate::observe::{Observation, Observer};
 use crate::rule::Rule;
 use crate::stats::DetectStats;
-use pacstap_core::{FlowId, ProtocolEvent, Timestamp};
+use pacstap_core::{DicomEvent, EventBody, FlowId, ProtocolEvent, Timestamp};
 use std::net::IpAddr;
 
 /// TLS fingerprints remembered per flow (for the device of a login on the same flow).
@@ -81,6 +83,8 @@ pub struct Detector {
     pub(crate) pending: Pending,
     /// C-MOVE sub-operations waiting for their C-MOVE (`moves.rs`).
     pub(crate) links: crate::moves::MoveLinks,
+    /// C-MOVEs waiting for sub-operations a mirror delivers after them (`late_moves.rs`).
+    pub(crate) late: crate::late_moves::LateMoves,
     /// Associations whose first command has counted as their login (bounded like the held
     /// exports' resolved flows).
     pub(crate) logged_in: BoundedMap<FlowId, ()>,
@@ -104,6 +108,18 @@ impl std::fmt::Debug for Detector {
             .field("now", &self.now)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+/// The sub-operations a C-MOVE's response reports done (completed and with warnings): each
+/// was a C-STORE to its Move Destination.
+fn completed_sub_operations(ev: &ProtocolEvent) -> u64 {
+    match &ev.body {
+        EventBody::Dicom(DicomEvent::Command(c)) => c
+            .sub_operations
+            .as_ref()
+            .map_or(0, |s| u64::from(s.completed) + u64::from(s.warning)),
+        _ => 0,
     }
 }
 
@@ -165,6 +181,7 @@ impl Detector {
             learned,
             pending: Pending::default(),
             links: crate::moves::MoveLinks::default(),
+            late: crate::late_moves::LateMoves::default(),
             logged_in: BoundedMap::new(65_536),
             geo,
             stats,
@@ -286,6 +303,7 @@ impl Detector {
     /// End of input (replay end, shutdown): attribute every held export now (to the calling AE:
     /// their associations never ended) and report incidents that grew since their last alert.
     pub fn finish(&mut self, out: &mut Vec<ProtocolEvent>) {
+        self.export_late_moves(i64::MAX, out);
         let flows: Vec<FlowId> = self.pending.order.iter().map(|(f, _)| *f).collect();
         for f in flows {
             self.release(f, None, out);
@@ -329,6 +347,7 @@ impl Detector {
             return;
         }
         self.last_housekeeping = self.now;
+        self.export_late_moves(self.now, out);
         // Held exports whose association has not ended in time: attribute to the calling AE.
         while let Some(&(fid, since)) = self.pending.order.front() {
             if self.now.saturating_sub(since) < self.p.identity_wait {
@@ -382,6 +401,38 @@ impl Detector {
         }
     }
 
+    /// Export the C-MOVEs whose wait for late sub-operations is over at `now`.
+    fn export_late_moves(&mut self, now: i64, out: &mut Vec<ProtocolEvent>) {
+        while let Some(m) = self.late.next_due(now) {
+            self.export_late_move(m, out);
+        }
+    }
+
+    /// A C-MOVE that waited for late sub-operations, exported with what came. Its destination
+    /// address is looked up again: the destination's own packets were late too, and its
+    /// address may have become known meanwhile.
+    fn export_late_move(&mut self, m: LateMove, out: &mut Vec<ProtocolEvent>) {
+        let dest = match m.dest {
+            Some(Dest::Ae { ae, ip: None, .. }) => {
+                let node = self.node_addr.get(ae.as_str()).copied();
+                Some(Dest::ae(
+                    ae.as_str(),
+                    node.map(|(ip, _)| ip),
+                    node.map(|(_, port)| port),
+                ))
+            }
+            other => other,
+        };
+        self.hold_or_export(
+            &m.ev,
+            m.user.as_deref(),
+            m.calling.as_deref(),
+            m.studies,
+            (dest, m.subops, m.requested),
+            out,
+        );
+    }
+
     /// Hand one observation to its rule family (or to the detector's memory), at the time and
     /// on the flow of `ev`.
     fn dispatch(&mut self, ev: &ProtocolEvent, o: Observation<'_>, out: &mut Vec<ProtocolEvent>) {
@@ -417,7 +468,18 @@ impl Detector {
                 let subops = moved.and_then(|(msg, dest_ae, requested)| {
                     self.links.take(calling.unwrap_or_default(), msg, dest_ae, requested)
                 });
-                self.hold_or_export(ev, user, calling, studies, (dest, subops, requested), out);
+                let got = subops.as_ref().map_or(0, |s| s.instances);
+                let expected = completed_sub_operations(ev);
+                match moved.filter(|&(_, dest_ae, _)| self.late.should_wait(dest_ae, got, expected)) {
+                    Some(moved) => {
+                        let m = LateMove::new(ev, (user, calling), studies, dest, subops, moved, expected);
+                        self.stats.moves_waited_for_sub_operations += 1;
+                        if let Some(oldest) = self.late.wait(m) {
+                            self.export_late_move(oldest, out);
+                        }
+                    }
+                    None => self.hold_or_export(ev, user, calling, studies, (dest, subops, requested), out),
+                }
             }
             Observation::SubOperation {
                 originator,
@@ -425,9 +487,16 @@ impl Detector {
                 dest_ae,
                 bytes,
                 request_time,
-            } => self
-                .links
-                .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
+            } => match self
+                .late
+                .offer((originator, message_id, dest_ae), request_time, bytes, ev.flow.id)
+            {
+                Offered::NotWaited => self
+                    .links
+                    .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
+                Offered::Added => {}
+                Offered::Complete(m) => self.export_late_move(*m, out),
+            },
             Observation::Download {
                 entity,
                 study,

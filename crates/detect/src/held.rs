@@ -121,7 +121,9 @@ impl Detector {
                 self.release(old, None, out);
             }
         }
-        let since = self.now;
+        // From the command's own time: a C-MOVE that first waited for late sub-operations
+        // (`late_moves.rs`) waits for its identity no longer for it.
+        let since = ev.ts.0.min(self.now);
         self.pending.flows.insert(
             fid,
             PendingFlow {

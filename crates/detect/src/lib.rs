@@ -60,6 +60,7 @@ mod geo;
 mod held;
 mod incident;
 mod inventory;
+mod late_moves;
 mod learned;
 pub mod learned_view;
 mod moves;

@@ -29,7 +29,7 @@ const MAX_FLOWS: usize = 64;
 /// its volume and data flows. Half a second is the flow stage's bound on a late direction
 /// (`FlowConfig::ack_wait`); an earlier C-MOVE that reused the message id has taken its own
 /// sub-operations long before.
-const MIRROR_SKEW_NS: i64 = 500_000_000;
+pub(crate) const MIRROR_SKEW_NS: i64 = 500_000_000;
 
 /// What the sub-operations of one C-MOVE moved.
 #[derive(Debug, Clone)]
@@ -51,6 +51,29 @@ pub(crate) struct MoveLinks {
 }
 
 impl SubOps {
+    /// The first sub-operation seen of a C-MOVE to `dest_ae`.
+    pub(crate) fn first(ts: i64, bytes: u64, flow: FlowId, dest_ae: &str) -> SubOps {
+        SubOps {
+            instances: 1,
+            bytes,
+            flows: vec![flow],
+            first: ts,
+            dest_ae: Name::new(dest_ae),
+        }
+    }
+
+    /// One more sub-operation, requested at `ts`, of `bytes`, on `flow`.
+    pub(crate) fn add(&mut self, ts: i64, bytes: u64, flow: FlowId) {
+        // Sub-operations on parallel associations report in any order: keep the earliest
+        // request.
+        self.first = self.first.min(ts);
+        self.instances = self.instances.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(bytes);
+        if !self.flows.contains(&flow) && self.flows.len() < MAX_FLOWS {
+            self.flows.push(flow);
+        }
+    }
+
     /// A download's volume: bytes on one flow, no instances counted (WADO).
     pub(crate) fn bytes_only(bytes: u64, flow: FlowId, ts: i64) -> SubOps {
         SubOps {
@@ -69,14 +92,7 @@ impl MoveLinks {
         let key = (Name::new(originator), message_id);
         if let Some(s) = self.open.get_mut(&key) {
             if *s.dest_ae == *dest_ae {
-                // Sub-operations on parallel associations report in any order: keep the
-                // earliest request.
-                s.first = s.first.min(ts);
-                s.instances = s.instances.saturating_add(1);
-                s.bytes = s.bytes.saturating_add(bytes);
-                if !s.flows.contains(&flow) && s.flows.len() < MAX_FLOWS {
-                    s.flows.push(flow);
-                }
+                s.add(ts, bytes, flow);
                 return;
             }
             // The same id reused towards another destination (a C-MOVE that was never seen,
@@ -93,16 +109,7 @@ impl MoveLinks {
             self.order.retain(|k| open.contains_key(k));
         }
         self.order.push_back(key.clone());
-        self.open.insert(
-            key,
-            SubOps {
-                instances: 1,
-                bytes,
-                flows: vec![flow],
-                first: ts,
-                dest_ae: Name::new(dest_ae),
-            },
-        );
+        self.open.insert(key, SubOps::first(ts, bytes, flow, dest_ae));
     }
 
     /// The sub-operations of the C-MOVE (`calling`, `message_id`) requested at `request_time`

@@ -98,6 +98,9 @@ pub struct DetectStats {
     /// early at `detect.max_pending_flows` or the per-flow cap.
     pub identity_wait_expired: u64,
     pub pending_overflow: u64,
+    /// C-MOVEs whose response came before some of their sub-operations (a mirror's skew), that
+    /// waited for them (`late_moves.rs`).
+    pub moves_waited_for_sub_operations: u64,
     /// GeoIP look-ups made / answered with a country.
     pub geoip_lookups: u64,
     pub geoip_hits: u64,

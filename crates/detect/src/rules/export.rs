@@ -300,6 +300,56 @@ mod tests {
         );
     }
 
+    /// The same C-MOVEs seen through a SPAN port that delivers the destination's packets
+    /// 50 ms late: each C-MOVE's final response (saying 2 sub-operations completed) comes
+    /// before its two C-STOREs. Each C-MOVE waits for them (up to half a second of packet
+    /// time) and the bulk export has its whole volume; before, it had none. A C-MOVE whose
+    /// C-STOREs never come (a destination off the mirror) is exported when its wait is over.
+    #[test]
+    fn sub_operations_a_mirror_delivers_after_their_c_move_still_count() {
+        use pacstap_core::{DicomEvent, EventBody, SubOperations};
+        let mut r = Run::new("");
+        let ctl = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let late = 50 * SEC / 1000;
+        for i in 0..17u16 {
+            let t = i64::from(i) * SEC;
+            let mut mv = cmove(t + 2, ctl, "WS1", "EXTPACS", &[&study(i)]);
+            if let EventBody::Dicom(DicomEvent::Command(c)) = &mut mv.body {
+                c.message_id = i + 1;
+                c.request_time = pacstap_core::Timestamp(T0 + t);
+                c.sub_operations = Some(SubOperations {
+                    completed: 2,
+                    ..Default::default()
+                });
+            }
+            r.feed(mv);
+            if i == 16 {
+                break; // its C-STOREs never come
+            }
+            let data = flow(100 + u64::from(i), "10.0.0.5:50000", "198.51.100.7:104");
+            for k in 0..2 {
+                let mut st = command(t + 2 + late + k, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
+                if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
+                    c.move_originator_ae = Some("WS1".into());
+                    c.move_originator_message_id = Some(i + 1);
+                    c.dataset_bytes = 1000;
+                    c.request_time = pacstap_core::Timestamp(T0 + t + 1 + k);
+                }
+                r.feed(st);
+            }
+        }
+        assert_eq!(r.det.stats().moves_waited_for_sub_operations, 17);
+        let first = r.alerts("bulk_export")[0];
+        assert_eq!((first.entity.id.as_str(), first.count), ("WS1", 16));
+        let v = first.evidence.volume.unwrap();
+        assert_eq!((v.studies, v.instances, v.bytes), (16, 32, 32_000));
+        assert_eq!(first.evidence.flow_ids_total, 17);
+        // The 17th waits for C-STOREs that do not come, and is exported when its wait is over.
+        assert_eq!(r.det.stats().studies_exported, 16);
+        r.tick(17 * SEC + 2);
+        assert_eq!(r.det.stats().studies_exported, 17);
+    }
+
     #[test]
     fn admins_are_exempt() {
         let mut r = Run::new("[users]\nadmins = [\"carol\"]\n");
