@@ -526,16 +526,21 @@ fn syn_flood_under_a_small_flow_cap_does_not_evict_established_flows() {
 
 // ------------------------------------------------------------------ 4. memory pinning
 
+/// The frame of move.pcap's A-ASSOCIATE-RQ (a real dcmtk one): the template of generated
+/// associations.
+fn associate_rq_frame() -> Frame {
+    pcapgen::read_pcap(&sample("move.pcap"))
+        .into_iter()
+        .find(|f| pcapgen::tcp(&f.data).is_some_and(|t| t.payload_len > 0 && f.data[t.payload_off] == 0x01))
+        .unwrap()
+}
+
 /// `conns` connections to the PACS, each opening with move.pcap's real A-ASSOCIATE-RQ whose
 /// PDU length is raised to `claimed` bytes, then `held` bytes of it (the RQ's own items
 /// repeated) in jumbo segments, never finished. All are open at once: the segments go
 /// round-robin over the connections.
 fn pinning_associations(path: &Path, conns: u32, claimed: u32, held: usize) {
-    let frames = pcapgen::read_pcap(&sample("move.pcap"));
-    let rq_frame = frames
-        .iter()
-        .find(|f| pcapgen::tcp(&f.data).is_some_and(|t| t.payload_len > 0 && f.data[t.payload_off] == 0x01))
-        .unwrap();
+    let rq_frame = associate_rq_frame();
     let rq = pcapgen::payload(&rq_frame.data);
     let mut body = rq.to_vec();
     body[2..6].copy_from_slice(&claimed.to_be_bytes());
@@ -1117,11 +1122,7 @@ fn frames_above_128_kib_among_real_ones_do_not_stall_replay() {
 /// their containers' spare capacity).
 #[test]
 fn open_associations_at_the_end_of_a_capture_cost_a_bounded_amount_each() {
-    let frames = pcapgen::read_pcap(&sample("move.pcap"));
-    let rq_frame = frames
-        .iter()
-        .find(|f| pcapgen::tcp(&f.data).is_some_and(|t| t.payload_len > 0 && f.data[t.payload_off] == 0x01))
-        .unwrap();
+    let rq_frame = associate_rq_frame();
     let rq = pcapgen::payload(&rq_frame.data);
     // The A-ASSOCIATE-RQ's first 100 bytes: its header says more is coming.
     let partial = &rq[..100];

@@ -250,6 +250,20 @@ mod tests {
         assert_eq!(r.det.stats().studies_exported, 16);
     }
 
+    /// A C-STORE of 1,000 bytes from PACS to EXTPACS on `data`, requested at `requested`,
+    /// decoded at `t`: a sub-operation of WS1's C-MOVE number `i + 1`.
+    fn sub_operation(t: i64, requested: i64, data: pacstap_core::FlowMeta, i: u16) -> pacstap_core::ProtocolEvent {
+        use pacstap_core::{DicomEvent, EventBody};
+        let mut st = command(t, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
+        if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
+            c.move_originator_ae = Some("WS1".into());
+            c.move_originator_message_id = Some(i + 1);
+            c.dataset_bytes = 1000;
+            c.request_time = pacstap_core::Timestamp(T0 + requested);
+        }
+        st
+    }
+
     /// A C-MOVE to an outside AE: its sub-operation C-STOREs (naming the C-MOVE by
     /// 0000,1030 / 0000,1031) arrive first, then the C-MOVE's final response. The export
     /// incident takes their flows and volume, and it and the destination's
@@ -263,14 +277,7 @@ mod tests {
             let t = i64::from(i) * SEC;
             let data = flow(100 + u64::from(i), "10.0.0.5:50000", "198.51.100.7:104");
             for k in 0..2 {
-                let mut st = command(t + 1 + k, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
-                if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
-                    c.move_originator_ae = Some("WS1".into());
-                    c.move_originator_message_id = Some(i + 1);
-                    c.dataset_bytes = 1000;
-                    c.request_time = pacstap_core::Timestamp(T0 + t + 1 + k);
-                }
-                r.feed(st);
+                r.feed(sub_operation(t + 1 + k, t + 1 + k, data, i));
             }
             let mut mv = cmove(t + 2, ctl, "WS1", "EXTPACS", &[&study(i)]);
             if let EventBody::Dicom(DicomEvent::Command(c)) = &mut mv.body {
@@ -328,14 +335,7 @@ mod tests {
             }
             let data = flow(100 + u64::from(i), "10.0.0.5:50000", "198.51.100.7:104");
             for k in 0..2 {
-                let mut st = command(t + 2 + late + k, data, "PACS", "EXTPACS", "C-STORE", &[&study(i)]);
-                if let EventBody::Dicom(DicomEvent::Command(c)) = &mut st.body {
-                    c.move_originator_ae = Some("WS1".into());
-                    c.move_originator_message_id = Some(i + 1);
-                    c.dataset_bytes = 1000;
-                    c.request_time = pacstap_core::Timestamp(T0 + t + 1 + k);
-                }
-                r.feed(st);
+                r.feed(sub_operation(t + 2 + late + k, t + 1 + k, data, i));
             }
         }
         assert_eq!(r.det.stats().moves_waited_for_sub_operations, 17);
