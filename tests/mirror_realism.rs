@@ -682,7 +682,6 @@ fn bulk_export_is_the_same_alert_plain_mirrored_duplicated() {
 /// ... to AE STORESCP, AE STORESCP (10.20.0.20)").
 #[test]
 fn bulk_export_keeps_its_volume_when_the_destination_is_mirrored_late() {
-    use common::pcapgen::{read_pcap, write_pcap};
     let summary = |events: &[Value]| {
         of(events, "alert")
             .last()
@@ -692,22 +691,62 @@ fn bulk_export_keeps_its_volume_when_the_destination_is_mirrored_late() {
     let plain = summary(&replay("move20.plain.pcap").events);
     assert!(plain.contains("20 distinct studies (20 instances, 54.1 kB)"), "{plain}");
     assert!(plain.ends_with("to AE STORESCP (10.20.0.20)."), "{plain}");
-    let frames = read_pcap(&mirror("move20.plain.pcap"));
     let dir = std::env::temp_dir().join(format!("pacstap-late-destination-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     for late_ms in [5u64, 50, 500] {
-        let mut skewed = frames.clone();
-        for f in &mut skewed {
-            // IPv4 source address at offset 26 of an Ethernet frame.
-            if f.data.get(26..30) == Some(&[10, 20, 0, 20][..]) {
-                f.ts_us += late_ms * 1000;
-            }
-        }
-        skewed.sort_by_key(|f| f.ts_us);
-        let path = dir.join(format!("move20.dest-{late_ms}ms.pcap"));
-        write_pcap(&path, &skewed);
-        let run = replay_paths(&[path], Some(&scenario_config()));
+        let run = replay_paths(&[host_late(&dir, [10, 20, 0, 20], late_ms)], Some(&scenario_config()));
         assert_eq!(summary(&run.events), plain, "destination {late_ms} ms late");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// move20.plain.pcap as a SPAN port delivers it when the packets of `host` reach the tap
+/// `late_ms` later than everyone else's (written in `dir`).
+fn host_late(dir: &Path, host: [u8; 4], late_ms: u64) -> PathBuf {
+    use common::pcapgen::{read_pcap, write_pcap};
+    let mut frames = read_pcap(&mirror("move20.plain.pcap"));
+    for f in &mut frames {
+        // IPv4 source address at offset 26 of an Ethernet frame.
+        if f.data.get(26..30) == Some(&host[..]) {
+            f.ts_us += late_ms * 1000;
+        }
+    }
+    frames.sort_by_key(|f| f.ts_us);
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("move20.{}-{late_ms}ms.pcap", host[3]));
+    write_pcap(&path, &frames);
+    path
+}
+
+/// The C-MOVE association's two hosts mirrored late by more than one request-response round
+/// (about 90 ms here): the requester always acknowledges responses the tap has not shown yet,
+/// so its next requests are held for causal order without the hold ever ending as a whole.
+/// Each request now goes once the response it acknowledged has come; before, the requests were
+/// held while the responses to them went ahead (the SCP 200 ms late: 10
+/// `dicom.response_without_request`; the requester 400 ms late: 13).
+#[test]
+fn requests_and_responses_stay_paired_when_a_host_is_mirrored_rounds_late() {
+    let dir = std::env::temp_dir().join(format!("pacstap-late-host-{}", std::process::id()));
+    let plain = replay("move20.plain.pcap");
+    let moves = |events: &[Value]| {
+        let mut m: Vec<String> = dicom(events, "command")
+            .iter()
+            .filter(|c| c["command"] == "C-MOVE")
+            .map(|c| format!("{} {} {}", c["message_id"], c["status"], c["sub_operations"]))
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(moves(&plain.events).len(), 20);
+    for (host, late_ms) in [([10, 20, 0, 10], 200u64), ([10, 20, 0, 30], 400)] {
+        let run = replay_paths(&[host_late(&dir, host, late_ms)], Some(&scenario_config()));
+        let what = format!("{host:?} {late_ms} ms late");
+        assert_eq!(anomaly_names(&run.events), BTreeSet::new(), "{what}");
+        assert_eq!(moves(&run.events), moves(&plain.events), "{what}");
+        assert_eq!(
+            of(&run.events, "alert").last().map(|a| a["count"].clone()),
+            Some(Value::from(20)),
+            "{what}"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

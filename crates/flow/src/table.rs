@@ -627,6 +627,7 @@ impl<S: Default> FlowTable<S> {
                 payload: pkt.payload,
                 fin: fin_seq,
                 ts,
+                ack: flags.ack().then_some(pkt.tcp.ack),
             };
             holding = causal::hold(causal, half, own, seg, now, &mut b, h, state, meta);
             interest = holding.interest;
@@ -657,11 +658,11 @@ impl<S: Default> FlowTable<S> {
         let (released, i) = causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
         if released {
             new_hold = false;
-            // Discarded unreplayed when the flow is being ignored: `i` says nothing then, and
-            // taking it would lose this packet's `Ignore`.
-            if go_on {
-                interest = i;
-            }
+        }
+        // Discarded unreplayed when the flow is being ignored: `i` says nothing then, and
+        // taking it would lose this packet's `Ignore`.
+        if go_on {
+            interest = i;
         }
         let decoys = b.stats.low_ttl_decoys;
         for hs in half.iter_mut().filter(|hs| hs.holds_any()) {
@@ -1205,6 +1206,29 @@ mod tests {
         feed(&mut t, &mut rec, &[pkt(6, true, c(8), s(6), ACK | FIN, b"")]);
         assert_eq!(rec.end_reasons(), vec![CloseReason::Fin]);
         assert_eq!(t.stats().ack_before_data, 1);
+    }
+
+    #[test]
+    fn held_answers_go_one_by_one_as_their_causes_come() {
+        // The client's side is late by more than a round: each answer of the server
+        // acknowledges a request the capture has not shown yet, so the hold never ends as a
+        // whole. Each answer goes once the request it acknowledged has come, before the next
+        // request: "resp1" after "req1", not after "req2".
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(3, false, s(0), c(4), ACK, b"ans1"), // answers "req1", not seen yet
+                pkt(4, false, s(4), c(8), ACK, b"ans2"), // answers "req2", not seen yet
+                pkt(5, true, c(0), s(0), ACK, b"req1"),
+            ],
+        );
+        assert_eq!(rec.order(), "S:req1 C:ans1", "the first answer goes, the second waits");
+        feed(&mut t, &mut rec, &[pkt(6, true, c(4), s(4), ACK, b"req2")]);
+        assert_eq!(rec.order(), "S:req1 C:ans1 S:req2 C:ans2");
+        assert_eq!(t.stats().causal_held_bytes, 0);
     }
 
     #[test]

@@ -65,6 +65,12 @@ impl HalfStream {
         self.started && self.acked > self.next
     }
 
+    /// Whether every byte of this direction below `ack` (a sequence number the other side
+    /// acknowledged) has been delivered: what a segment carrying that ACK answered has come.
+    pub fn delivered_to(&self, ack: u32) -> bool {
+        !self.started || seq_delta(ack, self.next_seq()) <= 0
+    }
+
     /// Whether what this direction [owes](HalfStream::owes) is its tail, with nothing captured
     /// beyond it: bytes late on a SPAN port look like that. With later bytes already captured
     /// the missing ones were lost (or reordered) on the way to the tap, and the other

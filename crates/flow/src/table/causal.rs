@@ -47,6 +47,9 @@ struct HeldSegment {
     /// The FIN's sequence number, if the segment carried one.
     fin: Option<u32>,
     ts: Timestamp,
+    /// What the segment's packet acknowledged of the other direction: once the other
+    /// direction has delivered that far, what this segment answered has come.
+    ack: Option<u32>,
 }
 
 /// The segments of one direction held until the other direction's acknowledged bytes come.
@@ -90,6 +93,19 @@ impl CausalHold {
         !peer.owes_late() || now.since(self.since) >= max
     }
 
+    /// How many of the held segments, from the first, answer only what the other direction has
+    /// delivered by now: they can go, in the order they came, while the rest wait. When a
+    /// SPAN port's skew is longer than a request-response round, the other direction owes bytes
+    /// all the time and the hold never ends as a whole; holding every request until then let
+    /// the responses to the first ones be decoded before them (`dicom.response_without_request`
+    /// with one host's packets 100 ms late).
+    pub fn ready(&self, peer: &HalfStream) -> usize {
+        self.segments
+            .iter()
+            .take_while(|s| s.ack.is_none_or(|a| peer.delivered_to(a)))
+            .count()
+    }
+
     /// What holding a segment of `captured` bytes costs.
     pub fn cost(captured: usize) -> usize {
         captured.saturating_add(SEGMENT_OVERHEAD)
@@ -101,18 +117,49 @@ impl CausalHold {
     }
 
     /// Holds a segment (the caller checked the caps with [`CausalHold::cost`]).
-    pub fn push(&mut self, seq: u32, len: u64, data: &[u8], fin: Option<u32>, ts: Timestamp, b: &mut Budget<'_>) {
-        let cost = Self::cost(data.len());
+    pub fn push(&mut self, seg: &Arrival<'_>, b: &mut Budget<'_>) {
+        let cost = Self::cost(seg.payload.len());
         self.charged = self.charged.saturating_add(cost);
         b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_add(cost as u64);
         b.stats.causal_holds += 1;
         self.segments.push(HeldSegment {
-            seq,
-            len,
-            data: data.to_vec(),
-            fin,
-            ts,
+            seq: seg.seq,
+            len: seg.len,
+            data: seg.payload.to_vec(),
+            fin: seg.fin,
+            ts: seg.ts,
+            ack: seg.ack,
         });
+    }
+
+    /// Replays the first `n` held segments (see [`CausalHold::ready`]) into `half`; the rest
+    /// stay held, and the hold's time runs from the first of them. The other side's
+    /// acknowledgement of the held bytes waits for the last replay.
+    pub fn replay_first<S, H: StreamHandler<S>>(
+        &mut self,
+        n: usize,
+        half: &mut HalfStream,
+        b: &mut Budget<'_>,
+        h: &mut H,
+        state: &mut S,
+        meta: &FlowMeta,
+    ) -> Interest {
+        let n = n.min(self.segments.len());
+        let dir = self.dir;
+        let mut interest = Interest::Continue;
+        for s in self.segments.drain(..n) {
+            let cost = Self::cost(s.data.len());
+            self.charged = self.charged.saturating_sub(cost);
+            b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_sub(cost as u64);
+            if interest == Interest::Ignore {
+                continue;
+            }
+            interest = replay_one(s, dir, half, b, h, state, meta);
+        }
+        if let Some(first) = self.segments.first() {
+            self.since = self.since.max(first.ts);
+        }
+        interest
     }
 
     /// Replays the held segments, in the order they came, into `half` (the held direction's
@@ -129,15 +176,8 @@ impl CausalHold {
         let dir = self.dir;
         let ack = self.ack;
         for s in self.segments {
-            if s.len > 0
-                && half.segment(s.seq, &s.data, s.len, b, &mut sink(h, state, meta, dir, s.ts)) == Interest::Ignore
-            {
+            if replay_one(s, dir, half, b, h, state, meta) == Interest::Ignore {
                 return Interest::Ignore;
-            }
-            if let Some(fin) = s.fin {
-                if half.fin(fin, b, &mut sink(h, state, meta, dir, s.ts)) == Interest::Ignore {
-                    return Interest::Ignore;
-                }
             }
         }
         match ack {
@@ -152,6 +192,25 @@ impl CausalHold {
     }
 }
 
+/// One held segment into its direction's reassembly, stamped with its own capture time.
+fn replay_one<S, H: StreamHandler<S>>(
+    s: HeldSegment,
+    dir: Direction,
+    half: &mut HalfStream,
+    b: &mut Budget<'_>,
+    h: &mut H,
+    state: &mut S,
+    meta: &FlowMeta,
+) -> Interest {
+    if s.len > 0 && half.segment(s.seq, &s.data, s.len, b, &mut sink(h, state, meta, dir, s.ts)) == Interest::Ignore {
+        return Interest::Ignore;
+    }
+    match s.fin {
+        Some(fin) => half.fin(fin, b, &mut sink(h, state, meta, dir, s.ts)),
+        None => Interest::Continue,
+    }
+}
+
 /// One segment as it came off the wire, before reassembly.
 pub(super) struct Arrival<'p> {
     pub seq: u32,
@@ -160,6 +219,8 @@ pub(super) struct Arrival<'p> {
     pub payload: &'p [u8],
     pub fin: Option<u32>,
     pub ts: Timestamp,
+    /// The packet's acknowledgement of the other direction, if it had the ACK flag.
+    pub ack: Option<u32>,
 }
 
 /// What [`hold`] did with a segment.
@@ -203,14 +264,9 @@ pub(super) fn hold<S, H: StreamHandler<S>>(
         && total.saturating_add(cost as u64) <= b.cfg.max_buffered_bytes_total as u64
     {
         out.new = causal.is_none();
-        causal.get_or_insert_with(|| Box::new(CausalHold::new(own, now))).push(
-            seg.seq,
-            seg.len,
-            seg.payload,
-            seg.fin,
-            seg.ts,
-            b,
-        );
+        causal
+            .get_or_insert_with(|| Box::new(CausalHold::new(own, now)))
+            .push(&seg, b);
         out.held = true;
     } else if let Some(c) = causal.take() {
         // Over a cap: what was held goes now, this segment after it.
@@ -221,8 +277,8 @@ pub(super) fn hold<S, H: StreamHandler<S>>(
 }
 
 /// Ends a hold that is [over](CausalHold::over) at `now`: replays it when the handler still
-/// wants the flow (`go_on`), else forgets it. Returns whether a hold ended, and the handler's
-/// answer to the replay.
+/// wants the flow (`go_on`), else forgets it; a hold not over replays its [ready](CausalHold::ready)
+/// segments. Returns whether a hold ended, and the handler's answer to what was replayed.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn release_if_over<S, H: StreamHandler<S>>(
     causal: &mut Option<Box<CausalHold>>,
@@ -236,7 +292,15 @@ pub(super) fn release_if_over<S, H: StreamHandler<S>>(
 ) -> (bool, Interest) {
     let max = b.cfg.ack_wait;
     let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max)) else {
-        return (false, Interest::Continue);
+        // Not over as a whole: the segments whose cause has come go on.
+        let Some(c) = causal.as_mut().filter(|_| go_on) else {
+            return (false, Interest::Continue);
+        };
+        let (d, n) = (c.dir, c.ready(&half[c.dir.reverse()]));
+        if n == 0 {
+            return (false, Interest::Continue);
+        }
+        return (false, c.replay_first(n, &mut half[d], b, h, state, meta));
     };
     if !go_on {
         c.discard(b);

@@ -48,8 +48,8 @@ impl<S: Default> FlowTable<S> {
             }
             // A wait given up releases what was held for it (`causal`).
             let go_on = interest == Interest::Continue;
-            let (released, i) = super::causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
-            if released && go_on {
+            let (_, i) = super::causal::release_if_over(causal, half, go_on, now, &mut b, h, state, meta);
+            if go_on {
                 interest = i;
             }
             if interest == Interest::Ignore {
