@@ -165,23 +165,19 @@ impl CausalHold {
     /// Replays the held segments, in the order they came, into `half` (the held direction's
     /// reassembly), each stamped with its own capture time.
     pub fn replay<S, H: StreamHandler<S>>(
-        self,
+        mut self,
         half: &mut HalfStream,
         b: &mut Budget<'_>,
         h: &mut H,
         state: &mut S,
         meta: &FlowMeta,
     ) -> Interest {
-        b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_sub(self.charged as u64);
-        let dir = self.dir;
-        let ack = self.ack;
-        for s in self.segments {
-            if replay_one(s, dir, half, b, h, state, meta) == Interest::Ignore {
-                return Interest::Ignore;
-            }
+        let all = self.segments.len();
+        if self.replay_first(all, half, b, h, state, meta) == Interest::Ignore {
+            return Interest::Ignore;
         }
-        match ack {
-            Some(a) => half.ack(a, b, &mut sink(h, state, meta, dir, b.now)),
+        match self.ack {
+            Some(a) => half.ack(a, b, &mut sink(h, state, meta, self.dir, b.now)),
             None => Interest::Continue,
         }
     }
