@@ -177,11 +177,14 @@ impl LateMoves {
     /// The next C-MOVE whose wait is over at `now` (all of them with `now == i64::MAX`). One
     /// that got none of its sub-operations marks its destination as unseen.
     pub(crate) fn next_due(&mut self, now: i64) -> Option<LateMove> {
-        let m = if self.waiting.front().is_some_and(|m| m.until < now) {
+        // `until` saturates for a C-MOVE stamped at the clock's end: the end of input takes it
+        // all the same, or its export would be lost.
+        let due = |m: &LateMove| m.until < now || now == i64::MAX;
+        let m = if self.waiting.front().is_some_and(due) {
             self.waiting.pop_front()
         } else {
             // A deadline behind a later one (events reordered): look past the front too.
-            let i = self.waiting.iter().position(|m| m.until < now)?;
+            let i = self.waiting.iter().position(due)?;
             self.waiting.remove(i)
         }?;
         if m.subops.is_none() && now != i64::MAX {
@@ -286,5 +289,8 @@ mod tests {
         let due = std::iter::from_fn(|| l.next_due(start + WAIT_NS + 10)).count();
         assert_eq!(due, 9, "those requested up to 9 ns after the first");
         assert_eq!(std::iter::from_fn(|| l.next_due(i64::MAX)).count(), MAX_WAITING - 9);
+        // A C-MOVE stamped at the clock's end (its deadline saturates) still leaves at the end.
+        assert!(l.wait(waiting_move(i64::MAX - crate::testkit::T0, 1, 1)).is_none());
+        assert!(l.next_due(i64::MAX).is_some());
     }
 }
