@@ -132,6 +132,31 @@ fn replay_on_several_workers_gives_the_same_output_on_every_run() {
     }
 }
 
+/// The same flows, ended worker by worker at the end of the input: the C-MOVEs (requests
+/// only, so no response to count their sub-operations) and the C-STOREs they caused reach
+/// detection in another order on every number of workers. Each C-MOVE waits for its
+/// sub-operations and takes, of those that reuse its message id, the ones that began in its
+/// own time, so the bulk export keeps all 20 instances; before, 2 and 3 workers linked 10 and
+/// 15 of them.
+#[test]
+fn a_bulk_export_keeps_its_volume_however_the_flows_are_split() {
+    let config = scenario("pacstap.toml");
+    let f = [sample("mirror").join("move20.oneway.pcap")];
+    for workers in [1, 2, 3, 5] {
+        let ev = events(workers, Some(&config), &f);
+        let volumes: Vec<(u64, u64)> = ev
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| e["alert"]["rule"] == "bulk_export")
+            .map(|e| {
+                let v = &e["alert"]["volume"];
+                (v["studies"].as_u64().unwrap(), v["instances"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(volumes, [(16, 16), (20, 20)], "{workers} workers");
+    }
+}
+
 #[test]
 fn alerts_are_the_same_on_several_workers() {
     let config = scenario("pacstap.toml");

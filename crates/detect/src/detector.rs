@@ -112,14 +112,26 @@ impl std::fmt::Debug for Detector {
 }
 
 /// The sub-operations a C-MOVE's response reports done (completed and with warnings): each
-/// was a C-STORE to its Move Destination.
-fn completed_sub_operations(ev: &ProtocolEvent) -> u64 {
+/// was a C-STORE to its Move Destination. `None` when it had no response to say so.
+fn completed_sub_operations(ev: &ProtocolEvent) -> Option<u64> {
     match &ev.body {
-        EventBody::Dicom(DicomEvent::Command(c)) => c
-            .sub_operations
-            .as_ref()
-            .map_or(0, |s| u64::from(s.completed) + u64::from(s.warning)),
-        _ => 0,
+        // No final response (a capture of the request side only, or one that ended first): how
+        // many sub-operations there were is unknown.
+        EventBody::Dicom(DicomEvent::Command(c)) if c.status.is_none() => None,
+        EventBody::Dicom(DicomEvent::Command(c)) => Some(
+            c.sub_operations
+                .as_ref()
+                .map_or(0, |s| u64::from(s.completed) + u64::from(s.warning)),
+        ),
+        _ => Some(0),
+    }
+}
+
+/// When a command's final response came, if it did.
+fn response_time(ev: &ProtocolEvent) -> Option<i64> {
+    match &ev.body {
+        EventBody::Dicom(DicomEvent::Command(c)) => c.response_time.map(|t| t.0),
+        _ => None,
     }
 }
 
@@ -404,14 +416,34 @@ impl Detector {
     /// Export the C-MOVEs whose wait for late sub-operations is over at `now`.
     fn export_late_moves(&mut self, now: i64, out: &mut Vec<ProtocolEvent>) {
         while let Some(m) = self.late.next_due(now) {
-            self.export_late_move(m, out);
+            self.export_late_move(m, now, out);
         }
     }
 
     /// A C-MOVE that waited for late sub-operations, exported with what came. Its destination
     /// address is looked up again: the destination's own packets were late too, and its
-    /// address may have become known meanwhile.
-    fn export_late_move(&mut self, m: LateMove, out: &mut Vec<ProtocolEvent>) {
+    /// address may have become known meanwhile. One without a response takes the
+    /// sub-operations gathered for it now, those that began before the next waiting C-MOVE
+    /// with its message id was requested; when none came (before the end of the input, `now`),
+    /// its destination is marked as one whose sub-operations this tap does not see.
+    fn export_late_move(&mut self, mut m: LateMove, now: i64, out: &mut Vec<ProtocolEvent>) {
+        if m.unanswered() {
+            let until = self
+                .late
+                .next_request_after(&m)
+                .map_or(i64::MAX, |r| r.saturating_sub(1));
+            if let Some(s) = self.links.take(m.names(), m.requested, until) {
+                match m.subops.as_mut() {
+                    Some(t) => t.merge(s),
+                    None => m.subops = Some(s),
+                }
+            }
+            if now != i64::MAX {
+                let (_, _, dest_ae) = m.names();
+                let dest_ae = dest_ae.to_owned();
+                self.late.seen(&dest_ae, m.subops.is_some());
+            }
+        }
         let dest = match m.dest {
             Some(Dest::Ae { ae, ip: None, .. }) => {
                 let node = self.node_addr.get(ae.as_str()).copied();
@@ -465,17 +497,23 @@ impl Detector {
                 moved,
                 requested,
             } => {
-                let subops = moved.and_then(|(msg, dest_ae, requested)| {
-                    self.links.take(calling.unwrap_or_default(), msg, dest_ae, requested)
+                let expected = completed_sub_operations(ev);
+                // Without a response it waits, and takes its sub-operations when the wait is
+                // over: by then the other C-MOVEs that reuse its message id are known too.
+                let unanswered =
+                    expected.is_none() && moved.is_some_and(|(_, dest_ae, _)| self.late.should_wait(dest_ae, 0, None));
+                let subops = moved.filter(|_| !unanswered).and_then(|(msg, dest_ae, requested)| {
+                    let calling = calling.unwrap_or_default();
+                    let until = crate::moves::until_response(response_time(ev));
+                    self.links.take((calling, msg, dest_ae), requested, until)
                 });
                 let got = subops.as_ref().map_or(0, |s| s.instances);
-                let expected = completed_sub_operations(ev);
-                match moved.filter(|&(_, dest_ae, _)| self.late.should_wait(dest_ae, got, expected)) {
+                match moved.filter(|&(_, dest_ae, _)| unanswered || self.late.should_wait(dest_ae, got, expected)) {
                     Some(moved) => {
                         let m = LateMove::new(ev, (user, calling), studies, dest, subops, moved, expected);
                         self.stats.moves_waited_for_sub_operations += 1;
                         if let Some(oldest) = self.late.wait(m) {
-                            self.export_late_move(oldest, out);
+                            self.export_late_move(oldest, self.now, out);
                         }
                     }
                     None => self.hold_or_export(ev, user, calling, studies, (dest, subops, requested), out),
@@ -495,7 +533,7 @@ impl Detector {
                     .links
                     .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
                 Offered::Added => {}
-                Offered::Complete(m) => self.export_late_move(*m, out),
+                Offered::Complete(m) => self.export_late_move(*m, self.now, out),
             },
             Observation::Download {
                 entity,

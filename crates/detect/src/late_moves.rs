@@ -12,10 +12,17 @@
 //! `warning`): a C-MOVE that took fewer waits here, for the rest, at most [`WAIT_NS`] of packet
 //! time (the same bound as a sub-operation that seems to start before its request,
 //! `moves::MIRROR_SKEW_NS`), and is exported when they have all come or its wait is over. A
-//! C-MOVE with all its sub-operations, or whose response says nothing (a capture of one
-//! direction), is exported at once as before. So is one to a destination whose sub-operations
-//! this tap does not see (its last wait ended with none: the destination is off the mirror),
-//! so that its alerts are not all half a second late.
+//! C-MOVE with all its sub-operations, or whose response gives no counts, is exported at once
+//! as before. So is one to a destination whose sub-operations this tap does not see (its last
+//! wait ended with none: the destination is off the mirror), so that its alerts are not all
+//! half a second late.
+//!
+//! A C-MOVE with no response at all (a mirror of the request side only, or a capture that ended
+//! first) cannot say how many to expect: it waits the whole [`WAIT_NS`]. Such C-MOVEs are
+//! mostly emitted when their association ends, often at the end of the input together with
+//! their sub-operations' associations, in an order the flow stage does not define (with several
+//! workers, worker by worker): without the wait, `move20.oneway.pcap` replayed on 2 workers
+//! linked 10 of its 20 C-STOREs to their C-MOVEs, on 3 workers 15.
 
 use crate::bounded_map::BoundedMap;
 use crate::dest::Dest;
@@ -46,14 +53,15 @@ pub(crate) struct LateMove {
     /// (calling AE, message id): what its sub-operations name as their originator.
     key: (Name, u16),
     dest_ae: Name,
-    /// Sub-operations still to come.
-    missing: u64,
+    /// Sub-operations still to come; `None` when the C-MOVE had no response to count them.
+    missing: Option<u64>,
     /// Packet time after which it is exported with what it has.
     until: i64,
 }
 
 impl LateMove {
-    /// `expected`: the sub-operations its response reports (completed and warning).
+    /// `expected`: the sub-operations its response reports (completed and warning), `None`
+    /// without a response.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ev: &ProtocolEvent,
@@ -62,7 +70,7 @@ impl LateMove {
         dest: Option<Dest>,
         subops: Option<SubOps>,
         (message_id, dest_ae, requested): (u16, &str, i64),
-        expected: u64,
+        expected: Option<u64>,
     ) -> LateMove {
         let got = subops.as_ref().map_or(0, |s| s.instances);
         LateMove {
@@ -75,9 +83,22 @@ impl LateMove {
             requested,
             key: (Name::new(calling.unwrap_or_default()), message_id),
             dest_ae: Name::new(dest_ae),
-            missing: expected.saturating_sub(got),
+            missing: expected.map(|e| e.saturating_sub(got)),
             until: ev.ts.0.saturating_add(WAIT_NS),
         }
+    }
+}
+
+impl LateMove {
+    /// Whether it had no response (it waits the whole time, and takes the sub-operations
+    /// gathered for it when its wait is over, `Detector::export_late_move`).
+    pub(crate) fn unanswered(&self) -> bool {
+        self.missing.is_none()
+    }
+
+    /// (calling AE, message id, destination AE): what its sub-operations name.
+    pub(crate) fn names(&self) -> (&str, u16, &str) {
+        (self.key.0.as_str(), self.key.1, self.dest_ae.as_str())
     }
 }
 
@@ -113,16 +134,28 @@ impl Default for LateMoves {
 }
 
 impl LateMoves {
-    /// Whether a C-MOVE to `dest_ae` that took `got` of its `expected` sub-operations should
-    /// wait for the rest. Taking some marks the destination as one whose sub-operations are seen.
-    pub(crate) fn should_wait(&mut self, dest_ae: &str, got: u64, expected: u64) -> bool {
+    /// Whether a C-MOVE to `dest_ae` that took `got` of its `expected` sub-operations (`None`:
+    /// unknown, it had no response) should wait for the rest. Taking some marks the destination
+    /// as one whose sub-operations are seen.
+    pub(crate) fn should_wait(&mut self, dest_ae: &str, got: u64, expected: Option<u64>) -> bool {
         if got > 0 {
             self.seen(dest_ae, true);
         }
-        expected > got && self.visible.get(dest_ae) != Some(&false)
+        expected.is_none_or(|e| e > got) && self.visible.get(dest_ae) != Some(&false)
     }
 
-    fn seen(&mut self, dest_ae: &str, visible: bool) {
+    /// The request time of the next waiting C-MOVE that names the same sub-operations as `m`
+    /// (a reused message id): sub-operations that began from then on are that one's.
+    pub(crate) fn next_request_after(&self, m: &LateMove) -> Option<i64> {
+        self.waiting
+            .iter()
+            .filter(|o| o.key == m.key && o.dest_ae == m.dest_ae && o.requested > m.requested)
+            .map(|o| o.requested)
+            .min()
+    }
+
+    /// Whether the sub-operations to `dest_ae` were seen, learned by a wait that ended.
+    pub(crate) fn seen(&mut self, dest_ae: &str, visible: bool) {
         if self.visible.get(dest_ae) != Some(&visible) {
             self.visible.insert(Name::new(dest_ae), visible);
         }
@@ -147,12 +180,27 @@ impl LateMoves {
         bytes: u64,
         flow: FlowId,
     ) -> Offered {
-        let Some(i) = self.waiting.iter().position(|m| {
-            m.key.1 == message_id
+        // Message ids repeat across associations, so several waiting C-MOVEs may name it: it
+        // belongs to the last one requested before it began, else (a mirror's skew) to the
+        // first requested after. Taking the oldest instead, C-MOVEs of four associations that
+        // ended together gave their first C-MOVE each the C-STOREs of all four. Unanswered
+        // C-MOVEs take none here: a later C-MOVE with the same id may not have come yet, so
+        // theirs are gathered (`moves.rs`) and taken when their wait is over.
+        let candidates = self.waiting.iter().enumerate().filter(|(_, m)| {
+            !m.unanswered()
+                && m.key.1 == message_id
                 && *m.key.0 == *originator
                 && *m.dest_ae == *dest_ae
                 && ts >= m.requested.saturating_sub(MIRROR_SKEW_NS)
-        }) else {
+        });
+        let best = candidates.min_by_key(|(_, m)| {
+            if m.requested <= ts {
+                (0, ts - m.requested)
+            } else {
+                (1, m.requested - ts)
+            }
+        });
+        let Some((i, _)) = best else {
             return Offered::NotWaited;
         };
         let Some(m) = self.waiting.get_mut(i) else {
@@ -162,10 +210,10 @@ impl LateMoves {
             Some(s) => s.add(ts, bytes, flow),
             None => m.subops = Some(SubOps::first(ts, bytes, flow, dest_ae)),
         }
-        m.missing = m.missing.saturating_sub(1);
+        m.missing = m.missing.map(|n| n.saturating_sub(1));
         let (dest, missing) = (m.dest_ae.clone(), m.missing);
         self.seen(dest.as_str(), true);
-        if missing > 0 {
+        if missing != Some(0) {
             return Offered::Added;
         }
         match self.waiting.remove(i) {
@@ -187,7 +235,8 @@ impl LateMoves {
             let i = self.waiting.iter().position(due)?;
             self.waiting.remove(i)
         }?;
-        if m.subops.is_none() && now != i64::MAX {
+        // An unanswered one takes its sub-operations only now: its caller says what it found.
+        if m.subops.is_none() && !m.unanswered() && now != i64::MAX {
             self.seen(m.dest_ae.as_str(), false);
         }
         Some(m)
@@ -205,6 +254,10 @@ mod tests {
     use crate::testkit::{cmove, flow, study, SEC};
 
     fn waiting_move(t: i64, msg: u16, expected: u64) -> LateMove {
+        unanswered_or_waiting_move(t, msg, Some(expected))
+    }
+
+    fn unanswered_or_waiting_move(t: i64, msg: u16, expected: Option<u64>) -> LateMove {
         let ev = cmove(
             t,
             flow(1, "10.0.0.9:40000", "10.0.0.5:104"),
@@ -260,17 +313,57 @@ mod tests {
     }
 
     #[test]
+    fn a_c_move_without_a_response_waits_the_whole_time_and_leaves_offers_to_the_links() {
+        let mut l = LateMoves::default();
+        let m = unanswered_or_waiting_move(0, 7, None);
+        let t = m.requested;
+        assert!(m.unanswered());
+        assert!(l.wait(m).is_none());
+        let later = unanswered_or_waiting_move(SEC, 7, None);
+        let later_request = later.requested;
+        assert!(l.wait(later).is_none());
+        assert!(
+            matches!(
+                l.offer(("WS1", 7, "ARCHIVE"), t + 1, 100, FlowId(2)),
+                Offered::NotWaited
+            ),
+            "gathered for it in the links, not bound now"
+        );
+        assert!(l.next_due(t + WAIT_NS).is_none(), "its wait is not over");
+        let m = l.next_due(t + WAIT_NS + 1).expect("over now");
+        assert!(m.subops.is_none(), "no count: not marked unseen here either");
+        assert_eq!(
+            l.next_request_after(&m),
+            Some(later_request),
+            "where its sub-operations end"
+        );
+        assert!(l.should_wait("ARCHIVE", 0, None));
+    }
+
+    #[test]
     fn a_destination_whose_sub_operations_are_not_seen_stops_the_waits() {
         let mut l = LateMoves::default();
-        assert!(l.should_wait("ARCHIVE", 0, 2), "unknown yet: wait");
+        assert!(l.should_wait("ARCHIVE", 0, Some(2)), "unknown yet: wait");
         assert!(l.wait(waiting_move(0, 1, 2)).is_none());
         let gone = l.next_due(crate::testkit::T0 + WAIT_NS + 1).expect("its wait is over");
         assert!(gone.subops.is_none());
-        assert!(!l.should_wait("ARCHIVE", 0, 2), "none came last time: off the mirror");
-        assert!(!l.should_wait("ARCHIVE", 2, 2), "all taken: nothing to wait for");
+        assert!(
+            !l.should_wait("ARCHIVE", 0, Some(2)),
+            "none came last time: off the mirror"
+        );
+        assert!(!l.should_wait("ARCHIVE", 0, None), "nor without a response");
+        assert!(!l.should_wait("ARCHIVE", 2, Some(2)), "all taken: nothing to wait for");
         // Sub-operations taken on time again: the destination is seen, later C-MOVEs wait.
-        assert!(l.should_wait("ARCHIVE", 1, 2));
-        assert!(l.should_wait("OTHER", 0, 1), "another destination is judged on its own");
+        assert!(l.should_wait("ARCHIVE", 1, Some(2)));
+        assert!(l.should_wait("ARCHIVE", 1, None), "no response: any number may follow");
+        assert!(
+            !l.should_wait("ARCHIVE", 1, Some(0)),
+            "a response of none: nothing to wait for"
+        );
+        assert!(
+            l.should_wait("OTHER", 0, Some(1)),
+            "another destination is judged on its own"
+        );
     }
 
     #[test]

@@ -7,8 +7,15 @@
 //! C-MOVE (whose final response follows the last sub-operation, PS3.7 §9.1.4.1.2): they are
 //! gathered here per (originator AE, message id) and taken by the C-MOVE when it arrives.
 //! Message ids repeat across associations, so a C-MOVE takes only sub-operations that began
-//! at or after its request (less a mirror's skew, [`MIRROR_SKEW_NS`]) and that went to its Move
-//! Destination.
+//! at or after its request (less a mirror's skew, [`MIRROR_SKEW_NS`]), before its final
+//! response (plus that skew) when it had one, and that went to its Move Destination.
+//!
+//! Sub-operations are kept in groups, one per association that carried them (an SCP opens
+//! one per C-MOVE as a rule), and a C-MOVE takes whole groups. When the flow stage emits the
+//! events of several associations at once (at the end of the input, or ending together), two
+//! C-MOVEs with the same id may both come after all their C-STOREs: one sum per id then gave
+//! everything to one of them, or nothing to the later one, whose request followed the first
+//! C-STORE.
 
 use crate::name::Name;
 use pacstap_core::FlowId;
@@ -22,6 +29,9 @@ const MAX_MOVES: usize = 4096;
 /// Sub-operation flows named per C-MOVE: one association per C-MOVE is usual, one per
 /// instance the worst a sender does; the evidence lists are capped further down anyway.
 const MAX_FLOWS: usize = 64;
+/// Groups (sub-operation associations) kept per (originator AE, message id): past it, a new
+/// association's sub-operations join the latest group (their C-MOVEs then share one sum).
+const MAX_GROUPS: usize = 8;
 /// How much earlier than its C-MOVE's request a sub-operation may seem to begin, in
 /// nanoseconds of packet time. The two come from different hosts (the C-MOVE from the
 /// requester, the C-STORE from the SCP), and a SPAN port delivers one host's copies later than
@@ -46,7 +56,8 @@ pub(crate) struct SubOps {
 
 #[derive(Debug, Default)]
 pub(crate) struct MoveLinks {
-    open: HashMap<(Name, u16), SubOps, ahash::RandomState>,
+    /// Per (originator AE, message id): one group per association that carried them.
+    open: HashMap<(Name, u16), Vec<SubOps>, ahash::RandomState>,
     order: VecDeque<(Name, u16)>,
 }
 
@@ -74,6 +85,18 @@ impl SubOps {
         }
     }
 
+    /// Adds another group's sub-operations to these.
+    pub(crate) fn merge(&mut self, other: SubOps) {
+        self.first = self.first.min(other.first);
+        self.instances = self.instances.saturating_add(other.instances);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        for f in other.flows {
+            if !self.flows.contains(&f) && self.flows.len() < MAX_FLOWS {
+                self.flows.push(f);
+            }
+        }
+    }
+
     /// A download's volume: bytes on one flow, no instances counted (WADO).
     pub(crate) fn bytes_only(bytes: u64, flow: FlowId, ts: i64) -> SubOps {
         SubOps {
@@ -86,17 +109,34 @@ impl SubOps {
     }
 }
 
+/// The latest start of a C-MOVE's sub-operations: its final response (they all come before it,
+/// PS3.7 §9.1.4.1.2) plus a mirror's skew; without a response, any time.
+pub(crate) fn until_response(response_time: Option<i64>) -> i64 {
+    response_time.map_or(i64::MAX, |t| t.saturating_add(MIRROR_SKEW_NS))
+}
+
 impl MoveLinks {
     /// One C-STORE sub-operation of the C-MOVE (`originator`, `message_id`) sent to `dest_ae`.
     pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {
         let key = (Name::new(originator), message_id);
-        if let Some(s) = self.open.get_mut(&key) {
-            if *s.dest_ae == *dest_ae {
-                s.add(ts, bytes, flow);
-                return;
-            }
+        if let Some(groups) = self.open.get_mut(&key) {
             // The same id reused towards another destination (a C-MOVE that was never seen,
             // then a new one): start afresh.
+            groups.retain(|g| *g.dest_ae == *dest_ae);
+            if let Some(g) = groups.iter_mut().find(|g| g.flows.first() == Some(&flow)) {
+                g.add(ts, bytes, flow);
+                return;
+            }
+            if groups.len() >= MAX_GROUPS {
+                if let Some(g) = groups.last_mut() {
+                    g.add(ts, bytes, flow);
+                    return;
+                }
+            }
+            if !groups.is_empty() {
+                groups.push(SubOps::first(ts, bytes, flow, dest_ae));
+                return;
+            }
             self.open.remove(&key);
         }
         while self.open.len() >= MAX_MOVES {
@@ -109,18 +149,42 @@ impl MoveLinks {
             self.order.retain(|k| open.contains_key(k));
         }
         self.order.push_back(key.clone());
-        self.open.insert(key, SubOps::first(ts, bytes, flow, dest_ae));
+        self.open.insert(key, vec![SubOps::first(ts, bytes, flow, dest_ae)]);
     }
 
-    /// The sub-operations of the C-MOVE (`calling`, `message_id`) requested at `request_time`
-    /// to `dest_ae`, if any were seen; they are taken (a C-MOVE is counted once).
-    pub(crate) fn take(&mut self, calling: &str, message_id: u16, dest_ae: &str, request_time: i64) -> Option<SubOps> {
+    /// The sub-operations of the C-MOVE (`calling`, `message_id`) to `dest_ae` requested at
+    /// `request_time`, if any were seen: the associations that began from its request (less a
+    /// mirror's skew) up to `until` (see [`until_response`]). They are taken (a C-MOVE is
+    /// counted once).
+    pub(crate) fn take(
+        &mut self,
+        (calling, message_id, dest_ae): (&str, u16, &str),
+        request_time: i64,
+        until: i64,
+    ) -> Option<SubOps> {
         let key = (Name::new(calling), message_id);
-        let s = self.open.get(&key)?;
-        if *s.dest_ae != *dest_ae || s.first < request_time.saturating_sub(MIRROR_SKEW_NS) {
-            return None;
+        let groups = self.open.get_mut(&key)?;
+        let from = request_time.saturating_sub(MIRROR_SKEW_NS);
+        let mut taken: Option<SubOps> = None;
+        let mut i = 0;
+        while i < groups.len() {
+            let ours = groups
+                .get(i)
+                .is_some_and(|g| *g.dest_ae == *dest_ae && g.first >= from && g.first <= until);
+            if !ours {
+                i += 1;
+                continue;
+            }
+            let g = groups.remove(i);
+            match taken.as_mut() {
+                Some(t) => t.merge(g),
+                None => taken = Some(g),
+            }
         }
-        self.open.remove(&key)
+        if groups.is_empty() {
+            self.open.remove(&key);
+        }
+        taken
     }
 
     #[cfg(test)]
@@ -179,30 +243,73 @@ impl VolumeMarks {
 mod tests {
     use super::*;
 
+    const SEC: i64 = 1_000_000_000;
+
     #[test]
     fn sub_operations_are_summed_and_taken_once_by_their_c_move() {
         let mut l = MoveLinks::default();
         l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
         l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
         l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
-        assert!(l.take("WS1", 7, "OTHER", 5).is_none(), "another destination");
-        assert!(l.take("WS1", 8, "ARCHIVE", 5).is_none(), "another message");
+        assert!(
+            l.take(("WS1", 7, "OTHER"), 5, i64::MAX).is_none(),
+            "another destination"
+        );
+        assert!(l.take(("WS1", 8, "ARCHIVE"), 5, i64::MAX).is_none(), "another message");
         let skew = MIRROR_SKEW_NS;
         assert!(
-            l.take("WS1", 7, "ARCHIVE", 11 + skew).is_none(),
+            l.take(("WS1", 7, "ARCHIVE"), 12 + skew, i64::MAX).is_none(),
             "began before this request, by more than a mirror's skew"
         );
         // The requester's copies delivered later than the SCP's (a SPAN port): within the skew.
-        assert!(l.take("WS1", 7, "ARCHIVE", 10 + skew).is_some_and(|s| s.instances == 3));
+        assert!(l
+            .take(("WS1", 7, "ARCHIVE"), 10 + skew, i64::MAX)
+            .is_some_and(|s| s.instances == 3));
         l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
         l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
         l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
-        let s = l.take("WS1", 7, "ARCHIVE", 9).unwrap();
+        let s = l.take(("WS1", 7, "ARCHIVE"), 9, until_response(Some(20))).unwrap();
         assert_eq!(
-            (s.instances, s.bytes, s.flows.clone()),
-            (3, 175, vec![FlowId(2), FlowId(3)])
+            (s.instances, s.bytes, s.first, s.flows.clone()),
+            (3, 175, 10, vec![FlowId(2), FlowId(3)])
         );
-        assert!(l.take("WS1", 7, "ARCHIVE", 9).is_none(), "taken once");
+        assert!(l.take(("WS1", 7, "ARCHIVE"), 9, i64::MAX).is_none(), "taken once");
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn c_moves_reusing_a_message_id_take_the_associations_that_began_in_their_own_time() {
+        // Four C-MOVEs with message id 1 (four associations of WS1), a second apart, whose
+        // sub-operations (one association each) are all reported before any of them: the
+        // order the flow stage gives associations that end together.
+        let mut l = MoveLinks::default();
+        for k in 0..4i64 {
+            for j in 0..3 {
+                l.note("WS1", 1, "ARCHIVE", k * SEC + 10 + j, 100, FlowId(k as u64 + 10));
+            }
+        }
+        // Answered ones are bounded by their response too; the last without a response first.
+        let s = l.take(("WS1", 1, "ARCHIVE"), 3 * SEC, i64::MAX).unwrap();
+        assert_eq!((s.instances, s.flows.clone()), (3, vec![FlowId(13)]));
+        let s = l
+            .take(("WS1", 1, "ARCHIVE"), 0, until_response(Some(SEC / 10)))
+            .unwrap();
+        assert_eq!((s.instances, s.flows.clone()), (3, vec![FlowId(10)]));
+        let s = l.take(("WS1", 1, "ARCHIVE"), 2 * SEC, i64::MAX).unwrap();
+        assert_eq!((s.instances, s.flows.clone()), (3, vec![FlowId(12)]));
+        let s = l.take(("WS1", 1, "ARCHIVE"), SEC, i64::MAX).unwrap();
+        assert_eq!((s.instances, s.flows.clone()), (3, vec![FlowId(11)]));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn groups_per_message_id_are_bounded() {
+        let mut l = MoveLinks::default();
+        for f in 0..(MAX_GROUPS as u64 + 5) {
+            l.note("WS1", 1, "ARCHIVE", 10, 1, FlowId(f));
+        }
+        let s = l.take(("WS1", 1, "ARCHIVE"), 10, i64::MAX).unwrap();
+        assert_eq!(s.instances, MAX_GROUPS as u64 + 5, "nothing lost past the bound");
         assert_eq!(l.len(), 0);
     }
 
@@ -213,7 +320,12 @@ mod tests {
             l.note(&format!("AE{i}"), 1, "X", 0, 1, FlowId(1));
         }
         assert_eq!(l.len(), MAX_MOVES);
-        assert!(l.take("AE0", 1, "X", 0).is_none(), "the oldest was forgotten");
-        assert!(l.take(&format!("AE{}", MAX_MOVES as u32 + 99), 1, "X", 0).is_some());
+        assert!(
+            l.take(("AE0", 1, "X"), 0, i64::MAX).is_none(),
+            "the oldest was forgotten"
+        );
+        assert!(l
+            .take((&format!("AE{}", MAX_MOVES as u32 + 99), 1, "X"), 0, i64::MAX)
+            .is_some());
     }
 }
