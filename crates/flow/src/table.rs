@@ -1232,6 +1232,38 @@ mod tests {
     }
 
     #[test]
+    fn a_skew_longer_than_a_round_for_longer_than_the_wait_keeps_answers_after_requests() {
+        // Each round the server answers a request the capture shows 50 ms later, and has
+        // already acknowledged the next one: the client always owes bytes, so the hold goes
+        // on, emptied and refilled every round, for longer than `ack_wait` (500 ms). Each
+        // answer must still wait for its own request; timed from the hold's first start, the
+        // sixth answer went ahead of its request.
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        let rounds = 8u32;
+        let (ans, req): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..rounds)
+            .map(|k| (format!("an{k:02}").into_bytes(), format!("rq{k:02}").into_bytes()))
+            .unzip();
+        let mut expected = String::new();
+        for k in 0..rounds {
+            // 90 ms rounds: the sixth answer (453 ms) is held when the hold's first start
+            // (3 ms) is 500 ms old, before its request (503 ms).
+            let t0 = 90 * i64::from(k) + 3;
+            feed(
+                &mut t,
+                &mut rec,
+                &[
+                    pkt(t0, false, s(4 * k), c(4 * (k + 1)), ACK, &ans[k as usize]),
+                    pkt(t0 + 1, false, s(4 * (k + 1)), c(4 * (k + 2)), ACK, b""),
+                    pkt(t0 + 50, true, c(4 * k), s(4 * k), ACK, &req[k as usize]),
+                ],
+            );
+            expected += &format!("{}S:rq{k:02} C:an{k:02}", if k > 0 { " " } else { "" });
+        }
+        assert_eq!(rec.order(), expected);
+    }
+
+    #[test]
     fn waits_at_the_end_of_the_clock_range_end_instead_of_firing_forever() {
         // A capture stamped centuries ahead saturates the clock: a deadline re-armed "later"
         // equals now, and the wait timer must not take it again at the same instant forever

@@ -122,6 +122,15 @@ impl CausalHold {
         self.charged = self.charged.saturating_add(cost);
         b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_add(cost as u64);
         b.stats.causal_holds += 1;
+        // A hold whose segments all went on ([`CausalHold::replay_first`]) starts again: its
+        // time runs from this segment, as it does from the first one left after a partial
+        // replay. Left at the hold's first start, the next answers were replayed by the time
+        // bound, ahead of the requests they answered, once a skew longer than a round had kept
+        // the hold going for `ack_wait` (`dicom.response_without_request` with the requester
+        // mirrored 100 ms late).
+        if self.segments.is_empty() {
+            self.since = self.since.max(seg.ts);
+        }
         self.segments.push(HeldSegment {
             seq: seg.seq,
             len: seg.len,
