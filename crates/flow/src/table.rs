@@ -573,7 +573,7 @@ impl<S: Default> FlowTable<S> {
         // The ACK first: it reports on the peer's bytes, which were sent before this packet, so
         // a gap it reveals belongs before whatever this packet carries.
         if flags.ack() && !*ignored {
-            match causal.as_mut().filter(|c| c.dir == peer) {
+            match causal.as_mut().filter(|c| c.dir == peer && c.holds_any()) {
                 // Acknowledges bytes held for causal order: applied after they are replayed.
                 Some(c) => c.note_ack(pkt.tcp.ack),
                 None => interest = half[peer].ack(pkt.tcp.ack, &mut b, &mut sink(h, state, meta, dir.reverse(), ts)),
@@ -1261,6 +1261,35 @@ mod tests {
             expected += &format!("{}S:rq{k:02} C:an{k:02}", if k > 0 { " " } else { "" });
         }
         assert_eq!(rec.order(), expected);
+    }
+
+    #[test]
+    fn a_loss_in_the_held_direction_is_declared_while_the_hold_goes_on() {
+        // The same endless skew, and the fourth answer never captured: the client's
+        // acknowledgement of it must reach the server direction while the hold goes on (it was
+        // kept for the hold's end, which never came), so the hole becomes a gap and the later
+        // answers follow it before the flow ends, not at its end.
+        let (mut t, mut rec) = (table(), Rec::default());
+        handshake(&mut t, &mut rec);
+        let rounds = 12u32;
+        let (ans, req): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..rounds)
+            .map(|k| (format!("an{k:02}").into_bytes(), format!("rq{k:02}").into_bytes()))
+            .unzip();
+        for k in 0..rounds {
+            let t0 = 90 * i64::from(k) + 3;
+            let mut pkts = vec![
+                pkt(t0, false, s(4 * k), c(4 * (k + 1)), ACK, &ans[k as usize]),
+                pkt(t0 + 1, false, s(4 * (k + 1)), c(4 * (k + 2)), ACK, b""),
+                pkt(t0 + 50, true, c(4 * k), s(4 * k), ACK, &req[k as usize]),
+            ];
+            if k == 3 {
+                pkts.remove(0);
+            }
+            feed(&mut t, &mut rec, &pkts);
+        }
+        let order = rec.order();
+        assert!(order.contains("C:---- C:an04"), "{order}");
+        assert!(order.ends_with("S:rq11 C:an11"), "{order}");
     }
 
     #[test]

@@ -165,10 +165,25 @@ impl CausalHold {
             }
             interest = replay_one(s, dir, half, b, h, state, meta);
         }
-        if let Some(first) = self.segments.first() {
-            self.since = self.since.max(first.ts);
+        match self.segments.first() {
+            Some(first) => self.since = self.since.max(first.ts),
+            // All went on: nothing held can look acknowledged-but-unseen any more, so the other
+            // side's acknowledgement applies now, not when the hold ends as a whole (with a skew
+            // longer than a round it may never end: a real loss in the held direction would not
+            // be declared until a cap).
+            None => {
+                if let Some(a) = self.ack.take().filter(|_| interest == Interest::Continue) {
+                    interest = half.ack(a, b, &mut sink(h, state, meta, dir, b.now));
+                }
+            }
         }
         interest
+    }
+
+    /// Whether segments are held (a hold emptied by [`CausalHold::replay_first`] goes on while
+    /// the other direction owes bytes, but holds nothing).
+    pub fn holds_any(&self) -> bool {
+        !self.segments.is_empty()
     }
 
     /// Replays the held segments, in the order they came, into `half` (the held direction's
