@@ -29,8 +29,62 @@ const PHASE1: &[&str] = &[
     "reject.pcap",
     "abort.pcap",
 ];
-/// `store-truncated.pcap` ends inside an association: SIGTERM must flush it as `incomplete`.
+/// `store-truncated.pcap` ends inside an association: SIGTERM must flush it as `incomplete`. It
+/// is a cut copy of `store.pcap` (phase 1), the same connection: sent as it is it would be that
+/// connection again, which the flow stage rightly takes for a late copy and ignores, so it is
+/// sent from another client port ([`from_another_port`]).
 const PHASE2: &[&str] = &["echo.pcap", "hl7-mllp.pcap", "dicomweb.pcap", "store-truncated.pcap"];
+
+/// Where a sample named in a phase is read from: `store-truncated.pcap` from its copy with
+/// another client port (made in `dir`), the rest from pcap-samples/.
+fn phase_file(dir: &Path, name: &str) -> PathBuf {
+    if name == "store-truncated.pcap" {
+        let out = dir.join("store-truncated.other-port.pcap");
+        if !out.exists() {
+            from_another_port(&sample(name), &out, 1000);
+        }
+        return out;
+    }
+    sample(name)
+}
+
+/// `src` with the client port (the higher of each TCP segment's two ports) moved up by `delta`,
+/// the TCP checksum updated to match (RFC 1624 incremental update): the same exchange on
+/// another connection. Ethernet + IPv4 frames only (what the sample holds).
+fn from_another_port(src: &Path, dst: &Path, delta: u16) {
+    // Edited in place, record by record (a little-endian µs pcap); the cut last record is kept
+    // as it is, so the copy ends where the sample does.
+    let mut buf = std::fs::read(src).unwrap();
+    let mut at = 24;
+    while at + 16 <= buf.len() {
+        let caplen = u32::from_le_bytes(buf[at + 8..at + 12].try_into().unwrap()) as usize;
+        let Some(d) = buf.get_mut(at + 16..at + 16 + caplen) else {
+            break;
+        };
+        at += 16 + caplen;
+        if d.len() < 34 || d[12..14] != [0x08, 0x00] || d[23] != 6 {
+            continue;
+        }
+        let tcp = 14 + usize::from(d[14] & 0x0f) * 4;
+        if d.len() < tcp + 20 {
+            continue;
+        }
+        let port = |d: &[u8], at: usize| u16::from_be_bytes([d[at], d[at + 1]]);
+        let (sp, dp) = (port(d, tcp), port(d, tcp + 2));
+        let p = if sp > dp { tcp } else { tcp + 2 };
+        let old = port(d, p);
+        let new = old.wrapping_add(delta);
+        d[p..p + 2].copy_from_slice(&new.to_be_bytes());
+        // HC' = ~(~HC + ~m + m') in one's complement (RFC 1624 eq. 3).
+        let hc = port(d, tcp + 16);
+        let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        d[tcp + 16..tcp + 18].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
+    std::fs::write(dst, buf).unwrap();
+}
 
 fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH")
@@ -131,7 +185,7 @@ impl Netns {
         Ok(ns)
     }
 
-    fn tcpreplay(&self, files: &[&str]) -> Result<(), String> {
+    fn tcpreplay(&self, files: &[PathBuf]) -> Result<(), String> {
         let mut cmd = Command::new("ip");
         // 10 000 packets/s: fast, and far below what would overflow the veth's backlog queue
         // (net.core.netdev_max_backlog, 1000 frames) before pacstap's ring sees them.
@@ -145,9 +199,7 @@ impl Netns {
             "-i",
             &self.inject_if,
         ]);
-        for f in files {
-            cmd.arg(sample(f));
-        }
+        cmd.args(files);
         run(&mut cmd)
     }
 }
@@ -394,9 +446,8 @@ fn stable_events(lines: &str) -> Vec<String> {
     v
 }
 
-fn replay_events(files: &[&str]) -> (pacstap::ReplayReport, Vec<String>) {
-    let paths: Vec<PathBuf> = files.iter().map(|f| sample(f)).collect();
-    let report = pacstap::replay(pacstap::ReplayOptions::new(paths), true).expect("replay");
+fn replay_events(paths: &[PathBuf]) -> (pacstap::ReplayReport, Vec<String>) {
+    let report = pacstap::replay(pacstap::ReplayOptions::new(paths.to_vec()), true).expect("replay");
     let text: String = report
         .events
         .iter()
@@ -436,8 +487,9 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
 
     // Phase 1, then rotate the events file as logrotate does (rename + SIGHUP).
     let t0 = Instant::now();
-    let (r1, want1) = replay_events(PHASE1);
-    ns.tcpreplay(PHASE1).expect("tcpreplay");
+    let phase = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(|n| phase_file(&dir, n)).collect() };
+    let (r1, want1) = replay_events(&phase(PHASE1));
+    ns.tcpreplay(&phase(PHASE1)).expect("tcpreplay");
     eprintln!("{:?} phase 1 sent", t0.elapsed());
     let m1 = wait_for_packets(&addr, r1.frames as f64);
     eprintln!("{:?} phase 1 seen", t0.elapsed());
@@ -446,8 +498,8 @@ fn live_capture_gives_the_events_of_replay_and_serves_metrics() {
     cap.wait_for("reopened events file", Duration::from_secs(10));
 
     // Phase 2 into the new file.
-    let (r2, want2) = replay_events(PHASE2);
-    ns.tcpreplay(PHASE2).expect("tcpreplay");
+    let (r2, want2) = replay_events(&phase(PHASE2));
+    ns.tcpreplay(&phase(PHASE2)).expect("tcpreplay");
     eprintln!("{:?} phase 2 sent", t0.elapsed());
     let metrics = wait_for_packets(&addr, (r1.frames + r2.frames) as f64);
     eprintln!("{:?} phase 2 seen", t0.elapsed());
@@ -660,7 +712,7 @@ fn healthz_reports_an_idle_interface_and_reloads_are_counted() {
     let idle = wait_for_health(&addr, "idle: no packet since start");
     assert!(idle.starts_with("HTTP/1.1 503"), "{idle}");
     assert!(idle.contains("(idle_alarm 3s)\n"), "{idle}");
-    ns.tcpreplay(&["echo.pcap"]).expect("tcpreplay");
+    ns.tcpreplay(&[sample("echo.pcap")]).expect("tcpreplay");
     let ok = wait_for_health(&addr, "\r\n\r\nok\n");
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     let again = wait_for_health(&addr, "idle: no packet for");

@@ -921,3 +921,74 @@ fn a_capture_stamped_beyond_the_clock_range_finishes_with_the_same_facts() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `path` merged with a copy of itself `late_ms` later (written in `dir`): two captures of one
+/// link merged with their clocks apart, or a mirror whose second copy of each frame comes late.
+fn with_late_copy(dir: &Path, path: &Path, late_ms: u64) -> PathBuf {
+    use common::pcapgen::{read_pcap, write_pcap, Frame};
+    let frames = read_pcap(path);
+    let mut all: Vec<Frame> = frames
+        .iter()
+        .flat_map(|f| {
+            [
+                Frame {
+                    ts_us: f.ts_us,
+                    data: f.data.clone(),
+                },
+                Frame {
+                    ts_us: f.ts_us + late_ms * 1000,
+                    data: f.data.clone(),
+                },
+            ]
+        })
+        .collect();
+    all.sort_by_key(|f| f.ts_us);
+    std::fs::create_dir_all(dir).unwrap();
+    let name = path.file_stem().unwrap().to_string_lossy();
+    let out = dir.join(format!("{name}.copy-{late_ms}ms.pcap"));
+    write_pcap(&out, &all);
+    out
+}
+
+/// Every connection repeated after it ended (the copy 50 ms or 1 s late): the copy's handshake
+/// started a second flow and its bytes were decoded again, so each C-STORE of a C-MOVE, each
+/// failed login, each unknown destination counted twice (login-failures-http: 50 failures
+/// alerted as 100), and long connections raised `tcp.paws_rejected` for every stale copy.
+/// Now the ended connection's own handshake (same ISN) and bytes it already carried open no
+/// flow, and a stale copy of delivered bytes is dropped without alarm.
+#[test]
+fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts() {
+    let dir = std::env::temp_dir().join(format!("pacstap-late-copy-{}", std::process::id()));
+    let config = scenario_config();
+    let cases = [
+        (mirror("move20.plain.pcap"), Some(config.as_path())),
+        (mirror("dicomweb.plain.pcap"), None),
+        (mirror("hl7.plain.pcap"), None),
+        (
+            sample("scenarios").join("login-failures-http.pcap"),
+            Some(config.as_path()),
+        ),
+        (
+            sample("scenarios").join("login-failures-dicom.pcap"),
+            Some(config.as_path()),
+        ),
+    ];
+    for (path, cfg) in cases {
+        let plain = replay_paths(std::slice::from_ref(&path), cfg);
+        assert!(!facts(&plain.events).is_empty());
+        for late_ms in [50, 1000] {
+            let run = replay_paths(&[with_late_copy(&dir, &path, late_ms)], cfg);
+            let what = format!("{} + copy {late_ms} ms late", path.display());
+            let problems: Vec<String> = [
+                diff(&format!("{what}: facts"), &facts(&run.events), &facts(&plain.events)),
+                diff(&format!("{what}: alerts"), &alerts(&run.events), &alerts(&plain.events)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+            assert_eq!(anomaly_names(&run.events), anomaly_names(&plain.events), "{what}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -66,6 +66,16 @@ const RECENT_IDS: usize = 64;
 /// connections a PACS segment closes within seconds; older ends are forgotten, not scanned.
 const RECENT_ENDS: usize = 4096;
 
+/// What is remembered of a connection that ended by FIN or RST, per endpoint
+/// (`[key.src's, key.dst's]`).
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    /// How far each endpoint had sent (SND.MAX).
+    sent: [Option<u32>; 2],
+    /// Each endpoint's initial sequence number, when its SYN was seen.
+    isn: [Option<u32>; 2],
+}
+
 /// One connection.
 struct Flow<S> {
     /// Canonical key (the table's map key).
@@ -148,7 +158,7 @@ pub struct FlowTable<S> {
     /// Keys of flows ended recently (by FIN or RST), with how far each endpoint had sent
     /// (`[key.src's, key.dst's]` SND.MAX): two generations, the older dropped when the newer
     /// fills.
-    recent_ends: [HashMap<FlowKey, [Option<u32>; 2], ahash::RandomState>; 2],
+    recent_ends: [HashMap<FlowKey, Ended, ahash::RandomState>; 2],
     /// Ids of the last [`RECENT_IDS`] flows ended: a new flow whose derived id is among them
     /// takes the next free one (`FlowId::next`).
     recent_ids: VecDeque<FlowId>,
@@ -509,6 +519,14 @@ impl<S: Default> FlowTable<S> {
             let at_edge = seq_delta(seq, half[own].next_seq()) <= 0;
             if !paws.admit(dir, timestamp(pkt.tcp_header), at_edge) {
                 b.stats.paws_rejected += 1;
+                // Only bytes already delivered: a stale copy (a mirror's duplicate delivered
+                // late, two captures merged with their clocks apart) that changes nothing
+                // either way, dropped without alarm. A segment with anything new is what a
+                // PAWS evasion sends.
+                let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+                if seq_delta(seq.wrapping_add(len32), half[own].next_seq()) <= 0 {
+                    return 0;
+                }
                 return PAWS_REJECTED;
             }
         }
@@ -2515,6 +2533,70 @@ mod tests {
         feed(&mut t, &mut rec, &[pkt(9, true, c(6), s(1), ACK, b"more")]);
         let st = t.stats();
         assert_eq!((st.flows_created, st.data_after_close), (2, 1));
+    }
+
+    #[test]
+    fn a_whole_connection_repeated_after_it_ended_is_decoded_once() {
+        // Two captures of one link merged with their clocks 50 ms apart (or a mirror's second
+        // copy delivered late): the connection's every packet again, after its FINs. Its
+        // handshake started a second flow and its bytes were decoded twice.
+        let conn = |t0: i64| {
+            [
+                pkt(t0, true, CISN, 0, SYN, b""),
+                pkt(t0 + 1, false, SISN, c(0), SYN | ACK, b""),
+                pkt(t0 + 2, true, c(0), s(0), ACK, b""),
+                pkt(t0 + 3, true, c(0), s(0), ACK, b"hello"),
+                pkt(t0 + 4, false, s(0), c(5), ACK, b"hi"),
+                pkt(t0 + 5, true, c(5), s(2), ACK | FIN, b""),
+                pkt(t0 + 6, false, s(2), c(6), ACK | FIN, b""),
+                pkt(t0 + 7, true, c(6), s(3), ACK, b""),
+            ]
+        };
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(&mut t, &mut rec, &conn(0));
+        feed(&mut t, &mut rec, &conn(50));
+        let st = t.stats();
+        assert_eq!((st.flows_created, st.data_after_close), (1, 0));
+        assert_eq!(rec.texts(), ("hello|".to_owned(), "hi|".to_owned()));
+        assert!(anomalies(&mut t).is_empty());
+        // A new connection on the same 4-tuple takes a new ISN: a new flow, decoded.
+        let isn = CISN.wrapping_add(70_000);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                pkt(100, true, isn, 0, SYN, b""),
+                pkt(101, false, SISN + 90_000, isn + 1, SYN | ACK, b""),
+                pkt(102, true, isn + 1, SISN + 90_001, ACK, b"again"),
+            ],
+        );
+        assert_eq!(t.stats().flows_created, 2);
+        assert!(rec.text(ToServer).ends_with("again"), "{}", rec.text(ToServer));
+    }
+
+    #[test]
+    fn a_stale_copy_rejected_by_paws_raises_no_anomaly_when_it_brings_nothing_new() {
+        // With timestamps on, a mirror's copy of delivered bytes, delivered late, is older
+        // than TS.Recent: dropped as the receiver drops it, and counted, but it is no evasion.
+        let (mut t, mut rec) = (urgent_table(), Rec::default());
+        let h = [100, 500, 101, 102, 103].map(ts_header);
+        feed(
+            &mut t,
+            &mut rec,
+            &[
+                with(&h[0], pkt(0, true, CISN, 0, SYN, b"")),
+                with(&h[1], pkt(1, false, SISN, c(0), SYN | ACK, b"")),
+                with(&h[2], pkt(2, true, c(0), s(0), ACK, b"")),
+                with(&h[3], pkt(3, true, c(0), s(0), ACK, b"hello")),
+                with(&h[4], pkt(4, true, c(5), s(0), ACK, b"world")),
+                // A copy of "hello" from further back, TSval 101 (TS.Recent 103, one tick of
+                // tolerance).
+                with(&h[2], pkt(5, true, c(0), s(0), ACK, b"hello")),
+            ],
+        );
+        assert_eq!(t.stats().paws_rejected, 1);
+        assert!(anomalies(&mut t).is_empty());
+        assert_eq!(rec.text(ToServer), "helloworld");
     }
 
     #[test]

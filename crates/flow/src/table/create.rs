@@ -33,6 +33,12 @@ impl<S: Default> FlowTable<S> {
             self.stats.ignored_packets += 1;
             return None;
         }
+        if flags.syn() && self.repeats_ended_handshake(pkt, &key) {
+            // The ended connection's own SYN (or SYN-ACK) again: its copies follow, and the
+            // data among them is a resend too (below).
+            self.stats.ignored_packets += 1;
+            return None;
+        }
         if !flags.syn() && self.resends_ended(pkt, &key, len) {
             // A copy of bytes the ended connection already carried (a SPAN's duplicate or a
             // retransmission delivered after the FINs): nothing new, no new flow.

@@ -143,12 +143,12 @@ impl<S: Default> FlowTable<S> {
                 flow.seqs[Direction::ToServer].snd_max,
                 flow.seqs[Direction::ToClient].snd_max,
             );
-            let sent = if flow.client_first {
-                [client, server]
+            let (sent, isn) = if flow.client_first {
+                ([client, server], [flow.client_isn, flow.server_isn])
             } else {
-                [server, client]
+                ([server, client], [flow.server_isn, flow.client_isn])
             };
-            self.recent_ends[0].insert(flow.key, sent);
+            self.recent_ends[0].insert(flow.key, super::Ended { sent, isn });
         }
         self.stats.flows_ended += 1;
         if self.recent_ids.len() >= RECENT_IDS {

@@ -77,7 +77,7 @@ impl<S> FlowTable<S> {
             .recent_ends
             .iter()
             .find_map(|g| g.get(key))
-            .and_then(|s| s.get(side).copied().flatten())
+            .and_then(|e| e.sent.get(side).copied().flatten())
         else {
             return false;
         };
@@ -85,5 +85,25 @@ impl<S> FlowTable<S> {
         // At or before what was sent, and not so far back (a quarter of the sequence space)
         // that the comparison has wrapped.
         seq_delta(end, sent) <= 0 && seq_delta(sent, end) < 1 << 30
+    }
+
+    /// Whether `pkt`, a SYN or SYN-ACK on the 4-tuple of a recently ended connection, is that
+    /// connection's own handshake again: the same initial sequence number from the same
+    /// endpoint. A mirror's duplicate delivered after the connection closed, or two captures
+    /// of one link merged with their clocks apart, repeat whole connections: each copy was
+    /// decoded again as a new association (every C-STORE of a C-MOVE counted twice with the
+    /// copies 50 ms late). A new connection on the same 4-tuple takes a new ISN (RFC 9293
+    /// §3.4.1; Linux reusing a TIME-WAIT 4-tuple starts 64 KiB above the old one's end), so
+    /// it is never mistaken for one. Only a connection whose handshake completed (both ISNs
+    /// seen) is judged: a SYN retried with its ISN after a RST that refused it may still be
+    /// answered, and a copy of a refused handshake carries nothing anyway.
+    pub(super) fn repeats_ended_handshake(&self, pkt: &Packet<'_>, key: &FlowKey) -> bool {
+        let side = usize::from(pkt.key.src != key.src);
+        self.recent_ends
+            .iter()
+            .find_map(|g| g.get(key))
+            .filter(|e| e.isn.iter().all(Option::is_some))
+            .and_then(|e| e.isn.get(side).copied().flatten())
+            .is_some_and(|isn| isn == pkt.tcp.seq)
     }
 }
