@@ -51,6 +51,10 @@ pub(crate) struct Association {
     pub lossless: bool,
     /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
     pub pending: Vec<DicomCommand>,
+    /// Final responses that came, after a capture gap, before their request: commands built
+    /// from the response, kept until the request comes (then reported as one command), the
+    /// association ends, or room is needed. With `pending` bounded by `max_pending_commands`.
+    pub answered_early: Vec<DicomCommand>,
     /// An A-RELEASE-RQ was seen.
     pub release_requested: bool,
     /// The A-RELEASE-RP came before its RQ (a SPAN port delivering the requester's side late):
@@ -87,6 +91,7 @@ impl Association {
             gaps: 0,
             lossless: false,
             pending: Vec::new(),
+            answered_early: Vec::new(),
             release_requested: false,
             released_early: false,
             pdata_before_ac: false,

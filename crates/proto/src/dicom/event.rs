@@ -182,6 +182,26 @@ pub(crate) fn apply_response(ev: &mut DicomCommand, cmd: &CommandSet<'_>, ts: Ti
     }
 }
 
+/// Whether a command has its final response (a status that is not Pending, PS3.7 §C).
+pub(crate) fn has_final_status(ev: &DicomCommand) -> bool {
+    ev.status.is_some() && ev.status_class != Some(StatusClass::Pending)
+}
+
+/// `req` (a request just decoded) completed by `early`, the command built from its final
+/// response, which came first: the response's facts on the request's.
+pub(crate) fn answer_with(req: &mut DicomCommand, early: DicomCommand) {
+    req.responses = req.responses.saturating_add(early.responses);
+    req.response_time = early.response_time;
+    req.sub_operations = early.sub_operations;
+    req.status = early.status;
+    req.status_class = early.status_class;
+    // The order was broken by a gap: part of the exchange (a pending response) may be missing.
+    req.incomplete = true;
+    if req.sop_instance_uid.is_none() {
+        req.sop_instance_uid = early.sop_instance_uid;
+    }
+}
+
 pub(crate) fn command_event(
     ts: Timestamp,
     meta: &FlowMeta,

@@ -1067,4 +1067,40 @@ mod tests {
         let a = &associations(&ev)[0];
         assert_eq!((a.gaps, a.commands), (2, 2));
     }
+
+    #[test]
+    fn a_response_decoded_before_its_request_after_a_gap_makes_one_command() {
+        // A gap in the requester's direction, and the next C-MOVE's final response delivered
+        // before the request bytes that follow the hole (the hole was kept open a while): the
+        // request comes after its response. One C-MOVE with study and status, not one built
+        // from the response and another from the request without one.
+        let ident = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let _ = h.gap(ToServer, 500);
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0))))]));
+        let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8030, 6, 0, None))]));
+        assert!(commands(&h.events()).is_empty(), "both wait for their requests");
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP")), (1, 2, &ident)]));
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(6))]));
+        let ev = h.end(CloseReason::Timeout);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
+        assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
+        assert_eq!(c[0].move_destination.as_deref(), Some("STORESCP"));
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert!(c[0].incomplete, "the order was broken by a gap");
+        assert_eq!(
+            (c[1].command.as_str(), c[1].status.as_deref()),
+            ("C-ECHO", Some("0x0000"))
+        );
+        assert_eq!(associations(&ev)[0].commands, 2);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+    }
 }

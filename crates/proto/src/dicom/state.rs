@@ -180,6 +180,12 @@ impl Session {
         let Some(mut a) = self.assoc.take() else {
             return;
         };
+        // Responses whose request never came were answered before anything still pending.
+        for ev in std::mem::take(&mut a.answered_early) {
+            a.commands += 1;
+            ctx.stats.commands += 1;
+            ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
+        }
         for ev in std::mem::take(&mut a.pending) {
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
         }
@@ -617,10 +623,20 @@ impl Session {
         };
         match ds.target {
             Target::Request(key) | Target::Response(key) => {
-                if let Some(p) = a.pending_index(key).and_then(|i| a.pending.get_mut(i)) {
+                let Some(i) = a.pending_index(key) else { return };
+                if let Some(p) = a.pending.get_mut(i) {
                     p.dataset_bytes = p.dataset_bytes.saturating_add(ds.bytes);
                     p.lost_bytes = p.lost_bytes.saturating_add(ds.lost);
                     p.incomplete |= ds.lost > 0;
+                }
+                // A request whose final response came first (`answered_early`): complete now.
+                let answered = a
+                    .pending
+                    .get(i)
+                    .is_some_and(|p| matches!(ds.target, Target::Request(_)) && event::has_final_status(p));
+                if answered {
+                    let ev = a.pending.remove(i);
+                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
                 }
             }
             Target::Final(mut ev) => {

@@ -69,6 +69,16 @@ impl Session {
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
             evicted = true;
         }
+        if let Some(i) = a.answered_early.iter().position(|e| (e.direction, e.message_id) == key) {
+            // Its final response came first (after a gap): one command with both.
+            let early = a.answered_early.remove(i);
+            event::answer_with(&mut ev, early);
+            if !cmd.has_data_set() {
+                ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                return;
+            }
+            // Emitted once its data set (the identifier with the study) has been read.
+        }
         a.pending.push(ev);
         if cmd.has_data_set() {
             let m = at_mut(&mut self.msgs, raw);
@@ -125,12 +135,24 @@ impl Session {
                 ev.message_id = key.1;
                 ev.incomplete = true;
                 event::apply_response(&mut ev, cmd, ctx.ts, true);
-                a.commands += 1;
-                ctx.stats.commands += 1;
                 if cmd.has_data_set() {
+                    a.commands += 1;
+                    ctx.stats.commands += 1;
                     Target::Final(Box::new(ev))
                 } else {
-                    ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+                    // Its request may still come: a gap's hole is kept open a while, and the
+                    // response can be delivered before the request bytes that follow the hole.
+                    // Reported once then, with both (else a C-MOVE counted twice: once from its
+                    // response, once from its request without one); at the association's end
+                    // as it is. Bounded with the pending requests.
+                    let cap = ctx.cfg.max_pending_commands.max(1);
+                    while !a.answered_early.is_empty() && a.pending.len() + a.answered_early.len() >= cap {
+                        let old = a.answered_early.remove(0);
+                        a.commands += 1;
+                        ctx.stats.commands += 1;
+                        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+                    }
+                    a.answered_early.push(ev);
                     Target::Orphan
                 }
             }
