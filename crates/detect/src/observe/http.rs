@@ -56,8 +56,13 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
         }
     }
     let Some(dw) = &h.dicomweb else { return };
+    // A retrieval whose response was not seen whole (lost in a capture gap, or cut by the end
+    // of the capture) still moved its study, most likely: counted, as a C-MOVE without its
+    // response is. Refused ones (4xx, 5xx) are not. With 10% of bulk-export-wado.pcap's frames
+    // dropped, 4 of its 17 retrievals lost their response and the bulk export went unseen.
+    let moved = ok || (h.status.is_none() && h.incomplete);
     match dw.service.as_str() {
-        "WADO-RS" | "WADO-URI" if ok => {
+        "WADO-RS" | "WADO-URI" if moved => {
             let study = match dw.study_instance_uid.as_deref().and_then(non_empty) {
                 Some(uid) => (o.study_key(uid), Some(uid)),
                 None => (o.study_key(&h.url), None),
@@ -82,7 +87,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                 bytes: h.response_bytes,
             });
         }
-        "STOW-RS" if ok => {
+        "STOW-RS" if moved => {
             let server = ev.flow.server.ip;
             if let Some(why) = o.inv.dicom_destination_unknown(None, Some(server)) {
                 let studies: Vec<(u64, Option<&str>)> = dw
@@ -236,5 +241,27 @@ mod tests {
         assert_eq!(*entity, EntRef::Ip(f.client.ip));
         assert_eq!(study.1, Some("1.2.3"));
         assert_eq!(study.0, d.hasher.hash_one("1.2.3"));
+    }
+
+    #[test]
+    fn a_retrieval_whose_response_was_not_seen_whole_is_still_a_download() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:443");
+        let downloads = |status: Option<u16>, incomplete: bool| {
+            let mut ev = wado(0, f, Some("bob"), "1.2.3");
+            if let pacstap_core::EventBody::Http(h) = &mut ev.body {
+                h.status = status;
+                h.incomplete = incomplete;
+            }
+            observed(&d, &ev)
+                .iter()
+                .filter(|o| matches!(o, Observation::Download { .. }))
+                .count()
+        };
+        assert_eq!(downloads(Some(200), false), 1);
+        assert_eq!(downloads(None, true), 1, "the response fell in a gap or was cut off");
+        assert_eq!(downloads(Some(404), false), 0, "refused");
+        assert_eq!(downloads(Some(404), true), 0, "refused, even if cut");
+        assert_eq!(downloads(None, false), 0, "no sign it was answered at all");
     }
 }
