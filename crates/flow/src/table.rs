@@ -74,6 +74,8 @@ struct Ended {
     sent: [Option<u32>; 2],
     /// Each endpoint's initial sequence number, when its SYN was seen.
     isn: [Option<u32>; 2],
+    /// When it ended (packet time).
+    at: Timestamp,
 }
 
 /// One connection.
@@ -2572,6 +2574,13 @@ mod tests {
         );
         assert_eq!(t.stats().flows_created, 2);
         assert!(rec.text(ToServer).ends_with("again"), "{}", rec.text(ToServer));
+        // The first connection sent again minutes later (a capture replayed into the sensor
+        // once more): decoded again.
+        let (mut t, mut rec) = (table(), Rec::default());
+        feed(&mut t, &mut rec, &conn(0));
+        feed(&mut t, &mut rec, &conn(200_000));
+        assert_eq!(t.stats().flows_created, 2);
+        assert_eq!(rec.texts(), ("hello|hello|".to_owned(), "hi|hi|".to_owned()));
     }
 
     #[test]

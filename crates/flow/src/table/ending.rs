@@ -148,7 +148,7 @@ impl<S: Default> FlowTable<S> {
             } else {
                 ([server, client], [flow.server_isn, flow.client_isn])
             };
-            self.recent_ends[0].insert(flow.key, super::Ended { sent, isn });
+            self.recent_ends[0].insert(flow.key, super::Ended { sent, isn, at: ts });
         }
         self.stats.flows_ended += 1;
         if self.recent_ids.len() >= RECENT_IDS {

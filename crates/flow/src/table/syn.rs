@@ -8,6 +8,13 @@ use super::anomaly::SYN_ON_ESTABLISHED;
 use super::FlowTable;
 use crate::reassembly::seq_delta;
 
+/// How long after a connection ended its own handshake again is taken for a copy: a TCP
+/// stack keeps an ended connection's 4-tuple in TIME-WAIT for 2 MSL (RFC 9293 §3.6.1; 60 s on
+/// Linux, 240 s on Windows) and no new connection reuses it meanwhile, and two captures merged
+/// with their clocks apart are seconds apart, not minutes. Later, the same handshake is a replay
+/// (the same capture sent again with tcpreplay, say) and is decoded again.
+const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What a SYN on a flow in the table does.
 pub(super) enum SynAction {
     /// It belongs to this connection (a retransmission, or the handshake still going on).
@@ -102,7 +109,7 @@ impl<S> FlowTable<S> {
         self.recent_ends
             .iter()
             .find_map(|g| g.get(key))
-            .filter(|e| e.isn.iter().all(Option::is_some))
+            .filter(|e| e.isn.iter().all(Option::is_some) && pkt.ts.since(e.at) <= REPEAT_WINDOW)
             .and_then(|e| e.isn.get(side).copied().flatten())
             .is_some_and(|isn| isn == pkt.tcp.seq)
     }
