@@ -1251,63 +1251,45 @@ mod tests {
         assert_eq!(t.stats().causal_held_bytes, 0);
     }
 
-    #[test]
-    fn a_skew_longer_than_a_round_for_longer_than_the_wait_keeps_answers_after_requests() {
-        // Each round the server answers a request the capture shows 50 ms later, and has
-        // already acknowledged the next one: the client always owes bytes, so the hold goes
-        // on, emptied and refilled every round, for longer than `ack_wait` (500 ms). Each
-        // answer must still wait for its own request; timed from the hold's first start, the
-        // sixth answer went ahead of its request.
+    /// `rounds` request-answer rounds 90 ms apart, the client's side 50 ms late: each answer
+    /// (`anKK`) comes before its request (`rqKK`), followed by the server's ACK of the next
+    /// request, so the client always owes bytes. The answer of round `lost` is never captured.
+    fn skewed_rounds(rounds: u32, lost: Option<u32>) -> Rec {
         let (mut t, mut rec) = (table(), Rec::default());
         handshake(&mut t, &mut rec);
-        let rounds = 8u32;
-        let (ans, req): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..rounds)
-            .map(|k| (format!("an{k:02}").into_bytes(), format!("rq{k:02}").into_bytes()))
-            .unzip();
-        let mut expected = String::new();
-        for k in 0..rounds {
-            // 90 ms rounds: the sixth answer (453 ms) is held when the hold's first start
-            // (3 ms) is 500 ms old, before its request (503 ms).
-            let t0 = 90 * i64::from(k) + 3;
-            feed(
-                &mut t,
-                &mut rec,
-                &[
-                    pkt(t0, false, s(4 * k), c(4 * (k + 1)), ACK, &ans[k as usize]),
-                    pkt(t0 + 1, false, s(4 * (k + 1)), c(4 * (k + 2)), ACK, b""),
-                    pkt(t0 + 50, true, c(4 * k), s(4 * k), ACK, &req[k as usize]),
-                ],
-            );
-            expected += &format!("{}S:rq{k:02} C:an{k:02}", if k > 0 { " " } else { "" });
-        }
-        assert_eq!(rec.order(), expected);
-    }
-
-    #[test]
-    fn a_loss_in_the_held_direction_is_declared_while_the_hold_goes_on() {
-        // The same endless skew, and the fourth answer never captured: the client's
-        // acknowledgement of it must reach the server direction while the hold goes on (it was
-        // kept for the hold's end, which never came), so the hole becomes a gap and the later
-        // answers follow it before the flow ends, not at its end.
-        let (mut t, mut rec) = (table(), Rec::default());
-        handshake(&mut t, &mut rec);
-        let rounds = 12u32;
-        let (ans, req): (Vec<Vec<u8>>, Vec<Vec<u8>>) = (0..rounds)
-            .map(|k| (format!("an{k:02}").into_bytes(), format!("rq{k:02}").into_bytes()))
-            .unzip();
         for k in 0..rounds {
             let t0 = 90 * i64::from(k) + 3;
+            let (ans, req) = (format!("an{k:02}"), format!("rq{k:02}"));
             let mut pkts = vec![
-                pkt(t0, false, s(4 * k), c(4 * (k + 1)), ACK, &ans[k as usize]),
+                pkt(t0, false, s(4 * k), c(4 * (k + 1)), ACK, ans.as_bytes()),
                 pkt(t0 + 1, false, s(4 * (k + 1)), c(4 * (k + 2)), ACK, b""),
-                pkt(t0 + 50, true, c(4 * k), s(4 * k), ACK, &req[k as usize]),
+                pkt(t0 + 50, true, c(4 * k), s(4 * k), ACK, req.as_bytes()),
             ];
-            if k == 3 {
+            if lost == Some(k) {
                 pkts.remove(0);
             }
             feed(&mut t, &mut rec, &pkts);
         }
-        let order = rec.order();
+        rec
+    }
+
+    #[test]
+    fn a_skew_longer_than_a_round_for_longer_than_the_wait_keeps_answers_after_requests() {
+        // The hold goes on, emptied and refilled every round, for longer than `ack_wait`
+        // (500 ms). Each answer must still wait for its own request; timed from the hold's
+        // first start (3 ms), the sixth answer (453 ms) went ahead of its request (503 ms).
+        let rec = skewed_rounds(8, None);
+        let expected: Vec<String> = (0..8).map(|k| format!("S:rq{k:02} C:an{k:02}")).collect();
+        assert_eq!(rec.order(), expected.join(" "));
+    }
+
+    #[test]
+    fn a_loss_in_the_held_direction_is_declared_while_the_hold_goes_on() {
+        // The fourth answer never captured: the client's acknowledgement of it must reach the
+        // server direction while the hold goes on (it was kept for the hold's end, which never
+        // came), so the hole becomes a gap and the later answers follow it before the flow
+        // ends, not at its end.
+        let order = skewed_rounds(12, Some(3)).order();
         assert!(order.contains("C:---- C:an04"), "{order}");
         assert!(order.ends_with("S:rq11 C:an11"), "{order}");
     }
