@@ -172,7 +172,11 @@ mod tests {
     use std::io::Write;
 
     fn lines_of(bytes: &[u8]) -> (Vec<String>, LineStats) {
-        let dir = std::env::temp_dir().join(format!("pacstap-report-input-{}", std::process::id()));
+        // A directory per call: tests run in parallel, and one removing a shared directory
+        // while another was writing into it failed the other (NotFound) on a CI run.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("pacstap-report-input-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(format!("f{}", bytes.len()));
         std::fs::write(&p, bytes).unwrap();
