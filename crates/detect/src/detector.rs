@@ -439,9 +439,7 @@ impl Detector {
                 }
             }
             if now != i64::MAX {
-                let (_, _, dest_ae) = m.names();
-                let dest_ae = dest_ae.to_owned();
-                self.late.seen(&dest_ae, m.subops.is_some());
+                self.late.seen(m.names().2, m.subops.is_some());
             }
         }
         let dest = match m.dest {

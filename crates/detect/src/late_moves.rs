@@ -193,13 +193,7 @@ impl LateMoves {
                 && *m.dest_ae == *dest_ae
                 && ts >= m.requested.saturating_sub(MIRROR_SKEW_NS)
         });
-        let best = candidates.min_by_key(|(_, m)| {
-            if m.requested <= ts {
-                (0, ts - m.requested)
-            } else {
-                (1, m.requested - ts)
-            }
-        });
+        let best = candidates.min_by_key(|(_, m)| (m.requested > ts, ts.abs_diff(m.requested)));
         let Some((i, _)) = best else {
             return Offered::NotWaited;
         };

@@ -80,6 +80,11 @@ impl SubOps {
         self.first = self.first.min(ts);
         self.instances = self.instances.saturating_add(1);
         self.bytes = self.bytes.saturating_add(bytes);
+        self.name_flow(flow);
+    }
+
+    /// `flow` among those that carried them (at most [`MAX_FLOWS`]).
+    fn name_flow(&mut self, flow: FlowId) {
         if !self.flows.contains(&flow) && self.flows.len() < MAX_FLOWS {
             self.flows.push(flow);
         }
@@ -91,9 +96,7 @@ impl SubOps {
         self.instances = self.instances.saturating_add(other.instances);
         self.bytes = self.bytes.saturating_add(other.bytes);
         for f in other.flows {
-            if !self.flows.contains(&f) && self.flows.len() < MAX_FLOWS {
-                self.flows.push(f);
-            }
+            self.name_flow(f);
         }
     }
 
@@ -165,22 +168,12 @@ impl MoveLinks {
         let key = (Name::new(calling), message_id);
         let groups = self.open.get_mut(&key)?;
         let from = request_time.saturating_sub(MIRROR_SKEW_NS);
-        let mut taken: Option<SubOps> = None;
-        let mut i = 0;
-        while i < groups.len() {
-            let ours = groups
-                .get(i)
-                .is_some_and(|g| *g.dest_ae == *dest_ae && g.first >= from && g.first <= until);
-            if !ours {
-                i += 1;
-                continue;
-            }
-            let g = groups.remove(i);
-            match taken.as_mut() {
-                Some(t) => t.merge(g),
-                None => taken = Some(g),
-            }
-        }
+        let taken = groups
+            .extract_if(.., |g| *g.dest_ae == *dest_ae && g.first >= from && g.first <= until)
+            .reduce(|mut t, g| {
+                t.merge(g);
+                t
+            });
         if groups.is_empty() {
             self.open.remove(&key);
         }

@@ -35,6 +35,9 @@ use pacstap_core::{Direction, FlowMeta, Interest, PerDirection, StreamHandler, T
 /// rounded up like `reassembly::PIECE_OVERHEAD`).
 const SEGMENT_OVERHEAD: usize = 64;
 
+/// [`CausalHold::replay`] every held segment.
+pub(super) const ALL: usize = usize::MAX;
+
 /// One segment as it came, to be replayed into its direction's reassembly.
 #[derive(Debug)]
 struct HeldSegment {
@@ -62,8 +65,8 @@ pub(super) struct CausalHold {
     segments: Vec<HeldSegment>,
     /// Bytes charged (data plus overhead).
     charged: usize,
-    /// The other side's latest acknowledgement of the held bytes, applied after the replay:
-    /// applied before it, the held bytes would look acknowledged-but-unseen themselves.
+    /// The other side's latest acknowledgement of the held bytes, applied once they have all
+    /// been replayed: applied before, they would look acknowledged-but-unseen themselves.
     ack: Option<u32>,
 }
 
@@ -122,7 +125,7 @@ impl CausalHold {
         self.charged = self.charged.saturating_add(cost);
         b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_add(cost as u64);
         b.stats.causal_holds += 1;
-        // A hold whose segments all went on ([`CausalHold::replay_first`]) starts again: its
+        // A hold whose segments all went on ([`CausalHold::replay`]) starts again: its
         // time runs from this segment, as it does from the first one left after a partial
         // replay. Left at the hold's first start, the next answers were replayed by the time
         // bound, ahead of the requests they answered, once a skew longer than a round had kept
@@ -141,10 +144,11 @@ impl CausalHold {
         });
     }
 
-    /// Replays the first `n` held segments (see [`CausalHold::ready`]) into `half`; the rest
-    /// stay held, and the hold's time runs from the first of them. The other side's
-    /// acknowledgement of the held bytes waits for the last replay.
-    pub fn replay_first<S, H: StreamHandler<S>>(
+    /// Replays the first `n` held segments (see [`CausalHold::ready`]; all with [`ALL`]), in
+    /// the order they came, into `half` (the held direction's reassembly), each stamped with
+    /// its own capture time. The rest stay held, and the hold's time runs from the first of
+    /// them. The other side's acknowledgement of the held bytes waits for the last replay.
+    pub fn replay<S, H: StreamHandler<S>>(
         &mut self,
         n: usize,
         half: &mut HalfStream,
@@ -180,30 +184,10 @@ impl CausalHold {
         interest
     }
 
-    /// Whether segments are held (a hold emptied by [`CausalHold::replay_first`] goes on while
+    /// Whether segments are held (a hold emptied by [`CausalHold::replay`] goes on while
     /// the other direction owes bytes, but holds nothing).
     pub fn holds_any(&self) -> bool {
         !self.segments.is_empty()
-    }
-
-    /// Replays the held segments, in the order they came, into `half` (the held direction's
-    /// reassembly), each stamped with its own capture time.
-    pub fn replay<S, H: StreamHandler<S>>(
-        mut self,
-        half: &mut HalfStream,
-        b: &mut Budget<'_>,
-        h: &mut H,
-        state: &mut S,
-        meta: &FlowMeta,
-    ) -> Interest {
-        let all = self.segments.len();
-        if self.replay_first(all, half, b, h, state, meta) == Interest::Ignore {
-            return Interest::Ignore;
-        }
-        match self.ack {
-            Some(a) => half.ack(a, b, &mut sink(h, state, meta, self.dir, b.now)),
-            None => Interest::Continue,
-        }
     }
 
     /// Forgets the held segments (the handler lost interest in the flow).
@@ -288,10 +272,10 @@ pub(super) fn hold<S, H: StreamHandler<S>>(
             .get_or_insert_with(|| Box::new(CausalHold::new(own, now)))
             .push(&seg, b);
         out.held = true;
-    } else if let Some(c) = causal.take() {
+    } else if let Some(mut c) = causal.take() {
         // Over a cap: what was held goes now, this segment after it.
         b.stats.causal_hold_overflows += 1;
-        out.interest = c.replay(&mut half[own], b, h, state, meta);
+        out.interest = c.replay(ALL, &mut half[own], b, h, state, meta);
     }
     out
 }
@@ -311,7 +295,7 @@ pub(super) fn release_if_over<S, H: StreamHandler<S>>(
     meta: &FlowMeta,
 ) -> (bool, Interest) {
     let max = b.cfg.ack_wait;
-    let Some(c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max)) else {
+    let Some(mut c) = causal.take_if(|c| c.over(&half[c.dir.reverse()], now, max)) else {
         // Not over as a whole: the segments whose cause has come go on.
         let Some(c) = causal.as_mut().filter(|_| go_on) else {
             return (false, Interest::Continue);
@@ -320,12 +304,12 @@ pub(super) fn release_if_over<S, H: StreamHandler<S>>(
         if n == 0 {
             return (false, Interest::Continue);
         }
-        return (false, c.replay_first(n, &mut half[d], b, h, state, meta));
+        return (false, c.replay(n, &mut half[d], b, h, state, meta));
     };
     if !go_on {
         c.discard(b);
         return (true, Interest::Continue);
     }
     let d = c.dir;
-    (true, c.replay(&mut half[d], b, h, state, meta))
+    (true, c.replay(ALL, &mut half[d], b, h, state, meta))
 }

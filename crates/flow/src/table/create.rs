@@ -121,7 +121,7 @@ impl<S: Default> FlowTable<S> {
         self.index.insert(key, idx);
         self.activity.push_back(idx, Class::NoPayload);
         self.stats.flows_created += 1;
-        if !handshake_seen && self.recent_ends.iter().any(|g| g.contains_key(&key)) {
+        if !handshake_seen && self.ended_recently(&key).is_some() {
             // Data on a 4-tuple whose connection just ended: decoded (as a mid-stream flow) and
             // flagged, since a connection that really ended carries no more data.
             self.stats.data_after_close += 1;

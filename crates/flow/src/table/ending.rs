@@ -104,7 +104,7 @@ impl<S: Default> FlowTable<S> {
             now: self.clock.now(),
         };
         let mut released = Interest::Continue;
-        if let Some(c) = flow.causal.take() {
+        if let Some(mut c) = flow.causal.take() {
             // The flow ends: what was held for causal order is delivered before the rest.
             let Flow {
                 half,
@@ -117,7 +117,7 @@ impl<S: Default> FlowTable<S> {
                 c.discard(&mut b);
             } else {
                 let d = c.dir;
-                released = c.replay(&mut half[d], &mut b, h, state, meta);
+                released = c.replay(super::causal::ALL, &mut half[d], &mut b, h, state, meta);
             }
         }
         if !flow.ignored && released == Interest::Continue {

@@ -76,14 +76,17 @@ impl<S> FlowTable<S> {
         SynAction::Same
     }
 
+    /// What is remembered of the connection on `key` that ended recently, if one did.
+    pub(super) fn ended_recently(&self, key: &FlowKey) -> Option<&super::Ended> {
+        self.recent_ends.iter().find_map(|g| g.get(key))
+    }
+
     /// Whether `pkt` (not a SYN) on the 4-tuple of a recently ended connection carries only
     /// sequence numbers that connection's sender had already sent.
     pub(super) fn resends_ended(&self, pkt: &Packet<'_>, key: &FlowKey, len: u64) -> bool {
         let side = usize::from(pkt.key.src != key.src);
         let Some(sent) = self
-            .recent_ends
-            .iter()
-            .find_map(|g| g.get(key))
+            .ended_recently(key)
             .and_then(|e| e.sent.get(side).copied().flatten())
         else {
             return false;
@@ -106,9 +109,7 @@ impl<S> FlowTable<S> {
     /// answered, and a copy of a refused handshake carries nothing anyway.
     pub(super) fn repeats_ended_handshake(&self, pkt: &Packet<'_>, key: &FlowKey) -> bool {
         let side = usize::from(pkt.key.src != key.src);
-        self.recent_ends
-            .iter()
-            .find_map(|g| g.get(key))
+        self.ended_recently(key)
             .filter(|e| e.isn.iter().all(Option::is_some) && pkt.ts.since(e.at) <= REPEAT_WINDOW)
             .and_then(|e| e.isn.get(side).copied().flatten())
             .is_some_and(|isn| isn == pkt.tcp.seq)
