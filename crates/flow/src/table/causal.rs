@@ -167,7 +167,12 @@ impl CausalHold {
             if interest == Interest::Ignore {
                 continue;
             }
-            interest = replay_one(s, dir, half, b, h, state, meta);
+            if s.len > 0 {
+                interest = half.segment(s.seq, &s.data, s.len, b, &mut sink(h, state, meta, dir, s.ts));
+            }
+            if let Some(fin) = s.fin.filter(|_| interest == Interest::Continue) {
+                interest = half.fin(fin, b, &mut sink(h, state, meta, dir, s.ts));
+            }
         }
         match self.segments.first() {
             Some(first) => self.since = self.since.max(first.ts),
@@ -193,25 +198,6 @@ impl CausalHold {
     /// Forgets the held segments (the handler lost interest in the flow).
     pub fn discard(self, b: &mut Budget<'_>) {
         b.stats.causal_held_bytes = b.stats.causal_held_bytes.saturating_sub(self.charged as u64);
-    }
-}
-
-/// One held segment into its direction's reassembly, stamped with its own capture time.
-fn replay_one<S, H: StreamHandler<S>>(
-    s: HeldSegment,
-    dir: Direction,
-    half: &mut HalfStream,
-    b: &mut Budget<'_>,
-    h: &mut H,
-    state: &mut S,
-    meta: &FlowMeta,
-) -> Interest {
-    if s.len > 0 && half.segment(s.seq, &s.data, s.len, b, &mut sink(h, state, meta, dir, s.ts)) == Interest::Ignore {
-        return Interest::Ignore;
-    }
-    match s.fin {
-        Some(fin) => half.fin(fin, b, &mut sink(h, state, meta, dir, s.ts)),
-        None => Interest::Continue,
     }
 }
 
