@@ -27,7 +27,7 @@ use crate::checksum::ChecksumPolicy;
 use crate::clock::{PacketClock, Step, MAX_STEP};
 use crate::config::{FlowConfig, FlowStats};
 use crate::control::{
-    dropped_without_ack, fingerprint, timestamp, ttl, urgent_pointer, window_scale, RstVerdict, SeqView,
+    dropped_without_ack, fingerprint, timestamp, ttl, urgent_pointer, window_scale, RecentFrames, RstVerdict, SeqView,
 };
 use crate::paws::Paws;
 use crate::reassembly::{seq_delta, Budget, Doubt, HalfStream};
@@ -112,8 +112,8 @@ struct Flow<S> {
     pending_syn: Option<(u32, Timestamp, Direction)>,
     /// Packets were captured in each direction.
     seen: PerDirection<bool>,
-    /// Fingerprint of each direction's last frame, to count exact duplicates.
-    last_frame: PerDirection<u64>,
+    /// Fingerprints of each direction's last frames, to count exact duplicates (`RecentFrames`).
+    last_frame: PerDirection<RecentFrames>,
     /// `tcp.*` anomaly events emitted for this flow.
     anomaly_events: u32,
     /// One direction's segments held until the other's acknowledged bytes come (`causal`).
@@ -462,10 +462,9 @@ impl<S: Default> FlowTable<S> {
 
         seen[own] = true;
         let fp = fingerprint(pkt.ip_header, pkt.tcp_header, seq, pkt.tcp.ack, pkt.wire_payload_len);
-        if last_frame[own] == fp {
+        if last_frame[own].seen_or_add(fp) {
             b.stats.duplicate_frames += 1;
         }
-        last_frame[own] = fp;
 
         // A packet below the direction's TTL may have expired before the receiver
         // (`reassembly::held`): data so is held, and a RST so is not taken once the direction

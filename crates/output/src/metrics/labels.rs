@@ -144,7 +144,7 @@ pub const TCP_COUNTERS: [(&str, &str); 31] = [
     ),
     (
         "duplicate_frames",
-        "Frames identical to the previous one of their direction (mirrored twice).",
+        "Frames identical to one of the last 8 of their direction (mirrored twice: ingress and egress of a port, or both sides of a router).",
     ),
     (
         "snaplen_cut_segments",

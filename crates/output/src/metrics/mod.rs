@@ -58,7 +58,7 @@
 //! | `pacstap_tcp_evicted_established_total` | counter | — Flows evicted with payload no decoder wanted. |
 //! | `pacstap_tcp_evicted_decoding_total` | counter | — Flows evicted while a decoder was reading them. |
 //! | `pacstap_tcp_one_sided_flows_total` | counter | — Ended flows of which only one direction was captured. |
-//! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to the previous one of their direction (mirrored twice). |
+//! | `pacstap_tcp_duplicate_frames_total` | counter | — Frames identical to one of the last 8 of their direction (mirrored twice: ingress and egress of a port, or both sides of a router). |
 //! | `pacstap_tcp_snaplen_cut_segments_total` | counter | — TCP segments whose payload the snaplen cut short. |
 //! | `pacstap_decapsulated_frames_total` | counter | `kind` (`vxlan` `geneve` `gre` `erspan_i` `erspan_ii` `erspan_iii` `mpls` `pppoe` `vn_tag` `e_tag` `cisco_metadata`): frames the wire stage peeled that tunnel (or switch tag) from |
 //! | `pacstap_ip_fragments_total` | counter | `outcome` (`reassembled` `timed_out` `overlapping` `too_many` `too_big` `evicted` `tiny` `malformed` `truncated`): IP datagrams by how their reassembly ended (`truncated`: fragments cut by the snaplen; `tiny`: flagged tiny first fragments, still reassembled) |
