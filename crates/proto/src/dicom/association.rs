@@ -51,9 +51,11 @@ pub(crate) struct Association {
     pub lossless: bool,
     /// Requests awaiting their final response, oldest first (bounded by `max_pending_commands`).
     pub pending: Vec<DicomCommand>,
-    /// Final responses that came, after a capture gap, before their request: commands built
+    /// Final responses that came before their request (after a capture gap, or while the
+    /// request's bytes may still be behind a hole the reassembler keeps open): commands built
     /// from the response, kept until the request comes (then reported as one command), the
-    /// association ends, or room is needed. With `pending` bounded by `max_pending_commands`.
+    /// association ends, or room is needed (`settle_early`). With `pending` bounded by
+    /// `max_pending_commands`.
     pub answered_early: Vec<DicomCommand>,
     /// An A-RELEASE-RQ was seen.
     pub release_requested: bool,

@@ -43,7 +43,8 @@ anomaly_names! {
         UnexpectedPdu = "dicom.unexpected_pdu",
         /// Bytes had to be skipped to find the next PDU header.
         Resync = "dicom.resync",
-        /// A response to no known request, on an association seen whole.
+        /// A response to no known request, on an association seen whole (a final response
+        /// without a data set waits for its request until the association ends: `settle_early`).
         ResponseWithoutRequest = "dicom.response_without_request",
         /// More than `max_pending_commands` requests awaiting responses; the oldest is emitted.
         TooManyPending = "dicom.too_many_pending",
@@ -195,8 +196,9 @@ pub(crate) fn answer_with(req: &mut DicomCommand, early: DicomCommand) {
     req.sub_operations = early.sub_operations;
     req.status = early.status;
     req.status_class = early.status_class;
-    // The order was broken by a gap: part of the exchange (a pending response) may be missing.
-    req.incomplete = true;
+    // When the order was broken by a gap, part of the exchange (a pending response) may be
+    // missing; when only by a late mirror of the requester (no gap yet), nothing is.
+    req.incomplete |= early.incomplete;
     if req.sop_instance_uid.is_none() {
         req.sop_instance_uid = early.sop_instance_uid;
     }

@@ -182,11 +182,13 @@ impl Session {
         };
         // Responses whose request never came were answered before anything still pending.
         for ev in std::mem::take(&mut a.answered_early) {
-            a.commands += 1;
-            ctx.stats.commands += 1;
-            ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
+            dimse::settle_early(ctx, &mut self.anomaly_events, &mut a, ev);
         }
-        for ev in std::mem::take(&mut a.pending) {
+        for mut ev in std::mem::take(&mut a.pending) {
+            // Unanswered on an association that lost bytes: its response may have been in a
+            // gap declared before the request was delivered (the request's own direction held
+            // behind a hole), which marked only the commands pending then.
+            ev.incomplete |= a.gaps > 0;
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, &a, ev));
         }
         if a.pdata_before_ac && !a.accepted {
@@ -304,7 +306,12 @@ impl Session {
             },
             ControlPdu::ReleaseRp => match self.assoc.as_mut() {
                 // The answer before its request: wait for the request (or the connection's end).
-                Some(a) if a.request_seen && !a.release_requested && !a.released_early => a.released_early = true,
+                // Also on an association whose A-ASSOCIATE-RQ was not seen (lost, or before the
+                // capture): the requester's bytes still behind a hole the reassembler keeps open
+                // (its last commands, then its A-RELEASE-RQ) come after the RP, and ending here
+                // split them off as "P-DATA-TF after the association ended" (a C-MOVE counted
+                // twice with 10% of move20's frames dropped).
+                Some(a) if !a.release_requested && !a.released_early => a.released_early = true,
                 _ => self.end_by_peer(ctx, Ending::plain(AssociationOutcome::Released)),
             },
             ControlPdu::Abort { source, reason } => self.end_by_peer(

@@ -3,9 +3,10 @@
 
 use super::sniff::{Sniffer, FIRST_SNIFF_AT};
 use super::{at_mut, event, Ctx, DatasetProgress, Session, Target};
+use crate::dicom::association::Association;
 use crate::dicom::command::{CommandField, CommandSet};
 use crate::dicom::DicomAnomaly;
-use pacstap_core::{Direction, StatusClass};
+use pacstap_core::{DicomCommand, Direction, StatusClass};
 
 impl Session {
     pub(super) fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
@@ -128,29 +129,30 @@ impl Session {
                     }
                 }
             }
-            None if a.gaps > 0 && is_final => {
-                // Its request fell in a capture gap: report what the response tells (command,
+            None if is_final && (a.gaps > 0 || !cmd.has_data_set()) => {
+                // Its request fell in a capture gap, or is still behind one: a SPAN port's
+                // hole is kept open a while (ACK before data), and the response can be
+                // delivered before the request bytes that follow the hole, which is declared a
+                // gap only when the wait ends. Built from what the response tells (command,
                 // SOP class/instance, status, sub-operations), marked incomplete.
                 let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
                 ev.message_id = key.1;
-                ev.incomplete = true;
+                // Complete if its request still comes and no byte was lost (a late mirror).
+                ev.incomplete = a.gaps > 0;
                 event::apply_response(&mut ev, cmd, ctx.ts, true);
                 if cmd.has_data_set() {
                     a.commands += 1;
                     ctx.stats.commands += 1;
                     Target::Final(Box::new(ev))
                 } else {
-                    // Its request may still come: a gap's hole is kept open a while, and the
-                    // response can be delivered before the request bytes that follow the hole.
-                    // Reported once then, with both (else a C-MOVE counted twice: once from its
-                    // response, once from its request without one); at the association's end
-                    // as it is. Bounded with the pending requests.
+                    // Its request may still come: reported once then, with both (else a C-MOVE
+                    // counted twice: once from its response, once from its request without
+                    // one); otherwise decided when it can wait no longer (`settle_early`).
+                    // Bounded with the pending requests.
                     let cap = ctx.cfg.max_pending_commands.max(1);
                     while !a.answered_early.is_empty() && a.pending.len() + a.answered_early.len() >= cap {
                         let old = a.answered_early.remove(0);
-                        a.commands += 1;
-                        ctx.stats.commands += 1;
-                        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, old));
+                        settle_early(ctx, &mut self.anomaly_events, a, old);
                     }
                     a.answered_early.push(ev);
                     Target::Orphan
@@ -176,5 +178,27 @@ impl Session {
                 sniff: None,
             });
         }
+    }
+}
+
+/// A final response whose request never came (`Association::answered_early`), decided when it
+/// can wait no longer: at the association's end, or when the pending cap needs its room. After a
+/// capture gap its request fell in the gap: it is reported as a command with what the response
+/// tells, marked incomplete. On an association that lost nothing, it answered nothing
+/// (`dicom.response_without_request`, as when no request could be behind a hole). Picked up
+/// mid-stream, its request came before the capture: dropped, as before.
+pub(super) fn settle_early(ctx: &mut Ctx<'_>, emitted: &mut u32, a: &mut Association, mut ev: DicomCommand) {
+    if a.gaps > 0 {
+        ev.incomplete = true;
+        a.commands += 1;
+        ctx.stats.commands += 1;
+        ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
+    } else if a.lossless {
+        ctx.anomaly(
+            emitted,
+            a.swapped,
+            DicomAnomaly::ResponseWithoutRequest,
+            format_args!("{} response to message {}", ev.command, ev.message_id),
+        );
     }
 }
