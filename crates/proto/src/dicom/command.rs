@@ -189,6 +189,34 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     ]))
 }
 
+/// Length of a whole command set at the start of `data`, when `data` begins with one and holds
+/// it all: its Command Group Length element (0000,0000), UL, implicit VR little endian as every
+/// command set is (PS3.7 §6.3.1), followed by `length` bytes that parse as a command set with
+/// nothing irregular. `None` otherwise.
+///
+/// Why: capture loss takes whole segments, and DICOM toolkits (dcmtk, Orthanc) send a P-DATA-TF's
+/// PDU and PDV headers (12 bytes) in a segment of their own. When that segment is lost the next
+/// byte after the gap is the command set itself, which the PDU walker would skip while looking
+/// for the next PDU header, and the command (a C-MOVE-RQ or its final response) would be gone.
+/// A data set never starts with group 0000 (PS3.5 §7.1: that group is for commands), and the
+/// whole set must parse, so bytes that only look like a group length at a gap's end are not
+/// taken for one.
+pub fn headless_command_len(data: &[u8], max: usize) -> Option<usize> {
+    const GROUP_LENGTH: [u8; 8] = [0, 0, 0, 0, 4, 0, 0, 0];
+    if data.get(..8)? != GROUP_LENGTH {
+        return None;
+    }
+    let total = 12usize.checked_add(le_u32(data, 8)? as usize)?;
+    if total > max {
+        return None;
+    }
+    let set = data.get(..total)?;
+    match parse_command_set(set) {
+        Ok(cmd) if cmd.irregular.is_none() => Some(total),
+        _ => None,
+    }
+}
+
 /// Scan a complete command set. Stops at the first element it cannot trust (recorded in
 /// `irregular`); fails only when no Command Field was found before that point.
 pub fn parse_command_set(buf: &[u8]) -> Result<CommandSet<'_>, MalformedCommand> {

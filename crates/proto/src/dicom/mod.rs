@@ -1103,4 +1103,75 @@ mod tests {
         assert_eq!(associations(&ev)[0].commands, 2);
         assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
     }
+
+    #[test]
+    fn a_command_whose_pdu_headers_fell_in_a_gap_is_still_read() {
+        // dcmtk and Orthanc send each P-DATA-TF's PDU + PDV headers (12 bytes) in a segment of
+        // their own; a capture that lost that segment resumes at the command set. The C-MOVE
+        // request and its final response both lost their headers: still one C-MOVE with its
+        // destination, study (the identifier's PDU is whole), status and sub-operations.
+        let ident = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
+        let mut h = Harness::dicom();
+        let _ = h.data(
+            ToServer,
+            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
+        );
+        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let rq = pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP"))]);
+        let _ = h.gap(ToServer, 12);
+        let _ = h.data(ToServer, &rq[12..]);
+        let _ = h.data(ToServer, &pdata(&[(1, 2, &ident)]));
+        let rsp = pdata(&[(1, 3, &cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0))))]);
+        let _ = h.gap(ToClient, 12);
+        let _ = h.data(ToClient, &rsp[12..]);
+        let _ = h.data(ToServer, &release_rq());
+        let _ = h.data(ToClient, &release_rp());
+        let ev = h.end(CloseReason::Fin);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
+        assert_eq!(c[0].move_destination.as_deref(), Some("STORESCP"));
+        assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert!(c[0].incomplete);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+        let a = &associations(&ev)[0];
+        assert_eq!((a.gaps, a.outcome), (2, AssociationOutcome::Released));
+    }
+
+    #[test]
+    fn bytes_after_a_gap_that_only_look_like_a_command_set_are_not_read_as_one() {
+        // A group length element followed by something that is not a command set (a data set
+        // value of zeros, a length past the bytes): resynchronised past, no command, no
+        // `dicom.malformed_command`.
+        for tail in [vec![0u8; 64], {
+            let mut t = vec![0, 0, 0, 0, 4, 0, 0, 0, 0xFF, 0xFF, 0, 0];
+            t.extend([0u8; 40]);
+            t
+        }] {
+            let mut h = Harness::dicom();
+            let _ = h.data(
+                ToServer,
+                &associate_rq("WS1", "PACS", &[(1, VERIFICATION, &[IMPLICIT_LE])], None),
+            );
+            let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+            let _ = h.gap(ToServer, 12);
+            let mut bytes = vec![0, 0, 0, 0, 4, 0, 0, 0];
+            bytes.extend_from_slice(&(tail.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&tail);
+            let _ = h.data(ToServer, &bytes);
+            let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(2))]));
+            let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8030, 2, 0, None))]));
+            let ev = h.end(CloseReason::Fin);
+            let c = commands(&ev);
+            assert_eq!(c.len(), 1, "{c:?}");
+            assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-ECHO", 2));
+            assert!(
+                !anomaly_names(&ev).contains(&"dicom.malformed_command"),
+                "{:?}",
+                anomaly_names(&ev)
+            );
+        }
+    }
 }

@@ -4,8 +4,11 @@
 //! state machine keeps at most [`MAX_LOOKAHEAD`] bytes of header lookahead across chunk
 //! boundaries, buffers control PDUs (bounded by `max_control_pdu_bytes`), and hands PDV payload
 //! to its sink as borrowed slices: a P-DATA-TF of any length costs O(1) per chunk and no copy.
-//! It knows nothing about associations or commands; those live behind [`PduSink`].
+//! It knows nothing about associations or commands; those live behind [`PduSink`]. (One
+//! exception: at a gap's end it asks `command::headless_command_len` whether the bytes there
+//! are a command set whose PDU and PDV headers were lost.)
 
+use super::command::headless_command_len;
 use super::parser::{
     parse_pdu_header, parse_pdv_header, plausible_pdu_header, ParseStatus, Parsed, PduHeader, PduType, PdvHeader,
     Plausible, MAX_LOOKAHEAD, PDU_HEADER_LEN, PDV_HEADER_LEN,
@@ -13,6 +16,11 @@ use super::parser::{
 use super::DicomAnomaly;
 use crate::carry::Carry;
 use std::fmt;
+
+/// Largest command set read without its headers at a gap's end. Real command sets are 60-300
+/// bytes (a C-STORE-RQ with 64-character UIDs and a move originator is about 200); this only
+/// bounds how far a look-alike could run.
+const MAX_HEADLESS_COMMAND: usize = 4 << 10;
 
 /// Control PDU buffers above this are freed after use instead of kept for the next PDU:
 /// A-ASSOCIATE-RQ/AC (1-30 KiB) come once per association, every other control PDU is
@@ -96,6 +104,9 @@ pub(crate) struct PduStream {
     /// The PDU being read: its type, its claimed length (header included) and bytes seen.
     cur: Option<(super::parser::PduType, u64)>,
     cur_seen: u64,
+    /// The resync just started at a gap's end: the bytes there may be a command set whose PDU
+    /// and PDV headers fell in the gap (`command::headless_command_len`).
+    after_gap: bool,
 }
 
 impl PduStream {
@@ -111,6 +122,7 @@ impl PduStream {
             stopped: false,
             cur: None,
             cur_seen: 0,
+            after_gap: false,
         }
     }
 
@@ -215,6 +227,7 @@ impl PduStream {
                 self.flush_partial_control(sink);
                 sink.lost_sync();
                 self.enter_resync(&[]);
+                self.after_gap = true;
             }
         }
     }
@@ -222,6 +235,7 @@ impl PduStream {
     /// Bytes of `look` the resync scan should still consider (e.g. the tail of a bad header).
     fn enter_resync(&mut self, carry: &[u8]) {
         self.state = State::Resync;
+        self.after_gap = false;
         let n = carry.len().min(MAX_LOOKAHEAD - 1);
         self.look.set(carry.get(..n).unwrap_or_default());
         self.release_ctrl();
@@ -481,6 +495,26 @@ impl PduStream {
     /// Scan for a plausible PDU header: every start position is examined once (the < 12-byte
     /// tail of one chunk is carried into the next), so the cost is linear in the bytes seen.
     fn step_resync(&mut self, data: &[u8], sink: &mut impl PduSink, max_control: u32) -> ParseStatus {
+        if std::mem::take(&mut self.after_gap) && self.look.is_empty() {
+            if let Some(len) = headless_command_len(data, MAX_HEADLESS_COMMAND) {
+                // Read it as the single, last fragment of a command on an unknown presentation
+                // context (0: none is numbered so), in a P-DATA-TF that ends with it.
+                let len = len as u32; // ≤ MAX_HEADLESS_COMMAND
+                let pdv = PdvHeader {
+                    item_length: len + 2,
+                    context_id: 0,
+                    control: 0x03,
+                };
+                self.cur = None;
+                sink.pdv_begin(&pdv);
+                self.state = State::PdvValue {
+                    pdu_left: len,
+                    pdv_left: len,
+                    pdv,
+                };
+                return ParseStatus::Done { consumed: 0 };
+            }
+        }
         if !self.look.is_empty() {
             let carry_len = self.look.len();
             let (win, wlen) = self.look.joined::<{ 2 * MAX_LOOKAHEAD }>(data);
