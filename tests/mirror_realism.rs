@@ -930,9 +930,9 @@ fn a_capture_stamped_beyond_the_clock_range_finishes_with_the_same_facts() {
 /// `path` merged with a copy of itself `late_ms` later (written in `dir`): two captures of one
 /// link merged with their clocks apart, or a mirror whose second copy of each frame comes late.
 fn with_late_copy(dir: &Path, path: &Path, late_ms: u64) -> PathBuf {
-    use common::pcapgen::{read_pcap, write_pcap, Frame};
+    use common::pcapgen::{read_pcap, Frame};
     let frames = read_pcap(path);
-    let mut all: Vec<Frame> = frames
+    let all: Vec<Frame> = frames
         .iter()
         .flat_map(|f| {
             [
@@ -947,11 +947,29 @@ fn with_late_copy(dir: &Path, path: &Path, late_ms: u64) -> PathBuf {
             ]
         })
         .collect();
-    all.sort_by_key(|f| f.ts_us);
+    written(dir, path, &format!("copy-{late_ms}ms"), all)
+}
+
+/// The same facts, alerts and anomaly names as the plain capture's run.
+fn assert_same_as_plain(what: &str, run: &Run, plain: &Run) {
+    let problems: Vec<String> = [
+        diff(&format!("{what}: facts"), &facts(&run.events), &facts(&plain.events)),
+        diff(&format!("{what}: alerts"), &alerts(&run.events), &alerts(&plain.events)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(anomaly_names(&run.events), anomaly_names(&plain.events), "{what}");
+}
+
+/// `frames` in time order, written in `dir` as `path`'s name with `variant` before `.pcap`.
+fn written(dir: &Path, path: &Path, variant: &str, mut frames: Vec<common::pcapgen::Frame>) -> PathBuf {
+    frames.sort_by_key(|f| f.ts_us);
     std::fs::create_dir_all(dir).unwrap();
     let name = path.file_stem().unwrap().to_string_lossy();
-    let out = dir.join(format!("{name}.copy-{late_ms}ms.pcap"));
-    write_pcap(&out, &all);
+    let out = dir.join(format!("{name}.{variant}.pcap"));
+    common::pcapgen::write_pcap(&out, &frames);
     out
 }
 
@@ -984,15 +1002,7 @@ fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts(
         for late_ms in [50, 1000] {
             let run = replay_paths(&[with_late_copy(&dir, &path, late_ms)], cfg);
             let what = format!("{} + copy {late_ms} ms late", path.display());
-            let problems: Vec<String> = [
-                diff(&format!("{what}: facts"), &facts(&run.events), &facts(&plain.events)),
-                diff(&format!("{what}: alerts"), &alerts(&run.events), &alerts(&plain.events)),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            assert!(problems.is_empty(), "{}", problems.join("\n"));
-            assert_eq!(anomaly_names(&run.events), anomaly_names(&plain.events), "{what}");
+            assert_same_as_plain(&what, &run, &plain);
         }
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -1002,7 +1012,7 @@ fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts(
 /// IPv4 frame on VLAN 10, and `late_us` later again on VLAN 20 with the router's MACs and the
 /// TTL one lower (IPv4 header checksum recomputed, RFC 1624 not needed: computed afresh).
 fn through_a_router_twice(dir: &Path, path: &Path, late_us: u64) -> PathBuf {
-    use common::pcapgen::{read_pcap, write_pcap, Frame};
+    use common::pcapgen::{read_pcap, Frame};
     fn tagged(dst_src: &[u8], vlan: u16, rest: &[u8]) -> Vec<u8> {
         let mut f = dst_src.to_vec();
         f.extend_from_slice(&[0x81, 0x00]);
@@ -1037,12 +1047,7 @@ fn through_a_router_twice(dir: &Path, path: &Path, late_us: u64) -> PathBuf {
             data: tagged(&router_macs, 20, &rest),
         });
     }
-    all.sort_by_key(|f| f.ts_us);
-    std::fs::create_dir_all(dir).unwrap();
-    let name = path.file_stem().unwrap().to_string_lossy();
-    let out = dir.join(format!("{name}.routed-{late_us}us.pcap"));
-    write_pcap(&out, &all);
-    out
+    written(dir, path, &format!("routed-{late_us}us"), all)
 }
 
 /// A SPAN of both sides of a router sees every frame twice, the copy on another VLAN with
@@ -1066,15 +1071,7 @@ fn a_span_of_both_sides_of_a_router_gives_the_plain_facts_and_counts_the_copies(
         for late_us in [5, 40] {
             let run = replay_paths(&[through_a_router_twice(&dir, &path, late_us)], cfg);
             let what = format!("{} routed, copy {late_us} µs late", path.display());
-            let problems: Vec<String> = [
-                diff(&format!("{what}: facts"), &facts(&run.events), &facts(&plain.events)),
-                diff(&format!("{what}: alerts"), &alerts(&run.events), &alerts(&plain.events)),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            assert!(problems.is_empty(), "{}", problems.join("\n"));
-            assert_eq!(anomaly_names(&run.events), anomaly_names(&plain.events), "{what}");
+            assert_same_as_plain(&what, &run, &plain);
             let dups = run.report.flow.duplicate_frames;
             // Copies within the last 8 frames of their direction are recognised: all but the
             // handshakes' and a few of those behind a burst (measured: 919 to 928 of 972, 36 to

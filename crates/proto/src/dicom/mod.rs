@@ -1040,14 +1040,29 @@ mod tests {
         assert_eq!(c9.dataset_bytes, 100_000 - 12);
     }
 
-    #[test]
-    fn response_whose_request_fell_in_a_gap_is_reported_incomplete() {
+    /// A Study Root C-MOVE association WS1 → PACS, accepted.
+    fn move_association() -> Harness {
         let mut h = Harness::dicom();
         let _ = h.data(
             ToServer,
             &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
         );
         let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        h
+    }
+
+    /// C-MOVE 5 of STUDY_A to STORESCP, with its success status and 3 completed sub-operations.
+    fn assert_whole_move_5(c: &DicomCommand) {
+        assert_eq!((c.command.as_str(), c.message_id), ("C-MOVE", 5));
+        assert_eq!(c.move_destination.as_deref(), Some("STORESCP"));
+        assert_eq!(c.study_instance_uids, vec![STUDY_A]);
+        assert_eq!(c.status.as_deref(), Some("0x0000"));
+        assert_eq!(c.sub_operations.map(|s| s.completed), Some(3));
+    }
+
+    #[test]
+    fn response_whose_request_fell_in_a_gap_is_reported_incomplete() {
+        let mut h = move_association();
         // The C-MOVE request is lost whole; its final response arrives.
         let mv = pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP"))]);
         let _ = h.gap(ToServer, mv.len() as u64);
@@ -1075,12 +1090,7 @@ mod tests {
         // request comes after its response. One C-MOVE with study and status, not one built
         // from the response and another from the request without one.
         let ident = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
-        let mut h = Harness::dicom();
-        let _ = h.data(
-            ToServer,
-            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
-        );
-        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let mut h = move_association();
         let _ = h.gap(ToServer, 500);
         let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0))))]));
         let _ = h.data(ToClient, &pdata(&[(1, 3, &cmd_rsp(0x8030, 6, 0, None))]));
@@ -1090,11 +1100,7 @@ mod tests {
         let ev = h.end(CloseReason::Timeout);
         let c = commands(&ev);
         assert_eq!(c.len(), 2, "{c:?}");
-        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
-        assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
-        assert_eq!(c[0].move_destination.as_deref(), Some("STORESCP"));
-        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
-        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert_whole_move_5(&c[0]);
         assert!(c[0].incomplete, "the order was broken by a gap");
         assert_eq!(
             (c[1].command.as_str(), c[1].status.as_deref()),
@@ -1111,12 +1117,7 @@ mod tests {
         // request and its final response both lost their headers: still one C-MOVE with its
         // destination, study (the identifier's PDU is whole), status and sub-operations.
         let ident = identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A);
-        let mut h = Harness::dicom();
-        let _ = h.data(
-            ToServer,
-            &associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None),
-        );
-        let _ = h.data(ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]));
+        let mut h = move_association();
         let rq = pdata(&[(1, 3, &cmd_move_rq(5, "STORESCP"))]);
         let _ = h.gap(ToServer, 12);
         let _ = h.data(ToServer, &rq[12..]);
@@ -1129,11 +1130,7 @@ mod tests {
         let ev = h.end(CloseReason::Fin);
         let c = commands(&ev);
         assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
-        assert_eq!(c[0].move_destination.as_deref(), Some("STORESCP"));
-        assert_eq!(c[0].study_instance_uids, vec![STUDY_A]);
-        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
-        assert_eq!(c[0].sub_operations.map(|s| s.completed), Some(3));
+        assert_whole_move_5(&c[0]);
         assert!(c[0].incomplete);
         assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
         let a = &associations(&ev)[0];
