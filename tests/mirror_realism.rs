@@ -1010,7 +1010,7 @@ fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts(
 
 /// `path` (Ethernet, untagged) as a SPAN session over both sides of a router delivers it: each
 /// IPv4 frame on VLAN 10, and `late_us` later again on VLAN 20 with the router's MACs and the
-/// TTL one lower (IPv4 header checksum recomputed, RFC 1624 not needed: computed afresh).
+/// TTL one lower (IPv4 header checksum recomputed).
 fn through_a_router_twice(dir: &Path, path: &Path, late_us: u64) -> PathBuf {
     use common::pcapgen::{read_pcap, Frame};
     fn tagged(dst_src: &[u8], vlan: u16, rest: &[u8]) -> Vec<u8> {
@@ -1027,24 +1027,15 @@ fn through_a_router_twice(dir: &Path, path: &Path, late_us: u64) -> PathBuf {
             ts_us: f.ts_us,
             data: tagged(&f.data[..12], 10, &f.data[12..]),
         });
-        let mut ip = f.data[14..].to_vec();
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        ip[8] -= 1;
-        ip[10..12].fill(0);
-        let mut sum: u32 = ip[..ihl]
-            .chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-            .sum();
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-        let mut rest = vec![0x08, 0x00];
-        rest.extend_from_slice(&ip);
+        // The router's copy: TTL one lower, checksums recomputed (the TCP one is unchanged:
+        // the TTL is not in its pseudo-header).
+        let mut routed = f.data.clone();
+        routed[14 + 8] -= 1;
+        common::pcapgen::fix_checksums(&mut routed);
         let router_macs = [0x02, 0, 0, 0, 0, 0xfd, 0x02, 0, 0, 0, 0, 0xfe];
         all.push(Frame {
             ts_us: f.ts_us + late_us,
-            data: tagged(&router_macs, 20, &rest),
+            data: tagged(&router_macs, 20, &routed[12..]),
         });
     }
     written(dir, path, &format!("routed-{late_us}us"), all)

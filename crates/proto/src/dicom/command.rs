@@ -202,8 +202,9 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
 /// whole set must parse, so bytes that only look like a group length at a gap's end are not
 /// taken for one.
 pub fn headless_command_len(data: &[u8], max: usize) -> Option<usize> {
-    const GROUP_LENGTH: [u8; 8] = [0, 0, 0, 0, 4, 0, 0, 0];
-    if data.get(..8)? != GROUP_LENGTH {
+    // (0000,0000), value length 4 (UL), then the value: the bytes after it.
+    let first = (le_u16(data, 0)?, le_u16(data, 2)?, le_u32(data, 4)?);
+    if first != (COMMAND_GROUP, element(tags::COMMAND_GROUP_LENGTH), 4) {
         return None;
     }
     let total = 12usize.checked_add(le_u32(data, 8)? as usize)?;

@@ -134,10 +134,11 @@ impl Session {
                 // hole is kept open a while (ACK before data), and the response can be
                 // delivered before the request bytes that follow the hole, which is declared a
                 // gap only when the wait ends. Built from what the response tells (command,
-                // SOP class/instance, status, sub-operations), marked incomplete.
+                // SOP class/instance, status, sub-operations); incomplete once bytes were lost,
+                // complete if its request still comes and none was (a late mirror). A response
+                // with a data set comes only after a gap here (the arm's condition).
                 let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
                 ev.message_id = key.1;
-                // Complete if its request still comes and no byte was lost (a late mirror).
                 ev.incomplete = a.gaps > 0;
                 event::apply_response(&mut ev, cmd, ctx.ts, true);
                 if cmd.has_data_set() {
