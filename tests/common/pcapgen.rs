@@ -85,6 +85,28 @@ pub fn write_pcap(path: &Path, frames: &[Frame]) {
     w.into_inner().flush().unwrap();
 }
 
+/// Writes `frames` as a capture taken with `snaplen`: each record holds at most the first
+/// `snaplen` bytes and keeps the frame's original length, as `tcpdump -s` and `editcap -s`
+/// write them (header-only captures).
+pub fn write_pcap_cut(path: &Path, frames: &[Frame], snaplen: usize) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xA1B2_C3D4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&(snaplen as u32).to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for f in frames {
+        let kept = &f.data[..f.data.len().min(snaplen)];
+        out.extend_from_slice(&((f.ts_us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((f.ts_us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(kept.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(kept);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
 const IP: usize = 14;
 
 /// Field view of an Ethernet/IPv4/TCP frame.

@@ -1171,4 +1171,109 @@ mod tests {
             );
         }
     }
+
+    /// What a capture with a short snaplen delivers of `bytes` sent in one segment: the first
+    /// `keep` bytes, then a gap.
+    fn cut(h: &mut Harness, dir: Direction, bytes: &[u8], keep: usize) {
+        let _ = h.data(dir, &bytes[..keep]);
+        let _ = h.gap(dir, (bytes.len() - keep) as u64);
+    }
+
+    /// Bytes of a command set up to the end of its element `(0000,element)` (whose value is 2
+    /// bytes: a US).
+    fn through_us_element(cmd: &[u8], element: u16) -> usize {
+        let tag = [0, 0, element as u8, (element >> 8) as u8, 2, 0, 0, 0];
+        cmd.windows(8).position(|w| w == tag).unwrap() + 10
+    }
+
+    #[test]
+    fn a_header_only_capture_still_names_the_association_and_its_commands() {
+        // Every segment cut at the snaplen: the A-ASSOCIATE-RQ keeps its AE titles (62 bytes:
+        // snaplen 128 with TCP timestamps), the AC its type, the C-MOVE request its Message ID,
+        // its response its Status; PDU and PDV headers (a segment of their own, as dcmtk and
+        // Orthanc send them) are whole. The walker stays in step through every hole.
+        let mut h = Harness::dicom();
+        let rq = associate_rq("WS1", "PACS", &[(1, MOVE_STUDY, &[IMPLICIT_LE])], None);
+        cut(&mut h, ToServer, &rq, 62);
+        cut(&mut h, ToClient, &associate_ac(&[(1, 0, IMPLICIT_LE)]), 62);
+        let cmd = cmd_move_rq(5, "STORESCP");
+        let rq_pdu = pdata(&[(1, 3, &cmd)]);
+        let _ = h.data(ToServer, &rq_pdu[..12]);
+        cut(&mut h, ToServer, &rq_pdu[12..], through_us_element(&cmd, 0x0110));
+        let ident = pdata(&[(
+            1,
+            2,
+            &identifier(TransferSyntax::ImplicitVrLittleEndian, "STUDY", STUDY_A),
+        )]);
+        let _ = h.data(ToServer, &ident[..12]);
+        cut(&mut h, ToServer, &ident[12..], 20);
+        let rsp = cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0)));
+        let rsp_pdu = pdata(&[(1, 3, &rsp)]);
+        let _ = h.data(ToClient, &rsp_pdu[..12]);
+        cut(&mut h, ToClient, &rsp_pdu[12..], through_us_element(&rsp, 0x0900));
+        let _ = h.data(ToServer, &release_rq());
+        let _ = h.data(ToClient, &release_rp());
+        let ev = h.end(CloseReason::Fin);
+        let c = commands(&ev);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!((c[0].command.as_str(), c[0].message_id), ("C-MOVE", 5));
+        assert_eq!((c[0].calling_ae.as_str(), c[0].called_ae.as_str()), ("WS1", "PACS"));
+        assert_eq!(c[0].status.as_deref(), Some("0x0000"));
+        assert_eq!(c[0].move_destination, None, "cut off");
+        assert!(c[0].incomplete);
+        let a = &associations(&ev)[0];
+        assert_eq!((a.calling_ae.as_str(), a.called_ae.as_str()), ("WS1", "PACS"));
+        assert!(a.accepted, "the AC's type says so");
+        assert_eq!((a.commands, a.outcome), (1, AssociationOutcome::Released));
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+    }
+
+    #[test]
+    fn command_sets_cut_before_their_ids_or_status_report_what_they_hold() {
+        let mut h = move_association();
+        // Cut before its Message ID: reported at once, unpaired; its response, cut before the
+        // Message ID Being Responded To, answers nothing we can name.
+        let cmd = cmd_move_rq(5, "STORESCP");
+        let rq_pdu = pdata(&[(1, 3, &cmd)]);
+        let _ = h.data(ToServer, &rq_pdu[..12]);
+        cut(&mut h, ToServer, &rq_pdu[12..], through_us_element(&cmd, 0x0100));
+        let early = commands(&h.events());
+        assert_eq!(early.len(), 1, "reported when read: {early:?}");
+        assert_eq!((early[0].command.as_str(), early[0].message_id), ("C-MOVE", 0));
+        assert!(early[0].incomplete && early[0].status.is_none());
+        let rsp = cmd_rsp(0x8021, 5, 0, Some((0, 3, 0, 0)));
+        let rsp_pdu = pdata(&[(1, 3, &rsp)]);
+        let _ = h.data(ToClient, &rsp_pdu[..12]);
+        cut(&mut h, ToClient, &rsp_pdu[12..], through_us_element(&rsp, 0x0100));
+        // C-MOVE 6: its response cut before the Status may be a pending one: it waits, and is
+        // reported at the end without status. C-ECHO 7: no pending responses exist for it, so
+        // a response without its Status is its final one.
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_move_rq(6, "STORESCP"))]));
+        let rsp = cmd_rsp(0x8021, 6, 0xFF00, Some((2, 1, 0, 0)));
+        let rsp_pdu = pdata(&[(1, 3, &rsp)]);
+        let _ = h.data(ToClient, &rsp_pdu[..12]);
+        cut(&mut h, ToClient, &rsp_pdu[12..], through_us_element(&rsp, 0x0120));
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(7))]));
+        let rsp = cmd_rsp(0x8030, 7, 0, None);
+        let rsp_pdu = pdata(&[(1, 3, &rsp)]);
+        let _ = h.data(ToClient, &rsp_pdu[..12]);
+        cut(&mut h, ToClient, &rsp_pdu[12..], through_us_element(&rsp, 0x0120));
+        let ev = h.end(CloseReason::Fin);
+        let c = commands(&ev);
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| {
+                (
+                    c.command.as_str(),
+                    c.message_id,
+                    c.responses,
+                    c.status.as_deref(),
+                    c.incomplete,
+                )
+            })
+            .collect();
+        assert_eq!(got, [("C-ECHO", 7, 1, None, true), ("C-MOVE", 6, 1, None, true)]);
+        assert_eq!(associations(&ev)[0].commands, 3);
+        assert!(anomaly_names(&ev).is_empty(), "{:?}", anomaly_names(&ev));
+    }
 }

@@ -18,6 +18,9 @@ pub const MAX_LOOKAHEAD: usize = PDU_HEADER_LEN + PDV_HEADER_LEN;
 /// PS3.8 §9.3.2 / §9.3.3: the fixed part of an A-ASSOCIATE-RQ/AC after the header is
 /// protocol-version (2) + reserved (2) + called AE (16) + calling AE (16) + reserved (32).
 pub const ASSOCIATE_FIXED_LEN: usize = 68;
+/// PS3.8 §9.3.2: the A-ASSOCIATE-RQ's AE titles end this many bytes after the header
+/// (protocol-version, reserved, called AE, calling AE).
+pub const ASSOCIATE_AE_TITLES_END: usize = 36;
 /// Largest P-DATA-TF PDU accepted as plausible while *resynchronising* (never a cap on normal
 /// parsing, which streams P-DATA of any length). Real implementations negotiate maximum PDU
 /// lengths of 16 KiB (DCMTK, Orthanc defaults) to a few MiB; 64 MiB leaves a wide margin while

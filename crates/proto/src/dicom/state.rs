@@ -9,12 +9,12 @@
 //! A-ASSOCIATE-RQ came from what the flow layer took for the server.
 
 pub(crate) use super::association::{Association, Key, PresContext};
-use super::command::parse_command_set;
+use super::command::{parse_command_set, MalformedCommand};
 use super::dataset::{DatasetFacts, TransferSyntax};
 use super::event::{self, Ending};
 use super::parser::{
-    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader, ASSOCIATE_FIXED_LEN,
-    MAX_PRESENTATION_CONTEXTS,
+    parse_control_pdu, AssociateAc, AssociateRq, ControlPdu, ParsedControl, PduType, PdvHeader,
+    ASSOCIATE_AE_TITLES_END, MAX_PRESENTATION_CONTEXTS, PDU_HEADER_LEN,
 };
 use super::DicomAnomaly;
 pub(crate) use crate::decoder::{at, at_mut};
@@ -76,6 +76,9 @@ struct Assembly {
     cmd: Vec<u8>,
     cmd_active: bool,
     cmd_overflow: bool,
+    /// A capture gap cut the command set being read: `cmd` holds the bytes before the hole,
+    /// and nothing after it is added (element boundaries past a hole are unknown).
+    cmd_cut: bool,
     cmd_context: u8,
     ds: Option<DatasetProgress>,
     /// Spare prefix buffer, reused across data sets.
@@ -228,35 +231,53 @@ impl Session {
     fn drop_partial(&mut self, ctx: &mut Ctx<'_>, raw: Direction) {
         let m = at_mut(&mut self.msgs, raw);
         m.cmd_active = false;
+        m.cmd_cut = false;
         m.cmd.clear();
         self.finish_dataset(ctx, raw);
     }
 
     // ---- control PDUs -------------------------------------------------------------------
 
-    /// The first bytes of a control PDU that could not be held whole (the reason was
-    /// reported): an A-ASSOCIATE-RQ still opens its association with the AE titles (and
-    /// whatever user identity) its fixed fields and first items give.
+    /// The first bytes of a control PDU that could not be held whole (over the cap, refused by
+    /// the memory budget, or cut by a capture gap or the snaplen): an A-ASSOCIATE-RQ still
+    /// opens its association with the AE titles (and whatever user identity) its fixed fields
+    /// and first items give, and an A-ASSOCIATE-AC still accepts it.
+    ///
+    /// Why from 42 bytes: the AE titles end at PS3.8 §9.3.2 byte 42, and a header-only capture
+    /// (snaplen 128 with TCP timestamps leaves 62 bytes a frame) holds them but not the 74-byte
+    /// fixed part. The PDU type alone says an AC accepted (PS3.8 §9.3.3); which presentation
+    /// contexts it accepted is unknown then.
     pub(crate) fn control_prefix(&mut self, ctx: &mut Ctx<'_>, raw: Direction, prefix: &[u8]) {
-        if self.probation && prefix.get(6..8) != Some(&[0, 1][..]) {
+        let version = prefix.get(6..8);
+        if self.probation && version != Some(&[0, 1][..]) {
             // Picked up on a partial RQ-looking prefix off the DICOM ports, and the protocol
             // version (PS3.8 §9.3.2 bytes 7-8) is not 0001H: not DICOM after all.
             self.not_dicom = true;
             return;
         }
-        if prefix.first() != Some(&PduType::ASSOCIATE_RQ.0) || prefix.len() < 6 + ASSOCIATE_FIXED_LEN {
-            return;
-        }
-        if let Some(ParsedControl {
-            pdu: ControlPdu::AssociateRq(rq),
-            ..
-        }) = parse_control_pdu(prefix)
-        {
-            self.on_associate_rq(ctx, raw, rq);
-            if let Some(a) = self.assoc.as_mut() {
-                // Its variable items (presentation contexts, maximum length) are unknown.
-                a.lossless = false;
+        match prefix.first().map(|&t| PduType(t)) {
+            Some(PduType::ASSOCIATE_RQ) if prefix.len() >= PDU_HEADER_LEN + ASSOCIATE_AE_TITLES_END => {
+                if let Some(ParsedControl {
+                    pdu: ControlPdu::AssociateRq(rq),
+                    ..
+                }) = parse_control_pdu(prefix)
+                {
+                    self.on_associate_rq(ctx, raw, rq);
+                    if let Some(a) = self.assoc.as_mut() {
+                        // Its variable items (presentation contexts, maximum length) are unknown.
+                        a.lossless = false;
+                    }
+                }
             }
+            // Its protocol version, when captured, must be 0001H (PS3.8 §9.3.3 bytes 7-8).
+            Some(PduType::ASSOCIATE_AC) if version.is_none_or(|v| v == [0, 1]) => {
+                let answers_a_request = self.assoc.as_ref().is_some_and(|a| !a.accepted);
+                self.on_associate_ac(ctx, raw, AssociateAc::default());
+                if let Some(a) = self.assoc.as_mut().filter(|_| answers_a_request) {
+                    a.lossless = false;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -465,6 +486,7 @@ impl Session {
                 m.cmd.clear();
                 m.cmd_active = true;
                 m.cmd_overflow = false;
+                m.cmd_cut = false;
                 m.cmd_context = pdv.context_id;
             }
             return;
@@ -502,7 +524,7 @@ impl Session {
     fn pdv_data(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdv: &PdvHeader, bytes: &[u8]) {
         let m = at_mut(&mut self.msgs, raw);
         if pdv.is_command() {
-            if !m.cmd_active || m.cmd_overflow {
+            if !m.cmd_active || m.cmd_overflow || m.cmd_cut {
                 return;
             }
             if m.cmd.len().saturating_add(bytes.len()) > ctx.cfg.max_command_bytes {
@@ -558,8 +580,12 @@ impl Session {
         }
     }
 
-    fn pdv_gap(&mut self, ctx: &mut Ctx<'_>, raw: Direction, len: u64) {
+    fn pdv_gap(&mut self, ctx: &mut Ctx<'_>, raw: Direction, pdv: &PdvHeader, len: u64) {
         let m = at_mut(&mut self.msgs, raw);
+        if pdv.is_command() {
+            m.cmd_cut |= m.cmd_active;
+            return;
+        }
         let Some(ds) = m.ds.as_mut() else {
             return;
         };
@@ -595,13 +621,19 @@ impl Session {
         }
         let buf = std::mem::take(&mut m.cmd);
         let context = m.cmd_context;
+        let cut = std::mem::take(&mut m.cmd_cut);
         match parse_command_set(&buf) {
             Ok(cmd) => {
-                if let Some(why) = cmd.irregular {
-                    self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}"));
+                // A set cut by a hole ends in a truncated element: expected, not malformed.
+                match cmd.irregular {
+                    Some(MalformedCommand::Truncated { .. }) if cut => {}
+                    Some(why) => self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}")),
+                    None => {}
                 }
-                self.on_command(ctx, raw, &cmd, context);
+                self.on_command(ctx, raw, &cmd, context, cut);
             }
+            // Cut before its Command Field: nothing to report beyond the gap itself.
+            Err(_) if cut => {}
             Err(why) => self.anomaly(ctx, DicomAnomaly::MalformedCommand, format_args!("{why}")),
         }
         let m = at_mut(&mut self.msgs, raw);

@@ -190,22 +190,48 @@ impl PduStream {
         }
     }
 
-    /// `len` bytes were lost. Inside a data set value (or a PDU being skipped) whose remaining
-    /// length covers the hole, the walker stays in step by subtracting; anywhere else the
+    /// `len` bytes were lost. Inside a PDV value, a control PDU or a PDU being skipped whose
+    /// remaining length covers the hole, the walker stays in step by subtracting (a command set
+    /// or control PDU so cut is handed over as the prefix before the hole); anywhere else the
     /// partial message is dropped and it resynchronises.
+    ///
+    /// Why command sets and control PDUs too: a capture with a short snaplen (header-only
+    /// captures, 96-256 bytes a frame) cuts every segment, so every command and A-ASSOCIATE
+    /// PDU longer than a frame's captured payload ends in a hole. Their lengths, read before
+    /// the hole, still say where the next PDV and PDU begin, and their first bytes name the
+    /// AE titles, the command and its message ID.
     pub(crate) fn gap(&mut self, len: u64, sink: &mut impl PduSink) {
         match self.state {
+            // Not right after a resync lock, which may be on look-alike bytes: no AE titles or
+            // acceptance from those.
+            State::Control { total, .. } if !self.tentative && len < total.saturating_sub(self.ctrl.len() as u64) => {
+                let left = total - self.ctrl.len() as u64 - len;
+                self.flush_partial_control(sink);
+                self.release_ctrl();
+                self.state = State::Skip { left };
+            }
+            State::Control { total, .. } if !self.tentative && len == total.saturating_sub(self.ctrl.len() as u64) => {
+                self.flush_partial_control(sink);
+                self.release_ctrl();
+                self.state = State::Header;
+            }
             State::PdvValue {
                 pdu_left,
                 pdv_left,
                 pdv,
-            } if !pdv.is_command() && len <= u64::from(pdv_left) => {
+            } if len <= u64::from(pdv_left) => {
                 let l = len as u32; // ≤ pdv_left
                 sink.pdv_gap(&pdv, len);
                 let (pdu_left, pdv_left) = (pdu_left.saturating_sub(l), pdv_left - l);
                 if pdv_left == 0 {
                     sink.pdv_end(&pdv);
-                    self.state = State::PdvHeader { pdu_left };
+                    // At the PDU's end, expect the next header now: a flow that ends here ends
+                    // between PDUs, not inside one.
+                    self.state = if pdu_left == 0 {
+                        State::Header
+                    } else {
+                        State::PdvHeader { pdu_left }
+                    };
                 } else {
                     self.state = State::PdvValue {
                         pdu_left,
@@ -599,6 +625,9 @@ mod tests {
         fn control_pdu(&mut self, pdu: &[u8]) {
             self.log.push(format!("control {}", pdu.len()));
         }
+        fn control_prefix(&mut self, prefix: &[u8]) {
+            self.log.push(format!("prefix {}", prefix.len()));
+        }
         fn pdv_begin(&mut self, pdv: &PdvHeader) {
             self.log.push(format!("begin {} {}", pdv.context_id, pdv.control));
         }
@@ -706,6 +735,65 @@ mod tests {
     }
 
     #[test]
+    fn gap_inside_a_command_set_stays_in_step() {
+        // A command PDV of 100 bytes (control 3: command, last) whose bytes 40..70 are lost,
+        // as a short snaplen loses the end of every segment.
+        let mut bytes = pdata(&[(1, 3, &[5u8; 100][..])]);
+        bytes.extend(pdata(&[(1, 2, &[6u8; 20][..])]));
+        let mut s = PduStream::new(false);
+        let mut r = Rec::default();
+        s.feed(&bytes[..52], &mut r, 1 << 18);
+        s.gap(30, &mut r);
+        s.feed(&bytes[82..], &mut r, 1 << 18);
+        assert_eq!(
+            r.log,
+            [
+                "pdu 4 106",
+                "begin 1 3",
+                "data 40",
+                "gap 30",
+                "data 30",
+                "end 3",
+                "pdu 4 26",
+                "begin 1 2",
+                "data 20",
+                "end 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn gap_inside_a_control_pdu_hands_its_prefix_and_stays_in_step() {
+        let rq = associate_rq("CALLING", "CALLED", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        let mut bytes = rq.clone();
+        bytes.extend(release_rq());
+        for (cut, left) in [(62usize, 10usize), (42, 0), (80, 1)] {
+            let lost = rq.len() - cut - left;
+            let mut s = PduStream::new(false);
+            let mut r = Rec::default();
+            s.feed(&bytes[..cut], &mut r, 1 << 18);
+            s.gap(lost as u64, &mut r);
+            s.feed(&bytes[cut + lost..], &mut r, 1 << 18);
+            assert_eq!(
+                r.log,
+                [
+                    format!("pdu 1 {}", rq.len() - 6),
+                    format!("prefix {cut}"),
+                    "pdu 5 4".into(),
+                    "control 10".into()
+                ],
+                "cut at {cut}, {left} bytes after the hole"
+            );
+        }
+        // A hole past the PDU's end: where the next PDU starts is unknown.
+        let mut s = PduStream::new(false);
+        let mut r = Rec::default();
+        s.feed(&bytes[..62], &mut r, 1 << 18);
+        s.gap((rq.len() - 62 + 3) as u64, &mut r);
+        assert_eq!(r.log[1..], ["prefix 62", "lost"]);
+    }
+
+    #[test]
     fn gap_across_boundary_resyncs() {
         let mut bytes = pdata(&[(1, 2, &[5u8; 100][..])]);
         bytes.extend(pdata(&[(1, 2, &[6u8; 100][..])]));
@@ -737,6 +825,8 @@ mod tests {
             [
                 "pdu 1 1000",
                 "dicom.pdu_too_large",
+                // Its first bytes (up to CONTROL_PREFIX), for the AE titles.
+                "prefix 1006",
                 "dicom.unknown_pdu_type",
                 "pdu 5 4",
                 "control 10"

@@ -903,10 +903,13 @@ mod tests {
 
     #[test]
     fn gap_inside_a_head_then_next_request_decodes() {
+        // The request cut by the gap is still reported from its start line (its Host line
+        // is cut), with the response the server gave it.
         let conv = vec![
             req("GET /lost HTTP/1.1\r\nHost: pa"),
             Rec::Gap(ToServer, 40),
             req("GET /found HTTP/1.1\r\nHost: pacs\r\n\r\n"),
+            rsp("HTTP/1.1 204 No Content\r\n\r\n"),
             rsp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
             // And a response head cut by a gap: the next response is still paired.
             req("GET /two HTTP/1.1\r\nHost: pacs\r\n\r\n"),
@@ -917,10 +920,49 @@ mod tests {
         ];
         let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
         let tx = http(&ev);
+        let lost = tx.iter().find(|t| t.url == "/lost").unwrap();
+        assert_eq!(
+            (lost.hostname.as_deref(), lost.status, lost.incomplete),
+            (None, Some(204), true)
+        );
         let found = tx.iter().find(|t| t.url == "/found").unwrap();
         assert_eq!((found.hostname.as_deref(), found.status), (Some("pacs"), Some(200)));
         let three = tx.iter().find(|t| t.url == "/three").unwrap();
         assert_eq!(three.status, Some(404));
+    }
+
+    #[test]
+    fn heads_cut_by_the_snaplen_still_give_their_requests_and_statuses() {
+        // A header-only capture: each segment's first bytes, then a hole. The request's start
+        // line and Host are whole, the response's status line is: one transaction, marked
+        // incomplete; the next exchange (found again by resynchronising) likewise.
+        let conv = vec![
+            req("GET /dicom-web/studies/1.2.3/series HTTP/1.1\r\nHost: pacs\r\nAccept: appl"),
+            Rec::Gap(ToServer, 200),
+            rsp("HTTP/1.1 200 OK\r\nContent-Ty"),
+            Rec::Gap(ToClient, 1400),
+            Rec::Gap(ToClient, 900),
+            req("GET /dicom-web/studies/1.2.4 HTTP/1.1\r\nHo"),
+            Rec::Gap(ToServer, 150),
+            rsp("HTTP/1.1 404 Not Found\r\nServer: ngi"),
+            Rec::Gap(ToClient, 300),
+            // Cut inside the start line: nothing can be said of it.
+            req("DELETE /dicom-web/stu"),
+            Rec::Gap(ToServer, 150),
+        ];
+        let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let tx = http(&ev);
+        let got: Vec<_> = tx
+            .iter()
+            .map(|t| (t.url.as_str(), t.hostname.as_deref(), t.status, t.incomplete))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/dicom-web/studies/1.2.3/series", Some("pacs"), Some(200), true),
+                ("/dicom-web/studies/1.2.4", None, Some(404), true)
+            ]
+        );
     }
 
     #[test]

@@ -228,6 +228,41 @@ impl SessionSink<'_, '_, '_> {
         id
     }
 
+    /// A head event from the start line (and the [`SALVAGED_FIELDS`]) of a head that could not
+    /// be read whole, marked incomplete.
+    fn salvage(&mut self, role: Role, partial: &[u8]) {
+        let Some(first) = salvage_head(partial) else {
+            return;
+        };
+        match role {
+            Role::Request => {
+                if let Some(h) = parse_request_head(&first) {
+                    let mut ev = request_event(self.ctx, &h);
+                    ev.incomplete = true;
+                    let id = self.push_request(ev, false);
+                    self.session.cur_req = Some(id);
+                }
+            }
+            Role::Response => {
+                if let Some(h) = parse_response_head(&first) {
+                    if !(100..200).contains(&h.status) {
+                        let s = &mut *self.session;
+                        let pick = s.txs.iter().find(|t| !t.final_seen).map(|t| t.id);
+                        s.cur_resp = pick;
+                        s.cur_resp_interim = false;
+                        if let Some(tx) = s.find(pick) {
+                            tx.final_seen = true;
+                            tx.ev.status = Some(h.status);
+                            tx.ev.response_time = Some(self.ctx.ts);
+                            tx.ev.incomplete = true;
+                        }
+                        self.ctx.stats.http.responses += 1;
+                    }
+                }
+            }
+        }
+    }
+
     fn request_head(&mut self, head: &[u8], tentative: bool) -> HeadOutcome {
         if head.starts_with(H2_PREFACE_START) {
             self.ctx.stats.http.http2_flows += 1;
@@ -429,36 +464,14 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         }
         // Keep what the part that was read says: the request still gets its event (method,
         // URL, Host, user), the response still answers one.
-        let Some(first) = salvage_head(partial) else {
-            return;
-        };
-        match role {
-            Role::Request => {
-                if let Some(h) = parse_request_head(&first) {
-                    let mut ev = request_event(self.ctx, &h);
-                    ev.incomplete = true;
-                    let id = self.push_request(ev, false);
-                    self.session.cur_req = Some(id);
-                }
-            }
-            Role::Response => {
-                if let Some(h) = parse_response_head(&first) {
-                    if !(100..200).contains(&h.status) {
-                        let s = &mut *self.session;
-                        let pick = s.txs.iter().find(|t| !t.final_seen).map(|t| t.id);
-                        s.cur_resp = pick;
-                        s.cur_resp_interim = false;
-                        if let Some(tx) = s.find(pick) {
-                            tx.final_seen = true;
-                            tx.ev.status = Some(h.status);
-                            tx.ev.response_time = Some(self.ctx.ts);
-                            tx.ev.incomplete = true;
-                        }
-                        self.ctx.stats.http.responses += 1;
-                    }
-                }
-            }
-        }
+        self.salvage(role, partial);
+    }
+
+    /// Why also right after a resynchronisation lock (unlike a head over the cap): in a capture
+    /// with a short snaplen every head is cut and follows a lock, and a salvaged head needs a
+    /// whole start line that parses, which bytes that only look like one rarely give.
+    fn head_cut(&mut self, role: Role, partial: &[u8]) {
+        self.salvage(role, partial);
     }
 
     fn body_data(&mut self, role: Role, data: &[u8]) {

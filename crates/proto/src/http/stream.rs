@@ -45,6 +45,8 @@ pub(crate) trait MessageSink {
     /// A head exceeded the byte cap (`budget`: the decoder memory budget refused to hold
     /// more of it); `partial` is its first bytes (up to `max_header_bytes`).
     fn head_too_large(&mut self, role: Role, partial: &[u8], tentative: bool, budget: bool);
+    /// A head was cut by a capture gap; `partial` is what was read of it.
+    fn head_cut(&mut self, _role: Role, _partial: &[u8]) {}
     /// Make room for `more` bytes in `buf` (decoder memory budget); `false`: refused. The
     /// default does not budget (tests, fuzzing).
     fn reserve(&mut self, buf: &mut Vec<u8>, more: usize) -> bool {
@@ -598,8 +600,15 @@ impl HalfStream {
             Phase::Idle => {
                 self.carry = 0;
             }
-            Phase::Head
-            | Phase::HeadSkip { .. }
+            Phase::Head => {
+                // What was read still names the request (method, URL, Host, user) or gives the
+                // response's status: a capture with a short snaplen cuts every head.
+                sink.head_cut(self.role, &self.buf);
+                sink.gap_in_message(self.role, len);
+                sink.message_end(self.role, std::mem::take(&mut self.msg_bytes), false);
+                self.release_buf();
+            }
+            Phase::HeadSkip { .. }
             | Phase::ChunkSize
             | Phase::ChunkData(_)
             | Phase::ChunkEnd { .. }

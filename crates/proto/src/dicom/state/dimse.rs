@@ -9,7 +9,16 @@ use crate::dicom::DicomAnomaly;
 use pacstap_core::{DicomCommand, Direction, StatusClass};
 
 impl Session {
-    pub(super) fn on_command(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+    /// `cut`: the command set was cut by a capture gap (`Assembly::cmd_cut`); `cmd` holds the
+    /// elements before the hole, and the command is reported incomplete.
+    pub(super) fn on_command(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        raw: Direction,
+        cmd: &CommandSet<'_>,
+        context: u8,
+        cut: bool,
+    ) {
         if self.assoc.is_none() {
             if self.ended_any {
                 self.anomaly(
@@ -32,13 +41,20 @@ impl Session {
         }
         let field = cmd.field();
         if field.is_response() {
-            self.on_response(ctx, raw, cmd);
+            self.on_response(ctx, raw, cmd, cut);
         } else {
-            self.on_request(ctx, raw, cmd, context);
+            self.on_request(ctx, raw, cmd, context, cut);
         }
     }
 
-    pub(super) fn on_request(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8) {
+    pub(super) fn on_request(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        raw: Direction,
+        cmd: &CommandSet<'_>,
+        context: u8,
+        cut: bool,
+    ) {
         let cap = ctx.cfg.max_pending_commands;
         let Some(a) = self.assoc.as_mut() else {
             return;
@@ -52,9 +68,17 @@ impl Session {
             ctx.ts,
             a.context(context).map(|pc| pc.abstract_syntax.as_str()),
         );
-        if cmd.command_field == CommandField::C_CANCEL {
-            // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels.
-            ev.message_id = cmd.message_id_responded_to.or(cmd.message_id).unwrap_or(0);
+        ev.incomplete = cut;
+        // A cut set may have lost its Command Data Set Type; these requests always carry a
+        // data set (PS3.4 C.4, PS3.7 §9.3.1-9.3.4: the object, or the identifier).
+        let with_data = cmd.has_data_set() || (cut && cmd.data_set_type.is_none() && always_with_data(cmd.field()));
+        if cmd.command_field == CommandField::C_CANCEL || (cut && cmd.message_id.is_none()) {
+            // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels. A
+            // request cut before its Message ID cannot be paired with its response: reported
+            // as it is.
+            if cmd.command_field == CommandField::C_CANCEL {
+                ev.message_id = cmd.message_id_responded_to.or(cmd.message_id).unwrap_or(0);
+            }
             ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
             return;
         }
@@ -74,14 +98,14 @@ impl Session {
             // Its final response came first (after a gap): one command with both.
             let early = a.answered_early.remove(i);
             event::answer_with(&mut ev, early);
-            if !cmd.has_data_set() {
+            if !with_data {
                 ctx.events.push(event::command_event(ctx.ts, ctx.meta, a, ev));
                 return;
             }
             // Emitted once its data set (the identifier with the study) has been read.
         }
         a.pending.push(ev);
-        if cmd.has_data_set() {
+        if with_data {
             let m = at_mut(&mut self.msgs, raw);
             let prefix = std::mem::take(&mut m.pool);
             m.ds = Some(DatasetProgress {
@@ -105,17 +129,31 @@ impl Session {
         }
     }
 
-    pub(super) fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>) {
+    pub(super) fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, cut: bool) {
         let Some(a) = self.assoc.as_mut() else {
             return;
         };
+        if cut && cmd.message_id_responded_to.is_none() {
+            // Cut before the Message ID Being Responded To: which request it answers is unknown.
+            return;
+        }
         let key = (a.norm(raw).reverse(), cmd.message_id_responded_to.unwrap_or(0));
-        // PS3.7 §C: FF00H/FF01H are pending; anything else (or no status at all) is final.
-        let is_final = !matches!(cmd.status.map(StatusClass::of), Some(StatusClass::Pending));
+        // PS3.7 §C: FF00H/FF01H are pending; anything else (or no status at all) is final. A
+        // set cut before its Status is final only for commands that have no pending responses
+        // (PS3.7 §9.3: only C-FIND, C-GET and C-MOVE have them); for those it is taken as
+        // pending, and the request is reported without its status at the association's end.
+        let is_final = match cmd.status {
+            None if cut => !matches!(
+                cmd.field().request(),
+                CommandField::C_FIND | CommandField::C_GET | CommandField::C_MOVE
+            ),
+            status => !matches!(status.map(StatusClass::of), Some(StatusClass::Pending)),
+        };
         let target = match a.pending_index(key) {
             Some(i) => {
                 if let Some(p) = a.pending.get_mut(i) {
                     event::apply_response(p, cmd, ctx.ts, is_final);
+                    p.incomplete |= cut;
                 }
                 if !is_final {
                     Target::Response(key)
@@ -139,7 +177,7 @@ impl Session {
                 // with a data set comes only after a gap here (the arm's condition).
                 let mut ev = event::new_command(cmd, key.0, ctx.ts, None);
                 ev.message_id = key.1;
-                ev.incomplete = a.gaps > 0;
+                ev.incomplete = a.gaps > 0 || cut;
                 event::apply_response(&mut ev, cmd, ctx.ts, true);
                 if cmd.has_data_set() {
                     a.commands += 1;
@@ -180,6 +218,15 @@ impl Session {
             });
         }
     }
+}
+
+/// Requests that always carry a data set: the object of a C-STORE, the identifier of a C-FIND,
+/// C-GET or C-MOVE (PS3.7 §9.3.1-9.3.4).
+fn always_with_data(field: CommandField) -> bool {
+    matches!(
+        field.0,
+        CommandField::C_STORE | CommandField::C_FIND | CommandField::C_GET | CommandField::C_MOVE
+    )
 }
 
 /// A final response whose request never came (`Association::answered_early`), decided when it

@@ -103,8 +103,8 @@ impl PduSink for SessionSink<'_, '_> {
         self.session.pdv_data(self.ctx, self.raw, pdv, bytes);
     }
 
-    fn pdv_gap(&mut self, _pdv: &PdvHeader, len: u64) {
-        self.session.pdv_gap(self.ctx, self.raw, len);
+    fn pdv_gap(&mut self, pdv: &PdvHeader, len: u64) {
+        self.session.pdv_gap(self.ctx, self.raw, pdv, len);
     }
 
     fn pdv_end(&mut self, pdv: &PdvHeader) {
