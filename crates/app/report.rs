@@ -198,6 +198,20 @@ impl ReplayReport {
             .map(|w| warning("learned state", w.clone()))
             .collect();
         out.extend(pacstap_wire::decode_hint(&self.wire).map(|h| warning("input", h)));
+        if self.flow.truncated_packets > 0 {
+            // A short snaplen (a header-only capture) loses data in every frame: facts are
+            // partial, which an investigator must know before reading them as complete.
+            let n = self.flow.truncated_packets;
+            out.push(warning(
+                "input",
+                format!(
+                    "{n} TCP segment{} cut by the capture's snaplen: the bytes past it are lost (counted \
+                     as gaps), and what was read from the rest is marked incomplete; capture with a \
+                     full snaplen (tcpdump -s 0) for whole facts",
+                    if n == 1 { " was" } else { "s were" }
+                ),
+            ));
+        }
         // The message names the file and why (`cannot open capture file X: …`).
         out.extend(
             self.unreadable
