@@ -775,9 +775,10 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
 
 /// The DICOMweb exchanges of a header-only capture: every request's method, URL and Host and
 /// every response's status come from the start lines the frames still hold (the rest of each
-/// head is cut), marked incomplete. Before, snaplen 160 gave no HTTP event at all.
+/// head is cut), marked incomplete; a TLS connection's server name from its cut ClientHello.
+/// Before, snaplen 160 gave no HTTP event at all, and 250 no server name.
 #[test]
-fn a_header_only_capture_still_gives_the_http_requests_and_their_statuses() {
+fn a_header_only_capture_still_gives_the_http_requests_their_statuses_and_the_tls_server_names() {
     let dir = std::env::temp_dir().join(format!("pacstap-snaplen-http-{}", std::process::id()));
     let exchange = |h: &&Value| format!("{} {} {}", h["method"], h["url"], h["status"]);
     let with_host = |h: &&Value| format!("{} {}", exchange(h), h["hostname"]);
@@ -797,6 +798,20 @@ fn a_header_only_capture_still_gives_the_http_requests_and_their_statuses() {
         of(&cut, "http").iter().map(with_host).collect::<Vec<_>>(),
         plain.iter().map(with_host).collect::<Vec<_>>()
     );
+    // HTTPS: the ClientHello (225 bytes of payload) cut at 184 still names its server; no
+    // JA3 / JA4 from a part of it.
+    let hello = |t: &&Value| format!("{} {} {}", t["sni"], t["client_version"], t["version"]);
+    let plain = replay("https.plain.pcap").events;
+    let plain = of(&plain, "tls");
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0]["sni"], "pacs.example.test");
+    let cut = replay_paths(&[header_only(&dir, "https", 250)], None).events;
+    let tls = of(&cut, "tls");
+    assert_eq!(
+        tls.iter().map(hello).collect::<Vec<_>>(),
+        plain.iter().map(hello).collect::<Vec<_>>()
+    );
+    assert!(tls[0]["ja3"].is_null() && tls[0]["ja4"].is_null());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -23,8 +23,8 @@ pub use config::RESYNC_GIVE_UP_BYTES;
 pub use event::TlsAnomaly;
 pub use fingerprint::{ja3, ja3_string, ja3s, ja4, ja4_parts};
 pub use parser::{
-    parse_certificate, parse_client_hello, parse_record_header, parse_server_hello, CertificateSummary, ClientHello,
-    ContentType, HandshakeType, RecordHeader, ServerHello,
+    parse_certificate, parse_client_hello, parse_client_hello_prefix, parse_record_header, parse_server_hello,
+    CertificateSummary, ClientHello, ContentType, HandshakeType, RecordHeader, ServerHello,
 };
 pub use stream::MAX_HANDSHAKE_MESSAGE;
 
@@ -543,6 +543,48 @@ mod tests {
         assert_eq!(t.ja3s.as_deref(), Some("405adaa88faa24941b8a00ebff13546a"));
         assert_eq!(t.certificate.unwrap().sha256, SERVER_CERT_SHA256);
         assert_eq!(t.gap_bytes, 60);
+    }
+
+    #[test]
+    fn a_client_hello_cut_by_the_snaplen_still_names_the_server() {
+        // A header-only capture keeps the first bytes of the ClientHello's segment, then a
+        // hole: the server name (curl sends it first) once the cut falls after it, never a
+        // fingerprint of the part; the server's flight still decodes.
+        let c = capture(CURL_TLS12);
+        let whole = {
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, 443);
+            for (dir, bytes) in &c.segments {
+                let _ = h.data(*dir, bytes);
+            }
+            one(&h.end(CloseReason::Fin))
+        };
+        let sni = whole.sni.clone().expect("curl names its server");
+        let ch = &c.toserver[0];
+        let mut first_named = None;
+        for cut in 1..ch.len() {
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, 443);
+            let _ = h.data(ToServer, &ch[..cut]);
+            let _ = h.gap(ToServer, (ch.len() - cut) as u64);
+            for (dir, bytes) in c.segments.iter().skip(1) {
+                let _ = h.data(*dir, bytes);
+            }
+            let t = one(&h.end(CloseReason::Fin));
+            assert!(t.ja3.is_none() && t.ja4.is_none(), "cut at {cut}");
+            assert_eq!(t.ja3s, whole.ja3s, "cut at {cut}");
+            match (&t.sni, first_named) {
+                (Some(name), _) => {
+                    assert_eq!(name, &sni, "cut at {cut}");
+                    assert_eq!(t.client_version.as_deref(), Some("TLS 1.2"));
+                    first_named.get_or_insert(cut);
+                }
+                (None, None) => {}
+                (None, Some(at)) => panic!("named at {at}, not at {cut}"),
+            }
+        }
+        // Named from the end of the server_name extension (the host name is its last field)
+        // on, not before.
+        let end = ch.windows(sni.len()).position(|w| w == sni.as_bytes()).unwrap() + sni.len();
+        assert_eq!(first_named, Some(end));
     }
 
     #[test]

@@ -407,6 +407,32 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     Some(out)
 }
 
+/// What the first bytes of a ClientHello body cut by a capture gap (a short snaplen, a lost
+/// segment) still say: its version, session id and ciphers, and the extensions that were
+/// captured whole (the server name is usually the first). `None` when the fixed part up to the
+/// extensions' length was not all captured.
+///
+/// Why rebuild rather than parse in place: tls-parser reads only a whole message; the prefix
+/// trimmed to its whole extensions, with the extensions' length set to theirs, is one.
+pub fn parse_client_hello_prefix(prefix: &[u8]) -> Option<ClientHello> {
+    // legacy_version (2), random (32), then session id, ciphers and compression methods, each
+    // behind its length (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
+    let mut at = 34usize;
+    at += 1 + usize::from(*prefix.get(at)?);
+    at += 2 + usize::from(u16::from_be_bytes([*prefix.get(at)?, *prefix.get(at + 1)?]));
+    at += 1 + usize::from(*prefix.get(at)?);
+    let ext_len = usize::from(u16::from_be_bytes([*prefix.get(at)?, *prefix.get(at + 1)?]));
+    let captured = prefix.get(at + 2..)?;
+    let block = captured.get(..ext_len).unwrap_or(captured);
+    let (whole, _) = extensions(block);
+    let kept: usize = whole.iter().map(|(_, e)| e.len()).sum();
+    let mut rebuilt = Vec::with_capacity(at + 2 + kept);
+    rebuilt.extend_from_slice(prefix.get(..at)?);
+    rebuilt.extend_from_slice(&u16::try_from(kept).ok()?.to_be_bytes());
+    rebuilt.extend_from_slice(block.get(..kept)?);
+    parse_client_hello(&rebuilt)
+}
+
 /// Parse a ServerHello (or HelloRetryRequest) message body.
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let (rest, sh) = parse_tls_handshake_server_hello(body).ok()?;

@@ -6,8 +6,8 @@ use super::event::certificate_record;
 use super::parser::{alert_name, cipher_suite_name, hex, version, version_string};
 use super::stream::RecordSink;
 use super::{
-    fingerprint, parse_certificate, parse_client_hello, parse_server_hello, ContentType, HandshakeType, RecordHeader,
-    TlsAnomaly,
+    fingerprint, parse_certificate, parse_client_hello, parse_client_hello_prefix, parse_server_hello, ContentType,
+    HandshakeType, RecordHeader, TlsAnomaly,
 };
 use crate::decoder::at_mut;
 use crate::Ctx;
@@ -62,6 +62,30 @@ impl Session {
         ev.ja3 = Some(hash);
         ev.ja3_string = Some(string);
         ev.ja4 = Some(fingerprint::ja4(&ch));
+        ev.client_version = Some(version_string(ch.version));
+        self.client_session_id = ch.session_id;
+    }
+
+    /// A ClientHello cut by a capture gap (a header-only capture cuts every one longer than
+    /// its frames): the server name, offered ALPN and version when the bytes before the hole
+    /// hold them. No JA3 / JA4: they need every extension, and a fingerprint of a part would
+    /// name a client that does not exist.
+    pub(super) fn client_hello_prefix(&mut self, ctx: &mut Ctx<'_>, prefix: &[u8]) {
+        if self.client_hello {
+            return;
+        }
+        let Some(ch) = parse_client_hello_prefix(prefix) else {
+            return;
+        };
+        ctx.stats.tls.client_hellos += 1;
+        self.client_hello = true;
+        let ev = &mut self.event;
+        ev.sni = ch.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned());
+        ev.alpn = ch
+            .alpn
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         ev.client_version = Some(version_string(ch.version));
         self.client_session_id = ch.session_id;
     }
@@ -201,8 +225,11 @@ impl RecordSink for SessionSink<'_, '_> {
         self.session.anomaly(self.ctx, TlsAnomaly::MemoryBudget, detail);
     }
 
-    fn on_handshake_lost(&mut self, _msg_type: HandshakeType) {
+    fn on_handshake_lost(&mut self, msg_type: HandshakeType, prefix: &[u8]) {
         self.ctx.stats.tls.handshake_messages_lost += 1;
+        if msg_type == HandshakeType::CLIENT_HELLO {
+            self.session.client_hello_prefix(self.ctx, prefix);
+        }
     }
 
     fn on_alert(&mut self, level: u8, description: u8) {

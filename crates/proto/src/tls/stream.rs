@@ -33,8 +33,9 @@ pub(crate) trait RecordSink {
     fn on_handshake(&mut self, msg_type: HandshakeType, body: &[u8], in_sync: bool);
     /// A wanted handshake message longer than [`MAX_HANDSHAKE_MESSAGE`]; skipped.
     fn on_handshake_too_large(&mut self, msg_type: HandshakeType, len: u32);
-    /// A wanted handshake message that lost bytes to a capture gap; dropped.
-    fn on_handshake_lost(&mut self, msg_type: HandshakeType);
+    /// A wanted handshake message that lost bytes to a capture gap; dropped. `prefix`: its
+    /// body bytes before the hole (empty when none were kept).
+    fn on_handshake_lost(&mut self, msg_type: HandshakeType, prefix: &[u8]);
     /// A clear-text alert (RFC 8446 §6): a 2-byte alert record before ChangeCipherSpec.
     /// (Encrypted alerts are longer; alerts fragmented over records, allowed before TLS 1.3
     /// but not seen in practice, are ignored.)
@@ -375,7 +376,7 @@ impl HandshakeReader {
     /// Forget a partial message (gap, resynchronisation, or encryption began).
     fn reset(&mut self, sink: &mut dyn RecordSink) {
         if self.in_body && self.keep {
-            sink.on_handshake_lost(HandshakeType(self.msg_type));
+            sink.on_handshake_lost(HandshakeType(self.msg_type), &self.buf);
         }
         self.clear();
         self.lost = false;
@@ -388,7 +389,7 @@ impl HandshakeReader {
         if self.in_body && len <= u64::from(self.remaining) {
             // Inside the current message: skip the rest of it, its end is still known.
             if self.keep {
-                sink.on_handshake_lost(HandshakeType(self.msg_type));
+                sink.on_handshake_lost(HandshakeType(self.msg_type), &self.buf);
                 self.keep = false;
                 self.release();
             }
@@ -491,8 +492,8 @@ mod tests {
         fn on_handshake_too_large(&mut self, t: HandshakeType, len: u32) {
             self.lines.push(format!("too_large {} {len}", t.0));
         }
-        fn on_handshake_lost(&mut self, t: HandshakeType) {
-            self.lines.push(format!("lost {}", t.0));
+        fn on_handshake_lost(&mut self, t: HandshakeType, prefix: &[u8]) {
+            self.lines.push(format!("lost {} after {}", t.0, prefix.len()));
         }
         fn on_alert(&mut self, level: u8, d: u8) {
             self.lines.push(format!("alert {level} {d}"));
@@ -687,7 +688,7 @@ mod tests {
             log.lines,
             [
                 "record 22 3004 enc=false",
-                "lost 11",
+                "lost 11 after 991",
                 "record 22 24 enc=false",
                 "hs 2 20"
             ]
