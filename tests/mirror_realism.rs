@@ -745,7 +745,7 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(
             warnings[0].starts_with("input: 30")
-                && warnings[0].contains(" TCP segments were cut by the capture's snaplen"),
+                && warnings[0].contains(" TCP segments were cut short (the capture's snaplen"),
             "{warnings:?}"
         );
         let names: BTreeSet<String> = anomaly_names(&cut.events)

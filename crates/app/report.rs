@@ -205,9 +205,10 @@ impl ReplayReport {
             out.push(warning(
                 "input",
                 format!(
-                    "{n} TCP segment{} cut by the capture's snaplen: the bytes past it are lost (counted \
-                     as gaps), and what was read from the rest is marked incomplete; capture with a \
-                     full snaplen (tcpdump -s 0) for whole facts",
+                    "{n} TCP segment{} cut short (the capture's snaplen, or a mirror port that \
+                     truncates frames): the bytes past the cut are lost (counted as gaps), and what \
+                     was read from the rest is marked incomplete; capture whole frames (tcpdump -s 0) \
+                     for whole facts",
                     if n == 1 { " was" } else { "s were" }
                 ),
             ));
