@@ -756,6 +756,19 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
     }
     let cut = replay_paths(&[header_only(&dir, "move20", 160)], Some(&scenario_config())).events;
     assert_eq!(commands(&cut), commands(&plain));
+    // A mirror port that truncates frames writes records whose own length is the cut one: the
+    // IP header's length still says what was lost, and the facts are the same.
+    {
+        use common::pcapgen::{read_pcap, write_pcap};
+        let mut frames = read_pcap(&mirror("move20.plain.pcap"));
+        for f in &mut frames {
+            f.data.truncate(160);
+        }
+        let path = dir.join("move20.truncated-160.pcap");
+        write_pcap(&path, &frames);
+        let truncated = replay_paths(&[path], Some(&scenario_config())).events;
+        assert_eq!(facts(&truncated), facts(&cut));
+    }
     let cmds = dicom(&cut, "command");
     assert_eq!(cmds.len(), 40);
     assert!(
