@@ -6,8 +6,8 @@ use super::event::certificate_record;
 use super::parser::{alert_name, cipher_suite_name, hex, version, version_string};
 use super::stream::RecordSink;
 use super::{
-    fingerprint, parse_certificate, parse_client_hello, parse_client_hello_prefix, parse_server_hello, ContentType,
-    HandshakeType, RecordHeader, TlsAnomaly,
+    fingerprint, parse_certificate, parse_client_hello, parse_client_hello_prefix, parse_server_hello, ClientHello,
+    ContentType, HandshakeType, RecordHeader, TlsAnomaly,
 };
 use crate::decoder::at_mut;
 use crate::Ctx;
@@ -42,8 +42,6 @@ impl Session {
             }
             return;
         };
-        ctx.stats.tls.client_hellos += 1;
-        self.client_hello = true;
         if ch.malformed > 0 {
             self.anomaly(
                 ctx,
@@ -51,6 +49,17 @@ impl Session {
                 format!("client_hello: {}", ch.malformed),
             );
         }
+        let (hash, string) = fingerprint::ja3(&ch);
+        self.event.ja3 = Some(hash);
+        self.event.ja3_string = Some(string);
+        self.event.ja4 = Some(fingerprint::ja4(&ch));
+        self.take_hello(ctx, ch);
+    }
+
+    /// What a ClientHello, whole or cut, tells besides its fingerprints.
+    fn take_hello(&mut self, ctx: &mut Ctx<'_>, ch: ClientHello) {
+        ctx.stats.tls.client_hellos += 1;
+        self.client_hello = true;
         let ev = &mut self.event;
         ev.sni = ch.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned());
         ev.alpn = ch
@@ -58,10 +67,6 @@ impl Session {
             .iter()
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        let (hash, string) = fingerprint::ja3(&ch);
-        ev.ja3 = Some(hash);
-        ev.ja3_string = Some(string);
-        ev.ja4 = Some(fingerprint::ja4(&ch));
         ev.client_version = Some(version_string(ch.version));
         self.client_session_id = ch.session_id;
     }
@@ -74,20 +79,9 @@ impl Session {
         if self.client_hello {
             return;
         }
-        let Some(ch) = parse_client_hello_prefix(prefix) else {
-            return;
-        };
-        ctx.stats.tls.client_hellos += 1;
-        self.client_hello = true;
-        let ev = &mut self.event;
-        ev.sni = ch.sni.as_deref().map(|s| String::from_utf8_lossy(s).into_owned());
-        ev.alpn = ch
-            .alpn
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        ev.client_version = Some(version_string(ch.version));
-        self.client_session_id = ch.session_id;
+        if let Some(ch) = parse_client_hello_prefix(prefix) {
+            self.take_hello(ctx, ch);
+        }
     }
 
     pub(super) fn server_hello(&mut self, ctx: &mut Ctx<'_>, body: &[u8], in_sync: bool) {

@@ -47,14 +47,7 @@ impl Session {
         }
     }
 
-    pub(super) fn on_request(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        raw: Direction,
-        cmd: &CommandSet<'_>,
-        context: u8,
-        cut: bool,
-    ) {
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, context: u8, cut: bool) {
         let cap = ctx.cfg.max_pending_commands;
         let Some(a) = self.assoc.as_mut() else {
             return;
@@ -129,7 +122,7 @@ impl Session {
         }
     }
 
-    pub(super) fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, cut: bool) {
+    fn on_response(&mut self, ctx: &mut Ctx<'_>, raw: Direction, cmd: &CommandSet<'_>, cut: bool) {
         let Some(a) = self.assoc.as_mut() else {
             return;
         };
