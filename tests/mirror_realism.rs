@@ -788,10 +788,11 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
 
 /// The DICOMweb exchanges of a header-only capture: every request's method, URL and Host and
 /// every response's status come from the start lines the frames still hold (the rest of each
-/// head is cut), marked incomplete; a TLS connection's server name from its cut ClientHello.
-/// Before, snaplen 160 gave no HTTP event at all, and 250 no server name.
+/// head is cut), marked incomplete; a TLS connection's server name from its cut ClientHello; an
+/// HL7 message's sender from the start of its MSH. Before, snaplen 160 gave no HTTP event at
+/// all, 250 no server name, and 96 a `hl7.malformed_msh` for every message.
 #[test]
-fn a_header_only_capture_still_gives_the_http_requests_their_statuses_and_the_tls_server_names() {
+fn a_header_only_capture_still_gives_http_requests_tls_server_names_and_hl7_messages() {
     let dir = std::env::temp_dir().join(format!("pacstap-snaplen-http-{}", std::process::id()));
     let exchange = |h: &&Value| format!("{} {} {}", h["method"], h["url"], h["status"]);
     let with_host = |h: &&Value| format!("{} {}", exchange(h), h["hostname"]);
@@ -825,6 +826,16 @@ fn a_header_only_capture_still_gives_the_http_requests_their_statuses_and_the_tl
         plain.iter().map(hello).collect::<Vec<_>>()
     );
     assert!(tls[0]["ja3"].is_null() && tls[0]["ja4"].is_null());
+    // HL7 at 96 bytes a frame (30 of payload): each message still reported, `truncated`, from
+    // the start of its MSH; what the hole took is a gap, not a malformed header.
+    let apps = |h: &&Value| format!("{} {}", h["direction"], h["sending_application"]);
+    let plain = replay("hl7.plain.pcap").events;
+    let cut = replay_paths(&[header_only(&dir, "hl7", 96)], None).events;
+    assert_eq!(
+        of(&cut, "hl7").iter().map(apps).collect::<Vec<_>>(),
+        of(&plain, "hl7").iter().map(apps).collect::<Vec<_>>()
+    );
+    assert_eq!(anomaly_names(&cut), BTreeSet::from(["hl7.gap".to_string()]));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -631,6 +631,38 @@ mod tests {
     }
 
     #[test]
+    fn a_header_cut_by_the_snaplen_is_truncated_not_malformed() {
+        // A header-only capture keeps the start of each message's segment: the MSH up to its
+        // sending facility, then a hole. The message is reported, truncated, with what was
+        // kept; its missing MSH-9 / MSH-10 lie past the hole, which is `hl7.gap`, not
+        // `hl7.malformed_msh`. A whole message without MSH-9 still is malformed.
+        let mut h = Harness::new(ProtoConfig::default(), 40_000, PORT);
+        let msg = adt("C1");
+        let keep = msg.windows(10).position(|w| w == b"RADIOLOGY|").unwrap() + 10;
+        let _ = h.data(ToServer, &msg[..keep]);
+        let _ = h.gap(ToServer, (msg.len() - keep) as u64);
+        let _ = h.data(ToServer, &adt("C2"));
+        let _ = h.data(ToServer, &frame(&[&msh("ADT^A01", "C3")]));
+        let _ = h.data(ToServer, &frame(&[&msh("", "C4")]));
+        let ev = h.end(CloseReason::Fin);
+        let m = hl7(&ev);
+        let got: Vec<_> = m
+            .iter()
+            .map(|e| (e.sending_application.as_deref(), e.control_id.as_str(), e.truncated))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("RIS"), "", true),
+                (Some("RIS"), "C2", false),
+                (Some("RIS"), "C3", false),
+                (Some("RIS"), "C4", false)
+            ]
+        );
+        assert_eq!(anomaly_names(&ev), vec!["hl7.gap", "hl7.malformed_msh"]);
+    }
+
+    #[test]
     fn midstream_pickup_by_port() {
         let tail = &oru("T0", 3000)[1500..];
         let conv: Conv = vec![

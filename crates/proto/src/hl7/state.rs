@@ -121,15 +121,19 @@ impl Session {
             ctx.stats.hl7.kept_bytes_capped += 1;
         }
         ctx.stats.hl7.bytes_skipped = ctx.stats.hl7.bytes_skipped.saturating_add(msg.skipped);
+        // A message a capture gap cut (a header-only capture cuts every one longer than its
+        // frames) lacks what lay past the hole: that is `hl7.gap`, not a malformed header.
+        let cut = end == MessageEnd::Gap;
         let h = match parse_message(&msg.kept, max_chars) {
             Ok(h) => h,
+            Err(_) if cut => return,
             Err(e) => {
                 ctx.stats.hl7.malformed_messages += 1;
                 self.anomaly(ctx, Hl7Anomaly::MalformedMsh, e.to_string());
                 return;
             }
         };
-        if h.message_type.is_none() || h.control_id.is_none() {
+        if !cut && (h.message_type.is_none() || h.control_id.is_none()) {
             let which = if h.message_type.is_none() {
                 "MSH-9 message type"
             } else {
