@@ -966,6 +966,40 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_basic_authorization_names_its_user_only_once_past_the_colon() {
+        // `admin:admin-pass`; the snaplen cuts each head somewhere in its credentials. Past the
+        // user-id's colon the user is certain (RFC 7617: no colon in a user-id); before it, or
+        // in a Bearer token, no one is named.
+        let b64 = "YWRtaW46YWRtaW4tcGFzcw==";
+        let head = |auth: &str| format!("GET /dicom-web/studies/1.2.3 HTTP/1.1\r\nHost: pacs\r\nAuthorization: {auth}");
+        for (auth, user) in [
+            (&b64[..23], Some("admin")),
+            (&b64[..10], Some("admin")),
+            // "YWRtaW46" is "admin:" exactly; one character less ends before the colon.
+            (&b64[..8], Some("admin")),
+            (&b64[..7], None),
+            (&b64[..4], None),
+            ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9", None),
+        ] {
+            let auth = if auth.starts_with("Bearer") {
+                auth.to_string()
+            } else {
+                format!("Basic {auth}")
+            };
+            let conv = vec![
+                req(&head(&auth)),
+                Rec::Gap(ToServer, 50),
+                rsp("HTTP/1.1 200 OK\r\nContent-Le"),
+                Rec::Gap(ToClient, 500),
+            ];
+            let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+            let tx = http(&ev);
+            assert_eq!(tx.len(), 1, "{auth}");
+            assert_eq!((tx[0].user.as_deref(), tx[0].status), (user, Some(200)), "{auth}");
+        }
+    }
+
+    #[test]
     fn pipelining_cap() {
         let mut many = String::new();
         for i in 0..70 {

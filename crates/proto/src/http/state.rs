@@ -423,17 +423,54 @@ impl SessionSink<'_, '_, '_> {
 const SALVAGED_FIELDS: &[&str] = &["host", "authorization", "user-agent", "x-forwarded-for", "forwarded"];
 
 /// A head made of the start line and the [`SALVAGED_FIELDS`] lines found complete in
-/// `partial`, so the ordinary head parser reads them; `None` when the start line is cut.
+/// `partial`, so the ordinary head parser reads them; `None` when the start line is cut. A
+/// last line cut between its CR and LF is complete: the CR ended its value (a cut there
+/// would otherwise lose, say, the Authorization line that names an admin).
 fn salvage_head(partial: &[u8]) -> Option<Vec<u8>> {
+    let whole = |l: &&[u8]| l.ends_with(b"\n") || l.ends_with(b"\r");
     let mut lines = partial.split_inclusive(|&b| b == b'\n');
-    let first = lines.next().filter(|l| l.ends_with(b"\n"))?;
-    let mut out = first.to_vec();
-    for line in lines.filter(|l| l.ends_with(b"\n")) {
+    let mut out = Vec::with_capacity(partial.len() + 3);
+    let take = |line: &[u8], out: &mut Vec<u8>| {
+        out.extend_from_slice(line);
+        if !line.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    };
+    take(lines.next().filter(whole)?, &mut out);
+    for line in lines {
         let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        if SALVAGED_FIELDS.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(name)) {
-            out.extend_from_slice(line);
+        if !SALVAGED_FIELDS.iter().any(|f| f.as_bytes().eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if whole(&line) {
+            take(line, &mut out);
+        } else if let Some(cut) = cut_basic_authorization(line) {
+            take(&cut, &mut out);
         }
     }
+    out.extend_from_slice(b"\r\n");
+    Some(out)
+}
+
+/// An `Authorization: Basic` line cut inside its credentials, as one whose credentials end at
+/// the last whole base64 quantum: its user is named exactly when the captured part reaches past
+/// the user-id's `:` (RFC 7617: a user-id has no colon), else nothing is. Another scheme, or a
+/// cut inside a Bearer token, gives `None`: a part of a token names no one for sure.
+fn cut_basic_authorization(line: &[u8]) -> Option<Vec<u8>> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let (name, value) = line.split_at(colon);
+    if !name.eq_ignore_ascii_case(b"authorization") {
+        return None;
+    }
+    let value = value.get(1..)?.trim_ascii_start();
+    let scheme = value.get(..6)?;
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return None;
+    }
+    let token = value.get(6..)?.trim_ascii();
+    let token = token.get(..token.len() / 4 * 4)?;
+    let mut out = b"Authorization: Basic ".to_vec();
+    out.extend_from_slice(token);
     out.extend_from_slice(b"\r\n");
     Some(out)
 }
