@@ -447,6 +447,7 @@ struct TlsIn {
     alert: Option<TlsAlertIn>,
     midstream: bool,
     gap_bytes: u64,
+    gap_bytes_toclient: u64,
 }
 
 impl From<TlsIn> for TlsEvent {
@@ -489,6 +490,7 @@ impl From<TlsIn> for TlsEvent {
             }),
             midstream: t.midstream,
             gap_bytes: t.gap_bytes,
+            gap_bytes_toclient: t.gap_bytes_toclient,
         }
     }
 }

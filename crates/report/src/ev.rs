@@ -55,6 +55,8 @@ pub struct Body<'a> {
     pub commands: Num,
     pub bytes_toserver: Num,
     pub bytes_toclient: Num,
+    /// tls: bytes the server sent that the capture lost.
+    pub gap_bytes_toclient: Num,
     #[serde(borrow)]
     pub abstract_syntaxes: StrList<'a>,
     #[serde(borrow)]
@@ -378,6 +380,7 @@ impl<'a> Ev<'a> {
             "commands" => b.commands,
             "bytes_toserver" => b.bytes_toserver,
             "bytes_toclient" => b.bytes_toclient,
+            "gap_bytes_toclient" => b.gap_bytes_toclient,
             "request_bytes" => b.request_bytes,
             "response_bytes" => b.response_bytes,
             "count" => b.count,

@@ -189,9 +189,13 @@ fn volume(ev: &Ev<'_>) -> Volume {
             },
             _ => Volume::default(),
         },
+        // Bytes sent, seen or lost to capture gaps: what detection counted.
         "tls" => Volume {
             instances: 0,
-            bytes: ev.u("bytes_toclient").unwrap_or(0),
+            bytes: ev
+                .u("bytes_toclient")
+                .unwrap_or(0)
+                .saturating_add(ev.u("gap_bytes_toclient").unwrap_or(0)),
         },
         _ => Volume::default(),
     }

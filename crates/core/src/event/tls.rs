@@ -70,6 +70,22 @@ pub struct TlsEvent {
     pub midstream: bool,
     /// Extension: bytes lost to capture gaps, both ways.
     pub gap_bytes: u64,
+    /// Extension: of `gap_bytes`, those the server sent the client (absent when none). A
+    /// download's size is `bytes_toclient` plus these: a capture that lost or cut its frames
+    /// (a header-only capture keeps a few percent of a download) saw fewer bytes than were sent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gap_bytes_toclient: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TlsEvent {
+    /// Bytes the server sent the client, seen or lost to capture gaps.
+    pub fn bytes_sent_toclient(&self) -> u64 {
+        self.bytes_toclient.saturating_add(self.gap_bytes_toclient)
+    }
 }
 
 /// The server certificate (the first of the chain) as seen on the wire.

@@ -22,7 +22,10 @@ pub(super) fn connection<'a>(
             seen.push(Observation::TlsFingerprint { ja4 });
         }
     }
-    if t.bytes_toclient == 0 {
+    // Bytes sent, not only seen: a capture that lost or cut frames (a header-only capture
+    // keeps a few percent of a download) would otherwise hide most of a bulk download.
+    let bytes = t.bytes_sent_toclient();
+    if bytes == 0 {
         return;
     }
     // Downloads from an image server (`rules.bulk_export.https_servers`, by default the
@@ -34,7 +37,7 @@ pub(super) fn connection<'a>(
         return;
     }
     seen.push(Observation::HttpsDownload {
-        bytes: t.bytes_toclient,
+        bytes,
         sni: t.sni.as_deref(),
     });
 }
@@ -73,6 +76,15 @@ mod tests {
         // Another internal server is no image server once the inventory names one.
         let elsewhere = tls(flow(2, "10.0.0.9:40000", "10.0.0.6:443"), None, 5_000);
         assert!(observed(&d, &elsewhere).is_empty());
+        // Bytes the capture lost (or cut: a header-only capture) were sent all the same.
+        let mut cut = tls(flow(3, "10.0.0.9:40000", "10.0.0.5:443"), None, 300);
+        if let EventBody::Tls(t) = &mut cut.body {
+            t.gap_bytes_toclient = 4_700;
+        }
+        assert!(matches!(
+            observed(&d, &cut)[..],
+            [Observation::HttpsDownload { bytes: 5_000, .. }]
+        ));
     }
 
     #[test]

@@ -174,7 +174,11 @@ impl Decoder for TlsFlow {
                 stream.feed(data, &mut sink);
             }
             ChunkBody::Gap(len) => {
-                sink.session.event.gap_bytes = sink.session.event.gap_bytes.saturating_add(len);
+                let ev = &mut sink.session.event;
+                ev.gap_bytes = ev.gap_bytes.saturating_add(len);
+                if dir == Direction::ToClient {
+                    ev.gap_bytes_toclient = ev.gap_bytes_toclient.saturating_add(len);
+                }
                 sink.ctx.stats.gap_bytes += len;
                 stream.gap(len, &mut sink);
             }
