@@ -11,29 +11,20 @@ For each it prints the DICOM commands by name, the distinct Study Instance UIDs 
 the alerts (signature id and count) and the anomaly names, beside the plain capture's.
 Only stdlib + pcaplib.py (scripts/samples/common).
 """
-import argparse
 import collections
-import json
 import random
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
-from pcaplib import read_pcap, write_pcap  # noqa: E402
+from sweep import arguments, replay_events, run  # noqa: E402
 
 
 def summary(pacstap, config, pcap, out):
     """What the events of one replay say, in one line."""
-    cmd = [pacstap, "replay", "-q", "--events", str(out)]
-    if config:
-        cmd += ["--config", config]
-    subprocess.run(cmd + [str(pcap)], check=True)
     commands, alerts, anomalies = collections.Counter(), [], collections.Counter()
     studies = collections.defaultdict(set)
-    for line in open(out):
-        e = json.loads(line)
+    for e in replay_events(pacstap, config, pcap, out):
         kind = e["event_type"]
         if kind == "dicom" and e["dicom"].get("type") == "command":
             commands[e["dicom"]["command"]] += 1
@@ -48,25 +39,19 @@ def summary(pacstap, config, pcap, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("plain")
-    ap.add_argument("--pacstap", default="target/release/pacstap")
-    ap.add_argument("--config")
+    ap = arguments(__doc__)
     ap.add_argument("--loss", default="5,10,15", help="percentages of frames dropped")
     ap.add_argument("--seeds", type=int, default=6, help="seeds 1..N per percentage")
     a = ap.parse_args()
-    plain = read_pcap(a.plain)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "events.jsonl"
-        print(f"plain       {summary(a.pacstap, a.config, a.plain, out)}")
+
+    def variants(plain):
         for pct in (float(p) for p in a.loss.split(",")):
             for seed in range(1, a.seeds + 1):
                 rnd = random.Random(seed)
                 kept = [r for r in plain.records if rnd.random() * 100 >= pct]
-                variant = Path(tmp) / "variant.pcap"
-                write_pcap(variant, plain, kept)
-                print(f"{pct:g}% seed {seed:<3} {summary(a.pacstap, a.config, variant, out)}")
+                yield f"{pct:g}% seed {seed}", kept, None
 
+    run(a, summary, variants, 11)
 
 if __name__ == "__main__":
     main()

@@ -12,28 +12,20 @@ status, the HTTP exchanges with a status, the TLS server names, the alerts (sign
 count) and the anomaly names, beside the plain capture's. Only stdlib + pcaplib.py
 (scripts/samples/common).
 """
-import argparse
 import collections
-import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "common"))
-from pcaplib import Record, read_pcap, write_pcap  # noqa: E402
+from pcaplib import Record  # noqa: E402
+from sweep import arguments, replay_events, run  # noqa: E402
 
 
 def summary(pacstap, config, pcap, out):
     """What the events of one replay say, in one line."""
-    cmd = [pacstap, "replay", "-q", "--events", str(out)]
-    if config:
-        cmd += ["--config", config]
-    subprocess.run(cmd + [str(pcap)], check=True, stderr=subprocess.DEVNULL)
     assocs, commands, with_status = collections.Counter(), collections.Counter(), collections.Counter()
     http, sni, alerts, anomalies = [0, 0], [], [], collections.Counter()
-    for line in open(out):
-        e = json.loads(line)
+    for e in replay_events(pacstap, config, pcap, out):
         kind = e["event_type"]
         if kind == "dicom" and e["dicom"].get("type") == "association":
             d = e["dicom"]
@@ -58,25 +50,18 @@ def summary(pacstap, config, pcap, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("plain")
-    ap.add_argument("--pacstap", default="target/release/pacstap")
-    ap.add_argument("--config")
+    ap = arguments(__doc__)
     ap.add_argument("--snaplen", default="96,128,160,200,256", help="bytes kept of each frame")
     ap.add_argument("--truncating", action="store_true",
                     help="the record's own length is the cut one (a truncating mirror port)")
     a = ap.parse_args()
-    plain = read_pcap(a.plain)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "events.jsonl"
-        print(f"plain    {summary(a.pacstap, a.config, a.plain, out)}")
-        for n in (int(s) for s in a.snaplen.split(",")):
-            cut = [Record(r.ts_sec, r.ts_frac, r.data[:n], len(r.data[:n]) if a.truncating else r.orig_len)
-                   for r in plain.records]
-            variant = Path(tmp) / "variant.pcap"
-            write_pcap(variant, plain, cut, snaplen=n)
-            print(f"{n:<8} {summary(a.pacstap, a.config, variant, out)}")
 
+    def variants(plain):
+        for n in (int(s) for s in a.snaplen.split(",")):
+            yield str(n), [Record(r.ts_sec, r.ts_frac, r.data[:n], len(r.data[:n]) if a.truncating else r.orig_len)
+                           for r in plain.records], n
+
+    run(a, summary, variants, 8)
 
 if __name__ == "__main__":
     main()
