@@ -158,7 +158,7 @@ pub struct AlertEvidence {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub destinations: Vec<String>,
     /// Extension: distinct destinations of the incident (the list above shows the first ones).
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero_u64")]
     pub destinations_total: u64,
     /// Path of the evidence pcap (`--evidence-dir`), when written.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,10 +186,6 @@ pub struct AlertVolume {
     pub studies: u64,
     pub instances: u64,
     pub bytes: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 /// One alert (a rule firing, or the update of a growing incident). Serialized as Suricata's

@@ -79,21 +79,13 @@ pub struct HttpEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_time: Option<Timestamp>,
     /// Extension: interim (1xx) responses before the final one, e.g. `100 Continue`.
-    #[serde(skip_serializing_if = "is_zero_u32")]
+    #[serde(skip_serializing_if = "super::is_zero_u32")]
     pub interim_responses: u32,
     /// Extension: bytes of this transaction lost to capture gaps (counted in the byte totals).
-    #[serde(skip_serializing_if = "is_zero_u64")]
+    #[serde(skip_serializing_if = "super::is_zero_u64")]
     pub gap_bytes: u64,
     /// Extension: the request or the response did not end where its framing said (flow ended,
     /// gap, or cap hit); the byte counts are what was seen.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
-}
-
-fn is_zero_u32(v: &u32) -> bool {
-    *v == 0
-}
-
-fn is_zero_u64(v: &u64) -> bool {
-    *v == 0
 }

@@ -73,12 +73,8 @@ pub struct TlsEvent {
     /// Extension: of `gap_bytes`, those the server sent the client (absent when none). A
     /// download's size is `bytes_toclient` plus these: a capture that lost or cut its frames
     /// (a header-only capture keeps a few percent of a download) saw fewer bytes than were sent.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "super::is_zero_u64")]
     pub gap_bytes_toclient: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl TlsEvent {

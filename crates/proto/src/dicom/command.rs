@@ -63,6 +63,18 @@ impl CommandField {
     pub fn request(self) -> u16 {
         self.0 & !Self::RESPONSE_BIT
     }
+
+    /// A request that always carries a data set: the object of a C-STORE, the identifier of a
+    /// C-FIND, C-GET or C-MOVE (PS3.7 §9.3.1-9.3.4).
+    pub fn request_carries_data_set(self) -> bool {
+        matches!(self.0, Self::C_STORE | Self::C_FIND | Self::C_GET | Self::C_MOVE)
+    }
+
+    /// A command whose responses may be pending ones (PS3.7 §9.3: only C-FIND, C-GET and
+    /// C-MOVE answer with FF00H / FF01H before their final response).
+    pub fn may_answer_pending(self) -> bool {
+        matches!(self.request(), Self::C_FIND | Self::C_GET | Self::C_MOVE)
+    }
 }
 
 /// Name of a command (request code; the response bit is ignored): `C-STORE`, …, or `0x1234`.

@@ -204,16 +204,11 @@ impl PduStream {
         match self.state {
             // Not right after a resync lock, which may be on look-alike bytes: no AE titles or
             // acceptance from those.
-            State::Control { total, .. } if !self.tentative && len < total.saturating_sub(self.ctrl.len() as u64) => {
-                let left = total - self.ctrl.len() as u64 - len;
+            State::Control { total, .. } if !self.tentative && len <= total.saturating_sub(self.ctrl.len() as u64) => {
+                let left = total.saturating_sub(self.ctrl.len() as u64) - len;
                 self.flush_partial_control(sink);
                 self.release_ctrl();
-                self.state = State::Skip { left };
-            }
-            State::Control { total, .. } if !self.tentative && len == total.saturating_sub(self.ctrl.len() as u64) => {
-                self.flush_partial_control(sink);
-                self.release_ctrl();
-                self.state = State::Header;
+                self.state = if left == 0 { State::Header } else { State::Skip { left } };
             }
             State::PdvValue {
                 pdu_left,

@@ -444,25 +444,23 @@ fn salvage_head(partial: &[u8]) -> Option<Vec<u8>> {
         }
         if whole(&line) {
             take(line, &mut out);
-        } else if let Some(cut) = cut_basic_authorization(line) {
-            take(&cut, &mut out);
+        } else if name.eq_ignore_ascii_case(b"authorization") {
+            if let Some(cut) = line.get(name.len() + 1..).and_then(cut_basic_authorization) {
+                take(&cut, &mut out);
+            }
         }
     }
     out.extend_from_slice(b"\r\n");
     Some(out)
 }
 
-/// An `Authorization: Basic` line cut inside its credentials, as one whose credentials end at
-/// the last whole base64 quantum: its user is named exactly when the captured part reaches past
-/// the user-id's `:` (RFC 7617: a user-id has no colon), else nothing is. Another scheme, or a
-/// cut inside a Bearer token, gives `None`: a part of a token names no one for sure.
-fn cut_basic_authorization(line: &[u8]) -> Option<Vec<u8>> {
-    let colon = line.iter().position(|&b| b == b':')?;
-    let (name, value) = line.split_at(colon);
-    if !name.eq_ignore_ascii_case(b"authorization") {
-        return None;
-    }
-    let value = value.get(1..)?.trim_ascii_start();
+/// The value of an `Authorization` line cut inside its Basic credentials, as a whole line whose
+/// credentials end at the last whole base64 quantum: its user is named exactly when the
+/// captured part reaches past the user-id's `:` (RFC 7617: a user-id has no colon), else
+/// nothing is. Another scheme, or a cut inside a Bearer token, gives `None`: a part of a token
+/// names no one for sure.
+fn cut_basic_authorization(value: &[u8]) -> Option<Vec<u8>> {
+    let value = value.trim_ascii_start();
     let scheme = value.get(..6)?;
     if !scheme.eq_ignore_ascii_case(b"basic ") {
         return None;

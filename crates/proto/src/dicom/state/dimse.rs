@@ -64,7 +64,8 @@ impl Session {
         ev.incomplete = cut;
         // A cut set may have lost its Command Data Set Type; these requests always carry a
         // data set (PS3.4 C.4, PS3.7 §9.3.1-9.3.4: the object, or the identifier).
-        let with_data = cmd.has_data_set() || (cut && cmd.data_set_type.is_none() && always_with_data(cmd.field()));
+        let with_data =
+            cmd.has_data_set() || (cut && cmd.data_set_type.is_none() && cmd.field().request_carries_data_set());
         if cmd.command_field == CommandField::C_CANCEL || (cut && cmd.message_id.is_none()) {
             // PS3.7 §9.3.2.3: C-CANCEL has no response; it names the request it cancels. A
             // request cut before its Message ID cannot be paired with its response: reported
@@ -136,10 +137,7 @@ impl Session {
         // (PS3.7 §9.3: only C-FIND, C-GET and C-MOVE have them); for those it is taken as
         // pending, and the request is reported without its status at the association's end.
         let is_final = match cmd.status {
-            None if cut => !matches!(
-                cmd.field().request(),
-                CommandField::C_FIND | CommandField::C_GET | CommandField::C_MOVE
-            ),
+            None if cut => !cmd.field().may_answer_pending(),
             status => !matches!(status.map(StatusClass::of), Some(StatusClass::Pending)),
         };
         let target = match a.pending_index(key) {
@@ -211,15 +209,6 @@ impl Session {
             });
         }
     }
-}
-
-/// Requests that always carry a data set: the object of a C-STORE, the identifier of a C-FIND,
-/// C-GET or C-MOVE (PS3.7 §9.3.1-9.3.4).
-fn always_with_data(field: CommandField) -> bool {
-    matches!(
-        field.0,
-        CommandField::C_STORE | CommandField::C_FIND | CommandField::C_GET | CommandField::C_MOVE
-    )
 }
 
 /// A final response whose request never came (`Association::answered_early`), decided when it
