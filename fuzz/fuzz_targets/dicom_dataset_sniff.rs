@@ -1,7 +1,8 @@
-//! Stop-at-tag data set sniff in every transfer syntax, deflate included (bounded inflation).
+//! Stop-at-tag data set sniff in every transfer syntax, deflate included (bounded inflation),
+//! and the same behind a DICOM file's preamble and meta group (a WADO-RS body's study).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pacstap_proto::dicom::{sniff_dataset, TransferSyntax};
+use pacstap_proto::dicom::{sniff_dataset, study_in_file, TransferSyntax};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, body)) = data.split_first() else { return };
@@ -14,4 +15,5 @@ fuzz_target!(|data: &[u8]| {
     ][usize::from(sel) % 5];
     let _ = sniff_dataset(body, TransferSyntax::from_uid(uid), 64 * 1024).facts();
     let _ = sniff_dataset(body, TransferSyntax::guess(body), 64 * 1024).facts();
+    let _ = study_in_file(body, 64 * 1024);
 });

@@ -27,7 +27,7 @@ use crate::bounded_map::BoundedMap;
 use crate::config::Config;
 use crate::dest::Dest;
 use crate::engine::{AlertSink, Measurer, Occurrence};
-use crate::entity::EntityTable;
+use crate::entity::{EntRef, EntityTable};
 use crate::error::DetectError;
 use crate::geo::Geo;
 use crate::held::Pending;
@@ -95,6 +95,8 @@ pub struct Detector {
     /// AE → the address (and port) it last answered at as a server.
     pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
+    /// The user each client address last authenticated as over HTTP (`web_users.rs`).
+    pub(crate) web_users: crate::web_users::WebUsers,
     pub(crate) hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
     /// whole batch is counted (one alert with the full count, not a first alert and an update
@@ -200,6 +202,7 @@ impl Detector {
             now: i64::MIN,
             last_housekeeping: i64::MIN,
             node_addr: BoundedMap::new(MAX_NODE_ADDRS),
+            web_users: crate::web_users::WebUsers::new(),
             tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
             // Fixed seeds: study keys are the same in every run, so replays are reproducible.
             hasher: ahash::RandomState::with_seeds(
@@ -533,12 +536,22 @@ impl Detector {
                 Offered::Added => {}
                 Offered::Complete(m) => self.export_late_move(*m, self.now, out),
             },
+            Observation::WebUserSeen { user, client } => self.web_users.seen(client, user, ev.ts.0),
             Observation::Download {
                 entity,
+                user_unseen,
                 study,
                 dest,
                 bytes,
             } => {
+                let inherited = match entity {
+                    EntRef::Ip(client) if user_unseen => self.web_users.user_at(client, ev.ts.0).map(str::to_owned),
+                    _ => None,
+                };
+                if inherited.is_some() {
+                    self.stats.downloads_user_inherited += 1;
+                }
+                let entity = inherited.as_deref().map_or(entity, EntRef::User);
                 let volume = crate::moves::SubOps::bytes_only(bytes, ev.flow.id, ev.ts.0);
                 self.export(
                     entity,

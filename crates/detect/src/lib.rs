@@ -75,6 +75,7 @@ mod stats;
 #[cfg(test)]
 mod testkit;
 mod text;
+mod web_users;
 mod window;
 
 pub use config::{Config, DetectConfig};

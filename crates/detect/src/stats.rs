@@ -101,6 +101,9 @@ pub struct DetectStats {
     /// C-MOVEs whose response came before some of their sub-operations (a mirror's skew), that
     /// waited for them (`late_moves.rs`).
     pub moves_waited_for_sub_operations: u64,
+    /// WADO-RS downloads seen without their request, counted for the user their client
+    /// address had just authenticated as (`web_users.rs`).
+    pub downloads_user_inherited: u64,
     /// GeoIP look-ups made / answered with a country.
     pub geoip_lookups: u64,
     pub geoip_hits: u64,

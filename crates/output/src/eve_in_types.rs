@@ -361,6 +361,7 @@ struct HttpIn {
     interim_responses: u32,
     gap_bytes: u64,
     incomplete: bool,
+    request_missing: bool,
 }
 
 impl From<HttpIn> for HttpEvent {
@@ -395,6 +396,7 @@ impl From<HttpIn> for HttpEvent {
             interim_responses: h.interim_responses,
             gap_bytes: h.gap_bytes,
             incomplete: h.incomplete,
+            request_missing: h.request_missing,
         }
     }
 }

@@ -497,7 +497,9 @@ impl StreamHandler<FlowState> for Analyzer {
                     return Interest::Continue;
                 }
                 Verdict::Dicom { resync, probation } => FlowState::Dicom(Box::new(DicomFlow::new(resync, probation))),
-                Verdict::Http { midstream } => FlowState::Http(Box::new(HttpFlow::new(&self.cfg, midstream))),
+                Verdict::Http { midstream } => {
+                    FlowState::Http(Box::new(HttpFlow::new(&self.cfg, midstream, meta.handshake_seen)))
+                }
                 Verdict::Tls { midstream } => FlowState::Tls(Box::new(TlsFlow::new(&self.cfg, midstream, chunk.ts))),
                 Verdict::Hl7 { midstream } => FlowState::Hl7(Box::new(Hl7Flow::new(&self.cfg, midstream))),
                 Verdict::NotOurs => FlowState::Ignored,

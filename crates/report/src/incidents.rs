@@ -237,6 +237,20 @@ pub fn describe(ev: &Ev<'_>) -> String {
                 ev.u("dataset_bytes").unwrap_or(0)
             )
         }
+        // A response reported without its request (`request_missing`: method and URL empty).
+        "http" if ev.s("method").is_none_or(str::is_empty) => format!(
+            "HTTP response from {} to {} (its request not captured){}: {}, {} bytes",
+            ev.dst,
+            ev.src,
+            ev.b.dicomweb
+                .v
+                .study_instance_uid
+                .get()
+                .map(|s| format!(", study {s}"))
+                .unwrap_or_default(),
+            ev.u("status").map_or("no status".to_string(), |s| s.to_string()),
+            ev.u("response_bytes").unwrap_or(0)
+        ),
         "http" => format!(
             "HTTP {} {}{} from {}{}: {}, {} bytes in response",
             o("method"),
@@ -310,6 +324,33 @@ mod tests {
     }
 
     const STORE: &str = r#"{"timestamp":"2026-01-01T00:00:01.000000Z","flow_id":5,"event_type":"dicom","src_ip":"10.0.0.2","src_port":1,"dest_ip":"10.0.0.3","dest_port":104,"dicom":{"type":"command","calling_ae":"PACS","called_ae":"DEST","command":"C-STORE","study_instance_uids":["1.2"],"status":"0x0000","dataset_bytes":700}}"#;
+
+    #[test]
+    fn an_http_response_without_its_request_is_told_as_one() {
+        let line = |http: &str| {
+            format!(
+                r#"{{"timestamp":"2026-01-01T00:00:01.000000Z","flow_id":5,"event_type":"http","src_ip":"10.0.0.9","src_port":40000,"dest_ip":"10.0.0.5","dest_port":8042,"http":{http}}}"#
+            )
+        };
+        let whole = line(
+            r#"{"method":"GET","url":"/dicom-web/studies/1.2","status":200,"user":"rad1","response_bytes":900,"dicomweb":{"service":"WADO-RS","study_instance_uid":"1.2"}}"#,
+        );
+        let lost = line(
+            r#"{"method":"","url":"","status":200,"response_bytes":900,"dicomweb":{"service":"WADO-RS","study_instance_uid":"1.2"},"incomplete":true,"request_missing":true}"#,
+        );
+        let said = |l: &str| {
+            let v: Line = serde_json::from_str(l).unwrap();
+            describe(&Ev::from_line(&v).unwrap())
+        };
+        assert_eq!(
+            said(&whole),
+            "HTTP GET 10.0.0.5/dicom-web/studies/1.2 from 10.0.0.9 (user rad1): 200, 900 bytes in response"
+        );
+        assert_eq!(
+            said(&lost),
+            "HTTP response from 10.0.0.5 to 10.0.0.9 (its request not captured), study 1.2: 200, 900 bytes"
+        );
+    }
 
     #[test]
     fn alerts_group_by_incident_id_and_the_last_line_is_the_final_state() {

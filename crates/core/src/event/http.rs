@@ -88,4 +88,10 @@ pub struct HttpEvent {
     /// gap, or cap hit); the byte counts are what was seen.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub incomplete: bool,
+    /// Extension: the request was never seen (lost to a capture gap, or sent before the capture
+    /// began): the event is built from the response alone, so `method` and `url` are empty,
+    /// `request_time` is the response's, and a WADO-RS response names its study from the DICOM
+    /// file it carries. Always with `incomplete`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub request_missing: bool,
 }

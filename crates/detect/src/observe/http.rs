@@ -34,6 +34,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
                 client,
             });
             seen.push(Observation::LocationUsed { user: u, client });
+            seen.push(Observation::WebUserSeen { user: u, client });
         }
     }
     let actor = user.map_or(EntRef::Ip(client), EntRef::User);
@@ -65,6 +66,9 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
         "WADO-RS" | "WADO-URI" if moved => {
             let study = match dw.study_instance_uid.as_deref().and_then(non_empty) {
                 Some(uid) => (o.study_key(uid), Some(uid)),
+                // A response seen without its request nor its study (the file's start lost
+                // too) is one retrieval of a study not known to be another's.
+                None if h.request_missing => (o.hasher.hash_one((ev.flow.id, ev.ts.0)), None),
                 None => (o.study_key(&h.url), None),
             };
             // The client downloads: its address is the destination.
@@ -82,6 +86,7 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
             }
             seen.push(Observation::Download {
                 entity: actor,
+                user_unseen: h.request_missing && user.is_none(),
                 study,
                 dest,
                 bytes: h.response_bytes,
@@ -191,7 +196,8 @@ mod tests {
             }
         ));
         assert!(matches!(seen[2], Observation::LocationUsed { user: "bob", .. }));
-        assert_eq!(seen.len(), 3);
+        assert!(matches!(seen[3], Observation::WebUserSeen { user: "bob", client } if client == f.client.ip));
+        assert_eq!(seen.len(), 4);
     }
 
     #[test]

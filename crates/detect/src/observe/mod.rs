@@ -83,6 +83,9 @@ pub(crate) enum Observation<'a> {
     DeviceUsed { entity: EntRef<'a>, client: IpAddr },
     /// A user seen logging in from `client`: `new_location`.
     LocationUsed { user: &'a str, client: IpAddr },
+    /// An authenticated HTTP request from `client` succeeded: the address's user, for a
+    /// download whose request was not seen (`web_users.rs`).
+    WebUserSeen { user: &'a str, client: IpAddr },
     /// An AE answered at this address: remembered to name it as a move destination.
     NodeAnswered { ae: &'a str, ip: IpAddr, port: u16 },
     /// An AE accepted an association at `server`: `admin_change` when the address is new.
@@ -124,6 +127,9 @@ pub(crate) enum Observation<'a> {
     /// A study downloaded by `entity` (WADO-RS / WADO-URI) to `dest`, attributed at once.
     Download {
         entity: EntRef<'a>,
+        /// The request was not seen (`http.request_missing`): its user is unknown, not absent,
+        /// and is taken to be the one the client address authenticated as just before.
+        user_unseen: bool,
         study: (u64, Option<&'a str>),
         dest: Dest,
         /// Response body bytes (`volume.bytes`; instances are not countable inside a

@@ -250,6 +250,62 @@ mod tests {
         assert_eq!(r.det.stats().studies_exported, 16);
     }
 
+    /// A WADO-RS response seen without its request, as the HTTP decoder reports one
+    /// (`request_missing`): no method, URL or user; the study, when given, read from the
+    /// DICOM file it carried.
+    fn wado_without_request(t: i64, f: pacstap_core::FlowMeta, study: Option<&str>) -> pacstap_core::ProtocolEvent {
+        let mut ev = wado(t, f, None, study.unwrap_or_default());
+        if let pacstap_core::EventBody::Http(h) = &mut ev.body {
+            h.method.clear();
+            h.url.clear();
+            (h.request_missing, h.incomplete) = (true, true);
+            if let Some(dw) = h.dicomweb.as_mut() {
+                dw.study_instance_uid = study.map(str::to_string);
+            }
+        }
+        ev
+    }
+
+    #[test]
+    fn downloads_whose_request_was_lost_count_for_the_user_of_their_address() {
+        let mut r = Run::new("");
+        for i in 0..16 {
+            let f = flow(1 + i as u64, "10.0.0.9:40000", "10.0.0.5:8042");
+            if i % 4 == 1 {
+                r.feed(wado_without_request(i * SEC, f, Some(&study(i))));
+            } else {
+                r.feed(wado(i * SEC, f, Some("carol"), &study(i)));
+            }
+        }
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0].entity.id.as_str(), a[0].count), ("carol", 16));
+        assert_eq!(r.det.stats().downloads_user_inherited, 4);
+    }
+
+    #[test]
+    fn an_address_two_users_share_keeps_the_downloads_whose_request_was_lost() {
+        let mut r = Run::new("");
+        let at = |i: i64| flow(1 + i as u64, "10.0.0.9:40000", "10.0.0.5:8042");
+        r.feed(wado(0, at(0), Some("dave"), &study(100)));
+        for i in 1..13 {
+            r.feed(wado(i * SEC, at(i), Some("carol"), &study(i)));
+        }
+        // Four more, their requests lost: carol's most likely, but dave was there too.
+        for i in 13..17 {
+            r.feed(wado_without_request(i * SEC, at(i), Some(&study(i))));
+        }
+        assert!(r.alerts("bulk_export").is_empty());
+        assert_eq!(r.det.stats().downloads_user_inherited, 0);
+        // Counted for the address, each study once; ones whose study was lost too are one new
+        // study each.
+        for i in 17..29 {
+            r.feed(wado_without_request(i * SEC, at(i), None));
+        }
+        let a = r.alerts("bulk_export");
+        assert_eq!((a[0].entity.id.as_str(), a[0].count), ("10.0.0.9", 16));
+    }
+
     /// A C-STORE of 1,000 bytes from PACS to EXTPACS on `data`, requested at `requested`,
     /// decoded at `t`: a sub-operation of WS1's C-MOVE number `i + 1`.
     fn sub_operation(t: i64, requested: i64, data: pacstap_core::FlowMeta, i: u16) -> pacstap_core::ProtocolEvent {

@@ -260,7 +260,12 @@ impl Summary {
                     Some(s) => format!("{}xx", s / 100),
                     None => "no response".to_owned(),
                 };
-                self.http.add(&format!("{} {class}", esc(&h.method)));
+                let method = if h.request_missing {
+                    "(request not captured)"
+                } else {
+                    &h.method
+                };
+                self.http.add(&format!("{} {class}", esc(method)));
                 if let Some(u) = h.user.as_deref() {
                     let u = esc(u);
                     self.http_users.add(&u);
@@ -789,6 +794,23 @@ mod tests {
         assert!(text.contains("[high] bulk_export — user rad2 (count 20)"), "{text}");
         assert!(text.contains("… and 19 more"), "{text}");
         assert!(text.contains("      to: EXTPACS (198.51.100.7:104)\n"), "{text}");
+    }
+
+    #[test]
+    fn responses_without_their_request_are_counted_as_such() {
+        let mut s = Summary::new();
+        for missing in [true, true, false] {
+            s.observe(&ev(EventBody::Http(HttpEvent {
+                method: if missing { String::new() } else { "GET".into() },
+                status: Some(200),
+                request_missing: missing,
+                incomplete: missing,
+                ..HttpEvent::default()
+            })));
+        }
+        let text = s.render(&[], &BTreeMap::new());
+        assert!(text.contains("(request not captured) 2xx (2)"), "{text}");
+        assert!(text.contains("GET 2xx (1)"), "{text}");
     }
 
     /// A Basic-auth user name and an AE title carrying terminal controls (OSC 52 clipboard

@@ -117,7 +117,7 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 /// PS3.5 §7.1.2: these VRs have 2 reserved bytes and a 4-byte length; all others a 2-byte
 /// length. `None`: not a VR at all.
-fn vr_has_long_length(a: u8, b: u8) -> Option<bool> {
+pub(crate) fn vr_has_long_length(a: u8, b: u8) -> Option<bool> {
     match &[a, b] {
         b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV" => {
             Some(true)

@@ -4,6 +4,7 @@
 //! - [`parser`]: pure PDU / PDV / control-PDU parsing (fuzz and bench entry points);
 //! - [`command`]: the group-0000 command set scan;
 //! - [`dataset`]: the stop-at-tag data set sniff;
+//! - [`part10`]: the study a DICOM file names (a WADO-RS response seen without its request);
 //! - `stream`: the per-direction streaming walker (lookahead, buffering, resync);
 //! - `association`: one association's negotiated facts, byte counts and pending requests;
 //! - `state`: the session over associations, request/response pairing (`state/dimse`), the
@@ -16,6 +17,7 @@ pub mod config;
 pub mod dataset;
 mod event;
 pub mod parser;
+pub mod part10;
 mod state;
 mod stream;
 
@@ -27,6 +29,7 @@ pub use parser::{
     find_user_identity, parse_control_pdu, parse_pdu_header, parse_pdv_header, pdv_items, plausible_pdu_header,
     probe_associate_rq, ControlPdu, ParseStatus, Parsed, ParsedControl, PduHeader, PduType, PdvHeader, Plausible,
 };
+pub use part10::study_in_file;
 
 use crate::budget::Lease;
 use crate::decoder::{resync_exhausted, Decoder};

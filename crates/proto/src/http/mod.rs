@@ -33,7 +33,7 @@ use crate::budget::Lease;
 use crate::decoder::{resync_exhausted, Decoder};
 use crate::Ctx;
 use crate::ProtoConfig;
-use pacstap_core::{ChunkBody, CloseReason, StreamChunk};
+use pacstap_core::{ChunkBody, CloseReason, Direction, StreamChunk};
 use parser::Role;
 use state::{Session, SessionSink};
 use std::fmt;
@@ -56,6 +56,9 @@ pub struct HttpStats {
     pub transactions_without_response: u64,
     /// Responses to no known request (midstream, lost requests).
     pub orphan_responses: u64,
+    /// Of those, the ones reported as transactions of their own (`request_missing`: requests
+    /// had been lost, so they answer one of those).
+    pub responses_without_request_reported: u64,
     /// Wire bytes of emitted transactions.
     pub request_bytes: u64,
     pub response_bytes: u64,
@@ -96,6 +99,7 @@ impl HttpStats {
             transactions,
             transactions_without_response,
             orphan_responses,
+            responses_without_request_reported,
             request_bytes,
             response_bytes,
             body_bytes_skipped,
@@ -120,6 +124,7 @@ impl HttpStats {
         self.transactions += transactions;
         self.transactions_without_response += transactions_without_response;
         self.orphan_responses += orphan_responses;
+        self.responses_without_request_reported += responses_without_request_reported;
         self.request_bytes += request_bytes;
         self.response_bytes += response_bytes;
         self.body_bytes_skipped += body_bytes_skipped;
@@ -160,15 +165,19 @@ impl fmt::Debug for HttpFlow {
 }
 
 impl HttpFlow {
-    /// `midstream`: the connection start was not captured; both directions resynchronise.
-    pub fn new(cfg: &ProtoConfig, midstream: bool) -> Self {
+    /// `midstream`: the flow's first bytes were not a request (decided by port); both
+    /// directions resynchronise. `handshake_seen`: its TCP handshake was captured, so requests
+    /// before the first one seen were not sent before the capture began (a response first is
+    /// then one mirrored ahead of its request, or one whose request a gap took, which the gap
+    /// itself says).
+    pub fn new(cfg: &ProtoConfig, midstream: bool, handshake_seen: bool) -> Self {
         let max = cfg.http.max_header_bytes.max(64);
         HttpFlow {
             streams: [
                 HalfStream::new(Role::Request, midstream, max),
                 HalfStream::new(Role::Response, midstream, max),
             ],
-            session: Session::new(midstream),
+            session: Session::new(midstream, midstream && !handshake_seen),
             data_bytes: 0,
             counted: false,
             lease: crate::Lease::default(),
@@ -198,6 +207,11 @@ impl Decoder for HttpFlow {
             ChunkBody::Gap(len) => {
                 sink.ctx.stats.gap_bytes += len;
                 let in_step = stream.gap(len, &mut sink);
+                if !in_step && chunk.dir == Direction::ToServer {
+                    // Whatever the walker was doing (resynchronising already, say: a flow whose
+                    // first request was lost), requests may have gone with these bytes.
+                    sink.session.requests_missed = true;
+                }
                 if !stream.is_stopped() {
                     let detail = if in_step {
                         format!("{len} bytes lost inside a body, still in step")
@@ -264,7 +278,7 @@ impl Decoder for HttpFlow {
 #[cfg(test)]
 mod tests {
     use super::HttpAnomaly;
-    use crate::testutil::{anomaly_names, Harness, Lcg};
+    use crate::testutil::{anomaly_names, part10_file, Harness, Lcg, PART10_STUDY};
     use crate::{FlowState, ProtoConfig};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
@@ -578,9 +592,10 @@ mod tests {
     }
 
     #[test]
-    fn lost_request_leaves_an_orphan_response() {
+    fn lost_request_leaves_a_response_reported_on_its_own() {
         // The HEAD request falls into a gap: its response (Content-Length, no body) answers
-        // nothing known, and must not swallow the responses after it.
+        // nothing known, and must not swallow the responses after it. It answers the request
+        // the gap took, so it is reported from what it says.
         let mut conv = keepalive();
         let at = conv
             .iter()
@@ -597,13 +612,107 @@ mod tests {
             [
                 ("GET", Some(200)),
                 ("GET", Some(200)),
+                ("", Some(200)),
                 ("POST", Some(200)),
                 ("PUT", Some(200)),
                 ("GET", Some(401)),
                 ("GET", Some(304))
             ]
         );
-        assert_eq!(h.an.stats().http.orphan_responses, 1);
+        let head = &tx[2];
+        assert!(head.request_missing && head.incomplete);
+        assert_eq!(
+            (head.url.as_str(), head.request_bytes, head.user.as_deref()),
+            ("", 0, None)
+        );
+        assert_eq!(head.request_time, head.response_time.unwrap());
+        assert!(head.response_bytes > 0 && head.dicomweb.is_none(), "{head:?}");
+        assert!(tx
+            .iter()
+            .filter(|t| !std::ptr::eq(*t, head))
+            .all(|t| !t.request_missing));
+        let st = &h.an.stats().http;
+        assert_eq!((st.orphan_responses, st.responses_without_request_reported), (1, 1));
+    }
+
+    /// A WADO-RS response (a DICOM file dicom-object wrote, in one `multipart/related` part)
+    /// framed by Content-Length or chunked.
+    fn wado_response(chunked: bool) -> Rec {
+        let mut body = b"--b0undary\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+        body.extend_from_slice(&part10_file("1.2.840.10008.1.2.1"));
+        body.extend_from_slice(b"\r\n--b0undary--\r\n");
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nContent-Type: multipart/related; type=\"application/dicom\"; boundary=b0undary\r\n"
+                .to_vec();
+        if chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+            for part in body.chunks(100) {
+                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            out.extend_from_slice(&body);
+        }
+        Rec::Data(ToClient, out)
+    }
+
+    #[test]
+    fn a_wado_response_whose_request_was_lost_names_its_study_from_the_file() {
+        for chunked in [false, true] {
+            let conv = vec![
+                req("GET /dicom-web/studies/1.2.3 HTTP/1.1\r\nAuthorization: Basic cmFkMTpyYWQxLXBhc3M=\r\n\r\n"),
+                rsp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                Rec::Gap(ToServer, 96),
+                wado_response(chunked),
+                req("GET /dicom-web/studies HTTP/1.1\r\n\r\n"),
+                rsp("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+            ];
+            let ev = every_split(8042, &conv);
+            let tx = http(&ev);
+            let got: Vec<_> = tx
+                .iter()
+                .map(|t| (t.url.as_str(), t.status, t.request_missing))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    ("/dicom-web/studies/1.2.3", Some(200), false),
+                    ("", Some(200), true),
+                    ("/dicom-web/studies", Some(404), false)
+                ],
+                "chunked {chunked}"
+            );
+            let lost = &tx[1];
+            let dw = lost.dicomweb.as_ref().unwrap();
+            assert_eq!(
+                (dw.service.as_str(), dw.study_instance_uid.as_deref()),
+                ("WADO-RS", Some(PART10_STUDY))
+            );
+            // The user of the lost request is not known (the connection's earlier one is not
+            // taken for it here), and nothing of the patient leaks.
+            assert!(lost.user.is_none() && lost.incomplete && lost.request_bytes == 0);
+            assert!(!format!("{ev:?}").contains("DOE"));
+            let Rec::Data(_, sent) = &conv[3] else { unreachable!() };
+            assert_eq!(lost.response_bytes, sent.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_response_ahead_of_its_request_is_not_reported_on_its_own() {
+        // Mirrored late, not lost: nothing was missed on the request side, so the response
+        // answers nothing and its request comes whole (without a status: the pairing is by order).
+        let conv = vec![
+            wado_response(false),
+            req("GET /dicom-web/studies/1.2.3 HTTP/1.1\r\n\r\n"),
+            rsp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ];
+        let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        assert!(http(&ev).iter().all(|t| !t.request_missing), "{ev:?}");
+        let st = &h.an.stats().http;
+        assert_eq!((st.orphan_responses, st.responses_without_request_reported), (1, 0));
     }
 
     #[test]

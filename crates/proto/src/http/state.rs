@@ -10,8 +10,9 @@ use super::parser::{
 use super::stream::{HeadOutcome, MessageSink};
 use super::url::header_text;
 use super::HttpAnomaly;
+use crate::dicom::study_in_file;
 use crate::Ctx;
-use pacstap_core::{EventBody, HttpEvent};
+use pacstap_core::{DicomWeb, EventBody, HttpEvent};
 use std::collections::VecDeque;
 
 /// Small login forms are read for their `username` field: an OAuth 2.0 password grant
@@ -19,6 +20,14 @@ use std::collections::VecDeque;
 /// under 1 KiB; 4 KiB bounds the copy per flow. The password in it is never kept. The same
 /// prefix of a share request's JSON body is read for its recipients.
 pub const MAX_SNIFF: u64 = 4 << 10;
+
+/// The prefix of a WADO-RS response body read for its study when the request was not seen: the
+/// multipart headers, the 128-byte preamble, the file meta group (a few hundred bytes) and the
+/// data set's elements up to (0020,000D) (identification, patient and acquisition groups: a few
+/// KiB even for MR) fit well inside 16 KiB. Held only for responses without their request.
+const MAX_FILE_SNIFF: usize = 16 << 10;
+/// Bounds the inflation of a deflated data set in that prefix (as the DICOM decoder's sniff).
+const MAX_FILE_INFLATED: usize = 64 << 10;
 
 /// JSON keys naming the recipients of a share (portal and viewer APIs use these spellings).
 const RECIPIENT_KEYS: &[&str] = &[
@@ -39,6 +48,8 @@ enum SniffKind {
     Form,
     /// JSON body of a share request: its recipients.
     ShareJson,
+    /// The DICOM file in a WADO-RS response whose request was not seen: its study.
+    DicomFile,
 }
 
 /// Header values kept in events are cut at these many characters (see also
@@ -75,6 +86,12 @@ pub(crate) struct Session {
     /// Requests may have been missed (midstream start, request-side resync): a response without
     /// a request is then expected, not an anomaly.
     requests_lossy: bool,
+    /// Request bytes were lost (a gap, a resync, or a capture that began midstream) since the
+    /// last request head was read: a response without a request answers one of the lost
+    /// requests, and is reported from what it says (`request_missing`). Cleared by the next
+    /// request, so a response only mirrored ahead of its request (which then arrives whole)
+    /// is not taken for one.
+    pub(crate) requests_missed: bool,
     pub(crate) anomalies_emitted: u32,
     /// The connection stopped being HTTP/1.x (tunnel, HTTP/2): give the flow up.
     pub(crate) stop: bool,
@@ -90,9 +107,12 @@ impl Session {
             .sum()
     }
 
-    pub(crate) fn new(midstream: bool) -> Self {
+    /// `midstream`: the flow did not start with a request; `requests_missed`: requests may have
+    /// been sent before the capture began.
+    pub(crate) fn new(midstream: bool, requests_missed: bool) -> Self {
         Session {
             requests_lossy: midstream,
+            requests_missed,
             ..Session::default()
         }
     }
@@ -171,8 +191,28 @@ fn finish_form(tx: &mut Tx) {
         Some((SniffKind::ShareJson, body)) => {
             tx.ev.share_recipients = json_top_level_string_list(&body, RECIPIENT_KEYS);
         }
+        Some((SniffKind::DicomFile, body)) => {
+            if body.is_empty() && tx.ev.gap_bytes == 0 {
+                // No body at all: the response to a HEAD, which retrieves nothing.
+                tx.ev.dicomweb = None;
+            } else if let Some(dw) = tx.ev.dicomweb.as_mut() {
+                dw.study_instance_uid = study_in_file(&body, MAX_FILE_INFLATED);
+            }
+        }
         _ => {}
     }
+}
+
+/// Whether a `Content-Type` is `multipart/related` with `type=application/dicom` (quoted or
+/// not): DICOM files, one per part (PS3.18 §8.7.3.3.2).
+fn is_multipart_dicom(ct: &[u8]) -> bool {
+    let ct = String::from_utf8_lossy(ct.get(..ct.len().min(512)).unwrap_or_default()).to_ascii_lowercase();
+    let mut parts = ct.split(';').map(str::trim);
+    parts.next() == Some("multipart/related")
+        && parts.any(|p| {
+            p.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "type" && v.trim().trim_matches('"') == "application/dicom")
+        })
 }
 
 /// Whether a media type (a `Content-Type` value) is `type/subtype`, parameters ignored.
@@ -195,6 +235,42 @@ impl SessionSink<'_, '_, '_> {
     }
 
     fn push_request(&mut self, ev: HttpEvent, req_done: bool) -> u64 {
+        self.session.requests_missed = false;
+        self.ctx.stats.http.requests += 1;
+        self.push_tx(ev, req_done)
+    }
+
+    /// The transaction of a final response that answers no request seen, when requests were
+    /// lost since the last one: built from the response alone (its status and type set by the
+    /// caller). A `multipart/related` DICOM body is a WADO-RS retrieval (PS3.18 §8.7.3.3; a
+    /// QIDO-RS, STOW-RS or metadata response carries JSON or XML), whose first file names the
+    /// study: read from the body's prefix. `None`: no request was lost, nothing to answer.
+    fn answer_a_missing_request(&mut self, content_type: Option<&[u8]>) -> Option<(u64, bool)> {
+        if !self.session.requests_missed {
+            return None;
+        }
+        let wado = content_type.is_some_and(is_multipart_dicom);
+        let ev = HttpEvent {
+            request_time: self.ctx.ts,
+            incomplete: true,
+            request_missing: true,
+            dicomweb: wado.then(|| DicomWeb {
+                service: dicomweb::service::WADO_RS.into(),
+                ..DicomWeb::default()
+            }),
+            ..HttpEvent::default()
+        };
+        let id = self.push_tx(ev, true);
+        self.ctx.stats.http.responses_without_request_reported += 1;
+        if wado {
+            if let Some(tx) = self.session.find(Some(id)) {
+                tx.sniff = Some((SniffKind::DicomFile, Vec::new()));
+            }
+        }
+        Some((id, wado))
+    }
+
+    fn push_tx(&mut self, ev: HttpEvent, req_done: bool) -> u64 {
         let s = &mut *self.session;
         let max = self.ctx.cfg.http.max_pending_requests.max(1);
         while s.txs.len() >= max {
@@ -224,7 +300,6 @@ impl SessionSink<'_, '_, '_> {
             resp_done: false,
             sniff: None,
         });
-        self.ctx.stats.http.requests += 1;
         id
     }
 
@@ -246,8 +321,9 @@ impl SessionSink<'_, '_, '_> {
             Role::Response => {
                 if let Some(h) = parse_response_head(&first) {
                     if !(100..200).contains(&h.status) {
+                        let oldest = self.session.txs.iter().find(|t| !t.final_seen).map(|t| t.id);
+                        let pick = oldest.or_else(|| self.answer_a_missing_request(None).map(|(id, _)| id));
                         let s = &mut *self.session;
-                        let pick = s.txs.iter().find(|t| !t.final_seen).map(|t| t.id);
                         s.cur_resp = pick;
                         s.cur_resp_interim = false;
                         if let Some(tx) = s.find(pick) {
@@ -362,6 +438,13 @@ impl SessionSink<'_, '_, '_> {
                 }
             }
         }
+        let orphan = pick.is_none();
+        let answered = match pick {
+            None if !interim => self.answer_a_missing_request(h.fields.content_type),
+            _ => None,
+        };
+        let pick = pick.or(answered.map(|(id, _)| id));
+        let s = &mut *self.session;
         s.cur_resp = pick;
         s.cur_resp_interim = interim;
         let method = match s.find(pick) {
@@ -383,7 +466,7 @@ impl SessionSink<'_, '_, '_> {
         } else {
             self.ctx.stats.http.responses += 1;
         }
-        if pick.is_none() {
+        if orphan {
             self.ctx.stats.http.orphan_responses += 1;
             if !self.session.requests_lossy && !tentative {
                 let detail = format!("status {}", h.status);
@@ -412,8 +495,8 @@ impl SessionSink<'_, '_, '_> {
         }
         HeadOutcome::Body {
             framing,
-            sniff: false,
-            unsure: pick.is_none(),
+            sniff: answered.is_some_and(|(_, wado)| wado),
+            unsure: orphan,
         }
     }
 }
@@ -510,14 +593,23 @@ impl MessageSink for SessionSink<'_, '_, '_> {
     }
 
     fn body_data(&mut self, role: Role, data: &[u8]) {
-        if role != Role::Request {
+        let (id, cap) = match role {
+            Role::Request => (self.session.cur_req, MAX_SNIFF as usize),
+            Role::Response => (self.session.cur_resp, MAX_FILE_SNIFF),
+        };
+        let Some(tx) = self.session.find(id) else { return };
+        let Some((_, buf)) = tx.sniff.as_mut() else { return };
+        let take = cap.saturating_sub(buf.len()).min(data.len());
+        if take == 0 {
             return;
         }
-        let id = self.session.cur_req;
-        if let Some((_, buf)) = self.session.find(id).and_then(|t| t.sniff.as_mut()) {
-            let room = (MAX_SNIFF as usize).saturating_sub(buf.len());
-            buf.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
+        // The response prefix is larger and held under the decoder memory budget; refused, the
+        // study stays unnamed.
+        if role == Role::Response && !self.ctx.reserve(buf, take) {
+            tx.sniff = None;
+            return;
         }
+        buf.extend_from_slice(data.get(..take).unwrap_or_default());
     }
 
     fn message_end(&mut self, role: Role, bytes: u64, complete: bool) {
@@ -567,6 +659,7 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         match role {
             Role::Request => {
                 self.session.requests_lossy = true;
+                self.session.requests_missed = true;
                 self.session.cur_req = None;
             }
             Role::Response => {
@@ -589,6 +682,7 @@ impl MessageSink for SessionSink<'_, '_, '_> {
             self.session.prefer_newest = true;
         } else {
             self.session.requests_lossy = true;
+            self.session.requests_missed = true;
         }
     }
 

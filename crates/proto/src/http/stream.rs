@@ -53,7 +53,8 @@ pub(crate) trait MessageSink {
         buf.reserve(more);
         true
     }
-    /// Body payload of a message whose head asked for it (`sniff`), in order.
+    /// Body payload of a message whose head asked for it (`sniff`), in order (chunk data
+    /// without its framing).
     fn body_data(&mut self, role: Role, data: &[u8]);
     /// The current message ended: `bytes` on the wire (head, body, framing); `complete`: it
     /// ended where its framing said.
@@ -229,6 +230,9 @@ impl HalfStream {
             }
             Phase::ChunkData(left) => {
                 let n = take(left, rest.len());
+                if self.sniff {
+                    sink.body_data(self.role, rest.get(..n).unwrap_or_default());
+                }
                 self.msg_bytes += n as u64;
                 self.body_bytes += n as u64;
                 let left = left - n as u64;

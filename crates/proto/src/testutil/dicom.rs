@@ -351,3 +351,28 @@ pub fn identifier(ts: TransferSyntax, level: &str, studies: &str) -> Vec<u8> {
     ds.el(0x0020, 0x000D, b"UI", studies.as_bytes());
     ds.finish()
 }
+
+/// The Study Instance UID of [`part10_file`].
+pub const PART10_STUDY: &str = "1.2.826.0.1.3680043.10.1234.20.1";
+
+/// A DICOM file (PS3.10: preamble, `DICM`, meta group, data set) that dicom-object writes (not
+/// our encoder) in transfer syntax `ts`, of study [`PART10_STUDY`], with a patient name before it.
+pub fn part10_file(ts: &str) -> Vec<u8> {
+    use dicom_core::VR;
+    use dicom_dictionary_std::tags;
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    let mut obj = InMemDicomObject::new_empty();
+    obj.put_str(tags::SOP_CLASS_UID, VR::UI, CT_STORAGE);
+    obj.put_str(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+    obj.put_str(tags::MODALITY, VR::CS, "CT");
+    obj.put_str(tags::PATIENT_NAME, VR::PN, "DOE^JOHN");
+    obj.put_str(tags::STUDY_INSTANCE_UID, VR::UI, PART10_STUDY);
+    obj.put_str(tags::SERIES_INSTANCE_UID, VR::UI, "1.2.3.4.6");
+    let meta = FileMetaTableBuilder::new()
+        .transfer_syntax(ts)
+        .media_storage_sop_class_uid(CT_STORAGE)
+        .media_storage_sop_instance_uid("1.2.3.4.5");
+    let mut out = Vec::new();
+    obj.with_meta(meta).unwrap().write_all(&mut out).unwrap();
+    out
+}
