@@ -203,13 +203,20 @@ fn finish_form(tx: &mut Tx) {
     }
 }
 
+/// The first `max` bytes of a `Content-Type` value, lower case (media types and parameter
+/// names are case-insensitive, RFC 9110 §8.3.1), split at `;`: the media type first, then its
+/// parameters, each trimmed.
+fn content_type_parts(ct: &[u8], max: usize) -> Vec<String> {
+    let ct = String::from_utf8_lossy(ct.get(..ct.len().min(max)).unwrap_or_default()).to_ascii_lowercase();
+    ct.split(';').map(|p| p.trim().to_owned()).collect()
+}
+
 /// Whether a `Content-Type` is `multipart/related` with `type=application/dicom` (quoted or
 /// not): DICOM files, one per part (PS3.18 §8.7.3.3.2).
 fn is_multipart_dicom(ct: &[u8]) -> bool {
-    let ct = String::from_utf8_lossy(ct.get(..ct.len().min(512)).unwrap_or_default()).to_ascii_lowercase();
-    let mut parts = ct.split(';').map(str::trim);
-    parts.next() == Some("multipart/related")
-        && parts.any(|p| {
+    let parts = content_type_parts(ct, 512);
+    parts.first().is_some_and(|m| m == "multipart/related")
+        && parts.iter().skip(1).any(|p| {
             p.split_once('=')
                 .is_some_and(|(k, v)| k.trim() == "type" && v.trim().trim_matches('"') == "application/dicom")
         })
@@ -217,9 +224,7 @@ fn is_multipart_dicom(ct: &[u8]) -> bool {
 
 /// Whether a media type (a `Content-Type` value) is `type/subtype`, parameters ignored.
 fn media_type_is(ct: &[u8], pred: impl Fn(&str) -> bool) -> bool {
-    let ct = String::from_utf8_lossy(ct.get(..ct.len().min(256)).unwrap_or_default());
-    let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    pred(&mt)
+    content_type_parts(ct, 256).first().is_some_and(|m| pred(m))
 }
 
 /// The analyzer side of the message walkers: a session and the call's context.
@@ -681,6 +686,7 @@ impl MessageSink for SessionSink<'_, '_, '_> {
         if role == Role::Response {
             self.session.prefer_newest = true;
         } else {
+            // Bytes that were not a request were passed over: a response may answer them.
             self.session.requests_lossy = true;
             self.session.requests_missed = true;
         }
