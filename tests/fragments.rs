@@ -281,7 +281,7 @@ fn evidence(pcap: &std::path::Path) -> (u32, usize, usize) {
 /// pass and the live workers' rings (3 workers: datagrams joined on the capture thread) agree.
 #[test]
 fn evidence_pcaps_hold_the_reassembled_datagrams_in_replay_and_live() {
-    let tmp = std::env::temp_dir().join(format!("pacstap-frag-evidence-{}", std::process::id()));
+    let tmp = common::Scratch::new("frag-evidence");
     let file = sample(&fragments("dicom-store-fragmented.pcap"));
     // FRAGSCP is not in the inventory: `unknown_destination` fires on the first C-STORE.
     let config = pacstap::config::Config::from_toml_str(
@@ -324,7 +324,6 @@ fn evidence_pcaps_hold_the_reassembled_datagrams_in_replay_and_live() {
     assert_eq!((end.shards.defrag.reassembled, end.shards.defrag.fragments), (79, 236));
     assert_eq!(end.evidence_files.len(), 1, "{:?}", end.evidence_files);
     assert_eq!(evidence(&end.evidence_files[0]), (1, 197, 12));
-    std::fs::remove_dir_all(&tmp).ok();
 }
 
 /// The config's `[defrag]` table reaches the defragmenter, in replay and with several workers
@@ -431,5 +430,4 @@ fn a_million_first_fragments_stay_within_the_memory_cap() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no eviction count in the summary:\n{}", flooded.stderr));
     assert!(evicted > 900_000, "{evicted} evicted\n{}", flooded.stderr);
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -691,12 +691,11 @@ fn bulk_export_keeps_its_volume_when_the_destination_is_mirrored_late() {
     let plain = summary(&replay("move20.plain.pcap").events);
     assert!(plain.contains("20 distinct studies (20 instances, 54.1 kB)"), "{plain}");
     assert!(plain.ends_with("to AE STORESCP (10.20.0.20)."), "{plain}");
-    let dir = std::env::temp_dir().join(format!("pacstap-late-destination-{}", std::process::id()));
+    let dir = common::Scratch::new("late-destination");
     for late_ms in [5u64, 50, 500] {
         let run = replay_paths(&[host_late(&dir, [10, 20, 0, 20], late_ms)], Some(&scenario_config()));
         assert_eq!(summary(&run.events), plain, "destination {late_ms} ms late");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `bulk-export-wado.pcap` (rad1 retrieves 17 studies over WADO-RS from a real Orthanc, one
@@ -722,8 +721,7 @@ fn a_wado_bulk_export_whose_requests_the_mirror_dropped_is_still_the_same_alert(
             .any(|&n| f.data.windows(get(n).len()).any(|w| w == get(n)))
     });
     assert_eq!(frames.len(), before - dropped.len(), "one GET frame each");
-    let dir = std::env::temp_dir().join(format!("pacstap-lost-requests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::Scratch::new("lost-requests");
     let lossy = dir.join("bulk-export-wado.requests-dropped.pcap");
     write_pcap(&lossy, &frames);
     let run = replay_paths(&[lossy], Some(&scenario_config())).events;
@@ -762,7 +760,6 @@ fn a_wado_bulk_export_whose_requests_the_mirror_dropped_is_still_the_same_alert(
     if let Some(d) = diff("alerts", &alerts(&run), &alerts(&plain)) {
         panic!("{d}");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `<name>.plain.pcap` as a header-only capture: every frame cut to its first `snaplen` bytes.
@@ -782,7 +779,7 @@ fn header_only(dir: &Path, name: &str, snaplen: usize) -> PathBuf {
 /// associations without a single command, and snaplen 128 without their AE titles.
 #[test]
 fn a_header_only_capture_still_names_the_associations_and_commands() {
-    let dir = std::env::temp_dir().join(format!("pacstap-snaplen-{}", std::process::id()));
+    let dir = common::Scratch::new("snaplen");
     let plain = replay("move20.plain.pcap").events;
     let pairs = |events: &[Value]| -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
@@ -849,7 +846,6 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
     assert!(moves
         .iter()
         .all(|c| c["command"] == "C-MOVE" && c["calling_ae"] == "WORKSTATION1"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The DICOMweb exchanges of a header-only capture: every request's method, URL and Host and
@@ -859,7 +855,7 @@ fn a_header_only_capture_still_names_the_associations_and_commands() {
 /// all, 250 no server name, and 96 a `hl7.malformed_msh` for every message.
 #[test]
 fn a_header_only_capture_still_gives_http_requests_tls_server_names_and_hl7_messages() {
-    let dir = std::env::temp_dir().join(format!("pacstap-snaplen-http-{}", std::process::id()));
+    let dir = common::Scratch::new("snaplen-http");
     let exchange = |h: &&Value| format!("{} {} {}", h["method"], h["url"], h["status"]);
     let with_host = |h: &&Value| format!("{} {}", exchange(h), h["hostname"]);
     let plain = replay("dicomweb.plain.pcap").events;
@@ -920,7 +916,6 @@ fn a_header_only_capture_still_gives_http_requests_tls_server_names_and_hl7_mess
         of(&plain, "hl7").iter().map(apps).collect::<Vec<_>>()
     );
     assert_eq!(anomaly_names(&cut), BTreeSet::from(["hl7.gap".to_string()]));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// move20.plain.pcap as a SPAN port delivers it when the packets of `host` reach the tap
@@ -949,7 +944,7 @@ fn host_late(dir: &Path, host: [u8; 4], late_ms: u64) -> PathBuf {
 /// `dicom.response_without_request`; the requester 400 ms late: 13).
 #[test]
 fn requests_and_responses_stay_paired_when_a_host_is_mirrored_rounds_late() {
-    let dir = std::env::temp_dir().join(format!("pacstap-late-host-{}", std::process::id()));
+    let dir = common::Scratch::new("late-host");
     let plain = replay("move20.plain.pcap");
     let moves = |events: &[Value]| {
         let mut m: Vec<String> = dicom(events, "command")
@@ -984,7 +979,6 @@ fn requests_and_responses_stay_paired_when_a_host_is_mirrored_rounds_late() {
             "{what}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 // ----------------------------------------------------------------- third-party tunnel captures
@@ -1127,8 +1121,7 @@ fn third_party_fragments_give_the_inner_tcp_tshark_sees() {
 #[test]
 fn a_capture_stamped_beyond_the_clock_range_finishes_with_the_same_facts() {
     let name = "dicomweb.span-requests-2ms.pcap";
-    let dir = std::env::temp_dir().join(format!("pacstap-far-clock-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::Scratch::new("far-clock");
     let far = dir.join("far.pcapng");
     common::pcapgen::write_pcapng_shifted(
         &far,
@@ -1148,7 +1141,6 @@ fn a_capture_stamped_beyond_the_clock_range_finishes_with_the_same_facts() {
     if let Some(d) = diff("far-future stamps", &facts(&got), &facts(&want)) {
         panic!("{d}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `path` merged with a copy of itself `late_ms` later (written in `dir`): two captures of one
@@ -1205,7 +1197,7 @@ fn written(dir: &Path, path: &Path, variant: &str, mut frames: Vec<common::pcapg
 /// flow, and a stale copy of delivered bytes is dropped without alarm.
 #[test]
 fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts() {
-    let dir = std::env::temp_dir().join(format!("pacstap-late-copy-{}", std::process::id()));
+    let dir = common::Scratch::new("late-copy");
     let config = scenario_config();
     let cases = [
         (mirror("move20.plain.pcap"), Some(config.as_path())),
@@ -1229,7 +1221,6 @@ fn a_capture_merged_with_a_late_copy_of_itself_gives_the_plain_facts_and_alerts(
             assert_same_as_plain(&what, &run, &plain);
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// `path` (Ethernet, untagged) as a SPAN session over both sides of a router delivers it: each
@@ -1272,7 +1263,7 @@ fn through_a_router_twice(dir: &Path, path: &Path, late_us: u64) -> PathBuf {
 /// copy was compared with the frame just before it; 919 now).
 #[test]
 fn a_span_of_both_sides_of_a_router_gives_the_plain_facts_and_counts_the_copies() {
-    let dir = std::env::temp_dir().join(format!("pacstap-routed-{}", std::process::id()));
+    let dir = common::Scratch::new("routed");
     let config = scenario_config();
     let cases = [
         (mirror("move20.plain.pcap"), Some(config.as_path())),
@@ -1297,7 +1288,6 @@ fn a_span_of_both_sides_of_a_router_gives_the_plain_facts_and_counts_the_copies(
             );
         }
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// move20 with `percent` % of its frames dropped at random (xorshift seeded with `seed`): a
@@ -1334,7 +1324,7 @@ fn with_loss(dir: &Path, percent: u64, seed: u64) -> PathBuf {
 /// `incomplete`.
 #[test]
 fn a_lossy_span_still_reports_every_c_move_once() {
-    let dir = std::env::temp_dir().join(format!("pacstap-loss-{}", std::process::id()));
+    let dir = common::Scratch::new("loss");
     for seed in 1..=6 {
         let run = replay_paths(&[with_loss(&dir, 5, seed)], Some(&scenario_config()));
         let moves: Vec<&Value> = run
@@ -1359,5 +1349,4 @@ fn a_lossy_span_still_reports_every_c_move_once() {
             "seed {seed}: {names:?}"
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -3,25 +3,22 @@
 //! strings, and the page as a real browser (headless Chromium) renders it.
 
 mod common;
-use common::sample;
+use common::{sample, Scratch};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn pacstap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pacstap"))
 }
 
-fn tmp(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pacstap-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn tmp(tag: &str) -> Scratch {
+    Scratch::new(&format!("report-{tag}"))
 }
 
 /// Replays the bulk export (C-MOVE) and unknown destination scenarios with evidence and
 /// `--report`; returns the directory with events.jsonl, r.html, r.json, r-*.csv.
-fn scenario(tag: &str) -> PathBuf {
+fn scenario(tag: &str) -> Scratch {
     let d = tmp(tag);
     let out = pacstap()
         .args(["replay", "-q", "--config"])
@@ -185,7 +182,6 @@ fn replay_report_gives_incidents_ledger_and_checklist_in_html_json_and_csv() {
     // Self-contained: no script, no external resource.
     assert!(!html.contains("<script"));
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -254,7 +250,6 @@ fn gzip_input_gives_the_same_report_and_time_range_and_study_filter() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 #[test]
@@ -288,7 +283,6 @@ fn wire_strings_are_escaped_in_html_terminal_and_csv() {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains('\u{1b}') && text.contains("x\\x1b[2Jy"), "{text}");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Headless Chromium opens the report of a bundled scenario: the rendered page's text names
@@ -354,7 +348,6 @@ fn chromium_renders_the_report() {
         page > 20 * blank.max(1000),
         "report screenshot {page} bytes vs blank {blank}"
     );
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// Issue 13 scale clause, small: a 10^4-line events file made by `scripts/report-scale-events`
@@ -449,7 +442,6 @@ fn report_of_ten_thousand_scaled_events_counts_every_study_and_incident() {
     }
     let html = std::fs::metadata(d.join("o.html")).unwrap().len();
     assert!(html < 5_000_000, "HTML {html} bytes");
-    let _ = std::fs::remove_dir_all(&d);
 }
 
 /// An events file written with `--alerts-only` has no event to answer the wire checklist
@@ -477,5 +469,4 @@ fn an_alerts_only_events_file_says_the_checklist_needs_the_full_events() {
     assert_ne!(item("alerting")["status"], "not_knowable");
     let html = std::fs::read_to_string(d.join("o.html")).unwrap();
     assert!(html.contains("alert lines only"));
-    let _ = std::fs::remove_dir_all(&d);
 }

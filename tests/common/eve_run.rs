@@ -4,7 +4,7 @@
 use super::sample;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The config of pcap-samples/scenarios/ (inventory, thresholds) every replay here uses.
@@ -44,11 +44,9 @@ pub fn replay(file: &Path) -> Run {
     r
 }
 
-pub fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pacstap-hostile-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory for one hostile test, gone when the test passes (see `Scratch`).
+pub fn tmpdir(tag: &str) -> super::Scratch {
+    super::Scratch::new(&format!("hostile-{tag}"))
 }
 
 pub fn s(v: &Value) -> String {

@@ -5,7 +5,8 @@
 
 use pacstap_output::EveRecord;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 pub const UID_ROOT: &str = "1.2.826.0.1.3680043.10.1234";
 pub const STUDY_CT: &str = "1.2.826.0.1.3680043.10.1234.1.1";
@@ -51,6 +52,54 @@ pub fn strs(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
+}
+
+/// A fresh directory under the system temp dir, named by the test's tag and process id, that
+/// is removed when dropped: a passing run leaves nothing behind (CI machines run the suite many
+/// times), a failing one keeps it and says where, so the captures and events it holds can be
+/// looked at.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("pacstap-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("create the scratch directory");
+        Scratch(d)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<OsStr> for Scratch {
+    fn as_ref(&self) -> &OsStr {
+        self.0.as_os_str()
+    }
 }
 
 /// Run-time builders of large attacked captures (tests/hostile.rs).
