@@ -95,8 +95,10 @@ pub struct Detector {
     /// AE → the address (and port) it last answered at as a server.
     pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
-    /// The user each client address last authenticated as over HTTP (`web_users.rs`).
-    pub(crate) web_users: crate::web_users::WebUsers,
+    /// The user each client address last authenticated as over HTTP (`address_identity.rs`).
+    pub(crate) web_users: crate::address_identity::AddressIdentity<crate::name::Name>,
+    /// Who each client address last associated as over DICOM (`address_identity.rs`).
+    pub(crate) dicom_callers: crate::address_identity::AddressIdentity<crate::entity::Caller>,
     pub(crate) hasher: ahash::RandomState,
     /// While a batch of held exports is released: incidents opened in it, reported once the
     /// whole batch is counted (one alert with the full count, not a first alert and an update
@@ -202,7 +204,8 @@ impl Detector {
             now: i64::MIN,
             last_housekeeping: i64::MIN,
             node_addr: BoundedMap::new(MAX_NODE_ADDRS),
-            web_users: crate::web_users::WebUsers::new(),
+            web_users: crate::address_identity::AddressIdentity::new(),
+            dicom_callers: crate::address_identity::AddressIdentity::new(),
             tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
             // Fixed seeds: study keys are the same in every run, so replays are reproducible.
             hasher: ahash::RandomState::with_seeds(
@@ -315,13 +318,14 @@ impl Detector {
         self.housekeeping(out);
     }
 
-    /// End of input (replay end, shutdown): attribute every held export now (to the calling AE:
-    /// their associations never ended) and report incidents that grew since their last alert.
+    /// End of input (replay end, shutdown): attribute every held export now (their associations
+    /// never ended: to the identity their address showed, else the address) and report
+    /// incidents that grew since their last alert.
     pub fn finish(&mut self, out: &mut Vec<ProtocolEvent>) {
         self.export_late_moves(i64::MAX, out);
         let flows: Vec<FlowId> = self.pending.order.iter().map(|(f, _)| *f).collect();
         for f in flows {
-            self.release(f, None, out);
+            self.release_unnamed(f, out);
         }
         self.pending.order.clear();
         self.last_housekeeping = i64::MIN;
@@ -363,7 +367,8 @@ impl Detector {
         }
         self.last_housekeeping = self.now;
         self.export_late_moves(self.now, out);
-        // Held exports whose association has not ended in time: attribute to the calling AE.
+        // Held exports whose association has not ended in time (or ended naming no one):
+        // attribute to the identity their address showed, else the address.
         while let Some(&(fid, since)) = self.pending.order.front() {
             if self.now.saturating_sub(since) < self.p.identity_wait {
                 break;
@@ -372,7 +377,7 @@ impl Detector {
             if self.pending.flows.get(&fid).is_some_and(|p| p.since == since) {
                 self.stats.identity_wait_expired += 1;
                 self.pending.resolved.insert(fid, ());
-                self.release(fid, None, out);
+                self.release_unnamed(fid, out);
             }
         }
         self.check_open_incidents(out);
@@ -481,8 +486,11 @@ impl Detector {
             Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),
             Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
             Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
-            Observation::AssociationEnded { user } => self.release(ev.flow.id, user, out),
+            Observation::AssociationEnded { user, ae } => self.association_ended(ev, (user, ae), out),
             Observation::AssociationUsed { user, ae, client } => {
+                let caller = crate::entity::Caller::new(user, ae);
+                self.dicom_callers.seen(client, &caller, ev.ts.0);
+                self.release_parked(client, ev.ts.0, out);
                 // Once per association: its A-ASSOCIATE-AC (else its first command, when the
                 // decoder missed the accept) is the earliest event that says it was accepted.
                 if self.logged_in.get(&ev.flow.id).is_none() {
@@ -536,7 +544,7 @@ impl Detector {
                 Offered::Added => {}
                 Offered::Complete(m) => self.export_late_move(*m, self.now, out),
             },
-            Observation::WebUserSeen { user, client } => self.web_users.seen(client, user, ev.ts.0),
+            Observation::WebUserSeen { user, client } => self.web_users.seen(client, &Name::new(user), ev.ts.0),
             Observation::Download {
                 entity,
                 user_unseen,
@@ -545,7 +553,9 @@ impl Detector {
                 bytes,
             } => {
                 let inherited = match entity {
-                    EntRef::Ip(client) if user_unseen => self.web_users.user_at(client, ev.ts.0).map(str::to_owned),
+                    EntRef::Ip(client) if user_unseen => {
+                        self.web_users.at(client, ev.ts.0).map(|u| u.as_str().to_owned())
+                    }
                     _ => None,
                 };
                 if inherited.is_some() {

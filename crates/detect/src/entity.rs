@@ -37,6 +37,31 @@ impl EntRef<'_> {
     }
 }
 
+/// Who a DICOM association acts as, owned (remembered per client address in
+/// `address_identity.rs`): its user identity when it negotiated one, else its calling AE, as
+/// an export is attributed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Caller {
+    User(Name),
+    Ae(Name),
+}
+
+impl Caller {
+    pub(crate) fn new(user: Option<&str>, ae: &str) -> Caller {
+        match user {
+            Some(u) => Caller::User(Name::new(u)),
+            None => Caller::Ae(Name::new(ae)),
+        }
+    }
+
+    pub(crate) fn entity(&self) -> EntRef<'_> {
+        match self {
+            Caller::User(u) => EntRef::User(u.as_str()),
+            Caller::Ae(ae) => EntRef::Ae(ae.as_str()),
+        }
+    }
+}
+
 /// Live per-entity state; windows are allocated on first use.
 #[derive(Debug, Default)]
 pub(crate) struct EntityState {

@@ -10,6 +10,12 @@
 //! (absent: none was negotiated) and it counts at once, on the packet that completes it
 //! (issue 12 item 1: `bulk_export` fires on the request that adds the 16th study, not at the
 //! release). docs/design.md "When an alert waits" says so for operators.
+//!
+//! An association whose A-ASSOCIATE-RQ the capture lost ends naming neither user nor calling
+//! AE. Its exports are then counted for the one identity its client address associated as
+//! just before (`address_identity.rs`), else they stay held ("parked") until the address's
+//! next association names one, at most the identity wait; only then do they fall to the
+//! address.
 
 use crate::bounded_map::BoundedMap;
 use crate::dest::Dest;
@@ -22,6 +28,7 @@ use crate::observe::non_empty;
 use crate::scope::StudyItem;
 use pacstap_core::{FlowId, FlowMeta, ProtocolEvent};
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 /// Held exports per flow before the flow is attributed to its calling AE without waiting
 /// (a C-MOVE client rarely sends more than a few dozen requests per association).
@@ -46,6 +53,8 @@ pub(crate) struct HeldExport {
 pub(crate) struct PendingFlow {
     pub(crate) since: i64,
     items: Vec<HeldExport>,
+    /// The association ended without naming who it was: waiting for its address's next one.
+    parked: bool,
 }
 
 #[derive(Debug)]
@@ -55,6 +64,8 @@ pub(crate) struct Pending {
     /// Flows whose wait ran out: later exports on them go to the calling AE at once, so one
     /// association's exports are not split between the AE and (later) the user.
     pub(crate) resolved: BoundedMap<FlowId, ()>,
+    /// Parked flows by client address (each also in `flows`, so bounded by it).
+    parked: HashMap<IpAddr, Vec<FlowId>, ahash::RandomState>,
 }
 
 impl Default for Pending {
@@ -63,6 +74,7 @@ impl Default for Pending {
             flows: HashMap::default(),
             order: VecDeque::new(),
             resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
+            parked: HashMap::default(),
         }
     }
 }
@@ -91,7 +103,7 @@ impl Detector {
         };
         let fid = ev.flow.id;
         if let Some(u) = user.and_then(non_empty) {
-            self.export_held(item, Some(u), out);
+            self.export_held(item, Some(EntRef::User(u)), out);
             return;
         }
         let rq_seen = calling.and_then(non_empty).is_some();
@@ -129,23 +141,105 @@ impl Detector {
             PendingFlow {
                 since,
                 items: vec![item],
+                parked: false,
             },
         );
         self.pending.order.push_back((fid, since));
     }
 
-    /// Attribute a flow's held exports: to the user identity when the association carried
-    /// one, else the calling AE, else the client address.
-    pub(crate) fn release(&mut self, fid: FlowId, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
+    /// The association of `ev` ended, naming its user identity and calling AE when its
+    /// A-ASSOCIATE-RQ was captured: its held exports are counted for the user, else the AE.
+    /// Naming neither, they are counted for the one identity its client address associated
+    /// as lately, else parked until the address's next association names one.
+    pub(crate) fn association_ended(
+        &mut self,
+        ev: &ProtocolEvent,
+        (user, ae): (Option<&str>, Option<&str>),
+        out: &mut Vec<ProtocolEvent>,
+    ) {
+        let fid = ev.flow.id;
+        let Some(held) = self.pending.flows.get(&fid).map(|p| p.items.len() as u64) else {
+            return;
+        };
+        match (user, ae) {
+            (Some(u), _) => return self.release(fid, Some(EntRef::User(u)), out),
+            (None, Some(ae)) => return self.release(fid, Some(EntRef::Ae(ae)), out),
+            (None, None) => {}
+        }
+        let client = ev.flow.client.ip;
+        if let Some(caller) = self.dicom_callers.at(client, ev.ts.0).cloned() {
+            self.stats.exports_caller_inherited += held;
+            return self.release(fid, Some(caller.entity()), out);
+        }
+        if let Some(p) = self.pending.flows.get_mut(&fid) {
+            p.parked = true;
+            self.pending.parked.entry(client).or_default().push(fid);
+        }
+    }
+
+    /// The wait for a flow's identity is over (the identity wait ran out, or the input
+    /// ended): its held exports are counted for the one identity its client address
+    /// associated as around the first of them, else for the address.
+    pub(crate) fn release_unnamed(&mut self, fid: FlowId, out: &mut Vec<ProtocolEvent>) {
+        let Some((client, since, held)) = self
+            .pending
+            .flows
+            .get(&fid)
+            .and_then(|p| Some((p.items.first()?.flow.client.ip, p.since, p.items.len() as u64)))
+        else {
+            return;
+        };
+        match self.dicom_callers.at(client, since).cloned() {
+            Some(caller) => {
+                self.stats.exports_caller_inherited += held;
+                self.release(fid, Some(caller.entity()), out);
+            }
+            None => self.release(fid, None, out),
+        }
+    }
+
+    /// `client` just associated as someone: the parked exports of its earlier associations
+    /// that named no one are counted for that identity, unless the address is shared.
+    pub(crate) fn release_parked(&mut self, client: IpAddr, ts: i64, out: &mut Vec<ProtocolEvent>) {
+        if self.pending.parked.is_empty() {
+            return;
+        }
+        let Some(caller) = self.dicom_callers.at(client, ts).cloned() else {
+            return;
+        };
+        let Some(fids) = self.pending.parked.remove(&client) else {
+            return;
+        };
+        for fid in fids {
+            let held = self.pending.flows.get(&fid).map_or(0, |p| p.items.len() as u64);
+            self.stats.exports_caller_inherited += held;
+            self.release(fid, Some(caller.entity()), out);
+        }
+    }
+
+    /// Attribute a flow's held exports: to `by` (the association's user identity or calling
+    /// AE, or the identity its address showed), else each one's calling AE, else the client
+    /// address.
+    pub(crate) fn release(&mut self, fid: FlowId, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
         let Some(p) = self.pending.flows.remove(&fid) else {
             return;
         };
+        if p.parked {
+            if let Some(client) = p.items.first().map(|i| i.flow.client.ip) {
+                if let Some(v) = self.pending.parked.get_mut(&client) {
+                    v.retain(|f| *f != fid);
+                    if v.is_empty() {
+                        self.pending.parked.remove(&client);
+                    }
+                }
+            }
+        }
         let outer = self.deferred.is_none();
         if outer {
             self.deferred = Some(Vec::new());
         }
         for item in p.items {
-            self.export_held(item, user, out);
+            self.export_held(item, by, out);
         }
         if !outer {
             return;
@@ -166,9 +260,9 @@ impl Detector {
         }
     }
 
-    pub(crate) fn export_held(&mut self, item: HeldExport, user: Option<&str>, out: &mut Vec<ProtocolEvent>) {
-        let ent = match (user, item.calling_ae.as_deref()) {
-            (Some(u), _) => EntRef::User(u),
+    pub(crate) fn export_held(&mut self, item: HeldExport, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
+        let ent = match (by, item.calling_ae.as_deref()) {
+            (Some(by), _) => by,
             (None, Some(ae)) => EntRef::Ae(ae),
             (None, None) => EntRef::Ip(item.flow.client.ip),
         };
@@ -245,5 +339,80 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!((a[0].entity.kind.as_str(), a[0].entity.id.as_str()), ("ip", "10.0.0.9"));
         assert_eq!(r.det.stats().identity_wait_expired, 1);
+    }
+
+    /// `count` C-MOVEs of studies `from..` on `f`, naming `calling` (empty: its
+    /// A-ASSOCIATE-RQ was not captured).
+    fn moves_of(r: &mut Run, f: pacstap_core::FlowMeta, calling: &str, from: i64, count: i64) {
+        for i in from..from + count {
+            r.feed(cmove(i * SEC, f, calling, "WS1", &[&study(i)]));
+        }
+    }
+
+    #[test]
+    fn an_association_that_named_no_one_counts_for_the_ae_its_address_just_used() {
+        let mut r = Run::new("");
+        let named = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let unnamed = flow(2, "10.0.0.9:40002", "10.0.0.5:104");
+        moves_of(&mut r, named, "WS1", 0, 8);
+        r.feed(assoc(8 * SEC, named, "WS1", "PACS", true, None));
+        moves_of(&mut r, unnamed, "", 10, 8);
+        assert!(r.alerts("bulk_export").is_empty(), "held for the identity");
+        r.feed(assoc(20 * SEC, unnamed, "", "PACS", true, None));
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("ae", "WS1", 16)
+        );
+        assert_eq!(r.det.stats().exports_caller_inherited, 8);
+        assert_eq!(r.det.stats().pending_flows, 0);
+    }
+
+    #[test]
+    fn exports_of_an_association_that_named_no_one_wait_for_the_addresss_next_one() {
+        let mut r = Run::new("");
+        let unnamed = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let named = flow(2, "10.0.0.9:40002", "10.0.0.5:104");
+        moves_of(&mut r, unnamed, "", 0, 8);
+        r.feed(assoc(8 * SEC, unnamed, "", "PACS", true, None));
+        assert_eq!(r.det.stats().pending_flows, 1, "parked: the address named no one yet");
+        assert!(r.alerts("bulk_export").is_empty());
+        // The same user identity every association of the address negotiates.
+        for i in 10..18 {
+            let mut ev = cmove(i * SEC, named, "WS1", "WS1", &[&study(i)]);
+            if let pacstap_core::EventBody::Dicom(pacstap_core::DicomEvent::Command(c)) = &mut ev.body {
+                c.user = Some("dave".into());
+            }
+            r.feed(ev);
+        }
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("user", "dave", 16)
+        );
+        assert_eq!(r.det.stats().exports_caller_inherited, 8);
+        assert_eq!(r.det.stats().pending_flows, 0);
+    }
+
+    #[test]
+    fn an_address_two_aes_used_keeps_the_unnamed_exports() {
+        let mut r = Run::new("");
+        let f = |id, port: u16| flow(id, &format!("10.0.0.9:{port}"), "10.0.0.5:104");
+        moves_of(&mut r, f(1, 40000), "WS1", 0, 1);
+        moves_of(&mut r, f(2, 40002), "WS2", 1, 1);
+        moves_of(&mut r, f(3, 40004), "", 2, 16);
+        r.feed(assoc(20 * SEC, f(3, 40004), "", "PACS", true, None));
+        assert!(r.alerts("bulk_export").is_empty(), "parked");
+        r.tick(2 * SEC + 301 * SEC);
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(
+            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
+            ("ip", "10.0.0.9", 16)
+        );
+        assert_eq!(r.det.stats().exports_caller_inherited, 0);
+        assert_eq!(r.det.stats().pending_flows, 0);
     }
 }

@@ -49,6 +49,7 @@
 // its reason. Tests index freely: a panic there is a failed test.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+mod address_identity;
 mod bounded_map;
 pub mod config;
 mod dest;
@@ -75,7 +76,6 @@ mod stats;
 #[cfg(test)]
 mod testkit;
 mod text;
-mod web_users;
 mod window;
 
 pub use config::{Config, DetectConfig};

@@ -102,8 +102,12 @@ pub struct DetectStats {
     /// waited for them (`late_moves.rs`).
     pub moves_waited_for_sub_operations: u64,
     /// WADO-RS downloads seen without their request, counted for the user their client
-    /// address had just authenticated as (`web_users.rs`).
+    /// address had just authenticated as (`address_identity.rs`).
     pub downloads_user_inherited: u64,
+    /// C-MOVE / C-GET exports on associations whose A-ASSOCIATE-RQ was not captured, counted
+    /// for the one user or calling AE their client address associated as just before or
+    /// after (`address_identity.rs`).
+    pub exports_caller_inherited: u64,
     /// GeoIP look-ups made / answered with a country.
     pub geoip_lookups: u64,
     pub geoip_hits: u64,

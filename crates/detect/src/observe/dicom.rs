@@ -61,7 +61,7 @@ pub(super) fn association<'a>(ev: &'a ProtocolEvent, a: &'a DicomAssociation, se
             });
         }
     }
-    seen.push(Observation::AssociationEnded { user });
+    seen.push(Observation::AssociationEnded { user, ae: calling });
 }
 
 /// The A-ASSOCIATE-AC (PS3.8 §9.3.3) at its packet: the login succeeded now, before any
@@ -280,7 +280,10 @@ mod tests {
                     ae: "PACS", port: 104, ..
                 } => "node",
                 Observation::NodeServing { ae: "PACS", .. } => "serving",
-                Observation::AssociationEnded { user: Some("rad1") } => "ended",
+                Observation::AssociationEnded {
+                    user: Some("rad1"),
+                    ae: Some("WS1"),
+                } => "ended",
                 _ => "other",
             })
             .collect();
@@ -312,7 +315,13 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(seen[1], Observation::AssociationEnded { user: Some("rad1") }));
+        assert!(matches!(
+            seen[1],
+            Observation::AssociationEnded {
+                user: Some("rad1"),
+                ae: Some("WS1")
+            }
+        ));
         assert_eq!(seen.len(), 2);
     }
 

@@ -84,7 +84,7 @@ pub(crate) enum Observation<'a> {
     /// A user seen logging in from `client`: `new_location`.
     LocationUsed { user: &'a str, client: IpAddr },
     /// An authenticated HTTP request from `client` succeeded: the address's user, for a
-    /// download whose request was not seen (`web_users.rs`).
+    /// download whose request was not seen (`address_identity.rs`).
     WebUserSeen { user: &'a str, client: IpAddr },
     /// An AE answered at this address: remembered to name it as a move destination.
     NodeAnswered { ae: &'a str, ip: IpAddr, port: u16 },
@@ -99,8 +99,9 @@ pub(crate) enum Observation<'a> {
         ae: &'a str,
         client: IpAddr,
     },
-    /// The association ended, naming its user identity (if any): its held exports are released.
-    AssociationEnded { user: Option<&'a str> },
+    /// The association ended, naming its user identity and calling AE (when its
+    /// A-ASSOCIATE-RQ was captured): its held exports are released.
+    AssociationEnded { user: Option<&'a str>, ae: Option<&'a str> },
     /// A C-MOVE / C-GET retrieve of `studies` to `dest`: held until its association names
     /// its user, unless the command already does.
     Retrieve {
