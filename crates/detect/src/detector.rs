@@ -95,6 +95,8 @@ pub struct Detector {
     /// AE → the address (and port) it last answered at as a server.
     pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
+    /// The C-MOVEs seen lately, by (calling AE, message id) (`moves.rs`).
+    pub(crate) moves_seen: crate::moves::SeenMoves,
     /// The user each client address last authenticated as over HTTP (`address_identity.rs`).
     pub(crate) web_users: crate::address_identity::AddressIdentity<crate::name::Name>,
     /// Who each client address last associated as over DICOM (`address_identity.rs`).
@@ -207,6 +209,7 @@ impl Detector {
             web_users: crate::address_identity::AddressIdentity::new(),
             dicom_callers: crate::address_identity::AddressIdentity::new(),
             tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
+            moves_seen: crate::moves::SeenMoves::default(),
             // Fixed seeds: study keys are the same in every run, so replays are reproducible.
             hasher: ahash::RandomState::with_seeds(
                 0x7061_6373_7461_7030,
@@ -318,11 +321,43 @@ impl Detector {
         self.housekeeping(out);
     }
 
+    /// Count the sub-operations no C-MOVE took (`moves.rs` [`crate::moves::Orphan`]) as the
+    /// exports of their Move Originator AE: a C-MOVE whose request and response were both lost,
+    /// or whose association is not on the mirror, still moved these studies to that destination.
+    fn export_orphans(&mut self, out: &mut Vec<ProtocolEvent>) {
+        for o in self.links.take_orphans() {
+            self.stats.moves_seen_by_sub_operations_only += 1;
+            let dest = Dest::ae(o.ops.dest_ae(), Some(o.flow.server.ip), Some(o.flow.server.port));
+            let mut studies: Vec<(u64, Option<&str>)> = o.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
+            if self.moves_seen.covers(o.originator.as_str(), o.message_id, o.ops.first) {
+                // Its C-MOVE was seen and counted its studies (unnamed, when its identifier
+                // was lost: naming them again here would count them twice); only the volume
+                // and the destination are new.
+                studies.clear();
+            } else if studies.is_empty() {
+                // None read from the data sets: the C-MOVE counts as one study of its own.
+                let key = (o.originator.as_str(), o.message_id, o.ops.first);
+                studies.push((self.hasher.hash_one(key), None));
+            }
+            let ts = o.ops.first;
+            self.export(
+                EntRef::Ae(o.originator.as_str()),
+                &studies,
+                (Some(&dest), Some(&o.ops)),
+                &o.flow,
+                ts,
+                out,
+            );
+        }
+    }
+
     /// End of input (replay end, shutdown): attribute every held export now (their associations
     /// never ended: to the identity their address showed, else the address) and report
     /// incidents that grew since their last alert.
     pub fn finish(&mut self, out: &mut Vec<ProtocolEvent>) {
         self.export_late_moves(i64::MAX, out);
+        self.links.expire(i64::MAX);
+        self.export_orphans(out);
         let flows: Vec<FlowId> = self.pending.order.iter().map(|(f, _)| *f).collect();
         for f in flows {
             self.release_unnamed(f, out);
@@ -367,6 +402,8 @@ impl Detector {
         }
         self.last_housekeeping = self.now;
         self.export_late_moves(self.now, out);
+        self.links.expire(self.now);
+        self.export_orphans(out);
         // Held exports whose association has not ended in time (or ended naming no one):
         // attribute to the identity their address showed, else the address.
         while let Some(&(fid, since)) = self.pending.order.front() {
@@ -504,8 +541,13 @@ impl Detector {
                 studies,
                 dest,
                 moved,
+                move_id,
                 requested,
             } => {
+                if let Some(id) = move_id {
+                    let answered = response_time(ev).unwrap_or(ev.ts.0);
+                    self.moves_seen.note(calling, id, requested.min(answered), answered);
+                }
                 let expected = completed_sub_operations(ev);
                 // Without a response it waits, and takes its sub-operations when the wait is
                 // over: by then the other C-MOVEs that reuse its message id are known too.
@@ -534,13 +576,21 @@ impl Detector {
                 dest_ae,
                 bytes,
                 request_time,
+                study,
             } => match self
                 .late
                 .offer((originator, message_id, dest_ae), request_time, bytes, ev.flow.id)
             {
-                Offered::NotWaited => self
-                    .links
-                    .note(originator, message_id, dest_ae, request_time, bytes, ev.flow.id),
+                Offered::NotWaited => {
+                    let stored = crate::moves::Stored {
+                        ts: request_time,
+                        bytes,
+                        flow: &ev.flow,
+                        study: study.as_ref(),
+                    };
+                    self.links.note(originator, message_id, dest_ae, stored);
+                    self.export_orphans(out);
+                }
                 Offered::Added => {}
                 Offered::Complete(m) => self.export_late_move(*m, self.now, out),
             },

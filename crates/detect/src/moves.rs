@@ -18,7 +18,8 @@
 //! C-STORE.
 
 use crate::name::Name;
-use pacstap_core::FlowId;
+use crate::scope::StudyItem;
+use pacstap_core::{FlowId, FlowMeta};
 use std::collections::{HashMap, VecDeque};
 
 /// C-MOVEs in progress tracked at once. A PACS serves at most a few hundred concurrent
@@ -32,6 +33,20 @@ const MAX_FLOWS: usize = 64;
 /// Groups (sub-operation associations) kept per (originator AE, message id): past it, a new
 /// association's sub-operations join the latest group (their C-MOVEs then share one sum).
 const MAX_GROUPS: usize = 8;
+/// Studies remembered per group, to count a C-MOVE known only by its sub-operations: one
+/// association usually carries one C-MOVE's studies (one for a study-level move, a patient's
+/// few for a patient-level one); past it the group still counts its volume.
+const MAX_GROUP_STUDIES: usize = 256;
+/// Studies remembered over all groups (the memory of C-MOVEs not yet seen is bounded in total,
+/// not only per C-MOVE).
+const MAX_STUDY_KEYS: usize = 65_536;
+/// Study UIDs kept per group for an alert's evidence (the count uses the keys).
+const MAX_GROUP_UIDS: usize = 8;
+/// How long after its last sub-operation, in nanoseconds of packet time, a group waits for its
+/// C-MOVE before it is counted on its own. The final response follows the last sub-operation
+/// at once (PS3.7 §9.1.4.1.2): a minute is long past any C-MOVE still to come, and short
+/// against the 30-minute bulk-export window.
+pub(crate) const ORPHAN_AFTER_NS: i64 = 60 * 1_000_000_000;
 /// How much earlier than its C-MOVE's request a sub-operation may seem to begin, in
 /// nanoseconds of packet time. The two come from different hosts (the C-MOVE from the
 /// requester, the C-STORE from the SCP), and a SPAN port delivers one host's copies later than
@@ -54,11 +69,51 @@ pub(crate) struct SubOps {
     dest_ae: Name,
 }
 
+/// The sub-operations one association carried for one C-MOVE, waiting for it.
+#[derive(Debug)]
+struct Group {
+    ops: SubOps,
+    /// Request time of the latest sub-operation seen.
+    last: i64,
+    /// The studies they stored (at most [`MAX_GROUP_STUDIES`], UIDs for the first
+    /// [`MAX_GROUP_UIDS`]).
+    studies: Vec<StudyItem>,
+    /// The association that carried the first: where an alert counted from them points.
+    flow: FlowMeta,
+}
+
+/// Sub-operations no C-MOVE took: their C-MOVE was never seen (request and final response lost
+/// to capture gaps, or its association not on the mirror), so they are all that says a C-MOVE
+/// by `originator` happened, and what it moved where.
+#[derive(Debug)]
+pub(crate) struct Orphan {
+    pub(crate) originator: Name,
+    pub(crate) message_id: u16,
+    pub(crate) ops: SubOps,
+    pub(crate) studies: Vec<StudyItem>,
+    pub(crate) flow: FlowMeta,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct MoveLinks {
     /// Per (originator AE, message id): one group per association that carried them.
-    open: HashMap<(Name, u16), Vec<SubOps>, ahash::RandomState>,
+    open: HashMap<(Name, u16), Vec<Group>, ahash::RandomState>,
     order: VecDeque<(Name, u16)>,
+    /// Groups given up on (waited [`ORPHAN_AFTER_NS`], replaced, or forgotten past
+    /// [`MAX_MOVES`]), for the detector to count ([`MoveLinks::take_orphans`]).
+    orphans: Vec<Orphan>,
+    /// Study keys held by all groups (at most [`MAX_STUDY_KEYS`]).
+    study_keys: usize,
+}
+
+/// One C-STORE sub-operation as [`MoveLinks::note`] records it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored<'a> {
+    pub(crate) ts: i64,
+    pub(crate) bytes: u64,
+    pub(crate) flow: &'a FlowMeta,
+    /// The study it stored, when the decoder read it from the data set.
+    pub(crate) study: Option<&'a StudyItem>,
 }
 
 impl SubOps {
@@ -100,6 +155,11 @@ impl SubOps {
         }
     }
 
+    /// The AE they went to.
+    pub(crate) fn dest_ae(&self) -> &str {
+        self.dest_ae.as_str()
+    }
+
     /// A download's volume: bytes on one flow, no instances counted (WADO).
     pub(crate) fn bytes_only(bytes: u64, flow: FlowId, ts: i64) -> SubOps {
         SubOps {
@@ -112,47 +172,139 @@ impl SubOps {
     }
 }
 
+/// C-MOVEs seen (by calling AE and message id) remembered at once: as many as those in progress.
+const MAX_SEEN_MOVES: usize = MAX_MOVES;
+/// C-MOVEs remembered per (calling AE, message id): each association numbers its messages
+/// from 1, so one AE's associations reuse ids within seconds.
+const SEEN_PER_ID: usize = 4;
+/// How far from a seen C-MOVE's request and final response its sub-operations may seem to
+/// start: a mirror's skew, and a capture gap that moves a request's time to a later segment.
+const SEEN_SLACK_NS: i64 = 4 * MIRROR_SKEW_NS;
+
+/// The C-MOVEs seen lately, each as the span from its request to its final response: whether
+/// sub-operations no C-MOVE took belong to one that was counted anyway (its event came before
+/// them, or took none), so that their studies are not counted a second time.
+#[derive(Debug)]
+pub(crate) struct SeenMoves {
+    spans: crate::bounded_map::BoundedMap<(Name, u16), Vec<(i64, i64)>>,
+}
+
+impl Default for SeenMoves {
+    fn default() -> Self {
+        SeenMoves {
+            spans: crate::bounded_map::BoundedMap::new(MAX_SEEN_MOVES),
+        }
+    }
+}
+
+impl SeenMoves {
+    /// A C-MOVE (`calling`, `message_id`) requested at `from`, answered at `to`. One whose
+    /// association's A-ASSOCIATE-RQ was lost names no calling AE: it stands for any.
+    pub(crate) fn note(&mut self, calling: Option<&str>, message_id: u16, from: i64, to: i64) {
+        let key = (Name::new(calling.unwrap_or_default()), message_id);
+        let mut spans = self.spans.get(&key).cloned().unwrap_or_default();
+        if spans.len() >= SEEN_PER_ID {
+            spans.remove(0);
+        }
+        spans.push((from, to));
+        self.spans.insert(key, spans);
+    }
+
+    /// Whether sub-operations of (`originator`, `message_id`) that began at `first` belong to a
+    /// C-MOVE seen.
+    pub(crate) fn covers(&self, originator: &str, message_id: u16, first: i64) -> bool {
+        let near = |v: &Vec<(i64, i64)>| {
+            v.iter().any(|&(from, to)| {
+                first >= from.saturating_sub(SEEN_SLACK_NS) && first <= to.saturating_add(SEEN_SLACK_NS)
+            })
+        };
+        [originator, ""]
+            .iter()
+            .any(|ae| self.spans.get(&(Name::new(ae), message_id)).is_some_and(near))
+    }
+}
+
+/// Adds `study` to a group's studies unless known or past the bounds; how many keys it added.
+fn add_study(studies: &mut Vec<StudyItem>, study: Option<&StudyItem>, held: usize) -> usize {
+    let Some(st) = study else { return 0 };
+    if studies.len() >= MAX_GROUP_STUDIES || held >= MAX_STUDY_KEYS || studies.iter().any(|s| s.key == st.key) {
+        return 0;
+    }
+    studies.push(StudyItem {
+        key: st.key,
+        uid: st.uid.clone().filter(|_| studies.len() < MAX_GROUP_UIDS),
+    });
+    1
+}
+
 /// The latest start of a C-MOVE's sub-operations: its final response (they all come before it,
 /// PS3.7 §9.1.4.1.2) plus a mirror's skew; without a response, any time.
 pub(crate) fn until_response(response_time: Option<i64>) -> i64 {
     response_time.map_or(i64::MAX, |t| t.saturating_add(MIRROR_SKEW_NS))
 }
 
+impl Group {
+    fn new(s: Stored<'_>, dest_ae: &str) -> Group {
+        Group {
+            ops: SubOps::first(s.ts, s.bytes, s.flow.id, dest_ae),
+            last: s.ts,
+            studies: Vec::new(),
+            flow: *s.flow,
+        }
+    }
+}
+
 impl MoveLinks {
     /// One C-STORE sub-operation of the C-MOVE (`originator`, `message_id`) sent to `dest_ae`.
-    pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {
+    pub(crate) fn note(&mut self, originator: &str, message_id: u16, dest_ae: &str, s: Stored<'_>) {
         let key = (Name::new(originator), message_id);
+        let mut dropped = Vec::new();
+        let mut joined = false;
         if let Some(groups) = self.open.get_mut(&key) {
             // The same id reused towards another destination (a C-MOVE that was never seen,
-            // then a new one): start afresh.
-            groups.retain(|g| *g.dest_ae == *dest_ae);
-            if let Some(g) = groups.iter_mut().find(|g| g.flows.first() == Some(&flow)) {
-                g.add(ts, bytes, flow);
-                return;
+            // then a new one): start afresh; the old groups are counted on their own.
+            dropped.extend(groups.extract_if(.., |g| *g.ops.dest_ae != *dest_ae));
+            let same_flow = groups.iter().position(|g| g.ops.flows.first() == Some(&s.flow.id));
+            let at = match same_flow {
+                Some(i) => Some(i),
+                None if groups.len() >= MAX_GROUPS => groups.len().checked_sub(1),
+                None => None,
+            };
+            if let Some(g) = at.and_then(|i| groups.get_mut(i)) {
+                g.ops.add(s.ts, s.bytes, s.flow.id);
+                g.last = g.last.max(s.ts);
+                self.study_keys += add_study(&mut g.studies, s.study, self.study_keys);
+                joined = true;
+            } else if !groups.is_empty() {
+                let mut g = Group::new(s, dest_ae);
+                self.study_keys += add_study(&mut g.studies, s.study, self.study_keys);
+                groups.push(g);
+                joined = true;
+            } else {
+                self.open.remove(&key);
             }
-            if groups.len() >= MAX_GROUPS {
-                if let Some(g) = groups.last_mut() {
-                    g.add(ts, bytes, flow);
-                    return;
-                }
-            }
-            if !groups.is_empty() {
-                groups.push(SubOps::first(ts, bytes, flow, dest_ae));
-                return;
-            }
-            self.open.remove(&key);
+        }
+        for g in dropped {
+            self.give_up(&key, g);
+        }
+        if joined {
+            return;
         }
         while self.open.len() >= MAX_MOVES {
             let Some(old) = self.order.pop_front() else { break };
-            self.open.remove(&old);
+            for g in self.open.remove(&old).unwrap_or_default() {
+                self.give_up(&old, g);
+            }
         }
         if self.order.len() >= MAX_MOVES.saturating_mul(2) {
             // Keys re-noted leave stale entries in `order`; drop those no longer open.
             let open = &self.open;
             self.order.retain(|k| open.contains_key(k));
         }
+        let mut g = Group::new(s, dest_ae);
+        self.study_keys += add_study(&mut g.studies, s.study, self.study_keys);
         self.order.push_back(key.clone());
-        self.open.insert(key, vec![SubOps::first(ts, bytes, flow, dest_ae)]);
+        self.open.insert(key, vec![g]);
     }
 
     /// The sub-operations of the C-MOVE (`calling`, `message_id`) to `dest_ae` requested at
@@ -168,8 +320,15 @@ impl MoveLinks {
         let key = (Name::new(calling), message_id);
         let groups = self.open.get_mut(&key)?;
         let from = request_time.saturating_sub(MIRROR_SKEW_NS);
+        let mut released = 0;
         let taken = groups
-            .extract_if(.., |g| *g.dest_ae == *dest_ae && g.first >= from && g.first <= until)
+            .extract_if(.., |g| {
+                *g.ops.dest_ae == *dest_ae && g.ops.first >= from && g.ops.first <= until
+            })
+            .map(|g| {
+                released += g.studies.len();
+                g.ops
+            })
             .reduce(|mut t, g| {
                 t.merge(g);
                 t
@@ -177,7 +336,46 @@ impl MoveLinks {
         if groups.is_empty() {
             self.open.remove(&key);
         }
+        self.study_keys = self.study_keys.saturating_sub(released);
         taken
+    }
+
+    /// Gives up on the groups whose last sub-operation is more than [`ORPHAN_AFTER_NS`]
+    /// before `now` (all of them at the end of the input: `i64::MAX`).
+    pub(crate) fn expire(&mut self, now: i64) {
+        if self.open.is_empty() {
+            return;
+        }
+        let cutoff = now.saturating_sub(ORPHAN_AFTER_NS);
+        let mut expired = Vec::new();
+        self.open.retain(|key, groups| {
+            for g in groups.extract_if(.., |g| g.last < cutoff || now == i64::MAX) {
+                expired.push((key.clone(), g));
+            }
+            !groups.is_empty()
+        });
+        // The map's order is not the input's: give up on them oldest first, so the counts
+        // (and any alert) come in packet-time order and the same in every run.
+        expired.sort_by_key(|(key, g)| (g.ops.first, g.last, key.1, g.ops.flows.first().map(|f| f.0)));
+        for (key, g) in expired {
+            self.give_up(&key, g);
+        }
+    }
+
+    /// The groups given up on since the last call, oldest first.
+    pub(crate) fn take_orphans(&mut self) -> Vec<Orphan> {
+        std::mem::take(&mut self.orphans)
+    }
+
+    fn give_up(&mut self, (originator, message_id): &(Name, u16), g: Group) {
+        self.study_keys = self.study_keys.saturating_sub(g.studies.len());
+        self.orphans.push(Orphan {
+            originator: originator.clone(),
+            message_id: *message_id,
+            ops: g.ops,
+            studies: g.studies,
+            flow: g.flow,
+        });
     }
 
     #[cfg(test)]
@@ -238,12 +436,24 @@ mod tests {
 
     const SEC: i64 = 1_000_000_000;
 
+    /// A sub-operation on association `flow` (of no study the decoder read).
+    fn note(l: &mut MoveLinks, originator: &str, message_id: u16, dest_ae: &str, ts: i64, bytes: u64, flow: FlowId) {
+        let meta = crate::testkit::flow(flow.0, "10.0.0.5:40000", "10.0.0.7:104");
+        let s = Stored {
+            ts,
+            bytes,
+            flow: &meta,
+            study: None,
+        };
+        l.note(originator, message_id, dest_ae, s);
+    }
+
     #[test]
     fn sub_operations_are_summed_and_taken_once_by_their_c_move() {
         let mut l = MoveLinks::default();
-        l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
-        l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
-        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
+        note(&mut l, "WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        note(&mut l, "WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
+        note(&mut l, "WS1", 7, "ARCHIVE", 11, 50, FlowId(3)); // reported out of order
         assert!(
             l.take(("WS1", 7, "OTHER"), 5, i64::MAX).is_none(),
             "another destination"
@@ -258,9 +468,9 @@ mod tests {
         assert!(l
             .take(("WS1", 7, "ARCHIVE"), 10 + skew, i64::MAX)
             .is_some_and(|s| s.instances == 3));
-        l.note("WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
-        l.note("WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
-        l.note("WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
+        note(&mut l, "WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        note(&mut l, "WS1", 7, "ARCHIVE", 11, 50, FlowId(3));
+        note(&mut l, "WS1", 7, "ARCHIVE", 12, 25, FlowId(3));
         let s = l.take(("WS1", 7, "ARCHIVE"), 9, until_response(Some(20))).unwrap();
         assert_eq!(
             (s.instances, s.bytes, s.first, s.flows.clone()),
@@ -278,7 +488,15 @@ mod tests {
         let mut l = MoveLinks::default();
         for k in 0..4i64 {
             for j in 0..3 {
-                l.note("WS1", 1, "ARCHIVE", k * SEC + 10 + j, 100, FlowId(k as u64 + 10));
+                note(
+                    &mut l,
+                    "WS1",
+                    1,
+                    "ARCHIVE",
+                    k * SEC + 10 + j,
+                    100,
+                    FlowId(k as u64 + 10),
+                );
             }
         }
         // Answered ones are bounded by their response too; the last without a response first.
@@ -299,7 +517,7 @@ mod tests {
     fn groups_per_message_id_are_bounded() {
         let mut l = MoveLinks::default();
         for f in 0..(MAX_GROUPS as u64 + 5) {
-            l.note("WS1", 1, "ARCHIVE", 10, 1, FlowId(f));
+            note(&mut l, "WS1", 1, "ARCHIVE", 10, 1, FlowId(f));
         }
         let s = l.take(("WS1", 1, "ARCHIVE"), 10, i64::MAX).unwrap();
         assert_eq!(s.instances, MAX_GROUPS as u64 + 5, "nothing lost past the bound");
@@ -310,7 +528,7 @@ mod tests {
     fn tracking_is_bounded() {
         let mut l = MoveLinks::default();
         for i in 0..(MAX_MOVES as u32 + 100) {
-            l.note(&format!("AE{i}"), 1, "X", 0, 1, FlowId(1));
+            note(&mut l, &format!("AE{i}"), 1, "X", 0, 1, FlowId(1));
         }
         assert_eq!(l.len(), MAX_MOVES);
         assert!(
@@ -320,5 +538,88 @@ mod tests {
         assert!(l
             .take((&format!("AE{}", MAX_MOVES as u32 + 99), 1, "X"), 0, i64::MAX)
             .is_some());
+    }
+
+    #[test]
+    fn sub_operations_no_c_move_took_are_given_up_on_after_a_minute_with_their_studies() {
+        let mut l = MoveLinks::default();
+        let meta = crate::testkit::flow(2, "10.0.0.5:40000", "10.6.6.6:104");
+        let study = |n: u64| StudyItem {
+            key: n,
+            uid: Some(format!("1.2.{n}")),
+        };
+        for (ts, n) in [(10, 1), (11, 2), (12, 1)] {
+            let st = study(n);
+            let s = Stored {
+                ts,
+                bytes: 100,
+                flow: &meta,
+                study: Some(&st),
+            };
+            l.note("WS1", 7, "THIEF", s);
+        }
+        l.expire(12 + ORPHAN_AFTER_NS);
+        assert!(l.take_orphans().is_empty(), "still within the minute");
+        l.expire(13 + ORPHAN_AFTER_NS);
+        let o = l.take_orphans();
+        assert_eq!(o.len(), 1);
+        let o = &o[0];
+        assert_eq!(
+            (o.originator.as_str(), o.message_id, o.ops.dest_ae()),
+            ("WS1", 7, "THIEF")
+        );
+        assert_eq!((o.ops.instances, o.ops.bytes, o.flow.id), (3, 300, FlowId(2)));
+        let uids: Vec<_> = o.studies.iter().map(|s| s.uid.clone().unwrap_or_default()).collect();
+        assert_eq!(uids, ["1.2.1", "1.2.2"], "each study once");
+        assert_eq!((l.len(), l.study_keys), (0, 0));
+        assert!(l.take(("WS1", 7, "THIEF"), 0, i64::MAX).is_none(), "given up on once");
+    }
+
+    #[test]
+    fn a_message_id_reused_towards_another_destination_gives_up_on_the_old_groups() {
+        let mut l = MoveLinks::default();
+        note(&mut l, "WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        assert!(l.take_orphans().is_empty());
+        note(&mut l, "WS1", 7, "THIEF", 20, 50, FlowId(3));
+        let o = l.take_orphans();
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].ops.dest_ae(), o[0].ops.instances), ("ARCHIVE", 1));
+        assert!(l
+            .take(("WS1", 7, "THIEF"), 20, i64::MAX)
+            .is_some_and(|s| s.instances == 1));
+    }
+
+    #[test]
+    fn studies_held_for_c_moves_not_yet_seen_are_bounded_in_total() {
+        let mut l = MoveLinks::default();
+        let meta = crate::testkit::flow(2, "10.0.0.5:40000", "10.0.0.7:104");
+        for n in 0..(MAX_STUDY_KEYS as u64 + 1000) {
+            let st = StudyItem { key: n, uid: None };
+            let s = Stored {
+                ts: 10,
+                bytes: 1,
+                flow: &meta,
+                study: Some(&st),
+            };
+            // One group per (AE, id), one study each: the 4,096 moves bound forgets the
+            // oldest, and the keys stay under their own bound in between.
+            l.note(&format!("AE{}", n % 8), (n / 8) as u16, "X", s);
+            assert!(l.study_keys <= MAX_STUDY_KEYS, "{}", l.study_keys);
+        }
+        let held: usize = l.open.values().flatten().map(|g| g.studies.len()).sum();
+        assert_eq!(held, l.study_keys, "the count is exact");
+        l.expire(i64::MAX);
+        assert_eq!(l.study_keys, 0);
+    }
+
+    #[test]
+    fn forgetting_past_the_bound_gives_up_on_the_oldest() {
+        let mut l = MoveLinks::default();
+        for i in 0..(MAX_MOVES as u32 + 1) {
+            note(&mut l, &format!("AE{i}"), 1, "X", 0, 1, FlowId(1));
+        }
+        let o = l.take_orphans();
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].originator.as_str(), "AE0");
     }
 }

@@ -138,6 +138,7 @@ pub(super) fn command<'a>(
                 studies,
                 dest,
                 moved: dest_ae.map(|d| (c.message_id, d, c.request_time.0)),
+                move_id: Some(c.message_id),
                 requested: c.request_time.0,
             });
         }
@@ -169,6 +170,7 @@ pub(super) fn command<'a>(
                 studies,
                 dest: Some(dest),
                 moved: None,
+                move_id: None,
                 requested: c.request_time.0,
             });
         }
@@ -199,6 +201,14 @@ pub(super) fn command<'a>(
                     dest_ae: dest,
                     bytes: c.dataset_bytes,
                     request_time: c.request_time.0,
+                    study: c
+                        .study_instance_uids
+                        .iter()
+                        .find_map(|u| non_empty(u))
+                        .map(|u| StudyItem {
+                            key: o.study_key(u),
+                            uid: Some(u.to_owned()),
+                        }),
                 });
             }
             if let Some(why) = o.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {

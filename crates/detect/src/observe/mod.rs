@@ -112,6 +112,9 @@ pub(crate) enum Observation<'a> {
         /// A C-MOVE's (message id, move destination AE, request time): what its
         /// sub-operation C-STOREs name (`moves.rs`).
         moved: Option<(u16, &'a str, i64)>,
+        /// A C-MOVE's message id, also when its move destination is unknown (its request
+        /// lost): its sub-operations name it.
+        move_id: Option<u16>,
         /// When it was requested: an export happens at its request (a capture that misses
         /// the responses sees the same export times as one that has them).
         requested: i64,
@@ -124,6 +127,8 @@ pub(crate) enum Observation<'a> {
         dest_ae: &'a str,
         bytes: u64,
         request_time: i64,
+        /// The study it stored (read from its data set), if the decoder saw it.
+        study: Option<StudyItem>,
     },
     /// A study downloaded by `entity` (WADO-RS / WADO-URI) to `dest`, attributed at once.
     Download {
