@@ -326,6 +326,18 @@ impl Detector {
     /// or whose association is not on the mirror, still moved these studies to that destination.
     fn export_orphans(&mut self, out: &mut Vec<ProtocolEvent>) {
         for o in self.links.take_orphans() {
+            // Anyone can open an association and send C-STOREs that name a Move Originator:
+            // only a DICOM node of the inventory (at its address, on the internal networks)
+            // says for another AE that it moved images.
+            let sender = o.sender.as_ref().map(|n| n.as_str());
+            if self
+                .inv
+                .dicom_destination_unknown(sender, Some(o.flow.client.ip))
+                .is_some()
+            {
+                self.stats.sub_operations_from_unknown_senders += 1;
+                continue;
+            }
             self.stats.moves_seen_by_sub_operations_only += 1;
             let dest = Dest::ae(o.ops.dest_ae(), Some(o.flow.server.ip), Some(o.flow.server.port));
             let mut studies: Vec<(u64, Option<&str>)> = o.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
@@ -577,6 +589,7 @@ impl Detector {
                 bytes,
                 request_time,
                 study,
+                sender,
             } => match self
                 .late
                 .offer((originator, message_id, dest_ae), request_time, bytes, ev.flow.id)
@@ -587,6 +600,7 @@ impl Detector {
                         bytes,
                         flow: &ev.flow,
                         study: study.as_ref(),
+                        sender,
                     };
                     self.links.note(originator, message_id, dest_ae, stored);
                     self.export_orphans(out);

@@ -80,6 +80,8 @@ struct Group {
     studies: Vec<StudyItem>,
     /// The association that carried the first: where an alert counted from them points.
     flow: FlowMeta,
+    /// The calling AE of that association, when known.
+    sender: Option<Name>,
 }
 
 /// Sub-operations no C-MOVE took: their C-MOVE was never seen (request and final response lost
@@ -92,6 +94,8 @@ pub(crate) struct Orphan {
     pub(crate) ops: SubOps,
     pub(crate) studies: Vec<StudyItem>,
     pub(crate) flow: FlowMeta,
+    /// Who sent them (the calling AE of `flow`), when known.
+    pub(crate) sender: Option<Name>,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +118,8 @@ pub(crate) struct Stored<'a> {
     pub(crate) flow: &'a FlowMeta,
     /// The study it stored, when the decoder read it from the data set.
     pub(crate) study: Option<&'a StudyItem>,
+    /// Its calling AE (the C-MOVE's SCP), when known.
+    pub(crate) sender: Option<&'a str>,
 }
 
 impl SubOps {
@@ -250,6 +256,7 @@ impl Group {
             last: s.ts,
             studies: Vec::new(),
             flow: *s.flow,
+            sender: s.sender.map(Name::new),
         }
     }
 }
@@ -375,6 +382,7 @@ impl MoveLinks {
             ops: g.ops,
             studies: g.studies,
             flow: g.flow,
+            sender: g.sender,
         });
     }
 
@@ -444,6 +452,7 @@ mod tests {
             bytes,
             flow: &meta,
             study: None,
+            sender: Some("PACS"),
         };
         l.note(originator, message_id, dest_ae, s);
     }
@@ -555,6 +564,7 @@ mod tests {
                 bytes: 100,
                 flow: &meta,
                 study: Some(&st),
+                sender: Some("PACS"),
             };
             l.note("WS1", 7, "THIEF", s);
         }
@@ -600,6 +610,7 @@ mod tests {
                 bytes: 1,
                 flow: &meta,
                 study: Some(&st),
+                sender: Some("PACS"),
             };
             // One group per (AE, id), one study each: the 4,096 moves bound forgets the
             // oldest, and the keys stay under their own bound in between.

@@ -209,6 +209,7 @@ pub(super) fn command<'a>(
                             key: o.study_key(u),
                             uid: Some(u.to_owned()),
                         }),
+                    sender: calling,
                 });
             }
             if let Some(why) = o.inv.dicom_destination_unknown(dest_ae, Some(dest_ip)) {

@@ -129,6 +129,8 @@ pub(crate) enum Observation<'a> {
         request_time: i64,
         /// The study it stored (read from its data set), if the decoder saw it.
         study: Option<StudyItem>,
+        /// Who sent it: the C-STORE's calling AE (the C-MOVE's SCP), when known.
+        sender: Option<&'a str>,
     },
     /// A study downloaded by `entity` (WADO-RS / WADO-URI) to `dest`, attributed at once.
     Download {

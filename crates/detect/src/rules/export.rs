@@ -320,6 +320,48 @@ mod tests {
         st
     }
 
+    /// C-MOVEs never seen (request and response lost, or their association off the mirror):
+    /// their sub-operations from the inventory's PACS count, a minute after the last one, as
+    /// WS1's export of the studies they stored; a C-MOVE seen near one of them had counted its
+    /// study already (unnamed, its identifier lost), so that one adds only its volume. The
+    /// same C-STOREs from a sender not in the inventory count for no one.
+    #[test]
+    fn sub_operations_without_their_c_move_count_for_the_originator_when_a_pacs_sent_them() {
+        let inventory = "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\nrole = \"pacs\"\n";
+        for (sender, counted) in [("10.0.0.5", true), ("10.0.0.66", false)] {
+            let mut r = Run::new(inventory);
+            let ctl = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+            // Message 1: seen, its identifier lost (one unnamed study).
+            r.feed(cmove(SEC, ctl, "WS1", "EXTPACS", &[]));
+            for i in 0..17u16 {
+                let t = i64::from(i) * SEC;
+                let data = flow(100 + u64::from(i), &format!("{sender}:50000"), "198.51.100.7:104");
+                r.feed(sub_operation(t + 1, t + 1, data, i));
+            }
+            // Each group a minute after its own last sub-operation (the first's at 1 s).
+            r.tick(60 * SEC);
+            assert!(r.alerts("bulk_export").is_empty());
+            r.tick(17 * SEC + 61 * SEC);
+            r.det.finish(&mut r.out);
+            let bulk = r.alerts("bulk_export");
+            if !counted {
+                assert!(bulk.is_empty(), "{bulk:?}");
+                assert_eq!(r.det.stats().sub_operations_from_unknown_senders, 17);
+                continue;
+            }
+            let a = bulk.last().expect("an alert");
+            assert_eq!(bulk[0].count, 16, "on the 16th study");
+            // 16 studies named by the C-STOREs of messages 2..17, and message 1's unnamed one.
+            assert_eq!(
+                (a.entity.kind.as_str(), a.entity.id.as_str(), a.count),
+                ("ae", "WS1", 17)
+            );
+            let v = a.evidence.volume.unwrap();
+            assert_eq!((v.instances, v.bytes), (17, 17_000));
+            assert_eq!(r.det.stats().moves_seen_by_sub_operations_only, 17);
+        }
+    }
+
     /// A C-MOVE to an outside AE: its sub-operation C-STOREs (naming the C-MOVE by
     /// 0000,1030 / 0000,1031) arrive first, then the C-MOVE's final response. The export
     /// incident takes their flows and volume, and it and the destination's
