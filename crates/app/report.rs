@@ -172,6 +172,7 @@ impl ReplayReport {
                 ),
             ],
         });
+        sections.extend(inferred_section(&self.detect));
         let mut text = self.summary.render(&sections, &self.proto.anomalies);
         if let Some(dir) = self.evidence_files.first().and_then(|f| f.parent()) {
             text.push_str(&format!(
@@ -281,6 +282,44 @@ fn span(a: Timestamp, b: Timestamp) -> String {
 
 /// The summary's "tunnels" row: frames per encapsulation peeled, and those that could not be;
 /// `None` when the capture had none.
+/// What detection counted on inference, not on a fact seen whole: exports whose who or whose
+/// C-MOVE a capture gap took, named from what was seen around them (the investigator must know
+/// which counts rest on that). Only when there was any, so clean captures read as before.
+fn inferred_section(d: &pacstap_detect::DetectStats) -> Option<SummarySection> {
+    let mut rows = Vec::new();
+    if d.exports_caller_inherited + d.downloads_user_inherited > 0 {
+        rows.push((
+            "who, inferred".into(),
+            format!(
+                "{} C-MOVE / C-GET exports whose association request was lost, counted for the AE or user \
+                 their client address used just before or after; {} WADO downloads whose request was \
+                 lost, counted for the user their address had just authenticated as",
+                d.exports_caller_inherited, d.downloads_user_inherited
+            ),
+        ));
+    }
+    let orphans =
+        d.moves_seen_by_sub_operations_only + d.sub_operations_volume_only + d.sub_operations_from_unknown_senders;
+    if orphans > 0 {
+        rows.push((
+            "sub-operations".into(),
+            format!(
+                "{orphans} sets of C-STOREs naming a C-MOVE no C-MOVE event took: {} of C-MOVEs never \
+                 seen, counted for their Move Originator AE; {} of C-MOVEs seen (their studies counted \
+                 once), adding only volume; {} sent by an AE or address not in the DICOM inventory, \
+                 counted for no one",
+                d.moves_seen_by_sub_operations_only,
+                d.sub_operations_volume_only,
+                d.sub_operations_from_unknown_senders
+            ),
+        ));
+    }
+    (!rows.is_empty()).then(|| SummarySection {
+        title: "Detection".into(),
+        rows,
+    })
+}
+
 fn tunnels_row(w: &pacstap_wire::WireStats) -> Option<String> {
     let mut parts: Vec<String> = pacstap_wire::TunnelKind::ALL
         .iter()
@@ -317,5 +356,25 @@ fn checksum_summary(f: &pacstap_flow::FlowStats) -> String {
             "{} bad (dropped){decoys}, {} unverifiable (snaplen)",
             f.bad_checksums, f.unverifiable_checksums
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_detection_section_says_what_was_counted_on_inference_and_only_then() {
+        let mut d = pacstap_detect::DetectStats::default();
+        assert!(inferred_section(&d).is_none(), "a clean capture's summary is unchanged");
+        d.exports_caller_inherited = 11;
+        d.moves_seen_by_sub_operations_only = 3;
+        d.sub_operations_volume_only = 2;
+        let s = inferred_section(&d).expect("a section");
+        assert_eq!(s.title, "Detection");
+        assert_eq!(s.rows.len(), 2);
+        assert!(s.rows[0].1.starts_with("11 C-MOVE / C-GET exports"), "{:?}", s.rows);
+        assert!(s.rows[1].1.starts_with("5 sets of C-STOREs"), "{:?}", s.rows);
+        assert!(s.rows[1].1.contains("3 of C-MOVEs never seen"), "{:?}", s.rows);
     }
 }

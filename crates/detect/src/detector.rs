@@ -95,8 +95,8 @@ pub struct Detector {
     /// AE → the address (and port) it last answered at as a server.
     pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
-    /// The C-MOVEs seen lately, by (calling AE, message id) (`moves.rs`).
-    pub(crate) moves_seen: crate::moves::SeenMoves,
+    /// The C-MOVEs seen lately (`seen_moves.rs`).
+    pub(crate) moves_seen: crate::seen_moves::SeenMoves,
     /// The user each client address last authenticated as over HTTP (`address_identity.rs`).
     pub(crate) web_users: crate::address_identity::AddressIdentity<crate::name::Name>,
     /// Who each client address last associated as over DICOM (`address_identity.rs`).
@@ -209,7 +209,7 @@ impl Detector {
             web_users: crate::address_identity::AddressIdentity::new(),
             dicom_callers: crate::address_identity::AddressIdentity::new(),
             tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
-            moves_seen: crate::moves::SeenMoves::default(),
+            moves_seen: crate::seen_moves::SeenMoves::default(),
             // Fixed seeds: study keys are the same in every run, so replays are reproducible.
             hasher: ahash::RandomState::with_seeds(
                 0x7061_6373_7461_7030,
@@ -338,18 +338,28 @@ impl Detector {
                 self.stats.sub_operations_from_unknown_senders += 1;
                 continue;
             }
-            self.stats.moves_seen_by_sub_operations_only += 1;
             let dest = Dest::ae(o.ops.dest_ae(), Some(o.flow.server.ip), Some(o.flow.server.port));
             let mut studies: Vec<(u64, Option<&str>)> = o.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
-            if self.moves_seen.covers(o.originator.as_str(), o.message_id, o.ops.first) {
+            let unclaimed = crate::seen_moves::Unclaimed {
+                originator: o.originator.as_str(),
+                message_id: o.message_id,
+                dest_ae: o.ops.dest_ae(),
+                sender: o.flow.client.ip,
+                first: o.ops.first,
+            };
+            if self.moves_seen.covers(unclaimed) {
                 // Its C-MOVE was seen and counted its studies (unnamed, when its identifier
                 // was lost: naming them again here would count them twice); only the volume
                 // and the destination are new.
                 studies.clear();
+                self.stats.sub_operations_volume_only += 1;
             } else if studies.is_empty() {
                 // None read from the data sets: the C-MOVE counts as one study of its own.
                 let key = (o.originator.as_str(), o.message_id, o.ops.first);
                 studies.push((self.hasher.hash_one(key), None));
+            }
+            if !studies.is_empty() {
+                self.stats.moves_seen_by_sub_operations_only += 1;
             }
             let ts = o.ops.first;
             self.export(
@@ -556,9 +566,16 @@ impl Detector {
                 move_id,
                 requested,
             } => {
-                if let Some(id) = move_id {
+                if let Some(message_id) = move_id {
                     let answered = response_time(ev).unwrap_or(ev.ts.0);
-                    self.moves_seen.note(calling, id, requested.min(answered), answered);
+                    self.moves_seen.note(crate::seen_moves::MoveSeen {
+                        calling,
+                        message_id,
+                        dest_ae: moved.map(|(_, d, _)| d),
+                        scp: ev.flow.server.ip,
+                        from: requested.min(answered),
+                        to: answered,
+                    });
                 }
                 let expected = completed_sub_operations(ev);
                 // Without a response it waits, and takes its sub-operations when the wait is

@@ -71,6 +71,7 @@ pub mod posture;
 mod rule;
 mod rules;
 mod scope;
+mod seen_moves;
 mod state;
 mod stats;
 #[cfg(test)]

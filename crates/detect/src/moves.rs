@@ -178,58 +178,6 @@ impl SubOps {
     }
 }
 
-/// C-MOVEs seen (by calling AE and message id) remembered at once: as many as those in progress.
-const MAX_SEEN_MOVES: usize = MAX_MOVES;
-/// C-MOVEs remembered per (calling AE, message id): each association numbers its messages
-/// from 1, so one AE's associations reuse ids within seconds.
-const SEEN_PER_ID: usize = 4;
-/// How far from a seen C-MOVE's request and final response its sub-operations may seem to
-/// start: a mirror's skew, and a capture gap that moves a request's time to a later segment.
-const SEEN_SLACK_NS: i64 = 4 * MIRROR_SKEW_NS;
-
-/// The C-MOVEs seen lately, each as the span from its request to its final response: whether
-/// sub-operations no C-MOVE took belong to one that was counted anyway (its event came before
-/// them, or took none), so that their studies are not counted a second time.
-#[derive(Debug)]
-pub(crate) struct SeenMoves {
-    spans: crate::bounded_map::BoundedMap<(Name, u16), Vec<(i64, i64)>>,
-}
-
-impl Default for SeenMoves {
-    fn default() -> Self {
-        SeenMoves {
-            spans: crate::bounded_map::BoundedMap::new(MAX_SEEN_MOVES),
-        }
-    }
-}
-
-impl SeenMoves {
-    /// A C-MOVE (`calling`, `message_id`) requested at `from`, answered at `to`. One whose
-    /// association's A-ASSOCIATE-RQ was lost names no calling AE: it stands for any.
-    pub(crate) fn note(&mut self, calling: Option<&str>, message_id: u16, from: i64, to: i64) {
-        let key = (Name::new(calling.unwrap_or_default()), message_id);
-        let mut spans = self.spans.get(&key).cloned().unwrap_or_default();
-        if spans.len() >= SEEN_PER_ID {
-            spans.remove(0);
-        }
-        spans.push((from, to));
-        self.spans.insert(key, spans);
-    }
-
-    /// Whether sub-operations of (`originator`, `message_id`) that began at `first` belong to a
-    /// C-MOVE seen.
-    pub(crate) fn covers(&self, originator: &str, message_id: u16, first: i64) -> bool {
-        let near = |v: &Vec<(i64, i64)>| {
-            v.iter().any(|&(from, to)| {
-                first >= from.saturating_sub(SEEN_SLACK_NS) && first <= to.saturating_add(SEEN_SLACK_NS)
-            })
-        };
-        [originator, ""]
-            .iter()
-            .any(|ae| self.spans.get(&(Name::new(ae), message_id)).is_some_and(near))
-    }
-}
-
 /// Adds `study` to a group's studies unless known or past the bounds; how many keys it added.
 fn add_study(studies: &mut Vec<StudyItem>, study: Option<&StudyItem>, held: usize) -> usize {
     let Some(st) = study else { return 0 };

@@ -111,6 +111,9 @@ pub struct DetectStats {
     /// C-MOVEs known only by their sub-operations (`moves.rs` orphans), counted as exports of
     /// their Move Originator AE.
     pub moves_seen_by_sub_operations_only: u64,
+    /// Sub-operations no C-MOVE took, though one with their originator and message id was
+    /// seen just then (it had counted its studies): they added only volume.
+    pub sub_operations_volume_only: u64,
     /// Sub-operations no C-MOVE took, sent by an AE or address not in the DICOM inventory
     /// (or outside the internal networks): not counted (anyone may name a Move Originator).
     pub sub_operations_from_unknown_senders: u64,

@@ -358,7 +358,8 @@ mod tests {
             );
             let v = a.evidence.volume.unwrap();
             assert_eq!((v.instances, v.bytes), (17, 17_000));
-            assert_eq!(r.det.stats().moves_seen_by_sub_operations_only, 17);
+            assert_eq!(r.det.stats().moves_seen_by_sub_operations_only, 16);
+            assert_eq!(r.det.stats().sub_operations_volume_only, 1, "message 1's");
         }
     }
 
