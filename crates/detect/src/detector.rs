@@ -382,7 +382,7 @@ impl Detector {
         self.export_orphans(out);
         let flows: Vec<FlowId> = self.pending.order.iter().map(|(f, _)| *f).collect();
         for f in flows {
-            self.release_unnamed(f, out);
+            self.release(f, None, out);
         }
         self.pending.order.clear();
         self.last_housekeeping = i64::MIN;
@@ -436,7 +436,7 @@ impl Detector {
             if self.pending.flows.get(&fid).is_some_and(|p| p.since == since) {
                 self.stats.identity_wait_expired += 1;
                 self.pending.resolved.insert(fid, ());
-                self.release_unnamed(fid, out);
+                self.release(fid, None, out);
             }
         }
         self.check_open_incidents(out);

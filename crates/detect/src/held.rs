@@ -158,43 +158,22 @@ impl Detector {
         out: &mut Vec<ProtocolEvent>,
     ) {
         let fid = ev.flow.id;
-        let Some(held) = self.pending.flows.get(&fid).map(|p| p.items.len() as u64) else {
+        if !self.pending.flows.contains_key(&fid) {
             return;
-        };
+        }
         match (user, ae) {
             (Some(u), _) => return self.release(fid, Some(EntRef::User(u)), out),
             (None, Some(ae)) => return self.release(fid, Some(EntRef::Ae(ae)), out),
             (None, None) => {}
         }
         let client = ev.flow.client.ip;
-        if let Some(caller) = self.dicom_callers.at(client, ev.ts.0).cloned() {
-            self.stats.exports_caller_inherited += held;
-            return self.release(fid, Some(caller.entity()), out);
+        if self.dicom_callers.at(client, ev.ts.0).is_some() {
+            // Each export takes it (`export_held`).
+            return self.release(fid, None, out);
         }
         if let Some(p) = self.pending.flows.get_mut(&fid) {
             p.parked = true;
             self.pending.parked.entry(client).or_default().push(fid);
-        }
-    }
-
-    /// The wait for a flow's identity is over (the identity wait ran out, or the input
-    /// ended): its held exports are counted for the one identity its client address
-    /// associated as around the first of them, else for the address.
-    pub(crate) fn release_unnamed(&mut self, fid: FlowId, out: &mut Vec<ProtocolEvent>) {
-        let Some((client, since, held)) = self
-            .pending
-            .flows
-            .get(&fid)
-            .and_then(|p| Some((p.items.first()?.flow.client.ip, p.since, p.items.len() as u64)))
-        else {
-            return;
-        };
-        match self.dicom_callers.at(client, since).cloned() {
-            Some(caller) => {
-                self.stats.exports_caller_inherited += held;
-                self.release(fid, Some(caller.entity()), out);
-            }
-            None => self.release(fid, None, out),
         }
     }
 
@@ -218,8 +197,8 @@ impl Detector {
     }
 
     /// Attribute a flow's held exports: to `by` (the association's user identity or calling
-    /// AE, or the identity its address showed), else each one's calling AE, else the client
-    /// address.
+    /// AE, or the identity its address showed next), else each one's calling AE, else the one
+    /// identity its client address associated as around it, else the address.
     pub(crate) fn release(&mut self, fid: FlowId, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
         let Some(p) = self.pending.flows.remove(&fid) else {
             return;
@@ -261,10 +240,19 @@ impl Detector {
     }
 
     pub(crate) fn export_held(&mut self, item: HeldExport, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
-        let ent = match (by, item.calling_ae.as_deref()) {
-            (Some(by), _) => by,
-            (None, Some(ae)) => EntRef::Ae(ae),
-            (None, None) => EntRef::Ip(item.flow.client.ip),
+        // Neither named: its association's A-ASSOCIATE-RQ was lost (`address_identity.rs`).
+        let inherited = match (by, item.calling_ae.as_deref()) {
+            (None, None) => self.dicom_callers.at(item.flow.client.ip, item.ts).cloned(),
+            _ => None,
+        };
+        if inherited.is_some() {
+            self.stats.exports_caller_inherited += 1;
+        }
+        let ent = match (by, item.calling_ae.as_deref(), &inherited) {
+            (Some(by), ..) => by,
+            (None, Some(ae), _) => EntRef::Ae(ae),
+            (None, None, Some(caller)) => caller.entity(),
+            (None, None, None) => EntRef::Ip(item.flow.client.ip),
         };
         let studies: Vec<(u64, Option<&str>)> = item.studies.iter().map(|s| (s.key, s.uid.as_deref())).collect();
         self.export(
