@@ -1350,6 +1350,19 @@ fn a_lossy_span_still_reports_every_c_move_once() {
     }
 }
 
+/// The frames (indexes) that carry an A-ASSOCIATE-RQ from `calling` to `called`: PDU type 1,
+/// then the called and calling AE titles, 16 bytes each, space-padded, at offsets 10 and 26
+/// (PS3.8 §9.3.2).
+fn association_requests(frames: &[common::pcapgen::Frame], called: &str, calling: &str) -> Vec<usize> {
+    let titles = format!("{called:<16}{calling:<16}").into_bytes();
+    let is_rq = |d: &[u8]| {
+        d.windows(titles.len())
+            .position(|w| w == titles.as_slice())
+            .is_some_and(|i| i >= 10 && d[i - 10] == 0x01)
+    };
+    (0..frames.len()).filter(|&i| is_rq(&frames[i].data)).collect()
+}
+
 /// The bulk-export alerts of a replay: (entity kind, entity id, count) each.
 fn bulk_export_alerts(events: &[Value]) -> Vec<(String, String, u64)> {
     of(events, "alert")
@@ -1379,16 +1392,8 @@ fn a_bulk_c_move_export_whose_association_requests_were_dropped_is_still_the_aes
     let plain = bulk_export_alerts(&replay_paths(std::slice::from_ref(&path), Some(&scenario_config())).events);
     let last = plain.last().cloned().expect("the plain capture's alert");
     assert_eq!(last, ("ae".to_owned(), "WORKSTATION1".to_owned(), 18));
-    // PS3.8 §9.3.2: A-ASSOCIATE-RQ is PDU type 1, then the called and calling AE titles
-    // (16 bytes each, space-padded) at offsets 10 and 26.
-    let titles = b"ORTHANC         WORKSTATION1    ";
-    let is_rq = |d: &[u8]| {
-        d.windows(titles.len())
-            .position(|w| w == titles)
-            .is_some_and(|i| i >= 10 && d[i - 10] == 0x01)
-    };
     let mut frames = read_pcap(&path);
-    let rqs: Vec<usize> = (0..frames.len()).filter(|&i| is_rq(&frames[i].data)).collect();
+    let rqs = association_requests(&frames, "ORTHANC", "WORKSTATION1");
     assert_eq!(rqs.len(), 3, "one A-ASSOCIATE-RQ per association");
     frames.remove(rqs[2]);
     frames.remove(rqs[0]);
@@ -1478,4 +1483,33 @@ fn a_bulk_c_move_export_whose_requests_are_off_the_mirror_is_alerted_from_its_su
     assert!(plain_alert.is_some_and(|p| p.as_str().is_some_and(|p| p.contains("(18 instances, 48.7 kB)"))));
     let uids = &a.last().expect("an alert")["evidence"]["study_instance_uids_total"];
     assert_eq!(uids.as_u64(), Some(18));
+}
+
+/// `benign-service-account.pcap` (the routing engine ROUTER1, a configured service account,
+/// C-MOVEs 20 studies to STORESCP over two associations) as a mirror that dropped both its
+/// A-ASSOCIATE-RQ frames. No association names ROUTER1 and the address has no other
+/// identity, so its 20 studies were counted for 10.20.0.50 and a routine transfer raised a
+/// bulk-export alert (as it did with 20 % of the frames dropped at random, seed 4). The
+/// C-STOREs the PACS sent for each C-MOVE name ROUTER1 as Move Originator: the associations
+/// are ROUTER1's, exempt, and the capture is as silent as the plain one.
+#[test]
+fn a_service_account_whose_association_requests_were_dropped_is_still_exempt() {
+    use common::pcapgen::{read_pcap, write_pcap};
+    let path = sample("scenarios").join("benign-service-account.pcap");
+    let mut frames = read_pcap(&path);
+    let rqs = association_requests(&frames, "ORTHANC", "ROUTER1");
+    assert_eq!(rqs.len(), 2, "one per association");
+    for i in rqs.into_iter().rev() {
+        frames.remove(i);
+    }
+    let dir = common::Scratch::new("service-account-rq-dropped");
+    let lossy = dir.join("benign-service-account.rq-dropped.pcap");
+    write_pcap(&lossy, &frames);
+    let run = replay_paths(&[lossy], Some(&scenario_config())).events;
+    let unnamed = of(&run, "dicom")
+        .iter()
+        .filter(|c| c["command"] == "C-MOVE" && c["calling_ae"] == "")
+        .count();
+    assert_eq!(unnamed, 20);
+    assert!(of(&run, "alert").is_empty(), "{:?}", of(&run, "alert"));
 }

@@ -287,14 +287,16 @@ fn span(a: Timestamp, b: Timestamp) -> String {
 /// which counts rest on that). Only when there was any, so clean captures read as before.
 fn inferred_section(d: &pacstap_detect::DetectStats) -> Option<SummarySection> {
     let mut rows = Vec::new();
-    if d.exports_caller_inherited + d.downloads_user_inherited > 0 {
+    if d.callers_from_sub_operations + d.exports_caller_inherited + d.downloads_user_inherited > 0 {
         rows.push((
             "who, inferred".into(),
             format!(
-                "{} C-MOVE / C-GET exports whose association request was lost, counted for the AE or user \
-                 their client address used just before or after; {} WADO downloads whose request was \
-                 lost, counted for the user their address had just authenticated as",
-                d.exports_caller_inherited, d.downloads_user_inherited
+                "{} associations whose request was lost, named by the Move Originator of their \
+                 C-MOVEs' sub-operations; {} C-MOVE / C-GET exports whose association request was \
+                 lost, counted for the AE or user their client address used just before or after; \
+                 {} WADO downloads whose request was lost, counted for the user their address had \
+                 just authenticated as",
+                d.callers_from_sub_operations, d.exports_caller_inherited, d.downloads_user_inherited
             ),
         ));
     }
@@ -373,7 +375,7 @@ mod tests {
         let s = inferred_section(&d).expect("a section");
         assert_eq!(s.title, "Detection");
         assert_eq!(s.rows.len(), 2);
-        assert!(s.rows[0].1.starts_with("11 C-MOVE / C-GET exports"), "{:?}", s.rows);
+        assert!(s.rows[0].1.contains("; 11 C-MOVE / C-GET exports"), "{:?}", s.rows);
         assert!(s.rows[1].1.starts_with("5 sets of C-STOREs"), "{:?}", s.rows);
         assert!(s.rows[1].1.contains("3 of C-MOVEs never seen"), "{:?}", s.rows);
     }

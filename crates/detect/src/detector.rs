@@ -95,6 +95,9 @@ pub struct Detector {
     /// AE → the address (and port) it last answered at as a server.
     pub(crate) node_addr: BoundedMap<crate::name::Name, (IpAddr, u16)>,
     pub(crate) tls_ja4: BoundedMap<FlowId, Box<str>>,
+    /// Associations without a calling AE whose sub-operations were asked who sent them
+    /// (`held.rs`).
+    pub(crate) unnamed_flows: BoundedMap<FlowId, crate::held::UnnamedFlow>,
     /// The C-MOVEs seen lately (`seen_moves.rs`).
     pub(crate) moves_seen: crate::seen_moves::SeenMoves,
     /// The user each client address last authenticated as over HTTP (`address_identity.rs`).
@@ -210,6 +213,7 @@ impl Detector {
             dicom_callers: crate::address_identity::AddressIdentity::new(),
             tls_ja4: BoundedMap::new(MAX_TLS_FLOWS),
             moves_seen: crate::seen_moves::SeenMoves::default(),
+            unnamed_flows: BoundedMap::new(65_536),
             // Fixed seeds: study keys are the same in every run, so replays are reproducible.
             hasher: ahash::RandomState::with_seeds(
                 0x7061_6373_7461_7030,
@@ -582,6 +586,15 @@ impl Detector {
                 // over: by then the other C-MOVEs that reuse its message id are known too.
                 let unanswered =
                     expected.is_none() && moved.is_some_and(|(_, dest_ae, _)| self.late.should_wait(dest_ae, 0, None));
+                // Its association's A-ASSOCIATE-RQ was lost: its sub-operations may name it.
+                let named = match (calling, moved) {
+                    (None, Some((msg, dest_ae, requested))) if !unanswered => {
+                        let until = crate::moves::until_response(response_time(ev));
+                        self.originator_of_unnamed(ev, (msg, dest_ae), (requested, until), out)
+                    }
+                    _ => None,
+                };
+                let calling = calling.or(named.as_deref());
                 let subops = moved.filter(|_| !unanswered).and_then(|(msg, dest_ae, requested)| {
                     let calling = calling.unwrap_or_default();
                     let until = crate::moves::until_response(response_time(ev));

@@ -15,7 +15,9 @@
 //! AE. Its exports are then counted for the one identity its client address associated as
 //! just before (`address_identity.rs`), else they stay held ("parked") until the address's
 //! next association names one, at most the identity wait; only then do they fall to the
-//! address.
+//! address. Before either, a C-MOVE on such an association asks its sub-operations: the
+//! C-STOREs its SCP sent for it name the requester's AE (Move Originator), and that names the
+//! association ([`Detector::originator_of_unnamed`]).
 
 use crate::bounded_map::BoundedMap;
 use crate::dest::Dest;
@@ -35,6 +37,18 @@ use std::net::IpAddr;
 const MAX_HELD_PER_FLOW: usize = 256;
 /// Flows remembered as attributed to their calling AE after the identity wait ran out.
 const MAX_RESOLVED_FLOWS: usize = 65_536;
+/// C-MOVEs per association without a calling AE that may ask the sub-operations waiting who
+/// sent them (each ask scans them): enough for the first few to find it, bounded against a
+/// sender of endless C-MOVEs on an association picked up mid-stream.
+const MAX_ASKS_PER_FLOW: u8 = 8;
+
+/// What the sub-operations said about an association whose A-ASSOCIATE-RQ was lost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UnnamedFlow {
+    /// The Move Originator AE they named.
+    caller: Option<Name>,
+    asks: u8,
+}
 
 /// An export waiting for its association's user identity.
 #[derive(Debug, Clone)]
@@ -175,6 +189,36 @@ impl Detector {
             p.parked = true;
             self.pending.parked.entry(client).or_default().push(fid);
         }
+    }
+
+    /// The calling AE of the association of `ev`, a C-MOVE (`message_id` to `dest_ae`,
+    /// requested at `requested`, answered by `until`) whose A-ASSOCIATE-RQ was lost, as its
+    /// sub-operations name it ([`crate::moves::MoveLinks::originator_of`]). Once found, the
+    /// association's other C-MOVEs take it without asking, and its client address is known to
+    /// have associated as it (parked exports of the address go to it).
+    pub(crate) fn originator_of_unnamed(
+        &mut self,
+        ev: &ProtocolEvent,
+        (message_id, dest_ae): (u16, &str),
+        (requested, until): (i64, i64),
+        out: &mut Vec<ProtocolEvent>,
+    ) -> Option<Name> {
+        let fid = ev.flow.id;
+        let mut flow = self.unnamed_flows.get(&fid).cloned().unwrap_or_default();
+        if flow.caller.is_some() || flow.asks >= MAX_ASKS_PER_FLOW {
+            return flow.caller;
+        }
+        flow.asks += 1;
+        let scp = ev.flow.server.ip;
+        flow.caller = self.links.originator_of((message_id, dest_ae), scp, requested, until);
+        self.unnamed_flows.insert(fid, flow.clone());
+        let caller = flow.caller?;
+        self.stats.callers_from_sub_operations += 1;
+        let client = ev.flow.client.ip;
+        self.dicom_callers
+            .seen(client, &crate::entity::Caller::Ae(caller.clone()), ev.ts.0);
+        self.release_parked(client, ev.ts.0, out);
+        Some(caller)
     }
 
     /// `client` just associated as someone: the parked exports of its earlier associations

@@ -295,6 +295,36 @@ impl MoveLinks {
         taken
     }
 
+    /// Who asked for the C-MOVE `message_id` to `dest_ae` that the SCP at `scp` was asked at
+    /// `request_time` (answered by `until`), when its association's A-ASSOCIATE-RQ was lost:
+    /// the Move Originator AE its sub-operations name (the SCP copies the requester's calling
+    /// AE, PS3.7 §9.1.4). Only groups that SCP sent count (anyone else can name any
+    /// originator), and only when they all name one. A scan of the groups waiting: the caller
+    /// asks once per association (`Detector::originator_of_unnamed`).
+    pub(crate) fn originator_of(
+        &self,
+        (message_id, dest_ae): (u16, &str),
+        scp: std::net::IpAddr,
+        request_time: i64,
+        until: i64,
+    ) -> Option<Name> {
+        let from = request_time.saturating_sub(MIRROR_SKEW_NS);
+        let mut found: Option<&Name> = None;
+        for ((originator, id), groups) in &self.open {
+            let sent = groups.iter().any(|g| {
+                *g.ops.dest_ae == *dest_ae && g.flow.client.ip == scp && g.ops.first >= from && g.ops.first <= until
+            });
+            if *id != message_id || !sent {
+                continue;
+            }
+            match found {
+                Some(f) if f != originator => return None,
+                _ => found = Some(originator),
+            }
+        }
+        found.cloned()
+    }
+
     /// Gives up on the groups whose last sub-operation is more than [`ORPHAN_AFTER_NS`]
     /// before `now` (all of them at the end of the input: `i64::MAX`).
     pub(crate) fn expire(&mut self, now: i64) {
@@ -580,5 +610,38 @@ mod tests {
         let o = l.take_orphans();
         assert_eq!(o.len(), 1);
         assert_eq!(o[0].originator.as_str(), "AE0");
+    }
+
+    #[test]
+    fn an_unnamed_c_move_s_originator_is_what_its_scp_s_sub_operations_name() {
+        let mut l = MoveLinks::default();
+        let scp: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let from = |ip: &str, id: u64| crate::testkit::flow(id, &format!("{ip}:50000"), "10.0.0.7:104");
+        let put = |l: &mut MoveLinks, originator: &str, message_id: u16, meta: &FlowMeta, ts: i64| {
+            let s = Stored {
+                ts,
+                bytes: 1,
+                flow: meta,
+                study: None,
+                sender: Some("PACS"),
+            };
+            l.note(originator, message_id, "ARCHIVE", s);
+        };
+        put(&mut l, "ROUTER1", 3, &from("10.0.0.5", 1), 10 * SEC);
+        put(&mut l, "ROUTER1", 4, &from("10.0.0.5", 2), 11 * SEC);
+        let ask = |l: &MoveLinks, id: u16, dest: &str, at: i64| {
+            l.originator_of((id, dest), scp, at, until_response(Some(at + SEC)))
+                .map(|n| n.as_str().to_owned())
+        };
+        assert_eq!(ask(&l, 3, "ARCHIVE", 10 * SEC).as_deref(), Some("ROUTER1"));
+        assert_eq!(ask(&l, 3, "OTHER", 10 * SEC), None, "another destination");
+        assert_eq!(ask(&l, 5, "ARCHIVE", 10 * SEC), None, "another message");
+        assert_eq!(ask(&l, 3, "ARCHIVE", 30 * SEC), None, "began long before the request");
+        // Another sender naming another originator with the same id: not the SCP asked.
+        put(&mut l, "FRAMED", 3, &from("10.0.0.66", 3), 10 * SEC);
+        assert_eq!(ask(&l, 3, "ARCHIVE", 10 * SEC).as_deref(), Some("ROUTER1"));
+        // The SCP itself naming two originators for that id and time: ambiguous.
+        put(&mut l, "WS2", 3, &from("10.0.0.5", 4), 10 * SEC);
+        assert_eq!(ask(&l, 3, "ARCHIVE", 10 * SEC), None);
     }
 }

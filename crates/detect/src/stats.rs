@@ -108,6 +108,9 @@ pub struct DetectStats {
     /// for the one user or calling AE their client address associated as just before or
     /// after (`address_identity.rs`).
     pub exports_caller_inherited: u64,
+    /// Associations whose A-ASSOCIATE-RQ was lost, named by the Move Originator AE of a
+    /// C-MOVE's sub-operations their SCP sent (`held.rs`).
+    pub callers_from_sub_operations: u64,
     /// C-MOVEs known only by their sub-operations (`moves.rs` orphans), counted as exports of
     /// their Move Originator AE.
     pub moves_seen_by_sub_operations_only: u64,
