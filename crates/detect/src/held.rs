@@ -373,6 +373,13 @@ mod tests {
         assert_eq!(r.det.stats().identity_wait_expired, 1);
     }
 
+    /// The one bulk-export alert fired: (entity kind, entity id, count).
+    fn one_bulk_export(r: &Run) -> (&str, &str, u64) {
+        let a = r.alerts("bulk_export");
+        assert_eq!(a.len(), 1, "{a:?}");
+        (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count)
+    }
+
     /// `count` C-MOVEs of studies `from..` on `f`, naming `calling` (empty: its
     /// A-ASSOCIATE-RQ was not captured).
     fn moves_of(r: &mut Run, f: pacstap_core::FlowMeta, calling: &str, from: i64, count: i64) {
@@ -391,12 +398,7 @@ mod tests {
         moves_of(&mut r, unnamed, "", 10, 8);
         assert!(r.alerts("bulk_export").is_empty(), "held for the identity");
         r.feed(assoc(20 * SEC, unnamed, "", "PACS", true, None));
-        let a = r.alerts("bulk_export");
-        assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!(
-            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
-            ("ae", "WS1", 16)
-        );
+        assert_eq!(one_bulk_export(&r), ("ae", "WS1", 16));
         assert_eq!(r.det.stats().exports_caller_inherited, 8);
         assert_eq!(r.det.stats().pending_flows, 0);
     }
@@ -418,12 +420,7 @@ mod tests {
             }
             r.feed(ev);
         }
-        let a = r.alerts("bulk_export");
-        assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!(
-            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
-            ("user", "dave", 16)
-        );
+        assert_eq!(one_bulk_export(&r), ("user", "dave", 16));
         assert_eq!(r.det.stats().exports_caller_inherited, 8);
         assert_eq!(r.det.stats().pending_flows, 0);
     }
@@ -438,12 +435,7 @@ mod tests {
         r.feed(assoc(20 * SEC, f(3, 40004), "", "PACS", true, None));
         assert!(r.alerts("bulk_export").is_empty(), "parked");
         r.tick(2 * SEC + 301 * SEC);
-        let a = r.alerts("bulk_export");
-        assert_eq!(a.len(), 1, "{a:?}");
-        assert_eq!(
-            (a[0].entity.kind.as_str(), a[0].entity.id.as_str(), a[0].count),
-            ("ip", "10.0.0.9", 16)
-        );
+        assert_eq!(one_bulk_export(&r), ("ip", "10.0.0.9", 16));
         assert_eq!(r.det.stats().exports_caller_inherited, 0);
         assert_eq!(r.det.stats().pending_flows, 0);
     }

@@ -201,14 +201,7 @@ pub(super) fn command<'a>(
                     dest_ae: dest,
                     bytes: c.dataset_bytes,
                     request_time: c.request_time.0,
-                    study: c
-                        .study_instance_uids
-                        .iter()
-                        .find_map(|u| non_empty(u))
-                        .map(|u| StudyItem {
-                            key: o.study_key(u),
-                            uid: Some(u.to_owned()),
-                        }),
+                    study: named_studies(o, c).next(),
                     sender: calling,
                 });
             }
@@ -236,18 +229,21 @@ pub(super) fn command<'a>(
     }
 }
 
-/// The studies a command names; a patient-level (or identifier-less) retrieve counts as one
-/// unnamed thing per request.
-fn studies_of(o: &Observer<'_>, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<StudyItem> {
-    let mut v: Vec<StudyItem> = c
-        .study_instance_uids
+/// The study UIDs a command names, as window keys.
+fn named_studies<'c>(o: &'c Observer<'_>, c: &'c DicomCommand) -> impl Iterator<Item = StudyItem> + 'c {
+    c.study_instance_uids
         .iter()
         .filter_map(|u| non_empty(u))
         .map(|u| StudyItem {
             key: o.study_key(u),
             uid: Some(u.to_string()),
         })
-        .collect();
+}
+
+/// The studies a command names; a patient-level (or identifier-less) retrieve counts as one
+/// unnamed thing per request.
+fn studies_of(o: &Observer<'_>, c: &DicomCommand, ev: &ProtocolEvent) -> Vec<StudyItem> {
+    let mut v: Vec<StudyItem> = named_studies(o, c).collect();
     if v.is_empty() {
         v.push(StudyItem {
             key: o.hasher.hash_one((ev.flow.id.0, c.message_id, c.request_time.0)),
