@@ -439,4 +439,15 @@ mod tests {
         assert_eq!(r.det.stats().exports_caller_inherited, 0);
         assert_eq!(r.det.stats().pending_flows, 0);
     }
+
+    #[test]
+    fn an_association_without_a_calling_ae_asks_the_sub_operations_a_bounded_number_of_times() {
+        let mut r = Run::new("");
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        // No sub-operation ever names these C-MOVEs: each would scan the waiting groups.
+        moves_of(&mut r, f, "", 0, 100);
+        let asked = r.det.unnamed_flows.get(&f.id).map(|u| u.asks);
+        assert_eq!(asked, Some(super::MAX_ASKS_PER_FLOW));
+        assert_eq!(r.det.stats().callers_from_sub_operations, 0);
+    }
 }

@@ -311,10 +311,13 @@ impl MoveLinks {
         let from = request_time.saturating_sub(MIRROR_SKEW_NS);
         let mut found: Option<&Name> = None;
         for ((originator, id), groups) in &self.open {
+            if *id != message_id {
+                continue;
+            }
             let sent = groups.iter().any(|g| {
                 *g.ops.dest_ae == *dest_ae && g.flow.client.ip == scp && g.ops.first >= from && g.ops.first <= until
             });
-            if *id != message_id || !sent {
+            if !sent {
                 continue;
             }
             match found {
