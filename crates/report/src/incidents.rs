@@ -226,8 +226,15 @@ pub fn describe(ev: &Ev<'_>) -> String {
             let by = ev.user().map(|u| format!(" by user {u}")).unwrap_or_default();
             let dest = ev.s("move_destination").map(|d| format!(" to {d}")).unwrap_or_default();
             let subops = ev.completed().map(|c| format!(", {c} completed")).unwrap_or_default();
+            // A C-MOVE's sub-operation names the C-MOVE that caused it (PS3.7 §9.1.1.1): the
+            // story says whose export the images were, also when that C-MOVE was not captured.
+            let cause = match (ev.s("move_originator_ae"), ev.u("move_originator_message_id")) {
+                (Some(ae), Some(id)) => format!(" (for {ae}'s C-MOVE {id})"),
+                (Some(ae), None) => format!(" (for a C-MOVE by {ae})"),
+                _ => String::new(),
+            };
             format!(
-                "{} {}@{} → {}@{}{study}{dest}{by}: {}{subops}, {} dataset bytes",
+                "{} {}@{} → {}@{}{study}{dest}{by}{cause}: {}{subops}, {} dataset bytes",
                 o("command"),
                 o("calling_ae"),
                 ev.src,
@@ -349,6 +356,26 @@ mod tests {
         assert_eq!(
             said(&lost),
             "HTTP response from 10.0.0.5 to 10.0.0.9 (its request not captured), study 1.2: 200, 900 bytes"
+        );
+    }
+
+    #[test]
+    fn a_sub_operation_says_whose_c_move_it_was() {
+        let said = |l: &str| {
+            let v: Line = serde_json::from_str(l).unwrap();
+            describe(&Ev::from_line(&v).unwrap())
+        };
+        assert_eq!(
+            said(STORE),
+            "C-STORE PACS@10.0.0.2 → DEST@10.0.0.3 study 1.2: 0x0000, 700 dataset bytes"
+        );
+        let sub = STORE.replace(
+            r#""command":"C-STORE","#,
+            r#""command":"C-STORE","move_originator_ae":"WS1","move_originator_message_id":7,"#,
+        );
+        assert_eq!(
+            said(&sub),
+            "C-STORE PACS@10.0.0.2 → DEST@10.0.0.3 study 1.2 (for WS1's C-MOVE 7): 0x0000, 700 dataset bytes"
         );
     }
 
