@@ -172,18 +172,18 @@ impl Detector {
         out: &mut Vec<ProtocolEvent>,
     ) {
         let fid = ev.flow.id;
-        if !self.pending.flows.contains_key(&fid) {
+        let Some(held) = self.pending.flows.get(&fid).map(|p| p.items.len() as u64) else {
             return;
-        }
+        };
         match (user, ae) {
             (Some(u), _) => return self.release(fid, Some(EntRef::User(u)), out),
             (None, Some(ae)) => return self.release(fid, Some(EntRef::Ae(ae)), out),
             (None, None) => {}
         }
         let client = ev.flow.client.ip;
-        if self.dicom_callers.at(client, ev.ts.0).is_some() {
-            // Each export takes it (`export_held`).
-            return self.release(fid, None, out);
+        if let Some(caller) = self.dicom_callers.at(client, ev.ts.0).cloned() {
+            self.stats.exports_caller_inherited += held;
+            return self.release(fid, Some(caller.entity()), out);
         }
         if let Some(p) = self.pending.flows.get_mut(&fid) {
             p.parked = true;
