@@ -549,7 +549,10 @@ impl Detector {
             Observation::LocationUsed { user, client } => self.check_location(user, client, ev, out),
             Observation::NodeAnswered { ae, ip, port } => self.note_node(ae, ip, port),
             Observation::NodeServing { ae, server } => self.check_node(ae, server, ev, out),
-            Observation::AssociationEnded { user, ae } => self.association_ended(ev, (user, ae), out),
+            Observation::AssociationEnded { user, ae } => {
+                self.links.association_ended(ev.flow.id, ev.ts.0);
+                self.association_ended(ev, (user, ae), out);
+            }
             Observation::AssociationUsed { user, ae, client } => {
                 let caller = crate::entity::Caller::new(user, ae);
                 self.dicom_callers.seen(client, &caller, ev.ts.0);

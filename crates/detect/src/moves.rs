@@ -42,11 +42,17 @@ const MAX_GROUP_STUDIES: usize = 256;
 const MAX_STUDY_KEYS: usize = 65_536;
 /// Study UIDs kept per group for an alert's evidence (the count uses the keys).
 const MAX_GROUP_UIDS: usize = 8;
-/// How long after its last sub-operation, in nanoseconds of packet time, a group waits for its
-/// C-MOVE before it is counted on its own. The final response follows the last sub-operation
-/// at once (PS3.7 §9.1.4.1.2): a minute is long past any C-MOVE still to come, and short
-/// against the 30-minute bulk-export window.
+/// How long after the association that carried it ended, in nanoseconds of packet time, a
+/// group waits for its C-MOVE before it is counted on its own. The final response follows the
+/// last sub-operation at once (PS3.7 §9.1.4.1.2): a minute is long past any C-MOVE still to
+/// come, and short against the 30-minute bulk-export window. Counted from the association's
+/// end, not from its last C-STORE: one instance of 2 GB over a slow link takes minutes, and
+/// its C-MOVE is still running meanwhile.
 pub(crate) const ORPHAN_AFTER_NS: i64 = 60 * 1_000_000_000;
+/// How long a group whose association's end was never seen waits after its last
+/// sub-operation (its association event came first, or was lost with an evicted flow): the
+/// bulk-export window, longer than one slow instance takes.
+const ORPHAN_IDLE_NS: i64 = 30 * 60 * 1_000_000_000;
 /// How much earlier than its C-MOVE's request a sub-operation may seem to begin, in
 /// nanoseconds of packet time. The two come from different hosts (the C-MOVE from the
 /// requester, the C-STORE from the SCP), and a SPAN port delivers one host's copies later than
@@ -75,6 +81,8 @@ struct Group {
     ops: SubOps,
     /// Request time of the latest sub-operation seen.
     last: i64,
+    /// When the association that carried the first ended (the wait for the C-MOVE starts).
+    ended: Option<i64>,
     /// The studies they stored (at most [`MAX_GROUP_STUDIES`], UIDs for the first
     /// [`MAX_GROUP_UIDS`]).
     studies: Vec<StudyItem>,
@@ -108,6 +116,9 @@ pub(crate) struct MoveLinks {
     orphans: Vec<Orphan>,
     /// Study keys held by all groups (at most [`MAX_STUDY_KEYS`]).
     study_keys: usize,
+    /// The (originator, message id) of the group each association's first sub-operation
+    /// opened, to mark it when the association ends (as many as the groups).
+    by_flow: HashMap<FlowId, (Name, u16), ahash::RandomState>,
 }
 
 /// One C-STORE sub-operation as [`MoveLinks::note`] records it.
@@ -202,6 +213,7 @@ impl Group {
         Group {
             ops: SubOps::first(s.ts, s.bytes, s.flow.id, dest_ae),
             last: s.ts,
+            ended: None,
             studies: Vec::new(),
             flow: *s.flow,
             sender: s.sender.map(Name::new),
@@ -234,6 +246,7 @@ impl MoveLinks {
                 let mut g = Group::new(s, dest_ae);
                 self.study_keys += add_study(&mut g.studies, s.study, self.study_keys);
                 groups.push(g);
+                self.by_flow.insert(s.flow.id, key.clone());
                 joined = true;
             } else {
                 self.open.remove(&key);
@@ -258,6 +271,7 @@ impl MoveLinks {
         }
         let mut g = Group::new(s, dest_ae);
         self.study_keys += add_study(&mut g.studies, s.study, self.study_keys);
+        self.by_flow.insert(s.flow.id, key.clone());
         self.order.push_back(key.clone());
         self.open.insert(key, vec![g]);
     }
@@ -276,12 +290,14 @@ impl MoveLinks {
         let groups = self.open.get_mut(&key)?;
         let from = request_time.saturating_sub(MIRROR_SKEW_NS);
         let mut released = 0;
+        let mut taken_flows = Vec::new();
         let taken = groups
             .extract_if(.., |g| {
                 *g.ops.dest_ae == *dest_ae && g.ops.first >= from && g.ops.first <= until
             })
             .map(|g| {
                 released += g.studies.len();
+                taken_flows.push(g.flow.id);
                 g.ops
             })
             .reduce(|mut t, g| {
@@ -292,7 +308,23 @@ impl MoveLinks {
             self.open.remove(&key);
         }
         self.study_keys = self.study_keys.saturating_sub(released);
+        for f in taken_flows {
+            self.forget_flow(f, &key);
+        }
         taken
+    }
+
+    /// The association `flow` ended at `ts`: the group its first sub-operation opened starts
+    /// waiting [`ORPHAN_AFTER_NS`] for its C-MOVE.
+    pub(crate) fn association_ended(&mut self, flow: FlowId, ts: i64) {
+        let Some(key) = self.by_flow.get(&flow) else { return };
+        if let Some(g) = self
+            .open
+            .get_mut(key)
+            .and_then(|groups| groups.iter_mut().find(|g| g.flow.id == flow))
+        {
+            g.ended = Some(g.ended.map_or(ts, |e| e.min(ts)));
+        }
     }
 
     /// Who asked for the C-MOVE `message_id` to `dest_ae` that the SCP at `scp` was asked at
@@ -328,16 +360,18 @@ impl MoveLinks {
         found.cloned()
     }
 
-    /// Gives up on the groups whose last sub-operation is more than [`ORPHAN_AFTER_NS`]
-    /// before `now` (all of them at the end of the input: `i64::MAX`).
+    /// Gives up on the groups whose association ended more than [`ORPHAN_AFTER_NS`] before
+    /// `now` (all of them at the end of the input: `i64::MAX`).
     pub(crate) fn expire(&mut self, now: i64) {
         if self.open.is_empty() {
             return;
         }
         let cutoff = now.saturating_sub(ORPHAN_AFTER_NS);
+        let idle = now.saturating_sub(ORPHAN_IDLE_NS);
         let mut expired = Vec::new();
         self.open.retain(|key, groups| {
-            for g in groups.extract_if(.., |g| g.last < cutoff || now == i64::MAX) {
+            let over = |g: &Group| now == i64::MAX || g.ended.is_some_and(|e| e < cutoff) || g.last < idle;
+            for g in groups.extract_if(.., |g| over(g)) {
                 expired.push((key.clone(), g));
             }
             !groups.is_empty()
@@ -355,8 +389,17 @@ impl MoveLinks {
         std::mem::take(&mut self.orphans)
     }
 
+    /// `flow` no longer opens a waiting group of `key` (a flow that carried sub-operations of
+    /// two C-MOVEs points at the later one).
+    fn forget_flow(&mut self, flow: FlowId, key: &(Name, u16)) {
+        if self.by_flow.get(&flow) == Some(key) {
+            self.by_flow.remove(&flow);
+        }
+    }
+
     fn give_up(&mut self, (originator, message_id): &(Name, u16), g: Group) {
         self.study_keys = self.study_keys.saturating_sub(g.studies.len());
+        self.forget_flow(g.flow.id, &(originator.clone(), *message_id));
         self.orphans.push(Orphan {
             originator: originator.clone(),
             message_id: *message_id,
@@ -531,7 +574,7 @@ mod tests {
     }
 
     #[test]
-    fn sub_operations_no_c_move_took_are_given_up_on_after_a_minute_with_their_studies() {
+    fn sub_operations_no_c_move_took_are_given_up_on_a_minute_after_their_association_ended() {
         let mut l = MoveLinks::default();
         let meta = crate::testkit::flow(2, "10.0.0.5:40000", "10.6.6.6:104");
         let study = |n: u64| StudyItem {
@@ -549,9 +592,15 @@ mod tests {
             };
             l.note("WS1", 7, "THIEF", s);
         }
-        l.expire(12 + ORPHAN_AFTER_NS);
+        l.expire(100 + ORPHAN_AFTER_NS);
+        assert!(
+            l.take_orphans().is_empty(),
+            "its association has not ended: a slow instance"
+        );
+        l.association_ended(FlowId(2), 20);
+        l.expire(20 + ORPHAN_AFTER_NS);
         assert!(l.take_orphans().is_empty(), "still within the minute");
-        l.expire(13 + ORPHAN_AFTER_NS);
+        l.expire(21 + ORPHAN_AFTER_NS);
         let o = l.take_orphans();
         assert_eq!(o.len(), 1);
         let o = &o[0];
@@ -646,5 +695,16 @@ mod tests {
         // The SCP itself naming two originators for that id and time: ambiguous.
         put(&mut l, "WS2", 3, &from("10.0.0.5", 4), 10 * SEC);
         assert_eq!(ask(&l, 3, "ARCHIVE", 10 * SEC), None);
+    }
+
+    #[test]
+    fn a_group_whose_association_end_was_not_seen_is_given_up_when_idle_for_the_window() {
+        let mut l = MoveLinks::default();
+        note(&mut l, "WS1", 7, "ARCHIVE", 10, 100, FlowId(2));
+        l.expire(10 + ORPHAN_IDLE_NS);
+        assert!(l.take_orphans().is_empty());
+        l.expire(11 + ORPHAN_IDLE_NS);
+        assert_eq!(l.take_orphans().len(), 1);
+        assert!(l.by_flow.is_empty(), "nothing left pointing at it");
     }
 }

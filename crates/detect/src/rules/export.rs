@@ -337,9 +337,10 @@ mod tests {
                 let t = i64::from(i) * SEC;
                 let data = flow(100 + u64::from(i), &format!("{sender}:50000"), "198.51.100.7:104");
                 r.feed(sub_operation(t + 1, t + 1, data, i));
+                r.feed(assoc(t + 2, data, "PACS", "EXTPACS", true, None));
             }
-            // Each group a minute after its own last sub-operation (the first's at 1 s).
-            r.tick(60 * SEC);
+            // Each group a minute after its association ended (the first's at 2 s).
+            r.tick(61 * SEC);
             assert!(r.alerts("bulk_export").is_empty());
             r.tick(17 * SEC + 61 * SEC);
             r.det.finish(&mut r.out);
@@ -361,6 +362,35 @@ mod tests {
             assert_eq!(r.det.stats().moves_seen_by_sub_operations_only, 16);
             assert_eq!(r.det.stats().sub_operations_volume_only, 1, "message 1's");
         }
+    }
+
+    /// A C-MOVE of 3 large instances over a slow link: its sub-operation association stays
+    /// open for 6 minutes, a C-STORE every 2 (packet time ticking meanwhile). Its group waits
+    /// for the C-MOVE while the association is open, so the C-MOVE takes all three: nothing is
+    /// counted on its own, and the volume is whole.
+    #[test]
+    fn a_slow_c_move_keeps_its_sub_operations_while_their_association_is_open() {
+        use pacstap_core::{DicomEvent, EventBody};
+        let inventory = "[[inventory.dicom]]\nae = \"PACS\"\nip = \"10.0.0.5\"\nrole = \"pacs\"\n";
+        let mut r = Run::new(inventory);
+        let ctl = flow(1, "10.0.0.9:40000", "10.0.0.5:104");
+        let data = flow(100, "10.0.0.5:50000", "198.51.100.7:104");
+        for k in 0..3 {
+            let t = k * 120 * SEC;
+            r.feed(sub_operation(t + 1, t + 1, data, 0));
+            r.tick(t + 119 * SEC);
+        }
+        let mut mv = cmove(361 * SEC, ctl, "WS1", "EXTPACS", &[&study(0u16)]);
+        if let EventBody::Dicom(DicomEvent::Command(c)) = &mut mv.body {
+            c.message_id = 1;
+            c.request_time = pacstap_core::Timestamp(T0);
+        }
+        r.feed(mv);
+        r.feed(assoc(362 * SEC, data, "PACS", "EXTPACS", true, None));
+        r.det.finish(&mut r.out);
+        assert_eq!(r.det.stats().moves_seen_by_sub_operations_only, 0);
+        assert_eq!(r.det.stats().sub_operations_volume_only, 0);
+        assert_eq!(r.det.links.len(), 0, "taken by its C-MOVE");
     }
 
     /// A C-MOVE to an outside AE: its sub-operation C-STOREs (naming the C-MOVE by
