@@ -18,6 +18,10 @@ const MAGIC: &[u8] = b"DICM";
 const TRANSFER_SYNTAX_UID: (u16, u16) = (0x0002, 0x0010);
 /// A UID is at most 64 bytes (PS3.5 §9.1); a longer (0002,0010) is not one.
 const MAX_UID_LEN: usize = 64;
+/// `DICM`s tried as the file's start: the one after the preamble, and a few a free-form
+/// preamble (or a part's headers) may spell. Each try walks a meta group, so without a bound a
+/// body of `DICM`s each followed by a long group 0002 would cost the square of its length.
+const MAX_TRIES: usize = 8;
 
 /// The Study Instance UID of the first DICOM file in `body` (a whole `application/dicom` body or
 /// a `multipart/related` one, whose first part's headers come first), when the prefix reaches
@@ -27,7 +31,8 @@ pub fn study_in_file(body: &[u8], max_inflated: usize) -> Option<String> {
     // so the first one whose meta group reads is the file (a preamble is free-form and may
     // itself hold the four letters).
     let mut from = PREAMBLE;
-    while let Some(at) = find(body.get(from..)?, MAGIC).map(|i| i + from) {
+    for _ in 0..MAX_TRIES {
+        let at = find(body.get(from..)?, MAGIC)? + from;
         let meta = body.get(at + MAGIC.len()..)?;
         if let Some((ts, data_set)) = read_meta(meta) {
             let facts = sniff_dataset(data_set, ts, max_inflated).facts();
@@ -121,6 +126,29 @@ mod tests {
                 assert!(got.is_none() || got.as_deref() == Some(STUDY), "cut at {cut}: {got:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_body_of_decoys_is_given_up_after_a_few_tries() {
+        // Each `DICM` followed by group 0002 elements without a transfer syntax, then a
+        // data-set tag: every try walks a long meta group and finds no file.
+        let mut decoy = b"DICM".to_vec();
+        for _ in 0..64 {
+            decoy.extend_from_slice(&[0x02, 0x00, 0x02, 0x00, b'U', b'I', 0, 0]);
+        }
+        decoy.extend_from_slice(&[0x08, 0x00, 0x05, 0x00, b'C', b'S', 0, 0]);
+        let mut body = vec![0u8; PREAMBLE];
+        for _ in 0..MAX_TRIES {
+            body.extend_from_slice(&decoy);
+        }
+        let mut with_file = body.clone();
+        with_file.extend_from_slice(&file("1.2.840.10008.1.2.1"));
+        assert_eq!(study_in_file(&with_file, 1 << 16), None, "the file is past the tries");
+        // Within the tries it is found.
+        let mut near = vec![0u8; PREAMBLE];
+        near.extend_from_slice(&decoy);
+        near.extend_from_slice(&file("1.2.840.10008.1.2.1"));
+        assert_eq!(study_in_file(&near, 1 << 16).as_deref(), Some(STUDY));
     }
 
     #[test]
