@@ -1513,3 +1513,63 @@ fn a_service_account_whose_association_requests_were_dropped_is_still_exempt() {
     assert_eq!(unnamed, 20);
     assert!(of(&run, "alert").is_empty(), "{:?}", of(&run, "alert"));
 }
+
+/// The TCP source port and payload of an Ethernet + IPv4 + TCP frame.
+fn tcp_payload(frame: &[u8]) -> Option<(u16, &[u8])> {
+    let (src, _) = tcp_ports(frame)?;
+    let ip = frame.get(14..)?;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let tcp = ip.get(usize::from(ip[0] & 0x0f) * 4..total)?;
+    Some((src, tcp.get(usize::from(tcp.get(12)? >> 4) * 4..)?))
+}
+
+/// `login-failures-dicom.pcap` (SCANNER9 guesses 12 called AE titles, each A-ASSOCIATE-RQ
+/// answered by a real Orthanc with an A-ASSOCIATE-RJ, then gets in) as a mirror that dropped
+/// every A-ASSOCIATE-RJ frame. Each association then showed a request and an acceptor's 10
+/// bytes lost: it was reported `closed` or `incomplete`, not a failed login, and the
+/// credential-guessing burst went unalerted (with 10 % of the frames dropped at random, seed 3
+/// of the closing note's sweep, 5 of the 12 failures went so). A reply of exactly an
+/// A-ASSOCIATE-RJ's size, nothing after it, is now a rejection: the plain capture's alerts.
+#[test]
+fn login_failures_whose_rejections_the_mirror_dropped_are_still_alerted() {
+    use common::pcapgen::{read_pcap, write_pcap};
+    let login_alerts = |events: &[Value]| -> Vec<String> {
+        of(events, "alert")
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} {} {}",
+                    a["rule"], a["entity"]["kind"], a["entity"]["id"], a["count"]
+                )
+            })
+            .collect()
+    };
+    let path = sample("scenarios").join("login-failures-dicom.pcap");
+    let plain = replay_paths(std::slice::from_ref(&path), Some(&scenario_config())).events;
+    let want = login_alerts(&plain);
+    assert!(
+        want.iter()
+            .any(|a| a.starts_with("\"login_failures_user\" \"ae\" \"SCANNER9\" 12")),
+        "{want:?}"
+    );
+    let mut frames = read_pcap(&path);
+    let before = frames.len();
+    frames.retain(|f| !tcp_payload(&f.data).is_some_and(|(src, p)| src == 4242 && p.len() == 10 && p[0] == 0x03));
+    assert_eq!(before - frames.len(), 12, "one A-ASSOCIATE-RJ per rejected association");
+    let dir = common::Scratch::new("lost-rejections");
+    let lossy = dir.join("login-failures-dicom.rj-dropped.pcap");
+    write_pcap(&lossy, &frames);
+    let run = replay_paths(&[lossy], Some(&scenario_config())).events;
+    let rejected: Vec<&Value> = dicom(&run, "association")
+        .into_iter()
+        .filter(|a| a["outcome"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 12);
+    assert!(
+        rejected
+            .iter()
+            .all(|a| a["reject_inferred"] == true && a["reject"].is_null() && a["calling_ae"] == "SCANNER9"),
+        "{rejected:?}"
+    );
+    assert_eq!(login_alerts(&run), want);
+}

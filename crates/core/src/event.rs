@@ -183,6 +183,17 @@ pub struct DicomAssociation {
     /// Extension: capture gaps inside this association (absent when none).
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub gaps: u32,
+    /// Extension: `outcome: rejected` was inferred, not read. The acceptor's only reply was
+    /// lost by the capture and was exactly 10 bytes, the size of an A-ASSOCIATE-RJ (or of an
+    /// A-ABORT; an A-ASSOCIATE-AC is never that short), and no command followed: on a lossy
+    /// SPAN port a credential-guessing burst must not lose its rejections to the tap's drops.
+    /// `reject` is then absent (its reason was in the lost bytes).
+    #[serde(skip_serializing_if = "is_false")]
+    pub reject_inferred: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn is_zero_u32(n: &u32) -> bool {

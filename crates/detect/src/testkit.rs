@@ -69,6 +69,7 @@ pub(crate) fn assoc(
         request_seen: true,
         gap_bytes: 0,
         gaps: 0,
+        reject_inferred: false,
     };
     event(t, f, EventBody::Dicom(DicomEvent::Association(a)))
 }

@@ -191,6 +191,7 @@ struct AssociationIn {
     request_seen: bool,
     gap_bytes: u64,
     gaps: u32,
+    reject_inferred: bool,
 }
 
 impl From<AssociationIn> for DicomAssociation {
@@ -233,6 +234,7 @@ impl From<AssociationIn> for DicomAssociation {
             request_seen: a.request_seen,
             gap_bytes: a.gap_bytes,
             gaps: a.gaps,
+            reject_inferred: a.reject_inferred,
         }
     }
 }

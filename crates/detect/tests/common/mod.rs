@@ -68,6 +68,7 @@ pub fn assoc(t: i64, f: FlowMeta, calling: &str, called: &str, accepted: bool, u
         request_seen: true,
         gap_bytes: 0,
         gaps: 0,
+        reject_inferred: false,
     };
     event(t, f, EventBody::Dicom(DicomEvent::Association(a)))
 }

@@ -87,6 +87,8 @@ pub struct Summary {
     /// Associations whose A-ASSOCIATE-RQ was not captured (`request_seen: false`): the
     /// capture began mid-association, so their AE titles may be unknown.
     associations_midstream: u64,
+    /// Rejections inferred from the size of a reply the capture lost (`reject_inferred`).
+    rejections_inferred: u64,
     pairs: HashMap<PairKey, PairStats>,
     other_pair: PairStats,
     commands: BTreeMap<(String, &'static str), u64>,
@@ -195,6 +197,7 @@ impl Summary {
             EventBody::Dicom(DicomEvent::Association(a)) => {
                 self.associations += 1;
                 self.associations_midstream += u64::from(!a.request_seen);
+                self.rejections_inferred += u64::from(a.reject_inferred);
                 *self.outcomes.entry(a.outcome.as_str()).or_default() += 1;
                 self.pair(&a.calling_ae, &a.called_ae, &ev.flow).associations += 1;
                 if a.gap_bytes > 0 {
@@ -378,6 +381,12 @@ impl Summary {
             }
             if never_requested > 0 {
                 parts.push(format!("{never_requested} with no request from the client (probes?)"));
+            }
+            if self.rejections_inferred > 0 {
+                parts.push(format!(
+                    "{} rejected by a lost reply of an A-ASSOCIATE-RJ's size",
+                    self.rejections_inferred
+                ));
             }
             let outcomes = if parts.is_empty() {
                 String::new()
@@ -1075,6 +1084,7 @@ mod tests {
                 end: Timestamp(0),
                 gap_bytes: 0,
                 gaps: 0,
+                reject_inferred: false,
             })))
         };
         s.observe(&assoc(true));

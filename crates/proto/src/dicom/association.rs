@@ -6,6 +6,10 @@ use crate::dicom::dataset::TransferSyntax;
 use crate::dicom::parser::RequestedIdentity;
 use pacstap_core::{DicomCommand, Direction, Timestamp};
 
+/// Bytes of an A-ASSOCIATE-RJ and of an A-ABORT PDU: a 6-byte header and 4 bytes of fields
+/// (PS3.8 §9.3.4, §9.3.8).
+pub(crate) const REFUSAL_PDU_BYTES: u64 = 10;
+
 /// A pending request: the direction it travelled (normalised) and its message id.
 pub(crate) type Key = (Direction, u16);
 
@@ -44,6 +48,8 @@ pub(crate) struct Association {
     pub commands: u64,
     pub start: Timestamp,
     pub gap_bytes: u64,
+    /// `gap_bytes` by normalised direction (a lost reply is told from a lost request by it).
+    pub gap_bytes_by_dir: [u64; 2],
     /// Capture gaps inside the association.
     pub gaps: u32,
     /// Everything since the RQ was seen, without gaps or resynchronisation: only then is a
@@ -90,6 +96,7 @@ impl Association {
             commands: 0,
             start: ts,
             gap_bytes: 0,
+            gap_bytes_by_dir: [0; 2],
             gaps: 0,
             lossless: false,
             pending: Vec::new(),
@@ -110,6 +117,24 @@ impl Association {
 
     pub(super) fn context(&self, id: u8) -> Option<&PresContext> {
         self.contexts.iter().find(|pc| pc.id == id)
+    }
+
+    /// Whether the acceptor's only reply to a seen A-ASSOCIATE-RQ was lost and was a refusal:
+    /// nothing of it captured, exactly [`REFUSAL_PDU_BYTES`] lost, no AC, no command, and the
+    /// request side lost nothing (else the 10 bytes could be anything). An A-ASSOCIATE-AC is at
+    /// least 74 bytes (PS3.8 §9.3.3: a 68-byte fixed part and an Application Context item), so
+    /// a 10-byte answer can only have been an A-ASSOCIATE-RJ or an A-ABORT (PS3.8 §9.3.4,
+    /// §9.3.8), and either refused the association.
+    pub(crate) fn refusal_lost(&self) -> bool {
+        self.request_seen
+            && !self.accepted
+            && self.commands == 0
+            && self.pending.is_empty()
+            && self.answered_early.is_empty()
+            && !self.release_requested
+            && *crate::decoder::at(&self.bytes, Direction::ToClient) == 0
+            && *crate::decoder::at(&self.gap_bytes_by_dir, Direction::ToClient) == REFUSAL_PDU_BYTES
+            && *crate::decoder::at(&self.gap_bytes_by_dir, Direction::ToServer) == 0
     }
 
     pub(crate) fn pending_index(&self, key: Key) -> Option<usize> {

@@ -245,6 +245,8 @@ pub(crate) struct Ending {
     pub outcome: AssociationOutcome,
     pub reject: Option<AssociationReject>,
     pub abort: Option<AssociationAbort>,
+    /// Rejected, by the size of a reply the capture lost (`Association::refusal_lost`).
+    pub reject_inferred: bool,
 }
 
 impl Ending {
@@ -253,6 +255,15 @@ impl Ending {
             outcome,
             reject: None,
             abort: None,
+            reject_inferred: false,
+        }
+    }
+
+    /// The acceptor's refusal was lost by the capture; its size says what it was.
+    pub(crate) fn refusal_lost() -> Self {
+        Ending {
+            reject_inferred: true,
+            ..Ending::plain(AssociationOutcome::Rejected)
         }
     }
 }
@@ -291,6 +302,7 @@ pub(crate) fn association_event(ts: Timestamp, meta: &FlowMeta, a: &Association,
         request_seen: a.request_seen,
         gap_bytes: a.gap_bytes,
         gaps: a.gaps,
+        reject_inferred: end.reject_inferred,
     };
     ProtocolEvent {
         ts,

@@ -87,7 +87,7 @@ impl Decoder for DicomFlow {
                 stream.feed(data, &mut sink, max_control);
             }
             ChunkBody::Gap(len) => {
-                self.session.gap(ctx, len);
+                self.session.gap(ctx, raw, len);
                 let mut sink = SessionSink {
                     session: &mut self.session,
                     ctx,
@@ -494,6 +494,58 @@ mod tests {
         assert_eq!(a[1].calling_ae, "MODALITY1");
         assert_eq!(a[1].outcome, AssociationOutcome::Released);
         assert!(anomaly_names(&ev).is_empty());
+    }
+
+    /// The acceptor's reply to an A-ASSOCIATE-RQ lost by the capture: 10 bytes (an A-ASSOCIATE-RJ
+    /// or an A-ABORT) and nothing after is a rejection (its reason unknown); any other size, a
+    /// loss on the request side too, or a command after it is not.
+    #[test]
+    fn a_lost_reply_of_a_rejections_size_is_a_rejection() {
+        let rq = associate_rq("SCANNER9", "PACS", &[(1, CT_STORAGE, &[EXPLICIT_LE])], None);
+        let run_with = |toclient_gap: u64, toserver_gap: u64, end: CloseReason| {
+            let mut h = Harness::new(ProtoConfig::default(), 50_000, 11112);
+            let _ = h.data(ToServer, &rq);
+            if toserver_gap > 0 {
+                let _ = h.gap(ToServer, toserver_gap);
+            }
+            let _ = h.gap(ToClient, toclient_gap);
+            associations(&h.end(end))
+        };
+        for end in [CloseReason::Fin, CloseReason::Rst, CloseReason::EndOfCapture] {
+            let a = run_with(10, 0, end);
+            assert_eq!(a.len(), 1);
+            assert_eq!(
+                (a[0].outcome, a[0].reject_inferred, a[0].reject.is_none(), a[0].accepted),
+                (AssociationOutcome::Rejected, true, true, false),
+                "{end:?}"
+            );
+            assert_eq!(
+                (a[0].calling_ae.as_str(), a[0].bytes_toclient, a[0].gap_bytes),
+                ("SCANNER9", 0, 10)
+            );
+        }
+        // An A-ASSOCIATE-AC is never 10 bytes; a lost request side makes the size meaningless.
+        for (toclient, toserver) in [(74, 0), (9, 0), (11, 0), (10, 20)] {
+            let a = run_with(toclient, toserver, CloseReason::Fin);
+            assert_eq!(
+                (a[0].outcome, a[0].reject_inferred),
+                (AssociationOutcome::Closed, false),
+                "{toclient}/{toserver}"
+            );
+        }
+        // Bytes of the reply captured: whatever it was, it was read, not inferred.
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 11112);
+        let _ = h.data(ToServer, &rq);
+        let _ = h.data(ToClient, &associate_rj(1, 1, 7));
+        let a = associations(&h.end(CloseReason::Fin));
+        assert_eq!((a[0].reject.map(|r| r.reason), a[0].reject_inferred), (Some(7), false));
+        // The requester went on as if accepted (a command): the 10 lost bytes were not a refusal.
+        let mut h = Harness::new(ProtoConfig::default(), 50_000, 11112);
+        let _ = h.data(ToServer, &rq);
+        let _ = h.gap(ToClient, 10);
+        let _ = h.data(ToServer, &pdata(&[(1, 3, &cmd_echo_rq(1))]));
+        let a = associations(&h.end(CloseReason::Fin));
+        assert!(!a[0].reject_inferred && a[0].outcome != AssociationOutcome::Rejected);
     }
 
     #[test]

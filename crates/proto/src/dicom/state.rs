@@ -150,10 +150,13 @@ impl Session {
     }
 
     /// Bytes lost in `raw`.
-    pub(crate) fn gap(&mut self, ctx: &mut Ctx<'_>, len: u64) {
+    pub(crate) fn gap(&mut self, ctx: &mut Ctx<'_>, raw: Direction, len: u64) {
         ctx.stats.gap_bytes += len;
         if let Some(a) = self.assoc.as_mut() {
             a.gap_bytes = a.gap_bytes.saturating_add(len);
+            let d = a.norm(raw);
+            let by_dir = at_mut(&mut a.gap_bytes_by_dir, d);
+            *by_dir = by_dir.saturating_add(len);
             a.gaps = a.gaps.saturating_add(1);
             a.lossless = false;
             // A request in progress may have lost part of its data set, or of its responses
@@ -220,11 +223,12 @@ impl Session {
 
     /// The flow ended (PS3.8 gives no outcome for this; CONTRACT §2 does).
     pub(crate) fn flow_end(&mut self, ctx: &mut Ctx<'_>, outcome: AssociationOutcome) {
-        let outcome = match &self.assoc {
-            Some(a) if a.released_early => AssociationOutcome::Released,
-            _ => outcome,
+        let ending = match &self.assoc {
+            Some(a) if a.released_early => Ending::plain(AssociationOutcome::Released),
+            Some(a) if a.refusal_lost() => Ending::refusal_lost(),
+            _ => Ending::plain(outcome),
         };
-        self.end_association(ctx, Ending::plain(outcome));
+        self.end_association(ctx, ending);
     }
 
     /// Partial message state of `raw` is lost: drop the command, close the data set.
@@ -308,6 +312,7 @@ impl Session {
                 let ending = Ending {
                     outcome: AssociationOutcome::Rejected,
                     reject: Some(AssociationReject { result, source, reason }),
+                    reject_inferred: false,
                     abort: None,
                 };
                 match &self.assoc {
@@ -341,6 +346,7 @@ impl Session {
                     outcome: AssociationOutcome::Aborted,
                     reject: None,
                     abort: Some(AssociationAbort { source, reason }),
+                    reject_inferred: false,
                 },
             ),
         }
