@@ -11,7 +11,7 @@ mod tls;
 
 pub use alert::{Alert, AlertEntity, AlertEvidence, AlertVolume, Severity};
 pub use hl7::{Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord};
-pub use http::{DicomWeb, HttpEvent};
+pub use http::{DicomWeb, HttpEvent, RestDownload};
 pub use posture::{
     is_generic_name, is_password_scheme, is_tls_below_1_2, is_weak_cipher, PostureEvent, PostureFinding, GENERIC_NAMES,
     MAX_POSTURE_FLOWS, WEAK_CIPHER_PARTS,
@@ -188,12 +188,8 @@ pub struct DicomAssociation {
     /// A-ABORT; an A-ASSOCIATE-AC is never that short), and no command followed: on a lossy
     /// SPAN port a credential-guessing burst must not lose its rejections to the tap's drops.
     /// `reject` is then absent (its reason was in the lost bytes).
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reject_inferred: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 fn is_zero_u32(n: &u32) -> bool {

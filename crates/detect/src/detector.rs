@@ -645,7 +645,7 @@ impl Detector {
             Observation::Download {
                 entity,
                 user_unseen,
-                study,
+                studies,
                 dest,
                 bytes,
             } => {
@@ -660,14 +660,7 @@ impl Detector {
                 }
                 let entity = inherited.as_deref().map_or(entity, EntRef::User);
                 let volume = crate::moves::SubOps::bytes_only(bytes, ev.flow.id, ev.ts.0);
-                self.export(
-                    entity,
-                    std::slice::from_ref(&study),
-                    (Some(&dest), Some(&volume)),
-                    &ev.flow,
-                    ev.ts.0,
-                    out,
-                );
+                self.export(entity, &studies, (Some(&dest), Some(&volume)), &ev.flow, ev.ts.0, out);
             }
             Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),
             Observation::AdminAction { actor, detail } => self.admin_action(actor, &detail, ev, out),

@@ -12,8 +12,8 @@ use crate::eve_in::{intern, EveInError, EveKind, EveLine};
 use pacstap_core::{
     Alert, AlertEntity, AlertEvidence, AlertVolume, Anomaly, AssociationAbort, AssociationOutcome, AssociationReject,
     DicomAssociation, DicomCommand, DicomEvent, DicomWeb, Direction, Endpoint, EventBody, FlowId, FlowMeta,
-    Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord, HttpEvent, PostureEvent, PostureFinding, ProtocolEvent, Severity,
-    StatusClass, SubOperations, Timestamp, TlsAlert, TlsCertificate, TlsEvent, UserIdentity,
+    Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord, HttpEvent, PostureEvent, PostureFinding, ProtocolEvent, RestDownload,
+    Severity, StatusClass, SubOperations, Timestamp, TlsAlert, TlsCertificate, TlsEvent, UserIdentity,
 };
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -340,6 +340,16 @@ struct DicomWebIn {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+struct RestDownloadIn {
+    api: String,
+    level: String,
+    format: String,
+    ids: Vec<String>,
+    study_instance_uid: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct HttpIn {
     method: String,
     hostname: Option<String>,
@@ -350,6 +360,7 @@ struct HttpIn {
     request_bytes: u64,
     response_bytes: u64,
     dicomweb: Option<DicomWebIn>,
+    download: Option<RestDownloadIn>,
     protocol: Option<String>,
     auth: Option<String>,
     content_type: Option<String>,
@@ -384,6 +395,13 @@ impl From<HttpIn> for HttpEvent {
                 sop_instance_uid: d.sop_instance_uid,
                 level: d.level,
                 resource: d.resource,
+            }),
+            download: h.download.map(|d| RestDownload {
+                api: d.api,
+                level: d.level,
+                format: d.format,
+                ids: d.ids,
+                study_instance_uid: d.study_instance_uid,
             }),
             protocol: h.protocol,
             auth: h.auth,

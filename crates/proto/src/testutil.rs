@@ -208,3 +208,32 @@ pub fn pcap_connections(pcap: &[u8], server_port: u16) -> Vec<Vec<Segment>> {
     }
     conns.into_iter().map(|(_, c)| c).collect()
 }
+
+/// One ZIP local file entry (PKWARE APPNOTE.TXT §4.3.7) holding `data`, deflated or stored;
+/// with `descriptor` its sizes are left to a data descriptor (general purpose flag bit 3), as
+/// a streaming writer does.
+pub fn zip_entry(name: &str, data: &[u8], deflate: bool, descriptor: bool) -> Vec<u8> {
+    use flate2::write::DeflateEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+    let stored = if deflate {
+        let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).expect("in memory");
+        e.finish().expect("in memory")
+    } else {
+        data.to_vec()
+    };
+    let mut h = b"PK\x03\x04".to_vec();
+    h.extend_from_slice(&20u16.to_le_bytes());
+    h.extend_from_slice(&(if descriptor { 8u16 } else { 0 }).to_le_bytes());
+    h.extend_from_slice(&(if deflate { 8u16 } else { 0 }).to_le_bytes());
+    h.extend_from_slice(&[0; 8]); // time, date, crc-32
+    let size = if descriptor { 0 } else { stored.len() as u32 };
+    h.extend_from_slice(&size.to_le_bytes());
+    h.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    h.extend_from_slice(&0u16.to_le_bytes());
+    h.extend_from_slice(name.as_bytes());
+    h.extend_from_slice(&stored);
+    h
+}

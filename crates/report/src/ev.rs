@@ -75,6 +75,8 @@ pub struct Body<'a> {
     #[serde(borrow)]
     pub dicomweb: Obj<DicomWeb<'a>>,
     #[serde(borrow)]
+    pub download: Obj<RestDownload<'a>>,
+    #[serde(borrow)]
     pub auth: Str<'a>,
     #[serde(borrow)]
     pub admin_action: Str<'a>,
@@ -160,6 +162,16 @@ pub struct DicomWeb<'a> {
     #[serde(borrow)]
     pub study_instance_uid: Str<'a>,
     pub sop_instance_uid: Present,
+}
+
+/// `http.download`: a retrieval through a PACS's own REST API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RestDownload<'a> {
+    #[serde(borrow)]
+    pub format: Str<'a>,
+    #[serde(borrow)]
+    pub study_instance_uid: Str<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]

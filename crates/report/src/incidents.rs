@@ -182,6 +182,10 @@ fn volume(ev: &Ev<'_>) -> Volume {
             instances: ev.completed().unwrap_or(0),
             bytes: 0,
         },
+        "http" if ev.b.download.present => Volume {
+            instances: 0,
+            bytes: ev.u("response_bytes").unwrap_or(0),
+        },
         "http" => match ev.b.dicomweb.v.service.get() {
             Some("WADO-RS" | "WADO-URI") => Volume {
                 instances: 0,

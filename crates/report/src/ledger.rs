@@ -116,6 +116,26 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 cause,
             })
         }
+        "http" if !ev.b.dicomweb.present && ev.b.download.present => {
+            // A PACS's own REST API: Orthanc's study ZIPs and DICOM files.
+            let d = &ev.b.download.v;
+            let server = node(ev.s("hostname").filter(|h| *h != ev.dst), ev.dst);
+            let client = ev.src.to_string();
+            let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
+            let file = d.format.get() == Some("file");
+            Some(Action {
+                how: if file { "REST file" } else { "REST archive" },
+                kind: "transfer",
+                from: server,
+                to: client.clone(),
+                by: ev.user().map(str::to_string).unwrap_or(client),
+                instances: (ok && file).then_some(1),
+                bytes: ev.u("response_bytes"),
+                status: ev.u("status").map(|s| s.to_string()),
+                studies: d.study_instance_uid.get().into_iter().collect(),
+                cause: None,
+            })
+        }
         "http" => {
             let dw = &ev.b.dicomweb.v;
             let service = dw.service.0.as_deref()?;

@@ -27,7 +27,7 @@ def pools(a, b):
 
 
 CAPTURES = ["login-failures-dicom.pcap", "login-failures-http.pcap", "new-device.pcap",
-            "bulk-export-move.pcap", "bulk-export-wado.pcap", "unknown-destination.pcap",
+            "bulk-export-move.pcap", "bulk-export-wado.pcap", "bulk-export-rest.pcap", "unknown-destination.pcap",
             "admin-change.pcap", "sharing-spike.pcap", "benign-modality-store.pcap",
             "benign-service-account.pcap", "benign-admin-export.pcap", "benign-radiologist-day.pcap",
             "baseline-history.pcap", "baseline-burst.pcap", "bulk-export-https.pcap",
@@ -80,6 +80,9 @@ EXPECT_FACTS = {
     "bulk-export-wado.pcap": dict(
         tcp_streams=17, http_requests=17, http_status="200=17", http_user_status="rad1=[200:17]",
         wado_rs_studies="rad1=17", **_NO_DICOM, **_NO_HL7),
+    "bulk-export-rest.pcap": dict(
+        tcp_streams=15, http_requests=15, http_methods="GET=14 POST=1", http_status="200=15",
+        http_user_status="rad2=[200:15]", wado_rs_studies="", **_NO_DICOM, **_NO_HL7),
     "unknown-destination.pcap": dict(
         tcp_streams=4, assoc_rq=3, assoc_ac=3, assoc_rj=0, release_rp=3, calling_aes="ORTHANC=2 WORKSTATION1=1",
         dimse="C-MOVE-RQ=2 C-MOVE-RSP=2 C-STORE-RQ=2 C-STORE-RSP=2",
@@ -260,6 +263,34 @@ SCENARIOS = [
         not_alerts=[
             ("new_device", "user rad1", "its inventory device"),
             ("unknown_destination", None, "the client is internal"),
+        ],
+    ),
+    dict(
+        files=["bulk-export-rest.pcap"],
+        title="Bulk export over Orthanc's REST API: rad2 downloads 17 studies as ZIPs and a DICOM file",
+        what=[
+            "rad2 from its usual device 10.20.0.30, with curl against Orthanc's own REST API (not DICOMweb), one "
+            "connection per request, ~1 s apart, all 200: 12 x `GET /studies/{id}/archive` (what Orthanc "
+            "Explorer's \"Download ZIP\" button sends; pool studies P01..P12), one `POST /tools/create-archive` "
+            "with `{\"Resources\": [4 study ids], \"Synchronous\": true}` (P13..P16, one ZIP), one "
+            "`GET /instances/{id}/file` (P17's instance: `application/dicom`, the study read from the file), and "
+            "one `GET /studies/{id}` (P18's JSON record: a read, not a download). The Orthanc ids were looked up "
+            "on the PACS's loopback, off the tap.",
+        ],
+        actors="user rad2 (inventory, device 10.20.0.30); server Orthanc 10.20.0.10:8042",
+        alerts=[
+            dict(rule="bulk_export", kind="user", id="rad2", count=17, threshold=15, window=1800, first_at=16,
+                 studies=pools(1, 12) + [pool(17)], destinations=["10.20.0.30"],
+                 note="each study ZIP counts the study its first DICOM file names (P01..P12, read from the "
+                      "deflated entry); the create-archive of 4 counts its 4 resource ids (one ZIP of several "
+                      "studies: only its first file is read), the 16th study and the first alert line; the DICOM "
+                      "file counts P17, its data set's study. 13 UIDs in the evidence; P18's JSON record is not a "
+                      "download"),
+        ],
+        not_alerts=[
+            ("new_device", "user rad2", "its inventory device"),
+            ("unknown_destination", None, "the client is internal"),
+            ("admin_change", None, "downloads are not configuration changes"),
         ],
     ),
     dict(

@@ -23,6 +23,29 @@ pub struct DicomWeb {
     pub resource: Option<String>,
 }
 
+/// A retrieval through a PACS's own REST API rather than DICOMweb (extension): Orthanc's
+/// `GET /studies/{id}/archive` is how its Explorer downloads a study, and how a script with
+/// stolen credentials empties it. Counted by the export rules as WADO retrievals are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestDownload {
+    /// Whose API: `orthanc`.
+    pub api: String,
+    /// What `ids` name: `patients`, `studies`, `series`, `instances`, or `resources` (a list
+    /// posted to `/tools/create-archive` or `/tools/create-media`, of levels the ids do not say).
+    pub level: String,
+    /// `archive` (a ZIP of DICOM files), `media` (a ZIP with a DICOMDIR) or `file` (one DICOM
+    /// file).
+    pub format: String,
+    /// The resources' ids as the URL or the request body named them (Orthanc's are hashes of
+    /// the DICOM identifiers), at most 64.
+    pub ids: Vec<String>,
+    /// The study of the first DICOM file the response carried (the `file`, or the first entry
+    /// of the ZIP), read from its data set; absent when the response's first 16 KiB did not
+    /// reach it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub study_instance_uid: Option<String>,
+}
+
 /// One HTTP transaction.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HttpEvent {
@@ -47,6 +70,9 @@ pub struct HttpEvent {
     pub response_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dicomweb: Option<DicomWeb>,
+    /// Extension: a retrieval through a PACS's own REST API (not DICOMweb).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download: Option<RestDownload>,
     /// Extension: `HTTP/1.1` or `HTTP/1.0` (of the request).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,

@@ -7,7 +7,7 @@ use crate::dest::Dest;
 use crate::entity::EntRef;
 use crate::rules::UnknownDest;
 use crate::scope::to_items;
-use pacstap_core::{HttpEvent, ProtocolEvent};
+use pacstap_core::{DicomWeb, HttpEvent, ProtocolEvent, RestDownload};
 
 pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEvent, seen: &mut Vec<Observation<'a>>) {
     let client = ev.flow.client.ip;
@@ -56,63 +56,102 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
             });
         }
     }
-    let Some(dw) = &h.dicomweb else { return };
     // A retrieval whose response was not seen whole (lost in a capture gap, or cut by the end
     // of the capture) still moved its study, most likely: counted, as a C-MOVE without its
     // response is. Refused ones (4xx, 5xx) are not. With 10% of bulk-export-wado.pcap's frames
     // dropped, 4 of its 17 retrievals lost their response and the bulk export went unseen.
     let moved = ok || (h.status.is_none() && h.incomplete);
-    match dw.service.as_str() {
-        "WADO-RS" | "WADO-URI" if moved => {
-            let study = match dw.study_instance_uid.as_deref().and_then(non_empty) {
+    if !moved {
+        return;
+    }
+    let studies: Vec<(u64, Option<&'a str>)> = match (&h.dicomweb, &h.download) {
+        (Some(dw), _) if matches!(dw.service.as_str(), "WADO-RS" | "WADO-URI") => {
+            vec![match dw.study_instance_uid.as_deref().and_then(non_empty) {
                 Some(uid) => (o.study_key(uid), Some(uid)),
                 // A response seen without its request nor its study (the file's start lost
                 // too) is one retrieval of a study not known to be another's.
                 None if h.request_missing => (o.hasher.hash_one((ev.flow.id, ev.ts.0)), None),
                 None => (o.study_key(&h.url), None),
-            };
-            // The client downloads: its address is the destination.
-            let dest = Dest::Client(client);
-            if let Some(why) = o.inv.dicom_destination_unknown(None, Some(client)) {
-                seen.push(Observation::UnknownDestination(UnknownDest {
-                    entity: EntRef::Ip(client),
-                    label: dest.summary(),
-                    dest: dest.clone(),
-                    why,
-                    studies: to_items(&[study]),
-                    volume: None,
-                    what: None,
-                }));
-            }
-            seen.push(Observation::Download {
-                entity: actor,
-                user_unseen: h.request_missing && user.is_none(),
-                study,
-                dest,
-                bytes: h.response_bytes,
-            });
+            }]
         }
-        "STOW-RS" if moved => {
-            let server = ev.flow.server.ip;
-            if let Some(why) = o.inv.dicom_destination_unknown(None, Some(server)) {
-                let studies: Vec<(u64, Option<&str>)> = dw
-                    .study_instance_uid
-                    .as_deref()
-                    .and_then(non_empty)
-                    .map(|u| vec![(o.study_key(u), Some(u))])
-                    .unwrap_or_default();
-                seen.push(Observation::UnknownDestination(UnknownDest {
-                    entity: EntRef::Ip(server),
-                    label: format!("STOW-RS server {}", ev.flow.server),
-                    dest: Dest::Server(server, Some(ev.flow.server.port)),
-                    why,
-                    studies: to_items(&studies),
-                    volume: None,
-                    what: None,
-                }));
+        (Some(dw), _) => {
+            if dw.service == "STOW-RS" {
+                stow_to_unknown_server(o, ev, dw, seen);
             }
+            return;
         }
-        _ => {}
+        (None, Some(d)) => rest_download_studies(o, d),
+        (None, None) => return,
+    };
+    if studies.is_empty() {
+        return;
+    }
+    // The client downloads: its address is the destination.
+    let dest = Dest::Client(client);
+    if let Some(why) = o.inv.dicom_destination_unknown(None, Some(client)) {
+        seen.push(Observation::UnknownDestination(UnknownDest {
+            entity: EntRef::Ip(client),
+            label: dest.summary(),
+            dest: dest.clone(),
+            why,
+            studies: to_items(&studies),
+            volume: None,
+            what: None,
+        }));
+    }
+    seen.push(Observation::Download {
+        entity: actor,
+        user_unseen: h.request_missing && user.is_none(),
+        studies,
+        dest,
+        bytes: h.response_bytes,
+    });
+}
+
+/// What a REST API retrieval (`HttpEvent.download`) exported. A single DICOM file counts the
+/// study its data set named, and nothing when that was not read (the response cut or lost):
+/// counting each file as a study would make a viewer's hundred instances a bulk export. A
+/// study's or a series' archive counts the study its first file named, so that it is the same
+/// study however it was retrieved (and a study downloaded series by series counts once), else
+/// one study keyed by the resource id. A patient's archive, and each resource of a
+/// `create-archive` list (whose levels the ids do not say), count one study each, by id.
+fn rest_download_studies<'a>(o: &Observer<'_>, d: &'a RestDownload) -> Vec<(u64, Option<&'a str>)> {
+    let named = d.study_instance_uid.as_deref().and_then(non_empty);
+    match (d.format.as_str(), d.level.as_str(), named) {
+        ("file", _, Some(uid)) | (_, "studies" | "series", Some(uid)) => vec![(o.study_key(uid), Some(uid))],
+        ("file", _, None) => Vec::new(),
+        _ => d
+            .ids
+            .iter()
+            .map(|id| (o.hasher.hash_one((d.api.as_str(), d.level.as_str(), id.as_str())), None))
+            .collect(),
+    }
+}
+
+/// A STOW-RS store to a server outside the inventory: images sent to an unknown destination.
+fn stow_to_unknown_server<'a>(
+    o: &Observer<'_>,
+    ev: &'a ProtocolEvent,
+    dw: &'a DicomWeb,
+    seen: &mut Vec<Observation<'a>>,
+) {
+    let server = ev.flow.server.ip;
+    if let Some(why) = o.inv.dicom_destination_unknown(None, Some(server)) {
+        let studies: Vec<(u64, Option<&str>)> = dw
+            .study_instance_uid
+            .as_deref()
+            .and_then(non_empty)
+            .map(|u| vec![(o.study_key(u), Some(u))])
+            .unwrap_or_default();
+        seen.push(Observation::UnknownDestination(UnknownDest {
+            entity: EntRef::Ip(server),
+            label: format!("STOW-RS server {}", ev.flow.server),
+            dest: Dest::Server(server, Some(ev.flow.server.port)),
+            why,
+            studies: to_items(&studies),
+            volume: None,
+            what: None,
+        }));
     }
 }
 
@@ -241,9 +280,10 @@ mod tests {
             (u.label.as_str(), u.why),
             ("client 203.0.113.7", "outside the internal networks")
         );
-        let Observation::Download { entity, study, .. } = &seen[1] else {
+        let Observation::Download { entity, studies, .. } = &seen[1] else {
             panic!("{seen:?}")
         };
+        let study = &studies[0];
         assert_eq!(*entity, EntRef::Ip(f.client.ip));
         assert_eq!(study.1, Some("1.2.3"));
         assert_eq!(study.0, d.hasher.hash_one("1.2.3"));
@@ -269,5 +309,54 @@ mod tests {
         assert_eq!(downloads(Some(404), false), 0, "refused");
         assert_eq!(downloads(Some(404), true), 0, "refused, even if cut");
         assert_eq!(downloads(None, false), 0, "no sign it was answered at all");
+    }
+
+    #[test]
+    fn rest_downloads_count_the_study_their_file_names_else_each_resource() {
+        let d = Detector::new(&config(""), None).unwrap();
+        let f = flow(1, "10.0.0.9:40000", "10.0.0.5:8042");
+        let studies = |level: &str, format: &str, ids: &[&str], uid: Option<&str>, status: u16| {
+            let (t, f, mut h) = http(0, f, "/x", status, Some("bob"));
+            h.download = Some(RestDownload {
+                api: "orthanc".into(),
+                level: level.into(),
+                format: format.into(),
+                ids: ids.iter().map(|i| i.to_string()).collect(),
+                study_instance_uid: uid.map(str::to_owned),
+            });
+            let ev = http_ev((t, f, h));
+            observed(&d, &ev)
+                .iter()
+                .filter_map(|o| match o {
+                    Observation::Download { studies, .. } => Some(
+                        studies
+                            .iter()
+                            .map(|(k, u)| (*k, u.map(str::to_owned)))
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => None,
+                })
+                .flatten()
+                .collect::<Vec<_>>()
+        };
+        let named = vec![(d.hasher.hash_one("1.2.3"), Some("1.2.3".to_owned()))];
+        // A study's or a series' ZIP, a DICOM file: the study their file named, keyed as a WADO
+        // retrieval or a C-MOVE of that study is.
+        assert_eq!(studies("studies", "archive", &["s1"], Some("1.2.3"), 200), named);
+        assert_eq!(studies("series", "media", &["r1"], Some("1.2.3"), 200), named);
+        assert_eq!(studies("instances", "file", &["i1"], Some("1.2.3"), 200), named);
+        // Not read: a ZIP counts its resource; a file counts nothing (a viewer's hundred
+        // instances are not a hundred studies).
+        let unnamed = studies("studies", "archive", &["s1"], None, 200);
+        assert_eq!((unnamed.len(), unnamed[0].1.clone()), (1, None));
+        assert!(studies("instances", "file", &["i1"], None, 200).is_empty());
+        // A list, a patient: each resource one study.
+        assert_eq!(
+            studies("resources", "archive", &["a", "b", "c"], Some("1.2.3"), 200).len(),
+            3
+        );
+        assert_eq!(studies("patients", "archive", &["p"], Some("1.2.3"), 200).len(), 1);
+        // Refused: nothing moved.
+        assert!(studies("studies", "archive", &["s1"], Some("1.2.3"), 403).is_empty());
     }
 }

@@ -138,7 +138,9 @@ pub(crate) enum Observation<'a> {
         /// The request was not seen (`http.request_missing`): its user is unknown, not absent,
         /// and is taken to be the one the client address authenticated as just before.
         user_unseen: bool,
-        study: (u64, Option<&'a str>),
+        /// The studies retrieved: one for a WADO retrieval, one per resource for a REST
+        /// API's archive of several.
+        studies: Vec<(u64, Option<&'a str>)>,
         dest: Dest,
         /// Response body bytes (`volume.bytes`; instances are not countable inside a
         /// multipart response without parsing it).

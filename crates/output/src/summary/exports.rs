@@ -18,7 +18,7 @@
 
 use super::units::human_bytes;
 use crate::term::escape_controls as esc;
-use pacstap_core::{DicomCommand, Direction, FlowMeta, HttpEvent, StatusClass};
+use pacstap_core::{DicomCommand, Direction, FlowMeta, HttpEvent, RestDownload, StatusClass};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -40,6 +40,8 @@ enum Protocol {
     CGet,
     CStore,
     DicomWeb,
+    /// A PACS's own REST API (Orthanc's archive and file downloads).
+    Rest,
 }
 
 impl Protocol {
@@ -49,6 +51,7 @@ impl Protocol {
             Protocol::CGet => "C-GET",
             Protocol::CStore => "C-STORE",
             Protocol::DicomWeb => "DICOMweb",
+            Protocol::Rest => "REST API",
         }
     }
 }
@@ -206,7 +209,32 @@ impl Exports {
         }
     }
 
+    /// A REST API download: its study when the file (or the ZIP's first file) named it, else
+    /// each resource of the request as a study of its own, as the detector counts them.
+    fn observe_rest_download(&mut self, flow: &FlowMeta, h: &HttpEvent, d: &RestDownload) {
+        if !matches!(h.status, Some(200..=299)) {
+            return;
+        }
+        let who = h.user.as_deref().unwrap_or("(no user)");
+        let dest = flow.client.ip.to_string();
+        let named = d.study_instance_uid.as_deref().filter(|u| !u.is_empty());
+        let keys: Vec<String> = match (d.format.as_str(), d.level.as_str(), named) {
+            ("file", _, Some(uid)) | (_, "studies" | "series", Some(uid)) => vec![uid.to_owned()],
+            ("file", _, None) => Vec::new(),
+            _ => d.ids.iter().map(|id| format!("{}:{}:{id}", d.api, d.level)).collect(),
+        };
+        self.add_studies(who, &dest, Protocol::Rest, keys.iter().map(String::as_str));
+        let row = self.row(who, &dest, Protocol::Rest);
+        if d.format == "file" {
+            row.instances_seen = row.instances_seen.saturating_add(1);
+        }
+        row.bytes = row.bytes.saturating_add(h.response_bytes);
+    }
+
     pub(super) fn observe_http(&mut self, flow: &FlowMeta, h: &HttpEvent) {
+        if let Some(d) = &h.download {
+            self.observe_rest_download(flow, h, d);
+        }
         let Some(d) = &h.dicomweb else { return };
         if !matches!(h.status, Some(200..=299)) {
             return;
@@ -234,7 +262,10 @@ impl Exports {
     /// The table, `top` rows, largest first (bytes, then studies, then instances).
     pub(super) fn render(&self, s: &mut String, top: usize) {
         if self.rows.is_empty() {
-            let _ = writeln!(s, "Exports: none seen (DICOM C-MOVE, C-GET, C-STORE; DICOMweb)");
+            let _ = writeln!(
+                s,
+                "Exports: none seen (DICOM C-MOVE, C-GET, C-STORE; DICOMweb; REST API downloads)"
+            );
             return;
         }
         let _ = writeln!(s, "Exports (who → where)");
@@ -251,7 +282,9 @@ impl Exports {
         });
         for (key, row) in rows.iter().take(top) {
             let who = match &row.user {
-                Some(u) if key.protocol != Protocol::DicomWeb => format!("{u} ({})", show(&key.who)),
+                Some(u) if !matches!(key.protocol, Protocol::DicomWeb | Protocol::Rest) => {
+                    format!("{u} ({})", show(&key.who))
+                }
                 _ => show(&key.who).to_owned(),
             };
             let prefix = format!(
@@ -306,7 +339,7 @@ fn show(ae: &str) -> &str {
 /// DICOMweb and C-GET (the destination is the requesting host), `STORESCP` when its stores
 /// were not seen.
 fn destination(key: &Key, row: &Row) -> String {
-    if key.protocol == Protocol::DicomWeb {
+    if matches!(key.protocol, Protocol::DicomWeb | Protocol::Rest) {
         return key.dest.clone();
     }
     if row.hosts.is_empty() {

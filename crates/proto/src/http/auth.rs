@@ -224,30 +224,8 @@ fn scan_object(j: &[u8], keys: &[&str], found: &mut impl FnMut(usize, String)) -
         let slot = keys.iter().position(|k| *k == key);
         match (slot, j.get(i)) {
             (Some(slot), Some(b'"')) => found(slot, json_string(j, &mut i)?),
-            (Some(slot), Some(b'[')) => {
-                // An array of strings (recipient lists); nested values are skipped.
-                i += 1;
-                loop {
-                    skip_ws(j, &mut i);
-                    match j.get(i)? {
-                        b']' => {
-                            i += 1;
-                            break;
-                        }
-                        b'"' => found(slot, json_string(j, &mut i)?),
-                        _ => skip_value(j, &mut i)?,
-                    }
-                    skip_ws(j, &mut i);
-                    match j.get(i)? {
-                        b',' => i += 1,
-                        b']' => {
-                            i += 1;
-                            break;
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            // An array of strings (recipient lists); nested values are skipped.
+            (Some(slot), Some(b'[')) => scan_array(j, &mut i, &mut |v| found(slot, v))?,
             _ => skip_value(j, &mut i)?,
         }
         skip_ws(j, &mut i);
@@ -260,6 +238,52 @@ fn scan_object(j: &[u8], keys: &[&str], found: &mut impl FnMut(usize, String)) -
 }
 
 /// Read a JSON string starting at its opening quote; `i` ends past the closing quote.
+/// The strings of the array starting at `j[*i]` (`[`), nested values skipped; `*i` ends past
+/// its `]`.
+fn scan_array(j: &[u8], i: &mut usize, found: &mut impl FnMut(String)) -> Option<()> {
+    *i += 1;
+    loop {
+        skip_ws(j, i);
+        match j.get(*i)? {
+            b']' => {
+                *i += 1;
+                return Some(());
+            }
+            b'"' => found(json_string(j, i)?),
+            _ => skip_value(j, i)?,
+        }
+        skip_ws(j, i);
+        match j.get(*i)? {
+            b',' => *i += 1,
+            b']' => {
+                *i += 1;
+                return Some(());
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The strings of a JSON document that is an array of strings, or an object whose top-level
+/// `key` holds one (Orthanc's `/tools/create-archive` takes either), at most `max`, in
+/// order; a truncated document (a body prefix) yields what came before the cut.
+pub fn json_string_array_or_key(json: &[u8], key: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut keep = |v: String| {
+        if out.len() < max {
+            out.push(v);
+        }
+    };
+    let mut i = 0usize;
+    skip_ws(json, &mut i);
+    if json.get(i) == Some(&b'[') {
+        let _ = scan_array(json, &mut i, &mut keep);
+    } else {
+        let _ = scan_object(json, &[key], &mut |_, v| keep(v));
+    }
+    out
+}
+
 fn json_string(j: &[u8], i: &mut usize) -> Option<String> {
     *i += 1;
     let mut out: Vec<u8> = Vec::new();

@@ -18,11 +18,13 @@ pub mod auth;
 pub mod config;
 pub mod dicomweb;
 mod event;
+pub mod orthanc;
 pub mod parser;
 pub mod patterns;
 mod state;
 mod stream;
 pub mod url;
+pub mod zip_prefix;
 
 pub use config::{HttpConfig, RESYNC_GIVE_UP_BYTES};
 pub use event::HttpAnomaly;
@@ -769,6 +771,76 @@ mod tests {
             Some("1.2.3")
         );
         assert_eq!((tx[1].status, tx[1].response_bytes), (None, 0));
+    }
+
+    /// Orthanc's own REST downloads on one keep-alive connection: a study ZIP (its first
+    /// deflated entry names the study), a `create-archive` whose ids are in a form-labelled
+    /// JSON body (as `curl -d` sends it), a DICOM file (chunked), and a ZIP read until the
+    /// server closes. Each is `download`, with the study read from the body and never a byte
+    /// of the patient in the events.
+    #[test]
+    fn orthanc_rest_downloads_name_their_studies_from_the_bodies() {
+        use crate::testutil::zip_entry;
+        let file = part10_file("1.2.840.10008.1.2.1");
+        let zip = zip_entry("SYNP0001 DOE/CT000000.dcm", &file, true, false);
+        let id = "27f7126f-4f66c005-ac3b1ca5-f4ab3d0e-f1c00d3e";
+        let with_length = |ct: &str, body: &[u8]| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(body);
+            Rec::Data(ToClient, r)
+        };
+        let mut chunked =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in file.chunks(100) {
+            chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            chunked.extend_from_slice(part);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let json = r#"{"Resources": ["a1", "b2"], "Synchronous": true}"#;
+        let mut until_close = b"HTTP/1.1 200 OK\r\nContent-Type: application/zip\r\nConnection: close\r\n\r\n".to_vec();
+        until_close.extend_from_slice(&zip);
+        let conv = vec![
+            req(&format!("GET /studies/{id}/archive HTTP/1.1\r\nAuthorization: Basic cmFkMjpyYWQyLXBhc3M=\r\n\r\n")),
+            with_length("application/zip", &zip),
+            req(&format!(
+                "POST /tools/create-archive HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{json}",
+                json.len()
+            )),
+            with_length("application/zip", &zip_entry("x", b"not dicom", true, false)),
+            req(&format!("GET /instances/{id}/file HTTP/1.1\r\n\r\n")),
+            Rec::Data(ToClient, chunked),
+            req(&format!("GET /series/{id}/media HTTP/1.1\r\n\r\n")),
+            Rec::Data(ToClient, until_close),
+        ];
+        let ev = every_split(8042, &conv);
+        let got: Vec<_> = http(&ev)
+            .into_iter()
+            .map(|t| {
+                let d = t.download.expect("a download");
+                (d.level, d.format, d.ids, d.study_instance_uid)
+            })
+            .collect();
+        let study = Some(PART10_STUDY.to_owned());
+        assert_eq!(
+            got,
+            [
+                ("studies".into(), "archive".into(), vec![id.to_owned()], study.clone()),
+                (
+                    "resources".into(),
+                    "archive".into(),
+                    vec!["a1".into(), "b2".into()],
+                    None
+                ),
+                ("instances".into(), "file".into(), vec![id.to_owned()], study.clone()),
+                ("series".into(), "media".into(), vec![id.to_owned()], study),
+            ]
+        );
+        assert!(!format!("{ev:?}").contains("DOE"));
     }
 
     #[test]

@@ -48,8 +48,11 @@ enum SniffKind {
     Form,
     /// JSON body of a share request: its recipients.
     ShareJson,
-    /// The DICOM file in a WADO-RS response whose request was not seen: its study.
+    /// The DICOM file in a WADO-RS response whose request was not seen, or in the response to
+    /// a REST API's file download: its study.
     DicomFile,
+    /// JSON body of a REST API's archive request (`/tools/create-archive`): the resources.
+    ResourceList,
 }
 
 /// Header values kept in events are cut at these many characters (see also
@@ -190,6 +193,20 @@ fn finish_form(tx: &mut Tx) {
         }
         Some((SniffKind::ShareJson, body)) => {
             tx.ev.share_recipients = json_top_level_string_list(&body, RECIPIENT_KEYS);
+        }
+        Some((SniffKind::ResourceList, body)) => {
+            if let Some(d) = tx.ev.download.as_mut() {
+                d.ids = super::orthanc::ids_from_body(&body);
+            }
+        }
+        Some((SniffKind::DicomFile, body)) if tx.ev.download.is_some() => {
+            if let Some(d) = tx.ev.download.as_mut() {
+                d.study_instance_uid = if d.format == "file" {
+                    study_in_file(&body, MAX_FILE_INFLATED)
+                } else {
+                    super::zip_prefix::first_study_in_zip(&body, MAX_FILE_INFLATED)
+                };
+            }
         }
         Some((SniffKind::DicomFile, body)) => {
             if body.is_empty() && tx.ev.gap_bytes == 0 {
@@ -367,12 +384,16 @@ impl SessionSink<'_, '_, '_> {
         }
         let ev = request_event(self.ctx, &h);
         let share = ev.share_action.is_some();
+        let resource_list = ev.download.as_ref().is_some_and(|d| d.ids.is_empty());
         let id = self.push_request(ev, false);
         self.session.cur_req = Some(id);
         match framing {
             Ok(framing) => {
                 let ct = h.fields.content_type.unwrap_or_default();
                 let sniff = match framing {
+                    // Whatever its Content-Type: Orthanc reads the body as JSON regardless, and
+                    // `curl -d` labels it a form.
+                    Framing::Length(_) if resource_list => Some(SniffKind::ResourceList),
                     Framing::Length(n)
                         if n <= MAX_SNIFF
                             && h.method == "POST"
@@ -452,6 +473,7 @@ impl SessionSink<'_, '_, '_> {
         let s = &mut *self.session;
         s.cur_resp = pick;
         s.cur_resp_interim = interim;
+        let mut file_sniff = false;
         let method = match s.find(pick) {
             Some(tx) => {
                 if interim {
@@ -461,6 +483,18 @@ impl SessionSink<'_, '_, '_> {
                     tx.ev.status = Some(h.status);
                     tx.ev.response_time = Some(self.ctx.ts);
                     tx.ev.content_type = h.fields.content_type.map(|v| header_text(v, MAX_CONTENT_TYPE));
+                    // A REST API's DICOM file, or the first file of its ZIP, names its study in
+                    // its data set: read it from the body's prefix (dropped once read, as every
+                    // sniffed body is).
+                    let ct = h.fields.content_type.unwrap_or_default();
+                    file_sniff = (200..300).contains(&h.status)
+                        && tx.ev.download.as_ref().is_some_and(|d| match d.format.as_str() {
+                            "file" => media_type_is(ct, |m| m == "application/dicom"),
+                            _ => media_type_is(ct, |m| m == "application/zip"),
+                        });
+                    if file_sniff {
+                        tx.sniff = Some((SniffKind::DicomFile, Vec::new()));
+                    }
                 }
                 tx.ev.method.clone()
             }
@@ -500,7 +534,7 @@ impl SessionSink<'_, '_, '_> {
         }
         HeadOutcome::Body {
             framing,
-            sniff: answered.is_some_and(|(_, wado)| wado),
+            sniff: file_sniff || answered.is_some_and(|(_, wado)| wado),
             unsure: orphan,
         }
     }

@@ -284,6 +284,9 @@ impl HalfStream {
                 seen
             }
             Phase::UntilClose => {
+                if self.sniff {
+                    sink.body_data(self.role, rest);
+                }
                 self.msg_bytes += rest.len() as u64;
                 self.body_bytes += rest.len() as u64;
                 rest.len()
