@@ -1573,3 +1573,73 @@ fn login_failures_whose_rejections_the_mirror_dropped_are_still_alerted() {
     );
     assert_eq!(login_alerts(&run), want);
 }
+
+/// The bulk HTTP downloads (`bulk-export-wado.pcap`: 17 WADO-RS retrievals by rad1;
+/// `bulk-export-rest.pcap`: 17 studies through Orthanc's REST API by rad2, one connection
+/// per request) as a mirror that dropped the frames of the first three requests. Each of
+/// those responses is reported without its request (`request_missing`), its study read from
+/// the DICOM file or the ZIP it carries; no user was known for the address yet, so they
+/// counted for the bare address and the user kept 14: no alert. They now wait for the
+/// address's next authenticated request and count for its user: the plain capture's alert.
+/// With the REST capture's request (and the client's FIN) of a connection lost, nothing of
+/// the client after it showed the loss: its response was dropped silently; it is now reported
+/// at the connection's end, since no request byte ever came on it.
+#[test]
+fn bulk_downloads_whose_first_requests_the_mirror_dropped_are_still_the_users_alert() {
+    use common::pcapgen::{read_pcap, write_pcap};
+    let dir = common::Scratch::new("lost-first-requests");
+    for (name, user) in [("bulk-export-wado", "rad1"), ("bulk-export-rest", "rad2")] {
+        let path = sample("scenarios").join(format!("{name}.pcap"));
+        let plain = replay_paths(std::slice::from_ref(&path), Some(&scenario_config())).events;
+        let want = bulk_export_alerts(&plain);
+        assert_eq!(want.last(), Some(&("user".to_owned(), user.to_owned(), 17)), "{name}");
+        let mut frames = read_pcap(&path);
+        let mut dropped = 0;
+        frames.retain(|f| {
+            let request = tcp_payload(&f.data).is_some_and(|(_, p)| p.starts_with(b"GET /"));
+            let drop = request && dropped < 3;
+            dropped += usize::from(drop);
+            !drop
+        });
+        assert_eq!(dropped, 3);
+        let lossy = dir.join(format!("{name}.first-requests-dropped.pcap"));
+        write_pcap(&lossy, &frames);
+        let run = replay_paths(&[lossy], Some(&scenario_config())).events;
+        let missing = of(&run, "http").iter().filter(|h| h["request_missing"] == true).count();
+        assert_eq!(missing, 3, "{name}");
+        assert_eq!(bulk_export_alerts(&run), want, "{name}");
+    }
+    // One connection's request and the client's FIN lost (5 % of the frames dropped, the
+    // sweep's seed 2): its ZIP is still counted, for rad2.
+    let path = sample("scenarios").join("bulk-export-rest.pcap");
+    let mut frames = read_pcap(&path);
+    let request_of = |f: &common::pcapgen::Frame| {
+        tcp_payload(&f.data).is_some_and(|(_, p)| p.starts_with(b"GET /studies/") && p.len() > 100)
+    };
+    let ninth = frames
+        .iter()
+        .filter(|f| request_of(f))
+        .nth(8)
+        .map(|f| tcp_ports(&f.data));
+    let Some(Some((port, _))) = ninth else {
+        panic!("nine study archives")
+    };
+    // The client's request and everything of the client's after it (its ACKs and FIN).
+    let mut after_request = false;
+    let before = frames.len();
+    frames.retain(|f| {
+        let Some((src, payload)) = tcp_payload(&f.data) else {
+            return true;
+        };
+        after_request |= src == port && !payload.is_empty();
+        !(src == port && after_request)
+    });
+    assert!(frames.len() + 3 <= before, "the request, the client's ACKs and FIN");
+    let lossy = dir.join("bulk-export-rest.request-and-fin-dropped.pcap");
+    write_pcap(&lossy, &frames);
+    let run = replay_paths(&[lossy], Some(&scenario_config())).events;
+    assert_eq!(
+        bulk_export_alerts(&run).last(),
+        Some(&("user".to_owned(), "rad2".to_owned(), 17))
+    );
+}

@@ -294,8 +294,8 @@ fn inferred_section(d: &pacstap_detect::DetectStats) -> Option<SummarySection> {
                 "{} associations whose request was lost, named by the Move Originator of their \
                  C-MOVEs' sub-operations; {} C-MOVE / C-GET exports whose association request was \
                  lost, counted for the AE or user their client address used just before or after; \
-                 {} WADO downloads whose request was lost, counted for the user their address had \
-                 just authenticated as",
+                 {} downloads (WADO, REST API) whose request was lost, counted for the user their \
+                 address authenticated as just before or after",
                 d.callers_from_sub_operations, d.exports_caller_inherited, d.downloads_user_inherited
             ),
         ));

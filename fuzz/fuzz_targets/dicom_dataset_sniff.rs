@@ -17,5 +17,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = sniff_dataset(body, TransferSyntax::from_uid(uid), 64 * 1024).facts();
     let _ = sniff_dataset(body, TransferSyntax::guess(body), 64 * 1024).facts();
     let _ = study_in_file(body, 64 * 1024);
-    let _ = pacstap_proto::http::zip_prefix::first_study_in_zip(body, 64 * 1024);
+    let _ = pacstap_proto::http::zip_prefix::studies_in_zip(body, 64 * 1024);
 });

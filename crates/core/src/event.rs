@@ -11,7 +11,7 @@ mod tls;
 
 pub use alert::{Alert, AlertEntity, AlertEvidence, AlertVolume, Severity};
 pub use hl7::{Hl7AdminEvent, Hl7Event, Hl7MasterFileRecord};
-pub use http::{DicomWeb, HttpEvent, RestDownload};
+pub use http::{CountedStudy, DicomWeb, HttpEvent, RestDownload};
 pub use posture::{
     is_generic_name, is_password_scheme, is_tls_below_1_2, is_weak_cipher, PostureEvent, PostureFinding, GENERIC_NAMES,
     MAX_POSTURE_FLOWS, WEAK_CIPHER_PARTS,

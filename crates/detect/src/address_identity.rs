@@ -68,6 +68,14 @@ impl<V: Clone + PartialEq> AddressIdentity<V> {
         let s = self.by_address.get(&client)?;
         (s.last.abs_diff(ts) <= INHERIT_WINDOW_NS && ts > s.shared_until).then_some(&s.who)
     }
+
+    /// Whether `client` showed two identities near `ts` (a shared workstation, a NAT): waiting
+    /// for its next one would not name anyone either.
+    pub(crate) fn shared_at(&self, client: IpAddr, ts: i64) -> bool {
+        self.by_address
+            .get(&client)
+            .is_some_and(|s| s.last.abs_diff(ts) <= INHERIT_WINDOW_NS && ts <= s.shared_until)
+    }
 }
 
 #[cfg(test)]

@@ -641,7 +641,10 @@ impl Detector {
                 Offered::Added => {}
                 Offered::Complete(m) => self.export_late_move(*m, self.now, out),
             },
-            Observation::WebUserSeen { user, client } => self.web_users.seen(client, &Name::new(user), ev.ts.0),
+            Observation::WebUserSeen { user, client } => {
+                self.web_users.seen(client, &Name::new(user), ev.ts.0);
+                self.release_parked_downloads(client, ev.ts.0, out);
+            }
             Observation::Download {
                 entity,
                 user_unseen,
@@ -658,8 +661,12 @@ impl Detector {
                 if inherited.is_some() {
                     self.stats.downloads_user_inherited += 1;
                 }
-                let entity = inherited.as_deref().map_or(entity, EntRef::User);
                 let volume = crate::moves::SubOps::bytes_only(bytes, ev.flow.id, ev.ts.0);
+                let unnamed = user_unseen && inherited.is_none() && matches!(entity, EntRef::Ip(_));
+                if unnamed && self.park_download(ev, &studies, dest.clone(), volume.clone(), out) {
+                    return;
+                }
+                let entity = inherited.as_deref().map_or(entity, EntRef::User);
                 self.export(entity, &studies, (Some(&dest), Some(&volume)), &ev.flow, ev.ts.0, out);
             }
             Observation::UnknownDestination(u) => self.unknown_destination(&u, ev, out),

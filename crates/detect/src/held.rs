@@ -61,6 +61,9 @@ pub(crate) struct HeldExport {
     dest: Option<Dest>,
     /// What its C-MOVE sub-operations moved, and on which associations.
     subops: Option<SubOps>,
+    /// An HTTP retrieval whose request was lost (its user is the web user its address shows),
+    /// not a DICOM command (whose is the AE or user its address associated as).
+    web: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +72,8 @@ pub(crate) struct PendingFlow {
     items: Vec<HeldExport>,
     /// The association ended without naming who it was: waiting for its address's next one.
     parked: bool,
+    /// Parked HTTP retrievals (in `Pending::parked_web`), not DICOM exports.
+    web: bool,
 }
 
 #[derive(Debug)]
@@ -80,6 +85,8 @@ pub(crate) struct Pending {
     pub(crate) resolved: BoundedMap<FlowId, ()>,
     /// Parked flows by client address (each also in `flows`, so bounded by it).
     parked: HashMap<IpAddr, Vec<FlowId>, ahash::RandomState>,
+    /// Parked HTTP connections by client address, the same way.
+    parked_web: HashMap<IpAddr, Vec<FlowId>, ahash::RandomState>,
 }
 
 impl Default for Pending {
@@ -89,6 +96,7 @@ impl Default for Pending {
             order: VecDeque::new(),
             resolved: BoundedMap::new(MAX_RESOLVED_FLOWS),
             parked: HashMap::default(),
+            parked_web: HashMap::default(),
         }
     }
 }
@@ -114,6 +122,7 @@ impl Detector {
             studies,
             dest,
             subops,
+            web: false,
         };
         let fid = ev.flow.id;
         if let Some(u) = user.and_then(non_empty) {
@@ -137,6 +146,25 @@ impl Detector {
             self.export_held(item, None, out);
             return;
         }
+        self.make_room(out);
+        // From the command's own time: a C-MOVE that first waited for late sub-operations
+        // (`late_moves.rs`) waits for its identity no longer for it.
+        let since = ev.ts.0.min(self.now);
+        self.pending.flows.insert(
+            fid,
+            PendingFlow {
+                since,
+                items: vec![item],
+                parked: false,
+                web: false,
+            },
+        );
+        self.pending.order.push_back((fid, since));
+    }
+
+    /// Room for one more pending flow: the oldest go (counted for who they can be) while
+    /// `detect.max_pending_flows` are held.
+    fn make_room(&mut self, out: &mut Vec<ProtocolEvent>) {
         while self.pending.flows.len() >= self.p.max_pending {
             let Some((old, _)) = self.pending.order.pop_front() else {
                 break;
@@ -147,18 +175,77 @@ impl Detector {
                 self.release(old, None, out);
             }
         }
-        // From the command's own time: a C-MOVE that first waited for late sub-operations
-        // (`late_moves.rs`) waits for its identity no longer for it.
+    }
+
+    /// An HTTP retrieval whose request was lost (no user known) from an address that has shown
+    /// no web user around it yet (one that showed two, shared, counts for itself at once): the first requests of a bulk download lost to a mirror's drops
+    /// would otherwise count for the bare address, splitting the user's count. Parked until the
+    /// address's next authenticated request names its user (then it is that user's), at most
+    /// `detect.identity_wait` (then the user the address showed around it, else the address).
+    /// `false`: not parked (waiting is off, or the connection holds its share), count it now.
+    pub(crate) fn park_download(
+        &mut self,
+        ev: &ProtocolEvent,
+        studies: &[(u64, Option<&str>)],
+        dest: Dest,
+        volume: SubOps,
+        out: &mut Vec<ProtocolEvent>,
+    ) -> bool {
+        if self.p.identity_wait <= 0 || self.p.max_pending == 0 || self.web_users.shared_at(ev.flow.client.ip, ev.ts.0)
+        {
+            return false;
+        }
+        let item = HeldExport {
+            ts: ev.ts.0,
+            flow: ev.flow,
+            calling_ae: None,
+            studies: crate::scope::to_items(studies),
+            dest: Some(dest),
+            subops: Some(volume),
+            web: true,
+        };
+        let fid = ev.flow.id;
+        if let Some(p) = self.pending.flows.get_mut(&fid) {
+            if p.web && p.items.len() < MAX_HELD_PER_FLOW {
+                p.items.push(item);
+                return true;
+            }
+            return false;
+        }
+        self.make_room(out);
         let since = ev.ts.0.min(self.now);
         self.pending.flows.insert(
             fid,
             PendingFlow {
                 since,
                 items: vec![item],
-                parked: false,
+                parked: true,
+                web: true,
             },
         );
         self.pending.order.push_back((fid, since));
+        self.pending.parked_web.entry(ev.flow.client.ip).or_default().push(fid);
+        self.stats.downloads_parked += 1;
+        true
+    }
+
+    /// `client` just authenticated as a web user: its parked retrievals are that user's,
+    /// unless the address is shared.
+    pub(crate) fn release_parked_downloads(&mut self, client: IpAddr, ts: i64, out: &mut Vec<ProtocolEvent>) {
+        if self.pending.parked_web.is_empty() {
+            return;
+        }
+        let Some(user) = self.web_users.at(client, ts).cloned() else {
+            return;
+        };
+        let Some(fids) = self.pending.parked_web.remove(&client) else {
+            return;
+        };
+        for fid in fids {
+            let held = self.pending.flows.get(&fid).map_or(0, |p| p.items.len() as u64);
+            self.stats.downloads_user_inherited += held;
+            self.release(fid, Some(EntRef::User(user.as_str())), out);
+        }
     }
 
     /// The association of `ev` ended, naming its user identity and calling AE when its
@@ -248,11 +335,16 @@ impl Detector {
             return;
         };
         if p.parked {
+            let map = if p.web {
+                &mut self.pending.parked_web
+            } else {
+                &mut self.pending.parked
+            };
             if let Some(client) = p.items.first().map(|i| i.flow.client.ip) {
-                if let Some(v) = self.pending.parked.get_mut(&client) {
+                if let Some(v) = map.get_mut(&client) {
                     v.retain(|f| *f != fid);
                     if v.is_empty() {
-                        self.pending.parked.remove(&client);
+                        map.remove(&client);
                     }
                 }
             }
@@ -286,11 +378,18 @@ impl Detector {
     pub(crate) fn export_held(&mut self, item: HeldExport, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
         // Neither named: its association's A-ASSOCIATE-RQ was lost (`address_identity.rs`).
         let inherited = match (by, item.calling_ae.as_deref()) {
+            // An HTTP retrieval: the web user its address showed around it.
+            (None, None) if item.web => self
+                .web_users
+                .at(item.flow.client.ip, item.ts)
+                .map(|u| crate::entity::Caller::User(u.clone())),
             (None, None) => self.dicom_callers.at(item.flow.client.ip, item.ts).cloned(),
             _ => None,
         };
-        if inherited.is_some() {
-            self.stats.exports_caller_inherited += 1;
+        match (&inherited, item.web) {
+            (Some(_), true) => self.stats.downloads_user_inherited += 1,
+            (Some(_), false) => self.stats.exports_caller_inherited += 1,
+            (None, _) => {}
         }
         let ent = match (by, item.calling_ae.as_deref(), &inherited) {
             (Some(by), ..) => by,

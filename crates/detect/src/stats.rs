@@ -101,9 +101,12 @@ pub struct DetectStats {
     /// C-MOVEs whose response came before some of their sub-operations (a mirror's skew), that
     /// waited for them (`late_moves.rs`).
     pub moves_waited_for_sub_operations: u64,
-    /// WADO-RS downloads seen without their request, counted for the user their client
-    /// address had just authenticated as (`address_identity.rs`).
+    /// Downloads (WADO, REST API) seen without their request, counted for the user their
+    /// client address authenticated as just before or after (`address_identity.rs`, `held.rs`).
     pub downloads_user_inherited: u64,
+    /// Of those seen without their request, the ones that waited for their address's next
+    /// authenticated request (no user was known for it yet).
+    pub downloads_parked: u64,
     /// C-MOVE / C-GET exports on associations whose A-ASSOCIATE-RQ was not captured, counted
     /// for the one user or calling AE their client address associated as just before or
     /// after (`address_identity.rs`).

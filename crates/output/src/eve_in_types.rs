@@ -345,7 +345,7 @@ struct RestDownloadIn {
     level: String,
     format: String,
     ids: Vec<String>,
-    study_instance_uid: Option<String>,
+    study_instance_uids: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -401,7 +401,7 @@ impl From<HttpIn> for HttpEvent {
                 level: d.level,
                 format: d.format,
                 ids: d.ids,
-                study_instance_uid: d.study_instance_uid,
+                study_instance_uids: d.study_instance_uids,
             }),
             protocol: h.protocol,
             auth: h.auth,

@@ -171,7 +171,7 @@ pub struct RestDownload<'a> {
     #[serde(borrow)]
     pub format: Str<'a>,
     #[serde(borrow)]
-    pub study_instance_uid: Str<'a>,
+    pub study_instance_uids: StrList<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -132,7 +132,13 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
                 instances: (ok && file).then_some(1),
                 bytes: ev.u("response_bytes"),
                 status: ev.u("status").map(|s| s.to_string()),
-                studies: d.study_instance_uid.get().into_iter().collect(),
+                studies: d
+                    .study_instance_uids
+                    .items
+                    .iter()
+                    .map(|s| &**s)
+                    .filter(|s| !s.is_empty())
+                    .collect(),
                 cause: None,
             })
         }

@@ -39,11 +39,47 @@ pub struct RestDownload {
     /// The resources' ids as the URL or the request body named them (Orthanc's are hashes of
     /// the DICOM identifiers), at most 64.
     pub ids: Vec<String>,
-    /// The study of the first DICOM file the response carried (the `file`, or the first entry
-    /// of the ZIP), read from its data set; absent when the response's first 16 KiB did not
-    /// reach it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub study_instance_uid: Option<String>,
+    /// The studies of the DICOM files the response's first 16 KiB carried (the `file`, or the
+    /// ZIP's first entries, inflated), read from their data sets, each once, in order, at most
+    /// 8; empty when the prefix did not reach one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub study_instance_uids: Vec<String>,
+}
+
+/// One study a [`RestDownload`] counts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedStudy<'a> {
+    /// Named by the Study Instance UID of a file the response carried.
+    Named(&'a str),
+    /// A resource of the request whose study (or studies) the response did not name.
+    Resource(&'a str),
+}
+
+impl RestDownload {
+    /// What this retrieval exported, study by study, as the export rules and the summary count
+    /// it. A single DICOM file counts the study its data set named, and nothing when that was
+    /// not read (the response cut or lost): counting each file as a study would make a
+    /// viewer's hundred instances a bulk export. A study's or a series' archive counts the
+    /// study its first file named, so that it is the same study however it was retrieved (and
+    /// a study downloaded series by series counts once), else its resource. A patient's archive
+    /// and each resource of a `create-archive` list (whose levels the ids do not say) count one
+    /// each. A response whose request was lost (level `unknown`) counts the studies it named.
+    pub fn counted_studies(&self) -> Vec<CountedStudy<'_>> {
+        let mut named = self
+            .study_instance_uids
+            .iter()
+            .map(String::as_str)
+            .filter(|u| !u.is_empty());
+        match (self.format.as_str(), self.level.as_str()) {
+            (_, "unknown") => named.map(CountedStudy::Named).collect(),
+            ("file", _) => named.next().map(CountedStudy::Named).into_iter().collect(),
+            (_, "studies" | "series") if self.ids.len() == 1 => match named.next() {
+                Some(uid) => vec![CountedStudy::Named(uid)],
+                None => self.ids.iter().map(|id| CountedStudy::Resource(id)).collect(),
+            },
+            _ => self.ids.iter().map(|id| CountedStudy::Resource(id)).collect(),
+        }
+    }
 }
 
 /// One HTTP transaction.

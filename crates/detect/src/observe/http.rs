@@ -7,7 +7,7 @@ use crate::dest::Dest;
 use crate::entity::EntRef;
 use crate::rules::UnknownDest;
 use crate::scope::to_items;
-use pacstap_core::{DicomWeb, HttpEvent, ProtocolEvent, RestDownload};
+use pacstap_core::{CountedStudy, DicomWeb, HttpEvent, ProtocolEvent, RestDownload};
 
 pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEvent, seen: &mut Vec<Observation<'a>>) {
     let client = ev.flow.client.ip;
@@ -108,24 +108,17 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
     });
 }
 
-/// What a REST API retrieval (`HttpEvent.download`) exported. A single DICOM file counts the
-/// study its data set named, and nothing when that was not read (the response cut or lost):
-/// counting each file as a study would make a viewer's hundred instances a bulk export. A
-/// study's or a series' archive counts the study its first file named, so that it is the same
-/// study however it was retrieved (and a study downloaded series by series counts once), else
-/// one study keyed by the resource id. A patient's archive, and each resource of a
-/// `create-archive` list (whose levels the ids do not say), count one study each, by id.
+/// What a REST API retrieval (`HttpEvent.download`) exported ([`RestDownload::counted_studies`]):
+/// named studies keyed as a WADO retrieval or a C-MOVE of the same study is, resources by API,
+/// level and id.
 fn rest_download_studies<'a>(o: &Observer<'_>, d: &'a RestDownload) -> Vec<(u64, Option<&'a str>)> {
-    let named = d.study_instance_uid.as_deref().and_then(non_empty);
-    match (d.format.as_str(), d.level.as_str(), named) {
-        ("file", _, Some(uid)) | (_, "studies" | "series", Some(uid)) => vec![(o.study_key(uid), Some(uid))],
-        ("file", _, None) => Vec::new(),
-        _ => d
-            .ids
-            .iter()
-            .map(|id| (o.hasher.hash_one((d.api.as_str(), d.level.as_str(), id.as_str())), None))
-            .collect(),
-    }
+    d.counted_studies()
+        .into_iter()
+        .map(|c| match c {
+            CountedStudy::Named(uid) => (o.study_key(uid), Some(uid)),
+            CountedStudy::Resource(id) => (o.hasher.hash_one((d.api.as_str(), d.level.as_str(), id)), None),
+        })
+        .collect()
 }
 
 /// A STOW-RS store to a server outside the inventory: images sent to an unknown destination.
@@ -322,7 +315,7 @@ mod tests {
                 level: level.into(),
                 format: format.into(),
                 ids: ids.iter().map(|i| i.to_string()).collect(),
-                study_instance_uid: uid.map(str::to_owned),
+                study_instance_uids: uid.map(str::to_owned).into_iter().collect(),
             });
             let ev = http_ev((t, f, h));
             observed(&d, &ev)

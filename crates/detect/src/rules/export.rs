@@ -283,6 +283,43 @@ mod tests {
         assert_eq!(r.det.stats().downloads_user_inherited, 4);
     }
 
+    /// The first retrievals' requests lost, before the address showed any user: they wait for
+    /// its next authenticated request and count for that user (they counted for the bare
+    /// address, and carol's 16 studies were 13 and 3: no alert); without one in time, for the
+    /// address.
+    #[test]
+    fn downloads_whose_request_was_lost_before_any_user_wait_for_the_addresss_next_one() {
+        let mut r = Run::new("");
+        let at = |i: i64| flow(1 + i as u64, "10.0.0.9:40000", "10.0.0.5:8042");
+        for i in 0..3 {
+            r.feed(wado_without_request(i * SEC, at(i), Some(&study(i))));
+        }
+        assert_eq!(
+            r.det.stats().pending_flows,
+            3,
+            "parked: no user known for the address yet"
+        );
+        for i in 3..16 {
+            r.feed(wado(i * SEC, at(i), Some("carol"), &study(i)));
+        }
+        let a = r.alerts("bulk_export");
+        assert_eq!(
+            (a.last().map(|a| a.entity.id.as_str()), a.last().map(|a| a.count)),
+            (Some("carol"), Some(16))
+        );
+        assert_eq!(r.det.stats().downloads_user_inherited, 3);
+        assert_eq!(r.det.stats().downloads_parked, 3);
+        // No user ever: the address, once the wait is over.
+        let mut r = Run::new("");
+        for i in 0..16 {
+            r.feed(wado_without_request(i * SEC, at(i), Some(&study(i))));
+        }
+        assert!(r.alerts("bulk_export").is_empty(), "still waiting");
+        r.feed(wado_without_request(400 * SEC, at(99), Some(&study(99))));
+        let a = r.alerts("bulk_export");
+        assert_eq!((a[0].entity.id.as_str(), a[0].count), ("10.0.0.9", 16));
+    }
+
     #[test]
     fn an_address_two_users_share_keeps_the_downloads_whose_request_was_lost() {
         let mut r = Run::new("");

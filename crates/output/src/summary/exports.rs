@@ -18,7 +18,7 @@
 
 use super::units::human_bytes;
 use crate::term::escape_controls as esc;
-use pacstap_core::{DicomCommand, Direction, FlowMeta, HttpEvent, RestDownload, StatusClass};
+use pacstap_core::{CountedStudy, DicomCommand, Direction, FlowMeta, HttpEvent, RestDownload, StatusClass};
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -217,12 +217,14 @@ impl Exports {
         }
         let who = h.user.as_deref().unwrap_or("(no user)");
         let dest = flow.client.ip.to_string();
-        let named = d.study_instance_uid.as_deref().filter(|u| !u.is_empty());
-        let keys: Vec<String> = match (d.format.as_str(), d.level.as_str(), named) {
-            ("file", _, Some(uid)) | (_, "studies" | "series", Some(uid)) => vec![uid.to_owned()],
-            ("file", _, None) => Vec::new(),
-            _ => d.ids.iter().map(|id| format!("{}:{}:{id}", d.api, d.level)).collect(),
-        };
+        let keys: Vec<String> = d
+            .counted_studies()
+            .into_iter()
+            .map(|c| match c {
+                CountedStudy::Named(uid) => uid.to_owned(),
+                CountedStudy::Resource(id) => format!("{}:{}:{id}", d.api, d.level),
+            })
+            .collect();
         self.add_studies(who, &dest, Protocol::Rest, keys.iter().map(String::as_str));
         let row = self.row(who, &dest, Protocol::Rest);
         if d.format == "file" {

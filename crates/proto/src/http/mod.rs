@@ -179,7 +179,7 @@ impl HttpFlow {
                 HalfStream::new(Role::Request, midstream, max),
                 HalfStream::new(Role::Response, midstream, max),
             ],
-            session: Session::new(midstream, midstream && !handshake_seen),
+            session: Session::new(midstream, handshake_seen),
             data_bytes: 0,
             counted: false,
             lease: crate::Lease::default(),
@@ -204,6 +204,9 @@ impl Decoder for HttpFlow {
         match chunk.body {
             ChunkBody::Data(data) => {
                 self.data_bytes = self.data_bytes.saturating_add(data.len() as u64);
+                if chunk.dir == Direction::ToServer && !data.is_empty() {
+                    sink.session.request_seen = true;
+                }
                 stream.feed(data, &mut sink);
             }
             ChunkBody::Gap(len) => {
@@ -717,6 +720,30 @@ mod tests {
         assert_eq!((st.orphan_responses, st.responses_without_request_reported), (1, 0));
     }
 
+    /// The same response first on a connection whose handshake was captured, and no request
+    /// byte ever after: its request was lost with the client's FIN (no later byte of the
+    /// client's showed a gap). Reported at the connection's end, from the response alone; it
+    /// was dropped silently, and a bulk download lost a study with it.
+    #[test]
+    fn a_response_whose_request_never_came_is_reported_at_the_end() {
+        let conv = vec![wado_response(false)];
+        let (ev, h) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        let tx = http(&ev);
+        assert_eq!(tx.len(), 1, "{ev:?}");
+        assert!(tx[0].request_missing && tx[0].status == Some(200));
+        let dw = tx[0].dicomweb.as_ref().expect("a WADO-RS response");
+        assert_eq!(dw.study_instance_uid.as_deref(), Some(PART10_STUDY));
+        assert_eq!(h.an.stats().http.responses_without_request_reported, 1);
+        // Two responses, then the request of the first after all: neither is reported alone.
+        let conv = vec![
+            wado_response(false),
+            wado_response(false),
+            req("GET /dicom-web/studies/1.2.3 HTTP/1.1\r\n\r\n"),
+        ];
+        let (ev, _) = run_on(&ProtoConfig::default(), 8042, &conv, Cut::Whole, CloseReason::Fin);
+        assert!(http(&ev).iter().all(|t| !t.request_missing), "{ev:?}");
+    }
+
     #[test]
     fn lost_response_pairs_the_next_one_with_the_newest_request() {
         let conv = vec![
@@ -822,7 +849,7 @@ mod tests {
             .into_iter()
             .map(|t| {
                 let d = t.download.expect("a download");
-                (d.level, d.format, d.ids, d.study_instance_uid)
+                (d.level, d.format, d.ids, d.study_instance_uids.first().cloned())
             })
             .collect();
         let study = Some(PART10_STUDY.to_owned());

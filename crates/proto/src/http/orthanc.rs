@@ -83,13 +83,28 @@ pub fn classify(method: &str, segs: &[Cow<'_, str>], query: Option<&str>) -> Opt
     Some(download(level, format, vec![id.to_string()]))
 }
 
+/// [`RestDownload::api`] and [`RestDownload::level`] of a response whose request was not seen.
+pub const UNKNOWN: &str = "unknown";
+
+/// A DICOM file or ZIP (`format`) sent in answer to a request the capture lost: which API and
+/// which resources are unknown; the body names the study.
+pub fn unknown_request(format: &str) -> RestDownload {
+    RestDownload {
+        api: UNKNOWN.into(),
+        level: UNKNOWN.into(),
+        format: format.into(),
+        ids: Vec::new(),
+        study_instance_uids: Vec::new(),
+    }
+}
+
 fn download(level: &str, format: &str, ids: Vec<String>) -> RestDownload {
     RestDownload {
         api: API.into(),
         level: level.into(),
         format: format.into(),
         ids,
-        study_instance_uid: None,
+        study_instance_uids: Vec::new(),
     }
 }
 

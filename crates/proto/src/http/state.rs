@@ -70,6 +70,11 @@ struct Tx {
     resp_done: bool,
     /// Body prefix read for a login user or share recipients.
     sniff: Option<(SniffKind, Vec<u8>)>,
+    /// Built from a response that came first on a connection whose handshake was captured:
+    /// reported at the flow's end only if no request byte ever came (its request was lost with
+    /// everything after it); a request that comes after all was mirrored late, and the
+    /// response answered it (`Session::request_seen`).
+    provisional: bool,
 }
 
 /// Per-connection transaction state.
@@ -95,6 +100,11 @@ pub(crate) struct Session {
     /// request, so a response only mirrored ahead of its request (which then arrives whole)
     /// is not taken for one.
     pub(crate) requests_missed: bool,
+    /// The connection's handshake was captured and its first bytes were not a request: a
+    /// response before any request byte answers one the capture lost, or one mirrored late.
+    pub(crate) first_answer_unsure: bool,
+    /// A request byte came on this connection.
+    pub(crate) request_seen: bool,
     pub(crate) anomalies_emitted: u32,
     /// The connection stopped being HTTP/1.x (tunnel, HTTP/2): give the flow up.
     pub(crate) stop: bool,
@@ -110,12 +120,14 @@ impl Session {
             .sum()
     }
 
-    /// `midstream`: the flow did not start with a request; `requests_missed`: requests may have
-    /// been sent before the capture began.
-    pub(crate) fn new(midstream: bool, requests_missed: bool) -> Self {
+    /// `midstream`: the flow did not start with a request; `handshake_seen`: its TCP handshake
+    /// was captured, so no request was sent before the capture began (without it, requests may
+    /// have been).
+    pub(crate) fn new(midstream: bool, handshake_seen: bool) -> Self {
         Session {
             requests_lossy: midstream,
-            requests_missed,
+            requests_missed: midstream && !handshake_seen,
+            first_answer_unsure: midstream && handshake_seen,
             ..Session::default()
         }
     }
@@ -128,6 +140,12 @@ impl Session {
     /// Emit every transaction still open (flow end, or giving the flow up).
     pub(crate) fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some(mut tx) = self.txs.pop_front() {
+            if tx.provisional && self.request_seen {
+                continue;
+            }
+            if tx.provisional {
+                ctx.stats.http.responses_without_request_reported += 1;
+            }
             if !(tx.req_done && tx.resp_done) {
                 tx.ev.incomplete = true;
             }
@@ -139,7 +157,11 @@ impl Session {
 
     /// Emit the transaction `id` if both of its messages are complete.
     fn try_emit(&mut self, ctx: &mut Ctx<'_>, id: u64) {
-        if let Some(pos) = self.txs.iter().position(|t| t.id == id && t.req_done && t.resp_done) {
+        if let Some(pos) = self
+            .txs
+            .iter()
+            .position(|t| t.id == id && t.req_done && t.resp_done && !t.provisional)
+        {
             if let Some(tx) = self.txs.remove(pos) {
                 emit(ctx, tx);
             }
@@ -201,10 +223,10 @@ fn finish_form(tx: &mut Tx) {
         }
         Some((SniffKind::DicomFile, body)) if tx.ev.download.is_some() => {
             if let Some(d) = tx.ev.download.as_mut() {
-                d.study_instance_uid = if d.format == "file" {
-                    study_in_file(&body, MAX_FILE_INFLATED)
+                d.study_instance_uids = if d.format == "file" {
+                    study_in_file(&body, MAX_FILE_INFLATED).into_iter().collect()
                 } else {
-                    super::zip_prefix::first_study_in_zip(&body, MAX_FILE_INFLATED)
+                    super::zip_prefix::studies_in_zip(&body, MAX_FILE_INFLATED)
                 };
             }
         }
@@ -268,10 +290,23 @@ impl SessionSink<'_, '_, '_> {
     /// QIDO-RS, STOW-RS or metadata response carries JSON or XML), whose first file names the
     /// study: read from the body's prefix. `None`: no request was lost, nothing to answer.
     fn answer_a_missing_request(&mut self, content_type: Option<&[u8]>) -> Option<(u64, bool)> {
-        if !self.session.requests_missed {
+        let provisional = !self.session.requests_missed;
+        if provisional && (!self.session.first_answer_unsure || self.session.request_seen) {
             return None;
         }
         let wado = content_type.is_some_and(is_multipart_dicom);
+        // A DICOM file, or a ZIP (a REST API's archive), is a retrieval whatever API served it:
+        // the file (or the ZIP's first entry) names its study.
+        let ct = content_type.unwrap_or_default();
+        let format = if wado {
+            None
+        } else if media_type_is(ct, |m| m == "application/zip") {
+            Some("archive")
+        } else if media_type_is(ct, |m| m == "application/dicom") {
+            Some("file")
+        } else {
+            None
+        };
         let ev = HttpEvent {
             request_time: self.ctx.ts,
             incomplete: true,
@@ -280,10 +315,18 @@ impl SessionSink<'_, '_, '_> {
                 service: dicomweb::service::WADO_RS.into(),
                 ..DicomWeb::default()
             }),
+            download: format.map(super::orthanc::unknown_request),
             ..HttpEvent::default()
         };
+        let wado = wado || format.is_some();
         let id = self.push_tx(ev, true);
-        self.ctx.stats.http.responses_without_request_reported += 1;
+        if provisional {
+            if let Some(tx) = self.session.find(Some(id)) {
+                tx.provisional = true;
+            }
+        } else {
+            self.ctx.stats.http.responses_without_request_reported += 1;
+        }
         if wado {
             if let Some(tx) = self.session.find(Some(id)) {
                 tx.sniff = Some((SniffKind::DicomFile, Vec::new()));
@@ -321,6 +364,7 @@ impl SessionSink<'_, '_, '_> {
             final_seen: false,
             resp_done: false,
             sniff: None,
+            provisional: false,
         });
         id
     }

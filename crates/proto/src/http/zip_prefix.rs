@@ -33,10 +33,18 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     ]))
 }
 
-/// The Study Instance UID of the first DICOM file among the first entries of the ZIP whose
-/// first bytes are `body`, when they reach it. Entries stored (method 0) or deflated (8) are
-/// read; `max_inflated` bounds each inflation.
-pub fn first_study_in_zip(body: &[u8], max_inflated: usize) -> Option<String> {
+/// The Study Instance UIDs of the DICOM files among the first [`MAX_ENTRIES`] entries of the
+/// ZIP whose first bytes are `body`, each once, in order: as many as the prefix reaches (an
+/// archive of several small studies names them all, one of large images its first). Entries
+/// stored (method 0) or deflated (8) are read; `max_inflated` bounds each inflation.
+pub fn studies_in_zip(body: &[u8], max_inflated: usize) -> Vec<String> {
+    let mut found = Vec::new();
+    let _ = walk(body, max_inflated, &mut found);
+    found
+}
+
+/// [`studies_in_zip`]'s walk; `None` where the prefix ends or stops making sense.
+fn walk(body: &[u8], max_inflated: usize, found: &mut Vec<String>) -> Option<()> {
     let mut at = 0usize;
     for _ in 0..MAX_ENTRIES {
         if body.get(at..at.checked_add(4)?)? != LOCAL_HEADER {
@@ -61,14 +69,16 @@ pub fn first_study_in_zip(body: &[u8], max_inflated: usize) -> Option<String> {
             _ => None,
         };
         if let Some(uid) = file.and_then(|f| study_in_file(&f, max_inflated)) {
-            return Some(uid);
+            if !found.contains(&uid) {
+                found.push(uid);
+            }
         }
         if !sized {
             return None;
         }
         at = data_at.checked_add(compressed)?;
     }
-    None
+    Some(())
 }
 
 #[cfg(test)]
@@ -104,45 +114,44 @@ mod tests {
     }
 
     #[test]
-    fn the_first_dicom_entry_names_the_study() {
+    fn the_dicom_entries_name_their_studies() {
         for deflate in [true, false] {
             let zip = entry("A/B/CT000000.dcm", &dicom_file("1.2.3.4"), deflate, false);
-            assert_eq!(
-                first_study_in_zip(&zip, 1 << 16).as_deref(),
-                Some("1.2.3.4"),
-                "{deflate}"
-            );
+            assert_eq!(studies_in_zip(&zip, 1 << 16), ["1.2.3.4"], "{deflate}");
         }
+        // Several studies, one repeated: each once, in order.
+        let zip: Vec<u8> = ["1.2.3.7", "1.2.3.8", "1.2.3.7"]
+            .iter()
+            .flat_map(|u| entry("IM", &dicom_file(u), true, false))
+            .collect();
+        assert_eq!(studies_in_zip(&zip, 1 << 16), ["1.2.3.7", "1.2.3.8"]);
         // A text entry first: skipped by its size.
         let mut zip = entry("README.txt", b"not dicom", true, false);
         zip.extend(entry("IM0", &dicom_file("1.2.3.5"), true, false));
-        assert_eq!(first_study_in_zip(&zip, 1 << 16).as_deref(), Some("1.2.3.5"));
+        assert_eq!(studies_in_zip(&zip, 1 << 16), ["1.2.3.5"]);
         // Its size unknown (data descriptor): the next entry cannot be found.
         let mut zip = entry("README.txt", b"not dicom", true, true);
         zip.extend(entry("IM0", &dicom_file("1.2.3.5"), true, false));
-        assert_eq!(first_study_in_zip(&zip, 1 << 16), None);
+        assert_eq!(studies_in_zip(&zip, 1 << 16), Vec::<String>::new());
         // …but the first entry is still read.
         let zip = entry("IM0", &dicom_file("1.2.3.6"), true, true);
-        assert_eq!(first_study_in_zip(&zip, 1 << 16).as_deref(), Some("1.2.3.6"));
+        assert_eq!(studies_in_zip(&zip, 1 << 16), ["1.2.3.6"]);
     }
 
     #[test]
     fn hostile_prefixes_end_quietly() {
         let good = entry("IM0", &dicom_file("1.2.3.4"), true, false);
         for cut in 0..good.len() {
-            let _ = first_study_in_zip(&good[..cut], 1 << 16);
+            let _ = studies_in_zip(&good[..cut], 1 << 16);
         }
-        assert_eq!(
-            first_study_in_zip(b"PK\x05\x06 end of central directory", 1 << 16),
-            None
-        );
+        assert!(studies_in_zip(b"PK\x05\x06 end of central directory", 1 << 16).is_empty());
         // Sizes and lengths at their maxima point past the prefix.
         let mut lie = good.clone();
         lie[18..22].copy_from_slice(&u32::MAX.to_le_bytes());
         lie[26..28].copy_from_slice(&u16::MAX.to_le_bytes());
-        assert_eq!(first_study_in_zip(&lie, 1 << 16), None);
+        assert_eq!(studies_in_zip(&lie, 1 << 16), Vec::<String>::new());
         // A chain of empty entries stops after MAX_ENTRIES.
         let chain: Vec<u8> = (0..1000).flat_map(|_| entry("", b"", false, false)).collect();
-        assert_eq!(first_study_in_zip(&chain, 1 << 16), None);
+        assert_eq!(studies_in_zip(&chain, 1 << 16), Vec::<String>::new());
     }
 }
