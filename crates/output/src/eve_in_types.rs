@@ -346,6 +346,7 @@ struct RestDownloadIn {
     format: String,
     ids: Vec<String>,
     study_instance_uids: Vec<String>,
+    destination: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -402,6 +403,7 @@ impl From<HttpIn> for HttpEvent {
                 format: d.format,
                 ids: d.ids,
                 study_instance_uids: d.study_instance_uids,
+                destination: d.destination,
             }),
             protocol: h.protocol,
             auth: h.auth,

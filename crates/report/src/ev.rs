@@ -172,6 +172,8 @@ pub struct RestDownload<'a> {
     pub format: Str<'a>,
     #[serde(borrow)]
     pub study_instance_uids: StrList<'a>,
+    #[serde(borrow)]
+    pub destination: Str<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]

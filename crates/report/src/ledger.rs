@@ -123,11 +123,17 @@ pub fn action<'a>(ev: &Ev<'a>) -> Option<Action<'a>> {
             let client = ev.src.to_string();
             let ok = ev.u("status").is_some_and(|s| (200..300).contains(&s));
             let file = d.format.get() == Some("file");
+            // A push the PACS was told to make goes to the node or peer it names.
+            let pushed = d.destination.get().map(str::to_string);
             Some(Action {
-                how: if file { "REST file" } else { "REST archive" },
+                how: match (file, pushed.is_some()) {
+                    (_, true) => "REST store",
+                    (true, false) => "REST file",
+                    (false, false) => "REST archive",
+                },
                 kind: "transfer",
                 from: server,
-                to: client.clone(),
+                to: pushed.unwrap_or_else(|| client.clone()),
                 by: ev.user().map(str::to_string).unwrap_or(client),
                 instances: (ok && file).then_some(1),
                 bytes: ev.u("response_bytes"),

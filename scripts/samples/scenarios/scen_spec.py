@@ -27,7 +27,8 @@ def pools(a, b):
 
 
 CAPTURES = ["login-failures-dicom.pcap", "login-failures-http.pcap", "new-device.pcap",
-            "bulk-export-move.pcap", "bulk-export-wado.pcap", "bulk-export-rest.pcap", "unknown-destination.pcap",
+            "bulk-export-move.pcap", "bulk-export-wado.pcap", "bulk-export-rest.pcap", "bulk-export-rest-push.pcap",
+            "unknown-destination.pcap",
             "admin-change.pcap", "sharing-spike.pcap", "benign-modality-store.pcap",
             "benign-service-account.pcap", "benign-admin-export.pcap", "benign-radiologist-day.pcap",
             "baseline-history.pcap", "baseline-burst.pcap", "bulk-export-https.pcap",
@@ -83,6 +84,11 @@ EXPECT_FACTS = {
     "bulk-export-rest.pcap": dict(
         tcp_streams=15, http_requests=15, http_methods="GET=14 POST=1", http_status="200=15",
         http_user_status="rad2=[200:15]", wado_rs_studies="", **_NO_DICOM, **_NO_HL7),
+    "bulk-export-rest-push.pcap": dict(
+        tcp_streams=2, http_requests=1, http_methods="POST=1", http_status="200=1",
+        http_user_status="rad3=[200:1]", assoc_rq=1, assoc_ac=1, assoc_rj=0, release_rp=1,
+        calling_aes="ORTHANC=1", dimse="C-STORE-RQ=16 C-STORE-RSP=16", dimse_status="C-STORE-RSP:0x0000=16",
+        store_studies="ORTHANC->STORESCP=16", move_requests="", **_NO_HL7),
     "unknown-destination.pcap": dict(
         tcp_streams=4, assoc_rq=3, assoc_ac=3, assoc_rj=0, release_rp=3, calling_aes="ORTHANC=2 WORKSTATION1=1",
         dimse="C-MOVE-RQ=2 C-MOVE-RSP=2 C-STORE-RQ=2 C-STORE-RSP=2",
@@ -291,6 +297,32 @@ SCENARIOS = [
             ("new_device", "user rad2", "its inventory device"),
             ("unknown_destination", None, "the client is internal"),
             ("admin_change", None, "downloads are not configuration changes"),
+        ],
+    ),
+    dict(
+        files=["bulk-export-rest-push.pcap"],
+        title="Bulk export by a push: rad3 has Orthanc send 16 studies to a DICOM node over its REST API",
+        what=[
+            "rad3 from its usual device 10.20.0.30, with curl: one `POST /modalities/storescp/store` with "
+            "`{\"Resources\": [16 study ids], \"Synchronous\": true}` (pool studies P01..P16; Orthanc ids looked "
+            "up on the PACS's loopback, off the tap): 200. Orthanc then opens one association ORTHANC -> STORESCP "
+            "(10.20.0.20:11112) and sends the 16 instances (C-STORE 0x0000). Any Orthanc user may do this (no "
+            "roles without the authorization plugin); the images leave on the PACS's own connection, not to the "
+            "requester.",
+        ],
+        actors="user rad3 (inventory, device 10.20.0.30); PACS ORTHANC @ 10.20.0.10; destination AE STORESCP "
+               "@ 10.20.0.20 (in the inventory; Orthanc's name for it: storescp)",
+        alerts=[
+            dict(rule="bulk_export", kind="user", id="rad3", count=16, threshold=15, window=1800, first_at=16,
+                 destinations=["modality storescp"],
+                 note="the 16 resource ids of the push request (Orthanc ids, not UIDs: no study UID in the "
+                      "evidence); the destination as the URL names it"),
+        ],
+        not_alerts=[
+            ("bulk_export", "ae ORTHANC", "the PACS's own C-STOREs to an inventory node (what it was told to do)"),
+            ("unknown_destination", None, "STORESCP is in the inventory at 10.20.0.20"),
+            ("admin_change", None, "a push is not a configuration change"),
+            ("new_device", "user rad3", "its inventory device"),
         ],
     ),
     dict(

@@ -33,8 +33,10 @@ pub struct RestDownload {
     /// What `ids` name: `patients`, `studies`, `series`, `instances`, or `resources` (a list
     /// posted to `/tools/create-archive` or `/tools/create-media`, of levels the ids do not say).
     pub level: String,
-    /// `archive` (a ZIP of DICOM files), `media` (a ZIP with a DICOMDIR) or `file` (one DICOM
-    /// file).
+    /// `archive` (a ZIP of DICOM files), `media` (a ZIP with a DICOMDIR), `file` (one DICOM
+    /// file), or `store`: the PACS was told to send the resources to `destination` (Orthanc's
+    /// `POST /modalities/{name}/store`, `/peers/{name}/store`), so they leave by another
+    /// connection, not to this client.
     pub format: String,
     /// The resources' ids as the URL or the request body named them (Orthanc's are hashes of
     /// the DICOM identifiers), at most 64.
@@ -44,6 +46,10 @@ pub struct RestDownload {
     /// 8; empty when the prefix did not reach one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub study_instance_uids: Vec<String>,
+    /// `store`: where the PACS was told to send them, as the URL names it (`modality
+    /// storescp`, `peer remote`: Orthanc's names, not AE titles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// One study a [`RestDownload`] counts for.

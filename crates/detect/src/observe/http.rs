@@ -86,6 +86,18 @@ pub(super) fn request<'a>(o: &Observer<'_>, ev: &'a ProtocolEvent, h: &'a HttpEv
     if studies.is_empty() {
         return;
     }
+    // A push the PACS was told to make: the node or peer it names (Orthanc's name for it, not
+    // an AE title, so not checked against the inventory: the C-STOREs that follow are).
+    if let Some(to) = h.download.as_ref().and_then(|d| d.destination.as_deref()) {
+        seen.push(Observation::Download {
+            entity: actor,
+            user_unseen: false,
+            studies,
+            dest: Dest::ae(to, None, None),
+            bytes: 0,
+        });
+        return;
+    }
     // The client downloads: its address is the destination.
     let dest = Dest::Client(client);
     if let Some(why) = o.inv.dicom_destination_unknown(None, Some(client)) {
@@ -316,6 +328,7 @@ mod tests {
                 format: format.into(),
                 ids: ids.iter().map(|i| i.to_string()).collect(),
                 study_instance_uids: uid.map(str::to_owned).into_iter().collect(),
+                destination: None,
             });
             let ev = http_ev((t, f, h));
             observed(&d, &ev)
@@ -351,5 +364,34 @@ mod tests {
         assert_eq!(studies("patients", "archive", &["p"], Some("1.2.3"), 200).len(), 1);
         // Refused: nothing moved.
         assert!(studies("studies", "archive", &["s1"], Some("1.2.3"), 403).is_empty());
+    }
+
+    #[test]
+    fn a_push_the_pacs_was_told_to_make_is_the_requesters_export_to_the_named_node() {
+        let d = Detector::new(&config(""), None).unwrap();
+        // From outside: a download there would also be an unknown destination; a push is not.
+        let f = flow(1, "203.0.113.7:40000", "10.0.0.5:8042");
+        let (t, f, mut h) = http(0, f, "/modalities/storescp/store", 200, Some("bob"));
+        h.download = Some(RestDownload {
+            api: "orthanc".into(),
+            level: "resources".into(),
+            format: "store".into(),
+            ids: vec!["a".into(), "b".into()],
+            study_instance_uids: Vec::new(),
+            destination: Some("modality storescp".into()),
+        });
+        let ev = http_ev((t, f, h));
+        let seen = observed(&d, &ev);
+        assert!(
+            !seen.iter().any(|o| matches!(o, Observation::UnknownDestination(_))),
+            "{seen:?}"
+        );
+        let pushed = seen.iter().find_map(|o| match o {
+            Observation::Download {
+                entity, studies, dest, ..
+            } => Some((*entity, studies.len(), dest.evidence())),
+            _ => None,
+        });
+        assert_eq!(pushed, Some((EntRef::User("bob"), 2, "modality storescp".to_owned())));
     }
 }

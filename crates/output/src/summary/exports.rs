@@ -216,7 +216,8 @@ impl Exports {
             return;
         }
         let who = h.user.as_deref().unwrap_or("(no user)");
-        let dest = flow.client.ip.to_string();
+        // A push (`format: store`) goes to the node or peer it names, not to the client.
+        let dest = d.destination.clone().unwrap_or_else(|| flow.client.ip.to_string());
         let keys: Vec<String> = d
             .counted_studies()
             .into_iter()
@@ -230,7 +231,9 @@ impl Exports {
         if d.format == "file" {
             row.instances_seen = row.instances_seen.saturating_add(1);
         }
-        row.bytes = row.bytes.saturating_add(h.response_bytes);
+        if d.destination.is_none() {
+            row.bytes = row.bytes.saturating_add(h.response_bytes);
+        }
     }
 
     pub(super) fn observe_http(&mut self, flow: &FlowMeta, h: &HttpEvent) {

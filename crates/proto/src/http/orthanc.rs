@@ -9,7 +9,10 @@
 //! - `GET /instances/{id}/file` (one DICOM file; its study is read from the response);
 //! - `POST /tools/create-archive`, `/tools/create-media`, `/tools/create-media-extended` with
 //!   the resources in the JSON body (an array of ids, or `{"Resources": [...]}`), and the
-//!   same routes as `GET` with `?resources=id1,id2` (Orthanc 1.11.3 and later).
+//!   same routes as `GET` with `?resources=id1,id2` (Orthanc 1.11.3 and later);
+//! - `POST /modalities/{name}/store` and `/peers/{name}/store`: the PACS sends the resources of
+//!   the body (the same forms, or one bare id) to a DICOM node or another Orthanc, on its own
+//!   connection; the requester exports them there (`format: store`).
 //!
 //! Orthanc resource ids are SHA-1 hashes of the DICOM identifiers, written as five groups of
 //! eight hex digits; ids of any other shape (letters, digits, `-` and `.`, at most 64
@@ -30,7 +33,9 @@ pub const MAX_IDS: usize = 64;
 
 /// Whether `s` can be a resource id.
 fn is_id(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 fn eq(seg: &str, word: &str) -> bool {
@@ -69,6 +74,20 @@ pub fn classify(method: &str, segs: &[Cow<'_, str>], query: Option<&str>) -> Opt
     if !is_id(id) {
         return None;
     }
+    // /modalities/{name}/store, /peers/{name}/store: the PACS sends the resources in the body.
+    if post && eq(last, "store") {
+        let kind = if eq(level, "modalities") {
+            "modality"
+        } else if eq(level, "peers") {
+            "peer"
+        } else {
+            return None;
+        };
+        return Some(RestDownload {
+            destination: Some(format!("{kind} {id}")),
+            ..download("resources", "store", Vec::new())
+        });
+    }
     if get && eq(level, "instances") && eq(last, "file") {
         return Some(download("instances", "file", vec![id.to_string()]));
     }
@@ -95,6 +114,7 @@ pub fn unknown_request(format: &str) -> RestDownload {
         format: format.into(),
         ids: Vec::new(),
         study_instance_uids: Vec::new(),
+        destination: None,
     }
 }
 
@@ -105,6 +125,7 @@ fn download(level: &str, format: &str, ids: Vec<String>) -> RestDownload {
         format: format.into(),
         ids,
         study_instance_uids: Vec::new(),
+        destination: None,
     }
 }
 
@@ -127,10 +148,20 @@ fn ids_from_query(query: &str) -> Vec<String> {
 
 /// The ids a `/tools/create-*` request body lists (its first bytes: what came before a cut).
 pub fn ids_from_body(body: &[u8]) -> Vec<String> {
-    super::auth::json_string_array_or_key(body, "Resources", MAX_IDS)
+    let listed: Vec<String> = super::auth::json_string_array_or_key(body, "Resources", MAX_IDS)
         .into_iter()
         .filter(|id| is_id(id))
-        .collect()
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    // `/modalities/{name}/store` also takes one bare id as the whole body.
+    std::str::from_utf8(body)
+        .ok()
+        .map(str::trim)
+        .filter(|id| is_id(id))
+        .map(|id| vec![id.to_owned()])
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -194,6 +225,23 @@ mod tests {
         assert_eq!(ids_from_body(br#"{"Resources": ["a1", "b2", "c"#), ["a1", "b2"]);
         let many: Vec<String> = (0..100).map(|i| format!("\"id{i}\"")).collect();
         assert_eq!(ids_from_body(format!("[{}]", many.join(",")).as_bytes()).len(), MAX_IDS);
+    }
+
+    #[test]
+    fn pushes_to_a_node_or_a_peer() {
+        let t = split_target("/modalities/storescp/store");
+        let d = classify("POST", &segments(t.path), t.query).unwrap();
+        assert_eq!(
+            (d.level.as_str(), d.format.as_str(), d.destination.as_deref()),
+            ("resources", "store", Some("modality storescp"))
+        );
+        let d = classify("POST", &segments("/orthanc/peers/remote/store"), None).unwrap();
+        assert_eq!(d.destination.as_deref(), Some("peer remote"));
+        assert_eq!(c("GET", "/modalities/storescp/store"), None);
+        assert_eq!(c("POST", "/modalities/storescp/move"), None);
+        assert_eq!(c("POST", "/patients/p1/store"), None);
+        assert_eq!(ids_from_body(b"  a1b2  "), ["a1b2"]);
+        assert!(ids_from_body(b"not/an id").is_empty());
     }
 
     #[test]
