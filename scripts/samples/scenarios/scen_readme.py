@@ -372,6 +372,7 @@ def main():
         ["P01-P17", "bulk-export-wado (rad1)"],
         ["P01-P18", "bulk-export-rest (rad2: P01-P16 as ZIPs, P17 as a DICOM file, P18's JSON record)"],
         ["P01-P16", "bulk-export-rest-push (rad3: pushed to STORESCP by Orthanc)"],
+        ["P21-P40", "benign-rest-viewer (rad1: records and previews of 20, ZIPs of P21, P22)"],
         ["P01-P20", "benign-service-account (ROUTER1 -> STORESCP), benign-admin-export (admin)"],
         ["P01", "login-failures-dicom (SCANNER9's C-FIND)"],
         ["P01-P12", "sharing-spike (named in the share requests' JSON)"],

@@ -31,6 +31,7 @@ CAPTURES = ["login-failures-dicom.pcap", "login-failures-http.pcap", "new-device
             "unknown-destination.pcap",
             "admin-change.pcap", "sharing-spike.pcap", "benign-modality-store.pcap",
             "benign-service-account.pcap", "benign-admin-export.pcap", "benign-radiologist-day.pcap",
+            "benign-rest-viewer.pcap",
             "baseline-history.pcap", "baseline-burst.pcap", "bulk-export-https.pcap",
             "benign-https-viewer.pcap", "location-history.pcap", "new-location.pcap", "benign-location.pcap"]
 
@@ -122,6 +123,9 @@ EXPECT_FACTS = {
         assoc_rq=7, assoc_ac=7, assoc_rj=0, release_rp=7, calling_aes="ORTHANC=3 RAD1WS=4",
         move_requests="RAD1WS->RAD1WS=3", move_studies="RAD1WS->RAD1WS=3", store_studies="ORTHANC->RAD1WS=3",
         **_NO_HL7),
+    "benign-rest-viewer.pcap": dict(
+        tcp_streams=63, http_requests=63, http_methods="GET=63", http_status="200=63",
+        http_user_status="rad1=[200:63]", wado_rs_studies="", **_NO_DICOM, **_NO_HL7),
     "baseline-history.pcap": dict(
         tcp_streams=6, http_requests=6, http_status="200=6", wado_rs_studies="rad4=6", **_NO_DICOM, **_NO_HL7),
     "baseline-burst.pcap": dict(
@@ -477,6 +481,24 @@ SCENARIOS = [
             ("bulk_export", "ae RAD1WS", "3 distinct studies"),
             ("unknown_destination", "ae RAD1WS", "in the inventory at 10.20.0.30"),
             ("new_device", "user rad1 / ae RAD1WS", "their inventory devices"),
+        ],
+    ),
+    dict(
+        files=["benign-rest-viewer.pcap"],
+        title="Benign: a radiologist browsing Orthanc's REST API, two ZIP downloads",
+        what=[
+            "rad1 from 10.20.0.30, with curl, the requests Orthanc Explorer makes while browsing: `GET /studies`, "
+            "then for each of 20 studies (P21..P40) its record `GET /studies/{id}`, its series "
+            "`GET /studies/{id}/series` and its instance's preview image `GET /instances/{id}/preview` (PNG); then "
+            "two study ZIPs, `GET /studies/{id}/archive` (P21, P22). 63 requests, all 200.",
+        ],
+        actors="user rad1 (inventory, device 10.20.0.30); server Orthanc 10.20.0.10:8042",
+        alerts=[],
+        not_alerts=[
+            ("bulk_export", "user rad1", "2 studies downloaded (the ZIPs); records, series lists and preview "
+                                         "images of 20 studies are viewing, not exports"),
+            ("new_device", "user rad1", "its inventory device"),
+            ("admin_change", None, "reads only"),
         ],
     ),
     dict(
