@@ -149,17 +149,26 @@ impl Detector {
         self.make_room(out);
         // From the command's own time: a C-MOVE that first waited for late sub-operations
         // (`late_moves.rs`) waits for its identity no longer for it.
-        let since = ev.ts.0.min(self.now);
+        self.pend(fid, ev.ts.0.min(self.now), item);
+    }
+
+    /// Hold `item`, the first of flow `fid`, from `since`: an HTTP retrieval (`web`) parked by
+    /// its client address, a DICOM export waiting for its association's end.
+    fn pend(&mut self, fid: FlowId, since: i64, item: HeldExport) {
+        let (web, client) = (item.web, item.flow.client.ip);
         self.pending.flows.insert(
             fid,
             PendingFlow {
                 since,
                 items: vec![item],
-                parked: false,
-                web: false,
+                parked: web,
+                web,
             },
         );
         self.pending.order.push_back((fid, since));
+        if web {
+            self.pending.parked_web.entry(client).or_default().push(fid);
+        }
     }
 
     /// Room for one more pending flow: the oldest go (counted for who they can be) while
@@ -178,11 +187,12 @@ impl Detector {
     }
 
     /// An HTTP retrieval whose request was lost (no user known) from an address that has shown
-    /// no web user around it yet (one that showed two, shared, counts for itself at once): the first requests of a bulk download lost to a mirror's drops
-    /// would otherwise count for the bare address, splitting the user's count. Parked until the
-    /// address's next authenticated request names its user (then it is that user's), at most
-    /// `detect.identity_wait` (then the user the address showed around it, else the address).
-    /// `false`: not parked (waiting is off, or the connection holds its share), count it now.
+    /// no web user around it yet (one that showed two, shared, counts for itself at once): the
+    /// first requests of a bulk download lost to a mirror's drops would otherwise count for the
+    /// bare address, splitting the user's count. Parked until the address's next authenticated
+    /// request names its user (then it is that user's), at most `detect.identity_wait` (then
+    /// the user the address showed around it, else the address). `false`: not parked (waiting
+    /// is off, or the connection holds its share), count it now.
     pub(crate) fn park_download(
         &mut self,
         ev: &ProtocolEvent,
@@ -213,18 +223,7 @@ impl Detector {
             return false;
         }
         self.make_room(out);
-        let since = ev.ts.0.min(self.now);
-        self.pending.flows.insert(
-            fid,
-            PendingFlow {
-                since,
-                items: vec![item],
-                parked: true,
-                web: true,
-            },
-        );
-        self.pending.order.push_back((fid, since));
-        self.pending.parked_web.entry(ev.flow.client.ip).or_default().push(fid);
+        self.pend(fid, ev.ts.0.min(self.now), item);
         self.stats.downloads_parked += 1;
         true
     }
