@@ -1,10 +1,10 @@
 //! The URL shown in `http` events, on hostile request targets: never panics, never longer than
 //! its cap, and never carries a JWT (in the path, a key, a value, or nested in one). The same
-//! targets through the REST download classifier (Orthanc), whose ids are bounded, and as a
-//! `create-archive` body.
+//! targets through the REST download classifiers (Orthanc, dcm4chee-arc's exports), whose ids
+//! and destinations are bounded, and as a `create-archive` body.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pacstap_proto::http::{orthanc, parser, url};
+use pacstap_proto::http::{dcm4chee, orthanc, parser, url};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(target) = std::str::from_utf8(data) else {
@@ -17,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert!(orthanc::ids_from_body(data).len() <= orthanc::MAX_IDS);
+    if let Some(d) = dcm4chee::classify("POST", &url::segments(t.path)) {
+        assert!(d.destination.is_some_and(|to| to.chars().count() <= 64 + "exporter ".len()));
+    }
     let (short, _) = url::display_url(target, 64);
     assert!(short.chars().count() <= 64);
     if target.len() > 2000 {

@@ -28,7 +28,8 @@ pub struct DicomWeb {
 /// stolen credentials empties it. Counted by the export rules as WADO retrievals are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RestDownload {
-    /// Whose API: `orthanc`.
+    /// Whose API: `orthanc`, `dcm4chee` (its exports), `unknown` (a response without its
+    /// request).
     pub api: String,
     /// What `ids` name: `patients`, `studies`, `series`, `instances`, or `resources` (a list
     /// posted to `/tools/create-archive` or `/tools/create-media`, of levels the ids do not say).
@@ -47,7 +48,8 @@ pub struct RestDownload {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub study_instance_uids: Vec<String>,
     /// `store`: where the PACS was told to send them, as the URL names it (`modality
-    /// storescp`, `peer remote`: Orthanc's names, not AE titles).
+    /// storescp`, `peer remote`: Orthanc's names; `exporter STORESCP`, `exporter dicom:WS2`:
+    /// dcm4chee-arc's exporter ids; not AE titles).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
 }
@@ -69,7 +71,8 @@ impl RestDownload {
     /// study its first file named, so that it is the same study however it was retrieved (and
     /// a study downloaded series by series counts once), else its resource. A patient's archive
     /// and each resource of a `create-archive` list (whose levels the ids do not say) count one
-    /// each. A response whose request was lost (level `unknown`) counts the studies it named.
+    /// each. A response whose request was lost (level `unknown`) counts the studies it named, as
+    /// does a push whose URL names its study (dcm4chee-arc's exports).
     pub fn counted_studies(&self) -> Vec<CountedStudy<'_>> {
         let mut named = self
             .study_instance_uids
@@ -77,7 +80,10 @@ impl RestDownload {
             .map(String::as_str)
             .filter(|u| !u.is_empty());
         match (self.format.as_str(), self.level.as_str()) {
-            (_, "unknown") => named.map(CountedStudy::Named).collect(),
+            // The response's files, or (dcm4chee-arc's exports) the URL, named them.
+            (_, "unknown") | ("store", _) if !self.study_instance_uids.is_empty() => {
+                named.map(CountedStudy::Named).collect()
+            }
             ("file", _) => named.next().map(CountedStudy::Named).into_iter().collect(),
             (_, "studies" | "series") if self.ids.len() == 1 => match named.next() {
                 Some(uid) => vec![CountedStudy::Named(uid)],
@@ -162,4 +168,53 @@ pub struct HttpEvent {
     /// file it carries. Always with `incomplete`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub request_missing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CountedStudy, RestDownload};
+
+    fn d(api: &str, level: &str, format: &str, ids: &[&str], uids: &[&str]) -> RestDownload {
+        RestDownload {
+            api: api.into(),
+            level: level.into(),
+            format: format.into(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            study_instance_uids: uids.iter().map(|s| s.to_string()).collect(),
+            destination: None,
+        }
+    }
+
+    #[test]
+    fn what_each_kind_of_retrieval_counts() {
+        use CountedStudy::{Named, Resource};
+        fn c(x: &RestDownload) -> Vec<CountedStudy<'_>> {
+            x.counted_studies()
+        }
+        // A study's ZIP: the study its first file named, else its id.
+        assert_eq!(
+            c(&d("orthanc", "studies", "archive", &["s"], &["1.2", "1.3"])),
+            [Named("1.2")]
+        );
+        assert_eq!(c(&d("orthanc", "series", "archive", &["s"], &[])), [Resource("s")]);
+        // A file: its study or nothing.
+        assert_eq!(c(&d("orthanc", "instances", "file", &["i"], &["1.2"])), [Named("1.2")]);
+        assert!(c(&d("orthanc", "instances", "file", &["i"], &[])).is_empty());
+        // A list, a patient, an Orthanc push: each id.
+        assert_eq!(
+            c(&d("orthanc", "resources", "archive", &["a", "b"], &["1.2"])),
+            [Resource("a"), Resource("b")]
+        );
+        assert_eq!(c(&d("orthanc", "resources", "store", &["a"], &[])), [Resource("a")]);
+        // A response without its request, a dcm4chee-arc export: the studies named.
+        assert_eq!(
+            c(&d("unknown", "unknown", "archive", &[], &["1.2", "1.3"])),
+            [Named("1.2"), Named("1.3")]
+        );
+        assert!(c(&d("unknown", "unknown", "archive", &[], &[])).is_empty());
+        assert_eq!(
+            c(&d("dcm4chee", "instances", "store", &["1.2"], &["1.2"])),
+            [Named("1.2")]
+        );
+    }
 }

@@ -72,7 +72,8 @@ pub(super) fn request_event(ctx: &Ctx<'_>, h: &RequestHead<'_>) -> HttpEvent {
         x_forwarded_for: h.fields.x_forwarded_for.map(|v| header_text(v, MAX_FORWARDED)),
         protocol: Some(format!("HTTP/1.{}", h.minor)),
         dicomweb: dicomweb::classify(h.method, &segs, target.query),
-        download: super::orthanc::classify(h.method, &segs, target.query),
+        download: super::orthanc::classify(h.method, &segs, target.query)
+            .or_else(|| super::dcm4chee::classify(h.method, &segs)),
         admin_action: find_action(&cfg.admin_patterns, h.method, &segs).map(str::to_string),
         share_action: find_action(&cfg.share_patterns, h.method, &segs).map(str::to_string),
         request_time: ctx.ts,

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dcm4chee;
 pub mod dicomweb;
 mod event;
 pub mod orthanc;
