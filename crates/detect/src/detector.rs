@@ -556,7 +556,7 @@ impl Detector {
             Observation::AssociationUsed { user, ae, client } => {
                 let caller = crate::entity::Caller::new(user, ae);
                 self.dicom_callers.seen(client, &caller, ev.ts.0);
-                self.release_parked(client, ev.ts.0, out);
+                self.release_parked(client, ev.ts.0, false, out);
                 // Once per association: its A-ASSOCIATE-AC (else its first command, when the
                 // decoder missed the accept) is the earliest event that says it was accepted.
                 if self.logged_in.get(&ev.flow.id).is_none() {
@@ -643,7 +643,7 @@ impl Detector {
             },
             Observation::WebUserSeen { user, client } => {
                 self.web_users.seen(client, &Name::new(user), ev.ts.0);
-                self.release_parked_downloads(client, ev.ts.0, out);
+                self.release_parked(client, ev.ts.0, true, out);
             }
             Observation::Download {
                 entity,

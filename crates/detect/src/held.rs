@@ -23,7 +23,7 @@ use crate::bounded_map::BoundedMap;
 use crate::dest::Dest;
 use crate::detector::Detector;
 use crate::engine::AlertSink;
-use crate::entity::EntRef;
+use crate::entity::{Caller, EntRef};
 use crate::moves::SubOps;
 use crate::name::Name;
 use crate::observe::non_empty;
@@ -87,6 +87,17 @@ pub(crate) struct Pending {
     parked: HashMap<IpAddr, Vec<FlowId>, ahash::RandomState>,
     /// Parked HTTP connections by client address, the same way.
     parked_web: HashMap<IpAddr, Vec<FlowId>, ahash::RandomState>,
+}
+
+impl Pending {
+    /// The parked flows by client address: HTTP connections (`web`) or associations.
+    fn parked(&mut self, web: bool) -> &mut HashMap<IpAddr, Vec<FlowId>, ahash::RandomState> {
+        if web {
+            &mut self.parked_web
+        } else {
+            &mut self.parked
+        }
+    }
 }
 
 impl Default for Pending {
@@ -167,7 +178,7 @@ impl Detector {
         );
         self.pending.order.push_back((fid, since));
         if web {
-            self.pending.parked_web.entry(client).or_default().push(fid);
+            self.pending.parked(true).entry(client).or_default().push(fid);
         }
     }
 
@@ -228,25 +239,6 @@ impl Detector {
         true
     }
 
-    /// `client` just authenticated as a web user: its parked retrievals are that user's,
-    /// unless the address is shared.
-    pub(crate) fn release_parked_downloads(&mut self, client: IpAddr, ts: i64, out: &mut Vec<ProtocolEvent>) {
-        if self.pending.parked_web.is_empty() {
-            return;
-        }
-        let Some(user) = self.web_users.at(client, ts).cloned() else {
-            return;
-        };
-        let Some(fids) = self.pending.parked_web.remove(&client) else {
-            return;
-        };
-        for fid in fids {
-            let held = self.pending.flows.get(&fid).map_or(0, |p| p.items.len() as u64);
-            self.stats.downloads_user_inherited += held;
-            self.release(fid, Some(EntRef::User(user.as_str())), out);
-        }
-    }
-
     /// The association of `ev` ended, naming its user identity and calling AE when its
     /// A-ASSOCIATE-RQ was captured: its held exports are counted for the user, else the AE.
     /// Naming neither, they are counted for the one identity its client address associated
@@ -267,13 +259,13 @@ impl Detector {
             (None, None) => {}
         }
         let client = ev.flow.client.ip;
-        if let Some(caller) = self.dicom_callers.at(client, ev.ts.0).cloned() {
-            self.stats.exports_caller_inherited += held;
+        if let Some(caller) = self.identity_of(client, ev.ts.0, false) {
+            self.count_inherited(false, held);
             return self.release(fid, Some(caller.entity()), out);
         }
         if let Some(p) = self.pending.flows.get_mut(&fid) {
             p.parked = true;
-            self.pending.parked.entry(client).or_default().push(fid);
+            self.pending.parked(false).entry(client).or_default().push(fid);
         }
     }
 
@@ -303,26 +295,44 @@ impl Detector {
         let client = ev.flow.client.ip;
         self.dicom_callers
             .seen(client, &crate::entity::Caller::Ae(caller.clone()), ev.ts.0);
-        self.release_parked(client, ev.ts.0, out);
+        self.release_parked(client, ev.ts.0, false, out);
         Some(caller)
     }
 
-    /// `client` just associated as someone: the parked exports of its earlier associations
-    /// that named no one are counted for that identity, unless the address is shared.
-    pub(crate) fn release_parked(&mut self, client: IpAddr, ts: i64, out: &mut Vec<ProtocolEvent>) {
-        if self.pending.parked.is_empty() {
+    /// `client` just showed who it is: the parked exports of its earlier associations that
+    /// named no one (`web`: its parked HTTP retrievals, after an authenticated request) are
+    /// counted for that identity, unless the address is shared.
+    pub(crate) fn release_parked(&mut self, client: IpAddr, ts: i64, web: bool, out: &mut Vec<ProtocolEvent>) {
+        if self.pending.parked(web).is_empty() {
             return;
         }
-        let Some(caller) = self.dicom_callers.at(client, ts).cloned() else {
+        let Some(who) = self.identity_of(client, ts, web) else {
             return;
         };
-        let Some(fids) = self.pending.parked.remove(&client) else {
-            return;
-        };
-        for fid in fids {
+        let fids = self.pending.parked(web).remove(&client);
+        for fid in fids.unwrap_or_default() {
             let held = self.pending.flows.get(&fid).map_or(0, |p| p.items.len() as u64);
-            self.stats.exports_caller_inherited += held;
-            self.release(fid, Some(caller.entity()), out);
+            self.count_inherited(web, held);
+            self.release(fid, Some(who.entity()), out);
+        }
+    }
+
+    /// The one identity `client` showed around `ts`: as a web user (`web`), else as a DICOM
+    /// caller (the user identity or calling AE of its associations).
+    fn identity_of(&self, client: IpAddr, ts: i64, web: bool) -> Option<Caller> {
+        if web {
+            self.web_users.at(client, ts).map(|u| Caller::User(u.clone()))
+        } else {
+            self.dicom_callers.at(client, ts).cloned()
+        }
+    }
+
+    /// `n` exports counted for an identity their address showed, not one they named.
+    fn count_inherited(&mut self, web: bool, n: u64) {
+        if web {
+            self.stats.downloads_user_inherited += n;
+        } else {
+            self.stats.exports_caller_inherited += n;
         }
     }
 
@@ -334,11 +344,7 @@ impl Detector {
             return;
         };
         if p.parked {
-            let map = if p.web {
-                &mut self.pending.parked_web
-            } else {
-                &mut self.pending.parked
-            };
+            let map = self.pending.parked(p.web);
             if let Some(client) = p.items.first().map(|i| i.flow.client.ip) {
                 if let Some(v) = map.get_mut(&client) {
                     v.retain(|f| *f != fid);
@@ -377,18 +383,11 @@ impl Detector {
     pub(crate) fn export_held(&mut self, item: HeldExport, by: Option<EntRef<'_>>, out: &mut Vec<ProtocolEvent>) {
         // Neither named: its association's A-ASSOCIATE-RQ was lost (`address_identity.rs`).
         let inherited = match (by, item.calling_ae.as_deref()) {
-            // An HTTP retrieval: the web user its address showed around it.
-            (None, None) if item.web => self
-                .web_users
-                .at(item.flow.client.ip, item.ts)
-                .map(|u| crate::entity::Caller::User(u.clone())),
-            (None, None) => self.dicom_callers.at(item.flow.client.ip, item.ts).cloned(),
+            (None, None) => self.identity_of(item.flow.client.ip, item.ts, item.web),
             _ => None,
         };
-        match (&inherited, item.web) {
-            (Some(_), true) => self.stats.downloads_user_inherited += 1,
-            (Some(_), false) => self.stats.exports_caller_inherited += 1,
-            (None, _) => {}
+        if inherited.is_some() {
+            self.count_inherited(item.web, 1);
         }
         let ent = match (by, item.calling_ae.as_deref(), &inherited) {
             (Some(by), ..) => by,

@@ -47,8 +47,8 @@ pub(crate) struct Association {
     pub bytes: [u64; 2],
     pub commands: u64,
     pub start: Timestamp,
-    pub gap_bytes: u64,
-    /// `gap_bytes` by normalised direction (a lost reply is told from a lost request by it).
+    /// Bytes lost to capture gaps, by normalised direction (a lost reply is told from a lost
+    /// request by it); [`Association::gap_bytes`] is their sum.
     pub gap_bytes_by_dir: [u64; 2],
     /// Capture gaps inside the association.
     pub gaps: u32,
@@ -95,7 +95,6 @@ impl Association {
             bytes: [0; 2],
             commands: 0,
             start: ts,
-            gap_bytes: 0,
             gap_bytes_by_dir: [0; 2],
             gaps: 0,
             lossless: false,
@@ -135,6 +134,11 @@ impl Association {
             && *crate::decoder::at(&self.bytes, Direction::ToClient) == 0
             && *crate::decoder::at(&self.gap_bytes_by_dir, Direction::ToClient) == REFUSAL_PDU_BYTES
             && *crate::decoder::at(&self.gap_bytes_by_dir, Direction::ToServer) == 0
+    }
+
+    /// Bytes of the association lost to capture gaps, both ways.
+    pub(crate) fn gap_bytes(&self) -> u64 {
+        self.gap_bytes_by_dir[0].saturating_add(self.gap_bytes_by_dir[1])
     }
 
     pub(crate) fn pending_index(&self, key: Key) -> Option<usize> {

@@ -300,7 +300,7 @@ pub(crate) fn association_event(ts: Timestamp, meta: &FlowMeta, a: &Association,
         start: a.start,
         end: ts,
         request_seen: a.request_seen,
-        gap_bytes: a.gap_bytes,
+        gap_bytes: a.gap_bytes(),
         gaps: a.gaps,
         reject_inferred: end.reject_inferred,
     };

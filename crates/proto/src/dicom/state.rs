@@ -153,7 +153,6 @@ impl Session {
     pub(crate) fn gap(&mut self, ctx: &mut Ctx<'_>, raw: Direction, len: u64) {
         ctx.stats.gap_bytes += len;
         if let Some(a) = self.assoc.as_mut() {
-            a.gap_bytes = a.gap_bytes.saturating_add(len);
             let d = a.norm(raw);
             let by_dir = at_mut(&mut a.gap_bytes_by_dir, d);
             *by_dir = by_dir.saturating_add(len);
@@ -204,7 +203,7 @@ impl Session {
                 format_args!("P-DATA-TF before A-ASSOCIATE-AC, and no A-ASSOCIATE-AC came"),
             );
         }
-        if ctx.meta.handshake_seen && !a.request_seen && !a.accepted && a.commands == 0 && a.gap_bytes == 0 {
+        if ctx.meta.handshake_seen && !a.request_seen && !a.accepted && a.commands == 0 && a.gap_bytes() == 0 {
             // The whole connection was captured and no request ever came: not a mid-stream
             // pickup but a client that did not speak DICOM (a scanner's probe, typically).
             self.anomaly(

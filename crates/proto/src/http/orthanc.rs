@@ -50,13 +50,14 @@ pub fn classify(method: &str, segs: &[Cow<'_, str>], query: Option<&str>) -> Opt
     if !get && !post {
         return None;
     }
-    let (last, level, id, tools) = match segs {
-        [.., a, b, c] => (c, Some(a), b, b),
-        [.., b, c] => (c, None, b, b),
+    // `…/{level}/{id}/{last}`; for the tools, `…/tools/{last}`.
+    let (level, id, last) = match segs {
+        [.., level, id, last] => (Some(level), id, last),
+        [.., id, last] => (None, id, last),
         _ => return None,
     };
     // /tools/create-archive | create-media | create-media-extended
-    if eq(tools, "tools") {
+    if eq(id, "tools") {
         let format = if eq(last, "create-archive") {
             "archive"
         } else if eq(last, "create-media") || eq(last, "create-media-extended") {

@@ -288,7 +288,10 @@ impl SessionSink<'_, '_, '_> {
     /// lost since the last one: built from the response alone (its status and type set by the
     /// caller). A `multipart/related` DICOM body is a WADO-RS retrieval (PS3.18 §8.7.3.3; a
     /// QIDO-RS, STOW-RS or metadata response carries JSON or XML), whose first file names the
-    /// study: read from the body's prefix. `None`: no request was lost, nothing to answer.
+    /// study: read from the body's prefix; a DICOM file or a ZIP is a retrieval too. On a
+    /// connection whose first bytes were this response, it is provisional (`Tx::provisional`).
+    /// `None`: no request was lost, nothing to answer; else the transaction and whether its
+    /// body is read.
     fn answer_a_missing_request(&mut self, content_type: Option<&[u8]>) -> Option<(u64, bool)> {
         let provisional = !self.session.requests_missed;
         if provisional && (!self.session.first_answer_unsure || self.session.request_seen) {
@@ -318,21 +321,19 @@ impl SessionSink<'_, '_, '_> {
             download: format.map(super::orthanc::unknown_request),
             ..HttpEvent::default()
         };
-        let wado = wado || format.is_some();
+        // Its DICOM files name its studies: read from the body's prefix.
+        let sniff = wado || format.is_some();
         let id = self.push_tx(ev, true);
-        if provisional {
-            if let Some(tx) = self.session.find(Some(id)) {
-                tx.provisional = true;
-            }
-        } else {
+        if !provisional {
             self.ctx.stats.http.responses_without_request_reported += 1;
         }
-        if wado {
-            if let Some(tx) = self.session.find(Some(id)) {
+        if let Some(tx) = self.session.find(Some(id)) {
+            tx.provisional = provisional;
+            if sniff {
                 tx.sniff = Some((SniffKind::DicomFile, Vec::new()));
             }
         }
-        Some((id, wado))
+        Some((id, sniff))
     }
 
     fn push_tx(&mut self, ev: HttpEvent, req_done: bool) -> u64 {
@@ -578,7 +579,7 @@ impl SessionSink<'_, '_, '_> {
         }
         HeadOutcome::Body {
             framing,
-            sniff: file_sniff || answered.is_some_and(|(_, wado)| wado),
+            sniff: file_sniff || answered.is_some_and(|(_, sniff)| sniff),
             unsure: orphan,
         }
     }
